@@ -1,0 +1,351 @@
+//! Reads: `openat` names descriptors, `read`/`pread64`/`readv`/`preadv` are
+//! timed and aggregated per (file, syscall, request size) in a per-CPU map, so
+//! a read costs no ring buffer record. Context switches inside a read are
+//! added by `sched.rs` to the thread's in-flight entry.
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_str_bytes},
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    programs::TracePointContext,
+};
+use tracer_common::{
+    DISCOVERED_FILE_BIT, EventKind, FdKey, FileEvent, FileKey, InflightRead, PATH_CAPTURE_LEN,
+    ReadKey, ReadStats, ReadSyscall, drops,
+};
+
+use crate::maps::{EVENTS, config, count_drop, current_if_traced};
+
+/// Reads that entered the kernel and have not returned (key: tid).
+#[map]
+pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(16384, 0);
+
+/// `openat` filename pointers between syscall entry and exit (key: tid).
+#[map]
+static OPENING: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
+
+/// The file each traced descriptor names now (`file_id`, see `ReadKey`).
+#[map]
+static FD_FILES: HashMap<FdKey, u64> = HashMap::with_max_entries(65536, 0);
+
+/// Opens per (process, path), per CPU. A path is reported to userspace the
+/// first time a CPU sees it opened: a loop that opens the same file 100,000
+/// times sends at most one record per CPU, not 100,000.
+#[map]
+static FILE_OPENS: PerCpuHashMap<FileKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Scratch space for a path (too big for the 512-byte BPF stack).
+#[map]
+static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The read figures, summed by userspace across CPUs.
+#[map]
+static READ_STATS: PerCpuHashMap<ReadKey, ReadStats> = PerCpuHashMap::with_max_entries(16384, 0);
+
+const EBADF: i64 = 9;
+/// iovecs summed for a readv request size; bounded for the verifier.
+const MAX_IOVECS: u64 = 8;
+
+#[repr(C)]
+struct Iovec {
+    base: u64,
+    len: u64,
+}
+
+#[tracepoint]
+pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
+    let off = config().offsets;
+    enter_read(&ctx, ReadSyscall::Read, off.read_fd, off.read_count);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_pread64(ctx: TracePointContext) -> u32 {
+    let off = config().offsets;
+    enter_read(&ctx, ReadSyscall::Pread64, off.pread_fd, off.pread_count);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
+    let off = config().offsets;
+    enter_readv(
+        &ctx,
+        ReadSyscall::Readv,
+        off.readv_fd,
+        off.readv_vec,
+        off.readv_vlen,
+    );
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
+    let off = config().offsets;
+    enter_readv(
+        &ctx,
+        ReadSyscall::Preadv,
+        off.preadv_fd,
+        off.preadv_vec,
+        off.preadv_vlen,
+    );
+    0
+}
+
+/// One program serves the exit of all four read syscalls.
+#[tracepoint]
+pub fn sys_exit_read(ctx: TracePointContext) -> u32 {
+    exit_read(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    let Some((_, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let Ok(filename) = (unsafe { ctx.read_at::<u64>(config().offsets.openat_filename as usize) })
+    else {
+        return 0;
+    };
+    if OPENING.insert(tid, filename, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // Only traced threads have an OPENING entry: no TRACED lookup needed.
+    let Some(filename) = (unsafe { OPENING.get(tid) }).copied() else {
+        return 0;
+    };
+    let _ = OPENING.remove(tid);
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }) else {
+        return 0;
+    };
+    if ret < 0 {
+        return 0;
+    }
+    let fd = ret as i32;
+    // The kernel has just copied the name, so the page is resident.
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let scratch = unsafe { &mut *scratch };
+    let Ok(path) = (unsafe { bpf_probe_read_user_str_bytes(filename as *const u8, scratch) })
+    else {
+        return 0;
+    };
+    let file_id = path_hash(path);
+    if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+    let key = FileKey {
+        tgid,
+        _pad: 0,
+        file_id,
+    };
+    if let Some(opens) = FILE_OPENS.get_ptr_mut(key) {
+        // Per-CPU value: only this CPU writes it.
+        unsafe { *opens += 1 };
+        return 0;
+    }
+    if FILE_OPENS.insert(key, 1u64, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+    emit_file_event(
+        EventKind::FileOpened,
+        tgid,
+        tid,
+        fd,
+        file_id,
+        filename as *const u8,
+    );
+    0
+}
+
+/// FNV-1a of the path as opened, with the top bit clear (discovered
+/// descriptors have it set, so the two kinds never collide).
+#[inline(always)]
+fn path_hash(path: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in 0..PATH_CAPTURE_LEN {
+        if i >= path.len() {
+            break;
+        }
+        hash ^= path[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash & !DISCOVERED_FILE_BIT
+}
+
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    let Some((tgid, _)) = current_if_traced() else {
+        return 0;
+    };
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(config().offsets.close_fd as usize) }) else {
+        return 0;
+    };
+    let _ = FD_FILES.remove(FdKey {
+        tgid,
+        fd: fd as i32,
+    });
+    0
+}
+
+#[inline(always)]
+fn enter_read(ctx: &TracePointContext, syscall: ReadSyscall, fd_off: u32, count_off: u32) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let (Ok(fd), Ok(count)) = (unsafe { ctx.read_at::<u64>(fd_off as usize) }, unsafe {
+        ctx.read_at::<u64>(count_off as usize)
+    }) else {
+        return;
+    };
+    start_read(tid, fd as i32, count, syscall);
+}
+
+#[inline(always)]
+fn enter_readv(
+    ctx: &TracePointContext,
+    syscall: ReadSyscall,
+    fd_off: u32,
+    vec_off: u32,
+    vlen_off: u32,
+) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let (Ok(fd), Ok(vec), Ok(vlen)) = (
+        unsafe { ctx.read_at::<u64>(fd_off as usize) },
+        unsafe { ctx.read_at::<u64>(vec_off as usize) },
+        unsafe { ctx.read_at::<u64>(vlen_off as usize) },
+    ) else {
+        return;
+    };
+    let iovecs = vec as *const Iovec;
+    let mut request: u64 = 0;
+    for i in 0..MAX_IOVECS {
+        if i >= vlen {
+            break;
+        }
+        match unsafe { bpf_probe_read_user(iovecs.wrapping_add(i as usize)) } {
+            Ok(iov) => request = request.wrapping_add(iov.len),
+            Err(_) => break,
+        }
+    }
+    start_read(tid, fd as i32, request, syscall);
+}
+
+#[inline(always)]
+fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
+    let inflight = InflightRead {
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        request,
+        fd,
+        syscall: syscall as u32,
+        voluntary: 0,
+        involuntary: 0,
+    };
+    if INFLIGHT.insert(tid, inflight, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+}
+
+#[inline(always)]
+fn exit_read(ctx: &TracePointContext) {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(read) = (unsafe { INFLIGHT.get(tid) }).copied() else {
+        return;
+    };
+    let _ = INFLIGHT.remove(tid);
+    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let now = unsafe { bpf_ktime_get_ns() };
+
+    let fd_key = FdKey { tgid, fd: read.fd };
+    let file_id = match unsafe { FD_FILES.get(fd_key) } {
+        Some(id) => *id,
+        // A bad descriptor names no file: count the error under file 0.
+        None if ret == -EBADF => 0,
+        None => {
+            // Opened before we attached, or by a call we do not trace (pipe2,
+            // socket, dup...): name this descriptor now, userspace resolves
+            // it through /proc/PID/fd while it is still open.
+            let file_id = read.start_ns | DISCOVERED_FILE_BIT;
+            if FD_FILES.insert(fd_key, file_id, 0).is_err() {
+                count_drop(drops::TABLES);
+            }
+            emit_file_event(
+                EventKind::FdDiscovered,
+                tgid,
+                tid,
+                read.fd,
+                file_id,
+                core::ptr::null(),
+            );
+            file_id
+        }
+    };
+
+    let key = ReadKey {
+        tgid,
+        fd: read.fd,
+        file_id,
+        request: read.request,
+        syscall: read.syscall,
+        _pad: 0,
+    };
+    let stats = match READ_STATS.get_ptr_mut(key) {
+        Some(stats) => stats,
+        None => {
+            if READ_STATS.insert(key, ReadStats::default(), 0).is_err() {
+                count_drop(drops::READ_STATS);
+                return;
+            }
+            match READ_STATS.get_ptr_mut(key) {
+                Some(stats) => stats,
+                None => return,
+            }
+        }
+    };
+    // Per-CPU value: only this CPU writes it.
+    let stats = unsafe { &mut *stats };
+    stats.syscalls += 1;
+    if ret >= 0 {
+        stats.bytes += ret as u64;
+    } else {
+        stats.errors += 1;
+    }
+    stats.kernel_ns += now.saturating_sub(read.start_ns);
+    stats.voluntary += read.voluntary;
+    stats.involuntary += read.involuntary;
+}
+
+#[inline(always)]
+fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, path: *const u8) {
+    let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header.kind = kind as u32;
+    event.header.tgid = tgid;
+    event.header.tid = tid;
+    event.header._pad = 0;
+    event.header.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.fd = fd;
+    event.file_id = file_id;
+    event.path_len = 0;
+    if !path.is_null() {
+        if let Ok(bytes) = unsafe { bpf_probe_read_user_str_bytes(path, &mut event.path) } {
+            event.path_len = bytes.len() as u32;
+        }
+    }
+    entry.submit(0);
+}

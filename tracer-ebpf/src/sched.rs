@@ -1,0 +1,93 @@
+//! Scheduler context switches of traced threads: voluntary (the task slept)
+//! versus involuntary (it was preempted), on-CPU and off-CPU time, and the
+//! switches that happened inside a read syscall.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::{map, tracepoint},
+    maps::HashMap,
+    programs::TracePointContext,
+};
+use tracer_common::{ThreadStats, drops};
+
+use crate::{
+    io::INFLIGHT,
+    maps::{TRACED, config, count_drop},
+};
+
+/// Per traced thread (key: tid). Kept after the thread exits so the report has it.
+#[map]
+pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(16384, 0);
+
+#[tracepoint]
+pub fn sched_switch(ctx: TracePointContext) -> u32 {
+    let cfg = config();
+    let now = unsafe { bpf_ktime_get_ns() };
+
+    // The tracepoint runs in the context of `prev`, the task leaving the CPU.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if tid != 0 && unsafe { TRACED.get(tgid) }.is_some() {
+        let state =
+            unsafe { ctx.read_at::<i64>(cfg.offsets.switch_prev_state as usize) }.unwrap_or(0);
+        let voluntary = (state as u64) & cfg.task_state_mask != 0;
+        switched_out(tgid, tid, voluntary, now);
+    }
+
+    let Ok(next) = (unsafe { ctx.read_at::<i32>(cfg.offsets.switch_next_pid as usize) }) else {
+        return 0;
+    };
+    if next > 0 {
+        if let Some(thread) = THREADS.get_ptr_mut(next as u32) {
+            let thread = unsafe { &mut *thread };
+            if thread.last_off_ns != 0 {
+                thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
+            }
+            thread.last_on_ns = now;
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn switched_out(tgid: u32, tid: u32, voluntary: bool, now: u64) {
+    let thread = match THREADS.get_ptr_mut(tid) {
+        Some(thread) => thread,
+        None => {
+            let fresh = ThreadStats {
+                tgid,
+                comm: bpf_get_current_comm().unwrap_or_default(),
+                ..ThreadStats::default()
+            };
+            if THREADS.insert(tid, fresh, 0).is_err() {
+                count_drop(drops::THREADS);
+                return;
+            }
+            match THREADS.get_ptr_mut(tid) {
+                Some(thread) => thread,
+                None => return,
+            }
+        }
+    };
+    // A thread's switches are serialised (it cannot run on two CPUs), so
+    // plain updates are safe here.
+    let thread = unsafe { &mut *thread };
+    if voluntary {
+        thread.voluntary += 1;
+    } else {
+        thread.involuntary += 1;
+    }
+    if thread.last_on_ns != 0 {
+        thread.on_cpu_ns += now.saturating_sub(thread.last_on_ns);
+    }
+    thread.last_off_ns = now;
+
+    if let Some(read) = INFLIGHT.get_ptr_mut(tid) {
+        let read = unsafe { &mut *read };
+        if voluntary {
+            read.voluntary += 1;
+        } else {
+            read.involuntary += 1;
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Aggregators: events from the ring buffer and rows from the BPF maps go in,
+//! report sections come out. One module per concern.
+
+pub mod reads;
+pub mod sched;
+
+use std::{collections::HashMap, time::Instant};
+
+use crate::events::Event;
+
+/// Everything learned from ring buffer events while tracing.
+#[derive(Default)]
+pub struct Collector {
+    pub received: u64,
+    pub decode_errors: u64,
+    pub first_event: Option<Instant>,
+    pub files: reads::FileTable,
+    /// Task names seen at exit (key: tid): the name after `exec`, which the
+    /// kernel-side per-thread record may predate.
+    pub exit_comms: HashMap<u32, String>,
+    /// Processes whose whole thread group exited.
+    pub exited: Vec<u32>,
+    /// Notes for the report about the trace itself.
+    pub warnings: Vec<String>,
+}
+
+impl Collector {
+    pub fn on_event(&mut self, event: Event) {
+        self.received += 1;
+        self.first_event.get_or_insert_with(Instant::now);
+        match event {
+            Event::FileOpened {
+                tgid,
+                fd,
+                file_id,
+                path,
+                truncated,
+            } => {
+                let path = if truncated {
+                    format!("{path}...")
+                } else {
+                    path
+                };
+                self.files.on_opened(tgid, fd, file_id, &path);
+            }
+            Event::FdDiscovered { tgid, fd, file_id } => {
+                self.files.on_discovered(tgid, fd, file_id)
+            }
+            Event::ProcessForked { .. } => {}
+            Event::ProcessExited {
+                tgid,
+                tid,
+                group_dead,
+                comm,
+                ..
+            } => {
+                self.exit_comms.insert(tid, comm);
+                if group_dead {
+                    self.exited.push(tgid);
+                }
+            }
+        }
+    }
+}

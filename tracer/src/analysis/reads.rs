@@ -1,0 +1,234 @@
+//! Read figures per file: kernel rows (per file id, syscall and request size)
+//! joined with what userspace learned about each file id.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracer_common::{ReadKey, ReadStats, ReadSyscall};
+
+use crate::{
+    files::{self, FileInfo},
+    report::{ContextSwitches, FileReads},
+};
+
+#[derive(Default)]
+pub struct FileTable {
+    /// (tgid, file_id) -> what the file is.
+    files: HashMap<(u32, u64), FileInfo>,
+    /// Descriptors open when tracing started: (tgid, fd) -> file.
+    at_attach: HashMap<(u32, i32), FileInfo>,
+}
+
+impl FileTable {
+    #[cfg(test)]
+    pub fn insert(&mut self, tgid: u32, file_id: u64, info: FileInfo) {
+        self.files.insert((tgid, file_id), info);
+    }
+
+    /// Remembers a process's open descriptors, in case one is read and closed
+    /// before its discovery event is handled.
+    pub fn remember_open_fds(&mut self, tgid: u32) {
+        for (fd, info) in files::snapshot(tgid) {
+            self.at_attach.insert((tgid, fd), info);
+        }
+    }
+
+    pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str) {
+        self.files
+            .entry((tgid, file_id))
+            .or_insert_with(|| files::from_open(tgid, fd, path));
+    }
+
+    pub fn on_discovered(&mut self, tgid: u32, fd: i32, file_id: u64) {
+        let info = files::from_fd(tgid, fd)
+            .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
+            .unwrap_or_else(|| FileInfo {
+                path: format!("fd {fd} (closed before it could be named)"),
+                fs: "unknown".into(),
+                blksize: None,
+            });
+        self.files.insert((tgid, file_id), info);
+    }
+
+    fn lookup(&self, key: &ReadKey) -> FileInfo {
+        if key.file_id == 0 {
+            return FileInfo {
+                path: format!("fd {} (bad descriptor)", key.fd),
+                fs: "none".into(),
+                blksize: None,
+            };
+        }
+        self.files
+            .get(&(key.tgid, key.file_id))
+            .cloned()
+            .unwrap_or_else(|| FileInfo {
+                // Its event was lost: say so rather than guess.
+                path: format!("fd {} (name lost)", key.fd),
+                fs: "unknown".into(),
+                blksize: None,
+            })
+    }
+
+    /// One `FileReads` per (process, path), busiest first. `opens` is the
+    /// kernel's count per (tgid, file_id).
+    pub fn aggregate(
+        &self,
+        rows: &[(ReadKey, ReadStats)],
+        opens: &HashMap<(u32, u64), u64>,
+    ) -> Vec<FileReads> {
+        let mut by_file: BTreeMap<(u32, String), FileReads> = BTreeMap::new();
+        let mut counted_opens = std::collections::HashSet::new();
+        for (key, stats) in rows {
+            let info = self.lookup(key);
+            let entry = by_file
+                .entry((key.tgid, info.path.clone()))
+                .or_insert_with(|| FileReads {
+                    pid: key.tgid,
+                    path: info.path.clone(),
+                    fs: info.fs.clone(),
+                    blksize: info.blksize,
+                    ..Default::default()
+                });
+            if counted_opens.insert((key.tgid, key.file_id)) {
+                entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
+            }
+            entry.syscalls += stats.syscalls;
+            entry.bytes += stats.bytes;
+            entry.errors += stats.errors;
+            entry.kernel_ns += stats.kernel_ns;
+            entry.context_switches.voluntary += stats.voluntary;
+            entry.context_switches.involuntary += stats.involuntary;
+            *entry
+                .request_sizes
+                .entry(key.request.to_string())
+                .or_default() += stats.syscalls;
+            let name = ReadSyscall::from_u32(key.syscall).map_or("unknown", ReadSyscall::name);
+            *entry.by_syscall.entry(name.to_owned()).or_default() += stats.syscalls;
+        }
+        let mut files: Vec<FileReads> = by_file.into_values().collect();
+        files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
+        files
+    }
+}
+
+/// Summed context switches inside all reads.
+pub fn total_switches(files: &[FileReads]) -> ContextSwitches {
+    files.iter().fold(ContextSwitches::default(), |mut acc, f| {
+        acc.voluntary += f.context_switches.voluntary;
+        acc.involuntary += f.context_switches.involuntary;
+        acc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(tgid: u32, fd: i32, file_id: u64, request: u64, syscall: ReadSyscall) -> ReadKey {
+        ReadKey {
+            tgid,
+            fd,
+            file_id,
+            request,
+            syscall: syscall as u32,
+            _pad: 0,
+        }
+    }
+
+    fn stats(syscalls: u64, bytes: u64, voluntary: u64) -> ReadStats {
+        ReadStats {
+            syscalls,
+            bytes,
+            errors: 0,
+            kernel_ns: syscalls * 1000,
+            voluntary,
+            involuntary: 0,
+        }
+    }
+
+    fn table() -> FileTable {
+        let mut t = FileTable::default();
+        let proc_status = FileInfo {
+            path: "/proc/self/status".into(),
+            fs: "proc".into(),
+            blksize: Some(1024),
+        };
+        t.insert(10, 111, proc_status);
+        t.insert(
+            10,
+            222,
+            FileInfo {
+                path: "pipe:[99]".into(),
+                fs: "pipe".into(),
+                blksize: Some(4096),
+            },
+        );
+        t
+    }
+
+    #[test]
+    fn merges_rows_of_one_file_across_fds_sizes_and_syscalls() {
+        let rows = vec![
+            (
+                key(10, 3, 111, 1024, ReadSyscall::Read),
+                stats(200, 200 * 1024, 0),
+            ),
+            (
+                key(10, 4, 111, 1024, ReadSyscall::Read),
+                stats(100, 40_000, 0),
+            ),
+            (
+                key(10, 3, 111, 4096, ReadSyscall::Pread64),
+                stats(5, 5000, 1),
+            ),
+            (key(10, 5, 222, 65536, ReadSyscall::Read), stats(10, 10, 10)),
+        ];
+        let opens = HashMap::from([((10, 111), 300), ((10, 222), 1)]);
+        let files = table().aggregate(&rows, &opens);
+        assert_eq!(files.len(), 2);
+        let status = &files[0];
+        assert_eq!(status.opens, 300);
+        assert_eq!(status.path, "/proc/self/status");
+        assert_eq!(status.syscalls, 305);
+        assert_eq!(status.bytes, 200 * 1024 + 40_000 + 5000);
+        assert_eq!(status.request_sizes["1024"], 300);
+        assert_eq!(status.request_sizes["4096"], 5);
+        assert_eq!(status.by_syscall["read"], 300);
+        assert_eq!(status.by_syscall["pread64"], 5);
+        assert_eq!(status.dominant_request(), Some((1024, 300)));
+        let pipe = &files[1];
+        assert_eq!(pipe.context_switches.voluntary, 10);
+        assert_eq!(total_switches(&files).voluntary, 11);
+    }
+
+    #[test]
+    fn unknown_and_bad_descriptors_are_named_not_guessed() {
+        let rows = vec![
+            (key(10, 9, 0, 16, ReadSyscall::Read), stats(1, 0, 0)),
+            (key(10, 8, 777, 16, ReadSyscall::Read), stats(2, 0, 0)),
+        ];
+        let files = table().aggregate(&rows, &HashMap::new());
+        let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["fd 8 (name lost)", "fd 9 (bad descriptor)"]);
+    }
+
+    #[test]
+    fn same_path_in_two_processes_stays_apart() {
+        let mut t = table();
+        t.insert(
+            11,
+            111,
+            FileInfo {
+                path: "/proc/self/status".into(),
+                fs: "proc".into(),
+                blksize: Some(1024),
+            },
+        );
+        let rows = vec![
+            (key(10, 3, 111, 1024, ReadSyscall::Read), stats(1, 1, 0)),
+            (key(11, 3, 111, 1024, ReadSyscall::Read), stats(1, 1, 0)),
+        ];
+        let files = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(files.len(), 2);
+        assert_ne!(files[0].pid, files[1].pid);
+    }
+}

@@ -1,0 +1,125 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tracer --pid 1234                 trace a running process until Ctrl-C or it exits
+  sudo tracer --pid 1234 --duration 30   trace for 30 seconds, then print the report
+  sudo tracer -- python3 app.py          launch app.py and trace it from its first instruction
+  sudo tracer --format json -o r.json -- python3 app.py
+
+What it reports:
+  reads       per file: read syscalls, request sizes, bytes, time in the kernel,
+              and the context switches that happened inside those reads
+  scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
+
+Syscalls (user->kernel mode switches) and scheduler context switches are
+counted separately and never mixed.
+
+Exit status:
+  0  report written             4  no such process / command could not be started
+  1  other error                5  kernel lacks BPF, BTF, tracefs or a tracepoint
+  2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
+  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tracer",
+    version,
+    about = "eBPF tracer for Python processes: what the kernel did to a process, and why",
+    after_help = EXAMPLES,
+    arg_required_else_help = true
+)]
+pub struct Args {
+    /// Trace this running process (all its threads)
+    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Stop after this many seconds (default: when the target exits or on Ctrl-C)
+    #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<f64>,
+
+    /// Report format
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Do not follow processes forked by the target
+    #[arg(long)]
+    pub no_children: bool,
+
+    /// No live status line on standard error
+    #[arg(long)]
+    pub quiet: bool,
+
+    /// Log what the tracer does (attach times, first event) to standard error
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Command to launch and trace (after `--`)
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn parse_duration(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}
+
+impl Args {
+    /// Checks what clap cannot express: exactly one of `--pid` and a command.
+    pub fn validate(&self) -> Result<(), String> {
+        match (self.pid, self.command.is_empty()) {
+            (None, true) => Err("give a process to trace: --pid PID, or -- CMD ARGS...".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn pid_mode() {
+        let a = parse(&["--pid", "42", "--duration", "1.5", "--format", "json"]).unwrap();
+        assert_eq!(a.pid, Some(42));
+        assert_eq!(a.duration, Some(1.5));
+        assert_eq!(a.format, Format::Json);
+        assert!(a.validate().is_ok());
+    }
+
+    #[test]
+    fn launch_mode_keeps_command_flags() {
+        let a = parse(&["-o", "r.json", "--", "python3", "-c", "print(1)", "--pid"]).unwrap();
+        assert_eq!(a.command, ["python3", "-c", "print(1)", "--pid"]);
+        assert_eq!(a.pid, None);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(parse(&["--pid", "abc"]).is_err());
+        assert!(parse(&["--pid", "1", "--duration", "-3"]).is_err());
+        assert!(parse(&["--pid", "1", "--", "python3"]).is_err());
+        assert!(parse(&["--format", "xml", "--pid", "1"]).is_err());
+        assert!(parse(&["--quiet"]).unwrap().validate().is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! What a descriptor names: its path, filesystem kind and `st_blksize`,
+//! looked up through `/proc/PID/fd` while the descriptor is open, or by
+//! resolving the opened path in the process's own root and cwd after.
+
+use std::{ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    /// "proc", "sysfs", "ext4", "tmpfs", "pipe", "socket"..., or "unknown".
+    pub fs: String,
+    pub blksize: Option<u64>,
+}
+
+/// Names a filesystem magic number (`statfs.f_type`), as `/proc/PID/mountinfo` would.
+pub fn fs_name(magic: i64) -> String {
+    let name = match magic as u32 {
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0xef53 => "ext4",
+        0x0102_1994 => "tmpfs",
+        0x5049_5045 => "pipe",
+        0x534f_434b => "socket",
+        0x1cd1 => "devpts",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x794c_7630 => "overlay",
+        0x6367_7270 => "cgroup2",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x0904_1934 => "anon_inode",
+        0x6969 => "nfs",
+        0xcafe_4a11 => "bpf",
+        0x6573_5546 => "fuse",
+        0x7371_7368 => "squashfs",
+        0x4d44 => "vfat",
+        0x0102_1997 => "9p",
+        0x7363_6673 => "securityfs",
+        0xf15f => "ecryptfs",
+        0x2fc1_2fc1 => "zfs",
+        _ => return format!("0x{:x}", magic as u32),
+    };
+    name.to_owned()
+}
+
+fn statfs_type(path: &Path) -> Option<i64> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut buf) };
+    (rc == 0).then_some(buf.f_type as i64)
+}
+
+/// Stats `path` (following links, as the process's descriptor would).
+fn describe(path: &Path) -> Option<(String, Option<u64>)> {
+    let fs = statfs_type(path).map(fs_name)?;
+    let blksize = fs::metadata(path).ok().map(|m| m.blksize());
+    Some((fs, blksize))
+}
+
+/// Resolves an open descriptor of a live process.
+pub fn from_fd(tgid: u32, fd: i32) -> Option<FileInfo> {
+    let link = format!("/proc/{tgid}/fd/{fd}");
+    let target = fs::read_link(&link).ok()?;
+    let (fs, blksize) = describe(Path::new(&link)).unwrap_or(("unknown".into(), None));
+    Some(FileInfo {
+        path: target.to_string_lossy().into_owned(),
+        fs,
+        blksize,
+    })
+}
+
+/// Where `opened` (a path as the process passed it to `openat`) lives when
+/// looked at from outside: `/proc/self` is the process's own procfs
+/// directory, relative paths start at its cwd, absolute ones at its root
+/// (which differs inside a container).
+pub fn outside_path(tgid: u32, opened: &str) -> String {
+    for (prefix, replacement) in [
+        ("/proc/self/", format!("/proc/{tgid}/")),
+        ("/proc/thread-self/", format!("/proc/{tgid}/task/{tgid}/")),
+    ] {
+        if let Some(rest) = opened.strip_prefix(prefix) {
+            return format!("{replacement}{rest}");
+        }
+    }
+    if opened.starts_with('/') {
+        format!("/proc/{tgid}/root{opened}")
+    } else {
+        format!("/proc/{tgid}/cwd/{opened}")
+    }
+}
+
+/// Describes a file the process opened as `opened` (descriptor `fd`):
+/// through the path first (the descriptor may already be closed and its
+/// number reused by another file), else through the descriptor.
+pub fn from_open(tgid: u32, fd: i32, opened: &str) -> FileInfo {
+    let described = describe(Path::new(&outside_path(tgid, opened))).or_else(|| {
+        let info = from_fd(tgid, fd)?;
+        (info.fs != "unknown").then_some((info.fs, info.blksize))
+    });
+    let (fs, blksize) = described.unwrap_or(("unknown".into(), None));
+    FileInfo {
+        path: opened.to_owned(),
+        fs,
+        blksize,
+    }
+}
+
+/// Every open descriptor of a process, for files opened before we attached.
+pub fn snapshot(tgid: u32) -> Vec<(i32, FileInfo)> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{tgid}/fd")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|fd| Some((fd, from_fd(tgid, fd)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_common_filesystems() {
+        assert_eq!(fs_name(0x9fa0), "proc");
+        assert_eq!(fs_name(0x62656572), "sysfs");
+        assert_eq!(fs_name(0xef53), "ext4");
+        assert_eq!(fs_name(0x50495045), "pipe");
+        assert_eq!(fs_name(0x12345), "0x12345");
+    }
+
+    #[test]
+    fn resolves_paths_in_the_process_view() {
+        assert_eq!(outside_path(42, "/proc/self/status"), "/proc/42/status");
+        assert_eq!(outside_path(42, "/etc/hosts"), "/proc/42/root/etc/hosts");
+        assert_eq!(outside_path(42, "data.txt"), "/proc/42/cwd/data.txt");
+        assert_eq!(
+            outside_path(42, "/proc/thread-self/stat"),
+            "/proc/42/task/42/stat"
+        );
+    }
+
+    #[test]
+    fn describes_our_own_descriptors() {
+        let me = std::process::id();
+        let file = fs::File::open("/proc/self/status").unwrap();
+        use std::os::fd::AsRawFd;
+        let info = from_fd(me, file.as_raw_fd()).unwrap();
+        assert_eq!(info.fs, "proc");
+        assert_eq!(info.blksize, Some(1024));
+        assert_eq!(info.path, format!("/proc/{me}/status"));
+        // The same file by the path the process used, after it is closed.
+        let fd = file.as_raw_fd();
+        drop(file);
+        let info = from_open(me, fd, "/proc/self/status");
+        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+        assert_eq!(info.path, "/proc/self/status");
+    }
+}

@@ -1,0 +1,234 @@
+//! One trace from start to report: preflight, load and attach, start or
+//! adopt the target, drain events until a stop condition, then read the maps
+//! and build the `Report`.
+
+use std::time::{Duration, Instant};
+
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+use tracer_common::{Config, drops};
+
+use crate::{
+    analysis::{Collector, sched},
+    attach::{AttachError, Probes},
+    cli::Args,
+    events,
+    preflight::{self, PreflightError},
+    report::{Dropped, EventCounts, Report, Target as ReportTarget},
+    status::StatusLine,
+    target::{self, Target, TargetError},
+    tracefs::{self, TracefsError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// The documented exit status (see `tracer --help`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
+            Self::Preflight(_) | Self::Tracefs(_) => 5,
+            Self::Target(_) => 4,
+            Self::Attach(AttachError::Verifier { .. }) | Self::Attach(AttachError::Load(_)) => 6,
+            Self::Attach(AttachError::Attach { .. }) => 5,
+            Self::Attach(_) | Self::Io { .. } => 1,
+        }
+    }
+}
+
+fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Io { context, source }
+}
+
+pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
+    preflight::check()?;
+    // A pid that does not exist is the most common mistake: say so before loading.
+    let mut target = match args.pid {
+        Some(pid) => Some(Target::attach(pid)?),
+        None => None,
+    };
+    let tracefs_root = tracefs::ensure_mounted()?;
+    let layout = tracefs::read_layout(&tracefs_root)?;
+    let config = Config {
+        offsets: layout.offsets,
+        task_state_mask: layout.task_state_mask,
+        follow_children: u32::from(!args.no_children),
+        _pad: 0,
+    };
+    let mut probes = Probes::load(config)?;
+    log::info!("programs attached after {:?}", started.elapsed());
+
+    let mut collector = Collector::default();
+    let mut target = match target.take() {
+        Some(target) => {
+            probes.trace_pid(target.pid)?;
+            if !args.no_children {
+                for child in target::descendants(target.pid) {
+                    probes.trace_pid(child)?;
+                }
+            }
+            collector.files.remember_open_fds(target.pid);
+            target
+        }
+        None => {
+            let mut target = Target::spawn_held(&args.command)?;
+            probes.trace_pid(target.pid)?;
+            target.release()?;
+            target
+        }
+    };
+    let (comm, argv) = target.describe().unwrap_or_else(|_| {
+        // It may already have exited; the report still has what it did.
+        (
+            args.command.first().cloned().unwrap_or_default(),
+            args.command.clone(),
+        )
+    });
+    if !target.launched && !target.is_alive() {
+        return Err(TargetError::Gone { pid: target.pid }.into());
+    }
+
+    let trace_start = Instant::now();
+    let stopped = event_loop(args, &mut probes, &mut target, &mut collector).await?;
+    let duration = trace_start.elapsed();
+    if let Some(first) = collector.first_event {
+        log::info!("first event after {} ms", (first - started).as_millis());
+    }
+
+    let (exit_code, exit_signal) = target.reap();
+    let drop_counts = probes.drops()?;
+    let rows = probes.read_stats()?;
+    let opens = probes.file_opens()?;
+    let threads = probes.threads()?;
+    let mut probes_warnings = std::mem::take(&mut probes.warnings);
+    drop(probes); // detach before the (possibly slow) report work
+
+    let mut names = collector.exit_comms.clone();
+    names.extend(sched::live_names(&threads));
+    let reads = collector.files.aggregate(&rows, &opens);
+    let sched = sched::summarize(&threads, &names);
+    let events = EventCounts {
+        received: collector.received,
+        lost: drop_counts[drops::RINGBUF as usize],
+        dropped: Dropped {
+            reads: drop_counts[drops::READ_STATS as usize],
+            threads: drop_counts[drops::THREADS as usize],
+            tables: drop_counts[drops::TABLES as usize],
+        },
+    };
+    let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
+    let mut warnings = std::mem::take(&mut probes_warnings);
+    warnings.append(&mut collector.warnings);
+    if collector.decode_errors > 0 {
+        warnings.push(format!(
+            "{} ring buffer records could not be decoded",
+            collector.decode_errors
+        ));
+    }
+    Ok(Report {
+        target: ReportTarget {
+            pid: target.pid,
+            comm: names.get(&target.pid).cloned().unwrap_or(comm),
+            argv,
+            exit_code,
+            exit_signal,
+        },
+        duration_s: duration.as_secs_f64(),
+        events,
+        stopped: stopped.into(),
+        complete,
+        reads,
+        sched,
+        warnings,
+    })
+}
+
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Drains the ring buffer until the target exits, the duration elapses, or
+/// SIGINT / SIGTERM arrives. Returns why it stopped.
+async fn event_loop(
+    args: &Args,
+    probes: &mut Probes,
+    target: &mut Target,
+    collector: &mut Collector,
+) -> Result<&'static str, RunError> {
+    let ring = probes.take_events()?;
+    // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|err| io_err("polling the ring buffer")(err.into_parts().1))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(io_err("installing SIGINT handler"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(io_err("installing SIGTERM handler"))?;
+    let deadline = args
+        .duration
+        .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
+    let mut status = StatusLine::new(args.quiet);
+    let mut ticker = tokio::time::interval(STATUS_INTERVAL);
+    let started = Instant::now();
+    let exited = target.exited();
+    tokio::pin!(exited);
+
+    let stopped = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(io_err("polling the ring buffer"))?;
+                drain(guard.get_inner_mut(), collector);
+                guard.clear_ready();
+            }
+            result = &mut exited => {
+                result?;
+                break "target exited";
+            }
+            _ = interrupt.recv() => break "interrupted (SIGINT)",
+            _ = terminate.recv() => break "terminated (SIGTERM)",
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
+                if deadline.is_some() => break "duration elapsed",
+            _ = ticker.tick() => {
+                let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
+                status.update(started.elapsed(), collector.received, lost);
+            }
+        }
+    };
+    // Everything the kernel wrote before we stopped.
+    drain(ring.get_mut(), collector);
+    status.clear();
+    if target.launched && target.is_alive() {
+        collector.warnings.push(format!(
+            "the launched command (pid {}) is still running; tracing stopped before it exited",
+            target.pid
+        ));
+    }
+    Ok(stopped)
+}
+
+fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
+    while let Some(item) = ring.next() {
+        match events::decode(&item) {
+            Ok(event) => collector.on_event(event),
+            Err(err) => {
+                log::warn!("{err}");
+                collector.decode_errors += 1;
+            }
+        }
+    }
+}
