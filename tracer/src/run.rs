@@ -102,8 +102,17 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             args.command.clone(),
         )
     });
-    if !target.launched && !target.is_alive() {
-        return Err(TargetError::Gone { pid: target.pid }.into());
+    if !target.launched {
+        if !target.is_alive() {
+            return Err(TargetError::Gone { pid: target.pid }.into());
+        }
+        // Like strace's "Process N attached": from here on nothing is missed.
+        if !args.quiet {
+            eprintln!(
+                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
+                target.pid
+            );
+        }
     }
 
     let trace_start = Instant::now();
