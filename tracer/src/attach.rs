@@ -11,7 +11,7 @@ use tracer_common::{Config, FileKey, ReadKey, ReadStats, ThreadStats, drops};
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("loading the BPF object failed: {0}")]
-    Load(#[source] EbpfError),
+    Load(#[source] Box<EbpfError>),
     #[error(
         "the kernel's verifier rejected the BPF program `{program}`: {io_error}\n\
          last lines of the verifier log:\n{log_tail}"
@@ -25,7 +25,7 @@ pub enum AttachError {
     Program {
         program: String,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error(
         "attaching `{program}` to the tracepoint {category}:{name} failed: {source}. \
@@ -36,7 +36,7 @@ pub enum AttachError {
         category: &'static str,
         name: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("the BPF object has no map `{0}` (build mismatch)")]
     MissingMap(&'static str),
@@ -135,7 +135,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
             .load(object)
-            .map_err(AttachError::Load)?;
+            .map_err(|err| AttachError::Load(Box::new(err)))?;
 
         let mut warnings = Vec::new();
         for attachment in ATTACHMENTS {
@@ -283,12 +283,12 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
         .program_mut(program_name)
         .ok_or_else(|| AttachError::Program {
             program: program_name.into(),
-            source: ProgramError::NotLoaded,
+            source: Box::new(ProgramError::NotLoaded),
         })?
         .try_into()
         .map_err(|source| AttachError::Program {
             program: program_name.into(),
-            source,
+            source: Box::new(source),
         })?;
     program.load().map_err(|source| match source {
         ProgramError::LoadError {
@@ -301,7 +301,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
         },
         source => AttachError::Program {
             program: program_name.into(),
-            source,
+            source: Box::new(source),
         },
     })?;
     for &(category, name) in attachment.tracepoints {
@@ -311,7 +311,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
                 program: program_name.into(),
                 category,
                 name,
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(())
