@@ -178,7 +178,9 @@ pub mod drops {
     pub const THREADS: u32 = 2;
     /// `FD_FILES` / in-flight tables full.
     pub const TABLES: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Ring buffer full: a Python stack sample was lost.
+    pub const PY_SAMPLES: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Discriminant of every ring buffer record (first field of [`EventHeader`]).
@@ -194,6 +196,8 @@ pub enum EventKind {
     ProcessForked = 3,
     /// A traced thread or process exited: [`ProcessEvent`].
     ProcessExited = 4,
+    /// A CPU-clock sample of a thread's Python stack: [`PySample`].
+    PySample = 5,
 }
 
 impl EventKind {
@@ -203,6 +207,7 @@ impl EventKind {
             2 => Some(Self::FdDiscovered),
             3 => Some(Self::ProcessForked),
             4 => Some(Self::ProcessExited),
+            5 => Some(Self::PySample),
             _ => None,
         }
     }
@@ -240,7 +245,76 @@ pub struct ProcessEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+/// Deepest Python stack a sample records (deeper stacks are truncated at the
+/// outermost end and flagged).
+pub const PY_MAX_DEPTH: usize = 128;
+
+/// No such field in this CPython version.
+pub const PY_NO_OFFSET: u32 = u32::MAX;
+
+/// How the sampler finds and walks a thread's Python frames, set by userspace
+/// once it has found the interpreter (`PY_CONFIG` array map, index 0; the
+/// interpreter is only known after the target has exec'd, so this cannot be a
+/// load-time global). All offsets in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyConfig {
+    /// 0: sampling off.
+    pub enabled: u32,
+    /// Offset in `PyThreadState` of the frame pointer (`frame` <= 3.10,
+    /// `cframe` 3.11-3.12, `current_frame` 3.13+).
+    pub tstate_frame: u32,
+    /// 3.11-3.12: offset of `current_frame` in `_PyCFrame`; else [`PY_NO_OFFSET`].
+    pub cframe_current_frame: u32,
+    /// Offset of the next-outer frame (`f_back` / `previous`).
+    pub frame_back: u32,
+    /// Offset of the code object (`f_code` / `f_executable`).
+    pub frame_code: u32,
+    /// Offset of `f_lasti` (<= 3.10, an int) or `prev_instr` / `instr_ptr`.
+    pub frame_instr: u32,
+    /// Offset of the one-byte `owner` field, or [`PY_NO_OFFSET`].
+    pub frame_owner: u32,
+    pub _pad: u32,
+}
+
+/// One frame of a [`PySample`]: raw values, symbolized by userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyFrameRecord {
+    /// Address of the code object (3.14: a tagged stack reference).
+    pub code: u64,
+    /// `f_lasti` (<= 3.10, low 32 bits) or the instruction pointer; the frame's
+    /// `owner` byte is stored in bits 56..64.
+    pub instr: u64,
+}
+
+/// A CPU-clock sample of one thread's Python stack, innermost frame first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PySample {
+    pub header: EventHeader,
+    /// Valid entries of `frames`.
+    pub depth: u32,
+    /// 1 if the stack was deeper than [`PY_MAX_DEPTH`].
+    pub truncated: u32,
+    pub frames: [PyFrameRecord; PY_MAX_DEPTH],
+}
+
+/// Indices of the per-CPU `PY_STATS` counters.
+pub mod py_stats {
+    /// Samples that hit a traced process.
+    pub const SAMPLES: u32 = 0;
+    /// ...of which the thread had no known Python thread state (yet).
+    pub const NO_THREAD_STATE: u32 = 1;
+    /// ...of which the thread was not running Python code (no current frame).
+    pub const NO_FRAME: u32 = 2;
+    pub const COUNT: u32 = 3;
+}
+
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 32);
+const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 8 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
@@ -257,4 +331,5 @@ mod pod {
     unsafe impl aya::Pod for ThreadStats {}
     unsafe impl aya::Pod for FdKey {}
     unsafe impl aya::Pod for FileKey {}
+    unsafe impl aya::Pod for PyConfig {}
 }

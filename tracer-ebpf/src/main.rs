@@ -7,6 +7,7 @@
 mod io;
 mod maps;
 mod proc;
+mod python;
 mod sched;
 
 #[cfg(not(test))]

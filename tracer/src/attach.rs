@@ -4,9 +4,12 @@
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, TracePoint},
+    programs::{
+        PerfEvent, ProgramError, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
 };
-use tracer_common::{Config, FileKey, ReadKey, ReadStats, ThreadStats, drops};
+use tracer_common::{Config, FileKey, PyConfig, ReadKey, ReadStats, ThreadStats, drops, py_stats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -38,6 +41,17 @@ pub enum AttachError {
         #[source]
         source: Box<ProgramError>,
     },
+    #[error(
+        "attaching the Python sampler (perf_event CPU clock at {rate} Hz on CPU {cpu}) failed: {source}"
+    )]
+    PerfEvent {
+        rate: u64,
+        cpu: u32,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("cannot list the online CPUs ({0})")]
+    Cpus(String),
     #[error("the BPF object has no map `{0}` (build mismatch)")]
     MissingMap(&'static str),
     #[error("BPF map `{map}`: {source}")]
@@ -125,12 +139,17 @@ const VERIFIER_LOG_TAIL_LINES: usize = 25;
 pub struct Probes {
     ebpf: Ebpf,
     traced: HashMap<MapData, u32, u8>,
+    py_threads: HashMap<MapData, u32, u64>,
+    py_config: aya::maps::Array<MapData, PyConfig>,
+    /// Why Python sampling is not running (it failed to attach), if so.
+    pub sampler_error: Option<String>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
 }
 
 impl Probes {
-    pub fn load(config: Config) -> Result<Self, AttachError> {
+    /// `sample_rate`: attach the Python CPU sampler at that frequency.
+    pub fn load(config: Config, sample_rate: Option<u64>) -> Result<Self, AttachError> {
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
@@ -148,12 +167,60 @@ impl Probes {
                 }
             }
         }
+        let sampler_error = match sample_rate {
+            Some(rate) => attach_sampler(&mut ebpf, rate).err().map(|err| {
+                log::warn!("{err}");
+                err.to_string()
+            }),
+            None => None,
+        };
         let traced = take_map(&mut ebpf, "TRACED")?;
+        let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
+        let py_config = take_map(&mut ebpf, "PY_CONFIG")?;
         Ok(Self {
             ebpf,
             traced,
+            py_threads,
+            py_config,
+            sampler_error,
             warnings,
         })
+    }
+
+    /// Publishes the frame-walk offsets of the target's interpreter.
+    pub fn set_python_config(&mut self, config: PyConfig) -> Result<(), AttachError> {
+        self.py_config
+            .set(0, config, 0)
+            .map_err(|source| AttachError::Map {
+                map: "PY_CONFIG",
+                source,
+            })
+    }
+
+    /// Applies a thread-map refresh (tid -> PyThreadState address).
+    pub fn update_python_threads(
+        &mut self,
+        insert: &[(u32, u64)],
+        remove: &[u32],
+    ) -> Result<(), AttachError> {
+        for (tid, tstate) in insert {
+            self.py_threads
+                .insert(tid, tstate, 0)
+                .map_err(|source| AttachError::Map {
+                    map: "PY_THREADS",
+                    source,
+                })?;
+        }
+        for tid in remove {
+            // Already gone is fine.
+            let _ = self.py_threads.remove(tid);
+        }
+        Ok(())
+    }
+
+    /// Sums of the per-CPU `PY_STATS` counters, indexed by `tracer_common::py_stats`.
+    pub fn python_stats(&self) -> Result<[u64; py_stats::COUNT as usize], AttachError> {
+        per_cpu_totals::<{ py_stats::COUNT as usize }>(&self.ebpf, "PY_STATS")
     }
 
     /// Adds a process to the traced set (its threads and, by default, its
@@ -173,25 +240,7 @@ impl Probes {
 
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
     pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], AttachError> {
-        let map = self
-            .ebpf
-            .map("DROPS")
-            .ok_or(AttachError::MissingMap("DROPS"))?;
-        let array = PerCpuArray::<_, u64>::try_from(map).map_err(|source| AttachError::Map {
-            map: "DROPS",
-            source,
-        })?;
-        let mut totals = [0u64; drops::COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            let values = array
-                .get(&(index as u32), 0)
-                .map_err(|source| AttachError::Map {
-                    map: "DROPS",
-                    source,
-                })?;
-            *total = values.iter().sum();
-        }
-        Ok(totals)
+        per_cpu_totals::<{ drops::COUNT as usize }>(&self.ebpf, "DROPS")
     }
 
     /// Every `READ_STATS` row, summed across CPUs.
@@ -269,6 +318,75 @@ impl Probes {
     }
 }
 
+fn per_cpu_totals<const N: usize>(
+    ebpf: &Ebpf,
+    name: &'static str,
+) -> Result<[u64; N], AttachError> {
+    let map = ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+    let array = PerCpuArray::<_, u64>::try_from(map)
+        .map_err(|source| AttachError::Map { map: name, source })?;
+    let mut totals = [0u64; N];
+    for (index, total) in totals.iter_mut().enumerate() {
+        let values = array
+            .get(&(index as u32), 0)
+            .map_err(|source| AttachError::Map { map: name, source })?;
+        *total = values.iter().sum();
+    }
+    Ok(totals)
+}
+
+/// The CPU-clock sampler, one perf event per online CPU; the program itself
+/// ignores every process but the traced ones.
+fn attach_sampler(ebpf: &mut Ebpf, rate: u64) -> Result<(), AttachError> {
+    let name = "python_sample";
+    let program: &mut PerfEvent = ebpf
+        .program_mut(name)
+        .ok_or_else(|| AttachError::Program {
+            program: name.into(),
+            source: Box::new(ProgramError::NotLoaded),
+        })?
+        .try_into()
+        .map_err(|source| AttachError::Program {
+            program: name.into(),
+            source: Box::new(source),
+        })?;
+    program.load().map_err(|source| load_error(name, source))?;
+    let cpus = aya::util::online_cpus()
+        .map_err(|(what, err)| AttachError::Cpus(format!("{what}: {err}")))?;
+    for cpu in cpus {
+        program
+            .attach(
+                PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                PerfEventScope::AllProcessesOneCpu { cpu },
+                SamplePolicy::Frequency(rate),
+                false,
+            )
+            .map_err(|source| AttachError::PerfEvent {
+                rate,
+                cpu,
+                source: Box::new(source),
+            })?;
+    }
+    Ok(())
+}
+
+fn load_error(program_name: &str, source: ProgramError) -> AttachError {
+    match source {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => AttachError::Verifier {
+            program: program_name.into(),
+            io_error,
+            log_tail: log_tail(&verifier_log.to_string(), VERIFIER_LOG_TAIL_LINES),
+        },
+        source => AttachError::Program {
+            program: program_name.into(),
+            source: Box::new(source),
+        },
+    }
+}
+
 fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, AttachError>
 where
     M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
@@ -290,20 +408,9 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
             program: program_name.into(),
             source: Box::new(source),
         })?;
-    program.load().map_err(|source| match source {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => AttachError::Verifier {
-            program: program_name.into(),
-            io_error,
-            log_tail: log_tail(&verifier_log.to_string(), VERIFIER_LOG_TAIL_LINES),
-        },
-        source => AttachError::Program {
-            program: program_name.into(),
-            source: Box::new(source),
-        },
-    })?;
+    program
+        .load()
+        .map_err(|source| load_error(program_name, source))?;
     for &(category, name) in attachment.tracepoints {
         program
             .attach(category, name)

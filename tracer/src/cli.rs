@@ -15,6 +15,13 @@ What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
               and the context switches that happened inside those reads
   scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
+  python      hot functions and lines (self / total share, per thread and in total),
+              from CPU-clock sampling of the Python stack (CPython 3.8-3.14)
+
+Python sampling: a perf_event program on every CPU walks the interrupted
+thread's Python frames (at most 128) in the kernel; no ptrace, no stop.
+Cost: one ring-buffer record per tick that hits the target, no wake-up of
+the tracer per sample (it drains every 50 ms).
 
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
@@ -55,6 +62,24 @@ pub struct Args {
     /// Write the report to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Python stack sampling frequency per CPU, in Hz (CPU clock). Each tick
+    /// that lands on the target walks its Python stack in the kernel
+    #[arg(long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rate: u64,
+
+    /// Do not sample Python stacks (kernel sections only)
+    #[arg(long)]
+    pub no_python: bool,
+
+    /// Also write the sampled Python stacks as a flame graph (SVG) to FILE
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+
+    /// Also write the sampled Python stacks in Brendan Gregg's folded format
+    /// (`outer;inner COUNT`, outermost first) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
 
     /// Do not follow processes forked by the target
     #[arg(long)]
@@ -121,5 +146,27 @@ mod tests {
         assert!(parse(&["--pid", "1", "--", "python3"]).is_err());
         assert!(parse(&["--format", "xml", "--pid", "1"]).is_err());
         assert!(parse(&["--quiet"]).unwrap().validate().is_err());
+        assert!(parse(&["--pid", "1", "--rate", "0"]).is_err());
+        assert!(parse(&["--pid", "1", "--rate", "fast"]).is_err());
+    }
+
+    #[test]
+    fn python_flags() {
+        let a = parse(&[
+            "--rate",
+            "999",
+            "--folded",
+            "s.txt",
+            "--flamegraph",
+            "f.svg",
+            "--",
+            "python3",
+            "x.py",
+        ])
+        .unwrap();
+        assert_eq!(a.rate, 999);
+        assert_eq!(a.folded.as_deref(), Some(std::path::Path::new("s.txt")));
+        assert!(!a.no_python);
+        assert_eq!(parse(&["--pid", "1"]).unwrap().rate, 99);
     }
 }

@@ -3,7 +3,10 @@
 
 use std::mem::size_of;
 
-use tracer_common::{COMM_LEN, EventHeader, EventKind, FileEvent, PATH_CAPTURE_LEN, ProcessEvent};
+use tracer_common::{
+    COMM_LEN, EventHeader, EventKind, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
+    PyFrameRecord, PySample,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -30,6 +33,13 @@ pub enum Event {
         group_dead: bool,
         ts_ns: u64,
         comm: String,
+    },
+    /// A CPU-clock sample of a thread's raw Python stack (innermost first).
+    PySample {
+        tgid: u32,
+        tid: u32,
+        frames: Vec<PyFrameRecord>,
+        truncated: bool,
     },
 }
 
@@ -100,6 +110,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 group_dead: event.arg != 0,
                 ts_ns: header.ts_ns,
                 comm: c_string(&event.comm),
+            }
+        }
+        EventKind::PySample => {
+            let sample: PySample = read(bytes)?;
+            let depth = (sample.depth as usize).min(PY_MAX_DEPTH);
+            Event::PySample {
+                tgid: header.tgid,
+                tid: header.tid,
+                frames: sample.frames[..depth].to_vec(),
+                truncated: sample.truncated != 0,
             }
         }
     })
@@ -234,5 +254,44 @@ mod tests {
             decode(&short_file),
             Err(DecodeError::Short { .. })
         ));
+    }
+
+    #[test]
+    fn py_sample_keeps_depth_frames() {
+        let mut sample = PySample {
+            header: header(EventKind::PySample),
+            depth: 2,
+            truncated: 1,
+            frames: [PyFrameRecord::default(); PY_MAX_DEPTH],
+        };
+        sample.frames[0] = PyFrameRecord {
+            code: 0x1000,
+            instr: 0x2000,
+        };
+        sample.frames[1] = PyFrameRecord {
+            code: 0x3000,
+            instr: 0x4000,
+        };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&sample as *const PySample).cast::<u8>(),
+                size_of::<PySample>(),
+            )
+        };
+        match decode(bytes).unwrap() {
+            Event::PySample {
+                tgid,
+                frames,
+                truncated,
+                ..
+            } => {
+                assert_eq!(tgid, 100);
+                assert_eq!(frames.len(), 2);
+                assert_eq!(frames[1].code, 0x3000);
+                assert!(truncated);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode(&bytes[..100]).is_err());
     }
 }

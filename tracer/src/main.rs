@@ -10,6 +10,7 @@ mod cli;
 mod events;
 mod files;
 mod preflight;
+mod python;
 mod report;
 mod run;
 mod status;
@@ -69,6 +70,21 @@ fn write_report(args: &cli::Args, report: &report::Report) -> anyhow::Result<()>
         cli::Format::Text => report::text::render(report),
         cli::Format::Json => report::json::render(report),
     };
+    if let Some(path) = &args.folded {
+        std::fs::write(path, report::flame::folded(report))
+            .with_context(|| format!("writing folded stacks to {}", path.display()))?;
+    }
+    if let Some(path) = &args.flamegraph {
+        match report::flame::flamegraph(report) {
+            Ok(svg) => std::fs::write(path, svg)
+                .with_context(|| format!("writing the flame graph to {}", path.display()))?,
+            // The report itself is still worth writing.
+            Err(err) => eprintln!(
+                "tracer: no flame graph written to {}: {err}",
+                path.display()
+            ),
+        }
+    }
     match &args.output {
         Some(path) => std::fs::write(path, rendered)
             .with_context(|| format!("writing the report to {}", path.display())),

@@ -8,7 +8,7 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, drops};
+use tracer_common::{Config, drops, py_stats};
 
 use crate::{
     analysis::{Collector, sched},
@@ -16,6 +16,7 @@ use crate::{
     cli::Args,
     events,
     preflight::{self, PreflightError},
+    python::{self, PythonTracer},
     report::{Dropped, EventCounts, Report, Target as ReportTarget},
     status::StatusLine,
     target::{self, Target, TargetError},
@@ -73,7 +74,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         follow_children: u32::from(!args.no_children),
         _pad: 0,
     };
-    let mut probes = Probes::load(config)?;
+    let sample_rate = (!args.no_python).then_some(args.rate);
+    let mut probes = Probes::load(config, sample_rate)?;
     log::info!("programs attached after {:?}", started.elapsed());
 
     let mut collector = Collector::default();
@@ -95,6 +97,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             target
         }
     };
+    if !args.no_python && probes.sampler_error.is_none() {
+        collector.python_pid = Some(target.pid);
+        collector.python = Some(PythonTracer::new(target.pid));
+        refresh_python(&mut probes, &mut collector)?;
+    }
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
         // It may already have exited; the report still has what it did.
         (
@@ -123,7 +130,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     }
 
     let (exit_code, exit_signal) = target.reap();
+    // Last look at the threads, then the samples still in the ring.
     let drop_counts = probes.drops()?;
+    let py_stats = probes.python_stats()?;
+    let sampler_error = probes.sampler_error.clone();
     let rows = probes.read_stats()?;
     let opens = probes.file_opens()?;
     let threads = probes.threads()?;
@@ -142,6 +152,18 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             threads: drop_counts[drops::THREADS as usize],
             tables: drop_counts[drops::TABLES as usize],
         },
+    };
+    let python = match (&collector.python, sampler_error) {
+        (_, Some(err)) => python::disabled(&format!("Python sampling could not start: {err}")),
+        (None, None) => python::disabled("--no-python"),
+        (Some(tracer), None) => {
+            let mut section = tracer.report(args.rate);
+            section.ticks = py_stats[py_stats::SAMPLES as usize];
+            section.ticks_without_thread_state = py_stats[py_stats::NO_THREAD_STATE as usize];
+            section.ticks_outside_python = py_stats[py_stats::NO_FRAME as usize];
+            section.samples_lost = drop_counts[drops::PY_SAMPLES as usize];
+            section
+        }
     };
     let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
     let mut warnings = std::mem::take(&mut probes_warnings);
@@ -166,11 +188,29 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         complete,
         reads,
         sched,
+        python,
         warnings,
     })
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the ring buffer is drained of Python samples (they are
+/// submitted without wake-up) and the interpreter's thread list re-read.
+const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Finds the interpreter (once) and re-publishes the tid -> thread state map.
+fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), RunError> {
+    let Some(tracer) = collector.python.as_mut() else {
+        return Ok(());
+    };
+    let update = tracer.refresh();
+    if let Some(config) = update.config {
+        probes.set_python_config(config)?;
+    }
+    probes.update_python_threads(&update.insert, &update.remove)?;
+    collector.python_dirty = false;
+    Ok(())
+}
 
 /// Drains the ring buffer until the target exits, the duration elapses, or
 /// SIGINT / SIGTERM arrives. Returns why it stopped.
@@ -193,6 +233,8 @@ async fn event_loop(
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
     let mut status = StatusLine::new(args.quiet);
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
+    let mut python_ticker = tokio::time::interval(PYTHON_INTERVAL);
+    python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let exited = target.exited();
     tokio::pin!(exited);
@@ -203,6 +245,9 @@ async fn event_loop(
                 let mut guard = guard.map_err(io_err("polling the ring buffer"))?;
                 drain(guard.get_inner_mut(), collector);
                 guard.clear_ready();
+                if collector.python_dirty {
+                    refresh_python(probes, collector)?;
+                }
             }
             result = &mut exited => {
                 result?;
@@ -212,6 +257,10 @@ async fn event_loop(
             _ = terminate.recv() => break "terminated (SIGTERM)",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => break "duration elapsed",
+            _ = python_ticker.tick(), if collector.python.is_some() => {
+                drain(ring.get_mut(), collector);
+                refresh_python(probes, collector)?;
+            }
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
                 status.update(started.elapsed(), collector.received, lost);

@@ -22,6 +22,11 @@ pub struct Collector {
     pub exited: Vec<u32>,
     /// Notes for the report about the trace itself.
     pub warnings: Vec<String>,
+    /// The process whose Python stacks are sampled, and its symbolizer.
+    pub python_pid: Option<u32>,
+    pub python: Option<crate::python::PythonTracer>,
+    /// A thread or child appeared: refresh the Python thread map.
+    pub python_dirty: bool,
 }
 
 impl Collector {
@@ -46,7 +51,24 @@ impl Collector {
             Event::FdDiscovered { tgid, fd, file_id } => {
                 self.files.on_discovered(tgid, fd, file_id)
             }
-            Event::ProcessForked { .. } => {}
+            Event::ProcessForked { parent_tgid, .. } => {
+                // A new thread or child of the Python target: re-read its thread list soon.
+                if self.python_pid == Some(parent_tgid) {
+                    self.python_dirty = true;
+                }
+            }
+            Event::PySample {
+                tgid,
+                tid,
+                frames,
+                truncated,
+            } => {
+                if let Some(python) = self.python.as_mut()
+                    && self.python_pid == Some(tgid)
+                {
+                    python.on_sample(tid, &frames, truncated);
+                }
+            }
             Event::ProcessExited {
                 tgid,
                 tid,

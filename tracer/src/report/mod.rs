@@ -2,6 +2,7 @@
 //! `&Report` and nothing else, so every view shows the same figures.
 //! The JSON keys are a stable interface, documented in docs/report-schema.md.
 
+pub mod flame;
 pub mod json;
 pub mod text;
 
@@ -20,6 +21,8 @@ pub struct Report {
     pub complete: bool,
     pub reads: Vec<FileReads>,
     pub sched: Sched,
+    /// Python frames (sampling); see docs/report-schema-python.md.
+    pub python: Python,
     /// Things the user should know about the trace itself (probes missing...).
     pub warnings: Vec<String>,
 }
@@ -111,4 +114,90 @@ impl FileReads {
             .filter_map(|(size, count)| Some((size.parse::<u64>().ok()?, *count)))
             .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
     }
+}
+
+/// The Python section. Always present: when the target is not Python (or
+/// its interpreter cannot be read) `status` is "unavailable" and `reason`
+/// says exactly why; the kernel sections are unaffected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Python {
+    /// "sampled", "unavailable" or "disabled".
+    pub status: String,
+    pub reason: Option<String>,
+    /// "3.11.7"
+    pub version: Option<String>,
+    /// The ELF holding the interpreter (`python3.X` or `libpython3.X.so`).
+    pub binary: Option<String>,
+    pub free_threaded: bool,
+    /// Where the structure offsets came from.
+    pub layout: Option<String>,
+    /// Sampling frequency asked for (per CPU).
+    pub rate_hz: u64,
+    /// Python stacks received and counted below.
+    pub samples: u64,
+    /// CPU-clock ticks that found a traced thread running.
+    pub ticks: u64,
+    /// ...that hit a thread whose Python thread state was not known (yet).
+    pub ticks_without_thread_state: u64,
+    /// ...that hit a thread with no Python frame (C code outside the eval loop, startup).
+    pub ticks_outside_python: u64,
+    /// Stack records lost because the ring buffer was full.
+    pub samples_lost: u64,
+    /// Stacks deeper than the walk's bound (outermost frames cut off).
+    pub truncated: u64,
+    /// Frames whose code object could not be read (process gone, freed).
+    pub unresolved_frames: u64,
+    /// Functions by self samples (innermost frame), highest first.
+    pub hotspots: Vec<Hotspot>,
+    /// Lines by self samples, highest first.
+    pub lines: Vec<LineHotspot>,
+    pub threads: Vec<PythonThread>,
+    /// Every distinct stack, innermost frame first.
+    pub stacks: Vec<PythonStack>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Hotspot {
+    pub function: String,
+    pub qualname: String,
+    pub file: String,
+    /// First line of the function.
+    pub line: u32,
+    pub self_samples: u64,
+    pub total_samples: u64,
+    /// Percent of `samples`.
+    pub self_share: f64,
+    pub total_share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LineHotspot {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub self_samples: u64,
+    pub self_share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PythonThread {
+    pub tid: u32,
+    pub samples: u64,
+    /// This thread's functions by self samples (top 20).
+    pub hotspots: Vec<Hotspot>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PythonFrame {
+    pub function: String,
+    pub file: String,
+    /// Line being executed (0: unknown).
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PythonStack {
+    pub tid: u32,
+    pub samples: u64,
+    pub frames: Vec<PythonFrame>,
 }

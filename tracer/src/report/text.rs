@@ -20,6 +20,7 @@ pub fn render(report: &Report) -> String {
     header(&mut out, report);
     reads(&mut out, report);
     sched(&mut out, report);
+    python(&mut out, report);
     notes(&mut out, report);
     out
 }
@@ -244,6 +245,86 @@ fn sched(out: &mut String, report: &Report) {
     }
     if threads.len() > MAX_THREADS {
         let _ = writeln!(out, "  ... {} more threads", threads.len() - MAX_THREADS);
+    }
+    out.push('\n');
+}
+
+fn python(out: &mut String, report: &Report) {
+    let p = &report.python;
+    if p.status != "sampled" {
+        let _ = writeln!(
+            out,
+            "PYTHON: not sampled: {}\n",
+            p.reason.as_deref().unwrap_or("unknown reason")
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "PYTHON {} ({}): {} stacks sampled at {} Hz",
+        p.version.as_deref().unwrap_or("?"),
+        p.binary.as_deref().unwrap_or("?"),
+        thousands(p.samples),
+        p.rate_hz
+    );
+    let missed = p.ticks_without_thread_state + p.ticks_outside_python + p.samples_lost;
+    if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
+        let _ = writeln!(
+            out,
+            "  not in the figures: {} ticks before the thread was known, {} outside Python code, \
+             {} lost (buffer full); {} stacks truncated, {} frames unresolved",
+            p.ticks_without_thread_state,
+            p.ticks_outside_python,
+            p.samples_lost,
+            p.truncated,
+            p.unresolved_frames
+        );
+    }
+    if p.hotspots.is_empty() {
+        out.push('\n');
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>6} {:>6}  {:<32} location",
+        "self%", "total%", "function"
+    );
+    for h in p.hotspots.iter().take(15) {
+        let _ = writeln!(
+            out,
+            "  {:>6.1} {:>6.1}  {:<32} {}:{}",
+            h.self_share,
+            h.total_share,
+            ellipsize(&h.qualname, 32),
+            h.file,
+            h.line
+        );
+    }
+    let _ = writeln!(out, "  hottest lines:");
+    for l in p.lines.iter().take(8) {
+        let _ = writeln!(
+            out,
+            "  {:>6.1}         {:<32} {}:{}",
+            l.self_share,
+            ellipsize(&l.function, 32),
+            l.file,
+            l.line
+        );
+    }
+    if p.threads.len() > 1 {
+        let _ = writeln!(out, "  per thread:");
+        for t in &p.threads {
+            let top = t
+                .hotspots
+                .first()
+                .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    tid {:>7}: {:>6} samples, hottest {top}",
+                t.tid, t.samples
+            );
+        }
     }
     out.push('\n');
 }

@@ -1,0 +1,319 @@
+//! Code objects -> function name, file and line. Line tables differ per
+//! version: `co_lnotab` (3.8, 3.9), the 3.10 `co_linetable`, and the 3.11+
+//! location table.
+
+use super::{
+    layout::{InstrKind, LineTableKind, Offsets},
+    memory::{Memory, MemoryError},
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodeError {
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("string object at {0:#x} is not a compact string")]
+    NotCompact(u64),
+    #[error("object at {0:#x} is not a code object (freed or reused?)")]
+    NotCode(u64),
+    #[error("implausible length {len} of the object at {addr:#x}")]
+    Length { addr: u64, len: u64 },
+}
+
+/// `PyObject.ob_type` (after `ob_refcnt`), on every version.
+const OB_TYPE: u64 = 8;
+/// Longest string / line table read from the target.
+const MAX_STRING: u64 = 4096;
+const MAX_TABLE: u64 = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub name: String,
+    pub qualname: String,
+    pub filename: String,
+    pub firstlineno: u32,
+    pub linetable: Vec<u8>,
+    pub kind: LineTableKind,
+    /// Address of the first code unit (3.11+), to turn instruction pointers into offsets.
+    pub code_start: u64,
+}
+
+/// Reads a `str` object (compact ASCII or compact UCS-1/2/4).
+pub fn read_unicode(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<String, CodeError> {
+    let len = mem.u64(addr + o.unicode_length)?;
+    if len > MAX_STRING {
+        return Err(CodeError::Length { addr, len });
+    }
+    let state = mem.u32(addr + o.unicode_state)?;
+    let kind = (state >> 2) & 7;
+    let compact = (state >> 5) & 1 == 1;
+    let ascii = (state >> 6) & 1 == 1;
+    if !compact {
+        return Err(CodeError::NotCompact(addr));
+    }
+    if ascii {
+        let bytes = mem.read_vec(addr + o.ascii_size, len as usize)?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let width = match kind {
+        1 | 2 | 4 => kind as usize,
+        _ => return Err(CodeError::NotCompact(addr)),
+    };
+    let bytes = mem.read_vec(addr + o.compact_size, len as usize * width)?;
+    Ok(bytes
+        .chunks(width)
+        .map(|c| {
+            let mut v = [0u8; 4];
+            v[..width].copy_from_slice(c);
+            char::from_u32(u32::from_le_bytes(v)).unwrap_or('\u{fffd}')
+        })
+        .collect())
+}
+
+pub fn read_bytes(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<Vec<u8>, CodeError> {
+    let len = mem.u64(addr + o.bytes_size)?;
+    if len > MAX_TABLE {
+        return Err(CodeError::Length { addr, len });
+    }
+    Ok(mem.read_vec(addr + o.bytes_data, len as usize)?)
+}
+
+/// `code_type`: address of `PyCode_Type`; when known, anything whose
+/// `ob_type` differs is rejected rather than misnamed.
+pub fn read_code(
+    mem: &dyn Memory,
+    o: &Offsets,
+    code: u64,
+    code_type: Option<u64>,
+) -> Result<CodeInfo, CodeError> {
+    if let Some(expected) = code_type
+        && mem.u64(code + OB_TYPE)? != expected
+    {
+        return Err(CodeError::NotCode(code));
+    }
+    let name = read_unicode(mem, o, mem.u64(code + o.code_name)?)?;
+    let qualname = match o.code_qualname {
+        Some(off) => read_unicode(mem, o, mem.u64(code + off)?)?,
+        None => name.clone(),
+    };
+    let filename = read_unicode(mem, o, mem.u64(code + o.code_filename)?)?;
+    let firstlineno = mem.u32(code + o.code_firstlineno)?;
+    let linetable = read_bytes(mem, o, mem.u64(code + o.code_linetable)?)?;
+    Ok(CodeInfo {
+        name,
+        qualname,
+        filename,
+        firstlineno,
+        linetable,
+        kind: o.line_table,
+        code_start: o.code_adaptive.map_or(0, |off| code + off),
+    })
+}
+
+impl CodeInfo {
+    /// The line being executed, from a sampled frame's raw instruction value.
+    pub fn line_at(&self, instr_kind: InstrKind, raw: u64) -> Option<u32> {
+        let raw = raw & 0x00ff_ffff_ffff_ffff;
+        match instr_kind {
+            InstrKind::LastiBytes => {
+                let lasti = (raw as u32 as i32).max(0) as u64;
+                self.line_for_offset(lasti)
+            }
+            InstrKind::LastiUnits => {
+                let lasti = (raw as u32 as i32).max(0) as u64;
+                self.line_for_offset(lasti * 2)
+            }
+            InstrKind::Pointer => {
+                let units = raw.saturating_sub(self.code_start) / 2;
+                self.line_for_offset(units * 2)
+            }
+        }
+    }
+
+    /// Line of the instruction at `offset` bytes into the bytecode.
+    pub fn line_for_offset(&self, offset: u64) -> Option<u32> {
+        let line = match self.kind {
+            LineTableKind::Lnotab => lnotab_line(&self.linetable, self.firstlineno, offset),
+            LineTableKind::Linetable310 => {
+                linetable310_line(&self.linetable, self.firstlineno, offset)
+            }
+            LineTableKind::Locations => {
+                locations_line(&self.linetable, self.firstlineno, offset / 2)
+            }
+        }?;
+        u32::try_from(line).ok().filter(|&l| l > 0)
+    }
+}
+
+/// `PyCode_Addr2Line` of 3.8/3.9.
+pub fn lnotab_line(table: &[u8], first: u32, offset: u64) -> Option<i64> {
+    let mut line = first as i64;
+    let mut addr = 0u64;
+    for pair in table.chunks_exact(2) {
+        addr += pair[0] as u64;
+        if addr > offset {
+            break;
+        }
+        line += pair[1] as i8 as i64;
+    }
+    Some(line)
+}
+
+/// 3.10 `co_linetable`: (byte delta, line delta) pairs; -128 means "no line".
+pub fn linetable310_line(table: &[u8], first: u32, offset: u64) -> Option<i64> {
+    let mut line = first as i64;
+    let mut start = 0u64;
+    for pair in table.chunks_exact(2) {
+        let end = start + pair[0] as u64;
+        let delta = pair[1] as i8;
+        let this = if delta == -128 {
+            None
+        } else {
+            line += delta as i64;
+            Some(line)
+        };
+        if start <= offset && offset < end {
+            return this;
+        }
+        start = end;
+    }
+    None
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut b = self.byte()?;
+        let mut value = (b & 63) as u64;
+        let mut shift = 0;
+        while b & 64 != 0 {
+            b = self.byte()?;
+            shift += 6;
+            if shift > 60 {
+                return None;
+            }
+            value |= ((b & 63) as u64) << shift;
+        }
+        Some(value)
+    }
+
+    fn svarint(&mut self) -> Option<i64> {
+        let v = self.varint()?;
+        Some(if v & 1 == 1 {
+            -((v >> 1) as i64)
+        } else {
+            (v >> 1) as i64
+        })
+    }
+}
+
+/// The 3.11+ location table (`Objects/locations.md`); `unit` counts 2-byte code units.
+pub fn locations_line(table: &[u8], first: u32, unit: u64) -> Option<i64> {
+    let mut c = Cursor {
+        bytes: table,
+        at: 0,
+    };
+    let mut line = first as i64;
+    let mut start = 0u64;
+    while let Some(head) = c.byte() {
+        if head & 0x80 == 0 {
+            return None; // not at an entry start: corrupt table
+        }
+        let code = (head >> 3) & 15;
+        let end = start + (head & 7) as u64 + 1;
+        let this = match code {
+            15 => None,
+            14 => {
+                line += c.svarint()?;
+                c.varint()?; // end line delta
+                c.varint()?; // column
+                c.varint()?; // end column
+                Some(line)
+            }
+            13 => {
+                line += c.svarint()?;
+                Some(line)
+            }
+            10..=12 => {
+                line += (code - 10) as i64;
+                c.byte()?;
+                c.byte()?;
+                Some(line)
+            }
+            _ => {
+                c.byte()?;
+                Some(line)
+            }
+        };
+        if start <= unit && unit < end {
+            return this;
+        }
+        start = end;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lnotab() {
+        // def f():        line 10
+        //     a = 1       11: bytes 0..4
+        //     b = 2       12: bytes 4..8
+        //     return a+b  13: bytes 8..
+        let table = [0, 1, 4, 1, 4, 1];
+        assert_eq!(lnotab_line(&table, 10, 0), Some(11));
+        assert_eq!(lnotab_line(&table, 10, 5), Some(12));
+        assert_eq!(lnotab_line(&table, 10, 12), Some(13));
+    }
+
+    #[test]
+    fn linetable_310() {
+        // 2 bytes on line+0 (def), 6 bytes on +1, 4 bytes without line, 4 bytes on +2
+        let table = [2, 0, 6, 1, 4, 0x80, 4, 1];
+        assert_eq!(linetable310_line(&table, 5, 0), Some(5));
+        assert_eq!(linetable310_line(&table, 5, 7), Some(6));
+        assert_eq!(linetable310_line(&table, 5, 9), None);
+        assert_eq!(linetable310_line(&table, 5, 12), Some(7));
+        assert_eq!(linetable310_line(&table, 5, 99), None);
+    }
+
+    #[test]
+    fn locations_311() {
+        // RESUME on the def line (short form, 1 unit), then one-line form +1
+        // (2 units), no-location (1 unit), long form +3 (3 units), no-column -1 (1 unit).
+        let table = [
+            0x80,
+            0x00, // code 0, len 1, col byte
+            0x80 | (11 << 3) | 1,
+            4,
+            9,                // code 11: line +1, len 2
+            0x80 | (15 << 3), // no location, len 1
+            0x80 | (14 << 3) | 2,
+            6,
+            0,
+            4,
+            10, // long: +3, len 3
+            0x80 | (13 << 3),
+            3, // no column: -1, len 1
+        ];
+        assert_eq!(locations_line(&table, 20, 0), Some(20));
+        assert_eq!(locations_line(&table, 20, 2), Some(21));
+        assert_eq!(locations_line(&table, 20, 3), None);
+        assert_eq!(locations_line(&table, 20, 4), Some(24));
+        assert_eq!(locations_line(&table, 20, 6), Some(24));
+        assert_eq!(locations_line(&table, 20, 7), Some(23));
+        assert_eq!(locations_line(&table, 20, 8), None);
+    }
+}

@@ -1,0 +1,395 @@
+//! Finding the interpreter in a process: the ELF mapped into it that defines
+//! `_PyRuntime` and `_PyEval_EvalFrameDefault` (a static `python3.X` or a
+//! `libpython3.X.so`), its load address, and its exact version.
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("cannot read /proc/{pid}/maps: {source}")]
+    Maps {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no libpython or python executable with _PyRuntime in /proc/{pid}/maps (is it a Python process?)"
+    )]
+    NotPython { pid: u32 },
+    #[error(
+        "{path} looks like a Python interpreter but has no _PyRuntime / _PyEval_EvalFrameDefault symbol \
+         (stripped?); install its debug symbols or use an unstripped build"
+    )]
+    Stripped { path: String },
+    #[error("cannot tell the CPython version of {path}")]
+    NoVersion { path: String },
+}
+
+/// One file-backed mapping of `/proc/PID/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub offset: u64,
+    pub path: String,
+}
+
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let range = parts.next()?;
+            let _perms = parts.next()?;
+            let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
+            let _dev = parts.next()?;
+            let _inode = parts.next()?;
+            let path = parts.collect::<Vec<_>>().join(" ");
+            if !path.starts_with('/') {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(start, 16).ok()?,
+                end: u64::from_str_radix(end, 16).ok()?,
+                offset,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// A file name that may be a CPython interpreter, and its `major.minor` if the name says.
+pub fn name_hint(path: &str) -> Option<Option<(u32, u32)>> {
+    let name = Path::new(path).file_name()?.to_str()?;
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let mut parts = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    let major = parts.next().and_then(|s| s.parse().ok());
+    let minor = parts.next().and_then(|s| s.parse().ok());
+    Some(major.zip(minor))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    /// Path as the process sees it.
+    pub path: String,
+    pub major: u32,
+    pub minor: u32,
+    /// "3.11.7".
+    pub version: String,
+    /// Built with --disable-gil (`python3.13t`, `Py_GIL_DISABLED`).
+    pub free_threaded: bool,
+    /// Run-time address of `_PyRuntime`.
+    pub runtime: u64,
+    /// Run-time address of `_PyEval_EvalFrameDefault`.
+    pub eval_frame: u64,
+    /// File offset of `_PyEval_EvalFrameDefault` (for a uprobe).
+    pub eval_frame_file_offset: Option<u64>,
+    /// Run-time address of `PyCode_Type`: code objects point to it.
+    pub code_type: Option<u64>,
+    /// <= 3.10: run-time address of `Py_GetVersion`'s static buffer, filled
+    /// with "3.8.18 (default, ...)" when `sys` is initialised; the version
+    /// literal itself is compiled into immediates, not stored as a string.
+    pub version_buffer: Option<u64>,
+}
+
+impl Interpreter {
+    /// True when `version` has the patch level ("3.8.18", not "3.8").
+    pub fn version_is_exact(&self) -> bool {
+        self.version.matches('.').count() >= 2
+    }
+}
+
+/// The version at the start of `Py_GetVersion()`'s text, if it is one.
+pub fn version_from_getversion(text: &[u8]) -> Option<String> {
+    let end = text.iter().position(|&b| b == b' ' || b == 0)?;
+    let token = std::str::from_utf8(&text[..end]).ok()?;
+    is_version(token).then(|| token.to_owned())
+}
+
+/// Symbols and version of one ELF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    pub runtime: Option<u64>,
+    pub eval_frame: Option<u64>,
+    pub eval_frame_file_offset: Option<u64>,
+    pub code_type: Option<u64>,
+    pub version_buffer: Option<u64>,
+    pub py_version_hex: Option<u32>,
+    pub version_string: Option<String>,
+    /// Lowest PT_LOAD virtual address (page aligned): what file offset 0 maps to.
+    pub base_vaddr: u64,
+    pub is_exec: bool,
+}
+
+pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
+    let file = object::File::parse(data)?;
+    let mut info = ElfInfo {
+        runtime: None,
+        eval_frame: None,
+        eval_frame_file_offset: None,
+        code_type: None,
+        version_buffer: None,
+        py_version_hex: None,
+        version_string: None,
+        base_vaddr: file
+            .segments()
+            .map(|s| s.address() & !0xfff)
+            .min()
+            .unwrap_or(0),
+        is_exec: file.kind() == object::ObjectKind::Executable,
+    };
+    let mut py_version_addr = None;
+    for symbol in file.dynamic_symbols().chain(file.symbols()) {
+        match symbol.name() {
+            Ok("_PyRuntime") => info.runtime = info.runtime.or(Some(symbol.address())),
+            Ok("_PyEval_EvalFrameDefault") if symbol.address() != 0 => {
+                info.eval_frame = info.eval_frame.or(Some(symbol.address()))
+            }
+            Ok("PyCode_Type") if symbol.address() != 0 => {
+                info.code_type = info.code_type.or(Some(symbol.address()))
+            }
+            Ok(name)
+                if (name == "version" || name.starts_with("version."))
+                    && symbol.size() == 250
+                    && symbol.address() != 0 =>
+            {
+                info.version_buffer = info.version_buffer.or(Some(symbol.address()))
+            }
+            Ok("Py_Version") => py_version_addr = py_version_addr.or(Some(symbol.address())),
+            _ => {}
+        }
+    }
+    let section_bytes = |addr: u64, len: u64| -> Option<&[u8]> {
+        file.sections().find_map(|s| {
+            if addr >= s.address() && addr + len <= s.address() + s.size() {
+                let data = s.data().ok()?;
+                let at = (addr - s.address()) as usize;
+                data.get(at..at + len as usize)
+            } else {
+                None
+            }
+        })
+    };
+    if let Some(addr) = py_version_addr {
+        info.py_version_hex = section_bytes(addr, 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes);
+    }
+    if let Some(addr) = info.eval_frame {
+        info.eval_frame_file_offset = file.segments().find_map(|seg| {
+            let (off, size) = seg.file_range();
+            (addr >= seg.address() && addr < seg.address() + size)
+                .then(|| addr - seg.address() + off)
+        });
+    }
+    // PY_VERSION ("3.8.18") is a string literal in .rodata on every version.
+    if let Some(rodata) = file.section_by_name(".rodata").and_then(|s| s.data().ok()) {
+        info.version_string = find_version_string(rodata);
+    }
+    Ok(info)
+}
+
+/// The first NUL-delimited string that is exactly a CPython version ("3.11.7", "3.13.0rc1").
+pub fn find_version_string(rodata: &[u8]) -> Option<String> {
+    rodata
+        .split(|&b| b == 0)
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .find(|s| is_version(s))
+        .map(str::to_owned)
+}
+
+fn is_version(s: &str) -> bool {
+    let s = s.trim_end_matches('+');
+    let mut parts = s.splitn(3, '.');
+    let (Some(major), Some(minor), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let micro_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let suffix = &rest[micro_len..];
+    major == "3"
+        && !minor.is_empty()
+        && minor.len() <= 2
+        && minor.bytes().all(|b| b.is_ascii_digit())
+        && (1..=2).contains(&micro_len)
+        && (suffix.is_empty()
+            || ["a", "b", "rc"].iter().any(|p| {
+                suffix
+                    .strip_prefix(p)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }))
+}
+
+/// `PY_VERSION_HEX` -> "3.11.7" (with a release level suffix when not final).
+pub fn version_from_hex(hex: u32) -> (u32, u32, String) {
+    let major = hex >> 24;
+    let minor = (hex >> 16) & 0xff;
+    let micro = (hex >> 8) & 0xff;
+    let level = (hex >> 4) & 0xf;
+    let serial = hex & 0xf;
+    let suffix = match level {
+        0xa => format!("a{serial}"),
+        0xb => format!("b{serial}"),
+        0xc => format!("rc{serial}"),
+        _ => String::new(),
+    };
+    (major, minor, format!("{major}.{minor}.{micro}{suffix}"))
+}
+
+/// Reads a mapped file. `/proc/PID/map_files/START-END` is the mapped file
+/// itself whatever the namespaces; then the path through the target's root
+/// (containers), then the path as shown (a chroot shows host paths).
+fn read_mapped(pid: u32, mapping: &Mapping) -> Option<Vec<u8>> {
+    let candidates = [
+        PathBuf::from(format!(
+            "/proc/{pid}/map_files/{:x}-{:x}",
+            mapping.start, mapping.end
+        )),
+        PathBuf::from(format!("/proc/{pid}/root{}", mapping.path)),
+        PathBuf::from(&mapping.path),
+    ];
+    candidates.iter().find_map(|p| std::fs::read(p).ok())
+}
+
+/// Looks for the interpreter in `pid`'s mappings.
+pub fn discover(pid: u32) -> Result<Interpreter, DiscoverError> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|source| DiscoverError::Maps { pid, source })?;
+    discover_in(pid, &parse_maps(&maps))
+}
+
+pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverError> {
+    let mut candidates: Vec<&str> = Vec::new();
+    for m in maps {
+        if name_hint(&m.path).is_some() && !candidates.contains(&m.path.as_str()) {
+            candidates.push(&m.path);
+        }
+    }
+    // libpython first: a python executable linked against it has no _PyRuntime.
+    candidates.sort_by_key(|p| !p.contains("libpython"));
+    let mut stripped = None;
+    for path in candidates {
+        let Some(mapping) = maps.iter().find(|m| m.path == path) else {
+            continue;
+        };
+        let Some(data) = read_mapped(pid, mapping) else {
+            continue;
+        };
+        let Ok(elf) = read_elf(&data) else {
+            continue;
+        };
+        let (Some(runtime), Some(eval_frame)) = (elf.runtime, elf.eval_frame) else {
+            if path.contains("libpython") || elf.version_string.is_some() {
+                stripped.get_or_insert_with(|| path.to_owned());
+            }
+            continue;
+        };
+        let bias = if elf.is_exec {
+            0
+        } else {
+            let Some(first) = maps
+                .iter()
+                .filter(|m| m.path == path && m.offset == 0)
+                .map(|m| m.start)
+                .min()
+            else {
+                continue;
+            };
+            first.wrapping_sub(elf.base_vaddr)
+        };
+        let hint = name_hint(path).flatten();
+        let (major, minor, version) = match (elf.py_version_hex, &elf.version_string, hint) {
+            (Some(hex), _, _) if hex >> 24 == 3 => version_from_hex(hex),
+            (_, Some(text), _) => {
+                let mut parts = text.split('.');
+                let major = parts.next().and_then(|s| s.parse().ok());
+                let minor = parts.next().and_then(|s| s.parse().ok());
+                match (major, minor) {
+                    (Some(major), Some(minor)) => (major, minor, text.clone()),
+                    _ => return Err(DiscoverError::NoVersion { path: path.into() }),
+                }
+            }
+            (_, None, Some((major, minor))) => (major, minor, format!("{major}.{minor}")),
+            _ => return Err(DiscoverError::NoVersion { path: path.into() }),
+        };
+        let file_name = Path::new(path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let free_threaded = file_name.contains(&format!("{major}.{minor}t"));
+        return Ok(Interpreter {
+            path: path.to_owned(),
+            major,
+            minor,
+            version,
+            free_threaded,
+            runtime: runtime.wrapping_add(bias),
+            eval_frame: eval_frame.wrapping_add(bias),
+            eval_frame_file_offset: elf.eval_frame_file_offset,
+            code_type: elf.code_type.map(|a| a.wrapping_add(bias)),
+            version_buffer: elf.version_buffer.map(|a| a.wrapping_add(bias)),
+        });
+    }
+    match stripped {
+        Some(path) => Err(DiscoverError::Stripped { path }),
+        None => Err(DiscoverError::NotPython { pid }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let text = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 123 /usr/bin/python3.11
+7f00aa000000-7f00aa100000 r-xp 00020000 08:01 456 /root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0
+7f00ab000000-7f00ab001000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+";
+        let maps = parse_maps(text);
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[1].offset, 0x20000);
+        assert_eq!(maps[1].start, 0x7f00aa000000);
+        assert!(maps[1].path.ends_with("libpython3.11.so.1.0"));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name_hint("/usr/bin/python3.11"), Some(Some((3, 11))));
+        assert_eq!(name_hint("/x/libpython3.13t.so.1.0"), Some(Some((3, 13))));
+        assert_eq!(name_hint("/usr/bin/python"), Some(None));
+        assert_eq!(name_hint("/usr/lib/libc.so.6"), None);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_from_hex(0x030b07f0), (3, 11, "3.11.7".into()));
+        assert_eq!(version_from_hex(0x030e00c1), (3, 14, "3.14.0rc1".into()));
+        let rodata = b"\0hello\x003.8\x003.8.18\x00more 3.9.1\0";
+        assert_eq!(find_version_string(rodata), Some("3.8.18".into()));
+        assert!(is_version("3.13.0rc1"));
+        assert!(!is_version("3.13"));
+        assert!(!is_version("3.13.0x"));
+        assert_eq!(
+            version_from_getversion(b"3.8.18 (default, May  9 2026, 07:33:01) \n[GCC 12.2.0]\0"),
+            Some("3.8.18".into())
+        );
+        assert_eq!(version_from_getversion(b"\0\0\0"), None);
+    }
+
+    #[test]
+    fn not_python() {
+        let maps = parse_maps("00400000-00401000 r-xp 00000000 08:01 1 /bin/sleep\n");
+        assert!(matches!(
+            discover_in(1, &maps),
+            Err(DiscoverError::NotPython { .. })
+        ));
+    }
+}

@@ -1,0 +1,542 @@
+//! Where CPython keeps what the sampler needs, per version.
+//!
+//! 3.8-3.12 have no run-time description of their structures, so their
+//! offsets are tables written from CPython's headers (`Include/cpython/pystate.h`,
+//! `frameobject.h` / `internal/pycore_frame.h`, `code.h`, `unicodeobject.h`,
+//! checked against the DWARF of the pyenv builds on this machine with
+//! `gdb -batch -ex 'print &((PyThreadState*)0)->cframe'`). 3.13+ publish
+//! `_Py_DebugOffsets` at the start of `_PyRuntime`; those are read at run time.
+//! Both sit behind [`LayoutSource`].
+
+use tracer_common::{PY_NO_OFFSET, PyConfig};
+
+use super::memory::{Memory, MemoryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("CPython {0}.{1} is not supported (3.8 to 3.14 are)")]
+    Unsupported(u32, u32),
+    #[error("reading _Py_DebugOffsets: {0}")]
+    Memory(#[from] MemoryError),
+    #[error("_PyRuntime does not start with the _Py_DebugOffsets cookie \"xdebugpy\"")]
+    NoCookie,
+    #[error(
+        "_Py_DebugOffsets of version {version:#x} do not describe a PyThreadState this tracer understands"
+    )]
+    UnknownDebugLayout { version: u64 },
+    #[error(
+        "free-threaded CPython (built with --disable-gil) is detected but not supported: its frames \
+         and code objects differ (per-thread bytecode); kernel sections are still reported"
+    )]
+    FreeThreaded,
+}
+
+/// How the frame's instruction position is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstrKind {
+    /// `int f_lasti`, a byte offset into `co_code` (3.8, 3.9).
+    LastiBytes,
+    /// `int f_lasti`, in 2-byte code units (3.10).
+    LastiUnits,
+    /// `_Py_CODEUNIT *prev_instr` (3.11, 3.12) / `instr_ptr` (3.13+), into
+    /// the code object's `co_code_adaptive`.
+    Pointer,
+}
+
+/// The line-number table format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineTableKind {
+    /// `co_lnotab` (3.8, 3.9): (byte increment, line increment) pairs.
+    Lnotab,
+    /// `co_linetable` of 3.10: (byte delta, line delta) pairs, -128 = no line.
+    Linetable310,
+    /// The 3.11+ location table (`Objects/locations.md`).
+    Locations,
+}
+
+/// Everything the sampler and the symbolizer read, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub runtime_interpreters_head: u64,
+    pub interp_next: u64,
+    pub interp_threads_head: u64,
+    pub tstate_next: u64,
+    /// `pthread_t` of the thread.
+    pub tstate_thread_id: u64,
+    /// Kernel thread id (3.11+); older versions only have `pthread_t`.
+    pub tstate_native_thread_id: Option<u64>,
+    /// `frame` (<= 3.10), `cframe` (3.11, 3.12), `current_frame` (3.13+).
+    pub tstate_frame: u64,
+    /// `_PyCFrame.current_frame` (3.11, 3.12).
+    pub cframe_current_frame: Option<u64>,
+    pub frame_back: u64,
+    pub frame_code: u64,
+    pub frame_instr: u64,
+    pub frame_owner: Option<u64>,
+    /// Frames whose `owner` is at least this are C-stack entry / interpreter
+    /// frames, not Python code, and are skipped (3.12+: `FRAME_OWNED_BY_CSTACK`
+    /// is 3 in 3.12/3.13; 3.14 puts `FRAME_OWNED_BY_INTERPRETER` at 3 and CSTACK at 4).
+    pub owner_skip_from: Option<u8>,
+    pub instr_kind: InstrKind,
+    /// `f_executable` is a tagged `_PyStackRef` (3.14+): mask the low bits.
+    pub code_is_stackref: bool,
+    pub code_filename: u64,
+    pub code_name: u64,
+    pub code_qualname: Option<u64>,
+    pub code_firstlineno: u64,
+    pub code_linetable: u64,
+    pub code_adaptive: Option<u64>,
+    pub line_table: LineTableKind,
+    pub bytes_size: u64,
+    pub bytes_data: u64,
+    pub unicode_state: u64,
+    pub unicode_length: u64,
+    /// `sizeof(PyASCIIObject)`: where a compact ASCII string's characters start.
+    pub ascii_size: u64,
+    /// `sizeof(PyCompactUnicodeObject)`: where other compact strings' start.
+    pub compact_size: u64,
+}
+
+impl Offsets {
+    /// The part the BPF sampler needs.
+    pub fn bpf_config(&self) -> PyConfig {
+        let off = |v: Option<u64>| v.map_or(PY_NO_OFFSET, |v| v as u32);
+        PyConfig {
+            enabled: 1,
+            tstate_frame: self.tstate_frame as u32,
+            cframe_current_frame: off(self.cframe_current_frame),
+            frame_back: self.frame_back as u32,
+            frame_code: self.frame_code as u32,
+            frame_instr: self.frame_instr as u32,
+            frame_owner: off(self.frame_owner),
+            _pad: 0,
+        }
+    }
+}
+
+/// One way of getting a version's [`Offsets`].
+pub trait LayoutSource {
+    /// Where the offsets come from, for the report.
+    fn origin(&self) -> &'static str;
+    fn offsets(&self, memory: &dyn Memory, runtime: u64) -> Result<Offsets, LayoutError>;
+}
+
+/// Tables for 3.8-3.12 (x86-64 / aarch64 LP64 builds).
+pub struct StaticTable {
+    pub minor: u32,
+}
+
+// Fields common to the PyObject / PyBytesObject / PyASCIIObject headers of 3.8-3.12.
+const BYTES_SIZE: u64 = 16; // PyVarObject.ob_size
+const BYTES_DATA: u64 = 32; // PyBytesObject.ob_sval
+const UNICODE_LENGTH: u64 = 16; // PyASCIIObject.length
+const UNICODE_STATE: u64 = 32; // PyASCIIObject.state
+
+impl LayoutSource for StaticTable {
+    fn origin(&self) -> &'static str {
+        "built-in table (CPython headers)"
+    }
+
+    fn offsets(&self, _memory: &dyn Memory, _runtime: u64) -> Result<Offsets, LayoutError> {
+        static_offsets(self.minor).ok_or(LayoutError::Unsupported(3, self.minor))
+    }
+}
+
+pub fn static_offsets(minor: u32) -> Option<Offsets> {
+    // 3.8-3.10: PyFrameObject chain; PyThreadState.frame at 24.
+    let old = Offsets {
+        runtime_interpreters_head: 32, // _PyRuntimeState.interpreters.head
+        interp_next: 0,
+        interp_threads_head: 8, // PyInterpreterState.tstate_head
+        tstate_next: 8,
+        tstate_thread_id: 176,
+        tstate_native_thread_id: None,
+        tstate_frame: 24,
+        cframe_current_frame: None,
+        frame_back: 24,   // PyFrameObject.f_back
+        frame_code: 32,   // PyFrameObject.f_code
+        frame_instr: 104, // PyFrameObject.f_lasti
+        frame_owner: None,
+        owner_skip_from: None,
+        instr_kind: InstrKind::LastiBytes,
+        code_is_stackref: false,
+        code_filename: 104,
+        code_name: 112,
+        code_qualname: None,
+        code_firstlineno: 40,
+        code_linetable: 120, // co_lnotab (3.8, 3.9) / co_linetable (3.10)
+        code_adaptive: None,
+        line_table: LineTableKind::Lnotab,
+        bytes_size: BYTES_SIZE,
+        bytes_data: BYTES_DATA,
+        unicode_state: UNICODE_STATE,
+        unicode_length: UNICODE_LENGTH,
+        ascii_size: 48, // PyASCIIObject still has `wchar_t *wstr` up to 3.11
+        compact_size: 72,
+    };
+    Some(match minor {
+        8 | 9 => old,
+        10 => Offsets {
+            frame_instr: 96, // f_lasti moved: f_stackdepth replaced f_stacktop
+            instr_kind: InstrKind::LastiUnits,
+            line_table: LineTableKind::Linetable310,
+            ..old
+        },
+        11 => Offsets {
+            runtime_interpreters_head: 40,
+            interp_threads_head: 16, // PyInterpreterState.threads.head
+            tstate_thread_id: 152,
+            tstate_native_thread_id: Some(160),
+            tstate_frame: 56, // PyThreadState.cframe
+            cframe_current_frame: Some(8),
+            frame_back: 48,  // _PyInterpreterFrame.previous
+            frame_code: 32,  // _PyInterpreterFrame.f_code
+            frame_instr: 56, // _PyInterpreterFrame.prev_instr
+            frame_owner: Some(69),
+            owner_skip_from: None, // 3.11 has no C-stack entry frames
+            instr_kind: InstrKind::Pointer,
+            code_filename: 112,
+            code_name: 120,
+            code_qualname: Some(128),
+            code_firstlineno: 72,
+            code_linetable: 136,
+            code_adaptive: Some(184),
+            line_table: LineTableKind::Locations,
+            ..old
+        },
+        12 => Offsets {
+            runtime_interpreters_head: 40,
+            interp_threads_head: 72,
+            tstate_thread_id: 136,
+            tstate_native_thread_id: Some(144),
+            tstate_frame: 56, // PyThreadState.cframe
+            cframe_current_frame: Some(0),
+            frame_back: 8,   // previous
+            frame_code: 0,   // f_code
+            frame_instr: 56, // prev_instr
+            frame_owner: Some(70),
+            owner_skip_from: Some(3), // FRAME_OWNED_BY_CSTACK
+            instr_kind: InstrKind::Pointer,
+            code_filename: 112,
+            code_name: 120,
+            code_qualname: Some(128),
+            code_firstlineno: 68,
+            code_linetable: 136,
+            code_adaptive: Some(192),
+            line_table: LineTableKind::Locations,
+            ascii_size: 40, // `wstr` removed in 3.12
+            compact_size: 56,
+            ..old
+        },
+        _ => return None,
+    })
+}
+
+/// Byte offsets of the fields of `_Py_DebugOffsets` this tracer reads: the
+/// struct grew between 3.13 and 3.14 (`threads_main`, `stackpointer`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebugLayout {
+    pub interpreters_head: u64,
+    pub interp_next: u64,
+    pub interp_threads_head: u64,
+    pub tstate_prev: u64,
+    pub tstate_next: u64,
+    pub tstate_interp: u64,
+    pub tstate_current_frame: u64,
+    pub tstate_thread_id: u64,
+    pub tstate_native_thread_id: u64,
+    pub frame_previous: u64,
+    pub frame_executable: u64,
+    pub frame_instr_ptr: u64,
+    pub frame_owner: u64,
+    pub code_filename: u64,
+    pub code_name: u64,
+    pub code_qualname: u64,
+    pub code_linetable: u64,
+    pub code_firstlineno: u64,
+    pub code_adaptive: u64,
+    pub bytes_size: u64,
+    pub bytes_data: u64,
+    pub unicode_state: u64,
+    pub unicode_length: u64,
+    pub unicode_ascii_size: u64,
+    /// Bytes to read from the start of `_PyRuntime`.
+    pub total: u64,
+}
+
+/// `Include/internal/pycore_runtime.h` of 3.13.
+pub const DEBUG_LAYOUT_3_13: DebugLayout = DebugLayout {
+    interpreters_head: 40,
+    interp_next: 64,
+    interp_threads_head: 72,
+    tstate_prev: 160,
+    tstate_next: 168,
+    tstate_interp: 176,
+    tstate_current_frame: 184,
+    tstate_thread_id: 192,
+    tstate_native_thread_id: 200,
+    frame_previous: 232,
+    frame_executable: 240,
+    frame_instr_ptr: 248,
+    frame_owner: 264,
+    code_filename: 280,
+    code_name: 288,
+    code_qualname: 296,
+    code_linetable: 304,
+    code_firstlineno: 312,
+    code_adaptive: 344,
+    bytes_size: 520,
+    bytes_data: 528,
+    unicode_state: 544,
+    unicode_length: 552,
+    unicode_ascii_size: 560,
+    total: 584,
+};
+
+/// `Include/internal/pycore_debug_offsets.h` of 3.14: `threads_main`,
+/// `code_object_generation` and `tlbc_generation` in the interpreter state,
+/// `stackpointer` / `tlbc_index` in the frame, `co_tlbc` in the code object,
+/// and a `set_object` block before `dict_object`.
+pub const DEBUG_LAYOUT_3_14: DebugLayout = DebugLayout {
+    interpreters_head: 40,
+    interp_next: 64,
+    interp_threads_head: 72,
+    tstate_prev: 184,
+    tstate_next: 192,
+    tstate_interp: 200,
+    tstate_current_frame: 208,
+    tstate_thread_id: 216,
+    tstate_native_thread_id: 224,
+    frame_previous: 256,
+    frame_executable: 264,
+    frame_instr_ptr: 272,
+    frame_owner: 288,
+    code_filename: 320,
+    code_name: 328,
+    code_qualname: 336,
+    code_linetable: 344,
+    code_firstlineno: 352,
+    code_adaptive: 384,
+    bytes_size: 600,
+    bytes_data: 608,
+    unicode_state: 624,
+    unicode_length: 632,
+    unicode_ascii_size: 640,
+    total: 648,
+};
+
+/// 3.13+: offsets read from `_Py_DebugOffsets` at the start of `_PyRuntime`.
+pub struct DebugOffsets {
+    pub minor: u32,
+}
+
+pub const DEBUG_COOKIE: &[u8; 8] = b"xdebugpy";
+
+fn field(raw: &[u8], at: u64) -> u64 {
+    let at = at as usize;
+    raw.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(u64::MAX, u64::from_le_bytes)
+}
+
+/// Decodes `_Py_DebugOffsets` (the first `layout.total` bytes of `_PyRuntime`).
+pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutError> {
+    if raw.get(..8) != Some(&DEBUG_COOKIE[..]) {
+        return Err(LayoutError::NoCookie);
+    }
+    let version = field(raw, 8);
+    if field(raw, 16) != 0 {
+        return Err(LayoutError::FreeThreaded);
+    }
+    let layout = match minor {
+        13 => DEBUG_LAYOUT_3_13,
+        _ => DEBUG_LAYOUT_3_14,
+    };
+    let f = |at| field(raw, at);
+    // PyThreadState starts with prev, next, interp on every version: a
+    // cheap proof that we are reading the right struct layout.
+    if (
+        f(layout.tstate_prev),
+        f(layout.tstate_next),
+        f(layout.tstate_interp),
+    ) != (0, 8, 16)
+    {
+        return Err(LayoutError::UnknownDebugLayout { version });
+    }
+    Ok(Offsets {
+        runtime_interpreters_head: f(layout.interpreters_head),
+        interp_next: f(layout.interp_next),
+        interp_threads_head: f(layout.interp_threads_head),
+        tstate_next: f(layout.tstate_next),
+        tstate_thread_id: f(layout.tstate_thread_id),
+        tstate_native_thread_id: Some(f(layout.tstate_native_thread_id)),
+        tstate_frame: f(layout.tstate_current_frame),
+        cframe_current_frame: None,
+        frame_back: f(layout.frame_previous),
+        frame_code: f(layout.frame_executable),
+        frame_instr: f(layout.frame_instr_ptr),
+        frame_owner: Some(f(layout.frame_owner)),
+        owner_skip_from: Some(3),
+        instr_kind: InstrKind::Pointer,
+        code_is_stackref: minor >= 14,
+        code_filename: f(layout.code_filename),
+        code_name: f(layout.code_name),
+        code_qualname: Some(f(layout.code_qualname)),
+        code_firstlineno: f(layout.code_firstlineno),
+        code_linetable: f(layout.code_linetable),
+        code_adaptive: Some(f(layout.code_adaptive)),
+        line_table: LineTableKind::Locations,
+        bytes_size: f(layout.bytes_size),
+        bytes_data: f(layout.bytes_data),
+        unicode_state: f(layout.unicode_state),
+        unicode_length: f(layout.unicode_length),
+        ascii_size: f(layout.unicode_ascii_size),
+        // PyCompactUnicodeObject adds utf8_length and utf8 (3.12+).
+        compact_size: f(layout.unicode_ascii_size) + 16,
+    })
+}
+
+impl LayoutSource for DebugOffsets {
+    fn origin(&self) -> &'static str {
+        "_Py_DebugOffsets in _PyRuntime"
+    }
+
+    fn offsets(&self, memory: &dyn Memory, runtime: u64) -> Result<Offsets, LayoutError> {
+        let total = match self.minor {
+            13 => DEBUG_LAYOUT_3_13.total,
+            _ => DEBUG_LAYOUT_3_14.total,
+        };
+        let raw = memory.read_vec(runtime, total as usize)?;
+        decode_debug_offsets(&raw, self.minor)
+    }
+}
+
+/// The layout source for a CPython version.
+pub fn source_for(major: u32, minor: u32) -> Result<Box<dyn LayoutSource>, LayoutError> {
+    match (major, minor) {
+        (3, 8..=12) => Ok(Box::new(StaticTable { minor })),
+        (3, 13..=14) => Ok(Box::new(DebugOffsets { minor })),
+        _ => Err(LayoutError::Unsupported(major, minor)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_version_has_a_source() {
+        for minor in 8..=14 {
+            assert!(source_for(3, minor).is_ok(), "3.{minor}");
+        }
+        assert!(source_for(3, 7).is_err());
+        assert!(source_for(3, 15).is_err());
+        assert!(source_for(2, 7).is_err());
+    }
+
+    #[test]
+    fn static_tables_match_the_headers() {
+        // Spot checks against offsetof() in the pyenv builds' DWARF.
+        let t = static_offsets(8).unwrap();
+        assert_eq!(
+            (t.tstate_frame, t.frame_back, t.frame_code, t.frame_instr),
+            (24, 24, 32, 104)
+        );
+        assert_eq!(t.code_linetable, 120);
+        let t = static_offsets(10).unwrap();
+        assert_eq!(t.frame_instr, 96);
+        assert_eq!(t.line_table, LineTableKind::Linetable310);
+        let t = static_offsets(11).unwrap();
+        assert_eq!((t.tstate_frame, t.cframe_current_frame), (56, Some(8)));
+        assert_eq!((t.frame_code, t.frame_back, t.frame_instr), (32, 48, 56));
+        assert_eq!(t.code_adaptive, Some(184));
+        let t = static_offsets(12).unwrap();
+        assert_eq!(
+            (t.interp_threads_head, t.tstate_native_thread_id),
+            (72, Some(144))
+        );
+        assert_eq!(
+            (t.frame_code, t.frame_back, t.frame_owner),
+            (0, 8, Some(70))
+        );
+        assert_eq!(t.ascii_size, 40);
+        let c = t.bpf_config();
+        assert_eq!(c.cframe_current_frame, 0);
+        assert_eq!(
+            static_offsets(8).unwrap().bpf_config().frame_owner,
+            PY_NO_OFFSET
+        );
+    }
+
+    /// A synthetic `_Py_DebugOffsets` with the values a build would write.
+    pub fn synthetic_debug_offsets(minor: u32) -> Vec<u8> {
+        let layout = if minor == 13 {
+            DEBUG_LAYOUT_3_13
+        } else {
+            DEBUG_LAYOUT_3_14
+        };
+        let mut raw = vec![0u8; layout.total as usize];
+        raw[..8].copy_from_slice(DEBUG_COOKIE);
+        let mut put =
+            |at: u64, v: u64| raw[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
+        put(8, 0x030e_00f0 | ((minor as u64) << 16));
+        put(layout.interpreters_head, 632);
+        put(layout.interp_next, 0);
+        put(layout.interp_threads_head, 7344);
+        put(layout.tstate_prev, 0);
+        put(layout.tstate_next, 8);
+        put(layout.tstate_interp, 16);
+        put(layout.tstate_current_frame, 72);
+        put(layout.tstate_thread_id, 152);
+        put(layout.tstate_native_thread_id, 160);
+        put(layout.frame_previous, 8);
+        put(layout.frame_executable, 0);
+        put(layout.frame_instr_ptr, 56);
+        put(layout.frame_owner, 70);
+        put(layout.code_filename, 112);
+        put(layout.code_name, 120);
+        put(layout.code_qualname, 128);
+        put(layout.code_linetable, 136);
+        put(layout.code_firstlineno, 68);
+        put(layout.code_adaptive, 200);
+        put(layout.bytes_size, 16);
+        put(layout.bytes_data, 32);
+        put(layout.unicode_state, 32);
+        put(layout.unicode_length, 16);
+        put(layout.unicode_ascii_size, 40);
+        raw
+    }
+
+    #[test]
+    fn debug_offsets_decode_for_3_13_and_3_14() {
+        for minor in [13, 14] {
+            let o = decode_debug_offsets(&synthetic_debug_offsets(minor), minor).unwrap();
+            assert_eq!(o.runtime_interpreters_head, 632);
+            assert_eq!(o.interp_threads_head, 7344);
+            assert_eq!(o.tstate_frame, 72);
+            assert_eq!(o.tstate_native_thread_id, Some(160));
+            assert_eq!((o.frame_back, o.frame_code, o.frame_instr), (8, 0, 56));
+            assert_eq!(o.code_adaptive, Some(200));
+            assert_eq!(o.ascii_size, 40);
+            assert_eq!(o.code_is_stackref, minor >= 14);
+        }
+        // A 3.14 struct read with the 3.13 layout is rejected, not misread.
+        let raw = synthetic_debug_offsets(14);
+        assert!(matches!(
+            decode_debug_offsets(&raw, 13),
+            Err(LayoutError::UnknownDebugLayout { .. })
+        ));
+        let mut raw = synthetic_debug_offsets(13);
+        raw[0] = b'y';
+        assert!(matches!(
+            decode_debug_offsets(&raw, 13),
+            Err(LayoutError::NoCookie)
+        ));
+        let mut raw = synthetic_debug_offsets(14);
+        raw[16] = 1;
+        assert!(matches!(
+            decode_debug_offsets(&raw, 14),
+            Err(LayoutError::FreeThreaded)
+        ));
+    }
+}

@@ -1,0 +1,502 @@
+//! Python frames: find the interpreter in the target, publish its threads'
+//! `PyThreadState` addresses to the BPF sampler, and turn the sampled raw
+//! stacks (code-object pointers + instruction positions) into functions,
+//! files and lines by reading the target's memory.
+
+pub mod code;
+pub mod discover;
+pub mod layout;
+pub mod memory;
+pub mod threads;
+
+#[cfg(test)]
+mod snapshot_tests;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    rc::Rc,
+};
+
+use code::CodeInfo;
+use discover::{DiscoverError, Interpreter};
+use layout::{LayoutError, Offsets};
+use memory::ProcessMemory;
+
+use crate::report::{Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PythonError {
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// One interpreter found and understood.
+pub struct Ready {
+    pub interpreter: Interpreter,
+    pub offsets: Offsets,
+    pub origin: &'static str,
+    memory: ProcessMemory,
+    /// `struct pthread` -> tid offset (<= 3.10).
+    tid_offset: Option<u64>,
+}
+
+enum State {
+    /// Not found yet (launch mode: the command may not have exec'd yet).
+    Searching(String),
+    Ready(Box<Ready>),
+    /// Found something that will not become usable.
+    Failed(String),
+}
+
+/// Raw stack: (code object address, raw instruction value) innermost first.
+type RawStack = Vec<(u64, u64)>;
+
+pub struct PythonTracer {
+    pid: u32,
+    state: State,
+    codes: HashMap<u64, Option<Rc<CodeInfo>>>,
+    stacks: HashMap<(u32, RawStack), u64>,
+    samples: u64,
+    truncated: u64,
+    /// tid -> tstate as last written to the BPF map.
+    published: HashMap<u32, u64>,
+}
+
+/// What the tracer must change in the BPF maps after a refresh.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ThreadUpdate {
+    /// Offsets to publish (first time the interpreter is understood).
+    pub config: Option<tracer_common::PyConfig>,
+    pub insert: Vec<(u32, u64)>,
+    pub remove: Vec<u32>,
+}
+
+impl PythonTracer {
+    pub fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            state: State::Searching(format!("process {pid} has not been looked at yet")),
+            codes: HashMap::new(),
+            stacks: HashMap::new(),
+            samples: 0,
+            truncated: 0,
+            published: HashMap::new(),
+        }
+    }
+
+    pub fn ready(&self) -> Option<&Ready> {
+        match &self.state {
+            State::Ready(ready) => Some(ready),
+            _ => None,
+        }
+    }
+
+    /// Finds the interpreter if not yet known, then re-reads its thread list.
+    pub fn refresh(&mut self) -> ThreadUpdate {
+        let mut update = ThreadUpdate::default();
+        if let State::Searching(_) = self.state {
+            match self.find() {
+                Ok(ready) => {
+                    log::info!(
+                        "python {} in {} (_PyRuntime at {:#x}, offsets: {})",
+                        ready.interpreter.version,
+                        ready.interpreter.path,
+                        ready.interpreter.runtime,
+                        ready.origin
+                    );
+                    update.config = Some(ready.offsets.bpf_config());
+                    self.state = State::Ready(Box::new(ready));
+                }
+                Err(PythonError::Discover(err @ DiscoverError::NotPython { .. }))
+                | Err(PythonError::Discover(err @ DiscoverError::Maps { .. })) => {
+                    self.state = State::Searching(err.to_string());
+                    return update;
+                }
+                Err(err) => {
+                    self.state = State::Failed(err.to_string());
+                    return update;
+                }
+            }
+        }
+        let State::Ready(ready) = &mut self.state else {
+            return update;
+        };
+        if !ready.interpreter.version_is_exact()
+            && let Some(buffer) = ready.interpreter.version_buffer
+            && let Ok(text) = memory::Memory::read_vec(&ready.memory, buffer, 250)
+            && let Some(version) = discover::version_from_getversion(&text)
+        {
+            ready.interpreter.version = version;
+        }
+        let mut states =
+            threads::thread_states(&ready.memory, &ready.offsets, ready.interpreter.runtime);
+        threads::resolve_tids(&ready.memory, self.pid, &mut states, &mut ready.tid_offset);
+        let current: HashMap<u32, u64> = states
+            .iter()
+            .filter_map(|s| Some((s.tid?, s.tstate)))
+            .collect();
+        for (&tid, &tstate) in &current {
+            if self.published.get(&tid) != Some(&tstate) {
+                update.insert.push((tid, tstate));
+            }
+        }
+        for &tid in self.published.keys() {
+            if !current.contains_key(&tid) {
+                update.remove.push(tid);
+            }
+        }
+        self.published = current;
+        update
+    }
+
+    fn find(&self) -> Result<Ready, PythonError> {
+        let interpreter = discover::discover(self.pid)?;
+        if interpreter.free_threaded {
+            return Err(LayoutError::FreeThreaded.into());
+        }
+        let memory = ProcessMemory { pid: self.pid };
+        let source = layout::source_for(interpreter.major, interpreter.minor)?;
+        let offsets = source.offsets(&memory, interpreter.runtime)?;
+        Ok(Ready {
+            interpreter,
+            offsets,
+            origin: source.origin(),
+            memory,
+            tid_offset: None,
+        })
+    }
+
+    /// One sampled stack (raw frames from BPF, innermost first).
+    pub fn on_sample(
+        &mut self,
+        tid: u32,
+        frames: &[tracer_common::PyFrameRecord],
+        truncated: bool,
+    ) {
+        let State::Ready(ready) = &self.state else {
+            return;
+        };
+        let o = &ready.offsets;
+        let mut stack = Vec::with_capacity(frames.len());
+        for (code, instr) in frames.iter().filter_map(|f| python_frame(o, f)) {
+            // Symbolize now: the process (and its code objects) may be gone by report time.
+            self.codes.entry(code).or_insert_with(|| {
+                code::read_code(&ready.memory, o, code, ready.interpreter.code_type)
+                    .ok()
+                    .map(Rc::new)
+            });
+            stack.push((code, instr));
+        }
+        self.samples += 1;
+        self.truncated += u64::from(truncated);
+        *self.stacks.entry((tid, stack)).or_insert(0) += 1;
+    }
+
+    pub fn report(&self, rate_hz: u64) -> Python {
+        let mut report = Python {
+            rate_hz,
+            ..Python::default()
+        };
+        match &self.state {
+            State::Searching(reason) | State::Failed(reason) => {
+                report.status = "unavailable".into();
+                report.reason = Some(reason.clone());
+                return report;
+            }
+            State::Ready(ready) => {
+                report.status = "sampled".into();
+                report.version = Some(ready.interpreter.version.clone());
+                report.binary = Some(ready.interpreter.path.clone());
+                report.free_threaded = ready.interpreter.free_threaded;
+                report.layout = Some(ready.origin.into());
+            }
+        }
+        let Some(ready) = self.ready() else {
+            return report;
+        };
+        let mut stacks = Vec::new();
+        for ((tid, raw), &count) in &self.stacks {
+            let mut frames = Vec::with_capacity(raw.len());
+            for &(code, instr) in raw {
+                match self.codes.get(&code).and_then(Option::as_ref) {
+                    Some(info) => frames.push(Symbol {
+                        function: info.qualname.clone(),
+                        name: info.name.clone(),
+                        file: info.filename.clone(),
+                        first_line: info.firstlineno,
+                        line: info.line_at(ready.offsets.instr_kind, instr).unwrap_or(0),
+                    }),
+                    None => {
+                        report.unresolved_frames += count;
+                        frames.push(Symbol::unknown(code));
+                    }
+                }
+            }
+            stacks.push((*tid, frames, count));
+        }
+        report.samples = self.samples;
+        report.truncated = self.truncated;
+        fill(&mut report, &stacks);
+        report
+    }
+}
+
+/// A sampled frame's code object and instruction value, or `None` for
+/// frames that are not Python code (C-stack entry frames, no code object).
+pub fn python_frame(o: &Offsets, f: &tracer_common::PyFrameRecord) -> Option<(u64, u64)> {
+    let owner = (f.instr >> 56) as u8;
+    if o.owner_skip_from.is_some_and(|skip| owner >= skip) {
+        return None;
+    }
+    // 3.14: f_executable is a _PyStackRef whose low bits are tags.
+    let code = if o.code_is_stackref {
+        f.code & !7
+    } else {
+        f.code
+    };
+    (code != 0).then_some((code, f.instr & 0x00ff_ffff_ffff_ffff))
+}
+
+/// The walk the BPF sampler does, in userspace (snapshot tests, recording).
+#[cfg(test)]
+pub fn walk_stack(
+    mem: &dyn memory::Memory,
+    o: &Offsets,
+    tstate: u64,
+) -> Vec<tracer_common::PyFrameRecord> {
+    let mut out = Vec::new();
+    let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
+    if let Some(off) = o.cframe_current_frame {
+        frame = if frame == 0 {
+            0
+        } else {
+            mem.u64(frame + off).unwrap_or(0)
+        };
+    }
+    for _ in 0..tracer_common::PY_MAX_DEPTH {
+        if frame == 0 {
+            break;
+        }
+        let code = mem.u64(frame + o.frame_code).unwrap_or(0);
+        let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+        if let Some(off) = o.frame_owner {
+            let mut owner = [0u8];
+            if mem.read(frame + off, &mut owner).is_ok() {
+                instr |= (owner[0] as u64) << 56;
+            }
+        }
+        out.push(tracer_common::PyFrameRecord { code, instr });
+        frame = mem.u64(frame + o.frame_back).unwrap_or(0);
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Symbol {
+    function: String,
+    name: String,
+    file: String,
+    first_line: u32,
+    line: u32,
+}
+
+impl Symbol {
+    fn unknown(code: u64) -> Self {
+        Self {
+            function: format!("<code {code:#x}>"),
+            name: format!("<code {code:#x}>"),
+            file: "?".into(),
+            first_line: 0,
+            line: 0,
+        }
+    }
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 10000.0 / whole as f64).round() / 100.0
+    }
+}
+
+type FunctionKey = (String, String, String, u32);
+
+fn hotspots(
+    stacks: &[(u32, Vec<Symbol>, u64)],
+    tid: Option<u32>,
+    limit: usize,
+) -> (u64, Vec<Hotspot>) {
+    let mut by_fn: BTreeMap<FunctionKey, (u64, u64)> = BTreeMap::new();
+    let mut total = 0;
+    for (t, frames, count) in stacks {
+        if tid.is_some_and(|want| want != *t) {
+            continue;
+        }
+        total += count;
+        let mut seen: Vec<FunctionKey> = Vec::new();
+        for (depth, f) in frames.iter().enumerate() {
+            let key = (
+                f.function.clone(),
+                f.name.clone(),
+                f.file.clone(),
+                f.first_line,
+            );
+            let entry = by_fn.entry(key.clone()).or_default();
+            if depth == 0 {
+                entry.0 += count;
+            }
+            // Recursion counts once per sample in the total.
+            if !seen.contains(&key) {
+                entry.1 += count;
+                seen.push(key);
+            }
+        }
+    }
+    let mut out: Vec<Hotspot> = by_fn
+        .into_iter()
+        .map(
+            |((qualname, name, file, line), (self_samples, total_samples))| Hotspot {
+                function: name,
+                qualname,
+                file,
+                line,
+                self_samples,
+                total_samples,
+                self_share: share(self_samples, total),
+                total_share: share(total_samples, total),
+            },
+        )
+        .collect();
+    out.sort_by(|a, b| {
+        b.self_samples
+            .cmp(&a.self_samples)
+            .then(b.total_samples.cmp(&a.total_samples))
+            .then(a.qualname.cmp(&b.qualname))
+    });
+    out.truncate(limit);
+    (total, out)
+}
+
+fn fill(report: &mut Python, stacks: &[(u32, Vec<Symbol>, u64)]) {
+    let (total, hot) = hotspots(stacks, None, 100);
+    report.hotspots = hot;
+    let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
+    for (_, frames, count) in stacks {
+        if let Some(top) = frames.first() {
+            *lines
+                .entry((top.function.clone(), top.file.clone(), top.line))
+                .or_default() += count;
+        }
+    }
+    let mut lines: Vec<LineHotspot> = lines
+        .into_iter()
+        .map(|((function, file, line), n)| LineHotspot {
+            function,
+            file,
+            line,
+            self_samples: n,
+            self_share: share(n, total),
+        })
+        .collect();
+    lines.sort_by(|a, b| {
+        b.self_samples
+            .cmp(&a.self_samples)
+            .then(a.line.cmp(&b.line))
+    });
+    lines.truncate(100);
+    report.lines = lines;
+    let mut tids: Vec<u32> = stacks.iter().map(|s| s.0).collect();
+    tids.sort_unstable();
+    tids.dedup();
+    report.threads = tids
+        .into_iter()
+        .map(|tid| {
+            let (samples, hotspots) = hotspots(stacks, Some(tid), 20);
+            PythonThread {
+                tid,
+                samples,
+                hotspots,
+            }
+        })
+        .collect();
+    let mut out: Vec<PythonStack> = stacks
+        .iter()
+        .map(|(tid, frames, count)| PythonStack {
+            tid: *tid,
+            samples: *count,
+            frames: frames
+                .iter()
+                .map(|f| PythonFrame {
+                    function: f.function.clone(),
+                    file: f.file.clone(),
+                    line: f.line,
+                })
+                .collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+    report.stacks = out;
+}
+
+/// The Python section when sampling was not asked for.
+pub fn disabled(reason: &str) -> Python {
+    Python {
+        status: "disabled".into(),
+        reason: Some(reason.into()),
+        ..Python::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(f: &str, line: u32) -> Symbol {
+        Symbol {
+            function: f.into(),
+            name: f.into(),
+            file: "/w.py".into(),
+            first_line: 1,
+            line,
+        }
+    }
+
+    #[test]
+    fn self_and_total_shares() {
+        let stacks = vec![
+            (
+                1,
+                vec![sym("inner", 5), sym("outer", 9), sym("main", 12)],
+                70,
+            ),
+            (1, vec![sym("outer", 8), sym("main", 12)], 20),
+            (2, vec![sym("fib", 3), sym("fib", 3), sym("main", 12)], 10),
+        ];
+        let mut report = Python::default();
+        fill(&mut report, &stacks);
+        let get = |f: &str| {
+            report
+                .hotspots
+                .iter()
+                .find(|h| h.qualname == f)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(get("inner").self_samples, 70);
+        assert_eq!(get("inner").self_share, 70.0);
+        assert_eq!(get("outer").self_samples, 20);
+        assert_eq!(get("outer").total_samples, 90);
+        assert_eq!(get("main").total_samples, 100);
+        assert_eq!(get("main").self_samples, 0);
+        // Recursion counted once per sample.
+        assert_eq!(get("fib").total_samples, 10);
+        assert_eq!(report.hotspots[0].qualname, "inner");
+        assert_eq!(report.lines[0].line, 5);
+        assert_eq!(report.threads.len(), 2);
+        assert_eq!(report.threads[1].samples, 10);
+        assert_eq!(report.stacks[0].frames[0].function, "inner");
+    }
+}
