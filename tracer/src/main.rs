@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         } else {
             log::LevelFilter::Warn
         })
+        .parse_default_env()
         .format_target(false)
         .format_timestamp(None)
         .init();

@@ -50,13 +50,25 @@ enum State {
     Failed(String),
 }
 
-/// Raw stack: (code object address, raw instruction value) innermost first.
-type RawStack = Vec<(u64, u64)>;
+/// Raw stack: (index into `PythonTracer::infos`, raw instruction value), innermost first.
+type RawStack = Vec<(usize, u64)>;
+
+/// What is cached per code-object address: the fields that identify the
+/// object (a freed code object's address is soon reused by another one) and
+/// the index of its symbolized form.
+struct CodeEntry {
+    identity: Vec<u8>,
+    info: usize,
+}
 
 pub struct PythonTracer {
     pid: u32,
     state: State,
-    codes: HashMap<u64, Option<Rc<CodeInfo>>>,
+    codes: HashMap<u64, CodeEntry>,
+    /// Symbolized code objects (None: unreadable), with their address.
+    infos: Vec<(u64, Option<Rc<CodeInfo>>)>,
+    /// Addresses whose identity was checked since the last refresh tick.
+    checked: std::collections::HashSet<u64>,
     stacks: HashMap<(u32, RawStack), u64>,
     samples: u64,
     truncated: u64,
@@ -79,6 +91,8 @@ impl PythonTracer {
             pid,
             state: State::Searching(format!("process {pid} has not been looked at yet")),
             codes: HashMap::new(),
+            infos: Vec::new(),
+            checked: Default::default(),
             stacks: HashMap::new(),
             samples: 0,
             truncated: 0,
@@ -123,6 +137,7 @@ impl PythonTracer {
         let State::Ready(ready) = &mut self.state else {
             return update;
         };
+        self.checked.clear();
         if !ready.interpreter.version_is_exact()
             && let Some(buffer) = ready.interpreter.version_buffer
             && let Ok(text) = memory::Memory::read_vec(&ready.memory, buffer, 250)
@@ -182,12 +197,14 @@ impl PythonTracer {
         let mut stack = Vec::with_capacity(frames.len());
         for (code, instr) in frames.iter().filter_map(|f| python_frame(o, f)) {
             // Symbolize now: the process (and its code objects) may be gone by report time.
-            self.codes.entry(code).or_insert_with(|| {
-                code::read_code(&ready.memory, o, code, ready.interpreter.code_type)
-                    .ok()
-                    .map(Rc::new)
-            });
-            stack.push((code, instr));
+            let info = code_index(
+                ready,
+                &mut self.codes,
+                &mut self.infos,
+                &mut self.checked,
+                code,
+            );
+            stack.push((info, instr));
         }
         self.samples += 1;
         self.truncated += u64::from(truncated);
@@ -219,8 +236,9 @@ impl PythonTracer {
         let mut stacks = Vec::new();
         for ((tid, raw), &count) in &self.stacks {
             let mut frames = Vec::with_capacity(raw.len());
-            for &(code, instr) in raw {
-                match self.codes.get(&code).and_then(Option::as_ref) {
+            for &(index, instr) in raw {
+                let (code, info) = &self.infos[index];
+                match info {
                     Some(info) => frames.push(Symbol {
                         function: info.qualname.clone(),
                         name: info.name.clone(),
@@ -230,7 +248,7 @@ impl PythonTracer {
                     }),
                     None => {
                         report.unresolved_frames += count;
-                        frames.push(Symbol::unknown(code));
+                        frames.push(Symbol::unknown(*code));
                     }
                 }
             }
@@ -241,6 +259,71 @@ impl PythonTracer {
         fill(&mut report, &stacks);
         report
     }
+}
+
+/// The bytes of a code object that tell one object from another at the same
+/// address: type, name, qualname, filename and line-table pointers, first line.
+fn code_identity(ready: &Ready, code: u64) -> Vec<u8> {
+    let o = &ready.offsets;
+    let end = [
+        o.code_name,
+        o.code_filename,
+        o.code_linetable,
+        o.code_firstlineno,
+        o.code_qualname.unwrap_or(0),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
+        + 8;
+    memory::Memory::read_vec(&ready.memory, code, end as usize).unwrap_or_default()
+}
+
+/// Index of the symbolized code object now at `code`. Re-checks the
+/// object's identity once per refresh tick (one read) and re-reads it when
+/// the address now holds another object.
+fn code_index(
+    ready: &Ready,
+    codes: &mut HashMap<u64, CodeEntry>,
+    infos: &mut Vec<(u64, Option<Rc<CodeInfo>>)>,
+    checked: &mut std::collections::HashSet<u64>,
+    code: u64,
+) -> usize {
+    if let Some(entry) = codes.get(&code)
+        && checked.contains(&code)
+    {
+        return entry.info;
+    }
+    let identity = code_identity(ready, code);
+    checked.insert(code);
+    // Unreadable now (the process has exited): trust what was read while it ran.
+    if let Some(entry) = codes.get(&code)
+        && (entry.identity == identity || identity.is_empty())
+    {
+        return entry.info;
+    }
+    let info = match code::read_code(
+        &ready.memory,
+        &ready.offsets,
+        code,
+        ready.interpreter.code_type,
+    ) {
+        Ok(info) => Some(Rc::new(info)),
+        Err(err) => {
+            log::debug!("code object {code:#x}: {err}");
+            None
+        }
+    };
+    infos.push((code, info));
+    let index = infos.len() - 1;
+    codes.insert(
+        code,
+        CodeEntry {
+            identity,
+            info: index,
+        },
+    );
+    index
 }
 
 /// A sampled frame's code object and instruction value, or `None` for
