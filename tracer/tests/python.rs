@@ -317,9 +317,6 @@ fn not_python_keeps_kernel_sections() {
         reads.iter().any(|r| r["path"] == "/proc/self/status"),
         "kernel read section missing: {reads:#?}"
     );
-    assert!(
-        report["sched"]["threads"]
-            .as_array()
-            .is_some_and(|t| !t.is_empty())
-    );
+    // A process this short may never be switched out: the section is there, maybe empty.
+    assert!(report["sched"]["threads"].is_array());
 }
