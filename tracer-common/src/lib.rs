@@ -198,6 +198,9 @@ pub enum EventKind {
     ProcessExited = 4,
     /// A CPU-clock sample of a thread's Python stack: [`PySample`].
     PySample = 5,
+    /// A kernel-event stack not seen before: [`PyStackEvent`], so userspace
+    /// symbolizes it while the thread (asleep, or just back from a read) lives.
+    PyStack = 6,
 }
 
 impl EventKind {
@@ -208,6 +211,7 @@ impl EventKind {
             3 => Some(Self::ProcessForked),
             4 => Some(Self::ProcessExited),
             5 => Some(Self::PySample),
+            6 => Some(Self::PyStack),
             _ => None,
         }
     }
@@ -274,12 +278,65 @@ pub struct PyConfig {
     pub frame_instr: u32,
     /// Offset of the one-byte `owner` field, or [`PY_NO_OFFSET`].
     pub frame_owner: u32,
-    pub _pad: u32,
+    /// Capture the Python stack behind 1 in this many reads (per CPU); 0: never.
+    pub read_stack_every: u32,
+}
+
+/// Frames kept when a Python stack is attached to a kernel event (reads,
+/// voluntary context switches): the innermost ones.
+pub const PY_EVENT_DEPTH: usize = 4;
+
+/// Which kernel event a [`PyEventKey`] counts.
+pub mod py_event {
+    /// A read-family syscall on `file_id` (sampled: 1 in `read_stack_every`).
+    pub const READ: u32 = 0;
+    /// A voluntary context switch (the thread went to sleep); the value
+    /// carries the time until it ran again.
+    pub const OFF_CPU: u32 = 1;
+}
+
+/// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of
+/// the Python stack it happened under.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyEventKey {
+    pub tgid: u32,
+    /// `py_event::*`
+    pub kind: u32,
+    /// `READ`: the file (as `ReadKey::file_id`); else 0.
+    pub file_id: u64,
+    /// Innermost first; `code == 0` past the end.
+    pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+/// Value of `PY_EVENT_STACKS` (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyEventValue {
+    pub count: u64,
+    /// `OFF_CPU`: nanoseconds until the thread was switched back in.
+    pub off_cpu_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PyStackEvent {
+    pub header: EventHeader,
+    pub key: PyEventKey,
+}
+
+/// A thread asleep after a voluntary switch (`PY_SLEEPING`, key: tid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PySleep {
+    pub key: PyEventKey,
+    /// 0: slot idle.
+    pub start_ns: u64,
 }
 
 /// One frame of a [`PySample`]: raw values, symbolized by userspace.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PyFrameRecord {
     /// Address of the code object (3.14: a tagged stack reference).
     pub code: u64,
@@ -314,6 +371,10 @@ pub mod py_stats {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<PyConfig>() == 32);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
+const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
+const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
 const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 8 + COMM_LEN);
@@ -332,4 +393,6 @@ mod pod {
     unsafe impl aya::Pod for FdKey {}
     unsafe impl aya::Pod for FileKey {}
     unsafe impl aya::Pod for PyConfig {}
+    unsafe impl aya::Pod for PyEventKey {}
+    unsafe impl aya::Pod for PyEventValue {}
 }

@@ -346,6 +346,7 @@ fn exit_read(ctx: &TracePointContext) {
     stats.kernel_ns += now.saturating_sub(read.start_ns);
     stats.voluntary += read.voluntary;
     stats.involuntary += read.involuntary;
+    crate::python::read_stack(tgid, tid, file_id);
 }
 
 #[inline(always)]

@@ -9,12 +9,12 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, perf_event},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
     programs::PerfEventContext,
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig, PyFrameRecord, PySample, drops,
-    py_stats,
+    EventHeader, EventKind, PY_EVENT_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig, PyEventKey,
+    PyEventValue, PyFrameRecord, PySample, PySleep, PyStackEvent, drops, py_event, py_stats,
 };
 
 use crate::maps::{EVENTS, TRACED, count_drop};
@@ -31,6 +31,24 @@ pub static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 /// Sampling counters, by `tracer_common::py_stats` index.
 #[map]
 pub static PY_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(py_stats::COUNT, 0);
+
+/// Kernel events counted by the top of the Python stack they happened under
+/// (reads: sampled; voluntary context switches: all, with the time asleep).
+#[map]
+pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
+    PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Threads asleep after a voluntary switch, with their stack (key: tid).
+#[map]
+static PY_SLEEPING: HashMap<u32, PySleep> = HashMap::with_max_entries(16384, 0);
+
+/// Where a key is built (too big to build twice on the 512-byte BPF stack).
+#[map]
+static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
+
+/// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
+#[map]
+static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// `BPF_RB_NO_WAKEUP`: samples are drained on userspace's own tick, so a
 /// 999 Hz sampler does not wake the tracer 999 times a second.
@@ -122,4 +140,156 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     }
     entry.submit(RB_NO_WAKEUP);
     0
+}
+
+/// Fills `frames` with the innermost `PY_EVENT_DEPTH` frames of thread
+/// `tid`'s Python stack. False if the thread has no known thread state or no
+/// current frame.
+#[inline(always)]
+fn capture_top(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
+    let Some(&tstate) = (unsafe { PY_THREADS.get(tid) }) else {
+        return false;
+    };
+    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
+    if cfg.cframe_current_frame != PY_NO_OFFSET {
+        frame = read_u64(frame + cfg.cframe_current_frame as u64);
+    }
+    if frame == 0 {
+        return false;
+    }
+    for i in 0..PY_EVENT_DEPTH {
+        let mut record = PyFrameRecord { code: 0, instr: 0 };
+        if frame != 0 {
+            record.code = read_u64(frame + cfg.frame_code as u64);
+            record.instr = read_u64(frame + cfg.frame_instr as u64) & 0x00ff_ffff_ffff_ffff;
+            if cfg.frame_owner != PY_NO_OFFSET {
+                let owner: u8 =
+                    unsafe { bpf_probe_read_user((frame + cfg.frame_owner as u64) as *const u8) }
+                        .unwrap_or(0);
+                record.instr |= (owner as u64) << 56;
+            }
+            frame = read_u64(frame + cfg.frame_back as u64);
+        }
+        // SAFETY: i < PY_EVENT_DEPTH, inside the caller's key.
+        unsafe { frames.add(i).write(record) };
+    }
+    true
+}
+
+#[inline(always)]
+fn bump(key: &PyEventKey, off_cpu_ns: u64) {
+    if let Some(value) = PY_EVENT_STACKS.get_ptr_mut(key) {
+        // Per-CPU value: only this CPU writes it.
+        let value = unsafe { &mut *value };
+        value.count += 1;
+        value.off_cpu_ns += off_cpu_ns;
+        return;
+    }
+    let value = PyEventValue {
+        count: 1,
+        off_cpu_ns,
+    };
+    if PY_EVENT_STACKS.insert(key, value, 0).is_err() {
+        count_drop(drops::TABLES);
+        return;
+    }
+    announce(key);
+}
+
+/// Tells userspace about a stack it has not seen, so it reads the code
+/// objects while they certainly exist.
+#[inline(always)]
+fn announce(key: &PyEventKey) {
+    let Some(mut entry) = EVENTS.reserve::<PyStackEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyStack as u32,
+            tgid: key.tgid,
+            tid: 0,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+        core::ptr::addr_of_mut!((*event).key).write(*key);
+    }
+    entry.submit(0);
+}
+
+/// A traced thread finished a read of `file_id`: count its Python stack,
+/// for 1 in `read_stack_every` reads on this CPU.
+#[inline(always)]
+pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
+    let Some(cfg) = PY_CONFIG.get(0) else {
+        return;
+    };
+    if cfg.enabled == 0 || cfg.read_stack_every == 0 {
+        return;
+    }
+    let Some(counter) = PY_READ_COUNTER.get_ptr_mut(0) else {
+        return;
+    };
+    let seen = unsafe {
+        *counter += 1;
+        *counter
+    };
+    if seen % cfg.read_stack_every as u64 != 0 {
+        return;
+    }
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let key = unsafe { &mut (*scratch).key };
+    key.tgid = tgid;
+    key.kind = py_event::READ;
+    key.file_id = file_id;
+    if capture_top(cfg, tid, key.frames.as_mut_ptr()) {
+        bump(key, 0);
+    }
+}
+
+/// A traced thread went to sleep (voluntary switch): remember its stack.
+#[inline(always)]
+pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
+    let Some(cfg) = PY_CONFIG.get(0) else {
+        return;
+    };
+    if cfg.enabled == 0 {
+        return;
+    }
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let sleep = unsafe { &mut *scratch };
+    sleep.key.tgid = tgid;
+    sleep.key.kind = py_event::OFF_CPU;
+    sleep.key.file_id = 0;
+    if !capture_top(cfg, tid, sleep.key.frames.as_mut_ptr()) {
+        return;
+    }
+    sleep.start_ns = now;
+    // A new stack: symbolize it now, while the thread sleeps in it.
+    if PY_EVENT_STACKS.get_ptr(&sleep.key).is_none() {
+        announce(&sleep.key);
+    }
+    if PY_SLEEPING.insert(tid, &*sleep, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+}
+
+/// A traced thread runs again: charge the time asleep to its stack.
+#[inline(always)]
+pub fn woke_up(tid: u32, now: u64) {
+    let Some(slot) = PY_SLEEPING.get_ptr_mut(tid) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.start_ns == 0 {
+        return;
+    }
+    let asleep = now.saturating_sub(slot.start_ns);
+    slot.start_ns = 0;
+    bump(&slot.key, asleep);
 }

@@ -44,6 +44,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
                 thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
             }
             thread.last_on_ns = now;
+            crate::python::woke_up(next as u32, now);
         }
     }
     0
@@ -74,6 +75,7 @@ fn switched_out(tgid: u32, tid: u32, voluntary: bool, now: u64) {
     let thread = unsafe { &mut *thread };
     if voluntary {
         thread.voluntary += 1;
+        crate::python::went_to_sleep(tgid, tid, now);
     } else {
         thread.involuntary += 1;
     }

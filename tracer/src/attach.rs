@@ -9,7 +9,10 @@ use aya::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use tracer_common::{Config, FileKey, PyConfig, ReadKey, ReadStats, ThreadStats, drops, py_stats};
+use tracer_common::{
+    Config, FileKey, PyConfig, PyEventKey, PyEventValue, ReadKey, ReadStats, ThreadStats, drops,
+    py_stats,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -216,6 +219,25 @@ impl Probes {
             let _ = self.py_threads.remove(tid);
         }
         Ok(())
+    }
+
+    /// Kernel events by the top of their Python stack, summed across CPUs.
+    pub fn python_event_stacks(&self) -> Result<Vec<(PyEventKey, PyEventValue)>, AttachError> {
+        let name = "PY_EVENT_STACKS";
+        let map = self.ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+        let stacks = PerCpuHashMap::<_, PyEventKey, PyEventValue>::try_from(map)
+            .map_err(|source| AttachError::Map { map: name, source })?;
+        let mut rows = Vec::new();
+        for entry in stacks.iter() {
+            let (key, per_cpu) = entry.map_err(|source| AttachError::Map { map: name, source })?;
+            let mut sum = PyEventValue::default();
+            for v in per_cpu.iter() {
+                sum.count += v.count;
+                sum.off_cpu_ns += v.off_cpu_ns;
+            }
+            rows.push((key, sum));
+        }
+        Ok(rows)
     }
 
     /// Sums of the per-CPU `PY_STATS` counters, indexed by `tracer_common::py_stats`.

@@ -68,6 +68,11 @@ pub struct Args {
     #[arg(long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rate: u64,
 
+    /// Attach the Python stack (top 4 frames) to 1 in N read syscalls, per
+    /// CPU (0: never). Every voluntary context switch gets its stack too
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub read_stacks: u32,
+
     /// Do not sample Python stacks (kernel sections only)
     #[arg(long)]
     pub no_python: bool,

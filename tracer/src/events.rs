@@ -5,7 +5,7 @@ use std::mem::size_of;
 
 use tracer_common::{
     COMM_LEN, EventHeader, EventKind, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
-    PyFrameRecord, PySample,
+    PyEventKey, PyFrameRecord, PySample, PyStackEvent,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum Event {
         frames: Vec<PyFrameRecord>,
         truncated: bool,
     },
+    /// A kernel-event stack (reads, sleeps) seen for the first time.
+    PyStack { key: PyEventKey },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -121,6 +123,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 frames: sample.frames[..depth].to_vec(),
                 truncated: sample.truncated != 0,
             }
+        }
+        EventKind::PyStack => {
+            let event: PyStackEvent = read(bytes)?;
+            Event::PyStack { key: event.key }
         }
     })
 }
@@ -293,5 +299,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(decode(&bytes[..100]).is_err());
+    }
+
+    #[test]
+    fn py_stack_event_carries_the_key() {
+        let mut event = PyStackEvent {
+            header: header(EventKind::PyStack),
+            ..PyStackEvent::default()
+        };
+        event.key.tgid = 100;
+        event.key.kind = tracer_common::py_event::OFF_CPU;
+        event.key.frames[0].code = 0xabc;
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&event as *const PyStackEvent).cast::<u8>(),
+                size_of::<PyStackEvent>(),
+            )
+        };
+        assert_eq!(decode(bytes).unwrap(), Event::PyStack { key: event.key });
+        assert!(decode(&bytes[..60]).is_err());
     }
 }

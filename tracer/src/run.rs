@@ -99,7 +99,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     if !args.no_python && probes.sampler_error.is_none() {
         collector.python_pid = Some(target.pid);
-        collector.python = Some(PythonTracer::new(target.pid));
+        collector.python = Some(PythonTracer::new(target.pid, args.read_stacks));
         refresh_python(&mut probes, &mut collector)?;
     }
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
@@ -132,6 +132,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let (exit_code, exit_signal) = target.reap();
     // Last look at the threads, then the samples still in the ring.
     let drop_counts = probes.drops()?;
+    if let Some(tracer) = collector.python.as_mut() {
+        tracer.on_event_stacks(&probes.python_event_stacks()?);
+    }
     let py_stats = probes.python_stats()?;
     let sampler_error = probes.sampler_error.clone();
     let rows = probes.read_stats()?;
@@ -142,7 +145,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
 
     let mut names = collector.exit_comms.clone();
     names.extend(sched::live_names(&threads));
-    let reads = collector.files.aggregate(&rows, &opens);
+    let mut reads = collector.files.aggregate(&rows, &opens);
     let sched = sched::summarize(&threads, &names);
     let events = EventCounts {
         received: collector.received,
@@ -158,6 +161,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         (None, None) => python::disabled("--no-python"),
         (Some(tracer), None) => {
             let mut section = tracer.report(args.rate);
+            let (read_stacks, off_cpu) = tracer.event_report();
+            section.off_cpu = off_cpu;
+            attach_read_stacks(&mut reads, &collector.files, tracer, read_stacks);
             section.ticks = py_stats[py_stats::SAMPLES as usize];
             section.ticks_without_thread_state = py_stats[py_stats::NO_THREAD_STATE as usize];
             section.ticks_outside_python = py_stats[py_stats::NO_FRAME as usize];
@@ -193,6 +199,36 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     })
 }
 
+/// Puts each file's Python read stacks on its `FileReads` row.
+fn attach_read_stacks(
+    reads: &mut [crate::report::FileReads],
+    files: &crate::analysis::reads::FileTable,
+    tracer: &PythonTracer,
+    stacks: std::collections::HashMap<u64, Vec<crate::report::EventStack>>,
+) {
+    let Some(pid) = tracer.ready().map(|_| tracer.pid()) else {
+        return;
+    };
+    for (file_id, list) in stacks {
+        let path = files.path_of(pid, file_id);
+        if let Some(row) = reads.iter_mut().find(|r| r.pid == pid && r.path == path) {
+            row.python_stacks_every = u64::from(tracer.read_stack_every());
+            for stack in list {
+                match row
+                    .python_stacks
+                    .iter_mut()
+                    .find(|s| s.frames == stack.frames)
+                {
+                    Some(existing) => existing.samples += stack.samples,
+                    None => row.python_stacks.push(stack),
+                }
+            }
+            row.python_stacks
+                .sort_by_key(|s| std::cmp::Reverse(s.samples));
+        }
+    }
+}
+
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the ring buffer is drained of Python samples (they are
 /// submitted without wake-up) and the interpreter's thread list re-read.
@@ -208,6 +244,9 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         probes.set_python_config(config)?;
     }
     probes.update_python_threads(&update.insert, &update.remove)?;
+    if tracer.ready().is_some() {
+        tracer.on_event_stacks(&probes.python_event_stacks()?);
+    }
     collector.python_dirty = false;
     Ok(())
 }

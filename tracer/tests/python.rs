@@ -320,3 +320,87 @@ fn not_python_keeps_kernel_sections() {
     // A process this short may never be switched out: the section is there, maybe empty.
     assert!(report["sched"]["threads"].is_array());
 }
+
+/// Which Python lines read /proc/self/status, and which one slept: the top
+/// frames ride on the kernel's read and context-switch records.
+fn read_and_sleep_stacks(python: &str) {
+    require_root();
+    let dir = scratch(&format!("events-{}", python.replace('/', "_")));
+    let report_path = dir.join("report.json");
+    let script =
+        std::fs::canonicalize(workspace().join("tests/workloads/python_read_stacks.py")).unwrap();
+    let script = script.to_str().unwrap();
+    let status = Command::new(TRACER)
+        .args(["--quiet", "--format", "json", "-o"])
+        .arg(&report_path)
+        .args(["--", python, script, "20000"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(
+        report["python"]["status"], "sampled",
+        "{:#}",
+        report["python"]
+    );
+    let status_file = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/proc/self/status")
+        .expect("reads of /proc/self/status");
+    let every = status_file["python_stacks_every"].as_u64().unwrap();
+    assert_eq!(every, 16, "default: 1 in 16 reads");
+    let syscalls = status_file["syscalls"].as_u64().unwrap();
+    let stacks = status_file["python_stacks"].as_array().unwrap();
+    let captured: u64 = stacks.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    // One counter per CPU: each CPU captures floor(its reads / 16); reads
+    // before the interpreter was found (the first tens of ms) are not counted.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert!(
+        captured > 0 && captured <= syscalls / every + cpus,
+        "{captured} stacks captured for {syscalls} reads"
+    );
+    let top = &stacks[0];
+    assert_eq!(
+        top["frames"][0],
+        format!("read_status ({script}:10)"),
+        "{stacks:#?}"
+    );
+    assert_eq!(
+        top["frames"][1],
+        format!("main ({script}:18)"),
+        "{stacks:#?}"
+    );
+    assert_eq!(
+        top["frames"][2],
+        format!("<module> ({script}:22)"),
+        "{stacks:#?}"
+    );
+    // The reads of the script's own stacks all come from that one line.
+    assert_eq!(top["samples"].as_u64().unwrap(), captured, "{stacks:#?}");
+    let off_cpu = report["python"]["off_cpu"].as_array().unwrap();
+    let sleep = off_cpu
+        .iter()
+        .find(|s| s["frames"][0] == format!("sleepy ({script}:14)"))
+        .unwrap_or_else(|| panic!("no off-CPU stack for sleepy: {off_cpu:#?}"));
+    assert!(sleep["samples"].as_u64().unwrap() >= 1);
+    assert!(sleep["off_cpu_ns"].as_u64().unwrap() > 0);
+    assert_eq!(sleep["frames"][1], format!("main ({script}:19)"));
+}
+
+#[test]
+fn event_stacks_debian_static_3_11() {
+    read_and_sleep_stacks("/usr/bin/python3.11");
+}
+
+#[test]
+fn event_stacks_pyenv_3_8() {
+    read_and_sleep_stacks(&pyenv("3.8.18"));
+}
+
+#[test]
+fn event_stacks_pyenv_3_13() {
+    read_and_sleep_stacks(&pyenv("3.13.0"));
+}

@@ -69,6 +69,11 @@ impl Collector {
                     python.on_sample(tid, &frames, truncated);
                 }
             }
+            Event::PyStack { key } => {
+                if let Some(python) = self.python.as_mut() {
+                    python.note_event_stack(&key);
+                }
+            }
             Event::ProcessExited {
                 tgid,
                 tid,

@@ -49,6 +49,16 @@ impl FileTable {
         self.files.insert((tgid, file_id), info);
     }
 
+    /// The path a (process, file) is reported under in `FileReads`.
+    pub fn path_of(&self, tgid: u32, file_id: u64) -> String {
+        self.lookup(&ReadKey {
+            tgid,
+            file_id,
+            ..ReadKey::default()
+        })
+        .path
+    }
+
     fn lookup(&self, key: &ReadKey) -> FileInfo {
         if key.file_id == 0 {
             return FileInfo {

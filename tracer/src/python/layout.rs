@@ -109,7 +109,7 @@ impl Offsets {
             frame_code: self.frame_code as u32,
             frame_instr: self.frame_instr as u32,
             frame_owner: off(self.frame_owner),
-            _pad: 0,
+            read_stack_every: 0,
         }
     }
 }

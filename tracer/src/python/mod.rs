@@ -22,7 +22,11 @@ use discover::{DiscoverError, Interpreter};
 use layout::{LayoutError, Offsets};
 use memory::ProcessMemory;
 
-use crate::report::{Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread};
+use tracer_common::{PyEventKey, PyEventValue, py_event};
+
+use crate::report::{
+    EventStack, Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
@@ -74,6 +78,10 @@ pub struct PythonTracer {
     truncated: u64,
     /// tid -> tstate as last written to the BPF map.
     published: HashMap<u32, u64>,
+    /// Capture the stack of 1 in this many reads (0: never).
+    read_stack_every: u32,
+    /// Kernel-event stacks: symbolized when first seen, latest counts.
+    event_stacks: HashMap<PyEventKey, (RawStack, PyEventValue)>,
 }
 
 /// What the tracer must change in the BPF maps after a refresh.
@@ -86,7 +94,7 @@ pub struct ThreadUpdate {
 }
 
 impl PythonTracer {
-    pub fn new(pid: u32) -> Self {
+    pub fn new(pid: u32, read_stack_every: u32) -> Self {
         Self {
             pid,
             state: State::Searching(format!("process {pid} has not been looked at yet")),
@@ -97,7 +105,114 @@ impl PythonTracer {
             samples: 0,
             truncated: 0,
             published: HashMap::new(),
+            read_stack_every,
+            event_stacks: HashMap::new(),
         }
+    }
+
+    /// Rows of `PY_EVENT_STACKS` (cumulative counts): symbolizes the stacks
+    /// not seen before, while the process is alive.
+    pub fn on_event_stacks(&mut self, rows: &[(PyEventKey, PyEventValue)]) {
+        let State::Ready(ready) = &self.state else {
+            return;
+        };
+        for (key, value) in rows {
+            if key.tgid != self.pid {
+                continue;
+            }
+            if let Some(entry) = self.event_stacks.get_mut(key) {
+                entry.1 = *value;
+                continue;
+            }
+            let mut frames = Vec::new();
+            for (code, instr) in key
+                .frames
+                .iter()
+                .filter_map(|f| python_frame(&ready.offsets, f))
+            {
+                let index = code_index(
+                    ready,
+                    &mut self.codes,
+                    &mut self.infos,
+                    &mut self.checked,
+                    code,
+                );
+                frames.push((index, instr));
+            }
+            self.event_stacks.insert(*key, (frames, *value));
+        }
+    }
+
+    /// A stack announced by the kernel side: symbolize it now (counts come
+    /// with the next read of the map).
+    pub fn note_event_stack(&mut self, key: &PyEventKey) {
+        if !self.event_stacks.contains_key(key) {
+            self.on_event_stacks(&[(*key, PyEventValue::default())]);
+        }
+    }
+
+    /// `"func (file:line)"` for a symbolized frame.
+    fn frame_text(&self, index: usize, instr: u64) -> String {
+        let Some(ready) = self.ready() else {
+            return String::new();
+        };
+        match &self.infos[index] {
+            (_, Some(info)) => format!(
+                "{} ({}:{})",
+                info.qualname,
+                info.filename,
+                info.line_at(ready.offsets.instr_kind, instr).unwrap_or(0)
+            ),
+            (code, None) => format!("<code {code:#x}> (?:0)"),
+        }
+    }
+
+    /// Read stacks per (tgid, file_id), and the off-CPU stacks.
+    pub fn event_report(&self) -> (HashMap<u64, Vec<EventStack>>, Vec<EventStack>) {
+        let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
+        let mut off_cpu: BTreeMap<Vec<String>, EventStack> = BTreeMap::new();
+        for (key, (frames, value)) in &self.event_stacks {
+            let texts: Vec<String> = frames
+                .iter()
+                .map(|&(i, instr)| self.frame_text(i, instr))
+                .collect();
+            if key.kind == py_event::READ {
+                let list = reads.entry(key.file_id).or_default();
+                match list.iter_mut().find(|s| s.frames == texts) {
+                    Some(stack) => stack.samples += value.count,
+                    None => list.push(EventStack {
+                        frames: texts,
+                        samples: value.count,
+                        off_cpu_ns: 0,
+                    }),
+                }
+            } else if key.kind == py_event::OFF_CPU {
+                let stack = off_cpu.entry(texts.clone()).or_insert_with(|| EventStack {
+                    frames: texts,
+                    ..EventStack::default()
+                });
+                stack.samples += value.count;
+                stack.off_cpu_ns += value.off_cpu_ns;
+            }
+        }
+        for list in reads.values_mut() {
+            list.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+        }
+        let mut off_cpu: Vec<EventStack> = off_cpu.into_values().collect();
+        off_cpu.sort_by(|a, b| {
+            b.off_cpu_ns
+                .cmp(&a.off_cpu_ns)
+                .then(a.frames.cmp(&b.frames))
+        });
+        (reads, off_cpu)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn read_stack_every(&self) -> u32 {
+        self.read_stack_every
     }
 
     pub fn ready(&self) -> Option<&Ready> {
@@ -120,7 +235,9 @@ impl PythonTracer {
                         ready.interpreter.runtime,
                         ready.origin
                     );
-                    update.config = Some(ready.offsets.bpf_config());
+                    let mut config = ready.offsets.bpf_config();
+                    config.read_stack_every = self.read_stack_every;
+                    update.config = Some(config);
                     self.state = State::Ready(Box::new(ready));
                 }
                 Err(PythonError::Discover(err @ DiscoverError::NotPython { .. }))

@@ -84,6 +84,28 @@ pub struct FileReads {
     pub by_syscall: BTreeMap<String, u64>,
     /// Scheduler context switches that happened inside these reads.
     pub context_switches: ContextSwitches,
+    /// Python code behind these reads (top frames), from the reads whose
+    /// stack was captured: 1 in `python_stacks_every` (0: not captured).
+    #[serde(default)]
+    pub python_stacks: Vec<EventStack>,
+    #[serde(default)]
+    pub python_stacks_every: u64,
+}
+
+/// The top of a Python stack and how many kernel events happened under it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventStack {
+    /// `"func (file:line)"`, innermost first (at most 4).
+    pub frames: Vec<String>,
+    /// Events captured with this stack (for reads: sampled ones).
+    pub samples: u64,
+    /// Voluntary context switches only: time until the thread ran again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub off_cpu_ns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -154,6 +176,10 @@ pub struct Python {
     pub threads: Vec<PythonThread>,
     /// Every distinct stack, innermost frame first.
     pub stacks: Vec<PythonStack>,
+    /// Voluntary context switches (the thread went to sleep) by the top of
+    /// the Python stack, most off-CPU time first.
+    #[serde(default)]
+    pub off_cpu: Vec<EventStack>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -117,6 +117,30 @@ fn reads(out: &mut String, report: &Report) {
             bytes(rest.iter().map(|f| f.bytes).sum())
         );
     }
+    let with_stacks: Vec<&FileReads> = report
+        .reads
+        .iter()
+        .take(MAX_FILES)
+        .filter(|f| !f.python_stacks.is_empty())
+        .collect();
+    if !with_stacks.is_empty() {
+        let every = with_stacks[0].python_stacks_every;
+        let _ = writeln!(
+            out,
+            "\n  Python code behind the reads (stacks of 1 in {every} reads, innermost first):"
+        );
+        for f in with_stacks {
+            let _ = writeln!(out, "  {}:", ellipsize(&f.path, 60));
+            for stack in f.python_stacks.iter().take(3) {
+                let _ = writeln!(
+                    out,
+                    "    ~{:>7} reads  {}",
+                    thousands(stack.samples * f.python_stacks_every.max(1)),
+                    stack.frames.join(" <- ")
+                );
+            }
+        }
+    }
     let findings: Vec<String> = report.reads.iter().filter_map(read_finding).collect();
     if !findings.is_empty() {
         out.push_str("\n  Findings:\n");
@@ -310,6 +334,21 @@ fn python(out: &mut String, report: &Report) {
             l.file,
             l.line
         );
+    }
+    if !p.off_cpu.is_empty() {
+        let _ = writeln!(
+            out,
+            "  off-CPU (voluntary switches) by Python code, innermost first:"
+        );
+        for stack in p.off_cpu.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  {:>10} {:>6}x  {}",
+                duration(stack.off_cpu_ns),
+                stack.samples,
+                stack.frames.join(" <- ")
+            );
+        }
     }
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
