@@ -293,6 +293,8 @@ pub mod py_event {
     /// A voluntary context switch (the thread went to sleep); the value
     /// carries the time until it ran again.
     pub const OFF_CPU: u32 = 1;
+    /// A fork / clone (new process or thread) made by the thread.
+    pub const FORK: u32 = 2;
 }
 
 /// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of

@@ -30,6 +30,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         count_drop(drops::TABLES);
     }
     emit(EventKind::ProcessForked, tgid, tid, child as u32, tgid);
+    crate::python::fork_stack(tgid, tid);
     0
 }
 

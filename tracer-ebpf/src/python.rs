@@ -53,6 +53,8 @@ static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 /// `BPF_RB_NO_WAKEUP`: samples are drained on userspace's own tick, so a
 /// 999 Hz sampler does not wake the tracer 999 times a second.
 const RB_NO_WAKEUP: u64 = 1;
+/// `BPF_RB_FORCE_WAKEUP`
+const RB_FORCE_WAKEUP: u64 = 2;
 
 #[inline(always)]
 fn count(index: u32) {
@@ -215,7 +217,10 @@ fn announce(key: &PyEventKey) {
         });
         core::ptr::addr_of_mut!((*event).key).write(*key);
     }
-    entry.submit(0);
+    // Forced: with un-woken samples pending, a plain submit would not wake
+    // the tracer (the consumer is behind), and the thread may be gone by
+    // the next tick. New stacks are rare.
+    entry.submit(RB_FORCE_WAKEUP);
 }
 
 /// A traced thread finished a read of `file_id`: count its Python stack,
@@ -292,4 +297,25 @@ pub fn woke_up(tid: u32, now: u64) {
     let asleep = now.saturating_sub(slot.start_ns);
     slot.start_ns = 0;
     bump(&slot.key, asleep);
+}
+
+/// A traced thread forked or cloned: count its stack (every one).
+#[inline(always)]
+pub fn fork_stack(tgid: u32, tid: u32) {
+    let Some(cfg) = PY_CONFIG.get(0) else {
+        return;
+    };
+    if cfg.enabled == 0 {
+        return;
+    }
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let key = unsafe { &mut (*scratch).key };
+    key.tgid = tgid;
+    key.kind = py_event::FORK;
+    key.file_id = 0;
+    if capture_top(cfg, tid, key.frames.as_mut_ptr()) {
+        bump(key, 0);
+    }
 }

@@ -161,9 +161,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         (None, None) => python::disabled("--no-python"),
         (Some(tracer), None) => {
             let mut section = tracer.report(args.rate);
-            let (read_stacks, off_cpu) = tracer.event_report();
-            section.off_cpu = off_cpu;
-            attach_read_stacks(&mut reads, &collector.files, tracer, read_stacks);
+            let events = tracer.event_report();
+            section.off_cpu = events.off_cpu;
+            section.forks = events.forks;
+            attach_read_stacks(&mut reads, &collector.files, tracer, events.reads);
             section.ticks = py_stats[py_stats::SAMPLES as usize];
             section.ticks_without_thread_state = py_stats[py_stats::NO_THREAD_STATE as usize];
             section.ticks_outside_python = py_stats[py_stats::NO_FRAME as usize];
@@ -233,6 +234,10 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the ring buffer is drained of Python samples (they are
 /// submitted without wake-up) and the interpreter's thread list re-read.
 const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
+const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
+/// How long the fast search lasts (a target that is not Python is then
+/// looked at every 50 ms, like the rest).
+const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
 
 /// Finds the interpreter (once) and re-publishes the tid -> thread state map.
 fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), RunError> {
@@ -272,7 +277,8 @@ async fn event_loop(
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
     let mut status = StatusLine::new(args.quiet);
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
-    let mut python_ticker = tokio::time::interval(PYTHON_INTERVAL);
+    let mut python_ticker = tokio::time::interval(PYTHON_SEARCH_INTERVAL);
+    let mut last_python_refresh = Instant::now();
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let exited = target.exited();
@@ -297,8 +303,16 @@ async fn event_loop(
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => break "duration elapsed",
             _ = python_ticker.tick(), if collector.python.is_some() => {
-                drain(ring.get_mut(), collector);
-                refresh_python(probes, collector)?;
+                // Every 5 ms until the interpreter's first thread is known
+                // (a launched script may fork or read within its first tens
+                // of ms), then every 50 ms.
+                let searching = started.elapsed() < PYTHON_SEARCH_FOR
+                    && collector.python.as_ref().is_some_and(|p| !p.has_threads());
+                if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
+                    drain(ring.get_mut(), collector);
+                    refresh_python(probes, collector)?;
+                    last_python_refresh = Instant::now();
+                }
             }
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);

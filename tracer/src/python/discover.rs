@@ -145,7 +145,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         is_exec: file.kind() == object::ObjectKind::Executable,
     };
     let mut py_version_addr = None;
-    for symbol in file.dynamic_symbols().chain(file.symbols()) {
+    fn scan(info: &mut ElfInfo, py_version_addr: &mut Option<u64>, symbol: object::Symbol<'_, '_>) {
         match symbol.name() {
             Ok("_PyRuntime") => info.runtime = info.runtime.or(Some(symbol.address())),
             Ok("_PyEval_EvalFrameDefault") if symbol.address() != 0 => {
@@ -161,8 +161,18 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
             {
                 info.version_buffer = info.version_buffer.or(Some(symbol.address()))
             }
-            Ok("Py_Version") => py_version_addr = py_version_addr.or(Some(symbol.address())),
+            Ok("Py_Version") => *py_version_addr = py_version_addr.or(Some(symbol.address())),
             _ => {}
+        }
+    }
+    // The exported symbols are enough on 3.11+; the full table (large with
+    // debug info) only when something is missing (<= 3.10's version buffer).
+    for symbol in file.dynamic_symbols() {
+        scan(&mut info, &mut py_version_addr, symbol);
+    }
+    if info.runtime.is_none() || info.eval_frame.is_none() || py_version_addr.is_none() {
+        for symbol in file.symbols() {
+            scan(&mut info, &mut py_version_addr, symbol);
         }
     }
     let section_bytes = |addr: u64, len: u64| -> Option<&[u8]> {
@@ -188,8 +198,11 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
                 .then(|| addr - seg.address() + off)
         });
     }
-    // PY_VERSION ("3.8.18") is a string literal in .rodata on every version.
-    if let Some(rodata) = file.section_by_name(".rodata").and_then(|s| s.data().ok()) {
+    // PY_VERSION ("3.8.18") may be a string literal in .rodata (often it is
+    // folded into code); only needed without Py_Version.
+    if info.py_version_hex.is_none()
+        && let Some(rodata) = file.section_by_name(".rodata").and_then(|s| s.data().ok())
+    {
         info.version_string = find_version_string(rodata);
     }
     Ok(info)
@@ -244,7 +257,7 @@ pub fn version_from_hex(hex: u32) -> (u32, u32, String) {
 /// Reads a mapped file. `/proc/PID/map_files/START-END` is the mapped file
 /// itself whatever the namespaces; then the path through the target's root
 /// (containers), then the path as shown (a chroot shows host paths).
-fn read_mapped(pid: u32, mapping: &Mapping) -> Option<Vec<u8>> {
+fn read_mapped(pid: u32, mapping: &Mapping) -> Option<MappedFile> {
     let candidates = [
         PathBuf::from(format!(
             "/proc/{pid}/map_files/{:x}-{:x}",
@@ -253,7 +266,49 @@ fn read_mapped(pid: u32, mapping: &Mapping) -> Option<Vec<u8>> {
         PathBuf::from(format!("/proc/{pid}/root{}", mapping.path)),
         PathBuf::from(&mapping.path),
     ];
-    candidates.iter().find_map(|p| std::fs::read(p).ok())
+    candidates.iter().find_map(|p| MappedFile::open(p))
+}
+
+/// A file mapped read-only: parsing touches only the pages it needs (a
+/// libpython with debug info is 30 MB; reading it whole took tens of ms).
+struct MappedFile {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    fn open(path: &Path) -> Option<Self> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a private read-only mapping of an open file; unmapped in Drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable for the life of self.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `open`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 /// Looks for the interpreter in `pid`'s mappings.
@@ -280,7 +335,7 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
         let Some(data) = read_mapped(pid, mapping) else {
             continue;
         };
-        let Ok(elf) = read_elf(&data) else {
+        let Ok(elf) = read_elf(data.bytes()) else {
             continue;
         };
         let (Some(runtime), Some(eval_frame)) = (elf.runtime, elf.eval_frame) else {

@@ -167,10 +167,11 @@ impl PythonTracer {
         }
     }
 
-    /// Read stacks per (tgid, file_id), and the off-CPU stacks.
-    pub fn event_report(&self) -> (HashMap<u64, Vec<EventStack>>, Vec<EventStack>) {
+    /// Read stacks per file_id, the off-CPU stacks and the fork stacks.
+    pub fn event_report(&self) -> EventReport {
         let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
         let mut off_cpu: BTreeMap<Vec<String>, EventStack> = BTreeMap::new();
+        let mut forks: BTreeMap<Vec<String>, EventStack> = BTreeMap::new();
         for (key, (frames, value)) in &self.event_stacks {
             let texts: Vec<String> = frames
                 .iter()
@@ -186,8 +187,13 @@ impl PythonTracer {
                         off_cpu_ns: 0,
                     }),
                 }
-            } else if key.kind == py_event::OFF_CPU {
-                let stack = off_cpu.entry(texts.clone()).or_insert_with(|| EventStack {
+            } else {
+                let map = if key.kind == py_event::FORK {
+                    &mut forks
+                } else {
+                    &mut off_cpu
+                };
+                let stack = map.entry(texts.clone()).or_insert_with(|| EventStack {
                     frames: texts,
                     ..EventStack::default()
                 });
@@ -204,7 +210,13 @@ impl PythonTracer {
                 .cmp(&a.off_cpu_ns)
                 .then(a.frames.cmp(&b.frames))
         });
-        (reads, off_cpu)
+        let mut forks: Vec<EventStack> = forks.into_values().collect();
+        forks.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+        EventReport {
+            reads,
+            off_cpu,
+            forks,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -213,6 +225,11 @@ impl PythonTracer {
 
     pub fn read_stack_every(&self) -> u32 {
         self.read_stack_every
+    }
+
+    /// True once at least one Python thread has been published to the sampler.
+    pub fn has_threads(&self) -> bool {
+        !self.published.is_empty()
     }
 
     pub fn ready(&self) -> Option<&Ready> {
@@ -441,6 +458,14 @@ fn code_index(
         },
     );
     index
+}
+
+/// Python stacks behind kernel events, for the report.
+pub struct EventReport {
+    /// file_id -> stacks behind reads of that file.
+    pub reads: HashMap<u64, Vec<EventStack>>,
+    pub off_cpu: Vec<EventStack>,
+    pub forks: Vec<EventStack>,
 }
 
 /// A sampled frame's code object and instruction value, or `None` for

@@ -180,6 +180,10 @@ pub struct Python {
     /// the Python stack, most off-CPU time first.
     #[serde(default)]
     pub off_cpu: Vec<EventStack>,
+    /// fork / clone calls (new processes, e.g. `subprocess.Popen`, and new
+    /// threads) by the top of the Python stack, every one counted.
+    #[serde(default)]
+    pub forks: Vec<EventStack>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -350,6 +350,17 @@ fn python(out: &mut String, report: &Report) {
             );
         }
     }
+    if !p.forks.is_empty() {
+        let _ = writeln!(out, "  fork/clone (processes and threads) by Python code:");
+        for stack in p.forks.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  {:>6}x  {}",
+                stack.samples,
+                stack.frames.join(" <- ")
+            );
+        }
+    }
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
         for t in &p.threads {
