@@ -280,6 +280,19 @@ pub struct PyConfig {
     pub frame_owner: u32,
     /// Capture the Python stack behind 1 in this many reads (per CPU); 0: never.
     pub read_stack_every: u32,
+    /// Which argument of `_PyEval_EvalFrameDefault` is the frame (0 on 3.8:
+    /// `(frame, throwflag)`; 1 from 3.9: `(tstate, frame, throwflag)`).
+    pub entry_frame_arg: u32,
+    pub _pad: u32,
+}
+
+/// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyEntryKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub code: u64,
 }
 
 /// Frames kept when a Python stack is attached to a kernel event (reads,
@@ -295,6 +308,9 @@ pub mod py_event {
     pub const OFF_CPU: u32 = 1;
     /// A fork / clone (new process or thread) made by the thread.
     pub const FORK: u32 = 2;
+    /// Not a map key: announces a code object first entered through
+    /// `_PyEval_EvalFrameDefault` (`frames[0].code`), to be symbolized.
+    pub const ENTRY: u32 = 3;
 }
 
 /// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of
@@ -371,7 +387,8 @@ pub mod py_stats {
 }
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 32);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
 const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
@@ -397,4 +414,5 @@ mod pod {
     unsafe impl aya::Pod for PyConfig {}
     unsafe impl aya::Pod for PyEventKey {}
     unsafe impl aya::Pod for PyEventValue {}
+    unsafe impl aya::Pod for PyEntryKey {}
 }

@@ -7,14 +7,17 @@
 //! Userspace symbolizes the code objects.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
-    macros::{map, perf_event},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+    },
+    macros::{map, perf_event, uprobe},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
-    programs::PerfEventContext,
+    programs::{PerfEventContext, ProbeContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig, PyEventKey,
-    PyEventValue, PyFrameRecord, PySample, PySleep, PyStackEvent, drops, py_event, py_stats,
+    EventHeader, EventKind, PY_EVENT_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig, PyEntryKey,
+    PyEventKey, PyEventValue, PyFrameRecord, PySample, PySleep, PyStackEvent, drops, py_event,
+    py_stats,
 };
 
 use crate::maps::{EVENTS, TRACED, count_drop};
@@ -318,4 +321,66 @@ pub fn fork_stack(tgid: u32, tid: u32) {
     if capture_top(cfg, tid, key.frames.as_mut_ptr()) {
         bump(key, 0);
     }
+}
+
+/// Entries into `_PyEval_EvalFrameDefault` per code object (`--count-entries`).
+#[map]
+pub static PY_ENTRIES: PerCpuHashMap<PyEntryKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+/// Uprobe on `_PyEval_EvalFrameDefault`: counts entries per code object.
+/// From 3.11 on, Python-to-Python calls stay inside the running eval loop,
+/// so these are the entries from C (the C API, callbacks, generators...).
+#[uprobe]
+pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if unsafe { TRACED.get(tgid) }.is_none() {
+        return 0;
+    }
+    let Some(cfg) = PY_CONFIG.get(0) else {
+        return 0;
+    };
+    if cfg.enabled == 0 {
+        return 0;
+    }
+    // The first / second argument register (x86-64: rdi / rsi), read with a
+    // helper: a context load at a computed offset is refused by the verifier.
+    let regs = ctx.regs;
+    let reg = if cfg.entry_frame_arg == 0 {
+        unsafe { core::ptr::addr_of!((*regs).rdi) }
+    } else {
+        unsafe { core::ptr::addr_of!((*regs).rsi) }
+    };
+    let Ok(frame) = (unsafe { bpf_probe_read_kernel(reg) }) else {
+        return 0;
+    };
+    let code = read_u64(frame + cfg.frame_code as u64);
+    if code == 0 {
+        return 0;
+    }
+    let key = PyEntryKey {
+        tgid,
+        _pad: 0,
+        code,
+    };
+    if let Some(count) = PY_ENTRIES.get_ptr_mut(&key) {
+        unsafe { *count += 1 };
+        return 0;
+    }
+    if PY_ENTRIES.insert(&key, 1u64, 0).is_err() {
+        count_drop(drops::TABLES);
+        return 0;
+    }
+    // First entry of this code object: have userspace name it now.
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let announce_key = unsafe { &mut (*scratch).key };
+    announce_key.tgid = tgid;
+    announce_key.kind = py_event::ENTRY;
+    announce_key.file_id = 0;
+    announce_key.frames = [PyFrameRecord { code: 0, instr: 0 }; PY_EVENT_DEPTH];
+    announce_key.frames[0].code = code;
+    announce(announce_key);
+    0
 }

@@ -5,13 +5,13 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        PerfEvent, ProgramError, TracePoint,
+        PerfEvent, ProgramError, TracePoint, UProbe,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
 use tracer_common::{
-    Config, FileKey, PyConfig, PyEventKey, PyEventValue, ReadKey, ReadStats, ThreadStats, drops,
-    py_stats,
+    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, ReadKey, ReadStats,
+    ThreadStats, drops, py_stats,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,13 @@ pub enum AttachError {
     PerfEvent {
         rate: u64,
         cpu: u32,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("attaching the entry counter (uprobe) to {path} at {offset:#x}: {source}")]
+    Uprobe {
+        path: String,
+        offset: u64,
         #[source]
         source: Box<ProgramError>,
     },
@@ -219,6 +226,71 @@ impl Probes {
             let _ = self.py_threads.remove(tid);
         }
         Ok(())
+    }
+
+    /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.
+    pub fn load_entry_counter(&mut self) -> Result<(), AttachError> {
+        let name = "py_eval_entry";
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| AttachError::Program {
+                program: name.into(),
+                source: Box::new(ProgramError::NotLoaded),
+            })?
+            .try_into()
+            .map_err(|source| AttachError::Program {
+                program: name.into(),
+                source: Box::new(source),
+            })?;
+        program.load().map_err(|source| load_error(name, source))
+    }
+
+    /// Attaches the entry counter to the interpreter of process `pid`.
+    pub fn attach_entry_counter(
+        &mut self,
+        path: &std::path::Path,
+        offset: u64,
+        pid: u32,
+    ) -> Result<(), AttachError> {
+        let name = "py_eval_entry";
+        let err = |source| AttachError::Uprobe {
+            path: path.display().to_string(),
+            offset,
+            source: Box::new(source),
+        };
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| err(ProgramError::NotLoaded))?
+            .try_into()
+            .map_err(err)?;
+        let scope = match std::num::NonZeroU32::new(pid) {
+            Some(pid) => aya::programs::uprobe::UProbeScope::OneProcess(pid),
+            None => aya::programs::uprobe::UProbeScope::AllProcesses,
+        };
+        program
+            .attach(
+                aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                scope,
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Entries per (pid, code object), summed across CPUs.
+    pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, AttachError> {
+        let name = "PY_ENTRIES";
+        let map = self.ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+        let entries = PerCpuHashMap::<_, PyEntryKey, u64>::try_from(map)
+            .map_err(|source| AttachError::Map { map: name, source })?;
+        let mut rows = Vec::new();
+        for entry in entries.iter() {
+            let (key, per_cpu) = entry.map_err(|source| AttachError::Map { map: name, source })?;
+            rows.push((key, per_cpu.iter().sum()));
+        }
+        Ok(rows)
     }
 
     /// Kernel events by the top of their Python stack, summed across CPUs.

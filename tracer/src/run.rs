@@ -76,6 +76,13 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     let sample_rate = (!args.no_python).then_some(args.rate);
     let mut probes = Probes::load(config, sample_rate)?;
+    let mut entries_error = None;
+    if args.count_entries
+        && !args.no_python
+        && let Err(err) = probes.load_entry_counter()
+    {
+        entries_error = Some(err.to_string());
+    }
     log::info!("programs attached after {:?}", started.elapsed());
 
     let mut collector = Collector::default();
@@ -100,6 +107,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     if !args.no_python && probes.sampler_error.is_none() {
         collector.python_pid = Some(target.pid);
         collector.python = Some(PythonTracer::new(target.pid, args.read_stacks));
+        collector.count_entries = args.count_entries;
+        collector.entries_error = entries_error.take();
         refresh_python(&mut probes, &mut collector)?;
     }
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
@@ -134,6 +143,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let drop_counts = probes.drops()?;
     if let Some(tracer) = collector.python.as_mut() {
         tracer.on_event_stacks(&probes.python_event_stacks()?);
+        if collector.count_entries {
+            tracer.on_entries(&probes.python_entries()?);
+        }
     }
     let py_stats = probes.python_stats()?;
     let sampler_error = probes.sampler_error.clone();
@@ -164,6 +176,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             let events = tracer.event_report();
             section.off_cpu = events.off_cpu;
             section.forks = events.forks;
+            if args.count_entries {
+                section.entries_from_c = tracer.entries_report();
+                section.entries_error = collector.entries_error.clone();
+            }
             attach_read_stacks(&mut reads, &collector.files, tracer, events.reads);
             section.ticks = py_stats[py_stats::SAMPLES as usize];
             section.ticks_without_thread_state = py_stats[py_stats::NO_THREAD_STATE as usize];
@@ -245,6 +261,23 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         return Ok(());
     };
     let update = tracer.refresh();
+    if let Some((path, offset)) = &update.eval_frame
+        && collector.count_entries
+        && collector.entries_error.is_none()
+        && let Err(err) = probes.attach_entry_counter(path, *offset, tracer.pid())
+    {
+        // With the cause (e.g. the process has already exited).
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        collector.entries_error = Some(message);
+    }
+    if collector.count_entries && tracer.ready().is_some() {
+        tracer.on_entries(&probes.python_entries()?);
+    }
     if let Some(config) = update.config {
         probes.set_python_config(config)?;
     }

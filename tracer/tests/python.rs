@@ -451,3 +451,73 @@ fn popen_line_debian_static_3_11() {
 fn popen_line_pyenv_3_12() {
     popen_line(&pyenv("3.12.1"));
 }
+
+/// Attach mode with `--count-entries`: exact entries from C, counted by the
+/// uprobe on `_PyEval_EvalFrameDefault` (here `sorted(key=...)` calling `key`).
+fn entries_from_c(python: &str) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    require_root();
+    let dir = scratch(&format!("entries-{}", python.replace('/', "_")));
+    let report_path = dir.join("report.json");
+    let script =
+        std::fs::canonicalize(workspace().join("tests/workloads/python_entries.py")).unwrap();
+    let mut workload = Command::new(python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(workload.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let pid = workload.id().to_string();
+    let mut tracer = Command::new(TRACER)
+        .args(["--pid", &pid, "--count-entries", "--format", "json", "-o"])
+        .arg(&report_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "tracer ended before tracing"
+        );
+        if line.starts_with("tracer: tracing pid") {
+            break;
+        }
+    }
+    workload.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(workload.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let py = &report["python"];
+    assert_eq!(py["entries_error"], Value::Null, "{py:#}");
+    let entries = py["entries_from_c"].as_array().unwrap();
+    let key = entries
+        .iter()
+        .find(|e| e["qualname"] == "key")
+        .unwrap_or_else(|| panic!("no entries for key: {entries:#?}"));
+    assert_eq!(key["entries"], 20_000, "{entries:#?}");
+    assert_eq!(key["file"], script.to_str().unwrap());
+    assert_eq!(key["line"], 9);
+}
+
+#[test]
+fn entries_from_c_debian_static_3_11() {
+    entries_from_c("/usr/bin/python3.11");
+}
+
+#[test]
+fn entries_from_c_pyenv_3_8() {
+    entries_from_c(&pyenv("3.8.18"));
+}
+
+#[test]
+fn entries_from_c_pyenv_3_13() {
+    entries_from_c(&pyenv("3.13.0"));
+}

@@ -27,6 +27,9 @@ pub struct Collector {
     pub python: Option<crate::python::PythonTracer>,
     /// A thread or child appeared: refresh the Python thread map.
     pub python_dirty: bool,
+    /// `--count-entries`, and why it is not running if it failed.
+    pub count_entries: bool,
+    pub entries_error: Option<String>,
 }
 
 impl Collector {

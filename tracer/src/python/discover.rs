@@ -254,6 +254,17 @@ pub fn version_from_hex(hex: u32) -> (u32, u32, String) {
     (major, minor, format!("{major}.{minor}.{micro}{suffix}"))
 }
 
+/// A path to the interpreter's ELF that this process can open: through the
+/// target's root (containers), else as shown in its maps (chroots).
+pub fn openable_path(pid: u32, path: &str) -> PathBuf {
+    let rooted = PathBuf::from(format!("/proc/{pid}/root{path}"));
+    if rooted.exists() {
+        rooted
+    } else {
+        PathBuf::from(path)
+    }
+}
+
 /// Reads a mapped file. `/proc/PID/map_files/START-END` is the mapped file
 /// itself whatever the namespaces; then the path through the target's root
 /// (containers), then the path as shown (a chroot shows host paths).

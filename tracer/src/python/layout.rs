@@ -87,6 +87,8 @@ pub struct Offsets {
     pub code_linetable: u64,
     pub code_adaptive: Option<u64>,
     pub line_table: LineTableKind,
+    /// Argument index of the frame in `_PyEval_EvalFrameDefault` (0 on 3.8).
+    pub eval_frame_arg: u8,
     pub bytes_size: u64,
     pub bytes_data: u64,
     pub unicode_state: u64,
@@ -110,6 +112,8 @@ impl Offsets {
             frame_instr: self.frame_instr as u32,
             frame_owner: off(self.frame_owner),
             read_stack_every: 0,
+            entry_frame_arg: u32::from(self.eval_frame_arg),
+            _pad: 0,
         }
     }
 }
@@ -167,6 +171,7 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         code_linetable: 120, // co_lnotab (3.8, 3.9) / co_linetable (3.10)
         code_adaptive: None,
         line_table: LineTableKind::Lnotab,
+        eval_frame_arg: 1,
         bytes_size: BYTES_SIZE,
         bytes_data: BYTES_DATA,
         unicode_state: UNICODE_STATE,
@@ -175,7 +180,11 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         compact_size: 72,
     };
     Some(match minor {
-        8 | 9 => old,
+        8 => Offsets {
+            eval_frame_arg: 0,
+            ..old
+        },
+        9 => old,
         10 => Offsets {
             frame_instr: 96, // f_lasti moved: f_stackdepth replaced f_stacktop
             instr_kind: InstrKind::LastiUnits,
@@ -386,6 +395,7 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         code_linetable: f(layout.code_linetable),
         code_adaptive: Some(f(layout.code_adaptive)),
         line_table: LineTableKind::Locations,
+        eval_frame_arg: 1,
         bytes_size: f(layout.bytes_size),
         bytes_data: f(layout.bytes_data),
         unicode_state: f(layout.unicode_state),

@@ -22,10 +22,10 @@ use discover::{DiscoverError, Interpreter};
 use layout::{LayoutError, Offsets};
 use memory::ProcessMemory;
 
-use tracer_common::{PyEventKey, PyEventValue, py_event};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, py_event};
 
 use crate::report::{
-    EventStack, Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread,
+    Entries, EventStack, Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,8 @@ pub struct PythonTracer {
     read_stack_every: u32,
     /// Kernel-event stacks: symbolized when first seen, latest counts.
     event_stacks: HashMap<PyEventKey, (RawStack, PyEventValue)>,
+    /// `--count-entries`: code address -> (symbol index, latest count).
+    entries: HashMap<u64, (usize, u64)>,
 }
 
 /// What the tracer must change in the BPF maps after a refresh.
@@ -89,6 +91,9 @@ pub struct PythonTracer {
 pub struct ThreadUpdate {
     /// Offsets to publish (first time the interpreter is understood).
     pub config: Option<tracer_common::PyConfig>,
+    /// The interpreter just found: (ELF path to open, file offset of
+    /// `_PyEval_EvalFrameDefault`) for the entry counter.
+    pub eval_frame: Option<(std::path::PathBuf, u64)>,
     pub insert: Vec<(u32, u64)>,
     pub remove: Vec<u32>,
 }
@@ -107,7 +112,72 @@ impl PythonTracer {
             published: HashMap::new(),
             read_stack_every,
             event_stacks: HashMap::new(),
+            entries: HashMap::new(),
         }
+    }
+
+    /// Rows of `PY_ENTRIES` (cumulative): symbolizes new code objects.
+    pub fn on_entries(&mut self, rows: &[(PyEntryKey, u64)]) {
+        let State::Ready(ready) = &self.state else {
+            return;
+        };
+        for (key, count) in rows {
+            if key.tgid != self.pid {
+                continue;
+            }
+            let code = if ready.offsets.code_is_stackref {
+                key.code & !7
+            } else {
+                key.code
+            };
+            if let Some(entry) = self.entries.get_mut(&code) {
+                entry.1 = *count;
+                continue;
+            }
+            let index = code_index(
+                ready,
+                &mut self.codes,
+                &mut self.infos,
+                &mut self.checked,
+                code,
+            );
+            self.entries.insert(code, (index, *count));
+        }
+    }
+
+    /// Entries per function, most first.
+    pub fn entries_report(&self) -> Vec<Entries> {
+        let mut by_fn: BTreeMap<(String, String, String, u32), u64> = BTreeMap::new();
+        for &(index, count) in self.entries.values() {
+            let key = match &self.infos[index] {
+                (_, Some(info)) => (
+                    info.qualname.clone(),
+                    info.name.clone(),
+                    info.filename.clone(),
+                    info.firstlineno,
+                ),
+                (code, None) => (
+                    format!("<code {code:#x}>"),
+                    format!("<code {code:#x}>"),
+                    "?".into(),
+                    0,
+                ),
+            };
+            *by_fn.entry(key).or_default() += count;
+        }
+        let mut out: Vec<Entries> = by_fn
+            .into_iter()
+            .map(|((qualname, function, file, line), entries)| Entries {
+                function,
+                qualname,
+                file,
+                line,
+                entries,
+            })
+            .collect();
+        out.sort_by(|a, b| b.entries.cmp(&a.entries).then(a.qualname.cmp(&b.qualname)));
+        out.truncate(100);
+        out
     }
 
     /// Rows of `PY_EVENT_STACKS` (cumulative counts): symbolizes the stacks
@@ -146,6 +216,25 @@ impl PythonTracer {
     /// A stack announced by the kernel side: symbolize it now (counts come
     /// with the next read of the map).
     pub fn note_event_stack(&mut self, key: &PyEventKey) {
+        if key.kind == py_event::ENTRY {
+            let code = key.frames[0].code;
+            let masked = self.ready().map_or(code, |r| {
+                if r.offsets.code_is_stackref {
+                    code & !7
+                } else {
+                    code
+                }
+            });
+            if !self.entries.contains_key(&masked) {
+                let entry = PyEntryKey {
+                    tgid: key.tgid,
+                    _pad: 0,
+                    code,
+                };
+                self.on_entries(&[(entry, 0)]);
+            }
+            return;
+        }
         if !self.event_stacks.contains_key(key) {
             self.on_event_stacks(&[(*key, PyEventValue::default())]);
         }
@@ -255,6 +344,12 @@ impl PythonTracer {
                     let mut config = ready.offsets.bpf_config();
                     config.read_stack_every = self.read_stack_every;
                     update.config = Some(config);
+                    update.eval_frame = ready.interpreter.eval_frame_file_offset.map(|offset| {
+                        (
+                            discover::openable_path(self.pid, &ready.interpreter.path),
+                            offset,
+                        )
+                    });
                     self.state = State::Ready(Box::new(ready));
                 }
                 Err(PythonError::Discover(err @ DiscoverError::NotPython { .. }))

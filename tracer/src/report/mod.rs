@@ -184,6 +184,22 @@ pub struct Python {
     /// threads) by the top of the Python stack, every one counted.
     #[serde(default)]
     pub forks: Vec<EventStack>,
+    /// `--count-entries`: exact entries into `_PyEval_EvalFrameDefault` per
+    /// function ("entries from C" from 3.11 on), most first; empty otherwise.
+    #[serde(default)]
+    pub entries_from_c: Vec<Entries>,
+    /// Why the entry counter is not running, when it was asked for.
+    #[serde(default)]
+    pub entries_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entries {
+    pub function: String,
+    pub qualname: String,
+    pub file: String,
+    pub line: u32,
+    pub entries: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

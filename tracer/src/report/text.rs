@@ -361,6 +361,25 @@ fn python(out: &mut String, report: &Report) {
             );
         }
     }
+    if let Some(err) = &p.entries_error {
+        let _ = writeln!(out, "  entry counting (--count-entries) did not run: {err}");
+    }
+    if !p.entries_from_c.is_empty() {
+        let _ = writeln!(
+            out,
+            "  entries into _PyEval_EvalFrameDefault (uprobe; from 3.11 on only entries from C):"
+        );
+        for e in p.entries_from_c.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {:>10}  {:<32} {}:{}",
+                thousands(e.entries),
+                ellipsize(&e.qualname, 32),
+                e.file,
+                e.line
+            );
+        }
+    }
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
         for t in &p.threads {
