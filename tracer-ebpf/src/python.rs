@@ -9,6 +9,7 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_probe_read_user_buf,
     },
     macros::{map, perf_event, uprobe},
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
@@ -74,6 +75,42 @@ fn read_u64(addr: u64) -> u64 {
     unsafe { bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
 }
 
+/// Bytes of a frame read in one go: every version's `f_back` / `previous`,
+/// code, instruction and `owner` fields lie in its first 120 bytes.
+const FRAME_BYTES: usize = 128;
+
+/// One frame's (code, instruction | owner << 56, next-outer frame): a single
+/// 128-byte read instead of four (falls back to field reads if the block
+/// crosses into unreadable memory).
+#[inline(always)]
+fn read_frame(cfg: &PyConfig, frame: u64) -> (u64, u64, u64) {
+    let mut buf = [0u8; FRAME_BYTES];
+    if unsafe { bpf_probe_read_user_buf(frame as *const u8, &mut buf) }.is_ok() {
+        // Masks keep every access inside `buf` for the verifier; the offsets
+        // are 8-byte aligned fields (owner: one byte) below 120.
+        let at = |off: u32| -> u64 {
+            let off = (off & 0x78) as usize;
+            unsafe { core::ptr::read_unaligned(buf.as_ptr().add(off).cast::<u64>()) }
+        };
+        let code = at(cfg.frame_code);
+        let mut instr = at(cfg.frame_instr) & 0x00ff_ffff_ffff_ffff;
+        if cfg.frame_owner != PY_NO_OFFSET {
+            let owner = buf[(cfg.frame_owner & 0x7f) as usize];
+            instr |= (owner as u64) << 56;
+        }
+        return (code, instr, at(cfg.frame_back));
+    }
+    let code = read_u64(frame + cfg.frame_code as u64);
+    let mut instr = read_u64(frame + cfg.frame_instr as u64) & 0x00ff_ffff_ffff_ffff;
+    if cfg.frame_owner != PY_NO_OFFSET {
+        let owner: u8 =
+            unsafe { bpf_probe_read_user((frame + cfg.frame_owner as u64) as *const u8) }
+                .unwrap_or(0);
+        instr |= (owner as u64) << 56;
+    }
+    (code, instr, read_u64(frame + cfg.frame_back as u64))
+}
+
 #[perf_event]
 pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -106,22 +143,12 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         return 0;
     };
     let sample = entry.as_mut_ptr();
-    let back = cfg.frame_back as u64;
-    let code_off = cfg.frame_code as u64;
-    let instr_off = cfg.frame_instr as u64;
-    let owner_off = cfg.frame_owner;
     let mut depth: u32 = 0;
     for i in 0..PY_MAX_DEPTH {
         if frame == 0 {
             break;
         }
-        let code = read_u64(frame + code_off);
-        let mut instr = read_u64(frame + instr_off) & 0x00ff_ffff_ffff_ffff;
-        if owner_off != PY_NO_OFFSET {
-            let owner: u8 = unsafe { bpf_probe_read_user((frame + owner_off as u64) as *const u8) }
-                .unwrap_or(0);
-            instr |= (owner as u64) << 56;
-        }
+        let (code, instr, back) = read_frame(cfg, frame);
         // SAFETY: i < PY_MAX_DEPTH, inside the reserved record.
         unsafe {
             core::ptr::addr_of_mut!((*sample).frames)
@@ -130,7 +157,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
                 .write(PyFrameRecord { code, instr });
         }
         depth = i as u32 + 1;
-        frame = read_u64(frame + back);
+        frame = back;
     }
     unsafe {
         core::ptr::addr_of_mut!((*sample).header).write(EventHeader {
@@ -165,15 +192,9 @@ fn capture_top(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
     for i in 0..PY_EVENT_DEPTH {
         let mut record = PyFrameRecord { code: 0, instr: 0 };
         if frame != 0 {
-            record.code = read_u64(frame + cfg.frame_code as u64);
-            record.instr = read_u64(frame + cfg.frame_instr as u64) & 0x00ff_ffff_ffff_ffff;
-            if cfg.frame_owner != PY_NO_OFFSET {
-                let owner: u8 =
-                    unsafe { bpf_probe_read_user((frame + cfg.frame_owner as u64) as *const u8) }
-                        .unwrap_or(0);
-                record.instr |= (owner as u64) << 56;
-            }
-            frame = read_u64(frame + cfg.frame_back as u64);
+            let (code, instr, back) = read_frame(cfg, frame);
+            record = PyFrameRecord { code, instr };
+            frame = back;
         }
         // SAFETY: i < PY_EVENT_DEPTH, inside the caller's key.
         unsafe { frames.add(i).write(record) };
