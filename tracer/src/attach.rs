@@ -4,7 +4,7 @@
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{ProgramError, TracePoint},
+    programs::{ProgramError, TracePoint, trace_point::TracePointLinkId},
 };
 use tracer_common::{Config, FileKey, ReadKey, ReadStats, ThreadStats, drops};
 
@@ -72,9 +72,14 @@ const ATTACHMENTS: &[Attachment] = &[
         tracepoints: &[("syscalls", "sys_enter_readv")],
         optional: true,
     },
+    // preadv2 has preadv's arguments plus flags (same fd/vec/vlen fields),
+    // and is what CPython's os.preadv calls: counted as "preadv".
     Attachment {
         program: "sys_enter_preadv",
-        tracepoints: &[("syscalls", "sys_enter_preadv")],
+        tracepoints: &[
+            ("syscalls", "sys_enter_preadv"),
+            ("syscalls", "sys_enter_preadv2"),
+        ],
         optional: true,
     },
     Attachment {
@@ -84,6 +89,7 @@ const ATTACHMENTS: &[Attachment] = &[
             ("syscalls", "sys_exit_pread64"),
             ("syscalls", "sys_exit_readv"),
             ("syscalls", "sys_exit_preadv"),
+            ("syscalls", "sys_exit_preadv2"),
         ],
         optional: false,
     },
@@ -125,6 +131,7 @@ const VERIFIER_LOG_TAIL_LINES: usize = 25;
 pub struct Probes {
     ebpf: Ebpf,
     traced: HashMap<MapData, u32, u8>,
+    links: Vec<(&'static str, TracePointLinkId)>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
 }
@@ -138,8 +145,9 @@ impl Probes {
             .map_err(|err| AttachError::Load(Box::new(err)))?;
 
         let mut warnings = Vec::new();
+        let mut links = Vec::new();
         for attachment in ATTACHMENTS {
-            if let Err(err) = attach_one(&mut ebpf, attachment) {
+            if let Err(err) = attach_one(&mut ebpf, attachment, &mut links) {
                 if attachment.optional {
                     log::warn!("{err}");
                     warnings.push(format!("not counted: {err}"));
@@ -152,6 +160,7 @@ impl Probes {
         Ok(Self {
             ebpf,
             traced,
+            links,
             warnings,
         })
     }
@@ -248,6 +257,26 @@ impl Probes {
         Ok(totals)
     }
 
+    /// Detaches every program. Each tracepoint detach waits for an RCU grace
+    /// period (~70 ms here); doing them at once makes that one wait, not 16.
+    /// Maps stay readable afterwards.
+    pub fn detach(&mut self) {
+        let mut owned = Vec::new();
+        for (program, id) in self.links.drain(..) {
+            let link = self
+                .ebpf
+                .program_mut(program)
+                .and_then(|p| <&mut TracePoint>::try_from(p).ok())
+                .and_then(|p| p.take_link(id).ok());
+            owned.extend(link);
+        }
+        std::thread::scope(|scope| {
+            for link in owned {
+                scope.spawn(move || drop(link));
+            }
+        });
+    }
+
     /// Every traced thread's scheduling figures (key: tid).
     pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, AttachError> {
         let map = self
@@ -277,7 +306,11 @@ where
     M::try_from(map).map_err(|source| AttachError::Map { map: name, source })
 }
 
-fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachError> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    attachment: &Attachment,
+    links: &mut Vec<(&'static str, TracePointLinkId)>,
+) -> Result<(), AttachError> {
     let program_name = attachment.program;
     let program: &mut TracePoint = ebpf
         .program_mut(program_name)
@@ -305,7 +338,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
         },
     })?;
     for &(category, name) in attachment.tracepoints {
-        program
+        let link = program
             .attach(category, name)
             .map_err(|source| AttachError::Attach {
                 program: program_name.into(),
@@ -313,6 +346,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
                 name,
                 source: Box::new(source),
             })?;
+        links.push((program_name, link));
     }
     Ok(())
 }
