@@ -102,6 +102,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             args.command.clone(),
         )
     });
+    // Before saying "tracing": a Ctrl-C right after that line must stop the
+    // trace and write the report, not kill the tracer.
+    let signals = Signals::install()?;
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());
@@ -116,7 +119,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     }
 
     let trace_start = Instant::now();
-    let stopped = event_loop(args, &mut probes, &mut target, &mut collector).await?;
+    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, signals).await?;
     let duration = trace_start.elapsed();
     if let Some(first) = collector.first_event {
         log::info!("first event after {} ms", (first - started).as_millis());
@@ -173,6 +176,23 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The signals that stop tracing (and produce the report).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, RunError> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())
+                .map_err(io_err("installing SIGINT handler"))?,
+            terminate: signal(SignalKind::terminate())
+                .map_err(io_err("installing SIGTERM handler"))?,
+        })
+    }
+}
+
 /// Drains the ring buffer until the target exits, the duration elapses, or
 /// SIGINT / SIGTERM arrives. Returns why it stopped.
 async fn event_loop(
@@ -180,15 +200,16 @@ async fn event_loop(
     probes: &mut Probes,
     target: &mut Target,
     collector: &mut Collector,
+    signals: Signals,
 ) -> Result<&'static str, RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|err| io_err("polling the ring buffer")(err.into_parts().1))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(io_err("installing SIGINT handler"))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(io_err("installing SIGTERM handler"))?;
+    let Signals {
+        mut interrupt,
+        mut terminate,
+    } = signals;
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));

@@ -102,17 +102,27 @@ impl Target {
         let (hold_read, hold_write) = pipe().map_err(spawn_err)?;
         let (status_read, status_write) = pipe().map_err(spawn_err)?;
 
-        // SAFETY: the child only calls async-signal-safe functions (read,
-        // execvp, write, _exit) on memory prepared before the fork.
+        // SAFETY: the child only calls async-signal-safe functions (poll,
+        // ioctl, execvp, write, _exit) on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(spawn_err(std::io::Error::last_os_error()));
         }
         if pid == 0 {
             unsafe {
-                let mut byte = 0u8;
-                let n = libc::read(hold_read.as_raw_fd(), (&raw mut byte).cast(), 1);
-                if n != 1 {
+                // Wait without read(2): the child is traced by now, and a
+                // read here would be reported as the command's own (on a
+                // descriptor that exec then closes, so it cannot be named).
+                let fd = hold_read.as_raw_fd();
+                let mut wait = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                while libc::poll(&mut wait, 1, -1) < 0 && *libc::__errno_location() == libc::EINTR {
+                }
+                let mut pending: libc::c_int = 0;
+                if libc::ioctl(fd, libc::FIONREAD, &mut pending) != 0 || pending < 1 {
                     // The tracer went away before releasing us.
                     libc::_exit(125);
                 }
