@@ -120,7 +120,72 @@ fn test() -> Result<()> {
         "--",
         "--test-threads=1",
     ]);
-    run(&mut cmd)
+    run_counting_tests(&mut cmd)
+}
+
+/// Runs `cargo test`, echoing its output, and ends with one line of totals
+/// over every test binary ("tests: N passed, N failed, N ignored"), so the
+/// last line says what ran rather than the last (possibly empty) binary.
+fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let shown = util::display(cmd);
+    eprintln!("$ {shown}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("could not start `{shown}`: {err}"))?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child.wait()?;
+    println!(
+        "tests: {} passed, {} failed, {} ignored",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CommandFailed {
+            command: shown,
+            code: status.code(),
+        }
+        .into())
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds a libtest summary line: "test result: ok. 7 passed; 0 failed; 1 ignored; ...".
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +214,25 @@ mod tests {
         assert_eq!(
             demo_extra(&["--", "--pid", "1", "--"]),
             ["--pid", "1", "--"]
+        );
+    }
+
+    #[test]
+    fn totals_add_up_libtest_summaries() {
+        let mut t = TestTotals::default();
+        t.add_line("test result: ok. 35 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.02s");
+        t.add_line(
+            "test result: FAILED. 5 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("running 5 tests");
+        t.add_line("test foo ... ok");
+        assert_eq!(
+            t,
+            TestTotals {
+                passed: 40,
+                failed: 1,
+                ignored: 2
+            }
         );
     }
 
