@@ -1,35 +1,132 @@
 //! Process lifecycle: children of traced processes are traced from their
-//! first instruction (added to `TRACED` here, in the kernel), and exits are
-//! reported so userspace knows when a process is gone.
+//! first instruction (added to `TRACED` here, in the kernel); threads are
+//! told from processes by the `clone` flags saved at syscall entry; exec
+//! (with its argv), exit (with the exit status), wait4/waitid returns and the
+//! final release of a traced zombie are reported to userspace.
+//!
+//! All of these are rare next to reads: one ring buffer record each.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
-    macros::tracepoint,
+    EbpfContext,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes,
+    },
+    macros::{map, tracepoint},
+    maps::HashMap,
     programs::TracePointContext,
 };
-use tracer_common::{EventKind, ProcessEvent, drops};
+use tracer_common::{
+    ARGV_SLOTS, ArgvEvent, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
+    ProcessEvent, WaitCall, WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
+};
 
-use crate::maps::{EVENTS, TRACED, config, count_drop, current_if_traced};
+use crate::maps::{EVENTS, TASKS, TRACED, config, count_drop, current_if_traced};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+const WNOWAIT: u32 = 0x0100_0000;
+/// waitid's `si_code` values for a child that has terminated.
+const CLD_EXITED: i32 = 1;
+const CLD_DUMPED: i32 = 3;
+/// `siginfo_t` (uapi, 64-bit): si_signo, si_errno, si_code, then the union
+/// at 16: `_sigchld { pid_t si_pid; uid_t si_uid; int si_status; ... }`.
+const SI_CODE_OFF: usize = 8;
+const SI_PID_OFF: usize = 16;
+const SI_STATUS_OFF: usize = 24;
+
+/// `clone`/`clone3` flags between syscall entry and `sched_process_fork` (key: tid).
+#[map]
+static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
+
+/// Traced tasks inside wait4/waitid: where the status goes (key: tid).
+#[map]
+static WAITING: HashMap<u32, WaitCall> = HashMap::with_max_entries(4096, 0);
+
+/// Traced processes that have exited and not been released (key: tgid).
+/// A wait4 return in *any* process (init, a subreaper) is checked against it,
+/// so whoever reaps a traced zombie is reported.
+#[map]
+pub static ZOMBIES: HashMap<u32, ZombieEntry> = HashMap::with_max_entries(16384, 0);
+
+#[tracepoint]
+pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
+    let Some((_, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let Ok(flags) = (unsafe { ctx.read_at::<u64>(config().lifecycle.clone_flags as usize) }) else {
+        return 0;
+    };
+    if CLONE_FLAGS.insert(tid, flags, 0).is_err() {
+        count_drop(drops::LIFECYCLE);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+    let Some((_, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let Ok(uargs) = (unsafe { ctx.read_at::<u64>(config().lifecycle.clone3_uargs as usize) })
+    else {
+        return 0;
+    };
+    // `struct clone_args` (uapi) starts with `__aligned_u64 flags`.
+    let Ok(flags) = (unsafe { bpf_probe_read_user(uargs as *const u64) }) else {
+        return 0;
+    };
+    if CLONE_FLAGS.insert(tid, flags, 0).is_err() {
+        count_drop(drops::LIFECYCLE);
+    }
+    0
+}
+
+/// Exit of clone and clone3: the flags are no longer needed.
+#[tracepoint]
+pub fn sys_exit_clone(_ctx: TracePointContext) -> u32 {
+    let Some((_, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let _ = CLONE_FLAGS.remove(tid);
+    0
+}
 
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
-    let cfg = config();
-    if cfg.follow_children == 0 {
-        return 0;
-    }
     // Runs in the parent's context.
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
+    let cfg = config();
     let Ok(child) = (unsafe { ctx.read_at::<i32>(cfg.offsets.fork_child_pid as usize) }) else {
         return 0;
     };
-    // New threads fire this too; their tid never matches a tgid lookup, so the
-    // extra entry is harmless. Userspace tells threads from processes.
-    if TRACED.insert(child as u32, 1u8, 0).is_err() {
+    let child = child as u32;
+    // fork/vfork have no flags: a process. clone/clone3 saved theirs at entry.
+    let clone_flags = unsafe { CLONE_FLAGS.get(tid) }.copied().unwrap_or(0);
+    if clone_flags & CLONE_THREAD != 0 {
+        if TASKS.insert(child, tgid, 0).is_err() {
+            count_drop(drops::LIFECYCLE);
+        }
+        emit(
+            EventKind::ProcessForked,
+            tgid,
+            tid,
+            child,
+            tgid,
+            0,
+            process_flags::THREAD,
+        );
+        return 0;
+    }
+    if cfg.follow_children == 0 {
+        return 0;
+    }
+    if TRACED.insert(child, 1u8, 0).is_err() {
         count_drop(drops::TABLES);
     }
-    emit(EventKind::ProcessForked, tgid, tid, child as u32, tgid);
+    emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
 }
 
@@ -38,31 +135,301 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
+    let cfg = config();
     let group_dead =
-        unsafe { ctx.read_at::<u8>(config().offsets.exit_group_dead as usize) }.unwrap_or(0);
-    emit(EventKind::ProcessExited, tgid, tid, tid, group_dead as u32);
+        unsafe { ctx.read_at::<u8>(cfg.offsets.exit_group_dead as usize) }.unwrap_or(0);
+    let mut status = EXIT_STATUS_UNKNOWN;
+    if group_dead != 0 && cfg.task_exit_code != 0 {
+        // do_exit() has stored the status (group exit code, the killing
+        // signal, the core-dump bit) in task_struct.exit_code by now.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        let field = task.wrapping_add(cfg.task_exit_code as usize) as *const i32;
+        if let Ok(code) = unsafe { bpf_probe_read_kernel(field) } {
+            status = code as u32;
+        }
+    }
+    if tid != tgid {
+        let _ = TASKS.remove(tid);
+    }
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);
+        let entry = ZombieEntry {
+            exit_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        if ZOMBIES.insert(tgid, entry, 0).is_err() {
+            count_drop(drops::LIFECYCLE);
+        }
     }
+    emit(
+        EventKind::ProcessExited,
+        tgid,
+        tid,
+        tid,
+        group_dead as u32,
+        status,
+        0,
+    );
+    0
+}
+
+/// Fires for every task the kernel frees (from an RCU callback, so the
+/// current task is unrelated): one lookup in the small `ZOMBIES` map.
+#[tracepoint]
+pub fn sched_process_free(ctx: TracePointContext) -> u32 {
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(config().lifecycle.free_pid as usize) }) else {
+        return 0;
+    };
+    let pid = pid as u32;
+    if unsafe { ZOMBIES.get(pid) }.is_none() {
+        return 0;
+    }
+    let _ = ZOMBIES.remove(pid);
+    emit(EventKind::ProcessFreed, 0, 0, pid, 0, 0, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let off = config().lifecycle;
+    let old_pid = unsafe { ctx.read_at::<i32>(off.exec_old_pid as usize) }.unwrap_or(0);
+    let loc = unsafe { ctx.read_at::<u32>(off.exec_filename as usize) }.unwrap_or(0);
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header = header(EventKind::ProcessExec, tgid, tid);
+    event.old_pid = old_pid as u32;
+    event.comm = bpf_get_current_comm().unwrap_or_default();
+    event.filename_len = 0;
+    event.filename[0] = 0;
+    // `__data_loc char[]`: low 16 bits offset from the record start, high 16 length.
+    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+    if loc != 0 {
+        if let Ok(name) = unsafe { bpf_probe_read_kernel_str_bytes(src, &mut event.filename) } {
+            event.filename_len = (name.len() as u32 + 1).min(FILENAME_LEN as u32);
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
+    capture_argv(&ctx, config().lifecycle.execve_argv);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
+    capture_argv(&ctx, config().lifecycle.execveat_argv);
     0
 }
 
 #[inline(always)]
-fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32) {
+fn capture_argv(ctx: &TracePointContext, argv_off: u32) {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return;
+    };
+    let Ok(argv) = (unsafe { ctx.read_at::<u64>(argv_off as usize) }) else {
+        return;
+    };
+    let argv = argv as *const u64;
+    let Some(mut entry) = EVENTS.reserve::<ArgvEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header = header(EventKind::ExecArgs, tgid, tid);
+    event.argc = 0;
+    event.more = 0;
+    for i in 0..ARGV_SLOTS {
+        let Ok(arg) = (unsafe { bpf_probe_read_user(argv.wrapping_add(i)) }) else {
+            break;
+        };
+        if arg == 0 {
+            break;
+        }
+        let slot = &mut event.args[i];
+        if unsafe { bpf_probe_read_user_str_bytes(arg as *const u8, slot) }.is_err() {
+            slot[0] = 0;
+        }
+        event.argc = i as u32 + 1;
+    }
+    if event.argc as usize == ARGV_SLOTS {
+        if let Ok(next) = unsafe { bpf_probe_read_user(argv.wrapping_add(ARGV_SLOTS)) } {
+            event.more = u32::from(next != 0);
+        }
+    }
+    entry.submit(0);
+}
+
+#[tracepoint]
+pub fn sys_enter_wait4(ctx: TracePointContext) -> u32 {
+    let off = config().lifecycle;
+    enter_wait(
+        &ctx,
+        wait_kind::WAIT4,
+        off.wait4_stat_addr,
+        off.wait4_options,
+    );
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_waitid(ctx: TracePointContext) -> u32 {
+    let off = config().lifecycle;
+    enter_wait(
+        &ctx,
+        wait_kind::WAITID,
+        off.waitid_infop,
+        off.waitid_options,
+    );
+    0
+}
+
+#[inline(always)]
+fn enter_wait(ctx: &TracePointContext, kind: u32, addr_off: u32, options_off: u32) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let addr = unsafe { ctx.read_at::<u64>(addr_off as usize) }.unwrap_or(0);
+    let options = unsafe { ctx.read_at::<u64>(options_off as usize) }.unwrap_or(0);
+    let call = WaitCall {
+        addr,
+        options: options as u32,
+        kind,
+    };
+    if WAITING.insert(tid, call, 0).is_err() {
+        count_drop(drops::LIFECYCLE);
+    }
+}
+
+/// wait4 returns in every process: a traced caller always gets a record (its
+/// wait calls matter even when they reap nothing); any other caller only when
+/// it reaped a traced zombie (init, a subreaper).
+#[tracepoint]
+pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let pid = if ret > 0 { ret as u32 } else { 0 };
+    if let Some(call) = unsafe { WAITING.get(tid) }.copied() {
+        let _ = WAITING.remove(tid);
+        let mut event = WaitEvent {
+            header: header(EventKind::WaitDone, tgid, tid),
+            kind: wait_kind::WAIT4,
+            pid,
+            ret,
+            options: call.options,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+            ..WaitEvent::default()
+        };
+        if pid != 0 && call.addr != 0 {
+            if let Ok(status) = unsafe { bpf_probe_read_user(call.addr as *const i32) } {
+                event.status = status;
+                event.flags |= wait_flags::STATUS_VALID;
+            }
+        }
+        // wait4 only returns a pid in ZOMBIES when it reaped it.
+        if pid != 0 {
+            let _ = ZOMBIES.remove(pid);
+        }
+        submit_wait(&event);
+        return 0;
+    }
+    if pid == 0 || unsafe { ZOMBIES.get(pid) }.is_none() {
+        return 0;
+    }
+    let _ = ZOMBIES.remove(pid);
+    let event = WaitEvent {
+        header: header(EventKind::WaitDone, tgid, tid),
+        kind: wait_kind::WAIT4,
+        pid,
+        ret,
+        flags: wait_flags::UNTRACED_REAPER,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        ..WaitEvent::default()
+    };
+    submit_wait(&event);
+    0
+}
+
+/// waitid returns 0 and names the child in the caller's `siginfo`, so only
+/// traced callers (whose `infop` was saved at entry) are followed here.
+#[tracepoint]
+pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let Some(call) = (unsafe { WAITING.get(tid) }).copied() else {
+        return 0;
+    };
+    let _ = WAITING.remove(tid);
+    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let mut event = WaitEvent {
+        header: header(EventKind::WaitDone, tgid, tid),
+        kind: wait_kind::WAITID,
+        ret,
+        options: call.options,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        ..WaitEvent::default()
+    };
+    if ret == 0 && call.addr != 0 {
+        let info = call.addr as *const u8;
+        let pid = unsafe { bpf_probe_read_user(info.wrapping_add(SI_PID_OFF) as *const i32) };
+        let code = unsafe { bpf_probe_read_user(info.wrapping_add(SI_CODE_OFF) as *const i32) };
+        let status = unsafe { bpf_probe_read_user(info.wrapping_add(SI_STATUS_OFF) as *const i32) };
+        if let (Ok(pid), Ok(code), Ok(status)) = (pid, code, status) {
+            event.pid = pid as u32;
+            event.code = code;
+            event.status = status;
+            event.flags |= wait_flags::STATUS_VALID;
+            let terminated = (CLD_EXITED..=CLD_DUMPED).contains(&code);
+            if pid > 0 && terminated && call.options & WNOWAIT == 0 {
+                let _ = ZOMBIES.remove(pid as u32);
+            }
+        }
+    }
+    submit_wait(&event);
+    0
+}
+
+#[inline(always)]
+fn submit_wait(event: &WaitEvent) {
+    let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    entry.write(*event);
+    entry.submit(0);
+}
+
+#[inline(always)]
+pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid,
+        tid,
+        _pad: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+#[inline(always)]
+fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32, status: u32, flags: u32) {
     let Some(mut entry) = EVENTS.reserve::<ProcessEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
     };
     entry.write(ProcessEvent {
-        header: tracer_common::EventHeader {
-            kind: kind as u32,
-            tgid,
-            tid,
-            _pad: 0,
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        },
+        header: header(kind, tgid, tid),
         pid,
         arg,
+        status,
+        flags,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(0);

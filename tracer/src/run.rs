@@ -11,12 +11,13 @@ use tokio::{
 use tracer_common::{Config, drops};
 
 use crate::{
-    analysis::{Collector, sched},
+    analysis::{Collector, processes, sched},
     attach::{AttachError, Probes},
+    btf,
     cli::Args,
     events,
     preflight::{self, PreflightError},
-    report::{Dropped, EventCounts, Report, Target as ReportTarget},
+    report::{Dropped, EventCounts, Report, SignalLog, Target as ReportTarget},
     status::StatusLine,
     target::{self, Target, TargetError},
     tracefs::{self, TracefsError},
@@ -67,23 +68,62 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     let tracefs_root = tracefs::ensure_mounted()?;
     let layout = tracefs::read_layout(&tracefs_root)?;
+    let mut early_warnings = Vec::new();
+    let task_exit_code = match btf::task_exit_code_offset() {
+        Ok(offset) => offset,
+        Err(err) => {
+            early_warnings.push(format!(
+                "exit statuses come only from traced wait4/waitid calls: {err}"
+            ));
+            0
+        }
+    };
     let config = Config {
         offsets: layout.offsets,
+        lifecycle: layout.lifecycle,
         task_state_mask: layout.task_state_mask,
         follow_children: u32::from(!args.no_children),
-        _pad: 0,
+        task_exit_code,
     };
     let mut probes = Probes::load(config)?;
+    probes.warnings.append(&mut early_warnings);
     log::info!("programs attached after {:?}", started.elapsed());
 
-    let mut collector = Collector::default();
+    let mut collector = Collector {
+        base_ns: monotonic_ns(),
+        ..Collector::default()
+    };
     let mut target = match target.take() {
         Some(target) => {
             probes.trace_pid(target.pid)?;
+            let mut traced = vec![target.pid];
             if !args.no_children {
                 for child in target::descendants(target.pid) {
                     probes.trace_pid(child)?;
+                    traced.push(child);
                 }
+            }
+            for &pid in &traced {
+                for tid in target::threads(pid) {
+                    if tid != pid {
+                        probes.trace_thread(tid, pid)?;
+                    }
+                }
+                if pid != target.pid {
+                    let (comm, ppid, argv) = target::describe_pid(pid);
+                    collector.processes.add_existing(pid, ppid, &comm, &argv);
+                }
+            }
+            // Zombies that predate the trace: listed, and their reaping watched.
+            for (pid, ppid, comm, age) in processes::scan_zombies(&traced) {
+                probes.watch_zombie(pid, collector.base_ns)?;
+                collector.processes.add_preexisting_zombie(
+                    pid,
+                    ppid,
+                    &comm,
+                    age,
+                    collector.base_ns,
+                );
             }
             collector.files.remember_open_fds(target.pid);
             target
@@ -102,6 +142,14 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             args.command.clone(),
         )
     });
+    let root_ppid = if target.launched {
+        std::process::id()
+    } else {
+        target::describe_pid(target.pid).1
+    };
+    collector
+        .processes
+        .add_root(target.pid, root_ppid, &comm, &argv);
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());
@@ -118,6 +166,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let trace_start = Instant::now();
     let stopped = event_loop(args, &mut probes, &mut target, &mut collector).await?;
     let duration = trace_start.elapsed();
+    let end_ns = monotonic_ns();
     if let Some(first) = collector.first_event {
         log::info!("first event after {} ms", (first - started).as_millis());
     }
@@ -141,9 +190,15 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             reads: drop_counts[drops::READ_STATS as usize],
             threads: drop_counts[drops::THREADS as usize],
             tables: drop_counts[drops::TABLES as usize],
+            lifecycle: drop_counts[drops::LIFECYCLE as usize],
         },
     };
     let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
+    let signals = std::mem::take(&mut collector.signals);
+    let (processes, zombies) =
+        std::mem::take(&mut collector.processes)
+            .finish(end_ns, collector.base_ns, |pid| signals.killer_of(pid));
+    let (signals, log_entries, log_total) = signals.finish();
     let mut warnings = std::mem::take(&mut probes_warnings);
     warnings.append(&mut collector.warnings);
     if collector.decode_errors > 0 {
@@ -166,8 +221,26 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         complete,
         reads,
         sched,
+        processes,
+        zombies,
+        signals,
+        signal_log: SignalLog {
+            total: log_total,
+            entries: log_entries,
+        },
         warnings,
     })
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use tracer_common::TracepointOffsets;
+use tracer_common::{LifecycleOffsets, TracepointOffsets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
@@ -151,6 +151,7 @@ pub fn task_state_mask(sched_switch_print_fmt: &str) -> u64 {
 /// Everything the programs need from tracefs.
 pub struct KernelLayout {
     pub offsets: TracepointOffsets,
+    pub lifecycle: LifecycleOffsets,
     pub task_state_mask: u64,
 }
 
@@ -190,7 +191,63 @@ pub fn read_layout(root: &Path) -> Result<KernelLayout, TracefsError> {
     };
     Ok(KernelLayout {
         offsets,
+        lifecycle: read_lifecycle(root)?,
         task_state_mask: task_state_mask(&switch.print_fmt),
+    })
+}
+
+/// Offsets for the process-lifecycle and signal programs. The tracepoints
+/// every kernel with syscall tracing has are required; newer syscalls
+/// (clone3, execveat, pidfd_send_signal...) are optional: their offset stays
+/// 0 and their program, which then cannot attach either, is reported missing.
+pub fn read_lifecycle(root: &Path) -> Result<LifecycleOffsets, TracefsError> {
+    let generate = read_format(root, "signal", "signal_generate")?;
+    let deliver = read_format(root, "signal", "signal_deliver")?;
+    let exec = read_format(root, "sched", "sched_process_exec")?;
+    let free = read_format(root, "sched", "sched_process_free")?;
+    let execve = read_format(root, "syscalls", "sys_enter_execve")?;
+    let wait4 = read_format(root, "syscalls", "sys_enter_wait4")?;
+    let waitid = read_format(root, "syscalls", "sys_enter_waitid")?;
+    let clone = read_format(root, "syscalls", "sys_enter_clone")?;
+    let kill = read_format(root, "syscalls", "sys_enter_kill")?;
+    let tkill = read_format(root, "syscalls", "sys_enter_tkill")?;
+    let tgkill = read_format(root, "syscalls", "sys_enter_tgkill")?;
+    let optional = |name: &str, field: &str| {
+        read_format(root, "syscalls", name)
+            .and_then(|format| format.offset(field))
+            .unwrap_or(0)
+    };
+    Ok(LifecycleOffsets {
+        gen_sig: generate.offset("sig")?,
+        gen_errno: generate.offset("errno")?,
+        gen_code: generate.offset("code")?,
+        gen_pid: generate.offset("pid")?,
+        gen_group: generate.offset("group")?,
+        gen_result: generate.offset("result")?,
+        gen_comm: generate.offset("comm")?,
+        deliver_sig: deliver.offset("sig")?,
+        deliver_errno: deliver.offset("errno")?,
+        deliver_code: deliver.offset("code")?,
+        deliver_sa_handler: deliver.offset("sa_handler")?,
+        deliver_sa_flags: deliver.offset("sa_flags")?,
+        exec_filename: exec.offset("filename")?,
+        exec_pid: exec.offset("pid")?,
+        exec_old_pid: exec.offset("old_pid")?,
+        free_pid: free.offset("pid")?,
+        execve_argv: execve.offset("argv")?,
+        execveat_argv: optional("sys_enter_execveat", "argv"),
+        wait4_stat_addr: wait4.offset("stat_addr")?,
+        wait4_options: wait4.offset("options")?,
+        waitid_infop: waitid.offset("infop")?,
+        waitid_options: waitid.offset("options")?,
+        clone_flags: clone.offset("clone_flags")?,
+        clone3_uargs: optional("sys_enter_clone3", "uargs"),
+        kill_pid: kill.offset("pid")?,
+        tkill_pid: tkill.offset("pid")?,
+        tgkill_tgid: tgkill.offset("tgid")?,
+        sigqueue_pid: optional("sys_enter_rt_sigqueueinfo", "pid"),
+        tgsigqueue_tgid: optional("sys_enter_rt_tgsigqueueinfo", "tgid"),
+        _pad: 0,
     })
 }
 
@@ -261,6 +318,55 @@ print fmt: "prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=
             r#"__print_flags(REC->prev_state & 127, "|", { 0x01, "S" }, { 0x40, "P" }) : "R""#;
         assert_eq!(task_state_mask(old), 0x7f);
         assert_eq!(task_state_mask("garbage"), 0xff);
+    }
+
+    const SIGNAL_GENERATE_6_18: &str = r#"name: signal_generate
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:int common_pid;	offset:4;	size:4;	signed:1;
+
+	field:int sig;	offset:8;	size:4;	signed:1;
+	field:int errno;	offset:12;	size:4;	signed:1;
+	field:int code;	offset:16;	size:4;	signed:1;
+	field:char comm[16];	offset:20;	size:16;	signed:0;
+	field:pid_t pid;	offset:36;	size:4;	signed:1;
+	field:int group;	offset:40;	size:4;	signed:1;
+	field:int result;	offset:44;	size:4;	signed:1;
+"#;
+
+    const SIGNAL_DELIVER_6_18: &str = r#"format:
+	field:int sig;	offset:8;	size:4;	signed:1;
+	field:int errno;	offset:12;	size:4;	signed:1;
+	field:int code;	offset:16;	size:4;	signed:1;
+	field:unsigned long sa_handler;	offset:24;	size:8;	signed:0;
+	field:unsigned long sa_flags;	offset:32;	size:8;	signed:0;
+"#;
+
+    #[test]
+    fn parses_signal_tracepoints() {
+        let g = EventFormat::parse("signal:signal_generate", SIGNAL_GENERATE_6_18);
+        assert_eq!(g.offset("sig").unwrap(), 8);
+        assert_eq!(g.offset("comm").unwrap(), 20);
+        assert_eq!(g.offset("pid").unwrap(), 36);
+        assert_eq!(g.offset("group").unwrap(), 40);
+        assert_eq!(g.offset("result").unwrap(), 44);
+        let d = EventFormat::parse("signal:signal_deliver", SIGNAL_DELIVER_6_18);
+        assert_eq!(d.offset("sa_handler").unwrap(), 24);
+        assert_eq!(d.offset("sa_flags").unwrap(), 32);
+    }
+
+    #[test]
+    fn reads_this_kernels_lifecycle_layout() {
+        let root = Path::new("/sys/kernel/tracing");
+        if !root.join("events/signal").is_dir() {
+            eprintln!("skipped: tracefs not mounted or not readable");
+            return;
+        }
+        let l = read_lifecycle(root).unwrap();
+        // Every syscall tracepoint's first argument follows __syscall_nr and padding.
+        assert_eq!(l.kill_pid, 16);
+        assert_eq!(l.wait4_stat_addr, 24);
+        assert!(l.gen_pid > l.gen_sig && l.deliver_sa_flags > l.deliver_sa_handler);
     }
 
     #[test]
