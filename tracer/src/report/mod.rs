@@ -3,6 +3,7 @@
 //! The JSON keys are a stable interface, documented in docs/report-schema.md.
 
 pub mod json;
+pub mod lifecycle_text;
 pub mod text;
 
 use std::collections::BTreeMap;
