@@ -1,11 +1,17 @@
 """os.fork() + os._exit(3) reaped with os.waitpid, and a child killed with SIGKILL.
 
-Writes {"parent", "exited", "exit_code", "killed"} to argv[1].
+A thread is started and joined first: it must not be listed as a process.
+Writes {"parent", "exited", "exit_code", "killed", "threads"} to argv[1].
 """
 import json
 import os
 import signal
 import sys
+import threading
+
+worker = threading.Thread(target=lambda: None)
+worker.start()
+worker.join()
 
 exited = os.fork()
 if exited == 0:
@@ -28,5 +34,12 @@ assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL
 
 with open(sys.argv[1], "w") as out:
     json.dump(
-        {"parent": os.getpid(), "exited": exited, "exit_code": 3, "killed": killed}, out
+        {
+            "parent": os.getpid(),
+            "exited": exited,
+            "exit_code": 3,
+            "killed": killed,
+            "threads": 2,
+        },
+        out,
     )

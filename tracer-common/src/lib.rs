@@ -82,23 +82,34 @@ pub struct LifecycleOffsets {
     /// `syscalls:sys_enter_execve` / `sys_enter_execveat`
     pub execve_argv: u32,
     pub execveat_argv: u32,
-    /// `syscalls:sys_enter_wait4`
-    pub wait4_stat_addr: u32,
-    pub wait4_options: u32,
-    /// `syscalls:sys_enter_waitid`
-    pub waitid_infop: u32,
-    pub waitid_options: u32,
-    /// `syscalls:sys_enter_clone` / `sys_enter_clone3`
-    pub clone_flags: u32,
-    pub clone3_uargs: u32,
-    /// Target pid of the signal-sending syscalls: `kill`/`tkill`/`rt_sigqueueinfo`
-    /// (`pid`) and `tgkill`/`rt_tgsigqueueinfo` (`tgid`).
-    pub kill_pid: u32,
-    pub tkill_pid: u32,
-    pub tgkill_tgid: u32,
-    pub sigqueue_pid: u32,
-    pub tgsigqueue_tgid: u32,
-    pub _pad: u32,
+}
+
+/// Where the current task's syscall number and arguments are in its saved
+/// user registers (`struct pt_regs`, offsets from the kernel's BTF), and the
+/// syscall numbers of this architecture. Programs that run inside a syscall
+/// (sched_process_fork, signal_generate, the wait exits) read them with
+/// `bpf_task_pt_regs` instead of attaching to more syscall tracepoints:
+/// detaching each tracepoint costs an RCU grace period at exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRegs {
+    /// 1 if the offsets below are known.
+    pub valid: u32,
+    /// `pt_regs.orig_ax`: the syscall number (-1 outside a syscall).
+    pub nr: u32,
+    /// The first four syscall arguments (`di`, `si`, `dx`, `r10` on x86-64).
+    pub arg1: u32,
+    pub arg2: u32,
+    pub arg3: u32,
+    pub arg4: u32,
+    pub nr_clone: u32,
+    pub nr_clone3: u32,
+    pub nr_kill: u32,
+    pub nr_tkill: u32,
+    pub nr_tgkill: u32,
+    pub nr_rt_sigqueueinfo: u32,
+    pub nr_rt_tgsigqueueinfo: u32,
+    pub nr_pidfd_send_signal: u32,
 }
 
 /// Load-time configuration, written into the programs' read-only data.
@@ -107,6 +118,7 @@ pub struct LifecycleOffsets {
 pub struct Config {
     pub offsets: TracepointOffsets,
     pub lifecycle: LifecycleOffsets,
+    pub regs: SyscallRegs,
     /// `prev_state & task_state_mask != 0` means the task went to sleep
     /// (a voluntary switch); otherwise it was preempted. Preemption is reported
     /// as `TASK_REPORT_MAX` (0x100 on 6.x), so testing `prev_state != 0` is wrong.
@@ -487,8 +499,9 @@ const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 20);
-const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 30);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 30 + 16);
+const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 18);
+const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 14);
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 18 + 4 * 14 + 16);
 
 /// Value of `ZOMBIES` (key: tgid of a traced process that has exited and
 /// not been released yet).
@@ -496,16 +509,6 @@ const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 30 + 16);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ZombieEntry {
     pub exit_ns: u64,
-}
-
-/// Value of `WAITING` (key: tid of a traced task inside wait4/waitid).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WaitCall {
-    /// wait4's `stat_addr` or waitid's `infop` (may be 0).
-    pub addr: u64,
-    pub options: u32,
-    pub kind: u32,
 }
 
 #[cfg(feature = "user")]

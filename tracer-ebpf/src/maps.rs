@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     Global,
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
@@ -65,6 +67,32 @@ pub fn traced_tgid_of(pid: u32) -> Option<u32> {
         return Some(pid);
     }
     unsafe { TASKS.get(pid) }.copied()
+}
+
+/// The current task's saved user registers (its syscall number and
+/// arguments), when userspace found their layout in BTF.
+#[inline(always)]
+pub fn current_regs() -> Option<*const u8> {
+    if config().regs.valid == 0 {
+        return None;
+    }
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
+    (regs != 0).then_some(regs as *const u8)
+}
+
+/// A 64-bit register saved at byte offset `off` of `pt_regs`.
+#[inline(always)]
+pub fn read_reg(regs: *const u8, off: u32) -> Option<u64> {
+    unsafe { bpf_probe_read_kernel(regs.wrapping_add(off as usize) as *const u64) }.ok()
+}
+
+/// The syscall the current task is in (`u64::MAX`: none, or unknown).
+#[inline(always)]
+pub fn current_syscall() -> u64 {
+    match current_regs() {
+        Some(regs) => read_reg(regs, config().regs.nr).unwrap_or(u64::MAX),
+        None => u64::MAX,
+    }
 }
 
 #[inline(always)]

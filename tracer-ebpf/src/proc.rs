@@ -1,6 +1,7 @@
 //! Process lifecycle: children of traced processes are traced from their
 //! first instruction (added to `TRACED` here, in the kernel); threads are
-//! told from processes by the `clone` flags saved at syscall entry; exec
+//! told from processes by the flags of the clone/clone3 call in progress
+//! (read from the parent's saved syscall arguments); exec
 //! (with its argv), exit (with the exit status), wait4/waitid returns and the
 //! final release of a traced zombie are reported to userspace.
 //!
@@ -19,10 +20,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     ARGV_SLOTS, ArgvEvent, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    ProcessEvent, WaitCall, WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
+    ProcessEvent, WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
 };
 
-use crate::maps::{EVENTS, TASKS, TRACED, config, count_drop, current_if_traced};
+use crate::maps::{
+    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_reg,
+};
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 const WNOWAIT: u32 = 0x0100_0000;
@@ -35,62 +38,11 @@ const SI_CODE_OFF: usize = 8;
 const SI_PID_OFF: usize = 16;
 const SI_STATUS_OFF: usize = 24;
 
-/// `clone`/`clone3` flags between syscall entry and `sched_process_fork` (key: tid).
-#[map]
-static CLONE_FLAGS: HashMap<u32, u64> = HashMap::with_max_entries(4096, 0);
-
-/// Traced tasks inside wait4/waitid: where the status goes (key: tid).
-#[map]
-static WAITING: HashMap<u32, WaitCall> = HashMap::with_max_entries(4096, 0);
-
 /// Traced processes that have exited and not been released (key: tgid).
 /// A wait4 return in *any* process (init, a subreaper) is checked against it,
 /// so whoever reaps a traced zombie is reported.
 #[map]
 pub static ZOMBIES: HashMap<u32, ZombieEntry> = HashMap::with_max_entries(16384, 0);
-
-#[tracepoint]
-pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
-    let Some((_, tid)) = current_if_traced() else {
-        return 0;
-    };
-    let Ok(flags) = (unsafe { ctx.read_at::<u64>(config().lifecycle.clone_flags as usize) }) else {
-        return 0;
-    };
-    if CLONE_FLAGS.insert(tid, flags, 0).is_err() {
-        count_drop(drops::LIFECYCLE);
-    }
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
-    let Some((_, tid)) = current_if_traced() else {
-        return 0;
-    };
-    let Ok(uargs) = (unsafe { ctx.read_at::<u64>(config().lifecycle.clone3_uargs as usize) })
-    else {
-        return 0;
-    };
-    // `struct clone_args` (uapi) starts with `__aligned_u64 flags`.
-    let Ok(flags) = (unsafe { bpf_probe_read_user(uargs as *const u64) }) else {
-        return 0;
-    };
-    if CLONE_FLAGS.insert(tid, flags, 0).is_err() {
-        count_drop(drops::LIFECYCLE);
-    }
-    0
-}
-
-/// Exit of clone and clone3: the flags are no longer needed.
-#[tracepoint]
-pub fn sys_exit_clone(_ctx: TracePointContext) -> u32 {
-    let Some((_, tid)) = current_if_traced() else {
-        return 0;
-    };
-    let _ = CLONE_FLAGS.remove(tid);
-    0
-}
 
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
@@ -103,9 +55,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let child = child as u32;
-    // fork/vfork have no flags: a process. clone/clone3 saved theirs at entry.
-    let clone_flags = unsafe { CLONE_FLAGS.get(tid) }.copied().unwrap_or(0);
-    if clone_flags & CLONE_THREAD != 0 {
+    if creates_thread() {
         if TASKS.insert(child, tgid, 0).is_err() {
             count_drop(drops::LIFECYCLE);
         }
@@ -128,6 +78,29 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     }
     emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
+}
+
+/// Whether the fork in progress (in the parent's context) makes a thread:
+/// `CLONE_THREAD` in clone's first argument, or in `clone_args.flags` for
+/// clone3. fork/vfork, and anything unknown, make a process.
+#[inline(always)]
+fn creates_thread() -> bool {
+    let Some(regs) = current_regs() else {
+        return false;
+    };
+    let r = config().regs;
+    let (Some(nr), Some(arg1)) = (read_reg(regs, r.nr), read_reg(regs, r.arg1)) else {
+        return false;
+    };
+    let flags = if nr == r.nr_clone as u64 {
+        arg1
+    } else if nr == r.nr_clone3 as u64 {
+        // `struct clone_args` (uapi) starts with `__aligned_u64 flags`.
+        unsafe { bpf_probe_read_user(arg1 as *const u64) }.unwrap_or(0)
+    } else {
+        0
+    };
+    flags & CLONE_THREAD != 0
 }
 
 #[tracepoint]
@@ -267,45 +240,16 @@ fn capture_argv(ctx: &TracePointContext, argv_off: u32) {
     entry.submit(0);
 }
 
-#[tracepoint]
-pub fn sys_enter_wait4(ctx: TracePointContext) -> u32 {
-    let off = config().lifecycle;
-    enter_wait(
-        &ctx,
-        wait_kind::WAIT4,
-        off.wait4_stat_addr,
-        off.wait4_options,
-    );
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_waitid(ctx: TracePointContext) -> u32 {
-    let off = config().lifecycle;
-    enter_wait(
-        &ctx,
-        wait_kind::WAITID,
-        off.waitid_infop,
-        off.waitid_options,
-    );
-    0
-}
-
+/// The wait call the current task is returning from: (address of the
+/// status / siginfo, options), read from its saved syscall arguments.
 #[inline(always)]
-fn enter_wait(ctx: &TracePointContext, kind: u32, addr_off: u32, options_off: u32) {
-    let Some((_, tid)) = current_if_traced() else {
-        return;
+fn wait_args(addr_arg: u32, options_arg: u32) -> (u64, u32) {
+    let Some(regs) = current_regs() else {
+        return (0, 0);
     };
-    let addr = unsafe { ctx.read_at::<u64>(addr_off as usize) }.unwrap_or(0);
-    let options = unsafe { ctx.read_at::<u64>(options_off as usize) }.unwrap_or(0);
-    let call = WaitCall {
-        addr,
-        options: options as u32,
-        kind,
-    };
-    if WAITING.insert(tid, call, 0).is_err() {
-        count_drop(drops::LIFECYCLE);
-    }
+    let addr = read_reg(regs, addr_arg).unwrap_or(0);
+    let options = read_reg(regs, options_arg).unwrap_or(0) as u32;
+    (addr, options)
 }
 
 /// wait4 returns in every process: a traced caller always gets a record (its
@@ -317,19 +261,21 @@ pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
     let pid = if ret > 0 { ret as u32 } else { 0 };
-    if let Some(call) = unsafe { WAITING.get(tid) }.copied() {
-        let _ = WAITING.remove(tid);
+    if unsafe { TRACED.get(tgid) }.is_some() {
+        // wait4(pid, stat_addr, options, rusage)
+        let r = config().regs;
+        let (stat_addr, options) = wait_args(r.arg2, r.arg3);
         let mut event = WaitEvent {
             header: header(EventKind::WaitDone, tgid, tid),
             kind: wait_kind::WAIT4,
             pid,
             ret,
-            options: call.options,
+            options,
             comm: bpf_get_current_comm().unwrap_or_default(),
             ..WaitEvent::default()
         };
-        if pid != 0 && call.addr != 0 {
-            if let Ok(status) = unsafe { bpf_probe_read_user(call.addr as *const i32) } {
+        if pid != 0 && stat_addr != 0 {
+            if let Ok(status) = unsafe { bpf_probe_read_user(stat_addr as *const i32) } {
                 event.status = status;
                 event.flags |= wait_flags::STATUS_VALID;
             }
@@ -358,27 +304,27 @@ pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// waitid returns 0 and names the child in the caller's `siginfo`, so only
-/// traced callers (whose `infop` was saved at entry) are followed here.
+/// waitid returns 0 and names the child in the caller's `siginfo`; only
+/// traced callers are followed here.
 #[tracepoint]
 pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(call) = (unsafe { WAITING.get(tid) }).copied() else {
+    let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let _ = WAITING.remove(tid);
+    // waitid(which, pid, infop, options, rusage)
+    let r = config().regs;
+    let (infop, options) = wait_args(r.arg3, r.arg4);
     let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
     let mut event = WaitEvent {
         header: header(EventKind::WaitDone, tgid, tid),
         kind: wait_kind::WAITID,
         ret,
-        options: call.options,
+        options,
         comm: bpf_get_current_comm().unwrap_or_default(),
         ..WaitEvent::default()
     };
-    if ret == 0 && call.addr != 0 {
-        let info = call.addr as *const u8;
+    if ret == 0 && infop != 0 {
+        let info = infop as *const u8;
         let pid = unsafe { bpf_probe_read_user(info.wrapping_add(SI_PID_OFF) as *const i32) };
         let code = unsafe { bpf_probe_read_user(info.wrapping_add(SI_CODE_OFF) as *const i32) };
         let status = unsafe { bpf_probe_read_user(info.wrapping_add(SI_STATUS_OFF) as *const i32) };
@@ -388,7 +334,7 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
             event.status = status;
             event.flags |= wait_flags::STATUS_VALID;
             let terminated = (CLD_EXITED..=CLD_DUMPED).contains(&code);
-            if pid > 0 && terminated && call.options & WNOWAIT == 0 {
+            if pid > 0 && terminated && options & WNOWAIT == 0 {
                 let _ = ZOMBIES.remove(pid as u32);
             }
         }

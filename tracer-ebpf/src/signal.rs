@@ -5,14 +5,13 @@
 //! `signal_generate` runs in whatever task caused the signal. A signal is
 //! "sent" by that task only while it is inside a signal-sending syscall
 //! (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo,
-//! pidfd_send_signal), which the `KILLING` map records; otherwise the kernel
+//! pidfd_send_signal: its saved syscall number says so); otherwise the kernel
 //! generated it (a fault, SIGPIPE from a write, SIGCHLD from an exit, a timer).
 //! The si_code alone cannot tell: the kernel sends SIGPIPE with SI_USER.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
-    macros::{map, tracepoint},
-    maps::HashMap,
+    macros::tracepoint,
     programs::TracePointContext,
 };
 use tracer_common::{
@@ -20,83 +19,34 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{EVENTS, TRACED, config, count_drop, current_if_traced, traced_tgid_of},
+    maps::{
+        EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, traced_tgid_of,
+    },
     proc::header,
 };
 
-/// Tasks inside a signal-sending syscall whose sender or target is traced
-/// (key: tid, value: `SendSyscall`).
-#[map]
-static KILLING: HashMap<u32, u32> = HashMap::with_max_entries(4096, 0);
-
-/// Records the syscall if the sender or the target (`pid_off`, a pid or tgid
-/// argument; `None` when the target cannot be named, as with a pidfd) is traced.
+/// The signal-sending syscall the current task is in ([`SendSyscall`]), or
+/// `None` (0) when the kernel is generating the signal on its own.
 #[inline(always)]
-fn enter_send(ctx: &TracePointContext, syscall: SendSyscall, pid_off: Option<u32>) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let relevant = unsafe { TRACED.get(tgid) }.is_some()
-        || match pid_off {
-            Some(off) => {
-                let target = unsafe { ctx.read_at::<u64>(off as usize) }.unwrap_or(0) as i32;
-                // 0 and negative pids name process groups, which may hold traced ones.
-                target <= 0 || traced_tgid_of(target as u32).is_some()
-            }
-            None => true,
-        };
-    if relevant && KILLING.insert(tid, syscall as u32, 0).is_err() {
-        count_drop(drops::LIFECYCLE);
-    }
-}
-
-#[tracepoint]
-pub fn sys_enter_kill(ctx: TracePointContext) -> u32 {
-    enter_send(&ctx, SendSyscall::Kill, Some(config().lifecycle.kill_pid));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_tkill(ctx: TracePointContext) -> u32 {
-    enter_send(&ctx, SendSyscall::Tkill, Some(config().lifecycle.tkill_pid));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_tgkill(ctx: TracePointContext) -> u32 {
-    enter_send(
-        &ctx,
-        SendSyscall::Tgkill,
-        Some(config().lifecycle.tgkill_tgid),
-    );
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_rt_sigqueueinfo(ctx: TracePointContext) -> u32 {
-    let off = config().lifecycle.sigqueue_pid;
-    enter_send(&ctx, SendSyscall::RtSigqueueinfo, Some(off));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_rt_tgsigqueueinfo(ctx: TracePointContext) -> u32 {
-    let off = config().lifecycle.tgsigqueue_tgid;
-    enter_send(&ctx, SendSyscall::RtTgsigqueueinfo, Some(off));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_pidfd_send_signal(ctx: TracePointContext) -> u32 {
-    enter_send(&ctx, SendSyscall::PidfdSendSignal, None);
-    0
-}
-
-/// Exit of every signal-sending syscall.
-#[tracepoint]
-pub fn sys_exit_kill(_ctx: TracePointContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = KILLING.remove(tid);
-    0
+fn sending_syscall() -> u32 {
+    let nr = current_syscall();
+    let r = config().regs;
+    let syscall = if nr == r.nr_kill as u64 {
+        SendSyscall::Kill
+    } else if nr == r.nr_tkill as u64 {
+        SendSyscall::Tkill
+    } else if nr == r.nr_tgkill as u64 {
+        SendSyscall::Tgkill
+    } else if nr == r.nr_rt_sigqueueinfo as u64 {
+        SendSyscall::RtSigqueueinfo
+    } else if nr == r.nr_rt_tgsigqueueinfo as u64 {
+        SendSyscall::RtTgsigqueueinfo
+    } else if nr == r.nr_pidfd_send_signal as u64 {
+        SendSyscall::PidfdSendSignal
+    } else {
+        SendSyscall::None
+    };
+    syscall as u32
 }
 
 #[tracepoint]
@@ -112,7 +62,7 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
     if target_tgid == 0 && unsafe { TRACED.get(tgid) }.is_none() {
         return 0;
     }
-    let syscall = unsafe { KILLING.get(tid) }.copied().unwrap_or(0);
+    let syscall = sending_syscall();
     let Some(mut entry) = EVENTS.reserve::<SignalGenerateEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;

@@ -220,9 +220,46 @@ impl Btf {
     }
 }
 
-/// Offset of `task_struct.exit_code` in the running kernel.
-pub fn task_exit_code_offset() -> Result<u32, BtfError> {
-    Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?.member_offset("task_struct", "exit_code")
+/// The running kernel's BTF.
+pub fn vmlinux() -> Result<Btf, BtfError> {
+    Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+}
+
+/// Offset of `task_struct.exit_code`.
+pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
+    btf.member_offset("task_struct", "exit_code")
+}
+
+/// Where the syscall number and first four arguments are saved in
+/// `struct pt_regs`, and this architecture's numbers of the syscalls the
+/// programs look for (from libc, i.e. the architecture's ABI).
+#[cfg(target_arch = "x86_64")]
+pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
+    let reg = |name: &str| btf.member_offset("pt_regs", name);
+    let nr = |n: libc::c_long| n as u32;
+    Ok(tracer_common::SyscallRegs {
+        valid: 1,
+        nr: reg("orig_ax")?,
+        arg1: reg("di")?,
+        arg2: reg("si")?,
+        arg3: reg("dx")?,
+        arg4: reg("r10")?,
+        nr_clone: nr(libc::SYS_clone),
+        nr_clone3: nr(libc::SYS_clone3),
+        nr_kill: nr(libc::SYS_kill),
+        nr_tkill: nr(libc::SYS_tkill),
+        nr_tgkill: nr(libc::SYS_tgkill),
+        nr_rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
+        nr_rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
+        nr_pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn syscall_regs(_btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
+    Err(BtfError::NoStruct(
+        "pt_regs (syscall registers are only mapped on x86-64)".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -347,7 +384,13 @@ mod tests {
         let tgid = btf.member_offset("task_struct", "tgid").unwrap();
         // pid_t pid; pid_t tgid; are adjacent in every kernel since 2.6.
         assert_eq!(tgid, pid + 4);
-        let exit_code = task_exit_code_offset().unwrap();
+        let exit_code = task_exit_code_offset(&btf).unwrap();
         assert!(exit_code > 0 && exit_code % 4 == 0, "{exit_code}");
+        let regs = syscall_regs(&btf).unwrap();
+        // The saved registers are 8 bytes apart; orig_ax follows di.
+        assert_eq!(regs.valid, 1);
+        assert_eq!(regs.nr, regs.arg1 + 8);
+        assert_eq!(regs.arg1, regs.arg2 + 8);
+        assert_eq!(regs.nr_kill, 62);
     }
 }

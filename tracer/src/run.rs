@@ -8,7 +8,7 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, drops};
+use tracer_common::{Config, SyscallRegs, drops};
 
 use crate::{
     analysis::{Collector, processes, sched},
@@ -69,18 +69,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let tracefs_root = tracefs::ensure_mounted()?;
     let layout = tracefs::read_layout(&tracefs_root)?;
     let mut early_warnings = Vec::new();
-    let task_exit_code = match btf::task_exit_code_offset() {
-        Ok(offset) => offset,
-        Err(err) => {
-            early_warnings.push(format!(
-                "exit statuses come only from traced wait4/waitid calls: {err}"
-            ));
-            0
-        }
-    };
+    let (task_exit_code, regs) = kernel_structs(&mut early_warnings);
     let config = Config {
         offsets: layout.offsets,
         lifecycle: layout.lifecycle,
+        regs,
         task_state_mask: layout.task_state_mask,
         follow_children: u32::from(!args.no_children),
         task_exit_code,
@@ -230,6 +223,35 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         },
         warnings,
     })
+}
+
+/// Kernel struct offsets from BTF: `task_struct.exit_code` and the saved
+/// syscall registers. Without them the trace still runs, with less detail.
+fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs) {
+    let btf = match btf::vmlinux() {
+        Ok(btf) => btf,
+        Err(err) => {
+            warnings.push(format!(
+                "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
+                 threads may be listed as processes and all signals as sent by the kernel"
+            ));
+            return (0, SyscallRegs::default());
+        }
+    };
+    let exit_code = btf::task_exit_code_offset(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "exit statuses come only from traced wait4/waitid calls: {err}"
+        ));
+        0
+    });
+    let regs = btf::syscall_regs(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "threads may be listed as processes, signals not told from kernel ones, wait \
+             statuses not read: {err}"
+        ));
+        SyscallRegs::default()
+    });
+    (exit_code, regs)
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

@@ -68,6 +68,11 @@ fn fork_exit_code_and_sigkill() {
     let exited = pid_of(&facts["exited"]);
     let killed = pid_of(&facts["killed"]);
 
+    // The thread it started is counted, not listed as a process.
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 3, "{processes:?}");
+    assert_eq!(process(report, parent)["threads"], facts["threads"]);
+
     let p = process(report, exited);
     assert_eq!(p["ppid"], parent);
     assert_eq!(p["exit_code"], 3);

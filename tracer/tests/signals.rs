@@ -12,11 +12,12 @@ fn self_sent_sigusr1_with_a_handler() {
     assert_complete(report);
     let pid = pid_of(&facts["pid"]);
     let n = u64_of(&facts["sent"]);
-    assert_eq!(u64_of(&facts["handled"]), n);
+    let t = u64_of(&facts["sent_to_thread"]);
+    assert_eq!(u64_of(&facts["handled"]), n + t);
 
     let groups = signal_groups(report, "SIGUSR1", pid);
-    assert_eq!(groups.len(), 1, "{groups:?}");
-    let g = groups[0];
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let g = *groups.iter().find(|g| g["code"] == "SI_USER").unwrap();
     assert_eq!(g["signo"], 10);
     assert_eq!(g["sender"]["pid"], pid);
     assert_eq!(g["sender"]["tid"], pid);
@@ -44,8 +45,15 @@ fn self_sent_sigusr1_with_a_handler() {
     let latency = &g["latency_ns"];
     assert!(u64_of(&latency["p50"]) <= u64_of(&latency["p99"]));
     assert!(u64_of(&latency["p99"]) <= u64_of(&latency["max"]));
-    // The log holds every event (2n of them), first and last 20.
-    assert_eq!(u64_of(&report["signal_log"]["total"]), 2 * n);
+    // signal.pthread_kill(main thread): tgkill, to one thread.
+    let g = *groups.iter().find(|g| g["code"] == "SI_TKILL").unwrap();
+    assert_eq!(g["syscall"], "tgkill");
+    assert_eq!(g["target"]["tid"], pid);
+    assert_eq!(u64_of(&g["generated"]), t);
+    assert_eq!(u64_of(&g["delivered"]), t);
+    assert_eq!(g["disposition"], "handler");
+    // The log holds every event (2(n+t) of them), first and last 20.
+    assert_eq!(u64_of(&report["signal_log"]["total"]), 2 * (n + t));
     assert_eq!(
         report["signal_log"]["entries"].as_array().unwrap().len(),
         40

@@ -139,4 +139,6 @@ pub fn zombie<'a>(report: &'a Value, pid: u64) -> &'a Value {
 pub fn assert_complete(report: &Value) {
     assert_eq!(report["complete"], true, "events: {}", report["events"]);
     assert_eq!(report["events"]["lost"], 0);
+    // Every program attached (optional ones add a warning when they do not).
+    assert_eq!(report["warnings"], serde_json::json!([]));
 }
