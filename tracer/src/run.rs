@@ -86,6 +86,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         base_ns: monotonic_ns(),
         ..Collector::default()
     };
+    let mut root_threads = 0;
     let mut target = match target.take() {
         Some(target) => {
             probes.trace_pid(target.pid)?;
@@ -97,26 +98,28 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
                 }
             }
             for &pid in &traced {
+                let mut threads = 0;
                 for tid in target::threads(pid) {
                     if tid != pid {
                         probes.trace_thread(tid, pid)?;
+                        threads += 1;
                     }
                 }
-                if pid != target.pid {
+                if pid == target.pid {
+                    root_threads = threads;
+                } else {
                     let (comm, ppid, argv) = target::describe_pid(pid);
-                    collector.processes.add_existing(pid, ppid, &comm, &argv);
+                    collector
+                        .processes
+                        .add_existing(pid, ppid, &comm, &argv, threads);
                 }
             }
             // Zombies that predate the trace: listed, and their reaping watched.
-            for (pid, ppid, comm, age) in processes::scan_zombies(&traced) {
-                probes.watch_zombie(pid, collector.base_ns)?;
-                collector.processes.add_preexisting_zombie(
-                    pid,
-                    ppid,
-                    &comm,
-                    age,
-                    collector.base_ns,
-                );
+            for zombie in processes::scan_zombies(&traced) {
+                probes.watch_zombie(zombie.pid, collector.base_ns)?;
+                collector
+                    .processes
+                    .add_preexisting_zombie(&zombie, collector.base_ns);
             }
             collector.files.remember_open_fds(target.pid);
             target
@@ -142,7 +145,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     collector
         .processes
-        .add_root(target.pid, root_ppid, &comm, &argv);
+        .add_root(target.pid, root_ppid, &comm, &argv, root_threads);
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());

@@ -92,13 +92,15 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
-    /// A process traced from the start (the launched command, or `--pid`).
-    pub fn add_root(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String]) {
+    /// A process traced from the start (the launched command, or `--pid`)
+    /// with the threads it has besides the main one.
+    pub fn add_root(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
         let p = self.procs.entry(pid).or_insert_with(|| Proc {
             pid,
             ..Proc::default()
         });
         p.ppid = ppid;
+        p.threads += threads;
         p.root = true;
         if p.comm.is_empty() {
             p.comm = comm.to_owned();
@@ -109,34 +111,29 @@ impl ProcessTable {
     }
 
     /// A descendant that was already running when tracing started.
-    pub fn add_existing(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String]) {
+    pub fn add_existing(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
         let p = self.procs.entry(pid).or_insert_with(|| Proc {
             pid,
             ..Proc::default()
         });
         p.ppid = ppid;
+        p.threads += threads;
         p.comm = comm.to_owned();
         p.argv = argv.to_vec();
     }
 
     /// A child that was a zombie before tracing started (`age_ns`: time since
     /// it started, when /proc says; its exit time is not known).
-    pub fn add_preexisting_zombie(
-        &mut self,
-        pid: u32,
-        ppid: u32,
-        comm: &str,
-        age_ns: Option<u64>,
-        now_ns: u64,
-    ) {
+    pub fn add_preexisting_zombie(&mut self, z: &FoundZombie, now_ns: u64) {
         self.procs.insert(
-            pid,
+            z.pid,
             Proc {
-                pid,
-                ppid,
-                comm: comm.to_owned(),
+                pid: z.pid,
+                ppid: z.ppid,
+                comm: z.comm.clone(),
                 exit_ns: Some(now_ns),
-                pre_existing: Some(age_ns),
+                status: z.status,
+                pre_existing: Some(z.age_ns),
                 ..Proc::default()
             },
         );
@@ -394,9 +391,20 @@ impl ProcessTable {
     }
 }
 
-/// Zombie children of `parents` as /proc shows them now: (pid, ppid, comm,
-/// age in ns since the process started, if /proc/uptime could be read).
-pub fn scan_zombies(parents: &[u32]) -> Vec<(u32, u32, String, Option<u64>)> {
+/// A zombie found in /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundZombie {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Time since the process started, if /proc/uptime could be read.
+    pub age_ns: Option<u64>,
+    /// Its wait status, as /proc/PID/stat shows it.
+    pub status: Option<u32>,
+}
+
+/// Zombie children of `parents` as /proc shows them now.
+pub fn scan_zombies(parents: &[u32]) -> Vec<FoundZombie> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -409,19 +417,26 @@ pub fn scan_zombies(parents: &[u32]) -> Vec<(u32, u32, String, Option<u64>)> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (comm, state, ppid, start_ticks) = parse_stat(&stat)?;
+            let (comm, state, ppid, start_ticks, status) = parse_stat(&stat)?;
             if state != 'Z' || !parents.contains(&ppid) {
                 return None;
             }
             let started_ns = start_ticks * 1_000_000_000 / ticks;
-            let age = uptime_ns.map(|up| up.saturating_sub(started_ns));
-            Some((pid, ppid, comm, age))
+            Some(FoundZombie {
+                pid,
+                ppid,
+                comm,
+                age_ns: uptime_ns.map(|up| up.saturating_sub(started_ns)),
+                status,
+            })
         })
         .collect()
 }
 
-/// (comm, state, ppid, starttime in clock ticks) from `/proc/PID/stat`.
-pub fn parse_stat(stat: &str) -> Option<(String, char, u32, u64)> {
+/// (comm, state, ppid, starttime in clock ticks, wait status) from
+/// `/proc/PID/stat`; the status (`exit_code`, field 52) is there on kernels
+/// >= 3.5 when we may read it.
+pub fn parse_stat(stat: &str) -> Option<(String, char, u32, u64, Option<u32>)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();
@@ -430,7 +445,8 @@ pub fn parse_stat(stat: &str) -> Option<(String, char, u32, u64)> {
     let state = fields.first()?.chars().next()?;
     let ppid = fields.get(1)?.parse().ok()?;
     let start = fields.get(19)?.parse().ok()?;
-    Some((comm, state, ppid, start))
+    let exit_status = fields.get(49).and_then(|f| f.parse().ok());
+    Some((comm, state, ppid, start, exit_status))
 }
 
 #[cfg(test)]
@@ -455,7 +471,7 @@ mod tests {
 
     fn table() -> ProcessTable {
         let mut t = ProcessTable::default();
-        t.add_root(10, 1, "python3", &["python3".into(), "app.py".into()]);
+        t.add_root(10, 1, "python3", &["python3".into(), "app.py".into()], 0);
         t
     }
 
@@ -598,7 +614,14 @@ mod tests {
     #[test]
     fn preexisting_zombies_and_pid_reuse() {
         let mut t = table();
-        t.add_preexisting_zombie(30, 10, "defunct", Some(7_000), 100);
+        let found = FoundZombie {
+            pid: 30,
+            ppid: 10,
+            comm: "defunct".into(),
+            age_ns: Some(7_000),
+            status: Some(2 << 8),
+        };
+        t.add_preexisting_zombie(&found, 100);
         t.on_wait(&wait(600, 10, 30, Some(0)));
         t.on_fork(10, 40, false, 100, "a");
         t.on_exit(40, true, 200, "a", Some(0));
@@ -609,6 +632,8 @@ mod tests {
         assert!(z30.pre_existing);
         assert_eq!(z30.age_ns, Some(7_000));
         assert_eq!((z30.reaped_how.as_str(), z30.zombie_ns), ("wait4", 500));
+        // /proc's status is kept (the wait's is only used when none is known).
+        assert_eq!(z30.exit_code, Some(2));
         assert!(procs.iter().all(|p| p.pid != 30));
         assert_eq!(procs.iter().filter(|p| p.pid == 40).count(), 2);
     }
@@ -619,7 +644,7 @@ mod tests {
             "1234 (my (odd) prog) Z 812 1234 1234 0 -1 4228 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
         assert_eq!(
             parse_stat(stat),
-            Some(("my (odd) prog".into(), 'Z', 812, 98765))
+            Some(("my (odd) prog".into(), 'Z', 812, 98765, None))
         );
         assert_eq!(parse_stat("garbage"), None);
     }
