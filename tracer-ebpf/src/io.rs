@@ -16,11 +16,12 @@ use tracer_common::{
 
 use crate::maps::{EVENTS, config, count_drop, current_if_traced};
 
-/// Reads that entered the kernel and have not returned (key: tid).
+/// Reads that entered the kernel and have not returned (key: tid;
+/// `start_ns == 0` marks an idle slot).
 #[map]
 pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(16384, 0);
 
-/// `openat` filename pointers between syscall entry and exit (key: tid).
+/// `openat` filename pointers between syscall entry and exit (key: tid; 0: idle).
 #[map]
 static OPENING: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 
@@ -108,8 +109,15 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
     else {
         return 0;
     };
-    if OPENING.insert(tid, filename, 0).is_err() {
-        count_drop(drops::TABLES);
+    // Entries are reused in place (0 = idle): an update is cheaper than a
+    // delete on exit plus an insert on the next entry.
+    match OPENING.get_ptr_mut(tid) {
+        Some(slot) => unsafe { *slot = filename },
+        None => {
+            if OPENING.insert(tid, filename, 0).is_err() {
+                count_drop(drops::TABLES);
+            }
+        }
     }
     0
 }
@@ -119,10 +127,13 @@ pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only traced threads have an OPENING entry: no TRACED lookup needed.
-    let Some(filename) = (unsafe { OPENING.get(tid) }).copied() else {
+    let Some(slot) = OPENING.get_ptr_mut(tid) else {
         return 0;
     };
-    let _ = OPENING.remove(tid);
+    let filename = unsafe { core::ptr::replace(slot, 0) };
+    if filename == 0 {
+        return 0;
+    }
     let Ok(ret) = (unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }) else {
         return 0;
     };
@@ -252,8 +263,14 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
         voluntary: 0,
         involuntary: 0,
     };
-    if INFLIGHT.insert(tid, inflight, 0).is_err() {
-        count_drop(drops::TABLES);
+    // Reused in place (start_ns 0 = idle), see OPENING.
+    match INFLIGHT.get_ptr_mut(tid) {
+        Some(slot) => unsafe { *slot = inflight },
+        None => {
+            if INFLIGHT.insert(tid, inflight, 0).is_err() {
+                count_drop(drops::TABLES);
+            }
+        }
     }
 }
 
@@ -261,10 +278,14 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
 fn exit_read(ctx: &TracePointContext) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(read) = (unsafe { INFLIGHT.get(tid) }).copied() else {
+    let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
         return;
     };
-    let _ = INFLIGHT.remove(tid);
+    let read = unsafe { *slot };
+    if read.start_ns == 0 {
+        return;
+    }
+    unsafe { (*slot).start_ns = 0 };
     let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
     let now = unsafe { bpf_ktime_get_ns() };
 

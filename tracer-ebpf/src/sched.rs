@@ -84,6 +84,9 @@ fn switched_out(tgid: u32, tid: u32, voluntary: bool, now: u64) {
 
     if let Some(read) = INFLIGHT.get_ptr_mut(tid) {
         let read = unsafe { &mut *read };
+        if read.start_ns == 0 {
+            return; // idle slot: not inside a read
+        }
         if voluntary {
             read.voluntary += 1;
         } else {

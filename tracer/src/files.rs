@@ -94,10 +94,19 @@ pub fn outside_path(tgid: u32, opened: &str) -> String {
 /// through the path first (the descriptor may already be closed and its
 /// number reused by another file), else through the descriptor.
 pub fn from_open(tgid: u32, fd: i32, opened: &str) -> FileInfo {
-    let described = describe(Path::new(&outside_path(tgid, opened))).or_else(|| {
-        let info = from_fd(tgid, fd)?;
-        (info.fs != "unknown").then_some((info.fs, info.blksize))
-    });
+    let described = describe(Path::new(&outside_path(tgid, opened)))
+        .or_else(|| {
+            let info = from_fd(tgid, fd)?;
+            (info.fs != "unknown").then_some((info.fs, info.blksize))
+        })
+        // A short-lived process may be gone (or a zombie, whose root is
+        // unreadable): an absolute path then most likely names the same file
+        // in our own root.
+        .or_else(|| {
+            (opened.starts_with('/') && !opened.starts_with("/proc/"))
+                .then(|| describe(Path::new(opened)))
+                .flatten()
+        });
     let (fs, blksize) = described.unwrap_or(("unknown".into(), None));
     FileInfo {
         path: opened.to_owned(),

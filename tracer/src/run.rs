@@ -168,12 +168,13 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     }
 
     let (exit_code, exit_signal) = target.reap();
+    probes.detach();
     let drop_counts = probes.drops()?;
     let rows = probes.read_stats()?;
     let opens = probes.file_opens()?;
     let threads = probes.threads()?;
     let mut probes_warnings = std::mem::take(&mut probes.warnings);
-    drop(probes); // detach before the (possibly slow) report work
+    drop(probes);
 
     let mut names = collector.exit_comms.clone();
     names.extend(sched::live_names(&threads));

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{FileReads, Report};
 
 /// Rows shown in the reads table; the JSON report has them all.
-const MAX_FILES: usize = 25;
+const MAX_FILES: usize = 15;
 const MAX_THREADS: usize = 25;
 /// A file read in requests smaller than this, this often, gets a finding.
 const SMALL_REQUEST: u64 = 4096;
@@ -108,10 +108,13 @@ fn reads(out: &mut String, report: &Report) {
         );
     }
     if report.reads.len() > MAX_FILES {
+        let rest = &report.reads[MAX_FILES..];
         let _ = writeln!(
             out,
-            "  ... {} more files (see --format json)",
-            report.reads.len() - MAX_FILES
+            "  ... {} more files with {} read syscalls and {} (see --format json)",
+            rest.len(),
+            thousands(rest.iter().map(|f| f.syscalls).sum()),
+            bytes(rest.iter().map(|f| f.bytes).sum())
         );
     }
     let findings: Vec<String> = report.reads.iter().filter_map(read_finding).collect();
@@ -256,7 +259,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
