@@ -169,3 +169,32 @@ fn no_children_traces_only_the_target() {
     assert_eq!(kills.len(), 1);
     assert_eq!(kills[0]["target_traced"], false);
 }
+
+#[test]
+fn an_orphan_is_reaped_by_the_subreaper_it_was_reparented_to() {
+    let run = trace("zombies_orphan.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let subreaper = pid_of(&facts["subreaper"]);
+    let child = pid_of(&facts["child"]);
+    let grandchild = pid_of(&facts["grandchild"]);
+
+    let z = zombie(report, child);
+    assert_eq!(
+        (z["reaped_how"].as_str(), &z["reaped_by"]),
+        (Some("wait4"), &subreaper.into())
+    );
+    let p = process(report, grandchild);
+    assert_eq!(p["ppid"], child);
+    assert_eq!(p["exit_code"], 5);
+    let z = zombie(report, grandchild);
+    assert_eq!(z["ppid"], child);
+    assert_eq!(z["exit_code"], 5);
+    // Its parent had exited: another process (the subreaper) reaped it.
+    assert_eq!(z["reaped_how"], "init");
+    assert_eq!(z["reaped_by"], subreaper);
+    assert_eq!(z["reaped_by_comm"], "python3.11");
+    // The SIGCHLD of its exit went to the subreaper, which waited for it.
+    assert!(z["sigchld"].is_string(), "{z}");
+    assert_eq!(z["sigchld_unanswered"], false);
+}

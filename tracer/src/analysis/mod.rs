@@ -92,7 +92,8 @@ impl Collector {
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
             Event::SignalGenerated(g) => {
-                if g.sig == signals::SIGCHLD && g.syscall.is_none() {
+                // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
+                if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {
                     // Sent by the exiting child's own exit path: g.tgid is the child.
                     // The target is the thread that forked it: name its process.
                     let parent = if g.target_tgid != 0 {

@@ -48,8 +48,9 @@ struct Proc {
     freed_ns: Option<u64>,
     /// A zombie already when tracing started: its age from /proc, if known.
     pre_existing: Option<Option<u64>>,
-    /// SIGCHLD for this child's exit: (time, kernel result name).
-    sigchld: Option<(u64, String)>,
+    /// SIGCHLD for this child's exit: (time, kernel result name, the
+    /// process it went to: its parent then, which may be a subreaper).
+    sigchld: Option<(u64, String, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,10 +231,9 @@ impl ProcessTable {
     /// SIGCHLD generated for `parent` by the exit of `child`.
     pub fn on_sigchld(&mut self, child: u32, parent: u32, ts_ns: u64, result: &str) {
         if let Some(p) = self.procs.get_mut(&child)
-            && p.ppid == parent
             && p.sigchld.is_none()
         {
-            p.sigchld = Some((ts_ns, result.to_owned()));
+            p.sigchld = Some((ts_ns, result.to_owned(), parent));
         }
     }
 
@@ -347,9 +347,10 @@ impl ProcessTable {
                 (None, None) => ("still_zombie", None, None, end_ns),
             };
             let parent = self.waits.get(&p.ppid).copied().unwrap_or_default();
-            let sigchld_unanswered = p.sigchld.as_ref().is_some_and(|(ts, _)| {
-                let by_parent_wait = matches!(how, "wait4" | "waitid");
-                !by_parent_wait && (parent.calls == 0 || parent.last_ns < *ts)
+            let sigchld_unanswered = p.sigchld.as_ref().is_some_and(|(ts, _, to)| {
+                let recipient = self.waits.get(to).copied().unwrap_or_default();
+                let reaped_by_recipient = p.reap.as_ref().is_some_and(|r| r.by_pid == *to);
+                !reaped_by_recipient && (recipient.calls == 0 || recipient.last_ns < *ts)
             });
             zombies.push(Zombie {
                 pid: p.pid,
@@ -367,7 +368,7 @@ impl ProcessTable {
                 reaped_by,
                 reaped_by_comm,
                 reaped_how: how.to_owned(),
-                sigchld: p.sigchld.as_ref().map(|(_, result)| result.clone()),
+                sigchld: p.sigchld.as_ref().map(|(_, result, _)| result.clone()),
                 sigchld_unanswered,
                 parent_wait_calls: parent.calls,
                 pre_existing: p.pre_existing.is_some(),
