@@ -192,9 +192,12 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
     let signals = std::mem::take(&mut collector.signals);
-    let (processes, zombies) =
-        std::mem::take(&mut collector.processes)
-            .finish(end_ns, collector.base_ns, |pid| signals.killer_of(pid));
+    let (processes, zombies) = std::mem::take(&mut collector.processes).finish(
+        end_ns,
+        collector.base_ns,
+        |pid| signals.killer_of(pid),
+        processes::is_zombie_now,
+    );
     let (signals, log_entries, log_total) = signals.finish();
     let mut warnings = std::mem::take(&mut probes_warnings);
     warnings.append(&mut collector.warnings);

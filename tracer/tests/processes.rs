@@ -198,3 +198,29 @@ fn an_orphan_is_reaped_by_the_subreaper_it_was_reparented_to() {
     assert!(z["sigchld"].is_string(), "{z}");
     assert_eq!(z["sigchld_unanswered"], false);
 }
+
+#[test]
+fn children_of_a_parent_ignoring_sigchld_are_autoreaped() {
+    let run = trace("zombies_autoreap.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pid_of)
+        .collect();
+    assert_eq!(children.len(), 3);
+    for &child in &children {
+        let z = zombie(report, child);
+        assert_eq!(z["ppid"], parent);
+        assert_eq!(z["exit_code"], 0);
+        assert_eq!(z["reaped_how"], "autoreap");
+        assert_eq!(z["reaped_by"], Value::Null);
+        assert_eq!(z["zombie_ns"], 0);
+        // SIG_IGN: the kernel sends no SIGCHLD at all.
+        assert_eq!(z["sigchld"], Value::Null);
+        assert_eq!(u64_of(&z["parent_wait_calls"]), 0);
+    }
+}

@@ -288,11 +288,16 @@ impl ProcessTable {
 
     /// `killer`: the signal that killed a process according to the signal
     /// deliveries, used when no exit status was read.
+    ///
+    /// `zombie_now`: whether `pid` is a zombie in /proc at the end. A child
+    /// whose release was not seen (its `sched_process_free` comes from an RCU
+    /// callback, possibly after tracing stopped) but that is gone was released.
     pub fn finish(
         self,
         end_ns: u64,
         base_ns: u64,
         killer: impl Fn(u32) -> Option<i32>,
+        zombie_now: impl Fn(u32) -> bool,
     ) -> (Vec<ProcessInfo>, Vec<Zombie>) {
         let rel = |ts: u64| (ts as f64 - base_ns as f64) / 1e9;
         let mut processes = Vec::new();
@@ -303,8 +308,14 @@ impl ProcessTable {
                 .and_then(|p| p.exit_ns)
                 .is_some_and(|parent_exit| parent_exit <= ts)
         };
+        let retired = self.retired.len();
         let all: Vec<&Proc> = self.retired.iter().chain(self.procs.values()).collect();
-        for p in &all {
+        for (index, p) in all.iter().enumerate() {
+            // A reused pid means the earlier process was released.
+            let gone = index < retired || !zombie_now(p.pid);
+            let freed_ns = p
+                .freed_ns
+                .or((p.exit_ns.is_some() && gone).then_some(end_ns));
             let (mut code, mut signal, core) = p.status.map_or((None, None, false), decode_status);
             if p.status.is_none() && p.exit_ns.is_some() && p.pre_existing.is_none() {
                 signal = killer(p.pid);
@@ -331,7 +342,7 @@ impl ProcessTable {
             if p.root {
                 continue;
             }
-            let (how, reaped_by, reaped_by_comm, end) = match (&p.reap, p.freed_ns) {
+            let (how, reaped_by, reaped_by_comm, end) = match (&p.reap, freed_ns) {
                 (Some(r), _) => {
                     let how = if r.by_pid == p.ppid {
                         r.syscall.name()
@@ -390,6 +401,14 @@ impl ProcessTable {
         });
         (processes, zombies)
     }
+}
+
+/// Whether `pid` is a zombie in /proc now.
+pub fn is_zombie_now(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .is_some_and(|(_, state, ..)| state == 'Z')
 }
 
 /// A zombie found in /proc.
@@ -506,7 +525,7 @@ mod tests {
             t.on_wait(&wait(5_000_000_000, 10, child, Some(0)));
             t.on_freed(child, 5_000_100_000);
         }
-        let (procs, zombies) = t.finish(9_000_000_000, 0, |_| None);
+        let (procs, zombies) = t.finish(9_000_000_000, 0, |_| None, |_| false);
         assert_eq!(procs.len(), 4);
         assert_eq!(procs.iter().find(|p| p.pid == 10).unwrap().threads, 2);
         let child = procs.iter().find(|p| p.pid == 20).unwrap();
@@ -532,7 +551,7 @@ mod tests {
         t.on_sigchld(20, 10, 201, "ignored");
         // A wait call *before* the SIGCHLD does not count as answering it.
         t.on_wait(&wait(150, 10, 0, None));
-        let (_, zombies) = t.finish(1_200, 0, |_| None);
+        let (_, zombies) = t.finish(1_200, 0, |_| None, |_| true);
         let z = &zombies[0];
         assert_eq!(z.reaped_how, "still_zombie");
         assert_eq!(z.zombie_ns, 1_000);
@@ -558,7 +577,7 @@ mod tests {
         // No status at all: the signal deliveries say what killed it.
         t.on_fork(10, 22, false, 500, "python3");
         t.on_exit(22, true, 600, "python3", None);
-        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15));
+        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15), |_| false);
         let by_pid = |pid| procs.iter().find(|p| p.pid == pid).unwrap();
         assert_eq!(by_pid(20).exit_code, Some(3));
         assert_eq!(by_pid(21).exit_signal.as_deref(), Some("SIGKILL"));
@@ -597,8 +616,15 @@ mod tests {
         peek.code = CLD_EXITED;
         peek.options = WNOWAIT;
         t.on_wait(&peek);
-        let (_, zombies) = t.finish(1_000, 0, |_| None);
+        // 24: autoreaped, but its release came after tracing stopped.
+        t.on_fork(10, 24, false, 960, "python3");
+        t.on_exit(24, true, 970, "python3", Some(0));
+        let (_, zombies) = t.finish(1_000, 0, |_| None, |pid| pid == 23);
         let z = |pid| zombies.iter().find(|z| z.pid == pid).unwrap();
+        assert_eq!(
+            (z(24).reaped_how.as_str(), z(24).zombie_ns),
+            ("autoreap", 0)
+        );
         assert_eq!(
             (z(20).reaped_how.as_str(), z(20).zombie_ns),
             ("autoreap", 0)
@@ -628,7 +654,7 @@ mod tests {
         t.on_exit(40, true, 200, "a", Some(0));
         t.on_wait(&wait(210, 10, 40, Some(0)));
         t.on_fork(10, 40, false, 300, "b");
-        let (procs, zombies) = t.finish(1_000, 0, |_| None);
+        let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| false);
         let z30 = zombies.iter().find(|z| z.pid == 30).unwrap();
         assert!(z30.pre_existing);
         assert_eq!(z30.age_ns, Some(7_000));
