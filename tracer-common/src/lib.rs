@@ -11,10 +11,8 @@ pub const PATH_CAPTURE_LEN: usize = 256;
 pub const COMM_LEN: usize = 16;
 /// Bytes of the executable path captured at `exec`.
 pub const FILENAME_LEN: usize = 128;
-/// Arguments captured from `execve`'s argv (later ones are counted, not kept).
-pub const ARGV_SLOTS: usize = 8;
-/// Bytes kept of each captured argument (including the NUL).
-pub const ARG_LEN: usize = 128;
+/// Bytes of the command line (NUL-separated argv) captured at `exec`.
+pub const ARGS_LEN: usize = 1024;
 /// `ProcessEvent::status` when the exit status could not be read.
 pub const EXIT_STATUS_UNKNOWN: u32 = u32::MAX;
 
@@ -79,9 +77,13 @@ pub struct LifecycleOffsets {
     pub exec_old_pid: u32,
     /// `sched:sched_process_free`
     pub free_pid: u32,
-    /// `syscalls:sys_enter_execve` / `sys_enter_execveat`
-    pub execve_argv: u32,
-    pub execveat_argv: u32,
+    /// Byte offsets, from the kernel's BTF, of `task_struct.mm` and
+    /// `mm_struct.arg_start` / `arg_end` (where the new image's argv strings
+    /// are), to capture the command line at `sched_process_exec`; 0: unknown.
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub _pad: u32,
 }
 
 /// Where the current task's syscall number and arguments are in its saved
@@ -269,9 +271,7 @@ pub enum EventKind {
     ProcessExited = 4,
     /// A traced process called `exec` successfully: [`ExecEvent`].
     ProcessExec = 5,
-    /// A traced task entered `execve`/`execveat`: [`ArgvEvent`] (the call may
-    /// still fail; the `ProcessExec` that follows says it did not).
-    ExecArgs = 6,
+    // 6 was `ExecArgs` (argv at execve entry), replaced by `ExecEvent::args`.
     /// A traced process that had exited was released (reaped, or auto-reaped):
     /// [`ProcessEvent`] with `pid`. Comes from an RCU callback, so the header's
     /// task is not meaningful.
@@ -293,7 +293,6 @@ impl EventKind {
             3 => Some(Self::ProcessForked),
             4 => Some(Self::ProcessExited),
             5 => Some(Self::ProcessExec),
-            6 => Some(Self::ExecArgs),
             7 => Some(Self::ProcessFreed),
             8 => Some(Self::WaitDone),
             9 => Some(Self::SignalGenerated),
@@ -355,21 +354,16 @@ pub struct ExecEvent {
     pub old_pid: u32,
     /// Valid bytes of `filename` (including the NUL).
     pub filename_len: u32,
+    /// Valid bytes of `args`.
+    pub args_len: u32,
+    /// 1 if the command line was longer than [`ARGS_LEN`].
+    pub args_truncated: u32,
     /// The name after exec.
     pub comm: [u8; COMM_LEN],
     pub filename: [u8; FILENAME_LEN],
-}
-
-/// `execve` arguments, captured at syscall entry (the old image is still mapped).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ArgvEvent {
-    pub header: EventHeader,
-    /// Arguments captured (at most [`ARGV_SLOTS`]).
-    pub argc: u32,
-    /// 1 if there were more arguments than slots.
-    pub more: u32,
-    pub args: [[u8; ARG_LEN]; ARGV_SLOTS],
+    /// The new image's argv strings, NUL-separated, as the kernel copied
+    /// them onto its stack (`mm->arg_start..arg_end`).
+    pub args: [u8; ARGS_LEN],
 }
 
 /// Which wait syscall returned.
@@ -489,8 +483,8 @@ pub struct SignalDeliverEvent {
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN);
 const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 16 + COMM_LEN);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 24 + 8 + COMM_LEN + FILENAME_LEN);
-const _: () = assert!(core::mem::size_of::<ArgvEvent>() == 24 + 8 + ARGV_SLOTS * ARG_LEN);
+const _: () =
+    assert!(core::mem::size_of::<ExecEvent>() == 24 + 16 + COMM_LEN + FILENAME_LEN + ARGS_LEN);
 const _: () = assert!(core::mem::size_of::<WaitEvent>() == 24 + 32 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
 const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32);
@@ -499,9 +493,10 @@ const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 20);
-const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 18);
+const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 20);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 14);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 18 + 4 * 14 + 16);
+// No implicit padding: 216 bytes of offsets keep the u64 below aligned.
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 20 + 4 * 14 + 16);
 
 /// Value of `ZOMBIES` (key: tgid of a traced process that has exited and
 /// not been released yet).

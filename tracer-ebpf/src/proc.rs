@@ -12,15 +12,14 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes,
     },
     macros::{map, tracepoint},
     maps::HashMap,
     programs::TracePointContext,
 };
 use tracer_common::{
-    ARGV_SLOTS, ArgvEvent, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    ProcessEvent, WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
+    ARGS_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent,
+    WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
 };
 
 use crate::maps::{
@@ -179,6 +178,13 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     event.comm = bpf_get_current_comm().unwrap_or_default();
     event.filename_len = 0;
     event.filename[0] = 0;
+    event.args_len = 0;
+    event.args_truncated = 0;
+    capture_args(
+        &mut event.args,
+        &mut event.args_len,
+        &mut event.args_truncated,
+    );
     // `__data_loc char[]`: low 16 bits offset from the record start, high 16 length.
     let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
     if loc != 0 {
@@ -190,54 +196,47 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
-    capture_argv(&ctx, config().lifecycle.execve_argv);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
-    capture_argv(&ctx, config().lifecycle.execveat_argv);
-    0
-}
-
+/// Copies the new image's argv strings (NUL-separated, between
+/// `mm->arg_start` and `mm->arg_end`: exec has just written them onto the
+/// new stack, so they are resident) into `args`.
 #[inline(always)]
-fn capture_argv(ctx: &TracePointContext, argv_off: u32) {
-    let Some((tgid, tid)) = current_if_traced() else {
+fn capture_args(args: &mut [u8; ARGS_LEN], len: &mut u32, truncated: &mut u32) {
+    let off = config().lifecycle;
+    if off.task_mm == 0 || off.mm_arg_end == 0 {
         return;
-    };
-    let Ok(argv) = (unsafe { ctx.read_at::<u64>(argv_off as usize) }) else {
-        return;
-    };
-    let argv = argv as *const u64;
-    let Some(mut entry) = EVENTS.reserve::<ArgvEvent>(0) else {
-        count_drop(drops::RINGBUF);
-        return;
-    };
-    let event = unsafe { &mut *entry.as_mut_ptr() };
-    event.header = header(EventKind::ExecArgs, tgid, tid);
-    event.argc = 0;
-    event.more = 0;
-    for i in 0..ARGV_SLOTS {
-        let Ok(arg) = (unsafe { bpf_probe_read_user(argv.wrapping_add(i)) }) else {
-            break;
-        };
-        if arg == 0 {
-            break;
-        }
-        let slot = &mut event.args[i];
-        if unsafe { bpf_probe_read_user_str_bytes(arg as *const u8, slot) }.is_err() {
-            slot[0] = 0;
-        }
-        event.argc = i as u32 + 1;
     }
-    if event.argc as usize == ARGV_SLOTS {
-        if let Ok(next) = unsafe { bpf_probe_read_user(argv.wrapping_add(ARGV_SLOTS)) } {
-            event.more = u32::from(next != 0);
-        }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(mm) =
+        (unsafe { bpf_probe_read_kernel(task.wrapping_add(off.task_mm as usize) as *const u64) })
+    else {
+        return;
+    };
+    let mm = mm as *const u8;
+    let start =
+        unsafe { bpf_probe_read_kernel(mm.wrapping_add(off.mm_arg_start as usize) as *const u64) };
+    let end =
+        unsafe { bpf_probe_read_kernel(mm.wrapping_add(off.mm_arg_end as usize) as *const u64) };
+    let (Ok(start), Ok(end)) = (start, end) else {
+        return;
+    };
+    let total = end.saturating_sub(start);
+    // Bounded for the verifier: at most ARGS_LEN - 1 bytes.
+    let mut n = total.min(ARGS_LEN as u64 - 1) as u32;
+    n &= ARGS_LEN as u32 - 1;
+    if n == 0 {
+        return;
     }
-    entry.submit(0);
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            args.as_mut_ptr() as *mut core::ffi::c_void,
+            n,
+            start as *const core::ffi::c_void,
+        )
+    };
+    if rc == 0 {
+        *len = n;
+        *truncated = u32::from(total > n as u64);
+    }
 }
 
 /// The wait call the current task is returning from: (address of the

@@ -136,16 +136,6 @@ const ATTACHMENTS: &[Attachment] = &[
         optional: true,
     },
     Attachment {
-        program: "sys_enter_execve",
-        tracepoints: &[("syscalls", "sys_enter_execve")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_enter_execveat",
-        tracepoints: &[("syscalls", "sys_enter_execveat")],
-        optional: true,
-    },
-    Attachment {
         program: "sys_exit_wait4",
         tracepoints: &[("syscalls", "sys_exit_wait4")],
         optional: true,

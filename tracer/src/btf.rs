@@ -230,6 +230,16 @@ pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
     btf.member_offset("task_struct", "exit_code")
 }
 
+/// Offsets of `task_struct.mm` and `mm_struct.arg_start` / `arg_end`: where
+/// a process's argv strings are.
+pub fn argv_offsets(btf: &Btf) -> Result<(u32, u32, u32), BtfError> {
+    Ok((
+        btf.member_offset("task_struct", "mm")?,
+        btf.member_offset("mm_struct", "arg_start")?,
+        btf.member_offset("mm_struct", "arg_end")?,
+    ))
+}
+
 /// Where the syscall number and first four arguments are saved in
 /// `struct pt_regs`, and this architecture's numbers of the syscalls the
 /// programs look for (from libc, i.e. the architecture's ABI).
@@ -386,6 +396,10 @@ mod tests {
         assert_eq!(tgid, pid + 4);
         let exit_code = task_exit_code_offset(&btf).unwrap();
         assert!(exit_code > 0 && exit_code % 4 == 0, "{exit_code}");
+        let (mm, arg_start, arg_end) = argv_offsets(&btf).unwrap();
+        assert!(mm > 0);
+        // unsigned long arg_start, arg_end: adjacent (inside an anonymous struct).
+        assert_eq!(arg_end, arg_start + 8);
         let regs = syscall_regs(&btf).unwrap();
         // The saved registers are 8 bytes apart; orig_ax follows di.
         assert_eq!(regs.valid, 1);

@@ -4,8 +4,8 @@
 use std::mem::size_of;
 
 use tracer_common::{
-    ARG_LEN, ArgvEvent, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent,
-    FILENAME_LEN, FileEvent, PATH_CAPTURE_LEN, ProcessEvent, SendSyscall, SignalDeliverEvent,
+    ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
+    FileEvent, PATH_CAPTURE_LEN, ProcessEvent, SendSyscall, SignalDeliverEvent,
     SignalGenerateEvent, WaitEvent, process_flags, wait_flags, wait_kind,
 };
 
@@ -51,13 +51,10 @@ pub enum Event {
         ts_ns: u64,
         comm: String,
         filename: String,
-    },
-    ExecArgs {
-        tgid: u32,
-        tid: u32,
+        /// The new command line (empty if it could not be read).
         argv: Vec<String>,
-        /// More arguments than were captured.
-        more: bool,
+        /// The command line was longer than what was captured.
+        truncated: bool,
     },
     /// A traced process that had exited was released.
     ProcessFreed {
@@ -162,6 +159,18 @@ pub fn c_string(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// NUL-separated arguments (the last one may lack its NUL when cut short).
+pub fn split_args(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes)?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
@@ -218,33 +227,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::ProcessExec => {
             let event: ExecEvent = read(bytes)?;
             let len = (event.filename_len as usize).min(FILENAME_LEN);
+            let args_len = (event.args_len as usize).min(ARGS_LEN);
             Event::ProcessExec {
                 tgid: header.tgid,
                 old_pid: event.old_pid,
                 ts_ns: header.ts_ns,
                 comm: c_string(&event.comm),
                 filename: c_string(&event.filename[..len]),
-            }
-        }
-        EventKind::ExecArgs => {
-            let event: ArgvEvent = read(bytes)?;
-            let argc = (event.argc as usize).min(event.args.len());
-            Event::ExecArgs {
-                tgid: header.tgid,
-                tid: header.tid,
-                argv: event.args[..argc]
-                    .iter()
-                    .map(|arg| {
-                        let text = c_string(arg);
-                        // A full slot with no NUL was cut short.
-                        if text.len() >= ARG_LEN - 1 {
-                            format!("{text}...")
-                        } else {
-                            text
-                        }
-                    })
-                    .collect(),
-                more: event.more != 0,
+                argv: split_args(&event.args[..args_len]),
+                truncated: event.args_truncated != 0,
             }
         }
         EventKind::WaitDone => {
@@ -464,15 +455,21 @@ mod tests {
     }
 
     #[test]
-    fn decodes_exec_and_argv() {
+    fn decodes_exec_with_its_command_line() {
         let mut filename = [0u8; FILENAME_LEN];
         filename[..20].copy_from_slice(b"/usr/bin/python3.11\0");
+        let mut args = [0u8; ARGS_LEN];
+        let cmdline = b"python3.11\0-c\0print(1)\0";
+        args[..cmdline.len()].copy_from_slice(cmdline);
         let exec = ExecEvent {
             header: header(EventKind::ProcessExec),
             old_pid: 101,
             filename_len: 20,
+            args_len: cmdline.len() as u32,
+            args_truncated: 0,
             comm: comm_of(b"python3.11"),
             filename,
+            args,
         };
         assert_eq!(
             decode(&bytes_of(&exec)).unwrap(),
@@ -481,33 +478,34 @@ mod tests {
                 old_pid: 101,
                 ts_ns: 5_000,
                 comm: "python3.11".into(),
-                filename: "/usr/bin/python3.11".into()
+                filename: "/usr/bin/python3.11".into(),
+                argv: vec!["python3.11".into(), "-c".into(), "print(1)".into()],
+                truncated: false,
             }
         );
-        let mut args = [[0u8; ARG_LEN]; tracer_common::ARGV_SLOTS];
-        args[0][..5].copy_from_slice(b"true\0");
-        args[1] = [b'x'; ARG_LEN];
-        args[1][ARG_LEN - 1] = 0;
-        args[2][..4].copy_from_slice(b"bad\0");
-        let argv = ArgvEvent {
-            header: header(EventKind::ExecArgs),
-            argc: 2,
-            more: 1,
-            args,
+        // Cut short in the middle of an argument; nothing captured.
+        let cut = ExecEvent {
+            args_len: 13,
+            args_truncated: 1,
+            ..exec
         };
-        let Event::ExecArgs {
-            tgid,
-            tid,
-            argv,
-            more,
-        } = decode(&bytes_of(&argv)).unwrap()
+        let Event::ProcessExec {
+            argv, truncated, ..
+        } = decode(&bytes_of(&cut)).unwrap()
         else {
             panic!("wrong kind");
         };
-        assert_eq!((tgid, tid, more), (100, 101, true));
-        assert_eq!(argv.len(), 2);
-        assert_eq!(argv[0], "true");
-        assert!(argv[1].ends_with("...") && argv[1].starts_with("xxx"));
+        assert_eq!(argv, ["python3.11", "-c"]);
+        assert!(truncated);
+        let none = ExecEvent {
+            args_len: 0,
+            ..exec
+        };
+        assert!(matches!(
+            decode(&bytes_of(&none)).unwrap(),
+            Event::ProcessExec { argv, .. } if argv.is_empty()
+        ));
+        assert_eq!(split_args(b"a\0\0b\0"), ["a", "", "b"]);
     }
 
     #[test]

@@ -69,10 +69,16 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let tracefs_root = tracefs::ensure_mounted()?;
     let layout = tracefs::read_layout(&tracefs_root)?;
     let mut early_warnings = Vec::new();
-    let (task_exit_code, regs) = kernel_structs(&mut early_warnings);
+    let (task_exit_code, regs, argv) = kernel_structs(&mut early_warnings);
+    let mut lifecycle = layout.lifecycle;
+    (
+        lifecycle.task_mm,
+        lifecycle.mm_arg_start,
+        lifecycle.mm_arg_end,
+    ) = argv;
     let config = Config {
         offsets: layout.offsets,
-        lifecycle: layout.lifecycle,
+        lifecycle,
         regs,
         task_state_mask: layout.task_state_mask,
         follow_children: u32::from(!args.no_children),
@@ -232,9 +238,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     })
 }
 
-/// Kernel struct offsets from BTF: `task_struct.exit_code` and the saved
-/// syscall registers. Without them the trace still runs, with less detail.
-fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs) {
+/// Kernel struct offsets from BTF: `task_struct.exit_code`, the saved
+/// syscall registers, where argv is. Without them the trace still runs,
+/// with less detail.
+fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs, (u32, u32, u32)) {
     let btf = match btf::vmlinux() {
         Ok(btf) => btf,
         Err(err) => {
@@ -242,7 +249,7 @@ fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs) {
                 "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
                  threads may be listed as processes and all signals as sent by the kernel"
             ));
-            return (0, SyscallRegs::default());
+            return (0, SyscallRegs::default(), (0, 0, 0));
         }
     };
     let exit_code = btf::task_exit_code_offset(&btf).unwrap_or_else(|err| {
@@ -258,7 +265,11 @@ fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs) {
         ));
         SyscallRegs::default()
     });
-    (exit_code, regs)
+    let argv = btf::argv_offsets(&btf).unwrap_or_else(|err| {
+        warnings.push(format!("command lines after exec are not captured: {err}"));
+        (0, 0, 0)
+    });
+    (exit_code, regs, argv)
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

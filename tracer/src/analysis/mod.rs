@@ -81,14 +81,12 @@ impl Collector {
             }
             Event::ProcessExec {
                 tgid,
-                old_pid,
                 ts_ns,
                 comm,
+                argv,
+                truncated,
                 ..
-            } => self.processes.on_exec(tgid, old_pid, ts_ns, &comm),
-            Event::ExecArgs {
-                tid, argv, more, ..
-            } => self.processes.on_exec_args(tid, argv, more),
+            } => self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated),
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
             Event::SignalGenerated(g) => {

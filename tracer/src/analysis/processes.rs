@@ -87,8 +87,6 @@ pub struct ProcessTable {
     procs: BTreeMap<u32, Proc>,
     /// Processes whose pid was reused during the trace.
     retired: Vec<Proc>,
-    /// argv captured at execve entry, per calling tid, until exec succeeds.
-    pending_argv: HashMap<u32, Vec<String>>,
     waits: HashMap<u32, WaitCalls>,
 }
 
@@ -175,26 +173,25 @@ impl ProcessTable {
         );
     }
 
-    pub fn on_exec_args(&mut self, tid: u32, argv: Vec<String>, more: bool) {
-        let mut argv = argv;
-        if more {
-            argv.push("...".into());
-        }
-        self.pending_argv.insert(tid, argv);
-    }
-
-    pub fn on_exec(&mut self, tgid: u32, old_pid: u32, ts_ns: u64, comm: &str) {
-        let argv = self
-            .pending_argv
-            .remove(&old_pid)
-            .or_else(|| self.pending_argv.remove(&tgid));
+    /// A successful exec; `argv` is empty if it could not be read.
+    pub fn on_exec(
+        &mut self,
+        tgid: u32,
+        ts_ns: u64,
+        comm: &str,
+        mut argv: Vec<String>,
+        truncated: bool,
+    ) {
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             pid: tgid,
             ..Proc::default()
         });
         p.comm = comm.to_owned();
         p.exec_ns = Some(ts_ns);
-        if let Some(argv) = argv {
+        if !argv.is_empty() {
+            if truncated {
+                argv.push("...".into());
+            }
             p.argv = argv;
         }
     }
@@ -210,7 +207,6 @@ impl ProcessTable {
         if !group_dead {
             return;
         }
-        self.pending_argv.remove(&tgid);
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             pid: tgid,
             ..Proc::default()
@@ -513,8 +509,7 @@ mod tests {
         for (i, child) in [20u32, 21, 22].into_iter().enumerate() {
             let ts = 1_000 + i as u64;
             t.on_fork(10, child, false, ts, "python3");
-            t.on_exec_args(child, vec!["true".into()], false);
-            t.on_exec(child, child, ts + 1, "true");
+            t.on_exec(child, ts + 1, "true", vec!["true".into()], false);
             t.on_exit(child, true, ts + 10, "true", Some(0));
             t.on_sigchld(child, 10, ts + 11, "ignored");
         }
