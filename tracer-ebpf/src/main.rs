@@ -8,6 +8,7 @@ mod io;
 mod maps;
 mod proc;
 mod sched;
+mod signal;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -6,7 +6,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{ProgramError, TracePoint, trace_point::TracePointLinkId},
 };
-use tracer_common::{Config, FileKey, ReadKey, ReadStats, ThreadStats, drops};
+use tracer_common::{Config, FileKey, ReadKey, ReadStats, ThreadStats, ZombieEntry, drops};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -123,6 +123,38 @@ const ATTACHMENTS: &[Attachment] = &[
         tracepoints: &[("sched", "sched_process_exit")],
         optional: false,
     },
+    // Process lifecycle and signals: rare events, each optional (the report
+    // then says what is missing).
+    Attachment {
+        program: "sched_process_exec",
+        tracepoints: &[("sched", "sched_process_exec")],
+        optional: true,
+    },
+    Attachment {
+        program: "sched_process_free",
+        tracepoints: &[("sched", "sched_process_free")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_exit_wait4",
+        tracepoints: &[("syscalls", "sys_exit_wait4")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_exit_waitid",
+        tracepoints: &[("syscalls", "sys_exit_waitid")],
+        optional: true,
+    },
+    Attachment {
+        program: "signal_generate",
+        tracepoints: &[("signal", "signal_generate")],
+        optional: true,
+    },
+    Attachment {
+        program: "signal_deliver",
+        tracepoints: &[("signal", "signal_deliver")],
+        optional: true,
+    },
 ];
 
 const VERIFIER_LOG_TAIL_LINES: usize = 25;
@@ -172,6 +204,45 @@ impl Probes {
             .insert(pid, 1, 0)
             .map_err(|source| AttachError::Map {
                 map: "TRACED",
+                source,
+            })
+    }
+
+    /// Adds a thread (not the leader) of a traced process, so signals sent
+    /// to it are attributed to its process.
+    pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), AttachError> {
+        let map = self
+            .ebpf
+            .map_mut("TASKS")
+            .ok_or(AttachError::MissingMap("TASKS"))?;
+        let mut tasks =
+            HashMap::<_, u32, u32>::try_from(map).map_err(|source| AttachError::Map {
+                map: "TASKS",
+                source,
+            })?;
+        tasks
+            .insert(tid, tgid, 0)
+            .map_err(|source| AttachError::Map {
+                map: "TASKS",
+                source,
+            })
+    }
+
+    /// Registers a zombie that existed before tracing, so whoever reaps it is seen.
+    pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), AttachError> {
+        let map = self
+            .ebpf
+            .map_mut("ZOMBIES")
+            .ok_or(AttachError::MissingMap("ZOMBIES"))?;
+        let mut zombies =
+            HashMap::<_, u32, ZombieEntry>::try_from(map).map_err(|source| AttachError::Map {
+                map: "ZOMBIES",
+                source,
+            })?;
+        zombies
+            .insert(pid, ZombieEntry { exit_ns: now_ns }, 0)
+            .map_err(|source| AttachError::Map {
+                map: "ZOMBIES",
                 source,
             })
     }

@@ -15,6 +15,10 @@ What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
               and the context switches that happened inside those reads
   scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
+  processes   the target and its children (followed by default): argv, exit code or signal
+  zombies     children that exited: how long each stayed a zombie, who reaped it and how
+  signals     who sent which signal to whom, the kernel's result, the disposition it was
+              delivered with, generation-to-delivery latency, signals never delivered
 
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
@@ -56,7 +60,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Do not follow processes forked by the target
+    /// Do not follow processes forked by the target (followed by default:
+    /// their reads, scheduling, exits and signals are reported too)
     #[arg(long)]
     pub no_children: bool,
 

@@ -6,6 +6,7 @@
 
 mod analysis;
 mod attach;
+mod btf;
 mod cli;
 mod events;
 mod files;

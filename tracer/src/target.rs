@@ -243,6 +243,37 @@ pub fn parent_of_stat(stat: &str) -> Option<u32> {
     after.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The thread ids of a process (empty if it is gone).
+pub fn threads(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// (comm, ppid, argv) of a live process as /proc shows it (empty if gone).
+pub fn describe_pid(pid: u32) -> (String, u32, Vec<String>) {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default();
+    let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parent_of_stat(&stat))
+        .unwrap_or(0);
+    let argv = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| {
+            cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (comm, ppid, argv)
+}
+
 /// Every live descendant of `pid` (children forked before we attached).
 pub fn descendants(pid: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
