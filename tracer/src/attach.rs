@@ -328,9 +328,9 @@ impl Probes {
         Ok(totals)
     }
 
-    /// Detaches every program. Each tracepoint detach waits for an RCU grace
-    /// period (~70 ms here); doing them at once makes that one wait, not 16.
-    /// Maps stay readable afterwards.
+    /// Detaches every program. Each tracepoint detach waits for RCU grace
+    /// periods (~40 ms here) under a kernel mutex; doing them from parallel
+    /// threads overlaps what the kernel lets overlap. Maps stay readable.
     pub fn detach(&mut self) {
         let mut owned = Vec::new();
         for (program, id) in self.links.drain(..) {

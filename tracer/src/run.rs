@@ -59,7 +59,10 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { context, source }
 }
 
-pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
+/// Returns the report and the still-attached probes: the caller writes the
+/// report first and detaches after, since detaching takes a kernel grace
+/// period per tracepoint (~40 ms each here, serialised by the kernel).
+pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunError> {
     preflight::check()?;
     // A pid that does not exist is the most common mistake: say so before loading.
     let mut target = match args.pid {
@@ -177,13 +180,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     }
 
     let (exit_code, exit_signal) = target.reap();
-    probes.detach();
     let drop_counts = probes.drops()?;
     let rows = probes.read_stats()?;
     let opens = probes.file_opens()?;
     let threads = probes.threads()?;
     let mut probes_warnings = std::mem::take(&mut probes.warnings);
-    drop(probes);
 
     let mut names = collector.exit_comms.clone();
     names.extend(sched::live_names(&threads));
@@ -216,7 +217,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             collector.decode_errors
         ));
     }
-    Ok(Report {
+    let report = Report {
         target: ReportTarget {
             pid: target.pid,
             comm: names.get(&target.pid).cloned().unwrap_or(comm),
@@ -238,7 +239,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             entries: log_entries,
         },
         warnings,
-    })
+    };
+    Ok((report, probes))
 }
 
 /// Kernel struct offsets from BTF: `task_struct.exit_code`, the saved
