@@ -395,7 +395,7 @@ mod tests {
         // pid_t pid; pid_t tgid; are adjacent in every kernel since 2.6.
         assert_eq!(tgid, pid + 4);
         let exit_code = task_exit_code_offset(&btf).unwrap();
-        assert!(exit_code > 0 && exit_code % 4 == 0, "{exit_code}");
+        assert!(exit_code > 0 && exit_code.is_multiple_of(4), "{exit_code}");
         let (mm, arg_start, arg_end) = argv_offsets(&btf).unwrap();
         assert!(mm > 0);
         // unsigned long arg_start, arg_end: adjacent (inside an anonymous struct).

@@ -527,7 +527,7 @@ pub fn signal_groups<'a>(report: &'a Value, signal: &str, target_pid: u64) -> Ve
         .collect()
 }
 
-pub fn process<'a>(report: &'a Value, pid: u64) -> &'a Value {
+pub fn process(report: &Value, pid: u64) -> &Value {
     let found: Vec<&Value> = report["processes"]
         .as_array()
         .expect("processes is an array")
@@ -538,7 +538,7 @@ pub fn process<'a>(report: &'a Value, pid: u64) -> &'a Value {
     found[0]
 }
 
-pub fn zombie<'a>(report: &'a Value, pid: u64) -> &'a Value {
+pub fn zombie(report: &Value, pid: u64) -> &Value {
     let found: Vec<&Value> = report["zombies"]
         .as_array()
         .expect("zombies is an array")
