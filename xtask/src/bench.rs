@@ -129,6 +129,8 @@ fn variants(
     let traced = elapsed("tracer");
     let straced = elapsed("strace");
     let bpftraced = elapsed("bpftrace");
+    let emptied = elapsed("bpftrace-empty");
+    let empty_bt = bt.with_file_name("empty_probes.bt");
     vec![
         Variant {
             name: "untraced",
@@ -164,6 +166,16 @@ fn variants(
                 path(bt)
             ),
             elapsed_file: bpftraced,
+        },
+        Variant {
+            name: "bpftrace-empty",
+            what: "`bpftrace -c ... xtask/bench/empty_probes.bt`: the tracer's read-path tracepoints with programs that do nothing (the kernel's floor)",
+            command: format!(
+                "bpftrace -o /dev/null -c {} {}",
+                shell_quote(&workload(script, iterations, &emptied)),
+                path(&empty_bt)
+            ),
+            elapsed_file: emptied,
         },
     ]
 }
