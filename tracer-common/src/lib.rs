@@ -9,6 +9,12 @@
 pub const PATH_CAPTURE_LEN: usize = 256;
 /// Length of a kernel `comm` (task name) including the NUL.
 pub const COMM_LEN: usize = 16;
+/// Bytes of the executable path captured at `exec`.
+pub const FILENAME_LEN: usize = 128;
+/// Bytes of the command line (NUL-separated argv) captured at `exec`.
+pub const ARGS_LEN: usize = 1024;
+/// `ProcessEvent::status` when the exit status could not be read.
+pub const EXIT_STATUS_UNKNOWN: u32 = u32::MAX;
 
 /// Byte offsets of the tracepoint fields the programs read. Filled by userspace
 /// from `/sys/kernel/tracing/events/<category>/<event>/format` at start-up, so
@@ -46,18 +52,85 @@ pub struct TracepointOffsets {
     pub exit_ret: u32,
 }
 
+/// Byte offsets of the fields the process-lifecycle and signal programs read,
+/// from the tracefs `format` files (like [`TracepointOffsets`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LifecycleOffsets {
+    /// `signal:signal_generate`
+    pub gen_sig: u32,
+    pub gen_errno: u32,
+    pub gen_code: u32,
+    pub gen_pid: u32,
+    pub gen_group: u32,
+    pub gen_result: u32,
+    pub gen_comm: u32,
+    /// `signal:signal_deliver`
+    pub deliver_sig: u32,
+    pub deliver_errno: u32,
+    pub deliver_code: u32,
+    pub deliver_sa_handler: u32,
+    pub deliver_sa_flags: u32,
+    /// `sched:sched_process_exec`
+    pub exec_filename: u32,
+    pub exec_pid: u32,
+    pub exec_old_pid: u32,
+    /// `sched:sched_process_free`
+    pub free_pid: u32,
+    /// Byte offsets, from the kernel's BTF, of `task_struct.mm` and
+    /// `mm_struct.arg_start` / `arg_end` (where the new image's argv strings
+    /// are), to capture the command line at `sched_process_exec`; 0: unknown.
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub _pad: u32,
+}
+
+/// Where the current task's syscall number and arguments are in its saved
+/// user registers (`struct pt_regs`, offsets from the kernel's BTF), and the
+/// syscall numbers of this architecture. Programs that run inside a syscall
+/// (sched_process_fork, signal_generate, the wait exits) read them with
+/// `bpf_task_pt_regs` instead of attaching to more syscall tracepoints:
+/// detaching each tracepoint costs an RCU grace period at exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRegs {
+    /// 1 if the offsets below are known.
+    pub valid: u32,
+    /// `pt_regs.orig_ax`: the syscall number (-1 outside a syscall).
+    pub nr: u32,
+    /// The first four syscall arguments (`di`, `si`, `dx`, `r10` on x86-64).
+    pub arg1: u32,
+    pub arg2: u32,
+    pub arg3: u32,
+    pub arg4: u32,
+    pub nr_clone: u32,
+    pub nr_clone3: u32,
+    pub nr_kill: u32,
+    pub nr_tkill: u32,
+    pub nr_tgkill: u32,
+    pub nr_rt_sigqueueinfo: u32,
+    pub nr_rt_tgsigqueueinfo: u32,
+    pub nr_pidfd_send_signal: u32,
+}
+
 /// Load-time configuration, written into the programs' read-only data.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     pub offsets: TracepointOffsets,
+    pub lifecycle: LifecycleOffsets,
+    pub regs: SyscallRegs,
     /// `prev_state & task_state_mask != 0` means the task went to sleep
     /// (a voluntary switch); otherwise it was preempted. Preemption is reported
     /// as `TASK_REPORT_MAX` (0x100 on 6.x), so testing `prev_state != 0` is wrong.
     pub task_state_mask: u64,
     /// 1: processes forked by a traced process are traced too.
     pub follow_children: u32,
-    pub _pad: u32,
+    /// Byte offset of `task_struct.exit_code`, from the kernel's BTF
+    /// (`/sys/kernel/btf/vmlinux`); 0 when unknown (exit status then comes
+    /// from the reaper's `wait4`/`waitid`).
+    pub task_exit_code: u32,
 }
 
 #[cfg(feature = "user")]
@@ -178,9 +251,11 @@ pub mod drops {
     pub const THREADS: u32 = 2;
     /// `FD_FILES` / in-flight tables full.
     pub const TABLES: u32 = 3;
+    /// Process / signal bookkeeping tables (`TASKS`, `ZOMBIES`, `WAITING`...) full.
+    pub const LIFECYCLE: u32 = 4;
     /// Ring buffer full: a Python stack sample was lost.
-    pub const PY_SAMPLES: u32 = 4;
-    pub const COUNT: u32 = 5;
+    pub const PY_SAMPLES: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Discriminant of every ring buffer record (first field of [`EventHeader`]).
@@ -196,11 +271,25 @@ pub enum EventKind {
     ProcessForked = 3,
     /// A traced thread or process exited: [`ProcessEvent`].
     ProcessExited = 4,
+    /// A traced process called `exec` successfully: [`ExecEvent`].
+    ProcessExec = 5,
+    // 6 was `ExecArgs` (argv at execve entry), replaced by `ExecEvent::args`.
+    /// A traced process that had exited was released (reaped, or auto-reaped):
+    /// [`ProcessEvent`] with `pid`. Comes from an RCU callback, so the header's
+    /// task is not meaningful.
+    ProcessFreed = 7,
+    /// `wait4`/`waitid` returned in a traced process, or returned a traced
+    /// zombie in any process (its reaper): [`WaitEvent`].
+    WaitDone = 8,
+    /// `signal_generate` for or by a traced process: [`SignalGenerateEvent`].
+    SignalGenerated = 9,
+    /// `signal_deliver` in a traced thread: [`SignalDeliverEvent`].
+    SignalDelivered = 10,
     /// A CPU-clock sample of a thread's Python stack: [`PySample`].
-    PySample = 5,
+    PySample = 11,
     /// A kernel-event stack not seen before: [`PyStackEvent`], so userspace
     /// symbolizes it while the thread (asleep, or just back from a read) lives.
-    PyStack = 6,
+    PyStack = 12,
 }
 
 impl EventKind {
@@ -210,8 +299,13 @@ impl EventKind {
             2 => Some(Self::FdDiscovered),
             3 => Some(Self::ProcessForked),
             4 => Some(Self::ProcessExited),
-            5 => Some(Self::PySample),
-            6 => Some(Self::PyStack),
+            5 => Some(Self::ProcessExec),
+            7 => Some(Self::ProcessFreed),
+            8 => Some(Self::WaitDone),
+            9 => Some(Self::SignalGenerated),
+            10 => Some(Self::SignalDelivered),
+            11 => Some(Self::PySample),
+            12 => Some(Self::PyStack),
             _ => None,
         }
     }
@@ -242,11 +336,157 @@ pub struct FileEvent {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessEvent {
     pub header: EventHeader,
-    /// Fork: the new task's id. Exit: the exiting task's id.
+    /// Fork: the new task's id. Exit: the exiting task's id. Freed: the released pid.
     pub pid: u32,
     /// Fork: the parent's tgid. Exit: 1 if the whole thread group is gone.
     pub arg: u32,
+    /// Exit: the task's `exit_code` in wait(2) status form (`code << 8`, or
+    /// the signal number, `| 0x80` if it dumped core); [`EXIT_STATUS_UNKNOWN`]
+    /// if the kernel's layout was not known.
+    pub status: u32,
+    /// Fork: [`process_flags::THREAD`] when the new task is a thread.
+    pub flags: u32,
     pub comm: [u8; COMM_LEN],
+}
+
+pub mod process_flags {
+    /// The fork created a thread (`CLONE_THREAD`), not a process.
+    pub const THREAD: u32 = 1;
+}
+
+/// `sched_process_exec` of a traced process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+    /// The tid that called exec (differs from `header.tgid` when a thread did).
+    pub old_pid: u32,
+    /// Valid bytes of `filename` (including the NUL).
+    pub filename_len: u32,
+    /// Valid bytes of `args`.
+    pub args_len: u32,
+    /// 1 if the command line was longer than [`ARGS_LEN`].
+    pub args_truncated: u32,
+    /// The name after exec.
+    pub comm: [u8; COMM_LEN],
+    pub filename: [u8; FILENAME_LEN],
+    /// The new image's argv strings, NUL-separated, as the kernel copied
+    /// them onto its stack (`mm->arg_start..arg_end`).
+    pub args: [u8; ARGS_LEN],
+}
+
+/// Which wait syscall returned.
+pub mod wait_kind {
+    pub const WAIT4: u32 = 0;
+    pub const WAITID: u32 = 1;
+}
+
+pub mod wait_flags {
+    /// `status` / `code` were read from the caller's memory.
+    pub const STATUS_VALID: u32 = 1;
+    /// The caller is not traced: only sent because it reaped a traced zombie.
+    pub const UNTRACED_REAPER: u32 = 2;
+}
+
+/// A `wait4`/`waitid` return (header: the waiting task).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitEvent {
+    pub header: EventHeader,
+    /// [`wait_kind`].
+    pub kind: u32,
+    /// The child the call reported (wait4's return, waitid's `si_pid`); 0: none.
+    pub pid: u32,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// wait4: `*stat_addr`; waitid: `si_status`.
+    pub status: i32,
+    /// waitid: `si_code` (CLD_EXITED...); wait4: 0.
+    pub code: i32,
+    /// The `options` argument (WNOHANG, WNOWAIT...).
+    pub options: u32,
+    /// [`wait_flags`].
+    pub flags: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// The syscall a signal was sent by (0: none, the kernel generated it).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendSyscall {
+    None = 0,
+    Kill = 1,
+    Tkill = 2,
+    Tgkill = 3,
+    RtSigqueueinfo = 4,
+    RtTgsigqueueinfo = 5,
+    PidfdSendSignal = 6,
+}
+
+impl SendSyscall {
+    pub fn from_u32(value: u32) -> Option<Self> {
+        Some(match value {
+            0 => Self::None,
+            1 => Self::Kill,
+            2 => Self::Tkill,
+            3 => Self::Tgkill,
+            4 => Self::RtSigqueueinfo,
+            5 => Self::RtTgsigqueueinfo,
+            6 => Self::PidfdSendSignal,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Kill => "kill",
+            Self::Tkill => "tkill",
+            Self::Tgkill => "tgkill",
+            Self::RtSigqueueinfo => "rt_sigqueueinfo",
+            Self::RtTgsigqueueinfo => "rt_tgsigqueueinfo",
+            Self::PidfdSendSignal => "pidfd_send_signal",
+        }
+    }
+}
+
+/// `signal_generate`, in the sender's context (header: the current task,
+/// which for kernel-generated signals is whoever was running: the faulting
+/// task, the exiting child for SIGCHLD...).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalGenerateEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub errno: i32,
+    /// `si_code` (SI_USER, SI_TKILL, SI_KERNEL, CLD_EXITED...).
+    pub code: i32,
+    /// The target task (a tid; the thread group leader for process signals).
+    pub target_pid: u32,
+    /// The target's tgid if the kernel side knows it (traced), else 0.
+    pub target_tgid: u32,
+    /// 1: sent to the whole thread group; 0: to one thread.
+    pub group: u32,
+    /// `enum trace_signal_result`: delivered (queued), ignored, already pending...
+    pub result: u32,
+    /// [`SendSyscall`]: the sender was inside this syscall; 0: the kernel sent it.
+    pub syscall: u32,
+    pub target_comm: [u8; COMM_LEN],
+    pub sender_comm: [u8; COMM_LEN],
+}
+
+/// `signal_deliver`, in the thread that takes the signal.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalDeliverEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub errno: i32,
+    pub code: i32,
+    pub _pad: u32,
+    /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
+    pub sa_handler: u64,
+    pub sa_flags: u64,
 }
 
 /// Deepest Python stack a sample records (deeper stacks are truncated at the
@@ -396,12 +636,29 @@ const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
 const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN);
-const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 8 + COMM_LEN);
+const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 16 + COMM_LEN);
+const _: () =
+    assert!(core::mem::size_of::<ExecEvent>() == 24 + 16 + COMM_LEN + FILENAME_LEN + ARGS_LEN);
+const _: () = assert!(core::mem::size_of::<WaitEvent>() == 24 + 32 + COMM_LEN);
+const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32);
+const _: () = assert!(core::mem::size_of::<ZombieEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 20);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 16);
+const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 20);
+const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 14);
+// No implicit padding: 216 bytes of offsets keep the u64 below aligned.
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 20 + 4 * 14 + 16);
+
+/// Value of `ZOMBIES` (key: tgid of a traced process that has exited and
+/// not been released yet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZombieEntry {
+    pub exit_ns: u64,
+}
 
 #[cfg(feature = "user")]
 mod pod {
@@ -415,4 +672,5 @@ mod pod {
     unsafe impl aya::Pod for PyEventKey {}
     unsafe impl aya::Pod for PyEventValue {}
     unsafe impl aya::Pod for PyEntryKey {}
+    unsafe impl aya::Pod for ZombieEntry {}
 }

@@ -9,6 +9,7 @@ mod maps;
 mod proc;
 mod python;
 mod sched;
+mod signal;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     Global,
-    helpers::bpf_get_current_pid_tgid,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
@@ -11,37 +13,23 @@ use tracer_common::{Config, drops};
 /// Load-time configuration (tracepoint offsets, flags), set by userspace.
 #[unsafe(no_mangle)]
 pub static CONFIG: Global<Config> = Global::new(Config {
-    offsets: tracer_common::TracepointOffsets {
-        switch_prev_pid: 0,
-        switch_prev_state: 0,
-        switch_next_pid: 0,
-        fork_parent_pid: 0,
-        fork_child_pid: 0,
-        exit_pid: 0,
-        exit_group_dead: 0,
-        read_fd: 0,
-        read_count: 0,
-        pread_fd: 0,
-        pread_count: 0,
-        readv_fd: 0,
-        readv_vec: 0,
-        readv_vlen: 0,
-        preadv_fd: 0,
-        preadv_vec: 0,
-        preadv_vlen: 0,
-        openat_filename: 0,
-        close_fd: 0,
-        exit_ret: 0,
-    },
     task_state_mask: 0xff,
     follow_children: 1,
-    _pad: 0,
+    // SAFETY: Config is plain integers; all-zero offsets are valid placeholders
+    // that userspace always overwrites at load time.
+    ..unsafe { core::mem::zeroed() }
 });
 
 /// The traced processes (key: tgid). Userspace seeds it; `sched_process_fork`
 /// adds children in the kernel so none is missed while userspace catches up.
 #[map]
 pub static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
+
+/// Threads of traced processes other than the leader (key: tid, value: tgid).
+/// Filled from `sched_process_fork` (and by userspace for threads that existed
+/// at attach) so a signal sent to one thread can be attributed to its process.
+#[map]
+pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 
 /// Event records for userspace (files opened, processes forked / exited).
 #[map]
@@ -65,6 +53,45 @@ pub fn current_if_traced() -> Option<(u32, u32)> {
         Some((tgid, pid_tgid as u32))
     } else {
         None
+    }
+}
+
+/// The tgid of task `pid` if it belongs to a traced process (the leader is
+/// keyed in `TRACED`, other threads in `TASKS`).
+#[inline(always)]
+pub fn traced_tgid_of(pid: u32) -> Option<u32> {
+    if pid == 0 {
+        return None;
+    }
+    if unsafe { TRACED.get(pid) }.is_some() {
+        return Some(pid);
+    }
+    unsafe { TASKS.get(pid) }.copied()
+}
+
+/// The current task's saved user registers (its syscall number and
+/// arguments), when userspace found their layout in BTF.
+#[inline(always)]
+pub fn current_regs() -> Option<*const u8> {
+    if config().regs.valid == 0 {
+        return None;
+    }
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
+    (regs != 0).then_some(regs as *const u8)
+}
+
+/// A 64-bit register saved at byte offset `off` of `pt_regs`.
+#[inline(always)]
+pub fn read_reg(regs: *const u8, off: u32) -> Option<u64> {
+    unsafe { bpf_probe_read_kernel(regs.wrapping_add(off as usize) as *const u64) }.ok()
+}
+
+/// The syscall the current task is in (`u64::MAX`: none, or unknown).
+#[inline(always)]
+pub fn current_syscall() -> u64 {
+    match current_regs() {
+        Some(regs) => read_reg(regs, config().regs.nr).unwrap_or(u64::MAX),
+        None => u64::MAX,
     }
 }
 

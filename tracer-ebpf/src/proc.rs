@@ -1,37 +1,108 @@
 //! Process lifecycle: children of traced processes are traced from their
-//! first instruction (added to `TRACED` here, in the kernel), and exits are
-//! reported so userspace knows when a process is gone.
+//! first instruction (added to `TRACED` here, in the kernel); threads are
+//! told from processes by the flags of the clone/clone3 call in progress
+//! (read from the parent's saved syscall arguments); exec
+//! (with its argv), exit (with the exit status), wait4/waitid returns and the
+//! final release of a traced zombie are reported to userspace.
+//!
+//! All of these are rare next to reads: one ring buffer record each.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
-    macros::tracepoint,
+    EbpfContext,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+    },
+    macros::{map, tracepoint},
+    maps::HashMap,
     programs::TracePointContext,
 };
-use tracer_common::{EventKind, ProcessEvent, drops};
+use tracer_common::{
+    ARGS_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent,
+    WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
+};
 
-use crate::maps::{EVENTS, TRACED, config, count_drop, current_if_traced};
+use crate::maps::{
+    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_reg,
+};
+
+const CLONE_THREAD: u64 = 0x0001_0000;
+const WNOWAIT: u32 = 0x0100_0000;
+/// waitid's `si_code` values for a child that has terminated.
+const CLD_EXITED: i32 = 1;
+const CLD_DUMPED: i32 = 3;
+/// `siginfo_t` (uapi, 64-bit): si_signo, si_errno, si_code, then the union
+/// at 16: `_sigchld { pid_t si_pid; uid_t si_uid; int si_status; ... }`.
+const SI_CODE_OFF: usize = 8;
+const SI_PID_OFF: usize = 16;
+const SI_STATUS_OFF: usize = 24;
+
+/// Traced processes that have exited and not been released (key: tgid).
+/// A wait4 return in *any* process (init, a subreaper) is checked against it,
+/// so whoever reaps a traced zombie is reported.
+#[map]
+pub static ZOMBIES: HashMap<u32, ZombieEntry> = HashMap::with_max_entries(16384, 0);
 
 #[tracepoint]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
-    let cfg = config();
-    if cfg.follow_children == 0 {
-        return 0;
-    }
     // Runs in the parent's context.
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
+    let cfg = config();
     let Ok(child) = (unsafe { ctx.read_at::<i32>(cfg.offsets.fork_child_pid as usize) }) else {
         return 0;
     };
-    // New threads fire this too; their tid never matches a tgid lookup, so the
-    // extra entry is harmless. Userspace tells threads from processes.
-    if TRACED.insert(child as u32, 1u8, 0).is_err() {
+    let child = child as u32;
+    // The Python line behind every fork/clone of a traced thread (the
+    // `subprocess.Popen(...)` / `Thread.start()` line), followed or not.
+    crate::python::fork_stack(tgid, tid);
+    if creates_thread() {
+        if TASKS.insert(child, tgid, 0).is_err() {
+            count_drop(drops::LIFECYCLE);
+        }
+        emit(
+            EventKind::ProcessForked,
+            tgid,
+            tid,
+            child,
+            tgid,
+            0,
+            process_flags::THREAD,
+        );
+        return 0;
+    }
+    if cfg.follow_children == 0 {
+        return 0;
+    }
+    if TRACED.insert(child, 1u8, 0).is_err() {
         count_drop(drops::TABLES);
     }
-    emit(EventKind::ProcessForked, tgid, tid, child as u32, tgid);
-    crate::python::fork_stack(tgid, tid);
+    emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
+}
+
+/// Whether the fork in progress (in the parent's context) makes a thread:
+/// `CLONE_THREAD` in clone's first argument, or in `clone_args.flags` for
+/// clone3. fork/vfork, and anything unknown, make a process.
+#[inline(always)]
+fn creates_thread() -> bool {
+    let Some(regs) = current_regs() else {
+        return false;
+    };
+    let r = config().regs;
+    let (Some(nr), Some(arg1)) = (read_reg(regs, r.nr), read_reg(regs, r.arg1)) else {
+        return false;
+    };
+    let flags = if nr == r.nr_clone as u64 {
+        arg1
+    } else if nr == r.nr_clone3 as u64 {
+        // `struct clone_args` (uapi) starts with `__aligned_u64 flags`.
+        unsafe { bpf_probe_read_user(arg1 as *const u64) }.unwrap_or(0)
+    } else {
+        0
+    };
+    flags & CLONE_THREAD != 0
 }
 
 #[tracepoint]
@@ -39,31 +110,274 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
+    let cfg = config();
     let group_dead =
-        unsafe { ctx.read_at::<u8>(config().offsets.exit_group_dead as usize) }.unwrap_or(0);
-    emit(EventKind::ProcessExited, tgid, tid, tid, group_dead as u32);
+        unsafe { ctx.read_at::<u8>(cfg.offsets.exit_group_dead as usize) }.unwrap_or(0);
+    let mut status = EXIT_STATUS_UNKNOWN;
+    if group_dead != 0 && cfg.task_exit_code != 0 {
+        // do_exit() has stored the status (group exit code, the killing
+        // signal, the core-dump bit) in task_struct.exit_code by now.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        let field = task.wrapping_add(cfg.task_exit_code as usize) as *const i32;
+        if let Ok(code) = unsafe { bpf_probe_read_kernel(field) } {
+            status = code as u32;
+        }
+    }
+    if tid != tgid {
+        let _ = TASKS.remove(tid);
+    }
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);
+        let entry = ZombieEntry {
+            exit_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        if ZOMBIES.insert(tgid, entry, 0).is_err() {
+            count_drop(drops::LIFECYCLE);
+        }
     }
+    emit(
+        EventKind::ProcessExited,
+        tgid,
+        tid,
+        tid,
+        group_dead as u32,
+        status,
+        0,
+    );
+    0
+}
+
+/// Fires for every task the kernel frees (from an RCU callback, so the
+/// current task is unrelated): one lookup in the small `ZOMBIES` map.
+#[tracepoint]
+pub fn sched_process_free(ctx: TracePointContext) -> u32 {
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(config().lifecycle.free_pid as usize) }) else {
+        return 0;
+    };
+    let pid = pid as u32;
+    if unsafe { ZOMBIES.get(pid) }.is_none() {
+        return 0;
+    }
+    let _ = ZOMBIES.remove(pid);
+    emit(EventKind::ProcessFreed, 0, 0, pid, 0, 0, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let off = config().lifecycle;
+    let old_pid = unsafe { ctx.read_at::<i32>(off.exec_old_pid as usize) }.unwrap_or(0);
+    let loc = unsafe { ctx.read_at::<u32>(off.exec_filename as usize) }.unwrap_or(0);
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header = header(EventKind::ProcessExec, tgid, tid);
+    event.old_pid = old_pid as u32;
+    event.comm = bpf_get_current_comm().unwrap_or_default();
+    event.filename_len = 0;
+    event.filename[0] = 0;
+    event.args_len = 0;
+    event.args_truncated = 0;
+    capture_args(
+        &mut event.args,
+        &mut event.args_len,
+        &mut event.args_truncated,
+    );
+    // `__data_loc char[]`: low 16 bits offset from the record start, high 16 length.
+    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+    if loc != 0 {
+        if let Ok(name) = unsafe { bpf_probe_read_kernel_str_bytes(src, &mut event.filename) } {
+            event.filename_len = (name.len() as u32 + 1).min(FILENAME_LEN as u32);
+        }
+    }
+    entry.submit(0);
+    0
+}
+
+/// Copies the new image's argv strings (NUL-separated, between
+/// `mm->arg_start` and `mm->arg_end`: exec has just written them onto the
+/// new stack, so they are resident) into `args`.
+#[inline(always)]
+fn capture_args(args: &mut [u8; ARGS_LEN], len: &mut u32, truncated: &mut u32) {
+    let off = config().lifecycle;
+    if off.task_mm == 0 || off.mm_arg_end == 0 {
+        return;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(mm) =
+        (unsafe { bpf_probe_read_kernel(task.wrapping_add(off.task_mm as usize) as *const u64) })
+    else {
+        return;
+    };
+    let mm = mm as *const u8;
+    let start =
+        unsafe { bpf_probe_read_kernel(mm.wrapping_add(off.mm_arg_start as usize) as *const u64) };
+    let end =
+        unsafe { bpf_probe_read_kernel(mm.wrapping_add(off.mm_arg_end as usize) as *const u64) };
+    let (Ok(start), Ok(end)) = (start, end) else {
+        return;
+    };
+    let total = end.saturating_sub(start);
+    // Bounded for the verifier: at most ARGS_LEN - 1 bytes.
+    let mut n = total.min(ARGS_LEN as u64 - 1) as u32;
+    n &= ARGS_LEN as u32 - 1;
+    if n == 0 {
+        return;
+    }
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            args.as_mut_ptr() as *mut core::ffi::c_void,
+            n,
+            start as *const core::ffi::c_void,
+        )
+    };
+    if rc == 0 {
+        *len = n;
+        *truncated = u32::from(total > n as u64);
+    }
+}
+
+/// The wait call the current task is returning from: (address of the
+/// status / siginfo, options), read from its saved syscall arguments.
+#[inline(always)]
+fn wait_args(addr_arg: u32, options_arg: u32) -> (u64, u32) {
+    let Some(regs) = current_regs() else {
+        return (0, 0);
+    };
+    let addr = read_reg(regs, addr_arg).unwrap_or(0);
+    let options = read_reg(regs, options_arg).unwrap_or(0) as u32;
+    (addr, options)
+}
+
+/// wait4 returns in every process: a traced caller always gets a record (its
+/// wait calls matter even when they reap nothing); any other caller only when
+/// it reaped a traced zombie (init, a subreaper).
+#[tracepoint]
+pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let pid = if ret > 0 { ret as u32 } else { 0 };
+    if unsafe { TRACED.get(tgid) }.is_some() {
+        // wait4(pid, stat_addr, options, rusage)
+        let r = config().regs;
+        let (stat_addr, options) = wait_args(r.arg2, r.arg3);
+        let mut event = WaitEvent {
+            header: header(EventKind::WaitDone, tgid, tid),
+            kind: wait_kind::WAIT4,
+            pid,
+            ret,
+            options,
+            comm: bpf_get_current_comm().unwrap_or_default(),
+            ..WaitEvent::default()
+        };
+        if pid != 0 && stat_addr != 0 {
+            if let Ok(status) = unsafe { bpf_probe_read_user(stat_addr as *const i32) } {
+                event.status = status;
+                event.flags |= wait_flags::STATUS_VALID;
+            }
+        }
+        // wait4 only returns a pid in ZOMBIES when it reaped it.
+        if pid != 0 {
+            let _ = ZOMBIES.remove(pid);
+        }
+        submit_wait(&event);
+        return 0;
+    }
+    if pid == 0 || unsafe { ZOMBIES.get(pid) }.is_none() {
+        return 0;
+    }
+    let _ = ZOMBIES.remove(pid);
+    let event = WaitEvent {
+        header: header(EventKind::WaitDone, tgid, tid),
+        kind: wait_kind::WAIT4,
+        pid,
+        ret,
+        flags: wait_flags::UNTRACED_REAPER,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        ..WaitEvent::default()
+    };
+    submit_wait(&event);
+    0
+}
+
+/// waitid returns 0 and names the child in the caller's `siginfo`; only
+/// traced callers are followed here.
+#[tracepoint]
+pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    // waitid(which, pid, infop, options, rusage)
+    let r = config().regs;
+    let (infop, options) = wait_args(r.arg3, r.arg4);
+    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let mut event = WaitEvent {
+        header: header(EventKind::WaitDone, tgid, tid),
+        kind: wait_kind::WAITID,
+        ret,
+        options,
+        comm: bpf_get_current_comm().unwrap_or_default(),
+        ..WaitEvent::default()
+    };
+    if ret == 0 && infop != 0 {
+        let info = infop as *const u8;
+        let pid = unsafe { bpf_probe_read_user(info.wrapping_add(SI_PID_OFF) as *const i32) };
+        let code = unsafe { bpf_probe_read_user(info.wrapping_add(SI_CODE_OFF) as *const i32) };
+        let status = unsafe { bpf_probe_read_user(info.wrapping_add(SI_STATUS_OFF) as *const i32) };
+        if let (Ok(pid), Ok(code), Ok(status)) = (pid, code, status) {
+            event.pid = pid as u32;
+            event.code = code;
+            event.status = status;
+            event.flags |= wait_flags::STATUS_VALID;
+            let terminated = (CLD_EXITED..=CLD_DUMPED).contains(&code);
+            if pid > 0 && terminated && options & WNOWAIT == 0 {
+                let _ = ZOMBIES.remove(pid as u32);
+            }
+        }
+    }
+    submit_wait(&event);
     0
 }
 
 #[inline(always)]
-fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32) {
+fn submit_wait(event: &WaitEvent) {
+    let Some(mut entry) = EVENTS.reserve::<WaitEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    entry.write(*event);
+    entry.submit(0);
+}
+
+#[inline(always)]
+pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid,
+        tid,
+        _pad: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+#[inline(always)]
+fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32, status: u32, flags: u32) {
     let Some(mut entry) = EVENTS.reserve::<ProcessEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
     };
     entry.write(ProcessEvent {
-        header: tracer_common::EventHeader {
-            kind: kind as u32,
-            tgid,
-            tid,
-            _pad: 0,
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        },
+        header: header(kind, tgid, tid),
         pid,
         arg,
+        status,
+        flags,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(0);

@@ -27,18 +27,31 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
     // The tracepoint runs in the context of `prev`, the task leaving the CPU.
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    if tid != 0 && unsafe { TRACED.get(tgid) }.is_some() {
-        let state =
-            unsafe { ctx.read_at::<i64>(cfg.offsets.switch_prev_state as usize) }.unwrap_or(0);
-        let voluntary = (state as u64) & cfg.task_state_mask != 0;
-        switched_out(tgid, tid, voluntary, now);
+    if tid != 0 {
+        // A thread with a record keeps being counted to its last switch, even
+        // after its process left TRACED on exit.
+        let thread = match THREADS.get_ptr_mut(tid) {
+            Some(thread) => Some(thread),
+            None if unsafe { TRACED.get(tgid) }.is_some() => new_thread(tid, tgid, 0),
+            None => None,
+        };
+        if let Some(thread) = thread {
+            let state =
+                unsafe { ctx.read_at::<i64>(cfg.offsets.switch_prev_state as usize) }.unwrap_or(0);
+            let voluntary = (state as u64) & cfg.task_state_mask != 0;
+            switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now);
+        }
     }
 
     let Ok(next) = (unsafe { ctx.read_at::<i32>(cfg.offsets.switch_next_pid as usize) }) else {
         return 0;
     };
-    if next > 0 {
-        if let Some(thread) = THREADS.get_ptr_mut(next as u32) {
+    if next <= 0 {
+        return 0;
+    }
+    let next = next as u32;
+    match THREADS.get_ptr_mut(next) {
+        Some(thread) => {
             let thread = unsafe { &mut *thread };
             if thread.last_off_ns != 0 {
                 thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
@@ -46,33 +59,39 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
             thread.last_on_ns = now;
             crate::python::woke_up(next as u32, now);
         }
+        // First time on a CPU since it became traced: a main thread (tid ==
+        // tgid) or a thread forked while traced (its tid is in TRACED too).
+        // Its process is fixed up at its first switch-out.
+        None if unsafe { TRACED.get(next) }.is_some() => {
+            new_thread(next, next, now);
+        }
+        None => {}
     }
     0
 }
 
 #[inline(always)]
-fn switched_out(tgid: u32, tid: u32, voluntary: bool, now: u64) {
-    let thread = match THREADS.get_ptr_mut(tid) {
-        Some(thread) => thread,
-        None => {
-            let fresh = ThreadStats {
-                tgid,
-                comm: bpf_get_current_comm().unwrap_or_default(),
-                ..ThreadStats::default()
-            };
-            if THREADS.insert(tid, fresh, 0).is_err() {
-                count_drop(drops::THREADS);
-                return;
-            }
-            match THREADS.get_ptr_mut(tid) {
-                Some(thread) => thread,
-                None => return,
-            }
-        }
+fn new_thread(tid: u32, tgid: u32, on_cpu_since: u64) -> Option<*mut ThreadStats> {
+    let fresh = ThreadStats {
+        tgid,
+        last_on_ns: on_cpu_since,
+        ..ThreadStats::default()
     };
+    if THREADS.insert(tid, fresh, 0).is_err() {
+        count_drop(drops::THREADS);
+        return None;
+    }
+    THREADS.get_ptr_mut(tid)
+}
+
+#[inline(always)]
+fn switched_out(thread: &mut ThreadStats, tgid: u32, tid: u32, voluntary: bool, now: u64) {
     // A thread's switches are serialised (it cannot run on two CPUs), so
     // plain updates are safe here.
-    let thread = unsafe { &mut *thread };
+    thread.tgid = tgid;
+    if thread.comm[0] == 0 {
+        thread.comm = bpf_get_current_comm().unwrap_or_default();
+    }
     if voluntary {
         thread.voluntary += 1;
         crate::python::went_to_sleep(tgid, tid, now);

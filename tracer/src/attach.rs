@@ -6,13 +6,25 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         PerfEvent, ProgramError, TracePoint, UProbe,
-        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+        perf_event::{
+            PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent,
+        },
+        trace_point::TracePointLinkId,
+        uprobe::UProbeLinkId,
     },
 };
 use tracer_common::{
     Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, ReadKey, ReadStats,
-    ThreadStats, drops, py_stats,
+    ThreadStats, ZombieEntry, drops, py_stats,
 };
+
+/// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
+/// and drop every link (tracepoints, the sampler's perf events, the uprobe).
+enum Link {
+    TracePoint(&'static str, TracePointLinkId),
+    PerfEvent(&'static str, PerfEventLinkId),
+    UProbe(&'static str, UProbeLinkId),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -96,9 +108,14 @@ const ATTACHMENTS: &[Attachment] = &[
         tracepoints: &[("syscalls", "sys_enter_readv")],
         optional: true,
     },
+    // preadv2 has preadv's arguments plus flags (same fd/vec/vlen fields),
+    // and is what CPython's os.preadv calls: counted as "preadv".
     Attachment {
         program: "sys_enter_preadv",
-        tracepoints: &[("syscalls", "sys_enter_preadv")],
+        tracepoints: &[
+            ("syscalls", "sys_enter_preadv"),
+            ("syscalls", "sys_enter_preadv2"),
+        ],
         optional: true,
     },
     Attachment {
@@ -108,6 +125,7 @@ const ATTACHMENTS: &[Attachment] = &[
             ("syscalls", "sys_exit_pread64"),
             ("syscalls", "sys_exit_readv"),
             ("syscalls", "sys_exit_preadv"),
+            ("syscalls", "sys_exit_preadv2"),
         ],
         optional: false,
     },
@@ -141,6 +159,38 @@ const ATTACHMENTS: &[Attachment] = &[
         tracepoints: &[("sched", "sched_process_exit")],
         optional: false,
     },
+    // Process lifecycle and signals: rare events, each optional (the report
+    // then says what is missing).
+    Attachment {
+        program: "sched_process_exec",
+        tracepoints: &[("sched", "sched_process_exec")],
+        optional: true,
+    },
+    Attachment {
+        program: "sched_process_free",
+        tracepoints: &[("sched", "sched_process_free")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_exit_wait4",
+        tracepoints: &[("syscalls", "sys_exit_wait4")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_exit_waitid",
+        tracepoints: &[("syscalls", "sys_exit_waitid")],
+        optional: true,
+    },
+    Attachment {
+        program: "signal_generate",
+        tracepoints: &[("signal", "signal_generate")],
+        optional: true,
+    },
+    Attachment {
+        program: "signal_deliver",
+        tracepoints: &[("signal", "signal_deliver")],
+        optional: true,
+    },
 ];
 
 const VERIFIER_LOG_TAIL_LINES: usize = 25;
@@ -153,6 +203,7 @@ pub struct Probes {
     py_config: aya::maps::Array<MapData, PyConfig>,
     /// Why Python sampling is not running (it failed to attach), if so.
     pub sampler_error: Option<String>,
+    links: Vec<Link>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
 }
@@ -167,8 +218,9 @@ impl Probes {
             .map_err(|err| AttachError::Load(Box::new(err)))?;
 
         let mut warnings = Vec::new();
+        let mut links = Vec::new();
         for attachment in ATTACHMENTS {
-            if let Err(err) = attach_one(&mut ebpf, attachment) {
+            if let Err(err) = attach_one(&mut ebpf, attachment, &mut links) {
                 if attachment.optional {
                     log::warn!("{err}");
                     warnings.push(format!("not counted: {err}"));
@@ -178,10 +230,12 @@ impl Probes {
             }
         }
         let sampler_error = match sample_rate {
-            Some(rate) => attach_sampler(&mut ebpf, rate).err().map(|err| {
-                log::warn!("{err}");
-                err.to_string()
-            }),
+            Some(rate) => attach_sampler(&mut ebpf, rate, &mut links)
+                .err()
+                .map(|err| {
+                    log::warn!("{err}");
+                    err.to_string()
+                }),
             None => None,
         };
         let traced = take_map(&mut ebpf, "TRACED")?;
@@ -193,6 +247,7 @@ impl Probes {
             py_threads,
             py_config,
             sampler_error,
+            links,
             warnings,
         })
     }
@@ -269,13 +324,14 @@ impl Probes {
             Some(pid) => aya::programs::uprobe::UProbeScope::OneProcess(pid),
             None => aya::programs::uprobe::UProbeScope::AllProcesses,
         };
-        program
+        let link = program
             .attach(
                 aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
                 path,
                 scope,
             )
             .map_err(err)?;
+        self.links.push(Link::UProbe(name, link));
         Ok(())
     }
 
@@ -324,6 +380,45 @@ impl Probes {
             .insert(pid, 1, 0)
             .map_err(|source| AttachError::Map {
                 map: "TRACED",
+                source,
+            })
+    }
+
+    /// Adds a thread (not the leader) of a traced process, so signals sent
+    /// to it are attributed to its process.
+    pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), AttachError> {
+        let map = self
+            .ebpf
+            .map_mut("TASKS")
+            .ok_or(AttachError::MissingMap("TASKS"))?;
+        let mut tasks =
+            HashMap::<_, u32, u32>::try_from(map).map_err(|source| AttachError::Map {
+                map: "TASKS",
+                source,
+            })?;
+        tasks
+            .insert(tid, tgid, 0)
+            .map_err(|source| AttachError::Map {
+                map: "TASKS",
+                source,
+            })
+    }
+
+    /// Registers a zombie that existed before tracing, so whoever reaps it is seen.
+    pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), AttachError> {
+        let map = self
+            .ebpf
+            .map_mut("ZOMBIES")
+            .ok_or(AttachError::MissingMap("ZOMBIES"))?;
+        let mut zombies =
+            HashMap::<_, u32, ZombieEntry>::try_from(map).map_err(|source| AttachError::Map {
+                map: "ZOMBIES",
+                source,
+            })?;
+        zombies
+            .insert(pid, ZombieEntry { exit_ns: now_ns }, 0)
+            .map_err(|source| AttachError::Map {
+                map: "ZOMBIES",
                 source,
             })
     }
@@ -391,6 +486,42 @@ impl Probes {
         Ok(totals)
     }
 
+    /// Detaches every program: tracepoints, the Python sampler's perf events
+    /// and the entry-counter uprobe. Each tracepoint detach waits for RCU grace
+    /// periods (~40 ms here) under a kernel mutex; doing them from parallel
+    /// threads overlaps what the kernel lets overlap. Maps stay readable.
+    pub fn detach(&mut self) {
+        let mut owned: Vec<Box<dyn Send>> = Vec::new();
+        for link in self.links.drain(..) {
+            let link: Option<Box<dyn Send>> = match link {
+                Link::TracePoint(program, id) => self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut TracePoint>::try_from(p).ok())
+                    .and_then(|p| p.take_link(id).ok())
+                    .map(|l| Box::new(l) as Box<dyn Send>),
+                Link::PerfEvent(program, id) => self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut PerfEvent>::try_from(p).ok())
+                    .and_then(|p| p.take_link(id).ok())
+                    .map(|l| Box::new(l) as Box<dyn Send>),
+                Link::UProbe(program, id) => self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
+                    .and_then(|p| p.take_link(id).ok())
+                    .map(|l| Box::new(l) as Box<dyn Send>),
+            };
+            owned.extend(link);
+        }
+        std::thread::scope(|scope| {
+            for link in owned {
+                scope.spawn(move || drop(link));
+            }
+        });
+    }
+
     /// Every traced thread's scheduling figures (key: tid).
     pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, AttachError> {
         let map = self
@@ -431,7 +562,7 @@ fn per_cpu_totals<const N: usize>(
 
 /// The CPU-clock sampler, one perf event per online CPU; the program itself
 /// ignores every process but the traced ones.
-fn attach_sampler(ebpf: &mut Ebpf, rate: u64) -> Result<(), AttachError> {
+fn attach_sampler(ebpf: &mut Ebpf, rate: u64, links: &mut Vec<Link>) -> Result<(), AttachError> {
     let name = "python_sample";
     let program: &mut PerfEvent = ebpf
         .program_mut(name)
@@ -448,7 +579,7 @@ fn attach_sampler(ebpf: &mut Ebpf, rate: u64) -> Result<(), AttachError> {
     let cpus = aya::util::online_cpus()
         .map_err(|(what, err)| AttachError::Cpus(format!("{what}: {err}")))?;
     for cpu in cpus {
-        program
+        let link = program
             .attach(
                 PerfEventConfig::Software(SoftwareEvent::CpuClock),
                 PerfEventScope::AllProcessesOneCpu { cpu },
@@ -460,6 +591,7 @@ fn attach_sampler(ebpf: &mut Ebpf, rate: u64) -> Result<(), AttachError> {
                 cpu,
                 source: Box::new(source),
             })?;
+        links.push(Link::PerfEvent(name, link));
     }
     Ok(())
 }
@@ -489,7 +621,11 @@ where
     M::try_from(map).map_err(|source| AttachError::Map { map: name, source })
 }
 
-fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachError> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    attachment: &Attachment,
+    links: &mut Vec<Link>,
+) -> Result<(), AttachError> {
     let program_name = attachment.program;
     let program: &mut TracePoint = ebpf
         .program_mut(program_name)
@@ -506,7 +642,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
         .load()
         .map_err(|source| load_error(program_name, source))?;
     for &(category, name) in attachment.tracepoints {
-        program
+        let link = program
             .attach(category, name)
             .map_err(|source| AttachError::Attach {
                 program: program_name.into(),
@@ -514,6 +650,7 @@ fn attach_one(ebpf: &mut Ebpf, attachment: &Attachment) -> Result<(), AttachErro
                 name,
                 source: Box::new(source),
             })?;
+        links.push(Link::TracePoint(program_name, link));
     }
     Ok(())
 }

@@ -15,6 +15,10 @@ What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
               and the context switches that happened inside those reads
   scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
+  processes   the target and its children (followed by default): argv, exit code or signal
+  zombies     children that exited: how long each stayed a zombie, who reaped it and how
+  signals     who sent which signal to whom, the kernel's result, the disposition it was
+              delivered with, generation-to-delivery latency, signals never delivered
   python      hot functions and lines (self / total share, per thread and in total),
               from CPU-clock sampling of the Python stack (CPython 3.8-3.14)
 
@@ -93,7 +97,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
 
-    /// Do not follow processes forked by the target
+    /// Do not follow processes forked by the target (followed by default:
+    /// their reads, scheduling, exits and signals are reported too)
     #[arg(long)]
     pub no_children: bool,
 

@@ -101,9 +101,10 @@ pub fn from_open(tgid: u32, fd: i32, opened: &str) -> FileInfo {
         })
         // A short-lived process may be gone (or a zombie, whose root is
         // unreadable): an absolute path then most likely names the same file
-        // in our own root.
+        // in our own root, and a file of its /proc/self is a procfs file
+        // like the one in ours.
         .or_else(|| {
-            (opened.starts_with('/') && !opened.starts_with("/proc/"))
+            ((opened.starts_with('/') && !opened.starts_with("/proc/")) || own_procfs_file(opened))
                 .then(|| describe(Path::new(opened)))
                 .flatten()
         });
@@ -113,6 +114,18 @@ pub fn from_open(tgid: u32, fd: i32, opened: &str) -> FileInfo {
         fs,
         blksize,
     }
+}
+
+/// A file of the process's own procfs directory (`/proc/self/status`...),
+/// not a link out of it (`fd/3`, `cwd`, `exe`... would name our files).
+fn own_procfs_file(opened: &str) -> bool {
+    let rest = opened
+        .strip_prefix("/proc/self/")
+        .or_else(|| opened.strip_prefix("/proc/thread-self/"));
+    rest.is_some_and(|rest| {
+        let first = rest.split('/').next().unwrap_or_default();
+        !matches!(first, "fd" | "cwd" | "root" | "exe" | "map_files")
+    })
 }
 
 /// Every open descriptor of a process, for files opened before we attached.
@@ -148,6 +161,18 @@ mod tests {
             outside_path(42, "/proc/thread-self/stat"),
             "/proc/42/task/42/stat"
         );
+    }
+
+    #[test]
+    fn names_procfs_files_of_a_process_that_is_gone() {
+        let gone = u32::MAX - 1;
+        let info = from_open(gone, 3, "/proc/self/status");
+        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+        let info = from_open(gone, 3, "/proc/thread-self/stat");
+        assert_eq!(info.fs, "proc");
+        // Links out of /proc/self would describe the tracer's own files.
+        assert_eq!(from_open(gone, 3, "/proc/self/fd/0").fs, "unknown");
+        assert_eq!(from_open(gone, 3, "/proc/self/cwd/x").fs, "unknown");
     }
 
     #[test]

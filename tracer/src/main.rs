@@ -6,6 +6,7 @@
 
 mod analysis;
 mod attach;
+mod btf;
 mod cli;
 mod events;
 mod files;
@@ -50,14 +51,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let report = match runtime.block_on(run::run(&args, started)) {
-        Ok(report) => report,
+    let (report, mut probes) = match runtime.block_on(run::run(&args, started)) {
+        Ok(done) => done,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(err.exit_code() as u8);
         }
     };
-    match write_report(&args, &report) {
+    let written = write_report(&args, &report);
+    // After the report: the user does not wait for the kernel's teardown.
+    probes.detach();
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -89,9 +93,12 @@ fn write_report(args: &cli::Args, report: &report::Report) -> anyhow::Result<()>
     match &args.output {
         Some(path) => std::fs::write(path, rendered)
             .with_context(|| format!("writing the report to {}", path.display())),
-        None => std::io::stdout()
-            .lock()
-            .write_all(rendered.as_bytes())
-            .context("writing the report to standard output"),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(rendered.as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("writing the report to standard output")
+        }
     }
 }

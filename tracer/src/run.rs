@@ -8,16 +8,17 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, drops, py_stats};
+use tracer_common::{Config, SyscallRegs, drops, py_stats};
 
 use crate::{
-    analysis::{Collector, sched},
+    analysis::{Collector, processes, sched},
     attach::{AttachError, Probes},
+    btf,
     cli::Args,
     events,
     preflight::{self, PreflightError},
     python::{self, PythonTracer},
-    report::{Dropped, EventCounts, Report, Target as ReportTarget},
+    report::{Dropped, EventCounts, Report, SignalLog, Target as ReportTarget},
     status::StatusLine,
     target::{self, Target, TargetError},
     tracefs::{self, TracefsError},
@@ -59,7 +60,10 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { context, source }
 }
 
-pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
+/// Returns the report and the still-attached probes: the caller writes the
+/// report first and detaches after, since detaching takes a kernel grace
+/// period per tracepoint (~40 ms each here, serialised by the kernel).
+pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunError> {
     preflight::check()?;
     // A pid that does not exist is the most common mistake: say so before loading.
     let mut target = match args.pid {
@@ -68,11 +72,21 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     };
     let tracefs_root = tracefs::ensure_mounted()?;
     let layout = tracefs::read_layout(&tracefs_root)?;
+    let mut early_warnings = Vec::new();
+    let (task_exit_code, regs, argv) = kernel_structs(&mut early_warnings);
+    let mut lifecycle = layout.lifecycle;
+    (
+        lifecycle.task_mm,
+        lifecycle.mm_arg_start,
+        lifecycle.mm_arg_end,
+    ) = argv;
     let config = Config {
         offsets: layout.offsets,
+        lifecycle,
+        regs,
         task_state_mask: layout.task_state_mask,
         follow_children: u32::from(!args.no_children),
-        _pad: 0,
+        task_exit_code,
     };
     let sample_rate = (!args.no_python).then_some(args.rate);
     let mut probes = Probes::load(config, sample_rate)?;
@@ -83,16 +97,47 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     {
         entries_error = Some(err.to_string());
     }
+    probes.warnings.append(&mut early_warnings);
     log::info!("programs attached after {:?}", started.elapsed());
 
-    let mut collector = Collector::default();
+    let mut collector = Collector {
+        base_ns: monotonic_ns(),
+        ..Collector::default()
+    };
+    let mut root_threads = 0;
     let mut target = match target.take() {
         Some(target) => {
             probes.trace_pid(target.pid)?;
+            let mut traced = vec![target.pid];
             if !args.no_children {
                 for child in target::descendants(target.pid) {
                     probes.trace_pid(child)?;
+                    traced.push(child);
                 }
+            }
+            for &pid in &traced {
+                let mut threads = 0;
+                for tid in target::threads(pid) {
+                    if tid != pid {
+                        probes.trace_thread(tid, pid)?;
+                        threads += 1;
+                    }
+                }
+                if pid == target.pid {
+                    root_threads = threads;
+                } else {
+                    let (comm, ppid, argv) = target::describe_pid(pid);
+                    collector
+                        .processes
+                        .add_existing(pid, ppid, &comm, &argv, threads);
+                }
+            }
+            // Zombies that predate the trace: listed, and their reaping watched.
+            for zombie in processes::scan_zombies(&traced) {
+                probes.watch_zombie(zombie.pid, collector.base_ns)?;
+                collector
+                    .processes
+                    .add_preexisting_zombie(&zombie, collector.base_ns);
             }
             collector.files.remember_open_fds(target.pid);
             target
@@ -118,6 +163,17 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             args.command.clone(),
         )
     });
+    let root_ppid = if target.launched {
+        std::process::id()
+    } else {
+        target::describe_pid(target.pid).1
+    };
+    collector
+        .processes
+        .add_root(target.pid, root_ppid, &comm, &argv, root_threads);
+    // Before saying "tracing": a Ctrl-C right after that line must stop the
+    // trace and write the report, not kill the tracer.
+    let signals = Signals::install()?;
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());
@@ -132,8 +188,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     }
 
     let trace_start = Instant::now();
-    let stopped = event_loop(args, &mut probes, &mut target, &mut collector).await?;
+    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, signals).await?;
     let duration = trace_start.elapsed();
+    let end_ns = monotonic_ns();
     if let Some(first) = collector.first_event {
         log::info!("first event after {} ms", (first - started).as_millis());
     }
@@ -153,7 +210,6 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
     let opens = probes.file_opens()?;
     let threads = probes.threads()?;
     let mut probes_warnings = std::mem::take(&mut probes.warnings);
-    drop(probes); // detach before the (possibly slow) report work
 
     let mut names = collector.exit_comms.clone();
     names.extend(sched::live_names(&threads));
@@ -166,6 +222,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             reads: drop_counts[drops::READ_STATS as usize],
             threads: drop_counts[drops::THREADS as usize],
             tables: drop_counts[drops::TABLES as usize],
+            lifecycle: drop_counts[drops::LIFECYCLE as usize],
         },
     };
     let python = match (&collector.python, sampler_error) {
@@ -189,6 +246,14 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         }
     };
     let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
+    let signals = std::mem::take(&mut collector.signals);
+    let (processes, zombies) = std::mem::take(&mut collector.processes).finish(
+        end_ns,
+        collector.base_ns,
+        |pid| signals.killer_of(pid),
+        processes::is_zombie_now,
+    );
+    let (signals, log_entries, log_total) = signals.finish();
     let mut warnings = std::mem::take(&mut probes_warnings);
     warnings.append(&mut collector.warnings);
     if collector.decode_errors > 0 {
@@ -197,7 +262,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
             collector.decode_errors
         ));
     }
-    Ok(Report {
+    let report = Report {
         target: ReportTarget {
             pid: target.pid,
             comm: names.get(&target.pid).cloned().unwrap_or(comm),
@@ -212,8 +277,61 @@ pub async fn run(args: &Args, started: Instant) -> Result<Report, RunError> {
         reads,
         sched,
         python,
+        processes,
+        zombies,
+        signals,
+        signal_log: SignalLog {
+            total: log_total,
+            entries: log_entries,
+        },
         warnings,
-    })
+    };
+    Ok((report, probes))
+}
+
+/// Kernel struct offsets from BTF: `task_struct.exit_code`, the saved
+/// syscall registers, where argv is. Without them the trace still runs,
+/// with less detail.
+fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs, (u32, u32, u32)) {
+    let btf = match btf::vmlinux() {
+        Ok(btf) => btf,
+        Err(err) => {
+            warnings.push(format!(
+                "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
+                 threads may be listed as processes and all signals as sent by the kernel"
+            ));
+            return (0, SyscallRegs::default(), (0, 0, 0));
+        }
+    };
+    let exit_code = btf::task_exit_code_offset(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "exit statuses come only from traced wait4/waitid calls: {err}"
+        ));
+        0
+    });
+    let regs = btf::syscall_regs(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "threads may be listed as processes, signals not told from kernel ones, wait \
+             statuses not read: {err}"
+        ));
+        SyscallRegs::default()
+    });
+    let argv = btf::argv_offsets(&btf).unwrap_or_else(|err| {
+        warnings.push(format!("command lines after exec are not captured: {err}"));
+        (0, 0, 0)
+    });
+    (exit_code, regs, argv)
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Puts each file's Python read stacks on its `FileReads` row.
@@ -289,6 +407,23 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
     Ok(())
 }
 
+/// The signals that stop tracing (and produce the report).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, RunError> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())
+                .map_err(io_err("installing SIGINT handler"))?,
+            terminate: signal(SignalKind::terminate())
+                .map_err(io_err("installing SIGTERM handler"))?,
+        })
+    }
+}
+
 /// Drains the ring buffer until the target exits, the duration elapses, or
 /// SIGINT / SIGTERM arrives. Returns why it stopped.
 async fn event_loop(
@@ -296,15 +431,16 @@ async fn event_loop(
     probes: &mut Probes,
     target: &mut Target,
     collector: &mut Collector,
+    signals: Signals,
 ) -> Result<&'static str, RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|err| io_err("polling the ring buffer")(err.into_parts().1))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(io_err("installing SIGINT handler"))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(io_err("installing SIGTERM handler"))?;
+    let Signals {
+        mut interrupt,
+        mut terminate,
+    } = signals;
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));

@@ -102,17 +102,27 @@ impl Target {
         let (hold_read, hold_write) = pipe().map_err(spawn_err)?;
         let (status_read, status_write) = pipe().map_err(spawn_err)?;
 
-        // SAFETY: the child only calls async-signal-safe functions (read,
-        // execvp, write, _exit) on memory prepared before the fork.
+        // SAFETY: the child only calls async-signal-safe functions (poll,
+        // ioctl, execvp, write, _exit) on memory prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(spawn_err(std::io::Error::last_os_error()));
         }
         if pid == 0 {
             unsafe {
-                let mut byte = 0u8;
-                let n = libc::read(hold_read.as_raw_fd(), (&raw mut byte).cast(), 1);
-                if n != 1 {
+                // Wait without read(2): the child is traced by now, and a
+                // read here would be reported as the command's own (on a
+                // descriptor that exec then closes, so it cannot be named).
+                let fd = hold_read.as_raw_fd();
+                let mut wait = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                while libc::poll(&mut wait, 1, -1) < 0 && *libc::__errno_location() == libc::EINTR {
+                }
+                let mut pending: libc::c_int = 0;
+                if libc::ioctl(fd, libc::FIONREAD, &mut pending) != 0 || pending < 1 {
                     // The tracer went away before releasing us.
                     libc::_exit(125);
                 }
@@ -231,6 +241,37 @@ impl Target {
 pub fn parent_of_stat(stat: &str) -> Option<u32> {
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The thread ids of a process (empty if it is gone).
+pub fn threads(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// (comm, ppid, argv) of a live process as /proc shows it (empty if gone).
+pub fn describe_pid(pid: u32) -> (String, u32, Vec<String>) {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_default();
+    let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parent_of_stat(&stat))
+        .unwrap_or(0);
+    let argv = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmdline| {
+            cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (comm, ppid, argv)
 }
 
 /// Every live descendant of `pid` (children forked before we attached).

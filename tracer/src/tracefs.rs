@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use tracer_common::TracepointOffsets;
+use tracer_common::{LifecycleOffsets, TracepointOffsets};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
@@ -151,6 +151,7 @@ pub fn task_state_mask(sched_switch_print_fmt: &str) -> u64 {
 /// Everything the programs need from tracefs.
 pub struct KernelLayout {
     pub offsets: TracepointOffsets,
+    pub lifecycle: LifecycleOffsets,
     pub task_state_mask: u64,
 }
 
@@ -190,7 +191,40 @@ pub fn read_layout(root: &Path) -> Result<KernelLayout, TracefsError> {
     };
     Ok(KernelLayout {
         offsets,
+        lifecycle: read_lifecycle(root)?,
         task_state_mask: task_state_mask(&switch.print_fmt),
+    })
+}
+
+/// Offsets for the process-lifecycle and signal programs (all required:
+/// every kernel with tracing has these tracepoints).
+pub fn read_lifecycle(root: &Path) -> Result<LifecycleOffsets, TracefsError> {
+    let generate = read_format(root, "signal", "signal_generate")?;
+    let deliver = read_format(root, "signal", "signal_deliver")?;
+    let exec = read_format(root, "sched", "sched_process_exec")?;
+    let free = read_format(root, "sched", "sched_process_free")?;
+    Ok(LifecycleOffsets {
+        gen_sig: generate.offset("sig")?,
+        gen_errno: generate.offset("errno")?,
+        gen_code: generate.offset("code")?,
+        gen_pid: generate.offset("pid")?,
+        gen_group: generate.offset("group")?,
+        gen_result: generate.offset("result")?,
+        gen_comm: generate.offset("comm")?,
+        deliver_sig: deliver.offset("sig")?,
+        deliver_errno: deliver.offset("errno")?,
+        deliver_code: deliver.offset("code")?,
+        deliver_sa_handler: deliver.offset("sa_handler")?,
+        deliver_sa_flags: deliver.offset("sa_flags")?,
+        exec_filename: exec.offset("filename")?,
+        exec_pid: exec.offset("pid")?,
+        exec_old_pid: exec.offset("old_pid")?,
+        free_pid: free.offset("pid")?,
+        // From BTF, filled in by the caller.
+        task_mm: 0,
+        mm_arg_start: 0,
+        mm_arg_end: 0,
+        _pad: 0,
     })
 }
 
@@ -261,6 +295,53 @@ print fmt: "prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=
             r#"__print_flags(REC->prev_state & 127, "|", { 0x01, "S" }, { 0x40, "P" }) : "R""#;
         assert_eq!(task_state_mask(old), 0x7f);
         assert_eq!(task_state_mask("garbage"), 0xff);
+    }
+
+    const SIGNAL_GENERATE_6_18: &str = r#"name: signal_generate
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:int common_pid;	offset:4;	size:4;	signed:1;
+
+	field:int sig;	offset:8;	size:4;	signed:1;
+	field:int errno;	offset:12;	size:4;	signed:1;
+	field:int code;	offset:16;	size:4;	signed:1;
+	field:char comm[16];	offset:20;	size:16;	signed:0;
+	field:pid_t pid;	offset:36;	size:4;	signed:1;
+	field:int group;	offset:40;	size:4;	signed:1;
+	field:int result;	offset:44;	size:4;	signed:1;
+"#;
+
+    const SIGNAL_DELIVER_6_18: &str = r#"format:
+	field:int sig;	offset:8;	size:4;	signed:1;
+	field:int errno;	offset:12;	size:4;	signed:1;
+	field:int code;	offset:16;	size:4;	signed:1;
+	field:unsigned long sa_handler;	offset:24;	size:8;	signed:0;
+	field:unsigned long sa_flags;	offset:32;	size:8;	signed:0;
+"#;
+
+    #[test]
+    fn parses_signal_tracepoints() {
+        let g = EventFormat::parse("signal:signal_generate", SIGNAL_GENERATE_6_18);
+        assert_eq!(g.offset("sig").unwrap(), 8);
+        assert_eq!(g.offset("comm").unwrap(), 20);
+        assert_eq!(g.offset("pid").unwrap(), 36);
+        assert_eq!(g.offset("group").unwrap(), 40);
+        assert_eq!(g.offset("result").unwrap(), 44);
+        let d = EventFormat::parse("signal:signal_deliver", SIGNAL_DELIVER_6_18);
+        assert_eq!(d.offset("sa_handler").unwrap(), 24);
+        assert_eq!(d.offset("sa_flags").unwrap(), 32);
+    }
+
+    #[test]
+    fn reads_this_kernels_lifecycle_layout() {
+        let root = Path::new("/sys/kernel/tracing");
+        if !root.join("events/signal").is_dir() {
+            eprintln!("skipped: tracefs not mounted or not readable");
+            return;
+        }
+        let l = read_lifecycle(root).unwrap();
+        assert!(l.gen_pid > l.gen_sig && l.deliver_sa_flags > l.deliver_sa_handler);
+        assert!(l.exec_old_pid > l.exec_pid && l.free_pid > 0);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Aggregators: events from the ring buffer and rows from the BPF maps go in,
 //! report sections come out. One module per concern.
 
+pub mod processes;
 pub mod reads;
 pub mod sched;
+pub mod signals;
 
 use std::{collections::HashMap, time::Instant};
 
@@ -20,6 +22,12 @@ pub struct Collector {
     pub exit_comms: HashMap<u32, String>,
     /// Processes whose whole thread group exited.
     pub exited: Vec<u32>,
+    /// Process tree and zombie lifecycle.
+    pub processes: processes::ProcessTable,
+    /// Signal generation / delivery pairing.
+    pub signals: signals::SignalTable,
+    /// CLOCK_MONOTONIC ns when tracing started (the kernel's timestamps' clock).
+    pub base_ns: u64,
     /// Notes for the report about the trace itself.
     pub warnings: Vec<String>,
     /// The process whose Python stacks are sampled, and its symbolizer.
@@ -54,11 +62,20 @@ impl Collector {
             Event::FdDiscovered { tgid, fd, file_id } => {
                 self.files.on_discovered(tgid, fd, file_id)
             }
-            Event::ProcessForked { parent_tgid, .. } => {
+            Event::ProcessForked {
+                parent_tgid,
+                child,
+                is_thread,
+                ts_ns,
+                comm,
+                ..
+            } => {
                 // A new thread or child of the Python target: re-read its thread list soon.
                 if self.python_pid == Some(parent_tgid) {
                     self.python_dirty = true;
                 }
+                self.processes
+                    .on_fork(parent_tgid, child, is_thread, ts_ns, &comm)
             }
             Event::PySample {
                 tgid,
@@ -81,14 +98,43 @@ impl Collector {
                 tgid,
                 tid,
                 group_dead,
+                ts_ns,
                 comm,
-                ..
+                status,
             } => {
+                self.processes
+                    .on_exit(tgid, group_dead, ts_ns, &comm, status);
                 self.exit_comms.insert(tid, comm);
                 if group_dead {
                     self.exited.push(tgid);
                 }
             }
+            Event::ProcessExec {
+                tgid,
+                ts_ns,
+                comm,
+                argv,
+                truncated,
+                ..
+            } => self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated),
+            Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
+            Event::WaitDone(wait) => self.processes.on_wait(&wait),
+            Event::SignalGenerated(g) => {
+                // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
+                if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {
+                    // Sent by the exiting child's own exit path: g.tgid is the child.
+                    // The target is the thread that forked it: name its process.
+                    let parent = if g.target_tgid != 0 {
+                        g.target_tgid
+                    } else {
+                        g.target_pid
+                    };
+                    let result = signals::result_name(g.result);
+                    self.processes.on_sigchld(g.tgid, parent, g.ts_ns, result);
+                }
+                self.signals.on_generate(&g, self.base_ns);
+            }
+            Event::SignalDelivered(d) => self.signals.on_deliver(&d, self.base_ns),
         }
     }
 }

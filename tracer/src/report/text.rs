@@ -20,6 +20,7 @@ pub fn render(report: &Report) -> String {
     header(&mut out, report);
     reads(&mut out, report);
     sched(&mut out, report);
+    super::lifecycle_text::render(&mut out, report);
     python(&mut out, report);
     notes(&mut out, report);
     out

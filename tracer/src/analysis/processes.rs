@@ -1,0 +1,675 @@
+//! The process tree and the zombie lifecycle: fork / exec / exit / wait /
+//! release events in, `processes` and `zombies` report rows out. Pure logic,
+//! no I/O (the `/proc` scan for zombies that predate the trace is in
+//! `scan_zombies`).
+//!
+//! A traced process that exits is a zombie until it is released:
+//! - its parent's wait4/waitid returns its pid ("wait4" / "waitid"),
+//! - another process's wait4 returns it (reparented to init or a subreaper: "init"),
+//! - it is released without any wait (SIGCHLD ignored, SA_NOCLDWAIT: "autoreap";
+//!   or, if its parent had exited first, reaped by an untraced waitid: "init"),
+//! - or none of these before the trace ends ("still_zombie").
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{
+    analysis::signals::signal_name,
+    events::{WaitDone, WaitSyscall},
+    report::{ProcessInfo, Zombie},
+};
+
+const WNOWAIT: u32 = 0x0100_0000;
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reap {
+    ts_ns: u64,
+    by_pid: u32,
+    by_comm: String,
+    syscall: WaitSyscall,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    comm: String,
+    argv: Vec<String>,
+    root: bool,
+    start_ns: Option<u64>,
+    exec_ns: Option<u64>,
+    exit_ns: Option<u64>,
+    /// wait(2) status.
+    status: Option<u32>,
+    threads: u32,
+    reap: Option<Reap>,
+    freed_ns: Option<u64>,
+    /// A zombie already when tracing started: its age from /proc, if known.
+    pre_existing: Option<Option<u64>>,
+    /// SIGCHLD for this child's exit: (time, kernel result name, the
+    /// process it went to: its parent then, which may be a subreaper).
+    sigchld: Option<(u64, String, u32)>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WaitCalls {
+    calls: u64,
+    last_ns: u64,
+}
+
+/// What a wait status says: (exit code, killing signal, core dumped).
+pub fn decode_status(status: u32) -> (Option<i32>, Option<i32>, bool) {
+    let sig = (status & 0x7f) as i32;
+    if sig == 0 {
+        (Some(((status >> 8) & 0xff) as i32), None, false)
+    } else if sig == 0x7f {
+        (None, None, false) // stopped: not an exit
+    } else {
+        (None, Some(sig), status & 0x80 != 0)
+    }
+}
+
+/// A waitid `si_code`/`si_status` as a wait status, if it reports a termination.
+pub fn waitid_status(code: i32, status: i32) -> Option<u32> {
+    let status = status as u32;
+    match code {
+        CLD_EXITED => Some((status & 0xff) << 8),
+        CLD_KILLED => Some(status & 0x7f),
+        CLD_DUMPED => Some((status & 0x7f) | 0x80),
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+pub struct ProcessTable {
+    procs: BTreeMap<u32, Proc>,
+    /// Processes whose pid was reused during the trace.
+    retired: Vec<Proc>,
+    waits: HashMap<u32, WaitCalls>,
+}
+
+impl ProcessTable {
+    /// A process traced from the start (the launched command, or `--pid`)
+    /// with the threads it has besides the main one.
+    pub fn add_root(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
+        let p = self.procs.entry(pid).or_insert_with(|| Proc {
+            pid,
+            ..Proc::default()
+        });
+        p.ppid = ppid;
+        p.threads += threads;
+        p.root = true;
+        if p.comm.is_empty() {
+            p.comm = comm.to_owned();
+        }
+        if p.argv.is_empty() {
+            p.argv = argv.to_vec();
+        }
+    }
+
+    /// A descendant that was already running when tracing started.
+    pub fn add_existing(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
+        let p = self.procs.entry(pid).or_insert_with(|| Proc {
+            pid,
+            ..Proc::default()
+        });
+        p.ppid = ppid;
+        p.threads += threads;
+        p.comm = comm.to_owned();
+        p.argv = argv.to_vec();
+    }
+
+    /// A child that was a zombie before tracing started (`age_ns`: time since
+    /// it started, when /proc says; its exit time is not known).
+    pub fn add_preexisting_zombie(&mut self, z: &FoundZombie, now_ns: u64) {
+        self.procs.insert(
+            z.pid,
+            Proc {
+                pid: z.pid,
+                ppid: z.ppid,
+                comm: z.comm.clone(),
+                exit_ns: Some(now_ns),
+                status: z.status,
+                pre_existing: Some(z.age_ns),
+                ..Proc::default()
+            },
+        );
+    }
+
+    pub fn on_fork(
+        &mut self,
+        parent_tgid: u32,
+        child: u32,
+        is_thread: bool,
+        ts_ns: u64,
+        comm: &str,
+    ) {
+        if is_thread {
+            if let Some(parent) = self.procs.get_mut(&parent_tgid) {
+                parent.threads += 1;
+            }
+            return;
+        }
+        let argv = self
+            .procs
+            .get(&parent_tgid)
+            .map(|p| p.argv.clone())
+            .unwrap_or_default();
+        if let Some(old) = self.procs.remove(&child) {
+            self.retired.push(old);
+        }
+        self.procs.insert(
+            child,
+            Proc {
+                pid: child,
+                ppid: parent_tgid,
+                comm: comm.to_owned(),
+                argv,
+                start_ns: Some(ts_ns),
+                ..Proc::default()
+            },
+        );
+    }
+
+    /// A successful exec; `argv` is empty if it could not be read.
+    pub fn on_exec(
+        &mut self,
+        tgid: u32,
+        ts_ns: u64,
+        comm: &str,
+        mut argv: Vec<String>,
+        truncated: bool,
+    ) {
+        let p = self.procs.entry(tgid).or_insert_with(|| Proc {
+            pid: tgid,
+            ..Proc::default()
+        });
+        p.comm = comm.to_owned();
+        p.exec_ns = Some(ts_ns);
+        if !argv.is_empty() {
+            if truncated {
+                argv.push("...".into());
+            }
+            p.argv = argv;
+        }
+    }
+
+    pub fn on_exit(
+        &mut self,
+        tgid: u32,
+        group_dead: bool,
+        ts_ns: u64,
+        comm: &str,
+        status: Option<u32>,
+    ) {
+        if !group_dead {
+            return;
+        }
+        let p = self.procs.entry(tgid).or_insert_with(|| Proc {
+            pid: tgid,
+            ..Proc::default()
+        });
+        p.exit_ns = Some(ts_ns);
+        p.comm = comm.to_owned();
+        if status.is_some() {
+            p.status = status;
+        }
+    }
+
+    pub fn on_freed(&mut self, pid: u32, ts_ns: u64) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.freed_ns.get_or_insert(ts_ns);
+        }
+    }
+
+    /// SIGCHLD generated for `parent` by the exit of `child`.
+    pub fn on_sigchld(&mut self, child: u32, parent: u32, ts_ns: u64, result: &str) {
+        if let Some(p) = self.procs.get_mut(&child)
+            && p.sigchld.is_none()
+        {
+            p.sigchld = Some((ts_ns, result.to_owned(), parent));
+        }
+    }
+
+    pub fn on_wait(&mut self, w: &WaitDone) {
+        if !w.untraced_reaper {
+            let calls = self.waits.entry(w.tgid).or_default();
+            calls.calls += 1;
+            calls.last_ns = w.ts_ns;
+        }
+        if w.pid == 0 {
+            return;
+        }
+        // Only a termination reaps; stopped/continued reports and WNOWAIT do not.
+        let status = match w.syscall {
+            WaitSyscall::Wait4 => match w.status {
+                Some(s) => {
+                    let s = s as u32;
+                    if (s & 0x7f) == 0x7f || s == 0xffff {
+                        return;
+                    }
+                    Some(s)
+                }
+                None => None,
+            },
+            WaitSyscall::Waitid => {
+                if w.options & WNOWAIT != 0 {
+                    return;
+                }
+                match waitid_status(w.code, w.status.unwrap_or(0)) {
+                    Some(s) => Some(s),
+                    None if w.status.is_none() => None,
+                    None => return,
+                }
+            }
+        };
+        let Some(p) = self.procs.get_mut(&w.pid) else {
+            return;
+        };
+        if p.exit_ns.is_none() || p.reap.is_some() {
+            return;
+        }
+        if p.status.is_none() {
+            p.status = status;
+        }
+        p.reap = Some(Reap {
+            ts_ns: w.ts_ns,
+            by_pid: w.tgid,
+            by_comm: w.comm.clone(),
+            syscall: w.syscall,
+        });
+    }
+
+    /// `killer`: the signal that killed a process according to the signal
+    /// deliveries, used when no exit status was read.
+    ///
+    /// `zombie_now`: whether `pid` is a zombie in /proc at the end. A child
+    /// whose release was not seen (its `sched_process_free` comes from an RCU
+    /// callback, possibly after tracing stopped) but that is gone was released.
+    pub fn finish(
+        self,
+        end_ns: u64,
+        base_ns: u64,
+        killer: impl Fn(u32) -> Option<i32>,
+        zombie_now: impl Fn(u32) -> bool,
+    ) -> (Vec<ProcessInfo>, Vec<Zombie>) {
+        let rel = |ts: u64| (ts as f64 - base_ns as f64) / 1e9;
+        let mut processes = Vec::new();
+        let mut zombies = Vec::new();
+        let exited_before = |ppid: u32, ts: u64, procs: &BTreeMap<u32, Proc>| {
+            procs
+                .get(&ppid)
+                .and_then(|p| p.exit_ns)
+                .is_some_and(|parent_exit| parent_exit <= ts)
+        };
+        let retired = self.retired.len();
+        let all: Vec<&Proc> = self.retired.iter().chain(self.procs.values()).collect();
+        for (index, p) in all.iter().enumerate() {
+            // A reused pid means the earlier process was released.
+            let gone = index < retired || !zombie_now(p.pid);
+            let freed_ns = p
+                .freed_ns
+                .or((p.exit_ns.is_some() && gone).then_some(end_ns));
+            let (mut code, mut signal, core) = p.status.map_or((None, None, false), decode_status);
+            if p.status.is_none() && p.exit_ns.is_some() && p.pre_existing.is_none() {
+                signal = killer(p.pid);
+                code = None;
+            }
+            if p.pre_existing.is_none() {
+                processes.push(ProcessInfo {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    comm: p.comm.clone(),
+                    argv: p.argv.clone(),
+                    exit_code: code,
+                    exit_signal: signal.map(signal_name),
+                    exit_signo: signal,
+                    core_dumped: core,
+                    start_s: p.start_ns.map(rel),
+                    exec_s: p.exec_ns.map(rel),
+                    exit_s: p.exit_ns.map(rel),
+                    threads: p.threads + 1,
+                    traced_from_start: p.root,
+                });
+            }
+            let Some(exit_ns) = p.exit_ns else { continue };
+            if p.root {
+                continue;
+            }
+            let (how, reaped_by, reaped_by_comm, end) = match (&p.reap, freed_ns) {
+                (Some(r), _) => {
+                    let how = if r.by_pid == p.ppid {
+                        r.syscall.name()
+                    } else {
+                        "init"
+                    };
+                    (how, Some(r.by_pid), Some(r.by_comm.clone()), r.ts_ns)
+                }
+                (None, Some(freed)) if exited_before(p.ppid, exit_ns, &self.procs) => {
+                    ("init", None, None, freed)
+                }
+                (None, Some(_)) => ("autoreap", None, None, exit_ns),
+                (None, None) => ("still_zombie", None, None, end_ns),
+            };
+            let parent = self.waits.get(&p.ppid).copied().unwrap_or_default();
+            let sigchld_unanswered = p.sigchld.as_ref().is_some_and(|(ts, _, to)| {
+                let recipient = self.waits.get(to).copied().unwrap_or_default();
+                let reaped_by_recipient = p.reap.as_ref().is_some_and(|r| r.by_pid == *to);
+                !reaped_by_recipient && (recipient.calls == 0 || recipient.last_ns < *ts)
+            });
+            zombies.push(Zombie {
+                pid: p.pid,
+                ppid: p.ppid,
+                comm: p.comm.clone(),
+                exit_code: code,
+                exit_signal: signal.map(signal_name),
+                core_dumped: core,
+                exit_s: if p.pre_existing.is_some() {
+                    None
+                } else {
+                    Some(rel(exit_ns))
+                },
+                zombie_ns: end.saturating_sub(exit_ns),
+                reaped_by,
+                reaped_by_comm,
+                reaped_how: how.to_owned(),
+                sigchld: p.sigchld.as_ref().map(|(_, result, _)| result.clone()),
+                sigchld_unanswered,
+                parent_wait_calls: parent.calls,
+                pre_existing: p.pre_existing.is_some(),
+                age_ns: p.pre_existing.flatten(),
+                // See `report::Zombie::spawned_from`: fork stacks are
+                // aggregated per stack, not per child, so not joinable yet.
+                spawned_from: None,
+            });
+        }
+        processes.sort_by(|a, b| {
+            a.start_s
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&b.start_s.unwrap_or(f64::NEG_INFINITY))
+                .then(a.pid.cmp(&b.pid))
+        });
+        zombies.sort_by(|a, b| {
+            a.exit_s
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&b.exit_s.unwrap_or(f64::NEG_INFINITY))
+                .then(a.pid.cmp(&b.pid))
+        });
+        (processes, zombies)
+    }
+}
+
+/// Whether `pid` is a zombie in /proc now.
+pub fn is_zombie_now(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .is_some_and(|(_, state, ..)| state == 'Z')
+}
+
+/// A zombie found in /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundZombie {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Time since the process started, if /proc/uptime could be read.
+    pub age_ns: Option<u64>,
+    /// Its wait status, as /proc/PID/stat shows it.
+    pub status: Option<u32>,
+}
+
+/// Zombie children of `parents` as /proc shows them now.
+pub fn scan_zombies(parents: &[u32]) -> Vec<FoundZombie> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let uptime_ns = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|secs| (secs * 1e9) as u64);
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (comm, state, ppid, start_ticks, status) = parse_stat(&stat)?;
+            if state != 'Z' || !parents.contains(&ppid) {
+                return None;
+            }
+            let started_ns = start_ticks * 1_000_000_000 / ticks;
+            Some(FoundZombie {
+                pid,
+                ppid,
+                comm,
+                age_ns: uptime_ns.map(|up| up.saturating_sub(started_ns)),
+                status,
+            })
+        })
+        .collect()
+}
+
+/// (comm, state, ppid, starttime in clock ticks, wait status) from
+/// `/proc/PID/stat`; the status (`exit_code`, field 52) is there on kernels
+/// >= 3.5 when we may read it.
+pub fn parse_stat(stat: &str) -> Option<(String, char, u32, u64, Option<u32>)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the comm: state(3) ppid(4) ... starttime(22), numbered from 1.
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    let exit_status = fields.get(49).and_then(|f| f.parse().ok());
+    Some((comm, state, ppid, start, exit_status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(ts: u64, waiter: u32, pid: u32, status: Option<i32>) -> WaitDone {
+        WaitDone {
+            tgid: waiter,
+            tid: waiter,
+            comm: "python3".into(),
+            ts_ns: ts,
+            syscall: WaitSyscall::Wait4,
+            pid,
+            ret: pid as i64,
+            status,
+            code: 0,
+            options: 0,
+            untraced_reaper: false,
+        }
+    }
+
+    fn table() -> ProcessTable {
+        let mut t = ProcessTable::default();
+        t.add_root(10, 1, "python3", &["python3".into(), "app.py".into()], 0);
+        t
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(decode_status(3 << 8), (Some(3), None, false));
+        assert_eq!(decode_status(9), (None, Some(9), false));
+        assert_eq!(decode_status(11 | 0x80), (None, Some(11), true));
+        assert_eq!(decode_status(0x137f), (None, None, false));
+        assert_eq!(waitid_status(CLD_EXITED, 3), Some(3 << 8));
+        assert_eq!(waitid_status(CLD_KILLED, 9), Some(9));
+        assert_eq!(waitid_status(CLD_DUMPED, 6), Some(6 | 0x80));
+        assert_eq!(waitid_status(5, 19), None);
+    }
+
+    #[test]
+    fn popen_without_wait_then_reaped_late() {
+        let mut t = table();
+        for (i, child) in [20u32, 21, 22].into_iter().enumerate() {
+            let ts = 1_000 + i as u64;
+            t.on_fork(10, child, false, ts, "python3");
+            t.on_exec(child, ts + 1, "true", vec!["true".into()], false);
+            t.on_exit(child, true, ts + 10, "true", Some(0));
+            t.on_sigchld(child, 10, ts + 11, "ignored");
+        }
+        // A thread: counted, not a process.
+        t.on_fork(10, 11, true, 1_500, "python3");
+        // The parent waits for each, 5 s later.
+        for child in [20u32, 21, 22] {
+            t.on_wait(&wait(5_000_000_000, 10, child, Some(0)));
+            t.on_freed(child, 5_000_100_000);
+        }
+        let (procs, zombies) = t.finish(9_000_000_000, 0, |_| None, |_| false);
+        assert_eq!(procs.len(), 4);
+        assert_eq!(procs.iter().find(|p| p.pid == 10).unwrap().threads, 2);
+        let child = procs.iter().find(|p| p.pid == 20).unwrap();
+        assert_eq!((child.ppid, child.comm.as_str()), (10, "true"));
+        assert_eq!(child.argv, ["true"]);
+        assert_eq!(child.exit_code, Some(0));
+        assert_eq!(zombies.len(), 3);
+        for z in &zombies {
+            assert_eq!(z.reaped_how, "wait4");
+            assert_eq!(z.reaped_by, Some(10));
+            assert!(z.zombie_ns >= 4_999_000_000, "{}", z.zombie_ns);
+            assert_eq!(z.sigchld.as_deref(), Some("ignored"));
+            // The parent did wait after SIGCHLD (it reaped them).
+            assert!(!z.sigchld_unanswered);
+        }
+    }
+
+    #[test]
+    fn never_reaped_children_are_still_zombies_and_sigchld_unanswered() {
+        let mut t = table();
+        t.on_fork(10, 20, false, 100, "python3");
+        t.on_exit(20, true, 200, "python3", Some(3 << 8));
+        t.on_sigchld(20, 10, 201, "ignored");
+        // A wait call *before* the SIGCHLD does not count as answering it.
+        t.on_wait(&wait(150, 10, 0, None));
+        let (_, zombies) = t.finish(1_200, 0, |_| None, |_| true);
+        let z = &zombies[0];
+        assert_eq!(z.reaped_how, "still_zombie");
+        assert_eq!(z.zombie_ns, 1_000);
+        assert_eq!(z.exit_code, Some(3));
+        assert!(z.sigchld_unanswered);
+        assert_eq!(z.parent_wait_calls, 1);
+    }
+
+    #[test]
+    fn fork_exit_waitpid_and_killed_children() {
+        let mut t = table();
+        t.on_fork(10, 20, false, 100, "python3");
+        t.on_exit(20, true, 200, "python3", Some(3 << 8));
+        t.on_wait(&wait(210, 10, 20, Some(3 << 8)));
+        t.on_fork(10, 21, false, 300, "python3");
+        // Exit status unknown in the kernel: the wait status fills it in.
+        t.on_exit(21, true, 400, "python3", None);
+        let mut w = wait(450, 10, 21, Some(0));
+        w.syscall = WaitSyscall::Waitid;
+        w.code = CLD_KILLED;
+        w.status = Some(9);
+        t.on_wait(&w);
+        // No status at all: the signal deliveries say what killed it.
+        t.on_fork(10, 22, false, 500, "python3");
+        t.on_exit(22, true, 600, "python3", None);
+        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15), |_| false);
+        let by_pid = |pid| procs.iter().find(|p| p.pid == pid).unwrap();
+        assert_eq!(by_pid(20).exit_code, Some(3));
+        assert_eq!(by_pid(21).exit_signal.as_deref(), Some("SIGKILL"));
+        assert_eq!(by_pid(21).exit_code, None);
+        assert_eq!(by_pid(22).exit_signal.as_deref(), Some("SIGTERM"));
+        let z20 = zombies.iter().find(|z| z.pid == 20).unwrap();
+        assert_eq!((z20.reaped_how.as_str(), z20.zombie_ns), ("wait4", 10));
+        let z21 = zombies.iter().find(|z| z.pid == 21).unwrap();
+        assert_eq!(z21.reaped_how, "waitid");
+        assert_eq!(z21.exit_signal.as_deref(), Some("SIGKILL"));
+    }
+
+    #[test]
+    fn autoreap_init_and_stopped_reports() {
+        let mut t = table();
+        // Autoreaped: released without any wait, parent alive.
+        t.on_fork(10, 20, false, 100, "python3");
+        t.on_exit(20, true, 200, "python3", Some(0));
+        t.on_freed(20, 5_000);
+        // Orphan: parent 21 exits first, init (untraced) reaps with wait4.
+        t.on_fork(10, 21, false, 300, "python3");
+        t.on_fork(21, 22, false, 310, "python3");
+        t.on_exit(21, true, 400, "python3", Some(0));
+        t.on_exit(22, true, 500, "python3", Some(0));
+        let mut init = wait(700, 1, 22, None);
+        init.comm = "init".into();
+        init.untraced_reaper = true;
+        t.on_wait(&init);
+        // A stopped child reported by WUNTRACED is not reaped.
+        t.on_fork(10, 23, false, 800, "python3");
+        t.on_wait(&wait(810, 10, 23, Some(0x137f)));
+        t.on_exit(23, true, 900, "python3", Some(0));
+        // WNOWAIT does not reap either.
+        let mut peek = wait(950, 10, 23, Some(0));
+        peek.syscall = WaitSyscall::Waitid;
+        peek.code = CLD_EXITED;
+        peek.options = WNOWAIT;
+        t.on_wait(&peek);
+        // 24: autoreaped, but its release came after tracing stopped.
+        t.on_fork(10, 24, false, 960, "python3");
+        t.on_exit(24, true, 970, "python3", Some(0));
+        let (_, zombies) = t.finish(1_000, 0, |_| None, |pid| pid == 23);
+        let z = |pid| zombies.iter().find(|z| z.pid == pid).unwrap();
+        assert_eq!(
+            (z(24).reaped_how.as_str(), z(24).zombie_ns),
+            ("autoreap", 0)
+        );
+        assert_eq!(
+            (z(20).reaped_how.as_str(), z(20).zombie_ns),
+            ("autoreap", 0)
+        );
+        assert_eq!(z(22).reaped_how, "init");
+        assert_eq!(z(22).reaped_by, Some(1));
+        assert_eq!(z(22).reaped_by_comm.as_deref(), Some("init"));
+        assert_eq!(z(22).zombie_ns, 200);
+        assert_eq!(z(23).reaped_how, "still_zombie");
+        // The root process itself is not listed as a zombie.
+        assert!(zombies.iter().all(|z| z.pid != 10));
+    }
+
+    #[test]
+    fn preexisting_zombies_and_pid_reuse() {
+        let mut t = table();
+        let found = FoundZombie {
+            pid: 30,
+            ppid: 10,
+            comm: "defunct".into(),
+            age_ns: Some(7_000),
+            status: Some(2 << 8),
+        };
+        t.add_preexisting_zombie(&found, 100);
+        t.on_wait(&wait(600, 10, 30, Some(0)));
+        t.on_fork(10, 40, false, 100, "a");
+        t.on_exit(40, true, 200, "a", Some(0));
+        t.on_wait(&wait(210, 10, 40, Some(0)));
+        t.on_fork(10, 40, false, 300, "b");
+        let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| false);
+        let z30 = zombies.iter().find(|z| z.pid == 30).unwrap();
+        assert!(z30.pre_existing);
+        assert_eq!(z30.age_ns, Some(7_000));
+        assert_eq!((z30.reaped_how.as_str(), z30.zombie_ns), ("wait4", 500));
+        // /proc's status is kept (the wait's is only used when none is known).
+        assert_eq!(z30.exit_code, Some(2));
+        assert!(procs.iter().all(|p| p.pid != 30));
+        assert_eq!(procs.iter().filter(|p| p.pid == 40).count(), 2);
+    }
+
+    #[test]
+    fn parses_proc_stat() {
+        let stat =
+            "1234 (my (odd) prog) Z 812 1234 1234 0 -1 4228 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(
+            parse_stat(stat),
+            Some(("my (odd) prog".into(), 'Z', 812, 98765, None))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! A minimal reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`): just
+//! enough to find the byte offset of a struct member, so the BPF programs can
+//! read a kernel field (e.g. `task_struct.exit_code`) without hard-coding one
+//! kernel's layout. Rust eBPF has no CO-RE relocations yet; this is the
+//! userspace half of the same idea.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BtfError {
+    #[error("cannot read {path}: {message}. Is the kernel built with CONFIG_DEBUG_INFO_BTF?")]
+    Read { path: String, message: String },
+    #[error("not a little-endian BTF blob (bad magic or header)")]
+    BadHeader,
+    #[error("BTF type section is truncated or has an unknown kind {0}")]
+    Malformed(u32),
+    #[error("BTF has no struct `{0}`")]
+    NoStruct(String),
+    #[error("struct `{structure}` has no member `{member}` in this kernel's BTF")]
+    NoMember { structure: String, member: String },
+    #[error("`{structure}.{member}` is a bitfield")]
+    Bitfield { structure: String, member: String },
+}
+
+const MAGIC: u16 = 0xeb9f;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_TYPE_TAG: u32 = 18;
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    name_off: u32,
+    type_id: u32,
+    /// In bits.
+    offset: u32,
+    bitfield: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Type {
+    name_off: u32,
+    kind: u32,
+    /// Referenced type for modifiers / typedefs.
+    type_id: u32,
+    members: Vec<Member>,
+}
+
+/// The parsed types of one BTF blob (id 0 is `void`).
+pub struct Btf {
+    strings: Vec<u8>,
+    types: Vec<Type>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Btf {
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let data = std::fs::read(path).map_err(|err| BtfError::Read {
+            path: path.display().to_string(),
+            message: err.to_string(),
+        })?;
+        Self::parse(&data)
+    }
+
+    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
+            return Err(BtfError::BadHeader);
+        }
+        let field = |at| u32_at(data, at).ok_or(BtfError::BadHeader);
+        let hdr_len = field(4)? as usize;
+        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
+        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
+        let types_at = hdr_len + type_off;
+        let strings_at = hdr_len + str_off;
+        let type_data = data
+            .get(types_at..types_at + type_len)
+            .ok_or(BtfError::BadHeader)?;
+        let strings = data
+            .get(strings_at..strings_at + str_len)
+            .ok_or(BtfError::BadHeader)?
+            .to_vec();
+
+        let mut types = vec![Type {
+            name_off: 0,
+            kind: 0,
+            type_id: 0,
+            members: Vec::new(),
+        }];
+        let mut at = 0usize;
+        while at < type_data.len() {
+            let bad = || BtfError::Malformed(0);
+            let name_off = u32_at(type_data, at).ok_or_else(bad)?;
+            let info = u32_at(type_data, at + 4).ok_or_else(bad)?;
+            let size_or_type = u32_at(type_data, at + 8).ok_or_else(bad)?;
+            at += 12;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 != 0;
+            let mut members = Vec::new();
+            let extra = match kind {
+                1 | 14 | 17 => 4,                            // INT, VAR, DECL_TAG
+                2 | 7 | 8 | 9 | 10 | 11 | 12 | 16 | 18 => 0, // PTR, FWD, modifiers, FUNC, FLOAT
+                3 => 12,                                     // ARRAY
+                KIND_STRUCT | KIND_UNION => {
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let offset = u32_at(type_data, m + 8).ok_or_else(bad)?;
+                        members.push(Member {
+                            name_off: u32_at(type_data, m).ok_or_else(bad)?,
+                            type_id: u32_at(type_data, m + 4).ok_or_else(bad)?,
+                            offset: if kind_flag {
+                                offset & 0x00ff_ffff
+                            } else {
+                                offset
+                            },
+                            bitfield: kind_flag && offset >> 24 != 0,
+                        });
+                    }
+                    12 * vlen
+                }
+                6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+                15 | 19 => 12 * vlen, // DATASEC, ENUM64
+                other => return Err(BtfError::Malformed(other)),
+            };
+            at += extra;
+            types.push(Type {
+                name_off,
+                kind,
+                type_id: size_or_type,
+                members,
+            });
+        }
+        Ok(Self { strings, types })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type id.
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.types.get(id as usize) {
+                Some(t)
+                    if matches!(
+                        t.kind,
+                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
+                    id = t.type_id
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    /// Bit offset of `member` within type `id`, looking inside anonymous
+    /// struct/union members too.
+    fn find_member(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool)> {
+        let t = self.types.get(id as usize)?;
+        for m in &t.members {
+            let name = self.name(m.name_off);
+            if name == member {
+                return Some((m.offset, m.bitfield));
+            }
+            if name.is_empty() && depth < 8 {
+                let inner = self.resolve(m.type_id);
+                let aggregate = matches!(
+                    self.types.get(inner as usize),
+                    Some(t) if t.kind == KIND_STRUCT || t.kind == KIND_UNION
+                );
+                if let Some((off, bitfield)) = aggregate
+                    .then(|| self.find_member(inner, member, depth + 1))
+                    .flatten()
+                {
+                    return Some((m.offset + off, bitfield));
+                }
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `structure.member`.
+    pub fn member_offset(&self, structure: &str, member: &str) -> Result<u32, BtfError> {
+        let candidates = self.types.iter().enumerate().filter(|(_, t)| {
+            t.kind == KIND_STRUCT
+                && !t.members.is_empty()
+                && self.name(t.name_off) == structure.as_bytes()
+        });
+        let mut found_struct = false;
+        for (id, _) in candidates {
+            found_struct = true;
+            if let Some((bits, bitfield)) = self.find_member(id as u32, member.as_bytes(), 0) {
+                if bitfield || bits % 8 != 0 {
+                    return Err(BtfError::Bitfield {
+                        structure: structure.into(),
+                        member: member.into(),
+                    });
+                }
+                return Ok(bits / 8);
+            }
+        }
+        if found_struct {
+            Err(BtfError::NoMember {
+                structure: structure.into(),
+                member: member.into(),
+            })
+        } else {
+            Err(BtfError::NoStruct(structure.into()))
+        }
+    }
+}
+
+/// The running kernel's BTF.
+pub fn vmlinux() -> Result<Btf, BtfError> {
+    Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+}
+
+/// Offset of `task_struct.exit_code`.
+pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
+    btf.member_offset("task_struct", "exit_code")
+}
+
+/// Offsets of `task_struct.mm` and `mm_struct.arg_start` / `arg_end`: where
+/// a process's argv strings are.
+pub fn argv_offsets(btf: &Btf) -> Result<(u32, u32, u32), BtfError> {
+    Ok((
+        btf.member_offset("task_struct", "mm")?,
+        btf.member_offset("mm_struct", "arg_start")?,
+        btf.member_offset("mm_struct", "arg_end")?,
+    ))
+}
+
+/// Where the syscall number and first four arguments are saved in
+/// `struct pt_regs`, and this architecture's numbers of the syscalls the
+/// programs look for (from libc, i.e. the architecture's ABI).
+#[cfg(target_arch = "x86_64")]
+pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
+    let reg = |name: &str| btf.member_offset("pt_regs", name);
+    let nr = |n: libc::c_long| n as u32;
+    Ok(tracer_common::SyscallRegs {
+        valid: 1,
+        nr: reg("orig_ax")?,
+        arg1: reg("di")?,
+        arg2: reg("si")?,
+        arg3: reg("dx")?,
+        arg4: reg("r10")?,
+        nr_clone: nr(libc::SYS_clone),
+        nr_clone3: nr(libc::SYS_clone3),
+        nr_kill: nr(libc::SYS_kill),
+        nr_tkill: nr(libc::SYS_tkill),
+        nr_tgkill: nr(libc::SYS_tgkill),
+        nr_rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
+        nr_rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
+        nr_pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn syscall_regs(_btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
+    Err(BtfError::NoStruct(
+        "pt_regs (syscall registers are only mapped on x86-64)".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a BTF blob: `struct inner { int a; }`, and
+    /// `struct task { int x; long y; union { int z; }; const struct inner in; int bf:3; }`.
+    fn blob() -> Vec<u8> {
+        let strings = b"\0int\0task\0x\0y\0z\0in\0a\0inner\0bf\0long\0";
+        let s = |name: &str| {
+            let needle = format!("\0{name}\0");
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap() as u32
+                + 1
+        };
+        let mut t = Vec::new();
+        let mut ty = |name: u32, kind: u32, vlen: u32, kind_flag: bool, size: u32, rest: &[u32]| {
+            t.extend_from_slice(&name.to_le_bytes());
+            let info = (kind << 24) | vlen | if kind_flag { 1 << 31 } else { 0 };
+            t.extend_from_slice(&info.to_le_bytes());
+            t.extend_from_slice(&size.to_le_bytes());
+            for v in rest {
+                t.extend_from_slice(&v.to_le_bytes());
+            }
+        };
+        // 1: int
+        ty(s("int"), 1, 0, false, 4, &[32]);
+        // 2: long
+        ty(s("long"), 1, 0, false, 8, &[64]);
+        // 3: struct inner { int a; }
+        ty(s("inner"), 4, 1, false, 4, &[s("a"), 1, 0]);
+        // 4: const struct inner
+        ty(0, 10, 0, false, 3, &[]);
+        // 5: anonymous union { int z; }
+        ty(0, 5, 1, false, 4, &[s("z"), 1, 0]);
+        // 6: struct task (kind_flag: member offsets carry bitfield sizes)
+        ty(
+            s("task"),
+            4,
+            5,
+            true,
+            32,
+            &[
+                s("x"),
+                1,
+                0,
+                s("y"),
+                2,
+                64,
+                0,
+                5,
+                128,
+                s("in"),
+                4,
+                160,
+                s("bf"),
+                1,
+                (3 << 24) | 192,
+            ],
+        );
+        // 7: a forward declaration of `task` (no members) must be skipped.
+        ty(s("task"), 7, 0, false, 0, &[]);
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&24u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(t.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+        out.extend_from_slice(&t);
+        out.extend_from_slice(strings);
+        out
+    }
+
+    #[test]
+    fn finds_members_of_a_synthetic_struct() {
+        let btf = Btf::parse(&blob()).unwrap();
+        assert_eq!(btf.member_offset("task", "x"), Ok(0));
+        assert_eq!(btf.member_offset("task", "y"), Ok(8));
+        // Inside an anonymous union.
+        assert_eq!(btf.member_offset("task", "z"), Ok(16));
+        assert_eq!(btf.member_offset("task", "in"), Ok(20));
+        assert_eq!(btf.member_offset("inner", "a"), Ok(0));
+        assert!(matches!(
+            btf.member_offset("task", "bf"),
+            Err(BtfError::Bitfield { .. })
+        ));
+        assert!(matches!(
+            btf.member_offset("task", "nope"),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert_eq!(
+            btf.member_offset("nothing", "x"),
+            Err(BtfError::NoStruct("nothing".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(
+            Btf::parse(b"not btf at all, no").err(),
+            Some(BtfError::BadHeader)
+        );
+        let mut truncated = blob();
+        truncated.truncate(40);
+        assert!(Btf::parse(&truncated).is_err());
+    }
+
+    #[test]
+    fn reads_the_running_kernel() {
+        let path = Path::new("/sys/kernel/btf/vmlinux");
+        if !path.exists() {
+            eprintln!("skipped: no {}", path.display());
+            return;
+        }
+        let btf = Btf::from_file(path).unwrap();
+        let pid = btf.member_offset("task_struct", "pid").unwrap();
+        let tgid = btf.member_offset("task_struct", "tgid").unwrap();
+        // pid_t pid; pid_t tgid; are adjacent in every kernel since 2.6.
+        assert_eq!(tgid, pid + 4);
+        let exit_code = task_exit_code_offset(&btf).unwrap();
+        assert!(exit_code > 0 && exit_code.is_multiple_of(4), "{exit_code}");
+        let (mm, arg_start, arg_end) = argv_offsets(&btf).unwrap();
+        assert!(mm > 0);
+        // unsigned long arg_start, arg_end: adjacent (inside an anonymous struct).
+        assert_eq!(arg_end, arg_start + 8);
+        let regs = syscall_regs(&btf).unwrap();
+        // The saved registers are 8 bytes apart; orig_ax follows di.
+        assert_eq!(regs.valid, 1);
+        assert_eq!(regs.nr, regs.arg1 + 8);
+        assert_eq!(regs.arg1, regs.arg2 + 8);
+        assert_eq!(regs.nr_kill, 62);
+    }
+}

@@ -1,0 +1,550 @@
+//! Shared by the end-to-end tests: they run the real `tracer` binary as root,
+//! load its BPF programs into the running kernel and trace real CPython
+//! processes running the workloads in `tests/workloads/`. Each workload writes
+//! the figures it knows (what it read, how often, in what sizes) to a JSON
+//! file; the tests compare them with the tracer's JSON report, exactly.
+//!
+//! Synchronisation is by pipes, lines and process exit, never by sleeping.
+//! A watchdog kills a process that is still running after `HANG_LIMIT`, so
+//! a hang becomes a failure instead of a stuck test run; it is not a timing
+//! assertion (a normal run takes a second or two).
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+pub const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
+/// Debian's interpreter: a static executable.
+pub const STATIC_PYTHON: &str = "/usr/bin/python3.11";
+/// pyenv's interpreter: links libpython3.11.so.
+pub const SHARED_PYTHON: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+
+const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+/// Every test starts here: the tracer needs root, and a test that quietly
+/// skipped without it would prove nothing.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("Uid line in /proc/self/status");
+    assert_eq!(
+        euid, "0",
+        "the end-to-end tests load BPF programs and must run as root (effective uid is {euid}); \
+         run them with sudo"
+    );
+}
+
+pub fn python(path: &str) -> &str {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: the end-to-end tests need it"
+    );
+    path
+}
+
+pub fn workload(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/workloads")
+        .join(name);
+    let path = path
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("workload {}: {e}", path.display()));
+    path.to_string_lossy().into_owned()
+}
+
+/// `python -B workload args...` (-B: no __pycache__ in the source tree).
+pub fn python_command(python: &str, name: &str, args: &[&str]) -> Vec<String> {
+    let mut command = vec![python.to_owned(), "-B".to_owned(), workload(name)];
+    command.extend(args.iter().map(|a| a.to_string()));
+    command
+}
+
+/// A fresh directory for one test's files, on the target directory's
+/// filesystem (a regular disk filesystem). Kept after the test for a look.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(test: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("e2e")
+            .join(test);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("clearing the scratch directory");
+        }
+        std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+        let dir = dir.canonicalize().unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    pub fn subdir(&self, name: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+/// Kills `pid` if it is still running when `HANG_LIMIT` has passed; dropping
+/// the guard (after the process was waited for) disarms it.
+pub struct Watchdog {
+    _disarm: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn new(pid: u32, what: &str) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        let what = what.to_owned();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HANG_LIMIT) {
+                eprintln!("watchdog: {what} (pid {pid}) still running; killing it");
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        });
+        Self { _disarm: tx }
+    }
+}
+
+/// A child process killed (and reaped) if the test panics while it runs.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    _watchdog: Watchdog,
+}
+
+impl Proc {
+    pub fn spawn(command: &mut Command, name: &str) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let watchdog = Watchdog::new(child.id(), name);
+        Self {
+            child,
+            name: name.to_owned(),
+            _watchdog: watchdog,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for exit. Unlike `Child::wait`, leaves its stdin open: closing
+    /// it is a test step of its own (end of input for the workload).
+    pub fn wait(&mut self) -> ExitStatus {
+        let stdin = self.child.stdin.take();
+        let status = self
+            .child
+            .wait()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.name));
+        self.child.stdin = stdin;
+        status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    pub fn stdout_lines(&mut self) -> Lines<ChildStdout> {
+        Lines::new(self.child.stdout.take().expect("stdout was not piped"))
+    }
+
+    pub fn stderr_lines(&mut self) -> Lines<ChildStderr> {
+        Lines::new(self.child.stderr.take().expect("stderr was not piped"))
+    }
+
+    /// Sends a signal with kill(1) (std only knows SIGKILL).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Line reader over a child's pipe that keeps what it read, for messages.
+pub struct Lines<R> {
+    reader: BufReader<R>,
+    pub seen: String,
+}
+
+impl<R: Read> Lines<R> {
+    fn new(pipe: R) -> Self {
+        Self {
+            reader: BufReader::new(pipe),
+            seen: String::new(),
+        }
+    }
+
+    /// Reads lines until one contains `needle` and returns it; panics at end of file.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("reading a pipe");
+            assert!(
+                n > 0,
+                "end of output before a line containing {needle:?}; output was:\n{}",
+                self.seen
+            );
+            self.seen.push_str(&line);
+            if line.contains(needle) {
+                return line.trim_end().to_owned();
+            }
+        }
+    }
+
+    /// Everything up to end of file (the writers have all exited or closed it).
+    pub fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        self.reader
+            .read_to_string(&mut rest)
+            .expect("reading a pipe");
+        self.seen.push_str(&rest);
+        rest
+    }
+}
+
+/// Runs a command to completion (stdin closed), output captured.
+pub fn run(program: &str, args: &[String]) -> Output {
+    let mut proc = Proc::spawn(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        program,
+    );
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut err_pipe = proc.child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        err_pipe.read_to_end(&mut stderr).unwrap();
+        stderr
+    });
+    proc.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let stderr = err_reader.join().unwrap();
+    let status = proc.wait();
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// `tracer ARGS...` to completion.
+pub fn tracer(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    run(TRACER, &args)
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the tracer exited with `code`, showing its output if not.
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "tracer exit status {:?}, expected {code}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+pub fn load_json(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON ({e}):\n{text}"))
+}
+
+/// Launch mode: `tracer --quiet --format json -o REPORT [extra] -- COMMAND`,
+/// asserting it exits 0 after the command exited 0. Returns the report.
+pub fn trace_command(scratch: &Scratch, extra: &[&str], command: &[String]) -> Value {
+    let report_path = scratch.path("report.json");
+    let mut args: Vec<&str> = vec!["--quiet", "--format", "json", "-o", &report_path];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend(command.iter().map(String::as_str));
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let report = load_json(&report_path);
+    assert_eq!(report["stopped"], "target exited", "{report:#}");
+    assert_eq!(report["target"]["exit_code"], 0, "{report:#}");
+    assert_all_named(&report);
+    report
+}
+
+/// Every file read has a name: none is "fd N (closed before it could be
+/// named)", "(name lost)" or "(bad descriptor)". (Launch mode once counted
+/// the tracer's own wait for the release of the command as such a read.)
+pub fn assert_all_named(report: &Value) {
+    for e in report["reads"].as_array().unwrap() {
+        let path = e["path"].as_str().unwrap();
+        assert!(!path.starts_with("fd "), "unnamed file: {e:#}");
+        assert_ne!(e["fs"], "unknown", "{e:#}");
+    }
+}
+
+/// Nothing was lost or dropped: the figures are exact, not lower bounds.
+pub fn assert_complete(report: &Value) {
+    assert_eq!(report["complete"], true, "report not complete: {report:#}");
+    assert_eq!(report["events"]["lost"], 0);
+    for (name, count) in report["events"]["dropped"].as_object().expect("dropped") {
+        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
+    }
+}
+
+/// Complete, and every program attached (optional ones add a warning when
+/// they do not).
+pub fn assert_complete_no_warnings(report: &Value) {
+    assert_complete(report);
+    assert_eq!(report["warnings"], serde_json::json!([]));
+}
+
+/// The report's reads entry for (pid, path), if any.
+pub fn find_entry<'a>(report: &'a Value, pid: u64, path: &str) -> Option<&'a Value> {
+    report["reads"]
+        .as_array()
+        .expect("reads array")
+        .iter()
+        .find(|e| e["pid"] == pid && e["path"] == path)
+}
+
+pub fn entry<'a>(report: &'a Value, pid: u64, path: &str) -> &'a Value {
+    find_entry(report, pid, path).unwrap_or_else(|| {
+        let have: Vec<String> = report["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {}", e["pid"], e["path"]))
+            .collect();
+        panic!(
+            "no reads entry for pid {pid} path {path}; the report has:\n  {}",
+            have.join("\n  ")
+        )
+    })
+}
+
+/// Every figure the workload wrote for every file it read must be in the
+/// report, identical. Returns how many files were checked.
+pub fn assert_matches_workload(report: &Value, expected: &Value) -> usize {
+    assert_matching(report, expected, |_| true)
+}
+
+pub fn assert_matching(report: &Value, expected: &Value, keep: impl Fn(&Value) -> bool) -> usize {
+    let files = expected["files"].as_array().expect("workload files");
+    let mut checked = 0;
+    for want in files.iter().filter(|w| keep(w)) {
+        let pid = want["pid"].as_u64().unwrap();
+        let path = want["path"].as_str().unwrap();
+        let got = entry(report, pid, path);
+        for (key, value) in want.as_object().unwrap() {
+            assert_eq!(
+                &got[key], value,
+                "pid {pid} {path}: `{key}` is {} in the report, the workload says {value}\n\
+                 report entry: {got:#}\nworkload: {want:#}",
+                got[key]
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "the workload recorded no files");
+    checked
+}
+
+/// `request_sizes` of an entry as a map of numbers.
+pub fn request_sizes(entry: &Value) -> BTreeMap<u64, u64> {
+    entry["request_sizes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap()))
+        .collect()
+}
+
+pub fn u64_of(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("{value} is not a number"))
+}
+
+/// The filesystem type of `path` as `stat -f` shows it, in hex (ef53: ext2/3/4).
+pub fn fs_magic(path: &str) -> String {
+    let output = Command::new("stat")
+        .args(["-f", "-c", "%t", path])
+        .output()
+        .expect("running stat -f");
+    assert!(output.status.success(), "stat -f {path} failed");
+    text(&output.stdout).trim().to_owned()
+}
+
+/// A scratch directory for regular files; these tests need it on ext4 (the
+/// tracer reports blksize and fs, and the workload's figures assume a disk
+/// filesystem).
+pub fn ext4_dir(scratch: &Scratch) -> String {
+    let dir = scratch.subdir("data");
+    assert_eq!(
+        fs_magic(&dir),
+        "ef53",
+        "{dir} is not on ext2/3/4; the regular-file cases need a disk filesystem"
+    );
+    dir
+}
+
+/// Waits until `pid` sleeps inside read(2) on `fd`, as /proc/PID/syscall
+/// shows it (the kernel names the syscall only when the task is blocked).
+/// Busy-waits on the condition: no guessed delay.
+pub fn wait_blocked_in_read(pid: u32, fd: u32) {
+    let want = format!("0 {fd:#x} ");
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .unwrap_or_else(|e| panic!("reading /proc/{pid}/syscall: {e}"));
+        if now.starts_with(&want) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Whether tracefs is mounted in this (the test's) mount namespace.
+pub fn tracefs_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+}
+
+// Lifecycle and signal tests: launch a workload that writes its facts to the
+// file named by its first argument.
+
+pub struct Run {
+    pub report: Value,
+    /// What the workload knows (pids, counts, delays).
+    pub facts: Value,
+    /// The rendered report when `format` was "text".
+    pub text: String,
+}
+
+/// Runs `tracer --format FORMAT -o FILE [extra...] -- python3.11 WORKLOAD OUTFILE`.
+pub fn trace(name: &str, format: &str, extra: &[&str]) -> Run {
+    require_root();
+    let dir = tempdir(name);
+    let report_path = dir.join(format!("report.{format}"));
+    let facts_path = dir.join("facts.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_tracer"))
+        .arg("--quiet")
+        .args(["--format", format, "-o"])
+        .arg(&report_path)
+        .args(extra)
+        .arg("--")
+        .arg(python(STATIC_PYTHON))
+        .arg(workload(name))
+        .arg(&facts_path)
+        .output()
+        .expect("running the tracer");
+    assert!(
+        output.status.success(),
+        "tracer failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let facts: Value = serde_json::from_str(
+        &std::fs::read_to_string(&facts_path).expect("the workload wrote its facts"),
+    )
+    .expect("facts are JSON");
+    let rendered = std::fs::read_to_string(&report_path).expect("the report was written");
+    let report = if format == "json" {
+        serde_json::from_str(&rendered).expect("the report is JSON")
+    } else {
+        Value::Null
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        report,
+        facts,
+        text: rendered,
+    }
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tracer-e2e-{}-{}-{}",
+        name.trim_end_matches(".py"),
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+    dir
+}
+
+pub fn pid_of(v: &Value) -> u64 {
+    u64_of(v)
+}
+
+/// The report's signal groups matching `signal` whose target is `target_pid`.
+pub fn signal_groups<'a>(report: &'a Value, signal: &str, target_pid: u64) -> Vec<&'a Value> {
+    report["signals"]
+        .as_array()
+        .expect("signals is an array")
+        .iter()
+        .filter(|g| g["signal"] == signal && g["target"]["pid"] == target_pid)
+        .collect()
+}
+
+pub fn process(report: &Value, pid: u64) -> &Value {
+    let found: Vec<&Value> = report["processes"]
+        .as_array()
+        .expect("processes is an array")
+        .iter()
+        .filter(|p| p["pid"] == pid)
+        .collect();
+    assert_eq!(found.len(), 1, "process {pid} in {}", report["processes"]);
+    found[0]
+}
+
+pub fn zombie(report: &Value, pid: u64) -> &Value {
+    let found: Vec<&Value> = report["zombies"]
+        .as_array()
+        .expect("zombies is an array")
+        .iter()
+        .filter(|z| z["pid"] == pid)
+        .collect();
+    assert_eq!(found.len(), 1, "zombie {pid} in {}", report["zombies"]);
+    found[0]
+}

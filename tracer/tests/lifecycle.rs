@@ -1,0 +1,228 @@
+//! End-to-end: the process tree and zombies of real Python processes,
+//! compared with the pids, exit codes and delays the workloads know. Root only.
+
+mod common;
+
+use common::{
+    assert_complete_no_warnings as assert_complete, pid_of, process, trace, u64_of, zombie,
+};
+use serde_json::Value;
+
+#[test]
+fn popen_children_left_unwaited_are_zombies_until_the_parent_waits() {
+    let run = trace("zombies_popen.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let sleep_ns = u64_of(&facts["sleep_ns"]);
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pid_of)
+        .collect();
+    assert_eq!(children.len(), 5);
+
+    let root = process(report, parent);
+    assert_eq!(root["traced_from_start"], true);
+    assert_eq!(root["exit_code"], 0);
+    assert_eq!(
+        root["argv"][1].as_str().unwrap(),
+        common::workload("zombies_popen.py")
+    );
+    // Only the parent and its K children: the tracer tells threads from processes.
+    assert_eq!(
+        report["processes"].as_array().unwrap().len(),
+        1 + children.len()
+    );
+    assert_eq!(report["zombies"].as_array().unwrap().len(), children.len());
+    for &child in &children {
+        let p = process(report, child);
+        assert_eq!(p["ppid"], parent);
+        assert_eq!(p["comm"], "true");
+        assert_eq!(p["argv"], serde_json::json!(["true"]));
+        assert_eq!(p["exit_code"], 0);
+        assert_eq!(p["exit_signal"], Value::Null);
+        assert!(p["start_s"].as_f64().unwrap() <= p["exit_s"].as_f64().unwrap());
+
+        let z = zombie(report, child);
+        assert_eq!(z["ppid"], parent);
+        assert_eq!(z["exit_code"], 0);
+        assert_eq!(z["reaped_how"], "wait4");
+        assert_eq!(z["reaped_by"], parent);
+        assert!(
+            u64_of(&z["zombie_ns"]) >= sleep_ns,
+            "zombie {} ns < sleep {sleep_ns} ns",
+            z["zombie_ns"]
+        );
+        assert!(z["sigchld"].is_string(), "{z}");
+        assert_eq!(z["sigchld_unanswered"], false);
+        assert_eq!(z["spawned_from"], Value::Null);
+    }
+}
+
+#[test]
+fn fork_exit_code_and_sigkill() {
+    let run = trace("zombies_lifecycle.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let exited = pid_of(&facts["exited"]);
+    let killed = pid_of(&facts["killed"]);
+
+    // The thread it started is counted, not listed as a process.
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 3, "{processes:?}");
+    assert_eq!(process(report, parent)["threads"], facts["threads"]);
+
+    let p = process(report, exited);
+    assert_eq!(p["ppid"], parent);
+    assert_eq!(p["exit_code"], 3);
+    assert_eq!(p["exit_signal"], Value::Null);
+    let z = zombie(report, exited);
+    assert_eq!(z["exit_code"], 3);
+    assert_eq!(z["reaped_how"], "wait4");
+    assert_eq!(z["reaped_by"], parent);
+
+    let p = process(report, killed);
+    assert_eq!(p["exit_code"], Value::Null);
+    assert_eq!(p["exit_signal"], "SIGKILL");
+    assert_eq!(p["exit_signo"], 9);
+    assert_eq!(p["core_dumped"], false);
+    let z = zombie(report, killed);
+    assert_eq!(z["exit_signal"], "SIGKILL");
+    assert_eq!(z["reaped_how"], "wait4");
+
+    // No lingering zombie, and the SIGKILL is in the signal report.
+    assert!(
+        report["zombies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|z| z["reaped_how"] != "still_zombie"),
+        "{}",
+        report["zombies"]
+    );
+    let kills = common::signal_groups(report, "SIGKILL", killed);
+    assert_eq!(kills.len(), 1);
+    assert_eq!(kills[0]["sender"]["pid"], parent);
+    assert_eq!(u64_of(&kills[0]["generated"]), 1);
+    assert_eq!(u64_of(&kills[0]["killed"]), 1);
+    assert_eq!(kills[0]["disposition"], "default");
+}
+
+#[test]
+fn a_parent_that_never_waits() {
+    let run = trace("zombies_nowait.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let sleep_ns = u64_of(&facts["sleep_ns"]);
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pid_of)
+        .collect();
+    for &child in &children {
+        let z = zombie(report, child);
+        assert_eq!(z["ppid"], parent);
+        assert!(u64_of(&z["zombie_ns"]) >= sleep_ns, "{z}");
+        assert_eq!(u64_of(&z["parent_wait_calls"]), 0);
+        assert!(z["sigchld"].is_string(), "{z}");
+        assert_eq!(z["sigchld_unanswered"], true);
+        // The parent left without waiting: init reaps them, or not before the trace ends.
+        let how = z["reaped_how"].as_str().unwrap();
+        assert!(how == "still_zombie" || how == "init", "{how}");
+    }
+
+    let text = trace("zombies_nowait.py", "text", &[]);
+    let parent = pid_of(&text.facts["parent"]);
+    let expected = format!(
+        "python3.11 (pid {parent}) left {} children unreaped for up to",
+        children.len()
+    );
+    assert!(text.text.contains(&expected), "{}", text.text);
+    assert!(
+        text.text
+            .contains("it receives SIGCHLD but never calls wait4/waitid"),
+        "{}",
+        text.text
+    );
+    assert!(
+        text.text.contains("ZOMBIES: 4 children exited"),
+        "{}",
+        text.text
+    );
+}
+
+#[test]
+fn no_children_traces_only_the_target() {
+    let run = trace("zombies_lifecycle.py", "json", &["--no-children"]);
+    let (report, facts) = (&run.report, &run.facts);
+    let parent = pid_of(&facts["parent"]);
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 1, "{processes:?}");
+    assert_eq!(processes[0]["pid"], parent);
+    assert_eq!(report["zombies"], serde_json::json!([]));
+    // The parent's own SIGKILL to the child is still seen (the sender is traced).
+    let killed = pid_of(&facts["killed"]);
+    let kills = common::signal_groups(report, "SIGKILL", killed);
+    assert_eq!(kills.len(), 1);
+    assert_eq!(kills[0]["target_traced"], false);
+}
+
+#[test]
+fn an_orphan_is_reaped_by_the_subreaper_it_was_reparented_to() {
+    let run = trace("zombies_orphan.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let subreaper = pid_of(&facts["subreaper"]);
+    let child = pid_of(&facts["child"]);
+    let grandchild = pid_of(&facts["grandchild"]);
+
+    let z = zombie(report, child);
+    assert_eq!(
+        (z["reaped_how"].as_str(), &z["reaped_by"]),
+        (Some("wait4"), &subreaper.into())
+    );
+    let p = process(report, grandchild);
+    assert_eq!(p["ppid"], child);
+    assert_eq!(p["exit_code"], 5);
+    let z = zombie(report, grandchild);
+    assert_eq!(z["ppid"], child);
+    assert_eq!(z["exit_code"], 5);
+    // Its parent had exited: another process (the subreaper) reaped it.
+    assert_eq!(z["reaped_how"], "init");
+    assert_eq!(z["reaped_by"], subreaper);
+    assert_eq!(z["reaped_by_comm"], "python3.11");
+    // The SIGCHLD of its exit went to the subreaper, which waited for it.
+    assert!(z["sigchld"].is_string(), "{z}");
+    assert_eq!(z["sigchld_unanswered"], false);
+}
+
+#[test]
+fn children_of_a_parent_ignoring_sigchld_are_autoreaped() {
+    let run = trace("zombies_autoreap.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pid_of)
+        .collect();
+    assert_eq!(children.len(), 3);
+    for &child in &children {
+        let z = zombie(report, child);
+        assert_eq!(z["ppid"], parent);
+        assert_eq!(z["exit_code"], 0);
+        assert_eq!(z["reaped_how"], "autoreap");
+        assert_eq!(z["reaped_by"], Value::Null);
+        assert_eq!(z["zombie_ns"], 0);
+        // SIG_IGN: the kernel sends no SIGCHLD at all.
+        assert_eq!(z["sigchld"], Value::Null);
+        assert_eq!(u64_of(&z["parent_wait_calls"]), 0);
+    }
+}

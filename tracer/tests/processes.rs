@@ -1,0 +1,100 @@
+//! Threads and child processes: a second thread's reads belong to its
+//! process; a forked child is traced from its first instruction, as a
+//! separate process, unless --no-children. Root only.
+//!
+//! Run: cargo test -p tracer --test processes -- --test-threads=1
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn run_family(python_path: &str, test: &str, extra: &[&str]) -> (Value, Value) {
+    require_root();
+    let scratch = Scratch::new(test);
+    let out = scratch.path("workload.json");
+    let report = trace_command(
+        &scratch,
+        extra,
+        &python_command(python(python_path), "family.py", &[&out]),
+    );
+    assert_complete(&report);
+    (report, load_json(&out))
+}
+
+fn threads_of(report: &Value, pid: u64) -> Vec<&Value> {
+    report["sched"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"] == pid)
+        .collect()
+}
+
+fn threads_and_children(python_path: &str, test: &str) {
+    let (report, expected) = run_family(python_path, test, &[]);
+    let pid = u64_of(&expected["pid"]);
+    let child = u64_of(&expected["child_pid"]);
+    assert_ne!(pid, child);
+    assert_eq!(assert_matches_workload(&report, &expected), 3);
+
+    // The second thread's reads: same process, its own file.
+    let statm = entry(&report, pid, "/proc/self/statm");
+    assert_eq!(statm["syscalls"], 23);
+    let stat = entry(&report, pid, "/proc/self/stat");
+    assert_eq!(stat["syscalls"], 11);
+    let threads = threads_of(&report, pid);
+    assert!(threads.len() >= 2, "{report:#}");
+    let thread_tid = u64_of(&expected["thread_tid"]);
+    assert!(
+        threads.iter().any(|t| t["tid"] == thread_tid),
+        "thread {thread_tid} not under pid {pid}: {report:#}"
+    );
+    assert!(threads.iter().any(|t| t["tid"] == pid), "{report:#}");
+
+    // The child: its own entry, under its own pid, all its reads.
+    let child_stat = entry(&report, child, "/proc/self/stat");
+    assert_eq!(child_stat["syscalls"], 17);
+    assert_eq!(child_stat["request_sizes"], serde_json::json!({"4096": 17}));
+    assert_eq!(child_stat["opens"], 1);
+}
+
+#[test]
+fn threads_and_children_static_python() {
+    threads_and_children(STATIC_PYTHON, "threads_and_children_static_python");
+}
+
+#[test]
+fn threads_and_children_shared_libpython() {
+    threads_and_children(SHARED_PYTHON, "threads_and_children_shared_libpython");
+}
+
+#[test]
+fn no_children_leaves_the_child_out() {
+    let (report, expected) = run_family(STATIC_PYTHON, "no_children", &["--no-children"]);
+    let pid = u64_of(&expected["pid"]);
+    let child = u64_of(&expected["child_pid"]);
+    // The parent's figures are unchanged...
+    assert_eq!(assert_matching(&report, &expected, |f| f["pid"] == pid), 2);
+    assert_eq!(entry(&report, pid, "/proc/self/stat")["syscalls"], 11);
+    assert!(threads_of(&report, pid).len() >= 2, "{report:#}");
+    // ... and the child is nowhere.
+    let child_reads: Vec<&Value> = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pid"] == child)
+        .collect();
+    assert!(
+        child_reads.is_empty(),
+        "child {child} traced: {child_reads:#?}"
+    );
+    assert!(threads_of(&report, child).is_empty(), "{report:#}");
+    let pids: Vec<&Value> = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["pid"])
+        .collect();
+    assert!(pids.iter().all(|p| **p == pid), "{pids:?}");
+}

@@ -1,0 +1,146 @@
+//! End-to-end: signals generated and delivered in real Python processes,
+//! compared with exact counts the workloads know. Root only.
+
+mod common;
+
+use common::{
+    assert_complete_no_warnings as assert_complete, pid_of, signal_groups, trace, u64_of,
+};
+
+#[test]
+fn self_sent_sigusr1_with_a_handler() {
+    let run = trace("signals_self.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let pid = pid_of(&facts["pid"]);
+    let n = u64_of(&facts["sent"]);
+    let t = u64_of(&facts["sent_to_thread"]);
+    assert_eq!(u64_of(&facts["handled"]), n + t);
+
+    let groups = signal_groups(report, "SIGUSR1", pid);
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let g = *groups.iter().find(|g| g["code"] == "SI_USER").unwrap();
+    assert_eq!(g["signo"], 10);
+    assert_eq!(g["sender"]["pid"], pid);
+    assert_eq!(g["sender"]["tid"], pid);
+    assert_eq!(g["sender"]["kernel"], false);
+    assert_eq!(g["target"]["tid"], serde_json::Value::Null);
+    assert_eq!(g["code"], "SI_USER");
+    assert_eq!(g["syscall"], "kill");
+    assert_eq!(u64_of(&g["generated"]), n);
+    assert_eq!(u64_of(&g["delivered"]), n);
+    assert_eq!(u64_of(&g["ignored"]), 0);
+    assert_eq!(u64_of(&g["pending_at_end"]), 0);
+    assert_eq!(u64_of(&g["results"]["delivered"]), n);
+    assert_eq!(g["disposition"], "handler");
+    assert_eq!(u64_of(&g["dispositions"]["handler"]), n);
+    assert!(g["handler"].as_str().unwrap().starts_with("0x"), "{g}");
+    assert!(
+        g["sa_flags"]
+            .as_array()
+            .unwrap()
+            .contains(&"SA_RESTORER".into()),
+        "{g}"
+    );
+    assert_eq!(u64_of(&g["delivered_to"][pid.to_string()]), n);
+    assert_eq!(u64_of(&g["killed"]), 0);
+    let latency = &g["latency_ns"];
+    assert!(u64_of(&latency["p50"]) <= u64_of(&latency["p99"]));
+    assert!(u64_of(&latency["p99"]) <= u64_of(&latency["max"]));
+    // signal.pthread_kill(main thread): tgkill, to one thread.
+    let g = *groups.iter().find(|g| g["code"] == "SI_TKILL").unwrap();
+    assert_eq!(g["syscall"], "tgkill");
+    assert_eq!(g["target"]["tid"], pid);
+    assert_eq!(u64_of(&g["generated"]), t);
+    assert_eq!(u64_of(&g["delivered"]), t);
+    assert_eq!(g["disposition"], "handler");
+    // The log holds every event (2(n+t) of them), first and last 20.
+    assert_eq!(u64_of(&report["signal_log"]["total"]), 2 * (n + t));
+    assert_eq!(
+        report["signal_log"]["entries"].as_array().unwrap().len(),
+        40
+    );
+}
+
+#[test]
+fn signals_a_parent_ignores() {
+    let run = trace("signals_ignored.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let parent = pid_of(&facts["parent"]);
+    let child = pid_of(&facts["child"]);
+    let m = u64_of(&facts["sent"]);
+
+    let groups = signal_groups(report, "SIGUSR2", parent);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = groups[0];
+    assert_eq!(g["sender"]["pid"], child);
+    assert_eq!(g["sender"]["kernel"], false);
+    assert_eq!(g["code"], "SI_USER");
+    assert_eq!(u64_of(&g["generated"]), m);
+    assert_eq!(u64_of(&g["results"]["ignored"]), m);
+    assert_eq!(g["results"].as_object().unwrap().len(), 1, "{g}");
+    assert_eq!(u64_of(&g["ignored"]), m);
+    assert_eq!(u64_of(&g["delivered"]), 0);
+    assert_eq!(g["disposition"], "ignored");
+    assert_eq!(g["latency_ns"], serde_json::Value::Null);
+}
+
+#[test]
+fn blocked_signal_is_delivered_once_after_the_delay() {
+    let run = trace("signals_blocked.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let pid = pid_of(&facts["pid"]);
+    let blocked_ns = u64_of(&facts["blocked_ns"]);
+    assert_eq!(u64_of(&facts["handled"]), 1);
+
+    let groups = signal_groups(report, "SIGUSR1", pid);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = groups[0];
+    assert_eq!(u64_of(&g["generated"]), 1);
+    assert_eq!(u64_of(&g["results"]["delivered"]), 1);
+    assert_eq!(u64_of(&g["delivered"]), 1);
+    assert_eq!(u64_of(&g["pending_at_end"]), 0);
+    assert_eq!(g["disposition"], "handler");
+    // Generated before the measured interval began, delivered after it ended.
+    let latency = &g["latency_ns"];
+    assert!(
+        u64_of(&latency["p50"]) >= blocked_ns,
+        "latency {latency} < blocked {blocked_ns}"
+    );
+    assert_eq!(latency["p50"], latency["max"]);
+}
+
+#[test]
+fn sigpipe_from_a_write_to_a_closed_pipe_comes_from_the_kernel() {
+    let run = trace("signals_sigpipe.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_complete(report);
+    let pid = pid_of(&facts["pid"]);
+    assert_eq!(u64_of(&facts["epipe"]), 2);
+    assert_eq!(u64_of(&facts["handled"]), 1);
+
+    let groups = signal_groups(report, "SIGPIPE", pid);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = groups[0];
+    assert_eq!(g["sender"]["kernel"], true);
+    assert_eq!(g["sender"]["comm"], "kernel");
+    assert_eq!(g["sender"]["pid"], 0);
+    assert_eq!(g["syscall"], serde_json::Value::Null);
+    // The kernel sends it to the writing thread.
+    assert_eq!(g["target"]["tid"], pid);
+    // Python ignores SIGPIPE: the first is ignored, the second goes to the handler.
+    assert_eq!(u64_of(&g["generated"]), 2);
+    assert_eq!(u64_of(&g["results"]["ignored"]), 1);
+    assert_eq!(u64_of(&g["results"]["delivered"]), 1);
+    assert_eq!(u64_of(&g["ignored"]), 1);
+    assert_eq!(u64_of(&g["delivered"]), 1);
+    assert_eq!(g["disposition"], "handler");
+    let log = report["signal_log"]["entries"].as_array().unwrap();
+    let pipe_events: Vec<_> = log.iter().filter(|e| e["signal"] == "SIGPIPE").collect();
+    assert_eq!(pipe_events.len(), 3, "{pipe_events:?}");
+    assert_eq!(pipe_events[0]["event"], "generate");
+    assert_eq!(pipe_events[0]["context_pid"], pid);
+    assert_eq!(pipe_events[0]["sender"]["kernel"], true);
+}

@@ -1,0 +1,249 @@
+//! `cargo xtask <command>`: developer tasks for the `tracer` workspace.
+//!
+//! * `setup`  install what a fresh Debian machine lacks to build the tracer
+//! * `build`  setup, then `cargo build --release -p tracer`
+//! * `demo`   build, then trace `demo/service.py` (root)
+//! * `test`   build, then run the workspace tests, end-to-end ones included (root)
+//! * `bench`  build, then compare tracer / strace / bpftrace overhead (root)
+//!
+//! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
+//! stdout carries only what the tracer prints (its report, in `demo`).
+
+mod bench;
+mod setup;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
+
+/// The interpreter the demo and the benchmark run (Debian's static build, which
+/// the tracer's Python support is checked against).
+pub const PYTHON: &str = "/usr/bin/python3.11";
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Developer tasks for the tracer workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what is missing to build the tracer (apt packages, nightly
+    /// + rust-src, bpf-linker). Idempotent; fast when everything is present.
+    Setup,
+    /// Setup, then build the tracer (release).
+    Build,
+    /// Build, then run `tracer [EXTRA...] -- python3.11 demo/service.py` (needs root).
+    Demo {
+        /// Extra arguments for the tracer, e.g. `cargo xtask demo -- --format json`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "EXTRA"
+        )]
+        extra: Vec<String>,
+    },
+    /// Build, then run every workspace test, end-to-end tests included (needs root).
+    Test,
+    /// Build, then benchmark the tracer against strace and bpftrace (needs root).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup(),
+        Command::Build => build(),
+        Command::Demo { extra } => demo(&extra),
+        Command::Test => test(),
+        Command::Bench(args) => bench::bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let code = err
+                .downcast_ref::<CommandFailed>()
+                .and_then(|failed| failed.code)
+                .filter(|code| (1..=255).contains(code))
+                .unwrap_or(1);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+/// Setup, then `cargo build --release -p tracer`.
+fn build() -> Result<()> {
+    setup::setup()?;
+    build_tracer()
+}
+
+/// `cargo build --release -p tracer` (its build.rs builds the eBPF side with
+/// nightly and bpf-linker, both found through the PATH set by `tool_command`).
+pub fn build_tracer() -> Result<()> {
+    let mut cmd = tool_command("cargo");
+    cmd.args(["build", "--release", "-p", "tracer"]);
+    run(&mut cmd)
+}
+
+fn demo(extra: &[String]) -> Result<()> {
+    require_root("demo", "sudo -E cargo xtask demo")?;
+    build()?;
+    let root = repo_root();
+    let tracer = util::tracer_binary()?;
+    let mut cmd = tool_command(&tracer);
+    cmd.args(extra)
+        .arg("--")
+        .arg(PYTHON)
+        .arg(root.join("demo/service.py"));
+    run(&mut cmd)
+}
+
+fn test() -> Result<()> {
+    require_root("test", "sudo -E cargo xtask test")?;
+    build()?;
+    let mut cmd = tool_command("cargo");
+    cmd.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--",
+        "--test-threads=1",
+    ]);
+    run_counting_tests(&mut cmd)
+}
+
+/// Runs `cargo test`, echoing its output, and ends with one line of totals
+/// over every test binary ("tests: N passed, N failed, N ignored"), so the
+/// last line says what ran rather than the last (possibly empty) binary.
+fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let shown = util::display(cmd);
+    eprintln!("$ {shown}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("could not start `{shown}`: {err}"))?;
+    let mut totals = TestTotals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child.wait()?;
+    println!(
+        "tests: {} passed, {} failed, {} ignored",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CommandFailed {
+            command: shown,
+            code: status.code(),
+        }
+        .into())
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds a libtest summary line: "test result: ok. 7 passed; 0 failed; 1 ignored; ...".
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_extra(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(["xtask", "demo"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Demo { extra } => extra,
+            _ => panic!("not demo"),
+        }
+    }
+
+    #[test]
+    fn demo_passes_extra_args_through() {
+        assert!(demo_extra(&[]).is_empty());
+        assert_eq!(
+            demo_extra(&["--", "--format", "json"]),
+            ["--format", "json"]
+        );
+        assert_eq!(
+            demo_extra(&["--format", "json", "-o", "x"]),
+            ["--format", "json", "-o", "x"]
+        );
+        assert_eq!(
+            demo_extra(&["--", "--pid", "1", "--"]),
+            ["--pid", "1", "--"]
+        );
+    }
+
+    #[test]
+    fn totals_add_up_libtest_summaries() {
+        let mut t = TestTotals::default();
+        t.add_line("test result: ok. 35 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.02s");
+        t.add_line(
+            "test result: FAILED. 5 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("running 5 tests");
+        t.add_line("test foo ... ok");
+        assert_eq!(
+            t,
+            TestTotals {
+                passed: 40,
+                failed: 1,
+                ignored: 2
+            }
+        );
+    }
+
+    #[test]
+    fn bench_defaults() {
+        let cli = Cli::try_parse_from(["xtask", "bench"]).unwrap();
+        assert!(matches!(cli.command, Command::Bench(_)));
+        assert!(
+            Cli::try_parse_from(["xtask", "bench", "--iterations", "10", "--rss-seconds", "2"])
+                .is_ok()
+        );
+        assert!(Cli::try_parse_from(["xtask", "bench", "--iterations", "x"]).is_err());
+    }
+}
