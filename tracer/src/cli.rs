@@ -93,6 +93,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
 
+    /// Also write the sampled Python stacks as a speedscope JSON profile to FILE
+    #[arg(long, value_name = "FILE.json")]
+    pub speedscope: Option<PathBuf>,
+
     /// Do not follow processes forked by the target
     #[arg(long)]
     pub no_children: bool,
