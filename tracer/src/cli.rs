@@ -97,6 +97,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
 
+    /// Also write the sampled Python stacks as a speedscope JSON profile to FILE
+    #[arg(long, value_name = "FILE.json")]
+    pub speedscope: Option<PathBuf>,
+
     /// Do not follow processes forked by the target (followed by default:
     /// their reads, scheduling, exits and signals are reported too)
     #[arg(long)]

@@ -79,6 +79,10 @@ fn write_report(args: &cli::Args, report: &report::Report) -> anyhow::Result<()>
         std::fs::write(path, report::flame::folded(report))
             .with_context(|| format!("writing folded stacks to {}", path.display()))?;
     }
+    if let Some(path) = &args.speedscope {
+        std::fs::write(path, report::flame::speedscope(report))
+            .with_context(|| format!("writing the speedscope profile to {}", path.display()))?;
+    }
     if let Some(path) = &args.flamegraph {
         match report::flame::flamegraph(report) {
             Ok(svg) => std::fs::write(path, svg)

@@ -104,3 +104,92 @@ mod tests {
         assert!(flamegraph(&report).is_err());
     }
 }
+
+/// The sampled stacks as a speedscope profile (https://www.speedscope.app,
+/// "sampled" profiles, one per thread; frames are function, file and line).
+pub fn speedscope(report: &Report) -> String {
+    use std::collections::HashMap;
+
+    let mut frames: Vec<serde_json::Value> = Vec::new();
+    let mut index: HashMap<(String, String, u32), usize> = HashMap::new();
+    let mut by_thread: std::collections::BTreeMap<u32, (Vec<Vec<usize>>, Vec<u64>)> =
+        Default::default();
+    for stack in &report.python.stacks {
+        let ids: Vec<usize> = stack
+            .frames
+            .iter()
+            .rev()
+            .map(|f| {
+                let key = (f.function.clone(), f.file.clone(), f.line);
+                *index.entry(key).or_insert_with(|| {
+                    frames.push(serde_json::json!({
+                        "name": f.function, "file": f.file, "line": f.line
+                    }));
+                    frames.len() - 1
+                })
+            })
+            .collect();
+        let entry = by_thread.entry(stack.tid).or_default();
+        entry.0.push(ids);
+        entry.1.push(stack.samples);
+    }
+    let profiles: Vec<serde_json::Value> = by_thread
+        .into_iter()
+        .map(|(tid, (samples, weights))| {
+            let total: u64 = weights.iter().sum();
+            serde_json::json!({
+                "type": "sampled", "name": format!("thread {tid}"), "unit": "none",
+                "startValue": 0, "endValue": total, "samples": samples, "weights": weights
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "$schema": "https://www.speedscope.app/file-format-schema.json",
+        "name": format!("tracer: {}", report.target.argv.join(" ")),
+        "exporter": "tracer",
+        "shared": { "frames": frames },
+        "profiles": profiles,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod speedscope_tests {
+    use super::*;
+    use crate::report::{PythonFrame, PythonStack};
+
+    #[test]
+    fn speedscope_profile_per_thread() {
+        let frame = |f: &str, line| PythonFrame {
+            function: f.into(),
+            file: "/w.py".into(),
+            line,
+        };
+        let mut report = Report::default();
+        report.python.stacks = vec![
+            PythonStack {
+                tid: 7,
+                samples: 3,
+                frames: vec![frame("inner", 5), frame("main", 9)],
+            },
+            PythonStack {
+                tid: 8,
+                samples: 1,
+                frames: vec![frame("main", 9)],
+            },
+        ];
+        let v: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();
+        assert_eq!(v["shared"]["frames"].as_array().unwrap().len(), 2);
+        let p = &v["profiles"][0];
+        assert_eq!(p["name"], "thread 7");
+        // Outermost first: main, then inner.
+        let frames = v["shared"]["frames"].as_array().unwrap();
+        let id = |name: &str| frames.iter().position(|f| f["name"] == name).unwrap();
+        assert_eq!(
+            p["samples"][0],
+            serde_json::json!([id("main"), id("inner")])
+        );
+        assert_eq!(p["weights"][0], 3);
+        assert_eq!(v["profiles"][1]["endValue"], 1);
+    }
+}
