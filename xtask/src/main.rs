@@ -146,15 +146,7 @@ fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
         "tests: {} passed, {} failed, {} ignored",
         totals.passed, totals.failed, totals.ignored
     );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(CommandFailed {
-            command: shown,
-            code: status.code(),
-        }
-        .into())
-    }
+    util::check_status(shown, status)
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
