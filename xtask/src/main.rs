@@ -3,13 +3,15 @@
 //! * `setup`  install what a fresh Debian machine lacks to build the tracer
 //! * `build`  setup, then `cargo build --release -p tracer`
 //! * `demo`   build, then trace `demo/service.py` (root)
-//! * `test`   build, then run the workspace tests, end-to-end ones included (root)
+//! * `test`   build, make the other-CPython roots (debootstrap, cached), then
+//!   run the workspace tests, end-to-end ones included (root)
 //! * `bench`  build, then compare tracer / strace / bpftrace overhead (root)
 //!
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
 //! stdout carries only what the tracer prints (its report, in `demo`).
 
 mod bench;
+mod chroots;
 mod setup;
 mod util;
 
@@ -111,7 +113,11 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
+    let roots = chroots::ensure_chroots()?;
     let mut cmd = tool_command("cargo");
+    for (env, root) in roots {
+        cmd.env(env, root);
+    }
     cmd.args([
         "test",
         "--workspace",
@@ -146,15 +152,7 @@ fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
         "tests: {} passed, {} failed, {} ignored",
         totals.passed, totals.failed, totals.ignored
     );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(CommandFailed {
-            command: shown,
-            code: status.code(),
-        }
-        .into())
-    }
+    util::check_status(shown, status)
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -89,6 +89,11 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("could not start `{shown}`"))?;
+    check_status(shown, status)
+}
+
+/// `Ok` if the command `shown` succeeded, else a `CommandFailed` with its code.
+pub fn check_status(shown: String, status: std::process::ExitStatus) -> Result<()> {
     if status.success() {
         Ok(())
     } else {
