@@ -223,15 +223,17 @@ fn calibrated_pyenv_3_13() {
     calibrated("pyenv313", &pyenv("3.13.0"), "3.13.0");
 }
 
-/// Debian's 3.14 in a chroot (`debootstrap --variant=minbase --include=python3.14 sid DIR`,
-/// path in TRACER_PY314_ROOT, default /work/wtpy-sid314): a container-like
+/// Debian's 3.14 in a chroot, made by `cargo xtask test` (debootstrap
+/// --variant=minbase --include=python3.14 sid, cached in
+/// /var/cache/tracer-tests; TRACER_PY314_ROOT overrides): a container-like
 /// target whose /proc/PID/maps paths are not valid in its own root.
 #[test]
 fn calibrated_debian_3_14_chroot() {
-    let root = std::env::var("TRACER_PY314_ROOT").unwrap_or_else(|_| "/work/wtpy-sid314".into());
+    let root = std::env::var("TRACER_PY314_ROOT")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/sid-python3.14".into());
     assert!(
         Path::new(&root).join("usr/bin/python3.14").exists(),
-        "no Debian 3.14 root at {root}: create it with debootstrap (see the comment) or set TRACER_PY314_ROOT"
+        "no Debian 3.14 root at {root}: `cargo xtask test` makes it (or set TRACER_PY314_ROOT)"
     );
     let source = workspace().join("tests/workloads/python_calibrated.py");
     std::fs::copy(source, format!("{root}/tmp/python_calibrated.py")).unwrap();
