@@ -4,8 +4,9 @@
 //!
 //! Each recording is `tests/workloads/python_snapshot.py` stopped in
 //! `time.sleep` at `<module>:14 -> outer:11 -> inner:7`; the expected stack
-//! comes from that script, not from the recording. Re-record (as root) with
-//! `cargo test -p tracer record_python_snapshots -- --ignored --nocapture`.
+//! comes from that script, not from the recording. `live_interpreters_decode`
+//! checks the same against the live interpreters on every run; re-record (as
+//! root) with `TRACER_RECORD_SNAPSHOTS=1 cargo test -p tracer live_interpreters_decode`.
 
 use std::{cell::RefCell, io::BufRead};
 
@@ -234,15 +235,47 @@ fn synthetic_3_14() {
     );
 }
 
-/// Records `snapshots/*.json` from the interpreters on this machine (root).
+/// "ready" is printed on the line before `time.sleep`: wait until the
+/// process is blocked in the sleep (/proc/PID/syscall names the syscall a
+/// blocked task is in: clock_nanosleep from 3.11, select before), so the
+/// stack is at the sleep line.
+fn wait_until_sleeping(pid: u32) {
+    let sleeps = [
+        libc::SYS_clock_nanosleep,
+        libc::SYS_nanosleep,
+        libc::SYS_select,
+        libc::SYS_pselect6,
+    ]
+    .map(|nr| nr.to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        let nr = syscall.split_whitespace().next().unwrap_or_default();
+        if sleeps.iter().any(|s| s == nr) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never blocked in a sleep: {syscall}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Decodes the stack of every interpreter on this machine (pyenv 3.8-3.13,
+/// Debian's 3.11, Debian's 3.14 in the root `cargo xtask test` makes) from
+/// its live memory; with TRACER_RECORD_SNAPSHOTS=1 also records
+/// `snapshots/*.json` from them.
 #[test]
-#[ignore = "records snapshots from real interpreters; run as root on the dev machine"]
-fn record_python_snapshots() {
+fn live_interpreters_decode() {
+    let record = std::env::var_os("TRACER_RECORD_SNAPSHOTS").is_some();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/workloads/python_snapshot.py"
     );
-    let chroot = "/work/wtpy-sid314";
+    let chroot = std::env::var("TRACER_PY314_ROOT")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/sid-python3.14".into());
+    let chroot = chroot.as_str();
     let mut runs: Vec<(String, Vec<String>)> =
         ["3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"]
             .iter()
@@ -261,7 +294,13 @@ fn record_python_snapshots() {
         "3.11.2-debian".into(),
         vec!["/usr/bin/python3.11".into(), script.into()],
     ));
-    if std::path::Path::new(chroot).exists() {
+    assert!(
+        std::path::Path::new(chroot)
+            .join("usr/bin/python3.14")
+            .exists(),
+        "no Debian 3.14 root at {chroot}: `cargo xtask test` makes it (or set TRACER_PY314_ROOT)"
+    );
+    {
         std::fs::copy(script, format!("{chroot}/tmp/python_snapshot.py")).unwrap();
         runs.push((
             "3.14.10-debian".into(),
@@ -285,6 +324,7 @@ fn record_python_snapshots() {
             .unwrap();
         assert_eq!(line.trim(), "ready");
         let pid = child.id();
+        wait_until_sleeping(pid);
         let interp = discover::discover(pid).unwrap();
         let live = ProcessMemory { pid };
         let recorder = Recorder {
@@ -301,8 +341,11 @@ fn record_python_snapshots() {
         );
         child.kill().unwrap();
         child.wait().unwrap();
-        assert_eq!(tid, Some(pid));
+        assert_eq!(tid, Some(pid), "{label}");
         check(&stack);
+        if !record {
+            continue;
+        }
         let rec = Recorded {
             label: label.clone(),
             version: interp.version.clone(),
