@@ -387,40 +387,30 @@ impl Probes {
     /// Adds a thread (not the leader) of a traced process, so signals sent
     /// to it are attributed to its process.
     pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), AttachError> {
-        let map = self
-            .ebpf
-            .map_mut("TASKS")
-            .ok_or(AttachError::MissingMap("TASKS"))?;
-        let mut tasks =
-            HashMap::<_, u32, u32>::try_from(map).map_err(|source| AttachError::Map {
-                map: "TASKS",
-                source,
-            })?;
-        tasks
-            .insert(tid, tgid, 0)
-            .map_err(|source| AttachError::Map {
-                map: "TASKS",
-                source,
-            })
+        self.insert("TASKS", tid, tgid)
     }
 
     /// Registers a zombie that existed before tracing, so whoever reaps it is seen.
     pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), AttachError> {
+        self.insert("ZOMBIES", pid, ZombieEntry { exit_ns: now_ns })
+    }
+
+    /// Inserts `key -> value` into the hash map `name`.
+    fn insert<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        key: K,
+        value: V,
+    ) -> Result<(), AttachError> {
         let map = self
             .ebpf
-            .map_mut("ZOMBIES")
-            .ok_or(AttachError::MissingMap("ZOMBIES"))?;
-        let mut zombies =
-            HashMap::<_, u32, ZombieEntry>::try_from(map).map_err(|source| AttachError::Map {
-                map: "ZOMBIES",
-                source,
-            })?;
-        zombies
-            .insert(pid, ZombieEntry { exit_ns: now_ns }, 0)
-            .map_err(|source| AttachError::Map {
-                map: "ZOMBIES",
-                source,
-            })
+            .map_mut(name)
+            .ok_or(AttachError::MissingMap(name))?;
+        let map_err = |source| AttachError::Map { map: name, source };
+        HashMap::<_, K, V>::try_from(map)
+            .map_err(map_err)?
+            .insert(key, value, 0)
+            .map_err(map_err)
     }
 
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, AttachError> {
