@@ -406,11 +406,10 @@ impl Probes {
             .ebpf
             .map_mut(name)
             .ok_or(AttachError::MissingMap(name))?;
-        let map_err = |source| AttachError::Map { map: name, source };
         HashMap::<_, K, V>::try_from(map)
-            .map_err(map_err)?
+            .map_err(map_error(name))?
             .insert(key, value, 0)
-            .map_err(map_err)
+            .map_err(map_error(name))
     }
 
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, AttachError> {
@@ -424,22 +423,12 @@ impl Probes {
 
     /// Every `READ_STATS` row, summed across CPUs.
     pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, AttachError> {
-        let map = self
-            .ebpf
-            .map("READ_STATS")
-            .ok_or(AttachError::MissingMap("READ_STATS"))?;
-        let stats = PerCpuHashMap::<_, ReadKey, ReadStats>::try_from(map).map_err(|source| {
-            AttachError::Map {
-                map: "READ_STATS",
-                source,
-            }
-        })?;
+        const NAME: &str = "READ_STATS";
+        let stats = PerCpuHashMap::<_, ReadKey, ReadStats>::try_from(self.map(NAME)?)
+            .map_err(map_error(NAME))?;
         let mut rows = Vec::new();
         for entry in stats.iter() {
-            let (key, per_cpu) = entry.map_err(|source| AttachError::Map {
-                map: "READ_STATS",
-                source,
-            })?;
+            let (key, per_cpu) = entry.map_err(map_error(NAME))?;
             let mut sum = ReadStats::default();
             for v in per_cpu.iter() {
                 sum.syscalls += v.syscalls;
@@ -456,21 +445,12 @@ impl Probes {
 
     /// Opens per (tgid, file_id), summed across CPUs.
     pub fn file_opens(&self) -> Result<std::collections::HashMap<(u32, u64), u64>, AttachError> {
-        let map = self
-            .ebpf
-            .map("FILE_OPENS")
-            .ok_or(AttachError::MissingMap("FILE_OPENS"))?;
+        const NAME: &str = "FILE_OPENS";
         let opens =
-            PerCpuHashMap::<_, FileKey, u64>::try_from(map).map_err(|source| AttachError::Map {
-                map: "FILE_OPENS",
-                source,
-            })?;
+            PerCpuHashMap::<_, FileKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
         let mut totals = std::collections::HashMap::new();
         for entry in opens.iter() {
-            let (key, per_cpu) = entry.map_err(|source| AttachError::Map {
-                map: "FILE_OPENS",
-                source,
-            })?;
+            let (key, per_cpu) = entry.map_err(map_error(NAME))?;
             totals.insert((key.tgid, key.file_id), per_cpu.iter().sum());
         }
         Ok(totals)
@@ -481,29 +461,23 @@ impl Probes {
     /// periods (~40 ms here) under a kernel mutex; doing them from parallel
     /// threads overlaps what the kernel lets overlap. Maps stay readable.
     pub fn detach(&mut self) {
+        // Takes a program's link out of aya, as an owned value to drop anywhere.
+        macro_rules! take {
+            ($program_type:ty, $program:expr, $id:expr) => {
+                self.ebpf
+                    .program_mut($program)
+                    .and_then(|p| <&mut $program_type>::try_from(p).ok())
+                    .and_then(|p| p.take_link($id).ok())
+                    .map(|link| Box::new(link) as Box<dyn Send>)
+            };
+        }
         let mut owned: Vec<Box<dyn Send>> = Vec::new();
         for link in self.links.drain(..) {
-            let link: Option<Box<dyn Send>> = match link {
-                Link::TracePoint(program, id) => self
-                    .ebpf
-                    .program_mut(program)
-                    .and_then(|p| <&mut TracePoint>::try_from(p).ok())
-                    .and_then(|p| p.take_link(id).ok())
-                    .map(|l| Box::new(l) as Box<dyn Send>),
-                Link::PerfEvent(program, id) => self
-                    .ebpf
-                    .program_mut(program)
-                    .and_then(|p| <&mut PerfEvent>::try_from(p).ok())
-                    .and_then(|p| p.take_link(id).ok())
-                    .map(|l| Box::new(l) as Box<dyn Send>),
-                Link::UProbe(program, id) => self
-                    .ebpf
-                    .program_mut(program)
-                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
-                    .and_then(|p| p.take_link(id).ok())
-                    .map(|l| Box::new(l) as Box<dyn Send>),
-            };
-            owned.extend(link);
+            owned.extend(match link {
+                Link::TracePoint(program, id) => take!(TracePoint, program, id),
+                Link::PerfEvent(program, id) => take!(PerfEvent, program, id),
+                Link::UProbe(program, id) => take!(UProbe, program, id),
+            });
         }
         std::thread::scope(|scope| {
             for link in owned {
@@ -514,23 +488,23 @@ impl Probes {
 
     /// Every traced thread's scheduling figures (key: tid).
     pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, AttachError> {
-        let map = self
-            .ebpf
-            .map("THREADS")
-            .ok_or(AttachError::MissingMap("THREADS"))?;
+        const NAME: &str = "THREADS";
         let threads =
-            HashMap::<_, u32, ThreadStats>::try_from(map).map_err(|source| AttachError::Map {
-                map: "THREADS",
-                source,
-            })?;
+            HashMap::<_, u32, ThreadStats>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
         threads
             .iter()
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| AttachError::Map {
-                map: "THREADS",
-                source,
-            })
+            .map_err(map_error(NAME))
     }
+
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, AttachError> {
+        self.ebpf.map(name).ok_or(AttachError::MissingMap(name))
+    }
+}
+
+/// Turns an aya map error into ours, naming the map.
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> AttachError {
+    move |source| AttachError::Map { map, source }
 }
 
 fn per_cpu_totals<const N: usize>(
