@@ -50,6 +50,10 @@ pub struct TracepointOffsets {
     pub close_fd: u32,
     /// `syscalls:sys_exit_*` (all syscall exits share this field)
     pub exit_ret: u32,
+    /// `syscalls:sys_enter_open` (x86-64: the `open` syscall that mimalloc,
+    /// hence CPython 3.13+, and older C code call); 0 where there is none.
+    pub open_filename: u32,
+    pub _pad: u32,
 }
 
 /// Byte offsets of the fields the process-lifecycle and signal programs read,
@@ -114,6 +118,47 @@ pub struct SyscallRegs {
     pub nr_pidfd_send_signal: u32,
 }
 
+/// Where a task's pid in its own pid namespace is, from the kernel's BTF:
+/// `task->group_leader->thread_pid->numbers[level].nr` (the last `NSpid`
+/// entry of `/proc/PID/status`). Read at exit, when /proc may be too late.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PidNsOffsets {
+    /// 1 if the offsets below are known.
+    pub valid: u32,
+    /// `task_struct.group_leader`, `task_struct.thread_pid`.
+    pub task_group_leader: u32,
+    pub task_thread_pid: u32,
+    /// `struct pid`: `level` (depth of its innermost namespace), `numbers[]`.
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    /// `sizeof(struct upid)` and `upid.nr`.
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub _pad: u32,
+}
+
+/// Where an open descriptor's file is, from the kernel's BTF:
+/// `current->files->fdt->fd[fd]->f_inode`, then the inode's `i_ino`,
+/// `i_blkbits` and `i_sb->s_magic`. Read for descriptors whose opening was
+/// not seen (pipes, sockets, dup'ed descriptors).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileOffsets {
+    /// 1 if the offsets below are known.
+    pub valid: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_inode: u32,
+    pub inode_ino: u32,
+    pub inode_blkbits: u32,
+    pub inode_sb: u32,
+    pub sb_magic: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Load-time configuration, written into the programs' read-only data.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,6 +176,8 @@ pub struct Config {
     /// (`/sys/kernel/btf/vmlinux`); 0 when unknown (exit status then comes
     /// from the reaper's `wait4`/`waitid`).
     pub task_exit_code: u32,
+    pub pid_ns: PidNsOffsets,
+    pub file: FileOffsets,
 }
 
 #[cfg(feature = "user")]
@@ -330,6 +377,14 @@ pub struct FileEvent {
     pub path_len: u32,
     pub file_id: u64,
     pub path: [u8; PATH_CAPTURE_LEN],
+    /// `FdDiscovered`: what the descriptor is, read in the kernel (0 if
+    /// unknown), so a pipe or socket closed before userspace can look at
+    /// `/proc/PID/fd` is still named: the inode number, its filesystem's
+    /// magic (`PIPEFS_MAGIC`, `SOCKFS_MAGIC`...) and block size.
+    pub ino: u64,
+    pub fs_magic: u64,
+    pub blksize: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -347,6 +402,10 @@ pub struct ProcessEvent {
     /// Fork: [`process_flags::THREAD`] when the new task is a thread.
     pub flags: u32,
     pub comm: [u8; COMM_LEN],
+    /// Exit of a whole process: its pid in its own pid namespace (1 for a
+    /// container's init; the host pid outside containers); 0: unknown.
+    pub ns_pid: u32,
+    pub _pad: u32,
 }
 
 pub mod process_flags {
@@ -635,8 +694,8 @@ const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
 const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
 const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN);
-const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 16 + COMM_LEN);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);
+const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 24 + 24 + COMM_LEN);
 const _: () =
     assert!(core::mem::size_of::<ExecEvent>() == 24 + 16 + COMM_LEN + FILENAME_LEN + ARGS_LEN);
 const _: () = assert!(core::mem::size_of::<WaitEvent>() == 24 + 32 + COMM_LEN);
@@ -646,11 +705,13 @@ const _: () = assert!(core::mem::size_of::<ZombieEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
-const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 20);
+const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 22);
 const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 20);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 14);
 // No implicit padding: 216 bytes of offsets keep the u64 below aligned.
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 20 + 4 * 14 + 16);
+const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
+const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 22 + 4 * 20 + 4 * 14 + 16 + 32 + 48);
 
 /// Value of `ZOMBIES` (key: tgid of a traced process that has exited and
 /// not been released yet).

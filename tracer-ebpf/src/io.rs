@@ -1,10 +1,13 @@
-//! Reads: `openat` names descriptors, `read`/`pread64`/`readv`/`preadv` are
+//! Reads: `openat` (and `open`) name descriptors, `read`/`pread64`/`readv`/`preadv` are
 //! timed and aggregated per (file, syscall, request size) in a per-CPU map, so
 //! a read costs no ring buffer record. Context switches inside a read are
 //! added by `sched.rs` to the thread's in-flight entry.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, bpf_probe_read_user_str_bytes},
+    helpers::{
+        bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes,
+    },
     macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
     programs::TracePointContext,
@@ -102,12 +105,27 @@ pub fn sys_exit_read(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    enter_open(&ctx, config().offsets.openat_filename);
+    0
+}
+
+/// `open(2)`: what mimalloc (CPython 3.13+) and older C code call on x86-64.
+#[tracepoint]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    enter_open(&ctx, config().offsets.open_filename);
+    0
+}
+
+#[inline(always)]
+fn enter_open(ctx: &TracePointContext, filename_off: u32) {
     let Some((_, tid)) = current_if_traced() else {
-        return 0;
+        return;
     };
-    let Ok(filename) = (unsafe { ctx.read_at::<u64>(config().offsets.openat_filename as usize) })
-    else {
-        return 0;
+    if filename_off == 0 {
+        return;
+    }
+    let Ok(filename) = (unsafe { ctx.read_at::<u64>(filename_off as usize) }) else {
+        return;
     };
     // Entries are reused in place (0 = idle): an update is cheaper than a
     // delete on exit plus an insert on the next entry.
@@ -119,36 +137,47 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    0
 }
 
 #[tracepoint]
 pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    exit_open(&ctx);
+    0
+}
+
+#[inline(always)]
+fn exit_open(ctx: &TracePointContext) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only traced threads have an OPENING entry: no TRACED lookup needed.
     let Some(slot) = OPENING.get_ptr_mut(tid) else {
-        return 0;
+        return;
     };
     let filename = unsafe { core::ptr::replace(slot, 0) };
     if filename == 0 {
-        return 0;
+        return;
     }
     let Ok(ret) = (unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }) else {
-        return 0;
+        return;
     };
     if ret < 0 {
-        return 0;
+        return;
     }
     let fd = ret as i32;
     // The kernel has just copied the name, so the page is resident.
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     let scratch = unsafe { &mut *scratch };
     let Ok(path) = (unsafe { bpf_probe_read_user_str_bytes(filename as *const u8, scratch) })
     else {
-        return 0;
+        return;
     };
     let file_id = path_hash(path);
     if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
@@ -162,7 +191,7 @@ pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
     if let Some(opens) = FILE_OPENS.get_ptr_mut(key) {
         // Per-CPU value: only this CPU writes it.
         unsafe { *opens += 1 };
-        return 0;
+        return;
     }
     if FILE_OPENS.insert(key, 1u64, 0).is_err() {
         count_drop(drops::TABLES);
@@ -175,7 +204,6 @@ pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
         file_id,
         filename as *const u8,
     );
-    0
 }
 
 /// FNV-1a of the path as opened, with the top bit clear (discovered
@@ -364,10 +392,54 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
     event.fd = fd;
     event.file_id = file_id;
     event.path_len = 0;
+    event.ino = 0;
+    event.fs_magic = 0;
+    event.blksize = 0;
+    event._pad = 0;
     if !path.is_null() {
         if let Ok(bytes) = unsafe { bpf_probe_read_user_str_bytes(path, &mut event.path) } {
             event.path_len = bytes.len() as u32;
         }
+    } else {
+        describe_fd(fd, event);
     }
     entry.submit(0);
+}
+
+/// What the current task's descriptor `fd` is: inode number, filesystem
+/// magic and block size (`current->files->fdt->fd[fd]->f_inode`).
+#[inline(always)]
+fn describe_fd(fd: i32, event: &mut FileEvent) {
+    let o = config().file;
+    if o.valid == 0 || fd < 0 {
+        return;
+    }
+    let read_ptr = |base: u64, off: u32| -> u64 {
+        if base == 0 {
+            return 0;
+        }
+        unsafe { bpf_probe_read_kernel((base + off as u64) as *const u64) }.unwrap_or(0)
+    };
+    let task = unsafe { bpf_get_current_task() };
+    let fdt = read_ptr(read_ptr(task, o.task_files), o.files_fdt);
+    if fdt == 0 {
+        return;
+    }
+    let max_fds =
+        unsafe { bpf_probe_read_kernel((fdt + o.fdt_max_fds as u64) as *const u32) }.unwrap_or(0);
+    if fd as u32 >= max_fds {
+        return;
+    }
+    let file = read_ptr(read_ptr(fdt, o.fdt_fd), fd as u32 * 8);
+    let inode = read_ptr(file, o.file_inode);
+    if inode == 0 {
+        return;
+    }
+    event.ino = read_ptr(inode, o.inode_ino);
+    event.fs_magic = read_ptr(read_ptr(inode, o.inode_sb), o.sb_magic);
+    let blkbits =
+        unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }.unwrap_or(0);
+    if blkbits > 0 && blkbits < 32 {
+        event.blksize = 1 << blkbits;
+    }
 }

@@ -135,7 +135,8 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
             count_drop(drops::LIFECYCLE);
         }
     }
-    emit(
+    let ns_pid = if group_dead != 0 { own_ns_pid() } else { 0 };
+    emit_ns(
         EventKind::ProcessExited,
         tgid,
         tid,
@@ -143,8 +144,43 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         group_dead as u32,
         status,
         0,
+        ns_pid,
     );
     0
+}
+
+/// The current process's pid in its own pid namespace, 0 if unknown:
+/// `current->group_leader->thread_pid->numbers[level].nr`.
+#[inline(always)]
+fn own_ns_pid() -> u32 {
+    let o = config().pid_ns;
+    if o.valid == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(leader) = (unsafe {
+        bpf_probe_read_kernel(task.wrapping_add(o.task_group_leader as usize) as *const u64)
+    }) else {
+        return 0;
+    };
+    let leader = leader as *const u8;
+    let Ok(pid) = (unsafe {
+        bpf_probe_read_kernel(leader.wrapping_add(o.task_thread_pid as usize) as *const u64)
+    }) else {
+        return 0;
+    };
+    let pid = pid as *const u8;
+    let Ok(level) =
+        (unsafe { bpf_probe_read_kernel(pid.wrapping_add(o.pid_level as usize) as *const u32) })
+    else {
+        return 0;
+    };
+    // MAX_PID_NS_LEVEL is 32.
+    if pid.is_null() || level > 32 {
+        return 0;
+    }
+    let at = o.pid_numbers as usize + level as usize * o.upid_size as usize + o.upid_nr as usize;
+    unsafe { bpf_probe_read_kernel(pid.wrapping_add(at) as *const i32) }.map_or(0, |nr| nr as u32)
 }
 
 /// Fires for every task the kernel frees (from an RCU callback, so the
@@ -368,6 +404,21 @@ pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
 
 #[inline(always)]
 fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32, status: u32, flags: u32) {
+    emit_ns(kind, tgid, tid, pid, arg, status, flags, 0);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn emit_ns(
+    kind: EventKind,
+    tgid: u32,
+    tid: u32,
+    pid: u32,
+    arg: u32,
+    status: u32,
+    flags: u32,
+    ns_pid: u32,
+) {
     let Some(mut entry) = EVENTS.reserve::<ProcessEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
@@ -379,6 +430,8 @@ fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32, status: u32, f
         status,
         flags,
         comm: bpf_get_current_comm().unwrap_or_default(),
+        ns_pid,
+        _pad: 0,
     });
     entry.submit(0);
 }

@@ -139,6 +139,17 @@ const ATTACHMENTS: &[Attachment] = &[
         tracepoints: &[("syscalls", "sys_exit_openat")],
         optional: false,
     },
+    // open(2) exists on x86-64 only; mimalloc (CPython 3.13+) calls it.
+    Attachment {
+        program: "sys_enter_open",
+        tracepoints: &[("syscalls", "sys_enter_open")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_exit_open",
+        tracepoints: &[("syscalls", "sys_exit_open")],
+        optional: true,
+    },
     Attachment {
         program: "sys_enter_close",
         tracepoints: &[("syscalls", "sys_enter_close")],

@@ -189,6 +189,20 @@ impl Btf {
         None
     }
 
+    /// `sizeof(struct structure)`.
+    pub fn struct_size(&self, structure: &str) -> Result<u32, BtfError> {
+        self.types
+            .iter()
+            .find(|t| {
+                t.kind == KIND_STRUCT
+                    && !t.members.is_empty()
+                    && self.name(t.name_off) == structure.as_bytes()
+            })
+            // A struct's `size_or_type` is its size.
+            .map(|t| t.type_id)
+            .ok_or_else(|| BtfError::NoStruct(structure.into()))
+    }
+
     /// Byte offset of `structure.member`.
     pub fn member_offset(&self, structure: &str, member: &str) -> Result<u32, BtfError> {
         let candidates = self.types.iter().enumerate().filter(|(_, t)| {
@@ -228,6 +242,39 @@ pub fn vmlinux() -> Result<Btf, BtfError> {
 /// Offset of `task_struct.exit_code`.
 pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
     btf.member_offset("task_struct", "exit_code")
+}
+
+/// Where a task's pid in its own namespace is:
+/// `task->group_leader->thread_pid->numbers[level].nr`.
+pub fn pid_ns_offsets(btf: &Btf) -> Result<tracer_common::PidNsOffsets, BtfError> {
+    Ok(tracer_common::PidNsOffsets {
+        valid: 1,
+        task_group_leader: btf.member_offset("task_struct", "group_leader")?,
+        task_thread_pid: btf.member_offset("task_struct", "thread_pid")?,
+        pid_level: btf.member_offset("pid", "level")?,
+        pid_numbers: btf.member_offset("pid", "numbers")?,
+        upid_size: btf.struct_size("upid")?,
+        upid_nr: btf.member_offset("upid", "nr")?,
+        _pad: 0,
+    })
+}
+
+/// Where an open descriptor's file and inode are:
+/// `task->files->fdt->fd[fd]->f_inode->{i_ino, i_blkbits, i_sb->s_magic}`.
+pub fn file_offsets(btf: &Btf) -> Result<tracer_common::FileOffsets, BtfError> {
+    Ok(tracer_common::FileOffsets {
+        valid: 1,
+        task_files: btf.member_offset("task_struct", "files")?,
+        files_fdt: btf.member_offset("files_struct", "fdt")?,
+        fdt_max_fds: btf.member_offset("fdtable", "max_fds")?,
+        fdt_fd: btf.member_offset("fdtable", "fd")?,
+        file_inode: btf.member_offset("file", "f_inode")?,
+        inode_ino: btf.member_offset("inode", "i_ino")?,
+        inode_blkbits: btf.member_offset("inode", "i_blkbits")?,
+        inode_sb: btf.member_offset("inode", "i_sb")?,
+        sb_magic: btf.member_offset("super_block", "s_magic")?,
+        _pad: [0; 2],
+    })
 }
 
 /// Offsets of `task_struct.mm` and `mm_struct.arg_start` / `arg_end`: where
@@ -406,5 +453,14 @@ mod tests {
         assert_eq!(regs.nr, regs.arg1 + 8);
         assert_eq!(regs.arg1, regs.arg2 + 8);
         assert_eq!(regs.nr_kill, 62);
+        // struct upid { int nr; struct pid_namespace *ns; }: 16 bytes, nr first.
+        let ns = pid_ns_offsets(&btf).unwrap();
+        assert_eq!((ns.upid_size, ns.upid_nr), (16, 0));
+        assert!(ns.pid_numbers > ns.pid_level, "{ns:?}");
+        assert_ne!(ns.task_group_leader, ns.task_thread_pid);
+        // struct fdtable { unsigned int max_fds; struct file **fd; ... }
+        let file = file_offsets(&btf).unwrap();
+        assert_eq!((file.fdt_max_fds, file.fdt_fd), (0, 8));
+        assert_eq!(file.valid, 1);
     }
 }

@@ -26,6 +26,8 @@ pub enum Event {
         tgid: u32,
         fd: i32,
         file_id: u64,
+        /// What the kernel said the descriptor is, if it could read it.
+        kernel: Option<crate::files::KernelFile>,
     },
     ProcessForked {
         parent_tgid: u32,
@@ -44,6 +46,8 @@ pub enum Event {
         comm: String,
         /// wait(2)-style status (`code << 8`, or signal | 0x80 core), when known.
         status: Option<u32>,
+        /// Whole process exits: its pid in its own pid namespace, when known.
+        ns_pid: Option<u32>,
     },
     /// A CPU-clock sample of a thread's raw Python stack (innermost first).
     PySample {
@@ -194,6 +198,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     tgid: header.tgid,
                     fd: event.fd,
                     file_id: event.file_id,
+                    kernel: (event.fs_magic != 0).then_some(crate::files::KernelFile {
+                        ino: event.ino,
+                        fs_magic: event.fs_magic,
+                        blksize: event.blksize,
+                    }),
                 }
             } else {
                 // path_len counts the NUL the kernel copied.
@@ -227,6 +236,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 ts_ns: header.ts_ns,
                 comm: c_string(&event.comm),
                 status: (event.status != EXIT_STATUS_UNKNOWN).then_some(event.status),
+                ns_pid: (event.ns_pid != 0).then_some(event.ns_pid),
             }
         }
         EventKind::PySample => {
@@ -351,6 +361,10 @@ mod tests {
             path_len: 18,
             file_id: 77,
             path,
+            ino: 0,
+            fs_magic: 0,
+            blksize: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -374,6 +388,10 @@ mod tests {
             path_len: PATH_CAPTURE_LEN as u32,
             file_id: 1,
             path,
+            ino: 0,
+            fs_magic: 0,
+            blksize: 0,
+            _pad: 0,
         };
         let Event::FileOpened {
             path, truncated, ..
@@ -393,13 +411,37 @@ mod tests {
             path_len: 0,
             file_id: 9,
             path: [0; PATH_CAPTURE_LEN],
+            ino: 0,
+            fs_magic: 0,
+            blksize: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
             Event::FdDiscovered {
                 tgid: 100,
                 fd: 7,
-                file_id: 9
+                file_id: 9,
+                kernel: None,
+            }
+        );
+        let pipe = FileEvent {
+            ino: 4242,
+            fs_magic: 0x5049_5045,
+            blksize: 4096,
+            ..event
+        };
+        assert_eq!(
+            decode(&bytes_of(&pipe)).unwrap(),
+            Event::FdDiscovered {
+                tgid: 100,
+                fd: 7,
+                file_id: 9,
+                kernel: Some(crate::files::KernelFile {
+                    ino: 4242,
+                    fs_magic: 0x5049_5045,
+                    blksize: 4096
+                }),
             }
         );
         let mut comm = [0u8; COMM_LEN];
@@ -411,6 +453,8 @@ mod tests {
             status: 3 << 8,
             flags: 0,
             comm,
+            ns_pid: 1,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&exit)).unwrap(),
@@ -421,15 +465,21 @@ mod tests {
                 ts_ns: 5_000,
                 comm: "python3".into(),
                 status: Some(0x300),
+                ns_pid: Some(1),
             }
         );
         let unknown = ProcessEvent {
             status: EXIT_STATUS_UNKNOWN,
+            ns_pid: 0,
             ..exit
         };
         assert!(matches!(
             decode(&bytes_of(&unknown)).unwrap(),
-            Event::ProcessExited { status: None, .. }
+            Event::ProcessExited {
+                status: None,
+                ns_pid: None,
+                ..
+            }
         ));
         let fork = ProcessEvent {
             header: header(EventKind::ProcessForked),
@@ -438,6 +488,8 @@ mod tests {
             status: 0,
             flags: 0,
             comm,
+            ns_pid: 0,
+            _pad: 0,
         };
         assert!(matches!(
             decode(&bytes_of(&fork)).unwrap(),

@@ -58,6 +58,40 @@ fn describe(path: &Path) -> Option<(String, Option<u64>)> {
     Some((fs, blksize))
 }
 
+/// What the kernel side read about a descriptor (`FileEvent` of `FdDiscovered`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelFile {
+    pub ino: u64,
+    pub fs_magic: u64,
+    pub blksize: u32,
+}
+
+/// A descriptor that was closed before /proc could show it, named from what
+/// the kernel read at its first read: pipes and sockets get the name
+/// /proc/PID/fd would have shown (`pipe:[INODE]`, `socket:[INODE]`); other
+/// files keep a placeholder name, with their filesystem.
+pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
+    let unnamed = format!("fd {fd} (closed before it could be named)");
+    let Some(k) = kernel else {
+        return FileInfo {
+            path: unnamed,
+            fs: "unknown".into(),
+            blksize: None,
+        };
+    };
+    let fs = fs_name(k.fs_magic as i64);
+    let path = match fs.as_str() {
+        "pipe" => format!("pipe:[{}]", k.ino),
+        "socket" => format!("socket:[{}]", k.ino),
+        _ => unnamed,
+    };
+    FileInfo {
+        path,
+        fs,
+        blksize: (k.blksize > 0).then_some(u64::from(k.blksize)),
+    }
+}
+
 /// Resolves an open descriptor of a live process.
 pub fn from_fd(tgid: u32, fd: i32) -> Option<FileInfo> {
     let link = format!("/proc/{tgid}/fd/{fd}");
@@ -92,19 +126,26 @@ pub fn outside_path(tgid: u32, opened: &str) -> String {
 
 /// Describes a file the process opened as `opened` (descriptor `fd`):
 /// through the path first (the descriptor may already be closed and its
-/// number reused by another file), else through the descriptor.
-pub fn from_open(tgid: u32, fd: i32, opened: &str) -> FileInfo {
+/// number reused by another file), else through the descriptor; when the
+/// process is gone, through `root`, the root directory it was last seen with
+/// (a chroot or container), then in our own root.
+pub fn from_open(tgid: u32, fd: i32, opened: &str, root: Option<&str>) -> FileInfo {
+    let regular_absolute = opened.starts_with('/') && !opened.starts_with("/proc/");
     let described = describe(Path::new(&outside_path(tgid, opened)))
         .or_else(|| {
             let info = from_fd(tgid, fd)?;
             (info.fs != "unknown").then_some((info.fs, info.blksize))
+        })
+        .or_else(|| {
+            let root = root.filter(|r| *r != "/" && regular_absolute)?;
+            describe(Path::new(&format!("{}{opened}", root.trim_end_matches('/'))))
         })
         // A short-lived process may be gone (or a zombie, whose root is
         // unreadable): an absolute path then most likely names the same file
         // in our own root, and a file of its /proc/self is a procfs file
         // like the one in ours.
         .or_else(|| {
-            ((opened.starts_with('/') && !opened.starts_with("/proc/")) || own_procfs_file(opened))
+            (regular_absolute || own_procfs_file(opened))
                 .then(|| describe(Path::new(opened)))
                 .flatten()
         });
@@ -166,13 +207,63 @@ mod tests {
     #[test]
     fn names_procfs_files_of_a_process_that_is_gone() {
         let gone = u32::MAX - 1;
-        let info = from_open(gone, 3, "/proc/self/status");
+        let info = from_open(gone, 3, "/proc/self/status", None);
         assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
-        let info = from_open(gone, 3, "/proc/thread-self/stat");
+        let info = from_open(gone, 3, "/proc/thread-self/stat", None);
         assert_eq!(info.fs, "proc");
         // Links out of /proc/self would describe the tracer's own files.
-        assert_eq!(from_open(gone, 3, "/proc/self/fd/0").fs, "unknown");
-        assert_eq!(from_open(gone, 3, "/proc/self/cwd/x").fs, "unknown");
+        assert_eq!(from_open(gone, 3, "/proc/self/fd/0", None).fs, "unknown");
+        assert_eq!(from_open(gone, 3, "/proc/self/cwd/x", None).fs, "unknown");
+    }
+
+    #[test]
+    fn names_files_of_a_gone_process_in_a_chroot_through_its_last_root() {
+        let gone = u32::MAX - 1;
+        let root = std::env::temp_dir().join(format!("tracer-root-{}", std::process::id()));
+        fs::create_dir_all(root.join("only-in-root")).unwrap();
+        fs::write(root.join("only-in-root/lib.py"), "x = 1\n").unwrap();
+        let root_text = root.to_string_lossy().into_owned();
+        let expected = describe(&root.join("only-in-root/lib.py")).unwrap().0;
+        let info = from_open(gone, 3, "/only-in-root/lib.py", Some(&root_text));
+        assert_eq!(info.fs, expected);
+        assert_eq!(info.path, "/only-in-root/lib.py");
+        // Without the root, the path means nothing in ours.
+        assert_eq!(from_open(gone, 3, "/only-in-root/lib.py", None).fs, "unknown");
+        // procfs files are not looked for under the root.
+        let info = from_open(gone, 3, "/proc/self/status", Some(&root_text));
+        assert_eq!(info.fs, "proc");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_closed_pipes_and_sockets_from_the_kernels_record() {
+        let pipe = KernelFile {
+            ino: 358961,
+            fs_magic: 0x5049_5045,
+            blksize: 4096,
+        };
+        let info = from_kernel(3, Some(&pipe));
+        assert_eq!(
+            (info.path.as_str(), info.fs.as_str(), info.blksize),
+            ("pipe:[358961]", "pipe", Some(4096))
+        );
+        let socket = KernelFile {
+            fs_magic: 0x534f_434b,
+            ..pipe
+        };
+        assert_eq!(from_kernel(4, Some(&socket)).path, "socket:[358961]");
+        // A regular file: its filesystem, but no name to give it.
+        let ext4 = KernelFile {
+            fs_magic: 0xef53,
+            ..pipe
+        };
+        let info = from_kernel(5, Some(&ext4));
+        assert_eq!(
+            (info.path.as_str(), info.fs.as_str()),
+            ("fd 5 (closed before it could be named)", "ext4")
+        );
+        let info = from_kernel(6, None);
+        assert_eq!(info.fs, "unknown");
     }
 
     #[test]
@@ -187,7 +278,7 @@ mod tests {
         // The same file by the path the process used, after it is closed.
         let fd = file.as_raw_fd();
         drop(file);
-        let info = from_open(me, fd, "/proc/self/status");
+        let info = from_open(me, fd, "/proc/self/status", None);
         assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
         assert_eq!(info.path, "/proc/self/status");
     }

@@ -10,6 +10,7 @@ mod btf;
 mod cli;
 mod events;
 mod files;
+mod nspid;
 mod preflight;
 mod python;
 mod report;

@@ -8,7 +8,7 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, SyscallRegs, drops, py_stats};
+use tracer_common::{Config, FileOffsets, PidNsOffsets, SyscallRegs, drops, py_stats};
 
 use crate::{
     analysis::{Collector, processes, sched},
@@ -73,7 +73,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
     let tracefs_root = tracefs::ensure_mounted()?;
     let layout = tracefs::read_layout(&tracefs_root)?;
     let mut early_warnings = Vec::new();
-    let (task_exit_code, regs, argv) = kernel_structs(&mut early_warnings);
+    let (task_exit_code, regs, argv, pid_ns, file) = kernel_structs(&mut early_warnings);
     let mut lifecycle = layout.lifecycle;
     (
         lifecycle.task_mm,
@@ -87,6 +87,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         task_state_mask: layout.task_state_mask,
         follow_children: u32::from(!args.no_children),
         task_exit_code,
+        pid_ns,
+        file,
     };
     let sample_rate = (!args.no_python).then_some(args.rate);
     let mut probes = Probes::load(config, sample_rate)?;
@@ -151,7 +153,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
     };
     if !args.no_python && probes.sampler_error.is_none() {
         collector.python_pid = Some(target.pid);
-        collector.python = Some(PythonTracer::new(target.pid, args.read_stacks));
+        collector.python = Some(PythonTracer::new(
+            target.pid,
+            args.read_stacks,
+            !args.no_children,
+        ));
         collector.count_entries = args.count_entries;
         collector.entries_error = entries_error.take();
         refresh_python(&mut probes, &mut collector)?;
@@ -252,6 +258,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         collector.base_ns,
         |pid| signals.killer_of(pid),
         processes::is_zombie_now,
+        crate::nspid::ns_pid,
     );
     let (signals, log_entries, log_total) = signals.finish();
     let mut warnings = std::mem::take(&mut probes_warnings);
@@ -265,6 +272,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
     let report = Report {
         target: ReportTarget {
             pid: target.pid,
+            ns_pid: processes
+                .iter()
+                .find(|p| p.pid == target.pid)
+                .and_then(|p| p.ns_pid),
             comm: names.get(&target.pid).cloned().unwrap_or(comm),
             argv,
             exit_code,
@@ -292,7 +303,16 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
 /// Kernel struct offsets from BTF: `task_struct.exit_code`, the saved
 /// syscall registers, where argv is. Without them the trace still runs,
 /// with less detail.
-fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs, (u32, u32, u32)) {
+#[allow(clippy::type_complexity)]
+fn kernel_structs(
+    warnings: &mut Vec<String>,
+) -> (
+    u32,
+    SyscallRegs,
+    (u32, u32, u32),
+    PidNsOffsets,
+    FileOffsets,
+) {
     let btf = match btf::vmlinux() {
         Ok(btf) => btf,
         Err(err) => {
@@ -300,7 +320,13 @@ fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs, (u32, u32, u
                 "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
                  threads may be listed as processes and all signals as sent by the kernel"
             ));
-            return (0, SyscallRegs::default(), (0, 0, 0));
+            return (
+                0,
+                SyscallRegs::default(),
+                (0, 0, 0),
+                PidNsOffsets::default(),
+                FileOffsets::default(),
+            );
         }
     };
     let exit_code = btf::task_exit_code_offset(&btf).unwrap_or_else(|err| {
@@ -320,7 +346,20 @@ fn kernel_structs(warnings: &mut Vec<String>) -> (u32, SyscallRegs, (u32, u32, u
         warnings.push(format!("command lines after exec are not captured: {err}"));
         (0, 0, 0)
     });
-    (exit_code, regs, argv)
+    let pid_ns = btf::pid_ns_offsets(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "the pid in its own namespace of a process that exits during the trace is not \
+             captured (only read from /proc while it is there): {err}"
+        ));
+        PidNsOffsets::default()
+    });
+    let file = btf::file_offsets(&btf).unwrap_or_else(|err| {
+        warnings.push(format!(
+            "pipes and sockets closed right after their first read may stay unnamed: {err}"
+        ));
+        FileOffsets::default()
+    });
+    (exit_code, regs, argv, pid_ns, file)
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
@@ -379,6 +418,15 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         return Ok(());
     };
     let update = tracer.refresh();
+    // The sampled process may be a child of the target (a wrapper's).
+    collector.python_pid = Some(tracer.pid());
+    if update.config.is_some()
+        && let Some(ready) = tracer.ready()
+    {
+        // Its files can then be described after it exits, inside its root.
+        let root = ready.place.root.as_deref().unwrap_or("/");
+        collector.files.note_root(tracer.pid(), root);
+    }
     if let Some((path, offset)) = &update.eval_frame
         && collector.count_entries
         && collector.entries_error.is_none()

@@ -300,6 +300,29 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// The live descendants of `pid`, children before grandchildren, from the
+/// kernel's `/proc/PID/task/TID/children` lists (cheap: no scan of /proc).
+pub fn live_descendants(pid: u32) -> Vec<u32> {
+    let mut found: Vec<u32> = Vec::new();
+    let mut next = 0;
+    let mut parent = Some(pid);
+    while let Some(p) = parent {
+        for tid in threads(p) {
+            let Ok(list) = fs::read_to_string(format!("/proc/{p}/task/{tid}/children")) else {
+                continue;
+            };
+            for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&child) && child != pid {
+                    found.push(child);
+                }
+            }
+        }
+        parent = found.get(next).copied();
+        next += 1;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +335,32 @@ mod tests {
         );
         assert_eq!(parent_of_stat("1 (init) S 0 1 1"), Some(0));
         assert_eq!(parent_of_stat("garbage"), None);
+    }
+
+    #[test]
+    fn descendants_of_a_running_shell() {
+        // sh -> sleep: the grandchild is found through the children lists.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "/bin/sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let sleep: u32 = line.trim().parse().unwrap();
+        let me = std::process::id();
+        let found = live_descendants(me);
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.contains(&sleep), "{found:?}");
+        let at = |p: u32| found.iter().position(|&f| f == p).unwrap();
+        assert!(at(child.id()) < at(sleep));
+        assert_eq!(live_descendants(child.id()), vec![sleep]);
+        let _ = std::process::Command::new("kill").arg(sleep.to_string()).status();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -188,6 +188,12 @@ pub fn read_layout(root: &Path) -> Result<KernelLayout, TracefsError> {
         openat_filename: openat.offset("filename")?,
         close_fd: close.offset("fd")?,
         exit_ret: exit_read.offset("ret")?,
+        // open(2) is x86-64 only: 0 (not named by it) elsewhere.
+        open_filename: read_format(root, "syscalls", "sys_enter_open")
+            .ok()
+            .and_then(|open| open.offset("filename").ok())
+            .unwrap_or(0),
+        _pad: 0,
     };
     Ok(KernelLayout {
         offsets,

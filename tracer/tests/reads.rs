@@ -191,65 +191,6 @@ fn blocking_pipe_reads_shared_libpython() {
     pipe_blocks(SHARED_PYTHON, "blocking_pipe_reads_shared_libpython");
 }
 
-/// One read-family call as strace -y shows it.
-struct StraceRead {
-    pid: u64,
-    syscall: String,
-    path: String,
-    request: u64,
-    ret: i64,
-}
-
-/// Parses `PID NAME(FD</path>, ...) = RET` lines of
-/// `strace -f -y -s 8 -e trace=read,pread64,readv,preadv,preadv2`.
-fn parse_strace(log: &str) -> Vec<StraceRead> {
-    let mut reads = Vec::new();
-    for line in log.lines() {
-        let bad = || panic!("unexpected strace line: {line}");
-        let (pid, rest) = line.split_once(' ').unwrap_or_else(bad);
-        let rest = rest.trim_start();
-        if rest.starts_with("+++") || rest.starts_with("---") {
-            continue;
-        }
-        assert!(
-            !rest.contains("unfinished") && !rest.contains("resumed"),
-            "interleaved strace output, cannot count: {line}"
-        );
-        let (syscall, args) = rest.split_once('(').unwrap_or_else(bad);
-        let (args, ret) = args.rsplit_once(") = ").unwrap_or_else(bad);
-        let ret: i64 = ret.split_whitespace().next().unwrap().parse().unwrap();
-        // Descriptor as `3</path>`; a bad descriptor has no path.
-        let path = match (args.find('<'), args.find(">, ")) {
-            (Some(open), Some(close)) if open < close => args[open + 1..close].to_owned(),
-            _ => String::new(),
-        };
-        let request = match syscall {
-            // read(fd, buf, count): count is last; pread64(fd, buf, count, pos): next to last.
-            "read" => args.rsplit(", ").next().unwrap().parse().unwrap(),
-            "pread64" => args.rsplit(", ").nth(1).unwrap().parse().unwrap(),
-            _ => args
-                .split("iov_len=")
-                .skip(1)
-                .map(|s| {
-                    s.split(|c: char| !c.is_ascii_digit())
-                        .next()
-                        .unwrap()
-                        .parse::<u64>()
-                        .unwrap()
-                })
-                .sum(),
-        };
-        reads.push(StraceRead {
-            pid: pid.parse().unwrap(),
-            syscall: syscall.to_owned(),
-            path,
-            request,
-            ret,
-        });
-    }
-    reads
-}
-
 /// The same run seen by strace and by the tracer: the tracer traces strace
 /// and, through the fork, the Python process strace runs. Every read strace
 /// saw the workload make, the tracer counted, with the same request sizes.

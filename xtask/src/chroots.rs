@@ -1,7 +1,8 @@
 //! Interpreters of other CPython versions for the end-to-end tests, made with
 //! `debootstrap` from the Debian mirror apt already uses, once, in a cache
-//! outside the repository. A root that cannot be made fails the test run with
-//! the reason: nothing is skipped silently.
+//! outside the repository. A root that cannot be made is not skipped: the
+//! tests that need it fail with the reason (passed to them in
+//! `<ENV>_ERROR`), the others still run.
 
 use std::{
     fs,
@@ -23,12 +24,46 @@ pub struct Chroot {
     pub python: &'static str,
 }
 
-pub const CHROOTS: &[Chroot] = &[Chroot {
-    env: "TRACER_PY314_ROOT",
-    suite: "sid",
-    package: "python3.14",
-    python: "usr/bin/python3.14",
-}];
+pub const CHROOTS: &[Chroot] = &[
+    // CPython 3.9.2: the PyFrameObject era, Debian's static build.
+    Chroot {
+        env: "TRACER_PY39_ROOT",
+        suite: "bullseye",
+        package: "python3.9",
+        python: "usr/bin/python3.9",
+    },
+    // CPython 3.13.5: _Py_DebugOffsets in a .PyRuntime section.
+    Chroot {
+        env: "TRACER_PY313_ROOT",
+        suite: "trixie",
+        package: "python3.13",
+        python: "usr/bin/python3.13",
+    },
+    // CPython 3.14: _PyStackRef frames, 128 KiB buffered reads (gh-117151).
+    Chroot {
+        env: "TRACER_PY314_ROOT",
+        suite: "sid",
+        package: "python3.14",
+        python: "usr/bin/python3.14",
+    },
+];
+
+/// What the tests get for one root: its directory, or why there is none.
+pub struct Root {
+    pub env: &'static str,
+    pub result: Result<PathBuf, String>,
+}
+
+impl Root {
+    /// `(name, value)` environment variables for the test run: `ENV=DIR`,
+    /// or `ENV_ERROR=why` (the tests that need the root fail with it).
+    pub fn env_var(&self) -> (String, std::ffi::OsString) {
+        match &self.result {
+            Ok(dir) => (self.env.to_owned(), dir.clone().into_os_string()),
+            Err(why) => (format!("{}_ERROR", self.env), why.into()),
+        }
+    }
+}
 
 /// Where the roots live: `$TRACER_CHROOT_CACHE`, else /var/cache/tracer-tests.
 pub fn cache_dir() -> PathBuf {
@@ -37,50 +72,110 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/tracer-tests"))
 }
 
-/// Makes every missing root; returns (env var, root) pairs for the tests.
-pub fn ensure_chroots() -> Result<Vec<(&'static str, PathBuf)>> {
-    let mut roots = Vec::new();
-    for chroot in CHROOTS {
-        // A root given by the caller is used as is.
-        if let Some(given) = std::env::var_os(chroot.env) {
-            roots.push((chroot.env, PathBuf::from(given)));
-            continue;
-        }
-        let root = cache_dir().join(format!("{}-{}", chroot.suite, chroot.package));
-        if root.join(chroot.python).exists() {
-            eprintln!("ok {} root {}", chroot.package, root.display());
-        } else {
-            make_root(chroot, &root)?;
-        }
-        roots.push((chroot.env, root));
-    }
-    Ok(roots)
+/// The directory of `chroot` in the cache.
+pub fn root_dir(chroot: &Chroot) -> PathBuf {
+    cache_dir().join(format!("{}-{}", chroot.suite, chroot.package))
 }
 
-fn make_root(chroot: &Chroot, root: &Path) -> Result<()> {
-    ensure_apt(&["debootstrap"])?;
-    let mirror = debian_mirror()?;
+/// Makes every missing root (once: they are reused while their interpreter
+/// is there), the missing ones in parallel (debootstrap mostly waits for the
+/// network). A root that cannot be made is reported, not fatal here.
+pub fn ensure_chroots() -> Vec<Root> {
+    let missing: Vec<&Chroot> = CHROOTS
+        .iter()
+        .filter(|c| std::env::var_os(c.env).is_none() && !root_dir(c).join(c.python).exists())
+        .collect();
+    let prepared = if missing.is_empty() {
+        Ok(String::new())
+    } else {
+        ensure_apt(&["debootstrap"])
+            .and_then(|()| debian_mirror())
+            .map_err(|err| format!("{err:#}"))
+    };
+    let started = std::time::Instant::now();
+    let made: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = missing
+            .iter()
+            .map(|&chroot| {
+                let prepared = prepared.clone();
+                scope.spawn(move || {
+                    let result = prepared.and_then(|mirror| {
+                        make_root(chroot, &root_dir(chroot), &mirror)
+                            .map_err(|err| format!("{err:#}"))
+                    });
+                    (chroot.env, result)
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|job| job.join().expect("a debootstrap thread panicked"))
+            .collect()
+    });
+    if !missing.is_empty() {
+        eprintln!(
+            "made {} of {} missing roots in {:.0} s",
+            made.iter().filter(|(_, r)| r.is_ok()).count(),
+            missing.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    CHROOTS
+        .iter()
+        .map(|chroot| {
+            // A root given by the caller is used as is.
+            let result = if let Some(given) = std::env::var_os(chroot.env) {
+                Ok(PathBuf::from(given))
+            } else if let Some((_, Err(why))) = made.iter().find(|(env, _)| *env == chroot.env) {
+                eprintln!("error: {why} (the tests that need it fail with this)");
+                Err(why.clone())
+            } else {
+                let dir = root_dir(chroot);
+                eprintln!("ok {} root {}", chroot.package, dir.display());
+                Ok(dir)
+            };
+            Root {
+                env: chroot.env,
+                result,
+            }
+        })
+        .collect()
+}
+
+fn make_root(chroot: &Chroot, root: &Path, mirror: &str) -> Result<()> {
+    let log = root.with_extension("log");
     eprintln!(
-        "installing {} root {} (debootstrap {} from {mirror}, about a minute)",
+        "installing {} root {} (debootstrap {} from {mirror}, about a minute; log {})",
         chroot.package,
         root.display(),
-        chroot.suite
+        chroot.suite,
+        log.display()
     );
     let mut partial = root.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    run(Command::new("debootstrap")
+    let output = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let mut debootstrap = Command::new("debootstrap");
+    debootstrap
         .arg("--variant=minbase")
         .arg(format!("--include={}", chroot.package))
         .arg(chroot.suite)
         .arg(&partial)
-        .arg(&mirror))
-    .with_context(|| {
+        .arg(mirror)
+        .stdout(output.try_clone()?)
+        .stderr(output);
+    run(&mut debootstrap).with_context(|| {
+        let tail = fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(5).collect();
         format!(
-            "debootstrap of {} {} failed: the {} end-to-end tests need it (is the Debian mirror reachable?)",
-            chroot.suite, chroot.package, chroot.package
+            "debootstrap of {} {} failed: the {} end-to-end tests need it (is the Debian mirror \
+             {mirror} reachable?); last lines of {}:\n{}",
+            chroot.suite,
+            chroot.package,
+            chroot.package,
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     })?;
     if !partial.join(chroot.python).exists() {
@@ -135,6 +230,39 @@ pub fn mirror_in(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_are_named_after_suite_and_package_and_have_their_own_variable() {
+        let mut envs: Vec<&str> = CHROOTS.iter().map(|c| c.env).collect();
+        envs.sort_unstable();
+        envs.dedup();
+        assert_eq!(envs.len(), CHROOTS.len());
+        for c in CHROOTS {
+            assert_eq!(c.python, format!("usr/bin/{}", c.package));
+        }
+        let ok = Root {
+            env: "TRACER_PY39_ROOT",
+            result: Ok(PathBuf::from("/var/cache/tracer-tests/bullseye-python3.9")),
+        };
+        assert_eq!(
+            ok.env_var(),
+            (
+                "TRACER_PY39_ROOT".to_owned(),
+                "/var/cache/tracer-tests/bullseye-python3.9".into()
+            )
+        );
+        let failed = Root {
+            env: "TRACER_PY39_ROOT",
+            result: Err("debootstrap of bullseye python3.9 failed".into()),
+        };
+        assert_eq!(
+            failed.env_var(),
+            (
+                "TRACER_PY39_ROOT_ERROR".to_owned(),
+                "debootstrap of bullseye python3.9 failed".into()
+            )
+        );
+    }
 
     #[test]
     fn finds_the_mirror_in_deb822_and_one_line_sources() {

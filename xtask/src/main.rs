@@ -113,10 +113,10 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
-    let roots = chroots::ensure_chroots()?;
     let mut cmd = tool_command("cargo");
-    for (env, root) in roots {
-        cmd.env(env, root);
+    for root in chroots::ensure_chroots() {
+        let (name, value) = root.env_var();
+        cmd.env(name, value);
     }
     cmd.args([
         "test",

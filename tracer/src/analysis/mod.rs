@@ -59,9 +59,12 @@ impl Collector {
                 };
                 self.files.on_opened(tgid, fd, file_id, &path);
             }
-            Event::FdDiscovered { tgid, fd, file_id } => {
-                self.files.on_discovered(tgid, fd, file_id)
-            }
+            Event::FdDiscovered {
+                tgid,
+                fd,
+                file_id,
+                kernel,
+            } => self.files.on_discovered(tgid, fd, file_id, kernel),
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -75,7 +78,12 @@ impl Collector {
                     self.python_dirty = true;
                 }
                 self.processes
-                    .on_fork(parent_tgid, child, is_thread, ts_ns, &comm)
+                    .on_fork(parent_tgid, child, is_thread, ts_ns, &comm);
+                // Its pid in its own namespace, while it is there to ask
+                // (its exit record says it too, if it is gone already).
+                if !is_thread && let Some(ns_pid) = crate::nspid::ns_pid(child) {
+                    self.processes.set_ns_pid(child, ns_pid);
+                }
             }
             Event::PySample {
                 tgid,
@@ -101,9 +109,13 @@ impl Collector {
                 ts_ns,
                 comm,
                 status,
+                ns_pid,
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
+                if let Some(ns_pid) = ns_pid {
+                    self.processes.set_ns_pid(tgid, ns_pid);
+                }
                 self.exit_comms.insert(tid, comm);
                 if group_dead {
                     self.exited.push(tgid);

@@ -34,6 +34,8 @@ struct Reap {
 #[derive(Debug, Clone, Default)]
 struct Proc {
     pid: u32,
+    /// Its pid in its own pid namespace (`NSpid`), when known.
+    ns_pid: Option<u32>,
     ppid: u32,
     comm: String,
     argv: Vec<String>,
@@ -98,6 +100,9 @@ impl ProcessTable {
             pid,
             ..Proc::default()
         });
+        if p.ns_pid.is_none() {
+            p.ns_pid = crate::nspid::ns_pid(pid);
+        }
         p.ppid = ppid;
         p.threads += threads;
         p.root = true;
@@ -109,12 +114,20 @@ impl ProcessTable {
         }
     }
 
+    /// The pid `pid` has in its own pid namespace (from /proc or its exit record).
+    pub fn set_ns_pid(&mut self, pid: u32, ns_pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.ns_pid = Some(ns_pid);
+        }
+    }
+
     /// A descendant that was already running when tracing started.
     pub fn add_existing(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
         let p = self.procs.entry(pid).or_insert_with(|| Proc {
             pid,
             ..Proc::default()
         });
+        p.ns_pid = crate::nspid::ns_pid(pid);
         p.ppid = ppid;
         p.threads += threads;
         p.comm = comm.to_owned();
@@ -265,7 +278,10 @@ impl ProcessTable {
                 }
             }
         };
-        let Some(p) = self.procs.get_mut(&w.pid) else {
+        let Some(pid) = self.reported_child(w.tgid, w.pid) else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
             return;
         };
         if p.exit_ns.is_none() || p.reap.is_some() {
@@ -282,18 +298,38 @@ impl ProcessTable {
         });
     }
 
+    /// The host pid of the child a wait call in `waiter` reported as `pid`:
+    /// inside a pid namespace wait4/waitid return the child's pid in that
+    /// namespace, not the host pid the table is keyed by.
+    fn reported_child(&self, waiter: u32, pid: u32) -> Option<u32> {
+        let child_of_waiter = |p: &&Proc| p.ppid == waiter && p.exit_ns.is_some() && p.reap.is_none();
+        if self.procs.get(&pid).is_some_and(|p| child_of_waiter(&p)) {
+            return Some(pid);
+        }
+        let by_ns = self
+            .procs
+            .values()
+            .filter(child_of_waiter)
+            .find(|p| p.ns_pid == Some(pid) && p.ns_pid != Some(p.pid))
+            .map(|p| p.pid);
+        by_ns.or_else(|| self.procs.contains_key(&pid).then_some(pid))
+    }
+
     /// `killer`: the signal that killed a process according to the signal
     /// deliveries, used when no exit status was read.
     ///
     /// `zombie_now`: whether `pid` is a zombie in /proc at the end. A child
     /// whose release was not seen (its `sched_process_free` comes from an RCU
     /// callback, possibly after tracing stopped) but that is gone was released.
+    /// `ns_pid_now`: a process's pid in its namespace from /proc, for those
+    /// still there whose pid in their namespace is not known yet.
     pub fn finish(
         self,
         end_ns: u64,
         base_ns: u64,
         killer: impl Fn(u32) -> Option<i32>,
         zombie_now: impl Fn(u32) -> bool,
+        ns_pid_now: impl Fn(u32) -> Option<u32>,
     ) -> (Vec<ProcessInfo>, Vec<Zombie>) {
         let rel = |ts: u64| (ts as f64 - base_ns as f64) / 1e9;
         let mut processes = Vec::new();
@@ -320,6 +356,11 @@ impl ProcessTable {
             if p.pre_existing.is_none() {
                 processes.push(ProcessInfo {
                     pid: p.pid,
+                    // Not for an exited, released pid: it may be another process's now.
+                    ns_pid: p.ns_pid.or_else(|| {
+                        let there = index >= retired && (p.exit_ns.is_none() || !gone);
+                        there.then(|| ns_pid_now(p.pid)).flatten()
+                    }),
                     ppid: p.ppid,
                     comm: p.comm.clone(),
                     argv: p.argv.clone(),
@@ -522,7 +563,7 @@ mod tests {
             t.on_wait(&wait(5_000_000_000, 10, child, Some(0)));
             t.on_freed(child, 5_000_100_000);
         }
-        let (procs, zombies) = t.finish(9_000_000_000, 0, |_| None, |_| false);
+        let (procs, zombies) = t.finish(9_000_000_000, 0, |_| None, |_| false, |_| None);
         assert_eq!(procs.len(), 4);
         assert_eq!(procs.iter().find(|p| p.pid == 10).unwrap().threads, 2);
         let child = procs.iter().find(|p| p.pid == 20).unwrap();
@@ -541,6 +582,40 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_inside_a_pid_namespace_names_the_child_by_its_namespace_pid() {
+        // python is pid 1 of its namespace (host 500); its child is 2 there.
+        let mut t = ProcessTable::default();
+        t.add_root(500, 499, "python3", &["python3".into()], 0);
+        t.set_ns_pid(500, 1);
+        t.on_fork(500, 501, false, 10, "python3");
+        t.set_ns_pid(501, 2);
+        t.on_exit(501, true, 20, "true", Some(0));
+        // wait4 in the namespace returns 2, not 501; a stray 2 is not it.
+        t.on_wait(&wait(30, 500, 2, Some(0)));
+        let (procs, zombies) = t.finish(100, 0, |_| None, |_| false, |_| Some(77));
+        let z = &zombies[0];
+        assert_eq!((z.pid, z.reaped_how.as_str(), z.reaped_by), (501, "wait4", Some(500)));
+        assert_eq!(z.zombie_ns, 10);
+        let ns = |pid| procs.iter().find(|p| p.pid == pid).unwrap().ns_pid;
+        assert_eq!((ns(500), ns(501)), (Some(1), Some(2)));
+    }
+
+    #[test]
+    fn pid_in_namespace_from_proc_only_for_processes_still_there() {
+        let mut t = table();
+        t.on_fork(10, 20, false, 100, "python3");
+        t.on_exit(20, true, 200, "true", Some(0));
+        t.on_fork(10, 21, false, 300, "python3");
+        t.on_fork(10, 22, false, 400, "python3");
+        t.on_exit(22, true, 500, "true", Some(0));
+        // 20 exited and is gone (its pid may be someone else's): not asked;
+        // 21 runs, 22 is a zombie: asked.
+        let (procs, _) = t.finish(1_000, 0, |_| None, |pid| pid == 22, |pid| Some(pid + 1000));
+        let ns = |pid| procs.iter().find(|p| p.pid == pid).unwrap().ns_pid;
+        assert_eq!((ns(20), ns(21), ns(22)), (None, Some(1021), Some(1022)));
+    }
+
+    #[test]
     fn never_reaped_children_are_still_zombies_and_sigchld_unanswered() {
         let mut t = table();
         t.on_fork(10, 20, false, 100, "python3");
@@ -548,7 +623,7 @@ mod tests {
         t.on_sigchld(20, 10, 201, "ignored");
         // A wait call *before* the SIGCHLD does not count as answering it.
         t.on_wait(&wait(150, 10, 0, None));
-        let (_, zombies) = t.finish(1_200, 0, |_| None, |_| true);
+        let (_, zombies) = t.finish(1_200, 0, |_| None, |_| true, |_| None);
         let z = &zombies[0];
         assert_eq!(z.reaped_how, "still_zombie");
         assert_eq!(z.zombie_ns, 1_000);
@@ -574,7 +649,7 @@ mod tests {
         // No status at all: the signal deliveries say what killed it.
         t.on_fork(10, 22, false, 500, "python3");
         t.on_exit(22, true, 600, "python3", None);
-        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15), |_| false);
+        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15), |_| false, |_| None);
         let by_pid = |pid| procs.iter().find(|p| p.pid == pid).unwrap();
         assert_eq!(by_pid(20).exit_code, Some(3));
         assert_eq!(by_pid(21).exit_signal.as_deref(), Some("SIGKILL"));
@@ -616,7 +691,7 @@ mod tests {
         // 24: autoreaped, but its release came after tracing stopped.
         t.on_fork(10, 24, false, 960, "python3");
         t.on_exit(24, true, 970, "python3", Some(0));
-        let (_, zombies) = t.finish(1_000, 0, |_| None, |pid| pid == 23);
+        let (_, zombies) = t.finish(1_000, 0, |_| None, |pid| pid == 23, |_| None);
         let z = |pid| zombies.iter().find(|z| z.pid == pid).unwrap();
         assert_eq!(
             (z(24).reaped_how.as_str(), z(24).zombie_ns),
@@ -651,7 +726,7 @@ mod tests {
         t.on_exit(40, true, 200, "a", Some(0));
         t.on_wait(&wait(210, 10, 40, Some(0)));
         t.on_fork(10, 40, false, 300, "b");
-        let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| false);
+        let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| false, |_| None);
         let z30 = zombies.iter().find(|z| z.pid == 30).unwrap();
         assert!(z30.pre_existing);
         assert_eq!(z30.age_ns, Some(7_000));

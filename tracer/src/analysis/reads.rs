@@ -16,6 +16,10 @@ pub struct FileTable {
     files: HashMap<(u32, u64), FileInfo>,
     /// Descriptors open when tracing started: (tgid, fd) -> file.
     at_attach: HashMap<(u32, i32), FileInfo>,
+    /// The last root directory (`/proc/PID/root`) seen for a process, to
+    /// describe the files of a chroot or container that is gone by the time
+    /// its open records are handled.
+    roots: HashMap<u32, String>,
 }
 
 impl FileTable {
@@ -33,19 +37,35 @@ impl FileTable {
     }
 
     pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str) {
+        if self.files.contains_key(&(tgid, file_id)) {
+            return;
+        }
+        if let Ok(root) = std::fs::read_link(format!("/proc/{tgid}/root")) {
+            self.roots
+                .insert(tgid, root.to_string_lossy().into_owned());
+        }
+        let root = self.roots.get(&tgid).map(String::as_str);
         self.files
-            .entry((tgid, file_id))
-            .or_insert_with(|| files::from_open(tgid, fd, path));
+            .insert((tgid, file_id), files::from_open(tgid, fd, path, root));
     }
 
-    pub fn on_discovered(&mut self, tgid: u32, fd: i32, file_id: u64) {
+    /// `tgid`'s root directory, learned elsewhere (the Python interpreter's).
+    pub fn note_root(&mut self, tgid: u32, root: &str) {
+        self.roots.insert(tgid, root.to_owned());
+    }
+
+    /// `kernel`: what the kernel read about the descriptor at its first
+    /// read, for when it is closed before /proc can show it.
+    pub fn on_discovered(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        file_id: u64,
+        kernel: Option<files::KernelFile>,
+    ) {
         let info = files::from_fd(tgid, fd)
             .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
-            .unwrap_or_else(|| FileInfo {
-                path: format!("fd {fd} (closed before it could be named)"),
-                fs: "unknown".into(),
-                blksize: None,
-            });
+            .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()));
         self.files.insert((tgid, file_id), info);
     }
 

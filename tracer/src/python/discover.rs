@@ -84,6 +84,11 @@ pub struct Interpreter {
     pub version: String,
     /// Built with --disable-gil (`python3.13t`, `Py_GIL_DISABLED`).
     pub free_threaded: bool,
+    /// The interpreter is in a `libpython3.X.so` (shared build), not in
+    /// the executable (static build).
+    pub shared: bool,
+    /// A debug build (`--with-pydebug`: `python3.13d`, `_Py_NegativeRefcount`).
+    pub debug_build: bool,
     /// Run-time address of `_PyRuntime`.
     pub runtime: u64,
     /// Run-time address of `_PyEval_EvalFrameDefault`.
@@ -112,6 +117,27 @@ pub fn version_from_getversion(text: &[u8]) -> Option<String> {
     is_version(token).then(|| token.to_owned())
 }
 
+/// The ABI flags after `3.X` in an interpreter's file name: `python3.13t`
+/// -> "t" (free-threaded), `libpython3.9d.so.1.0` -> "d" (debug),
+/// `python3.14td` -> "td"; "" for a release build.
+pub fn abiflags(file_name: &str, major: u32, minor: u32) -> &str {
+    let version = format!("{major}.{minor}");
+    let Some(at) = file_name.find(&version) else {
+        return "";
+    };
+    let rest = &file_name[at + version.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    let flags = &rest[..end];
+    // Only the known flags (d: debug, t: free-threaded, m: pymalloc <= 3.7).
+    if flags.chars().all(|c| matches!(c, 'd' | 't' | 'm')) {
+        flags
+    } else {
+        ""
+    }
+}
+
 /// Symbols and version of one ELF file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElfInfo {
@@ -122,6 +148,8 @@ pub struct ElfInfo {
     pub version_buffer: Option<u64>,
     pub py_version_hex: Option<u32>,
     pub version_string: Option<String>,
+    /// Defines `_Py_NegativeRefcount`: only `Py_REF_DEBUG` (debug) builds do.
+    pub debug_symbols: bool,
     /// Lowest PT_LOAD virtual address (page aligned): what file offset 0 maps to.
     pub base_vaddr: u64,
     pub is_exec: bool,
@@ -137,6 +165,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         version_buffer: None,
         py_version_hex: None,
         version_string: None,
+        debug_symbols: false,
         base_vaddr: file
             .segments()
             .map(|s| s.address() & !0xfff)
@@ -162,6 +191,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
                 info.version_buffer = info.version_buffer.or(Some(symbol.address()))
             }
             Ok("Py_Version") => *py_version_addr = py_version_addr.or(Some(symbol.address())),
+            Ok("_Py_NegativeRefcount") if symbol.address() != 0 => info.debug_symbols = true,
             _ => {}
         }
     }
@@ -387,13 +417,16 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("");
-        let free_threaded = file_name.contains(&format!("{major}.{minor}t"));
+        let abiflags = abiflags(file_name, major, minor);
+        let free_threaded = abiflags.contains('t');
         return Ok(Interpreter {
             path: path.to_owned(),
             major,
             minor,
             version,
             free_threaded,
+            shared: file_name.starts_with("libpython"),
+            debug_build: elf.debug_symbols || abiflags.contains('d'),
             runtime: runtime.wrapping_add(bias),
             eval_frame: eval_frame.wrapping_add(bias),
             eval_frame_file_offset: elf.eval_frame_file_offset,
@@ -448,6 +481,20 @@ mod tests {
             Some("3.8.18".into())
         );
         assert_eq!(version_from_getversion(b"\0\0\0"), None);
+    }
+
+    #[test]
+    fn abi_flags_from_file_names() {
+        assert_eq!(abiflags("python3.11", 3, 11), "");
+        assert_eq!(abiflags("libpython3.11.so.1.0", 3, 11), "");
+        assert_eq!(abiflags("python3.13t", 3, 13), "t");
+        assert_eq!(abiflags("libpython3.13t.so.1.0", 3, 13), "t");
+        assert_eq!(abiflags("python3.13d", 3, 13), "d");
+        assert_eq!(abiflags("libpython3.9d.so.1.0", 3, 9), "d");
+        assert_eq!(abiflags("python3.14td", 3, 14), "td");
+        assert_eq!(abiflags("libpython3.7m.so.1.0", 3, 7), "m");
+        assert_eq!(abiflags("python3.13-config", 3, 13), "");
+        assert_eq!(abiflags("python3", 3, 13), "");
     }
 
     #[test]

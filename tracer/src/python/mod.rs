@@ -36,9 +36,13 @@ pub enum PythonError {
     Layout(#[from] LayoutError),
 }
 
+/// The CPython versions this tracer samples, for messages.
+pub const SUPPORTED: &str = "CPython 3.8 to 3.14 (default builds, with the GIL)";
+
 /// One interpreter found and understood.
 pub struct Ready {
     pub interpreter: Interpreter,
+    pub place: Place,
     pub offsets: Offsets,
     pub origin: &'static str,
     memory: ProcessMemory,
@@ -46,12 +50,52 @@ pub struct Ready {
     tid_offset: Option<u64>,
 }
 
+/// Where the interpreter's process lives: its root directory and pid
+/// namespace, when they are not the tracer's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The directory the process sees as `/` (`/proc/PID/root`), if not `/`.
+    pub root: Option<String>,
+    /// The process's pid in its own namespace (`NSpid`), if it is in a
+    /// namespace below the tracer's: its threads' ids as CPython records
+    /// them are then namespace ids, translated to host ids for the sampler.
+    pub ns_pid: Option<u32>,
+}
+
+impl Place {
+    pub fn of(pid: u32) -> Self {
+        let root = std::fs::read_link(format!("/proc/{pid}/root"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|r| r != "/");
+        let ns_pid = crate::nspid::in_child_namespace(pid)
+            .then(|| crate::nspid::ns_pid(pid))
+            .flatten();
+        Self { root, ns_pid }
+    }
+
+    /// `path` (as `/proc/PID/maps` shows it to the tracer) as the process sees it.
+    pub fn inside(&self, path: &str) -> String {
+        inside_root(self.root.as_deref(), path)
+    }
+}
+
+/// A host path as a process whose root is `root` sees it: `root` stripped
+/// when the path is under it.
+pub fn inside_root(root: Option<&str>, path: &str) -> String {
+    match root.and_then(|r| path.strip_prefix(r.trim_end_matches('/'))) {
+        Some(rest) if rest.starts_with('/') => rest.to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
 enum State {
     /// Not found yet (launch mode: the command may not have exec'd yet).
     Searching(String),
     Ready(Box<Ready>),
-    /// Found something that will not become usable.
-    Failed(String),
+    /// Found something that will not become usable (and what, if it is an
+    /// interpreter of a version or build that is not supported).
+    Failed(String, Option<Box<(Interpreter, Place)>>),
 }
 
 /// Raw stack: (index into `PythonTracer::infos`, raw instruction value), innermost first.
@@ -66,7 +110,13 @@ struct CodeEntry {
 }
 
 pub struct PythonTracer {
+    /// The process sampled: `root_pid`, or the child found running Python
+    /// when `root_pid` is not Python (a wrapper: `unshare`, `chroot`, `sh -c`).
     pid: u32,
+    /// The traced target.
+    root_pid: u32,
+    /// Children are followed: a Python child of a non-Python target is sampled.
+    follow_children: bool,
     state: State,
     codes: HashMap<u64, CodeEntry>,
     /// Symbolized code objects (None: unreadable), with their address.
@@ -99,9 +149,11 @@ pub struct ThreadUpdate {
 }
 
 impl PythonTracer {
-    pub fn new(pid: u32, read_stack_every: u32) -> Self {
+    pub fn new(pid: u32, read_stack_every: u32, follow_children: bool) -> Self {
         Self {
             pid,
+            root_pid: pid,
+            follow_children,
             state: State::Searching(format!("process {pid} has not been looked at yet")),
             codes: HashMap::new(),
             infos: Vec::new(),
@@ -332,12 +384,13 @@ impl PythonTracer {
     pub fn refresh(&mut self) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
         if let State::Searching(_) = self.state {
-            match self.find() {
+            match self.search() {
                 Ok(ready) => {
                     log::info!(
-                        "python {} in {} (_PyRuntime at {:#x}, offsets: {})",
+                        "python {} in {} of pid {} (_PyRuntime at {:#x}, offsets: {})",
                         ready.interpreter.version,
                         ready.interpreter.path,
+                        self.pid,
                         ready.interpreter.runtime,
                         ready.origin
                     );
@@ -352,13 +405,12 @@ impl PythonTracer {
                     });
                     self.state = State::Ready(Box::new(ready));
                 }
-                Err(PythonError::Discover(err @ DiscoverError::NotPython { .. }))
-                | Err(PythonError::Discover(err @ DiscoverError::Maps { .. })) => {
-                    self.state = State::Searching(err.to_string());
+                Err((reason, None)) if reason.searching => {
+                    self.state = State::Searching(reason.text);
                     return update;
                 }
-                Err(err) => {
-                    self.state = State::Failed(err.to_string());
+                Err((reason, found)) => {
+                    self.state = State::Failed(reason.text, found.map(Box::new));
                     return update;
                 }
             }
@@ -376,7 +428,16 @@ impl PythonTracer {
         }
         let mut states =
             threads::thread_states(&ready.memory, &ready.offsets, ready.interpreter.runtime);
-        threads::resolve_tids(&ready.memory, self.pid, &mut states, &mut ready.tid_offset);
+        // CPython knows its threads by the ids they see; in a pid namespace
+        // those are not the kernel's (host) ids the sampler is keyed by.
+        let own_pid = ready.place.ns_pid.unwrap_or(self.pid);
+        threads::resolve_tids(&ready.memory, own_pid, &mut states, &mut ready.tid_offset);
+        if ready.place.ns_pid.is_some() {
+            let host = crate::nspid::thread_ids(self.pid);
+            for state in &mut states {
+                state.tid = state.tid.and_then(|tid| host.get(&tid).copied());
+            }
+        }
         let current: HashMap<u32, u64> = states
             .iter()
             .filter_map(|s| Some((s.tid?, s.tstate)))
@@ -395,21 +456,37 @@ impl PythonTracer {
         update
     }
 
-    fn find(&self) -> Result<Ready, PythonError> {
-        let interpreter = discover::discover(self.pid)?;
-        if interpreter.free_threaded {
-            return Err(LayoutError::FreeThreaded.into());
+    /// The target's interpreter; when the target is not Python and children
+    /// are followed, the first descendant's that is (switching `pid` to it).
+    fn search(&mut self) -> Result<Ready, (NotReady, Option<(Interpreter, Place)>)> {
+        let first = find(self.root_pid);
+        let Err((reason, None)) = &first else {
+            return first;
+        };
+        if !reason.searching || !self.follow_children {
+            return first;
         }
-        let memory = ProcessMemory { pid: self.pid };
-        let source = layout::source_for(interpreter.major, interpreter.minor)?;
-        let offsets = source.offsets(&memory, interpreter.runtime)?;
-        Ok(Ready {
-            interpreter,
-            offsets,
-            origin: source.origin(),
-            memory,
-            tid_offset: None,
-        })
+        let children = crate::target::live_descendants(self.root_pid);
+        for &child in &children {
+            match find(child) {
+                Err((next, None)) if next.searching => continue,
+                found => {
+                    self.pid = child;
+                    return found;
+                }
+            }
+        }
+        let Err((mut reason, None)) = first else {
+            unreachable!("checked above")
+        };
+        if !children.is_empty() {
+            reason.text.push_str(&format!(
+                "; nor in its {} followed child process{}",
+                children.len(),
+                if children.len() == 1 { "" } else { "es" }
+            ));
+        }
+        Err((reason, None))
     }
 
     /// One sampled stack (raw frames from BPF, innermost first).
@@ -446,16 +523,22 @@ impl PythonTracer {
             ..Python::default()
         };
         match &self.state {
-            State::Searching(reason) | State::Failed(reason) => {
+            State::Searching(reason) => {
                 report.status = "unavailable".into();
                 report.reason = Some(reason.clone());
                 return report;
             }
+            State::Failed(reason, found) => {
+                report.status = "unavailable".into();
+                report.reason = Some(reason.clone());
+                if let Some(found) = found {
+                    describe(&mut report, self.pid, &found.0, &found.1);
+                }
+                return report;
+            }
             State::Ready(ready) => {
                 report.status = "sampled".into();
-                report.version = Some(ready.interpreter.version.clone());
-                report.binary = Some(ready.interpreter.path.clone());
-                report.free_threaded = ready.interpreter.free_threaded;
+                describe(&mut report, self.pid, &ready.interpreter, &ready.place);
                 report.layout = Some(ready.origin.into());
             }
         }
@@ -488,6 +571,84 @@ impl PythonTracer {
         fill(&mut report, &stacks);
         report
     }
+}
+
+/// Why there is no usable interpreter (yet).
+pub struct NotReady {
+    pub text: String,
+    /// Not found yet: keep looking (the command may not have exec'd yet).
+    pub searching: bool,
+}
+
+/// The interpreter of `pid`, understood; else why not, with the
+/// interpreter when one was found but is not supported.
+fn find(pid: u32) -> Result<Ready, (NotReady, Option<(Interpreter, Place)>)> {
+    let interpreter = match discover::discover(pid) {
+        Ok(interpreter) => interpreter,
+        Err(err) => {
+            let searching = matches!(
+                err,
+                DiscoverError::NotPython { .. } | DiscoverError::Maps { .. }
+            );
+            let text = PythonError::from(err).to_string();
+            return Err((NotReady { text, searching }, None));
+        }
+    };
+    let mut interpreter = interpreter;
+    // <= 3.10: the exact version is in Py_GetVersion()'s buffer once `sys`
+    // is set up (re-read on every refresh until it is).
+    if !interpreter.version_is_exact()
+        && let Some(buffer) = interpreter.version_buffer
+        && let Ok(text) = memory::Memory::read_vec(&ProcessMemory { pid }, buffer, 250)
+        && let Some(version) = discover::version_from_getversion(&text)
+    {
+        interpreter.version = version;
+    }
+    let place = Place::of(pid);
+    let unsupported = |err: PythonError, interpreter: Interpreter, place: Place| {
+        let text = match &err {
+            PythonError::Layout(LayoutError::Unsupported(..)) => err.to_string(),
+            _ => format!("{err} (supported: {SUPPORTED})"),
+        };
+        Err((
+            NotReady {
+                text,
+                searching: false,
+            },
+            Some((interpreter, place)),
+        ))
+    };
+    if interpreter.free_threaded {
+        return unsupported(LayoutError::FreeThreaded.into(), interpreter, place);
+    }
+    let memory = ProcessMemory { pid };
+    let source = match layout::source_for(interpreter.major, interpreter.minor) {
+        Ok(source) => source,
+        Err(err) => return unsupported(err.into(), interpreter, place),
+    };
+    let offsets = match source.offsets(&memory, interpreter.runtime) {
+        Ok(offsets) => offsets,
+        Err(err) => return unsupported(err.into(), interpreter, place),
+    };
+    Ok(Ready {
+        interpreter,
+        place,
+        offsets,
+        origin: source.origin(),
+        memory,
+        tid_offset: None,
+    })
+}
+
+/// The interpreter's description in the report: what it is and where.
+fn describe(report: &mut Python, pid: u32, interpreter: &Interpreter, place: &Place) {
+    report.pid = Some(pid);
+    report.version = Some(interpreter.version.clone());
+    report.binary = Some(place.inside(&interpreter.path));
+    report.root = place.root.clone();
+    report.linkage = Some(if interpreter.shared { "shared" } else { "static" }.into());
+    report.debug_build = interpreter.debug_build;
+    report.free_threaded = interpreter.free_threaded;
 }
 
 /// The bytes of a code object that tell one object from another at the same

@@ -61,16 +61,32 @@ fn processes(out: &mut String, report: &Report) {
         out.push('\n');
         return;
     }
+    // Processes in a pid namespace (containers): their pid there too.
+    let namespaced = procs.iter().any(|p| p.ns_pid.is_some_and(|n| n != p.pid));
+    let ns_column = |text: String| {
+        if namespaced {
+            format!(" {text:>7}")
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         out,
-        "  {:>7} {:>7}  {:<16} {:>9} {:>9} {:<14} argv",
-        "pid", "ppid", "comm", "start s", "exit s", "exit"
+        "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} argv",
+        "pid",
+        ns_column("ns pid".into()),
+        "ppid",
+        "comm",
+        "start s",
+        "exit s",
+        "exit"
     );
     for p in procs.iter().take(MAX_PROCESSES) {
         let _ = writeln!(
             out,
-            "  {:>7} {:>7}  {:<16} {:>9} {:>9} {:<14} {}",
+            "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} {}",
             p.pid,
+            ns_column(p.ns_pid.map_or("-".into(), |n| n.to_string())),
             p.ppid,
             p.comm,
             seconds(p.start_s),

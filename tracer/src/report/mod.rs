@@ -38,7 +38,13 @@ pub struct Report {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Target {
+    /// Host pid (the tracer's pid namespace).
     pub pid: u32,
+    /// The pid it has in its own pid namespace (the last `NSpid` entry of
+    /// /proc/PID/status): 1 for a container's init, equal to `pid` outside
+    /// containers; `null` when unknown.
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
     pub comm: String,
     pub argv: Vec<String>,
     /// Launch mode: how the command ended (`null` while still running).
@@ -142,7 +148,13 @@ pub struct ThreadSched {
 /// One traced process (see docs/report-schema-signals.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProcessInfo {
+    /// Host pid.
     pub pid: u32,
+    /// Its pid in its own pid namespace (equal to `pid` outside
+    /// containers); `null` when unknown (it exited and was released before
+    /// it could be read, on a kernel without the needed BTF).
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
     pub ppid: u32,
     /// The name at exit (or now), after any `exec`.
     pub comm: String,
@@ -313,10 +325,27 @@ pub struct Python {
     /// "sampled", "unavailable" or "disabled".
     pub status: String,
     pub reason: Option<String>,
+    /// The process whose interpreter this is: the target, or the first
+    /// followed child running Python when the target is not (a wrapper
+    /// such as `unshare`, `chroot` or `sh -c`). `null` when none was found.
+    #[serde(default)]
+    pub pid: Option<u32>,
     /// "3.11.7"
     pub version: Option<String>,
-    /// The ELF holding the interpreter (`python3.X` or `libpython3.X.so`).
+    /// The ELF holding the interpreter (`python3.X` or `libpython3.X.so`),
+    /// as the process sees it (inside its `root`).
     pub binary: Option<String>,
+    /// The directory the process sees as `/` (chroot, container), when it
+    /// is not the tracer's `/`; `null` otherwise.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// "static" (the interpreter is in the executable) or "shared" (in
+    /// `libpython3.X.so`).
+    #[serde(default)]
+    pub linkage: Option<String>,
+    /// A debug build (`--with-pydebug`, e.g. Debian's `python3.13d`).
+    #[serde(default)]
+    pub debug_build: bool,
     pub free_threaded: bool,
     /// Where the structure offsets came from.
     pub layout: Option<String>,

@@ -33,7 +33,15 @@ fn header(out: &mut String, report: &Report) {
     } else {
         format!(": {}", t.argv.join(" "))
     };
-    let _ = writeln!(out, "tracer report for {} (pid {}){argv}", t.comm, t.pid);
+    let ns = match t.ns_pid {
+        Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "tracer report for {} (pid {}{ns}){argv}",
+        t.comm, t.pid
+    );
     let ended = match (t.exit_code, t.exit_signal) {
         (Some(code), _) => format!(", exited with code {code}"),
         (None, Some(sig)) => format!(", killed by signal {sig}"),
@@ -274,23 +282,71 @@ fn sched(out: &mut String, report: &Report) {
     out.push('\n');
 }
 
+/// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
+/// /srv/c, pid 4242": the interpreter found, as the process sees it.
+pub fn interpreter_line(report: &Report) -> Option<String> {
+    let p = &report.python;
+    let version = p.version.as_deref()?;
+    let mut build = vec![
+        match p.linkage.as_deref() {
+            Some("shared") => "shared libpython".to_owned(),
+            Some(other) => other.to_owned(),
+            None => "linkage unknown".to_owned(),
+        },
+        if p.debug_build { "debug build" } else { "release build" }.to_owned(),
+    ];
+    if p.free_threaded {
+        build.push("free-threaded".into());
+    }
+    let mut line = format!(
+        "CPython {version}, {} ({})",
+        p.binary.as_deref().unwrap_or("?"),
+        build.join(", ")
+    );
+    if let Some(root) = &p.root {
+        let _ = write!(line, " in root {root}");
+    }
+    if let Some(pid) = p.pid
+        && pid != report.target.pid
+    {
+        let _ = write!(line, ", in child pid {pid}");
+    }
+    Some(line)
+}
+
 fn python(out: &mut String, report: &Report) {
     let p = &report.python;
     if p.status != "sampled" {
-        let _ = writeln!(
-            out,
-            "PYTHON: not sampled: {}\n",
-            p.reason.as_deref().unwrap_or("unknown reason")
-        );
+        match interpreter_line(report) {
+            Some(found) => {
+                let _ = writeln!(out, "PYTHON: {found}");
+                let _ = writeln!(
+                    out,
+                    "  not sampled: {}\n",
+                    p.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "PYTHON: not sampled: {}\n",
+                    p.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+        }
         return;
     }
     let _ = writeln!(
         out,
-        "PYTHON {} ({}): {} stacks sampled at {} Hz",
-        p.version.as_deref().unwrap_or("?"),
-        p.binary.as_deref().unwrap_or("?"),
+        "PYTHON: {}",
+        interpreter_line(report).unwrap_or_else(|| "CPython ?".into())
+    );
+    let _ = writeln!(
+        out,
+        "  {} stacks sampled at {} Hz; structure offsets: {}",
         thousands(p.samples),
-        p.rate_hz
+        p.rate_hz,
+        p.layout.as_deref().unwrap_or("?")
     );
     let missed = p.ticks_without_thread_state + p.ticks_outside_python + p.samples_lost;
     if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
@@ -538,6 +594,7 @@ mod tests {
         let report = Report {
             target: Target {
                 pid: 5,
+                ns_pid: Some(5),
                 comm: "python3".into(),
                 argv: vec!["python3".into(), "app.py".into()],
                 exit_code: Some(0),
@@ -580,6 +637,94 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("WARNING"), "{text}");
+    }
+
+    #[test]
+    fn a_process_in_a_pid_namespace_shows_both_pids() {
+        let mut report = Report::default();
+        report.target.pid = 4242;
+        report.target.ns_pid = Some(1);
+        report.target.comm = "python3.13".into();
+        report.processes = vec![
+            crate::report::ProcessInfo {
+                pid: 4242,
+                ns_pid: Some(1),
+                ppid: 4241,
+                comm: "python3.13".into(),
+                ..Default::default()
+            },
+            crate::report::ProcessInfo {
+                pid: 4250,
+                ns_pid: None,
+                ppid: 4242,
+                comm: "true".into(),
+                ..Default::default()
+            },
+        ];
+        let text = render(&report);
+        assert!(
+            text.contains("tracer report for python3.13 (pid 4242, pid 1 in its pid namespace)"),
+            "{text}"
+        );
+        assert!(text.contains("      pid  ns pid    ppid"), "{text}");
+        assert!(text.contains("     4242       1    4241  python3.13"), "{text}");
+        assert!(text.contains("     4250       -    4242  true"), "{text}");
+        // Outside a namespace: one pid, no extra column.
+        report.target.ns_pid = Some(4242);
+        report.processes[0].ns_pid = Some(4242);
+        let text = render(&report);
+        assert!(text.contains("(pid 4242)\n"), "{text}");
+        assert!(!text.contains("ns pid"), "{text}");
+    }
+
+    #[test]
+    fn the_interpreter_found_is_named() {
+        let mut report = Report::default();
+        report.target.pid = 10;
+        let p = &mut report.python;
+        p.status = "sampled".into();
+        p.pid = Some(11);
+        p.version = Some("3.13.5".into());
+        p.binary = Some("/usr/bin/python3.13".into());
+        p.root = Some("/srv/trixie".into());
+        p.linkage = Some("static".into());
+        p.layout = Some("_Py_DebugOffsets in _PyRuntime".into());
+        p.rate_hz = 99;
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "PYTHON: CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root \
+                 /srv/trixie, in child pid 11\n  0 stacks sampled at 99 Hz; structure offsets: \
+                 _Py_DebugOffsets in _PyRuntime\n"
+            ),
+            "{text}"
+        );
+        // Found but not supported: what it is, and why it is not sampled.
+        let p = &mut report.python;
+        p.status = "unavailable".into();
+        p.pid = Some(10);
+        p.version = Some("3.14.0".into());
+        p.binary = Some("/usr/lib/libpython3.14td.so.1.0".into());
+        p.root = None;
+        p.linkage = Some("shared".into());
+        p.debug_build = true;
+        p.free_threaded = true;
+        p.reason = Some("free-threaded CPython is not supported".into());
+        let text = render(&report);
+        assert!(
+            text.contains(
+                "PYTHON: CPython 3.14.0, /usr/lib/libpython3.14td.so.1.0 (shared libpython, \
+                 debug build, free-threaded)\n  not sampled: free-threaded CPython is not supported"
+            ),
+            "{text}"
+        );
+        // Nothing found: only the reason.
+        report.python = crate::report::Python {
+            status: "unavailable".into(),
+            reason: Some("no libpython".into()),
+            ..Default::default()
+        };
+        assert!(render(&report).contains("PYTHON: not sampled: no libpython"));
     }
 
     #[test]

@@ -1,0 +1,798 @@
+//! The interpreter matrix: the same calibrated workloads, with the same
+//! exact figures, on every CPython this machine can run end to end:
+//!
+//! | interpreter              | build                 | where                                  |
+//! |--------------------------|-----------------------|----------------------------------------|
+//! | Debian bullseye 3.9.2    | static `python3.9`    | debootstrap root (`TRACER_PY39_ROOT`)  |
+//! | Debian bookworm 3.11.2   | static `python3.11`   | the host's `/usr/bin/python3.11`       |
+//! | pyenv 3.11.7             | shared `libpython`    | the host's `/root/.pyenv`              |
+//! | Debian trixie 3.13.5     | static `python3.13`   | debootstrap root (`TRACER_PY313_ROOT`) |
+//! | Debian sid 3.14.x        | static `python3.14`   | debootstrap root (`TRACER_PY314_ROOT`) |
+//!
+//! `cargo xtask test` makes the roots once (cached in /var/cache/tracer-tests)
+//! and passes their directories in the variables above; a root it could not
+//! make is passed as `<VAR>_ERROR` and the tests that need it fail with that
+//! reason. Nothing is skipped.
+//!
+//! Workloads, one test each per interpreter (`<interpreter>::<workload>`):
+//! - `calibrated_hotspots`: 70/30 CPU shares within 5 points, `main;outer;inner`
+//!   in folded output (rooted interpreters under plain `chroot`);
+//! - `proc_reads`: 37 `os.read` of /proc/self/stat, 40 buffered openings of
+//!   /proc/self/status in the request size that version really uses (1 KiB,
+//!   or 128 KiB from 3.14 on: gh-117151), exact syscall counts;
+//! - `proc_reads_agree_with_strace`: the same run seen by strace and by the
+//!   tracer (which follows strace's child: the Python process);
+//! - `signals`: 25 `kill` + 3 `pthread_kill` SIGUSR1 to a Python handler;
+//! - `zombies`: Popen children never waited for, and the `Popen` line;
+//! - `container_attach` / `container_launch`: the interpreter as pid 1 of
+//!   its own pid namespace and root (`unshare --pid --fork --mount
+//!   --mount-proc --root=ROOT`), traced by host pid and by launching
+//!   `unshare` (the tracer follows its child);
+//! - `text_names_the_interpreter`: the text report's PYTHON line and pids.
+//!
+//! The rooted interpreters run with `unshare --mount --mount-proc
+//! --root=ROOT` (their own root and a /proc; the host's pid namespace) unless
+//! said otherwise: a plain `chroot` has no /proc inside.
+//!
+//! Run: sudo -E cargo test --release -p tracer --test matrix -- --test-threads=1
+
+mod common;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use common::{
+    Proc, Scratch, assert_complete, assert_exit, calibrated, entry, load_json, parse_strace,
+    pid_of, require_root, signal_groups, trace_command, tracer, u64_of, zombie,
+};
+use serde_json::{Value, json};
+
+/// One interpreter of the matrix.
+struct Interpreter {
+    /// The test module's name, for messages.
+    name: &'static str,
+    /// Debian root: (variable `cargo xtask test` sets, its default directory).
+    root: Option<(&'static str, &'static str)>,
+    /// The interpreter as the process sees it (inside its root).
+    python: &'static str,
+    /// The version it must report: a prefix ("3.9.") or exact ("3.11.7").
+    version: &'static str,
+    /// The ELF holding the interpreter, as the process sees it.
+    binary: &'static str,
+    /// "static" or "shared".
+    linkage: &'static str,
+    /// The request size of a buffered binary read of a procfs file, as
+    /// strace shows this version making it.
+    proc_buffer: u64,
+}
+
+const BULLSEYE_3_9: Interpreter = Interpreter {
+    name: "Debian bullseye CPython 3.9",
+    root: Some((
+        "TRACER_PY39_ROOT",
+        "/var/cache/tracer-tests/bullseye-python3.9",
+    )),
+    python: "/usr/bin/python3.9",
+    version: "3.9.",
+    binary: "/usr/bin/python3.9",
+    linkage: "static",
+    proc_buffer: 1024,
+};
+
+const HOST_STATIC_3_11: Interpreter = Interpreter {
+    name: "Debian /usr/bin/python3.11 (static)",
+    root: None,
+    python: "/usr/bin/python3.11",
+    version: "3.11.",
+    binary: "/usr/bin/python3.11",
+    linkage: "static",
+    proc_buffer: 1024,
+};
+
+const PYENV_SHARED_3_11: Interpreter = Interpreter {
+    name: "pyenv CPython 3.11.7 (shared libpython)",
+    root: None,
+    python: "/root/.pyenv/versions/3.11.7/bin/python3.11",
+    version: "3.11.7",
+    binary: "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
+    linkage: "shared",
+    proc_buffer: 1024,
+};
+
+const TRIXIE_3_13: Interpreter = Interpreter {
+    name: "Debian trixie CPython 3.13",
+    root: Some((
+        "TRACER_PY313_ROOT",
+        "/var/cache/tracer-tests/trixie-python3.13",
+    )),
+    python: "/usr/bin/python3.13",
+    version: "3.13.",
+    binary: "/usr/bin/python3.13",
+    linkage: "static",
+    proc_buffer: 1024,
+};
+
+const SID_3_14: Interpreter = Interpreter {
+    name: "Debian sid CPython 3.14",
+    root: Some(("TRACER_PY314_ROOT", "/var/cache/tracer-tests/sid-python3.14")),
+    python: "/usr/bin/python3.14",
+    version: "3.14.",
+    binary: "/usr/bin/python3.14",
+    linkage: "static",
+    // gh-117151: max(min(st_blksize, 8 MiB), 128 KiB).
+    proc_buffer: 131072,
+};
+
+/// How the interpreter is started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    /// `chroot ROOT python` (no /proc inside: CPU-only workloads).
+    Chroot,
+    /// `unshare --mount --mount-proc --root=ROOT python`: its own root and
+    /// /proc, the host's pid namespace. Host interpreters: `python` itself.
+    MountNs,
+    /// A container: `unshare --pid --fork --mount --mount-proc [--root=ROOT]
+    /// python`, the interpreter is pid 1 of its own namespace, a child of
+    /// `unshare`.
+    PidNs,
+}
+
+impl Interpreter {
+    /// Its Debian root, which must be there: `cargo xtask test` makes it.
+    fn root_dir(&self) -> Option<PathBuf> {
+        let (env, default) = self.root?;
+        if let Ok(why) = std::env::var(format!("{env}_ERROR")) {
+            panic!(
+                "{}: `cargo xtask test` could not make its Debian root: {why}",
+                self.name
+            );
+        }
+        let dir = std::env::var_os(env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default));
+        let python = dir.join(self.python.trim_start_matches('/'));
+        assert!(
+            python.exists(),
+            "{}: no {} in {}: `cargo xtask test` (or `cargo xtask chroots`) makes this root \
+             with debootstrap, or set {env} to one",
+            self.name,
+            self.python,
+            dir.display()
+        );
+        Some(dir)
+    }
+
+    /// `python -B ARGS...` started as `launch` says.
+    fn command(&self, launch: Launch, args: &[&str]) -> Vec<String> {
+        if self.root.is_none() {
+            assert!(
+                Path::new(self.python).exists(),
+                "{}: {} is missing",
+                self.name,
+                self.python
+            );
+        }
+        let mut command: Vec<String> = match (self.root_dir(), launch) {
+            (None, Launch::Chroot | Launch::MountNs) => vec![],
+            (None, Launch::PidNs) => strings(&["unshare", "--pid", "--fork", "--mount-proc"]),
+            (Some(root), Launch::Chroot) => vec!["chroot".into(), root.display().to_string()],
+            (Some(root), Launch::MountNs) => {
+                let mut c = strings(&["unshare", "--mount", "--mount-proc"]);
+                c.push(format!("--root={}", root.display()));
+                c
+            }
+            (Some(root), Launch::PidNs) => {
+                let mut c = strings(&["unshare", "--pid", "--fork", "--mount", "--mount-proc"]);
+                c.push(format!("--root={}", root.display()));
+                c
+            }
+        };
+        command.push(self.python.into());
+        command.push("-B".into());
+        command.extend(args.iter().map(|a| a.to_string()));
+        command
+    }
+}
+
+fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// One test's workload files where the interpreter can reach them: under
+/// ROOT/tmp/tracer-tests/TEST for a rooted interpreter, in the test's
+/// scratch directory otherwise. Paths are given as the process sees them.
+struct Files {
+    /// ROOT, or "" for host interpreters.
+    root: String,
+    /// The directory as the process sees it.
+    inside: String,
+}
+
+impl Files {
+    fn new(interpreter: &Interpreter, test: &str, scratch: &Scratch) -> Self {
+        let (root, inside) = match interpreter.root_dir() {
+            Some(root) => (
+                root.display().to_string(),
+                format!("/tmp/tracer-tests/{test}"),
+            ),
+            None => (String::new(), scratch.subdir("files")),
+        };
+        let files = Self { root, inside };
+        let host = files.host(&files.inside);
+        if files.root.is_empty() {
+            std::fs::create_dir_all(&host).unwrap();
+        } else {
+            let _ = std::fs::remove_dir_all(&host);
+            std::fs::create_dir_all(&host)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", host.display()));
+        }
+        files
+    }
+
+    /// Copies the workload into place; returns its path as the process sees it.
+    fn script(&self, name: &str) -> String {
+        let inside = format!("{}/{name}", self.inside);
+        std::fs::copy(common::workload(name), self.host(&inside))
+            .unwrap_or_else(|e| panic!("copying {name} into {}: {e}", self.inside));
+        inside
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.inside)
+    }
+
+    /// A path as the process sees it -> as the test sees it.
+    fn host(&self, inside: &str) -> PathBuf {
+        PathBuf::from(format!("{}{inside}", self.root))
+    }
+
+    fn load(&self, inside: &str) -> Value {
+        load_json(&self.host(inside).display().to_string())
+    }
+}
+
+/// The interpreter the report names: version, binary as the process sees it,
+/// static or shared, release build, its root.
+fn check_interpreter(report: &Value, interpreter: &Interpreter, files: &Files) {
+    let py = &report["python"];
+    assert_eq!(py["status"], "sampled", "{}: {py:#}", interpreter.name);
+    let version = py["version"].as_str().unwrap();
+    assert!(
+        version.starts_with(interpreter.version) && version.matches('.').count() == 2,
+        "{}: version {version}, expected {}* with its patch level",
+        interpreter.name,
+        interpreter.version
+    );
+    assert_eq!(py["binary"], interpreter.binary, "{}", interpreter.name);
+    assert_eq!(py["linkage"], interpreter.linkage, "{}", interpreter.name);
+    assert_eq!(py["debug_build"], false);
+    assert_eq!(py["free_threaded"], false);
+    let root = if files.root.is_empty() {
+        Value::Null
+    } else {
+        Value::from(files.root.clone())
+    };
+    assert_eq!(py["root"], root, "{}", interpreter.name);
+}
+
+/// The process of the report whose pid is `pid` (host pid).
+fn process(report: &Value, pid: u64) -> &Value {
+    common::process(report, pid)
+}
+
+/// 1-based line of the first line of `script` (host path) containing `needle`.
+fn line_of(script: &Path, needle: &str) -> u64 {
+    let text = std::fs::read_to_string(script).unwrap();
+    let index = text
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in {}", script.display()));
+    index as u64 + 1
+}
+
+// ---------------------------------------------------------------------------
+// Workloads: one function each, taking the interpreter.
+
+/// 70/30 CPU shares within 5 points and the folded chain `main;outer;inner`.
+fn calibrated_hotspots(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("calibrated-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("python_calibrated.py");
+    let out = files.path("workload.json");
+    let folded = scratch.path("stacks.folded");
+    let report = trace_command(
+        &scratch,
+        &["--rate", calibrated::RATE, "--folded", &folded],
+        &interpreter.command(Launch::Chroot, &[&script, &out, calibrated::SECONDS]),
+    );
+    check_interpreter(&report, interpreter, &files);
+    let run = calibrated::Run {
+        folded: std::fs::read_to_string(&folded).unwrap(),
+        workload: files.load(&out),
+        dir: scratch.dir.clone(),
+        report,
+    };
+    calibrated::check_calibrated(&run, interpreter.version, &script);
+}
+
+/// What the report must say about matrix_proc.py's reads: exact syscall
+/// counts, the request sizes this version uses, bytes.
+fn check_proc_reads(report: &Value, facts: &Value, interpreter: &Interpreter) {
+    let pid = u64_of(&facts["pid"]);
+    assert_eq!(facts["version"], report["python"]["version"]);
+    // 37 x os.read(fd, 4096): the same on every version.
+    let stat = entry(report, pid, "/proc/self/stat");
+    assert_eq!(stat["syscalls"], 37, "{stat:#}");
+    assert_eq!(stat["request_sizes"], json!({"4096": 37}), "{stat:#}");
+    assert_eq!(stat["by_syscall"], json!({"read": 37}));
+    assert_eq!(stat["opens"], 1);
+    assert_eq!(stat["bytes"], facts["stat_bytes"]);
+    assert_eq!((&stat["fs"], &stat["blksize"]), (&json!("proc"), &json!(1024)));
+    // 40 buffered openings: each takes ceil(bytes / buffer) reads that
+    // return data plus the one that sees end of file, all of one size.
+    let status = entry(report, pid, "/proc/self/status");
+    let buffer = interpreter.proc_buffer;
+    let sizes: Vec<u64> = facts["status_sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u64_of)
+        .collect();
+    assert_eq!(sizes.len(), 40);
+    let syscalls: u64 = sizes.iter().map(|n| n.div_ceil(buffer) + 1).sum();
+    assert_eq!(status["opens"], 40, "{status:#}");
+    assert_eq!(
+        status["request_sizes"],
+        json!({ buffer.to_string(): syscalls }),
+        "{}: buffered reads of /proc/self/status (st_blksize {})",
+        interpreter.name,
+        facts["status_blksize"]
+    );
+    assert_eq!(status["syscalls"], syscalls);
+    assert_eq!(status["bytes"], sizes.iter().sum::<u64>());
+    assert_eq!(status["blksize"], facts["status_blksize"]);
+}
+
+/// Exact /proc read counts in the request sizes the version really uses.
+fn proc_reads(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("proc-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_proc.py");
+    let out = files.path("facts.json");
+    let report = trace_command(
+        &scratch,
+        &[],
+        &interpreter.command(Launch::MountNs, &[&script, &out]),
+    );
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    // No pid namespace: the pid it sees is the host pid, and it is the target.
+    assert_eq!(report["target"]["pid"], facts["pid"]);
+    assert_eq!(report["target"]["ns_pid"], facts["pid"]);
+    check_proc_reads(&report, &facts, interpreter);
+}
+
+/// The same run seen by strace and by the tracer (which traces strace and
+/// follows it to the Python process): every read of the workload's /proc
+/// files, with the same sizes and bytes. This is where `proc_buffer` comes
+/// from: what the version really asks for, not what the docs say.
+fn proc_reads_agree_with_strace(interpreter: &Interpreter) {
+    require_root();
+    assert!(
+        Path::new("/usr/bin/strace").exists(),
+        "strace is missing (cargo xtask setup installs it)"
+    );
+    let test = format!("strace-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_proc.py");
+    let out = files.path("facts.json");
+    let log = scratch.path("strace.log");
+    let mut command = strings(&[
+        "/usr/bin/strace",
+        "-f",
+        "-y",
+        "-s",
+        "8",
+        "-e",
+        "trace=read,pread64,readv,preadv,preadv2",
+        "-o",
+        &log,
+    ]);
+    command.extend(interpreter.command(Launch::MountNs, &[&script, &out]));
+    let report = trace_command(&scratch, &[], &command);
+    assert_complete(&report);
+    let facts = files.load(&out);
+    let pid = u64_of(&facts["pid"]);
+    assert_ne!(report["target"]["pid"], pid, "the target is strace");
+    // The Python process was found below the target.
+    assert_eq!(report["python"]["pid"], pid, "{:#}", report["python"]);
+    check_interpreter(&report, interpreter, &files);
+    check_proc_reads(&report, &facts, interpreter);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    let reads: Vec<_> = parse_strace(&log)
+        .into_iter()
+        .filter(|r| r.pid == pid)
+        .collect();
+    let tracer_total: u64 = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["pid"] == pid)
+        .map(|e| u64_of(&e["syscalls"]))
+        .sum();
+    assert_eq!(
+        tracer_total,
+        reads.len() as u64,
+        "{}: strace saw {} read syscalls in pid {pid}, the tracer {tracer_total}",
+        interpreter.name,
+        reads.len()
+    );
+    // strace -y shows the tracer's view: ROOT/proc/PID/status.
+    for file in ["stat", "status"] {
+        let suffix = format!("/proc/{pid}/{file}");
+        let mine: Vec<_> = reads.iter().filter(|r| r.path.ends_with(&suffix)).collect();
+        assert!(!mine.is_empty(), "strace saw no reads of {suffix}:\n{log}");
+        let mut sizes = std::collections::BTreeMap::<String, u64>::new();
+        for r in &mine {
+            *sizes.entry(r.request.to_string()).or_default() += 1;
+        }
+        let bytes: i64 = mine.iter().map(|r| r.ret.max(0)).sum();
+        let got = entry(&report, pid, &format!("/proc/self/{file}"));
+        assert_eq!(got["syscalls"], mine.len(), "{file}: strace vs tracer");
+        assert_eq!(got["request_sizes"], json!(sizes), "{file}: strace vs tracer");
+        assert_eq!(got["bytes"], bytes, "{file}: strace vs tracer");
+    }
+}
+
+/// 25 SIGUSR1 by kill() and 3 by pthread_kill() to a Python handler.
+fn signals(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("signals-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("signals_self.py");
+    let out = files.path("facts.json");
+    let report = trace_command(
+        &scratch,
+        &[],
+        &interpreter.command(Launch::MountNs, &[&script, &out]),
+    );
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    let pid = pid_of(&facts["pid"]);
+    let (n, t) = (u64_of(&facts["sent"]), u64_of(&facts["sent_to_thread"]));
+    assert_eq!((n, t), (25, 3));
+    assert_eq!(u64_of(&facts["handled"]), n + t);
+    let groups = signal_groups(&report, "SIGUSR1", pid);
+    assert_eq!(groups.len(), 2, "{groups:#?}");
+    for (code, syscall, count) in [("SI_USER", "kill", n), ("SI_TKILL", "tgkill", t)] {
+        let g = groups
+            .iter()
+            .find(|g| g["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} group: {groups:#?}"));
+        assert_eq!(g["syscall"], syscall);
+        assert_eq!(g["sender"]["pid"], pid);
+        assert_eq!(u64_of(&g["generated"]), count, "{code}: {g:#}");
+        assert_eq!(u64_of(&g["delivered"]), count, "{code}: {g:#}");
+        assert_eq!(u64_of(&g["ignored"]), 0);
+        assert_eq!(u64_of(&g["pending_at_end"]), 0);
+        assert_eq!(g["disposition"], "handler");
+        assert_eq!(u64_of(&g["dispositions"]["handler"]), count);
+    }
+    assert_eq!(u64_of(&report["signal_log"]["total"]), 2 * (n + t));
+}
+
+/// Popen children never waited for: K zombies until the parent leaves, each
+/// spawned from the Popen line in spawn().
+fn zombies(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("zombies-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_zombies.py");
+    let out = files.path("facts.json");
+    let report = trace_command(
+        &scratch,
+        &[],
+        &interpreter.command(Launch::MountNs, &[&script, &out]),
+    );
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    let parent = pid_of(&facts["parent"]);
+    let sleep_ns = u64_of(&facts["sleep_ns"]);
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(pid_of)
+        .collect();
+    assert_eq!(children.len(), 3);
+    assert_eq!(
+        report["processes"].as_array().unwrap().len(),
+        1 + children.len(),
+        "{:#}",
+        report["processes"]
+    );
+    assert_eq!(
+        report["zombies"].as_array().unwrap().len(),
+        children.len(),
+        "{:#}",
+        report["zombies"]
+    );
+    for &child in &children {
+        let p = process(&report, child);
+        assert_eq!((&p["ppid"], &p["comm"]), (&json!(parent), &json!("true")));
+        assert_eq!(p["exit_code"], 0);
+        assert_eq!(p["ns_pid"], child, "no pid namespace here");
+        let z = zombie(&report, child);
+        assert_eq!(z["ppid"], parent);
+        assert_eq!(z["exit_code"], 0);
+        assert!(u64_of(&z["zombie_ns"]) >= sleep_ns, "{z:#}");
+        assert_eq!(u64_of(&z["parent_wait_calls"]), 0, "{z:#}");
+        assert!(z["sigchld"].is_string(), "{z:#}");
+        assert_eq!(z["sigchld_unanswered"], true, "{z:#}");
+        let how = z["reaped_how"].as_str().unwrap();
+        assert!(how == "still_zombie" || how == "init", "{how}");
+    }
+    // The Popen line, as the process sees its file, behind all K forks.
+    let line = line_of(&files.host(&script), "subprocess.Popen(");
+    let popen = format!("spawn ({script}:{line})");
+    let forks = report["python"]["forks"].as_array().unwrap();
+    let from_line: u64 = forks
+        .iter()
+        .filter(|s| s["frames"].as_array().unwrap().contains(&json!(popen)))
+        .map(|s| u64_of(&s["samples"]))
+        .sum();
+    assert_eq!(from_line, 3, "{} forks from {popen}: {forks:#?}", children.len());
+}
+
+/// The container workload's figures in a report: 37 reads of
+/// /proc/self/stat by the Python process (host pid `pid`) and its hotspot
+/// `burn` with the file and line the process sees.
+fn check_container(report: &Value, pid: u64, files: &Files, script: &str) {
+    let stat = entry(report, pid, "/proc/self/stat");
+    assert_eq!(stat["syscalls"], 37, "{stat:#}");
+    assert_eq!(stat["request_sizes"], json!({"4096": 37}));
+    assert_eq!(stat["opens"], 1);
+    let py = &report["python"];
+    assert_eq!(py["pid"], pid, "{py:#}");
+    let burn = calibrated::hotspot(py, "burn");
+    assert_eq!(burn["file"], script);
+    assert_eq!(burn["line"], line_of(&files.host(script), "def burn("));
+    assert_eq!(
+        py["hotspots"][0]["qualname"], "burn",
+        "burn is the hot function: {:#}",
+        py["hotspots"]
+    );
+    assert!(burn["self_share"].as_f64().unwrap() >= 50.0, "{burn:#}");
+}
+
+/// `tracer --pid HOST_PID` on the interpreter running as pid 1 of its own
+/// pid namespace (and root): the report has both pids.
+fn container_attach(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("attach-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_container.py");
+    let out = files.path("facts.json");
+    let command = interpreter.command(Launch::PidNs, &[&script, &out, "--wait"]);
+    let mut container = Proc::spawn(
+        Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "unshare",
+    );
+    let mut stdout = container.stdout_lines();
+    stdout.wait_for("ready");
+    // The interpreter is unshare's only child; /proc says which pid it has
+    // in its namespace.
+    let unshare = container.pid();
+    let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .unwrap_or_else(|e| panic!("children of unshare {unshare}: {e}"));
+    let children: Vec<u64> = children
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "unshare's children: {children:?}");
+    let host_pid = children[0];
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(
+        nspid.split_whitespace().collect::<Vec<_>>(),
+        ["NSpid:", &host_pid.to_string(), "1"],
+        "the interpreter is pid 1 inside"
+    );
+
+    let report_path = scratch.path("report.json");
+    let mut tracer = Proc::spawn(
+        Command::new(common::TRACER)
+            .args(["--pid", &host_pid.to_string(), "--format", "json", "-o"])
+            .arg(&report_path)
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    let mut stderr = tracer.stderr_lines();
+    stderr.wait_for("tracer: tracing pid");
+    let stdin = container.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(container.wait().success(), "the container workload failed");
+    let status = tracer.wait();
+    assert!(status.success(), "tracer: {status}\n{}", stderr.rest());
+    let report = load_json(&report_path);
+    assert_eq!(report["stopped"], "target exited");
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    assert_eq!(facts["pid"], 1, "the workload sees itself as pid 1");
+    assert_eq!(report["target"]["pid"], host_pid);
+    assert_eq!(report["target"]["ns_pid"], 1);
+    let root = process(&report, host_pid);
+    assert_eq!((&root["ns_pid"], &root["traced_from_start"]), (&json!(1), &json!(true)));
+    check_container(&report, host_pid, &files, &script);
+}
+
+/// `tracer -- unshare --pid --fork ... python3.X ...`: the target is
+/// unshare; the tracer follows its child, pid 1 in the new namespace, and
+/// samples it.
+fn container_launch(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("launch-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_container.py");
+    let out = files.path("facts.json");
+    let report = trace_command(
+        &scratch,
+        &[],
+        &interpreter.command(Launch::PidNs, &[&script, &out]),
+    );
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    assert_eq!(facts["pid"], 1, "the workload sees itself as pid 1");
+    let unshare = u64_of(&report["target"]["pid"]);
+    assert_eq!(report["target"]["comm"], "unshare");
+    assert_eq!(report["target"]["ns_pid"], unshare, "unshare is on the host");
+    let processes = report["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 2, "unshare and python: {processes:#?}");
+    let python = processes.iter().find(|p| p["pid"] != unshare).unwrap();
+    assert_eq!(python["ppid"], unshare);
+    assert_eq!(python["ns_pid"], 1, "{python:#}");
+    assert_eq!(python["exit_code"], 0);
+    let host_pid = u64_of(&python["pid"]);
+    assert_ne!(host_pid, 1);
+    check_container(&report, host_pid, &files, &script);
+}
+
+/// The text report names the interpreter (version, binary as the process
+/// sees it, static or shared, release build, its root, the child it runs
+/// in) and shows the pid namespace's pids.
+fn text_names_the_interpreter(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("text-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("matrix_proc.py");
+    let out = files.path("facts.json");
+    let report_path = scratch.path("report.txt");
+    let mut args = vec!["--quiet".to_owned(), "-o".into(), report_path.clone(), "--".into()];
+    args.extend(interpreter.command(Launch::PidNs, &[&script, &out]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    let facts = files.load(&out);
+    let version = facts["version"].as_str().unwrap();
+    let build = match interpreter.linkage {
+        "shared" => "shared libpython",
+        other => other,
+    };
+    let mut expected = format!(
+        "PYTHON: CPython {version}, {} ({build}, release build)",
+        interpreter.binary
+    );
+    if !files.root.is_empty() {
+        expected.push_str(&format!(" in root {}", files.root));
+    }
+    expected.push_str(", in child pid ");
+    assert!(report.contains(&expected), "no `{expected}` in:\n{report}");
+    // The PROCESSES table has an `ns pid` column: python is 1 there.
+    let header = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("pid") && l.contains("ns pid"))
+        .unwrap_or_else(|| panic!("no `ns pid` column:\n{report}"));
+    assert!(header.contains("ppid"), "{header}");
+    let python_row = report
+        .lines()
+        .find(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() > 3 && words[1] == "1" && words[3].starts_with("python3")
+        })
+        .unwrap_or_else(|| panic!("no PROCESSES row with ns pid 1:\n{report}"));
+    let host_pid = python_row.split_whitespace().next().unwrap();
+    assert!(
+        report.contains(&format!(", in child pid {host_pid}\n")),
+        "{report}"
+    );
+}
+
+/// A file-name-safe short name of the interpreter.
+fn slug(interpreter: &Interpreter) -> String {
+    interpreter
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// One #[test] per (interpreter, workload): a failure names the version.
+
+macro_rules! interpreter_tests {
+    ($module:ident, $interpreter:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn calibrated_hotspots() {
+                super::calibrated_hotspots(&$interpreter);
+            }
+
+            #[test]
+            fn proc_reads() {
+                super::proc_reads(&$interpreter);
+            }
+
+            #[test]
+            fn proc_reads_agree_with_strace() {
+                super::proc_reads_agree_with_strace(&$interpreter);
+            }
+
+            #[test]
+            fn signals() {
+                super::signals(&$interpreter);
+            }
+
+            #[test]
+            fn zombies() {
+                super::zombies(&$interpreter);
+            }
+
+            #[test]
+            fn container_attach() {
+                super::container_attach(&$interpreter);
+            }
+
+            #[test]
+            fn container_launch() {
+                super::container_launch(&$interpreter);
+            }
+
+            #[test]
+            fn text_names_the_interpreter() {
+                super::text_names_the_interpreter(&$interpreter);
+            }
+        }
+    };
+}
+
+interpreter_tests!(debian_bullseye_3_9, BULLSEYE_3_9);
+interpreter_tests!(debian_static_3_11, HOST_STATIC_3_11);
+interpreter_tests!(pyenv_shared_3_11, PYENV_SHARED_3_11);
+interpreter_tests!(debian_trixie_3_13, TRIXIE_3_13);
+interpreter_tests!(debian_sid_3_14, SID_3_14);
