@@ -7,6 +7,7 @@
 //! | Debian bookworm 3.11.2   | static `python3.11`   | the host's `/usr/bin/python3.11`       |
 //! | pyenv 3.11.7             | shared `libpython`    | the host's `/root/.pyenv`              |
 //! | Debian trixie 3.13.5     | static `python3.13`   | debootstrap root (`TRACER_PY313_ROOT`) |
+//! | the same, debug build    | static `python3.13d`  | the trixie root (package python3.13-dbg) |
 //! | Debian sid 3.14.x        | static `python3.14`   | debootstrap root (`TRACER_PY314_ROOT`) |
 //!
 //! `cargo xtask test` makes the roots once (cached in /var/cache/tracer-tests)
@@ -64,6 +65,8 @@ struct Interpreter {
     binary: &'static str,
     /// "static" or "shared".
     linkage: &'static str,
+    /// A debug build (`--with-pydebug`).
+    debug: bool,
     /// The request size of a buffered binary read of a procfs file, as
     /// strace shows this version making it.
     proc_buffer: u64,
@@ -79,6 +82,7 @@ const BULLSEYE_3_9: Interpreter = Interpreter {
     version: "3.9.",
     binary: "/usr/bin/python3.9",
     linkage: "static",
+    debug: false,
     proc_buffer: 1024,
 };
 
@@ -89,6 +93,7 @@ const HOST_STATIC_3_11: Interpreter = Interpreter {
     version: "3.11.",
     binary: "/usr/bin/python3.11",
     linkage: "static",
+    debug: false,
     proc_buffer: 1024,
 };
 
@@ -99,6 +104,7 @@ const PYENV_SHARED_3_11: Interpreter = Interpreter {
     version: "3.11.7",
     binary: "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
     linkage: "shared",
+    debug: false,
     proc_buffer: 1024,
 };
 
@@ -112,7 +118,17 @@ const TRIXIE_3_13: Interpreter = Interpreter {
     version: "3.13.",
     binary: "/usr/bin/python3.13",
     linkage: "static",
+    debug: false,
     proc_buffer: 1024,
+};
+
+/// Debian's debug build of 3.13 (package python3.13-dbg, in the trixie root).
+const TRIXIE_3_13_DEBUG: Interpreter = Interpreter {
+    name: "Debian trixie CPython 3.13 debug build",
+    python: "/usr/bin/python3.13d",
+    binary: "/usr/bin/python3.13d",
+    debug: true,
+    ..TRIXIE_3_13
 };
 
 const SID_3_14: Interpreter = Interpreter {
@@ -122,6 +138,7 @@ const SID_3_14: Interpreter = Interpreter {
     version: "3.14.",
     binary: "/usr/bin/python3.14",
     linkage: "static",
+    debug: false,
     // gh-117151: max(min(st_blksize, 8 MiB), 128 KiB).
     proc_buffer: 131072,
 };
@@ -268,7 +285,7 @@ fn check_interpreter(report: &Value, interpreter: &Interpreter, files: &Files) {
     );
     assert_eq!(py["binary"], interpreter.binary, "{}", interpreter.name);
     assert_eq!(py["linkage"], interpreter.linkage, "{}", interpreter.name);
-    assert_eq!(py["debug_build"], false);
+    assert_eq!(py["debug_build"], interpreter.debug, "{}", interpreter.name);
     assert_eq!(py["free_threaded"], false);
     let root = if files.root.is_empty() {
         Value::Null
@@ -702,8 +719,13 @@ fn text_names_the_interpreter(interpreter: &Interpreter) {
         "shared" => "shared libpython",
         other => other,
     };
+    let debug = if interpreter.debug {
+        "debug build"
+    } else {
+        "release build"
+    };
     let mut expected = format!(
-        "PYTHON: CPython {version}, {} ({build}, release build)",
+        "PYTHON: CPython {version}, {} ({build}, {debug})",
         interpreter.binary
     );
     if !files.root.is_empty() {
@@ -796,3 +818,19 @@ interpreter_tests!(debian_static_3_11, HOST_STATIC_3_11);
 interpreter_tests!(pyenv_shared_3_11, PYENV_SHARED_3_11);
 interpreter_tests!(debian_trixie_3_13, TRIXIE_3_13);
 interpreter_tests!(debian_sid_3_14, SID_3_14);
+
+/// The debug build: named as one, and sampled like the release build
+/// (`_Py_DebugOffsets` describe its layout too).
+mod debian_trixie_3_13_debug_build {
+    use super::*;
+
+    #[test]
+    fn calibrated_hotspots() {
+        super::calibrated_hotspots(&TRIXIE_3_13_DEBUG);
+    }
+
+    #[test]
+    fn text_names_the_interpreter() {
+        super::text_names_the_interpreter(&TRIXIE_3_13_DEBUG);
+    }
+}

@@ -367,3 +367,63 @@ fn entries_from_c_pyenv_3_8() {
 fn entries_from_c_pyenv_3_13() {
     entries_from_c(&pyenv("3.13.0"));
 }
+
+/// `tracer --pid` on an interpreter this tracer does not sample: the text
+/// report names what it found and which versions are supported.
+fn unsupported(python: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    require_root();
+    let dir = scratch(&format!("unsupported-{}", python.replace('/', "_")));
+    let report_path = dir.join("report.txt");
+    let mut workload = Command::new(python)
+        .args([
+            "-c",
+            "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline()",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(workload.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut tracer = Command::new(TRACER)
+        .args(["--pid", &workload.id().to_string(), "-o"])
+        .arg(&report_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "tracer ended early");
+        if line.starts_with("tracer: tracing pid") {
+            break;
+        }
+    }
+    workload.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    assert!(workload.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    std::fs::read_to_string(&report_path).unwrap()
+}
+
+#[test]
+fn unsupported_versions_are_named_with_the_supported_ones() {
+    let text = unsupported(&pyenv("3.7.16"));
+    let expected = "PYTHON: CPython 3.7.16, /root/.pyenv/versions/3.7.16/lib/libpython3.7m.so.1.0 \
+                    (shared libpython, release build)\n  \
+                    not sampled: CPython 3.7 is not supported (3.8 to 3.14 are)\n";
+    assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    // Before 3.7 there is no _PyRuntime: the file name says the version.
+    let text = unsupported(&pyenv("3.6.15"));
+    let expected = "PYTHON: not sampled: /root/.pyenv/versions/3.6.15/lib/libpython3.6m.so.1.0 \
+                    is CPython 3.6, which is not supported (3.8 to 3.14 are)\n";
+    assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    let text = unsupported("/root/.pyenv/versions/2.7.18/bin/python2.7");
+    let expected = "PYTHON: not sampled: /root/.pyenv/versions/2.7.18/lib/libpython2.7.so.1.0 \
+                    is CPython 2.7, which is not supported (3.8 to 3.14 are)\n";
+    assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+}

@@ -22,6 +22,9 @@ pub struct Chroot {
     pub package: &'static str,
     /// The interpreter inside the root, to tell a finished root from a partial one.
     pub python: &'static str,
+    /// More packages, installed into the root with apt when the file that
+    /// says they are there is missing: (package, file).
+    pub extra: &'static [(&'static str, &'static str)],
 }
 
 pub const CHROOTS: &[Chroot] = &[
@@ -31,13 +34,16 @@ pub const CHROOTS: &[Chroot] = &[
         suite: "bullseye",
         package: "python3.9",
         python: "usr/bin/python3.9",
+        extra: &[],
     },
-    // CPython 3.13.5: _Py_DebugOffsets in a .PyRuntime section.
+    // CPython 3.13.5: _Py_DebugOffsets in a .PyRuntime section; and its
+    // debug build (`python3.13d`, --with-pydebug).
     Chroot {
         env: "TRACER_PY313_ROOT",
         suite: "trixie",
         package: "python3.13",
         python: "usr/bin/python3.13",
+        extra: &[("python3.13-dbg", "usr/bin/python3.13d")],
     },
     // CPython 3.14: _PyStackRef frames, 128 KiB buffered reads (gh-117151).
     Chroot {
@@ -45,6 +51,7 @@ pub const CHROOTS: &[Chroot] = &[
         suite: "sid",
         package: "python3.14",
         python: "usr/bin/python3.14",
+        extra: &[],
     },
 ];
 
@@ -83,7 +90,7 @@ pub fn root_dir(chroot: &Chroot) -> PathBuf {
 pub fn ensure_chroots() -> Vec<Root> {
     let missing: Vec<&Chroot> = CHROOTS
         .iter()
-        .filter(|c| std::env::var_os(c.env).is_none() && !root_dir(c).join(c.python).exists())
+        .filter(|c| std::env::var_os(c.env).is_none() && !complete(c, &root_dir(c)))
         .collect();
     let prepared = if missing.is_empty() {
         Ok(String::new())
@@ -113,7 +120,7 @@ pub fn ensure_chroots() -> Vec<Root> {
     });
     if !missing.is_empty() {
         eprintln!(
-            "made {} of {} missing roots in {:.0} s",
+            "made or completed {} of {} roots in {:.0} s",
             made.iter().filter(|(_, r)| r.is_ok()).count(),
             missing.len(),
             started.elapsed().as_secs_f64()
@@ -123,13 +130,22 @@ pub fn ensure_chroots() -> Vec<Root> {
         .iter()
         .map(|chroot| {
             // A root given by the caller is used as is.
+            let dir = root_dir(chroot);
+            let failed = made
+                .iter()
+                .find_map(|(env, result)| (*env == chroot.env).then_some(result.as_ref().err()))
+                .flatten();
             let result = if let Some(given) = std::env::var_os(chroot.env) {
                 Ok(PathBuf::from(given))
-            } else if let Some((_, Err(why))) = made.iter().find(|(env, _)| *env == chroot.env) {
-                eprintln!("error: {why} (the tests that need it fail with this)");
-                Err(why.clone())
+            } else if let Some(why) = failed {
+                eprintln!("error: {why} (the tests that need it fail)");
+                if dir.join(chroot.python).exists() {
+                    // Only an extra package is missing: its tests fail, not all.
+                    Ok(dir)
+                } else {
+                    Err(why.clone())
+                }
             } else {
-                let dir = root_dir(chroot);
                 eprintln!("ok {} root {}", chroot.package, dir.display());
                 Ok(dir)
             };
@@ -141,8 +157,33 @@ pub fn ensure_chroots() -> Vec<Root> {
         .collect()
 }
 
+/// The interpreter and every extra package are in `root`.
+fn complete(chroot: &Chroot, root: &Path) -> bool {
+    root.join(chroot.python).exists() && chroot.extra.iter().all(|(_, file)| root.join(file).exists())
+}
+
+/// Makes the root with debootstrap, or, when it is there but lacks extra
+/// packages (added to `CHROOTS` after it was made), installs those into it.
 fn make_root(chroot: &Chroot, root: &Path, mirror: &str) -> Result<()> {
-    let log = root.with_extension("log");
+    // Not with_extension: "trixie-python3.13" would become "trixie-python3.log".
+    let mut log = root.as_os_str().to_owned();
+    log.push(".log");
+    let log = PathBuf::from(log);
+    if root.join(chroot.python).exists() {
+        let packages: Vec<&str> = chroot
+            .extra
+            .iter()
+            .filter(|(_, file)| !root.join(file).exists())
+            .map(|(package, _)| *package)
+            .collect();
+        eprintln!(
+            "installing {} into {} (apt-get in the root; log {})",
+            packages.join(" "),
+            root.display(),
+            log.display()
+        );
+        return apt_in_root(root, &packages, &log);
+    }
     eprintln!(
         "installing {} root {} (debootstrap {} from {mirror}, about a minute; log {})",
         chroot.package,
@@ -185,8 +226,41 @@ fn make_root(chroot: &Chroot, root: &Path, mirror: &str) -> Result<()> {
             chroot.python
         );
     }
+    let extra: Vec<&str> = chroot.extra.iter().map(|(package, _)| *package).collect();
+    if !extra.is_empty() {
+        apt_in_root(&partial, &extra, &log)?;
+    }
     let _ = fs::remove_dir_all(root);
     fs::rename(&partial, root).with_context(|| format!("moving the root to {}", root.display()))
+}
+
+/// `apt-get install PACKAGES` inside `root` (its own sources, the mirror
+/// debootstrap used), output appended to `log`.
+fn apt_in_root(root: &Path, packages: &[&str], log: &Path) -> Result<()> {
+    let output = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let mut apt = Command::new("chroot");
+    apt.arg(root)
+        .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(output.try_clone()?)
+        .stderr(output);
+    run(&mut apt).with_context(|| {
+        format!(
+            "installing {} into {} failed (see {}; is the Debian mirror reachable?)",
+            packages.join(" "),
+            root.display(),
+            log.display()
+        )
+    })?;
+    for package in packages {
+        eprintln!("ok {package} in {}", root.display());
+    }
+    Ok(())
 }
 
 /// The first `URIs:` (deb822) or `deb URL` (one-line) entry of apt's sources.

@@ -5,6 +5,7 @@
 //! * `demo`   build, then trace `demo/service.py` (root)
 //! * `test`   build, make the other-CPython roots (debootstrap, cached), then
 //!   run the workspace tests, end-to-end ones included (root)
+//! * `chroots` make (or reuse) those roots only, and print their variables
 //! * `bench`  build, then compare tracer / strace / bpftrace overhead (root)
 //!
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
@@ -56,6 +57,10 @@ enum Command {
     },
     /// Build, then run every workspace test, end-to-end tests included (needs root).
     Test,
+    /// Make the Debian roots of the other CPython versions the end-to-end
+    /// tests need (debootstrap, cached; reused when present) and print the
+    /// variables to run the tests by hand (needs root).
+    Chroots,
     /// Build, then benchmark the tracer against strace and bpftrace (needs root).
     Bench(bench::BenchArgs),
 }
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Build => build(),
         Command::Demo { extra } => demo(&extra),
         Command::Test => test(),
+        Command::Chroots => make_chroots(),
         Command::Bench(args) => bench::bench(&args),
     };
     match result {
@@ -127,6 +133,23 @@ fn test() -> Result<()> {
         "--test-threads=1",
     ]);
     run_counting_tests(&mut cmd)
+}
+
+fn make_chroots() -> Result<()> {
+    require_root("chroots", "sudo -E cargo xtask chroots")?;
+    let started = std::time::Instant::now();
+    let roots = chroots::ensure_chroots();
+    eprintln!("roots ready in {:.1} s", started.elapsed().as_secs_f64());
+    let mut failed = false;
+    for root in &roots {
+        let (name, value) = root.env_var();
+        failed |= root.result.is_err();
+        println!("{name}={}", util::shell_quote(&value.to_string_lossy()));
+    }
+    if failed {
+        anyhow::bail!("some roots could not be made (the tests that need them will fail)");
+    }
+    Ok(())
 }
 
 /// Runs `cargo test`, echoing its output, and ends with one line of totals

@@ -25,6 +25,8 @@ pub enum DiscoverError {
     Stripped { path: String },
     #[error("cannot tell the CPython version of {path}")]
     NoVersion { path: String },
+    #[error("{path} is CPython {major}.{minor}, which is not supported (3.8 to 3.14 are)")]
+    TooOld { path: String, major: u32, minor: u32 },
 }
 
 /// One file-backed mapping of `/proc/PID/maps`.
@@ -369,6 +371,7 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
     // libpython first: a python executable linked against it has no _PyRuntime.
     candidates.sort_by_key(|p| !p.contains("libpython"));
     let mut stripped = None;
+    let mut too_old = None;
     for path in candidates {
         let Some(mapping) = maps.iter().find(|m| m.path == path) else {
             continue;
@@ -380,7 +383,16 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
             continue;
         };
         let (Some(runtime), Some(eval_frame)) = (elf.runtime, elf.eval_frame) else {
-            if path.contains("libpython") || elf.version_string.is_some() {
+            // Before 3.7 there is no _PyRuntime at all: say the version.
+            if let Some((major, minor)) = name_hint(path).flatten()
+                && (major, minor) < (3, 7)
+            {
+                too_old.get_or_insert_with(|| DiscoverError::TooOld {
+                    path: path.to_owned(),
+                    major,
+                    minor,
+                });
+            } else if path.contains("libpython") || elf.version_string.is_some() {
                 stripped.get_or_insert_with(|| path.to_owned());
             }
             continue;
@@ -434,9 +446,10 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
             version_buffer: elf.version_buffer.map(|a| a.wrapping_add(bias)),
         });
     }
-    match stripped {
-        Some(path) => Err(DiscoverError::Stripped { path }),
-        None => Err(DiscoverError::NotPython { pid }),
+    match (too_old, stripped) {
+        (Some(err), _) => Err(err),
+        (None, Some(path)) => Err(DiscoverError::Stripped { path }),
+        (None, None) => Err(DiscoverError::NotPython { pid }),
     }
 }
 
