@@ -55,8 +55,10 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     };
     let child = child as u32;
     // The Python line behind every fork/clone of a traced thread (the
-    // `subprocess.Popen(...)` / `Thread.start()` line), followed or not.
-    crate::python::fork_stack(tgid, tid);
+    // `subprocess.Popen(...)` / `Thread.start()` line), followed or not,
+    // with the child it made. Sent before the fork record, so userspace has
+    // the stack when it learns of the child.
+    crate::python::fork_stack(tgid, tid, child);
     if creates_thread() {
         if TASKS.insert(child, tgid, 0).is_err() {
             count_drop(drops::LIFECYCLE);
