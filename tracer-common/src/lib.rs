@@ -650,8 +650,7 @@ const _: () =
     assert!(core::mem::size_of::<ExecEvent>() == 24 + 16 + COMM_LEN + FILENAME_LEN + ARGS_LEN);
 const _: () = assert!(core::mem::size_of::<WaitEvent>() == 24 + 32 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
-const _: () =
-    assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<ZombieEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);

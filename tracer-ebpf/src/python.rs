@@ -5,6 +5,11 @@
 //! `PY_MAX_DEPTH` frames, writing code-object pointers and instruction
 //! offsets straight into a ring buffer slot (nothing large on the BPF stack).
 //! Userspace symbolizes the code objects.
+//!
+//! The top `PY_EVENT_DEPTH` frames also ride on kernel events: counted per
+//! stack in `PY_EVENT_STACKS` for reads (sampled) and voluntary switches,
+//! sent in a record of their own for every fork (with the child), and
+//! written into the record of every signal delivery.
 
 use aya_ebpf::{
     helpers::{
@@ -329,7 +334,7 @@ pub fn woke_up(tid: u32, now: u64) {
 /// keeps spawning, and crowd out the read and off-CPU stacks). Userspace
 /// joins the child to the line that spawned it and counts forks per stack.
 #[inline(always)]
-pub fn fork_stack(tgid: u32, tid: u32, child: u32) {
+pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     let Some(cfg) = PY_CONFIG.get(0) else {
         return;
     };
@@ -366,7 +371,10 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32) {
             ts_ns: bpf_ktime_get_ns(),
         });
     }
-    entry.submit(RB_FORCE_WAKEUP);
+    // A new process wakes the tracer at once: a short script may spawn and
+    // exit before the next tick, its code objects gone. New threads (a pool
+    // may churn thousands a second) wait for the tick or the next wake-up.
+    entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
 }
 
 /// Fills `frames` (`PY_EVENT_DEPTH` records, e.g. in a reserved ring buffer

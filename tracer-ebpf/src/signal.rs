@@ -16,8 +16,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalDeliverEvent, SignalGenerateEvent,
-    drops,
+    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalDeliverEvent, SignalGenerateEvent, drops,
 };
 
 use crate::{
@@ -101,8 +100,11 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     let event = entry.as_mut_ptr();
     // SAFETY: fields of the reserved record.
     let with_stack = unsafe {
-        core::ptr::addr_of_mut!((*event).header)
-            .write(header(EventKind::SignalDelivered, tgid, tid));
+        core::ptr::addr_of_mut!((*event).header).write(header(
+            EventKind::SignalDelivered,
+            tgid,
+            tid,
+        ));
         core::ptr::addr_of_mut!((*event).sig)
             .write(ctx.read_at::<i32>(off.deliver_sig as usize).unwrap_or(0));
         core::ptr::addr_of_mut!((*event).errno)
@@ -110,10 +112,14 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
         core::ptr::addr_of_mut!((*event).code)
             .write(ctx.read_at::<i32>(off.deliver_code as usize).unwrap_or(0));
         core::ptr::addr_of_mut!((*event)._pad).write(0);
-        core::ptr::addr_of_mut!((*event).sa_handler)
-            .write(ctx.read_at::<u64>(off.deliver_sa_handler as usize).unwrap_or(0));
-        core::ptr::addr_of_mut!((*event).sa_flags)
-            .write(ctx.read_at::<u64>(off.deliver_sa_flags as usize).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).sa_handler).write(
+            ctx.read_at::<u64>(off.deliver_sa_handler as usize)
+                .unwrap_or(0),
+        );
+        core::ptr::addr_of_mut!((*event).sa_flags).write(
+            ctx.read_at::<u64>(off.deliver_sa_flags as usize)
+                .unwrap_or(0),
+        );
         // Runs in the receiving thread, on its way back to user mode: its
         // current Python frame is the line that was running.
         crate::python::signal_stack(

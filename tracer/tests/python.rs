@@ -593,7 +593,11 @@ fn zombie_spawn_lines(python: &str) {
     let (text, facts, script) = attached("zombies", python, "python_zombie_stacks.py", "json");
     let report = json(&text);
     assert_complete(&report);
-    assert_eq!(report["python"]["status"], "sampled", "{:#}", report["python"]);
+    assert_eq!(
+        report["python"]["status"], "sampled",
+        "{:#}",
+        report["python"]
+    );
     let parent = facts["parent"].as_u64().unwrap();
     let children: Vec<u64> = facts["children"]
         .as_array()
@@ -607,7 +611,10 @@ fn zombie_spawn_lines(python: &str) {
     assert_eq!(zombies.len(), children.len(), "{zombies:#?}");
     for z in zombies {
         let pid = z["pid"].as_u64().unwrap();
-        assert!(children.contains(&pid), "zombie {pid} is not a child: {z:#}");
+        assert!(
+            children.contains(&pid),
+            "zombie {pid} is not a child: {z:#}"
+        );
         assert_eq!(z["ppid"], parent);
         let frames = z["spawned_from"]
             .as_array()

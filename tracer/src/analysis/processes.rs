@@ -150,7 +150,8 @@ impl ProcessTable {
     /// The Python stack (innermost first) of the fork that made `child`,
     /// which the fork record itself follows.
     pub fn on_spawn_stack(&mut self, child: u32, frames: Vec<String>) {
-        if self.pending_spawns.len() < MAX_PENDING_SPAWNS || self.pending_spawns.contains_key(&child)
+        if self.pending_spawns.len() < MAX_PENDING_SPAWNS
+            || self.pending_spawns.contains_key(&child)
         {
             self.pending_spawns.insert(child, frames);
         }
@@ -723,7 +724,9 @@ mod tests {
                 .iter()
                 .find(|p| p.pid == pid && p.start_s == Some(start))
                 .unwrap();
-            p.python_stacks.first().map(|s| (s.frames.clone(), s.samples))
+            p.python_stacks
+                .first()
+                .map(|s| (s.frames.clone(), s.samples))
         };
         assert_eq!(spawned(20, 100e-9), Some((stack(7), 1)));
         assert_eq!(spawned(21, 200e-9), Some((stack(8), 1)));

@@ -774,7 +774,10 @@ mod tests {
         let own = &from(10).python_stacks;
         assert_eq!(own.len(), 2);
         assert_eq!((own[0].frames.clone(), own[0].samples), (at(9).unwrap(), 2));
-        assert_eq!((own[1].frames.clone(), own[1].samples), (at(12).unwrap(), 1));
+        assert_eq!(
+            (own[1].frames.clone(), own[1].samples),
+            (at(12).unwrap(), 1)
+        );
         let other = from(20);
         assert_eq!(other.delivered, 2);
         assert_eq!(other.python_stacks.len(), 1);

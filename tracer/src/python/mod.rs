@@ -557,7 +557,11 @@ impl PythonTracer {
 /// address (see [`identity_of`]), read in one go; empty when unreadable.
 fn code_identity(ready: &Ready, code: u64) -> Vec<u8> {
     let fields = identity_fields(&ready.offsets);
-    let end = fields.iter().map(|&(off, len)| off + len).max().unwrap_or(0);
+    let end = fields
+        .iter()
+        .map(|&(off, len)| off + len)
+        .max()
+        .unwrap_or(0);
     match memory::Memory::read_vec(&ready.memory, code, end as usize) {
         Ok(prefix) => identity_of(&prefix, &fields),
         Err(_) => Vec::new(),
@@ -874,7 +878,10 @@ mod tests {
         let name = o.code_name as usize;
         code[name..name + 8].copy_from_slice(&0x5555_0000u64.to_le_bytes());
         let before = identity_of(&code, &fields);
-        assert_eq!(before.len(), fields.iter().map(|f| f.1 as usize).sum::<usize>());
+        assert_eq!(
+            before.len(),
+            fields.iter().map(|f| f.1 as usize).sum::<usize>()
+        );
         // The reference count and every field not named above may change.
         let mut later = code.clone();
         later[0] = 7;

@@ -83,7 +83,11 @@ fn processes(out: &mut String, report: &Report) {
             exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped),
             p.argv.join(" ")
         );
-        if let Some(line) = p.python_stacks.first().and_then(|s| spawned_line(&s.frames)) {
+        if let Some(line) = p
+            .python_stacks
+            .first()
+            .and_then(|s| spawned_line(&s.frames))
+        {
             let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
         }
     }
@@ -518,7 +522,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         let spawned = "                   spawned from spawn (/abs/wl.py:7)";
         // Under the child's process row...
-        let child = lines.iter().position(|l| l.starts_with("      900 ")).unwrap();
+        let child = lines
+            .iter()
+            .position(|l| l.starts_with("      900 "))
+            .unwrap();
         assert_eq!(lines[child + 1], spawned, "{text}");
         // ...and under each zombie row shown (the 25 longest: all from line 7).
         assert_eq!(
@@ -678,7 +685,10 @@ mod tests {
         r.signals.push(g);
         let mut text = String::new();
         render(&mut text, &r);
-        let row = text.lines().position(|l| l.starts_with("  SIGUSR1")).unwrap();
+        let row = text
+            .lines()
+            .position(|l| l.starts_with("  SIGUSR1"))
+            .unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[row + 1].trim(),

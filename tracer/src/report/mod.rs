@@ -525,7 +525,9 @@ mod tests {
             Some("subprocess")
         );
         assert_eq!(
-            stdlib_module("/root/.pyenv/versions/3.12.1/lib/python3.12/multiprocessing/popen_fork.py"),
+            stdlib_module(
+                "/root/.pyenv/versions/3.12.1/lib/python3.12/multiprocessing/popen_fork.py"
+            ),
             Some("multiprocessing")
         );
         assert_eq!(
@@ -533,7 +535,10 @@ mod tests {
             Some("threading")
         );
         assert_eq!(stdlib_module("<frozen os>"), Some("os"));
-        assert_eq!(stdlib_module("<frozen importlib._bootstrap>"), Some("importlib"));
+        assert_eq!(
+            stdlib_module("<frozen importlib._bootstrap>"),
+            Some("importlib")
+        );
         // Installed packages and user code are not the standard library.
         assert_eq!(
             stdlib_module("/usr/lib/python3.11/site-packages/subprocess.py"),
@@ -571,7 +576,10 @@ mod tests {
             "Thread.start (/usr/lib/python3.11/threading.py:957)",
             "start_workers (/abs/app.py:40)",
         ]);
-        assert_eq!(spawned_line(&thread), Some("start_workers (/abs/app.py:40)"));
+        assert_eq!(
+            spawned_line(&thread),
+            Some("start_workers (/abs/app.py:40)")
+        );
         // An unreadable frame is not a line.
         let unresolved = frames(&[
             "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
@@ -604,7 +612,12 @@ mod tests {
         let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
         let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
         // One entry per child (or per raw stack) in, one per line out.
-        let merged = merge_stacks([(a.clone(), 1), (b.clone(), 1), (a.clone(), 1), (a.clone(), 2)]);
+        let merged = merge_stacks([
+            (a.clone(), 1),
+            (b.clone(), 1),
+            (a.clone(), 1),
+            (a.clone(), 2),
+        ]);
         assert_eq!(
             merged,
             [
