@@ -415,7 +415,7 @@ pub struct Python {
     pub free_threaded: bool,
     /// Where the structure offsets came from.
     pub layout: Option<String>,
-    /// Sampling frequency asked for (per CPU).
+    /// Sampling frequency asked for (ticks per second of a thread's CPU time).
     pub rate_hz: u64,
     /// Python stacks received and counted below.
     pub samples: u64,
