@@ -336,6 +336,7 @@ pub enum EventKind {
     PySample = 11,
     /// A kernel-event stack not seen before: [`PyStackEvent`], so userspace
     /// symbolizes it while the thread (asleep, or just back from a read) lives.
+    /// Forks send one for every fork (`py_event::FORK`, the child in `file_id`).
     PyStack = 12,
 }
 
@@ -546,6 +547,10 @@ pub struct SignalDeliverEvent {
     /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
     pub sa_handler: u64,
     pub sa_flags: u64,
+    /// The receiving thread's Python stack when the signal was delivered
+    /// (the line that was running), innermost first; all `code == 0` when
+    /// the thread has no known Python state or Python sampling is off.
+    pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
 /// Deepest Python stack a sample records (deeper stacks are truncated at the
@@ -595,7 +600,7 @@ pub struct PyEntryKey {
 }
 
 /// Frames kept when a Python stack is attached to a kernel event (reads,
-/// voluntary context switches): the innermost ones.
+/// voluntary context switches, forks, signal deliveries): the innermost ones.
 pub const PY_EVENT_DEPTH: usize = 4;
 
 /// Which kernel event a [`PyEventKey`] counts.
@@ -605,7 +610,10 @@ pub mod py_event {
     /// A voluntary context switch (the thread went to sleep); the value
     /// carries the time until it ran again.
     pub const OFF_CPU: u32 = 1;
-    /// A fork / clone (new process or thread) made by the thread.
+    /// A fork / clone (new process or thread) made by the thread. Not a map
+    /// key: every fork sends one [`super::PyStackEvent`] whose `file_id` is
+    /// the child's pid (a new process) or tid (a new thread), so userspace
+    /// knows which line spawned which child without filling a map.
     pub const FORK: u32 = 2;
     /// Not a map key: announces a code object first entered through
     /// `_PyEval_EvalFrameDefault` (`frames[0].code`), to be symbolized.
@@ -620,7 +628,8 @@ pub struct PyEventKey {
     pub tgid: u32,
     /// `py_event::*`
     pub kind: u32,
-    /// `READ`: the file (as `ReadKey::file_id`); else 0.
+    /// `READ`: the file (as `ReadKey::file_id`); `FORK`: the child's pid
+    /// (or tid, for a thread); else 0.
     pub file_id: u64,
     /// Innermost first; `code == 0` past the end.
     pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
@@ -700,7 +709,7 @@ const _: () =
     assert!(core::mem::size_of::<ExecEvent>() == 24 + 16 + COMM_LEN + FILENAME_LEN + ARGS_LEN);
 const _: () = assert!(core::mem::size_of::<WaitEvent>() == 24 + 32 + COMM_LEN);
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
-const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<ZombieEntry>() == 8);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);

@@ -54,10 +54,13 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let child = child as u32;
+    let thread = creates_thread();
     // The Python line behind every fork/clone of a traced thread (the
-    // `subprocess.Popen(...)` / `Thread.start()` line), followed or not.
-    crate::python::fork_stack(tgid, tid);
-    if creates_thread() {
+    // `subprocess.Popen(...)` / `Thread.start()` line), followed or not,
+    // with the child it made. Sent before the fork record, so userspace has
+    // the stack when it learns of the child.
+    crate::python::fork_stack(tgid, tid, child, thread);
+    if thread {
         if TASKS.insert(child, tgid, 0).is_err() {
             count_drop(drops::LIFECYCLE);
         }

@@ -5,6 +5,11 @@
 //! `PY_MAX_DEPTH` frames, writing code-object pointers and instruction
 //! offsets straight into a ring buffer slot (nothing large on the BPF stack).
 //! Userspace symbolizes the code objects.
+//!
+//! The top `PY_EVENT_DEPTH` frames also ride on kernel events: counted per
+//! stack in `PY_EVENT_STACKS` for reads (sampled) and voluntary switches,
+//! sent in a record of their own for every fork (with the child), and
+//! written into the record of every signal delivery.
 
 use aya_ebpf::{
     helpers::{
@@ -323,26 +328,79 @@ pub fn woke_up(tid: u32, now: u64) {
     bump(&slot.key, asleep);
 }
 
-/// A traced thread forked or cloned: count its stack (every one).
+/// A traced thread forked or cloned `child` (a pid, or a tid for a thread):
+/// sends its stack with the child in `file_id`, one record per fork (no map
+/// entry: a map keyed by child would fill up in a long-lived process that
+/// keeps spawning, and crowd out the read and off-CPU stacks). Userspace
+/// joins the child to the line that spawned it and counts forks per stack.
 #[inline(always)]
-pub fn fork_stack(tgid: u32, tid: u32) {
+pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     let Some(cfg) = PY_CONFIG.get(0) else {
         return;
     };
-    if cfg.enabled == 0 {
+    if cfg.enabled == 0 || unsafe { PY_THREADS.get(tid) }.is_none() {
         return;
     }
-    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+    let Some(mut entry) = EVENTS.reserve::<PyStackEvent>(0) else {
+        count_drop(drops::RINGBUF);
         return;
     };
-    let key = unsafe { &mut (*scratch).key };
-    key.tgid = tgid;
-    key.kind = py_event::FORK;
-    key.file_id = 0;
-    if capture_top(cfg, tid, key.frames.as_mut_ptr()) {
-        bump(key, 0);
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    let captured = unsafe {
+        let key = core::ptr::addr_of_mut!((*event).key);
+        core::ptr::addr_of_mut!((*key).tgid).write(tgid);
+        core::ptr::addr_of_mut!((*key).kind).write(py_event::FORK);
+        core::ptr::addr_of_mut!((*key).file_id).write(child as u64);
+        capture_top(
+            cfg,
+            tid,
+            core::ptr::addr_of_mut!((*key).frames).cast::<PyFrameRecord>(),
+        )
+    };
+    if !captured {
+        entry.discard(0);
+        return;
     }
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyStack as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+    }
+    // A new process wakes the tracer at once: a short script may spawn and
+    // exit before the next tick, its code objects gone. New threads (a pool
+    // may churn thousands a second) wait for the tick or the next wake-up.
+    entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
 }
+
+/// Fills `frames` (`PY_EVENT_DEPTH` records, e.g. in a reserved ring buffer
+/// record) with the top of thread `tid`'s Python stack, or zeroes them when
+/// it has none (not a known Python thread, sampling off). For
+/// `signal_deliver`: the line that was running when the signal arrived.
+/// Returns whether a stack was captured.
+#[inline(always)]
+pub fn signal_stack(tid: u32, frames: *mut PyFrameRecord) -> bool {
+    if let Some(cfg) = PY_CONFIG.get(0)
+        && cfg.enabled != 0
+        && capture_top(cfg, tid, frames)
+    {
+        return true;
+    }
+    for i in 0..PY_EVENT_DEPTH {
+        // SAFETY: i < PY_EVENT_DEPTH, inside the caller's record.
+        unsafe { frames.add(i).write(PyFrameRecord { code: 0, instr: 0 }) };
+    }
+    false
+}
+
+/// Submit flags for a record carrying a Python stack: wake the tracer even
+/// behind un-woken samples, so it symbolizes the stack while the code
+/// objects live (a signal may end the process right after).
+pub const RB_WAKE_FOR_STACK: u64 = RB_FORCE_WAKEUP;
 
 /// Entries into `_PyEval_EvalFrameDefault` per code object (`--count-entries`).
 #[map]

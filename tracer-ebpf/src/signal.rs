@@ -1,6 +1,7 @@
 //! Signals: every `signal_generate` for or by a traced process and every
 //! `signal_deliver` in a traced thread, one ring buffer record each (signals
-//! are rare next to reads).
+//! are rare next to reads). A delivery record carries the top of the
+//! receiving thread's Python stack.
 //!
 //! `signal_generate` runs in whatever task caused the signal. A signal is
 //! "sent" by that task only while it is inside a signal-sending syscall
@@ -15,7 +16,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    COMM_LEN, EventKind, SendSyscall, SignalDeliverEvent, SignalGenerateEvent, drops,
+    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalDeliverEvent, SignalGenerateEvent, drops,
 };
 
 use crate::{
@@ -90,20 +91,46 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let off = config().lifecycle;
-    let event = SignalDeliverEvent {
-        header: header(EventKind::SignalDelivered, tgid, tid),
-        sig: unsafe { ctx.read_at::<i32>(off.deliver_sig as usize) }.unwrap_or(0),
-        errno: unsafe { ctx.read_at::<i32>(off.deliver_errno as usize) }.unwrap_or(0),
-        code: unsafe { ctx.read_at::<i32>(off.deliver_code as usize) }.unwrap_or(0),
-        _pad: 0,
-        sa_handler: unsafe { ctx.read_at::<u64>(off.deliver_sa_handler as usize) }.unwrap_or(0),
-        sa_flags: unsafe { ctx.read_at::<u64>(off.deliver_sa_flags as usize) }.unwrap_or(0),
-    };
     let Some(mut entry) = EVENTS.reserve::<SignalDeliverEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;
     };
-    entry.write(event);
-    entry.submit(0);
+    // Written in place: the record carries the Python frames too, too big
+    // to build on the BPF stack first.
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record.
+    let with_stack = unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(
+            EventKind::SignalDelivered,
+            tgid,
+            tid,
+        ));
+        core::ptr::addr_of_mut!((*event).sig)
+            .write(ctx.read_at::<i32>(off.deliver_sig as usize).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).errno)
+            .write(ctx.read_at::<i32>(off.deliver_errno as usize).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).code)
+            .write(ctx.read_at::<i32>(off.deliver_code as usize).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        core::ptr::addr_of_mut!((*event).sa_handler).write(
+            ctx.read_at::<u64>(off.deliver_sa_handler as usize)
+                .unwrap_or(0),
+        );
+        core::ptr::addr_of_mut!((*event).sa_flags).write(
+            ctx.read_at::<u64>(off.deliver_sa_flags as usize)
+                .unwrap_or(0),
+        );
+        // Runs in the receiving thread, on its way back to user mode: its
+        // current Python frame is the line that was running.
+        crate::python::signal_stack(
+            tid,
+            core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+        )
+    };
+    entry.submit(if with_stack {
+        crate::python::RB_WAKE_FOR_STACK
+    } else {
+        0
+    });
     0
 }

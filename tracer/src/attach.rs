@@ -57,11 +57,11 @@ pub enum AttachError {
         source: Box<ProgramError>,
     },
     #[error(
-        "attaching the Python sampler (perf_event CPU clock at {rate} Hz on CPU {cpu}) failed: {source}"
+        "attaching the Python sampler (perf_event CPU clock at {rate} Hz on thread {tid}) failed: {source}"
     )]
     PerfEvent {
         rate: u64,
-        cpu: u32,
+        tid: u32,
         #[source]
         source: Box<ProgramError>,
     },
@@ -72,8 +72,6 @@ pub enum AttachError {
         #[source]
         source: Box<ProgramError>,
     },
-    #[error("cannot list the online CPUs ({0})")]
-    Cpus(String),
     #[error("the BPF object has no map `{0}` (build mismatch)")]
     MissingMap(&'static str),
     #[error("BPF map `{map}`: {source}")]
@@ -212,15 +210,21 @@ pub struct Probes {
     traced: HashMap<MapData, u32, u8>,
     py_threads: HashMap<MapData, u32, u64>,
     py_config: aya::maps::Array<MapData, PyConfig>,
-    /// Why Python sampling is not running (it failed to attach), if so.
+    /// Why Python sampling is not running (it failed to load or attach), if so.
     pub sampler_error: Option<String>,
+    /// The sampling rate, when the sampler is loaded.
+    sample_rate: Option<u64>,
+    /// Threads that carry a sampling perf event of their own (their later
+    /// threads and children inherit it).
+    sampled_tids: std::collections::HashSet<u32>,
     links: Vec<Link>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
 }
 
 impl Probes {
-    /// `sample_rate`: attach the Python CPU sampler at that frequency.
+    /// `sample_rate`: load the Python CPU sampler, for [`Probes::sample_threads`]
+    /// to attach at that frequency.
     pub fn load(config: Config, sample_rate: Option<u64>) -> Result<Self, AttachError> {
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = EbpfLoader::new()
@@ -241,12 +245,10 @@ impl Probes {
             }
         }
         let sampler_error = match sample_rate {
-            Some(rate) => attach_sampler(&mut ebpf, rate, &mut links)
-                .err()
-                .map(|err| {
-                    log::warn!("{err}");
-                    err.to_string()
-                }),
+            Some(_) => load_sampler(&mut ebpf).err().map(|err| {
+                log::warn!("{err}");
+                err.to_string()
+            }),
             None => None,
         };
         let traced = take_map(&mut ebpf, "TRACED")?;
@@ -258,9 +260,50 @@ impl Probes {
             py_threads,
             py_config,
             sampler_error,
+            sample_rate,
+            sampled_tids: Default::default(),
             links,
             warnings,
         })
+    }
+
+    /// Attaches the CPU-clock sampler to each thread in `tids` that does not
+    /// have it yet; returns how many were new. One perf event per thread,
+    /// inherited by the threads and processes it creates later, so only the
+    /// target is interrupted (a per-CPU event would tick every CPU of the
+    /// machine, busy or idle, 999 times a second). A thread that exited in
+    /// the meantime is skipped. The first failure disables sampling and is
+    /// kept in `sampler_error` for the report.
+    pub fn sample_threads(&mut self, tids: &[u32]) -> usize {
+        let Some(rate) = self.sample_rate else {
+            return 0;
+        };
+        if self.sampler_error.is_some() {
+            return 0;
+        }
+        if self.sampled_tids.is_empty() {
+            raise_fd_limit();
+        }
+        let mut new = 0;
+        for &tid in tids {
+            if self.sampled_tids.contains(&tid) {
+                continue;
+            }
+            match attach_sampler(&mut self.ebpf, rate, tid) {
+                Ok(link) => {
+                    self.links.push(Link::PerfEvent("python_sample", link));
+                    self.sampled_tids.insert(tid);
+                    new += 1;
+                }
+                Err(err) if thread_is_gone(&err) => {}
+                Err(err) => {
+                    log::warn!("{err}");
+                    self.sampler_error = Some(err.to_string());
+                    return new;
+                }
+            }
+        }
+        new
     }
 
     /// Publishes the frame-walk offsets of the target's interpreter.
@@ -535,12 +578,16 @@ fn per_cpu_totals<const N: usize>(
     Ok(totals)
 }
 
-/// The CPU-clock sampler, one perf event per online CPU; the program itself
-/// ignores every process but the traced ones.
-fn attach_sampler(ebpf: &mut Ebpf, rate: u64, links: &mut Vec<Link>) -> Result<(), AttachError> {
+/// Loads (not attaches) the CPU-clock sampler.
+fn load_sampler(ebpf: &mut Ebpf) -> Result<(), AttachError> {
+    sampler(ebpf)?
+        .load()
+        .map_err(|source| load_error("python_sample", source))
+}
+
+fn sampler(ebpf: &mut Ebpf) -> Result<&mut PerfEvent, AttachError> {
     let name = "python_sample";
-    let program: &mut PerfEvent = ebpf
-        .program_mut(name)
+    ebpf.program_mut(name)
         .ok_or_else(|| AttachError::Program {
             program: name.into(),
             source: Box::new(ProgramError::NotLoaded),
@@ -549,26 +596,59 @@ fn attach_sampler(ebpf: &mut Ebpf, rate: u64, links: &mut Vec<Link>) -> Result<(
         .map_err(|source| AttachError::Program {
             program: name.into(),
             source: Box::new(source),
-        })?;
-    program.load().map_err(|source| load_error(name, source))?;
-    let cpus = aya::util::online_cpus()
-        .map_err(|(what, err)| AttachError::Cpus(format!("{what}: {err}")))?;
-    for cpu in cpus {
-        let link = program
-            .attach(
-                PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                PerfEventScope::AllProcessesOneCpu { cpu },
-                SamplePolicy::Frequency(rate),
-                false,
-            )
-            .map_err(|source| AttachError::PerfEvent {
-                rate,
-                cpu,
-                source: Box::new(source),
-            })?;
-        links.push(Link::PerfEvent(name, link));
+        })
+}
+
+/// One CPU-clock perf event on thread `tid` (any CPU), inherited by what it
+/// creates from now on, running `python_sample` on each tick.
+fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkId, AttachError> {
+    sampler(ebpf)?
+        .attach(
+            PerfEventConfig::Software(SoftwareEvent::CpuClock),
+            PerfEventScope::OneProcess {
+                pid: tid,
+                cpu: None,
+            },
+            SamplePolicy::Frequency(rate),
+            true,
+        )
+        .map_err(|source| AttachError::PerfEvent {
+            rate,
+            tid,
+            source: Box::new(source),
+        })
+}
+
+/// One file descriptor per sampled thread: a target with a thousand
+/// threads must not hit the usual soft limit of 1024.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
-    Ok(())
+}
+
+/// perf_event_open on a thread that has exited: ESRCH.
+fn thread_is_gone(err: &AttachError) -> bool {
+    let AttachError::PerfEvent { source, .. } = err else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(libc::ESRCH);
+        }
+        cause = err.source();
+    }
+    false
 }
 
 fn load_error(program_name: &str, source: ProgramError) -> AttachError {

@@ -22,9 +22,11 @@ What it reports:
   python      hot functions and lines (self / total share, per thread and in total),
               from CPU-clock sampling of the Python stack (CPython 3.8-3.14)
 
-Python sampling: a perf_event program on every CPU walks the interrupted
+Python sampling: a CPU-clock perf_event on each thread of the target
+(inherited by the threads and children it starts; other processes and idle
+CPUs are never interrupted) runs a BPF program that walks the interrupted
 thread's Python frames (at most 128) in the kernel; no ptrace, no stop.
-Cost: one ring-buffer record per tick that hits the target, no wake-up of
+Cost: one ring-buffer record per tick of target CPU time, no wake-up of
 the tracer per sample (it drains every 50 ms).
 
 Syscalls (user->kernel mode switches) and scheduler context switches are
@@ -67,8 +69,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Python stack sampling frequency per CPU, in Hz (CPU clock). Each tick
-    /// that lands on the target walks its Python stack in the kernel
+    /// Python stack sampling frequency, in Hz of each target thread's CPU
+    /// time (CPU clock). Each tick walks that thread's Python stack in the kernel
     #[arg(long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rate: u64,
 

@@ -56,7 +56,8 @@ pub enum Event {
         frames: Vec<PyFrameRecord>,
         truncated: bool,
     },
-    /// A kernel-event stack (reads, sleeps) seen for the first time.
+    /// A kernel-event stack (reads, sleeps) seen for the first time, or the
+    /// stack of one fork (`py_event::FORK`, the child in `key.file_id`).
     PyStack {
         key: PyEventKey,
     },
@@ -147,6 +148,9 @@ pub struct SignalDelivered {
     pub code: i32,
     pub sa_handler: u64,
     pub sa_flags: u64,
+    /// The receiving thread's raw Python frames at delivery, innermost
+    /// first (empty: none captured).
+    pub py_frames: Vec<PyFrameRecord>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -185,6 +189,11 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
         .split(|&b| b == 0)
         .map(|arg| String::from_utf8_lossy(arg).into_owned())
         .collect()
+}
+
+/// The leading frames of a fixed-size capture (`code == 0` marks its end).
+fn frames_until_empty(frames: &[PyFrameRecord]) -> Vec<PyFrameRecord> {
+    frames.iter().take_while(|f| f.code != 0).copied().collect()
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
@@ -326,6 +335,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 code: event.code,
                 sa_handler: event.sa_handler,
                 sa_flags: event.sa_flags,
+                py_frames: frames_until_empty(&event.py_frames),
             })
         }
     })
@@ -669,7 +679,7 @@ mod tests {
             panic!("wrong kind");
         };
         assert_eq!(g.syscall, None);
-        let delivered = SignalDeliverEvent {
+        let mut delivered = SignalDeliverEvent {
             header: header(EventKind::SignalDelivered),
             sig: 10,
             errno: 0,
@@ -677,6 +687,15 @@ mod tests {
             _pad: 0,
             sa_handler: 0x5555_0000_1234,
             sa_flags: 0x0400_0000,
+            py_frames: Default::default(),
+        };
+        delivered.py_frames[0] = PyFrameRecord {
+            code: 0x1000,
+            instr: 0x10,
+        };
+        delivered.py_frames[1] = PyFrameRecord {
+            code: 0x2000,
+            instr: 0x20,
         };
         assert_eq!(
             decode(&bytes_of(&delivered)).unwrap(),
@@ -689,8 +708,18 @@ mod tests {
                 code: -6,
                 sa_handler: 0x5555_0000_1234,
                 sa_flags: 0x0400_0000,
+                py_frames: delivered.py_frames[..2].to_vec(),
             })
         );
+        // No Python state: no frames.
+        let plain = SignalDeliverEvent {
+            py_frames: Default::default(),
+            ..delivered
+        };
+        let Event::SignalDelivered(d) = decode(&bytes_of(&plain)).unwrap() else {
+            panic!("wrong kind");
+        };
+        assert!(d.py_frames.is_empty());
         // Each new record is rejected when cut short.
         let bytes = bytes_of(&delivered);
         assert!(matches!(

@@ -142,11 +142,15 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
                     .add_preexisting_zombie(&zombie, collector.base_ns);
             }
             collector.files.remember_open_fds(target.pid);
+            sample_existing_threads(&mut probes, &traced);
             target
         }
         None => {
             let mut target = Target::spawn_held(&args.command)?;
             probes.trace_pid(target.pid)?;
+            // Held before exec: one inherited event covers every thread
+            // and child it will have.
+            probes.sample_threads(&[target.pid]);
             target.release()?;
             target
         }
@@ -374,6 +378,22 @@ fn monotonic_ns() -> u64 {
 }
 
 /// Puts each file's Python read stacks on its `FileReads` row.
+/// Attach mode: a sampling event on every thread of the traced processes.
+/// Threads started while this runs inherit the event only from a thread
+/// that already had it, so list again until no thread is new.
+fn sample_existing_threads(probes: &mut Probes, traced: &[u32]) {
+    const MAX_PASSES: usize = 8;
+    for _ in 0..MAX_PASSES {
+        let tids: Vec<u32> = traced
+            .iter()
+            .flat_map(|&pid| target::threads(pid))
+            .collect();
+        if probes.sample_threads(&tids) == 0 {
+            return;
+        }
+    }
+}
+
 fn attach_read_stacks(
     reads: &mut [crate::report::FileReads],
     files: &crate::analysis::reads::FileTable,

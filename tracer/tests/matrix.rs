@@ -548,6 +548,9 @@ fn zombies(interpreter: &Interpreter) {
         "{:#}",
         report["zombies"]
     );
+    // The Popen line, as the process sees its file.
+    let line = line_of(&files.host(&script), "subprocess.Popen(");
+    let popen = format!("spawn ({script}:{line})");
     for &child in &children {
         let p = process(&report, child);
         assert_eq!((&p["ppid"], &p["comm"]), (&json!(parent), &json!("true")));
@@ -562,10 +565,19 @@ fn zombies(interpreter: &Interpreter) {
         assert_eq!(z["sigchld_unanswered"], true, "{z:#}");
         let how = z["reaped_how"].as_str().unwrap();
         assert!(how == "still_zombie" || how == "init", "{how}");
+        // Each zombie carries the stack of its own fork: Popen's frames
+        // (innermost first), then the line in spawn().
+        let frames = z["spawned_from"]
+            .as_array()
+            .unwrap_or_else(|| panic!("zombie {child} has no spawned_from: {z:#}"));
+        assert!(frames.contains(&json!(popen)), "{popen} not in {z:#}");
+        assert!(
+            frames[0].as_str().unwrap().contains("subprocess.py:"),
+            "{frames:#?}"
+        );
+        assert_eq!(p["python_stacks"][0]["frames"], z["spawned_from"]);
     }
-    // The Popen line, as the process sees its file, behind all K forks.
-    let line = line_of(&files.host(&script), "subprocess.Popen(");
-    let popen = format!("spawn ({script}:{line})");
+    // ... and python.forks counts all K on that line.
     let forks = report["python"]["forks"].as_array().unwrap();
     let from_line: u64 = forks
         .iter()

@@ -368,6 +368,242 @@ fn entries_from_c_pyenv_3_13() {
     entries_from_c(&pyenv("3.13.0"));
 }
 
+/// Attach mode, with no race: the workload prints "ready" and waits for a
+/// line on stdin; the tracer attaches (`--pid`) and says "tracing pid" only
+/// once the interpreter is found and its threads are known to the kernel
+/// side; then the workload gets its line and does what is measured.
+/// Returns the rendered report, the workload's facts and its path.
+fn attached(name: &str, python: &str, workload: &str, format: &str) -> (String, Value, String) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    require_root();
+    let dir = scratch(&format!("{name}-{format}-{}", python.replace('/', "_")));
+    let report_path = dir.join(format!("report.{format}"));
+    let facts_path = dir.join("facts.json");
+    let _ = std::fs::remove_file(&facts_path);
+    let script = std::fs::canonicalize(workspace().join("tests/workloads").join(workload)).unwrap();
+    let script = script.to_str().unwrap().to_owned();
+    let mut target = Command::new(python)
+        .args(["-B", &script])
+        .arg(&facts_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(target.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let mut tracer = Command::new(TRACER)
+        .args(["--pid", &target.id().to_string(), "--format", format, "-o"])
+        .arg(&report_path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "tracer ended before tracing"
+        );
+        if line.starts_with("tracer: tracing pid") {
+            break;
+        }
+    }
+    target.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    assert!(target.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let report = std::fs::read_to_string(&report_path).unwrap();
+    let facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
+    (report, facts, script)
+}
+
+fn json(report: &str) -> Value {
+    serde_json::from_str(report).unwrap()
+}
+
+/// Nothing lost or dropped: the counts below are exact.
+fn assert_complete(report: &Value) {
+    assert_eq!(report["complete"], true, "{:#}", report["events"]);
+    assert_eq!(report["events"]["lost"], 0);
+}
+
+/// The `Popen(...)` line behind each zombie: K children from one line,
+/// left unwaited; each child's process record and zombie record carry the
+/// stack of its own fork, and `python.forks` counts them on one stack.
+fn zombie_spawn_lines(python: &str) {
+    let (text, facts, script) = attached("zombies", python, "python_zombie_stacks.py", "json");
+    let report = json(&text);
+    assert_complete(&report);
+    assert_eq!(
+        report["python"]["status"], "sampled",
+        "{:#}",
+        report["python"]
+    );
+    let parent = facts["parent"].as_u64().unwrap();
+    let children: Vec<u64> = facts["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .collect();
+    assert_eq!(children.len(), 4);
+    let line = format!("spawn ({script}:{})", facts["line"]);
+    let zombies = report["zombies"].as_array().unwrap();
+    assert_eq!(zombies.len(), children.len(), "{zombies:#?}");
+    for z in zombies {
+        let pid = z["pid"].as_u64().unwrap();
+        assert!(
+            children.contains(&pid),
+            "zombie {pid} is not a child: {z:#}"
+        );
+        assert_eq!(z["ppid"], parent);
+        let frames = z["spawned_from"]
+            .as_array()
+            .unwrap_or_else(|| panic!("zombie {pid} has no spawned_from: {z:#}"));
+        assert!(frames.iter().any(|f| *f == line), "{line} not in {z:#}");
+        // Innermost first: Popen's own frames, then the line, then the module.
+        assert!(
+            frames[0].as_str().unwrap().contains("subprocess.py:"),
+            "{frames:#?}"
+        );
+        let process = report["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .unwrap();
+        let stacks = process["python_stacks"].as_array().unwrap();
+        assert_eq!(stacks.len(), 1, "{process:#}");
+        assert_eq!(stacks[0]["frames"], z["spawned_from"]);
+        assert_eq!(stacks[0]["samples"], 1);
+    }
+    // The parent's record has no spawning stack (it was not forked while traced).
+    let root = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == parent)
+        .unwrap();
+    assert_eq!(root["python_stacks"], serde_json::json!([]));
+    // python.forks: the K forks merged on one stack.
+    let forks = report["python"]["forks"].as_array().unwrap();
+    let from_line: Vec<&Value> = forks
+        .iter()
+        .filter(|s| s["frames"].as_array().unwrap().iter().any(|f| *f == line))
+        .collect();
+    assert_eq!(from_line.len(), 1, "{forks:#?}");
+    assert_eq!(from_line[0]["samples"], children.len(), "{forks:#?}");
+}
+
+#[test]
+fn zombie_spawn_lines_debian_static_3_11() {
+    zombie_spawn_lines("/usr/bin/python3.11");
+}
+
+#[test]
+fn zombie_spawn_lines_pyenv_shared_3_11() {
+    zombie_spawn_lines(&pyenv("3.11.7"));
+}
+
+/// The text report names the user's line (past subprocess's frames) under
+/// each zombie and child.
+#[test]
+fn zombie_spawn_lines_text() {
+    let (text, facts, script) = attached(
+        "zombies",
+        "/usr/bin/python3.11",
+        "python_zombie_stacks.py",
+        "text",
+    );
+    let wanted = format!(
+        "                   spawned from spawn ({script}:{})",
+        facts["line"]
+    );
+    let zombies = text
+        .split("ZOMBIES:")
+        .nth(1)
+        .and_then(|rest| rest.split("SIGNALS:").next())
+        .unwrap_or_else(|| panic!("no ZOMBIES section:\n{text}"));
+    // One under each of the 4 zombie rows.
+    assert_eq!(
+        zombies.lines().filter(|l| *l == wanted).count(),
+        4,
+        "{zombies}"
+    );
+}
+
+/// The line a signal was delivered on: N SIGUSR1 the process sends itself
+/// from one line of `send_signals`; each delivery (on the way back from
+/// kill) carries the receiving thread's Python stack.
+fn signal_delivery_lines(python: &str) {
+    let (text, facts, script) = attached("signals", python, "python_signal_stacks.py", "json");
+    let report = json(&text);
+    assert_complete(&report);
+    let pid = facts["pid"].as_u64().unwrap();
+    let n = facts["sent"].as_u64().unwrap();
+    assert_eq!(facts["handled"], n);
+    let groups: Vec<&Value> = report["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["signal"] == "SIGUSR1" && g["target"]["pid"] == pid)
+        .collect();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    let g = groups[0];
+    assert_eq!(g["delivered"], n);
+    let stacks = g["python_stacks"].as_array().unwrap();
+    let total: u64 = stacks.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    assert_eq!(total, n, "{stacks:#?}");
+    // All on the kill line, called from main.
+    assert_eq!(stacks.len(), 1, "{stacks:#?}");
+    assert_eq!(
+        stacks[0]["frames"][0],
+        format!("send_signals ({script}:{})", facts["kill_line"]),
+        "{stacks:#?}"
+    );
+    assert_eq!(
+        stacks[0]["frames"][1],
+        format!("main ({script}:{})", facts["call_line"]),
+        "{stacks:#?}"
+    );
+}
+
+#[test]
+fn signal_delivery_lines_debian_static_3_11() {
+    signal_delivery_lines("/usr/bin/python3.11");
+}
+
+#[test]
+fn signal_delivery_lines_pyenv_shared_3_11() {
+    signal_delivery_lines(&pyenv("3.11.7"));
+}
+
+#[test]
+fn signal_delivery_lines_text() {
+    let (text, facts, script) = attached(
+        "signals",
+        "/usr/bin/python3.11",
+        "python_signal_stacks.py",
+        "text",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let row = lines
+        .iter()
+        .position(|l| l.starts_with("  SIGUSR1"))
+        .unwrap_or_else(|| panic!("no SIGUSR1 row:\n{text}"));
+    assert_eq!(
+        lines[row + 1].trim(),
+        format!(
+            "delivered in Python: {}x send_signals ({script}:{}) <- main ({script}:{})",
+            facts["sent"], facts["kill_line"], facts["call_line"]
+        ),
+        "{text}"
+    );
+}
+
 /// `tracer --pid` on an interpreter this tracer does not sample: the text
 /// report names what it found and which versions are supported.
 fn unsupported(python: &str) -> String {

@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: what tracing costs the traced program, side by side
 //! with strace and bpftrace, and what the tracer itself costs (peak RSS,
-//! time to first event).
+//! time to first event); then (`--suite python`) what Python stack sampling
+//! costs a CPU-bound program, side by side with py-spy and the kernel's
+//! timer-interrupt floor (`bench/python_sampling.py`).
 //!
 //! Workload: `xtask/bench/proc_poll.py`, N iterations of open + read + close
 //! of /proc/self/status. Each variant runs under hyperfine; the workload also
@@ -17,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::{
     PYTHON, build_tracer, setup,
@@ -40,6 +42,26 @@ pub struct BenchArgs {
     /// Benchmark the existing target/release/tracer: no setup, no build.
     #[arg(long)]
     no_build: bool,
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    suite: Suite,
+    /// Leave strace out of the /proc polling comparison (about 12-15x
+    /// slower than untraced: minutes per run).
+    #[arg(long)]
+    no_strace: bool,
+    /// Sampling rates for the Python suite (the 9,999 Hz row makes the
+    /// per-tick cost stand out of the noise).
+    #[arg(long, default_value = "999,9999")]
+    rates: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    /// The /proc polling loop: tracer vs strace vs bpftrace, RSS, start-up.
+    Proc,
+    /// Python sampling on a CPU-bound program: tracer vs py-spy vs the floor.
+    Python,
+    All,
 }
 
 const WARMUP: u32 = 1;
@@ -72,7 +94,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         build_tracer()?;
     }
 
-    let root = repo_root();
     let out_dir = target_dir().join("bench");
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // Benchmark a copy, so that a rebuild during the (long) run cannot mix binaries.
@@ -80,20 +101,76 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     fs::copy(tracer_binary()?, &tracer)
         .with_context(|| format!("copying the tracer to {}", tracer.display()))?;
     let version = tracer_version(&tracer);
-    let script = root.join("xtask/bench/proc_poll.py");
-    let bt = root.join("xtask/bench/proc_poll.bt");
-
-    let variants = variants(&tracer, &script, &bt, &out_dir, args.iterations);
-    preflight(&tracer, &script, &bt, &out_dir)?;
-    let timings = time_variants(&variants, &out_dir, args.runs)?;
-    let rss = measure_rss(&tracer, &script, &out_dir, args.rss_seconds)?;
-
-    let report = render(args, &variants, &timings, &rss, &version);
+    let mut report = String::new();
+    if args.suite != Suite::Python {
+        report.push_str(&proc_suite(args, &tracer, &out_dir, &version)?);
+    }
+    if args.suite != Suite::Proc {
+        report.push_str(&python_suite(args, &tracer, &version)?);
+    }
     let results = out_dir.join("results.md");
     fs::write(&results, &report).with_context(|| format!("writing {}", results.display()))?;
     println!("\n{report}");
     eprintln!("written to {}", results.display());
     Ok(())
+}
+
+fn proc_suite(args: &BenchArgs, tracer: &Path, out_dir: &Path, version: &str) -> Result<String> {
+    let root = repo_root();
+    let script = root.join("xtask/bench/proc_poll.py");
+    let bt = root.join("xtask/bench/proc_poll.bt");
+    let mut variants = variants(tracer, &script, &bt, out_dir, args.iterations);
+    if args.no_strace {
+        variants.retain(|v| v.name != "strace");
+    }
+    preflight(&variants, tracer, &script, &bt, out_dir)?;
+    let timings = time_variants(&variants, out_dir, args.runs)?;
+    let rss = measure_rss(tracer, &script, out_dir, args.rss_seconds)?;
+    Ok(render(args, &variants, &timings, &rss, version))
+}
+
+/// py-spy comes from PyPI: installed with the benchmark's Python when missing.
+fn ensure_py_spy() -> Result<()> {
+    if Command::new("py-spy")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    eprintln!("installing py-spy from PyPI (for the side-by-side sampling figures)");
+    run(Command::new(PYTHON_FOR_SAMPLING).args(["-m", "pip", "install", "--quiet", "py-spy"]))
+        .context("pip install py-spy")
+}
+
+/// The interpreter the sampling benchmark profiles (pyenv's shared build;
+/// its pip also provides py-spy).
+const PYTHON_FOR_SAMPLING: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+
+fn python_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
+    ensure_py_spy()?;
+    let script = repo_root().join("bench/python_sampling.py");
+    let output = Command::new(PYTHON)
+        .arg(&script)
+        .args(["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates])
+        .args(["--runs", &args.runs.max(3).to_string()])
+        .arg("--tracer")
+        .arg(tracer)
+        .current_dir(repo_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    ensure!(
+        output.status.success(),
+        "{} failed ({}):\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    Ok(format!(
+        "\n{}\nTracer: {version}.\n",
+        String::from_utf8_lossy(&output.stdout)
+    ))
 }
 
 /// `p` relative to the workspace root (where every command runs) when inside it.
@@ -182,10 +259,19 @@ fn variants(
 
 /// Run each variant once on a small workload with its output visible on
 /// failure: hyperfine hides the output of the commands it times.
-fn preflight(tracer: &Path, script: &Path, bt: &Path, out_dir: &Path) -> Result<()> {
+fn preflight(
+    timed: &[Variant],
+    tracer: &Path,
+    script: &Path,
+    bt: &Path,
+    out_dir: &Path,
+) -> Result<()> {
     let check_dir = out_dir.join("preflight");
     fs::create_dir_all(&check_dir)?;
-    for variant in variants(tracer, script, bt, &check_dir, 1000) {
+    for variant in variants(tracer, script, bt, &check_dir, 1000)
+        .into_iter()
+        .filter(|v| timed.iter().any(|t| t.name == v.name))
+    {
         let _ = fs::remove_file(&variant.elapsed_file);
         eprintln!("preflight: {}", variant.command);
         let out = Command::new("sh")

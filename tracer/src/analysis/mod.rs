@@ -98,8 +98,11 @@ impl Collector {
                 }
             }
             Event::PyStack { key } => {
-                if let Some(python) = self.python.as_mut() {
-                    python.note_event_stack(&key);
+                if let Some(python) = self.python.as_mut()
+                    && let Some((child, frames)) = python.note_event_stack(&key)
+                {
+                    // A fork's stack, just before the fork record itself.
+                    self.processes.on_spawn_stack(child, frames);
                 }
             }
             Event::ProcessExited {
@@ -146,7 +149,15 @@ impl Collector {
                 }
                 self.signals.on_generate(&g, self.base_ns);
             }
-            Event::SignalDelivered(d) => self.signals.on_deliver(&d, self.base_ns),
+            Event::SignalDelivered(d) => {
+                // Symbolized now: a signal may end the process (and its code
+                // objects) right after.
+                let stack = self
+                    .python
+                    .as_mut()
+                    .and_then(|python| python.event_frames(d.tgid, &d.py_frames));
+                self.signals.on_deliver(&d, self.base_ns, stack);
+            }
         }
     }
 }

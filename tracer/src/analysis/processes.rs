@@ -15,8 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 use crate::{
     analysis::signals::signal_name,
     events::{WaitDone, WaitSyscall},
-    report::{ProcessInfo, Zombie},
+    report::{EventStack, ProcessInfo, Zombie},
 };
+
+/// Fork stacks kept for children not announced yet (with `--no-children`
+/// no process child is ever announced, so this bounds what piles up).
+const MAX_PENDING_SPAWNS: usize = 4096;
 
 const WNOWAIT: u32 = 0x0100_0000;
 const CLD_EXITED: i32 = 1;
@@ -53,6 +57,8 @@ struct Proc {
     /// SIGCHLD for this child's exit: (time, kernel result name, the
     /// process it went to: its parent then, which may be a subreaper).
     sigchld: Option<(u64, String, u32)>,
+    /// The parent's Python stack at the fork, innermost first.
+    spawned_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -90,6 +96,9 @@ pub struct ProcessTable {
     /// Processes whose pid was reused during the trace.
     retired: Vec<Proc>,
     waits: HashMap<u32, WaitCalls>,
+    /// Child pid (or thread id) -> the Python stack that forked it, until
+    /// its fork record arrives (the stack is sent just before it).
+    pending_spawns: HashMap<u32, Vec<String>>,
 }
 
 impl ProcessTable {
@@ -151,6 +160,16 @@ impl ProcessTable {
         );
     }
 
+    /// The Python stack (innermost first) of the fork that made `child`,
+    /// which the fork record itself follows.
+    pub fn on_spawn_stack(&mut self, child: u32, frames: Vec<String>) {
+        if self.pending_spawns.len() < MAX_PENDING_SPAWNS
+            || self.pending_spawns.contains_key(&child)
+        {
+            self.pending_spawns.insert(child, frames);
+        }
+    }
+
     pub fn on_fork(
         &mut self,
         parent_tgid: u32,
@@ -159,6 +178,7 @@ impl ProcessTable {
         ts_ns: u64,
         comm: &str,
     ) {
+        let spawned_from = self.pending_spawns.remove(&child);
         if is_thread {
             if let Some(parent) = self.procs.get_mut(&parent_tgid) {
                 parent.threads += 1;
@@ -181,6 +201,7 @@ impl ProcessTable {
                 comm: comm.to_owned(),
                 argv,
                 start_ns: Some(ts_ns),
+                spawned_from,
                 ..Proc::default()
             },
         );
@@ -373,6 +394,15 @@ impl ProcessTable {
                     exit_s: p.exit_ns.map(rel),
                     threads: p.threads + 1,
                     traced_from_start: p.root,
+                    python_stacks: p
+                        .spawned_from
+                        .iter()
+                        .map(|frames| EventStack {
+                            frames: frames.clone(),
+                            samples: 1,
+                            off_cpu_ns: 0,
+                        })
+                        .collect(),
                 });
             }
             let Some(exit_ns) = p.exit_ns else { continue };
@@ -421,9 +451,7 @@ impl ProcessTable {
                 parent_wait_calls: parent.calls,
                 pre_existing: p.pre_existing.is_some(),
                 age_ns: p.pre_existing.flatten(),
-                // See `report::Zombie::spawned_from`: fork stacks are
-                // aggregated per stack, not per child, so not joinable yet.
-                spawned_from: None,
+                spawned_from: p.spawned_from.clone(),
             });
         }
         processes.sort_by(|a, b| {
@@ -735,6 +763,78 @@ mod tests {
         assert_eq!(z30.exit_code, Some(2));
         assert!(procs.iter().all(|p| p.pid != 30));
         assert_eq!(procs.iter().filter(|p| p.pid == 40).count(), 2);
+    }
+
+    #[test]
+    fn fork_stacks_land_on_their_child() {
+        let stack = |line: u32| {
+            vec![
+                "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".to_owned(),
+                format!("spawn (/abs/wl.py:{line})"),
+            ]
+        };
+        let mut t = table();
+        // Each stack arrives just before its fork record.
+        t.on_spawn_stack(20, stack(7));
+        t.on_fork(10, 20, false, 100, "python3");
+        t.on_spawn_stack(11, stack(99));
+        t.on_fork(10, 11, true, 150, "python3");
+        t.on_spawn_stack(21, stack(8));
+        t.on_fork(10, 21, false, 200, "python3");
+        // No stack known (the thread was not known yet): none invented.
+        t.on_fork(10, 22, false, 250, "python3");
+        for child in [20, 21, 22] {
+            t.on_exit(child, true, 300, "true", Some(0));
+        }
+        // Pid 20 reused by a later child from another line.
+        t.on_wait(&wait(400, 10, 20, Some(0)));
+        t.on_spawn_stack(20, stack(9));
+        t.on_fork(10, 20, false, 500, "python3");
+        t.on_exit(20, true, 600, "true", Some(0));
+        // Every stack was claimed, the thread's included.
+        assert!(t.pending_spawns.is_empty());
+        let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| true, |_| None);
+        let spawned = |pid: u32, start: f64| {
+            let p = procs
+                .iter()
+                .find(|p| p.pid == pid && p.start_s == Some(start))
+                .unwrap();
+            p.python_stacks
+                .first()
+                .map(|s| (s.frames.clone(), s.samples))
+        };
+        assert_eq!(spawned(20, 100e-9), Some((stack(7), 1)));
+        assert_eq!(spawned(21, 200e-9), Some((stack(8), 1)));
+        assert_eq!(spawned(22, 250e-9), None);
+        assert_eq!(spawned(20, 500e-9), Some((stack(9), 1)));
+        let z = |pid: u32, exit: f64| {
+            zombies
+                .iter()
+                .find(|z| z.pid == pid && z.exit_s == Some(exit))
+                .unwrap()
+                .spawned_from
+                .clone()
+        };
+        assert_eq!(z(20, 300e-9), Some(stack(7)));
+        assert_eq!(z(21, 300e-9), Some(stack(8)));
+        assert_eq!(z(22, 300e-9), None);
+        assert_eq!(z(20, 600e-9), Some(stack(9)));
+        // The root has no spawning stack.
+        let root = procs.iter().find(|p| p.pid == 10).unwrap();
+        assert!(root.python_stacks.is_empty());
+    }
+
+    #[test]
+    fn pending_fork_stacks_are_bounded() {
+        let mut t = table();
+        // --no-children: stacks of process forks never claimed.
+        for child in 0..(MAX_PENDING_SPAWNS as u32 + 10) {
+            t.on_spawn_stack(1_000 + child, vec!["f (/a.py:1)".into()]);
+        }
+        assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS);
+        // Threads still claim theirs.
+        t.on_fork(10, 1_000, true, 5, "python3");
+        assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS - 1);
     }
 
     #[test]

@@ -64,6 +64,17 @@ impl FileTable {
         kernel: Option<files::KernelFile>,
     ) {
         let info = files::from_fd(tgid, fd)
+            .map(|mut info| {
+                // Closed between the readlink and the statfs: the kernel's
+                // record still says what filesystem it was on.
+                if info.fs == "unknown"
+                    && let Some(k) = kernel.as_ref()
+                {
+                    let known = files::from_kernel(fd, Some(k));
+                    (info.fs, info.blksize) = (known.fs, known.blksize);
+                }
+                info
+            })
             .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
             .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()));
         self.files.insert((tgid, file_id), info);

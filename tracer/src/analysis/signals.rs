@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::{
     events::{SignalDelivered, SignalGenerated},
-    report::{Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget},
+    report::{Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget, merge_stacks},
 };
 
 pub const SIGKILL: i32 = 9;
@@ -255,6 +255,8 @@ struct GroupAcc {
     killed: u64,
     first_ns: u64,
     last_ns: u64,
+    /// Deliveries per Python stack of the receiving thread.
+    python_stacks: HashMap<Vec<String>, u64>,
 }
 
 struct Pending {
@@ -376,7 +378,14 @@ impl SignalTable {
         });
     }
 
-    pub fn on_deliver(&mut self, d: &SignalDelivered, base_ns: u64) {
+    /// A delivery; `python_stack`: the receiving thread's Python stack
+    /// (symbolized, innermost first), when one was captured.
+    pub fn on_deliver(
+        &mut self,
+        d: &SignalDelivered,
+        base_ns: u64,
+        python_stack: Option<Vec<String>>,
+    ) {
         let queue = self.pending.entry(d.tgid).or_default();
         // Signals sent to this thread are taken before those sent to the process.
         let position = queue
@@ -445,6 +454,9 @@ impl SignalTable {
         *acc.delivered_to.entry(d.tid.to_string()).or_default() += 1;
         if let Some(ns) = latency_ns {
             acc.latencies.push(ns);
+        }
+        if let Some(frames) = python_stack {
+            *acc.python_stacks.entry(frames).or_default() += 1;
         }
         let target_comm = acc.target_comm.clone();
         self.log(SignalLogEntry {
@@ -527,6 +539,7 @@ impl SignalTable {
                     delivered_to: acc.delivered_to,
                     killed: acc.killed,
                     latency_ns: latency(&acc.latencies),
+                    python_stacks: merge_stacks(acc.python_stacks),
                     first_ns: acc.first_ns,
                     last_ns: acc.last_ns,
                 }
@@ -581,6 +594,7 @@ mod tests {
             code: 0,
             sa_handler: handler,
             sa_flags: 0x0400_0000,
+            py_frames: Vec::new(),
         }
     }
 
@@ -636,7 +650,7 @@ mod tests {
         let mut t = SignalTable::default();
         for i in 0..5u64 {
             t.on_generate(&generated(1000 + i * 100, 10, 10, 10, RESULT_DELIVERED), 0);
-            t.on_deliver(&delivered(1010 + i * 100, 10, 10, 10, 0x4000), 0);
+            t.on_deliver(&delivered(1010 + i * 100, 10, 10, 10, 0x4000), 0, None);
         }
         let (rows, log, total) = t.finish();
         assert_eq!(rows.len(), 1);
@@ -686,8 +700,8 @@ mod tests {
         to_thread.code = -6;
         t.on_generate(&to_thread, 0);
         // Thread 11 takes its own signal first, then the process-wide one.
-        t.on_deliver(&delivered(5_000, 10, 11, 10, 0x4000), 0);
-        t.on_deliver(&delivered(9_100, 10, 11, 10, 0x4000), 0);
+        t.on_deliver(&delivered(5_000, 10, 11, 10, 0x4000), 0, None);
+        t.on_deliver(&delivered(9_100, 10, 11, 10, 0x4000), 0, None);
         let (rows, _, _) = t.finish();
         let tkill = rows.iter().find(|r| r.code == "SI_TKILL").unwrap();
         assert_eq!(tkill.target.tid, Some(11));
@@ -702,8 +716,8 @@ mod tests {
         let mut t = SignalTable::default();
         t.on_generate(&generated(100, 20, 10, 15, RESULT_DELIVERED), 0);
         // Every thread of the dying group "delivers" SIGKILL.
-        t.on_deliver(&delivered(300, 10, 10, SIGKILL, 0), 0);
-        t.on_deliver(&delivered(310, 10, 12, SIGKILL, 0), 0);
+        t.on_deliver(&delivered(300, 10, 10, SIGKILL, 0), 0, None);
+        t.on_deliver(&delivered(310, 10, 12, SIGKILL, 0), 0, None);
         assert_eq!(t.killer_of(10), Some(15));
         assert_eq!(t.group_exit_kills, 1);
         let (rows, _, _) = t.finish();
@@ -724,7 +738,7 @@ mod tests {
             g.code = 1;
             t.on_generate(&g, 0);
         }
-        t.on_deliver(&delivered(50, 10, 10, 14, 0x4000), 0);
+        t.on_deliver(&delivered(50, 10, 10, 14, 0x4000), 0, None);
         let (rows, log, _) = t.finish();
         let chld = rows.iter().find(|r| r.signo == SIGCHLD).unwrap();
         assert!(chld.sender.kernel);
@@ -736,6 +750,39 @@ mod tests {
         assert_eq!(alrm.sender.comm, "(not seen)");
         assert_eq!(log[0].context_pid, 30);
         assert!(log[0].sender.as_ref().unwrap().kernel);
+    }
+
+    #[test]
+    fn python_stacks_of_deliveries_go_to_their_group() {
+        let at = |line: u32| Some(vec![format!("wait_here (/abs/s.py:{line})")]);
+        let mut t = SignalTable::default();
+        // SIGUSR1 from itself (3, two lines) and from another process (1).
+        for (i, line) in [9, 9, 12].into_iter().enumerate() {
+            let ts = 100 * i as u64;
+            t.on_generate(&generated(ts, 10, 10, 10, RESULT_DELIVERED), 0);
+            t.on_deliver(&delivered(ts + 1, 10, 10, 10, 0x4000), 0, at(line));
+        }
+        t.on_generate(&generated(1_000, 20, 10, 10, RESULT_DELIVERED), 0);
+        t.on_deliver(&delivered(1_001, 10, 10, 10, 0x4000), 0, at(30));
+        // No stack captured (not a known Python thread): counted, no stack.
+        t.on_generate(&generated(2_000, 20, 10, 10, RESULT_DELIVERED), 0);
+        t.on_deliver(&delivered(2_001, 10, 10, 10, 0x4000), 0, None);
+        // A group-exit SIGKILL "delivery" is not a signal of its own.
+        t.on_deliver(&delivered(3_000, 10, 11, SIGKILL, 0), 0, at(40));
+        let (rows, _, _) = t.finish();
+        let from = |pid: u32| rows.iter().find(|r| r.sender.pid == pid).unwrap();
+        let own = &from(10).python_stacks;
+        assert_eq!(own.len(), 2);
+        assert_eq!((own[0].frames.clone(), own[0].samples), (at(9).unwrap(), 2));
+        assert_eq!(
+            (own[1].frames.clone(), own[1].samples),
+            (at(12).unwrap(), 1)
+        );
+        let other = from(20);
+        assert_eq!(other.delivered, 2);
+        assert_eq!(other.python_stacks.len(), 1);
+        assert_eq!(other.python_stacks[0].samples, 1);
+        assert!(rows.iter().all(|r| r.signo != SIGKILL));
     }
 
     #[test]

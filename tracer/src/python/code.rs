@@ -20,7 +20,7 @@ pub enum CodeError {
 }
 
 /// `PyObject.ob_type` (after `ob_refcnt`), on every version.
-const OB_TYPE: u64 = 8;
+pub const OB_TYPE: u64 = 8;
 /// Longest string / line table read from the target.
 const MAX_STRING: u64 = 4096;
 const MAX_TABLE: u64 = 1 << 20;

@@ -26,6 +26,7 @@ use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, py_event};
 
 use crate::report::{
     Entries, EventStack, Hotspot, LineHotspot, Python, PythonFrame, PythonStack, PythonThread,
+    merge_stacks,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +133,8 @@ pub struct PythonTracer {
     read_stack_every: u32,
     /// Kernel-event stacks: symbolized when first seen, latest counts.
     event_stacks: HashMap<PyEventKey, (RawStack, PyEventValue)>,
+    /// fork / clone calls per stack (every one: one record per fork).
+    forks: HashMap<RawStack, u64>,
     /// `--count-entries`: code address -> (symbol index, latest count).
     entries: HashMap<u64, (usize, u64)>,
 }
@@ -164,8 +167,69 @@ impl PythonTracer {
             published: HashMap::new(),
             read_stack_every,
             event_stacks: HashMap::new(),
+            forks: HashMap::new(),
             entries: HashMap::new(),
         }
+    }
+
+    /// Symbolizes raw frames of this process now (its code objects may be
+    /// gone by report time); frames that are not Python code are left out.
+    fn symbolize(&mut self, frames: &[tracer_common::PyFrameRecord]) -> RawStack {
+        let State::Ready(ready) = &self.state else {
+            return Vec::new();
+        };
+        frames
+            .iter()
+            .filter_map(|f| python_frame(&ready.offsets, f))
+            .map(|(code, instr)| {
+                let index = code_index(
+                    ready,
+                    &mut self.codes,
+                    &mut self.infos,
+                    &mut self.checked,
+                    code,
+                );
+                (index, instr)
+            })
+            .collect()
+    }
+
+    /// `"func (file:line)"` for each frame of a raw stack.
+    fn stack_text(&self, raw: &RawStack) -> Vec<String> {
+        raw.iter()
+            .map(|&(index, instr)| self.frame_text(index, instr))
+            .collect()
+    }
+
+    /// One fork / clone by a thread of this process (`key.file_id`: the
+    /// child's pid or tid): counted per stack for `python.forks`. Returns
+    /// the stack as text, innermost first, for the child's records.
+    fn on_fork(&mut self, key: &PyEventKey) -> Option<Vec<String>> {
+        if key.tgid != self.pid || key.kind != py_event::FORK {
+            return None;
+        }
+        let raw = self.symbolize(&key.frames);
+        if raw.is_empty() {
+            return None;
+        }
+        let text = self.stack_text(&raw);
+        *self.forks.entry(raw).or_default() += 1;
+        Some(text)
+    }
+
+    /// The Python stack a kernel event of thread-group `tgid` carried
+    /// (signal deliveries), as text, innermost first; `None` when it is not
+    /// this process or no Python frame was captured.
+    pub fn event_frames(
+        &mut self,
+        tgid: u32,
+        frames: &[tracer_common::PyFrameRecord],
+    ) -> Option<Vec<String>> {
+        if tgid != self.pid || frames.is_empty() {
+            return None;
+        }
+        let raw = self.symbolize(frames);
+        (!raw.is_empty()).then(|| self.stack_text(&raw))
     }
 
     /// Rows of `PY_ENTRIES` (cumulative): symbolizes new code objects.
@@ -265,9 +329,13 @@ impl PythonTracer {
         }
     }
 
-    /// A stack announced by the kernel side: symbolize it now (counts come
-    /// with the next read of the map).
-    pub fn note_event_stack(&mut self, key: &PyEventKey) {
+    /// A stack sent by the kernel side: symbolize it now (counts come with
+    /// the next read of the map). A fork's stack is counted here instead,
+    /// and returned with the child it made: `(child pid or tid, frames)`.
+    pub fn note_event_stack(&mut self, key: &PyEventKey) -> Option<(u32, Vec<String>)> {
+        if key.kind == py_event::FORK {
+            return self.on_fork(key).map(|frames| (key.file_id as u32, frames));
+        }
         if key.kind == py_event::ENTRY {
             let code = key.frames[0].code;
             let masked = self.ready().map_or(code, |r| {
@@ -285,11 +353,12 @@ impl PythonTracer {
                 };
                 self.on_entries(&[(entry, 0)]);
             }
-            return;
+            return None;
         }
         if !self.event_stacks.contains_key(key) {
             self.on_event_stacks(&[(*key, PyEventValue::default())]);
         }
+        None
     }
 
     /// `"func (file:line)"` for a symbolized frame.
@@ -312,12 +381,8 @@ impl PythonTracer {
     pub fn event_report(&self) -> EventReport {
         let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
         let mut off_cpu: BTreeMap<Vec<String>, EventStack> = BTreeMap::new();
-        let mut forks: BTreeMap<Vec<String>, EventStack> = BTreeMap::new();
         for (key, (frames, value)) in &self.event_stacks {
-            let texts: Vec<String> = frames
-                .iter()
-                .map(|&(i, instr)| self.frame_text(i, instr))
-                .collect();
+            let texts = self.stack_text(frames);
             if key.kind == py_event::READ {
                 let list = reads.entry(key.file_id).or_default();
                 match list.iter_mut().find(|s| s.frames == texts) {
@@ -328,13 +393,8 @@ impl PythonTracer {
                         off_cpu_ns: 0,
                     }),
                 }
-            } else {
-                let map = if key.kind == py_event::FORK {
-                    &mut forks
-                } else {
-                    &mut off_cpu
-                };
-                let stack = map.entry(texts.clone()).or_insert_with(|| EventStack {
+            } else if key.kind == py_event::OFF_CPU {
+                let stack = off_cpu.entry(texts.clone()).or_insert_with(|| EventStack {
                     frames: texts,
                     ..EventStack::default()
                 });
@@ -351,8 +411,11 @@ impl PythonTracer {
                 .cmp(&a.off_cpu_ns)
                 .then(a.frames.cmp(&b.frames))
         });
-        let mut forks: Vec<EventStack> = forks.into_values().collect();
-        forks.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+        let forks = merge_stacks(
+            self.forks
+                .iter()
+                .map(|(raw, &count)| (self.stack_text(raw), count)),
+        );
         EventReport {
             reads,
             off_cpu,
@@ -652,21 +715,44 @@ fn describe(report: &mut Python, pid: u32, interpreter: &Interpreter, place: &Pl
 }
 
 /// The bytes of a code object that tell one object from another at the same
-/// address: type, name, qualname, filename and line-table pointers, first line.
+/// address (see [`identity_of`]), read in one go; empty when unreadable.
 fn code_identity(ready: &Ready, code: u64) -> Vec<u8> {
-    let o = &ready.offsets;
-    let end = [
-        o.code_name,
-        o.code_filename,
-        o.code_linetable,
-        o.code_firstlineno,
-        o.code_qualname.unwrap_or(0),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0)
-        + 8;
-    memory::Memory::read_vec(&ready.memory, code, end as usize).unwrap_or_default()
+    let fields = identity_fields(&ready.offsets);
+    let end = fields
+        .iter()
+        .map(|&(off, len)| off + len)
+        .max()
+        .unwrap_or(0);
+    match memory::Memory::read_vec(&ready.memory, code, end as usize) {
+        Ok(prefix) => identity_of(&prefix, &fields),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// (offset, length) of the fields that identify a code object: its type,
+/// first line and name, filename, line-table and qualname pointers. Not
+/// the reference count nor the interpreter's own counters in between,
+/// which change all the time.
+fn identity_fields(o: &Offsets) -> Vec<(u64, u64)> {
+    let mut fields = vec![(code::OB_TYPE, 8), (o.code_firstlineno, 4)];
+    let pointers = [
+        Some(o.code_name),
+        Some(o.code_filename),
+        Some(o.code_linetable),
+        o.code_qualname,
+    ];
+    fields.extend(pointers.into_iter().flatten().map(|off| (off, 8)));
+    fields
+}
+
+/// The identifying fields out of the first bytes of a code object.
+fn identity_of(prefix: &[u8], fields: &[(u64, u64)]) -> Vec<u8> {
+    fields
+        .iter()
+        .filter_map(|&(off, len)| prefix.get(off as usize..(off + len) as usize))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Index of the symbolized code object now at `code`. Re-checks the
@@ -701,6 +787,14 @@ fn code_index(
         Ok(info) => Some(Rc::new(info)),
         Err(err) => {
             log::debug!("code object {code:#x}: {err}");
+            // Freed since it was read (an event drained late, while the
+            // process finalizes): the event saw it alive, and what was read
+            // then is what it saw.
+            if let Some(entry) = codes.get(&code)
+                && infos[entry.info].1.is_some()
+            {
+                return entry.info;
+            }
             None
         }
     };
@@ -934,6 +1028,41 @@ pub fn disabled(reason: &str) -> Python {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_identity_ignores_the_reference_count_and_counters() {
+        let o = layout::static_offsets(11).unwrap();
+        let fields = identity_fields(&o);
+        let end = fields.iter().map(|&(off, len)| off + len).max().unwrap() as usize;
+        let mut code = vec![0u8; end];
+        code[8..16].copy_from_slice(&0x7f00_1234u64.to_le_bytes());
+        let name = o.code_name as usize;
+        code[name..name + 8].copy_from_slice(&0x5555_0000u64.to_le_bytes());
+        let before = identity_of(&code, &fields);
+        assert_eq!(
+            before.len(),
+            fields.iter().map(|f| f.1 as usize).sum::<usize>()
+        );
+        // The reference count and every field not named above may change.
+        let mut later = code.clone();
+        later[0] = 7;
+        for (i, byte) in later.iter_mut().enumerate() {
+            if !fields
+                .iter()
+                .any(|&(off, len)| (off as usize..(off + len) as usize).contains(&i))
+            {
+                *byte = byte.wrapping_add(1);
+            }
+        }
+        assert_eq!(identity_of(&later, &fields), before);
+        // Another name (or type) is another object.
+        let mut other = code.clone();
+        other[name] = 1;
+        assert_ne!(identity_of(&other, &fields), before);
+        let mut freed = code;
+        freed[9] = 0xff;
+        assert_ne!(identity_of(&freed, &fields), before);
+    }
 
     fn sym(f: &str, line: u32) -> Symbol {
         Symbol {

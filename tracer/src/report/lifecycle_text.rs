@@ -5,7 +5,7 @@
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use super::{
-    Report, SignalGroup, SignalLogEntry, Zombie,
+    Report, SignalGroup, SignalLogEntry, Zombie, spawned_line,
     text::{duration, thousands},
 };
 
@@ -16,6 +16,11 @@ const MAX_SIGNALS: usize = 25;
 pub const LONG_ZOMBIE_NS: u64 = 1_000_000_000;
 /// Log lines shown (the first half and the last half).
 const LOG_LINES: usize = 10;
+/// Python stacks shown under a signal row, and frames of each.
+const SIGNAL_STACKS: usize = 2;
+const SIGNAL_STACK_FRAMES: usize = 2;
+/// Indent of the detail line under a process or zombie row (the comm column).
+const DETAIL_INDENT: &str = "                   ";
 
 pub fn render(out: &mut String, report: &Report) {
     processes(out, report);
@@ -94,6 +99,13 @@ fn processes(out: &mut String, report: &Report) {
             exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped),
             p.argv.join(" ")
         );
+        if let Some(line) = p
+            .python_stacks
+            .first()
+            .and_then(|s| spawned_line(&s.frames))
+        {
+            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+        }
     }
     if procs.len() > MAX_PROCESSES {
         let _ = writeln!(
@@ -147,6 +159,9 @@ fn zombies(out: &mut String, report: &Report) {
             zombie,
             z.reaped_how,
         );
+        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
+            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+        }
     }
     if zs.len() > MAX_ZOMBIES {
         let _ = writeln!(
@@ -198,9 +213,40 @@ pub fn zombie_findings(report: &Report) -> Vec<String> {
         if still > 0 {
             let _ = write!(sentence, " ({still} still zombies when tracing stopped)");
         }
+        if let Some(lines) = spawned_lines(&zs) {
+            let _ = write!(sentence, "; spawned from {lines}");
+        }
         findings.push(sentence);
     }
     findings
+}
+
+/// "LINE" when every child with a known stack came from one line, else
+/// "LINE (N), LINE (M)" for the two most frequent and "..." for the rest.
+fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for z in zs {
+        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
+            *counts.entry(line).or_default() += 1;
+        }
+    }
+    let mut lines: Vec<(&str, usize)> = counts.into_iter().collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    match lines.as_slice() {
+        [] => None,
+        [(line, _)] => Some((*line).to_owned()),
+        more => {
+            let mut text: Vec<String> = more
+                .iter()
+                .take(2)
+                .map(|(line, n)| format!("{line} ({n})"))
+                .collect();
+            if more.len() > 2 {
+                text.push("...".into());
+            }
+            Some(text.join(", "))
+        }
+    }
 }
 
 fn peer(pid: u32, comm: &str) -> String {
@@ -277,6 +323,20 @@ fn signals(out: &mut String, report: &Report) {
             g.disposition.as_deref().unwrap_or("-"),
             latency
         );
+        for stack in g.python_stacks.iter().take(SIGNAL_STACKS) {
+            let frames: Vec<&str> = stack
+                .frames
+                .iter()
+                .take(SIGNAL_STACK_FRAMES)
+                .map(String::as_str)
+                .collect();
+            let _ = writeln!(
+                out,
+                "             delivered in Python: {}x {}",
+                thousands(stack.samples),
+                frames.join(" <- ")
+            );
+        }
     }
     if rows.len() > MAX_SIGNALS {
         let _ = writeln!(
@@ -455,6 +515,55 @@ mod tests {
     }
 
     #[test]
+    fn zombies_and_children_show_the_line_that_spawned_them() {
+        let popen = |line: u32| {
+            vec![
+                "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".to_owned(),
+                "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)".to_owned(),
+                format!("spawn (/abs/wl.py:{line})"),
+                "<module> (/abs/wl.py:20)".to_owned(),
+            ]
+        };
+        let mut r = report();
+        r.processes[1].python_stacks = vec![crate::report::EventStack {
+            frames: popen(7),
+            samples: 1,
+            off_cpu_ns: 0,
+        }];
+        for (i, z) in r.zombies.iter_mut().enumerate() {
+            z.spawned_from = Some(popen(if i < 30 { 7 } else { 8 }));
+        }
+        let mut text = String::new();
+        render(&mut text, &r);
+        let lines: Vec<&str> = text.lines().collect();
+        let spawned = "                   spawned from spawn (/abs/wl.py:7)";
+        // Under the child's process row...
+        let child = lines
+            .iter()
+            .position(|l| l.starts_with("      900 "))
+            .unwrap();
+        assert_eq!(lines[child + 1], spawned, "{text}");
+        // ...and under each zombie row shown (the 25 longest: all from line 7).
+        assert_eq!(
+            lines.iter().filter(|l| **l == spawned).count(),
+            1 + MAX_ZOMBIES,
+            "{text}"
+        );
+        assert_eq!(
+            zombie_findings(&r),
+            [
+                "python3 (pid 812) left 37 children unreaped for up to 12.40 s; it receives \
+              SIGCHLD but never calls wait4/waitid (37 still zombies when tracing stopped); \
+              spawned from spawn (/abs/wl.py:7) (30), spawn (/abs/wl.py:8) (7)"
+            ]
+        );
+        for z in &mut r.zombies {
+            z.spawned_from = Some(popen(7));
+        }
+        assert!(zombie_findings(&r)[0].ends_with("; spawned from spawn (/abs/wl.py:7)"));
+    }
+
+    #[test]
     fn parent_that_waits_late_is_described_as_such() {
         let mut r = report();
         r.zombies = vec![zombie(1, 812, 3_000_000_000, "wait4")];
@@ -564,6 +673,47 @@ mod tests {
         assert!(text.contains("1.0 us/2.0 us/3.0 us"), "{text}");
         assert!(
             text.contains("kernel (in pid 812) -> python3 (pid 812) SI_USER ignored"),
+            "{text}"
+        );
+        assert!(!text.contains("delivered in Python"), "{text}");
+    }
+
+    #[test]
+    fn signal_rows_show_the_python_line_they_were_delivered_on() {
+        let mut r = Report::default();
+        let mut g = group();
+        g.python_stacks = vec![
+            crate::report::EventStack {
+                frames: vec![
+                    "wait_here (/abs/s.py:9)".into(),
+                    "main (/abs/s.py:20)".into(),
+                    "<module> (/abs/s.py:30)".into(),
+                ],
+                samples: 4,
+                off_cpu_ns: 0,
+            },
+            crate::report::EventStack {
+                frames: vec!["main (/abs/s.py:21)".into()],
+                samples: 1,
+                off_cpu_ns: 0,
+            },
+        ];
+        r.signals.push(g);
+        let mut text = String::new();
+        render(&mut text, &r);
+        let row = text
+            .lines()
+            .position(|l| l.starts_with("  SIGUSR1"))
+            .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[row + 1].trim(),
+            "delivered in Python: 4x wait_here (/abs/s.py:9) <- main (/abs/s.py:20)",
+            "{text}"
+        );
+        assert_eq!(
+            lines[row + 2].trim(),
+            "delivered in Python: 1x main (/abs/s.py:21)",
             "{text}"
         );
     }

@@ -125,6 +125,93 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Stacks that read the same (one per child forked from a line, raw stacks
+/// whose code objects differ but name the same lines, deliveries of a
+/// signal on one line) merged into one with the counts added, most first.
+pub fn merge_stacks(stacks: impl IntoIterator<Item = (Vec<String>, u64)>) -> Vec<EventStack> {
+    let mut merged: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for (frames, count) in stacks {
+        *merged.entry(frames).or_default() += count;
+    }
+    let mut out: Vec<EventStack> = merged
+        .into_iter()
+        .map(|(frames, samples)| EventStack {
+            frames,
+            samples,
+            off_cpu_ns: 0,
+        })
+        .collect();
+    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+    out
+}
+
+/// Standard-library modules whose frames stand between user code and a
+/// fork (`subprocess.Popen`, `Thread.start`, `os.popen`, `pty.spawn`,
+/// `multiprocessing`, `asyncio.create_subprocess_exec`, executors).
+const SPAWNING_MODULES: [&str; 7] = [
+    "subprocess",
+    "threading",
+    "os",
+    "pty",
+    "multiprocessing",
+    "asyncio",
+    "concurrent",
+];
+
+/// The file of a `"func (file:line)"` frame.
+fn frame_file(frame: &str) -> Option<&str> {
+    let (_, rest) = frame.split_once(" (")?;
+    let (file, _line) = rest.strip_suffix(')')?.rsplit_once(':')?;
+    Some(file)
+}
+
+/// The top-level standard-library module a file belongs to: `<frozen os>`
+/// (3.11+ freezes a few), or the path component after the last
+/// `pythonX.Y` directory (`/usr/lib/python3.11/subprocess.py`,
+/// `.../python3.12/multiprocessing/popen_fork.py`). `None` for any other
+/// file, installed packages included.
+fn stdlib_module(file: &str) -> Option<&str> {
+    if let Some(name) = file
+        .strip_prefix("<frozen ")
+        .and_then(|f| f.strip_suffix('>'))
+    {
+        return name.split('.').next();
+    }
+    let parts: Vec<&str> = file.split('/').collect();
+    let version_dir = parts.iter().rposition(|p| {
+        p.strip_prefix("python").is_some_and(|v| {
+            let v = v.strip_suffix('t').unwrap_or(v);
+            v.split_once('.').is_some_and(|(major, minor)| {
+                [major, minor]
+                    .iter()
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+    })?;
+    let module = parts.get(version_dir + 1)?;
+    if matches!(*module, "site-packages" | "dist-packages" | "lib-dynload") {
+        return None;
+    }
+    Some(module.strip_suffix(".py").unwrap_or(module))
+}
+
+/// The line that spawned a child, out of the frames of its fork (innermost
+/// first): the innermost frame not inside the standard library's spawning
+/// modules (`subprocess`, `threading`, `os`...) and resolved, else the
+/// innermost one.
+pub fn spawned_line(frames: &[String]) -> Option<&str> {
+    frames
+        .iter()
+        .find(|f| match frame_file(f) {
+            Some(file) => {
+                file != "?" && !stdlib_module(file).is_some_and(|m| SPAWNING_MODULES.contains(&m))
+            }
+            None => false,
+        })
+        .or(frames.first())
+        .map(String::as_str)
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Sched {
     pub voluntary: u64,
@@ -173,6 +260,12 @@ pub struct ProcessInfo {
     pub threads: u32,
     /// The launched command or the `--pid` target (not a followed child).
     pub traced_from_start: bool,
+    /// The Python stack of the parent's thread when it forked this process
+    /// (the `subprocess.Popen(...)` line and its callers), one entry with
+    /// `samples` 1; empty when the parent was not the sampled Python process
+    /// or its thread was not known yet.
+    #[serde(default)]
+    pub python_stacks: Vec<EventStack>,
 }
 
 /// A traced child that exited: how long it was a zombie, who reaped it.
@@ -204,13 +297,10 @@ pub struct Zombie {
     pub pre_existing: bool,
     /// Pre-existing zombies: time since the process started (an upper bound).
     pub age_ns: Option<u64>,
-    /// The Python stack that spawned it (not collected yet: always `null`).
-    ///
-    /// Not connected to `python.forks` yet: the kernel side aggregates fork
-    /// stacks per (tgid, top 4 frames) in `PY_EVENT_STACKS` with a count, not
-    /// per child pid, so a zombie cannot be matched to its `Popen(...)` line.
-    /// Filling this needs the child pid in the fork record (e.g. a
-    /// `PyStackEvent` per fork, or the key's `file_id` slot set to the child).
+    /// The Python stack that forked it, innermost first, as `"func
+    /// (file:line)"` (the same frames as its `processes[].python_stacks`);
+    /// `null` when not known. [`spawned_line`] picks the caller's line out
+    /// of it (past the frames inside `subprocess`, `threading`...).
     pub spawned_from: Option<Vec<String>>,
 }
 
@@ -272,6 +362,11 @@ pub struct SignalGroup {
     pub killed: u64,
     /// Generation to delivery.
     pub latency_ns: Option<Latency>,
+    /// The receiving thread's Python stack at each delivery (the line that
+    /// was running when the signal arrived), innermost first, most first;
+    /// `samples` counts deliveries. Only for the sampled Python process.
+    #[serde(default)]
+    pub python_stacks: Vec<EventStack>,
     /// Monotonic (CLOCK_MONOTONIC) times of the first and last event.
     pub first_ns: u64,
     pub last_ns: u64,
@@ -349,7 +444,7 @@ pub struct Python {
     pub free_threaded: bool,
     /// Where the structure offsets came from.
     pub layout: Option<String>,
-    /// Sampling frequency asked for (per CPU).
+    /// Sampling frequency asked for (ticks per second of a thread's CPU time).
     pub rate_hz: u64,
     /// Python stacks received and counted below.
     pub samples: u64,
@@ -442,4 +537,131 @@ pub struct PythonStack {
     pub tid: u32,
     pub samples: u64,
     pub frames: Vec<PythonFrame>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(list: &[&str]) -> Vec<String> {
+        list.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn stdlib_modules_are_told_from_user_files() {
+        assert_eq!(
+            stdlib_module("/usr/lib/python3.11/subprocess.py"),
+            Some("subprocess")
+        );
+        assert_eq!(
+            stdlib_module(
+                "/root/.pyenv/versions/3.12.1/lib/python3.12/multiprocessing/popen_fork.py"
+            ),
+            Some("multiprocessing")
+        );
+        assert_eq!(
+            stdlib_module("/usr/lib/python3.13t/threading.py"),
+            Some("threading")
+        );
+        assert_eq!(stdlib_module("<frozen os>"), Some("os"));
+        assert_eq!(
+            stdlib_module("<frozen importlib._bootstrap>"),
+            Some("importlib")
+        );
+        // Installed packages and user code are not the standard library.
+        assert_eq!(
+            stdlib_module("/usr/lib/python3.11/site-packages/subprocess.py"),
+            None
+        );
+        assert_eq!(
+            stdlib_module("/usr/lib/python3/dist-packages/threading.py"),
+            None
+        );
+        assert_eq!(stdlib_module("/srv/app/subprocess.py"), None);
+        assert_eq!(stdlib_module("/srv/python3.x/threading.py"), None);
+        assert_eq!(frame_file("spawn (/w/wl.py:7)"), Some("/w/wl.py"));
+        assert_eq!(frame_file("<module> (<frozen os>:12)"), Some("<frozen os>"));
+        assert_eq!(frame_file("garbage"), None);
+    }
+
+    #[test]
+    fn spawned_line_skips_the_spawning_machinery() {
+        let popen = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "spawn (/abs/wl.py:7)",
+            "<module> (/abs/wl.py:12)",
+        ]);
+        assert_eq!(spawned_line(&popen), Some("spawn (/abs/wl.py:7)"));
+        // os.popen -> subprocess.Popen: the caller of os.popen.
+        let os_popen = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "popen (<frozen os>:1016)",
+            "list_files (/abs/app.py:30)",
+        ]);
+        assert_eq!(spawned_line(&os_popen), Some("list_files (/abs/app.py:30)"));
+        let thread = frames(&[
+            "Thread.start (/usr/lib/python3.11/threading.py:957)",
+            "start_workers (/abs/app.py:40)",
+        ]);
+        assert_eq!(
+            spawned_line(&thread),
+            Some("start_workers (/abs/app.py:40)")
+        );
+        // An unreadable frame is not a line.
+        let unresolved = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "<code 0x55aa> (?:0)",
+            "main (/abs/app.py:3)",
+        ]);
+        assert_eq!(spawned_line(&unresolved), Some("main (/abs/app.py:3)"));
+        // Only machinery (the user frames were deeper than the 4 kept):
+        // the innermost frame.
+        let deep = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "run (/usr/lib/python3.11/subprocess.py:548)",
+            "check_output (/usr/lib/python3.11/subprocess.py:466)",
+        ]);
+        assert_eq!(
+            spawned_line(&deep),
+            Some("Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)")
+        );
+        // Direct os.fork() from user code.
+        assert_eq!(
+            spawned_line(&frames(&["main (/abs/app.py:9)"])),
+            Some("main (/abs/app.py:9)")
+        );
+        assert_eq!(spawned_line(&[]), None);
+    }
+
+    #[test]
+    fn stacks_differing_only_by_child_merge() {
+        let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
+        let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
+        // One entry per child (or per raw stack) in, one per line out.
+        let merged = merge_stacks([
+            (a.clone(), 1),
+            (b.clone(), 1),
+            (a.clone(), 1),
+            (a.clone(), 2),
+        ]);
+        assert_eq!(
+            merged,
+            [
+                EventStack {
+                    frames: a,
+                    samples: 4,
+                    off_cpu_ns: 0
+                },
+                EventStack {
+                    frames: b,
+                    samples: 1,
+                    off_cpu_ns: 0
+                },
+            ]
+        );
+        assert!(merge_stacks([]).is_empty());
+    }
 }

@@ -60,8 +60,9 @@ fn header(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "WARNING: figures are incomplete (lower bounds): {} events lost, {} reads, {} thread \
-             records and {} table entries not recorded (kernel buffers full)",
-            report.events.lost, d.reads, d.threads, d.tables
+             records, {} table entries and {} process/signal records not recorded (kernel \
+             buffers full)",
+            report.events.lost, d.reads, d.threads, d.tables, d.lifecycle
         );
     }
     out.push('\n');
@@ -361,36 +362,36 @@ fn python(out: &mut String, report: &Report) {
             p.unresolved_frames
         );
     }
-    if p.hotspots.is_empty() {
-        out.push('\n');
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "  {:>6} {:>6}  {:<32} location",
-        "self%", "total%", "function"
-    );
-    for h in p.hotspots.iter().take(15) {
+    // The kernel-event stacks below are there even without CPU samples
+    // (a short or mostly sleeping process).
+    if !p.hotspots.is_empty() {
         let _ = writeln!(
             out,
-            "  {:>6.1} {:>6.1}  {:<32} {}:{}",
-            h.self_share,
-            h.total_share,
-            ellipsize(&h.qualname, 32),
-            h.file,
-            h.line
+            "  {:>6} {:>6}  {:<32} location",
+            "self%", "total%", "function"
         );
-    }
-    let _ = writeln!(out, "  hottest lines:");
-    for l in p.lines.iter().take(8) {
-        let _ = writeln!(
-            out,
-            "  {:>6.1}         {:<32} {}:{}",
-            l.self_share,
-            ellipsize(&l.function, 32),
-            l.file,
-            l.line
-        );
+        for h in p.hotspots.iter().take(15) {
+            let _ = writeln!(
+                out,
+                "  {:>6.1} {:>6.1}  {:<32} {}:{}",
+                h.self_share,
+                h.total_share,
+                ellipsize(&h.qualname, 32),
+                h.file,
+                h.line
+            );
+        }
+        let _ = writeln!(out, "  hottest lines:");
+        for l in p.lines.iter().take(8) {
+            let _ = writeln!(
+                out,
+                "  {:>6.1}         {:<32} {}:{}",
+                l.self_share,
+                ellipsize(&l.function, 32),
+                l.file,
+                l.line
+            );
+        }
     }
     if !p.off_cpu.is_empty() {
         let _ = writeln!(

@@ -1,0 +1,124 @@
+//! The CPU sampler runs one perf event per target thread, inherited by the
+//! threads it starts: in attach mode every thread that existed before the
+//! tracer (idle or not) and every thread started after it must be sampled at
+//! the asked rate of its own CPU time, and nothing else.
+
+mod common;
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use common::*;
+use serde_json::Value;
+
+const RATE: u64 = 499;
+const SECONDS: &str = "0.6";
+
+fn thread_samples(python: &Value, tid: u64) -> u64 {
+    python["threads"]
+        .as_array()
+        .expect("python.threads")
+        .iter()
+        .find(|t| t["tid"].as_u64() == Some(tid))
+        .and_then(|t| t["samples"].as_u64())
+        .unwrap_or(0)
+}
+
+fn threads_before_and_after_attach(interpreter: &str) {
+    require_root();
+    let scratch = Scratch::new(&format!(
+        "sampling_threads_{}",
+        interpreter.replace('/', "_")
+    ));
+    let out = scratch.path("workload.json");
+    let report_path = scratch.path("report.json");
+    let command = python_command(
+        python(interpreter),
+        "python_threads_sampling.py",
+        &[&out, SECONDS],
+    );
+    let mut workload = Proc::spawn(
+        Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
+    let ready = workload.stdout_lines().wait_for("ready");
+    let pid = ready.strip_prefix("ready ").unwrap().to_owned();
+
+    let rate = RATE.to_string();
+    let mut tracer = Proc::spawn(
+        Command::new(TRACER)
+            .args([
+                "--pid",
+                &pid,
+                "--rate",
+                &rate,
+                "--format",
+                "json",
+                "-o",
+                &report_path,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    tracer.stderr_lines().wait_for("tracer: tracing pid");
+    let stdin = workload.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(workload.wait().success());
+    assert!(
+        tracer.wait().success(),
+        "the tracer stops when the target exits"
+    );
+
+    let known = load_json(&out);
+    let report = load_json(&report_path);
+    let python = &report["python"];
+    assert_eq!(python["status"], "sampled", "{python:#}");
+    assert_eq!(python["rate_hz"], RATE);
+    for name in ["main", "before", "after"] {
+        let tid = known[name]["tid"].as_u64().unwrap();
+        let cpu_ns = known[name]["cpu_ns"].as_u64().unwrap();
+        // The CPU clock ticks every 1e9 / RATE ns of the thread's own CPU
+        // time. Below: a new thread's first ticks may come before the tracer
+        // has read its PyThreadState (counted apart). Above: the thread
+        // also spends CPU outside its measured burn (start, join, exit);
+        // a thread sampled twice (two events) would show twice as many.
+        let expected = cpu_ns * RATE / 1_000_000_000;
+        let got = thread_samples(python, tid);
+        assert!(
+            got * 10 >= expected * 7 && got * 10 <= expected * 13,
+            "thread {name} (tid {tid}): {got} samples for {cpu_ns} ns of CPU at {RATE} Hz \
+             (expected about {expected})\n{:#}",
+            python["threads"]
+        );
+        let burner = format!("burn_{name}");
+        assert!(
+            python["stacks"].as_array().unwrap().iter().any(|s| {
+                s["tid"].as_u64() == Some(tid)
+                    && s["frames"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|f| f["function"] == burner.as_str())
+            }),
+            "no stack of thread {name} under {burner}"
+        );
+    }
+}
+
+#[test]
+fn sampling_threads_before_and_after_attach_static_3_11() {
+    threads_before_and_after_attach(STATIC_PYTHON);
+}
+
+#[test]
+fn sampling_threads_before_and_after_attach_shared_3_11() {
+    threads_before_and_after_attach(SHARED_PYTHON);
+}
