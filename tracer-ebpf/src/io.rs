@@ -437,8 +437,8 @@ fn describe_fd(fd: i32, event: &mut FileEvent) {
     }
     event.ino = read_ptr(inode, o.inode_ino);
     event.fs_magic = read_ptr(read_ptr(inode, o.inode_sb), o.sb_magic);
-    let blkbits =
-        unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }.unwrap_or(0);
+    let blkbits = unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }
+        .unwrap_or(0);
     if blkbits > 0 && blkbits < 32 {
         event.blksize = 1 << blkbits;
     }

@@ -138,7 +138,10 @@ pub fn from_open(tgid: u32, fd: i32, opened: &str, root: Option<&str>) -> FileIn
         })
         .or_else(|| {
             let root = root.filter(|r| *r != "/" && regular_absolute)?;
-            describe(Path::new(&format!("{}{opened}", root.trim_end_matches('/'))))
+            describe(Path::new(&format!(
+                "{}{opened}",
+                root.trim_end_matches('/')
+            )))
         })
         // A short-lived process may be gone (or a zombie, whose root is
         // unreadable): an absolute path then most likely names the same file
@@ -228,7 +231,10 @@ mod tests {
         assert_eq!(info.fs, expected);
         assert_eq!(info.path, "/only-in-root/lib.py");
         // Without the root, the path means nothing in ours.
-        assert_eq!(from_open(gone, 3, "/only-in-root/lib.py", None).fs, "unknown");
+        assert_eq!(
+            from_open(gone, 3, "/only-in-root/lib.py", None).fs,
+            "unknown"
+        );
         // procfs files are not looked for under the root.
         let info = from_open(gone, 3, "/proc/self/status", Some(&root_text));
         assert_eq!(info.fs, "proc");

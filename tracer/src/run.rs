@@ -310,13 +310,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
 #[allow(clippy::type_complexity)]
 fn kernel_structs(
     warnings: &mut Vec<String>,
-) -> (
-    u32,
-    SyscallRegs,
-    (u32, u32, u32),
-    PidNsOffsets,
-    FileOffsets,
-) {
+) -> (u32, SyscallRegs, (u32, u32, u32), PidNsOffsets, FileOffsets) {
     let btf = match btf::vmlinux() {
         Ok(btf) => btf,
         Err(err) => {

@@ -359,7 +359,9 @@ mod tests {
         let at = |p: u32| found.iter().position(|&f| f == p).unwrap();
         assert!(at(child.id()) < at(sleep));
         assert_eq!(live_descendants(child.id()), vec![sleep]);
-        let _ = std::process::Command::new("kill").arg(sleep.to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg(sleep.to_string())
+            .status();
         child.wait().unwrap();
     }
 

@@ -133,7 +133,10 @@ const TRIXIE_3_13_DEBUG: Interpreter = Interpreter {
 
 const SID_3_14: Interpreter = Interpreter {
     name: "Debian sid CPython 3.14",
-    root: Some(("TRACER_PY314_ROOT", "/var/cache/tracer-tests/sid-python3.14")),
+    root: Some((
+        "TRACER_PY314_ROOT",
+        "/var/cache/tracer-tests/sid-python3.14",
+    )),
     python: "/usr/bin/python3.14",
     version: "3.14.",
     binary: "/usr/bin/python3.14",
@@ -349,7 +352,10 @@ fn check_proc_reads(report: &Value, facts: &Value, interpreter: &Interpreter) {
     assert_eq!(stat["by_syscall"], json!({"read": 37}));
     assert_eq!(stat["opens"], 1);
     assert_eq!(stat["bytes"], facts["stat_bytes"]);
-    assert_eq!((&stat["fs"], &stat["blksize"]), (&json!("proc"), &json!(1024)));
+    assert_eq!(
+        (&stat["fs"], &stat["blksize"]),
+        (&json!("proc"), &json!(1024))
+    );
     // 40 buffered openings: each takes ceil(bytes / buffer) reads that
     // return data plus the one that sees end of file, all of one size.
     let status = entry(report, pid, "/proc/self/status");
@@ -466,7 +472,11 @@ fn proc_reads_agree_with_strace(interpreter: &Interpreter) {
         let bytes: i64 = mine.iter().map(|r| r.ret.max(0)).sum();
         let got = entry(&report, pid, &format!("/proc/self/{file}"));
         assert_eq!(got["syscalls"], mine.len(), "{file}: strace vs tracer");
-        assert_eq!(got["request_sizes"], json!(sizes), "{file}: strace vs tracer");
+        assert_eq!(
+            got["request_sizes"],
+            json!(sizes),
+            "{file}: strace vs tracer"
+        );
         assert_eq!(got["bytes"], bytes, "{file}: strace vs tracer");
     }
 }
@@ -584,7 +594,12 @@ fn zombies(interpreter: &Interpreter) {
         .filter(|s| s["frames"].as_array().unwrap().contains(&json!(popen)))
         .map(|s| u64_of(&s["samples"]))
         .sum();
-    assert_eq!(from_line, 3, "{} forks from {popen}: {forks:#?}", children.len());
+    assert_eq!(
+        from_line,
+        3,
+        "{} forks from {popen}: {forks:#?}",
+        children.len()
+    );
 }
 
 /// The container workload's figures in a report: 37 reads of
@@ -671,7 +686,10 @@ fn container_attach(interpreter: &Interpreter) {
     assert_eq!(report["target"]["pid"], host_pid);
     assert_eq!(report["target"]["ns_pid"], 1);
     let root = process(&report, host_pid);
-    assert_eq!((&root["ns_pid"], &root["traced_from_start"]), (&json!(1), &json!(true)));
+    assert_eq!(
+        (&root["ns_pid"], &root["traced_from_start"]),
+        (&json!(1), &json!(true))
+    );
     check_container(&report, host_pid, &files, &script);
 }
 
@@ -696,7 +714,10 @@ fn container_launch(interpreter: &Interpreter) {
     assert_eq!(facts["pid"], 1, "the workload sees itself as pid 1");
     let unshare = u64_of(&report["target"]["pid"]);
     assert_eq!(report["target"]["comm"], "unshare");
-    assert_eq!(report["target"]["ns_pid"], unshare, "unshare is on the host");
+    assert_eq!(
+        report["target"]["ns_pid"], unshare,
+        "unshare is on the host"
+    );
     let processes = report["processes"].as_array().unwrap();
     assert_eq!(processes.len(), 2, "unshare and python: {processes:#?}");
     let python = processes.iter().find(|p| p["pid"] != unshare).unwrap();
@@ -719,7 +740,12 @@ fn text_names_the_interpreter(interpreter: &Interpreter) {
     let script = files.script("matrix_proc.py");
     let out = files.path("facts.json");
     let report_path = scratch.path("report.txt");
-    let mut args = vec!["--quiet".to_owned(), "-o".into(), report_path.clone(), "--".into()];
+    let mut args = vec![
+        "--quiet".to_owned(),
+        "-o".into(),
+        report_path.clone(),
+        "--".into(),
+    ];
     args.extend(interpreter.command(Launch::PidNs, &[&script, &out]));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = tracer(&args);

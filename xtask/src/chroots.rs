@@ -159,7 +159,11 @@ pub fn ensure_chroots() -> Vec<Root> {
 
 /// The interpreter and every extra package are in `root`.
 fn complete(chroot: &Chroot, root: &Path) -> bool {
-    root.join(chroot.python).exists() && chroot.extra.iter().all(|(_, file)| root.join(file).exists())
+    root.join(chroot.python).exists()
+        && chroot
+            .extra
+            .iter()
+            .all(|(_, file)| root.join(file).exists())
 }
 
 /// Makes the root with debootstrap, or, when it is there but lacks extra

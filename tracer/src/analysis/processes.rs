@@ -323,7 +323,8 @@ impl ProcessTable {
     /// inside a pid namespace wait4/waitid return the child's pid in that
     /// namespace, not the host pid the table is keyed by.
     fn reported_child(&self, waiter: u32, pid: u32) -> Option<u32> {
-        let child_of_waiter = |p: &&Proc| p.ppid == waiter && p.exit_ns.is_some() && p.reap.is_none();
+        let child_of_waiter =
+            |p: &&Proc| p.ppid == waiter && p.exit_ns.is_some() && p.reap.is_none();
         if self.procs.get(&pid).is_some_and(|p| child_of_waiter(&p)) {
             return Some(pid);
         }
@@ -622,7 +623,10 @@ mod tests {
         t.on_wait(&wait(30, 500, 2, Some(0)));
         let (procs, zombies) = t.finish(100, 0, |_| None, |_| false, |_| Some(77));
         let z = &zombies[0];
-        assert_eq!((z.pid, z.reaped_how.as_str(), z.reaped_by), (501, "wait4", Some(500)));
+        assert_eq!(
+            (z.pid, z.reaped_how.as_str(), z.reaped_by),
+            (501, "wait4", Some(500))
+        );
         assert_eq!(z.zombie_ns, 10);
         let ns = |pid| procs.iter().find(|p| p.pid == pid).unwrap().ns_pid;
         assert_eq!((ns(500), ns(501)), (Some(1), Some(2)));
@@ -677,7 +681,13 @@ mod tests {
         // No status at all: the signal deliveries say what killed it.
         t.on_fork(10, 22, false, 500, "python3");
         t.on_exit(22, true, 600, "python3", None);
-        let (procs, zombies) = t.finish(1_000, 0, |pid| (pid == 22).then_some(15), |_| false, |_| None);
+        let (procs, zombies) = t.finish(
+            1_000,
+            0,
+            |pid| (pid == 22).then_some(15),
+            |_| false,
+            |_| None,
+        );
         let by_pid = |pid| procs.iter().find(|p| p.pid == pid).unwrap();
         assert_eq!(by_pid(20).exit_code, Some(3));
         assert_eq!(by_pid(21).exit_signal.as_deref(), Some("SIGKILL"));

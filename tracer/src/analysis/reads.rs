@@ -41,8 +41,7 @@ impl FileTable {
             return;
         }
         if let Ok(root) = std::fs::read_link(format!("/proc/{tgid}/root")) {
-            self.roots
-                .insert(tgid, root.to_string_lossy().into_owned());
+            self.roots.insert(tgid, root.to_string_lossy().into_owned());
         }
         let root = self.roots.get(&tgid).map(String::as_str);
         self.files

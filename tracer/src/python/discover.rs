@@ -26,7 +26,11 @@ pub enum DiscoverError {
     #[error("cannot tell the CPython version of {path}")]
     NoVersion { path: String },
     #[error("{path} is CPython {major}.{minor}, which is not supported (3.8 to 3.14 are)")]
-    TooOld { path: String, major: u32, minor: u32 },
+    TooOld {
+        path: String,
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// One file-backed mapping of `/proc/PID/maps`.

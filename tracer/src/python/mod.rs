@@ -96,8 +96,11 @@ enum State {
     Ready(Box<Ready>),
     /// Found something that will not become usable (and what, if it is an
     /// interpreter of a version or build that is not supported).
-    Failed(String, Option<Box<(Interpreter, Place)>>),
+    Failed(String, Option<Found>),
 }
+
+/// An interpreter found but not usable, and where it is.
+type Found = Box<(Interpreter, Place)>;
 
 /// Raw stack: (index into `PythonTracer::infos`, raw instruction value), innermost first.
 type RawStack = Vec<(usize, u64)>;
@@ -473,7 +476,7 @@ impl PythonTracer {
                     return update;
                 }
                 Err((reason, found)) => {
-                    self.state = State::Failed(reason.text, found.map(Box::new));
+                    self.state = State::Failed(reason.text, found);
                     return update;
                 }
             }
@@ -521,7 +524,7 @@ impl PythonTracer {
 
     /// The target's interpreter; when the target is not Python and children
     /// are followed, the first descendant's that is (switching `pid` to it).
-    fn search(&mut self) -> Result<Ready, (NotReady, Option<(Interpreter, Place)>)> {
+    fn search(&mut self) -> Result<Ready, (NotReady, Option<Found>)> {
         let first = find(self.root_pid);
         let Err((reason, None)) = &first else {
             return first;
@@ -645,7 +648,7 @@ pub struct NotReady {
 
 /// The interpreter of `pid`, understood; else why not, with the
 /// interpreter when one was found but is not supported.
-fn find(pid: u32) -> Result<Ready, (NotReady, Option<(Interpreter, Place)>)> {
+fn find(pid: u32) -> Result<Ready, (NotReady, Option<Found>)> {
     let interpreter = match discover::discover(pid) {
         Ok(interpreter) => interpreter,
         Err(err) => {
@@ -678,7 +681,7 @@ fn find(pid: u32) -> Result<Ready, (NotReady, Option<(Interpreter, Place)>)> {
                 text,
                 searching: false,
             },
-            Some((interpreter, place)),
+            Some(Box::new((interpreter, place))),
         ))
     };
     if interpreter.free_threaded {
@@ -709,7 +712,14 @@ fn describe(report: &mut Python, pid: u32, interpreter: &Interpreter, place: &Pl
     report.version = Some(interpreter.version.clone());
     report.binary = Some(place.inside(&interpreter.path));
     report.root = place.root.clone();
-    report.linkage = Some(if interpreter.shared { "shared" } else { "static" }.into());
+    report.linkage = Some(
+        if interpreter.shared {
+            "shared"
+        } else {
+            "static"
+        }
+        .into(),
+    );
     report.debug_build = interpreter.debug_build;
     report.free_threaded = interpreter.free_threaded;
 }

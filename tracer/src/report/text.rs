@@ -294,7 +294,12 @@ pub fn interpreter_line(report: &Report) -> Option<String> {
             Some(other) => other.to_owned(),
             None => "linkage unknown".to_owned(),
         },
-        if p.debug_build { "debug build" } else { "release build" }.to_owned(),
+        if p.debug_build {
+            "debug build"
+        } else {
+            "release build"
+        }
+        .to_owned(),
     ];
     if p.free_threaded {
         build.push("free-threaded".into());
@@ -668,7 +673,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("      pid  ns pid    ppid"), "{text}");
-        assert!(text.contains("     4242       1    4241  python3.13"), "{text}");
+        assert!(
+            text.contains("     4242       1    4241  python3.13"),
+            "{text}"
+        );
         assert!(text.contains("     4250       -    4242  true"), "{text}");
         // Outside a namespace: one pid, no extra column.
         report.target.ns_pid = Some(4242);

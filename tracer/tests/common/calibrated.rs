@@ -100,4 +100,3 @@ pub fn check_calibrated(run: &Run, version_prefix: &str, script_in_target: &str)
             .is_some_and(|t| !t.is_empty())
     );
 }
-
