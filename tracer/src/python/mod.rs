@@ -1085,6 +1085,33 @@ mod tests {
     }
 
     #[test]
+    fn paths_as_a_chrooted_process_sees_them() {
+        let root = Some("/var/cache/tracer-tests/trixie-python3.13");
+        assert_eq!(
+            inside_root(
+                root,
+                "/var/cache/tracer-tests/trixie-python3.13/usr/bin/python3.13"
+            ),
+            "/usr/bin/python3.13"
+        );
+        // Not under the root (a bind mount, another namespace's view): as is.
+        assert_eq!(
+            inside_root(root, "/usr/bin/python3.11"),
+            "/usr/bin/python3.11"
+        );
+        // A sibling directory that merely shares the prefix is not inside.
+        assert_eq!(
+            inside_root(root, "/var/cache/tracer-tests/trixie-python3.13x/lib.so"),
+            "/var/cache/tracer-tests/trixie-python3.13x/lib.so"
+        );
+        assert_eq!(inside_root(Some("/srv/c/"), "/srv/c/app.py"), "/app.py");
+        assert_eq!(
+            inside_root(None, "/usr/bin/python3.11"),
+            "/usr/bin/python3.11"
+        );
+    }
+
+    #[test]
     fn self_and_total_shares() {
         let stacks = vec![
             (
