@@ -2,12 +2,15 @@
 (`unshare --pid --fork --mount --mount-proc [--root=ROOT] python3.X ...`).
 
 With --wait it prints "ready" and waits for a line on stdin (the tracer
-attaches in between), then: 37 os.read(fd, 4096) on /proc/self/stat, and
-~1 s of CPU in burn() (for the sampled hotspot). Writes what it knows, with
-the pid it sees (1), to argv[1]. Self-contained.
+attaches in between), then: 37 os.read(fd, 4096) on /proc/self/stat,
+~1 s of CPU in burn() (for the sampled hotspot), and one child it waits for
+(wait4 inside the namespace returns the child's pid there, not the host's).
+Writes what it knows, with the pids it sees (1 for itself), to argv[1].
+Self-contained.
 """
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -32,11 +35,14 @@ def main(out, wait):
         os.read(fd, 4096)
     os.close(fd)
     burn(1.0)
+    child = subprocess.Popen(["true"])
+    assert child.wait() == 0
     with open(out, "w") as f:
         json.dump(
             {
                 "pid": os.getpid(),
                 "stat_reads": STAT_READS,
+                "child": child.pid,
                 "file": os.path.abspath(__file__),
             },
             f,

@@ -603,9 +603,26 @@ fn zombies(interpreter: &Interpreter) {
 }
 
 /// The container workload's figures in a report: 37 reads of
-/// /proc/self/stat by the Python process (host pid `pid`) and its hotspot
-/// `burn` with the file and line the process sees.
-fn check_container(report: &Value, pid: u64, files: &Files, script: &str) {
+/// /proc/self/stat by the Python process (host pid `pid`), its hotspot
+/// `burn` with the file and line the process sees, and its child, reaped by
+/// a wait4 that returned the child's pid in the namespace.
+fn check_container(report: &Value, facts: &Value, pid: u64, files: &Files, script: &str) {
+    let child_ns = u64_of(&facts["child"]);
+    assert!(child_ns > 1, "{facts}");
+    let children: Vec<&Value> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ppid"] == pid)
+        .collect();
+    assert_eq!(children.len(), 1, "{children:#?}");
+    let child = children[0];
+    assert_eq!(child["ns_pid"], child_ns, "{child:#}");
+    assert_ne!(child["pid"], child_ns);
+    let z = zombie(report, u64_of(&child["pid"]));
+    assert_eq!(z["reaped_how"], "wait4", "{z:#}");
+    assert_eq!(z["reaped_by"], pid, "{z:#}");
+    assert_eq!(z["exit_code"], 0);
     let stat = entry(report, pid, "/proc/self/stat");
     assert_eq!(stat["syscalls"], 37, "{stat:#}");
     assert_eq!(stat["request_sizes"], json!({"4096": 37}));
@@ -690,7 +707,7 @@ fn container_attach(interpreter: &Interpreter) {
         (&root["ns_pid"], &root["traced_from_start"]),
         (&json!(1), &json!(true))
     );
-    check_container(&report, host_pid, &files, &script);
+    check_container(&report, &facts, host_pid, &files, &script);
 }
 
 /// `tracer -- unshare --pid --fork ... python3.X ...`: the target is
@@ -719,14 +736,18 @@ fn container_launch(interpreter: &Interpreter) {
         "unshare is on the host"
     );
     let processes = report["processes"].as_array().unwrap();
-    assert_eq!(processes.len(), 2, "unshare and python: {processes:#?}");
-    let python = processes.iter().find(|p| p["pid"] != unshare).unwrap();
+    assert_eq!(
+        processes.len(),
+        3,
+        "unshare, python, its child: {processes:#?}"
+    );
+    let python = processes.iter().find(|p| p["ppid"] == unshare).unwrap();
     assert_eq!(python["ppid"], unshare);
     assert_eq!(python["ns_pid"], 1, "{python:#}");
     assert_eq!(python["exit_code"], 0);
     let host_pid = u64_of(&python["pid"]);
     assert_ne!(host_pid, 1);
-    check_container(&report, host_pid, &files, &script);
+    check_container(&report, &facts, host_pid, &files, &script);
 }
 
 /// The text report names the interpreter (version, binary as the process

@@ -77,13 +77,10 @@ impl Collector {
                 if self.python_pid == Some(parent_tgid) {
                     self.python_dirty = true;
                 }
+                // Its pid in its own namespace comes with its exit record, or
+                // from /proc at the end if it is still there.
                 self.processes
                     .on_fork(parent_tgid, child, is_thread, ts_ns, &comm);
-                // Its pid in its own namespace, while it is there to ask
-                // (its exit record says it too, if it is gone already).
-                if !is_thread && let Some(ns_pid) = crate::nspid::ns_pid(child) {
-                    self.processes.set_ns_pid(child, ns_pid);
-                }
             }
             Event::PySample {
                 tgid,
