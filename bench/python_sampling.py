@@ -108,6 +108,23 @@ def configurations(args, rate, cmd, tmp):
     return configs
 
 
+def print_per_tick(results, base_cpu, high, low):
+    """The CPU each sampler costs per tick, from the highest rate (where it
+    stands well above the run-to-run noise), and what that predicts at the
+    lowest rate. A tick is one CPU-clock interrupt of the target."""
+    print(f"Per tick, from the {high} Hz rows (CPU-time increase / ticks per "
+          f"CPU second), and what that cost comes to at {low} Hz:\n")
+    print(f"| sampler | µs per tick | predicted CPU increase at {low} Hz |")
+    print("|---|---:|---:|")
+    for name, rs in results.items():
+        if not name.startswith(("tracer", "bpftrace")) or str(high) not in name:
+            continue
+        increase = statistics.median(r["cpu_s"] for r in rs) / base_cpu - 1
+        per_tick_us = increase / high * 1e6
+        print(f"| {name} | {per_tick_us:.1f} | {100 * per_tick_us * low / 1e6:.2f}% |")
+    print()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--python", default="/root/.pyenv/versions/3.11.7/bin/python3.11")
@@ -147,6 +164,8 @@ def main():
         cpu = statistics.median(r["cpu_s"] for r in rs)
         print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.3f} | {wall:.3f} | {wall / base_wall:.3f} |")
     print()
+    if len(rates) > 1:
+        print_per_tick(results, base_cpu, max(rates), min(rates))
     for rate in rates:
         cost = bpf_cost(args, rate, cmd)
         if cost:

@@ -47,7 +47,7 @@ use std::{
 
 use common::{
     Proc, Scratch, assert_complete, assert_exit, calibrated, entry, load_json, parse_strace,
-    pid_of, require_root, signal_groups, trace_command, tracer, u64_of, zombie,
+    pid_of, read_syscalls_of, require_root, signal_groups, trace_command, tracer, u64_of, zombie,
 };
 use serde_json::{Value, json};
 
@@ -446,13 +446,7 @@ fn proc_reads_agree_with_strace(interpreter: &Interpreter) {
         .into_iter()
         .filter(|r| r.pid == pid)
         .collect();
-    let tracer_total: u64 = report["reads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["pid"] == pid)
-        .map(|e| u64_of(&e["syscalls"]))
-        .sum();
+    let tracer_total = read_syscalls_of(&report, pid);
     assert_eq!(
         tracer_total,
         reads.len() as u64,

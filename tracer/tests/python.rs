@@ -301,46 +301,14 @@ fn popen_line_pyenv_3_12() {
 /// Attach mode with `--count-entries`: exact entries from C, counted by the
 /// uprobe on `_PyEval_EvalFrameDefault` (here `sorted(key=...)` calling `key`).
 fn entries_from_c(python: &str) {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
-    require_root();
-    let dir = scratch(&format!("entries-{}", python.replace('/', "_")));
-    let report_path = dir.join("report.json");
-    let script =
-        std::fs::canonicalize(workspace().join("tests/workloads/python_entries.py")).unwrap();
-    let mut workload = Command::new(python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(workload.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let pid = workload.id().to_string();
-    let mut tracer = Command::new(TRACER)
-        .args(["--pid", &pid, "--count-entries", "--format", "json", "-o"])
-        .arg(&report_path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "tracer ended before tracing"
-        );
-        if line.starts_with("tracer: tracing pid") {
-            break;
-        }
-    }
-    workload.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    assert!(workload.wait().unwrap().success());
-    assert!(tracer.wait().unwrap().success());
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let (report, _, script) = attached_with(
+        "entries",
+        python,
+        "python_entries.py",
+        "json",
+        &["--count-entries"],
+    );
+    let report: Value = serde_json::from_str(&report).unwrap();
     let py = &report["python"];
     assert_eq!(py["entries_error"], Value::Null, "{py:#}");
     let entries = py["entries_from_c"].as_array().unwrap();
@@ -349,7 +317,7 @@ fn entries_from_c(python: &str) {
         .find(|e| e["qualname"] == "key")
         .unwrap_or_else(|| panic!("no entries for key: {entries:#?}"));
     assert_eq!(key["entries"], 20_000, "{entries:#?}");
-    assert_eq!(key["file"], script.to_str().unwrap());
+    assert_eq!(key["file"], script);
     assert_eq!(key["line"], 9);
 }
 
@@ -374,6 +342,18 @@ fn entries_from_c_pyenv_3_13() {
 /// side; then the workload gets its line and does what is measured.
 /// Returns the rendered report, the workload's facts and its path.
 fn attached(name: &str, python: &str, workload: &str, format: &str) -> (String, Value, String) {
+    attached_with(name, python, workload, format, &[])
+}
+
+/// [`attached`], with extra tracer arguments. The facts are `null` for a
+/// workload that writes none.
+fn attached_with(
+    name: &str,
+    python: &str,
+    workload: &str,
+    format: &str,
+    extra: &[&str],
+) -> (String, Value, String) {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
     require_root();
@@ -395,7 +375,9 @@ fn attached(name: &str, python: &str, workload: &str, format: &str) -> (String, 
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     let mut tracer = Command::new(TRACER)
-        .args(["--pid", &target.id().to_string(), "--format", format, "-o"])
+        .args(["--pid", &target.id().to_string(), "--format", format])
+        .args(extra)
+        .arg("-o")
         .arg(&report_path)
         .stderr(Stdio::piped())
         .spawn()
@@ -415,8 +397,10 @@ fn attached(name: &str, python: &str, workload: &str, format: &str) -> (String, 
     assert!(target.wait().unwrap().success());
     assert!(tracer.wait().unwrap().success());
     let report = std::fs::read_to_string(&report_path).unwrap();
-    let facts: Value =
-        serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
+    let facts = match std::fs::read_to_string(&facts_path) {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        Err(_) => Value::Null,
+    };
     (report, facts, script)
 }
 

@@ -239,13 +239,7 @@ fn agrees_with_strace() {
     );
 
     // All read-family syscalls of the Python process, however they are named.
-    let tracer_total: u64 = report["reads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["pid"] == pid)
-        .map(|e| u64_of(&e["syscalls"]))
-        .sum();
+    let tracer_total = read_syscalls_of(&report, pid);
     assert_eq!(
         tracer_total,
         reads.len() as u64,

@@ -403,6 +403,17 @@ pub fn u64_of(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("{value} is not a number"))
 }
 
+/// Read-family syscalls of `pid` in a report, over all its files.
+pub fn read_syscalls_of(report: &Value, pid: u64) -> u64 {
+    report["reads"]
+        .as_array()
+        .expect("reads")
+        .iter()
+        .filter(|e| e["pid"] == pid)
+        .map(|e| u64_of(&e["syscalls"]))
+        .sum()
+}
+
 /// The filesystem type of `path` as `stat -f` shows it, in hex (ef53: ext2/3/4).
 pub fn fs_magic(path: &str) -> String {
     let output = Command::new("stat")
