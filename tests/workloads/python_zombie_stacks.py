@@ -2,7 +2,10 @@
 zombie. Traced in attach mode: prints "ready" and waits for a line on stdin
 (by then the tracer knows this thread), spawns, confirms every child has
 exited without reaping it (waitid WNOWAIT: each is a zombie from then on),
-writes {"parent", "children", "line"} to argv[1], then reaps them.
+then runs one more child through `subprocess.check_output`, whose caller is
+five frames below the fork (check_output -> run -> Popen.__init__ ->
+_execute_child), writes {"parent", "children", "line", "deep_child",
+"deep_line"} to argv[1], then reaps the zombies.
 """
 import json
 import os
@@ -25,7 +28,13 @@ def spawn(k):
     return children
 
 
+def run_deep():
+    """The child's pid, as the shell it runs prints it."""
+    return int(subprocess.check_output(["/bin/sh", "-c", "echo $$"]))  # deep-line
+
+
 SPAWN_LINE = line_of("# spawn-line")
+DEEP_LINE = line_of("# deep-line")
 
 
 print("ready", flush=True)
@@ -33,9 +42,16 @@ sys.stdin.readline()
 children = spawn(K)
 for child in children:
     os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+deep_child = run_deep()
 with open(sys.argv[1], "w") as out:
     json.dump(
-        {"parent": os.getpid(), "children": [c.pid for c in children], "line": SPAWN_LINE},
+        {
+            "parent": os.getpid(),
+            "children": [c.pid for c in children],
+            "line": SPAWN_LINE,
+            "deep_child": deep_child,
+            "deep_line": DEEP_LINE,
+        },
         out,
     )
 for child in children:

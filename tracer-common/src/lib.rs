@@ -336,8 +336,10 @@ pub enum EventKind {
     PySample = 11,
     /// A kernel-event stack not seen before: [`PyStackEvent`], so userspace
     /// symbolizes it while the thread (asleep, or just back from a read) lives.
-    /// Forks send one for every fork (`py_event::FORK`, the child in `file_id`).
     PyStack = 12,
+    /// The Python stack of one fork / clone of a traced thread:
+    /// [`PyForkEvent`], sent just before the fork's own record.
+    PyForkStack = 13,
 }
 
 impl EventKind {
@@ -354,6 +356,7 @@ impl EventKind {
             10 => Some(Self::SignalDelivered),
             11 => Some(Self::PySample),
             12 => Some(Self::PyStack),
+            13 => Some(Self::PyForkStack),
             _ => None,
         }
     }
@@ -610,11 +613,7 @@ pub mod py_event {
     /// A voluntary context switch (the thread went to sleep); the value
     /// carries the time until it ran again.
     pub const OFF_CPU: u32 = 1;
-    /// A fork / clone (new process or thread) made by the thread. Not a map
-    /// key: every fork sends one [`super::PyStackEvent`] whose `file_id` is
-    /// the child's pid (a new process) or tid (a new thread), so userspace
-    /// knows which line spawned which child without filling a map.
-    pub const FORK: u32 = 2;
+    // 2 was FORK: forks now send a deeper [`super::PyForkEvent`] each.
     /// Not a map key: announces a code object first entered through
     /// `_PyEval_EvalFrameDefault` (`frames[0].code`), to be symbolized.
     pub const ENTRY: u32 = 3;
@@ -628,8 +627,7 @@ pub struct PyEventKey {
     pub tgid: u32,
     /// `py_event::*`
     pub kind: u32,
-    /// `READ`: the file (as `ReadKey::file_id`); `FORK`: the child's pid
-    /// (or tid, for a thread); else 0.
+    /// `READ`: the file (as `ReadKey::file_id`); else 0.
     pub file_id: u64,
     /// Innermost first; `code == 0` past the end.
     pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
@@ -649,6 +647,24 @@ pub struct PyEventValue {
 pub struct PyStackEvent {
     pub header: EventHeader,
     pub key: PyEventKey,
+}
+
+/// Frames kept for a fork / clone: deep enough to get past the spawning
+/// machinery to the caller's line (`subprocess.check_output` -> `run` ->
+/// `Popen.__init__` -> `_execute_child` -> `_posix_spawn`, plus the C-stack
+/// shim frames of 3.12+ between them).
+pub const PY_FORK_DEPTH: usize = 16;
+
+/// The Python stack of one fork / clone by a traced thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PyForkEvent {
+    pub header: EventHeader,
+    /// The child's pid (or tid, for a thread).
+    pub child: u32,
+    pub _pad: u32,
+    /// Innermost first; `code == 0` past the end.
+    pub frames: [PyFrameRecord; PY_FORK_DEPTH],
 }
 
 /// A thread asleep after a voluntary switch (`PY_SLEEPING`, key: tid).
@@ -701,6 +717,7 @@ const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
 const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
 const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 16 * PY_FORK_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
 const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);

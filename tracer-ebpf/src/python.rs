@@ -21,9 +21,9 @@ use aya_ebpf::{
     programs::{PerfEventContext, ProbeContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig, PyEntryKey,
-    PyEventKey, PyEventValue, PyFrameRecord, PySample, PySleep, PyStackEvent, drops, py_event,
-    py_stats,
+    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig,
+    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PySleep,
+    PyStackEvent, drops, py_event, py_stats,
 };
 
 use crate::maps::{EVENTS, TRACED, count_drop};
@@ -179,11 +179,11 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     0
 }
 
-/// Fills `frames` with the innermost `PY_EVENT_DEPTH` frames of thread
-/// `tid`'s Python stack. False if the thread has no known thread state or no
-/// current frame.
+/// Fills `frames` with the innermost `N` frames of thread `tid`'s Python
+/// stack (zeroes past its end). False if the thread has no known thread
+/// state or no current frame.
 #[inline(always)]
-fn capture_top(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
+fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
     let Some(&tstate) = (unsafe { PY_THREADS.get(tid) }) else {
         return false;
     };
@@ -194,14 +194,14 @@ fn capture_top(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
     if frame == 0 {
         return false;
     }
-    for i in 0..PY_EVENT_DEPTH {
+    for i in 0..N {
         let mut record = PyFrameRecord { code: 0, instr: 0 };
         if frame != 0 {
             let (code, instr, back) = read_frame(cfg, frame);
             record = PyFrameRecord { code, instr };
             frame = back;
         }
-        // SAFETY: i < PY_EVENT_DEPTH, inside the caller's key.
+        // SAFETY: i < N, inside the caller's record of N frames.
         unsafe { frames.add(i).write(record) };
     }
     true
@@ -279,7 +279,7 @@ pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
     key.tgid = tgid;
     key.kind = py_event::READ;
     key.file_id = file_id;
-    if capture_top(cfg, tid, key.frames.as_mut_ptr()) {
+    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr()) {
         bump(key, 0);
     }
 }
@@ -300,7 +300,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
     sleep.key.tgid = tgid;
     sleep.key.kind = py_event::OFF_CPU;
     sleep.key.file_id = 0;
-    if !capture_top(cfg, tid, sleep.key.frames.as_mut_ptr()) {
+    if !capture_top::<PY_EVENT_DEPTH>(cfg, tid, sleep.key.frames.as_mut_ptr()) {
         return;
     }
     sleep.start_ns = now;
@@ -341,21 +341,19 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     if cfg.enabled == 0 || unsafe { PY_THREADS.get(tid) }.is_none() {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<PyStackEvent>(0) else {
+    let Some(mut entry) = EVENTS.reserve::<PyForkEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: fields of the reserved record, written in place.
     let captured = unsafe {
-        let key = core::ptr::addr_of_mut!((*event).key);
-        core::ptr::addr_of_mut!((*key).tgid).write(tgid);
-        core::ptr::addr_of_mut!((*key).kind).write(py_event::FORK);
-        core::ptr::addr_of_mut!((*key).file_id).write(child as u64);
-        capture_top(
+        core::ptr::addr_of_mut!((*event).child).write(child);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        capture_top::<PY_FORK_DEPTH>(
             cfg,
             tid,
-            core::ptr::addr_of_mut!((*key).frames).cast::<PyFrameRecord>(),
+            core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>(),
         )
     };
     if !captured {
@@ -364,7 +362,7 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     }
     unsafe {
         core::ptr::addr_of_mut!((*event).header).write(EventHeader {
-            kind: EventKind::PyStack as u32,
+            kind: EventKind::PyForkStack as u32,
             tgid,
             tid,
             _pad: 0,
@@ -386,7 +384,7 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
 pub fn signal_stack(tid: u32, frames: *mut PyFrameRecord) -> bool {
     if let Some(cfg) = PY_CONFIG.get(0)
         && cfg.enabled != 0
-        && capture_top(cfg, tid, frames)
+        && capture_top::<PY_EVENT_DEPTH>(cfg, tid, frames)
     {
         return true;
     }

@@ -5,9 +5,9 @@ use std::mem::size_of;
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEventKey, PyFrameRecord, PySample,
-    PyStackEvent, SendSyscall, SignalDeliverEvent, SignalGenerateEvent, WaitEvent, process_flags,
-    wait_flags, wait_kind,
+    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEventKey, PyForkEvent,
+    PyFrameRecord, PySample, PyStackEvent, SendSyscall, SignalDeliverEvent, SignalGenerateEvent,
+    WaitEvent, process_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +56,16 @@ pub enum Event {
         frames: Vec<PyFrameRecord>,
         truncated: bool,
     },
-    /// A kernel-event stack (reads, sleeps) seen for the first time, or the
-    /// stack of one fork (`py_event::FORK`, the child in `key.file_id`).
+    /// A kernel-event stack (reads, sleeps) seen for the first time.
     PyStack {
         key: PyEventKey,
+    },
+    /// The Python stack of one fork / clone by thread-group `tgid`, with
+    /// the child it made (pid, or tid for a thread); innermost first.
+    PyForkStack {
+        tgid: u32,
+        child: u32,
+        frames: Vec<PyFrameRecord>,
     },
     ProcessExec {
         tgid: u32,
@@ -261,6 +267,19 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::PyStack => {
             let event: PyStackEvent = read(bytes)?;
             Event::PyStack { key: event.key }
+        }
+        EventKind::PyForkStack => {
+            let event: PyForkEvent = read(bytes)?;
+            let depth = event
+                .frames
+                .iter()
+                .position(|f| f.code == 0)
+                .unwrap_or(event.frames.len());
+            Event::PyForkStack {
+                tgid: header.tgid,
+                child: event.child,
+                frames: event.frames[..depth].to_vec(),
+            }
         }
         EventKind::ProcessFreed => {
             let event: ProcessEvent = read(bytes)?;
@@ -800,5 +819,34 @@ mod tests {
         };
         assert_eq!(decode(bytes).unwrap(), Event::PyStack { key: event.key });
         assert!(decode(&bytes[..60]).is_err());
+    }
+
+    #[test]
+    fn py_fork_stack_carries_the_child_and_its_frames_up_to_the_first_empty() {
+        let mut event = PyForkEvent {
+            header: header(EventKind::PyForkStack),
+            child: 4243,
+            ..PyForkEvent::default()
+        };
+        event.header.tgid = 100;
+        for (i, frame) in event.frames.iter_mut().take(6).enumerate() {
+            frame.code = 0x1000 * (i as u64 + 1);
+            frame.instr = i as u64;
+        }
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&event as *const PyForkEvent).cast::<u8>(),
+                size_of::<PyForkEvent>(),
+            )
+        };
+        assert_eq!(
+            decode(bytes).unwrap(),
+            Event::PyForkStack {
+                tgid: 100,
+                child: 4243,
+                frames: event.frames[..6].to_vec(),
+            }
+        );
+        assert!(decode(&bytes[..100]).is_err());
     }
 }

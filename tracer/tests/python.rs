@@ -435,7 +435,13 @@ fn zombie_spawn_lines(python: &str) {
         .collect();
     assert_eq!(children.len(), 4);
     let line = format!("spawn ({script}:{})", facts["line"]);
-    let zombies = report["zombies"].as_array().unwrap();
+    let deep_child = facts["deep_child"].as_u64().unwrap();
+    let zombies: Vec<&Value> = report["zombies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|z| z["pid"] != deep_child)
+        .collect();
     assert_eq!(zombies.len(), children.len(), "{zombies:#?}");
     for z in zombies {
         let pid = z["pid"].as_u64().unwrap();
@@ -464,6 +470,20 @@ fn zombie_spawn_lines(python: &str) {
         assert_eq!(stacks[0]["frames"], z["spawned_from"]);
         assert_eq!(stacks[0]["samples"], 1);
     }
+    // A caller five frames below the fork (check_output -> run -> Popen
+    // -> _execute_child) is still on the child's stack.
+    let deep_line = format!("run_deep ({script}:{})", facts["deep_line"]);
+    let deep = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == deep_child)
+        .unwrap_or_else(|| panic!("no process {deep_child}"));
+    let frames = deep["python_stacks"][0]["frames"].as_array().unwrap();
+    assert!(
+        frames.iter().any(|f| *f == deep_line),
+        "{deep_line} not in {frames:#?}"
+    );
     // The parent's record has no spawning stack (it was not forked while traced).
     let root = report["processes"]
         .as_array()

@@ -95,10 +95,19 @@ impl Collector {
                 }
             }
             Event::PyStack { key } => {
+                if let Some(python) = self.python.as_mut() {
+                    python.note_event_stack(&key);
+                }
+            }
+            Event::PyForkStack {
+                tgid,
+                child,
+                frames,
+            } => {
+                // A fork's stack, just before the fork record itself.
                 if let Some(python) = self.python.as_mut()
-                    && let Some((child, frames)) = python.note_event_stack(&key)
+                    && let Some(frames) = python.on_fork(tgid, &frames)
                 {
-                    // A fork's stack, just before the fork record itself.
                     self.processes.on_spawn_stack(child, frames);
                 }
             }

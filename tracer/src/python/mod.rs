@@ -204,14 +204,19 @@ impl PythonTracer {
             .collect()
     }
 
-    /// One fork / clone by a thread of this process (`key.file_id`: the
-    /// child's pid or tid): counted per stack for `python.forks`. Returns
-    /// the stack as text, innermost first, for the child's records.
-    fn on_fork(&mut self, key: &PyEventKey) -> Option<Vec<String>> {
-        if key.tgid != self.pid || key.kind != py_event::FORK {
+    /// One fork / clone by a thread of process `tgid`: counted per stack
+    /// for `python.forks`. Returns the stack as text, innermost first, for
+    /// the child's records; `None` when it is not this process or no
+    /// Python frame was captured.
+    pub fn on_fork(
+        &mut self,
+        tgid: u32,
+        frames: &[tracer_common::PyFrameRecord],
+    ) -> Option<Vec<String>> {
+        if tgid != self.pid {
             return None;
         }
-        let raw = self.symbolize(&key.frames);
+        let raw = self.symbolize(frames);
         if raw.is_empty() {
             return None;
         }
@@ -333,12 +338,8 @@ impl PythonTracer {
     }
 
     /// A stack sent by the kernel side: symbolize it now (counts come with
-    /// the next read of the map). A fork's stack is counted here instead,
-    /// and returned with the child it made: `(child pid or tid, frames)`.
-    pub fn note_event_stack(&mut self, key: &PyEventKey) -> Option<(u32, Vec<String>)> {
-        if key.kind == py_event::FORK {
-            return self.on_fork(key).map(|frames| (key.file_id as u32, frames));
-        }
+    /// the next read of the map).
+    pub fn note_event_stack(&mut self, key: &PyEventKey) {
         if key.kind == py_event::ENTRY {
             let code = key.frames[0].code;
             let masked = self.ready().map_or(code, |r| {
@@ -356,12 +357,11 @@ impl PythonTracer {
                 };
                 self.on_entries(&[(entry, 0)]);
             }
-            return None;
+            return;
         }
         if !self.event_stacks.contains_key(key) {
             self.on_event_stacks(&[(*key, PyEventValue::default())]);
         }
-        None
     }
 
     /// `"func (file:line)"` for a symbolized frame.
