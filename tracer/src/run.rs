@@ -423,7 +423,8 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
 const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// How long the fast search lasts (a target that is not Python is then
-/// looked at every 50 ms, like the rest).
+/// looked at every 50 ms, like the rest); samples are drained every 5 ms
+/// for as long.
 const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
 
 /// Finds the interpreter (once) and re-publishes the tid -> thread state map.
@@ -537,12 +538,18 @@ async fn event_loop(
                 // Every 5 ms until the interpreter's first thread is known
                 // (a launched script may fork or read within its first tens
                 // of ms), then every 50 ms.
-                let searching = started.elapsed() < PYTHON_SEARCH_FOR
-                    && collector.python.as_ref().is_some_and(|p| !p.has_threads());
+                let early = started.elapsed() < PYTHON_SEARCH_FOR;
+                let searching =
+                    early && collector.python.as_ref().is_some_and(|p| !p.has_threads());
                 if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
                     drain(ring.get_mut(), collector);
                     refresh_python(probes, collector)?;
                     last_python_refresh = Instant::now();
+                } else if early {
+                    // Start-up is when a program imports: module bodies run
+                    // once and their code objects are freed at once, so
+                    // samples in them are symbolized within ~5 ms, not 50.
+                    drain(ring.get_mut(), collector);
                 }
             }
             _ = ticker.tick() => {
