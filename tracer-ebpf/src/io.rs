@@ -58,40 +58,46 @@ struct Iovec {
 
 #[tracepoint]
 pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
-    let off = config().offsets;
-    enter_read(&ctx, ReadSyscall::Read, off.read_fd, off.read_count);
+    enter_read(
+        &ctx,
+        ReadSyscall::Read,
+        config!(offsets.read_fd),
+        config!(offsets.read_count),
+    );
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_pread64(ctx: TracePointContext) -> u32 {
-    let off = config().offsets;
-    enter_read(&ctx, ReadSyscall::Pread64, off.pread_fd, off.pread_count);
+    enter_read(
+        &ctx,
+        ReadSyscall::Pread64,
+        config!(offsets.pread_fd),
+        config!(offsets.pread_count),
+    );
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
-    let off = config().offsets;
     enter_readv(
         &ctx,
         ReadSyscall::Readv,
-        off.readv_fd,
-        off.readv_vec,
-        off.readv_vlen,
+        config!(offsets.readv_fd),
+        config!(offsets.readv_vec),
+        config!(offsets.readv_vlen),
     );
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
-    let off = config().offsets;
     enter_readv(
         &ctx,
         ReadSyscall::Preadv,
-        off.preadv_fd,
-        off.preadv_vec,
-        off.preadv_vlen,
+        config!(offsets.preadv_fd),
+        config!(offsets.preadv_vec),
+        config!(offsets.preadv_vlen),
     );
     0
 }
@@ -105,14 +111,14 @@ pub fn sys_exit_read(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    enter_open(&ctx, config().offsets.openat_filename);
+    enter_open(&ctx, config!(offsets.openat_filename));
     0
 }
 
 /// `open(2)`: what mimalloc (CPython 3.13+) and older C code call on x86-64.
 #[tracepoint]
 pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    enter_open(&ctx, config().offsets.open_filename);
+    enter_open(&ctx, config!(offsets.open_filename));
     0
 }
 
@@ -163,7 +169,7 @@ fn exit_open(ctx: &TracePointContext) {
     if filename == 0 {
         return;
     }
-    let Ok(ret) = (unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }) else {
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }) else {
         return;
     };
     if ret < 0 {
@@ -226,7 +232,7 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let Some((tgid, _)) = current_if_traced() else {
         return 0;
     };
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(config().offsets.close_fd as usize) }) else {
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(config!(offsets.close_fd) as usize) }) else {
         return 0;
     };
     let _ = FD_FILES.remove(FdKey {
@@ -314,7 +320,7 @@ fn exit_read(ctx: &TracePointContext) {
         return;
     }
     unsafe { (*slot).start_ns = 0 };
-    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
     let now = unsafe { bpf_ktime_get_ns() };
 
     let fd_key = FdKey { tgid, fd: read.fd };
@@ -410,7 +416,7 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
 /// magic and block size (`current->files->fdt->fd[fd]->f_inode`).
 #[inline(always)]
 fn describe_fd(fd: i32, event: &mut FileEvent) {
-    let o = config().file;
+    let o = config!(file);
     if o.valid == 0 || fd < 0 {
         return;
     }

@@ -39,10 +39,27 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);
 
-#[inline(always)]
-pub fn config() -> Config {
-    CONFIG.load()
+/// One field (or sub-struct) of `CONFIG`, e.g. `config!(offsets.read_fd)`.
+/// Reads just that: `CONFIG.load()` copies all of `Config` (320 bytes, about
+/// 80 loads), which `sched_switch` and the read path would pay per event.
+/// Volatile like `Global::load`: the loader writes the value after compiling,
+/// so the compiler must not fold the initializer in.
+macro_rules! config {
+    ($($field:tt)+) => {{
+        // SAFETY: `Global<T>` is a transparent wrapper around `T` (through
+        // `MaybeUninit<T>`), initialized by the loader. (Allowed: callers
+        // may already be in an `unsafe` block.)
+        #[allow(unused_unsafe)]
+        let value = unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!(
+                (*core::ptr::addr_of!($crate::maps::CONFIG).cast::<tracer_common::Config>())
+                    .$($field)+
+            ))
+        };
+        value
+    }};
 }
+pub(crate) use config;
 
 /// `(tgid, tid)` of the current task if its process is traced.
 #[inline(always)]
@@ -73,7 +90,7 @@ pub fn traced_tgid_of(pid: u32) -> Option<u32> {
 /// arguments), when userspace found their layout in BTF.
 #[inline(always)]
 pub fn current_regs() -> Option<*const u8> {
-    if config().regs.valid == 0 {
+    if config!(regs.valid) == 0 {
         return None;
     }
     let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
@@ -90,7 +107,7 @@ pub fn read_reg(regs: *const u8, off: u32) -> Option<u64> {
 #[inline(always)]
 pub fn current_syscall() -> u64 {
     match current_regs() {
-        Some(regs) => read_reg(regs, config().regs.nr).unwrap_or(u64::MAX),
+        Some(regs) => read_reg(regs, config!(regs.nr)).unwrap_or(u64::MAX),
         None => u64::MAX,
     }
 }

@@ -49,8 +49,8 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let cfg = config();
-    let Ok(child) = (unsafe { ctx.read_at::<i32>(cfg.offsets.fork_child_pid as usize) }) else {
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(config!(offsets.fork_child_pid) as usize) })
+    else {
         return 0;
     };
     let child = child as u32;
@@ -75,7 +75,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
         );
         return 0;
     }
-    if cfg.follow_children == 0 {
+    if config!(follow_children) == 0 {
         return 0;
     }
     if TRACED.insert(child, 1u8, 0).is_err() {
@@ -93,7 +93,7 @@ fn creates_thread() -> bool {
     let Some(regs) = current_regs() else {
         return false;
     };
-    let r = config().regs;
+    let r = config!(regs);
     let (Some(nr), Some(arg1)) = (read_reg(regs, r.nr), read_reg(regs, r.arg1)) else {
         return false;
     };
@@ -113,15 +113,15 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let cfg = config();
+    let task_exit_code = config!(task_exit_code);
     let group_dead =
-        unsafe { ctx.read_at::<u8>(cfg.offsets.exit_group_dead as usize) }.unwrap_or(0);
+        unsafe { ctx.read_at::<u8>(config!(offsets.exit_group_dead) as usize) }.unwrap_or(0);
     let mut status = EXIT_STATUS_UNKNOWN;
-    if group_dead != 0 && cfg.task_exit_code != 0 {
+    if group_dead != 0 && task_exit_code != 0 {
         // do_exit() has stored the status (group exit code, the killing
         // signal, the core-dump bit) in task_struct.exit_code by now.
         let task = unsafe { bpf_get_current_task() } as *const u8;
-        let field = task.wrapping_add(cfg.task_exit_code as usize) as *const i32;
+        let field = task.wrapping_add(task_exit_code as usize) as *const i32;
         if let Ok(code) = unsafe { bpf_probe_read_kernel(field) } {
             status = code as u32;
         }
@@ -156,7 +156,7 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 /// `current->group_leader->thread_pid->numbers[level].nr`.
 #[inline(always)]
 fn own_ns_pid() -> u32 {
-    let o = config().pid_ns;
+    let o = config!(pid_ns);
     if o.valid == 0 {
         return 0;
     }
@@ -190,7 +190,7 @@ fn own_ns_pid() -> u32 {
 /// current task is unrelated): one lookup in the small `ZOMBIES` map.
 #[tracepoint]
 pub fn sched_process_free(ctx: TracePointContext) -> u32 {
-    let Ok(pid) = (unsafe { ctx.read_at::<i32>(config().lifecycle.free_pid as usize) }) else {
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(config!(lifecycle.free_pid) as usize) }) else {
         return 0;
     };
     let pid = pid as u32;
@@ -207,7 +207,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let off = config().lifecycle;
+    let off = config!(lifecycle);
     let old_pid = unsafe { ctx.read_at::<i32>(off.exec_old_pid as usize) }.unwrap_or(0);
     let loc = unsafe { ctx.read_at::<u32>(off.exec_filename as usize) }.unwrap_or(0);
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
@@ -243,7 +243,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 /// new stack, so they are resident) into `args`.
 #[inline(always)]
 fn capture_args(args: &mut [u8; ARGS_LEN], len: &mut u32, truncated: &mut u32) {
-    let off = config().lifecycle;
+    let off = config!(lifecycle);
     if off.task_mm == 0 || off.mm_arg_end == 0 {
         return;
     }
@@ -300,11 +300,11 @@ fn wait_args(addr_arg: u32, options_arg: u32) -> (u64, u32) {
 pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
     let pid = if ret > 0 { ret as u32 } else { 0 };
     if unsafe { TRACED.get(tgid) }.is_some() {
         // wait4(pid, stat_addr, options, rusage)
-        let r = config().regs;
+        let r = config!(regs);
         let (stat_addr, options) = wait_args(r.arg2, r.arg3);
         let mut event = WaitEvent {
             header: header(EventKind::WaitDone, tgid, tid),
@@ -353,9 +353,9 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
         return 0;
     };
     // waitid(which, pid, infop, options, rusage)
-    let r = config().regs;
+    let r = config!(regs);
     let (infop, options) = wait_args(r.arg3, r.arg4);
-    let ret = unsafe { ctx.read_at::<i64>(config().offsets.exit_ret as usize) }.unwrap_or(0);
+    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
     let mut event = WaitEvent {
         header: header(EventKind::WaitDone, tgid, tid),
         kind: wait_kind::WAITID,

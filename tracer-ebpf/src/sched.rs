@@ -21,7 +21,6 @@ pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(16384,
 
 #[tracepoint]
 pub fn sched_switch(ctx: TracePointContext) -> u32 {
-    let cfg = config();
     let now = unsafe { bpf_ktime_get_ns() };
 
     // The tracepoint runs in the context of `prev`, the task leaving the CPU.
@@ -36,14 +35,15 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
             None => None,
         };
         if let Some(thread) = thread {
-            let state =
-                unsafe { ctx.read_at::<i64>(cfg.offsets.switch_prev_state as usize) }.unwrap_or(0);
-            let voluntary = (state as u64) & cfg.task_state_mask != 0;
+            let state = unsafe { ctx.read_at::<i64>(config!(offsets.switch_prev_state) as usize) }
+                .unwrap_or(0);
+            let voluntary = (state as u64) & config!(task_state_mask) != 0;
             switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now);
         }
     }
 
-    let Ok(next) = (unsafe { ctx.read_at::<i32>(cfg.offsets.switch_next_pid as usize) }) else {
+    let Ok(next) = (unsafe { ctx.read_at::<i32>(config!(offsets.switch_next_pid) as usize) })
+    else {
         return 0;
     };
     if next <= 0 {

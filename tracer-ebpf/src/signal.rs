@@ -31,7 +31,7 @@ use crate::{
 #[inline(always)]
 fn sending_syscall() -> u32 {
     let nr = current_syscall();
-    let r = config().regs;
+    let r = config!(regs);
     let syscall = if nr == r.nr_kill as u64 {
         SendSyscall::Kill
     } else if nr == r.nr_tkill as u64 {
@@ -52,7 +52,7 @@ fn sending_syscall() -> u32 {
 
 #[tracepoint]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {
-    let off = config().lifecycle;
+    let off = config!(lifecycle);
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Ok(target) = (unsafe { ctx.read_at::<i32>(off.gen_pid as usize) }) else {
@@ -90,7 +90,7 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let off = config().lifecycle;
+    let off = config!(lifecycle);
     let Some(mut entry) = EVENTS.reserve::<SignalDeliverEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;
