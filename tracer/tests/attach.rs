@@ -32,30 +32,12 @@ fn start_workload(out: &str, extra: &[&str]) -> (Proc, Lines<std::process::Child
     (proc, stdout, pid)
 }
 
-/// `tracer --pid PID ARGS`, returned once it says it is tracing.
-fn attach_tracer(
-    pid: u32,
-    report: &str,
-    extra: &[&str],
-) -> (Proc, Lines<std::process::ChildStderr>) {
-    let pid_text = pid.to_string();
-    let mut args = vec!["--pid", &pid_text, "--format", "json", "-o", report];
+/// `tracer --pid PID --format json -o REPORT ARGS`, returned once it says
+/// it is tracing.
+fn attach_json(pid: u32, report: &str, extra: &[&str]) -> (Proc, Lines<std::process::ChildStderr>) {
+    let mut args = vec!["--format", "json", "-o", report];
     args.extend_from_slice(extra);
-    let mut tracer = Proc::spawn(
-        Command::new(TRACER)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "tracer",
-    );
-    let mut stderr = tracer.stderr_lines();
-    let line = stderr.wait_for("tracer: tracing pid");
-    assert!(
-        line.starts_with(&format!("tracer: tracing pid {pid} (")),
-        "{line}"
-    );
-    (tracer, stderr)
+    attach_tracer(pid, &args)
 }
 
 fn send(proc: &mut Proc, line: &str) {
@@ -77,7 +59,7 @@ fn attach_counts_exactly_and_stops_when_target_exits() {
     let report_path = scratch.path("report.json");
 
     let (mut workload, mut stdout, pid) = start_workload(&out, &["--pre", &pre]);
-    let (mut tracer, mut stderr) = attach_tracer(pid, &report_path, &[]);
+    let (mut tracer, mut stderr) = attach_json(pid, &report_path, &[]);
     send(&mut workload, "stat 37");
     send(&mut workload, "pre 7");
     drop(workload.child.stdin.take()); // end of input: the workload exits
@@ -130,7 +112,7 @@ fn existing_child(test: &str, extra: &[&str]) -> (serde_json::Value, serde_json:
     let out = scratch.path("workload.json");
     let report_path = scratch.path("report.json");
     let (mut workload, mut stdout, pid) = start_workload(&out, &["--child"]);
-    let (mut tracer, mut stderr) = attach_tracer(pid, &report_path, extra);
+    let (mut tracer, mut stderr) = attach_json(pid, &report_path, extra);
     send(&mut workload, "stat 5");
     send(&mut workload, "kid 19");
     drop(workload.child.stdin.take());
@@ -194,7 +176,7 @@ fn sigint_writes_report_and_leaves_target_running() {
     let report_path = scratch.path("report.json");
 
     let (mut workload, mut stdout, pid) = start_workload(&out, &[]);
-    let (mut tracer, mut stderr) = attach_tracer(pid, &report_path, &[]);
+    let (mut tracer, mut stderr) = attach_json(pid, &report_path, &[]);
     send(&mut workload, "stat 25");
     stdout.wait_for("done");
     send(&mut workload, "write");
@@ -240,7 +222,7 @@ fn signal_right_after_attach_line_writes_report() {
         ("TERM", "terminated (SIGTERM)"),
     ] {
         let report_path = scratch.path(&format!("report-{signal}.json"));
-        let (mut tracer, mut stderr) = attach_tracer(pid, &report_path, &[]);
+        let (mut tracer, mut stderr) = attach_json(pid, &report_path, &[]);
         tracer.signal(signal);
         let status = tracer.wait();
         let tracer_stderr = stderr.rest();
@@ -273,7 +255,7 @@ fn duration_stops_attach_mode() {
     // Asleep in read(0, ...) before the tracer attaches: that read started
     // before tracing and is not counted; nothing else happens.
     wait_blocked_in_read(pid, 0);
-    let (mut tracer, mut stderr) = attach_tracer(pid, &report_path, &["--duration", "1"]);
+    let (mut tracer, mut stderr) = attach_json(pid, &report_path, &["--duration", "1"]);
     let status = tracer.wait();
     let tracer_stderr = stderr.rest();
     assert_eq!(

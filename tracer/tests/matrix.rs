@@ -46,8 +46,9 @@ use std::{
 };
 
 use common::{
-    Proc, Scratch, assert_complete, assert_exit, calibrated, entry, load_json, parse_strace,
-    pid_of, read_syscalls_of, require_root, signal_groups, trace_command, tracer, u64_of, zombie,
+    Proc, Scratch, assert_complete, assert_exit, attach_tracer, calibrated, entry, load_json,
+    parse_strace, pid_of, read_syscalls_of, require_root, signal_groups, trace_command, tracer,
+    u64_of, zombie,
 };
 use serde_json::{Value, json};
 
@@ -673,15 +674,8 @@ fn container_attach(interpreter: &Interpreter) {
     );
 
     let report_path = scratch.path("report.json");
-    let mut tracer = Proc::spawn(
-        Command::new(common::TRACER)
-            .args(["--pid", &host_pid.to_string(), "--format", "json", "-o"])
-            .arg(&report_path)
-            .stderr(Stdio::piped()),
-        "tracer",
-    );
-    let mut stderr = tracer.stderr_lines();
-    stderr.wait_for("tracer: tracing pid");
+    let (mut tracer, mut stderr) =
+        attach_tracer(host_pid as u32, &["--format", "json", "-o", &report_path]);
     let stdin = container.child.stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();

@@ -9,40 +9,27 @@
 //! Run: sudo cargo test -p tracer --test python
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 use serde_json::Value;
 
 mod common;
 
-use common::calibrated::{RATE, Run, SECONDS, check_calibrated};
-
-const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
-
-fn require_root() {
-    // SAFETY: plain getter.
-    let euid = unsafe { libc_geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests load BPF programs: run them as root (sudo cargo test -p tracer --test python)"
-    );
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
+use common::{
+    Proc, TRACER, assert_complete, attach_tracer,
+    calibrated::{RATE, Run, SECONDS, check_calibrated},
+    require_root,
+};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tracer-python-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::Scratch::new(&format!("python_{name}")).dir
 }
 
 /// `tracer --format json -o FILE ... -- PYTHON... tests/workloads/python_calibrated.py OUT`.
@@ -354,49 +341,39 @@ fn attached_with(
     format: &str,
     extra: &[&str],
 ) -> (String, Value, String) {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
+    use std::io::{BufRead, BufReader};
     require_root();
     let dir = scratch(&format!("{name}-{format}-{}", python.replace('/', "_")));
     let report_path = dir.join(format!("report.{format}"));
+    let report_path = report_path.to_str().unwrap();
     let facts_path = dir.join("facts.json");
-    let _ = std::fs::remove_file(&facts_path);
-    let script = std::fs::canonicalize(workspace().join("tests/workloads").join(workload)).unwrap();
-    let script = script.to_str().unwrap().to_owned();
-    let mut target = Command::new(python)
-        .args(["-B", &script])
-        .arg(&facts_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(target.stdout.take().unwrap());
+    let script = common::workload(workload);
+    let mut target = Proc::spawn(
+        Command::new(python)
+            .args(["-B", &script])
+            .arg(&facts_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
+    let mut out = BufReader::new(target.child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready");
-    let mut tracer = Command::new(TRACER)
-        .args(["--pid", &target.id().to_string(), "--format", format])
-        .args(extra)
-        .arg("-o")
-        .arg(&report_path)
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut args = vec!["--format", format];
+    args.extend_from_slice(extra);
+    args.extend(["-o", report_path]);
+    let (mut tracer, _stderr) = attach_tracer(target.pid(), &args);
+    target
+        .child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"go\n")
         .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "tracer ended before tracing"
-        );
-        if line.starts_with("tracer: tracing pid") {
-            break;
-        }
-    }
-    target.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    assert!(target.wait().unwrap().success());
-    assert!(tracer.wait().unwrap().success());
-    let report = std::fs::read_to_string(&report_path).unwrap();
+    assert!(target.wait().success());
+    assert!(tracer.wait().success());
+    let report = std::fs::read_to_string(report_path).unwrap();
     let facts = match std::fs::read_to_string(&facts_path) {
         Ok(text) => serde_json::from_str(&text).unwrap(),
         Err(_) => Value::Null,
@@ -406,12 +383,6 @@ fn attached_with(
 
 fn json(report: &str) -> Value {
     serde_json::from_str(report).unwrap()
-}
-
-/// Nothing lost or dropped: the counts below are exact.
-fn assert_complete(report: &Value) {
-    assert_eq!(report["complete"], true, "{:#}", report["events"]);
-    assert_eq!(report["events"]["lost"], 0);
 }
 
 /// The `Popen(...)` line behind each zombie: K children from one line,
@@ -611,43 +582,37 @@ fn signal_delivery_lines_text() {
 /// `tracer --pid` on an interpreter this tracer does not sample: the text
 /// report names what it found and which versions are supported.
 fn unsupported(python: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
+    use std::io::{BufRead, BufReader};
     require_root();
     let dir = scratch(&format!("unsupported-{}", python.replace('/', "_")));
     let report_path = dir.join("report.txt");
-    let mut workload = Command::new(python)
-        .args([
-            "-c",
-            "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline()",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let report_path = report_path.to_str().unwrap();
+    let mut workload = Proc::spawn(
+        Command::new(python)
+            .args([
+                "-c",
+                "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline()",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
     let mut line = String::new();
-    BufReader::new(workload.stdout.take().unwrap())
+    BufReader::new(workload.child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "ready");
-    let mut tracer = Command::new(TRACER)
-        .args(["--pid", &workload.id().to_string(), "-o"])
-        .arg(&report_path)
-        .stderr(Stdio::piped())
-        .spawn()
+    let (mut tracer, _stderr) = attach_tracer(workload.pid(), &["-o", report_path]);
+    workload
+        .child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"\n")
         .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "tracer ended early");
-        if line.starts_with("tracer: tracing pid") {
-            break;
-        }
-    }
-    workload.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
-    assert!(workload.wait().unwrap().success());
-    assert!(tracer.wait().unwrap().success());
-    std::fs::read_to_string(&report_path).unwrap()
+    assert!(workload.wait().success());
+    assert!(tracer.wait().success());
+    std::fs::read_to_string(report_path).unwrap()
 }
 
 #[test]

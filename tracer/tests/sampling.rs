@@ -47,27 +47,13 @@ fn threads_before_and_after_attach(interpreter: &str) {
         "workload",
     );
     let ready = workload.stdout_lines().wait_for("ready");
-    let pid = ready.strip_prefix("ready ").unwrap().to_owned();
+    let pid: u32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
 
     let rate = RATE.to_string();
-    let mut tracer = Proc::spawn(
-        Command::new(TRACER)
-            .args([
-                "--pid",
-                &pid,
-                "--rate",
-                &rate,
-                "--format",
-                "json",
-                "-o",
-                &report_path,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "tracer",
+    let (mut tracer, _stderr) = attach_tracer(
+        pid,
+        &["--rate", &rate, "--format", "json", "-o", &report_path],
     );
-    tracer.stderr_lines().wait_for("tracer: tracing pid");
     let stdin = workload.child.stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();

@@ -233,6 +233,29 @@ impl<R: Read> Lines<R> {
     }
 }
 
+/// `tracer --pid PID ARGS...`, returned once it says it is tracing: from
+/// then on nothing the target does is missed (the interpreter is found and
+/// its threads are known to the kernel side).
+pub fn attach_tracer(pid: u32, args: &[&str]) -> (Proc, Lines<ChildStderr>) {
+    let mut tracer = Proc::spawn(
+        Command::new(TRACER)
+            .arg("--pid")
+            .arg(pid.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    let mut stderr = tracer.stderr_lines();
+    let line = stderr.wait_for("tracer: tracing pid");
+    assert!(
+        line.starts_with(&format!("tracer: tracing pid {pid} (")),
+        "{line}"
+    );
+    (tracer, stderr)
+}
+
 /// Runs a command to completion (stdin closed), output captured.
 pub fn run(program: &str, args: &[String]) -> Output {
     let mut proc = Proc::spawn(
