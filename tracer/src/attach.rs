@@ -340,19 +340,9 @@ impl Probes {
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.
     pub fn load_entry_counter(&mut self) -> Result<(), AttachError> {
         let name = "py_eval_entry";
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| AttachError::Program {
-                program: name.into(),
-                source: Box::new(ProgramError::NotLoaded),
-            })?
-            .try_into()
-            .map_err(|source| AttachError::Program {
-                program: name.into(),
-                source: Box::new(source),
-            })?;
-        program.load().map_err(|source| load_error(name, source))
+        typed_program::<UProbe>(&mut self.ebpf, name)?
+            .load()
+            .map_err(|source| load_error(name, source))
     }
 
     /// Attaches the entry counter to the interpreter of process `pid`.
@@ -580,29 +570,30 @@ fn per_cpu_totals<const N: usize>(
 
 /// Loads (not attaches) the CPU-clock sampler.
 fn load_sampler(ebpf: &mut Ebpf) -> Result<(), AttachError> {
-    sampler(ebpf)?
+    typed_program::<PerfEvent>(ebpf, "python_sample")?
         .load()
         .map_err(|source| load_error("python_sample", source))
 }
 
-fn sampler(ebpf: &mut Ebpf) -> Result<&mut PerfEvent, AttachError> {
-    let name = "python_sample";
+/// The program `name` of the object, as its type `P` (`TracePoint`, ...).
+fn typed_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, AttachError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program_error = |source| AttachError::Program {
+        program: name.into(),
+        source: Box::new(source),
+    };
     ebpf.program_mut(name)
-        .ok_or_else(|| AttachError::Program {
-            program: name.into(),
-            source: Box::new(ProgramError::NotLoaded),
-        })?
+        .ok_or_else(|| program_error(ProgramError::NotLoaded))?
         .try_into()
-        .map_err(|source| AttachError::Program {
-            program: name.into(),
-            source: Box::new(source),
-        })
+        .map_err(program_error)
 }
 
 /// One CPU-clock perf event on thread `tid` (any CPU), inherited by what it
 /// creates from now on, running `python_sample` on each tick.
 fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkId, AttachError> {
-    sampler(ebpf)?
+    typed_program::<PerfEvent>(ebpf, "python_sample")?
         .attach(
             PerfEventConfig::Software(SoftwareEvent::CpuClock),
             PerfEventScope::OneProcess {
@@ -682,17 +673,7 @@ fn attach_one(
     links: &mut Vec<Link>,
 ) -> Result<(), AttachError> {
     let program_name = attachment.program;
-    let program: &mut TracePoint = ebpf
-        .program_mut(program_name)
-        .ok_or_else(|| AttachError::Program {
-            program: program_name.into(),
-            source: Box::new(ProgramError::NotLoaded),
-        })?
-        .try_into()
-        .map_err(|source| AttachError::Program {
-            program: program_name.into(),
-            source: Box::new(source),
-        })?;
+    let program = typed_program::<TracePoint>(ebpf, program_name)?;
     program
         .load()
         .map_err(|source| load_error(program_name, source))?;
