@@ -18,6 +18,8 @@ use tracer_common::{
     ThreadStats, ZombieEntry, drops, py_stats,
 };
 
+use crate::analysis::MapSnapshot;
+
 /// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
 /// and drop every link (tracepoints, the sampler's perf events, the uprobe).
 enum Link {
@@ -458,6 +460,19 @@ impl Probes {
 
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, AttachError> {
         take_map(&mut self.ebpf, "EVENTS")
+    }
+
+    /// Every map the report is built from, read once after tracing stopped.
+    pub fn snapshot(&self) -> Result<MapSnapshot, AttachError> {
+        Ok(MapSnapshot {
+            drops: self.drops()?,
+            python_ticks: self.python_stats()?,
+            reads: self.read_stats()?,
+            opens: self.file_opens()?,
+            threads: self.threads()?,
+            python_event_stacks: self.python_event_stacks()?,
+            python_entries: self.python_entries()?,
+        })
     }
 
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.

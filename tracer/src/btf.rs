@@ -235,6 +235,68 @@ impl Btf {
 }
 
 /// The running kernel's BTF.
+/// The kernel struct offsets the programs use, from BTF: `task_struct.exit_code`,
+/// the saved syscall registers, where argv is, pid namespaces, files.
+/// Each one missing costs some detail, said in a warning, never the trace.
+#[derive(Debug, Default)]
+pub struct KernelOffsets {
+    pub task_exit_code: u32,
+    pub regs: tracer_common::SyscallRegs,
+    /// `task_struct.mm`, `mm_struct.arg_start`, `mm_struct.arg_end`.
+    pub argv: (u32, u32, u32),
+    pub pid_ns: tracer_common::PidNsOffsets,
+    pub file: tracer_common::FileOffsets,
+}
+
+impl KernelOffsets {
+    pub fn read(warnings: &mut Vec<String>) -> Self {
+        let btf = match vmlinux() {
+            Ok(btf) => btf,
+            Err(err) => {
+                warnings.push(format!(
+                    "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
+                     threads may be listed as processes and all signals as sent by the kernel"
+                ));
+                return Self::default();
+            }
+        };
+        let mut missing = |what: &str, err: BtfError| warnings.push(format!("{what}: {err}"));
+        Self {
+            task_exit_code: task_exit_code_offset(&btf).unwrap_or_else(|err| {
+                missing("exit statuses come only from traced wait4/waitid calls", err);
+                0
+            }),
+            regs: syscall_regs(&btf).unwrap_or_else(|err| {
+                missing(
+                    "threads may be listed as processes, signals not told from kernel ones, wait \
+                     statuses not read",
+                    err,
+                );
+                Default::default()
+            }),
+            argv: argv_offsets(&btf).unwrap_or_else(|err| {
+                missing("command lines after exec are not captured", err);
+                (0, 0, 0)
+            }),
+            pid_ns: pid_ns_offsets(&btf).unwrap_or_else(|err| {
+                missing(
+                    "the pid in its own namespace of a process that exits during the trace is not \
+                     captured (only read from /proc while it is there)",
+                    err,
+                );
+                Default::default()
+            }),
+            file: file_offsets(&btf).unwrap_or_else(|err| {
+                missing(
+                    "pipes and sockets closed right after their first read may stay unnamed",
+                    err,
+                );
+                Default::default()
+            }),
+        }
+    }
+}
+
 pub fn vmlinux() -> Result<Btf, BtfError> {
     Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))
 }

@@ -10,6 +10,7 @@ mod btf;
 mod cli;
 mod events;
 mod files;
+mod frame;
 mod nspid;
 mod preflight;
 mod python;

@@ -1,6 +1,6 @@
-//! One trace from start to report: preflight, load and attach, start or
-//! adopt the target, drain events until a stop condition, then read the maps
-//! and build the `Report`.
+//! One trace from start to report: preflight, load and attach the probes,
+//! adopt or launch the target, drain events until a stop condition, then
+//! snapshot the maps and let the collector build the `Report`.
 
 use std::time::{Duration, Instant};
 
@@ -8,17 +8,17 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, FileOffsets, PidNsOffsets, SyscallRegs, drops, py_stats};
+use tracer_common::{Config, drops};
 
 use crate::{
-    analysis::{Collector, processes, sched},
+    analysis::{Collector, Ending, Settings},
     attach::{AttachError, Probes},
-    btf,
+    btf::KernelOffsets,
     cli::Args,
     events,
     preflight::{self, PreflightError},
-    python::{self, PythonTracer},
-    report::{Dropped, EventCounts, Report, SignalLog, Target as ReportTarget},
+    python::PythonProcess,
+    report::{Report, Target as ReportTarget},
     status::StatusLine,
     target::{self, Target, TargetError},
     tracefs::{self, TracefsError},
@@ -66,104 +66,24 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
 pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunError> {
     preflight::check()?;
     // A pid that does not exist is the most common mistake: say so before loading.
-    let mut target = match args.pid {
-        Some(pid) => Some(Target::attach(pid)?),
-        None => None,
-    };
-    let tracefs_root = tracefs::ensure_mounted()?;
-    let layout = tracefs::read_layout(&tracefs_root)?;
-    let mut early_warnings = Vec::new();
-    let (task_exit_code, regs, argv, pid_ns, file) = kernel_structs(&mut early_warnings);
-    let mut lifecycle = layout.lifecycle;
-    (
-        lifecycle.task_mm,
-        lifecycle.mm_arg_start,
-        lifecycle.mm_arg_end,
-    ) = argv;
-    let config = Config {
-        offsets: layout.offsets,
-        lifecycle,
-        regs,
-        task_state_mask: layout.task_state_mask,
-        follow_children: u32::from(!args.no_children),
-        task_exit_code,
-        pid_ns,
-        file,
-    };
-    let sample_rate = (!args.no_python).then_some(args.rate);
-    let mut probes = Probes::load(config, sample_rate)?;
-    let mut entries_error = None;
-    if args.count_entries
-        && !args.no_python
-        && let Err(err) = probes.load_entry_counter()
-    {
-        entries_error = Some(err.to_string());
-    }
-    probes.warnings.append(&mut early_warnings);
-    log::info!("programs attached after {:?}", started.elapsed());
-
-    let mut collector = Collector {
+    let adopted = args.pid.map(Target::attach).transpose()?;
+    let mut collector = Collector::new(Settings {
         base_ns: monotonic_ns(),
-        ..Collector::default()
-    };
-    let mut root_threads = 0;
-    let mut target = match target.take() {
-        Some(target) => {
-            probes.trace_pid(target.pid)?;
-            let mut traced = vec![target.pid];
-            if !args.no_children {
-                for child in target::descendants(target.pid) {
-                    probes.trace_pid(child)?;
-                    traced.push(child);
-                }
-            }
-            for &pid in &traced {
-                let mut threads = 0;
-                for tid in target::threads(pid) {
-                    if tid != pid {
-                        probes.trace_thread(tid, pid)?;
-                        threads += 1;
-                    }
-                }
-                if pid == target.pid {
-                    root_threads = threads;
-                } else {
-                    let (comm, ppid, argv) = target::describe_pid(pid);
-                    collector
-                        .processes
-                        .add_existing(pid, ppid, &comm, &argv, threads);
-                }
-            }
-            // Zombies that predate the trace: listed, and their reaping watched.
-            for zombie in processes::scan_zombies(&traced) {
-                probes.watch_zombie(zombie.pid, collector.base_ns)?;
-                collector
-                    .processes
-                    .add_preexisting_zombie(&zombie, collector.base_ns);
-            }
-            collector.files.remember_open_fds(target.pid);
-            sample_existing_threads(&mut probes, &traced);
-            target
-        }
-        None => {
-            let mut target = Target::spawn_held(&args.command)?;
-            probes.trace_pid(target.pid)?;
-            // Held before exec: one inherited event covers every thread
-            // and child it will have.
-            probes.sample_threads(&[target.pid]);
-            target.release()?;
-            target
-        }
+        python_rate_hz: (!args.no_python).then_some(args.rate),
+        count_entries: args.count_entries && !args.no_python,
+    });
+    let mut probes = load_probes(args, &mut collector)?;
+    log::info!("programs attached after {:?}", started.elapsed());
+    let (mut target, threads) = match adopted {
+        Some(target) => adopt(args, &mut probes, &mut collector, target)?,
+        None => (launch(args, &mut probes)?, 0),
     };
     if !args.no_python && probes.sampler_error.is_none() {
-        collector.python_pid = Some(target.pid);
-        collector.python = Some(PythonTracer::new(
+        collector.python = Some(PythonProcess::new(
             target.pid,
             args.read_stacks,
             !args.no_children,
         ));
-        collector.count_entries = args.count_entries;
-        collector.entries_error = entries_error.take();
         refresh_python(&mut probes, &mut collector)?;
     }
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
@@ -173,17 +93,23 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
             args.command.clone(),
         )
     });
-    let root_ppid = if target.launched {
+    let ppid = if target.launched {
         std::process::id()
     } else {
         target::describe_pid(target.pid).1
     };
     collector
         .processes
-        .add_root(target.pid, root_ppid, &comm, &argv, root_threads);
+        .add_root(target.pid, ppid, &comm, &argv, threads);
+    collector.target = ReportTarget {
+        pid: target.pid,
+        comm: comm.clone(),
+        argv,
+        ..ReportTarget::default()
+    };
     // Before saying "tracing": a Ctrl-C right after that line must stop the
     // trace and write the report, not kill the tracer.
-    let signals = Signals::install()?;
+    let stop_signals = StopSignals::install()?;
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());
@@ -198,166 +124,111 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
     }
 
     let trace_start = Instant::now();
-    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, signals).await?;
+    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, stop_signals).await?;
     let duration = trace_start.elapsed();
     let end_ns = monotonic_ns();
     if let Some(first) = collector.first_event {
         log::info!("first event after {} ms", (first - started).as_millis());
     }
-
     let (exit_code, exit_signal) = target.reap();
-    // Last look at the threads, then the samples still in the ring.
-    let drop_counts = probes.drops()?;
-    if let Some(tracer) = collector.python.as_mut() {
-        tracer.on_event_stacks(&probes.python_event_stacks()?);
-        if collector.count_entries {
-            tracer.on_entries(&probes.python_entries()?);
-        }
-    }
-    let py_stats = probes.python_stats()?;
-    let sampler_error = probes.sampler_error.clone();
-    let rows = probes.read_stats()?;
-    let opens = probes.file_opens()?;
-    let threads = probes.threads()?;
-    let mut probes_warnings = std::mem::take(&mut probes.warnings);
-
-    let mut names = collector.exit_comms.clone();
-    names.extend(sched::live_names(&threads));
-    let mut reads = collector.files.aggregate(&rows, &opens);
-    let sched = sched::summarize(&threads, &names);
-    let events = EventCounts {
-        received: collector.received,
-        lost: drop_counts[drops::RINGBUF as usize],
-        dropped: Dropped {
-            reads: drop_counts[drops::READ_STATS as usize],
-            threads: drop_counts[drops::THREADS as usize],
-            tables: drop_counts[drops::TABLES as usize],
-            lifecycle: drop_counts[drops::LIFECYCLE as usize],
-        },
-    };
-    let python = match (&collector.python, sampler_error) {
-        (_, Some(err)) => python::disabled(&format!("Python sampling could not start: {err}")),
-        (None, None) => python::disabled("--no-python"),
-        (Some(tracer), None) => {
-            let mut section = tracer.report(args.rate);
-            let events = tracer.event_report();
-            section.off_cpu = events.off_cpu;
-            section.forks = events.forks;
-            if args.count_entries {
-                section.entries_from_c = tracer.entries_report();
-                section.entries_error = collector.entries_error.clone();
-            }
-            attach_read_stacks(&mut reads, &collector.files, tracer, events.reads);
-            section.ticks = py_stats[py_stats::SAMPLES as usize];
-            section.ticks_without_thread_state = py_stats[py_stats::NO_THREAD_STATE as usize];
-            section.ticks_outside_python = py_stats[py_stats::NO_FRAME as usize];
-            section.samples_lost = drop_counts[drops::PY_SAMPLES as usize];
-            section
-        }
-    };
-    let complete = drop_counts.iter().all(|&n| n == 0) && collector.decode_errors == 0;
-    let signals = std::mem::take(&mut collector.signals);
-    let (processes, zombies) = std::mem::take(&mut collector.processes).finish(
+    let ending = Ending {
+        stopped,
+        duration,
         end_ns,
-        collector.base_ns,
-        |pid| signals.killer_of(pid),
-        processes::is_zombie_now,
-        crate::nspid::ns_pid,
-    );
-    let (signals, log_entries, log_total) = signals.finish();
-    let mut warnings = std::mem::take(&mut probes_warnings);
-    warnings.append(&mut collector.warnings);
-    if collector.decode_errors > 0 {
-        warnings.push(format!(
-            "{} ring buffer records could not be decoded",
-            collector.decode_errors
-        ));
-    }
-    let report = Report {
-        target: ReportTarget {
-            pid: target.pid,
-            ns_pid: processes
-                .iter()
-                .find(|p| p.pid == target.pid)
-                .and_then(|p| p.ns_pid),
-            comm: names.get(&target.pid).cloned().unwrap_or(comm),
-            argv,
-            exit_code,
-            exit_signal,
-        },
-        duration_s: duration.as_secs_f64(),
-        events,
-        stopped: stopped.into(),
-        complete,
-        reads,
-        sched,
-        python,
-        processes,
-        zombies,
-        signals,
-        signal_log: SignalLog {
-            total: log_total,
-            entries: log_entries,
-        },
-        warnings,
+        exit_code,
+        exit_signal,
+        sampler_error: probes.sampler_error.clone(),
+        warnings: std::mem::take(&mut probes.warnings),
     };
-    Ok((report, probes))
+    let maps = probes.snapshot()?;
+    Ok((collector.finish(maps, ending), probes))
 }
 
-/// Kernel struct offsets from BTF: `task_struct.exit_code`, the saved
-/// syscall registers, where argv is. Without them the trace still runs,
-/// with less detail.
-#[allow(clippy::type_complexity)]
-fn kernel_structs(
-    warnings: &mut Vec<String>,
-) -> (u32, SyscallRegs, (u32, u32, u32), PidNsOffsets, FileOffsets) {
-    let btf = match btf::vmlinux() {
-        Ok(btf) => btf,
-        Err(err) => {
-            warnings.push(format!(
-                "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
-                 threads may be listed as processes and all signals as sent by the kernel"
-            ));
-            return (
-                0,
-                SyscallRegs::default(),
-                (0, 0, 0),
-                PidNsOffsets::default(),
-                FileOffsets::default(),
-            );
-        }
+/// Reads the kernel's layout (tracefs formats, BTF offsets), loads and
+/// attaches every program. Warnings go to the collector.
+fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, RunError> {
+    let tracefs_root = tracefs::ensure_mounted()?;
+    let layout = tracefs::read_layout(&tracefs_root)?;
+    let mut warnings = Vec::new();
+    let kernel = KernelOffsets::read(&mut warnings);
+    let mut lifecycle = layout.lifecycle;
+    (
+        lifecycle.task_mm,
+        lifecycle.mm_arg_start,
+        lifecycle.mm_arg_end,
+    ) = kernel.argv;
+    let config = Config {
+        offsets: layout.offsets,
+        lifecycle,
+        regs: kernel.regs,
+        task_state_mask: layout.task_state_mask,
+        follow_children: u32::from(!args.no_children),
+        task_exit_code: kernel.task_exit_code,
+        pid_ns: kernel.pid_ns,
+        file: kernel.file,
     };
-    let exit_code = btf::task_exit_code_offset(&btf).unwrap_or_else(|err| {
-        warnings.push(format!(
-            "exit statuses come only from traced wait4/waitid calls: {err}"
-        ));
-        0
-    });
-    let regs = btf::syscall_regs(&btf).unwrap_or_else(|err| {
-        warnings.push(format!(
-            "threads may be listed as processes, signals not told from kernel ones, wait \
-             statuses not read: {err}"
-        ));
-        SyscallRegs::default()
-    });
-    let argv = btf::argv_offsets(&btf).unwrap_or_else(|err| {
-        warnings.push(format!("command lines after exec are not captured: {err}"));
-        (0, 0, 0)
-    });
-    let pid_ns = btf::pid_ns_offsets(&btf).unwrap_or_else(|err| {
-        warnings.push(format!(
-            "the pid in its own namespace of a process that exits during the trace is not \
-             captured (only read from /proc while it is there): {err}"
-        ));
-        PidNsOffsets::default()
-    });
-    let file = btf::file_offsets(&btf).unwrap_or_else(|err| {
-        warnings.push(format!(
-            "pipes and sockets closed right after their first read may stay unnamed: {err}"
-        ));
-        FileOffsets::default()
-    });
-    (exit_code, regs, argv, pid_ns, file)
+    let mut probes = Probes::load(config, collector.settings.python_rate_hz)?;
+    if collector.settings.count_entries
+        && let Err(err) = probes.load_entry_counter()
+    {
+        collector.entries_error = Some(err.to_string());
+    }
+    probes.warnings.append(&mut warnings);
+    Ok(probes)
+}
+
+/// `--pid`: traces the process, its threads and (unless `--no-children`)
+/// its descendants as they are now, and the zombies they already have.
+/// Returns the target and its thread count besides the main thread.
+fn adopt(
+    args: &Args,
+    probes: &mut Probes,
+    collector: &mut Collector,
+    target: Target,
+) -> Result<(Target, u32), RunError> {
+    let mut root_threads = 0;
+    let mut traced = vec![target.pid];
+    if !args.no_children {
+        traced.extend(target::descendants(target.pid));
+    }
+    for &pid in &traced {
+        probes.trace_pid(pid)?;
+        let mut threads = 0;
+        for tid in target::threads(pid) {
+            if tid != pid {
+                probes.trace_thread(tid, pid)?;
+                threads += 1;
+            }
+        }
+        if pid == target.pid {
+            root_threads = threads;
+        } else {
+            let (comm, ppid, argv) = target::describe_pid(pid);
+            collector
+                .processes
+                .add_existing(pid, ppid, &comm, &argv, threads);
+        }
+    }
+    // Zombies that predate the trace: listed, and their reaping watched.
+    let now_ns = collector.settings.base_ns;
+    for zombie in crate::analysis::processes::scan_zombies(&traced) {
+        probes.watch_zombie(zombie.pid, now_ns)?;
+        collector.processes.add_preexisting_zombie(&zombie, now_ns);
+    }
+    collector.files.remember_open_fds(target.pid);
+    sample_existing_threads(probes, &traced);
+    Ok((target, root_threads))
+}
+
+/// Launch mode: the command is held before `exec` until it is traced.
+fn launch(args: &Args, probes: &mut Probes) -> Result<Target, RunError> {
+    let mut target = Target::spawn_held(&args.command)?;
+    probes.trace_pid(target.pid)?;
+    // Held before exec: one inherited event covers every thread and child
+    // it will have.
+    probes.sample_threads(&[target.pid]);
+    target.release()?;
+    Ok(target)
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
@@ -371,7 +242,6 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Puts each file's Python read stacks on its `FileReads` row.
 /// Attach mode: a sampling event on every thread of the traced processes.
 /// Threads started while this runs inherit the event only from a thread
 /// that already had it, so list again until no thread is new.
@@ -388,35 +258,6 @@ fn sample_existing_threads(probes: &mut Probes, traced: &[u32]) {
     }
 }
 
-fn attach_read_stacks(
-    reads: &mut [crate::report::FileReads],
-    files: &crate::analysis::reads::FileTable,
-    tracer: &PythonTracer,
-    stacks: std::collections::HashMap<u64, Vec<crate::report::EventStack>>,
-) {
-    let Some(pid) = tracer.ready().map(|_| tracer.pid()) else {
-        return;
-    };
-    for (file_id, list) in stacks {
-        let path = files.path_of(pid, file_id);
-        if let Some(row) = reads.iter_mut().find(|r| r.pid == pid && r.path == path) {
-            row.python_stacks_every = u64::from(tracer.read_stack_every());
-            for stack in list {
-                match row
-                    .python_stacks
-                    .iter_mut()
-                    .find(|s| s.frames == stack.frames)
-                {
-                    Some(existing) => existing.samples += stack.samples,
-                    None => row.python_stacks.push(stack),
-                }
-            }
-            row.python_stacks
-                .sort_by_key(|s| std::cmp::Reverse(s.samples));
-        }
-    }
-}
-
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 /// How often the ring buffer is drained of Python samples (they are
 /// submitted without wake-up) and the interpreter's thread list re-read.
@@ -427,25 +268,26 @@ const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// for as long.
 const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
 
-/// Finds the interpreter (once) and re-publishes the tid -> thread state map.
+/// Finds the interpreter (once), re-publishes the tid -> thread state map,
+/// and symbolizes the new stacks of the kernel-side Python maps.
 fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), RunError> {
-    let Some(tracer) = collector.python.as_mut() else {
+    let Some(process) = collector.python.as_mut() else {
         return Ok(());
     };
-    let update = tracer.refresh();
-    // The sampled process may be a child of the target (a wrapper's).
-    collector.python_pid = Some(tracer.pid());
+    let update = process.refresh();
+    let pid = process.pid();
+    let ready = process.ready().is_some();
     if update.config.is_some()
-        && let Some(ready) = tracer.ready()
+        && let Some(ready) = process.ready()
     {
         // Its files can then be described after it exits, inside its root.
         let root = ready.place.root.as_deref().unwrap_or("/");
-        collector.files.note_root(tracer.pid(), root);
+        collector.files.note_root(pid, root);
     }
     if let Some((path, offset)) = &update.eval_frame
-        && collector.count_entries
+        && collector.settings.count_entries
         && collector.entries_error.is_none()
-        && let Err(err) = probes.attach_entry_counter(path, *offset, tracer.pid())
+        && let Err(err) = probes.attach_entry_counter(path, *offset, pid)
     {
         // With the cause (e.g. the process has already exited).
         let mut message = err.to_string();
@@ -456,27 +298,29 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         }
         collector.entries_error = Some(message);
     }
-    if collector.count_entries && tracer.ready().is_some() {
-        tracer.on_entries(&probes.python_entries()?);
-    }
     if let Some(config) = update.config {
         probes.set_python_config(config)?;
     }
     probes.update_python_threads(&update.insert, &update.remove)?;
-    if tracer.ready().is_some() {
-        tracer.on_event_stacks(&probes.python_event_stacks()?);
+    if ready {
+        let entries = if collector.settings.count_entries {
+            probes.python_entries()?
+        } else {
+            Vec::new()
+        };
+        collector.on_python_maps(&probes.python_event_stacks()?, &entries);
     }
     collector.python_dirty = false;
     Ok(())
 }
 
-/// The signals that stop tracing (and produce the report).
-struct Signals {
+/// The tracer's own SIGINT / SIGTERM: they stop tracing and produce the report.
+struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
-impl Signals {
+impl StopSignals {
     fn install() -> Result<Self, RunError> {
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())
@@ -494,16 +338,16 @@ async fn event_loop(
     probes: &mut Probes,
     target: &mut Target,
     collector: &mut Collector,
-    signals: Signals,
+    stop_signals: StopSignals,
 ) -> Result<&'static str, RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|err| io_err("polling the ring buffer")(err.into_parts().1))?;
-    let Signals {
+    let StopSignals {
         mut interrupt,
         mut terminate,
-    } = signals;
+    } = stop_signals;
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));

@@ -1,46 +1,123 @@
-//! Aggregators: events from the ring buffer and rows from the BPF maps go in,
-//! report sections come out. One module per concern.
+//! Aggregators: events from the ring buffer go in while tracing
+//! ([`Collector::on_event`]); at the end one snapshot of the BPF maps goes
+//! in and the whole [`Report`] comes out ([`Collector::finish`]). One module
+//! per concern: reads, sched, processes, signals, python.
 
 pub mod processes;
+pub mod python;
 pub mod reads;
 pub mod sched;
 pub mod signals;
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
 
-use crate::events::Event;
+use tracer_common::{
+    PyEntryKey, PyEventKey, PyEventValue, ReadKey, ReadStats, ThreadStats, drops, py_stats,
+};
+
+use crate::{
+    events::Event,
+    frame::Frame,
+    python::PythonProcess,
+    report::{Dropped, EventCounts, EventStack, Report, SignalLog, Target},
+};
+
+/// What the run asked for, as far as analysis is concerned.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// CLOCK_MONOTONIC ns when tracing started (the kernel's timestamps' clock).
+    pub base_ns: u64,
+    /// Python sampling frequency; `None`: `--no-python`.
+    pub python_rate_hz: Option<u64>,
+    /// `--count-entries`.
+    pub count_entries: bool,
+}
+
+/// The BPF maps, read once after the event loop.
+#[derive(Debug, Default)]
+pub struct MapSnapshot {
+    pub drops: [u64; drops::COUNT as usize],
+    pub python_ticks: [u64; py_stats::COUNT as usize],
+    pub reads: Vec<(ReadKey, ReadStats)>,
+    /// Opens per (tgid, file id).
+    pub opens: HashMap<(u32, u64), u64>,
+    pub threads: Vec<(u32, ThreadStats)>,
+    pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
+    pub python_entries: Vec<(PyEntryKey, u64)>,
+}
+
+/// How the trace ended, as the run saw it.
+#[derive(Debug, Default)]
+pub struct Ending {
+    /// Why tracing stopped ("target exited"...).
+    pub stopped: &'static str,
+    pub duration: Duration,
+    /// CLOCK_MONOTONIC ns at the stop.
+    pub end_ns: u64,
+    /// Launch mode: how the command ended.
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<i32>,
+    /// Why Python sampling could not start, if it could not.
+    pub sampler_error: Option<String>,
+    /// Notes of the probes (optional programs that did not load...).
+    pub warnings: Vec<String>,
+}
 
 /// Everything learned from ring buffer events while tracing.
 #[derive(Default)]
 pub struct Collector {
+    pub settings: Settings,
     pub received: u64,
     pub decode_errors: u64,
     pub first_event: Option<Instant>,
+    /// The traced process as first seen (its name may change at exec).
+    pub target: Target,
     pub files: reads::FileTable,
     /// Task names seen at exit (key: tid): the name after `exec`, which the
     /// kernel-side per-thread record may predate.
-    pub exit_comms: HashMap<u32, String>,
-    /// Processes whose whole thread group exited.
-    pub exited: Vec<u32>,
+    exit_comms: HashMap<u32, String>,
     /// Process tree and zombie lifecycle.
     pub processes: processes::ProcessTable,
     /// Signal generation / delivery pairing.
-    pub signals: signals::SignalTable,
-    /// CLOCK_MONOTONIC ns when tracing started (the kernel's timestamps' clock).
-    pub base_ns: u64,
+    signals: signals::SignalTable,
     /// Notes for the report about the trace itself.
     pub warnings: Vec<String>,
-    /// The process whose Python stacks are sampled, and its symbolizer.
-    pub python_pid: Option<u32>,
-    pub python: Option<crate::python::PythonTracer>,
-    /// A thread or child appeared: refresh the Python thread map.
+    /// The process whose Python stacks are sampled: its interpreter and
+    /// symbols, and what is counted of it.
+    pub python: Option<PythonProcess>,
+    pub profile: python::Profile,
+    /// A thread or child of the Python process appeared: refresh its thread map.
     pub python_dirty: bool,
-    /// `--count-entries`, and why it is not running if it failed.
-    pub count_entries: bool,
+    /// Why `--count-entries` is not running, if it failed.
     pub entries_error: Option<String>,
 }
 
 impl Collector {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    fn python_pid(&self) -> Option<u32> {
+        self.python.as_ref().map(PythonProcess::pid)
+    }
+
+    /// The Python frames of a raw stack of process `tgid`, when it is the
+    /// sampled process and at least one Python frame was captured.
+    fn python_frames(
+        &mut self,
+        tgid: u32,
+        records: &[tracer_common::PyFrameRecord],
+    ) -> Option<Vec<Frame>> {
+        let frames = self.python.as_mut()?.frames(tgid, records)?;
+        (!frames.is_empty()).then_some(frames)
+    }
+
     pub fn on_event(&mut self, event: Event) {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
@@ -73,8 +150,8 @@ impl Collector {
                 comm,
                 ..
             } => {
-                // A new thread or child of the Python target: re-read its thread list soon.
-                if self.python_pid == Some(parent_tgid) {
+                // A new thread or child of the Python process: re-read its thread list soon.
+                if self.python_pid() == Some(parent_tgid) {
                     self.python_dirty = true;
                 }
                 // Its pid in its own namespace comes with its exit record, or
@@ -88,15 +165,15 @@ impl Collector {
                 frames,
                 truncated,
             } => {
-                if let Some(python) = self.python.as_mut()
-                    && self.python_pid == Some(tgid)
-                {
-                    python.on_sample(tid, &frames, truncated);
+                // Symbolized now: the process (and its code objects) may be
+                // gone by report time.
+                if let Some(frames) = self.python.as_mut().and_then(|p| p.frames(tgid, &frames)) {
+                    self.profile.on_sample(tid, frames, truncated);
                 }
             }
             Event::PyStack { key } => {
-                if let Some(python) = self.python.as_mut() {
-                    python.note_event_stack(&key);
+                if let Some(process) = self.python.as_mut() {
+                    self.profile.on_new_event_stack(process, &key);
                 }
             }
             Event::PyForkStack {
@@ -105,9 +182,8 @@ impl Collector {
                 frames,
             } => {
                 // A fork's stack, just before the fork record itself.
-                if let Some(python) = self.python.as_mut()
-                    && let Some(frames) = python.on_fork(tgid, &frames)
-                {
+                if let Some(frames) = self.python_frames(tgid, &frames) {
+                    self.profile.on_fork(frames.clone());
                     self.processes.on_spawn_stack(child, frames);
                 }
             }
@@ -126,9 +202,6 @@ impl Collector {
                     self.processes.set_ns_pid(tgid, ns_pid);
                 }
                 self.exit_comms.insert(tid, comm);
-                if group_dead {
-                    self.exited.push(tgid);
-                }
             }
             Event::ProcessExec {
                 tgid,
@@ -153,17 +226,185 @@ impl Collector {
                     let result = signals::result_name(g.result);
                     self.processes.on_sigchld(g.tgid, parent, g.ts_ns, result);
                 }
-                self.signals.on_generate(&g, self.base_ns);
+                self.signals.on_generate(&g, self.settings.base_ns);
             }
             Event::SignalDelivered(d) => {
                 // Symbolized now: a signal may end the process (and its code
                 // objects) right after.
-                let stack = self
-                    .python
-                    .as_mut()
-                    .and_then(|python| python.event_frames(d.tgid, &d.py_frames));
-                self.signals.on_deliver(&d, self.base_ns, stack);
+                let stack = if d.py_frames.is_empty() {
+                    None
+                } else {
+                    self.python_frames(d.tgid, &d.py_frames)
+                };
+                self.signals.on_deliver(&d, self.settings.base_ns, stack);
             }
         }
+    }
+
+    /// Counts of the kernel-side Python maps read while tracing: new stacks
+    /// are symbolized while the process is alive.
+    pub fn on_python_maps(
+        &mut self,
+        event_stacks: &[(PyEventKey, PyEventValue)],
+        entries: &[(PyEntryKey, u64)],
+    ) {
+        let Some(process) = self.python.as_mut() else {
+            return;
+        };
+        self.profile.on_event_stacks(process, event_stacks);
+        self.profile.on_entries(process, entries);
+    }
+
+    /// The report: every aggregator's section, the map snapshot merged in.
+    pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+        self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
+        let mut names = std::mem::take(&mut self.exit_comms);
+        names.extend(sched::live_names(&maps.threads));
+        let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
+        let sched = sched::summarize(&maps.threads, &names);
+        let python = self.python_section(&maps, &ending, &mut reads);
+        let signals = std::mem::take(&mut self.signals);
+        let (processes, zombies) = std::mem::take(&mut self.processes).finish(
+            ending.end_ns,
+            self.settings.base_ns,
+            |pid| signals.killer_of(pid),
+            processes::is_zombie_now,
+            crate::nspid::ns_pid,
+        );
+        let (signals, log_entries, log_total) = signals.finish();
+        let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
+        let mut warnings = ending.warnings;
+        warnings.append(&mut self.warnings);
+        if self.decode_errors > 0 {
+            warnings.push(format!(
+                "{} ring buffer records could not be decoded",
+                self.decode_errors
+            ));
+        }
+        let mut target = self.target;
+        target.ns_pid = processes
+            .iter()
+            .find(|p| p.pid == target.pid)
+            .and_then(|p| p.ns_pid);
+        if let Some(comm) = names.get(&target.pid) {
+            target.comm = comm.clone();
+        }
+        target.exit_code = ending.exit_code;
+        target.exit_signal = ending.exit_signal;
+        Report {
+            target,
+            duration_s: ending.duration.as_secs_f64(),
+            events: EventCounts {
+                received: self.received,
+                lost: maps.drops[drops::RINGBUF as usize],
+                dropped: Dropped {
+                    reads: maps.drops[drops::READ_STATS as usize],
+                    threads: maps.drops[drops::THREADS as usize],
+                    tables: maps.drops[drops::TABLES as usize],
+                    lifecycle: maps.drops[drops::LIFECYCLE as usize],
+                },
+            },
+            stopped: ending.stopped.into(),
+            complete,
+            reads,
+            sched,
+            python,
+            processes,
+            zombies,
+            signals,
+            signal_log: SignalLog {
+                total: log_total,
+                entries: log_entries,
+            },
+            warnings,
+        }
+    }
+
+    /// The Python section; the read stacks go onto their files' rows.
+    fn python_section(
+        &self,
+        maps: &MapSnapshot,
+        ending: &Ending,
+        reads: &mut [crate::report::FileReads],
+    ) -> crate::report::Python {
+        if let Some(err) = &ending.sampler_error {
+            return python::disabled(&format!("Python sampling could not start: {err}"));
+        }
+        let (Some(rate_hz), Some(process)) = (self.settings.python_rate_hz, &self.python) else {
+            return python::disabled("--no-python");
+        };
+        let mut section = self.profile.section(process, rate_hz);
+        if self.settings.count_entries {
+            section.entries_from_c = self.profile.entries();
+            section.entries_error = self.entries_error.clone();
+        }
+        if process.ready().is_some() {
+            reads::add_python_stacks(
+                reads,
+                &self.files,
+                process.pid(),
+                process.read_stack_every(),
+                self.profile.read_stacks(),
+            );
+        }
+        section.ticks = maps.python_ticks[py_stats::SAMPLES as usize];
+        section.ticks_without_thread_state = maps.python_ticks[py_stats::NO_THREAD_STATE as usize];
+        section.ticks_outside_python = maps.python_ticks[py_stats::NO_FRAME as usize];
+        section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
+        section
+    }
+}
+
+/// Stacks that read the same (one per child forked from a line, raw stacks
+/// whose code objects differ but name the same lines, deliveries of a
+/// signal on one line) merged into one with the counts added, most first.
+pub fn merge_stacks(stacks: impl IntoIterator<Item = EventStack>) -> Vec<EventStack> {
+    let mut merged: BTreeMap<Vec<Frame>, EventStack> = BTreeMap::new();
+    for stack in stacks {
+        let entry = merged
+            .entry(stack.frames.clone())
+            .or_insert_with(|| EventStack::new(stack.frames, 0));
+        entry.samples += stack.samples;
+        entry.off_cpu_ns += stack.off_cpu_ns;
+    }
+    let mut out: Vec<EventStack> = merged.into_values().collect();
+    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(list: &[&str]) -> Vec<Frame> {
+        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
+    }
+
+    #[test]
+    fn stacks_differing_only_by_child_merge() {
+        let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
+        let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
+        // One entry per child (or per raw stack) in, one per line out.
+        let merged = merge_stacks(
+            [(&a, 1), (&b, 1), (&a, 1), (&a, 2)]
+                .map(|(frames, n)| EventStack::new(frames.clone(), n)),
+        );
+        assert_eq!(
+            merged,
+            [EventStack::new(a, 4), EventStack::new(b, 1)]
+        );
+        assert!(merge_stacks([]).is_empty());
+    }
+
+    #[test]
+    fn off_cpu_time_adds_up_with_the_counts() {
+        let a = frames(&["wait (/abs/wl.py:3)"]);
+        let slept = |ns| EventStack {
+            off_cpu_ns: ns,
+            ..EventStack::new(a.clone(), 1)
+        };
+        let merged = merge_stacks([slept(5), slept(7)]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!((merged[0].samples, merged[0].off_cpu_ns), (2, 12));
     }
 }

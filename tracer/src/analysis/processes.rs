@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::{
     analysis::signals::signal_name,
     events::{WaitDone, WaitSyscall},
+    frame::Frame,
     report::{EventStack, ProcessInfo, Zombie},
 };
 
@@ -58,7 +59,7 @@ struct Proc {
     /// process it went to: its parent then, which may be a subreaper).
     sigchld: Option<(u64, String, u32)>,
     /// The parent's Python stack at the fork, innermost first.
-    spawned_from: Option<Vec<String>>,
+    spawned_from: Option<Vec<Frame>>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,7 +99,7 @@ pub struct ProcessTable {
     waits: HashMap<u32, WaitCalls>,
     /// Child pid (or thread id) -> the Python stack that forked it, until
     /// its fork record arrives (the stack is sent just before it).
-    pending_spawns: HashMap<u32, Vec<String>>,
+    pending_spawns: HashMap<u32, Vec<Frame>>,
 }
 
 impl ProcessTable {
@@ -162,7 +163,7 @@ impl ProcessTable {
 
     /// The Python stack (innermost first) of the fork that made `child`,
     /// which the fork record itself follows.
-    pub fn on_spawn_stack(&mut self, child: u32, frames: Vec<String>) {
+    pub fn on_spawn_stack(&mut self, child: u32, frames: Vec<Frame>) {
         if self.pending_spawns.len() < MAX_PENDING_SPAWNS
             || self.pending_spawns.contains_key(&child)
         {
@@ -398,11 +399,7 @@ impl ProcessTable {
                     python_stacks: p
                         .spawned_from
                         .iter()
-                        .map(|frames| EventStack {
-                            frames: frames.clone(),
-                            samples: 1,
-                            off_cpu_ns: 0,
-                        })
+                        .map(|frames| EventStack::new(frames.clone(), 1))
                         .collect(),
                 });
             }
@@ -778,10 +775,13 @@ mod tests {
     #[test]
     fn fork_stacks_land_on_their_child() {
         let stack = |line: u32| {
-            vec![
+            [
                 "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".to_owned(),
                 format!("spawn (/abs/wl.py:{line})"),
             ]
+            .iter()
+            .map(|f| Frame::parse(f).unwrap())
+            .collect::<Vec<_>>()
         };
         let mut t = table();
         // Each stack arrives just before its fork record.

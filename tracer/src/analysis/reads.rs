@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
+use super::merge_stacks;
 use crate::{
     files::{self, FileInfo},
-    report::{ContextSwitches, FileReads},
+    report::{ContextSwitches, EventStack, FileReads},
 };
 
 #[derive(Default)]
@@ -147,6 +148,25 @@ impl FileTable {
         let mut files: Vec<FileReads> = by_file.into_values().collect();
         files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
         files
+    }
+}
+
+/// Puts the Python stacks behind process `pid`'s reads (per kernel file id)
+/// on its `FileReads` rows; several file ids may name one path.
+pub fn add_python_stacks(
+    rows: &mut [FileReads],
+    files: &FileTable,
+    pid: u32,
+    every: u32,
+    stacks: HashMap<u64, Vec<EventStack>>,
+) {
+    for (file_id, list) in stacks {
+        let path = files.path_of(pid, file_id);
+        if let Some(row) = rows.iter_mut().find(|r| r.pid == pid && r.path == path) {
+            row.python_stacks_every = u64::from(every);
+            let merged = std::mem::take(&mut row.python_stacks).into_iter().chain(list);
+            row.python_stacks = merge_stacks(merged);
+        }
     }
 }
 

@@ -10,9 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use super::merge_stacks;
 use crate::{
     events::{SignalDelivered, SignalGenerated},
-    report::{Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget, merge_stacks},
+    frame::Frame,
+    report::{EventStack, Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget},
 };
 
 pub const SIGKILL: i32 = 9;
@@ -256,7 +258,7 @@ struct GroupAcc {
     first_ns: u64,
     last_ns: u64,
     /// Deliveries per Python stack of the receiving thread.
-    python_stacks: HashMap<Vec<String>, u64>,
+    python_stacks: HashMap<Vec<Frame>, u64>,
 }
 
 struct Pending {
@@ -384,7 +386,7 @@ impl SignalTable {
         &mut self,
         d: &SignalDelivered,
         base_ns: u64,
-        python_stack: Option<Vec<String>>,
+        python_stack: Option<Vec<Frame>>,
     ) {
         let queue = self.pending.entry(d.tgid).or_default();
         // Signals sent to this thread are taken before those sent to the process.
@@ -539,7 +541,11 @@ impl SignalTable {
                     delivered_to: acc.delivered_to,
                     killed: acc.killed,
                     latency_ns: latency(&acc.latencies),
-                    python_stacks: merge_stacks(acc.python_stacks),
+                    python_stacks: merge_stacks(
+                        acc.python_stacks
+                            .into_iter()
+                            .map(|(frames, n)| EventStack::new(frames, n)),
+                    ),
                     first_ns: acc.first_ns,
                     last_ns: acc.last_ns,
                 }
@@ -754,7 +760,7 @@ mod tests {
 
     #[test]
     fn python_stacks_of_deliveries_go_to_their_group() {
-        let at = |line: u32| Some(vec![format!("wait_here (/abs/s.py:{line})")]);
+        let at = |line: u32| Frame::parse(&format!("wait_here (/abs/s.py:{line})")).map(|f| vec![f]);
         let mut t = SignalTable::default();
         // SIGUSR1 from itself (3, two lines) and from another process (1).
         for (i, line) in [9, 9, 12].into_iter().enumerate() {

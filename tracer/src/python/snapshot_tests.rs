@@ -15,8 +15,43 @@ use serde::{Deserialize, Serialize};
 use super::{
     code, discover, layout,
     memory::{Memory, ProcessMemory, Recorder, Snapshot},
-    python_frame, threads, walk_stack,
+    layout::Offsets,
+    symbols::python_frame,
+    threads,
 };
+
+/// The walk the BPF sampler does, in userspace (snapshot tests, recording).
+fn walk_stack(
+    mem: &dyn Memory,
+    o: &Offsets,
+    tstate: u64,
+) -> Vec<tracer_common::PyFrameRecord> {
+    let mut out = Vec::new();
+    let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
+    if let Some(off) = o.cframe_current_frame {
+        frame = if frame == 0 {
+            0
+        } else {
+            mem.u64(frame + off).unwrap_or(0)
+        };
+    }
+    for _ in 0..tracer_common::PY_MAX_DEPTH {
+        if frame == 0 {
+            break;
+        }
+        let code = mem.u64(frame + o.frame_code).unwrap_or(0);
+        let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+        if let Some(off) = o.frame_owner {
+            let mut owner = [0u8];
+            if mem.read(frame + off, &mut owner).is_ok() {
+                instr |= (owner[0] as u64) << 56;
+            }
+        }
+        out.push(tracer_common::PyFrameRecord { code, instr });
+        frame = mem.u64(frame + o.frame_back).unwrap_or(0);
+    }
+    out
+}
 
 #[derive(Serialize, Deserialize)]
 struct Recorded {

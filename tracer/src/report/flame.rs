@@ -30,7 +30,7 @@ pub fn folded(report: &Report) -> String {
             .frames
             .iter()
             .rev()
-            .map(|f| clean(&f.function))
+            .map(|f| clean(&f.qualname))
             .collect::<Vec<_>>()
             .join(";");
         *lines.entry(path).or_default() += stack.samples;
@@ -67,13 +67,15 @@ pub fn flamegraph(report: &Report) -> Result<Vec<u8>, FlameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{PythonFrame, PythonStack};
+    use crate::report::{Frame, PythonStack};
 
-    fn frame(f: &str) -> PythonFrame {
-        PythonFrame {
+    fn frame(f: &str) -> Frame {
+        Frame {
+            qualname: f.into(),
             function: f.into(),
             file: "/w.py".into(),
             line: 1,
+            first_line: 1,
         }
     }
 
@@ -120,10 +122,10 @@ pub fn speedscope(report: &Report) -> String {
             .iter()
             .rev()
             .map(|f| {
-                let key = (f.function.clone(), f.file.clone(), f.line);
+                let key = (f.qualname.clone(), f.file.clone(), f.line);
                 *index.entry(key).or_insert_with(|| {
                     frames.push(serde_json::json!({
-                        "name": f.function, "file": f.file, "line": f.line
+                        "name": f.qualname, "file": f.file, "line": f.line
                     }));
                     frames.len() - 1
                 })
@@ -156,14 +158,16 @@ pub fn speedscope(report: &Report) -> String {
 #[cfg(test)]
 mod speedscope_tests {
     use super::*;
-    use crate::report::{PythonFrame, PythonStack};
+    use crate::report::{Frame, PythonStack};
 
     #[test]
     fn speedscope_profile_per_thread() {
-        let frame = |f: &str, line| PythonFrame {
+        let frame = |f: &str, line| Frame {
+            qualname: f.into(),
             function: f.into(),
             file: "/w.py".into(),
             line,
+            first_line: 1,
         };
         let mut report = Report::default();
         report.python.stacks = vec![

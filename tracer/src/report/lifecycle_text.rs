@@ -224,17 +224,17 @@ pub fn zombie_findings(report: &Report) -> Vec<String> {
 /// "LINE" when every child with a known stack came from one line, else
 /// "LINE (N), LINE (M)" for the two most frequent and "..." for the rest.
 fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for z in zs {
         if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
-            *counts.entry(line).or_default() += 1;
+            *counts.entry(line.to_string()).or_default() += 1;
         }
     }
-    let mut lines: Vec<(&str, usize)> = counts.into_iter().collect();
-    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut lines: Vec<(String, usize)> = counts.into_iter().collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     match lines.as_slice() {
         [] => None,
-        [(line, _)] => Some((*line).to_owned()),
+        [(line, _)] => Some(line.clone()),
         more => {
             let mut text: Vec<String> = more
                 .iter()
@@ -324,17 +324,12 @@ fn signals(out: &mut String, report: &Report) {
             latency
         );
         for stack in g.python_stacks.iter().take(SIGNAL_STACKS) {
-            let frames: Vec<&str> = stack
-                .frames
-                .iter()
-                .take(SIGNAL_STACK_FRAMES)
-                .map(String::as_str)
-                .collect();
+            let frames = &stack.frames[..stack.frames.len().min(SIGNAL_STACK_FRAMES)];
             let _ = writeln!(
                 out,
                 "             delivered in Python: {}x {}",
                 thousands(stack.samples),
-                frames.join(" <- ")
+                crate::frame::join(frames)
             );
         }
     }
@@ -442,7 +437,7 @@ pub fn signal_findings(report: &Report) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Latency, ProcessInfo, SignalLog, SignalPeer, SignalTarget};
+    use crate::report::{Frame, Latency, ProcessInfo, SignalLog, SignalPeer, SignalTarget};
 
     fn zombie(pid: u32, ppid: u32, ns: u64, how: &str) -> Zombie {
         Zombie {
@@ -523,6 +518,9 @@ mod tests {
                 format!("spawn (/abs/wl.py:{line})"),
                 "<module> (/abs/wl.py:20)".to_owned(),
             ]
+            .iter()
+            .map(|f| Frame::from(f.as_str()))
+            .collect::<Vec<_>>()
         };
         let mut r = report();
         r.processes[1].python_stacks = vec![crate::report::EventStack {

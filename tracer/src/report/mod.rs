@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::frame::Frame;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     pub target: Target,
@@ -112,8 +114,9 @@ pub struct FileReads {
 /// The top of a Python stack and how many kernel events happened under it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EventStack {
-    /// `"func (file:line)"`, innermost first (at most 4).
-    pub frames: Vec<String>,
+    /// Innermost first (at most 4; 16 for forks); `"func (file:line)"` in JSON.
+    #[serde(with = "crate::frame::as_text")]
+    pub frames: Vec<Frame>,
     /// Events captured with this stack (for reads: sampled ones).
     pub samples: u64,
     /// Voluntary context switches only: time until the thread ran again.
@@ -121,28 +124,18 @@ pub struct EventStack {
     pub off_cpu_ns: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// Stacks that read the same (one per child forked from a line, raw stacks
-/// whose code objects differ but name the same lines, deliveries of a
-/// signal on one line) merged into one with the counts added, most first.
-pub fn merge_stacks(stacks: impl IntoIterator<Item = (Vec<String>, u64)>) -> Vec<EventStack> {
-    let mut merged: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    for (frames, count) in stacks {
-        *merged.entry(frames).or_default() += count;
-    }
-    let mut out: Vec<EventStack> = merged
-        .into_iter()
-        .map(|(frames, samples)| EventStack {
+impl EventStack {
+    pub fn new(frames: Vec<Frame>, samples: u64) -> Self {
+        Self {
             frames,
             samples,
             off_cpu_ns: 0,
-        })
-        .collect();
-    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
-    out
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Standard-library modules whose frames stand between user code and a
@@ -158,58 +151,17 @@ const SPAWNING_MODULES: [&str; 7] = [
     "concurrent",
 ];
 
-/// The file of a `"func (file:line)"` frame.
-fn frame_file(frame: &str) -> Option<&str> {
-    let (_, rest) = frame.split_once(" (")?;
-    let (file, _line) = rest.strip_suffix(')')?.rsplit_once(':')?;
-    Some(file)
-}
-
-/// The top-level standard-library module a file belongs to: `<frozen os>`
-/// (3.11+ freezes a few), or the path component after the last
-/// `pythonX.Y` directory (`/usr/lib/python3.11/subprocess.py`,
-/// `.../python3.12/multiprocessing/popen_fork.py`). `None` for any other
-/// file, installed packages included.
-fn stdlib_module(file: &str) -> Option<&str> {
-    if let Some(name) = file
-        .strip_prefix("<frozen ")
-        .and_then(|f| f.strip_suffix('>'))
-    {
-        return name.split('.').next();
-    }
-    let parts: Vec<&str> = file.split('/').collect();
-    let version_dir = parts.iter().rposition(|p| {
-        p.strip_prefix("python").is_some_and(|v| {
-            let v = v.strip_suffix('t').unwrap_or(v);
-            v.split_once('.').is_some_and(|(major, minor)| {
-                [major, minor]
-                    .iter()
-                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            })
-        })
-    })?;
-    let module = parts.get(version_dir + 1)?;
-    if matches!(*module, "site-packages" | "dist-packages" | "lib-dynload") {
-        return None;
-    }
-    Some(module.strip_suffix(".py").unwrap_or(module))
-}
-
 /// The line that spawned a child, out of the frames of its fork (innermost
 /// first): the innermost frame not inside the standard library's spawning
 /// modules (`subprocess`, `threading`, `os`...) and resolved, else the
 /// innermost one.
-pub fn spawned_line(frames: &[String]) -> Option<&str> {
+pub fn spawned_line(frames: &[Frame]) -> Option<&Frame> {
     frames
         .iter()
-        .find(|f| match frame_file(f) {
-            Some(file) => {
-                file != "?" && !stdlib_module(file).is_some_and(|m| SPAWNING_MODULES.contains(&m))
-            }
-            None => false,
+        .find(|f| {
+            f.is_resolved() && !f.stdlib_module().is_some_and(|m| SPAWNING_MODULES.contains(&m))
         })
         .or(frames.first())
-        .map(String::as_str)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -301,7 +253,8 @@ pub struct Zombie {
     /// (file:line)"` (the same frames as its `processes[].python_stacks`);
     /// `null` when not known. [`spawned_line`] picks the caller's line out
     /// of it (past the frames inside `subprocess`, `threading`...).
-    pub spawned_from: Option<Vec<String>>,
+    #[serde(with = "crate::frame::as_text::option")]
+    pub spawned_from: Option<Vec<Frame>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -524,64 +477,25 @@ pub struct PythonThread {
     pub hotspots: Vec<Hotspot>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PythonFrame {
-    pub function: String,
-    pub file: String,
-    /// Line being executed (0: unknown).
-    pub line: u32,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PythonStack {
     pub tid: u32,
     pub samples: u64,
-    pub frames: Vec<PythonFrame>,
+    /// Innermost first; in JSON `{function (the qualified name), file, line}`.
+    #[serde(with = "crate::frame::as_stack_frames")]
+    pub frames: Vec<Frame>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frames(list: &[&str]) -> Vec<String> {
-        list.iter().map(|f| f.to_string()).collect()
+    fn frames(list: &[&str]) -> Vec<Frame> {
+        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
     }
 
-    #[test]
-    fn stdlib_modules_are_told_from_user_files() {
-        assert_eq!(
-            stdlib_module("/usr/lib/python3.11/subprocess.py"),
-            Some("subprocess")
-        );
-        assert_eq!(
-            stdlib_module(
-                "/root/.pyenv/versions/3.12.1/lib/python3.12/multiprocessing/popen_fork.py"
-            ),
-            Some("multiprocessing")
-        );
-        assert_eq!(
-            stdlib_module("/usr/lib/python3.13t/threading.py"),
-            Some("threading")
-        );
-        assert_eq!(stdlib_module("<frozen os>"), Some("os"));
-        assert_eq!(
-            stdlib_module("<frozen importlib._bootstrap>"),
-            Some("importlib")
-        );
-        // Installed packages and user code are not the standard library.
-        assert_eq!(
-            stdlib_module("/usr/lib/python3.11/site-packages/subprocess.py"),
-            None
-        );
-        assert_eq!(
-            stdlib_module("/usr/lib/python3/dist-packages/threading.py"),
-            None
-        );
-        assert_eq!(stdlib_module("/srv/app/subprocess.py"), None);
-        assert_eq!(stdlib_module("/srv/python3.x/threading.py"), None);
-        assert_eq!(frame_file("spawn (/w/wl.py:7)"), Some("/w/wl.py"));
-        assert_eq!(frame_file("<module> (<frozen os>:12)"), Some("<frozen os>"));
-        assert_eq!(frame_file("garbage"), None);
+    fn line(frames: &[Frame]) -> Option<String> {
+        spawned_line(frames).map(Frame::to_string)
     }
 
     #[test]
@@ -592,7 +506,7 @@ mod tests {
             "spawn (/abs/wl.py:7)",
             "<module> (/abs/wl.py:12)",
         ]);
-        assert_eq!(spawned_line(&popen), Some("spawn (/abs/wl.py:7)"));
+        assert_eq!(line(&popen), Some("spawn (/abs/wl.py:7)".into()));
         // os.popen -> subprocess.Popen: the caller of os.popen.
         let os_popen = frames(&[
             "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
@@ -600,14 +514,14 @@ mod tests {
             "popen (<frozen os>:1016)",
             "list_files (/abs/app.py:30)",
         ]);
-        assert_eq!(spawned_line(&os_popen), Some("list_files (/abs/app.py:30)"));
+        assert_eq!(line(&os_popen), Some("list_files (/abs/app.py:30)".into()));
         let thread = frames(&[
             "Thread.start (/usr/lib/python3.11/threading.py:957)",
             "start_workers (/abs/app.py:40)",
         ]);
         assert_eq!(
-            spawned_line(&thread),
-            Some("start_workers (/abs/app.py:40)")
+            line(&thread),
+            Some("start_workers (/abs/app.py:40)".into())
         );
         // An unreadable frame is not a line.
         let unresolved = frames(&[
@@ -615,7 +529,7 @@ mod tests {
             "<code 0x55aa> (?:0)",
             "main (/abs/app.py:3)",
         ]);
-        assert_eq!(spawned_line(&unresolved), Some("main (/abs/app.py:3)"));
+        assert_eq!(line(&unresolved), Some("main (/abs/app.py:3)".into()));
         // Only machinery (the user frames were deeper than the 4 kept):
         // the innermost frame.
         let deep = frames(&[
@@ -625,43 +539,14 @@ mod tests {
             "check_output (/usr/lib/python3.11/subprocess.py:466)",
         ]);
         assert_eq!(
-            spawned_line(&deep),
-            Some("Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)")
+            line(&deep),
+            Some("Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".into())
         );
         // Direct os.fork() from user code.
         assert_eq!(
-            spawned_line(&frames(&["main (/abs/app.py:9)"])),
-            Some("main (/abs/app.py:9)")
+            line(&frames(&["main (/abs/app.py:9)"])),
+            Some("main (/abs/app.py:9)".into())
         );
         assert_eq!(spawned_line(&[]), None);
-    }
-
-    #[test]
-    fn stacks_differing_only_by_child_merge() {
-        let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
-        let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
-        // One entry per child (or per raw stack) in, one per line out.
-        let merged = merge_stacks([
-            (a.clone(), 1),
-            (b.clone(), 1),
-            (a.clone(), 1),
-            (a.clone(), 2),
-        ]);
-        assert_eq!(
-            merged,
-            [
-                EventStack {
-                    frames: a,
-                    samples: 4,
-                    off_cpu_ns: 0
-                },
-                EventStack {
-                    frames: b,
-                    samples: 1,
-                    off_cpu_ns: 0
-                },
-            ]
-        );
-        assert!(merge_stacks([]).is_empty());
     }
 }

@@ -146,7 +146,7 @@ fn reads(out: &mut String, report: &Report) {
                     out,
                     "    ~{:>7} reads  {}",
                     thousands(stack.samples * f.python_stacks_every.max(1)),
-                    stack.frames.join(" <- ")
+                    crate::frame::join(&stack.frames)
                 );
             }
         }
@@ -409,7 +409,7 @@ fn python(out: &mut String, report: &Report) {
                 "  {:>10} {:>6}x  {}",
                 duration(stack.off_cpu_ns),
                 stack.samples,
-                stack.frames.join(" <- ")
+                crate::frame::join(&stack.frames)
             );
         }
     }
@@ -420,7 +420,7 @@ fn python(out: &mut String, report: &Report) {
                 out,
                 "  {:>6}x  {}",
                 stack.samples,
-                stack.frames.join(" <- ")
+                crate::frame::join(&stack.frames)
             );
         }
     }
