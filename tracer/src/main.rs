@@ -5,7 +5,6 @@
 //! decoder -> `analysis` aggregators -> one `report::Report` -> renderers.
 
 mod analysis;
-mod attach;
 mod btf;
 mod cli;
 mod events;
@@ -13,6 +12,7 @@ mod files;
 mod frame;
 mod nspid;
 mod preflight;
+mod probes;
 mod python;
 mod report;
 mod run;

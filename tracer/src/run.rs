@@ -12,7 +12,7 @@ use tracer_common::{Config, drops};
 
 use crate::{
     analysis::{Collector, Ending, Settings},
-    attach::{AttachError, Probes},
+    probes::{ProbeError, Probes},
     btf::KernelOffsets,
     cli::Args,
     events,
@@ -31,7 +31,7 @@ pub enum RunError {
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
     #[error(transparent)]
-    Attach(#[from] AttachError),
+    Probes(#[from] ProbeError),
     #[error(transparent)]
     Target(#[from] TargetError),
     #[error("{context}: {source}")]
@@ -49,9 +49,9 @@ impl RunError {
             Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
             Self::Preflight(_) | Self::Tracefs(_) => 5,
             Self::Target(_) => 4,
-            Self::Attach(AttachError::Verifier { .. }) | Self::Attach(AttachError::Load(_)) => 6,
-            Self::Attach(AttachError::Attach { .. }) => 5,
-            Self::Attach(_) | Self::Io { .. } => 1,
+            Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
+            Self::Probes(ProbeError::Attach { .. }) => 5,
+            Self::Probes(_) | Self::Io { .. } => 1,
         }
     }
 }

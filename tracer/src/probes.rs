@@ -29,7 +29,7 @@ enum Link {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AttachError {
+pub enum ProbeError {
     #[error("loading the BPF object failed: {0}")]
     Load(#[source] Box<EbpfError>),
     #[error(
@@ -227,12 +227,12 @@ pub struct Probes {
 impl Probes {
     /// `sample_rate`: load the Python CPU sampler, for [`Probes::sample_threads`]
     /// to attach at that frequency.
-    pub fn load(config: Config, sample_rate: Option<u64>) -> Result<Self, AttachError> {
+    pub fn load(config: Config, sample_rate: Option<u64>) -> Result<Self, ProbeError> {
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
             .load(object)
-            .map_err(|err| AttachError::Load(Box::new(err)))?;
+            .map_err(|err| ProbeError::Load(Box::new(err)))?;
 
         let mut warnings = Vec::new();
         let mut links = Vec::new();
@@ -309,10 +309,10 @@ impl Probes {
     }
 
     /// Publishes the frame-walk offsets of the target's interpreter.
-    pub fn set_python_config(&mut self, config: PyConfig) -> Result<(), AttachError> {
+    pub fn set_python_config(&mut self, config: PyConfig) -> Result<(), ProbeError> {
         self.py_config
             .set(0, config, 0)
-            .map_err(|source| AttachError::Map {
+            .map_err(|source| ProbeError::Map {
                 map: "PY_CONFIG",
                 source,
             })
@@ -323,11 +323,11 @@ impl Probes {
         &mut self,
         insert: &[(u32, u64)],
         remove: &[u32],
-    ) -> Result<(), AttachError> {
+    ) -> Result<(), ProbeError> {
         for (tid, tstate) in insert {
             self.py_threads
                 .insert(tid, tstate, 0)
-                .map_err(|source| AttachError::Map {
+                .map_err(|source| ProbeError::Map {
                     map: "PY_THREADS",
                     source,
                 })?;
@@ -340,7 +340,7 @@ impl Probes {
     }
 
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.
-    pub fn load_entry_counter(&mut self) -> Result<(), AttachError> {
+    pub fn load_entry_counter(&mut self) -> Result<(), ProbeError> {
         let name = "py_eval_entry";
         typed_program::<UProbe>(&mut self.ebpf, name)?
             .load()
@@ -353,9 +353,9 @@ impl Probes {
         path: &std::path::Path,
         offset: u64,
         pid: u32,
-    ) -> Result<(), AttachError> {
+    ) -> Result<(), ProbeError> {
         let name = "py_eval_entry";
-        let err = |source| AttachError::Uprobe {
+        let err = |source| ProbeError::Uprobe {
             path: path.display().to_string(),
             offset,
             source: Box::new(source),
@@ -382,28 +382,28 @@ impl Probes {
     }
 
     /// Entries per (pid, code object), summed across CPUs.
-    pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, AttachError> {
+    pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, ProbeError> {
         let name = "PY_ENTRIES";
-        let map = self.ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+        let map = self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
         let entries = PerCpuHashMap::<_, PyEntryKey, u64>::try_from(map)
-            .map_err(|source| AttachError::Map { map: name, source })?;
+            .map_err(|source| ProbeError::Map { map: name, source })?;
         let mut rows = Vec::new();
         for entry in entries.iter() {
-            let (key, per_cpu) = entry.map_err(|source| AttachError::Map { map: name, source })?;
+            let (key, per_cpu) = entry.map_err(|source| ProbeError::Map { map: name, source })?;
             rows.push((key, per_cpu.iter().sum()));
         }
         Ok(rows)
     }
 
     /// Kernel events by the top of their Python stack, summed across CPUs.
-    pub fn python_event_stacks(&self) -> Result<Vec<(PyEventKey, PyEventValue)>, AttachError> {
+    pub fn python_event_stacks(&self) -> Result<Vec<(PyEventKey, PyEventValue)>, ProbeError> {
         let name = "PY_EVENT_STACKS";
-        let map = self.ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+        let map = self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
         let stacks = PerCpuHashMap::<_, PyEventKey, PyEventValue>::try_from(map)
-            .map_err(|source| AttachError::Map { map: name, source })?;
+            .map_err(|source| ProbeError::Map { map: name, source })?;
         let mut rows = Vec::new();
         for entry in stacks.iter() {
-            let (key, per_cpu) = entry.map_err(|source| AttachError::Map { map: name, source })?;
+            let (key, per_cpu) = entry.map_err(|source| ProbeError::Map { map: name, source })?;
             let mut sum = PyEventValue::default();
             for v in per_cpu.iter() {
                 sum.count += v.count;
@@ -415,16 +415,16 @@ impl Probes {
     }
 
     /// Sums of the per-CPU `PY_STATS` counters, indexed by `tracer_common::py_stats`.
-    pub fn python_stats(&self) -> Result<[u64; py_stats::COUNT as usize], AttachError> {
+    pub fn python_stats(&self) -> Result<[u64; py_stats::COUNT as usize], ProbeError> {
         per_cpu_totals::<{ py_stats::COUNT as usize }>(&self.ebpf, "PY_STATS")
     }
 
     /// Adds a process to the traced set (its threads and, by default, its
     /// future children follow in the kernel).
-    pub fn trace_pid(&mut self, pid: u32) -> Result<(), AttachError> {
+    pub fn trace_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
         self.traced
             .insert(pid, 1, 0)
-            .map_err(|source| AttachError::Map {
+            .map_err(|source| ProbeError::Map {
                 map: "TRACED",
                 source,
             })
@@ -432,12 +432,12 @@ impl Probes {
 
     /// Adds a thread (not the leader) of a traced process, so signals sent
     /// to it are attributed to its process.
-    pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), AttachError> {
+    pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), ProbeError> {
         self.insert("TASKS", tid, tgid)
     }
 
     /// Registers a zombie that existed before tracing, so whoever reaps it is seen.
-    pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), AttachError> {
+    pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), ProbeError> {
         self.insert("ZOMBIES", pid, ZombieEntry { exit_ns: now_ns })
     }
 
@@ -447,23 +447,23 @@ impl Probes {
         name: &'static str,
         key: K,
         value: V,
-    ) -> Result<(), AttachError> {
+    ) -> Result<(), ProbeError> {
         let map = self
             .ebpf
             .map_mut(name)
-            .ok_or(AttachError::MissingMap(name))?;
+            .ok_or(ProbeError::MissingMap(name))?;
         HashMap::<_, K, V>::try_from(map)
             .map_err(map_error(name))?
             .insert(key, value, 0)
             .map_err(map_error(name))
     }
 
-    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, AttachError> {
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         take_map(&mut self.ebpf, "EVENTS")
     }
 
     /// Every map the report is built from, read once after tracing stopped.
-    pub fn snapshot(&self) -> Result<MapSnapshot, AttachError> {
+    pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
         Ok(MapSnapshot {
             drops: self.drops()?,
             python_ticks: self.python_stats()?,
@@ -476,12 +476,12 @@ impl Probes {
     }
 
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
-    pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], AttachError> {
+    pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], ProbeError> {
         per_cpu_totals::<{ drops::COUNT as usize }>(&self.ebpf, "DROPS")
     }
 
     /// Every `READ_STATS` row, summed across CPUs.
-    pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, AttachError> {
+    pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, ProbeError> {
         const NAME: &str = "READ_STATS";
         let stats = PerCpuHashMap::<_, ReadKey, ReadStats>::try_from(self.map(NAME)?)
             .map_err(map_error(NAME))?;
@@ -503,7 +503,7 @@ impl Probes {
     }
 
     /// Opens per (tgid, file_id), summed across CPUs.
-    pub fn file_opens(&self) -> Result<std::collections::HashMap<(u32, u64), u64>, AttachError> {
+    pub fn file_opens(&self) -> Result<std::collections::HashMap<(u32, u64), u64>, ProbeError> {
         const NAME: &str = "FILE_OPENS";
         let opens =
             PerCpuHashMap::<_, FileKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
@@ -546,7 +546,7 @@ impl Probes {
     }
 
     /// Every traced thread's scheduling figures (key: tid).
-    pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, AttachError> {
+    pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, ProbeError> {
         const NAME: &str = "THREADS";
         let threads =
             HashMap::<_, u32, ThreadStats>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
@@ -556,46 +556,46 @@ impl Probes {
             .map_err(map_error(NAME))
     }
 
-    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, AttachError> {
-        self.ebpf.map(name).ok_or(AttachError::MissingMap(name))
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
+        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
     }
 }
 
 /// Turns an aya map error into ours, naming the map.
-fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> AttachError {
-    move |source| AttachError::Map { map, source }
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |source| ProbeError::Map { map, source }
 }
 
 fn per_cpu_totals<const N: usize>(
     ebpf: &Ebpf,
     name: &'static str,
-) -> Result<[u64; N], AttachError> {
-    let map = ebpf.map(name).ok_or(AttachError::MissingMap(name))?;
+) -> Result<[u64; N], ProbeError> {
+    let map = ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
     let array = PerCpuArray::<_, u64>::try_from(map)
-        .map_err(|source| AttachError::Map { map: name, source })?;
+        .map_err(|source| ProbeError::Map { map: name, source })?;
     let mut totals = [0u64; N];
     for (index, total) in totals.iter_mut().enumerate() {
         let values = array
             .get(&(index as u32), 0)
-            .map_err(|source| AttachError::Map { map: name, source })?;
+            .map_err(|source| ProbeError::Map { map: name, source })?;
         *total = values.iter().sum();
     }
     Ok(totals)
 }
 
 /// Loads (not attaches) the CPU-clock sampler.
-fn load_sampler(ebpf: &mut Ebpf) -> Result<(), AttachError> {
+fn load_sampler(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     typed_program::<PerfEvent>(ebpf, "python_sample")?
         .load()
         .map_err(|source| load_error("python_sample", source))
 }
 
 /// The program `name` of the object, as its type `P` (`TracePoint`, ...).
-fn typed_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, AttachError>
+fn typed_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, ProbeError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
-    let program_error = |source| AttachError::Program {
+    let program_error = |source| ProbeError::Program {
         program: name.into(),
         source: Box::new(source),
     };
@@ -607,7 +607,7 @@ where
 
 /// One CPU-clock perf event on thread `tid` (any CPU), inherited by what it
 /// creates from now on, running `python_sample` on each tick.
-fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkId, AttachError> {
+fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkId, ProbeError> {
     typed_program::<PerfEvent>(ebpf, "python_sample")?
         .attach(
             PerfEventConfig::Software(SoftwareEvent::CpuClock),
@@ -618,7 +618,7 @@ fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkI
             SamplePolicy::Frequency(rate),
             true,
         )
-        .map_err(|source| AttachError::PerfEvent {
+        .map_err(|source| ProbeError::PerfEvent {
             rate,
             tid,
             source: Box::new(source),
@@ -643,8 +643,8 @@ fn raise_fd_limit() {
 }
 
 /// perf_event_open on a thread that has exited: ESRCH.
-fn thread_is_gone(err: &AttachError) -> bool {
-    let AttachError::PerfEvent { source, .. } = err else {
+fn thread_is_gone(err: &ProbeError) -> bool {
+    let ProbeError::PerfEvent { source, .. } = err else {
         return false;
     };
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
@@ -657,36 +657,36 @@ fn thread_is_gone(err: &AttachError) -> bool {
     false
 }
 
-fn load_error(program_name: &str, source: ProgramError) -> AttachError {
+fn load_error(program_name: &str, source: ProgramError) -> ProbeError {
     match source {
         ProgramError::LoadError {
             io_error,
             verifier_log,
-        } => AttachError::Verifier {
+        } => ProbeError::Verifier {
             program: program_name.into(),
             io_error,
             log_tail: log_tail(&verifier_log.to_string(), VERIFIER_LOG_TAIL_LINES),
         },
-        source => AttachError::Program {
+        source => ProbeError::Program {
             program: program_name.into(),
             source: Box::new(source),
         },
     }
 }
 
-fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, AttachError>
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, ProbeError>
 where
     M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.take_map(name).ok_or(AttachError::MissingMap(name))?;
-    M::try_from(map).map_err(|source| AttachError::Map { map: name, source })
+    let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
+    M::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
 }
 
 fn attach_one(
     ebpf: &mut Ebpf,
     attachment: &Attachment,
     links: &mut Vec<Link>,
-) -> Result<(), AttachError> {
+) -> Result<(), ProbeError> {
     let program_name = attachment.program;
     let program = typed_program::<TracePoint>(ebpf, program_name)?;
     program
@@ -695,7 +695,7 @@ fn attach_one(
     for &(category, name) in attachment.tracepoints {
         let link = program
             .attach(category, name)
-            .map_err(|source| AttachError::Attach {
+            .map_err(|source| ProbeError::Attach {
                 program: program_name.into(),
                 category,
                 name,
