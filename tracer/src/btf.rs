@@ -263,7 +263,10 @@ impl KernelOffsets {
         let mut missing = |what: &str, err: BtfError| warnings.push(format!("{what}: {err}"));
         Self {
             task_exit_code: task_exit_code_offset(&btf).unwrap_or_else(|err| {
-                missing("exit statuses come only from traced wait4/waitid calls", err);
+                missing(
+                    "exit statuses come only from traced wait4/waitid calls",
+                    err,
+                );
                 0
             }),
             regs: syscall_regs(&btf).unwrap_or_else(|err| {

@@ -234,7 +234,10 @@ mod tests {
             Some("importlib")
         );
         // Installed packages and user code are not the standard library.
-        assert_eq!(module("/usr/lib/python3.11/site-packages/subprocess.py"), None);
+        assert_eq!(
+            module("/usr/lib/python3.11/site-packages/subprocess.py"),
+            None
+        );
         assert_eq!(module("/usr/lib/python3/dist-packages/threading.py"), None);
         assert_eq!(module("/srv/app/subprocess.py"), None);
         assert_eq!(module("/srv/python3.x/threading.py"), None);

@@ -383,35 +383,18 @@ impl Probes {
 
     /// Entries per (pid, code object), summed across CPUs.
     pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, ProbeError> {
-        let name = "PY_ENTRIES";
-        let map = self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
-        let entries = PerCpuHashMap::<_, PyEntryKey, u64>::try_from(map)
-            .map_err(|source| ProbeError::Map { map: name, source })?;
-        let mut rows = Vec::new();
-        for entry in entries.iter() {
-            let (key, per_cpu) = entry.map_err(|source| ProbeError::Map { map: name, source })?;
-            rows.push((key, per_cpu.iter().sum()));
-        }
-        Ok(rows)
+        self.per_cpu_rows("PY_ENTRIES", |sum: &mut u64, v: &u64| *sum += v)
     }
 
     /// Kernel events by the top of their Python stack, summed across CPUs.
     pub fn python_event_stacks(&self) -> Result<Vec<(PyEventKey, PyEventValue)>, ProbeError> {
-        let name = "PY_EVENT_STACKS";
-        let map = self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
-        let stacks = PerCpuHashMap::<_, PyEventKey, PyEventValue>::try_from(map)
-            .map_err(|source| ProbeError::Map { map: name, source })?;
-        let mut rows = Vec::new();
-        for entry in stacks.iter() {
-            let (key, per_cpu) = entry.map_err(|source| ProbeError::Map { map: name, source })?;
-            let mut sum = PyEventValue::default();
-            for v in per_cpu.iter() {
+        self.per_cpu_rows(
+            "PY_EVENT_STACKS",
+            |sum: &mut PyEventValue, v: &PyEventValue| {
                 sum.count += v.count;
                 sum.off_cpu_ns += v.off_cpu_ns;
-            }
-            rows.push((key, sum));
-        }
-        Ok(rows)
+            },
+        )
     }
 
     /// Sums of the per-CPU `PY_STATS` counters, indexed by `tracer_common::py_stats`.
@@ -482,37 +465,42 @@ impl Probes {
 
     /// Every `READ_STATS` row, summed across CPUs.
     pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, ProbeError> {
-        const NAME: &str = "READ_STATS";
-        let stats = PerCpuHashMap::<_, ReadKey, ReadStats>::try_from(self.map(NAME)?)
-            .map_err(map_error(NAME))?;
-        let mut rows = Vec::new();
-        for entry in stats.iter() {
-            let (key, per_cpu) = entry.map_err(map_error(NAME))?;
-            let mut sum = ReadStats::default();
-            for v in per_cpu.iter() {
-                sum.syscalls += v.syscalls;
-                sum.bytes += v.bytes;
-                sum.errors += v.errors;
-                sum.kernel_ns += v.kernel_ns;
-                sum.voluntary += v.voluntary;
-                sum.involuntary += v.involuntary;
-            }
-            rows.push((key, sum));
-        }
-        Ok(rows)
+        self.per_cpu_rows("READ_STATS", |sum: &mut ReadStats, v: &ReadStats| {
+            sum.syscalls += v.syscalls;
+            sum.bytes += v.bytes;
+            sum.errors += v.errors;
+            sum.kernel_ns += v.kernel_ns;
+            sum.voluntary += v.voluntary;
+            sum.involuntary += v.involuntary;
+        })
     }
 
     /// Opens per (tgid, file_id), summed across CPUs.
     pub fn file_opens(&self) -> Result<std::collections::HashMap<(u32, u64), u64>, ProbeError> {
-        const NAME: &str = "FILE_OPENS";
-        let opens =
-            PerCpuHashMap::<_, FileKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
-        let mut totals = std::collections::HashMap::new();
-        for entry in opens.iter() {
-            let (key, per_cpu) = entry.map_err(map_error(NAME))?;
-            totals.insert((key.tgid, key.file_id), per_cpu.iter().sum());
+        let rows = self.per_cpu_rows("FILE_OPENS", |sum: &mut u64, v: &u64| *sum += v)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, n): (FileKey, u64)| ((key.tgid, key.file_id), n))
+            .collect())
+    }
+
+    /// Every row of a per-CPU hash map, its values folded across CPUs by `add`.
+    fn per_cpu_rows<K: aya::Pod, V: aya::Pod, S: Default>(
+        &self,
+        name: &'static str,
+        add: impl Fn(&mut S, &V),
+    ) -> Result<Vec<(K, S)>, ProbeError> {
+        let map = PerCpuHashMap::<_, K, V>::try_from(self.map(name)?).map_err(map_error(name))?;
+        let mut rows = Vec::new();
+        for entry in map.iter() {
+            let (key, per_cpu) = entry.map_err(map_error(name))?;
+            let mut sum = S::default();
+            for value in per_cpu.iter() {
+                add(&mut sum, value);
+            }
+            rows.push((key, sum));
         }
-        Ok(totals)
+        Ok(rows)
     }
 
     /// Detaches every program: tracepoints, the Python sampler's perf events
@@ -566,10 +554,7 @@ fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
     move |source| ProbeError::Map { map, source }
 }
 
-fn per_cpu_totals<const N: usize>(
-    ebpf: &Ebpf,
-    name: &'static str,
-) -> Result<[u64; N], ProbeError> {
+fn per_cpu_totals<const N: usize>(ebpf: &Ebpf, name: &'static str) -> Result<[u64; N], ProbeError> {
     let map = ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
     let array = PerCpuArray::<_, u64>::try_from(map)
         .map_err(|source| ProbeError::Map { map: name, source })?;

@@ -12,11 +12,11 @@ use tracer_common::{Config, drops};
 
 use crate::{
     analysis::{Collector, Ending, Settings},
-    probes::{ProbeError, Probes},
     btf::KernelOffsets,
     cli::Args,
     events,
     preflight::{self, PreflightError},
+    probes::{ProbeError, Probes},
     python::PythonProcess,
     report::{Report, Target as ReportTarget},
     status::StatusLine,

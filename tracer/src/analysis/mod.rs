@@ -389,10 +389,7 @@ mod tests {
             [(&a, 1), (&b, 1), (&a, 1), (&a, 2)]
                 .map(|(frames, n)| EventStack::new(frames.clone(), n)),
         );
-        assert_eq!(
-            merged,
-            [EventStack::new(a, 4), EventStack::new(b, 1)]
-        );
+        assert_eq!(merged, [EventStack::new(a, 4), EventStack::new(b, 1)]);
         assert!(merge_stacks([]).is_empty());
     }
 

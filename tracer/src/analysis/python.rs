@@ -162,13 +162,16 @@ impl Profile {
 
     /// Voluntary switches by stack, most off-CPU time first.
     fn off_cpu(&self) -> Vec<EventStack> {
-        let mut off_cpu = merge_stacks(self.event_stacks.iter().filter_map(|(key, (frames, value))| {
-            (key.kind == py_event::OFF_CPU).then(|| EventStack {
-                frames: frames.clone(),
-                samples: value.count,
-                off_cpu_ns: value.off_cpu_ns,
-            })
-        }));
+        let mut off_cpu = merge_stacks(
+            self.event_stacks
+                .iter()
+                .filter(|(key, _)| key.kind == py_event::OFF_CPU)
+                .map(|(_, (frames, value))| EventStack {
+                    frames: frames.clone(),
+                    samples: value.count,
+                    off_cpu_ns: value.off_cpu_ns,
+                }),
+        );
         off_cpu.sort_by(|a, b| {
             b.off_cpu_ns
                 .cmp(&a.off_cpu_ns)
@@ -252,7 +255,11 @@ fn function_key(f: &Frame) -> FunctionKey {
     )
 }
 
-fn hotspots(stacks: &[(u32, &[Frame], u64)], tid: Option<u32>, limit: usize) -> (u64, Vec<Hotspot>) {
+fn hotspots(
+    stacks: &[(u32, &[Frame], u64)],
+    tid: Option<u32>,
+    limit: usize,
+) -> (u64, Vec<Hotspot>) {
     let mut by_fn: BTreeMap<FunctionKey, (u64, u64)> = BTreeMap::new();
     let mut total = 0;
     for (t, frames, count) in stacks {

@@ -164,7 +164,9 @@ pub fn add_python_stacks(
         let path = files.path_of(pid, file_id);
         if let Some(row) = rows.iter_mut().find(|r| r.pid == pid && r.path == path) {
             row.python_stacks_every = u64::from(every);
-            let merged = std::mem::take(&mut row.python_stacks).into_iter().chain(list);
+            let merged = std::mem::take(&mut row.python_stacks)
+                .into_iter()
+                .chain(list);
             row.python_stacks = merge_stacks(merged);
         }
     }

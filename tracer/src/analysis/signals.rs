@@ -760,7 +760,8 @@ mod tests {
 
     #[test]
     fn python_stacks_of_deliveries_go_to_their_group() {
-        let at = |line: u32| Frame::parse(&format!("wait_here (/abs/s.py:{line})")).map(|f| vec![f]);
+        let at =
+            |line: u32| Frame::parse(&format!("wait_here (/abs/s.py:{line})")).map(|f| vec![f]);
         let mut t = SignalTable::default();
         // SIGUSR1 from itself (3, two lines) and from another process (1).
         for (i, line) in [9, 9, 12].into_iter().enumerate() {

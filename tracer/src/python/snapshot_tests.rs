@@ -14,18 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     code, discover, layout,
-    memory::{Memory, ProcessMemory, Recorder, Snapshot},
     layout::Offsets,
+    memory::{Memory, ProcessMemory, Recorder, Snapshot},
     symbols::python_frame,
     threads,
 };
 
 /// The walk the BPF sampler does, in userspace (snapshot tests, recording).
-fn walk_stack(
-    mem: &dyn Memory,
-    o: &Offsets,
-    tstate: u64,
-) -> Vec<tracer_common::PyFrameRecord> {
+fn walk_stack(mem: &dyn Memory, o: &Offsets, tstate: u64) -> Vec<tracer_common::PyFrameRecord> {
     let mut out = Vec::new();
     let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
     if let Some(off) = o.cframe_current_frame {

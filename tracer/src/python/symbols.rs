@@ -58,9 +58,7 @@ impl Symbols {
                     qualname: info.qualname.clone(),
                     function: info.name.clone(),
                     file: info.filename.clone(),
-                    line: info
-                        .line_at(source.offsets.instr_kind, instr)
-                        .unwrap_or(0),
+                    line: info.line_at(source.offsets.instr_kind, instr).unwrap_or(0),
                     first_line: info.firstlineno,
                 },
                 None => Frame::unresolved(code),

@@ -512,7 +512,7 @@ mod tests {
     #[test]
     fn zombies_and_children_show_the_line_that_spawned_them() {
         let popen = |line: u32| {
-            vec![
+            [
                 "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".to_owned(),
                 "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)".to_owned(),
                 format!("spawn (/abs/wl.py:{line})"),

@@ -159,7 +159,10 @@ pub fn spawned_line(frames: &[Frame]) -> Option<&Frame> {
     frames
         .iter()
         .find(|f| {
-            f.is_resolved() && !f.stdlib_module().is_some_and(|m| SPAWNING_MODULES.contains(&m))
+            f.is_resolved()
+                && !f
+                    .stdlib_module()
+                    .is_some_and(|m| SPAWNING_MODULES.contains(&m))
         })
         .or(frames.first())
 }
@@ -519,10 +522,7 @@ mod tests {
             "Thread.start (/usr/lib/python3.11/threading.py:957)",
             "start_workers (/abs/app.py:40)",
         ]);
-        assert_eq!(
-            line(&thread),
-            Some("start_workers (/abs/app.py:40)".into())
-        );
+        assert_eq!(line(&thread), Some("start_workers (/abs/app.py:40)".into()));
         // An unreadable frame is not a line.
         let unresolved = frames(&[
             "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
