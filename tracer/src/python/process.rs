@@ -22,7 +22,10 @@ use super::{
 use crate::frame::Frame;
 
 /// What is true of an interpreter binary whatever process runs it: its
-/// version and build, and the structure layout the sampler walks.
+/// version and build, and the structure layout the sampler walks. (The
+/// symbol addresses in `interpreter` are still this process's mapped ones;
+/// sharing one `Binary` between processes means keeping only their load
+/// address per process.)
 pub struct Binary {
     pub interpreter: Interpreter,
     pub offsets: Offsets,
