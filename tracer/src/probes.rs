@@ -18,7 +18,39 @@ use tracer_common::{
     ThreadStats, ZombieEntry, drops, py_stats,
 };
 
-use crate::analysis::MapSnapshot;
+use crate::{
+    analysis::MapSnapshot,
+    btf::KernelOffsets,
+    tracefs::{self, TracefsError},
+};
+
+/// The programs' configuration for this kernel: tracepoint fields from
+/// tracefs (mounted if it is not), struct offsets from BTF. A missing BTF
+/// offset costs some detail, said in `warnings`; tracefs is required.
+pub fn kernel_config(
+    follow_children: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Config, TracefsError> {
+    let root = tracefs::ensure_mounted()?;
+    let layout = tracefs::read_layout(&root)?;
+    let kernel = KernelOffsets::read(warnings);
+    let mut lifecycle = layout.lifecycle;
+    (
+        lifecycle.task_mm,
+        lifecycle.mm_arg_start,
+        lifecycle.mm_arg_end,
+    ) = kernel.argv;
+    Ok(Config {
+        offsets: layout.offsets,
+        lifecycle,
+        regs: kernel.regs,
+        task_state_mask: layout.task_state_mask,
+        follow_children: u32::from(follow_children),
+        task_exit_code: kernel.task_exit_code,
+        pid_ns: kernel.pid_ns,
+        file: kernel.file,
+    })
+}
 
 /// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
 /// and drop every link (tracepoints, the sampler's perf events, the uprobe).
@@ -443,6 +475,22 @@ impl Probes {
 
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         take_map(&mut self.ebpf, "EVENTS")
+    }
+
+    /// Attach mode: a sampling event on every thread of the traced processes.
+    /// Threads started while this runs inherit the event only from a thread
+    /// that already had it, so list again until no thread is new.
+    pub fn sample_existing_threads(&mut self, traced: &[u32]) {
+        const MAX_PASSES: usize = 8;
+        for _ in 0..MAX_PASSES {
+            let tids: Vec<u32> = traced
+                .iter()
+                .flat_map(|&pid| crate::target::threads(pid))
+                .collect();
+            if self.sample_threads(&tids) == 0 {
+                return;
+            }
+        }
     }
 
     /// Every map the report is built from, read once after tracing stopped.

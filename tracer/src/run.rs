@@ -8,20 +8,19 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Config, drops};
+use tracer_common::drops;
 
 use crate::{
     analysis::{Collector, Ending, Settings},
-    btf::KernelOffsets,
     cli::Args,
     events,
     preflight::{self, PreflightError},
-    probes::{ProbeError, Probes},
+    probes::{self, ProbeError, Probes},
     python::PythonProcess,
     report::{Report, Target as ReportTarget},
     status::StatusLine,
     target::{self, Target, TargetError},
-    tracefs::{self, TracefsError},
+    tracefs::TracefsError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +67,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
     // A pid that does not exist is the most common mistake: say so before loading.
     let adopted = args.pid.map(Target::attach).transpose()?;
     let mut collector = Collector::new(Settings {
-        base_ns: monotonic_ns(),
+        base_ns: events::monotonic_ns(),
         python_rate_hz: (!args.no_python).then_some(args.rate),
         count_entries: args.count_entries && !args.no_python,
     });
@@ -86,6 +85,46 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         ));
         refresh_python(&mut probes, &mut collector)?;
     }
+    let comm = add_root(args, &target, &mut collector, threads);
+    // Before saying "tracing": a Ctrl-C right after that line must stop the
+    // trace and write the report, not kill the tracer.
+    let stop_signals = StopSignals::install()?;
+    if !target.launched {
+        if !target.is_alive() {
+            return Err(TargetError::Gone { pid: target.pid }.into());
+        }
+        // Like strace's "Process N attached": from here on nothing is missed.
+        if !args.quiet {
+            eprintln!(
+                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
+                target.pid
+            );
+        }
+    }
+
+    let trace_start = Instant::now();
+    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, stop_signals).await?;
+    let duration = trace_start.elapsed();
+    let end_ns = events::monotonic_ns();
+    if let Some(first) = collector.first_event {
+        log::info!("first event after {} ms", (first - started).as_millis());
+    }
+    let (exit_code, exit_signal) = target.reap();
+    let ending = Ending {
+        stopped,
+        duration,
+        end_ns,
+        exit_code,
+        exit_signal,
+        sampler_error: probes.sampler_error.clone(),
+        warnings: std::mem::take(&mut probes.warnings),
+    };
+    let maps = probes.snapshot()?;
+    Ok((collector.finish(maps, ending), probes))
+}
+
+/// The target as the report's root process; returns its name.
+fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u32) -> String {
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
         // It may already have exited; the report still has what it did.
         (
@@ -107,66 +146,14 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         argv,
         ..ReportTarget::default()
     };
-    // Before saying "tracing": a Ctrl-C right after that line must stop the
-    // trace and write the report, not kill the tracer.
-    let stop_signals = StopSignals::install()?;
-    if !target.launched {
-        if !target.is_alive() {
-            return Err(TargetError::Gone { pid: target.pid }.into());
-        }
-        // Like strace's "Process N attached": from here on nothing is missed.
-        if !args.quiet {
-            eprintln!(
-                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
-                target.pid
-            );
-        }
-    }
-
-    let trace_start = Instant::now();
-    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, stop_signals).await?;
-    let duration = trace_start.elapsed();
-    let end_ns = monotonic_ns();
-    if let Some(first) = collector.first_event {
-        log::info!("first event after {} ms", (first - started).as_millis());
-    }
-    let (exit_code, exit_signal) = target.reap();
-    let ending = Ending {
-        stopped,
-        duration,
-        end_ns,
-        exit_code,
-        exit_signal,
-        sampler_error: probes.sampler_error.clone(),
-        warnings: std::mem::take(&mut probes.warnings),
-    };
-    let maps = probes.snapshot()?;
-    Ok((collector.finish(maps, ending), probes))
+    comm
 }
 
 /// Reads the kernel's layout (tracefs formats, BTF offsets), loads and
 /// attaches every program. Warnings go to the collector.
 fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, RunError> {
-    let tracefs_root = tracefs::ensure_mounted()?;
-    let layout = tracefs::read_layout(&tracefs_root)?;
     let mut warnings = Vec::new();
-    let kernel = KernelOffsets::read(&mut warnings);
-    let mut lifecycle = layout.lifecycle;
-    (
-        lifecycle.task_mm,
-        lifecycle.mm_arg_start,
-        lifecycle.mm_arg_end,
-    ) = kernel.argv;
-    let config = Config {
-        offsets: layout.offsets,
-        lifecycle,
-        regs: kernel.regs,
-        task_state_mask: layout.task_state_mask,
-        follow_children: u32::from(!args.no_children),
-        task_exit_code: kernel.task_exit_code,
-        pid_ns: kernel.pid_ns,
-        file: kernel.file,
-    };
+    let config = probes::kernel_config(!args.no_children, &mut warnings)?;
     let mut probes = Probes::load(config, collector.settings.python_rate_hz)?;
     if collector.settings.count_entries
         && let Err(err) = probes.load_entry_counter()
@@ -216,7 +203,7 @@ fn adopt(
         collector.processes.add_preexisting_zombie(&zombie, now_ns);
     }
     collector.files.remember_open_fds(target.pid);
-    sample_existing_threads(probes, &traced);
+    probes.sample_existing_threads(&traced);
     Ok((target, root_threads))
 }
 
@@ -229,33 +216,6 @@ fn launch(args: &Args, probes: &mut Probes) -> Result<Target, RunError> {
     probes.sample_threads(&[target.pid]);
     target.release()?;
     Ok(target)
-}
-
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Attach mode: a sampling event on every thread of the traced processes.
-/// Threads started while this runs inherit the event only from a thread
-/// that already had it, so list again until no thread is new.
-fn sample_existing_threads(probes: &mut Probes, traced: &[u32]) {
-    const MAX_PASSES: usize = 8;
-    for _ in 0..MAX_PASSES {
-        let tids: Vec<u32> = traced
-            .iter()
-            .flat_map(|&pid| target::threads(pid))
-            .collect();
-        if probes.sample_threads(&tids) == 0 {
-            return;
-        }
-    }
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
