@@ -1,15 +1,17 @@
-//! Kernel side of `tracer`: one module per concern, all sharing the maps in
+//! Kernel side of `tracer`: one module per concern (`reads`, `sched`,
+//! `processes`, `signals`, `python`: the same names as in `tracer-common` and
+//! the userspace `analysis`), all sharing the maps in
 //! `maps.rs`. Every program starts by asking "is the current process traced?"
 //! (one hash lookup) and returns at once when it is not.
 #![no_std]
 #![no_main]
 
-mod io;
 mod maps;
-mod proc;
+mod processes;
 mod python;
+mod reads;
 mod sched;
-mod signal;
+mod signals;
 
 #[cfg(not(test))]
 #[panic_handler]

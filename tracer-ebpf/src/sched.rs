@@ -11,8 +11,8 @@ use aya_ebpf::{
 use tracer_common::{ThreadStats, drops};
 
 use crate::{
-    io::INFLIGHT,
     maps::{TRACED, config, count_drop},
+    reads::INFLIGHT,
 };
 
 /// Per traced thread (key: tid). Kept after the thread exits so the report has it.

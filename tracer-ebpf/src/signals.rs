@@ -23,7 +23,7 @@ use crate::{
     maps::{
         EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, traced_tgid_of,
     },
-    proc::header,
+    processes::header,
 };
 
 /// The signal-sending syscall the current task is in ([`SendSyscall`]), or

@@ -1,0 +1,92 @@
+//! What every ring buffer record starts with, the record kinds, and the
+//! counters of what the kernel side could not record.
+
+/// Length of a kernel `comm` (task name) including the NUL.
+pub const COMM_LEN: usize = 16;
+
+/// Indices of the `DROPS` per-CPU counters: everything the kernel side could
+/// not record. Userspace reports each non-zero one.
+pub mod drops {
+    /// Ring buffer full: an event record was lost.
+    pub const RINGBUF: u32 = 0;
+    /// `READ_STATS` full: a read was not counted.
+    pub const READ_STATS: u32 = 1;
+    /// `THREADS` full: a thread's scheduling was not counted.
+    pub const THREADS: u32 = 2;
+    /// `FD_FILES` / in-flight tables full.
+    pub const TABLES: u32 = 3;
+    /// Process / signal bookkeeping tables (`TASKS`, `ZOMBIES`, `WAITING`...) full.
+    pub const LIFECYCLE: u32 = 4;
+    /// Ring buffer full: a Python stack sample was lost.
+    pub const PY_SAMPLES: u32 = 5;
+    pub const COUNT: u32 = 6;
+}
+
+/// Discriminant of every ring buffer record (first field of [`EventHeader`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `openat` returned a descriptor: [`FileEvent`] with the path.
+    FileOpened = 1,
+    /// A read on a descriptor the tracer has not seen opened: [`FileEvent`]
+    /// without a path; userspace resolves it through `/proc/PID/fd`.
+    FdDiscovered = 2,
+    /// A traced process forked: [`ProcessEvent`].
+    ProcessForked = 3,
+    /// A traced thread or process exited: [`ProcessEvent`].
+    ProcessExited = 4,
+    /// A traced process called `exec` successfully: [`ExecEvent`].
+    ProcessExec = 5,
+    // 6 was `ExecArgs` (argv at execve entry), replaced by `ExecEvent::args`.
+    /// A traced process that had exited was released (reaped, or auto-reaped):
+    /// [`ProcessEvent`] with `pid`. Comes from an RCU callback, so the header's
+    /// task is not meaningful.
+    ProcessFreed = 7,
+    /// `wait4`/`waitid` returned in a traced process, or returned a traced
+    /// zombie in any process (its reaper): [`WaitEvent`].
+    WaitDone = 8,
+    /// `signal_generate` for or by a traced process: [`SignalGenerateEvent`].
+    SignalGenerated = 9,
+    /// `signal_deliver` in a traced thread: [`SignalDeliverEvent`].
+    SignalDelivered = 10,
+    /// A CPU-clock sample of a thread's Python stack: [`PySample`].
+    PySample = 11,
+    /// A kernel-event stack not seen before: [`PyStackEvent`], so userspace
+    /// symbolizes it while the thread (asleep, or just back from a read) lives.
+    PyStack = 12,
+    /// The Python stack of one fork / clone of a traced thread:
+    /// [`PyForkEvent`], sent just before the fork's own record.
+    PyForkStack = 13,
+}
+
+impl EventKind {
+    pub fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            1 => Some(Self::FileOpened),
+            2 => Some(Self::FdDiscovered),
+            3 => Some(Self::ProcessForked),
+            4 => Some(Self::ProcessExited),
+            5 => Some(Self::ProcessExec),
+            7 => Some(Self::ProcessFreed),
+            8 => Some(Self::WaitDone),
+            9 => Some(Self::SignalGenerated),
+            10 => Some(Self::SignalDelivered),
+            11 => Some(Self::PySample),
+            12 => Some(Self::PyStack),
+            13 => Some(Self::PyForkStack),
+            _ => None,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub _pad: u32,
+    pub ts_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);

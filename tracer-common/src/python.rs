@@ -1,0 +1,177 @@
+//! Python: the sampler's configuration, sampled stacks, and the stacks
+//! attached to kernel events (reads, context switches, forks, entries).
+
+use crate::events::EventHeader;
+
+/// Deepest Python stack a sample records (deeper stacks are truncated at the
+/// outermost end and flagged).
+pub const PY_MAX_DEPTH: usize = 128;
+
+/// No such field in this CPython version.
+pub const PY_NO_OFFSET: u32 = u32::MAX;
+
+/// How the sampler finds and walks a thread's Python frames, set by userspace
+/// once it has found the interpreter (`PY_CONFIG` array map, index 0; the
+/// interpreter is only known after the target has exec'd, so this cannot be a
+/// load-time global). All offsets in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyConfig {
+    /// 0: sampling off.
+    pub enabled: u32,
+    /// Offset in `PyThreadState` of the frame pointer (`frame` <= 3.10,
+    /// `cframe` 3.11-3.12, `current_frame` 3.13+).
+    pub tstate_frame: u32,
+    /// 3.11-3.12: offset of `current_frame` in `_PyCFrame`; else [`PY_NO_OFFSET`].
+    pub cframe_current_frame: u32,
+    /// Offset of the next-outer frame (`f_back` / `previous`).
+    pub frame_back: u32,
+    /// Offset of the code object (`f_code` / `f_executable`).
+    pub frame_code: u32,
+    /// Offset of `f_lasti` (<= 3.10, an int) or `prev_instr` / `instr_ptr`.
+    pub frame_instr: u32,
+    /// Offset of the one-byte `owner` field, or [`PY_NO_OFFSET`].
+    pub frame_owner: u32,
+    /// Capture the Python stack behind 1 in this many reads (per CPU); 0: never.
+    pub read_stack_every: u32,
+    /// Which argument of `_PyEval_EvalFrameDefault` is the frame (0 on 3.8:
+    /// `(frame, throwflag)`; 1 from 3.9: `(tstate, frame, throwflag)`).
+    pub entry_frame_arg: u32,
+    pub _pad: u32,
+}
+
+/// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyEntryKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub code: u64,
+}
+
+/// Frames kept when a Python stack is attached to a kernel event (reads,
+/// voluntary context switches, forks, signal deliveries): the innermost ones.
+pub const PY_EVENT_DEPTH: usize = 4;
+
+/// Which kernel event a [`PyEventKey`] counts.
+pub mod py_event {
+    /// A read-family syscall on `file_id` (sampled: 1 in `read_stack_every`).
+    pub const READ: u32 = 0;
+    /// A voluntary context switch (the thread went to sleep); the value
+    /// carries the time until it ran again.
+    pub const OFF_CPU: u32 = 1;
+    // 2 was FORK: forks now send a deeper [`super::PyForkEvent`] each.
+    /// Not a map key: announces a code object first entered through
+    /// `_PyEval_EvalFrameDefault` (`frames[0].code`), to be symbolized.
+    pub const ENTRY: u32 = 3;
+}
+
+/// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of
+/// the Python stack it happened under.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyEventKey {
+    pub tgid: u32,
+    /// `py_event::*`
+    pub kind: u32,
+    /// `READ`: the file (as `ReadKey::file_id`); else 0.
+    pub file_id: u64,
+    /// Innermost first; `code == 0` past the end.
+    pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+/// Value of `PY_EVENT_STACKS` (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyEventValue {
+    pub count: u64,
+    /// `OFF_CPU`: nanoseconds until the thread was switched back in.
+    pub off_cpu_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PyStackEvent {
+    pub header: EventHeader,
+    pub key: PyEventKey,
+}
+
+/// Frames kept for a fork / clone: deep enough to get past the spawning
+/// machinery to the caller's line (`subprocess.check_output` -> `run` ->
+/// `Popen.__init__` -> `_execute_child` -> `_posix_spawn`, plus the C-stack
+/// shim frames of 3.12+ between them).
+pub const PY_FORK_DEPTH: usize = 16;
+
+/// The Python stack of one fork / clone by a traced thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PyForkEvent {
+    pub header: EventHeader,
+    /// The child's pid (or tid, for a thread).
+    pub child: u32,
+    pub _pad: u32,
+    /// Innermost first; `code == 0` past the end.
+    pub frames: [PyFrameRecord; PY_FORK_DEPTH],
+}
+
+/// A thread asleep after a voluntary switch (`PY_SLEEPING`, key: tid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PySleep {
+    pub key: PyEventKey,
+    /// 0: slot idle.
+    pub start_ns: u64,
+}
+
+/// One frame of a [`PySample`]: raw values, symbolized by userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyFrameRecord {
+    /// Address of the code object (3.14: a tagged stack reference).
+    pub code: u64,
+    /// `f_lasti` (<= 3.10, low 32 bits) or the instruction pointer; the frame's
+    /// `owner` byte is stored in bits 56..64.
+    pub instr: u64,
+}
+
+/// A CPU-clock sample of one thread's Python stack, innermost frame first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PySample {
+    pub header: EventHeader,
+    /// Valid entries of `frames`.
+    pub depth: u32,
+    /// 1 if the stack was deeper than [`PY_MAX_DEPTH`].
+    pub truncated: u32,
+    pub frames: [PyFrameRecord; PY_MAX_DEPTH],
+}
+
+/// Indices of the per-CPU `PY_STATS` counters.
+pub mod py_stats {
+    /// Samples that hit a traced process.
+    pub const SAMPLES: u32 = 0;
+    /// ...of which the thread had no known Python thread state (yet).
+    pub const NO_THREAD_STATE: u32 = 1;
+    /// ...of which the thread was not running Python code (no current frame).
+    pub const NO_FRAME: u32 = 2;
+    pub const COUNT: u32 = 3;
+}
+
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
+const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
+const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
+const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 16 * PY_FORK_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for PyConfig {}
+    unsafe impl aya::Pod for PyEventKey {}
+    unsafe impl aya::Pod for PyEventValue {}
+    unsafe impl aya::Pod for PyEntryKey {}
+}

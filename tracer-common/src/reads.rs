@@ -1,0 +1,127 @@
+//! Reads: per-file read figures aggregated in the kernel, and the records
+//! that name the files (opened while traced, or discovered on first read).
+
+use crate::events::EventHeader;
+
+/// Bytes of a path captured from `openat` (longer paths are truncated and flagged).
+pub const PATH_CAPTURE_LEN: usize = 256;
+
+/// Which read-family syscall a figure came from.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReadSyscall {
+    Read = 0,
+    Pread64 = 1,
+    Readv = 2,
+    Preadv = 3,
+}
+
+impl ReadSyscall {
+    pub const ALL: [ReadSyscall; 4] = [Self::Read, Self::Pread64, Self::Readv, Self::Preadv];
+
+    pub fn from_u32(value: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u32 == value)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Pread64 => "pread64",
+            Self::Readv => "readv",
+            Self::Preadv => "preadv",
+        }
+    }
+}
+
+/// Key of the per-CPU `READ_STATS` map: one row per open file, syscall and request size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReadKey {
+    pub tgid: u32,
+    pub fd: i32,
+    /// Which file: a hash of the path it was opened by, or, for a descriptor
+    /// the tracer did not see opened, a unique id with [`DISCOVERED_FILE_BIT`]
+    /// set. A reused fd number is never confused with the file it used to name.
+    pub file_id: u64,
+    /// Bytes asked for (`count`, or the sum of the iovec lengths).
+    pub request: u64,
+    pub syscall: u32,
+    pub _pad: u32,
+}
+
+/// Value of `READ_STATS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub syscalls: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub kernel_ns: u64,
+    /// Scheduler context switches that happened while the read was in the kernel.
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// A read that has entered the kernel and not returned yet (per thread).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InflightRead {
+    pub start_ns: u64,
+    pub request: u64,
+    pub fd: i32,
+    pub syscall: u32,
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+/// Key of `FD_FILES`: which opening of a descriptor is current.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdKey {
+    pub tgid: u32,
+    pub fd: i32,
+}
+
+/// Set in `file_id` for descriptors discovered on first read (not opened while traced).
+pub const DISCOVERED_FILE_BIT: u64 = 1 << 63;
+
+/// Key of `KNOWN_FILES`: a path a process has already been reported to open.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub file_id: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileEvent {
+    pub header: EventHeader,
+    pub fd: i32,
+    /// Bytes of `path` that are valid (0 for `FdDiscovered`).
+    pub path_len: u32,
+    pub file_id: u64,
+    pub path: [u8; PATH_CAPTURE_LEN],
+    /// `FdDiscovered`: what the descriptor is, read in the kernel (0 if
+    /// unknown), so a pipe or socket closed before userspace can look at
+    /// `/proc/PID/fd` is still named: the inode number, its filesystem's
+    /// magic (`PIPEFS_MAGIC`, `SOCKFS_MAGIC`...) and block size.
+    pub ino: u64,
+    pub fs_magic: u64,
+    pub blksize: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);
+const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
+const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for ReadKey {}
+    unsafe impl aya::Pod for ReadStats {}
+    unsafe impl aya::Pod for FdKey {}
+    unsafe impl aya::Pod for FileKey {}
+}

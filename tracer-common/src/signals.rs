@@ -1,0 +1,93 @@
+//! Signals: generation (who sent what to whom, the kernel's result) and
+//! delivery (disposition, the receiving thread's Python stack).
+
+use crate::{
+    events::{COMM_LEN, EventHeader},
+    python::{PY_EVENT_DEPTH, PyFrameRecord},
+};
+
+/// The syscall a signal was sent by (0: none, the kernel generated it).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendSyscall {
+    None = 0,
+    Kill = 1,
+    Tkill = 2,
+    Tgkill = 3,
+    RtSigqueueinfo = 4,
+    RtTgsigqueueinfo = 5,
+    PidfdSendSignal = 6,
+}
+
+impl SendSyscall {
+    pub fn from_u32(value: u32) -> Option<Self> {
+        Some(match value {
+            0 => Self::None,
+            1 => Self::Kill,
+            2 => Self::Tkill,
+            3 => Self::Tgkill,
+            4 => Self::RtSigqueueinfo,
+            5 => Self::RtTgsigqueueinfo,
+            6 => Self::PidfdSendSignal,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Kill => "kill",
+            Self::Tkill => "tkill",
+            Self::Tgkill => "tgkill",
+            Self::RtSigqueueinfo => "rt_sigqueueinfo",
+            Self::RtTgsigqueueinfo => "rt_tgsigqueueinfo",
+            Self::PidfdSendSignal => "pidfd_send_signal",
+        }
+    }
+}
+
+/// `signal_generate`, in the sender's context (header: the current task,
+/// which for kernel-generated signals is whoever was running: the faulting
+/// task, the exiting child for SIGCHLD...).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalGenerateEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub errno: i32,
+    /// `si_code` (SI_USER, SI_TKILL, SI_KERNEL, CLD_EXITED...).
+    pub code: i32,
+    /// The target task (a tid; the thread group leader for process signals).
+    pub target_pid: u32,
+    /// The target's tgid if the kernel side knows it (traced), else 0.
+    pub target_tgid: u32,
+    /// 1: sent to the whole thread group; 0: to one thread.
+    pub group: u32,
+    /// `enum trace_signal_result`: delivered (queued), ignored, already pending...
+    pub result: u32,
+    /// [`SendSyscall`]: the sender was inside this syscall; 0: the kernel sent it.
+    pub syscall: u32,
+    pub target_comm: [u8; COMM_LEN],
+    pub sender_comm: [u8; COMM_LEN],
+}
+
+/// `signal_deliver`, in the thread that takes the signal.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalDeliverEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub errno: i32,
+    pub code: i32,
+    pub _pad: u32,
+    /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
+    pub sa_handler: u64,
+    pub sa_flags: u64,
+    /// The receiving thread's Python stack when the signal was delivered
+    /// (the line that was running), innermost first; all `code == 0` when
+    /// the thread has no known Python state or Python sampling is off.
+    pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);
