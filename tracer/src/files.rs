@@ -4,6 +4,8 @@
 
 use std::{ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
+use crate::procfs;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
     pub path: String,
@@ -94,14 +96,9 @@ pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
 
 /// Resolves an open descriptor of a live process.
 pub fn from_fd(tgid: u32, fd: i32) -> Option<FileInfo> {
-    let link = format!("/proc/{tgid}/fd/{fd}");
-    let target = fs::read_link(&link).ok()?;
-    let (fs, blksize) = describe(Path::new(&link)).unwrap_or(("unknown".into(), None));
-    Some(FileInfo {
-        path: target.to_string_lossy().into_owned(),
-        fs,
-        blksize,
-    })
+    let path = procfs::fd_target(tgid, fd)?;
+    let (fs, blksize) = describe(&procfs::fd_path(tgid, fd)).unwrap_or(("unknown".into(), None));
+    Some(FileInfo { path, fs, blksize })
 }
 
 /// Where `opened` (a path as the process passed it to `openat`) lives when
@@ -110,18 +107,19 @@ pub fn from_fd(tgid: u32, fd: i32) -> Option<FileInfo> {
 /// (which differs inside a container).
 pub fn outside_path(tgid: u32, opened: &str) -> String {
     for (prefix, replacement) in [
-        ("/proc/self/", format!("/proc/{tgid}/")),
-        ("/proc/thread-self/", format!("/proc/{tgid}/task/{tgid}/")),
+        ("/proc/self/", procfs::own_dir(tgid)),
+        ("/proc/thread-self/", procfs::thread_self_dir(tgid)),
     ] {
         if let Some(rest) = opened.strip_prefix(prefix) {
             return format!("{replacement}{rest}");
         }
     }
-    if opened.starts_with('/') {
-        format!("/proc/{tgid}/root{opened}")
+    let outside = if opened.starts_with('/') {
+        procfs::in_root(tgid, opened)
     } else {
-        format!("/proc/{tgid}/cwd/{opened}")
-    }
+        procfs::in_cwd(tgid, opened)
+    };
+    outside.to_string_lossy().into_owned()
 }
 
 /// Describes a file the process opened as `opened` (descriptor `fd`):
@@ -174,11 +172,8 @@ fn own_procfs_file(opened: &str) -> bool {
 
 /// Every open descriptor of a process, for files opened before we attached.
 pub fn snapshot(tgid: u32) -> Vec<(i32, FileInfo)> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{tgid}/fd")) else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+    procfs::fds(tgid)
+        .into_iter()
         .filter_map(|fd| Some((fd, from_fd(tgid, fd)?)))
         .collect()
 }

@@ -10,9 +10,10 @@ mod cli;
 mod events;
 mod files;
 mod frame;
-mod nspid;
+
 mod preflight;
 mod probes;
+mod procfs;
 mod python;
 mod report;
 mod run;

@@ -485,7 +485,7 @@ impl Probes {
         for _ in 0..MAX_PASSES {
             let tids: Vec<u32> = traced
                 .iter()
-                .flat_map(|&pid| crate::target::threads(pid))
+                .flat_map(|&pid| crate::procfs::threads(pid))
                 .collect();
             if self.sample_threads(&tids) == 0 {
                 return;

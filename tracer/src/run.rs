@@ -16,10 +16,11 @@ use crate::{
     events,
     preflight::{self, PreflightError},
     probes::{self, ProbeError, Probes},
+    procfs,
     python::PythonProcess,
     report::{Report, Target as ReportTarget},
     status::StatusLine,
-    target::{self, Target, TargetError},
+    target::{Target, TargetError},
     tracefs::TracefsError,
 };
 
@@ -135,7 +136,7 @@ fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u3
     let ppid = if target.launched {
         std::process::id()
     } else {
-        target::describe_pid(target.pid).1
+        procfs::stat(target.pid).map_or(0, |s| s.ppid)
     };
     collector
         .processes
@@ -176,12 +177,12 @@ fn adopt(
     let mut root_threads = 0;
     let mut traced = vec![target.pid];
     if !args.no_children {
-        traced.extend(target::descendants(target.pid));
+        traced.extend(procfs::descendants(target.pid));
     }
     for &pid in &traced {
         probes.trace_pid(pid)?;
         let mut threads = 0;
-        for tid in target::threads(pid) {
+        for tid in procfs::threads(pid) {
             if tid != pid {
                 probes.trace_thread(tid, pid)?;
                 threads += 1;
@@ -190,7 +191,7 @@ fn adopt(
         if pid == target.pid {
             root_threads = threads;
         } else {
-            let (comm, ppid, argv) = target::describe_pid(pid);
+            let (comm, ppid, argv) = procfs::describe(pid);
             collector
                 .processes
                 .add_existing(pid, ppid, &comm, &argv, threads);
@@ -198,7 +199,7 @@ fn adopt(
     }
     // Zombies that predate the trace: listed, and their reaping watched.
     let now_ns = collector.settings.base_ns;
-    for zombie in crate::analysis::processes::scan_zombies(&traced) {
+    for zombie in procfs::zombie_children(&traced) {
         probes.watch_zombie(zombie.pid, now_ns)?;
         collector.processes.add_preexisting_zombie(&zombie, now_ns);
     }

@@ -11,6 +11,8 @@ use std::{
 
 use tokio::io::unix::AsyncFd;
 
+use crate::procfs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("no process with pid {0} (check `ps -p {0}`)")]
@@ -68,7 +70,7 @@ fn pipe() -> std::io::Result<(fs::File, fs::File)> {
 
 impl Target {
     pub fn attach(pid: u32) -> Result<Self, TargetError> {
-        if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !procfs::exists(pid) {
             return Err(TargetError::NoSuchProcess(pid));
         }
         let pidfd = pidfd_open(pid).map_err(|source| match source.raw_os_error() {
@@ -225,145 +227,15 @@ impl Target {
     /// (comm, argv) as /proc shows them now.
     pub fn describe(&self) -> Result<(String, Vec<String>), TargetError> {
         let gone = || TargetError::Gone { pid: self.pid };
-        let comm = fs::read_to_string(format!("/proc/{}/comm", self.pid)).map_err(|_| gone())?;
-        let cmdline = fs::read(format!("/proc/{}/cmdline", self.pid)).map_err(|_| gone())?;
-        let argv = cmdline
-            .split(|&b| b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        Ok((comm.trim_end().to_owned(), argv))
+        let comm = procfs::comm(self.pid).ok_or_else(gone)?;
+        let argv = procfs::cmdline(self.pid).ok_or_else(gone)?;
+        Ok((comm, argv))
     }
-}
-
-/// Parses the parent pid out of `/proc/PID/stat` (the comm may hold spaces
-/// and parentheses, so split after the last `)`).
-pub fn parent_of_stat(stat: &str) -> Option<u32> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The thread ids of a process (empty if it is gone).
-pub fn threads(pid: u32) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// (comm, ppid, argv) of a live process as /proc shows it (empty if gone).
-pub fn describe_pid(pid: u32) -> (String, u32, Vec<String>) {
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim_end().to_owned())
-        .unwrap_or_default();
-    let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| parent_of_stat(&stat))
-        .unwrap_or(0);
-    let argv = fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmdline| {
-            cmdline
-                .split(|&b| b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    (comm, ppid, argv)
-}
-
-/// Every live descendant of `pid` (children forked before we attached).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let parents: Vec<(u32, u32)> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| {
-            let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            Some((p, parent_of_stat(&stat)?))
-        })
-        .collect();
-    let mut found = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(parent) = frontier.pop() {
-        for &(child, ppid) in &parents {
-            if ppid == parent && !found.contains(&child) {
-                found.push(child);
-                frontier.push(child);
-            }
-        }
-    }
-    found
-}
-
-/// The live descendants of `pid`, children before grandchildren, from the
-/// kernel's `/proc/PID/task/TID/children` lists (cheap: no scan of /proc).
-pub fn live_descendants(pid: u32) -> Vec<u32> {
-    let mut found: Vec<u32> = Vec::new();
-    let mut next = 0;
-    let mut parent = Some(pid);
-    while let Some(p) = parent {
-        for tid in threads(p) {
-            let Ok(list) = fs::read_to_string(format!("/proc/{p}/task/{tid}/children")) else {
-                continue;
-            };
-            for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
-                if !found.contains(&child) && child != pid {
-                    found.push(child);
-                }
-            }
-        }
-        parent = found.get(next).copied();
-        next += 1;
-    }
-    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parent_from_stat_with_awkward_comm() {
-        assert_eq!(
-            parent_of_stat("123 (my (odd) prog) S 45 123 123 0"),
-            Some(45)
-        );
-        assert_eq!(parent_of_stat("1 (init) S 0 1 1"), Some(0));
-        assert_eq!(parent_of_stat("garbage"), None);
-    }
-
-    #[test]
-    fn descendants_of_a_running_shell() {
-        // sh -> sleep: the grandchild is found through the children lists.
-        let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "/bin/sleep 30 & echo $!; wait"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let sleep: u32 = line.trim().parse().unwrap();
-        let me = std::process::id();
-        let found = live_descendants(me);
-        assert!(found.contains(&child.id()), "{found:?}");
-        assert!(found.contains(&sleep), "{found:?}");
-        let at = |p: u32| found.iter().position(|&f| f == p).unwrap();
-        assert!(at(child.id()) < at(sleep));
-        assert_eq!(live_descendants(child.id()), vec![sleep]);
-        let _ = std::process::Command::new("kill")
-            .arg(sleep.to_string())
-            .status();
-        child.wait().unwrap();
-    }
 
     #[test]
     fn no_such_process() {

@@ -268,8 +268,8 @@ impl Collector {
             ending.end_ns,
             self.settings.base_ns,
             |pid| signals.killer_of(pid),
-            processes::is_zombie_now,
-            crate::nspid::ns_pid,
+            crate::procfs::is_zombie,
+            crate::procfs::ns_pid,
         );
         let (signals, log_entries, log_total) = signals.finish();
         let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;

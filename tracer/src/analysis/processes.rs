@@ -1,7 +1,7 @@
 //! The process tree and the zombie lifecycle: fork / exec / exit / wait /
 //! release events in, `processes` and `zombies` report rows out. Pure logic,
-//! no I/O (the `/proc` scan for zombies that predate the trace is in
-//! `scan_zombies`).
+//! but for a process's pid in its namespace read when it is added (the
+//! `/proc` scan for zombies that predate the trace is `procfs::zombie_children`).
 //!
 //! A traced process that exits is a zombie until it is released:
 //! - its parent's wait4/waitid returns its pid ("wait4" / "waitid"),
@@ -16,6 +16,7 @@ use crate::{
     analysis::signals::signal_name,
     events::{WaitDone, WaitSyscall},
     frame::Frame,
+    procfs::FoundZombie,
     report::{EventStack, ProcessInfo, Zombie},
 };
 
@@ -111,7 +112,7 @@ impl ProcessTable {
             ..Proc::default()
         });
         if p.ns_pid.is_none() {
-            p.ns_pid = crate::nspid::ns_pid(pid);
+            p.ns_pid = crate::procfs::ns_pid(pid);
         }
         p.ppid = ppid;
         p.threads += threads;
@@ -137,7 +138,7 @@ impl ProcessTable {
             pid,
             ..Proc::default()
         });
-        p.ns_pid = crate::nspid::ns_pid(pid);
+        p.ns_pid = crate::procfs::ns_pid(pid);
         p.ppid = ppid;
         p.threads += threads;
         p.comm = comm.to_owned();
@@ -468,72 +469,6 @@ impl ProcessTable {
     }
 }
 
-/// Whether `pid` is a zombie in /proc now.
-pub fn is_zombie_now(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| parse_stat(&stat))
-        .is_some_and(|(_, state, ..)| state == 'Z')
-}
-
-/// A zombie found in /proc.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundZombie {
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    /// Time since the process started, if /proc/uptime could be read.
-    pub age_ns: Option<u64>,
-    /// Its wait status, as /proc/PID/stat shows it.
-    pub status: Option<u32>,
-}
-
-/// Zombie children of `parents` as /proc shows them now.
-pub fn scan_zombies(parents: &[u32]) -> Vec<FoundZombie> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let uptime_ns = std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|secs| (secs * 1e9) as u64);
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (comm, state, ppid, start_ticks, status) = parse_stat(&stat)?;
-            if state != 'Z' || !parents.contains(&ppid) {
-                return None;
-            }
-            let started_ns = start_ticks * 1_000_000_000 / ticks;
-            Some(FoundZombie {
-                pid,
-                ppid,
-                comm,
-                age_ns: uptime_ns.map(|up| up.saturating_sub(started_ns)),
-                status,
-            })
-        })
-        .collect()
-}
-
-/// (comm, state, ppid, starttime in clock ticks, wait status) from
-/// `/proc/PID/stat`; the status (`exit_code`, field 52) is there on kernels
-/// >= 3.5 when we may read it.
-pub fn parse_stat(stat: &str) -> Option<(String, char, u32, u64, Option<u32>)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
-    // After the comm: state(3) ppid(4) ... starttime(22), numbered from 1.
-    let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    let exit_status = fields.get(49).and_then(|f| f.parse().ok());
-    Some((comm, state, ppid, start, exit_status))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,16 +780,5 @@ mod tests {
         // Threads still claim theirs.
         t.on_fork(10, 1_000, true, 5, "python3");
         assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS - 1);
-    }
-
-    #[test]
-    fn parses_proc_stat() {
-        let stat =
-            "1234 (my (odd) prog) Z 812 1234 1234 0 -1 4228 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
-        assert_eq!(
-            parse_stat(stat),
-            Some(("my (odd) prog".into(), 'Z', 812, 98765, None))
-        );
-        assert_eq!(parse_stat("garbage"), None);
     }
 }

@@ -41,8 +41,8 @@ impl FileTable {
         if self.files.contains_key(&(tgid, file_id)) {
             return;
         }
-        if let Ok(root) = std::fs::read_link(format!("/proc/{tgid}/root")) {
-            self.roots.insert(tgid, root.to_string_lossy().into_owned());
+        if let Some(root) = crate::procfs::root(tgid) {
+            self.roots.insert(tgid, root);
         }
         let root = self.roots.get(&tgid).map(String::as_str);
         self.files

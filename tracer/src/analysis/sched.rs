@@ -36,10 +36,7 @@ pub fn summarize(threads: &[(u32, ThreadStats)], names: &HashMap<u32, String>) -
 pub fn live_names(threads: &[(u32, ThreadStats)]) -> HashMap<u32, String> {
     threads
         .iter()
-        .filter_map(|(tid, t)| {
-            let comm = std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", t.tgid)).ok()?;
-            Some((*tid, comm.trim_end().to_owned()))
-        })
+        .filter_map(|(tid, t)| Some((*tid, crate::procfs::thread_comm(t.tgid, *tid)?)))
         .collect()
 }
 

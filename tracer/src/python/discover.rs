@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
+use crate::procfs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     #[error("cannot read /proc/{pid}/maps: {source}")]
@@ -293,7 +295,7 @@ pub fn version_from_hex(hex: u32) -> (u32, u32, String) {
 /// A path to the interpreter's ELF that this process can open: through the
 /// target's root (containers), else as shown in its maps (chroots).
 pub fn openable_path(pid: u32, path: &str) -> PathBuf {
-    let rooted = PathBuf::from(format!("/proc/{pid}/root{path}"));
+    let rooted = procfs::in_root(pid, path);
     if rooted.exists() {
         rooted
     } else {
@@ -306,11 +308,8 @@ pub fn openable_path(pid: u32, path: &str) -> PathBuf {
 /// (containers), then the path as shown (a chroot shows host paths).
 fn read_mapped(pid: u32, mapping: &Mapping) -> Option<MappedFile> {
     let candidates = [
-        PathBuf::from(format!(
-            "/proc/{pid}/map_files/{:x}-{:x}",
-            mapping.start, mapping.end
-        )),
-        PathBuf::from(format!("/proc/{pid}/root{}", mapping.path)),
+        procfs::map_file(pid, mapping.start, mapping.end),
+        procfs::in_root(pid, &mapping.path),
         PathBuf::from(&mapping.path),
     ];
     candidates.iter().find_map(|p| MappedFile::open(p))
@@ -360,8 +359,7 @@ impl Drop for MappedFile {
 
 /// Looks for the interpreter in `pid`'s mappings.
 pub fn discover(pid: u32) -> Result<Interpreter, DiscoverError> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|source| DiscoverError::Maps { pid, source })?;
+    let maps = procfs::maps(pid).map_err(|source| DiscoverError::Maps { pid, source })?;
     discover_in(pid, &parse_maps(&maps))
 }
 

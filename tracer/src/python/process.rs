@@ -19,7 +19,7 @@ use super::{
     symbols::{CodeSource, Symbols},
     threads,
 };
-use crate::frame::Frame;
+use crate::{frame::Frame, procfs};
 
 /// What is true of an interpreter binary whatever process runs it: its
 /// version and build, and the structure layout the sampler walks. (The
@@ -56,14 +56,13 @@ pub struct Place {
 
 impl Place {
     pub fn of(pid: u32) -> Self {
-        let root = std::fs::read_link(format!("/proc/{pid}/root"))
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned())
-            .filter(|r| r != "/");
-        let ns_pid = crate::nspid::in_child_namespace(pid)
-            .then(|| crate::nspid::ns_pid(pid))
+        let ns_pid = procfs::in_child_namespace(pid)
+            .then(|| procfs::ns_pid(pid))
             .flatten();
-        Self { root, ns_pid }
+        Self {
+            root: procfs::root(pid),
+            ns_pid,
+        }
     }
 
     /// `path` (as `/proc/PID/maps` shows it to the tracer) as the process sees it.
@@ -251,7 +250,7 @@ impl PythonProcess {
         if !reason.searching || !self.follow_children {
             return first;
         }
-        let children = crate::target::live_descendants(self.root_pid);
+        let children = procfs::live_descendants(self.root_pid);
         for &child in &children {
             match find(child) {
                 Err((next, None)) if next.searching => continue,
@@ -297,7 +296,7 @@ impl Ready {
         let own_pid = self.place.ns_pid.unwrap_or(pid);
         threads::resolve_tids(&self.memory, own_pid, &mut states, &mut self.tid_offset);
         if self.place.ns_pid.is_some() {
-            let host = crate::nspid::thread_ids(pid);
+            let host = procfs::thread_ids(pid);
             for state in &mut states {
                 state.tid = state.tid.and_then(|tid| host.get(&tid).copied());
             }

@@ -1,0 +1,439 @@
+//! Every read of `/proc`, in one place: what a process is (stat, comm,
+//! cmdline, status), its threads and children, its descriptors, mappings
+//! and root, and the paths through which the tracer looks at its files.
+//! Parsers are pure functions (`parse_*`) with unit tests; the readers
+//! return `None` / empty when the process is gone, which is normal: a
+//! traced process may exit at any moment.
+//!
+//! PID namespaces: a process in a container has one pid per namespace it
+//! is visible in. `/proc/PID/status` lists them on its `NSpid` line, from
+//! the namespace of that procfs mount (the tracer's: the host pid) down to
+//! the process's own (the pid it sees from `getpid()`, 1 for a container's
+//! init). CPython records its threads by the ids they see themselves, while
+//! the kernel and the BPF maps use host ids.
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+/// What `/proc/PID/stat` says of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    /// `R`, `S`, `D`, `Z`...
+    pub state: char,
+    pub ppid: u32,
+    /// Start time, in clock ticks since boot.
+    pub start_ticks: u64,
+    /// The wait status (`exit_code`, field 52): there on kernels >= 3.5
+    /// when we may read it.
+    pub exit_status: Option<u32>,
+}
+
+/// Parses `/proc/PID/stat`. The comm may hold spaces and parentheses, so
+/// the fields are split after the last `)`.
+pub fn parse_stat(stat: &str) -> Option<Stat> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the comm: state(3) ppid(4) ... starttime(22), numbered from 1.
+    Some(Stat {
+        comm,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start_ticks: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
+        exit_status: fields.get(49).and_then(|f| f.parse().ok()),
+    })
+}
+
+pub fn stat(pid: u32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether a process (or thread) with this id exists, zombies included.
+pub fn exists(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether `pid` is a zombie now.
+pub fn is_zombie(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state == 'Z')
+}
+
+/// The task name (`comm`) of a process.
+pub fn comm(pid: u32) -> Option<String> {
+    read_comm(&format!("/proc/{pid}/comm"))
+}
+
+/// The task name of one thread.
+pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
+    read_comm(&format!("/proc/{pid}/task/{tid}/comm"))
+}
+
+fn read_comm(path: &str) -> Option<String> {
+    Some(fs::read_to_string(path).ok()?.trim_end().to_owned())
+}
+
+/// The arguments of a process (`None` when it is gone; empty for a
+/// kernel thread or a zombie).
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    Some(parse_cmdline(
+        &fs::read(format!("/proc/{pid}/cmdline")).ok()?,
+    ))
+}
+
+/// NUL-separated arguments.
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// (comm, ppid, argv) of a live process (empty if gone).
+pub fn describe(pid: u32) -> (String, u32, Vec<String>) {
+    (
+        comm(pid).unwrap_or_default(),
+        stat(pid).map_or(0, |s| s.ppid),
+        cmdline(pid).unwrap_or_default(),
+    )
+}
+
+/// The ids under a `/proc` directory whose entries are numbers.
+fn numbered_entries(dir: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Every process id on the host.
+pub fn pids() -> Vec<u32> {
+    numbered_entries("/proc")
+}
+
+/// The thread ids of a process (empty if it is gone).
+pub fn threads(pid: u32) -> Vec<u32> {
+    numbered_entries(&format!("/proc/{pid}/task"))
+}
+
+/// Every live descendant of `pid`, from a scan of every process's parent
+/// (finds children forked before we attached, whatever their thread).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = pids()
+        .into_iter()
+        .filter_map(|p| Some((p, stat(p)?.ppid)))
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(child, ppid) in &parents {
+            if ppid == parent && !found.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The live descendants of `pid`, children before grandchildren, from the
+/// kernel's `/proc/PID/task/TID/children` lists (cheap: no scan of /proc).
+pub fn live_descendants(pid: u32) -> Vec<u32> {
+    let mut found: Vec<u32> = Vec::new();
+    let mut next = 0;
+    let mut parent = Some(pid);
+    while let Some(p) = parent {
+        for tid in threads(p) {
+            let Ok(list) = fs::read_to_string(format!("/proc/{p}/task/{tid}/children")) else {
+                continue;
+            };
+            for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&child) && child != pid {
+                    found.push(child);
+                }
+            }
+        }
+        parent = found.get(next).copied();
+        next += 1;
+    }
+    found
+}
+
+/// A zombie found in /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundZombie {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// Time since the process started, if /proc/uptime could be read.
+    pub age_ns: Option<u64>,
+    /// Its wait status, as /proc/PID/stat shows it.
+    pub status: Option<u32>,
+}
+
+/// Zombie children of `parents` as /proc shows them now.
+pub fn zombie_children(parents: &[u32]) -> Vec<FoundZombie> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let uptime_ns = fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|secs| (secs * 1e9) as u64);
+    pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = stat(pid)?;
+            if stat.state != 'Z' || !parents.contains(&stat.ppid) {
+                return None;
+            }
+            let started_ns = stat.start_ticks * 1_000_000_000 / ticks;
+            Some(FoundZombie {
+                pid,
+                ppid: stat.ppid,
+                comm: stat.comm,
+                age_ns: uptime_ns.map(|up| up.saturating_sub(started_ns)),
+                status: stat.exit_status,
+            })
+        })
+        .collect()
+}
+
+/// The pids of the `NSpid:` line of a `/proc/PID/status` text, outermost
+/// (the reader's namespace) first. `None` if there is no such line (kernels
+/// before 4.1) or it does not parse.
+pub fn parse_nspid(status: &str) -> Option<Vec<u32>> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    (!pids.is_empty()).then_some(pids)
+}
+
+/// The last `NSpid` entry of a status text.
+fn innermost(status: &str) -> Option<u32> {
+    parse_nspid(status)?.last().copied()
+}
+
+/// The text of `/proc/PID/status`.
+pub fn status(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/status")).ok()
+}
+
+/// The tracer's own `/proc/self/status` (capabilities).
+pub fn own_status() -> Option<String> {
+    fs::read_to_string("/proc/self/status").ok()
+}
+
+/// The pid `pid` (a host pid or tid) has in its own, innermost, namespace:
+/// `pid` itself when it shares the tracer's namespace. `None` when the task
+/// is gone (a zombie still has its status file).
+pub fn ns_pid(pid: u32) -> Option<u32> {
+    innermost(&status(pid)?)
+}
+
+/// Whether `pid` lives in a pid namespace below the tracer's (its `NSpid`
+/// line has more than one entry).
+pub fn in_child_namespace(pid: u32) -> bool {
+    status(pid)
+        .and_then(|s| parse_nspid(&s))
+        .is_some_and(|pids| pids.len() > 1)
+}
+
+/// The threads of process `pid`: id in its own namespace -> host id.
+pub fn thread_ids(pid: u32) -> HashMap<u32, u32> {
+    threads(pid)
+        .into_iter()
+        .filter_map(|host| {
+            let status = fs::read_to_string(format!("/proc/{pid}/task/{host}/status")).ok()?;
+            Some((innermost(&status)?, host))
+        })
+        .collect()
+}
+
+/// The directory the process sees as `/` (a chroot, a container), when it
+/// is not the tracer's `/`.
+pub fn root(pid: u32) -> Option<String> {
+    let root = fs::read_link(format!("/proc/{pid}/root")).ok()?;
+    Some(root.to_string_lossy().into_owned()).filter(|r| r != "/")
+}
+
+/// `path` as the process sees it, looked at from outside through its root.
+pub fn in_root(pid: u32, path: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/root{path}"))
+}
+
+/// A path relative to the process's working directory, from outside.
+pub fn in_cwd(pid: u32, path: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/cwd/{path}"))
+}
+
+/// The process's own procfs directory (what it calls `/proc/self/`).
+pub fn own_dir(pid: u32) -> String {
+    format!("/proc/{pid}/")
+}
+
+/// Its main thread's procfs directory (what it calls `/proc/thread-self/`).
+pub fn thread_self_dir(pid: u32) -> String {
+    format!("/proc/{pid}/task/{pid}/")
+}
+
+/// The link of an open descriptor (stat it to describe the file).
+pub fn fd_path(pid: u32, fd: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/fd/{fd}"))
+}
+
+/// What an open descriptor points to (`/etc/hosts`, `pipe:[1234]`...).
+pub fn fd_target(pid: u32, fd: i32) -> Option<String> {
+    let target = fs::read_link(fd_path(pid, fd)).ok()?;
+    Some(target.to_string_lossy().into_owned())
+}
+
+/// The open descriptors of a process.
+pub fn fds(pid: u32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The text of `/proc/PID/maps`.
+pub fn maps(pid: u32) -> std::io::Result<String> {
+    fs::read_to_string(format!("/proc/{pid}/maps"))
+}
+
+/// The file mapped at `start..end`, whatever the namespaces.
+pub fn map_file(pid: u32, start: u64, end: u64) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/map_files/{start:x}-{end:x}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_comm() {
+        // Fields after the comm: state, ppid, 17 more, starttime (22nd), 29
+        // more, exit_code (52nd).
+        let fields = ["S", "45"]
+            .into_iter()
+            .chain(["0"; 17])
+            .chain(["777"])
+            .chain(["0"; 29])
+            .chain(["256"])
+            .collect::<Vec<_>>()
+            .join(" ");
+        let stat = format!("123 (my (odd) prog) {fields}");
+        let parsed = parse_stat(&stat).unwrap();
+        assert_eq!(parsed.comm, "my (odd) prog");
+        assert_eq!((parsed.state, parsed.ppid), ('S', 45));
+        assert_eq!(parsed.start_ticks, 777);
+        assert_eq!(parsed.exit_status, Some(256));
+        // A short stat (older kernels): no start time nor status.
+        let short = parse_stat("1 (init) S 0 1 1").unwrap();
+        assert_eq!(
+            (short.ppid, short.start_ticks, short.exit_status),
+            (0, 0, None)
+        );
+        // A zombie whose status cannot be read (the line stops at starttime).
+        let zombie =
+            "1234 (my (odd) prog) Z 812 1234 1234 0 -1 4228 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        let parsed = parse_stat(zombie).unwrap();
+        assert_eq!(
+            (
+                parsed.state,
+                parsed.ppid,
+                parsed.start_ticks,
+                parsed.exit_status
+            ),
+            ('Z', 812, 98765, None)
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn cmdline_splits_on_nul() {
+        assert_eq!(
+            parse_cmdline(b"python3\0-c\0print(1)\0"),
+            ["python3", "-c", "print(1)"]
+        );
+        assert!(parse_cmdline(b"").is_empty());
+        assert_eq!(parse_cmdline(b"a\xff\0"), ["a\u{fffd}"]);
+    }
+
+    #[test]
+    fn parses_the_nspid_line() {
+        let host = "Name:\tpython3.11\nTgid:\t4242\nNgid:\t0\nPid:\t4242\nPPid:\t1\nNSpid:\t4242\nNSsid:\t1\n";
+        assert_eq!(parse_nspid(host), Some(vec![4242]));
+        assert_eq!(innermost(host), Some(4242));
+        let nested = "Pid:\t24881\nNStgid:\t24881\t1\nNSpid:\t24881\t1\nNSpgid:\t24879\t0\n";
+        assert_eq!(parse_nspid(nested), Some(vec![24881, 1]));
+        assert_eq!(innermost(nested), Some(1));
+        let two_levels = "NSpid:\t900\t17\t3\n";
+        assert_eq!(parse_nspid(two_levels), Some(vec![900, 17, 3]));
+        assert_eq!(innermost(two_levels), Some(3));
+        // Kernels before 4.1 have no NSpid line; garbage does not parse.
+        assert_eq!(parse_nspid("Name:\tx\nPid:\t5\n"), None);
+        assert_eq!(parse_nspid("NSpid:\t12\tx\n"), None);
+        assert_eq!(parse_nspid("NSpid:\n"), None);
+        // NSpgid / NSsid / NStgid are other lines.
+        assert_eq!(parse_nspid("NStgid:\t7\t1\n"), None);
+    }
+
+    #[test]
+    fn this_process_as_proc_shows_it() {
+        let me = std::process::id();
+        assert_eq!(ns_pid(me), Some(me));
+        assert!(!in_child_namespace(me));
+        let threads = thread_ids(me);
+        assert_eq!(threads.get(&me), Some(&me));
+        assert_eq!(ns_pid(u32::MAX - 1), None);
+        assert!(exists(me) && !exists(0) && !exists(u32::MAX - 1));
+        assert!(!is_zombie(me));
+        assert_eq!(stat(me).unwrap().ppid, std::os::unix::process::parent_id());
+        assert!(self::threads(me).contains(&me));
+        assert!(!cmdline(me).unwrap().is_empty());
+        assert!(pids().contains(&me));
+    }
+
+    #[test]
+    fn descendants_of_a_running_shell() {
+        // sh -> sleep: the grandchild is found through the children lists.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "/bin/sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let sleep: u32 = line.trim().parse().unwrap();
+        let me = std::process::id();
+        let found = live_descendants(me);
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.contains(&sleep), "{found:?}");
+        let at = |p: u32| found.iter().position(|&f| f == p).unwrap();
+        assert!(at(child.id()) < at(sleep));
+        assert_eq!(live_descendants(child.id()), vec![sleep]);
+        let scanned = descendants(child.id());
+        assert_eq!(scanned, vec![sleep]);
+        let _ = std::process::Command::new("kill")
+            .arg(sleep.to_string())
+            .status();
+        child.wait().unwrap();
+    }
+}
