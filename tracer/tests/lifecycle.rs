@@ -141,6 +141,28 @@ fn a_parent_that_never_waits() {
         let how = z["reaped_how"].as_str().unwrap();
         assert!(how == "still_zombie" || how == "init", "{how}");
     }
+    // The same as data: one finding naming the parent, with its figures.
+    assert_eq!(report["schema_version"], 2);
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "unreaped_children")
+        .collect();
+    assert_eq!(found.len(), 1, "{:#}", report["findings"]);
+    let finding = found[0];
+    assert_eq!(finding["concern"], "processes");
+    assert_eq!(finding["figures"]["ppid"], parent);
+    assert_eq!(finding["figures"]["children"], children.len());
+    assert_eq!(finding["figures"]["parent_wait_calls"], 0);
+    assert!(u64_of(&finding["figures"]["longest_zombie_ns"]) >= sleep_ns);
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("it receives SIGCHLD but never calls wait4/waitid"),
+        "{finding}"
+    );
 
     let text = trace("zombies_nowait.py", "text", &[]);
     let parent = pid_of(&text.facts["parent"]);

@@ -64,6 +64,32 @@ fn reads_exact(python_path: &str, test: &str) -> (Value, Value) {
     assert_eq!(sizes.keys().collect::<Vec<_>>(), [&1024], "{status:#}");
     // Each opening: a 1.4 KB file takes two 1 KiB reads plus the EOF read.
     assert!(sizes[&1024] >= 3 * 40, "{status:#}");
+    // The finding about it, as data: the same figures as its row.
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "small_read_requests" && f["subject"] == "/proc/self/status")
+        .unwrap_or_else(|| panic!("{:#}", report["findings"]));
+    assert_eq!(finding["concern"], "reads");
+    assert_eq!(finding["figures"]["pid"], pid);
+    assert_eq!(finding["figures"]["syscalls"], status["syscalls"]);
+    assert_eq!(finding["figures"]["request_size"], 1024);
+    assert_eq!(finding["figures"]["bytes"], status["bytes"]);
+    assert_eq!(finding["figures"]["suggested_request_size"], 4096);
+    assert!(
+        finding["figures"]["syscalls_with_suggested_size"].as_u64().unwrap()
+            < status["syscalls"].as_u64().unwrap(),
+        "{finding}"
+    );
+    // Context switches inside reads are a report field, the sum of the rows'.
+    let inside: u64 = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["context_switches"]["voluntary"].as_u64().unwrap())
+        .sum();
+    assert_eq!(report["sched"]["inside_reads"]["voluntary"], inside);
 
     // The same buffered reads of a regular file: 4 KiB requests.
     let binary = entry(&report, pid, &format!("{data}/binary.txt"));

@@ -22,7 +22,9 @@ use crate::{
     events::Event,
     frame::Frame,
     python::PythonProcess,
-    report::{Dropped, EventCounts, EventStack, Report, SignalLog, Target},
+    report::{
+        Dropped, EventCounts, EventStack, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
+    },
 };
 
 /// What the run asked for, as far as analysis is concerned.
@@ -261,7 +263,8 @@ impl Collector {
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads));
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
-        let sched = sched::summarize(&maps.threads, &names);
+        let mut sched = sched::summarize(&maps.threads, &names);
+        sched.inside_reads = reads::total_switches(&reads);
         let python = self.python_section(&maps, &ending, &mut reads);
         let signals = std::mem::take(&mut self.signals);
         let (processes, zombies) = std::mem::take(&mut self.processes).finish(
@@ -291,7 +294,8 @@ impl Collector {
         }
         target.exit_code = ending.exit_code;
         target.exit_signal = ending.exit_signal;
-        Report {
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
             target,
             duration_s: ending.duration.as_secs_f64(),
             events: EventCounts {
@@ -316,8 +320,11 @@ impl Collector {
                 total: log_total,
                 entries: log_entries,
             },
+            findings: Vec::new(),
             warnings,
-        }
+        };
+        report.findings = findings(&report);
+        report
     }
 
     /// The Python section; the read stacks go onto their files' rows.
@@ -353,6 +360,14 @@ impl Collector {
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section
     }
+}
+
+/// Everything in the report that deserves attention, section by section.
+pub fn findings(report: &Report) -> Vec<Finding> {
+    let mut all = reads::findings(&report.reads);
+    all.extend(processes::findings(report));
+    all.extend(signals::findings(&report.signals));
+    all
 }
 
 /// Stacks that read the same (one per child forked from a line, raw stacks

@@ -17,8 +17,11 @@ use crate::{
     events::{WaitDone, WaitSyscall},
     frame::Frame,
     procfs::FoundZombie,
-    report::{EventStack, ProcessInfo, Zombie},
+    report::{EventStack, Finding, ProcessInfo, Report, Zombie, format::duration, spawned_line},
 };
+
+/// A child that stays a zombie this long (or to the end) gets a finding.
+pub const LONG_ZOMBIE_NS: u64 = 1_000_000_000;
 
 /// Fork stacks kept for children not announced yet (with `--no-children`
 /// no process child is ever announced, so this bounds what piles up).
@@ -469,9 +472,86 @@ impl ProcessTable {
     }
 }
 
+/// One finding per parent that left children unreaped for long.
+pub fn findings(report: &Report) -> Vec<Finding> {
+    let mut by_parent: BTreeMap<u32, Vec<&Zombie>> = BTreeMap::new();
+    for z in &report.zombies {
+        if z.reaped_how == "still_zombie" || z.zombie_ns >= LONG_ZOMBIE_NS {
+            by_parent.entry(z.ppid).or_default().push(z);
+        }
+    }
+    let mut findings = Vec::new();
+    for (ppid, zs) in by_parent {
+        let longest = zs.iter().map(|z| z.zombie_ns).max().unwrap_or(0);
+        let still = zs.iter().filter(|z| z.reaped_how == "still_zombie").count();
+        let got_sigchld = zs.iter().any(|z| z.sigchld.is_some());
+        let waits = zs.first().map_or(0, |z| z.parent_wait_calls);
+        let children = if zs.len() == 1 { "child" } else { "children" };
+        let parent = format!("{} (pid {ppid})", report.comm_of(ppid));
+        let mut sentence = format!(
+            "{parent} left {} {children} unreaped for up to {}",
+            zs.len(),
+            duration(longest)
+        );
+        if waits == 0 && got_sigchld {
+            sentence.push_str("; it receives SIGCHLD but never calls wait4/waitid");
+        } else if waits == 0 {
+            sentence.push_str("; it never calls wait4/waitid");
+        } else if zs.iter().any(|z| z.sigchld_unanswered) {
+            sentence.push_str("; it got SIGCHLD and did not wait for them");
+        } else if still == 0 {
+            sentence.push_str("; it reaped them only later");
+        }
+        if still > 0 {
+            sentence.push_str(&format!(" ({still} still zombies when tracing stopped)"));
+        }
+        if let Some(lines) = spawned_lines(&zs) {
+            sentence.push_str(&format!("; spawned from {lines}"));
+        }
+        findings.push(
+            Finding::new("unreaped_children", "processes", parent, sentence)
+                .with("ppid", u64::from(ppid))
+                .with("children", zs.len() as u64)
+                .with("still_zombies", still as u64)
+                .with("longest_zombie_ns", longest)
+                .with("parent_wait_calls", waits),
+        );
+    }
+    findings
+}
+
+/// "LINE" when every child with a known stack came from one line, else
+/// "LINE (N), LINE (M)" for the two most frequent and "..." for the rest.
+fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for z in zs {
+        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
+            *counts.entry(line.to_string()).or_default() += 1;
+        }
+    }
+    let mut lines: Vec<(String, usize)> = counts.into_iter().collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    match lines.as_slice() {
+        [] => None,
+        [(line, _)] => Some(line.clone()),
+        more => {
+            let mut text: Vec<String> = more
+                .iter()
+                .take(2)
+                .map(|(line, n)| format!("{line} ({n})"))
+                .collect();
+            if more.len() > 2 {
+                text.push("...".into());
+            }
+            Some(text.join(", "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixtures;
 
     fn wait(ts: u64, waiter: u32, pid: u32, status: Option<i32>) -> WaitDone {
         WaitDone {
@@ -780,5 +860,63 @@ mod tests {
         // Threads still claim theirs.
         t.on_fork(10, 1_000, true, 5, "python3");
         assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS - 1);
+    }
+
+    fn messages(report: &Report) -> Vec<String> {
+        findings(report).into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn calls_out_the_parent_that_never_waits() {
+        let r = fixtures::worker_report();
+        assert_eq!(
+            messages(&r),
+            [
+                "python3 (pid 812) left 37 children unreaped for up to 12.40 s; it receives \
+              SIGCHLD but never calls wait4/waitid (37 still zombies when tracing stopped)"
+            ]
+        );
+        let found = &findings(&r)[0];
+        assert_eq!(
+            (found.kind.as_str(), found.subject.as_str()),
+            ("unreaped_children", "python3 (pid 812)")
+        );
+        assert_eq!(found.figures["ppid"], 812);
+        assert_eq!(found.figures["children"], 37);
+        assert_eq!(found.figures["still_zombies"], 37);
+        assert_eq!(found.figures["longest_zombie_ns"], 12_400_000_000);
+    }
+
+    #[test]
+    fn the_finding_names_the_lines_that_spawned_the_zombies() {
+        let mut r = fixtures::worker_report();
+        for (i, z) in r.zombies.iter_mut().enumerate() {
+            z.spawned_from = Some(fixtures::popen_frames(if i < 30 { 7 } else { 8 }));
+        }
+        assert_eq!(
+            messages(&r),
+            [
+                "python3 (pid 812) left 37 children unreaped for up to 12.40 s; it receives \
+              SIGCHLD but never calls wait4/waitid (37 still zombies when tracing stopped); \
+              spawned from spawn (/abs/wl.py:7) (30), spawn (/abs/wl.py:8) (7)"
+            ]
+        );
+        for z in &mut r.zombies {
+            z.spawned_from = Some(fixtures::popen_frames(7));
+        }
+        assert!(messages(&r)[0].ends_with("; spawned from spawn (/abs/wl.py:7)"));
+    }
+
+    #[test]
+    fn parent_that_waits_late_is_described_as_such() {
+        let mut r = fixtures::worker_report();
+        r.zombies = vec![fixtures::zombie(1, 812, 3_000_000_000, "wait4")];
+        r.zombies[0].parent_wait_calls = 1;
+        assert_eq!(
+            messages(&r),
+            ["python3 (pid 812) left 1 child unreaped for up to 3.00 s; it reaped them only later"]
+        );
+        r.zombies[0].zombie_ns = 1_000;
+        assert!(findings(&r).is_empty());
     }
 }

@@ -14,7 +14,10 @@ use super::merge_stacks;
 use crate::{
     events::{SignalDelivered, SignalGenerated},
     frame::Frame,
-    report::{EventStack, Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget},
+    report::{
+        EventStack, Finding, Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget,
+        format::{sender_text, target_text, thousands},
+    },
 };
 
 pub const SIGKILL: i32 = 9;
@@ -567,6 +570,53 @@ fn rel_s(ts_ns: u64, base_ns: u64) -> f64 {
     (ts_ns as f64 - base_ns as f64) / 1e9
 }
 
+/// Signals never delivered, ignored by their target, and processes a signal killed.
+pub fn findings(groups: &[SignalGroup]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for g in groups {
+        let who = format!(
+            "{} from {} to {}",
+            g.signal,
+            sender_text(g),
+            target_text(g.target.pid, g.target.tid, &g.target.comm)
+        );
+        let finding = |kind: &str, message: String| {
+            Finding::new(kind, "signals", who.clone(), message)
+                .with("signo", g.signo as u64)
+                .with("sender_pid", u64::from(g.sender.pid))
+                .with("target_pid", u64::from(g.target.pid))
+                .with("generated", g.generated)
+        };
+        if g.killed > 0 {
+            findings.push(
+                finding(
+                    "killed_by_signal",
+                    format!("{who} killed it (default action)"),
+                )
+                .with("killed", g.killed),
+            );
+        }
+        if g.pending_at_end > 0 {
+            let message = format!(
+                "{who}: {} of {} never delivered (blocked, or still pending when the \
+                 process or the trace ended)",
+                thousands(g.pending_at_end),
+                thousands(g.generated)
+            );
+            findings
+                .push(finding("signal_never_delivered", message).with("pending", g.pending_at_end));
+        }
+        if g.generated >= 2 && g.ignored == g.generated && !g.sender.kernel {
+            let message = format!(
+                "{who}: all {} were ignored by the target (SIG_IGN)",
+                thousands(g.generated)
+            );
+            findings.push(finding("signal_ignored", message).with("ignored", g.ignored));
+        }
+    }
+    findings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -804,5 +854,34 @@ mod tests {
         assert_eq!(log[0].t_s, 0.0);
         assert_eq!(log[LOG_EDGE].t_s, 80e-9);
         assert_eq!(log.last().unwrap().t_s, 99e-9);
+    }
+
+    #[test]
+    fn undelivered_ignored_and_fatal_signals_are_findings() {
+        let r = crate::report::fixtures::signals_report();
+        let found = findings(&r.signals);
+        let messages: Vec<&str> = found.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "SIGTERM from systemd (pid 1) to python3 (pid 812): 1 of 1 never delivered \
+              (blocked, or still pending when the process or the trace ended)"
+            ]
+        );
+        assert_eq!(found[0].kind, "signal_never_delivered");
+        assert_eq!(found[0].figures["pending"], 1);
+        assert_eq!(found[0].figures["signo"], 15);
+        let mut groups = r.signals.clone();
+        groups[0].killed = 1;
+        groups[0].ignored = groups[0].generated;
+        let kinds: Vec<String> = findings(&groups).into_iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "killed_by_signal",
+                "signal_ignored",
+                "signal_never_delivered"
+            ]
+        );
     }
 }

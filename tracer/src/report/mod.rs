@@ -2,9 +2,11 @@
 //! `&Report` and nothing else, so every view shows the same figures.
 //! The JSON keys are a stable interface, documented in docs/report-schema.md.
 
+#[cfg(test)]
+pub mod fixtures;
 pub mod flame;
+pub mod format;
 pub mod json;
-pub mod lifecycle_text;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -13,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
 
+/// The version of the JSON report's layout: 1 was the unversioned layout
+/// before `findings`; 2 added `schema_version`, `findings`,
+/// `sched.inside_reads` and the `qualname` / `first_line` of stack frames.
+pub const SCHEMA_VERSION: u32 = 2;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`] of the tracer that wrote it.
+    pub schema_version: u32,
     pub target: Target,
     pub duration_s: f64,
     pub events: EventCounts,
@@ -34,8 +43,58 @@ pub struct Report {
     pub signal_log: SignalLog,
     /// Python frames (sampling); see docs/report-schema-python.md.
     pub python: Python,
+    /// What deserves attention, with the figures behind each sentence.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     /// Things the user should know about the trace itself (probes missing...).
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The name of traced process `pid` (the last one with that pid), "?"
+    /// when it was not traced.
+    pub fn comm_of(&self, pid: u32) -> String {
+        self.processes
+            .iter()
+            .rev()
+            .find(|p| p.pid == pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_else(|| "?".into())
+    }
+}
+
+/// One thing in the trace that deserves attention: a sentence for people
+/// and the figures behind it for programs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable identifier of the kind of finding ("small_read_requests"...;
+    /// see docs/report-schema.md).
+    pub kind: String,
+    /// The report section it belongs to: "reads", "processes", "signals".
+    pub concern: String,
+    /// What it is about: a file path, a parent process, a signal.
+    pub subject: String,
+    pub message: String,
+    /// The numbers behind the sentence, by name.
+    pub figures: BTreeMap<String, u64>,
+}
+
+impl Finding {
+    pub fn new(kind: &str, concern: &str, subject: String, message: String) -> Self {
+        Self {
+            kind: kind.into(),
+            concern: concern.into(),
+            subject,
+            message,
+            figures: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a figure.
+    pub fn with(mut self, name: &str, value: u64) -> Self {
+        self.figures.insert(name.into(), value);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -173,6 +232,10 @@ pub struct Sched {
     pub involuntary: u64,
     pub on_cpu_ns: u64,
     pub off_cpu_ns: u64,
+    /// The context switches that happened inside read syscalls (the sum of
+    /// `reads[].context_switches`).
+    #[serde(default)]
+    pub inside_reads: ContextSwitches,
     pub threads: Vec<ThreadSched>,
 }
 

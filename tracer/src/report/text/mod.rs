@@ -1,0 +1,216 @@
+//! Human-readable renderer: tables plus the findings that matter, one file
+//! per section (the same names as the analysis modules). Renderers compute
+//! nothing: every figure and finding comes from the `Report`. Syscalls (mode
+//! switches) and scheduler context switches are always in separate columns
+//! and sentences.
+
+mod processes;
+mod python;
+mod reads;
+mod sched;
+mod signals;
+
+use std::fmt::Write as _;
+
+use super::{Report, format::thousands};
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    reads::render(&mut out, report);
+    sched::render(&mut out, report);
+    processes::render_processes(&mut out, report);
+    processes::render_zombies(&mut out, report);
+    signals::render(&mut out, report);
+    python::render(&mut out, report);
+    notes(&mut out, report);
+    out
+}
+
+fn header(out: &mut String, report: &Report) {
+    let t = &report.target;
+    let argv = if t.argv.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", t.argv.join(" "))
+    };
+    let ns = match t.ns_pid {
+        Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "tracer report for {} (pid {}{ns}){argv}",
+        t.comm, t.pid
+    );
+    let ended = match (t.exit_code, t.exit_signal) {
+        (Some(code), _) => format!(", exited with code {code}"),
+        (None, Some(sig)) => format!(", killed by signal {sig}"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "traced for {:.2} s, stopped: {}{ended}; {} events received, {} lost",
+        report.duration_s,
+        report.stopped,
+        thousands(report.events.received),
+        thousands(report.events.lost)
+    );
+    if !report.complete {
+        let d = &report.events.dropped;
+        let _ = writeln!(
+            out,
+            "WARNING: figures are incomplete (lower bounds): {} events lost, {} reads, {} thread \
+             records, {} table entries and {} process/signal records not recorded (kernel \
+             buffers full)",
+            report.events.lost, d.reads, d.threads, d.tables, d.lifecycle
+        );
+    }
+    out.push('\n');
+}
+
+/// The "Findings:" block of one section: the report's findings of that
+/// concern, at most `limit` of them.
+fn findings(out: &mut String, report: &Report, concern: &str, limit: usize) {
+    let mut of_concern = report
+        .findings
+        .iter()
+        .filter(|f| f.concern == concern)
+        .peekable();
+    if of_concern.peek().is_none() {
+        return;
+    }
+    out.push_str("\n  Findings:\n");
+    for finding in of_concern.take(limit) {
+        let _ = writeln!(out, "  - {}", finding.message);
+    }
+}
+
+/// The line under a table cut at its first rows.
+fn more(out: &mut String, hidden: usize, what: &str) {
+    let _ = writeln!(out, "  ... {hidden} more{what} (see --format json)");
+}
+
+fn notes(out: &mut String, report: &Report) {
+    for warning in &report.warnings {
+        let _ = writeln!(out, "note: {warning}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ContextSwitches, Sched, Target, ThreadSched, fixtures};
+
+    #[test]
+    fn renders_every_section() {
+        let mut report = Report {
+            target: Target {
+                pid: 5,
+                ns_pid: Some(5),
+                comm: "python3".into(),
+                argv: vec!["python3".into(), "app.py".into()],
+                exit_code: Some(0),
+                exit_signal: None,
+            },
+            duration_s: 1.25,
+            stopped: "target exited".into(),
+            complete: true,
+            reads: vec![fixtures::proc_status(600)],
+            sched: Sched {
+                voluntary: 3,
+                involuntary: 1,
+                on_cpu_ns: 1_000_000,
+                off_cpu_ns: 2_000_000,
+                inside_reads: ContextSwitches {
+                    voluntary: 2,
+                    involuntary: 1,
+                },
+                threads: vec![ThreadSched {
+                    tid: 5,
+                    pid: 5,
+                    comm: "python3".into(),
+                    voluntary: 3,
+                    involuntary: 1,
+                    on_cpu_ns: 1_000_000,
+                    off_cpu_ns: 2_000_000,
+                }],
+            },
+            ..Default::default()
+        };
+        report.findings = crate::analysis::findings(&report);
+        let text = render(&report);
+        assert!(
+            text.contains("tracer report for python3 (pid 5): python3 app.py"),
+            "{text}"
+        );
+        assert!(text.contains("exited with code 0"), "{text}");
+        assert!(
+            text.contains("READS: 600 read syscalls on 1 files"),
+            "{text}"
+        );
+        assert!(text.contains("1 KiB x 600"), "{text}");
+        assert!(
+            text.contains("SCHEDULING: 4 context switches (3 voluntary"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  inside read syscalls: 2 voluntary, 1 involuntary"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  Findings:\n  - /proc/self/status: 600 read syscalls of 1 KiB"),
+            "{text}"
+        );
+        assert!(!text.contains("WARNING"), "{text}");
+    }
+
+    #[test]
+    fn a_process_in_a_pid_namespace_shows_both_pids() {
+        let mut report = Report::default();
+        report.target.pid = 4242;
+        report.target.ns_pid = Some(1);
+        report.target.comm = "python3.13".into();
+        report.processes = vec![
+            crate::report::ProcessInfo {
+                pid: 4242,
+                ns_pid: Some(1),
+                ppid: 4241,
+                comm: "python3.13".into(),
+                ..Default::default()
+            },
+            crate::report::ProcessInfo {
+                pid: 4250,
+                ns_pid: None,
+                ppid: 4242,
+                comm: "true".into(),
+                ..Default::default()
+            },
+        ];
+        let text = render(&report);
+        assert!(
+            text.contains("tracer report for python3.13 (pid 4242, pid 1 in its pid namespace)"),
+            "{text}"
+        );
+        assert!(text.contains("      pid  ns pid    ppid"), "{text}");
+        assert!(
+            text.contains("     4242       1    4241  python3.13"),
+            "{text}"
+        );
+        assert!(text.contains("     4250       -    4242  true"), "{text}");
+        // Outside a namespace: one pid, no extra column.
+        report.target.ns_pid = Some(4242);
+        report.processes[0].ns_pid = Some(4242);
+        let text = render(&report);
+        assert!(text.contains("(pid 4242)\n"), "{text}");
+        assert!(!text.contains("ns pid"), "{text}");
+    }
+
+    #[test]
+    fn incomplete_reports_say_so() {
+        let mut report = Report::default();
+        report.events.lost = 3;
+        let text = render(&report);
+        assert!(text.contains("WARNING: figures are incomplete"), "{text}");
+    }
+}

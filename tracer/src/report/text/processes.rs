@@ -1,0 +1,200 @@
+//! PROCESSES and ZOMBIES: the traced process tree, the children that
+//! exited, how long each stayed a zombie, who reaped it, and the Python line
+//! that spawned it.
+
+use std::fmt::Write as _;
+
+use crate::report::{Report, Zombie, format::duration, spawned_line};
+
+const MAX_PROCESSES: usize = 25;
+const MAX_ZOMBIES: usize = 25;
+/// Indent of the detail line under a process or zombie row (the comm column).
+const DETAIL_INDENT: &str = "                   ";
+
+fn seconds(s: Option<f64>) -> String {
+    s.map_or("-".into(), |s| format!("{s:.3}"))
+}
+
+fn exit_text(code: Option<i32>, signal: Option<&str>, core: bool) -> String {
+    match (code, signal) {
+        (Some(code), _) => format!("code {code}"),
+        (None, Some(sig)) if core => format!("{sig} (core)"),
+        (None, Some(sig)) => sig.to_owned(),
+        _ => "-".into(),
+    }
+}
+
+pub fn render_processes(out: &mut String, report: &Report) {
+    let procs = &report.processes;
+    let exited = procs.iter().filter(|p| p.exit_s.is_some()).count();
+    let killed = procs.iter().filter(|p| p.exit_signal.is_some()).count();
+    let _ = writeln!(
+        out,
+        "PROCESSES: {} traced ({} exited, {} killed by a signal)",
+        procs.len(),
+        exited,
+        killed
+    );
+    if procs.is_empty() {
+        out.push('\n');
+        return;
+    }
+    // Processes in a pid namespace (containers): their pid there too.
+    let namespaced = procs.iter().any(|p| p.ns_pid.is_some_and(|n| n != p.pid));
+    let ns_column = |text: String| {
+        if namespaced {
+            format!(" {text:>7}")
+        } else {
+            String::new()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} argv",
+        "pid",
+        ns_column("ns pid".into()),
+        "ppid",
+        "comm",
+        "start s",
+        "exit s",
+        "exit"
+    );
+    for p in procs.iter().take(MAX_PROCESSES) {
+        let _ = writeln!(
+            out,
+            "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} {}",
+            p.pid,
+            ns_column(p.ns_pid.map_or("-".into(), |n| n.to_string())),
+            p.ppid,
+            p.comm,
+            seconds(p.start_s),
+            seconds(p.exit_s),
+            exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped),
+            p.argv.join(" ")
+        );
+        if let Some(line) = p
+            .python_stacks
+            .first()
+            .and_then(|s| spawned_line(&s.frames))
+        {
+            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+        }
+    }
+    if procs.len() > MAX_PROCESSES {
+        super::more(out, procs.len() - MAX_PROCESSES, " processes");
+    }
+    out.push('\n');
+}
+
+pub fn render_zombies(out: &mut String, report: &Report) {
+    let zs = &report.zombies;
+    let still = zs.iter().filter(|z| z.reaped_how == "still_zombie").count();
+    let longest = zs.iter().map(|z| z.zombie_ns).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "ZOMBIES: {} children exited, {} still zombies at the end, longest zombie {}",
+        zs.len(),
+        still,
+        duration(longest)
+    );
+    if zs.is_empty() {
+        out.push('\n');
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7}  {:<16} {:<14} {:>10} {:<13} reaped by",
+        "pid", "ppid", "comm", "exit", "zombie", "how"
+    );
+    let mut rows: Vec<&Zombie> = zs.iter().collect();
+    rows.sort_by_key(|z| std::cmp::Reverse(z.zombie_ns));
+    for z in rows.iter().take(MAX_ZOMBIES) {
+        let by = match (z.reaped_by, &z.reaped_by_comm) {
+            (Some(pid), Some(comm)) => format!("{comm} (pid {pid})"),
+            (Some(pid), None) => format!("pid {pid}"),
+            _ => "-".into(),
+        };
+        let mut zombie = duration(z.zombie_ns);
+        if z.pre_existing {
+            zombie = format!(">{zombie}");
+        }
+        let _ = writeln!(
+            out,
+            "  {:>7} {:>7}  {:<16} {:<14} {:>10} {:<13} {by}",
+            z.pid,
+            z.ppid,
+            z.comm,
+            exit_text(z.exit_code, z.exit_signal.as_deref(), z.core_dumped),
+            zombie,
+            z.reaped_how,
+        );
+        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
+            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+        }
+    }
+    if zs.len() > MAX_ZOMBIES {
+        super::more(out, zs.len() - MAX_ZOMBIES, "");
+    }
+    super::findings(out, report, "processes", usize::MAX);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::report::{EventStack, fixtures, text::render};
+
+    fn rendered(mut report: crate::report::Report) -> String {
+        report.findings = crate::analysis::findings(&report);
+        render(&report)
+    }
+
+    #[test]
+    fn the_parent_that_never_waits_is_called_out() {
+        let text = rendered(fixtures::worker_report());
+        assert!(
+            text.contains("PROCESSES: 2 traced (1 exited, 1 killed by a signal)"),
+            "{text}"
+        );
+        assert!(text.contains("SIGKILL"), "{text}");
+        assert!(
+            text.contains(
+                "ZOMBIES: 38 children exited, 37 still zombies at the end, longest zombie 12.40 s"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n  Findings:\n  - python3 (pid 812) left 37 children unreaped for up to 12.40 s"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn zombies_and_children_show_the_line_that_spawned_them() {
+        let mut r = fixtures::worker_report();
+        r.processes[1].python_stacks = vec![EventStack::new(fixtures::popen_frames(7), 1)];
+        for (i, z) in r.zombies.iter_mut().enumerate() {
+            z.spawned_from = Some(fixtures::popen_frames(if i < 30 { 7 } else { 8 }));
+        }
+        let text = rendered(r);
+        let lines: Vec<&str> = text.lines().collect();
+        let spawned = "                   spawned from spawn (/abs/wl.py:7)";
+        // Under the child's process row...
+        let child = lines
+            .iter()
+            .position(|l| l.starts_with("      900 "))
+            .unwrap();
+        assert_eq!(lines[child + 1], spawned, "{text}");
+        // ...and under each zombie row shown (the 25 longest: all from line 7).
+        assert_eq!(
+            lines.iter().filter(|l| **l == spawned).count(),
+            1 + super::MAX_ZOMBIES,
+            "{text}"
+        );
+        assert!(
+            text.contains("spawned from spawn (/abs/wl.py:7) (30), spawn (/abs/wl.py:8) (7)"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! PYTHON: the interpreter found, hot functions and lines, and the Python
+//! code behind off-CPU time, forks and eval-loop entries.
+
+use std::fmt::Write as _;
+
+use crate::report::{
+    Report,
+    format::{duration, ellipsize, thousands},
+};
+
+/// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
+/// /srv/c, pid 4242": the interpreter found, as the process sees it.
+fn interpreter_line(report: &Report) -> Option<String> {
+    let p = &report.python;
+    let version = p.version.as_deref()?;
+    let mut build = vec![
+        match p.linkage.as_deref() {
+            Some("shared") => "shared libpython".to_owned(),
+            Some(other) => other.to_owned(),
+            None => "linkage unknown".to_owned(),
+        },
+        if p.debug_build {
+            "debug build"
+        } else {
+            "release build"
+        }
+        .to_owned(),
+    ];
+    if p.free_threaded {
+        build.push("free-threaded".into());
+    }
+    let mut line = format!(
+        "CPython {version}, {} ({})",
+        p.binary.as_deref().unwrap_or("?"),
+        build.join(", ")
+    );
+    if let Some(root) = &p.root {
+        let _ = write!(line, " in root {root}");
+    }
+    if let Some(pid) = p.pid
+        && pid != report.target.pid
+    {
+        let _ = write!(line, ", in child pid {pid}");
+    }
+    Some(line)
+}
+
+pub fn render(out: &mut String, report: &Report) {
+    let p = &report.python;
+    if p.status != "sampled" {
+        match interpreter_line(report) {
+            Some(found) => {
+                let _ = writeln!(out, "PYTHON: {found}");
+                let _ = writeln!(
+                    out,
+                    "  not sampled: {}\n",
+                    p.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "PYTHON: not sampled: {}\n",
+                    p.reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+        }
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "PYTHON: {}",
+        interpreter_line(report).unwrap_or_else(|| "CPython ?".into())
+    );
+    let _ = writeln!(
+        out,
+        "  {} stacks sampled at {} Hz; structure offsets: {}",
+        thousands(p.samples),
+        p.rate_hz,
+        p.layout.as_deref().unwrap_or("?")
+    );
+    let missed = p.ticks_without_thread_state + p.ticks_outside_python + p.samples_lost;
+    if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
+        let _ = writeln!(
+            out,
+            "  not in the figures: {} ticks before the thread was known, {} outside Python code, \
+             {} lost (buffer full); {} stacks truncated, {} frames unresolved",
+            p.ticks_without_thread_state,
+            p.ticks_outside_python,
+            p.samples_lost,
+            p.truncated,
+            p.unresolved_frames
+        );
+    }
+    // The kernel-event stacks below are there even without CPU samples
+    // (a short or mostly sleeping process).
+    if !p.hotspots.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:>6} {:>6}  {:<32} location",
+            "self%", "total%", "function"
+        );
+        for h in p.hotspots.iter().take(15) {
+            let _ = writeln!(
+                out,
+                "  {:>6.1} {:>6.1}  {:<32} {}:{}",
+                h.self_share,
+                h.total_share,
+                ellipsize(&h.qualname, 32),
+                h.file,
+                h.line
+            );
+        }
+        let _ = writeln!(out, "  hottest lines:");
+        for l in p.lines.iter().take(8) {
+            let _ = writeln!(
+                out,
+                "  {:>6.1}         {:<32} {}:{}",
+                l.self_share,
+                ellipsize(&l.function, 32),
+                l.file,
+                l.line
+            );
+        }
+    }
+    if !p.off_cpu.is_empty() {
+        let _ = writeln!(
+            out,
+            "  off-CPU (voluntary switches) by Python code, innermost first:"
+        );
+        for stack in p.off_cpu.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  {:>10} {:>6}x  {}",
+                duration(stack.off_cpu_ns),
+                stack.samples,
+                crate::frame::join(&stack.frames)
+            );
+        }
+    }
+    if !p.forks.is_empty() {
+        let _ = writeln!(out, "  fork/clone (processes and threads) by Python code:");
+        for stack in p.forks.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  {:>6}x  {}",
+                stack.samples,
+                crate::frame::join(&stack.frames)
+            );
+        }
+    }
+    if let Some(err) = &p.entries_error {
+        let _ = writeln!(out, "  entry counting (--count-entries) did not run: {err}");
+    }
+    if !p.entries_from_c.is_empty() {
+        let _ = writeln!(
+            out,
+            "  entries into _PyEval_EvalFrameDefault (uprobe; from 3.11 on only entries from C):"
+        );
+        for e in p.entries_from_c.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {:>10}  {:<32} {}:{}",
+                thousands(e.entries),
+                ellipsize(&e.qualname, 32),
+                e.file,
+                e.line
+            );
+        }
+    }
+    if p.threads.len() > 1 {
+        let _ = writeln!(out, "  per thread:");
+        for t in &p.threads {
+            let top = t
+                .hotspots
+                .first()
+                .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    tid {:>7}: {:>6} samples, hottest {top}",
+                t.tid, t.samples
+            );
+        }
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interpreter_found_is_named() {
+        let mut report = Report::default();
+        report.target.pid = 10;
+        let p = &mut report.python;
+        p.status = "sampled".into();
+        p.pid = Some(11);
+        p.version = Some("3.13.5".into());
+        p.binary = Some("/usr/bin/python3.13".into());
+        p.root = Some("/srv/trixie".into());
+        p.linkage = Some("static".into());
+        p.layout = Some("_Py_DebugOffsets in _PyRuntime".into());
+        p.rate_hz = 99;
+        let text = super::super::render(&report);
+        assert!(
+            text.contains(
+                "PYTHON: CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root \
+                 /srv/trixie, in child pid 11\n  0 stacks sampled at 99 Hz; structure offsets: \
+                 _Py_DebugOffsets in _PyRuntime\n"
+            ),
+            "{text}"
+        );
+        // Found but not supported: what it is, and why it is not sampled.
+        let p = &mut report.python;
+        p.status = "unavailable".into();
+        p.pid = Some(10);
+        p.version = Some("3.14.0".into());
+        p.binary = Some("/usr/lib/libpython3.14td.so.1.0".into());
+        p.root = None;
+        p.linkage = Some("shared".into());
+        p.debug_build = true;
+        p.free_threaded = true;
+        p.reason = Some("free-threaded CPython is not supported".into());
+        let text = super::super::render(&report);
+        assert!(
+            text.contains(
+                "PYTHON: CPython 3.14.0, /usr/lib/libpython3.14td.so.1.0 (shared libpython, \
+                 debug build, free-threaded)\n  not sampled: free-threaded CPython is not supported"
+            ),
+            "{text}"
+        );
+        // Nothing found: only the reason.
+        report.python = crate::report::Python {
+            status: "unavailable".into(),
+            reason: Some("no libpython".into()),
+            ..Default::default()
+        };
+        assert!(super::super::render(&report).contains("PYTHON: not sampled: no libpython"));
+    }
+}

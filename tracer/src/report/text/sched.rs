@@ -1,0 +1,60 @@
+//! SCHEDULING: voluntary and involuntary context switches, on/off-CPU time,
+//! per thread.
+
+use std::fmt::Write as _;
+
+use crate::report::{
+    Report,
+    format::{duration, ellipsize, thousands},
+};
+
+const MAX_THREADS: usize = 25;
+
+pub fn render(out: &mut String, report: &Report) {
+    let s = &report.sched;
+    let _ = writeln!(
+        out,
+        "SCHEDULING: {} context switches ({} voluntary: the thread slept; {} involuntary: it was \
+         preempted), on-CPU {}, off-CPU {}",
+        thousands(s.voluntary + s.involuntary),
+        thousands(s.voluntary),
+        thousands(s.involuntary),
+        duration(s.on_cpu_ns),
+        duration(s.off_cpu_ns)
+    );
+    let in_reads = &s.inside_reads;
+    let _ = writeln!(
+        out,
+        "  inside read syscalls: {} voluntary, {} involuntary",
+        thousands(in_reads.voluntary),
+        thousands(in_reads.involuntary)
+    );
+    if s.threads.is_empty() {
+        out.push('\n');
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
+        "pid", "tid", "comm", "voluntary", "involuntary", "on-CPU", "off-CPU"
+    );
+    let mut threads: Vec<_> = s.threads.iter().collect();
+    threads.sort_by_key(|t| std::cmp::Reverse(t.voluntary + t.involuntary));
+    for t in threads.iter().take(MAX_THREADS) {
+        let _ = writeln!(
+            out,
+            "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
+            t.pid,
+            t.tid,
+            ellipsize(&t.comm, 16),
+            thousands(t.voluntary),
+            thousands(t.involuntary),
+            duration(t.on_cpu_ns),
+            duration(t.off_cpu_ns)
+        );
+    }
+    if threads.len() > MAX_THREADS {
+        let _ = writeln!(out, "  ... {} more threads", threads.len() - MAX_THREADS);
+    }
+    out.push('\n');
+}

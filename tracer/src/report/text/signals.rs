@@ -1,0 +1,232 @@
+//! SIGNALS: who sent which signal to whom, the kernel's result, the
+//! disposition at delivery, latency, the Python line each was delivered
+//! on; the findings and the first and last events.
+
+use std::fmt::Write as _;
+
+use crate::report::{
+    Report, SignalLogEntry,
+    format::{duration, peer, sender_text, target_text, thousands},
+};
+
+const MAX_SIGNALS: usize = 25;
+/// Log lines shown (the first half and the last half).
+const LOG_LINES: usize = 10;
+/// Python stacks shown under a signal row, and frames of each.
+const SIGNAL_STACKS: usize = 2;
+const SIGNAL_STACK_FRAMES: usize = 2;
+
+pub fn render(out: &mut String, report: &Report) {
+    let rows = &report.signals;
+    let generated: u64 = rows.iter().map(|g| g.generated).sum();
+    let delivered: u64 = rows.iter().map(|g| g.delivered).sum();
+    let ignored: u64 = rows.iter().map(|g| g.ignored).sum();
+    let pending: u64 = rows.iter().map(|g| g.pending_at_end).sum();
+    let _ = writeln!(
+        out,
+        "SIGNALS: {} generated, {} delivered, {} ignored, {} never delivered",
+        thousands(generated),
+        thousands(delivered),
+        thousands(ignored),
+        thousands(pending)
+    );
+    if rows.is_empty() {
+        out.push('\n');
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<10} {:<24} {:<24} {:<11} {:>6} {:>6} {:>6} {:>6} {:<9} {:>23}",
+        "signal",
+        "sender",
+        "target",
+        "si_code",
+        "gen",
+        "deliv",
+        "ignor",
+        "pend",
+        "action",
+        "latency p50/p99/max"
+    );
+    for g in rows.iter().take(MAX_SIGNALS) {
+        let latency = g.latency_ns.as_ref().map_or("-".into(), |l| {
+            format!(
+                "{}/{}/{}",
+                duration(l.p50),
+                duration(l.p99),
+                duration(l.max)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<24} {:<24} {:<11} {:>6} {:>6} {:>6} {:>6} {:<9} {:>23}",
+            g.signal,
+            sender_text(g),
+            target_text(g.target.pid, g.target.tid, &g.target.comm),
+            g.code,
+            thousands(g.generated),
+            thousands(g.delivered),
+            thousands(g.ignored),
+            thousands(g.pending_at_end),
+            g.disposition.as_deref().unwrap_or("-"),
+            latency
+        );
+        for stack in g.python_stacks.iter().take(SIGNAL_STACKS) {
+            let frames = &stack.frames[..stack.frames.len().min(SIGNAL_STACK_FRAMES)];
+            let _ = writeln!(
+                out,
+                "             delivered in Python: {}x {}",
+                thousands(stack.samples),
+                crate::frame::join(frames)
+            );
+        }
+    }
+    if rows.len() > MAX_SIGNALS {
+        super::more(out, rows.len() - MAX_SIGNALS, "");
+    }
+    super::findings(out, report, "signals", usize::MAX);
+    let log = &report.signal_log;
+    if !log.entries.is_empty() {
+        let entries = &log.entries;
+        let (head, tail) = if entries.len() <= LOG_LINES {
+            (&entries[..], &entries[..0])
+        } else {
+            let half = LOG_LINES / 2;
+            (&entries[..half], &entries[entries.len() - half..])
+        };
+        let _ = writeln!(
+            out,
+            "\n  Log ({} of {} signal events, first and last):",
+            head.len() + tail.len(),
+            thousands(log.total)
+        );
+        for entry in head {
+            let _ = writeln!(out, "  {}", log_line(entry));
+        }
+        if !tail.is_empty() {
+            out.push_str("  ...\n");
+        }
+        for entry in tail {
+            let _ = writeln!(out, "  {}", log_line(entry));
+        }
+    }
+    out.push('\n');
+}
+
+fn log_line(e: &SignalLogEntry) -> String {
+    let target = target_text(e.target.pid, e.target.tid, &e.target.comm);
+    match e.event.as_str() {
+        "generate" => {
+            let from = match &e.sender {
+                Some(s) if s.kernel => format!("kernel (in pid {})", e.context_pid),
+                Some(s) => peer(s.pid, &s.comm),
+                None => "?".into(),
+            };
+            format!(
+                "{:>10.6} s  {:<10} {from} -> {target} {} {}",
+                e.t_s,
+                e.signal,
+                e.code,
+                e.result.as_deref().unwrap_or("")
+            )
+        }
+        _ => format!(
+            "{:>10.6} s  {:<10} delivered to {target}: {}{}",
+            e.t_s,
+            e.signal,
+            e.disposition.as_deref().unwrap_or("?"),
+            e.latency_ns
+                .map_or(String::new(), |ns| format!(" after {}", duration(ns)))
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::report::{
+        Report, SignalLog, SignalLogEntry, SignalPeer, SignalTarget, fixtures, text::render,
+    };
+
+    #[test]
+    fn signals_table_findings_and_log() {
+        let mut r = fixtures::signals_report();
+        r.signal_log = SignalLog {
+            total: 1,
+            entries: vec![SignalLogEntry {
+                t_s: 0.5,
+                event: "generate".into(),
+                signal: "SIGPIPE".into(),
+                signo: 13,
+                sender: Some(SignalPeer {
+                    comm: "kernel".into(),
+                    kernel: true,
+                    ..Default::default()
+                }),
+                context_pid: 812,
+                target: SignalTarget {
+                    pid: 812,
+                    tid: None,
+                    comm: "python3".into(),
+                },
+                code: "SI_USER".into(),
+                result: Some("ignored".into()),
+                ..Default::default()
+            }],
+        };
+        r.findings = crate::analysis::findings(&r);
+        let text = render(&r);
+        assert!(
+            text.contains("SIGNALS: 7 generated, 5 delivered, 1 ignored, 1 never delivered"),
+            "{text}"
+        );
+        assert!(text.contains("1.0 us/2.0 us/3.0 us"), "{text}");
+        assert!(
+            text.contains("\n  Findings:\n  - SIGTERM from systemd (pid 1) to python3 (pid 812): 1 of 1 never delivered"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kernel (in pid 812) -> python3 (pid 812) SI_USER ignored"),
+            "{text}"
+        );
+        assert!(!text.contains("delivered in Python"), "{text}");
+    }
+
+    #[test]
+    fn signal_rows_show_the_python_line_they_were_delivered_on() {
+        let mut r = Report::default();
+        let mut g = fixtures::signal_group();
+        g.python_stacks = vec![
+            crate::report::EventStack {
+                frames: vec![
+                    "wait_here (/abs/s.py:9)".into(),
+                    "main (/abs/s.py:20)".into(),
+                    "<module> (/abs/s.py:30)".into(),
+                ],
+                samples: 4,
+                off_cpu_ns: 0,
+            },
+            crate::report::EventStack {
+                frames: vec!["main (/abs/s.py:21)".into()],
+                samples: 1,
+                off_cpu_ns: 0,
+            },
+        ];
+        r.signals.push(g);
+        let text = render(&r);
+        let row = text
+            .lines()
+            .position(|l| l.starts_with("  SIGUSR1"))
+            .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[row + 1].trim(),
+            "delivered in Python: 4x wait_here (/abs/s.py:9) <- main (/abs/s.py:20)",
+            "{text}"
+        );
+        assert_eq!(
+            lines[row + 2].trim(),
+            "delivered in Python: 1x main (/abs/s.py:21)",
+            "{text}"
+        );
+    }
+}
