@@ -1,13 +1,15 @@
-//! Ring buffer records -> typed events. The only place that knows the byte
-//! layout of what the kernel side sends.
+//! What the kernel side sends, typed: ring buffer records -> [`Event`]s
+//! (the only place that knows their byte layout), and the maps read at the
+//! end -> one [`MapSnapshot`].
 
-use std::mem::size_of;
+use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEventKey, PyForkEvent,
-    PyFrameRecord, PySample, PyStackEvent, SendSyscall, SignalDeliverEvent, SignalGenerateEvent,
-    WaitEvent, process_flags, wait_flags, wait_kind,
+    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
+    PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadKey, ReadStats, SendSyscall,
+    SignalDeliverEvent, SignalGenerateEvent, ThreadStats, WaitEvent, drops, process_flags,
+    py_stats, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,6 +360,19 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             })
         }
     })
+}
+
+/// The BPF maps, read once after the event loop.
+#[derive(Debug, Default)]
+pub struct MapSnapshot {
+    pub drops: [u64; drops::COUNT as usize],
+    pub python_ticks: [u64; py_stats::COUNT as usize],
+    pub reads: Vec<(ReadKey, ReadStats)>,
+    /// Opens per (tgid, file id).
+    pub opens: HashMap<(u32, u64), u64>,
+    pub threads: Vec<(u32, ThreadStats)>,
+    pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
+    pub python_entries: Vec<(PyEntryKey, u64)>,
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

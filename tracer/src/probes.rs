@@ -19,8 +19,8 @@ use tracer_common::{
 };
 
 use crate::{
-    analysis::MapSnapshot,
     btf::KernelOffsets,
+    events::MapSnapshot,
     tracefs::{self, TracefsError},
 };
 

@@ -78,7 +78,9 @@ fn reads_exact(python_path: &str, test: &str) -> (Value, Value) {
     assert_eq!(finding["figures"]["bytes"], status["bytes"]);
     assert_eq!(finding["figures"]["suggested_request_size"], 4096);
     assert!(
-        finding["figures"]["syscalls_with_suggested_size"].as_u64().unwrap()
+        finding["figures"]["syscalls_with_suggested_size"]
+            .as_u64()
+            .unwrap()
             < status["syscalls"].as_u64().unwrap(),
         "{finding}"
     );

@@ -14,12 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{
-    PyEntryKey, PyEventKey, PyEventValue, ReadKey, ReadStats, ThreadStats, drops, py_stats,
-};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops, py_stats};
 
 use crate::{
-    events::Event,
+    events::{Event, MapSnapshot},
     frame::Frame,
     python::PythonProcess,
     report::{
@@ -36,19 +34,6 @@ pub struct Settings {
     pub python_rate_hz: Option<u64>,
     /// `--count-entries`.
     pub count_entries: bool,
-}
-
-/// The BPF maps, read once after the event loop.
-#[derive(Debug, Default)]
-pub struct MapSnapshot {
-    pub drops: [u64; drops::COUNT as usize],
-    pub python_ticks: [u64; py_stats::COUNT as usize],
-    pub reads: Vec<(ReadKey, ReadStats)>,
-    /// Opens per (tgid, file id).
-    pub opens: HashMap<(u32, u64), u64>,
-    pub threads: Vec<(u32, ThreadStats)>,
-    pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
-    pub python_entries: Vec<(PyEntryKey, u64)>,
 }
 
 /// How the trace ended, as the run saw it.
