@@ -32,11 +32,18 @@ the tracer per sample (it drains every 50 ms).
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
 
+Output files (-o, --flamegraph, --folded, --speedscope) are opened before
+tracing starts, so a bad path fails at once. They are never written through
+a symbolic link, nor as a regular file with other hard links, nor as another
+user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
+(a shell's >(...)) are used as they are.
+
 Exit status:
   0  report written             4  no such process / command could not be started
   1  other error                5  kernel lacks BPF, BTF, tracefs or a tracepoint
   2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
-  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)";
+  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
+  7  an output file cannot be opened or written (checked before tracing)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -65,7 +72,8 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Write the report to FILE instead of standard output
+    /// Write the report to FILE instead of standard output (never through a
+    /// symbolic link; see "Output files" below)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

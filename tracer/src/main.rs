@@ -10,6 +10,7 @@ mod cli;
 mod events;
 mod files;
 mod frame;
+mod output;
 
 mod preflight;
 mod probes;
@@ -25,6 +26,7 @@ use std::{io::Write, process::ExitCode, time::Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use output::Output;
 
 fn main() -> ExitCode {
     let started = Instant::now();
@@ -44,6 +46,15 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
 
+    // Every output is opened before tracing: a bad path fails now, not
+    // after the trace.
+    let outputs = match Outputs::open(&args) {
+        Ok(outputs) => outputs,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(OUTPUT_EXIT);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -51,6 +62,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
+            outputs.discard();
             return ExitCode::from(1);
         }
     };
@@ -58,54 +70,120 @@ fn main() -> ExitCode {
         Ok(done) => done,
         Err(err) => {
             eprintln!("error: {err}");
+            outputs.discard();
             return ExitCode::from(err.exit_code() as u8);
         }
     };
-    let written = write_report(&args, &report);
+    let written = outputs.write(&args, &report);
     // After the report: the user does not wait for the kernel's teardown.
     probes.detach();
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            ExitCode::from(OUTPUT_EXIT)
         }
     }
 }
 
-fn write_report(args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
-    let rendered = match args.format {
-        cli::Format::Text => report::text::render(report),
-        cli::Format::Json => report::json::render(report),
-    };
-    if let Some(path) = &args.folded {
-        std::fs::write(path, report::flame::folded(report))
-            .with_context(|| format!("writing folded stacks to {}", path.display()))?;
+/// Exit status when an output file cannot be opened or written.
+const OUTPUT_EXIT: u8 = 7;
+
+/// The files asked for, open and checked before tracing.
+struct Outputs {
+    report: Option<Output>,
+    folded: Option<Output>,
+    speedscope: Option<Output>,
+    flamegraph: Option<Output>,
+}
+
+impl Outputs {
+    fn open(args: &cli::Args) -> Result<Self, output::OutputError> {
+        let mut opened: Vec<Option<Output>> = Vec::new();
+        for path in [
+            &args.output,
+            &args.folded,
+            &args.speedscope,
+            &args.flamegraph,
+        ] {
+            match path.as_deref().map(Output::open).transpose() {
+                Ok(output) => opened.push(output),
+                Err(err) => {
+                    // None left behind empty by a run that does not happen.
+                    opened.into_iter().flatten().for_each(Output::discard);
+                    return Err(err);
+                }
+            }
+        }
+        let mut opened = opened.into_iter();
+        let mut next = || opened.next().flatten();
+        Ok(Self {
+            report: next(),
+            folded: next(),
+            speedscope: next(),
+            flamegraph: next(),
+        })
     }
-    if let Some(path) = &args.speedscope {
-        std::fs::write(path, report::flame::speedscope(report))
-            .with_context(|| format!("writing the speedscope profile to {}", path.display()))?;
-    }
-    if let Some(path) = &args.flamegraph {
-        match report::flame::flamegraph(report) {
-            Ok(svg) => std::fs::write(path, svg)
-                .with_context(|| format!("writing the flame graph to {}", path.display()))?,
-            // The report itself is still worth writing.
-            Err(err) => eprintln!(
-                "tracer: no flame graph written to {}: {err}",
-                path.display()
-            ),
+
+    /// Tracing failed: files created for it are removed.
+    fn discard(self) {
+        for output in [self.report, self.folded, self.speedscope, self.flamegraph]
+            .into_iter()
+            .flatten()
+        {
+            output.discard();
         }
     }
-    match &args.output {
-        Some(path) => std::fs::write(path, rendered)
-            .with_context(|| format!("writing the report to {}", path.display())),
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(rendered.as_bytes())
-                .and_then(|()| stdout.flush())
-                .context("writing the report to standard output")
+
+    /// The report first: a side output that fails never costs it.
+    fn write(self, args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
+        let rendered = match args.format {
+            cli::Format::Text => report::text::render(report),
+            cli::Format::Json => report::json::render(report),
+        };
+        match self.report {
+            Some(output) => output.write(rendered.as_bytes())?,
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(rendered.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("writing the report to standard output")?;
+            }
+        }
+        // Side outputs: one that fails is said and the others still written.
+        let mut failed = None;
+        let mut side = |output: Option<Output>, contents: Result<Vec<u8>, String>| {
+            let Some(output) = output else { return };
+            match contents {
+                Ok(bytes) => {
+                    if let Err(err) = output.write(&bytes) {
+                        eprintln!("error: {err}");
+                        failed.get_or_insert(err);
+                    }
+                }
+                // Nothing to draw (no samples): a note, not a failure.
+                Err(why) => {
+                    eprintln!(
+                        "tracer: no flame graph written to {}: {why}",
+                        output.path().display()
+                    );
+                    output.discard();
+                }
+            }
+        };
+        side(self.folded, Ok(report::flame::folded(report).into_bytes()));
+        side(
+            self.speedscope,
+            Ok(report::flame::speedscope(report).into_bytes()),
+        );
+        side(
+            self.flamegraph,
+            report::flame::flamegraph(report).map_err(|err| err.to_string()),
+        );
+        match failed {
+            Some(err) => Err(err.into()),
+            None => Ok(()),
         }
     }
 }

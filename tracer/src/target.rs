@@ -103,15 +103,30 @@ impl Target {
         argv.push(std::ptr::null());
         let (hold_read, hold_write) = pipe().map_err(spawn_err)?;
         let (status_read, status_write) = pipe().map_err(spawn_err)?;
+        let tracer = std::process::id() as libc::pid_t;
 
-        // SAFETY: the child only calls async-signal-safe functions (poll,
-        // ioctl, execvp, write, _exit) on memory prepared before the fork.
+        // SAFETY: the child only calls async-signal-safe functions (close,
+        // prctl, getppid, poll, ioctl, execvp, write, _exit) on memory
+        // prepared before the fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(spawn_err(std::io::Error::last_os_error()));
         }
         if pid == 0 {
             unsafe {
+                // The held child must never outlive the tracer while held:
+                // it holds a copy of every BPF program and link the tracer
+                // loaded, and its command must not run untraced. Closing
+                // its copy of the write end makes the tracer's death a
+                // hang-up on the pipe; PR_SET_PDEATHSIG kills it even if
+                // the tracer dies before that (checked once more after, in
+                // case the tracer died between fork and prctl).
+                libc::close(hold_write.as_raw_fd());
+                libc::close(status_read.as_raw_fd());
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != tracer {
+                    libc::_exit(125);
+                }
                 // Wait without read(2): the child is traced by now, and a
                 // read here would be reported as the command's own (on a
                 // descriptor that exec then closes, so it cannot be named).
@@ -128,6 +143,9 @@ impl Target {
                     // The tracer went away before releasing us.
                     libc::_exit(125);
                 }
+                // Released: from here the command is traced, and it keeps
+                // running if the tracer is stopped later (like strace's).
+                libc::prctl(libc::PR_SET_PDEATHSIG, 0);
                 libc::execvp(argv[0], argv.as_ptr());
                 let errno = *libc::__errno_location();
                 let bytes = errno.to_ne_bytes();

@@ -2,7 +2,38 @@
 //! sentences of the findings: counts with thousands separators, sizes,
 //! durations, processes and signal peers.
 
+use std::borrow::Cow;
+
 use super::SignalGroup;
+
+/// `text` safe to print on a terminal: control characters (ESC, BEL,
+/// newline, tab...), DEL, C1 controls and bidirectional overrides, which a
+/// traced program can put in its file names, arguments and task name, are
+/// shown escaped (`\x1b`, `\n`, `\u{202e}`) instead of acting on the
+/// terminal or breaking rows.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && needs_escape(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
 
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -83,6 +114,19 @@ pub fn target_text(pid: u32, tid: Option<u32>, comm: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert!(matches!(printable("/srv/app.py"), Cow::Borrowed(_)));
+        assert_eq!(printable("résumé ünïcode"), "résumé ünïcode");
+        assert_eq!(
+            printable("a\x1b[31mb\nc\td\re\x07f\x7fg"),
+            "a\\x1b[31mb\\nc\\td\\re\\x07f\\x7fg"
+        );
+        assert_eq!(printable("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(printable("evil\u{202e}txt.py"), "evil\\u{202e}txt.py");
+        assert!(!printable("\x00\x1b\x07").chars().any(|c| c.is_control()));
+    }
 
     #[test]
     fn number_formats() {

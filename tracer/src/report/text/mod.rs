@@ -12,9 +12,14 @@ mod signals;
 
 use std::fmt::Write as _;
 
-use super::{Report, format::thousands};
+use super::{
+    Report,
+    format::{printable, thousands},
+};
 
 pub fn render(report: &Report) -> String {
+    let shown = printable_report(report);
+    let report = &shown;
     let mut out = String::new();
     header(&mut out, report);
     reads::render(&mut out, report);
@@ -24,7 +29,41 @@ pub fn render(report: &Report) -> String {
     signals::render(&mut out, report);
     python::render(&mut out, report);
     notes(&mut out, report);
-    out
+    // A net under the one above: nothing but newlines acts on the terminal.
+    out.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The report with every string made printable (`format::printable`): what
+/// the traced program names (files, arguments, task names, Python code) can
+/// neither act on the terminal nor break a row. Done on the data, so no
+/// section can forget a field; the JSON report keeps the exact strings.
+fn printable_report(report: &Report) -> Report {
+    fn escape(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => {
+                if let std::borrow::Cow::Owned(escaped) = printable(text) {
+                    *text = escaped;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(escape),
+            serde_json::Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    escape(&mut item);
+                    map.insert(printable(&key).into_owned(), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(report) else {
+        return report.clone();
+    };
+    escape(&mut value);
+    serde_json::from_value(value).unwrap_or_else(|_| report.clone())
 }
 
 fn header(out: &mut String, report: &Report) {
@@ -212,5 +251,38 @@ mod tests {
         report.events.lost = 3;
         let text = render(&report);
         assert!(text.contains("WARNING: figures are incomplete"), "{text}");
+    }
+
+    #[test]
+    fn strings_the_target_controls_cannot_act_on_the_terminal() {
+        let mut report = Report::default();
+        report.target.comm = "evil\x1b]0;owned\x07".into();
+        report.target.argv = vec!["python3".into(), "-c\nprint()".into()];
+        let mut file = fixtures::proc_status(600);
+        file.path = "/tmp/a\x1b[2Jb\nc\td".into();
+        report.reads = vec![file];
+        report.findings = crate::analysis::findings(&report);
+        let text = render(&report);
+        assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\t'));
+        assert!(
+            text.contains(
+                "tracer report for evil\\x1b]0;owned\\x07 (pid 0): python3 -c\\nprint()\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- /tmp/a\\x1b[2Jb\\nc\\td: 600 read syscalls"),
+            "{text}"
+        );
+        // One row per file: the newline in the name did not start a line.
+        assert_eq!(
+            text.lines().filter(|l| l.contains("/tmp/a")).count(),
+            2,
+            "{text}"
+        );
+        // JSON keeps the exact bytes.
+        let json = crate::report::json::render(&report);
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.reads[0].path, "/tmp/a\x1b[2Jb\nc\td");
     }
 }

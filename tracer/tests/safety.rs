@@ -1,0 +1,231 @@
+//! Running as root on input the traced program controls: the launch hold
+//! cannot outlive the tracer, outputs are never written through a planted
+//! link and are checked before tracing. Root only.
+//!
+//! Run: cargo test -p tracer --test safety -- --test-threads=1
+
+mod common;
+
+use std::{
+    os::fd::{FromRawFd, OwnedFd},
+    process::Command,
+    time::Duration,
+};
+
+use common::*;
+
+/// Descriptors of loaded BPF programs held by any process on the host.
+fn bpf_program_fds() -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        count += fds
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy() == "anon_inode:bpf-prog")
+            })
+            .count();
+    }
+    count
+}
+
+fn pidfd(pid: u32) -> OwnedFd {
+    // SAFETY: plain syscall; on success it returns a new descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Whether the process behind `fd` exits within `limit` (a pidfd becomes
+/// readable when it does).
+fn exits_within(fd: &OwnedFd, limit: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut poll, 1, limit.as_millis() as i32) == 1 }
+}
+
+/// Starts the tracer on `command` under ptrace and returns (tracer,
+/// held child) the moment it has forked the child it holds before exec: the
+/// tracer is stopped at that fork (PTRACE_EVENT_FORK), the child released
+/// from ptrace and left to run into its hold.
+fn tracer_stopped_at_its_fork(command: &[&str]) -> (std::process::Child, i32) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(TRACER);
+    cmd.arg("--").args(command);
+    // SAFETY: ptrace(TRACEME) is async-signal-safe; the child then stops
+    // at its exec (SIGTRAP), after `spawn` has seen the exec succeed.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            Ok(())
+        });
+    }
+    let tracer = cmd.spawn().unwrap();
+    let pid = tracer.id() as i32;
+    let mut status = 0;
+    // SAFETY: plain syscalls on our own child.
+    unsafe {
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert!(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGTRAP);
+        let options = libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_EXITKILL;
+        assert_eq!(libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, options), 0);
+        libc::ptrace(libc::PTRACE_CONT, pid, 0, 0);
+        let held = loop {
+            assert_eq!(libc::waitpid(pid, &mut status, libc::__WALL), pid);
+            assert!(libc::WIFSTOPPED(status), "the tracer ended before forking");
+            if status >> 16 == libc::PTRACE_EVENT_FORK {
+                let mut child: libc::c_ulong = 0;
+                libc::ptrace(libc::PTRACE_GETEVENTMSG, pid, 0, &mut child);
+                break child as i32;
+            }
+            // A signal on its way to the tracer: deliver it.
+            libc::ptrace(libc::PTRACE_CONT, pid, 0, libc::WSTOPSIG(status));
+        };
+        // The child starts traced too: let it go.
+        assert_eq!(libc::waitpid(held, &mut status, libc::__WALL), held);
+        assert_eq!(libc::ptrace(libc::PTRACE_DETACH, held, 0, 0), 0);
+        (tracer, held)
+    }
+}
+
+#[test]
+fn a_tracer_killed_during_the_launch_hold_takes_its_held_child_with_it() {
+    require_root();
+    let scratch = Scratch::new("launch_hold");
+    let ran = scratch.path("ran");
+    let before = bpf_program_fds();
+    let command = format!("echo ran > {ran}");
+    let (mut tracer, held) = tracer_stopped_at_its_fork(&["/bin/sh", "-c", &command]);
+    assert!(bpf_program_fds() > before, "the programs are loaded");
+    let held_fd = pidfd(held as u32);
+    tracer.kill().unwrap();
+    tracer.wait().unwrap();
+    assert!(
+        exits_within(&held_fd, Duration::from_secs(10)),
+        "the held child {held} outlived the tracer"
+    );
+    // It died held: the command never ran, traced or not.
+    assert!(!std::path::Path::new(&ran).exists(), "the command ran");
+    assert_eq!(bpf_program_fds(), before, "BPF programs left loaded");
+}
+
+/// A directory anyone may write to, like /tmp (sticky).
+fn shared_dir(scratch: &Scratch) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch.subdir("shared");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // The scratch directories above it must be reachable by another user.
+    let mut up = std::path::Path::new(&dir).parent();
+    while let Some(p) = up {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o001)).unwrap();
+        }
+        up = p.parent();
+    }
+    dir
+}
+
+#[test]
+fn outputs_are_never_written_through_a_planted_symlink() {
+    require_root();
+    let scratch = Scratch::new("planted_symlink");
+    let shared = shared_dir(&scratch);
+    let victim = scratch.path("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let ran = scratch.path("ran");
+    let command = format!("echo ran > {ran}");
+    for option in ["-o", "--flamegraph", "--folded", "--speedscope"] {
+        let link = format!("{shared}/report{}", option.trim_start_matches('-'));
+        // Planted by an unprivileged user (nobody) in the shared directory.
+        let planted = run(
+            "/usr/bin/setpriv",
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "ln",
+                "-s",
+                &victim,
+                &link,
+            ]
+            .map(String::from),
+        );
+        assert!(planted.status.success(), "{}", text(&planted.stderr));
+        let output = tracer(&[option, &link, "--", "/bin/sh", "-c", &command]);
+        assert_exit(&output, 7);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!("refusing to write {link}: it is a symbolic link")),
+            "{option}: {stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // Refused before tracing: the command never ran.
+        assert!(!std::path::Path::new(&ran).exists(), "{option}");
+    }
+}
+
+#[test]
+fn bad_output_paths_fail_before_tracing() {
+    require_root();
+    let scratch = Scratch::new("bad_output_paths");
+    let ran = scratch.path("ran");
+    let command = format!("echo ran > {ran}");
+    let good = scratch.path("r.json");
+    for (option, path) in [
+        ("-o", "/nonexistent-dir/r.json".to_owned()),
+        ("--flamegraph", "/nonexistent-dir/f.svg".to_owned()),
+        ("--folded", scratch.dir.to_string_lossy().into_owned()),
+    ] {
+        // Another output opened before the bad one, unless it is the report.
+        let mut args = if option == "-o" {
+            vec![]
+        } else {
+            vec!["-o", good.as_str()]
+        };
+        args.extend([
+            option,
+            path.as_str(),
+            "--",
+            "/bin/sh",
+            "-c",
+            command.as_str(),
+        ]);
+        let output = tracer(&args);
+        assert_exit(&output, 7);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!("cannot open {path} for writing")),
+            "{option}: {stderr}"
+        );
+        assert!(
+            !std::path::Path::new(&ran).exists(),
+            "{option}: the command ran"
+        );
+        // The report file made for the run is not left behind empty.
+        assert!(!std::path::Path::new(&good).exists(), "{option}");
+    }
+    // A good path is written, with mode 0644 (umask permitting).
+    let output = tracer(&["-o", &good, "--", "/bin/sh", "-c", &command]);
+    assert_exit(&output, 0);
+    assert!(
+        std::fs::read_to_string(&good)
+            .unwrap()
+            .starts_with("tracer report for")
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&good).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & !0o644, 0, "{mode:o}");
+}
