@@ -229,3 +229,46 @@ fn bad_output_paths_fail_before_tracing() {
     let mode = std::fs::metadata(&good).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & !0o644, 0, "{mode:o}");
 }
+
+#[test]
+fn strings_the_target_controls_are_escaped_in_text_and_exact_in_json() {
+    require_root();
+    let scratch = Scratch::new("hostile_strings");
+    // A file name, an argument and a task name (the executable's name)
+    // with a terminal escape, a bell, a newline and a tab.
+    let file = scratch.path("a\x1b[2Jb\nc\td");
+    let python = scratch.path("py\x1b]0;owned\x07");
+    std::os::unix::fs::symlink(STATIC_PYTHON, &python).unwrap();
+    let script = "import sys\nfor _ in range(3):\n    open(sys.argv[1], 'w').write('x')\n    open(sys.argv[1]).read()\n";
+    let command = [python.as_str(), "-c", script, file.as_str()];
+    let mut args = vec!["--no-python", "--"];
+    args.extend(command);
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let shown = text(&output.stdout);
+    for raw in ['\x1b', '\x07', '\t'] {
+        assert!(
+            !shown.contains(raw),
+            "{raw:?} reached the terminal:\n{shown}"
+        );
+    }
+    assert!(shown.contains("a\\x1b[2Jb\\nc\\td"), "{shown}");
+    assert!(shown.contains("py\\x1b]0;owned\\x07"), "{shown}");
+    // The newline in the name did not start a row of its own.
+    assert!(!shown.lines().any(|l| l.starts_with("c\\td")), "{shown}");
+
+    let json = scratch.path("r.json");
+    let mut args = vec!["--no-python", "--format", "json", "-o", json.as_str(), "--"];
+    args.extend(command);
+    assert_exit(&tracer(&args), 0);
+    let report = load_json(&json);
+    let row = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == file.as_str())
+        .unwrap_or_else(|| panic!("{:#}", report["reads"]));
+    assert!(row["syscalls"].as_u64().unwrap() >= 3, "{row}");
+    assert_eq!(report["target"]["argv"][3], file.as_str());
+    assert_eq!(report["target"]["comm"], "py\x1b]0;owned\x07");
+}
