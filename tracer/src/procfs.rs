@@ -308,6 +308,12 @@ pub fn fds(pid: u32) -> Vec<i32> {
         .collect()
 }
 
+/// The executable's path, as the tracer sees it (like `/proc/PID/maps`).
+pub fn exe(pid: u32) -> Option<String> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    Some(exe.to_string_lossy().into_owned())
+}
+
 /// The text of `/proc/PID/maps`.
 pub fn maps(pid: u32) -> std::io::Result<String> {
     fs::read_to_string(format!("/proc/{pid}/maps"))

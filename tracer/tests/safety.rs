@@ -272,3 +272,35 @@ fn strings_the_target_controls_are_escaped_in_text_and_exact_in_json() {
     assert_eq!(report["target"]["argv"][3], file.as_str());
     assert_eq!(report["target"]["comm"], "py\x1b]0;owned\x07");
 }
+
+#[test]
+fn a_renamed_interpreter_is_sampled() {
+    require_root();
+    let scratch = Scratch::new("renamed_interpreter");
+    // A copy (not a link: /proc/PID/maps would show the link's target).
+    let runtime = scratch.path("svc-runtime");
+    std::fs::copy(STATIC_PYTHON, &runtime).unwrap();
+    let json = scratch.path("r.json");
+    let script = "def spin():\n    n = 0\n    for i in range(3_000_000):\n        n += i\n    return n\nspin()\n";
+    let output = tracer(&[
+        "--format", "json", "-o", &json, "--rate", "999", "--", &runtime, "-c", script,
+    ]);
+    assert_exit(&output, 0);
+    let report = load_json(&json);
+    let python = &report["python"];
+    assert_eq!(python["status"], "sampled", "{python:#}");
+    assert_eq!(python["binary"], runtime.as_str());
+    assert_eq!(python["linkage"], "static");
+    assert!(
+        python["version"].as_str().unwrap().starts_with("3.11."),
+        "{python:#}"
+    );
+    assert!(
+        python["hotspots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["function"] == "spin"),
+        "{python:#}"
+    );
+}

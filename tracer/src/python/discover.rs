@@ -2,7 +2,10 @@
 //! `_PyRuntime` and `_PyEval_EvalFrameDefault` (a static `python3.X` or a
 //! `libpython3.X.so`), its load address, and its exact version.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+};
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
@@ -41,6 +44,8 @@ pub struct Mapping {
     pub start: u64,
     pub end: u64,
     pub offset: u64,
+    /// Mapped executable (`r-xp`): code, where an interpreter would be.
+    pub executable: bool,
     pub path: String,
 }
 
@@ -49,7 +54,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
             let range = parts.next()?;
-            let _perms = parts.next()?;
+            let perms = parts.next()?;
             let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
             let _dev = parts.next()?;
             let _inode = parts.next()?;
@@ -62,6 +67,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 offset,
+                executable: perms.contains('x'),
                 path,
             })
         })
@@ -357,21 +363,36 @@ impl Drop for MappedFile {
     }
 }
 
-/// Looks for the interpreter in `pid`'s mappings.
-pub fn discover(pid: u32) -> Result<Interpreter, DiscoverError> {
+/// Mapped files larger than this are not searched for an interpreter.
+const MAX_SEARCHED_FILE: usize = 1 << 30;
+
+/// Looks for the interpreter in `pid`'s mappings. `not_python` remembers
+/// the files already searched and found not to define `_PyRuntime`, so a
+/// process that is not (yet) Python costs one search per file.
+pub fn discover(pid: u32, not_python: &mut HashSet<String>) -> Result<Interpreter, DiscoverError> {
     let maps = procfs::maps(pid).map_err(|source| DiscoverError::Maps { pid, source })?;
-    discover_in(pid, &parse_maps(&maps))
+    discover_in(pid, &parse_maps(&maps), not_python)
 }
 
-pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverError> {
+/// The interpreter is recognised by content, whatever the file is called
+/// (embedded runtimes and container images rename `python3.X`): the ELF
+/// mapped executable that defines `_PyRuntime`. Files named like Python
+/// are looked at first (libpython before the executable: a python
+/// executable linked against it has no `_PyRuntime`).
+pub fn discover_in(
+    pid: u32,
+    maps: &[Mapping],
+    not_python: &mut HashSet<String>,
+) -> Result<Interpreter, DiscoverError> {
     let mut candidates: Vec<&str> = Vec::new();
     for m in maps {
-        if name_hint(&m.path).is_some() && !candidates.contains(&m.path.as_str()) {
+        if m.executable && !candidates.contains(&m.path.as_str()) {
             candidates.push(&m.path);
         }
     }
-    // libpython first: a python executable linked against it has no _PyRuntime.
-    candidates.sort_by_key(|p| !p.contains("libpython"));
+    candidates.retain(|p| !not_python.contains(*p));
+    candidates.sort_by_key(|p| (name_hint(p).is_none(), !p.contains("libpython")));
+    let exe = procfs::exe(pid);
     let mut stripped = None;
     let mut too_old = None;
     for path in candidates {
@@ -381,6 +402,15 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
         let Some(data) = read_mapped(pid, mapping) else {
             continue;
         };
+        let named = name_hint(path).is_some();
+        if !named
+            && (data.bytes().len() > MAX_SEARCHED_FILE
+                || !data.bytes().starts_with(b"\x7fELF")
+                || memchr::memmem::find(data.bytes(), b"_PyRuntime\0").is_none())
+        {
+            not_python.insert(path.to_owned());
+            continue;
+        }
         let Ok(elf) = read_elf(data.bytes()) else {
             continue;
         };
@@ -439,7 +469,11 @@ pub fn discover_in(pid: u32, maps: &[Mapping]) -> Result<Interpreter, DiscoverEr
             minor,
             version,
             free_threaded,
-            shared: file_name.starts_with("libpython"),
+            // In a library, not in the process's executable.
+            shared: match &exe {
+                Some(exe) => exe != path,
+                None => file_name.starts_with("libpython"),
+            },
             debug_build: elf.debug_symbols || abiflags.contains('d'),
             runtime: runtime.wrapping_add(bias),
             eval_frame: eval_frame.wrapping_add(bias),
@@ -515,9 +549,34 @@ mod tests {
     #[test]
     fn not_python() {
         let maps = parse_maps("00400000-00401000 r-xp 00000000 08:01 1 /bin/sleep\n");
+        let mut not_python = HashSet::new();
         assert!(matches!(
-            discover_in(1, &maps),
+            discover_in(1, &maps, &mut not_python),
             Err(DiscoverError::NotPython { .. })
         ));
+        // Searched once: the next look skips it.
+        assert!(not_python.contains("/bin/sleep"));
+    }
+
+    #[test]
+    fn a_renamed_interpreter_is_found_by_content() {
+        let python = "/usr/bin/python3.11";
+        let dir = std::env::temp_dir().join(format!("tracer-renamed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let renamed = dir.join("svc-runtime");
+        std::fs::copy(python, &renamed).unwrap();
+        let line = format!(
+            "00400000-00401000 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n\
+             00500000-00501000 r-xp 00000000 08:01 2 {}\n",
+            renamed.display()
+        );
+        let maps = parse_maps(&line);
+        assert!(maps.iter().all(|m| m.executable));
+        let mut not_python = HashSet::new();
+        let found = discover_in(std::process::id(), &maps, &mut not_python).unwrap();
+        assert_eq!((found.major, found.minor), (3, 11));
+        assert_eq!(found.path, renamed.to_string_lossy());
+        assert!(not_python.contains("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

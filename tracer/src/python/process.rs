@@ -7,7 +7,7 @@
 //! [`Binary`]) is kept apart from what belongs to the process (where it
 //! lives, its memory, its threads, its code objects).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::{PyConfig, PyFrameRecord};
 
@@ -119,6 +119,8 @@ pub struct PythonProcess {
     symbols: Symbols,
     /// tid -> tstate as last written to the BPF map.
     published: HashMap<u32, u64>,
+    /// Mapped files searched and found not to hold an interpreter.
+    not_python: HashSet<String>,
 }
 
 impl PythonProcess {
@@ -131,6 +133,7 @@ impl PythonProcess {
             discovery: Discovery::Searching(format!("process {pid} has not been looked at yet")),
             symbols: Symbols::default(),
             published: HashMap::new(),
+            not_python: HashSet::new(),
         }
     }
 
@@ -243,7 +246,7 @@ impl PythonProcess {
     /// The target's interpreter; when the target is not Python and children
     /// are followed, the first descendant's that is (switching `pid` to it).
     fn search(&mut self) -> Result<Ready, (NotReady, Option<Found>)> {
-        let first = find(self.root_pid);
+        let first = find(self.root_pid, &mut self.not_python);
         let Err((reason, None)) = &first else {
             return first;
         };
@@ -252,7 +255,7 @@ impl PythonProcess {
         }
         let children = procfs::live_descendants(self.root_pid);
         for &child in &children {
-            match find(child) {
+            match find(child, &mut self.not_python) {
                 Err((next, None)) if next.searching => continue,
                 found => {
                     self.pid = child;
@@ -317,8 +320,8 @@ pub struct NotReady {
 
 /// The interpreter of `pid`, understood; else why not, with the
 /// interpreter when one was found but is not supported.
-fn find(pid: u32) -> Result<Ready, (NotReady, Option<Found>)> {
-    let interpreter = match discover::discover(pid) {
+fn find(pid: u32, not_python: &mut HashSet<String>) -> Result<Ready, (NotReady, Option<Found>)> {
+    let interpreter = match discover::discover(pid, not_python) {
         Ok(interpreter) => interpreter,
         Err(err) => {
             let searching = matches!(

@@ -356,7 +356,7 @@ fn live_interpreters_decode() {
         assert_eq!(line.trim(), "ready");
         let pid = child.id();
         wait_until_sleeping(pid);
-        let interp = discover::discover(pid).unwrap();
+        let interp = discover::discover(pid, &mut Default::default()).unwrap();
         let live = ProcessMemory { pid };
         let recorder = Recorder {
             inner: &live,
