@@ -110,7 +110,9 @@ pub struct FileEvent {
     pub ino: u64,
     pub fs_magic: u64,
     pub blksize: u32,
-    pub _pad: u32,
+    /// 1: the path is longer than `path` holds (only its first
+    /// `PATH_CAPTURE_LEN - 1` bytes are there).
+    pub truncated: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);

@@ -401,10 +401,18 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
     event.ino = 0;
     event.fs_magic = 0;
     event.blksize = 0;
-    event._pad = 0;
+    event.truncated = 0;
     if !path.is_null() {
         if let Ok(bytes) = unsafe { bpf_probe_read_user_str_bytes(path, &mut event.path) } {
             event.path_len = bytes.len() as u32;
+            // The buffer is full: a path of exactly that length ends here,
+            // a longer one goes on past it.
+            if bytes.len() == PATH_CAPTURE_LEN - 1 {
+                let next: u8 =
+                    unsafe { bpf_probe_read_user(path.wrapping_add(PATH_CAPTURE_LEN - 1)) }
+                        .unwrap_or(0);
+                event.truncated = u32::from(next != 0);
+            }
         }
     } else {
         describe_fd(fd, event);

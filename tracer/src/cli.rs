@@ -1,6 +1,6 @@
 //! Command-line arguments.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
 
@@ -39,10 +39,10 @@ user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 (a shell's >(...)) are used as they are.
 
 Exit status:
-  0  report written             4  no such process / command could not be started
+  0  report written             4  no such process, a kernel thread, or command not started
   1  other error                5  kernel lacks BPF, BTF, tracefs or a tracepoint
   2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
-  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
+  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, and tracefs access)
   7  an output file cannot be opened or written (checked before tracing)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,14 +124,20 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Command to launch and trace (after `--`)
+    /// Command to launch and trace (after `--`; any bytes, UTF-8 or not)
     #[arg(last = true, value_name = "CMD")]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
+
+/// The longest `--duration`: a year.
+const MAX_DURATION_S: f64 = 365.0 * 24.0 * 3600.0;
 
 fn parse_duration(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_DURATION_S => Ok(secs),
+        Ok(secs) if secs > MAX_DURATION_S => Err(format!(
+            "`{text}` seconds is more than a year (at most {MAX_DURATION_S})"
+        )),
         _ => Err(format!("`{text}` is not a positive number of seconds")),
     }
 }
@@ -174,6 +180,13 @@ mod tests {
     fn rejects_bad_input() {
         assert!(parse(&["--pid", "abc"]).is_err());
         assert!(parse(&["--pid", "1", "--duration", "-3"]).is_err());
+        for huge in ["1e30", "inf", "NaN", "31536001"] {
+            assert!(
+                parse(&["--pid", "1", "--duration", huge]).is_err(),
+                "{huge}"
+            );
+        }
+        assert!(parse(&["--pid", "1", "--duration", "31536000"]).is_ok());
         assert!(parse(&["--pid", "1", "--", "python3"]).is_err());
         assert!(parse(&["--format", "xml", "--pid", "1"]).is_err());
         assert!(parse(&["--quiet"]).unwrap().validate().is_err());

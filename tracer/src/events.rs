@@ -222,14 +222,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     }),
                 }
             } else {
-                // path_len counts the NUL the kernel copied.
+                // path_len: the bytes copied, without the NUL.
                 let len = (event.path_len as usize).min(PATH_CAPTURE_LEN);
                 Event::FileOpened {
                     tgid: header.tgid,
                     fd: event.fd,
                     file_id: event.file_id,
                     path: c_string(&event.path[..len]),
-                    truncated: len == PATH_CAPTURE_LEN && event.path[PATH_CAPTURE_LEN - 1] == 0,
+                    truncated: event.truncated != 0,
                 }
             }
         }
@@ -419,7 +419,7 @@ mod tests {
             ino: 0,
             fs_magic: 0,
             blksize: 0,
-            _pad: 0,
+            truncated: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -437,23 +437,30 @@ mod tests {
     fn flags_truncated_paths() {
         let mut path = [b'a'; PATH_CAPTURE_LEN];
         path[PATH_CAPTURE_LEN - 1] = 0;
-        let event = FileEvent {
+        let mut event = FileEvent {
             header: header(EventKind::FileOpened),
             fd: 3,
-            path_len: PATH_CAPTURE_LEN as u32,
+            path_len: PATH_CAPTURE_LEN as u32 - 1,
             file_id: 1,
             path,
             ino: 0,
             fs_magic: 0,
             blksize: 0,
-            _pad: 0,
+            truncated: 0,
         };
-        let Event::FileOpened {
-            path, truncated, ..
-        } = decode(&bytes_of(&event)).unwrap()
-        else {
-            panic!("wrong kind");
+        let opened = |event: &FileEvent| match decode(&bytes_of(event)).unwrap() {
+            Event::FileOpened {
+                path, truncated, ..
+            } => (path, truncated),
+            other => panic!("wrong kind: {other:?}"),
         };
+        // A path of exactly PATH_CAPTURE_LEN - 1 bytes is whole...
+        let (path, truncated) = opened(&event);
+        assert!(!truncated);
+        assert_eq!(path.len(), PATH_CAPTURE_LEN - 1);
+        // ...unless the kernel side saw more of it.
+        event.truncated = 1;
+        let (path, truncated) = opened(&event);
         assert!(truncated);
         assert_eq!(path.len(), PATH_CAPTURE_LEN - 1);
     }
@@ -469,7 +476,7 @@ mod tests {
             ino: 0,
             fs_magic: 0,
             blksize: 0,
-            _pad: 0,
+            truncated: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),

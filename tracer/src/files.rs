@@ -55,9 +55,17 @@ fn statfs_type(path: &Path) -> Option<i64> {
 
 /// Stats `path` (following links, as the process's descriptor would).
 fn describe(path: &Path) -> Option<(String, Option<u64>)> {
+    use std::os::unix::fs::FileTypeExt;
     let fs = statfs_type(path).map(fs_name)?;
-    let blksize = fs::metadata(path).ok().map(|m| m.blksize());
-    Some((fs, blksize))
+    let meta = fs::metadata(path).ok();
+    // A named pipe lives on a filesystem but reads like a pipe: say so, as
+    // for pipes and sockets (a socket file likewise).
+    let fs = match meta.as_ref().map(|m| m.file_type()) {
+        Some(t) if t.is_fifo() => "fifo".into(),
+        Some(t) if t.is_socket() => "socket".into(),
+        _ => fs,
+    };
+    Some((fs, meta.map(|m| m.blksize())))
 }
 
 /// What the kernel side read about a descriptor (`FileEvent` of `FdDiscovered`).
@@ -265,6 +273,19 @@ mod tests {
         );
         let info = from_kernel(6, None);
         assert_eq!(info.fs, "unknown");
+    }
+
+    #[test]
+    fn a_named_pipe_is_a_fifo_whatever_its_filesystem() {
+        let dir = std::env::temp_dir().join(format!("tracer-fifo-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("queue");
+        let name = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let info = from_open(std::process::id(), 3, fifo.to_str().unwrap(), None);
+        assert_eq!(info.fs, "fifo");
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

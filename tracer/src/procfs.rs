@@ -25,6 +25,8 @@ pub struct Stat {
     /// `R`, `S`, `D`, `Z`...
     pub state: char,
     pub ppid: u32,
+    /// `PF_*` flags of the task.
+    pub flags: u32,
     /// Start time, in clock ticks since boot.
     pub start_ticks: u64,
     /// The wait status (`exit_code`, field 52): there on kernels >= 3.5
@@ -44,6 +46,7 @@ pub fn parse_stat(stat: &str) -> Option<Stat> {
         comm,
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
+        flags: fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0),
         start_ticks: fields.get(19).and_then(|f| f.parse().ok()).unwrap_or(0),
         exit_status: fields.get(49).and_then(|f| f.parse().ok()),
     })
@@ -56,6 +59,15 @@ pub fn stat(pid: u32) -> Option<Stat> {
 /// Whether a process (or thread) with this id exists, zombies included.
 pub fn exists(pid: u32) -> bool {
     pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `PF_KTHREAD`: the task is a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether `pid` is a kernel thread (kthreadd, kworker...): no user memory,
+/// no syscalls of its own to trace.
+pub fn is_kernel_thread(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.flags & PF_KTHREAD != 0)
 }
 
 /// Whether `pid` is a zombie now.
@@ -332,9 +344,9 @@ mod tests {
     fn stat_with_awkward_comm() {
         // Fields after the comm: state, ppid, 17 more, starttime (22nd), 29
         // more, exit_code (52nd).
-        let fields = ["S", "45"]
+        let fields = ["S", "45", "1", "1", "0", "-1", "4202560"]
             .into_iter()
-            .chain(["0"; 17])
+            .chain(["0"; 12])
             .chain(["777"])
             .chain(["0"; 29])
             .chain(["256"])
@@ -345,6 +357,7 @@ mod tests {
         assert_eq!(parsed.comm, "my (odd) prog");
         assert_eq!((parsed.state, parsed.ppid), ('S', 45));
         assert_eq!(parsed.start_ticks, 777);
+        assert_eq!(parsed.flags, 4202560);
         assert_eq!(parsed.exit_status, Some(256));
         // A short stat (older kernels): no start time nor status.
         let short = parse_stat("1 (init) S 0 1 1").unwrap();
@@ -407,6 +420,9 @@ mod tests {
         assert_eq!(ns_pid(u32::MAX - 1), None);
         assert!(exists(me) && !exists(0) && !exists(u32::MAX - 1));
         assert!(!is_zombie(me));
+        assert!(!is_kernel_thread(me));
+        // kthreadd is pid 2 in the root pid namespace.
+        assert!(is_kernel_thread(2));
         assert_eq!(stat(me).unwrap().ppid, std::os::unix::process::parent_id());
         assert!(self::threads(me).contains(&me));
         assert!(!cmdline(me).unwrap().is_empty());

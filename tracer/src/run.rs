@@ -46,7 +46,8 @@ impl RunError {
     /// The documented exit status (see `tracer --help`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
+            Self::Preflight(PreflightError::NotPrivileged { .. })
+            | Self::Tracefs(TracefsError::Denied { .. }) => 3,
             Self::Preflight(_) | Self::Tracefs(_) => 5,
             Self::Target(_) => 4,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
@@ -129,8 +130,14 @@ fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u3
     let (comm, argv) = target.describe().unwrap_or_else(|_| {
         // It may already have exited; the report still has what it did.
         (
-            args.command.first().cloned().unwrap_or_default(),
-            args.command.clone(),
+            args.command
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            args.command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
         )
     });
     let ppid = if target.launched {

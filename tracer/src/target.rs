@@ -3,10 +3,11 @@
 //! does is missed. A pidfd tells when it exits.
 
 use std::{
-    ffi::CString,
+    ffi::{CString, OsString},
     fs,
     io::{Read, Write},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::unix::ffi::OsStrExt,
 };
 
 use tokio::io::unix::AsyncFd;
@@ -17,6 +18,11 @@ use crate::procfs;
 pub enum TargetError {
     #[error("no process with pid {0} (check `ps -p {0}`)")]
     NoSuchProcess(u32),
+    #[error(
+        "pid {pid} ({comm}) is a kernel thread: it runs no program of its own to trace \
+         (trace the process that makes it work instead)"
+    )]
+    KernelThread { pid: u32, comm: String },
     #[error("process {pid} exited before tracing could start")]
     Gone { pid: u32 },
     #[error("cannot start `{command}`: {source}")]
@@ -73,6 +79,10 @@ impl Target {
         if !procfs::exists(pid) {
             return Err(TargetError::NoSuchProcess(pid));
         }
+        if procfs::is_kernel_thread(pid) {
+            let comm = procfs::comm(pid).unwrap_or_default();
+            return Err(TargetError::KernelThread { pid, comm });
+        }
         let pidfd = pidfd_open(pid).map_err(|source| match source.raw_os_error() {
             Some(libc::ESRCH) => TargetError::NoSuchProcess(pid),
             _ => TargetError::Watch { pid, source },
@@ -88,8 +98,12 @@ impl Target {
     }
 
     /// Forks `command`; the child waits before `exec` until [`Target::release`].
-    pub fn spawn_held(command: &[String]) -> Result<Self, TargetError> {
-        let display = command.join(" ");
+    pub fn spawn_held(command: &[OsString]) -> Result<Self, TargetError> {
+        let display = command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let spawn_err = |source| TargetError::Spawn {
             command: display.clone(),
             source,
@@ -254,6 +268,19 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_threads_are_refused_by_name() {
+        let err = Target::attach(2).err().unwrap();
+        assert!(
+            matches!(err, TargetError::KernelThread { pid: 2, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("(kthreadd) is a kernel thread"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn no_such_process() {

@@ -13,6 +13,15 @@ use tracer_common::{LifecycleOffsets, TracepointOffsets};
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
     #[error(
+        "cannot read tracefs at {path} ({source}): reading tracepoint formats needs root, or \
+         read access to tracefs (it is mode {mode:o} here) besides CAP_BPF and CAP_PERFMON"
+    )]
+    Denied {
+        path: PathBuf,
+        mode: u32,
+        source: std::io::Error,
+    },
+    #[error(
         "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: {0}. \
          Mount it by hand (`mount -t tracefs nodev /sys/kernel/tracing`) or enable \
          CONFIG_TRACING in the kernel"
@@ -33,8 +42,20 @@ const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing
 /// candidate is mounted (aya looks in these two places and never mounts).
 pub fn ensure_mounted() -> Result<PathBuf, TracefsError> {
     for candidate in CANDIDATES {
-        if Path::new(candidate).join("events").is_dir() {
-            return Ok(PathBuf::from(candidate));
+        match fs::metadata(Path::new(candidate).join("events")) {
+            Ok(meta) if meta.is_dir() => return Ok(PathBuf::from(candidate)),
+            // Mounted, but this user may not look inside (tracefs is 0700):
+            // mounting it again would not help.
+            Err(source) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = fs::metadata(candidate).map_or(0, |m| m.permissions().mode() & 0o7777);
+                return Err(TracefsError::Denied {
+                    path: PathBuf::from(candidate),
+                    mode,
+                    source,
+                });
+            }
+            _ => {}
         }
     }
     let target = CANDIDATES[0];

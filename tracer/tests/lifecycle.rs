@@ -133,6 +133,8 @@ fn a_parent_that_never_waits() {
     for &child in &children {
         let z = zombie(report, child);
         assert_eq!(z["ppid"], parent);
+        // Not in a container: its pid in its namespace is its host pid.
+        assert_eq!(z["ns_pid"], child, "{z}");
         assert!(u64_of(&z["zombie_ns"]) >= sleep_ns, "{z}");
         assert_eq!(u64_of(&z["parent_wait_calls"]), 0);
         assert!(z["sigchld"].is_string(), "{z}");

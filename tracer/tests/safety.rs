@@ -304,3 +304,162 @@ fn a_renamed_interpreter_is_sampled() {
         "{python:#}"
     );
 }
+
+#[test]
+fn smaller_cases_fail_clearly_or_work() {
+    require_root();
+    let scratch = Scratch::new("smaller_cases");
+    let ran = scratch.path("ran");
+    let command = format!("echo ran > {ran}");
+    // An absurd duration is a usage error, before anything is launched.
+    let output = tracer(&["--duration", "1e30", "--", "/bin/sh", "-c", &command]);
+    assert_exit(&output, 2);
+    assert!(
+        text(&output.stderr).contains("more than a year"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(!std::path::Path::new(&ran).exists());
+
+    // --pid of a kernel thread (kthreadd) says what it is.
+    let output = tracer(&["--pid", "2"]);
+    assert_exit(&output, 4);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("pid 2 (kthreadd) is a kernel thread"),
+        "{stderr}"
+    );
+
+    // Arguments that are not UTF-8 are passed on as they are.
+    use std::os::unix::ffi::OsStrExt;
+    let json = scratch.path("argv.json");
+    let status = Command::new(TRACER)
+        .args([
+            "--no-python",
+            "--format",
+            "json",
+            "-o",
+            &json,
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg(std::ffi::OsStr::from_bytes(
+            b"test \"$0\" = \"$(printf '\\377')\"",
+        ))
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = load_json(&json);
+    assert_eq!(
+        report["target"]["exit_code"], 0,
+        "the shell saw another argument"
+    );
+    assert_eq!(report["target"]["argv"][3], "\u{fffd}");
+}
+
+#[test]
+fn an_unprivileged_user_with_bpf_capabilities_is_told_about_tracefs() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/sys/kernel/tracing")
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o007, 0, "this test needs tracefs closed to others");
+    let me = std::process::id().to_string();
+    let output = run(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+bpf,+perfmon",
+            "--ambient-caps=+bpf,+perfmon",
+            TRACER,
+            "--pid",
+            &me,
+        ]
+        .map(String::from),
+    );
+    assert_exit(&output, 3);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot read tracefs at /sys/kernel/tracing"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn long_paths_and_named_pipes_are_reported_as_what_they_are() {
+    require_root();
+    let scratch = Scratch::new("long_paths_fifos");
+    let deep = scratch.subdir(&"d".repeat(200));
+    let long = format!("{deep}/{}", "f".repeat(100));
+    std::fs::write(&long, "x").unwrap();
+    let fifo = scratch.path("queue");
+    let json = scratch.path("r.json");
+    let script = "import os, sys, threading\n\
+                  os.mkfifo(sys.argv[2])\n\
+                  threading.Thread(target=lambda: open(sys.argv[2], 'w').write('hello')).start()\n\
+                  with open(sys.argv[2]) as f: f.read()\n\
+                  for _ in range(3): open(sys.argv[1]).read()\n";
+    let output = tracer(&[
+        "--no-python",
+        "--format",
+        "json",
+        "-o",
+        &json,
+        "--",
+        STATIC_PYTHON,
+        "-c",
+        script,
+        &long,
+        &fifo,
+    ]);
+    assert_exit(&output, 0);
+    let report = load_json(&json);
+    let reads = report["reads"].as_array().unwrap();
+    let cut = reads
+        .iter()
+        .find(|f| f["path_truncated"] == true)
+        .unwrap_or_else(|| panic!("{reads:#?}"));
+    let path = cut["path"].as_str().unwrap();
+    assert_eq!(path.len(), 255, "{path}");
+    assert!(long.starts_with(path), "{path}");
+    let queue = reads
+        .iter()
+        .find(|f| f["path"] == fifo.as_str())
+        .unwrap_or_else(|| panic!("{reads:#?}"));
+    assert_eq!(queue["fs"], "fifo", "{queue}");
+    assert!(
+        reads
+            .iter()
+            .all(|f| f["path"] == fifo.as_str() || f["fs"] != "fifo")
+    );
+}
+
+#[test]
+fn an_adopted_target_that_exits_has_its_exit_code() {
+    require_root();
+    let scratch = Scratch::new("adopted_exit");
+    let json = scratch.path("r.json");
+    let mut target = Proc::spawn(
+        Command::new(STATIC_PYTHON)
+            .args(["-c", "import sys; sys.stdin.read(); sys.exit(3)"])
+            .stdin(std::process::Stdio::piped()),
+        "python",
+    );
+    let (mut tracer, _stderr) = attach_tracer(
+        target.pid(),
+        &["--no-python", "--format", "json", "-o", &json],
+    );
+    // End of input: the target exits with 3 while traced.
+    drop(target.child.stdin.take());
+    assert_eq!(target.wait().code(), Some(3));
+    assert!(tracer.wait().success());
+    let report = load_json(&json);
+    assert_eq!(report["stopped"], "target exited");
+    assert_eq!(report["target"]["exit_code"], 3, "{:#}", report["target"]);
+}

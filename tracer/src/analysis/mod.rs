@@ -115,14 +115,7 @@ impl Collector {
                 file_id,
                 path,
                 truncated,
-            } => {
-                let path = if truncated {
-                    format!("{path}...")
-                } else {
-                    path
-                };
-                self.files.on_opened(tgid, fd, file_id, &path);
-            }
+            } => self.files.on_opened(tgid, fd, file_id, &path, truncated),
             Event::FdDiscovered {
                 tgid,
                 fd,
@@ -270,15 +263,22 @@ impl Collector {
             ));
         }
         let mut target = self.target;
-        target.ns_pid = processes
-            .iter()
-            .find(|p| p.pid == target.pid)
-            .and_then(|p| p.ns_pid);
+        let row = processes.iter().find(|p| p.pid == target.pid);
+        target.ns_pid = row.and_then(|p| p.ns_pid);
         if let Some(comm) = names.get(&target.pid) {
             target.comm = comm.clone();
         }
         target.exit_code = ending.exit_code;
         target.exit_signal = ending.exit_signal;
+        // Adopted with --pid: the tracer cannot wait for it, but the kernel
+        // side saw its exit.
+        if let Some(row) = row
+            && ending.exit_code.is_none()
+            && ending.exit_signal.is_none()
+        {
+            target.exit_code = row.exit_code;
+            target.exit_signal = row.exit_signo;
+        }
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             target,

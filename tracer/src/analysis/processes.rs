@@ -380,14 +380,15 @@ impl ProcessTable {
                 signal = killer(p.pid);
                 code = None;
             }
+            // Not for an exited, released pid: it may be another process's now.
+            let ns_pid = p.ns_pid.or_else(|| {
+                let there = index >= retired && (p.exit_ns.is_none() || !gone);
+                there.then(|| ns_pid_now(p.pid)).flatten()
+            });
             if p.pre_existing.is_none() {
                 processes.push(ProcessInfo {
                     pid: p.pid,
-                    // Not for an exited, released pid: it may be another process's now.
-                    ns_pid: p.ns_pid.or_else(|| {
-                        let there = index >= retired && (p.exit_ns.is_none() || !gone);
-                        there.then(|| ns_pid_now(p.pid)).flatten()
-                    }),
+                    ns_pid,
                     ppid: p.ppid,
                     comm: p.comm.clone(),
                     argv: p.argv.clone(),
@@ -434,6 +435,7 @@ impl ProcessTable {
             });
             zombies.push(Zombie {
                 pid: p.pid,
+                ns_pid,
                 ppid: p.ppid,
                 comm: p.comm.clone(),
                 exit_code: code,

@@ -1,7 +1,7 @@
 //! Read figures per file: kernel rows (per file id, syscall and request size)
 //! joined with what userspace learned about each file id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
@@ -30,6 +30,8 @@ pub struct FileTable {
     /// describe the files of a chroot or container that is gone by the time
     /// its open records are handled.
     roots: HashMap<u32, String>,
+    /// Files whose path was longer than the kernel side captures.
+    truncated: HashSet<(u32, u64)>,
 }
 
 impl FileTable {
@@ -46,9 +48,13 @@ impl FileTable {
         }
     }
 
-    pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str) {
+    /// `truncated`: `path` is only the first bytes of a longer path.
+    pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str, truncated: bool) {
         if self.files.contains_key(&(tgid, file_id)) {
             return;
+        }
+        if truncated {
+            self.truncated.insert((tgid, file_id));
         }
         if let Some(root) = crate::procfs::root(tgid) {
             self.roots.insert(tgid, root);
@@ -138,6 +144,7 @@ impl FileTable {
                     blksize: info.blksize,
                     ..Default::default()
                 });
+            entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
             }

@@ -145,6 +145,10 @@ pub struct FileReads {
     /// The path it was opened by; `pipe:[INODE]` / `socket:[INODE]` as
     /// `/proc/PID/fd` shows them for descriptors not opened by path.
     pub path: String,
+    /// `path` is only the first 255 bytes of a longer path (the kernel side
+    /// captures that much); the text report shows it with "...".
+    #[serde(default)]
+    pub path_truncated: bool,
     pub fs: String,
     pub blksize: Option<u64>,
     /// Times the process opened this path while traced (0: it was already open).
@@ -290,6 +294,9 @@ pub struct ProcessInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Zombie {
     pub pid: u32,
+    /// Its pid in its own pid namespace (as `processes[].ns_pid`).
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
     pub ppid: u32,
     pub comm: String,
     pub exit_code: Option<i32>,
@@ -422,6 +429,15 @@ pub struct SignalLog {
 }
 
 impl FileReads {
+    /// The path as people read it: a cut path ends in "...".
+    pub fn shown_path(&self) -> String {
+        if self.path_truncated {
+            format!("{}...", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+
     /// The request size used by most syscalls (ties: the larger size).
     pub fn dominant_request(&self) -> Option<(u64, u64)> {
         self.request_sizes

@@ -48,7 +48,7 @@ pub fn render(out: &mut String, report: &Report) {
             out,
             "  {:>7}  {:<36} {:<7} {:>7} {:>9} {:<16} {:>10} {:>10} {:>13}",
             f.pid,
-            ellipsize(&f.path, 36),
+            ellipsize(&f.shown_path(), 36),
             f.fs,
             f.blksize.map_or("-".into(), |b| b.to_string()),
             thousands(f.syscalls),
@@ -84,7 +84,7 @@ pub fn render(out: &mut String, report: &Report) {
             "\n  Python code behind the reads (stacks of 1 in {every} reads, innermost first):"
         );
         for f in with_stacks {
-            let _ = writeln!(out, "  {}:", ellipsize(&f.path, 60));
+            let _ = writeln!(out, "  {}:", ellipsize(&f.shown_path(), 60));
             for stack in f.python_stacks.iter().take(3) {
                 let _ = writeln!(
                     out,
