@@ -1,32 +1,15 @@
-//! `tracer`: attach eBPF programs to a Python process (or launch one) and
-//! report what the kernel did to it.
-//!
-//! Data flows one way: kernel programs -> ring buffer and maps -> `events`
-//! decoder -> `analysis` aggregators -> one `report::Report` -> renderers.
-
-mod analysis;
-mod btf;
-mod cli;
-mod events;
-mod files;
-mod frame;
-mod output;
-
-mod preflight;
-mod probes;
-mod procfs;
-mod python;
-mod report;
-mod run;
-mod status;
-mod target;
-mod tracefs;
+//! The `tracer` command: parse the options, open the outputs, run the
+//! trace, write the report, map errors to documented exit codes.
 
 use std::{io::Write, process::ExitCode, time::Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use output::Output;
+use tracer::{
+    cli,
+    output::{self, Output},
+    report, run,
+};
 
 fn main() -> ExitCode {
     let started = Instant::now();

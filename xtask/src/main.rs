@@ -7,12 +7,14 @@
 //!   run the workspace tests, end-to-end ones included (root)
 //! * `chroots` make (or reuse) those roots only, and print their variables
 //! * `bench`  build, then compare tracer / strace / bpftrace overhead (root)
+//! * `fuzz`   run the fuzz targets of the parsers (`fuzz/`, cargo-fuzz)
 //!
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
 //! stdout carries only what the tracer prints (its report, in `demo`).
 
 mod bench;
 mod chroots;
+mod fuzz;
 mod setup;
 mod util;
 
@@ -63,6 +65,9 @@ enum Command {
     Chroots,
     /// Build, then benchmark the tracer against strace and bpftrace (needs root).
     Bench(bench::BenchArgs),
+    /// Run the fuzz targets of every parser of untrusted bytes for a while
+    /// each (cargo-fuzz, installed once) and sum up what they found.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Test => test(),
         Command::Chroots => make_chroots(),
         Command::Bench(args) => bench::bench(&args),
+        Command::Fuzz(args) => fuzz::fuzz(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

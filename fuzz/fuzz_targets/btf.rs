@@ -1,0 +1,13 @@
+//! The kernel's BTF blob, and the member look-ups made in it.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(btf) = tracer::btf::Btf::parse(data) else {
+        return;
+    };
+    let _ = btf.member_offset("task_struct", "exit_code");
+    let _ = btf.struct_size("upid");
+    let _ = tracer::btf::pid_ns_offsets(&btf);
+    let _ = tracer::btf::file_offsets(&btf);
+});

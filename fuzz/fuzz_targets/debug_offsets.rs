@@ -1,0 +1,10 @@
+//! `_Py_DebugOffsets` as read from a target's memory (3.13, 3.14 layouts).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&minor, raw)) = data.split_first() else {
+        return;
+    };
+    let _ = tracer::python::layout::decode_debug_offsets(raw, 13 + u32::from(minor % 3));
+});

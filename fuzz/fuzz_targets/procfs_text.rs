@@ -1,0 +1,17 @@
+//! /proc text a traced process shapes (its comm in `stat`, its mappings'
+//! names in `maps`, its arguments): the parsers take anything.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = tracer::procfs::parse_cmdline(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = tracer::procfs::parse_stat(text);
+    let _ = tracer::procfs::parse_nspid(text);
+    let _ = tracer::python::discover::parse_maps(text);
+    let _ = tracer::python::discover::name_hint(text);
+    let _ = tracer::report::format::printable(text);
+    let _ = tracer::frame::Frame::parse(text);
+});

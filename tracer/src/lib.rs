@@ -1,0 +1,25 @@
+//! `tracer`: attach eBPF programs to a Python process (or launch one) and
+//! report what the kernel did to it.
+//!
+//! Data flows one way: kernel programs -> ring buffer and maps -> `events`
+//! decoder -> `analysis` aggregators -> one `report::Report` -> renderers
+//! (see docs/architecture.md). The binary (`main.rs`) is the edge: options,
+//! outputs, exit codes. The library also serves the fuzz targets (`fuzz/`),
+//! which feed its parsers untrusted bytes.
+
+pub mod analysis;
+pub mod btf;
+pub mod cli;
+pub mod events;
+pub mod files;
+pub mod frame;
+pub mod output;
+pub mod preflight;
+pub mod probes;
+pub mod procfs;
+pub mod python;
+pub mod report;
+pub mod run;
+pub mod status;
+pub mod target;
+pub mod tracefs;
