@@ -2,7 +2,10 @@
 handler installed: each is delivered on the way back from kill(2), while
 that line runs. Traced in attach mode: prints "ready" and waits for a line
 on stdin (by then the tracer knows this thread). Writes {"pid", "sent",
-"handled", "kill_line", "call_line"} to argv[1].
+"handled", "kill_line", "call_line"} to argv[1], prints "done" and waits for
+another line before it exits, so that the tracer can be stopped while the
+process (whose code objects the stacks point to) is still there: a stack
+symbolized after the process exited would be unreadable.
 """
 import json
 import os
@@ -45,6 +48,8 @@ def main():
             },
             out,
         )
+    print("done", flush=True)
+    sys.stdin.readline()
 
 
 KILL_LINE = line_of("# kill-line")

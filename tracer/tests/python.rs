@@ -371,8 +371,26 @@ fn attached_with(
         .unwrap()
         .write_all(b"go\n")
         .unwrap();
-    assert!(target.wait().success());
-    assert!(tracer.wait().success());
+    // A workload that says "done" waits for a second line before it exits:
+    // the tracer is stopped (SIGINT) while the process is still alive, so
+    // every stack it reported can still be read from its memory.
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    if line.trim() == "done" {
+        tracer.signal("INT");
+        assert!(tracer.wait().success());
+        target
+            .child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"exit\n")
+            .unwrap();
+        assert!(target.wait().success());
+    } else {
+        assert!(target.wait().success());
+        assert!(tracer.wait().success());
+    }
     let report = std::fs::read_to_string(report_path).unwrap();
     let facts = match std::fs::read_to_string(&facts_path) {
         Ok(text) => serde_json::from_str(&text).unwrap(),
