@@ -60,8 +60,9 @@ fn describe(path: &Path) -> Option<(String, Option<u64>)> {
     let meta = fs::metadata(path).ok();
     // A named pipe lives on a filesystem but reads like a pipe: say so, as
     // for pipes and sockets (a socket file likewise).
+    // (An anonymous pipe is a FIFO too, on pipefs: it stays "pipe".)
     let fs = match meta.as_ref().map(|m| m.file_type()) {
-        Some(t) if t.is_fifo() => "fifo".into(),
+        Some(t) if t.is_fifo() && fs != "pipe" => "fifo".into(),
         Some(t) if t.is_socket() => "socket".into(),
         _ => fs,
     };
@@ -285,6 +286,11 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
         let info = from_open(std::process::id(), 3, fifo.to_str().unwrap(), None);
         assert_eq!(info.fs, "fifo");
+        // An anonymous pipe stays a pipe.
+        let (read, _write) = std::io::pipe().unwrap();
+        use std::os::fd::AsRawFd;
+        let info = from_fd(std::process::id(), read.as_raw_fd()).unwrap();
+        assert_eq!(info.fs, "pipe");
         fs::remove_dir_all(dir).unwrap();
     }
 
