@@ -147,8 +147,12 @@ impl Collector {
             } => {
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
-                if let Some(frames) = self.python.as_mut().and_then(|p| p.frames(tgid, &frames)) {
-                    self.profile.on_sample(tid, frames, truncated);
+                if let Some(ids) = self
+                    .python
+                    .as_mut()
+                    .and_then(|p| p.frame_ids(tgid, &frames))
+                {
+                    self.profile.on_sample(tid, ids, truncated);
                 }
             }
             Event::PyStack { key } => {

@@ -10,7 +10,7 @@ use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, py_event};
 use super::merge_stacks;
 use crate::{
     frame::Frame,
-    python::{Discovery, PythonProcess, discover::Interpreter, process::Place},
+    python::{Discovery, PythonProcess, discover::Interpreter, process::Place, symbols::FrameId},
     report::{Entries, EventStack, Hotspot, LineHotspot, Python, PythonStack, PythonThread},
 };
 
@@ -22,7 +22,7 @@ const MAX_THREAD_ROWS: usize = 20;
 #[derive(Default)]
 pub struct Profile {
     /// (tid, frames innermost first) -> samples.
-    stacks: HashMap<(u32, Vec<Frame>), u64>,
+    stacks: HashMap<(u32, Vec<FrameId>), u64>,
     samples: u64,
     truncated: u64,
     /// Kernel-event stacks (cumulative counts in a BPF map): symbolized
@@ -35,8 +35,8 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// One sampled stack.
-    pub fn on_sample(&mut self, tid: u32, frames: Vec<Frame>, truncated: bool) {
+    /// One sampled stack (frames interned by the process's symbols).
+    pub fn on_sample(&mut self, tid: u32, frames: Vec<FrameId>, truncated: bool) {
         self.samples += 1;
         self.truncated += u64::from(truncated);
         *self.stacks.entry((tid, frames)).or_insert(0) += 1;
@@ -137,10 +137,17 @@ impl Profile {
             &ready.place,
         );
         section.layout = Some(ready.binary.origin.into());
-        let stacks: Vec<(u32, &[Frame], u64)> = self
+        let resolved: Vec<(u32, Vec<Frame>, u64)> = self
             .stacks
             .iter()
-            .map(|((tid, frames), &count)| (*tid, frames.as_slice(), count))
+            .map(|((tid, ids), &count)| {
+                let frames = ids.iter().map(|&id| process.frame(id).clone()).collect();
+                (*tid, frames, count)
+            })
+            .collect();
+        let stacks: Vec<(u32, &[Frame], u64)> = resolved
+            .iter()
+            .map(|(tid, frames, count)| (*tid, frames.as_slice(), *count))
             .collect();
         section.unresolved_frames = stacks
             .iter()

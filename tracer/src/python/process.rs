@@ -16,7 +16,7 @@ use super::{
     discover::{self, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
-    symbols::{CodeSource, Symbols},
+    symbols::{CodeSource, FrameId, Symbols},
     threads,
 };
 use crate::{frame::Frame, procfs};
@@ -173,6 +173,21 @@ impl PythonProcess {
             return None;
         }
         Some(self.symbols.frames(&ready.code_source(), records))
+    }
+
+    /// [`PythonProcess::frames`], interned: what a sample keeps.
+    pub fn frame_ids(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<FrameId>> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        if tgid != self.pid {
+            return None;
+        }
+        Some(self.symbols.frame_ids(&ready.code_source(), records))
+    }
+
+    pub fn frame(&self, id: FrameId) -> &Frame {
+        self.symbols.frame(id)
     }
 
     /// The function whose code object is at `code` (entry counter keys).

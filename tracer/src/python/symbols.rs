@@ -32,13 +32,27 @@ pub struct Symbols {
     codes: HashMap<u64, CodeEntry>,
     /// Addresses whose identity was checked since the last refresh tick.
     checked: HashSet<u64>,
+    /// Reads of code objects made so far (numbers each `CodeEntry`).
+    reads: u64,
+    /// Every distinct frame symbolized, by [`FrameId`].
+    frames: Vec<Frame>,
+    ids: HashMap<Frame, FrameId>,
+    /// (code object read, instruction position) -> its frame: a line table
+    /// is walked once per position, not once per sample.
+    positions: HashMap<(u64, u64), FrameId>,
 }
 
+/// A frame interned by [`Symbols`]: sampled stacks are kept as these, so
+/// a sample costs no string copy (see [`Symbols::frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FrameId(u32);
+
 /// What is cached per code-object address: the fields that identify the
-/// object and what was read of it (`None`: unreadable).
+/// object, what was read of it (`None`: unreadable), and which read it was.
 struct CodeEntry {
     identity: Vec<u8>,
     info: Option<Rc<CodeInfo>>,
+    read: u64,
 }
 
 impl Symbols {
@@ -49,28 +63,57 @@ impl Symbols {
 
     /// The Python frames of a raw stack, innermost first; frames that are
     /// not Python code (C-stack entry frames, no code object) are left out.
-    pub fn frames(&mut self, source: &CodeSource, records: &[PyFrameRecord]) -> Vec<Frame> {
+    pub fn frame_ids(&mut self, source: &CodeSource, records: &[PyFrameRecord]) -> Vec<FrameId> {
         records
             .iter()
             .filter_map(|record| python_frame(source.offsets, record))
-            .map(|(code, instr)| match self.code(source, code) {
-                Some(info) => Frame {
-                    qualname: info.qualname.clone(),
-                    function: info.name.clone(),
-                    file: info.filename.clone(),
-                    line: info.line_at(source.offsets.instr_kind, instr).unwrap_or(0),
-                    first_line: info.firstlineno,
-                },
-                None => Frame::unresolved(code),
-            })
+            .map(|(code, instr)| self.frame_id(source, code, instr))
             .collect()
+    }
+
+    /// [`Symbols::frame_ids`], as frames.
+    pub fn frames(&mut self, source: &CodeSource, records: &[PyFrameRecord]) -> Vec<Frame> {
+        let ids = self.frame_ids(source, records);
+        ids.into_iter().map(|id| self.frame(id).clone()).collect()
+    }
+
+    pub fn frame(&self, id: FrameId) -> &Frame {
+        &self.frames[id.0 as usize]
+    }
+
+    fn frame_id(&mut self, source: &CodeSource, code: u64, instr: u64) -> FrameId {
+        let (read, info) = self.code(source, code);
+        if let Some(&id) = self.positions.get(&(read, instr)) {
+            return id;
+        }
+        let frame = match info {
+            Some(info) => Frame {
+                qualname: info.qualname.clone(),
+                function: info.name.clone(),
+                file: info.filename.clone(),
+                line: info.line_at(source.offsets.instr_kind, instr).unwrap_or(0),
+                first_line: info.firstlineno,
+            },
+            None => Frame::unresolved(code),
+        };
+        let id = match self.ids.get(&frame) {
+            Some(&id) => id,
+            None => {
+                let id = FrameId(self.frames.len() as u32);
+                self.frames.push(frame.clone());
+                self.ids.insert(frame, id);
+                id
+            }
+        };
+        self.positions.insert((read, instr), id);
+        id
     }
 
     /// The function of the code object at `code` (an address as the entry
     /// counter keys it), its `def` line as `line`.
     pub fn function(&mut self, source: &CodeSource, code: u64) -> Frame {
         let code = mask_code(source.offsets, code);
-        match self.code(source, code) {
+        match self.code(source, code).1 {
             Some(info) => Frame {
                 qualname: info.qualname.clone(),
                 function: info.name.clone(),
@@ -82,13 +125,13 @@ impl Symbols {
         }
     }
 
-    /// The code object now at `code`. Re-reads it when the address now holds
-    /// another object.
-    fn code(&mut self, source: &CodeSource, code: u64) -> Option<Rc<CodeInfo>> {
+    /// The code object now at `code`, and which read of it this is.
+    /// Re-reads it when the address now holds another object.
+    fn code(&mut self, source: &CodeSource, code: u64) -> (u64, Option<Rc<CodeInfo>>) {
         if let Some(entry) = self.codes.get(&code)
             && self.checked.contains(&code)
         {
-            return entry.info.clone();
+            return (entry.read, entry.info.clone());
         }
         let identity = code_identity(source, code);
         self.checked.insert(code);
@@ -96,7 +139,7 @@ impl Symbols {
         if let Some(entry) = self.codes.get(&code)
             && (entry.identity == identity || identity.is_empty())
         {
-            return entry.info.clone();
+            return (entry.read, entry.info.clone());
         }
         let info = match code::read_code(source.memory, source.offsets, code, source.code_type) {
             Ok(info) => Some(Rc::new(info)),
@@ -108,19 +151,21 @@ impl Symbols {
                 if let Some(entry) = self.codes.get(&code)
                     && entry.info.is_some()
                 {
-                    return entry.info.clone();
+                    return (entry.read, entry.info.clone());
                 }
                 None
             }
         };
+        self.reads += 1;
         self.codes.insert(
             code,
             CodeEntry {
                 identity,
                 info: info.clone(),
+                read: self.reads,
             },
         );
-        info
+        (self.reads, info)
     }
 }
 
