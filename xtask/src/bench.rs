@@ -89,7 +89,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.no_build {
         setup::setup()?;
     }
-    setup::ensure_apt(&["bpftrace", "hyperfine"])?;
+    // bpftool: the Python suite reads the sampler's own run time (run_time_ns).
+    setup::ensure_apt(&["bpftrace", "bpftool", "hyperfine"])?;
     if !args.no_build {
         build_tracer()?;
     }
