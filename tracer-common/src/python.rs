@@ -10,14 +10,15 @@ pub const PY_MAX_DEPTH: usize = 128;
 /// No such field in this CPython version.
 pub const PY_NO_OFFSET: u32 = u32::MAX;
 
-/// How the sampler finds and walks a thread's Python frames, set by userspace
-/// once it has found the interpreter (`PY_CONFIG` array map, index 0; the
-/// interpreter is only known after the target has exec'd, so this cannot be a
-/// load-time global). All offsets in bytes.
+/// How the sampler finds and walks the Python frames of one process's
+/// threads (`PY_CONFIG`, key: tgid), set by userspace once it has found the
+/// process's interpreter, and copied in the kernel to a child forked without
+/// `exec` (same interpreter, same memory layout). Processes may run different
+/// builds, so this cannot be a load-time global. All offsets in bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PyConfig {
-    /// 0: sampling off.
+    /// 0: sampling off for this process.
     pub enabled: u32,
     /// Offset in `PyThreadState` of the frame pointer (`frame` <= 3.10,
     /// `cframe` 3.11-3.12, `current_frame` 3.13+).
@@ -146,18 +147,23 @@ pub struct PySample {
     pub frames: [PyFrameRecord; PY_MAX_DEPTH],
 }
 
-/// Indices of the per-CPU `PY_STATS` counters.
-pub mod py_stats {
-    /// Samples that hit a traced process.
-    pub const SAMPLES: u32 = 0;
+/// Sampler ticks of one traced process (`PY_TICKS`, key: tgid, per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyTicks {
+    /// Ticks that interrupted a thread of the process.
+    pub ticks: u64,
+    /// ...of which the process's interpreter was not known (not Python, not
+    /// found yet, or not supported).
+    pub no_interpreter: u64,
     /// ...of which the thread had no known Python thread state (yet).
-    pub const NO_THREAD_STATE: u32 = 1;
+    pub no_thread_state: u64,
     /// ...of which the thread was not running Python code (no current frame).
-    pub const NO_FRAME: u32 = 2;
-    pub const COUNT: u32 = 3;
+    pub no_frame: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<PyConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
 const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
@@ -171,6 +177,7 @@ const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_D
 mod pod {
     use super::*;
     unsafe impl aya::Pod for PyConfig {}
+    unsafe impl aya::Pod for PyTicks {}
     unsafe impl aya::Pod for PyEventKey {}
     unsafe impl aya::Pod for PyEventValue {}
     unsafe impl aya::Pod for PyEntryKey {}

@@ -81,6 +81,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
     if TRACED.insert(child, 1u8, 0).is_err() {
         count_drop(drops::TABLES);
     }
+    crate::python::inherit(tgid, tid, child);
     emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
 }
@@ -129,8 +130,10 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     if tid != tgid {
         let _ = TASKS.remove(tid);
     }
+    crate::python::forget_thread(tid);
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);
+        crate::python::forget_process(tgid, tid, tid);
         let entry = ZombieEntry {
             exit_ns: unsafe { bpf_ktime_get_ns() },
         };
@@ -210,6 +213,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let off = config!(lifecycle);
     let old_pid = unsafe { ctx.read_at::<i32>(off.exec_old_pid as usize) }.unwrap_or(0);
     let loc = unsafe { ctx.read_at::<u32>(off.exec_filename as usize) }.unwrap_or(0);
+    crate::python::forget_process(tgid, tid, old_pid as u32);
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;

@@ -1,6 +1,9 @@
 //! CPU sampling of Python stacks: a CPU-clock `perf_event` program (one per
 //! online CPU) that, when it interrupts a thread of a traced process, looks up
-//! the thread's `PyThreadState` (published by userspace in `PY_THREADS`),
+//! the process's interpreter layout (`PY_CONFIG`, per process: a tree may run
+//! several builds) and the thread's `PyThreadState` (published by userspace
+//! in `PY_THREADS`, and inherited in the kernel by a child forked without
+//! `exec`, so a worker is sampled from its first instruction),
 //! reads its current frame and walks `f_back` / `previous` for at most
 //! `PY_MAX_DEPTH` frames, writing code-object pointers and instruction
 //! offsets straight into a ring buffer slot (nothing large on the BPF stack).
@@ -17,29 +20,31 @@ use aya_ebpf::{
         generated,
     },
     macros::{map, perf_event, uprobe},
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
     programs::{PerfEventContext, ProbeContext},
 };
 use tracer_common::{
     EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig,
     PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PySleep,
-    PyStackEvent, drops, py_event, py_stats,
+    PyStackEvent, PyTicks, drops, py_event,
 };
 
 use crate::maps::{EVENTS, TRACED, count_drop};
 
-/// Frame-walk offsets for the traced interpreter (index 0), set by userspace.
+/// Frame-walk offsets of each Python process's interpreter (key: tgid), set
+/// by userspace when it finds one, copied to children forked without `exec`.
 #[map]
-pub static PY_CONFIG: Array<PyConfig> = Array::with_max_entries(1, 0);
+pub static PY_CONFIG: HashMap<u32, PyConfig> = HashMap::with_max_entries(16384, 0);
 
 /// Native thread id -> address of its `PyThreadState`, refreshed by userspace
 /// from the interpreter's thread list.
 #[map]
 pub static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 
-/// Sampling counters, by `tracer_common::py_stats` index.
+/// Sampler ticks per traced process (key: tgid), and why those that gave
+/// no stack did not.
 #[map]
-pub static PY_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(py_stats::COUNT, 0);
+pub static PY_TICKS: PerCpuHashMap<u32, PyTicks> = PerCpuHashMap::with_max_entries(16384, 0);
 
 /// Kernel events counted by the top of the Python stack they happened under
 /// (reads: sampled; voluntary context switches: all, with the time asleep).
@@ -65,11 +70,63 @@ const RB_NO_WAKEUP: u64 = 1;
 /// `BPF_RB_FORCE_WAKEUP`
 const RB_FORCE_WAKEUP: u64 = 2;
 
+/// The process's tick counters (created on its first tick).
 #[inline(always)]
-fn count(index: u32) {
-    if let Some(counter) = PY_STATS.get_ptr_mut(index) {
-        unsafe { *counter += 1 };
+fn ticks_of(tgid: u32) -> Option<&'static mut PyTicks> {
+    if let Some(ticks) = PY_TICKS.get_ptr_mut(&tgid) {
+        // Per-CPU value: only this CPU writes it.
+        return Some(unsafe { &mut *ticks });
     }
+    if PY_TICKS.insert(&tgid, &PyTicks::default(), 0).is_err() {
+        count_drop(drops::TABLES);
+        return None;
+    }
+    PY_TICKS
+        .get_ptr_mut(&tgid)
+        .map(|ticks| unsafe { &mut *ticks })
+}
+
+/// The interpreter layout of process `tgid`, if it is known and sampled.
+#[inline(always)]
+fn config_of(tgid: u32) -> Option<&'static PyConfig> {
+    let cfg = unsafe { PY_CONFIG.get(&tgid) }?;
+    (cfg.enabled != 0).then_some(cfg)
+}
+
+/// A traced process forked `child` (not a thread): without `exec` it runs
+/// the same interpreter at the same addresses, and its only thread is a copy
+/// of the forking one, with the same `PyThreadState` (CPython keeps it for
+/// the child's main thread). Copied here so the child is sampled from its
+/// first tick; userspace re-reads its thread list soon after.
+#[inline(always)]
+pub fn inherit(tgid: u32, tid: u32, child: u32) {
+    let Some(cfg) = (unsafe { PY_CONFIG.get(&tgid) }) else {
+        return;
+    };
+    if PY_CONFIG.insert(&child, cfg, 0).is_err() {
+        count_drop(drops::TABLES);
+        return;
+    }
+    if let Some(&tstate) = unsafe { PY_THREADS.get(&tid) }
+        && PY_THREADS.insert(&child, &tstate, 0).is_err()
+    {
+        count_drop(drops::TABLES);
+    }
+}
+
+/// Process `tgid` runs a new program (thread `tid`, formerly `old_tid`):
+/// what was known of its interpreter no longer holds.
+#[inline(always)]
+pub fn forget_process(tgid: u32, tid: u32, old_tid: u32) {
+    let _ = PY_CONFIG.remove(&tgid);
+    let _ = PY_THREADS.remove(&tid);
+    let _ = PY_THREADS.remove(&old_tid);
+}
+
+/// Thread `tid` exited: its id may soon name a thread of another process.
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = PY_THREADS.remove(&tid);
 }
 
 #[inline(always)]
@@ -133,18 +190,19 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
-    if unsafe { TRACED.get(tgid) }.is_none() {
+    if unsafe { TRACED.get(&tgid) }.is_none() {
         return 0;
     }
-    let Some(cfg) = PY_CONFIG.get(0) else {
+    let Some(ticks) = ticks_of(tgid) else {
         return 0;
     };
-    if cfg.enabled == 0 {
+    ticks.ticks += 1;
+    let Some(cfg) = config_of(tgid) else {
+        ticks.no_interpreter += 1;
         return 0;
-    }
-    count(py_stats::SAMPLES);
-    let Some(&tstate) = (unsafe { PY_THREADS.get(tid) }) else {
-        count(py_stats::NO_THREAD_STATE);
+    };
+    let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
+        ticks.no_thread_state += 1;
         return 0;
     };
     let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
@@ -152,7 +210,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         frame = read_u64(frame + cfg.cframe_current_frame as u64);
     }
     if frame == 0 {
-        count(py_stats::NO_FRAME);
+        ticks.no_frame += 1;
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<PySample>(0) else {
@@ -196,7 +254,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
 /// state or no current frame.
 #[inline(always)]
 fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
-    let Some(&tstate) = (unsafe { PY_THREADS.get(tid) }) else {
+    let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
         return false;
     };
     let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
@@ -268,10 +326,10 @@ fn announce(key: &PyEventKey) {
 /// for 1 in `read_stack_every` reads on this CPU.
 #[inline(always)]
 pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
-    let Some(cfg) = PY_CONFIG.get(0) else {
+    let Some(cfg) = config_of(tgid) else {
         return;
     };
-    if cfg.enabled == 0 || cfg.read_stack_every == 0 {
+    if cfg.read_stack_every == 0 {
         return;
     }
     let Some(counter) = PY_READ_COUNTER.get_ptr_mut(0) else {
@@ -299,12 +357,9 @@ pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
 /// A traced thread went to sleep (voluntary switch): remember its stack.
 #[inline(always)]
 pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
-    let Some(cfg) = PY_CONFIG.get(0) else {
+    let Some(cfg) = config_of(tgid) else {
         return;
     };
-    if cfg.enabled == 0 {
-        return;
-    }
     let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -320,7 +375,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
     if PY_EVENT_STACKS.get_ptr(&sleep.key).is_none() {
         announce(&sleep.key);
     }
-    if PY_SLEEPING.insert(tid, &*sleep, 0).is_err() {
+    if PY_SLEEPING.insert(&tid, &*sleep, 0).is_err() {
         count_drop(drops::TABLES);
     }
 }
@@ -328,7 +383,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
 /// A traced thread runs again: charge the time asleep to its stack.
 #[inline(always)]
 pub fn woke_up(tid: u32, now: u64) {
-    let Some(slot) = PY_SLEEPING.get_ptr_mut(tid) else {
+    let Some(slot) = PY_SLEEPING.get_ptr_mut(&tid) else {
         return;
     };
     let slot = unsafe { &mut *slot };
@@ -347,10 +402,10 @@ pub fn woke_up(tid: u32, now: u64) {
 /// joins the child to the line that spawned it and counts forks per stack.
 #[inline(always)]
 pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
-    let Some(cfg) = PY_CONFIG.get(0) else {
+    let Some(cfg) = config_of(tgid) else {
         return;
     };
-    if cfg.enabled == 0 || unsafe { PY_THREADS.get(tid) }.is_none() {
+    if unsafe { PY_THREADS.get(&tid) }.is_none() {
         return;
     }
     let Some(mut entry) = EVENTS.reserve::<PyForkEvent>(0) else {
@@ -393,9 +448,8 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
 /// `signal_deliver`: the line that was running when the signal arrived.
 /// Returns whether a stack was captured.
 #[inline(always)]
-pub fn signal_stack(tid: u32, frames: *mut PyFrameRecord) -> bool {
-    if let Some(cfg) = PY_CONFIG.get(0)
-        && cfg.enabled != 0
+pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord) -> bool {
+    if let Some(cfg) = config_of(tgid)
         && capture_top::<PY_EVENT_DEPTH>(cfg, tid, frames)
     {
         return true;
@@ -423,15 +477,12 @@ pub static PY_ENTRIES: PerCpuHashMap<PyEntryKey, u64> = PerCpuHashMap::with_max_
 pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if unsafe { TRACED.get(tgid) }.is_none() {
+    if unsafe { TRACED.get(&tgid) }.is_none() {
         return 0;
     }
-    let Some(cfg) = PY_CONFIG.get(0) else {
+    let Some(cfg) = config_of(tgid) else {
         return 0;
     };
-    if cfg.enabled == 0 {
-        return 0;
-    }
     // The first / second argument register (x86-64: rdi / rsi), read with a
     // helper: a context load at a computed offset is refused by the verifier.
     let regs = ctx.regs;

@@ -123,6 +123,7 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
         // Runs in the receiving thread, on its way back to user mode: its
         // current Python frame is the line that was running.
         crate::python::signal_stack(
+            tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
         )

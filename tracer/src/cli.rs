@@ -111,6 +111,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE.json")]
     pub speedscope: Option<PathBuf>,
 
+    /// In --flamegraph and --folded, merge the stacks of every process into
+    /// one tree (default: a root frame per process, `python3.11 (pid N)`,
+    /// when more than one was sampled)
+    #[arg(long)]
+    pub merge_processes: bool,
+
     /// Do not follow processes forked by the target (followed by default:
     /// their reads, scheduling, exits and signals are reported too)
     #[arg(long)]

@@ -9,7 +9,7 @@ use tracer_common::{
     FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
     PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadKey, ReadStats, SendSyscall,
     SignalDeliverEvent, SignalGenerateEvent, ThreadStats, WaitEvent, drops, process_flags,
-    py_stats, wait_flags, wait_kind,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,7 +366,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 #[derive(Debug, Default)]
 pub struct MapSnapshot {
     pub drops: [u64; drops::COUNT as usize],
-    pub python_ticks: [u64; py_stats::COUNT as usize],
+    /// Sampler ticks per process (tgid).
+    pub python_ticks: Vec<(u32, tracer_common::PyTicks)>,
     pub reads: Vec<(ReadKey, ReadStats)>,
     /// Opens per (tgid, file id).
     pub opens: HashMap<(u32, u64), u64>,

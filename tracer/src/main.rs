@@ -155,14 +155,22 @@ impl Outputs {
                 }
             }
         };
-        side(self.folded, Ok(report::flame::folded(report).into_bytes()));
+        let roots = if args.merge_processes {
+            report::flame::Roots::Merged
+        } else {
+            report::flame::Roots::PerProcess
+        };
+        side(
+            self.folded,
+            Ok(report::flame::folded(report, roots).into_bytes()),
+        );
         side(
             self.speedscope,
             Ok(report::flame::speedscope(report).into_bytes()),
         );
         side(
             self.flamegraph,
-            report::flame::flamegraph(report).map_err(|err| err.to_string()),
+            report::flame::flamegraph(report, roots).map_err(|err| err.to_string()),
         );
         match failed {
             Some(err) => Err(err.into()),

@@ -14,8 +14,8 @@ use aya::{
     },
 };
 use tracer_common::{
-    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, ReadKey, ReadStats,
-    ThreadStats, ZombieEntry, drops, py_stats,
+    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyTicks, ReadKey, ReadStats,
+    ThreadStats, ZombieEntry, drops,
 };
 
 use crate::{
@@ -243,7 +243,7 @@ pub struct Probes {
     ebpf: Ebpf,
     traced: HashMap<MapData, u32, u8>,
     py_threads: HashMap<MapData, u32, u64>,
-    py_config: aya::maps::Array<MapData, PyConfig>,
+    py_config: HashMap<MapData, u32, PyConfig>,
     /// Why Python sampling is not running (it failed to load or attach), if so.
     pub sampler_error: Option<String>,
     /// The sampling rate, when the sampler is loaded.
@@ -340,10 +340,10 @@ impl Probes {
         new
     }
 
-    /// Publishes the frame-walk offsets of the target's interpreter.
-    pub fn set_python_config(&mut self, config: PyConfig) -> Result<(), ProbeError> {
+    /// Publishes the frame-walk offsets of process `pid`'s interpreter.
+    pub fn set_python_config(&mut self, pid: u32, config: PyConfig) -> Result<(), ProbeError> {
         self.py_config
-            .set(0, config, 0)
+            .insert(pid, config, 0)
             .map_err(|source| ProbeError::Map {
                 map: "PY_CONFIG",
                 source,
@@ -429,9 +429,14 @@ impl Probes {
         )
     }
 
-    /// Sums of the per-CPU `PY_STATS` counters, indexed by `tracer_common::py_stats`.
-    pub fn python_stats(&self) -> Result<[u64; py_stats::COUNT as usize], ProbeError> {
-        per_cpu_totals::<{ py_stats::COUNT as usize }>(&self.ebpf, "PY_STATS")
+    /// Sampler ticks per process, summed across CPUs.
+    pub fn python_ticks(&self) -> Result<Vec<(u32, PyTicks)>, ProbeError> {
+        self.per_cpu_rows("PY_TICKS", |sum: &mut PyTicks, v: &PyTicks| {
+            sum.ticks += v.ticks;
+            sum.no_interpreter += v.no_interpreter;
+            sum.no_thread_state += v.no_thread_state;
+            sum.no_frame += v.no_frame;
+        })
     }
 
     /// Adds a process to the traced set (its threads and, by default, its
@@ -497,7 +502,7 @@ impl Probes {
     pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
         Ok(MapSnapshot {
             drops: self.drops()?,
-            python_ticks: self.python_stats()?,
+            python_ticks: self.python_ticks()?,
             reads: self.read_stats()?,
             opens: self.file_opens()?,
             threads: self.threads()?,

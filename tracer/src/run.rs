@@ -17,7 +17,7 @@ use crate::{
     preflight::{self, PreflightError},
     probes::{self, ProbeError, Probes},
     procfs,
-    python::PythonProcess,
+    python::PythonTree,
     report::{Report, Target as ReportTarget},
     status::StatusLine,
     target::{Target, TargetError},
@@ -80,11 +80,13 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         None => (launch(args, &mut probes)?, 0),
     };
     if !args.no_python && probes.sampler_error.is_none() {
-        collector.python = Some(PythonProcess::new(
-            target.pid,
-            args.read_stacks,
-            !args.no_children,
-        ));
+        let mut tree = PythonTree::new(target.pid, args.read_stacks);
+        if !target.launched && !args.no_children {
+            for pid in procfs::descendants(target.pid) {
+                tree.add(pid);
+            }
+        }
+        collector.python = Some(tree);
         refresh_python(&mut probes, &mut collector)?;
     }
     let comm = add_root(args, &target, &mut collector, threads);
@@ -236,40 +238,45 @@ const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// for as long.
 const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
 
-/// Finds the interpreter (once), re-publishes the tid -> thread state map,
-/// and symbolizes the new stacks of the kernel-side Python maps.
+/// Looks for interpreters not found yet, re-publishes every process's
+/// tid -> thread state map, and symbolizes the new stacks of the
+/// kernel-side Python maps.
 fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), RunError> {
-    let Some(process) = collector.python.as_mut() else {
+    let Some(tree) = collector.python.as_mut() else {
         return Ok(());
     };
-    let update = process.refresh();
-    let pid = process.pid();
-    let ready = process.ready().is_some();
-    if update.config.is_some()
-        && let Some(ready) = process.ready()
-    {
-        // Its files can then be described after it exits, inside its root.
-        let root = ready.place.root.as_deref().unwrap_or("/");
-        collector.files.note_root(pid, root);
-    }
-    if let Some((path, offset)) = &update.eval_frame
-        && collector.settings.count_entries
-        && collector.entries_error.is_none()
-        && let Err(err) = probes.attach_entry_counter(path, *offset, pid)
-    {
-        // With the cause (e.g. the process has already exited).
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
+    let updates = tree.refresh();
+    let mut ready = false;
+    for (pid, update) in updates {
+        if update.config.is_some()
+            && let Some(found) = tree.process(pid).and_then(|p| p.ready())
+        {
+            // Its files can then be described after it exits, inside its root.
+            let root = found.place.root.as_deref().unwrap_or("/");
+            collector.files.note_root(pid, root);
         }
-        collector.entries_error = Some(message);
+        if let Some((path, offset)) = &update.eval_frame
+            && collector.settings.count_entries
+            && collector.entries_error.is_none()
+            && let Err(err) = probes.attach_entry_counter(path, *offset, pid)
+        {
+            // With the cause (e.g. the process has already exited).
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            collector.entries_error = Some(message);
+        }
+        if let Some(config) = update.config {
+            probes.set_python_config(pid, config)?;
+        }
+        probes.update_python_threads(&update.insert, &update.remove)?;
     }
-    if let Some(config) = update.config {
-        probes.set_python_config(config)?;
+    if let Some(tree) = &collector.python {
+        ready = tree.processes().any(|p| p.ready().is_some());
     }
-    probes.update_python_threads(&update.insert, &update.remove)?;
     if ready {
         let entries = if collector.settings.count_entries {
             probes.python_entries()?

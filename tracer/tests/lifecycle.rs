@@ -144,7 +144,7 @@ fn a_parent_that_never_waits() {
         assert!(how == "still_zombie" || how == "init", "{how}");
     }
     // The same as data: one finding naming the parent, with its figures.
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     let found: Vec<&Value> = report["findings"]
         .as_array()
         .unwrap()

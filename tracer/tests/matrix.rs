@@ -68,6 +68,8 @@ struct Interpreter {
     linkage: &'static str,
     /// A debug build (`--with-pydebug`).
     debug: bool,
+    /// A free-threaded build (`--disable-gil`).
+    free_threaded: bool,
     /// The request size of a buffered binary read of a procfs file, as
     /// strace shows this version making it.
     proc_buffer: u64,
@@ -84,6 +86,7 @@ const BULLSEYE_3_9: Interpreter = Interpreter {
     binary: "/usr/bin/python3.9",
     linkage: "static",
     debug: false,
+    free_threaded: false,
     proc_buffer: 1024,
 };
 
@@ -95,6 +98,7 @@ const HOST_STATIC_3_11: Interpreter = Interpreter {
     binary: "/usr/bin/python3.11",
     linkage: "static",
     debug: false,
+    free_threaded: false,
     proc_buffer: 1024,
 };
 
@@ -106,6 +110,7 @@ const PYENV_SHARED_3_11: Interpreter = Interpreter {
     binary: "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0",
     linkage: "shared",
     debug: false,
+    free_threaded: false,
     proc_buffer: 1024,
 };
 
@@ -120,6 +125,7 @@ const TRIXIE_3_13: Interpreter = Interpreter {
     binary: "/usr/bin/python3.13",
     linkage: "static",
     debug: false,
+    free_threaded: false,
     proc_buffer: 1024,
 };
 
@@ -143,8 +149,32 @@ const SID_3_14: Interpreter = Interpreter {
     binary: "/usr/bin/python3.14",
     linkage: "static",
     debug: false,
+    free_threaded: false,
     // gh-117151: max(min(st_blksize, 8 MiB), 128 KiB).
     proc_buffer: 131072,
+};
+
+/// CPython 3.15 (Debian sid's python3.15, in the same root as 3.14).
+const SID_3_15: Interpreter = Interpreter {
+    name: "Debian sid CPython 3.15",
+    python: "/usr/bin/python3.15",
+    version: "3.15.",
+    binary: "/usr/bin/python3.15",
+    ..SID_3_14
+};
+
+/// Free-threaded CPython 3.13.5 (`--disable-gil`), built from Debian
+/// trixie's source by `cargo xtask test` into the cache (static).
+const FREE_THREADED_3_13: Interpreter = Interpreter {
+    name: "free-threaded CPython 3.13",
+    root: None,
+    python: "/var/cache/tracer-tests/python3.13t/bin/python3.13t",
+    version: "3.13.5",
+    binary: "/var/cache/tracer-tests/python3.13t/bin/python3.13t",
+    linkage: "static",
+    debug: false,
+    free_threaded: true,
+    proc_buffer: 1024,
 };
 
 /// How the interpreter is started.
@@ -290,7 +320,11 @@ fn check_interpreter(report: &Value, interpreter: &Interpreter, files: &Files) {
     assert_eq!(py["binary"], interpreter.binary, "{}", interpreter.name);
     assert_eq!(py["linkage"], interpreter.linkage, "{}", interpreter.name);
     assert_eq!(py["debug_build"], interpreter.debug, "{}", interpreter.name);
-    assert_eq!(py["free_threaded"], false);
+    assert_eq!(
+        py["free_threaded"], interpreter.free_threaded,
+        "{}",
+        interpreter.name
+    );
     let root = if files.root.is_empty() {
         Value::Null
     } else {
@@ -771,8 +805,13 @@ fn text_names_the_interpreter(interpreter: &Interpreter) {
     } else {
         "release build"
     };
+    let threading = if interpreter.free_threaded {
+        ", free-threaded"
+    } else {
+        ""
+    };
     let mut expected = format!(
-        "PYTHON: CPython {version}, {} ({build}, {debug})",
+        "PYTHON: CPython {version}, {} ({build}, {debug}{threading})",
         interpreter.binary
     );
     if !files.root.is_empty() {
@@ -865,6 +904,8 @@ interpreter_tests!(debian_static_3_11, HOST_STATIC_3_11);
 interpreter_tests!(pyenv_shared_3_11, PYENV_SHARED_3_11);
 interpreter_tests!(debian_trixie_3_13, TRIXIE_3_13);
 interpreter_tests!(debian_sid_3_14, SID_3_14);
+interpreter_tests!(debian_sid_3_15, SID_3_15);
+interpreter_tests!(free_threaded_3_13, FREE_THREADED_3_13);
 
 /// The debug build: named as one, and sampled like the release build
 /// (`_Py_DebugOffsets` describe its layout too).

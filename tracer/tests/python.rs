@@ -638,15 +638,15 @@ fn unsupported_versions_are_named_with_the_supported_ones() {
     let text = unsupported(&pyenv("3.7.16"));
     let expected = "PYTHON: CPython 3.7.16, /root/.pyenv/versions/3.7.16/lib/libpython3.7m.so.1.0 \
                     (shared libpython, release build)\n  \
-                    not sampled: CPython 3.7 is not supported (3.8 to 3.14 are)\n";
+                    not sampled: CPython 3.7 is not supported (3.8 and later are)\n";
     assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     // Before 3.7 there is no _PyRuntime: the file name says the version.
     let text = unsupported(&pyenv("3.6.15"));
     let expected = "PYTHON: not sampled: /root/.pyenv/versions/3.6.15/lib/libpython3.6m.so.1.0 \
-                    is CPython 3.6, which is not supported (3.8 to 3.14 are)\n";
+                    is CPython 3.6, which is not supported (3.8 and later are)\n";
     assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     let text = unsupported("/root/.pyenv/versions/2.7.18/bin/python2.7");
     let expected = "PYTHON: not sampled: /root/.pyenv/versions/2.7.18/lib/libpython2.7.so.1.0 \
-                    is CPython 2.7, which is not supported (3.8 to 3.14 are)\n";
+                    is CPython 2.7, which is not supported (3.8 and later are)\n";
     assert!(text.contains(expected), "no `{expected}` in:\n{text}");
 }

@@ -108,3 +108,69 @@ fn sampling_threads_before_and_after_attach_static_3_11() {
 fn sampling_threads_before_and_after_attach_shared_3_11() {
     threads_before_and_after_attach(SHARED_PYTHON);
 }
+
+/// Free-threaded 3.13 (`--disable-gil`, built by `cargo xtask test`): three
+/// threads burn their own function at the same time, really in parallel;
+/// each function's samples are in its own thread only, about rate x that
+/// thread's CPU time.
+#[test]
+fn sampling_parallel_threads_free_threaded_3_13() {
+    require_root();
+    let interpreter = std::env::var("TRACER_PY313T")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/python3.13t/bin/python3.13t".into());
+    let scratch = Scratch::new("sampling_parallel_threads_3_13t");
+    let out = scratch.path("workload.json");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate],
+        &python_command(
+            python(&interpreter),
+            "python_parallel_threads.py",
+            &[&out, SECONDS],
+        ),
+    );
+    let known = load_json(&out);
+    assert_eq!(known["gil"], false, "the build runs without the GIL");
+    let python = &report["python"];
+    assert_eq!(python["status"], "sampled", "{python:#}");
+    assert_eq!(python["free_threaded"], true);
+    let threads = known["threads"].as_object().unwrap();
+    assert_eq!(threads.len(), 3);
+    for (function, thread) in threads {
+        let tid = thread["tid"].as_u64().unwrap();
+        let cpu_ns = thread["cpu_ns"].as_u64().unwrap();
+        let expected = cpu_ns * RATE / 1_000_000_000;
+        let in_thread = |tid: u64| -> u64 {
+            python["stacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["tid"].as_u64() == Some(tid))
+                .filter(|s| {
+                    s["frames"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|f| f["function"] == function.as_str())
+                })
+                .map(|s| s["samples"].as_u64().unwrap())
+                .sum()
+        };
+        let got = in_thread(tid);
+        assert!(
+            got * 10 >= expected * 6 && got * 10 <= expected * 14,
+            "{function} (tid {tid}): {got} samples for {cpu_ns} ns of CPU at {RATE} Hz \
+             (expected about {expected})\n{:#}",
+            python["threads"]
+        );
+        for (other, other_thread) in threads.iter().filter(|(name, _)| *name != function) {
+            let other_tid = other_thread["tid"].as_u64().unwrap();
+            assert_eq!(
+                in_thread(other_tid),
+                0,
+                "{function} sampled in {other}'s thread {other_tid}"
+            );
+        }
+    }
+}

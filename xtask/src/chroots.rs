@@ -45,13 +45,14 @@ pub const CHROOTS: &[Chroot] = &[
         python: "usr/bin/python3.13",
         extra: &[("python3.13-dbg", "usr/bin/python3.13d")],
     },
-    // CPython 3.14: _PyStackRef frames, 128 KiB buffered reads (gh-117151).
+    // CPython 3.14: _PyStackRef frames, 128 KiB buffered reads (gh-117151);
+    // and 3.15 (its _Py_DebugOffsets moved every section after the thread state).
     Chroot {
         env: "TRACER_PY314_ROOT",
         suite: "sid",
         package: "python3.14",
         python: "usr/bin/python3.14",
-        extra: &[],
+        extra: &[("python3.15", "usr/bin/python3.15")],
     },
 ];
 
@@ -126,7 +127,7 @@ pub fn ensure_chroots() -> Vec<Root> {
             started.elapsed().as_secs_f64()
         );
     }
-    CHROOTS
+    let mut roots: Vec<Root> = CHROOTS
         .iter()
         .map(|chroot| {
             // A root given by the caller is used as is.
@@ -154,7 +155,161 @@ pub fn ensure_chroots() -> Vec<Root> {
                 result,
             }
         })
-        .collect()
+        .collect();
+    let trixie = roots
+        .iter()
+        .find(|r| r.env == "TRACER_PY313_ROOT")
+        .and_then(|r| r.result.clone().ok());
+    roots.push(free_threaded(trixie));
+    roots.push(gunicorn());
+    roots
+}
+
+/// Where the free-threaded build is installed, under the cache.
+const FREE_THREADED_PREFIX: &str = "python3.13t";
+
+/// CPython 3.13 built with `--disable-gil` (free-threaded, PEP 703), from
+/// Debian trixie's source package (fetched with apt inside the trixie root),
+/// built on the host once (about 4 minutes on 2 cores) into the cache.
+fn free_threaded(trixie: Option<PathBuf>) -> Root {
+    const ENV: &str = "TRACER_PY313T";
+    if let Some(given) = std::env::var_os(ENV) {
+        return Root {
+            env: ENV,
+            result: Ok(PathBuf::from(given)),
+        };
+    }
+    let prefix = cache_dir().join(FREE_THREADED_PREFIX);
+    let python = prefix.join("bin/python3.13t");
+    if python.exists() {
+        eprintln!("ok free-threaded python {}", python.display());
+        return Root {
+            env: ENV,
+            result: Ok(python),
+        };
+    }
+    let result = trixie
+        .ok_or_else(|| anyhow::anyhow!("the trixie root (for the source package) is missing"))
+        .and_then(|root| build_free_threaded(&root, &prefix))
+        .map(|()| python)
+        .map_err(|err| {
+            let why = format!("building free-threaded CPython 3.13 failed: {err:#}");
+            eprintln!("error: {why} (the tests that need it fail)");
+            why
+        });
+    Root { env: ENV, result }
+}
+
+fn build_free_threaded(trixie: &Path, prefix: &Path) -> Result<()> {
+    let log = cache_dir().join("python3.13t.log");
+    eprintln!(
+        "building free-threaded CPython 3.13 into {} (trixie's source, ./configure \
+         --disable-gil; about 4 minutes; log {})",
+        prefix.display(),
+        log.display()
+    );
+    ensure_apt(&["libffi-dev", "zlib1g-dev", "xz-utils"])?;
+    let output = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let logged = |command: &mut Command| -> Result<()> {
+        command
+            .stdout(output.try_clone()?)
+            .stderr(output.try_clone()?);
+        run(command).with_context(|| format!("see {}", log.display()))
+    };
+    // The source package, fetched by apt inside the root (deb-src added once).
+    let sources = trixie.join("etc/apt/sources.list.d/tracer-deb-src.list");
+    if !sources.exists() {
+        let mirror = debian_mirror()?;
+        fs::write(&sources, format!("deb-src {mirror} trixie main\n"))
+            .with_context(|| format!("writing {}", sources.display()))?;
+    }
+    logged(Command::new("chroot").arg(trixie).args([
+        "apt-get",
+        "-o",
+        "Acquire::Check-Valid-Until=false",
+        "update",
+        "-q",
+    ]))?;
+    let download = trixie.join("tmp/python3.13-source");
+    fs::create_dir_all(&download)?;
+    logged(Command::new("chroot").arg(trixie).args([
+        "sh",
+        "-c",
+        "cd /tmp/python3.13-source && apt-get source --download-only -q python3.13",
+    ]))?;
+    let tarball = fs::read_dir(&download)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".orig.tar.xz"))
+        .with_context(|| format!("no .orig.tar.xz in {}", download.display()))?;
+    let source = cache_dir().join("src/python3.13t");
+    let _ = fs::remove_dir_all(&source);
+    fs::create_dir_all(&source)?;
+    logged(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&source)
+            .arg("--strip-components=1"),
+    )?;
+    logged(
+        Command::new("./configure")
+            .arg("--disable-gil")
+            .arg(format!("--prefix={}", prefix.display()))
+            .current_dir(&source),
+    )?;
+    logged(Command::new("make").arg("-j2").current_dir(&source))?;
+    logged(Command::new("make").arg("install").current_dir(&source))?;
+    let _ = fs::remove_dir_all(&source);
+    if !prefix.join("bin/python3.13t").exists() {
+        bail!("make install left no {}/bin/python3.13t", prefix.display());
+    }
+    Ok(())
+}
+
+/// gunicorn from PyPI, installed once into the cache with pip's `--target`
+/// (the pre-fork server the process-tree tests run).
+const GUNICORN_VERSION: &str = "23.0.0";
+
+fn gunicorn() -> Root {
+    const ENV: &str = "TRACER_GUNICORN";
+    if let Some(given) = std::env::var_os(ENV) {
+        return Root {
+            env: ENV,
+            result: Ok(PathBuf::from(given)),
+        };
+    }
+    let dir = cache_dir().join(format!("gunicorn-{GUNICORN_VERSION}"));
+    if dir.join("gunicorn/__init__.py").exists() {
+        eprintln!("ok gunicorn {}", dir.display());
+        return Root {
+            env: ENV,
+            result: Ok(dir),
+        };
+    }
+    eprintln!(
+        "installing gunicorn {GUNICORN_VERSION} from PyPI into {}",
+        dir.display()
+    );
+    let mut partial = dir.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = fs::remove_dir_all(&partial);
+    let result = run(Command::new("/usr/bin/python3")
+        .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
+        .arg(&partial)
+        .arg(format!("gunicorn=={GUNICORN_VERSION}"))
+        .arg("packaging"))
+    .and_then(|()| {
+        fs::rename(&partial, &dir).with_context(|| format!("moving it to {}", dir.display()))
+    })
+    .map(|()| dir)
+    .map_err(|err| {
+        let why = format!("installing gunicorn from PyPI failed: {err:#}");
+        eprintln!("error: {why} (the tests that need it fail)");
+        why
+    });
+    Root { env: ENV, result }
 }
 
 /// The interpreter and every extra package are in `root`.
@@ -246,21 +401,30 @@ fn apt_in_root(root: &Path, packages: &[&str], log: &Path) -> Result<()> {
         .append(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let mut apt = Command::new("chroot");
-    apt.arg(root)
-        .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(output.try_clone()?)
-        .stderr(output);
-    run(&mut apt).with_context(|| {
-        format!(
-            "installing {} into {} failed (see {}; is the Debian mirror reachable?)",
-            packages.join(" "),
-            root.display(),
-            log.display()
-        )
-    })?;
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut apt = Command::new("chroot");
+        apt.arg(root)
+            .args(["apt-get", "-o", "Acquire::Check-Valid-Until=false"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(output.try_clone()?)
+            .stderr(output.try_clone()?);
+        run(&mut apt)
+    };
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    // The root's package lists may be older than the mirror (a root made
+    // months ago): refreshed once if the install fails.
+    apt(&install)
+        .or_else(|_| apt(&["update", "-q"]).and_then(|()| apt(&install)))
+        .with_context(|| {
+            format!(
+                "installing {} into {} failed (see {}; is the Debian mirror reachable?)",
+                packages.join(" "),
+                root.display(),
+                log.display()
+            )
+        })?;
     for package in packages {
         eprintln!("ok {package} in {}", root.display());
     }

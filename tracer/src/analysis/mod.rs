@@ -14,12 +14,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops, py_stats};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
 use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
-    python::PythonProcess,
+    python::PythonTree,
     report::{
         Dropped, EventCounts, EventStack, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
     },
@@ -72,11 +72,11 @@ pub struct Collector {
     signals: signals::SignalTable,
     /// Notes for the report about the trace itself.
     pub warnings: Vec<String>,
-    /// The process whose Python stacks are sampled: its interpreter and
-    /// symbols, and what is counted of it.
-    pub python: Option<PythonProcess>,
+    /// Every process whose Python stacks are sampled: its interpreter and
+    /// symbols (`None`: `--no-python`, or the sampler could not start).
+    pub python: Option<PythonTree>,
     pub profile: python::Profile,
-    /// A thread or child of the Python process appeared: refresh its thread map.
+    /// A thread or process of the tree appeared or exec'd: refresh soon.
     pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
     pub entries_error: Option<String>,
@@ -90,12 +90,8 @@ impl Collector {
         }
     }
 
-    fn python_pid(&self) -> Option<u32> {
-        self.python.as_ref().map(PythonProcess::pid)
-    }
-
-    /// The Python frames of a raw stack of process `tgid`, when it is the
-    /// sampled process and at least one Python frame was captured.
+    /// The Python frames of a raw stack of process `tgid`, when its
+    /// interpreter is known and at least one Python frame was captured.
     fn python_frames(
         &mut self,
         tgid: u32,
@@ -130,8 +126,14 @@ impl Collector {
                 comm,
                 ..
             } => {
-                // A new thread or child of the Python process: re-read its thread list soon.
-                if self.python_pid() == Some(parent_tgid) {
+                // A new thread or child: re-read the thread lists soon. A
+                // child runs its parent's interpreter until it execs.
+                if let Some(tree) = self.python.as_mut()
+                    && tree.contains(parent_tgid)
+                {
+                    if !is_thread {
+                        tree.on_fork(parent_tgid, child);
+                    }
                     self.python_dirty = true;
                 }
                 // Its pid in its own namespace comes with its exit record, or
@@ -150,14 +152,14 @@ impl Collector {
                 if let Some(ids) = self
                     .python
                     .as_mut()
-                    .and_then(|p| p.frame_ids(tgid, &frames))
+                    .and_then(|tree| tree.frame_ids(tgid, &frames))
                 {
-                    self.profile.on_sample(tid, ids, truncated);
+                    self.profile.on_sample(tgid, tid, ids, truncated);
                 }
             }
             Event::PyStack { key } => {
-                if let Some(process) = self.python.as_mut() {
-                    self.profile.on_new_event_stack(process, &key);
+                if let Some(tree) = self.python.as_mut() {
+                    self.profile.on_new_event_stack(tree, &key);
                 }
             }
             Event::PyForkStack {
@@ -182,6 +184,9 @@ impl Collector {
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
+                if group_dead && let Some(tree) = self.python.as_mut() {
+                    tree.on_exit(tgid);
+                }
                 if let Some(ns_pid) = ns_pid {
                     self.processes.set_ns_pid(tgid, ns_pid);
                 }
@@ -194,7 +199,14 @@ impl Collector {
                 argv,
                 truncated,
                 ..
-            } => self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated),
+            } => {
+                self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated);
+                // A new program: looked at afresh (it may be another Python).
+                if let Some(tree) = self.python.as_mut() {
+                    tree.on_exec(tgid);
+                    self.python_dirty = true;
+                }
+            }
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
             Event::SignalGenerated(g) => {
@@ -232,11 +244,11 @@ impl Collector {
         event_stacks: &[(PyEventKey, PyEventValue)],
         entries: &[(PyEntryKey, u64)],
     ) {
-        let Some(process) = self.python.as_mut() else {
+        let Some(tree) = self.python.as_mut() else {
             return;
         };
-        self.profile.on_event_stacks(process, event_stacks);
-        self.profile.on_entries(process, entries);
+        self.profile.on_event_stacks(tree, event_stacks);
+        self.profile.on_entries(tree, entries);
     }
 
     /// The report: every aggregator's section, the map snapshot merged in.
@@ -326,26 +338,23 @@ impl Collector {
         if let Some(err) = &ending.sampler_error {
             return python::disabled(&format!("Python sampling could not start: {err}"));
         }
-        let (Some(rate_hz), Some(process)) = (self.settings.python_rate_hz, &self.python) else {
+        let (Some(rate_hz), Some(tree)) = (self.settings.python_rate_hz, &self.python) else {
             return python::disabled("--no-python");
         };
-        let mut section = self.profile.section(process, rate_hz);
+        let mut section = self.profile.section(tree, &maps.python_ticks, rate_hz);
         if self.settings.count_entries {
             section.entries_from_c = self.profile.entries();
             section.entries_error = self.entries_error.clone();
         }
-        if process.ready().is_some() {
+        for process in tree.processes().filter(|p| p.ready().is_some()) {
             reads::add_python_stacks(
                 reads,
                 &self.files,
                 process.pid(),
                 process.read_stack_every(),
-                self.profile.read_stacks(),
+                self.profile.read_stacks(process.pid()),
             );
         }
-        section.ticks = maps.python_ticks[py_stats::SAMPLES as usize];
-        section.ticks_without_thread_state = maps.python_ticks[py_stats::NO_THREAD_STATE as usize];
-        section.ticks_outside_python = maps.python_ticks[py_stats::NO_FRAME as usize];
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section
     }

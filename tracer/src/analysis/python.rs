@@ -1,30 +1,40 @@
-//! Python: sampled stacks counted per thread, the stacks behind kernel
-//! events (reads, context switches, forks) and eval-loop entries, and from
-//! them the report's Python section (hotspots, lines, threads, stacks).
-//! Frames arrive symbolized by `python::PythonProcess`.
+//! Python: sampled stacks counted per process and thread, the stacks
+//! behind kernel events (reads, context switches, forks) and eval-loop
+//! entries, and from them the report's Python section: totals over every
+//! Python process of the trace, and each process on its own. Frames arrive
+//! symbolized by `python::PythonTree`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, py_event};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PyTicks, py_event};
 
 use super::merge_stacks;
 use crate::{
     frame::Frame,
-    python::{Discovery, PythonProcess, discover::Interpreter, process::Place, symbols::FrameId},
-    report::{Entries, EventStack, Hotspot, LineHotspot, Python, PythonStack, PythonThread},
+    python::{
+        Discovery, PythonProcess, PythonTree, discover::Interpreter, process::Place,
+        symbols::FrameId,
+    },
+    report::{
+        Entries, EventStack, Hotspot, LineHotspot, Python, PythonProcess as ProcessSection,
+        PythonStack, PythonThread,
+    },
 };
 
-/// Hotspots and lines kept in the report; per thread, hotspots.
+/// Hotspots and lines kept in the report; per thread and per process.
 const MAX_ROWS: usize = 100;
 const MAX_THREAD_ROWS: usize = 20;
 
-/// Everything counted for the sampled Python process.
+/// A sampled stack's place: (pid, tid).
+type Sampled = (u32, u32);
+
+/// Everything counted for the sampled Python processes.
 #[derive(Default)]
 pub struct Profile {
-    /// (tid, frames innermost first) -> samples.
-    stacks: HashMap<(u32, Vec<FrameId>), u64>,
-    samples: u64,
-    truncated: u64,
+    /// (pid, tid, frames innermost first) -> samples.
+    stacks: HashMap<(Sampled, Vec<FrameId>), u64>,
+    /// Samples and truncated samples per pid.
+    samples: BTreeMap<u32, (u64, u64)>,
     /// Kernel-event stacks (cumulative counts in a BPF map): symbolized
     /// when first seen, latest counts.
     event_stacks: HashMap<PyEventKey, (Vec<Frame>, PyEventValue)>,
@@ -35,11 +45,12 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// One sampled stack (frames interned by the process's symbols).
-    pub fn on_sample(&mut self, tid: u32, frames: Vec<FrameId>, truncated: bool) {
-        self.samples += 1;
-        self.truncated += u64::from(truncated);
-        *self.stacks.entry((tid, frames)).or_insert(0) += 1;
+    /// One sampled stack (frames interned by the tree's frame table).
+    pub fn on_sample(&mut self, pid: u32, tid: u32, frames: Vec<FrameId>, truncated: bool) {
+        let counts = self.samples.entry(pid).or_default();
+        counts.0 += 1;
+        counts.1 += u64::from(truncated);
+        *self.stacks.entry(((pid, tid), frames)).or_insert(0) += 1;
     }
 
     /// One fork / clone by a Python thread, with its stack.
@@ -49,7 +60,7 @@ impl Profile {
 
     /// A stack the kernel side has just put in a map: symbolize it now,
     /// while its code objects exist (counts come with the next read of the map).
-    pub fn on_new_event_stack(&mut self, process: &mut PythonProcess, key: &PyEventKey) {
+    pub fn on_new_event_stack(&mut self, tree: &mut PythonTree, key: &PyEventKey) {
         if key.kind == py_event::ENTRY {
             let entry = PyEntryKey {
                 tgid: key.tgid,
@@ -57,44 +68,41 @@ impl Profile {
                 code: key.frames[0].code,
             };
             if !self.entries.contains_key(&entry) {
-                self.on_entries(process, &[(entry, 0)]);
+                self.on_entries(tree, &[(entry, 0)]);
             }
         } else if !self.event_stacks.contains_key(key) {
-            self.on_event_stacks(process, &[(*key, PyEventValue::default())]);
+            self.on_event_stacks(tree, &[(*key, PyEventValue::default())]);
         }
     }
 
     /// Rows of `PY_EVENT_STACKS` (cumulative counts).
-    pub fn on_event_stacks(
-        &mut self,
-        process: &mut PythonProcess,
-        rows: &[(PyEventKey, PyEventValue)],
-    ) {
+    pub fn on_event_stacks(&mut self, tree: &mut PythonTree, rows: &[(PyEventKey, PyEventValue)]) {
         for (key, value) in rows {
             if let Some(entry) = self.event_stacks.get_mut(key) {
                 entry.1 = *value;
-            } else if let Some(frames) = process.frames(key.tgid, &key.frames) {
+            } else if let Some(frames) = tree.frames(key.tgid, &key.frames) {
                 self.event_stacks.insert(*key, (frames, *value));
             }
         }
     }
 
     /// Rows of `PY_ENTRIES` (cumulative counts).
-    pub fn on_entries(&mut self, process: &mut PythonProcess, rows: &[(PyEntryKey, u64)]) {
+    pub fn on_entries(&mut self, tree: &mut PythonTree, rows: &[(PyEntryKey, u64)]) {
         for (key, count) in rows {
             if let Some(entry) = self.entries.get_mut(key) {
                 entry.1 = *count;
-            } else if let Some(function) = process.function(key.tgid, key.code) {
+            } else if let Some(function) = tree.function(key.tgid, key.code) {
                 self.entries.insert(*key, (function, *count));
             }
         }
     }
 
-    /// Stacks behind the captured reads, per file id of the kernel side.
-    pub fn read_stacks(&self) -> HashMap<u64, Vec<EventStack>> {
+    /// Stacks behind the captured reads of process `pid`, per file id of
+    /// the kernel side.
+    pub fn read_stacks(&self, pid: u32) -> HashMap<u64, Vec<EventStack>> {
         let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
         for (key, (frames, value)) in &self.event_stacks {
-            if key.kind == py_event::READ {
+            if key.kind == py_event::READ && key.tgid == pid {
                 reads
                     .entry(key.file_id)
                     .or_default()
@@ -107,47 +115,58 @@ impl Profile {
             .collect()
     }
 
-    /// The Python section, for the process found (or not) by `process`.
-    pub fn section(&self, process: &PythonProcess, rate_hz: u64) -> Python {
+    /// The Python section: totals over every process of `tree`, the
+    /// interpreter of its main process, and each process on its own.
+    /// `ticks`: the sampler's counters per pid.
+    pub fn section(&self, tree: &PythonTree, ticks: &[(u32, PyTicks)], rate_hz: u64) -> Python {
+        let ticks: HashMap<u32, PyTicks> = ticks.iter().copied().collect();
         let mut section = Python {
             rate_hz,
             ..Python::default()
         };
-        let ready = match process.discovery() {
+        let main = tree.main();
+        match main.discovery() {
             Discovery::Searching(reason) => {
                 section.status = "unavailable".into();
-                section.reason = Some(reason.clone());
-                return section;
+                let others = tree.processes().count() - 1;
+                section.reason = Some(if others == 0 {
+                    reason.clone()
+                } else {
+                    format!(
+                        "{reason}; nor in its {others} followed child process{}",
+                        if others == 1 { "" } else { "es" }
+                    )
+                });
             }
             Discovery::Failed(reason, found) => {
                 section.status = "unavailable".into();
                 section.reason = Some(reason.clone());
                 if let Some(found) = found {
-                    describe(&mut section, process.pid(), &found.0, &found.1);
+                    describe(&mut section, main.pid(), &found.0, &found.1);
                 }
-                return section;
             }
-            Discovery::Ready(ready) => ready,
-        };
-        section.status = "sampled".into();
-        describe(
-            &mut section,
-            process.pid(),
-            &ready.binary.interpreter,
-            &ready.place,
-        );
-        section.layout = Some(ready.binary.origin.into());
-        let resolved: Vec<(u32, Vec<Frame>, u64)> = self
+            Discovery::Ready(ready) => {
+                section.status = "sampled".into();
+                describe(
+                    &mut section,
+                    main.pid(),
+                    &ready.binary.interpreter,
+                    &ready.place,
+                );
+                section.layout = Some(ready.binary.origin.into());
+            }
+        }
+        let resolved: Vec<(Sampled, Vec<Frame>, u64)> = self
             .stacks
             .iter()
-            .map(|((tid, ids), &count)| {
-                let frames = ids.iter().map(|&id| process.frame(id).clone()).collect();
-                (*tid, frames, count)
+            .map(|((at, ids), &count)| {
+                let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
+                (*at, frames, count)
             })
             .collect();
-        let stacks: Vec<(u32, &[Frame], u64)> = resolved
+        let stacks: Vec<(Sampled, &[Frame], u64)> = resolved
             .iter()
-            .map(|(tid, frames, count)| (*tid, frames.as_slice(), *count))
+            .map(|(at, frames, count)| (*at, frames.as_slice(), *count))
             .collect();
         section.unresolved_frames = stacks
             .iter()
@@ -155,9 +174,29 @@ impl Profile {
                 frames.iter().filter(|f| !f.is_resolved()).count() as u64 * count
             })
             .sum();
-        section.samples = self.samples;
-        section.truncated = self.truncated;
+        for &(samples, truncated) in self.samples.values() {
+            section.samples += samples;
+            section.truncated += truncated;
+        }
+        for t in ticks.values() {
+            section.ticks += t.ticks;
+            section.ticks_without_interpreter += t.no_interpreter;
+            section.ticks_without_thread_state += t.no_thread_state;
+            section.ticks_outside_python += t.no_frame;
+        }
         fill(&mut section, &stacks);
+        section.processes = tree
+            .processes()
+            .filter_map(|process| {
+                let own: Vec<(Sampled, &[Frame], u64)> = stacks
+                    .iter()
+                    .filter(|(at, _, _)| at.0 == process.pid())
+                    .copied()
+                    .collect();
+                let ticks = ticks.get(&process.pid()).copied().unwrap_or_default();
+                process_section(process, &own, ticks)
+            })
+            .collect();
         section.off_cpu = self.off_cpu();
         section.forks = merge_stacks(
             self.forks
@@ -215,6 +254,67 @@ impl Profile {
     }
 }
 
+/// One process's part of the section; `None` for a process that is not
+/// Python and never ran while sampled (nothing to say about it).
+fn process_section(
+    process: &PythonProcess,
+    stacks: &[(Sampled, &[Frame], u64)],
+    ticks: PyTicks,
+) -> Option<ProcessSection> {
+    let mut row = ProcessSection {
+        pid: process.pid(),
+        ticks: ticks.ticks,
+        ticks_without_interpreter: ticks.no_interpreter,
+        ticks_without_thread_state: ticks.no_thread_state,
+        ticks_outside_python: ticks.no_frame,
+        ..ProcessSection::default()
+    };
+    let mut python = Python::default();
+    match process.discovery() {
+        Discovery::Ready(ready) => {
+            row.status = "sampled".into();
+            describe(
+                &mut python,
+                process.pid(),
+                &ready.binary.interpreter,
+                &ready.place,
+            );
+            row.ns_pid = ready.place.ns_pid;
+            row.layout = Some(ready.binary.origin.into());
+        }
+        Discovery::Failed(reason, found) => {
+            row.status = "unavailable".into();
+            row.reason = Some(reason.clone());
+            if let Some(found) = found {
+                describe(&mut python, process.pid(), &found.0, &found.1);
+                row.ns_pid = found.1.ns_pid;
+            }
+        }
+        Discovery::Searching(reason) => {
+            if ticks.ticks == 0 && stacks.is_empty() {
+                return None;
+            }
+            row.status = "unavailable".into();
+            row.reason = Some(reason.clone());
+        }
+    }
+    row.version = python.version;
+    row.binary = python.binary;
+    row.root = python.root;
+    row.linkage = python.linkage;
+    row.debug_build = python.debug_build;
+    row.free_threaded = python.free_threaded;
+    let mut own = Python::default();
+    fill(&mut own, stacks);
+    row.samples = stacks.iter().map(|s| s.2).sum();
+    own.hotspots.truncate(MAX_THREAD_ROWS);
+    own.lines.truncate(MAX_THREAD_ROWS);
+    row.hotspots = own.hotspots;
+    row.lines = own.lines;
+    row.threads = own.threads;
+    Some(row)
+}
+
 /// The Python section when sampling was not asked for or could not start.
 pub fn disabled(reason: &str) -> Python {
     Python {
@@ -262,15 +362,23 @@ fn function_key(f: &Frame) -> FunctionKey {
     )
 }
 
+/// Self and total samples of one function, and the processes they came from.
+#[derive(Default)]
+struct Counted {
+    self_samples: u64,
+    total_samples: u64,
+    pids: BTreeSet<u32>,
+}
+
 fn hotspots(
-    stacks: &[(u32, &[Frame], u64)],
-    tid: Option<u32>,
+    stacks: &[(Sampled, &[Frame], u64)],
+    thread: Option<Sampled>,
     limit: usize,
 ) -> (u64, Vec<Hotspot>) {
-    let mut by_fn: BTreeMap<FunctionKey, (u64, u64)> = BTreeMap::new();
+    let mut by_fn: BTreeMap<FunctionKey, Counted> = BTreeMap::new();
     let mut total = 0;
-    for (t, frames, count) in stacks {
-        if tid.is_some_and(|want| want != *t) {
+    for (at, frames, count) in stacks {
+        if thread.is_some_and(|want| want != *at) {
             continue;
         }
         total += count;
@@ -278,30 +386,40 @@ fn hotspots(
         for (depth, f) in frames.iter().enumerate() {
             let key = function_key(f);
             let entry = by_fn.entry(key.clone()).or_default();
+            entry.pids.insert(at.0);
             if depth == 0 {
-                entry.0 += count;
+                entry.self_samples += count;
             }
             // Recursion counts once per sample in the total.
             if !seen.contains(&key) {
-                entry.1 += count;
+                entry.total_samples += count;
                 seen.push(key);
             }
         }
     }
+    let several = stacks
+        .iter()
+        .map(|(at, _, _)| at.0)
+        .collect::<BTreeSet<_>>()
+        .len()
+        > 1;
     let mut out: Vec<Hotspot> = by_fn
         .into_iter()
-        .map(
-            |((qualname, name, file, line), (self_samples, total_samples))| Hotspot {
-                function: name,
-                qualname,
-                file,
-                line,
-                self_samples,
-                total_samples,
-                self_share: share(self_samples, total),
-                total_share: share(total_samples, total),
+        .map(|((qualname, name, file, line), counted)| Hotspot {
+            function: name,
+            qualname,
+            file,
+            line,
+            self_samples: counted.self_samples,
+            total_samples: counted.total_samples,
+            self_share: share(counted.self_samples, total),
+            total_share: share(counted.total_samples, total),
+            pids: if several && thread.is_none() {
+                counted.pids.into_iter().collect()
+            } else {
+                Vec::new()
             },
-        )
+        })
         .collect();
     out.sort_by(|a, b| {
         b.self_samples
@@ -313,7 +431,7 @@ fn hotspots(
     (total, out)
 }
 
-fn fill(section: &mut Python, stacks: &[(u32, &[Frame], u64)]) {
+fn fill(section: &mut Python, stacks: &[(Sampled, &[Frame], u64)]) {
     let (total, hot) = hotspots(stacks, None, MAX_ROWS);
     section.hotspots = hot;
     let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
@@ -341,14 +459,15 @@ fn fill(section: &mut Python, stacks: &[(u32, &[Frame], u64)]) {
     });
     lines.truncate(MAX_ROWS);
     section.lines = lines;
-    let mut tids: Vec<u32> = stacks.iter().map(|s| s.0).collect();
-    tids.sort_unstable();
-    tids.dedup();
-    section.threads = tids
+    let mut threads: Vec<Sampled> = stacks.iter().map(|s| s.0).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    section.threads = threads
         .into_iter()
-        .map(|tid| {
-            let (samples, hotspots) = hotspots(stacks, Some(tid), MAX_THREAD_ROWS);
+        .map(|(pid, tid)| {
+            let (samples, hotspots) = hotspots(stacks, Some((pid, tid)), MAX_THREAD_ROWS);
             PythonThread {
+                pid,
                 tid,
                 samples,
                 hotspots,
@@ -357,7 +476,8 @@ fn fill(section: &mut Python, stacks: &[(u32, &[Frame], u64)]) {
         .collect();
     let mut out: Vec<PythonStack> = stacks
         .iter()
-        .map(|(tid, frames, count)| PythonStack {
+        .map(|((pid, tid), frames, count)| PythonStack {
+            pid: *pid,
             tid: *tid,
             samples: *count,
             frames: frames.to_vec(),
@@ -386,7 +506,8 @@ mod tests {
         let a = [sym("inner", 5), sym("outer", 9), sym("main", 12)];
         let b = [sym("outer", 8), sym("main", 12)];
         let c = [sym("fib", 3), sym("fib", 3), sym("main", 12)];
-        let stacks: Vec<(u32, &[Frame], u64)> = vec![(1, &a, 70), (1, &b, 20), (2, &c, 10)];
+        let stacks: Vec<(Sampled, &[Frame], u64)> =
+            vec![((9, 1), &a, 70), ((9, 1), &b, 20), ((9, 2), &c, 10)];
         let mut section = Python::default();
         fill(&mut section, &stacks);
         let get = |f: &str| {

@@ -19,8 +19,6 @@ pub enum CodeError {
     Length { addr: u64, len: u64 },
 }
 
-/// `PyObject.ob_type` (after `ob_refcnt`), on every version.
-pub const OB_TYPE: u64 = 8;
 /// Longest string / line table read from the target.
 const MAX_STRING: u64 = 4096;
 const MAX_TABLE: u64 = 1 << 20;
@@ -35,6 +33,35 @@ pub struct CodeInfo {
     pub kind: LineTableKind,
     /// Address of the first code unit (3.11+), to turn instruction pointers into offsets.
     pub code_start: u64,
+    /// Free-threaded 3.14+: the other copies of the bytecode (one per
+    /// thread that specialized it, `co_tlbc`), which instruction pointers of
+    /// those threads point into; and the bytecode's length in bytes.
+    pub copies: Vec<u64>,
+    pub code_bytes: u64,
+}
+
+/// Most per-thread bytecode copies read of one code object.
+const MAX_COPIES: u64 = 1024;
+
+/// `co_tlbc` (`_PyCodeArray { Py_ssize_t size; char *entries[]; }`):
+/// the bytecode copies other than `co_code_adaptive` itself (entry 0).
+fn bytecode_copies(mem: &dyn Memory, tlbc: u64, code_start: u64) -> Result<Vec<u64>, CodeError> {
+    if tlbc == 0 {
+        return Ok(Vec::new());
+    }
+    let size = mem.u64(tlbc)?;
+    if size > MAX_COPIES {
+        return Err(CodeError::Length {
+            addr: tlbc,
+            len: size,
+        });
+    }
+    let raw = mem.read_vec(tlbc + 8, size as usize * 8)?;
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .filter(|&entry| entry != 0 && entry != code_start)
+        .collect())
 }
 
 /// Reads a `str` object (compact ASCII or compact UCS-1/2/4).
@@ -86,7 +113,7 @@ pub fn read_code(
     code_type: Option<u64>,
 ) -> Result<CodeInfo, CodeError> {
     if let Some(expected) = code_type
-        && mem.u64(code + OB_TYPE)? != expected
+        && mem.u64(code + o.ob_type)? != expected
     {
         return Err(CodeError::NotCode(code));
     }
@@ -98,6 +125,14 @@ pub fn read_code(
     let filename = read_unicode(mem, o, mem.u64(code + o.code_filename)?)?;
     let firstlineno = mem.u32(code + o.code_firstlineno)?;
     let linetable = read_bytes(mem, o, mem.u64(code + o.code_linetable)?)?;
+    let code_start = o.code_adaptive.map_or(0, |off| code + off);
+    let (copies, code_bytes) = match o.code_tlbc {
+        Some(off) => (
+            bytecode_copies(mem, mem.u64(code + off)?, code_start)?,
+            mem.u64(code + o.var_size)?.saturating_mul(2),
+        ),
+        None => (Vec::new(), 0),
+    };
     Ok(CodeInfo {
         name,
         qualname,
@@ -105,7 +140,9 @@ pub fn read_code(
         firstlineno,
         linetable,
         kind: o.line_table,
-        code_start: o.code_adaptive.map_or(0, |off| code + off),
+        code_start,
+        copies,
+        code_bytes,
     })
 }
 
@@ -123,10 +160,24 @@ impl CodeInfo {
                 self.line_for_offset(lasti * 2)
             }
             InstrKind::Pointer => {
-                let units = raw.saturating_sub(self.code_start) / 2;
+                let units = raw.saturating_sub(self.bytecode_of(raw)) / 2;
                 self.line_for_offset(units * 2)
             }
         }
+    }
+
+    /// The start of the bytecode copy an instruction pointer points into:
+    /// `co_code_adaptive`, or (free-threaded 3.14+) a thread's own copy.
+    fn bytecode_of(&self, instr: u64) -> u64 {
+        let inside = |start: u64| (start..start.saturating_add(self.code_bytes)).contains(&instr);
+        if self.copies.is_empty() || inside(self.code_start) {
+            return self.code_start;
+        }
+        self.copies
+            .iter()
+            .copied()
+            .find(|&start| inside(start))
+            .unwrap_or(self.code_start)
     }
 
     /// Line of the instruction at `offset` bytes into the bytecode.
@@ -265,6 +316,46 @@ pub fn locations_line(table: &[u8], first: u32, unit: u64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Free-threaded 3.14+: a thread that specialized a function runs its
+    /// own copy of the bytecode; its instruction pointers point there, and
+    /// mean the same lines as in `co_code_adaptive`.
+    #[test]
+    fn per_thread_bytecode_copies_have_the_same_lines() {
+        // unit 0 on the def line (3), units 1-3 on line 5 (one-line form +2).
+        let table = vec![0x80, 0, 0x80 | (12 << 3) | 2, 4, 9];
+        let code = CodeInfo {
+            name: "work".into(),
+            qualname: "work".into(),
+            filename: "/w.py".into(),
+            firstlineno: 3,
+            linetable: table,
+            kind: LineTableKind::Locations,
+            code_start: 0x1000,
+            copies: vec![0x9000, 0xa000],
+            code_bytes: 8,
+        };
+        let line = |instr| code.line_at(InstrKind::Pointer, instr);
+        assert_eq!(line(0x1000), Some(3));
+        assert_eq!(line(0x1004), Some(5));
+        assert_eq!(line(0x9004), Some(5));
+        assert_eq!(line(0xa000), Some(3));
+        assert_eq!(line(0xa006), Some(5));
+    }
+
+    #[test]
+    fn bytecode_copies_come_from_co_tlbc() {
+        use super::super::memory::Snapshot;
+        let mut mem = Snapshot::default();
+        // _PyCodeArray: size 3; entry 0 is co_code_adaptive itself, entry 2 unused.
+        let mut array = 3u64.to_le_bytes().to_vec();
+        for entry in [0x1000u64, 0x9000, 0] {
+            array.extend_from_slice(&entry.to_le_bytes());
+        }
+        mem.insert(0x5000, &array);
+        assert_eq!(bytecode_copies(&mem, 0x5000, 0x1000), Ok(vec![0x9000]));
+        assert_eq!(bytecode_copies(&mem, 0, 0x1000), Ok(vec![]));
+    }
 
     #[test]
     fn lnotab() {

@@ -30,7 +30,7 @@ pub enum DiscoverError {
     Stripped { path: String },
     #[error("cannot tell the CPython version of {path}")]
     NoVersion { path: String },
-    #[error("{path} is CPython {major}.{minor}, which is not supported (3.8 to 3.14 are)")]
+    #[error("{path} is CPython {major}.{minor}, which is not supported (3.8 and later are)")]
     TooOld {
         path: String,
         major: u32,

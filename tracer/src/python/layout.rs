@@ -5,8 +5,12 @@
 //! `frameobject.h` / `internal/pycore_frame.h`, `code.h`, `unicodeobject.h`,
 //! checked against the DWARF of the pyenv builds on this machine with
 //! `gdb -batch -ex 'print &((PyThreadState*)0)->cframe'`). 3.13+ publish
-//! `_Py_DebugOffsets` at the start of `_PyRuntime`; those are read at run time.
-//! Both sit behind [`LayoutSource`].
+//! `_Py_DebugOffsets` at the start of `_PyRuntime`; those are read at run time,
+//! free-threaded builds included (their object header is 32 bytes: the
+//! offsets say so). Where each field sits *inside* `_Py_DebugOffsets` is
+//! known for 3.13-3.15; a newer version is accepted when its struct is found
+//! by the invariants every version has kept (see [`scan_debug_layout`]) and a
+//! live frame chain decodes with it. Both sit behind [`LayoutSource`].
 
 use tracer_common::{PY_NO_OFFSET, PyConfig};
 
@@ -14,7 +18,7 @@ use super::memory::{Memory, MemoryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("CPython {0}.{1} is not supported (3.8 to 3.14 are)")]
+    #[error("CPython {0}.{1} is not supported (3.8 and later are)")]
     Unsupported(u32, u32),
     #[error("reading _Py_DebugOffsets: {0}")]
     Memory(#[from] MemoryError),
@@ -25,10 +29,15 @@ pub enum LayoutError {
     )]
     UnknownDebugLayout { version: u64 },
     #[error(
-        "free-threaded CPython (built with --disable-gil) is detected but not supported: its frames \
-         and code objects differ (per-thread bytecode); kernel sections are still reported"
+        "_Py_DebugOffsets say version {found:#x}, but the interpreter is CPython 3.{minor}: \
+         not the structure it describes"
     )]
-    FreeThreaded,
+    VersionMismatch { found: u64, minor: u32 },
+    #[error(
+        "CPython 3.{minor} is newer than this tracer: its _Py_DebugOffsets were read, but {why}; \
+         kernel sections are still reported"
+    )]
+    NotValidated { minor: u32, why: String },
 }
 
 /// How the frame's instruction position is stored.
@@ -80,6 +89,14 @@ pub struct Offsets {
     pub instr_kind: InstrKind,
     /// `f_executable` is a tagged `_PyStackRef` (3.14+): mask the low bits.
     pub code_is_stackref: bool,
+    /// `PyObject.ob_type`: 8, or 24 in a free-threaded build (`ob_tid`,
+    /// `ob_flags`, `ob_mutex`, `ob_gc_bits`, `ob_ref_local`, `ob_ref_shared` first).
+    pub ob_type: u64,
+    /// `PyVarObject.ob_size` (a code object's length in code units).
+    pub var_size: u64,
+    /// `PyCodeObject.co_tlbc` (free-threaded 3.14+: the per-thread copies of
+    /// the bytecode an instruction pointer may point into).
+    pub code_tlbc: Option<u64>,
     pub code_filename: u64,
     pub code_name: u64,
     pub code_qualname: Option<u64>,
@@ -164,6 +181,9 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         owner_skip_from: None,
         instr_kind: InstrKind::LastiBytes,
         code_is_stackref: false,
+        ob_type: 8,
+        var_size: 16,
+        code_tlbc: None,
         code_filename: 104,
         code_name: 112,
         code_qualname: None,
@@ -242,7 +262,8 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
 }
 
 /// Byte offsets of the fields of `_Py_DebugOffsets` this tracer reads: the
-/// struct grew between 3.13 and 3.14 (`threads_main`, `stackpointer`, ...).
+/// struct grows from version to version (`threads_main`, `stackpointer`,
+/// whole sections), so a field's place in it is per version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DebugLayout {
     pub interpreters_head: u64,
@@ -264,6 +285,9 @@ pub struct DebugLayout {
     pub code_linetable: u64,
     pub code_firstlineno: u64,
     pub code_adaptive: u64,
+    /// `code_object.co_tlbc` (3.14+; 0 in builds with the GIL).
+    pub code_tlbc: Option<u64>,
+    pub ob_type: u64,
     pub bytes_size: u64,
     pub bytes_data: u64,
     pub unicode_state: u64,
@@ -294,6 +318,8 @@ pub const DEBUG_LAYOUT_3_13: DebugLayout = DebugLayout {
     code_linetable: 304,
     code_firstlineno: 312,
     code_adaptive: 344,
+    code_tlbc: None,
+    ob_type: 360,
     bytes_size: 520,
     bytes_data: 528,
     unicode_state: 544,
@@ -326,6 +352,8 @@ pub const DEBUG_LAYOUT_3_14: DebugLayout = DebugLayout {
     code_linetable: 344,
     code_firstlineno: 352,
     code_adaptive: 384,
+    code_tlbc: Some(392),
+    ob_type: 408,
     bytes_size: 600,
     bytes_data: 608,
     unicode_state: 624,
@@ -333,6 +361,136 @@ pub const DEBUG_LAYOUT_3_14: DebugLayout = DebugLayout {
     unicode_ascii_size: 640,
     total: 648,
 };
+
+/// 3.15 (read off Debian's 3.15.2): three thread-state fields inserted
+/// after `current_frame` (`thread_id` moves), more at its end and an
+/// `err_stackitem` block after it, and a block after `type_object`, move
+/// every later section.
+pub const DEBUG_LAYOUT_3_15: DebugLayout = DebugLayout {
+    interpreters_head: 40,
+    interp_next: 64,
+    interp_threads_head: 72,
+    tstate_prev: 184,
+    tstate_next: 192,
+    tstate_interp: 200,
+    tstate_current_frame: 208,
+    tstate_thread_id: 240,
+    tstate_native_thread_id: 248,
+    frame_previous: 320,
+    frame_executable: 328,
+    frame_instr_ptr: 336,
+    frame_owner: 352,
+    code_filename: 384,
+    code_name: 392,
+    code_qualname: 400,
+    code_linetable: 408,
+    code_firstlineno: 416,
+    code_adaptive: 448,
+    code_tlbc: Some(456),
+    ob_type: 472,
+    bytes_size: 696,
+    bytes_data: 704,
+    unicode_state: 720,
+    unicode_length: 728,
+    unicode_ascii_size: 736,
+    total: 744,
+};
+
+/// How much of a newer version's `_Py_DebugOffsets` is read to look for
+/// its sections.
+const SCAN_BYTES: u64 = 2048;
+
+/// The layout of a version this tracer has a table for.
+pub fn known_debug_layout(minor: u32) -> Option<DebugLayout> {
+    match minor {
+        13 => Some(DEBUG_LAYOUT_3_13),
+        14 => Some(DEBUG_LAYOUT_3_14),
+        15 => Some(DEBUG_LAYOUT_3_15),
+        _ => None,
+    }
+}
+
+/// Finds the sections of a `_Py_DebugOffsets` of unknown layout by what
+/// every version so far has kept true: sections in the same order, each a
+/// `size` then its fields, and these values:
+/// - thread state: `prev, next, interp` = 0, 8, 16 (its first fields);
+/// - interpreter frame: `localsplus` (the 4th field) is the frame's last
+///   member, 8 bytes before its end (`size`); the fields before it are
+///   inside the frame;
+/// - code object: `co_code_adaptive` (9th) is its last member, 8 bytes
+///   before its end;
+/// - `PyObject`: `ob_type` is its last member (size 16 or 32);
+/// - bytes: `ob_size` right after the object header, `ob_sval` after the
+///   hash, the struct 8 bytes past it;
+/// - unicode right after bytes: `length` where bytes' `ob_size` is,
+///   `state` 16 past it, `asciiobject_size` 8 past that.
+///
+/// The thread ids are taken to follow `current_frame` as in 3.13 and 3.14
+/// (3.15 inserted fields there: such a layout fails the live check of the
+/// caller, which then refuses the version with the reason). `None` when any
+/// section is not found.
+pub fn scan_debug_layout(raw: &[u8]) -> Option<DebugLayout> {
+    let f = |at: usize| field(raw, at as u64);
+    let words = raw.len() / 8;
+    let tstate = (6..words).map(|w| w * 8).find(|&p| {
+        (f(p + 8), f(p + 16), f(p + 24)) == (0, 8, 16) && (64..1 << 16).contains(&f(p))
+    })?;
+    let frame = ((tstate + 8 * 9) / 8..words).map(|w| w * 8).find(|&p| {
+        let size = f(p);
+        (16..512).contains(&size)
+            && f(p + 32) == size - 8
+            && [8, 16, 24, 40].iter().all(|&i| f(p + i) < size)
+    })?;
+    let code = ((frame + 8 * 6) / 8..words).map(|w| w * 8).find(|&p| {
+        let size = f(p);
+        (64..1024).contains(&size)
+            && f(p + 72) == size - 8
+            && (8..=64).all(|i| i % 8 != 0 || f(p + i) < size)
+    })?;
+    let object = ((code + 8 * 10) / 8..words)
+        .map(|w| w * 8)
+        .find(|&p| matches!((f(p), f(p + 8)), (16, 8) | (32, 24)))?;
+    let ob_type = f(object + 8);
+    let bytes = ((object + 16) / 8..words).map(|w| w * 8).find(|&p| {
+        let (size, ob_size, sval) = (f(p), f(p + 8), f(p + 16));
+        ob_size == ob_type + 8 && sval == ob_size + 16 && size == sval + 8
+    })?;
+    let unicode = bytes + 24;
+    let length = f(unicode + 16);
+    if length != f(bytes + 8) || f(unicode + 8) != length + 16 || f(unicode + 24) != length + 24 {
+        return None;
+    }
+    let at = |p: usize| p as u64;
+    Some(DebugLayout {
+        interpreters_head: 40,
+        interp_next: 64,
+        interp_threads_head: 72,
+        tstate_prev: at(tstate + 8),
+        tstate_next: at(tstate + 16),
+        tstate_interp: at(tstate + 24),
+        tstate_current_frame: at(tstate + 32),
+        tstate_thread_id: at(tstate + 40),
+        tstate_native_thread_id: at(tstate + 48),
+        frame_previous: at(frame + 8),
+        frame_executable: at(frame + 16),
+        frame_instr_ptr: at(frame + 24),
+        frame_owner: at(frame + 40),
+        code_filename: at(code + 8),
+        code_name: at(code + 16),
+        code_qualname: at(code + 24),
+        code_linetable: at(code + 32),
+        code_firstlineno: at(code + 40),
+        code_adaptive: at(code + 72),
+        code_tlbc: (object > code + 80).then(|| at(code + 80)),
+        ob_type: at(object + 8),
+        bytes_size: at(bytes + 8),
+        bytes_data: at(bytes + 16),
+        unicode_state: at(unicode + 8),
+        unicode_length: at(unicode + 16),
+        unicode_ascii_size: at(unicode + 24),
+        total: at(unicode + 32),
+    })
+}
 
 /// 3.13+: offsets read from `_Py_DebugOffsets` at the start of `_PyRuntime`.
 pub struct DebugOffsets {
@@ -348,18 +506,29 @@ fn field(raw: &[u8], at: u64) -> u64 {
         .map_or(u64::MAX, u64::from_le_bytes)
 }
 
-/// Decodes `_Py_DebugOffsets` (the first `layout.total` bytes of `_PyRuntime`).
+/// Decodes `_Py_DebugOffsets` (the first bytes of `_PyRuntime`) of CPython
+/// 3.`minor`: with its known layout, or the one found by
+/// [`scan_debug_layout`] for a newer version (which the caller must still
+/// validate on a live frame chain).
 pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutError> {
     if raw.get(..8) != Some(&DEBUG_COOKIE[..]) {
         return Err(LayoutError::NoCookie);
     }
     let version = field(raw, 8);
-    if field(raw, 16) != 0 {
-        return Err(LayoutError::FreeThreaded);
+    // PY_VERSION_HEX: 0x030F02F0 is 3.15.2 final.
+    if version >> 24 != 3 || (version >> 16) & 0xff != u64::from(minor) {
+        return Err(LayoutError::VersionMismatch {
+            found: version,
+            minor,
+        });
     }
-    let layout = match minor {
-        13 => DEBUG_LAYOUT_3_13,
-        _ => DEBUG_LAYOUT_3_14,
+    let free_threaded = field(raw, 16) != 0;
+    let layout = match known_debug_layout(minor) {
+        Some(layout) => layout,
+        None => scan_debug_layout(raw).ok_or_else(|| LayoutError::NotValidated {
+            minor,
+            why: "its sections could not be told apart".into(),
+        })?,
     };
     let f = |at| field(raw, at);
     // PyThreadState starts with prev, next, interp on every version: a
@@ -370,6 +539,10 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         f(layout.tstate_interp),
     ) != (0, 8, 16)
     {
+        return Err(LayoutError::UnknownDebugLayout { version });
+    }
+    let ob_type = f(layout.ob_type);
+    if ob_type != if free_threaded { 24 } else { 8 } {
         return Err(LayoutError::UnknownDebugLayout { version });
     }
     Ok(Offsets {
@@ -385,9 +558,18 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         frame_code: f(layout.frame_executable),
         frame_instr: f(layout.frame_instr_ptr),
         frame_owner: Some(f(layout.frame_owner)),
+        // FRAME_OWNED_BY_CSTACK (3 in 3.13) and, from 3.14,
+        // FRAME_OWNED_BY_INTERPRETER (3) / CSTACK (4): not Python code.
         owner_skip_from: Some(3),
         instr_kind: InstrKind::Pointer,
         code_is_stackref: minor >= 14,
+        ob_type,
+        // PyVarObject.ob_size follows the object header, as in bytes.
+        var_size: f(layout.bytes_size),
+        code_tlbc: layout
+            .code_tlbc
+            .map(f)
+            .filter(|&off| free_threaded && off != 0),
         code_filename: f(layout.code_filename),
         code_name: f(layout.code_name),
         code_qualname: Some(f(layout.code_qualname)),
@@ -408,15 +590,24 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
 
 impl LayoutSource for DebugOffsets {
     fn origin(&self) -> &'static str {
-        "_Py_DebugOffsets in _PyRuntime"
+        if known_debug_layout(self.minor).is_some() {
+            "_Py_DebugOffsets in _PyRuntime"
+        } else {
+            "_Py_DebugOffsets in _PyRuntime (a version newer than this tracer: layout found by its invariants)"
+        }
     }
 
     fn offsets(&self, memory: &dyn Memory, runtime: u64) -> Result<Offsets, LayoutError> {
-        let total = match self.minor {
-            13 => DEBUG_LAYOUT_3_13.total,
-            _ => DEBUG_LAYOUT_3_14.total,
+        let total = known_debug_layout(self.minor).map_or(SCAN_BYTES, |l| l.total);
+        let raw = match memory.read_vec(runtime, total as usize) {
+            Ok(raw) => raw,
+            // The scan reads generously: fall back to what the newest
+            // known layout needs if that crosses into unmapped memory.
+            Err(_) if total == SCAN_BYTES => {
+                memory.read_vec(runtime, DEBUG_LAYOUT_3_15.total as usize)?
+            }
+            Err(err) => return Err(err.into()),
         };
-        let raw = memory.read_vec(runtime, total as usize)?;
         decode_debug_offsets(&raw, self.minor)
     }
 }
@@ -425,9 +616,15 @@ impl LayoutSource for DebugOffsets {
 pub fn source_for(major: u32, minor: u32) -> Result<Box<dyn LayoutSource>, LayoutError> {
     match (major, minor) {
         (3, 8..=12) => Ok(Box::new(StaticTable { minor })),
-        (3, 13..=14) => Ok(Box::new(DebugOffsets { minor })),
+        (3, 13..) => Ok(Box::new(DebugOffsets { minor })),
         _ => Err(LayoutError::Unsupported(major, minor)),
     }
+}
+
+/// Whether 3.`minor`'s layout comes from a table this tracer was written
+/// with (else it was found at run time and must be checked on live frames).
+pub fn is_known_version(minor: u32) -> bool {
+    minor <= 12 || known_debug_layout(minor).is_some()
 }
 
 #[cfg(test)]
@@ -436,12 +633,13 @@ mod tests {
 
     #[test]
     fn every_supported_version_has_a_source() {
-        for minor in 8..=14 {
+        // 3.13 and later: whatever their _Py_DebugOffsets say, checked.
+        for minor in 8..=20 {
             assert!(source_for(3, minor).is_ok(), "3.{minor}");
         }
         assert!(source_for(3, 7).is_err());
-        assert!(source_for(3, 15).is_err());
         assert!(source_for(2, 7).is_err());
+        assert!(is_known_version(15) && !is_known_version(16));
     }
 
     #[test]
@@ -480,16 +678,13 @@ mod tests {
 
     /// A synthetic `_Py_DebugOffsets` with the values a build would write.
     pub fn synthetic_debug_offsets(minor: u32) -> Vec<u8> {
-        let layout = if minor == 13 {
-            DEBUG_LAYOUT_3_13
-        } else {
-            DEBUG_LAYOUT_3_14
-        };
+        let layout = known_debug_layout(minor).unwrap();
         let mut raw = vec![0u8; layout.total as usize];
         raw[..8].copy_from_slice(DEBUG_COOKIE);
         let mut put =
             |at: u64, v: u64| raw[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
-        put(8, 0x030e_00f0 | ((minor as u64) << 16));
+        put(8, 0x0300_00f0 | ((minor as u64) << 16));
+        put(layout.ob_type, 8);
         put(layout.interpreters_head, 632);
         put(layout.interp_next, 0);
         put(layout.interp_threads_head, 7344);
@@ -518,8 +713,8 @@ mod tests {
     }
 
     #[test]
-    fn debug_offsets_decode_for_3_13_and_3_14() {
-        for minor in [13, 14] {
+    fn debug_offsets_decode_for_3_13_to_3_15() {
+        for minor in [13, 14, 15] {
             let o = decode_debug_offsets(&synthetic_debug_offsets(minor), minor).unwrap();
             assert_eq!(o.runtime_interpreters_head, 632);
             assert_eq!(o.interp_threads_head, 7344);
@@ -529,12 +724,19 @@ mod tests {
             assert_eq!(o.code_adaptive, Some(200));
             assert_eq!(o.ascii_size, 40);
             assert_eq!(o.code_is_stackref, minor >= 14);
+            assert_eq!((o.ob_type, o.var_size, o.code_tlbc), (8, 16, None));
         }
         // A 3.14 struct read with the 3.13 layout is rejected, not misread.
-        let raw = synthetic_debug_offsets(14);
+        let mut raw = synthetic_debug_offsets(14);
+        raw[8..16].copy_from_slice(&0x030d_00f0u64.to_le_bytes());
         assert!(matches!(
             decode_debug_offsets(&raw, 13),
             Err(LayoutError::UnknownDebugLayout { .. })
+        ));
+        // The version inside must be the interpreter's.
+        assert!(matches!(
+            decode_debug_offsets(&synthetic_debug_offsets(14), 13),
+            Err(LayoutError::VersionMismatch { .. })
         ));
         let mut raw = synthetic_debug_offsets(13);
         raw[0] = b'y';
@@ -542,11 +744,24 @@ mod tests {
             decode_debug_offsets(&raw, 13),
             Err(LayoutError::NoCookie)
         ));
+        // Free-threaded 3.14 (3.14t): 32-byte object header, per-thread
+        // bytecode (`co_tlbc`), as pycore_debug_offsets.h of 3.14 lays out.
+        let mut raw = synthetic_debug_offsets(14);
+        let put = |raw: &mut Vec<u8>, at: u64, v: u64| {
+            raw[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes())
+        };
+        put(&mut raw, 16, 1);
+        put(&mut raw, DEBUG_LAYOUT_3_14.ob_type, 24);
+        put(&mut raw, DEBUG_LAYOUT_3_14.code_tlbc.unwrap(), 232);
+        put(&mut raw, DEBUG_LAYOUT_3_14.bytes_size, 32);
+        let o = decode_debug_offsets(&raw, 14).unwrap();
+        assert_eq!((o.ob_type, o.var_size, o.code_tlbc), (24, 32, Some(232)));
+        // Free-threaded with a GIL-sized object header: not consistent.
         let mut raw = synthetic_debug_offsets(14);
         raw[16] = 1;
         assert!(matches!(
             decode_debug_offsets(&raw, 14),
-            Err(LayoutError::FreeThreaded)
+            Err(LayoutError::UnknownDebugLayout { .. })
         ));
     }
 }

@@ -4,7 +4,7 @@
 //! sampler (`threads`), and turn sampled raw stacks (code-object pointers +
 //! instruction positions) into [`Frame`](crate::frame::Frame)s by reading
 //! its memory (`symbols`, `code`, `memory`). `process` holds one process's
-//! state. Counting and the report section are `analysis::python`'s: nothing
+//! state, `tree` every Python process of the trace. Counting and the report section are `analysis::python`'s: nothing
 //! here knows the report.
 
 pub mod code;
@@ -14,11 +14,13 @@ pub mod memory;
 pub mod process;
 pub mod symbols;
 pub mod threads;
+pub mod tree;
 
 #[cfg(test)]
 mod snapshot_tests;
 
 pub use process::{Discovery, PythonProcess};
+pub use tree::PythonTree;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
@@ -29,4 +31,4 @@ pub enum PythonError {
 }
 
 /// The CPython versions this tracer samples, for messages.
-pub const SUPPORTED: &str = "CPython 3.8 to 3.14 (default builds, with the GIL)";
+pub const SUPPORTED: &str = "CPython 3.8 and later (with or without the GIL from 3.13; a version newer than 3.15 once its _Py_DebugOffsets check out)";

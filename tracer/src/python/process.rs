@@ -1,13 +1,16 @@
 //! One Python process: finding its interpreter (a state machine: the
-//! command may not have exec'd yet, or may be a wrapper whose child runs
-//! Python), then keeping its thread list published to the BPF sampler and
-//! symbolizing its frames.
+//! command may not have exec'd yet, or may load libpython late), then
+//! keeping its thread list published to the BPF sampler and symbolizing its
+//! frames. `tree` holds every such process of the trace.
 //!
 //! What belongs to the interpreter binary (version, build, structure layout:
 //! [`Binary`]) is kept apart from what belongs to the process (where it
 //! lives, its memory, its threads, its code objects).
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use tracer_common::{PyConfig, PyFrameRecord};
 
@@ -16,16 +19,17 @@ use super::{
     discover::{self, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
-    symbols::{CodeSource, FrameId, Symbols},
+    symbols::{CodeSource, FrameId, FrameTable, Symbols},
     threads,
 };
 use crate::{frame::Frame, procfs};
 
 /// What is true of an interpreter binary whatever process runs it: its
 /// version and build, and the structure layout the sampler walks. (The
-/// symbol addresses in `interpreter` are still this process's mapped ones;
-/// sharing one `Binary` between processes means keeping only their load
-/// address per process.)
+/// symbol addresses in `interpreter` are this process's mapped ones, which
+/// the children it forks share; a process that execs the same file is
+/// looked at afresh.)
+#[derive(Clone)]
 pub struct Binary {
     pub interpreter: Interpreter,
     pub offsets: Offsets,
@@ -105,36 +109,73 @@ pub struct ThreadUpdate {
     pub remove: Vec<u32>,
 }
 
+/// A process is searched on every refresh for this long after it appears
+/// or execs (a shared libpython is mapped by the dynamic loader a few ms
+/// after `exec`), then once a second (a program may load libpython late,
+/// as uwsgi does).
+const EAGER_SEARCH_FOR: Duration = Duration::from_secs(2);
+const LATE_SEARCH_EVERY: Duration = Duration::from_secs(1);
+
 pub struct PythonProcess {
-    /// The process sampled: `root_pid`, or the child found running Python
-    /// when `root_pid` is not Python (a wrapper: `unshare`, `chroot`, `sh -c`).
     pid: u32,
-    /// The traced target.
-    root_pid: u32,
-    /// Children are followed: a Python child of a non-Python target is sampled.
-    follow_children: bool,
     /// Capture the stack of 1 in this many reads (0: never).
     read_stack_every: u32,
     discovery: Discovery,
     symbols: Symbols,
+    /// The kernel side has this process's offsets (`PY_CONFIG`).
+    config_published: bool,
     /// tid -> tstate as last written to the BPF map.
     published: HashMap<u32, u64>,
     /// Mapped files searched and found not to hold an interpreter.
     not_python: HashSet<String>,
+    /// When the process appeared or last exec'd, and was last searched.
+    since: Instant,
+    last_search: Option<Instant>,
+    /// The process has exited: nothing to refresh, its symbols stay for
+    /// the events still in the ring buffer.
+    exited: bool,
 }
 
 impl PythonProcess {
-    pub fn new(pid: u32, read_stack_every: u32, follow_children: bool) -> Self {
+    pub fn new(pid: u32, read_stack_every: u32) -> Self {
         Self {
             pid,
-            root_pid: pid,
-            follow_children,
             read_stack_every,
             discovery: Discovery::Searching(format!("process {pid} has not been looked at yet")),
             symbols: Symbols::default(),
+            config_published: false,
             published: HashMap::new(),
             not_python: HashSet::new(),
+            since: Instant::now(),
+            last_search: None,
+            exited: false,
         }
+    }
+
+    /// The process `child`, forked (without `exec`) by this one: the same
+    /// interpreter at the same addresses, its own memory and threads from
+    /// now on.
+    pub fn forked(&self, child: u32) -> Self {
+        let mut process = Self::new(child, self.read_stack_every);
+        process.not_python = self.not_python.clone();
+        process.discovery = match &self.discovery {
+            Discovery::Ready(ready) => {
+                let mut place = Place::of(child);
+                // Already gone: it lived where its parent does.
+                if place.root.is_none() {
+                    place.root = ready.place.root.clone();
+                }
+                Discovery::Ready(Box::new(Ready {
+                    binary: ready.binary.clone(),
+                    place,
+                    memory: ProcessMemory { pid: child },
+                    tid_offset: ready.tid_offset,
+                }))
+            }
+            Discovery::Failed(reason, found) => Discovery::Failed(reason.clone(), found.clone()),
+            Discovery::Searching(_) => process.discovery,
+        };
+        process
     }
 
     pub fn pid(&self) -> u32 {
@@ -156,53 +197,77 @@ impl PythonProcess {
         }
     }
 
+    pub fn exited(&self) -> bool {
+        self.exited
+    }
+
     /// True once at least one Python thread has been published to the sampler.
     pub fn has_threads(&self) -> bool {
         !self.published.is_empty()
     }
 
-    /// The Python frames of a raw stack of thread group `tgid`, innermost
-    /// first, symbolized now (the process and its code objects may be gone
-    /// by report time); `None` when it is not this process or its
-    /// interpreter is not understood.
-    pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {
+    /// The process runs a new program: what was known no longer holds (the
+    /// kernel side has dropped its offsets and the exec'ing thread's entry;
+    /// the other threads are gone).
+    pub fn on_exec(&mut self) {
+        let pid = self.pid;
+        self.discovery = Discovery::Searching(format!(
+            "process {pid} exec'd a program that has not been looked at yet"
+        ));
+        self.symbols = Symbols::default();
+        self.config_published = false;
+        self.published.clear();
+        self.since = Instant::now();
+        self.last_search = None;
+    }
+
+    /// The process has exited (the kernel side dropped its entries).
+    pub fn on_exit(&mut self) {
+        self.exited = true;
+        self.published.clear();
+    }
+
+    /// The Python frames of a raw stack, innermost first, symbolized now
+    /// (the process and its code objects may be gone by report time);
+    /// `None` when its interpreter is not understood.
+    pub fn frame_ids(
+        &mut self,
+        table: &mut FrameTable,
+        records: &[PyFrameRecord],
+    ) -> Option<Vec<FrameId>> {
         let Discovery::Ready(ready) = &self.discovery else {
             return None;
         };
-        if tgid != self.pid {
-            return None;
-        }
-        Some(self.symbols.frames(&ready.code_source(), records))
-    }
-
-    /// [`PythonProcess::frames`], interned: what a sample keeps.
-    pub fn frame_ids(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<FrameId>> {
-        let Discovery::Ready(ready) = &self.discovery else {
-            return None;
-        };
-        if tgid != self.pid {
-            return None;
-        }
-        Some(self.symbols.frame_ids(&ready.code_source(), records))
-    }
-
-    pub fn frame(&self, id: FrameId) -> &Frame {
-        self.symbols.frame(id)
+        Some(self.symbols.frame_ids(table, &ready.code_source(), records))
     }
 
     /// The function whose code object is at `code` (entry counter keys).
-    pub fn function(&mut self, tgid: u32, code: u64) -> Option<Frame> {
+    pub fn function(&mut self, code: u64) -> Option<Frame> {
         let Discovery::Ready(ready) = &self.discovery else {
             return None;
         };
-        (tgid == self.pid).then(|| self.symbols.function(&ready.code_source(), code))
+        Some(self.symbols.function(&ready.code_source(), code))
+    }
+
+    fn should_search(&self) -> bool {
+        self.since.elapsed() < EAGER_SEARCH_FOR
+            || self
+                .last_search
+                .is_none_or(|last| last.elapsed() >= LATE_SEARCH_EVERY)
     }
 
     /// Finds the interpreter if not yet known, then re-reads its thread list.
     pub fn refresh(&mut self) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
+        if self.exited {
+            return update;
+        }
         if let Discovery::Searching(_) = self.discovery {
-            match self.search() {
+            if !self.should_search() {
+                return update;
+            }
+            self.last_search = Some(Instant::now());
+            match find(self.pid, &mut self.not_python) {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
                     log::info!(
@@ -213,12 +278,6 @@ impl PythonProcess {
                         interpreter.runtime,
                         ready.binary.origin
                     );
-                    let mut config = ready.binary.offsets.bpf_config();
-                    config.read_stack_every = self.read_stack_every;
-                    update.config = Some(config);
-                    update.eval_frame = interpreter.eval_frame_file_offset.map(|offset| {
-                        (discover::openable_path(self.pid, &interpreter.path), offset)
-                    });
                     self.discovery = Discovery::Ready(Box::new(ready));
                 }
                 Err((reason, None)) if reason.searching => {
@@ -234,6 +293,16 @@ impl PythonProcess {
         let Discovery::Ready(ready) = &mut self.discovery else {
             return update;
         };
+        if !self.config_published {
+            let mut config = ready.binary.offsets.bpf_config();
+            config.read_stack_every = self.read_stack_every;
+            update.config = Some(config);
+            let interpreter = &ready.binary.interpreter;
+            update.eval_frame = interpreter
+                .eval_frame_file_offset
+                .map(|offset| (discover::openable_path(self.pid, &interpreter.path), offset));
+            self.config_published = true;
+        }
         self.symbols.new_tick();
         let interpreter = &mut ready.binary.interpreter;
         if !interpreter.version_is_exact()
@@ -256,39 +325,6 @@ impl PythonProcess {
         }
         self.published = current;
         update
-    }
-
-    /// The target's interpreter; when the target is not Python and children
-    /// are followed, the first descendant's that is (switching `pid` to it).
-    fn search(&mut self) -> Result<Ready, (NotReady, Option<Found>)> {
-        let first = find(self.root_pid, &mut self.not_python);
-        let Err((reason, None)) = &first else {
-            return first;
-        };
-        if !reason.searching || !self.follow_children {
-            return first;
-        }
-        let children = procfs::live_descendants(self.root_pid);
-        for &child in &children {
-            match find(child, &mut self.not_python) {
-                Err((next, None)) if next.searching => continue,
-                found => {
-                    self.pid = child;
-                    return found;
-                }
-            }
-        }
-        let Err((mut reason, None)) = first else {
-            unreachable!("checked above")
-        };
-        if !children.is_empty() {
-            reason.text.push_str(&format!(
-                "; nor in its {} followed child process{}",
-                children.len(),
-                if children.len() == 1 { "" } else { "es" }
-            ));
-        }
-        Err((reason, None))
     }
 }
 
@@ -319,9 +355,14 @@ impl Ready {
                 state.tid = state.tid.and_then(|tid| host.get(&tid).copied());
             }
         }
+        // Only its own threads: a child forked a moment ago still lists
+        // its parent's threads until CPython's after-fork clean-up, and
+        // those ids are the parent's to publish.
+        let own = procfs::threads(pid);
         states
             .iter()
             .filter_map(|s| Some((s.tid?, s.tstate)))
+            .filter(|(tid, _)| own.contains(tid))
             .collect()
     }
 }
@@ -371,9 +412,6 @@ fn find(pid: u32, not_python: &mut HashSet<String>) -> Result<Ready, (NotReady, 
             Some(Box::new((interpreter, place))),
         ))
     };
-    if interpreter.free_threaded {
-        return unsupported(LayoutError::FreeThreaded.into(), interpreter, place);
-    }
     let memory = ProcessMemory { pid };
     let source = match layout::source_for(interpreter.major, interpreter.minor) {
         Ok(source) => source,
@@ -383,6 +421,15 @@ fn find(pid: u32, not_python: &mut HashSet<String>) -> Result<Ready, (NotReady, 
         Ok(offsets) => offsets,
         Err(err) => return unsupported(err.into(), interpreter, place),
     };
+    if !layout::is_known_version(interpreter.minor)
+        && let Err(why) = frames_decode(&memory, &offsets, &interpreter)
+    {
+        let err = LayoutError::NotValidated {
+            minor: interpreter.minor,
+            why,
+        };
+        return unsupported(err.into(), interpreter, place);
+    }
     Ok(Ready {
         binary: Binary {
             interpreter,
@@ -393,6 +440,39 @@ fn find(pid: u32, not_python: &mut HashSet<String>) -> Result<Ready, (NotReady, 
         memory,
         tid_offset: None,
     })
+}
+
+/// A layout found at run time (a version newer than this tracer) must
+/// decode what the interpreter is running: its thread list, and on every
+/// thread's current frames a code object of type `PyCode_Type` with a name.
+fn frames_decode(
+    memory: &ProcessMemory,
+    offsets: &Offsets,
+    interpreter: &Interpreter,
+) -> Result<(), String> {
+    let states = threads::thread_states(memory, offsets, interpreter.runtime);
+    if states.is_empty() {
+        return Err("no thread state was found through its interpreter list".into());
+    }
+    // The main thread's kernel id is the process id (in its namespace).
+    let own = procfs::ns_pid(memory.pid).unwrap_or(memory.pid);
+    if !states.iter().any(|s| s.tid == Some(own)) {
+        return Err(format!(
+            "no thread state holds the main thread's id {own} where they say the thread id is"
+        ));
+    }
+    for state in states {
+        let frames = threads::walk_frames(memory, offsets, state.tstate, 8);
+        for (code, _) in frames
+            .iter()
+            .filter_map(|f| super::symbols::python_frame(offsets, f))
+        {
+            super::code::read_code(memory, offsets, code, interpreter.code_type).map_err(
+                |err| format!("the current frame chain did not decode with them ({err})"),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

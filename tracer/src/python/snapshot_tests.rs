@@ -20,33 +20,8 @@ use super::{
     threads,
 };
 
-/// The walk the BPF sampler does, in userspace (snapshot tests, recording).
 fn walk_stack(mem: &dyn Memory, o: &Offsets, tstate: u64) -> Vec<tracer_common::PyFrameRecord> {
-    let mut out = Vec::new();
-    let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
-    if let Some(off) = o.cframe_current_frame {
-        frame = if frame == 0 {
-            0
-        } else {
-            mem.u64(frame + off).unwrap_or(0)
-        };
-    }
-    for _ in 0..tracer_common::PY_MAX_DEPTH {
-        if frame == 0 {
-            break;
-        }
-        let code = mem.u64(frame + o.frame_code).unwrap_or(0);
-        let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
-        if let Some(off) = o.frame_owner {
-            let mut owner = [0u8];
-            if mem.read(frame + off, &mut owner).is_ok() {
-                instr |= (owner[0] as u64) << 56;
-            }
-        }
-        out.push(tracer_common::PyFrameRecord { code, instr });
-        frame = mem.u64(frame + o.frame_back).unwrap_or(0);
-    }
-    out
+    threads::walk_frames(mem, o, tstate, tracer_common::PY_MAX_DEPTH)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -135,6 +110,41 @@ snapshot_test!(snapshot_3_11_static_debian, "3.11.2-debian.json");
 snapshot_test!(snapshot_3_12, "3.12.1.json");
 snapshot_test!(snapshot_3_13, "3.13.0.json");
 snapshot_test!(snapshot_3_14, "3.14.10-debian.json");
+snapshot_test!(snapshot_3_15, "3.15.2-debian.json");
+snapshot_test!(snapshot_3_13_free_threaded, "3.13.5t.json");
+
+/// Had 3.13 and 3.14 been released after this tracer, their
+/// `_Py_DebugOffsets` would have been understood all the same: the scan for
+/// a newer version's layout finds each recorded one's known table (3.15's
+/// all but its moved thread ids).
+#[test]
+fn scan_finds_every_recorded_layout() {
+    for json in [
+        include_str!("snapshots/3.13.0.json"),
+        include_str!("snapshots/3.14.10-debian.json"),
+        include_str!("snapshots/3.15.2-debian.json"),
+        include_str!("snapshots/3.13.5t.json"),
+    ] {
+        let rec: Recorded = serde_json::from_str(json).unwrap();
+        let known = layout::known_debug_layout(rec.minor).unwrap();
+        let raw = rec
+            .memory
+            .read_vec(rec.runtime, known.total as usize)
+            .unwrap();
+        let mut found = layout::scan_debug_layout(&raw).expect(&rec.label);
+        if rec.minor == 15 {
+            // 3.15 moved the thread ids (fields inserted after
+            // current_frame): a day-one run would have refused it, saying
+            // so (see `frames_decode`); every other section is found.
+            assert_ne!(found.tstate_thread_id, known.tstate_thread_id);
+            found.tstate_thread_id = known.tstate_thread_id;
+            found.tstate_native_thread_id = known.tstate_native_thread_id;
+        }
+        // The scan reads up to the unicode section; the tables to the end.
+        found.total = known.total;
+        assert_eq!(found, known, "{}", rec.label);
+    }
+}
 
 /// A 3.14 process image built by hand from `pycore_debug_offsets.h` /
 /// `pycore_frame.h` / `pycore_code.h` of 3.14: tagged `f_executable`, a
@@ -185,6 +195,7 @@ fn synthetic_3_14() {
         (d.unicode_state, 32),
         (d.unicode_length, 16),
         (d.unicode_ascii_size, 40),
+        (d.ob_type, 8),
     ] {
         put(&mut rt, at, v);
     }
@@ -343,6 +354,31 @@ fn live_interpreters_decode() {
             ],
         ));
     }
+    {
+        std::fs::copy(script, format!("{chroot}/tmp/python_snapshot.py")).unwrap();
+        assert!(
+            std::path::Path::new(chroot)
+                .join("usr/bin/python3.15")
+                .exists(),
+            "no python3.15 in {chroot}: `cargo xtask test` installs it"
+        );
+        runs.push((
+            "3.15.2-debian".into(),
+            vec![
+                "chroot".into(),
+                chroot.into(),
+                "python3.15".into(),
+                "/tmp/python_snapshot.py".into(),
+            ],
+        ));
+    }
+    let free_threaded = std::env::var("TRACER_PY313T")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/python3.13t/bin/python3.13t".into());
+    assert!(
+        std::path::Path::new(&free_threaded).exists(),
+        "no free-threaded 3.13 at {free_threaded}: `cargo xtask test` builds it (or set TRACER_PY313T)"
+    );
+    runs.push(("3.13.5t".into(), vec![free_threaded, script.into()]));
     for (label, argv) in runs {
         let mut child = std::process::Command::new(&argv[0])
             .args(&argv[1..])

@@ -2,7 +2,8 @@
 //! position) -> [`Frame`], by reading the code object out of the process.
 //! One cache per process; a code object is read once, and its identity is
 //! re-checked once per refresh tick, since a freed code object's address is
-//! soon reused by another one.
+//! soon reused by another one. Frames are interned in one [`FrameTable`]
+//! for the whole trace, whatever process they came from.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,7 +27,7 @@ pub struct CodeSource<'a> {
     pub code_type: Option<u64>,
 }
 
-/// Code objects read so far, by address.
+/// Code objects of one process read so far, by address.
 #[derive(Default)]
 pub struct Symbols {
     codes: HashMap<u64, CodeEntry>,
@@ -34,16 +35,36 @@ pub struct Symbols {
     checked: HashSet<u64>,
     /// Reads of code objects made so far (numbers each `CodeEntry`).
     reads: u64,
-    /// Every distinct frame symbolized, by [`FrameId`].
-    frames: Vec<Frame>,
-    ids: HashMap<Frame, FrameId>,
     /// (code object read, instruction position) -> its frame: a line table
     /// is walked once per position, not once per sample.
     positions: HashMap<(u64, u64), FrameId>,
 }
 
-/// A frame interned by [`Symbols`]: sampled stacks are kept as these, so
-/// a sample costs no string copy (see [`Symbols::frame`]).
+/// Every distinct frame symbolized in the trace, by [`FrameId`].
+#[derive(Default)]
+pub struct FrameTable {
+    frames: Vec<Frame>,
+    ids: HashMap<Frame, FrameId>,
+}
+
+impl FrameTable {
+    pub fn intern(&mut self, frame: Frame) -> FrameId {
+        if let Some(&id) = self.ids.get(&frame) {
+            return id;
+        }
+        let id = FrameId(self.frames.len() as u32);
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        id
+    }
+
+    pub fn get(&self, id: FrameId) -> &Frame {
+        &self.frames[id.0 as usize]
+    }
+}
+
+/// A frame interned by [`FrameTable`]: sampled stacks are kept as these, so
+/// a sample costs no string copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FrameId(u32);
 
@@ -63,25 +84,26 @@ impl Symbols {
 
     /// The Python frames of a raw stack, innermost first; frames that are
     /// not Python code (C-stack entry frames, no code object) are left out.
-    pub fn frame_ids(&mut self, source: &CodeSource, records: &[PyFrameRecord]) -> Vec<FrameId> {
+    pub fn frame_ids(
+        &mut self,
+        table: &mut FrameTable,
+        source: &CodeSource,
+        records: &[PyFrameRecord],
+    ) -> Vec<FrameId> {
         records
             .iter()
             .filter_map(|record| python_frame(source.offsets, record))
-            .map(|(code, instr)| self.frame_id(source, code, instr))
+            .map(|(code, instr)| self.frame_id(table, source, code, instr))
             .collect()
     }
 
-    /// [`Symbols::frame_ids`], as frames.
-    pub fn frames(&mut self, source: &CodeSource, records: &[PyFrameRecord]) -> Vec<Frame> {
-        let ids = self.frame_ids(source, records);
-        ids.into_iter().map(|id| self.frame(id).clone()).collect()
-    }
-
-    pub fn frame(&self, id: FrameId) -> &Frame {
-        &self.frames[id.0 as usize]
-    }
-
-    fn frame_id(&mut self, source: &CodeSource, code: u64, instr: u64) -> FrameId {
+    fn frame_id(
+        &mut self,
+        table: &mut FrameTable,
+        source: &CodeSource,
+        code: u64,
+        instr: u64,
+    ) -> FrameId {
         let (read, info) = self.code(source, code);
         if let Some(&id) = self.positions.get(&(read, instr)) {
             return id;
@@ -96,15 +118,7 @@ impl Symbols {
             },
             None => Frame::unresolved(code),
         };
-        let id = match self.ids.get(&frame) {
-            Some(&id) => id,
-            None => {
-                let id = FrameId(self.frames.len() as u32);
-                self.frames.push(frame.clone());
-                self.ids.insert(frame, id);
-                id
-            }
-        };
+        let id = table.intern(frame);
         self.positions.insert((read, instr), id);
         id
     }
@@ -205,7 +219,7 @@ fn code_identity(source: &CodeSource, code: u64) -> Vec<u8> {
 /// the reference count nor the interpreter's own counters in between,
 /// which change all the time.
 fn identity_fields(o: &Offsets) -> Vec<(u64, u64)> {
-    let mut fields = vec![(code::OB_TYPE, 8), (o.code_firstlineno, 4)];
+    let mut fields = vec![(o.ob_type, 8), (o.code_firstlineno, 4)];
     let pointers = [
         Some(o.code_name),
         Some(o.code_filename),

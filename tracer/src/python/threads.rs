@@ -50,6 +50,42 @@ pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadS
     out
 }
 
+/// The walk the BPF sampler does, in userspace: thread `tstate`'s frames,
+/// innermost first, at most `max` (for checking a layout on live memory,
+/// and for the snapshot tests).
+pub fn walk_frames(
+    mem: &dyn Memory,
+    o: &Offsets,
+    tstate: u64,
+    max: usize,
+) -> Vec<tracer_common::PyFrameRecord> {
+    let mut out = Vec::new();
+    let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
+    if let Some(off) = o.cframe_current_frame {
+        frame = if frame == 0 {
+            0
+        } else {
+            mem.u64(frame + off).unwrap_or(0)
+        };
+    }
+    for _ in 0..max {
+        if frame == 0 {
+            break;
+        }
+        let code = mem.u64(frame + o.frame_code).unwrap_or(0);
+        let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+        if let Some(off) = o.frame_owner {
+            let mut owner = [0u8];
+            if mem.read(frame + off, &mut owner).is_ok() {
+                instr |= (owner[0] as u64) << 56;
+            }
+        }
+        out.push(tracer_common::PyFrameRecord { code, instr });
+        frame = mem.u64(frame + o.frame_back).unwrap_or(0);
+    }
+    out
+}
+
 /// glibc's `struct pthread` holds the kernel tid at a fixed offset (0x2d0 on
 /// x86-64 glibc 2.x). Rather than trust one libc, find it: the main thread's
 /// `struct pthread` holds the process id. Returns the offset.

@@ -2,6 +2,8 @@
 //! first, one line per distinct stack) and an SVG flame graph drawn from
 //! them with `inferno`. Frames are function qualified names; the same
 //! function on different lines is one frame, as in py-spy's default view.
+//! When several processes were sampled, each gets a root frame of its own
+//! (`python3.11 (pid 42)`) unless they are merged.
 
 use std::collections::BTreeMap;
 
@@ -20,17 +22,42 @@ fn clean(name: &str) -> String {
     name.replace([';', '\n'], ":")
 }
 
-pub fn folded(report: &Report) -> String {
+/// How the stacks of several processes are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Roots {
+    /// One root frame per process, when more than one was sampled.
+    #[default]
+    PerProcess,
+    /// One tree: the same function in two processes is one frame.
+    Merged,
+}
+
+/// The root frame of each sampled process, when they are drawn apart.
+fn process_roots(report: &Report, roots: Roots) -> BTreeMap<u32, String> {
+    let sampled: Vec<_> = report
+        .python
+        .processes
+        .iter()
+        .filter(|p| p.samples > 0)
+        .collect();
+    if roots == Roots::Merged || sampled.len() < 2 {
+        return BTreeMap::new();
+    }
+    sampled.iter().map(|p| (p.pid, clean(&p.label()))).collect()
+}
+
+pub fn folded(report: &Report, roots: Roots) -> String {
+    let roots = process_roots(report, roots);
     let mut lines: BTreeMap<String, u64> = BTreeMap::new();
     for stack in &report.python.stacks {
         if stack.frames.is_empty() {
             continue;
         }
-        let path = stack
-            .frames
-            .iter()
-            .rev()
-            .map(|f| clean(&f.qualname))
+        let path = roots
+            .get(&stack.pid)
+            .cloned()
+            .into_iter()
+            .chain(stack.frames.iter().rev().map(|f| clean(&f.qualname)))
             .collect::<Vec<_>>()
             .join(";");
         *lines.entry(path).or_default() += stack.samples;
@@ -41,8 +68,8 @@ pub fn folded(report: &Report) -> String {
         .collect()
 }
 
-pub fn flamegraph(report: &Report) -> Result<Vec<u8>, FlameError> {
-    let folded = folded(report);
+pub fn flamegraph(report: &Report, roots: Roots) -> Result<Vec<u8>, FlameError> {
+    let folded = folded(report, roots);
     if folded.is_empty() {
         let why = report
             .python
@@ -84,38 +111,75 @@ mod tests {
         let mut report = Report::default();
         report.python.stacks = vec![
             PythonStack {
+                pid: 1,
                 tid: 1,
                 samples: 3,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
+                pid: 1,
                 tid: 2,
                 samples: 2,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
+                pid: 1,
                 tid: 1,
                 samples: 1,
                 frames: vec![frame("a;b"), frame("main")],
             },
         ];
-        assert_eq!(folded(&report), "main;a:b 1\nmain;outer;inner 5\n");
-        let svg = String::from_utf8(flamegraph(&report).unwrap()).unwrap();
+        assert_eq!(
+            folded(&report, Roots::PerProcess),
+            "main;a:b 1\nmain;outer;inner 5\n"
+        );
+        let svg = String::from_utf8(flamegraph(&report, Roots::PerProcess).unwrap()).unwrap();
         assert!(svg.contains("<svg") && svg.contains("inner"));
         report.python.stacks.clear();
-        assert!(flamegraph(&report).is_err());
+        assert!(flamegraph(&report, Roots::PerProcess).is_err());
+    }
+
+    #[test]
+    fn a_root_frame_per_process_unless_merged() {
+        let mut report = Report::default();
+        let stack = |pid, samples| PythonStack {
+            pid,
+            tid: pid,
+            samples,
+            frames: vec![frame("work"), frame("main")],
+        };
+        report.python.stacks = vec![stack(10, 3), stack(11, 2)];
+        let process = |pid, version: &str, free_threaded| crate::report::PythonProcess {
+            pid,
+            version: Some(version.into()),
+            free_threaded,
+            samples: 1,
+            ..Default::default()
+        };
+        report.python.processes = vec![process(10, "3.11.7", false), process(11, "3.13.5", true)];
+        assert_eq!(
+            folded(&report, Roots::PerProcess),
+            "python3.11 (pid 10);main;work 3\npython3.13t (pid 11);main;work 2\n"
+        );
+        assert_eq!(folded(&report, Roots::Merged), "main;work 5\n");
+        // One process sampled: no root frame to tell processes apart.
+        report.python.processes[1].samples = 0;
+        assert_eq!(folded(&report, Roots::PerProcess), "main;work 5\n");
     }
 }
 
 /// The sampled stacks as a speedscope profile (https://www.speedscope.app,
-/// "sampled" profiles, one per thread; frames are function, file and line).
+/// "sampled" profiles, one per thread, named after their process when
+/// several were sampled; frames are function, file and line).
 pub fn speedscope(report: &Report) -> String {
+    let roots = process_roots(report, Roots::PerProcess);
     use std::collections::HashMap;
 
     let mut frames: Vec<serde_json::Value> = Vec::new();
     let mut index: HashMap<(String, String, u32), usize> = HashMap::new();
-    let mut by_thread: std::collections::BTreeMap<u32, (Vec<Vec<usize>>, Vec<u64>)> =
-        Default::default();
+    // (pid, tid) -> (stacks as frame indices, their weights)
+    type Samples = (Vec<Vec<usize>>, Vec<u64>);
+    let mut by_thread: BTreeMap<(u32, u32), Samples> = Default::default();
     for stack in &report.python.stacks {
         let ids: Vec<usize> = stack
             .frames
@@ -131,16 +195,20 @@ pub fn speedscope(report: &Report) -> String {
                 })
             })
             .collect();
-        let entry = by_thread.entry(stack.tid).or_default();
+        let entry = by_thread.entry((stack.pid, stack.tid)).or_default();
         entry.0.push(ids);
         entry.1.push(stack.samples);
     }
     let profiles: Vec<serde_json::Value> = by_thread
         .into_iter()
-        .map(|(tid, (samples, weights))| {
+        .map(|((pid, tid), (samples, weights))| {
             let total: u64 = weights.iter().sum();
+            let name = match roots.get(&pid) {
+                Some(process) => format!("{process} thread {tid}"),
+                None => format!("thread {tid}"),
+            };
             serde_json::json!({
-                "type": "sampled", "name": format!("thread {tid}"), "unit": "none",
+                "type": "sampled", "name": name, "unit": "none",
                 "startValue": 0, "endValue": total, "samples": samples, "weights": weights
             })
         })
@@ -172,11 +240,13 @@ mod speedscope_tests {
         let mut report = Report::default();
         report.python.stacks = vec![
             PythonStack {
+                pid: 7,
                 tid: 7,
                 samples: 3,
                 frames: vec![frame("inner", 5), frame("main", 9)],
             },
             PythonStack {
+                pid: 7,
                 tid: 8,
                 samples: 1,
                 frames: vec![frame("main", 9)],

@@ -18,7 +18,7 @@ pub use crate::frame::Frame;
 /// The version of the JSON report's layout: 1 was the unversioned layout
 /// before `findings`; 2 added `schema_version`, `findings`,
 /// `sched.inside_reads` and the `qualname` / `first_line` of stack frames.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -455,9 +455,11 @@ pub struct Python {
     /// "sampled", "unavailable" or "disabled".
     pub status: String,
     pub reason: Option<String>,
-    /// The process whose interpreter this is: the target, or the first
-    /// followed child running Python when the target is not (a wrapper
-    /// such as `unshare`, `chroot` or `sh -c`). `null` when none was found.
+    /// The process whose interpreter the keys from `pid` to `layout`
+    /// describe: the target, or the first followed process running Python
+    /// when the target is not (a wrapper such as `unshare`, `chroot` or
+    /// `sh -c`). `null` when none was found. Every Python process is in
+    /// `processes`; the figures from `samples` on are totals over them.
     #[serde(default)]
     pub pid: Option<u32>,
     /// "3.11.7"
@@ -485,6 +487,10 @@ pub struct Python {
     pub samples: u64,
     /// CPU-clock ticks that found a traced thread running.
     pub ticks: u64,
+    /// ...in a process whose interpreter was not known (not Python, not
+    /// found yet, not supported): see `processes` for which and why.
+    #[serde(default)]
+    pub ticks_without_interpreter: u64,
     /// ...that hit a thread whose Python thread state was not known (yet).
     pub ticks_without_thread_state: u64,
     /// ...that hit a thread with no Python frame (C code outside the eval loop, startup).
@@ -510,6 +516,10 @@ pub struct Python {
     /// threads) by the top of the Python stack, every one counted.
     #[serde(default)]
     pub forks: Vec<EventStack>,
+    /// Every process of the trace that runs Python, or that ran ticks
+    /// without being sampled, in the order they were found.
+    #[serde(default)]
+    pub processes: Vec<PythonProcess>,
     /// `--count-entries`: exact entries into `_PyEval_EvalFrameDefault` per
     /// function ("entries from C" from 3.11 on), most first; empty otherwise.
     #[serde(default)]
@@ -528,6 +538,50 @@ pub struct Entries {
     pub entries: u64,
 }
 
+/// One process of the trace, as far as Python is concerned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PythonProcess {
+    pub pid: u32,
+    /// Its pid in its own pid namespace, when that is not the tracer's.
+    pub ns_pid: Option<u32>,
+    /// "sampled", "unavailable" (see `reason`).
+    pub status: String,
+    pub reason: Option<String>,
+    pub version: Option<String>,
+    pub binary: Option<String>,
+    pub root: Option<String>,
+    pub linkage: Option<String>,
+    pub debug_build: bool,
+    pub free_threaded: bool,
+    pub layout: Option<String>,
+    pub samples: u64,
+    pub ticks: u64,
+    pub ticks_without_interpreter: u64,
+    pub ticks_without_thread_state: u64,
+    pub ticks_outside_python: u64,
+    /// This process's functions by self samples (top 20).
+    pub hotspots: Vec<Hotspot>,
+    /// This process's lines by self samples (top 20).
+    pub lines: Vec<LineHotspot>,
+    pub threads: Vec<PythonThread>,
+}
+
+impl PythonProcess {
+    /// How the process is named in a flame graph's root frame:
+    /// `python3.11 (pid 42)`, `python3.13t (pid 43)`.
+    pub fn label(&self) -> String {
+        let name = match &self.version {
+            Some(version) => {
+                let minor: Vec<&str> = version.split('.').take(2).collect();
+                let t = if self.free_threaded { "t" } else { "" };
+                format!("python{}{t}", minor.join("."))
+            }
+            None => "process".to_owned(),
+        };
+        format!("{name} (pid {})", self.pid)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Hotspot {
     pub function: String,
@@ -540,6 +594,9 @@ pub struct Hotspot {
     /// Percent of `samples`.
     pub self_share: f64,
     pub total_share: f64,
+    /// The processes it was sampled in (totals over several processes only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -553,6 +610,9 @@ pub struct LineHotspot {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct PythonThread {
+    /// Its process.
+    #[serde(default)]
+    pub pid: u32,
     pub tid: u32,
     pub samples: u64,
     /// This thread's functions by self samples (top 20).
@@ -561,6 +621,9 @@ pub struct PythonThread {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PythonStack {
+    /// Its process.
+    #[serde(default)]
+    pub pid: u32,
     pub tid: u32,
     pub samples: u64,
     /// Innermost first; in JSON `{function (the qualified name), file, line}`.

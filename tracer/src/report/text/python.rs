@@ -45,6 +45,63 @@ fn interpreter_line(report: &Report) -> Option<String> {
     Some(line)
 }
 
+/// Processes listed under the totals, busiest first.
+const SHOWN_PROCESSES: usize = 8;
+
+/// The busiest processes of a tree, each with its top functions, and the
+/// ones that ran unsampled, with why.
+fn processes(out: &mut String, report: &Report) {
+    let p = &report.python;
+    let unsampled = p.processes.iter().filter(|row| row.status != "sampled");
+    if p.processes.len() < 2 && unsampled.clone().all(|row| row.ticks == 0) {
+        return;
+    }
+    let mut sampled: Vec<_> = p
+        .processes
+        .iter()
+        .filter(|r| r.status == "sampled")
+        .collect();
+    sampled.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.pid.cmp(&b.pid)));
+    let _ = writeln!(
+        out,
+        "  {} Python process{} sampled, busiest first:",
+        sampled.len(),
+        if sampled.len() == 1 { "" } else { "es" }
+    );
+    for row in sampled.iter().take(SHOWN_PROCESSES) {
+        let top: Vec<String> = row
+            .hotspots
+            .iter()
+            .take(3)
+            .map(|h| format!("{} {:.1}%", ellipsize(&h.qualname, 32), h.self_share))
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {:<28} {:>7} samples  {}",
+            row.label(),
+            thousands(row.samples),
+            top.join(", ")
+        );
+    }
+    if sampled.len() > SHOWN_PROCESSES {
+        let _ = writeln!(
+            out,
+            "    ... and {} more (JSON: python.processes)",
+            sampled.len() - SHOWN_PROCESSES
+        );
+    }
+    for row in unsampled.filter(|row| row.ticks > 0 || row.version.is_some()) {
+        let _ = writeln!(
+            out,
+            "    pid {} ({}) not sampled ({} ticks): {}",
+            row.pid,
+            report.comm_of(row.pid),
+            thousands(row.ticks),
+            row.reason.as_deref().unwrap_or("unknown reason")
+        );
+    }
+}
+
 pub fn render(out: &mut String, report: &Report) {
     let p = &report.python;
     if p.status != "sampled" {
@@ -79,12 +136,17 @@ pub fn render(out: &mut String, report: &Report) {
         p.rate_hz,
         p.layout.as_deref().unwrap_or("?")
     );
-    let missed = p.ticks_without_thread_state + p.ticks_outside_python + p.samples_lost;
+    let missed = p.ticks_without_interpreter
+        + p.ticks_without_thread_state
+        + p.ticks_outside_python
+        + p.samples_lost;
     if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
         let _ = writeln!(
             out,
-            "  not in the figures: {} ticks before the thread was known, {} outside Python code, \
-             {} lost (buffer full); {} stacks truncated, {} frames unresolved",
+            "  not in the figures: {} ticks in processes not sampled, {} before the thread was \
+             known, {} outside Python code, {} lost (buffer full); {} stacks truncated, {} frames \
+             unresolved",
+            p.ticks_without_interpreter,
             p.ticks_without_thread_state,
             p.ticks_outside_python,
             p.samples_lost,
@@ -92,6 +154,7 @@ pub fn render(out: &mut String, report: &Report) {
             p.unresolved_frames
         );
     }
+    processes(out, report);
     // The kernel-event stacks below are there even without CPU samples
     // (a short or mostly sleeping process).
     if !p.hotspots.is_empty() {
@@ -176,9 +239,14 @@ pub fn render(out: &mut String, report: &Report) {
                 .first()
                 .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
                 .unwrap_or_default();
+            let pid = if p.processes.len() > 1 {
+                format!("pid {:>7} ", t.pid)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "    tid {:>7}: {:>6} samples, hottest {top}",
+                "    {pid}tid {:>7}: {:>6} samples, hottest {top}",
                 t.tid, t.samples
             );
         }

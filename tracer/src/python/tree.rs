@@ -1,0 +1,144 @@
+//! Every Python process of the trace: the target, the children it forks
+//! (which start out as copies of it), the programs they exec, and the
+//! descendants that already ran when `--pid` adopted the tree. Each is
+//! looked at, sampled and symbolized on its own; their frames share one
+//! [`FrameTable`].
+
+use std::collections::BTreeMap;
+
+use tracer_common::PyFrameRecord;
+
+use super::{
+    process::{PythonProcess, ThreadUpdate},
+    symbols::{FrameId, FrameTable},
+};
+use crate::frame::Frame;
+
+pub struct PythonTree {
+    /// The traced target.
+    root: u32,
+    read_stack_every: u32,
+    /// By pid (a reused pid replaces the exited process it names).
+    processes: BTreeMap<u32, PythonProcess>,
+    /// Pids in the order they were first seen (the target first).
+    order: Vec<u32>,
+    frames: FrameTable,
+}
+
+impl PythonTree {
+    pub fn new(root: u32, read_stack_every: u32) -> Self {
+        let mut tree = Self {
+            root,
+            read_stack_every,
+            processes: BTreeMap::new(),
+            order: Vec::new(),
+            frames: FrameTable::default(),
+        };
+        tree.add(root);
+        tree
+    }
+
+    /// A process that is traced now (the target, or a descendant that
+    /// already ran when the trace started): looked at on the next refresh.
+    pub fn add(&mut self, pid: u32) {
+        self.insert(PythonProcess::new(pid, self.read_stack_every));
+    }
+
+    fn insert(&mut self, process: PythonProcess) {
+        let pid = process.pid();
+        if self.processes.insert(pid, process).is_none() {
+            self.order.push(pid);
+        }
+    }
+
+    /// `parent` forked `child` (a process): it runs its parent's interpreter
+    /// until it execs.
+    pub fn on_fork(&mut self, parent: u32, child: u32) {
+        let process = match self.processes.get(&parent) {
+            Some(parent) => parent.forked(child),
+            None => PythonProcess::new(child, self.read_stack_every),
+        };
+        self.insert(process);
+    }
+
+    pub fn on_exec(&mut self, pid: u32) {
+        match self.processes.get_mut(&pid) {
+            Some(process) => process.on_exec(),
+            None => self.add(pid),
+        }
+    }
+
+    pub fn on_exit(&mut self, pid: u32) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.on_exit();
+        }
+    }
+
+    pub fn contains(&self, pid: u32) -> bool {
+        self.processes.contains_key(&pid)
+    }
+
+    /// Looks for interpreters not found yet and re-reads every live
+    /// process's thread list: what to change in the BPF maps, per pid.
+    pub fn refresh(&mut self) -> Vec<(u32, ThreadUpdate)> {
+        self.processes
+            .values_mut()
+            .map(|process| (process.pid(), process.refresh()))
+            .filter(|(_, update)| *update != ThreadUpdate::default())
+            .collect()
+    }
+
+    /// True once a thread of any process has been published to the sampler.
+    pub fn has_threads(&self) -> bool {
+        self.processes.values().any(PythonProcess::has_threads)
+    }
+
+    /// A raw stack of process `tgid`, symbolized now, interned.
+    pub fn frame_ids(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<FrameId>> {
+        self.processes
+            .get_mut(&tgid)?
+            .frame_ids(&mut self.frames, records)
+    }
+
+    /// [`PythonTree::frame_ids`], as frames.
+    pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {
+        let ids = self.frame_ids(tgid, records)?;
+        Some(ids.into_iter().map(|id| self.frame(id).clone()).collect())
+    }
+
+    pub fn frame(&self, id: FrameId) -> &Frame {
+        self.frames.get(id)
+    }
+
+    /// The function whose code object is at `code` in process `tgid`.
+    pub fn function(&mut self, tgid: u32, code: u64) -> Option<Frame> {
+        self.processes.get_mut(&tgid)?.function(code)
+    }
+
+    pub fn process(&self, pid: u32) -> Option<&PythonProcess> {
+        self.processes.get(&pid)
+    }
+
+    /// Every process, in the order they were first seen.
+    pub fn processes(&self) -> impl Iterator<Item = &PythonProcess> {
+        self.order.iter().filter_map(|pid| self.processes.get(pid))
+    }
+
+    /// The process the report's top-level interpreter keys describe: the
+    /// target when it runs Python (or an interpreter the tracer cannot
+    /// sample), else the first process found running Python (the target
+    /// may be a wrapper: `sh -c`, `unshare`, a supervisor), else the target.
+    pub fn main(&self) -> &PythonProcess {
+        let root = &self.processes[&self.root];
+        if !matches!(root.discovery(), super::Discovery::Searching(_)) {
+            return root;
+        }
+        self.processes()
+            .find(|p| p.ready().is_some())
+            .or_else(|| {
+                self.processes()
+                    .find(|p| matches!(p.discovery(), super::Discovery::Failed(_, Some(_))))
+            })
+            .unwrap_or(root)
+    }
+}

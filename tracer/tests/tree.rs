@@ -1,0 +1,220 @@
+//! Every Python process of a tree is sampled and symbolized on its own:
+//! `multiprocessing` workers (fork and spawn), a pre-fork server's workers
+//! (launched, and adopted by `--pid` while they already run), and a child
+//! running another interpreter build. The workload measures each burn's own
+//! CPU time (`time.thread_time_ns`) in the process that ran it; each
+//! function's samples must be within 40% of rate x that time, in that pid,
+//! and in no other.
+
+mod common;
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use common::*;
+use serde_json::Value;
+
+const RATE: u64 = 499;
+const SECONDS: &str = "0.5";
+
+/// The per-process row of `pid` in `python.processes`.
+fn process_row(python: &Value, pid: u64) -> &Value {
+    python["processes"]
+        .as_array()
+        .expect("python.processes")
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(pid))
+        .unwrap_or_else(|| panic!("no python.processes row for pid {pid}: {python:#}"))
+}
+
+/// Samples with `function` anywhere in the stack, in process `pid`.
+fn samples_in(python: &Value, pid: u64, function: &str) -> u64 {
+    python["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["pid"].as_u64() == Some(pid))
+        .filter(|s| {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["function"] == function)
+        })
+        .map(|s| s["samples"].as_u64().unwrap())
+        .sum()
+}
+
+/// Every burn the workload measured shows in its own process with about
+/// rate x CPU time samples, and in no other process.
+fn check_runs(report: &Value, known: &Value) {
+    let python = &report["python"];
+    assert_eq!(python["status"], "sampled", "{python:#}");
+    assert_eq!(python["samples_lost"], 0);
+    let runs = known["runs"].as_array().unwrap();
+    for run in runs {
+        let pid = run["pid"].as_u64().unwrap();
+        let function = run["function"].as_str().unwrap();
+        let cpu_ns = run["cpu_ns"].as_u64().unwrap();
+        let expected = cpu_ns * RATE / 1_000_000_000;
+        let got = samples_in(python, pid, function);
+        assert!(
+            got * 10 >= expected * 6 && got * 10 <= expected * 14,
+            "{function} in pid {pid}: {got} samples for {cpu_ns} ns of CPU at {RATE} Hz \
+             (expected about {expected})\n{:#}",
+            python["processes"]
+        );
+        let row = process_row(python, pid);
+        assert_eq!(row["status"], "sampled", "{row:#}");
+        assert!(row["samples"].as_u64().unwrap() >= got, "{row:#}");
+        // Nowhere else: each process's samples are its own.
+        for other in runs.iter().filter(|r| r["pid"] != run["pid"]) {
+            let other_pid = other["pid"].as_u64().unwrap();
+            if other["function"] != function {
+                assert_eq!(
+                    samples_in(python, other_pid, function),
+                    0,
+                    "{function} sampled in pid {other_pid}, which did not run it"
+                );
+            }
+        }
+    }
+    // The totals add up over the processes.
+    let rows = python["processes"].as_array().unwrap();
+    let total: u64 = rows.iter().map(|p| p["samples"].as_u64().unwrap()).sum();
+    assert_eq!(python["samples"].as_u64().unwrap(), total, "{python:#}");
+}
+
+fn pool(method: &str) {
+    require_root();
+    let scratch = Scratch::new(&format!("tree_pool_{method}"));
+    let out = scratch.path("workload.json");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate],
+        &python_command(
+            python(STATIC_PYTHON),
+            "python_tree.py",
+            &["pool", &out, SECONDS, method],
+        ),
+    );
+    let known = load_json(&out);
+    check_runs(&report, &known);
+    // The workers are the pool's children, not the parent.
+    let parent = known["parent"].as_u64().unwrap();
+    for run in known["runs"].as_array().unwrap() {
+        assert_ne!(run["pid"].as_u64().unwrap(), parent);
+    }
+    assert_eq!(samples_in(&report["python"], parent, "worker_burn"), 0);
+}
+
+#[test]
+fn tree_multiprocessing_pool_fork() {
+    pool("fork");
+}
+
+#[test]
+fn tree_multiprocessing_pool_spawn() {
+    pool("spawn");
+}
+
+#[test]
+fn tree_prefork_workers_launched() {
+    require_root();
+    let scratch = Scratch::new("tree_prefork_launched");
+    let out = scratch.path("workload.json");
+    let folded = scratch.path("stacks.folded");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate, "--folded", &folded],
+        &python_command(
+            python(STATIC_PYTHON),
+            "python_tree.py",
+            &["prefork", &out, SECONDS],
+        ),
+    );
+    let known = load_json(&out);
+    check_runs(&report, &known);
+    // Folded: one root frame per process, the worker's chain under it.
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    for run in known["runs"].as_array().unwrap() {
+        let root = format!("python3.11 (pid {});", run["pid"]);
+        let function = run["function"].as_str().unwrap();
+        assert!(
+            folded
+                .lines()
+                .any(|l| l.starts_with(&root) && l.contains(&format!(";{function};spin "))),
+            "no folded line {root}...;{function};spin:\n{folded}"
+        );
+    }
+}
+
+#[test]
+fn tree_prefork_workers_adopted_by_pid() {
+    require_root();
+    let scratch = Scratch::new("tree_prefork_adopted");
+    let out = scratch.path("workload.json");
+    let report_path = scratch.path("report.json");
+    let command = python_command(
+        python(STATIC_PYTHON),
+        "python_tree.py",
+        &["prefork", &out, SECONDS, "--wait"],
+    );
+    let mut workload = Proc::spawn(
+        Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
+    let ready = workload.stdout_lines().wait_for("ready");
+    let pid: u32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+    let rate = RATE.to_string();
+    let (mut tracer, _stderr) = attach_tracer(
+        pid,
+        &["--rate", &rate, "--format", "json", "-o", &report_path],
+    );
+    let stdin = workload.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(workload.wait().success());
+    assert!(tracer.wait().success());
+    let report = load_json(&report_path);
+    check_runs(&report, &load_json(&out));
+}
+
+#[test]
+fn tree_child_of_another_build() {
+    require_root();
+    let scratch = Scratch::new("tree_other_build");
+    let out = scratch.path("workload.json");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate],
+        &python_command(
+            python(STATIC_PYTHON),
+            "python_tree.py",
+            &["other", &out, SECONDS, python(SHARED_PYTHON)],
+        ),
+    );
+    let known = load_json(&out);
+    check_runs(&report, &known);
+    let python = &report["python"];
+    let runs = known["runs"].as_array().unwrap();
+    let parent = process_row(python, runs[0]["pid"].as_u64().unwrap());
+    let child = process_row(python, runs[1]["pid"].as_u64().unwrap());
+    assert_eq!(parent["linkage"], "static", "{parent:#}");
+    assert_eq!(child["linkage"], "shared", "{child:#}");
+    assert!(
+        child["binary"].as_str().unwrap().contains("libpython3.11"),
+        "{child:#}"
+    );
+    // The top-level interpreter keys describe the target.
+    assert_eq!(python["pid"], runs[0]["pid"]);
+    assert_eq!(python["linkage"], "static");
+}
