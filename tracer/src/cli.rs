@@ -10,6 +10,9 @@ Examples:
   sudo tracer --pid 1234 --duration 30   trace for 30 seconds, then print the report
   sudo tracer -- python3 app.py          launch app.py and trace it from its first instruction
   sudo tracer --format json -o r.json -- python3 app.py
+  sudo tracer --pid $(cat gunicorn.pid) --duration 30 --flamegraph workers.svg
+                                         a pre-fork server: the master and every worker,
+                                         each sampled on its own (a root frame per process)
 
 What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
@@ -19,8 +22,9 @@ What it reports:
   zombies     children that exited: how long each stayed a zombie, who reaped it and how
   signals     who sent which signal to whom, the kernel's result, the disposition it was
               delivered with, generation-to-delivery latency, signals never delivered
-  python      hot functions and lines (self / total share, per thread and in total),
-              from CPU-clock sampling of the Python stack (CPython 3.8-3.14)
+  python      hot functions and lines (self / total share, per thread, per process
+              and in total), from CPU-clock sampling of the Python stack of every
+              Python process in the tree (CPython 3.8 and later, free-threaded too)
 
 Python sampling: a CPU-clock perf_event on each thread of the target
 (inherited by the threads and children it starts; other processes and idle

@@ -218,3 +218,39 @@ fn tree_child_of_another_build() {
     assert_eq!(python["pid"], runs[0]["pid"]);
     assert_eq!(python["linkage"], "static");
 }
+
+/// A shell that burns CPU, then execs Python: its ticks before the exec
+/// are counted as not sampled (no interpreter), and the Python it becomes
+/// is found at the exec and sampled.
+#[test]
+fn tree_shell_that_execs_python() {
+    require_root();
+    let scratch = Scratch::new("tree_shell_exec");
+    let out = scratch.path("workload.json");
+    let rate = RATE.to_string();
+    let python_args = python_command(
+        python(STATIC_PYTHON),
+        "python_tree.py",
+        &["burn", &out, SECONDS],
+    )
+    .join(" ");
+    let script = format!("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exec {python_args}");
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate],
+        &["/bin/sh".to_string(), "-c".into(), script],
+    );
+    let known = load_json(&out);
+    check_runs(&report, &known);
+    let pid = known["runs"][0]["pid"].as_u64().unwrap();
+    assert_eq!(report["target"]["pid"], pid, "the shell exec'd python");
+    let row = process_row(&report["python"], pid);
+    assert!(
+        row["ticks_without_interpreter"].as_u64().unwrap() > 0,
+        "the shell's own ticks are counted: {row:#}"
+    );
+    assert_eq!(
+        report["python"]["ticks_without_interpreter"],
+        row["ticks_without_interpreter"]
+    );
+}

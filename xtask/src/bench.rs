@@ -61,6 +61,9 @@ enum Suite {
     Proc,
     /// Python sampling on a CPU-bound program: tracer vs py-spy vs the floor.
     Python,
+    /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
+    /// cost per tick on a free-threaded build next to the GIL build.
+    Tree,
     All,
 }
 
@@ -103,11 +106,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         .with_context(|| format!("copying the tracer to {}", tracer.display()))?;
     let version = tracer_version(&tracer);
     let mut report = String::new();
-    if args.suite != Suite::Python {
+    if matches!(args.suite, Suite::Proc | Suite::All) {
         report.push_str(&proc_suite(args, &tracer, &out_dir, &version)?);
     }
-    if args.suite != Suite::Proc {
+    if matches!(args.suite, Suite::Python | Suite::All) {
         report.push_str(&python_suite(args, &tracer, &version)?);
+    }
+    if matches!(args.suite, Suite::Tree | Suite::All) {
+        report.push_str(&tree_suite(args, &tracer, &version)?);
     }
     let results = out_dir.join("results.md");
     fs::write(&results, &report).with_context(|| format!("writing {}", results.display()))?;
@@ -154,6 +160,37 @@ fn python_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String
     let output = Command::new(PYTHON)
         .arg(&script)
         .args(["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates])
+        .args(["--runs", &args.runs.max(3).to_string()])
+        .arg("--tracer")
+        .arg(tracer)
+        .current_dir(repo_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    ensure!(
+        output.status.success(),
+        "{} failed ({}):\n{}",
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    Ok(format!(
+        "\n{}\nTracer: {version}.\n",
+        String::from_utf8_lossy(&output.stdout)
+    ))
+}
+
+/// The tree and free-threaded figures (bench/python_tree.py), with the
+/// interpreters `cargo xtask chroots` makes.
+fn tree_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
+    for root in crate::chroots::ensure_chroots() {
+        if let Err(why) = root.result {
+            anyhow::bail!("{}: {why}", root.env);
+        }
+    }
+    let script = repo_root().join("bench/python_tree.py");
+    let output = Command::new(PYTHON)
+        .arg(&script)
         .args(["--runs", &args.runs.max(3).to_string()])
         .arg("--tracer")
         .arg(tracer)
