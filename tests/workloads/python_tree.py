@@ -7,9 +7,11 @@
         exec), each burns SECONDS of CPU in its own serve_* function. With
         --wait the workers are forked first, the parent prints "ready PID"
         and everyone waits for a line on stdin (a tracer attaches by --pid).
-    python_tree.py other OUT SECONDS CHILD_PYTHON
-        Burns SECONDS in parent_burn, then runs this file under another
-        interpreter build (CHILD_PYTHON), which burns SECONDS in child_burn.
+    python_tree.py other OUT SECONDS CHILD_OUT CHILD_COMMAND...
+        Burns SECONDS in parent_burn, then runs CHILD_COMMAND (this file
+        under another interpreter build, maybe in a chroot, with its "burn"
+        arguments), which burns SECONDS in child_burn and writes CHILD_OUT
+        (as this process sees it).
     python_tree.py burn OUT SECONDS
         child_burn(SECONDS) alone (the child of "other").
 
@@ -109,12 +111,9 @@ def prefork(seconds, wait):
     return runs
 
 
-def other(seconds, child_python, out):
+def other(seconds, child_out, child_command):
     runs = [measured(parent_burn, seconds)]
-    child_out = out + ".child"
-    subprocess.run(
-        [child_python, "-B", __file__, "burn", child_out, str(seconds)], check=True
-    )
+    subprocess.run(child_command, check=True)
     with open(child_out) as f:
         runs.extend(json.load(f)["runs"])
     return runs
@@ -127,7 +126,7 @@ def main():
     elif mode == "prefork":
         runs = prefork(seconds, "--wait" in sys.argv[4:])
     elif mode == "other":
-        runs = other(seconds, sys.argv[4], out)
+        runs = other(seconds, sys.argv[4], sys.argv[5:])
     elif mode == "burn":
         runs = [measured(child_burn, seconds)]
     else:

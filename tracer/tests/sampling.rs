@@ -5,11 +5,6 @@
 
 mod common;
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
-
 use common::*;
 use serde_json::Value;
 
@@ -39,24 +34,14 @@ fn threads_before_and_after_attach(interpreter: &str) {
         "python_threads_sampling.py",
         &[&out, SECONDS],
     );
-    let mut workload = Proc::spawn(
-        Command::new(&command[0])
-            .args(&command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-        "workload",
-    );
-    let ready = workload.stdout_lines().wait_for("ready");
-    let pid: u32 = ready.strip_prefix("ready ").unwrap().parse().unwrap();
+    let (mut workload, pid) = spawn_until_ready(&command);
 
     let rate = RATE.to_string();
     let (mut tracer, _stderr) = attach_tracer(
         pid,
         &["--rate", &rate, "--format", "json", "-o", &report_path],
     );
-    let stdin = workload.child.stdin.as_mut().unwrap();
-    stdin.write_all(b"go\n").unwrap();
-    stdin.flush().unwrap();
+    say_go(&mut workload);
     assert!(workload.wait().success());
     assert!(
         tracer.wait().success(),
@@ -140,29 +125,14 @@ fn sampling_parallel_threads_free_threaded_3_13() {
     for (function, thread) in threads {
         let tid = thread["tid"].as_u64().unwrap();
         let cpu_ns = thread["cpu_ns"].as_u64().unwrap();
-        let expected = cpu_ns * RATE / 1_000_000_000;
-        let in_thread = |tid: u64| -> u64 {
-            python["stacks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["tid"].as_u64() == Some(tid))
-                .filter(|s| {
-                    s["frames"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|f| f["function"] == function.as_str())
-                })
-                .map(|s| s["samples"].as_u64().unwrap())
-                .sum()
-        };
-        let got = in_thread(tid);
-        assert!(
-            got * 10 >= expected * 6 && got * 10 <= expected * 14,
-            "{function} (tid {tid}): {got} samples for {cpu_ns} ns of CPU at {RATE} Hz \
-             (expected about {expected})\n{:#}",
-            python["threads"]
+        let in_thread =
+            |tid: u64| samples_with(python, function, |s| s["tid"].as_u64() == Some(tid));
+        assert_sampled_at_rate(
+            in_thread(tid),
+            cpu_ns,
+            RATE,
+            &format!("{function} (tid {tid})"),
+            &python["threads"],
         );
         for (other, other_thread) in threads.iter().filter(|(name, _)| *name != function) {
             let other_tid = other_thread["tid"].as_u64().unwrap();

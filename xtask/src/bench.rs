@@ -156,28 +156,13 @@ const PYTHON_FOR_SAMPLING: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
 
 fn python_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
     ensure_py_spy()?;
-    let script = repo_root().join("bench/python_sampling.py");
-    let output = Command::new(PYTHON)
-        .arg(&script)
-        .args(["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates])
-        .args(["--runs", &args.runs.max(3).to_string()])
-        .arg("--tracer")
-        .arg(tracer)
-        .current_dir(repo_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    ensure!(
-        output.status.success(),
-        "{} failed ({}):\n{}",
-        script.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stdout)
-    );
-    Ok(format!(
-        "\n{}\nTracer: {version}.\n",
-        String::from_utf8_lossy(&output.stdout)
-    ))
+    bench_script(
+        "bench/python_sampling.py",
+        &["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates],
+        args,
+        tracer,
+        version,
+    )
 }
 
 /// The tree and free-threaded figures (bench/python_tree.py), with the
@@ -188,9 +173,22 @@ fn tree_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> 
             anyhow::bail!("{}: {why}", root.env);
         }
     }
-    let script = repo_root().join("bench/python_tree.py");
+    bench_script("bench/python_tree.py", &[], args, tracer, version)
+}
+
+/// Runs one of the Python benchmark scripts (`--runs`, `--tracer` and
+/// `extra` arguments); returns its Markdown output.
+fn bench_script(
+    script: &str,
+    extra: &[&str],
+    args: &BenchArgs,
+    tracer: &Path,
+    version: &str,
+) -> Result<String> {
+    let script = repo_root().join(script);
     let output = Command::new(PYTHON)
         .arg(&script)
+        .args(extra)
         .args(["--runs", &args.runs.max(3).to_string()])
         .arg("--tracer")
         .arg(tracer)

@@ -14,7 +14,7 @@ pub mod calibrated;
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
     process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio},
     sync::mpsc,
@@ -644,4 +644,60 @@ pub fn parse_strace(log: &str) -> Vec<StraceRead> {
         });
     }
     reads
+}
+
+/// Samples in `python.stacks` with `function` anywhere in the stack, over
+/// the stacks `keep` selects (by `pid`, by `tid`).
+pub fn samples_with(python: &Value, function: &str, keep: impl Fn(&Value) -> bool) -> u64 {
+    python["stacks"]
+        .as_array()
+        .expect("python.stacks")
+        .iter()
+        .filter(|s| keep(s))
+        .filter(|s| {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["function"] == function)
+        })
+        .map(|s| u64_of(&s["samples"]))
+        .sum()
+}
+
+/// `got` samples for `cpu_ns` of CPU time at `rate` Hz: within 40% of
+/// rate x CPU time (a CPU-clock tick every 1e9 / rate ns of the thread's
+/// own CPU time; below: the first ticks before the tracer knows a thread).
+pub fn assert_sampled_at_rate(got: u64, cpu_ns: u64, rate: u64, what: &str, context: &Value) {
+    let expected = cpu_ns * rate / 1_000_000_000;
+    assert!(
+        got * 10 >= expected * 6 && got * 10 <= expected * 14,
+        "{what}: {got} samples for {cpu_ns} ns of CPU at {rate} Hz (expected about \
+         {expected})\n{context:#}"
+    );
+}
+
+/// Starts a workload that prints "ready PID" when set up and then waits
+/// for a line on its standard input; returns it and PID.
+pub fn spawn_until_ready(command: &[String]) -> (Proc, u32) {
+    let mut workload = Proc::spawn(
+        Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
+    let ready = workload.stdout_lines().wait_for("ready");
+    let pid = ready
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not `ready PID`: {ready}"));
+    (workload, pid)
+}
+
+/// Says go to a workload started by [`spawn_until_ready`].
+pub fn say_go(workload: &mut Proc) {
+    let stdin = workload.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
 }
