@@ -47,6 +47,16 @@ pub struct Mapping {
     /// Mapped executable (`r-xp`): code, where an interpreter would be.
     pub executable: bool,
     pub path: String,
+    /// The file's device and inode (`fd:01 1234`): which file it is, in
+    /// whatever root or mount namespace the path is seen.
+    pub file: String,
+}
+
+impl Mapping {
+    /// The key of the file in a [`discover`] cache of files that are not Python.
+    pub fn cache_key(&self) -> String {
+        format!("{} {}", self.file, self.path)
+    }
 }
 
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
@@ -56,8 +66,8 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let range = parts.next()?;
             let perms = parts.next()?;
             let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
-            let _dev = parts.next()?;
-            let _inode = parts.next()?;
+            let dev = parts.next()?;
+            let inode = parts.next()?;
             let path = parts.collect::<Vec<_>>().join(" ");
             if !path.starts_with('/') {
                 return None;
@@ -69,6 +79,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 offset,
                 executable: perms.contains('x'),
                 path,
+                file: format!("{dev} {inode}"),
             })
         })
         .collect()
@@ -367,8 +378,10 @@ impl Drop for MappedFile {
 const MAX_SEARCHED_FILE: usize = 1 << 30;
 
 /// Looks for the interpreter in `pid`'s mappings. `not_python` remembers
-/// the files already searched and found not to define `_PyRuntime`, so a
-/// process that is not (yet) Python costs one search per file.
+/// the files already searched and found not to define `_PyRuntime` (by
+/// device, inode and path: one cache serves every process of a tree, in
+/// any root), so a process that is not (yet) Python costs one search per
+/// file, and a tree of shells and `true`s one search per distinct file.
 pub fn discover(pid: u32, not_python: &mut HashSet<String>) -> Result<Interpreter, DiscoverError> {
     let maps = procfs::maps(pid).map_err(|source| DiscoverError::Maps { pid, source })?;
     discover_in(pid, &parse_maps(&maps), not_python)
@@ -386,11 +399,13 @@ pub fn discover_in(
 ) -> Result<Interpreter, DiscoverError> {
     let mut candidates: Vec<&str> = Vec::new();
     for m in maps {
-        if m.executable && !candidates.contains(&m.path.as_str()) {
+        if m.executable
+            && !candidates.contains(&m.path.as_str())
+            && !not_python.contains(&m.cache_key())
+        {
             candidates.push(&m.path);
         }
     }
-    candidates.retain(|p| !not_python.contains(*p));
     candidates.sort_by_key(|p| (name_hint(p).is_none(), !p.contains("libpython")));
     let exe = procfs::exe(pid);
     let mut stripped = None;
@@ -408,7 +423,7 @@ pub fn discover_in(
                 || !data.bytes().starts_with(b"\x7fELF")
                 || memchr::memmem::find(data.bytes(), b"_PyRuntime\0").is_none())
         {
-            not_python.insert(path.to_owned());
+            not_python.insert(mapping.cache_key());
             continue;
         }
         let Ok(elf) = read_elf(data.bytes()) else {
@@ -555,7 +570,7 @@ mod tests {
             Err(DiscoverError::NotPython { .. })
         ));
         // Searched once: the next look skips it.
-        assert!(not_python.contains("/bin/sleep"));
+        assert!(not_python.contains("08:01 1 /bin/sleep"));
     }
 
     #[test]
@@ -576,7 +591,7 @@ mod tests {
         let found = discover_in(std::process::id(), &maps, &mut not_python).unwrap();
         assert_eq!((found.major, found.minor), (3, 11));
         assert_eq!(found.path, renamed.to_string_lossy());
-        assert!(not_python.contains("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(not_python.contains("08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

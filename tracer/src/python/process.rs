@@ -126,8 +126,6 @@ pub struct PythonProcess {
     config_published: bool,
     /// tid -> tstate as last written to the BPF map.
     published: HashMap<u32, u64>,
-    /// Mapped files searched and found not to hold an interpreter.
-    not_python: HashSet<String>,
     /// When the process appeared or last exec'd, and was last searched.
     since: Instant,
     last_search: Option<Instant>,
@@ -145,7 +143,6 @@ impl PythonProcess {
             symbols: Symbols::default(),
             config_published: false,
             published: HashMap::new(),
-            not_python: HashSet::new(),
             since: Instant::now(),
             last_search: None,
             exited: false,
@@ -157,7 +154,6 @@ impl PythonProcess {
     /// now on.
     pub fn forked(&self, child: u32) -> Self {
         let mut process = Self::new(child, self.read_stack_every);
-        process.not_python = self.not_python.clone();
         process.discovery = match &self.discovery {
             Discovery::Ready(ready) => {
                 let mut place = Place::of(child);
@@ -211,9 +207,13 @@ impl PythonProcess {
     /// the other threads are gone).
     pub fn on_exec(&mut self) {
         let pid = self.pid;
-        self.discovery = Discovery::Searching(format!(
-            "process {pid} exec'd a program that has not been looked at yet"
-        ));
+        // Not Python before either: what the last look found stands until
+        // the new program is looked at (it may exit first).
+        if !matches!(self.discovery, Discovery::Searching(_)) {
+            self.discovery = Discovery::Searching(format!(
+                "process {pid} exec'd a program that has not been looked at yet"
+            ));
+        }
         self.symbols = Symbols::default();
         self.config_published = false;
         self.published.clear();
@@ -256,8 +256,9 @@ impl PythonProcess {
                 .is_none_or(|last| last.elapsed() >= LATE_SEARCH_EVERY)
     }
 
-    /// Finds the interpreter if not yet known, then re-reads its thread list.
-    pub fn refresh(&mut self) -> ThreadUpdate {
+    /// Finds the interpreter if not yet known, then re-reads its thread
+    /// list. `not_python`: the files found not to be Python (shared by the tree).
+    pub fn refresh(&mut self, not_python: &mut HashSet<String>) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
         if self.exited {
             return update;
@@ -267,7 +268,7 @@ impl PythonProcess {
                 return update;
             }
             self.last_search = Some(Instant::now());
-            match find(self.pid, &mut self.not_python) {
+            match find(self.pid, not_python) {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
                     log::info!(

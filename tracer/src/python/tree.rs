@@ -4,7 +4,7 @@
 //! looked at, sampled and symbolized on its own; their frames share one
 //! [`FrameTable`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use tracer_common::PyFrameRecord;
 
@@ -23,6 +23,9 @@ pub struct PythonTree {
     /// Pids in the order they were first seen (the target first).
     order: Vec<u32>,
     frames: FrameTable,
+    /// Mapped files found not to hold an interpreter, for every process: a
+    /// tree of shells and `true`s costs one search per distinct file.
+    not_python: HashSet<String>,
 }
 
 impl PythonTree {
@@ -33,6 +36,7 @@ impl PythonTree {
             processes: BTreeMap::new(),
             order: Vec::new(),
             frames: FrameTable::default(),
+            not_python: HashSet::new(),
         };
         tree.add(root);
         tree
@@ -81,9 +85,10 @@ impl PythonTree {
     /// Looks for interpreters not found yet and re-reads every live
     /// process's thread list: what to change in the BPF maps, per pid.
     pub fn refresh(&mut self) -> Vec<(u32, ThreadUpdate)> {
+        let not_python = &mut self.not_python;
         self.processes
             .values_mut()
-            .map(|process| (process.pid(), process.refresh()))
+            .map(|process| (process.pid(), process.refresh(not_python)))
             .filter(|(_, update)| *update != ThreadUpdate::default())
             .collect()
     }
