@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    assert_complete_no_warnings as assert_complete, pid_of, process, trace, u64_of, zombie,
+    Scratch, assert_complete_no_warnings as assert_complete, assert_exit, load_json, pid_of,
+    process, require_root, trace, tracer, u64_of, zombie,
 };
 use serde_json::Value;
 
@@ -255,4 +256,38 @@ fn children_of_a_parent_ignoring_sigchld_are_autoreaped() {
         assert_eq!(z["sigchld"], Value::Null);
         assert_eq!(u64_of(&z["parent_wait_calls"]), 0);
     }
+}
+
+/// A launched command killed by a signal: the report names the signal the
+/// same way everywhere (`target.exit_signal` "SIGTERM" and `exit_signo`
+/// 15, as in `processes[]`; the text header says "killed by SIGTERM").
+#[test]
+fn a_target_killed_by_a_signal_is_named_alike_everywhere() {
+    require_root();
+    let scratch = Scratch::new("target_killed_by_signal");
+    let json = scratch.path("report.json");
+    let text = scratch.path("report.txt");
+    for (format, path) in [("json", &json), ("text", &text)] {
+        let output = tracer(&[
+            "--quiet",
+            "--format",
+            format,
+            "-o",
+            path,
+            "--",
+            "/bin/sh",
+            "-c",
+            "kill -TERM $$",
+        ]);
+        assert_exit(&output, 0);
+    }
+    let report = load_json(&json);
+    let target = &report["target"];
+    assert_eq!(target["exit_signal"], "SIGTERM", "{target:#}");
+    assert_eq!(target["exit_signo"], 15);
+    assert_eq!(target["exit_code"], Value::Null);
+    let row = process(&report, u64_of(&target["pid"]));
+    assert_eq!(row["exit_signal"], target["exit_signal"]);
+    let text = std::fs::read_to_string(&text).unwrap();
+    assert!(text.contains(", killed by SIGTERM;"), "{text}");
 }

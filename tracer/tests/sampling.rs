@@ -144,3 +144,47 @@ fn sampling_parallel_threads_free_threaded_3_13() {
         }
     }
 }
+
+/// A 300-deep recursion: the walk keeps the innermost 128 frames; every
+/// such stack is marked truncated (JSON `stacks[].truncated`, counted in
+/// `python.truncated`) and folded output puts a `[truncated]` frame where
+/// its outermost frames would be, instead of a root that looks complete.
+#[test]
+fn sampling_deep_stacks_are_marked_truncated() {
+    require_root();
+    let scratch = Scratch::new("sampling_deep_stacks");
+    let folded_path = scratch.path("stacks.folded");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate, "--folded", &folded_path],
+        &python_command(python(STATIC_PYTHON), "python_deep.py", &["300", "0.4"]),
+    );
+    let python = &report["python"];
+    let stacks = python["stacks"].as_array().unwrap();
+    let deep: Vec<&Value> = stacks
+        .iter()
+        .filter(|s| s["frames"][0]["function"] == "bottom")
+        .collect();
+    assert!(!deep.is_empty(), "{python:#}");
+    for stack in &deep {
+        assert_eq!(stack["truncated"], true, "{stack:#}");
+        assert_eq!(stack["frames"].as_array().unwrap().len(), 128);
+    }
+    let bottom: u64 = deep.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    assert!(python["truncated"].as_u64().unwrap() >= bottom);
+    let folded = std::fs::read_to_string(&folded_path).unwrap();
+    let file = workload("python_deep.py");
+    assert!(
+        folded
+            .lines()
+            .any(|l| l.starts_with("[truncated];descend (")
+                && l.contains(&format!(";bottom ({file}) "))),
+        "{folded}"
+    );
+    // No folded line starts at `descend` as if it were a root.
+    assert!(
+        !folded.lines().any(|l| l.starts_with("descend (")),
+        "{folded}"
+    );
+}

@@ -63,6 +63,17 @@ fn check_runs(report: &Value, known: &Value) {
             }
         }
     }
+    // One entry per distinct stack of a thread.
+    let stacks = python["stacks"].as_array().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for stack in stacks {
+        let key = (
+            stack["pid"].to_string(),
+            stack["tid"].to_string(),
+            stack["frames"].to_string(),
+        );
+        assert!(seen.insert(key), "stack listed twice: {stack:#}");
+    }
     // The totals add up over the processes.
     let rows = python["processes"].as_array().unwrap();
     let total: u64 = rows.iter().map(|p| p["samples"].as_u64().unwrap()).sum();
@@ -144,14 +155,18 @@ fn tree_prefork_workers_launched() {
     }
     // Folded: one root frame per process, the worker's chain under it.
     let folded = std::fs::read_to_string(&folded).unwrap();
+    let file = workload("python_tree.py");
     for run in known["runs"].as_array().unwrap() {
         let root = format!("python3.11 (pid {});", run["pid"]);
-        let function = run["function"].as_str().unwrap();
+        let chain = format!(
+            ";{} ({file});spin ({file}) ",
+            run["function"].as_str().unwrap()
+        );
         assert!(
             folded
                 .lines()
-                .any(|l| l.starts_with(&root) && l.contains(&format!(";{function};spin "))),
-            "no folded line {root}...;{function};spin:\n{folded}"
+                .any(|l| l.starts_with(&root) && l.contains(&chain)),
+            "no folded line {root}...{chain}:\n{folded}"
         );
     }
 }

@@ -285,7 +285,7 @@ impl Collector {
             target.comm = comm.clone();
         }
         target.exit_code = ending.exit_code;
-        target.exit_signal = ending.exit_signal;
+        target.exit_signo = ending.exit_signal;
         // Adopted with --pid: the tracer cannot wait for it, but the kernel
         // side saw its exit.
         if let Some(row) = row
@@ -293,8 +293,9 @@ impl Collector {
             && ending.exit_signal.is_none()
         {
             target.exit_code = row.exit_code;
-            target.exit_signal = row.exit_signo;
+            target.exit_signo = row.exit_signo;
         }
+        target.exit_signal = target.exit_signo.map(signals::signal_name);
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             target,

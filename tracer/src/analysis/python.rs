@@ -28,11 +28,19 @@ const MAX_THREAD_ROWS: usize = 20;
 /// A sampled stack's place: (pid, tid).
 type Sampled = (u32, u32);
 
+/// One distinct sampled stack: where, whether cut at the walk's bound,
+/// frames innermost first.
+type StackKey = (Sampled, bool, Vec<FrameId>);
+
+/// A distinct stack as the section is built from it: where, its frames,
+/// its samples, whether it was cut at the walk's bound.
+type Row<'a> = (Sampled, &'a [Frame], u64, bool);
+
 /// Everything counted for the sampled Python processes.
 #[derive(Default)]
 pub struct Profile {
-    /// (pid, tid, frames innermost first) -> samples.
-    stacks: HashMap<(Sampled, Vec<FrameId>), u64>,
+    /// Distinct stacks -> samples.
+    stacks: HashMap<StackKey, u64>,
     /// Samples and truncated samples per pid.
     samples: BTreeMap<u32, (u64, u64)>,
     /// Kernel-event stacks (cumulative counts in a BPF map): symbolized
@@ -50,7 +58,10 @@ impl Profile {
         let counts = self.samples.entry(pid).or_default();
         counts.0 += 1;
         counts.1 += u64::from(truncated);
-        *self.stacks.entry(((pid, tid), frames)).or_insert(0) += 1;
+        *self
+            .stacks
+            .entry(((pid, tid), truncated, frames))
+            .or_insert(0) += 1;
     }
 
     /// One fork / clone by a Python thread, with its stack.
@@ -156,21 +167,21 @@ impl Profile {
                 section.layout = Some(ready.binary.origin.into());
             }
         }
-        let resolved: Vec<(Sampled, Vec<Frame>, u64)> = self
+        let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = self
             .stacks
             .iter()
-            .map(|((at, ids), &count)| {
+            .map(|((at, truncated, ids), &count)| {
                 let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
-                (*at, frames, count)
+                (*at, frames, count, *truncated)
             })
             .collect();
-        let stacks: Vec<(Sampled, &[Frame], u64)> = resolved
+        let stacks: Vec<Row> = resolved
             .iter()
-            .map(|(at, frames, count)| (*at, frames.as_slice(), *count))
+            .map(|(at, frames, count, truncated)| (*at, frames.as_slice(), *count, *truncated))
             .collect();
         section.unresolved_frames = stacks
             .iter()
-            .map(|(_, frames, count)| {
+            .map(|(_, frames, count, _)| {
                 frames.iter().filter(|f| !f.is_resolved()).count() as u64 * count
             })
             .sum();
@@ -188,9 +199,9 @@ impl Profile {
         section.processes = tree
             .processes()
             .filter_map(|process| {
-                let own: Vec<(Sampled, &[Frame], u64)> = stacks
+                let own: Vec<Row> = stacks
                     .iter()
-                    .filter(|(at, _, _)| at.0 == process.pid())
+                    .filter(|(at, _, _, _)| at.0 == process.pid())
                     .copied()
                     .collect();
                 let ticks = ticks.get(&process.pid()).copied().unwrap_or_default();
@@ -258,7 +269,7 @@ impl Profile {
 /// Python and never ran while sampled (nothing to say about it).
 fn process_section(
     process: &PythonProcess,
-    stacks: &[(Sampled, &[Frame], u64)],
+    stacks: &[Row],
     ticks: PyTicks,
 ) -> Option<ProcessSection> {
     let mut row = ProcessSection {
@@ -370,14 +381,10 @@ struct Counted {
     pids: BTreeSet<u32>,
 }
 
-fn hotspots(
-    stacks: &[(Sampled, &[Frame], u64)],
-    thread: Option<Sampled>,
-    limit: usize,
-) -> (u64, Vec<Hotspot>) {
+fn hotspots(stacks: &[Row], thread: Option<Sampled>, limit: usize) -> (u64, Vec<Hotspot>) {
     let mut by_fn: BTreeMap<FunctionKey, Counted> = BTreeMap::new();
     let mut total = 0;
-    for (at, frames, count) in stacks {
+    for (at, frames, count, _) in stacks {
         if thread.is_some_and(|want| want != *at) {
             continue;
         }
@@ -399,7 +406,7 @@ fn hotspots(
     }
     let several = stacks
         .iter()
-        .map(|(at, _, _)| at.0)
+        .map(|(at, _, _, _)| at.0)
         .collect::<BTreeSet<_>>()
         .len()
         > 1;
@@ -431,11 +438,11 @@ fn hotspots(
     (total, out)
 }
 
-fn fill(section: &mut Python, stacks: &[(Sampled, &[Frame], u64)]) {
+fn fill(section: &mut Python, stacks: &[Row]) {
     let (total, hot) = hotspots(stacks, None, MAX_ROWS);
     section.hotspots = hot;
     let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
-    for (_, frames, count) in stacks {
+    for (_, frames, count, _) in stacks {
         if let Some(top) = frames.first() {
             *lines
                 .entry((top.qualname.clone(), top.file.clone(), top.line))
@@ -476,10 +483,11 @@ fn fill(section: &mut Python, stacks: &[(Sampled, &[Frame], u64)]) {
         .collect();
     let mut out: Vec<PythonStack> = stacks
         .iter()
-        .map(|((pid, tid), frames, count)| PythonStack {
+        .map(|((pid, tid), frames, count, truncated)| PythonStack {
             pid: *pid,
             tid: *tid,
             samples: *count,
+            truncated: *truncated,
             frames: frames.to_vec(),
         })
         .collect();
@@ -506,8 +514,11 @@ mod tests {
         let a = [sym("inner", 5), sym("outer", 9), sym("main", 12)];
         let b = [sym("outer", 8), sym("main", 12)];
         let c = [sym("fib", 3), sym("fib", 3), sym("main", 12)];
-        let stacks: Vec<(Sampled, &[Frame], u64)> =
-            vec![((9, 1), &a, 70), ((9, 1), &b, 20), ((9, 2), &c, 10)];
+        let stacks: Vec<Row> = vec![
+            ((9, 1), &a, 70, false),
+            ((9, 1), &b, 20, false),
+            ((9, 2), &c, 10, false),
+        ];
         let mut section = Python::default();
         fill(&mut section, &stacks);
         let get = |f: &str| {

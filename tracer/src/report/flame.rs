@@ -1,9 +1,12 @@
 //! Folded stacks (Brendan Gregg's format: `outer;inner COUNT`, outermost
 //! first, one line per distinct stack) and an SVG flame graph drawn from
-//! them with `inferno`. Frames are function qualified names; the same
-//! function on different lines is one frame, as in py-spy's default view.
-//! When several processes were sampled, each gets a root frame of its own
-//! (`python3.11 (pid 42)`) unless they are merged.
+//! them with `inferno`. A frame is a function: its qualified name and its
+//! file (`work (/srv/a.py)`), so functions of the same name in two files
+//! stay apart, and the same function on different lines is one frame, as in
+//! py-spy's default view. When several processes were sampled, each gets a
+//! root frame of its own (`python3.11 (pid 42)`) unless they are merged; a
+//! stack cut at the walk's bound gets a `[truncated]` frame where its
+//! missing outermost frames would be.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,14 @@ pub enum FlameError {
 fn clean(name: &str) -> String {
     name.replace([';', '\n'], ":")
 }
+
+/// A function as a folded frame: `qualname (file)`.
+fn function_name(frame: &crate::frame::Frame) -> String {
+    clean(&format!("{} ({})", frame.qualname, frame.file))
+}
+
+/// Where a truncated stack's missing outermost frames would be.
+pub const TRUNCATED: &str = "[truncated]";
 
 /// How the stacks of several processes are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,7 +68,8 @@ pub fn folded(report: &Report, roots: Roots) -> String {
             .get(&stack.pid)
             .cloned()
             .into_iter()
-            .chain(stack.frames.iter().rev().map(|f| clean(&f.qualname)))
+            .chain(stack.truncated.then(|| TRUNCATED.to_owned()))
+            .chain(stack.frames.iter().rev().map(function_name))
             .collect::<Vec<_>>()
             .join(";");
         *lines.entry(path).or_default() += stack.samples;
@@ -114,25 +126,39 @@ mod tests {
                 pid: 1,
                 tid: 1,
                 samples: 3,
+                truncated: false,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
                 pid: 1,
                 tid: 2,
                 samples: 2,
+                truncated: false,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
                 pid: 1,
                 tid: 1,
                 samples: 1,
+                truncated: false,
                 frames: vec![frame("a;b"), frame("main")],
             },
         ];
         assert_eq!(
             folded(&report, Roots::PerProcess),
-            "main;a:b 1\nmain;outer;inner 5\n"
+            "main (/w.py);a:b (/w.py) 1\nmain (/w.py);outer (/w.py);inner (/w.py) 5\n"
         );
+        // Cut at the walk's bound: said where the missing frames would be.
+        report.python.stacks[2].truncated = true;
+        assert!(
+            folded(&report, Roots::PerProcess)
+                .starts_with("[truncated];main (/w.py);a:b (/w.py) 1\n")
+        );
+        // Two functions of one name in two files are two frames.
+        let mut other = frame("inner");
+        other.file = "/v.py".into();
+        report.python.stacks[1].frames[0] = other;
+        assert!(folded(&report, Roots::PerProcess).contains(";inner (/v.py) 2\n"));
         let svg = String::from_utf8(flamegraph(&report, Roots::PerProcess).unwrap()).unwrap();
         assert!(svg.contains("<svg") && svg.contains("inner"));
         report.python.stacks.clear();
@@ -146,6 +172,7 @@ mod tests {
             pid,
             tid: pid,
             samples,
+            truncated: false,
             frames: vec![frame("work"), frame("main")],
         };
         report.python.stacks = vec![stack(10, 3), stack(11, 2)];
@@ -159,12 +186,19 @@ mod tests {
         report.python.processes = vec![process(10, "3.11.7", false), process(11, "3.13.5", true)];
         assert_eq!(
             folded(&report, Roots::PerProcess),
-            "python3.11 (pid 10);main;work 3\npython3.13t (pid 11);main;work 2\n"
+            "python3.11 (pid 10);main (/w.py);work (/w.py) 3\n\
+             python3.13t (pid 11);main (/w.py);work (/w.py) 2\n"
         );
-        assert_eq!(folded(&report, Roots::Merged), "main;work 5\n");
+        assert_eq!(
+            folded(&report, Roots::Merged),
+            "main (/w.py);work (/w.py) 5\n"
+        );
         // One process sampled: no root frame to tell processes apart.
         report.python.processes[1].samples = 0;
-        assert_eq!(folded(&report, Roots::PerProcess), "main;work 5\n");
+        assert_eq!(
+            folded(&report, Roots::PerProcess),
+            "main (/w.py);work (/w.py) 5\n"
+        );
     }
 }
 
@@ -243,12 +277,14 @@ mod speedscope_tests {
                 pid: 7,
                 tid: 7,
                 samples: 3,
+                truncated: false,
                 frames: vec![frame("inner", 5), frame("main", 9)],
             },
             PythonStack {
                 pid: 7,
                 tid: 8,
                 samples: 1,
+                truncated: false,
                 frames: vec![frame("main", 9)],
             },
         ];

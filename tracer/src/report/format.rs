@@ -35,6 +35,11 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `n` and the word for one or for several: "1 child", "3 children".
+pub fn count(n: u64, one: &str, several: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { several })
+}
+
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

@@ -108,9 +108,12 @@ pub struct Target {
     pub ns_pid: Option<u32>,
     pub comm: String,
     pub argv: Vec<String>,
-    /// Launch mode: how the command ended (`null` while still running).
+    /// How it ended (`null` while still running), as in `processes[]`:
+    /// the exit code, or the signal that killed it by name and number.
     pub exit_code: Option<i32>,
-    pub exit_signal: Option<i32>,
+    pub exit_signal: Option<String>,
+    #[serde(default)]
+    pub exit_signo: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -390,12 +393,20 @@ pub struct SignalGroup {
     pub latency_ns: Option<Latency>,
     /// The receiving thread's Python stack at each delivery (the line that
     /// was running when the signal arrived), innermost first, most first;
-    /// `samples` counts deliveries. Only for the sampled Python process.
+    /// `samples` counts deliveries, in every sampled Python process.
     #[serde(default)]
     pub python_stacks: Vec<EventStack>,
     /// Monotonic (CLOCK_MONOTONIC) times of the first and last event.
     pub first_ns: u64,
     pub last_ns: u64,
+}
+
+impl SignalGroup {
+    /// Generated while one was already pending, and merged with it (a
+    /// standard signal is queued once): neither delivered nor ignored.
+    pub fn merged(&self) -> u64 {
+        self.results.get("already_pending").copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -435,6 +446,20 @@ impl FileReads {
             format!("{}...", self.path)
         } else {
             self.path.clone()
+        }
+    }
+
+    /// About how many of this file's reads came from `stack`, one of its
+    /// `python_stacks`: its captured count times `python_stacks_every`,
+    /// scaled down when the estimates would add up to more than the exact
+    /// syscall count they sample (never above it).
+    pub fn estimated_reads(&self, stack: &EventStack) -> u64 {
+        let every = self.python_stacks_every.max(1);
+        let captured: u64 = self.python_stacks.iter().map(|s| s.samples).sum();
+        if captured.saturating_mul(every) > self.syscalls && captured > 0 {
+            stack.samples * self.syscalls / captured
+        } else {
+            stack.samples * every
         }
     }
 
@@ -626,6 +651,9 @@ pub struct PythonStack {
     pub pid: u32,
     pub tid: u32,
     pub samples: u64,
+    /// Deeper than the walk's bound: the outermost frames are missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// Innermost first; in JSON `{function (the qualified name), file, line}`.
     #[serde(with = "crate::frame::as_stack_frames")]
     pub frames: Vec<Frame>,
@@ -641,6 +669,28 @@ mod tests {
 
     fn line(frames: &[Frame]) -> Option<String> {
         spawned_line(frames).map(Frame::to_string)
+    }
+
+    #[test]
+    fn estimated_reads_never_exceed_the_exact_count() {
+        let a = EventStack::new(frames(&["poll (/abs/p.py:3)"]), 38);
+        let b = EventStack::new(frames(&["main (/abs/p.py:9)"]), 1);
+        let mut file = FileReads {
+            syscalls: 600,
+            python_stacks_every: 16,
+            python_stacks: vec![a.clone(), b.clone()],
+            ..FileReads::default()
+        };
+        // 39 captures x 16 = 624 > 600 exact reads: scaled to 600.
+        assert_eq!(file.estimated_reads(&a), 584);
+        assert_eq!(file.estimated_reads(&b), 15);
+        // A .pyc read twice, its one read captured: 2, not 16.
+        file.syscalls = 2;
+        file.python_stacks = vec![b.clone()];
+        assert_eq!(file.estimated_reads(&b), 2);
+        // Within the exact count: captures x every.
+        file.syscalls = 100_000;
+        assert_eq!(file.estimated_reads(&b), 16);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the checks every interpreter must pass on it: `heavy` ~70% and `inner`
 //! ~30% of the CPU, measured by the workload itself with
 //! `time.thread_time_ns`; the sampled self shares must agree within 5
-//! points, and folded output must show the exact chain `main;outer;inner`.
+//! points, and folded output must show the exact chain `main;outer;inner`
+//! (each frame qualified by its file).
 
 use std::path::PathBuf;
 
@@ -87,12 +88,22 @@ pub fn check_calibrated(run: &Run, version_prefix: &str, script_in_target: &str)
                 .is_some_and(|(stack, n)| stack.ends_with(suffix) && n.parse::<u64>().is_ok())
         })
     };
+    // Folded frames are functions with their file: `main (/abs/script.py)`.
+    let qualified = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| format!("{name} ({script_in_target})"))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let outer_inner = qualified(&["<module>", "main", "outer", "inner"]);
     assert!(
-        chain("<module>;main;outer;inner"),
-        "folded:\n{}",
+        chain(&outer_inner),
+        "no {outer_inner} in folded:\n{}",
         run.folded
     );
-    assert!(chain("<module>;main;heavy"), "folded:\n{}", run.folded);
+    let heavy = qualified(&["<module>", "main", "heavy"]);
+    assert!(chain(&heavy), "no {heavy} in folded:\n{}", run.folded);
     // Kernel sections are still there.
     assert!(
         run.report["sched"]["threads"]

@@ -82,9 +82,9 @@ fn header(out: &mut String, report: &Report) {
         "tracer report for {} (pid {}{ns}){argv}",
         t.comm, t.pid
     );
-    let ended = match (t.exit_code, t.exit_signal) {
+    let ended = match (t.exit_code, &t.exit_signal) {
         (Some(code), _) => format!(", exited with code {code}"),
-        (None, Some(sig)) => format!(", killed by signal {sig}"),
+        (None, Some(signal)) => format!(", killed by {signal}"),
         _ => String::new(),
     };
     let _ = writeln!(
@@ -151,6 +151,7 @@ mod tests {
                 argv: vec!["python3".into(), "app.py".into()],
                 exit_code: Some(0),
                 exit_signal: None,
+                exit_signo: None,
             },
             duration_s: 1.25,
             stopped: "target exited".into(),

@@ -4,7 +4,11 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Report, Zombie, format::duration, spawned_line};
+use crate::report::{
+    Report, Zombie,
+    format::{count, duration},
+    spawned_line,
+};
 
 const MAX_PROCESSES: usize = 25;
 const MAX_ZOMBIES: usize = 25;
@@ -92,9 +96,9 @@ pub fn render_zombies(out: &mut String, report: &Report) {
     let longest = zs.iter().map(|z| z.zombie_ns).max().unwrap_or(0);
     let _ = writeln!(
         out,
-        "ZOMBIES: {} children exited, {} still zombies at the end, longest zombie {}",
-        zs.len(),
-        still,
+        "ZOMBIES: {} exited, {} at the end, longest zombie {}",
+        count(zs.len() as u64, "child", "children"),
+        count(still as u64, "still a zombie", "still zombies"),
         duration(longest)
     );
     if zs.is_empty() {

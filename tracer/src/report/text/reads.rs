@@ -89,7 +89,7 @@ pub fn render(out: &mut String, report: &Report) {
                 let _ = writeln!(
                     out,
                     "    ~{:>7} reads  {}",
-                    thousands(stack.samples * f.python_stacks_every.max(1)),
+                    thousands(f.estimated_reads(stack)),
                     crate::frame::join(&stack.frames)
                 );
             }

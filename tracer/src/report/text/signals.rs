@@ -22,9 +22,15 @@ pub fn render(out: &mut String, report: &Report) {
     let delivered: u64 = rows.iter().map(|g| g.delivered).sum();
     let ignored: u64 = rows.iter().map(|g| g.ignored).sum();
     let pending: u64 = rows.iter().map(|g| g.pending_at_end).sum();
+    let merged: u64 = rows.iter().map(|g| g.merged()).sum();
+    let merged = if merged > 0 {
+        format!(", {} merged into one already pending", thousands(merged))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "SIGNALS: {} generated, {} delivered, {} ignored, {} never delivered",
+        "SIGNALS: {} generated: {} delivered, {} ignored{merged}, {} never delivered",
         thousands(generated),
         thousands(delivered),
         thousands(ignored),
@@ -176,7 +182,7 @@ mod tests {
         r.findings = crate::analysis::findings(&r);
         let text = render(&r);
         assert!(
-            text.contains("SIGNALS: 7 generated, 5 delivered, 1 ignored, 1 never delivered"),
+            text.contains("SIGNALS: 7 generated: 5 delivered, 1 ignored, 1 never delivered"),
             "{text}"
         );
         assert!(text.contains("1.0 us/2.0 us/3.0 us"), "{text}");
