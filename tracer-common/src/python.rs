@@ -178,6 +178,7 @@ mod pod {
     use super::*;
     unsafe impl aya::Pod for PyConfig {}
     unsafe impl aya::Pod for PyTicks {}
+    unsafe impl aya::Pod for PySleep {}
     unsafe impl aya::Pod for PyEventKey {}
     unsafe impl aya::Pod for PyEventValue {}
     unsafe impl aya::Pod for PyEntryKey {}

@@ -10,6 +10,7 @@ Examples:
   sudo tracer --pid 1234 --duration 30   trace for 30 seconds, then print the report
   sudo tracer -- python3 app.py          launch app.py and trace it from its first instruction
   sudo tracer --format json -o r.json -- python3 app.py
+  sudo tracer --pid 1234 --dump          where is it stuck? every thread's Python stack now
   sudo tracer --pid $(cat gunicorn.pid) --duration 30 --flamegraph workers.svg
                                          a pre-fork server: the master and every worker,
                                          each sampled on its own (a root frame per process)
@@ -67,6 +68,12 @@ pub struct Args {
     /// Trace this running process (all its threads)
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
+
+    /// With --pid: print where every Python thread of the process (and of
+    /// its descendants) is now - state, system call, whole Python stack -
+    /// and exit, without tracing (like py-spy dump)
+    #[arg(long, requires = "pid")]
+    pub dump: bool,
 
     /// Stop after this many seconds (default: when the target exits or on Ctrl-C)
     #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
@@ -156,6 +163,9 @@ impl Args {
     /// Checks what clap cannot express: exactly one of `--pid` and a command.
     pub fn validate(&self) -> Result<(), String> {
         match (self.pid, self.command.is_empty()) {
+            (None, _) if self.dump => {
+                Err("--dump shows a running process: give it with --pid PID".into())
+            }
             (None, true) => Err("give a process to trace: --pid PID, or -- CMD ARGS...".into()),
             _ => Ok(()),
         }
@@ -168,6 +178,18 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn dump_needs_a_pid() {
+        assert!(
+            parse(&["--pid", "42", "--dump"])
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+        let without_pid = parse(&["--dump", "--", "python3"]);
+        assert!(without_pid.is_err() || without_pid.unwrap().validate().is_err());
     }
 
     #[test]

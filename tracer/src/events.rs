@@ -374,6 +374,8 @@ pub struct MapSnapshot {
     pub threads: Vec<(u32, ThreadStats)>,
     pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
     pub python_entries: Vec<(PyEntryKey, u64)>,
+    /// Python threads asleep at the end, with the stack they slept in.
+    pub python_sleeping: Vec<(u32, tracer_common::PySleep)>,
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

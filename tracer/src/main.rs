@@ -59,7 +59,9 @@ fn main() -> ExitCode {
     };
     let written = outputs.write(&args, &report);
     // After the report: the user does not wait for the kernel's teardown.
-    probes.detach();
+    if let Some(probes) = probes.as_mut() {
+        probes.detach();
+    }
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -121,6 +123,7 @@ impl Outputs {
     /// The report first: a side output that fails never costs it.
     fn write(self, args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
         let rendered = match args.format {
+            cli::Format::Text if args.dump => report::text::render_dump(report),
             cli::Format::Text => report::text::render(report),
             cli::Format::Json => report::json::render(report),
         };

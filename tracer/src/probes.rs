@@ -14,8 +14,8 @@ use aya::{
     },
 };
 use tracer_common::{
-    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyTicks, ReadKey, ReadStats,
-    ThreadStats, ZombieEntry, drops,
+    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, ReadKey,
+    ReadStats, ThreadStats, ZombieEntry, drops,
 };
 
 use crate::{
@@ -508,6 +508,7 @@ impl Probes {
             threads: self.threads()?,
             python_event_stacks: self.python_event_stacks()?,
             python_entries: self.python_entries()?,
+            python_sleeping: self.python_sleeping()?,
         })
     }
 
@@ -587,6 +588,18 @@ impl Probes {
     }
 
     /// Every traced thread's scheduling figures (key: tid).
+    /// Python threads asleep after a voluntary switch, with the stack they
+    /// went to sleep in (`start_ns` 0: the slot is idle, the thread woke).
+    pub fn python_sleeping(&self) -> Result<Vec<(u32, PySleep)>, ProbeError> {
+        const NAME: &str = "PY_SLEEPING";
+        let sleeping =
+            HashMap::<_, u32, PySleep>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        sleeping
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
+    }
+
     pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, ProbeError> {
         const NAME: &str = "THREADS";
         let threads =

@@ -61,11 +61,15 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { context, source }
 }
 
-/// Returns the report and the still-attached probes: the caller writes the
-/// report first and detaches after, since detaching takes a kernel grace
-/// period per tracepoint (~40 ms each here, serialised by the kernel).
-pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunError> {
+/// Returns the report and the still-attached probes (none for `--dump`):
+/// the caller writes the report first and detaches after, since detaching
+/// takes a kernel grace period per tracepoint (~40 ms each here,
+/// serialised by the kernel).
+pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes>), RunError> {
     preflight::check()?;
+    if args.dump {
+        return dump(args).map(|report| (report, None));
+    }
     // A pid that does not exist is the most common mistake: say so before loading.
     let adopted = args.pid.map(Target::attach).transpose()?;
     let mut collector = Collector::new(Settings {
@@ -88,6 +92,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         }
         collector.python = Some(tree);
         refresh_python(&mut probes, &mut collector)?;
+        collector.snapshot_threads(false);
     }
     let comm = add_root(args, &target, &mut collector, threads);
     // Before saying "tracing": a Ctrl-C right after that line must stop the
@@ -108,6 +113,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
 
     let trace_start = Instant::now();
     let stopped = event_loop(args, &mut probes, &mut target, &mut collector, stop_signals).await?;
+    // Where each thread is now: what a stuck program is stuck in.
+    refresh_python(&mut probes, &mut collector)?;
+    collector.snapshot_threads(true);
     let duration = trace_start.elapsed();
     let end_ns = events::monotonic_ns();
     if let Some(first) = collector.first_event {
@@ -124,7 +132,30 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Probes), RunE
         warnings: std::mem::take(&mut probes.warnings),
     };
     let maps = probes.snapshot()?;
-    Ok((collector.finish(maps, ending), probes))
+    Ok((collector.finish(maps, ending), Some(probes)))
+}
+
+/// `--dump`: every Python thread's stack now, read from the processes'
+/// memory; nothing is loaded into the kernel.
+fn dump(args: &Args) -> Result<Report, RunError> {
+    let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
+    let target = Target::attach(pid)?;
+    let mut collector = Collector::new(Settings {
+        base_ns: events::monotonic_ns(),
+        ..Settings::default()
+    });
+    let mut tree = PythonTree::new(target.pid, 0);
+    if !args.no_children {
+        for pid in procfs::descendants(target.pid) {
+            tree.add(pid);
+        }
+    }
+    // The look for each interpreter, then each one's thread list.
+    tree.refresh();
+    collector.python = Some(tree);
+    collector.snapshot_threads(false);
+    add_root(args, &target, &mut collector, 0);
+    Ok(collector.finish_dump())
 }
 
 /// The target as the report's root process; returns its name.

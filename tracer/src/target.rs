@@ -25,6 +25,8 @@ pub enum TargetError {
     KernelThread { pid: u32, comm: String },
     #[error("process {pid} exited before tracing could start")]
     Gone { pid: u32 },
+    #[error("--dump shows a running process: give it with --pid PID")]
+    DumpWithoutPid,
     #[error("cannot start `{command}`: {source}")]
     Spawn {
         command: String,

@@ -347,3 +347,117 @@ fn duration_stops_launch_mode() {
     let expected = load_json(&out);
     assert_eq!(expected["pid"], pid);
 }
+
+/// Where is it stuck? A program whose threads only sleep gives no CPU
+/// samples, yet the report says where each thread is when tracing starts
+/// and stops (state, syscall, Python stack), and a sleep still in progress
+/// at the stop counts as off-CPU time, on the stack it sleeps in.
+#[test]
+fn stuck_threads_are_shown_where_they_sleep() {
+    require_root();
+    let scratch = Scratch::new("stuck_threads");
+    let report_path = scratch.path("report.json");
+    let command = python_command(python(STATIC_PYTHON), "python_stuck.py", &[]);
+    let (mut workload, pid) = spawn_until_ready(&command);
+    wait_blocked_in_read(pid, 0);
+    let (mut tracer, _stderr) = attach_tracer(
+        pid,
+        &["--duration", "1", "--format", "json", "-o", &report_path],
+    );
+    say_go(&mut workload);
+    assert!(tracer.wait().success());
+    workload.signal("KILL");
+    let report = load_json(&report_path);
+    let python = &report["python"];
+    let file = common::workload("python_stuck.py");
+    let thread = |list: &str, function: &str| -> serde_json::Value {
+        python[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["frames"][0]["function"] == function)
+            .cloned()
+            .unwrap_or_else(|| panic!("no thread in {function} in {list}: {python:#}"))
+    };
+    // At the start the main thread waits for its go (a read of stdin).
+    let main = thread("threads_at_start", "<module>");
+    assert_eq!(main["tid"], pid);
+    assert_eq!(main["state"], "sleeping");
+    assert_eq!(main["syscall"], "read");
+    assert_eq!(main["frames"][0]["file"], file.as_str());
+    // At the end it sleeps in stuck(), the waiter in Event.wait.
+    let main = thread("threads_at_end", "stuck");
+    assert_eq!(main["syscall"], "clock_nanosleep");
+    assert!(u64_of(&main["asleep_ns"]) > 0, "{main:#}");
+    let waiter = thread("threads_at_end", "Condition.wait");
+    assert_eq!(waiter["syscall"], "futex");
+    assert!(
+        waiter["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["function"] == "worker"),
+        "{waiter:#}"
+    );
+    // The waiter slept through the whole trace: at least its duration.
+    let duration_ns = (report["duration_s"].as_f64().unwrap() * 1e9) as u64;
+    assert!(
+        u64_of(&waiter["asleep_ns"]) * 10 >= duration_ns * 9,
+        "{waiter:#}"
+    );
+    // The sleep in stuck() is in progress at the stop: counted, on its stack.
+    let sched = report["sched"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == pid)
+        .expect("the main thread switched during the trace");
+    assert!(u64_of(&sched["asleep_at_end_ns"]) > 0, "{sched:#}");
+    let off_cpu = python["off_cpu"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["frames"][0].as_str().unwrap().starts_with("stuck ("))
+        .unwrap_or_else(|| panic!("no off-CPU entry in stuck(): {:#}", python["off_cpu"]));
+    assert!(u64_of(&off_cpu["off_cpu_ns"]) > 0, "{off_cpu:#}");
+}
+
+/// `--dump`: where every Python thread is now, without tracing: the state,
+/// the system call and the whole stack of each, one frame a line; the JSON
+/// form has them in `python.threads_at_start`.
+#[test]
+fn dump_prints_every_thread_and_exits() {
+    require_root();
+    let command = python_command(python(STATIC_PYTHON), "python_stuck.py", &[]);
+    let (_workload, pid) = spawn_until_ready(&command);
+    wait_blocked_in_read(pid, 0);
+    let pid_arg = pid.to_string();
+    let text = tracer(&["--pid", &pid_arg, "--dump"]);
+    assert_exit(&text, 0);
+    let text = common::text(&text.stdout);
+    let file = common::workload("python_stuck.py");
+    assert!(
+        text.contains(&format!(
+            "pid {pid} tid {pid} (sleeping in read):\n    <module> ({file}:"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("(sleeping in futex):\n    Condition.wait ("),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("    worker ({file}:12)\n")),
+        "{text}"
+    );
+    let json = tracer(&["--pid", &pid_arg, "--dump", "--format", "json"]);
+    assert_exit(&json, 0);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["stopped"], "dump");
+    let threads = report["python"]["threads_at_start"].as_array().unwrap();
+    assert_eq!(threads.len(), 2, "{threads:#?}");
+    // Nothing was traced: no kernel sections.
+    assert_eq!(report["events"]["received"], 0);
+    // --dump needs a running process.
+    assert_exit(&tracer(&["--dump", "--", "true"]), 2);
+}

@@ -22,6 +22,7 @@ use crate::{
     python::PythonTree,
     report::{
         Dropped, EventCounts, EventStack, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
+        ThreadNow,
     },
 };
 
@@ -80,6 +81,9 @@ pub struct Collector {
     pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
     pub entries_error: Option<String>,
+    /// Every Python thread's stack when tracing started and stopped.
+    threads_at_start: Vec<ThreadNow>,
+    threads_at_end: Vec<ThreadNow>,
 }
 
 impl Collector {
@@ -237,6 +241,38 @@ impl Collector {
         }
     }
 
+    /// Every known Python thread's stack now, with its state: at the start
+    /// of tracing, then (`at_end`) when it stops, before anything is detached.
+    pub fn snapshot_threads(&mut self, at_end: bool) {
+        let Some(tree) = self.python.as_mut() else {
+            return;
+        };
+        let now: Vec<ThreadNow> = tree
+            .stacks_now()
+            .into_iter()
+            .map(|(pid, tid, frames)| {
+                let state = crate::procfs::thread_state(pid, tid);
+                let syscall = match state {
+                    Some('R') | None => None,
+                    _ => crate::procfs::thread_syscall(pid, tid).map(crate::procfs::syscall_name),
+                };
+                ThreadNow {
+                    pid,
+                    tid,
+                    state: state.map_or("gone", crate::procfs::state_name).into(),
+                    syscall,
+                    asleep_ns: 0,
+                    frames,
+                }
+            })
+            .collect();
+        if at_end {
+            self.threads_at_end = now;
+        } else {
+            self.threads_at_start = now;
+        }
+    }
+
     /// Counts of the kernel-side Python maps read while tracing: new stacks
     /// are symbolized while the process is alive.
     pub fn on_python_maps(
@@ -254,12 +290,34 @@ impl Collector {
     /// The report: every aggregator's section, the map snapshot merged in.
     pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
+        // Threads that exited: their last switch-out was their end.
+        let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
+        if let Some(tree) = self.python.as_mut() {
+            self.profile
+                .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
+        }
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads));
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
-        let mut sched = sched::summarize(&maps.threads, &names);
+        let mut sched = sched::summarize(&maps.threads, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);
-        let python = self.python_section(&maps, &ending, &mut reads);
+        let mut python = self.python_section(&maps, &ending, &mut reads);
+        python.threads_at_start = std::mem::take(&mut self.threads_at_start);
+        python.threads_at_end = std::mem::take(&mut self.threads_at_end);
+        for thread in &mut python.threads_at_end {
+            if let Some(t) = sched.threads.iter().find(|t| t.tid == thread.tid) {
+                thread.asleep_ns = t.asleep_at_end_ns;
+            } else if thread.state != "running"
+                && python
+                    .threads_at_start
+                    .iter()
+                    .any(|s| s.tid == thread.tid && s.state != "running")
+            {
+                // Never switched in or out while traced, asleep at both
+                // ends: it slept the whole trace (at least).
+                thread.asleep_ns = ending.end_ns.saturating_sub(self.settings.base_ns);
+            }
+        }
         let signals = std::mem::take(&mut self.signals);
         let (processes, zombies) = std::mem::take(&mut self.processes).finish(
             ending.end_ns,
@@ -327,6 +385,24 @@ impl Collector {
         };
         report.findings = findings(&report);
         report
+    }
+
+    /// The report of `--dump`: the target, its interpreters and every
+    /// Python thread's stack as it is now.
+    pub fn finish_dump(self) -> Report {
+        let mut python = match &self.python {
+            Some(tree) => self.profile.section(tree, &[], 0),
+            None => python::disabled("no Python process"),
+        };
+        python.threads_at_start = self.threads_at_start;
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target: self.target,
+            stopped: "dump".into(),
+            complete: true,
+            python,
+            ..Report::default()
+        }
     }
 
     /// The Python section; the read stacks go onto their files' rows.

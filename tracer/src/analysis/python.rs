@@ -4,9 +4,9 @@
 //! Python process of the trace, and each process on its own. Frames arrive
 //! symbolized by `python::PythonTree`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PyTicks, py_event};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, py_event};
 
 use super::merge_stacks;
 use crate::{
@@ -93,6 +93,30 @@ impl Profile {
                 entry.1 = *value;
             } else if let Some(frames) = tree.frames(key.tgid, &key.frames) {
                 self.event_stacks.insert(*key, (frames, *value));
+            }
+        }
+    }
+
+    /// Threads still asleep when tracing stopped (`end_ns`): their sleep
+    /// counts up to then, on the stack they went to sleep in. Not those
+    /// that `exited` (their last switch-out was their end).
+    pub fn on_sleeps_in_progress(
+        &mut self,
+        tree: &mut PythonTree,
+        sleeping: &[(u32, PySleep)],
+        end_ns: u64,
+        exited: &HashSet<u32>,
+    ) {
+        for (tid, sleep) in sleeping {
+            if sleep.start_ns == 0 || exited.contains(tid) {
+                continue;
+            }
+            if !self.event_stacks.contains_key(&sleep.key) {
+                self.on_event_stacks(tree, &[(sleep.key, PyEventValue::default())]);
+            }
+            if let Some((_, value)) = self.event_stacks.get_mut(&sleep.key) {
+                value.count += 1;
+                value.off_cpu_ns += end_ns.saturating_sub(sleep.start_ns);
             }
         }
     }

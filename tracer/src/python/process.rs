@@ -241,6 +241,34 @@ impl PythonProcess {
         Some(self.symbols.frame_ids(table, &ready.code_source(), records))
     }
 
+    /// Every known thread's Python stack as it is now, innermost first,
+    /// walked in userspace from the thread's `PyThreadState` (the walk the
+    /// sampler does, for threads that are not running): (tid, frames).
+    pub fn stacks_now(&mut self, table: &mut FrameTable) -> Vec<(u32, Vec<FrameId>)> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return Vec::new();
+        };
+        if self.exited {
+            return Vec::new();
+        }
+        self.symbols.new_tick();
+        let source = ready.code_source();
+        let mut threads: Vec<(u32, u64)> = self.published.iter().map(|(&t, &s)| (t, s)).collect();
+        threads.sort_unstable();
+        threads
+            .into_iter()
+            .map(|(tid, tstate)| {
+                let records = threads::walk_frames(
+                    &ready.memory,
+                    &ready.binary.offsets,
+                    tstate,
+                    tracer_common::PY_MAX_DEPTH,
+                );
+                (tid, self.symbols.frame_ids(table, &source, &records))
+            })
+            .collect()
+    }
+
     /// The function whose code object is at `code` (entry counter keys).
     pub fn function(&mut self, code: u64) -> Option<Frame> {
         let Discovery::Ready(ready) = &self.discovery else {

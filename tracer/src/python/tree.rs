@@ -111,6 +111,18 @@ impl PythonTree {
         Some(ids.into_iter().map(|id| self.frame(id).clone()).collect())
     }
 
+    /// Every known Python thread's stack now: (pid, tid, frames innermost first).
+    pub fn stacks_now(&mut self) -> Vec<(u32, u32, Vec<Frame>)> {
+        let mut out = Vec::new();
+        for process in self.processes.values_mut() {
+            for (tid, ids) in process.stacks_now(&mut self.frames) {
+                let frames = ids.iter().map(|&id| self.frames.get(id).clone()).collect();
+                out.push((process.pid(), tid, frames));
+            }
+        }
+        out
+    }
+
     pub fn frame(&self, id: FrameId) -> &Frame {
         self.frames.get(id)
     }

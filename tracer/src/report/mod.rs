@@ -254,7 +254,12 @@ pub struct ThreadSched {
     pub voluntary: u64,
     pub involuntary: u64,
     pub on_cpu_ns: u64,
+    /// Off-CPU time, a sleep still in progress at the end included.
     pub off_cpu_ns: u64,
+    /// The thread was off CPU when tracing stopped, for this long (0: it
+    /// was running, or had exited): a thread stuck in a sleep shows here.
+    #[serde(default)]
+    pub asleep_at_end_ns: u64,
 }
 
 /// One traced process (see docs/report-schema-signals.md).
@@ -541,6 +546,14 @@ pub struct Python {
     /// threads) by the top of the Python stack, every one counted.
     #[serde(default)]
     pub forks: Vec<EventStack>,
+    /// Where every known Python thread was when tracing started (`--pid`:
+    /// what an already running program was doing) and when it stopped
+    /// (what it is stuck in), whether it was running or not: the stacks a
+    /// CPU sampler never sees of a thread that sleeps.
+    #[serde(default)]
+    pub threads_at_start: Vec<ThreadNow>,
+    #[serde(default)]
+    pub threads_at_end: Vec<ThreadNow>,
     /// Every process of the trace that runs Python, or that ran ticks
     /// without being sampled, in the order they were found.
     #[serde(default)]
@@ -561,6 +574,23 @@ pub struct Entries {
     pub file: String,
     pub line: u32,
     pub entries: u64,
+}
+
+/// A Python thread at one moment: what it was doing and in which code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ThreadNow {
+    pub pid: u32,
+    pub tid: u32,
+    /// "running", "sleeping", "disk sleep", "stopped"... (`/proc` state).
+    pub state: String,
+    /// The system call it is blocked in, when it is.
+    pub syscall: Option<String>,
+    /// At the end: how long it had been off CPU (0 when running or unknown).
+    #[serde(default)]
+    pub asleep_ns: u64,
+    /// Innermost first; in JSON as in `stacks[].frames`.
+    #[serde(with = "crate::frame::as_stack_frames")]
+    pub frames: Vec<Frame>,
 }
 
 /// One process of the trace, as far as Python is concerned.

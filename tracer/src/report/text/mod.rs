@@ -36,6 +36,19 @@ pub fn render(report: &Report) -> String {
         .join("\n")
 }
 
+/// `--dump`: every Python thread of the process (and its descendants) as
+/// it is now, whole stacks, one frame a line.
+pub fn render_dump(report: &Report) -> String {
+    let shown = printable_report(report);
+    let report = &shown;
+    let mut out = String::new();
+    python::render_dump(&mut out, report);
+    out.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The report with every string made printable (`format::printable`): what
 /// the traced program names (files, arguments, task names, Python code) can
 /// neither act on the terminal nor break a row. Done on the data, so no
@@ -174,6 +187,7 @@ mod tests {
                     involuntary: 1,
                     on_cpu_ns: 1_000_000,
                     off_cpu_ns: 2_000_000,
+                    asleep_at_end_ns: 0,
                 }],
             },
             ..Default::default()

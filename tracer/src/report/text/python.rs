@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    Report,
+    Report, ThreadNow,
     format::{duration, ellipsize, thousands},
 };
 
@@ -99,6 +99,68 @@ fn processes(out: &mut String, report: &Report) {
             thousands(row.ticks),
             row.reason.as_deref().unwrap_or("unknown reason")
         );
+    }
+}
+
+/// Frames shown of a thread's stack at one moment.
+const NOW_FRAMES: usize = 4;
+
+/// Where each Python thread was at one moment, and what it was doing.
+fn threads_now(out: &mut String, when: &str, threads: &[ThreadNow]) {
+    if threads.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  each Python thread {when}, innermost first:");
+    for t in threads {
+        let mut doing = t.state.clone();
+        if let Some(syscall) = &t.syscall {
+            let _ = write!(doing, " in {syscall}");
+        }
+        if t.asleep_ns > 0 {
+            let _ = write!(doing, " for {}", duration(t.asleep_ns));
+        }
+        let stack = if t.frames.is_empty() {
+            "(no Python frame)".to_owned()
+        } else {
+            let mut shown = crate::frame::join(&t.frames[..t.frames.len().min(NOW_FRAMES)]);
+            if t.frames.len() > NOW_FRAMES {
+                let _ = write!(shown, " <- ... {} more", t.frames.len() - NOW_FRAMES);
+            }
+            shown
+        };
+        let _ = writeln!(out, "    pid {} tid {} {doing}: {stack}", t.pid, t.tid);
+    }
+}
+
+/// `--dump`: the interpreter, then each thread, its state and its whole
+/// stack, innermost first.
+pub fn render_dump(out: &mut String, report: &Report) {
+    let t = &report.target;
+    let _ = writeln!(out, "Python threads of {} (pid {}) now", t.comm, t.pid);
+    let p = &report.python;
+    if let Some(found) = interpreter_line(report) {
+        let _ = writeln!(out, "{found}");
+    }
+    if p.threads_at_start.is_empty() {
+        let _ = writeln!(
+            out,
+            "no Python thread: {}",
+            p.reason.as_deref().unwrap_or("no thread state found")
+        );
+        return;
+    }
+    for thread in &p.threads_at_start {
+        let mut doing = thread.state.clone();
+        if let Some(syscall) = &thread.syscall {
+            let _ = write!(doing, " in {syscall}");
+        }
+        let _ = writeln!(out, "\n  pid {} tid {} ({doing}):", thread.pid, thread.tid);
+        if thread.frames.is_empty() {
+            let _ = writeln!(out, "    (no Python frame)");
+        }
+        for frame in &thread.frames {
+            let _ = writeln!(out, "    {frame}");
+        }
     }
 }
 
@@ -231,6 +293,8 @@ pub fn render(out: &mut String, report: &Report) {
             );
         }
     }
+    threads_now(out, "when tracing started", &p.threads_at_start);
+    threads_now(out, "when tracing stopped", &p.threads_at_end);
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
         for t in &p.threads {

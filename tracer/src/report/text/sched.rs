@@ -56,5 +56,30 @@ pub fn render(out: &mut String, report: &Report) {
     if threads.len() > MAX_THREADS {
         let _ = writeln!(out, "  ... {} more threads", threads.len() - MAX_THREADS);
     }
+    let mut asleep: Vec<_> = s
+        .threads
+        .iter()
+        .filter(|t| t.asleep_at_end_ns > 0)
+        .collect();
+    asleep.sort_by_key(|t| std::cmp::Reverse(t.asleep_at_end_ns));
+    if !asleep.is_empty() {
+        let shown: Vec<String> = asleep
+            .iter()
+            .take(5)
+            .map(|t| {
+                format!(
+                    "tid {} ({}) for {}",
+                    t.tid,
+                    t.comm,
+                    duration(t.asleep_at_end_ns)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  asleep when tracing stopped (counted in off-CPU up to the stop): {}",
+            shown.join(", ")
+        );
+    }
     out.push('\n');
 }
