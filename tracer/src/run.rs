@@ -2,7 +2,10 @@
 //! adopt or launch the target, drain events until a stop condition, then
 //! snapshot the maps and let the collector build the `Report`.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::IsTerminal,
+    time::{Duration, Instant},
+};
 
 use tokio::{
     io::unix::AsyncFd,
@@ -260,6 +263,10 @@ fn launch(args: &Args, probes: &mut Probes) -> Result<Target, RunError> {
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+const STOPPED_BY_SIGINT: &str = "interrupted (SIGINT)";
+/// How long a launched command that got the terminal's SIGINT with the
+/// tracer is given to end before the report is written.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 /// How often the ring buffer is drained of Python samples (they are
 /// submitted without wake-up) and the interpreter's thread list re-read.
 const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
@@ -357,7 +364,11 @@ async fn event_loop(
     let deadline = args
         .duration
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs_f64(secs));
-    let mut status = StatusLine::new(args.quiet);
+    // A launched command writes to the tracer's terminal: a live line there
+    // would garble its output.
+    let shares_terminal =
+        target.launched && (std::io::stdout().is_terminal() || std::io::stderr().is_terminal());
+    let mut status = StatusLine::new(args.quiet, shares_terminal);
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
     let mut python_ticker = tokio::time::interval(PYTHON_SEARCH_INTERVAL);
     let mut last_python_refresh = Instant::now();
@@ -380,7 +391,7 @@ async fn event_loop(
                 result?;
                 break "target exited";
             }
-            _ = interrupt.recv() => break "interrupted (SIGINT)",
+            _ = interrupt.recv() => break STOPPED_BY_SIGINT,
             _ = terminate.recv() => break "terminated (SIGTERM)",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => break "duration elapsed",
@@ -404,13 +415,24 @@ async fn event_loop(
             }
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
-                status.update(started.elapsed(), collector.received, lost);
+                status.update(started.elapsed(), collector.progress(lost));
             }
         }
     };
     // Everything the kernel wrote before we stopped.
     drain(ring.get_mut(), collector);
     status.clear();
+    // Ctrl-C on a terminal reaches the launched command too (one
+    // foreground process group): the kernel side saw its SIGINT. Let it
+    // end, so the report says how, rather than "still running".
+    if target.launched
+        && stopped == STOPPED_BY_SIGINT
+        && collector.got_sigint(target.pid)
+        && target.is_alive()
+    {
+        let _ = tokio::time::timeout(INTERRUPT_GRACE, &mut exited).await;
+        drain(ring.get_mut(), collector);
+    }
     if target.launched && target.is_alive() {
         collector.warnings.push(format!(
             "the launched command (pid {}) is still running; tracing stopped before it exited",

@@ -291,3 +291,41 @@ fn a_target_killed_by_a_signal_is_named_alike_everywhere() {
     let text = std::fs::read_to_string(&text).unwrap();
     assert!(text.contains(", killed by SIGTERM;"), "{text}");
 }
+
+/// Ctrl-C on a terminal sends SIGINT to the whole foreground process group:
+/// the tracer and the command it launched. The report says how the command
+/// really ended (killed by SIGINT after its KeyboardInterrupt), not "still
+/// running".
+#[test]
+fn ctrl_c_reports_how_the_launched_command_ended() {
+    use std::os::unix::process::CommandExt;
+    require_root();
+    let scratch = Scratch::new("ctrl_c_launch");
+    let report_path = scratch.path("report.json");
+    let script = common::workload("python_until_interrupted.py");
+    let mut tracer = common::Proc::spawn(
+        std::process::Command::new(common::TRACER)
+            .args(["--quiet", "--format", "json", "-o", &report_path, "--"])
+            .args([common::STATIC_PYTHON, "-B", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            // (KeyboardInterrupt's traceback.)
+            .stderr(std::process::Stdio::null())
+            // A process group of their own, as a terminal's foreground job.
+            .process_group(0),
+        "tracer",
+    );
+    tracer.stdout_lines().wait_for("ready");
+    let group = tracer.pid() as i32;
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
+    assert!(tracer.wait().success());
+    let report = load_json(&report_path);
+    assert_eq!(report["stopped"], "interrupted (SIGINT)");
+    assert_eq!(
+        report["target"]["exit_signal"], "SIGINT",
+        "{:#}",
+        report["target"]
+    );
+    let warnings = report["warnings"].to_string();
+    assert!(!warnings.contains("still running"), "{warnings}");
+}

@@ -463,3 +463,41 @@ fn an_adopted_target_that_exits_has_its_exit_code() {
     assert_eq!(report["stopped"], "target exited");
     assert_eq!(report["target"]["exit_code"], 3, "{:#}", report["target"]);
 }
+
+/// On a terminal (a pseudo-terminal made by `script`), a launched command's
+/// output is never garbled by the live status line: the command writes to
+/// the same terminal, so there is none. With `--pid` the line is there, in
+/// words a user knows (Python samples, signals, processes, lost).
+#[test]
+fn the_status_line_never_garbles_a_launched_command() {
+    require_root();
+    let scratch = Scratch::new("status_line_terminal");
+    let report = scratch.path("report.json");
+    let program = "import time\nfor i in range(4):\n    print('working step', i, flush=True)\n    time.sleep(0.1)";
+    let command = format!("{TRACER} -o {report} --format json -- {STATIC_PYTHON} -c \"{program}\"");
+    let output = run("script", &["-qec".into(), command, "/dev/null".into()]);
+    assert_exit(&output, 0);
+    let seen = text(&output.stdout);
+    let lines: Vec<&str> = seen.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(
+        lines,
+        [
+            "working step 0",
+            "working step 1",
+            "working step 2",
+            "working step 3"
+        ],
+        "{seen:?}"
+    );
+
+    let command = python_command(python(STATIC_PYTHON), "python_stuck.py", &[]);
+    let (_workload, pid) = spawn_until_ready(&command);
+    let attach = format!("{TRACER} --pid {pid} --duration 0.6 -o {report} --format json");
+    let output = run("script", &["-qec".into(), attach, "/dev/null".into()]);
+    assert_exit(&output, 0);
+    let seen = text(&output.stdout);
+    assert!(
+        seen.contains("Python samples, 0 signals, 1 process, 0 lost (Ctrl-C to stop and report)"),
+        "{seen:?}"
+    );
+}

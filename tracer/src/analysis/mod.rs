@@ -81,6 +81,11 @@ pub struct Collector {
     pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
     pub entries_error: Option<String>,
+    /// Signals generated and processes forked while tracing, for the status line.
+    signals_seen: u64,
+    processes_seen: u64,
+    /// Processes a SIGINT was generated for (a terminal's Ctrl-C).
+    sigint_to: std::collections::HashSet<u32>,
     /// Every Python thread's stack when tracing started and stopped.
     threads_at_start: Vec<ThreadNow>,
     threads_at_end: Vec<ThreadNow>,
@@ -130,6 +135,9 @@ impl Collector {
                 comm,
                 ..
             } => {
+                if !is_thread {
+                    self.processes_seen += 1;
+                }
                 // A new thread or child: re-read the thread lists soon. A
                 // child runs its parent's interpreter until it execs.
                 if let Some(tree) = self.python.as_mut()
@@ -226,6 +234,11 @@ impl Collector {
                     let result = signals::result_name(g.result);
                     self.processes.on_sigchld(g.tgid, parent, g.ts_ns, result);
                 }
+                self.signals_seen += 1;
+                if g.sig == signals::SIGINT {
+                    self.sigint_to.insert(g.target_pid);
+                    self.sigint_to.insert(g.target_tgid);
+                }
                 self.signals.on_generate(&g, self.settings.base_ns);
             }
             Event::SignalDelivered(d) => {
@@ -239,6 +252,22 @@ impl Collector {
                 self.signals.on_deliver(&d, self.settings.base_ns, stack);
             }
         }
+    }
+
+    /// What the live status line shows.
+    pub fn progress(&self, lost: u64) -> crate::status::Progress {
+        crate::status::Progress {
+            samples: self.profile.samples(),
+            signals: self.signals_seen,
+            // The target and every process it forked.
+            processes: 1 + self.processes_seen,
+            lost,
+        }
+    }
+
+    /// Whether a SIGINT was generated for process `pid` while tracing.
+    pub fn got_sigint(&self, pid: u32) -> bool {
+        self.sigint_to.contains(&pid)
     }
 
     /// Every known Python thread's stack now, with its state: at the start

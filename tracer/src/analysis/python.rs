@@ -64,6 +64,11 @@ impl Profile {
             .or_insert(0) += 1;
     }
 
+    /// Samples counted so far, over every process.
+    pub fn samples(&self) -> u64 {
+        self.samples.values().map(|&(samples, _)| samples).sum()
+    }
+
     /// One fork / clone by a Python thread, with its stack.
     pub fn on_fork(&mut self, frames: Vec<Frame>) {
         *self.forks.entry(frames).or_default() += 1;

@@ -22,6 +22,7 @@ use crate::{
 
 pub const SIGKILL: i32 = 9;
 pub const SIGCHLD: i32 = 17;
+pub const SIGINT: i32 = 2;
 
 /// Events kept at each end of the chronological log.
 pub const LOG_EDGE: usize = 20;
