@@ -172,6 +172,23 @@ impl Args {
     }
 }
 
+/// A hint for a command line clap refused, when the mistake is a common one:
+/// a command given without `--` before it.
+pub fn hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    (!arg.starts_with('-')).then(|| {
+        format!(
+            "tip: to launch a command and trace it, put it after `--`: tracer [OPTIONS] -- {arg} ..."
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +207,18 @@ mod tests {
         );
         let without_pid = parse(&["--dump", "--", "python3"]);
         assert!(without_pid.is_err() || without_pid.unwrap().validate().is_err());
+    }
+
+    #[test]
+    fn a_command_without_dashes_gets_a_hint() {
+        let err = parse(&["python3", "app.py"]).unwrap_err();
+        assert_eq!(
+            hint(&err).as_deref(),
+            Some(
+                "tip: to launch a command and trace it, put it after `--`: tracer [OPTIONS] -- python3 ..."
+            )
+        );
+        assert_eq!(hint(&parse(&["--bogus"]).unwrap_err()), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{io::Write, process::ExitCode, time::Instant};
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::Parser as _;
 use tracer::{
     cli,
     output::{self, Output},
@@ -13,7 +13,17 @@ use tracer::{
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let args = cli::Args::parse();
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            let hint = cli::hint(&err);
+            let _ = err.print();
+            if let Some(hint) = hint {
+                eprintln!("\n{hint}");
+            }
+            return ExitCode::from(err.exit_code() as u8);
+        }
+    };
     if let Err(message) = args.validate() {
         eprintln!("error: {message}\n\nFor more information, try '--help'.");
         return ExitCode::from(2);
@@ -127,8 +137,15 @@ impl Outputs {
             cli::Format::Text => report::text::render(report),
             cli::Format::Json => report::json::render(report),
         };
+        let quiet = args.quiet;
         match self.report {
-            Some(output) => output.write(rendered.as_bytes())?,
+            Some(output) => {
+                let path = output.path().to_path_buf();
+                output.write(rendered.as_bytes())?;
+                if !quiet {
+                    eprintln!("tracer: report written to {}", path.display());
+                }
+            }
             None => {
                 let mut stdout = std::io::stdout().lock();
                 stdout
@@ -139,19 +156,23 @@ impl Outputs {
         }
         // Side outputs: one that fails is said and the others still written.
         let mut failed = None;
-        let mut side = |output: Option<Output>, contents: Result<Vec<u8>, String>| {
+        let mut side = |what: &str, output: Option<Output>, contents: Result<Vec<u8>, String>| {
             let Some(output) = output else { return };
+            let path = output.path().to_path_buf();
             match contents {
-                Ok(bytes) => {
-                    if let Err(err) = output.write(&bytes) {
+                Ok(bytes) => match output.write(&bytes) {
+                    Ok(()) if !quiet => eprintln!("tracer: {what} written to {}", path.display()),
+                    Ok(()) => {}
+                    Err(err) => {
                         eprintln!("error: {err}");
                         failed.get_or_insert(err);
                     }
-                }
-                // Nothing to draw (no samples): a note, not a failure.
+                },
+                // Nothing to draw (no samples): a note, not a failure, and
+                // no empty file that its viewer cannot open.
                 Err(why) => {
                     eprintln!(
-                        "tracer: no flame graph written to {}: {why}",
+                        "tracer: no {what} written to {}: {why}",
                         output.path().display()
                     );
                     output.discard();
@@ -163,15 +184,22 @@ impl Outputs {
         } else {
             report::flame::Roots::PerProcess
         };
+        let stacks = |render: &dyn Fn() -> String| match report::flame::nothing_to_draw(report) {
+            Some(why) => Err(why),
+            None => Ok(render().into_bytes()),
+        };
         side(
+            "folded stacks",
             self.folded,
-            Ok(report::flame::folded(report, roots).into_bytes()),
+            stacks(&|| report::flame::folded(report, roots)),
         );
         side(
+            "speedscope profile",
             self.speedscope,
-            Ok(report::flame::speedscope(report).into_bytes()),
+            stacks(&|| report::flame::speedscope(report)),
         );
         side(
+            "flame graph",
             self.flamegraph,
             report::flame::flamegraph(report, roots).map_err(|err| err.to_string()),
         );

@@ -80,6 +80,19 @@ pub fn folded(report: &Report, roots: Roots) -> String {
         .collect()
 }
 
+/// Why there is nothing to draw (no sampled stack), if there is not.
+pub fn nothing_to_draw(report: &Report) -> Option<String> {
+    if report.python.stacks.iter().any(|s| !s.frames.is_empty()) {
+        return None;
+    }
+    let why = report
+        .python
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("{} samples", report.python.samples));
+    Some(FlameError::Empty(why).to_string())
+}
+
 pub fn flamegraph(report: &Report, roots: Roots) -> Result<Vec<u8>, FlameError> {
     let folded = folded(report, roots);
     if folded.is_empty() {
@@ -91,11 +104,33 @@ pub fn flamegraph(report: &Report, roots: Roots) -> Result<Vec<u8>, FlameError> 
         return Err(FlameError::Empty(why));
     }
     let mut options = inferno::flamegraph::Options::default();
-    options.title = format!(
-        "Python CPU samples: {} ({} Hz)",
-        report.target.argv.join(" "),
-        report.python.rate_hz
-    );
+    options.title = format!("Python CPU samples: {}", report.target.argv.join(" "));
+    options.subtitle = Some(format!(
+        "{} samples at {} Hz of each thread's CPU time, {:.1} s traced, {} process{}",
+        report.python.samples,
+        report.python.rate_hz,
+        report.duration_s,
+        report
+            .python
+            .processes
+            .iter()
+            .filter(|p| p.samples > 0)
+            .count(),
+        if report
+            .python
+            .processes
+            .iter()
+            .filter(|p| p.samples > 0)
+            .count()
+            == 1
+        {
+            ""
+        } else {
+            "es"
+        }
+    ));
+    // The same function gets the same colour in every graph.
+    options.deterministic = true;
     options.count_name = "samples".into();
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
@@ -161,6 +196,11 @@ mod tests {
         assert!(folded(&report, Roots::PerProcess).contains(";inner (/v.py) 2\n"));
         let svg = String::from_utf8(flamegraph(&report, Roots::PerProcess).unwrap()).unwrap();
         assert!(svg.contains("<svg") && svg.contains("inner"));
+        // The same function, the same colour, in every run.
+        assert_eq!(
+            flamegraph(&report, Roots::PerProcess).unwrap(),
+            flamegraph(&report, Roots::PerProcess).unwrap()
+        );
         report.python.stacks.clear();
         assert!(flamegraph(&report, Roots::PerProcess).is_err());
     }
@@ -233,6 +273,10 @@ pub fn speedscope(report: &Report) -> String {
         entry.0.push(ids);
         entry.1.push(stack.samples);
     }
+    // The busiest thread first: speedscope opens the first profile.
+    let mut by_thread: Vec<_> = by_thread.into_iter().collect();
+    by_thread
+        .sort_by_key(|(at, (_, weights))| (std::cmp::Reverse(weights.iter().sum::<u64>()), *at));
     let profiles: Vec<serde_json::Value> = by_thread
         .into_iter()
         .map(|((pid, tid), (samples, weights))| {
@@ -301,5 +345,9 @@ mod speedscope_tests {
         );
         assert_eq!(p["weights"][0], 3);
         assert_eq!(v["profiles"][1]["endValue"], 1);
+        // The busiest thread's profile comes first (speedscope opens it).
+        report.python.stacks[1].samples = 9;
+        let v: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();
+        assert_eq!(v["profiles"][0]["name"], "thread 8");
     }
 }

@@ -191,12 +191,21 @@ pub fn render(out: &mut String, report: &Report) {
         "PYTHON: {}",
         interpreter_line(report).unwrap_or_else(|| "CPython ?".into())
     );
+    // Where the interpreter's structure layout came from, in words.
+    let layout = match p.layout.as_deref() {
+        Some(l) if l.starts_with("built-in table") => "this tracer's table for this version",
+        Some(l) if l.contains("newer than this tracer") => {
+            "the interpreter's own _Py_DebugOffsets (a version newer than this tracer, checked on its live frames)"
+        }
+        Some(l) if l.starts_with("_Py_DebugOffsets") => "the interpreter's own _Py_DebugOffsets",
+        Some(other) => other,
+        None => "?",
+    };
     let _ = writeln!(
         out,
-        "  {} stacks sampled at {} Hz; structure offsets: {}",
+        "  {} stacks sampled at {} Hz; how to read its frames: from {layout}",
         thousands(p.samples),
         p.rate_hz,
-        p.layout.as_deref().unwrap_or("?")
     );
     let missed = p.ticks_without_interpreter
         + p.ticks_without_thread_state
@@ -206,8 +215,8 @@ pub fn render(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "  not in the figures: {} ticks in processes not sampled, {} before the thread was \
-             known, {} outside Python code, {} lost (buffer full); {} stacks truncated, {} frames \
-             unresolved",
+             known, {} outside Python code, {} lost (buffer full); {} stacks deeper than 128 \
+             frames (cut), {} frames unresolved (code objects freed before they could be read)",
             p.ticks_without_interpreter,
             p.ticks_without_thread_state,
             p.ticks_outside_python,
@@ -339,8 +348,8 @@ mod tests {
         assert!(
             text.contains(
                 "PYTHON: CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root \
-                 /srv/trixie, in child pid 11\n  0 stacks sampled at 99 Hz; structure offsets: \
-                 _Py_DebugOffsets in _PyRuntime\n"
+                 /srv/trixie, in child pid 11\n  0 stacks sampled at 99 Hz; how to read its \
+                 frames: from the interpreter's own _Py_DebugOffsets\n"
             ),
             "{text}"
         );

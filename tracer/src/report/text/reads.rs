@@ -61,6 +61,13 @@ pub fn render(out: &mut String, report: &Report) {
             )
         );
     }
+    if report.reads.iter().any(|f| f.request_sizes.len() > 1) {
+        let _ = writeln!(
+            out,
+            "  request sizes: the size asked for most x how many times; +N: N other sizes \
+             (all of them in --format json)"
+        );
+    }
     if report.reads.len() > MAX_FILES {
         let rest = &report.reads[MAX_FILES..];
         let _ = writeln!(
