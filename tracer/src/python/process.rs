@@ -264,9 +264,33 @@ impl PythonProcess {
                     tstate,
                     tracer_common::PY_MAX_DEPTH,
                 );
-                (tid, self.symbols.frame_ids(table, &source, &records))
+                (
+                    tid,
+                    self.symbols.frame_ids_verified(table, &source, &records),
+                )
             })
             .collect()
+    }
+
+    /// Cached code objects are checked again on their next use.
+    pub fn new_tick(&mut self) {
+        self.symbols.new_tick();
+    }
+
+    /// [`PythonProcess::frame_ids`] for a stack seen once (a kernel
+    /// event's), each code object's identity checked now.
+    pub fn frame_ids_verified(
+        &mut self,
+        table: &mut FrameTable,
+        records: &[PyFrameRecord],
+    ) -> Option<Vec<FrameId>> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        Some(
+            self.symbols
+                .frame_ids_verified(table, &ready.code_source(), records),
+        )
     }
 
     /// The function whose code object is at `code` (entry counter keys).

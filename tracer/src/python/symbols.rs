@@ -15,13 +15,13 @@ use tracer_common::PyFrameRecord;
 use super::{
     code::{self, CodeInfo},
     layout::Offsets,
-    memory::{Memory, ProcessMemory},
+    memory::Memory,
 };
 use crate::frame::Frame;
 
 /// What symbolizing needs to know about the process.
 pub struct CodeSource<'a> {
-    pub memory: &'a ProcessMemory,
+    pub memory: &'a dyn Memory,
     pub offsets: &'a Offsets,
     /// Run-time address of `PyCode_Type`, when known.
     pub code_type: Option<u64>,
@@ -80,6 +80,25 @@ impl Symbols {
     /// A new refresh tick: identities are checked again on next use.
     pub fn new_tick(&mut self) {
         self.checked.clear();
+    }
+
+    /// [`Symbols::frame_ids`] for a stack seen once (a kernel event's: a
+    /// read, a sleep, a fork, a signal delivery), kept for the whole report:
+    /// each code object's identity is checked now, even if it was this tick,
+    /// since an address freed and reused by another code object a moment
+    /// ago (imports at start-up) must not name this stack for good.
+    pub fn frame_ids_verified(
+        &mut self,
+        table: &mut FrameTable,
+        source: &CodeSource,
+        records: &[PyFrameRecord],
+    ) -> Vec<FrameId> {
+        for record in records {
+            if let Some((code, _)) = python_frame(source.offsets, record) {
+                self.checked.remove(&code);
+            }
+        }
+        self.frame_ids(table, source, records)
     }
 
     /// The Python frames of a raw stack, innermost first; frames that are
@@ -244,6 +263,75 @@ fn identity_of(prefix: &[u8], fields: &[(u64, u64)]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::python::layout;
+
+    /// A synthetic 3.11 code object named `name` at `addr` in `mem`.
+    /// Its name and line table live at `strings` (another object's elsewhere).
+    fn put_code(mem: &mut crate::python::memory::Snapshot, addr: u64, name: &str, strings: u64) {
+        let o = layout::static_offsets(11).unwrap();
+        let string = strings;
+        let mut s = vec![0u8; 48];
+        s[16..24].copy_from_slice(&(name.len() as u64).to_le_bytes());
+        s[32..36].copy_from_slice(&((1u32 << 2) | (1 << 5) | (1 << 6)).to_le_bytes());
+        s.extend_from_slice(name.as_bytes());
+        mem.insert(string, &s);
+        let table = strings + 0x400;
+        let mut t = vec![0u8; 32];
+        t[16..24].copy_from_slice(&1u64.to_le_bytes());
+        t.push(0x80 | (13 << 3));
+        mem.insert(table, &t);
+        let mut c = vec![0u8; 256];
+        let mut put =
+            |at: u64, v: u64| c[at as usize..at as usize + 8].copy_from_slice(&v.to_le_bytes());
+        put(8, 0x7000);
+        put(o.code_name, string);
+        put(o.code_qualname.unwrap(), string);
+        put(o.code_filename, string);
+        put(o.code_linetable, table);
+        c[o.code_firstlineno as usize..o.code_firstlineno as usize + 4]
+            .copy_from_slice(&1u32.to_le_bytes());
+        mem.insert(addr, &c);
+    }
+
+    /// A code object freed and its address reused by another within one
+    /// refresh tick: samples trust the tick's check (cheap), a stack seen
+    /// once is checked again and named by the object there now.
+    #[test]
+    fn stacks_seen_once_are_named_by_the_object_there_now() {
+        let o = layout::static_offsets(11).unwrap();
+        let mut mem = crate::python::memory::Snapshot::default();
+        put_code(&mut mem, 0x10000, "site_module", 0x20000);
+        let record = [PyFrameRecord {
+            code: 0x10000,
+            instr: 0x10000 + o.code_adaptive.unwrap(),
+        }];
+        let mut symbols = Symbols::default();
+        let mut table = FrameTable::default();
+        let name = |symbols: &mut Symbols, table: &mut FrameTable, mem, verified: bool| {
+            let source = CodeSource {
+                memory: mem,
+                offsets: &o,
+                code_type: Some(0x7000),
+            };
+            let ids = if verified {
+                symbols.frame_ids_verified(table, &source, &record)
+            } else {
+                symbols.frame_ids(table, &source, &record)
+            };
+            table.get(ids[0]).qualname.clone()
+        };
+        assert_eq!(name(&mut symbols, &mut table, &mem, false), "site_module");
+        // Freed; the address now holds the script's own module code.
+        let mut reused = crate::python::memory::Snapshot::default();
+        put_code(&mut reused, 0x10000, "app_module", 0x30000);
+        assert_eq!(
+            name(&mut symbols, &mut table, &reused, false),
+            "site_module"
+        );
+        assert_eq!(name(&mut symbols, &mut table, &reused, true), "app_module");
+        // And from the next tick on, samples see it too.
+        symbols.new_tick();
+        assert_eq!(name(&mut symbols, &mut table, &reused, false), "app_module");
+    }
 
     #[test]
     fn code_identity_ignores_the_reference_count_and_counters() {

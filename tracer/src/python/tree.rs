@@ -26,7 +26,12 @@ pub struct PythonTree {
     /// Mapped files found not to hold an interpreter, for every process: a
     /// tree of shells and `true`s costs one search per distinct file.
     not_python: HashSet<String>,
+    /// When cached code objects were last marked for checking.
+    last_tick: std::time::Instant,
 }
+
+/// The shortest time between two identity checks of a cached code object.
+const MIN_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl PythonTree {
     pub fn new(root: u32, read_stack_every: u32) -> Self {
@@ -37,6 +42,7 @@ impl PythonTree {
             order: Vec::new(),
             frames: FrameTable::default(),
             not_python: HashSet::new(),
+            last_tick: std::time::Instant::now(),
         };
         tree.add(root);
         tree
@@ -93,6 +99,22 @@ impl PythonTree {
             .collect()
     }
 
+    /// Cached code objects are checked again on their next use (each
+    /// drain of the ring buffer: an address freed and reused since the
+    /// last drain must not name the samples that follow).
+    /// At most once per [`MIN_TICK`]: a program that makes the tracer
+    /// drain thousands of times a second must not cost an identity read per
+    /// frame of every sample.
+    pub fn new_tick(&mut self) {
+        if self.last_tick.elapsed() < MIN_TICK {
+            return;
+        }
+        self.last_tick = std::time::Instant::now();
+        self.processes
+            .values_mut()
+            .for_each(PythonProcess::new_tick);
+    }
+
     /// True once a thread of any process has been published to the sampler.
     pub fn has_threads(&self) -> bool {
         self.processes.values().any(PythonProcess::has_threads)
@@ -105,9 +127,14 @@ impl PythonTree {
             .frame_ids(&mut self.frames, records)
     }
 
-    /// [`PythonTree::frame_ids`], as frames.
+    /// A raw stack seen once (a kernel event's: read, sleep, fork, signal
+    /// delivery) as frames, each code object's identity checked now: the
+    /// stack is kept for the whole report.
     pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {
-        let ids = self.frame_ids(tgid, records)?;
+        let ids = self
+            .processes
+            .get_mut(&tgid)?
+            .frame_ids_verified(&mut self.frames, records)?;
         Some(ids.into_iter().map(|id| self.frame(id).clone()).collect())
     }
 
