@@ -229,16 +229,24 @@ impl PythonProcess {
 
     /// The Python frames of a raw stack, innermost first, symbolized now
     /// (the process and its code objects may be gone by report time);
-    /// `None` when its interpreter is not understood.
+    /// `None` when its interpreter is not understood. `seen_once`: a
+    /// kernel event's stack, kept for the whole report: each code object's
+    /// identity is checked now (a sample's is trusted for the tick).
     pub fn frame_ids(
         &mut self,
         table: &mut FrameTable,
         records: &[PyFrameRecord],
+        seen_once: bool,
     ) -> Option<Vec<FrameId>> {
         let Discovery::Ready(ready) = &self.discovery else {
             return None;
         };
-        Some(self.symbols.frame_ids(table, &ready.code_source(), records))
+        let source = ready.code_source();
+        Some(if seen_once {
+            self.symbols.frame_ids_verified(table, &source, records)
+        } else {
+            self.symbols.frame_ids(table, &source, records)
+        })
     }
 
     /// Every known thread's Python stack as it is now, innermost first,
@@ -275,22 +283,6 @@ impl PythonProcess {
     /// Cached code objects are checked again on their next use.
     pub fn new_tick(&mut self) {
         self.symbols.new_tick();
-    }
-
-    /// [`PythonProcess::frame_ids`] for a stack seen once (a kernel
-    /// event's), each code object's identity checked now.
-    pub fn frame_ids_verified(
-        &mut self,
-        table: &mut FrameTable,
-        records: &[PyFrameRecord],
-    ) -> Option<Vec<FrameId>> {
-        let Discovery::Ready(ready) = &self.discovery else {
-            return None;
-        };
-        Some(
-            self.symbols
-                .frame_ids_verified(table, &ready.code_source(), records),
-        )
     }
 
     /// The function whose code object is at `code` (entry counter keys).

@@ -124,7 +124,7 @@ impl PythonTree {
     pub fn frame_ids(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<FrameId>> {
         self.processes
             .get_mut(&tgid)?
-            .frame_ids(&mut self.frames, records)
+            .frame_ids(&mut self.frames, records, false)
     }
 
     /// A raw stack seen once (a kernel event's: read, sleep, fork, signal
@@ -134,7 +134,7 @@ impl PythonTree {
         let ids = self
             .processes
             .get_mut(&tgid)?
-            .frame_ids_verified(&mut self.frames, records)?;
+            .frame_ids(&mut self.frames, records, true)?;
         Some(ids.into_iter().map(|id| self.frame(id).clone()).collect())
     }
 
