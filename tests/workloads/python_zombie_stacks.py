@@ -5,7 +5,8 @@ exited without reaping it (waitid WNOWAIT: each is a zombie from then on),
 then runs one more child through `subprocess.check_output`, whose caller is
 five frames below the fork (check_output -> run -> Popen.__init__ ->
 _execute_child), writes {"parent", "children", "line", "deep_child",
-"deep_line"} to argv[1], then reaps the zombies.
+"deep_line"} to argv[1], then reaps the zombies, says "done" and waits for
+a line before it exits.
 """
 import json
 import os
@@ -56,3 +57,8 @@ with open(sys.argv[1], "w") as out:
     )
 for child in children:
     assert child.wait() == 0
+# Alive until told to exit: the tracer is stopped first, so every stack it
+# reports (the deep one above, forked a moment before) is read while this
+# process, and its code objects, still exist.
+print("done", flush=True)
+sys.stdin.readline()
