@@ -479,13 +479,16 @@ fn the_status_line_never_garbles_a_launched_command() {
     assert_exit(&output, 0);
     let seen = text(&output.stdout);
     let lines: Vec<&str> = seen.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let written = format!("tracer: report written to {report}");
     assert_eq!(
         lines,
         [
             "working step 0",
             "working step 1",
             "working step 2",
-            "working step 3"
+            "working step 3",
+            // Then, once it has exited, where the report went.
+            &written,
         ],
         "{seen:?}"
     );
