@@ -320,7 +320,13 @@ fn ctrl_c_reports_how_the_launched_command_ended() {
     assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
     assert!(tracer.wait().success());
     let report = load_json(&report_path);
-    assert_eq!(report["stopped"], "interrupted (SIGINT)");
+    // Both got the SIGINT at once: the tracer may see its own first, or the
+    // command's end; either way the report says how the command ended.
+    let stopped = report["stopped"].as_str().unwrap();
+    assert!(
+        ["interrupted (SIGINT)", "target exited"].contains(&stopped),
+        "{stopped}"
+    );
     assert_eq!(
         report["target"]["exit_signal"], "SIGINT",
         "{:#}",
