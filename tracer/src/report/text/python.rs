@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::report::{
     Report, ThreadNow,
-    format::{duration, ellipsize, thousands},
+    format::{count, duration, ellipsize, thousands},
 };
 
 /// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
@@ -214,15 +214,15 @@ pub fn render(out: &mut String, report: &Report) {
     if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
         let _ = writeln!(
             out,
-            "  not in the figures: {} ticks in processes not sampled, {} before the thread was \
-             known, {} outside Python code, {} lost (buffer full); {} stacks deeper than 128 \
-             frames (cut), {} frames unresolved (code objects freed before they could be read)",
-            p.ticks_without_interpreter,
-            p.ticks_without_thread_state,
-            p.ticks_outside_python,
-            p.samples_lost,
-            p.truncated,
-            p.unresolved_frames
+            "  not in the figures: {} in processes not sampled, {} before the thread was \
+             known, {} outside Python code, {} lost (buffer full); {} deeper than 128 frames \
+             (cut), {} unresolved (code objects freed before they could be read)",
+            count(p.ticks_without_interpreter, "tick", "ticks"),
+            thousands(p.ticks_without_thread_state),
+            thousands(p.ticks_outside_python),
+            thousands(p.samples_lost),
+            count(p.truncated, "stack", "stacks"),
+            count(p.unresolved_frames, "frame", "frames")
         );
     }
     processes(out, report);
