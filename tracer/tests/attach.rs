@@ -438,12 +438,12 @@ fn dump_prints_every_thread_and_exits() {
     let file = common::workload("python_stuck.py");
     assert!(
         text.contains(&format!(
-            "pid {pid} tid {pid} (sleeping in read):\n    <module> ({file}:"
+            "pid {pid} tid {pid} \"MainThread\" (sleeping in read):\n    <module> ({file}:"
         )),
         "{text}"
     );
     assert!(
-        text.contains("(sleeping in futex):\n    Condition.wait ("),
+        text.contains("\"waiter\" (sleeping in futex):\n    Condition.wait ("),
         "{text}"
     );
     assert!(

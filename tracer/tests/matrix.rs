@@ -839,6 +839,21 @@ fn text_names_the_interpreter(interpreter: &Interpreter) {
     );
 }
 
+/// Python thread names in every per-thread view (see
+/// [`common::check_thread_names`]).
+fn thread_names(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("thread-names-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("python_thread_names.py");
+    let out = files.path("workload.json");
+    let command = interpreter.command(Launch::Chroot, &[&script, &out]);
+    let report = common::trace_until_done(&scratch, &command);
+    check_interpreter(&report, interpreter, &files);
+    common::check_thread_names(&report, &files.load(&out), interpreter.name);
+}
+
 /// A file-name-safe short name of the interpreter.
 fn slug(interpreter: &Interpreter) -> String {
     interpreter
@@ -894,6 +909,11 @@ macro_rules! interpreter_tests {
             #[test]
             fn text_names_the_interpreter() {
                 super::text_names_the_interpreter(&$interpreter);
+            }
+
+            #[test]
+            fn thread_names() {
+                super::thread_names(&$interpreter);
             }
         }
     };

@@ -19,9 +19,9 @@ use serde_json::Value;
 mod common;
 
 use common::{
-    Proc, TRACER, assert_complete, attach_tracer,
+    Proc, Scratch, TRACER, assert_complete, attach_tracer,
     calibrated::{RATE, Run, SECONDS, check_calibrated},
-    require_root,
+    load_json, python_command, require_root,
 };
 
 fn workspace() -> PathBuf {
@@ -80,6 +80,21 @@ fn pyenv(version: &str) -> String {
         "{path} is missing: install it with pyenv"
     );
     path
+}
+
+/// Thread names on the pyenv builds the matrix does not run (3.8's and
+/// 3.10's dicts, 3.12's tagged dict-or-values pointer).
+#[test]
+fn thread_names_on_pyenv_3_8_3_10_3_12() {
+    require_root();
+    for version in ["3.8.18", "3.10.13", "3.12.1"] {
+        let scratch = Scratch::new(&format!("thread_names_{version}"));
+        let out = scratch.path("workload.json");
+        let command = python_command(&pyenv(version), "python_thread_names.py", &[&out]);
+        let report = common::trace_until_done(&scratch, &command);
+        assert_eq!(report["python"]["version"], version);
+        common::check_thread_names(&report, &load_json(&out), version);
+    }
 }
 
 #[test]

@@ -21,8 +21,8 @@ use crate::{
     frame::Frame,
     python::PythonTree,
     report::{
-        Dropped, EventCounts, EventStack, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
-        ThreadNow,
+        Dropped, EventCounts, EventStack, Finding, Python, Report, SCHEMA_VERSION, Sched,
+        SignalLog, Target, ThreadNow,
     },
 };
 
@@ -288,6 +288,7 @@ impl Collector {
                 ThreadNow {
                     pid,
                     tid,
+                    name: tree.thread_name(pid, tid).map(Into::into),
                     state: state.map_or("gone", crate::procfs::state_name).into(),
                     syscall,
                     asleep_ns: 0,
@@ -333,6 +334,9 @@ impl Collector {
         let mut python = self.python_section(&maps, &ending, &mut reads);
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
+        if let Some(tree) = &self.python {
+            name_threads(&tree.thread_names(), &mut sched, &mut python);
+        }
         for thread in &mut python.threads_at_end {
             if let Some(t) = sched.threads.iter().find(|t| t.tid == thread.tid) {
                 thread.asleep_ns = t.asleep_at_end_ns;
@@ -489,6 +493,29 @@ pub fn merge_stacks(stacks: impl IntoIterator<Item = EventStack>) -> Vec<EventSt
     let mut out: Vec<EventStack> = merged.into_values().collect();
     out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
     out
+}
+
+/// Gives every per-thread row its Python thread name (tid -> name).
+fn name_threads(names: &HashMap<u32, String>, sched: &mut Sched, python: &mut Python) {
+    let name = |tid: u32| names.get(&tid).cloned();
+    for t in &mut sched.threads {
+        t.name = name(t.tid);
+    }
+    for t in python.threads.iter_mut().chain(
+        python
+            .processes
+            .iter_mut()
+            .flat_map(|p| p.threads.iter_mut()),
+    ) {
+        t.name = name(t.tid);
+    }
+    for t in python
+        .threads_at_start
+        .iter_mut()
+        .chain(python.threads_at_end.iter_mut())
+    {
+        t.name = t.name.take().or_else(|| name(t.tid));
+    }
 }
 
 #[cfg(test)]

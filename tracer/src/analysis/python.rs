@@ -505,6 +505,7 @@ fn fill(section: &mut Python, stacks: &[Row]) {
             PythonThread {
                 pid,
                 tid,
+                name: None,
                 samples,
                 hotspots,
             }

@@ -35,6 +35,7 @@ pub fn summarize(
             tid: *tid,
             pid: t.tgid,
             comm,
+            name: None,
             voluntary: t.voluntary,
             involuntary: t.involuntary,
             on_cpu_ns: t.on_cpu_ns,

@@ -114,6 +114,22 @@ pub struct Offsets {
     pub ascii_size: u64,
     /// `sizeof(PyCompactUnicodeObject)`: where other compact strings' start.
     pub compact_size: u64,
+    /// The frame's `f_globals` (the module dict of its code), where thread
+    /// names are looked for; `None` for a version newer than this tracer.
+    pub frame_globals: Option<u64>,
+    /// How dicts and instance attributes are laid out (thread names).
+    pub objects: ObjectModel,
+}
+
+/// The dict and instance-attribute layouts, which changed in 3.11
+/// (`dk_log2_size`, unicode-only entries, managed instance dicts), 3.12
+/// (tagged dict-or-values pointer) and 3.13 (values inline in the object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectModel {
+    Py38,
+    Py311,
+    Py312,
+    Py313,
 }
 
 impl Offsets {
@@ -198,6 +214,8 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         unicode_length: UNICODE_LENGTH,
         ascii_size: 48, // PyASCIIObject still has `wchar_t *wstr` up to 3.11
         compact_size: 72,
+        frame_globals: Some(48), // PyFrameObject.f_globals
+        objects: ObjectModel::Py38,
     };
     Some(match minor {
         8 => Offsets {
@@ -231,6 +249,8 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
             code_linetable: 136,
             code_adaptive: Some(184),
             line_table: LineTableKind::Locations,
+            frame_globals: Some(8), // _PyInterpreterFrame.f_globals
+            objects: ObjectModel::Py311,
             ..old
         },
         12 => Offsets {
@@ -255,6 +275,8 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
             line_table: LineTableKind::Locations,
             ascii_size: 40, // `wstr` removed in 3.12
             compact_size: 56,
+            frame_globals: Some(24),
+            objects: ObjectModel::Py312,
             ..old
         },
         _ => return None,
@@ -585,6 +607,10 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         ascii_size: f(layout.unicode_ascii_size),
         // PyCompactUnicodeObject adds utf8_length and utf8 (3.12+).
         compact_size: f(layout.unicode_ascii_size) + 16,
+        // `_PyInterpreterFrame` starts f_executable, previous, f_funcobj,
+        // f_globals in 3.13-3.15; a newer one is not assumed to.
+        frame_globals: known_debug_layout(minor).map(|_| 24),
+        objects: ObjectModel::Py313,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod code;
 pub mod discover;
 pub mod layout;
 pub mod memory;
+pub mod names;
 pub mod process;
 pub mod symbols;
 pub mod threads;

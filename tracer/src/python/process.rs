@@ -19,6 +19,7 @@ use super::{
     discover::{self, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
+    names::{self, NameCache},
     symbols::{CodeSource, FrameId, FrameTable, Symbols},
     threads,
 };
@@ -132,7 +133,16 @@ pub struct PythonProcess {
     /// The process has exited: nothing to refresh, its symbols stay for
     /// the events still in the ring buffer.
     exited: bool,
+    /// tid -> `pthread_t` (the key of `threading._active`) of the published threads.
+    pthreads: HashMap<u32, u64>,
+    /// tid -> Python thread name, as last read (kept after the thread exits).
+    names: HashMap<u32, String>,
+    name_cache: NameCache,
+    names_read: Option<Instant>,
 }
+
+/// While a published thread has no name, names are read again at most this often.
+const NAMES_EVERY: Duration = Duration::from_millis(200);
 
 impl PythonProcess {
     pub fn new(pid: u32, read_stack_every: u32) -> Self {
@@ -146,6 +156,10 @@ impl PythonProcess {
             since: Instant::now(),
             last_search: None,
             exited: false,
+            pthreads: HashMap::new(),
+            names: HashMap::new(),
+            name_cache: NameCache::default(),
+            names_read: None,
         }
     }
 
@@ -171,6 +185,7 @@ impl PythonProcess {
             Discovery::Failed(reason, found) => Discovery::Failed(reason.clone(), found.clone()),
             Discovery::Searching(_) => process.discovery,
         };
+        process.name_cache = self.name_cache.clone();
         process
     }
 
@@ -217,6 +232,8 @@ impl PythonProcess {
         self.symbols = Symbols::default();
         self.config_published = false;
         self.published.clear();
+        self.pthreads.clear();
+        self.name_cache = NameCache::default();
         self.since = Instant::now();
         self.last_search = None;
     }
@@ -253,12 +270,13 @@ impl PythonProcess {
     /// walked in userspace from the thread's `PyThreadState` (the walk the
     /// sampler does, for threads that are not running): (tid, frames).
     pub fn stacks_now(&mut self, table: &mut FrameTable) -> Vec<(u32, Vec<FrameId>)> {
-        let Discovery::Ready(ready) = &self.discovery else {
-            return Vec::new();
-        };
         if self.exited {
             return Vec::new();
         }
+        self.read_names();
+        let Discovery::Ready(ready) = &self.discovery else {
+            return Vec::new();
+        };
         self.symbols.new_tick();
         let source = ready.code_source();
         let mut threads: Vec<(u32, u64)> = self.published.iter().map(|(&t, &s)| (t, s)).collect();
@@ -278,6 +296,38 @@ impl PythonProcess {
                 )
             })
             .collect()
+    }
+
+    /// The Python name of thread `tid` (`threading.Thread.name`), once read.
+    pub fn thread_name(&self, tid: u32) -> Option<&str> {
+        self.names.get(&tid).map(String::as_str)
+    }
+
+    pub fn thread_names(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.names.iter().map(|(&tid, name)| (tid, name.as_str()))
+    }
+
+    /// Reads the names of the published threads from the interpreter.
+    fn read_names(&mut self) {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return;
+        };
+        if self.exited {
+            return;
+        }
+        self.names_read = Some(Instant::now());
+        let tstates: Vec<u64> = self.published.values().copied().collect();
+        let by_ident = names::thread_names(
+            &ready.memory,
+            &ready.binary.offsets,
+            &tstates,
+            &mut self.name_cache,
+        );
+        for (&tid, pthread) in &self.pthreads {
+            if let Some(name) = by_ident.get(pthread) {
+                self.names.insert(tid, name.clone());
+            }
+        }
     }
 
     /// Cached code objects are checked again on their next use.
@@ -357,7 +407,9 @@ impl PythonProcess {
         {
             interpreter.version = version;
         }
-        let current = ready.thread_states(self.pid);
+        let states = ready.thread_states(self.pid);
+        let current: HashMap<u32, u64> = states.iter().map(|s| (s.tid, s.tstate)).collect();
+        self.pthreads = states.iter().map(|s| (s.tid, s.pthread)).collect();
         for (&tid, &tstate) in &current {
             if self.published.get(&tid) != Some(&tstate) {
                 update.insert.push((tid, tstate));
@@ -369,6 +421,15 @@ impl PythonProcess {
             }
         }
         self.published = current;
+        // A new thread is named by `threading` a moment after it starts.
+        if self
+            .published
+            .keys()
+            .any(|tid| !self.names.contains_key(tid))
+            && self.names_read.is_none_or(|at| at.elapsed() >= NAMES_EVERY)
+        {
+            self.read_names();
+        }
         update
     }
 }
@@ -382,9 +443,8 @@ impl Ready {
         }
     }
 
-    /// tid (host) -> `PyThreadState` address of every thread whose kernel
-    /// id is known.
-    fn thread_states(&mut self, pid: u32) -> HashMap<u32, u64> {
+    /// Every thread whose kernel (host) id is known.
+    fn thread_states(&mut self, pid: u32) -> Vec<KnownThread> {
         let mut states = threads::thread_states(
             &self.memory,
             &self.binary.offsets,
@@ -406,10 +466,21 @@ impl Ready {
         let own = procfs::threads(pid);
         states
             .iter()
-            .filter_map(|s| Some((s.tid?, s.tstate)))
-            .filter(|(tid, _)| own.contains(tid))
+            .filter_map(|s| {
+                Some(KnownThread {
+                    tid: s.tid.filter(|tid| own.contains(tid))?,
+                    tstate: s.tstate,
+                    pthread: s.pthread,
+                })
+            })
             .collect()
     }
+}
+
+struct KnownThread {
+    tid: u32,
+    tstate: u64,
+    pthread: u64,
 }
 
 /// Why there is no usable interpreter (yet).

@@ -50,15 +50,8 @@ pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadS
     out
 }
 
-/// The walk the BPF sampler does, in userspace: thread `tstate`'s frames,
-/// innermost first, at most `max` (for checking a layout on live memory,
-/// and for the snapshot tests).
-pub fn walk_frames(
-    mem: &dyn Memory,
-    o: &Offsets,
-    tstate: u64,
-    max: usize,
-) -> Vec<tracer_common::PyFrameRecord> {
+/// The addresses of thread `tstate`'s frames, innermost first, at most `max`.
+pub fn frame_addresses(mem: &dyn Memory, o: &Offsets, tstate: u64, max: usize) -> Vec<u64> {
     let mut out = Vec::new();
     let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
     if let Some(off) = o.cframe_current_frame {
@@ -68,22 +61,36 @@ pub fn walk_frames(
             mem.u64(frame + off).unwrap_or(0)
         };
     }
-    for _ in 0..max {
-        if frame == 0 {
-            break;
-        }
-        let code = mem.u64(frame + o.frame_code).unwrap_or(0);
-        let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
-        if let Some(off) = o.frame_owner {
-            let mut owner = [0u8];
-            if mem.read(frame + off, &mut owner).is_ok() {
-                instr |= (owner[0] as u64) << 56;
-            }
-        }
-        out.push(tracer_common::PyFrameRecord { code, instr });
+    while frame != 0 && out.len() < max {
+        out.push(frame);
         frame = mem.u64(frame + o.frame_back).unwrap_or(0);
     }
     out
+}
+
+/// The walk the BPF sampler does, in userspace: thread `tstate`'s frames,
+/// innermost first, at most `max` (for checking a layout on live memory,
+/// and for the snapshot tests).
+pub fn walk_frames(
+    mem: &dyn Memory,
+    o: &Offsets,
+    tstate: u64,
+    max: usize,
+) -> Vec<tracer_common::PyFrameRecord> {
+    frame_addresses(mem, o, tstate, max)
+        .into_iter()
+        .map(|frame| {
+            let code = mem.u64(frame + o.frame_code).unwrap_or(0);
+            let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+            if let Some(off) = o.frame_owner {
+                let mut owner = [0u8];
+                if mem.read(frame + off, &mut owner).is_ok() {
+                    instr |= (owner[0] as u64) << 56;
+                }
+            }
+            tracer_common::PyFrameRecord { code, instr }
+        })
+        .collect()
 }
 
 /// glibc's `struct pthread` holds the kernel tid at a fixed offset (0x2d0 on

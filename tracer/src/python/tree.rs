@@ -150,6 +150,20 @@ impl PythonTree {
         out
     }
 
+    /// The Python name of thread `tid` of process `pid`, once read.
+    pub fn thread_name(&self, pid: u32, tid: u32) -> Option<&str> {
+        self.processes.get(&pid)?.thread_name(tid)
+    }
+
+    /// tid -> Python thread name, over every process.
+    pub fn thread_names(&self) -> std::collections::HashMap<u32, String> {
+        self.processes
+            .values()
+            .flat_map(|p| p.thread_names())
+            .map(|(tid, name)| (tid, name.to_string()))
+            .collect()
+    }
+
     pub fn frame(&self, id: FrameId) -> &Frame {
         self.frames.get(id)
     }

@@ -277,13 +277,23 @@ pub fn speedscope(report: &Report) -> String {
     let mut by_thread: Vec<_> = by_thread.into_iter().collect();
     by_thread
         .sort_by_key(|(at, (_, weights))| (std::cmp::Reverse(weights.iter().sum::<u64>()), *at));
+    let names: HashMap<u32, &str> = report
+        .python
+        .threads
+        .iter()
+        .filter_map(|t| Some((t.tid, t.name.as_deref()?)))
+        .collect();
     let profiles: Vec<serde_json::Value> = by_thread
         .into_iter()
         .map(|((pid, tid), (samples, weights))| {
             let total: u64 = weights.iter().sum();
-            let name = match roots.get(&pid) {
-                Some(process) => format!("{process} thread {tid}"),
+            let thread = match names.get(&tid) {
+                Some(name) => format!("thread {tid} \"{name}\""),
                 None => format!("thread {tid}"),
+            };
+            let name = match roots.get(&pid) {
+                Some(process) => format!("{process} {thread}"),
+                None => thread,
             };
             serde_json::json!({
                 "type": "sampled", "name": name, "unit": "none",

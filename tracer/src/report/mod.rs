@@ -251,6 +251,10 @@ pub struct ThreadSched {
     pub tid: u32,
     pub pid: u32,
     pub comm: String,
+    /// Its Python name (`threading.Thread.name`), when it is a Python
+    /// thread whose name could be read.
+    #[serde(default)]
+    pub name: Option<String>,
     pub voluntary: u64,
     pub involuntary: u64,
     pub on_cpu_ns: u64,
@@ -260,6 +264,13 @@ pub struct ThreadSched {
     /// was running, or had exited): a thread stuck in a sleep shows here.
     #[serde(default)]
     pub asleep_at_end_ns: u64,
+}
+
+impl ThreadSched {
+    /// What to call the thread: its Python name, else its task name.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.comm)
+    }
 }
 
 /// One traced process (see docs/report-schema-signals.md).
@@ -581,6 +592,9 @@ pub struct Entries {
 pub struct ThreadNow {
     pub pid: u32,
     pub tid: u32,
+    /// Its Python name (`threading.Thread.name`), when read.
+    #[serde(default)]
+    pub name: Option<String>,
     /// "running", "sleeping", "disk sleep", "stopped"... (`/proc` state).
     pub state: String,
     /// The system call it is blocked in, when it is.
@@ -669,6 +683,9 @@ pub struct PythonThread {
     #[serde(default)]
     pub pid: u32,
     pub tid: u32,
+    /// Its Python name (`threading.Thread.name`, "MainThread"), when read.
+    #[serde(default)]
+    pub name: Option<String>,
     pub samples: u64,
     /// This thread's functions by self samples (top 20).
     pub hotspots: Vec<Hotspot>,

@@ -680,6 +680,12 @@ pub fn assert_sampled_at_rate(got: u64, cpu_ns: u64, rate: u64, what: &str, cont
 /// Starts a workload that prints "ready PID" when set up and then waits
 /// for a line on its standard input; returns it and PID.
 pub fn spawn_until_ready(command: &[String]) -> (Proc, u32) {
+    let (workload, _stdout, pid) = spawn_until_ready_with_stdout(command);
+    (workload, pid)
+}
+
+/// [`spawn_until_ready`], with the rest of the workload's standard output.
+pub fn spawn_until_ready_with_stdout(command: &[String]) -> (Proc, Lines<ChildStdout>, u32) {
     let mut workload = Proc::spawn(
         Command::new(&command[0])
             .args(&command[1..])
@@ -687,12 +693,13 @@ pub fn spawn_until_ready(command: &[String]) -> (Proc, u32) {
             .stdout(Stdio::piped()),
         "workload",
     );
-    let ready = workload.stdout_lines().wait_for("ready");
+    let mut stdout = workload.stdout_lines();
+    let ready = stdout.wait_for("ready");
     let pid = ready
         .strip_prefix("ready ")
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("not `ready PID`: {ready}"));
-    (workload, pid)
+    (workload, stdout, pid)
 }
 
 /// Says go to a workload started by [`spawn_until_ready`].
@@ -700,4 +707,59 @@ pub fn say_go(workload: &mut Proc) {
     let stdin = workload.child.stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
+}
+
+/// Traces (`--pid`, JSON) a workload started by [`spawn_until_ready`] from
+/// its go until it prints "done", then stops the tracer with SIGINT while
+/// the workload is still alive, kills it and returns the report.
+pub fn trace_until_done(scratch: &Scratch, command: &[String]) -> Value {
+    let report_path = scratch.path("report.json");
+    let (mut workload, mut stdout, pid) = spawn_until_ready_with_stdout(command);
+    let (mut tracer, mut stderr) = attach_tracer(pid, &["--format", "json", "-o", &report_path]);
+    say_go(&mut workload);
+    stdout.wait_for("done");
+    tracer.signal("INT");
+    let status = tracer.wait();
+    assert_eq!(status.code(), Some(0), "tracer: {}", stderr.rest());
+    workload.signal("KILL");
+    load_json(&report_path)
+}
+
+/// python_thread_names.py's names (`threading.Thread(name=...)`, a
+/// subclass, a CJK name, the default "Thread-N", "MainThread") are in
+/// every per-thread view: sampled threads, scheduling rows and the stacks
+/// at the stop (taken while every thread is parked).
+pub fn check_thread_names(report: &Value, facts: &Value, context: &str) {
+    let pid = u64_of(&facts["pid"]);
+    let names = facts["names"].as_object().unwrap();
+    assert_eq!(names.len(), 6, "{facts:#}");
+    assert_eq!(names[&pid.to_string()], "MainThread");
+    assert!(names.values().any(|n| n == "名前-cjk"), "{facts:#}");
+    assert!(
+        names
+            .values()
+            .any(|n| n.as_str().unwrap().starts_with("Thread-")),
+        "{facts:#}"
+    );
+    let named = |rows: &Value, what: &str| -> usize {
+        let rows = rows.as_array().unwrap();
+        for row in rows {
+            if let Some(name) = names.get(&row["tid"].to_string()) {
+                assert_eq!(&row["name"], name, "{context}: {what} {row:#}");
+            }
+        }
+        rows.iter()
+            .filter(|r| names.contains_key(&r["tid"].to_string()))
+            .count()
+    };
+    let py = &report["python"];
+    // Every thread burned 150 ms of CPU: each is sampled, under its name.
+    assert_eq!(
+        named(&py["threads"], "python.threads"),
+        6,
+        "{:#}",
+        py["threads"]
+    );
+    assert_eq!(named(&py["threads_at_end"], "threads_at_end"), 6);
+    assert_eq!(named(&report["sched"]["threads"], "sched.threads"), 6);
 }

@@ -183,6 +183,7 @@ mod tests {
                     tid: 5,
                     pid: 5,
                     comm: "python3".into(),
+                    name: None,
                     voluntary: 3,
                     involuntary: 1,
                     on_cpu_ns: 1_000_000,

@@ -102,6 +102,11 @@ fn processes(out: &mut String, report: &Report) {
     }
 }
 
+/// ` "name"` of a named Python thread, else nothing.
+fn quoted_name(name: Option<&str>) -> String {
+    name.map(|n| format!(" \"{n}\"")).unwrap_or_default()
+}
+
 /// Frames shown of a thread's stack at one moment.
 const NOW_FRAMES: usize = 4;
 
@@ -128,7 +133,13 @@ fn threads_now(out: &mut String, when: &str, threads: &[ThreadNow]) {
             }
             shown
         };
-        let _ = writeln!(out, "    pid {} tid {} {doing}: {stack}", t.pid, t.tid);
+        let _ = writeln!(
+            out,
+            "    pid {} tid {}{} {doing}: {stack}",
+            t.pid,
+            t.tid,
+            quoted_name(t.name.as_deref())
+        );
     }
 }
 
@@ -154,7 +165,13 @@ pub fn render_dump(out: &mut String, report: &Report) {
         if let Some(syscall) = &thread.syscall {
             let _ = write!(doing, " in {syscall}");
         }
-        let _ = writeln!(out, "\n  pid {} tid {} ({doing}):", thread.pid, thread.tid);
+        let _ = writeln!(
+            out,
+            "\n  pid {} tid {}{} ({doing}):",
+            thread.pid,
+            thread.tid,
+            quoted_name(thread.name.as_deref())
+        );
         if thread.frames.is_empty() {
             let _ = writeln!(out, "    (no Python frame)");
         }
@@ -319,8 +336,10 @@ pub fn render(out: &mut String, report: &Report) {
             };
             let _ = writeln!(
                 out,
-                "    {pid}tid {:>7}: {:>6} samples, hottest {top}",
-                t.tid, t.samples
+                "    {pid}tid {:>7} {:<16} {:>6} samples, hottest {top}",
+                t.tid,
+                ellipsize(t.name.as_deref().unwrap_or("-"), 16),
+                t.samples
             );
         }
     }

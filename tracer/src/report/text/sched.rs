@@ -36,7 +36,7 @@ pub fn render(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
-        "pid", "tid", "comm", "voluntary", "involuntary", "on-CPU", "off-CPU"
+        "pid", "tid", "name", "voluntary", "involuntary", "on-CPU", "off-CPU"
     );
     let mut threads: Vec<_> = s.threads.iter().collect();
     threads.sort_by_key(|t| std::cmp::Reverse(t.voluntary + t.involuntary));
@@ -46,7 +46,7 @@ pub fn render(out: &mut String, report: &Report) {
             "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
             t.pid,
             t.tid,
-            ellipsize(&t.comm, 16),
+            ellipsize(t.label(), 16),
             thousands(t.voluntary),
             thousands(t.involuntary),
             duration(t.on_cpu_ns),
@@ -70,7 +70,7 @@ pub fn render(out: &mut String, report: &Report) {
                 format!(
                     "tid {} ({}) for {}",
                     t.tid,
-                    t.comm,
+                    t.label(),
                     duration(t.asleep_at_end_ns)
                 )
             })
