@@ -118,7 +118,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
 
-    /// Also write the sampled Python stacks as a speedscope JSON profile to FILE
+    /// Also write the sampled Python stacks as a speedscope JSON profile to FILE (one profile
+    /// per thread, samples in time order)
     #[arg(long, value_name = "FILE.json")]
     pub speedscope: Option<PathBuf>,
 

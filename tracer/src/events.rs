@@ -53,6 +53,7 @@ pub enum Event {
     },
     /// A CPU-clock sample of a thread's raw Python stack (innermost first).
     PySample {
+        ts_ns: u64,
         tgid: u32,
         tid: u32,
         frames: Vec<PyFrameRecord>,
@@ -260,6 +261,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let sample: PySample = read(bytes)?;
             let depth = (sample.depth as usize).min(PY_MAX_DEPTH);
             Event::PySample {
+                ts_ns: header.ts_ns,
                 tgid: header.tgid,
                 tid: header.tid,
                 frames: sample.frames[..depth].to_vec(),

@@ -188,3 +188,59 @@ fn sampling_deep_stacks_are_marked_truncated() {
         "{folded}"
     );
 }
+
+/// `--speedscope` keeps the samples in the order they were taken, so the
+/// "Time Order" view of a program that runs `first` then `second` shows
+/// all of one, then all of the other; each sample weighs 1/rate s.
+#[test]
+fn sampling_speedscope_is_in_time_order() {
+    require_root();
+    let scratch = Scratch::new("sampling_speedscope_time_order");
+    let path = scratch.path("profile.speedscope.json");
+    let rate = RATE.to_string();
+    let report = trace_command(
+        &scratch,
+        &["--rate", &rate, "--speedscope", &path],
+        &python_command(python(STATIC_PYTHON), "python_phases.py", &["0.3"]),
+    );
+    let profile = load_json(&path);
+    let frames = profile["shared"]["frames"].as_array().unwrap();
+    let main = &profile["profiles"][0];
+    assert_eq!(main["unit"], "nanoseconds");
+    // No `threading` imported: no Python thread name to give.
+    assert!(
+        main["name"].as_str().unwrap().starts_with("thread "),
+        "{}",
+        main["name"]
+    );
+    // The phase each sample is in, in order: first...first second...second.
+    let phases: Vec<&str> = main["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|stack| {
+            stack.as_array().unwrap().iter().find_map(|id| {
+                let name = frames[id.as_u64().unwrap() as usize]["name"].as_str()?;
+                ["first", "second"].contains(&name).then_some(name)
+            })
+        })
+        .collect();
+    let switch = phases.iter().position(|&p| p == "second").unwrap();
+    assert!(switch > 0, "{phases:?}");
+    assert!(
+        phases[..switch].iter().all(|&p| p == "first")
+            && phases[switch..].iter().all(|&p| p == "second"),
+        "not in time order: {phases:?}"
+    );
+    // Each sample weighs 1 / rate of a second.
+    let weights = main["weights"].as_array().unwrap();
+    assert_eq!(weights.len(), main["samples"].as_array().unwrap().len());
+    assert!(weights.iter().all(|w| w == 1_000_000_000 / RATE));
+    let samples: u64 = report["python"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["samples"].as_u64().unwrap())
+        .sum();
+    assert_eq!(weights.len() as u64, samples);
+}

@@ -154,6 +154,7 @@ impl Collector {
                     .on_fork(parent_tgid, child, is_thread, ts_ns, &comm);
             }
             Event::PySample {
+                ts_ns,
                 tgid,
                 tid,
                 frames,
@@ -166,7 +167,8 @@ impl Collector {
                     .as_mut()
                     .and_then(|tree| tree.frame_ids(tgid, &frames))
                 {
-                    self.profile.on_sample(tgid, tid, ids, truncated);
+                    let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
+                    self.profile.on_sample(t_ns, tgid, tid, ids, truncated);
                 }
             }
             Event::PyStack { key } => {
@@ -367,6 +369,13 @@ impl Collector {
             warnings.push(format!(
                 "{} ring buffer records could not be decoded",
                 self.decode_errors
+            ));
+        }
+        if python.samples > 0 && !python.timeline_complete {
+            warnings.push(format!(
+                "more Python samples than are kept in time order ({}): a speedscope profile \
+                 has one entry per distinct stack instead",
+                python.samples
             ));
         }
         let mut target = self.target;

@@ -243,35 +243,61 @@ mod tests {
 }
 
 /// The sampled stacks as a speedscope profile (https://www.speedscope.app,
-/// "sampled" profiles, one per thread, named after their process when
-/// several were sampled; frames are function, file and line).
+/// "sampled" profiles, one per thread, named after the thread and, when
+/// several were sampled, its process; frames are function, file and line).
+/// Samples are in the order they were taken, each weighing the CPU time it
+/// stands for (1 / rate), so speedscope's "Time Order" view is the thread's
+/// CPU time from left to right; when the run took more samples than are
+/// kept in order, each distinct stack is one sample weighing all of its.
 pub fn speedscope(report: &Report) -> String {
     let roots = process_roots(report, Roots::PerProcess);
     use std::collections::HashMap;
 
     let mut frames: Vec<serde_json::Value> = Vec::new();
     let mut index: HashMap<(String, String, u32), usize> = HashMap::new();
-    // (pid, tid) -> (stacks as frame indices, their weights)
+    // Each distinct stack as frame indices, outermost first.
+    let stacks: Vec<Vec<usize>> = report
+        .python
+        .stacks
+        .iter()
+        .map(|stack| {
+            stack
+                .frames
+                .iter()
+                .rev()
+                .map(|f| {
+                    let key = (f.qualname.clone(), f.file.clone(), f.line);
+                    *index.entry(key).or_insert_with(|| {
+                        frames.push(serde_json::json!({
+                            "name": f.qualname, "file": f.file, "line": f.line
+                        }));
+                        frames.len() - 1
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let sample_ns = 1_000_000_000 / report.python.rate_hz.max(1);
+    let in_order: Vec<(usize, u64)> = if report.python.timeline_complete {
+        report
+            .python
+            .timeline
+            .iter()
+            .map(|s| (s.stack, sample_ns))
+            .collect()
+    } else {
+        (0..stacks.len())
+            .map(|i| (i, report.python.stacks[i].samples * sample_ns))
+            .collect()
+    };
+    // (pid, tid) -> (samples as frame indices, their weights)
     type Samples = (Vec<Vec<usize>>, Vec<u64>);
     let mut by_thread: BTreeMap<(u32, u32), Samples> = Default::default();
-    for stack in &report.python.stacks {
-        let ids: Vec<usize> = stack
-            .frames
-            .iter()
-            .rev()
-            .map(|f| {
-                let key = (f.qualname.clone(), f.file.clone(), f.line);
-                *index.entry(key).or_insert_with(|| {
-                    frames.push(serde_json::json!({
-                        "name": f.qualname, "file": f.file, "line": f.line
-                    }));
-                    frames.len() - 1
-                })
-            })
-            .collect();
-        let entry = by_thread.entry((stack.pid, stack.tid)).or_default();
-        entry.0.push(ids);
-        entry.1.push(stack.samples);
+    for (stack, weight) in in_order {
+        let at = &report.python.stacks[stack];
+        let entry = by_thread.entry((at.pid, at.tid)).or_default();
+        entry.0.push(stacks[stack].clone());
+        entry.1.push(weight);
     }
     // The busiest thread first: speedscope opens the first profile.
     let mut by_thread: Vec<_> = by_thread.into_iter().collect();
@@ -296,7 +322,7 @@ pub fn speedscope(report: &Report) -> String {
                 None => thread,
             };
             serde_json::json!({
-                "type": "sampled", "name": name, "unit": "none",
+                "type": "sampled", "name": name, "unit": "nanoseconds",
                 "startValue": 0, "endValue": total, "samples": samples, "weights": weights
             })
         })
@@ -326,6 +352,7 @@ mod speedscope_tests {
             first_line: 1,
         };
         let mut report = Report::default();
+        report.python.rate_hz = 100;
         report.python.stacks = vec![
             PythonStack {
                 pid: 7,
@@ -353,11 +380,60 @@ mod speedscope_tests {
             p["samples"][0],
             serde_json::json!([id("main"), id("inner")])
         );
-        assert_eq!(p["weights"][0], 3);
-        assert_eq!(v["profiles"][1]["endValue"], 1);
-        // The busiest thread's profile comes first (speedscope opens it).
+        // No time order kept: a stack weighs its samples' CPU time (10 ms each).
+        assert_eq!(p["unit"], "nanoseconds");
+        assert_eq!(p["weights"][0], 30_000_000);
+        assert_eq!(v["profiles"][1]["endValue"], 10_000_000);
+        // The busiest thread's profile comes first (speedscope opens it),
+        // named after the thread's Python name when known.
         report.python.stacks[1].samples = 9;
+        report.python.threads = vec![crate::report::PythonThread {
+            pid: 7,
+            tid: 8,
+            name: Some("worker".into()),
+            ..Default::default()
+        }];
         let v: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();
-        assert_eq!(v["profiles"][0]["name"], "thread 8");
+        assert_eq!(v["profiles"][0]["name"], "thread 8 \"worker\"");
+    }
+
+    /// With the time order kept, every sample is one entry, in order.
+    #[test]
+    fn speedscope_samples_in_time_order() {
+        let frame = |f: &str| Frame {
+            qualname: f.into(),
+            function: f.into(),
+            file: "/w.py".into(),
+            line: 1,
+            first_line: 1,
+        };
+        let stack = |f: &str, samples| PythonStack {
+            pid: 7,
+            tid: 7,
+            samples,
+            truncated: false,
+            frames: vec![frame(f)],
+        };
+        let mut report = Report::default();
+        report.python.rate_hz = 1000;
+        report.python.stacks = vec![stack("b", 2), stack("a", 1)];
+        report.python.timeline = [(10, 0), (20, 1), (30, 0)]
+            .into_iter()
+            .map(|(t_ns, stack)| crate::report::TimedSample { t_ns, stack })
+            .collect();
+        report.python.timeline_complete = true;
+        let v: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();
+        let frames = v["shared"]["frames"].as_array().unwrap();
+        let id = |name: &str| frames.iter().position(|f| f["name"] == name).unwrap();
+        let p = &v["profiles"][0];
+        assert_eq!(
+            p["samples"],
+            serde_json::json!([[id("b")], [id("a")], [id("b")]])
+        );
+        assert_eq!(
+            p["weights"],
+            serde_json::json!([1_000_000, 1_000_000, 1_000_000])
+        );
+        assert_eq!(p["endValue"], 3_000_000);
     }
 }

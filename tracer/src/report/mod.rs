@@ -549,6 +549,14 @@ pub struct Python {
     pub threads: Vec<PythonThread>,
     /// Every distinct stack, innermost frame first.
     pub stacks: Vec<PythonStack>,
+    /// Every sample in time order (for the exports that draw time:
+    /// speedscope's time order); not in the JSON report, which would grow
+    /// with the run. Empty with `timeline_complete` false when the run
+    /// took more samples than are kept in order.
+    #[serde(skip)]
+    pub timeline: Vec<TimedSample>,
+    #[serde(skip)]
+    pub timeline_complete: bool,
     /// Voluntary context switches (the thread went to sleep) by the top of
     /// the Python stack, most off-CPU time first.
     #[serde(default)]
@@ -576,6 +584,13 @@ pub struct Python {
     /// Why the entry counter is not running, when it was asked for.
     #[serde(default)]
     pub entries_error: Option<String>,
+}
+
+/// One sample: when (ns since tracing started) and which of `stacks`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimedSample {
+    pub t_ns: u64,
+    pub stack: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
