@@ -138,6 +138,12 @@ pub struct Args {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Fit the text report to COLS columns (tables leave out their least needed columns, stacks
+    /// show file names without directories and as many frames as fit). Default: the terminal's
+    /// width when the report goes to one, else no limit; 0: no limit
+    #[arg(long, value_name = "COLS")]
+    pub width: Option<usize>,
+
     /// Log what the tracer does (attach times, first event) to standard error
     #[arg(short, long)]
     pub verbose: bool,

@@ -103,6 +103,15 @@ impl From<&str> for Frame {
     }
 }
 
+impl Frame {
+    /// The short text form, for narrow views: `qualname (file.py:line)`,
+    /// the file without its directories.
+    pub fn short(&self) -> String {
+        let file = self.file.rsplit('/').next().unwrap_or(&self.file);
+        format!("{} ({file}:{})", self.qualname, self.line)
+    }
+}
+
 /// Frames joined innermost first: `a (f.py:3) <- main (f.py:9)`.
 pub fn join(frames: &[Frame]) -> String {
     frames

@@ -120,6 +120,17 @@ impl Outputs {
         })
     }
 
+    /// The width the text report is fitted to: `--width`, else the
+    /// terminal's when the report goes to one; `None`: no limit.
+    fn text_width(&self, args: &cli::Args) -> Option<usize> {
+        match args.width {
+            Some(0) => None,
+            Some(cols) => Some(cols.max(MIN_WIDTH)),
+            None if self.report.is_none() => terminal_columns(),
+            None => None,
+        }
+    }
+
     /// Tracing failed: files created for it are removed.
     fn discard(self) {
         for output in [self.report, self.folded, self.speedscope, self.flamegraph]
@@ -134,7 +145,7 @@ impl Outputs {
     fn write(self, args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
         let rendered = match args.format {
             cli::Format::Text if args.dump => report::text::render_dump(report),
-            cli::Format::Text => report::text::render(report),
+            cli::Format::Text => report::text::render(report, self.text_width(args)),
             cli::Format::Json => report::json::render(report),
         };
         let quiet = args.quiet;
@@ -208,4 +219,24 @@ impl Outputs {
             None => Ok(()),
         }
     }
+}
+
+/// Narrower than this, tables could not keep their essential columns.
+const MIN_WIDTH: usize = 40;
+
+/// Columns of the terminal on standard output, when it is one.
+fn terminal_columns() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then(|| usize::from(size.ws_col).max(MIN_WIDTH))
 }

@@ -4,6 +4,7 @@
 //! switches) and scheduler context switches are always in separate columns
 //! and sentences.
 
+mod layout;
 mod processes;
 mod python;
 mod reads;
@@ -17,23 +18,78 @@ use super::{
     format::{printable, thousands},
 };
 
-pub fn render(report: &Report) -> String {
+/// The report as text, fitted to `width` terminal columns (`None`: no
+/// limit, as for a file or a pipe).
+pub fn render(report: &Report, width: Option<usize>) -> String {
     let shown = printable_report(report);
     let report = &shown;
     let mut out = String::new();
     header(&mut out, report);
-    reads::render(&mut out, report);
-    sched::render(&mut out, report);
-    processes::render_processes(&mut out, report);
-    processes::render_zombies(&mut out, report);
-    signals::render(&mut out, report);
-    python::render(&mut out, report);
+    reads::render(&mut out, report, width);
+    sched::render(&mut out, report, width);
+    processes::render_processes(&mut out, report, width);
+    processes::render_zombies(&mut out, report, width);
+    signals::render(&mut out, report, width);
+    python::render(&mut out, report, width);
     notes(&mut out, report);
     // A net under the one above: nothing but newlines acts on the terminal.
+    // Prose longer than the width is wrapped under its own indent.
     out.split('\n')
-        .map(printable)
+        .map(|line| {
+            let line = printable(line);
+            match width {
+                Some(width) => layout::wrap(&line, width),
+                None => line.into_owned(),
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A frame in full, or short (the file without its directories) when the
+/// report is fitted to a width.
+fn frame_text(frame: &crate::frame::Frame, width: Option<usize>) -> String {
+    match width {
+        Some(_) => frame.short(),
+        None => frame.to_string(),
+    }
+}
+
+/// A stack, innermost first, in at most `room` columns: the file names
+/// without their directories and the frames that fit, then how many more
+/// (`None`: every frame, full paths). When they do not all fit, the first
+/// frame of the program's own code (not the standard library's) is kept
+/// after the innermost: `Popen._execute_child (...) <- ... 1 more <- spawn
+/// (app.py:7) <- ... 1 more`.
+fn chain(frames: &[crate::frame::Frame], room: Option<usize>) -> String {
+    let Some(room) = room else {
+        return crate::frame::join(frames);
+    };
+    let short: Vec<String> = frames.iter().map(|f| f.short()).collect();
+    let all = short.join(" <- ");
+    if layout::columns(&all) <= room || frames.len() < 2 {
+        return layout::fit(&all, room);
+    }
+    let more = |n: usize| format!(" <- ... {n} more");
+    let own = frames
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, f)| f.is_resolved() && f.stdlib_module().is_none())
+        .map(|(i, _)| i);
+    if let Some(i) = own {
+        let skipped = if i > 1 { more(i - 1) } else { String::new() };
+        let rest = frames.len() - i - 1;
+        let tail = if rest > 0 { more(rest) } else { String::new() };
+        let suffix = format!("{skipped} <- {}{tail}", short[i]);
+        // The innermost frame, cut if need be, then the program's own.
+        if layout::columns(&suffix) + 16 <= room {
+            return layout::fit(&short[0], room - layout::columns(&suffix)) + &suffix;
+        }
+    }
+    let mut out = layout::fit(&short[0], room.saturating_sub(more(frames.len() - 1).len()));
+    out.push_str(&more(frames.len() - 1));
+    out
 }
 
 /// `--dump`: every Python thread of the process (and its descendants) as
@@ -194,7 +250,7 @@ mod tests {
             ..Default::default()
         };
         report.findings = crate::analysis::findings(&report);
-        let text = render(&report);
+        let text = render(&report, None);
         assert!(
             text.contains("tracer report for python3 (pid 5): python3 app.py"),
             "{text}"
@@ -242,30 +298,125 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let text = render(&report);
+        let text = render(&report, None);
         assert!(
             text.contains("tracer report for python3.13 (pid 4242, pid 1 in its pid namespace)"),
             "{text}"
         );
-        assert!(text.contains("      pid  ns pid    ppid"), "{text}");
+        assert!(text.contains("\n   pid  ns pid  ppid  comm"), "{text}");
         assert!(
-            text.contains("     4242       1    4241  python3.13"),
+            text.contains("\n  4242       1  4241  python3.13"),
             "{text}"
         );
-        assert!(text.contains("     4250       -    4242  true"), "{text}");
+        assert!(text.contains("\n  4250       -  4242  true"), "{text}");
         // Outside a namespace: one pid, no extra column.
         report.target.ns_pid = Some(4242);
         report.processes[0].ns_pid = Some(4242);
-        let text = render(&report);
+        let text = render(&report, None);
         assert!(text.contains("(pid 4242)\n"), "{text}");
         assert!(!text.contains("ns pid"), "{text}");
+    }
+
+    /// A report with every section, long paths, long stacks, a wide
+    /// request summary and a CJK function name.
+    fn wide_report() -> Report {
+        let mut r = fixtures::worker_report();
+        r.processes[1].python_stacks =
+            vec![crate::report::EventStack::new(fixtures::popen_frames(7), 1)];
+        r.signals = fixtures::signals_report().signals;
+        r.signals[0].python_stacks =
+            vec![crate::report::EventStack::new(fixtures::popen_frames(9), 5)];
+        let mut wide = fixtures::proc_status(150_003);
+        wide.path = "/srv/application/releases/2026-11-22/var/cache/some-long-file-name.bin".into();
+        wide.request_sizes.clear();
+        wide.request_sizes.insert("1".into(), 150_001);
+        wide.request_sizes.insert("2".into(), 1);
+        wide.request_sizes.insert("3".into(), 1);
+        r.reads = vec![fixtures::proc_status(600), wide];
+        r.reads[0].python_stacks = vec![crate::report::EventStack::new(
+            fixtures::popen_frames(11),
+            37,
+        )];
+        r.reads[0].python_stacks_every = 16;
+        let hot = |name: &str, file: &str, share: f64| crate::report::Hotspot {
+            function: name.into(),
+            qualname: name.into(),
+            file: file.into(),
+            line: 12,
+            self_samples: 10,
+            total_samples: 10,
+            self_share: share,
+            total_share: share,
+            pids: Vec::new(),
+        };
+        r.python.status = "sampled".into();
+        r.python.version = Some("3.11.7".into());
+        r.python.rate_hz = 99;
+        r.python.hotspots = vec![
+            hot(
+                "計算する",
+                "/srv/application/releases/2026-11-22/src/計算.py",
+                60.0,
+            ),
+            hot(
+                "Handler.process_request",
+                "/usr/lib/python3.11/socketserver.py",
+                40.0,
+            ),
+        ];
+        r.python.off_cpu = vec![crate::report::EventStack::new(
+            fixtures::popen_frames(13),
+            4,
+        )];
+        r.findings = crate::analysis::findings(&r);
+        r
+    }
+
+    #[test]
+    fn every_section_fits_80_and_160_columns() {
+        let report = wide_report();
+        for width in [80, 160] {
+            let text = render(&report, Some(width));
+            for line in text.lines() {
+                assert!(
+                    layout::columns(line) <= width,
+                    "{} columns at width {width}: {line}\n{text}",
+                    layout::columns(line)
+                );
+            }
+            // The figures a user came for are still there.
+            for needed in ["1 KiB x 600", "1 B x 150,001 +2", "SIGUSR1", "計算する"] {
+                assert!(text.contains(needed), "no {needed} at {width}:\n{text}");
+            }
+            // Wide characters take two columns: the hot-function table's
+            // location column starts at the same column on every row.
+            let location = |function: &str| {
+                let line = text
+                    .lines()
+                    .find(|l| l.contains(function) && l.contains(":12"))
+                    .unwrap();
+                let cut = line.rfind("  ").unwrap() + 2;
+                layout::columns(&line[..cut])
+            };
+            assert_eq!(
+                location("計算する"),
+                location("Handler.process_request"),
+                "{text}"
+            );
+        }
+        // At 160 nothing a table has is left out; at 80 what is left out is said.
+        assert!(!render(&report, Some(160)).contains("not shown at this width"));
+        assert!(render(&report, Some(80)).contains("not shown at this width"));
+        // Without a width (a file, a pipe): full paths, whole stacks.
+        let full = render(&report, None);
+        assert!(full.contains("/usr/lib/python3.11/subprocess.py:1883) <- Popen.__init__"));
     }
 
     #[test]
     fn incomplete_reports_say_so() {
         let mut report = Report::default();
         report.events.lost = 3;
-        let text = render(&report);
+        let text = render(&report, None);
         assert!(text.contains("WARNING: figures are incomplete"), "{text}");
     }
 
@@ -278,7 +429,7 @@ mod tests {
         file.path = "/tmp/a\x1b[2Jb\nc\td".into();
         report.reads = vec![file];
         report.findings = crate::analysis::findings(&report);
-        let text = render(&report);
+        let text = render(&report, None);
         assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\t'));
         assert!(
             text.contains(

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::layout::{Column, Table, left, left_out, right};
 use crate::report::{
     Report, Zombie,
     format::{count, duration},
@@ -28,7 +29,7 @@ fn exit_text(code: Option<i32>, signal: Option<&str>, core: bool) -> String {
     }
 }
 
-pub fn render_processes(out: &mut String, report: &Report) {
+pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>) {
     let procs = &report.processes;
     let exited = procs.iter().filter(|p| p.exit_s.is_some()).count();
     let killed = procs.iter().filter(|p| p.exit_signal.is_some()).count();
@@ -45,52 +46,53 @@ pub fn render_processes(out: &mut String, report: &Report) {
     }
     // Processes in a pid namespace (containers): their pid there too.
     let namespaced = procs.iter().any(|p| p.ns_pid.is_some_and(|n| n != p.pid));
-    let ns_column = |text: String| {
-        if namespaced {
-            format!(" {text:>7}")
-        } else {
-            String::new()
-        }
-    };
-    let _ = writeln!(
-        out,
-        "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} argv",
-        "pid",
-        ns_column("ns pid".into()),
-        "ppid",
-        "comm",
-        "start s",
-        "exit s",
-        "exit"
-    );
+    let mut columns: Vec<Column> = vec![right("pid")];
+    if namespaced {
+        columns.push(right("ns pid"));
+    }
+    columns.extend([
+        right("ppid").optional(3),
+        left("comm").shrinks_to(8),
+        right("start s").optional(2),
+        right("exit s").optional(1),
+        left("exit"),
+        left("argv").shrinks_keeping_start(12),
+    ]);
+    let mut table = Table::new(2, columns);
     for p in procs.iter().take(MAX_PROCESSES) {
-        let _ = writeln!(
-            out,
-            "  {:>7}{} {:>7}  {:<16} {:>9} {:>9} {:<14} {}",
-            p.pid,
-            ns_column(p.ns_pid.map_or("-".into(), |n| n.to_string())),
-            p.ppid,
-            p.comm,
+        let mut cells = vec![p.pid.to_string()];
+        if namespaced {
+            cells.push(p.ns_pid.map_or("-".into(), |n| n.to_string()));
+        }
+        cells.extend([
+            p.ppid.to_string(),
+            p.comm.clone(),
             seconds(p.start_s),
             seconds(p.exit_s),
             exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped),
-            p.argv.join(" ")
-        );
+            p.argv.join(" "),
+        ]);
+        table.row(cells);
         if let Some(line) = p
             .python_stacks
             .first()
             .and_then(|s| spawned_line(&s.frames))
         {
-            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+            table.detail(format!(
+                "{DETAIL_INDENT}spawned from {}",
+                super::frame_text(line, width)
+            ));
         }
     }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
     if procs.len() > MAX_PROCESSES {
         super::more(out, procs.len() - MAX_PROCESSES, " processes");
     }
     out.push('\n');
 }
 
-pub fn render_zombies(out: &mut String, report: &Report) {
+pub fn render_zombies(out: &mut String, report: &Report, width: Option<usize>) {
     let zs = &report.zombies;
     let still = zs.iter().filter(|z| z.reaped_how == "still_zombie").count();
     let longest = zs.iter().map(|z| z.zombie_ns).max().unwrap_or(0);
@@ -105,10 +107,17 @@ pub fn render_zombies(out: &mut String, report: &Report) {
         out.push('\n');
         return;
     }
-    let _ = writeln!(
-        out,
-        "  {:>7} {:>7}  {:<16} {:<14} {:>10} {:<13} reaped by",
-        "pid", "ppid", "comm", "exit", "zombie", "how"
+    let mut table = Table::new(
+        2,
+        vec![
+            right("pid"),
+            right("ppid").optional(2),
+            left("comm").shrinks_to(8),
+            left("exit").optional(1),
+            right("zombie"),
+            left("how").optional(3),
+            left("reaped by").shrinks_to(12),
+        ],
     );
     let mut rows: Vec<&Zombie> = zs.iter().collect();
     rows.sort_by_key(|z| std::cmp::Reverse(z.zombie_ns));
@@ -122,20 +131,24 @@ pub fn render_zombies(out: &mut String, report: &Report) {
         if z.pre_existing {
             zombie = format!(">{zombie}");
         }
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7}  {:<16} {:<14} {:>10} {:<13} {by}",
-            z.pid,
-            z.ppid,
-            z.comm,
+        table.row(vec![
+            z.pid.to_string(),
+            z.ppid.to_string(),
+            z.comm.clone(),
             exit_text(z.exit_code, z.exit_signal.as_deref(), z.core_dumped),
             zombie,
-            z.reaped_how,
-        );
+            z.reaped_how.clone(),
+            by,
+        ]);
         if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
-            let _ = writeln!(out, "{DETAIL_INDENT}spawned from {line}");
+            table.detail(format!(
+                "{DETAIL_INDENT}spawned from {}",
+                super::frame_text(line, width)
+            ));
         }
     }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
     if zs.len() > MAX_ZOMBIES {
         super::more(out, zs.len() - MAX_ZOMBIES, "");
     }
@@ -149,7 +162,7 @@ mod tests {
 
     fn rendered(mut report: crate::report::Report) -> String {
         report.findings = crate::analysis::findings(&report);
-        render(&report)
+        render(&report, None)
     }
 
     #[test]
@@ -187,7 +200,7 @@ mod tests {
         // Under the child's process row...
         let child = lines
             .iter()
-            .position(|l| l.starts_with("      900 "))
+            .position(|l| l.trim_start().starts_with("900 "))
             .unwrap();
         assert_eq!(lines[child + 1], spawned, "{text}");
         // ...and under each zombie row shown (the 25 longest: all from line 7).

@@ -3,9 +3,10 @@
 
 use std::fmt::Write as _;
 
+use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report, ThreadNow,
-    format::{count, duration, ellipsize, thousands},
+    format::{count, duration, thousands},
 };
 
 /// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
@@ -50,7 +51,7 @@ const SHOWN_PROCESSES: usize = 8;
 
 /// The busiest processes of a tree, each with its top functions, and the
 /// ones that ran unsampled, with why.
-fn processes(out: &mut String, report: &Report) {
+fn processes(out: &mut String, report: &Report, width: Option<usize>) {
     let p = &report.python;
     let unsampled = p.processes.iter().filter(|row| row.status != "sampled");
     if p.processes.len() < 2 && unsampled.clone().all(|row| row.ticks == 0) {
@@ -68,21 +69,24 @@ fn processes(out: &mut String, report: &Report) {
         sampled.len(),
         if sampled.len() == 1 { "" } else { "es" }
     );
+    let mut table = Table::new(
+        4,
+        vec![
+            left("process").shrinks_to(14),
+            right("samples"),
+            left("hottest").shrinks_keeping_start(20),
+        ],
+    );
     for row in sampled.iter().take(SHOWN_PROCESSES) {
         let top: Vec<String> = row
             .hotspots
             .iter()
             .take(3)
-            .map(|h| format!("{} {:.1}%", ellipsize(&h.qualname, 32), h.self_share))
+            .map(|h| format!("{} {:.1}%", h.qualname, h.self_share))
             .collect();
-        let _ = writeln!(
-            out,
-            "    {:<28} {:>7} samples  {}",
-            row.label(),
-            thousands(row.samples),
-            top.join(", ")
-        );
+        table.row(vec![row.label(), thousands(row.samples), top.join(", ")]);
     }
+    table.render(out, width);
     if sampled.len() > SHOWN_PROCESSES {
         let _ = writeln!(
             out,
@@ -93,10 +97,10 @@ fn processes(out: &mut String, report: &Report) {
     for row in unsampled.filter(|row| row.ticks > 0 || row.version.is_some()) {
         let _ = writeln!(
             out,
-            "    pid {} ({}) not sampled ({} ticks): {}",
+            "    pid {} ({}) not sampled ({}): {}",
             row.pid,
             report.comm_of(row.pid),
-            thousands(row.ticks),
+            count(row.ticks, "tick", "ticks"),
             row.reason.as_deref().unwrap_or("unknown reason")
         );
     }
@@ -111,7 +115,7 @@ fn quoted_name(name: Option<&str>) -> String {
 const NOW_FRAMES: usize = 4;
 
 /// Where each Python thread was at one moment, and what it was doing.
-fn threads_now(out: &mut String, when: &str, threads: &[ThreadNow]) {
+fn threads_now(out: &mut String, when: &str, threads: &[ThreadNow], width: Option<usize>) {
     if threads.is_empty() {
         return;
     }
@@ -124,22 +128,23 @@ fn threads_now(out: &mut String, when: &str, threads: &[ThreadNow]) {
         if t.asleep_ns > 0 {
             let _ = write!(doing, " for {}", duration(t.asleep_ns));
         }
-        let stack = if t.frames.is_empty() {
-            "(no Python frame)".to_owned()
-        } else {
-            let mut shown = crate::frame::join(&t.frames[..t.frames.len().min(NOW_FRAMES)]);
-            if t.frames.len() > NOW_FRAMES {
-                let _ = write!(shown, " <- ... {} more", t.frames.len() - NOW_FRAMES);
-            }
-            shown
-        };
-        let _ = writeln!(
-            out,
-            "    pid {} tid {}{} {doing}: {stack}",
+        let head = format!(
+            "    pid {} tid {}{} {doing}: ",
             t.pid,
             t.tid,
             quoted_name(t.name.as_deref())
         );
+        let stack = if t.frames.is_empty() {
+            "(no Python frame)".to_owned()
+        } else {
+            let room = width.map(|w| w.saturating_sub(super::layout::columns(&head)));
+            let mut shown = super::chain(&t.frames[..t.frames.len().min(NOW_FRAMES)], room);
+            if t.frames.len() > NOW_FRAMES && !shown.ends_with(" more") {
+                let _ = write!(shown, " <- ... {} more", t.frames.len() - NOW_FRAMES);
+            }
+            shown
+        };
+        let _ = writeln!(out, "{head}{stack}");
     }
 }
 
@@ -181,7 +186,7 @@ pub fn render_dump(out: &mut String, report: &Report) {
     }
 }
 
-pub fn render(out: &mut String, report: &Report) {
+pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let p = &report.python;
     if p.status != "sampled" {
         match interpreter_line(report) {
@@ -242,37 +247,47 @@ pub fn render(out: &mut String, report: &Report) {
             count(p.unresolved_frames, "frame", "frames")
         );
     }
-    processes(out, report);
+    processes(out, report, width);
     // The kernel-event stacks below are there even without CPU samples
     // (a short or mostly sleeping process).
     if !p.hotspots.is_empty() {
-        let _ = writeln!(
-            out,
-            "  {:>6} {:>6}  {:<32} location",
-            "self%", "total%", "function"
+        let mut table = Table::new(
+            2,
+            vec![
+                right("self%"),
+                right("total%"),
+                left("function").shrinks_to(16),
+                left("location").shrinks_to(16),
+            ],
         );
         for h in p.hotspots.iter().take(15) {
-            let _ = writeln!(
-                out,
-                "  {:>6.1} {:>6.1}  {:<32} {}:{}",
-                h.self_share,
-                h.total_share,
-                ellipsize(&h.qualname, 32),
-                h.file,
-                h.line
-            );
+            table.row(vec![
+                format!("{:.1}", h.self_share),
+                format!("{:.1}", h.total_share),
+                h.qualname.clone(),
+                format!("{}:{}", h.file, h.line),
+            ]);
         }
+        table.render(out, width);
+    }
+    if !p.lines.is_empty() {
         let _ = writeln!(out, "  hottest lines:");
+        let mut table = Table::new(
+            2,
+            vec![
+                right("self%"),
+                left("function").shrinks_to(16),
+                left("line").shrinks_to(16),
+            ],
+        );
         for l in p.lines.iter().take(8) {
-            let _ = writeln!(
-                out,
-                "  {:>6.1}         {:<32} {}:{}",
-                l.self_share,
-                ellipsize(&l.function, 32),
-                l.file,
-                l.line
-            );
+            table.row(vec![
+                format!("{:.1}", l.self_share),
+                l.function.clone(),
+                format!("{}:{}", l.file, l.line),
+            ]);
         }
+        table.render(out, width);
     }
     if !p.off_cpu.is_empty() {
         let _ = writeln!(
@@ -280,24 +295,21 @@ pub fn render(out: &mut String, report: &Report) {
             "  off-CPU (voluntary switches) by Python code, innermost first:"
         );
         for stack in p.off_cpu.iter().take(5) {
-            let _ = writeln!(
-                out,
-                "  {:>10} {:>6}x  {}",
+            let head = format!(
+                "  {:>10} {:>6}x  ",
                 duration(stack.off_cpu_ns),
-                stack.samples,
-                crate::frame::join(&stack.frames)
+                stack.samples
             );
+            let room = width.map(|w| w.saturating_sub(head.len()));
+            let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
         }
     }
     if !p.forks.is_empty() {
         let _ = writeln!(out, "  fork/clone (processes and threads) by Python code:");
         for stack in p.forks.iter().take(5) {
-            let _ = writeln!(
-                out,
-                "  {:>6}x  {}",
-                stack.samples,
-                crate::frame::join(&stack.frames)
-            );
+            let head = format!("  {:>6}x  ", stack.samples);
+            let room = width.map(|w| w.saturating_sub(head.len()));
+            let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
         }
     }
     if let Some(err) = &p.entries_error {
@@ -308,40 +320,58 @@ pub fn render(out: &mut String, report: &Report) {
             out,
             "  entries into _PyEval_EvalFrameDefault (uprobe; from 3.11 on only entries from C):"
         );
+        let mut table = Table::new(
+            2,
+            vec![
+                right("entries"),
+                left("function").shrinks_to(16),
+                left("location").shrinks_to(16),
+            ],
+        );
         for e in p.entries_from_c.iter().take(10) {
-            let _ = writeln!(
-                out,
-                "  {:>10}  {:<32} {}:{}",
+            table.row(vec![
                 thousands(e.entries),
-                ellipsize(&e.qualname, 32),
-                e.file,
-                e.line
-            );
+                e.qualname.clone(),
+                format!("{}:{}", e.file, e.line),
+            ]);
         }
+        table.render(out, width);
     }
-    threads_now(out, "when tracing started", &p.threads_at_start);
-    threads_now(out, "when tracing stopped", &p.threads_at_end);
+    threads_now(out, "when tracing started", &p.threads_at_start, width);
+    threads_now(out, "when tracing stopped", &p.threads_at_end, width);
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
+        let several = p.processes.len() > 1;
+        let mut columns = vec![right("pid")];
+        columns.extend([
+            right("tid"),
+            left("name").shrinks_to(10),
+            right("samples"),
+            left("hottest").shrinks_keeping_start(16),
+        ]);
+        if !several {
+            columns.remove(0);
+        }
+        let mut table = Table::new(4, columns);
         for t in &p.threads {
             let top = t
                 .hotspots
                 .first()
                 .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
                 .unwrap_or_default();
-            let pid = if p.processes.len() > 1 {
-                format!("pid {:>7} ", t.pid)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "    {pid}tid {:>7} {:<16} {:>6} samples, hottest {top}",
-                t.tid,
-                ellipsize(t.name.as_deref().unwrap_or("-"), 16),
-                t.samples
-            );
+            let mut cells = vec![
+                t.tid.to_string(),
+                t.name.clone().unwrap_or_else(|| "-".into()),
+                thousands(t.samples),
+                top,
+            ];
+            if several {
+                cells.insert(0, t.pid.to_string());
+            }
+            table.row(cells);
         }
+        let dropped = table.render(out, width);
+        left_out(out, &dropped);
     }
     out.push('\n');
 }
@@ -363,7 +393,7 @@ mod tests {
         p.linkage = Some("static".into());
         p.layout = Some("_Py_DebugOffsets in _PyRuntime".into());
         p.rate_hz = 99;
-        let text = super::super::render(&report);
+        let text = super::super::render(&report, None);
         assert!(
             text.contains(
                 "PYTHON: CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root \
@@ -383,7 +413,7 @@ mod tests {
         p.debug_build = true;
         p.free_threaded = true;
         p.reason = Some("free-threaded CPython is not supported".into());
-        let text = super::super::render(&report);
+        let text = super::super::render(&report, None);
         assert!(
             text.contains(
                 "PYTHON: CPython 3.14.0, /usr/lib/libpython3.14td.so.1.0 (shared libpython, \
@@ -397,6 +427,6 @@ mod tests {
             reason: Some("no libpython".into()),
             ..Default::default()
         };
-        assert!(super::super::render(&report).contains("PYTHON: not sampled: no libpython"));
+        assert!(super::super::render(&report, None).contains("PYTHON: not sampled: no libpython"));
     }
 }

@@ -3,16 +3,17 @@
 
 use std::fmt::Write as _;
 
+use super::layout::{Table, fit, left, left_out, right};
 use crate::report::{
     FileReads, Report,
-    format::{bytes, duration, ellipsize, thousands},
+    format::{bytes, duration, thousands},
 };
 
 /// Rows shown in the reads table; the JSON report has them all.
 const MAX_FILES: usize = 15;
 const MAX_FINDINGS: usize = 10;
 
-pub fn render(out: &mut String, report: &Report) {
+pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let total_calls: u64 = report.reads.iter().map(|f| f.syscalls).sum();
     let total_bytes: u64 = report.reads.iter().map(|f| f.bytes).sum();
     let _ = writeln!(
@@ -24,32 +25,32 @@ pub fn render(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "  (a syscall is a user->kernel mode switch; \"ctx-sw\" are scheduler context switches inside those reads)"
+        "  (a syscall is a user->kernel mode switch; \"ctx-sw\" are the scheduler context \
+         switches inside those reads, voluntary / involuntary)"
     );
     if report.reads.is_empty() {
         out.push_str("  no reads\n\n");
         return;
     }
-    let _ = writeln!(
-        out,
-        "  {:>7}  {:<36} {:<7} {:>7} {:>9} {:<16} {:>10} {:>10} {:>13}",
-        "pid",
-        "file",
-        "fs",
-        "blksize",
-        "syscalls",
-        "request sizes",
-        "bytes",
-        "in kernel",
-        "ctx-sw vol/inv"
+    let mut table = Table::new(
+        2,
+        vec![
+            right("pid"),
+            left("file").shrinks_to(20),
+            left("fs").optional(3),
+            right("blksize").optional(4),
+            right("syscalls"),
+            left("request sizes").optional(1),
+            right("bytes"),
+            right("in kernel").optional(5),
+            right("ctx-sw").optional(2),
+        ],
     );
     for f in report.reads.iter().take(MAX_FILES) {
-        let _ = writeln!(
-            out,
-            "  {:>7}  {:<36} {:<7} {:>7} {:>9} {:<16} {:>10} {:>10} {:>13}",
-            f.pid,
-            ellipsize(&f.shown_path(), 36),
-            f.fs,
+        table.row(vec![
+            f.pid.to_string(),
+            f.shown_path(),
+            f.fs.clone(),
             f.blksize.map_or("-".into(), |b| b.to_string()),
             thousands(f.syscalls),
             request_summary(f),
@@ -58,9 +59,11 @@ pub fn render(out: &mut String, report: &Report) {
             format!(
                 "{} / {}",
                 f.context_switches.voluntary, f.context_switches.involuntary
-            )
-        );
+            ),
+        ]);
     }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
     if report.reads.iter().any(|f| f.request_sizes.len() > 1) {
         let _ = writeln!(
             out,
@@ -91,14 +94,16 @@ pub fn render(out: &mut String, report: &Report) {
             "\n  Python code behind the reads (stacks of 1 in {every} reads, innermost first):"
         );
         for f in with_stacks {
-            let _ = writeln!(out, "  {}:", ellipsize(&f.shown_path(), 60));
+            let path = f.shown_path();
+            let _ = writeln!(
+                out,
+                "  {}:",
+                width.map_or(path.clone(), |w| fit(&path, w.saturating_sub(3)))
+            );
             for stack in f.python_stacks.iter().take(3) {
-                let _ = writeln!(
-                    out,
-                    "    ~{:>7} reads  {}",
-                    thousands(f.estimated_reads(stack)),
-                    crate::frame::join(&stack.frames)
-                );
+                let count = format!("    ~{:>7} reads  ", thousands(f.estimated_reads(stack)));
+                let room = width.map(|w| w.saturating_sub(count.len()));
+                let _ = writeln!(out, "{count}{}", super::chain(&stack.frames, room));
             }
         }
     }

@@ -3,14 +3,15 @@
 
 use std::fmt::Write as _;
 
+use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report,
-    format::{duration, ellipsize, thousands},
+    format::{duration, thousands},
 };
 
 const MAX_THREADS: usize = 25;
 
-pub fn render(out: &mut String, report: &Report) {
+pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let s = &report.sched;
     let _ = writeln!(
         out,
@@ -33,26 +34,33 @@ pub fn render(out: &mut String, report: &Report) {
         out.push('\n');
         return;
     }
-    let _ = writeln!(
-        out,
-        "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
-        "pid", "tid", "name", "voluntary", "involuntary", "on-CPU", "off-CPU"
+    let mut table = Table::new(
+        2,
+        vec![
+            right("pid"),
+            right("tid"),
+            left("name").shrinks_to(10),
+            right("voluntary"),
+            right("involuntary"),
+            right("on-CPU"),
+            right("off-CPU"),
+        ],
     );
     let mut threads: Vec<_> = s.threads.iter().collect();
     threads.sort_by_key(|t| std::cmp::Reverse(t.voluntary + t.involuntary));
     for t in threads.iter().take(MAX_THREADS) {
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7}  {:<16} {:>10} {:>11} {:>10} {:>10}",
-            t.pid,
-            t.tid,
-            ellipsize(t.label(), 16),
+        table.row(vec![
+            t.pid.to_string(),
+            t.tid.to_string(),
+            t.label().to_owned(),
             thousands(t.voluntary),
             thousands(t.involuntary),
             duration(t.on_cpu_ns),
-            duration(t.off_cpu_ns)
-        );
+            duration(t.off_cpu_ns),
+        ]);
     }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
     if threads.len() > MAX_THREADS {
         let _ = writeln!(out, "  ... {} more threads", threads.len() - MAX_THREADS);
     }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report, SignalLogEntry,
     format::{duration, peer, sender_text, target_text, thousands},
@@ -16,7 +17,7 @@ const LOG_LINES: usize = 10;
 const SIGNAL_STACKS: usize = 2;
 const SIGNAL_STACK_FRAMES: usize = 2;
 
-pub fn render(out: &mut String, report: &Report) {
+pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let rows = &report.signals;
     let generated: u64 = rows.iter().map(|g| g.generated).sum();
     let delivered: u64 = rows.iter().map(|g| g.delivered).sum();
@@ -40,19 +41,20 @@ pub fn render(out: &mut String, report: &Report) {
         out.push('\n');
         return;
     }
-    let _ = writeln!(
-        out,
-        "  {:<10} {:<24} {:<24} {:<11} {:>6} {:>6} {:>6} {:>6} {:<9} {:>23}",
-        "signal",
-        "sender",
-        "target",
-        "si_code",
-        "gen",
-        "deliv",
-        "ignor",
-        "pend",
-        "action",
-        "latency p50/p99/max"
+    let mut table = Table::new(
+        2,
+        vec![
+            left("signal"),
+            left("sender").shrinks_to(10),
+            left("target").shrinks_to(12),
+            left("si_code").optional(2),
+            right("gen"),
+            right("deliv"),
+            right("ignor"),
+            right("pend").optional(1),
+            left("action"),
+            right("latency p50/p99/max").optional(3),
+        ],
     );
     for g in rows.iter().take(MAX_SIGNALS) {
         let latency = g.latency_ns.as_ref().map_or("-".into(), |l| {
@@ -63,30 +65,30 @@ pub fn render(out: &mut String, report: &Report) {
                 duration(l.max)
             )
         });
-        let _ = writeln!(
-            out,
-            "  {:<10} {:<24} {:<24} {:<11} {:>6} {:>6} {:>6} {:>6} {:<9} {:>23}",
-            g.signal,
+        table.row(vec![
+            g.signal.clone(),
             sender_text(g),
             target_text(g.target.pid, g.target.tid, &g.target.comm),
-            g.code,
+            g.code.clone(),
             thousands(g.generated),
             thousands(g.delivered),
             thousands(g.ignored),
             thousands(g.pending_at_end),
-            g.disposition.as_deref().unwrap_or("-"),
-            latency
-        );
+            g.disposition.clone().unwrap_or_else(|| "-".into()),
+            latency,
+        ]);
         for stack in g.python_stacks.iter().take(SIGNAL_STACKS) {
             let frames = &stack.frames[..stack.frames.len().min(SIGNAL_STACK_FRAMES)];
-            let _ = writeln!(
-                out,
-                "             delivered in Python: {}x {}",
-                thousands(stack.samples),
-                crate::frame::join(frames)
+            let head = format!(
+                "             delivered in Python: {}x ",
+                thousands(stack.samples)
             );
+            let room = width.map(|w| w.saturating_sub(head.len()));
+            table.detail(format!("{head}{}", super::chain(frames, room)));
         }
     }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
     if rows.len() > MAX_SIGNALS {
         super::more(out, rows.len() - MAX_SIGNALS, "");
     }
@@ -180,7 +182,7 @@ mod tests {
             }],
         };
         r.findings = crate::analysis::findings(&r);
-        let text = render(&r);
+        let text = render(&r, None);
         assert!(
             text.contains("SIGNALS: 7 generated: 5 delivered, 1 ignored, 1 never delivered"),
             "{text}"
@@ -218,7 +220,7 @@ mod tests {
             },
         ];
         r.signals.push(g);
-        let text = render(&r);
+        let text = render(&r, None);
         let row = text
             .lines()
             .position(|l| l.starts_with("  SIGUSR1"))
