@@ -97,6 +97,92 @@ fn thread_names_on_pyenv_3_8_3_10_3_12() {
     }
 }
 
+/// Stale code objects (3.8, 3.9): a code object freed after start-up
+/// (`site.py`'s module) leaves its address to one of the script's, and a
+/// cache that trusted the address named the script's `<module>` after
+/// `site.py` for the whole run. Every stack that holds the script's own
+/// code must end (outermost) in the script's `<module>` or in `threading`,
+/// and the main thread's wait in `Thread.join` sits on the script's join
+/// line; several runs each, as the reuse of an address is a matter of luck
+/// (`symbols::tests::stacks_seen_once_are_named_by_the_object_there_now`
+/// checks the identity check itself).
+#[test]
+fn stale_code_objects_are_not_trusted_on_3_8_and_3_9() {
+    require_root();
+    let script = common::workload("python_join.py");
+    let join_line = std::fs::read_to_string(&script)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("t.join()"))
+        .unwrap() as u64
+        + 1;
+    for version in ["3.8.18", "3.9.18"] {
+        for run in 0..3 {
+            let scratch = Scratch::new(&format!("stale_code_{version}_{run}"));
+            let report = common::trace_command(
+                &scratch,
+                &["--rate", "499", "--read-stacks", "1"],
+                &python_command(&pyenv(version), "python_join.py", &[]),
+            );
+            let python = &report["python"];
+            let mut stacks: Vec<Vec<(String, String, u64)>> = Vec::new();
+            for s in python["stacks"].as_array().unwrap() {
+                stacks.push(
+                    s["frames"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| {
+                            (
+                                f["function"].as_str().unwrap().to_owned(),
+                                f["file"].as_str().unwrap().to_owned(),
+                                f["line"].as_u64().unwrap(),
+                            )
+                        })
+                        .collect(),
+                );
+            }
+            for s in python["off_cpu"].as_array().unwrap() {
+                stacks.push(
+                    s["frames"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| {
+                            let text = f.as_str().unwrap();
+                            let (function, rest) = text.split_once(" (").unwrap();
+                            let (file, line) = rest.trim_end_matches(')').rsplit_once(':').unwrap();
+                            (function.to_owned(), file.to_owned(), line.parse().unwrap())
+                        })
+                        .collect(),
+                );
+            }
+            let context = format!("{version} run {run}: {python:#}");
+            for frames in &stacks {
+                if !frames.iter().any(|f| f.1 == script) {
+                    continue;
+                }
+                let (function, file, _) = frames.last().unwrap();
+                assert!(
+                    (function == "<module>" && *file == script) || file.ends_with("threading.py"),
+                    "a stack of the script's code ends in {function} ({file}): {frames:?}\n{context}"
+                );
+            }
+            // The main thread's wait in Thread.join (seen when the
+            // interpreter was found before it began) is on the join line.
+            for frames in &stacks {
+                if let Some(at) = frames.iter().position(|f| f.0 == "join") {
+                    assert_eq!(
+                        frames.get(at + 1),
+                        Some(&("<module>".to_owned(), script.clone(), join_line)),
+                        "{frames:?}\n{context}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn calibrated_pyenv_3_8() {
     calibrated("pyenv38", &pyenv("3.8.18"), "3.8.18");

@@ -504,3 +504,70 @@ fn the_status_line_never_garbles_a_launched_command() {
         "{seen:?}"
     );
 }
+
+/// A report that goes to a terminal fits its width (80 and 160 columns
+/// here; wide CJK counts two): no line wraps, and what a table leaves out
+/// is said. The same report into a file keeps every column at full width.
+#[test]
+fn the_report_fits_the_terminal_it_goes_to() {
+    require_root();
+    let scratch = Scratch::new("report_fits_terminal");
+    let demo = format!("{}/../demo/service.py", env!("CARGO_MANIFEST_DIR"));
+    for cols in [80, 160] {
+        // The demo's own lines come first; the report is what follows.
+        let command = format!("stty cols {cols}; {TRACER} --quiet -- {STATIC_PYTHON} {demo}");
+        let output = run("script", &["-qec".into(), command, "/dev/null".into()]);
+        assert_exit(&output, 0);
+        let seen = text(&output.stdout);
+        let report: Vec<&str> = seen
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .skip_while(|l| !l.starts_with("tracer report for"))
+            .collect();
+        assert!(report.len() > 50, "{seen}");
+        for line in &report {
+            assert!(
+                unicode_columns(line) <= cols,
+                "{} columns at {cols}: {line}\n{seen}",
+                unicode_columns(line)
+            );
+        }
+        for section in ["READS:", "SCHEDULING:", "PROCESSES:", "SIGNALS:", "PYTHON:"] {
+            assert!(report.iter().any(|l| l.starts_with(section)), "{seen}");
+        }
+    }
+    // Into a file: no width, every column.
+    let path = scratch.path("report.txt");
+    let output = run(
+        TRACER,
+        &strings(&["--quiet", "-o", &path, "--", STATIC_PYTHON, &demo]),
+    );
+    assert_exit(&output, 0);
+    let full = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        full.lines()
+            .any(|l| l.contains("blksize") && l.contains("in kernel"))
+    );
+    assert!(!full.contains("not shown at this width"));
+}
+
+/// Terminal columns of a line of plain text (East Asian wide characters
+/// count two; the tests' reports hold no other wide ones).
+fn unicode_columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}

@@ -74,6 +74,9 @@ pub struct Column {
     /// (keeping a path's file name), or from the right with `keep_start`.
     shrink_to: Option<usize>,
     keep_start: bool,
+    /// The width a shrinkable column keeps as long as leaving out minor
+    /// columns makes room for it.
+    prefer: usize,
 }
 
 /// A left-aligned column.
@@ -84,6 +87,7 @@ pub fn left(header: &'static str) -> Column {
         drop_order: 0,
         shrink_to: None,
         keep_start: false,
+        prefer: 0,
     }
 }
 
@@ -108,6 +112,13 @@ impl Column {
         self
     }
 
+    /// Kept this wide (when the cells are) as long as leaving out the
+    /// minor columns makes room for it.
+    pub fn prefers(mut self, width: usize) -> Self {
+        self.prefer = width;
+        self
+    }
+
     /// May be cut down to `width` columns, keeping the start (command lines).
     pub fn shrinks_keeping_start(mut self, width: usize) -> Self {
         self.shrink_to = Some(width);
@@ -125,6 +136,9 @@ pub struct Table {
 
 /// Columns are separated by two spaces.
 const GAP: usize = 2;
+/// Optional columns of this order and above are left out before names are
+/// cut below their preferred width; those below it only after.
+const MINOR: u8 = 3;
 
 impl Table {
     pub fn new(indent: usize, columns: Vec<Column>) -> Self {
@@ -177,25 +191,40 @@ impl Table {
                         .sum::<usize>()
                     + GAP * n.saturating_sub(1)
             };
-            let narrowest = |widths: &mut Vec<usize>| {
+            let cut_to = |widths: &mut Vec<usize>, prefer: bool| {
                 for (i, c) in self.columns.iter().enumerate() {
                     if let Some(min) = c.shrink_to {
+                        let min = if prefer { c.prefer.max(min) } else { min };
                         widths[i] = natural[i].min(min.max(columns(c.header)));
                     }
                 }
             };
-            narrowest(&mut widths);
-            // Leave out optional columns, the highest order first, until the
-            // narrowest form fits.
             let mut order: Vec<usize> = (0..self.columns.len())
                 .filter(|&i| self.columns[i].drop_order > 0)
                 .collect();
             order.sort_by_key(|&i| std::cmp::Reverse(self.columns[i].drop_order));
-            for i in order {
+            // First, names at their preferred width, leaving out only the
+            // columns that matter least; failing that, names cut to their
+            // least and optional columns left out, the highest order first.
+            cut_to(&mut widths, true);
+            for &i in order
+                .iter()
+                .filter(|&&i| self.columns[i].drop_order >= MINOR)
+            {
                 if total(&shown, &widths) <= limit {
                     break;
                 }
                 shown[i] = false;
+            }
+            if total(&shown, &widths) > limit {
+                shown.iter_mut().for_each(|s| *s = true);
+                cut_to(&mut widths, false);
+                for &i in &order {
+                    if total(&shown, &widths) <= limit {
+                        break;
+                    }
+                    shown[i] = false;
+                }
             }
             // Give the room left back to the shrinkable columns, a column
             // at a time, so that two cut columns share it.

@@ -52,11 +52,11 @@ pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>)
     }
     columns.extend([
         right("ppid").optional(3),
-        left("comm").shrinks_to(8),
+        left("comm").shrinks_to(8).prefers(16),
         right("start s").optional(2),
         right("exit s").optional(1),
         left("exit"),
-        left("argv").shrinks_keeping_start(12),
+        left("argv").shrinks_keeping_start(12).prefers(40),
     ]);
     let mut table = Table::new(2, columns);
     for p in procs.iter().take(MAX_PROCESSES) {

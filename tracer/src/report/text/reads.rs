@@ -36,7 +36,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         2,
         vec![
             right("pid"),
-            left("file").shrinks_to(20),
+            left("file").shrinks_to(20).prefers(32),
             left("fs").optional(3),
             right("blksize").optional(4),
             right("syscalls"),

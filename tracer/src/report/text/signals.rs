@@ -45,15 +45,15 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         2,
         vec![
             left("signal"),
-            left("sender").shrinks_to(10),
-            left("target").shrinks_to(12),
-            left("si_code").optional(2),
+            left("sender").shrinks_to(10).prefers(22),
+            left("target").shrinks_to(12).prefers(22),
+            left("si_code").optional(3),
             right("gen"),
             right("deliv"),
             right("ignor"),
             right("pend").optional(1),
             left("action"),
-            right("latency p50/p99/max").optional(3),
+            right("latency p50/p99/max").optional(4),
         ],
     );
     for g in rows.iter().take(MAX_SIGNALS) {
