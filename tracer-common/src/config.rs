@@ -73,7 +73,15 @@ pub struct LifecycleOffsets {
     pub task_mm: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
-    pub _pad: u32,
+    /// `task_struct.blocked` (the thread's signal mask before a
+    /// `rt_sigprocmask`), from BTF; 0: unknown.
+    pub task_blocked: u32,
+    /// `syscalls:sys_enter_rt_sigaction` (`sig`, `act`) and
+    /// `sys_enter_rt_sigprocmask` (`how`, `nset`); 0: tracepoint missing.
+    pub sigaction_sig: u32,
+    pub sigaction_act: u32,
+    pub sigprocmask_how: u32,
+    pub sigprocmask_nset: u32,
 }
 
 /// Where the current task's syscall number and arguments are in its saved
@@ -170,9 +178,9 @@ pub struct Config {
 unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<TracepointOffsets>() == 4 * 22);
-const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 20);
+const _: () = assert!(core::mem::size_of::<LifecycleOffsets>() == 4 * 24);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 14);
 // No implicit padding: 216 bytes of offsets keep the u64 below aligned.
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 22 + 4 * 20 + 4 * 14 + 16 + 32 + 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 22 + 4 * 24 + 4 * 14 + 16 + 32 + 48);

@@ -57,6 +57,10 @@ pub enum EventKind {
     /// The Python stack of one fork / clone of a traced thread:
     /// [`PyForkEvent`], sent just before the fork's own record.
     PyForkStack = 13,
+    /// `rt_sigaction` with a new action in a traced thread: [`SignalActionEvent`].
+    SignalAction = 14,
+    /// `rt_sigprocmask` that changed a traced thread's mask: [`SignalMaskEvent`].
+    SignalMask = 15,
 }
 
 impl EventKind {
@@ -74,6 +78,8 @@ impl EventKind {
             11 => Some(Self::PySample),
             12 => Some(Self::PyStack),
             13 => Some(Self::PyForkStack),
+            14 => Some(Self::SignalAction),
+            15 => Some(Self::SignalMask),
             _ => None,
         }
     }

@@ -89,5 +89,48 @@ pub struct SignalDeliverEvent {
     pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
+/// `rt_sigaction` with a new action, in the calling thread: which signal,
+/// the new handler, and the caller's Python stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalActionEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub _pad: u32,
+    /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
+    pub handler: u64,
+    pub flags: u64,
+    pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+/// `rt_sigprocmask` that changes the calling thread's mask: the mask
+/// before and after (bit `n - 1` is signal `n`), and the caller's Python stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalMaskEvent {
+    pub header: EventHeader,
+    pub before: u64,
+    pub after: u64,
+    pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+/// `how` of `rt_sigprocmask`.
+pub const SIG_BLOCK: i32 = 0;
+pub const SIG_UNBLOCK: i32 = 1;
+pub const SIG_SETMASK: i32 = 2;
+/// SIGKILL and SIGSTOP cannot be blocked: the kernel drops them from any mask.
+pub const UNBLOCKABLE: u64 = (1 << (9 - 1)) | (1 << (19 - 1));
+
+/// The mask `rt_sigprocmask(how, set)` leaves a thread with `before`.
+pub fn mask_after(how: i32, set: u64, before: u64) -> Option<u64> {
+    let after = match how {
+        SIG_BLOCK => before | set,
+        SIG_UNBLOCK => before & !set,
+        SIG_SETMASK => set,
+        _ => return None,
+    };
+    Some(after & !UNBLOCKABLE)
+}
+
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
 const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);

@@ -11,12 +11,16 @@
 //! The si_code alone cannot tell: the kernel sends SIGPIPE with SI_USER.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_probe_read_kernel, bpf_probe_read_user,
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
 use tracer_common::{
-    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalDeliverEvent, SignalGenerateEvent, drops,
+    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalDeliverEvent,
+    SignalGenerateEvent, SignalMaskEvent, UNBLOCKABLE, drops, mask_after,
 };
 
 use crate::{
@@ -122,6 +126,116 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
         );
         // Runs in the receiving thread, on its way back to user mode: its
         // current Python frame is the line that was running.
+        crate::python::signal_stack(
+            tgid,
+            tid,
+            core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+        )
+    };
+    entry.submit(if with_stack {
+        crate::python::RB_WAKE_FOR_STACK
+    } else {
+        0
+    });
+    0
+}
+
+/// `rt_sigaction(sig, act, oact)` with a new action (`act` set) in a traced
+/// thread: the new handler and the caller's Python stack (who set SIGTERM
+/// to be ignored). A query (`act` NULL) changes nothing and is not sent.
+#[tracepoint]
+pub fn sys_enter_rt_sigaction(ctx: TracePointContext) -> u32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let off = config!(lifecycle);
+    if off.sigaction_act == 0 {
+        return 0;
+    }
+    let Ok(act) = (unsafe { ctx.read_at::<u64>(off.sigaction_act as usize) }) else {
+        return 0;
+    };
+    if act == 0 {
+        return 0;
+    }
+    let sig = unsafe { ctx.read_at::<u64>(off.sigaction_sig as usize) }.unwrap_or(0) as i32;
+    // The kernel's `struct sigaction` starts with the handler and the flags
+    // on every architecture.
+    let handler = unsafe { bpf_probe_read_user(act as *const u64) }.unwrap_or(u64::MAX);
+    let flags = unsafe { bpf_probe_read_user((act + 8) as *const u64) }.unwrap_or(0);
+    let Some(mut entry) = EVENTS.reserve::<SignalActionEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place (the frames
+    // are too big to build on the BPF stack first).
+    let with_stack = unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(EventKind::SignalAction, tgid, tid));
+        core::ptr::addr_of_mut!((*event).sig).write(sig);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        core::ptr::addr_of_mut!((*event).handler).write(handler);
+        core::ptr::addr_of_mut!((*event).flags).write(flags);
+        crate::python::signal_stack(
+            tgid,
+            tid,
+            core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+        )
+    };
+    entry.submit(if with_stack {
+        crate::python::RB_WAKE_FOR_STACK
+    } else {
+        0
+    });
+    0
+}
+
+/// `rt_sigprocmask(how, set, oset)` in a traced thread that changes its
+/// mask: before (`task_struct.blocked`) and after, and the caller's Python
+/// stack (the line that blocked SIGINT). Calls that change nothing (a
+/// query, blocking what is already blocked) are not sent.
+#[tracepoint]
+pub fn sys_enter_rt_sigprocmask(ctx: TracePointContext) -> u32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let off = config!(lifecycle);
+    if off.sigprocmask_nset == 0 || off.task_blocked == 0 {
+        return 0;
+    }
+    let Ok(set_ptr) = (unsafe { ctx.read_at::<u64>(off.sigprocmask_nset as usize) }) else {
+        return 0;
+    };
+    if set_ptr == 0 {
+        return 0;
+    }
+    let how =
+        unsafe { ctx.read_at::<u64>(off.sigprocmask_how as usize) }.unwrap_or(u64::MAX) as i32;
+    let Ok(set) = (unsafe { bpf_probe_read_user(set_ptr as *const u64) }) else {
+        return 0;
+    };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(before) = (unsafe {
+        bpf_probe_read_kernel(task.wrapping_add(off.task_blocked as usize) as *const u64)
+    }) else {
+        return 0;
+    };
+    let Some(after) = mask_after(how, set, before) else {
+        return 0;
+    };
+    if after == before & !UNBLOCKABLE {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<SignalMaskEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: as above.
+    let with_stack = unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(EventKind::SignalMask, tgid, tid));
+        core::ptr::addr_of_mut!((*event).before).write(before);
+        core::ptr::addr_of_mut!((*event).after).write(after);
         crate::python::signal_stack(
             tgid,
             tid,

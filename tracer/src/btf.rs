@@ -246,6 +246,8 @@ pub struct KernelOffsets {
     pub argv: (u32, u32, u32),
     pub pid_ns: tracer_common::PidNsOffsets,
     pub file: tracer_common::FileOffsets,
+    /// `task_struct.blocked` (a thread's signal mask); 0: unknown.
+    pub task_blocked: u32,
 }
 
 impl KernelOffsets {
@@ -296,6 +298,12 @@ impl KernelOffsets {
                 );
                 Default::default()
             }),
+            task_blocked: btf
+                .member_offset("task_struct", "blocked")
+                .unwrap_or_else(|err| {
+                    missing("signal mask changes are not traced", err);
+                    0
+                }),
         }
     }
 }

@@ -22,7 +22,8 @@ What it reports:
   processes   the target and its children (followed by default): argv, exit code or signal
   zombies     children that exited: how long each stayed a zombie, who reaped it and how
   signals     who sent which signal to whom, the kernel's result, the disposition it was
-              delivered with, generation-to-delivery latency, signals never delivered
+              delivered with, generation-to-delivery latency, signals never delivered,
+              and the Python line that ignored, handled or blocked a signal
   python      hot functions and lines (self / total share, per thread, per process
               and in total), from CPU-clock sampling of the Python stack of every
               Python process in the tree (CPython 3.8 and later, free-threaded too)

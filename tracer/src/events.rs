@@ -8,8 +8,8 @@ use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
     PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadKey, ReadStats, SendSyscall,
-    SignalDeliverEvent, SignalGenerateEvent, ThreadStats, WaitEvent, drops, process_flags,
-    wait_flags, wait_kind,
+    SignalActionEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, ThreadStats,
+    WaitEvent, drops, process_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,10 @@ pub enum Event {
     WaitDone(WaitDone),
     SignalGenerated(SignalGenerated),
     SignalDelivered(SignalDelivered),
+    /// A traced thread set a new action for a signal (`rt_sigaction`).
+    SignalAction(SignalAction),
+    /// A traced thread changed its signal mask (`rt_sigprocmask`).
+    SignalMask(SignalMask),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +163,30 @@ pub struct SignalDelivered {
     pub sa_flags: u64,
     /// The receiving thread's raw Python frames at delivery, innermost
     /// first (empty: none captured).
+    pub py_frames: Vec<PyFrameRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalAction {
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub sig: i32,
+    /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
+    pub handler: u64,
+    pub flags: u64,
+    /// The caller's raw Python frames, innermost first (empty: none).
+    pub py_frames: Vec<PyFrameRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalMask {
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// The thread's mask before and after (bit `n - 1`: signal `n`).
+    pub before: u64,
+    pub after: u64,
     pub py_frames: Vec<PyFrameRecord>,
 }
 
@@ -358,6 +386,29 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 code: event.code,
                 sa_handler: event.sa_handler,
                 sa_flags: event.sa_flags,
+                py_frames: frames_until_empty(&event.py_frames),
+            })
+        }
+        EventKind::SignalAction => {
+            let event: SignalActionEvent = read(bytes)?;
+            Event::SignalAction(SignalAction {
+                ts_ns: header.ts_ns,
+                tgid: header.tgid,
+                tid: header.tid,
+                sig: event.sig,
+                handler: event.handler,
+                flags: event.flags,
+                py_frames: frames_until_empty(&event.py_frames),
+            })
+        }
+        EventKind::SignalMask => {
+            let event: SignalMaskEvent = read(bytes)?;
+            Event::SignalMask(SignalMask {
+                ts_ns: header.ts_ns,
+                tgid: header.tgid,
+                tid: header.tid,
+                before: event.before,
+                after: event.after,
                 py_frames: frames_until_empty(&event.py_frames),
             })
         }

@@ -40,6 +40,7 @@ pub fn kernel_config(
         lifecycle.mm_arg_start,
         lifecycle.mm_arg_end,
     ) = kernel.argv;
+    lifecycle.task_blocked = kernel.task_blocked;
     Ok(Config {
         offsets: layout.offsets,
         lifecycle,
@@ -232,6 +233,18 @@ const ATTACHMENTS: &[Attachment] = &[
     Attachment {
         program: "signal_deliver",
         tracepoints: &[("signal", "signal_deliver")],
+        optional: true,
+    },
+    // Rare syscalls (a program sets a handler or a mask now and then): who
+    // set SIGTERM to be ignored, which line blocked SIGINT.
+    Attachment {
+        program: "sys_enter_rt_sigaction",
+        tracepoints: &[("syscalls", "sys_enter_rt_sigaction")],
+        optional: true,
+    },
+    Attachment {
+        program: "sys_enter_rt_sigprocmask",
+        tracepoints: &[("syscalls", "sys_enter_rt_sigprocmask")],
         optional: true,
     },
 ];

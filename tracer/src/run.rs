@@ -311,6 +311,9 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
             probes.set_python_config(pid, config)?;
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
+        for (tid, _) in &update.insert {
+            log::info!("pid {pid}: Python thread {tid} is sampled from now on");
+        }
     }
     if let Some(tree) = &collector.python {
         ready = tree.processes().any(|p| p.ready().is_some());

@@ -230,6 +230,12 @@ pub fn read_lifecycle(root: &Path) -> Result<LifecycleOffsets, TracefsError> {
     let deliver = read_format(root, "signal", "signal_deliver")?;
     let exec = read_format(root, "sched", "sched_process_exec")?;
     let free = read_format(root, "sched", "sched_process_free")?;
+    // Optional: without them, disposition and mask changes are not traced.
+    let field = |name: &str, field: &str| {
+        read_format(root, "syscalls", name)
+            .and_then(|f| f.offset(field))
+            .unwrap_or(0)
+    };
     Ok(LifecycleOffsets {
         gen_sig: generate.offset("sig")?,
         gen_errno: generate.offset("errno")?,
@@ -251,7 +257,11 @@ pub fn read_lifecycle(root: &Path) -> Result<LifecycleOffsets, TracefsError> {
         task_mm: 0,
         mm_arg_start: 0,
         mm_arg_end: 0,
-        _pad: 0,
+        task_blocked: 0,
+        sigaction_sig: field("sys_enter_rt_sigaction", "sig"),
+        sigaction_act: field("sys_enter_rt_sigaction", "act"),
+        sigprocmask_how: field("sys_enter_rt_sigprocmask", "how"),
+        sigprocmask_nset: field("sys_enter_rt_sigprocmask", "nset"),
     })
 }
 

@@ -309,16 +309,18 @@ fn ctrl_c_reports_how_the_launched_command_ended() {
             .args([common::STATIC_PYTHON, "-B", &script])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            // (KeyboardInterrupt's traceback.)
-            .stderr(std::process::Stdio::null())
+            // The tracer's words and KeyboardInterrupt's traceback.
+            .stderr(std::process::Stdio::piped())
             // A process group of their own, as a terminal's foreground job.
             .process_group(0),
         "tracer",
     );
+    let mut stderr = tracer.stderr_lines();
     tracer.stdout_lines().wait_for("ready");
     let group = tracer.pid() as i32;
     assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
-    assert!(tracer.wait().success());
+    let status = tracer.wait();
+    assert!(status.success(), "tracer: {status:?}\n{}", stderr.rest());
     let report = load_json(&report_path);
     // Both got the SIGINT at once: the tracer may see its own first, or the
     // command's end; either way the report says how the command ended.

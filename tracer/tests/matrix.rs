@@ -854,6 +854,110 @@ fn thread_names(interpreter: &Interpreter) {
     common::check_thread_names(&report, &files.load(&out), interpreter.name);
 }
 
+/// Who held a signal back, named by its line of Python: SIGTERM set to
+/// SIG_IGN by a library function, then one ignored; SIGINT blocked by
+/// `pthread_sigmask` while one arrives, delivered at the unblock. CPython's
+/// own start-up settings are named as such.
+fn signal_changes(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("signal-changes-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("python_signal_changes.py");
+    let out = files.path("workload.json");
+    let report = common::launch_until_done(
+        &scratch,
+        &interpreter.command(Launch::Chroot, &[&script, &out]),
+    );
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    assert_eq!(facts["keyboard_interrupts"], 1, "{facts:#}");
+    let pid = u64_of(&facts["pid"]);
+    let host_script = files.host(&script);
+    let line = |needle: &str| line_of(&host_script, needle);
+    let name = interpreter.name;
+    // SIGTERM: set to be ignored by quiet_library, then one ignored.
+    let actions = report["signal_actions"].as_array().unwrap();
+    let term = actions
+        .iter()
+        .find(|a| a["pid"] == pid && a["signal"] == "SIGTERM")
+        .unwrap_or_else(|| panic!("{name}: no SIGTERM action: {actions:#?}"));
+    assert_eq!(term["action"], "ignore");
+    assert_eq!(term["set_by"], "python");
+    // signal.signal's own frame (signal.py), then the line that called it.
+    assert!(
+        term["python_stack"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("signal ("),
+        "{name}: {term:#}"
+    );
+    assert_eq!(
+        term["python_stack"][1],
+        format!("quiet_library ({script}:{})", line("ignores SIGTERM")),
+        "{name}: {term:#}"
+    );
+    // CPython's own: SIGPIPE ignored at start-up, no Python frame.
+    assert!(
+        actions.iter().any(|a| a["pid"] == pid
+            && a["signal"] == "SIGPIPE"
+            && a["action"] == "ignore"
+            && a["set_by"] == "interpreter start-up"),
+        "{name}: {actions:#?}"
+    );
+    let group = |signal: &str| {
+        report["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["signal"] == signal && g["target"]["pid"] == pid)
+            .unwrap_or_else(|| panic!("{name}: no {signal} row: {:#}", report["signals"]))
+            .clone()
+    };
+    assert_eq!(group("SIGTERM")["ignored"], 1);
+    // SIGINT: blocked and unblocked by critical_section, delivered once.
+    let masks = report["signal_masks"].as_array().unwrap();
+    let change = |change: &str, needle: &str| {
+        let frame = format!("critical_section ({script}:{})", line(needle));
+        masks
+            .iter()
+            .find(|m| {
+                m["pid"] == pid
+                    && m["signal"] == "SIGINT"
+                    && m["change"] == change
+                    && m["python_stack"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&frame.clone().into())
+            })
+            .unwrap_or_else(|| panic!("{name}: no SIGINT {change} by {frame}: {masks:#?}"))
+    };
+    let (block, unblock) = (
+        change("block", "blocks SIGINT"),
+        change("unblock", "unblocks SIGINT"),
+    );
+    assert!(unblock["t_s"].as_f64() >= block["t_s"].as_f64());
+    assert_eq!(group("SIGINT")["delivered"], 1);
+    // The findings name the lines.
+    let findings = report["findings"].to_string();
+    assert!(
+        findings.contains("signal_ignored_by_python")
+            && findings.contains(&format!(
+                "quiet_library ({script}:{})",
+                line("ignores SIGTERM")
+            )),
+        "{name}: {findings}"
+    );
+    assert!(
+        findings.contains("signal_blocked_by_python")
+            && findings.contains(&format!(
+                "critical_section ({script}:{})",
+                line("blocks SIGINT")
+            )),
+        "{name}: {findings}"
+    );
+}
+
 /// A file-name-safe short name of the interpreter.
 fn slug(interpreter: &Interpreter) -> String {
     interpreter
@@ -914,6 +1018,11 @@ macro_rules! interpreter_tests {
             #[test]
             fn thread_names() {
                 super::thread_names(&$interpreter);
+            }
+
+            #[test]
+            fn signal_changes() {
+                super::signal_changes(&$interpreter);
             }
         }
     };

@@ -71,6 +71,8 @@ pub struct Collector {
     pub processes: processes::ProcessTable,
     /// Signal generation / delivery pairing.
     signals: signals::SignalTable,
+    /// Disposition and mask changes.
+    signal_changes: signals::changes::Changes,
     /// Notes for the report about the trace itself.
     pub warnings: Vec<String>,
     /// Every process whose Python stacks are sampled: its interpreter and
@@ -242,6 +244,21 @@ impl Collector {
                     self.sigint_to.insert(g.target_tgid);
                 }
                 self.signals.on_generate(&g, self.settings.base_ns);
+                let target = if g.target_tgid != 0 {
+                    g.target_tgid
+                } else {
+                    g.target_pid
+                };
+                self.signal_changes.on_sent(target, g.sig);
+            }
+            Event::SignalAction(a) => {
+                // Symbolized now: the caller's code objects are alive.
+                let stack = self.python_frames(a.tgid, &a.py_frames).unwrap_or_default();
+                self.signal_changes.on_action(a, stack);
+            }
+            Event::SignalMask(m) => {
+                let stack = self.python_frames(m.tgid, &m.py_frames).unwrap_or_default();
+                self.signal_changes.on_mask(m, stack);
             }
             Event::SignalDelivered(d) => {
                 // Symbolized now: a signal may end the process (and its code
@@ -362,6 +379,13 @@ impl Collector {
             crate::procfs::ns_pid,
         );
         let (signals, log_entries, log_total) = signals.finish();
+        let changes =
+            std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
+                self.python
+                    .as_ref()
+                    .and_then(|tree| tree.process(pid))
+                    .is_some_and(|p| p.ready().is_some())
+            });
         let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
@@ -422,6 +446,9 @@ impl Collector {
                 total: log_total,
                 entries: log_entries,
             },
+            signal_actions: changes.actions,
+            signal_masks: changes.masks,
+            signal_masks_left_out: changes.masks_left_out,
             findings: Vec::new(),
             warnings,
         };
@@ -484,6 +511,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     let mut all = reads::findings(&report.reads);
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
+    all.extend(signals::changes::findings(report));
     all
 }
 

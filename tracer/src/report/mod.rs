@@ -41,6 +41,19 @@ pub struct Report {
     pub signals: Vec<SignalGroup>,
     /// The first and last signal events in time order.
     pub signal_log: SignalLog,
+    /// Every new action a traced thread set for a signal (`rt_sigaction`),
+    /// in time order: who made SIGTERM ignored, and on which line.
+    #[serde(default)]
+    pub signal_actions: Vec<SignalAction>,
+    /// Every block / unblock by a traced thread (`rt_sigprocmask`,
+    /// `pthread_sigmask`) of a signal that matters here (see the schema doc),
+    /// one row per signal and change, in time order.
+    #[serde(default)]
+    pub signal_masks: Vec<SignalMaskChange>,
+    /// Mask changes not in `signal_masks`: of other signals (a thread that
+    /// blocks every signal while it starts a thread), or past its bound.
+    #[serde(default)]
+    pub signal_masks_left_out: u64,
     /// Python frames (sampling); see docs/report-schema-python.md.
     pub python: Python,
     /// What deserves attention, with the figures behind each sentence.
@@ -445,6 +458,44 @@ pub struct SignalLogEntry {
     /// Delivery: "handler" | "default" | "ignored".
     pub disposition: Option<String>,
     pub latency_ns: Option<u64>,
+}
+
+/// One `rt_sigaction` that set a new action for a signal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SignalAction {
+    pub pid: u32,
+    pub tid: u32,
+    pub signal: String,
+    pub signo: i32,
+    /// "handler", "ignore" or "default".
+    pub action: String,
+    /// The C-level handler's address, for "handler".
+    pub handler_address: Option<u64>,
+    /// Who set it: "python" (the line is `python_stack`'s first frame),
+    /// "interpreter start-up" (CPython's own defaults: SIGINT ->
+    /// KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored so that writes raise
+    /// errors), or "native code" (no Python frame: C code, a process that is
+    /// not Python, a child about to exec).
+    pub set_by: String,
+    /// Seconds since tracing started.
+    pub t_s: f64,
+    /// The Python stack that made the call, innermost first (top 4 frames).
+    #[serde(with = "crate::frame::as_text")]
+    pub python_stack: Vec<Frame>,
+}
+
+/// One signal blocked or unblocked by one `rt_sigprocmask`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SignalMaskChange {
+    pub pid: u32,
+    pub tid: u32,
+    pub signal: String,
+    pub signo: i32,
+    /// "block" or "unblock".
+    pub change: String,
+    pub t_s: f64,
+    #[serde(with = "crate::frame::as_text")]
+    pub python_stack: Vec<Frame>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -763,3 +763,54 @@ pub fn check_thread_names(report: &Value, facts: &Value, context: &str) {
     assert_eq!(named(&py["threads_at_end"], "threads_at_end"), 6);
     assert_eq!(named(&report["sched"]["threads"], "sched.threads"), 6);
 }
+
+/// Launches a workload that prints "ready", waits for a line on standard
+/// input, does its work, prints "done" and waits for its input to close.
+/// Says go once the tracer has found its interpreter and knows its main
+/// thread (`-v` says so), stops the tracer with SIGINT after "done" (the
+/// workload, left running, is alive for every stack to be read), then
+/// closes its input. Returns the JSON report.
+pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
+    let report_path = scratch.path("report.json");
+    let mut tracer = Proc::spawn(
+        Command::new(TRACER)
+            .args([
+                "-v",
+                "--quiet",
+                "--format",
+                "json",
+                "-o",
+                &report_path,
+                "--",
+            ])
+            .args(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    let mut stderr = tracer.stderr_lines();
+    let mut stdout = tracer.stdout_lines();
+    let ready = stdout.wait_for("ready");
+    let pid = ready
+        .strip_prefix("ready ")
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("not `ready PID`: {ready}"));
+    stderr.wait_for(&format!(
+        "pid {pid}: Python thread {pid} is sampled from now on"
+    ));
+    let mut stdin = tracer.child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    stdout.wait_for("done");
+    tracer.signal("INT");
+    let status = tracer.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "tracer: {status:?}\n{}",
+        stderr.rest()
+    );
+    drop(stdin);
+    load_json(&report_path)
+}

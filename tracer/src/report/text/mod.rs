@@ -46,6 +46,27 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
         .join("\n")
 }
 
+/// A frame's short form in `room` columns: the function's name kept whole
+/// as long as it can be, the file name cut from the left
+/// (`quiet_library (...changes.py:19)`).
+fn fit_frame(frame: &crate::frame::Frame, room: usize) -> String {
+    let short = frame.short();
+    if layout::columns(&short) <= room {
+        return short;
+    }
+    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    let tail = format!(":{})", frame.line);
+    let fixed = layout::columns(&frame.qualname) + 2 + tail.len();
+    if fixed + 4 <= room {
+        return format!(
+            "{} ({}{tail}",
+            frame.qualname,
+            layout::fit(file, room - fixed)
+        );
+    }
+    layout::fit(&short, room)
+}
+
 /// A frame in full, or short (the file without its directories) when the
 /// report is fitted to a width.
 fn frame_text(frame: &crate::frame::Frame, width: Option<usize>) -> String {
@@ -67,8 +88,11 @@ fn chain(frames: &[crate::frame::Frame], room: Option<usize>) -> String {
     };
     let short: Vec<String> = frames.iter().map(|f| f.short()).collect();
     let all = short.join(" <- ");
-    if layout::columns(&all) <= room || frames.len() < 2 {
-        return layout::fit(&all, room);
+    if layout::columns(&all) <= room {
+        return all;
+    }
+    if frames.len() < 2 {
+        return fit_frame(&frames[0], room);
     }
     let more = |n: usize| format!(" <- ... {n} more");
     let own = frames
@@ -84,11 +108,20 @@ fn chain(frames: &[crate::frame::Frame], room: Option<usize>) -> String {
         let suffix = format!("{skipped} <- {}{tail}", short[i]);
         // The innermost frame, cut if need be, then the program's own.
         if layout::columns(&suffix) + 16 <= room {
-            return layout::fit(&short[0], room - layout::columns(&suffix)) + &suffix;
+            return fit_frame(&frames[0], room - layout::columns(&suffix)) + &suffix;
         }
     }
-    let mut out = layout::fit(&short[0], room.saturating_sub(more(frames.len() - 1).len()));
-    out.push_str(&more(frames.len() - 1));
+    // The innermost frame and how many more; when that leaves no room
+    // for its function's name, just "<- ...".
+    let tail = more(frames.len() - 1);
+    let name_room = layout::columns(&frames[0].qualname) + 12;
+    let tail = if room >= name_room + tail.len() {
+        tail
+    } else {
+        " <- ...".to_owned()
+    };
+    let mut out = fit_frame(&frames[0], room.saturating_sub(tail.len()));
+    out.push_str(&tail);
     out
 }
 

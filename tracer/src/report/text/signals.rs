@@ -38,6 +38,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         thousands(pending)
     );
     if rows.is_empty() {
+        changes(out, report, width);
         out.push('\n');
         return;
     }
@@ -92,6 +93,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if rows.len() > MAX_SIGNALS {
         super::more(out, rows.len() - MAX_SIGNALS, "");
     }
+    changes(out, report, width);
     super::findings(out, report, "signals", usize::MAX);
     let log = &report.signal_log;
     if !log.entries.is_empty() {
@@ -119,6 +121,105 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         }
     }
     out.push('\n');
+}
+
+/// Lines of each list of changes shown; the JSON report has them all.
+const CHANGE_LINES: usize = 10;
+
+/// Who changed a disposition or a mask, and on which line: the changes
+/// made by Python code, and those of signals sent to the process.
+fn changes(out: &mut String, report: &Report, width: Option<usize>) {
+    let sent = |pid: u32, signo: i32| {
+        report
+            .signals
+            .iter()
+            .any(|g| g.target.pid == pid && g.signo == signo)
+    };
+    let by = |set_by: &str, stack: &[crate::frame::Frame], head: &str| -> String {
+        // From the program's line: past `signal.signal`'s own frame.
+        let from = stack
+            .iter()
+            .position(|f| f.stdlib_module() != Some("signal"))
+            .unwrap_or(0);
+        let stack = &stack[from..];
+        if stack.is_empty() {
+            return set_by.to_owned();
+        }
+        let room = width.map(|w| w.saturating_sub(super::layout::columns(head) + 3));
+        format!("by {}", super::chain(stack, room))
+    };
+    let actions: Vec<_> = report
+        .signal_actions
+        .iter()
+        .filter(|a| a.set_by == "python" || sent(a.pid, a.signo))
+        .collect();
+    if !actions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  Disposition changes (sigaction, signal.signal) by Python code or of signals sent:"
+        );
+        for a in actions.iter().take(CHANGE_LINES) {
+            let head = format!(
+                "    {:>9.3} s  {}  {} -> {}  ",
+                a.t_s,
+                thread(a.pid, a.tid),
+                a.signal,
+                a.action
+            );
+            let who = match a.set_by.as_str() {
+                "interpreter start-up" => startup_default(&a.signal).to_owned(),
+                "python" => by(&a.set_by, &a.python_stack, &head),
+                other => other.to_owned(),
+            };
+            let _ = writeln!(out, "{head}{who}");
+        }
+        if actions.len() > CHANGE_LINES {
+            super::more(out, actions.len() - CHANGE_LINES, " changes");
+        }
+    }
+    let masks: Vec<_> = report
+        .signal_masks
+        .iter()
+        .filter(|m| !m.python_stack.is_empty() || sent(m.pid, m.signo))
+        .collect();
+    if !masks.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  Mask changes (pthread_sigmask) by Python code or of signals sent:"
+        );
+        for m in masks.iter().take(CHANGE_LINES) {
+            let head = format!(
+                "    {:>9.3} s  {}  {} {}ed  ",
+                m.t_s,
+                thread(m.pid, m.tid),
+                m.signal,
+                m.change
+            );
+            let _ = writeln!(out, "{head}{}", by("native code", &m.python_stack, &head));
+        }
+        if masks.len() > CHANGE_LINES {
+            super::more(out, masks.len() - CHANGE_LINES, " changes");
+        }
+    }
+}
+
+/// "pid P" for a process's main thread, else "pid P tid T".
+fn thread(pid: u32, tid: u32) -> String {
+    if pid == tid {
+        format!("pid {pid}")
+    } else {
+        format!("pid {pid} tid {tid}")
+    }
+}
+
+/// What CPython's own start-up setting of a signal is for.
+fn startup_default(signal: &str) -> &'static str {
+    match signal {
+        "SIGINT" => "CPython start-up (default_int_handler: raises KeyboardInterrupt)",
+        "SIGPIPE" => "CPython start-up (ignored: a write to a closed pipe raises BrokenPipeError)",
+        "SIGXFSZ" => "CPython start-up (ignored: a write past the file size limit raises OSError)",
+        _ => "CPython start-up",
+    }
 }
 
 fn log_line(e: &SignalLogEntry) -> String {

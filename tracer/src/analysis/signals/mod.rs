@@ -8,6 +8,8 @@
 //! the first is pending is "already pending" and merged), so the oldest
 //! matching pending signal is the one delivered.
 
+pub mod changes;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::merge_stacks;

@@ -1,0 +1,354 @@
+//! Disposition and mask changes: every `rt_sigaction` that set a new
+//! action and every `rt_sigprocmask` that changed a thread's mask, with the
+//! Python line that made it; which signals the mask changes are kept for.
+//! Pure logic, no I/O.
+
+use std::collections::HashMap;
+
+use super::signal_name;
+use crate::{
+    events::{SignalAction as ActionEvent, SignalMask as MaskEvent},
+    frame::Frame,
+    report::{
+        Finding, Report, SignalAction, SignalMaskChange,
+        format::{sender_text, target_text},
+    },
+};
+
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGQUIT: i32 = 3;
+pub const SIGUSR1: i32 = 10;
+pub const SIGUSR2: i32 = 12;
+pub const SIGPIPE: i32 = 13;
+pub const SIGTERM: i32 = 15;
+pub const SIGXFSZ: i32 = 25;
+
+/// The signals a service is stopped, interrupted or reloaded with: their
+/// changes are always reported; another signal's mask changes only when
+/// that signal was sent to the process during the trace.
+pub const SERVICE_SIGNALS: [i32; 6] = [SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM];
+
+/// Bounds on what is kept (a program may set handlers in a loop).
+const MAX_ACTIONS: usize = 10_000;
+const MAX_MASK_EVENTS: usize = 10_000;
+const MAX_MASK_ROWS: usize = 10_000;
+
+/// The handler value of `SIG_DFL` and `SIG_IGN`; unreadable `act` memory
+/// reads as `u64::MAX`.
+const SIG_DFL: u64 = 0;
+const SIG_IGN: u64 = 1;
+const UNREADABLE: u64 = u64::MAX;
+
+fn bit(sig: i32) -> u64 {
+    if (1..=64).contains(&sig) {
+        1 << (sig - 1)
+    } else {
+        0
+    }
+}
+
+#[derive(Default)]
+pub struct Changes {
+    actions: Vec<(ActionEvent, Vec<Frame>)>,
+    actions_left_out: u64,
+    masks: Vec<(MaskEvent, Vec<Frame>)>,
+    /// Signal rows of the mask events not kept.
+    mask_rows_left_out: u64,
+    /// Per target process, the signals generated for it (bit `n - 1`).
+    sent_to: HashMap<u32, u64>,
+}
+
+/// What became of the changes: the report's rows.
+pub struct Finished {
+    pub actions: Vec<SignalAction>,
+    pub masks: Vec<SignalMaskChange>,
+    pub masks_left_out: u64,
+}
+
+impl Changes {
+    pub fn on_action(&mut self, event: ActionEvent, python_stack: Vec<Frame>) {
+        if self.actions.len() < MAX_ACTIONS {
+            self.actions.push((event, python_stack));
+        } else {
+            self.actions_left_out += 1;
+        }
+    }
+
+    pub fn on_mask(&mut self, event: MaskEvent, python_stack: Vec<Frame>) {
+        if self.masks.len() < MAX_MASK_EVENTS {
+            self.masks.push((event, python_stack));
+        } else {
+            self.mask_rows_left_out += u64::from((event.before ^ event.after).count_ones());
+        }
+    }
+
+    /// Signal `sig` was generated for process `pid`.
+    pub fn on_sent(&mut self, pid: u32, sig: i32) {
+        *self.sent_to.entry(pid).or_default() |= bit(sig);
+    }
+
+    /// The rows, times relative to `base_ns`. `is_python(pid)`: the process
+    /// runs CPython (its start-up defaults are named as such).
+    pub fn finish(self, base_ns: u64, is_python: impl Fn(u32) -> bool) -> Finished {
+        let t_s = |ts: u64| ts.saturating_sub(base_ns) as f64 / 1e9;
+        let actions = self
+            .actions
+            .into_iter()
+            .map(|(e, python_stack)| {
+                let action = match e.handler {
+                    SIG_DFL => "default",
+                    SIG_IGN => "ignore",
+                    UNREADABLE => "unknown",
+                    _ => "handler",
+                };
+                let startup_default = matches!(
+                    (e.sig, action),
+                    (SIGPIPE | SIGXFSZ, "ignore") | (SIGINT, "handler")
+                );
+                // CPython installs its defaults at start-up, or when the
+                // `signal` module is first imported (importlib frames only).
+                let by_importlib = python_stack
+                    .iter()
+                    .all(|f| f.stdlib_module() == Some("importlib"));
+                let set_by = if startup_default && by_importlib && is_python(e.tgid) {
+                    "interpreter start-up"
+                } else if !python_stack.is_empty() {
+                    "python"
+                } else {
+                    "native code"
+                };
+                SignalAction {
+                    pid: e.tgid,
+                    tid: e.tid,
+                    signal: signal_name(e.sig),
+                    signo: e.sig,
+                    action: action.into(),
+                    handler_address: (action == "handler").then_some(e.handler),
+                    set_by: set_by.into(),
+                    t_s: t_s(e.ts_ns),
+                    python_stack,
+                }
+            })
+            .collect();
+        let mut masks = Vec::new();
+        let mut left_out = self.mask_rows_left_out + self.actions_left_out;
+        let service: u64 = SERVICE_SIGNALS.iter().map(|&s| bit(s)).sum();
+        for (e, python_stack) in self.masks {
+            let kept = service | self.sent_to.get(&e.tgid).copied().unwrap_or(0);
+            let changed = e.before ^ e.after;
+            left_out += u64::from((changed & !kept).count_ones());
+            for sig in (1..=64).filter(|&s| changed & kept & bit(s) != 0) {
+                if masks.len() >= MAX_MASK_ROWS {
+                    left_out += 1;
+                    continue;
+                }
+                masks.push(SignalMaskChange {
+                    pid: e.tgid,
+                    tid: e.tid,
+                    signal: signal_name(sig),
+                    signo: sig,
+                    change: if e.after & bit(sig) != 0 {
+                        "block"
+                    } else {
+                        "unblock"
+                    }
+                    .into(),
+                    t_s: t_s(e.ts_ns),
+                    python_stack: python_stack.clone(),
+                });
+            }
+        }
+        Finished {
+            actions,
+            masks,
+            masks_left_out: left_out,
+        }
+    }
+}
+
+/// A signal that was ignored or held back because a line of Python set it
+/// so: `signal.signal(SIGTERM, SIG_IGN)` in some library, a
+/// `pthread_sigmask` that blocked SIGINT.
+pub fn findings(report: &Report) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for g in &report.signals {
+        let who = format!(
+            "{} from {} to {}",
+            g.signal,
+            sender_text(g),
+            target_text(g.target.pid, g.target.tid, &g.target.comm)
+        );
+        // The program's line: past `signal.signal`'s own frame.
+        let line = |stack: &[Frame]| {
+            let at = stack
+                .iter()
+                .position(|f| f.stdlib_module() != Some("signal"))
+                .unwrap_or(0);
+            stack
+                .get(at)
+                .map(|f| {
+                    let caller = stack
+                        .get(at + 1)
+                        .map(|c| format!(", called from {c}"))
+                        .unwrap_or_default();
+                    format!("{f}{caller}")
+                })
+                .unwrap_or_default()
+        };
+        if g.ignored > 0
+            && let Some(a) = report.signal_actions.iter().rev().find(|a| {
+                a.pid == g.target.pid
+                    && a.signo == g.signo
+                    && a.action == "ignore"
+                    && a.set_by == "python"
+            })
+        {
+            out.push(
+                Finding::new(
+                    "signal_ignored_by_python",
+                    "signals",
+                    who.clone(),
+                    format!(
+                        "{who}: {} of {} ignored; Python code set it to be ignored (SIG_IGN) at {:.3} s: {}",
+                        g.ignored,
+                        g.generated,
+                        a.t_s,
+                        line(&a.python_stack)
+                    ),
+                )
+                .with("signo", g.signo as u64)
+                .with("ignored", g.ignored),
+            );
+        }
+        if let Some(m) = report.signal_masks.iter().rev().find(|m| {
+            m.pid == g.target.pid
+                && m.signo == g.signo
+                && m.change == "block"
+                && !m.python_stack.is_empty()
+        }) {
+            let what = if g.pending_at_end > 0 {
+                format!("{} of {} never delivered", g.pending_at_end, g.generated)
+            } else {
+                format!(
+                    "{} of {} delivered, after up to {}",
+                    g.delivered,
+                    g.generated,
+                    crate::report::format::duration(g.latency_ns.as_ref().map_or(0, |l| l.max))
+                )
+            };
+            out.push(
+                Finding::new(
+                    "signal_blocked_by_python",
+                    "signals",
+                    who.clone(),
+                    format!(
+                        "{who}: {what}; a thread of the process blocked it (pthread_sigmask) at {:.3} s: {}",
+                        m.t_s,
+                        line(&m.python_stack)
+                    ),
+                )
+                .with("signo", g.signo as u64)
+                .with("pending_at_end", g.pending_at_end),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(sig: i32, handler: u64, stack: &[&str]) -> (ActionEvent, Vec<Frame>) {
+        (
+            ActionEvent {
+                ts_ns: 2_000_000_000,
+                tgid: 7,
+                tid: 8,
+                sig,
+                handler,
+                flags: 0,
+                py_frames: Vec::new(),
+            },
+            stack.iter().map(|&f| Frame::from(f)).collect(),
+        )
+    }
+
+    #[test]
+    fn actions_name_what_was_set_and_by_whom() {
+        let mut changes = Changes::default();
+        for (e, s) in [
+            action(
+                SIGTERM,
+                SIG_IGN,
+                &["quiet (/app/lib.py:12)", "<module> (/app/main.py:3)"],
+            ),
+            action(SIGPIPE, SIG_IGN, &[]),
+            action(SIGUSR1, 0x5555_0000, &[]),
+            action(SIGCHLD_FOR_TEST, SIG_DFL, &[]),
+        ] {
+            changes.on_action(e, s);
+        }
+        let done = changes.finish(1_000_000_000, |pid| pid == 7);
+        let a = &done.actions;
+        assert_eq!(
+            (
+                a[0].signal.as_str(),
+                a[0].action.as_str(),
+                a[0].set_by.as_str()
+            ),
+            ("SIGTERM", "ignore", "python")
+        );
+        assert_eq!(a[0].python_stack[0].line, 12);
+        assert_eq!(a[0].t_s, 1.0);
+        assert_eq!(a[1].set_by, "interpreter start-up");
+        assert_eq!(
+            (
+                a[2].action.as_str(),
+                a[2].handler_address,
+                a[2].set_by.as_str()
+            ),
+            ("handler", Some(0x5555_0000), "native code")
+        );
+        assert_eq!(a[3].action, "default");
+    }
+
+    const SIGCHLD_FOR_TEST: i32 = 17;
+
+    #[test]
+    fn mask_rows_for_the_signals_that_matter() {
+        let mut changes = Changes::default();
+        let all = u64::MAX >> 1;
+        let mask = |before: u64, after: u64| MaskEvent {
+            ts_ns: 3_000_000_000,
+            tgid: 7,
+            tid: 9,
+            before,
+            after,
+            py_frames: Vec::new(),
+        };
+        // A thread start blocks everything, then restores.
+        changes.on_mask(mask(0, all), Vec::new());
+        changes.on_mask(mask(all, 0), Vec::new());
+        // A line blocks SIGINT; SIGALRM (14) was sent to the process.
+        changes.on_mask(
+            mask(0, bit(SIGINT) | bit(14)),
+            vec![Frame::from("critical (/app/main.py:40)")],
+        );
+        changes.on_sent(7, 14);
+        let done = changes.finish(0, |_| true);
+        let rows: Vec<(&str, &str)> = done
+            .masks
+            .iter()
+            .map(|m| (m.signal.as_str(), m.change.as_str()))
+            .collect();
+        // Service signals (6) blocked then unblocked, SIGALRM both times,
+        // then SIGINT and SIGALRM by the line.
+        assert_eq!(rows.len(), 2 * 7 + 2, "{rows:?}");
+        assert_eq!(rows[rows.len() - 2], ("SIGINT", "block"));
+        assert_eq!(done.masks.last().unwrap().python_stack[0].line, 40);
+        // The rest of the 63 signals of each thread-start change are counted.
+        assert_eq!(done.masks_left_out, 2 * (63 - 7));
+    }
+}
