@@ -61,6 +61,10 @@ pub enum EventKind {
     SignalAction = 14,
     /// `rt_sigprocmask` that changed a traced thread's mask: [`SignalMaskEvent`].
     SignalMask = 15,
+    /// A Python process's main thread checked for signals after one was
+    /// delivered to a handler: its Python-level handlers run now:
+    /// [`SignalCheckEvent`].
+    SignalCheck = 16,
 }
 
 impl EventKind {
@@ -80,6 +84,7 @@ impl EventKind {
             13 => Some(Self::PyForkStack),
             14 => Some(Self::SignalAction),
             15 => Some(Self::SignalMask),
+            16 => Some(Self::SignalCheck),
             _ => None,
         }
     }

@@ -114,6 +114,17 @@ pub struct SignalMaskEvent {
     pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
+/// The main thread of a Python process entered CPython's signal check
+/// (`PyErr_CheckSignals`, the eval loop's own) with a delivery to a handler
+/// pending: the Python-level handlers of the signals tripped run now, in
+/// this thread. Carries where the thread was (the line the handler interrupts).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalCheckEvent {
+    pub header: EventHeader,
+    pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
 /// `how` of `rt_sigprocmask`.
 pub const SIG_BLOCK: i32 = 0;
 pub const SIG_UNBLOCK: i32 = 1;

@@ -119,8 +119,20 @@ pub fn inherit(tgid: u32, tid: u32, child: u32) {
 #[inline(always)]
 pub fn forget_process(tgid: u32, tid: u32, old_tid: u32) {
     let _ = PY_CONFIG.remove(&tgid);
+    let _ = PY_SIGNAL_PENDING.remove(&tgid);
     let _ = PY_THREADS.remove(&tid);
     let _ = PY_THREADS.remove(&old_tid);
+}
+
+/// Python processes with a delivery to a handler whose Python-level
+/// handler has not run yet (the main thread has not checked since).
+#[map]
+pub static PY_SIGNAL_PENDING: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+
+/// The process runs an interpreter this tracer understands.
+#[inline(always)]
+pub fn is_python(tgid: u32) -> bool {
+    unsafe { PY_CONFIG.get(&tgid) }.is_some()
 }
 
 /// Thread `tid` exited: its id may soon name a thread of another process.

@@ -15,12 +15,12 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_probe_read_kernel, bpf_probe_read_user,
     },
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{tracepoint, uprobe},
+    programs::{ProbeContext, TracePointContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalDeliverEvent,
-    SignalGenerateEvent, SignalMaskEvent, UNBLOCKABLE, drops, mask_after,
+    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, UNBLOCKABLE, drops, mask_after,
 };
 
 use crate::{
@@ -124,6 +124,12 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
             ctx.read_at::<u64>(off.deliver_sa_flags as usize)
                 .unwrap_or(0),
         );
+        // To a handler in a Python process: its Python-level handler (if
+        // that is what the C handler is) runs at the main thread's next
+        // signal check.
+        if (*event).sa_handler > 1 && crate::python::is_python(tgid) {
+            let _ = crate::python::PY_SIGNAL_PENDING.insert(&tgid, &1, 0);
+        }
         // Runs in the receiving thread, on its way back to user mode: its
         // current Python frame is the line that was running.
         crate::python::signal_stack(
@@ -137,6 +143,38 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
     } else {
         0
     });
+    0
+}
+
+/// Uprobe on CPython's signal checks (`PyErr_CheckSignals`, the eval loop's
+/// `_PyErr_CheckSignalsTstate` / `_Py_HandlePending`): they run only now and
+/// then (the eval loop calls its own when a signal or another request is
+/// pending). In the main thread with a delivery pending, the Python-level
+/// handlers run now: one record, with the line they interrupt.
+#[uprobe]
+pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    // Handlers run in the main thread only.
+    if tgid != tid || unsafe { crate::python::PY_SIGNAL_PENDING.get(&tgid) }.is_none() {
+        return 0;
+    }
+    let _ = crate::python::PY_SIGNAL_PENDING.remove(&tgid);
+    let Some(mut entry) = EVENTS.reserve::<SignalCheckEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(EventKind::SignalCheck, tgid, tid));
+        crate::python::signal_stack(
+            tgid,
+            tid,
+            core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+        );
+    }
+    entry.submit(crate::python::RB_WAKE_FOR_STACK);
     0
 }
 

@@ -8,8 +8,8 @@ use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
     PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadKey, ReadStats, SendSyscall,
-    SignalActionEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, ThreadStats,
-    WaitEvent, drops, process_flags, wait_flags, wait_kind,
+    SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
+    ThreadStats, WaitEvent, drops, process_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +94,14 @@ pub enum Event {
     SignalAction(SignalAction),
     /// A traced thread changed its signal mask (`rt_sigprocmask`).
     SignalMask(SignalMask),
+    /// A Python process's main thread is about to run its Python-level
+    /// signal handlers (raw frames: the line they interrupt).
+    SignalCheck {
+        ts_ns: u64,
+        tgid: u32,
+        tid: u32,
+        py_frames: Vec<PyFrameRecord>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +408,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 flags: event.flags,
                 py_frames: frames_until_empty(&event.py_frames),
             })
+        }
+        EventKind::SignalCheck => {
+            let event: SignalCheckEvent = read(bytes)?;
+            Event::SignalCheck {
+                ts_ns: header.ts_ns,
+                tgid: header.tgid,
+                tid: header.tid,
+                py_frames: frames_until_empty(&event.py_frames),
+            }
         }
         EventKind::SignalMask => {
             let event: SignalMaskEvent = read(bytes)?;

@@ -267,6 +267,9 @@ pub struct Probes {
     links: Vec<Link>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
+    /// Interpreter files (path, offset) whose signal checks carry a uprobe;
+    /// `None`: the program could not be loaded.
+    signal_checks: Option<std::collections::HashSet<(std::path::PathBuf, u64)>>,
 }
 
 impl Probes {
@@ -311,6 +314,7 @@ impl Probes {
             sampled_tids: Default::default(),
             links,
             warnings,
+            signal_checks: None,
         })
     }
 
@@ -380,6 +384,58 @@ impl Probes {
         for tid in remove {
             // Already gone is fine.
             let _ = self.py_threads.remove(tid);
+        }
+        Ok(())
+    }
+
+    /// Loads (not attaches) the signal-check uprobe: when a Python-level
+    /// signal handler runs. Optional: without it, the report says handler
+    /// runs are not known.
+    pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
+        let name = "py_signal_check";
+        typed_program::<UProbe>(&mut self.ebpf, name)?
+            .load()
+            .map_err(|source| load_error(name, source))?;
+        self.signal_checks = Some(Default::default());
+        Ok(())
+    }
+
+    /// Attaches the signal-check uprobe to CPython's signal checks in the
+    /// interpreter file `path` (at `offsets`), for every process running
+    /// it (the program keeps to traced ones), once per file.
+    pub fn attach_signal_checks(
+        &mut self,
+        path: &std::path::Path,
+        offsets: &[u64],
+    ) -> Result<(), ProbeError> {
+        let name = "py_signal_check";
+        for &offset in offsets {
+            let key = (path.to_path_buf(), offset);
+            let Some(done) = self.signal_checks.as_mut() else {
+                return Ok(());
+            };
+            if !done.insert(key) {
+                continue;
+            }
+            let err = |source| ProbeError::Uprobe {
+                path: path.display().to_string(),
+                offset,
+                source: Box::new(source),
+            };
+            let program: &mut UProbe = self
+                .ebpf
+                .program_mut(name)
+                .ok_or_else(|| err(ProgramError::NotLoaded))?
+                .try_into()
+                .map_err(err)?;
+            let link = program
+                .attach(
+                    aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
+                    path,
+                    aya::programs::uprobe::UProbeScope::AllProcesses,
+                )
+                .map_err(err)?;
+            self.links.push(Link::UProbe(name, link));
         }
         Ok(())
     }

@@ -204,6 +204,13 @@ fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, RunErro
     {
         collector.entries_error = Some(err.to_string());
     }
+    if collector.settings.python_rate_hz.is_some()
+        && let Err(err) = probes.load_signal_check()
+    {
+        warnings.push(format!(
+            "when Python signal handlers run is not traced (the uprobe did not load: {err})"
+        ));
+    }
     probes.warnings.append(&mut warnings);
     Ok(probes)
 }
@@ -306,6 +313,13 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
                 source = cause.source();
             }
             collector.entries_error = Some(message);
+        }
+        if let Some((path, offsets)) = &update.signal_checks
+            && let Err(err) = probes.attach_signal_checks(path, offsets)
+        {
+            collector.warnings.push(format!(
+                "when Python signal handlers run is not traced: {err}"
+            ));
         }
         if let Some(config) = update.config {
             probes.set_python_config(pid, config)?;

@@ -958,6 +958,79 @@ fn signal_changes(interpreter: &Interpreter) {
     );
 }
 
+/// When the Python handler really ran: after a long C call (latency as the
+/// workload measured it), in the main thread for a signal delivered to a
+/// worker, and never for a signal that arrived during a C call that outlasts
+/// the trace.
+fn signal_handler_runs(interpreter: &Interpreter) {
+    require_root();
+    let test = format!("signal-handler-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script("python_signal_handler.py");
+    let out = files.path("workload.json");
+    let report = common::launch_until_done(
+        &scratch,
+        &interpreter.command(Launch::Chroot, &[&script, &out]),
+    );
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    let name = interpreter.name;
+    let pid = u64_of(&facts["pid"]);
+    let host_script = files.host(&script);
+    let def_line = |f: &str| line_of(&host_script, &format!("def {f}("));
+    let groups: Vec<&Value> = report["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["target"]["pid"] == pid)
+        .collect();
+    let group = |signal: &str, code: &str| {
+        *groups
+            .iter()
+            .find(|g| g["signal"] == signal && g["code"] == code)
+            .unwrap_or_else(|| panic!("{name}: no {signal} {code}: {groups:#?}"))
+    };
+    let handler = |f: &str| json!({"function": f, "file": script, "line": def_line(f)});
+    let secs = |v: &Value| v.as_f64().unwrap();
+    // 1. After the C call: ran once, as late as the workload saw.
+    let late = group("SIGUSR1", "SI_USER");
+    assert_eq!(
+        late["python_handler"],
+        handler("on_usr1"),
+        "{name}: {late:#}"
+    );
+    assert_eq!(late["python_handler_runs"], 1, "{name}: {late:#}");
+    let seen_ns = (secs(&facts["ran"]["usr1"][0]) - secs(&facts["sent"]["usr1"])) * 1e9;
+    let waited_ns = (secs(&facts["c_call_returned"]) - secs(&facts["sent"]["usr1"])) * 1e9;
+    let reported = late["python_handler_latency_ns"]["max"].as_f64().unwrap();
+    assert!(
+        (reported - seen_ns).abs() < 10e6 && reported >= waited_ns * 0.9,
+        "{name}: reported {reported} ns, the workload saw {seen_ns} ns (C call {waited_ns} ns)"
+    );
+    // 2. Delivered to the worker, run by the main thread.
+    let to_worker = group("SIGUSR1", "SI_TKILL");
+    assert_eq!(to_worker["python_handler_runs"], 1, "{name}: {to_worker:#}");
+    assert_eq!(
+        to_worker["delivered_to"][facts["worker_tid"].to_string()],
+        1,
+        "{name}: {to_worker:#}"
+    );
+    // 3. Never ran: the main thread was still computing when tracing stopped.
+    let never = group("SIGUSR2", "SI_USER");
+    assert_eq!(
+        never["python_handler"],
+        handler("on_usr2"),
+        "{name}: {never:#}"
+    );
+    assert_eq!(never["python_handler_runs"], 0);
+    assert_eq!(
+        never["python_handler_pending_at_end"], 1,
+        "{name}: {never:#}"
+    );
+    assert_eq!(never["python_handler_latency_ns"], Value::Null);
+}
+
 /// A file-name-safe short name of the interpreter.
 fn slug(interpreter: &Interpreter) -> String {
     interpreter
@@ -1023,6 +1096,11 @@ macro_rules! interpreter_tests {
             #[test]
             fn signal_changes() {
                 super::signal_changes(&$interpreter);
+            }
+
+            #[test]
+            fn signal_handler_runs() {
+                super::signal_handler_runs(&$interpreter);
             }
         }
     };

@@ -249,7 +249,7 @@ impl Collector {
                 } else {
                     g.target_pid
                 };
-                self.signal_changes.on_sent(target, g.sig);
+                self.signal_changes.on_sent(target, g.sig, g.ts_ns);
             }
             Event::SignalAction(a) => {
                 // Symbolized now: the caller's code objects are alive.
@@ -268,7 +268,19 @@ impl Collector {
                 } else {
                     self.python_frames(d.tgid, &d.py_frames)
                 };
-                self.signals.on_deliver(&d, self.settings.base_ns, stack);
+                // To a C handler: is it CPython's, for a Python function?
+                let handler = if d.sa_handler > 1 {
+                    self.python
+                        .as_mut()
+                        .and_then(|tree| tree.python_signal_handler(d.tgid, d.sig))
+                } else {
+                    None
+                };
+                self.signals
+                    .on_deliver(&d, self.settings.base_ns, stack, handler);
+            }
+            Event::SignalCheck { ts_ns, tgid, .. } => {
+                self.signals.on_signal_check(tgid, ts_ns);
             }
         }
     }

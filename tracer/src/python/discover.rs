@@ -122,6 +122,12 @@ pub struct Interpreter {
     pub eval_frame_file_offset: Option<u64>,
     /// Run-time address of `PyCode_Type`: code objects point to it.
     pub code_type: Option<u64>,
+    /// File offsets of the functions that run Python-level signal handlers
+    /// (for uprobes): `PyErr_CheckSignals` and the eval loop's own check.
+    pub signal_checks: Vec<u64>,
+    /// Run-time range of the interpreter's writable data (`.data` to the end
+    /// of `.bss`), where CPython keeps its signal handler table.
+    pub data_range: Option<(u64, u64)>,
     /// <= 3.10: run-time address of `Py_GetVersion`'s static buffer, filled
     /// with "3.8.18 (default, ...)" when `sys` is initialised; the version
     /// literal itself is compiled into immediates, not stored as a string.
@@ -170,6 +176,10 @@ pub struct ElfInfo {
     pub eval_frame: Option<u64>,
     pub eval_frame_file_offset: Option<u64>,
     pub code_type: Option<u64>,
+    /// File offsets of the signal checks ([`Interpreter::signal_checks`]).
+    pub signal_checks: Vec<u64>,
+    /// Link-time range of `.data` .. end of `.bss`.
+    pub data_range: Option<(u64, u64)>,
     pub version_buffer: Option<u64>,
     pub py_version_hex: Option<u32>,
     pub version_string: Option<String>,
@@ -187,6 +197,8 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         eval_frame: None,
         eval_frame_file_offset: None,
         code_type: None,
+        signal_checks: Vec::new(),
+        data_range: None,
         version_buffer: None,
         py_version_hex: None,
         version_string: None,
@@ -199,6 +211,26 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         is_exec: file.kind() == object::ObjectKind::Executable,
     };
     let mut py_version_addr = None;
+    // Where Python-level signal handlers are run from: C code's
+    // `PyErr_CheckSignals` and the eval loop's check (3.8
+    // `_PyErr_CheckSignals`, 3.9-3.12 `_PyErr_CheckSignalsTstate`, 3.13+
+    // `_Py_HandlePending`), whichever are exported.
+    let mut signal_checks: Vec<u64> = file
+        .dynamic_symbols()
+        .filter(|s| {
+            s.address() != 0
+                && matches!(
+                    s.name(),
+                    Ok("PyErr_CheckSignals"
+                        | "_PyErr_CheckSignals"
+                        | "_PyErr_CheckSignalsTstate"
+                        | "_Py_HandlePending")
+                )
+        })
+        .map(|s| s.address())
+        .collect();
+    signal_checks.sort_unstable();
+    signal_checks.dedup();
     fn scan(info: &mut ElfInfo, py_version_addr: &mut Option<u64>, symbol: object::Symbol<'_, '_>) {
         match symbol.name() {
             Ok("_PyRuntime") => info.runtime = info.runtime.or(Some(symbol.address())),
@@ -246,13 +278,27 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes);
     }
-    if let Some(addr) = info.eval_frame {
-        info.eval_frame_file_offset = file.segments().find_map(|seg| {
+    let file_offset = |addr: u64| {
+        file.segments().find_map(|seg| {
             let (off, size) = seg.file_range();
             (addr >= seg.address() && addr < seg.address() + size)
                 .then(|| addr - seg.address() + off)
-        });
+        })
+    };
+    if let Some(addr) = info.eval_frame {
+        info.eval_frame_file_offset = file_offset(addr);
     }
+    info.signal_checks = signal_checks.into_iter().filter_map(file_offset).collect();
+    let data: Vec<(u64, u64)> = file
+        .sections()
+        .filter(|s| matches!(s.name(), Ok(".data" | ".bss")) && s.size() > 0)
+        .map(|s| (s.address(), s.address() + s.size()))
+        .collect();
+    info.data_range = data
+        .iter()
+        .map(|r| r.0)
+        .min()
+        .zip(data.iter().map(|r| r.1).max());
     // PY_VERSION ("3.8.18") may be a string literal in .rodata (often it is
     // folded into code); only needed without Py_Version.
     if info.py_version_hex.is_none()
@@ -494,6 +540,10 @@ pub fn discover_in(
             eval_frame: eval_frame.wrapping_add(bias),
             eval_frame_file_offset: elf.eval_frame_file_offset,
             code_type: elf.code_type.map(|a| a.wrapping_add(bias)),
+            signal_checks: elf.signal_checks.clone(),
+            data_range: elf
+                .data_range
+                .map(|(a, b)| (a.wrapping_add(bias), b.wrapping_add(bias))),
             version_buffer: elf.version_buffer.map(|a| a.wrapping_add(bias)),
         });
     }

@@ -9,6 +9,7 @@
 
 pub mod code;
 pub mod discover;
+pub mod handlers;
 pub mod layout;
 pub mod memory;
 pub mod names;

@@ -112,14 +112,14 @@ fn find_active(objects: &Objects, tstates: &[u64]) -> Option<u64> {
     None
 }
 
-struct Objects<'a> {
-    mem: &'a dyn Memory,
-    o: &'a Offsets,
+pub(super) struct Objects<'a> {
+    pub(super) mem: &'a dyn Memory,
+    pub(super) o: &'a Offsets,
 }
 
 impl Objects<'_> {
     /// `sizeof(PyObject)`: 16, or 32 in a free-threaded build.
-    fn header(&self) -> u64 {
+    pub(super) fn header(&self) -> u64 {
         self.o.ob_type + 8
     }
 
@@ -128,14 +128,14 @@ impl Objects<'_> {
         self.o.var_size + 8
     }
 
-    fn type_of(&self, obj: u64) -> Option<u64> {
+    pub(super) fn type_of(&self, obj: u64) -> Option<u64> {
         self.mem
             .u64(obj.wrapping_add(self.o.ob_type))
             .ok()
             .filter(|&t| t != 0)
     }
 
-    fn type_name(&self, ty: u64) -> Option<String> {
+    pub(super) fn type_name(&self, ty: u64) -> Option<String> {
         let name = self.mem.u64(ty.wrapping_add(self.type_fields())).ok()?;
         let raw = self.mem.read_vec(name, 64).ok()?;
         let end = raw.iter().position(|&b| b == 0)?;
@@ -156,7 +156,7 @@ impl Objects<'_> {
     }
 
     /// A non-negative `int` below 2**64 (thread idents).
-    fn int(&self, obj: u64) -> Option<u64> {
+    pub(super) fn int(&self, obj: u64) -> Option<u64> {
         if !self.is_a(obj, "int") {
             return None;
         }

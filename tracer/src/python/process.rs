@@ -17,6 +17,7 @@ use tracer_common::{PyConfig, PyFrameRecord};
 use super::{
     PythonError, SUPPORTED,
     discover::{self, DiscoverError, Interpreter},
+    handlers,
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
     names::{self, NameCache},
@@ -106,6 +107,8 @@ pub struct ThreadUpdate {
     /// The interpreter just found: (ELF path to open, file offset of
     /// `_PyEval_EvalFrameDefault`) for the entry counter.
     pub eval_frame: Option<(std::path::PathBuf, u64)>,
+    /// The same file and the offsets of its signal checks (handler runs).
+    pub signal_checks: Option<(std::path::PathBuf, Vec<u64>)>,
     pub insert: Vec<(u32, u64)>,
     pub remove: Vec<u32>,
 }
@@ -139,6 +142,8 @@ pub struct PythonProcess {
     names: HashMap<u32, String>,
     name_cache: NameCache,
     names_read: Option<Instant>,
+    /// Where CPython's signal handler table is, once found.
+    handler_table: Option<u64>,
 }
 
 /// While a published thread has no name, names are read again at most this often.
@@ -160,6 +165,7 @@ impl PythonProcess {
             names: HashMap::new(),
             name_cache: NameCache::default(),
             names_read: None,
+            handler_table: None,
         }
     }
 
@@ -186,6 +192,7 @@ impl PythonProcess {
             Discovery::Searching(_) => process.discovery,
         };
         process.name_cache = self.name_cache.clone();
+        process.handler_table = self.handler_table;
         process
     }
 
@@ -234,6 +241,7 @@ impl PythonProcess {
         self.published.clear();
         self.pthreads.clear();
         self.name_cache = NameCache::default();
+        self.handler_table = None;
         self.since = Instant::now();
         self.last_search = None;
     }
@@ -296,6 +304,32 @@ impl PythonProcess {
                 )
             })
             .collect()
+    }
+
+    /// The Python-level handler of signal `sig`, read now from CPython's
+    /// handler table (found on first use).
+    pub fn signal_handler(&mut self, sig: i32) -> Option<handlers::Handler> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        if self.exited {
+            return None;
+        }
+        let interpreter = &ready.binary.interpreter;
+        if self.handler_table.is_none() {
+            // Not cached when missing: the table fills in when the
+            // `signal` module is set up.
+            self.handler_table = interpreter
+                .data_range
+                .and_then(|range| handlers::find_table(&ready.memory, range));
+        }
+        handlers::handler(
+            &ready.code_source(),
+            &mut self.symbols,
+            interpreter.minor,
+            self.handler_table?,
+            sig,
+        )
     }
 
     /// The Python name of thread `tid` (`threading.Thread.name`), once read.
@@ -393,9 +427,12 @@ impl PythonProcess {
             config.read_stack_every = self.read_stack_every;
             update.config = Some(config);
             let interpreter = &ready.binary.interpreter;
+            let path = discover::openable_path(self.pid, &interpreter.path);
             update.eval_frame = interpreter
                 .eval_frame_file_offset
-                .map(|offset| (discover::openable_path(self.pid, &interpreter.path), offset));
+                .map(|offset| (path.clone(), offset));
+            update.signal_checks = (!interpreter.signal_checks.is_empty())
+                .then(|| (path, interpreter.signal_checks.clone()));
             self.config_published = true;
         }
         self.symbols.new_tick();

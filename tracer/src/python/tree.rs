@@ -150,6 +150,15 @@ impl PythonTree {
         out
     }
 
+    /// The Python function that handles signal `sig` in process `pid`,
+    /// when it is Python code (read now).
+    pub fn python_signal_handler(&mut self, pid: u32, sig: i32) -> Option<Frame> {
+        match self.processes.get_mut(&pid)?.signal_handler(sig)? {
+            super::handlers::Handler::Python(frame) => Some(frame),
+            super::handlers::Handler::NotPython => None,
+        }
+    }
+
     /// The Python name of thread `tid` of process `pid`, once read.
     pub fn thread_name(&self, pid: u32, tid: u32) -> Option<&str> {
         self.processes.get(&pid)?.thread_name(tid)

@@ -428,6 +428,37 @@ pub struct SignalGroup {
     /// Monotonic (CLOCK_MONOTONIC) times of the first and last event.
     pub first_ns: u64,
     pub last_ns: u64,
+    /// The Python function the deliveries went to (CPython's C handler only
+    /// sets a flag; this runs later, in the main thread), when one did.
+    #[serde(default)]
+    pub python_handler: Option<PythonHandler>,
+    /// Times it started (the main thread's signal check after a delivery).
+    #[serde(default)]
+    pub python_handler_runs: u64,
+    /// From kernel delivery to the Python handler starting.
+    #[serde(default)]
+    pub python_handler_latency_ns: Option<Latency>,
+    /// Deliveries to a Python handler that never ran (the process exited
+    /// or tracing stopped first).
+    #[serde(default)]
+    pub python_handler_pending_at_end: u64,
+}
+
+/// A Python-level signal handler: a function (its `def` line), a bound
+/// method, or a built-in (`default_int_handler`, file `<built-in>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PythonHandler {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+impl SignalMaskChange {
+    /// A mask a program set on purpose, not a blanket one around a thread
+    /// start or a fork.
+    pub fn deliberate(&self) -> bool {
+        self.signals_changed < 8
+    }
 }
 
 impl SignalGroup {
@@ -493,6 +524,15 @@ pub struct SignalMaskChange {
     pub signo: i32,
     /// "block" or "unblock".
     pub change: String,
+    /// Signals the same call changed: 1 or a few for a deliberate mask
+    /// (`pthread_sigmask({SIGINT})`), about 60 for the C library masking
+    /// every signal around a thread start or a fork.
+    #[serde(default)]
+    pub signals_changed: u32,
+    /// For a block: how many of this signal were sent to the process while
+    /// it held (until the thread unblocked it, or the end).
+    #[serde(default)]
+    pub held: u64,
     pub t_s: f64,
     #[serde(with = "crate::frame::as_text")]
     pub python_stack: Vec<Frame>,

@@ -812,5 +812,7 @@ pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
         stderr.rest()
     );
     drop(stdin);
+    // A workload busy in C code does not read its input: end it.
+    let _ = Command::new("kill").args(["-KILL", pid]).status();
     load_json(&report_path)
 }

@@ -57,7 +57,12 @@ pub struct Changes {
     mask_rows_left_out: u64,
     /// Per target process, the signals generated for it (bit `n - 1`).
     sent_to: HashMap<u32, u64>,
+    /// When each (process, signal) was generated (the first ones).
+    sent_at: HashMap<(u32, i32), Vec<u64>>,
 }
+
+/// Generation times kept per (process, signal).
+const MAX_SENT_TIMES: usize = 1000;
 
 /// What became of the changes: the report's rows.
 pub struct Finished {
@@ -83,9 +88,13 @@ impl Changes {
         }
     }
 
-    /// Signal `sig` was generated for process `pid`.
-    pub fn on_sent(&mut self, pid: u32, sig: i32) {
+    /// Signal `sig` was generated for process `pid` at `ts_ns`.
+    pub fn on_sent(&mut self, pid: u32, sig: i32, ts_ns: u64) {
         *self.sent_to.entry(pid).or_default() |= bit(sig);
+        let times = self.sent_at.entry((pid, sig)).or_default();
+        if times.len() < MAX_SENT_TIMES {
+            times.push(ts_ns);
+        }
     }
 
     /// The rows, times relative to `base_ns`. `is_python(pid)`: the process
@@ -134,7 +143,30 @@ impl Changes {
         let mut masks = Vec::new();
         let mut left_out = self.mask_rows_left_out + self.actions_left_out;
         let service: u64 = SERVICE_SIGNALS.iter().map(|&s| bit(s)).sum();
-        for (e, python_stack) in self.masks {
+        // Until when each block of a thread held: its next unblock.
+        let held_until = |i: usize, sig: i32| -> u64 {
+            let (e, _) = &self.masks[i];
+            self.masks[i + 1..]
+                .iter()
+                .find(|(n, _)| n.tid == e.tid && n.after & bit(sig) == 0)
+                .map_or(u64::MAX, |(n, _)| n.ts_ns)
+        };
+        let mut rows = Vec::new();
+        for (i, (e, _)) in self.masks.iter().enumerate() {
+            let changed = e.before ^ e.after;
+            for sig in (1..=64).filter(|&s| changed & e.after & bit(s) != 0) {
+                let until = held_until(i, sig);
+                let held = self.sent_at.get(&(e.tgid, sig)).map_or(0, |times| {
+                    times
+                        .iter()
+                        .filter(|&&t| t >= e.ts_ns && t <= until)
+                        .count() as u64
+                });
+                rows.push(((i, sig), held));
+            }
+        }
+        let held: HashMap<(usize, i32), u64> = rows.into_iter().collect();
+        for (i, (e, python_stack)) in self.masks.into_iter().enumerate() {
             let kept = service | self.sent_to.get(&e.tgid).copied().unwrap_or(0);
             let changed = e.before ^ e.after;
             left_out += u64::from((changed & !kept).count_ones());
@@ -154,6 +186,8 @@ impl Changes {
                         "unblock"
                     }
                     .into(),
+                    signals_changed: changed.count_ones(),
+                    held: held.get(&(i, sig)).copied().unwrap_or(0),
                     t_s: t_s(e.ts_ns),
                     python_stack: python_stack.clone(),
                 });
@@ -221,10 +255,13 @@ pub fn findings(report: &Report) -> Vec<Finding> {
                 .with("ignored", g.ignored),
             );
         }
+        // A deliberate block from Python that a generation of it came into.
         if let Some(m) = report.signal_masks.iter().rev().find(|m| {
             m.pid == g.target.pid
                 && m.signo == g.signo
                 && m.change == "block"
+                && m.held > 0
+                && m.deliberate()
                 && !m.python_stack.is_empty()
         }) {
             let what = if g.pending_at_end > 0 {
@@ -336,7 +373,9 @@ mod tests {
             mask(0, bit(SIGINT) | bit(14)),
             vec![Frame::from("critical (/app/main.py:40)")],
         );
-        changes.on_sent(7, 14);
+        changes.on_sent(7, 14, 1_000_000_000);
+        // A SIGINT comes while the line's block holds.
+        changes.on_sent(7, SIGINT, 3_500_000_000);
         let done = changes.finish(0, |_| true);
         let rows: Vec<(&str, &str)> = done
             .masks
@@ -348,6 +387,11 @@ mod tests {
         assert_eq!(rows.len(), 2 * 7 + 2, "{rows:?}");
         assert_eq!(rows[rows.len() - 2], ("SIGINT", "block"));
         assert_eq!(done.masks.last().unwrap().python_stack[0].line, 40);
+        let sigint = &done.masks[done.masks.len() - 2];
+        assert_eq!((sigint.held, sigint.signals_changed), (1, 2));
+        // The thread start's blanket block held nothing (its unblock came first).
+        assert_eq!(done.masks[0].held, 0);
+        assert_eq!(done.masks[0].signals_changed, 63);
         // The rest of the 63 signals of each thread-start change are counted.
         assert_eq!(done.masks_left_out, 2 * (63 - 7));
     }

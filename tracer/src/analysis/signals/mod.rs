@@ -17,7 +17,8 @@ use crate::{
     events::{SignalDelivered, SignalGenerated},
     frame::Frame,
     report::{
-        EventStack, Finding, Latency, SignalGroup, SignalLogEntry, SignalPeer, SignalTarget,
+        EventStack, Finding, Latency, PythonHandler, SignalGroup, SignalLogEntry, SignalPeer,
+        SignalTarget,
         format::{sender_text, target_text, thousands},
     },
 };
@@ -265,6 +266,10 @@ struct GroupAcc {
     last_ns: u64,
     /// Deliveries per Python stack of the receiving thread.
     python_stacks: HashMap<Vec<Frame>, u64>,
+    /// The Python-level handler deliveries went to (the last one seen).
+    python_handler: Option<Frame>,
+    /// Its runs, and how long after the delivery each started.
+    python_handler_latencies: Vec<u64>,
 }
 
 struct Pending {
@@ -287,6 +292,9 @@ pub struct SignalTable {
     log_total: u64,
     /// SIGKILL "deliveries" that only mark a thread of an exiting group.
     pub group_exit_kills: u64,
+    /// Per process, deliveries to a Python-level handler that has not run
+    /// yet: (group, delivery time).
+    python_pending: HashMap<u32, Vec<(usize, u64)>>,
 }
 
 impl SignalTable {
@@ -393,6 +401,7 @@ impl SignalTable {
         d: &SignalDelivered,
         base_ns: u64,
         python_stack: Option<Vec<Frame>>,
+        python_handler: Option<Frame>,
     ) {
         let queue = self.pending.entry(d.tgid).or_default();
         // Signals sent to this thread are taken before those sent to the process.
@@ -466,6 +475,16 @@ impl SignalTable {
         if let Some(frames) = python_stack {
             *acc.python_stacks.entry(frames).or_default() += 1;
         }
+        if disp == "handler"
+            && let Some(handler) = python_handler
+        {
+            acc.python_handler = Some(handler);
+            self.python_pending
+                .entry(d.tgid)
+                .or_default()
+                .push((index, d.ts_ns));
+        }
+        let acc = &mut self.groups[index].1;
         let target_comm = acc.target_comm.clone();
         self.log(SignalLogEntry {
             t_s: rel_s(d.ts_ns, base_ns),
@@ -497,7 +516,29 @@ impl SignalTable {
     }
 
     /// Report rows, busiest first, and the log (first and last events).
+    /// Process `pid`'s main thread checked for signals at `ts_ns`: the
+    /// Python-level handlers of every delivery before it run now.
+    pub fn on_signal_check(&mut self, pid: u32, ts_ns: u64) {
+        let Some(pending) = self.python_pending.get_mut(&pid) else {
+            return;
+        };
+        pending.retain(|&(group, delivered_ns)| {
+            if delivered_ns > ts_ns {
+                return true;
+            }
+            self.groups[group]
+                .1
+                .python_handler_latencies
+                .push(ts_ns - delivered_ns);
+            false
+        });
+    }
+
     pub fn finish(self) -> (Vec<SignalGroup>, Vec<SignalLogEntry>, u64) {
+        let mut python_pending_at_end: HashMap<usize, u64> = HashMap::new();
+        for &(group, _) in self.python_pending.values().flatten() {
+            *python_pending_at_end.entry(group).or_default() += 1;
+        }
         let mut pending_at_end: HashMap<usize, u64> = HashMap::new();
         for queue in self.pending.values() {
             for p in queue {
@@ -554,6 +595,17 @@ impl SignalTable {
                     ),
                     first_ns: acc.first_ns,
                     last_ns: acc.last_ns,
+                    python_handler: acc.python_handler.map(|f| PythonHandler {
+                        function: f.qualname,
+                        file: f.file,
+                        line: f.line,
+                    }),
+                    python_handler_runs: acc.python_handler_latencies.len() as u64,
+                    python_handler_latency_ns: latency(&acc.python_handler_latencies),
+                    python_handler_pending_at_end: python_pending_at_end
+                        .get(&i)
+                        .copied()
+                        .unwrap_or(0),
                 }
             })
             .collect();
@@ -616,9 +668,40 @@ pub fn findings(groups: &[SignalGroup]) -> Vec<Finding> {
             );
             findings.push(finding("signal_ignored", message).with("ignored", g.ignored));
         }
+        if let Some(h) = &g.python_handler {
+            let handler = format!("the Python handler {} ({}:{})", h.function, h.file, h.line);
+            if g.python_handler_pending_at_end > 0 {
+                let message = format!(
+                    "{who}: {handler} never ran for {} of {} delivered: CPython runs it in \
+                     the main thread at its next check for signals, which did not come \
+                     before the process exited or tracing stopped (a long C call or a wait \
+                     that does not return to Python)",
+                    thousands(g.python_handler_pending_at_end),
+                    thousands(g.delivered)
+                );
+                findings.push(
+                    finding("python_handler_never_ran", message)
+                        .with("pending", g.python_handler_pending_at_end),
+                );
+            }
+            if let Some(l) = &g.python_handler_latency_ns
+                && l.max >= PYTHON_HANDLER_LATE_NS
+            {
+                let message = format!(
+                    "{who}: {handler} started up to {} after delivery (p50 {}): the main \
+                     thread was in C code that does not check for signals, or waiting",
+                    crate::report::format::duration(l.max),
+                    crate::report::format::duration(l.p50)
+                );
+                findings.push(finding("python_handler_late", message).with("max_ns", l.max));
+            }
+        }
     }
     findings
 }
+
+/// A Python handler that starts this long after the delivery is late.
+const PYTHON_HANDLER_LATE_NS: u64 = 100_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -709,7 +792,12 @@ mod tests {
         let mut t = SignalTable::default();
         for i in 0..5u64 {
             t.on_generate(&generated(1000 + i * 100, 10, 10, 10, RESULT_DELIVERED), 0);
-            t.on_deliver(&delivered(1010 + i * 100, 10, 10, 10, 0x4000), 0, None);
+            t.on_deliver(
+                &delivered(1010 + i * 100, 10, 10, 10, 0x4000),
+                0,
+                None,
+                None,
+            );
         }
         let (rows, log, total) = t.finish();
         assert_eq!(rows.len(), 1);
@@ -759,8 +847,8 @@ mod tests {
         to_thread.code = -6;
         t.on_generate(&to_thread, 0);
         // Thread 11 takes its own signal first, then the process-wide one.
-        t.on_deliver(&delivered(5_000, 10, 11, 10, 0x4000), 0, None);
-        t.on_deliver(&delivered(9_100, 10, 11, 10, 0x4000), 0, None);
+        t.on_deliver(&delivered(5_000, 10, 11, 10, 0x4000), 0, None, None);
+        t.on_deliver(&delivered(9_100, 10, 11, 10, 0x4000), 0, None, None);
         let (rows, _, _) = t.finish();
         let tkill = rows.iter().find(|r| r.code == "SI_TKILL").unwrap();
         assert_eq!(tkill.target.tid, Some(11));
@@ -770,13 +858,48 @@ mod tests {
         assert_eq!(kill.latency_ns.as_ref().unwrap().p50, 9_000);
     }
 
+    /// A delivery to a Python handler runs at the main thread's next
+    /// signal check; one with no check after it never ran.
+    #[test]
+    fn python_handler_runs_at_the_next_check() {
+        let mut t = SignalTable::default();
+        let handler = Some(Frame::from("on_usr1 (/app/main.py:12)"));
+        t.on_generate(&generated(100, 10, 10, 10, RESULT_DELIVERED), 0);
+        t.on_deliver(
+            &delivered(1_000, 10, 11, 10, 0x4000),
+            0,
+            None,
+            handler.clone(),
+        );
+        t.on_signal_check(10, 251_000);
+        t.on_generate(&generated(300_000, 10, 10, 12, RESULT_DELIVERED), 0);
+        t.on_deliver(&delivered(301_000, 10, 10, 12, 0x4000), 0, None, handler);
+        // A check of another process runs nothing here.
+        t.on_signal_check(99, 400_000);
+        let (rows, _, _) = t.finish();
+        let usr1 = rows.iter().find(|r| r.signo == 10).unwrap();
+        let h = usr1.python_handler.as_ref().unwrap();
+        assert_eq!((h.function.as_str(), h.line), ("on_usr1", 12));
+        assert_eq!(usr1.python_handler_runs, 1);
+        assert_eq!(
+            usr1.python_handler_latency_ns.as_ref().unwrap().max,
+            250_000
+        );
+        let usr2 = rows.iter().find(|r| r.signo == 12).unwrap();
+        assert_eq!(
+            (usr2.python_handler_runs, usr2.python_handler_pending_at_end),
+            (0, 1)
+        );
+        assert!(usr2.python_handler_latency_ns.is_none());
+    }
+
     #[test]
     fn fatal_default_signal_becomes_a_group_sigkill() {
         let mut t = SignalTable::default();
         t.on_generate(&generated(100, 20, 10, 15, RESULT_DELIVERED), 0);
         // Every thread of the dying group "delivers" SIGKILL.
-        t.on_deliver(&delivered(300, 10, 10, SIGKILL, 0), 0, None);
-        t.on_deliver(&delivered(310, 10, 12, SIGKILL, 0), 0, None);
+        t.on_deliver(&delivered(300, 10, 10, SIGKILL, 0), 0, None, None);
+        t.on_deliver(&delivered(310, 10, 12, SIGKILL, 0), 0, None, None);
         assert_eq!(t.killer_of(10), Some(15));
         assert_eq!(t.group_exit_kills, 1);
         let (rows, _, _) = t.finish();
@@ -797,7 +920,7 @@ mod tests {
             g.code = 1;
             t.on_generate(&g, 0);
         }
-        t.on_deliver(&delivered(50, 10, 10, 14, 0x4000), 0, None);
+        t.on_deliver(&delivered(50, 10, 10, 14, 0x4000), 0, None, None);
         let (rows, log, _) = t.finish();
         let chld = rows.iter().find(|r| r.signo == SIGCHLD).unwrap();
         assert!(chld.sender.kernel);
@@ -820,15 +943,15 @@ mod tests {
         for (i, line) in [9, 9, 12].into_iter().enumerate() {
             let ts = 100 * i as u64;
             t.on_generate(&generated(ts, 10, 10, 10, RESULT_DELIVERED), 0);
-            t.on_deliver(&delivered(ts + 1, 10, 10, 10, 0x4000), 0, at(line));
+            t.on_deliver(&delivered(ts + 1, 10, 10, 10, 0x4000), 0, at(line), None);
         }
         t.on_generate(&generated(1_000, 20, 10, 10, RESULT_DELIVERED), 0);
-        t.on_deliver(&delivered(1_001, 10, 10, 10, 0x4000), 0, at(30));
+        t.on_deliver(&delivered(1_001, 10, 10, 10, 0x4000), 0, at(30), None);
         // No stack captured (not a known Python thread): counted, no stack.
         t.on_generate(&generated(2_000, 20, 10, 10, RESULT_DELIVERED), 0);
-        t.on_deliver(&delivered(2_001, 10, 10, 10, 0x4000), 0, None);
+        t.on_deliver(&delivered(2_001, 10, 10, 10, 0x4000), 0, None, None);
         // A group-exit SIGKILL "delivery" is not a signal of its own.
-        t.on_deliver(&delivered(3_000, 10, 11, SIGKILL, 0), 0, at(40));
+        t.on_deliver(&delivered(3_000, 10, 11, SIGKILL, 0), 0, at(40), None);
         let (rows, _, _) = t.finish();
         let from = |pid: u32| rows.iter().find(|r| r.sender.pid == pid).unwrap();
         let own = &from(10).python_stacks;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report, SignalLogEntry,
-    format::{duration, peer, sender_text, target_text, thousands},
+    format::{count, duration, peer, sender_text, target_text, thousands},
 };
 
 const MAX_SIGNALS: usize = 25;
@@ -86,6 +86,36 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             );
             let room = width.map(|w| w.saturating_sub(head.len()));
             table.detail(format!("{head}{}", super::chain(frames, room)));
+        }
+        if let Some(h) = &g.python_handler {
+            // Fitted to a width: the file without its directories.
+            let file = match width {
+                Some(_) => h.file.rsplit('/').next().unwrap_or(&h.file),
+                None => &h.file,
+            };
+            let mut line = format!(
+                "             Python handler {} ({file}:{}): ran {}",
+                h.function,
+                h.line,
+                count(g.python_handler_runs, "time", "times")
+            );
+            if let Some(l) = &g.python_handler_latency_ns {
+                let _ = write!(
+                    line,
+                    ", {} after delivery (p50 {})",
+                    duration(l.max),
+                    duration(l.p50)
+                );
+            }
+            if g.python_handler_pending_at_end > 0 {
+                let _ = write!(
+                    line,
+                    "; never ran for {} (the main thread did not check for \
+                     signals before the end)",
+                    count(g.python_handler_pending_at_end, "delivery", "deliveries")
+                );
+            }
+            table.detail(line);
         }
     }
     let dropped = table.render(out, width);
@@ -180,12 +210,13 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
     let masks: Vec<_> = report
         .signal_masks
         .iter()
-        .filter(|m| !m.python_stack.is_empty() || sent(m.pid, m.signo))
+        .filter(|m| m.deliberate() && (!m.python_stack.is_empty() || sent(m.pid, m.signo)))
         .collect();
     if !masks.is_empty() {
         let _ = writeln!(
             out,
-            "\n  Mask changes (pthread_sigmask) by Python code or of signals sent:"
+            "\n  Mask changes (pthread_sigmask) by Python code or of signals sent (not \
+             the blanket ones around thread starts and forks):"
         );
         for m in masks.iter().take(CHANGE_LINES) {
             let head = format!(

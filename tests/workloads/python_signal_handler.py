@@ -1,0 +1,102 @@
+"""When Python-level signal handlers really run (CPython's C handler only
+sets a flag; the Python function runs at the main thread's next check):
+
+1. SIGUSR1 sent by another thread while the main thread is in one long C
+   call that does not check signals (hashlib.pbkdf2_hmac): the handler runs
+   after the call returns;
+2. SIGUSR1 sent to a worker thread with pthread_kill: delivered there, the
+   handler runs in the main thread;
+3. SIGUSR2 sent while the main thread is in a C call that lasts until the
+   process is killed: its handler never runs.
+
+Usage: python_signal_handler.py OUT. Prints "ready PID", waits for a line
+on standard input, does 1 and 2, writes OUT (CLOCK_MONOTONIC times: when
+each signal was sent, when each handler's first line ran, when the C call
+of 1 returned; the worker's tid), then does 3 and prints "done" once SIGUSR2
+is sent. The main thread then computes for minutes: kill it."""
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+ran = {"usr1": [], "usr2": []}
+sent = {}
+
+
+def on_usr1(signum, frame):
+    ran["usr1"].append(time.monotonic())
+
+
+def on_usr2(signum, frame):
+    ran["usr2"].append(time.monotonic())
+
+
+def send_when(go, sig, key, then=None):
+    go.wait()
+    # The main thread has let go of the GIL inside its C call: this runs
+    # while it computes.
+    os.kill(os.getpid(), sig)
+    sent[key] = time.monotonic()
+    if then:
+        then()
+
+
+def in_c_for(iterations):
+    hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", iterations)
+
+
+signal.signal(signal.SIGUSR1, on_usr1)
+signal.signal(signal.SIGUSR2, on_usr2)
+print("ready", os.getpid(), flush=True)
+sys.stdin.readline()
+
+# 1. late: the handler waits for the C call.
+go = threading.Event()
+sender = threading.Thread(target=send_when, args=(go, signal.SIGUSR1, "usr1"))
+sender.start()
+go.set()
+in_c_for(400_000)
+c_call_returned = time.monotonic()
+sender.join()
+
+# 2. to a worker thread; the handler runs in the main thread.
+worker_tid = []
+
+
+def signal_myself():
+    worker_tid.append(threading.get_native_id())
+    signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+    sent["usr1_thread"] = time.monotonic()
+
+
+worker = threading.Thread(target=signal_myself)
+worker.start()
+worker.join()
+for _ in range(1000):
+    pass
+
+with open(sys.argv[1], "w") as f:
+    json.dump(
+        {
+            "pid": os.getpid(),
+            "sent": sent,
+            "ran": ran,
+            "c_call_returned": c_call_returned,
+            "worker_tid": worker_tid[0],
+        },
+        f,
+    )
+
+# 3. never: the main thread stays in C until it is killed.
+go = threading.Event()
+sender = threading.Thread(
+    target=send_when,
+    args=(go, signal.SIGUSR2, "usr2", lambda: print("done", flush=True)),
+)
+sender.start()
+go.set()
+in_c_for(10**9)  # minutes: the test kills it first
