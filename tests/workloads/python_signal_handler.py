@@ -6,14 +6,15 @@ sets a flag; the Python function runs at the main thread's next check):
    after the call returns;
 2. SIGUSR1 sent to a worker thread with pthread_kill: delivered there, the
    handler runs in the main thread;
-3. SIGUSR2 sent while the main thread is in a C call that lasts until the
-   process is killed: its handler never runs.
+3. SIGUSR2 sent while the main thread is in a long C call; once it is
+   delivered (CPython's C handler writes to the wakeup fd), the sending
+   thread ends the process with os._exit: the Python handler never runs.
 
 Usage: python_signal_handler.py OUT. Prints "ready PID", waits for a line
 on standard input, does 1 and 2, writes OUT (CLOCK_MONOTONIC times: when
 each signal was sent, when each handler's first line ran, when the C call
-of 1 returned; the worker's tid), then does 3 and prints "done" once SIGUSR2
-is sent. The main thread then computes for minutes: kill it."""
+of 1 returned; the worker's tid; the line of the C call of 3), then does 3
+and exits with status 0 from the sending thread."""
 
 import hashlib
 import json
@@ -46,7 +47,13 @@ def send_when(go, sig, key, then=None):
 
 
 def in_c_for(iterations):
-    hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", iterations)
+    hashlib.pbkdf2_hmac("sha256", b"secret", b"salt", iterations)  # the C call
+
+
+def exit_once_delivered(wakeup):
+    # The C handler wrote the signal's number: it was delivered.
+    os.read(wakeup, 1)
+    os._exit(0)
 
 
 signal.signal(signal.SIGUSR1, on_usr1)
@@ -91,12 +98,15 @@ with open(sys.argv[1], "w") as f:
         f,
     )
 
-# 3. never: the main thread stays in C until it is killed.
+# 3. never: the process exits while the main thread is still in C.
+wakeup, wakeup_w = os.pipe()
+os.set_blocking(wakeup_w, False)
+signal.set_wakeup_fd(wakeup_w)
 go = threading.Event()
 sender = threading.Thread(
     target=send_when,
-    args=(go, signal.SIGUSR2, "usr2", lambda: print("done", flush=True)),
+    args=(go, signal.SIGUSR2, "usr2", lambda: exit_once_delivered(wakeup)),
 )
 sender.start()
 go.set()
-in_c_for(10**9)  # minutes: the test kills it first
+in_c_for(10**9)  # minutes: the sending thread ends the process first

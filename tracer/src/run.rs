@@ -88,6 +88,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     if !args.no_python && probes.sampler_error.is_none() {
         let mut tree = PythonTree::new(target.pid, args.read_stacks);
+        if target.launched {
+            tree.await_exec(target.pid);
+        }
         if !target.launched && !args.no_children {
             for pid in procfs::descendants(target.pid) {
                 tree.add(pid);
@@ -291,6 +294,10 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         return Ok(());
     };
     let updates = tree.refresh();
+    collector.name_action_handlers();
+    let Some(tree) = collector.python.as_mut() else {
+        return Ok(());
+    };
     let mut ready = false;
     for (pid, update) in updates {
         if update.config.is_some()

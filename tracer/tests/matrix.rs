@@ -969,9 +969,10 @@ fn signal_handler_runs(interpreter: &Interpreter) {
     let files = Files::new(interpreter, &test, &scratch);
     let script = files.script("python_signal_handler.py");
     let out = files.path("workload.json");
-    let report = common::launch_until_done(
+    let report = common::launch_until(
         &scratch,
         &interpreter.command(Launch::Chroot, &[&script, &out]),
+        common::Until::Exit,
     );
     check_interpreter(&report, interpreter, &files);
     let facts = files.load(&out);
@@ -1016,8 +1017,38 @@ fn signal_handler_runs(interpreter: &Interpreter) {
         1,
         "{name}: {to_worker:#}"
     );
-    // 3. Never ran: the main thread was still computing when tracing stopped.
+    // The disposition changes name the functions they installed.
+    for (signal, function) in [("SIGUSR1", "on_usr1"), ("SIGUSR2", "on_usr2")] {
+        let action = report["signal_actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["pid"] == pid && a["signal"] == signal && a["action"] == "handler")
+            .unwrap_or_else(|| {
+                panic!("{name}: no {signal} action: {:#}", report["signal_actions"])
+            });
+        assert_eq!(
+            action["python_handler"],
+            handler(function),
+            "{name}: {action:#}"
+        );
+    }
+    // 3. Never ran: the process exited while the main thread was in C.
+    assert_eq!(
+        report["target"]["exit_code"], 0,
+        "{name}: {:#}",
+        report["target"]
+    );
     let never = group("SIGUSR2", "SI_USER");
+    let c_call = format!(
+        "in_c_for ({script}:{})",
+        line_of(&host_script, "# the C call")
+    );
+    let waiting = &never["python_handler_main_thread"];
+    assert_eq!(
+        waiting["python_stack"][0], c_call,
+        "{name}: the handler waited on the C call: {never:#}"
+    );
     assert_eq!(
         never["python_handler"],
         handler("on_usr2"),

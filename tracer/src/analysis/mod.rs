@@ -88,6 +88,10 @@ pub struct Collector {
     processes_seen: u64,
     /// Processes a SIGINT was generated for (a terminal's Ctrl-C).
     sigint_to: std::collections::HashSet<u32>,
+    /// `handler` actions whose Python function is read at the next refresh
+    /// (CPython fills its handler table right after `sigaction`):
+    /// (action index, pid, signal).
+    actions_to_name: Vec<(usize, u32, i32)>,
     /// Every Python thread's stack when tracing started and stopped.
     threads_at_start: Vec<ThreadNow>,
     threads_at_end: Vec<ThreadNow>,
@@ -162,6 +166,14 @@ impl Collector {
                 frames,
                 truncated,
             } => {
+                // A main thread holding up a Python signal handler: where.
+                if tid == tgid
+                    && self.signals.handler_waits(tgid)
+                    && let Some(stack) = self.python_frames(tgid, &frames)
+                {
+                    self.signals
+                        .on_main_thread(tgid, ts_ns, signals::SEEN_SAMPLED, stack);
+                }
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
                 if let Some(ids) = self
@@ -254,7 +266,12 @@ impl Collector {
             Event::SignalAction(a) => {
                 // Symbolized now: the caller's code objects are alive.
                 let stack = self.python_frames(a.tgid, &a.py_frames).unwrap_or_default();
-                self.signal_changes.on_action(a, stack);
+                let (pid, sig, handler) = (a.tgid, a.sig, a.handler);
+                if let Some(index) = self.signal_changes.on_action(a, stack)
+                    && signals::changes::is_handler(handler)
+                {
+                    self.actions_to_name.push((index, pid, sig));
+                }
             }
             Event::SignalMask(m) => {
                 let stack = self.python_frames(m.tgid, &m.py_frames).unwrap_or_default();
@@ -299,6 +316,19 @@ impl Collector {
     /// Whether a SIGINT was generated for process `pid` while tracing.
     pub fn got_sigint(&self, pid: u32) -> bool {
         self.sigint_to.contains(&pid)
+    }
+
+    /// Names the Python functions that the `handler` actions seen since the
+    /// last call installed (after a refresh of the processes, and at the end).
+    pub fn name_action_handlers(&mut self) {
+        let Some(tree) = self.python.as_mut() else {
+            return;
+        };
+        for (index, pid, sig) in self.actions_to_name.drain(..) {
+            if let Some(handler) = tree.python_signal_handler(pid, sig) {
+                self.signal_changes.on_python_handler(index, handler);
+            }
+        }
     }
 
     /// Every known Python thread's stack now, with its state: at the start
@@ -350,6 +380,7 @@ impl Collector {
 
     /// The report: every aggregator's section, the map snapshot merged in.
     pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+        self.name_action_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
@@ -382,7 +413,15 @@ impl Collector {
                 thread.asleep_ns = ending.end_ns.saturating_sub(self.settings.base_ns);
             }
         }
-        let signals = std::mem::take(&mut self.signals);
+        let mut signals = std::mem::take(&mut self.signals);
+        for main in python.threads_at_end.iter().filter(|t| t.tid == t.pid) {
+            signals.on_main_thread(
+                main.pid,
+                ending.end_ns,
+                signals::SEEN_AT_STOP,
+                main.frames.clone(),
+            );
+        }
         let (processes, zombies) = std::mem::take(&mut self.processes).finish(
             ending.end_ns,
             self.settings.base_ns,
@@ -390,7 +429,7 @@ impl Collector {
             crate::procfs::is_zombie,
             crate::procfs::ns_pid,
         );
-        let (signals, log_entries, log_total) = signals.finish();
+        let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
         let changes =
             std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
                 self.python

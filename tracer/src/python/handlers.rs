@@ -15,7 +15,7 @@ use super::{
 use crate::frame::Frame;
 
 /// Linux's `NSIG` (signals 1-64, slot 0 unused).
-const NSIG: usize = 65;
+pub const NSIG: usize = 65;
 const SLOT: usize = 16;
 /// Most data read when looking for the table.
 const MAX_SCAN: u64 = 64 << 20;
@@ -75,22 +75,30 @@ pub enum Handler {
     Python(Frame),
 }
 
-/// The handler of signal `sig` in the table at `table`. `minor`: the
+/// The `func` of every slot of the table at `table` (index: the signal).
+pub fn funcs(mem: &dyn Memory, table: u64) -> Option<Vec<u64>> {
+    let raw = mem.read_vec(table, NSIG * SLOT).ok()?;
+    Some(
+        (0..NSIG)
+            .map(|sig| {
+                let at = sig * SLOT + 8;
+                u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"))
+            })
+            .collect(),
+    )
+}
+
+/// What the handler object `func` (a slot's `func`) is. `minor`: the
 /// CPython version (the function object's layout).
 pub fn handler(
     source: &CodeSource,
     symbols: &mut Symbols,
     minor: u32,
-    table: u64,
-    sig: i32,
+    mut func: u64,
 ) -> Option<Handler> {
-    if !(1..NSIG as i32).contains(&sig) {
-        return None;
-    }
     let mem = source.memory;
     let o: &Offsets = source.offsets;
     let objects = Objects { mem, o };
-    let mut func = mem.u64(table + sig as u64 * SLOT as u64 + 8).ok()?;
     let h = objects.header();
     let mut kind = objects.type_name(objects.type_of(func)?)?;
     if kind == "method" {

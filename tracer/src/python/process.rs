@@ -142,9 +142,25 @@ pub struct PythonProcess {
     names: HashMap<u32, String>,
     name_cache: NameCache,
     names_read: Option<Instant>,
-    /// Where CPython's signal handler table is, once found.
+    /// Where CPython's signal handler table is, once found, and when it
+    /// was last searched for.
     handler_table: Option<u64>,
+    handler_table_searched: Option<Instant>,
+    /// Per signal: the table slot's `func` as last read, and what it is. Kept
+    /// after the process exits: a delivery handled after its exit still
+    /// names its handler.
+    handlers: HashMap<i32, (u64, handlers::Handler)>,
+    /// A launched command before its `exec`: nothing to look at yet.
+    awaiting_exec: bool,
 }
+
+/// While the signal handler table is not found, a refresh searches for it
+/// again at most this often (the `signal` module sets it up during
+/// start-up); a delivery to a handler always searches.
+const HANDLER_TABLE_SEARCH_EVERY: Duration = Duration::from_millis(250);
+
+/// A launched command is looked at without its exec record after this long.
+const AWAIT_EXEC_AT_MOST: Duration = Duration::from_millis(500);
 
 /// While a published thread has no name, names are read again at most this often.
 const NAMES_EVERY: Duration = Duration::from_millis(200);
@@ -166,6 +182,9 @@ impl PythonProcess {
             name_cache: NameCache::default(),
             names_read: None,
             handler_table: None,
+            handler_table_searched: None,
+            handlers: HashMap::new(),
+            awaiting_exec: false,
         }
     }
 
@@ -193,6 +212,7 @@ impl PythonProcess {
         };
         process.name_cache = self.name_cache.clone();
         process.handler_table = self.handler_table;
+        process.handlers = self.handlers.clone();
         process
     }
 
@@ -227,8 +247,18 @@ impl PythonProcess {
     /// The process runs a new program: what was known no longer holds (the
     /// kernel side has dropped its offsets and the exec'ing thread's entry;
     /// the other threads are gone).
+    /// Not looked at until [`Self::on_exec`].
+    pub fn await_exec(&mut self) {
+        self.awaiting_exec = true;
+        self.discovery = Discovery::Searching(format!(
+            "process {} had not exec'd its command yet",
+            self.pid
+        ));
+    }
+
     pub fn on_exec(&mut self) {
         let pid = self.pid;
+        self.awaiting_exec = false;
         // Not Python before either: what the last look found stands until
         // the new program is looked at (it may exit first).
         if !matches!(self.discovery, Discovery::Searching(_)) {
@@ -242,6 +272,8 @@ impl PythonProcess {
         self.pthreads.clear();
         self.name_cache = NameCache::default();
         self.handler_table = None;
+        self.handler_table_searched = None;
+        self.handlers.clear();
         self.since = Instant::now();
         self.last_search = None;
     }
@@ -306,30 +338,55 @@ impl PythonProcess {
             .collect()
     }
 
-    /// The Python-level handler of signal `sig`, read now from CPython's
-    /// handler table (found on first use).
+    /// The Python-level handler of signal `sig`: read now, or as last read
+    /// when the process is gone.
     pub fn signal_handler(&mut self, sig: i32) -> Option<handlers::Handler> {
+        self.read_handlers(true);
+        self.handlers.get(&sig).map(|(_, handler)| handler.clone())
+    }
+
+    /// Reads CPython's signal handler table (found on first use) and names
+    /// the handlers that changed since the last read: one 1 KiB read.
+    /// `search`: look for the table even if it was just looked for.
+    fn read_handlers(&mut self, search: bool) {
         let Discovery::Ready(ready) = &self.discovery else {
-            return None;
+            return;
         };
         if self.exited {
-            return None;
+            return;
         }
         let interpreter = &ready.binary.interpreter;
         if self.handler_table.is_none() {
-            // Not cached when missing: the table fills in when the
-            // `signal` module is set up.
+            if !search
+                && self
+                    .handler_table_searched
+                    .is_some_and(|at| at.elapsed() < HANDLER_TABLE_SEARCH_EVERY)
+            {
+                return;
+            }
+            self.handler_table_searched = Some(Instant::now());
             self.handler_table = interpreter
                 .data_range
                 .and_then(|range| handlers::find_table(&ready.memory, range));
         }
-        handlers::handler(
-            &ready.code_source(),
-            &mut self.symbols,
-            interpreter.minor,
-            self.handler_table?,
-            sig,
-        )
+        let Some(funcs) = self
+            .handler_table
+            .and_then(|table| handlers::funcs(&ready.memory, table))
+        else {
+            return;
+        };
+        let source = ready.code_source();
+        for (sig, &func) in funcs.iter().enumerate().skip(1) {
+            let sig = sig as i32;
+            if self.handlers.get(&sig).is_some_and(|(was, _)| *was == func) {
+                continue;
+            }
+            if let Some(handler) =
+                handlers::handler(&source, &mut self.symbols, interpreter.minor, func)
+            {
+                self.handlers.insert(sig, (func, handler));
+            }
+        }
     }
 
     /// The Python name of thread `tid` (`threading.Thread.name`), once read.
@@ -388,7 +445,11 @@ impl PythonProcess {
     /// list. `not_python`: the files found not to be Python (shared by the tree).
     pub fn refresh(&mut self, not_python: &mut HashSet<String>) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
-        if self.exited {
+        // Its exec record lost (the ring buffer was full)? Look anyway.
+        if self.awaiting_exec && self.since.elapsed() >= AWAIT_EXEC_AT_MOST {
+            self.awaiting_exec = false;
+        }
+        if self.exited || self.awaiting_exec {
             return update;
         }
         if let Discovery::Searching(_) = self.discovery {
@@ -467,6 +528,9 @@ impl PythonProcess {
         {
             self.read_names();
         }
+        // Known while the process lives: a delivery handled after it exits
+        // still names its handler.
+        self.read_handlers(false);
         update
     }
 }

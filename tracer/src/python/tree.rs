@@ -71,6 +71,16 @@ impl PythonTree {
         self.insert(process);
     }
 
+    /// A launched command, held before its `exec`: it is not looked at
+    /// until the kernel says it exec'd. (A look while `exec` is under way can
+    /// see the new program before the exec record comes, which would then
+    /// undo what the look found.)
+    pub fn await_exec(&mut self, pid: u32) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.await_exec();
+        }
+    }
+
     pub fn on_exec(&mut self, pid: u32) {
         match self.processes.get_mut(&pid) {
             Some(process) => process.on_exec(),

@@ -442,6 +442,23 @@ pub struct SignalGroup {
     /// or tracing stopped first).
     #[serde(default)]
     pub python_handler_pending_at_end: u64,
+    /// For deliveries whose Python handler never ran: where the main thread
+    /// was last seen after the delivery, i.e. what held the handler up.
+    #[serde(default)]
+    pub python_handler_main_thread: Option<MainThreadSeen>,
+}
+
+/// Where a process's main thread was seen, and how: `"stop"` (its stack
+/// when tracing stopped), `"sample"` (its last CPU sample), `"delivery"`
+/// (the line it was on when the signal was delivered to it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MainThreadSeen {
+    pub seen: String,
+    /// Seconds since tracing started.
+    pub t_s: f64,
+    /// Innermost first.
+    #[serde(with = "crate::frame::as_text")]
+    pub python_stack: Vec<Frame>,
 }
 
 /// A Python-level signal handler: a function (its `def` line), a bound
@@ -451,6 +468,16 @@ pub struct PythonHandler {
     pub function: String,
     pub file: String,
     pub line: u32,
+}
+
+impl From<Frame> for PythonHandler {
+    fn from(f: Frame) -> Self {
+        Self {
+            function: f.qualname,
+            file: f.file,
+            line: f.line,
+        }
+    }
 }
 
 impl SignalMaskChange {
@@ -502,6 +529,11 @@ pub struct SignalAction {
     pub action: String,
     /// The C-level handler's address, for "handler".
     pub handler_address: Option<u64>,
+    /// For "handler": the Python function it runs (CPython's C handler
+    /// calls it later, in the main thread), read from CPython's handler
+    /// table after the change; `null` for a C handler or when unknown.
+    #[serde(default)]
+    pub python_handler: Option<PythonHandler>,
     /// Who set it: "python" (the line is `python_stack`'s first frame),
     /// "interpreter start-up" (CPython's own defaults: SIGINT ->
     /// KeyboardInterrupt, SIGPIPE and SIGXFSZ ignored so that writes raise

@@ -764,13 +764,25 @@ pub fn check_thread_names(report: &Value, facts: &Value, context: &str) {
     assert_eq!(named(&report["sched"]["threads"], "sched.threads"), 6);
 }
 
-/// Launches a workload that prints "ready", waits for a line on standard
-/// input, does its work, prints "done" and waits for its input to close.
-/// Says go once the tracer has found its interpreter and knows its main
-/// thread (`-v` says so), stops the tracer with SIGINT after "done" (the
-/// workload, left running, is alive for every stack to be read), then
-/// closes its input. Returns the JSON report.
+/// How a launched workload ends ([`launch_until`]).
+pub enum Until {
+    /// It prints "done" and waits for its input to close: the tracer is
+    /// stopped with SIGINT while it lives (every stack can still be read).
+    Done,
+    /// It exits by itself: the tracer stops with it.
+    Exit,
+}
+
+/// [`launch_until`] a workload that says "done".
 pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
+    launch_until(scratch, command, Until::Done)
+}
+
+/// Launches a workload that prints "ready PID", waits for a line on
+/// standard input and does its work. Says go once the tracer has found its
+/// interpreter and knows its main thread (`-v` says so), then lets it end
+/// as `until` says. Returns the JSON report.
+pub fn launch_until(scratch: &Scratch, command: &[String], until: Until) -> Value {
     let report_path = scratch.path("report.json");
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
@@ -795,15 +807,18 @@ pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
     let pid = ready
         .strip_prefix("ready ")
         .map(str::trim)
-        .unwrap_or_else(|| panic!("not `ready PID`: {ready}"));
+        .unwrap_or_else(|| panic!("not `ready PID`: {ready}"))
+        .to_owned();
     stderr.wait_for(&format!(
         "pid {pid}: Python thread {pid} is sampled from now on"
     ));
     let mut stdin = tracer.child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
-    stdout.wait_for("done");
-    tracer.signal("INT");
+    if let Until::Done = until {
+        stdout.wait_for("done");
+        tracer.signal("INT");
+    }
     let status = tracer.wait();
     assert_eq!(
         status.code(),
@@ -813,6 +828,8 @@ pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
     );
     drop(stdin);
     // A workload busy in C code does not read its input: end it.
-    let _ = Command::new("kill").args(["-KILL", pid]).status();
+    if let Until::Done = until {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    }
     load_json(&report_path)
 }

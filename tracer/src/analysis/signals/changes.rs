@@ -10,7 +10,7 @@ use crate::{
     events::{SignalAction as ActionEvent, SignalMask as MaskEvent},
     frame::Frame,
     report::{
-        Finding, Report, SignalAction, SignalMaskChange,
+        Finding, PythonHandler, Report, SignalAction, SignalMaskChange,
         format::{sender_text, target_text},
     },
 };
@@ -40,6 +40,11 @@ const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
 const UNREADABLE: u64 = u64::MAX;
 
+/// The action installs a handler function (not SIG_DFL / SIG_IGN).
+pub fn is_handler(handler: u64) -> bool {
+    !matches!(handler, SIG_DFL | SIG_IGN | UNREADABLE)
+}
+
 fn bit(sig: i32) -> u64 {
     if (1..=64).contains(&sig) {
         1 << (sig - 1)
@@ -51,6 +56,8 @@ fn bit(sig: i32) -> u64 {
 #[derive(Default)]
 pub struct Changes {
     actions: Vec<(ActionEvent, Vec<Frame>)>,
+    /// The Python function a `handler` action installed, by action index.
+    action_handlers: HashMap<usize, Frame>,
     actions_left_out: u64,
     masks: Vec<(MaskEvent, Vec<Frame>)>,
     /// Signal rows of the mask events not kept.
@@ -72,12 +79,20 @@ pub struct Finished {
 }
 
 impl Changes {
-    pub fn on_action(&mut self, event: ActionEvent, python_stack: Vec<Frame>) {
+    /// A new action; its index, when kept.
+    pub fn on_action(&mut self, event: ActionEvent, python_stack: Vec<Frame>) -> Option<usize> {
         if self.actions.len() < MAX_ACTIONS {
             self.actions.push((event, python_stack));
+            Some(self.actions.len() - 1)
         } else {
             self.actions_left_out += 1;
+            None
         }
+    }
+
+    /// Action `index` installed the Python function `handler`.
+    pub fn on_python_handler(&mut self, index: usize, handler: Frame) {
+        self.action_handlers.insert(index, handler);
     }
 
     pub fn on_mask(&mut self, event: MaskEvent, python_stack: Vec<Frame>) {
@@ -101,10 +116,12 @@ impl Changes {
     /// runs CPython (its start-up defaults are named as such).
     pub fn finish(self, base_ns: u64, is_python: impl Fn(u32) -> bool) -> Finished {
         let t_s = |ts: u64| ts.saturating_sub(base_ns) as f64 / 1e9;
+        let mut action_handlers = self.action_handlers;
         let actions = self
             .actions
             .into_iter()
-            .map(|(e, python_stack)| {
+            .enumerate()
+            .map(|(i, (e, python_stack))| {
                 let action = match e.handler {
                     SIG_DFL => "default",
                     SIG_IGN => "ignore",
@@ -134,6 +151,7 @@ impl Changes {
                     signo: e.sig,
                     action: action.into(),
                     handler_address: (action == "handler").then_some(e.handler),
+                    python_handler: action_handlers.remove(&i).map(PythonHandler::from),
                     set_by: set_by.into(),
                     t_s: t_s(e.ts_ns),
                     python_stack,

@@ -17,8 +17,8 @@ use crate::{
     events::{SignalDelivered, SignalGenerated},
     frame::Frame,
     report::{
-        EventStack, Finding, Latency, PythonHandler, SignalGroup, SignalLogEntry, SignalPeer,
-        SignalTarget,
+        EventStack, Finding, Latency, MainThreadSeen, PythonHandler, SignalGroup, SignalLogEntry,
+        SignalPeer, SignalTarget,
         format::{sender_text, target_text, thousands},
     },
 };
@@ -295,6 +295,9 @@ pub struct SignalTable {
     /// Per process, deliveries to a Python-level handler that has not run
     /// yet: (group, delivery time).
     python_pending: HashMap<u32, Vec<(usize, u64)>>,
+    /// Per process with a handler waiting: where its main thread was last
+    /// seen (time, how, Python stack), for a handler that never runs.
+    main_thread_seen: HashMap<u32, (u64, &'static str, Vec<Frame>)>,
 }
 
 impl SignalTable {
@@ -472,6 +475,7 @@ impl SignalTable {
         if let Some(ns) = latency_ns {
             acc.latencies.push(ns);
         }
+        let delivered_on = python_stack.clone();
         if let Some(frames) = python_stack {
             *acc.python_stacks.entry(frames).or_default() += 1;
         }
@@ -483,6 +487,13 @@ impl SignalTable {
                 .entry(d.tgid)
                 .or_default()
                 .push((index, d.ts_ns));
+            // Delivered to the main thread: the line it was on is where the
+            // handler waits, until a sample says otherwise.
+            if d.tid == d.tgid
+                && let Some(frames) = delivered_on
+            {
+                self.on_main_thread(d.tgid, d.ts_ns, SEEN_AT_DELIVERY, frames);
+            }
         }
         let acc = &mut self.groups[index].1;
         let target_comm = acc.target_comm.clone();
@@ -534,10 +545,46 @@ impl SignalTable {
         });
     }
 
-    pub fn finish(self) -> (Vec<SignalGroup>, Vec<SignalLogEntry>, u64) {
+    /// Process `pid` has a delivery whose Python handler has not run: where
+    /// its main thread is matters ([`Self::on_main_thread`]).
+    pub fn handler_waits(&self, pid: u32) -> bool {
+        self.python_pending.get(&pid).is_some_and(|p| !p.is_empty())
+    }
+
+    /// Process `pid`'s main thread was seen at `ts_ns` (`seen`: how) in
+    /// `frames`, while a Python handler waited.
+    pub fn on_main_thread(&mut self, pid: u32, ts_ns: u64, seen: &'static str, frames: Vec<Frame>) {
+        if !self.handler_waits(pid) || frames.is_empty() {
+            return;
+        }
+        let later = self
+            .main_thread_seen
+            .get(&pid)
+            .is_none_or(|(at, _, _)| *at <= ts_ns);
+        if later {
+            self.main_thread_seen.insert(pid, (ts_ns, seen, frames));
+        }
+    }
+
+    /// Rows, times relative to `base_ns`.
+    pub fn finish(self, base_ns: u64) -> (Vec<SignalGroup>, Vec<SignalLogEntry>, u64) {
         let mut python_pending_at_end: HashMap<usize, u64> = HashMap::new();
-        for &(group, _) in self.python_pending.values().flatten() {
-            *python_pending_at_end.entry(group).or_default() += 1;
+        // Where each group's waiting handler was held up: the main thread as
+        // last seen after the group's first delivery still waiting.
+        let mut waiting_in: HashMap<usize, MainThreadSeen> = HashMap::new();
+        for (pid, pending) in &self.python_pending {
+            for &(group, delivered_ns) in pending {
+                *python_pending_at_end.entry(group).or_default() += 1;
+                if let Some((at, seen, frames)) = self.main_thread_seen.get(pid)
+                    && *at >= delivered_ns
+                {
+                    waiting_in.entry(group).or_insert_with(|| MainThreadSeen {
+                        seen: (*seen).into(),
+                        t_s: rel_s(*at, base_ns),
+                        python_stack: frames.clone(),
+                    });
+                }
+            }
         }
         let mut pending_at_end: HashMap<usize, u64> = HashMap::new();
         for queue in self.pending.values() {
@@ -595,17 +642,14 @@ impl SignalTable {
                     ),
                     first_ns: acc.first_ns,
                     last_ns: acc.last_ns,
-                    python_handler: acc.python_handler.map(|f| PythonHandler {
-                        function: f.qualname,
-                        file: f.file,
-                        line: f.line,
-                    }),
+                    python_handler: acc.python_handler.map(PythonHandler::from),
                     python_handler_runs: acc.python_handler_latencies.len() as u64,
                     python_handler_latency_ns: latency(&acc.python_handler_latencies),
                     python_handler_pending_at_end: python_pending_at_end
                         .get(&i)
                         .copied()
                         .unwrap_or(0),
+                    python_handler_main_thread: waiting_in.remove(&i),
                 }
             })
             .collect();
@@ -699,6 +743,11 @@ pub fn findings(groups: &[SignalGroup]) -> Vec<Finding> {
     }
     findings
 }
+
+/// How the main thread was seen while a Python handler waited.
+pub const SEEN_AT_DELIVERY: &str = "delivery";
+pub const SEEN_SAMPLED: &str = "sample";
+pub const SEEN_AT_STOP: &str = "stop";
 
 /// A Python handler that starts this long after the delivery is late.
 const PYTHON_HANDLER_LATE_NS: u64 = 100_000_000;
@@ -799,7 +848,7 @@ mod tests {
                 None,
             );
         }
-        let (rows, log, total) = t.finish();
+        let (rows, log, total) = t.finish(0);
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(
@@ -825,7 +874,7 @@ mod tests {
         // Blocked: queued, a second one merges, never delivered.
         t.on_generate(&generated(10, 20, 10, 10, RESULT_DELIVERED), 0);
         t.on_generate(&generated(11, 20, 10, 10, 2), 0);
-        let (rows, _, _) = t.finish();
+        let (rows, _, _) = t.finish(0);
         let usr2 = rows.iter().find(|r| r.signo == 12).unwrap();
         assert_eq!((usr2.generated, usr2.ignored, usr2.delivered), (3, 3, 0));
         assert_eq!(usr2.disposition.as_deref(), Some("ignored"));
@@ -849,7 +898,7 @@ mod tests {
         // Thread 11 takes its own signal first, then the process-wide one.
         t.on_deliver(&delivered(5_000, 10, 11, 10, 0x4000), 0, None, None);
         t.on_deliver(&delivered(9_100, 10, 11, 10, 0x4000), 0, None, None);
-        let (rows, _, _) = t.finish();
+        let (rows, _, _) = t.finish(0);
         let tkill = rows.iter().find(|r| r.code == "SI_TKILL").unwrap();
         assert_eq!(tkill.target.tid, Some(11));
         assert_eq!(tkill.latency_ns.as_ref().unwrap().max, 4_800);
@@ -876,7 +925,18 @@ mod tests {
         t.on_deliver(&delivered(301_000, 10, 10, 12, 0x4000), 0, None, handler);
         // A check of another process runs nothing here.
         t.on_signal_check(99, 400_000);
-        let (rows, _, _) = t.finish();
+        // Where the main thread was while the handler waited: its last
+        // sample after the delivery.
+        assert!(t.handler_waits(10) && !t.handler_waits(99));
+        let in_c = vec![Frame::from("in_c (/app/main.py:40)")];
+        t.on_main_thread(10, 500_000_000, SEEN_SAMPLED, in_c.clone());
+        t.on_main_thread(
+            10,
+            400_000_000,
+            SEEN_SAMPLED,
+            vec![Frame::from("older (/app/main.py:1)")],
+        );
+        let (rows, _, _) = t.finish(0);
         let usr1 = rows.iter().find(|r| r.signo == 10).unwrap();
         let h = usr1.python_handler.as_ref().unwrap();
         assert_eq!((h.function.as_str(), h.line), ("on_usr1", 12));
@@ -891,6 +951,10 @@ mod tests {
             (0, 1)
         );
         assert!(usr2.python_handler_latency_ns.is_none());
+        let waited = usr2.python_handler_main_thread.as_ref().unwrap();
+        assert_eq!((waited.seen.as_str(), waited.t_s), (SEEN_SAMPLED, 0.5));
+        assert_eq!(waited.python_stack, in_c);
+        assert!(usr1.python_handler_main_thread.is_none());
     }
 
     #[test]
@@ -902,7 +966,7 @@ mod tests {
         t.on_deliver(&delivered(310, 10, 12, SIGKILL, 0), 0, None, None);
         assert_eq!(t.killer_of(10), Some(15));
         assert_eq!(t.group_exit_kills, 1);
-        let (rows, _, _) = t.finish();
+        let (rows, _, _) = t.finish(0);
         assert_eq!(rows.len(), 1);
         let term = &rows[0];
         assert_eq!(term.signal, "SIGTERM");
@@ -921,7 +985,7 @@ mod tests {
             t.on_generate(&g, 0);
         }
         t.on_deliver(&delivered(50, 10, 10, 14, 0x4000), 0, None, None);
-        let (rows, log, _) = t.finish();
+        let (rows, log, _) = t.finish(0);
         let chld = rows.iter().find(|r| r.signo == SIGCHLD).unwrap();
         assert!(chld.sender.kernel);
         assert_eq!((chld.sender.pid, chld.sender.comm.as_str()), (0, "kernel"));
@@ -952,7 +1016,7 @@ mod tests {
         t.on_deliver(&delivered(2_001, 10, 10, 10, 0x4000), 0, None, None);
         // A group-exit SIGKILL "delivery" is not a signal of its own.
         t.on_deliver(&delivered(3_000, 10, 11, SIGKILL, 0), 0, at(40), None);
-        let (rows, _, _) = t.finish();
+        let (rows, _, _) = t.finish(0);
         let from = |pid: u32| rows.iter().find(|r| r.sender.pid == pid).unwrap();
         let own = &from(10).python_stacks;
         assert_eq!(own.len(), 2);
@@ -974,7 +1038,7 @@ mod tests {
         for i in 0..100u64 {
             t.on_generate(&generated(i, 20, 10, 12, RESULT_IGNORED), 0);
         }
-        let (_, log, total) = t.finish();
+        let (_, log, total) = t.finish(0);
         assert_eq!(total, 100);
         assert_eq!(log.len(), 2 * LOG_EDGE);
         assert_eq!(log[0].t_s, 0.0);
