@@ -100,8 +100,9 @@ pub enum ProbeError {
         #[source]
         source: Box<ProgramError>,
     },
-    #[error("attaching the entry counter (uprobe) to {path} at {offset:#x}: {source}")]
+    #[error("attaching the uprobe `{program}` to {path} at {offset:#x}: {source}")]
     Uprobe {
+        program: &'static str,
         path: String,
         offset: u64,
         #[source]
@@ -267,9 +268,10 @@ pub struct Probes {
     links: Vec<Link>,
     /// Optional tracepoints that could not be attached, for the report.
     pub warnings: Vec<String>,
-    /// Interpreter files (path, offset) whose signal checks carry a uprobe;
+    /// Interpreter files (device, inode, offset) whose signal checks carry the
+    /// uprobe (one attachment per file serves every process running it);
     /// `None`: the program could not be loaded.
-    signal_checks: Option<std::collections::HashSet<(std::path::PathBuf, u64)>>,
+    signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
 }
 
 impl Probes {
@@ -408,35 +410,68 @@ impl Probes {
         path: &std::path::Path,
         offsets: &[u64],
     ) -> Result<(), ProbeError> {
-        let name = "py_signal_check";
+        use std::os::unix::fs::MetadataExt as _;
+        if self.signal_checks.is_none() {
+            return Ok(());
+        }
+        let file = std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|source| ProbeError::Uprobe {
+                program: "py_signal_check",
+                path: path.display().to_string(),
+                offset: offsets.first().copied().unwrap_or(0),
+                source: Box::new(ProgramError::IOError(source)),
+            })?;
         for &offset in offsets {
-            let key = (path.to_path_buf(), offset);
-            let Some(done) = self.signal_checks.as_mut() else {
-                return Ok(());
-            };
-            if !done.insert(key) {
+            let key = (file.0, file.1, offset);
+            if self
+                .signal_checks
+                .as_ref()
+                .is_some_and(|done| done.contains(&key))
+            {
                 continue;
             }
-            let err = |source| ProbeError::Uprobe {
-                path: path.display().to_string(),
-                offset,
-                source: Box::new(source),
-            };
-            let program: &mut UProbe = self
-                .ebpf
-                .program_mut(name)
-                .ok_or_else(|| err(ProgramError::NotLoaded))?
-                .try_into()
-                .map_err(err)?;
-            let link = program
-                .attach(
-                    aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
-                    path,
-                    aya::programs::uprobe::UProbeScope::AllProcesses,
-                )
-                .map_err(err)?;
-            self.links.push(Link::UProbe(name, link));
+            self.attach_uprobe("py_signal_check", path, offset, None)?;
+            if let Some(done) = self.signal_checks.as_mut() {
+                done.insert(key);
+            }
         }
+        Ok(())
+    }
+
+    /// Attaches uprobe `name` at `offset` of `path`, in process `pid` only
+    /// or (`None`) in every process that runs the file.
+    fn attach_uprobe(
+        &mut self,
+        name: &'static str,
+        path: &std::path::Path,
+        offset: u64,
+        pid: Option<u32>,
+    ) -> Result<(), ProbeError> {
+        let err = |source| ProbeError::Uprobe {
+            program: name,
+            path: path.display().to_string(),
+            offset,
+            source: Box::new(source),
+        };
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| err(ProgramError::NotLoaded))?
+            .try_into()
+            .map_err(err)?;
+        let scope = match pid.and_then(std::num::NonZeroU32::new) {
+            Some(pid) => aya::programs::uprobe::UProbeScope::OneProcess(pid),
+            None => aya::programs::uprobe::UProbeScope::AllProcesses,
+        };
+        let link = program
+            .attach(
+                aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                scope,
+            )
+            .map_err(err)?;
+        self.links.push(Link::UProbe(name, link));
         Ok(())
     }
 
@@ -455,31 +490,7 @@ impl Probes {
         offset: u64,
         pid: u32,
     ) -> Result<(), ProbeError> {
-        let name = "py_eval_entry";
-        let err = |source| ProbeError::Uprobe {
-            path: path.display().to_string(),
-            offset,
-            source: Box::new(source),
-        };
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| err(ProgramError::NotLoaded))?
-            .try_into()
-            .map_err(err)?;
-        let scope = match std::num::NonZeroU32::new(pid) {
-            Some(pid) => aya::programs::uprobe::UProbeScope::OneProcess(pid),
-            None => aya::programs::uprobe::UProbeScope::AllProcesses,
-        };
-        let link = program
-            .attach(
-                aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
-                path,
-                scope,
-            )
-            .map_err(err)?;
-        self.links.push(Link::UProbe(name, link));
-        Ok(())
+        self.attach_uprobe("py_eval_entry", path, offset, Some(pid))
     }
 
     /// Entries per (pid, code object), summed across CPUs.

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod flame;
 pub mod format;
 pub mod json;
+pub mod stories;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -428,6 +429,9 @@ pub struct SignalGroup {
     /// Monotonic (CLOCK_MONOTONIC) times of the first and last event.
     pub first_ns: u64,
     pub last_ns: u64,
+    /// The first event, in seconds since tracing started.
+    #[serde(default)]
+    pub first_s: f64,
     /// The Python function the deliveries went to (CPython's C handler only
     /// sets a flag; this runs later, in the main thread), when one did.
     #[serde(default)]

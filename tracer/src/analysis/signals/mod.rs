@@ -642,6 +642,7 @@ impl SignalTable {
                     ),
                     first_ns: acc.first_ns,
                     last_ns: acc.last_ns,
+                    first_s: rel_s(acc.first_ns, base_ns),
                     python_handler: acc.python_handler.map(PythonHandler::from),
                     python_handler_runs: acc.python_handler_latencies.len() as u64,
                     python_handler_latency_ns: latency(&acc.python_handler_latencies),

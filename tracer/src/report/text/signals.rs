@@ -88,15 +88,9 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             table.detail(format!("{head}{}", super::chain(frames, room)));
         }
         if let Some(h) = &g.python_handler {
-            // Fitted to a width: the file without its directories.
-            let file = match width {
-                Some(_) => h.file.rsplit('/').next().unwrap_or(&h.file),
-                None => &h.file,
-            };
             let mut line = format!(
-                "             Python handler {} ({file}:{}): ran {}",
-                h.function,
-                h.line,
+                "             {}: ran {}",
+                handler_text(h, width),
                 count(g.python_handler_runs, "time", "times")
             );
             if let Some(l) = &g.python_handler_latency_ns {
@@ -124,6 +118,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         super::more(out, rows.len() - MAX_SIGNALS, "");
     }
     changes(out, report, width);
+    stories(out, report, width);
     super::findings(out, report, "signals", usize::MAX);
     let log = &report.signal_log;
     if !log.entries.is_empty() {
@@ -234,6 +229,210 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
     }
 }
 
+/// Stories shown; the JSON report has every row they are made of.
+const STORIES: usize = 8;
+/// Indents of a story's lines and of the Python stacks under them.
+const STORY: &str = "      ";
+const STORY_STACK: &str = "          ";
+
+/// What became of each signal that matters: sent, disposition and who set
+/// it, the block that held it, delivery, the Python handler, what next.
+fn stories(out: &mut String, report: &Report, width: Option<usize>) {
+    let stories = report.signal_stories();
+    if stories.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n  What became of each signal that matters:");
+    // A stack on a line of its own, under the sentence it belongs to.
+    let stack = |out: &mut String, words: &str, frames: &[crate::frame::Frame]| {
+        let head = format!("{STORY_STACK}{words} ");
+        let room = width.map(|w| w.saturating_sub(super::layout::columns(&head)));
+        let _ = writeln!(out, "{head}{}", super::chain(frames, room));
+    };
+    for story in stories.iter().take(STORIES) {
+        let g = story.group;
+        let _ = writeln!(
+            out,
+            "    {} from {} to {}: {} at {:.3} s",
+            g.signal,
+            sender_text(g),
+            target_text(g.target.pid, g.target.tid, &g.target.comm),
+            count(g.generated, "sent", "sent"),
+            g.first_s
+        );
+        // The disposition, and who set it.
+        let handler = |h: &crate::report::PythonHandler| handler_text(h, width);
+        match story.set_by {
+            None => {
+                let what = g
+                    .python_handler
+                    .as_ref()
+                    .map(handler)
+                    .or_else(|| g.disposition.clone())
+                    .unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "{STORY}disposition: {what} (set before tracing started)"
+                );
+            }
+            Some(a) => {
+                let what = match a.action.as_str() {
+                    "ignore" => "ignored".to_owned(),
+                    "default" => "default action".to_owned(),
+                    "handler" => a
+                        .python_handler
+                        .as_ref()
+                        .or(g.python_handler.as_ref())
+                        .map(handler)
+                        .unwrap_or_else(|| "a C handler".into()),
+                    other => other.to_owned(),
+                };
+                let _ = writeln!(out, "{STORY}disposition: {what}, set at {:.3} s", a.t_s);
+                match a.set_by.as_str() {
+                    "interpreter start-up" => {
+                        let _ = writeln!(out, "{STORY_STACK}by {}", startup_default(&a.signal));
+                    }
+                    "python" => {
+                        // From the program's line: past `signal.signal`'s own frame.
+                        let from = a
+                            .python_stack
+                            .iter()
+                            .position(|f| f.stdlib_module() != Some("signal"))
+                            .unwrap_or(0);
+                        stack(out, "by", &a.python_stack[from..]);
+                    }
+                    other => {
+                        let _ = writeln!(out, "{STORY_STACK}by {other}");
+                    }
+                }
+            }
+        }
+        if let Some(m) = story.blocked_by {
+            let _ = writeln!(
+                out,
+                "{STORY}blocked at {:.3} s in {}",
+                m.t_s,
+                thread(m.pid, m.tid)
+            );
+            if m.python_stack.is_empty() {
+                let _ = writeln!(out, "{STORY_STACK}by native code");
+            } else {
+                stack(out, "by", &m.python_stack);
+            }
+        }
+        // What the kernel did with it.
+        if g.delivered > 0 {
+            let threads: Vec<String> = g
+                .delivered_to
+                .keys()
+                .map(|tid| {
+                    if *tid == g.target.pid.to_string() {
+                        format!("{tid} (main thread)")
+                    } else {
+                        tid.clone()
+                    }
+                })
+                .collect();
+            let mut line = format!(
+                "{STORY}delivered {} to tid {}",
+                count(g.delivered, "time", "times"),
+                threads.join(", ")
+            );
+            if let Some(l) = &g.latency_ns {
+                let _ = write!(line, ", {} after it was sent", duration(l.max));
+            }
+            if g.killed > 0 {
+                line.push_str(": it killed the process (default action)");
+            }
+            let _ = writeln!(out, "{line}");
+            if let Some(s) = g.python_stacks.first()
+                && g.killed == 0
+            {
+                stack(out, "while in", &s.frames);
+            }
+        }
+        if g.ignored > 0 {
+            let _ = writeln!(
+                out,
+                "{STORY}ignored: {} of {} discarded by the kernel (SIG_IGN)",
+                thousands(g.ignored),
+                thousands(g.generated)
+            );
+        }
+        if g.pending_at_end > 0 {
+            let _ = writeln!(
+                out,
+                "{STORY}never delivered: {} still pending when the process or the trace ended",
+                thousands(g.pending_at_end)
+            );
+        }
+        // When the Python handler ran, or what held it up.
+        if g.python_handler.is_some() {
+            if g.python_handler_runs > 0 {
+                let mut line = format!(
+                    "{STORY}Python handler started {} in the main thread",
+                    count(g.python_handler_runs, "time", "times")
+                );
+                if let Some(l) = &g.python_handler_latency_ns {
+                    let _ = write!(line, ", {} after delivery", duration(l.max));
+                    if g.python_handler_runs > 1 {
+                        let _ = write!(line, " at most (p50 {})", duration(l.p50));
+                    }
+                }
+                let _ = writeln!(out, "{line}");
+            }
+            if g.python_handler_pending_at_end > 0 {
+                let never = format!(
+                    "{STORY}Python handler never ran for {}",
+                    count(g.python_handler_pending_at_end, "delivery", "deliveries")
+                );
+                match &g.python_handler_main_thread {
+                    Some(main) => {
+                        let seen = match main.seen.as_str() {
+                            "stop" => "when tracing stopped",
+                            "sample" => "at its last sample",
+                            _ => "at the delivery",
+                        };
+                        let _ = writeln!(
+                            out,
+                            "{never}: the main thread, as seen {seen} ({:.3} s), was",
+                            main.t_s
+                        );
+                        stack(out, "in", &main.python_stack);
+                    }
+                    None => {
+                        let _ = writeln!(out, "{never}");
+                    }
+                }
+            }
+        }
+        let next = match story.exited_after() {
+            Some((at, how)) => format!("then the process exited at {at:.3} s ({how})"),
+            None if story.target.is_some_and(|p| p.exit_s.is_none()) => {
+                "then the process kept running (still running when tracing stopped)".to_owned()
+            }
+            None => "then the process kept running".to_owned(),
+        };
+        let _ = writeln!(out, "{STORY}{next}");
+    }
+    if stories.len() > STORIES {
+        super::more(out, stories.len() - STORIES, " signals");
+    }
+}
+
+/// "Python handler on_term (app.py:7)", or "(built-in)" for CPython's own;
+/// fitted to a width, the file without its directories.
+fn handler_text(h: &crate::report::PythonHandler, width: Option<usize>) -> String {
+    if h.file == "<built-in>" {
+        return format!("Python handler {} (built-in)", h.function);
+    }
+    let file = match width {
+        Some(_) => h.file.rsplit('/').next().unwrap_or(&h.file),
+        None => &h.file,
+    };
+    format!("Python handler {} ({file}:{})", h.function, h.line)
+}
+
 /// "pid P" for a process's main thread, else "pid P tid T".
 fn thread(pid: u32, tid: u32) -> String {
     if pid == tid {
@@ -329,6 +528,77 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("delivered in Python"), "{text}");
+    }
+
+    /// A handler that never ran: the story says who set it, where it was
+    /// delivered, where the main thread was, and that the process exited.
+    #[test]
+    fn the_story_of_a_handler_that_never_ran() {
+        use crate::report::{MainThreadSeen, ProcessInfo, PythonHandler, SignalAction};
+        let mut r = Report::default();
+        let mut g = crate::report::fixtures::signal_group();
+        g.signal = "SIGTERM".into();
+        g.signo = 15;
+        g.generated = 1;
+        g.delivered = 1;
+        g.first_s = 1.5;
+        g.delivered_to.insert("812".into(), 1);
+        let on_term = PythonHandler {
+            function: "on_term".into(),
+            file: "/srv/app.py".into(),
+            line: 7,
+        };
+        g.python_handler = Some(on_term.clone());
+        g.python_handler_pending_at_end = 1;
+        g.python_handler_main_thread = Some(MainThreadSeen {
+            seen: "sample".into(),
+            t_s: 1.9,
+            python_stack: vec![
+                "crunch (/srv/app.py:20)".into(),
+                "<module> (/srv/app.py:30)".into(),
+            ],
+        });
+        r.signals.push(g);
+        r.signal_actions.push(SignalAction {
+            pid: 812,
+            tid: 812,
+            signal: "SIGTERM".into(),
+            signo: 15,
+            action: "handler".into(),
+            python_handler: Some(on_term),
+            set_by: "python".into(),
+            t_s: 0.25,
+            python_stack: vec!["<module> (/srv/app.py:9)".into()],
+            ..Default::default()
+        });
+        r.processes.push(ProcessInfo {
+            pid: 812,
+            exit_code: Some(0),
+            exit_s: Some(2.0),
+            ..Default::default()
+        });
+        let text = render(&r, None);
+        let story: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.contains("What became of each signal"))
+            .skip(1)
+            .take(7)
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            story,
+            [
+                "SIGTERM from python3 (pid 812) to python3 (pid 812): 1 sent at 1.500 s",
+                "disposition: Python handler on_term (/srv/app.py:7), set at 0.250 s",
+                "by <module> (/srv/app.py:9)",
+                "delivered 1 time to tid 812 (main thread), 3.0 us after it was sent",
+                "Python handler never ran for 1 delivery: the main thread, as seen at its last \
+                 sample (1.900 s), was",
+                "in crunch (/srv/app.py:20) <- <module> (/srv/app.py:30)",
+                "then the process exited at 2.000 s (exit code 0)",
+            ],
+            "{text}"
+        );
     }
 
     #[test]
