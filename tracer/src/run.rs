@@ -294,10 +294,6 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         return Ok(());
     };
     let updates = tree.refresh();
-    collector.name_action_handlers();
-    let Some(tree) = collector.python.as_mut() else {
-        return Ok(());
-    };
     let mut ready = false;
     for (pid, update) in updates {
         if update.config.is_some()
@@ -321,23 +317,31 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
             }
             collector.entries_error = Some(message);
         }
-        // A process gone already (a short-lived fork) needs no probe; the
-        // next process running the same file gets it.
-        if let Some((path, offsets)) = &update.signal_checks
-            && let Err(err) = probes.attach_signal_checks(path, offsets)
-            && procfs::exists(pid)
-            && !procfs::is_zombie(pid)
-        {
-            collector.warnings.push(format!(
-                "when Python signal handlers run is not traced: {err}"
-            ));
-        }
         if let Some(config) = update.config {
             probes.set_python_config(pid, config)?;
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
         for (tid, _) in &update.insert {
             log::info!("pid {pid}: Python thread {tid} is sampled from now on");
+        }
+        // After the sampler has the process (a uprobe takes milliseconds to
+        // attach). A process gone already (a short-lived fork) needs no
+        // probe; the next process running the same file gets it.
+        let attach_started = Instant::now();
+        if let Some((path, offsets)) = &update.signal_checks
+            && let Err(err) = probes.attach_signal_checks(path, offsets).inspect(|()| {
+                log::info!(
+                    "signal checks of {} probed after {:?}",
+                    path.display(),
+                    attach_started.elapsed()
+                )
+            })
+            && procfs::exists(pid)
+            && !procfs::is_zombie(pid)
+        {
+            collector.warnings.push(format!(
+                "when Python signal handlers run is not traced: {err}"
+            ));
         }
     }
     if let Some(tree) = &collector.python {
@@ -351,6 +355,9 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         };
         collector.on_python_maps(&probes.python_event_stacks()?, &entries);
     }
+    // After the threads are published (start-up is when a fork or a read
+    // may come first): CPython's signal handler tables.
+    collector.read_signal_handlers();
     collector.python_dirty = false;
     Ok(())
 }

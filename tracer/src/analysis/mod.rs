@@ -318,14 +318,16 @@ impl Collector {
         self.sigint_to.contains(&pid)
     }
 
-    /// Names the Python functions that the `handler` actions seen since the
-    /// last call installed (after a refresh of the processes, and at the end).
-    pub fn name_action_handlers(&mut self) {
+    /// Reads every Python process's signal handler table (what changed
+    /// since the last read), then names the Python functions that the
+    /// `handler` actions seen since the last call installed.
+    pub fn read_signal_handlers(&mut self) {
         let Some(tree) = self.python.as_mut() else {
             return;
         };
+        tree.read_signal_handlers();
         for (index, pid, sig) in self.actions_to_name.drain(..) {
-            if let Some(handler) = tree.python_signal_handler(pid, sig) {
+            if let Some(handler) = tree.known_signal_handler(pid, sig) {
                 self.signal_changes.on_python_handler(index, handler);
             }
         }
@@ -380,7 +382,7 @@ impl Collector {
 
     /// The report: every aggregator's section, the map snapshot merged in.
     pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
-        self.name_action_handlers();
+        self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();

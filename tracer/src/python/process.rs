@@ -146,6 +146,7 @@ pub struct PythonProcess {
     /// was last searched for.
     handler_table: Option<u64>,
     handler_table_searched: Option<Instant>,
+    handler_table_searches: u32,
     /// Per signal: the table slot's `func` as last read, and what it is. Kept
     /// after the process exits: a delivery handled after its exit still
     /// names its handler.
@@ -154,10 +155,11 @@ pub struct PythonProcess {
     awaiting_exec: bool,
 }
 
-/// While the signal handler table is not found, a refresh searches for it
-/// again at most this often (the `signal` module sets it up during
-/// start-up); a delivery to a handler always searches.
+/// While the signal handler table is not found, it is searched for again
+/// at most this often (the `signal` module sets it up during start-up):
+/// by the first refreshes, then only for deliveries to a handler.
 const HANDLER_TABLE_SEARCH_EVERY: Duration = Duration::from_millis(250);
+const HANDLER_TABLE_SEARCHES: u32 = 8;
 
 /// A launched command is looked at without its exec record after this long.
 const AWAIT_EXEC_AT_MOST: Duration = Duration::from_millis(500);
@@ -183,6 +185,7 @@ impl PythonProcess {
             names_read: None,
             handler_table: None,
             handler_table_searched: None,
+            handler_table_searches: 0,
             handlers: HashMap::new(),
             awaiting_exec: false,
         }
@@ -273,6 +276,7 @@ impl PythonProcess {
         self.name_cache = NameCache::default();
         self.handler_table = None;
         self.handler_table_searched = None;
+        self.handler_table_searches = 0;
         self.handlers.clear();
         self.since = Instant::now();
         self.last_search = None;
@@ -347,6 +351,20 @@ impl PythonProcess {
 
     /// Reads CPython's signal handler table (found on first use) and names
     /// the handlers that changed since the last read: one 1 KiB read.
+    /// The handler of signal `sig` as last read.
+    pub fn known_signal_handler(&self, sig: i32) -> Option<&handlers::Handler> {
+        self.handlers.get(&sig).map(|(_, handler)| handler)
+    }
+
+    /// Reads what changed in the handler table (looked for at most every
+    /// 250 ms until found). Read at every refresh while the process lives, a
+    /// delivery handled after it exits still names its handler.
+    pub fn read_signal_handlers(&mut self) {
+        if !self.published.is_empty() {
+            self.read_handlers(false);
+        }
+    }
+
     /// `search`: look for the table even if it was just looked for.
     fn read_handlers(&mut self, search: bool) {
         let Discovery::Ready(ready) = &self.discovery else {
@@ -357,14 +375,22 @@ impl PythonProcess {
         }
         let interpreter = &ready.binary.interpreter;
         if self.handler_table.is_none() {
-            if !search
-                && self
-                    .handler_table_searched
-                    .is_some_and(|at| at.elapsed() < HANDLER_TABLE_SEARCH_EVERY)
+            // Each search reads the interpreter's data (~1.4 MiB for 3.11):
+            // a few while the `signal` module may still be setting up, then
+            // only for a delivery to a handler.
+            let every = if search || self.handler_table_searches < HANDLER_TABLE_SEARCHES {
+                HANDLER_TABLE_SEARCH_EVERY
+            } else {
+                return;
+            };
+            if self
+                .handler_table_searched
+                .is_some_and(|at| at.elapsed() < every)
             {
                 return;
             }
             self.handler_table_searched = Some(Instant::now());
+            self.handler_table_searches += 1;
             self.handler_table = interpreter
                 .data_range
                 .and_then(|range| handlers::find_table(&ready.memory, range));
@@ -528,9 +554,6 @@ impl PythonProcess {
         {
             self.read_names();
         }
-        // Known while the process lives: a delivery handled after it exits
-        // still names its handler.
-        self.read_handlers(false);
         update
     }
 }

@@ -169,6 +169,21 @@ impl PythonTree {
         }
     }
 
+    /// The same, as last read (by [`Self::read_signal_handlers`]).
+    pub fn known_signal_handler(&self, pid: u32, sig: i32) -> Option<Frame> {
+        match self.processes.get(&pid)?.known_signal_handler(sig)? {
+            super::handlers::Handler::Python(frame) => Some(frame.clone()),
+            super::handlers::Handler::NotPython => None,
+        }
+    }
+
+    /// Reads what changed in every live Python process's signal handler table.
+    pub fn read_signal_handlers(&mut self) {
+        self.processes
+            .values_mut()
+            .for_each(PythonProcess::read_signal_handlers);
+    }
+
     /// The Python name of thread `tid` of process `pid`, once read.
     pub fn thread_name(&self, pid: u32, tid: u32) -> Option<&str> {
         self.processes.get(&pid)?.thread_name(tid)

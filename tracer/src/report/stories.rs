@@ -57,14 +57,18 @@ impl Report {
                 let set_by = self
                     .signal_actions
                     .iter()
-                    .filter(|a| a.pid == pid && a.signo == g.signo && a.t_s <= g.first_s)
-                    .last();
+                    .rev()
+                    .find(|a| a.pid == pid && a.signo == g.signo && a.t_s <= g.first_s);
                 let blocked_by = self
                     .signal_masks
                     .iter()
-                    .filter(|m| m.pid == pid && m.signo == g.signo && m.deliberate())
-                    .filter(|m| m.t_s <= g.first_s || g.pending_at_end > 0)
-                    .last()
+                    .rev()
+                    .find(|m| {
+                        m.pid == pid
+                            && m.signo == g.signo
+                            && m.deliberate()
+                            && (m.t_s <= g.first_s || g.pending_at_end > 0)
+                    })
                     .filter(|m| m.change == "block" && m.held > 0);
                 let target = self.processes.iter().rev().find(|p| p.pid == pid);
                 SignalStory {
