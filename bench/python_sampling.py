@@ -91,6 +91,11 @@ def configurations(args, rate, cmd, tmp):
             "--rate", str(rate), "--", *cmd,
         ],
     }
+    if args.baseline:
+        configs[f"tracer (baseline) --rate {rate}"] = [
+            args.baseline, "--quiet", "--format", "json", "-o", os.path.join(tmp, "b.json"),
+            "--rate", str(rate), "--", *cmd,
+        ]
     if shutil.which(args.py_spy):
         configs[f"py-spy record --rate {rate}"] = [
             args.py_spy, "record", "--rate", str(rate), "--format", "raw",
@@ -133,6 +138,7 @@ def main():
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--rounds", type=int, default=150)
     p.add_argument("--tracer", default=os.path.join(ROOT, "target/release/tracer"))
+    p.add_argument("--baseline", help="another tracer binary, timed in the same run")
     p.add_argument("--py-spy", default="py-spy")
     args = p.parse_args()
     if os.geteuid() != 0:

@@ -88,9 +88,6 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     if !args.no_python && probes.sampler_error.is_none() {
         let mut tree = PythonTree::new(target.pid, args.read_stacks);
-        if target.launched {
-            tree.await_exec(target.pid);
-        }
         if !target.launched && !args.no_children {
             for pid in procfs::descendants(target.pid) {
                 tree.add(pid);

@@ -53,6 +53,11 @@ pub struct BenchArgs {
     /// per-tick cost stand out of the noise).
     #[arg(long, default_value = "999,9999")]
     rates: String,
+    /// Another tracer binary (e.g. an earlier commit's build) timed in the
+    /// same run, interleaved: its rows are `tracer-baseline`, so a change's
+    /// cost reads side by side, in one run, on one machine state.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,12 +110,22 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     fs::copy(tracer_binary()?, &tracer)
         .with_context(|| format!("copying the tracer to {}", tracer.display()))?;
     let version = tracer_version(&tracer);
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let copy = out_dir.join("tracer-baseline");
+            fs::copy(path, &copy)
+                .with_context(|| format!("copying the baseline {}", path.display()))?;
+            Some(copy)
+        }
+        None => None,
+    };
+    let baseline = baseline.as_deref();
     let mut report = String::new();
     if matches!(args.suite, Suite::Proc | Suite::All) {
-        report.push_str(&proc_suite(args, &tracer, &out_dir, &version)?);
+        report.push_str(&proc_suite(args, &tracer, baseline, &out_dir, &version)?);
     }
     if matches!(args.suite, Suite::Python | Suite::All) {
-        report.push_str(&python_suite(args, &tracer, &version)?);
+        report.push_str(&python_suite(args, &tracer, baseline, &version)?);
     }
     if matches!(args.suite, Suite::Tree | Suite::All) {
         report.push_str(&tree_suite(args, &tracer, &version)?);
@@ -122,15 +137,21 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn proc_suite(args: &BenchArgs, tracer: &Path, out_dir: &Path, version: &str) -> Result<String> {
+fn proc_suite(
+    args: &BenchArgs,
+    tracer: &Path,
+    baseline: Option<&Path>,
+    out_dir: &Path,
+    version: &str,
+) -> Result<String> {
     let root = repo_root();
     let script = root.join("xtask/bench/proc_poll.py");
     let bt = root.join("xtask/bench/proc_poll.bt");
-    let mut variants = variants(tracer, &script, &bt, out_dir, args.iterations);
+    let mut variants = variants(tracer, baseline, &script, &bt, out_dir, args.iterations);
     if args.no_strace {
         variants.retain(|v| v.name != "strace");
     }
-    preflight(&variants, tracer, &script, &bt, out_dir)?;
+    preflight(&variants, tracer, baseline, &script, &bt, out_dir)?;
     let timings = time_variants(&variants, out_dir, args.runs)?;
     let rss = measure_rss(tracer, &script, out_dir, args.rss_seconds)?;
     Ok(render(args, &variants, &timings, &rss, version))
@@ -154,15 +175,19 @@ fn ensure_py_spy() -> Result<()> {
 /// its pip also provides py-spy).
 const PYTHON_FOR_SAMPLING: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
 
-fn python_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
+fn python_suite(
+    args: &BenchArgs,
+    tracer: &Path,
+    baseline: Option<&Path>,
+    version: &str,
+) -> Result<String> {
     ensure_py_spy()?;
-    bench_script(
-        "bench/python_sampling.py",
-        &["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates],
-        args,
-        tracer,
-        version,
-    )
+    let mut extra = vec!["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates];
+    let baseline = baseline.map(|b| b.display().to_string());
+    if let Some(baseline) = &baseline {
+        extra.extend(["--baseline", baseline]);
+    }
+    bench_script("bench/python_sampling.py", &extra, args, tracer, version)
 }
 
 /// The tree and free-threaded figures (bench/python_tree.py), with the
@@ -232,6 +257,7 @@ fn workload(script: &Path, iterations: u64, elapsed_file: &Path) -> String {
 
 fn variants(
     tracer: &Path,
+    baseline: Option<&Path>,
     script: &Path,
     bt: &Path,
     out_dir: &Path,
@@ -244,7 +270,18 @@ fn variants(
     let bpftraced = elapsed("bpftrace");
     let emptied = elapsed("bpftrace-empty");
     let empty_bt = bt.with_file_name("empty_probes.bt");
-    vec![
+    let baselined = elapsed("tracer-baseline");
+    let baseline = baseline.map(|baseline| Variant {
+        name: "tracer-baseline",
+        what: "the same, with the `--baseline` binary",
+        command: format!(
+            "{} --format json -o /dev/null -- {}",
+            path(baseline),
+            workload(script, iterations, &baselined)
+        ),
+        elapsed_file: baselined,
+    });
+    let mut variants = vec![
         Variant {
             name: "untraced",
             what: "python3.11 alone",
@@ -290,7 +327,11 @@ fn variants(
             ),
             elapsed_file: emptied,
         },
-    ]
+    ];
+    if let Some(baseline) = baseline {
+        variants.insert(2, baseline);
+    }
+    variants
 }
 
 /// Run each variant once on a small workload with its output visible on
@@ -298,13 +339,14 @@ fn variants(
 fn preflight(
     timed: &[Variant],
     tracer: &Path,
+    baseline: Option<&Path>,
     script: &Path,
     bt: &Path,
     out_dir: &Path,
 ) -> Result<()> {
     let check_dir = out_dir.join("preflight");
     fs::create_dir_all(&check_dir)?;
-    for variant in variants(tracer, script, bt, &check_dir, 1000)
+    for variant in variants(tracer, baseline, script, bt, &check_dir, 1000)
         .into_iter()
         .filter(|v| timed.iter().any(|t| t.name == v.name))
     {

@@ -231,7 +231,7 @@ impl Collector {
                 self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated);
                 // A new program: looked at afresh (it may be another Python).
                 if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(tgid);
+                    tree.on_exec(tgid, ts_ns);
                     self.python_dirty = true;
                 }
             }

@@ -151,8 +151,10 @@ pub struct PythonProcess {
     /// after the process exits: a delivery handled after its exit still
     /// names its handler.
     handlers: HashMap<i32, (u64, handlers::Handler)>,
-    /// A launched command before its `exec`: nothing to look at yet.
-    awaiting_exec: bool,
+    /// CLOCK_MONOTONIC ns when the interpreter was last looked for.
+    looked_at_ns: u64,
+    /// Its signal checks were handed out for the uprobe.
+    signal_checks_published: bool,
 }
 
 /// While the signal handler table is not found, it is searched for again
@@ -160,9 +162,6 @@ pub struct PythonProcess {
 /// by the first refreshes, then only for deliveries to a handler.
 const HANDLER_TABLE_SEARCH_EVERY: Duration = Duration::from_millis(250);
 const HANDLER_TABLE_SEARCHES: u32 = 8;
-
-/// A launched command is looked at without its exec record after this long.
-const AWAIT_EXEC_AT_MOST: Duration = Duration::from_millis(500);
 
 /// While a published thread has no name, names are read again at most this often.
 const NAMES_EVERY: Duration = Duration::from_millis(200);
@@ -187,7 +186,8 @@ impl PythonProcess {
             handler_table_searched: None,
             handler_table_searches: 0,
             handlers: HashMap::new(),
-            awaiting_exec: false,
+            looked_at_ns: 0,
+            signal_checks_published: false,
         }
     }
 
@@ -250,18 +250,18 @@ impl PythonProcess {
     /// The process runs a new program: what was known no longer holds (the
     /// kernel side has dropped its offsets and the exec'ing thread's entry;
     /// the other threads are gone).
-    /// Not looked at until [`Self::on_exec`].
-    pub fn await_exec(&mut self) {
-        self.awaiting_exec = true;
-        self.discovery = Discovery::Searching(format!(
-            "process {} had not exec'd its command yet",
-            self.pid
-        ));
-    }
-
-    pub fn on_exec(&mut self) {
+    /// The process exec'd at `exec_ns` (CLOCK_MONOTONIC).
+    pub fn on_exec(&mut self, exec_ns: u64) {
         let pid = self.pid;
-        self.awaiting_exec = false;
+        // Looked at after the exec already (its record comes through the
+        // ring buffer, the look may come first): what it found is the new
+        // program. The kernel side dropped its config and threads at the
+        // exec: publish them again.
+        if matches!(self.discovery, Discovery::Ready(_)) && self.looked_at_ns > exec_ns {
+            self.config_published = false;
+            self.published.clear();
+            return;
+        }
         // Not Python before either: what the last look found stands until
         // the new program is looked at (it may exit first).
         if !matches!(self.discovery, Discovery::Searching(_)) {
@@ -271,6 +271,7 @@ impl PythonProcess {
         }
         self.symbols = Symbols::default();
         self.config_published = false;
+        self.signal_checks_published = false;
         self.published.clear();
         self.pthreads.clear();
         self.name_cache = NameCache::default();
@@ -471,11 +472,7 @@ impl PythonProcess {
     /// list. `not_python`: the files found not to be Python (shared by the tree).
     pub fn refresh(&mut self, not_python: &mut HashSet<String>) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
-        // Its exec record lost (the ring buffer was full)? Look anyway.
-        if self.awaiting_exec && self.since.elapsed() >= AWAIT_EXEC_AT_MOST {
-            self.awaiting_exec = false;
-        }
-        if self.exited || self.awaiting_exec {
+        if self.exited {
             return update;
         }
         if let Discovery::Searching(_) = self.discovery {
@@ -483,6 +480,7 @@ impl PythonProcess {
                 return update;
             }
             self.last_search = Some(Instant::now());
+            self.looked_at_ns = crate::events::monotonic_ns();
             match find(self.pid, not_python) {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
@@ -518,8 +516,6 @@ impl PythonProcess {
             update.eval_frame = interpreter
                 .eval_frame_file_offset
                 .map(|offset| (path.clone(), offset));
-            update.signal_checks = (!interpreter.signal_checks.is_empty())
-                .then(|| (path, interpreter.signal_checks.clone()));
             self.config_published = true;
         }
         self.symbols.new_tick();
@@ -545,6 +541,19 @@ impl PythonProcess {
             }
         }
         self.published = current;
+        // The signal-check uprobe takes milliseconds to attach: once the
+        // sampler has the threads (at start-up a fork or a read may come
+        // within milliseconds), and before any signal can reach a handler.
+        if !self.published.is_empty() && !self.signal_checks_published {
+            let interpreter = &ready.binary.interpreter;
+            update.signal_checks = (!interpreter.signal_checks.is_empty()).then(|| {
+                (
+                    discover::openable_path(self.pid, &interpreter.path),
+                    interpreter.signal_checks.clone(),
+                )
+            });
+            self.signal_checks_published = true;
+        }
         // A new thread is named by `threading` a moment after it starts.
         if self
             .published

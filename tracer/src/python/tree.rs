@@ -71,19 +71,10 @@ impl PythonTree {
         self.insert(process);
     }
 
-    /// A launched command, held before its `exec`: it is not looked at
-    /// until the kernel says it exec'd. (A look while `exec` is under way can
-    /// see the new program before the exec record comes, which would then
-    /// undo what the look found.)
-    pub fn await_exec(&mut self, pid: u32) {
-        if let Some(process) = self.processes.get_mut(&pid) {
-            process.await_exec();
-        }
-    }
-
-    pub fn on_exec(&mut self, pid: u32) {
+    /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
+    pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
         match self.processes.get_mut(&pid) {
-            Some(process) => process.on_exec(),
+            Some(process) => process.on_exec(exec_ns),
             None => self.add(pid),
         }
     }
