@@ -82,6 +82,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     });
     let mut probes = load_probes(args, &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
+    // Before the command starts (a terminal's Ctrl-C reaches it and the
+    // tracer at once: it must stop the trace and write the report, not kill
+    // the tracer while it looks at the new process), and before saying
+    // "tracing".
+    let stop_signals = StopSignals::install()?;
     let (mut target, threads) = match adopted {
         Some(target) => adopt(args, &mut probes, &mut collector, target)?,
         None => (launch(args, &mut probes)?, 0),
@@ -98,9 +103,6 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         collector.snapshot_threads(false);
     }
     let comm = add_root(args, &target, &mut collector, threads);
-    // Before saying "tracing": a Ctrl-C right after that line must stop the
-    // trace and write the report, not kill the tracer.
-    let stop_signals = StopSignals::install()?;
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid }.into());
