@@ -1,6 +1,8 @@
 """When Python-level signal handlers really run (CPython's C handler only
 sets a flag; the Python function runs at the main thread's next check):
 
+0. SIGHUP to a closure set, run and reset at once: the function object is
+   freed before the tracer looks, its handler is still named;
 1. SIGUSR1 sent by another thread while the main thread is in one long C
    call that does not check signals (hashlib.pbkdf2_hmac): the handler runs
    after the call returns;
@@ -56,10 +58,25 @@ def exit_once_delivered(wakeup):
     os._exit(0)
 
 
+def with_a_passing_handler():
+    def passing(signum, frame):
+        ran["passing"].append(time.monotonic())
+
+    signal.signal(signal.SIGHUP, passing)
+    os.kill(os.getpid(), signal.SIGHUP)
+    # The closure is freed here, before the tracer may look at it.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    return [lambda: n for n in range(100)]
+
+
 signal.signal(signal.SIGUSR1, on_usr1)
 signal.signal(signal.SIGUSR2, on_usr2)
 print("ready", os.getpid(), flush=True)
 sys.stdin.readline()
+
+# 0. a handler set, run and reset at once (its function object freed).
+ran["passing"] = []
+with_a_passing_handler()
 
 # 1. late: the handler waits for the C call.
 go = threading.Event()

@@ -38,7 +38,12 @@ pub struct PyConfig {
     /// Which argument of `_PyEval_EvalFrameDefault` is the frame (0 on 3.8:
     /// `(frame, throwflag)`; 1 from 3.9: `(tstate, frame, throwflag)`).
     pub entry_frame_arg: u32,
-    pub _pad: u32,
+    /// Offset of `func_code` in a function object (0: unknown).
+    pub function_code: u32,
+    /// Run-time address of CPython's signal handler table (`{int tripped;
+    /// PyObject *func}` per signal), 0 while unknown: a delivery to a
+    /// handler reads the Python function it goes to from there.
+    pub signal_handlers: u64,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -162,7 +167,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 40);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 48);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);

@@ -83,6 +83,13 @@ pub struct SignalDeliverEvent {
     /// 0: SIG_DFL, 1: SIG_IGN, else the handler's address.
     pub sa_handler: u64,
     pub sa_flags: u64,
+    /// In a Python process: the signal's slot of CPython's handler table at
+    /// delivery (the Python object its handler will call), 0 when unknown.
+    pub py_handler: u64,
+    /// That object's `func_code` when it is a function, read at delivery
+    /// too (a handler reset at once may be freed before userspace looks; its
+    /// code object lives on with the code that defined it); 0: unknown.
+    pub py_handler_code: u64,
     /// The receiving thread's Python stack when the signal was delivered
     /// (the line that was running), innermost first; all `code == 0` when
     /// the thread has no known Python state or Python sampling is off.
@@ -144,4 +151,4 @@ pub fn mask_after(how: i32, set: u64, before: u64) -> Option<u64> {
 }
 
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
-const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 32 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 48 + 16 * PY_EVENT_DEPTH);

@@ -135,6 +135,30 @@ pub fn is_python(tgid: u32) -> bool {
     unsafe { PY_CONFIG.get(&tgid) }.is_some()
 }
 
+/// The Python object CPython's handler table holds for signal `sig` in
+/// process `tgid` now, and what would be its `func_code` if it is a
+/// function ((0, 0): not a Python process, table not known yet).
+#[inline(always)]
+pub fn signal_handler_object(tgid: u32, sig: i32) -> (u64, u64) {
+    let Some(cfg) = (unsafe { PY_CONFIG.get(&tgid) }) else {
+        return (0, 0);
+    };
+    if cfg.signal_handlers == 0 || !(1..65).contains(&sig) {
+        return (0, 0);
+    }
+    // `func` of slot `sig`: 16-byte slots, `func` after the int.
+    let at = cfg.signal_handlers + sig as u64 * 16 + 8;
+    let func = unsafe { bpf_probe_read_user(at as *const u64) }.unwrap_or(0);
+    if func == 0 || cfg.function_code == 0 {
+        return (func, 0);
+    }
+    let code_at = func + u64::from(cfg.function_code);
+    (
+        func,
+        unsafe { bpf_probe_read_user(code_at as *const u64) }.unwrap_or(0),
+    )
+}
+
 /// Thread `tid` exited: its id may soon name a thread of another process.
 #[inline(always)]
 pub fn forget_thread(tid: u32) {

@@ -127,9 +127,15 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
         // To a handler in a Python process: its Python-level handler (if
         // that is what the C handler is) runs at the main thread's next
         // signal check.
+        let mut py_handler = (0, 0);
         if (*event).sa_handler > 1 && crate::python::is_python(tgid) {
             let _ = crate::python::PY_SIGNAL_PENDING.insert(&tgid, &1, 0);
+            // Which Python function that will be: read now, the handler may
+            // be changed again (and freed) before userspace looks.
+            py_handler = crate::python::signal_handler_object(tgid, (*event).sig);
         }
+        core::ptr::addr_of_mut!((*event).py_handler).write(py_handler.0);
+        core::ptr::addr_of_mut!((*event).py_handler_code).write(py_handler.1);
         // Runs in the receiving thread, on its way back to user mode: its
         // current Python frame is the line that was running.
         crate::python::signal_stack(

@@ -169,6 +169,11 @@ pub struct SignalDelivered {
     pub code: i32,
     pub sa_handler: u64,
     pub sa_flags: u64,
+    /// The Python object CPython's handler table held for the signal at
+    /// delivery (0: unknown).
+    pub py_handler: u64,
+    /// Its `func_code` when it is a function, read at delivery (0: unknown).
+    pub py_handler_code: u64,
     /// The receiving thread's raw Python frames at delivery, innermost
     /// first (empty: none captured).
     pub py_frames: Vec<PyFrameRecord>,
@@ -394,6 +399,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 code: event.code,
                 sa_handler: event.sa_handler,
                 sa_flags: event.sa_flags,
+                py_handler: event.py_handler,
+                py_handler_code: event.py_handler_code,
                 py_frames: frames_until_empty(&event.py_frames),
             })
         }
@@ -812,6 +819,8 @@ mod tests {
             _pad: 0,
             sa_handler: 0x5555_0000_1234,
             sa_flags: 0x0400_0000,
+            py_handler: 0x7f00_0000_0040,
+            py_handler_code: 0x7f00_0000_0080,
             py_frames: Default::default(),
         };
         delivered.py_frames[0] = PyFrameRecord {
@@ -833,6 +842,8 @@ mod tests {
                 code: -6,
                 sa_handler: 0x5555_0000_1234,
                 sa_flags: 0x0400_0000,
+                py_handler: 0x7f00_0000_0040,
+                py_handler_code: 0x7f00_0000_0080,
                 py_frames: delivered.py_frames[..2].to_vec(),
             })
         );

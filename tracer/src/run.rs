@@ -294,6 +294,7 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
     };
     let updates = tree.refresh();
     let mut ready = false;
+    let mut sampled = Vec::new();
     for (pid, update) in updates {
         if update.config.is_some()
             && let Some(found) = tree.process(pid).and_then(|p| p.ready())
@@ -320,9 +321,7 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
             probes.set_python_config(pid, config)?;
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
-        for (tid, _) in &update.insert {
-            log::info!("pid {pid}: Python thread {tid} is sampled from now on");
-        }
+        sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
         // After the sampler has the process (a uprobe takes milliseconds to
         // attach). A process gone already (a short-lived fork) needs no
         // probe; the next process running the same file gets it.
@@ -355,8 +354,14 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         collector.on_python_maps(&probes.python_event_stacks()?, &entries);
     }
     // After the threads are published (start-up is when a fork or a read
-    // may come first): CPython's signal handler tables.
-    collector.read_signal_handlers();
+    // may come first): CPython's signal handler tables, which the kernel
+    // side reads each delivery's handler from.
+    for (pid, config) in collector.read_signal_handlers() {
+        probes.set_python_config(pid, config)?;
+    }
+    for (pid, tid) in sampled {
+        log::info!("pid {pid}: Python thread {tid} is sampled from now on");
+    }
     collector.python_dirty = false;
     Ok(())
 }

@@ -994,6 +994,29 @@ fn signal_handler_runs(interpreter: &Interpreter) {
     };
     let handler = |f: &str| json!({"function": f, "file": script, "line": def_line(f)});
     let secs = |v: &Value| v.as_f64().unwrap();
+    // 0. A handler freed at once is still named (from what the kernel read
+    // at delivery).
+    assert_eq!(facts["ran"]["passing"].as_array().unwrap().len(), 1);
+    let passing = group("SIGHUP", "SI_USER");
+    // Qualified names are in code objects from 3.11 on.
+    let qualname = if ["3.9.", "3.10."]
+        .iter()
+        .any(|v| interpreter.version.starts_with(v))
+    {
+        "passing"
+    } else {
+        "with_a_passing_handler.<locals>.passing"
+    };
+    assert_eq!(
+        passing["python_handler"],
+        json!({
+            "function": qualname,
+            "file": script,
+            "line": def_line("passing"),
+        }),
+        "{name}: {passing:#}"
+    );
+    assert_eq!(passing["python_handler_runs"], 1, "{name}: {passing:#}");
     // 1. After the C call: ran once, as late as the workload saw.
     let late = group("SIGUSR1", "SI_USER");
     assert_eq!(

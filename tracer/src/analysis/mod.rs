@@ -287,9 +287,9 @@ impl Collector {
                 };
                 // To a C handler: is it CPython's, for a Python function?
                 let handler = if d.sa_handler > 1 {
-                    self.python
-                        .as_mut()
-                        .and_then(|tree| tree.python_signal_handler(d.tgid, d.sig))
+                    self.python.as_mut().and_then(|tree| {
+                        tree.python_signal_handler(d.tgid, d.sig, d.py_handler, d.py_handler_code)
+                    })
                 } else {
                     None
                 };
@@ -321,16 +321,18 @@ impl Collector {
     /// Reads every Python process's signal handler table (what changed
     /// since the last read), then names the Python functions that the
     /// `handler` actions seen since the last call installed.
-    pub fn read_signal_handlers(&mut self) {
+    /// Returns the sampler configs to publish again (a table just found).
+    pub fn read_signal_handlers(&mut self) -> Vec<(u32, tracer_common::PyConfig)> {
         let Some(tree) = self.python.as_mut() else {
-            return;
+            return Vec::new();
         };
-        tree.read_signal_handlers();
+        let configs = tree.read_signal_handlers();
         for (index, pid, sig) in self.actions_to_name.drain(..) {
             if let Some(handler) = tree.known_signal_handler(pid, sig) {
                 self.signal_changes.on_python_handler(index, handler);
             }
         }
+        configs
     }
 
     /// Every known Python thread's stack now, with its state: at the start
@@ -382,7 +384,7 @@ impl Collector {
 
     /// The report: every aggregator's section, the map snapshot merged in.
     pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
-        self.read_signal_handlers();
+        let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();

@@ -88,6 +88,34 @@ pub fn funcs(mem: &dyn Memory, table: u64) -> Option<Vec<u64>> {
     )
 }
 
+/// Offset of `func_code` in a `PyFunctionObject`: first up to 3.9; from
+/// 3.10 after func_globals, func_builtins, func_name, func_qualname.
+pub fn function_code(o: &Offsets, minor: u32) -> u64 {
+    let header = o.ob_type + 8;
+    if minor <= 9 { header } else { header + 32 }
+}
+
+/// The Python function whose code object is `code`, when `code` is one (a
+/// handler's `func_code` read by the kernel at delivery: the function
+/// object may be gone since, its code lives on with the code defining it).
+pub fn function_of_code(source: &CodeSource, symbols: &mut Symbols, code: u64) -> Option<Handler> {
+    let objects = Objects {
+        mem: source.memory,
+        o: source.offsets,
+    };
+    let ty = objects.type_of(code)?;
+    let is_code = match source.code_type {
+        Some(code_type) => ty == code_type,
+        None => objects.type_name(ty)? == "code",
+    };
+    if !is_code {
+        return None;
+    }
+    let mut frame = symbols.function(source, code);
+    frame.line = frame.first_line;
+    Some(Handler::Python(frame))
+}
+
 /// What the handler object `func` (a slot's `func`) is. `minor`: the
 /// CPython version (the function object's layout).
 pub fn handler(
@@ -109,10 +137,7 @@ pub fn handler(
     Some(match kind.as_str() {
         "int" | "NoneType" => Handler::NotPython,
         "function" => {
-            // PyFunctionObject: func_code first up to 3.9; from 3.10 after
-            // func_globals, func_builtins, func_name, func_qualname.
-            let code_at = if minor <= 9 { h } else { h + 32 };
-            let code = mem.u64(func + code_at).ok()?;
+            let code = mem.u64(func + function_code(o, minor)).ok()?;
             let mut frame = symbols.function(source, code);
             frame.line = frame.first_line;
             Handler::Python(frame)

@@ -146,7 +146,10 @@ impl Offsets {
             frame_owner: off(self.frame_owner),
             read_stack_every: 0,
             entry_frame_arg: u32::from(self.eval_frame_arg),
-            _pad: 0,
+            // Needs the version: set by the process's state.
+            function_code: 0,
+            // Per process, found in its memory: set by the process's state.
+            signal_handlers: 0,
         }
     }
 }

@@ -155,6 +155,8 @@ pub struct PythonProcess {
     looked_at_ns: u64,
     /// Its signal checks were handed out for the uprobe.
     signal_checks_published: bool,
+    /// The kernel side has the handler table's address (or it is unknown).
+    handler_table_published: bool,
 }
 
 /// While the signal handler table is not found, it is searched for again
@@ -188,6 +190,7 @@ impl PythonProcess {
             handlers: HashMap::new(),
             looked_at_ns: 0,
             signal_checks_published: false,
+            handler_table_published: true,
         }
     }
 
@@ -272,6 +275,7 @@ impl PythonProcess {
         self.symbols = Symbols::default();
         self.config_published = false;
         self.signal_checks_published = false;
+        self.handler_table_published = true;
         self.published.clear();
         self.pthreads.clear();
         self.name_cache = NameCache::default();
@@ -345,7 +349,41 @@ impl PythonProcess {
 
     /// The Python-level handler of signal `sig`: read now, or as last read
     /// when the process is gone.
-    pub fn signal_handler(&mut self, sig: i32) -> Option<handlers::Handler> {
+    /// `object`: the slot's object as the kernel read it at delivery (0:
+    /// unknown), named from the cache or read now.
+    /// `code`: its `func_code` as read then, if it is a function.
+    pub fn signal_handler(
+        &mut self,
+        sig: i32,
+        object: u64,
+        code: u64,
+    ) -> Option<handlers::Handler> {
+        if object != 0 {
+            if let Some((cached, handler)) = self.handlers.get(&sig)
+                && *cached == object
+            {
+                return Some(handler.clone());
+            }
+            if let Discovery::Ready(ready) = &self.discovery
+                && !self.exited
+            {
+                let source = ready.code_source();
+                let found = match code {
+                    0 => None,
+                    code => handlers::function_of_code(&source, &mut self.symbols, code),
+                };
+                if let Some(handler) = found.or_else(|| {
+                    handlers::handler(
+                        &source,
+                        &mut self.symbols,
+                        ready.binary.interpreter.minor,
+                        object,
+                    )
+                }) {
+                    return Some(handler);
+                }
+            }
+        }
         self.read_handlers(true);
         self.handlers.get(&sig).map(|(_, handler)| handler.clone())
     }
@@ -360,10 +398,38 @@ impl PythonProcess {
     /// Reads what changed in the handler table (looked for at most every
     /// 250 ms until found). Read at every refresh while the process lives, a
     /// delivery handled after it exits still names its handler.
-    pub fn read_signal_handlers(&mut self) {
-        if !self.published.is_empty() {
-            self.read_handlers(false);
+    /// Returns the process's sampler config when the table was just found
+    /// (the kernel side reads each delivery's handler from it: published at
+    /// once).
+    pub fn read_signal_handlers(&mut self) -> Option<PyConfig> {
+        if self.published.is_empty() {
+            return None;
         }
+        let known = self.handler_table.is_some();
+        self.read_handlers(false);
+        if known || self.handler_table.is_none() || !self.config_published {
+            return None;
+        }
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        self.handler_table_published = true;
+        Some(Self::config_of(
+            self.read_stack_every,
+            self.handler_table,
+            ready,
+        ))
+    }
+
+    /// The kernel side's view of this process: its interpreter's layout,
+    /// how often reads get a stack, and where its signal handlers are.
+    fn config_of(read_stack_every: u32, handler_table: Option<u64>, ready: &Ready) -> PyConfig {
+        let mut config = ready.binary.offsets.bpf_config();
+        config.read_stack_every = read_stack_every;
+        config.signal_handlers = handler_table.unwrap_or(0);
+        config.function_code =
+            handlers::function_code(&ready.binary.offsets, ready.binary.interpreter.minor) as u32;
+        config
     }
 
     /// `search`: look for the table even if it was just looked for.
@@ -395,6 +461,8 @@ impl PythonProcess {
             self.handler_table = interpreter
                 .data_range
                 .and_then(|range| handlers::find_table(&ready.memory, range));
+            // The kernel side reads the slot of each delivery from there.
+            self.handler_table_published = self.handler_table.is_none();
         }
         let Some(funcs) = self
             .handler_table
@@ -507,10 +575,15 @@ impl PythonProcess {
         let Discovery::Ready(ready) = &mut self.discovery else {
             return update;
         };
+        if !self.config_published || !self.handler_table_published {
+            update.config = Some(Self::config_of(
+                self.read_stack_every,
+                self.handler_table,
+                ready,
+            ));
+            self.handler_table_published = true;
+        }
         if !self.config_published {
-            let mut config = ready.binary.offsets.bpf_config();
-            config.read_stack_every = self.read_stack_every;
-            update.config = Some(config);
             let interpreter = &ready.binary.interpreter;
             let path = discover::openable_path(self.pid, &interpreter.path);
             update.eval_frame = interpreter

@@ -28,6 +28,9 @@ pub struct PythonTree {
     not_python: HashSet<String>,
     /// When cached code objects were last marked for checking.
     last_tick: std::time::Instant,
+    /// Children forked without exec (yet): child -> parent. They share the
+    /// parent's code objects at the same addresses.
+    forked_from: std::collections::HashMap<u32, u32>,
 }
 
 /// The shortest time between two identity checks of a cached code object.
@@ -43,6 +46,7 @@ impl PythonTree {
             frames: FrameTable::default(),
             not_python: HashSet::new(),
             last_tick: std::time::Instant::now(),
+            forked_from: Default::default(),
         };
         tree.add(root);
         tree
@@ -65,7 +69,10 @@ impl PythonTree {
     /// until it execs.
     pub fn on_fork(&mut self, parent: u32, child: u32) {
         let process = match self.processes.get(&parent) {
-            Some(parent) => parent.forked(child),
+            Some(process) => {
+                self.forked_from.insert(child, parent);
+                process.forked(child)
+            }
             None => PythonProcess::new(child, self.read_stack_every),
         };
         self.insert(process);
@@ -73,6 +80,7 @@ impl PythonTree {
 
     /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
+        self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
             Some(process) => process.on_exec(exec_ns),
             None => self.add(pid),
@@ -136,7 +144,25 @@ impl PythonTree {
             .processes
             .get_mut(&tgid)?
             .frame_ids(&mut self.frames, records, true)?;
-        Some(ids.into_iter().map(|id| self.frame(id).clone()).collect())
+        let mut frames: Vec<Frame> = ids.into_iter().map(|id| self.frame(id).clone()).collect();
+        // A child forked without exec that is gone or has exec'd since (a
+        // Popen child resetting its signals just before its exec): its
+        // parent holds the same code objects at the same addresses.
+        let resolved = |frames: &[Frame]| frames.iter().filter(|f| f.is_resolved()).count();
+        if resolved(&frames) < frames.len()
+            && let Some(&parent) = self.forked_from.get(&tgid)
+            && let Some(ids) = self
+                .processes
+                .get_mut(&parent)
+                .and_then(|p| p.frame_ids(&mut self.frames, records, true))
+        {
+            let from_parent: Vec<Frame> =
+                ids.into_iter().map(|id| self.frame(id).clone()).collect();
+            if resolved(&from_parent) > resolved(&frames) {
+                frames = from_parent;
+            }
+        }
+        Some(frames)
     }
 
     /// Every known Python thread's stack now: (pid, tid, frames innermost first).
@@ -152,9 +178,21 @@ impl PythonTree {
     }
 
     /// The Python function that handles signal `sig` in process `pid`,
-    /// when it is Python code (read now).
-    pub fn python_signal_handler(&mut self, pid: u32, sig: i32) -> Option<Frame> {
-        match self.processes.get_mut(&pid)?.signal_handler(sig)? {
+    /// when it is Python code: the object `object` (and its `func_code`,
+    /// `code`) the kernel read from the handler table at delivery, or (0)
+    /// the table's slot read now.
+    pub fn python_signal_handler(
+        &mut self,
+        pid: u32,
+        sig: i32,
+        object: u64,
+        code: u64,
+    ) -> Option<Frame> {
+        match self
+            .processes
+            .get_mut(&pid)?
+            .signal_handler(sig, object, code)?
+        {
             super::handlers::Handler::Python(frame) => Some(frame),
             super::handlers::Handler::NotPython => None,
         }
@@ -168,11 +206,13 @@ impl PythonTree {
         }
     }
 
-    /// Reads what changed in every live Python process's signal handler table.
-    pub fn read_signal_handlers(&mut self) {
+    /// Reads what changed in every live Python process's signal handler
+    /// table; the sampler configs to publish again (a table just found).
+    pub fn read_signal_handlers(&mut self) -> Vec<(u32, tracer_common::PyConfig)> {
         self.processes
             .values_mut()
-            .for_each(PythonProcess::read_signal_handlers);
+            .filter_map(|p| Some((p.pid(), p.read_signal_handlers()?)))
+            .collect()
     }
 
     /// The Python name of thread `tid` of process `pid`, once read.

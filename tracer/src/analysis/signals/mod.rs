@@ -786,6 +786,8 @@ mod tests {
             code: 0,
             sa_handler: handler,
             sa_flags: 0x0400_0000,
+            py_handler: 0,
+            py_handler_code: 0,
             py_frames: Vec::new(),
         }
     }

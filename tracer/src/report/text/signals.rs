@@ -176,7 +176,9 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
     let actions: Vec<_> = report
         .signal_actions
         .iter()
-        .filter(|a| a.set_by == "python" || sent(a.pid, a.signo))
+        // SIG32 / SIG33 are the C library's own (thread cancellation,
+        // setxid), set up at the first thread start, whatever the line.
+        .filter(|a| (a.set_by == "python" && !(32..=33).contains(&a.signo)) || sent(a.pid, a.signo))
         .collect();
     if !actions.is_empty() {
         let _ = writeln!(
