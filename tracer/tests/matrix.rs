@@ -883,7 +883,12 @@ fn signal_changes(interpreter: &Interpreter) {
         .find(|a| a["pid"] == pid && a["signal"] == "SIGTERM")
         .unwrap_or_else(|| panic!("{name}: no SIGTERM action: {actions:#?}"));
     assert_eq!(term["action"], "ignore");
-    assert_eq!(term["set_by"], "python");
+    assert_eq!(
+        term["set_by"],
+        "python",
+        "{name}: {term:#}\nthe tracer's log after go:\n{}",
+        std::fs::read_to_string(scratch.path("tracer.log")).unwrap_or_default()
+    );
     // signal.signal's own frame (signal.py), then the line that called it.
     assert!(
         term["python_stack"][0]

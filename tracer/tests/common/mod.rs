@@ -831,5 +831,7 @@ pub fn launch_until(scratch: &Scratch, command: &[String], until: Until) -> Valu
     if let Until::Done = until {
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
     }
+    // The tracer's -v log beside the report, for a failure's post-mortem.
+    let _ = std::fs::write(scratch.path("tracer.log"), stderr.rest());
     load_json(&report_path)
 }
