@@ -261,9 +261,13 @@ impl PythonProcess {
         // program. The kernel side dropped its config and threads at the
         // exec: publish them again.
         if matches!(self.discovery, Discovery::Ready(_)) && self.looked_at_ns > exec_ns {
+            log::info!("pid {pid}: exec'd before the look that found its interpreter");
             self.config_published = false;
             self.published.clear();
             return;
+        }
+        if matches!(self.discovery, Discovery::Ready(_)) {
+            log::info!("pid {pid}: exec'd, its interpreter is looked for again");
         }
         // Not Python before either: what the last look found stands until
         // the new program is looked at (it may exit first).
