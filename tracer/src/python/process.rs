@@ -254,19 +254,31 @@ impl PythonProcess {
     /// kernel side has dropped its offsets and the exec'ing thread's entry;
     /// the other threads are gone).
     /// The process exec'd at `exec_ns` (CLOCK_MONOTONIC).
-    pub fn on_exec(&mut self, exec_ns: u64) {
+    /// `not_python`: the files found not to be Python (shared by the tree).
+    pub fn on_exec(&mut self, exec_ns: u64, not_python: &mut HashSet<String>) {
         let pid = self.pid;
         // Looked at after the exec already (its record comes through the
         // ring buffer, the look may come first): what it found is the new
-        // program. The kernel side dropped its config and threads at the
-        // exec: publish them again.
-        if matches!(self.discovery, Discovery::Ready(_)) && self.looked_at_ns > exec_ns {
-            log::info!("pid {pid}: exec'd before the look that found its interpreter");
-            self.config_published = false;
-            self.published.clear();
-            return;
-        }
-        if matches!(self.discovery, Discovery::Ready(_)) {
+        // program. A look that began before the exec's record time may
+        // still have seen the new program (the exec maps it before the
+        // record), so that one is checked by looking again now: the same
+        // interpreter at the same address is the new program's. The kernel
+        // side dropped its config and threads at the exec: publish again.
+        if let Discovery::Ready(ready) = &self.discovery {
+            let runtime = ready.binary.interpreter.runtime;
+            let path = ready.binary.interpreter.path.clone();
+            let kept = self.looked_at_ns > exec_ns
+                || find(pid, not_python).is_ok_and(|now| {
+                    now.binary.interpreter.runtime == runtime && now.binary.interpreter.path == path
+                });
+            if kept {
+                log::info!(
+                    "pid {pid}: exec'd, and the look that found its interpreter saw the new program"
+                );
+                self.config_published = false;
+                self.published.clear();
+                return;
+            }
             log::info!("pid {pid}: exec'd, its interpreter is looked for again");
         }
         // Not Python before either: what the last look found stands until

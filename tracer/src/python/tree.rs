@@ -82,7 +82,7 @@ impl PythonTree {
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
         self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
-            Some(process) => process.on_exec(exec_ns),
+            Some(process) => process.on_exec(exec_ns, &mut self.not_python),
             None => self.add(pid),
         }
     }
