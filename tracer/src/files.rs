@@ -158,13 +158,33 @@ pub fn from_open(tgid: u32, fd: i32, opened: &str, root: Option<&str>) -> FileIn
             (regular_absolute || own_procfs_file(opened))
                 .then(|| describe(Path::new(opened)))
                 .flatten()
-        });
+        })
+        // A file of another process's procfs directory (`/proc/1234/stat`,
+        // polled by a parent) gone with that process: a procfs file like
+        // the same one of ours.
+        .or_else(|| describe(Path::new(&procfs_twin(opened)?)));
     let (fs, blksize) = described.unwrap_or(("unknown".into(), None));
     FileInfo {
         path: opened.to_owned(),
         fs,
         blksize,
     }
+}
+
+/// `/proc/PID/FILE` -> our `/proc/self/FILE`, for a file of a process's
+/// procfs directory that is not a link out of it; a system-wide procfs
+/// file (`/proc/sys/vm/overcommit_memory`, `/proc/meminfo`) -> ours.
+fn procfs_twin(opened: &str) -> Option<String> {
+    let rest = opened.strip_prefix("/proc/")?;
+    let (pid, file) = rest.split_once('/').unwrap_or((rest, ""));
+    if matches!(pid, "self" | "thread-self") || pid.is_empty() {
+        return None;
+    }
+    if !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(opened.to_owned());
+    }
+    let twin = format!("/proc/self/{file}");
+    own_procfs_file(&twin).then_some(twin)
 }
 
 /// A file of the process's own procfs directory (`/proc/self/status`...),
@@ -189,6 +209,22 @@ pub fn snapshot(tgid: u32) -> Vec<(i32, FileInfo)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_gone_process_procfs_file_is_described_by_ours() {
+        assert_eq!(
+            super::procfs_twin("/proc/4321/stat").as_deref(),
+            Some("/proc/self/stat")
+        );
+        assert_eq!(super::procfs_twin("/proc/4321/fd/3"), None);
+        assert_eq!(super::procfs_twin("/proc/self/stat"), None);
+        assert_eq!(
+            super::procfs_twin("/proc/sys/vm/overcommit_memory").as_deref(),
+            Some("/proc/sys/vm/overcommit_memory")
+        );
+        let info = super::from_open(u32::MAX, -1, "/proc/4000000/status", None);
+        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+    }
+
     use super::*;
 
     #[test]

@@ -267,10 +267,14 @@ impl PythonProcess {
         if let Discovery::Ready(ready) = &self.discovery {
             let runtime = ready.binary.interpreter.runtime;
             let path = ready.binary.interpreter.path.clone();
+            // (A child forked from a Python process holds a copy of its
+            // parent's: never looked at itself, it is looked at afresh.)
             let kept = self.looked_at_ns > exec_ns
-                || find(pid, not_python).is_ok_and(|now| {
-                    now.binary.interpreter.runtime == runtime && now.binary.interpreter.path == path
-                });
+                || self.looked_at_ns != 0
+                    && find(pid, not_python).is_ok_and(|now| {
+                        now.binary.interpreter.runtime == runtime
+                            && now.binary.interpreter.path == path
+                    });
             if kept {
                 log::info!(
                     "pid {pid}: exec'd, and the look that found its interpreter saw the new program"
