@@ -481,6 +481,12 @@ impl PythonProcess {
             self.handler_table = interpreter
                 .data_range
                 .and_then(|range| handlers::find_table(&ready.memory, range));
+            if let Some(table) = self.handler_table {
+                log::info!(
+                    "pid {}: Python signal handlers known (table at {table:#x})",
+                    self.pid
+                );
+            }
             // The kernel side reads the slot of each delivery from there.
             self.handler_table_published = self.handler_table.is_none();
         }

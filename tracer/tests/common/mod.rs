@@ -206,6 +206,11 @@ impl<R: Read> Lines<R> {
     }
 
     /// Reads lines until one contains `needle` and returns it; panics at end of file.
+    /// Whether a line read so far contains `needle`.
+    pub fn has_seen(&self, needle: &str) -> bool {
+        self.seen.contains(needle)
+    }
+
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
             let mut line = String::new();
@@ -775,14 +780,15 @@ pub enum Until {
 
 /// [`launch_until`] a workload that says "done".
 pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
-    launch_until(scratch, command, Until::Done)
+    launch_until(scratch, command, Until::Done, &[])
 }
 
 /// Launches a workload that prints "ready PID", waits for a line on
 /// standard input and does its work. Says go once the tracer has found its
-/// interpreter and knows its main thread (`-v` says so), then lets it end
-/// as `until` says. Returns the JSON report.
-pub fn launch_until(scratch: &Scratch, command: &[String], until: Until) -> Value {
+/// interpreter and knows its main thread (`-v` says so), and has said
+/// each of `also` (`{pid}` replaced), then lets it end as `until` says.
+/// Returns the JSON report.
+pub fn launch_until(scratch: &Scratch, command: &[String], until: Until, also: &[&str]) -> Value {
     let report_path = scratch.path("report.json");
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
@@ -812,6 +818,12 @@ pub fn launch_until(scratch: &Scratch, command: &[String], until: Until) -> Valu
     stderr.wait_for(&format!(
         "pid {pid}: Python thread {pid} is sampled from now on"
     ));
+    for line in also {
+        let line = line.replace("{pid}", &pid);
+        if !stderr.has_seen(&line) {
+            stderr.wait_for(&line);
+        }
+    }
     let mut stdin = tracer.child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
