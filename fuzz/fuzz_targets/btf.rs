@@ -1,4 +1,4 @@
-//! The kernel's BTF blob, and the member look-ups made in it.
+//! The kernel's BTF blob, and the member and tracepoint look-ups made in it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -10,4 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = btf.struct_size("upid");
     let _ = tracer::btf::pid_ns_offsets(&btf);
     let _ = tracer::btf::file_offsets(&btf);
+    let _ = btf.tracepoint_args("sched_switch");
+    let _ = tracer::btf::KernelOffsets::from_btf(&btf, &mut Vec::new());
 });

@@ -12,6 +12,7 @@ mod python;
 mod reads;
 mod sched;
 mod signals;
+mod syscalls;
 
 #[cfg(not(test))]
 #[panic_handler]

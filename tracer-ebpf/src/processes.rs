@@ -8,14 +8,13 @@
 //! All of these are rare next to reads: one ring buffer record each.
 
 use aya_ebpf::{
-    EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     ARGS_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent,
@@ -23,7 +22,8 @@ use tracer_common::{
 };
 
 use crate::maps::{
-    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_reg,
+    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_kernel,
+    read_reg, task_pid,
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -43,17 +43,16 @@ const SI_STATUS_OFF: usize = 24;
 #[map]
 pub static ZOMBIES: HashMap<u32, ZombieEntry> = HashMap::with_max_entries(16384, 0);
 
-#[tracepoint]
-pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+/// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     // Runs in the parent's context.
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let Ok(child) = (unsafe { ctx.read_at::<i32>(config!(offsets.fork_child_pid) as usize) })
-    else {
+    let Some(child) = task_pid(ctx.arg(1)) else {
         return 0;
     };
-    let child = child as u32;
     let thread = creates_thread();
     // The Python line behind every fork/clone of a traced thread (the
     // `subprocess.Popen(...)` / `Thread.start()` line), followed or not,
@@ -98,9 +97,9 @@ fn creates_thread() -> bool {
     let (Some(nr), Some(arg1)) = (read_reg(regs, r.nr), read_reg(regs, r.arg1)) else {
         return false;
     };
-    let flags = if nr == r.nr_clone as u64 {
+    let flags = if nr == config!(syscalls.clone) as u64 {
         arg1
-    } else if nr == r.nr_clone3 as u64 {
+    } else if nr == config!(syscalls.clone3) as u64 {
         // `struct clone_args` (uapi) starts with `__aligned_u64 flags`.
         unsafe { bpf_probe_read_user(arg1 as *const u64) }.unwrap_or(0)
     } else {
@@ -109,14 +108,15 @@ fn creates_thread() -> bool {
     flags & CLONE_THREAD != 0
 }
 
-#[tracepoint]
-pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+/// `sched_process_exit(struct task_struct *p, bool group_dead)`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let task_exit_code = config!(task_exit_code);
-    let group_dead =
-        unsafe { ctx.read_at::<u8>(config!(offsets.exit_group_dead) as usize) }.unwrap_or(0);
+    let task_exit_code = config!(structs.task_exit_code);
+    let group_dead_arg: u64 = ctx.arg(1);
+    let group_dead = (group_dead_arg & 0xff) as u8;
     let mut status = EXIT_STATUS_UNKNOWN;
     if group_dead != 0 && task_exit_code != 0 {
         // do_exit() has stored the status (group exit code, the killing
@@ -191,12 +191,12 @@ fn own_ns_pid() -> u32 {
 
 /// Fires for every task the kernel frees (from an RCU callback, so the
 /// current task is unrelated): one lookup in the small `ZOMBIES` map.
-#[tracepoint]
-pub fn sched_process_free(ctx: TracePointContext) -> u32 {
-    let Ok(pid) = (unsafe { ctx.read_at::<i32>(config!(lifecycle.free_pid) as usize) }) else {
+/// `sched_process_free(struct task_struct *p)`.
+#[raw_tracepoint(tracepoint = "sched_process_free")]
+pub fn sched_process_free(ctx: RawTracePointContext) -> i32 {
+    let Some(pid) = task_pid(ctx.arg(0)) else {
         return 0;
     };
-    let pid = pid as u32;
     if unsafe { ZOMBIES.get(pid) }.is_none() {
         return 0;
     }
@@ -205,14 +205,16 @@ pub fn sched_process_free(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+/// `sched_process_exec(struct task_struct *p, pid_t old_pid, struct
+/// linux_binprm *bprm)`.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let off = config!(lifecycle);
-    let old_pid = unsafe { ctx.read_at::<i32>(off.exec_old_pid as usize) }.unwrap_or(0);
-    let loc = unsafe { ctx.read_at::<u32>(off.exec_filename as usize) }.unwrap_or(0);
+    let old_pid_arg: u64 = ctx.arg(1);
+    let old_pid = old_pid_arg as i32;
+    let bprm: u64 = ctx.arg(2);
     crate::python::forget_process(tgid, tid, old_pid as u32);
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         count_drop(drops::RINGBUF);
@@ -231,12 +233,14 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         &mut event.args_len,
         &mut event.args_truncated,
     );
-    // `__data_loc char[]`: low 16 bits offset from the record start, high 16 length.
-    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
-    if loc != 0 {
-        if let Ok(name) = unsafe { bpf_probe_read_kernel_str_bytes(src, &mut event.filename) } {
-            event.filename_len = (name.len() as u32 + 1).min(FILENAME_LEN as u32);
-        }
+    let filename_off = config!(structs.binprm_filename);
+    if filename_off != 0
+        && let Some(src) = read_kernel::<u64>(bprm, filename_off)
+        && src != 0
+        && let Ok(name) =
+            unsafe { bpf_probe_read_kernel_str_bytes(src as *const u8, &mut event.filename) }
+    {
+        event.filename_len = (name.len() as u32 + 1).min(FILENAME_LEN as u32);
     }
     entry.submit(0);
     0
@@ -247,7 +251,7 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 /// new stack, so they are resident) into `args`.
 #[inline(always)]
 fn capture_args(args: &mut [u8; ARGS_LEN], len: &mut u32, truncated: &mut u32) {
-    let off = config!(lifecycle);
+    let off = config!(structs);
     if off.task_mm == 0 || off.mm_arg_end == 0 {
         return;
     }
@@ -288,28 +292,23 @@ fn capture_args(args: &mut [u8; ARGS_LEN], len: &mut u32, truncated: &mut u32) {
 /// The wait call the current task is returning from: (address of the
 /// status / siginfo, options), read from its saved syscall arguments.
 #[inline(always)]
-fn wait_args(addr_arg: u32, options_arg: u32) -> (u64, u32) {
-    let Some(regs) = current_regs() else {
-        return (0, 0);
-    };
+fn wait_args(regs: *const u8, addr_arg: u32, options_arg: u32) -> (u64, u32) {
     let addr = read_reg(regs, addr_arg).unwrap_or(0);
     let options = read_reg(regs, options_arg).unwrap_or(0) as u32;
     (addr, options)
 }
 
-/// wait4 returns in every process: a traced caller always gets a record (its
+/// wait4 returns (from `syscalls.rs`) in every process: a traced caller always gets a record (its
 /// wait calls matter even when they reap nothing); any other caller only when
 /// it reaped a traced zombie (init, a subreaper).
-#[tracepoint]
-pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn exit_wait4(regs: *const u8, ret: i64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
     let pid = if ret > 0 { ret as u32 } else { 0 };
     if unsafe { TRACED.get(tgid) }.is_some() {
         // wait4(pid, stat_addr, options, rusage)
-        let r = config!(regs);
-        let (stat_addr, options) = wait_args(r.arg2, r.arg3);
+        let (stat_addr, options) = wait_args(regs, config!(regs.arg2), config!(regs.arg3));
         let mut event = WaitEvent {
             header: header(EventKind::WaitDone, tgid, tid),
             kind: wait_kind::WAIT4,
@@ -330,10 +329,10 @@ pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
             let _ = ZOMBIES.remove(pid);
         }
         submit_wait(&event);
-        return 0;
+        return;
     }
     if pid == 0 || unsafe { ZOMBIES.get(pid) }.is_none() {
-        return 0;
+        return;
     }
     let _ = ZOMBIES.remove(pid);
     let event = WaitEvent {
@@ -346,20 +345,17 @@ pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
         ..WaitEvent::default()
     };
     submit_wait(&event);
-    0
 }
 
-/// waitid returns 0 and names the child in the caller's `siginfo`; only
+/// waitid returns (from `syscalls.rs`) 0 and names the child in the caller's `siginfo`; only
 /// traced callers are followed here.
-#[tracepoint]
-pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn exit_waitid(regs: *const u8, ret: i64) {
     let Some((tgid, tid)) = current_if_traced() else {
-        return 0;
+        return;
     };
     // waitid(which, pid, infop, options, rusage)
-    let r = config!(regs);
-    let (infop, options) = wait_args(r.arg3, r.arg4);
-    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
+    let (infop, options) = wait_args(regs, config!(regs.arg3), config!(regs.arg4));
     let mut event = WaitEvent {
         header: header(EventKind::WaitDone, tgid, tid),
         kind: wait_kind::WAITID,
@@ -385,7 +381,6 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
         }
     }
     submit_wait(&event);
-    0
 }
 
 #[inline(always)]

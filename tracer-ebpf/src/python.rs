@@ -44,13 +44,14 @@ pub static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 /// Sampler ticks per traced process (key: tgid), and why those that gave
 /// no stack did not.
 #[map]
-pub static PY_TICKS: PerCpuHashMap<u32, PyTicks> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static PY_TICKS: PerCpuHashMap<u32, PyTicks> =
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Kernel events counted by the top of the Python stack they happened under
 /// (reads: sampled; voluntary context switches: all, with the time asleep).
 #[map]
 pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
-    PerCpuHashMap::with_max_entries(16384, 0);
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Threads asleep after a voluntary switch, with their stack (key: tid).
 #[map]
@@ -504,7 +505,8 @@ pub const RB_WAKE_FOR_STACK: u64 = RB_FORCE_WAKEUP;
 
 /// Entries into `_PyEval_EvalFrameDefault` per code object (`--count-entries`).
 #[map]
-pub static PY_ENTRIES: PerCpuHashMap<PyEntryKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static PY_ENTRIES: PerCpuHashMap<PyEntryKey, u64> =
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Uprobe on `_PyEval_EvalFrameDefault`: counts entries per code object.
 /// From 3.11 on, Python-to-Python calls stay inside the running eval loop,

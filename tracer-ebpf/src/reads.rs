@@ -1,5 +1,5 @@
 //! Reads: `openat` (and `open`) name descriptors, `read`/`pread64`/`readv`/`preadv` are
-//! timed and aggregated per (file, syscall, request size) in a per-CPU map, so
+//! timed (entered and left through `syscalls.rs`) and aggregated per (file, syscall, request size) in a per-CPU map, so
 //! a read costs no ring buffer record. Context switches inside a read are
 //! added by `sched.rs` to the thread's in-flight entry.
 
@@ -8,16 +8,15 @@ use aya_ebpf::{
         bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes,
     },
-    macros::{map, tracepoint},
+    macros::map,
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
-    programs::TracePointContext,
 };
 use tracer_common::{
     DISCOVERED_FILE_BIT, EventKind, FdKey, FileEvent, FileKey, InflightRead, PATH_CAPTURE_LEN,
     ReadKey, ReadStats, ReadSyscall, drops,
 };
 
-use crate::maps::{EVENTS, config, count_drop, current_if_traced};
+use crate::maps::{EVENTS, config, count_drop, current_if_traced, read_reg};
 
 /// Reads that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
@@ -36,7 +35,8 @@ static FD_FILES: HashMap<FdKey, u64> = HashMap::with_max_entries(65536, 0);
 /// first time a CPU sees it opened: a loop that opens the same file 100,000
 /// times sends at most one record per CPU, not 100,000.
 #[map]
-static FILE_OPENS: PerCpuHashMap<FileKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+static FILE_OPENS: PerCpuHashMap<FileKey, u64> =
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Scratch space for a path (too big for the 512-byte BPF stack).
 #[map]
@@ -44,7 +44,8 @@ static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> = PerCpuArray::with_max
 
 /// The read figures, summed by userspace across CPUs.
 #[map]
-static READ_STATS: PerCpuHashMap<ReadKey, ReadStats> = PerCpuHashMap::with_max_entries(16384, 0);
+static READ_STATS: PerCpuHashMap<ReadKey, ReadStats> =
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 const EBADF: i64 = 9;
 /// iovecs summed for a readv request size; bounded for the verifier.
@@ -56,81 +57,14 @@ struct Iovec {
     len: u64,
 }
 
-#[tracepoint]
-pub fn sys_enter_read(ctx: TracePointContext) -> u32 {
-    enter_read(
-        &ctx,
-        ReadSyscall::Read,
-        config!(offsets.read_fd),
-        config!(offsets.read_count),
-    );
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_pread64(ctx: TracePointContext) -> u32 {
-    enter_read(
-        &ctx,
-        ReadSyscall::Pread64,
-        config!(offsets.pread_fd),
-        config!(offsets.pread_count),
-    );
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_readv(ctx: TracePointContext) -> u32 {
-    enter_readv(
-        &ctx,
-        ReadSyscall::Readv,
-        config!(offsets.readv_fd),
-        config!(offsets.readv_vec),
-        config!(offsets.readv_vlen),
-    );
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_preadv(ctx: TracePointContext) -> u32 {
-    enter_readv(
-        &ctx,
-        ReadSyscall::Preadv,
-        config!(offsets.preadv_fd),
-        config!(offsets.preadv_vec),
-        config!(offsets.preadv_vlen),
-    );
-    0
-}
-
-/// One program serves the exit of all four read syscalls.
-#[tracepoint]
-pub fn sys_exit_read(ctx: TracePointContext) -> u32 {
-    exit_read(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    enter_open(&ctx, config!(offsets.openat_filename));
-    0
-}
-
-/// `open(2)`: what mimalloc (CPython 3.13+) and older C code call on x86-64.
-#[tracepoint]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    enter_open(&ctx, config!(offsets.open_filename));
-    0
-}
-
+/// `openat(dirfd, filename, ...)` / `open(filename, ...)`: the name's
+/// address is the argument saved at `filename_arg` of `pt_regs`.
 #[inline(always)]
-fn enter_open(ctx: &TracePointContext, filename_off: u32) {
+pub fn enter_open(regs: *const u8, filename_arg: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
-    if filename_off == 0 {
-        return;
-    }
-    let Ok(filename) = (unsafe { ctx.read_at::<u64>(filename_off as usize) }) else {
+    let Some(filename) = read_reg(regs, filename_arg) else {
         return;
     };
     // Entries are reused in place (0 = idle): an update is cheaper than a
@@ -145,20 +79,9 @@ fn enter_open(ctx: &TracePointContext, filename_off: u32) {
     }
 }
 
-#[tracepoint]
-pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    exit_open(&ctx);
-    0
-}
-
+/// The return of `openat` / `open`: the descriptor now names the path.
 #[inline(always)]
-fn exit_open(ctx: &TracePointContext) {
+pub fn exit_open(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only traced threads have an OPENING entry: no TRACED lookup needed.
@@ -169,9 +92,6 @@ fn exit_open(ctx: &TracePointContext) {
     if filename == 0 {
         return;
     }
-    let Ok(ret) = (unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }) else {
-        return;
-    };
     if ret < 0 {
         return;
     }
@@ -227,49 +147,47 @@ fn path_hash(path: &[u8]) -> u64 {
     hash & !DISCOVERED_FILE_BIT
 }
 
-#[tracepoint]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+/// `close(fd)`: the descriptor names nothing any more.
+#[inline(always)]
+pub fn enter_close(regs: *const u8) {
     let Some((tgid, _)) = current_if_traced() else {
-        return 0;
+        return;
     };
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(config!(offsets.close_fd) as usize) }) else {
-        return 0;
+    let Some(fd) = read_reg(regs, config!(regs.arg1)) else {
+        return;
     };
     let _ = FD_FILES.remove(FdKey {
         tgid,
         fd: fd as i32,
     });
-    0
 }
 
+/// `read(fd, buf, count)` / `pread64(fd, buf, count, pos)`.
 #[inline(always)]
-fn enter_read(ctx: &TracePointContext, syscall: ReadSyscall, fd_off: u32, count_off: u32) {
+pub fn enter_read(regs: *const u8, syscall: ReadSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
-    let (Ok(fd), Ok(count)) = (unsafe { ctx.read_at::<u64>(fd_off as usize) }, unsafe {
-        ctx.read_at::<u64>(count_off as usize)
-    }) else {
+    let (Some(fd), Some(count)) = (
+        read_reg(regs, config!(regs.arg1)),
+        read_reg(regs, config!(regs.arg3)),
+    ) else {
         return;
     };
     start_read(tid, fd as i32, count, syscall);
 }
 
+/// `readv(fd, vec, vlen)` / `preadv(fd, vec, vlen, ...)`: the request is
+/// the sum of the first iovecs' lengths.
 #[inline(always)]
-fn enter_readv(
-    ctx: &TracePointContext,
-    syscall: ReadSyscall,
-    fd_off: u32,
-    vec_off: u32,
-    vlen_off: u32,
-) {
+pub fn enter_readv(regs: *const u8, syscall: ReadSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
-    let (Ok(fd), Ok(vec), Ok(vlen)) = (
-        unsafe { ctx.read_at::<u64>(fd_off as usize) },
-        unsafe { ctx.read_at::<u64>(vec_off as usize) },
-        unsafe { ctx.read_at::<u64>(vlen_off as usize) },
+    let (Some(fd), Some(vec), Some(vlen)) = (
+        read_reg(regs, config!(regs.arg1)),
+        read_reg(regs, config!(regs.arg2)),
+        read_reg(regs, config!(regs.arg3)),
     ) else {
         return;
     };
@@ -308,8 +226,9 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
     }
 }
 
+/// The return of any of the four reads: one row of `READ_STATS` more.
 #[inline(always)]
-fn exit_read(ctx: &TracePointContext) {
+pub fn exit_read(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
@@ -320,7 +239,6 @@ fn exit_read(ctx: &TracePointContext) {
         return;
     }
     unsafe { (*slot).start_ns = 0 };
-    let ret = unsafe { ctx.read_at::<i64>(config!(offsets.exit_ret) as usize) }.unwrap_or(0);
     let now = unsafe { bpf_ktime_get_ns() };
 
     let fd_key = FdKey { tgid, fd: read.fd };

@@ -4,14 +4,14 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::HashMap,
-    programs::TracePointContext,
+    programs::RawTracePointContext,
 };
 use tracer_common::{ThreadStats, drops};
 
 use crate::{
-    maps::{TRACED, config, count_drop},
+    maps::{TRACED, count_drop, task_pid},
     reads::INFLIGHT,
 };
 
@@ -19,8 +19,12 @@ use crate::{
 #[map]
 pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(16384, 0);
 
-#[tracepoint]
-pub fn sched_switch(ctx: TracePointContext) -> u32 {
+/// `sched_switch(bool preempt, struct task_struct *prev, struct
+/// task_struct *next, unsigned int prev_state)`. Voluntary: `prev` was not
+/// preempted and is no longer runnable (asleep, stopped, exiting), as the
+/// tracefs record's `prev_state` tells it.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
 
     // The tracepoint runs in the context of `prev`, the task leaving the CPU.
@@ -35,21 +39,20 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
             None => None,
         };
         if let Some(thread) = thread {
-            let state = unsafe { ctx.read_at::<i64>(config!(offsets.switch_prev_state) as usize) }
-                .unwrap_or(0);
-            let voluntary = (state as u64) & config!(task_state_mask) != 0;
+            let preempt: u64 = ctx.arg(0);
+            let prev_state: u64 = ctx.arg(3);
+            let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
             switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now);
         }
     }
 
-    let Ok(next) = (unsafe { ctx.read_at::<i32>(config!(offsets.switch_next_pid) as usize) })
-    else {
+    let next_task: u64 = ctx.arg(2);
+    let Some(next) = task_pid(next_task) else {
         return 0;
     };
-    if next <= 0 {
+    if next == 0 || next > i32::MAX as u32 {
         return 0;
     }
-    let next = next as u32;
     match THREADS.get_ptr_mut(next) {
         Some(thread) => {
             let thread = unsafe { &mut *thread };
@@ -57,7 +60,7 @@ pub fn sched_switch(ctx: TracePointContext) -> u32 {
                 thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
             }
             thread.last_on_ns = now;
-            crate::python::woke_up(next as u32, now);
+            crate::python::woke_up(next, now);
         }
         // First time on a CPU since it became traced: a main thread (tid ==
         // tgid) or a thread forked while traced (its tid is in TRACED too).

@@ -15,8 +15,8 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_probe_read_kernel, bpf_probe_read_user,
     },
-    macros::{tracepoint, uprobe},
-    programs::{ProbeContext, TracePointContext},
+    macros::{raw_tracepoint, uprobe},
+    programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
     COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalCheckEvent,
@@ -25,7 +25,8 @@ use tracer_common::{
 
 use crate::{
     maps::{
-        EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, traced_tgid_of,
+        EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, read_kernel,
+        read_reg, task_pid, traced_tgid_of,
     },
     processes::header,
 };
@@ -35,18 +36,18 @@ use crate::{
 #[inline(always)]
 fn sending_syscall() -> u32 {
     let nr = current_syscall();
-    let r = config!(regs);
-    let syscall = if nr == r.nr_kill as u64 {
+    let s = config!(syscalls);
+    let syscall = if nr == s.kill as u64 {
         SendSyscall::Kill
-    } else if nr == r.nr_tkill as u64 {
+    } else if nr == s.tkill as u64 {
         SendSyscall::Tkill
-    } else if nr == r.nr_tgkill as u64 {
+    } else if nr == s.tgkill as u64 {
         SendSyscall::Tgkill
-    } else if nr == r.nr_rt_sigqueueinfo as u64 {
+    } else if nr == s.rt_sigqueueinfo as u64 {
         SendSyscall::RtSigqueueinfo
-    } else if nr == r.nr_rt_tgsigqueueinfo as u64 {
+    } else if nr == s.rt_tgsigqueueinfo as u64 {
         SendSyscall::RtTgsigqueueinfo
-    } else if nr == r.nr_pidfd_send_signal as u64 {
+    } else if nr == s.pidfd_send_signal as u64 {
         SendSyscall::PidfdSendSignal
     } else {
         SendSyscall::None
@@ -54,15 +55,33 @@ fn sending_syscall() -> u32 {
     syscall as u32
 }
 
-#[tracepoint]
-pub fn signal_generate(ctx: TracePointContext) -> u32 {
-    let off = config!(lifecycle);
+/// `(errno, code)` of a signal's `kernel_siginfo`, as the tracefs record
+/// stores them: `SEND_SIG_NOINFO` (0) is a user's signal (`SI_USER`),
+/// `SEND_SIG_PRIV` (1) the kernel's (`SI_KERNEL`).
+#[inline(always)]
+fn siginfo_errno_code(info: u64) -> (i32, i32) {
+    const SI_USER: i32 = 0;
+    const SI_KERNEL: i32 = 0x80;
+    match info {
+        0 => (0, SI_USER),
+        1 => (0, SI_KERNEL),
+        _ => (
+            read_kernel::<i32>(info, config!(structs.siginfo_errno)).unwrap_or(0),
+            read_kernel::<i32>(info, config!(structs.siginfo_code)).unwrap_or(0),
+        ),
+    }
+}
+
+/// `signal_generate(int sig, struct kernel_siginfo *info, struct task_struct
+/// *task, int group, int result)`.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Ok(target) = (unsafe { ctx.read_at::<i32>(off.gen_pid as usize) }) else {
+    let task: u64 = ctx.arg(2);
+    let Some(target) = task_pid(task) else {
         return 0;
     };
-    let target = target as u32;
     let target_tgid = traced_tgid_of(target).unwrap_or(0);
     if target_tgid == 0 && unsafe { TRACED.get(tgid) }.is_none() {
         return 0;
@@ -74,27 +93,33 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
     };
     let event = unsafe { &mut *entry.as_mut_ptr() };
     event.header = header(EventKind::SignalGenerated, tgid, tid);
-    event.sig = unsafe { ctx.read_at::<i32>(off.gen_sig as usize) }.unwrap_or(0);
-    event.errno = unsafe { ctx.read_at::<i32>(off.gen_errno as usize) }.unwrap_or(0);
-    event.code = unsafe { ctx.read_at::<i32>(off.gen_code as usize) }.unwrap_or(0);
+    let sig: u64 = ctx.arg(0);
+    let group: u64 = ctx.arg(3);
+    let result: u64 = ctx.arg(4);
+    (event.errno, event.code) = siginfo_errno_code(ctx.arg(1));
+    event.sig = sig as i32;
     event.target_pid = target;
     event.target_tgid = target_tgid;
-    event.group = unsafe { ctx.read_at::<i32>(off.gen_group as usize) }.unwrap_or(0) as u32;
-    event.result = unsafe { ctx.read_at::<i32>(off.gen_result as usize) }.unwrap_or(0) as u32;
+    event.group = group as u32;
+    event.result = result as u32;
     event.syscall = syscall;
     event.target_comm =
-        unsafe { ctx.read_at::<[u8; COMM_LEN]>(off.gen_comm as usize) }.unwrap_or_default();
+        read_kernel::<[u8; COMM_LEN]>(task, config!(structs.task_comm)).unwrap_or_default();
     event.sender_comm = bpf_get_current_comm().unwrap_or_default();
     entry.submit(0);
     0
 }
 
-#[tracepoint]
-pub fn signal_deliver(ctx: TracePointContext) -> u32 {
+/// `signal_deliver(int sig, struct kernel_siginfo *info, struct
+/// k_sigaction *ka)`.
+#[raw_tracepoint(tracepoint = "signal_deliver")]
+pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let off = config!(lifecycle);
+    let sig: u64 = ctx.arg(0);
+    let (errno, code) = siginfo_errno_code(ctx.arg(1));
+    let action: u64 = ctx.arg(2);
     let Some(mut entry) = EVENTS.reserve::<SignalDeliverEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;
@@ -109,21 +134,14 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
             tgid,
             tid,
         ));
-        core::ptr::addr_of_mut!((*event).sig)
-            .write(ctx.read_at::<i32>(off.deliver_sig as usize).unwrap_or(0));
-        core::ptr::addr_of_mut!((*event).errno)
-            .write(ctx.read_at::<i32>(off.deliver_errno as usize).unwrap_or(0));
-        core::ptr::addr_of_mut!((*event).code)
-            .write(ctx.read_at::<i32>(off.deliver_code as usize).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).sig).write(sig as i32);
+        core::ptr::addr_of_mut!((*event).errno).write(errno);
+        core::ptr::addr_of_mut!((*event).code).write(code);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
-        core::ptr::addr_of_mut!((*event).sa_handler).write(
-            ctx.read_at::<u64>(off.deliver_sa_handler as usize)
-                .unwrap_or(0),
-        );
-        core::ptr::addr_of_mut!((*event).sa_flags).write(
-            ctx.read_at::<u64>(off.deliver_sa_flags as usize)
-                .unwrap_or(0),
-        );
+        core::ptr::addr_of_mut!((*event).sa_handler)
+            .write(read_kernel::<u64>(action, config!(structs.ksigaction_handler)).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).sa_flags)
+            .write(read_kernel::<u64>(action, config!(structs.ksigaction_flags)).unwrap_or(0));
         // To a handler in a Python process: its Python-level handler (if
         // that is what the C handler is) runs at the main thread's next
         // signal check.
@@ -187,29 +205,25 @@ pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
 /// `rt_sigaction(sig, act, oact)` with a new action (`act` set) in a traced
 /// thread: the new handler and the caller's Python stack (who set SIGTERM
 /// to be ignored). A query (`act` NULL) changes nothing and is not sent.
-#[tracepoint]
-pub fn sys_enter_rt_sigaction(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn enter_rt_sigaction(regs: *const u8) {
     let Some((tgid, tid)) = current_if_traced() else {
-        return 0;
+        return;
     };
-    let off = config!(lifecycle);
-    if off.sigaction_act == 0 {
-        return 0;
-    }
-    let Ok(act) = (unsafe { ctx.read_at::<u64>(off.sigaction_act as usize) }) else {
-        return 0;
+    let Some(act) = read_reg(regs, config!(regs.arg2)) else {
+        return;
     };
     if act == 0 {
-        return 0;
+        return;
     }
-    let sig = unsafe { ctx.read_at::<u64>(off.sigaction_sig as usize) }.unwrap_or(0) as i32;
+    let sig = read_reg(regs, config!(regs.arg1)).unwrap_or(0) as i32;
     // The kernel's `struct sigaction` starts with the handler and the flags
     // on every architecture.
     let handler = unsafe { bpf_probe_read_user(act as *const u64) }.unwrap_or(u64::MAX);
     let flags = unsafe { bpf_probe_read_user((act + 8) as *const u64) }.unwrap_or(0);
     let Some(mut entry) = EVENTS.reserve::<SignalActionEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return 0;
+        return;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: fields of the reserved record, written in place (the frames
@@ -231,48 +245,46 @@ pub fn sys_enter_rt_sigaction(ctx: TracePointContext) -> u32 {
     } else {
         0
     });
-    0
 }
 
 /// `rt_sigprocmask(how, set, oset)` in a traced thread that changes its
 /// mask: before (`task_struct.blocked`) and after, and the caller's Python
 /// stack (the line that blocked SIGINT). Calls that change nothing (a
 /// query, blocking what is already blocked) are not sent.
-#[tracepoint]
-pub fn sys_enter_rt_sigprocmask(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn enter_rt_sigprocmask(regs: *const u8) {
     let Some((tgid, tid)) = current_if_traced() else {
-        return 0;
+        return;
     };
-    let off = config!(lifecycle);
-    if off.sigprocmask_nset == 0 || off.task_blocked == 0 {
-        return 0;
+    let task_blocked = config!(structs.task_blocked);
+    if task_blocked == 0 {
+        return;
     }
-    let Ok(set_ptr) = (unsafe { ctx.read_at::<u64>(off.sigprocmask_nset as usize) }) else {
-        return 0;
+    let Some(set_ptr) = read_reg(regs, config!(regs.arg2)) else {
+        return;
     };
     if set_ptr == 0 {
-        return 0;
+        return;
     }
-    let how =
-        unsafe { ctx.read_at::<u64>(off.sigprocmask_how as usize) }.unwrap_or(u64::MAX) as i32;
+    let how = read_reg(regs, config!(regs.arg1)).unwrap_or(u64::MAX) as i32;
     let Ok(set) = (unsafe { bpf_probe_read_user(set_ptr as *const u64) }) else {
-        return 0;
+        return;
     };
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    let Ok(before) = (unsafe {
-        bpf_probe_read_kernel(task.wrapping_add(off.task_blocked as usize) as *const u64)
-    }) else {
-        return 0;
+    let Ok(before) =
+        (unsafe { bpf_probe_read_kernel(task.wrapping_add(task_blocked as usize) as *const u64) })
+    else {
+        return;
     };
     let Some(after) = mask_after(how, set, before) else {
-        return 0;
+        return;
     };
     if after == before & !UNBLOCKABLE {
-        return 0;
+        return;
     }
     let Some(mut entry) = EVENTS.reserve::<SignalMaskEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return 0;
+        return;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: as above.
@@ -291,5 +303,4 @@ pub fn sys_enter_rt_sigprocmask(ctx: TracePointContext) -> u32 {
     } else {
         0
     });
-    0
 }

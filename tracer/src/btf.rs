@@ -18,6 +18,15 @@ pub enum BtfError {
     NoStruct(String),
     #[error("struct `{structure}` has no member `{member}` in this kernel's BTF")]
     NoMember { structure: String, member: String },
+    #[error(
+        "this kernel's tracepoint `{tracepoint}` passes {found} argument(s), the tracer reads \
+         {wanted}: the kernel is older than the tracer supports"
+    )]
+    TracepointArgs {
+        tracepoint: String,
+        found: u32,
+        wanted: u32,
+    },
     #[error("`{structure}.{member}` is a bitfield")]
     Bitfield { structure: String, member: String },
 }
@@ -30,6 +39,7 @@ const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
+const KIND_FUNC_PROTO: u32 = 13;
 
 #[derive(Debug, Clone, Copy)]
 struct Member {
@@ -46,6 +56,8 @@ struct Type {
     kind: u32,
     /// Referenced type for modifiers / typedefs.
     type_id: u32,
+    /// Members, parameters or entries.
+    vlen: u32,
     members: Vec<Member>,
 }
 
@@ -90,6 +102,7 @@ impl Btf {
             name_off: 0,
             kind: 0,
             type_id: 0,
+            vlen: 0,
             members: Vec::new(),
         }];
         let mut at = 0usize;
@@ -133,6 +146,7 @@ impl Btf {
                 name_off,
                 kind,
                 type_id: size_or_type,
+                vlen: vlen as u32,
                 members,
             });
         }
@@ -189,6 +203,34 @@ impl Btf {
         None
     }
 
+    /// How many arguments the kernel passes to the raw tracepoint `name`
+    /// (its `TP_PROTO`): the typedef `btf_trace_<name>` is a pointer to a
+    /// function whose first parameter is the probe's private data.
+    pub fn tracepoint_args(&self, name: &str) -> Option<u32> {
+        let typedef = format!("btf_trace_{name}");
+        let t = self
+            .types
+            .iter()
+            .find(|t| t.kind == KIND_TYPEDEF && self.name(t.name_off) == typedef.as_bytes())?;
+        let pointer = self.types.get(t.type_id as usize)?;
+        let proto = self.types.get(self.resolve(pointer.type_id) as usize)?;
+        (proto.kind == KIND_FUNC_PROTO).then(|| proto.vlen.saturating_sub(1))
+    }
+
+    /// Checks that the raw tracepoint `name` passes at least `wanted`
+    /// arguments (an older kernel may pass fewer; a program reading past
+    /// them would not attach, with a less helpful error).
+    pub fn check_tracepoint(&self, name: &str, wanted: u32) -> Result<(), BtfError> {
+        match self.tracepoint_args(name) {
+            Some(found) if found < wanted => Err(BtfError::TracepointArgs {
+                tracepoint: name.into(),
+                found,
+                wanted,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// `sizeof(struct structure)`.
     pub fn struct_size(&self, structure: &str) -> Result<u32, BtfError> {
         self.types
@@ -234,77 +276,101 @@ impl Btf {
     }
 }
 
-/// The running kernel's BTF.
-/// The kernel struct offsets the programs use, from BTF: `task_struct.exit_code`,
-/// the saved syscall registers, where argv is, pid namespaces, files.
-/// Each one missing costs some detail, said in a warning, never the trace.
+/// What the programs need to know of the running kernel, from its BTF. The
+/// saved syscall registers and `task_struct.pid` / `comm` are required (the
+/// raw tracepoints read every syscall argument and task there); each other
+/// offset missing costs some detail, said in a warning, never the trace.
 #[derive(Debug, Default)]
 pub struct KernelOffsets {
-    pub task_exit_code: u32,
     pub regs: tracer_common::SyscallRegs,
-    /// `task_struct.mm`, `mm_struct.arg_start`, `mm_struct.arg_end`.
-    pub argv: (u32, u32, u32),
+    pub structs: tracer_common::StructOffsets,
     pub pid_ns: tracer_common::PidNsOffsets,
     pub file: tracer_common::FileOffsets,
-    /// `task_struct.blocked` (a thread's signal mask); 0: unknown.
-    pub task_blocked: u32,
 }
 
 impl KernelOffsets {
-    pub fn read(warnings: &mut Vec<String>) -> Self {
-        let btf = match vmlinux() {
-            Ok(btf) => btf,
+    /// Parses `/sys/kernel/btf/vmlinux` (once per trace) and checks that
+    /// each raw tracepoint in `tracepoints` passes the (name, arguments) the
+    /// programs read.
+    pub fn read(tracepoints: &[(&str, u32)], warnings: &mut Vec<String>) -> Result<Self, BtfError> {
+        let btf = vmlinux()?;
+        for &(name, wanted) in tracepoints {
+            btf.check_tracepoint(name, wanted)?;
+        }
+        Self::from_btf(&btf, warnings)
+    }
+
+    pub fn from_btf(btf: &Btf, warnings: &mut Vec<String>) -> Result<Self, BtfError> {
+        let (task_mm, mm_arg_start, mm_arg_end) = match argv_offsets(btf) {
+            Ok(argv) => argv,
             Err(err) => {
-                warnings.push(format!(
-                    "no kernel BTF ({err}): exit statuses come only from traced wait4 calls, \
-                     threads may be listed as processes and all signals as sent by the kernel"
-                ));
-                return Self::default();
+                warnings.push(format!("command lines after exec are not captured: {err}"));
+                (0, 0, 0)
             }
         };
-        let mut missing = |what: &str, err: BtfError| warnings.push(format!("{what}: {err}"));
-        Self {
-            task_exit_code: task_exit_code_offset(&btf).unwrap_or_else(|err| {
-                missing(
-                    "exit statuses come only from traced wait4/waitid calls",
-                    err,
-                );
+        let mut optional = |what: &str, found: Result<u32, BtfError>| {
+            found.unwrap_or_else(|err| {
+                warnings.push(format!("{what}: {err}"));
                 0
-            }),
-            regs: syscall_regs(&btf).unwrap_or_else(|err| {
-                missing(
-                    "threads may be listed as processes, signals not told from kernel ones, wait \
-                     statuses not read",
-                    err,
-                );
-                Default::default()
-            }),
-            argv: argv_offsets(&btf).unwrap_or_else(|err| {
-                missing("command lines after exec are not captured", err);
-                (0, 0, 0)
-            }),
-            pid_ns: pid_ns_offsets(&btf).unwrap_or_else(|err| {
-                missing(
-                    "the pid in its own namespace of a process that exits during the trace is not \
-                     captured (only read from /proc while it is there)",
-                    err,
-                );
-                Default::default()
-            }),
-            file: file_offsets(&btf).unwrap_or_else(|err| {
-                missing(
-                    "pipes and sockets closed right after their first read may stay unnamed",
-                    err,
-                );
-                Default::default()
-            }),
-            task_blocked: btf
-                .member_offset("task_struct", "blocked")
-                .unwrap_or_else(|err| {
-                    missing("signal mask changes are not traced", err);
-                    0
-                }),
-        }
+            })
+        };
+        let task_exit_code = optional(
+            "exit statuses come only from traced wait4/waitid calls",
+            task_exit_code_offset(btf),
+        );
+        let task_blocked = optional(
+            "signal mask changes are not traced",
+            btf.member_offset("task_struct", "blocked"),
+        );
+        let binprm_filename = optional(
+            "the file an exec runs is not captured",
+            btf.member_offset("linux_binprm", "filename"),
+        );
+        let siginfo = "signals' errno and si_code are not captured";
+        let siginfo_errno = optional(siginfo, btf.member_offset("kernel_siginfo", "si_errno"));
+        let siginfo_code = optional(siginfo, btf.member_offset("kernel_siginfo", "si_code"));
+        let handler = "the disposition a signal is delivered to is not captured";
+        let sa = optional(handler, btf.member_offset("k_sigaction", "sa"));
+        let ksigaction_handler = optional(handler, btf.member_offset("sigaction", "sa_handler"));
+        let ksigaction_flags = optional(handler, btf.member_offset("sigaction", "sa_flags"));
+        let (ksigaction_handler, ksigaction_flags) = if ksigaction_flags == 0 {
+            (0, 0)
+        } else {
+            (sa + ksigaction_handler, sa + ksigaction_flags)
+        };
+        let structs = tracer_common::StructOffsets {
+            task_pid: btf.member_offset("task_struct", "pid")?,
+            task_comm: btf.member_offset("task_struct", "comm")?,
+            task_exit_code,
+            task_blocked,
+            task_mm,
+            mm_arg_start,
+            mm_arg_end,
+            binprm_filename,
+            siginfo_errno,
+            siginfo_code,
+            ksigaction_handler,
+            ksigaction_flags,
+        };
+        let pid_ns = pid_ns_offsets(btf).unwrap_or_else(|err| {
+            warnings.push(format!(
+                "the pid in its own namespace of a process that exits during the trace is not \
+                 captured (only read from /proc while it is there): {err}"
+            ));
+            Default::default()
+        });
+        let file = file_offsets(btf).unwrap_or_else(|err| {
+            warnings.push(format!(
+                "pipes and sockets closed right after their first read may stay unnamed: {err}"
+            ));
+            Default::default()
+        });
+        Ok(Self {
+            regs: syscall_regs(btf)?,
+            structs,
+            pid_ns,
+            file,
+        })
     }
 }
 
@@ -361,12 +427,10 @@ pub fn argv_offsets(btf: &Btf) -> Result<(u32, u32, u32), BtfError> {
 }
 
 /// Where the syscall number and first four arguments are saved in
-/// `struct pt_regs`, and this architecture's numbers of the syscalls the
-/// programs look for (from libc, i.e. the architecture's ABI).
+/// `struct pt_regs`.
 #[cfg(target_arch = "x86_64")]
 pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
     let reg = |name: &str| btf.member_offset("pt_regs", name);
-    let nr = |n: libc::c_long| n as u32;
     Ok(tracer_common::SyscallRegs {
         valid: 1,
         nr: reg("orig_ax")?,
@@ -374,14 +438,7 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
         arg2: reg("si")?,
         arg3: reg("dx")?,
         arg4: reg("r10")?,
-        nr_clone: nr(libc::SYS_clone),
-        nr_clone3: nr(libc::SYS_clone3),
-        nr_kill: nr(libc::SYS_kill),
-        nr_tkill: nr(libc::SYS_tkill),
-        nr_tgkill: nr(libc::SYS_tgkill),
-        nr_rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
-        nr_rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
-        nr_pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+        _pad: 0,
     })
 }
 
@@ -525,7 +582,27 @@ mod tests {
         assert_eq!(regs.valid, 1);
         assert_eq!(regs.nr, regs.arg1 + 8);
         assert_eq!(regs.arg1, regs.arg2 + 8);
-        assert_eq!(regs.nr_kill, 62);
+        let mut warnings = Vec::new();
+        let kernel = KernelOffsets::from_btf(&btf, &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(kernel.structs.task_pid, pid);
+        // The raw tracepoints' arguments, as the programs read them.
+        assert_eq!(btf.tracepoint_args("sys_enter"), Some(2));
+        assert_eq!(btf.tracepoint_args("sched_switch"), Some(4));
+        assert_eq!(btf.tracepoint_args("signal_generate"), Some(5));
+        assert_eq!(btf.tracepoint_args("no_such_tracepoint"), None);
+        let err = btf.check_tracepoint("sched_process_free", 2).unwrap_err();
+        assert!(err.to_string().contains("passes 1 argument"), "{err}");
+        // int si_signo; int si_errno; int si_code; (not MIPS)
+        assert_eq!(
+            (kernel.structs.siginfo_errno, kernel.structs.siginfo_code),
+            (4, 8)
+        );
+        // struct sigaction { __sighandler_t sa_handler; unsigned long sa_flags; ... }
+        assert_eq!(
+            kernel.structs.ksigaction_flags,
+            kernel.structs.ksigaction_handler + 8
+        );
         // struct upid { int nr; struct pid_namespace *ns; }: 16 bytes, nr first.
         let ns = pid_ns_offsets(&btf).unwrap();
         assert_eq!((ns.upid_size, ns.upid_nr), (16, 0));

@@ -46,9 +46,9 @@ user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 
 Exit status:
   0  report written             4  no such process, a kernel thread, or command not started
-  1  other error                5  kernel lacks BPF, BTF, tracefs or a tracepoint
+  1  other error                5  kernel lacks BPF, BTF or a tracepoint, or is too old
   2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
-  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, and tracefs access)
+  3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
   7  an output file cannot be opened or written (checked before tracing)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -22,4 +22,4 @@ pub mod report;
 pub mod run;
 pub mod status;
 pub mod target;
-pub mod tracefs;
+pub mod uprobes;

@@ -68,9 +68,11 @@ fn main() -> ExitCode {
         }
     };
     let written = outputs.write(&args, &report);
+    log::info!("report written after {:?}", started.elapsed());
     // After the report: the user does not wait for the kernel's teardown.
     if let Some(probes) = probes.as_mut() {
         probes.detach();
+        log::info!("detached after {:?}", started.elapsed());
     }
     match written {
         Ok(()) => ExitCode::SUCCESS,

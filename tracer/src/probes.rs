@@ -5,58 +5,80 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        PerfEvent, ProgramError, TracePoint, UProbe,
+        PerfEvent, ProgramError, RawTracePoint, UProbe,
         perf_event::{
             PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent,
         },
-        trace_point::TracePointLinkId,
+        raw_trace_point::RawTracePointLinkId,
         uprobe::UProbeLinkId,
     },
 };
 use tracer_common::{
     Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, ReadKey,
-    ReadStats, ThreadStats, ZombieEntry, drops,
+    ReadStats, SyscallNumbers, ThreadStats, ZombieEntry, drops,
 };
 
 use crate::{
-    btf::KernelOffsets,
+    btf::{BtfError, KernelOffsets},
     events::MapSnapshot,
-    tracefs::{self, TracefsError},
 };
 
-/// The programs' configuration for this kernel: tracepoint fields from
-/// tracefs (mounted if it is not), struct offsets from BTF. A missing BTF
-/// offset costs some detail, said in `warnings`; tracefs is required.
-pub fn kernel_config(
-    follow_children: bool,
-    warnings: &mut Vec<String>,
-) -> Result<Config, TracefsError> {
-    let root = tracefs::ensure_mounted()?;
-    let layout = tracefs::read_layout(&root)?;
-    let kernel = KernelOffsets::read(warnings);
-    let mut lifecycle = layout.lifecycle;
-    (
-        lifecycle.task_mm,
-        lifecycle.mm_arg_start,
-        lifecycle.mm_arg_end,
-    ) = kernel.argv;
-    lifecycle.task_blocked = kernel.task_blocked;
+/// The programs' configuration for this kernel: this architecture's syscall
+/// numbers, struct offsets and saved registers from BTF. A missing optional
+/// offset costs some detail, said in `warnings`.
+fn kernel_config(follow_children: bool, warnings: &mut Vec<String>) -> Result<Config, BtfError> {
+    // An optional one that does not fit is said when it fails to attach.
+    let tracepoints: Vec<(&str, u32)> = ATTACHMENTS
+        .iter()
+        .filter(|a| !a.optional)
+        .map(|a| (a.program, a.arguments))
+        .collect();
+    let kernel = KernelOffsets::read(&tracepoints, warnings)?;
     Ok(Config {
-        offsets: layout.offsets,
-        lifecycle,
+        syscalls: syscall_numbers(),
+        structs: kernel.structs,
         regs: kernel.regs,
-        task_state_mask: layout.task_state_mask,
         follow_children: u32::from(follow_children),
-        task_exit_code: kernel.task_exit_code,
+        _pad: 0,
         pid_ns: kernel.pid_ns,
         file: kernel.file,
     })
 }
 
+/// This architecture's numbers of the syscalls the programs look at.
+fn syscall_numbers() -> SyscallNumbers {
+    let nr = |n: libc::c_long| n as u32;
+    SyscallNumbers {
+        read: nr(libc::SYS_read),
+        pread64: nr(libc::SYS_pread64),
+        readv: nr(libc::SYS_readv),
+        preadv: nr(libc::SYS_preadv),
+        preadv2: nr(libc::SYS_preadv2),
+        openat: nr(libc::SYS_openat),
+        #[cfg(target_arch = "x86_64")]
+        open: nr(libc::SYS_open),
+        #[cfg(not(target_arch = "x86_64"))]
+        open: tracer_common::NO_SYSCALL,
+        close: nr(libc::SYS_close),
+        rt_sigaction: nr(libc::SYS_rt_sigaction),
+        rt_sigprocmask: nr(libc::SYS_rt_sigprocmask),
+        wait4: nr(libc::SYS_wait4),
+        waitid: nr(libc::SYS_waitid),
+        clone: nr(libc::SYS_clone),
+        clone3: nr(libc::SYS_clone3),
+        kill: nr(libc::SYS_kill),
+        tkill: nr(libc::SYS_tkill),
+        tgkill: nr(libc::SYS_tgkill),
+        rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
+        rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
+        pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+    }
+}
+
 /// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
-/// and drop every link (tracepoints, the sampler's perf events, the uprobe).
+/// and drop every link (raw tracepoints, the sampler's perf events, uprobes).
 enum Link {
-    TracePoint(&'static str, TracePointLinkId),
+    RawTracePoint(&'static str, RawTracePointLinkId),
     PerfEvent(&'static str, PerfEventLinkId),
     UProbe(&'static str, UProbeLinkId),
 }
@@ -81,13 +103,12 @@ pub enum ProbeError {
         source: Box<ProgramError>,
     },
     #[error(
-        "attaching `{program}` to the tracepoint {category}:{name} failed: {source}. \
-         Does this kernel have that tracepoint (CONFIG_FTRACE_SYSCALLS)?"
+        "attaching `{program}` to the raw tracepoint {tracepoint} failed: {source}. \
+         Does this kernel have that tracepoint?"
     )]
     Attach {
         program: String,
-        category: &'static str,
-        name: &'static str,
+        tracepoint: &'static str,
         #[source]
         source: Box<ProgramError>,
     },
@@ -108,6 +129,10 @@ pub enum ProbeError {
         #[source]
         source: Box<ProgramError>,
     },
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("aya's loader panicked while reading the kernel's BTF")]
+    LoaderPanicked,
     #[error("the BPF object has no map `{0}` (build mismatch)")]
     MissingMap(&'static str),
     #[error("BPF map `{map}`: {source}")]
@@ -118,134 +143,66 @@ pub enum ProbeError {
     },
 }
 
-/// One program attached to one or more tracepoints. Optional ones may be
-/// missing on some kernels; the report then says what is not counted.
+/// One program attached to the raw tracepoint of the same name (its
+/// arguments are the kernel's `TP_PROTO`). Optional ones may be missing on
+/// some kernels; the report then says what is not counted.
 struct Attachment {
     program: &'static str,
-    tracepoints: &'static [(&'static str, &'static str)],
+    /// How many of the tracepoint's arguments the program reads (checked
+    /// against the kernel's BTF before loading).
+    arguments: u32,
     optional: bool,
 }
 
 const ATTACHMENTS: &[Attachment] = &[
+    // Every syscall, picked by number in the program: reads, opens,
+    // closes, rt_sigaction, rt_sigprocmask, then their returns and the wait
+    // returns (who reaped a zombie).
     Attachment {
-        program: "sys_enter_read",
-        tracepoints: &[("syscalls", "sys_enter_read")],
+        program: "sys_enter",
+        arguments: 2,
         optional: false,
     },
     Attachment {
-        program: "sys_enter_pread64",
-        tracepoints: &[("syscalls", "sys_enter_pread64")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_enter_readv",
-        tracepoints: &[("syscalls", "sys_enter_readv")],
-        optional: true,
-    },
-    // preadv2 has preadv's arguments plus flags (same fd/vec/vlen fields),
-    // and is what CPython's os.preadv calls: counted as "preadv".
-    Attachment {
-        program: "sys_enter_preadv",
-        tracepoints: &[
-            ("syscalls", "sys_enter_preadv"),
-            ("syscalls", "sys_enter_preadv2"),
-        ],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_exit_read",
-        tracepoints: &[
-            ("syscalls", "sys_exit_read"),
-            ("syscalls", "sys_exit_pread64"),
-            ("syscalls", "sys_exit_readv"),
-            ("syscalls", "sys_exit_preadv"),
-            ("syscalls", "sys_exit_preadv2"),
-        ],
-        optional: false,
-    },
-    Attachment {
-        program: "sys_enter_openat",
-        tracepoints: &[("syscalls", "sys_enter_openat")],
-        optional: false,
-    },
-    Attachment {
-        program: "sys_exit_openat",
-        tracepoints: &[("syscalls", "sys_exit_openat")],
-        optional: false,
-    },
-    // open(2) exists on x86-64 only; mimalloc (CPython 3.13+) calls it.
-    Attachment {
-        program: "sys_enter_open",
-        tracepoints: &[("syscalls", "sys_enter_open")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_exit_open",
-        tracepoints: &[("syscalls", "sys_exit_open")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_enter_close",
-        tracepoints: &[("syscalls", "sys_enter_close")],
+        program: "sys_exit",
+        arguments: 2,
         optional: false,
     },
     Attachment {
         program: "sched_switch",
-        tracepoints: &[("sched", "sched_switch")],
+        arguments: 4,
         optional: false,
     },
     Attachment {
         program: "sched_process_fork",
-        tracepoints: &[("sched", "sched_process_fork")],
+        arguments: 2,
         optional: false,
     },
     Attachment {
         program: "sched_process_exit",
-        tracepoints: &[("sched", "sched_process_exit")],
+        arguments: 2,
         optional: false,
     },
     // Process lifecycle and signals: rare events, each optional (the report
     // then says what is missing).
     Attachment {
         program: "sched_process_exec",
-        tracepoints: &[("sched", "sched_process_exec")],
+        arguments: 3,
         optional: true,
     },
     Attachment {
         program: "sched_process_free",
-        tracepoints: &[("sched", "sched_process_free")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_exit_wait4",
-        tracepoints: &[("syscalls", "sys_exit_wait4")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_exit_waitid",
-        tracepoints: &[("syscalls", "sys_exit_waitid")],
+        arguments: 1,
         optional: true,
     },
     Attachment {
         program: "signal_generate",
-        tracepoints: &[("signal", "signal_generate")],
+        arguments: 5,
         optional: true,
     },
     Attachment {
         program: "signal_deliver",
-        tracepoints: &[("signal", "signal_deliver")],
-        optional: true,
-    },
-    // Rare syscalls (a program sets a handler or a mask now and then): who
-    // set SIGTERM to be ignored, which line blocked SIGINT.
-    Attachment {
-        program: "sys_enter_rt_sigaction",
-        tracepoints: &[("syscalls", "sys_enter_rt_sigaction")],
-        optional: true,
-    },
-    Attachment {
-        program: "sys_enter_rt_sigprocmask",
-        tracepoints: &[("syscalls", "sys_enter_rt_sigprocmask")],
+        arguments: 3,
         optional: true,
     },
 ];
@@ -272,37 +229,33 @@ pub struct Probes {
     /// uprobe (one attachment per file serves every process running it);
     /// `None`: the program could not be loaded.
     signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
+    /// Attaches the signal-check uprobe off the event loop.
+    signal_check_attacher: Option<crate::uprobes::Attacher>,
 }
 
 impl Probes {
-    /// `sample_rate`: load the Python CPU sampler, for [`Probes::sample_threads`]
-    /// to attach at that frequency.
-    pub fn load(config: Config, sample_rate: Option<u64>) -> Result<Self, ProbeError> {
+    /// Reads this kernel's layout ([`kernel_config`]) and loads the
+    /// programs. `sample_rate`: load the Python CPU sampler too, for
+    /// [`Probes::sample_threads`] to attach at that frequency.
+    pub fn load(
+        follow_children: bool,
+        sample_rate: Option<u64>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ProbeError> {
+        // aya's loader parses the kernel's BTF as it is made (~50 ms here),
+        // whether the object needs it or not: done beside our own reading
+        // of the offsets, not after it.
+        let loader = std::thread::spawn(EbpfLoader::new);
+        let config = kernel_config(follow_children, warnings);
+        let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
+        let config = config?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = loader
             .override_global("CONFIG", &config, true)
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
 
-        let mut warnings = Vec::new();
-        let mut links = Vec::new();
-        for attachment in ATTACHMENTS {
-            if let Err(err) = attach_one(&mut ebpf, attachment, &mut links) {
-                if attachment.optional {
-                    log::warn!("{err}");
-                    warnings.push(format!("not counted: {err}"));
-                } else {
-                    return Err(err);
-                }
-            }
-        }
-        let sampler_error = match sample_rate {
-            Some(_) => load_sampler(&mut ebpf).err().map(|err| {
-                log::warn!("{err}");
-                err.to_string()
-            }),
-            None => None,
-        };
+        let (links, warnings, sampler_error) = load_and_attach(&mut ebpf, sample_rate.is_some())?;
         let traced = take_map(&mut ebpf, "TRACED")?;
         let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
         let py_config = take_map(&mut ebpf, "PY_CONFIG")?;
@@ -317,6 +270,7 @@ impl Probes {
             links,
             warnings,
             signal_checks: None,
+            signal_check_attacher: None,
         })
     }
 
@@ -359,6 +313,13 @@ impl Probes {
         new
     }
 
+    /// Whether exec records come (the optional `sched_process_exec` is attached).
+    pub fn sees_exec(&self) -> bool {
+        self.links
+            .iter()
+            .any(|link| matches!(link, Link::RawTracePoint("sched_process_exec", _)))
+    }
+
     /// Publishes the frame-walk offsets of process `pid`'s interpreter.
     pub fn set_python_config(&mut self, pid: u32, config: PyConfig) -> Result<(), ProbeError> {
         self.py_config
@@ -395,16 +356,48 @@ impl Probes {
     /// runs are not known.
     pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
         let name = "py_signal_check";
-        typed_program::<UProbe>(&mut self.ebpf, name)?
-            .load()
-            .map_err(|source| load_error(name, source))?;
+        let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
+        program.load().map_err(|source| load_error(name, source))?;
+        let fd = program
+            .fd()
+            .and_then(|fd| {
+                use std::os::fd::AsFd as _;
+                fd.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(ProgramError::IOError)
+            })
+            .map_err(|source| ProbeError::Program {
+                program: name.into(),
+                source: Box::new(source),
+            })?;
+        self.signal_check_attacher = Some(crate::uprobes::Attacher::start(fd));
         self.signal_checks = Some(Default::default());
         Ok(())
     }
 
-    /// Attaches the signal-check uprobe to CPython's signal checks in the
-    /// interpreter file `path` (at `offsets`), for every process running
-    /// it (the program keeps to traced ones), once per file.
+    /// Signal-check attachments finished since the last call. A file that
+    /// failed may be attached again (by the next process that runs it).
+    pub fn signal_checks_attached(&mut self) -> Vec<crate::uprobes::Attached> {
+        let finished = self
+            .signal_check_attacher
+            .as_ref()
+            .map(crate::uprobes::Attacher::finished)
+            .unwrap_or_default();
+        if let Some(done) = self.signal_checks.as_mut() {
+            for failed in finished.iter().filter(|a| a.result.is_err()) {
+                for &offset in &failed.offsets {
+                    done.remove(&(failed.file.0, failed.file.1, offset));
+                }
+            }
+        }
+        finished
+    }
+
+    /// Attaches (soon, on the attacher's thread: see
+    /// [`Probes::signal_checks_attached`]) the signal-check uprobe to
+    /// CPython's signal checks in the interpreter file `path` (at
+    /// `offsets`), for every process running it (the program keeps to traced
+    /// ones), once per file.
     pub fn attach_signal_checks(
         &mut self,
         path: &std::path::Path,
@@ -422,19 +415,16 @@ impl Probes {
                 offset: offsets.first().copied().unwrap_or(0),
                 source: Box::new(ProgramError::IOError(source)),
             })?;
-        for &offset in offsets {
-            let key = (file.0, file.1, offset);
-            if self
-                .signal_checks
-                .as_ref()
-                .is_some_and(|done| done.contains(&key))
-            {
-                continue;
-            }
-            self.attach_uprobe("py_signal_check", path, offset, None)?;
-            if let Some(done) = self.signal_checks.as_mut() {
-                done.insert(key);
-            }
+        let Some(done) = self.signal_checks.as_mut() else {
+            return Ok(());
+        };
+        let new: Vec<u64> = offsets
+            .iter()
+            .copied()
+            .filter(|&offset| done.insert((file.0, file.1, offset)))
+            .collect();
+        if let (false, Some(attacher)) = (new.is_empty(), &self.signal_check_attacher) {
+            attacher.request(path, file, &new);
         }
         Ok(())
     }
@@ -653,9 +643,17 @@ impl Probes {
             };
         }
         let mut owned: Vec<Box<dyn Send>> = Vec::new();
+        if let Some(attacher) = self.signal_check_attacher.as_mut() {
+            owned.extend(
+                attacher
+                    .stop()
+                    .into_iter()
+                    .map(|fd| Box::new(fd) as Box<dyn Send>),
+            );
+        }
         for link in self.links.drain(..) {
             owned.extend(match link {
-                Link::TracePoint(program, id) => take!(TracePoint, program, id),
+                Link::RawTracePoint(program, id) => take!(RawTracePoint, program, id),
                 Link::PerfEvent(program, id) => take!(PerfEvent, program, id),
                 Link::UProbe(program, id) => take!(UProbe, program, id),
             });
@@ -714,11 +712,61 @@ fn per_cpu_totals<const N: usize>(ebpf: &Ebpf, name: &'static str) -> Result<[u6
     Ok(totals)
 }
 
-/// Loads (not attaches) the CPU-clock sampler.
-fn load_sampler(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-    typed_program::<PerfEvent>(ebpf, "python_sample")?
-        .load()
-        .map_err(|source| load_error("python_sample", source))
+/// Loads and attaches every program of [`ATTACHMENTS`] and (`sampler`)
+/// loads the CPU-clock sampler alongside, on a thread of its own: the
+/// verifier takes longer over the sampler's frame walk (~80 ms here) than
+/// over all the others together, and nothing waits for it before the
+/// target is started. Returns the links, the warnings of optional programs
+/// that failed, and why the sampler cannot run, if so.
+#[allow(clippy::type_complexity)]
+fn load_and_attach(
+    ebpf: &mut Ebpf,
+    sampler: bool,
+) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
+    let mut sample_program = None;
+    let mut programs = std::collections::HashMap::new();
+    for (name, program) in ebpf.programs_mut() {
+        if name == "python_sample" {
+            sample_program = sampler.then_some(program);
+        } else {
+            programs.insert(name, program);
+        }
+    }
+    std::thread::scope(|scope| {
+        let sampler = sample_program.map(|program| {
+            scope.spawn(move || -> Result<(), ProbeError> {
+                <&mut PerfEvent>::try_from(program)
+                    .map_err(|source| ProbeError::Program {
+                        program: "python_sample".into(),
+                        source: Box::new(source),
+                    })?
+                    .load()
+                    .map_err(|source| load_error("python_sample", source))
+            })
+        });
+        let mut links = Vec::new();
+        let mut warnings = Vec::new();
+        for attachment in ATTACHMENTS {
+            let program = programs.remove(attachment.program);
+            if let Err(err) = attach_one(program, attachment, &mut links) {
+                if attachment.optional {
+                    log::warn!("{err}");
+                    warnings.push(format!("not counted: {err}"));
+                } else {
+                    return Err(err);
+                }
+            }
+        }
+        let sampler_error = match sampler.map(|thread| thread.join()) {
+            None | Some(Ok(Ok(()))) => None,
+            Some(Ok(Err(err))) => {
+                log::warn!("{err}");
+                Some(err.to_string())
+            }
+            Some(Err(_)) => Some("loading the sampler panicked".into()),
+        };
+        Ok((links, warnings, sampler_error))
+    })
 }
 
 /// The program `name` of the object, as its type `P` (`TracePoint`, ...).
@@ -814,26 +862,30 @@ where
 }
 
 fn attach_one(
-    ebpf: &mut Ebpf,
+    program: Option<&mut aya::programs::Program>,
     attachment: &Attachment,
     links: &mut Vec<Link>,
 ) -> Result<(), ProbeError> {
     let program_name = attachment.program;
-    let program = typed_program::<TracePoint>(ebpf, program_name)?;
+    let program_error = |source| ProbeError::Program {
+        program: program_name.into(),
+        source: Box::new(source),
+    };
+    let program: &mut RawTracePoint = program
+        .ok_or_else(|| program_error(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(program_error)?;
     program
         .load()
         .map_err(|source| load_error(program_name, source))?;
-    for &(category, name) in attachment.tracepoints {
-        let link = program
-            .attach(category, name)
-            .map_err(|source| ProbeError::Attach {
-                program: program_name.into(),
-                category,
-                name,
-                source: Box::new(source),
-            })?;
-        links.push(Link::TracePoint(program_name, link));
-    }
+    let link = program
+        .attach(program_name)
+        .map_err(|source| ProbeError::Attach {
+            program: program_name.into(),
+            tracepoint: program_name,
+            source: Box::new(source),
+        })?;
+    links.push(Link::RawTracePoint(program_name, link));
     Ok(())
 }
 

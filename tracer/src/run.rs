@@ -18,21 +18,18 @@ use crate::{
     cli::Args,
     events,
     preflight::{self, PreflightError},
-    probes::{self, ProbeError, Probes},
+    probes::{ProbeError, Probes},
     procfs,
     python::PythonTree,
     report::{Report, Target as ReportTarget},
     status::StatusLine,
     target::{Target, TargetError},
-    tracefs::TracefsError,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Preflight(#[from] PreflightError),
-    #[error(transparent)]
-    Tracefs(#[from] TracefsError),
     #[error(transparent)]
     Probes(#[from] ProbeError),
     #[error(transparent)]
@@ -49,9 +46,8 @@ impl RunError {
     /// The documented exit status (see `tracer --help`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Preflight(PreflightError::NotPrivileged { .. })
-            | Self::Tracefs(TracefsError::Denied { .. }) => 3,
-            Self::Preflight(_) | Self::Tracefs(_) => 5,
+            Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
+            Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
             Self::Target(_) => 4,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
             Self::Probes(ProbeError::Attach { .. }) => 5,
@@ -93,6 +89,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     if !args.no_python && probes.sampler_error.is_none() {
         let mut tree = PythonTree::new(target.pid, args.read_stacks);
+        if target.launched && probes.sees_exec() {
+            tree.await_exec(target.pid);
+        }
         if !target.launched && !args.no_children {
             for pid in procfs::descendants(target.pid) {
                 tree.add(pid);
@@ -195,12 +194,15 @@ fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u3
     comm
 }
 
-/// Reads the kernel's layout (tracefs formats, BTF offsets), loads and
+/// Reads the kernel's layout (BTF offsets), loads and
 /// attaches every program. Warnings go to the collector.
 fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, RunError> {
     let mut warnings = Vec::new();
-    let config = probes::kernel_config(!args.no_children, &mut warnings)?;
-    let mut probes = Probes::load(config, collector.settings.python_rate_hz)?;
+    let mut probes = Probes::load(
+        !args.no_children,
+        collector.settings.python_rate_hz,
+        &mut warnings,
+    )?;
     if collector.settings.count_entries
         && let Err(err) = probes.load_entry_counter()
     {
@@ -280,6 +282,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 /// submitted without wake-up) and the interpreter's thread list re-read.
 const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
 const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
+/// How often samples are drained while a program starts (see `event_loop`).
+const EARLY_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 /// How long the fast search lasts (a target that is not Python is then
 /// looked at every 50 ms, like the rest); samples are drained every 5 ms
 /// for as long.
@@ -322,24 +326,28 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
         sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
-        // After the sampler has the process (a uprobe takes milliseconds to
-        // attach). A process gone already (a short-lived fork) needs no
-        // probe; the next process running the same file gets it.
-        let attach_started = Instant::now();
+        // After the sampler has the process; attached on a thread of its
+        // own (a uprobe takes milliseconds), the loop goes on draining.
         if let Some((path, offsets)) = &update.signal_checks
-            && let Err(err) = probes.attach_signal_checks(path, offsets).inspect(|()| {
-                log::info!(
-                    "signal checks of {} probed after {:?}",
-                    path.display(),
-                    attach_started.elapsed()
-                )
-            })
-            && procfs::exists(pid)
-            && !procfs::is_zombie(pid)
+            && let Err(err) = probes.attach_signal_checks(path, offsets)
         {
             collector.warnings.push(format!(
                 "when Python signal handlers run is not traced: {err}"
             ));
+        }
+    }
+    for attached in probes.signal_checks_attached() {
+        match attached.result {
+            Ok(took) => log::info!(
+                "signal checks of {} probed after {took:?}",
+                attached.path.display()
+            ),
+            // Seen through a process gone already (a short-lived fork): the
+            // next process running the file gets the probe.
+            Err(err) if err.file_gone() => log::info!("{err}"),
+            Err(err) => collector.warnings.push(format!(
+                "when Python signal handlers run is not traced: {err}"
+            )),
         }
     }
     if let Some(tree) = &collector.python {
@@ -358,6 +366,14 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
     // side reads each delivery's handler from.
     for (pid, config) in collector.read_signal_handlers() {
         probes.set_python_config(pid, config)?;
+        // Said once the kernel side has it: a handler fired from now on is
+        // named from the table (the tests' handshake waits for this line).
+        if config.signal_handlers != 0 {
+            log::info!(
+                "pid {pid}: Python signal handlers known (table at {:#x})",
+                config.signal_handlers
+            );
+        }
     }
     for (pid, tid) in sampled {
         log::info!("pid {pid}: Python thread {tid} is sampled from now on");
@@ -411,6 +427,8 @@ async fn event_loop(
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
     let mut python_ticker = tokio::time::interval(PYTHON_SEARCH_INTERVAL);
     let mut last_python_refresh = Instant::now();
+    let mut early_drain = tokio::time::interval(EARLY_DRAIN_INTERVAL);
+    early_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let exited = target.exited();
@@ -424,6 +442,8 @@ async fn event_loop(
                 guard.clear_ready();
                 if collector.python_dirty {
                     refresh_python(probes, collector)?;
+                    // What came meanwhile (samples do not wake the loop).
+                    drain(guard.get_inner_mut(), collector);
                 }
             }
             result = &mut exited => {
@@ -444,6 +464,7 @@ async fn event_loop(
                 if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
                     drain(ring.get_mut(), collector);
                     refresh_python(probes, collector)?;
+                    drain(ring.get_mut(), collector);
                     last_python_refresh = Instant::now();
                 } else if early {
                     // Start-up is when a program imports: module bodies run
@@ -451,6 +472,14 @@ async fn event_loop(
                     // samples in them are symbolized within ~5 ms, not 50.
                     drain(ring.get_mut(), collector);
                 }
+            }
+            // A starting program imports: module bodies run once and their
+            // code objects are freed at once, their addresses soon reused by
+            // the next ones. Samples (which do not wake the loop) are named
+            // within a millisecond then, not five.
+            _ = early_drain.tick(), if started.elapsed() < PYTHON_SEARCH_FOR
+                && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
+                drain(ring.get_mut(), collector);
             }
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);

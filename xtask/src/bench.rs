@@ -69,6 +69,9 @@ enum Suite {
     /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
     /// cost per tick on a free-threaded build next to the GIL build.
     Tree,
+    /// The fixed cost: `tracer -- /bin/true` next to bpftrace with one
+    /// tracepoint; time to first event; teardown after the report.
+    Startup,
     All,
 }
 
@@ -121,6 +124,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     let baseline = baseline.as_deref();
     let mut report = String::new();
+    if matches!(args.suite, Suite::Startup | Suite::All) {
+        report.push_str(&startup_suite(args, &tracer, baseline, &out_dir, &version)?);
+    }
     if matches!(args.suite, Suite::Proc | Suite::All) {
         report.push_str(&proc_suite(args, &tracer, baseline, &out_dir, &version)?);
     }
@@ -155,6 +161,156 @@ fn proc_suite(
     let timings = time_variants(&variants, out_dir, args.runs)?;
     let rss = measure_rss(tracer, &script, out_dir, args.rss_seconds)?;
     Ok(render(args, &variants, &timings, &rss, version))
+}
+
+/// The fixed cost of a trace, on a command that does nothing: the whole
+/// `tracer -- /bin/true` next to untraced and to bpftrace with one
+/// tracepoint (hyperfine, medians), then the tracer's own phases from its
+/// `--verbose` lines: start to first event, start to report written, and the
+/// teardown after the report (exit minus report written).
+fn startup_suite(
+    args: &BenchArgs,
+    tracer: &Path,
+    baseline: Option<&Path>,
+    out_dir: &Path,
+    version: &str,
+) -> Result<String> {
+    let runs = args.runs.max(10);
+    let traced = |tracer: &Path| {
+        format!(
+            "{} --quiet --format json -o /dev/null -- /bin/true",
+            path(tracer)
+        )
+    };
+    let mut commands = vec![
+        ("untraced", "/bin/true".to_string()),
+        ("tracer", traced(tracer)),
+        (
+            "bpftrace",
+            "bpftrace -e 'tracepoint:syscalls:sys_enter_read {}' -c /bin/true".to_string(),
+        ),
+    ];
+    if let Some(baseline) = baseline {
+        commands.insert(2, ("tracer-baseline", traced(baseline)));
+    }
+    let json = out_dir.join("startup.json");
+    let mut cmd = tool_command("hyperfine");
+    cmd.args(["--shell=none", "--style", "basic", "--output", "null"])
+        .args(["--warmup", "1", "--runs", &runs.to_string()])
+        .arg("--export-json")
+        .arg(&json);
+    for (name, command) in &commands {
+        cmd.args(["--command-name", name, command]);
+    }
+    run(&mut cmd)?;
+    let exported: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?,
+    )?;
+    let medians: Vec<f64> = exported["results"]
+        .as_array()
+        .context("hyperfine JSON has no `results`")?
+        .iter()
+        .map(|r| r["median"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    ensure!(
+        medians.len() == commands.len(),
+        "hyperfine JSON: missing results"
+    );
+
+    let (mut first, mut written, mut teardown, mut walls) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = Command::new(tracer)
+            .args([
+                "--verbose",
+                "--quiet",
+                "--format",
+                "json",
+                "-o",
+                "/dev/null",
+            ])
+            .args(["--", "/bin/true"])
+            .stdin(Stdio::null())
+            .output()
+            .context("running the tracer on /bin/true")?;
+        let wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.success(),
+            "tracer -- /bin/true failed:\n{stderr}"
+        );
+        let (Some(f), Some(w)) = (
+            parse_after(&stderr, "first event after "),
+            parse_after(&stderr, "report written after "),
+        ) else {
+            bail!("tracer --verbose printed no `first event` / `report written` line:\n{stderr}");
+        };
+        first.push(f);
+        written.push(w);
+        teardown.push(wall_ms - w);
+        walls.push(wall_ms);
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "## Fixed cost: a trace of /bin/true\n");
+    let _ = writeln!(md, "{}\n", machine_line());
+    let _ = writeln!(md, "Tracer: {version}.\n");
+    let _ = writeln!(
+        md,
+        "Medians of {runs} runs (after 1 warm-up run) timed by hyperfine, from start to exit.\n"
+    );
+    let _ = writeln!(md, "| command | median | vs tracer |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    let tracer_median = medians[1];
+    for ((name, command), median) in commands.iter().zip(&medians) {
+        let _ = writeln!(
+            md,
+            "| {name}: `{command}` | {:.1} ms | {:.2}x |",
+            median * 1000.0,
+            median / tracer_median
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe tracer's phases (`--verbose`), medians of {runs} runs of `tracer --verbose -- /bin/true`:\n"
+    );
+    let _ = writeln!(md, "| phase | median |");
+    let _ = writeln!(md, "|---|---:|");
+    for (phase, values) in [
+        ("start to first event", &mut first),
+        ("start to report written", &mut written),
+        ("teardown: report written to exit", &mut teardown),
+        ("start to exit", &mut walls),
+    ] {
+        let _ = writeln!(md, "| {phase} | {:.1} ms |", median(values));
+    }
+    Ok(md)
+}
+
+/// The number of milliseconds after `label` in a `--verbose` line
+/// (`first event after 12 ms`, `report written after 130.5ms`).
+fn parse_after(stderr: &str, label: &str) -> Option<f64> {
+    stderr.lines().find_map(|line| {
+        let rest = &line[line.find(label)? + label.len()..];
+        let word = rest.split_whitespace().next()?;
+        let unit = rest.split_whitespace().nth(1).unwrap_or("");
+        let digits: String = word
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let value: f64 = digits.parse().ok()?;
+        let unit = if word.len() > digits.len() {
+            &word[digits.len()..]
+        } else {
+            unit
+        };
+        Some(match unit {
+            "s" => value * 1000.0,
+            "us" | "µs" => value / 1000.0,
+            "ns" => value / 1e6,
+            _ => value,
+        })
+    })
 }
 
 /// py-spy comes from PyPI: installed with the benchmark's Python when missing.
@@ -270,6 +426,9 @@ fn variants(
     let bpftraced = elapsed("bpftrace");
     let emptied = elapsed("bpftrace-empty");
     let empty_bt = bt.with_file_name("empty_probes.bt");
+    let floored = elapsed("floor");
+    let besided = elapsed("beside-tracer");
+    let xtask = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xtask"));
     let baselined = elapsed("tracer-baseline");
     let baseline = baseline.map(|baseline| Variant {
         name: "tracer-baseline",
@@ -319,13 +478,34 @@ fn variants(
         },
         Variant {
             name: "bpftrace-empty",
-            what: "`bpftrace -c ... xtask/bench/empty_probes.bt`: the tracer's read-path tracepoints with programs that do nothing (the kernel's floor)",
+            what: "`bpftrace -c ... xtask/bench/empty_probes.bt`: empty programs on perf-event tracepoints of the same syscalls (the floor of bpftrace's mechanism)",
             command: format!(
                 "bpftrace -o /dev/null -c {} {}",
                 shell_quote(&workload(script, iterations, &emptied)),
                 path(&empty_bt)
             ),
             elapsed_file: emptied,
+        },
+        Variant {
+            name: "floor",
+            what: "`xtask bench-floor`: empty programs on the tracer's own raw tracepoints (the kernel's floor under the tracer)",
+            command: format!(
+                "{} bench-floor -- {}",
+                path(&xtask),
+                workload(script, iterations, &floored)
+            ),
+            elapsed_file: floored,
+        },
+        Variant {
+            name: "beside-tracer",
+            what: "`xtask bench-beside`: untraced, while `tracer --pid` traces an idle process (the host-wide tax; compare with floor)",
+            command: format!(
+                "{} bench-beside -- {} --format json -o /dev/null -- {}",
+                path(&xtask),
+                path(tracer),
+                workload(script, iterations, &besided)
+            ),
+            elapsed_file: besided,
         },
     ];
     if let Some(baseline) = baseline {
@@ -725,6 +905,18 @@ fn machine_line() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase_lines() {
+        let stderr = "[INFO ] programs attached after 120.5ms\n[INFO ] first event after 123 ms\n[INFO ] report written after 131.25ms\n";
+        assert_eq!(parse_after(stderr, "first event after "), Some(123.0));
+        assert_eq!(parse_after(stderr, "report written after "), Some(131.25));
+        assert_eq!(
+            parse_after("report written after 1.5s", "report written after "),
+            Some(1500.0)
+        );
+        assert_eq!(parse_after(stderr, "detached after "), None);
+    }
 
     #[test]
     fn first_event_line() {

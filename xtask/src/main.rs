@@ -14,6 +14,7 @@
 
 mod bench;
 mod chroots;
+mod floor;
 mod fuzz;
 mod setup;
 mod util;
@@ -68,6 +69,19 @@ enum Command {
     /// Run the fuzz targets of every parser of untrusted bytes for a while
     /// each (cargo-fuzz, installed once) and sum up what they found.
     Fuzz(fuzz::FuzzArgs),
+    /// (For the benchmark) run CMD with empty programs on the tracer's hooks.
+    #[command(hide = true)]
+    BenchFloor {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// (For the benchmark) run CMD while TRACER traces an idle process:
+    /// `bench-beside -- TRACER [ARGS] -- CMD`.
+    #[command(hide = true)]
+    BenchBeside {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        words: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +94,8 @@ fn main() -> ExitCode {
         Command::Chroots => make_chroots(),
         Command::Bench(args) => bench::bench(&args),
         Command::Fuzz(args) => fuzz::fuzz(&args),
+        Command::BenchFloor { command } => floor::floor(&command),
+        Command::BenchBeside { words } => floor::beside(&words),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,8 +146,13 @@ fn test() -> Result<()> {
         let (name, value) = root.env_var();
         cmd.env(name, value);
     }
+    // Release: the end-to-end tests run the tracer users run (built just
+    // above), at its speed; a debug build is several times slower on the
+    // paths that race a short-lived process (reading its memory before it
+    // exits).
     cmd.args([
         "test",
+        "--release",
         "--workspace",
         "--exclude",
         "tracer-ebpf",

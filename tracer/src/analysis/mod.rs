@@ -327,11 +327,19 @@ impl Collector {
             return Vec::new();
         };
         let configs = tree.read_signal_handlers();
-        for (index, pid, sig) in self.actions_to_name.drain(..) {
-            if let Some(handler) = tree.known_signal_handler(pid, sig) {
-                self.signal_changes.on_python_handler(index, handler);
+        // A change made before the table was found waits for it (CPython
+        // sets `signal`'s own handlers during start-up, before the tracer
+        // may have looked).
+        let signal_changes = &mut self.signal_changes;
+        self.actions_to_name.retain(|&(index, pid, sig)| {
+            if tree.handler_table_pending(pid) {
+                return true;
             }
-        }
+            if let Some(handler) = tree.known_signal_handler(pid, sig) {
+                signal_changes.on_python_handler(index, handler);
+            }
+            false
+        });
         configs
     }
 

@@ -56,7 +56,7 @@ fn bytecode_copies(mem: &dyn Memory, tlbc: u64, code_start: u64) -> Result<Vec<u
             len: size,
         });
     }
-    let raw = mem.read_vec(tlbc + 8, size as usize * 8)?;
+    let raw = mem.read_vec(tlbc.wrapping_add(8), size as usize * 8)?;
     Ok(raw
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -66,11 +66,11 @@ fn bytecode_copies(mem: &dyn Memory, tlbc: u64, code_start: u64) -> Result<Vec<u
 
 /// Reads a `str` object (compact ASCII or compact UCS-1/2/4).
 pub fn read_unicode(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<String, CodeError> {
-    let len = mem.u64(addr + o.unicode_length)?;
+    let len = mem.u64(addr.wrapping_add(o.unicode_length))?;
     if len > MAX_STRING {
         return Err(CodeError::Length { addr, len });
     }
-    let state = mem.u32(addr + o.unicode_state)?;
+    let state = mem.u32(addr.wrapping_add(o.unicode_state))?;
     let kind = (state >> 2) & 7;
     let compact = (state >> 5) & 1 == 1;
     let ascii = (state >> 6) & 1 == 1;
@@ -78,14 +78,14 @@ pub fn read_unicode(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<String, 
         return Err(CodeError::NotCompact(addr));
     }
     if ascii {
-        let bytes = mem.read_vec(addr + o.ascii_size, len as usize)?;
+        let bytes = mem.read_vec(addr.wrapping_add(o.ascii_size), len as usize)?;
         return Ok(String::from_utf8_lossy(&bytes).into_owned());
     }
     let width = match kind {
         1 | 2 | 4 => kind as usize,
         _ => return Err(CodeError::NotCompact(addr)),
     };
-    let bytes = mem.read_vec(addr + o.compact_size, len as usize * width)?;
+    let bytes = mem.read_vec(addr.wrapping_add(o.compact_size), len as usize * width)?;
     Ok(bytes
         .chunks(width)
         .map(|c| {
@@ -97,11 +97,11 @@ pub fn read_unicode(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<String, 
 }
 
 pub fn read_bytes(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<Vec<u8>, CodeError> {
-    let len = mem.u64(addr + o.bytes_size)?;
+    let len = mem.u64(addr.wrapping_add(o.bytes_size))?;
     if len > MAX_TABLE {
         return Err(CodeError::Length { addr, len });
     }
-    Ok(mem.read_vec(addr + o.bytes_data, len as usize)?)
+    Ok(mem.read_vec(addr.wrapping_add(o.bytes_data), len as usize)?)
 }
 
 /// `code_type`: address of `PyCode_Type`; when known, anything whose
@@ -113,23 +113,23 @@ pub fn read_code(
     code_type: Option<u64>,
 ) -> Result<CodeInfo, CodeError> {
     if let Some(expected) = code_type
-        && mem.u64(code + o.ob_type)? != expected
+        && mem.u64(code.wrapping_add(o.ob_type))? != expected
     {
         return Err(CodeError::NotCode(code));
     }
-    let name = read_unicode(mem, o, mem.u64(code + o.code_name)?)?;
+    let name = read_unicode(mem, o, mem.u64(code.wrapping_add(o.code_name))?)?;
     let qualname = match o.code_qualname {
-        Some(off) => read_unicode(mem, o, mem.u64(code + off)?)?,
+        Some(off) => read_unicode(mem, o, mem.u64(code.wrapping_add(off))?)?,
         None => name.clone(),
     };
-    let filename = read_unicode(mem, o, mem.u64(code + o.code_filename)?)?;
-    let firstlineno = mem.u32(code + o.code_firstlineno)?;
-    let linetable = read_bytes(mem, o, mem.u64(code + o.code_linetable)?)?;
-    let code_start = o.code_adaptive.map_or(0, |off| code + off);
+    let filename = read_unicode(mem, o, mem.u64(code.wrapping_add(o.code_filename))?)?;
+    let firstlineno = mem.u32(code.wrapping_add(o.code_firstlineno))?;
+    let linetable = read_bytes(mem, o, mem.u64(code.wrapping_add(o.code_linetable))?)?;
+    let code_start = o.code_adaptive.map_or(0, |off| code.wrapping_add(off));
     let (copies, code_bytes) = match o.code_tlbc {
         Some(off) => (
-            bytecode_copies(mem, mem.u64(code + off)?, code_start)?,
-            mem.u64(code + o.var_size)?.saturating_mul(2),
+            bytecode_copies(mem, mem.u64(code.wrapping_add(off))?, code_start)?,
+            mem.u64(code.wrapping_add(o.var_size))?.saturating_mul(2),
         ),
         None => (Vec::new(), 0),
     };
@@ -316,6 +316,19 @@ pub fn locations_line(table: &[u8], first: u32, unit: u64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame's code pointer is whatever the target's memory held: one
+    /// near the top of the address space is an error, not an overflow.
+    #[test]
+    fn a_wild_code_pointer_is_an_error() {
+        let mem = crate::python::memory::Snapshot::default();
+        let o = crate::python::layout::static_offsets(11).unwrap();
+        for code in [u64::MAX, u64::MAX - 8, 1u64 << 63] {
+            assert!(read_code(&mem, &o, code, Some(0x1000)).is_err());
+            assert!(read_code(&mem, &o, code, None).is_err());
+            assert!(read_unicode(&mem, &o, code).is_err());
+        }
+    }
 
     /// Free-threaded 3.14+: a thread that specialized a function runs its
     /// own copy of the bytecode; its instruction pointers point there, and

@@ -157,6 +157,10 @@ pub struct PythonProcess {
     signal_checks_published: bool,
     /// The kernel side has the handler table's address (or it is unknown).
     handler_table_published: bool,
+    /// A launched command not looked at before its exec record: the exec
+    /// drops what the kernel side was given, and may come after a look that
+    /// already saw the new program.
+    awaiting_exec: bool,
 }
 
 /// While the signal handler table is not found, it is searched for again
@@ -164,6 +168,11 @@ pub struct PythonProcess {
 /// by the first refreshes, then only for deliveries to a handler.
 const HANDLER_TABLE_SEARCH_EVERY: Duration = Duration::from_millis(250);
 const HANDLER_TABLE_SEARCHES: u32 = 8;
+/// The first search waits this long after the interpreter is found: the
+/// look that found it has just kept the loop from draining for a few ms,
+/// while a starting program's samples (in module bodies freed at once)
+/// wait to be named.
+const HANDLER_TABLE_FIRST_SEARCH_AFTER: Duration = Duration::from_millis(20);
 
 /// While a published thread has no name, names are read again at most this often.
 const NAMES_EVERY: Duration = Duration::from_millis(200);
@@ -191,7 +200,13 @@ impl PythonProcess {
             looked_at_ns: 0,
             signal_checks_published: false,
             handler_table_published: true,
+            awaiting_exec: false,
         }
+    }
+
+    /// Not looked at until its exec record has come (see `awaiting_exec`).
+    pub fn await_exec(&mut self) {
+        self.awaiting_exec = true;
     }
 
     /// The process `child`, forked (without `exec`) by this one: the same
@@ -257,6 +272,7 @@ impl PythonProcess {
     /// `not_python`: the files found not to be Python (shared by the tree).
     pub fn on_exec(&mut self, exec_ns: u64, not_python: &mut HashSet<String>) {
         let pid = self.pid;
+        self.awaiting_exec = false;
         // Looked at after the exec already (its record comes through the
         // ring buffer, the look may come first): what it found is the new
         // program. A look that began before the exec's record time may
@@ -411,6 +427,12 @@ impl PythonProcess {
     /// Reads CPython's signal handler table (found on first use) and names
     /// the handlers that changed since the last read: one 1 KiB read.
     /// The handler of signal `sig` as last read.
+    /// Whether its handler table may still be found: it lives and the
+    /// table is not known yet.
+    pub fn handler_table_pending(&self) -> bool {
+        !self.exited && self.handler_table.is_none()
+    }
+
     pub fn known_signal_handler(&self, sig: i32) -> Option<&handlers::Handler> {
         self.handlers.get(&sig).map(|(_, handler)| handler)
     }
@@ -465,7 +487,9 @@ impl PythonProcess {
             // Each search reads the interpreter's data (~1.4 MiB for 3.11):
             // a few while the `signal` module may still be setting up, then
             // only for a delivery to a handler.
-            let every = if search || self.handler_table_searches < HANDLER_TABLE_SEARCHES {
+            let every = if self.handler_table_searches == 0 {
+                HANDLER_TABLE_FIRST_SEARCH_AFTER
+            } else if search || self.handler_table_searches < HANDLER_TABLE_SEARCHES {
                 HANDLER_TABLE_SEARCH_EVERY
             } else {
                 return;
@@ -481,12 +505,6 @@ impl PythonProcess {
             self.handler_table = interpreter
                 .data_range
                 .and_then(|range| handlers::find_table(&ready.memory, range));
-            if let Some(table) = self.handler_table {
-                log::info!(
-                    "pid {}: Python signal handlers known (table at {table:#x})",
-                    self.pid
-                );
-            }
             // The kernel side reads the slot of each delivery from there.
             self.handler_table_published = self.handler_table.is_none();
         }
@@ -566,7 +584,7 @@ impl PythonProcess {
     /// list. `not_python`: the files found not to be Python (shared by the tree).
     pub fn refresh(&mut self, not_python: &mut HashSet<String>) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
-        if self.exited {
+        if self.exited || self.awaiting_exec {
             return update;
         }
         if let Discovery::Searching(_) = self.discovery {
@@ -587,6 +605,8 @@ impl PythonProcess {
                         ready.binary.origin
                     );
                     self.discovery = Discovery::Ready(Box::new(ready));
+                    // Counted from now (see HANDLER_TABLE_FIRST_SEARCH_AFTER).
+                    self.handler_table_searched = Some(Instant::now());
                 }
                 Err((reason, None)) if reason.searching => {
                     self.discovery = Discovery::Searching(reason.text);

@@ -21,31 +21,35 @@ pub struct ThreadState {
 /// memory: the list may be changing under us; the next refresh fixes it.
 pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadState> {
     let mut out = Vec::new();
-    let Ok(mut interp) = mem.u64(runtime + o.runtime_interpreters_head) else {
+    let Ok(mut interp) = mem.u64(runtime.wrapping_add(o.runtime_interpreters_head)) else {
         return out;
     };
     for _ in 0..MAX_INTERPRETERS {
         if interp == 0 {
             break;
         }
-        let mut tstate = mem.u64(interp + o.interp_threads_head).unwrap_or(0);
+        let mut tstate = mem
+            .u64(interp.wrapping_add(o.interp_threads_head))
+            .unwrap_or(0);
         for _ in 0..MAX_THREADS {
             if tstate == 0 || out.len() >= MAX_THREADS {
                 break;
             }
-            let pthread = mem.u64(tstate + o.tstate_thread_id).unwrap_or(0);
+            let pthread = mem
+                .u64(tstate.wrapping_add(o.tstate_thread_id))
+                .unwrap_or(0);
             let tid = o
                 .tstate_native_thread_id
-                .and_then(|off| mem.u32(tstate + off).ok())
+                .and_then(|off| mem.u32(tstate.wrapping_add(off)).ok())
                 .filter(|&t| t != 0);
             out.push(ThreadState {
                 tstate,
                 pthread,
                 tid,
             });
-            tstate = mem.u64(tstate + o.tstate_next).unwrap_or(0);
+            tstate = mem.u64(tstate.wrapping_add(o.tstate_next)).unwrap_or(0);
         }
-        interp = mem.u64(interp + o.interp_next).unwrap_or(0);
+        interp = mem.u64(interp.wrapping_add(o.interp_next)).unwrap_or(0);
     }
     out
 }
@@ -53,17 +57,17 @@ pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadS
 /// The addresses of thread `tstate`'s frames, innermost first, at most `max`.
 pub fn frame_addresses(mem: &dyn Memory, o: &Offsets, tstate: u64, max: usize) -> Vec<u64> {
     let mut out = Vec::new();
-    let mut frame = mem.u64(tstate + o.tstate_frame).unwrap_or(0);
+    let mut frame = mem.u64(tstate.wrapping_add(o.tstate_frame)).unwrap_or(0);
     if let Some(off) = o.cframe_current_frame {
         frame = if frame == 0 {
             0
         } else {
-            mem.u64(frame + off).unwrap_or(0)
+            mem.u64(frame.wrapping_add(off)).unwrap_or(0)
         };
     }
     while frame != 0 && out.len() < max {
         out.push(frame);
-        frame = mem.u64(frame + o.frame_back).unwrap_or(0);
+        frame = mem.u64(frame.wrapping_add(o.frame_back)).unwrap_or(0);
     }
     out
 }
@@ -80,11 +84,12 @@ pub fn walk_frames(
     frame_addresses(mem, o, tstate, max)
         .into_iter()
         .map(|frame| {
-            let code = mem.u64(frame + o.frame_code).unwrap_or(0);
-            let mut instr = mem.u64(frame + o.frame_instr).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+            let code = mem.u64(frame.wrapping_add(o.frame_code)).unwrap_or(0);
+            let mut instr =
+                mem.u64(frame.wrapping_add(o.frame_instr)).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
             if let Some(off) = o.frame_owner {
                 let mut owner = [0u8];
-                if mem.read(frame + off, &mut owner).is_ok() {
+                if mem.read(frame.wrapping_add(off), &mut owner).is_ok() {
                     instr |= (owner[0] as u64) << 56;
                 }
             }
@@ -132,6 +137,9 @@ pub fn resolve_tids(
         .iter_mut()
         .filter(|s| s.tid.is_none() && s.pthread != 0)
     {
-        state.tid = mem.u32(state.pthread + off).ok().filter(|&t| t != 0);
+        state.tid = mem
+            .u32(state.pthread.wrapping_add(off))
+            .ok()
+            .filter(|&t| t != 0);
     }
 }

@@ -79,6 +79,15 @@ impl PythonTree {
     }
 
     /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
+    /// The launched root is looked at once its exec record has come: a
+    /// look between the exec's mapping of the new program and its record
+    /// would publish what the exec then drops in the kernel.
+    pub fn await_exec(&mut self, pid: u32) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.await_exec();
+        }
+    }
+
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
         self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
@@ -204,6 +213,14 @@ impl PythonTree {
             super::handlers::Handler::Python(frame) => Some(frame.clone()),
             super::handlers::Handler::NotPython => None,
         }
+    }
+
+    /// Whether process `pid`'s handler table may still be found (its
+    /// handler changes wait for it to be named).
+    pub fn handler_table_pending(&self, pid: u32) -> bool {
+        self.processes
+            .get(&pid)
+            .is_some_and(|p| p.handler_table_pending())
     }
 
     /// Reads what changed in every live Python process's signal handler

@@ -1,0 +1,82 @@
+//! The two syscall hooks: one raw `sys_enter` and one raw `sys_exit`
+//! program see every syscall of every process and hand the few this tracer
+//! wants, picked by number, to the concern that wants them (`reads`,
+//! `processes`, `signals`).
+//!
+//! Why raw tracepoints and not one perf-event tracepoint per syscall: the
+//! per-event cost is the same (the kernel's syscall-tracepoint floor), but a
+//! raw tracepoint is a BPF link that detaches in about a millisecond, where
+//! each perf-event tracepoint waits for an RCU grace period (~40 ms here,
+//! one after another) when the tracer exits.
+//!
+//! Arguments come from the task's saved user registers (`struct pt_regs`,
+//! the tracepoint's first argument; offsets from BTF). Syscall numbers are
+//! the architecture's, from userspace; a 32-bit (compat) task's numbers
+//! differ and are not looked at.
+
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use tracer_common::ReadSyscall;
+
+use crate::{
+    maps::{config, read_reg},
+    processes, reads, signals,
+};
+
+/// `sys_enter(struct pt_regs *regs, long id)`.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let regs: u64 = ctx.arg(0);
+    let nr: u64 = ctx.arg(1);
+    let regs = regs as *const u8;
+    // Every syscall on the machine comes here: a few comparisons decide
+    // before any map lookup. Reads first, the most frequent.
+    if nr == config!(syscalls.read) as u64 {
+        reads::enter_read(regs, ReadSyscall::Read);
+    } else if nr == config!(syscalls.pread64) as u64 {
+        reads::enter_read(regs, ReadSyscall::Pread64);
+    } else if nr == config!(syscalls.readv) as u64 {
+        reads::enter_readv(regs, ReadSyscall::Readv);
+    } else if nr == config!(syscalls.preadv) as u64 || nr == config!(syscalls.preadv2) as u64 {
+        // preadv2 has preadv's arguments plus flags, and is what CPython's
+        // os.preadv calls: counted as "preadv".
+        reads::enter_readv(regs, ReadSyscall::Preadv);
+    } else if nr == config!(syscalls.openat) as u64 {
+        reads::enter_open(regs, config!(regs.arg2));
+    } else if nr == config!(syscalls.open) as u64 {
+        reads::enter_open(regs, config!(regs.arg1));
+    } else if nr == config!(syscalls.close) as u64 {
+        reads::enter_close(regs);
+    } else if nr == config!(syscalls.rt_sigaction) as u64 {
+        signals::enter_rt_sigaction(regs);
+    } else if nr == config!(syscalls.rt_sigprocmask) as u64 {
+        signals::enter_rt_sigprocmask(regs);
+    }
+    0
+}
+
+/// `sys_exit(struct pt_regs *regs, long ret)`: the syscall number is the
+/// saved `orig_ax` (x86-64).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let regs: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let regs = regs as *const u8;
+    let Some(nr) = read_reg(regs, config!(regs.nr)) else {
+        return 0;
+    };
+    if nr == config!(syscalls.read) as u64
+        || nr == config!(syscalls.pread64) as u64
+        || nr == config!(syscalls.readv) as u64
+        || nr == config!(syscalls.preadv) as u64
+        || nr == config!(syscalls.preadv2) as u64
+    {
+        reads::exit_read(ret);
+    } else if nr == config!(syscalls.openat) as u64 || nr == config!(syscalls.open) as u64 {
+        reads::exit_open(ret);
+    } else if nr == config!(syscalls.wait4) as u64 {
+        processes::exit_wait4(regs, ret);
+    } else if nr == config!(syscalls.waitid) as u64 {
+        processes::exit_waitid(regs, ret);
+    }
+    0
+}

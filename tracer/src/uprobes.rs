@@ -1,0 +1,197 @@
+//! Uprobes attached off the event loop. Registering a uprobe takes
+//! milliseconds (5-20 ms for the first one of a file here), and the first
+//! Python look at a process comes right when its program starts forking and
+//! reading: the loop must go on draining the ring buffer meanwhile (a
+//! fork's Python stack is read while the parent still lives). So a thread
+//! of its own opens each uprobe (`perf_event_open` on the kernel's uprobe
+//! PMU) and gives it the loaded program (`PERF_EVENT_IOC_SET_BPF`, with a
+//! copy of the program's descriptor); the loop collects what happened.
+
+use std::{
+    ffi::CString,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::{Path, PathBuf},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+/// Where the kernel publishes the uprobe PMU's type number.
+const UPROBE_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
+
+// From <linux/perf_event.h>.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1 is 72;
+/// the kernel accepts any known size and zero-fills the rest).
+const ATTR_SIZE: usize = 72;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UprobeError {
+    #[error("the kernel has no uprobe PMU ({UPROBE_TYPE}: {0})")]
+    NoPmu(String),
+    #[error("uprobe at {path}+{offset:#x}: {source}")]
+    Attach {
+        path: String,
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One request: every offset of one file, for every process running it.
+struct Request {
+    path: PathBuf,
+    /// The file's (device, inode), given back with the outcome.
+    file: (u64, u64),
+    offsets: Vec<u64>,
+}
+
+/// What became of a request.
+pub struct Attached {
+    pub path: PathBuf,
+    pub file: (u64, u64),
+    pub offsets: Vec<u64>,
+    pub result: Result<Duration, UprobeError>,
+}
+
+impl UprobeError {
+    /// The file was gone (the process that showed it exited).
+    pub fn file_gone(&self) -> bool {
+        matches!(self, Self::Attach { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// The thread that attaches one loaded uprobe program, and its links.
+pub struct Attacher {
+    requests: Option<mpsc::Sender<Request>>,
+    done: mpsc::Receiver<Attached>,
+    thread: Option<JoinHandle<Vec<OwnedFd>>>,
+}
+
+impl Attacher {
+    /// `program`: a descriptor of the loaded uprobe program.
+    pub fn start(program: OwnedFd) -> Self {
+        let (requests, incoming) = mpsc::channel::<Request>();
+        let (report, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("uprobes".into())
+            .spawn(move || {
+                let mut links = Vec::new();
+                let pmu = pmu_type();
+                for request in incoming {
+                    let started = Instant::now();
+                    let result = match &pmu {
+                        Ok(pmu) => request
+                            .offsets
+                            .iter()
+                            .try_for_each(|&offset| {
+                                links.push(attach(*pmu, &request.path, offset, &program)?);
+                                Ok(())
+                            })
+                            .map(|()| started.elapsed()),
+                        Err(err) => Err(UprobeError::NoPmu(err.clone())),
+                    };
+                    let _ = report.send(Attached {
+                        path: request.path,
+                        file: request.file,
+                        offsets: request.offsets,
+                        result,
+                    });
+                }
+                links
+            })
+            .ok();
+        Self {
+            requests: Some(requests),
+            done,
+            thread,
+        }
+    }
+
+    /// Attaches at `offsets` of the file `path` (device and inode `file`), soon.
+    pub fn request(&self, path: &Path, file: (u64, u64), offsets: &[u64]) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.send(Request {
+                path: path.to_owned(),
+                file,
+                offsets: offsets.to_vec(),
+            });
+        }
+    }
+
+    /// Requests done since the last call.
+    pub fn finished(&self) -> Vec<Attached> {
+        self.done.try_iter().collect()
+    }
+
+    /// Waits for the requests in flight; returns every link (closing one
+    /// detaches it).
+    pub fn stop(&mut self) -> Vec<OwnedFd> {
+        self.requests = None;
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+fn pmu_type() -> Result<u32, String> {
+    std::fs::read_to_string(UPROBE_TYPE)
+        .map_err(|err| err.to_string())?
+        .trim()
+        .parse()
+        .map_err(|err: std::num::ParseIntError| err.to_string())
+}
+
+/// A uprobe at `offset` of `path` in every process (any CPU: a uprobe's
+/// program runs wherever the probed instruction does), running `program`.
+fn attach(pmu: u32, path: &Path, offset: u64, program: &OwnedFd) -> Result<OwnedFd, UprobeError> {
+    let err = |source| UprobeError::Attach {
+        path: path.display().to_string(),
+        offset,
+        source,
+    };
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let mut attr = [0u8; ATTR_SIZE];
+    attr[0..4].copy_from_slice(&pmu.to_ne_bytes()); // type
+    attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes()); // size
+    // config (8..16) 0: an entry probe; config1 = uprobe_path, config2 = probe_offset.
+    attr[56..64].copy_from_slice(&(c_path.as_ptr() as u64).to_ne_bytes());
+    attr[64..72].copy_from_slice(&offset.to_ne_bytes());
+    // SAFETY: `attr` is a valid perf_event_attr prefix of the size it says;
+    // the path outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1 as libc::pid_t,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a new descriptor the kernel gave us.
+    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: plain ioctls on our own descriptors.
+    let rc = unsafe {
+        libc::ioctl(
+            event.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            program.as_raw_fd(),
+        )
+    };
+    if rc != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) } != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(event)
+}
