@@ -712,29 +712,39 @@ fn per_cpu_totals<const N: usize>(ebpf: &Ebpf, name: &'static str) -> Result<[u6
     Ok(totals)
 }
 
-/// Loads and attaches every program of [`ATTACHMENTS`] and (`sampler`)
-/// loads the CPU-clock sampler alongside, on a thread of its own: the
-/// verifier takes longer over the sampler's frame walk (~80 ms here) than
-/// over all the others together, and nothing waits for it before the
-/// target is started. Returns the links, the warnings of optional programs
-/// that failed, and why the sampler cannot run, if so.
+/// Loads (verifies) every program of [`ATTACHMENTS`] and (`sampler`) the
+/// CPU-clock sampler on two threads, the verifier being the slow part of
+/// start-up (~45 ms of work here), then attaches them in order. Returns the
+/// links, the warnings of optional programs that failed, and why the
+/// sampler cannot run, if so.
 #[allow(clippy::type_complexity)]
 fn load_and_attach(
     ebpf: &mut Ebpf,
     sampler: bool,
 ) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
+    type Loaded<'a> = Vec<(
+        &'a str,
+        &'a mut aya::programs::Program,
+        Result<(), ProbeError>,
+    )>;
     let mut sample_program = None;
-    let mut programs = std::collections::HashMap::new();
+    let mut halves: [Loaded; 2] = [Vec::new(), Vec::new()];
     for (name, program) in ebpf.programs_mut() {
         if name == "python_sample" {
             sample_program = sampler.then_some(program);
-        } else {
-            programs.insert(name, program);
+        } else if let Some(index) = ATTACHMENTS.iter().position(|a| a.program == name) {
+            halves[index % 2].push((name, program, Ok(())));
         }
     }
-    std::thread::scope(|scope| {
-        let sampler = sample_program.map(|program| {
-            scope.spawn(move || -> Result<(), ProbeError> {
+    let load_all = |loaded: &mut Loaded| {
+        for (name, program, result) in loaded.iter_mut() {
+            *result = load_raw_tracepoint(name, program);
+        }
+    };
+    let [mut first, mut second] = halves;
+    let sampler_result = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let sampler = sample_program.map(|program| {
                 <&mut PerfEvent>::try_from(program)
                     .map_err(|source| ProbeError::Program {
                         program: "python_sample".into(),
@@ -742,31 +752,47 @@ fn load_and_attach(
                     })?
                     .load()
                     .map_err(|source| load_error("python_sample", source))
-            })
+            });
+            load_all(&mut second);
+            sampler
         });
-        let mut links = Vec::new();
-        let mut warnings = Vec::new();
-        for attachment in ATTACHMENTS {
-            let program = programs.remove(attachment.program);
-            if let Err(err) = attach_one(program, attachment, &mut links) {
-                if attachment.optional {
-                    log::warn!("{err}");
-                    warnings.push(format!("not counted: {err}"));
-                } else {
-                    return Err(err);
-                }
+        load_all(&mut first);
+        other.join()
+    });
+    let sampler_error = match sampler_result {
+        Ok(None | Some(Ok(()))) => None,
+        Ok(Some(Err(err))) => {
+            log::warn!("{err}");
+            Some(err.to_string())
+        }
+        Err(_) => Some("loading the sampler panicked".into()),
+    };
+    let mut loaded: Loaded = first.into_iter().chain(second).collect();
+    let mut links = Vec::new();
+    let mut warnings = Vec::new();
+    for attachment in ATTACHMENTS {
+        let program = loaded
+            .iter_mut()
+            .position(|(name, ..)| *name == attachment.program)
+            .map(|at| loaded.swap_remove(at));
+        let attached = match program {
+            Some((_, program, Ok(()))) => attach_one(attachment.program, program, &mut links),
+            Some((_, _, Err(err))) => Err(err),
+            None => Err(ProbeError::Program {
+                program: attachment.program.into(),
+                source: Box::new(ProgramError::NotLoaded),
+            }),
+        };
+        if let Err(err) = attached {
+            if attachment.optional {
+                log::warn!("{err}");
+                warnings.push(format!("not counted: {err}"));
+            } else {
+                return Err(err);
             }
         }
-        let sampler_error = match sampler.map(|thread| thread.join()) {
-            None | Some(Ok(Ok(()))) => None,
-            Some(Ok(Err(err))) => {
-                log::warn!("{err}");
-                Some(err.to_string())
-            }
-            Some(Err(_)) => Some("loading the sampler panicked".into()),
-        };
-        Ok((links, warnings, sampler_error))
-    })
+    }
+    Ok((links, warnings, sampler_error))
 }
 
 /// The program `name` of the object, as its type `P` (`TracePoint`, ...).
@@ -861,31 +887,33 @@ where
     M::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
 }
 
+/// Loads the raw tracepoint program `name` (the verifier runs here).
+fn load_raw_tracepoint(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
+    <&mut RawTracePoint>::try_from(program)
+        .map_err(|source| ProbeError::Program {
+            program: name.into(),
+            source: Box::new(source),
+        })?
+        .load()
+        .map_err(|source| load_error(name, source))
+}
+
+/// Attaches the loaded program `name` to the raw tracepoint of that name.
 fn attach_one(
-    program: Option<&mut aya::programs::Program>,
-    attachment: &Attachment,
+    name: &'static str,
+    program: &mut aya::programs::Program,
     links: &mut Vec<Link>,
 ) -> Result<(), ProbeError> {
-    let program_name = attachment.program;
-    let program_error = |source| ProbeError::Program {
-        program: program_name.into(),
+    let program: &mut RawTracePoint = program.try_into().map_err(|source| ProbeError::Program {
+        program: name.into(),
         source: Box::new(source),
-    };
-    let program: &mut RawTracePoint = program
-        .ok_or_else(|| program_error(ProgramError::NotLoaded))?
-        .try_into()
-        .map_err(program_error)?;
-    program
-        .load()
-        .map_err(|source| load_error(program_name, source))?;
-    let link = program
-        .attach(program_name)
-        .map_err(|source| ProbeError::Attach {
-            program: program_name.into(),
-            tracepoint: program_name,
-            source: Box::new(source),
-        })?;
-    links.push(Link::RawTracePoint(program_name, link));
+    })?;
+    let link = program.attach(name).map_err(|source| ProbeError::Attach {
+        program: name.into(),
+        tracepoint: name,
+        source: Box::new(source),
+    })?;
+    links.push(Link::RawTracePoint(name, link));
     Ok(())
 }
 

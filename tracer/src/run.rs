@@ -328,8 +328,12 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
         sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
         // After the sampler has the process; attached on a thread of its
         // own (a uprobe takes milliseconds), the loop goes on draining.
+        // A process gone already (a short-lived fork) needs no probe; the
+        // next process running the same file gets it.
         if let Some((path, offsets)) = &update.signal_checks
             && let Err(err) = probes.attach_signal_checks(path, offsets)
+            && procfs::exists(pid)
+            && !procfs::is_zombie(pid)
         {
             collector.warnings.push(format!(
                 "when Python signal handlers run is not traced: {err}"
