@@ -627,10 +627,10 @@ impl Probes {
         Ok(rows)
     }
 
-    /// Detaches every program: tracepoints, the Python sampler's perf events
-    /// and the entry-counter uprobe. Each tracepoint detach waits for RCU grace
-    /// periods (~40 ms here) under a kernel mutex; doing them from parallel
-    /// threads overlaps what the kernel lets overlap. Maps stay readable.
+    /// Detaches every program: raw tracepoints (~1 ms), the Python sampler's
+    /// perf events, the entry-counter uprobe, and hands the signal-check
+    /// uprobes to a child that closes them once this process has exited
+    /// ([`crate::uprobes::close_after_exit`]). Maps stay readable.
     pub fn detach(&mut self) {
         // Takes a program's link out of aya, as an owned value to drop anywhere.
         macro_rules! take {
@@ -644,12 +644,14 @@ impl Probes {
         }
         let mut owned: Vec<Box<dyn Send>> = Vec::new();
         if let Some(attacher) = self.signal_check_attacher.as_mut() {
-            owned.extend(
-                attacher
-                    .stop()
-                    .into_iter()
-                    .map(|fd| Box::new(fd) as Box<dyn Send>),
-            );
+            let uprobes = attacher.stop();
+            let count = uprobes.len();
+            if let Some(child) = crate::uprobes::close_after_exit(uprobes) {
+                log::info!(
+                    "{count} signal-check uprobes are closed by pid {child} once this process exits \
+                     (a grace period each)"
+                );
+            }
         }
         for link in self.links.drain(..) {
             owned.extend(match link {

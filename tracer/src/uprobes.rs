@@ -195,3 +195,62 @@ fn attach(pmu: u32, path: &Path, offset: u64, program: &OwnedFd) -> Result<Owned
     }
     Ok(event)
 }
+
+/// Closes `links` in a child process once this one has exited, and returns
+/// the child's pid (`None`: nothing to close, or the fork failed and they
+/// were closed here). Closing a uprobe's perf event waits for an RCU grace
+/// period, ~100 ms each here, one after another: the tracer's exit does not
+/// wait for them. This process's own copies are closed by its exit, cheaply,
+/// since the child holds the last references until it has seen that exit
+/// (a pidfd of this process, readable once it is gone).
+pub fn close_after_exit(links: Vec<OwnedFd>) -> Option<u32> {
+    if links.is_empty() {
+        return None;
+    }
+    // SAFETY: plain syscall; on success it returns a new descriptor we own.
+    let me = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if me < 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    let me = unsafe { OwnedFd::from_raw_fd(me as i32) };
+    let mut keep: Vec<libc::c_uint> = links
+        .iter()
+        .map(|fd| fd.as_raw_fd() as libc::c_uint)
+        .chain([me.as_raw_fd() as libc::c_uint])
+        .collect();
+    keep.sort_unstable();
+    // SAFETY: the child only makes async-signal-safe system calls (setsid,
+    // close_range, poll, _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return None;
+    }
+    if pid == 0 {
+        unsafe {
+            // Out of the terminal's process group: a Ctrl-C meant for the
+            // next command does not reach it.
+            libc::setsid();
+            // Every other descriptor closed: whoever reads this process's
+            // output sees its end when it exits, not when the child does.
+            let mut from: libc::c_uint = 0;
+            for &fd in &keep {
+                if fd > from {
+                    libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+                }
+                from = fd + 1;
+            }
+            libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
+            let mut parent = libc::pollfd {
+                fd: me.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            while libc::poll(&mut parent, 1, -1) < 0 && *libc::__errno_location() == libc::EINTR {}
+            libc::_exit(0);
+        }
+    }
+    // Closed by this process's exit; the child closes the last references.
+    std::mem::forget(links);
+    Some(pid as u32)
+}

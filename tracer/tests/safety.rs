@@ -583,3 +583,38 @@ fn unicode_columns(line: &str) -> usize {
 fn strings(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
+
+/// The signal-check uprobes (closing each waits for a kernel grace period)
+/// are closed by a child of the tracer once the tracer has exited, so the
+/// tracer's exit does not wait for them: that child ends by itself, and
+/// then no descriptor of any BPF program is left behind.
+#[test]
+fn uprobes_are_closed_by_a_child_once_the_tracer_has_exited() {
+    require_root();
+    let before = bpf_program_fds();
+    let output = Command::new(TRACER)
+        .args(["-v", "--quiet", "--format", "json", "-o", "/dev/null", "--"])
+        .args([STATIC_PYTHON, "-c", "pass"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = text(&output.stderr);
+    let child: u32 = stderr
+        .lines()
+        .find_map(|line| {
+            let rest = &line[line.find("are closed by pid ")? + "are closed by pid ".len()..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no uprobes handed to a child:\n{stderr}"));
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child as libc::pid_t, 0) };
+    if fd >= 0 {
+        // SAFETY: a new descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        assert!(
+            exits_within(&fd, Duration::from_secs(10)),
+            "pid {child} is still there 10 s after the tracer exited"
+        );
+    }
+    assert_eq!(bpf_program_fds(), before, "BPF programs left behind");
+}

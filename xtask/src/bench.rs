@@ -428,6 +428,8 @@ fn variants(
     let empty_bt = bt.with_file_name("empty_probes.bt");
     let floored = elapsed("floor");
     let besided = elapsed("beside-tracer");
+    let besided_baseline = elapsed("beside-baseline");
+    let baseline_binary = baseline;
     let xtask = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xtask"));
     let baselined = elapsed("tracer-baseline");
     let baseline = baseline.map(|baseline| Variant {
@@ -510,6 +512,19 @@ fn variants(
     ];
     if let Some(baseline) = baseline {
         variants.insert(2, baseline);
+    }
+    if let Some(baseline_binary) = baseline_binary {
+        variants.push(Variant {
+            name: "beside-baseline",
+            what: "the same, beside the `--baseline` binary",
+            command: format!(
+                "{} bench-beside -- {} --format json -o /dev/null -- {}",
+                path(&xtask),
+                path(baseline_binary),
+                workload(script, iterations, &besided_baseline)
+            ),
+            elapsed_file: besided_baseline,
+        });
     }
     variants
 }
