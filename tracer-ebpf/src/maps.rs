@@ -3,10 +3,11 @@
 use aya_ebpf::{
     Global,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{Config, drops};
 
@@ -67,16 +68,63 @@ macro_rules! config {
 }
 pub(crate) use config;
 
+/// When `TRACED` last changed (CLOCK_MONOTONIC ns), written after each
+/// change by whoever made it (a traced fork or exit here, userspace when it
+/// adds a process). A cached answer of [`current_if_traced`] holds while
+/// this is the time it was computed under: plain stores suffice, since a
+/// change is always made before its time is written.
+#[map]
+pub static TRACED_CHANGED: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Per CPU, the last answer of [`current_if_traced`]: the one syscall hook
+/// runs for every syscall of every process on the machine, and most of them
+/// come from the same untraced task as the one before on that CPU; an
+/// array slot is read for a fraction of a hash lookup.
+#[map]
+static TRACED_CACHE: PerCpuArray<TracedCache> = PerCpuArray::with_max_entries(1, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TracedCache {
+    pid_tgid: u64,
+    changed: u64,
+    traced: u64,
+}
+
+/// Says that `TRACED` changed (see [`TRACED_CHANGED`]).
+#[inline(always)]
+pub fn traced_changed() {
+    if let Some(slot) = TRACED_CHANGED.get_ptr_mut(0) {
+        // SAFETY: a map value; any CPU's store is a valid answer.
+        unsafe { core::ptr::write_volatile(slot, bpf_ktime_get_ns()) };
+    }
+}
+
 /// `(tgid, tid)` of the current task if its process is traced.
 #[inline(always)]
 pub fn current_if_traced() -> Option<(u32, u32)> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if unsafe { TRACED.get(tgid) }.is_some() {
-        Some((tgid, pid_tgid as u32))
-    } else {
-        None
+    let answer = Some((tgid, pid_tgid as u32));
+    let changed = TRACED_CHANGED
+        .get_ptr(0)
+        // SAFETY: a map value, read once.
+        .map_or(0, |slot| unsafe { core::ptr::read_volatile(slot) });
+    let Some(cache) = TRACED_CACHE.get_ptr_mut(0) else {
+        return unsafe { TRACED.get(tgid) }.and(answer);
+    };
+    // SAFETY: this CPU's slot; a program runs to its end on one CPU.
+    let cache = unsafe { &mut *cache };
+    if cache.pid_tgid == pid_tgid && cache.changed == changed {
+        return if cache.traced != 0 { answer } else { None };
     }
+    let traced = unsafe { TRACED.get(tgid) }.is_some();
+    *cache = TracedCache {
+        pid_tgid,
+        changed,
+        traced: u64::from(traced),
+    };
+    if traced { answer } else { None }
 }
 
 /// The tgid of task `pid` if it belongs to a traced process (the leader is

@@ -23,7 +23,7 @@ use tracer_common::{
 
 use crate::maps::{
     EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_kernel,
-    read_reg, task_pid,
+    read_reg, task_pid, traced_changed,
 };
 
 const CLONE_THREAD: u64 = 0x0001_0000;
@@ -80,6 +80,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     if TRACED.insert(child, 1u8, 0).is_err() {
         count_drop(drops::TABLES);
     }
+    traced_changed();
     crate::python::inherit(tgid, tid, child);
     emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
@@ -133,6 +134,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     crate::python::forget_thread(tid);
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);
+        traced_changed();
         crate::python::forget_process(tgid, tid, tid);
         let entry = ZombieEntry {
             exit_ns: unsafe { bpf_ktime_get_ns() },

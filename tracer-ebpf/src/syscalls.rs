@@ -18,7 +18,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::ReadSyscall;
 
 use crate::{
-    maps::{config, read_reg},
+    maps::{config, current_if_traced, read_reg},
     processes, reads, signals,
 };
 
@@ -64,14 +64,20 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let Some(nr) = read_reg(regs, config!(regs.nr)) else {
         return 0;
     };
-    if nr == config!(syscalls.read) as u64
+    let is_read = nr == config!(syscalls.read) as u64
         || nr == config!(syscalls.pread64) as u64
         || nr == config!(syscalls.readv) as u64
         || nr == config!(syscalls.preadv) as u64
-        || nr == config!(syscalls.preadv2) as u64
-    {
+        || nr == config!(syscalls.preadv2) as u64;
+    let is_open = nr == config!(syscalls.openat) as u64 || nr == config!(syscalls.open) as u64;
+    // Reads and opens in flight are only ever those of traced threads: the
+    // per-CPU answer spares untraced ones the in-flight lookup.
+    if (is_read || is_open) && current_if_traced().is_none() {
+        return 0;
+    }
+    if is_read {
         reads::exit_read(ret);
-    } else if nr == config!(syscalls.openat) as u64 || nr == config!(syscalls.open) as u64 {
+    } else if is_open {
         reads::exit_open(ret);
     } else if nr == config!(syscalls.wait4) as u64 {
         processes::exit_wait4(regs, ret);

@@ -517,7 +517,17 @@ impl Probes {
             .map_err(|source| ProbeError::Map {
                 map: "TRACED",
                 source,
-            })
+            })?;
+        // The kernel side's cached "not traced" answers are asked again.
+        let name = "TRACED_CHANGED";
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(ProbeError::MissingMap(name))?;
+        aya::maps::Array::<_, u64>::try_from(map)
+            .map_err(map_error(name))?
+            .set(0, crate::events::monotonic_ns(), 0)
+            .map_err(map_error(name))
     }
 
     /// Adds a thread (not the leader) of a traced process, so signals sent
