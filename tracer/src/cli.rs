@@ -38,7 +38,7 @@ the tracer per sample (it drains every 50 ms).
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
 
-Output files (-o, --flamegraph, --folded, --speedscope) are opened before
+Output files (-o, --flamegraph, --folded, --speedscope, --pprof) are opened before
 tracing starts, so a bad path fails at once. They are never written through
 a symbolic link, nor as a regular file with other hard links, nor as another
 user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
@@ -123,6 +123,12 @@ pub struct Args {
     /// per thread, samples in time order)
     #[arg(long, value_name = "FILE.json")]
     pub speedscope: Option<PathBuf>,
+
+    /// Also write the sampled Python stacks as a gzipped pprof profile to FILE
+    /// (`go tool pprof`, Pyroscope, Parca, Grafana): pid, tid and thread_name
+    /// labels, function / file / line locations
+    #[arg(long, value_name = "FILE.pb.gz")]
+    pub pprof: Option<PathBuf>,
 
     /// In --flamegraph and --folded, merge the stacks of every process into
     /// one tree (default: a root frame per process, `python3.11 (pid N)`,

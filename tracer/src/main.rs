@@ -92,6 +92,7 @@ struct Outputs {
     folded: Option<Output>,
     speedscope: Option<Output>,
     flamegraph: Option<Output>,
+    pprof: Option<Output>,
 }
 
 impl Outputs {
@@ -102,6 +103,7 @@ impl Outputs {
             &args.folded,
             &args.speedscope,
             &args.flamegraph,
+            &args.pprof,
         ] {
             match path.as_deref().map(Output::open).transpose() {
                 Ok(output) => opened.push(output),
@@ -119,6 +121,7 @@ impl Outputs {
             folded: next(),
             speedscope: next(),
             flamegraph: next(),
+            pprof: next(),
         })
     }
 
@@ -135,9 +138,15 @@ impl Outputs {
 
     /// Tracing failed: files created for it are removed.
     fn discard(self) {
-        for output in [self.report, self.folded, self.speedscope, self.flamegraph]
-            .into_iter()
-            .flatten()
+        for output in [
+            self.report,
+            self.folded,
+            self.speedscope,
+            self.flamegraph,
+            self.pprof,
+        ]
+        .into_iter()
+        .flatten()
         {
             output.discard();
         }
@@ -216,6 +225,7 @@ impl Outputs {
             self.flamegraph,
             report::flame::flamegraph(report, roots).map_err(|err| err.to_string()),
         );
+        side("pprof profile", self.pprof, report::pprof::render(report));
         match failed {
             Some(err) => Err(err.into()),
             None => Ok(()),

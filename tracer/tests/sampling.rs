@@ -244,3 +244,65 @@ fn sampling_speedscope_is_in_time_order() {
         .sum();
     assert_eq!(weights.len() as u64, samples);
 }
+
+/// `--pprof`: the calibrated 70/30 workload's profile, read by the official
+/// consumer (`go tool pprof`): each leaf's flat share within 5 points of the
+/// CPU share the workload measured, each stack labelled with its pid and tid.
+#[test]
+fn pprof_profile_reads_in_go_tool_pprof() {
+    require_root();
+    let scratch = Scratch::new("pprof_calibrated");
+    let out = scratch.path("workload.json");
+    let pprof = scratch.path("profile.pb.gz");
+    let report = trace_command(
+        &scratch,
+        &["--rate", calibrated::RATE, "--pprof", &pprof],
+        &python_command(
+            python(STATIC_PYTHON),
+            "python_calibrated.py",
+            &[&out, calibrated::SECONDS],
+        ),
+    );
+    let known = load_json(&out);
+    let go = |args: &[&str]| {
+        let output = std::process::Command::new("go")
+            .args(["tool", "pprof"])
+            .args(args)
+            .arg(&pprof)
+            .output()
+            .expect("go (Debian's golang-go; `cargo xtask test` installs it)");
+        assert!(
+            output.status.success(),
+            "go tool pprof {args:?}: {output:?}"
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // "      flat  flat%   sum%        cum   cum%" then one row per function.
+    let top = go(&["-top", "-sample_index=samples"]);
+    for function in ["heavy", "inner"] {
+        let flat: f64 = top
+            .lines()
+            .find(|line| line.split_whitespace().last() == Some(function))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|share| share.trim_end_matches('%').parse().ok())
+            .unwrap_or_else(|| panic!("no {function} in go tool pprof -top:\n{top}"));
+        let measured = known["share"][function].as_f64().unwrap();
+        assert!(
+            (flat - measured).abs() <= 5.0,
+            "{function}: {flat}% flat in pprof vs {measured:.1}% measured\n{top}"
+        );
+    }
+    // The CPU value is the samples times the sampling period.
+    let cpu = go(&["-top", "-sample_index=cpu"]);
+    assert!(cpu.contains("Type: cpu"), "{cpu}");
+    // Each stack carries its process and thread, and the chain main -> heavy.
+    let traces = go(&["-traces"]);
+    let pid = report["target"]["pid"].as_u64().unwrap();
+    assert!(traces.contains(&format!("pid:  {pid}")), "{traces}");
+    assert!(traces.contains(&format!("tid:  {pid}")), "{traces}");
+    let heavy_then_main =
+        traces.lines().collect::<Vec<_>>().windows(2).any(|pair| {
+            pair[0].split_whitespace().last() == Some("heavy") && pair[1].trim() == "main"
+        });
+    assert!(heavy_then_main, "{traces}");
+}

@@ -141,6 +141,8 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
+    // The pprof export is read back by its official consumer, `go tool pprof`.
+    setup::ensure_apt(&["golang-go"])?;
     let mut cmd = tool_command("cargo");
     for root in chroots::ensure_chroots() {
         let (name, value) = root.env_var();

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod flame;
 pub mod format;
 pub mod json;
+pub mod pprof;
 pub mod stories;
 pub mod text;
 

@@ -1,0 +1,328 @@
+//! `--pprof`: the sampled Python stacks as a gzipped pprof `profile.proto`
+//! (what `go tool pprof`, Pyroscope, Parca and Grafana load). One sample
+//! per distinct (process, thread, stack), with `pid`, `tid` and
+//! `thread_name` labels; a location per (function, line), innermost first.
+//! Values: samples (count) and CPU time (samples x the sampling period).
+
+use std::{collections::HashMap, io::Write as _};
+
+use prost::Message as _;
+
+use super::{Report, flame::TRUNCATED};
+use crate::frame::Frame;
+
+/// The messages of `profile.proto` this export writes (field numbers as in
+/// github.com/google/pprof/proto/profile.proto).
+mod proto {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "10")]
+        pub duration_nanos: i64,
+        #[prost(message, optional, tag = "11")]
+        pub period_type: Option<ValueType>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+        #[prost(int64, repeated, tag = "13")]
+        pub comment: Vec<i64>,
+        #[prost(int64, tag = "14")]
+        pub default_sample_type: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
+        #[prost(int64, tag = "3")]
+        pub num: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+        #[prost(int64, tag = "5")]
+        pub start_line: i64,
+    }
+}
+
+/// Builds the string table and the function and location tables.
+#[derive(Default)]
+struct Tables {
+    strings: Vec<String>,
+    string_ids: HashMap<String, i64>,
+    functions: Vec<proto::Function>,
+    function_ids: HashMap<(String, String, u32), u64>,
+    locations: Vec<proto::Location>,
+    location_ids: HashMap<(u64, u32), u64>,
+}
+
+impl Tables {
+    fn new() -> Self {
+        let mut tables = Self::default();
+        tables.string(""); // index 0 is the empty string
+        tables
+    }
+
+    fn string(&mut self, s: &str) -> i64 {
+        if let Some(&id) = self.string_ids.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as i64;
+        self.strings.push(s.to_owned());
+        self.string_ids.insert(s.to_owned(), id);
+        id
+    }
+
+    fn location(&mut self, frame: &Frame) -> u64 {
+        let key = (frame.qualname.clone(), frame.file.clone(), frame.first_line);
+        let function_id = match self.function_ids.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.functions.len() as u64 + 1;
+                let function = proto::Function {
+                    id,
+                    name: self.string(&frame.qualname),
+                    system_name: self.string(&frame.function),
+                    filename: self.string(&frame.file),
+                    start_line: i64::from(frame.first_line),
+                };
+                self.functions.push(function);
+                self.function_ids.insert(key, id);
+                id
+            }
+        };
+        *self
+            .location_ids
+            .entry((function_id, frame.line))
+            .or_insert_with(|| {
+                let id = self.locations.len() as u64 + 1;
+                self.locations.push(proto::Location {
+                    id,
+                    line: vec![proto::Line {
+                        function_id,
+                        line: i64::from(frame.line),
+                    }],
+                });
+                id
+            })
+    }
+}
+
+/// The profile, gzipped; `Err`: nothing to write (no stack was sampled).
+pub fn render(report: &Report) -> Result<Vec<u8>, String> {
+    if let Some(why) = super::flame::nothing_to_draw(report) {
+        return Err(why);
+    }
+    let python = &report.python;
+    let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
+    let mut tables = Tables::new();
+    let names: HashMap<(u32, u32), &str> = python
+        .threads
+        .iter()
+        .filter_map(|t| Some(((t.pid, t.tid), t.name.as_deref()?)))
+        .collect();
+    let (pid_key, tid_key, name_key) = (
+        tables.string("pid"),
+        tables.string("tid"),
+        tables.string("thread_name"),
+    );
+    let truncated = Frame {
+        qualname: TRUNCATED.into(),
+        function: TRUNCATED.into(),
+        ..Frame::default()
+    };
+    let mut samples = Vec::new();
+    for stack in python.stacks.iter().filter(|s| !s.frames.is_empty()) {
+        let mut location_id: Vec<u64> = stack.frames.iter().map(|f| tables.location(f)).collect();
+        if stack.truncated {
+            location_id.push(tables.location(&truncated));
+        }
+        let mut label = vec![
+            proto::Label {
+                key: pid_key,
+                num: i64::from(stack.pid),
+                ..Default::default()
+            },
+            proto::Label {
+                key: tid_key,
+                num: i64::from(stack.tid),
+                ..Default::default()
+            },
+        ];
+        if let Some(name) = names.get(&(stack.pid, stack.tid)) {
+            label.push(proto::Label {
+                key: name_key,
+                str: tables.string(name),
+                ..Default::default()
+            });
+        }
+        let count = stack.samples as i64;
+        samples.push(proto::Sample {
+            location_id,
+            value: vec![count, count.saturating_mul(period)],
+            label,
+        });
+    }
+    let value_type = |tables: &mut Tables, kind: &str, unit: &str| proto::ValueType {
+        r#type: tables.string(kind),
+        unit: tables.string(unit),
+    };
+    let sample_type = vec![
+        value_type(&mut tables, "samples", "count"),
+        value_type(&mut tables, "cpu", "nanoseconds"),
+    ];
+    let period_type = Some(value_type(&mut tables, "cpu", "nanoseconds"));
+    let comment = vec![tables.string(&format!(
+        "tracer: Python stacks sampled at {} Hz of each thread's CPU time",
+        python.rate_hz
+    ))];
+    let profile = proto::Profile {
+        sample_type,
+        sample: samples,
+        location: tables.locations,
+        function: tables.functions,
+        string_table: tables.strings,
+        duration_nanos: (report.duration_s * 1e9) as i64,
+        period_type,
+        period,
+        comment,
+        default_sample_type: 1,
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&profile.encode_to_vec())
+        .and_then(|()| gz.finish())
+        .map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+    use crate::report::PythonStack;
+
+    fn frame(name: &str, line: u32) -> Frame {
+        Frame {
+            qualname: name.into(),
+            function: name.into(),
+            file: "/app.py".into(),
+            line,
+            first_line: 1,
+        }
+    }
+
+    #[test]
+    fn stacks_become_samples_with_labels_and_shared_locations() {
+        let mut report = Report::default();
+        report.python.rate_hz = 100;
+        report.python.samples = 5;
+        report.python.stacks = vec![
+            PythonStack {
+                pid: 7,
+                tid: 8,
+                samples: 3,
+                truncated: false,
+                frames: vec![frame("leaf", 3), frame("main", 9)],
+            },
+            PythonStack {
+                pid: 7,
+                tid: 9,
+                samples: 2,
+                truncated: true,
+                frames: vec![frame("other", 4), frame("main", 9)],
+            },
+        ];
+        report.python.threads = vec![crate::report::PythonThread {
+            pid: 7,
+            tid: 8,
+            name: Some("MainThread".into()),
+            ..Default::default()
+        }];
+        let gz = render(&report).unwrap();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut bytes)
+            .unwrap();
+        let profile = proto::Profile::decode(&bytes[..]).unwrap();
+        let s = |i: i64| profile.string_table[i as usize].as_str();
+        assert_eq!(profile.string_table[0], "");
+        assert_eq!(profile.period, 10_000_000);
+        assert_eq!(profile.sample.len(), 2);
+        assert_eq!(profile.sample[0].value, vec![3, 30_000_000]);
+        // main:9 is one location shared by both stacks; the second ends
+        // with the truncation marker.
+        assert_eq!(
+            profile.sample[0].location_id[1],
+            profile.sample[1].location_id[1]
+        );
+        assert_eq!(profile.sample[1].location_id.len(), 3);
+        assert_eq!(profile.location.len(), 4);
+        let labels: Vec<(&str, i64)> = profile.sample[1]
+            .label
+            .iter()
+            .map(|l| (s(l.key), l.num))
+            .collect();
+        assert_eq!(labels, vec![("pid", 7), ("tid", 9)]);
+        let name = &profile.sample[0].label[2];
+        assert_eq!((s(name.key), s(name.str)), ("thread_name", "MainThread"));
+        let leaf = &profile.function[0];
+        assert_eq!((s(leaf.name), s(leaf.filename)), ("leaf", "/app.py"));
+    }
+
+    #[test]
+    fn nothing_sampled_is_no_profile() {
+        assert!(render(&Report::default()).is_err());
+    }
+}
