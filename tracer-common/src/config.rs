@@ -39,8 +39,9 @@ pub const NO_SYSCALL: u32 = u32::MAX;
 
 /// Byte offsets of the kernel struct members the raw tracepoints read (their
 /// arguments are the kernel's own pointers, not a formatted record), from the
-/// kernel's BTF. `pid` and `comm` are required; any other 0 means unknown,
-/// and costs the detail that needs it.
+/// kernel's BTF. `task_pid`, `task_comm` and the `siginfo_*` / `ksigaction_*`
+/// offsets are required (0 is a real offset there); in any other field 0
+/// means unknown, and costs the detail that needs it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StructOffsets {

@@ -154,7 +154,7 @@ pub fn current_regs() -> Option<*const u8> {
 /// A 64-bit register saved at byte offset `off` of `pt_regs`.
 #[inline(always)]
 pub fn read_reg(regs: *const u8, off: u32) -> Option<u64> {
-    unsafe { bpf_probe_read_kernel(regs.wrapping_add(off as usize) as *const u64) }.ok()
+    read_kernel::<u64>(regs as u64, off)
 }
 
 /// A kernel value of type `T` at byte offset `off` of `base` (`None`: a

@@ -305,10 +305,8 @@ fn wait_args(regs: *const u8, addr_arg: u32, options_arg: u32) -> (u64, u32) {
 /// it reaped a traced zombie (init, a subreaper).
 #[inline(always)]
 pub fn exit_wait4(regs: *const u8, ret: i64) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let pid = if ret > 0 { ret as u32 } else { 0 };
-    if unsafe { TRACED.get(tgid) }.is_some() {
+    if let Some((tgid, tid)) = current_if_traced() {
         // wait4(pid, stat_addr, options, rusage)
         let (stat_addr, options) = wait_args(regs, config!(regs.arg2), config!(regs.arg3));
         let mut event = WaitEvent {
@@ -337,6 +335,8 @@ pub fn exit_wait4(regs: *const u8, ret: i64) {
         return;
     }
     let _ = ZOMBIES.remove(pid);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let event = WaitEvent {
         header: header(EventKind::WaitDone, tgid, tid),
         kind: wait_kind::WAIT4,

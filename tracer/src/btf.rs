@@ -277,9 +277,10 @@ impl Btf {
 }
 
 /// What the programs need to know of the running kernel, from its BTF. The
-/// saved syscall registers and `task_struct.pid` / `comm` are required (the
-/// raw tracepoints read every syscall argument and task there); each other
-/// offset missing costs some detail, said in a warning, never the trace.
+/// saved syscall registers, `task_struct.pid` / `comm` and the signal
+/// structures the tracepoints pass are required (the raw tracepoints read
+/// every syscall argument, task and signal there); each other offset
+/// missing costs some detail, said in a warning, never the trace.
 #[derive(Debug, Default)]
 pub struct KernelOffsets {
     pub regs: tracer_common::SyscallRegs,
@@ -326,18 +327,9 @@ impl KernelOffsets {
             "the file an exec runs is not captured",
             btf.member_offset("linux_binprm", "filename"),
         );
-        let siginfo = "signals' errno and si_code are not captured";
-        let siginfo_errno = optional(siginfo, btf.member_offset("kernel_siginfo", "si_errno"));
-        let siginfo_code = optional(siginfo, btf.member_offset("kernel_siginfo", "si_code"));
-        let handler = "the disposition a signal is delivered to is not captured";
-        let sa = optional(handler, btf.member_offset("k_sigaction", "sa"));
-        let ksigaction_handler = optional(handler, btf.member_offset("sigaction", "sa_handler"));
-        let ksigaction_flags = optional(handler, btf.member_offset("sigaction", "sa_flags"));
-        let (ksigaction_handler, ksigaction_flags) = if ksigaction_flags == 0 {
-            (0, 0)
-        } else {
-            (sa + ksigaction_handler, sa + ksigaction_flags)
-        };
+        // Every kernel with the tracepoints the programs read has these
+        // (and 0 is a real offset for some of them): required.
+        let sa = btf.member_offset("k_sigaction", "sa")?;
         let structs = tracer_common::StructOffsets {
             task_pid: btf.member_offset("task_struct", "pid")?,
             task_comm: btf.member_offset("task_struct", "comm")?,
@@ -347,10 +339,10 @@ impl KernelOffsets {
             mm_arg_start,
             mm_arg_end,
             binprm_filename,
-            siginfo_errno,
-            siginfo_code,
-            ksigaction_handler,
-            ksigaction_flags,
+            siginfo_errno: btf.member_offset("kernel_siginfo", "si_errno")?,
+            siginfo_code: btf.member_offset("kernel_siginfo", "si_code")?,
+            ksigaction_handler: sa + btf.member_offset("sigaction", "sa_handler")?,
+            ksigaction_flags: sa + btf.member_offset("sigaction", "sa_flags")?,
         };
         let pid_ns = pid_ns_offsets(btf).unwrap_or_else(|err| {
             warnings.push(format!(

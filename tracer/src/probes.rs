@@ -429,42 +429,6 @@ impl Probes {
         Ok(())
     }
 
-    /// Attaches uprobe `name` at `offset` of `path`, in process `pid` only
-    /// or (`None`) in every process that runs the file.
-    fn attach_uprobe(
-        &mut self,
-        name: &'static str,
-        path: &std::path::Path,
-        offset: u64,
-        pid: Option<u32>,
-    ) -> Result<(), ProbeError> {
-        let err = |source| ProbeError::Uprobe {
-            program: name,
-            path: path.display().to_string(),
-            offset,
-            source: Box::new(source),
-        };
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| err(ProgramError::NotLoaded))?
-            .try_into()
-            .map_err(err)?;
-        let scope = match pid.and_then(std::num::NonZeroU32::new) {
-            Some(pid) => aya::programs::uprobe::UProbeScope::OneProcess(pid),
-            None => aya::programs::uprobe::UProbeScope::AllProcesses,
-        };
-        let link = program
-            .attach(
-                aya::programs::uprobe::UProbeAttachLocation::AbsoluteOffset(offset),
-                path,
-                scope,
-            )
-            .map_err(err)?;
-        self.links.push(Link::UProbe(name, link));
-        Ok(())
-    }
-
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.
     pub fn load_entry_counter(&mut self) -> Result<(), ProbeError> {
         let name = "py_eval_entry";
@@ -473,14 +437,32 @@ impl Probes {
             .map_err(|source| load_error(name, source))
     }
 
-    /// Attaches the entry counter to the interpreter of process `pid`.
+    /// Attaches the entry counter to the interpreter of process `pid` (in
+    /// that process only).
     pub fn attach_entry_counter(
         &mut self,
         path: &std::path::Path,
         offset: u64,
         pid: u32,
     ) -> Result<(), ProbeError> {
-        self.attach_uprobe("py_eval_entry", path, offset, Some(pid))
+        use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+        let name = "py_eval_entry";
+        let err = |source| ProbeError::Uprobe {
+            program: name,
+            path: path.display().to_string(),
+            offset,
+            source: Box::new(source),
+        };
+        let pid = std::num::NonZeroU32::new(pid).ok_or_else(|| err(ProgramError::NotAttached))?;
+        let link = typed_program::<UProbe>(&mut self.ebpf, name)?
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                UProbeScope::OneProcess(pid),
+            )
+            .map_err(err)?;
+        self.links.push(Link::UProbe(name, link));
+        Ok(())
     }
 
     /// Entries per (pid, code object), summed across CPUs.

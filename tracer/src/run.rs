@@ -285,7 +285,7 @@ const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// How often samples are drained while a program starts (see `event_loop`).
 const EARLY_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 /// How long the fast search lasts (a target that is not Python is then
-/// looked at every 50 ms, like the rest); samples are drained every 5 ms
+/// looked at every 50 ms, like the rest); samples are drained every 1 ms
 /// for as long.
 const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
 
@@ -470,11 +470,6 @@ async fn event_loop(
                     refresh_python(probes, collector)?;
                     drain(ring.get_mut(), collector);
                     last_python_refresh = Instant::now();
-                } else if early {
-                    // Start-up is when a program imports: module bodies run
-                    // once and their code objects are freed at once, so
-                    // samples in them are symbolized within ~5 ms, not 50.
-                    drain(ring.get_mut(), collector);
                 }
             }
             // A starting program imports: module bodies run once and their

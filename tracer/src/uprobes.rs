@@ -207,13 +207,7 @@ pub fn close_after_exit(links: Vec<OwnedFd>) -> Option<u32> {
     if links.is_empty() {
         return None;
     }
-    // SAFETY: plain syscall; on success it returns a new descriptor we own.
-    let me = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if me < 0 {
-        return None;
-    }
-    // SAFETY: as above.
-    let me = unsafe { OwnedFd::from_raw_fd(me as i32) };
+    let me = crate::target::pidfd_open(std::process::id()).ok()?;
     let mut keep: Vec<libc::c_uint> = links
         .iter()
         .map(|fd| fd.as_raw_fd() as libc::c_uint)

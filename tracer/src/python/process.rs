@@ -424,15 +424,13 @@ impl PythonProcess {
         self.handlers.get(&sig).map(|(_, handler)| handler.clone())
     }
 
-    /// Reads CPython's signal handler table (found on first use) and names
-    /// the handlers that changed since the last read: one 1 KiB read.
-    /// The handler of signal `sig` as last read.
     /// Whether its handler table may still be found: it lives and the
     /// table is not known yet.
     pub fn handler_table_pending(&self) -> bool {
         !self.exited && self.handler_table.is_none()
     }
 
+    /// The handler of signal `sig` as last read.
     pub fn known_signal_handler(&self, sig: i32) -> Option<&handlers::Handler> {
         self.handlers.get(&sig).map(|(_, handler)| handler)
     }

@@ -78,7 +78,6 @@ impl PythonTree {
         self.insert(process);
     }
 
-    /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
     /// The launched root is looked at once its exec record has come: a
     /// look between the exec's mapping of the new program and its record
     /// would publish what the exec then drops in the kernel.
@@ -88,6 +87,7 @@ impl PythonTree {
         }
     }
 
+    /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
         self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
