@@ -140,7 +140,9 @@ pub struct Config {
     pub regs: SyscallRegs,
     /// 1: processes forked by a traced process are traced too.
     pub follow_children: u32,
-    pub _pad: u32,
+    /// 1 (`--perfetto`): every read and context switch of a traced thread
+    /// is sent as a record, for the timeline.
+    pub timeline: u32,
     pub pid_ns: PidNsOffsets,
     pub file: FileOffsets,
 }

@@ -65,6 +65,12 @@ pub enum EventKind {
     /// delivered to a handler: its Python-level handlers run now:
     /// [`SignalCheckEvent`].
     SignalCheck = 16,
+    /// `--perfetto` only: a read syscall of a traced thread returned:
+    /// [`ReadEvent`](crate::ReadEvent), one per read.
+    ReadDone = 17,
+    /// `--perfetto` only: a traced thread went off or on a CPU:
+    /// [`SwitchEvent`](crate::SwitchEvent).
+    Switched = 18,
 }
 
 impl EventKind {
@@ -85,6 +91,8 @@ impl EventKind {
             14 => Some(Self::SignalAction),
             15 => Some(Self::SignalMask),
             16 => Some(Self::SignalCheck),
+            17 => Some(Self::ReadDone),
+            18 => Some(Self::Switched),
             _ => None,
         }
     }

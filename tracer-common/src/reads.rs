@@ -115,6 +115,26 @@ pub struct FileEvent {
     pub truncated: u32,
 }
 
+/// `--perfetto` only: one read syscall of a traced thread, at its return
+/// (the header's time).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadEvent {
+    pub header: EventHeader,
+    pub start_ns: u64,
+    /// [`ReadKey::file_id`].
+    pub file_id: u64,
+    pub request: u64,
+    /// Bytes read, or `-errno`.
+    pub ret: i64,
+    pub fd: i32,
+    pub syscall: u32,
+    /// Context switches inside it.
+    pub voluntary: u32,
+    pub involuntary: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ReadEvent>() == 24 + 32 + 16);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);

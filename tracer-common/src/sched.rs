@@ -1,6 +1,9 @@
 //! Scheduling: per-thread context switches and on/off-CPU time.
 
-use crate::events::COMM_LEN;
+use crate::{
+    events::{COMM_LEN, EventHeader},
+    python::{PY_EVENT_DEPTH, PyFrameRecord},
+};
 
 /// Value of the `THREADS` map (key: tid): scheduling figures of one traced thread.
 #[repr(C)]
@@ -19,6 +22,30 @@ pub struct ThreadStats {
 }
 
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
+
+/// Bits of [`SwitchEvent::flags`].
+pub mod switch_flags {
+    /// The thread left the CPU (else it came on).
+    pub const OUT: u32 = 1;
+    /// It left asleep, not preempted.
+    pub const VOLUNTARY: u32 = 2;
+    /// `frames` holds its Python stack as it left (top frames).
+    pub const STACK: u32 = 4;
+}
+
+/// `--perfetto` only: one context switch of a traced thread (the header's
+/// tgid / tid are that thread's, its time the switch's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SwitchEvent {
+    pub header: EventHeader,
+    pub flags: u32,
+    pub _pad: u32,
+    /// Innermost first; valid with [`switch_flags::STACK`].
+    pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
+}
+
+const _: () = assert!(core::mem::size_of::<SwitchEvent>() == 24 + 8 + 16 * PY_EVENT_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -67,7 +67,7 @@ static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// `BPF_RB_NO_WAKEUP`: samples are drained on userspace's own tick, so a
 /// 999 Hz sampler does not wake the tracer 999 times a second.
-const RB_NO_WAKEUP: u64 = 1;
+pub const RB_NO_WAKEUP: u64 = 1;
 /// `BPF_RB_FORCE_WAKEUP`
 const RB_FORCE_WAKEUP: u64 = 2;
 
@@ -428,19 +428,20 @@ pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
 
 /// A traced thread went to sleep (voluntary switch): remember its stack.
 #[inline(always)]
-pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
+/// True when it captured the thread's stack ([`copy_sleep_stack`] has it).
+pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     let Some(cfg) = config_of(tgid) else {
-        return;
+        return false;
     };
     let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
-        return;
+        return false;
     };
     let sleep = unsafe { &mut *scratch };
     sleep.key.tgid = tgid;
     sleep.key.kind = py_event::OFF_CPU;
     sleep.key.file_id = 0;
     if !capture_top::<PY_EVENT_DEPTH>(cfg, tid, sleep.key.frames.as_mut_ptr()) {
-        return;
+        return false;
     }
     sleep.start_ns = now;
     // A new stack: symbolize it now, while the thread sleeps in it.
@@ -449,6 +450,20 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) {
     }
     if PY_SLEEPING.insert(&tid, &*sleep, 0).is_err() {
         count_drop(drops::TABLES);
+    }
+    true
+}
+
+/// The stack the last [`went_to_sleep`] on this CPU captured, into `frames`
+/// (`PY_EVENT_DEPTH` records). Call it only after one that returned true.
+#[inline(always)]
+pub fn copy_sleep_stack(frames: *mut PyFrameRecord) {
+    let Some(scratch) = PY_SCRATCH.get_ptr(0) else {
+        return;
+    };
+    for i in 0..PY_EVENT_DEPTH {
+        // SAFETY: `frames` points at PY_EVENT_DEPTH records of a ring buffer slot.
+        unsafe { frames.add(i).write((*scratch).key.frames[i]) };
     }
 }
 

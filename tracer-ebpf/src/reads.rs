@@ -12,8 +12,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    DISCOVERED_FILE_BIT, EventKind, FdKey, FileEvent, FileKey, InflightRead, PATH_CAPTURE_LEN,
-    ReadKey, ReadStats, ReadSyscall, drops,
+    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightRead,
+    PATH_CAPTURE_LEN, ReadEvent, ReadKey, ReadStats, ReadSyscall, drops,
 };
 
 use crate::maps::{EVENTS, config, count_drop, current_if_traced, read_reg};
@@ -266,6 +266,9 @@ pub fn exit_read(ret: i64) {
         }
     };
 
+    if config!(timeline) != 0 {
+        emit_read(tgid, tid, &read, file_id, ret, now);
+    }
     let key = ReadKey {
         tgid,
         fd: read.fd,
@@ -299,6 +302,35 @@ pub fn exit_read(ret: i64) {
     stats.voluntary += read.voluntary;
     stats.involuntary += read.involuntary;
     crate::python::read_stack(tgid, tid, file_id);
+}
+
+/// `--perfetto`: the read as a record (drained on userspace's tick).
+#[inline(always)]
+fn emit_read(tgid: u32, tid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) {
+    let Some(mut entry) = EVENTS.reserve::<ReadEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = ReadEvent {
+        header: EventHeader {
+            kind: EventKind::ReadDone as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: now,
+        },
+        start_ns: read.start_ns,
+        file_id,
+        request: read.request,
+        ret,
+        fd: read.fd,
+        syscall: read.syscall,
+        voluntary: read.voluntary as u32,
+        involuntary: read.involuntary as u32,
+    };
+    // SAFETY: the reserved slot holds one ReadEvent.
+    unsafe { entry.as_mut_ptr().write(event) };
+    entry.submit(crate::python::RB_NO_WAKEUP);
 }
 
 #[inline(always)]

@@ -8,10 +8,13 @@ use aya_ebpf::{
     maps::HashMap,
     programs::RawTracePointContext,
 };
-use tracer_common::{ThreadStats, drops};
+use tracer_common::{
+    EventHeader, EventKind, PY_EVENT_DEPTH, PyFrameRecord, SwitchEvent, ThreadStats, drops,
+    switch_flags,
+};
 
 use crate::{
-    maps::{TRACED, count_drop, task_pid},
+    maps::{EVENTS, TRACED, config, count_drop, task_pid},
     reads::INFLIGHT,
 };
 
@@ -61,12 +64,18 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
             }
             thread.last_on_ns = now;
             crate::python::woke_up(next, now);
+            if config!(timeline) != 0 {
+                emit_switch(thread.tgid, next, 0, now);
+            }
         }
         // First time on a CPU since it became traced: a main thread (tid ==
         // tgid) or a thread forked while traced (its tid is in TRACED too).
         // Its process is fixed up at its first switch-out.
         None if unsafe { TRACED.get(next) }.is_some() => {
             new_thread(next, next, now);
+            if config!(timeline) != 0 {
+                emit_switch(next, next, 0, now);
+            }
         }
         None => {}
     }
@@ -95,11 +104,18 @@ fn switched_out(thread: &mut ThreadStats, tgid: u32, tid: u32, voluntary: bool, 
     if thread.comm[0] == 0 {
         thread.comm = bpf_get_current_comm().unwrap_or_default();
     }
+    let mut flags = switch_flags::OUT;
     if voluntary {
         thread.voluntary += 1;
-        crate::python::went_to_sleep(tgid, tid, now);
+        flags |= switch_flags::VOLUNTARY;
+        if crate::python::went_to_sleep(tgid, tid, now) {
+            flags |= switch_flags::STACK;
+        }
     } else {
         thread.involuntary += 1;
+    }
+    if config!(timeline) != 0 {
+        emit_switch(tgid, tid, flags, now);
     }
     if thread.last_on_ns != 0 {
         thread.on_cpu_ns += now.saturating_sub(thread.last_on_ns);
@@ -117,4 +133,36 @@ fn switched_out(thread: &mut ThreadStats, tgid: u32, tid: u32, voluntary: bool, 
             read.involuntary += 1;
         }
     }
+}
+
+/// `--perfetto`: the switch as a record (drained on userspace's tick, no
+/// wake-up: one per switch).
+#[inline(always)]
+fn emit_switch(tgid: u32, tid: u32, flags: u32, now: u64) {
+    let Some(mut entry) = EVENTS.reserve::<SwitchEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::Switched as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: now,
+        });
+        core::ptr::addr_of_mut!((*event).flags).write(flags);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
+        if flags & switch_flags::STACK != 0 {
+            crate::python::copy_sleep_stack(frames);
+        } else {
+            for i in 0..PY_EVENT_DEPTH {
+                frames.add(i).write(PyFrameRecord::default());
+            }
+        }
+    }
+    entry.submit(crate::python::RB_NO_WAKEUP);
 }

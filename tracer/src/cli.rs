@@ -14,6 +14,9 @@ Examples:
   sudo tracer --pid $(cat gunicorn.pid) --duration 30 --flamegraph workers.svg
                                          a pre-fork server: the master and every worker,
                                          each sampled on its own (a root frame per process)
+  sudo tracer --perfetto app.pftrace -- python3 app.py
+                                         also a timeline of every read, context switch,
+                                         signal, fork and sample: open it at ui.perfetto.dev
 
 What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
@@ -38,7 +41,7 @@ the tracer per sample (it drains every 50 ms).
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
 
-Output files (-o, --flamegraph, --folded, --speedscope, --pprof) are opened before
+Output files (-o, --flamegraph, --folded, --speedscope, --pprof, --perfetto) are opened before
 tracing starts, so a bad path fails at once. They are never written through
 a symbolic link, nor as a regular file with other hard links, nor as another
 user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
@@ -129,6 +132,15 @@ pub struct Args {
     /// labels, function / file / line locations
     #[arg(long, value_name = "FILE.pb.gz")]
     pub pprof: Option<PathBuf>,
+
+    /// Also write a Perfetto trace to FILE (open it at ui.perfetto.dev): a
+    /// track per process and thread with on/off-CPU slices, read syscalls,
+    /// signals from generation to delivery to the Python handler (flows),
+    /// forks, execs, exits, zombies and the Python samples. Every read and
+    /// context switch is then sent to the tracer (more overhead than the
+    /// report alone)
+    #[arg(long, value_name = "FILE.pftrace")]
+    pub perfetto: Option<PathBuf>,
 
     /// In --flamegraph and --folded, merge the stacks of every process into
     /// one tree (default: a root frame per process, `python3.11 (pid N)`,

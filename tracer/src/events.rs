@@ -7,9 +7,10 @@ use std::{collections::HashMap, mem::size_of};
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
-    PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadKey, ReadStats, SendSyscall,
-    SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
-    ThreadStats, WaitEvent, drops, process_flags, wait_flags, wait_kind,
+    PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadEvent, ReadKey, ReadStats, ReadSyscall,
+    SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent,
+    SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,34 @@ pub enum Event {
         tid: u32,
         py_frames: Vec<PyFrameRecord>,
     },
+    /// `--perfetto`: one read syscall, at its return.
+    ReadDone(ReadDone),
+    /// `--perfetto`: a traced thread left (`out`) or came on a CPU.
+    Switched {
+        ts_ns: u64,
+        tgid: u32,
+        tid: u32,
+        out: bool,
+        voluntary: bool,
+        /// Its Python stack as it left asleep (top frames), when captured.
+        py_frames: Vec<PyFrameRecord>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadDone {
+    pub tgid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub file_id: u64,
+    pub fd: i32,
+    pub syscall: ReadSyscall,
+    pub request: u64,
+    /// Bytes read, or `-errno`.
+    pub ret: i64,
+    pub voluntary: u32,
+    pub involuntary: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +454,38 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             }
         }
+        EventKind::ReadDone => {
+            let event: ReadEvent = read(bytes)?;
+            Event::ReadDone(ReadDone {
+                tgid: header.tgid,
+                tid: header.tid,
+                start_ns: event.start_ns,
+                end_ns: header.ts_ns,
+                file_id: event.file_id,
+                fd: event.fd,
+                syscall: ReadSyscall::from_u32(event.syscall).unwrap_or(ReadSyscall::Read),
+                request: event.request,
+                ret: event.ret,
+                voluntary: event.voluntary,
+                involuntary: event.involuntary,
+            })
+        }
+        EventKind::Switched => {
+            let event: SwitchEvent = read(bytes)?;
+            let stack = event.flags & switch_flags::STACK != 0;
+            Event::Switched {
+                ts_ns: header.ts_ns,
+                tgid: header.tgid,
+                tid: header.tid,
+                out: event.flags & switch_flags::OUT != 0,
+                voluntary: event.flags & switch_flags::VOLUNTARY != 0,
+                py_frames: if stack {
+                    frames_until_empty(&event.frames)
+                } else {
+                    Vec::new()
+                },
+            }
+        }
         EventKind::SignalMask => {
             let event: SignalMaskEvent = read(bytes)?;
             Event::SignalMask(SignalMask {
@@ -457,12 +518,23 @@ pub struct MapSnapshot {
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CLOCK_BOOTTIME minus CLOCK_MONOTONIC now (the time suspended): what
+/// turns a kernel timestamp into Perfetto's default clock.
+pub fn boottime_offset_ns() -> u64 {
+    let monotonic = clock_ns(libc::CLOCK_MONOTONIC);
+    clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(monotonic)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

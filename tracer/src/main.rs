@@ -93,6 +93,7 @@ struct Outputs {
     speedscope: Option<Output>,
     flamegraph: Option<Output>,
     pprof: Option<Output>,
+    perfetto: Option<Output>,
 }
 
 impl Outputs {
@@ -104,6 +105,7 @@ impl Outputs {
             &args.speedscope,
             &args.flamegraph,
             &args.pprof,
+            &args.perfetto,
         ] {
             match path.as_deref().map(Output::open).transpose() {
                 Ok(output) => opened.push(output),
@@ -122,6 +124,7 @@ impl Outputs {
             speedscope: next(),
             flamegraph: next(),
             pprof: next(),
+            perfetto: next(),
         })
     }
 
@@ -144,6 +147,7 @@ impl Outputs {
             self.speedscope,
             self.flamegraph,
             self.pprof,
+            self.perfetto,
         ]
         .into_iter()
         .flatten()
@@ -226,6 +230,11 @@ impl Outputs {
             report::flame::flamegraph(report, roots).map_err(|err| err.to_string()),
         );
         side("pprof profile", self.pprof, report::pprof::render(report));
+        side(
+            "Perfetto trace",
+            self.perfetto,
+            report::perfetto::render(report),
+        );
         match failed {
             Some(err) => Err(err.into()),
             None => Ok(()),

@@ -26,7 +26,11 @@ use crate::{
 /// The programs' configuration for this kernel: this architecture's syscall
 /// numbers, struct offsets and saved registers from BTF. A missing optional
 /// offset costs some detail, said in `warnings`.
-fn kernel_config(follow_children: bool, warnings: &mut Vec<String>) -> Result<Config, BtfError> {
+fn kernel_config(
+    follow_children: bool,
+    timeline: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Config, BtfError> {
     // An optional one that does not fit is said when it fails to attach.
     let tracepoints: Vec<(&str, u32)> = ATTACHMENTS
         .iter()
@@ -39,7 +43,7 @@ fn kernel_config(follow_children: bool, warnings: &mut Vec<String>) -> Result<Co
         structs: kernel.structs,
         regs: kernel.regs,
         follow_children: u32::from(follow_children),
-        _pad: 0,
+        timeline: u32::from(timeline),
         pid_ns: kernel.pid_ns,
         file: kernel.file,
     })
@@ -236,17 +240,19 @@ pub struct Probes {
 impl Probes {
     /// Reads this kernel's layout ([`kernel_config`]) and loads the
     /// programs. `sample_rate`: load the Python CPU sampler too, for
-    /// [`Probes::sample_threads`] to attach at that frequency.
+    /// [`Probes::sample_threads`] to attach at that frequency. `timeline`:
+    /// send every read and context switch as a record (`--perfetto`).
     pub fn load(
         follow_children: bool,
         sample_rate: Option<u64>,
+        timeline: bool,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProbeError> {
         // aya's loader parses the kernel's BTF as it is made (~50 ms here),
         // whether the object needs it or not: done beside our own reading
         // of the offsets, not after it.
         let loader = std::thread::spawn(EbpfLoader::new);
-        let config = kernel_config(follow_children, warnings);
+        let config = kernel_config(follow_children, timeline, warnings);
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
         let config = config?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));

@@ -75,6 +75,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         base_ns: events::monotonic_ns(),
         python_rate_hz: (!args.no_python).then_some(args.rate),
         count_entries: args.count_entries && !args.no_python,
+        timeline: args.perfetto.is_some(),
     });
     let mut probes = load_probes(args, &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
@@ -201,6 +202,7 @@ fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, RunErro
     let mut probes = Probes::load(
         !args.no_children,
         collector.settings.python_rate_hz,
+        collector.settings.timeline,
         &mut warnings,
     )?;
     if collector.settings.count_entries
@@ -284,6 +286,9 @@ const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
 const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// How often samples are drained while a program starts (see `event_loop`).
 const EARLY_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
+/// How often `--perfetto`'s read and switch records are drained: 4 MiB of
+/// ring buffer holds 50 ms of ~500,000 reads a second.
+const TIMELINE_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the fast search lasts (a target that is not Python is then
 /// looked at every 50 ms, like the rest); samples are drained every 1 ms
 /// for as long.
@@ -432,6 +437,8 @@ async fn event_loop(
     let mut python_ticker = tokio::time::interval(PYTHON_SEARCH_INTERVAL);
     let mut last_python_refresh = Instant::now();
     let mut early_drain = tokio::time::interval(EARLY_DRAIN_INTERVAL);
+    let mut timeline_drain = tokio::time::interval(TIMELINE_DRAIN_INTERVAL);
+    timeline_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     early_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
@@ -478,6 +485,10 @@ async fn event_loop(
             // within a millisecond then, not five.
             _ = early_drain.tick(), if started.elapsed() < PYTHON_SEARCH_FOR
                 && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
+                drain(ring.get_mut(), collector);
+            }
+            // --perfetto: reads and switches do not wake the loop either.
+            _ = timeline_drain.tick(), if collector.settings.timeline => {
                 drain(ring.get_mut(), collector);
             }
             _ = ticker.tick() => {

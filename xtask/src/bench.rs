@@ -422,6 +422,7 @@ fn variants(
     let elapsed = |name: &str| out_dir.join(format!("elapsed-{name}.txt"));
     let untraced = elapsed("untraced");
     let traced = elapsed("tracer");
+    let timelined = elapsed("tracer-perfetto");
     let straced = elapsed("strace");
     let bpftraced = elapsed("bpftrace");
     let emptied = elapsed("bpftrace-empty");
@@ -458,6 +459,16 @@ fn variants(
                 workload(script, iterations, &traced)
             ),
             elapsed_file: traced,
+        },
+        Variant {
+            name: "tracer-perfetto",
+            what: "the same with `--perfetto /dev/null`: every read and context switch sent to userspace for the timeline",
+            command: format!(
+                "{} --format json -o /dev/null --perfetto /dev/null -- {}",
+                path(tracer),
+                workload(script, iterations, &timelined)
+            ),
+            elapsed_file: timelined,
         },
         Variant {
             name: "strace",

@@ -162,6 +162,7 @@ pub fn ensure_chroots() -> Vec<Root> {
         .and_then(|r| r.result.clone().ok());
     roots.push(free_threaded(trixie));
     roots.push(gunicorn());
+    roots.push(perfetto_bindings());
     roots
 }
 
@@ -267,28 +268,60 @@ fn build_free_threaded(trixie: &Path, prefix: &Path) -> Result<()> {
     Ok(())
 }
 
-/// gunicorn from PyPI, installed once into the cache with pip's `--target`
-/// (the pre-fork server the process-tree tests run).
+/// gunicorn from PyPI (the pre-fork server the process-tree tests run).
 const GUNICORN_VERSION: &str = "23.0.0";
 
 fn gunicorn() -> Root {
-    const ENV: &str = "TRACER_GUNICORN";
-    if let Some(given) = std::env::var_os(ENV) {
+    pip_target(
+        "TRACER_GUNICORN",
+        &format!("gunicorn-{GUNICORN_VERSION}"),
+        &["gunicorn/__init__.py"],
+        &[&format!("gunicorn=={GUNICORN_VERSION}"), "packaging"],
+    )
+}
+
+/// Perfetto's official Python bindings (`perfetto_trace_pb2`, from the
+/// PyPI `perfetto` wheel) and the protobuf runtime they need: the
+/// `--perfetto` tests read the trace back with them.
+const PERFETTO_VERSION: &str = "0.59.1";
+const PROTOBUF_VERSION: &str = "7.36.2";
+
+fn perfetto_bindings() -> Root {
+    pip_target(
+        "TRACER_PERFETTO_PY",
+        &format!("perfetto-{PERFETTO_VERSION}"),
+        &[
+            "perfetto/protos/perfetto/trace/perfetto_trace_pb2.py",
+            "google/protobuf/__init__.py",
+        ],
+        &[
+            &format!("perfetto=={PERFETTO_VERSION}"),
+            &format!("protobuf=={PROTOBUF_VERSION}"),
+        ],
+    )
+}
+
+/// Python packages from PyPI, installed once into the cache directory
+/// `name` with pip's `--target` (`$env` names a directory to use instead);
+/// there when every one of `files` is.
+fn pip_target(env: &'static str, name: &str, files: &[&str], packages: &[&str]) -> Root {
+    if let Some(given) = std::env::var_os(env) {
         return Root {
-            env: ENV,
+            env,
             result: Ok(PathBuf::from(given)),
         };
     }
-    let dir = cache_dir().join(format!("gunicorn-{GUNICORN_VERSION}"));
-    if dir.join("gunicorn/__init__.py").exists() {
-        eprintln!("ok gunicorn {}", dir.display());
+    let dir = cache_dir().join(name);
+    if files.iter().all(|f| dir.join(f).exists()) {
+        eprintln!("ok {name} {}", dir.display());
         return Root {
-            env: ENV,
+            env,
             result: Ok(dir),
         };
     }
     eprintln!(
-        "installing gunicorn {GUNICORN_VERSION} from PyPI into {}",
+        "installing {} from PyPI into {}",
+        packages.join(" "),
         dir.display()
     );
     let mut partial = dir.as_os_str().to_owned();
@@ -298,18 +331,18 @@ fn gunicorn() -> Root {
     let result = run(Command::new("/usr/bin/python3")
         .args(["-m", "pip", "install", "--quiet", "--no-deps", "--target"])
         .arg(&partial)
-        .arg(format!("gunicorn=={GUNICORN_VERSION}"))
-        .arg("packaging"))
+        .args(packages))
     .and_then(|()| {
+        let _ = fs::remove_dir_all(&dir);
         fs::rename(&partial, &dir).with_context(|| format!("moving it to {}", dir.display()))
     })
     .map(|()| dir)
     .map_err(|err| {
-        let why = format!("installing gunicorn from PyPI failed: {err:#}");
+        let why = format!("installing {name} from PyPI failed: {err:#}");
         eprintln!("error: {why} (the tests that need it fail)");
         why
     });
-    Root { env: ENV, result }
+    Root { env, result }
 }
 
 /// The interpreter and every extra package are in `root`.

@@ -8,6 +8,7 @@ pub mod python;
 pub mod reads;
 pub mod sched;
 pub mod signals;
+pub mod timeline;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -22,7 +23,7 @@ use crate::{
     python::PythonTree,
     report::{
         Dropped, EventCounts, EventStack, Finding, Python, Report, SCHEMA_VERSION, Sched,
-        SignalLog, Target, ThreadNow,
+        SignalLog, SignalMark, SignalStep, Target, ThreadNow, Timeline,
     },
 };
 
@@ -35,6 +36,8 @@ pub struct Settings {
     pub python_rate_hz: Option<u64>,
     /// `--count-entries`.
     pub count_entries: bool,
+    /// `--perfetto`: keep every read, switch and signal step in time order.
+    pub timeline: bool,
 }
 
 /// How the trace ended, as the run saw it.
@@ -95,11 +98,14 @@ pub struct Collector {
     /// Every Python thread's stack when tracing started and stopped.
     threads_at_start: Vec<ThreadNow>,
     threads_at_end: Vec<ThreadNow>,
+    /// `--perfetto`: events in time order.
+    timeline: Option<timeline::Recorder>,
 }
 
 impl Collector {
     pub fn new(settings: Settings) -> Self {
         Self {
+            timeline: settings.timeline.then(timeline::Recorder::new),
             settings,
             ..Self::default()
         }
@@ -218,6 +224,9 @@ impl Collector {
                 if let Some(ns_pid) = ns_pid {
                     self.processes.set_ns_pid(tgid, ns_pid);
                 }
+                if let Some(timeline) = self.timeline.as_mut() {
+                    timeline.on_thread_exit(tid, ts_ns);
+                }
                 self.exit_comms.insert(tid, comm);
             }
             Event::ProcessExec {
@@ -255,7 +264,25 @@ impl Collector {
                     self.sigint_to.insert(g.target_pid);
                     self.sigint_to.insert(g.target_tgid);
                 }
-                self.signals.on_generate(&g, self.settings.base_ns);
+                let flow = self.signals.on_generate(&g, self.settings.base_ns);
+                if let Some(timeline) = self.timeline.as_mut() {
+                    let sender = signals::sender(&g);
+                    timeline.on_signal(SignalMark {
+                        t_ns: g.ts_ns,
+                        step: SignalStep::Generated,
+                        signo: g.sig,
+                        pid: sender.pid,
+                        tid: sender.tid,
+                        comm: sender.comm,
+                        flow,
+                        detail: format!(
+                            "to {} ({}): {}",
+                            g.target_pid,
+                            g.target_comm,
+                            signals::result_name(g.result)
+                        ),
+                    });
+                }
                 let target = if g.target_tgid != 0 {
                     g.target_tgid
                 } else {
@@ -293,11 +320,64 @@ impl Collector {
                 } else {
                     None
                 };
-                self.signals
+                let flow = self
+                    .signals
                     .on_deliver(&d, self.settings.base_ns, stack, handler);
+                if let Some(timeline) = self.timeline.as_mut() {
+                    timeline.on_signal(SignalMark {
+                        t_ns: d.ts_ns,
+                        step: SignalStep::Delivered,
+                        signo: d.sig,
+                        pid: d.tgid,
+                        tid: d.tid,
+                        comm: String::new(),
+                        flow: flow.unwrap_or(0),
+                        detail: signals::disposition(d.sa_handler).to_owned(),
+                    });
+                }
             }
-            Event::SignalCheck { ts_ns, tgid, .. } => {
-                self.signals.on_signal_check(tgid, ts_ns);
+            Event::SignalCheck {
+                ts_ns, tgid, tid, ..
+            } => {
+                let ran = self.signals.on_signal_check(tgid, ts_ns);
+                if let Some(timeline) = self.timeline.as_mut() {
+                    for (flow, signo) in ran {
+                        timeline.on_signal(SignalMark {
+                            t_ns: ts_ns,
+                            step: SignalStep::HandlerRan,
+                            signo,
+                            pid: tgid,
+                            tid,
+                            comm: String::new(),
+                            flow,
+                            detail: String::new(),
+                        });
+                    }
+                }
+            }
+            Event::ReadDone(read) => {
+                if let Some(timeline) = self.timeline.as_mut() {
+                    timeline.on_read(read);
+                }
+            }
+            Event::Switched {
+                ts_ns,
+                tgid,
+                tid,
+                out,
+                voluntary,
+                py_frames,
+            } => {
+                if self.timeline.is_some() {
+                    let stack = if py_frames.is_empty() {
+                        None
+                    } else {
+                        self.python_frames(tgid, &py_frames)
+                    };
+                    if let Some(timeline) = self.timeline.as_mut() {
+                        timeline.on_switch(ts_ns, tgid, tid, out, voluntary, stack);
+                    }
+                }
             }
         }
     }
@@ -514,8 +594,19 @@ impl Collector {
             signal_masks_left_out: changes.masks_left_out,
             findings: Vec::new(),
             warnings,
+            timeline: None,
         };
         report.findings = findings(&report);
+        if let Some(timeline) = self.timeline.take() {
+            let timeline = timeline.finish(
+                &self.files,
+                self.settings.base_ns,
+                ending.end_ns,
+                self.settings.base_ns + crate::events::boottime_offset_ns(),
+            );
+            report.warnings.extend(timeline_warnings(&timeline));
+            report.timeline = Some(timeline);
+        }
         report
     }
 
@@ -567,6 +658,33 @@ impl Collector {
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section
     }
+}
+
+/// What the Perfetto trace leaves out, said in the report too.
+fn timeline_warnings(timeline: &Timeline) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if timeline.reads_every > 1 {
+        warnings.push(format!(
+            "the Perfetto trace has 1 in {} of the {} read syscalls (evenly), to bound its size",
+            timeline.reads_every, timeline.reads_seen
+        ));
+    }
+    if let Some(cut) = timeline.cpu_cut_ns {
+        warnings.push(format!(
+            "the Perfetto trace's on/off-CPU slices stop at {:.3} s: {} of {} context \
+             switches after it are left out, to bound its size",
+            cut as f64 / 1e9,
+            timeline.switches_left_out,
+            timeline.switches_seen
+        ));
+    }
+    if timeline.signals_left_out > 0 {
+        warnings.push(format!(
+            "the Perfetto trace leaves out the last {} signal events, to bound its size",
+            timeline.signals_left_out
+        ));
+    }
+    warnings
 }
 
 /// Everything in the report that deserves attention, section by section.

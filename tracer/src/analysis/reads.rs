@@ -97,12 +97,17 @@ impl FileTable {
 
     /// The path a (process, file) is reported under in `FileReads`.
     pub fn path_of(&self, tgid: u32, file_id: u64) -> String {
+        self.describe(tgid, 0, file_id).path
+    }
+
+    /// What the file a read of descriptor `fd` went to is.
+    pub fn describe(&self, tgid: u32, fd: i32, file_id: u64) -> FileInfo {
         self.lookup(&ReadKey {
             tgid,
+            fd,
             file_id,
             ..ReadKey::default()
         })
-        .path
     }
 
     fn lookup(&self, key: &ReadKey) -> FileInfo {

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod flame;
 pub mod format;
 pub mod json;
+pub mod perfetto;
 pub mod pprof;
 pub mod stories;
 pub mod text;
@@ -63,6 +64,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Things the user should know about the trace itself (probes missing...).
     pub warnings: Vec<String>,
+    /// `--perfetto` only: every event on one time axis (not in the JSON).
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
 }
 
 impl Report {
@@ -712,6 +716,91 @@ pub struct Python {
     /// Why the entry counter is not running, when it was asked for.
     #[serde(default)]
     pub entries_error: Option<String>,
+}
+
+/// `--perfetto`: what happened when, per thread, beyond the sections'
+/// totals. Times are ns since tracing started. Bounded: past its limits a
+/// part is thinned or cut, and says so in its counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// CLOCK_BOOTTIME ns when tracing started (Perfetto's default clock).
+    pub boottime_at_start_ns: u64,
+    /// Trace length, ns.
+    pub end_ns: u64,
+    /// On-CPU and off-CPU stretches of every traced thread, in time order per thread.
+    pub cpu: Vec<CpuSlice>,
+    /// Context switches seen, and those left out past the limit (the
+    /// slices then stop at `cpu_cut_ns`).
+    pub switches_seen: u64,
+    pub switches_left_out: u64,
+    pub cpu_cut_ns: Option<u64>,
+    /// Read syscalls, 1 in `reads_every` of the `reads_seen` (evenly, in
+    /// arrival order) when there were more than are kept.
+    pub reads: Vec<ReadSlice>,
+    pub reads_seen: u64,
+    pub reads_every: u64,
+    /// (path, filesystem) of `ReadSlice::file`.
+    pub files: Vec<(String, String)>,
+    /// Signal generations, deliveries and Python handler runs.
+    pub signals: Vec<SignalMark>,
+    pub signals_left_out: u64,
+    /// Python stacks of `CpuSlice::stack` (innermost first, top frames).
+    pub stacks: Vec<Vec<Frame>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuSlice {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub on_cpu: bool,
+    /// Off-CPU: it went to sleep (else it was preempted). On-CPU: how the
+    /// stretch ended.
+    pub voluntary: bool,
+    /// Off-CPU asleep: its Python stack as it left (index in `Timeline::stacks`).
+    pub stack: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadSlice {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Index in `Timeline::files`.
+    pub file: usize,
+    pub fd: i32,
+    pub syscall: &'static str,
+    pub request: u64,
+    /// Bytes read, or `-errno`.
+    pub ret: i64,
+    pub voluntary: u32,
+    pub involuntary: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalStep {
+    Generated,
+    Delivered,
+    /// CPython ran the Python-level handler (in the main thread).
+    HandlerRan,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalMark {
+    pub t_ns: u64,
+    pub step: SignalStep,
+    pub signo: i32,
+    /// Where it happened: the sender (0 for the kernel) at generation, the
+    /// receiving thread after.
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// The generation it belongs to (0: not seen): one flow per signal.
+    pub flow: u64,
+    /// Generation: the target and the kernel's result; delivery: the disposition.
+    pub detail: String,
 }
 
 /// One sample: when (ns since tracing started) and which of `stacks`.
