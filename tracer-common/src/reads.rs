@@ -146,4 +146,5 @@ mod pod {
     unsafe impl aya::Pod for ReadStats {}
     unsafe impl aya::Pod for FdKey {}
     unsafe impl aya::Pod for FileKey {}
+    unsafe impl aya::Pod for InflightRead {}
 }

@@ -17,6 +17,8 @@ Examples:
   sudo tracer --perfetto app.pftrace -- python3 app.py
                                          also a timeline of every read, context switch,
                                          signal, fork and sample: open it at ui.perfetto.dev
+  sudo tracer --pid 1234 --serve 127.0.0.1:9464
+                                         keep tracing; Prometheus scrapes :9464/metrics
 
 What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
@@ -52,7 +54,8 @@ Exit status:
   1  other error                5  kernel lacks BPF, BTF or a tracepoint, or is too old
   2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
   3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
-  7  an output file cannot be opened or written (checked before tracing)";
+  7  an output file cannot be opened or written (checked before tracing)
+  8  --serve: the address cannot be listened on (in use, not ours)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -141,6 +144,17 @@ pub struct Args {
     /// report alone)
     #[arg(long, value_name = "FILE.pftrace")]
     pub perfetto: Option<PathBuf>,
+
+    /// Continuous mode: trace until stopped with bounded memory, serving
+    /// Prometheus metrics at http://ADDR/metrics (ADDR: HOST:PORT, or :PORT
+    /// for every address). The report at the end is the final metrics
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_parser = crate::serve::parse_address,
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
+    )]
+    pub serve: Option<std::net::SocketAddr>,
 
     /// In --flamegraph and --folded, merge the stacks of every process into
     /// one tree (default: a root frame per process, `python3.11 (pid N)`,

@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod python;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod status;
 pub mod target;
 pub mod uprobes;

@@ -159,6 +159,12 @@ impl Outputs {
     /// The report first: a side output that fails never costs it.
     fn write(self, args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
         let rendered = match args.format {
+            // --serve: the final figures, as the endpoint served them.
+            _ if report.metrics.is_some() => report
+                .metrics
+                .as_ref()
+                .map(report::metrics::prometheus_text)
+                .unwrap_or_default(),
             cli::Format::Text if args.dump => report::text::render_dump(report),
             cli::Format::Text => report::text::render(report, self.text_width(args)),
             cli::Format::Json => report::json::render(report),

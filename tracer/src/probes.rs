@@ -14,8 +14,8 @@ use aya::{
     },
 };
 use tracer_common::{
-    Config, FileKey, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, ReadKey,
-    ReadStats, SyscallNumbers, ThreadStats, ZombieEntry, drops,
+    Config, FdKey, FileKey, InflightRead, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep,
+    PyTicks, ReadKey, ReadStats, SyscallNumbers, ThreadStats, ZombieEntry, drops,
 };
 
 use crate::{
@@ -566,6 +566,58 @@ impl Probes {
         }
     }
 
+    /// `--serve`: drops the rows of exited threads and gone processes from
+    /// the kernel's tables (after their last figures were folded in), so
+    /// that a long run with many short-lived processes never fills them.
+    pub fn forget(&mut self, forget: &crate::analysis::metrics::Forget) -> Result<(), ProbeError> {
+        let tids: std::collections::HashSet<u32> = forget.tids.iter().copied().collect();
+        let pids: std::collections::HashSet<u32> = forget.pids.iter().copied().collect();
+        let rows: std::collections::HashSet<ReadKey> = forget.read_rows.iter().copied().collect();
+        if !rows.is_empty() {
+            self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| rows.contains(key))?;
+        }
+        if tids.is_empty() && pids.is_empty() {
+            return Ok(());
+        }
+        self.remove_rows::<u32, ThreadStats>("THREADS", |tid| tids.contains(tid))?;
+        self.remove_rows::<u32, InflightRead>("INFLIGHT", |tid| tids.contains(tid))?;
+        self.remove_rows::<u32, PySleep>("PY_SLEEPING", |tid| tids.contains(tid))?;
+        self.remove_rows::<FdKey, u64>("FD_FILES", |key| pids.contains(&key.tgid))?;
+        self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| {
+            pids.contains(&key.tgid)
+        })?;
+        self.remove_per_cpu_rows::<FileKey, u64>("FILE_OPENS", |key| pids.contains(&key.tgid))?;
+        self.remove_per_cpu_rows::<u32, PyTicks>("PY_TICKS", |pid| pids.contains(pid))?;
+        self.remove_per_cpu_rows::<PyEventKey, PyEventValue>("PY_EVENT_STACKS", |key| {
+            pids.contains(&key.tgid)
+        })
+    }
+
+    fn remove_rows<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        doomed: impl Fn(&K) -> bool,
+    ) -> Result<(), ProbeError> {
+        remove_doomed!(self, HashMap, name, doomed)
+    }
+
+    fn remove_per_cpu_rows<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        doomed: impl Fn(&K) -> bool,
+    ) -> Result<(), ProbeError> {
+        remove_doomed!(self, PerCpuHashMap, name, doomed)
+    }
+
+    /// `--serve`: the descriptors open now, as `FD_FILES` has them.
+    pub fn open_files(&self) -> Result<Vec<(FdKey, u64)>, ProbeError> {
+        const NAME: &str = "FD_FILES";
+        let map = HashMap::<_, FdKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        map.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
+    }
+
     /// Every map the report is built from, read once after tracing stopped.
     pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
         Ok(MapSnapshot {
@@ -692,6 +744,25 @@ impl Probes {
         self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
     }
 }
+
+/// Removes the keys `doomed` picks from hash map `name` of type `$map`
+/// (the two hash map types share no trait for `keys` and `remove`).
+macro_rules! remove_doomed {
+    ($probes:ident, $map:ident, $name:ident, $doomed:ident) => {{
+        let map = $probes
+            .ebpf
+            .map_mut($name)
+            .ok_or(ProbeError::MissingMap($name))?;
+        let mut map = $map::<_, K, V>::try_from(map).map_err(map_error($name))?;
+        let keys: Vec<K> = map.keys().filter_map(Result::ok).filter(&$doomed).collect();
+        for key in keys {
+            // Gone already (the kernel side removed it): nothing to do.
+            let _ = map.remove(&key);
+        }
+        Ok(())
+    }};
+}
+use remove_doomed;
 
 /// Turns an aya map error into ours, naming the map.
 fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {

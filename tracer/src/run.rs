@@ -4,12 +4,14 @@
 
 use std::{
     io::IsTerminal,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
+    sync::watch,
 };
 use tracer_common::drops;
 
@@ -34,6 +36,8 @@ pub enum RunError {
     Probes(#[from] ProbeError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -49,6 +53,7 @@ impl RunError {
             Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
             Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
             Self::Target(_) => 4,
+            Self::Serve(_) => 8,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
             Self::Probes(ProbeError::Attach { .. }) => 5,
             Self::Probes(_) | Self::Io { .. } => 1,
@@ -69,6 +74,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     if args.dump {
         return dump(args).map(|report| (report, None));
     }
+    // Before anything is loaded: a port in use fails at once.
+    let listener = args.serve.map(crate::serve::bind).transpose()?;
     // A pid that does not exist is the most common mistake: say so before loading.
     let adopted = args.pid.map(Target::attach).transpose()?;
     let mut collector = Collector::new(Settings {
@@ -76,6 +83,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         python_rate_hz: (!args.no_python).then_some(args.rate),
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
+        continuous: args.serve.is_some(),
     });
     let mut probes = load_probes(args, &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
@@ -116,8 +124,34 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         }
     }
 
+    // --serve: the endpoint answers from the latest figures, published
+    // by the loop every second (and now).
+    let publisher = match listener {
+        Some(listener) => {
+            // Nothing folded yet: the first fold comes after the first
+            // drain (a file's name before its reads).
+            let (publisher, latest) = watch::channel(Arc::new(String::new()));
+            publish(&collector, &publisher);
+            tokio::spawn(crate::serve::serve(listener, latest));
+            if !args.quiet
+                && let Some(addr) = args.serve
+            {
+                eprintln!("tracer: Prometheus metrics at http://{addr}/metrics");
+            }
+            Some(publisher)
+        }
+        None => None,
+    };
     let trace_start = Instant::now();
-    let stopped = event_loop(args, &mut probes, &mut target, &mut collector, stop_signals).await?;
+    let stopped = event_loop(
+        args,
+        &mut probes,
+        &mut target,
+        &mut collector,
+        stop_signals,
+        publisher.as_ref(),
+    )
+    .await?;
     // Where each thread is now: what a stuck program is stuck in.
     refresh_python(&mut probes, &mut collector)?;
     collector.snapshot_threads(true);
@@ -186,6 +220,9 @@ fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u3
     collector
         .processes
         .add_root(target.pid, ppid, &comm, &argv, threads);
+    if let Some(live) = collector.metrics.as_mut() {
+        live.on_process(target.pid, ppid);
+    }
     collector.target = ReportTarget {
         pid: target.pid,
         comm: comm.clone(),
@@ -248,6 +285,9 @@ fn adopt(
             root_threads = threads;
         } else {
             let (comm, ppid, argv) = procfs::describe(pid);
+            if let Some(live) = collector.metrics.as_mut() {
+                live.on_process(pid, ppid);
+            }
             collector
                 .processes
                 .add_existing(pid, ppid, &comm, &argv, threads);
@@ -257,6 +297,9 @@ fn adopt(
     let now_ns = collector.settings.base_ns;
     for zombie in procfs::zombie_children(&traced) {
         probes.watch_zombie(zombie.pid, now_ns)?;
+        if let Some(live) = collector.metrics.as_mut() {
+            live.on_old_zombie(zombie.pid, zombie.ppid);
+        }
         collector.processes.add_preexisting_zombie(&zombie, now_ns);
     }
     collector.files.remember_open_fds(target.pid);
@@ -289,6 +332,33 @@ const EARLY_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
 /// How often `--perfetto`'s read and switch records are drained: 4 MiB of
 /// ring buffer holds 50 ms of ~500,000 reads a second.
 const TIMELINE_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// How often `--serve`'s figures are folded from the maps and published.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `--serve`: folds the kernel's rows into the figures, lets the kernel
+/// forget the gone, and publishes the exposition text for the endpoint.
+fn publish_metrics(
+    probes: &mut Probes,
+    collector: &mut Collector,
+    publisher: &watch::Sender<Arc<String>>,
+) -> Result<(), RunError> {
+    let reads = probes.read_stats()?;
+    let threads = probes.threads()?;
+    let open = probes.open_files()?;
+    let lost = probes.drops()?.iter().sum();
+    if let Some(forget) = collector.fold_metrics(&reads, &threads, &open, lost) {
+        probes.forget(&forget)?;
+    }
+    publish(collector, publisher);
+    Ok(())
+}
+
+fn publish(collector: &Collector, publisher: &watch::Sender<Arc<String>>) {
+    if let Some(live) = &collector.metrics {
+        let text = crate::report::metrics::prometheus_text(&live.snapshot());
+        publisher.send_replace(Arc::new(text));
+    }
+}
 /// How long the fast search lasts (a target that is not Python is then
 /// looked at every 50 ms, like the rest); samples are drained every 1 ms
 /// for as long.
@@ -362,7 +432,8 @@ fn refresh_python(probes: &mut Probes, collector: &mut Collector) -> Result<(), 
     if let Some(tree) = &collector.python {
         ready = tree.processes().any(|p| p.ready().is_some());
     }
-    if ready {
+    // (--serve keeps no stacks of kernel events.)
+    if ready && !collector.settings.continuous {
         let entries = if collector.settings.count_entries {
             probes.python_entries()?
         } else {
@@ -416,6 +487,7 @@ async fn event_loop(
     target: &mut Target,
     collector: &mut Collector,
     stop_signals: StopSignals,
+    publisher: Option<&watch::Sender<Arc<String>>>,
 ) -> Result<&'static str, RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
@@ -438,6 +510,8 @@ async fn event_loop(
     let mut last_python_refresh = Instant::now();
     let mut early_drain = tokio::time::interval(EARLY_DRAIN_INTERVAL);
     let mut timeline_drain = tokio::time::interval(TIMELINE_DRAIN_INTERVAL);
+    let mut metrics_ticker = tokio::time::interval(METRICS_INTERVAL);
+    metrics_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timeline_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     early_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -490,6 +564,12 @@ async fn event_loop(
             // --perfetto: reads and switches do not wake the loop either.
             _ = timeline_drain.tick(), if collector.settings.timeline => {
                 drain(ring.get_mut(), collector);
+            }
+            _ = metrics_ticker.tick(), if publisher.is_some() => {
+                if let Some(publisher) = publisher {
+                    drain(ring.get_mut(), collector);
+                    publish_metrics(probes, collector, publisher)?;
+                }
             }
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);

@@ -239,18 +239,23 @@ fn not_python_keeps_kernel_sections() {
     require_root();
     let dir = scratch("notpython");
     let report_path = dir.join("report.json");
-    let status = Command::new(TRACER)
-        .args(["--quiet", "--format", "json", "-o"])
-        .arg(&report_path)
-        .args([
-            "--",
-            "/bin/sh",
-            "-c",
-            "exec cat /proc/self/status > /dev/null",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // cat reads /proc/self/status, then its input until the test closes
+    // it, once the tracer has looked at it (`-v` says so): a command that
+    // exits within a millisecond may never be looked at.
+    let mut tracer = Proc::spawn(
+        Command::new(TRACER)
+            .args(["-v", "--quiet", "--format", "json", "-o"])
+            .arg(&report_path)
+            .args(["--", "/bin/cat", "/proc/self/status", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    let mut stderr = tracer.stderr_lines();
+    stderr.wait_for("no Python yet");
+    drop(tracer.child.stdin.take());
+    assert!(tracer.wait().success(), "{}", stderr.rest());
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let py = &report["python"];

@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// cost reads side by side, in one run, on one machine state.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// How long the serve suite traces.
+    #[arg(long, default_value_t = 600)]
+    serve_seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +75,9 @@ enum Suite {
     /// The fixed cost: `tracer -- /bin/true` next to bpftrace with one
     /// tracepoint; time to first event; teardown after the report.
     Startup,
+    /// The continuous mode's memory over `--serve-seconds` at high event
+    /// rates (not part of `all`: 10 minutes by default).
+    Serve,
     All,
 }
 
@@ -135,6 +141,13 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Tree | Suite::All) {
         report.push_str(&tree_suite(args, &tracer, &version)?);
+    }
+    if args.suite == Suite::Serve {
+        report.push_str(&crate::serve_bench::serve_suite(
+            &tracer,
+            args.serve_seconds,
+            &version,
+        )?);
     }
     let results = out_dir.join("results.md");
     fs::write(&results, &report).with_context(|| format!("writing {}", results.display()))?;
@@ -904,7 +917,7 @@ fn tracer_version(tracer: &Path) -> String {
 }
 
 /// Kernel, CPU and Python version, for the record.
-fn machine_line() -> String {
+pub fn machine_line() -> String {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into());

@@ -16,6 +16,7 @@ mod bench;
 mod chroots;
 mod floor;
 mod fuzz;
+mod serve_bench;
 mod setup;
 mod util;
 
@@ -141,8 +142,9 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
-    // The pprof export is read back by its official consumer, `go tool pprof`.
-    setup::ensure_apt(&["golang-go"])?;
+    // The exports are read back by their official consumers: `go tool
+    // pprof`, and a real Prometheus scraping `--serve`.
+    setup::ensure_apt(&["golang-go", "prometheus"])?;
     let mut cmd = tool_command("cargo");
     for root in chroots::ensure_chroots() {
         let (name, value) = root.env_var();

@@ -3,6 +3,7 @@
 //! in and the whole [`Report`] comes out ([`Collector::finish`]). One module
 //! per concern: reads, sched, processes, signals, python.
 
+pub mod metrics;
 pub mod processes;
 pub mod python;
 pub mod reads;
@@ -11,7 +12,7 @@ pub mod signals;
 pub mod timeline;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -38,6 +39,8 @@ pub struct Settings {
     pub count_entries: bool,
     /// `--perfetto`: keep every read, switch and signal step in time order.
     pub timeline: bool,
+    /// `--serve`: only the continuous mode's bounded figures are kept.
+    pub continuous: bool,
 }
 
 /// How the trace ended, as the run saw it.
@@ -100,12 +103,18 @@ pub struct Collector {
     threads_at_end: Vec<ThreadNow>,
     /// `--perfetto`: events in time order.
     timeline: Option<timeline::Recorder>,
+    /// `--serve`: the continuous mode's figures (the report's sections are
+    /// not kept then).
+    pub metrics: Option<metrics::Live>,
+    /// Python samples counted in continuous mode.
+    samples_seen: u64,
 }
 
 impl Collector {
     pub fn new(settings: Settings) -> Self {
         Self {
             timeline: settings.timeline.then(timeline::Recorder::new),
+            metrics: settings.continuous.then(metrics::Live::new),
             settings,
             ..Self::default()
         }
@@ -125,20 +134,14 @@ impl Collector {
     pub fn on_event(&mut self, event: Event) {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
+        self.keep_track(&event);
+        if self.metrics.is_some() {
+            self.on_event_continuous(event);
+            return;
+        }
         match event {
-            Event::FileOpened {
-                tgid,
-                fd,
-                file_id,
-                path,
-                truncated,
-            } => self.files.on_opened(tgid, fd, file_id, &path, truncated),
-            Event::FdDiscovered {
-                tgid,
-                fd,
-                file_id,
-                kernel,
-            } => self.files.on_discovered(tgid, fd, file_id, kernel),
+            // Kept track of above.
+            Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -147,19 +150,6 @@ impl Collector {
                 comm,
                 ..
             } => {
-                if !is_thread {
-                    self.processes_seen += 1;
-                }
-                // A new thread or child: re-read the thread lists soon. A
-                // child runs its parent's interpreter until it execs.
-                if let Some(tree) = self.python.as_mut()
-                    && tree.contains(parent_tgid)
-                {
-                    if !is_thread {
-                        tree.on_fork(parent_tgid, child);
-                    }
-                    self.python_dirty = true;
-                }
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
                 self.processes
@@ -218,9 +208,6 @@ impl Collector {
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
-                if group_dead && let Some(tree) = self.python.as_mut() {
-                    tree.on_exit(tgid);
-                }
                 if let Some(ns_pid) = ns_pid {
                     self.processes.set_ns_pid(tgid, ns_pid);
                 }
@@ -238,11 +225,6 @@ impl Collector {
                 ..
             } => {
                 self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated);
-                // A new program: looked at afresh (it may be another Python).
-                if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(tgid, ts_ns);
-                    self.python_dirty = true;
-                }
             }
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
@@ -382,10 +364,159 @@ impl Collector {
         }
     }
 
+    /// What every mode needs of an event: the files' names, the Python
+    /// processes to look at (a new thread or child: re-read the thread
+    /// lists soon; a child runs its parent's interpreter until it execs;
+    /// a new program is looked at afresh).
+    fn keep_track(&mut self, event: &Event) {
+        match event {
+            Event::FileOpened {
+                tgid,
+                fd,
+                file_id,
+                path,
+                truncated,
+            } => self.files.on_opened(*tgid, *fd, *file_id, path, *truncated),
+            Event::FdDiscovered {
+                tgid,
+                fd,
+                file_id,
+                kernel,
+            } => self.files.on_discovered(*tgid, *fd, *file_id, *kernel),
+            Event::ProcessForked {
+                parent_tgid,
+                child,
+                is_thread,
+                ..
+            } => {
+                if !is_thread {
+                    self.processes_seen += 1;
+                }
+                if let Some(tree) = self.python.as_mut()
+                    && tree.contains(*parent_tgid)
+                {
+                    if !is_thread {
+                        tree.on_fork(*parent_tgid, *child);
+                    }
+                    self.python_dirty = true;
+                }
+            }
+            Event::ProcessExited {
+                tgid,
+                group_dead: true,
+                ..
+            } => {
+                if let Some(tree) = self.python.as_mut() {
+                    tree.on_exit(*tgid);
+                }
+            }
+            Event::ProcessExec { tgid, ts_ns, .. } => {
+                if let Some(tree) = self.python.as_mut() {
+                    tree.on_exec(*tgid, *ts_ns);
+                    self.python_dirty = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `--serve`: what the continuous figures need of an event; nothing
+    /// that grows with the run.
+    fn on_event_continuous(&mut self, event: Event) {
+        let Some(live) = self.metrics.as_mut() else {
+            return;
+        };
+        match event {
+            Event::ProcessForked {
+                parent_tgid,
+                child,
+                is_thread: false,
+                ..
+            } => live.on_process(child, parent_tgid),
+            Event::ProcessExited {
+                tgid,
+                tid,
+                group_dead,
+                ts_ns,
+                ns_pid,
+                ..
+            } => live.on_exit(tgid, tid, group_dead, ts_ns, ns_pid),
+            Event::ProcessFreed { pid, ts_ns } => live.on_freed(pid, ts_ns),
+            Event::WaitDone(w) if processes::reap_status(&w).is_some() => {
+                live.on_wait_reaped(w.tgid, w.pid, w.ts_ns);
+            }
+            Event::SignalGenerated(g) => {
+                self.signals_seen += 1;
+                live.on_signal(g.sig, "generated");
+                if signals::result_name(g.result) == "ignored" {
+                    live.on_signal(g.sig, "ignored");
+                }
+            }
+            Event::SignalDelivered(d) => {
+                live.on_signal(d.sig, "delivered");
+                if signals::disposition(d.sa_handler) == "ignored" {
+                    live.on_signal(d.sig, "ignored");
+                }
+            }
+            Event::PySample { tgid, frames, .. } => {
+                self.samples_seen += 1;
+                let Some(tree) = self.python.as_mut() else {
+                    return;
+                };
+                // Not named (an interpreter not understood, a code object
+                // freed): counted under one name, not lost, and no label
+                // value per address.
+                let function = tree
+                    .frame_ids(tgid, &frames)
+                    .and_then(|ids| ids.first().map(|&id| tree.frame(id)))
+                    .filter(|frame| frame.is_resolved())
+                    .map_or_else(|| "[unresolved]".to_owned(), |frame| frame.qualname.clone());
+                live.on_sample(tgid, function);
+            }
+            _ => {}
+        }
+    }
+
+    /// `--serve`: folds the kernel's cumulative rows into the figures and
+    /// forgets what the gone processes left; returns the rows the kernel
+    /// maps should drop.
+    /// `open`: the descriptors open now (`FD_FILES`: tgid, fd, file id).
+    pub fn fold_metrics(
+        &mut self,
+        reads: &[(tracer_common::ReadKey, tracer_common::ReadStats)],
+        threads: &[(u32, tracer_common::ThreadStats)],
+        open: &[(tracer_common::FdKey, u64)],
+        lost: u64,
+    ) -> Option<metrics::Forget> {
+        let live = self.metrics.as_mut()?;
+        live.events_lost = lost + self.decode_errors;
+        let open: HashSet<(u32, i32, u64)> =
+            open.iter().map(|(k, id)| (k.tgid, k.fd, *id)).collect();
+        let forget = live.fold(reads, threads, &self.files, &open);
+        // The names of files neither open nor in a kept row.
+        let mut keep: HashSet<(u32, u64)> = live.files_read();
+        keep.extend(open.iter().map(|&(tgid, _, id)| (tgid, id)));
+        self.files
+            .retain(|tgid, file_id| keep.contains(&(tgid, file_id)));
+        log::debug!(
+            "metrics: {}; {} Python processes, {} files",
+            live.sizes(),
+            self.python.as_ref().map_or(0, |t| t.processes().count()),
+            self.files.len()
+        );
+        for &pid in &forget.pids {
+            self.files.forget(pid);
+            if let Some(tree) = self.python.as_mut() {
+                tree.forget(pid);
+            }
+        }
+        Some(forget)
+    }
+
     /// What the live status line shows.
     pub fn progress(&self, lost: u64) -> crate::status::Progress {
         crate::status::Progress {
-            samples: self.profile.samples(),
+            samples: self.profile.samples() + self.samples_seen,
             signals: self.signals_seen,
             // The target and every process it forked.
             processes: 1 + self.processes_seen,
@@ -472,6 +603,9 @@ impl Collector {
 
     /// The report: every aggregator's section, the map snapshot merged in.
     pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+        if self.metrics.is_some() {
+            return self.finish_continuous(maps, ending);
+        }
         let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
@@ -595,6 +729,7 @@ impl Collector {
             findings: Vec::new(),
             warnings,
             timeline: None,
+            metrics: None,
         };
         report.findings = findings(&report);
         if let Some(timeline) = self.timeline.take() {
@@ -608,6 +743,42 @@ impl Collector {
             report.timeline = Some(timeline);
         }
         report
+    }
+
+    /// `--serve`: the final figures, with what the report says of the run.
+    fn finish_continuous(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+        let lost = maps.drops.iter().sum();
+        // Every descriptor counts as open: the last fold drops nothing.
+        let open: Vec<(tracer_common::FdKey, u64)> = maps
+            .reads
+            .iter()
+            .map(|(k, _)| {
+                let fd = tracer_common::FdKey {
+                    tgid: k.tgid,
+                    fd: k.fd,
+                };
+                (fd, k.file_id)
+            })
+            .collect();
+        self.fold_metrics(&maps.reads, &maps.threads, &open, lost);
+        let metrics = self.metrics.take().map(|live| live.snapshot());
+        let mut warnings = ending.warnings;
+        warnings.append(&mut self.warnings);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target: self.target,
+            duration_s: ending.duration.as_secs_f64(),
+            events: EventCounts {
+                received: self.received,
+                lost: maps.drops[drops::RINGBUF as usize],
+                ..EventCounts::default()
+            },
+            stopped: ending.stopped.into(),
+            complete: lost == 0 && self.decode_errors == 0,
+            warnings,
+            metrics,
+            ..Report::default()
+        }
     }
 
     /// The report of `--dump`: the target, its interpreters and every

@@ -278,31 +278,8 @@ impl ProcessTable {
             calls.calls += 1;
             calls.last_ns = w.ts_ns;
         }
-        if w.pid == 0 {
+        let Some(status) = reap_status(w) else {
             return;
-        }
-        // Only a termination reaps; stopped/continued reports and WNOWAIT do not.
-        let status = match w.syscall {
-            WaitSyscall::Wait4 => match w.status {
-                Some(s) => {
-                    let s = s as u32;
-                    if (s & 0x7f) == 0x7f || s == 0xffff {
-                        return;
-                    }
-                    Some(s)
-                }
-                None => None,
-            },
-            WaitSyscall::Waitid => {
-                if w.options & WNOWAIT != 0 {
-                    return;
-                }
-                match waitid_status(w.code, w.status.unwrap_or(0)) {
-                    Some(s) => Some(s),
-                    None if w.status.is_none() => None,
-                    None => return,
-                }
-            }
         };
         let Some(pid) = self.reported_child(w.tgid, w.pid) else {
             return;
@@ -546,6 +523,34 @@ fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
                 text.push("...".into());
             }
             Some(text.join(", "))
+        }
+    }
+}
+
+/// `Some(status)` when the wait reaped the child it reports (its wait
+/// status when known): only a termination reaps; stopped / continued
+/// reports, `WNOWAIT` and a wait that found nothing do not.
+pub fn reap_status(w: &WaitDone) -> Option<Option<u32>> {
+    if w.pid == 0 {
+        return None;
+    }
+    match w.syscall {
+        WaitSyscall::Wait4 => match w.status {
+            Some(s) => {
+                let s = s as u32;
+                ((s & 0x7f) != 0x7f && s != 0xffff).then_some(Some(s))
+            }
+            None => Some(None),
+        },
+        WaitSyscall::Waitid => {
+            if w.options & WNOWAIT != 0 {
+                return None;
+            }
+            match waitid_status(w.code, w.status.unwrap_or(0)) {
+                Some(s) => Some(Some(s)),
+                None if w.status.is_none() => Some(None),
+                None => None,
+            }
         }
     }
 }

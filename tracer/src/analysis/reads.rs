@@ -64,6 +64,30 @@ impl FileTable {
             .insert((tgid, file_id), files::from_open(tgid, fd, path, root));
     }
 
+    /// Files known, for `RUST_LOG=debug`.
+    pub fn len(&self) -> usize {
+        self.files.len() + self.at_attach.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `--serve`: keeps the files of (tgid, file id) that `keep` says.
+    pub fn retain(&mut self, keep: impl Fn(u32, u64) -> bool) {
+        self.files.retain(|&(tgid, file_id), _| keep(tgid, file_id));
+        self.truncated
+            .retain(|&(tgid, file_id)| keep(tgid, file_id));
+    }
+
+    /// `--serve`: process `tgid` is gone; its files are forgotten.
+    pub fn forget(&mut self, tgid: u32) {
+        self.files.retain(|&(pid, _), _| pid != tgid);
+        self.at_attach.retain(|&(pid, _), _| pid != tgid);
+        self.roots.remove(&tgid);
+        self.truncated.retain(|&(pid, _)| pid != tgid);
+    }
+
     /// `tgid`'s root directory, learned elsewhere (the Python interpreter's).
     pub fn note_root(&mut self, tgid: u32, root: &str) {
         self.roots.insert(tgid, root.to_owned());

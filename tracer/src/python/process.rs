@@ -607,10 +607,15 @@ impl PythonProcess {
                     self.handler_table_searched = Some(Instant::now());
                 }
                 Err((reason, None)) if reason.searching => {
+                    if !matches!(&self.discovery, Discovery::Searching(was) if *was == reason.text)
+                    {
+                        log::info!("pid {}: no Python yet: {}", self.pid, reason.text);
+                    }
                     self.discovery = Discovery::Searching(reason.text);
                     return update;
                 }
                 Err((reason, found)) => {
+                    log::info!("pid {}: not Python: {}", self.pid, reason.text);
                     self.discovery = Discovery::Failed(reason.text, found);
                     return update;
                 }

@@ -96,6 +96,12 @@ impl PythonTree {
         }
     }
 
+    /// `--serve`: a process gone for good is forgotten (its caches too).
+    pub fn forget(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+        self.forked_from.remove(&pid);
+    }
+
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(process) = self.processes.get_mut(&pid) {
             process.on_exit();

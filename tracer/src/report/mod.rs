@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod flame;
 pub mod format;
 pub mod json;
+pub mod metrics;
 pub mod perfetto;
 pub mod pprof;
 pub mod stories;
@@ -67,6 +68,10 @@ pub struct Report {
     /// `--perfetto` only: every event on one time axis (not in the JSON).
     #[serde(skip)]
     pub timeline: Option<Timeline>,
+    /// `--serve` only: the continuous mode's figures (in place of the
+    /// sections, which it does not keep).
+    #[serde(skip)]
+    pub metrics: Option<metrics::Metrics>,
 }
 
 impl Report {

@@ -1,0 +1,74 @@
+"""A service whose figures are known, for the --serve test (Prometheus).
+
+Prints "ready PID" and waits for a line on stdin; then preads
+/proc/self/stat 50 times with a 333-byte request, sends itself SIGUSR1
+3 times (a Python handler runs), spawns /bin/true and reaps it at least
+200 ms after its exit, spawns another /bin/true and leaves it a zombie,
+burns CPU in `burn` for 0.3 s, prints "done FACTS" (JSON) and waits for a
+line on stdin before it exits.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PREADS = 50
+PREAD_SIZE = 333
+USR1 = 3
+
+handled = []
+
+
+def on_usr1(signum, frame):
+    handled.append(signum)
+
+
+def poll_stat():
+    fd = os.open("/proc/self/stat", os.O_RDONLY)
+    for _ in range(PREADS):
+        os.pread(fd, PREAD_SIZE, 0)
+    os.close(fd)
+
+
+def burn(seconds):
+    total = 0
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        total += 1
+    return total
+
+
+def main():
+    signal.signal(signal.SIGUSR1, on_usr1)
+    print(f"ready {os.getpid()}", flush=True)
+    sys.stdin.readline()
+    poll_stat()
+    for _ in range(USR1):
+        os.kill(os.getpid(), signal.SIGUSR1)
+    while len(handled) < USR1:
+        time.sleep(0.001)
+    reaped = subprocess.Popen(["/bin/true"])
+    # A zombie from its exit (waited for without reaping) for at least 0.2 s.
+    os.waitid(os.P_PID, reaped.pid, os.WEXITED | os.WNOWAIT)
+    time.sleep(0.2)
+    reaped.wait()
+    left = subprocess.Popen(["/bin/true"])
+    # Until it has exited, without reaping it (and without reading /proc,
+    # which the test counts).
+    os.waitid(os.P_PID, left.pid, os.WEXITED | os.WNOWAIT)
+    burn(0.3)
+    facts = {
+        "pid": os.getpid(),
+        "reaped": reaped.pid,
+        "zombie": left.pid,
+        "preads": PREADS,
+        "usr1": USR1,
+    }
+    print("done " + json.dumps(facts), flush=True)
+    sys.stdin.readline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,482 @@
+//! `--serve`: the continuous mode's aggregator. Counters since tracing
+//! started, fed by events and by folding the kernel's cumulative maps in
+//! every second; bounded whatever the run's length: each labelled family
+//! keeps at most a fixed number of series (the busiest recently; a series
+//! idle for a minute gives its place to a busier one, the rest go to an
+//! `other` series), and what it keeps per process or thread is forgotten
+//! once that process is gone.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    hash::Hash,
+};
+
+use tracer_common::{ReadKey, ReadStats, ThreadStats};
+
+use super::reads::FileTable;
+use crate::report::metrics::{Histogram, Metrics, OTHER, ReadSeries};
+
+/// Series per labelled family (a histogram series is its 10 lines).
+const MAX_FILE_SERIES: usize = 200;
+const MAX_PROCESS_SERIES: usize = 200;
+const MAX_HISTOGRAM_SERIES: usize = 50;
+const MAX_FUNCTION_SERIES: usize = 500;
+/// Folds (seconds) a series may stay idle before a busier key may take its place.
+const IDLE_FOLDS: u64 = 60;
+/// Request size buckets: powers of two, 256 B to 1 MiB.
+const REQUEST_BOUNDS: [f64; 13] = [
+    256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0, 131072.0, 262144.0,
+    524288.0, 1048576.0,
+];
+const ZOMBIE_BOUNDS: [f64; 9] = [0.001, 0.01, 0.1, 0.5, 1.0, 10.0, 60.0, 600.0, 3600.0];
+
+/// A labelled family bounded to `limit` series, each keyed by its labels.
+/// A key gets its own series when there is room, or when a series has
+/// been idle for [`IDLE_FOLDS`] (it is dropped; Prometheus marks it
+/// stale); else its counts go to the `other` series. Every series only
+/// grows.
+struct Bounded<K, V> {
+    limit: usize,
+    series: HashMap<K, (V, u64)>,
+    other: V,
+}
+
+impl<K: Eq + Hash + Clone, V: Default> Bounded<K, V> {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            series: HashMap::new(),
+            other: V::default(),
+        }
+    }
+
+    /// The series `key` counts into at fold `now` (a fold number).
+    fn slot(&mut self, key: &K, now: u64) -> &mut V {
+        if !self.series.contains_key(key) && self.series.len() >= self.limit {
+            let idle = self
+                .series
+                .iter()
+                .filter(|(_, (_, last))| now.saturating_sub(*last) >= IDLE_FOLDS)
+                .min_by_key(|(_, (_, last))| *last)
+                .map(|(k, _)| k.clone());
+            match idle {
+                Some(idle) => {
+                    self.series.remove(&idle);
+                }
+                None => return &mut self.other,
+            }
+        }
+        let entry = self
+            .series
+            .entry(key.clone())
+            .or_insert_with(|| (V::default(), now));
+        entry.1 = now;
+        &mut entry.0
+    }
+}
+
+/// What a process left behind: its pid, gone at fold number `at`.
+struct Gone {
+    pid: u32,
+    at: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    syscalls: u64,
+    bytes: u64,
+}
+
+/// The continuous mode's figures while tracing.
+pub struct Live {
+    folds: u64,
+    /// Last values seen per kernel row, to add what grew since.
+    reads_seen: HashMap<ReadKey, ReadStats>,
+    threads_seen: HashMap<u32, (u64, u64)>,
+    reads: Bounded<(u32, String, String), Counts>,
+    request_sizes: Bounded<(u32, String), Histogram>,
+    switches: Bounded<u32, (u64, u64)>,
+    signals: BTreeMap<(i32, &'static str), u64>,
+    samples: Bounded<(u32, String), u64>,
+    /// Parent of every process seen forked or adopted.
+    parents: HashMap<u32, u32>,
+    /// Exited, not reaped: pid -> (exit time if seen, parent, its pid
+    /// in its own namespace if known).
+    zombies: HashMap<u32, (Option<u64>, u32, Option<u32>)>,
+    zombie_seconds: Histogram,
+    /// Threads and processes that exited, forgotten a few folds later.
+    exited_threads: Vec<Gone>,
+    freed: Vec<Gone>,
+    pub events_lost: u64,
+}
+
+/// What the kernel maps should forget: rows of exited threads and of
+/// processes that are gone.
+#[derive(Debug, Default, PartialEq)]
+pub struct Forget {
+    pub tids: Vec<u32>,
+    pub pids: Vec<u32>,
+    /// Read rows of descriptors closed since (their last reads folded in).
+    pub read_rows: Vec<ReadKey>,
+}
+
+/// Folds after an exit before its rows are forgotten: its last switch-out
+/// and reads land after its exit record.
+const GRACE_FOLDS: u64 = 2;
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Live {
+    pub fn new() -> Self {
+        Self {
+            folds: 0,
+            reads_seen: HashMap::new(),
+            threads_seen: HashMap::new(),
+            reads: Bounded::new(MAX_FILE_SERIES),
+            request_sizes: Bounded::new(MAX_HISTOGRAM_SERIES),
+            switches: Bounded::new(MAX_PROCESS_SERIES),
+            signals: BTreeMap::new(),
+            samples: Bounded::new(MAX_FUNCTION_SERIES),
+            parents: HashMap::new(),
+            zombies: HashMap::new(),
+            zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
+            exited_threads: Vec::new(),
+            freed: Vec::new(),
+            events_lost: 0,
+        }
+    }
+
+    pub fn on_process(&mut self, pid: u32, parent: u32) {
+        self.parents.insert(pid, parent);
+    }
+
+    /// A child that was a zombie before tracing started.
+    pub fn on_old_zombie(&mut self, pid: u32, parent: u32) {
+        self.zombies.insert(pid, (None, parent, None));
+    }
+
+    /// `ns_pid`: a whole process's pid in its own namespace, when known.
+    pub fn on_exit(
+        &mut self,
+        tgid: u32,
+        tid: u32,
+        group_dead: bool,
+        ts_ns: u64,
+        ns_pid: Option<u32>,
+    ) {
+        self.exited_threads.push(Gone {
+            pid: tid,
+            at: self.folds,
+        });
+        if group_dead {
+            let parent = self
+                .parents
+                .get(&tgid)
+                .copied()
+                .or_else(|| crate::procfs::stat(tgid).map(|s| s.ppid))
+                .unwrap_or(0);
+            self.zombies.insert(tgid, (Some(ts_ns), parent, ns_pid));
+        }
+    }
+
+    /// Process `waiter` reaped its child `pid` (as the waiter's pid
+    /// namespace numbers it) at `ts_ns`.
+    pub fn on_wait_reaped(&mut self, waiter: u32, pid: u32, ts_ns: u64) {
+        let child = if self.zombies.contains_key(&pid) {
+            Some(pid)
+        } else {
+            // A container's child, numbered in the container's namespace.
+            self.zombies
+                .iter()
+                .find(|(_, (_, parent, ns_pid))| *parent == waiter && *ns_pid == Some(pid))
+                .map(|(&child, _)| child)
+        };
+        if let Some(child) = child {
+            self.on_reaped(child, ts_ns);
+        }
+    }
+
+    /// `pid` was reaped (by a wait, or released without one) at `ts_ns`:
+    /// what is kept about it is forgotten a few folds later.
+    fn on_reaped(&mut self, pid: u32, ts_ns: u64) {
+        if let Some((exit, _, _)) = self.zombies.remove(&pid)
+            && let Some(exit) = exit
+        {
+            let seconds = ts_ns.saturating_sub(exit) as f64 / 1e9;
+            self.zombie_seconds.observe(seconds, 1);
+        }
+        self.parents.remove(&pid);
+        self.freed.push(Gone {
+            pid,
+            at: self.folds,
+        });
+    }
+
+    /// The kernel released `pid` without a wait (an ignored SIGCHLD).
+    pub fn on_freed(&mut self, pid: u32, ts_ns: u64) {
+        self.on_reaped(pid, ts_ns);
+    }
+
+    pub fn on_signal(&mut self, signo: i32, event: &'static str) {
+        *self.signals.entry((signo, event)).or_default() += 1;
+    }
+
+    /// One Python sample of process `pid`, its innermost function.
+    pub fn on_sample(&mut self, pid: u32, function: String) {
+        *self.samples.slot(&(pid, function), self.folds) += 1;
+    }
+
+    /// Adds what the kernel's cumulative rows gained since the last fold;
+    /// returns the rows the kernel maps should drop now. `open`: the
+    /// descriptors open now, as (tgid, fd, file id): a row of one closed
+    /// since, that did not grow in this fold, is dropped (a service that
+    /// reads a new pipe per request must not fill the table); a new row
+    /// of the same file starts again from zero.
+    pub fn fold(
+        &mut self,
+        reads: &[(ReadKey, ReadStats)],
+        threads: &[(u32, ThreadStats)],
+        files: &FileTable,
+        open: &HashSet<(u32, i32, u64)>,
+    ) -> Forget {
+        self.folds += 1;
+        let now = self.folds;
+        let mut grown: Vec<(ReadKey, u64, u64)> = Vec::new();
+        let mut read_rows = Vec::new();
+        for (key, stats) in reads {
+            let seen = self.reads_seen.entry(*key).or_default();
+            let syscalls = stats.syscalls.saturating_sub(seen.syscalls);
+            if syscalls > 0 {
+                grown.push((*key, syscalls, stats.bytes.saturating_sub(seen.bytes)));
+            } else if !open.contains(&(key.tgid, key.fd, key.file_id)) {
+                read_rows.push(*key);
+            }
+            *seen = *stats;
+        }
+        for key in &read_rows {
+            self.reads_seen.remove(key);
+        }
+        // Busiest first: they take free places before quieter files.
+        grown.sort_by_key(|&(_, syscalls, _)| std::cmp::Reverse(syscalls));
+        for (key, syscalls, bytes) in grown {
+            let info = files.describe(key.tgid, key.fd, key.file_id);
+            let counts = self
+                .reads
+                .slot(&(key.tgid, info.path, info.fs.clone()), now);
+            counts.syscalls += syscalls;
+            counts.bytes += bytes;
+            let sizes = self.request_sizes.slot(&(key.tgid, info.fs), now);
+            if sizes.bounds.is_empty() {
+                *sizes = Histogram::new(&REQUEST_BOUNDS);
+            }
+            sizes.observe(key.request as f64, syscalls);
+        }
+        for (tid, stats) in threads {
+            let seen = self.threads_seen.entry(*tid).or_default();
+            let voluntary = stats.voluntary.saturating_sub(seen.0);
+            let involuntary = stats.involuntary.saturating_sub(seen.1);
+            *seen = (stats.voluntary, stats.involuntary);
+            if voluntary + involuntary > 0 {
+                let counts = self.switches.slot(&stats.tgid, now);
+                counts.0 += voluntary;
+                counts.1 += involuntary;
+            }
+        }
+        let due = |gone: &Gone| now.saturating_sub(gone.at) > GRACE_FOLDS;
+        let tids: Vec<u32> = self
+            .exited_threads
+            .iter()
+            .filter(|g| due(g))
+            .map(|g| g.pid)
+            .collect();
+        let pids: Vec<u32> = self
+            .freed
+            .iter()
+            .filter(|g| due(g))
+            .map(|g| g.pid)
+            .collect();
+        self.exited_threads.retain(|g| !due(g));
+        self.freed.retain(|g| !due(g));
+        for tid in &tids {
+            self.threads_seen.remove(tid);
+        }
+        let gone: HashSet<u32> = pids.iter().copied().collect();
+        self.reads_seen.retain(|key, _| !gone.contains(&key.tgid));
+        Forget {
+            tids,
+            pids,
+            read_rows,
+        }
+    }
+
+    /// The (tgid, file id) of every read row kept.
+    pub fn files_read(&self) -> HashSet<(u32, u64)> {
+        self.reads_seen
+            .keys()
+            .map(|k| (k.tgid, k.file_id))
+            .collect()
+    }
+
+    /// How much it holds, for `RUST_LOG=debug`.
+    pub fn sizes(&self) -> String {
+        format!(
+            "{} read rows, {} threads, {} parents, {} zombies, {}+{}+{}+{} series",
+            self.reads_seen.len(),
+            self.threads_seen.len(),
+            self.parents.len(),
+            self.zombies.len(),
+            self.reads.series.len(),
+            self.request_sizes.series.len(),
+            self.switches.series.len(),
+            self.samples.series.len()
+        )
+    }
+
+    /// The figures now.
+    pub fn snapshot(&self) -> Metrics {
+        let pid = |pid: u32| pid.to_string();
+        let mut reads: Vec<ReadSeries> = self
+            .reads
+            .series
+            .iter()
+            .map(|((p, path, fs), (c, _))| ReadSeries {
+                pid: pid(*p),
+                path: path.clone(),
+                fs: fs.clone(),
+                syscalls: c.syscalls,
+                bytes: c.bytes,
+            })
+            .collect();
+        reads.sort_by(|a, b| (&a.pid, &a.path).cmp(&(&b.pid, &b.path)));
+        reads.push(ReadSeries {
+            pid: OTHER.into(),
+            path: OTHER.into(),
+            fs: OTHER.into(),
+            syscalls: self.reads.other.syscalls,
+            bytes: self.reads.other.bytes,
+        });
+        let mut request_sizes: Vec<(String, String, Histogram)> = self
+            .request_sizes
+            .series
+            .iter()
+            .map(|((p, fs), (h, _))| (pid(*p), fs.clone(), h.clone()))
+            .collect();
+        request_sizes.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        if !self.request_sizes.other.bounds.is_empty() {
+            let other = self.request_sizes.other.clone();
+            request_sizes.push((OTHER.into(), OTHER.into(), other));
+        }
+        let mut switches: Vec<(String, u64, u64)> = self
+            .switches
+            .series
+            .iter()
+            .map(|(p, ((v, i), _))| (pid(*p), *v, *i))
+            .collect();
+        switches.sort();
+        let (v, i) = self.switches.other;
+        switches.push((OTHER.into(), v, i));
+        let signals = self
+            .signals
+            .iter()
+            .map(|(&(signo, event), &n)| (super::signals::signal_name(signo), event, n))
+            .collect();
+        let mut per_parent: BTreeMap<u32, u64> = BTreeMap::new();
+        for (_, parent, _) in self.zombies.values() {
+            *per_parent.entry(*parent).or_default() += 1;
+        }
+        let zombies = per_parent.into_iter().map(|(p, n)| (pid(p), n)).collect();
+        let mut python_samples: Vec<(String, String, u64)> = self
+            .samples
+            .series
+            .iter()
+            .map(|((p, function), (n, _))| (pid(*p), function.clone(), *n))
+            .collect();
+        python_samples.sort();
+        python_samples.push((OTHER.into(), OTHER.into(), self.samples.other));
+        Metrics {
+            reads,
+            request_sizes,
+            switches,
+            signals,
+            zombies,
+            zombie_seconds: self.zombie_seconds.clone(),
+            python_samples,
+            events_lost: self.events_lost,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounded_family_lends_idle_places_and_never_shrinks_a_series() {
+        let mut family: Bounded<u32, u64> = Bounded::new(2);
+        *family.slot(&1, 0) += 5;
+        *family.slot(&2, 0) += 5;
+        // Full, nobody idle long enough: the third key counts as other.
+        *family.slot(&3, 10) += 1;
+        assert_eq!(family.other, 1);
+        *family.slot(&2, 30) += 1;
+        // Key 1 idle since fold 0: at fold 61 key 3 takes its place.
+        *family.slot(&3, IDLE_FOLDS + 1) += 2;
+        assert_eq!(family.series.get(&3).map(|s| s.0), Some(2));
+        assert!(!family.series.contains_key(&1));
+        assert_eq!(family.series.get(&2).map(|s| s.0), Some(6));
+    }
+
+    #[test]
+    fn folds_add_what_grew_and_forget_the_gone() {
+        let mut live = Live::new();
+        let files = FileTable::default();
+        let key = ReadKey {
+            tgid: 7,
+            fd: 3,
+            file_id: 0,
+            request: 1024,
+            ..ReadKey::default()
+        };
+        let stats = |syscalls| ReadStats {
+            syscalls,
+            bytes: syscalls * 10,
+            ..ReadStats::default()
+        };
+        let open = HashSet::from([(7, 3, 0)]);
+        live.fold(&[(key, stats(3))], &[], &files, &open);
+        live.fold(&[(key, stats(5))], &[], &files, &open);
+        let metrics = live.snapshot();
+        assert_eq!((metrics.reads[0].syscalls, metrics.reads[0].bytes), (5, 50));
+        let (_, _, sizes) = &metrics.request_sizes[0];
+        assert_eq!((sizes.count(), sizes.sum), (5, 5.0 * 1024.0));
+        live.on_process(7, 1);
+        live.on_exit(7, 7, true, 1_000_000_000, None);
+        assert_eq!(live.snapshot().zombies, vec![("1".into(), 1)]);
+        live.on_freed(7, 3_000_000_000);
+        assert_eq!(live.zombie_seconds.count(), 1);
+        assert!(live.snapshot().zombies.is_empty());
+        let mut forgot = Forget::default();
+        for _ in 0..=GRACE_FOLDS {
+            forgot = live.fold(&[(key, stats(5))], &[], &files, &open);
+        }
+        assert_eq!(
+            forgot,
+            Forget {
+                tids: vec![7],
+                pids: vec![7],
+                read_rows: Vec::new()
+            }
+        );
+        assert!(live.reads_seen.is_empty());
+        // Closed, not growing: the row goes; reopened, it counts from zero.
+        live.fold(&[(key, stats(1))], &[], &files, &open);
+        let forgot = live.fold(&[(key, stats(1))], &[], &files, &HashSet::new());
+        assert_eq!(forgot.read_rows, vec![key]);
+        live.fold(&[(key, stats(2))], &[], &files, &open);
+        assert_eq!(live.snapshot().reads[0].syscalls, 5 + 1 + 2);
+    }
+}

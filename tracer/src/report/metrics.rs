@@ -1,0 +1,268 @@
+//! `--serve`: the continuous mode's figures (plain data, cumulative since
+//! tracing started, bounded in size) and their Prometheus exposition,
+//! encoded by the Prometheus project's `prometheus-client` crate
+//! (OpenMetrics text, which Prometheus scrapes).
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _, MetricEncoder, NoLabelSet},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+/// The label value of the series that gathers what does not fit the bound.
+pub const OTHER: &str = "other";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Per (pid, path, fs): read syscalls and bytes.
+    pub reads: Vec<ReadSeries>,
+    /// Per (pid, fs): read request sizes.
+    pub request_sizes: Vec<(String, String, Histogram)>,
+    /// Per pid: (voluntary, involuntary) context switches.
+    pub switches: Vec<(String, u64, u64)>,
+    /// (signal, event, count); event: generated | delivered | ignored.
+    pub signals: Vec<(String, &'static str, u64)>,
+    /// Per parent pid: its zombie children now.
+    pub zombies: Vec<(String, u64)>,
+    /// How long each reaped zombie stayed one.
+    pub zombie_seconds: Histogram,
+    /// Per (pid, innermost function): Python samples.
+    pub python_samples: Vec<(String, String, u64)>,
+    /// Everything the kernel side could not record, and records not decoded.
+    pub events_lost: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadSeries {
+    pub pid: String,
+    pub path: String,
+    pub fs: String,
+    pub syscalls: u64,
+    pub bytes: u64,
+}
+
+/// Counts per bucket (not cumulative), by upper bound, then above the last.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub bounds: Vec<f64>,
+    /// One per bound, plus one for +Inf.
+    pub counts: Vec<u64>,
+    pub sum: f64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+        }
+    }
+
+    /// `n` observations of `value`.
+    pub fn observe(&mut self, value: f64, n: u64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&bound| value <= bound)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket] += n;
+        self.sum += value * n as f64;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Its lines: the buckets go to the encoder as (upper bound, count in
+    /// that bucket alone), +Inf last (it writes them cumulative).
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.counts.iter().copied())
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count(), &buckets, None)
+    }
+}
+
+/// The OpenMetrics text of `metrics` (what `/metrics` serves).
+pub fn prometheus_text(metrics: &Metrics) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Encoded(metrics.clone())));
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    text
+}
+
+#[derive(Debug)]
+struct Encoded(Metrics);
+
+type Labels = Vec<(&'static str, String)>;
+
+impl Collector for Encoded {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = &self.0;
+        let reads = |r: &ReadSeries| -> Labels {
+            vec![
+                ("pid", r.pid.clone()),
+                ("path", r.path.clone()),
+                ("fs", r.fs.clone()),
+            ]
+        };
+        counters(
+            &mut encoder,
+            "tracer_read_syscalls",
+            "Read-family syscalls (read, pread64, readv, preadv) per process and file \
+             (the busiest files recently; the rest in path=\"other\")",
+            m.reads.iter().map(|r| (reads(r), r.syscalls)),
+        )?;
+        counters(
+            &mut encoder,
+            "tracer_read_bytes",
+            "Bytes returned by read-family syscalls per process and file",
+            m.reads.iter().map(|r| (reads(r), r.bytes)),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "tracer_read_request_bytes",
+            "Bytes asked for per read-family syscall (CPython reads procfs 1 KiB at a time)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (pid, fs, histogram) in &m.request_sizes {
+            let labels: Labels = vec![("pid", pid.clone()), ("fs", fs.clone())];
+            histogram.encode(family.encode_family(&labels)?)?;
+        }
+        counters(
+            &mut encoder,
+            "tracer_context_switches",
+            "Scheduler context switches of the traced threads per process: voluntary \
+             (it slept) or involuntary (it was preempted)",
+            m.switches.iter().flat_map(|(pid, voluntary, involuntary)| {
+                [
+                    (
+                        vec![("pid", pid.clone()), ("kind", "voluntary".into())],
+                        *voluntary,
+                    ),
+                    (
+                        vec![("pid", pid.clone()), ("kind", "involuntary".into())],
+                        *involuntary,
+                    ),
+                ]
+            }),
+        )?;
+        counters(
+            &mut encoder,
+            "tracer_signals",
+            "Signals generated for or by traced processes, delivered to them, or \
+             ignored (at generation or delivery)",
+            m.signals.iter().map(|(signal, event, n)| {
+                (
+                    vec![("signal", signal.clone()), ("event", (*event).to_owned())],
+                    *n,
+                )
+            }),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "tracer_zombies",
+            "Zombie children of each traced process now (exited, not reaped yet)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pid, n) in &m.zombies {
+            let labels: Labels = vec![("pid", pid.clone())];
+            ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let histogram = &m.zombie_seconds;
+        histogram.encode(encoder.encode_descriptor(
+            "tracer_zombie_seconds",
+            "How long each reaped child stayed a zombie, from its exit to its reaping",
+            None,
+            MetricType::Histogram,
+        )?)?;
+        counters(
+            &mut encoder,
+            "tracer_python_samples",
+            "CPU samples of Python stacks per process and innermost function \
+             (the busiest recently; the rest in function=\"other\")",
+            m.python_samples.iter().map(|(pid, function, n)| {
+                (
+                    vec![("pid", pid.clone()), ("function", function.clone())],
+                    *n,
+                )
+            }),
+        )?;
+        let family = encoder.encode_descriptor(
+            "tracer_events_lost",
+            "Events the tracer could not record (ring buffer or a kernel table full, \
+             a record not decoded)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(m.events_lost).encode(family)?;
+        Ok(())
+    }
+}
+
+/// One counter family (`name` gets its `_total`).
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_fixed_names_labels_and_buckets() {
+        let mut sizes = Histogram::new(&[512.0, 1024.0, 4096.0]);
+        sizes.observe(1024.0, 3);
+        sizes.observe(8192.0, 1);
+        let metrics = Metrics {
+            reads: vec![ReadSeries {
+                pid: "7".into(),
+                path: "/proc/self/stat".into(),
+                fs: "proc".into(),
+                syscalls: 3,
+                bytes: 300,
+            }],
+            request_sizes: vec![("7".into(), "proc".into(), sizes)],
+            switches: vec![("7".into(), 5, 2)],
+            signals: vec![("SIGUSR1".into(), "delivered", 1)],
+            zombies: vec![("7".into(), 1)],
+            zombie_seconds: Histogram::new(&[1.0]),
+            python_samples: vec![("7".into(), "burn".into(), 30)],
+            events_lost: 0,
+        };
+        let text = prometheus_text(&metrics);
+        for line in [
+            r#"tracer_read_syscalls_total{pid="7",path="/proc/self/stat",fs="proc"} 3"#,
+            r#"tracer_read_bytes_total{pid="7",path="/proc/self/stat",fs="proc"} 300"#,
+            r#"tracer_read_request_bytes_bucket{le="1024.0",pid="7",fs="proc"} 3"#,
+            r#"tracer_read_request_bytes_bucket{le="+Inf",pid="7",fs="proc"} 4"#,
+            r#"tracer_read_request_bytes_count{pid="7",fs="proc"} 4"#,
+            r#"tracer_context_switches_total{pid="7",kind="involuntary"} 2"#,
+            r#"tracer_signals_total{signal="SIGUSR1",event="delivered"} 1"#,
+            r#"tracer_zombies{pid="7"} 1"#,
+            r#"tracer_zombie_seconds_count 0"#,
+            r#"tracer_python_samples_total{pid="7",function="burn"} 30"#,
+            "tracer_events_lost_total 0",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `--serve`: a real Prometheus (Debian's `prometheus`; `cargo xtask test`
+//! installs it) scrapes the tracer on 127.0.0.1 while it traces a service
+//! whose figures are known, and its HTTP API must return them; idle and
+//! never-reading clients must not stall the trace; a port in use fails
+//! before tracing.
+
+mod common;
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+/// A port free now on 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.0: (status code, body), or `None` if the
+/// server is not answering.
+fn http_get(port: u16, path: &str) -> Option<(u32, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of a PromQL expression that selects one series (`None`: no
+/// series yet).
+fn query(prometheus: u16, expr: &str) -> Option<f64> {
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/query?query={}", percent_encode(expr)),
+    )?;
+    assert_eq!(status, 200, "{expr}: {body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let result = answer["data"]["result"].as_array()?;
+    assert!(
+        result.len() <= 1,
+        "{expr} selects {} series: {body}",
+        result.len()
+    );
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+/// The value of `series` (a line's text before the value) in an exposition.
+fn exposed(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn prometheus_scrapes_the_figures_a_service_knows() {
+    require_root();
+    let scratch = Scratch::new("serve_prometheus");
+    let (tracer_port, prometheus_port) = (free_port(), free_port());
+    let (mut service, mut stdout, pid) = spawn_until_ready_with_stdout(&python_command(
+        python(STATIC_PYTHON),
+        "serve_service.py",
+        &[],
+    ));
+    let final_metrics = scratch.path("final.prom");
+    let address = format!("127.0.0.1:{tracer_port}");
+    let (mut tracer, mut stderr) = attach_tracer(pid, &["--serve", &address, "-o", &final_metrics]);
+    // Clients that connect and never send, and one that asks and never
+    // reads: the tracer must go on tracing and serving.
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", tracer_port)).unwrap())
+        .collect();
+    let mut deaf = TcpStream::connect(("127.0.0.1", tracer_port)).unwrap();
+    deaf.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, body) = http_get(tracer_port, "/metrics").expect("the endpoint answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert_eq!(http_get(tracer_port, "/nothing").map(|r| r.0), Some(404));
+
+    say_go(&mut service);
+    let done = stdout.wait_for("done ");
+    let facts: Value = serde_json::from_str(done.strip_prefix("done ").unwrap()).unwrap();
+
+    let config = scratch.path("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
+             - job_name: tracer\n    static_configs:\n      - targets: ['{address}']\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(scratch.path("prometheus.log")).unwrap();
+    let _prometheus = Proc::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={config}"))
+            .arg(format!("--storage.tsdb.path={}", scratch.path("tsdb")))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+        "prometheus (Debian's package; `cargo xtask test` installs it)",
+    );
+    let p = format!("pid=\"{pid}\"");
+    let expected: Vec<(String, f64)> = vec![
+        (
+            format!("tracer_read_syscalls_total{{{p},path=\"/proc/self/stat\",fs=\"proc\"}}"),
+            u64_of(&facts["preads"]) as f64,
+        ),
+        (
+            format!("tracer_read_request_bytes_count{{{p},fs=\"proc\"}}"),
+            u64_of(&facts["preads"]) as f64,
+        ),
+        (
+            format!("tracer_read_request_bytes_sum{{{p},fs=\"proc\"}}"),
+            (u64_of(&facts["preads"]) * 333) as f64,
+        ),
+        (
+            "tracer_signals_total{signal=\"SIGUSR1\",event=\"generated\"}".into(),
+            u64_of(&facts["usr1"]) as f64,
+        ),
+        (
+            "tracer_signals_total{signal=\"SIGUSR1\",event=\"delivered\"}".into(),
+            u64_of(&facts["usr1"]) as f64,
+        ),
+        (format!("tracer_zombies{{{p}}}"), 1.0),
+        ("tracer_zombie_seconds_count".into(), 1.0),
+        ("tracer_events_lost_total".into(), 0.0),
+    ];
+    // Prometheus scrapes every second: wait until it has what the service
+    // knows (or say what it had at the deadline).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        last = expected
+            .iter()
+            .map(|(expr, want)| (expr.clone(), query(prometheus_port, expr), *want))
+            .collect();
+        if last.iter().all(|(_, got, want)| *got == Some(*want)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = http_get(tracer_port, "/metrics")
+        .map(|r| r.1)
+        .unwrap_or_default();
+    for (expr, got, want) in &last {
+        assert_eq!(
+            *got,
+            Some(*want),
+            "{expr} in Prometheus; the tracer serves:\n{metrics}"
+        );
+    }
+    let zombie_seconds = query(prometheus_port, "tracer_zombie_seconds_sum").unwrap();
+    assert!(
+        zombie_seconds >= 0.2,
+        "the child was a zombie 0.2 s: {zombie_seconds}"
+    );
+    let burn = query(
+        prometheus_port,
+        &format!("tracer_python_samples_total{{{p},function=\"burn\"}}"),
+    )
+    .unwrap_or(0.0);
+    // 0.3 s of CPU at 99 Hz: ~30 samples.
+    assert!(burn >= 15.0, "{burn} samples in burn:\n{metrics}");
+    let voluntary = query(
+        prometheus_port,
+        &format!("tracer_context_switches_total{{{p},kind=\"voluntary\"}}"),
+    )
+    .unwrap_or(0.0);
+    assert!(voluntary >= 1.0, "{metrics}");
+    drop(idle);
+    drop(deaf);
+
+    // The service exits: the trace ends, and the report is the final figures.
+    say_go(&mut service);
+    assert!(service.wait().success());
+    let status = tracer.wait();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    let text = std::fs::read_to_string(&final_metrics).unwrap();
+    for (series, want) in &expected[..5] {
+        assert_eq!(exposed(&text, series), Some(*want), "{series} in\n{text}");
+    }
+}
+
+#[test]
+fn serve_on_an_address_in_use_fails_before_tracing() {
+    require_root();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = tracer(&["--serve", &format!("127.0.0.1:{port}"), "--", "/bin/true"]);
+    assert_exit(&output, 8);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    let output = tracer(&["--serve", "nowhere", "--", "/bin/true"]);
+    assert_exit(&output, 2);
+    assert!(
+        text(&output.stderr).contains("not an address"),
+        "{output:?}"
+    );
+}
