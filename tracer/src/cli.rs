@@ -19,6 +19,8 @@ Examples:
                                          signal, fork and sample: open it at ui.perfetto.dev
   sudo tracer --pid 1234 --serve 127.0.0.1:9464
                                          keep tracing; Prometheus scrapes :9464/metrics
+  sudo tracer --pid 1234 --every 60 -o /var/log/tracer
+                                         keep tracing; a JSON report per minute, the last 24 kept
 
 What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
@@ -91,7 +93,8 @@ pub struct Args {
     pub format: Format,
 
     /// Write the report to FILE instead of standard output (never through a
-    /// symbolic link; see "Output files" below)
+    /// symbolic link; see "Output files" below). With --every: the
+    /// directory the window reports go to
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -155,6 +158,23 @@ pub struct Args {
         conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
     )]
     pub serve: Option<std::net::SocketAddr>,
+
+    /// Continuous mode: every SECS seconds, write the figures of that
+    /// window (those of --serve's metrics, as JSON) to DIR/report-<start
+    /// ms>.json, DIR given with -o; with or without --serve
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        requires = "output",
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
+    )]
+    pub every: Option<u64>,
+
+    /// With --every: how many window reports to keep in DIR (the oldest
+    /// this run wrote are removed)
+    #[arg(long, value_name = "N", default_value_t = 24, requires = "every")]
+    pub keep: usize,
 
     /// In --flamegraph and --folded, merge the stacks of every process into
     /// one tree (default: a root frame per process, `python3.11 (pid N)`,

@@ -99,8 +99,14 @@ struct Outputs {
 impl Outputs {
     fn open(args: &cli::Args) -> Result<Self, output::OutputError> {
         let mut opened: Vec<Option<Output>> = Vec::new();
+        // --every: -o is the windows' directory (opened by the run).
+        let report = if args.every.is_some() {
+            &None
+        } else {
+            &args.output
+        };
         for path in [
-            &args.output,
+            report,
             &args.folded,
             &args.speedscope,
             &args.flamegraph,
@@ -170,6 +176,10 @@ impl Outputs {
             cli::Format::Json => report::json::render(report),
         };
         let quiet = args.quiet;
+        // --every: the reports went to the directory, window by window.
+        if args.every.is_some() {
+            return Ok(());
+        }
         match self.report {
             Some(output) => {
                 let path = output.path().to_path_buf();

@@ -165,6 +165,103 @@ fn refused(path: &Path, source: std::io::Error) -> OutputError {
     }
 }
 
+/// `--every`: the directory the window reports go to, opened (never
+/// through a symbolic link) and checked writable before tracing. Each
+/// report is written under a temporary name and renamed into place, so a
+/// reader never sees half a file; only the last `keep` reports this run
+/// wrote are kept.
+#[derive(Debug)]
+pub struct WindowDir {
+    path: PathBuf,
+    dir: File,
+    keep: usize,
+    written: std::collections::VecDeque<std::ffi::CString>,
+}
+
+impl WindowDir {
+    pub fn open(path: &Path, keep: usize) -> Result<Self, OutputError> {
+        // (O_NOFOLLOW | O_DIRECTORY says only "not a directory" of a link.)
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(OutputError::Symlink {
+                path: path.to_owned(),
+            });
+        }
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|err| refused(path, err))?;
+        let windows = Self {
+            path: path.to_owned(),
+            dir,
+            keep: keep.max(1),
+            written: Default::default(),
+        };
+        // Writable now, not after the trace.
+        let probe = c".tracer-write-check";
+        windows.create(probe)?;
+        // SAFETY: a NUL-terminated name relative to our directory descriptor.
+        unsafe { libc::unlinkat(windows.dir.as_raw_fd(), probe.as_ptr(), 0) };
+        Ok(windows)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create(&self, name: &std::ffi::CStr) -> Result<File, OutputError> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: openat with a NUL-terminated name; the result is owned below.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if fd < 0 {
+            return Err(OutputError::Open {
+                path: self.path.join(name.to_string_lossy().as_ref()),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: a descriptor we just opened and own.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Writes `bytes` as `name` (a plain file name), then drops the oldest
+    /// of this run's reports beyond `keep`.
+    pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        let write_err = |source| OutputError::Write {
+            path: self.path.join(name),
+            source,
+        };
+        let name = std::ffi::CString::new(name).expect("a file name without NUL");
+        let temporary = std::ffi::CString::new(format!(".{}.partial", name.to_string_lossy()))
+            .expect("a file name without NUL");
+        let mut file = self.create(&temporary)?;
+        file.write_all(bytes).map_err(write_err)?;
+        drop(file);
+        // SAFETY: NUL-terminated names relative to our directory descriptor.
+        let renamed = unsafe {
+            let dir = self.dir.as_raw_fd();
+            libc::renameat(dir, temporary.as_ptr(), dir, name.as_ptr())
+        };
+        if renamed != 0 {
+            return Err(write_err(std::io::Error::last_os_error()));
+        }
+        self.written.push_back(name);
+        while self.written.len() > self.keep {
+            if let Some(old) = self.written.pop_front() {
+                // SAFETY: as above.
+                unsafe { libc::unlinkat(self.dir.as_raw_fd(), old.as_ptr(), 0) };
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -38,6 +38,8 @@ pub enum RunError {
     Target(#[from] TargetError),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -54,6 +56,7 @@ impl RunError {
             Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
             Self::Target(_) => 4,
             Self::Serve(_) => 8,
+            Self::Output(_) => 7,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
             Self::Probes(ProbeError::Attach { .. }) => 5,
             Self::Probes(_) | Self::Io { .. } => 1,
@@ -76,6 +79,16 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     }
     // Before anything is loaded: a port in use fails at once.
     let listener = args.serve.map(crate::serve::bind).transpose()?;
+    let mut windows = match (args.every, &args.output) {
+        (Some(every), Some(dir)) => Some(Windows {
+            dir: crate::output::WindowDir::open(dir, args.keep)?,
+            every: Duration::from_secs(every),
+            started: std::time::SystemTime::now(),
+            before: crate::report::metrics::Metrics::default(),
+            written: 0,
+        }),
+        _ => None,
+    };
     // A pid that does not exist is the most common mistake: say so before loading.
     let adopted = args.pid.map(Target::attach).transpose()?;
     let mut collector = Collector::new(Settings {
@@ -83,7 +96,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         python_rate_hz: (!args.no_python).then_some(args.rate),
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
-        continuous: args.serve.is_some(),
+        continuous: args.serve.is_some() || args.every.is_some(),
     });
     let mut probes = load_probes(args, &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
@@ -150,8 +163,22 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         &mut collector,
         stop_signals,
         publisher.as_ref(),
+        windows.as_mut(),
     )
     .await?;
+    // The last window, to the stop (with every event drained).
+    if let Some(windows) = windows.as_mut() {
+        fold(&mut probes, &mut collector)?;
+        windows.write(&collector, target.pid)?;
+        if !args.quiet {
+            eprintln!(
+                "tracer: {} window reports written to {} (the last {} kept)",
+                windows.written,
+                windows.dir.path().display(),
+                args.keep
+            );
+        }
+    }
     // Where each thread is now: what a stuck program is stuck in.
     refresh_python(&mut probes, &mut collector)?;
     collector.snapshot_threads(true);
@@ -335,13 +362,47 @@ const TIMELINE_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// How often `--serve`'s figures are folded from the maps and published.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// `--serve`: folds the kernel's rows into the figures, lets the kernel
-/// forget the gone, and publishes the exposition text for the endpoint.
-fn publish_metrics(
-    probes: &mut Probes,
-    collector: &mut Collector,
-    publisher: &watch::Sender<Arc<String>>,
-) -> Result<(), RunError> {
+/// `--every`: the window reports' directory, and the figures at the
+/// start of the current window.
+struct Windows {
+    dir: crate::output::WindowDir,
+    every: Duration,
+    started: std::time::SystemTime,
+    before: crate::report::metrics::Metrics,
+    written: u64,
+}
+
+impl Windows {
+    /// The window from `started` to now, as `report-<start ms>.json`.
+    fn write(&mut self, collector: &Collector, pid: u32) -> Result<(), RunError> {
+        let Some(live) = &collector.metrics else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now();
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        let figures = live.snapshot();
+        let report = serde_json::json!({
+            "window_start_unix_ms": ms(self.started),
+            "window_end_unix_ms": ms(now),
+            "target_pid": pid,
+            "figures": crate::report::metrics::window_json(&figures.since(&self.before)),
+        });
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        let name = format!("report-{}.json", ms(self.started));
+        self.dir.write(&name, text.as_bytes())?;
+        self.written += 1;
+        self.before = figures;
+        self.started = now;
+        Ok(())
+    }
+}
+
+/// `--serve`, `--every`: folds the maps into the continuous figures and
+/// lets the kernel forget the gone.
+fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), RunError> {
     let reads = probes.read_stats()?;
     let threads = probes.threads()?;
     let open = probes.open_files()?;
@@ -349,7 +410,6 @@ fn publish_metrics(
     if let Some(forget) = collector.fold_metrics(&reads, &threads, &open, lost) {
         probes.forget(&forget)?;
     }
-    publish(collector, publisher);
     Ok(())
 }
 
@@ -488,6 +548,7 @@ async fn event_loop(
     collector: &mut Collector,
     stop_signals: StopSignals,
     publisher: Option<&watch::Sender<Arc<String>>>,
+    mut windows: Option<&mut Windows>,
 ) -> Result<&'static str, RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
@@ -512,6 +573,12 @@ async fn event_loop(
     let mut timeline_drain = tokio::time::interval(TIMELINE_DRAIN_INTERVAL);
     let mut metrics_ticker = tokio::time::interval(METRICS_INTERVAL);
     metrics_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let window_every = windows
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |w| w.every);
+    let mut window_ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + window_every, window_every);
+    window_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timeline_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     early_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -565,10 +632,22 @@ async fn event_loop(
             _ = timeline_drain.tick(), if collector.settings.timeline => {
                 drain(ring.get_mut(), collector);
             }
-            _ = metrics_ticker.tick(), if publisher.is_some() => {
+            _ = metrics_ticker.tick(), if collector.metrics.is_some() => {
+                drain(ring.get_mut(), collector);
+                fold(probes, collector)?;
                 if let Some(publisher) = publisher {
+                    publish(collector, publisher);
+                }
+            }
+            _ = window_ticker.tick(), if windows.is_some() => {
+                if let Some(windows) = windows.as_deref_mut() {
                     drain(ring.get_mut(), collector);
-                    publish_metrics(probes, collector, publisher)?;
+                    fold(probes, collector)?;
+                    // A window that cannot be written (disk full) is said;
+                    // the trace and the next windows go on.
+                    if let Err(err) = windows.write(collector, target.pid) {
+                        log::warn!("{err}");
+                    }
                 }
             }
             _ = ticker.tick() => {

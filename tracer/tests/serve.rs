@@ -224,3 +224,87 @@ fn serve_on_an_address_in_use_fails_before_tracing() {
         "{output:?}"
     );
 }
+
+/// `tracer --every 1 -o DIR ARGS -- python3 -c SCRIPT`: 50 preads of
+/// /proc/self/stat 50 ms apart (2.5 s: three windows or more); returns
+/// the window reports written, oldest first.
+fn windows(scratch: &Scratch, extra: &[&str]) -> Vec<Value> {
+    let dir = scratch.path("windows");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = "import os, time\n\
+                  fd = os.open('/proc/self/stat', os.O_RDONLY)\n\
+                  for _ in range(50):\n    os.pread(fd, 333, 0)\n    time.sleep(0.05)\n";
+    let mut args = vec!["--quiet", "--every", "1", "-o", &dir];
+    args.extend_from_slice(extra);
+    args.extend(["--", STATIC_PYTHON, "-c", script]);
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("report-") && n.ends_with(".json")),
+        "{names:?}"
+    );
+    names
+        .iter()
+        .map(|n| load_json(&format!("{dir}/{n}")))
+        .collect()
+}
+
+fn stat_reads(window: &Value) -> u64 {
+    window["figures"]["read_syscalls_and_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/proc/self/stat")
+        .map(|r| u64_of(&r["syscalls"]))
+        .sum()
+}
+
+#[test]
+fn every_window_has_its_own_figures_and_they_add_up() {
+    require_root();
+    let all = windows(&Scratch::new("every_windows"), &["--keep", "100"]);
+    assert!(all.len() >= 3, "{} windows", all.len());
+    // Each window starts where the one before ended; their reads add up
+    // to the 50 the script made, each counted once.
+    for pair in all.windows(2) {
+        assert_eq!(
+            pair[0]["window_end_unix_ms"], pair[1]["window_start_unix_ms"],
+            "{pair:#?}"
+        );
+    }
+    assert_eq!(all.iter().map(stat_reads).sum::<u64>(), 50, "{all:#?}");
+    assert!(all.iter().filter(|w| stat_reads(w) > 0).count() >= 2);
+    // --keep 2: the last two windows only.
+    let kept = windows(&Scratch::new("every_keep"), &["--keep", "2"]);
+    assert_eq!(kept.len(), 2);
+}
+
+#[test]
+fn every_needs_a_writable_directory_before_tracing() {
+    require_root();
+    let scratch = Scratch::new("every_bad_dir");
+    let file = scratch.path("a-file");
+    std::fs::write(&file, "").unwrap();
+    let link = scratch.path("a-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(scratch.path(""), &link).unwrap();
+    for (dir, why) in [
+        (file.as_str(), "a-file"),
+        (link.as_str(), "symbolic link"),
+        ("/nonexistent-dir", "/nonexistent-dir"),
+    ] {
+        let output = tracer(&["--every", "1", "-o", dir, "--", "/bin/true"]);
+        assert_exit(&output, 7);
+        assert!(text(&output.stderr).contains(why), "{dir}: {output:?}");
+    }
+    // A read-only filesystem: /proc.
+    let output = tracer(&["--every", "1", "-o", "/proc", "--", "/bin/true"]);
+    assert_exit(&output, 7);
+}

@@ -33,7 +33,7 @@ pub struct Metrics {
     pub events_lost: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ReadSeries {
     pub pid: String,
     pub path: String,
@@ -71,6 +71,18 @@ impl Histogram {
         self.sum += value * n as f64;
     }
 
+    /// Less `before` (the same buckets, earlier), bucket by bucket.
+    fn since(&self, before: Option<&Histogram>) -> Histogram {
+        let mut delta = self.clone();
+        if let Some(before) = before.filter(|b| b.bounds == self.bounds) {
+            for (n, was) in delta.counts.iter_mut().zip(&before.counts) {
+                *n = n.saturating_sub(*was);
+            }
+            delta.sum = (delta.sum - before.sum).max(0.0);
+        }
+        delta
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -87,6 +99,126 @@ impl Histogram {
             .collect();
         encoder.encode_histogram::<NoLabelSet>(self.sum, self.count(), &buckets, None)
     }
+}
+
+impl Metrics {
+    /// What happened since `before` (an earlier snapshot of the same run):
+    /// counters and histograms less what they were then (a series new
+    /// since counts whole); the zombies gauge as it is now.
+    pub fn since(&self, before: &Metrics) -> Metrics {
+        let reads = self
+            .reads
+            .iter()
+            .map(|r| {
+                let was = before
+                    .reads
+                    .iter()
+                    .find(|b| (&b.pid, &b.path, &b.fs) == (&r.pid, &r.path, &r.fs));
+                ReadSeries {
+                    syscalls: r.syscalls - was.map_or(0, |b| b.syscalls.min(r.syscalls)),
+                    bytes: r.bytes - was.map_or(0, |b| b.bytes.min(r.bytes)),
+                    ..r.clone()
+                }
+            })
+            .filter(|r| r.syscalls > 0)
+            .collect();
+        let request_sizes = self
+            .request_sizes
+            .iter()
+            .map(|(pid, fs, h)| {
+                let was = before
+                    .request_sizes
+                    .iter()
+                    .find(|(p, f, _)| (p, f) == (pid, fs))
+                    .map(|(_, _, h)| h);
+                (pid.clone(), fs.clone(), h.since(was))
+            })
+            .filter(|(_, _, h)| h.count() > 0)
+            .collect();
+        let switches = self
+            .switches
+            .iter()
+            .map(|(pid, v, i)| {
+                let (bv, bi) = before
+                    .switches
+                    .iter()
+                    .find(|(p, _, _)| p == pid)
+                    .map_or((0, 0), |(_, v, i)| (*v, *i));
+                (pid.clone(), v.saturating_sub(bv), i.saturating_sub(bi))
+            })
+            .filter(|(_, v, i)| v + i > 0)
+            .collect();
+        let signals = self
+            .signals
+            .iter()
+            .map(|(signal, event, n)| {
+                let was = before
+                    .signals
+                    .iter()
+                    .find(|(s, e, _)| (s, e) == (signal, event))
+                    .map_or(0, |(_, _, n)| *n);
+                (signal.clone(), *event, n.saturating_sub(was))
+            })
+            .filter(|(_, _, n)| *n > 0)
+            .collect();
+        let python_samples = self
+            .python_samples
+            .iter()
+            .map(|(pid, function, n)| {
+                let was = before
+                    .python_samples
+                    .iter()
+                    .find(|(p, f, _)| (p, f) == (pid, function))
+                    .map_or(0, |(_, _, n)| *n);
+                (pid.clone(), function.clone(), n.saturating_sub(was))
+            })
+            .filter(|(_, _, n)| *n > 0)
+            .collect();
+        Metrics {
+            reads,
+            request_sizes,
+            switches,
+            signals,
+            zombies: self.zombies.clone(),
+            zombie_seconds: self.zombie_seconds.since(Some(&before.zombie_seconds)),
+            python_samples,
+            events_lost: self.events_lost.saturating_sub(before.events_lost),
+        }
+    }
+}
+
+/// `--every`: the figures as a window report's JSON, the families under
+/// the names and labels of the exposition.
+pub fn window_json(m: &Metrics) -> serde_json::Value {
+    use serde_json::json;
+    let histogram = |h: &Histogram| {
+        json!({
+            "bounds": h.bounds,
+            "counts": h.counts,
+            "count": h.count(),
+            "sum": h.sum,
+        })
+    };
+    json!({
+        "read_syscalls_and_bytes": m.reads,
+        "read_request_bytes": m.request_sizes.iter().map(|(pid, fs, h)| {
+            json!({"pid": pid, "fs": fs, "histogram": histogram(h)})
+        }).collect::<Vec<_>>(),
+        "context_switches": m.switches.iter().map(|(pid, voluntary, involuntary)| {
+            json!({"pid": pid, "voluntary": voluntary, "involuntary": involuntary})
+        }).collect::<Vec<_>>(),
+        "signals": m.signals.iter().map(|(signal, event, n)| {
+            json!({"signal": signal, "event": event, "count": n})
+        }).collect::<Vec<_>>(),
+        "zombies_now": m.zombies.iter().map(|(pid, n)| {
+            json!({"pid": pid, "zombies": n})
+        }).collect::<Vec<_>>(),
+        "zombie_seconds": histogram(&m.zombie_seconds),
+        "python_samples": m.python_samples.iter().map(|(pid, function, n)| {
+            json!({"pid": pid, "function": function, "samples": n})
+        }).collect::<Vec<_>>(),
+        "events_lost": m.events_lost,
+    })
 }
 
 /// The OpenMetrics text of `metrics` (what `/metrics` serves).
@@ -264,5 +396,36 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_window_is_what_grew_since_the_last() {
+        let series = |syscalls| ReadSeries {
+            pid: "7".into(),
+            path: "/f".into(),
+            fs: "ext4".into(),
+            syscalls,
+            bytes: syscalls * 10,
+        };
+        let mut sizes = Histogram::new(&[1024.0]);
+        sizes.observe(1024.0, 3);
+        let before = Metrics {
+            reads: vec![series(3)],
+            request_sizes: vec![("7".into(), "ext4".into(), sizes.clone())],
+            signals: vec![("SIGUSR1".into(), "generated", 1)],
+            zombies: vec![("7".into(), 1)],
+            ..Metrics::default()
+        };
+        sizes.observe(1024.0, 2);
+        let mut now = before.clone();
+        now.reads = vec![series(5)];
+        now.request_sizes[0].2 = sizes;
+        now.python_samples = vec![("7".into(), "f".into(), 4)];
+        let window = now.since(&before);
+        assert_eq!((window.reads[0].syscalls, window.reads[0].bytes), (2, 20));
+        assert_eq!(window.request_sizes[0].2.count(), 2);
+        assert!(window.signals.is_empty());
+        assert_eq!(window.zombies, vec![("7".into(), 1)]);
+        assert_eq!(window.python_samples, vec![("7".into(), "f".into(), 4)]);
     }
 }
