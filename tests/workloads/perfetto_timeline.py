@@ -1,6 +1,8 @@
 """A workload whose timeline is known, for the --perfetto test.
 
-It preads /proc/self/stat 50 times with a 333-byte request, reads a pipe
+It prints "ready PID" and waits for a line on stdin; then:
+
+it preads /proc/self/stat 50 times with a 333-byte request, reads a pipe
 one byte at a time 5 times while a thread named "feeder" writes a byte
 every 10 ms (each read sleeps), sends itself SIGUSR1 (a Python handler
 runs), spawns /bin/true and reaps it 200 ms later (a zombie in between),
@@ -50,6 +52,10 @@ def burn(seconds):
 
 def main(out_path):
     signal.signal(signal.SIGUSR1, on_usr1)
+    # The test says go once the tracer knows the interpreter and its
+    # signal handlers.
+    print(f"ready {os.getpid()}", flush=True)
+    sys.stdin.readline()
     poll_stat()
     r, w = os.pipe()
     tids = {}

@@ -14,15 +14,23 @@ use serde_json::Value;
 fn traced_timeline(scratch: &Scratch) -> (Value, Value, Value) {
     let facts_path = scratch.path("facts.json");
     let trace = scratch.path("trace.pftrace");
-    let report = trace_command(
+    // Go once the tracer knows the interpreter, where CPython keeps its
+    // signal handlers, and has its signal-check probe in place.
+    let report = launch_with(
         scratch,
-        &["--perfetto", &trace],
         &python_command(
             python(STATIC_PYTHON),
             "perfetto_timeline.py",
             &[&facts_path],
         ),
+        Until::Exit,
+        &[
+            "pid {pid}: Python signal handlers known",
+            "signal checks of",
+        ],
+        &["--perfetto", &trace],
     );
+    assert_eq!(report["stopped"], "target exited", "{report:#}");
     let bindings = std::env::var("TRACER_PERFETTO_PY").expect(
         "TRACER_PERFETTO_PY: the perfetto bindings' directory (`cargo xtask test` sets it)",
     );
@@ -142,32 +150,45 @@ fn perfetto_trace_reads_in_the_official_bindings() {
     // On/off-CPU: the main thread's slices tile its time, one off-CPU slice
     // per switch the report counts (but the last, after its exit), and
     // its sleeps in the pipe reads carry the line they slept on.
+    // (A switch record missing between two of a kind leaves a gap, which
+    // the trace counts as unpaired.)
+    let info = named(&summary["instants"], "tracer").next().unwrap();
+    let unpaired = u64_of(&info["args"]["switches_unpaired"]);
     let cpu: Vec<&Value> = on_thread(&summary["slices"], pid).collect();
+    let mut gaps = 0;
     for pair in cpu.windows(2) {
         let end = u64_of(&pair[0]["ts"]) + u64_of(&pair[0]["dur"]);
-        assert_eq!(end, u64_of(&pair[1]["ts"]), "a gap or overlap: {pair:?}");
+        assert!(end <= u64_of(&pair[1]["ts"]), "an overlap: {pair:?}");
+        if end < u64_of(&pair[1]["ts"]) {
+            gaps += 1;
+            continue;
+        }
         assert_ne!(
             pair[0]["name"] == "running",
             pair[1]["name"] == "running",
             "{pair:?}"
         );
     }
+    assert!(
+        gaps <= unpaired,
+        "{gaps} gaps, {unpaired} unpaired switches"
+    );
     let thread = report["sched"]["threads"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["tid"] == pid)
         .unwrap();
+    // Every slice is a switch the report counts; the report may count a
+    // few more: those of the thread's last moments, after its exit was
+    // seen and the ring buffer drained for the last time.
     let count = |name: &str| cpu.iter().filter(|s| s["name"] == name).count() as u64;
-    assert_eq!(
-        count("sleeping") + 1,
-        u64_of(&thread["voluntary"]),
-        "{context}"
-    );
-    assert_eq!(
-        count("preempted"),
-        u64_of(&thread["involuntary"]),
-        "{context}"
+    let (voluntary, involuntary) = (u64_of(&thread["voluntary"]), u64_of(&thread["involuntary"]));
+    assert!(
+        count("sleeping") <= voluntary && count("preempted") <= involuntary,
+        "{} sleeping / {} preempted slices, {voluntary} / {involuntary} switches\n{context}",
+        count("sleeping"),
+        count("preempted")
     );
     let slept_in_pipe = cpu
         .iter()

@@ -849,6 +849,13 @@ fn timeline_warnings(timeline: &Timeline) -> Vec<String> {
             timeline.switches_seen
         ));
     }
+    if timeline.switches_unpaired > 0 {
+        warnings.push(format!(
+            "the Perfetto trace's on/off-CPU slices have {} gaps: a context switch record \
+             was missing between two of the same kind",
+            timeline.switches_unpaired
+        ));
+    }
     if timeline.signals_left_out > 0 {
         warnings.push(format!(
             "the Perfetto trace leaves out the last {} signal events, to bound its size",

@@ -136,7 +136,14 @@ impl Recorder {
         let rel = |ts: u64| ts.saturating_sub(base_ns);
         let end = self.cut_ns.unwrap_or(end_ns);
         let switches_left_out = self.switches_seen - self.switches.len() as u64;
-        let cpu = cpu_slices(self.switches, &self.exits, base_ns, end);
+        let mut switches_unpaired = 0;
+        let cpu = cpu_slices(
+            self.switches,
+            &self.exits,
+            base_ns,
+            end,
+            &mut switches_unpaired,
+        );
         let mut file_index: HashMap<(u32, u64, i32), usize> = HashMap::new();
         let mut file_names: Vec<(String, String)> = Vec::new();
         let reads = self
@@ -175,6 +182,7 @@ impl Recorder {
             cpu,
             switches_seen: self.switches_seen,
             switches_left_out,
+            switches_unpaired,
             cpu_cut_ns: self.cut_ns.map(rel),
             reads,
             reads_seen: self.reads_seen,
@@ -197,6 +205,7 @@ fn cpu_slices(
     exits: &HashMap<u32, u64>,
     base_ns: u64,
     end_ns: u64,
+    unpaired: &mut u64,
 ) -> Vec<CpuSlice> {
     // Stable: a thread's switches keep their order at equal times.
     switches.sort_by_key(|s| (s.tid, s.ts_ns));
@@ -225,8 +234,10 @@ fn cpu_slices(
         }
         for pair in thread.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
-            // Two of a kind in a row: a record lost in between; no guess.
+            // Two of a kind in a row: a record missing in between; no
+            // guess, a gap, counted.
             if a.out == b.out {
+                *unpaired += 1;
                 continue;
             }
             slices.push(if a.out {
@@ -276,7 +287,9 @@ mod tests {
             switch(145, 9, true, true),
         ];
         let exits = HashMap::from([(9, 144)]);
-        let slices = cpu_slices(switches, &exits, 100, 200);
+        let mut unpaired = 0;
+        let slices = cpu_slices(switches, &exits, 100, 200, &mut unpaired);
+        assert_eq!(unpaired, 0);
         let got: Vec<_> = slices
             .iter()
             .map(|s| (s.tid, s.start_ns, s.end_ns, s.on_cpu, s.voluntary))

@@ -738,6 +738,9 @@ pub struct Timeline {
     /// slices then stop at `cpu_cut_ns`).
     pub switches_seen: u64,
     pub switches_left_out: u64,
+    /// Switches followed by another of the same kind (a record missing in
+    /// between): each leaves a gap in its thread's CPU slices.
+    pub switches_unpaired: u64,
     pub cpu_cut_ns: Option<u64>,
     /// Read syscalls, 1 in `reads_every` of the `reads_seen` (evenly, in
     /// arrival order) when there were more than are kept.

@@ -764,6 +764,7 @@ fn info(trace: &mut Trace, report: &Report, timeline: &Timeline) {
         int("reads_every", timeline.reads_every as i64),
         int("switches_seen", timeline.switches_seen as i64),
         int("switches_left_out", timeline.switches_left_out as i64),
+        int("switches_unpaired", timeline.switches_unpaired as i64),
         int("signals_left_out", timeline.signals_left_out as i64),
         int("events_lost", report.events.lost as i64),
         int("python_rate_hz", report.python.rate_hz as i64),

@@ -789,18 +789,23 @@ pub fn launch_until_done(scratch: &Scratch, command: &[String]) -> Value {
 /// each of `also` (`{pid}` replaced), then lets it end as `until` says.
 /// Returns the JSON report.
 pub fn launch_until(scratch: &Scratch, command: &[String], until: Until, also: &[&str]) -> Value {
+    launch_with(scratch, command, until, also, &[])
+}
+
+/// [`launch_until`] with more tracer options.
+pub fn launch_with(
+    scratch: &Scratch,
+    command: &[String],
+    until: Until,
+    also: &[&str],
+    extra: &[&str],
+) -> Value {
     let report_path = scratch.path("report.json");
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
-            .args([
-                "-v",
-                "--quiet",
-                "--format",
-                "json",
-                "-o",
-                &report_path,
-                "--",
-            ])
+            .args(["-v", "--quiet", "--format", "json", "-o", &report_path])
+            .args(extra)
+            .arg("--")
             .args(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
