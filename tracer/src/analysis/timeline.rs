@@ -95,12 +95,16 @@ impl Recorder {
             self.cut_ns = Some(ts_ns);
             return;
         }
-        let stack = stack.map(|frames| {
-            let next = self.stacks.len() as u32;
-            *self.stack_ids.entry(frames.clone()).or_insert_with(|| {
+        // Interned: most sleeps are in a few places; the frames are cloned
+        // only for a stack not seen before.
+        let stack = stack.map(|frames| match self.stack_ids.get(&frames) {
+            Some(&id) => id,
+            None => {
+                let id = self.stacks.len() as u32;
+                self.stack_ids.insert(frames.clone(), id);
                 self.stacks.push(frames);
-                next
-            })
+                id
+            }
         });
         self.switches.push(Switch {
             ts_ns,
