@@ -30,6 +30,8 @@ use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
 /// The interpreter the demo and the benchmark run (Debian's static build, which
 /// the tracer's Python support is checked against).
 pub const PYTHON: &str = "/usr/bin/python3.11";
+/// The Debian package of [`PYTHON`].
+const PYTHON_PACKAGE: &str = "python3.11";
 
 #[derive(Parser)]
 #[command(
@@ -112,6 +114,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Debian packages the end-to-end tests run, beyond the build's: the
+/// interpreter of the demo and most tests, the tools the tests start
+/// (`unshare` and `setpriv`, `script`, `kill`), and the exports' official
+/// consumers (`go tool pprof`, a real Prometheus scraping `--serve`). Most
+/// are on every Debian machine; each is checked, so a slimmer one gets them.
+const TEST_PACKAGES: &[&str] = &[
+    PYTHON_PACKAGE,
+    "util-linux",
+    "bsdutils",
+    "procps",
+    "golang-go",
+    "prometheus",
+];
+
 /// Setup, then `cargo build --release -p tracer`.
 fn build() -> Result<()> {
     setup::setup()?;
@@ -129,6 +145,7 @@ pub fn build_tracer() -> Result<()> {
 fn demo(extra: &[String]) -> Result<()> {
     require_root("demo", "sudo -E cargo xtask demo")?;
     build()?;
+    setup::ensure_apt(&[PYTHON_PACKAGE])?;
     let root = repo_root();
     let tracer = util::tracer_binary()?;
     let mut cmd = tool_command(&tracer);
@@ -142,9 +159,7 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
-    // The exports are read back by their official consumers: `go tool
-    // pprof`, and a real Prometheus scraping `--serve`.
-    setup::ensure_apt(&["golang-go", "prometheus"])?;
+    setup::ensure_apt(TEST_PACKAGES)?;
     let mut cmd = tool_command("cargo");
     for root in chroots::ensure_chroots() {
         let (name, value) = root.env_var();
@@ -154,9 +169,12 @@ fn test() -> Result<()> {
     // above), at its speed; a debug build is several times slower on the
     // paths that race a short-lived process (reading its memory before it
     // exits).
+    // --no-fail-fast: every test binary runs even when one fails, so one
+    // failure does not hide the state of the others.
     cmd.args([
         "test",
         "--release",
+        "--no-fail-fast",
         "--workspace",
         "--exclude",
         "tracer-ebpf",
@@ -183,9 +201,10 @@ fn make_chroots() -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo test`, echoing its output, and ends with one line of totals
-/// over every test binary ("tests: N passed, N failed, N ignored"), so the
-/// last line says what ran rather than the last (possibly empty) binary.
+/// Runs `cargo test`, echoing its output, and ends with the names of the
+/// failed tests and one line of totals over every test binary ("tests: N
+/// passed, N failed, N ignored"), so the last line says what ran rather than
+/// the last (possibly empty) binary.
 fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
     use std::io::{BufRead, BufReader};
     let shown = util::display(cmd);
@@ -202,6 +221,12 @@ fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    if !totals.failed_names.is_empty() {
+        println!("failed tests:");
+        for name in &totals.failed_names {
+            println!("    {name}");
+        }
+    }
     println!(
         "tests: {} passed, {} failed, {} ignored",
         totals.passed, totals.failed, totals.ignored
@@ -214,11 +239,21 @@ struct TestTotals {
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// The tests libtest reported as "test NAME ... FAILED", in order.
+    failed_names: Vec<String>,
 }
 
 impl TestTotals {
-    /// Adds a libtest summary line: "test result: ok. 7 passed; 0 failed; 1 ignored; ...".
+    /// Adds a libtest line: a summary ("test result: ok. 7 passed; 0 failed;
+    /// 1 ignored; ...") is counted, a failed test ("test NAME ... FAILED") named.
     fn add_line(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            self.failed_names.push(name.to_owned());
+            return;
+        }
         let Some(rest) = line.strip_prefix("test result: ") else {
             return;
         };
@@ -278,12 +313,15 @@ mod tests {
         );
         t.add_line("running 5 tests");
         t.add_line("test foo ... ok");
+        t.add_line("test traces_without_tracefs ... FAILED");
+        t.add_line("test bar ... ignored");
         assert_eq!(
             t,
             TestTotals {
                 passed: 40,
                 failed: 1,
-                ignored: 2
+                ignored: 2,
+                failed_names: vec!["traces_without_tracefs".into()],
             }
         );
     }

@@ -480,12 +480,38 @@ pub fn wait_blocked_in_read(pid: u32, fd: u32) {
     }
 }
 
-/// Whether tracefs is mounted in this (the test's) mount namespace.
-pub fn tracefs_mounted() -> bool {
+/// The mounts of tracefs and debugfs in this (the test's) mount namespace,
+/// as /proc/self/mounts lists them: a fresh machine has none, one where
+/// bpftrace ran has tracefs (and perhaps debugfs).
+pub fn tracing_mounts() -> Vec<String> {
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap()
         .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+        .filter(|l| matches!(l.split_whitespace().nth(2), Some("tracefs" | "debugfs")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `unshare` arguments that run `command` in a private mount namespace
+/// where neither tracefs nor debugfs is mounted, whatever the host has (a
+/// fresh machine mounts neither; bpftrace mounts tracefs): exit 99 if one
+/// could not be unmounted, 98 if one is mounted once `command` has ended
+/// (the tracer must never mount it), else `command`'s exit status. The
+/// host's mounts are not touched.
+pub fn without_tracing_mounts(command: &[String]) -> Vec<String> {
+    let script = "for m in /sys/kernel/debug/tracing /sys/kernel/tracing /sys/kernel/debug; do \
+            umount \"$m\" 2>/dev/null; done; \
+        if grep -qE ' (tracefs|debugfs) ' /proc/self/mounts; then \
+            echo 'tracefs or debugfs still mounted' >&2; exit 99; fi; \
+        \"$0\" \"$@\"; rc=$?; \
+        if grep -qE ' (tracefs|debugfs) ' /proc/self/mounts; then \
+            echo 'the tracer mounted tracefs or debugfs' >&2; exit 98; fi; \
+        exit $rc";
+    ["--mount", "--propagation", "private", "sh", "-c", script]
+        .into_iter()
+        .map(String::from)
+        .chain(command.iter().cloned())
+        .collect()
 }
 
 // Lifecycle and signal tests: launch a workload that writes its facts to the
