@@ -975,12 +975,17 @@ fn signal_handler_runs(interpreter: &Interpreter) {
     let script = files.script("python_signal_handler.py");
     let out = files.path("workload.json");
     // Once the tracer knows where CPython keeps its handlers (a handler set
-    // and fired before that is named from the table as it is later).
+    // and fired before that is named from the table as it is later) and its
+    // signal-check uprobe is attached (on a thread of its own, tens of ms
+    // later under load: a handler run before it is not seen run).
     let report = common::launch_until(
         &scratch,
         &interpreter.command(Launch::Chroot, &[&script, &out]),
         common::Until::Exit,
-        &["pid {pid}: Python signal handlers known"],
+        &[
+            "pid {pid}: Python signal handlers known",
+            "signal checks of",
+        ],
     );
     check_interpreter(&report, interpreter, &files);
     let facts = files.load(&out);
