@@ -116,8 +116,9 @@ fn main() -> ExitCode {
 
 /// Debian packages the end-to-end tests run, beyond the build's: the
 /// interpreter of the demo and most tests, the tools the tests start
-/// (`unshare` and `setpriv`, `script`, `kill`), and the exports' official
-/// consumers (`go tool pprof`, a real Prometheus scraping `--serve`). Most
+/// (`unshare` and `setpriv`, `script`, `kill`), the exports' official
+/// consumers (`go tool pprof`, a real Prometheus scraping `--serve`), and
+/// the servers and programs that embed CPython. Most
 /// are on every Debian machine; each is checked, so a slimmer one gets them.
 const TEST_PACKAGES: &[&str] = &[
     PYTHON_PACKAGE,
@@ -126,6 +127,13 @@ const TEST_PACKAGES: &[&str] = &[
     "procps",
     "golang-go",
     "prometheus",
+    // Servers and programs that embed CPython (tests/embedded.rs).
+    "gcc",
+    "libpython3.11-dev",
+    "uwsgi-core",
+    "uwsgi-plugin-python3",
+    "apache2",
+    "libapache2-mod-wsgi-py3",
 ];
 
 /// Setup, then `cargo build --release -p tracer`.

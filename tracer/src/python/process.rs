@@ -140,6 +140,10 @@ pub struct PythonProcess {
     pthreads: HashMap<u32, u64>,
     /// tid -> Python thread name, as last read (kept after the thread exits).
     names: HashMap<u32, String>,
+    /// tid -> the kernel's name (comm) of a published thread `threading`
+    /// does not know (made in C and attached with `PyGILState_Ensure`, as
+    /// embedding servers do): its name when no Python name is read.
+    kernel_names: HashMap<u32, String>,
     name_cache: NameCache,
     names_read: Option<Instant>,
     /// Where CPython's signal handler table is, once found, and when it
@@ -191,6 +195,7 @@ impl PythonProcess {
             exited: false,
             pthreads: HashMap::new(),
             names: HashMap::new(),
+            kernel_names: HashMap::new(),
             name_cache: NameCache::default(),
             names_read: None,
             handler_table: None,
@@ -526,13 +531,24 @@ impl PythonProcess {
         }
     }
 
-    /// The Python name of thread `tid` (`threading.Thread.name`), once read.
+    /// The Python name of thread `tid` (`threading.Thread.name`), once
+    /// read; else, for a thread `threading` does not know, the kernel's.
     pub fn thread_name(&self, tid: u32) -> Option<&str> {
-        self.names.get(&tid).map(String::as_str)
+        self.names
+            .get(&tid)
+            .or_else(|| self.kernel_names.get(&tid))
+            .map(String::as_str)
     }
 
     pub fn thread_names(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.names.iter().map(|(&tid, name)| (tid, name.as_str()))
+        let unnamed = self
+            .kernel_names
+            .iter()
+            .filter(|(tid, _)| !self.names.contains_key(tid));
+        self.names
+            .iter()
+            .chain(unnamed)
+            .map(|(&tid, name)| (tid, name.as_str()))
     }
 
     /// Reads the names of the published threads from the interpreter.
@@ -554,6 +570,10 @@ impl PythonProcess {
         for (&tid, pthread) in &self.pthreads {
             if let Some(name) = by_ident.get(pthread) {
                 self.names.insert(tid, name.clone());
+            } else if !self.kernel_names.contains_key(&tid)
+                && let Some(comm) = procfs::thread_comm(self.pid, tid)
+            {
+                self.kernel_names.insert(tid, comm);
             }
         }
     }
@@ -705,25 +725,30 @@ impl Ready {
             &self.binary.offsets,
             self.binary.interpreter.runtime,
         );
-        // CPython knows its threads by the ids they see; in a pid namespace
-        // those are not the kernel's (host) ids the sampler is keyed by.
+        // CPython and libc know threads by the ids they see; in a pid
+        // namespace those are not the kernel's (host) ids the sampler is
+        // keyed by.
         let own_pid = self.place.ns_pid.unwrap_or(pid);
-        threads::resolve_tids(&self.memory, own_pid, &mut states, &mut self.tid_offset);
-        if self.place.ns_pid.is_some() {
-            let host = procfs::thread_ids(pid);
-            for state in &mut states {
-                state.tid = state.tid.and_then(|tid| host.get(&tid).copied());
-            }
-        }
-        // Only its own threads: a child forked a moment ago still lists
-        // its parent's threads until CPython's after-fork clean-up, and
-        // those ids are the parent's to publish.
-        let own = procfs::threads(pid);
+        let host_of: HashMap<u32, u32> = if self.place.ns_pid.is_some() {
+            procfs::thread_ids(pid)
+        } else {
+            procfs::threads(pid).into_iter().map(|t| (t, t)).collect()
+        };
+        // Only its own threads: a child forked a moment ago (or by a C
+        // server that never runs CPython's after-fork clean-up) still lists
+        // its parent's threads, and those are the parent's to publish.
+        threads::resolve_tids(
+            &self.memory,
+            own_pid,
+            |tid| host_of.contains_key(&tid),
+            &mut states,
+            &mut self.tid_offset,
+        );
         states
             .iter()
             .filter_map(|s| {
                 Some(KnownThread {
-                    tid: s.tid.filter(|tid| own.contains(tid))?,
+                    tid: *host_of.get(&s.tid?)?,
                     tstate: s.tstate,
                     pthread: s.pthread,
                 })
@@ -821,12 +846,14 @@ fn frames_decode(
     offsets: &Offsets,
     interpreter: &Interpreter,
 ) -> Result<(), String> {
-    let states = threads::thread_states(memory, offsets, interpreter.runtime);
+    let mut states = threads::thread_states(memory, offsets, interpreter.runtime);
     if states.is_empty() {
         return Err("no thread state was found through its interpreter list".into());
     }
-    // The main thread's kernel id is the process id (in its namespace).
+    // The main thread's kernel id is the process id (in its namespace);
+    // after a fork without CPython's clean-up, libc's record says so.
     let own = procfs::ns_pid(memory.pid).unwrap_or(memory.pid);
+    threads::resolve_tids(memory, own, |tid| tid == own, &mut states, &mut None);
     if !states.iter().any(|s| s.tid == Some(own)) {
         return Err(format!(
             "no thread state holds the main thread's id {own} where they say the thread id is"

@@ -48,7 +48,7 @@ fn decode(
     let source = layout::source_for(major, minor).unwrap();
     let o = source.offsets(mem, runtime).unwrap();
     let mut states = threads::thread_states(mem, &o, runtime);
-    threads::resolve_tids(mem, pid, &mut states, &mut None);
+    threads::resolve_tids(mem, pid, |tid| tid == pid, &mut states, &mut None);
     assert_eq!(states.len(), 1, "one thread");
     let frames = walk_stack(mem, &o, states[0].tstate);
     let stack = frames

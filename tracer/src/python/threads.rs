@@ -7,6 +7,8 @@ use super::{layout::Offsets, memory::Memory};
 /// Bounds on the walks: a corrupt or racing list cannot loop forever.
 const MAX_INTERPRETERS: usize = 64;
 const MAX_THREADS: usize = 4096;
+/// How many thread records are searched for the one that holds the pid.
+const MAX_RECORDS_SEARCHED: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadState {
@@ -114,32 +116,118 @@ pub fn find_pthread_tid_offset(mem: &dyn Memory, main_pthread: u64, pid: u32) ->
     candidates.into_iter().find(|&off| off >= 0x100)
 }
 
-/// Fills `tid` for versions without `native_thread_id` (<= 3.10).
+/// Gives each state the kernel id of the thread it belongs to in this
+/// process, or none (a thread of another process, or gone). `is_own(tid)`
+/// says whether `tid` is one of this process's threads (ids as the process
+/// sees them, in its pid namespace).
+///
+/// CPython's `native_thread_id` (3.11+) is written when a thread state is
+/// made, and after a fork only `PyOS_AfterFork_Child` rewrites it. A C
+/// server that forks once Python has started (uWSGI's workers, any program
+/// embedding libpython that forks) does not call it: there every state
+/// still names the parent's threads. libc's own record of the thread
+/// (`pthread_t` is its address) is kept right by libc: at a fork the
+/// forking thread's record gets the child's id. So a native id that is one
+/// of this process's threads is kept, and otherwise libc's record is read
+/// (the only way on 3.8-3.10, which have no native id).
 pub fn resolve_tids(
     mem: &dyn Memory,
     pid: u32,
+    is_own: impl Fn(u32) -> bool,
     states: &mut [ThreadState],
     tid_offset: &mut Option<u64>,
 ) {
-    if states.iter().all(|s| s.tid.is_some()) {
+    let own_native = |s: &ThreadState| s.tid.is_some_and(&is_own);
+    if states.iter().all(own_native) {
         return;
     }
     if tid_offset.is_none() {
-        // The main thread's state is the oldest one: last in the list.
-        if let Some(main) = states.last() {
-            *tid_offset = find_pthread_tid_offset(mem, main.pthread, pid);
+        // The main thread's record holds the process id. The main thread's
+        // state is the oldest one, last in the list; in a forked child the
+        // forking thread's (wherever it is in the list) holds the child's.
+        *tid_offset = states
+            .iter()
+            .rev()
+            .take(MAX_RECORDS_SEARCHED)
+            .find_map(|s| find_pthread_tid_offset(mem, s.pthread, pid));
+    }
+    let offset = *tid_offset;
+    for state in states.iter_mut().filter(|s| !own_native(s)) {
+        state.tid = offset
+            .filter(|_| state.pthread != 0)
+            .and_then(|off| mem.u32(state.pthread.wrapping_add(off)).ok())
+            .filter(|&tid| tid != 0 && is_own(tid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::memory::Snapshot;
+
+    /// Memory of a few libc thread records: `struct pthread` at `base`,
+    /// its kernel tid at 0x2d0 (glibc's place).
+    fn records(records: Vec<(u64, u32)>) -> Snapshot {
+        let mut mem = Snapshot::default();
+        for (base, tid) in records {
+            let mut record = vec![0u8; 0x800];
+            record[0x2d0..0x2d4].copy_from_slice(&tid.to_le_bytes());
+            mem.insert(base, &record);
+        }
+        mem
+    }
+
+    fn state(pthread: u64, native: Option<u32>) -> ThreadState {
+        ThreadState {
+            tstate: pthread + 0x10,
+            pthread,
+            tid: native,
         }
     }
-    let Some(off) = *tid_offset else {
-        return;
-    };
-    for state in states
-        .iter_mut()
-        .filter(|s| s.tid.is_none() && s.pthread != 0)
-    {
-        state.tid = mem
-            .u32(state.pthread.wrapping_add(off))
-            .ok()
-            .filter(|&t| t != 0);
+
+    #[test]
+    fn native_ids_of_own_threads_are_kept() {
+        let mem = records(vec![]);
+        let mut states = [state(0x1000, Some(11)), state(0x9000, Some(10))];
+        let mut offset = None;
+        resolve_tids(&mem, 10, |t| t == 10 || t == 11, &mut states, &mut offset);
+        assert_eq!(states.map(|s| s.tid), [Some(11), Some(10)]);
+        assert_eq!(offset, None, "no record read");
+    }
+
+    /// uWSGI's worker: forked once Python started, no PyOS_AfterFork_Child.
+    /// Every native id is the master's; the forking thread's libc record
+    /// holds the worker's id, the master's other thread's record still the
+    /// master's thread (not the worker's to publish).
+    #[test]
+    fn a_fork_without_the_after_fork_hook_is_resolved_through_libc() {
+        let (master, worker) = (100, 200);
+        let mem = records(vec![(0x1000, 101), (0x9000, worker)]);
+        let mut states = [state(0x1000, Some(101)), state(0x9000, Some(master))];
+        let mut offset = None;
+        resolve_tids(&mem, worker, |t| t == worker, &mut states, &mut offset);
+        assert_eq!(offset, Some(0x2d0));
+        assert_eq!(states.map(|s| s.tid), [None, Some(worker)]);
+    }
+
+    /// The fork was made by a thread other than the main one: its record,
+    /// not the last state's, holds the child's pid.
+    #[test]
+    fn a_fork_from_another_thread_finds_the_record_of_the_forking_one() {
+        let mem = records(vec![(0x1000, 300), (0x9000, 100)]);
+        let mut states = [state(0x1000, Some(101)), state(0x9000, Some(100))];
+        let mut offset = None;
+        resolve_tids(&mem, 300, |t| t == 300, &mut states, &mut offset);
+        assert_eq!(states.map(|s| s.tid), [Some(300), None]);
+    }
+
+    /// 3.8-3.10: no native id at all.
+    #[test]
+    fn without_native_ids_every_record_is_read() {
+        let mem = records(vec![(0x1000, 11), (0x9000, 10)]);
+        let mut states = [state(0x1000, None), state(0x9000, None)];
+        let mut offset = None;
+        resolve_tids(&mem, 10, |t| t == 10 || t == 11, &mut states, &mut offset);
+        assert_eq!(states.map(|s| s.tid), [Some(11), Some(10)]);
     }
 }

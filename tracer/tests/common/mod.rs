@@ -227,6 +227,14 @@ impl<R: Read> Lines<R> {
         }
     }
 
+    /// The next line without its end, or `None` at end of file.
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("reading a pipe");
+        self.seen.push_str(&line);
+        (n > 0).then(|| line.trim_end().to_owned())
+    }
+
     /// Everything up to end of file (the writers have all exited or closed it).
     pub fn rest(&mut self) -> String {
         let mut rest = String::new();
