@@ -68,6 +68,11 @@ pub struct StructOffsets {
     /// is delivered to.
     pub ksigaction_handler: u32,
     pub ksigaction_flags: u32,
+    /// `task_struct.thread.fsbase` (x86-64): the thread's TLS base, which
+    /// is its `pthread_t` and CPython's `PyThreadState.thread_id`; 0 when
+    /// unknown (then the sampler finds no thread userspace has not
+    /// published).
+    pub task_fsbase: u32,
 }
 
 /// Where the current task's syscall number and arguments are in its saved
@@ -151,8 +156,8 @@ pub struct Config {
 unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 20);
-const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 12);
+const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 13);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 12 + 4 * 7 + 8 + 32 + 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 13 + 4 * 7 + 8 + 32 + 48);

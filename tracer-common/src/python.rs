@@ -44,6 +44,17 @@ pub struct PyConfig {
     /// PyObject *func}` per signal), 0 while unknown: a delivery to a
     /// handler reads the Python function it goes to from there.
     pub signal_handlers: u64,
+    /// Where a thread the sampler has no entry for (made and attached in C
+    /// between two of userspace's refreshes, a thread state made and freed
+    /// around every call) is looked for: the run-time address of
+    /// `_PyRuntime.interpreters.head` (0: not looked for), and the offsets
+    /// of `PyInterpreterState.next` / `threads.head` and `PyThreadState.next`
+    /// / `thread_id` (the thread's `pthread_t`, which is its TLS base).
+    pub interpreters_head: u64,
+    pub interp_next: u32,
+    pub interp_threads_head: u32,
+    pub tstate_next: u32,
+    pub tstate_thread_id: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -161,13 +172,14 @@ pub struct PyTicks {
     /// ...of which the process's interpreter was not known (not Python, not
     /// found yet, or not supported).
     pub no_interpreter: u64,
-    /// ...of which the thread had no known Python thread state (yet).
+    /// ...of which the thread had no Python thread state (a thread in C
+    /// that never attached to the interpreter, or one that just left it).
     pub no_thread_state: u64,
     /// ...of which the thread was not running Python code (no current frame).
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 48);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 72);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);

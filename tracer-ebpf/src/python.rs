@@ -2,8 +2,10 @@
 //! online CPU) that, when it interrupts a thread of a traced process, looks up
 //! the process's interpreter layout (`PY_CONFIG`, per process: a tree may run
 //! several builds) and the thread's `PyThreadState` (published by userspace
-//! in `PY_THREADS`, and inherited in the kernel by a child forked without
-//! `exec`, so a worker is sampled from its first instruction),
+//! in `PY_THREADS`, inherited in the kernel by a child forked without
+//! `exec`, so a worker is sampled from its first instruction, and found in
+//! the kernel for a thread userspace has not published yet: a C thread
+//! attached a moment ago, a thread state made and freed around each call),
 //! reads its current frame and walks `f_back` / `previous` for at most
 //! `PY_MAX_DEPTH` frames, writing code-object pointers and instruction
 //! offsets straight into a ring buffer slot (nothing large on the BPF stack).
@@ -16,8 +18,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
-        generated,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_user, generated,
     },
     macros::{map, perf_event, uprobe},
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
@@ -29,7 +31,7 @@ use tracer_common::{
     PyStackEvent, PyTicks, drops, py_event,
 };
 
-use crate::maps::{EVENTS, TRACED, count_drop};
+use crate::maps::{EVENTS, TRACED, config, count_drop, read_kernel};
 
 /// Frame-walk offsets of each Python process's interpreter (key: tgid), set
 /// by userspace when it finds one, copied to children forked without `exec`.
@@ -255,6 +257,109 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
+/// Thread states looked at, at most, for a thread the sampler has no entry
+/// for (all interpreters' lists, one after the other).
+const MAX_STATES_SEARCHED: u32 = 256;
+
+/// A search of the interpreters' thread lists for the state whose
+/// `thread_id` is the current thread's TLS base.
+#[repr(C)]
+struct Search {
+    cfg: *const PyConfig,
+    tls: u64,
+    interp: u64,
+    tstate: u64,
+    found: u64,
+}
+
+/// One step of [`find_thread_state`]: a `bpf_loop` callback.
+#[inline(never)]
+extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `Search` find_thread_state passed to bpf_loop.
+    let search = unsafe { &mut *ctx.cast::<Search>() };
+    // SAFETY: a map value that outlives the program run.
+    let cfg = unsafe { &*search.cfg };
+    if search.tstate == 0 {
+        // This interpreter's list is done: the next interpreter's.
+        search.interp = read_u64(search.interp + cfg.interp_next as u64);
+        if search.interp == 0 {
+            return 1;
+        }
+        search.tstate = read_u64(search.interp + cfg.interp_threads_head as u64);
+        return 0;
+    }
+    if read_u64(search.tstate + cfg.tstate_thread_id as u64) == search.tls {
+        search.found = search.tstate;
+        return 1;
+    }
+    search.tstate = read_u64(search.tstate + cfg.tstate_next as u64);
+    0
+}
+
+/// The current thread's TLS base (x86-64 `fsbase`: its `pthread_t`), 0
+/// when the kernel's layout does not say where it is.
+#[inline(always)]
+fn current_tls() -> u64 {
+    let offset = config!(structs.task_fsbase);
+    if offset == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    read_kernel::<u64>(task, offset).unwrap_or(0)
+}
+
+/// The `PyThreadState` of the current thread `tid`: the entry userspace
+/// published (or a fork inherited), checked against the thread's TLS base
+/// where that is known (a state freed and its address reused by another
+/// thread is not this thread's), else found in the interpreters' thread
+/// lists and entered for the next ticks.
+#[inline(always)]
+fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
+    let entry = unsafe { PY_THREADS.get(&tid) }.copied();
+    let tls = if cfg.interpreters_head != 0 {
+        current_tls()
+    } else {
+        0
+    };
+    if tls == 0 {
+        return entry;
+    }
+    if let Some(tstate) = entry
+        && read_u64(tstate + cfg.tstate_thread_id as u64) == tls
+    {
+        return Some(tstate);
+    }
+    let interp = read_u64(cfg.interpreters_head);
+    let mut search = Search {
+        cfg,
+        tls,
+        interp,
+        tstate: read_u64(interp + cfg.interp_threads_head as u64),
+        found: 0,
+    };
+    if interp != 0 {
+        // SAFETY: `search_step` is a bpf_loop callback; `search` outlives the call.
+        unsafe {
+            generated::bpf_loop(
+                MAX_STATES_SEARCHED,
+                search_step as *mut core::ffi::c_void,
+                core::ptr::addr_of_mut!(search).cast(),
+                0,
+            )
+        };
+    }
+    if search.found == 0 {
+        if entry.is_some() {
+            let _ = PY_THREADS.remove(&tid);
+        }
+        return None;
+    }
+    if PY_THREADS.insert(&tid, &search.found, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+    Some(search.found)
+}
+
 #[perf_event]
 pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -271,7 +376,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         ticks.no_interpreter += 1;
         return 0;
     };
-    let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
+    let Some(tstate) = current_thread_state(cfg, tid) else {
         ticks.no_thread_state += 1;
         return 0;
     };

@@ -327,6 +327,12 @@ impl KernelOffsets {
             "the file an exec runs is not captured",
             btf.member_offset("linux_binprm", "filename"),
         );
+        // x86-64 only (other architectures keep the TLS base elsewhere):
+        // missing, the sampler waits for userspace to publish each thread.
+        let task_fsbase = btf
+            .member_offset("task_struct", "thread")
+            .and_then(|thread| Ok(thread + btf.member_offset("thread_struct", "fsbase")?))
+            .unwrap_or(0);
         // Every kernel with the tracepoints the programs read has these
         // (and 0 is a real offset for some of them): required.
         let sa = btf.member_offset("k_sigaction", "sa")?;
@@ -343,6 +349,7 @@ impl KernelOffsets {
             siginfo_code: btf.member_offset("kernel_siginfo", "si_code")?,
             ksigaction_handler: sa + btf.member_offset("sigaction", "sa_handler")?,
             ksigaction_flags: sa + btf.member_offset("sigaction", "sa_flags")?,
+            task_fsbase,
         };
         let pid_ns = pid_ns_offsets(btf).unwrap_or_else(|err| {
             warnings.push(format!(

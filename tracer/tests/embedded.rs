@@ -528,5 +528,14 @@ fn mod_wsgi_daemon_processes_are_sampled() {
     let report = load_json(&report_path);
     assert_eq!(report["stopped"], "interrupted (SIGINT)");
     assert_workers_sampled(&report, &dir, &workers, parent, "mod_wsgi");
+    // Apache's parent loads libpython but never starts Python: said so.
+    let row = python_row(&report["python"], parent);
+    assert_eq!(row["samples"], 0);
+    assert!(
+        row["no_thread_reason"]
+            .as_str()
+            .is_some_and(|why| why.contains("no interpreter is started")),
+        "{row:#}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -392,6 +392,9 @@ fn process_section(
     let mut own = Python::default();
     fill(&mut own, stacks);
     row.samples = stacks.iter().map(|s| s.2).sum();
+    if row.status == "sampled" && row.samples == 0 {
+        row.no_thread_reason = process.why_no_thread();
+    }
     own.hotspots.truncate(MAX_THREAD_ROWS);
     own.lines.truncate(MAX_THREAD_ROWS);
     row.hotspots = own.hotspots;

@@ -150,6 +150,12 @@ impl Offsets {
             function_code: 0,
             // Per process, found in its memory: set by the process's state.
             signal_handlers: 0,
+            // Needs `_PyRuntime`'s address: set by the process's state.
+            interpreters_head: 0,
+            interp_next: self.interp_next as u32,
+            interp_threads_head: self.interp_threads_head as u32,
+            tstate_next: self.tstate_next as u32,
+            tstate_thread_id: self.tstate_thread_id as u32,
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct PythonProcess {
     config_published: bool,
     /// tid -> tstate as last written to the BPF map.
     published: HashMap<u32, u64>,
+    /// What the last read of the thread list found.
+    census: Option<threads::Census>,
     /// When the process appeared or last exec'd, and was last searched.
     since: Instant,
     last_search: Option<Instant>,
@@ -190,6 +192,7 @@ impl PythonProcess {
             symbols: Symbols::default(),
             config_published: false,
             published: HashMap::new(),
+            census: None,
             since: Instant::now(),
             last_search: None,
             exited: false,
@@ -472,6 +475,11 @@ impl PythonProcess {
         let mut config = ready.binary.offsets.bpf_config();
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
+        config.interpreters_head = ready
+            .binary
+            .interpreter
+            .runtime
+            .wrapping_add(ready.binary.offsets.runtime_interpreters_head);
         config.function_code =
             handlers::function_code(&ready.binary.offsets, ready.binary.interpreter.minor) as u32;
         config
@@ -529,6 +537,12 @@ impl PythonProcess {
                 self.handlers.insert(sig, (func, handler));
             }
         }
+    }
+
+    /// Why none of its threads is sampled, when that is so and known (as
+    /// the last read of its thread list found).
+    pub fn why_no_thread(&self) -> Option<String> {
+        self.census.as_ref()?.why_no_thread()
     }
 
     /// The Python name of thread `tid` (`threading.Thread.name`), once
@@ -669,7 +683,8 @@ impl PythonProcess {
         {
             interpreter.version = version;
         }
-        let states = ready.thread_states(self.pid);
+        let (states, census) = ready.thread_states(self.pid);
+        self.census = Some(census);
         let current: HashMap<u32, u64> = states.iter().map(|s| (s.tid, s.tstate)).collect();
         self.pthreads = states.iter().map(|s| (s.tid, s.pthread)).collect();
         for (&tid, &tstate) in &current {
@@ -719,7 +734,7 @@ impl Ready {
     }
 
     /// Every thread whose kernel (host) id is known.
-    fn thread_states(&mut self, pid: u32) -> Vec<KnownThread> {
+    fn thread_states(&mut self, pid: u32) -> (Vec<KnownThread>, threads::Census) {
         let mut states = threads::thread_states(
             &self.memory,
             &self.binary.offsets,
@@ -744,7 +759,7 @@ impl Ready {
             &mut states,
             &mut self.tid_offset,
         );
-        states
+        let known: Vec<KnownThread> = states
             .iter()
             .filter_map(|s| {
                 Some(KnownThread {
@@ -753,7 +768,18 @@ impl Ready {
                     pthread: s.pthread,
                 })
             })
-            .collect()
+            .collect();
+        let census = threads::Census {
+            interpreter_started: !states.is_empty()
+                || threads::interpreter_started(
+                    &self.memory,
+                    &self.binary.offsets,
+                    self.binary.interpreter.runtime,
+                ),
+            states: states.len(),
+            own: known.len(),
+        };
+        (known, census)
     }
 }
 

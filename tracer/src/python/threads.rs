@@ -56,6 +56,49 @@ pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadS
     out
 }
 
+/// Whether the runtime has an interpreter: a program that loaded libpython
+/// but has not called `Py_Initialize` yet (Apache's parent with mod_wsgi)
+/// has none.
+pub fn interpreter_started(mem: &dyn Memory, o: &Offsets, runtime: u64) -> bool {
+    mem.u64(runtime.wrapping_add(o.runtime_interpreters_head))
+        .is_ok_and(|head| head != 0)
+}
+
+/// What the last read of a process's thread list found, to say why a
+/// process with an interpreter has no thread sampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub interpreter_started: bool,
+    /// Thread states in the interpreters' lists.
+    pub states: usize,
+    /// ...of which belong to one of the process's threads (published).
+    pub own: usize,
+}
+
+impl Census {
+    /// Why no thread of the process is sampled, when this says.
+    pub fn why_no_thread(&self) -> Option<String> {
+        if !self.interpreter_started {
+            return Some(
+                "libpython is loaded but no interpreter is started (Py_Initialize not called \
+                 yet: mod_wsgi, for one, starts Python in its daemon processes)"
+                    .into(),
+            );
+        }
+        if self.states == 0 {
+            return Some("no thread is attached to the interpreter (no thread state)".into());
+        }
+        (self.own == 0).then(|| {
+            format!(
+                "its {} thread state{} belong to threads of another process (a fork without \
+                 CPython's after-fork clean-up, whose libc thread records could not be read)",
+                self.states,
+                if self.states == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
 /// The addresses of thread `tstate`'s frames, innermost first, at most `max`.
 pub fn frame_addresses(mem: &dyn Memory, o: &Offsets, tstate: u64, max: usize) -> Vec<u64> {
     let mut out = Vec::new();
@@ -219,6 +262,34 @@ mod tests {
         let mut offset = None;
         resolve_tids(&mem, 300, |t| t == 300, &mut states, &mut offset);
         assert_eq!(states.map(|s| s.tid), [Some(300), None]);
+    }
+
+    #[test]
+    fn a_census_says_why_no_thread_is_sampled() {
+        let census = |interpreter_started, states, own| Census {
+            interpreter_started,
+            states,
+            own,
+        };
+        assert!(
+            census(false, 0, 0)
+                .why_no_thread()
+                .unwrap()
+                .contains("no interpreter is started")
+        );
+        assert!(
+            census(true, 0, 0)
+                .why_no_thread()
+                .unwrap()
+                .contains("no thread is attached")
+        );
+        assert!(
+            census(true, 2, 0)
+                .why_no_thread()
+                .unwrap()
+                .starts_with("its 2 thread states belong to threads of another process")
+        );
+        assert_eq!(census(true, 2, 1).why_no_thread(), None);
     }
 
     /// 3.8-3.10: no native id at all.

@@ -868,6 +868,11 @@ pub struct PythonProcess {
     pub ticks_without_interpreter: u64,
     pub ticks_without_thread_state: u64,
     pub ticks_outside_python: u64,
+    /// Why none of its threads was sampled, for a process whose interpreter
+    /// is known ("sampled") and that gave no sample: no interpreter started
+    /// yet, no thread attached, thread states of another process's threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_thread_reason: Option<String>,
     /// This process's functions by self samples (top 20).
     pub hotspots: Vec<Hotspot>,
     /// This process's lines by self samples (top 20).

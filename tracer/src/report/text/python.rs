@@ -94,6 +94,17 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             sampled.len() - SHOWN_PROCESSES
         );
     }
+    for row in p.processes.iter().filter(|row| row.status == "sampled") {
+        if let Some(why) = &row.no_thread_reason {
+            let _ = writeln!(
+                out,
+                "    pid {} ({}) has an interpreter but no thread sampled ({}): {why}",
+                row.pid,
+                report.comm_of(row.pid),
+                count(row.ticks, "tick", "ticks"),
+            );
+        }
+    }
     for row in unsampled.filter(|row| row.ticks > 0 || row.version.is_some()) {
         let _ = writeln!(
             out,
@@ -236,8 +247,8 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
         let _ = writeln!(
             out,
-            "  not in the figures: {} in processes not sampled, {} before the thread was \
-             known, {} outside Python code, {} lost (buffer full); {} deeper than 128 frames \
+            "  not in the figures: {} in processes not sampled, {} in threads with no Python \
+             thread state, {} outside Python code, {} lost (buffer full); {} deeper than 128 frames \
              (cut), {} unresolved (code objects freed before they could be read)",
             count(p.ticks_without_interpreter, "tick", "ticks"),
             thousands(p.ticks_without_thread_state),
