@@ -1,0 +1,174 @@
+//! The processes and zombies sections: every traced process, every child
+//! that exited, and the Python line that spawned it.
+
+use serde::{Deserialize, Serialize};
+
+use super::EventStack;
+use crate::frame::Frame;
+
+/// One traced process (see docs/report-schema-signals.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessInfo {
+    /// Host pid.
+    pub pid: u32,
+    /// Its pid in its own pid namespace (equal to `pid` outside
+    /// containers); `null` when unknown (it exited and was released before
+    /// it could be read, on a kernel without the needed BTF).
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
+    pub ppid: u32,
+    /// The name at exit (or now), after any `exec`.
+    pub comm: String,
+    /// The arguments of its last `exec` (a forked child without exec: its parent's).
+    pub argv: Vec<String>,
+    pub exit_code: Option<i32>,
+    /// The signal that killed it ("SIGKILL"), if one did.
+    pub exit_signal: Option<String>,
+    pub exit_signo: Option<i32>,
+    pub core_dumped: bool,
+    /// Seconds since tracing started (`null`: before it started / not yet).
+    pub start_s: Option<f64>,
+    pub exec_s: Option<f64>,
+    pub exit_s: Option<f64>,
+    /// Threads it had during the trace, the main one included.
+    pub threads: u32,
+    /// The launched command or the `--pid` target (not a followed child).
+    pub traced_from_start: bool,
+    /// The Python stack of the parent's thread when it forked this process
+    /// (the `subprocess.Popen(...)` line and its callers), one entry with
+    /// `samples` 1; empty when the parent was not the sampled Python process
+    /// or its thread was not known yet.
+    #[serde(default)]
+    pub python_stacks: Vec<EventStack>,
+}
+
+/// A traced child that exited: how long it was a zombie, who reaped it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Zombie {
+    pub pid: u32,
+    /// Its pid in its own pid namespace (as `processes[].ns_pid`).
+    #[serde(default)]
+    pub ns_pid: Option<u32>,
+    pub ppid: u32,
+    pub comm: String,
+    pub exit_code: Option<i32>,
+    pub exit_signal: Option<String>,
+    pub core_dumped: bool,
+    /// When it exited, seconds since tracing started (`null`: before).
+    pub exit_s: Option<f64>,
+    /// Exit to reap (or to the end of the trace when still a zombie).
+    pub zombie_ns: u64,
+    pub reaped_by: Option<u32>,
+    pub reaped_by_comm: Option<String>,
+    /// "wait4" | "waitid" (by its parent) | "autoreap" | "init" | "still_zombie".
+    pub reaped_how: String,
+    /// The kernel's result for the SIGCHLD its exit sent the parent
+    /// ("ignored", "delivered"...); `null`: no SIGCHLD seen.
+    pub sigchld: Option<String>,
+    /// The parent got SIGCHLD and made no wait call after it while this
+    /// child stayed a zombie.
+    pub sigchld_unanswered: bool,
+    /// wait4/waitid calls the parent made during the whole trace.
+    pub parent_wait_calls: u64,
+    /// Already a zombie when tracing started (found in /proc).
+    pub pre_existing: bool,
+    /// Pre-existing zombies: time since the process started (an upper bound).
+    pub age_ns: Option<u64>,
+    /// The Python stack that forked it, innermost first, as `"func
+    /// (file:line)"` (the same frames as its `processes[].python_stacks`);
+    /// `null` when not known. [`spawned_line`] picks the caller's line out
+    /// of it (past the frames inside `subprocess`, `threading`...).
+    #[serde(with = "crate::frame::as_text::option")]
+    pub spawned_from: Option<Vec<Frame>>,
+}
+
+/// Standard-library modules whose frames stand between user code and a
+/// fork (`subprocess.Popen`, `Thread.start`, `os.popen`, `pty.spawn`,
+/// `multiprocessing`, `asyncio.create_subprocess_exec`, executors).
+const SPAWNING_MODULES: [&str; 7] = [
+    "subprocess",
+    "threading",
+    "os",
+    "pty",
+    "multiprocessing",
+    "asyncio",
+    "concurrent",
+];
+
+/// The line that spawned a child, out of the frames of its fork (innermost
+/// first): the innermost frame not inside the standard library's spawning
+/// modules (`subprocess`, `threading`, `os`...) and resolved, else the
+/// innermost one.
+pub fn spawned_line(frames: &[Frame]) -> Option<&Frame> {
+    frames
+        .iter()
+        .find(|f| {
+            f.is_resolved()
+                && !f
+                    .stdlib_module()
+                    .is_some_and(|m| SPAWNING_MODULES.contains(&m))
+        })
+        .or(frames.first())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(list: &[&str]) -> Vec<Frame> {
+        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
+    }
+
+    fn line(frames: &[Frame]) -> Option<String> {
+        spawned_line(frames).map(Frame::to_string)
+    }
+
+    #[test]
+    fn spawned_line_skips_the_spawning_machinery() {
+        let popen = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "spawn (/abs/wl.py:7)",
+            "<module> (/abs/wl.py:12)",
+        ]);
+        assert_eq!(line(&popen), Some("spawn (/abs/wl.py:7)".into()));
+        // os.popen -> subprocess.Popen: the caller of os.popen.
+        let os_popen = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "popen (<frozen os>:1016)",
+            "list_files (/abs/app.py:30)",
+        ]);
+        assert_eq!(line(&os_popen), Some("list_files (/abs/app.py:30)".into()));
+        let thread = frames(&[
+            "Thread.start (/usr/lib/python3.11/threading.py:957)",
+            "start_workers (/abs/app.py:40)",
+        ]);
+        assert_eq!(line(&thread), Some("start_workers (/abs/app.py:40)".into()));
+        // An unreadable frame is not a line.
+        let unresolved = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "<code 0x55aa> (?:0)",
+            "main (/abs/app.py:3)",
+        ]);
+        assert_eq!(line(&unresolved), Some("main (/abs/app.py:3)".into()));
+        // Only machinery (the user frames were deeper than the 4 kept):
+        // the innermost frame.
+        let deep = frames(&[
+            "Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)",
+            "Popen.__init__ (/usr/lib/python3.11/subprocess.py:1026)",
+            "run (/usr/lib/python3.11/subprocess.py:548)",
+            "check_output (/usr/lib/python3.11/subprocess.py:466)",
+        ]);
+        assert_eq!(
+            line(&deep),
+            Some("Popen._execute_child (/usr/lib/python3.11/subprocess.py:1883)".into())
+        );
+        // Direct os.fork() from user code.
+        assert_eq!(
+            line(&frames(&["main (/abs/app.py:9)"])),
+            Some("main (/abs/app.py:9)".into())
+        );
+        assert_eq!(spawned_line(&[]), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! The Python section: samples, hotspots, threads and stacks, per process
+//! and in total (see docs/report-schema-python.md).
+
+use serde::{Deserialize, Serialize};
+
+use super::EventStack;
+use crate::frame::Frame;
+
+/// The Python section. Always present: when the target is not Python (or
+/// its interpreter cannot be read) `status` is "unavailable" and `reason`
+/// says exactly why; the kernel sections are unaffected.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Python {
+    /// "sampled", "unavailable" or "disabled".
+    pub status: String,
+    pub reason: Option<String>,
+    /// The process whose interpreter the keys from `pid` to `layout`
+    /// describe: the target, or the first followed process running Python
+    /// when the target is not (a wrapper such as `unshare`, `chroot` or
+    /// `sh -c`). `null` when none was found. Every Python process is in
+    /// `processes`; the figures from `samples` on are totals over them.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// "3.11.7"
+    pub version: Option<String>,
+    /// The ELF holding the interpreter (`python3.X` or `libpython3.X.so`),
+    /// as the process sees it (inside its `root`).
+    pub binary: Option<String>,
+    /// The directory the process sees as `/` (chroot, container), when it
+    /// is not the tracer's `/`; `null` otherwise.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// "static" (the interpreter is in the executable) or "shared" (in
+    /// `libpython3.X.so`).
+    #[serde(default)]
+    pub linkage: Option<String>,
+    /// A debug build (`--with-pydebug`, e.g. Debian's `python3.13d`).
+    #[serde(default)]
+    pub debug_build: bool,
+    pub free_threaded: bool,
+    /// Where the structure offsets came from.
+    pub layout: Option<String>,
+    /// Sampling frequency asked for (ticks per second of a thread's CPU time).
+    pub rate_hz: u64,
+    /// Python stacks received and counted below.
+    pub samples: u64,
+    /// CPU-clock ticks that found a traced thread running.
+    pub ticks: u64,
+    /// ...in a process whose interpreter was not known (not Python, not
+    /// found yet, not supported): see `processes` for which and why.
+    #[serde(default)]
+    pub ticks_without_interpreter: u64,
+    /// ...that hit a thread whose Python thread state was not known (yet).
+    pub ticks_without_thread_state: u64,
+    /// ...that hit a thread with no Python frame (C code outside the eval loop, startup).
+    pub ticks_outside_python: u64,
+    /// Stack records lost because the ring buffer was full.
+    pub samples_lost: u64,
+    /// Stacks deeper than the walk's bound (outermost frames cut off).
+    pub truncated: u64,
+    /// Frames whose code object could not be read (process gone, freed).
+    pub unresolved_frames: u64,
+    /// Functions by self samples (innermost frame), highest first.
+    pub hotspots: Vec<Hotspot>,
+    /// Lines by self samples, highest first.
+    pub lines: Vec<LineHotspot>,
+    pub threads: Vec<PythonThread>,
+    /// Every distinct stack, innermost frame first.
+    pub stacks: Vec<PythonStack>,
+    /// Every sample in time order (for the exports that draw time:
+    /// speedscope's time order); not in the JSON report, which would grow
+    /// with the run. Empty with `timeline_complete` false when the run
+    /// took more samples than are kept in order.
+    #[serde(skip)]
+    pub timeline: Vec<TimedSample>,
+    #[serde(skip)]
+    pub timeline_complete: bool,
+    /// Voluntary context switches (the thread went to sleep) by the top of
+    /// the Python stack, most off-CPU time first.
+    #[serde(default)]
+    pub off_cpu: Vec<EventStack>,
+    /// fork / clone calls (new processes, e.g. `subprocess.Popen`, and new
+    /// threads) by the top of the Python stack, every one counted.
+    #[serde(default)]
+    pub forks: Vec<EventStack>,
+    /// Where every known Python thread was when tracing started (`--pid`:
+    /// what an already running program was doing) and when it stopped
+    /// (what it is stuck in), whether it was running or not: the stacks a
+    /// CPU sampler never sees of a thread that sleeps.
+    #[serde(default)]
+    pub threads_at_start: Vec<ThreadNow>,
+    #[serde(default)]
+    pub threads_at_end: Vec<ThreadNow>,
+    /// Every process of the trace that runs Python, or that ran ticks
+    /// without being sampled, in the order they were found.
+    #[serde(default)]
+    pub processes: Vec<PythonProcess>,
+    /// `--count-entries`: exact entries into `_PyEval_EvalFrameDefault` per
+    /// function ("entries from C" from 3.11 on), most first; empty otherwise.
+    #[serde(default)]
+    pub entries_from_c: Vec<Entries>,
+    /// Why the entry counter is not running, when it was asked for.
+    #[serde(default)]
+    pub entries_error: Option<String>,
+}
+
+/// One sample: when (ns since tracing started) and which of `stacks`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimedSample {
+    pub t_ns: u64,
+    pub stack: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entries {
+    pub function: String,
+    pub qualname: String,
+    pub file: String,
+    pub line: u32,
+    pub entries: u64,
+}
+
+/// A Python thread at one moment: what it was doing and in which code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ThreadNow {
+    pub pid: u32,
+    pub tid: u32,
+    /// Its Python name (`threading.Thread.name`), when read.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// "running", "sleeping", "disk sleep", "stopped"... (`/proc` state).
+    pub state: String,
+    /// The system call it is blocked in, when it is.
+    pub syscall: Option<String>,
+    /// At the end: how long it had been off CPU (0 when running or unknown).
+    #[serde(default)]
+    pub asleep_ns: u64,
+    /// Innermost first; in JSON as in `stacks[].frames`.
+    #[serde(with = "crate::frame::as_stack_frames")]
+    pub frames: Vec<Frame>,
+}
+
+/// One process of the trace, as far as Python is concerned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PythonProcess {
+    pub pid: u32,
+    /// Its pid in its own pid namespace, when that is not the tracer's.
+    pub ns_pid: Option<u32>,
+    /// "sampled", "unavailable" (see `reason`).
+    pub status: String,
+    pub reason: Option<String>,
+    pub version: Option<String>,
+    pub binary: Option<String>,
+    pub root: Option<String>,
+    pub linkage: Option<String>,
+    pub debug_build: bool,
+    pub free_threaded: bool,
+    pub layout: Option<String>,
+    pub samples: u64,
+    pub ticks: u64,
+    pub ticks_without_interpreter: u64,
+    pub ticks_without_thread_state: u64,
+    pub ticks_outside_python: u64,
+    /// Why none of its threads was sampled, for a process whose interpreter
+    /// is known ("sampled") and that gave no sample: no interpreter started
+    /// yet, no thread attached, thread states of another process's threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_thread_reason: Option<String>,
+    /// This process's functions by self samples (top 20).
+    pub hotspots: Vec<Hotspot>,
+    /// This process's lines by self samples (top 20).
+    pub lines: Vec<LineHotspot>,
+    pub threads: Vec<PythonThread>,
+}
+
+impl PythonProcess {
+    /// How the process is named in a flame graph's root frame:
+    /// `python3.11 (pid 42)`, `python3.13t (pid 43)`.
+    pub fn label(&self) -> String {
+        let name = match &self.version {
+            Some(version) => {
+                let minor: Vec<&str> = version.split('.').take(2).collect();
+                let t = if self.free_threaded { "t" } else { "" };
+                format!("python{}{t}", minor.join("."))
+            }
+            None => "process".to_owned(),
+        };
+        format!("{name} (pid {})", self.pid)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Hotspot {
+    pub function: String,
+    pub qualname: String,
+    pub file: String,
+    /// First line of the function.
+    pub line: u32,
+    pub self_samples: u64,
+    pub total_samples: u64,
+    /// Percent of `samples`.
+    pub self_share: f64,
+    pub total_share: f64,
+    /// The processes it was sampled in (totals over several processes only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LineHotspot {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    pub self_samples: u64,
+    pub self_share: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PythonThread {
+    /// Its process.
+    #[serde(default)]
+    pub pid: u32,
+    pub tid: u32,
+    /// Its Python name (`threading.Thread.name`, "MainThread"), when read.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub samples: u64,
+    /// This thread's functions by self samples (top 20).
+    pub hotspots: Vec<Hotspot>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PythonStack {
+    /// Its process.
+    #[serde(default)]
+    pub pid: u32,
+    pub tid: u32,
+    pub samples: u64,
+    /// Deeper than the walk's bound: the outermost frames are missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Innermost first; in JSON `{function (the qualified name), file, line}`.
+    #[serde(with = "crate::frame::as_stack_frames")]
+    pub frames: Vec<Frame>,
+}

@@ -1,0 +1,109 @@
+//! The reads section: one row per file and process, and the Python code
+//! behind its reads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContextSwitches, EventStack};
+
+/// One file one process read from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileReads {
+    pub pid: u32,
+    /// The path it was opened by; `pipe:[INODE]` / `socket:[INODE]` as
+    /// `/proc/PID/fd` shows them for descriptors not opened by path.
+    pub path: String,
+    /// `path` is only the first 255 bytes of a longer path (the kernel side
+    /// captures that much); the text report shows it with "...".
+    #[serde(default)]
+    pub path_truncated: bool,
+    pub fs: String,
+    pub blksize: Option<u64>,
+    /// Times the process opened this path while traced (0: it was already open).
+    pub opens: u64,
+    /// Read-family syscalls (`read`, `pread64`, `readv`, `preadv`).
+    pub syscalls: u64,
+    pub bytes: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Time between syscall entry and exit, summed.
+    pub kernel_ns: u64,
+    /// Requested size in bytes -> number of syscalls.
+    pub request_sizes: BTreeMap<String, u64>,
+    /// Syscall name -> number of calls.
+    pub by_syscall: BTreeMap<String, u64>,
+    /// Scheduler context switches that happened inside these reads.
+    pub context_switches: ContextSwitches,
+    /// Python code behind these reads (top frames), from the reads whose
+    /// stack was captured: 1 in `python_stacks_every` (0: not captured).
+    #[serde(default)]
+    pub python_stacks: Vec<EventStack>,
+    #[serde(default)]
+    pub python_stacks_every: u64,
+}
+
+impl FileReads {
+    /// The path as people read it: a cut path ends in "...".
+    pub fn shown_path(&self) -> String {
+        if self.path_truncated {
+            format!("{}...", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+
+    /// About how many of this file's reads came from `stack`, one of its
+    /// `python_stacks`: its captured count times `python_stacks_every`,
+    /// scaled down when the estimates would add up to more than the exact
+    /// syscall count they sample (never above it).
+    pub fn estimated_reads(&self, stack: &EventStack) -> u64 {
+        let every = self.python_stacks_every.max(1);
+        let captured: u64 = self.python_stacks.iter().map(|s| s.samples).sum();
+        if captured.saturating_mul(every) > self.syscalls && captured > 0 {
+            stack.samples * self.syscalls / captured
+        } else {
+            stack.samples * every
+        }
+    }
+
+    /// The request size used by most syscalls (ties: the larger size).
+    pub fn dominant_request(&self) -> Option<(u64, u64)> {
+        self.request_sizes
+            .iter()
+            .filter_map(|(size, count)| Some((size.parse::<u64>().ok()?, *count)))
+            .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Frame;
+
+    fn frames(list: &[&str]) -> Vec<Frame> {
+        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
+    }
+
+    #[test]
+    fn estimated_reads_never_exceed_the_exact_count() {
+        let a = EventStack::new(frames(&["poll (/abs/p.py:3)"]), 38);
+        let b = EventStack::new(frames(&["main (/abs/p.py:9)"]), 1);
+        let mut file = FileReads {
+            syscalls: 600,
+            python_stacks_every: 16,
+            python_stacks: vec![a.clone(), b.clone()],
+            ..FileReads::default()
+        };
+        // 39 captures x 16 = 624 > 600 exact reads: scaled to 600.
+        assert_eq!(file.estimated_reads(&a), 584);
+        assert_eq!(file.estimated_reads(&b), 15);
+        // A .pyc read twice, its one read captured: 2, not 16.
+        file.syscalls = 2;
+        file.python_stacks = vec![b.clone()];
+        assert_eq!(file.estimated_reads(&b), 2);
+        // Within the exact count: captures x every.
+        file.syscalls = 100_000;
+        assert_eq!(file.estimated_reads(&b), 16);
+    }
+}
