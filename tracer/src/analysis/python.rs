@@ -12,7 +12,7 @@ use super::merge_stacks;
 use crate::{
     frame::Frame,
     python::{
-        Discovery, PythonProcess, PythonTree, discover::Interpreter, process::Place,
+        Discovery, PythonProcess, PythonTree, discover::Interpreter, discovery::Place,
         symbols::FrameId,
     },
     report::{

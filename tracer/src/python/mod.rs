@@ -3,12 +3,14 @@
 //! offsets), publish its threads' `PyThreadState` addresses to the BPF
 //! sampler (`threads`), and turn sampled raw stacks (code-object pointers +
 //! instruction positions) into [`Frame`](crate::frame::Frame)s by reading
-//! its memory (`symbols`, `code`, `memory`). `process` holds one process's
+//! its memory (`symbols`, `code`, `memory`). `discovery` is where the search
+//! for a process's interpreter stands, `process` holds one process's
 //! state, `tree` every Python process of the trace. Counting and the report section are `analysis::python`'s: nothing
 //! here knows the report.
 
 pub mod code;
 pub mod discover;
+pub mod discovery;
 pub mod handlers;
 pub mod layout;
 pub mod memory;
@@ -21,7 +23,8 @@ pub mod tree;
 #[cfg(test)]
 mod snapshot_tests;
 
-pub use process::{Discovery, PythonProcess};
+pub use discovery::Discovery;
+pub use process::PythonProcess;
 pub use tree::PythonTree;
 
 #[derive(Debug, thiserror::Error)]
