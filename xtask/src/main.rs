@@ -13,9 +13,11 @@
 //! stdout carries only what the tracer prints (its report, in `demo`).
 
 mod bench;
+mod bench_util;
 mod chroots;
 mod floor;
 mod fuzz;
+mod proc_bench;
 mod serve_bench;
 mod setup;
 mod util;

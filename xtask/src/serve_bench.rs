@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{bench::machine_line, util::repo_root};
+use crate::{bench_util::machine_line, util::repo_root};
 
 const PYTHON: &str = "/usr/bin/python3.11";
 const EVERY: Duration = Duration::from_secs(10);
