@@ -1,0 +1,248 @@
+//! The continuous mode (`--serve`, `--every`): every second the kernel
+//! maps are folded into the bounded figures of `analysis::metrics` and
+//! the rows of what ended are forgotten (`Probes::forget`); `--serve`'s
+//! endpoint answers from the exposition published after each fold, and
+//! `--every` writes each window's figures as a JSON report. The loop
+//! knows only [`Continuous`].
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{
+    sync::watch,
+    time::{Interval, MissedTickBehavior},
+};
+
+use crate::{
+    analysis::Collector,
+    cli::Args,
+    output::{OutputError, WindowDir},
+    probes::{ProbeError, Probes},
+    report::metrics::Metrics,
+    serve::ServeError,
+};
+
+/// How often `--serve`'s figures are folded from the maps and published.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContinuousError {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+}
+
+/// `--serve` and `--every`, from before tracing to the last window.
+/// Without either, it does nothing.
+pub struct Continuous {
+    /// `--serve`: the address bound before tracing, served from `start`.
+    listener: Option<std::net::TcpListener>,
+    /// `--serve`: the latest exposition, for the endpoint.
+    publisher: Option<watch::Sender<Arc<String>>>,
+    /// `--every`: the window reports.
+    windows: Option<Windows>,
+    /// From `start`, in continuous mode.
+    clock: Option<Clock>,
+}
+
+/// What is due in the loop: see [`Continuous::due`].
+pub enum Due {
+    /// The figures are folded from the maps (every second).
+    Fold,
+    /// An `--every` window ended.
+    Window,
+}
+
+/// The continuous mode's tickers.
+struct Clock {
+    folds: Interval,
+    windows: Interval,
+}
+
+impl Continuous {
+    /// Before anything is loaded: `--serve`'s address is bound (a port in
+    /// use fails at once) and `--every`'s directory opened and checked
+    /// writable.
+    pub fn open(args: &Args) -> Result<Self, ContinuousError> {
+        let listener = args.serve.map(crate::serve::bind).transpose()?;
+        let windows = match (args.every, &args.output) {
+            (Some(every), Some(dir)) => Some(Windows {
+                dir: WindowDir::open(dir, args.keep)?,
+                every: Duration::from_secs(every),
+                started: SystemTime::now(),
+                before: Metrics::default(),
+                written: 0,
+            }),
+            _ => None,
+        };
+        Ok(Self {
+            listener,
+            publisher: None,
+            windows,
+            clock: None,
+        })
+    }
+
+    /// Once the target is traced, just before the loop: `--serve`'s
+    /// endpoint answers from the latest figures (published by
+    /// [`Continuous::tick`] every second, and now), and the tickers start.
+    pub fn start(&mut self, args: &Args, collector: &Collector) {
+        if let Some(listener) = self.listener.take() {
+            // Nothing folded yet: the first fold comes after the first
+            // drain (a file's name before its reads).
+            let (publisher, latest) = watch::channel(Arc::new(String::new()));
+            publish(collector, &publisher);
+            tokio::spawn(crate::serve::serve(listener, latest));
+            if !args.quiet
+                && let Some(addr) = args.serve
+            {
+                eprintln!("tracer: Prometheus metrics at http://{addr}/metrics");
+            }
+            self.publisher = Some(publisher);
+        }
+        if collector.metrics.is_none() {
+            return;
+        }
+        let mut folds = tokio::time::interval(METRICS_INTERVAL);
+        folds.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let every = self
+            .windows
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |w| w.every);
+        let mut windows = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        windows.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.clock = Some(Clock { folds, windows });
+    }
+
+    /// Whether the loop waits for [`Continuous::due`].
+    pub fn running(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    /// The next fold or window end.
+    pub async fn due(&mut self) -> Due {
+        let Some(clock) = self.clock.as_mut() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = clock.folds.tick() => Due::Fold,
+            _ = clock.windows.tick(), if self.windows.is_some() => Due::Window,
+        }
+    }
+
+    /// What is `due`, with every event drained: the maps folded (and the
+    /// gone forgotten), then the exposition published or the window
+    /// written. A window that cannot be written (disk full) is said; the
+    /// trace and the next windows go on.
+    pub fn tick(
+        &mut self,
+        due: Due,
+        probes: &mut Probes,
+        collector: &mut Collector,
+        pid: u32,
+    ) -> Result<(), ContinuousError> {
+        fold(probes, collector)?;
+        match due {
+            Due::Fold => {
+                if let Some(publisher) = &self.publisher {
+                    publish(collector, publisher);
+                }
+            }
+            Due::Window => {
+                if let Some(windows) = self.windows.as_mut()
+                    && let Err(err) = windows.write(collector, pid)
+                {
+                    log::warn!("{err}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the loop: the last window, to the stop (with every event
+    /// drained).
+    pub fn finish(
+        &mut self,
+        args: &Args,
+        probes: &mut Probes,
+        collector: &mut Collector,
+        pid: u32,
+    ) -> Result<(), ContinuousError> {
+        if let Some(windows) = self.windows.as_mut() {
+            fold(probes, collector)?;
+            windows.write(collector, pid)?;
+            if !args.quiet {
+                eprintln!(
+                    "tracer: {} window reports written to {} (the last {} kept)",
+                    windows.written,
+                    windows.dir.path().display(),
+                    args.keep
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--every`: the window reports' directory, and the figures at the
+/// start of the current window.
+struct Windows {
+    dir: WindowDir,
+    every: Duration,
+    started: SystemTime,
+    before: Metrics,
+    written: u64,
+}
+
+impl Windows {
+    /// The window from `started` to now, as `report-<start ms>.json`.
+    fn write(&mut self, collector: &Collector, pid: u32) -> Result<(), OutputError> {
+        let Some(live) = &collector.metrics else {
+            return Ok(());
+        };
+        let now = SystemTime::now();
+        let ms = |t: SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        let figures = live.snapshot();
+        let report = serde_json::json!({
+            "window_start_unix_ms": ms(self.started),
+            "window_end_unix_ms": ms(now),
+            "target_pid": pid,
+            "figures": crate::report::metrics::window_json(&figures.since(&self.before)),
+        });
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        let name = format!("report-{}.json", ms(self.started));
+        self.dir.write(&name, text.as_bytes())?;
+        self.written += 1;
+        self.before = figures;
+        self.started = now;
+        Ok(())
+    }
+}
+
+/// Folds the maps into the continuous figures and lets the kernel forget
+/// the gone.
+fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError> {
+    let reads = probes.read_stats()?;
+    let threads = probes.threads()?;
+    let open = probes.open_files()?;
+    let lost = probes.drops()?.iter().sum();
+    if let Some(forget) = collector.fold_metrics(&reads, &threads, &open, lost) {
+        probes.forget(&forget)?;
+    }
+    Ok(())
+}
+
+fn publish(collector: &Collector, publisher: &watch::Sender<Arc<String>>) {
+    if let Some(live) = &collector.metrics {
+        let text = crate::report::metrics::prometheus_text(&live.snapshot());
+        publisher.send_replace(Arc::new(text));
+    }
+}

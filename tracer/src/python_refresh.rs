@@ -1,0 +1,110 @@
+//! The loop's Python step, between `python/` (which knows nothing of the
+//! kernel side) and the probes: each interpreter found is told to the
+//! sampler (its offsets, its threads' state addresses, its signal handler
+//! table), gets the signal-check uprobe and (`--count-entries`) the entry
+//! counter, and the new stacks of the kernel-side Python maps are named
+//! while their processes are alive.
+
+use crate::{
+    analysis::Collector,
+    probes::{ProbeError, Probes},
+    procfs,
+};
+
+/// Looks for interpreters not found yet, re-publishes every process's
+/// tid -> thread state map, and symbolizes the new stacks of the
+/// kernel-side Python maps.
+pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError> {
+    let Some(tree) = collector.python.as_mut() else {
+        return Ok(());
+    };
+    let updates = tree.refresh();
+    let mut ready = false;
+    let mut sampled = Vec::new();
+    for (pid, update) in updates {
+        if update.config.is_some()
+            && let Some(found) = tree.process(pid).and_then(|p| p.ready())
+        {
+            // Its files can then be described after it exits, inside its root.
+            let root = found.place.root.as_deref().unwrap_or("/");
+            collector.files.note_root(pid, root);
+        }
+        if let Some((path, offset)) = &update.eval_frame
+            && collector.settings.count_entries
+            && collector.entries_error.is_none()
+            && let Err(err) = probes.attach_entry_counter(path, *offset, pid)
+        {
+            // With the cause (e.g. the process has already exited).
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            collector.entries_error = Some(message);
+        }
+        if let Some(config) = update.config {
+            probes.set_python_config(pid, config)?;
+        }
+        probes.update_python_threads(&update.insert, &update.remove)?;
+        sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
+        // After the sampler has the process; attached on a thread of its
+        // own (a uprobe takes milliseconds), the loop goes on draining.
+        // A process gone already (a short-lived fork) needs no probe; the
+        // next process running the same file gets it.
+        if let Some((path, offsets)) = &update.signal_checks
+            && let Err(err) = probes.attach_signal_checks(path, offsets)
+            && procfs::exists(pid)
+            && !procfs::is_zombie(pid)
+        {
+            collector.warnings.push(format!(
+                "when Python signal handlers run is not traced: {err}"
+            ));
+        }
+    }
+    for attached in probes.signal_checks_attached() {
+        match attached.result {
+            Ok(took) => log::info!(
+                "signal checks of {} probed after {took:?}",
+                attached.path.display()
+            ),
+            // Seen through a process gone already (a short-lived fork): the
+            // next process running the file gets the probe.
+            Err(err) if err.file_gone() => log::info!("{err}"),
+            Err(err) => collector.warnings.push(format!(
+                "when Python signal handlers run is not traced: {err}"
+            )),
+        }
+    }
+    if let Some(tree) = &collector.python {
+        ready = tree.processes().any(|p| p.ready().is_some());
+    }
+    // (--serve keeps no stacks of kernel events.)
+    if ready && !collector.settings.continuous {
+        let entries = if collector.settings.count_entries {
+            probes.python_entries()?
+        } else {
+            Vec::new()
+        };
+        collector.on_python_maps(&probes.python_event_stacks()?, &entries);
+    }
+    // After the threads are published (start-up is when a fork or a read
+    // may come first): CPython's signal handler tables, which the kernel
+    // side reads each delivery's handler from.
+    for (pid, config) in collector.read_signal_handlers() {
+        probes.set_python_config(pid, config)?;
+        // Said once the kernel side has it: a handler fired from now on is
+        // named from the table (the tests' handshake waits for this line).
+        if config.signal_handlers != 0 {
+            log::info!(
+                "pid {pid}: Python signal handlers known (table at {:#x})",
+                config.signal_handlers
+            );
+        }
+    }
+    for (pid, tid) in sampled {
+        log::info!("pid {pid}: Python thread {tid} is sampled from now on");
+    }
+    collector.python_dirty = false;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! What a trace starts with, before the loop: every program loaded and
+//! attached, the target adopted as it is now (`--pid`: its threads,
+//! descendants and zombies) or launched held before `exec`, a first look
+//! for its Python processes, and the target as the report's root process.
+
+use crate::{
+    analysis::Collector,
+    cli::Args,
+    probes::{ProbeError, Probes},
+    procfs,
+    python::PythonTree,
+    python_refresh,
+    report::Target as ReportTarget,
+    target::{Target, TargetError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+}
+
+/// Reads the kernel's layout (BTF offsets), loads and
+/// attaches every program. Warnings go to the collector.
+pub fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, ProbeError> {
+    let mut warnings = Vec::new();
+    let mut probes = Probes::load(
+        !args.no_children,
+        collector.settings.python_rate_hz,
+        collector.settings.timeline,
+        &mut warnings,
+    )?;
+    if collector.settings.count_entries
+        && let Err(err) = probes.load_entry_counter()
+    {
+        collector.entries_error = Some(err.to_string());
+    }
+    if collector.settings.python_rate_hz.is_some()
+        && let Err(err) = probes.load_signal_check()
+    {
+        warnings.push(format!(
+            "when Python signal handlers run is not traced (the uprobe did not load: {err})"
+        ));
+    }
+    probes.warnings.append(&mut warnings);
+    Ok(probes)
+}
+
+/// `--pid`: traces the process, its threads and (unless `--no-children`)
+/// its descendants as they are now, and the zombies they already have.
+/// Returns the target and its thread count besides the main thread.
+pub fn adopt(
+    args: &Args,
+    probes: &mut Probes,
+    collector: &mut Collector,
+    target: Target,
+) -> Result<(Target, u32), ProbeError> {
+    let mut root_threads = 0;
+    let mut traced = vec![target.pid];
+    if !args.no_children {
+        traced.extend(procfs::descendants(target.pid));
+    }
+    for &pid in &traced {
+        probes.trace_pid(pid)?;
+        let mut threads = 0;
+        for tid in procfs::threads(pid) {
+            if tid != pid {
+                probes.trace_thread(tid, pid)?;
+                threads += 1;
+            }
+        }
+        if pid == target.pid {
+            root_threads = threads;
+        } else {
+            let (comm, ppid, argv) = procfs::describe(pid);
+            if let Some(live) = collector.metrics.as_mut() {
+                live.on_process(pid, ppid);
+            }
+            collector
+                .processes
+                .add_existing(pid, ppid, &comm, &argv, threads);
+        }
+    }
+    // Zombies that predate the trace: listed, and their reaping watched.
+    let now_ns = collector.settings.base_ns;
+    for zombie in procfs::zombie_children(&traced) {
+        probes.watch_zombie(zombie.pid, now_ns)?;
+        if let Some(live) = collector.metrics.as_mut() {
+            live.on_old_zombie(zombie.pid, zombie.ppid);
+        }
+        collector.processes.add_preexisting_zombie(&zombie, now_ns);
+    }
+    collector.files.remember_open_fds(target.pid);
+    probes.sample_existing_threads(&traced);
+    Ok((target, root_threads))
+}
+
+/// Launch mode: the command is held before `exec` until it is traced.
+pub fn launch(args: &Args, probes: &mut Probes) -> Result<Target, StartError> {
+    let mut target = Target::spawn_held(&args.command)?;
+    probes.trace_pid(target.pid)?;
+    // Held before exec: one inherited event covers every thread and child
+    // it will have.
+    probes.sample_threads(&[target.pid]);
+    target.release()?;
+    Ok(target)
+}
+
+/// Unless `--no-python` (or the sampler could not load): the Python
+/// processes of the target are looked for, a first time, and every
+/// Python thread's stack when tracing starts is kept.
+pub fn python_tree(
+    args: &Args,
+    target: &Target,
+    probes: &mut Probes,
+    collector: &mut Collector,
+) -> Result<(), ProbeError> {
+    if args.no_python || probes.sampler_error.is_some() {
+        return Ok(());
+    }
+    let mut tree = PythonTree::new(target.pid, args.read_stacks);
+    if target.launched && probes.sees_exec() {
+        tree.await_exec(target.pid);
+    }
+    if !target.launched && !args.no_children {
+        for pid in procfs::descendants(target.pid) {
+            tree.add(pid);
+        }
+    }
+    collector.python = Some(tree);
+    python_refresh::refresh(probes, collector)?;
+    collector.snapshot_threads(false);
+    Ok(())
+}
+
+/// The target as the report's root process; returns its name.
+pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u32) -> String {
+    let (comm, argv) = target.describe().unwrap_or_else(|_| {
+        // It may already have exited; the report still has what it did.
+        (
+            args.command
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            args.command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        )
+    });
+    let ppid = if target.launched {
+        std::process::id()
+    } else {
+        procfs::stat(target.pid).map_or(0, |s| s.ppid)
+    };
+    collector
+        .processes
+        .add_root(target.pid, ppid, &comm, &argv, threads);
+    if let Some(live) = collector.metrics.as_mut() {
+        live.on_process(target.pid, ppid);
+    }
+    collector.target = ReportTarget {
+        pid: target.pid,
+        comm: comm.clone(),
+        argv,
+        ..ReportTarget::default()
+    };
+    comm
+}
