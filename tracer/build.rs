@@ -1,5 +1,5 @@
 //! Compiles `tracer-ebpf` for the BPF target with the nightly toolchain; the
-//! object is embedded in the binary (see `probes.rs`). Fuzz builds
+//! object is embedded in the binary (see `probes/mod.rs`). Fuzz builds
 //! (`--cfg fuzzing`) exercise the parsers only and embed an empty object.
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};

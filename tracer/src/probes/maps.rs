@@ -1,0 +1,311 @@
+//! The maps' rows: what the tracer writes into them (the traced set, each
+//! interpreter's configuration and threads, old zombies), what it reads
+//! from them (the `MapSnapshot` at the end; `--serve`'s folds while
+//! tracing), and what it lets them forget (`Probes::forget`).
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use tracer_common::{
+    FdKey, FileKey, InflightRead, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks,
+    ReadKey, ReadStats, ThreadStats, ZombieEntry, drops,
+};
+
+use super::{ProbeError, Probes, take_map};
+use crate::events::MapSnapshot;
+
+/// Writing: what the kernel side is to trace and how.
+impl Probes {
+    /// Adds a process to the traced set (its threads and, by default, its
+    /// future children follow in the kernel).
+    pub fn trace_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.traced
+            .insert(pid, 1, 0)
+            .map_err(|source| ProbeError::Map {
+                map: "TRACED",
+                source,
+            })?;
+        // The kernel side's cached "not traced" answers are asked again.
+        let name = "TRACED_CHANGED";
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(ProbeError::MissingMap(name))?;
+        aya::maps::Array::<_, u64>::try_from(map)
+            .map_err(map_error(name))?
+            .set(0, crate::events::monotonic_ns(), 0)
+            .map_err(map_error(name))
+    }
+
+    /// Adds a thread (not the leader) of a traced process, so signals sent
+    /// to it are attributed to its process.
+    pub fn trace_thread(&mut self, tid: u32, tgid: u32) -> Result<(), ProbeError> {
+        self.insert("TASKS", tid, tgid)
+    }
+
+    /// Registers a zombie that existed before tracing, so whoever reaps it is seen.
+    pub fn watch_zombie(&mut self, pid: u32, now_ns: u64) -> Result<(), ProbeError> {
+        self.insert("ZOMBIES", pid, ZombieEntry { exit_ns: now_ns })
+    }
+
+    /// Publishes the frame-walk offsets of process `pid`'s interpreter.
+    pub fn set_python_config(&mut self, pid: u32, config: PyConfig) -> Result<(), ProbeError> {
+        self.py_config
+            .insert(pid, config, 0)
+            .map_err(|source| ProbeError::Map {
+                map: "PY_CONFIG",
+                source,
+            })
+    }
+
+    /// Applies a thread-map refresh (tid -> PyThreadState address).
+    pub fn update_python_threads(
+        &mut self,
+        insert: &[(u32, u64)],
+        remove: &[u32],
+    ) -> Result<(), ProbeError> {
+        for (tid, tstate) in insert {
+            self.py_threads
+                .insert(tid, tstate, 0)
+                .map_err(|source| ProbeError::Map {
+                    map: "PY_THREADS",
+                    source,
+                })?;
+        }
+        for tid in remove {
+            // Already gone is fine.
+            let _ = self.py_threads.remove(tid);
+        }
+        Ok(())
+    }
+
+    /// Inserts `key -> value` into the hash map `name`.
+    fn insert<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        key: K,
+        value: V,
+    ) -> Result<(), ProbeError> {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(ProbeError::MissingMap(name))?;
+        HashMap::<_, K, V>::try_from(map)
+            .map_err(map_error(name))?
+            .insert(key, value, 0)
+            .map_err(map_error(name))
+    }
+
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        take_map(&mut self.ebpf, "EVENTS")
+    }
+}
+
+/// Reading: every row, summed across CPUs where the map is per CPU.
+impl Probes {
+    /// Every map the report is built from, read once after tracing stopped.
+    pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
+        Ok(MapSnapshot {
+            drops: self.drops()?,
+            python_ticks: self.python_ticks()?,
+            reads: self.read_stats()?,
+            opens: self.file_opens()?,
+            threads: self.threads()?,
+            python_event_stacks: self.python_event_stacks()?,
+            python_entries: self.python_entries()?,
+            python_sleeping: self.python_sleeping()?,
+        })
+    }
+
+    /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
+    pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], ProbeError> {
+        per_cpu_totals::<{ drops::COUNT as usize }>(&self.ebpf, "DROPS")
+    }
+
+    /// Every `READ_STATS` row, summed across CPUs.
+    pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, ProbeError> {
+        self.per_cpu_rows("READ_STATS", |sum: &mut ReadStats, v: &ReadStats| {
+            sum.syscalls += v.syscalls;
+            sum.bytes += v.bytes;
+            sum.errors += v.errors;
+            sum.kernel_ns += v.kernel_ns;
+            sum.voluntary += v.voluntary;
+            sum.involuntary += v.involuntary;
+        })
+    }
+
+    /// Opens per (tgid, file_id), summed across CPUs.
+    pub fn file_opens(&self) -> Result<std::collections::HashMap<(u32, u64), u64>, ProbeError> {
+        let rows = self.per_cpu_rows("FILE_OPENS", |sum: &mut u64, v: &u64| *sum += v)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, n): (FileKey, u64)| ((key.tgid, key.file_id), n))
+            .collect())
+    }
+
+    /// Every traced thread's scheduling figures (key: tid).
+    pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, ProbeError> {
+        const NAME: &str = "THREADS";
+        let threads =
+            HashMap::<_, u32, ThreadStats>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        threads
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
+    }
+
+    /// `--serve`: the descriptors open now, as `FD_FILES` has them.
+    pub fn open_files(&self) -> Result<Vec<(FdKey, u64)>, ProbeError> {
+        const NAME: &str = "FD_FILES";
+        let map = HashMap::<_, FdKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        map.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
+    }
+
+    /// Sampler ticks per process, summed across CPUs.
+    pub fn python_ticks(&self) -> Result<Vec<(u32, PyTicks)>, ProbeError> {
+        self.per_cpu_rows("PY_TICKS", |sum: &mut PyTicks, v: &PyTicks| {
+            sum.ticks += v.ticks;
+            sum.no_interpreter += v.no_interpreter;
+            sum.no_thread_state += v.no_thread_state;
+            sum.no_frame += v.no_frame;
+        })
+    }
+
+    /// Kernel events by the top of their Python stack, summed across CPUs.
+    pub fn python_event_stacks(&self) -> Result<Vec<(PyEventKey, PyEventValue)>, ProbeError> {
+        self.per_cpu_rows(
+            "PY_EVENT_STACKS",
+            |sum: &mut PyEventValue, v: &PyEventValue| {
+                sum.count += v.count;
+                sum.off_cpu_ns += v.off_cpu_ns;
+            },
+        )
+    }
+
+    /// Entries per (pid, code object), summed across CPUs.
+    pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, ProbeError> {
+        self.per_cpu_rows("PY_ENTRIES", |sum: &mut u64, v: &u64| *sum += v)
+    }
+
+    /// Python threads asleep after a voluntary switch, with the stack they
+    /// went to sleep in (`start_ns` 0: the slot is idle, the thread woke).
+    pub fn python_sleeping(&self) -> Result<Vec<(u32, PySleep)>, ProbeError> {
+        const NAME: &str = "PY_SLEEPING";
+        let sleeping =
+            HashMap::<_, u32, PySleep>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        sleeping
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
+    }
+
+    /// Every row of a per-CPU hash map, its values folded across CPUs by `add`.
+    fn per_cpu_rows<K: aya::Pod, V: aya::Pod, S: Default>(
+        &self,
+        name: &'static str,
+        add: impl Fn(&mut S, &V),
+    ) -> Result<Vec<(K, S)>, ProbeError> {
+        let map = PerCpuHashMap::<_, K, V>::try_from(self.map(name)?).map_err(map_error(name))?;
+        let mut rows = Vec::new();
+        for entry in map.iter() {
+            let (key, per_cpu) = entry.map_err(map_error(name))?;
+            let mut sum = S::default();
+            for value in per_cpu.iter() {
+                add(&mut sum, value);
+            }
+            rows.push((key, sum));
+        }
+        Ok(rows)
+    }
+
+    fn map(&self, name: &'static str) -> Result<&aya::maps::Map, ProbeError> {
+        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+    }
+}
+
+/// Forgetting: `--serve`'s long runs keep the maps to the living.
+impl Probes {
+    /// `--serve`: drops the rows of exited threads and gone processes from
+    /// the kernel's tables (after their last figures were folded in), so
+    /// that a long run with many short-lived processes never fills them.
+    pub fn forget(&mut self, forget: &crate::analysis::metrics::Forget) -> Result<(), ProbeError> {
+        let tids: std::collections::HashSet<u32> = forget.tids.iter().copied().collect();
+        let pids: std::collections::HashSet<u32> = forget.pids.iter().copied().collect();
+        let rows: std::collections::HashSet<ReadKey> = forget.read_rows.iter().copied().collect();
+        if !rows.is_empty() {
+            self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| rows.contains(key))?;
+        }
+        if tids.is_empty() && pids.is_empty() {
+            return Ok(());
+        }
+        self.remove_rows::<u32, ThreadStats>("THREADS", |tid| tids.contains(tid))?;
+        self.remove_rows::<u32, InflightRead>("INFLIGHT", |tid| tids.contains(tid))?;
+        self.remove_rows::<u32, PySleep>("PY_SLEEPING", |tid| tids.contains(tid))?;
+        self.remove_rows::<FdKey, u64>("FD_FILES", |key| pids.contains(&key.tgid))?;
+        self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| {
+            pids.contains(&key.tgid)
+        })?;
+        self.remove_per_cpu_rows::<FileKey, u64>("FILE_OPENS", |key| pids.contains(&key.tgid))?;
+        self.remove_per_cpu_rows::<u32, PyTicks>("PY_TICKS", |pid| pids.contains(pid))?;
+        self.remove_per_cpu_rows::<PyEventKey, PyEventValue>("PY_EVENT_STACKS", |key| {
+            pids.contains(&key.tgid)
+        })
+    }
+
+    fn remove_rows<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        doomed: impl Fn(&K) -> bool,
+    ) -> Result<(), ProbeError> {
+        remove_doomed!(self, HashMap, name, doomed)
+    }
+
+    fn remove_per_cpu_rows<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        doomed: impl Fn(&K) -> bool,
+    ) -> Result<(), ProbeError> {
+        remove_doomed!(self, PerCpuHashMap, name, doomed)
+    }
+}
+
+/// Removes the keys `doomed` picks from hash map `name` of type `$map`
+/// (the two hash map types share no trait for `keys` and `remove`).
+macro_rules! remove_doomed {
+    ($probes:ident, $map:ident, $name:ident, $doomed:ident) => {{
+        let map = $probes
+            .ebpf
+            .map_mut($name)
+            .ok_or(ProbeError::MissingMap($name))?;
+        let mut map = $map::<_, K, V>::try_from(map).map_err(map_error($name))?;
+        let keys: Vec<K> = map.keys().filter_map(Result::ok).filter(&$doomed).collect();
+        for key in keys {
+            // Gone already (the kernel side removed it): nothing to do.
+            let _ = map.remove(&key);
+        }
+        Ok(())
+    }};
+}
+use remove_doomed;
+
+/// Turns an aya map error into ours, naming the map.
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |source| ProbeError::Map { map, source }
+}
+
+fn per_cpu_totals<const N: usize>(ebpf: &Ebpf, name: &'static str) -> Result<[u64; N], ProbeError> {
+    let map = ebpf.map(name).ok_or(ProbeError::MissingMap(name))?;
+    let array = PerCpuArray::<_, u64>::try_from(map)
+        .map_err(|source| ProbeError::Map { map: name, source })?;
+    let mut totals = [0u64; N];
+    for (index, total) in totals.iter_mut().enumerate() {
+        let values = array
+            .get(&(index as u32), 0)
+            .map_err(|source| ProbeError::Map { map: name, source })?;
+        *total = values.iter().sum();
+    }
+    Ok(totals)
+}

@@ -1,0 +1,507 @@
+//! Loads the embedded BPF object, writes the configuration into it and
+//! attaches every program: the raw tracepoints here, the Python sampler
+//! and uprobes in `python`. `maps` gives typed access to the maps' rows:
+//! written, read and forgotten.
+
+mod maps;
+mod python;
+
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{HashMap, MapData},
+    programs::{
+        PerfEvent, ProgramError, RawTracePoint, UProbe, perf_event::PerfEventLinkId,
+        raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
+    },
+};
+use tracer_common::{Config, PyConfig, SyscallNumbers};
+
+use crate::btf::{BtfError, KernelOffsets};
+
+/// The programs' configuration for this kernel: this architecture's syscall
+/// numbers, struct offsets and saved registers from BTF. A missing optional
+/// offset costs some detail, said in `warnings`.
+fn kernel_config(
+    follow_children: bool,
+    timeline: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Config, BtfError> {
+    // An optional one that does not fit is said when it fails to attach.
+    let tracepoints: Vec<(&str, u32)> = ATTACHMENTS
+        .iter()
+        .filter(|a| !a.optional)
+        .map(|a| (a.program, a.arguments))
+        .collect();
+    let kernel = KernelOffsets::read(&tracepoints, warnings)?;
+    Ok(Config {
+        syscalls: syscall_numbers(),
+        structs: kernel.structs,
+        regs: kernel.regs,
+        follow_children: u32::from(follow_children),
+        timeline: u32::from(timeline),
+        pid_ns: kernel.pid_ns,
+        file: kernel.file,
+    })
+}
+
+/// This architecture's numbers of the syscalls the programs look at.
+fn syscall_numbers() -> SyscallNumbers {
+    let nr = |n: libc::c_long| n as u32;
+    SyscallNumbers {
+        read: nr(libc::SYS_read),
+        pread64: nr(libc::SYS_pread64),
+        readv: nr(libc::SYS_readv),
+        preadv: nr(libc::SYS_preadv),
+        preadv2: nr(libc::SYS_preadv2),
+        openat: nr(libc::SYS_openat),
+        #[cfg(target_arch = "x86_64")]
+        open: nr(libc::SYS_open),
+        #[cfg(not(target_arch = "x86_64"))]
+        open: tracer_common::NO_SYSCALL,
+        close: nr(libc::SYS_close),
+        rt_sigaction: nr(libc::SYS_rt_sigaction),
+        rt_sigprocmask: nr(libc::SYS_rt_sigprocmask),
+        wait4: nr(libc::SYS_wait4),
+        waitid: nr(libc::SYS_waitid),
+        clone: nr(libc::SYS_clone),
+        clone3: nr(libc::SYS_clone3),
+        kill: nr(libc::SYS_kill),
+        tkill: nr(libc::SYS_tkill),
+        tgkill: nr(libc::SYS_tgkill),
+        rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
+        rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
+        pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+    }
+}
+
+/// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
+/// and drop every link (raw tracepoints, the sampler's perf events, uprobes).
+enum Link {
+    RawTracePoint(&'static str, RawTracePointLinkId),
+    PerfEvent(&'static str, PerfEventLinkId),
+    UProbe(&'static str, UProbeLinkId),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("loading the BPF object failed: {0}")]
+    Load(#[source] Box<EbpfError>),
+    #[error(
+        "the kernel's verifier rejected the BPF program `{program}`: {io_error}\n\
+         last lines of the verifier log:\n{log_tail}"
+    )]
+    Verifier {
+        program: String,
+        io_error: std::io::Error,
+        log_tail: String,
+    },
+    #[error("loading the BPF program `{program}` failed: {source}")]
+    Program {
+        program: String,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(
+        "attaching `{program}` to the raw tracepoint {tracepoint} failed: {source}. \
+         Does this kernel have that tracepoint?"
+    )]
+    Attach {
+        program: String,
+        tracepoint: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(
+        "attaching the Python sampler (perf_event CPU clock at {rate} Hz on thread {tid}) failed: {source}"
+    )]
+    PerfEvent {
+        rate: u64,
+        tid: u32,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("attaching the uprobe `{program}` to {path} at {offset:#x}: {source}")]
+    Uprobe {
+        program: &'static str,
+        path: String,
+        offset: u64,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("aya's loader panicked while reading the kernel's BTF")]
+    LoaderPanicked,
+    #[error("the BPF object has no map `{0}` (build mismatch)")]
+    MissingMap(&'static str),
+    #[error("BPF map `{map}`: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// One program attached to the raw tracepoint of the same name (its
+/// arguments are the kernel's `TP_PROTO`). Optional ones may be missing on
+/// some kernels; the report then says what is not counted.
+struct Attachment {
+    program: &'static str,
+    /// How many of the tracepoint's arguments the program reads (checked
+    /// against the kernel's BTF before loading).
+    arguments: u32,
+    optional: bool,
+}
+
+const ATTACHMENTS: &[Attachment] = &[
+    // Every syscall, picked by number in the program: reads, opens,
+    // closes, rt_sigaction, rt_sigprocmask, then their returns and the wait
+    // returns (who reaped a zombie).
+    Attachment {
+        program: "sys_enter",
+        arguments: 2,
+        optional: false,
+    },
+    Attachment {
+        program: "sys_exit",
+        arguments: 2,
+        optional: false,
+    },
+    Attachment {
+        program: "sched_switch",
+        arguments: 4,
+        optional: false,
+    },
+    Attachment {
+        program: "sched_process_fork",
+        arguments: 2,
+        optional: false,
+    },
+    Attachment {
+        program: "sched_process_exit",
+        arguments: 2,
+        optional: false,
+    },
+    // Process lifecycle and signals: rare events, each optional (the report
+    // then says what is missing).
+    Attachment {
+        program: "sched_process_exec",
+        arguments: 3,
+        optional: true,
+    },
+    Attachment {
+        program: "sched_process_free",
+        arguments: 1,
+        optional: true,
+    },
+    Attachment {
+        program: "signal_generate",
+        arguments: 5,
+        optional: true,
+    },
+    Attachment {
+        program: "signal_deliver",
+        arguments: 3,
+        optional: true,
+    },
+];
+
+const VERIFIER_LOG_TAIL_LINES: usize = 25;
+
+/// The loaded programs and their maps. Dropping it detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+    traced: HashMap<MapData, u32, u8>,
+    py_threads: HashMap<MapData, u32, u64>,
+    py_config: HashMap<MapData, u32, PyConfig>,
+    /// Why Python sampling is not running (it failed to load or attach), if so.
+    pub sampler_error: Option<String>,
+    /// The sampling rate, when the sampler is loaded.
+    sample_rate: Option<u64>,
+    /// Threads that carry a sampling perf event of their own (their later
+    /// threads and children inherit it).
+    sampled_tids: std::collections::HashSet<u32>,
+    links: Vec<Link>,
+    /// Optional tracepoints that could not be attached, for the report.
+    pub warnings: Vec<String>,
+    /// Interpreter files (device, inode, offset) whose signal checks carry the
+    /// uprobe (one attachment per file serves every process running it);
+    /// `None`: the program could not be loaded.
+    signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
+    /// Attaches the signal-check uprobe off the event loop.
+    signal_check_attacher: Option<crate::uprobes::Attacher>,
+}
+
+impl Probes {
+    /// Reads this kernel's layout ([`kernel_config`]) and loads the
+    /// programs. `sample_rate`: load the Python CPU sampler too, for
+    /// [`Probes::sample_threads`] to attach at that frequency. `timeline`:
+    /// send every read and context switch as a record (`--perfetto`).
+    pub fn load(
+        follow_children: bool,
+        sample_rate: Option<u64>,
+        timeline: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ProbeError> {
+        // aya's loader parses the kernel's BTF as it is made (~50 ms here),
+        // whether the object needs it or not: done beside our own reading
+        // of the offsets, not after it.
+        let loader = std::thread::spawn(EbpfLoader::new);
+        let config = kernel_config(follow_children, timeline, warnings);
+        let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
+        let config = config?;
+        let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+        let mut ebpf = loader
+            .override_global("CONFIG", &config, true)
+            .load(object)
+            .map_err(|err| ProbeError::Load(Box::new(err)))?;
+
+        let (links, warnings, sampler_error) = load_and_attach(&mut ebpf, sample_rate.is_some())?;
+        let traced = take_map(&mut ebpf, "TRACED")?;
+        let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
+        let py_config = take_map(&mut ebpf, "PY_CONFIG")?;
+        Ok(Self {
+            ebpf,
+            traced,
+            py_threads,
+            py_config,
+            sampler_error,
+            sample_rate,
+            sampled_tids: Default::default(),
+            links,
+            warnings,
+            signal_checks: None,
+            signal_check_attacher: None,
+        })
+    }
+
+    /// Whether exec records come (the optional `sched_process_exec` is attached).
+    pub fn sees_exec(&self) -> bool {
+        self.links
+            .iter()
+            .any(|link| matches!(link, Link::RawTracePoint("sched_process_exec", _)))
+    }
+
+    /// Detaches every program: raw tracepoints (~1 ms), the Python sampler's
+    /// perf events, the entry-counter uprobe, and hands the signal-check
+    /// uprobes to a child that closes them once this process has exited
+    /// ([`crate::uprobes::close_after_exit`]). Maps stay readable.
+    pub fn detach(&mut self) {
+        // Takes a program's link out of aya, as an owned value to drop anywhere.
+        macro_rules! take {
+            ($program_type:ty, $program:expr, $id:expr) => {
+                self.ebpf
+                    .program_mut($program)
+                    .and_then(|p| <&mut $program_type>::try_from(p).ok())
+                    .and_then(|p| p.take_link($id).ok())
+                    .map(|link| Box::new(link) as Box<dyn Send>)
+            };
+        }
+        let mut owned: Vec<Box<dyn Send>> = Vec::new();
+        if let Some(attacher) = self.signal_check_attacher.as_mut() {
+            let uprobes = attacher.stop();
+            let count = uprobes.len();
+            if let Some(child) = crate::uprobes::close_after_exit(uprobes) {
+                log::info!(
+                    "{count} signal-check uprobes are closed by pid {child} once this process exits \
+                     (a grace period each)"
+                );
+            }
+        }
+        for link in self.links.drain(..) {
+            owned.extend(match link {
+                Link::RawTracePoint(program, id) => take!(RawTracePoint, program, id),
+                Link::PerfEvent(program, id) => take!(PerfEvent, program, id),
+                Link::UProbe(program, id) => take!(UProbe, program, id),
+            });
+        }
+        std::thread::scope(|scope| {
+            for link in owned {
+                scope.spawn(move || drop(link));
+            }
+        });
+    }
+}
+
+/// Loads (verifies) every program of [`ATTACHMENTS`] and (`sampler`) the
+/// CPU-clock sampler on two threads, the verifier being the slow part of
+/// start-up (~45 ms of work here), then attaches them in order. Returns the
+/// links, the warnings of optional programs that failed, and why the
+/// sampler cannot run, if so.
+#[allow(clippy::type_complexity)]
+fn load_and_attach(
+    ebpf: &mut Ebpf,
+    sampler: bool,
+) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
+    type Loaded<'a> = Vec<(
+        &'a str,
+        &'a mut aya::programs::Program,
+        Result<(), ProbeError>,
+    )>;
+    let mut sample_program = None;
+    let mut halves: [Loaded; 2] = [Vec::new(), Vec::new()];
+    for (name, program) in ebpf.programs_mut() {
+        if name == "python_sample" {
+            sample_program = sampler.then_some(program);
+        } else if let Some(index) = ATTACHMENTS.iter().position(|a| a.program == name) {
+            halves[index % 2].push((name, program, Ok(())));
+        }
+    }
+    let load_all = |loaded: &mut Loaded| {
+        for (name, program, result) in loaded.iter_mut() {
+            *result = load_raw_tracepoint(name, program);
+        }
+    };
+    let [mut first, mut second] = halves;
+    let sampler_result = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let sampler = sample_program.map(|program| {
+                <&mut PerfEvent>::try_from(program)
+                    .map_err(|source| ProbeError::Program {
+                        program: "python_sample".into(),
+                        source: Box::new(source),
+                    })?
+                    .load()
+                    .map_err(|source| load_error("python_sample", source))
+            });
+            load_all(&mut second);
+            sampler
+        });
+        load_all(&mut first);
+        other.join()
+    });
+    let sampler_error = match sampler_result {
+        Ok(None | Some(Ok(()))) => None,
+        Ok(Some(Err(err))) => {
+            log::warn!("{err}");
+            Some(err.to_string())
+        }
+        Err(_) => Some("loading the sampler panicked".into()),
+    };
+    let mut loaded: Loaded = first.into_iter().chain(second).collect();
+    let mut links = Vec::new();
+    let mut warnings = Vec::new();
+    for attachment in ATTACHMENTS {
+        let program = loaded
+            .iter_mut()
+            .position(|(name, ..)| *name == attachment.program)
+            .map(|at| loaded.swap_remove(at));
+        let attached = match program {
+            Some((_, program, Ok(()))) => attach_one(attachment.program, program, &mut links),
+            Some((_, _, Err(err))) => Err(err),
+            None => Err(ProbeError::Program {
+                program: attachment.program.into(),
+                source: Box::new(ProgramError::NotLoaded),
+            }),
+        };
+        if let Err(err) = attached {
+            if attachment.optional {
+                log::warn!("{err}");
+                warnings.push(format!("not counted: {err}"));
+            } else {
+                return Err(err);
+            }
+        }
+    }
+    Ok((links, warnings, sampler_error))
+}
+
+/// The program `name` of the object, as its type `P` (`TracePoint`, ...).
+fn typed_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program_error = |source| ProbeError::Program {
+        program: name.into(),
+        source: Box::new(source),
+    };
+    ebpf.program_mut(name)
+        .ok_or_else(|| program_error(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(program_error)
+}
+
+fn load_error(program_name: &str, source: ProgramError) -> ProbeError {
+    match source {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => ProbeError::Verifier {
+            program: program_name.into(),
+            io_error,
+            log_tail: log_tail(&verifier_log.to_string(), VERIFIER_LOG_TAIL_LINES),
+        },
+        source => ProbeError::Program {
+            program: program_name.into(),
+            source: Box::new(source),
+        },
+    }
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, ProbeError>
+where
+    M: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
+    M::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
+}
+
+/// Loads the raw tracepoint program `name` (the verifier runs here).
+fn load_raw_tracepoint(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
+    <&mut RawTracePoint>::try_from(program)
+        .map_err(|source| ProbeError::Program {
+            program: name.into(),
+            source: Box::new(source),
+        })?
+        .load()
+        .map_err(|source| load_error(name, source))
+}
+
+/// Attaches the loaded program `name` to the raw tracepoint of that name.
+fn attach_one(
+    name: &'static str,
+    program: &mut aya::programs::Program,
+    links: &mut Vec<Link>,
+) -> Result<(), ProbeError> {
+    let program: &mut RawTracePoint = program.try_into().map_err(|source| ProbeError::Program {
+        program: name.into(),
+        source: Box::new(source),
+    })?;
+    let link = program.attach(name).map_err(|source| ProbeError::Attach {
+        program: name.into(),
+        tracepoint: name,
+        source: Box::new(source),
+    })?;
+    links.push(Link::RawTracePoint(name, link));
+    Ok(())
+}
+
+/// The last `lines` lines of a verifier log: where the rejection is explained.
+pub fn log_tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_log_tail_keeps_the_end() {
+        let log = (1..=100)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tail = log_tail(&log, 3);
+        assert_eq!(tail, "line 98\nline 99\nline 100");
+        assert_eq!(log_tail("a\n\nb\n", 10), "a\nb");
+    }
+
+    #[test]
+    fn every_required_program_is_listed_once() {
+        let mut names: Vec<_> = ATTACHMENTS.iter().map(|a| a.program).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ATTACHMENTS.len());
+    }
+}

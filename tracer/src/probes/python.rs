@@ -1,0 +1,238 @@
+//! The Python programs: the CPU-clock sampler, one perf event per thread
+//! (inherited by what it creates), the signal-check uprobe (attached off
+//! the loop by `crate::uprobes`) and `--count-entries`' entry counter.
+
+use aya::{
+    Ebpf,
+    programs::{
+        PerfEvent, ProgramError, UProbe,
+        perf_event::{
+            PerfEventConfig, PerfEventLinkId, PerfEventScope, SamplePolicy, SoftwareEvent,
+        },
+    },
+};
+
+use super::{Link, ProbeError, Probes, load_error, typed_program};
+
+impl Probes {
+    /// Attaches the CPU-clock sampler to each thread in `tids` that does not
+    /// have it yet; returns how many were new. One perf event per thread,
+    /// inherited by the threads and processes it creates later, so only the
+    /// target is interrupted (a per-CPU event would tick every CPU of the
+    /// machine, busy or idle, 999 times a second). A thread that exited in
+    /// the meantime is skipped. The first failure disables sampling and is
+    /// kept in `sampler_error` for the report.
+    pub fn sample_threads(&mut self, tids: &[u32]) -> usize {
+        let Some(rate) = self.sample_rate else {
+            return 0;
+        };
+        if self.sampler_error.is_some() {
+            return 0;
+        }
+        if self.sampled_tids.is_empty() {
+            raise_fd_limit();
+        }
+        let mut new = 0;
+        for &tid in tids {
+            if self.sampled_tids.contains(&tid) {
+                continue;
+            }
+            match attach_sampler(&mut self.ebpf, rate, tid) {
+                Ok(link) => {
+                    self.links.push(Link::PerfEvent("python_sample", link));
+                    self.sampled_tids.insert(tid);
+                    new += 1;
+                }
+                Err(err) if thread_is_gone(&err) => {}
+                Err(err) => {
+                    log::warn!("{err}");
+                    self.sampler_error = Some(err.to_string());
+                    return new;
+                }
+            }
+        }
+        new
+    }
+
+    /// Attach mode: a sampling event on every thread of the traced processes.
+    /// Threads started while this runs inherit the event only from a thread
+    /// that already had it, so list again until no thread is new.
+    pub fn sample_existing_threads(&mut self, traced: &[u32]) {
+        const MAX_PASSES: usize = 8;
+        for _ in 0..MAX_PASSES {
+            let tids: Vec<u32> = traced
+                .iter()
+                .flat_map(|&pid| crate::procfs::threads(pid))
+                .collect();
+            if self.sample_threads(&tids) == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Loads (not attaches) the signal-check uprobe: when a Python-level
+    /// signal handler runs. Optional: without it, the report says handler
+    /// runs are not known.
+    pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
+        let name = "py_signal_check";
+        let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
+        program.load().map_err(|source| load_error(name, source))?;
+        let fd = program
+            .fd()
+            .and_then(|fd| {
+                use std::os::fd::AsFd as _;
+                fd.as_fd()
+                    .try_clone_to_owned()
+                    .map_err(ProgramError::IOError)
+            })
+            .map_err(|source| ProbeError::Program {
+                program: name.into(),
+                source: Box::new(source),
+            })?;
+        self.signal_check_attacher = Some(crate::uprobes::Attacher::start(fd));
+        self.signal_checks = Some(Default::default());
+        Ok(())
+    }
+
+    /// Signal-check attachments finished since the last call. A file that
+    /// failed may be attached again (by the next process that runs it).
+    pub fn signal_checks_attached(&mut self) -> Vec<crate::uprobes::Attached> {
+        let finished = self
+            .signal_check_attacher
+            .as_ref()
+            .map(crate::uprobes::Attacher::finished)
+            .unwrap_or_default();
+        if let Some(done) = self.signal_checks.as_mut() {
+            for failed in finished.iter().filter(|a| a.result.is_err()) {
+                for &offset in &failed.offsets {
+                    done.remove(&(failed.file.0, failed.file.1, offset));
+                }
+            }
+        }
+        finished
+    }
+
+    /// Attaches (soon, on the attacher's thread: see
+    /// [`Probes::signal_checks_attached`]) the signal-check uprobe to
+    /// CPython's signal checks in the interpreter file `path` (at
+    /// `offsets`), for every process running it (the program keeps to traced
+    /// ones), once per file.
+    pub fn attach_signal_checks(
+        &mut self,
+        path: &std::path::Path,
+        offsets: &[u64],
+    ) -> Result<(), ProbeError> {
+        use std::os::unix::fs::MetadataExt as _;
+        if self.signal_checks.is_none() {
+            return Ok(());
+        }
+        let file = std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|source| ProbeError::Uprobe {
+                program: "py_signal_check",
+                path: path.display().to_string(),
+                offset: offsets.first().copied().unwrap_or(0),
+                source: Box::new(ProgramError::IOError(source)),
+            })?;
+        let Some(done) = self.signal_checks.as_mut() else {
+            return Ok(());
+        };
+        let new: Vec<u64> = offsets
+            .iter()
+            .copied()
+            .filter(|&offset| done.insert((file.0, file.1, offset)))
+            .collect();
+        if let (false, Some(attacher)) = (new.is_empty(), &self.signal_check_attacher) {
+            attacher.request(path, file, &new);
+        }
+        Ok(())
+    }
+
+    /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.
+    pub fn load_entry_counter(&mut self) -> Result<(), ProbeError> {
+        let name = "py_eval_entry";
+        typed_program::<UProbe>(&mut self.ebpf, name)?
+            .load()
+            .map_err(|source| load_error(name, source))
+    }
+
+    /// Attaches the entry counter to the interpreter of process `pid` (in
+    /// that process only).
+    pub fn attach_entry_counter(
+        &mut self,
+        path: &std::path::Path,
+        offset: u64,
+        pid: u32,
+    ) -> Result<(), ProbeError> {
+        use aya::programs::uprobe::{UProbeAttachLocation, UProbeScope};
+        let name = "py_eval_entry";
+        let err = |source| ProbeError::Uprobe {
+            program: name,
+            path: path.display().to_string(),
+            offset,
+            source: Box::new(source),
+        };
+        let pid = std::num::NonZeroU32::new(pid).ok_or_else(|| err(ProgramError::NotAttached))?;
+        let link = typed_program::<UProbe>(&mut self.ebpf, name)?
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(offset),
+                path,
+                UProbeScope::OneProcess(pid),
+            )
+            .map_err(err)?;
+        self.links.push(Link::UProbe(name, link));
+        Ok(())
+    }
+}
+
+/// One CPU-clock perf event on thread `tid` (any CPU), inherited by what it
+/// creates from now on, running `python_sample` on each tick.
+fn attach_sampler(ebpf: &mut Ebpf, rate: u64, tid: u32) -> Result<PerfEventLinkId, ProbeError> {
+    typed_program::<PerfEvent>(ebpf, "python_sample")?
+        .attach(
+            PerfEventConfig::Software(SoftwareEvent::CpuClock),
+            PerfEventScope::OneProcess {
+                pid: tid,
+                cpu: None,
+            },
+            SamplePolicy::Frequency(rate),
+            true,
+        )
+        .map_err(|source| ProbeError::PerfEvent {
+            rate,
+            tid,
+            source: Box::new(source),
+        })
+}
+
+/// One file descriptor per sampled thread: a target with a thousand
+/// threads must not hit the usual soft limit of 1024.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// perf_event_open on a thread that has exited: ESRCH.
+fn thread_is_gone(err: &ProbeError) -> bool {
+    let ProbeError::PerfEvent { source, .. } = err else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(libc::ESRCH);
+        }
+        cause = err.source();
+    }
+    false
+}
