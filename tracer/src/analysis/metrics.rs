@@ -13,8 +13,12 @@ use std::{
 
 use tracer_common::{ReadKey, ReadStats, ThreadStats};
 
-use super::reads::FileTable;
-use crate::report::metrics::{Histogram, Metrics, OTHER, ReadSeries};
+use super::{processes, reads::FileTable, signals};
+use crate::{
+    events::Event,
+    python::PythonTree,
+    report::metrics::{Histogram, Metrics, OTHER, ReadSeries},
+};
 
 /// Series per labelled family (a histogram series is its 10 lines).
 const MAX_FILE_SERIES: usize = 200;
@@ -108,6 +112,8 @@ pub struct Live {
     exited_threads: Vec<Gone>,
     freed: Vec<Gone>,
     pub events_lost: u64,
+    /// Python samples seen, for the status line.
+    pub samples_seen: u64,
 }
 
 /// What the kernel maps should forget: rows of exited threads and of
@@ -147,6 +153,7 @@ impl Live {
             exited_threads: Vec::new(),
             freed: Vec::new(),
             events_lost: 0,
+            samples_seen: 0,
         }
     }
 
@@ -230,6 +237,59 @@ impl Live {
         *self.samples.slot(&(pid, function), self.folds) += 1;
     }
 
+    /// What the continuous figures need of an event; nothing that grows
+    /// with the run. `python`: to name a sample's innermost function.
+    pub fn on_event(&mut self, event: Event, python: Option<&mut PythonTree>) {
+        match event {
+            Event::ProcessForked {
+                parent_tgid,
+                child,
+                is_thread: false,
+                ..
+            } => self.on_process(child, parent_tgid),
+            Event::ProcessExited {
+                tgid,
+                tid,
+                group_dead,
+                ts_ns,
+                ns_pid,
+                ..
+            } => self.on_exit(tgid, tid, group_dead, ts_ns, ns_pid),
+            Event::ProcessFreed { pid, ts_ns } => self.on_freed(pid, ts_ns),
+            Event::WaitDone(w) if processes::reap_status(&w).is_some() => {
+                self.on_wait_reaped(w.tgid, w.pid, w.ts_ns);
+            }
+            Event::SignalGenerated(g) => {
+                self.on_signal(g.sig, "generated");
+                if signals::result_name(g.result) == "ignored" {
+                    self.on_signal(g.sig, "ignored");
+                }
+            }
+            Event::SignalDelivered(d) => {
+                self.on_signal(d.sig, "delivered");
+                if signals::disposition(d.sa_handler) == "ignored" {
+                    self.on_signal(d.sig, "ignored");
+                }
+            }
+            Event::PySample { tgid, frames, .. } => {
+                self.samples_seen += 1;
+                let Some(tree) = python else {
+                    return;
+                };
+                // Not named (an interpreter not understood, a code object
+                // freed): counted under one name, not lost, and no label
+                // value per address.
+                let function = tree
+                    .frame_ids(tgid, &frames)
+                    .and_then(|ids| ids.first().map(|&id| tree.frame(id)))
+                    .filter(|frame| frame.is_resolved())
+                    .map_or_else(|| "[unresolved]".to_owned(), |frame| frame.qualname.clone());
+                self.on_sample(tgid, function);
+            }
+            _ => {}
+        }
+    }
+
     /// Adds what the kernel's cumulative rows gained since the last fold;
     /// returns the rows the kernel maps should drop now. `open`: the
     /// descriptors open now, as (tgid, fd, file id): a row of one closed
@@ -311,6 +371,43 @@ impl Live {
             pids,
             read_rows,
         }
+    }
+
+    /// [`Live::fold`] from the maps as read now, then forgets what the
+    /// gone left in userspace: the names of files neither open nor in a
+    /// kept row, the files and Python state of gone processes. `open`: the
+    /// descriptors open now (`FD_FILES`: tgid, fd, file id); `lost`:
+    /// events lost so far. Returns the rows the kernel maps should drop.
+    pub fn fold_maps(
+        &mut self,
+        reads: &[(ReadKey, ReadStats)],
+        threads: &[(u32, ThreadStats)],
+        open: &[(tracer_common::FdKey, u64)],
+        lost: u64,
+        files: &mut FileTable,
+        mut python: Option<&mut PythonTree>,
+    ) -> Forget {
+        self.events_lost = lost;
+        let open: HashSet<(u32, i32, u64)> =
+            open.iter().map(|(k, id)| (k.tgid, k.fd, *id)).collect();
+        let forget = self.fold(reads, threads, files, &open);
+        // The names of files neither open nor in a kept row.
+        let mut keep: HashSet<(u32, u64)> = self.files_read();
+        keep.extend(open.iter().map(|&(tgid, _, id)| (tgid, id)));
+        files.retain(|tgid, file_id| keep.contains(&(tgid, file_id)));
+        log::debug!(
+            "metrics: {}; {} Python processes, {} files",
+            self.sizes(),
+            python.as_deref().map_or(0, |t| t.processes().count()),
+            files.len()
+        );
+        for &pid in &forget.pids {
+            files.forget(pid);
+            if let Some(tree) = python.as_deref_mut() {
+                tree.forget(pid);
+            }
+        }
+        forget
     }
 
     /// The (tgid, file id) of every read row kept.

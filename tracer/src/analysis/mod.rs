@@ -12,7 +12,7 @@ pub mod signals;
 pub mod timeline;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -22,10 +22,7 @@ use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
     python::PythonTree,
-    report::{
-        Dropped, EventCounts, EventStack, Finding, Python, Report, SCHEMA_VERSION, Sched,
-        SignalLog, SignalMark, SignalStep, Target, ThreadNow, Timeline,
-    },
+    report::{Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target, ThreadNow},
 };
 
 /// What the run asked for, as far as analysis is concerned.
@@ -106,8 +103,6 @@ pub struct Collector {
     /// `--serve`: the continuous mode's figures (the report's sections are
     /// not kept then).
     pub metrics: Option<metrics::Live>,
-    /// Python samples counted in continuous mode.
-    samples_seen: u64,
 }
 
 impl Collector {
@@ -135,8 +130,8 @@ impl Collector {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
         self.keep_track(&event);
-        if self.metrics.is_some() {
-            self.on_event_continuous(event);
+        if let Some(live) = self.metrics.as_mut() {
+            live.on_event(event, self.python.as_mut());
             return;
         }
         match event {
@@ -229,41 +224,14 @@ impl Collector {
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
             Event::SignalGenerated(g) => {
-                // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
-                if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {
-                    // Sent by the exiting child's own exit path: g.tgid is the child.
-                    // The target is the thread that forked it: name its process.
-                    let parent = if g.target_tgid != 0 {
-                        g.target_tgid
-                    } else {
-                        g.target_pid
-                    };
-                    let result = signals::result_name(g.result);
-                    self.processes.on_sigchld(g.tgid, parent, g.ts_ns, result);
-                }
-                self.signals_seen += 1;
+                self.processes.on_signal_generated(&g);
                 if g.sig == signals::SIGINT {
                     self.sigint_to.insert(g.target_pid);
                     self.sigint_to.insert(g.target_tgid);
                 }
                 let flow = self.signals.on_generate(&g, self.settings.base_ns);
                 if let Some(timeline) = self.timeline.as_mut() {
-                    let sender = signals::sender(&g);
-                    timeline.on_signal(SignalMark {
-                        t_ns: g.ts_ns,
-                        step: SignalStep::Generated,
-                        signo: g.sig,
-                        pid: sender.pid,
-                        tid: sender.tid,
-                        comm: sender.comm,
-                        flow,
-                        detail: format!(
-                            "to {} ({}): {}",
-                            g.target_pid,
-                            g.target_comm,
-                            signals::result_name(g.result)
-                        ),
-                    });
+                    timeline.on_generated(&g, flow);
                 }
                 let target = if g.target_tgid != 0 {
                     g.target_tgid
@@ -306,16 +274,7 @@ impl Collector {
                     .signals
                     .on_deliver(&d, self.settings.base_ns, stack, handler);
                 if let Some(timeline) = self.timeline.as_mut() {
-                    timeline.on_signal(SignalMark {
-                        t_ns: d.ts_ns,
-                        step: SignalStep::Delivered,
-                        signo: d.sig,
-                        pid: d.tgid,
-                        tid: d.tid,
-                        comm: String::new(),
-                        flow: flow.unwrap_or(0),
-                        detail: signals::disposition(d.sa_handler).to_owned(),
-                    });
+                    timeline.on_delivered(&d, flow);
                 }
             }
             Event::SignalCheck {
@@ -323,18 +282,7 @@ impl Collector {
             } => {
                 let ran = self.signals.on_signal_check(tgid, ts_ns);
                 if let Some(timeline) = self.timeline.as_mut() {
-                    for (flow, signo) in ran {
-                        timeline.on_signal(SignalMark {
-                            t_ns: ts_ns,
-                            step: SignalStep::HandlerRan,
-                            signo,
-                            pid: tgid,
-                            tid,
-                            comm: String::new(),
-                            flow,
-                            detail: String::new(),
-                        });
-                    }
+                    timeline.on_handlers_ran(ts_ns, tgid, tid, ran);
                 }
             }
             Event::ReadDone(read) => {
@@ -416,63 +364,7 @@ impl Collector {
                     self.python_dirty = true;
                 }
             }
-            _ => {}
-        }
-    }
-
-    /// `--serve`: what the continuous figures need of an event; nothing
-    /// that grows with the run.
-    fn on_event_continuous(&mut self, event: Event) {
-        let Some(live) = self.metrics.as_mut() else {
-            return;
-        };
-        match event {
-            Event::ProcessForked {
-                parent_tgid,
-                child,
-                is_thread: false,
-                ..
-            } => live.on_process(child, parent_tgid),
-            Event::ProcessExited {
-                tgid,
-                tid,
-                group_dead,
-                ts_ns,
-                ns_pid,
-                ..
-            } => live.on_exit(tgid, tid, group_dead, ts_ns, ns_pid),
-            Event::ProcessFreed { pid, ts_ns } => live.on_freed(pid, ts_ns),
-            Event::WaitDone(w) if processes::reap_status(&w).is_some() => {
-                live.on_wait_reaped(w.tgid, w.pid, w.ts_ns);
-            }
-            Event::SignalGenerated(g) => {
-                self.signals_seen += 1;
-                live.on_signal(g.sig, "generated");
-                if signals::result_name(g.result) == "ignored" {
-                    live.on_signal(g.sig, "ignored");
-                }
-            }
-            Event::SignalDelivered(d) => {
-                live.on_signal(d.sig, "delivered");
-                if signals::disposition(d.sa_handler) == "ignored" {
-                    live.on_signal(d.sig, "ignored");
-                }
-            }
-            Event::PySample { tgid, frames, .. } => {
-                self.samples_seen += 1;
-                let Some(tree) = self.python.as_mut() else {
-                    return;
-                };
-                // Not named (an interpreter not understood, a code object
-                // freed): counted under one name, not lost, and no label
-                // value per address.
-                let function = tree
-                    .frame_ids(tgid, &frames)
-                    .and_then(|ids| ids.first().map(|&id| tree.frame(id)))
-                    .filter(|frame| frame.is_resolved())
-                    .map_or_else(|| "[unresolved]".to_owned(), |frame| frame.qualname.clone());
-                live.on_sample(tgid, function);
-            }
+            Event::SignalGenerated(_) => self.signals_seen += 1,
             _ => {}
         }
     }
@@ -489,34 +381,21 @@ impl Collector {
         lost: u64,
     ) -> Option<metrics::Forget> {
         let live = self.metrics.as_mut()?;
-        live.events_lost = lost + self.decode_errors;
-        let open: HashSet<(u32, i32, u64)> =
-            open.iter().map(|(k, id)| (k.tgid, k.fd, *id)).collect();
-        let forget = live.fold(reads, threads, &self.files, &open);
-        // The names of files neither open nor in a kept row.
-        let mut keep: HashSet<(u32, u64)> = live.files_read();
-        keep.extend(open.iter().map(|&(tgid, _, id)| (tgid, id)));
-        self.files
-            .retain(|tgid, file_id| keep.contains(&(tgid, file_id)));
-        log::debug!(
-            "metrics: {}; {} Python processes, {} files",
-            live.sizes(),
-            self.python.as_ref().map_or(0, |t| t.processes().count()),
-            self.files.len()
-        );
-        for &pid in &forget.pids {
-            self.files.forget(pid);
-            if let Some(tree) = self.python.as_mut() {
-                tree.forget(pid);
-            }
-        }
-        Some(forget)
+        let lost = lost + self.decode_errors;
+        Some(live.fold_maps(
+            reads,
+            threads,
+            open,
+            lost,
+            &mut self.files,
+            self.python.as_mut(),
+        ))
     }
 
     /// What the live status line shows.
     pub fn progress(&self, lost: u64) -> crate::status::Progress {
         crate::status::Progress {
-            samples: self.profile.samples() + self.samples_seen,
+            samples: self.profile.samples() + self.metrics.as_ref().map_or(0, |m| m.samples_seen),
             signals: self.signals_seen,
             // The target and every process it forked.
             processes: 1 + self.processes_seen,
@@ -560,26 +439,7 @@ impl Collector {
         let Some(tree) = self.python.as_mut() else {
             return;
         };
-        let now: Vec<ThreadNow> = tree
-            .stacks_now()
-            .into_iter()
-            .map(|(pid, tid, frames)| {
-                let state = crate::procfs::thread_state(pid, tid);
-                let syscall = match state {
-                    Some('R') | None => None,
-                    _ => crate::procfs::thread_syscall(pid, tid).map(crate::procfs::syscall_name),
-                };
-                ThreadNow {
-                    pid,
-                    tid,
-                    name: tree.thread_name(pid, tid).map(Into::into),
-                    state: state.map_or("gone", crate::procfs::state_name).into(),
-                    syscall,
-                    asleep_ns: 0,
-                    frames,
-                }
-            })
-            .collect();
+        let now = python::threads_now(tree);
         if at_end {
             self.threads_at_end = now;
         } else {
@@ -623,22 +483,13 @@ impl Collector {
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
         if let Some(tree) = &self.python {
-            name_threads(&tree.thread_names(), &mut sched, &mut python);
+            python::name_threads(&tree.thread_names(), &mut sched, &mut python);
         }
-        for thread in &mut python.threads_at_end {
-            if let Some(t) = sched.threads.iter().find(|t| t.tid == thread.tid) {
-                thread.asleep_ns = t.asleep_at_end_ns;
-            } else if thread.state != "running"
-                && python
-                    .threads_at_start
-                    .iter()
-                    .any(|s| s.tid == thread.tid && s.state != "running")
-            {
-                // Never switched in or out while traced, asleep at both
-                // ends: it slept the whole trace (at least).
-                thread.asleep_ns = ending.end_ns.saturating_sub(self.settings.base_ns);
-            }
-        }
+        python::asleep_at_end(
+            &mut python,
+            &sched,
+            ending.end_ns.saturating_sub(self.settings.base_ns),
+        );
         let mut signals = std::mem::take(&mut self.signals);
         for main in python.threads_at_end.iter().filter(|t| t.tid == t.pid) {
             signals.on_main_thread(
@@ -679,24 +530,13 @@ impl Collector {
                 python.samples
             ));
         }
-        let mut target = self.target;
-        let row = processes.iter().find(|p| p.pid == target.pid);
-        target.ns_pid = row.and_then(|p| p.ns_pid);
-        if let Some(comm) = names.get(&target.pid) {
-            target.comm = comm.clone();
-        }
-        target.exit_code = ending.exit_code;
-        target.exit_signo = ending.exit_signal;
-        // Adopted with --pid: the tracer cannot wait for it, but the kernel
-        // side saw its exit.
-        if let Some(row) = row
-            && ending.exit_code.is_none()
-            && ending.exit_signal.is_none()
-        {
-            target.exit_code = row.exit_code;
-            target.exit_signo = row.exit_signo;
-        }
-        target.exit_signal = target.exit_signo.map(signals::signal_name);
+        let target = processes::target_at_end(
+            self.target,
+            &processes,
+            &names,
+            ending.exit_code,
+            ending.exit_signal,
+        );
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             target,
@@ -739,7 +579,7 @@ impl Collector {
                 ending.end_ns,
                 self.settings.base_ns + crate::events::boottime_offset_ns(),
             );
-            report.warnings.extend(timeline_warnings(&timeline));
+            report.warnings.extend(timeline::warnings(&timeline));
             report.timeline = Some(timeline);
         }
         report
@@ -831,40 +671,6 @@ impl Collector {
     }
 }
 
-/// What the Perfetto trace leaves out, said in the report too.
-fn timeline_warnings(timeline: &Timeline) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if timeline.reads_every > 1 {
-        warnings.push(format!(
-            "the Perfetto trace has 1 in {} of the {} read syscalls (evenly), to bound its size",
-            timeline.reads_every, timeline.reads_seen
-        ));
-    }
-    if let Some(cut) = timeline.cpu_cut_ns {
-        warnings.push(format!(
-            "the Perfetto trace's on/off-CPU slices stop at {:.3} s: {} of {} context \
-             switches after it are left out, to bound its size",
-            cut as f64 / 1e9,
-            timeline.switches_left_out,
-            timeline.switches_seen
-        ));
-    }
-    if timeline.switches_unpaired > 0 {
-        warnings.push(format!(
-            "the Perfetto trace's on/off-CPU slices have {} gaps: a context switch record \
-             was missing between two of the same kind",
-            timeline.switches_unpaired
-        ));
-    }
-    if timeline.signals_left_out > 0 {
-        warnings.push(format!(
-            "the Perfetto trace leaves out the last {} signal events, to bound its size",
-            timeline.signals_left_out
-        ));
-    }
-    warnings
-}
-
 /// Everything in the report that deserves attention, section by section.
 pub fn findings(report: &Report) -> Vec<Finding> {
     let mut all = reads::findings(&report.reads);
@@ -872,78 +678,4 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
     all
-}
-
-/// Stacks that read the same (one per child forked from a line, raw stacks
-/// whose code objects differ but name the same lines, deliveries of a
-/// signal on one line) merged into one with the counts added, most first.
-pub fn merge_stacks(stacks: impl IntoIterator<Item = EventStack>) -> Vec<EventStack> {
-    let mut merged: BTreeMap<Vec<Frame>, EventStack> = BTreeMap::new();
-    for stack in stacks {
-        let entry = merged
-            .entry(stack.frames.clone())
-            .or_insert_with(|| EventStack::new(stack.frames, 0));
-        entry.samples += stack.samples;
-        entry.off_cpu_ns += stack.off_cpu_ns;
-    }
-    let mut out: Vec<EventStack> = merged.into_values().collect();
-    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
-    out
-}
-
-/// Gives every per-thread row its Python thread name (tid -> name).
-fn name_threads(names: &HashMap<u32, String>, sched: &mut Sched, python: &mut Python) {
-    let name = |tid: u32| names.get(&tid).cloned();
-    for t in &mut sched.threads {
-        t.name = name(t.tid);
-    }
-    for t in python.threads.iter_mut().chain(
-        python
-            .processes
-            .iter_mut()
-            .flat_map(|p| p.threads.iter_mut()),
-    ) {
-        t.name = name(t.tid);
-    }
-    for t in python
-        .threads_at_start
-        .iter_mut()
-        .chain(python.threads_at_end.iter_mut())
-    {
-        t.name = t.name.take().or_else(|| name(t.tid));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frames(list: &[&str]) -> Vec<Frame> {
-        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
-    }
-
-    #[test]
-    fn stacks_differing_only_by_child_merge() {
-        let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
-        let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
-        // One entry per child (or per raw stack) in, one per line out.
-        let merged = merge_stacks(
-            [(&a, 1), (&b, 1), (&a, 1), (&a, 2)]
-                .map(|(frames, n)| EventStack::new(frames.clone(), n)),
-        );
-        assert_eq!(merged, [EventStack::new(a, 4), EventStack::new(b, 1)]);
-        assert!(merge_stacks([]).is_empty());
-    }
-
-    #[test]
-    fn off_cpu_time_adds_up_with_the_counts() {
-        let a = frames(&["wait (/abs/wl.py:3)"]);
-        let slept = |ns| EventStack {
-            off_cpu_ns: ns,
-            ..EventStack::new(a.clone(), 1)
-        };
-        let merged = merge_stacks([slept(5), slept(7)]);
-        assert_eq!(merged.len(), 1);
-        assert_eq!((merged[0].samples, merged[0].off_cpu_ns), (2, 12));
-    }
 }

@@ -13,11 +13,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
-    analysis::signals::signal_name,
-    events::{WaitDone, WaitSyscall},
+    analysis::signals::{self, signal_name},
+    events::{SignalGenerated, WaitDone, WaitSyscall},
     frame::Frame,
     procfs::FoundZombie,
-    report::{EventStack, Finding, ProcessInfo, Report, Zombie, format::duration, spawned_line},
+    report::{
+        EventStack, Finding, ProcessInfo, Report, Target, Zombie, format::duration, spawned_line,
+    },
 };
 
 /// A child that stays a zombie this long (or to the end) gets a finding.
@@ -263,6 +265,23 @@ impl ProcessTable {
         }
     }
 
+    /// A signal generated: a SIGCHLD from a child's exit is its parent's
+    /// to answer.
+    pub fn on_signal_generated(&mut self, g: &SignalGenerated) {
+        // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
+        if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {
+            // Sent by the exiting child's own exit path: g.tgid is the child.
+            // The target is the thread that forked it: name its process.
+            let parent = if g.target_tgid != 0 {
+                g.target_tgid
+            } else {
+                g.target_pid
+            };
+            let result = signals::result_name(g.result);
+            self.on_sigchld(g.tgid, parent, g.ts_ns, result);
+        }
+    }
+
     /// SIGCHLD generated for `parent` by the exit of `child`.
     pub fn on_sigchld(&mut self, child: u32, parent: u32, ts_ns: u64, result: &str) {
         if let Some(p) = self.procs.get_mut(&child)
@@ -449,6 +468,37 @@ impl ProcessTable {
         });
         (processes, zombies)
     }
+}
+
+/// The target as the report has it at the end: its pid in its namespace
+/// and its name (`names`: the name after `exec`) from its row, and how it
+/// ended: as the tracer reaped it (`exit_code`, `exit_signal`: launch
+/// mode), else as the kernel side saw its exit.
+pub fn target_at_end(
+    mut target: Target,
+    processes: &[ProcessInfo],
+    names: &HashMap<u32, String>,
+    exit_code: Option<i32>,
+    exit_signal: Option<i32>,
+) -> Target {
+    let row = processes.iter().find(|p| p.pid == target.pid);
+    target.ns_pid = row.and_then(|p| p.ns_pid);
+    if let Some(comm) = names.get(&target.pid) {
+        target.comm = comm.clone();
+    }
+    target.exit_code = exit_code;
+    target.exit_signo = exit_signal;
+    // Adopted with --pid: the tracer cannot wait for it, but the kernel
+    // side saw its exit.
+    if let Some(row) = row
+        && exit_code.is_none()
+        && exit_signal.is_none()
+    {
+        target.exit_code = row.exit_code;
+        target.exit_signo = row.exit_signo;
+    }
+    target.exit_signal = target.exit_signo.map(signal_name);
+    target
 }
 
 /// One finding per parent that left children unreaped for long.

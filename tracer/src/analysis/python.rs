@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, py_event};
 
-use super::merge_stacks;
 use crate::{
     frame::Frame,
     python::{
@@ -17,7 +16,7 @@ use crate::{
     },
     report::{
         Entries, EventStack, Hotspot, LineHotspot, Python, PythonProcess as ProcessSection,
-        PythonStack, PythonThread, TimedSample,
+        PythonStack, PythonThread, Sched, ThreadNow, TimedSample,
     },
 };
 
@@ -586,6 +585,89 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     position
 }
 
+/// Stacks that read the same (one per child forked from a line, raw stacks
+/// whose code objects differ but name the same lines, deliveries of a
+/// signal on one line) merged into one with the counts added, most first.
+pub fn merge_stacks(stacks: impl IntoIterator<Item = EventStack>) -> Vec<EventStack> {
+    let mut merged: BTreeMap<Vec<Frame>, EventStack> = BTreeMap::new();
+    for stack in stacks {
+        let entry = merged
+            .entry(stack.frames.clone())
+            .or_insert_with(|| EventStack::new(stack.frames, 0));
+        entry.samples += stack.samples;
+        entry.off_cpu_ns += stack.off_cpu_ns;
+    }
+    let mut out: Vec<EventStack> = merged.into_values().collect();
+    out.sort_by(|a, b| b.samples.cmp(&a.samples).then(a.frames.cmp(&b.frames)));
+    out
+}
+
+/// Every known Python thread's stack now, with its state (from `/proc`).
+pub fn threads_now(tree: &mut PythonTree) -> Vec<ThreadNow> {
+    tree.stacks_now()
+        .into_iter()
+        .map(|(pid, tid, frames)| {
+            let state = crate::procfs::thread_state(pid, tid);
+            let syscall = match state {
+                Some('R') | None => None,
+                _ => crate::procfs::thread_syscall(pid, tid).map(crate::procfs::syscall_name),
+            };
+            ThreadNow {
+                pid,
+                tid,
+                name: tree.thread_name(pid, tid).map(Into::into),
+                state: state.map_or("gone", crate::procfs::state_name).into(),
+                syscall,
+                asleep_ns: 0,
+                frames,
+            }
+        })
+        .collect()
+}
+
+/// How long each Python thread at the end had been asleep: from its
+/// scheduling row, or the whole trace (`trace_ns`) for one asleep at both
+/// ends that never switched.
+pub fn asleep_at_end(python: &mut Python, sched: &Sched, trace_ns: u64) {
+    for thread in &mut python.threads_at_end {
+        if let Some(t) = sched.threads.iter().find(|t| t.tid == thread.tid) {
+            thread.asleep_ns = t.asleep_at_end_ns;
+        } else if thread.state != "running"
+            && python
+                .threads_at_start
+                .iter()
+                .any(|s| s.tid == thread.tid && s.state != "running")
+        {
+            // Never switched in or out while traced, asleep at both
+            // ends: it slept the whole trace (at least).
+            thread.asleep_ns = trace_ns;
+        }
+    }
+}
+
+/// Gives every per-thread row its Python thread name (tid -> name).
+pub fn name_threads(names: &HashMap<u32, String>, sched: &mut Sched, python: &mut Python) {
+    let name = |tid: u32| names.get(&tid).cloned();
+    for t in &mut sched.threads {
+        t.name = name(t.tid);
+    }
+    for t in python.threads.iter_mut().chain(
+        python
+            .processes
+            .iter_mut()
+            .flat_map(|p| p.threads.iter_mut()),
+    ) {
+        t.name = name(t.tid);
+    }
+    for t in python
+        .threads_at_start
+        .iter_mut()
+        .chain(python.threads_at_end.iter_mut())
+    {
+        t.name = t.name.take().or_else(|| name(t.tid));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +715,34 @@ mod tests {
         assert_eq!(section.threads.len(), 2);
         assert_eq!(section.threads[1].samples, 10);
         assert_eq!(section.stacks[0].frames[0].qualname, "inner");
+    }
+
+    fn frames(list: &[&str]) -> Vec<Frame> {
+        list.iter().map(|f| Frame::parse(f).unwrap()).collect()
+    }
+
+    #[test]
+    fn stacks_differing_only_by_child_merge() {
+        let a = frames(&["spawn (/abs/wl.py:7)", "<module> (/abs/wl.py:12)"]);
+        let b = frames(&["spawn (/abs/wl.py:8)", "<module> (/abs/wl.py:12)"]);
+        // One entry per child (or per raw stack) in, one per line out.
+        let merged = merge_stacks(
+            [(&a, 1), (&b, 1), (&a, 1), (&a, 2)]
+                .map(|(frames, n)| EventStack::new(frames.clone(), n)),
+        );
+        assert_eq!(merged, [EventStack::new(a, 4), EventStack::new(b, 1)]);
+        assert!(merge_stacks([]).is_empty());
+    }
+
+    #[test]
+    fn off_cpu_time_adds_up_with_the_counts() {
+        let a = frames(&["wait (/abs/wl.py:3)"]);
+        let slept = |ns| EventStack {
+            off_cpu_ns: ns,
+            ..EventStack::new(a.clone(), 1)
+        };
+        let merged = merge_stacks([slept(5), slept(7)]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!((merged[0].samples, merged[0].off_cpu_ns), (2, 12));
     }
 }

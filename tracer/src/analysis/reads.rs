@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
-use super::merge_stacks;
+use super::python::merge_stacks;
 use crate::{
     files::{self, FileInfo},
     report::{

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 
 use crate::{
-    events::ReadDone,
+    events::{ReadDone, SignalDelivered, SignalGenerated},
     frame::Frame,
-    report::{CpuSlice, ReadSlice, SignalMark, Timeline},
+    report::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline},
 };
 
-use super::reads::FileTable;
+use super::{reads::FileTable, signals};
 
 /// Reads kept (about 80 bytes each): past this, every other one kept is
 /// dropped and only 1 in twice as many is kept from then on.
@@ -125,6 +125,56 @@ impl Recorder {
             self.signals_left_out += 1;
         } else {
             self.signals.push(mark);
+        }
+    }
+
+    /// A signal generated, by its sender; `flow` ties its steps together.
+    pub fn on_generated(&mut self, g: &SignalGenerated, flow: u64) {
+        let sender = signals::sender(g);
+        self.on_signal(SignalMark {
+            t_ns: g.ts_ns,
+            step: SignalStep::Generated,
+            signo: g.sig,
+            pid: sender.pid,
+            tid: sender.tid,
+            comm: sender.comm,
+            flow,
+            detail: format!(
+                "to {} ({}): {}",
+                g.target_pid,
+                g.target_comm,
+                signals::result_name(g.result)
+            ),
+        });
+    }
+
+    /// A signal delivered (`flow`: its generation's, when seen).
+    pub fn on_delivered(&mut self, d: &SignalDelivered, flow: Option<u64>) {
+        self.on_signal(SignalMark {
+            t_ns: d.ts_ns,
+            step: SignalStep::Delivered,
+            signo: d.sig,
+            pid: d.tgid,
+            tid: d.tid,
+            comm: String::new(),
+            flow: flow.unwrap_or(0),
+            detail: signals::disposition(d.sa_handler).to_owned(),
+        });
+    }
+
+    /// Python signal handlers that ran at a signal check: (flow, signal).
+    pub fn on_handlers_ran(&mut self, ts_ns: u64, tgid: u32, tid: u32, ran: Vec<(u64, i32)>) {
+        for (flow, signo) in ran {
+            self.on_signal(SignalMark {
+                t_ns: ts_ns,
+                step: SignalStep::HandlerRan,
+                signo,
+                pid: tgid,
+                tid,
+                comm: String::new(),
+                flow,
+                detail: String::new(),
+            });
         }
     }
 
@@ -261,6 +311,40 @@ fn cpu_slices(
         }
     }
     slices
+}
+
+/// What the Perfetto trace leaves out, said in the report too.
+pub fn warnings(timeline: &Timeline) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if timeline.reads_every > 1 {
+        warnings.push(format!(
+            "the Perfetto trace has 1 in {} of the {} read syscalls (evenly), to bound its size",
+            timeline.reads_every, timeline.reads_seen
+        ));
+    }
+    if let Some(cut) = timeline.cpu_cut_ns {
+        warnings.push(format!(
+            "the Perfetto trace's on/off-CPU slices stop at {:.3} s: {} of {} context \
+             switches after it are left out, to bound its size",
+            cut as f64 / 1e9,
+            timeline.switches_left_out,
+            timeline.switches_seen
+        ));
+    }
+    if timeline.switches_unpaired > 0 {
+        warnings.push(format!(
+            "the Perfetto trace's on/off-CPU slices have {} gaps: a context switch record \
+             was missing between two of the same kind",
+            timeline.switches_unpaired
+        ));
+    }
+    if timeline.signals_left_out > 0 {
+        warnings.push(format!(
+            "the Perfetto trace leaves out the last {} signal events, to bound its size",
+            timeline.signals_left_out
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod changes;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::merge_stacks;
+use super::python::merge_stacks;
 use crate::{
     events::{SignalDelivered, SignalGenerated},
     frame::Frame,
