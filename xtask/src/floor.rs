@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-/// The raw tracepoints the tracer attaches to (`tracer/src/probes.rs`).
+/// The raw tracepoints the tracer attaches to (`tracer/src/probes/mod.rs`).
 pub const TRACER_HOOKS: &[&str] = &[
     "sys_enter",
     "sys_exit",
