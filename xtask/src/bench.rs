@@ -87,6 +87,32 @@ enum Suite {
     All,
 }
 
+/// Where bpftrace (a peer in the benchmark; the tracer itself needs no
+/// tracefs) looks for tracepoints: Debian's bpftrace 0.17 does not mount
+/// tracefs, and a fresh machine has it unmounted, so it is mounted here
+/// once (as bpftrace's users do by hand). Left mounted, as it would be.
+fn ensure_tracefs() -> Result<()> {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    let mounts = fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("tracefs"))
+    {
+        eprintln!("ok tracefs");
+        return Ok(());
+    }
+    eprintln!("mounting tracefs on {TRACEFS} (for bpftrace)");
+    let status = Command::new("mount")
+        .args(["-t", "tracefs", "nodev", TRACEFS])
+        .status()
+        .context("running mount")?;
+    ensure!(
+        status.success(),
+        "mount -t tracefs nodev {TRACEFS} failed ({status})"
+    );
+    Ok(())
+}
+
 pub fn bench(args: &BenchArgs) -> Result<()> {
     require_root("bench", "sudo -E cargo xtask bench")?;
     ensure!(
@@ -98,6 +124,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     // bpftool: the Python suite reads the sampler's own run time (run_time_ns).
     setup::ensure_apt(&["bpftrace", "bpftool", "hyperfine"])?;
+    ensure_tracefs()?;
     if !args.no_build {
         build_tracer()?;
     }
