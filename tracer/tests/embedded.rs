@@ -28,6 +28,24 @@ fn published(pid: u64, tid: u64) -> String {
     format!("pid {pid}: Python thread {tid} is sampled from now on")
 }
 
+/// `tracer --pid PID -v --rate RATE --format json -o REPORT`, once it says
+/// it traces, with its log.
+fn attach(pid: u32, report_path: &str) -> (Proc, Log) {
+    let (tracer, stderr) = attach_tracer(
+        pid,
+        &[
+            "--verbose",
+            "--rate",
+            RATE_ARG,
+            "--format",
+            "json",
+            "-o",
+            report_path,
+        ],
+    );
+    (tracer, Log::new(stderr))
+}
+
 /// A child's standard error, read on a thread of its own (a full pipe would
 /// stall the tracer), line by line.
 struct Log {
@@ -116,19 +134,7 @@ fn a_fork_without_cpythons_after_fork_hooks_is_sampled() {
         .collect();
     let (parent, child) = (ids[0], ids[1]);
     assert_eq!(parent, workload.pid() as u64);
-    let (mut tracer, stderr) = attach_tracer(
-        parent as u32,
-        &[
-            "--verbose",
-            "--rate",
-            RATE_ARG,
-            "--format",
-            "json",
-            "-o",
-            &report_path,
-        ],
-    );
-    let mut log = Log::new(stderr);
+    let (mut tracer, mut log) = attach(parent as u32, &report_path);
     let line = published(child, child);
     log.wait_until(&line, |seen| seen.contains(&line));
     std::fs::write(&fifo, "go").unwrap();
@@ -404,19 +410,7 @@ fn uwsgi_workers_are_sampled() {
         server_log.wait_for("spawned uWSGI worker 1");
         server_log.wait_for("spawned uWSGI worker 2");
         std::thread::spawn(move || server_log.rest());
-        let (mut tracer, stderr) = attach_tracer(
-            master as u32,
-            &[
-                "--verbose",
-                "--rate",
-                RATE_ARG,
-                "--format",
-                "json",
-                "-o",
-                &report_path,
-            ],
-        );
-        let mut log = Log::new(stderr);
+        let (mut tracer, mut log) = attach(master as u32, &report_path);
         let threads = 2 * threads_per_worker;
         let workers = serve_once_sampled(&scratch.dir, &socket, threads, 6, &mut log);
         assert_eq!(workers.len(), 2, "{name}: {workers:?}");
@@ -506,19 +500,7 @@ fn mod_wsgi_daemon_processes_are_sampled() {
         );
         std::thread::yield_now();
     }
-    let (mut tracer, stderr) = attach_tracer(
-        parent as u32,
-        &[
-            "--verbose",
-            "--rate",
-            RATE_ARG,
-            "--format",
-            "json",
-            "-o",
-            &report_path,
-        ],
-    );
-    let mut log = Log::new(stderr);
+    let (mut tracer, mut log) = attach(parent as u32, &report_path);
     let workers = serve_once_sampled(&dir, &address, 2, 6, &mut log);
     assert_eq!(workers.len(), 2, "{workers:?}");
     tracer.signal("INT");
