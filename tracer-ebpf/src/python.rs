@@ -272,10 +272,10 @@ struct Search {
     found: u64,
 }
 
-/// One step of [`find_thread_state`]: a `bpf_loop` callback.
+/// One step of [`current_thread_state`]'s search: a `bpf_loop` callback.
 #[inline(never)]
 extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `Search` find_thread_state passed to bpf_loop.
+    // SAFETY: `ctx` is the `Search` current_thread_state passed to bpf_loop.
     let search = unsafe { &mut *ctx.cast::<Search>() };
     // SAFETY: a map value that outlives the program run.
     let cfg = unsafe { &*search.cfg };
@@ -312,7 +312,10 @@ fn current_tls() -> u64 {
 /// published (or a fork inherited), checked against the thread's TLS base
 /// where that is known (a state freed and its address reused by another
 /// thread is not this thread's), else found in the interpreters' thread
-/// lists and entered for the next ticks.
+/// lists and entered for the next ticks. An entry whose owner cannot be
+/// read (0: a faulted read, which a perf event cannot page in) is trusted
+/// as before; none is deleted here (every use checks it first; a thread's
+/// exit and userspace's refreshes clear the map).
 #[inline(always)]
 fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
     let entry = unsafe { PY_THREADS.get(&tid) }.copied();
@@ -324,10 +327,11 @@ fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
     if tls == 0 {
         return entry;
     }
-    if let Some(tstate) = entry
-        && read_u64(tstate + cfg.tstate_thread_id as u64) == tls
-    {
-        return Some(tstate);
+    if let Some(tstate) = entry {
+        let owner = read_u64(tstate + cfg.tstate_thread_id as u64);
+        if owner == tls || owner == 0 {
+            return Some(tstate);
+        }
     }
     let interp = read_u64(cfg.interpreters_head);
     let mut search = Search {
@@ -349,9 +353,6 @@ fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         };
     }
     if search.found == 0 {
-        if entry.is_some() {
-            let _ = PY_THREADS.remove(&tid);
-        }
         return None;
     }
     if PY_THREADS.insert(&tid, &search.found, 0).is_err() {
