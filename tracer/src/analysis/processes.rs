@@ -402,6 +402,7 @@ impl ProcessTable {
                         .iter()
                         .map(|frames| EventStack::new(frames.clone(), 1))
                         .collect(),
+                    container: None,
                 });
             }
             let Some(exit_ns) = p.exit_ns else { continue };

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
-pub use processes::{ProcessInfo, Zombie, spawned_line};
+pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{
     Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadNow,
     TimedSample,

@@ -40,6 +40,27 @@ pub struct ProcessInfo {
     /// or its thread was not known yet.
     #[serde(default)]
     pub python_stacks: Vec<EventStack>,
+    /// The container it runs in, from its cgroup path and the runtime's
+    /// state; `null` on the host.
+    #[serde(default)]
+    pub container: Option<Container>,
+}
+
+/// A container, as its cgroup path and its runtime's own state name it.
+/// Every field but `id` and `runtime` is `null` where neither says it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Container {
+    /// The runtime's full id (64 hex digits for podman, docker, containerd, CRI-O).
+    pub id: String,
+    /// "podman", "docker", "containerd", "cri-o", or what the cgroup path says.
+    pub runtime: String,
+    /// The container's name (`podman run --name`, the Kubernetes container name).
+    pub name: Option<String>,
+    /// The Kubernetes pod's uid (from the `kubepods` cgroup path).
+    pub pod_uid: Option<String>,
+    /// The Kubernetes pod's name and namespace (from the runtime's state).
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
 }
 
 /// A traced child that exited: how long it was a zombie, who reaped it.

@@ -171,6 +171,9 @@ pub struct PythonProcess {
     /// This process's lines by self samples (top 20).
     pub lines: Vec<LineHotspot>,
     pub threads: Vec<PythonThread>,
+    /// Its container, as in `processes[]` (`null` on the host).
+    #[serde(default)]
+    pub container: Option<super::Container>,
 }
 
 impl PythonProcess {
