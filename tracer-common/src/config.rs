@@ -150,6 +150,26 @@ pub struct Config {
     pub timeline: u32,
     pub pid_ns: PidNsOffsets,
     pub file: FileOffsets,
+    pub scope: ScopeConfig,
+}
+
+/// Which processes a node-wide trace takes in as they exec, besides the
+/// traced processes' children (`--all`, `--cgroup`, `--container`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScopeConfig {
+    /// 1 (`--all`): every process that execs (one forked by an untraced
+    /// process: a kernel helper, or one forked while the trace started).
+    pub all: u32,
+    /// The level (the root is 0) of `cgroup_id` in the cgroup v2 hierarchy.
+    pub cgroup_level: u32,
+    /// 0, or a cgroup v2 id: a process that execs in it or below it (a
+    /// `podman exec`, a restarted service) is traced from then on.
+    pub cgroup_id: u64,
+    /// 1: the Python sampler runs on every CPU, not on the traced threads:
+    /// a tick of a process with no interpreter known is not counted.
+    pub per_cpu_sampling: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
@@ -160,4 +180,5 @@ const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 13);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 13 + 4 * 7 + 8 + 32 + 48);
+const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24);

@@ -9,8 +9,9 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
     },
     macros::{map, raw_tracepoint},
     maps::HashMap,
@@ -211,7 +212,7 @@ pub fn sched_process_free(ctx: RawTracePointContext) -> i32 {
 /// linux_binprm *bprm)`.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
-    let Some((tgid, tid)) = current_if_traced() else {
+    let Some((tgid, tid)) = current_if_traced().or_else(adopt_on_exec) else {
         return 0;
     };
     let old_pid_arg: u64 = ctx.arg(1);
@@ -246,6 +247,29 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     }
     entry.submit(0);
     0
+}
+
+/// `--all`, `--cgroup`, `--container`: an untraced process that execs in
+/// the scope is traced from its new program's first instruction (its exec
+/// record tells userspace). Execs are rare: one cgroup lookup each.
+#[inline(always)]
+fn adopt_on_exec() -> Option<(u32, u32)> {
+    let scope = config!(scope);
+    let in_scope = scope.all != 0
+        || (scope.cgroup_id != 0
+            && unsafe { bpf_get_current_ancestor_cgroup_id(scope.cgroup_level as i32) }
+                == scope.cgroup_id);
+    if !in_scope {
+        return None;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if TRACED.insert(tgid, 1u8, 0).is_err() {
+        count_drop(drops::TABLES);
+        return None;
+    }
+    traced_changed();
+    Some((tgid, pid_tgid as u32))
 }
 
 /// Copies the new image's argv strings (NUL-separated, between

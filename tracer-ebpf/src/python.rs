@@ -369,6 +369,11 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     if unsafe { TRACED.get(&tgid) }.is_none() {
         return 0;
     }
+    // On every CPU (a node-wide trace), most ticks land in processes that
+    // run no Python: neither counted nor kept in the tick table.
+    if config!(scope.per_cpu_sampling) != 0 && config_of(tgid).is_none() {
+        return 0;
+    }
     let Some(ticks) = ticks_of(tgid) else {
         return 0;
     };

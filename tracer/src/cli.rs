@@ -21,6 +21,13 @@ Examples:
                                          keep tracing; Prometheus scrapes :9464/metrics
   sudo tracer --pid 1234 --every 60 -o /var/log/tracer
                                          keep tracing; a JSON report per minute, the last 24 kept
+  sudo tracer --all --duration 30        every process on this host, each Python one sampled
+                                         in its own row, labelled with its container
+  sudo tracer --container web --duration 30
+                                         one container's processes (podman, docker, containerd,
+                                         CRI-O: its id, an id prefix or its name)
+  sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
+                                         `go tool pprof` pull /debug/pprof/profile?seconds=N
 
 What it reports:
   reads       per file: read syscalls, request sizes, bytes, time in the kernel,
@@ -78,10 +85,28 @@ pub struct Args {
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
 
+    /// Trace every process on this host: those running now and every
+    /// program started later, in any container; each Python process is
+    /// sampled in its own row, with its container
+    #[arg(long, conflicts_with_all = ["pid", "command", "container", "cgroup"])]
+    pub all: bool,
+
+    /// Trace the processes of one container: its runtime's id (or a unique
+    /// prefix of it) or its name (podman, docker, containerd, CRI-O); those
+    /// that join it later (`podman exec`) too. Stops when its init exits
+    #[arg(long, value_name = "ID|NAME", conflicts_with_all = ["pid", "command", "cgroup"])]
+    pub container: Option<String>,
+
+    /// Trace the processes of a cgroup and of every cgroup below it (a
+    /// path under the cgroup v2 mount, e.g. /system.slice/app.service, or
+    /// as /proc/PID/cgroup writes it); processes that start there later too
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "command"])]
+    pub cgroup: Option<String>,
+
     /// With --pid: print where every Python thread of the process (and of
     /// its descendants) is now - state, system call, whole Python stack -
     /// and exit, without tracing (like py-spy dump)
-    #[arg(long, requires = "pid")]
+    #[arg(long, requires = "pid", conflicts_with_all = ["all", "container", "cgroup"])]
     pub dump: bool,
 
     /// Stop after this many seconds (default: when the target exits or on Ctrl-C)
@@ -99,9 +124,12 @@ pub struct Args {
     pub output: Option<PathBuf>,
 
     /// Python stack sampling frequency, in Hz of each target thread's CPU
-    /// time (CPU clock). Each tick walks that thread's Python stack in the kernel
-    #[arg(long, value_name = "HZ", default_value_t = 99, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    pub rate: u64,
+    /// time (CPU clock; node-wide: of each CPU). Each tick walks that
+    /// thread's Python stack in the kernel. Default: 99, or 19 for an
+    /// always-on node-wide agent (--all, --cgroup or --container with
+    /// --serve or --every), as the fleet profilers
+    #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rate: Option<u64>,
 
     /// Attach the Python stack (top 4 frames) to 1 in N read syscalls, per
     /// CPU (0: never). Every voluntary context switch gets its stack too
@@ -219,16 +247,44 @@ fn parse_duration(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The default sampling rate of a one-off trace.
+pub const DEFAULT_RATE_HZ: u64 = 99;
+/// The default of an always-on node-wide agent: what Parca Agent uses
+/// (19 Hz; the OpenTelemetry profiler 20 Hz), a prime so that the ticks do
+/// not beat with periodic work. See docs/node.md for its cost.
+pub const AGENT_RATE_HZ: u64 = 19;
+
 impl Args {
-    /// Checks what clap cannot express: exactly one of `--pid` and a command.
+    /// Checks what clap cannot express: exactly one of `--pid`, a command,
+    /// `--all`, `--container` and `--cgroup`.
     pub fn validate(&self) -> Result<(), String> {
+        let node_wide = self.node_wide();
         match (self.pid, self.command.is_empty()) {
             (None, _) if self.dump => {
                 Err("--dump shows a running process: give it with --pid PID".into())
             }
-            (None, true) => Err("give a process to trace: --pid PID, or -- CMD ARGS...".into()),
+            (None, true) if !node_wide => Err(
+                "give what to trace: --pid PID, -- CMD ARGS..., --all, --container ID|NAME or --cgroup PATH"
+                    .into(),
+            ),
             _ => Ok(()),
         }
+    }
+
+    /// `--all`, `--container` or `--cgroup`: processes found by where they
+    /// run, not by descent from one process.
+    pub fn node_wide(&self) -> bool {
+        self.all || self.container.is_some() || self.cgroup.is_some()
+    }
+
+    /// The sampling rate: `--rate`, or the default for this kind of trace.
+    pub fn rate(&self) -> u64 {
+        let agent = self.node_wide() && (self.serve.is_some() || self.every.is_some());
+        self.rate.unwrap_or(if agent {
+            AGENT_RATE_HZ
+        } else {
+            DEFAULT_RATE_HZ
+        })
     }
 }
 
@@ -329,9 +385,42 @@ mod tests {
             "x.py",
         ])
         .unwrap();
-        assert_eq!(a.rate, 999);
+        assert_eq!(a.rate(), 999);
         assert_eq!(a.folded.as_deref(), Some(std::path::Path::new("s.txt")));
         assert!(!a.no_python);
-        assert_eq!(parse(&["--pid", "1"]).unwrap().rate, 99);
+        assert_eq!(parse(&["--pid", "1"]).unwrap().rate(), 99);
+    }
+
+    #[test]
+    fn node_wide_scopes() {
+        assert!(parse(&["--all"]).unwrap().validate().is_ok());
+        assert!(parse(&["--container", "web"]).unwrap().validate().is_ok());
+        assert!(
+            parse(&["--cgroup", "/system.slice"])
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+        assert!(parse(&["--all", "--pid", "1"]).is_err());
+        assert!(parse(&["--all", "--", "python3"]).is_err());
+        assert!(parse(&["--all", "--container", "web"]).is_err());
+        assert!(parse(&["--container", "web", "--pid", "1"]).is_err());
+        assert!(parse(&["--all", "--dump"]).is_err());
+        // An always-on agent samples at the fleet profilers' rate.
+        assert_eq!(parse(&["--all"]).unwrap().rate(), DEFAULT_RATE_HZ);
+        assert_eq!(
+            parse(&["--all", "--serve", ":9464"]).unwrap().rate(),
+            AGENT_RATE_HZ
+        );
+        assert_eq!(
+            parse(&["--pid", "1", "--serve", ":9464"]).unwrap().rate(),
+            99
+        );
+        assert_eq!(
+            parse(&["--all", "--serve", ":9464", "--rate", "49"])
+                .unwrap()
+                .rate(),
+            49
+        );
     }
 }

@@ -22,6 +22,7 @@ pub mod python;
 pub mod python_refresh;
 pub mod report;
 pub mod run;
+pub mod scope;
 pub mod serve;
 pub mod start;
 pub mod status;

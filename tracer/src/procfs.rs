@@ -67,7 +67,13 @@ const PF_KTHREAD: u32 = 0x0020_0000;
 /// Whether `pid` is a kernel thread (kthreadd, kworker...): no user memory,
 /// no syscalls of its own to trace.
 pub fn is_kernel_thread(pid: u32) -> bool {
-    stat(pid).is_some_and(|s| s.flags & PF_KTHREAD != 0)
+    stat(pid).is_some_and(|s| s.is_kernel_thread())
+}
+
+impl Stat {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
 }
 
 /// Whether `pid` is a zombie now.
@@ -191,6 +197,47 @@ fn numbered_entries(dir: &str) -> Vec<u32> {
 /// Every process id on the host.
 pub fn pids() -> Vec<u32> {
     numbered_entries("/proc")
+}
+
+/// `/proc/PID/cgroup`: a `N:controllers:/path` line per cgroup v1
+/// hierarchy, `0::/path` for v2 (`None`: the process is gone).
+pub fn cgroup(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid host), from the tracer's mountinfo.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        // ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [TAGS...] - FSTYPE SOURCE ...
+        let (fields, rest) = line.split_once(" - ")?;
+        let mount_point = fields.split(' ').nth(4)?;
+        (rest.split(' ').next()? == "cgroup2").then(|| PathBuf::from(unescape_mount(mount_point)))
+    })
+}
+
+/// mountinfo writes a space, tab, newline and backslash in a path as `\ooo`.
+fn unescape_mount(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The thread ids of a process (empty if it is gone).

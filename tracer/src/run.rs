@@ -26,6 +26,7 @@ use crate::{
     python::PythonTree,
     python_refresh,
     report::Report,
+    scope::{Scope, ScopeError},
     start::{self, StartError},
     status::StatusLine,
     target::{Target, TargetError},
@@ -39,6 +40,8 @@ pub enum RunError {
     Probes(#[from] ProbeError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
@@ -57,7 +60,7 @@ impl RunError {
         match self {
             Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
             Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
-            Self::Target(_) => 4,
+            Self::Target(_) | Self::Scope(_) => 4,
             Self::Serve(_) => 8,
             Self::Output(_) => 7,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
@@ -101,39 +104,56 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     }
     // Before anything is loaded: a port in use fails at once.
     let mut continuous = Continuous::open(args)?;
-    // A pid that does not exist is the most common mistake: say so before loading.
+    // A pid (cgroup, container) that does not exist is the most common
+    // mistake: say so before loading.
+    let scope = Scope::of(args)?;
     let adopted = args.pid.map(Target::attach).transpose()?;
     let mut collector = Collector::new(Settings {
         base_ns: events::monotonic_ns(),
-        python_rate_hz: (!args.no_python).then_some(args.rate),
+        python_rate_hz: (!args.no_python).then_some(args.rate()),
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
         continuous: args.serve.is_some() || args.every.is_some(),
     });
-    let mut probes = start::load_probes(args, &mut collector)?;
+    let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
     // Before the command starts (a terminal's Ctrl-C reaches it and the
     // tracer at once: it must stop the trace and write the report, not kill
     // the tracer while it looks at the new process), and before saying
     // "tracing".
     let stop_signals = StopSignals::install()?;
-    let (mut target, threads) = match adopted {
-        Some(target) => start::adopt(args, &mut probes, &mut collector, target)?,
-        None => (start::launch(args, &mut probes)?, 0),
-    };
-    start::python_tree(args, &target, &mut probes, &mut collector)?;
-    let comm = start::add_root(args, &target, &mut collector, threads);
-    if !target.launched {
-        if !target.is_alive() {
-            return Err(TargetError::Gone { pid: target.pid }.into());
+    let (mut target, threads, in_scope) = match (&scope, adopted) {
+        (Some(scope), _) => {
+            let pids = start::adopt_scope(scope, &mut probes, &mut collector)?;
+            (Target::none(), 0, Some(pids))
         }
-        // Like strace's "Process N attached": from here on nothing is missed.
+        (None, Some(target)) => {
+            let (target, threads) = start::adopt(args, &mut probes, &mut collector, target)?;
+            (target, threads, None)
+        }
+        (None, None) => (start::launch(args, &mut probes)?, 0, None),
+    };
+    start::python_tree(
+        args,
+        &target,
+        in_scope.as_deref(),
+        &mut probes,
+        &mut collector,
+    )?;
+    if let (Some(scope), Some(pids)) = (&scope, &in_scope) {
+        collector.target = crate::report::Target {
+            scope: Some(scope.describe()),
+            ..Default::default()
+        };
         if !args.quiet {
             eprintln!(
-                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
-                target.pid
+                "tracer: tracing {} ({} processes now); Ctrl-C to stop and print the report",
+                scope.describe(),
+                pids.len()
             );
         }
+    } else {
+        start_target(args, &target, &mut collector, threads)?;
     }
     continuous.start(args, &collector);
     let trace_start = Instant::now();
@@ -167,6 +187,30 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     let maps = probes.snapshot()?;
     Ok((collector.finish(maps, ending), Some(probes)))
+}
+
+/// `--pid` or a command: the target as the report's root process, and
+/// (`--pid`) the line that says tracing has begun.
+fn start_target(
+    args: &Args,
+    target: &Target,
+    collector: &mut Collector,
+    threads: u32,
+) -> Result<(), RunError> {
+    let comm = start::add_root(args, target, collector, threads);
+    if !target.launched {
+        if !target.is_alive() {
+            return Err(TargetError::Gone { pid: target.pid }.into());
+        }
+        // Like strace's "Process N attached": from here on nothing is missed.
+        if !args.quiet {
+            eprintln!(
+                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
+                target.pid
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--dump`: every Python thread's stack now, read from the processes'

@@ -11,6 +11,7 @@ use crate::{
     python::PythonTree,
     python_refresh,
     report::Target as ReportTarget,
+    scope::Scope,
     target::{Target, TargetError},
 };
 
@@ -24,12 +25,17 @@ pub enum StartError {
 
 /// Reads the kernel's layout (BTF offsets), loads and
 /// attaches every program. Warnings go to the collector.
-pub fn load_probes(args: &Args, collector: &mut Collector) -> Result<Probes, ProbeError> {
+pub fn load_probes(
+    args: &Args,
+    scope: Option<&Scope>,
+    collector: &mut Collector,
+) -> Result<Probes, ProbeError> {
     let mut warnings = Vec::new();
     let mut probes = Probes::load(
         !args.no_children,
         collector.settings.python_rate_hz,
         collector.settings.timeline,
+        scope.map(Scope::config).unwrap_or_default(),
         &mut warnings,
     )?;
     if collector.settings.count_entries
@@ -57,12 +63,55 @@ pub fn adopt(
     collector: &mut Collector,
     target: Target,
 ) -> Result<(Target, u32), ProbeError> {
-    let mut root_threads = 0;
     let mut traced = vec![target.pid];
     if !args.no_children {
         traced.extend(procfs::descendants(target.pid));
     }
-    for &pid in &traced {
+    let root_threads = adopt_processes(probes, collector, &traced, Some(target.pid))?;
+    collector.files.remember_open_fds(target.pid);
+    probes.sample_existing_threads(&traced);
+    Ok((target, root_threads))
+}
+
+/// A node-wide trace: every process in the scope now. Those forked while
+/// this runs by a process not yet traced are found by looking again, until
+/// a look finds none new (a fork by a traced process is followed by the
+/// kernel). The Python sampler runs on every CPU.
+pub fn adopt_scope(
+    scope: &Scope,
+    probes: &mut Probes,
+    collector: &mut Collector,
+) -> Result<Vec<u32>, ProbeError> {
+    const MAX_LOOKS: usize = 8;
+    let mut traced: Vec<u32> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..MAX_LOOKS {
+        let new: Vec<u32> = scope
+            .processes()
+            .into_iter()
+            .filter(|pid| seen.insert(*pid))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        adopt_processes(probes, collector, &new, None)?;
+        traced.extend(new);
+    }
+    probes.sample_cpus();
+    Ok(traced)
+}
+
+/// Puts `traced` (and their threads) in the kernel's traced set and the
+/// report's processes, the zombies they have too. Returns the thread count
+/// of `root` besides its main thread.
+fn adopt_processes(
+    probes: &mut Probes,
+    collector: &mut Collector,
+    traced: &[u32],
+    root: Option<u32>,
+) -> Result<u32, ProbeError> {
+    let mut root_threads = 0;
+    for &pid in traced {
         probes.trace_pid(pid)?;
         let mut threads = 0;
         for tid in procfs::threads(pid) {
@@ -71,7 +120,7 @@ pub fn adopt(
                 threads += 1;
             }
         }
-        if pid == target.pid {
+        if Some(pid) == root {
             root_threads = threads;
         } else {
             let (comm, ppid, argv) = procfs::describe(pid);
@@ -85,16 +134,14 @@ pub fn adopt(
     }
     // Zombies that predate the trace: listed, and their reaping watched.
     let now_ns = collector.settings.base_ns;
-    for zombie in procfs::zombie_children(&traced) {
+    for zombie in procfs::zombie_children(traced) {
         probes.watch_zombie(zombie.pid, now_ns)?;
         if let Some(live) = collector.metrics.as_mut() {
             live.on_old_zombie(zombie.pid, zombie.ppid);
         }
         collector.processes.add_preexisting_zombie(&zombie, now_ns);
     }
-    collector.files.remember_open_fds(target.pid);
-    probes.sample_existing_threads(&traced);
-    Ok((target, root_threads))
+    Ok(root_threads)
 }
 
 /// Launch mode: the command is held before `exec` until it is traced.
@@ -109,22 +156,31 @@ pub fn launch(args: &Args, probes: &mut Probes) -> Result<Target, StartError> {
 }
 
 /// Unless `--no-python` (or the sampler could not load): the Python
-/// processes of the target are looked for, a first time, and every
-/// Python thread's stack when tracing starts is kept.
+/// processes of the target (or, `in_scope`, of a node-wide trace) are
+/// looked for, a first time, and every Python thread's stack when tracing
+/// starts is kept.
 pub fn python_tree(
     args: &Args,
     target: &Target,
+    in_scope: Option<&[u32]>,
     probes: &mut Probes,
     collector: &mut Collector,
 ) -> Result<(), ProbeError> {
     if args.no_python || probes.sampler_error.is_some() {
         return Ok(());
     }
-    let mut tree = PythonTree::new(target.pid, args.read_stacks);
+    let mut tree = match in_scope {
+        Some(pids) => {
+            let mut tree = PythonTree::node_wide(args.read_stacks);
+            pids.iter().for_each(|&pid| tree.add(pid));
+            tree
+        }
+        None => PythonTree::new(target.pid, args.read_stacks),
+    };
     if target.launched && probes.sees_exec() {
         tree.await_exec(target.pid);
     }
-    if !target.launched && !args.no_children {
+    if !target.launched && !args.no_children && in_scope.is_none() {
         for pid in procfs::descendants(target.pid) {
             tree.add(pid);
         }

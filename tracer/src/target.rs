@@ -51,7 +51,8 @@ pub struct Target {
     pub pid: u32,
     pub launched: bool,
     command: String,
-    pidfd: OwnedFd,
+    /// `None` for a node-wide trace: no one process whose exit ends it.
+    pidfd: Option<OwnedFd>,
     /// Launch mode: write end of the pipe the held child waits on.
     release: Option<fs::File>,
     /// Launch mode: CLOEXEC pipe carrying `errno` if `exec` fails.
@@ -93,10 +94,23 @@ impl Target {
             pid,
             launched: false,
             command: String::new(),
-            pidfd,
+            pidfd: Some(pidfd),
             release: None,
             exec_status: None,
         })
+    }
+
+    /// A node-wide trace (`--all`, `--cgroup`): no process to wait for;
+    /// it ends on `--duration` or a signal.
+    pub fn none() -> Self {
+        Self {
+            pid: 0,
+            launched: false,
+            command: String::new(),
+            pidfd: None,
+            release: None,
+            exec_status: None,
+        }
     }
 
     /// Forks `command`; the child waits before `exec` until [`Target::release`].
@@ -177,7 +191,7 @@ impl Target {
             pid,
             launched: true,
             command: display,
-            pidfd,
+            pidfd: Some(pidfd),
             release: Some(hold_write),
             exec_status: Some(status_read),
         })
@@ -219,7 +233,10 @@ impl Target {
             pid: self.pid,
             source,
         };
-        let fd = self.pidfd.try_clone().map_err(watch_err)?;
+        let Some(pidfd) = &self.pidfd else {
+            return std::future::pending().await;
+        };
+        let fd = pidfd.try_clone().map_err(watch_err)?;
         // SAFETY: the AsyncFd owns this pidfd, so it outlives the registration.
         let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
             .map_err(|err| watch_err(err.into_parts().1))?;
@@ -228,8 +245,11 @@ impl Target {
     }
 
     pub fn is_alive(&self) -> bool {
+        let Some(pidfd) = &self.pidfd else {
+            return true;
+        };
         let mut poll = libc::pollfd {
-            fd: self.pidfd.as_raw_fd(),
+            fd: pidfd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };

@@ -247,6 +247,11 @@ impl Live {
                 is_thread: false,
                 ..
             } => self.on_process(child, parent_tgid),
+            // Taken in as it execs (node-wide): its parent from /proc.
+            Event::ProcessExec { tgid, .. } if !self.parents.contains_key(&tgid) => {
+                let parent = crate::procfs::stat(tgid).map_or(0, |s| s.ppid);
+                self.on_process(tgid, parent);
+            }
             Event::ProcessExited {
                 tgid,
                 tid,

@@ -223,8 +223,12 @@ impl ProcessTable {
         mut argv: Vec<String>,
         truncated: bool,
     ) {
+        // A process a node-wide trace takes in as it execs: its parent and
+        // namespace pid from /proc while it runs.
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             pid: tgid,
+            ppid: crate::procfs::stat(tgid).map_or(0, |s| s.ppid),
+            ns_pid: crate::procfs::ns_pid(tgid),
             ..Proc::default()
         });
         p.comm = comm.to_owned();

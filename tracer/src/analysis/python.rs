@@ -192,9 +192,15 @@ impl Profile {
             rate_hz,
             ..Python::default()
         };
-        let main = tree.main();
-        match main.discovery() {
-            Discovery::Searching(reason) => {
+        match tree.main().map(|main| (main, main.discovery())) {
+            None => {
+                section.status = "unavailable".into();
+                section.reason = Some(format!(
+                    "no Python process found among the {} processes traced",
+                    tree.processes().count()
+                ));
+            }
+            Some((_, Discovery::Searching(reason))) => {
                 section.status = "unavailable".into();
                 let others = tree.processes().count() - 1;
                 section.reason = Some(if others == 0 {
@@ -206,14 +212,14 @@ impl Profile {
                     )
                 });
             }
-            Discovery::Failed(reason, found) => {
+            Some((main, Discovery::Failed(reason, found))) => {
                 section.status = "unavailable".into();
                 section.reason = Some(reason.clone());
                 if let Some(found) = found {
                     describe(&mut section, main.pid(), &found.0, &found.1);
                 }
             }
-            Discovery::Ready(ready) => {
+            Some((main, Discovery::Ready(ready))) => {
                 section.status = "sampled".into();
                 describe(
                     &mut section,

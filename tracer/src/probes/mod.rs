@@ -14,7 +14,7 @@ use aya::{
         raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
     },
 };
-use tracer_common::{Config, PyConfig, SyscallNumbers};
+use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
 
 use crate::btf::{BtfError, KernelOffsets};
 
@@ -24,6 +24,7 @@ use crate::btf::{BtfError, KernelOffsets};
 fn kernel_config(
     follow_children: bool,
     timeline: bool,
+    scope: ScopeConfig,
     warnings: &mut Vec<String>,
 ) -> Result<Config, BtfError> {
     // An optional one that does not fit is said when it fails to attach.
@@ -41,6 +42,7 @@ fn kernel_config(
         timeline: u32::from(timeline),
         pid_ns: kernel.pid_ns,
         file: kernel.file,
+        scope,
     })
 }
 
@@ -117,6 +119,15 @@ pub enum ProbeError {
     PerfEvent {
         rate: u64,
         tid: u32,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(
+        "attaching the Python sampler (perf_event CPU clock at {rate} Hz on CPU {cpu}) failed: {source}"
+    )]
+    PerfEventCpu {
+        rate: u64,
+        cpu: u32,
         #[source]
         source: Box<ProgramError>,
     },
@@ -237,17 +248,19 @@ impl Probes {
     /// programs. `sample_rate`: load the Python CPU sampler too, for
     /// [`Probes::sample_threads`] to attach at that frequency. `timeline`:
     /// send every read and context switch as a record (`--perfetto`).
+    /// `scope`: what a node-wide trace takes in as it execs.
     pub fn load(
         follow_children: bool,
         sample_rate: Option<u64>,
         timeline: bool,
+        scope: ScopeConfig,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProbeError> {
         // aya's loader parses the kernel's BTF as it is made (~50 ms here),
         // whether the object needs it or not: done beside our own reading
         // of the offsets, not after it.
         let loader = std::thread::spawn(EbpfLoader::new);
-        let config = kernel_config(follow_children, timeline, warnings);
+        let config = kernel_config(follow_children, timeline, scope, warnings);
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
         let config = config?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));

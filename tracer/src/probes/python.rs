@@ -54,6 +54,57 @@ impl Probes {
         new
     }
 
+    /// A node-wide trace (`--all`, `--cgroup`, `--container`): one sampling
+    /// event per online CPU, whatever runs there (processes that start,
+    /// join the scope or exec later are sampled as they run; the program
+    /// skips those with no interpreter known). Returns the CPUs sampled.
+    pub fn sample_cpus(&mut self) -> usize {
+        let Some(rate) = self.sample_rate else {
+            return 0;
+        };
+        if self.sampler_error.is_some() {
+            return 0;
+        }
+        let cpus = match aya::util::online_cpus() {
+            Ok(cpus) => cpus,
+            Err((path, source)) => {
+                self.sampler_error =
+                    Some(format!("cannot list the online CPUs ({path}): {source}"));
+                return 0;
+            }
+        };
+        let mut sampled = 0;
+        for cpu in cpus {
+            let attached =
+                typed_program::<PerfEvent>(&mut self.ebpf, "python_sample").and_then(|program| {
+                    program
+                        .attach(
+                            PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                            PerfEventScope::AllProcessesOneCpu { cpu },
+                            SamplePolicy::Frequency(rate),
+                            false,
+                        )
+                        .map_err(|source| ProbeError::PerfEventCpu {
+                            rate,
+                            cpu,
+                            source: Box::new(source),
+                        })
+                });
+            match attached {
+                Ok(link) => {
+                    self.links.push(Link::PerfEvent("python_sample", link));
+                    sampled += 1;
+                }
+                Err(err) => {
+                    log::warn!("{err}");
+                    self.sampler_error = Some(err.to_string());
+                    return sampled;
+                }
+            }
+        }
+        sampled
+    }
+
     /// Attach mode: a sampling event on every thread of the traced processes.
     /// Threads started while this runs inherit the event only from a thread
     /// that already had it, so list again until no thread is new.

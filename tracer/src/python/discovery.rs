@@ -195,7 +195,9 @@ pub(super) fn find(
     let place = Place::of(pid);
     let unsupported = |err: PythonError, interpreter: Interpreter, place: Place| {
         let text = match &err {
-            PythonError::Layout(LayoutError::Unsupported(..)) => err.to_string(),
+            PythonError::Layout(LayoutError::Unsupported(..) | LayoutError::NotARuntime { .. }) => {
+                err.to_string()
+            }
             _ => format!("{err} (supported: {SUPPORTED})"),
         };
         Err((
@@ -215,6 +217,9 @@ pub(super) fn find(
         Ok(offsets) => offsets,
         Err(err) => return unsupported(err.into(), interpreter, place),
     };
+    if let Err(err) = runtime_is_plausible(&memory, &offsets, interpreter.runtime) {
+        return unsupported(err.into(), interpreter, place);
+    }
     if !layout::is_known_version(interpreter.minor)
         && let Err(why) = frames_decode(&memory, &offsets, &interpreter)
     {
@@ -234,6 +239,24 @@ pub(super) fn find(
         memory,
         tid_offset: None,
     })
+}
+
+/// Any version: the runtime's interpreter list is empty (not started yet)
+/// or points to memory the process has. A program that exports a
+/// `_PyRuntime` of its own (or garbage) is refused here, before its
+/// memory is read as thread states.
+fn runtime_is_plausible(
+    memory: &ProcessMemory,
+    offsets: &Offsets,
+    runtime: u64,
+) -> Result<(), LayoutError> {
+    use super::memory::Memory as _;
+    let head = memory.read_vec(runtime + offsets.runtime_interpreters_head, 8)?;
+    let head = u64::from_ne_bytes(head.try_into().unwrap_or_default());
+    if head != 0 && memory.read_vec(head, 8).is_err() {
+        return Err(LayoutError::NotARuntime { head });
+    }
+    Ok(())
 }
 
 /// A layout found at run time (a version newer than this tracer) must

@@ -38,6 +38,11 @@ pub enum LayoutError {
          kernel sections are still reported"
     )]
     NotValidated { minor: u32, why: String },
+    #[error(
+        "not a CPython runtime: _PyRuntime's interpreter list points to {head:#x}, which this \
+         process has not mapped (a program that only looks like Python)"
+    )]
+    NotARuntime { head: u64 },
 }
 
 /// How the frame's instruction position is stored.

@@ -42,6 +42,11 @@ pub struct ThreadUpdate {
 /// as uwsgi does).
 const EAGER_SEARCH_FOR: Duration = Duration::from_secs(2);
 const LATE_SEARCH_EVERY: Duration = Duration::from_secs(1);
+/// A node-wide trace looks at every process on the host, most of them not
+/// Python: a new program is looked at as it starts, then less and less
+/// often (when half its age has passed since the last look: about ten
+/// looks in its first two seconds), then every ten seconds.
+const PATIENT_LATE_SEARCH_EVERY: Duration = Duration::from_secs(10);
 
 pub struct PythonProcess {
     pid: u32,
@@ -58,6 +63,8 @@ pub struct PythonProcess {
     /// When the process appeared or last exec'd, and was last searched.
     since: Instant,
     last_search: Option<Instant>,
+    /// A node-wide trace's search (see [`PATIENT_LATE_SEARCH_EVERY`]).
+    patient: bool,
     /// The process has exited: nothing to refresh, its symbols stay for
     /// the events still in the ring buffer.
     exited: bool,
@@ -118,6 +125,7 @@ impl PythonProcess {
             census: None,
             since: Instant::now(),
             last_search: None,
+            patient: false,
             exited: false,
             pthreads: HashMap::new(),
             names: HashMap::new(),
@@ -529,10 +537,28 @@ impl PythonProcess {
     }
 
     fn should_search(&self) -> bool {
-        self.since.elapsed() < EAGER_SEARCH_FOR
-            || self
-                .last_search
-                .is_none_or(|last| last.elapsed() >= LATE_SEARCH_EVERY)
+        let age = self.since.elapsed();
+        let Some(last) = self.last_search else {
+            return true;
+        };
+        match (age < EAGER_SEARCH_FOR, self.patient) {
+            (true, false) => true,
+            (true, true) => last.elapsed() >= age / 2,
+            (false, false) => last.elapsed() >= LATE_SEARCH_EVERY,
+            (false, true) => last.elapsed() >= PATIENT_LATE_SEARCH_EVERY,
+        }
+    }
+
+    /// A node-wide trace's search: see [`PATIENT_LATE_SEARCH_EVERY`].
+    /// `running`: the process ran before the trace began (its program is
+    /// not starting now: one look, then the late looks).
+    pub fn be_patient(&mut self, running: bool) {
+        self.patient = true;
+        if running {
+            self.since = Instant::now()
+                .checked_sub(EAGER_SEARCH_FOR)
+                .unwrap_or(self.since);
+        }
     }
 
     /// Finds the interpreter if not yet known, then re-reads its thread

@@ -15,8 +15,11 @@ use super::{
 use crate::frame::Frame;
 
 pub struct PythonTree {
-    /// The traced target.
-    root: u32,
+    /// The traced target (none in a node-wide trace).
+    root: Option<u32>,
+    /// A node-wide trace: most processes are not Python, and are looked
+    /// at less often (see `PythonProcess::be_patient`).
+    node_wide: bool,
     read_stack_every: u32,
     /// By pid (a reused pid replaces the exited process it names).
     processes: BTreeMap<u32, PythonProcess>,
@@ -38,8 +41,25 @@ const MIN_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl PythonTree {
     pub fn new(root: u32, read_stack_every: u32) -> Self {
-        let mut tree = Self {
-            root,
+        let mut tree = Self::empty(read_stack_every);
+        tree.root = Some(root);
+        tree.add(root);
+        tree
+    }
+
+    /// A node-wide trace's: no root; the processes running when it starts
+    /// are added with [`Self::add`], later ones as they fork and exec.
+    pub fn node_wide(read_stack_every: u32) -> Self {
+        Self {
+            node_wide: true,
+            ..Self::empty(read_stack_every)
+        }
+    }
+
+    fn empty(read_stack_every: u32) -> Self {
+        Self {
+            root: None,
+            node_wide: false,
             read_stack_every,
             processes: BTreeMap::new(),
             order: Vec::new(),
@@ -47,18 +67,23 @@ impl PythonTree {
             not_python: HashSet::new(),
             last_tick: std::time::Instant::now(),
             forked_from: Default::default(),
-        };
-        tree.add(root);
-        tree
+        }
     }
 
     /// A process that is traced now (the target, or a descendant that
     /// already ran when the trace started): looked at on the next refresh.
     pub fn add(&mut self, pid: u32) {
-        self.insert(PythonProcess::new(pid, self.read_stack_every));
+        let mut process = PythonProcess::new(pid, self.read_stack_every);
+        if self.node_wide {
+            process.be_patient(true);
+        }
+        self.insert(process);
     }
 
-    fn insert(&mut self, process: PythonProcess) {
+    fn insert(&mut self, mut process: PythonProcess) {
+        if self.node_wide {
+            process.be_patient(false);
+        }
         let pid = process.pid();
         if self.processes.insert(pid, process).is_none() {
             self.order.push(pid);
@@ -92,7 +117,8 @@ impl PythonTree {
         self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
             Some(process) => process.on_exec(exec_ns, &mut self.not_python),
-            None => self.add(pid),
+            // A process taken in as it execs (node-wide): its program starts now.
+            None => self.insert(PythonProcess::new(pid, self.read_stack_every)),
         }
     }
 
@@ -274,10 +300,14 @@ impl PythonTree {
     /// target when it runs Python (or an interpreter the tracer cannot
     /// sample), else the first process found running Python (the target
     /// may be a wrapper: `sh -c`, `unshare`, a supervisor), else the target.
-    pub fn main(&self) -> &PythonProcess {
-        let root = &self.processes[&self.root];
-        if !matches!(root.discovery(), super::Discovery::Searching(_)) {
-            return root;
+    /// A node-wide trace has no target: the first process found running
+    /// Python, if any.
+    pub fn main(&self) -> Option<&PythonProcess> {
+        let root = self.root.and_then(|root| self.processes.get(&root));
+        if let Some(root) = root
+            && !matches!(root.discovery(), super::Discovery::Searching(_))
+        {
+            return Some(root);
         }
         self.processes()
             .find(|p| p.ready().is_some())
@@ -285,6 +315,11 @@ impl PythonTree {
                 self.processes()
                     .find(|p| matches!(p.discovery(), super::Discovery::Failed(_, Some(_))))
             })
-            .unwrap_or(root)
+            .or(root)
+    }
+
+    /// Whether this is a node-wide trace's tree (no root).
+    pub fn is_node_wide(&self) -> bool {
+        self.node_wide
     }
 }

@@ -142,6 +142,11 @@ impl Finding {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Target {
+    /// A node-wide trace's scope: `all`, `cgroup PATH`, `container NAME`
+    /// (`null`: `--pid` or a launched command). With `all` and `cgroup`
+    /// there is no one target process: `pid` is 0.
+    #[serde(default)]
+    pub scope: Option<String>,
     /// Host pid (the tracer's pid namespace).
     pub pid: u32,
     /// The pid it has in its own pid namespace (the last `NSpid` entry of

@@ -179,11 +179,26 @@ fn header(out: &mut String, report: &Report) {
         Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
         _ => String::new(),
     };
-    let _ = writeln!(
-        out,
-        "tracer report for {} (pid {}{ns}){argv}",
-        t.comm, t.pid
-    );
+    match t.scope.as_deref() {
+        Some("all") => out.push_str("tracer report for every process on this host\n"),
+        Some(scope) if t.pid == 0 => {
+            let _ = writeln!(out, "tracer report for the processes of {scope}");
+        }
+        Some(scope) => {
+            let _ = writeln!(
+                out,
+                "tracer report for {scope}: {} (pid {}{ns}){argv}",
+                t.comm, t.pid
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "tracer report for {} (pid {}{ns}){argv}",
+                t.comm, t.pid
+            );
+        }
+    }
     let ended = match (t.exit_code, &t.exit_signal) {
         (Some(code), _) => format!(", exited with code {code}"),
         (None, Some(signal)) => format!(", killed by {signal}"),
@@ -254,6 +269,7 @@ mod tests {
                 exit_code: Some(0),
                 exit_signal: None,
                 exit_signo: None,
+                scope: None,
             },
             duration_s: 1.25,
             stopped: "target exited".into(),

@@ -38,10 +38,14 @@ fn interpreter_line(report: &Report) -> Option<String> {
     if let Some(root) = &p.root {
         let _ = write!(line, " in root {root}");
     }
-    if let Some(pid) = p.pid
-        && pid != report.target.pid
-    {
-        let _ = write!(line, ", in child pid {pid}");
+    match p.pid {
+        Some(pid) if report.target.pid == 0 => {
+            let _ = write!(line, ", in pid {pid}");
+        }
+        Some(pid) if pid != report.target.pid => {
+            let _ = write!(line, ", in child pid {pid}");
+        }
+        _ => {}
     }
     Some(line)
 }
