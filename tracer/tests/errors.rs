@@ -118,7 +118,7 @@ fn bad_usage_exits_2() {
     }
     let output = tracer(&["--quiet"]);
     assert!(
-        stderr_of(&output).contains("give a process to trace"),
+        stderr_of(&output).contains("give what to trace: --pid PID"),
         "{}",
         stderr_of(&output)
     );
