@@ -334,6 +334,12 @@ pub fn thread_ids(pid: u32) -> HashMap<u32, u32> {
         .collect()
 }
 
+/// The text of `/proc/PID/cgroup`: one `ID:CONTROLLERS:PATH` line per
+/// hierarchy (`0::PATH` for cgroup v2), `None` when the process is gone.
+pub fn cgroup(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()
+}
+
 /// The directory the process sees as `/` (a chroot, a container), when it
 /// is not the tracer's `/`.
 pub fn root(pid: u32) -> Option<String> {
@@ -489,6 +495,8 @@ mod tests {
         assert!(self::threads(me).contains(&me));
         assert!(!cmdline(me).unwrap().is_empty());
         assert!(pids().contains(&me));
+        assert!(cgroup(me).is_some_and(|text| text.lines().count() >= 1));
+        assert_eq!(cgroup(u32::MAX - 1), None);
     }
 
     #[test]
