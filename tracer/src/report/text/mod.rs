@@ -179,9 +179,13 @@ fn header(out: &mut String, report: &Report) {
         Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
         _ => String::new(),
     };
+    let container = report
+        .container_of(t.pid)
+        .map(|c| format!(" in container {}", c.describe()))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "tracer report for {} (pid {}{ns}){argv}",
+        "tracer report for {} (pid {}{ns}){container}{argv}",
         t.comm, t.pid
     );
     let ended = match (t.exit_code, &t.exit_signal) {
@@ -321,6 +325,7 @@ mod tests {
                 ns_pid: Some(1),
                 ppid: 4241,
                 comm: "python3.13".into(),
+                container: Some(crate::report::fixtures::container()),
                 ..Default::default()
             },
             crate::report::ProcessInfo {
@@ -328,12 +333,23 @@ mod tests {
                 ns_pid: None,
                 ppid: 4242,
                 comm: "true".into(),
+                container: Some(crate::report::fixtures::container()),
                 ..Default::default()
             },
         ];
         let text = render(&report, None);
         assert!(
-            text.contains("tracer report for python3.13 (pid 4242, pid 1 in its pid namespace)"),
+            text.contains(
+                "tracer report for python3.13 (pid 4242, pid 1 in its pid namespace) in \
+                 container tr-probe (podman 88f77ad08040)"
+            ),
+            "{text}"
+        );
+        // Beside the process; not again for its child in the same container.
+        assert_eq!(
+            text.matches("\n                   container tr-probe (podman 88f77ad08040)\n")
+                .count(),
+            1,
             "{text}"
         );
         assert!(text.contains("\n   pid  ns pid  ppid  comm"), "{text}");
@@ -342,9 +358,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\n  4250       -  4242  true"), "{text}");
-        // Outside a namespace: one pid, no extra column.
+        // Outside a namespace (and a container): one pid, no extra column.
         report.target.ns_pid = Some(4242);
         report.processes[0].ns_pid = Some(4242);
+        report.processes[0].container = None;
         let text = render(&report, None);
         assert!(text.contains("(pid 4242)\n"), "{text}");
         assert!(!text.contains("ns pid"), "{text}");
