@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod btf;
 pub mod cli;
+pub mod containers;
 pub mod continuous;
 pub mod events;
 pub mod files;

@@ -536,6 +536,8 @@ mod tests {
         assert!(self::threads(me).contains(&me));
         assert!(!cmdline(me).unwrap().is_empty());
         assert!(pids().contains(&me));
+        assert!(cgroup(me).is_some_and(|text| text.lines().count() >= 1));
+        assert_eq!(cgroup(u32::MAX - 1), None);
     }
 
     #[test]

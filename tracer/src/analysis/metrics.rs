@@ -15,9 +15,13 @@ use tracer_common::{ReadKey, ReadStats, ThreadStats};
 
 use super::{processes, reads::FileTable, signals};
 use crate::{
+    containers::Containers,
     events::Event,
     python::PythonTree,
-    report::metrics::{Histogram, Metrics, OTHER, ReadSeries},
+    report::{
+        Container,
+        metrics::{Histogram, Metrics, OTHER, ReadSeries},
+    },
 };
 
 /// Series per labelled family (a histogram series is its 10 lines).
@@ -104,6 +108,10 @@ pub struct Live {
     samples: Bounded<(u32, String), u64>,
     /// Parent of every process seen forked or adopted.
     parents: HashMap<u32, u32>,
+    /// The container of each process in one, known or with a series (its
+    /// labels): read when it was adopted, forked or exec'd.
+    in_containers: HashMap<u32, Container>,
+    containers: Containers,
     /// Exited, not reaped: pid -> (exit time if seen, parent, its pid
     /// in its own namespace if known).
     zombies: HashMap<u32, (Option<u64>, u32, Option<u32>)>,
@@ -148,6 +156,8 @@ impl Live {
             signals: BTreeMap::new(),
             samples: Bounded::new(MAX_FUNCTION_SERIES),
             parents: HashMap::new(),
+            in_containers: HashMap::new(),
+            containers: Containers::default(),
             zombies: HashMap::new(),
             zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
             exited_threads: Vec::new(),
@@ -159,6 +169,19 @@ impl Live {
 
     pub fn on_process(&mut self, pid: u32, parent: u32) {
         self.parents.insert(pid, parent);
+        // Gone already: its parent's.
+        let container = match self.containers.read(pid) {
+            Some(now) => now,
+            None => self.in_containers.get(&parent).cloned(),
+        };
+        self.set_container(pid, container);
+    }
+
+    fn set_container(&mut self, pid: u32, container: Option<Container>) {
+        match container {
+            Some(c) => self.in_containers.insert(pid, c),
+            None => self.in_containers.remove(&pid),
+        };
     }
 
     /// A child that was a zombie before tracing started.
@@ -261,6 +284,12 @@ impl Live {
                 ..
             } => self.on_exit(tgid, tid, group_dead, ts_ns, ns_pid),
             Event::ProcessFreed { pid, ts_ns } => self.on_freed(pid, ts_ns),
+            // `podman exec`: a program that joined a container.
+            Event::ProcessExec { tgid, .. } => {
+                if let Some(now) = self.containers.read(tgid) {
+                    self.set_container(tgid, now);
+                }
+            }
             Event::WaitDone(w) if processes::reap_status(&w).is_some() => {
                 self.on_wait_reaped(w.tgid, w.pid, w.ts_ns);
             }
@@ -371,6 +400,14 @@ impl Live {
         }
         let gone: HashSet<u32> = pids.iter().copied().collect();
         self.reads_seen.retain(|key, _| !gone.contains(&key.tgid));
+        if !self.in_containers.is_empty() {
+            // Kept while a series has the pid: its labels must not change.
+            let labelled = self.series_pids();
+            let (parents, zombies) = (&self.parents, &self.zombies);
+            self.in_containers.retain(|pid, _| {
+                parents.contains_key(pid) || zombies.contains_key(pid) || labelled.contains(pid)
+            });
+        }
         Forget {
             tids,
             pids,
@@ -415,6 +452,21 @@ impl Live {
         forget
     }
 
+    /// The pids of every per-process series.
+    fn series_pids(&self) -> HashSet<u32> {
+        let reads = self.reads.series.keys().map(|k| k.0);
+        let sizes = self.request_sizes.series.keys().map(|k| k.0);
+        let switches = self.switches.series.keys().copied();
+        let samples = self.samples.series.keys().map(|k| k.0);
+        let parents = self.zombies.values().map(|z| z.1);
+        reads
+            .chain(sizes)
+            .chain(switches)
+            .chain(samples)
+            .chain(parents)
+            .collect()
+    }
+
     /// The (tgid, file id) of every read row kept.
     pub fn files_read(&self) -> HashSet<(u32, u64)> {
         self.reads_seen
@@ -426,10 +478,12 @@ impl Live {
     /// How much it holds, for `RUST_LOG=debug`.
     pub fn sizes(&self) -> String {
         format!(
-            "{} read rows, {} threads, {} parents, {} zombies, {}+{}+{}+{} series",
+            "{} read rows, {} threads, {} parents, {} in containers, {} zombies, \
+             {}+{}+{}+{} series",
             self.reads_seen.len(),
             self.threads_seen.len(),
             self.parents.len(),
+            self.in_containers.len(),
             self.zombies.len(),
             self.reads.series.len(),
             self.request_sizes.series.len(),
@@ -499,6 +553,13 @@ impl Live {
             .collect();
         python_samples.sort();
         python_samples.push((OTHER.into(), OTHER.into(), self.samples.other));
+        let labelled = self.series_pids();
+        let containers = self
+            .in_containers
+            .iter()
+            .filter(|(p, _)| labelled.contains(p))
+            .map(|(p, c)| (pid(*p), c.clone()))
+            .collect();
         Metrics {
             reads,
             request_sizes,
@@ -508,6 +569,7 @@ impl Live {
             zombie_seconds: self.zombie_seconds.clone(),
             python_samples,
             events_lost: self.events_lost,
+            containers,
         }
     }
 }
@@ -530,6 +592,45 @@ mod tests {
         assert_eq!(family.series.get(&3).map(|s| s.0), Some(2));
         assert!(!family.series.contains_key(&1));
         assert_eq!(family.series.get(&2).map(|s| s.0), Some(6));
+    }
+
+    #[test]
+    fn container_labels_last_as_long_as_their_series() {
+        const ID: &str = "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a";
+        let mut live = Live::new();
+        let roots = crate::containers::state::Roots {
+            storage: Vec::new(),
+            docker: "/nonexistent".into(),
+            containerd: "/nonexistent".into(),
+        };
+        // 500 and 501 in the container (501 gone when read: its parent's).
+        live.containers = Containers::new(roots, |pid| {
+            (pid == 500).then(|| format!("0::/system.slice/docker-{ID}.scope\n"))
+        });
+        live.on_process(500, 1);
+        live.on_process(501, 500);
+        let files = FileTable::default();
+        let switched = ThreadStats {
+            tgid: 500,
+            voluntary: 3,
+            ..ThreadStats::default()
+        };
+        live.fold(&[], &[(500, switched)], &files, &HashSet::new());
+        let metrics = live.snapshot();
+        assert_eq!(metrics.containers["500"].runtime, "docker");
+        // 501 has no series: not in the figures.
+        assert_eq!(metrics.containers.len(), 1);
+        assert_eq!(live.in_containers[&501].id, ID);
+        for pid in [500, 501] {
+            live.on_exit(pid, pid, true, 1, None);
+            live.on_freed(pid, 2);
+        }
+        for _ in 0..=GRACE_FOLDS {
+            live.fold(&[], &[], &files, &HashSet::new());
+        }
+        // 500's series remains, labelled as before; 501 is forgotten.
+        assert!(live.snapshot().containers.contains_key("500"));
+        assert!(!live.in_containers.contains_key(&501));
     }
 
     #[test]

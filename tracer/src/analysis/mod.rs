@@ -480,6 +480,9 @@ impl Collector {
         let mut sched = sched::summarize(&maps.threads, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);
         let mut python = self.python_section(&maps, &ending, &mut reads);
+        for row in &mut python.processes {
+            row.container = self.processes.container_of(row.pid);
+        }
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
         if let Some(tree) = &self.python {
@@ -623,11 +626,14 @@ impl Collector {
 
     /// The report of `--dump`: the target, its interpreters and every
     /// Python thread's stack as it is now.
-    pub fn finish_dump(self) -> Report {
+    pub fn finish_dump(mut self) -> Report {
         let mut python = match &self.python {
             Some(tree) => self.profile.section(tree, &[], 0),
             None => python::disabled("no Python process"),
         };
+        for row in &mut python.processes {
+            row.container = self.processes.container_of(row.pid);
+        }
         python.threads_at_start = self.threads_at_start;
         Report {
             schema_version: SCHEMA_VERSION,

@@ -14,11 +14,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::{
     analysis::signals::{self, signal_name},
+    containers::Containers,
     events::{SignalGenerated, WaitDone, WaitSyscall},
     frame::Frame,
     procfs::FoundZombie,
     report::{
-        EventStack, Finding, ProcessInfo, Report, Target, Zombie, format::duration, spawned_line,
+        Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie, format::duration,
+        spawned_line,
     },
 };
 
@@ -66,6 +68,9 @@ struct Proc {
     sigchld: Option<(u64, String, u32)>,
     /// The parent's Python stack at the fork, innermost first.
     spawned_from: Option<Vec<Frame>>,
+    /// Read when it became known (adopted, forked, exec'd); a process gone
+    /// before it could be read keeps its parent's.
+    container: Option<Container>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,6 +111,7 @@ pub struct ProcessTable {
     /// Child pid (or thread id) -> the Python stack that forked it, until
     /// its fork record arrives (the stack is sent just before it).
     pending_spawns: HashMap<u32, Vec<Frame>>,
+    containers: Containers,
 }
 
 impl ProcessTable {
@@ -119,6 +125,9 @@ impl ProcessTable {
         if p.ns_pid.is_none() {
             p.ns_pid = crate::procfs::ns_pid(pid);
         }
+        if p.container.is_none() {
+            p.container = self.containers.of_pid(pid);
+        }
         p.ppid = ppid;
         p.threads += threads;
         p.root = true;
@@ -127,6 +136,15 @@ impl ProcessTable {
         }
         if p.argv.is_empty() {
             p.argv = argv.to_vec();
+        }
+    }
+
+    /// The container of process `pid`: as recorded when it became known,
+    /// else as /proc says now.
+    pub fn container_of(&mut self, pid: u32) -> Option<Container> {
+        match self.procs.get(&pid) {
+            Some(p) => p.container.clone(),
+            None => self.containers.of_pid(pid),
         }
     }
 
@@ -144,6 +162,7 @@ impl ProcessTable {
             ..Proc::default()
         });
         p.ns_pid = crate::procfs::ns_pid(pid);
+        p.container = self.containers.of_pid(pid);
         p.ppid = ppid;
         p.threads += threads;
         p.comm = comm.to_owned();
@@ -192,11 +211,14 @@ impl ProcessTable {
             }
             return;
         }
-        let argv = self
-            .procs
-            .get(&parent_tgid)
-            .map(|p| p.argv.clone())
-            .unwrap_or_default();
+        let parent = self.procs.get(&parent_tgid);
+        let argv = parent.map(|p| p.argv.clone()).unwrap_or_default();
+        // Usually its parent's; read, as a runtime moves its children into
+        // the container's cgroup.
+        let container = match self.containers.read(child) {
+            Some(now) => now,
+            None => parent.and_then(|p| p.container.clone()),
+        };
         if let Some(old) = self.procs.remove(&child) {
             self.retired.push(old);
         }
@@ -209,6 +231,7 @@ impl ProcessTable {
                 argv,
                 start_ns: Some(ts_ns),
                 spawned_from,
+                container,
                 ..Proc::default()
             },
         );
@@ -233,6 +256,10 @@ impl ProcessTable {
         });
         p.comm = comm.to_owned();
         p.exec_ns = Some(ts_ns);
+        // `podman exec` and `docker exec` run a program that joined the container.
+        if let Some(now) = self.containers.read(tgid) {
+            p.container = now;
+        }
         if !argv.is_empty() {
             if truncated {
                 argv.push("...".into());
@@ -406,7 +433,7 @@ impl ProcessTable {
                         .iter()
                         .map(|frames| EventStack::new(frames.clone(), 1))
                         .collect(),
-                    container: None,
+                    container: p.container.clone(),
                 });
             }
             let Some(exit_ns) = p.exit_ns else { continue };
@@ -647,6 +674,43 @@ mod tests {
         assert_eq!(waitid_status(CLD_KILLED, 9), Some(9));
         assert_eq!(waitid_status(CLD_DUMPED, 6), Some(6 | 0x80));
         assert_eq!(waitid_status(5, 19), None);
+    }
+
+    #[test]
+    fn each_process_keeps_the_container_it_was_read_in() {
+        const ID: &str = "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a";
+        // 10 on the host; 20 and 22 in the container; 21 gone when read.
+        let cgroup = |pid| match pid {
+            10 => Some("0::/\n".to_owned()),
+            20 | 22 => Some(format!("0::/libpod_parent/libpod-{ID}\n")),
+            _ => None,
+        };
+        let roots = crate::containers::state::Roots {
+            storage: Vec::new(),
+            docker: "/nonexistent".into(),
+            containerd: "/nonexistent".into(),
+        };
+        let mut t = ProcessTable {
+            containers: Containers::new(roots, cgroup),
+            ..ProcessTable::default()
+        };
+        t.add_root(20, 1, "python3", &[], 0);
+        t.add_root(10, 1, "python3", &[], 0);
+        t.on_fork(20, 21, false, 5, "python3");
+        t.on_exec(21, 6, "sh", Vec::new(), false);
+        // A runtime's child, moved into the container before exec.
+        t.on_fork(10, 22, false, 7, "runc");
+        t.on_exec(10, 8, "python3", Vec::new(), false);
+        assert_eq!(t.container_of(20).map(|c| c.runtime), Some("podman".into()));
+        let (procs, _) = t.finish(100, 0, |_| None, |_| false, |_| None);
+        let id = |pid| {
+            let p = procs.iter().find(|p| p.pid == pid).unwrap();
+            p.container.as_ref().map(|c| c.id.as_str())
+        };
+        assert_eq!(
+            (id(10), id(20), id(21), id(22)),
+            (None, Some(ID), Some(ID), Some(ID))
+        );
     }
 
     #[test]

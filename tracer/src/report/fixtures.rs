@@ -37,6 +37,16 @@ pub fn zombie(pid: u32, ppid: u32, ns: u64, how: &str) -> Zombie {
     }
 }
 
+/// podman's container `tr-probe`.
+pub fn container() -> super::Container {
+    super::Container {
+        id: "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a".into(),
+        runtime: "podman".into(),
+        name: Some("tr-probe".into()),
+        ..Default::default()
+    }
+}
+
 /// A worker (pid 812) that never waits: 37 zombies still there at the end,
 /// one reaped, and a child killed by SIGKILL.
 pub fn worker_report() -> Report {

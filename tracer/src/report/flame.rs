@@ -3,10 +3,11 @@
 //! them with `inferno`. A frame is a function: its qualified name and its
 //! file (`work (/srv/a.py)`), so functions of the same name in two files
 //! stay apart, and the same function on different lines is one frame, as in
-//! py-spy's default view. When several processes were sampled, each gets a
-//! root frame of its own (`python3.11 (pid 42)`) unless they are merged; a
-//! stack cut at the walk's bound gets a `[truncated]` frame where its
-//! missing outermost frames would be.
+//! py-spy's default view. When several processes were sampled, or one in a
+//! container, each gets a root frame of its own (`python3.11 (pid 42)`,
+//! `python3.14 (pid 43) in container web (podman 88f77ad08040)`) unless
+//! they are merged; a stack cut at the walk's bound gets a `[truncated]`
+//! frame where its missing outermost frames would be.
 
 use std::collections::BTreeMap;
 
@@ -51,10 +52,15 @@ fn process_roots(report: &Report, roots: Roots) -> BTreeMap<u32, String> {
         .iter()
         .filter(|p| p.samples > 0)
         .collect();
-    if roots == Roots::Merged || sampled.len() < 2 {
+    // One process has a root frame of its own only to say its container.
+    let in_container = sampled.iter().any(|p| p.container.is_some());
+    if roots == Roots::Merged || (sampled.len() < 2 && !in_container) {
         return BTreeMap::new();
     }
-    sampled.iter().map(|p| (p.pid, clean(&p.label()))).collect()
+    sampled
+        .iter()
+        .map(|p| (p.pid, clean(&p.label_in_container())))
+        .collect()
 }
 
 pub fn folded(report: &Report, roots: Roots) -> String {
@@ -239,12 +245,25 @@ mod tests {
             folded(&report, Roots::PerProcess),
             "main (/w.py);work (/w.py) 5\n"
         );
+        // Unless it is in a container: the root frame says which.
+        report.python.processes[0].container = Some(crate::report::fixtures::container());
+        assert_eq!(
+            folded(&report, Roots::PerProcess),
+            "main (/w.py);work (/w.py) 2\n\
+             python3.11 (pid 10) in container tr-probe (podman 88f77ad08040);main (/w.py);work (/w.py) 3\n"
+        );
+        let speedscope: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();
+        assert_eq!(
+            speedscope["profiles"][0]["name"],
+            "python3.11 (pid 10) in container tr-probe (podman 88f77ad08040) thread 10"
+        );
     }
 }
 
 /// The sampled stacks as a speedscope profile (https://www.speedscope.app,
 /// "sampled" profiles, one per thread, named after the thread and, when
-/// several were sampled, its process; frames are function, file and line).
+/// several were sampled or one in a container, its process and container;
+/// frames are function, file and line).
 /// Samples are in the order they were taken, each weighing the CPU time it
 /// stands for (1 / rate), so speedscope's "Time Order" view is the thread's
 /// CPU time from left to right; when the run took more samples than are

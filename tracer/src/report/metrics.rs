@@ -3,12 +3,16 @@
 //! encoded by the Prometheus project's `prometheus-client` crate
 //! (OpenMetrics text, which Prometheus scrapes).
 
+use std::collections::BTreeMap;
+
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _, MetricEncoder, NoLabelSet},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
+
+use super::Container;
 
 /// The label value of the series that gathers what does not fit the bound.
 pub const OTHER: &str = "other";
@@ -31,6 +35,9 @@ pub struct Metrics {
     pub python_samples: Vec<(String, String, u64)>,
     /// Everything the kernel side could not record, and records not decoded.
     pub events_lost: u64,
+    /// The container of each pid above that is in one: its series get
+    /// its labels (one container per pid, so no more series).
+    pub containers: BTreeMap<String, Container>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -183,14 +190,48 @@ impl Metrics {
             zombie_seconds: self.zombie_seconds.since(Some(&before.zombie_seconds)),
             python_samples,
             events_lost: self.events_lost.saturating_sub(before.events_lost),
+            containers: self.containers.clone(),
         }
     }
+}
+
+/// The labels of a per-process series: `pid`, then its container's
+/// (`container_id`, `container_name`, `pod_uid`, `pod`, `namespace`;
+/// those not known are left out).
+fn process_labels(m: &Metrics, pid: &str) -> Labels {
+    let mut labels: Labels = vec![("pid", pid.to_owned())];
+    if let Some(c) = m.containers.get(pid) {
+        labels.push(("container_id", c.id.clone()));
+        let known = [
+            ("container_name", &c.name),
+            ("pod_uid", &c.pod_uid),
+            ("pod", &c.pod),
+            ("namespace", &c.namespace),
+        ];
+        for (label, value) in known {
+            if let Some(value) = value {
+                labels.push((label, value.clone()));
+            }
+        }
+    }
+    labels
 }
 
 /// `--every`: the figures as a window report's JSON, the families under
 /// the names and labels of the exposition.
 pub fn window_json(m: &Metrics) -> serde_json::Value {
     use serde_json::json;
+    // A per-process entry: its pid's labels, then its own fields.
+    let process = |pid: &str, fields: serde_json::Value| {
+        let mut entry: serde_json::Map<String, serde_json::Value> = process_labels(m, pid)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        if let serde_json::Value::Object(fields) = fields {
+            entry.extend(fields);
+        }
+        serde_json::Value::Object(entry)
+    };
     let histogram = |h: &Histogram| {
         json!({
             "bounds": h.bounds,
@@ -200,22 +241,26 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
         })
     };
     json!({
-        "read_syscalls_and_bytes": m.reads,
+        "read_syscalls_and_bytes": m.reads.iter().map(|r| {
+            process(&r.pid, json!({
+                "path": r.path, "fs": r.fs, "syscalls": r.syscalls, "bytes": r.bytes
+            }))
+        }).collect::<Vec<_>>(),
         "read_request_bytes": m.request_sizes.iter().map(|(pid, fs, h)| {
-            json!({"pid": pid, "fs": fs, "histogram": histogram(h)})
+            process(pid, json!({"fs": fs, "histogram": histogram(h)}))
         }).collect::<Vec<_>>(),
         "context_switches": m.switches.iter().map(|(pid, voluntary, involuntary)| {
-            json!({"pid": pid, "voluntary": voluntary, "involuntary": involuntary})
+            process(pid, json!({"voluntary": voluntary, "involuntary": involuntary}))
         }).collect::<Vec<_>>(),
         "signals": m.signals.iter().map(|(signal, event, n)| {
             json!({"signal": signal, "event": event, "count": n})
         }).collect::<Vec<_>>(),
         "zombies_now": m.zombies.iter().map(|(pid, n)| {
-            json!({"pid": pid, "zombies": n})
+            process(pid, json!({"zombies": n}))
         }).collect::<Vec<_>>(),
         "zombie_seconds": histogram(&m.zombie_seconds),
         "python_samples": m.python_samples.iter().map(|(pid, function, n)| {
-            json!({"pid": pid, "function": function, "samples": n})
+            process(pid, json!({"function": function, "samples": n}))
         }).collect::<Vec<_>>(),
         "events_lost": m.events_lost,
     })
@@ -239,13 +284,12 @@ type Labels = Vec<(&'static str, String)>;
 impl Collector for Encoded {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let m = &self.0;
-        let reads = |r: &ReadSeries| -> Labels {
-            vec![
-                ("pid", r.pid.clone()),
-                ("path", r.path.clone()),
-                ("fs", r.fs.clone()),
-            ]
+        let process = |pid: &str, more: &[(&'static str, &str)]| -> Labels {
+            let mut labels = process_labels(m, pid);
+            labels.extend(more.iter().map(|&(k, v)| (k, v.to_owned())));
+            labels
         };
+        let reads = |r: &ReadSeries| process(&r.pid, &[("path", &r.path), ("fs", &r.fs)]);
         counters(
             &mut encoder,
             "tracer_read_syscalls",
@@ -266,7 +310,7 @@ impl Collector for Encoded {
             MetricType::Histogram,
         )?;
         for (pid, fs, histogram) in &m.request_sizes {
-            let labels: Labels = vec![("pid", pid.clone()), ("fs", fs.clone())];
+            let labels = process(pid, &[("fs", fs)]);
             histogram.encode(family.encode_family(&labels)?)?;
         }
         counters(
@@ -276,14 +320,8 @@ impl Collector for Encoded {
              (it slept) or involuntary (it was preempted)",
             m.switches.iter().flat_map(|(pid, voluntary, involuntary)| {
                 [
-                    (
-                        vec![("pid", pid.clone()), ("kind", "voluntary".into())],
-                        *voluntary,
-                    ),
-                    (
-                        vec![("pid", pid.clone()), ("kind", "involuntary".into())],
-                        *involuntary,
-                    ),
+                    (process(pid, &[("kind", "voluntary")]), *voluntary),
+                    (process(pid, &[("kind", "involuntary")]), *involuntary),
                 ]
             }),
         )?;
@@ -306,7 +344,7 @@ impl Collector for Encoded {
             MetricType::Gauge,
         )?;
         for (pid, n) in &m.zombies {
-            let labels: Labels = vec![("pid", pid.clone())];
+            let labels = process(pid, &[]);
             ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
         }
         let histogram = &m.zombie_seconds;
@@ -321,12 +359,9 @@ impl Collector for Encoded {
             "tracer_python_samples",
             "CPU samples of Python stacks per process and innermost function \
              (the busiest recently; the rest in function=\"other\")",
-            m.python_samples.iter().map(|(pid, function, n)| {
-                (
-                    vec![("pid", pid.clone()), ("function", function.clone())],
-                    *n,
-                )
-            }),
+            m.python_samples
+                .iter()
+                .map(|(pid, function, n)| (process(pid, &[("function", function)]), *n)),
         )?;
         let family = encoder.encode_descriptor(
             "tracer_events_lost",
@@ -378,6 +413,7 @@ mod tests {
             zombie_seconds: Histogram::new(&[1.0]),
             python_samples: vec![("7".into(), "burn".into(), 30)],
             events_lost: 0,
+            containers: BTreeMap::new(),
         };
         let text = prometheus_text(&metrics);
         for line in [
@@ -396,6 +432,35 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_process_in_a_container_has_its_labels() {
+        let mut k8s = super::super::fixtures::container();
+        k8s.pod_uid = Some("0d5c6e6f-83a5-4f2b-9c1d-2e3f4a5b6c7d".into());
+        k8s.pod = Some("web-0".into());
+        k8s.namespace = Some("shop".into());
+        let metrics = Metrics {
+            switches: vec![("7".into(), 5, 2), ("8".into(), 1, 0)],
+            python_samples: vec![("7".into(), "burn".into(), 30)],
+            containers: BTreeMap::from([("7".into(), k8s)]),
+            ..Metrics::default()
+        };
+        let text = prometheus_text(&metrics);
+        let labels = r#"pid="7",container_id="88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a",container_name="tr-probe",pod_uid="0d5c6e6f-83a5-4f2b-9c1d-2e3f4a5b6c7d",pod="web-0",namespace="shop""#;
+        for line in [
+            format!(r#"tracer_context_switches_total{{{labels},kind="voluntary"}} 5"#),
+            format!(r#"tracer_python_samples_total{{{labels},function="burn"}} 30"#),
+            r#"tracer_context_switches_total{pid="8",kind="voluntary"} 1"#.to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        let window = window_json(&metrics);
+        let switches = &window["context_switches"];
+        assert_eq!(switches[0]["container_name"], "tr-probe");
+        assert_eq!(switches[0]["voluntary"], 5);
+        assert!(switches[1].get("container_id").is_none());
+        assert_eq!(window["python_samples"][0]["pod"], "web-0");
     }
 
     #[test]

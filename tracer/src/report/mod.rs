@@ -94,6 +94,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The container of process `pid` (its last row), `None` on the host
+    /// or when it was not traced.
+    pub fn container_of(&self, pid: u32) -> Option<&Container> {
+        let traced = self.processes.iter().rev().find(|p| p.pid == pid);
+        match traced {
+            Some(p) => p.container.as_ref(),
+            None => self
+                .python
+                .processes
+                .iter()
+                .find(|p| p.pid == pid)?
+                .container
+                .as_ref(),
+        }
+    }
+
     /// The name of traced process `pid` (the last one with that pid), "?"
     /// when it was not traced.
     pub fn comm_of(&self, pid: u32) -> String {

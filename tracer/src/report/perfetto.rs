@@ -502,7 +502,11 @@ impl Tables {
 fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
     let mut processes: BTreeMap<u32, (String, Vec<String>)> = BTreeMap::new();
     for p in &report.processes {
-        processes.insert(p.pid, (p.comm.clone(), p.argv.clone()));
+        let name = match &p.container {
+            Some(c) => format!("{} in container {}", p.comm, c.describe()),
+            None => p.comm.clone(),
+        };
+        processes.insert(p.pid, (name, p.argv.clone()));
     }
     processes
         .entry(report.target.pid)
@@ -920,6 +924,32 @@ mod tests {
         let interned = packets[0].interned_data.as_ref().unwrap();
         assert_eq!(interned.frames.len(), 1);
         assert_eq!(interned.frames[0].line_number, Some(3));
+    }
+
+    #[test]
+    fn a_process_track_names_its_container() {
+        let mut report = Report {
+            timeline: Some(timeline()),
+            ..Report::default()
+        };
+        report.processes = vec![crate::report::ProcessInfo {
+            pid: 7,
+            comm: "python3".into(),
+            container: Some(crate::report::fixtures::container()),
+            ..Default::default()
+        }];
+        let names: Vec<String> = packets(&render(&report).unwrap())
+            .iter()
+            .filter_map(|p| {
+                p.track_descriptor
+                    .as_ref()?
+                    .process
+                    .as_ref()?
+                    .process_name
+                    .clone()
+            })
+            .collect();
+        assert!(names.contains(&"python3 in container tr-probe (podman 88f77ad08040)".into()));
     }
 
     #[test]

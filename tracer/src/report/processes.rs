@@ -63,6 +63,28 @@ pub struct Container {
     pub namespace: Option<String>,
 }
 
+impl Container {
+    /// The id as `podman ps` and `docker ps` show it: its first 12 digits.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+
+    /// `tr-probe (podman 88f77ad08040)`, `app in pod shop/web-0
+    /// (containerd 88f77ad08040)`, `88f77ad08040 (docker)` when unnamed.
+    pub fn describe(&self) -> String {
+        let pod = match (&self.pod, &self.namespace, &self.pod_uid) {
+            (Some(pod), Some(ns), _) => format!(" in pod {ns}/{pod}"),
+            (Some(pod), None, _) => format!(" in pod {pod}"),
+            (None, _, Some(uid)) => format!(" in pod {uid}"),
+            (None, _, None) => String::new(),
+        };
+        match &self.name {
+            Some(name) => format!("{name}{pod} ({} {})", self.runtime, self.short_id()),
+            None => format!("{}{pod} ({})", self.short_id(), self.runtime),
+        }
+    }
+}
+
 /// A traced child that exited: how long it was a zombie, who reaped it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Zombie {

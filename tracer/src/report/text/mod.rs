@@ -179,22 +179,20 @@ fn header(out: &mut String, report: &Report) {
         Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
         _ => String::new(),
     };
+    let container = report
+        .container_of(t.pid)
+        .map(|c| format!(" in container {}", c.describe()))
+        .unwrap_or_default();
     match t.scope.as_deref() {
         Some("all") => out.push_str("tracer report for every process on this host\n"),
         Some(scope) if t.pid == 0 => {
             let _ = writeln!(out, "tracer report for the processes of {scope}");
         }
-        Some(scope) => {
+        // `--container`: the container's init, with its container.
+        _ => {
             let _ = writeln!(
                 out,
-                "tracer report for {scope}: {} (pid {}{ns}){argv}",
-                t.comm, t.pid
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "tracer report for {} (pid {}{ns}){argv}",
+                "tracer report for {} (pid {}{ns}){container}{argv}",
                 t.comm, t.pid
             );
         }
@@ -337,6 +335,7 @@ mod tests {
                 ns_pid: Some(1),
                 ppid: 4241,
                 comm: "python3.13".into(),
+                container: Some(crate::report::fixtures::container()),
                 ..Default::default()
             },
             crate::report::ProcessInfo {
@@ -344,12 +343,23 @@ mod tests {
                 ns_pid: None,
                 ppid: 4242,
                 comm: "true".into(),
+                container: Some(crate::report::fixtures::container()),
                 ..Default::default()
             },
         ];
         let text = render(&report, None);
         assert!(
-            text.contains("tracer report for python3.13 (pid 4242, pid 1 in its pid namespace)"),
+            text.contains(
+                "tracer report for python3.13 (pid 4242, pid 1 in its pid namespace) in \
+                 container tr-probe (podman 88f77ad08040)"
+            ),
+            "{text}"
+        );
+        // Beside the process; not again for its child in the same container.
+        assert_eq!(
+            text.matches("\n                   container tr-probe (podman 88f77ad08040)\n")
+                .count(),
+            1,
             "{text}"
         );
         assert!(text.contains("\n   pid  ns pid  ppid  comm"), "{text}");
@@ -358,9 +368,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\n  4250       -  4242  true"), "{text}");
-        // Outside a namespace: one pid, no extra column.
+        // Outside a namespace (and a container): one pid, no extra column.
         report.target.ns_pid = Some(4242);
         report.processes[0].ns_pid = Some(4242);
+        report.processes[0].container = None;
         let text = render(&report, None);
         assert!(text.contains("(pid 4242)\n"), "{text}");
         assert!(!text.contains("ns pid"), "{text}");

@@ -73,6 +73,13 @@ pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>)
             p.argv.join(" "),
         ]);
         table.row(cells);
+        // Said where it changes: a child in its parent's container is not.
+        let parent = procs.iter().rev().find(|q| q.pid == p.ppid);
+        if let Some(c) = &p.container
+            && parent.is_none_or(|q| q.container.as_ref() != Some(c))
+        {
+            table.detail(format!("{DETAIL_INDENT}container {}", c.describe()));
+        }
         if let Some(line) = p
             .python_stacks
             .first()

@@ -47,6 +47,9 @@ fn interpreter_line(report: &Report) -> Option<String> {
         }
         _ => {}
     }
+    if let Some(c) = report.container_of(p.pid.unwrap_or(report.target.pid)) {
+        let _ = write!(line, ", in container {}", c.describe());
+    }
     Some(line)
 }
 
@@ -89,6 +92,9 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             .map(|h| format!("{} {:.1}%", h.qualname, h.self_share))
             .collect();
         table.row(vec![row.label(), thousands(row.samples), top.join(", ")]);
+        if let Some(c) = &row.container {
+            table.detail(format!("      in container {}", c.describe()));
+        }
     }
     table.render(out, width);
     if sampled.len() > SHOWN_PROCESSES {
