@@ -107,7 +107,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     // A pid (cgroup, container) that does not exist is the most common
     // mistake: say so before loading.
     let scope = Scope::of(args)?;
-    let adopted = args.pid.map(Target::attach).transpose()?;
+    let adopted = args
+        .pid
+        .or_else(|| scope.as_ref().and_then(Scope::init))
+        .map(Target::attach)
+        .transpose()?;
     let mut collector = Collector::new(Settings {
         base_ns: events::monotonic_ns(),
         python_rate_hz: (!args.no_python).then_some(args.rate()),
@@ -123,9 +127,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     // "tracing".
     let stop_signals = StopSignals::install()?;
     let (mut target, threads, in_scope) = match (&scope, adopted) {
-        (Some(scope), _) => {
+        (Some(scope), init) => {
             let pids = start::adopt_scope(scope, &mut probes, &mut collector)?;
-            (Target::none(), 0, Some(pids))
+            // `--container`: its init's exit ends the trace.
+            (init.unwrap_or_else(Target::none), 0, Some(pids))
         }
         (None, Some(target)) => {
             let (target, threads) = start::adopt(args, &mut probes, &mut collector, target)?;
@@ -141,10 +146,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         &mut collector,
     )?;
     if let (Some(scope), Some(pids)) = (&scope, &in_scope) {
-        collector.target = crate::report::Target {
-            scope: Some(scope.describe()),
-            ..Default::default()
-        };
+        if target.pid != 0 {
+            start::add_root(args, &target, &mut collector, threads);
+        }
+        collector.target.scope = Some(scope.describe());
         if !args.quiet {
             eprintln!(
                 "tracer: tracing {} ({} processes now); Ctrl-C to stop and print the report",

@@ -8,10 +8,19 @@ use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
 use tracer_common::ScopeConfig;
 
-use crate::procfs;
+use crate::{
+    containers::{self, ContainerError, Running},
+    procfs,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScopeError {
+    #[error("--container: {0}")]
+    Container(#[from] ContainerError),
+    #[error("--container {query}: container {id} exited while it was looked at")]
+    ContainerExited { query: String, id: String },
+    #[error("--container {query}: its processes are in no cgroup this host shows")]
+    ContainerWithoutCgroup { query: String },
     #[error(
         "--cgroup {given}: no such cgroup (no process is in it or below it{v2}); \
          `cat /proc/PID/cgroup` shows a process's"
@@ -88,6 +97,8 @@ pub enum Scope {
     All,
     /// `--cgroup PATH`.
     Cgroup(Cgroup),
+    /// `--container ID|NAME`: its cgroup (the one named after it).
+    Container { running: Box<Running>, cgroup: Cgroup },
 }
 
 impl Scope {
@@ -96,10 +107,46 @@ impl Scope {
         if args.all {
             return Ok(Some(Self::All));
         }
+        if let Some(query) = &args.container {
+            return Self::container(query).map(Some);
+        }
         match &args.cgroup {
             Some(path) => Ok(Some(Self::Cgroup(Cgroup::resolve(path)?))),
             None => Ok(None),
         }
+    }
+
+    fn container(query: &str) -> Result<Self, ScopeError> {
+        let running = containers::lookup(query)?;
+        let path = running
+            .cgroup_v2
+            .clone()
+            .or_else(|| running.cgroup_v1.clone())
+            .ok_or_else(|| ScopeError::ContainerWithoutCgroup {
+                query: query.to_owned(),
+            })?;
+        // Its processes may all have exited since they were listed.
+        let cgroup = Cgroup::resolve(&path).map_err(|_| ScopeError::ContainerExited {
+            query: query.to_owned(),
+            id: running.container.short_id().to_owned(),
+        })?;
+        Ok(Self::Container {
+            running: Box::new(running),
+            cgroup,
+        })
+    }
+
+    /// The process whose exit ends the trace: a container's init (pid 1
+    /// of its pid namespace, else its oldest process).
+    pub fn init(&self) -> Option<u32> {
+        let Self::Container { running, .. } = self else {
+            return None;
+        };
+        let pids = &running.pids;
+        pids.iter()
+            .copied()
+            .find(|&pid| procfs::ns_pid(pid) == Some(1))
+            .or_else(|| pids.iter().copied().min())
     }
 
     /// What the kernel takes in as it execs.
@@ -110,7 +157,7 @@ impl Scope {
         };
         match self {
             Self::All => config.all = 1,
-            Self::Cgroup(cgroup) => {
+            Self::Cgroup(cgroup) | Self::Container { cgroup, .. } => {
                 if let Some((id, level)) = cgroup.v2 {
                     config.cgroup_id = id;
                     config.cgroup_level = level;
@@ -124,7 +171,7 @@ impl Scope {
     pub fn processes(&self) -> Vec<u32> {
         match self {
             Self::All => user_processes(),
-            Self::Cgroup(cgroup) => cgroup.processes(),
+            Self::Cgroup(cgroup) | Self::Container { cgroup, .. } => cgroup.processes(),
         }
     }
 
@@ -133,6 +180,14 @@ impl Scope {
         match self {
             Self::All => "all".into(),
             Self::Cgroup(cgroup) => format!("cgroup {}", cgroup.path),
+            Self::Container { running, .. } => {
+                let container = &running.container;
+                let name = container.name.clone();
+                format!(
+                    "container {}",
+                    name.unwrap_or_else(|| container.short_id().to_owned())
+                )
+            }
         }
     }
 }
