@@ -18,7 +18,9 @@ Examples:
                                          also a timeline of every read, context switch,
                                          signal, fork and sample: open it at ui.perfetto.dev
   sudo tracer --pid 1234 --serve 127.0.0.1:9464
-                                         keep tracing; Prometheus scrapes :9464/metrics
+                                         keep tracing; Prometheus scrapes :9464/metrics, and
+  go tool pprof http://127.0.0.1:9464/debug/pprof/profile?seconds=5
+                                         pulls the next 5 s of Python samples (Parca, Alloy)
   sudo tracer --pid 1234 --every 60 -o /var/log/tracer
                                          keep tracing; a JSON report per minute, the last 24 kept
   sudo tracer --all --duration 30        every process on this host, each Python one sampled
@@ -162,8 +164,9 @@ pub struct Args {
     pub speedscope: Option<PathBuf>,
 
     /// Also write the sampled Python stacks as a gzipped pprof profile to FILE
-    /// (`go tool pprof`, Pyroscope, Parca, Grafana): pid, tid and thread_name
-    /// labels, function / file / line locations
+    /// (`go tool pprof`, Pyroscope, Parca, Grafana): pid, comm, tid,
+    /// thread_name (and container_id, pod_uid) labels, function / file / line
+    /// locations
     #[arg(long, value_name = "FILE.pb.gz")]
     pub pprof: Option<PathBuf>,
 
@@ -178,7 +181,10 @@ pub struct Args {
 
     /// Continuous mode: trace until stopped with bounded memory, serving
     /// Prometheus metrics at http://ADDR/metrics (ADDR: HOST:PORT, or :PORT
-    /// for every address). The report at the end is the final metrics
+    /// for every address), and at http://ADDR/debug/pprof/profile?seconds=N
+    /// a pprof profile of the next N seconds' Python samples, as a Go
+    /// service's (Parca, Grafana Alloy, `go tool pprof`). The report at the
+    /// end is the final metrics
     #[arg(
         long,
         value_name = "ADDR",

@@ -2,8 +2,9 @@
 //! maps are folded into the bounded figures of `analysis::metrics` and
 //! the rows of what ended are forgotten (`Probes::forget`); `--serve`'s
 //! endpoint answers from the exposition published after each fold, and
-//! `--every` writes each window's figures as a JSON report. The loop
-//! knows only [`Continuous`].
+//! from the profile windows it asks for (opened here, closed when their
+//! seconds are up, each one's report sent back); `--every` writes each
+//! window's figures as a JSON report. The loop knows only [`Continuous`].
 
 use std::{
     sync::Arc,
@@ -11,17 +12,18 @@ use std::{
 };
 
 use tokio::{
-    sync::watch,
-    time::{Interval, MissedTickBehavior},
+    sync::{mpsc, oneshot, watch},
+    time::{Instant, Interval, MissedTickBehavior},
 };
+use tracer_common::drops;
 
 use crate::{
     analysis::Collector,
     cli::Args,
     output::{OutputError, WindowDir},
     probes::{ProbeError, Probes},
-    report::metrics::Metrics,
-    serve::ServeError,
+    report::{Report, metrics::Metrics},
+    serve::{Endpoint, ProfileRequest, ServeError},
 };
 
 /// How often `--serve`'s figures are folded from the maps and published.
@@ -44,6 +46,9 @@ pub struct Continuous {
     listener: Option<std::net::TcpListener>,
     /// `--serve`: the latest exposition, for the endpoint.
     publisher: Option<watch::Sender<Arc<String>>>,
+    /// `--serve`: the endpoint's profile requests, and the windows open.
+    profiles: Option<mpsc::Receiver<ProfileRequest>>,
+    open: Vec<Profiling>,
     /// `--every`: the window reports.
     windows: Option<Windows>,
     /// From `start`, in continuous mode.
@@ -56,6 +61,17 @@ pub enum Due {
     Fold,
     /// An `--every` window ended.
     Window,
+    /// The endpoint asks for a profile window.
+    Profile(ProfileRequest),
+    /// A profile window's seconds are up.
+    ProfileEnd,
+}
+
+/// A profile window open for a request.
+struct Profiling {
+    window: u64,
+    ends: Instant,
+    reply: oneshot::Sender<Result<Report, String>>,
 }
 
 /// The continuous mode's tickers.
@@ -83,6 +99,8 @@ impl Continuous {
         Ok(Self {
             listener,
             publisher: None,
+            profiles: None,
+            open: Vec::new(),
             windows,
             clock: None,
         })
@@ -95,15 +113,26 @@ impl Continuous {
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
             // drain (a file's name before its reads).
-            let (publisher, latest) = watch::channel(Arc::new(String::new()));
+            let (publisher, exposition) = watch::channel(Arc::new(String::new()));
             publish(collector, &publisher);
-            tokio::spawn(crate::serve::serve(listener, latest));
+            let (profiles, requests) = mpsc::channel(crate::analysis::capture::MAX_WINDOWS);
+            let endpoint = Endpoint {
+                exposition,
+                profiles,
+            };
+            tokio::spawn(crate::serve::serve(listener, endpoint));
             if !args.quiet
                 && let Some(addr) = args.serve
             {
-                eprintln!("tracer: Prometheus metrics at http://{addr}/metrics");
+                let profiles = if collector.python.is_some() {
+                    format!(", Python CPU profiles at http://{addr}/debug/pprof/profile?seconds=N")
+                } else {
+                    String::new()
+                };
+                eprintln!("tracer: Prometheus metrics at http://{addr}/metrics{profiles}");
             }
             self.publisher = Some(publisher);
+            self.profiles = Some(requests);
         }
         if collector.metrics.is_none() {
             return;
@@ -124,21 +153,25 @@ impl Continuous {
         self.clock.is_some()
     }
 
-    /// The next fold or window end.
+    /// The next fold, window end, profile request or profile window end.
     pub async fn due(&mut self) -> Due {
         let Some(clock) = self.clock.as_mut() else {
             return std::future::pending().await;
         };
+        let profile_end = self.open.iter().map(|p| p.ends).min();
         tokio::select! {
             _ = clock.folds.tick() => Due::Fold,
             _ = clock.windows.tick(), if self.windows.is_some() => Due::Window,
+            request = next_request(&mut self.profiles) => Due::Profile(request),
+            _ = tokio::time::sleep_until(profile_end.unwrap_or_else(Instant::now)),
+                if profile_end.is_some() => Due::ProfileEnd,
         }
     }
 
     /// What is `due`, with every event drained: the maps folded (and the
     /// gone forgotten), then the exposition published or the window
-    /// written. A window that cannot be written (disk full) is said; the
-    /// trace and the next windows go on.
+    /// written; or a profile window opened or closed. A window that cannot
+    /// be written (disk full) is said; the trace and the next windows go on.
     pub fn tick(
         &mut self,
         due: Due,
@@ -146,20 +179,81 @@ impl Continuous {
         collector: &mut Collector,
         pid: u32,
     ) -> Result<(), ContinuousError> {
-        fold(probes, collector)?;
         match due {
             Due::Fold => {
+                fold(probes, collector)?;
                 if let Some(publisher) = &self.publisher {
                     publish(collector, publisher);
                 }
             }
             Due::Window => {
+                fold(probes, collector)?;
                 if let Some(windows) = self.windows.as_mut()
                     && let Err(err) = windows.write(collector, pid)
                 {
                     log::warn!("{err}");
                 }
             }
+            Due::Profile(request) => self.open_profile(request, probes, collector)?,
+            Due::ProfileEnd => self.close_profiles(probes, collector)?,
+        }
+        Ok(())
+    }
+
+    /// A profile window from now, unless Python is not sampled (the
+    /// request is answered with why).
+    fn open_profile(
+        &mut self,
+        request: ProfileRequest,
+        probes: &Probes,
+        collector: &mut Collector,
+    ) -> Result<(), ProbeError> {
+        let refused = if let Some(err) = &probes.sampler_error {
+            Some(format!("Python sampling failed: {err}"))
+        } else if collector.python.is_none() {
+            Some("Python stacks are not sampled in this trace (--no-python)".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            let _ = request.reply.send(Err(why));
+            return Ok(());
+        }
+        let lost = probes.drops()?[drops::PY_SAMPLES as usize];
+        match collector.open_window(lost) {
+            Some(window) => self.open.push(Profiling {
+                window,
+                ends: Instant::now() + Duration::from_secs(request.seconds),
+                reply: request.reply,
+            }),
+            None => {
+                let _ = request.reply.send(Err("too many profiles at once".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The windows whose seconds are up: each one's report to its request.
+    fn close_profiles(
+        &mut self,
+        probes: &Probes,
+        collector: &mut Collector,
+    ) -> Result<(), ProbeError> {
+        let lost = probes.drops()?[drops::PY_SAMPLES as usize];
+        let now = Instant::now();
+        let (ended, open) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|p| p.ends <= now);
+        self.open = open;
+        for profiling in ended {
+            if profiling.reply.is_closed() {
+                collector.discard_window(profiling.window);
+                continue;
+            }
+            let report = collector
+                .close_window(profiling.window, lost, probes.sampler_error.as_deref())
+                .ok_or_else(|| "the window was not open".to_owned());
+            let _ = profiling.reply.send(report);
         }
         Ok(())
     }
@@ -225,6 +319,16 @@ impl Windows {
         self.started = now;
         Ok(())
     }
+}
+
+/// The endpoint's next profile request (none once it is gone).
+async fn next_request(requests: &mut Option<mpsc::Receiver<ProfileRequest>>) -> ProfileRequest {
+    if let Some(requests) = requests
+        && let Some(request) = requests.recv().await
+    {
+        return request;
+    }
+    std::future::pending().await
 }
 
 /// Folds the maps into the continuous figures and lets the kernel forget

@@ -1,25 +1,38 @@
-//! `--serve ADDR`: the HTTP endpoint Prometheus scrapes. The address is
-//! bound before tracing starts (a port in use fails at once); each
-//! connection is served by a task of its own with a deadline, at most
-//! [`MAX_CONNECTIONS`] at a time, from the latest exposition text the
-//! trace loop published: a client that connects and never reads (or
-//! never sends) costs a slot for [`DEADLINE`] and never stalls the trace.
+//! `--serve ADDR`: the HTTP endpoint Prometheus scrapes, and that Parca or
+//! Grafana Alloy pull profiles from (`/debug/pprof/profile?seconds=N`, as
+//! of a Go service). The address is bound before tracing starts (a port in
+//! use fails at once); each connection is served by a task of its own with
+//! a deadline, at most [`MAX_CONNECTIONS`] at a time, from the latest
+//! exposition text the trace loop published, or from a window of samples
+//! it was asked for: a client that connects and never reads (or never
+//! sends) costs a slot for [`DEADLINE`] (plus a profile's seconds) and
+//! never stalls the trace.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, watch},
+    sync::{Semaphore, mpsc, oneshot, watch},
 };
+
+use crate::{analysis::capture::MAX_WINDOWS, report::Report};
 
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 32;
-/// The longest a connection may take, request and response.
+/// The longest a connection may take, request and response (a profile's
+/// takes its seconds more).
 const DEADLINE: Duration = Duration::from_secs(10);
 /// The longest request head read.
 const MAX_REQUEST: usize = 8192;
+/// A profile's seconds when the request does not say (Go's default), and
+/// the most it may ask for.
+const DEFAULT_SECONDS: u64 = 30;
+const MAX_SECONDS: u64 = 300;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+const PPROF: &str = "application/octet-stream";
+const HOME: &str = "tracer: Prometheus metrics at /metrics, pprof profiles at /debug/pprof/\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -54,9 +67,24 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
     Ok(listener)
 }
 
+/// What the endpoint serves from: the latest exposition text the trace
+/// loop published, and the way to ask it for a profile window.
+pub struct Endpoint {
+    pub exposition: watch::Receiver<Arc<String>>,
+    pub profiles: mpsc::Sender<ProfileRequest>,
+}
+
+/// A `/debug/pprof/profile` request, for the trace loop: a window of
+/// `seconds` from now, and where its report (or why there is none) goes.
+pub struct ProfileRequest {
+    pub seconds: u64,
+    pub reply: oneshot::Sender<Result<Report, String>>,
+}
+
 /// Accepts connections until the runtime stops, answering `GET /metrics`
-/// with the latest text of `exposition`.
-pub async fn serve(listener: std::net::TcpListener, exposition: watch::Receiver<Arc<String>>) {
+/// with the latest exposition and `GET /debug/pprof/profile` with a window
+/// of samples.
+pub async fn serve(listener: std::net::TcpListener, endpoint: Endpoint) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(err) => {
@@ -64,7 +92,9 @@ pub async fn serve(listener: std::net::TcpListener, exposition: watch::Receiver<
             return;
         }
     };
+    let endpoint = Arc::new(endpoint);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let windows = Arc::new(Semaphore::new(MAX_WINDOWS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
@@ -73,76 +103,172 @@ pub async fn serve(listener: std::net::TcpListener, exposition: watch::Receiver<
             log::warn!("metrics: {peer} turned away ({MAX_CONNECTIONS} connections open)");
             continue;
         };
-        let text = exposition.borrow().clone();
+        let (endpoint, windows) = (endpoint.clone(), windows.clone());
         tokio::spawn(async move {
-            if tokio::time::timeout(DEADLINE, answer(stream, &text))
-                .await
-                .is_err()
-            {
-                log::info!("metrics: {peer} took longer than {DEADLINE:?}, dropped");
+            let start = tokio::time::Instant::now();
+            let mut stream = stream;
+            let head = tokio::time::timeout_at(start + DEADLINE, read_head(&mut stream)).await;
+            let Ok(Some(head)) = head else {
+                log::info!("metrics: {peer} sent no whole request within {DEADLINE:?}, dropped");
+                return;
+            };
+            let route = route(&head);
+            // A profile takes its seconds, then the deadline of any request.
+            let deadline = match route {
+                Route::Profile(seconds) => start + DEADLINE + Duration::from_secs(seconds),
+                _ => start + DEADLINE,
+            };
+            let answer = answer(&mut stream, route, &endpoint, &windows);
+            if tokio::time::timeout_at(deadline, answer).await.is_err() {
+                log::info!("metrics: {peer} not served by its deadline, dropped");
             }
             drop(slot);
         });
     }
 }
 
-/// Reads one request head and writes the response; the connection closes.
-async fn answer(mut stream: TcpStream, exposition: &str) {
+/// Reads one request head; `None`: the client closed, or sent too much
+/// (answered 431).
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
         if head.len() > MAX_REQUEST {
-            let _ = respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                "",
-            )
-            .await;
-            return;
+            let status = "431 Request Header Fields Too Large";
+            let _ = respond(stream, status, TEXT, b"").await;
+            return None;
         }
     }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// What a request asks for.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Metrics,
+    Home,
+    PprofIndex,
+    /// A profile of the next N seconds.
+    Profile(u64),
+    /// A refusal: its status line and why.
+    Refused(&'static str, String),
+}
+
+/// The route of a request head (its first line: `METHOD TARGET VERSION`).
+fn route(head: &str) -> Route {
+    let line = head.split("\r\n").next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let _ = match (method, path) {
-        ("GET", "/metrics") => respond(&mut stream, "200 OK", OPENMETRICS, exposition).await,
-        ("GET", "/") => {
-            let page = "tracer: Prometheus metrics at /metrics\n";
-            respond(&mut stream, "200 OK", "text/plain; charset=utf-8", page).await
-        }
-        ("GET", _) => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
-        _ => {
-            respond(
-                &mut stream,
-                "405 Method Not Allowed",
-                "text/plain",
-                "GET only\n",
-            )
-            .await
-        }
+    if method != "GET" {
+        return Route::Refused("405 Method Not Allowed", "GET only\n".into());
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    match path {
+        "/metrics" => Route::Metrics,
+        "/" => Route::Home,
+        "/debug/pprof" | "/debug/pprof/" => Route::PprofIndex,
+        "/debug/pprof/profile" => match profile_seconds(query) {
+            Ok(seconds) => Route::Profile(seconds),
+            Err(why) => Route::Refused("400 Bad Request", why + "\n"),
+        },
+        _ => Route::Refused("404 Not Found", "not found\n".into()),
+    }
+}
+
+/// The `seconds` of a profile's query string: Go's default when it is not
+/// there, else a whole number from 1 to [`MAX_SECONDS`] (Go's endpoint takes
+/// nonsense for its default; this one says what is wrong).
+fn profile_seconds(query: &str) -> Result<u64, String> {
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("seconds="));
+    let Some(value) = value else {
+        return Ok(DEFAULT_SECONDS);
     };
+    match value.parse::<u64>() {
+        Ok(seconds @ 1..=MAX_SECONDS) => Ok(seconds),
+        _ => Err(format!(
+            "seconds={value}: a profile lasts a whole number of seconds from 1 to {MAX_SECONDS}"
+        )),
+    }
+}
+
+/// `/debug/pprof/`: what is served there.
+fn pprof_index() -> String {
+    format!(
+        "tracer: pprof profiles of the sampled Python stacks\n\n\
+         /debug/pprof/profile?seconds=N  CPU samples of the next N seconds (default \
+         {DEFAULT_SECONDS}, at most {MAX_SECONDS}), a gzipped profile.proto:\n  \
+         go tool pprof http://HOST:PORT/debug/pprof/profile?seconds=5\n"
+    )
+}
+
+async fn answer(stream: &mut TcpStream, route: Route, endpoint: &Endpoint, windows: &Semaphore) {
+    let _ = match route {
+        Route::Metrics => {
+            let text = endpoint.exposition.borrow().clone();
+            respond(stream, "200 OK", OPENMETRICS, text.as_bytes()).await
+        }
+        Route::Home => respond(stream, "200 OK", TEXT, HOME.as_bytes()).await,
+        Route::PprofIndex => respond(stream, "200 OK", TEXT, pprof_index().as_bytes()).await,
+        Route::Profile(seconds) => match profile(seconds, endpoint, windows).await {
+            Ok(body) => respond(stream, "200 OK", PPROF, &body).await,
+            Err((status, why)) => respond(stream, status, TEXT, why.as_bytes()).await,
+        },
+        Route::Refused(status, why) => respond(stream, status, TEXT, why.as_bytes()).await,
+    };
+}
+
+/// A window of `seconds` asked of the trace loop and awaited (the loop
+/// never waits for this task), then encoded off the loop's thread.
+async fn profile(
+    seconds: u64,
+    endpoint: &Endpoint,
+    windows: &Semaphore,
+) -> Result<Vec<u8>, (&'static str, String)> {
+    let unavailable = |why: String| ("503 Service Unavailable", why + "\n");
+    let Ok(_window) = windows.try_acquire() else {
+        return Err(unavailable(format!(
+            "{MAX_WINDOWS} profiles are being taken, the most at once; ask again when one ends"
+        )));
+    };
+    let (reply, report) = oneshot::channel();
+    let stopped = || unavailable("tracing has stopped".into());
+    endpoint
+        .profiles
+        .try_send(ProfileRequest { seconds, reply })
+        .map_err(|_| stopped())?;
+    let report = report.await.map_err(|_| stopped())?.map_err(unavailable)?;
+    tokio::task::spawn_blocking(move || crate::report::pprof::encode(&report))
+        .await
+        .map_err(|err| err.to_string())
+        .and_then(|encoded| encoded)
+        .map_err(|err| ("500 Internal Server Error", err + "\n"))
 }
 
 async fn respond(
     stream: &mut TcpStream,
     status: &str,
     content_type: &str,
-    body: &str,
+    body: &[u8],
 ) -> std::io::Result<()> {
+    // A download named `profile`, as Go's endpoint sends it.
+    let disposition = if content_type == PPROF {
+        "Content-Disposition: attachment; filename=\"profile\"\r\n"
+    } else {
+        ""
+    };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
+         {disposition}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
+    stream.write_all(body).await?;
     stream.shutdown().await
 }
 
@@ -161,5 +287,47 @@ mod tests {
             "[::1]:80".parse().unwrap()
         );
         assert!(parse_address("localhost").is_err());
+    }
+
+    fn get(target: &str) -> Route {
+        route(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
+    }
+
+    #[test]
+    fn routes_and_profile_seconds() {
+        assert_eq!(get("/metrics"), Route::Metrics);
+        assert_eq!(get("/metrics?x=1"), Route::Metrics);
+        assert_eq!(get("/"), Route::Home);
+        assert_eq!(get("/debug/pprof/"), Route::PprofIndex);
+        assert_eq!(get("/debug/pprof"), Route::PprofIndex);
+        assert_eq!(get("/debug/pprof/profile?seconds=5"), Route::Profile(5));
+        // Go's default, and other parameters ignored as Go's endpoint does.
+        assert_eq!(get("/debug/pprof/profile"), Route::Profile(30));
+        assert_eq!(
+            get("/debug/pprof/profile?debug=0&seconds=2"),
+            Route::Profile(2)
+        );
+        assert_eq!(
+            get(&format!("/debug/pprof/profile?seconds={MAX_SECONDS}")),
+            Route::Profile(MAX_SECONDS)
+        );
+        for nonsense in ["0", "-1", "2.5", "", "abc", "301", "99999999999999999999"] {
+            match get(&format!("/debug/pprof/profile?seconds={nonsense}")) {
+                Route::Refused(status, why) => {
+                    assert_eq!(status, "400 Bad Request");
+                    assert!(why.starts_with(&format!("seconds={nonsense}: ")), "{why}");
+                    assert!(why.contains("from 1 to 300"), "{why}");
+                }
+                other => panic!("seconds={nonsense}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            get("/debug/pprof/heap"),
+            Route::Refused("404 Not Found", _)
+        ));
+        assert!(matches!(
+            route("POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::Refused("405 Method Not Allowed", _)
+        ));
     }
 }

@@ -2,7 +2,8 @@
 //! installs it) scrapes the tracer on 127.0.0.1 while it traces a service
 //! whose figures are known, and its HTTP API must return them; idle and
 //! never-reading clients must not stall the trace; a port in use fails
-//! before tracing.
+//! before tracing; `go tool pprof` pulls a profile of the next seconds'
+//! samples from `/debug/pprof/profile`, and it holds what ran then only.
 
 mod common;
 
@@ -203,6 +204,174 @@ fn prometheus_scrapes_the_figures_a_service_knows() {
     for (series, want) in &expected[..5] {
         assert_eq!(exposed(&text, series), Some(*want), "{series} in\n{text}");
     }
+}
+
+/// `-traces` output of `go tool pprof`: one block per sample, its labels
+/// (`key: value`) and its frames (innermost first).
+struct Trace {
+    labels: Vec<(String, String)>,
+    frames: Vec<String>,
+}
+
+fn parse_traces(text: &str) -> Vec<Trace> {
+    text.split("-----------+-------------------------------------------------------")
+        .skip(1)
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut trace = Trace {
+                labels: Vec::new(),
+                frames: Vec::new(),
+            };
+            for line in block.lines().filter(|l| !l.trim().is_empty()) {
+                match line.split_once(":  ") {
+                    Some((key, value)) => trace
+                        .labels
+                        .push((key.trim().to_owned(), value.trim().to_owned())),
+                    None => trace
+                        .frames
+                        .push(line.split_whitespace().last().unwrap().to_owned()),
+                }
+            }
+            trace
+        })
+        .collect()
+}
+
+impl Trace {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `/debug/pprof/profile?seconds=2` read by `go tool pprof` from the URL,
+/// as Parca or Alloy pull a Go service's: the workload burns CPU in
+/// `before_window` before the request and in `during_window` (a thread
+/// named "burner") during it; the profile has the second only, each sample
+/// labelled with its process and thread. Nonsense seconds are refused
+/// (400), and so is a profile when Python is not sampled (503).
+#[test]
+fn go_tool_pprof_pulls_the_next_seconds_of_samples() {
+    require_root();
+    let scratch = Scratch::new("serve_pprof");
+    let port = free_port();
+    let (mut workload, mut stdout, pid) = spawn_until_ready_with_stdout(&python_command(
+        python(STATIC_PYTHON),
+        "serve_profile.py",
+        &[],
+    ));
+    let final_metrics = scratch.path("final.prom");
+    let address = format!("127.0.0.1:{port}");
+    let (mut tracer, mut stderr) = attach_tracer(pid, &["--serve", &address, "-o", &final_metrics]);
+    let index = http_get(port, "/debug/pprof/").expect("the endpoint answers");
+    assert_eq!(index.0, 200);
+    assert!(
+        index.1.contains("/debug/pprof/profile?seconds="),
+        "{}",
+        index.1
+    );
+    for nonsense in ["0", "abc", "100000"] {
+        let (status, why) =
+            http_get(port, &format!("/debug/pprof/profile?seconds={nonsense}")).unwrap();
+        assert_eq!(status, 400, "{why}");
+        assert!(why.starts_with(&format!("seconds={nonsense}: ")), "{why}");
+    }
+
+    say_go(&mut workload);
+    stdout.wait_for("before done");
+    // before_window has ended: the window opens after it.
+    let url = format!("http://{address}/debug/pprof/profile?seconds=2");
+    let pprof_dir = scratch.subdir("pprof");
+    let mut go = Proc::spawn(
+        Command::new("go")
+            .args(["tool", "pprof", "-traces", &url])
+            .env("PPROF_TMPDIR", &pprof_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "go tool pprof (Debian's golang-go; `cargo xtask test` installs it)",
+    );
+    say_go(&mut workload);
+    let burner: u32 = stdout
+        .wait_for("burner ")
+        .strip_prefix("burner ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut traces = String::new();
+    go.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut traces)
+        .unwrap();
+    let go_stderr = go.stderr_lines().rest();
+    assert!(go.wait().success(), "go tool pprof: {go_stderr}\n{traces}");
+    // The burner runs until the profile has been read: through the window.
+    say_go(&mut workload);
+    stdout.wait_for("done");
+
+    assert!(
+        traces.contains("tracer: Python stacks sampled at"),
+        "{traces}"
+    );
+    let samples = parse_traces(&traces);
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    for trace in &samples {
+        assert!(
+            !trace.frames.iter().any(|f| f == "before_window"),
+            "sampled before the window:\n{traces}"
+        );
+        assert_eq!(
+            trace.label("pid"),
+            Some(pid.to_string().as_str()),
+            "{traces}"
+        );
+        assert_eq!(trace.label("comm"), Some(comm.trim()), "{traces}");
+        assert!(trace.label("tid").is_some(), "{traces}");
+    }
+    let burning = samples
+        .iter()
+        .find(|t| t.frames.first().map(String::as_str) == Some("during_window"))
+        .unwrap_or_else(|| panic!("no sample in during_window:\n{traces}"));
+    assert_eq!(burning.label("tid"), Some(burner.to_string().as_str()));
+    assert_eq!(burning.label("thread_name"), Some("burner"));
+
+    // Python not sampled: no profile, and why.
+    let other_port = free_port();
+    let other_address = format!("127.0.0.1:{other_port}");
+    let (mut unsampled, mut unsampled_stderr) = attach_tracer(
+        pid,
+        &[
+            "--no-python",
+            "--serve",
+            &other_address,
+            "-o",
+            &scratch.path("unsampled.prom"),
+        ],
+    );
+    let (status, why) = http_get(other_port, "/debug/pprof/profile?seconds=1").unwrap();
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("--no-python"), "{why}");
+
+    say_go(&mut workload);
+    assert!(workload.wait().success());
+    for (tracer, stderr) in [
+        (&mut tracer, &mut stderr),
+        (&mut unsampled, &mut unsampled_stderr),
+    ] {
+        let status = tracer.wait();
+        assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    }
+    // The tracer did sample before_window: the window left it out.
+    let text = std::fs::read_to_string(&final_metrics).unwrap();
+    let before = exposed(
+        &text,
+        &format!("tracer_python_samples_total{{pid=\"{pid}\",function=\"before_window\"}}"),
+    );
+    assert!(before.is_some_and(|n| n > 0.0), "{text}");
 }
 
 #[test]

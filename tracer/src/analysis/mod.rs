@@ -3,6 +3,7 @@
 //! in and the whole [`Report`] comes out ([`Collector::finish`]). One module
 //! per concern: reads, sched, processes, signals, python.
 
+pub mod capture;
 pub mod metrics;
 pub mod processes;
 pub mod python;
@@ -103,6 +104,8 @@ pub struct Collector {
     /// `--serve`: the continuous mode's figures (the report's sections are
     /// not kept then).
     pub metrics: Option<metrics::Live>,
+    /// `--serve`: the open `/debug/pprof/profile` windows.
+    captures: capture::Captures,
 }
 
 impl Collector {
@@ -131,6 +134,7 @@ impl Collector {
         self.first_event.get_or_insert_with(Instant::now);
         self.keep_track(&event);
         if let Some(live) = self.metrics.as_mut() {
+            self.captures.on_event(&event, self.python.as_mut());
             live.on_event(event, self.python.as_mut());
             return;
         }

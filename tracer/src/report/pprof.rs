@@ -1,14 +1,16 @@
 //! `--pprof`: the sampled Python stacks as a gzipped pprof `profile.proto`
-//! (what `go tool pprof`, Pyroscope, Parca and Grafana load). One sample
-//! per distinct (process, thread, stack), with `pid`, `tid` and
-//! `thread_name` labels; a location per (function, line), innermost first.
-//! Values: samples (count) and CPU time (samples x the sampling period).
+//! (what `go tool pprof`, Pyroscope, Parca and Grafana load), for the file
+//! and for `--serve`'s `/debug/pprof/profile` (a window's report). One
+//! sample per distinct (process, thread, stack), labelled with its process
+//! and thread (and container); a location per (function, line), innermost
+//! first. Values: samples (count) and CPU time (samples x the sampling
+//! period).
 
 use std::{collections::HashMap, io::Write as _};
 
 use prost::Message as _;
 
-use super::{Report, flame::TRUNCATED};
+use super::{Container, Report, flame::TRUNCATED};
 use crate::frame::Frame;
 
 /// The messages of `profile.proto` this export writes (field numbers as in
@@ -160,24 +162,87 @@ impl Tables {
     }
 }
 
+/// A label's value: a number (`pid`, `tid`) or a string.
+#[derive(Debug, PartialEq)]
+enum Value<'a> {
+    Num(i64),
+    Str(&'a str),
+}
+
+/// The labels of a thread's samples: `pid`, `comm` (the process's name),
+/// `tid`, `thread_name` (Python's), and `container_id` / `pod_uid` in a
+/// container; a label whose value is not known is left out.
+struct Labels<'a> {
+    comms: HashMap<u32, &'a str>,
+    names: HashMap<(u32, u32), &'a str>,
+    containers: HashMap<u32, &'a Container>,
+}
+
+impl<'a> Labels<'a> {
+    fn new(report: &'a Report) -> Self {
+        let mut comms = HashMap::new();
+        let mut containers = HashMap::new();
+        // The last process with a pid is the one that has it now.
+        for process in &report.processes {
+            if !process.comm.is_empty() {
+                comms.insert(process.pid, process.comm.as_str());
+            }
+            if let Some(container) = &process.container {
+                containers.insert(process.pid, container);
+            }
+        }
+        for process in &report.python.processes {
+            if let Some(container) = &process.container {
+                containers.insert(process.pid, container);
+            }
+        }
+        let names = report
+            .python
+            .threads
+            .iter()
+            .filter_map(|t| Some(((t.pid, t.tid), t.name.as_deref()?)))
+            .collect();
+        Self {
+            comms,
+            names,
+            containers,
+        }
+    }
+
+    fn of(&self, pid: u32, tid: u32) -> Vec<(&'static str, Value<'a>)> {
+        let mut labels = vec![("pid", Value::Num(i64::from(pid)))];
+        if let Some(comm) = self.comms.get(&pid) {
+            labels.push(("comm", Value::Str(comm)));
+        }
+        labels.push(("tid", Value::Num(i64::from(tid))));
+        if let Some(name) = self.names.get(&(pid, tid)) {
+            labels.push(("thread_name", Value::Str(name)));
+        }
+        if let Some(container) = self.containers.get(&pid) {
+            labels.push(("container_id", Value::Str(&container.id)));
+            if let Some(pod_uid) = &container.pod_uid {
+                labels.push(("pod_uid", Value::Str(pod_uid)));
+            }
+        }
+        labels
+    }
+}
+
 /// The profile, gzipped; `Err`: nothing to write (no stack was sampled).
 pub fn render(report: &Report) -> Result<Vec<u8>, String> {
     if let Some(why) = super::flame::nothing_to_draw(report) {
         return Err(why);
     }
+    encode(report)
+}
+
+/// The profile, gzipped, with or without samples (an idle window of
+/// `--serve`'s endpoint is an empty profile, as Go's is).
+pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let python = &report.python;
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut tables = Tables::new();
-    let names: HashMap<(u32, u32), &str> = python
-        .threads
-        .iter()
-        .filter_map(|t| Some(((t.pid, t.tid), t.name.as_deref()?)))
-        .collect();
-    let (pid_key, tid_key, name_key) = (
-        tables.string("pid"),
-        tables.string("tid"),
-        tables.string("thread_name"),
-    );
+    let labels = Labels::new(report);
     let truncated = Frame {
         qualname: TRUNCATED.into(),
         function: TRUNCATED.into(),
@@ -189,25 +254,25 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
         if stack.truncated {
             location_id.push(tables.location(&truncated));
         }
-        let mut label = vec![
-            proto::Label {
-                key: pid_key,
-                num: i64::from(stack.pid),
-                ..Default::default()
-            },
-            proto::Label {
-                key: tid_key,
-                num: i64::from(stack.tid),
-                ..Default::default()
-            },
-        ];
-        if let Some(name) = names.get(&(stack.pid, stack.tid)) {
-            label.push(proto::Label {
-                key: name_key,
-                str: tables.string(name),
-                ..Default::default()
-            });
-        }
+        let label = labels
+            .of(stack.pid, stack.tid)
+            .into_iter()
+            .map(|(key, value)| {
+                let key = tables.string(key);
+                match value {
+                    Value::Num(num) => proto::Label {
+                        key,
+                        num,
+                        ..Default::default()
+                    },
+                    Value::Str(s) => proto::Label {
+                        key,
+                        str: tables.string(s),
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
         let count = stack.samples as i64;
         samples.push(proto::Sample {
             location_id,
@@ -219,15 +284,22 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
         r#type: tables.string(kind),
         unit: tables.string(unit),
     };
+    // `samples` is the default view (an index into the string table).
+    let default_sample_type = tables.string("samples");
     let sample_type = vec![
         value_type(&mut tables, "samples", "count"),
         value_type(&mut tables, "cpu", "nanoseconds"),
     ];
     let period_type = Some(value_type(&mut tables, "cpu", "nanoseconds"));
-    let comment = vec![tables.string(&format!(
+    // What the trace says of itself (samples left out or lost...) goes
+    // with the profile, so no loss is silent.
+    let comment = std::iter::once(format!(
         "tracer: Python stacks sampled at {} Hz of each thread's CPU time",
         python.rate_hz
-    ))];
+    ))
+    .chain(report.warnings.iter().map(|w| format!("tracer: {w}")))
+    .map(|c| tables.string(&c))
+    .collect();
     let profile = proto::Profile {
         sample_type,
         sample: samples,
@@ -238,7 +310,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
         period_type,
         period,
         comment,
-        default_sample_type: 1,
+        default_sample_type,
     };
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&profile.encode_to_vec())
@@ -322,7 +394,116 @@ mod tests {
     }
 
     #[test]
-    fn nothing_sampled_is_no_profile() {
+    fn nothing_sampled_is_no_file_but_an_empty_profile_to_serve() {
         assert!(render(&Report::default()).is_err());
+        let mut report = Report::default();
+        report.python.rate_hz = 99;
+        report.warnings = vec!["3 samples left out".into()];
+        let profile = decode(&encode(&report).unwrap());
+        assert!(profile.sample.is_empty());
+        let comments: Vec<&str> = profile
+            .comment
+            .iter()
+            .map(|&i| profile.string_table[i as usize].as_str())
+            .collect();
+        assert_eq!(
+            comments,
+            [
+                "tracer: Python stacks sampled at 99 Hz of each thread's CPU time",
+                "tracer: 3 samples left out"
+            ]
+        );
+    }
+
+    fn decode(gz: &[u8]) -> proto::Profile {
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut bytes)
+            .unwrap();
+        proto::Profile::decode(&bytes[..]).unwrap()
+    }
+
+    #[test]
+    fn labels_name_the_process_the_thread_and_the_container() {
+        let container = |id: &str, pod_uid: Option<&str>| crate::report::Container {
+            id: id.into(),
+            runtime: "podman".into(),
+            pod_uid: pod_uid.map(Into::into),
+            ..Default::default()
+        };
+        let mut report = Report::default();
+        report.processes = vec![
+            crate::report::ProcessInfo {
+                pid: 7,
+                comm: "old".into(),
+                ..Default::default()
+            },
+            crate::report::ProcessInfo {
+                pid: 7,
+                comm: "python3.14".into(),
+                container: Some(container("c0ffee", None)),
+                ..Default::default()
+            },
+            crate::report::ProcessInfo {
+                pid: 9,
+                comm: "gunicorn".into(),
+                ..Default::default()
+            },
+        ];
+        // A Python row's container is as good as a process row's.
+        report.python.processes = vec![crate::report::PythonProcess {
+            pid: 9,
+            container: Some(container("beef", Some("pod-1"))),
+            ..Default::default()
+        }];
+        report.python.threads = vec![crate::report::PythonThread {
+            pid: 7,
+            tid: 8,
+            name: Some("worker".into()),
+            ..Default::default()
+        }];
+        let labels = Labels::new(&report);
+        assert_eq!(
+            labels.of(7, 8),
+            [
+                ("pid", Value::Num(7)),
+                ("comm", Value::Str("python3.14")),
+                ("tid", Value::Num(8)),
+                ("thread_name", Value::Str("worker")),
+                ("container_id", Value::Str("c0ffee")),
+            ]
+        );
+        assert_eq!(
+            labels.of(9, 10),
+            [
+                ("pid", Value::Num(9)),
+                ("comm", Value::Str("gunicorn")),
+                ("tid", Value::Num(10)),
+                ("container_id", Value::Str("beef")),
+                ("pod_uid", Value::Str("pod-1")),
+            ]
+        );
+        // On the host, not traced: what is known only.
+        assert_eq!(
+            labels.of(11, 11),
+            [("pid", Value::Num(11)), ("tid", Value::Num(11))]
+        );
+        // And in the encoded profile, as strings.
+        report.python.rate_hz = 100;
+        report.python.stacks = vec![PythonStack {
+            pid: 9,
+            tid: 10,
+            samples: 1,
+            truncated: false,
+            frames: vec![frame("leaf", 3)],
+        }];
+        let profile = decode(&encode(&report).unwrap());
+        let s = |i: i64| profile.string_table[i as usize].as_str();
+        let pod = profile.sample[0]
+            .label
+            .iter()
+            .find(|l| s(l.key) == "pod_uid")
+            .unwrap();
+        assert_eq!(s(pod.str), "pod-1");
     }
 }

@@ -1,0 +1,355 @@
+//! `--serve`'s `/debug/pprof/profile?seconds=N`: the Python samples of a
+//! window of time, kept while it is open and then turned into a
+//! [`Report`] whose Python section `report::pprof` renders. A sample
+//! belongs to a window by its kernel timestamp, so what was sampled before
+//! the request (but drained after it) never counts. Bounded: at most
+//! [`MAX_WINDOWS`] open at once, [`MAX_STACKS`] distinct stacks each;
+//! samples of a new stack past that bound are counted as left out, and the
+//! report says how many.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::Collector;
+use crate::{
+    events::Event,
+    python::{PythonTree, symbols::FrameId},
+    report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
+};
+
+/// Windows open at once (the endpoint turns more requests away).
+pub const MAX_WINDOWS: usize = 4;
+/// Distinct (thread, stack) pairs a window keeps: 4 bytes a frame, at
+/// most 128 frames a stack, so about 5 MiB at most per window.
+pub const MAX_STACKS: usize = 10_000;
+
+/// A distinct sampled stack: (pid, tid), cut at the walk's bound, frames
+/// innermost first.
+type StackKey = ((u32, u32), bool, Vec<FrameId>);
+
+/// One open window.
+struct Window {
+    id: u64,
+    /// CLOCK_MONOTONIC ns when it opened: earlier samples are not its.
+    start_ns: u64,
+    stacks: HashMap<StackKey, u64>,
+    /// Python thread names, as read when the thread was first sampled
+    /// here (its process may be gone and forgotten by the end).
+    names: HashMap<(u32, u32), Option<String>>,
+    /// Each sampled process, as [`identify`] found it when first sampled
+    /// here (it may be gone by the end).
+    processes: BTreeMap<u32, ProcessInfo>,
+    samples: u64,
+    truncated: u64,
+    /// Samples of a new stack past [`MAX_STACKS`].
+    left_out: u64,
+    /// Samples whose process's interpreter was not known.
+    unnamed: u64,
+    /// The kernel's count of lost Python samples when it opened.
+    lost_at_start: u64,
+}
+
+/// The open windows.
+#[derive(Default)]
+pub struct Captures {
+    windows: Vec<Window>,
+    next_id: u64,
+}
+
+impl Captures {
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] are open.
+    /// `lost`: the kernel's count of lost Python samples now.
+    pub fn open(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
+        if self.windows.len() >= MAX_WINDOWS {
+            return None;
+        }
+        self.next_id += 1;
+        self.windows.push(Window {
+            id: self.next_id,
+            start_ns,
+            stacks: HashMap::new(),
+            names: HashMap::new(),
+            processes: BTreeMap::new(),
+            samples: 0,
+            truncated: 0,
+            left_out: 0,
+            unnamed: 0,
+            lost_at_start: lost,
+        });
+        Some(self.next_id)
+    }
+
+    /// A sample, when a window is open: named, into the windows.
+    pub fn on_event(&mut self, event: &Event, tree: Option<&mut PythonTree>) {
+        if let Event::PySample {
+            ts_ns,
+            tgid,
+            tid,
+            frames,
+            truncated,
+        } = event
+            && !self.windows.is_empty()
+            && let Some(tree) = tree
+        {
+            let ids = tree.frame_ids(*tgid, frames);
+            self.on_sample(tree, *ts_ns, (*tgid, *tid), ids.as_deref(), *truncated);
+        }
+    }
+
+    /// One sample (`ids`: its frames, `None` when they could not be
+    /// named), into every window open at `ts_ns`.
+    fn on_sample(
+        &mut self,
+        tree: &PythonTree,
+        ts_ns: u64,
+        (pid, tid): (u32, u32),
+        ids: Option<&[FrameId]>,
+        truncated: bool,
+    ) {
+        for window in self.windows.iter_mut().filter(|w| ts_ns >= w.start_ns) {
+            window.samples += 1;
+            window.truncated += u64::from(truncated);
+            let Some(ids) = ids else {
+                window.unnamed += 1;
+                continue;
+            };
+            let key = ((pid, tid), truncated, ids.to_vec());
+            if let Some(count) = window.stacks.get_mut(&key) {
+                *count += 1;
+                continue;
+            }
+            if window.stacks.len() >= MAX_STACKS {
+                window.left_out += 1;
+                continue;
+            }
+            window.stacks.insert(key, 1);
+            window
+                .names
+                .entry((pid, tid))
+                .or_insert_with(|| tree.thread_name(pid, tid).map(Into::into));
+            window.processes.entry(pid).or_insert_with(|| identify(pid));
+        }
+    }
+
+    /// Takes window `id` out of the open ones.
+    fn take(&mut self, id: u64) -> Option<Window> {
+        let at = self.windows.iter().position(|w| w.id == id)?;
+        Some(self.windows.swap_remove(at))
+    }
+}
+
+impl Collector {
+    /// Opens a window for `/debug/pprof/profile` now; `None` when
+    /// [`MAX_WINDOWS`] are open. `lost`: the kernel's count of lost Python
+    /// samples now.
+    pub fn open_window(&mut self, lost: u64) -> Option<u64> {
+        self.captures.open(crate::events::monotonic_ns(), lost)
+    }
+
+    /// Closes window `id` (every sample taken until now drained) and
+    /// returns its report. `lost`: the kernel's count of lost Python
+    /// samples now; `sampler_error`: why sampling stopped, if it did.
+    pub fn close_window(
+        &mut self,
+        id: u64,
+        lost: u64,
+        sampler_error: Option<&str>,
+    ) -> Option<Report> {
+        let window = self.captures.take(id)?;
+        let duration_ns = crate::events::monotonic_ns().saturating_sub(window.start_ns);
+        let tree = self.python.as_ref()?;
+        let mut report = window_report(window, tree, lost, sampler_error);
+        report.target = self.target.clone();
+        report.duration_s = duration_ns as f64 / 1e9;
+        report.python.rate_hz = self.settings.python_rate_hz.unwrap_or(0);
+        Some(report)
+    }
+
+    /// Forgets window `id` (its client is gone).
+    pub fn discard_window(&mut self, id: u64) {
+        self.captures.take(id);
+    }
+}
+
+/// What a sampled process's labels come from: its name.
+fn identify(pid: u32) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        comm: crate::procfs::comm(pid).unwrap_or_default(),
+        ..ProcessInfo::default()
+    }
+}
+
+/// The window's samples as a report: the Python section's stacks and
+/// threads, a `processes[]` row per sampled process (its name), what was
+/// left out or lost as warnings.
+fn window_report(
+    window: Window,
+    tree: &PythonTree,
+    lost: u64,
+    sampler_error: Option<&str>,
+) -> Report {
+    let mut threads: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    let mut stacks: Vec<PythonStack> = window
+        .stacks
+        .into_iter()
+        .map(|(((pid, tid), truncated, ids), samples)| {
+            *threads.entry((pid, tid)).or_default() += samples;
+            PythonStack {
+                pid,
+                tid,
+                samples,
+                truncated,
+                frames: ids.iter().map(|&id| tree.frame(id).clone()).collect(),
+            }
+        })
+        .collect();
+    stacks.sort_by(|a, b| {
+        (b.samples, a.pid, a.tid, &a.frames).cmp(&(a.samples, b.pid, b.tid, &b.frames))
+    });
+    let names = window.names;
+    let threads = threads
+        .into_iter()
+        .map(|((pid, tid), samples)| PythonThread {
+            pid,
+            tid,
+            name: tree
+                .thread_name(pid, tid)
+                .map(Into::into)
+                .or_else(|| names.get(&(pid, tid)).cloned().flatten()),
+            samples,
+            hotspots: Vec::new(),
+        })
+        .collect();
+    let processes = window.processes.into_values().collect();
+    let samples_lost = lost.saturating_sub(window.lost_at_start);
+    let mut warnings = Vec::new();
+    if window.left_out > 0 {
+        warnings.push(format!(
+            "{} samples left out: the window keeps its first {MAX_STACKS} distinct stacks",
+            window.left_out
+        ));
+    }
+    if window.unnamed > 0 {
+        warnings.push(format!(
+            "{} samples not named: their process's interpreter was not known",
+            window.unnamed
+        ));
+    }
+    if samples_lost > 0 {
+        warnings.push(format!(
+            "{samples_lost} samples lost in the kernel (ring buffer full)"
+        ));
+    }
+    if let Some(err) = sampler_error {
+        warnings.push(format!("Python sampling stopped: {err}"));
+    }
+    Report {
+        schema_version: SCHEMA_VERSION,
+        stopped: "window ended".into(),
+        complete: warnings.is_empty(),
+        python: Python {
+            status: "sampled".into(),
+            samples: window.samples,
+            samples_lost,
+            truncated: window.truncated,
+            stacks,
+            threads,
+            ..Python::default()
+        },
+        processes,
+        warnings,
+        ..Report::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_counts_only_what_was_sampled_while_it_was_open() {
+        let tree = PythonTree::new(1, 0);
+        let mut captures = Captures::default();
+        let first = captures.open(100, 0).unwrap();
+        captures.on_sample(&tree, 99, (7, 7), Some(&[]), false);
+        captures.on_sample(&tree, 100, (7, 7), Some(&[]), false);
+        let second = captures.open(200, 3).unwrap();
+        captures.on_sample(&tree, 150, (7, 8), Some(&[]), true);
+        captures.on_sample(&tree, 250, (7, 8), Some(&[]), false);
+        captures.on_sample(&tree, 260, (7, 8), None, false);
+        let report = window_report(captures.take(first).unwrap(), &tree, 5, None);
+        assert_eq!((report.python.samples, report.python.truncated), (4, 1));
+        let counts: Vec<(u32, u64)> = report
+            .python
+            .stacks
+            .iter()
+            .map(|s| (s.tid, s.samples))
+            .collect();
+        assert_eq!(counts, [(7, 1), (8, 1), (8, 1)]);
+        let threads: Vec<(u32, u64)> = report
+            .python
+            .threads
+            .iter()
+            .map(|t| (t.tid, t.samples))
+            .collect();
+        assert_eq!(threads, [(7, 1), (8, 2)]);
+        assert_eq!(report.python.samples_lost, 5);
+        assert!(!report.complete);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("1 samples not named")),
+            "{:?}",
+            report.warnings
+        );
+        let report = window_report(captures.take(second).unwrap(), &tree, 5, None);
+        assert_eq!(report.python.samples, 2);
+        assert_eq!(report.python.samples_lost, 2);
+        assert!(captures.is_empty());
+    }
+
+    #[test]
+    fn windows_and_their_stacks_are_bounded_and_what_is_left_out_is_said() {
+        let tree = PythonTree::new(1, 0);
+        let mut captures = Captures::default();
+        let ids: Vec<u64> = (0..MAX_WINDOWS)
+            .map(|_| captures.open(0, 0).unwrap())
+            .collect();
+        assert_eq!(captures.open(0, 0), None);
+        for tid in 0..MAX_STACKS as u32 + 5 {
+            captures.on_sample(&tree, 1, (u32::MAX, tid), Some(&[]), false);
+        }
+        // A stack already kept still counts.
+        captures.on_sample(&tree, 1, (u32::MAX, 0), Some(&[]), false);
+        let report = window_report(captures.take(ids[0]).unwrap(), &tree, 0, None);
+        assert_eq!(report.python.stacks.len(), MAX_STACKS);
+        assert_eq!(report.python.stacks[0].samples, 2);
+        assert_eq!(report.python.samples, MAX_STACKS as u64 + 6);
+        assert_eq!(
+            report.warnings,
+            [format!(
+                "5 samples left out: the window keeps its first {MAX_STACKS} distinct stacks"
+            )]
+        );
+        // A window closed makes room for another.
+        assert!(captures.open(0, 0).is_some());
+    }
+
+    #[test]
+    fn a_sampled_process_has_its_name() {
+        let tree = PythonTree::new(1, 0);
+        let mut captures = Captures::default();
+        let id = captures.open(0, 0).unwrap();
+        let me = std::process::id();
+        captures.on_sample(&tree, 1, (me, me), Some(&[]), false);
+        let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
+        assert!(report.complete);
+        assert_eq!(report.processes.len(), 1);
+        assert_eq!(report.processes[0].comm, crate::procfs::comm(me).unwrap());
+    }
+}
