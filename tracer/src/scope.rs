@@ -98,7 +98,10 @@ pub enum Scope {
     /// `--cgroup PATH`.
     Cgroup(Cgroup),
     /// `--container ID|NAME`: its cgroup (the one named after it).
-    Container { running: Box<Running>, cgroup: Cgroup },
+    Container {
+        running: Box<Running>,
+        cgroup: Cgroup,
+    },
 }
 
 impl Scope {

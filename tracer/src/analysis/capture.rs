@@ -53,6 +53,8 @@ struct Window {
 pub struct Captures {
     windows: Vec<Window>,
     next_id: u64,
+    /// A sampled process's container, for its labels (cached by id).
+    containers: crate::containers::Containers,
 }
 
 impl Captures {
@@ -130,7 +132,11 @@ impl Captures {
                 .names
                 .entry((pid, tid))
                 .or_insert_with(|| tree.thread_name(pid, tid).map(Into::into));
-            window.processes.entry(pid).or_insert_with(|| identify(pid));
+            let containers = &mut self.containers;
+            window
+                .processes
+                .entry(pid)
+                .or_insert_with(|| identify(pid, containers));
         }
     }
 
@@ -174,11 +180,12 @@ impl Collector {
     }
 }
 
-/// What a sampled process's labels come from: its name.
-fn identify(pid: u32) -> ProcessInfo {
+/// What a sampled process's labels come from: its name and container.
+fn identify(pid: u32, containers: &mut crate::containers::Containers) -> ProcessInfo {
     ProcessInfo {
         pid,
         comm: crate::procfs::comm(pid).unwrap_or_default(),
+        container: containers.of_pid(pid),
         ..ProcessInfo::default()
     }
 }
