@@ -61,7 +61,8 @@ user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 (a shell's >(...)) are used as they are.
 
 Exit status:
-  0  report written             4  no such process, a kernel thread, or command not started
+  0  report written             4  no such process, container or cgroup, a kernel thread,
+                                   or command not started
   1  other error                5  kernel lacks BPF, BTF or a tracepoint, or is too old
   2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
   3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
