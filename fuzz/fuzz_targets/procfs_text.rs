@@ -1,5 +1,6 @@
 //! /proc text a traced process shapes (its comm in `stat`, its mappings'
-//! names in `maps`, its arguments): the parsers take anything.
+//! names in `maps`, its arguments, the cgroup names a container's
+//! processes may create): the parsers take anything.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -10,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = tracer::procfs::parse_stat(text);
     let _ = tracer::procfs::parse_nspid(text);
+    let _ = tracer::containers::cgroup::parse(text);
+    let _ = tracer::containers::cgroup::paths(text);
     let _ = tracer::python::discover::parse_maps(text);
     let _ = tracer::python::discover::name_hint(text);
     let _ = tracer::report::format::printable(text);

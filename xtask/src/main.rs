@@ -120,7 +120,7 @@ fn main() -> ExitCode {
 /// interpreter of the demo and most tests, the tools the tests start
 /// (`unshare` and `setpriv`, `script`, `kill`), the exports' official
 /// consumers (`go tool pprof`, a real Prometheus scraping `--serve`), and
-/// the servers and programs that embed CPython. Most
+/// the servers and programs that embed CPython, and a container runtime. Most
 /// are on every Debian machine; each is checked, so a slimmer one gets them.
 const TEST_PACKAGES: &[&str] = &[
     PYTHON_PACKAGE,
@@ -136,6 +136,9 @@ const TEST_PACKAGES: &[&str] = &[
     "uwsgi-plugin-python3",
     "apache2",
     "libapache2-mod-wsgi-py3",
+    // Real containers (tests/containers.rs): crun refuses hybrid cgroups, runc runs.
+    "podman",
+    "runc",
 ];
 
 /// Setup, then `cargo build --release -p tracer`.

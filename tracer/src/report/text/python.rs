@@ -84,6 +84,8 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             left("hottest").shrinks_keeping_start(20),
         ],
     );
+    // Said per process where they are not all in one container.
+    let mixed = sampled.iter().any(|r| r.container != sampled[0].container);
     for row in sampled.iter().take(SHOWN_PROCESSES) {
         let top: Vec<String> = row
             .hotspots
@@ -92,7 +94,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             .map(|h| format!("{} {:.1}%", h.qualname, h.self_share))
             .collect();
         table.row(vec![row.label(), thousands(row.samples), top.join(", ")]);
-        if let Some(c) = &row.container {
+        if mixed && let Some(c) = &row.container {
             table.detail(format!("      in container {}", c.describe()));
         }
     }
@@ -449,5 +451,32 @@ mod tests {
             ..Default::default()
         };
         assert!(super::super::render(&report, None).contains("PYTHON: not sampled: no libpython"));
+    }
+
+    #[test]
+    fn processes_say_their_container_where_they_are_not_all_in_one() {
+        let mut report = Report::default();
+        let row = |pid, container| crate::report::PythonProcess {
+            pid,
+            status: "sampled".into(),
+            version: Some("3.14.1".into()),
+            samples: 5,
+            container,
+            ..Default::default()
+        };
+        let podman = crate::report::fixtures::container();
+        report.python.processes = vec![row(7, Some(podman.clone())), row(8, Some(podman))];
+        let mut out = String::new();
+        processes(&mut out, &report, None);
+        assert!(!out.contains("in container"), "{out}");
+        report.python.processes[1].container = None;
+        let mut out = String::new();
+        processes(&mut out, &report, None);
+        assert_eq!(
+            out.matches("\n      in container tr-probe (podman 88f77ad08040)\n")
+                .count(),
+            1,
+            "{out}"
+        );
     }
 }
