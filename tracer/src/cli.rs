@@ -213,7 +213,7 @@ pub struct Args {
 
     /// In --flamegraph and --folded, merge the stacks of every process into
     /// one tree (default: a root frame per process, `python3.11 (pid N)`,
-    /// when more than one was sampled)
+    /// when more than one was sampled or one runs in a container)
     #[arg(long)]
     pub merge_processes: bool,
 

@@ -10,67 +10,16 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::Path,
-    process::{Command, Output},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{path::Path, process::Output};
 
 use common::{podman::Container, *};
 use serde_json::{Value, json};
-
-/// How long the container may take to say ready (a failure's limit, not a
-/// timing assertion: it takes about a second).
-const READY_LIMIT: Duration = Duration::from_secs(60);
-
-/// The workload running in a fresh container, ready: its FIFOs made, its
-/// "ready" read.
-fn start(scratch: &Scratch, test: &str) -> Container {
-    for fifo in ["ready", "go"] {
-        let made = Command::new("mkfifo").arg(scratch.path(fifo)).status();
-        assert!(made.is_ok_and(|s| s.success()), "mkfifo {fifo}");
-    }
-    std::fs::copy(workload("container_probe.py"), scratch.path("wl.py")).unwrap();
-    let mount = format!("{}:/t", scratch.dir.display());
-    let container = Container::run(
-        &common::podman::unique_name(test),
-        &common::podman::sid_root(),
-        &["-v", &mount],
-        &["python3.14", "-B", "/t/wl.py", "/t"],
-    );
-    // Opening a FIFO blocks until the other end opens it: in a thread, so
-    // a container that never starts fails the test instead of hanging it.
-    let (tx, rx) = mpsc::channel();
-    let ready = scratch.path("ready");
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let file = std::fs::File::open(ready).unwrap();
-        let _ = BufReader::new(file).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(READY_LIMIT)
-        .unwrap_or_else(|_| panic!("the container never said ready:\n{}", container.logs()));
-    // Its own pid namespace: it is pid 1 there.
-    assert_eq!(line.trim(), "ready 1", "{}", container.logs());
-    container
-}
-
-fn say_go(scratch: &Scratch) {
-    let mut go = std::fs::OpenOptions::new()
-        .write(true)
-        .open(scratch.path("go"))
-        .unwrap();
-    go.write_all(b"go\n").unwrap();
-}
 
 /// Traces the container's process by its host pid, with `args`, until the
 /// workload exits; the tracer's output.
 fn trace(scratch: &Scratch, container: &Container, args: &[&str]) -> Output {
     let (mut tracer, mut stderr) = attach_tracer(container.pid, args);
-    say_go(scratch);
+    Container::say_go(scratch);
     let status = tracer.wait();
     assert_eq!(
         container.wait(),
@@ -108,7 +57,7 @@ fn described(container: &Container) -> String {
 fn a_containers_processes_carry_its_identity_in_every_output() {
     require_root();
     let scratch = Scratch::new("containers_identity");
-    let container = start(&scratch, "identity");
+    let container = Container::start_probe(&scratch, "identity");
     // What `--container` will use: by name, by id prefix, with the pid.
     for query in [
         container.name.as_str(),
@@ -206,7 +155,7 @@ fn a_containers_processes_carry_its_identity_in_every_output() {
 fn the_text_report_says_the_container_beside_the_process() {
     require_root();
     let scratch = Scratch::new("containers_text");
-    let container = start(&scratch, "text");
+    let container = Container::start_probe(&scratch, "text");
     let report_path = scratch.path("report.txt");
     trace(
         &scratch,
@@ -233,7 +182,7 @@ fn the_text_report_says_the_container_beside_the_process() {
 fn prometheus_series_carry_the_containers_labels() {
     require_root();
     let scratch = Scratch::new("containers_prometheus");
-    let container = start(&scratch, "prometheus");
+    let container = Container::start_probe(&scratch, "prometheus");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

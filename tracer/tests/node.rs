@@ -8,7 +8,7 @@ mod common;
 
 use std::process::{ChildStderr, Command, Stdio};
 
-use common::*;
+use common::{http::*, podman::Container, *};
 use serde_json::Value;
 
 /// `tracer ARGS...` (a node-wide scope), returned once it says it is
@@ -64,19 +64,6 @@ fn assert_burned(report: &Value, pid: u32, version: &str) {
     let _ = process(report, u64::from(pid));
 }
 
-/// sid's CPython 3.14 root (`cargo xtask test` makes it).
-fn sid_root() -> String {
-    let root = std::env::var("TRACER_PY314_ROOT")
-        .unwrap_or_else(|_| "/var/cache/tracer-tests/sid-python3.14".into());
-    assert!(
-        std::path::Path::new(&root)
-            .join("usr/bin/python3.14")
-            .exists(),
-        "no python3.14 in {root}: `cargo xtask test` makes this root"
-    );
-    root
-}
-
 #[test]
 fn all_samples_every_python_process_in_its_own_row() {
     require_root();
@@ -91,7 +78,7 @@ fn all_samples_every_python_process_in_its_own_row() {
     // 3.14 in a root and mount namespace of its own.
     let (mut shared, mut shared_out, shared_pid) =
         spawn_until_ready_with_stdout(&burn(python(SHARED_PYTHON)));
-    let root = sid_root();
+    let root = common::podman::sid_root().display().to_string();
     let inside = "/tmp/tracer-tests/node_all";
     std::fs::create_dir_all(format!("{root}{inside}")).unwrap();
     std::fs::copy(
@@ -118,6 +105,12 @@ fn all_samples_every_python_process_in_its_own_row() {
         say_go(workload);
         stdout.wait_for("done");
     }
+    // And a podman container (conmon and the container's init are
+    // re-parented to init: found as they fork and exec).
+    let container = Container::start_probe(&scratch, "node_all");
+    wait_sampled(&mut stderr, container.pid);
+    Container::say_go(&scratch);
+    assert_eq!(container.wait(), 0, "{}", container.logs());
     tracer.signal("INT");
     assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
     let report = load_json(&report_path);
@@ -126,6 +119,15 @@ fn all_samples_every_python_process_in_its_own_row() {
     assert_burned(&report, before_pid, "3.11");
     assert_burned(&report, shared_pid, "3.11");
     assert_burned(&report, rooted_pid, "3.14");
+    assert_burned(&report, container.pid, "3.14");
+    let row = python_row(&report, container.pid);
+    assert_eq!(row["container"]["id"], container.id, "{row:#}");
+    assert_eq!(row["container"]["name"], container.name, "{row:#}");
+    assert_eq!(
+        process(&report, u64::from(container.pid))["container"]["id"],
+        container.id
+    );
+    assert!(python_row(&report, before_pid)["container"].is_null());
     assert_ne!(
         python_row(&report, shared_pid)["linkage"],
         python_row(&report, before_pid)["linkage"],
@@ -296,4 +298,162 @@ int main(void) {
         "{row:#}"
     );
     assert_eq!(row["samples"], 0, "{row:#}");
+}
+
+/// `--container NAME`: its processes, and one that joins it during the
+/// trace (`podman exec`: not a child of anything traced, taken in by the
+/// kernel as it execs in the container's cgroup); another container's
+/// never; the trace ends with the container's init.
+#[test]
+fn container_scope_takes_in_that_container_and_what_joins_it() {
+    require_root();
+    let (scratch, other_scratch) = (
+        Scratch::new("node_container"),
+        Scratch::new("node_container_other"),
+    );
+    let container = Container::start_probe(&scratch, "node_container");
+    let other = Container::start_probe(&other_scratch, "node_container_other");
+    std::fs::copy(workload("node_burn.py"), scratch.path("node_burn.py")).unwrap();
+    let report_path = scratch.path("report.json");
+    let (mut tracer, mut stderr) = node_tracer(&[
+        "--container",
+        &container.name,
+        "--format",
+        "json",
+        "-o",
+        &report_path,
+    ]);
+    wait_sampled(&mut stderr, container.pid);
+    let (mut joined, mut joined_out, _) = spawn_until_ready_with_stdout(&[
+        "podman".into(),
+        "exec".into(),
+        "-i".into(),
+        container.name.clone(),
+        "python3.14".into(),
+        "-B".into(),
+        "/t/node_burn.py".into(),
+        "0.3".into(),
+    ]);
+    // Its host pid is what the tracer says it samples (the workload knows
+    // only its pid in the container).
+    let joined_pid = loop {
+        let line = stderr.next_line().expect("the tracer's log ended");
+        let Some(rest) = line.split("pid ").nth(1) else {
+            continue;
+        };
+        if let Some((pid, _)) = rest.split_once(": Python thread ")
+            && line.ends_with("is sampled from now on")
+            && pid != container.pid.to_string()
+        {
+            break pid.parse::<u32>().unwrap();
+        }
+    };
+    say_go(&mut joined);
+    joined_out.wait_for("done");
+    drop(joined);
+    Container::say_go(&other_scratch);
+    Container::say_go(&scratch);
+    assert_eq!(container.wait(), 0, "{}", container.logs());
+    assert_eq!(other.wait(), 0, "{}", other.logs());
+    assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
+    let report = load_json(&report_path);
+    assert_eq!(report["stopped"], "target exited");
+    assert_eq!(
+        report["target"]["scope"],
+        format!("container {}", container.name)
+    );
+    assert_eq!(report["target"]["pid"], container.pid);
+    assert_burned(&report, container.pid, "3.14");
+    assert_burned(&report, joined_pid, "3.14");
+    for row in report["processes"].as_array().unwrap() {
+        assert_eq!(row["container"]["id"], container.id, "{row:#}");
+    }
+    for row in report["python"]["processes"].as_array().unwrap() {
+        assert_eq!(row["container"]["id"], container.id, "{row:#}");
+    }
+}
+
+/// The node agent, `--all --serve`: a real Prometheus scrapes it and sees
+/// a container's Python samples under its container labels, and `go tool
+/// pprof` pulls `/debug/pprof/profile?seconds=2` with the container label
+/// on the container's samples.
+#[test]
+fn the_node_agent_labels_prometheus_series_and_pprof_samples_with_containers() {
+    require_root();
+    let scratch = Scratch::new("node_agent");
+    let (port, prometheus_port) = (free_port(), free_port());
+    let address = format!("127.0.0.1:{port}");
+    let (mut tracer, mut stderr) = node_tracer(&[
+        "--all",
+        "--serve",
+        &address,
+        "--rate",
+        "99",
+        "-o",
+        &scratch.path("final.prom"),
+    ]);
+    // A service that burns until it is stopped.
+    let container = Container::run(
+        &common::podman::unique_name("node_agent"),
+        &common::podman::sid_root(),
+        &[],
+        &[
+            "python3.14",
+            "-c",
+            "def serve():\n    while True:\n        sum(range(1000))\nserve()",
+        ],
+    );
+    wait_sampled(&mut stderr, container.pid);
+    let url = format!("http://{address}/debug/pprof/profile?seconds=2");
+    let pprof_dir = scratch.subdir("pprof");
+    let traces = Command::new("go")
+        .args(["tool", "pprof", "-traces", &url])
+        .env("PPROF_TMPDIR", &pprof_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("go tool pprof (Debian's golang-go; `cargo xtask test` installs it)");
+    let text = String::from_utf8_lossy(&traces.stdout);
+    assert!(
+        traces.status.success(),
+        "{}",
+        String::from_utf8_lossy(&traces.stderr)
+    );
+    let ours: Vec<Trace> = parse_traces(&text)
+        .into_iter()
+        .filter(|t| t.label("pid") == Some(&*container.pid.to_string()))
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "no sample of pid {} in\n{text}",
+        container.pid
+    );
+    for trace in &ours {
+        assert_eq!(trace.label("container_id"), Some(&*container.id), "{text}");
+        assert_eq!(
+            trace.frames.first().map(String::as_str),
+            Some("serve"),
+            "{text}"
+        );
+    }
+    let _prometheus = prometheus(&scratch, &address, prometheus_port);
+    let series = format!(
+        "tracer_python_samples_total{{container_id=\"{}\",container_name=\"{}\",function=\"serve\"}}",
+        container.id, container.name
+    );
+    // Prometheus scrapes every second: wait until it has the series.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut got = None;
+    while got.is_none() && std::time::Instant::now() < deadline {
+        got = query(prometheus_port, &series);
+        if got.is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    assert!(
+        got.is_some_and(|samples| samples > 0.0),
+        "{series}: {got:?}"
+    );
+    drop(container);
+    tracer.signal("INT");
+    assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
 }

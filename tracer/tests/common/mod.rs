@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod calibrated;
+pub mod http;
 pub mod podman;
 
 use std::{

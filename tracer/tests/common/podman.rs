@@ -4,9 +4,18 @@
 //! A [`Container`] is removed (`podman rm -f`) when dropped, panics included.
 
 use std::{
+    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
     process::Command,
+    sync::mpsc,
+    time::Duration,
 };
+
+use super::{Scratch, workload};
+
+/// How long the container may take to say ready (a failure's limit, not a
+/// timing assertion: it takes about a second).
+const READY_LIMIT: Duration = Duration::from_secs(60);
 
 /// The Debian sid root (CPython 3.14): `$TRACER_PY314_ROOT`, else the cache.
 pub fn sid_root() -> PathBuf {
@@ -99,6 +108,49 @@ impl Container {
             .filter(|&p| p != 0)
             .unwrap_or_else(|| panic!("{name}: no host pid ({pid:?}): {}", container.logs()));
         container
+    }
+
+    /// tests/workloads/container_probe.py in a fresh container (sid's
+    /// CPython 3.14, the scratch directory mounted at /t), ready: its
+    /// FIFOs made, its "ready" read. [`Container::say_go`] starts its work.
+    pub fn start_probe(scratch: &Scratch, test: &str) -> Self {
+        for fifo in ["ready", "go"] {
+            let made = Command::new("mkfifo").arg(scratch.path(fifo)).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo {fifo}");
+        }
+        std::fs::copy(workload("container_probe.py"), scratch.path("wl.py")).unwrap();
+        let mount = format!("{}:/t", scratch.dir.display());
+        let container = Self::run(
+            &unique_name(test),
+            &sid_root(),
+            &["-v", &mount],
+            &["python3.14", "-B", "/t/wl.py", "/t"],
+        );
+        // Opening a FIFO blocks until the other end opens it: in a thread, so
+        // a container that never starts fails the test instead of hanging it.
+        let (tx, rx) = mpsc::channel();
+        let ready = scratch.path("ready");
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let file = std::fs::File::open(ready).unwrap();
+            let _ = BufReader::new(file).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(READY_LIMIT)
+            .unwrap_or_else(|_| panic!("the container never said ready:\n{}", container.logs()));
+        // Its own pid namespace: it is pid 1 there.
+        assert_eq!(line.trim(), "ready 1", "{}", container.logs());
+        container
+    }
+
+    /// Tells a [`Container::start_probe`] workload to go.
+    pub fn say_go(scratch: &Scratch) {
+        let mut go = std::fs::OpenOptions::new()
+            .write(true)
+            .open(scratch.path("go"))
+            .unwrap();
+        go.write_all(b"go\n").unwrap();
     }
 
     /// `podman inspect -f FORMAT NAME`.
