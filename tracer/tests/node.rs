@@ -457,3 +457,40 @@ fn the_node_agent_labels_prometheus_series_and_pprof_samples_with_containers() {
     tracer.signal("INT");
     assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
 }
+
+/// 200 process starts a second, every tenth a Python: each has its row
+/// with its exit, nothing is lost, and no row says Python of a process
+/// that was not.
+#[test]
+fn two_hundred_process_starts_a_second_each_get_their_row() {
+    require_root();
+    let scratch = Scratch::new("node_churn");
+    let report_path = scratch.path("report.json");
+    let (mut tracer, mut stderr) = node_tracer(&["--all", "--format", "json", "-o", &report_path]);
+    let (mut churn, mut stdout, _) = spawn_until_ready_with_stdout(&python_command(
+        python(STATIC_PYTHON),
+        "node_churn.py",
+        &["200", "2"],
+    ));
+    say_go(&mut churn);
+    let done = stdout.wait_for("done ");
+    let facts: Value = serde_json::from_str(done.strip_prefix("done ").unwrap()).unwrap();
+    tracer.signal("INT");
+    assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
+    drop(churn);
+    let report = load_json(&report_path);
+    assert_complete(&report);
+    let rate = facts["rate"].as_f64().unwrap();
+    let ids = |key: &str| -> Vec<u64> { facts[key].as_array().unwrap().iter().map(u64_of).collect() };
+    for pid in ids("pids").into_iter().chain(ids("python_pids")) {
+        let row = process(&report, pid);
+        assert_eq!(row["exit_code"], 0, "pid {pid} ({rate:.0} starts a second): {row:#}");
+    }
+    for row in report["python"]["processes"].as_array().unwrap() {
+        let pid = u64_of(&row["pid"]);
+        assert!(
+            !ids("pids").contains(&pid),
+            "/bin/true (pid {pid}) has a Python row: {row:#}"
+        );
+    }
+}
