@@ -13,11 +13,16 @@ use serde_json::Value;
 
 /// `tracer ARGS...` (a node-wide scope), returned once it says it is
 /// tracing, with `-v`: the tests wait for its "is sampled from now on".
+/// (Its log must be read as it comes: a full pipe would stop the tracer.)
 fn node_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>) {
+    quiet_node_tracer(&[args, &["-v"]].concat())
+}
+
+/// [`node_tracer`] without `-v`.
+fn quiet_node_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>) {
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
             .args(args)
-            .arg("-v")
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped()),
@@ -459,14 +464,16 @@ fn the_node_agent_labels_prometheus_series_and_pprof_samples_with_containers() {
 }
 
 /// 200 process starts a second, every tenth a Python: each has its row
-/// with its exit, nothing is lost, and no row says Python of a process
-/// that was not.
+/// with its exit, nothing is lost, and a process that is not Python is
+/// sampled in nothing but its parent's code (before its exec).
 #[test]
 fn two_hundred_process_starts_a_second_each_get_their_row() {
     require_root();
     let scratch = Scratch::new("node_churn");
     let report_path = scratch.path("report.json");
-    let (mut tracer, mut stderr) = node_tracer(&["--all", "--format", "json", "-o", &report_path]);
+    // Not verbose: a line per process start would fill the log's pipe.
+    let (mut tracer, mut stderr) =
+        quiet_node_tracer(&["--all", "--format", "json", "-o", &report_path]);
     let (mut churn, mut stdout, _) = spawn_until_ready_with_stdout(&python_command(
         python(STATIC_PYTHON),
         "node_churn.py",
@@ -479,18 +486,34 @@ fn two_hundred_process_starts_a_second_each_get_their_row() {
     assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
     drop(churn);
     let report = load_json(&report_path);
-    assert_complete(&report);
+    // Every process record came (the host's other reads may fill the
+    // read tables: counted in events.dropped.reads, not asserted here).
+    let events = &report["events"];
+    assert_eq!(events["lost"], 0, "{events:#}");
+    assert_eq!(events["dropped"]["lifecycle"], 0, "{events:#}");
     let rate = facts["rate"].as_f64().unwrap();
-    let ids = |key: &str| -> Vec<u64> { facts[key].as_array().unwrap().iter().map(u64_of).collect() };
+    let ids =
+        |key: &str| -> Vec<u64> { facts[key].as_array().unwrap().iter().map(u64_of).collect() };
     for pid in ids("pids").into_iter().chain(ids("python_pids")) {
         let row = process(&report, pid);
-        assert_eq!(row["exit_code"], 0, "pid {pid} ({rate:.0} starts a second): {row:#}");
+        assert_eq!(
+            row["exit_code"], 0,
+            "pid {pid} ({rate:.0} starts a second): {row:#}"
+        );
     }
+    // A /bin/true may have been sampled between its fork and its exec, in
+    // its parent's code (posix_spawn; a code object the tracer could not
+    // read before the exec is `<code 0x...>` in "?"): never as anything else.
     for row in report["python"]["processes"].as_array().unwrap() {
         let pid = u64_of(&row["pid"]);
-        assert!(
-            !ids("pids").contains(&pid),
-            "/bin/true (pid {pid}) has a Python row: {row:#}"
-        );
+        if ids("pids").contains(&pid) {
+            assert!(
+                row["hotspots"].as_array().unwrap().iter().all(|h| {
+                    let file = h["file"].as_str().unwrap();
+                    file.ends_with("node_churn.py") || file == "?"
+                }),
+                "/bin/true (pid {pid}): {row:#}"
+            );
+        }
     }
 }

@@ -163,6 +163,9 @@ pub struct NotReady {
     pub text: String,
     /// Not found yet: keep looking (the command may not have exec'd yet).
     pub searching: bool,
+    /// Found, but what it holds may be an interpreter still starting: keep
+    /// looking while the process is young, then refuse it.
+    pub settling: bool,
 }
 
 /// The interpreter of `pid`, understood; else why not, with the
@@ -179,7 +182,14 @@ pub(super) fn find(
                 DiscoverError::NotPython { .. } | DiscoverError::Maps { .. }
             );
             let text = PythonError::from(err).to_string();
-            return Err((NotReady { text, searching }, None));
+            return Err((
+                NotReady {
+                    text,
+                    searching,
+                    settling: false,
+                },
+                None,
+            ));
         }
     };
     let mut interpreter = interpreter;
@@ -204,6 +214,7 @@ pub(super) fn find(
             NotReady {
                 text,
                 searching: false,
+                settling: false,
             },
             Some(Box::new((interpreter, place))),
         ))
@@ -218,7 +229,13 @@ pub(super) fn find(
         Err(err) => return unsupported(err.into(), interpreter, place),
     };
     if let Err(err) = runtime_is_plausible(&memory, &offsets, interpreter.runtime) {
-        return unsupported(err.into(), interpreter, place);
+        // A starting interpreter's runtime can hold a stray value for a
+        // moment; one that could never be a user-space address cannot.
+        let settling = !matches!(err, LayoutError::NotARuntime { head } if head >= USER_SPACE_END);
+        return match unsupported(err.into(), interpreter, place) {
+            Err((reason, found)) => Err((NotReady { settling, ..reason }, found)),
+            ok => ok,
+        };
     }
     if !layout::is_known_version(interpreter.minor)
         && let Err(why) = frames_decode(&memory, &offsets, &interpreter)
@@ -240,6 +257,10 @@ pub(super) fn find(
         tid_offset: None,
     })
 }
+
+/// The end of user space on x86-64 and arm64 (48-bit addresses): a value
+/// at or above it is no pointer of a process.
+const USER_SPACE_END: u64 = 0x0000_8000_0000_0000;
 
 /// Any version: the runtime's interpreter list is empty (not started yet)
 /// or points to memory the process has. A program that exports a

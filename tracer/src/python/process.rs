@@ -597,6 +597,11 @@ impl PythonProcess {
                     self.discovery = Discovery::Searching(reason.text);
                     return update;
                 }
+                Err((reason, _)) if reason.settling && self.since.elapsed() < EAGER_SEARCH_FOR => {
+                    log::info!("pid {}: not Python yet: {}", self.pid, reason.text);
+                    self.discovery = Discovery::Searching(reason.text);
+                    return update;
+                }
                 Err((reason, found)) => {
                     log::info!("pid {}: not Python: {}", self.pid, reason.text);
                     self.discovery = Discovery::Failed(reason.text, found);

@@ -46,12 +46,16 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// The value of a PromQL expression that selects one series (`None`: no
-/// series yet).
+/// series yet, or Prometheus not ready).
 pub fn query(prometheus: u16, expr: &str) -> Option<f64> {
     let (status, body) = http_get(
         prometheus,
         &format!("/api/v1/query?query={}", percent_encode(expr)),
     )?;
+    // 503: still starting (its storage not ready yet).
+    if status == 503 {
+        return None;
+    }
     assert_eq!(status, 200, "{expr}: {body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     let result = answer["data"]["result"].as_array()?;
