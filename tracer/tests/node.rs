@@ -20,16 +20,7 @@ fn node_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>) {
 
 /// [`node_tracer`] without `-v`.
 fn quiet_node_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>) {
-    let mut tracer = Proc::spawn(
-        Command::new(TRACER)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::piped()),
-        "tracer",
-    );
-    let mut stderr = tracer.stderr_lines();
-    stderr.wait_for("tracer: tracing ");
+    let (tracer, stderr, _) = start_tracer(args);
     (tracer, stderr)
 }
 

@@ -252,10 +252,20 @@ impl<R: Read> Lines<R> {
 /// then on nothing the target does is missed (the interpreter is found and
 /// its threads are known to the kernel side).
 pub fn attach_tracer(pid: u32, args: &[&str]) -> (Proc, Lines<ChildStderr>) {
+    let pid_text = pid.to_string();
+    let (tracer, stderr, line) = start_tracer(&[&["--pid", &pid_text], args].concat());
+    assert!(
+        line.starts_with(&format!("tracer: tracing pid {pid} (")),
+        "{line}"
+    );
+    (tracer, stderr)
+}
+
+/// `tracer ARGS...`, returned once it says it is tracing, with that line.
+/// (Its standard error must be read as it comes: a full pipe would stop it.)
+pub fn start_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>, String) {
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
-            .arg("--pid")
-            .arg(pid.to_string())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
@@ -263,12 +273,8 @@ pub fn attach_tracer(pid: u32, args: &[&str]) -> (Proc, Lines<ChildStderr>) {
         "tracer",
     );
     let mut stderr = tracer.stderr_lines();
-    let line = stderr.wait_for("tracer: tracing pid");
-    assert!(
-        line.starts_with(&format!("tracer: tracing pid {pid} (")),
-        "{line}"
-    );
-    (tracer, stderr)
+    let line = stderr.wait_for("tracer: tracing ");
+    (tracer, stderr, line)
 }
 
 /// Runs a command to completion (stdin closed), output captured.
