@@ -589,6 +589,11 @@ fn render_churn(
     let _ = writeln!(md, "| the agent's CPU, % of one core | {cpu_pct:.1}% |");
     let _ = writeln!(
         md,
+        "| the agent's CPU per process started | {:.1} ms |",
+        cpu_pct / 100.0 * last.at_s as f64 * 1000.0 / last.started.max(1) as f64
+    );
+    let _ = writeln!(
+        md,
         "| series served at the end | {} |",
         series_text(last.series)
     );
