@@ -11,7 +11,8 @@
 //!
 //! This file holds the arguments, which suites run, and the start-up and
 //! /proc tables; the /proc suite's variants and measurements are in
-//! `proc_bench`, the serve suite in `serve_bench`, and what the suites
+//! `proc_bench`, the serve suite in `serve_bench`, the node suite in
+//! `node_bench`, and what the suites
 //! share in `bench_util`.
 
 use std::{
@@ -67,6 +68,9 @@ pub struct BenchArgs {
     /// How long the serve suite traces.
     #[arg(long, default_value_t = 600)]
     serve_seconds: u64,
+    /// How long the node suite's agent runs under churn.
+    #[arg(long, default_value_t = 600)]
+    node_seconds: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,6 +88,10 @@ enum Suite {
     /// The continuous mode's memory over `--serve-seconds` at high event
     /// rates (not part of `all`: 10 minutes by default).
     Serve,
+    /// The node agent (`--all --serve`): a CPU-bound job's slowdown and the
+    /// agent's CPU, then its memory over `--node-seconds` of 50 new Python
+    /// processes a second (not part of `all`: over 15 minutes by default).
+    Node,
     All,
 }
 
@@ -163,6 +171,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         report.push_str(&crate::serve_bench::serve_suite(
             &tracer,
             args.serve_seconds,
+            &version,
+        )?);
+    }
+    if args.suite == Suite::Node {
+        report.push_str(&crate::node_bench::node_suite(
+            &tracer,
+            args.runs,
+            args.node_seconds,
+            &out_dir,
             &version,
         )?);
     }

@@ -6,6 +6,8 @@
 //!   floor on those hooks, under any tool that uses them, before any work
 //!   of its own. Two instructions need no compiler: they are loaded with the
 //!   bpf(2) syscall directly.
+//! * [`attach_empty_sampler`]: an empty program on a CPU-clock perf event
+//!   per online CPU, the node-wide sampler's floor (`--suite node`).
 //! * `bench-beside -- TRACER -- CMD`: CMD while TRACER traces an idle
 //!   process (`sleep`) that CMD has nothing to do with: what a tracer
 //!   running on the machine costs everybody else (the host-wide tax).
@@ -35,6 +37,15 @@ pub const TRACER_HOOKS: &[&str] = &[
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
+const PERF_TYPE_SOFTWARE: u32 = 1;
+const PERF_COUNT_SW_CPU_CLOCK: u64 = 0;
+/// `perf_event_attr` flags: `disabled` (bit 0) and `freq` (bit 10).
+const PERF_DISABLED_FREQ: u64 = 1 | 1 << 10;
+/// `_IOW('$', 8, __u32)` and `_IO('$', 0)`.
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 
 /// `r0 = 0; exit`.
 const EMPTY_PROGRAM: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
@@ -49,18 +60,22 @@ fn bpf(command: libc::c_long, attr: &mut [u8; 128]) -> std::io::Result<OwnedFd> 
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+fn load_empty(program_type: u32) -> std::io::Result<OwnedFd> {
+    let license = c"GPL";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&program_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(EMPTY_PROGRAM.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(EMPTY_PROGRAM.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    bpf(BPF_PROG_LOAD, &mut attr)
+}
+
 /// Attaches an empty program to each raw tracepoint in `hooks`; they stay
 /// attached while the returned descriptors are open.
 pub fn attach_empty(hooks: &[&str]) -> Result<Vec<OwnedFd>> {
-    let license = c"GPL";
     let mut fds = Vec::new();
     for hook in hooks {
-        let mut attr = [0u8; 128];
-        attr[0..4].copy_from_slice(&BPF_PROG_TYPE_RAW_TRACEPOINT.to_ne_bytes());
-        attr[4..8].copy_from_slice(&(EMPTY_PROGRAM.len() as u32).to_ne_bytes());
-        attr[8..16].copy_from_slice(&(EMPTY_PROGRAM.as_ptr() as u64).to_ne_bytes());
-        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-        let program = bpf(BPF_PROG_LOAD, &mut attr)
+        let program = load_empty(BPF_PROG_TYPE_RAW_TRACEPOINT)
             .with_context(|| format!("loading an empty raw tracepoint program for {hook}"))?;
         let name = CString::new(*hook)?;
         let mut attr = [0u8; 128];
@@ -72,6 +87,67 @@ pub fn attach_empty(hooks: &[&str]) -> Result<Vec<OwnedFd>> {
         fds.extend([program, link]);
     }
     Ok(fds)
+}
+
+/// An empty program on a CPU-clock perf event at `rate` Hz on every online
+/// CPU, as `tracer --all` samples: the timer interrupt and a BPF program
+/// run per tick, whatever the program does. Attached while the descriptors
+/// are open.
+pub fn attach_empty_sampler(rate: u64) -> Result<Vec<OwnedFd>> {
+    let program =
+        load_empty(BPF_PROG_TYPE_PERF_EVENT).context("loading an empty perf_event program")?;
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .context("reading /sys/devices/system/cpu/online")?;
+    let mut fds = Vec::new();
+    for cpu in cpu_list(&online)? {
+        // perf_event_attr: type, size, config, sample_freq, ..., flags.
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&PERF_TYPE_SOFTWARE.to_ne_bytes());
+        attr[4..8].copy_from_slice(&128u32.to_ne_bytes());
+        attr[8..16].copy_from_slice(&PERF_COUNT_SW_CPU_CLOCK.to_ne_bytes());
+        attr[16..24].copy_from_slice(&rate.to_ne_bytes());
+        attr[40..48].copy_from_slice(&PERF_DISABLED_FREQ.to_ne_bytes());
+        // SAFETY: `attr` is a zero-padded perf_event_attr of the size it states.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                attr.as_ptr(),
+                -1,
+                cpu,
+                -1,
+                PERF_FLAG_FD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("perf_event_open (CPU clock, CPU {cpu})"));
+        }
+        // SAFETY: the kernel returned a new file descriptor we now own.
+        let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&event);
+        let prog = std::os::fd::AsRawFd::as_raw_fd(&program);
+        // SAFETY: ioctls on a perf event descriptor we own, with an int argument.
+        if unsafe { libc::ioctl(raw, PERF_EVENT_IOC_SET_BPF, prog) } < 0
+            || unsafe { libc::ioctl(raw, PERF_EVENT_IOC_ENABLE, 0) } < 0
+        {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("attaching the empty program to CPU {cpu}'s event"));
+        }
+        fds.push(event);
+    }
+    fds.push(program);
+    Ok(fds)
+}
+
+/// `0-3,5` -> 0, 1, 2, 3, 5.
+fn cpu_list(text: &str) -> Result<Vec<i32>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (i32, i32) = (first.parse()?, last.parse()?);
+        cpus.extend(first..=last);
+    }
+    Ok(cpus)
 }
 
 /// Runs `command` to its end; fails unless it exits 0.
@@ -144,4 +220,16 @@ pub fn beside(words: &[String]) -> Result<()> {
         bail!("{tracer_program} failed: {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_list("0-1\n").unwrap(), vec![0, 1]);
+        assert_eq!(cpu_list("0,2-3,7").unwrap(), vec![0, 2, 3, 7]);
+        assert!(cpu_list("x").is_err());
+    }
 }

@@ -17,6 +17,7 @@ mod bench_util;
 mod chroots;
 mod floor;
 mod fuzz;
+mod node_bench;
 mod proc_bench;
 mod serve_bench;
 mod setup;

@@ -152,7 +152,7 @@ pub fn serve_suite(tracer: &Path, seconds: u64, version: &str) -> Result<String>
     Ok(md)
 }
 
-fn scrape(port: u16) -> Option<String> {
+pub fn scrape(port: u16) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
@@ -161,7 +161,7 @@ fn scrape(port: u16) -> Option<String> {
     Some(response.split_once("\r\n\r\n")?.1.to_owned())
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

@@ -78,6 +78,8 @@ pub struct PythonProcess {
     kernel_names: HashMap<u32, String>,
     name_cache: NameCache,
     names_read: Option<Instant>,
+    /// How long until names are read again while a thread has none.
+    names_every: Duration,
     /// Where CPython's signal handler table is, once found, and when it
     /// was last searched for.
     handler_table: Option<u64>,
@@ -110,8 +112,13 @@ const HANDLER_TABLE_SEARCHES: u32 = 8;
 /// wait to be named.
 const HANDLER_TABLE_FIRST_SEARCH_AFTER: Duration = Duration::from_millis(20);
 
-/// While a published thread has no name, names are read again at most this often.
+/// While a published thread has no name, names are read again at most this
+/// often; each read that names no new thread doubles the wait, up to
+/// [`NAMES_EVERY_AT_MOST`] (a program that never imports `threading` would
+/// otherwise be searched for it 5 times a second for its whole life: a
+/// node agent's steady cost per Python process); a new thread resets it.
 const NAMES_EVERY: Duration = Duration::from_millis(200);
+const NAMES_EVERY_AT_MOST: Duration = Duration::from_secs(10);
 
 impl PythonProcess {
     pub fn new(pid: u32, read_stack_every: u32) -> Self {
@@ -132,6 +139,7 @@ impl PythonProcess {
             kernel_names: HashMap::new(),
             name_cache: NameCache::default(),
             names_read: None,
+            names_every: NAMES_EVERY,
             handler_table: None,
             handler_table_searched: None,
             handler_table_searches: 0,
@@ -254,6 +262,7 @@ impl PythonProcess {
         self.published.clear();
         self.pthreads.clear();
         self.name_cache = NameCache::default();
+        self.names_every = NAMES_EVERY;
         self.handler_table = None;
         self.handler_table_searched = None;
         self.handler_table_searches = 0;
@@ -505,6 +514,7 @@ impl PythonProcess {
             return;
         }
         self.names_read = Some(Instant::now());
+        let named_before = self.names.len();
         let tstates: Vec<u64> = self.published.values().copied().collect();
         let by_ident = names::thread_names(
             &ready.memory,
@@ -520,6 +530,9 @@ impl PythonProcess {
             {
                 self.kernel_names.insert(tid, comm);
             }
+        }
+        if self.names.len() == named_before {
+            self.names_every = (self.names_every * 2).min(NAMES_EVERY_AT_MOST);
         }
     }
 
@@ -651,6 +664,9 @@ impl PythonProcess {
                 update.remove.push(tid);
             }
         }
+        if !update.insert.is_empty() {
+            self.names_every = NAMES_EVERY;
+        }
         self.published = current;
         // The signal-check uprobe takes milliseconds to attach: once the
         // sampler has the threads (at start-up a fork or a read may come
@@ -670,7 +686,9 @@ impl PythonProcess {
             .published
             .keys()
             .any(|tid| !self.names.contains_key(tid))
-            && self.names_read.is_none_or(|at| at.elapsed() >= NAMES_EVERY)
+            && self
+                .names_read
+                .is_none_or(|at| at.elapsed() >= self.names_every)
         {
             self.read_names();
         }
