@@ -120,7 +120,23 @@ impl Continuous {
                 exposition,
                 profiles,
             };
-            tokio::spawn(crate::serve::serve(listener, endpoint));
+            // On a thread of its own: a trace loop busy with a churning
+            // host (thousands of process starts) must not leave a scrape
+            // or a profile request unanswered.
+            let serving = std::thread::Builder::new()
+                .name("tracer-serve".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime.block_on(crate::serve::serve(listener, endpoint)),
+                        Err(err) => log::warn!("serving metrics: cannot start its runtime: {err}"),
+                    }
+                });
+            if let Err(err) = serving {
+                log::warn!("serving metrics: cannot start its thread: {err}");
+            }
             if !args.quiet
                 && let Some(addr) = args.serve
             {

@@ -273,8 +273,10 @@ int main(void) {
     );
     assert!(built.status.success(), "{}", text(&built.stderr));
     let report_path = scratch.path("report.json");
-    let (mut tracer, mut stderr) = node_tracer(&["--all", "--format", "json", "-o", &report_path]);
+    // Running, its garbage written, when the trace starts (a look before
+    // it writes it would see an interpreter not started yet).
     let (mut workload, mut stdout, pid) = spawn_until_ready_with_stdout(&[fake]);
+    let (mut tracer, mut stderr) = node_tracer(&["--all", "--format", "json", "-o", &report_path]);
     let needle = format!("pid {pid}: not Python: not a CPython runtime");
     if !stderr.has_seen(&needle) {
         stderr.wait_for(&needle);
