@@ -146,13 +146,10 @@ pub fn node_suite(
         );
     }
     let load_after = loadavg();
-    let mut md = String::new();
-    let _ = writeln!(md, "## Node agent: a CPU-bound Python job\n");
-    let _ = writeln!(md, "{}\n", machine_line());
-    let _ = writeln!(md, "Tracer: {version}.\n");
-    let _ = writeln!(
-        md,
-        "Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.\n"
+    let mut md = heading(
+        "a CPU-bound Python job",
+        version,
+        (&load_before, &load_after),
     );
     let _ = writeln!(
         md,
@@ -424,6 +421,19 @@ fn clock_ticks() -> f64 {
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
+/// A section's title, the machine, the tracer and the load around the run.
+fn heading(title: &str, version: &str, (before, after): (&str, &str)) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## Node agent: {title}\n");
+    let _ = writeln!(md, "{}\n", machine_line());
+    let _ = writeln!(md, "Tracer: {version}.\n");
+    let _ = writeln!(
+        md,
+        "Load average (1, 5, 15 min) before: {before}; after: {after}.\n"
+    );
+    md
+}
+
 fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
@@ -552,13 +562,10 @@ fn render_churn(
     let last_minute = mean(&samples[samples.len().saturating_sub(minute)..]);
     let span_min = (last.at_s.saturating_sub(first.at_s)).max(1) as f64 / 60.0;
     let peak = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
-    let mut md = String::new();
-    let _ = writeln!(md, "## Node agent: memory under churn, {seconds} s\n");
-    let _ = writeln!(md, "{}\n", machine_line());
-    let _ = writeln!(md, "Tracer: {version}.\n");
-    let _ = writeln!(
-        md,
-        "Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.\n"
+    let mut md = heading(
+        &format!("memory under churn, {seconds} s"),
+        version,
+        (load_before, load_after),
     );
     let _ = writeln!(
         md,
