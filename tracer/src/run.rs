@@ -348,6 +348,12 @@ async fn event_loop(
                     drain(ring.get_mut(), collector);
                     last_python_refresh = Instant::now();
                 }
+                // Past the search: wake every 50 ms, not 200 times a second
+                // for the whole trace (an always-on agent's steady cost).
+                if !early && python_ticker.period() < PYTHON_INTERVAL {
+                    python_ticker = tokio::time::interval(PYTHON_INTERVAL);
+                    python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                }
             }
             // A starting program imports: module bodies run once and their
             // code objects are freed at once, their addresses soon reused by
