@@ -369,16 +369,17 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     if unsafe { TRACED.get(&tgid) }.is_none() {
         return 0;
     }
+    let cfg = config_of(tgid);
     // On every CPU (a node-wide trace), most ticks land in processes that
     // run no Python: neither counted nor kept in the tick table.
-    if config!(scope.per_cpu_sampling) != 0 && config_of(tgid).is_none() {
+    if cfg.is_none() && config!(scope.per_cpu_sampling) != 0 {
         return 0;
     }
     let Some(ticks) = ticks_of(tgid) else {
         return 0;
     };
     ticks.ticks += 1;
-    let Some(cfg) = config_of(tgid) else {
+    let Some(cfg) = cfg else {
         ticks.no_interpreter += 1;
         return 0;
     };

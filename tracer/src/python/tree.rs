@@ -317,9 +317,4 @@ impl PythonTree {
             })
             .or(root)
     }
-
-    /// Whether this is a node-wide trace's tree (no root).
-    pub fn is_node_wide(&self) -> bool {
-        self.node_wide
-    }
 }
