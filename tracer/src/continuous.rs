@@ -355,7 +355,7 @@ fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError
     let open = probes.open_files()?;
     let lost = probes.drops()?.iter().sum();
     if let Some(forget) = collector.fold_metrics(&reads, &threads, &open, lost) {
-        probes.forget(&forget)?;
+        probes.forget(&forget, &reads, &open)?;
     }
     Ok(())
 }

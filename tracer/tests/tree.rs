@@ -337,3 +337,55 @@ fn tree_child_in_a_chroot() {
         "files as the child sees them: {stack:#}"
     );
 }
+
+/// A pid reused within one trace names two processes: each is its own
+/// `python.processes[]` row with its own samples (pid_reuse.py's first
+/// process burns in `first_life`, the second, given the same pid, in
+/// `second_life`), and `processes[]` has a row for each.
+#[test]
+fn a_reused_pid_is_two_processes_each_with_its_own_row() {
+    require_root();
+    let scratch = Scratch::new("pid_reuse");
+    let report_path = scratch.path("report.json");
+    let command = python_command(python(STATIC_PYTHON), "pid_reuse.py", &[]);
+    let mut args: Vec<&str> = vec!["--quiet", "--format", "json", "-o", &report_path];
+    args.push("--");
+    args.extend(command.iter().map(String::as_str));
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let facts: Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    let pid = facts["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the host never gave the pid back: {facts}"));
+    let report = load_json(&report_path);
+    let python = &report["python"];
+    let rows: Vec<&Value> = python["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["pid"] == pid)
+        .collect();
+    assert_eq!(rows.len(), 2, "pid {pid}: {:#}", python["processes"]);
+    let burned_in = |row: &Value| -> Vec<String> {
+        row["hotspots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| u64_of(&h["total_samples"]) > 0)
+            .map(|h| h["function"].as_str().unwrap().to_owned())
+            .filter(|f| f.ends_with("_life"))
+            .collect()
+    };
+    assert_eq!(burned_in(rows[0]), ["first_life"], "{:#}", rows[0]);
+    assert_eq!(burned_in(rows[1]), ["second_life"], "{:#}", rows[1]);
+    for row in &rows {
+        assert_eq!(row["status"], "sampled", "{row:#}");
+    }
+    let processes: Vec<&Value> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["pid"] == pid)
+        .collect();
+    assert_eq!(processes.len(), 2, "{:#}", report["processes"]);
+}

@@ -171,13 +171,12 @@ impl Collector {
                 }
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
-                if let Some(ids) = self
-                    .python
-                    .as_mut()
-                    .and_then(|tree| tree.frame_ids(tgid, &frames))
+                if let Some(tree) = self.python.as_mut()
+                    && let Some(ids) = tree.frame_ids(tgid, &frames)
                 {
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
-                    self.profile.on_sample(t_ns, tgid, tid, ids, truncated);
+                    let process = (tgid, tree.generation(tgid));
+                    self.profile.on_sample(t_ns, process, tid, ids, truncated);
                 }
             }
             Event::PyStack { key } => {

@@ -24,8 +24,14 @@ use crate::{
 const MAX_ROWS: usize = 100;
 const MAX_THREAD_ROWS: usize = 20;
 
-/// A sampled stack's place: (pid, tid).
-type Sampled = (u32, u32);
+/// A sampled stack's place: the thread, and which process its pid named
+/// then (a pid reused on a busy host names another process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Sampled {
+    pid: u32,
+    generation: u32,
+    tid: u32,
+}
 
 /// One distinct sampled stack: where, whether cut at the walk's bound,
 /// frames innermost first.
@@ -64,11 +70,12 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// One sampled stack (frames interned by the tree's frame table).
+    /// One sampled stack (frames interned by the tree's frame table) of
+    /// the process that is `generation` of its pid.
     pub fn on_sample(
         &mut self,
         t_ns: u64,
-        pid: u32,
+        (pid, generation): (u32, u32),
         tid: u32,
         frames: Vec<FrameId>,
         truncated: bool,
@@ -79,7 +86,15 @@ impl Profile {
         let next = self.counts.len();
         let index = *self
             .stacks
-            .entry(((pid, tid), truncated, frames))
+            .entry((
+                Sampled {
+                    pid,
+                    generation,
+                    tid,
+                },
+                truncated,
+                frames,
+            ))
             .or_insert(next);
         if index == next {
             self.counts.push(0);
@@ -280,10 +295,17 @@ impl Profile {
             .filter_map(|process| {
                 let own: Vec<Row> = stacks
                     .iter()
-                    .filter(|(at, _, _, _)| at.0 == process.pid())
+                    .filter(|(at, _, _, _)| {
+                        at.pid == process.pid() && at.generation == process.generation()
+                    })
                     .copied()
                     .collect();
-                let ticks = ticks.get(&process.pid()).copied().unwrap_or_default();
+                // The kernel counts ticks per pid: a reused pid's earlier
+                // processes count theirs with the process it names now.
+                let ticks = match tree.generation(process.pid()) == process.generation() {
+                    true => ticks.get(&process.pid()).copied().unwrap_or_default(),
+                    false => PyTicks::default(),
+                };
                 process_section(process, &own, ticks)
             })
             .collect();
@@ -475,7 +497,7 @@ fn hotspots(stacks: &[Row], thread: Option<Sampled>, limit: usize) -> (u64, Vec<
         for (depth, f) in frames.iter().enumerate() {
             let key = function_key(f);
             let entry = by_fn.entry(key.clone()).or_default();
-            entry.pids.insert(at.0);
+            entry.pids.insert(at.pid);
             if depth == 0 {
                 entry.self_samples += count;
             }
@@ -488,7 +510,7 @@ fn hotspots(stacks: &[Row], thread: Option<Sampled>, limit: usize) -> (u64, Vec<
     }
     let several = stacks
         .iter()
-        .map(|(at, _, _, _)| at.0)
+        .map(|(at, _, _, _)| (at.pid, at.generation))
         .collect::<BTreeSet<_>>()
         .len()
         > 1;
@@ -555,11 +577,11 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     threads.dedup();
     section.threads = threads
         .into_iter()
-        .map(|(pid, tid)| {
-            let (samples, hotspots) = hotspots(stacks, Some((pid, tid)), MAX_THREAD_ROWS);
+        .map(|at| {
+            let (samples, hotspots) = hotspots(stacks, Some(at), MAX_THREAD_ROWS);
             PythonThread {
-                pid,
-                tid,
+                pid: at.pid,
+                tid: at.tid,
                 name: None,
                 samples,
                 hotspots,
@@ -578,10 +600,10 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     section.stacks = order
         .into_iter()
         .map(|row| {
-            let ((pid, tid), frames, count, truncated) = stacks[row];
+            let (at, frames, count, truncated) = stacks[row];
             PythonStack {
-                pid,
-                tid,
+                pid: at.pid,
+                tid: at.tid,
                 samples: count,
                 truncated,
                 frames: frames.to_vec(),
@@ -688,15 +710,23 @@ mod tests {
         }
     }
 
+    fn at(pid: u32, tid: u32) -> Sampled {
+        Sampled {
+            pid,
+            generation: 0,
+            tid,
+        }
+    }
+
     #[test]
     fn self_and_total_shares() {
         let a = [sym("inner", 5), sym("outer", 9), sym("main", 12)];
         let b = [sym("outer", 8), sym("main", 12)];
         let c = [sym("fib", 3), sym("fib", 3), sym("main", 12)];
         let stacks: Vec<Row> = vec![
-            ((9, 1), &a, 70, false),
-            ((9, 1), &b, 20, false),
-            ((9, 2), &c, 10, false),
+            (at(9, 1), &a, 70, false),
+            (at(9, 1), &b, 20, false),
+            (at(9, 2), &c, 10, false),
         ];
         let mut section = Python::default();
         fill(&mut section, &stacks);

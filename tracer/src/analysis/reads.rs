@@ -32,7 +32,14 @@ pub struct FileTable {
     roots: HashMap<u32, String>,
     /// Files whose path was longer than the kernel side captures.
     truncated: HashSet<(u32, u64)>,
+    /// (root, path) -> what a regular file opened by that absolute path
+    /// was: every Python start on a node opens the same few dozen modules,
+    /// described once rather than with two system calls each time.
+    described: HashMap<(String, String), FileInfo>,
 }
+
+/// Paths remembered in [`FileTable::described`] before it starts over.
+const MAX_DESCRIBED: usize = 8192;
 
 impl FileTable {
     #[cfg(test)]
@@ -60,8 +67,26 @@ impl FileTable {
             self.roots.insert(tgid, root);
         }
         let root = self.roots.get(&tgid).map(String::as_str);
-        self.files
-            .insert((tgid, file_id), files::from_open(tgid, fd, path, root));
+        // A file of a regular filesystem, by its absolute path: procfs,
+        // sysfs and devices name a different thing per process or boot.
+        let regular = path.starts_with('/')
+            && !truncated
+            && !["/proc/", "/sys/", "/dev/"]
+                .iter()
+                .any(|p| path.starts_with(p));
+        let key = (root.unwrap_or("/").to_owned(), path.to_owned());
+        if regular && let Some(info) = self.described.get(&key) {
+            self.files.insert((tgid, file_id), info.clone());
+            return;
+        }
+        let info = files::from_open(tgid, fd, path, root);
+        if regular && info.fs != "unknown" {
+            if self.described.len() >= MAX_DESCRIBED {
+                self.described.clear();
+            }
+            self.described.insert(key, info.clone());
+        }
+        self.files.insert((tgid, file_id), info);
     }
 
     /// Files known, for `RUST_LOG=debug`.

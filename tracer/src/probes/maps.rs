@@ -3,6 +3,8 @@
 //! from them (the `MapSnapshot` at the end; `--serve`'s folds while
 //! tracing), and what it lets them forget (`Probes::forget`).
 
+use std::collections::HashSet;
+
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -231,36 +233,55 @@ impl Probes {
     /// `--serve`: drops the rows of exited threads and gone processes from
     /// the kernel's tables (after their last figures were folded in), so
     /// that a long run with many short-lived processes never fills them.
-    pub fn forget(&mut self, forget: &crate::analysis::metrics::Forget) -> Result<(), ProbeError> {
-        let tids: std::collections::HashSet<u32> = forget.tids.iter().copied().collect();
-        let pids: std::collections::HashSet<u32> = forget.pids.iter().copied().collect();
-        let rows: std::collections::HashSet<ReadKey> = forget.read_rows.iter().copied().collect();
-        if !rows.is_empty() {
-            self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| rows.contains(key))?;
-        }
-        if tids.is_empty() && pids.is_empty() {
+    /// `reads` and `open`: `READ_STATS` and `FD_FILES` as this fold read
+    /// them. Rows whose key is known are removed by key (one syscall each);
+    /// the two tables keyed by more than a pid and not read at each fold
+    /// are searched for the gone every [`SEARCH_EVERY`] forgets, so that a
+    /// node starting dozens of processes a second does not walk every row
+    /// of every table each second.
+    pub fn forget(
+        &mut self,
+        forget: &crate::analysis::metrics::Forget,
+        reads: &[(ReadKey, ReadStats)],
+        open: &[(FdKey, u64)],
+    ) -> Result<(), ProbeError> {
+        let pids: HashSet<u32> = forget.pids.iter().copied().collect();
+        let mut read_rows: Vec<ReadKey> = forget.read_rows.clone();
+        read_rows.extend(
+            reads
+                .iter()
+                .map(|(key, _)| *key)
+                .filter(|key| pids.contains(&key.tgid)),
+        );
+        remove_keys!(
+            self,
+            PerCpuHashMap,
+            "READ_STATS",
+            ReadKey,
+            ReadStats,
+            read_rows
+        );
+        let tids = forget.tids.iter().copied();
+        remove_keys!(self, HashMap, "THREADS", u32, ThreadStats, tids.clone());
+        remove_keys!(self, HashMap, "INFLIGHT", u32, InflightRead, tids.clone());
+        remove_keys!(self, HashMap, "PY_SLEEPING", u32, PySleep, tids);
+        let fds = open
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| pids.contains(&key.tgid));
+        remove_keys!(self, HashMap, "FD_FILES", FdKey, u64, fds);
+        let gone = forget.pids.iter().copied();
+        remove_keys!(self, PerCpuHashMap, "PY_TICKS", u32, PyTicks, gone);
+        self.forgetting.extend(pids);
+        self.forgets += 1;
+        if !self.forgets.is_multiple_of(SEARCH_EVERY) || self.forgetting.is_empty() {
             return Ok(());
         }
-        self.remove_rows::<u32, ThreadStats>("THREADS", |tid| tids.contains(tid))?;
-        self.remove_rows::<u32, InflightRead>("INFLIGHT", |tid| tids.contains(tid))?;
-        self.remove_rows::<u32, PySleep>("PY_SLEEPING", |tid| tids.contains(tid))?;
-        self.remove_rows::<FdKey, u64>("FD_FILES", |key| pids.contains(&key.tgid))?;
-        self.remove_per_cpu_rows::<ReadKey, ReadStats>("READ_STATS", |key| {
-            pids.contains(&key.tgid)
-        })?;
+        let pids = std::mem::take(&mut self.forgetting);
         self.remove_per_cpu_rows::<FileKey, u64>("FILE_OPENS", |key| pids.contains(&key.tgid))?;
-        self.remove_per_cpu_rows::<u32, PyTicks>("PY_TICKS", |pid| pids.contains(pid))?;
         self.remove_per_cpu_rows::<PyEventKey, PyEventValue>("PY_EVENT_STACKS", |key| {
             pids.contains(&key.tgid)
         })
-    }
-
-    fn remove_rows<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &'static str,
-        doomed: impl Fn(&K) -> bool,
-    ) -> Result<(), ProbeError> {
-        remove_doomed!(self, HashMap, name, doomed)
     }
 
     fn remove_per_cpu_rows<K: aya::Pod, V: aya::Pod>(
@@ -271,6 +292,26 @@ impl Probes {
         remove_doomed!(self, PerCpuHashMap, name, doomed)
     }
 }
+
+/// Forgets before the tables keyed by more than a pid are searched for
+/// the gone processes' rows (a fold a second: rows stay up to 10 s more).
+const SEARCH_EVERY: u64 = 10;
+
+/// Removes keys `$keys` from hash map `$name` of type `$map`. A key gone
+/// already (the kernel side removed it) is nothing to do.
+macro_rules! remove_keys {
+    ($probes:ident, $map:ident, $name:literal, $k:ty, $v:ty, $keys:expr) => {{
+        let map = $probes
+            .ebpf
+            .map_mut($name)
+            .ok_or(ProbeError::MissingMap($name))?;
+        let mut map = $map::<_, $k, $v>::try_from(map).map_err(map_error($name))?;
+        for key in $keys {
+            let _ = map.remove(&key);
+        }
+    }};
+}
+use remove_keys;
 
 /// Removes the keys `doomed` picks from hash map `name` of type `$map`
 /// (the two hash map types share no trait for `keys` and `remove`).

@@ -241,6 +241,10 @@ pub struct Probes {
     signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
     /// Attaches the signal-check uprobe off the event loop.
     signal_check_attacher: Option<crate::uprobes::Attacher>,
+    /// `--serve`: gone processes whose rows of the tables searched every
+    /// few forgets are still there, and the forgets so far.
+    forgetting: std::collections::HashSet<u32>,
+    forgets: u64,
 }
 
 impl Probes {
@@ -285,6 +289,8 @@ impl Probes {
             warnings,
             signal_checks: None,
             signal_check_attacher: None,
+            forgetting: Default::default(),
+            forgets: 0,
         })
     }
 

@@ -3,8 +3,9 @@
 //! `libpython3.X.so`), its load address, and its exact version.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
@@ -103,6 +104,8 @@ pub fn name_hint(path: &str) -> Option<Option<(u32, u32)>> {
 pub struct Interpreter {
     /// Path as the process sees it.
     pub path: String,
+    /// Its device, inode and path (the key of [`Binaries`]).
+    pub file: String,
     pub major: u32,
     pub minor: u32,
     /// "3.11.7".
@@ -423,14 +426,65 @@ impl Drop for MappedFile {
 /// Mapped files larger than this are not searched for an interpreter.
 const MAX_SEARCHED_FILE: usize = 1 << 30;
 
-/// Looks for the interpreter in `pid`'s mappings. `not_python` remembers
+/// Looks for the interpreter in `pid`'s mappings. `binaries` remembers
 /// the files already searched and found not to define `_PyRuntime` (by
 /// device, inode and path: one cache serves every process of a tree, in
 /// any root), so a process that is not (yet) Python costs one search per
 /// file, and a tree of shells and `true`s one search per distinct file.
-pub fn discover(pid: u32, not_python: &mut HashSet<String>) -> Result<Interpreter, DiscoverError> {
+pub fn discover(pid: u32, binaries: &mut Binaries) -> Result<Interpreter, DiscoverError> {
     let maps = procfs::maps(pid).map_err(|source| DiscoverError::Maps { pid, source })?;
-    discover_in(pid, &parse_maps(&maps), not_python)
+    discover_in(pid, &parse_maps(&maps), binaries)
+}
+
+/// What is learnt of a mapped file once, for every process that maps it
+/// (by device, inode and path, in any root): on a node where Python
+/// processes start by the dozen a second, each start must not parse its
+/// interpreter's ELF file or search its data again.
+#[derive(Debug, Default)]
+pub struct Binaries {
+    /// Files found not to define `_PyRuntime`: a tree of shells and
+    /// `true`s costs one search per distinct file.
+    not_python: HashSet<String>,
+    /// The symbols and version of each interpreter file.
+    interpreters: HashMap<String, Arc<ElfInfo>>,
+    /// Where each interpreter file's signal handler table was found, from
+    /// the start of its writable data.
+    handler_tables: HashMap<String, u64>,
+}
+
+/// Distinct files remembered in each of [`Binaries`]' tables: past this
+/// (a node of ever new images) a table starts over.
+const MAX_BINARIES: usize = 4096;
+
+impl Binaries {
+    /// Where the signal handler table of `interpreter` was found before,
+    /// from the start of its writable data.
+    pub fn handler_table(&self, interpreter: &Interpreter) -> Option<u64> {
+        self.handler_tables.get(&interpreter.file).copied()
+    }
+
+    pub fn found_handler_table(&mut self, interpreter: &Interpreter, offset: u64) {
+        remember(&mut self.handler_tables, interpreter.file.clone(), offset);
+    }
+
+    fn not_python(&mut self, file: String) {
+        if self.not_python.len() >= MAX_BINARIES {
+            self.not_python.clear();
+        }
+        self.not_python.insert(file);
+    }
+
+    #[cfg(test)]
+    pub fn is_not_python(&self, file: &str) -> bool {
+        self.not_python.contains(file)
+    }
+}
+
+fn remember<V>(table: &mut HashMap<String, V>, key: String, value: V) {
+    if table.len() >= MAX_BINARIES {
+        table.clear();
+    }
+    table.insert(key, value);
 }
 
 /// The interpreter is recognised by content, whatever the file is called
@@ -441,13 +495,13 @@ pub fn discover(pid: u32, not_python: &mut HashSet<String>) -> Result<Interprete
 pub fn discover_in(
     pid: u32,
     maps: &[Mapping],
-    not_python: &mut HashSet<String>,
+    binaries: &mut Binaries,
 ) -> Result<Interpreter, DiscoverError> {
     let mut candidates: Vec<&str> = Vec::new();
     for m in maps {
         if m.executable
             && !candidates.contains(&m.path.as_str())
-            && !not_python.contains(&m.cache_key())
+            && !binaries.not_python.contains(&m.cache_key())
         {
             candidates.push(&m.path);
         }
@@ -460,20 +514,31 @@ pub fn discover_in(
         let Some(mapping) = maps.iter().find(|m| m.path == path) else {
             continue;
         };
-        let Some(data) = read_mapped(pid, mapping) else {
-            continue;
-        };
-        let named = name_hint(path).is_some();
-        if !named
-            && (data.bytes().len() > MAX_SEARCHED_FILE
-                || !data.bytes().starts_with(b"\x7fELF")
-                || memchr::memmem::find(data.bytes(), b"_PyRuntime\0").is_none())
-        {
-            not_python.insert(mapping.cache_key());
-            continue;
-        }
-        let Ok(elf) = read_elf(data.bytes()) else {
-            continue;
+        let file = mapping.cache_key();
+        let elf = match binaries.interpreters.get(&file) {
+            Some(elf) => elf.clone(),
+            None => {
+                let Some(data) = read_mapped(pid, mapping) else {
+                    continue;
+                };
+                let named = name_hint(path).is_some();
+                if !named
+                    && (data.bytes().len() > MAX_SEARCHED_FILE
+                        || !data.bytes().starts_with(b"\x7fELF")
+                        || memchr::memmem::find(data.bytes(), b"_PyRuntime\0").is_none())
+                {
+                    binaries.not_python(file);
+                    continue;
+                }
+                let Ok(elf) = read_elf(data.bytes()) else {
+                    continue;
+                };
+                let elf = Arc::new(elf);
+                if elf.runtime.is_some() && elf.eval_frame.is_some() {
+                    remember(&mut binaries.interpreters, file.clone(), elf.clone());
+                }
+                elf
+            }
         };
         let (Some(runtime), Some(eval_frame)) = (elf.runtime, elf.eval_frame) else {
             // Before 3.7 there is no _PyRuntime at all: say the version.
@@ -526,6 +591,7 @@ pub fn discover_in(
         let free_threaded = abiflags.contains('t');
         return Ok(Interpreter {
             path: path.to_owned(),
+            file,
             major,
             minor,
             version,
@@ -614,13 +680,13 @@ mod tests {
     #[test]
     fn not_python() {
         let maps = parse_maps("00400000-00401000 r-xp 00000000 08:01 1 /bin/sleep\n");
-        let mut not_python = HashSet::new();
+        let mut binaries = Binaries::default();
         assert!(matches!(
-            discover_in(1, &maps, &mut not_python),
+            discover_in(1, &maps, &mut binaries),
             Err(DiscoverError::NotPython { .. })
         ));
         // Searched once: the next look skips it.
-        assert!(not_python.contains("08:01 1 /bin/sleep"));
+        assert!(binaries.is_not_python("08:01 1 /bin/sleep"));
     }
 
     #[test]
@@ -637,11 +703,16 @@ mod tests {
         );
         let maps = parse_maps(&line);
         assert!(maps.iter().all(|m| m.executable));
-        let mut not_python = HashSet::new();
-        let found = discover_in(std::process::id(), &maps, &mut not_python).unwrap();
+        let mut binaries = Binaries::default();
+        let found = discover_in(std::process::id(), &maps, &mut binaries).unwrap();
         assert_eq!((found.major, found.minor), (3, 11));
         assert_eq!(found.path, renamed.to_string_lossy());
-        assert!(not_python.contains("08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(binaries.is_not_python("08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6"));
+        // The interpreter's file is read once: the next process finds it
+        // from what was learnt (the file gone since, as an image's may be).
+        std::fs::remove_file(&renamed).unwrap();
+        let again = discover_in(std::process::id(), &maps, &mut binaries).unwrap();
+        assert_eq!(again, found);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

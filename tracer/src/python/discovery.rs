@@ -8,11 +8,11 @@
 //! [`Binary`]) is kept apart from what belongs to the process (where it
 //! lives: [`Place`], its memory).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{
     PythonError, SUPPORTED,
-    discover::{self, DiscoverError, Interpreter},
+    discover::{self, Binaries, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
     symbols::CodeSource,
@@ -170,11 +170,8 @@ pub struct NotReady {
 
 /// The interpreter of `pid`, understood; else why not, with the
 /// interpreter when one was found but is not supported.
-pub(super) fn find(
-    pid: u32,
-    not_python: &mut HashSet<String>,
-) -> Result<Ready, (NotReady, Option<Found>)> {
-    let interpreter = match discover::discover(pid, not_python) {
+pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady, Option<Found>)> {
+    let interpreter = match discover::discover(pid, binaries) {
         Ok(interpreter) => interpreter,
         Err(err) => {
             let searching = matches!(

@@ -32,12 +32,23 @@ pub fn find_table(mem: &dyn Memory, data: (u64, u64)) -> Option<u64> {
         .map(|at| data.0 + at as u64)
 }
 
+/// Whether the table is at `at` (where it was found in another process
+/// of the same interpreter file: one read, not a search).
+pub fn table_at(mem: &dyn Memory, at: u64) -> bool {
+    let Ok(raw) = mem.read_vec(at, NSIG * SLOT) else {
+        return false;
+    };
+    let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    is_table(&raw, &word, 0)
+}
+
 fn is_table(slots: &[u8], word: &impl Fn(usize) -> u64, base: usize) -> bool {
     // Slot 0 is never used.
     if word(base) != 0 || word(base + 8) != 0 {
         return false;
     }
-    let mut funcs: Vec<u64> = Vec::with_capacity(NSIG - 1);
+    // On the stack: this runs at every word of the data searched.
+    let mut funcs = [0u64; NSIG - 1];
     for sig in 1..NSIG {
         let at = sig * SLOT;
         let tripped = u32::from_le_bytes(slots[at..at + 4].try_into().expect("4 bytes"));
@@ -46,7 +57,7 @@ fn is_table(slots: &[u8], word: &impl Fn(usize) -> u64, base: usize) -> bool {
         if tripped > 1 || pad != 0 || func == 0 || func & 7 != 0 {
             return false;
         }
-        funcs.push(func);
+        funcs[sig - 1] = func;
     }
     // SIG_DFL for most signals: one object in most slots.
     funcs.sort_unstable();
@@ -99,10 +110,7 @@ pub fn function_code(o: &Offsets, minor: u32) -> u64 {
 /// handler's `func_code` read by the kernel at delivery: the function
 /// object may be gone since, its code lives on with the code defining it).
 pub fn function_of_code(source: &CodeSource, symbols: &mut Symbols, code: u64) -> Option<Handler> {
-    let objects = Objects {
-        mem: source.memory,
-        o: source.offsets,
-    };
+    let objects = Objects::new(source.memory, source.offsets);
     let ty = objects.type_of(code)?;
     let is_code = match source.code_type {
         Some(code_type) => ty == code_type,
@@ -126,7 +134,7 @@ pub fn handler(
 ) -> Option<Handler> {
     let mem = source.memory;
     let o: &Offsets = source.offsets;
-    let objects = Objects { mem, o };
+    let objects = Objects::new(mem, o);
     let h = objects.header();
     let mut kind = objects.type_name(objects.type_of(func)?)?;
     if kind == "method" {

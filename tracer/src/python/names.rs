@@ -9,7 +9,7 @@
 //! the class's shared keys, found next to the class's name in the heap type.
 //! Anything unexpected gives no name, never a wrong one.
 
-use std::collections::HashMap;
+use std::{cell::RefCell, collections::HashMap};
 
 use super::{
     code::read_unicode,
@@ -47,7 +47,7 @@ pub fn thread_names(
     tstates: &[u64],
     cache: &mut NameCache,
 ) -> HashMap<u64, String> {
-    let objects = Objects { mem, o };
+    let objects = Objects::new(mem, o);
     let mut names = HashMap::new();
     if cache.active.is_none() {
         cache.active = find_active(&objects, tstates);
@@ -115,9 +115,20 @@ fn find_active(objects: &Objects, tstates: &[u64]) -> Option<u64> {
 pub(super) struct Objects<'a> {
     pub(super) mem: &'a dyn Memory,
     pub(super) o: &'a Offsets,
+    /// Type names by type address, read once per look: a dict's keys are
+    /// all `str`, checked one by one.
+    types: RefCell<HashMap<u64, Option<String>>>,
 }
 
-impl Objects<'_> {
+impl<'a> Objects<'a> {
+    pub(super) fn new(mem: &'a dyn Memory, o: &'a Offsets) -> Self {
+        Self {
+            mem,
+            o,
+            types: RefCell::default(),
+        }
+    }
+
     /// `sizeof(PyObject)`: 16, or 32 in a free-threaded build.
     pub(super) fn header(&self) -> u64 {
         self.o.ob_type + 8
@@ -136,10 +147,45 @@ impl Objects<'_> {
     }
 
     pub(super) fn type_name(&self, ty: u64) -> Option<String> {
-        let name = self.mem.u64(ty.wrapping_add(self.type_fields())).ok()?;
-        let raw = self.mem.read_vec(name, 64).ok()?;
-        let end = raw.iter().position(|&b| b == 0)?;
-        String::from_utf8(raw[..end].to_vec()).ok()
+        if let Some(known) = self.types.borrow().get(&ty) {
+            return known.clone();
+        }
+        let read = || {
+            let name = self.mem.u64(ty.wrapping_add(self.type_fields())).ok()?;
+            let raw = self.mem.read_vec(name, 64).ok()?;
+            let end = raw.iter().position(|&b| b == 0)?;
+            String::from_utf8(raw[..end].to_vec()).ok()
+        };
+        let name = read();
+        self.types.borrow_mut().insert(ty, name.clone());
+        name
+    }
+
+    /// Whether `obj` is the `str` `name` (ASCII): one read of the object
+    /// and its characters, where [`Self::str`] takes four.
+    fn str_is(&self, obj: u64, name: &str) -> bool {
+        let o = self.o;
+        let fits = [o.ob_type + 8, o.unicode_length + 8, o.unicode_state + 4]
+            .iter()
+            .all(|&end| end <= o.ascii_size);
+        if !fits {
+            return self.str(obj).is_some_and(|s| s == name);
+        }
+        let Ok(raw) = self.mem.read_vec(obj, o.ascii_size as usize + name.len()) else {
+            return false;
+        };
+        let word = |at: u64| {
+            let at = at as usize;
+            u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"))
+        };
+        let at = o.unicode_state as usize;
+        let state = u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+        let (compact, ascii) = ((state >> 5) & 1 == 1, (state >> 6) & 1 == 1);
+        word(o.unicode_length) == name.len() as u64
+            && compact
+            && ascii
+            && &raw[o.ascii_size as usize..] == name.as_bytes()
+            && self.type_name(word(o.ob_type)).is_some_and(|t| t == "str")
     }
 
     fn is_a(&self, obj: u64, name: &str) -> bool {
@@ -274,7 +320,7 @@ impl Objects<'_> {
     fn find(&self, entries: Vec<(u64, u64)>, name: &str) -> Option<u64> {
         entries
             .into_iter()
-            .find(|&(key, _)| self.str(key).is_some_and(|k| k == name))
+            .find(|&(key, _)| self.str_is(key, name))
             .map(|(_, value)| value)
     }
 

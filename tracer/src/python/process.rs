@@ -5,14 +5,14 @@
 //! symbolized. `tree` holds every such process of the trace.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
 use tracer_common::{PyConfig, PyFrameRecord};
 
 use super::{
-    discover,
+    discover::{self, Binaries},
     discovery::{Discovery, Place, Ready, find},
     handlers,
     memory::{self, ProcessMemory},
@@ -50,6 +50,9 @@ const PATIENT_LATE_SEARCH_EVERY: Duration = Duration::from_secs(10);
 
 pub struct PythonProcess {
     pid: u32,
+    /// How many processes had this pid before it in this trace (a pid
+    /// reused on a busy host names another process: a row of its own).
+    generation: u32,
     /// Capture the stack of 1 in this many reads (0: never).
     read_stack_every: u32,
     discovery: Discovery,
@@ -124,6 +127,7 @@ impl PythonProcess {
     pub fn new(pid: u32, read_stack_every: u32) -> Self {
         Self {
             pid,
+            generation: 0,
             read_stack_every,
             discovery: Discovery::Searching(format!("process {pid} has not been looked at yet")),
             symbols: Symbols::default(),
@@ -188,6 +192,14 @@ impl PythonProcess {
         self.pid
     }
 
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    pub(super) fn set_generation(&mut self, generation: u32) {
+        self.generation = generation;
+    }
+
     pub fn read_stack_every(&self) -> u32 {
         self.read_stack_every
     }
@@ -216,8 +228,8 @@ impl PythonProcess {
     /// kernel side has dropped its offsets and the exec'ing thread's entry;
     /// the other threads are gone).
     /// The process exec'd at `exec_ns` (CLOCK_MONOTONIC).
-    /// `not_python`: the files found not to be Python (shared by the tree).
-    pub fn on_exec(&mut self, exec_ns: u64, not_python: &mut HashSet<String>) {
+    /// `binaries`: what is known of each mapped file (shared by the tree).
+    pub fn on_exec(&mut self, exec_ns: u64, binaries: &mut Binaries) {
         let pid = self.pid;
         self.awaiting_exec = false;
         // Looked at after the exec already (its record comes through the
@@ -234,7 +246,7 @@ impl PythonProcess {
             // parent's: never looked at itself, it is looked at afresh.)
             let kept = self.looked_at_ns > exec_ns
                 || self.looked_at_ns != 0
-                    && find(pid, not_python).is_ok_and(|now| {
+                    && find(pid, binaries).is_ok_and(|now| {
                         now.binary.interpreter.runtime == runtime
                             && now.binary.interpreter.path == path
                     });
@@ -341,6 +353,7 @@ impl PythonProcess {
         sig: i32,
         object: u64,
         code: u64,
+        binaries: &mut Binaries,
     ) -> Option<handlers::Handler> {
         if object != 0 {
             if let Some((cached, handler)) = self.handlers.get(&sig)
@@ -368,7 +381,7 @@ impl PythonProcess {
                 }
             }
         }
-        self.read_handlers(true);
+        self.read_handlers(true, binaries);
         self.handlers.get(&sig).map(|(_, handler)| handler.clone())
     }
 
@@ -389,12 +402,12 @@ impl PythonProcess {
     /// Returns the process's sampler config when the table was just found
     /// (the kernel side reads each delivery's handler from it: published at
     /// once).
-    pub fn read_signal_handlers(&mut self) -> Option<PyConfig> {
+    pub fn read_signal_handlers(&mut self, binaries: &mut Binaries) -> Option<PyConfig> {
         if self.published.is_empty() {
             return None;
         }
         let known = self.handler_table.is_some();
-        self.read_handlers(false);
+        self.read_handlers(false, binaries);
         if known || self.handler_table.is_none() || !self.config_published {
             return None;
         }
@@ -426,7 +439,9 @@ impl PythonProcess {
     }
 
     /// `search`: look for the table even if it was just looked for.
-    fn read_handlers(&mut self, search: bool) {
+    /// `binaries`: where the table was found in other processes of the
+    /// same interpreter file.
+    fn read_handlers(&mut self, search: bool, binaries: &mut Binaries) {
         let Discovery::Ready(ready) = &self.discovery else {
             return;
         };
@@ -453,9 +468,22 @@ impl PythonProcess {
             }
             self.handler_table_searched = Some(Instant::now());
             self.handler_table_searches += 1;
-            self.handler_table = interpreter
-                .data_range
-                .and_then(|range| handlers::find_table(&ready.memory, range));
+            // Known from another process of the same file: there or not yet.
+            self.handler_table = match (interpreter.data_range, binaries.handler_table(interpreter))
+            {
+                (Some((data, _)), Some(offset)) => {
+                    let at = data.wrapping_add(offset);
+                    handlers::table_at(&ready.memory, at).then_some(at)
+                }
+                (Some(range), None) => {
+                    let found = handlers::find_table(&ready.memory, range);
+                    if let Some(at) = found {
+                        binaries.found_handler_table(interpreter, at.wrapping_sub(range.0));
+                    }
+                    found
+                }
+                (None, _) => None,
+            };
             // The kernel side reads the slot of each delivery from there.
             self.handler_table_published = self.handler_table.is_none();
         }
@@ -575,8 +603,8 @@ impl PythonProcess {
     }
 
     /// Finds the interpreter if not yet known, then re-reads its thread
-    /// list. `not_python`: the files found not to be Python (shared by the tree).
-    pub fn refresh(&mut self, not_python: &mut HashSet<String>) -> ThreadUpdate {
+    /// list. `binaries`: what is known of each mapped file (shared by the tree).
+    pub fn refresh(&mut self, binaries: &mut Binaries) -> ThreadUpdate {
         let mut update = ThreadUpdate::default();
         if self.exited || self.awaiting_exec {
             return update;
@@ -587,7 +615,7 @@ impl PythonProcess {
             }
             self.last_search = Some(Instant::now());
             self.looked_at_ns = crate::events::monotonic_ns();
-            match find(self.pid, not_python) {
+            match find(self.pid, binaries) {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
                     log::info!(

@@ -4,11 +4,12 @@
 //! looked at, sampled and symbolized on its own; their frames share one
 //! [`FrameTable`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::PyFrameRecord;
 
 use super::{
+    discover::Binaries,
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
 };
@@ -21,19 +22,21 @@ pub struct PythonTree {
     /// at less often (see `PythonProcess::be_patient`).
     node_wide: bool,
     read_stack_every: u32,
-    /// By pid (a reused pid replaces the exited process it names).
+    /// By pid: the process each pid names now.
     processes: BTreeMap<u32, PythonProcess>,
-    /// Pids in the order they were first seen (the target first).
-    order: Vec<u32>,
+    /// Exited processes whose pid was reused since, kept for their rows
+    /// (those found running Python, or found not to be sampleable).
+    retired: HashMap<(u32, u32), PythonProcess>,
+    /// (pid, generation) in the order first seen (the target first).
+    order: Vec<(u32, u32)>,
     frames: FrameTable,
-    /// Mapped files found not to hold an interpreter, for every process: a
-    /// tree of shells and `true`s costs one search per distinct file.
-    not_python: HashSet<String>,
+    /// What is known of each mapped file, for every process.
+    binaries: Binaries,
     /// When cached code objects were last marked for checking.
     last_tick: std::time::Instant,
     /// Children forked without exec (yet): child -> parent. They share the
     /// parent's code objects at the same addresses.
-    forked_from: std::collections::HashMap<u32, u32>,
+    forked_from: HashMap<u32, u32>,
 }
 
 /// The shortest time between two identity checks of a cached code object.
@@ -62,9 +65,10 @@ impl PythonTree {
             node_wide: false,
             read_stack_every,
             processes: BTreeMap::new(),
+            retired: HashMap::new(),
             order: Vec::new(),
             frames: FrameTable::default(),
-            not_python: HashSet::new(),
+            binaries: Binaries::default(),
             last_tick: std::time::Instant::now(),
             forked_from: Default::default(),
         }
@@ -85,9 +89,29 @@ impl PythonTree {
             process.be_patient(false);
         }
         let pid = process.pid();
-        if self.processes.insert(pid, process).is_none() {
-            self.order.push(pid);
+        match self.processes.remove(&pid) {
+            // A pid reused: the exited process keeps a row of its own.
+            Some(old) if old.exited() => {
+                process.set_generation(old.generation() + 1);
+                // One never found running Python has no row to keep (its
+                // place in `order` names nothing from now on).
+                if !matches!(old.discovery(), super::Discovery::Searching(_)) {
+                    self.retired.insert((pid, old.generation()), old);
+                }
+                self.order.push((pid, process.generation()));
+            }
+            // Looked up again (adoption): the same process.
+            Some(old) => process.set_generation(old.generation()),
+            None => self.order.push((pid, 0)),
         }
+        self.processes.insert(pid, process);
+    }
+
+    /// How many processes had pid `pid` before the one it names now.
+    pub fn generation(&self, pid: u32) -> u32 {
+        self.processes
+            .get(&pid)
+            .map_or(0, PythonProcess::generation)
     }
 
     /// `parent` forked `child` (a process): it runs its parent's interpreter
@@ -116,16 +140,22 @@ impl PythonTree {
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
         self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
-            Some(process) => process.on_exec(exec_ns, &mut self.not_python),
+            Some(process) => process.on_exec(exec_ns, &mut self.binaries),
             // A process taken in as it execs (node-wide): its program starts now.
             None => self.insert(PythonProcess::new(pid, self.read_stack_every)),
         }
     }
 
-    /// `--serve`: a process gone for good is forgotten (its caches too).
+    /// `--serve`: a process gone for good is forgotten (its caches too),
+    /// unless its pid names a live process again.
     pub fn forget(&mut self, pid: u32) {
-        self.processes.remove(&pid);
-        self.forked_from.remove(&pid);
+        self.retired.retain(|&(at, _), _| at != pid);
+        if self.processes.get(&pid).is_some_and(PythonProcess::exited) {
+            self.processes.remove(&pid);
+            self.forked_from.remove(&pid);
+        }
+        self.order
+            .retain(|&(at, _)| at != pid || self.processes.contains_key(&pid));
     }
 
     pub fn on_exit(&mut self, pid: u32) {
@@ -141,10 +171,10 @@ impl PythonTree {
     /// Looks for interpreters not found yet and re-reads every live
     /// process's thread list: what to change in the BPF maps, per pid.
     pub fn refresh(&mut self) -> Vec<(u32, ThreadUpdate)> {
-        let not_python = &mut self.not_python;
+        let binaries = &mut self.binaries;
         self.processes
             .values_mut()
-            .map(|process| (process.pid(), process.refresh(not_python)))
+            .map(|process| (process.pid(), process.refresh(binaries)))
             .filter(|(_, update)| *update != ThreadUpdate::default())
             .collect()
     }
@@ -232,7 +262,7 @@ impl PythonTree {
         match self
             .processes
             .get_mut(&pid)?
-            .signal_handler(sig, object, code)?
+            .signal_handler(sig, object, code, &mut self.binaries)?
         {
             super::handlers::Handler::Python(frame) => Some(frame),
             super::handlers::Handler::NotPython => None,
@@ -258,9 +288,10 @@ impl PythonTree {
     /// Reads what changed in every live Python process's signal handler
     /// table; the sampler configs to publish again (a table just found).
     pub fn read_signal_handlers(&mut self) -> Vec<(u32, tracer_common::PyConfig)> {
+        let binaries = &mut self.binaries;
         self.processes
             .values_mut()
-            .filter_map(|p| Some((p.pid(), p.read_signal_handlers()?)))
+            .filter_map(|p| Some((p.pid(), p.read_signal_handlers(binaries)?)))
             .collect()
     }
 
@@ -291,9 +322,15 @@ impl PythonTree {
         self.processes.get(&pid)
     }
 
-    /// Every process, in the order they were first seen.
+    /// Every process, in the order they were first seen: those whose pid
+    /// was reused since too.
     pub fn processes(&self) -> impl Iterator<Item = &PythonProcess> {
-        self.order.iter().filter_map(|pid| self.processes.get(pid))
+        self.order.iter().filter_map(|&(pid, generation)| {
+            self.processes
+                .get(&pid)
+                .filter(|p| p.generation() == generation)
+                .or_else(|| self.retired.get(&(pid, generation)))
+        })
     }
 
     /// The process the report's top-level interpreter keys describe: the
