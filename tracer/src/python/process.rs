@@ -12,7 +12,7 @@ use std::{
 use tracer_common::{PyConfig, PyFrameRecord};
 
 use super::{
-    discover,
+    asyncio, discover,
     discovery::{Discovery, Place, Ready, find},
     handlers,
     memory::{self, ProcessMemory},
@@ -329,6 +329,35 @@ impl PythonProcess {
                 )
             })
             .collect()
+    }
+
+    /// Every asyncio task of the process now (`asyncio::look`), its
+    /// coroutine frames symbolized; `None` when its interpreter is not
+    /// understood or it has exited.
+    pub fn asyncio_tasks(&mut self, table: &mut FrameTable) -> Option<asyncio::Look<FrameId>> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        if self.exited {
+            return None;
+        }
+        let interpreter = &ready.binary.interpreter;
+        let tstates: Vec<(u32, u64)> = self.published.iter().map(|(&t, &s)| (t, s)).collect();
+        let look = asyncio::look(
+            self.pid,
+            &asyncio::Interpreter {
+                memory: &ready.memory,
+                offsets: &ready.binary.offsets,
+                minor: interpreter.minor,
+                version: &interpreter.version,
+                runtime: interpreter.runtime,
+            },
+            &tstates,
+        );
+        self.symbols.new_tick();
+        let source = ready.code_source();
+        let symbols = &mut self.symbols;
+        Some(look.map_frames(|records| symbols.frame_ids_verified(table, &source, &records)))
     }
 
     /// The Python-level handler of signal `sig`: read now, or as last read
