@@ -112,12 +112,6 @@ impl TaskState {
     }
 }
 
-/// `PyFrameState` (`pycore_frame.h`, 3.13-3.15).
-const FRAME_CREATED: i8 = -3;
-const FRAME_SUSPENDED_YIELD_FROM: i8 = -1;
-const FRAME_EXECUTING: i8 = 0;
-const FRAME_COMPLETED: i8 = 1;
-const FRAME_CLEARED: i8 = 4;
 /// `Py_TPFLAGS_LONG_SUBCLASS`, `Py_TPFLAGS_UNICODE_SUBCLASS`.
 const LONG_SUBCLASS: u64 = 1 << 24;
 const UNICODE_SUBCLASS: u64 = 1 << 28;
@@ -304,17 +298,20 @@ impl<'a> Walk<'a> {
             u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes")) & !TAG_BITS
         };
         let coro = field(self.aio.task_coro);
+        let states = self.obj.states;
         let (coroutine, frame_state) = if coro == 0 {
-            (Vec::new(), FRAME_CLEARED)
+            (Vec::new(), states.cleared)
         } else {
             self.coroutine_chain(coro)?
         };
-        let state = match frame_state {
-            _ if address == running => TaskState::Running,
-            FRAME_CREATED => TaskState::Pending,
-            FRAME_EXECUTING => TaskState::Running,
-            FRAME_COMPLETED | FRAME_CLEARED => TaskState::Done,
-            _ => TaskState::Suspended,
+        let state = if address == running || frame_state == states.executing {
+            TaskState::Running
+        } else if frame_state == states.created {
+            TaskState::Pending
+        } else if states.finished.contains(&frame_state) {
+            TaskState::Done
+        } else {
+            TaskState::Suspended
         };
         let awaited_by = field(self.aio.task_awaited_by);
         let is_set = raw[self.aio.task_awaited_by_is_set as usize] != 0;
@@ -424,14 +421,14 @@ impl<'a> Walk<'a> {
             let raw = self.mem.read_vec(coro, self.obj.gen_size as usize)?;
             let state = raw[self.obj.gen_frame_state as usize] as i8;
             first_state.get_or_insert(state);
-            if state == FRAME_CLEARED {
+            if state == self.obj.states.cleared {
                 break;
             }
             let at = self.o.ob_type as usize;
             let gen_type = u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
             let frame = coro + self.obj.gen_iframe;
             chain.push(threads::frame_record(self.mem, self.o, frame));
-            if state != FRAME_SUSPENDED_YIELD_FROM {
+            if !self.obj.states.suspended_yield_from.contains(&state) {
                 break;
             }
             // What a coroutine awaits sits below its top of stack; only
@@ -448,6 +445,6 @@ impl<'a> Walk<'a> {
             coro = awaited;
         }
         chain.reverse();
-        Ok((chain, first_state.unwrap_or(FRAME_CLEARED)))
+        Ok((chain, first_state.unwrap_or(self.obj.states.cleared)))
     }
 }

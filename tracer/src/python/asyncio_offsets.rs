@@ -125,9 +125,11 @@ pub struct ObjectOffsets {
     /// is the value below its top of stack.
     pub frame_stackpointer: u64,
     /// How far below the top of stack a suspended coroutine keeps what it
-    /// awaits (the top is the value `SEND` passes in): one slot on 3.14
-    /// and 3.15 (CPython's main branch has moved it to two).
+    /// awaits: one slot on 3.14, two on 3.15 (the value `SEND` passes in
+    /// is on top).
     pub awaited_below_top: u64,
+    /// `PyFrameState`'s values, renumbered in 3.15.
+    pub states: FrameStates,
     pub type_flags: u64,
     pub set_used: u64,
     pub set_table: u64,
@@ -139,6 +141,35 @@ pub struct ObjectOffsets {
     pub gen_frame_state: u64,
     pub llist_next: u64,
 }
+
+/// The values of `gi_frame_state` (`pycore_frame.h`) the walk tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStates {
+    pub created: i8,
+    /// Suspended in an `await` (`yield from`): what it awaits is on its
+    /// stack. 3.15's free-threaded builds also have a locked variant.
+    pub suspended_yield_from: &'static [i8],
+    pub executing: i8,
+    /// Finished: completed (before 3.15) or cleared.
+    pub finished: &'static [i8],
+    pub cleared: i8,
+}
+
+const STATES_3_14: FrameStates = FrameStates {
+    created: -3,
+    suspended_yield_from: &[-1],
+    executing: 0,
+    finished: &[1, 4],
+    cleared: 4,
+};
+
+const STATES_3_15: FrameStates = FrameStates {
+    created: 0,
+    suspended_yield_from: &[2, 3],
+    executing: 4,
+    finished: &[5],
+    cleared: 5,
+};
 
 /// Where each field sits in `_Py_DebugOffsets` of one version, with the
 /// size field of its block (for the checks).
@@ -160,6 +191,9 @@ struct Positions {
     gen_frame_state: usize,
     llist_next: usize,
     llist_prev: usize,
+    /// Not in `_Py_DebugOffsets`: see [`ObjectOffsets`].
+    awaited_below_top: u64,
+    states: FrameStates,
 }
 
 /// 3.14 (read off Debian's 3.14): `set_object` before `dict_object`, a
@@ -181,6 +215,8 @@ const POSITIONS_3_14: Positions = Positions {
     gen_frame_state: 688,
     llist_next: 696,
     llist_prev: 704,
+    awaited_below_top: 8,
+    states: STATES_3_14,
 };
 
 /// 3.15 (read off Debian's 3.15.2): the longer thread-state block and the
@@ -202,6 +238,8 @@ const POSITIONS_3_15: Positions = Positions {
     gen_frame_state: 816,
     llist_next: 824,
     llist_prev: 832,
+    awaited_below_top: 16,
+    states: STATES_3_15,
 };
 
 fn positions(minor: u32) -> Option<Positions> {
@@ -261,7 +299,8 @@ pub fn decode_object_offsets(raw: &[u8], minor: u32) -> Result<ObjectOffsets, Of
     }
     Ok(ObjectOffsets {
         frame_stackpointer: f(p.frame_stackpointer),
-        awaited_below_top: 8,
+        awaited_below_top: p.awaited_below_top,
+        states: p.states,
         type_flags: f(p.type_flags),
         set_used: f(p.set_used),
         set_table: f(p.set_table),
@@ -366,6 +405,19 @@ mod tests {
             assert_eq!(o.set_table, 0x28);
             assert_eq!(o.llist_next, 0);
         }
+        // 3.15 renumbered the frame states and keeps the awaited value
+        // under the one `SEND` passes in.
+        let o = decode_object_offsets(&debug_offsets(14), 14).unwrap();
+        assert_eq!(
+            (o.awaited_below_top, o.states.suspended_yield_from),
+            (8, &[-1][..])
+        );
+        let o = decode_object_offsets(&debug_offsets(15), 15).unwrap();
+        assert_eq!(
+            (o.awaited_below_top, o.states.suspended_yield_from),
+            (16, &[2, 3][..])
+        );
+        assert_eq!((o.states.created, o.states.cleared), (0, 5));
         // 3.14's bytes read as 3.15's: the list node is not where 3.15 has it.
         assert!(decode_object_offsets(&debug_offsets(14), 15).is_err());
         assert_eq!(
