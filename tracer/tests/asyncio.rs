@@ -19,7 +19,7 @@ mod common;
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -55,7 +55,7 @@ fn sid() -> PathBuf {
 /// The workload, started in `root` (its own mount namespace and /proc,
 /// the host's pid namespace) and held until every task is suspended.
 fn start(
-    root: &PathBuf,
+    root: &Path,
     python: &str,
     test: &str,
 ) -> (Proc, common::Lines<std::process::ChildStdout>, u32) {
