@@ -354,7 +354,8 @@ impl PythonProcess {
             },
             &tstates,
         );
-        self.symbols.new_tick();
+        // Verified: each code object's identity is checked now, and no
+        // other cache entry is touched (the sampler's ticks keep theirs).
         let source = ready.code_source();
         let symbols = &mut self.symbols;
         Some(look.map_frames(|records| symbols.frame_ids_verified(table, &source, &records)))

@@ -61,7 +61,11 @@ pub fn render(out: &mut String, asyncio: &Asyncio, width: Option<usize>) {
                 let line = format!("    {}└── {}: ", "  ".repeat(depth), head(task));
                 let room = width.map(|w| w.saturating_sub(super::layout::columns(&line)));
                 let frames = &task.coroutine_stack;
-                let mut shown = super::chain(&frames[..frames.len().min(TASK_FRAMES)], room);
+                let mut shown = if frames.is_empty() {
+                    "(no coroutine frame)".to_owned()
+                } else {
+                    super::chain(&frames[..frames.len().min(TASK_FRAMES)], room)
+                };
                 if frames.len() > TASK_FRAMES && !shown.ends_with(" more") {
                     let _ = write!(shown, " <- ... {} more", frames.len() - TASK_FRAMES);
                 }
