@@ -118,6 +118,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
         continuous: args.serve.is_some() || args.every.is_some(),
+        dump: false,
     });
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
@@ -225,6 +226,7 @@ fn dump(args: &Args) -> Result<Report, RunError> {
     let target = Target::attach(pid)?;
     let mut collector = Collector::new(Settings {
         base_ns: events::monotonic_ns(),
+        dump: true,
         ..Settings::default()
     });
     let mut tree = PythonTree::new(target.pid, 0);

@@ -3,6 +3,7 @@
 //! in and the whole [`Report`] comes out ([`Collector::finish`]). One module
 //! per concern: reads, sched, processes, signals, python.
 
+pub mod asyncio;
 pub mod capture;
 pub mod metrics;
 pub mod processes;
@@ -23,7 +24,10 @@ use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
     python::PythonTree,
-    report::{Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target, ThreadNow},
+    report::{
+        AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
+        ThreadNow,
+    },
 };
 
 /// What the run asked for, as far as analysis is concerned.
@@ -39,6 +43,8 @@ pub struct Settings {
     pub timeline: bool,
     /// `--serve`: only the continuous mode's bounded figures are kept.
     pub continuous: bool,
+    /// `--dump`: one look at the processes, nothing traced.
+    pub dump: bool,
 }
 
 /// How the trace ended, as the run saw it.
@@ -99,6 +105,10 @@ pub struct Collector {
     /// Every Python thread's stack when tracing started and stopped.
     threads_at_start: Vec<ThreadNow>,
     threads_at_end: Vec<ThreadNow>,
+    /// Every asyncio task then, and why some process's are not listed.
+    tasks_at_start: Vec<AsyncioTask>,
+    tasks_at_end: Vec<AsyncioTask>,
+    asyncio_notes: Vec<String>,
     /// `--perfetto`: events in time order.
     timeline: Option<timeline::Recorder>,
     /// `--serve`: the continuous mode's figures (the report's sections are
@@ -443,10 +453,14 @@ impl Collector {
             return;
         };
         let now = python::threads_now(tree);
+        let (tasks, notes) = asyncio::tasks_now(tree, self.settings.dump);
+        self.asyncio_notes.extend(notes);
         if at_end {
             self.threads_at_end = now;
+            self.tasks_at_end = tasks;
         } else {
             self.threads_at_start = now;
+            self.tasks_at_start = tasks;
         }
     }
 
@@ -488,6 +502,11 @@ impl Collector {
         }
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
+        python.asyncio = asyncio::section(
+            std::mem::take(&mut self.tasks_at_end),
+            std::mem::take(&mut self.tasks_at_start),
+            std::mem::take(&mut self.asyncio_notes),
+        );
         if let Some(tree) = &self.python {
             python::name_threads(&tree.thread_names(), &mut sched, &mut python);
         }
@@ -638,6 +657,8 @@ impl Collector {
             row.container = self.processes.container_of(row.pid);
         }
         python.threads_at_start = self.threads_at_start;
+        // The dump's one look is its `tasks`: the latest.
+        python.asyncio = asyncio::section(self.tasks_at_start, Vec::new(), self.asyncio_notes);
         Report {
             schema_version: SCHEMA_VERSION,
             target: self.target,

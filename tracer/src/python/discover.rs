@@ -423,6 +423,51 @@ impl Drop for MappedFile {
     }
 }
 
+/// Where section `name` of a file mapped into `pid` lies in its memory:
+/// (run-time address, size), from the first file `wanted` picks (by path)
+/// that has it. Section addresses are link-time ones: a shared object's
+/// are moved by where its first page is mapped.
+pub fn mapped_section(
+    pid: u32,
+    maps: &[Mapping],
+    wanted: impl Fn(&str) -> bool,
+    name: &str,
+) -> Option<(u64, u64)> {
+    let mut seen: Vec<&str> = Vec::new();
+    for mapping in maps.iter().filter(|m| wanted(&m.path)) {
+        if seen.contains(&mapping.path.as_str()) {
+            continue;
+        }
+        seen.push(&mapping.path);
+        let Some(data) = read_mapped(pid, mapping) else {
+            continue;
+        };
+        let Ok(file) = object::File::parse(data.bytes()) else {
+            continue;
+        };
+        let Some(section) = file.section_by_name(name) else {
+            continue;
+        };
+        let bias = if file.kind() == object::ObjectKind::Executable {
+            0
+        } else {
+            let base = file
+                .segments()
+                .map(|s| s.address() & !0xfff)
+                .min()
+                .unwrap_or(0);
+            let first = maps
+                .iter()
+                .filter(|m| m.path == mapping.path && m.offset == 0)
+                .map(|m| m.start)
+                .min()?;
+            first.wrapping_sub(base)
+        };
+        return Some((section.address().wrapping_add(bias), section.size()));
+    }
+    None
+}
+
 /// Mapped files larger than this are not searched for an interpreter.
 const MAX_SEARCHED_FILE: usize = 1 << 30;
 

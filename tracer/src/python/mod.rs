@@ -3,11 +3,14 @@
 //! offsets), publish its threads' `PyThreadState` addresses to the BPF
 //! sampler (`threads`), and turn sampled raw stacks (code-object pointers +
 //! instruction positions) into [`Frame`](crate::frame::Frame)s by reading
-//! its memory (`symbols`, `code`, `memory`). `discovery` is where the search
+//! its memory (`symbols`, `code`, `memory`); `asyncio` reads its asyncio
+//! tasks (`asyncio_offsets`: the offsets CPython 3.14+ publishes for them). `discovery` is where the search
 //! for a process's interpreter stands, `process` holds one process's
 //! state, `tree` every Python process of the trace. Counting and the report section are `analysis::python`'s: nothing
 //! here knows the report.
 
+pub mod asyncio;
+pub mod asyncio_offsets;
 pub mod code;
 pub mod discover;
 pub mod discovery;

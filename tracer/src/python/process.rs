@@ -12,6 +12,7 @@ use std::{
 use tracer_common::{PyConfig, PyFrameRecord};
 
 use super::{
+    asyncio,
     discover::{self, Binaries},
     discovery::{Discovery, Place, Ready, find},
     handlers,
@@ -341,6 +342,36 @@ impl PythonProcess {
                 )
             })
             .collect()
+    }
+
+    /// Every asyncio task of the process now (`asyncio::look`), its
+    /// coroutine frames symbolized; `None` when its interpreter is not
+    /// understood or it has exited.
+    pub fn asyncio_tasks(&mut self, table: &mut FrameTable) -> Option<asyncio::Look<FrameId>> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        if self.exited {
+            return None;
+        }
+        let interpreter = &ready.binary.interpreter;
+        let tstates: Vec<(u32, u64)> = self.published.iter().map(|(&t, &s)| (t, s)).collect();
+        let look = asyncio::look(
+            self.pid,
+            &asyncio::Interpreter {
+                memory: &ready.memory,
+                offsets: &ready.binary.offsets,
+                minor: interpreter.minor,
+                version: &interpreter.version,
+                runtime: interpreter.runtime,
+            },
+            &tstates,
+        );
+        // Verified: each code object's identity is checked now, and no
+        // other cache entry is touched (the sampler's ticks keep theirs).
+        let source = ready.code_source();
+        let symbols = &mut self.symbols;
+        Some(look.map_frames(|records| symbols.frame_ids_verified(table, &source, &records)))
     }
 
     /// The Python-level handler of signal `sig`: read now, or as last read

@@ -128,19 +128,23 @@ pub fn walk_frames(
 ) -> Vec<tracer_common::PyFrameRecord> {
     frame_addresses(mem, o, tstate, max)
         .into_iter()
-        .map(|frame| {
-            let code = mem.u64(frame.wrapping_add(o.frame_code)).unwrap_or(0);
-            let mut instr =
-                mem.u64(frame.wrapping_add(o.frame_instr)).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
-            if let Some(off) = o.frame_owner {
-                let mut owner = [0u8];
-                if mem.read(frame.wrapping_add(off), &mut owner).is_ok() {
-                    instr |= (owner[0] as u64) << 56;
-                }
-            }
-            tracer_common::PyFrameRecord { code, instr }
-        })
+        .map(|frame| frame_record(mem, o, frame))
         .collect()
+}
+
+/// The sampler's record of the frame at `frame` (a thread's, or the one
+/// a coroutine holds): its code object, and its instruction position with
+/// its owner in the top byte.
+pub fn frame_record(mem: &dyn Memory, o: &Offsets, frame: u64) -> tracer_common::PyFrameRecord {
+    let code = mem.u64(frame.wrapping_add(o.frame_code)).unwrap_or(0);
+    let mut instr = mem.u64(frame.wrapping_add(o.frame_instr)).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
+    if let Some(off) = o.frame_owner {
+        let mut owner = [0u8];
+        if mem.read(frame.wrapping_add(off), &mut owner).is_ok() {
+            instr |= (owner[0] as u64) << 56;
+        }
+    }
+    tracer_common::PyFrameRecord { code, instr }
 }
 
 /// glibc's `struct pthread` holds the kernel tid at a fixed offset (0x2d0 on

@@ -248,6 +248,21 @@ impl PythonTree {
         out
     }
 
+    /// Every asyncio task of each Python process now, by pid (see
+    /// `asyncio::look`).
+    pub fn asyncio_tasks_now(&mut self) -> Vec<(u32, super::asyncio::Look<Frame>)> {
+        let mut out = Vec::new();
+        for process in self.processes.values_mut() {
+            if let Some(look) = process.asyncio_tasks(&mut self.frames) {
+                let frames = &self.frames;
+                let look =
+                    look.map_frames(|ids| ids.iter().map(|&id| frames.get(id).clone()).collect());
+                out.push((process.pid(), look));
+            }
+        }
+        out
+    }
+
     /// The Python function that handles signal `sig` in process `pid`,
     /// when it is Python code: the object `object` (and its `func_code`,
     /// `code`) the kernel read from the handler table at delivery, or (0)

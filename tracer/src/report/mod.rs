@@ -13,6 +13,7 @@ pub mod pprof;
 pub mod stories;
 pub mod text;
 
+mod asyncio;
 mod processes;
 mod python;
 mod reads;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
+pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask};
 pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{
     Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadNow,

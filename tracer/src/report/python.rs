@@ -91,6 +91,10 @@ pub struct Python {
     pub threads_at_start: Vec<ThreadNow>,
     #[serde(default)]
     pub threads_at_end: Vec<ThreadNow>,
+    /// asyncio tasks (CPython 3.14+) when tracing started and stopped, or
+    /// at `--dump`.
+    #[serde(default)]
+    pub asyncio: super::Asyncio,
     /// Every process of the trace that runs Python, or that ran ticks
     /// without being sampled, in the order they were found.
     #[serde(default)]

@@ -4,6 +4,7 @@
 //! switches) and scheduler context switches are always in separate columns
 //! and sentences.
 
+mod asyncio;
 mod layout;
 mod processes;
 mod python;

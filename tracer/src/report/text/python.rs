@@ -207,6 +207,7 @@ pub fn render_dump(out: &mut String, report: &Report) {
             let _ = writeln!(out, "    {frame}");
         }
     }
+    super::asyncio::render_dump(out, &p.asyncio);
 }
 
 pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
@@ -362,6 +363,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     }
     threads_now(out, "when tracing started", &p.threads_at_start, width);
     threads_now(out, "when tracing stopped", &p.threads_at_end, width);
+    super::asyncio::render(out, &p.asyncio, width);
     if p.threads.len() > 1 {
         let _ = writeln!(out, "  per thread:");
         let several = p.processes.len() > 1;

@@ -1,0 +1,346 @@
+//! asyncio tasks (CPython 3.14+), checked against CPython's own reader:
+//! `asyncio_tasks.py` (named tasks, a TaskGroup, nested awaits, a task
+//! awaiting another, tasks stuck on an `asyncio.Event`, a second event
+//! loop in a thread) runs in the Debian sid root; once every task is
+//! suspended, `tracer --pid P --dump --format json` must agree with
+//! `python3.X -m asyncio ps P` and `pstree P`, run in the same root and
+//! mount namespace against the same process, on every task name,
+//! coroutine chain (function, file, line) and awaiter. A trace of the same
+//! process lists the same tasks when it starts and when it stops.
+//!
+//! 3.14's reader walks the thread list from the main thread only (its
+//! `get_all_awaited_by` starts at `threads.main`, the oldest thread, whose
+//! `next` is null), so it does not list the second loop's tasks; 3.15's
+//! walks every thread. The test says so rather than hide the difference.
+//!
+//! Run: sudo -E cargo test --release -p tracer --test asyncio -- --test-threads=1
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use common::{
+    Proc, Scratch, attach_tracer, load_json, require_root, say_go, spawn_until_ready_with_stdout,
+    text, tracer,
+};
+use serde_json::Value;
+
+/// The sid root (`cargo xtask chroots` makes it), or the trixie one.
+fn root(env: &str, default: &str) -> PathBuf {
+    if let Ok(why) = std::env::var(format!("{env}_ERROR")) {
+        panic!("`cargo xtask test` could not make its Debian root: {why}");
+    }
+    let dir = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        dir.join("usr/bin").exists(),
+        "no Debian root in {}: `cargo xtask chroots` makes it, or set {env}",
+        dir.display()
+    );
+    dir
+}
+
+fn sid() -> PathBuf {
+    root(
+        "TRACER_PY314_ROOT",
+        "/var/cache/tracer-tests/sid-python3.14",
+    )
+}
+
+/// The workload, started in `root` (its own mount namespace and /proc,
+/// the host's pid namespace) and held until every task is suspended.
+fn start(
+    root: &Path,
+    python: &str,
+    test: &str,
+) -> (Proc, common::Lines<std::process::ChildStdout>, u32) {
+    let inside = format!("/tmp/tracer-tests/{test}");
+    let host = root.join(inside.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&host);
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::copy(
+        common::workload("asyncio_tasks.py"),
+        host.join("asyncio_tasks.py"),
+    )
+    .unwrap();
+    let command = vec![
+        "unshare".to_owned(),
+        "--mount".into(),
+        "--mount-proc".into(),
+        format!("--root={}", root.display()),
+        python.into(),
+        "-B".into(),
+        format!("{inside}/asyncio_tasks.py"),
+    ];
+    spawn_until_ready_with_stdout(&command)
+}
+
+/// `python -m asyncio ARGS PID` in the target's own root and mount
+/// namespace (its /proc): where CPython's reader must run.
+fn asyncio_tool(python: &str, what: &str, pid: u32) -> String {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-m",
+            "-r",
+            python,
+            "-m",
+            "asyncio",
+            what,
+        ])
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running nsenter");
+    assert!(
+        out.status.success(),
+        "asyncio {what}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `asyncio ps`: one row per (task, awaiter); names here have no spaces.
+/// tid, id, name, coroutine stack ("a -> b"), then either the awaiter
+/// id "0x0" alone or awaiter chain, awaiter name, awaiter id.
+fn parse_ps(table: &str) -> BTreeMap<String, (String, Vec<String>, Vec<String>)> {
+    let mut tasks: BTreeMap<String, (String, Vec<String>, Vec<String>)> = BTreeMap::new();
+    for line in table.lines().skip(2).filter(|l| !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (id, name) = (words[1].to_owned(), words[2].to_owned());
+        let mut i = 3;
+        let mut stack = Vec::new();
+        if words.len() - i > 1 {
+            stack.push(words[i].to_owned());
+            i += 1;
+            while words[i] == "->" {
+                stack.push(words[i + 1].to_owned());
+                i += 2;
+            }
+        }
+        let rest = &words[i..];
+        let awaiter = match rest {
+            [_only_id] => None,
+            [.., name, id] => Some(format!("{name} {id}")),
+            [] => panic!("no awaiter id: {line}"),
+        };
+        let entry = tasks.entry(name).or_insert((id, stack, Vec::new()));
+        entry.2.extend(awaiter);
+    }
+    tasks
+}
+
+/// `asyncio pstree`: each task's coroutine frames (outermost first in the
+/// tree, turned innermost first here) and the task above it.
+fn parse_pstree(tree: &str) -> BTreeMap<String, (Vec<String>, Option<String>)> {
+    let mut tasks: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
+    // (indent, task owning the line)
+    let mut open: Vec<(usize, String)> = Vec::new();
+    for line in tree.lines().filter(|l| !l.trim().is_empty()) {
+        let content = line.trim_start_matches(|c: char| " │├└─".contains(c));
+        let indent = line.chars().count() - content.chars().count();
+        while open.last().is_some_and(|(d, _)| *d >= indent) {
+            open.pop();
+        }
+        let above = open.last().map(|(_, owner)| owner.clone());
+        if let Some(name) = content.strip_prefix("(T) ") {
+            tasks.insert(name.to_owned(), (Vec::new(), above));
+            open.push((indent, name.to_owned()));
+        } else {
+            let owner = above.unwrap_or_else(|| panic!("a frame outside a task: {line}"));
+            tasks
+                .get_mut(&owner)
+                .unwrap()
+                .0
+                .insert(0, content.trim().to_owned());
+            open.push((indent, owner));
+        }
+    }
+    tasks
+}
+
+fn frame_text(frame: &Value) -> String {
+    format!(
+        "{} {}:{}",
+        frame["qualname"].as_str().unwrap(),
+        frame["file"].as_str().unwrap(),
+        frame["line"]
+    )
+}
+
+/// The tracer's tasks by name: (id, tid, chain, awaiters "name id").
+fn ours(tasks: &Value) -> BTreeMap<String, (String, u64, Vec<String>, Vec<String>)> {
+    tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let chain = t["coroutine_stack"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(frame_text)
+                .collect();
+            let awaiters = t["awaited_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {}",
+                        a["name"].as_str().unwrap(),
+                        a["id"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            let name = t["name"].as_str().unwrap().to_owned();
+            let id = t["id"].as_str().unwrap().to_owned();
+            (name, (id, t["tid"].as_u64().unwrap(), chain, awaiters))
+        })
+        .collect()
+}
+
+fn dump(pid: u32) -> Value {
+    let out = tracer(&["--pid", &pid.to_string(), "--dump", "--format", "json"]);
+    assert!(out.status.success(), "tracer --dump: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the dump's JSON")
+}
+
+/// The dump agrees with `asyncio ps` and `pstree` on every task CPython's
+/// reader lists; `other_thread_unseen`: 3.14's reader lists the main
+/// thread's tasks only, the tracer the second loop's too.
+fn agrees_with_cpython(python: &str, test: &str, other_thread_unseen: bool) {
+    require_root();
+    let root = sid();
+    let (mut workload, mut stdout, pid) = start(&root, python, test);
+    let report = dump(pid);
+    let ps = parse_ps(&asyncio_tool(python, "ps", pid));
+    let pstree = parse_pstree(&asyncio_tool(python, "pstree", pid));
+    let asyncio = &report["python"]["asyncio"];
+    assert_eq!(asyncio["notes"], serde_json::json!([]), "{asyncio:#}");
+    let mine = ours(&asyncio["tasks"]);
+    let context = format!("tracer: {asyncio:#}\nps: {ps:#?}\npstree: {pstree:#?}");
+
+    // Every task CPython lists, with the same id, chain and awaiters.
+    for (name, (id, chain, awaiters)) in &ps {
+        let (my_id, _, my_chain, my_awaiters) = mine
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing\n{context}"));
+        assert_eq!(my_id, id, "{name}'s id\n{context}");
+        let functions: Vec<&str> = my_chain
+            .iter()
+            .map(|f| f.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(functions, *chain, "{name}'s coroutine stack\n{context}");
+        let mut awaiters = awaiters.clone();
+        let mut my_awaiters = my_awaiters.clone();
+        awaiters.sort();
+        my_awaiters.sort();
+        assert_eq!(my_awaiters, awaiters, "{name}'s awaiters\n{context}");
+        let (tree_chain, above) = &pstree[name];
+        assert_eq!(my_chain, tree_chain, "{name}'s frames and lines\n{context}");
+        let first_awaiter = my_awaiters
+            .first()
+            .map(|a| a.split(' ').next().unwrap().to_owned());
+        assert_eq!(above, &first_awaiter, "{name} is drawn under\n{context}");
+    }
+    // The named tasks the workload made, all of them suspended.
+    for name in [
+        "stuck-on-event",
+        "parent",
+        "child",
+        "last-one",
+        "other-loop-task",
+    ] {
+        assert!(mine.contains_key(name), "{name} missing\n{context}");
+    }
+    assert!(
+        asyncio["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "suspended" && t["pid"] == pid),
+        "{context}"
+    );
+    let unseen: Vec<&String> = mine.keys().filter(|n| !ps.contains_key(*n)).collect();
+    if other_thread_unseen {
+        // Exactly the second loop's: its main task and other-loop-task.
+        assert_eq!(unseen.len(), 2, "{context}");
+        assert!(
+            unseen.iter().all(|n| mine[*n].1 != u64::from(pid)),
+            "{context}"
+        );
+    } else {
+        assert!(unseen.is_empty(), "{context}");
+    }
+    assert_eq!(mine.len(), 7, "{context}");
+
+    // The text view draws the same tree.
+    let out = tracer(&["--pid", &pid.to_string(), "--dump"]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "(T) stuck-on-event {} suspended",
+            mine["stuck-on-event"].0
+        )),
+        "{shown}"
+    );
+
+    // A trace lists them when it starts and when it stops.
+    let scratch = Scratch::new(test);
+    let path = scratch.path("report.json");
+    let (mut traced, mut stderr) = attach_tracer(pid, &["--format", "json", "-o", &path]);
+    traced.signal("INT");
+    assert_eq!(traced.wait().code(), Some(0), "tracer: {}", stderr.rest());
+    let trace = load_json(&path);
+    let asyncio = &trace["python"]["asyncio"];
+    assert_eq!(ours(&asyncio["tasks_at_start"]), mine, "{asyncio:#}");
+    assert_eq!(ours(&asyncio["tasks"]), mine, "{asyncio:#}");
+
+    say_go(&mut workload);
+    stdout.wait_for("done");
+    workload.wait();
+}
+
+#[test]
+fn python_3_14_agrees_with_asyncio_ps() {
+    agrees_with_cpython("/usr/bin/python3.14", "asyncio-3.14", true);
+}
+
+#[test]
+fn python_3_15_agrees_with_asyncio_ps() {
+    agrees_with_cpython("/usr/bin/python3.15", "asyncio-3.15", false);
+}
+
+/// Before 3.14 there is no `.AsyncioDebug`: said once, because asyncio is
+/// imported (its `_asyncio` module is mapped).
+#[test]
+fn python_3_13_says_why_no_tasks() {
+    require_root();
+    let root = root(
+        "TRACER_PY313_ROOT",
+        "/var/cache/tracer-tests/trixie-python3.13",
+    );
+    let (mut workload, mut stdout, pid) = start(&root, "/usr/bin/python3.13", "asyncio-3.13");
+    let report = dump(pid);
+    let asyncio = &report["python"]["asyncio"];
+    assert_eq!(asyncio["tasks"], serde_json::json!([]), "{asyncio:#}");
+    let notes = asyncio["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{asyncio:#}");
+    assert!(
+        notes[0]
+            .as_str()
+            .unwrap()
+            .contains("asyncio tasks need CPython 3.14+ (this is CPython 3.13."),
+        "{asyncio:#}"
+    );
+    say_go(&mut workload);
+    stdout.wait_for("done");
+    workload.wait();
+}
