@@ -334,7 +334,10 @@ impl Collector {
                 fd,
                 file_id,
                 kernel,
-            } => self.files.on_discovered(*tgid, *fd, *file_id, *kernel),
+                ts_ns,
+            } => self
+                .files
+                .on_discovered(*tgid, *fd, *file_id, *kernel, *ts_ns),
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -480,6 +483,7 @@ impl Collector {
         }
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads));
+        self.files.finish_sockets(&maps.reads);
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
         let mut sched = sched::summarize(&maps.threads, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);

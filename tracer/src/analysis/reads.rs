@@ -1,5 +1,6 @@
-//! Read figures per file: kernel rows (per file id, syscall and request size)
-//! joined with what userspace learned about each file id.
+//! Read figures per file and socket: kernel rows (per file id, syscall and
+//! request size) joined with what userspace learned about each file id;
+//! many connections of one process from one peer host fold into one row.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -12,6 +13,7 @@ use crate::{
         ContextSwitches, EventStack, FileReads, Finding,
         format::{bytes, duration, thousands},
     },
+    sockets::{self, SocketNames},
 };
 
 /// A file read in requests smaller than this, this often, gets a finding.
@@ -19,6 +21,10 @@ const SMALL_REQUEST: u64 = 4096;
 const MANY_SYSCALLS: u64 = 100;
 /// Reads that blocked this often get a finding (one page-cache miss does not).
 const MANY_BLOCKED: u64 = 3;
+/// More connections than this of one process, with the same local address
+/// and peer host (an accepted connection's peer port, or a client's own
+/// port, being the ephemeral one), fold into one row.
+pub const FOLD_ABOVE: usize = 16;
 
 #[derive(Default)]
 pub struct FileTable {
@@ -32,6 +38,7 @@ pub struct FileTable {
     roots: HashMap<u32, String>,
     /// Files whose path was longer than the kernel side captures.
     truncated: HashSet<(u32, u64)>,
+    sockets: SocketNames,
 }
 
 impl FileTable {
@@ -94,15 +101,16 @@ impl FileTable {
     }
 
     /// `kernel`: what the kernel read about the descriptor at its first
-    /// read, for when it is closed before /proc can show it.
+    /// read (at `ts_ns`), for when it is closed before /proc can show it.
     pub fn on_discovered(
         &mut self,
         tgid: u32,
         fd: i32,
         file_id: u64,
         kernel: Option<files::KernelFile>,
+        ts_ns: u64,
     ) {
-        let info = files::from_fd(tgid, fd)
+        let mut info = files::from_fd(tgid, fd)
             .map(|mut info| {
                 // Closed between the readlink and the statfs: the kernel's
                 // record still says what filesystem it was on.
@@ -116,7 +124,69 @@ impl FileTable {
             })
             .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
             .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()));
+        self.name_socket(tgid, &mut info, ts_ns);
         self.files.insert((tgid, file_id), info);
+    }
+
+    /// A socket gets its protocol and addresses, now that it is open
+    /// (known open at `open_ns`).
+    fn name_socket(&mut self, tgid: u32, info: &mut FileInfo, open_ns: u64) {
+        if info.socket.is_some() {
+            return;
+        }
+        let Some(inode) = sockets::inode_of(&info.path) else {
+            return;
+        };
+        match self.sockets.name(tgid, inode, open_ns) {
+            Ok(socket) => {
+                info.path = socket.name();
+                info.socket = Some(socket);
+                info.unnamed = None;
+            }
+            Err(why) => info.unnamed = Some(why.reason()),
+        }
+    }
+
+    /// At the end: sockets not named yet are looked up once more (their
+    /// process may still hold them), then the connections of each process
+    /// to or from one peer host fold into one row when there are more than
+    /// [`FOLD_ABOVE`] of them.
+    pub fn finish_sockets(&mut self, rows: &[(ReadKey, ReadStats)]) {
+        let now = crate::events::monotonic_ns();
+        let mut unnamed: Vec<(u32, u64)> = self
+            .files
+            .iter()
+            .filter(|(_, info)| info.unnamed.is_some())
+            .map(|(key, _)| *key)
+            .collect();
+        unnamed.sort_unstable();
+        for key in unnamed {
+            let mut info = self.files[&key].clone();
+            self.name_socket(key.0, &mut info, now);
+            self.files.insert(key, info);
+        }
+        let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
+        let mut groups: HashMap<(u32, sockets::Socket), Vec<u64>> = HashMap::new();
+        for &(tgid, file_id) in &read {
+            let folded = self
+                .files
+                .get(&(tgid, file_id))
+                .and_then(|info| info.socket.as_ref()?.folded());
+            if let Some(folded) = folded {
+                groups.entry((tgid, folded)).or_default().push(file_id);
+            }
+        }
+        for ((tgid, folded), ids) in groups {
+            if ids.len() <= FOLD_ABOVE {
+                continue;
+            }
+            for file_id in ids {
+                if let Some(info) = self.files.get_mut(&(tgid, file_id)) {
+                    info.path = folded.name();
+                    info.socket = Some(folded.clone());
+                }
+            }
+        }
     }
 
     /// The path a (process, file) is reported under in `FileReads`.
@@ -139,7 +209,7 @@ impl FileTable {
             return FileInfo {
                 path: format!("fd {} (bad descriptor)", key.fd),
                 fs: "none".into(),
-                blksize: None,
+                ..Default::default()
             };
         }
         self.files
@@ -149,7 +219,7 @@ impl FileTable {
                 // Its event was lost: say so rather than guess.
                 path: format!("fd {} (name lost)", key.fd),
                 fs: "unknown".into(),
-                blksize: None,
+                ..Default::default()
             })
     }
 
@@ -166,16 +236,13 @@ impl FileTable {
             let info = self.lookup(key);
             let entry = by_file
                 .entry((key.tgid, info.path.clone()))
-                .or_insert_with(|| FileReads {
-                    pid: key.tgid,
-                    path: info.path.clone(),
-                    fs: info.fs.clone(),
-                    blksize: info.blksize,
-                    ..Default::default()
-                });
+                .or_insert_with(|| new_row(key.tgid, &info));
             entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
+                if entry.kind == "socket" {
+                    entry.connections += 1;
+                }
             }
             entry.syscalls += stats.syscalls;
             entry.bytes += stats.bytes;
@@ -193,6 +260,29 @@ impl FileTable {
         let mut files: Vec<FileReads> = by_file.into_values().collect();
         files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
         files
+    }
+}
+
+/// The row of a file or socket, before its figures are added.
+fn new_row(pid: u32, info: &FileInfo) -> FileReads {
+    let socket = info.socket.as_ref();
+    FileReads {
+        pid,
+        kind: if info.fs == "socket" {
+            "socket"
+        } else {
+            "file"
+        }
+        .into(),
+        path: info.path.clone(),
+        protocol: socket.map(|s| s.protocol.to_owned()),
+        local: socket.and_then(|s| s.local.clone()),
+        peer: socket.and_then(|s| s.peer.clone()),
+        folded: socket.is_some_and(|s| s.folded),
+        unnamed: info.unnamed.map(str::to_owned),
+        fs: info.fs.clone(),
+        blksize: info.blksize,
+        ..Default::default()
     }
 }
 
@@ -235,7 +325,8 @@ pub fn findings(files: &[FileReads]) -> Vec<Finding> {
 /// that kept blocking.
 fn finding(f: &FileReads) -> Option<Finding> {
     let (size, count) = f.dominant_request()?;
-    if size < SMALL_REQUEST && count >= MANY_SYSCALLS {
+    // A socket's reads follow its peer's writes, not a buffer size.
+    if size < SMALL_REQUEST && count >= MANY_SYSCALLS && f.kind != "socket" {
         let why = match (f.fs.as_str(), f.blksize) {
             (fs @ ("proc" | "sysfs"), Some(blk)) if blk == size => format!(
                 "{fs} reports st_blksize {blk}, so Python's buffered reader asks for {} at a time",
@@ -337,6 +428,7 @@ mod tests {
             path: "/proc/self/status".into(),
             fs: "proc".into(),
             blksize: Some(1024),
+            ..Default::default()
         };
         t.insert(10, 111, proc_status);
         t.insert(
@@ -346,6 +438,7 @@ mod tests {
                 path: "pipe:[99]".into(),
                 fs: "pipe".into(),
                 blksize: Some(4096),
+                ..Default::default()
             },
         );
         t
@@ -407,6 +500,7 @@ mod tests {
                 path: "/proc/self/status".into(),
                 fs: "proc".into(),
                 blksize: Some(1024),
+                ..Default::default()
             },
         );
         let rows = vec![

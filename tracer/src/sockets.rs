@@ -1,0 +1,296 @@
+//! What a socket descriptor is: its protocol and addresses, looked up by
+//! the socket's inode (`socket:[INODE]`) in the tables of the process's
+//! network namespace (`procfs::net`), while the socket is open.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::procfs::net::{self, NetSockets, Transport};
+
+/// A socket, named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Socket {
+    /// "TCP", "UDP" or "unix".
+    pub protocol: &'static str,
+    /// `127.0.0.1:8000`, `[::1]:8000`, a unix path; `None`: an unnamed
+    /// unix socket.
+    pub local: Option<String>,
+    /// The connected peer; `None`: not connected (a UDP server), or unix
+    /// (its table does not say).
+    pub peer: Option<String>,
+    /// One of several connections whose ephemeral port was replaced by `*`.
+    pub folded: bool,
+    /// Which port is the ephemeral one, for folding.
+    ephemeral: Ephemeral,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Ephemeral {
+    /// An accepted connection (its local port is a listening one): the peer's.
+    Peer,
+    /// A client's connection: its own.
+    Local,
+    /// Nothing to fold (unconnected, unix).
+    None,
+}
+
+impl Socket {
+    /// `TCP 127.0.0.1:8000 <- 127.0.0.1:51234`, `UDP 127.0.0.1:9999`,
+    /// `unix /run/x.sock`, `unix (unnamed)`: data comes from the peer.
+    pub fn name(&self) -> String {
+        let local = self.local.as_deref().unwrap_or("(unnamed)");
+        match &self.peer {
+            Some(peer) => format!("{} {local} <- {peer}", self.protocol),
+            None => format!("{} {local}", self.protocol),
+        }
+    }
+
+    /// The same socket with its ephemeral port as `*`: what its connections
+    /// from (or to) one host have in common. `None` when there is none.
+    pub fn folded(&self) -> Option<Socket> {
+        let (local, peer) = match self.ephemeral {
+            Ephemeral::Peer => (self.local.clone(), self.peer.as_deref().map(any_port)),
+            Ephemeral::Local => (self.local.as_deref().map(any_port), self.peer.clone()),
+            Ephemeral::None => return None,
+        };
+        Some(Socket {
+            local,
+            peer,
+            folded: true,
+            ephemeral: Ephemeral::None,
+            ..self.clone()
+        })
+    }
+}
+
+/// `127.0.0.1:51234` -> `127.0.0.1:*`, `[::1]:51234` -> `[::1]:*`.
+fn any_port(address: &str) -> String {
+    match address.rsplit_once(':') {
+        Some((host, _)) => format!("{host}:*"),
+        None => address.to_owned(),
+    }
+}
+
+/// Why a socket has no name but `socket:[INODE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unnamed {
+    /// The process exited before its sockets were looked up.
+    Gone,
+    /// Not in the namespace's tables: closed before it was looked up, or
+    /// not a TCP, UDP or unix socket (netlink, packet...).
+    NotListed,
+}
+
+impl Unnamed {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Gone => "the process was gone before its sockets could be looked up",
+            Self::NotListed => {
+                "not in /proc/PID/net: closed before it could be looked up, or not a TCP, \
+                 UDP or unix socket"
+            }
+        }
+    }
+}
+
+/// The tables of each network namespace seen, read again only when a
+/// socket known to be open then is missing (one read per burst of new
+/// connections, not one per connection).
+#[derive(Default)]
+pub struct SocketNames {
+    by_namespace: HashMap<u64, Table>,
+}
+
+struct Table {
+    /// CLOCK_MONOTONIC ns just before the tables were read.
+    read_ns: u64,
+    sockets: HashMap<u64, Socket>,
+}
+
+impl SocketNames {
+    /// Names socket `inode` of process `pid`, known open at `open_ns`
+    /// (CLOCK_MONOTONIC, e.g. its first read).
+    pub fn name(&mut self, pid: u32, inode: u64, open_ns: u64) -> Result<Socket, Unnamed> {
+        let namespace = net::namespace(pid).ok_or(Unnamed::Gone)?;
+        if let Some(table) = self.by_namespace.get(&namespace) {
+            if let Some(socket) = table.sockets.get(&inode) {
+                return Ok(socket.clone());
+            }
+            if table.read_ns >= open_ns {
+                return Err(Unnamed::NotListed);
+            }
+        }
+        let read_ns = crate::events::monotonic_ns();
+        let sockets = index(&net::sockets(pid).ok_or(Unnamed::Gone)?);
+        let found = sockets.get(&inode).cloned().ok_or(Unnamed::NotListed);
+        self.by_namespace
+            .insert(namespace, Table { read_ns, sockets });
+        found
+    }
+}
+
+/// The inode of `socket:[INODE]`, the name `/proc/PID/fd` gives a socket.
+pub fn inode_of(path: &str) -> Option<u64> {
+    path.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Every socket of a namespace by inode, named.
+fn index(found: &NetSockets) -> HashMap<u64, Socket> {
+    // A connected socket whose local port something listens on (TCP
+    // LISTEN, an unconnected UDP socket) was accepted there: the peer's
+    // port is the ephemeral one.
+    let serving: HashSet<(Transport, u16)> = found
+        .inet
+        .iter()
+        .filter(|s| s.listening || (s.transport == Transport::Udp && s.peer.is_none()))
+        .map(|s| (s.transport, s.local.port()))
+        .collect();
+    let mut sockets = HashMap::new();
+    for s in &found.inet {
+        let ephemeral = match s.peer {
+            None => Ephemeral::None,
+            Some(_) if serving.contains(&(s.transport, s.local.port())) => Ephemeral::Peer,
+            Some(_) => Ephemeral::Local,
+        };
+        let protocol = match s.transport {
+            Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
+        };
+        let socket = Socket {
+            protocol,
+            local: Some(s.local.to_string()),
+            peer: s.peer.map(|p| p.to_string()),
+            folded: false,
+            ephemeral,
+        };
+        sockets.insert(s.inode, socket);
+    }
+    for s in &found.unix {
+        let socket = Socket {
+            protocol: "unix",
+            local: s.path.clone(),
+            peer: None,
+            folded: false,
+            ephemeral: Ephemeral::None,
+        };
+        sockets.insert(s.inode, socket);
+    }
+    sockets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::net::{InetSocket, UnixSocket};
+
+    fn inet(inode: u64, transport: Transport, local: &str, peer: Option<&str>) -> InetSocket {
+        InetSocket {
+            inode,
+            transport,
+            local: local.parse().unwrap(),
+            peer: peer.map(|p| p.parse().unwrap()),
+            listening: transport == Transport::Tcp && peer.is_none(),
+        }
+    }
+
+    fn named() -> HashMap<u64, Socket> {
+        index(&NetSockets {
+            inet: vec![
+                inet(1, Transport::Tcp, "127.0.0.1:8000", None),
+                inet(2, Transport::Tcp, "127.0.0.1:8000", Some("127.0.0.1:51234")),
+                inet(3, Transport::Tcp, "127.0.0.1:51234", Some("127.0.0.1:8000")),
+                inet(4, Transport::Udp, "127.0.0.1:9999", None),
+                inet(5, Transport::Udp, "127.0.0.1:40000", Some("127.0.0.1:9999")),
+                inet(6, Transport::Tcp, "[::1]:8443", Some("[::1]:40404")),
+                inet(9, Transport::Tcp, "[::]:8443", None),
+            ],
+            unix: vec![
+                UnixSocket {
+                    inode: 7,
+                    path: Some("/run/x.sock".into()),
+                },
+                UnixSocket {
+                    inode: 8,
+                    path: None,
+                },
+            ],
+        })
+    }
+
+    #[test]
+    fn names_sockets_by_protocol_and_addresses() {
+        let names = named();
+        let name = |inode: u64| names[&inode].name();
+        assert_eq!(name(1), "TCP 127.0.0.1:8000");
+        assert_eq!(name(2), "TCP 127.0.0.1:8000 <- 127.0.0.1:51234");
+        assert_eq!(name(4), "UDP 127.0.0.1:9999");
+        assert_eq!(name(5), "UDP 127.0.0.1:40000 <- 127.0.0.1:9999");
+        assert_eq!(name(6), "TCP [::1]:8443 <- [::1]:40404");
+        assert_eq!(name(7), "unix /run/x.sock");
+        assert_eq!(name(8), "unix (unnamed)");
+        assert_eq!(inode_of("socket:[41240]"), Some(41240));
+        assert_eq!(inode_of("pipe:[41240]"), None);
+    }
+
+    #[test]
+    fn folding_replaces_the_ephemeral_port() {
+        let names = named();
+        let folded = |inode: u64| names[&inode].folded().map(|s| s.name());
+        // Accepted by the listener on 8000: the client's port goes.
+        assert_eq!(
+            folded(2).as_deref(),
+            Some("TCP 127.0.0.1:8000 <- 127.0.0.1:*")
+        );
+        // The client's side: its own port goes.
+        assert_eq!(
+            folded(3).as_deref(),
+            Some("TCP 127.0.0.1:* <- 127.0.0.1:8000")
+        );
+        assert_eq!(folded(6).as_deref(), Some("TCP [::1]:8443 <- [::1]:*"));
+        // A connected UDP client of a UDP server on this host.
+        assert_eq!(
+            folded(5).as_deref(),
+            Some("UDP 127.0.0.1:* <- 127.0.0.1:9999")
+        );
+        assert_eq!(folded(1), None);
+        assert_eq!(folded(4), None);
+        assert_eq!(folded(7), None);
+        assert!(names[&2].folded().unwrap().folded);
+    }
+
+    #[test]
+    fn a_gone_process_is_said_so() {
+        let mut names = SocketNames::default();
+        assert_eq!(names.name(u32::MAX - 1, 1, 0), Err(Unnamed::Gone));
+        assert!(Unnamed::Gone.reason().contains("gone"));
+    }
+
+    #[test]
+    fn names_our_own_connection_and_reads_the_tables_once_per_burst() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        use std::os::fd::AsRawFd;
+        let me = std::process::id();
+        let inode = |fd: i32| inode_of(&crate::procfs::fd_target(me, fd).unwrap()).unwrap();
+        let open_ns = crate::events::monotonic_ns();
+        let mut names = SocketNames::default();
+        let got = names.name(me, inode(server.as_raw_fd()), open_ns).unwrap();
+        let port = |a: std::net::SocketAddr| a.port();
+        assert_eq!(
+            got.name(),
+            format!(
+                "TCP 127.0.0.1:{} <- 127.0.0.1:{}",
+                port(listener.local_addr().unwrap()),
+                port(client.local_addr().unwrap())
+            )
+        );
+        // A socket the tables did not have when read after it was known
+        // open is not looked for again.
+        assert_eq!(names.name(me, 1, open_ns), Err(Unnamed::NotListed));
+        let client = names.name(me, inode(client.as_raw_fd()), open_ns).unwrap();
+        assert_eq!(client.folded().unwrap().local.unwrap(), "127.0.0.1:*");
+    }
+}
