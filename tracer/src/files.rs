@@ -19,6 +19,17 @@ pub struct FileInfo {
     pub unnamed: Option<&'static str>,
 }
 
+impl FileInfo {
+    /// The name of its `--serve` series: a connection's ephemeral port as
+    /// `*` (connections come and go; a series each would only churn).
+    pub fn series_name(&self) -> String {
+        match self.socket.as_ref().and_then(Socket::folded) {
+            Some(folded) => folded.name(),
+            None => self.path.clone(),
+        }
+    }
+}
+
 /// Names a filesystem magic number (`statfs.f_type`), as `/proc/PID/mountinfo` would.
 pub fn fs_name(magic: i64) -> String {
     let name = match magic as u32 {

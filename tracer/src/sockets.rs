@@ -62,6 +62,20 @@ impl Socket {
     }
 }
 
+#[cfg(test)]
+impl Socket {
+    /// A TCP connection accepted on `local` from `peer`.
+    pub fn accepted(local: &str, peer: &str) -> Self {
+        Socket {
+            protocol: "TCP",
+            local: Some(local.into()),
+            peer: Some(peer.into()),
+            folded: false,
+            ephemeral: Ephemeral::Peer,
+        }
+    }
+}
+
 /// `127.0.0.1:51234` -> `127.0.0.1:*`, `[::1]:51234` -> `[::1]:*`.
 fn any_port(address: &str) -> String {
     match address.rsplit_once(':') {

@@ -10,7 +10,7 @@ use super::python::merge_stacks;
 use crate::{
     files::{self, FileInfo},
     report::{
-        ContextSwitches, EventStack, FileReads, Finding,
+        ContextSwitches, EventStack, FOLD_ABOVE, FileReads, Finding,
         format::{bytes, duration, thousands},
     },
     sockets::{self, SocketNames},
@@ -21,10 +21,6 @@ const SMALL_REQUEST: u64 = 4096;
 const MANY_SYSCALLS: u64 = 100;
 /// Reads that blocked this often get a finding (one page-cache miss does not).
 const MANY_BLOCKED: u64 = 3;
-/// More connections than this of one process, with the same local address
-/// and peer host (an accepted connection's peer port, or a client's own
-/// port, being the ephemeral one), fold into one row.
-pub const FOLD_ABOVE: usize = 16;
 
 #[derive(Default)]
 pub struct FileTable {
@@ -477,6 +473,61 @@ mod tests {
         let pipe = &files[1];
         assert_eq!(pipe.context_switches.voluntary, 10);
         assert_eq!(total_switches(&files).voluntary, 11);
+    }
+
+    #[test]
+    fn many_connections_from_one_host_fold_into_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        let mut connect = |file_id: u64, peer: String| {
+            let socket = crate::sockets::Socket::accepted("127.0.0.1:8000", &peer);
+            let info = FileInfo {
+                path: socket.name(),
+                fs: "socket".into(),
+                socket: Some(socket),
+                ..Default::default()
+            };
+            t.insert(10, file_id, info);
+            rows.push((
+                key(10, 5, file_id, 64, ReadSyscall::Recvfrom),
+                stats(2, 20, 0),
+            ));
+        };
+        for i in 0..FOLD_ABOVE as u64 + 4 {
+            connect(1000 + i, format!("127.0.0.1:{}", 40000 + i));
+        }
+        for i in 0..3 {
+            connect(2000 + i, format!("10.0.0.2:{}", 50000 + i));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 4, "{reads:#?}");
+        let folded = &reads[0];
+        assert_eq!(folded.path, "TCP 127.0.0.1:8000 <- 127.0.0.1:*");
+        assert_eq!(
+            folded.shown_path(),
+            format!("{} (20 connections)", folded.path)
+        );
+        assert_eq!(
+            (folded.kind.as_str(), folded.protocol.as_deref()),
+            ("socket", Some("TCP"))
+        );
+        assert_eq!(folded.peer.as_deref(), Some("127.0.0.1:*"));
+        assert!(folded.folded);
+        assert_eq!(
+            (folded.connections, folded.syscalls, folded.bytes),
+            (20, 40, 400)
+        );
+        assert_eq!(folded.by_syscall["recvfrom"], 40);
+        for row in &reads[1..] {
+            assert_eq!((row.connections, row.folded), (1, false), "{row:#?}");
+            assert!(row.path.starts_with("TCP 127.0.0.1:8000 <- 10.0.0.2:5000"));
+        }
+        // --serve's series never have a connection's ephemeral port.
+        assert_eq!(
+            t.describe(10, 5, 2000).series_name(),
+            "TCP 127.0.0.1:8000 <- 10.0.0.2:*"
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{ContextSwitches, EventStack};
 
+/// More connections than this of one process, with the same local address
+/// and peer host (an accepted connection's peer port, or a client's own
+/// port, being the ephemeral one), fold into one row.
+pub const FOLD_ABOVE: usize = 16;
+
 /// One file (or socket) one process read from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileReads {

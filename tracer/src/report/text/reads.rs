@@ -1,5 +1,6 @@
-//! READS: per file, syscalls, request sizes, bytes and the context switches
-//! inside the reads; the Python code behind them; the findings.
+//! READS: per file and socket, syscalls, request sizes, bytes and the
+//! context switches inside the reads; the Python code behind them; the
+//! findings.
 
 use std::fmt::Write as _;
 
@@ -16,11 +17,18 @@ const MAX_FINDINGS: usize = 10;
 pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let total_calls: u64 = report.reads.iter().map(|f| f.syscalls).sum();
     let total_bytes: u64 = report.reads.iter().map(|f| f.bytes).sum();
+    let sockets = report.reads.iter().filter(|f| f.kind == "socket").count();
+    let on = match sockets {
+        0 => format!("{} files", report.reads.len()),
+        _ => format!(
+            "{} files and {sockets} sockets",
+            report.reads.len() - sockets
+        ),
+    };
     let _ = writeln!(
         out,
-        "READS: {} read syscalls on {} files, {} returned",
+        "READS: {} read syscalls on {on}, {} returned",
         thousands(total_calls),
-        report.reads.len(),
         bytes(total_bytes)
     );
     let _ = writeln!(
@@ -71,6 +79,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
              (all of them in --format json)"
         );
     }
+    folds(out, report);
     if report.reads.len() > MAX_FILES {
         let rest = &report.reads[MAX_FILES..];
         let _ = writeln!(
@@ -109,6 +118,33 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     }
     super::findings(out, report, "reads", MAX_FINDINGS);
     out.push('\n');
+}
+
+/// The rows that are many connections folded into one, said once.
+fn folds(out: &mut String, report: &Report) {
+    let folded: Vec<&FileReads> = report.reads.iter().filter(|f| f.folded).collect();
+    if folded.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  folded: {} rows of connections (more than {} from one peer host to one local address \
+         make one row, the ephemeral port shown as *):",
+        folded.len(),
+        crate::report::FOLD_ABOVE
+    );
+    for f in folded.iter().take(3) {
+        let _ = writeln!(
+            out,
+            "    pid {}: {} connections in `{}`",
+            f.pid,
+            thousands(f.connections),
+            f.path
+        );
+    }
+    if folded.len() > 3 {
+        let _ = writeln!(out, "    ... {} more (see --format json)", folded.len() - 3);
+    }
 }
 
 /// "1 KiB x 300" for one size, "1 KiB x 300 +2" when there are others.
