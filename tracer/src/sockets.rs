@@ -60,6 +60,16 @@ impl Socket {
             ..self.clone()
         })
     }
+
+    /// An accepted connection as one of any peer's: `TCP 127.0.0.1:8000 <- *`.
+    pub fn folded_any_peer(&self) -> Option<Socket> {
+        (self.ephemeral == Ephemeral::Peer).then(|| Socket {
+            peer: Some("*".into()),
+            folded: true,
+            ephemeral: Ephemeral::None,
+            ..self.clone()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::{
         ContextSwitches, EventStack, FOLD_ABOVE, FileReads, Finding,
         format::{bytes, duration, thousands},
     },
-    sockets::{self, SocketNames},
+    sockets::{self, Socket, SocketNames},
 };
 
 /// A file read in requests smaller than this, this often, gets a finding.
@@ -146,7 +146,8 @@ impl FileTable {
     /// At the end: sockets not named yet are looked up once more (their
     /// process may still hold them), then the connections of each process
     /// to or from one peer host fold into one row when there are more than
-    /// [`FOLD_ABOVE`] of them.
+    /// [`FOLD_ABOVE`] of them, and a local address's connections from more
+    /// than that many hosts into one row too.
     pub fn finish_sockets(&mut self, rows: &[(ReadKey, ReadStats)]) {
         let now = crate::events::monotonic_ns();
         let mut unnamed: Vec<(u32, u64)> = self
@@ -162,25 +163,39 @@ impl FileTable {
             self.files.insert(key, info);
         }
         let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
-        let mut groups: HashMap<(u32, sockets::Socket), Vec<u64>> = HashMap::new();
-        for &(tgid, file_id) in &read {
-            let folded = self
-                .files
-                .get(&(tgid, file_id))
-                .and_then(|info| info.socket.as_ref()?.folded());
-            if let Some(folded) = folded {
-                groups.entry((tgid, folded)).or_default().push(file_id);
+        let connections: Vec<((u32, u64), Socket)> = read
+            .into_iter()
+            .filter_map(|key| Some((key, self.files.get(&key)?.socket.clone()?)))
+            .collect();
+        // First by peer host; then, if a local address still has more rows
+        // than that (clients from many hosts), all of its peers in one.
+        let mut per_host: HashMap<(u32, Socket), usize> = HashMap::new();
+        for ((tgid, _), socket) in &connections {
+            if let Some(host) = socket.folded() {
+                *per_host.entry((*tgid, host)).or_default() += 1;
             }
         }
-        for ((tgid, folded), ids) in groups {
-            if ids.len() <= FOLD_ABOVE {
-                continue;
+        let by_host = |tgid: u32, socket: &Socket| match socket.folded() {
+            Some(host) if per_host[&(tgid, host.clone())] > FOLD_ABOVE => host,
+            _ => socket.clone(),
+        };
+        let mut per_local: HashMap<(u32, Socket), HashSet<Socket>> = HashMap::new();
+        for ((tgid, _), socket) in &connections {
+            if let Some(any) = socket.folded_any_peer() {
+                let rows = per_local.entry((*tgid, any)).or_default();
+                rows.insert(by_host(*tgid, socket));
             }
-            for file_id in ids {
-                if let Some(info) = self.files.get_mut(&(tgid, file_id)) {
-                    info.path = folded.name();
-                    info.socket = Some(folded.clone());
-                }
+        }
+        for ((tgid, file_id), socket) in &connections {
+            let shown = match socket.folded_any_peer() {
+                Some(any) if per_local[&(*tgid, any.clone())].len() > FOLD_ABOVE => any,
+                _ => by_host(*tgid, socket),
+            };
+            if shown != *socket
+                && let Some(info) = self.files.get_mut(&(*tgid, *file_id))
+            {
+                info.path = shown.name();
+                info.socket = Some(shown);
             }
         }
     }
@@ -480,7 +495,7 @@ mod tests {
         let mut t = FileTable::default();
         let mut rows = Vec::new();
         let mut connect = |file_id: u64, peer: String| {
-            let socket = crate::sockets::Socket::accepted("127.0.0.1:8000", &peer);
+            let socket = Socket::accepted("127.0.0.1:8000", &peer);
             let info = FileInfo {
                 path: socket.name(),
                 fs: "socket".into(),
@@ -528,6 +543,31 @@ mod tests {
             t.describe(10, 5, 2000).series_name(),
             "TCP 127.0.0.1:8000 <- 10.0.0.2:*"
         );
+    }
+
+    #[test]
+    fn a_local_address_with_clients_from_many_hosts_folds_into_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        for host in 0..FOLD_ABOVE as u64 + 1 {
+            let socket = Socket::accepted("10.0.0.1:443", &format!("10.1.0.{host}:40000"));
+            let info = FileInfo {
+                path: socket.name(),
+                fs: "socket".into(),
+                socket: Some(socket),
+                ..Default::default()
+            };
+            t.insert(10, 100 + host, info);
+            rows.push((
+                key(10, 5, 100 + host, 8, ReadSyscall::Recvmsg),
+                stats(1, 8, 0),
+            ));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 1, "{reads:#?}");
+        assert_eq!(reads[0].path, "TCP 10.0.0.1:443 <- *");
+        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
     }
 
     #[test]

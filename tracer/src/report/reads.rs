@@ -9,7 +9,9 @@ use super::{ContextSwitches, EventStack};
 
 /// More connections than this of one process, with the same local address
 /// and peer host (an accepted connection's peer port, or a client's own
-/// port, being the ephemeral one), fold into one row.
+/// port, being the ephemeral one), fold into one row (`<- HOST:*`); a local
+/// address with more rows than this left (clients from many hosts) folds
+/// into one (`<- *`).
 pub const FOLD_ABOVE: usize = 16;
 
 /// One file (or socket) one process read from.
@@ -37,7 +39,8 @@ pub struct FileReads {
     #[serde(default)]
     pub connections: u64,
     /// Connections folded into one row by their ephemeral port (more than
-    /// `FOLD_ABOVE` from one peer host to one local address).
+    /// `FOLD_ABOVE` from one peer host to one local address), or by their
+    /// peer (connections from more than `FOLD_ABOVE` hosts).
     #[serde(default)]
     pub folded: bool,
     /// A socket left as `socket:[INODE]`: why.

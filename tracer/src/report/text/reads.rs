@@ -128,10 +128,9 @@ fn folds(out: &mut String, report: &Report) {
     }
     let _ = writeln!(
         out,
-        "  folded: {} rows of connections (more than {} from one peer host to one local address \
-         make one row, the ephemeral port shown as *):",
-        folded.len(),
-        crate::report::FOLD_ABOVE
+        "  connections folded: more than {n} from one peer host to one local address make one \
+         row (the ephemeral port shown as *), and so do clients from more than {n} hosts (<- *):",
+        n = crate::report::FOLD_ABOVE
     );
     for f in folded.iter().take(3) {
         let _ = writeln!(
