@@ -31,8 +31,6 @@ pub enum Event {
         file_id: u64,
         /// What the kernel said the descriptor is, if it could read it.
         kernel: Option<crate::files::KernelFile>,
-        /// When (CLOCK_MONOTONIC): the descriptor was open then.
-        ts_ns: u64,
     },
     ProcessForked {
         parent_tgid: u32,
@@ -293,7 +291,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                         fs_magic: event.fs_magic,
                         blksize: event.blksize,
                     }),
-                    ts_ns: header.ts_ns,
                 }
             } else {
                 // path_len: the bytes copied, without the NUL.
@@ -640,7 +637,6 @@ mod tests {
                 fd: 7,
                 file_id: 9,
                 kernel: None,
-                ts_ns: header(EventKind::FdDiscovered).ts_ns,
             }
         );
         let pipe = FileEvent {
@@ -660,7 +656,6 @@ mod tests {
                     fs_magic: 0x5049_5045,
                     blksize: 4096
                 }),
-                ts_ns: header(EventKind::FdDiscovered).ts_ns,
             }
         );
         let mut comm = [0u8; COMM_LEN];

@@ -4,7 +4,10 @@
 
 use std::{ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
-use crate::{procfs, sockets::Socket};
+use crate::{
+    procfs,
+    sockets::{Socket, UNNAMED_SOCKETS},
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileInfo {
@@ -22,9 +25,11 @@ pub struct FileInfo {
 impl FileInfo {
     /// The name of its `--serve` series: a connection's ephemeral port as
     /// `*` (connections come and go; a series each would only churn).
+    /// Sockets that could not be named share one: `socket:[*]`.
     pub fn series_name(&self) -> String {
         match self.socket.as_ref().and_then(Socket::folded) {
             Some(folded) => folded.name(),
+            None if self.unnamed.is_some() => UNNAMED_SOCKETS.into(),
             None => self.path.clone(),
         }
     }

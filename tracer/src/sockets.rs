@@ -94,6 +94,9 @@ fn any_port(address: &str) -> String {
     }
 }
 
+/// The name of a row of a process's many sockets that could not be named.
+pub const UNNAMED_SOCKETS: &str = "socket:[*]";
+
 /// Why a socket has no name but `socket:[INODE]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unnamed {
@@ -116,39 +119,39 @@ impl Unnamed {
     }
 }
 
-/// The tables of each network namespace seen, read again only when a
-/// socket known to be open then is missing (one read per burst of new
-/// connections, not one per connection).
+/// The tables of each network namespace seen, as last read: a new socket
+/// is looked for there first, and the sockets not there are named in a
+/// batch (one read of their namespace's tables per batch, not per socket).
 #[derive(Default)]
 pub struct SocketNames {
-    by_namespace: HashMap<u64, Table>,
-}
-
-struct Table {
-    /// CLOCK_MONOTONIC ns just before the tables were read.
-    read_ns: u64,
-    sockets: HashMap<u64, Socket>,
+    by_namespace: HashMap<u64, HashMap<u64, Socket>>,
 }
 
 impl SocketNames {
-    /// Names socket `inode` of process `pid`, known open at `open_ns`
-    /// (CLOCK_MONOTONIC, e.g. its first read).
-    pub fn name(&mut self, pid: u32, inode: u64, open_ns: u64) -> Result<Socket, Unnamed> {
-        let namespace = net::namespace(pid).ok_or(Unnamed::Gone)?;
-        if let Some(table) = self.by_namespace.get(&namespace) {
-            if let Some(socket) = table.sockets.get(&inode) {
-                return Ok(socket.clone());
-            }
-            if table.read_ns >= open_ns {
-                return Err(Unnamed::NotListed);
-            }
-        }
-        let read_ns = crate::events::monotonic_ns();
-        let sockets = index(&net::sockets(pid).ok_or(Unnamed::Gone)?);
-        let found = sockets.get(&inode).cloned().ok_or(Unnamed::NotListed);
-        self.by_namespace
-            .insert(namespace, Table { read_ns, sockets });
-        found
+    /// Socket `inode` of process `pid` in its namespace's tables as last
+    /// read (no table is read).
+    pub fn cached(&self, pid: u32, inode: u64) -> Option<Socket> {
+        let namespace = net::namespace(pid)?;
+        self.by_namespace.get(&namespace)?.get(&inode).cloned()
+    }
+
+    /// Names each (pid, inode), reading each namespace's tables once.
+    pub fn name_all(&mut self, wanted: &[(u32, u64)]) -> Vec<Result<Socket, Unnamed>> {
+        let mut read: HashSet<u64> = HashSet::new();
+        wanted
+            .iter()
+            .map(|&(pid, inode)| {
+                let namespace = net::namespace(pid).ok_or(Unnamed::Gone)?;
+                if read.insert(namespace) {
+                    let found = net::sockets(pid).ok_or(Unnamed::Gone)?;
+                    self.by_namespace.insert(namespace, index(&found));
+                }
+                let table = self.by_namespace.get(&namespace);
+                table
+                    .and_then(|t| t.get(&inode).cloned())
+                    .ok_or(Unnamed::NotListed)
+            })
+            .collect()
     }
 }
 
@@ -287,34 +290,38 @@ mod tests {
     #[test]
     fn a_gone_process_is_said_so() {
         let mut names = SocketNames::default();
-        assert_eq!(names.name(u32::MAX - 1, 1, 0), Err(Unnamed::Gone));
+        assert_eq!(names.name_all(&[(u32::MAX - 1, 1)]), [Err(Unnamed::Gone)]);
         assert!(Unnamed::Gone.reason().contains("gone"));
     }
 
     #[test]
-    fn names_our_own_connection_and_reads_the_tables_once_per_burst() {
+    fn names_our_own_connections_in_one_batch() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         use std::os::fd::AsRawFd;
         let me = std::process::id();
         let inode = |fd: i32| inode_of(&crate::procfs::fd_target(me, fd).unwrap()).unwrap();
-        let open_ns = crate::events::monotonic_ns();
+        let (server_inode, client_inode) = (inode(server.as_raw_fd()), inode(client.as_raw_fd()));
         let mut names = SocketNames::default();
-        let got = names.name(me, inode(server.as_raw_fd()), open_ns).unwrap();
+        assert_eq!(names.cached(me, server_inode), None, "nothing read yet");
+        let got = names.name_all(&[(me, server_inode), (me, client_inode), (me, 1)]);
         let port = |a: std::net::SocketAddr| a.port();
         assert_eq!(
-            got.name(),
+            got[0].as_ref().unwrap().name(),
             format!(
                 "TCP 127.0.0.1:{} <- 127.0.0.1:{}",
                 port(listener.local_addr().unwrap()),
                 port(client.local_addr().unwrap())
             )
         );
-        // A socket the tables did not have when read after it was known
-        // open is not looked for again.
-        assert_eq!(names.name(me, 1, open_ns), Err(Unnamed::NotListed));
-        let client = names.name(me, inode(client.as_raw_fd()), open_ns).unwrap();
+        let client = got[1].as_ref().unwrap();
         assert_eq!(client.folded().unwrap().local.unwrap(), "127.0.0.1:*");
+        assert_eq!(got[2], Err(Unnamed::NotListed));
+        // Known now, without reading the tables again.
+        assert_eq!(
+            names.cached(me, server_inode).as_ref(),
+            got[0].as_ref().ok()
+        );
     }
 }

@@ -334,10 +334,7 @@ impl Collector {
                 fd,
                 file_id,
                 kernel,
-                ts_ns,
-            } => self
-                .files
-                .on_discovered(*tgid, *fd, *file_id, *kernel, *ts_ns),
+            } => self.files.on_discovered(*tgid, *fd, *file_id, *kernel),
             Event::ProcessForked {
                 parent_tgid,
                 child,

@@ -13,7 +13,7 @@ use crate::{
         ContextSwitches, EventStack, FOLD_ABOVE, FileReads, Finding,
         format::{bytes, duration, thousands},
     },
-    sockets::{self, Socket, SocketNames},
+    sockets::{self, Socket, SocketNames, UNNAMED_SOCKETS, Unnamed},
 };
 
 /// A file read in requests smaller than this, this often, gets a finding.
@@ -35,6 +35,8 @@ pub struct FileTable {
     /// Files whose path was longer than the kernel side captures.
     truncated: HashSet<(u32, u64)>,
     sockets: SocketNames,
+    /// Sockets discovered and not named yet: (tgid, file id).
+    pending: Vec<(u32, u64)>,
 }
 
 impl FileTable {
@@ -97,49 +99,71 @@ impl FileTable {
     }
 
     /// `kernel`: what the kernel read about the descriptor at its first
-    /// read (at `ts_ns`), for when it is closed before /proc can show it.
+    /// read, for when it is closed before /proc can show it.
     pub fn on_discovered(
         &mut self,
         tgid: u32,
         fd: i32,
         file_id: u64,
         kernel: Option<files::KernelFile>,
-        ts_ns: u64,
     ) {
-        let mut info = files::from_fd(tgid, fd)
-            .map(|mut info| {
-                // Closed between the readlink and the statfs: the kernel's
-                // record still says what filesystem it was on.
-                if info.fs == "unknown"
-                    && let Some(k) = kernel.as_ref()
-                {
-                    let known = files::from_kernel(fd, Some(k));
-                    (info.fs, info.blksize) = (known.fs, known.blksize);
+        // A pipe or socket the kernel saw: its record is the one to trust
+        // (a short-lived one's descriptor number may name another by now).
+        let from_kernel = kernel
+            .map(|k| files::from_kernel(fd, Some(&k)))
+            .filter(|info| matches!(info.fs.as_str(), "pipe" | "socket"));
+        let mut info = from_kernel.unwrap_or_else(|| {
+            files::from_fd(tgid, fd)
+                .map(|mut info| {
+                    // Closed between the readlink and the statfs: the kernel's
+                    // record still says what filesystem it was on.
+                    if info.fs == "unknown"
+                        && let Some(k) = kernel.as_ref()
+                    {
+                        let known = files::from_kernel(fd, Some(k));
+                        (info.fs, info.blksize) = (known.fs, known.blksize);
+                    }
+                    info
+                })
+                .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
+                .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()))
+        });
+        if let Some(inode) = sockets::inode_of(&info.path) {
+            match self.sockets.cached(tgid, inode) {
+                Some(socket) => name(&mut info, Ok(socket)),
+                None => {
+                    // Named with the others of this batch (`name_pending`).
+                    info.unnamed = Some(NOT_LOOKED_UP);
+                    self.pending.push((tgid, file_id));
                 }
-                info
-            })
-            .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
-            .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()));
-        self.name_socket(tgid, &mut info, ts_ns);
+            }
+        }
         self.files.insert((tgid, file_id), info);
     }
 
-    /// A socket gets its protocol and addresses, now that it is open
-    /// (known open at `open_ns`).
-    fn name_socket(&mut self, tgid: u32, info: &mut FileInfo, open_ns: u64) {
-        if info.socket.is_some() {
+    /// Names the sockets discovered since the last call, reading each
+    /// namespace's tables once: called after each batch of events.
+    pub fn name_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        self.name_sockets(pending);
+    }
+
+    fn name_sockets(&mut self, keys: Vec<(u32, u64)>) {
+        if keys.is_empty() {
             return;
         }
-        let Some(inode) = sockets::inode_of(&info.path) else {
-            return;
-        };
-        match self.sockets.name(tgid, inode, open_ns) {
-            Ok(socket) => {
-                info.path = socket.name();
-                info.socket = Some(socket);
-                info.unnamed = None;
+        let wanted: Vec<(u32, u64)> = keys
+            .iter()
+            .map(|key| {
+                let path = self.files.get(key).map_or("", |info| info.path.as_str());
+                (key.0, sockets::inode_of(path).unwrap_or(0))
+            })
+            .collect();
+        let named = self.sockets.name_all(&wanted);
+        for (key, result) in keys.into_iter().zip(named) {
+            if let Some(info) = self.files.get_mut(&key) {
+                name(info, result);
             }
-            Err(why) => info.unnamed = Some(why.reason()),
         }
     }
 
@@ -149,7 +173,7 @@ impl FileTable {
     /// [`FOLD_ABOVE`] of them, and a local address's connections from more
     /// than that many hosts into one row too.
     pub fn finish_sockets(&mut self, rows: &[(ReadKey, ReadStats)]) {
-        let now = crate::events::monotonic_ns();
+        self.pending.clear();
         let mut unnamed: Vec<(u32, u64)> = self
             .files
             .iter()
@@ -157,11 +181,7 @@ impl FileTable {
             .map(|(key, _)| *key)
             .collect();
         unnamed.sort_unstable();
-        for key in unnamed {
-            let mut info = self.files[&key].clone();
-            self.name_socket(key.0, &mut info, now);
-            self.files.insert(key, info);
-        }
+        self.name_sockets(unnamed);
         let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
         let connections: Vec<((u32, u64), Socket)> = read
             .into_iter()
@@ -186,6 +206,7 @@ impl FileTable {
                 rows.insert(by_host(*tgid, socket));
             }
         }
+        self.fold_unnamed(rows);
         for ((tgid, file_id), socket) in &connections {
             let shown = match socket.folded_any_peer() {
                 Some(any) if per_local[&(*tgid, any.clone())].len() > FOLD_ABOVE => any,
@@ -196,6 +217,29 @@ impl FileTable {
             {
                 info.path = shown.name();
                 info.socket = Some(shown);
+            }
+        }
+    }
+
+    /// More than [`FOLD_ABOVE`] sockets of one process that could not be
+    /// named (short-lived connections closed before they were looked up)
+    /// are one row, `socket:[*]`.
+    fn fold_unnamed(&mut self, rows: &[(ReadKey, ReadStats)]) {
+        let mut per_process: HashMap<u32, HashSet<u64>> = HashMap::new();
+        for (key, _) in rows {
+            let info = self.files.get(&(key.tgid, key.file_id));
+            if info.is_some_and(|i| i.unnamed.is_some()) {
+                per_process.entry(key.tgid).or_default().insert(key.file_id);
+            }
+        }
+        for (tgid, ids) in per_process {
+            if ids.len() <= FOLD_ABOVE {
+                continue;
+            }
+            for file_id in ids {
+                if let Some(info) = self.files.get_mut(&(tgid, file_id)) {
+                    info.path = UNNAMED_SOCKETS.into();
+                }
             }
         }
     }
@@ -274,6 +318,24 @@ impl FileTable {
     }
 }
 
+/// A socket's `unnamed` until its batch is looked up.
+const NOT_LOOKED_UP: &str = "not looked up";
+
+/// A socket's name, or why it has none but `socket:[INODE]`. A socket
+/// missing from the tables while its process lived stays so (not "gone"
+/// when its process exited later).
+fn name(info: &mut FileInfo, result: Result<Socket, Unnamed>) {
+    match result {
+        Ok(socket) => {
+            info.path = socket.name();
+            info.socket = Some(socket);
+            info.unnamed = None;
+        }
+        Err(Unnamed::Gone) if info.unnamed == Some(Unnamed::NotListed.reason()) => {}
+        Err(why) => info.unnamed = Some(why.reason()),
+    }
+}
+
 /// The row of a file or socket, before its figures are added.
 fn new_row(pid: u32, info: &FileInfo) -> FileReads {
     let socket = info.socket.as_ref();
@@ -289,7 +351,7 @@ fn new_row(pid: u32, info: &FileInfo) -> FileReads {
         protocol: socket.map(|s| s.protocol.to_owned()),
         local: socket.and_then(|s| s.local.clone()),
         peer: socket.and_then(|s| s.peer.clone()),
-        folded: socket.is_some_and(|s| s.folded),
+        folded: socket.is_some_and(|s| s.folded) || info.path == UNNAMED_SOCKETS,
         unnamed: info.unnamed.map(str::to_owned),
         fs: info.fs.clone(),
         blksize: info.blksize,
@@ -568,6 +630,36 @@ mod tests {
         assert_eq!(reads.len(), 1, "{reads:#?}");
         assert_eq!(reads[0].path, "TCP 10.0.0.1:443 <- *");
         assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+    }
+
+    #[test]
+    fn many_sockets_closed_before_they_were_named_are_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        for i in 0..FOLD_ABOVE as u64 + 1 {
+            let info = FileInfo {
+                path: format!("socket:[{}]", 900 + i),
+                fs: "socket".into(),
+                unnamed: Some(Unnamed::NotListed.reason()),
+                ..Default::default()
+            };
+            assert_eq!(info.series_name(), UNNAMED_SOCKETS);
+            t.insert(10, 300 + i, info);
+            rows.push((
+                key(10, 5, 300 + i, 100, ReadSyscall::Recvfrom),
+                stats(1, 100, 0),
+            ));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 1, "{reads:#?}");
+        assert_eq!(reads[0].path, "socket:[*]");
+        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+        // The process is gone: still "not listed", the first reason seen.
+        assert_eq!(
+            reads[0].unnamed.as_deref(),
+            Some(Unnamed::NotListed.reason())
+        );
     }
 
     #[test]
