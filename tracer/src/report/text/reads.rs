@@ -161,3 +161,40 @@ fn request_summary(f: &FileReads) -> String {
         None => "-".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::report::{FileReads, Report};
+
+    #[test]
+    fn a_folded_row_says_how_many_connections_and_the_report_says_it_folded() {
+        let mut socket = FileReads {
+            pid: 7,
+            kind: "socket".into(),
+            path: "TCP 127.0.0.1:8000 <- 127.0.0.1:*".into(),
+            fs: "socket".into(),
+            connections: 312,
+            folded: true,
+            syscalls: 400,
+            ..Default::default()
+        };
+        socket.request_sizes.insert("65536".into(), 400);
+        let file = crate::report::fixtures::proc_status(600);
+        let report = Report {
+            reads: vec![file, socket],
+            ..Report::default()
+        };
+        let mut out = String::new();
+        super::render(&mut out, &report, None);
+        assert!(out.contains("on 1 files and 1 sockets"), "{out}");
+        assert!(
+            out.contains("TCP 127.0.0.1:8000 <- 127.0.0.1:* (312 connections)"),
+            "{out}"
+        );
+        assert!(out.contains("connections folded: more than 16"), "{out}");
+        assert!(
+            out.contains("pid 7: 312 connections in `TCP 127.0.0.1:8000 <- 127.0.0.1:*`"),
+            "{out}"
+        );
+    }
+}
