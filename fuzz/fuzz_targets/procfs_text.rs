@@ -1,6 +1,7 @@
 //! /proc text a traced process shapes (its comm in `stat`, its mappings'
 //! names in `maps`, its arguments, the cgroup names a container's
-//! processes may create): the parsers take anything.
+//! processes may create, the unix socket paths it binds): the parsers
+//! take anything.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -11,6 +12,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = tracer::procfs::parse_stat(text);
     let _ = tracer::procfs::parse_nspid(text);
+    let _ = tracer::procfs::net::parse_unix(text);
+    let _ = tracer::procfs::net::parse_inet(text, tracer::procfs::net::Transport::Tcp);
     let _ = tracer::containers::cgroup::parse(text);
     let _ = tracer::containers::cgroup::paths(text);
     let _ = tracer::python::discover::parse_maps(text);

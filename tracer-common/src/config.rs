@@ -15,6 +15,10 @@ pub struct SyscallNumbers {
     /// `preadv2` is counted as `preadv` (same first three arguments).
     pub preadv: u32,
     pub preadv2: u32,
+    /// Socket reads: `recv`/`recvfrom`, `recvmsg`, `recvmmsg`.
+    pub recvfrom: u32,
+    pub recvmsg: u32,
+    pub recvmmsg: u32,
     pub openat: u32,
     /// `open(2)` (x86-64: what mimalloc, hence CPython 3.13+, and older C
     /// code call); `NO_SYSCALL` where the architecture has none.
@@ -175,10 +179,11 @@ pub struct ScopeConfig {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 20);
+const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 23);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 13);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
-const _: () = assert!(core::mem::size_of::<Config>() == 4 * 20 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24);
+const _: () =
+    assert!(core::mem::size_of::<Config>() == 4 * 23 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 4); // + 4: padding to 8

@@ -14,10 +14,23 @@ pub enum ReadSyscall {
     Pread64 = 1,
     Readv = 2,
     Preadv = 3,
+    /// `recv`, `recvfrom` (CPython's `sock.recv`, `recv_into`, `recvfrom`).
+    Recvfrom = 4,
+    Recvmsg = 5,
+    /// One call, however many messages it returned (see `InflightRead::msgs`).
+    Recvmmsg = 6,
 }
 
 impl ReadSyscall {
-    pub const ALL: [ReadSyscall; 4] = [Self::Read, Self::Pread64, Self::Readv, Self::Preadv];
+    pub const ALL: [ReadSyscall; 7] = [
+        Self::Read,
+        Self::Pread64,
+        Self::Readv,
+        Self::Preadv,
+        Self::Recvfrom,
+        Self::Recvmsg,
+        Self::Recvmmsg,
+    ];
 
     pub fn from_u32(value: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|s| *s as u32 == value)
@@ -29,6 +42,9 @@ impl ReadSyscall {
             Self::Pread64 => "pread64",
             Self::Readv => "readv",
             Self::Preadv => "preadv",
+            Self::Recvfrom => "recvfrom",
+            Self::Recvmsg => "recvmsg",
+            Self::Recvmmsg => "recvmmsg",
         }
     }
 }
@@ -43,7 +59,7 @@ pub struct ReadKey {
     /// the tracer did not see opened, a unique id with [`DISCOVERED_FILE_BIT`]
     /// set. A reused fd number is never confused with the file it used to name.
     pub file_id: u64,
-    /// Bytes asked for (`count`, or the sum of the iovec lengths).
+    /// Bytes asked for (`count`/`len`, or the sum of the iovec lengths).
     pub request: u64,
     pub syscall: u32,
     pub _pad: u32,
@@ -72,6 +88,9 @@ pub struct InflightRead {
     pub syscall: u32,
     pub voluntary: u64,
     pub involuntary: u64,
+    /// `recvmmsg` only: the user address of its `mmsghdr` array (0
+    /// otherwise), whose `msg_len`s are the bytes received, read at exit.
+    pub msgs: u64,
 }
 
 /// Key of `FD_FILES`: which opening of a descriptor is current.

@@ -1,5 +1,6 @@
-//! Reads: `openat` (and `open`) name descriptors, `read`/`pread64`/`readv`/`preadv` are
-//! timed (entered and left through `syscalls.rs`) and aggregated per (file, syscall, request size) in a per-CPU map, so
+//! Reads: `openat` (and `open`) name descriptors, `read`/`pread64`/`readv`/`preadv`
+//! and the socket reads `recvfrom`/`recvmsg`/`recvmmsg` are timed (entered and
+//! left through `syscalls.rs`) and aggregated per (file, syscall, request size) in a per-CPU map, so
 //! a read costs no ring buffer record. Context switches inside a read are
 //! added by `sched.rs` to the thread's in-flight entry.
 
@@ -50,12 +51,22 @@ static READ_STATS: PerCpuHashMap<ReadKey, ReadStats> =
 const EBADF: i64 = 9;
 /// iovecs summed for a readv request size; bounded for the verifier.
 const MAX_IOVECS: u64 = 8;
+/// Messages of one `recvmmsg` looked at (request and bytes); bounded for
+/// the verifier. A call with more counts only its first 16.
+const MAX_MMSGS: u64 = 16;
 
 #[repr(C)]
 struct Iovec {
     base: u64,
     len: u64,
 }
+
+/// The user ABI's `struct msghdr` (64-bit): `msg_iov` at 16, `msg_iovlen`
+/// at 24; `struct mmsghdr` adds `msg_len` at 56, 64 bytes in all.
+const MSGHDR_IOV: u64 = 16;
+const MSGHDR_IOVLEN: u64 = 24;
+const MMSGHDR_LEN: u64 = 56;
+const MMSGHDR_SIZE: u64 = 64;
 
 /// `openat(dirfd, filename, ...)` / `open(filename, ...)`: the name's
 /// address is the argument saved at `filename_arg` of `pt_regs`.
@@ -162,7 +173,8 @@ pub fn enter_close(regs: *const u8) {
     });
 }
 
-/// `read(fd, buf, count)` / `pread64(fd, buf, count, pos)`.
+/// `read(fd, buf, count)` / `pread64(fd, buf, count, pos)` /
+/// `recvfrom(fd, buf, len, flags, addr, addrlen)` (`recv` is `recvfrom`).
 #[inline(always)]
 pub fn enter_read(regs: *const u8, syscall: ReadSyscall) {
     let Some((_, tid)) = current_if_traced() else {
@@ -174,7 +186,7 @@ pub fn enter_read(regs: *const u8, syscall: ReadSyscall) {
     ) else {
         return;
     };
-    start_read(tid, fd as i32, count, syscall);
+    start_read(tid, fd as i32, count, syscall, 0);
 }
 
 /// `readv(fd, vec, vlen)` / `preadv(fd, vec, vlen, ...)`: the request is
@@ -191,6 +203,62 @@ pub fn enter_readv(regs: *const u8, syscall: ReadSyscall) {
     ) else {
         return;
     };
+    let request = iovec_sum(vec, vlen);
+    start_read(tid, fd as i32, request, syscall, 0);
+}
+
+/// `recvmsg(fd, msg, flags)`: the request is the sum of the message's
+/// first iovecs' lengths, as for `readv`.
+#[inline(always)]
+pub fn enter_recvmsg(regs: *const u8) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let (Some(fd), Some(msg)) = (
+        read_reg(regs, config!(regs.arg1)),
+        read_reg(regs, config!(regs.arg2)),
+    ) else {
+        return;
+    };
+    start_read(tid, fd as i32, msghdr_request(msg), ReadSyscall::Recvmsg, 0);
+}
+
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: one syscall whose request
+/// is every buffer offered (the first `MAX_MMSGS` messages'); its bytes are
+/// summed from the `msg_len`s at exit.
+#[inline(always)]
+pub fn enter_recvmmsg(regs: *const u8) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let (Some(fd), Some(vec), Some(vlen)) = (
+        read_reg(regs, config!(regs.arg1)),
+        read_reg(regs, config!(regs.arg2)),
+        read_reg(regs, config!(regs.arg3)),
+    ) else {
+        return;
+    };
+    let mut request: u64 = 0;
+    for i in 0..MAX_MMSGS {
+        if i >= vlen {
+            break;
+        }
+        request = request.wrapping_add(msghdr_request(vec.wrapping_add(i * MMSGHDR_SIZE)));
+    }
+    // A null vector is an EFAULT: nothing to sum at exit either way.
+    start_read(tid, fd as i32, request, ReadSyscall::Recvmmsg, vec);
+}
+
+/// The sum of a user `msghdr`'s iovec lengths.
+#[inline(always)]
+fn msghdr_request(msg: u64) -> u64 {
+    let field = |off: u64| unsafe { bpf_probe_read_user((msg + off) as *const u64) }.unwrap_or(0);
+    iovec_sum(field(MSGHDR_IOV), field(MSGHDR_IOVLEN))
+}
+
+/// The sum of the first `MAX_IOVECS` lengths of a user iovec array.
+#[inline(always)]
+fn iovec_sum(vec: u64, vlen: u64) -> u64 {
     let iovecs = vec as *const Iovec;
     let mut request: u64 = 0;
     for i in 0..MAX_IOVECS {
@@ -202,11 +270,28 @@ pub fn enter_readv(regs: *const u8, syscall: ReadSyscall) {
             Err(_) => break,
         }
     }
-    start_read(tid, fd as i32, request, syscall);
+    request
+}
+
+/// Bytes of the first `count` messages a `recvmmsg` filled (its `msg_len`s).
+#[inline(always)]
+fn mmsg_bytes(vec: u64, count: u64) -> u64 {
+    let mut bytes: u64 = 0;
+    for i in 0..MAX_MMSGS {
+        if i >= count {
+            break;
+        }
+        let len = vec + i * MMSGHDR_SIZE + MMSGHDR_LEN;
+        match unsafe { bpf_probe_read_user(len as *const u32) } {
+            Ok(len) => bytes += u64::from(len),
+            Err(_) => break,
+        }
+    }
+    bytes
 }
 
 #[inline(always)]
-fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
+fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall, msgs: u64) {
     let inflight = InflightRead {
         start_ns: unsafe { bpf_ktime_get_ns() },
         request,
@@ -214,6 +299,7 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
         syscall: syscall as u32,
         voluntary: 0,
         involuntary: 0,
+        msgs,
     };
     // Reused in place (start_ns 0 = idle), see OPENING.
     match INFLIGHT.get_ptr_mut(tid) {
@@ -226,7 +312,7 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall) {
     }
 }
 
-/// The return of any of the four reads: one row of `READ_STATS` more.
+/// The return of any read: one row of `READ_STATS` more.
 #[inline(always)]
 pub fn exit_read(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
@@ -240,6 +326,12 @@ pub fn exit_read(ret: i64) {
     }
     unsafe { (*slot).start_ns = 0 };
     let now = unsafe { bpf_ktime_get_ns() };
+    // recvmmsg returns messages, not bytes: its bytes are its msg_lens.
+    let ret = if read.msgs != 0 && ret > 0 {
+        mmsg_bytes(read.msgs, ret as u64) as i64
+    } else {
+        ret
+    };
 
     let fd_key = FdKey { tgid, fd: read.fd };
     let file_id = match unsafe { FD_FILES.get(fd_key) } {

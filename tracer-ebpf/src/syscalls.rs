@@ -1,6 +1,7 @@
 //! The two syscall hooks: one raw `sys_enter` and one raw `sys_exit`
 //! program see every syscall of every process and hand the few this tracer
-//! wants, picked by number, to the concern that wants them (`reads`,
+//! wants, picked by number, to the concern that wants them (`reads`: file
+//! and socket reads,
 //! `processes`, `signals`).
 //!
 //! Why raw tracepoints and not one perf-event tracepoint per syscall: the
@@ -40,6 +41,13 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         // preadv2 has preadv's arguments plus flags, and is what CPython's
         // os.preadv calls: counted as "preadv".
         reads::enter_readv(regs, ReadSyscall::Preadv);
+    } else if nr == config!(syscalls.recvfrom) as u64 {
+        // recvfrom(fd, buf, len, ...): read's fd and size arguments.
+        reads::enter_read(regs, ReadSyscall::Recvfrom);
+    } else if nr == config!(syscalls.recvmsg) as u64 {
+        reads::enter_recvmsg(regs);
+    } else if nr == config!(syscalls.recvmmsg) as u64 {
+        reads::enter_recvmmsg(regs);
     } else if nr == config!(syscalls.openat) as u64 {
         reads::enter_open(regs, config!(regs.arg2));
     } else if nr == config!(syscalls.open) as u64 {
@@ -68,7 +76,10 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         || nr == config!(syscalls.pread64) as u64
         || nr == config!(syscalls.readv) as u64
         || nr == config!(syscalls.preadv) as u64
-        || nr == config!(syscalls.preadv2) as u64;
+        || nr == config!(syscalls.preadv2) as u64
+        || nr == config!(syscalls.recvfrom) as u64
+        || nr == config!(syscalls.recvmsg) as u64
+        || nr == config!(syscalls.recvmmsg) as u64;
     let is_open = nr == config!(syscalls.openat) as u64 || nr == config!(syscalls.open) as u64;
     // Reads and opens in flight are only ever those of traced threads: the
     // per-CPU answer spares untraced ones the in-flight lookup.

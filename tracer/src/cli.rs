@@ -32,8 +32,9 @@ Examples:
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
 
 What it reports:
-  reads       per file: read syscalls, request sizes, bytes, time in the kernel,
-              and the context switches that happened inside those reads
+  reads       per file and socket (TCP, UDP, unix; by its addresses): read and recv
+              syscalls, request sizes, bytes, time in the kernel, and the context
+              switches that happened inside those reads
   scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
   processes   the target and its children (followed by default): argv, exit code or signal
   zombies     children that exited: how long each stayed a zombie, who reaped it and how

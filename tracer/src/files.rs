@@ -4,14 +4,35 @@
 
 use std::{ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
-use crate::procfs;
+use crate::{
+    procfs,
+    sockets::{Socket, UNNAMED_SOCKETS},
+};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileInfo {
+    /// A socket named by its addresses has its name here (`Socket::name`).
     pub path: String,
     /// "proc", "sysfs", "ext4", "tmpfs", "pipe", "socket"..., or "unknown".
     pub fs: String,
     pub blksize: Option<u64>,
+    /// A socket's protocol and addresses, once named.
+    pub socket: Option<Socket>,
+    /// A socket left as `socket:[INODE]`: why.
+    pub unnamed: Option<&'static str>,
+}
+
+impl FileInfo {
+    /// The name of its `--serve` series: a connection's ephemeral port as
+    /// `*` (connections come and go; a series each would only churn).
+    /// Sockets that could not be named share one: `socket:[*]`.
+    pub fn series_name(&self) -> String {
+        match self.socket.as_ref().and_then(Socket::folded) {
+            Some(folded) => folded.name(),
+            None if self.unnamed.is_some() => UNNAMED_SOCKETS.into(),
+            None => self.path.clone(),
+        }
+    }
 }
 
 /// Names a filesystem magic number (`statfs.f_type`), as `/proc/PID/mountinfo` would.
@@ -88,6 +109,7 @@ pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
             path: unnamed,
             fs: "unknown".into(),
             blksize: None,
+            ..Default::default()
         };
     };
     let fs = fs_name(k.fs_magic as i64);
@@ -100,6 +122,7 @@ pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
         path,
         fs,
         blksize: (k.blksize > 0).then_some(u64::from(k.blksize)),
+        ..Default::default()
     }
 }
 
@@ -107,7 +130,12 @@ pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
 pub fn from_fd(tgid: u32, fd: i32) -> Option<FileInfo> {
     let path = procfs::fd_target(tgid, fd)?;
     let (fs, blksize) = describe(&procfs::fd_path(tgid, fd)).unwrap_or(("unknown".into(), None));
-    Some(FileInfo { path, fs, blksize })
+    Some(FileInfo {
+        path,
+        fs,
+        blksize,
+        ..Default::default()
+    })
 }
 
 /// Where `opened` (a path as the process passed it to `openat`) lives when
@@ -168,6 +196,7 @@ pub fn from_open(tgid: u32, fd: i32, opened: &str, root: Option<&str>) -> FileIn
         path: opened.to_owned(),
         fs,
         blksize,
+        ..Default::default()
     }
 }
 

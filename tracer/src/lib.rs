@@ -25,6 +25,7 @@ pub mod report;
 pub mod run;
 pub mod scope;
 pub mod serve;
+pub mod sockets;
 pub mod start;
 pub mod status;
 pub mod target;

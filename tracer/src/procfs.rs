@@ -12,6 +12,8 @@
 //! init). CPython records its threads by the ids they see themselves, while
 //! the kernel and the BPF maps use host ids.
 
+pub mod net;
+
 use std::{
     collections::HashMap,
     fs,

@@ -417,4 +417,6 @@ fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Coll
             }
         }
     }
+    // One read of the socket tables for the whole batch.
+    collector.files.name_pending();
 }

@@ -360,7 +360,7 @@ impl Live {
             let info = files.describe(key.tgid, key.fd, key.file_id);
             let counts = self
                 .reads
-                .slot(&(key.tgid, info.path, info.fs.clone()), now);
+                .slot(&(key.tgid, info.series_name(), info.fs.clone()), now);
             counts.syscalls += syscalls;
             counts.bytes += bytes;
             let sizes = self.request_sizes.slot(&(key.tgid, info.fs), now);

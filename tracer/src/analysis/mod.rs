@@ -493,6 +493,7 @@ impl Collector {
         }
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads));
+        self.files.finish_sockets(&maps.reads);
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
         let mut sched = sched::summarize(&maps.threads, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);

@@ -1,5 +1,6 @@
-//! Read figures per file: kernel rows (per file id, syscall and request size)
-//! joined with what userspace learned about each file id.
+//! Read figures per file and socket: kernel rows (per file id, syscall and
+//! request size) joined with what userspace learned about each file id;
+//! many connections of one process from one peer host fold into one row.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -9,9 +10,10 @@ use super::python::merge_stacks;
 use crate::{
     files::{self, FileInfo},
     report::{
-        ContextSwitches, EventStack, FileReads, Finding,
+        ContextSwitches, EventStack, FOLD_ABOVE, FileReads, Finding,
         format::{bytes, duration, thousands},
     },
+    sockets::{self, Socket, SocketNames, UNNAMED_SOCKETS, Unnamed},
 };
 
 /// A file read in requests smaller than this, this often, gets a finding.
@@ -36,6 +38,9 @@ pub struct FileTable {
     /// was: every Python start on a node opens the same few dozen modules,
     /// described once rather than with two system calls each time.
     described: HashMap<(String, String), FileInfo>,
+    sockets: SocketNames,
+    /// Sockets discovered and not named yet: (tgid, file id).
+    pending: Vec<(u32, u64)>,
 }
 
 /// Paths remembered in [`FileTable::described`] before it starts over.
@@ -127,21 +132,141 @@ impl FileTable {
         file_id: u64,
         kernel: Option<files::KernelFile>,
     ) {
-        let info = files::from_fd(tgid, fd)
-            .map(|mut info| {
-                // Closed between the readlink and the statfs: the kernel's
-                // record still says what filesystem it was on.
-                if info.fs == "unknown"
-                    && let Some(k) = kernel.as_ref()
-                {
-                    let known = files::from_kernel(fd, Some(k));
-                    (info.fs, info.blksize) = (known.fs, known.blksize);
+        // A pipe or socket the kernel saw: its record is the one to trust
+        // (a short-lived one's descriptor number may name another by now).
+        let from_kernel = kernel
+            .map(|k| files::from_kernel(fd, Some(&k)))
+            .filter(|info| matches!(info.fs.as_str(), "pipe" | "socket"));
+        let mut info = from_kernel.unwrap_or_else(|| {
+            files::from_fd(tgid, fd)
+                .map(|mut info| {
+                    // Closed between the readlink and the statfs: the kernel's
+                    // record still says what filesystem it was on.
+                    if info.fs == "unknown"
+                        && let Some(k) = kernel.as_ref()
+                    {
+                        let known = files::from_kernel(fd, Some(k));
+                        (info.fs, info.blksize) = (known.fs, known.blksize);
+                    }
+                    info
+                })
+                .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
+                .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()))
+        });
+        if let Some(inode) = sockets::inode_of(&info.path) {
+            match self.sockets.cached(tgid, inode) {
+                Some(socket) => name(&mut info, Ok(socket)),
+                None => {
+                    // Named with the others of this batch (`name_pending`).
+                    info.unnamed = Some(NOT_LOOKED_UP);
+                    self.pending.push((tgid, file_id));
                 }
-                info
-            })
-            .or_else(|| self.at_attach.get(&(tgid, fd)).cloned())
-            .unwrap_or_else(|| files::from_kernel(fd, kernel.as_ref()));
+            }
+        }
         self.files.insert((tgid, file_id), info);
+    }
+
+    /// Names the sockets discovered since the last call, reading each
+    /// namespace's tables once: called after each batch of events.
+    pub fn name_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        self.name_sockets(pending);
+    }
+
+    fn name_sockets(&mut self, keys: Vec<(u32, u64)>) {
+        if keys.is_empty() {
+            return;
+        }
+        let wanted: Vec<(u32, u64)> = keys
+            .iter()
+            .map(|key| {
+                let path = self.files.get(key).map_or("", |info| info.path.as_str());
+                (key.0, sockets::inode_of(path).unwrap_or(0))
+            })
+            .collect();
+        let named = self.sockets.name_all(&wanted);
+        for (key, result) in keys.into_iter().zip(named) {
+            if let Some(info) = self.files.get_mut(&key) {
+                name(info, result);
+            }
+        }
+    }
+
+    /// At the end: sockets not named yet are looked up once more (their
+    /// process may still hold them), then the connections of each process
+    /// to or from one peer host fold into one row when there are more than
+    /// [`FOLD_ABOVE`] of them, and a local address's connections from more
+    /// than that many hosts into one row too.
+    pub fn finish_sockets(&mut self, rows: &[(ReadKey, ReadStats)]) {
+        self.pending.clear();
+        let mut unnamed: Vec<(u32, u64)> = self
+            .files
+            .iter()
+            .filter(|(_, info)| info.unnamed.is_some())
+            .map(|(key, _)| *key)
+            .collect();
+        unnamed.sort_unstable();
+        self.name_sockets(unnamed);
+        let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
+        let connections: Vec<((u32, u64), Socket)> = read
+            .into_iter()
+            .filter_map(|key| Some((key, self.files.get(&key)?.socket.clone()?)))
+            .collect();
+        // First by peer host; then, if a local address still has more rows
+        // than that (clients from many hosts), all of its peers in one.
+        let mut per_host: HashMap<(u32, Socket), usize> = HashMap::new();
+        for ((tgid, _), socket) in &connections {
+            if let Some(host) = socket.folded() {
+                *per_host.entry((*tgid, host)).or_default() += 1;
+            }
+        }
+        let by_host = |tgid: u32, socket: &Socket| match socket.folded() {
+            Some(host) if per_host[&(tgid, host.clone())] > FOLD_ABOVE => host,
+            _ => socket.clone(),
+        };
+        let mut per_local: HashMap<(u32, Socket), HashSet<Socket>> = HashMap::new();
+        for ((tgid, _), socket) in &connections {
+            if let Some(any) = socket.folded_any_peer() {
+                let rows = per_local.entry((*tgid, any)).or_default();
+                rows.insert(by_host(*tgid, socket));
+            }
+        }
+        self.fold_unnamed(rows);
+        for ((tgid, file_id), socket) in &connections {
+            let shown = match socket.folded_any_peer() {
+                Some(any) if per_local[&(*tgid, any.clone())].len() > FOLD_ABOVE => any,
+                _ => by_host(*tgid, socket),
+            };
+            if shown != *socket
+                && let Some(info) = self.files.get_mut(&(*tgid, *file_id))
+            {
+                info.path = shown.name();
+                info.socket = Some(shown);
+            }
+        }
+    }
+
+    /// More than [`FOLD_ABOVE`] sockets of one process that could not be
+    /// named (short-lived connections closed before they were looked up)
+    /// are one row, `socket:[*]`.
+    fn fold_unnamed(&mut self, rows: &[(ReadKey, ReadStats)]) {
+        let mut per_process: HashMap<u32, HashSet<u64>> = HashMap::new();
+        for (key, _) in rows {
+            let info = self.files.get(&(key.tgid, key.file_id));
+            if info.is_some_and(|i| i.unnamed.is_some()) {
+                per_process.entry(key.tgid).or_default().insert(key.file_id);
+            }
+        }
+        for (tgid, ids) in per_process {
+            if ids.len() <= FOLD_ABOVE {
+                continue;
+            }
+            for file_id in ids {
+                if let Some(info) = self.files.get_mut(&(tgid, file_id)) {
+                    info.path = UNNAMED_SOCKETS.into();
+                }
+            }
+        }
     }
 
     /// The path a (process, file) is reported under in `FileReads`.
@@ -164,7 +289,7 @@ impl FileTable {
             return FileInfo {
                 path: format!("fd {} (bad descriptor)", key.fd),
                 fs: "none".into(),
-                blksize: None,
+                ..Default::default()
             };
         }
         self.files
@@ -174,7 +299,7 @@ impl FileTable {
                 // Its event was lost: say so rather than guess.
                 path: format!("fd {} (name lost)", key.fd),
                 fs: "unknown".into(),
-                blksize: None,
+                ..Default::default()
             })
     }
 
@@ -191,16 +316,13 @@ impl FileTable {
             let info = self.lookup(key);
             let entry = by_file
                 .entry((key.tgid, info.path.clone()))
-                .or_insert_with(|| FileReads {
-                    pid: key.tgid,
-                    path: info.path.clone(),
-                    fs: info.fs.clone(),
-                    blksize: info.blksize,
-                    ..Default::default()
-                });
+                .or_insert_with(|| new_row(key.tgid, &info));
             entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
+                if entry.kind == "socket" {
+                    entry.connections += 1;
+                }
             }
             entry.syscalls += stats.syscalls;
             entry.bytes += stats.bytes;
@@ -218,6 +340,47 @@ impl FileTable {
         let mut files: Vec<FileReads> = by_file.into_values().collect();
         files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
         files
+    }
+}
+
+/// A socket's `unnamed` until its batch is looked up.
+const NOT_LOOKED_UP: &str = "not looked up";
+
+/// A socket's name, or why it has none but `socket:[INODE]`. A socket
+/// missing from the tables while its process lived stays so (not "gone"
+/// when its process exited later).
+fn name(info: &mut FileInfo, result: Result<Socket, Unnamed>) {
+    match result {
+        Ok(socket) => {
+            info.path = socket.name();
+            info.socket = Some(socket);
+            info.unnamed = None;
+        }
+        Err(Unnamed::Gone) if info.unnamed == Some(Unnamed::NotListed.reason()) => {}
+        Err(why) => info.unnamed = Some(why.reason()),
+    }
+}
+
+/// The row of a file or socket, before its figures are added.
+fn new_row(pid: u32, info: &FileInfo) -> FileReads {
+    let socket = info.socket.as_ref();
+    FileReads {
+        pid,
+        kind: if info.fs == "socket" {
+            "socket"
+        } else {
+            "file"
+        }
+        .into(),
+        path: info.path.clone(),
+        protocol: socket.map(|s| s.protocol.to_owned()),
+        local: socket.and_then(|s| s.local.clone()),
+        peer: socket.and_then(|s| s.peer.clone()),
+        folded: socket.is_some_and(|s| s.folded) || info.path == UNNAMED_SOCKETS,
+        unnamed: info.unnamed.map(str::to_owned),
+        fs: info.fs.clone(),
+        blksize: info.blksize,
+        ..Default::default()
     }
 }
 
@@ -260,7 +423,8 @@ pub fn findings(files: &[FileReads]) -> Vec<Finding> {
 /// that kept blocking.
 fn finding(f: &FileReads) -> Option<Finding> {
     let (size, count) = f.dominant_request()?;
-    if size < SMALL_REQUEST && count >= MANY_SYSCALLS {
+    // A socket's reads follow its peer's writes, not a buffer size.
+    if size < SMALL_REQUEST && count >= MANY_SYSCALLS && f.kind != "socket" {
         let why = match (f.fs.as_str(), f.blksize) {
             (fs @ ("proc" | "sysfs"), Some(blk)) if blk == size => format!(
                 "{fs} reports st_blksize {blk}, so Python's buffered reader asks for {} at a time",
@@ -362,6 +526,7 @@ mod tests {
             path: "/proc/self/status".into(),
             fs: "proc".into(),
             blksize: Some(1024),
+            ..Default::default()
         };
         t.insert(10, 111, proc_status);
         t.insert(
@@ -371,6 +536,7 @@ mod tests {
                 path: "pipe:[99]".into(),
                 fs: "pipe".into(),
                 blksize: Some(4096),
+                ..Default::default()
             },
         );
         t
@@ -412,6 +578,116 @@ mod tests {
     }
 
     #[test]
+    fn many_connections_from_one_host_fold_into_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        let mut connect = |file_id: u64, peer: String| {
+            let socket = Socket::accepted("127.0.0.1:8000", &peer);
+            let info = FileInfo {
+                path: socket.name(),
+                fs: "socket".into(),
+                socket: Some(socket),
+                ..Default::default()
+            };
+            t.insert(10, file_id, info);
+            rows.push((
+                key(10, 5, file_id, 64, ReadSyscall::Recvfrom),
+                stats(2, 20, 0),
+            ));
+        };
+        for i in 0..FOLD_ABOVE as u64 + 4 {
+            connect(1000 + i, format!("127.0.0.1:{}", 40000 + i));
+        }
+        for i in 0..3 {
+            connect(2000 + i, format!("10.0.0.2:{}", 50000 + i));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 4, "{reads:#?}");
+        let folded = &reads[0];
+        assert_eq!(folded.path, "TCP 127.0.0.1:8000 <- 127.0.0.1:*");
+        assert_eq!(
+            folded.shown_path(),
+            format!("{} (20 connections)", folded.path)
+        );
+        assert_eq!(
+            (folded.kind.as_str(), folded.protocol.as_deref()),
+            ("socket", Some("TCP"))
+        );
+        assert_eq!(folded.peer.as_deref(), Some("127.0.0.1:*"));
+        assert!(folded.folded);
+        assert_eq!(
+            (folded.connections, folded.syscalls, folded.bytes),
+            (20, 40, 400)
+        );
+        assert_eq!(folded.by_syscall["recvfrom"], 40);
+        for row in &reads[1..] {
+            assert_eq!((row.connections, row.folded), (1, false), "{row:#?}");
+            assert!(row.path.starts_with("TCP 127.0.0.1:8000 <- 10.0.0.2:5000"));
+        }
+        // --serve's series never have a connection's ephemeral port.
+        assert_eq!(
+            t.describe(10, 5, 2000).series_name(),
+            "TCP 127.0.0.1:8000 <- 10.0.0.2:*"
+        );
+    }
+
+    #[test]
+    fn a_local_address_with_clients_from_many_hosts_folds_into_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        for host in 0..FOLD_ABOVE as u64 + 1 {
+            let socket = Socket::accepted("10.0.0.1:443", &format!("10.1.0.{host}:40000"));
+            let info = FileInfo {
+                path: socket.name(),
+                fs: "socket".into(),
+                socket: Some(socket),
+                ..Default::default()
+            };
+            t.insert(10, 100 + host, info);
+            rows.push((
+                key(10, 5, 100 + host, 8, ReadSyscall::Recvmsg),
+                stats(1, 8, 0),
+            ));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 1, "{reads:#?}");
+        assert_eq!(reads[0].path, "TCP 10.0.0.1:443 <- *");
+        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+    }
+
+    #[test]
+    fn many_sockets_closed_before_they_were_named_are_one_row() {
+        let mut t = FileTable::default();
+        let mut rows = Vec::new();
+        for i in 0..FOLD_ABOVE as u64 + 1 {
+            let info = FileInfo {
+                path: format!("socket:[{}]", 900 + i),
+                fs: "socket".into(),
+                unnamed: Some(Unnamed::NotListed.reason()),
+                ..Default::default()
+            };
+            assert_eq!(info.series_name(), UNNAMED_SOCKETS);
+            t.insert(10, 300 + i, info);
+            rows.push((
+                key(10, 5, 300 + i, 100, ReadSyscall::Recvfrom),
+                stats(1, 100, 0),
+            ));
+        }
+        t.finish_sockets(&rows);
+        let reads = t.aggregate(&rows, &HashMap::new());
+        assert_eq!(reads.len(), 1, "{reads:#?}");
+        assert_eq!(reads[0].path, "socket:[*]");
+        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+        // The process is gone: still "not listed", the first reason seen.
+        assert_eq!(
+            reads[0].unnamed.as_deref(),
+            Some(Unnamed::NotListed.reason())
+        );
+    }
+
+    #[test]
     fn unknown_and_bad_descriptors_are_named_not_guessed() {
         let rows = vec![
             (key(10, 9, 0, 16, ReadSyscall::Read), stats(1, 0, 0)),
@@ -432,6 +708,7 @@ mod tests {
                 path: "/proc/self/status".into(),
                 fs: "proc".into(),
                 blksize: Some(1024),
+                ..Default::default()
             },
         );
         let rows = vec![

@@ -55,6 +55,9 @@ fn syscall_numbers() -> SyscallNumbers {
         readv: nr(libc::SYS_readv),
         preadv: nr(libc::SYS_preadv),
         preadv2: nr(libc::SYS_preadv2),
+        recvfrom: nr(libc::SYS_recvfrom),
+        recvmsg: nr(libc::SYS_recvmsg),
+        recvmmsg: nr(libc::SYS_recvmmsg),
         openat: nr(libc::SYS_openat),
         #[cfg(target_arch = "x86_64")]
         open: nr(libc::SYS_open),

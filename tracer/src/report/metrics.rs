@@ -293,14 +293,14 @@ impl Collector for Encoded {
         counters(
             &mut encoder,
             "tracer_read_syscalls",
-            "Read-family syscalls (read, pread64, readv, preadv) per process and file \
+            "Read-family syscalls (read, pread64, readv, preadv, recvfrom, recvmsg, recvmmsg) per process and file or socket \
              (the busiest files recently; the rest in path=\"other\")",
             m.reads.iter().map(|r| (reads(r), r.syscalls)),
         )?;
         counters(
             &mut encoder,
             "tracer_read_bytes",
-            "Bytes returned by read-family syscalls per process and file",
+            "Bytes returned by read-family syscalls per process and file or socket",
             m.reads.iter().map(|r| (reads(r), r.bytes)),
         )?;
         let mut family = encoder.encode_descriptor(

@@ -1,5 +1,5 @@
-//! The reads section: one row per file and process, and the Python code
-//! behind its reads.
+//! The reads section: one row per file (or socket) and process, and the
+//! Python code behind its reads.
 
 use std::collections::BTreeMap;
 
@@ -7,13 +7,45 @@ use serde::{Deserialize, Serialize};
 
 use super::{ContextSwitches, EventStack};
 
-/// One file one process read from.
+/// More connections than this of one process, with the same local address
+/// and peer host (an accepted connection's peer port, or a client's own
+/// port, being the ephemeral one), fold into one row (`<- HOST:*`); a local
+/// address with more rows than this left (clients from many hosts) folds
+/// into one (`<- *`).
+pub const FOLD_ABOVE: usize = 16;
+
+/// One file (or socket) one process read from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileReads {
     pub pid: u32,
-    /// The path it was opened by; `pipe:[INODE]` / `socket:[INODE]` as
-    /// `/proc/PID/fd` shows them for descriptors not opened by path.
+    /// "file" or "socket".
+    #[serde(default = "file_kind")]
+    pub kind: String,
+    /// The path it was opened by; `pipe:[INODE]` as `/proc/PID/fd` shows
+    /// it for descriptors not opened by path; a socket's protocol and
+    /// addresses (`TCP 127.0.0.1:8000 <- 127.0.0.1:51234`, `unix
+    /// /run/x.sock`), or `socket:[INODE]` when they could not be looked up.
     pub path: String,
+    /// A named socket's "TCP", "UDP" or "unix".
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// A named socket's address (a unix path; `None`: unnamed), and its
+    /// connected peer's; a port of `*` when connections were folded.
+    #[serde(default)]
+    pub local: Option<String>,
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Sockets (connections) this row sums; 0 for a file.
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections folded into one row by their ephemeral port (more than
+    /// `FOLD_ABOVE` from one peer host to one local address), or by their
+    /// peer (connections from more than `FOLD_ABOVE` hosts).
+    #[serde(default)]
+    pub folded: bool,
+    /// A socket left as `socket:[INODE]`: why.
+    #[serde(default)]
+    pub unnamed: Option<String>,
     /// `path` is only the first 255 bytes of a longer path (the kernel side
     /// captures that much); the text report shows it with "...".
     #[serde(default)]
@@ -43,11 +75,18 @@ pub struct FileReads {
     pub python_stacks_every: u64,
 }
 
+fn file_kind() -> String {
+    "file".into()
+}
+
 impl FileReads {
-    /// The path as people read it: a cut path ends in "...".
+    /// The path as people read it: a cut path ends in "...", a row of
+    /// several connections says how many.
     pub fn shown_path(&self) -> String {
         if self.path_truncated {
             format!("{}...", self.path)
+        } else if self.connections > 1 {
+            format!("{} ({} connections)", self.path, self.connections)
         } else {
             self.path.clone()
         }

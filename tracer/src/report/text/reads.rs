@@ -1,5 +1,6 @@
-//! READS: per file, syscalls, request sizes, bytes and the context switches
-//! inside the reads; the Python code behind them; the findings.
+//! READS: per file and socket, syscalls, request sizes, bytes and the
+//! context switches inside the reads; the Python code behind them; the
+//! findings.
 
 use std::fmt::Write as _;
 
@@ -16,11 +17,18 @@ const MAX_FINDINGS: usize = 10;
 pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let total_calls: u64 = report.reads.iter().map(|f| f.syscalls).sum();
     let total_bytes: u64 = report.reads.iter().map(|f| f.bytes).sum();
+    let sockets = report.reads.iter().filter(|f| f.kind == "socket").count();
+    let on = match sockets {
+        0 => format!("{} files", report.reads.len()),
+        _ => format!(
+            "{} files and {sockets} sockets",
+            report.reads.len() - sockets
+        ),
+    };
     let _ = writeln!(
         out,
-        "READS: {} read syscalls on {} files, {} returned",
+        "READS: {} read syscalls on {on}, {} returned",
         thousands(total_calls),
-        report.reads.len(),
         bytes(total_bytes)
     );
     let _ = writeln!(
@@ -71,6 +79,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
              (all of them in --format json)"
         );
     }
+    folds(out, report);
     if report.reads.len() > MAX_FILES {
         let rest = &report.reads[MAX_FILES..];
         let _ = writeln!(
@@ -111,6 +120,32 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     out.push('\n');
 }
 
+/// The rows that are many connections folded into one, said once.
+fn folds(out: &mut String, report: &Report) {
+    let folded: Vec<&FileReads> = report.reads.iter().filter(|f| f.folded).collect();
+    if folded.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  connections folded: more than {n} from one peer host to one local address make one \
+         row (the ephemeral port shown as *), and so do clients from more than {n} hosts (<- *):",
+        n = crate::report::FOLD_ABOVE
+    );
+    for f in folded.iter().take(3) {
+        let _ = writeln!(
+            out,
+            "    pid {}: {} connections in `{}`",
+            f.pid,
+            thousands(f.connections),
+            f.path
+        );
+    }
+    if folded.len() > 3 {
+        let _ = writeln!(out, "    ... {} more (see --format json)", folded.len() - 3);
+    }
+}
+
 /// "1 KiB x 300" for one size, "1 KiB x 300 +2" when there are others.
 fn request_summary(f: &FileReads) -> String {
     match f.dominant_request() {
@@ -124,5 +159,42 @@ fn request_summary(f: &FileReads) -> String {
             f.request_sizes.len() - 1
         ),
         None => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::report::{FileReads, Report};
+
+    #[test]
+    fn a_folded_row_says_how_many_connections_and_the_report_says_it_folded() {
+        let mut socket = FileReads {
+            pid: 7,
+            kind: "socket".into(),
+            path: "TCP 127.0.0.1:8000 <- 127.0.0.1:*".into(),
+            fs: "socket".into(),
+            connections: 312,
+            folded: true,
+            syscalls: 400,
+            ..Default::default()
+        };
+        socket.request_sizes.insert("65536".into(), 400);
+        let file = crate::report::fixtures::proc_status(600);
+        let report = Report {
+            reads: vec![file, socket],
+            ..Report::default()
+        };
+        let mut out = String::new();
+        super::render(&mut out, &report, None);
+        assert!(out.contains("on 1 files and 1 sockets"), "{out}");
+        assert!(
+            out.contains("TCP 127.0.0.1:8000 <- 127.0.0.1:* (312 connections)"),
+            "{out}"
+        );
+        assert!(out.contains("connections folded: more than 16"), "{out}");
+        assert!(
+            out.contains("pid 7: 312 connections in `TCP 127.0.0.1:8000 <- 127.0.0.1:*`"),
+            "{out}"
+        );
     }
 }
