@@ -4,6 +4,7 @@
 //! per concern: reads, sched, processes, signals, python.
 
 pub mod capture;
+pub mod loops;
 pub mod metrics;
 pub mod processes;
 pub mod python;
@@ -39,6 +40,8 @@ pub struct Settings {
     pub timeline: bool,
     /// `--serve`: only the continuous mode's bounded figures are kept.
     pub continuous: bool,
+    /// `--loop-stall`: an event loop iteration this long is a stall (0: none is).
+    pub loop_stall_ns: u64,
 }
 
 /// How the trace ended, as the run saw it.
@@ -106,6 +109,8 @@ pub struct Collector {
     pub metrics: Option<metrics::Live>,
     /// `--serve`: the open `/debug/pprof/profile` windows.
     captures: capture::Captures,
+    /// Event loop stalls.
+    loops: loops::Loops,
 }
 
 impl Collector {
@@ -287,6 +292,18 @@ impl Collector {
                 if let Some(timeline) = self.timeline.as_mut() {
                     timeline.on_handlers_ran(ts_ns, tgid, tid, ran);
                 }
+            }
+            Event::LoopStall {
+                tgid,
+                tid,
+                start_ns,
+                end_ns,
+                py_frames,
+            } => {
+                let stack = self.python_frames(tgid, &py_frames);
+                let base_ns = self.settings.base_ns;
+                self.loops
+                    .on_stall((tgid, tid), (start_ns, end_ns), base_ns, stack);
             }
             Event::ReadDone(read) => {
                 if let Some(timeline) = self.timeline.as_mut() {
@@ -572,11 +589,19 @@ impl Collector {
             signal_actions: changes.actions,
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
+            event_loops: Vec::new(),
             findings: Vec::new(),
             warnings,
             timeline: None,
             metrics: None,
         };
+        report.event_loops = std::mem::take(&mut self.loops).finish(
+            &maps.loops,
+            self.settings.loop_stall_ns,
+            &self.profile,
+            self.python.as_ref(),
+            &report.sched,
+        );
         report.findings = findings(&report);
         if let Some(timeline) = self.timeline.take() {
             let timeline = timeline.finish(
@@ -686,5 +711,6 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
+    all.extend(loops::findings(&report.event_loops));
     all
 }
