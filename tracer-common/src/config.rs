@@ -36,6 +36,15 @@ pub struct SyscallNumbers {
     pub rt_sigqueueinfo: u32,
     pub rt_tgsigqueueinfo: u32,
     pub pidfd_send_signal: u32,
+    /// Selector waits (event loops): `NO_SYSCALL` where the architecture
+    /// has none (`epoll_wait`, `select` and `poll` are x86-64's legacy ones).
+    pub epoll_wait: u32,
+    pub epoll_pwait: u32,
+    pub epoll_pwait2: u32,
+    pub select: u32,
+    pub pselect6: u32,
+    pub poll: u32,
+    pub ppoll: u32,
 }
 
 /// A syscall number no architecture uses: "this architecture has none".
@@ -155,6 +164,8 @@ pub struct Config {
     pub pid_ns: PidNsOffsets,
     pub file: FileOffsets,
     pub scope: ScopeConfig,
+    /// An event loop iteration this long (ns) or longer is a stall.
+    pub loop_stall_ns: u64,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -179,11 +190,11 @@ pub struct ScopeConfig {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 23);
+const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 30);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 13);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () =
-    assert!(core::mem::size_of::<Config>() == 4 * 23 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 4); // + 4: padding to 8
+    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8);

@@ -71,6 +71,9 @@ pub enum EventKind {
     /// `--perfetto` only: a traced thread went off or on a CPU:
     /// [`SwitchEvent`](crate::SwitchEvent).
     Switched = 18,
+    /// An event loop's iteration took at least the stall threshold:
+    /// [`LoopStallEvent`](crate::LoopStallEvent).
+    LoopStall = 19,
 }
 
 impl EventKind {
@@ -93,6 +96,7 @@ impl EventKind {
             16 => Some(Self::SignalCheck),
             17 => Some(Self::ReadDone),
             18 => Some(Self::Switched),
+            19 => Some(Self::LoopStall),
             _ => None,
         }
     }

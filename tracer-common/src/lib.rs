@@ -1,6 +1,6 @@
 //! Plain `#[repr(C)]` data shared by the eBPF programs and userspace, one
 //! module per concern with the same names on both sides of the ring buffer:
-//! `reads`, `sched`, `processes`, `signals`, `python`, plus the record
+//! `reads`, `sched`, `processes`, `signals`, `python`, `loops`, plus the record
 //! header (`events`) and the load-time configuration (`config`).
 //!
 //! Nothing here has logic: event records carried by the ring buffer, keys and
@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod events;
+pub mod loops;
 pub mod processes;
 pub mod python;
 pub mod reads;
@@ -18,6 +19,7 @@ pub mod signals;
 
 pub use config::*;
 pub use events::*;
+pub use loops::*;
 pub use processes::*;
 pub use python::*;
 pub use reads::*;

@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod loops;
 mod maps;
 mod processes;
 mod python;

@@ -19,6 +19,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::ReadSyscall;
 
 use crate::{
+    loops,
     maps::{config, current_if_traced, read_reg},
     processes, reads, signals,
 };
@@ -58,8 +59,23 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         signals::enter_rt_sigaction(regs);
     } else if nr == config!(syscalls.rt_sigprocmask) as u64 {
         signals::enter_rt_sigprocmask(regs);
+    } else if is_selector_wait(nr) {
+        loops::enter_wait(nr);
     }
     0
+}
+
+/// `epoll_wait`, `select`, `poll` or a variant: an event loop's wait.
+#[inline(always)]
+fn is_selector_wait(nr: u64) -> bool {
+    // One field at a time: every syscall of the machine passes here.
+    nr == config!(syscalls.epoll_wait) as u64
+        || nr == config!(syscalls.epoll_pwait) as u64
+        || nr == config!(syscalls.epoll_pwait2) as u64
+        || nr == config!(syscalls.select) as u64
+        || nr == config!(syscalls.pselect6) as u64
+        || nr == config!(syscalls.poll) as u64
+        || nr == config!(syscalls.ppoll) as u64
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: the syscall number is the
@@ -94,6 +110,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         processes::exit_wait4(regs, ret);
     } else if nr == config!(syscalls.waitid) as u64 {
         processes::exit_waitid(regs, ret);
+    } else if is_selector_wait(nr) {
+        loops::exit_wait(nr);
     }
     0
 }

@@ -28,6 +28,9 @@ Examples:
   sudo tracer --container web --duration 30
                                          one container's processes (podman, docker, containerd,
                                          CRI-O: its id, an id prefix or its name)
+  sudo tracer --pid $(pgrep -f uvicorn) --duration 30 --loop-stall 50
+                                         an asyncio service: which code froze its event loop
+                                         for 50 ms or more, and how often
   sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
 
@@ -44,6 +47,8 @@ What it reports:
   python      hot functions and lines (self / total share, per thread, per process
               and in total), from CPU-clock sampling of the Python stack of every
               Python process in the tree (CPython 3.8 and later, free-threaded too)
+  loops       event loops (asyncio...): iterations, and each stall of --loop-stall MS or
+              more with the Python code that ran in it
 
 Python sampling: a CPU-clock perf_event on each thread of the target
 (inherited by the threads and children it starts; other processes and idle
@@ -217,6 +222,18 @@ pub struct Args {
     /// when more than one was sampled or one runs in a container)
     #[arg(long)]
     pub merge_processes: bool,
+
+    /// An event loop iteration (from one selector wait's return to the next
+    /// wait: epoll_wait, select, poll) this long or longer is a stall,
+    /// reported with the Python code that ran in it (asyncio debug mode's
+    /// slow_callback_duration is 100 ms)
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
+    pub loop_stall: u64,
 
     /// Do not follow processes forked by the target (followed by default:
     /// their reads, scheduling, exits and signals are reported too)

@@ -103,6 +103,16 @@ pub enum Event {
         tid: u32,
         py_frames: Vec<PyFrameRecord>,
     },
+    /// An event loop iteration of thread `tid` took the stall threshold or
+    /// more, from `start_ns` to `end_ns` (raw frames: the stack that entered
+    /// the next wait).
+    LoopStall {
+        tgid: u32,
+        tid: u32,
+        start_ns: u64,
+        end_ns: u64,
+        py_frames: Vec<PyFrameRecord>,
+    },
     /// `--perfetto`: one read syscall, at its return.
     ReadDone(ReadDone),
     /// `--perfetto`: a traced thread left (`out`) or came on a CPU.
@@ -454,6 +464,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             }
         }
+        EventKind::LoopStall => {
+            let event: tracer_common::LoopStallEvent = read(bytes)?;
+            Event::LoopStall {
+                tgid: header.tgid,
+                tid: header.tid,
+                start_ns: event.start_ns,
+                end_ns: header.ts_ns,
+                py_frames: frames_until_empty(&event.py_frames),
+            }
+        }
         EventKind::ReadDone => {
             let event: ReadEvent = read(bytes)?;
             Event::ReadDone(ReadDone {
@@ -514,6 +534,8 @@ pub struct MapSnapshot {
     pub python_entries: Vec<(PyEntryKey, u64)>,
     /// Python threads asleep at the end, with the stack they slept in.
     pub python_sleeping: Vec<(u32, tracer_common::PySleep)>,
+    /// Every thread that waited in a selector: its loop's iterations (key: tid).
+    pub loops: Vec<(u32, tracer_common::LoopThread)>,
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

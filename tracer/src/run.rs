@@ -119,6 +119,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         timeline: args.perfetto.is_some(),
         continuous: args.serve.is_some() || args.every.is_some(),
         dump: false,
+        loop_stall_ns: args.loop_stall * 1_000_000,
     });
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());

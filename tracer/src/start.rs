@@ -36,6 +36,7 @@ pub fn load_probes(
         collector.settings.python_rate_hz,
         collector.settings.timeline,
         scope.map(Scope::config).unwrap_or_default(),
+        collector.settings.loop_stall_ns,
         &mut warnings,
     )?;
     if collector.settings.count_entries

@@ -5,6 +5,7 @@
 
 pub mod asyncio;
 pub mod capture;
+pub mod loops;
 pub mod metrics;
 pub mod processes;
 pub mod python;
@@ -45,6 +46,8 @@ pub struct Settings {
     pub continuous: bool,
     /// `--dump`: one look at the processes, nothing traced.
     pub dump: bool,
+    /// `--loop-stall`: an event loop iteration this long is a stall (0: none is).
+    pub loop_stall_ns: u64,
 }
 
 /// How the trace ended, as the run saw it.
@@ -116,6 +119,8 @@ pub struct Collector {
     pub metrics: Option<metrics::Live>,
     /// `--serve`: the open `/debug/pprof/profile` windows.
     captures: capture::Captures,
+    /// Event loop stalls.
+    loops: loops::Loops,
 }
 
 impl Collector {
@@ -297,6 +302,18 @@ impl Collector {
                 if let Some(timeline) = self.timeline.as_mut() {
                     timeline.on_handlers_ran(ts_ns, tgid, tid, ran);
                 }
+            }
+            Event::LoopStall {
+                tgid,
+                tid,
+                start_ns,
+                end_ns,
+                py_frames,
+            } => {
+                let stack = self.python_frames(tgid, &py_frames);
+                let base_ns = self.settings.base_ns;
+                self.loops
+                    .on_stall((tgid, tid), (start_ns, end_ns), base_ns, stack);
             }
             Event::ReadDone(read) => {
                 if let Some(timeline) = self.timeline.as_mut() {
@@ -592,11 +609,19 @@ impl Collector {
             signal_actions: changes.actions,
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
+            event_loops: Vec::new(),
             findings: Vec::new(),
             warnings,
             timeline: None,
             metrics: None,
         };
+        report.event_loops = std::mem::take(&mut self.loops).finish(
+            &maps.loops,
+            self.settings.loop_stall_ns,
+            &self.profile,
+            self.python.as_ref(),
+            &report.sched,
+        );
         report.findings = findings(&report);
         if let Some(timeline) = self.timeline.take() {
             let timeline = timeline.finish(
@@ -708,5 +733,6 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
+    all.extend(loops::findings(&report.event_loops));
     all
 }

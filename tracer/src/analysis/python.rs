@@ -318,6 +318,43 @@ impl Profile {
         section
     }
 
+    /// The samples of thread `tid` taken inside `windows` ((start, end)
+    /// from the trace's start, in time order) as a section of their own:
+    /// `samples`, `hotspots`, `lines`, `stacks`.
+    pub fn section_in(&self, tree: &PythonTree, tid: u32, windows: &[(u64, u64)]) -> Python {
+        let mut keys: Vec<Option<&StackKey>> = vec![None; self.counts.len()];
+        for (key, &index) in &self.stacks {
+            keys[index] = Some(key);
+        }
+        let inside = |t: u64| {
+            // The last window starting at or before t.
+            let at = windows.partition_point(|&(start, _)| start <= t);
+            at > 0 && t <= windows[at - 1].1
+        };
+        let mut counts: HashMap<usize, u64> = HashMap::new();
+        for &(t_ns, index) in &self.timeline {
+            if keys[index].is_some_and(|(at, _, _)| at.tid == tid) && inside(t_ns) {
+                *counts.entry(index).or_default() += 1;
+            }
+        }
+        let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = counts
+            .into_iter()
+            .filter_map(|(index, count)| {
+                let (at, truncated, ids) = keys[index]?;
+                let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
+                Some((*at, frames, count, *truncated))
+            })
+            .collect();
+        let rows: Vec<Row> = resolved
+            .iter()
+            .map(|(at, frames, count, truncated)| (*at, frames.as_slice(), *count, *truncated))
+            .collect();
+        let mut section = Python::default();
+        fill(&mut section, &rows);
+        section.samples = rows.iter().map(|r| r.2).sum();
+        section
+    }
+
     /// Voluntary switches by stack, most off-CPU time first.
     fn off_cpu(&self) -> Vec<EventStack> {
         let mut off_cpu = merge_stacks(

@@ -117,7 +117,18 @@ impl Probes {
             python_event_stacks: self.python_event_stacks()?,
             python_entries: self.python_entries()?,
             python_sleeping: self.python_sleeping()?,
+            loops: self.loops()?,
         })
+    }
+
+    /// Every `LOOPS` row: the selector-waiting threads' iterations.
+    pub fn loops(&self) -> Result<Vec<(u32, tracer_common::LoopThread)>, ProbeError> {
+        const NAME: &str = "LOOPS";
+        let map = HashMap::<_, u32, tracer_common::LoopThread>::try_from(self.map(NAME)?)
+            .map_err(map_error(NAME))?;
+        map.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
     }
 
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
@@ -264,7 +275,8 @@ impl Probes {
         let tids = forget.tids.iter().copied();
         remove_keys!(self, HashMap, "THREADS", u32, ThreadStats, tids.clone());
         remove_keys!(self, HashMap, "INFLIGHT", u32, InflightRead, tids.clone());
-        remove_keys!(self, HashMap, "PY_SLEEPING", u32, PySleep, tids);
+        remove_keys!(self, HashMap, "PY_SLEEPING", u32, PySleep, tids.clone());
+        remove_keys!(self, HashMap, "LOOPS", u32, tracer_common::LoopThread, tids);
         let fds = open
             .iter()
             .map(|(key, _)| *key)

@@ -25,6 +25,7 @@ fn kernel_config(
     follow_children: bool,
     timeline: bool,
     scope: ScopeConfig,
+    loop_stall_ns: u64,
     warnings: &mut Vec<String>,
 ) -> Result<Config, BtfError> {
     // An optional one that does not fit is said when it fails to attach.
@@ -43,6 +44,7 @@ fn kernel_config(
         pid_ns: kernel.pid_ns,
         file: kernel.file,
         scope,
+        loop_stall_ns,
     })
 }
 
@@ -76,6 +78,22 @@ fn syscall_numbers() -> SyscallNumbers {
         rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
         rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
         pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
+        #[cfg(target_arch = "x86_64")]
+        epoll_wait: nr(libc::SYS_epoll_wait),
+        #[cfg(not(target_arch = "x86_64"))]
+        epoll_wait: tracer_common::NO_SYSCALL,
+        epoll_pwait: nr(libc::SYS_epoll_pwait),
+        epoll_pwait2: nr(libc::SYS_epoll_pwait2),
+        #[cfg(target_arch = "x86_64")]
+        select: nr(libc::SYS_select),
+        #[cfg(not(target_arch = "x86_64"))]
+        select: tracer_common::NO_SYSCALL,
+        pselect6: nr(libc::SYS_pselect6),
+        #[cfg(target_arch = "x86_64")]
+        poll: nr(libc::SYS_poll),
+        #[cfg(not(target_arch = "x86_64"))]
+        poll: tracer_common::NO_SYSCALL,
+        ppoll: nr(libc::SYS_ppoll),
     }
 }
 
@@ -256,18 +274,20 @@ impl Probes {
     /// [`Probes::sample_threads`] to attach at that frequency. `timeline`:
     /// send every read and context switch as a record (`--perfetto`).
     /// `scope`: what a node-wide trace takes in as it execs.
+    /// `loop_stall_ns`: an event loop iteration this long is a stall.
     pub fn load(
         follow_children: bool,
         sample_rate: Option<u64>,
         timeline: bool,
         scope: ScopeConfig,
+        loop_stall_ns: u64,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProbeError> {
         // aya's loader parses the kernel's BTF as it is made (~50 ms here),
         // whether the object needs it or not: done beside our own reading
         // of the offsets, not after it.
         let loader = std::thread::spawn(EbpfLoader::new);
-        let config = kernel_config(follow_children, timeline, scope, warnings);
+        let config = kernel_config(follow_children, timeline, scope, loop_stall_ns, warnings);
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
         let config = config?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));

@@ -14,6 +14,7 @@ pub mod stories;
 pub mod text;
 
 mod asyncio;
+mod loops;
 mod processes;
 mod python;
 mod reads;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
 pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask};
+pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
 pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{
     Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadNow,
@@ -81,6 +83,10 @@ pub struct Report {
     pub signal_masks_left_out: u64,
     /// Python frames (sampling); see docs/report-schema-python.md.
     pub python: Python,
+    /// Threads that wait in a selector and stalled at least once: their
+    /// loop's iterations and stalls.
+    #[serde(default)]
+    pub event_loops: Vec<EventLoop>,
     /// What deserves attention, with the figures behind each sentence.
     #[serde(default)]
     pub findings: Vec<Finding>,

@@ -191,6 +191,7 @@ const THREAD_TRACK: u64 = 2 << 40;
 const READS_TRACK: u64 = 3 << 40;
 const KERNEL_TRACK: u64 = 4 << 40;
 const TRACER_TRACK: u64 = 5 << 40;
+const LOOP_TRACK: u64 = 6 << 40;
 
 /// The trace; `Err`: no timeline was recorded (not run with `--perfetto`).
 pub fn render(report: &Report) -> Result<Vec<u8>, String> {
@@ -206,6 +207,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
     signals(&mut trace, timeline);
     lifecycle(&mut trace, report);
     samples(&mut trace, report, &stacks.python);
+    loop_stalls(&mut trace, report);
     info(&mut trace, report, timeline);
     Ok(trace.finish())
 }
@@ -570,6 +572,14 @@ fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
                 ..Default::default()
             });
         }
+        if report.event_loops.iter().any(|l| l.tid == tid) {
+            trace.track(proto::TrackDescriptor {
+                uuid: Some(LOOP_TRACK | u64::from(tid)),
+                parent_uuid: Some(THREAD_TRACK | u64::from(tid)),
+                name: Some("event loop stalls".into()),
+                ..Default::default()
+            });
+        }
     }
     trace.track(proto::TrackDescriptor {
         uuid: Some(KERNEL_TRACK),
@@ -627,6 +637,28 @@ fn cpu_and_reads(trace: &mut Trace, timeline: &Timeline, callstacks: &[u64]) {
         }
         let track = READS_TRACK | u64::from(r.tid);
         trace.slice(track, r.start_ns, r.end_ns, r.syscall, annotations, None);
+    }
+}
+
+/// A slice per event loop stall (the first ones each loop lists).
+fn loop_stalls(trace: &mut Trace, report: &Report) {
+    for l in &report.event_loops {
+        for stall in &l.stall_list {
+            let annotations = vec![
+                int("duration_ms", (stall.duration_ns / 1_000_000) as i64),
+                int("threshold_ms", (l.threshold_ns / 1_000_000) as i64),
+            ];
+            let end = stall.start_ns + stall.duration_ns;
+            let track = LOOP_TRACK | u64::from(l.tid);
+            trace.slice(
+                track,
+                stall.start_ns,
+                end,
+                "loop blocked",
+                annotations,
+                None,
+            );
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod asyncio;
 mod layout;
+mod loops;
 mod processes;
 mod python;
 mod reads;
@@ -32,6 +33,7 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
     processes::render_zombies(&mut out, report, width);
     signals::render(&mut out, report, width);
     python::render(&mut out, report, width);
+    loops::render(&mut out, report, width);
     notes(&mut out, report);
     // A net under the one above: nothing but newlines acts on the terminal.
     // Prose longer than the width is wrapped under its own indent.
@@ -429,6 +431,26 @@ mod tests {
             fixtures::popen_frames(13),
             4,
         )];
+        r.event_loops = vec![crate::report::EventLoop {
+            pid: 7,
+            tid: 7,
+            comm: "uvicorn".into(),
+            name: Some("MainThread".into()),
+            kind: "asyncio".into(),
+            iterations: 12_345,
+            busy_ns: 9_000_000_000,
+            threshold_ns: 100_000_000,
+            stalls: 42,
+            stall_max_ns: 812_000_000,
+            stall_total_ns: 7_400_000_000,
+            samples_in_stalls: 700,
+            hotspots: vec![hot(
+                "render_rows",
+                "/srv/application/releases/2026-11-22/src/service/views/reports.py",
+                89.7,
+            )],
+            ..Default::default()
+        }];
         r.findings = crate::analysis::findings(&r);
         r
     }
@@ -446,7 +468,15 @@ mod tests {
                 );
             }
             // The figures a user came for are still there.
-            for needed in ["1 KiB x 600", "1 B x 150,001 +2", "SIGUSR1", "計算する"] {
+            for needed in [
+                "1 KiB x 600",
+                "1 B x 150,001 +2",
+                "SIGUSR1",
+                "計算する",
+                "EVENT LOOPS",
+                "render_rows",
+                "812.0 ms",
+            ] {
                 assert!(text.contains(needed), "no {needed} at {width}:\n{text}");
             }
             // Wide characters take two columns: the hot-function table's
