@@ -353,8 +353,16 @@ fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError
     let reads = probes.read_stats()?;
     let threads = probes.threads()?;
     let open = probes.open_files()?;
+    let loops = probes.loops()?;
     let lost = probes.drops()?.iter().sum();
-    if let Some(forget) = collector.fold_metrics(&reads, &threads, &open, lost) {
+    let maps = crate::analysis::metrics::MapsNow {
+        reads: &reads,
+        threads: &threads,
+        open: &open,
+        loops: &loops,
+        lost,
+    };
+    if let Some(forget) = collector.fold_metrics(maps) {
         probes.forget(&forget, &reads, &open)?;
     }
     Ok(())

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::*;
+use common::{http::*, *};
 use serde_json::Value;
 
 /// The report's event loop rows of process `pid`.
@@ -147,5 +147,175 @@ fn a_loop_that_only_awaits_has_no_stall() {
             .all(|f| f["kind"] != "event_loop_blocked"),
         "{:#}",
         report["findings"]
+    );
+}
+
+/// uvicorn and starlette's site (`cargo xtask test` installs it).
+fn uvicorn_site() -> String {
+    if let Ok(why) = std::env::var("TRACER_UVICORN_ERROR") {
+        panic!("`cargo xtask test` could not install uvicorn: {why}");
+    }
+    let site = std::env::var("TRACER_UVICORN")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/uvicorn-0.54.0-starlette-1.10.0".into());
+    assert!(
+        std::path::Path::new(&site).join("uvicorn").exists(),
+        "no uvicorn in {site}: `cargo xtask test` installs it"
+    );
+    site
+}
+
+/// uvicorn_app.py launched under `tracer --loop-stall 150`; `requests`
+/// runs once it serves. Returns the report (after SIGINT stopped the
+/// service) and what the app measured.
+fn serve_uvicorn(scratch: &Scratch, requests: impl FnOnce(u16)) -> (Value, Value) {
+    let port = free_port();
+    let report_path = scratch.path("report.json");
+    let mut tracer = Proc::spawn(
+        std::process::Command::new(TRACER)
+            // 150 ms: above what its start-up runs in one go, below the
+            // 300 ms blocks.
+            .args(["--quiet", "--loop-stall", "150", "--format", "json", "-o"])
+            .arg(&report_path)
+            .args(["--", STATIC_PYTHON, "-B", &workload("uvicorn_app.py")])
+            .arg(port.to_string())
+            .env("PYTHONPATH", uvicorn_site())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+        "tracer",
+    );
+    let mut stderr = tracer.stderr_lines();
+    stderr.wait_for("Uvicorn running on");
+    requests(port);
+    let (status, body) = http_get(port, "/facts").expect("uvicorn answers /facts");
+    assert_eq!(status, 200, "{body}");
+    let facts: Value = serde_json::from_str(&body).unwrap();
+    let pid = u64_of(&facts["pid"]).to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(tracer.wait().code(), Some(0), "{}", stderr.rest());
+    (load_json(&report_path), facts)
+}
+
+fn get(port: u16, path: &str) {
+    let (status, body) = http_get(port, path).unwrap_or_else(|| panic!("no answer to {path}"));
+    assert_eq!(status, 200, "{path}: {body}");
+}
+
+/// A real uvicorn + starlette service: each request to the blocking
+/// endpoint is one stall of the loop, as long as the app measured it, with
+/// its `render_rows` named; the awaiting requests between them none.
+#[test]
+fn a_uvicorn_service_blocked_by_an_endpoint() {
+    require_root();
+    let scratch = Scratch::new("loop_uvicorn");
+    let (report, facts) = serve_uvicorn(&scratch, |port| {
+        for _ in 0..3 {
+            get(port, "/await?ms=50");
+            get(port, "/block?ms=300");
+        }
+        get(port, "/await?ms=50");
+    });
+    let blocks: Vec<u64> = facts["blocks_ns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u64_of)
+        .collect();
+    assert_eq!(blocks.len(), 3, "{facts}");
+    let pid = u64_of(&facts["pid"]);
+    let loops = loops_of(&report, pid);
+    assert_eq!(loops.len(), 1, "{:#}", report["event_loops"]);
+    let l = loops[0];
+    assert_eq!(l["kind"], "asyncio", "{l:#}");
+    assert_eq!(u64_of(&l["stalls"]), 3, "{l:#}\n{blocks:?}");
+    let stalls: Vec<u64> = l["stall_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| u64_of(&s["duration_ns"]))
+        .collect();
+    for (stall, block) in stalls.iter().zip(&blocks) {
+        assert!(
+            *stall >= *block && *stall < block + 50_000_000,
+            "stall {stall} ns for a block of {block} ns: {l:#}"
+        );
+    }
+    assert_eq!(u64_of(&l["stall_max_ns"]), *stalls.iter().max().unwrap());
+    assert_eq!(l["hotspots"][0]["function"], "render_rows", "{l:#}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "event_loop_blocked" && f["figures"]["pid"] == pid)
+        .unwrap_or_else(|| panic!("no event_loop_blocked: {:#}", report["findings"]));
+    assert_eq!(u64_of(&finding["figures"]["count"]), 3);
+}
+
+/// The same service asked only to await: no stall.
+#[test]
+fn a_uvicorn_service_that_only_awaits_has_no_stall() {
+    require_root();
+    let scratch = Scratch::new("loop_uvicorn_await");
+    let (report, facts) = serve_uvicorn(&scratch, |port| {
+        std::thread::scope(|scope| {
+            for _ in 0..5 {
+                scope.spawn(|| get(port, "/await?ms=200"));
+            }
+        });
+    });
+    let pid = u64_of(&facts["pid"]);
+    assert!(
+        loops_of(&report, pid).is_empty(),
+        "{:#}",
+        report["event_loops"]
+    );
+}
+
+/// The agent (`--serve`) serves each Python process's loop iteration times
+/// as a Prometheus histogram: the final figures count the workload's four
+/// blocks (each 300 ms or more) above 250 ms, and every other iteration
+/// below it.
+#[test]
+fn the_agent_serves_each_python_loops_iteration_times() {
+    require_root();
+    let scratch = Scratch::new("loop_serve");
+    let facts_path = scratch.path("facts.json");
+    let final_metrics = scratch.path("final.prom");
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut args: Vec<String> = ["--quiet", "--serve", &address, "-o", &final_metrics, "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(python_command(
+        python(STATIC_PYTHON),
+        "loop_stalls.py",
+        &[&facts_path],
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = tracer(&args);
+    assert_exit(&output, 0);
+    let blocks = load_json(&facts_path)["blocks_ns"]
+        .as_array()
+        .unwrap()
+        .len();
+    let text = std::fs::read_to_string(&final_metrics).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let count = value("tracer_event_loop_iteration_seconds_count{");
+    let short = value("tracer_event_loop_iteration_seconds_bucket{le=\"0.25\"");
+    assert_eq!(count - short, blocks as f64, "{text}");
+    assert!(
+        value("tracer_event_loop_iteration_seconds_sum{") >= 4.0 * 0.3,
+        "{text}"
     );
 }

@@ -162,6 +162,7 @@ pub fn ensure_chroots() -> Vec<Root> {
         .and_then(|r| r.result.clone().ok());
     roots.push(free_threaded(trixie));
     roots.push(gunicorn());
+    roots.push(uvicorn());
     roots.push(perfetto_bindings());
     roots
 }
@@ -277,6 +278,31 @@ fn gunicorn() -> Root {
         &format!("gunicorn-{GUNICORN_VERSION}"),
         &["gunicorn/__init__.py"],
         &[&format!("gunicorn=={GUNICORN_VERSION}"), "packaging"],
+    )
+}
+
+/// uvicorn and starlette from PyPI, with what they need on CPython 3.11
+/// (h11, not httptools; asyncio, not uvloop): the asyncio service the
+/// event loop tests run.
+fn uvicorn() -> Root {
+    pip_target(
+        "TRACER_UVICORN",
+        "uvicorn-0.54.0-starlette-1.10.0",
+        &[
+            "uvicorn/__init__.py",
+            "starlette/__init__.py",
+            "anyio/__init__.py",
+        ],
+        &[
+            "uvicorn==0.54.0",
+            "starlette==1.10.0",
+            "h11==0.16.0",
+            "click==8.5.1",
+            "anyio==4.16.0",
+            "idna==3.20",
+            "sniffio==1.3.1",
+            "typing_extensions==4.16.0",
+        ],
     )
 }
 

@@ -11,7 +11,7 @@ use std::{
     hash::Hash,
 };
 
-use tracer_common::{ReadKey, ReadStats, ThreadStats};
+use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
 use super::{processes, reads::FileTable, signals};
 use crate::{
@@ -37,6 +37,16 @@ const REQUEST_BOUNDS: [f64; 13] = [
     524288.0, 1048576.0,
 ];
 const ZOMBIE_BOUNDS: [f64; 9] = [0.001, 0.01, 0.1, 0.5, 1.0, 10.0, 60.0, 600.0, 3600.0];
+/// Event loop iteration buckets: the kernel's ([`LOOP_BUCKETS_NS`]), in seconds.
+const LOOP_BOUNDS_S: [f64; LOOP_BUCKETS_NS.len()] = {
+    let mut bounds = [0.0; LOOP_BUCKETS_NS.len()];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = LOOP_BUCKETS_NS[i] as f64 / 1e9;
+        i += 1;
+    }
+    bounds
+};
 
 /// A labelled family bounded to `limit` series, each keyed by its labels.
 /// A key gets its own series when there is room, or when a series has
@@ -83,6 +93,18 @@ impl<K: Eq + Hash + Clone, V: Default> Bounded<K, V> {
     }
 }
 
+/// The kernel's cumulative maps as one fold reads them.
+pub struct MapsNow<'a> {
+    pub reads: &'a [(ReadKey, ReadStats)],
+    pub threads: &'a [(u32, ThreadStats)],
+    /// The descriptors open now (`FD_FILES`: tgid, fd, file id).
+    pub open: &'a [(FdKey, u64)],
+    /// The selector-waiting threads' loop iterations (`LOOPS`).
+    pub loops: &'a [(u32, LoopThread)],
+    /// Events lost so far.
+    pub lost: u64,
+}
+
 /// What a process left behind: its pid, gone at fold number `at`.
 struct Gone {
     pid: u32,
@@ -106,6 +128,10 @@ pub struct Live {
     switches: Bounded<u32, (u64, u64)>,
     signals: BTreeMap<(i32, &'static str), u64>,
     samples: Bounded<(u32, String), u64>,
+    /// Per Python process: its event loops' iteration times (`LOOPS`, the
+    /// last rows seen per thread).
+    loops_seen: HashMap<u32, LoopThread>,
+    loop_iterations: Bounded<u32, Histogram>,
     /// Parent of every process seen forked or adopted.
     parents: HashMap<u32, u32>,
     /// The container of each process in one, known or with a series (its
@@ -155,6 +181,8 @@ impl Live {
             switches: Bounded::new(MAX_PROCESS_SERIES),
             signals: BTreeMap::new(),
             samples: Bounded::new(MAX_FUNCTION_SERIES),
+            loops_seen: HashMap::new(),
+            loop_iterations: Bounded::new(MAX_HISTOGRAM_SERIES),
             parents: HashMap::new(),
             in_containers: HashMap::new(),
             containers: Containers::default(),
@@ -397,6 +425,7 @@ impl Live {
         self.freed.retain(|g| !due(g));
         for tid in &tids {
             self.threads_seen.remove(tid);
+            self.loops_seen.remove(tid);
         }
         let gone: HashSet<u32> = pids.iter().copied().collect();
         self.reads_seen.retain(|key, _| !gone.contains(&key.tgid));
@@ -422,17 +451,18 @@ impl Live {
     /// events lost so far. Returns the rows the kernel maps should drop.
     pub fn fold_maps(
         &mut self,
-        reads: &[(ReadKey, ReadStats)],
-        threads: &[(u32, ThreadStats)],
-        open: &[(tracer_common::FdKey, u64)],
-        lost: u64,
+        maps: MapsNow,
         files: &mut FileTable,
         mut python: Option<&mut PythonTree>,
     ) -> Forget {
-        self.events_lost = lost;
-        let open: HashSet<(u32, i32, u64)> =
-            open.iter().map(|(k, id)| (k.tgid, k.fd, *id)).collect();
-        let forget = self.fold(reads, threads, files, &open);
+        self.events_lost = maps.lost;
+        let open: HashSet<(u32, i32, u64)> = maps
+            .open
+            .iter()
+            .map(|(k, id)| (k.tgid, k.fd, *id))
+            .collect();
+        let forget = self.fold(maps.reads, maps.threads, files, &open);
+        self.fold_loops(maps.loops, python.as_deref());
         // The names of files neither open nor in a kept row.
         let mut keep: HashSet<(u32, u64)> = self.files_read();
         keep.extend(open.iter().map(|&(tgid, _, id)| (tgid, id)));
@@ -453,16 +483,47 @@ impl Live {
     }
 
     /// The pids of every per-process series.
+    /// Adds what each event loop iterated since the last fold to its
+    /// process's histogram: Python processes' loops only (every daemon of
+    /// a host waits in `poll`).
+    fn fold_loops(&mut self, loops: &[(u32, LoopThread)], python: Option<&PythonTree>) {
+        let now = self.folds;
+        for (tid, row) in loops {
+            let seen = self.loops_seen.entry(*tid).or_default();
+            let grown: Vec<u64> = row
+                .buckets
+                .iter()
+                .zip(&seen.buckets)
+                .map(|(n, was)| n.saturating_sub(*was))
+                .collect();
+            let busy_ns = row.busy_ns.saturating_sub(seen.busy_ns);
+            *seen = *row;
+            let is_python = python
+                .and_then(|tree| tree.process(row.tgid))
+                .is_some_and(|p| p.ready().is_some());
+            if !is_python || grown.iter().all(|&n| n == 0) {
+                continue;
+            }
+            let histogram = self.loop_iterations.slot(&row.tgid, now);
+            if histogram.bounds.is_empty() {
+                *histogram = Histogram::new(&LOOP_BOUNDS_S);
+            }
+            histogram.add(&grown, busy_ns as f64 / 1e9);
+        }
+    }
+
     fn series_pids(&self) -> HashSet<u32> {
         let reads = self.reads.series.keys().map(|k| k.0);
         let sizes = self.request_sizes.series.keys().map(|k| k.0);
         let switches = self.switches.series.keys().copied();
         let samples = self.samples.series.keys().map(|k| k.0);
+        let loops = self.loop_iterations.series.keys().copied();
         let parents = self.zombies.values().map(|z| z.1);
         reads
             .chain(sizes)
             .chain(switches)
             .chain(samples)
+            .chain(loops)
             .chain(parents)
             .collect()
     }
@@ -553,6 +614,16 @@ impl Live {
             .collect();
         python_samples.sort();
         python_samples.push((OTHER.into(), OTHER.into(), self.samples.other));
+        let mut event_loop_iterations: Vec<(String, Histogram)> = self
+            .loop_iterations
+            .series
+            .iter()
+            .map(|(p, (h, _))| (pid(*p), h.clone()))
+            .collect();
+        event_loop_iterations.sort_by(|a, b| a.0.cmp(&b.0));
+        if !self.loop_iterations.other.bounds.is_empty() {
+            event_loop_iterations.push((OTHER.into(), self.loop_iterations.other.clone()));
+        }
         let labelled = self.series_pids();
         let containers = self
             .in_containers
@@ -568,6 +639,7 @@ impl Live {
             zombies,
             zombie_seconds: self.zombie_seconds.clone(),
             python_samples,
+            event_loop_iterations,
             events_lost: self.events_lost,
             containers,
         }

@@ -402,24 +402,10 @@ impl Collector {
     /// `--serve`: folds the kernel's cumulative rows into the figures and
     /// forgets what the gone processes left; returns the rows the kernel
     /// maps should drop.
-    /// `open`: the descriptors open now (`FD_FILES`: tgid, fd, file id).
-    pub fn fold_metrics(
-        &mut self,
-        reads: &[(tracer_common::ReadKey, tracer_common::ReadStats)],
-        threads: &[(u32, tracer_common::ThreadStats)],
-        open: &[(tracer_common::FdKey, u64)],
-        lost: u64,
-    ) -> Option<metrics::Forget> {
+    pub fn fold_metrics(&mut self, mut maps: metrics::MapsNow) -> Option<metrics::Forget> {
         let live = self.metrics.as_mut()?;
-        let lost = lost + self.decode_errors;
-        Some(live.fold_maps(
-            reads,
-            threads,
-            open,
-            lost,
-            &mut self.files,
-            self.python.as_mut(),
-        ))
+        maps.lost += self.decode_errors;
+        Some(live.fold_maps(maps, &mut self.files, self.python.as_mut()))
     }
 
     /// What the live status line shows.
@@ -651,7 +637,13 @@ impl Collector {
                 (fd, k.file_id)
             })
             .collect();
-        self.fold_metrics(&maps.reads, &maps.threads, &open, lost);
+        self.fold_metrics(metrics::MapsNow {
+            reads: &maps.reads,
+            threads: &maps.threads,
+            open: &open,
+            loops: &maps.loops,
+            lost,
+        });
         let metrics = self.metrics.take().map(|live| live.snapshot());
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);

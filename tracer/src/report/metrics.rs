@@ -33,6 +33,8 @@ pub struct Metrics {
     pub zombie_seconds: Histogram,
     /// Per (pid, innermost function): Python samples.
     pub python_samples: Vec<(String, String, u64)>,
+    /// Per Python process: its event loops' iteration times.
+    pub event_loop_iterations: Vec<(String, Histogram)>,
     /// Everything the kernel side could not record, and records not decoded.
     pub events_lost: u64,
     /// The container of each pid above that is in one: its series get
@@ -65,6 +67,14 @@ impl Histogram {
             counts: vec![0; bounds.len() + 1],
             sum: 0.0,
         }
+    }
+
+    /// Counts per bucket (as many as `counts` has), and their sum.
+    pub fn add(&mut self, counts: &[u64], sum: f64) {
+        for (n, more) in self.counts.iter_mut().zip(counts) {
+            *n += more;
+        }
+        self.sum += sum;
     }
 
     /// `n` observations of `value`.
@@ -181,11 +191,25 @@ impl Metrics {
             })
             .filter(|(_, _, n)| *n > 0)
             .collect();
+        let event_loop_iterations = self
+            .event_loop_iterations
+            .iter()
+            .map(|(pid, h)| {
+                let was = before
+                    .event_loop_iterations
+                    .iter()
+                    .find(|(p, _)| p == pid)
+                    .map(|(_, h)| h);
+                (pid.clone(), h.since(was))
+            })
+            .filter(|(_, h)| h.count() > 0)
+            .collect();
         Metrics {
             reads,
             request_sizes,
             switches,
             signals,
+            event_loop_iterations,
             zombies: self.zombies.clone(),
             zombie_seconds: self.zombie_seconds.since(Some(&before.zombie_seconds)),
             python_samples,
@@ -255,6 +279,9 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
         "signals": m.signals.iter().map(|(signal, event, n)| {
             json!({"signal": signal, "event": event, "count": n})
         }).collect::<Vec<_>>(),
+        "event_loop_iteration_seconds": m.event_loop_iterations.iter().map(|(pid, h)| {
+            process(pid, json!({"histogram": histogram(h)}))
+        }).collect::<Vec<_>>(),
         "zombies_now": m.zombies.iter().map(|(pid, n)| {
             process(pid, json!({"zombies": n}))
         }).collect::<Vec<_>>(),
@@ -312,6 +339,17 @@ impl Collector for Encoded {
         for (pid, fs, histogram) in &m.request_sizes {
             let labels = process(pid, &[("fs", fs)]);
             histogram.encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "tracer_event_loop_iteration_seconds",
+            "Iterations of the event loops (asyncio...) of each Python process: from a \
+             selector wait's return (epoll_wait, select, poll) to its next wait; a long one \
+             froze every other request of that loop",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (pid, histogram) in &m.event_loop_iterations {
+            histogram.encode(family.encode_family(&process(pid, &[]))?)?;
         }
         counters(
             &mut encoder,
@@ -398,6 +436,8 @@ mod tests {
         let mut sizes = Histogram::new(&[512.0, 1024.0, 4096.0]);
         sizes.observe(1024.0, 3);
         sizes.observe(8192.0, 1);
+        let mut loops = Histogram::new(&[0.1, 1.0]);
+        loops.add(&[5, 2, 0], 0.9);
         let metrics = Metrics {
             reads: vec![ReadSeries {
                 pid: "7".into(),
@@ -412,11 +452,15 @@ mod tests {
             zombies: vec![("7".into(), 1)],
             zombie_seconds: Histogram::new(&[1.0]),
             python_samples: vec![("7".into(), "burn".into(), 30)],
+            event_loop_iterations: vec![("7".into(), loops)],
             events_lost: 0,
             containers: BTreeMap::new(),
         };
         let text = prometheus_text(&metrics);
         for line in [
+            r#"tracer_event_loop_iteration_seconds_bucket{le="0.1",pid="7"} 5"#,
+            r#"tracer_event_loop_iteration_seconds_bucket{le="1.0",pid="7"} 7"#,
+            r#"tracer_event_loop_iteration_seconds_count{pid="7"} 7"#,
             r#"tracer_read_syscalls_total{pid="7",path="/proc/self/stat",fs="proc"} 3"#,
             r#"tracer_read_bytes_total{pid="7",path="/proc/self/stat",fs="proc"} 300"#,
             r#"tracer_read_request_bytes_bucket{le="1024.0",pid="7",fs="proc"} 3"#,
