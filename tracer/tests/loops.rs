@@ -18,6 +18,27 @@ fn loops_of(report: &Value, pid: u64) -> Vec<&Value> {
         .collect()
 }
 
+/// Each stall of loop row `l` holds its block (as the workload measured
+/// it), and little else (the task's own step around it): measured from the
+/// outside, as long as from the inside. Returns the stalls' durations.
+fn stalls_hold_blocks(l: &Value, blocks: &[u64]) -> Vec<u64> {
+    let stalls: Vec<u64> = l["stall_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| u64_of(&s["duration_ns"]))
+        .collect();
+    assert_eq!(stalls.len(), blocks.len(), "{l:#}\n{blocks:?}");
+    for (stall, block) in stalls.iter().zip(blocks) {
+        assert!(
+            *stall >= *block && *stall < block + 50_000_000,
+            "stall {stall} ns for a block of {block} ns: {l:#}"
+        );
+    }
+    assert_eq!(u64_of(&l["stall_max_ns"]), *stalls.iter().max().unwrap());
+    stalls
+}
+
 #[test]
 fn asyncio_stalls_are_counted_with_the_code_that_ran_in_them() {
     require_root();
@@ -50,21 +71,7 @@ fn asyncio_stalls_are_counted_with_the_code_that_ran_in_them() {
         "{l:#}\n{blocks:?}"
     );
     assert_eq!(u64_of(&l["threshold_ns"]), 200_000_000);
-    // Each stall holds its block, and little else (the task's own step
-    // around it): measured from the outside, as long as from the inside.
-    let stalls: Vec<u64> = l["stall_list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u64_of(&s["duration_ns"]))
-        .collect();
-    for (stall, block) in stalls.iter().zip(&blocks) {
-        assert!(
-            *stall >= *block && *stall < block + 50_000_000,
-            "stall {stall} ns for a block of {block} ns: {l:#}"
-        );
-    }
-    assert_eq!(u64_of(&l["stall_max_ns"]), *stalls.iter().max().unwrap());
+    let stalls = stalls_hold_blocks(l, &blocks);
     assert_eq!(u64_of(&l["stall_total_ns"]), stalls.iter().sum::<u64>());
     // The CPU inside the stalls was blocking_cpu's; the sleeps had none.
     let top = &l["hotspots"][0];
@@ -98,25 +105,6 @@ fn asyncio_stalls_are_counted_with_the_code_that_ran_in_them() {
         })
         .collect();
     assert_eq!(slices, stalls, "{:#}", summary["slices"]);
-}
-
-/// tests/perfetto_summary.py's reading of the trace at `path`.
-fn perfetto_summary(path: &str) -> Value {
-    let bindings = std::env::var("TRACER_PERFETTO_PY").expect(
-        "TRACER_PERFETTO_PY: the perfetto bindings' directory (`cargo xtask test` sets it)",
-    );
-    let summarizer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/perfetto_summary.py")
-        .canonicalize()
-        .unwrap();
-    let output = std::process::Command::new("/usr/bin/python3")
-        .arg(&summarizer)
-        .arg(path)
-        .env("PYTHONPATH", &bindings)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "perfetto_summary.py: {output:?}");
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]
@@ -234,19 +222,7 @@ fn a_uvicorn_service_blocked_by_an_endpoint() {
     let l = loops[0];
     assert_eq!(l["kind"], "asyncio", "{l:#}");
     assert_eq!(u64_of(&l["stalls"]), 3, "{l:#}\n{blocks:?}");
-    let stalls: Vec<u64> = l["stall_list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u64_of(&s["duration_ns"]))
-        .collect();
-    for (stall, block) in stalls.iter().zip(&blocks) {
-        assert!(
-            *stall >= *block && *stall < block + 50_000_000,
-            "stall {stall} ns for a block of {block} ns: {l:#}"
-        );
-    }
-    assert_eq!(u64_of(&l["stall_max_ns"]), *stalls.iter().max().unwrap());
+    stalls_hold_blocks(l, &blocks);
     assert_eq!(l["hotspots"][0]["function"], "render_rows", "{l:#}");
     let finding = report["findings"]
         .as_array()

@@ -31,22 +31,7 @@ fn traced_timeline(scratch: &Scratch) -> (Value, Value, Value) {
         &["--perfetto", &trace],
     );
     assert_eq!(report["stopped"], "target exited", "{report:#}");
-    let bindings = std::env::var("TRACER_PERFETTO_PY").expect(
-        "TRACER_PERFETTO_PY: the perfetto bindings' directory (`cargo xtask test` sets it)",
-    );
-    let summarizer = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/perfetto_summary.py")
-        .canonicalize()
-        .unwrap();
-    let output = std::process::Command::new("/usr/bin/python3")
-        .arg(&summarizer)
-        .arg(&trace)
-        .env("PYTHONPATH", &bindings)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "perfetto_summary.py: {output:?}");
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
-    (summary, report, load_json(&facts_path))
+    (perfetto_summary(&trace), report, load_json(&facts_path))
 }
 
 fn on_thread(items: &Value, tid: u64) -> impl Iterator<Item = &Value> {

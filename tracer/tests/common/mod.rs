@@ -894,3 +894,23 @@ pub fn launch_with(
     let _ = std::fs::write(scratch.path("tracer.log"), stderr.rest());
     load_json(&report_path)
 }
+
+/// What Perfetto's official Python bindings read in the trace at `path`
+/// (tests/perfetto_summary.py: tracks, slices, instants, samples).
+pub fn perfetto_summary(path: &str) -> Value {
+    let bindings = std::env::var("TRACER_PERFETTO_PY").expect(
+        "TRACER_PERFETTO_PY: the perfetto bindings' directory (`cargo xtask test` sets it)",
+    );
+    let summarizer = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/perfetto_summary.py")
+        .canonicalize()
+        .unwrap();
+    let output = Command::new("/usr/bin/python3")
+        .arg(&summarizer)
+        .arg(path)
+        .env("PYTHONPATH", &bindings)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "perfetto_summary.py: {output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
