@@ -132,6 +132,10 @@ pub struct Live {
     /// last rows seen per thread).
     loops_seen: HashMap<u32, LoopThread>,
     loop_iterations: Bounded<u32, Histogram>,
+    /// Per process: the keys of its kernel rows that only a record names
+    /// (each row's first insert sends one), removed by key once it is gone.
+    opened: HashMap<u32, Vec<u64>>,
+    event_stacks: HashMap<u32, Vec<tracer_common::PyEventKey>>,
     /// Parent of every process seen forked or adopted.
     parents: HashMap<u32, u32>,
     /// The container of each process in one, known or with a series (its
@@ -158,6 +162,11 @@ pub struct Forget {
     pub pids: Vec<u32>,
     /// Read rows of descriptors closed since (their last reads folded in).
     pub read_rows: Vec<ReadKey>,
+    /// The gone processes' rows of the tables keyed by more than a pid,
+    /// as their first-insert records named them: `FILE_OPENS`
+    /// (tgid, file id) and `PY_EVENT_STACKS`.
+    pub file_opens: Vec<(u32, u64)>,
+    pub event_stacks: Vec<tracer_common::PyEventKey>,
 }
 
 /// Folds after an exit before its rows are forgotten: its last switch-out
@@ -183,6 +192,8 @@ impl Live {
             samples: Bounded::new(MAX_FUNCTION_SERIES),
             loops_seen: HashMap::new(),
             loop_iterations: Bounded::new(MAX_HISTOGRAM_SERIES),
+            opened: HashMap::new(),
+            event_stacks: HashMap::new(),
             parents: HashMap::new(),
             in_containers: HashMap::new(),
             containers: Containers::default(),
@@ -292,6 +303,12 @@ impl Live {
     /// with the run. `python`: to name a sample's innermost function.
     pub fn on_event(&mut self, event: Event, python: Option<&mut PythonTree>) {
         match event {
+            Event::FileOpened { tgid, file_id, .. } => {
+                self.opened.entry(tgid).or_default().push(file_id);
+            }
+            Event::PyStack { key } => {
+                self.event_stacks.entry(key.tgid).or_default().push(key);
+            }
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -437,10 +454,19 @@ impl Live {
                 parents.contains_key(pid) || zombies.contains_key(pid) || labelled.contains(pid)
             });
         }
+        let mut file_opens = Vec::new();
+        let mut event_stacks = Vec::new();
+        for pid in &pids {
+            let opened = self.opened.remove(pid).unwrap_or_default();
+            file_opens.extend(opened.into_iter().map(|id| (*pid, id)));
+            event_stacks.extend(self.event_stacks.remove(pid).unwrap_or_default());
+        }
         Forget {
             tids,
             pids,
             read_rows,
+            file_opens,
+            event_stacks,
         }
     }
 
@@ -706,6 +732,38 @@ mod tests {
     }
 
     #[test]
+    fn the_rows_only_a_record_named_are_forgotten_by_their_keys() {
+        let mut live = Live::new();
+        let files = FileTable::default();
+        let opened = |tgid, file_id| Event::FileOpened {
+            tgid,
+            fd: 3,
+            file_id,
+            path: "/x.py".into(),
+            truncated: false,
+        };
+        live.on_event(opened(7, 11), None);
+        live.on_event(opened(7, 12), None);
+        live.on_event(opened(8, 13), None);
+        let stack = tracer_common::PyEventKey {
+            tgid: 7,
+            ..Default::default()
+        };
+        live.on_event(Event::PyStack { key: stack }, None);
+        live.on_process(7, 1);
+        live.on_exit(7, 7, true, 1_000_000_000, None);
+        live.on_freed(7, 2_000_000_000);
+        let mut forgot = Forget::default();
+        for _ in 0..=GRACE_FOLDS {
+            forgot = live.fold(&[], &[], &files, &HashSet::new());
+        }
+        assert_eq!(forgot.file_opens, vec![(7, 11), (7, 12)]);
+        assert_eq!(forgot.event_stacks, vec![stack]);
+        // Process 8 lives on: its rows stay.
+        assert_eq!(live.opened.get(&8), Some(&vec![13]));
+    }
+
+    #[test]
     fn folds_add_what_grew_and_forget_the_gone() {
         let mut live = Live::new();
         let files = FileTable::default();
@@ -743,7 +801,7 @@ mod tests {
             Forget {
                 tids: vec![7],
                 pids: vec![7],
-                read_rows: Vec::new()
+                ..Forget::default()
             }
         );
         assert!(live.reads_seen.is_empty());

@@ -245,11 +245,12 @@ impl Probes {
     /// the kernel's tables (after their last figures were folded in), so
     /// that a long run with many short-lived processes never fills them.
     /// `reads` and `open`: `READ_STATS` and `FD_FILES` as this fold read
-    /// them. Rows whose key is known are removed by key (one syscall each);
-    /// the two tables keyed by more than a pid and not read at each fold
-    /// are searched for the gone every [`SEARCH_EVERY`] forgets, so that a
-    /// node starting dozens of processes a second does not walk every row
-    /// of every table each second.
+    /// them. Every row is removed by its key (one syscall each): a node
+    /// starting dozens of processes a second must not walk every row of
+    /// every table each second. The two tables keyed by more than a pid
+    /// and not read at each fold have their keys from the record each
+    /// row's first insert sent; they are also searched for the gone every
+    /// [`SEARCH_EVERY`] forgets, for the rows whose record was lost.
     pub fn forget(
         &mut self,
         forget: &crate::analysis::metrics::Forget,
@@ -284,6 +285,21 @@ impl Probes {
         remove_keys!(self, HashMap, "FD_FILES", FdKey, u64, fds);
         let gone = forget.pids.iter().copied();
         remove_keys!(self, PerCpuHashMap, "PY_TICKS", u32, PyTicks, gone);
+        let opens = forget.file_opens.iter().map(|&(tgid, file_id)| FileKey {
+            tgid,
+            _pad: 0,
+            file_id,
+        });
+        remove_keys!(self, PerCpuHashMap, "FILE_OPENS", FileKey, u64, opens);
+        let stacks = forget.event_stacks.iter().copied();
+        remove_keys!(
+            self,
+            PerCpuHashMap,
+            "PY_EVENT_STACKS",
+            PyEventKey,
+            PyEventValue,
+            stacks
+        );
         self.forgetting.extend(pids);
         self.forgets += 1;
         if !self.forgets.is_multiple_of(SEARCH_EVERY) || self.forgetting.is_empty() {
@@ -306,8 +322,9 @@ impl Probes {
 }
 
 /// Forgets before the tables keyed by more than a pid are searched for
-/// the gone processes' rows (a fold a second: rows stay up to 10 s more).
-const SEARCH_EVERY: u64 = 10;
+/// the gone processes' rows whose first-insert record was lost (a fold a
+/// second: a minute).
+const SEARCH_EVERY: u64 = 60;
 
 /// Removes keys `$keys` from hash map `$name` of type `$map`. A key gone
 /// already (the kernel side removed it) is nothing to do.
