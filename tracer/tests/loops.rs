@@ -18,6 +18,16 @@ fn loops_of(report: &Value, pid: u64) -> Vec<&Value> {
         .collect()
 }
 
+/// The blocks the workload measured, in ns, in order.
+fn blocks_of(facts: &Value) -> Vec<u64> {
+    facts["blocks_ns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u64_of)
+        .collect()
+}
+
 /// Each stall of loop row `l` holds its block (as the workload measured
 /// it), and little else (the task's own step around it): measured from the
 /// outside, as long as from the inside. Returns the stalls' durations.
@@ -53,12 +63,7 @@ fn asyncio_stalls_are_counted_with_the_code_that_ran_in_them() {
         &python_command(python(STATIC_PYTHON), "loop_stalls.py", &[&facts_path]),
     );
     let facts = load_json(&facts_path);
-    let blocks: Vec<u64> = facts["blocks_ns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u64_of)
-        .collect();
+    let blocks = blocks_of(&facts);
     let pid = u64_of(&report["target"]["pid"]);
     let loops = loops_of(&report, pid);
     assert_eq!(loops.len(), 1, "{:#}", report["event_loops"]);
@@ -209,12 +214,7 @@ fn a_uvicorn_service_blocked_by_an_endpoint() {
         }
         get(port, "/await?ms=50");
     });
-    let blocks: Vec<u64> = facts["blocks_ns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u64_of)
-        .collect();
+    let blocks = blocks_of(&facts);
     assert_eq!(blocks.len(), 3, "{facts}");
     let pid = u64_of(&facts["pid"]);
     let loops = loops_of(&report, pid);
@@ -276,10 +276,7 @@ fn the_agent_serves_each_python_loops_iteration_times() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = tracer(&args);
     assert_exit(&output, 0);
-    let blocks = load_json(&facts_path)["blocks_ns"]
-        .as_array()
-        .unwrap()
-        .len();
+    let blocks = blocks_of(&load_json(&facts_path)).len();
     let text = std::fs::read_to_string(&final_metrics).unwrap();
     let value = |series: &str| -> f64 {
         text.lines()
