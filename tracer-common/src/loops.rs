@@ -64,7 +64,7 @@ pub struct LoopStallEvent {
     pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
-const _: () = assert!(core::mem::size_of::<LoopStallEvent>() == 24 + 8 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<LoopStallEvent>() == 24 + 8 + 24 * PY_EVENT_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

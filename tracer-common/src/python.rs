@@ -55,6 +55,15 @@ pub struct PyConfig {
     pub interp_threads_head: u32,
     pub tstate_next: u32,
     pub tstate_thread_id: u32,
+    /// Offset in a code object of its check window ([`CODE_CHECK_WORDS`]
+    /// words: the name, filename, qualname and line-table pointers), or
+    /// [`PY_NO_OFFSET`]: no fingerprint.
+    pub code_check: u32,
+    /// Which words of the window to fold (bit i: word i).
+    pub code_check_mask: u32,
+    /// 1 when the frame's code field is a tagged `_PyStackRef` (3.14+).
+    pub code_is_stackref: u32,
+    pub _pad: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -149,6 +158,33 @@ pub struct PyFrameRecord {
     /// `f_lasti` (<= 3.10, low 32 bits) or the instruction pointer; the frame's
     /// `owner` byte is stored in bits 56..64.
     pub instr: u64,
+    /// The code object's fingerprint when the frame was read ([`code_check`]
+    /// of its identifying pointers; 0: not taken): a code object freed before
+    /// userspace reads it leaves its address to another one, and this tells
+    /// them apart.
+    pub check: u64,
+}
+
+/// Words of the code object folded into [`PyFrameRecord::check`]: a window
+/// of this many 8-byte words at [`PyConfig::code_check`].
+pub const CODE_CHECK_WORDS: usize = 4;
+
+/// The fingerprint of a code object from the words of its check window that
+/// `mask` selects (bit i: word i), the same on both sides of the ring buffer.
+/// Never 0 for a live code object (0 means "not taken").
+#[inline(always)]
+pub fn code_check(words: &[u64; CODE_CHECK_WORDS], mask: u32) -> u64 {
+    let mut check = 0x9e37_79b9_7f4a_7c15u64;
+    let mut i = 0;
+    while i < CODE_CHECK_WORDS {
+        if mask & (1 << i) != 0 {
+            // Pointers: low bits zero, high bits zero; rotate each word
+            // differently so that swapped fields do not cancel out.
+            check ^= words[i].rotate_left(13 * i as u32 + 7);
+        }
+        i += 1;
+    }
+    check | 1
 }
 
 /// A CPU-clock sample of one thread's Python stack, innermost frame first.
@@ -179,16 +215,16 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 88);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
-const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
-const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 24);
+const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 24 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
-const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
-const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 16 * PY_FORK_DEPTH);
-const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
-const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 24 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 24 * PY_FORK_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 24 * PY_EVENT_DEPTH + 8);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 24 * PY_MAX_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -45,7 +45,7 @@ pub struct SwitchEvent {
     pub frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
-const _: () = assert!(core::mem::size_of::<SwitchEvent>() == 24 + 8 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<SwitchEvent>() == 24 + 8 + 24 * PY_EVENT_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

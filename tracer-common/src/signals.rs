@@ -151,4 +151,4 @@ pub fn mask_after(how: i32, set: u64, before: u64) -> Option<u64> {
 }
 
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
-const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 48 + 16 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 48 + 24 * PY_EVENT_DEPTH);

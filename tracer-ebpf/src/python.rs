@@ -26,9 +26,9 @@ use aya_ebpf::{
     programs::{PerfEventContext, ProbeContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH, PY_NO_OFFSET, PyConfig,
-    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PySleep,
-    PyStackEvent, PyTicks, drops, py_event,
+    CODE_CHECK_WORDS, EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH,
+    PY_NO_OFFSET, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord,
+    PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
 };
 
 use crate::maps::{EVENTS, TRACED, config, count_drop, read_kernel};
@@ -180,12 +180,13 @@ fn read_u64(addr: u64) -> u64 {
 /// code, instruction and `owner` fields lie in its first 120 bytes.
 const FRAME_BYTES: usize = 128;
 
-/// One frame's (code, instruction | owner << 56, next-outer frame): a single
-/// 128-byte read instead of four (falls back to field reads if the block
-/// crosses into unreadable memory). The block is not zeroed first: sixteen
-/// stores less per frame, and less work for the verifier on the walks.
+/// One frame's record and its next-outer frame: a single 128-byte read of
+/// the frame instead of four (falls back to field reads if the block
+/// crosses into unreadable memory), and one of its code object's check
+/// window. The block is not zeroed first: sixteen stores less per frame,
+/// and less work for the verifier on the walks.
 #[inline(always)]
-fn read_frame(cfg: &PyConfig, frame: u64) -> (u64, u64, u64) {
+fn read_frame(cfg: &PyConfig, frame: u64) -> (PyFrameRecord, u64) {
     let mut buf = core::mem::MaybeUninit::<[u8; FRAME_BYTES]>::uninit();
     // SAFETY: the helper writes at most FRAME_BYTES bytes into `buf`.
     let filled = unsafe {
@@ -195,7 +196,7 @@ fn read_frame(cfg: &PyConfig, frame: u64) -> (u64, u64, u64) {
             (frame as *const u8).cast(),
         )
     } == 0;
-    if filled {
+    let (code, mut instr, back) = if filled {
         // SAFETY: the helper wrote all FRAME_BYTES bytes.
         let buf = unsafe { buf.assume_init_ref() };
         // Masks keep every access inside `buf` for the verifier; the offsets
@@ -204,23 +205,49 @@ fn read_frame(cfg: &PyConfig, frame: u64) -> (u64, u64, u64) {
             let off = (off & 0x78) as usize;
             unsafe { core::ptr::read_unaligned(buf.as_ptr().add(off).cast::<u64>()) }
         };
-        let code = at(cfg.frame_code);
         let mut instr = at(cfg.frame_instr) & 0x00ff_ffff_ffff_ffff;
         if cfg.frame_owner != PY_NO_OFFSET {
             let owner = buf[(cfg.frame_owner & 0x7f) as usize];
             instr |= (owner as u64) << 56;
         }
-        return (code, instr, at(cfg.frame_back));
-    }
-    let code = read_u64(frame + cfg.frame_code as u64);
-    let mut instr = read_u64(frame + cfg.frame_instr as u64) & 0x00ff_ffff_ffff_ffff;
-    if cfg.frame_owner != PY_NO_OFFSET {
+        (at(cfg.frame_code), instr, at(cfg.frame_back))
+    } else {
+        let instr = read_u64(frame + cfg.frame_instr as u64) & 0x00ff_ffff_ffff_ffff;
+        (
+            read_u64(frame + cfg.frame_code as u64),
+            instr,
+            read_u64(frame + cfg.frame_back as u64),
+        )
+    };
+    if !filled && cfg.frame_owner != PY_NO_OFFSET {
         let owner: u8 =
             unsafe { bpf_probe_read_user((frame + cfg.frame_owner as u64) as *const u8) }
                 .unwrap_or(0);
         instr |= (owner as u64) << 56;
     }
-    (code, instr, read_u64(frame + cfg.frame_back as u64))
+    let check = check_code(cfg, code);
+    (PyFrameRecord { code, instr, check }, back)
+}
+
+/// The fingerprint of the code object at `code` now ([`code_check`]), 0 when
+/// unreadable or not configured: userspace names the frame only by a code
+/// object with the same fingerprint, never by one that took its address.
+#[inline(always)]
+fn check_code(cfg: &PyConfig, code: u64) -> u64 {
+    if cfg.code_check == PY_NO_OFFSET || code == 0 {
+        return 0;
+    }
+    let code = if cfg.code_is_stackref != 0 {
+        code & !7
+    } else {
+        code
+    };
+    let Ok(words) = (unsafe {
+        bpf_probe_read_user((code + cfg.code_check as u64) as *const [u64; CODE_CHECK_WORDS])
+    }) else {
+        return 0;
+    };
+    code_check(&words, cfg.code_check_mask)
 }
 
 /// The sampler's frame walk, on its stack, for `bpf_loop`.
@@ -245,13 +272,9 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 1;
     }
     // SAFETY: a map value that outlives the program run.
-    let (code, instr, back) = read_frame(unsafe { &*walk.cfg }, walk.frame);
+    let (record, back) = read_frame(unsafe { &*walk.cfg }, walk.frame);
     // SAFETY: index < PY_MAX_DEPTH, inside the reserved record.
-    unsafe {
-        walk.frames
-            .add(index as usize)
-            .write(PyFrameRecord { code, instr })
-    };
+    unsafe { walk.frames.add(index as usize).write(record) };
     walk.depth = index + 1;
     walk.frame = back;
     0
@@ -449,11 +472,9 @@ fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRec
         return false;
     }
     for i in 0..N {
-        let mut record = PyFrameRecord { code: 0, instr: 0 };
+        let mut record = PyFrameRecord::default();
         if frame != 0 {
-            let (code, instr, back) = read_frame(cfg, frame);
-            record = PyFrameRecord { code, instr };
-            frame = back;
+            (record, frame) = read_frame(cfg, frame);
         }
         // SAFETY: i < N, inside the caller's record of N frames.
         unsafe { frames.add(i).write(record) };
@@ -655,7 +676,7 @@ pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord) -> bool {
     }
     for i in 0..PY_EVENT_DEPTH {
         // SAFETY: i < PY_EVENT_DEPTH, inside the caller's record.
-        unsafe { frames.add(i).write(PyFrameRecord { code: 0, instr: 0 }) };
+        unsafe { frames.add(i).write(PyFrameRecord::default()) };
     }
     false
 }
@@ -719,7 +740,7 @@ pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
     announce_key.tgid = tgid;
     announce_key.kind = py_event::ENTRY;
     announce_key.file_id = 0;
-    announce_key.frames = [PyFrameRecord { code: 0, instr: 0 }; PY_EVENT_DEPTH];
+    announce_key.frames = [PyFrameRecord::default(); PY_EVENT_DEPTH];
     announce_key.frames[0].code = code;
     announce(announce_key);
     0

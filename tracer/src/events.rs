@@ -920,10 +920,12 @@ mod tests {
         delivered.py_frames[0] = PyFrameRecord {
             code: 0x1000,
             instr: 0x10,
+            check: 0,
         };
         delivered.py_frames[1] = PyFrameRecord {
             code: 0x2000,
             instr: 0x20,
+            check: 0,
         };
         assert_eq!(
             decode(&bytes_of(&delivered)).unwrap(),
@@ -985,10 +987,12 @@ mod tests {
         sample.frames[0] = PyFrameRecord {
             code: 0x1000,
             instr: 0x2000,
+            check: 0,
         };
         sample.frames[1] = PyFrameRecord {
             code: 0x3000,
             instr: 0x4000,
+            check: 0,
         };
         let bytes = unsafe {
             std::slice::from_raw_parts(

@@ -406,9 +406,6 @@ async fn event_loop(
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
-    if let Some(tree) = collector.python.as_mut() {
-        tree.new_tick();
-    }
     while let Some(item) = ring.next() {
         match events::decode(&item) {
             Ok(event) => collector.on_event(event),

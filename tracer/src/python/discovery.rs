@@ -300,7 +300,7 @@ fn frames_decode(
     }
     for state in states {
         let frames = threads::walk_frames(memory, offsets, state.tstate, 8);
-        for (code, _) in frames
+        for (code, _, _) in frames
             .iter()
             .filter_map(|f| super::symbols::python_frame(offsets, f))
         {

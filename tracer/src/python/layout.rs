@@ -12,7 +12,7 @@
 //! by the invariants every version has kept (see [`scan_debug_layout`]) and a
 //! live frame chain decodes with it. Both sit behind [`LayoutSource`].
 
-use tracer_common::{PY_NO_OFFSET, PyConfig};
+use tracer_common::{CODE_CHECK_WORDS, PY_NO_OFFSET, PyConfig};
 
 use super::memory::{Memory, MemoryError};
 
@@ -141,6 +141,7 @@ impl Offsets {
     /// The part the BPF sampler needs.
     pub fn bpf_config(&self) -> PyConfig {
         let off = |v: Option<u64>| v.map_or(PY_NO_OFFSET, |v| v as u32);
+        let check = self.code_check_window();
         PyConfig {
             enabled: 1,
             tstate_frame: self.tstate_frame as u32,
@@ -161,7 +162,35 @@ impl Offsets {
             interp_threads_head: self.interp_threads_head as u32,
             tstate_next: self.tstate_next as u32,
             tstate_thread_id: self.tstate_thread_id as u32,
+            code_check: check.map_or(PY_NO_OFFSET, |(at, _)| at as u32),
+            code_check_mask: check.map_or(0, |(_, mask)| mask),
+            code_is_stackref: u32::from(self.code_is_stackref),
+            _pad: 0,
         }
+    }
+
+    /// Where a code object's fingerprint is taken: the offset of its check
+    /// window and which of the window's words are identifying pointers
+    /// (name, filename, qualname, line table), `None` when none fit in one
+    /// window.
+    pub fn code_check_window(&self) -> Option<(u64, u32)> {
+        let pointers: Vec<u64> = [
+            Some(self.code_name),
+            Some(self.code_filename),
+            self.code_qualname,
+            Some(self.code_linetable),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let start = *pointers.iter().min()?;
+        let mask = pointers
+            .iter()
+            .map(|&off| off - start)
+            .filter(|&rel| rel % 8 == 0 && rel < 8 * CODE_CHECK_WORDS as u64)
+            .fold(0u32, |mask, rel| mask | 1 << (rel / 8));
+        // The name alone is shared by every `<module>`: ask for two fields.
+        (mask.count_ones() >= 2).then_some((start, mask))
     }
 }
 

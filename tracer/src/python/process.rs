@@ -292,24 +292,17 @@ impl PythonProcess {
 
     /// The Python frames of a raw stack, innermost first, symbolized now
     /// (the process and its code objects may be gone by report time);
-    /// `None` when its interpreter is not understood. `seen_once`: a
-    /// kernel event's stack, kept for the whole report: each code object's
-    /// identity is checked now (a sample's is trusted for the tick).
+    /// `None` when its interpreter is not understood.
     pub fn frame_ids(
         &mut self,
         table: &mut FrameTable,
         records: &[PyFrameRecord],
-        seen_once: bool,
     ) -> Option<Vec<FrameId>> {
         let Discovery::Ready(ready) = &self.discovery else {
             return None;
         };
         let source = ready.code_source();
-        Some(if seen_once {
-            self.symbols.frame_ids_verified(table, &source, records)
-        } else {
-            self.symbols.frame_ids(table, &source, records)
-        })
+        Some(self.symbols.frame_ids(table, &source, records))
     }
 
     /// Every known thread's Python stack as it is now, innermost first,
@@ -323,7 +316,6 @@ impl PythonProcess {
         let Discovery::Ready(ready) = &self.discovery else {
             return Vec::new();
         };
-        self.symbols.new_tick();
         let source = ready.code_source();
         let mut threads: Vec<(u32, u64)> = self.published.iter().map(|(&t, &s)| (t, s)).collect();
         threads.sort_unstable();
@@ -336,10 +328,7 @@ impl PythonProcess {
                     tstate,
                     tracer_common::PY_MAX_DEPTH,
                 );
-                (
-                    tid,
-                    self.symbols.frame_ids_verified(table, &source, &records),
-                )
+                (tid, self.symbols.frame_ids(table, &source, &records))
             })
             .collect()
     }
@@ -367,11 +356,9 @@ impl PythonProcess {
             },
             &tstates,
         );
-        // Verified: each code object's identity is checked now, and no
-        // other cache entry is touched (the sampler's ticks keep theirs).
         let source = ready.code_source();
         let symbols = &mut self.symbols;
-        Some(look.map_frames(|records| symbols.frame_ids_verified(table, &source, &records)))
+        Some(look.map_frames(|records| symbols.frame_ids(table, &source, &records)))
     }
 
     /// The Python-level handler of signal `sig`: read now, or as last read
@@ -595,11 +582,6 @@ impl PythonProcess {
         }
     }
 
-    /// Cached code objects are checked again on their next use.
-    pub fn new_tick(&mut self) {
-        self.symbols.new_tick();
-    }
-
     /// The function whose code object is at `code` (entry counter keys).
     pub fn function(&mut self, code: u64) -> Option<Frame> {
         let Discovery::Ready(ready) = &self.discovery else {
@@ -700,7 +682,6 @@ impl PythonProcess {
                 .map(|offset| (path.clone(), offset));
             self.config_published = true;
         }
-        self.symbols.new_tick();
         let interpreter = &mut ready.binary.interpreter;
         if !interpreter.version_is_exact()
             && let Some(buffer) = interpreter.version_buffer

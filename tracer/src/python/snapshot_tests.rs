@@ -54,7 +54,7 @@ fn decode(
     let stack = frames
         .iter()
         .filter_map(|f| python_frame(&o, f))
-        .map(|(code, instr)| {
+        .map(|(code, instr, _)| {
             let info = code::read_code(mem, &o, code, code_type).unwrap();
             let line = info.line_at(o.instr_kind, instr).unwrap_or(0);
             (info.qualname, info.filename, line)

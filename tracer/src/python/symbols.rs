@@ -1,16 +1,15 @@
 //! Symbolization: a sampled frame (code-object address + instruction
-//! position) -> [`Frame`], by reading the code object out of the process.
-//! One cache per process; a code object is read once, and its identity is
-//! re-checked once per refresh tick, since a freed code object's address is
-//! soon reused by another one. Frames are interned in one [`FrameTable`]
-//! for the whole trace, whatever process they came from.
+//! position + the code object's fingerprint) -> [`Frame`], by reading the
+//! code object out of the process. One cache per process, keyed by address
+//! and fingerprint: a code object freed after it was sampled leaves its
+//! address to another one (imports at start-up, `exec`), and the kernel's
+//! fingerprint, taken when it sampled the frame, says which of them the
+//! frame ran. Frames are interned in one [`FrameTable`] for the whole
+//! trace, whatever process they came from.
 
-use std::{
-    collections::{HashMap, HashSet},
-    rc::Rc,
-};
+use std::{collections::HashMap, rc::Rc};
 
-use tracer_common::PyFrameRecord;
+use tracer_common::{CODE_CHECK_WORDS, PyFrameRecord, code_check};
 
 use super::{
     code::{self, CodeInfo},
@@ -27,12 +26,14 @@ pub struct CodeSource<'a> {
     pub code_type: Option<u64>,
 }
 
-/// Code objects of one process read so far, by address.
+/// Code objects of one process read so far.
 #[derive(Default)]
 pub struct Symbols {
-    codes: HashMap<u64, CodeEntry>,
-    /// Addresses whose identity was checked since the last refresh tick.
-    checked: HashSet<u64>,
+    /// (address, fingerprint) -> what was read of the code object.
+    codes: HashMap<(u64, u64), CodeEntry>,
+    /// Address -> the fingerprint of the object last read there (for frames
+    /// that carry none: entry counters, a process that is gone).
+    latest: HashMap<u64, u64>,
     /// Reads of code objects made so far (numbers each `CodeEntry`).
     reads: u64,
     /// (code object read, instruction position) -> its frame: a line table
@@ -68,39 +69,14 @@ impl FrameTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FrameId(u32);
 
-/// What is cached per code-object address: the fields that identify the
-/// object, what was read of it (`None`: unreadable), and which read it was.
+/// What was read of one code object (`None`: unreadable, or gone before
+/// it could be read), and which read it was.
 struct CodeEntry {
-    identity: Vec<u8>,
     info: Option<Rc<CodeInfo>>,
     read: u64,
 }
 
 impl Symbols {
-    /// A new refresh tick: identities are checked again on next use.
-    pub fn new_tick(&mut self) {
-        self.checked.clear();
-    }
-
-    /// [`Symbols::frame_ids`] for a stack seen once (a kernel event's: a
-    /// read, a sleep, a fork, a signal delivery), kept for the whole report:
-    /// each code object's identity is checked now, even if it was this tick,
-    /// since an address freed and reused by another code object a moment
-    /// ago (imports at start-up) must not name this stack for good.
-    pub fn frame_ids_verified(
-        &mut self,
-        table: &mut FrameTable,
-        source: &CodeSource,
-        records: &[PyFrameRecord],
-    ) -> Vec<FrameId> {
-        for record in records {
-            if let Some((code, _)) = python_frame(source.offsets, record) {
-                self.checked.remove(&code);
-            }
-        }
-        self.frame_ids(table, source, records)
-    }
-
     /// The Python frames of a raw stack, innermost first; frames that are
     /// not Python code (C-stack entry frames, no code object) are left out.
     pub fn frame_ids(
@@ -112,7 +88,7 @@ impl Symbols {
         records
             .iter()
             .filter_map(|record| python_frame(source.offsets, record))
-            .map(|(code, instr)| self.frame_id(table, source, code, instr))
+            .map(|(code, instr, check)| self.frame_id(table, source, code, instr, check))
             .collect()
     }
 
@@ -122,8 +98,9 @@ impl Symbols {
         source: &CodeSource,
         code: u64,
         instr: u64,
+        check: u64,
     ) -> FrameId {
-        let (read, info) = self.code(source, code);
+        let (read, info) = self.code(source, code, check);
         if let Some(&id) = self.positions.get(&(read, instr)) {
             return id;
         }
@@ -146,7 +123,7 @@ impl Symbols {
     /// counter keys it), its `def` line as `line`.
     pub fn function(&mut self, source: &CodeSource, code: u64) -> Frame {
         let code = mask_code(source.offsets, code);
-        match self.code(source, code).1 {
+        match self.code(source, code, 0).1 {
             Some(info) => Frame {
                 qualname: info.qualname.clone(),
                 function: info.name.clone(),
@@ -158,42 +135,50 @@ impl Symbols {
         }
     }
 
-    /// The code object now at `code`, and which read of it this is.
-    /// Re-reads it when the address now holds another object.
-    fn code(&mut self, source: &CodeSource, code: u64) -> (u64, Option<Rc<CodeInfo>>) {
-        if let Some(entry) = self.codes.get(&code)
-            && self.checked.contains(&code)
+    /// The code object the frame ran, and which read of it this is: from
+    /// the cache when it was read before, else read now if the object at
+    /// `code` is still the one the kernel saw (`check`; 0: the kernel took
+    /// no fingerprint, the object there now is taken).
+    fn code(&mut self, source: &CodeSource, code: u64, check: u64) -> (u64, Option<Rc<CodeInfo>>) {
+        if check != 0
+            && let Some(entry) = self.codes.get(&(code, check))
         {
             return (entry.read, entry.info.clone());
         }
-        let identity = code_identity(source, code);
-        self.checked.insert(code);
-        // Unreadable now (the process has exited): trust what was read while it ran.
-        if let Some(entry) = self.codes.get(&code)
-            && (entry.identity == identity || identity.is_empty())
-        {
+        let now = fingerprint_now(source, code);
+        let check = match (check, now) {
+            (0, Some(now)) => now,
+            // Unreadable now (the process has exited): trust what was read
+            // while it ran.
+            (0, None) => self.latest.get(&code).copied().unwrap_or(0),
+            (check, _) => check,
+        };
+        if let Some(entry) = self.codes.get(&(code, check)) {
             return (entry.read, entry.info.clone());
         }
-        let info = match code::read_code(source.memory, source.offsets, code, source.code_type) {
-            Ok(info) => Some(Rc::new(info)),
-            Err(err) => {
+        // Another object took the address (or none is there now): the one
+        // the kernel saw was freed before it could be read.
+        let alive = now.is_none_or(|now| now == check);
+        let info = match alive
+            .then(|| code::read_code(source.memory, source.offsets, code, source.code_type))
+        {
+            Some(Ok(info)) => Some(Rc::new(info)),
+            Some(Err(err)) => {
                 log::debug!("code object {code:#x}: {err}");
-                // Freed since it was read (an event drained late, while the
-                // process finalizes): the event saw it alive, and what was
-                // read then is what it saw.
-                if let Some(entry) = self.codes.get(&code)
-                    && entry.info.is_some()
-                {
-                    return (entry.read, entry.info.clone());
-                }
+                None
+            }
+            None => {
+                log::debug!("code object {code:#x}: freed before it was read");
                 None
             }
         };
         self.reads += 1;
+        if info.is_some() {
+            self.latest.insert(code, check);
+        }
         self.codes.insert(
-            code,
+            (code, check),
             CodeEntry {
-                identity,
                 info: info.clone(),
                 read: self.reads,
             },
@@ -202,61 +187,37 @@ impl Symbols {
     }
 }
 
+/// The fingerprint of the code object at `code` now, as the kernel takes it
+/// ([`code_check`] of its check window); `None` when unreadable or when the
+/// layout has no window.
+fn fingerprint_now(source: &CodeSource, code: u64) -> Option<u64> {
+    let (at, mask) = source.offsets.code_check_window()?;
+    let bytes = source
+        .memory
+        .read_vec(code + at, 8 * CODE_CHECK_WORDS)
+        .ok()?;
+    let mut words = [0u64; CODE_CHECK_WORDS];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_le_bytes(chunk.try_into().ok()?);
+    }
+    Some(code_check(&words, mask))
+}
+
 /// 3.14: `f_executable` is a `_PyStackRef` whose low bits are tags.
 pub fn mask_code(o: &Offsets, code: u64) -> u64 {
     if o.code_is_stackref { code & !7 } else { code }
 }
 
-/// A sampled frame's code object and instruction value, or `None` for
-/// frames that are not Python code (C-stack entry frames, no code object).
-pub fn python_frame(o: &Offsets, f: &PyFrameRecord) -> Option<(u64, u64)> {
+/// A sampled frame's code object, instruction value and fingerprint, or
+/// `None` for frames that are not Python code (C-stack entry frames, no
+/// code object).
+pub fn python_frame(o: &Offsets, f: &PyFrameRecord) -> Option<(u64, u64, u64)> {
     let owner = (f.instr >> 56) as u8;
     if o.owner_skip_from.is_some_and(|skip| owner >= skip) {
         return None;
     }
     let code = mask_code(o, f.code);
-    (code != 0).then_some((code, f.instr & 0x00ff_ffff_ffff_ffff))
-}
-
-/// The bytes of a code object that tell one object from another at the same
-/// address (see [`identity_of`]), read in one go; empty when unreadable.
-fn code_identity(source: &CodeSource, code: u64) -> Vec<u8> {
-    let fields = identity_fields(source.offsets);
-    let end = fields
-        .iter()
-        .map(|&(off, len)| off + len)
-        .max()
-        .unwrap_or(0);
-    match source.memory.read_vec(code, end as usize) {
-        Ok(prefix) => identity_of(&prefix, &fields),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// (offset, length) of the fields that identify a code object: its type,
-/// first line and name, filename, line-table and qualname pointers. Not
-/// the reference count nor the interpreter's own counters in between,
-/// which change all the time.
-fn identity_fields(o: &Offsets) -> Vec<(u64, u64)> {
-    let mut fields = vec![(o.ob_type, 8), (o.code_firstlineno, 4)];
-    let pointers = [
-        Some(o.code_name),
-        Some(o.code_filename),
-        Some(o.code_linetable),
-        o.code_qualname,
-    ];
-    fields.extend(pointers.into_iter().flatten().map(|off| (off, 8)));
-    fields
-}
-
-/// The identifying fields out of the first bytes of a code object.
-fn identity_of(prefix: &[u8], fields: &[(u64, u64)]) -> Vec<u8> {
-    fields
-        .iter()
-        .filter_map(|&(off, len)| prefix.get(off as usize..(off + len) as usize))
-        .flatten()
-        .copied()
-        .collect()
+    (code != 0).then_some((code, f.instr & 0x00ff_ffff_ffff_ffff, f.check))
 }
 
 #[cfg(test)]
@@ -292,79 +253,114 @@ mod tests {
         mem.insert(addr, &c);
     }
 
-    /// A code object freed and its address reused by another within one
-    /// refresh tick: samples trust the tick's check (cheap), a stack seen
-    /// once is checked again and named by the object there now.
-    #[test]
-    fn stacks_seen_once_are_named_by_the_object_there_now() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut mem = crate::python::memory::Snapshot::default();
-        put_code(&mut mem, 0x10000, "site_module", 0x20000);
-        let record = [PyFrameRecord {
-            code: 0x10000,
-            instr: 0x10000 + o.code_adaptive.unwrap(),
-        }];
-        let mut symbols = Symbols::default();
-        let mut table = FrameTable::default();
-        let name = |symbols: &mut Symbols, table: &mut FrameTable, mem, verified: bool| {
-            let source = CodeSource {
-                memory: mem,
-                offsets: &o,
-                code_type: Some(0x7000),
-            };
-            let ids = if verified {
-                symbols.frame_ids_verified(table, &source, &record)
-            } else {
-                symbols.frame_ids(table, &source, &record)
-            };
-            table.get(ids[0]).qualname.clone()
-        };
-        assert_eq!(name(&mut symbols, &mut table, &mem, false), "site_module");
-        // Freed; the address now holds the script's own module code.
-        let mut reused = crate::python::memory::Snapshot::default();
-        put_code(&mut reused, 0x10000, "app_module", 0x30000);
-        assert_eq!(
-            name(&mut symbols, &mut table, &reused, false),
-            "site_module"
-        );
-        assert_eq!(name(&mut symbols, &mut table, &reused, true), "app_module");
-        // And from the next tick on, samples see it too.
-        symbols.new_tick();
-        assert_eq!(name(&mut symbols, &mut table, &reused, false), "app_module");
+    fn source<'a>(mem: &'a dyn Memory, o: &'a Offsets) -> CodeSource<'a> {
+        CodeSource {
+            memory: mem,
+            offsets: o,
+            code_type: Some(0x7000),
+        }
     }
 
+    /// The frame of the code object at 0x10000 as the kernel would record
+    /// it from `mem`: with its fingerprint, or with none.
+    fn record(
+        mem: &crate::python::memory::Snapshot,
+        o: &Offsets,
+        fingerprint: bool,
+    ) -> PyFrameRecord {
+        let source = source(mem, o);
+        PyFrameRecord {
+            code: 0x10000,
+            instr: 0x10000 + o.code_adaptive.unwrap(),
+            check: if fingerprint {
+                fingerprint_now(&source, 0x10000).unwrap()
+            } else {
+                0
+            },
+        }
+    }
+
+    /// The symbols of one process and the trace's frame table.
+    type Cache = (Symbols, FrameTable);
+
+    fn name(cache: &mut Cache, mem: &dyn Memory, o: &Offsets, record: PyFrameRecord) -> String {
+        let ids = cache.0.frame_ids(&mut cache.1, &source(mem, o), &[record]);
+        cache.1.get(ids[0]).qualname.clone()
+    }
+
+    /// A code object freed and its address reused by another: each frame is
+    /// named by the object the kernel saw (its fingerprint), whichever is
+    /// at the address when userspace gets to it.
     #[test]
-    fn code_identity_ignores_the_reference_count_and_counters() {
+    fn a_frame_is_named_by_the_code_object_it_was_sampled_from() {
         let o = layout::static_offsets(11).unwrap();
-        let fields = identity_fields(&o);
-        let end = fields.iter().map(|&(off, len)| off + len).max().unwrap() as usize;
-        let mut code = vec![0u8; end];
-        code[8..16].copy_from_slice(&0x7f00_1234u64.to_le_bytes());
-        let name = o.code_name as usize;
-        code[name..name + 8].copy_from_slice(&0x5555_0000u64.to_le_bytes());
-        let before = identity_of(&code, &fields);
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let mut app = crate::python::memory::Snapshot::default();
+        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let (site_frame, app_frame) = (record(&site, &o, true), record(&app, &o, true));
+        assert_ne!(site_frame.check, app_frame.check);
+
+        let mut symbols = Cache::default();
+        assert_eq!(name(&mut symbols, &site, &o, site_frame), "site_module");
+        // Freed; the address now holds the script's own module code.
+        assert_eq!(name(&mut symbols, &app, &o, app_frame), "app_module");
+        assert_eq!(name(&mut symbols, &app, &o, site_frame), "site_module");
+        // Without a fingerprint: the object there now.
         assert_eq!(
-            before.len(),
-            fields.iter().map(|f| f.1 as usize).sum::<usize>()
+            name(&mut symbols, &app, &o, record(&app, &o, false)),
+            "app_module"
         );
-        // The reference count and every field not named above may change.
-        let mut later = code.clone();
-        later[0] = 7;
-        for (i, byte) in later.iter_mut().enumerate() {
-            if !fields
-                .iter()
-                .any(|&(off, len)| (off as usize..(off + len) as usize).contains(&i))
-            {
-                *byte = byte.wrapping_add(1);
+    }
+
+    /// Sampled, then freed and its address reused before userspace read
+    /// it: unresolved, never named after the object that took its place.
+    #[test]
+    fn a_code_object_freed_before_it_was_read_is_unresolved() {
+        let o = layout::static_offsets(11).unwrap();
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let mut app = crate::python::memory::Snapshot::default();
+        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let mut symbols = Cache::default();
+        let ids = symbols.0.frame_ids(
+            &mut symbols.1,
+            &source(&app, &o),
+            &[record(&site, &o, true)],
+        );
+        let frame = symbols.1.get(ids[0]);
+        assert!(!frame.is_resolved(), "{frame:?}");
+        // The object there now is still named by its own frames.
+        assert_eq!(
+            name(&mut symbols, &app, &o, record(&app, &o, true)),
+            "app_module"
+        );
+    }
+
+    /// The fingerprint reads the identifying pointers (name, filename,
+    /// qualname, line table) and nothing else of the object: not the
+    /// reference count nor the interpreter's counters, which change all
+    /// the time.
+    #[test]
+    fn the_fingerprint_is_the_identifying_pointers() {
+        for minor in 8..=12 {
+            let o = layout::static_offsets(minor).unwrap();
+            let (at, mask) = o.code_check_window().unwrap();
+            let expected = 2 + u32::from(o.code_qualname.is_some()) + 1;
+            assert_eq!(mask.count_ones(), expected, "3.{minor}");
+            for field in [o.code_name, o.code_filename, o.code_linetable] {
+                assert!(mask & (1 << ((field - at) / 8)) != 0, "3.{minor}: {field}");
             }
         }
-        assert_eq!(identity_of(&later, &fields), before);
-        // Another name (or type) is another object.
-        let mut other = code.clone();
-        other[name] = 1;
-        assert_ne!(identity_of(&other, &fields), before);
-        let mut freed = code;
-        freed[9] = 0xff;
-        assert_ne!(identity_of(&freed, &fields), before);
+        let o = layout::static_offsets(11).unwrap();
+        let mut mem = crate::python::memory::Snapshot::default();
+        put_code(&mut mem, 0x10000, "a", 0x20000);
+        let before = fingerprint_now(&source(&mem, &o), 0x10000).unwrap();
+        let mut other = crate::python::memory::Snapshot::default();
+        put_code(&mut other, 0x10000, "a", 0x28000);
+        assert_ne!(
+            fingerprint_now(&source(&other, &o), 0x10000).unwrap(),
+            before
+        );
     }
 }

@@ -134,7 +134,7 @@ pub fn walk_frames(
 
 /// The sampler's record of the frame at `frame` (a thread's, or the one
 /// a coroutine holds): its code object, and its instruction position with
-/// its owner in the top byte.
+/// its owner in the top byte (no fingerprint: the object is read now).
 pub fn frame_record(mem: &dyn Memory, o: &Offsets, frame: u64) -> tracer_common::PyFrameRecord {
     let code = mem.u64(frame.wrapping_add(o.frame_code)).unwrap_or(0);
     let mut instr = mem.u64(frame.wrapping_add(o.frame_instr)).unwrap_or(0) & 0x00ff_ffff_ffff_ffff;
@@ -144,7 +144,11 @@ pub fn frame_record(mem: &dyn Memory, o: &Offsets, frame: u64) -> tracer_common:
             instr |= (owner[0] as u64) << 56;
         }
     }
-    tracer_common::PyFrameRecord { code, instr }
+    tracer_common::PyFrameRecord {
+        code,
+        instr,
+        check: 0,
+    }
 }
 
 /// glibc's `struct pthread` holds the kernel tid at a fixed offset (0x2d0 on

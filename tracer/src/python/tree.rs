@@ -32,15 +32,10 @@ pub struct PythonTree {
     frames: FrameTable,
     /// What is known of each mapped file, for every process.
     binaries: Binaries,
-    /// When cached code objects were last marked for checking.
-    last_tick: std::time::Instant,
     /// Children forked without exec (yet): child -> parent. They share the
     /// parent's code objects at the same addresses.
     forked_from: HashMap<u32, u32>,
 }
-
-/// The shortest time between two identity checks of a cached code object.
-const MIN_TICK: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl PythonTree {
     pub fn new(root: u32, read_stack_every: u32) -> Self {
@@ -69,7 +64,6 @@ impl PythonTree {
             order: Vec::new(),
             frames: FrameTable::default(),
             binaries: Binaries::default(),
-            last_tick: std::time::Instant::now(),
             forked_from: Default::default(),
         }
     }
@@ -179,22 +173,6 @@ impl PythonTree {
             .collect()
     }
 
-    /// Cached code objects are checked again on their next use (each
-    /// drain of the ring buffer: an address freed and reused since the
-    /// last drain must not name the samples that follow).
-    /// At most once per [`MIN_TICK`]: a program that makes the tracer
-    /// drain thousands of times a second must not cost an identity read per
-    /// frame of every sample.
-    pub fn new_tick(&mut self) {
-        if self.last_tick.elapsed() < MIN_TICK {
-            return;
-        }
-        self.last_tick = std::time::Instant::now();
-        self.processes
-            .values_mut()
-            .for_each(PythonProcess::new_tick);
-    }
-
     /// True once a thread of any process has been published to the sampler.
     pub fn has_threads(&self) -> bool {
         self.processes.values().any(PythonProcess::has_threads)
@@ -204,17 +182,16 @@ impl PythonTree {
     pub fn frame_ids(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<FrameId>> {
         self.processes
             .get_mut(&tgid)?
-            .frame_ids(&mut self.frames, records, false)
+            .frame_ids(&mut self.frames, records)
     }
 
     /// A raw stack seen once (a kernel event's: read, sleep, fork, signal
-    /// delivery) as frames, each code object's identity checked now: the
-    /// stack is kept for the whole report.
+    /// delivery) as frames, kept for the whole report.
     pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {
         let ids = self
             .processes
             .get_mut(&tgid)?
-            .frame_ids(&mut self.frames, records, true)?;
+            .frame_ids(&mut self.frames, records)?;
         let mut frames: Vec<Frame> = ids.into_iter().map(|id| self.frame(id).clone()).collect();
         // A child forked without exec that is gone or has exec'd since (a
         // Popen child resetting its signals just before its exec): its
@@ -225,7 +202,7 @@ impl PythonTree {
             && let Some(ids) = self
                 .processes
                 .get_mut(&parent)
-                .and_then(|p| p.frame_ids(&mut self.frames, records, true))
+                .and_then(|p| p.frame_ids(&mut self.frames, records))
         {
             let from_parent: Vec<Frame> =
                 ids.into_iter().map(|id| self.frame(id).clone()).collect();
