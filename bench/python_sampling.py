@@ -47,7 +47,7 @@ def work_time(argv):
     raise RuntimeError(f"no result from {argv}: {proc.stdout}{proc.stderr}")
 
 
-def bpf_cost(args, rate, cmd):
+def bpf_cost(tracer, rate, cmd):
     """Kernel-side cost of the sampler itself: run_time_ns / run_cnt of the
     `python_sample` program (kernel.bpf_stats_enabled), last value seen
     before the tracer unloads it, against the work's CPU time."""
@@ -57,7 +57,7 @@ def bpf_cost(args, rate, cmd):
     try:
         tmp = tempfile.mkdtemp(prefix="tracer-bench-")
         proc = subprocess.Popen(
-            [args.tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "r.json"),
+            [tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "r.json"),
              "--rate", str(rate), "--", *cmd],
             stdout=subprocess.PIPE, text=True)
         runs = {}
@@ -172,15 +172,22 @@ def main():
     print()
     if len(rates) > 1:
         print_per_tick(results, base_cpu, max(rates), min(rates))
+    # The sampler's own run time per tick, on fib's recursion (one code
+    # object, repeated) and under a chain of distinct functions (a code
+    # object per frame: the per-frame work), each tracer in turn.
+    tracers = [("tracer", args.tracer)] + ([("baseline", args.baseline)] if args.baseline else [])
     for rate in rates:
-        cost = bpf_cost(args, rate, cmd)
-        if cost:
-            ns, count, cpu = cost
-            print(
-                f"- `python_sample` at {rate} Hz (kernel.bpf_stats_enabled): {ns / 1e6:.1f} ms in "
-                f"{count} runs, {ns / max(count, 1) / 1000:.2f} µs per tick, "
-                f"{100 * ns / 1e9 / cpu:.2f}% of the work's {cpu:.2f} s CPU"
-            )
+        for stack, work in (("fib(24)", cmd), (f"fib(24) under 24 distinct functions", cmd + ["chain"])):
+            for label, tracer in tracers:
+                cost = bpf_cost(tracer, rate, work)
+                if cost:
+                    ns, count, cpu = cost
+                    print(
+                        f"- {label}: `python_sample` at {rate} Hz on {stack} "
+                        f"(kernel.bpf_stats_enabled): {ns / 1e6:.1f} ms in {count} runs, "
+                        f"{ns / max(count, 1) / 1000:.2f} µs per tick, "
+                        f"{100 * ns / 1e9 / cpu:.2f}% of the work's {cpu:.2f} s CPU"
+                    )
     print(f"\nCommand: `sudo bench/python_sampling.py --rates {args.rates} --runs {args.runs} "
           f"--rounds {args.rounds}` (tracer: {args.tracer})")
 

@@ -183,10 +183,12 @@ const FRAME_BYTES: usize = 128;
 /// One frame's record and its next-outer frame: a single 128-byte read of
 /// the frame instead of four (falls back to field reads if the block
 /// crosses into unreadable memory), and one of its code object's check
-/// window. The block is not zeroed first: sixteen stores less per frame,
-/// and less work for the verifier on the walks.
+/// window, unless it is `last`'s code object (recursion: one read for a
+/// run of frames of the same function). The block is not zeroed first:
+/// sixteen stores less per frame, and less work for the verifier on the
+/// walks.
 #[inline(always)]
-fn read_frame(cfg: &PyConfig, frame: u64) -> (PyFrameRecord, u64) {
+fn read_frame(cfg: &PyConfig, frame: u64, last: &mut PyFrameRecord) -> (PyFrameRecord, u64) {
     let mut buf = core::mem::MaybeUninit::<[u8; FRAME_BYTES]>::uninit();
     // SAFETY: the helper writes at most FRAME_BYTES bytes into `buf`.
     let filled = unsafe {
@@ -225,8 +227,13 @@ fn read_frame(cfg: &PyConfig, frame: u64) -> (PyFrameRecord, u64) {
                 .unwrap_or(0);
         instr |= (owner as u64) << 56;
     }
-    let check = check_code(cfg, code);
-    (PyFrameRecord { code, instr, check }, back)
+    let check = if code == last.code {
+        last.check
+    } else {
+        check_code(cfg, code)
+    };
+    *last = PyFrameRecord { code, instr, check };
+    (*last, back)
 }
 
 /// The fingerprint of the code object at `code` now ([`code_check`]), 0 when
@@ -259,6 +266,8 @@ struct Walk {
     /// The record's frames.
     frames: *mut PyFrameRecord,
     depth: u64,
+    /// The last frame read.
+    last: PyFrameRecord,
 }
 
 /// One step of the sampler's walk: a `bpf_loop` callback, which the
@@ -272,7 +281,7 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 1;
     }
     // SAFETY: a map value that outlives the program run.
-    let (record, back) = read_frame(unsafe { &*walk.cfg }, walk.frame);
+    let (record, back) = read_frame(unsafe { &*walk.cfg }, walk.frame, &mut walk.last);
     // SAFETY: index < PY_MAX_DEPTH, inside the reserved record.
     unsafe { walk.frames.add(index as usize).write(record) };
     walk.depth = index + 1;
@@ -430,6 +439,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         // SAFETY: a field of the reserved record.
         frames: unsafe { core::ptr::addr_of_mut!((*sample).frames) }.cast::<PyFrameRecord>(),
         depth: 0,
+        last: PyFrameRecord::default(),
     };
     // SAFETY: `walk_step` is a bpf_loop callback; `walk` outlives the call.
     unsafe {
@@ -471,10 +481,11 @@ fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRec
     if frame == 0 {
         return false;
     }
+    let mut last = PyFrameRecord::default();
     for i in 0..N {
         let mut record = PyFrameRecord::default();
         if frame != 0 {
-            (record, frame) = read_frame(cfg, frame);
+            (record, frame) = read_frame(cfg, frame, &mut last);
         }
         // SAFETY: i < N, inside the caller's record of N frames.
         unsafe { frames.add(i).write(record) };

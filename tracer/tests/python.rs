@@ -187,6 +187,64 @@ fn stale_code_objects_are_not_trusted_on_3_8_and_3_9() {
     }
 }
 
+/// Code objects freed a moment after they ran, each leaving its address
+/// to the next (`code_reuse.py`: one `exec`'d function after another, the
+/// same size): every sample's frame is named by the function that was
+/// running when it was taken, never by one that took its address later
+/// (checked on the samples' timestamps in the Perfetto trace, against
+/// each function's window as the workload measured it); a frame whose code
+/// object was freed before the tracer could read it is unresolved.
+#[test]
+fn frames_are_named_by_the_code_that_ran_not_by_the_code_there_later() {
+    require_root();
+    for version in ["3.9.18", "3.12.1"] {
+        let scratch = Scratch::new(&format!("code_reuse_{version}"));
+        let windows_path = scratch.path("windows.json");
+        let trace = scratch.path("trace.pftrace");
+        let report = common::trace_command(
+            &scratch,
+            &["--rate", "499", "--perfetto", &trace],
+            &python_command(&pyenv(version), "code_reuse.py", &[&windows_path]),
+        );
+        let windows = load_json(&windows_path);
+        let window = |name: &str| {
+            let w = windows
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w[0] == name)
+                .unwrap_or_else(|| panic!("{name} is not a function of the workload"));
+            (w[1].as_u64().unwrap(), w[2].as_u64().unwrap())
+        };
+        let summary = common::perfetto_summary(&trace);
+        // The trace's clock is the tracer's monotonic clock moved to
+        // CLOCK_BOOTTIME by one offset read at start; a misnamed frame is
+        // off by a whole generation (30 ms of CPU, plus its compile).
+        let slack = 2_000_000;
+        let mut named = 0;
+        for sample in summary["samples"].as_array().unwrap() {
+            let ts = sample["ts"].as_u64().unwrap();
+            for frame in sample["frames"].as_array().unwrap() {
+                let function = frame["function"].as_str().unwrap();
+                if !function.starts_with("gen_") {
+                    continue;
+                }
+                let (start, end) = window(function);
+                assert!(
+                    start - slack <= ts && ts <= end + slack,
+                    "{version}: a sample at {ts} named {function}, which ran from {start} to {end}: {sample}\n{windows}"
+                );
+                named += 1;
+            }
+        }
+        // The tracer keeps up with most of them while they run.
+        assert!(
+            named > 0,
+            "{version}: no frame named a generation\n{report:#}"
+        );
+    }
+}
+
 #[test]
 fn calibrated_pyenv_3_8() {
     calibrated("pyenv38", &pyenv("3.8.18"), "3.8.18");
