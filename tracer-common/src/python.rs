@@ -55,6 +55,11 @@ pub struct PyConfig {
     pub interp_threads_head: u32,
     pub tstate_next: u32,
     pub tstate_thread_id: u32,
+    /// Offsets of `asyncio_running_task` in `PyThreadState` and of the
+    /// name in a task object (`.AsyncioDebug`, CPython 3.14+), or
+    /// [`PY_NO_OFFSET`]: a sample then names no task.
+    pub tstate_running_task: u32,
+    pub task_name: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -160,6 +165,11 @@ pub struct PySample {
     pub depth: u32,
     /// 1 if the stack was deeper than [`PY_MAX_DEPTH`].
     pub truncated: u32,
+    /// The thread's running asyncio task (0: none, or not configured) and
+    /// its name object then: userspace names the task from that object,
+    /// so a task freed and its address reused is not named as another.
+    pub task: u64,
+    pub task_name: u64,
     pub frames: [PyFrameRecord; PY_MAX_DEPTH],
 }
 
@@ -179,7 +189,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 80);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 16);
@@ -188,7 +198,7 @@ const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
 const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 16 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 16 * PY_FORK_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 16 * PY_EVENT_DEPTH + 8);
-const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 * PY_MAX_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 + 16 * PY_MAX_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -161,6 +161,9 @@ impl Offsets {
             interp_threads_head: self.interp_threads_head as u32,
             tstate_next: self.tstate_next as u32,
             tstate_thread_id: self.tstate_thread_id as u32,
+            // From `.AsyncioDebug` once found: set by the process's state.
+            tstate_running_task: PY_NO_OFFSET,
+            task_name: PY_NO_OFFSET,
         }
     }
 }
