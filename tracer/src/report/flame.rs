@@ -34,6 +34,15 @@ fn function_name(frame: &crate::frame::Frame) -> String {
 /// Where a truncated stack's missing outermost frames would be.
 pub const TRUNCATED: &str = "[truncated]";
 
+/// The frame that puts a stack under the asyncio task it ran in, outside
+/// its Python frames.
+pub fn task_frame(stack: &super::PythonStack) -> Option<String> {
+    stack
+        .task
+        .as_ref()
+        .map(|task| clean(&format!("task: {task}")))
+}
+
 /// How the stacks of several processes are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Roots {
@@ -74,6 +83,7 @@ pub fn folded(report: &Report, roots: Roots) -> String {
             .get(&stack.pid)
             .cloned()
             .into_iter()
+            .chain(task_frame(stack))
             .chain(stack.truncated.then(|| TRUNCATED.to_owned()))
             .chain(stack.frames.iter().rev().map(function_name))
             .collect::<Vec<_>>()
@@ -280,11 +290,16 @@ pub fn speedscope(report: &Report) -> String {
         .stacks
         .iter()
         .map(|stack| {
-            stack
-                .frames
-                .iter()
-                .rev()
-                .map(|f| {
+            let task = task_frame(stack).map(|name| {
+                *index
+                    .entry((name.clone(), String::new(), 0))
+                    .or_insert_with(|| {
+                        frames.push(serde_json::json!({ "name": name }));
+                        frames.len() - 1
+                    })
+            });
+            task.into_iter()
+                .chain(stack.frames.iter().rev().map(|f| {
                     let key = (f.qualname.clone(), f.file.clone(), f.line);
                     *index.entry(key).or_insert_with(|| {
                         frames.push(serde_json::json!({
@@ -292,7 +307,7 @@ pub fn speedscope(report: &Report) -> String {
                         }));
                         frames.len() - 1
                     })
-                })
+                }))
                 .collect()
         })
         .collect();

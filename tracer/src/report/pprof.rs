@@ -254,8 +254,11 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         if stack.truncated {
             location_id.push(tables.location(&truncated));
         }
-        let label = labels
-            .of(stack.pid, stack.tid)
+        let mut of_stack = labels.of(stack.pid, stack.tid);
+        if let Some(task) = &stack.task {
+            of_stack.push(("task", Value::Str(task)));
+        }
+        let label = of_stack
             .into_iter()
             .map(|(key, value)| {
                 let key = tables.string(key);
