@@ -121,3 +121,85 @@ pub fn section(
         samples_by_task,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::python::Sampled;
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            qualname: name.into(),
+            function: name.into(),
+            file: "/w.py".into(),
+            line: 1,
+            first_line: 1,
+        }
+    }
+
+    fn at(tid: u32, task: u32) -> Sampled {
+        Sampled {
+            pid: 7,
+            generation: 0,
+            tid,
+            task,
+        }
+    }
+
+    #[test]
+    fn samples_go_to_their_task_with_its_own_hotspots() {
+        let tasks = [
+            TaskKey {
+                pid: 7,
+                generation: 0,
+                address: 0x10,
+                name: Some("light".into()),
+            },
+            TaskKey {
+                pid: 7,
+                generation: 0,
+                address: 0x20,
+                name: Some("heavy".into()),
+            },
+            TaskKey {
+                pid: 7,
+                generation: 0,
+                address: 0x30,
+                name: None,
+            },
+        ];
+        let heavy = [frame("heavy_spin"), frame("work")];
+        let light = [frame("light_spin"), frame("work")];
+        let loop_ = [frame("_run_once")];
+        let rows: Vec<Row> = vec![
+            (at(1, 2), &heavy, 30, false),
+            (at(1, 1), &light, 10, false),
+            // The same task on another thread adds up; no task: no row.
+            (at(2, 2), &heavy, 5, false),
+            (at(1, 0), &loop_, 50, false),
+            (at(1, 3), &light, 1, false),
+        ];
+        let out = samples_by_task(&rows, &tasks);
+        let got: Vec<(&str, &str, u64, &str)> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.task.as_str(),
+                    r.id.as_str(),
+                    r.samples,
+                    r.hotspots[0].qualname.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("heavy", "0x20", 35, "heavy_spin"),
+                ("light", "0x10", 10, "light_spin"),
+                (UNNAMED_TASK, "0x30", 1, "light_spin"),
+            ]
+        );
+        assert_eq!(out[0].hotspots[0].self_share, 100.0);
+        assert!(out[0].hotspots.iter().all(|h| h.qualname != "light_spin"));
+    }
+}

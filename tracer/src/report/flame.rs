@@ -178,6 +178,8 @@ mod tests {
                 tid: 1,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
@@ -185,6 +187,8 @@ mod tests {
                 tid: 2,
                 samples: 2,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
@@ -192,6 +196,8 @@ mod tests {
                 tid: 1,
                 samples: 1,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("a;b"), frame("main")],
             },
         ];
@@ -222,6 +228,37 @@ mod tests {
     }
 
     #[test]
+    fn a_task_frame_sits_above_the_python_frames() {
+        let mut report = Report::default();
+        report.python.stacks = vec![
+            PythonStack {
+                tid: 1,
+                samples: 3,
+                frames: vec![frame("spin"), frame("work")],
+                task: Some("heavy".into()),
+                task_id: Some("0x10".into()),
+                ..PythonStack::default()
+            },
+            PythonStack {
+                tid: 1,
+                samples: 2,
+                frames: vec![frame("_run_once")],
+                ..PythonStack::default()
+            },
+        ];
+        let folded = folded(&report, Roots::PerProcess);
+        assert!(
+            folded.contains("task: heavy;work (/w.py);spin (/w.py) 3\n"),
+            "{folded}"
+        );
+        assert!(
+            folded.contains("\n_run_once (/w.py) 2\n")
+                || folded.starts_with("_run_once (/w.py) 2\n"),
+            "{folded}"
+        );
+    }
+
+    #[test]
     fn a_root_frame_per_process_unless_merged() {
         let mut report = Report::default();
         let stack = |pid, samples| PythonStack {
@@ -229,6 +266,8 @@ mod tests {
             tid: pid,
             samples,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame("work"), frame("main")],
         };
         report.python.stacks = vec![stack(10, 3), stack(11, 2)];
@@ -393,6 +432,8 @@ mod speedscope_tests {
                 tid: 7,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner", 5), frame("main", 9)],
             },
             PythonStack {
@@ -400,6 +441,8 @@ mod speedscope_tests {
                 tid: 8,
                 samples: 1,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("main", 9)],
             },
         ];
@@ -446,6 +489,8 @@ mod speedscope_tests {
             tid: 7,
             samples,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame(f)],
         };
         let mut report = Report::default();

@@ -349,6 +349,8 @@ mod tests {
                 tid: 8,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("leaf", 3), frame("main", 9)],
             },
             PythonStack {
@@ -356,6 +358,8 @@ mod tests {
                 tid: 9,
                 samples: 2,
                 truncated: true,
+                task: None,
+                task_id: None,
                 frames: vec![frame("other", 4), frame("main", 9)],
             },
         ];
@@ -498,6 +502,8 @@ mod tests {
             tid: 10,
             samples: 1,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame("leaf", 3)],
         }];
         let profile = decode(&encode(&report).unwrap());
