@@ -63,6 +63,11 @@ pub struct PyConfig {
     pub code_check_mask: u32,
     /// 1 when the frame's code field is a tagged `_PyStackRef` (3.14+).
     pub code_is_stackref: u32,
+    /// Offsets of `asyncio_running_task` in `PyThreadState` and of the
+    /// name in a task object (`.AsyncioDebug`, CPython 3.14+), or
+    /// [`PY_NO_OFFSET`]: a sample then names no task.
+    pub tstate_running_task: u32,
+    pub task_name: u32,
     pub _pad: u32,
 }
 
@@ -196,6 +201,11 @@ pub struct PySample {
     pub depth: u32,
     /// 1 if the stack was deeper than [`PY_MAX_DEPTH`].
     pub truncated: u32,
+    /// The thread's running asyncio task (0: none, or not configured) and
+    /// its name object then: userspace names the task from that object,
+    /// so a task freed and its address reused is not named as another.
+    pub task: u64,
+    pub task_name: u64,
     pub frames: [PyFrameRecord; PY_MAX_DEPTH],
 }
 
@@ -215,7 +225,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 88);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 96);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 24);
@@ -224,7 +234,7 @@ const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
 const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 24 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 24 * PY_FORK_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 24 * PY_EVENT_DEPTH + 8);
-const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 24 * PY_MAX_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 + 24 * PY_MAX_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {

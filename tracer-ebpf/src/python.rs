@@ -393,6 +393,21 @@ fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
     Some(search.found)
 }
 
+/// The thread's running asyncio task and its name object now ((0, 0):
+/// none, or the process has no asyncio offsets): two reads, only for a
+/// process whose `.AsyncioDebug` was found.
+#[inline(always)]
+fn running_task(cfg: &PyConfig, tstate: u64) -> (u64, u64) {
+    if cfg.tstate_running_task == PY_NO_OFFSET {
+        return (0, 0);
+    }
+    let task = read_u64(tstate + cfg.tstate_running_task as u64);
+    if task == 0 || cfg.task_name == PY_NO_OFFSET {
+        return (task, 0);
+    }
+    (task, read_u64(task + cfg.task_name as u64))
+}
+
 #[perf_event]
 pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -427,6 +442,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         ticks.no_frame += 1;
         return 0;
     }
+    let (task, task_name) = running_task(cfg, tstate);
     let cfg: *const PyConfig = cfg;
     let Some(mut entry) = EVENTS.reserve::<PySample>(0) else {
         count_drop(drops::PY_SAMPLES);
@@ -461,6 +477,8 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         });
         core::ptr::addr_of_mut!((*sample).depth).write(depth);
         core::ptr::addr_of_mut!((*sample).truncated).write(u32::from(frame != 0));
+        core::ptr::addr_of_mut!((*sample).task).write(task);
+        core::ptr::addr_of_mut!((*sample).task_name).write(task_name);
     }
     entry.submit(RB_NO_WAKEUP);
     0

@@ -59,6 +59,10 @@ pub enum Event {
         tid: u32,
         frames: Vec<PyFrameRecord>,
         truncated: bool,
+        /// The running asyncio task's address and its name object then
+        /// (0: no task).
+        task: u64,
+        task_name: u64,
     },
     /// A kernel-event stack (reads, sleeps) seen for the first time.
     PyStack {
@@ -346,6 +350,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tid: header.tid,
                 frames: sample.frames[..depth].to_vec(),
                 truncated: sample.truncated != 0,
+                task: sample.task,
+                task_name: sample.task_name,
             }
         }
         EventKind::PyStack => {
@@ -982,6 +988,8 @@ mod tests {
             header: header(EventKind::PySample),
             depth: 2,
             truncated: 1,
+            task: 0x7000,
+            task_name: 0x8000,
             frames: [PyFrameRecord::default(); PY_MAX_DEPTH],
         };
         sample.frames[0] = PyFrameRecord {
@@ -1005,12 +1013,15 @@ mod tests {
                 tgid,
                 frames,
                 truncated,
+                task,
+                task_name,
                 ..
             } => {
                 assert_eq!(tgid, 100);
                 assert_eq!(frames.len(), 2);
                 assert_eq!(frames[1].code, 0x3000);
                 assert!(truncated);
+                assert_eq!((task, task_name), (0x7000, 0x8000));
             }
             other => panic!("{other:?}"),
         }

@@ -13,6 +13,13 @@
 //! `next` is null), so it does not list the second loop's tasks; 3.15's
 //! walks every thread. The test says so rather than hide the difference.
 //!
+//! Samples go to the task that ran them: `asyncio_task_samples.py` runs
+//! two named CPU-bound tasks, "heavy" doing 3 times the rounds of "light",
+//! interleaved on one loop; `python.asyncio.samples_by_task` must give
+//! each its share (against the CPU time the workload measured for each)
+//! with its own spin function on top, and the folded stacks and the pprof
+//! profile (read by `go tool pprof`) must carry the task.
+//!
 //! Run: sudo -E cargo test --release -p tracer --test asyncio -- --test-threads=1
 
 mod common;
@@ -24,8 +31,8 @@ use std::{
 };
 
 use common::{
-    Proc, Scratch, attach_tracer, load_json, require_root, say_go, spawn_until_ready_with_stdout,
-    text, tracer,
+    Proc, Scratch, attach_tracer, http::parse_traces, load_json, require_root, say_go,
+    spawn_until_ready_with_stdout, text, tracer,
 };
 use serde_json::Value;
 
@@ -59,25 +66,37 @@ fn start(
     python: &str,
     test: &str,
 ) -> (Proc, common::Lines<std::process::ChildStdout>, u32) {
+    start_workload(root, python, test, "asyncio_tasks.py", &[]).0
+}
+
+/// `workload` started in `root` with `args` (paths inside the root; `{dir}`
+/// is its scratch directory there), and that directory as the host sees it.
+fn start_workload(
+    root: &Path,
+    python: &str,
+    test: &str,
+    workload: &str,
+    args: &[&str],
+) -> (
+    (Proc, common::Lines<std::process::ChildStdout>, u32),
+    PathBuf,
+) {
     let inside = format!("/tmp/tracer-tests/{test}");
     let host = root.join(inside.trim_start_matches('/'));
     let _ = std::fs::remove_dir_all(&host);
     std::fs::create_dir_all(&host).unwrap();
-    std::fs::copy(
-        common::workload("asyncio_tasks.py"),
-        host.join("asyncio_tasks.py"),
-    )
-    .unwrap();
-    let command = vec![
+    std::fs::copy(common::workload(workload), host.join(workload)).unwrap();
+    let mut command = vec![
         "unshare".to_owned(),
         "--mount".into(),
         "--mount-proc".into(),
         format!("--root={}", root.display()),
         python.into(),
         "-B".into(),
-        format!("{inside}/asyncio_tasks.py"),
+        format!("{inside}/{workload}"),
     ];
-    spawn_until_ready_with_stdout(&command)
+    command.extend(args.iter().map(|a| a.replace("{dir}", &inside)));
+    (spawn_until_ready_with_stdout(&command), host)
 }
 
 /// `python -m asyncio ARGS PID` in the target's own root and mount
@@ -343,4 +362,110 @@ fn python_3_13_says_why_no_tasks() {
     say_go(&mut workload);
     stdout.wait_for("done");
     workload.wait();
+}
+
+/// Samples go to the task that was running (see the module's notes).
+fn samples_by_task(python: &str, test: &str) {
+    require_root();
+    let root = sid();
+    let ((mut workload, mut stdout, pid), host) = start_workload(
+        &root,
+        python,
+        test,
+        "asyncio_task_samples.py",
+        &["{dir}/known.json"],
+    );
+    let scratch = Scratch::new(test);
+    let (json, folded, pprof) = (
+        scratch.path("report.json"),
+        scratch.path("stacks.folded"),
+        scratch.path("profile.pb.gz"),
+    );
+    let (mut traced, mut stderr) = attach_tracer(
+        pid,
+        &[
+            "--rate", "999", "--format", "json", "-o", &json, "--folded", &folded, "--pprof",
+            &pprof,
+        ],
+    );
+    say_go(&mut workload);
+    stdout.wait_for("done");
+    workload.wait();
+    assert_eq!(traced.wait().code(), Some(0), "tracer: {}", stderr.rest());
+    let known = load_json(host.join("known.json").to_str().unwrap());
+    let report = load_json(&json);
+    let asyncio = &report["python"]["asyncio"];
+    let context = format!("{asyncio:#}\nworkload: {known}");
+    let row = |name: &str| {
+        asyncio["samples_by_task"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["task"] == name && r["pid"] == pid)
+            .unwrap_or_else(|| panic!("no task {name}\n{context}"))
+            .clone()
+    };
+    let (heavy, light) = (row("heavy"), row("light"));
+    let samples = |r: &Value| r["samples"].as_u64().unwrap();
+    // Each task's share against the CPU time the workload measured in it.
+    let cpu = |name: &str| known["cpu_ns"][name].as_f64().unwrap();
+    let measured = cpu("heavy") / cpu("light");
+    let got = samples(&heavy) as f64 / samples(&light).max(1) as f64;
+    assert!(
+        samples(&light) >= 50 && (got / measured - 1.0).abs() <= 0.35,
+        "heavy/light: {got:.2} sampled vs {measured:.2} measured\n{context}"
+    );
+    // Their hotspots are their own functions.
+    for (row, own, other) in [
+        (&heavy, "heavy_spin", "light_spin"),
+        (&light, "light_spin", "heavy_spin"),
+    ] {
+        let hotspots = row["hotspots"].as_array().unwrap();
+        assert_eq!(hotspots[0]["qualname"], own, "{context}");
+        assert!(hotspots.iter().all(|h| h["qualname"] != other), "{context}");
+        assert!(row["id"].as_str().unwrap().starts_with("0x"), "{context}");
+    }
+    // The stacks name their task; the folded ones put it above the frames.
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    for (task, spin) in [("heavy", "heavy_spin"), ("light", "light_spin")] {
+        assert!(
+            folded
+                .lines()
+                .any(|l| l.starts_with(&format!("task: {task};")) && l.contains(spin)),
+            "{folded}"
+        );
+    }
+    assert!(
+        !folded
+            .lines()
+            .any(|l| l.starts_with("task: light;") && l.contains("heavy_spin")),
+        "{folded}"
+    );
+    // pprof: a `task` label on each sample that ran in one.
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-traces", &pprof])
+        .output()
+        .expect("go (Debian's golang-go; `cargo xtask test` installs it)");
+    assert!(out.status.success(), "go tool pprof: {out:?}");
+    let traces = parse_traces(&text(&out.stdout));
+    for (task, spin) in [("heavy", "heavy_spin"), ("light", "light_spin")] {
+        assert!(
+            traces
+                .iter()
+                .any(|t| t.label("task") == Some(task)
+                    && t.frames.first().is_some_and(|f| f == spin)),
+            "no {task} sample in {spin}:\n{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn python_3_14_samples_by_task() {
+    samples_by_task("/usr/bin/python3.14", "task-samples-3.14");
+}
+
+#[test]
+fn python_3_15_samples_by_task() {
+    samples_by_task("/usr/bin/python3.15", "task-samples-3.15");
 }

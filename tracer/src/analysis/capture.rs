@@ -92,6 +92,7 @@ impl Captures {
             tid,
             frames,
             truncated,
+            ..
         } = event
             && !self.windows.is_empty()
             && let Some(tree) = tree
@@ -211,6 +212,7 @@ fn window_report(
                 samples,
                 truncated,
                 frames: ids.iter().map(|&id| tree.frame(id).clone()).collect(),
+                ..PythonStack::default()
             }
         })
         .collect();

@@ -175,6 +175,8 @@ impl Collector {
                 tid,
                 frames,
                 truncated,
+                task,
+                task_name,
             } => {
                 // A main thread holding up a Python signal handler: where.
                 if tid == tgid
@@ -191,7 +193,9 @@ impl Collector {
                 {
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
                     let process = (tgid, tree.generation(tgid));
-                    self.profile.on_sample(t_ns, process, tid, ids, truncated);
+                    let task = (task != 0).then(|| (task, tree.task_name(tgid, task, task_name)));
+                    self.profile
+                        .on_sample(t_ns, process, tid, ids, truncated, task);
                 }
             }
             Event::PyStack { key } => {
@@ -510,6 +514,7 @@ impl Collector {
             std::mem::take(&mut self.tasks_at_end),
             std::mem::take(&mut self.tasks_at_start),
             std::mem::take(&mut self.asyncio_notes),
+            std::mem::take(&mut python.asyncio.samples_by_task),
         );
         if let Some(tree) = &self.python {
             python::name_threads(&tree.thread_names(), &mut sched, &mut python);
@@ -676,7 +681,12 @@ impl Collector {
         }
         python.threads_at_start = self.threads_at_start;
         // The dump's one look is its `tasks`: the latest.
-        python.asyncio = asyncio::section(self.tasks_at_start, Vec::new(), self.asyncio_notes);
+        python.asyncio = asyncio::section(
+            self.tasks_at_start,
+            Vec::new(),
+            self.asyncio_notes,
+            Vec::new(),
+        );
         Report {
             schema_version: SCHEMA_VERSION,
             target: self.target,

@@ -27,10 +27,30 @@ const MAX_THREAD_ROWS: usize = 20;
 /// A sampled stack's place: the thread, and which process its pid named
 /// then (a pid reused on a busy host names another process).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Sampled {
-    pid: u32,
-    generation: u32,
-    tid: u32,
+pub(super) struct Sampled {
+    pub(super) pid: u32,
+    pub(super) generation: u32,
+    pub(super) tid: u32,
+    /// The asyncio task it ran in: 0 none, else 1 + its index in
+    /// `Profile::tasks`.
+    pub(super) task: u32,
+}
+
+impl Sampled {
+    /// The thread alone (tables per thread add up its tasks).
+    fn thread(self) -> Self {
+        Self { task: 0, ..self }
+    }
+}
+
+/// An asyncio task samples ran in: its process, address and name (`None`:
+/// it could not be read).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct TaskKey {
+    pub(super) pid: u32,
+    pub(super) generation: u32,
+    pub(super) address: u64,
+    pub(super) name: Option<String>,
 }
 
 /// One distinct sampled stack: where, whether cut at the walk's bound,
@@ -39,7 +59,7 @@ type StackKey = (Sampled, bool, Vec<FrameId>);
 
 /// A distinct stack as the section is built from it: where, its frames,
 /// its samples, whether it was cut at the walk's bound.
-type Row<'a> = (Sampled, &'a [Frame], u64, bool);
+pub(super) type Row<'a> = (Sampled, &'a [Frame], u64, bool);
 
 /// Samples kept in time order for the exports: 16 MB at most, about 28 h
 /// of one thread at 99 Hz. Later samples are still counted in the stacks;
@@ -67,11 +87,15 @@ pub struct Profile {
     forks: HashMap<Vec<Frame>, u64>,
     /// `--count-entries`: entry-counter key -> (function, latest count).
     entries: HashMap<PyEntryKey, (Frame, u64)>,
+    /// The asyncio tasks samples ran in, in the order first seen.
+    tasks: Vec<TaskKey>,
+    task_index: HashMap<TaskKey, u32>,
 }
 
 impl Profile {
     /// One sampled stack (frames interned by the tree's frame table) of
-    /// the process that is `generation` of its pid.
+    /// the process that is `generation` of its pid; `task`: the asyncio
+    /// task it ran in (address, name if read).
     pub fn on_sample(
         &mut self,
         t_ns: u64,
@@ -79,7 +103,22 @@ impl Profile {
         tid: u32,
         frames: Vec<FrameId>,
         truncated: bool,
+        task: Option<(u64, Option<String>)>,
     ) {
+        let task = task.map_or(0, |(address, name)| {
+            let key = TaskKey {
+                pid,
+                generation,
+                address,
+                name,
+            };
+            let next = self.tasks.len() as u32 + 1;
+            let index = *self.task_index.entry(key.clone()).or_insert(next);
+            if index == next {
+                self.tasks.push(key);
+            }
+            index
+        });
         let per_pid = self.samples.entry(pid).or_default();
         per_pid.0 += 1;
         per_pid.1 += u64::from(truncated);
@@ -91,6 +130,7 @@ impl Profile {
                     pid,
                     generation,
                     tid,
+                    task,
                 },
                 truncated,
                 frames,
@@ -275,6 +315,14 @@ impl Profile {
             section.ticks_outside_python += t.no_frame;
         }
         let position = fill(&mut section, &stacks);
+        for (row, (at, ..)) in stacks.iter().enumerate() {
+            if let Some(task) = at.task.checked_sub(1).map(|i| &self.tasks[i as usize]) {
+                let stack = &mut section.stacks[position[row]];
+                stack.task = Some(super::asyncio::task_label(task.name.as_deref()).into());
+                stack.task_id = Some(super::asyncio::id(task.address));
+            }
+        }
+        section.asyncio.samples_by_task = super::asyncio::samples_by_task(&stacks, &self.tasks);
         if self.timeline_overflowed {
             section.timeline_complete = false;
         } else {
@@ -522,11 +570,15 @@ struct Counted {
     pids: BTreeSet<u32>,
 }
 
-fn hotspots(stacks: &[Row], thread: Option<Sampled>, limit: usize) -> (u64, Vec<Hotspot>) {
+pub(super) fn hotspots(
+    stacks: &[Row],
+    thread: Option<Sampled>,
+    limit: usize,
+) -> (u64, Vec<Hotspot>) {
     let mut by_fn: BTreeMap<FunctionKey, Counted> = BTreeMap::new();
     let mut total = 0;
     for (at, frames, count, _) in stacks {
-        if thread.is_some_and(|want| want != *at) {
+        if thread.is_some_and(|want| want != at.thread()) {
             continue;
         }
         total += count;
@@ -609,7 +661,7 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     });
     lines.truncate(MAX_ROWS);
     section.lines = lines;
-    let mut threads: Vec<Sampled> = stacks.iter().map(|s| s.0).collect();
+    let mut threads: Vec<Sampled> = stacks.iter().map(|s| s.0.thread()).collect();
     threads.sort_unstable();
     threads.dedup();
     section.threads = threads
@@ -644,6 +696,7 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
                 samples: count,
                 truncated,
                 frames: frames.to_vec(),
+                ..PythonStack::default()
             }
         })
         .collect();
@@ -752,6 +805,7 @@ mod tests {
             pid,
             generation: 0,
             tid,
+            task: 0,
         }
     }
 

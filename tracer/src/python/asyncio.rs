@@ -139,33 +139,9 @@ pub struct Interpreter<'a> {
 /// The tasks of process `pid`, whose threads are `tstates` (host tid,
 /// `PyThreadState` address).
 pub fn look(pid: u32, interp: &Interpreter, tstates: &[(u32, u64)]) -> Look<PyFrameRecord> {
-    let maps = match procfs::maps(pid) {
-        Ok(text) => discover::parse_maps(&text),
-        Err(err) => return Look::Failed(format!("cannot read /proc/{pid}/maps: {err}")),
-    };
-    let is_asyncio_module = |path: &str| {
-        std::path::Path::new(path)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("_asyncio."))
-    };
-    if interp.minor < 14 {
-        return Look::TooOld {
-            version: interp.version.to_owned(),
-            loaded: maps.iter().any(|m| is_asyncio_module(&m.path)),
-        };
-    }
-    // 3.14 keeps the section in the `_asyncio` module, 3.15 in the interpreter.
-    let wanted = |path: &str| is_asyncio_module(path) || discover::name_hint(path).is_some();
-    let Some((address, size)) = discover::mapped_section(pid, &maps, wanted, SECTION) else {
-        return if interp.minor == 14 {
-            Look::NotImported
-        } else {
-            Look::Failed(format!(
-                "no {SECTION} section in the interpreter of CPython {}",
-                interp.version
-            ))
-        };
+    let (address, size) = match section(pid, interp) {
+        Ok(found) => found,
+        Err(look) => return look,
     };
     let mut result = read_offsets(interp, address, size)
         .and_then(|(aio, obj)| Walk::new(interp, aio, obj).tasks(interp.runtime, tstates));
@@ -180,6 +156,49 @@ pub fn look(pid: u32, interp: &Interpreter, tstates: &[(u32, u64)]) -> Look<PyFr
         Ok(tasks) => Look::Tasks(tasks),
         Err(err) => Look::Failed(format!("cannot read its asyncio tasks: {err}")),
     }
+}
+
+/// The offsets of process `pid`'s asyncio, read from its `.AsyncioDebug`
+/// section: `Err` with what a look would say when there are none (yet).
+pub fn offsets<T>(
+    pid: u32,
+    interp: &Interpreter,
+) -> Result<(AsyncioOffsets, ObjectOffsets), Look<T>> {
+    let (address, size) = section(pid, interp)?;
+    read_offsets(interp, address, size)
+        .map_err(|err| Look::Failed(format!("cannot read its asyncio offsets: {err}")))
+}
+
+/// Where the `.AsyncioDebug` section is mapped in process `pid`.
+fn section<T>(pid: u32, interp: &Interpreter) -> Result<(u64, u64), Look<T>> {
+    let maps = match procfs::maps(pid) {
+        Ok(text) => discover::parse_maps(&text),
+        Err(err) => return Err(Look::Failed(format!("cannot read /proc/{pid}/maps: {err}"))),
+    };
+    let is_asyncio_module = |path: &str| {
+        std::path::Path::new(path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("_asyncio."))
+    };
+    if interp.minor < 14 {
+        return Err(Look::TooOld {
+            version: interp.version.to_owned(),
+            loaded: maps.iter().any(|m| is_asyncio_module(&m.path)),
+        });
+    }
+    // 3.14 keeps the section in the `_asyncio` module, 3.15 in the interpreter.
+    let wanted = |path: &str| is_asyncio_module(path) || discover::name_hint(path).is_some();
+    discover::mapped_section(pid, &maps, wanted, SECTION).ok_or_else(|| {
+        if interp.minor == 14 {
+            Look::NotImported
+        } else {
+            Look::Failed(format!(
+                "no {SECTION} section in the interpreter of CPython {}",
+                interp.version
+            ))
+        }
+    })
 }
 
 fn read_offsets(
@@ -336,7 +355,7 @@ impl<'a> Walk<'a> {
 
     /// A task's name: a `str`, or the number of a `Task-N` name asyncio
     /// has not made yet (3.13+ names tasks lazily).
-    fn name(&self, object: u64) -> Result<String, AsyncioError> {
+    pub fn name(&self, object: u64) -> Result<String, AsyncioError> {
         if object == 0 {
             return Err(corrupt("a task without a name"));
         }

@@ -102,6 +102,18 @@ impl Ready {
         }
     }
 
+    /// The interpreter as the asyncio readers need it.
+    pub(super) fn asyncio_interpreter(&self) -> super::asyncio::Interpreter<'_> {
+        let interpreter = &self.binary.interpreter;
+        super::asyncio::Interpreter {
+            memory: &self.memory,
+            offsets: &self.binary.offsets,
+            minor: interpreter.minor,
+            version: &interpreter.version,
+            runtime: interpreter.runtime,
+        }
+    }
+
     /// Every thread whose kernel (host) id is known.
     pub(super) fn thread_states(&mut self, pid: u32) -> (Vec<KnownThread>, threads::Census) {
         let mut states = threads::thread_states(

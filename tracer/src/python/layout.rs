@@ -165,6 +165,9 @@ impl Offsets {
             code_check: check.map_or(PY_NO_OFFSET, |(at, _)| at as u32),
             code_check_mask: check.map_or(0, |(_, mask)| mask),
             code_is_stackref: u32::from(self.code_is_stackref),
+            // From `.AsyncioDebug` once found: set by the process's state.
+            tstate_running_task: PY_NO_OFFSET,
+            task_name: PY_NO_OFFSET,
             _pad: 0,
         }
     }

@@ -4,7 +4,8 @@
 //! sampler (`threads`), and turn sampled raw stacks (code-object pointers +
 //! instruction positions) into [`Frame`](crate::frame::Frame)s by reading
 //! its memory (`symbols`, `code`, `memory`); `asyncio` reads its asyncio
-//! tasks (`asyncio_offsets`: the offsets CPython 3.14+ publishes for them). `discovery` is where the search
+//! tasks (`asyncio_offsets`: the offsets CPython 3.14+ publishes for them;
+//! `running_task`: the task each sample ran in). `discovery` is where the search
 //! for a process's interpreter stands, `process` holds one process's
 //! state, `tree` every Python process of the trace. Counting and the report section are `analysis::python`'s: nothing
 //! here knows the report.
@@ -19,6 +20,7 @@ pub mod layout;
 pub mod memory;
 pub mod names;
 pub mod process;
+pub mod running_task;
 pub mod symbols;
 pub mod threads;
 pub mod tree;

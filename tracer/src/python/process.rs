@@ -18,6 +18,7 @@ use super::{
     handlers,
     memory::{self, ProcessMemory},
     names::{self, NameCache},
+    running_task::RunningTasks,
     symbols::{FrameId, FrameTable, Symbols},
     threads,
 };
@@ -103,6 +104,8 @@ pub struct PythonProcess {
     /// drops what the kernel side was given, and may come after a look that
     /// already saw the new program.
     awaiting_exec: bool,
+    /// The asyncio task each sample ran in (3.14+).
+    tasks: RunningTasks,
 }
 
 /// While the signal handler table is not found, it is searched for again
@@ -153,6 +156,7 @@ impl PythonProcess {
             signal_checks_published: false,
             handler_table_published: true,
             awaiting_exec: false,
+            tasks: RunningTasks::default(),
         }
     }
 
@@ -186,6 +190,7 @@ impl PythonProcess {
         process.name_cache = self.name_cache.clone();
         process.handler_table = self.handler_table;
         process.handlers = self.handlers.clone();
+        process.tasks = self.tasks.clone();
         process
     }
 
@@ -280,6 +285,7 @@ impl PythonProcess {
         self.handler_table_searched = None;
         self.handler_table_searches = 0;
         self.handlers.clear();
+        self.tasks = RunningTasks::default();
         self.since = Instant::now();
         self.last_search = None;
     }
@@ -437,12 +443,18 @@ impl PythonProcess {
             self.read_stack_every,
             self.handler_table,
             ready,
+            &self.tasks,
         ))
     }
 
     /// The kernel side's view of this process: its interpreter's layout,
     /// how often reads get a stack, and where its signal handlers are.
-    fn config_of(read_stack_every: u32, handler_table: Option<u64>, ready: &Ready) -> PyConfig {
+    fn config_of(
+        read_stack_every: u32,
+        handler_table: Option<u64>,
+        ready: &Ready,
+        tasks: &RunningTasks,
+    ) -> PyConfig {
         let mut config = ready.binary.offsets.bpf_config();
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
@@ -453,6 +465,7 @@ impl PythonProcess {
             .wrapping_add(ready.binary.offsets.runtime_interpreters_head);
         config.function_code =
             handlers::function_code(&ready.binary.offsets, ready.binary.interpreter.minor) as u32;
+        tasks.configure(&mut config);
         config
     }
 
@@ -582,6 +595,15 @@ impl PythonProcess {
         }
     }
 
+    /// The name of asyncio task `task`, from the name object `name` a
+    /// sample saw in it (`None`: not readable).
+    pub fn task_name(&mut self, task: u64, name: u64) -> Option<String> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        self.tasks.name(&ready.asyncio_interpreter(), task, name)
+    }
+
     /// The function whose code object is at `code` (entry counter keys).
     pub fn function(&mut self, code: u64) -> Option<Frame> {
         let Discovery::Ready(ready) = &self.discovery else {
@@ -666,11 +688,14 @@ impl PythonProcess {
         let Discovery::Ready(ready) = &mut self.discovery else {
             return update;
         };
-        if !self.config_published || !self.handler_table_published {
+        // Asyncio's offsets (3.14: once it is imported) join the config.
+        let tasks_found = self.tasks.search(self.pid, &ready.asyncio_interpreter());
+        if !self.config_published || !self.handler_table_published || tasks_found {
             update.config = Some(Self::config_of(
                 self.read_stack_every,
                 self.handler_table,
                 ready,
+                &self.tasks,
             ));
             self.handler_table_published = true;
         }

@@ -185,6 +185,12 @@ impl PythonTree {
             .frame_ids(&mut self.frames, records)
     }
 
+    /// The name of asyncio task `task` of process `tgid`, from the name
+    /// object `name` a sample saw in it (`None`: not readable).
+    pub fn task_name(&mut self, tgid: u32, task: u64, name: u64) -> Option<String> {
+        self.processes.get_mut(&tgid)?.task_name(task, name)
+    }
+
     /// A raw stack seen once (a kernel event's: read, sleep, fork, signal
     /// delivery) as frames, kept for the whole report.
     pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {

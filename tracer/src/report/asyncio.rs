@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::Frame;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Asyncio {
     /// The tasks when the report was made: now for `--dump`, when tracing
     /// stopped otherwise.
@@ -18,6 +18,23 @@ pub struct Asyncio {
     /// Why some process's tasks are not listed (each said once).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The CPU samples each task ran, most first (3.14+: the thread's
+    /// running task at each sample).
+    #[serde(default)]
+    pub samples_by_task: Vec<TaskSamples>,
+}
+
+/// The samples taken while one task ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskSamples {
+    pub pid: u32,
+    /// Its name ("unnamed task": freed before its name could be read).
+    pub task: String,
+    /// The task object's address, as `tasks[].id`.
+    pub id: String,
+    pub samples: u64,
+    /// Its functions by self samples (top 20).
+    pub hotspots: Vec<super::Hotspot>,
 }
 
 /// One task at one moment.

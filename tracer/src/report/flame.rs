@@ -34,6 +34,15 @@ fn function_name(frame: &crate::frame::Frame) -> String {
 /// Where a truncated stack's missing outermost frames would be.
 pub const TRUNCATED: &str = "[truncated]";
 
+/// The frame that puts a stack under the asyncio task it ran in, outside
+/// its Python frames.
+pub fn task_frame(stack: &super::PythonStack) -> Option<String> {
+    stack
+        .task
+        .as_ref()
+        .map(|task| clean(&format!("task: {task}")))
+}
+
 /// How the stacks of several processes are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Roots {
@@ -74,6 +83,7 @@ pub fn folded(report: &Report, roots: Roots) -> String {
             .get(&stack.pid)
             .cloned()
             .into_iter()
+            .chain(task_frame(stack))
             .chain(stack.truncated.then(|| TRUNCATED.to_owned()))
             .chain(stack.frames.iter().rev().map(function_name))
             .collect::<Vec<_>>()
@@ -168,6 +178,8 @@ mod tests {
                 tid: 1,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
@@ -175,6 +187,8 @@ mod tests {
                 tid: 2,
                 samples: 2,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner"), frame("outer"), frame("main")],
             },
             PythonStack {
@@ -182,6 +196,8 @@ mod tests {
                 tid: 1,
                 samples: 1,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("a;b"), frame("main")],
             },
         ];
@@ -212,6 +228,37 @@ mod tests {
     }
 
     #[test]
+    fn a_task_frame_sits_above_the_python_frames() {
+        let mut report = Report::default();
+        report.python.stacks = vec![
+            PythonStack {
+                tid: 1,
+                samples: 3,
+                frames: vec![frame("spin"), frame("work")],
+                task: Some("heavy".into()),
+                task_id: Some("0x10".into()),
+                ..PythonStack::default()
+            },
+            PythonStack {
+                tid: 1,
+                samples: 2,
+                frames: vec![frame("_run_once")],
+                ..PythonStack::default()
+            },
+        ];
+        let folded = folded(&report, Roots::PerProcess);
+        assert!(
+            folded.contains("task: heavy;work (/w.py);spin (/w.py) 3\n"),
+            "{folded}"
+        );
+        assert!(
+            folded.contains("\n_run_once (/w.py) 2\n")
+                || folded.starts_with("_run_once (/w.py) 2\n"),
+            "{folded}"
+        );
+    }
+
+    #[test]
     fn a_root_frame_per_process_unless_merged() {
         let mut report = Report::default();
         let stack = |pid, samples| PythonStack {
@@ -219,6 +266,8 @@ mod tests {
             tid: pid,
             samples,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame("work"), frame("main")],
         };
         report.python.stacks = vec![stack(10, 3), stack(11, 2)];
@@ -280,11 +329,16 @@ pub fn speedscope(report: &Report) -> String {
         .stacks
         .iter()
         .map(|stack| {
-            stack
-                .frames
-                .iter()
-                .rev()
-                .map(|f| {
+            let task = task_frame(stack).map(|name| {
+                *index
+                    .entry((name.clone(), String::new(), 0))
+                    .or_insert_with(|| {
+                        frames.push(serde_json::json!({ "name": name }));
+                        frames.len() - 1
+                    })
+            });
+            task.into_iter()
+                .chain(stack.frames.iter().rev().map(|f| {
                     let key = (f.qualname.clone(), f.file.clone(), f.line);
                     *index.entry(key).or_insert_with(|| {
                         frames.push(serde_json::json!({
@@ -292,7 +346,7 @@ pub fn speedscope(report: &Report) -> String {
                         }));
                         frames.len() - 1
                     })
-                })
+                }))
                 .collect()
         })
         .collect();
@@ -378,6 +432,8 @@ mod speedscope_tests {
                 tid: 7,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("inner", 5), frame("main", 9)],
             },
             PythonStack {
@@ -385,6 +441,8 @@ mod speedscope_tests {
                 tid: 8,
                 samples: 1,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("main", 9)],
             },
         ];
@@ -431,6 +489,8 @@ mod speedscope_tests {
             tid: 7,
             samples,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame(f)],
         };
         let mut report = Report::default();

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
-pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask};
+pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
 pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{

@@ -254,8 +254,11 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         if stack.truncated {
             location_id.push(tables.location(&truncated));
         }
-        let label = labels
-            .of(stack.pid, stack.tid)
+        let mut of_stack = labels.of(stack.pid, stack.tid);
+        if let Some(task) = &stack.task {
+            of_stack.push(("task", Value::Str(task)));
+        }
+        let label = of_stack
             .into_iter()
             .map(|(key, value)| {
                 let key = tables.string(key);
@@ -346,6 +349,8 @@ mod tests {
                 tid: 8,
                 samples: 3,
                 truncated: false,
+                task: None,
+                task_id: None,
                 frames: vec![frame("leaf", 3), frame("main", 9)],
             },
             PythonStack {
@@ -353,6 +358,8 @@ mod tests {
                 tid: 9,
                 samples: 2,
                 truncated: true,
+                task: None,
+                task_id: None,
                 frames: vec![frame("other", 4), frame("main", 9)],
             },
         ];
@@ -495,6 +502,8 @@ mod tests {
             tid: 10,
             samples: 1,
             truncated: false,
+            task: None,
+            task_id: None,
             frames: vec![frame("leaf", 3)],
         }];
         let profile = decode(&encode(&report).unwrap());

@@ -255,6 +255,11 @@ pub struct PythonStack {
     /// Deeper than the walk's bound: the outermost frames are missing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// The asyncio task it ran in (3.14+): its name and id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
     /// Innermost first; in JSON `{function (the qualified name), file, line}`.
     #[serde(with = "crate::frame::as_stack_frames")]
     pub frames: Vec<Frame>,

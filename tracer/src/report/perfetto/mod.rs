@@ -242,6 +242,14 @@ impl Callstacks {
                 if stack.truncated {
                     frames.push(&truncated);
                 }
+                // The asyncio task it ran in: the outermost frame, as in
+                // the flame graphs.
+                let task = crate::report::flame::task_frame(stack).map(|name| Frame {
+                    qualname: name.clone(),
+                    function: name,
+                    ..Frame::default()
+                });
+                frames.extend(task.as_ref());
                 tables.callstack(&frames)
             })
             .collect();

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Asyncio, AsyncioTask};
+use super::layout::{Table, left, left_out, right};
+use crate::report::{Asyncio, AsyncioTask, format::thousands};
 
 /// Frames of a coroutine stack shown on a task's line in the trace report.
 const TASK_FRAMES: usize = 4;
@@ -74,6 +75,41 @@ pub fn render(out: &mut String, asyncio: &Asyncio, width: Option<usize>) {
         }
     }
     notes(out, asyncio);
+}
+
+/// "by task": the samples each asyncio task ran, with its hottest function.
+pub fn render_by_task(out: &mut String, asyncio: &Asyncio, width: Option<usize>) {
+    let rows = &asyncio.samples_by_task;
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  by task:");
+    let several = rows.iter().any(|r| r.pid != rows[0].pid);
+    let mut columns = vec![right("pid")];
+    columns.extend([
+        left("task").shrinks_to(10),
+        left("id"),
+        right("samples"),
+        left("hottest").shrinks_keeping_start(16),
+    ]);
+    if !several {
+        columns.remove(0);
+    }
+    let mut table = Table::new(4, columns);
+    for r in rows {
+        let top = r
+            .hotspots
+            .first()
+            .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
+            .unwrap_or_default();
+        let mut cells = vec![r.task.clone(), r.id.clone(), thousands(r.samples), top];
+        if several {
+            cells.insert(0, r.pid.to_string());
+        }
+        table.row(cells);
+    }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
 }
 
 fn notes(out: &mut String, asyncio: &Asyncio) {

@@ -398,6 +398,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         let dropped = table.render(out, width);
         left_out(out, &dropped);
     }
+    super::asyncio::render_by_task(out, &p.asyncio, width);
     out.push('\n');
 }
 
