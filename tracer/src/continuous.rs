@@ -211,7 +211,7 @@ impl Continuous {
                 }
             }
             Due::Profile(request) => self.open_profile(request, probes, collector)?,
-            Due::ProfileEnd => self.close_profiles(probes, collector)?,
+            Due::ProfileEnd => self.close_profiles(probes, collector, false)?,
         }
         Ok(())
     }
@@ -237,11 +237,14 @@ impl Continuous {
         }
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
         match collector.open_window(lost) {
-            Some(window) => self.open.push(Profiling {
-                window,
-                ends: Instant::now() + Duration::from_secs(request.seconds),
-                reply: request.reply,
-            }),
+            Some(window) => {
+                log::info!("pprof: profile {window} open for {} s", request.seconds);
+                self.open.push(Profiling {
+                    window,
+                    ends: Instant::now() + Duration::from_secs(request.seconds),
+                    reply: request.reply,
+                })
+            }
             None => {
                 let _ = request.reply.send(Err("too many profiles at once".into()));
             }
@@ -249,17 +252,20 @@ impl Continuous {
         Ok(())
     }
 
-    /// The windows whose seconds are up: each one's report to its request.
+    /// The windows whose seconds are up (`stopped`: every one, the trace
+    /// has stopped): each one's report to its request. A window cut short
+    /// by the stop says so, and by how much.
     fn close_profiles(
         &mut self,
         probes: &Probes,
         collector: &mut Collector,
+        stopped: bool,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
         let now = Instant::now();
         let (ended, open) = std::mem::take(&mut self.open)
             .into_iter()
-            .partition(|p| p.ends <= now);
+            .partition(|p| stopped || p.ends <= now);
         self.open = open;
         for profiling in ended {
             if profiling.reply.is_closed() {
@@ -268,6 +274,17 @@ impl Continuous {
             }
             let report = collector
                 .close_window(profiling.window, lost, probes.sampler_error.as_deref())
+                .map(|mut report| {
+                    let short = profiling.ends.saturating_duration_since(now);
+                    if !short.is_zero() {
+                        report.complete = false;
+                        report.warnings.push(format!(
+                            "the trace stopped {:.1} s before the profile's end (the target exited)",
+                            short.as_secs_f64()
+                        ));
+                    }
+                    report
+                })
                 .ok_or_else(|| "the window was not open".to_owned());
             let _ = profiling.reply.send(report);
         }
@@ -283,6 +300,8 @@ impl Continuous {
         collector: &mut Collector,
         pid: u32,
     ) -> Result<(), ContinuousError> {
+        // Profiles still open get what was sampled until the stop.
+        self.close_profiles(probes, collector, true)?;
         if let Some(windows) = self.windows.as_mut() {
             fold(probes, collector)?;
             windows.write(collector, pid)?;

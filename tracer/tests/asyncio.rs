@@ -26,13 +26,15 @@ mod common;
 
 use std::{
     collections::BTreeMap,
+    io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
 use common::{
-    Proc, Scratch, attach_tracer, http::parse_traces, load_json, require_root, say_go,
-    spawn_until_ready_with_stdout, text, tracer,
+    Proc, Scratch, attach_tracer,
+    http::{free_port, parse_traces},
+    load_json, require_root, say_go, spawn_until_ready_with_stdout, text, tracer,
 };
 use serde_json::Value;
 
@@ -458,6 +460,70 @@ fn samples_by_task(python: &str, test: &str) {
             text(&out.stdout)
         );
     }
+}
+
+/// `--serve`'s `/debug/pprof/profile`, pulled by `go tool pprof` while the
+/// two tasks run: its samples carry the `task` label too, as the agent's
+/// pulls are how a fleet sees a service.
+#[test]
+fn the_pprof_endpoint_labels_samples_with_their_task() {
+    require_root();
+    let test = "task-samples-serve";
+    let ((mut workload, mut stdout, pid), _) = start_workload(
+        &sid(),
+        "/usr/bin/python3.14",
+        test,
+        "asyncio_task_samples.py",
+        &["{dir}/known.json"],
+    );
+    let scratch = Scratch::new(test);
+    let address = format!("127.0.0.1:{}", free_port());
+    let final_metrics = scratch.path("final.prom");
+    // -v: the tracer says when the profile's window opens.
+    let (mut traced, mut stderr) =
+        attach_tracer(pid, &["-v", "--serve", &address, "-o", &final_metrics]);
+    let url = format!("http://{address}/debug/pprof/profile?seconds=2");
+    let mut go = Proc::spawn(
+        Command::new("go")
+            .args(["tool", "pprof", "-traces", &url])
+            .env("PPROF_TMPDIR", scratch.subdir("pprof"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "go tool pprof (Debian's golang-go; `cargo xtask test` installs it)",
+    );
+    // The tasks start once the profile's window is open.
+    stderr.wait_for("pprof: profile");
+    say_go(&mut workload);
+    let mut traces = String::new();
+    go.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut traces)
+        .unwrap();
+    let go_stderr = go.stderr_lines().rest();
+    assert!(go.wait().success(), "go tool pprof: {go_stderr}\n{traces}");
+    stdout.wait_for("done");
+    workload.wait();
+    // The target is gone: the tracer stops with it.
+    assert_eq!(traced.wait().code(), Some(0), "tracer: {}", stderr.rest());
+    let samples = parse_traces(&traces);
+    for (task, spin) in [("heavy", "heavy_spin"), ("light", "light_spin")] {
+        assert!(
+            samples
+                .iter()
+                .any(|t| t.label("task") == Some(task)
+                    && t.frames.first().is_some_and(|f| f == spin)),
+            "no {task} sample in {spin}:\n{traces}"
+        );
+    }
+    assert!(
+        !samples
+            .iter()
+            .any(|t| t.label("task") == Some("light") && t.frames.iter().any(|f| f == "heavy_spin")),
+        "{traces}"
+    );
 }
 
 #[test]

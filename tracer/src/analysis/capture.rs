@@ -23,8 +23,11 @@ pub const MAX_WINDOWS: usize = 4;
 pub const MAX_STACKS: usize = 10_000;
 
 /// A distinct sampled stack: (pid, tid), cut at the walk's bound, frames
-/// innermost first.
-type StackKey = ((u32, u32), bool, Vec<FrameId>);
+/// innermost first, and the asyncio task it ran in.
+type StackKey = ((u32, u32), bool, Vec<FrameId>, Option<Task>);
+
+/// An asyncio task a sample ran in: its address and name (if read).
+type Task = (u64, Option<String>);
 
 /// One open window.
 struct Window {
@@ -92,18 +95,29 @@ impl Captures {
             tid,
             frames,
             truncated,
+            task,
+            task_name,
             ..
         } = event
             && !self.windows.is_empty()
             && let Some(tree) = tree
         {
             let ids = tree.frame_ids(*tgid, frames);
-            self.on_sample(tree, *ts_ns, (*tgid, *tid), ids.as_deref(), *truncated);
+            let task = (*task != 0).then(|| (*task, tree.task_name(*tgid, *task, *task_name)));
+            self.on_sample(
+                tree,
+                *ts_ns,
+                (*tgid, *tid),
+                ids.as_deref(),
+                *truncated,
+                task,
+            );
         }
     }
 
     /// One sample (`ids`: its frames, `None` when they could not be
-    /// named), into every window open at `ts_ns`.
+    /// named; `task`: the asyncio task it ran in), into every window open
+    /// at `ts_ns`.
     fn on_sample(
         &mut self,
         tree: &PythonTree,
@@ -111,6 +125,7 @@ impl Captures {
         (pid, tid): (u32, u32),
         ids: Option<&[FrameId]>,
         truncated: bool,
+        task: Option<Task>,
     ) {
         for window in self.windows.iter_mut().filter(|w| ts_ns >= w.start_ns) {
             window.samples += 1;
@@ -119,7 +134,7 @@ impl Captures {
                 window.unnamed += 1;
                 continue;
             };
-            let key = ((pid, tid), truncated, ids.to_vec());
+            let key = ((pid, tid), truncated, ids.to_vec(), task.clone());
             if let Some(count) = window.stacks.get_mut(&key) {
                 *count += 1;
                 continue;
@@ -204,14 +219,23 @@ fn window_report(
     let mut stacks: Vec<PythonStack> = window
         .stacks
         .into_iter()
-        .map(|(((pid, tid), truncated, ids), samples)| {
+        .map(|(((pid, tid), truncated, ids, task), samples)| {
             *threads.entry((pid, tid)).or_default() += samples;
+            let (task_id, task) = match task {
+                Some((address, name)) => (
+                    Some(super::asyncio::id(address)),
+                    Some(super::asyncio::task_label(name.as_deref()).into()),
+                ),
+                None => (None, None),
+            };
             PythonStack {
                 pid,
                 tid,
                 samples,
                 truncated,
                 frames: ids.iter().map(|&id| tree.frame(id).clone()).collect(),
+                task,
+                task_id,
                 ..PythonStack::default()
             }
         })
@@ -284,12 +308,12 @@ mod tests {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
         let first = captures.open(100, 0).unwrap();
-        captures.on_sample(&tree, 99, (7, 7), Some(&[]), false);
-        captures.on_sample(&tree, 100, (7, 7), Some(&[]), false);
+        captures.on_sample(&tree, 99, (7, 7), Some(&[]), false, None);
+        captures.on_sample(&tree, 100, (7, 7), Some(&[]), false, None);
         let second = captures.open(200, 3).unwrap();
-        captures.on_sample(&tree, 150, (7, 8), Some(&[]), true);
-        captures.on_sample(&tree, 250, (7, 8), Some(&[]), false);
-        captures.on_sample(&tree, 260, (7, 8), None, false);
+        captures.on_sample(&tree, 150, (7, 8), Some(&[]), true, None);
+        captures.on_sample(&tree, 250, (7, 8), Some(&[]), false, None);
+        captures.on_sample(&tree, 260, (7, 8), None, false, None);
         let report = window_report(captures.take(first).unwrap(), &tree, 5, None);
         assert_eq!((report.python.samples, report.python.truncated), (4, 1));
         let counts: Vec<(u32, u64)> = report
@@ -322,6 +346,35 @@ mod tests {
         assert!(captures.is_empty());
     }
 
+    /// The same stack run by two asyncio tasks is two stacks of the window,
+    /// each with its task (the pprof `task` label), beside a thread's own.
+    #[test]
+    fn a_window_keeps_the_task_each_sample_ran_in() {
+        let tree = PythonTree::new(1, 0);
+        let mut captures = Captures::default();
+        let id = captures.open(0, 0).unwrap();
+        let heavy = Some((0x7000, Some("heavy".to_owned())));
+        captures.on_sample(&tree, 1, (7, 7), Some(&[]), false, heavy.clone());
+        captures.on_sample(&tree, 2, (7, 7), Some(&[]), false, heavy);
+        captures.on_sample(&tree, 3, (7, 7), Some(&[]), false, Some((0x8000, None)));
+        captures.on_sample(&tree, 4, (7, 7), Some(&[]), false, None);
+        let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
+        let stacks: Vec<(u64, Option<&str>, Option<&str>)> = report
+            .python
+            .stacks
+            .iter()
+            .map(|s| (s.samples, s.task.as_deref(), s.task_id.as_deref()))
+            .collect();
+        assert_eq!(stacks[0], (2, Some("heavy"), Some("0x7000")));
+        assert!(stacks.contains(&(
+            1,
+            Some(super::super::asyncio::task_label(None)),
+            Some("0x8000")
+        )));
+        assert!(stacks.contains(&(1, None, None)));
+        assert_eq!(report.python.threads[0].samples, 4);
+    }
+
     #[test]
     fn windows_and_their_stacks_are_bounded_and_what_is_left_out_is_said() {
         let tree = PythonTree::new(1, 0);
@@ -331,10 +384,10 @@ mod tests {
             .collect();
         assert_eq!(captures.open(0, 0), None);
         for tid in 0..MAX_STACKS as u32 + 5 {
-            captures.on_sample(&tree, 1, (u32::MAX, tid), Some(&[]), false);
+            captures.on_sample(&tree, 1, (u32::MAX, tid), Some(&[]), false, None);
         }
         // A stack already kept still counts.
-        captures.on_sample(&tree, 1, (u32::MAX, 0), Some(&[]), false);
+        captures.on_sample(&tree, 1, (u32::MAX, 0), Some(&[]), false, None);
         let report = window_report(captures.take(ids[0]).unwrap(), &tree, 0, None);
         assert_eq!(report.python.stacks.len(), MAX_STACKS);
         assert_eq!(report.python.stacks[0].samples, 2);
@@ -355,7 +408,7 @@ mod tests {
         let mut captures = Captures::default();
         let id = captures.open(0, 0).unwrap();
         let me = std::process::id();
-        captures.on_sample(&tree, 1, (me, me), Some(&[]), false);
+        captures.on_sample(&tree, 1, (me, me), Some(&[]), false, None);
         let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
         assert!(report.complete);
         assert_eq!(report.processes.len(), 1);
