@@ -12,7 +12,8 @@
 //! This file holds the arguments, which suites run, and the start-up and
 //! /proc tables; the /proc suite's variants and measurements are in
 //! `proc_bench`, the serve suite in `serve_bench`, the node suite in
-//! `node_bench`, and what the suites
+//! `node_bench`, the reads suite (a file read next to a socket read) in
+//! `reads_bench`, and what the suites
 //! share in `bench_util`.
 
 use std::{
@@ -71,6 +72,9 @@ pub struct BenchArgs {
     /// How long the node suite's agent runs under churn.
     #[arg(long, default_value_t = 600)]
     node_seconds: u64,
+    /// 1-byte reads of each kind (file, socket) per run of the reads suite.
+    #[arg(long, default_value_t = 50_000)]
+    reads: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,6 +96,9 @@ enum Suite {
     /// agent's CPU, then its memory over `--node-seconds` of 50 new Python
     /// processes a second (not part of `all`: over 15 minutes by default).
     Node,
+    /// A file read and a socket read side by side: what the tracer (and the
+    /// kernel's floor, and strace) adds to each, per read.
+    Reads,
     All,
 }
 
@@ -163,6 +170,17 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Python | Suite::All) {
         report.push_str(&python_suite(args, &tracer, baseline, &version)?);
+    }
+    if matches!(args.suite, Suite::Reads | Suite::All) {
+        report.push_str(&crate::reads_bench::reads_suite(
+            &tracer,
+            baseline,
+            !args.no_strace,
+            args.reads,
+            args.runs,
+            &out_dir,
+            &version,
+        )?);
     }
     if matches!(args.suite, Suite::Tree | Suite::All) {
         report.push_str(&tree_suite(args, &tracer, &version)?);

@@ -19,6 +19,7 @@ mod floor;
 mod fuzz;
 mod node_bench;
 mod proc_bench;
+mod reads_bench;
 mod serve_bench;
 mod setup;
 mod util;
