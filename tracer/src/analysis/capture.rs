@@ -236,7 +236,6 @@ fn window_report(
                 frames: ids.iter().map(|&id| tree.frame(id).clone()).collect(),
                 task,
                 task_id,
-                ..PythonStack::default()
             }
         })
         .collect();
