@@ -166,6 +166,11 @@ pub struct Config {
     pub scope: ScopeConfig,
     /// An event loop iteration this long (ns) or longer is a stall.
     pub loop_stall_ns: u64,
+    /// 1 (a one-off trace): reads are counted in their descriptor's
+    /// `FD_STATE` row and sent in one record when it is closed; 0
+    /// (`--serve`, `--every`): in `READ_STATS`, folded every second.
+    pub fd_rows: u32,
+    pub _pad: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -197,4 +202,4 @@ const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () =
-    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8);
+    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8 + 8);

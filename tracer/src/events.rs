@@ -6,11 +6,11 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
-    PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadEvent, ReadKey, ReadStats, ReadSyscall,
-    SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent,
-    SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
+    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PyStackEvent,
+    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent,
+    drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,13 @@ pub enum Event {
     },
     /// `--perfetto`: one read syscall, at its return.
     ReadDone(ReadDone),
+    /// A one-off trace's descriptor was closed (or its number reused):
+    /// every read made through it since it was opened.
+    FdClosed {
+        tgid: u32,
+        fd: i32,
+        row: Box<FdRow>,
+    },
     /// `--perfetto`: a traced thread left (`out`) or came on a CPU.
     Switched {
         ts_ns: u64,
@@ -474,6 +481,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             }
         }
+        EventKind::FdClosed => {
+            let event: FdClosedEvent = read(bytes)?;
+            Event::FdClosed {
+                tgid: header.tgid,
+                fd: event.fd,
+                row: Box::new(event.row),
+            }
+        }
         EventKind::ReadDone => {
             let event: ReadEvent = read(bytes)?;
             Event::ReadDone(ReadDone {
@@ -529,6 +544,9 @@ pub struct MapSnapshot {
     pub reads: Vec<(ReadKey, ReadStats)>,
     /// Opens per (tgid, file id).
     pub opens: HashMap<(u32, u64), u64>,
+    /// One-off traces: the descriptors' rows not sent yet (still open, or
+    /// left open by a process that exited).
+    pub fd_rows: Vec<(FdKey, FdRow)>,
     pub threads: Vec<(u32, ThreadStats)>,
     pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
     pub python_entries: Vec<(PyEntryKey, u64)>,

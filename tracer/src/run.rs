@@ -164,7 +164,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     }
     continuous.start(args, &collector);
     let trace_start = Instant::now();
-    let stopped = event_loop(
+    let (stopped, mut ring) = event_loop(
         args,
         &mut probes,
         &mut target,
@@ -193,6 +193,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         warnings: std::mem::take(&mut probes.warnings),
     };
     let maps = probes.snapshot()?;
+    // Descriptors closed while the maps were read: their records are the
+    // whole of their rows.
+    collector.closed.after_snapshot();
+    drain_closes(&mut ring, &mut collector);
     Ok((collector.finish(maps, ending), Some(probes)))
 }
 
@@ -289,7 +293,7 @@ async fn event_loop(
     collector: &mut Collector,
     stop_signals: StopSignals,
     continuous: &mut Continuous,
-) -> Result<&'static str, RunError> {
+) -> Result<(&'static str, aya::maps::RingBuf<aya::maps::MapData>), RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -402,7 +406,17 @@ async fn event_loop(
             target.pid
         ));
     }
-    Ok(stopped)
+    Ok((stopped, ring.into_inner()))
+}
+
+/// After the snapshot: only the descriptors' records (the rest happened
+/// after the trace).
+fn drain_closes(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
+    while let Some(item) = ring.next() {
+        if let Ok(event @ events::Event::FdClosed { .. }) = events::decode(&item) {
+            collector.on_event(event);
+        }
+    }
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {

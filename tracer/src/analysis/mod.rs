@@ -5,6 +5,7 @@
 
 pub mod asyncio;
 pub mod capture;
+pub mod fd_rows;
 pub mod loops;
 pub mod metrics;
 pub mod processes;
@@ -121,6 +122,8 @@ pub struct Collector {
     captures: capture::Captures,
     /// Event loop stalls.
     loops: loops::Loops,
+    /// One-off traces: the read rows of closed descriptors.
+    pub closed: fd_rows::ClosedRows,
 }
 
 impl Collector {
@@ -156,6 +159,7 @@ impl Collector {
         match event {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
+            Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -482,10 +486,11 @@ impl Collector {
     }
 
     /// The report: every aggregator's section, the map snapshot merged in.
-    pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+    pub fn finish(mut self, mut maps: MapSnapshot, ending: Ending) -> Report {
         if self.metrics.is_some() {
             return self.finish_continuous(maps, ending);
         }
+        std::mem::take(&mut self.closed).merge_into(&mut maps);
         let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
