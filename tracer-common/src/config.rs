@@ -146,7 +146,9 @@ pub struct FileOffsets {
     pub inode_blkbits: u32,
     pub inode_sb: u32,
     pub sb_magic: u32,
-    pub _pad: [u32; 2],
+    /// `inode.i_mode`: what kind of file (regular, FIFO, socket...).
+    pub inode_mode: u32,
+    pub _pad: u32,
 }
 
 /// Load-time configuration, written into the programs' read-only data.

@@ -101,6 +101,11 @@ pub struct FdKey {
     pub fd: i32,
 }
 
+/// Descriptors `FD_ROWS` holds at once (open now in the traced processes,
+/// or left open by one that exited). A descriptor opened when it is full
+/// is counted in `dropped.tables` and its reads under a discovered id.
+pub const MAX_FD_ROWS: u32 = 131_072;
+
 /// (syscall, request size) pairs a descriptor's `FD_ROWS` row holds; a
 /// descriptor read with more pairs counts the rest in `READ_STATS`.
 pub const FD_SLOTS: usize = 4;
@@ -189,6 +194,10 @@ pub struct FileEvent {
     /// 1: the path is longer than `path` holds (only its first
     /// `PATH_CAPTURE_LEN - 1` bytes are there).
     pub truncated: u32,
+    /// The inode's `i_mode` (0 if unknown): its `S_IFMT` bits say a FIFO
+    /// or a socket file from a regular file.
+    pub mode: u32,
+    pub _pad: u32,
 }
 
 /// `--perfetto` only: one read syscall of a traced thread, at its return
@@ -211,7 +220,7 @@ pub struct ReadEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<ReadEvent>() == 24 + 32 + 16);
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 32);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
 const _: () = assert!(core::mem::size_of::<FdRow>() == 32 + 56 * FD_SLOTS);

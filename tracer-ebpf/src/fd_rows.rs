@@ -14,7 +14,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray},
 };
 use tracer_common::{
-    EventHeader, EventKind, FD_SLOTS, FdClosedEvent, FdKey, FdRow, FdSlot, InflightRead, drops,
+    EventHeader, EventKind, FD_SLOTS, FdClosedEvent, FdKey, FdRow, FdSlot, InflightRead,
+    MAX_FD_ROWS, drops,
 };
 
 use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop};
@@ -29,9 +30,6 @@ static FD_ROWS: HashMap<FdKey, FdRow> = HashMap::with_max_entries(MAX_FD_ROWS, A
 /// Where a new row is built before it is inserted.
 #[map]
 static ROW_SCRATCH: PerCpuArray<FdRow> = PerCpuArray::with_max_entries(1, 0);
-
-/// Descriptors open at once across the traced processes; stated in docs/reads.md.
-const MAX_FD_ROWS: u32 = 131_072;
 
 /// A new row for descriptor `fd`: opened by path (`opens` 1) or discovered
 /// at its first read (`opens` 0). A row still there for that number (a

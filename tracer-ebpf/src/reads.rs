@@ -488,6 +488,10 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
     event.fs_magic = 0;
     event.blksize = 0;
     event.truncated = 0;
+    event.mode = 0;
+    event._pad = 0;
+    // What the file is, read here: userspace need not look it up by path.
+    describe_fd(fd, event);
     if !path.is_null() {
         if let Ok(bytes) = unsafe { bpf_probe_read_user_str_bytes(path, &mut event.path) } {
             event.path_len = bytes.len() as u32;
@@ -500,8 +504,6 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
                 event.truncated = u32::from(next != 0);
             }
         }
-    } else {
-        describe_fd(fd, event);
     }
     entry.submit(0);
 }
@@ -536,6 +538,9 @@ fn describe_fd(fd: i32, event: &mut FileEvent) {
         return;
     }
     event.ino = read_ptr(inode, o.inode_ino);
+    event.mode = u32::from(
+        unsafe { bpf_probe_read_kernel((inode + o.inode_mode as u64) as *const u16) }.unwrap_or(0),
+    );
     event.fs_magic = read_ptr(read_ptr(inode, o.inode_sb), o.sb_magic);
     let blkbits = unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }
         .unwrap_or(0);

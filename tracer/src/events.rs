@@ -23,6 +23,8 @@ pub enum Event {
         path: String,
         /// The path did not fit in the capture buffer.
         truncated: bool,
+        /// What the kernel read about the file it opened.
+        kernel: Option<crate::files::KernelFile>,
     },
     /// A read on a descriptor whose opening was not seen.
     FdDiscovered {
@@ -287,6 +289,16 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// What the kernel read about a record's file, if anything.
+fn kernel_file(event: &FileEvent) -> Option<crate::files::KernelFile> {
+    (event.fs_magic != 0).then_some(crate::files::KernelFile {
+        ino: event.ino,
+        fs_magic: event.fs_magic,
+        blksize: event.blksize,
+        mode: event.mode,
+    })
+}
+
 /// The leading frames of a fixed-size capture (`code == 0` marks its end).
 fn frames_until_empty(frames: &[PyFrameRecord]) -> Vec<PyFrameRecord> {
     frames.iter().take_while(|f| f.code != 0).copied().collect()
@@ -303,11 +315,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     tgid: header.tgid,
                     fd: event.fd,
                     file_id: event.file_id,
-                    kernel: (event.fs_magic != 0).then_some(crate::files::KernelFile {
-                        ino: event.ino,
-                        fs_magic: event.fs_magic,
-                        blksize: event.blksize,
-                    }),
+                    kernel: kernel_file(&event),
                 }
             } else {
                 // path_len: the bytes copied, without the NUL.
@@ -318,6 +326,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     file_id: event.file_id,
                     path: c_string(&event.path[..len]),
                     truncated: event.truncated != 0,
+                    kernel: kernel_file(&event),
                 }
             }
         }
@@ -612,6 +621,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -620,7 +631,8 @@ mod tests {
                 fd: 3,
                 file_id: 77,
                 path: "/proc/self/status".into(),
-                truncated: false
+                truncated: false,
+                kernel: None,
             }
         );
     }
@@ -639,6 +651,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         let opened = |event: &FileEvent| match decode(&bytes_of(event)).unwrap() {
             Event::FileOpened {
@@ -669,6 +683,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -694,7 +710,8 @@ mod tests {
                 kernel: Some(crate::files::KernelFile {
                     ino: 4242,
                     fs_magic: 0x5049_5045,
-                    blksize: 4096
+                    blksize: 4096,
+                    mode: 0,
                 }),
             }
         );

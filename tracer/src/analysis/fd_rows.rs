@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tracer_common::{FdRow, ReadKey, ReadStats};
+use tracer_common::{FdRow, MAX_FD_ROWS, ReadKey, ReadStats};
 
 use crate::events::MapSnapshot;
 
@@ -36,8 +36,16 @@ impl ClosedRows {
         self.late.get_or_insert_with(HashSet::new);
     }
 
-    /// Rows sent and rows still open, in `maps.reads` and `maps.opens`.
-    pub fn merge_into(self, maps: &mut MapSnapshot) {
+    /// Rows sent and rows still open, in `maps.reads` and `maps.opens`;
+    /// a warning if the kernel's table of descriptors was full at the end.
+    pub fn merge_into(self, maps: &mut MapSnapshot) -> Option<String> {
+        let full = (maps.fd_rows.len() >= MAX_FD_ROWS as usize).then(|| {
+            format!(
+                "the kernel's table of open descriptors ({MAX_FD_ROWS}) was full at the end: \
+                 reads of descriptors opened while it was are counted under \
+                 \"fd N (name lost)\" rows (see dropped.tables)"
+            )
+        });
         let Self {
             mut rows,
             mut opens,
@@ -57,6 +65,7 @@ impl ClosedRows {
         for (file, n) in opens {
             *maps.opens.entry(file).or_default() += n;
         }
+        full
     }
 }
 
@@ -157,7 +166,7 @@ mod tests {
         // fd 4 was closed after the snapshot read it: its record counts.
         closed.after_snapshot();
         closed.on_closed(10, 4, &row(8, 400, &[(read, 64, 10, 100)]));
-        closed.merge_into(&mut maps);
+        assert_eq!(closed.merge_into(&mut maps), None);
         let mut reads = maps.reads.clone();
         reads.sort_by_key(|(k, _)| (k.fd, k.request));
         let figures: Vec<_> = reads

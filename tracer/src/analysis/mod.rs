@@ -358,7 +358,10 @@ impl Collector {
                 file_id,
                 path,
                 truncated,
-            } => self.files.on_opened(*tgid, *fd, *file_id, path, *truncated),
+                kernel,
+            } => self
+                .files
+                .on_opened(*tgid, *fd, *file_id, path, *truncated, *kernel),
             Event::FdDiscovered {
                 tgid,
                 fd,
@@ -490,7 +493,9 @@ impl Collector {
         if self.metrics.is_some() {
             return self.finish_continuous(maps, ending);
         }
-        std::mem::take(&mut self.closed).merge_into(&mut maps);
+        if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
+            self.warnings.push(full);
+        }
         let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.

@@ -2,7 +2,7 @@
 //! request size) joined with what userspace learned about each file id;
 //! many connections of one process from one peer host fold into one row.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
@@ -38,6 +38,7 @@ pub struct FileTable {
     /// was: every Python start on a node opens the same few dozen modules,
     /// described once rather than with two system calls each time.
     described: HashMap<(String, String), FileInfo>,
+    by_directory: files::ByDirectory,
     sockets: SocketNames,
     /// Sockets discovered and not named yet: (tgid, file id).
     pending: Vec<(u32, u64)>,
@@ -61,30 +62,48 @@ impl FileTable {
     }
 
     /// `truncated`: `path` is only the first bytes of a longer path.
-    pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str, truncated: bool) {
+    /// `kernel`: what the kernel read about the file at open.
+    pub fn on_opened(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        file_id: u64,
+        path: &str,
+        truncated: bool,
+        kernel: Option<files::KernelFile>,
+    ) {
         if self.files.contains_key(&(tgid, file_id)) {
             return;
         }
         if truncated {
             self.truncated.insert((tgid, file_id));
         }
-        if let Some(root) = crate::procfs::root(tgid) {
-            self.roots.insert(tgid, root);
-        }
-        let root = self.roots.get(&tgid).map(String::as_str);
-        // A file of a regular filesystem, by its absolute path: procfs,
-        // sysfs and devices name a different thing per process or boot.
         let regular = path.starts_with('/')
             && !truncated
             && !["/proc/", "/sys/", "/dev/"]
                 .iter()
                 .any(|p| path.starts_with(p));
+        let kernel = kernel.filter(|_| regular);
+        if let Some(info) = kernel.and_then(|k| self.by_directory.get(path, &k)) {
+            self.files.insert((tgid, file_id), info);
+            return;
+        }
+        if let Some(root) = crate::procfs::root(tgid) {
+            self.roots.insert(tgid, root);
+        }
+        let root = self.roots.get(&tgid).map(String::as_str);
+        // (`regular`: a file of a regular filesystem, by its absolute
+        // path: procfs, sysfs and devices name a different thing per
+        // process or boot.)
         let key = (root.unwrap_or("/").to_owned(), path.to_owned());
         if regular && let Some(info) = self.described.get(&key) {
             self.files.insert((tgid, file_id), info.clone());
             return;
         }
         let info = files::from_open(tgid, fd, path, root);
+        if let Some(k) = kernel.filter(|_| info.fs != "unknown") {
+            self.by_directory.insert(&k, &info);
+        }
         if regular && info.fs != "unknown" {
             if self.described.len() >= MAX_DESCRIBED {
                 self.described.clear();
@@ -310,13 +329,20 @@ impl FileTable {
         rows: &[(ReadKey, ReadStats)],
         opens: &HashMap<(u32, u64), u64>,
     ) -> Vec<FileReads> {
-        let mut by_file: BTreeMap<(u32, String), FileReads> = BTreeMap::new();
+        // Rows in one vector, found by (pid, path): a million files'
+        // rows are not held twice.
+        let mut files: Vec<FileReads> = Vec::new();
+        let mut by_file: HashMap<(u32, String), usize> = HashMap::new();
         let mut counted_opens = std::collections::HashSet::new();
         for (key, stats) in rows {
             let info = self.lookup(key);
-            let entry = by_file
+            let index = *by_file
                 .entry((key.tgid, info.path.clone()))
-                .or_insert_with(|| new_row(key.tgid, &info));
+                .or_insert_with(|| {
+                    files.push(new_row(key.tgid, &info));
+                    files.len() - 1
+                });
+            let entry = &mut files[index];
             entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
@@ -330,15 +356,18 @@ impl FileTable {
             entry.kernel_ns += stats.kernel_ns;
             entry.context_switches.voluntary += stats.voluntary;
             entry.context_switches.involuntary += stats.involuntary;
-            *entry
+            entry
                 .request_sizes
-                .entry(key.request.to_string())
-                .or_default() += stats.syscalls;
+                .add(&key.request.to_string(), stats.syscalls);
             let name = ReadSyscall::from_u32(key.syscall).map_or("unknown", ReadSyscall::name);
-            *entry.by_syscall.entry(name.to_owned()).or_default() += stats.syscalls;
+            entry.by_syscall.add(name, stats.syscalls);
         }
-        let mut files: Vec<FileReads> = by_file.into_values().collect();
-        files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
+        drop(by_file);
+        files.sort_by(|a, b| {
+            (b.syscalls.cmp(&a.syscalls))
+                .then(a.path.cmp(&b.path))
+                .then(a.pid.cmp(&b.pid))
+        });
         files
     }
 }
@@ -393,15 +422,30 @@ pub fn add_python_stacks(
     every: u32,
     stacks: HashMap<u64, Vec<EventStack>>,
 ) {
+    if stacks.is_empty() {
+        return;
+    }
+    // By path: a trace may read a million files.
+    let index: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.pid == pid)
+        .map(|(i, r)| (r.path.as_str(), i))
+        .collect();
+    let mut found: Vec<(usize, Vec<EventStack>)> = Vec::new();
     for (file_id, list) in stacks {
-        let path = files.path_of(pid, file_id);
-        if let Some(row) = rows.iter_mut().find(|r| r.pid == pid && r.path == path) {
-            row.python_stacks_every = u64::from(every);
-            let merged = std::mem::take(&mut row.python_stacks)
-                .into_iter()
-                .chain(list);
-            row.python_stacks = merge_stacks(merged);
+        if let Some(&i) = index.get(files.path_of(pid, file_id).as_str()) {
+            found.push((i, list));
         }
+    }
+    drop(index);
+    for (i, list) in found {
+        let row = &mut rows[i];
+        row.python_stacks_every = u64::from(every);
+        let merged = std::mem::take(&mut row.python_stacks)
+            .into_iter()
+            .chain(list);
+        row.python_stacks = merge_stacks(merged);
     }
 }
 
