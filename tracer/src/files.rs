@@ -106,14 +106,17 @@ pub struct KernelFile {
 /// with a few `statfs` calls, not two path lookups per file.
 #[derive(Default)]
 pub struct ByDirectory {
-    seen: std::collections::HashMap<(String, u64, u32, u32), (String, Option<u64>)>,
+    seen: std::collections::HashMap<DirectoryKey, (String, Option<u64>)>,
 }
+
+/// (directory, filesystem magic, block size, file type bits).
+type DirectoryKey = (String, u64, u32, u32);
 
 /// Directories remembered before [`ByDirectory`] starts over.
 const MAX_DIRECTORIES: usize = 8192;
 
 impl ByDirectory {
-    fn key(path: &str, kernel: &KernelFile) -> Option<(String, u64, u32, u32)> {
+    fn key(path: &str, kernel: &KernelFile) -> Option<DirectoryKey> {
         let (dir, _) = path.rsplit_once('/')?;
         Some((
             dir.to_owned(),

@@ -370,8 +370,10 @@ async fn event_loop(
                 && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
                 drain(ring.get_mut(), collector);
             }
-            // --perfetto: reads and switches do not wake the loop either.
-            _ = timeline_drain.tick(), if collector.settings.timeline => {
+            // --perfetto: reads and switches do not wake the loop either,
+            // nor (one-off traces) most closed descriptors' records.
+            _ = timeline_drain.tick(), if collector.settings.timeline
+                || !collector.settings.continuous => {
                 drain(ring.get_mut(), collector);
             }
             // --serve, --every: the maps folded every second, a window
