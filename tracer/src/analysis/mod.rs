@@ -10,6 +10,7 @@ pub mod loops;
 pub mod metrics;
 pub mod processes;
 pub mod python;
+pub mod read_findings;
 pub mod reads;
 pub mod sched;
 pub mod signals;
@@ -731,7 +732,7 @@ impl Collector {
 
 /// Everything in the report that deserves attention, section by section.
 pub fn findings(report: &Report) -> Vec<Finding> {
-    let mut all = reads::findings(&report.reads);
+    let mut all = read_findings::findings(&report.reads);
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
