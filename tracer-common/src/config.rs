@@ -146,7 +146,9 @@ pub struct FileOffsets {
     pub inode_blkbits: u32,
     pub inode_sb: u32,
     pub sb_magic: u32,
-    pub _pad: [u32; 2],
+    /// `inode.i_mode`: what kind of file (regular, FIFO, socket...).
+    pub inode_mode: u32,
+    pub _pad: u32,
 }
 
 /// Load-time configuration, written into the programs' read-only data.
@@ -166,6 +168,11 @@ pub struct Config {
     pub scope: ScopeConfig,
     /// An event loop iteration this long (ns) or longer is a stall.
     pub loop_stall_ns: u64,
+    /// 1 (a one-off trace): reads are counted in their descriptor's
+    /// `FD_STATE` row and sent in one record when it is closed; 0
+    /// (`--serve`, `--every`): in `READ_STATS`, folded every second.
+    pub fd_rows: u32,
+    pub _pad: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -197,4 +204,4 @@ const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () =
-    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8);
+    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8 + 8);

@@ -9,7 +9,9 @@ pub const COMM_LEN: usize = 16;
 pub mod drops {
     /// Ring buffer full: an event record was lost.
     pub const RINGBUF: u32 = 0;
-    /// `READ_STATS` full: a read was not counted.
+    /// `READ_STATS` full: a read was not counted; or a read that ended
+    /// while another thread closed its descriptor, which may have missed
+    /// the close's record.
     pub const READ_STATS: u32 = 1;
     /// `THREADS` full: a thread's scheduling was not counted.
     pub const THREADS: u32 = 2;
@@ -74,6 +76,9 @@ pub enum EventKind {
     /// An event loop's iteration took at least the stall threshold:
     /// [`LoopStallEvent`](crate::LoopStallEvent).
     LoopStall = 19,
+    /// A descriptor's read figures, sent when it is closed (or its number
+    /// reused) in a one-off trace: [`FdClosedEvent`](crate::FdClosedEvent).
+    FdClosed = 20,
 }
 
 impl EventKind {
@@ -97,6 +102,7 @@ impl EventKind {
             17 => Some(Self::ReadDone),
             18 => Some(Self::Switched),
             19 => Some(Self::LoopStall),
+            20 => Some(Self::FdClosed),
             _ => None,
         }
     }

@@ -101,6 +101,68 @@ pub struct FdKey {
     pub fd: i32,
 }
 
+/// Descriptors `FD_ROWS` holds at once (open now in the traced processes,
+/// or left open by one that exited). A descriptor opened when it is full
+/// is counted in `dropped.tables` and its reads under a discovered id.
+pub const MAX_FD_ROWS: u32 = 131_072;
+
+/// (syscall, request size) pairs a descriptor's `FD_ROWS` row holds; a
+/// descriptor read with more pairs counts the rest in `READ_STATS`.
+pub const FD_SLOTS: usize = 4;
+/// Requests this large or larger do not fit a slot's key (they go to `READ_STATS`).
+pub const FD_SLOT_MAX_REQUEST: u64 = 1 << 56;
+
+/// One (syscall, request size) of a descriptor and its figures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdSlot {
+    /// 0: free; else `(syscall + 1) << 56 | request` (see [`FdSlot::key`]).
+    pub key: u64,
+    pub stats: ReadStats,
+}
+
+impl FdSlot {
+    /// The slot key of reads of `request` bytes by `syscall` (none: too large).
+    pub fn key(syscall: u32, request: u64) -> Option<u64> {
+        (request < FD_SLOT_MAX_REQUEST).then_some(((syscall as u64 + 1) << 56) | request)
+    }
+
+    /// (syscall, request) of a used slot.
+    pub fn unpack(&self) -> Option<(u32, u64)> {
+        (self.key != 0).then_some((
+            ((self.key >> 56) - 1) as u32,
+            self.key & (FD_SLOT_MAX_REQUEST - 1),
+        ))
+    }
+}
+
+/// Value of `FD_ROWS` (one-off traces): what a descriptor names and the
+/// reads made through it since it was opened (or discovered).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdRow {
+    pub file_id: u64,
+    /// When it was opened or discovered: tells this opening from a later
+    /// one of the same number.
+    pub opened_ns: u64,
+    /// 1 if opened by path while traced, 0 if discovered.
+    pub opens: u64,
+    /// Set by the close that sends the row: a read ending after it may
+    /// have been left out of the record, and is counted as dropped.
+    pub closing: u64,
+    pub slots: [FdSlot; FD_SLOTS],
+}
+
+/// A descriptor's row, sent when it was closed or its number reused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdClosedEvent {
+    pub header: EventHeader,
+    pub fd: i32,
+    pub _pad: u32,
+    pub row: FdRow,
+}
+
 /// Set in `file_id` for descriptors discovered on first read (not opened while traced).
 pub const DISCOVERED_FILE_BIT: u64 = 1 << 63;
 
@@ -132,6 +194,10 @@ pub struct FileEvent {
     /// 1: the path is longer than `path` holds (only its first
     /// `PATH_CAPTURE_LEN - 1` bytes are there).
     pub truncated: u32,
+    /// The inode's `i_mode` (0 if unknown): its `S_IFMT` bits say a FIFO
+    /// or a socket file from a regular file.
+    pub mode: u32,
+    pub _pad: u32,
 }
 
 /// `--perfetto` only: one read syscall of a traced thread, at its return
@@ -154,9 +220,11 @@ pub struct ReadEvent {
 }
 
 const _: () = assert!(core::mem::size_of::<ReadEvent>() == 24 + 32 + 16);
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 24);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 32);
 const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
 const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
+const _: () = assert!(core::mem::size_of::<FdRow>() == 32 + 56 * FD_SLOTS);
+const _: () = assert!(core::mem::size_of::<FdClosedEvent>() == 24 + 8 + 32 + 56 * FD_SLOTS);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -165,5 +233,6 @@ mod pod {
     unsafe impl aya::Pod for ReadStats {}
     unsafe impl aya::Pod for FdKey {}
     unsafe impl aya::Pod for FileKey {}
+    unsafe impl aya::Pod for FdRow {}
     unsafe impl aya::Pod for InflightRead {}
 }

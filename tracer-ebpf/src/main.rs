@@ -5,7 +5,11 @@
 //! (one hash lookup) and returns at once when it is not.
 #![no_std]
 #![no_main]
+// BPF atomics in inline assembly (fd_rows.rs): the object is built for
+// BPF v1, whose compiler rejects the fetching atomics (kernel 5.12+).
+#![feature(asm_experimental_arch)]
 
+mod fd_rows;
 mod loops;
 mod maps;
 mod processes;

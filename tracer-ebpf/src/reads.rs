@@ -10,14 +10,17 @@ use aya_ebpf::{
         bpf_probe_read_user_str_bytes,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
     DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightRead,
     PATH_CAPTURE_LEN, ReadEvent, ReadKey, ReadStats, ReadSyscall, drops,
 };
 
-use crate::maps::{EVENTS, config, count_drop, current_if_traced, read_reg};
+use crate::{
+    fd_rows,
+    maps::{EVENTS, config, count_drop, current_if_traced, read_reg},
+};
 
 /// Reads that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
@@ -38,6 +41,11 @@ static FD_FILES: HashMap<FdKey, u64> = HashMap::with_max_entries(65536, 0);
 #[map]
 static FILE_OPENS: PerCpuHashMap<FileKey, u64> =
     PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
+
+/// One-off traces: the paths each process has been reported to open
+/// (the path record is sent once, not at every open).
+#[map]
+static PATHS_SENT: LruHashMap<FileKey, u8> = LruHashMap::with_max_entries(65536, 0);
 
 /// Scratch space for a path (too big for the 512-byte BPF stack).
 #[map]
@@ -107,6 +115,7 @@ pub fn exit_open(ret: i64) {
         return;
     }
     let fd = ret as i32;
+    let fd_rows = config!(fd_rows) != 0;
     // The kernel has just copied the name, so the page is resident.
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
         return;
@@ -117,14 +126,32 @@ pub fn exit_open(ret: i64) {
         return;
     };
     let file_id = path_hash(path);
-    if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
-        count_drop(drops::TABLES);
-    }
     let key = FileKey {
         tgid,
         _pad: 0,
         file_id,
     };
+    if fd_rows {
+        // Opens are counted in the row; the path is sent the first time
+        // this process opens it (again if the LRU forgot it: harmless).
+        fd_rows::open(tgid, tid, fd, file_id, 1, unsafe { bpf_ktime_get_ns() });
+        if unsafe { PATHS_SENT.get(key) }.is_some() {
+            return;
+        }
+        let _ = PATHS_SENT.insert(key, 0u8, 0);
+        emit_file_event(
+            EventKind::FileOpened,
+            tgid,
+            tid,
+            fd,
+            file_id,
+            filename as *const u8,
+        );
+        return;
+    }
+    if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
     if let Some(opens) = FILE_OPENS.get_ptr_mut(key) {
         // Per-CPU value: only this CPU writes it.
         unsafe { *opens += 1 };
@@ -161,12 +188,16 @@ fn path_hash(path: &[u8]) -> u64 {
 /// `close(fd)`: the descriptor names nothing any more.
 #[inline(always)]
 pub fn enter_close(regs: *const u8) {
-    let Some((tgid, _)) = current_if_traced() else {
+    let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
     let Some(fd) = read_reg(regs, config!(regs.arg1)) else {
         return;
     };
+    if config!(fd_rows) != 0 {
+        fd_rows::close(tgid, tid, fd as i32, unsafe { bpf_ktime_get_ns() });
+        return;
+    }
     let _ = FD_FILES.remove(FdKey {
         tgid,
         fd: fd as i32,
@@ -334,8 +365,14 @@ pub fn exit_read(ret: i64) {
     };
 
     let fd_key = FdKey { tgid, fd: read.fd };
-    let file_id = match unsafe { FD_FILES.get(fd_key) } {
-        Some(id) => *id,
+    let fd_rows = config!(fd_rows) != 0;
+    let known = if fd_rows {
+        fd_rows::file_of(tgid, read.fd)
+    } else {
+        unsafe { FD_FILES.get(fd_key) }.copied()
+    };
+    let file_id = match known {
+        Some(id) => id,
         // A bad descriptor names no file: count the error under file 0.
         None if ret == -EBADF => 0,
         None => {
@@ -343,7 +380,9 @@ pub fn exit_read(ret: i64) {
             // socket, dup...): name this descriptor now, userspace resolves
             // it through /proc/PID/fd while it is still open.
             let file_id = read.start_ns | DISCOVERED_FILE_BIT;
-            if FD_FILES.insert(fd_key, file_id, 0).is_err() {
+            if fd_rows {
+                fd_rows::open(tgid, tid, read.fd, file_id, 0, read.start_ns);
+            } else if FD_FILES.insert(fd_key, file_id, 0).is_err() {
                 count_drop(drops::TABLES);
             }
             emit_file_event(
@@ -360,6 +399,11 @@ pub fn exit_read(ret: i64) {
 
     if config!(timeline) != 0 {
         emit_read(tgid, tid, &read, file_id, ret, now);
+    }
+    if fd_rows && file_id != 0 && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns))
+    {
+        crate::python::read_stack(tgid, tid, file_id);
+        return;
     }
     let key = ReadKey {
         tgid,
@@ -444,6 +488,10 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
     event.fs_magic = 0;
     event.blksize = 0;
     event.truncated = 0;
+    event.mode = 0;
+    event._pad = 0;
+    // What the file is, read here: userspace need not look it up by path.
+    describe_fd(fd, event);
     if !path.is_null() {
         if let Ok(bytes) = unsafe { bpf_probe_read_user_str_bytes(path, &mut event.path) } {
             event.path_len = bytes.len() as u32;
@@ -456,8 +504,6 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
                 event.truncated = u32::from(next != 0);
             }
         }
-    } else {
-        describe_fd(fd, event);
     }
     entry.submit(0);
 }
@@ -492,6 +538,9 @@ fn describe_fd(fd: i32, event: &mut FileEvent) {
         return;
     }
     event.ino = read_ptr(inode, o.inode_ino);
+    event.mode = u32::from(
+        unsafe { bpf_probe_read_kernel((inode + o.inode_mode as u64) as *const u16) }.unwrap_or(0),
+    );
     event.fs_magic = read_ptr(read_ptr(inode, o.inode_sb), o.sb_magic);
     let blkbits = unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }
         .unwrap_or(0);

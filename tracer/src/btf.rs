@@ -411,7 +411,8 @@ pub fn file_offsets(btf: &Btf) -> Result<tracer_common::FileOffsets, BtfError> {
         inode_blkbits: btf.member_offset("inode", "i_blkbits")?,
         inode_sb: btf.member_offset("inode", "i_sb")?,
         sb_magic: btf.member_offset("super_block", "s_magic")?,
-        _pad: [0; 2],
+        inode_mode: btf.member_offset("inode", "i_mode")?,
+        _pad: 0,
     })
 }
 

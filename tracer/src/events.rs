@@ -6,11 +6,11 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent, PyEntryKey, PyEventKey, PyEventValue,
-    PyForkEvent, PyFrameRecord, PySample, PyStackEvent, ReadEvent, ReadKey, ReadStats, ReadSyscall,
-    SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent,
-    SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
+    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PyStackEvent,
+    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent,
+    drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum Event {
         path: String,
         /// The path did not fit in the capture buffer.
         truncated: bool,
+        /// What the kernel read about the file it opened.
+        kernel: Option<crate::files::KernelFile>,
     },
     /// A read on a descriptor whose opening was not seen.
     FdDiscovered {
@@ -119,6 +121,13 @@ pub enum Event {
     },
     /// `--perfetto`: one read syscall, at its return.
     ReadDone(ReadDone),
+    /// A one-off trace's descriptor was closed (or its number reused):
+    /// every read made through it since it was opened.
+    FdClosed {
+        tgid: u32,
+        fd: i32,
+        row: Box<FdRow>,
+    },
     /// `--perfetto`: a traced thread left (`out`) or came on a CPU.
     Switched {
         ts_ns: u64,
@@ -284,6 +293,16 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// What the kernel read about a record's file, if anything.
+fn kernel_file(event: &FileEvent) -> Option<crate::files::KernelFile> {
+    (event.fs_magic != 0).then_some(crate::files::KernelFile {
+        ino: event.ino,
+        fs_magic: event.fs_magic,
+        blksize: event.blksize,
+        mode: event.mode,
+    })
+}
+
 /// The leading frames of a fixed-size capture (`code == 0` marks its end).
 fn frames_until_empty(frames: &[PyFrameRecord]) -> Vec<PyFrameRecord> {
     frames.iter().take_while(|f| f.code != 0).copied().collect()
@@ -300,11 +319,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     tgid: header.tgid,
                     fd: event.fd,
                     file_id: event.file_id,
-                    kernel: (event.fs_magic != 0).then_some(crate::files::KernelFile {
-                        ino: event.ino,
-                        fs_magic: event.fs_magic,
-                        blksize: event.blksize,
-                    }),
+                    kernel: kernel_file(&event),
                 }
             } else {
                 // path_len: the bytes copied, without the NUL.
@@ -315,6 +330,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     file_id: event.file_id,
                     path: c_string(&event.path[..len]),
                     truncated: event.truncated != 0,
+                    kernel: kernel_file(&event),
                 }
             }
         }
@@ -480,6 +496,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             }
         }
+        EventKind::FdClosed => {
+            let event: FdClosedEvent = read(bytes)?;
+            Event::FdClosed {
+                tgid: header.tgid,
+                fd: event.fd,
+                row: Box::new(event.row),
+            }
+        }
         EventKind::ReadDone => {
             let event: ReadEvent = read(bytes)?;
             Event::ReadDone(ReadDone {
@@ -535,6 +559,9 @@ pub struct MapSnapshot {
     pub reads: Vec<(ReadKey, ReadStats)>,
     /// Opens per (tgid, file id).
     pub opens: HashMap<(u32, u64), u64>,
+    /// One-off traces: the descriptors' rows not sent yet (still open, or
+    /// left open by a process that exited).
+    pub fd_rows: Vec<(FdKey, FdRow)>,
     pub threads: Vec<(u32, ThreadStats)>,
     pub python_event_stacks: Vec<(PyEventKey, PyEventValue)>,
     pub python_entries: Vec<(PyEntryKey, u64)>,
@@ -600,6 +627,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -608,7 +637,8 @@ mod tests {
                 fd: 3,
                 file_id: 77,
                 path: "/proc/self/status".into(),
-                truncated: false
+                truncated: false,
+                kernel: None,
             }
         );
     }
@@ -627,6 +657,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         let opened = |event: &FileEvent| match decode(&bytes_of(event)).unwrap() {
             Event::FileOpened {
@@ -657,6 +689,8 @@ mod tests {
             fs_magic: 0,
             blksize: 0,
             truncated: 0,
+            mode: 0,
+            _pad: 0,
         };
         assert_eq!(
             decode(&bytes_of(&event)).unwrap(),
@@ -682,7 +716,8 @@ mod tests {
                 kernel: Some(crate::files::KernelFile {
                     ino: 4242,
                     fs_magic: 0x5049_5045,
-                    blksize: 4096
+                    blksize: 4096,
+                    mode: 0,
                 }),
             }
         );

@@ -164,7 +164,10 @@ impl Outputs {
 
     /// The report first: a side output that fails never costs it.
     fn write(self, args: &cli::Args, report: &report::Report) -> anyhow::Result<()> {
+        // JSON is written as it is serialised (see `json::write`).
+        let json = matches!(args.format, cli::Format::Json) && report.metrics.is_none();
         let rendered = match args.format {
+            _ if json => String::new(),
             // --serve: the final figures, as the endpoint served them.
             _ if report.metrics.is_some() => report
                 .metrics
@@ -183,15 +186,23 @@ impl Outputs {
         match self.report {
             Some(output) => {
                 let path = output.path().to_path_buf();
-                output.write(rendered.as_bytes())?;
+                if json {
+                    output.write_with(|file| report::json::write(report, file))?;
+                } else {
+                    output.write(rendered.as_bytes())?;
+                }
                 if !quiet {
                     eprintln!("tracer: report written to {}", path.display());
                 }
             }
             None => {
                 let mut stdout = std::io::stdout().lock();
-                stdout
-                    .write_all(rendered.as_bytes())
+                let written = if json {
+                    report::json::write(report, &mut stdout)
+                } else {
+                    stdout.write_all(rendered.as_bytes())
+                };
+                written
                     .and_then(|()| stdout.flush())
                     .context("writing the report to standard output")?;
             }

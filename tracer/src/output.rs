@@ -120,7 +120,15 @@ impl Output {
     }
 
     /// Replaces the file's contents with `bytes`.
-    pub fn write(mut self, bytes: &[u8]) -> Result<(), OutputError> {
+    pub fn write(self, bytes: &[u8]) -> Result<(), OutputError> {
+        self.write_with(|file| file.write_all(bytes))
+    }
+
+    /// Replaces the file's contents with what `write` writes to it.
+    pub fn write_with(
+        mut self,
+        write: impl FnOnce(&mut File) -> std::io::Result<()>,
+    ) -> Result<(), OutputError> {
         let write_err = |source| OutputError::Write {
             path: self.path.clone(),
             source,
@@ -128,7 +136,7 @@ impl Output {
         if self.regular {
             self.file.set_len(0).map_err(write_err)?;
         }
-        self.file.write_all(bytes).map_err(write_err)?;
+        write(&mut self.file).map_err(write_err)?;
         self.file.flush().map_err(write_err)
     }
 

@@ -164,7 +164,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     }
     continuous.start(args, &collector);
     let trace_start = Instant::now();
-    let stopped = event_loop(
+    let (stopped, mut ring) = event_loop(
         args,
         &mut probes,
         &mut target,
@@ -193,6 +193,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         warnings: std::mem::take(&mut probes.warnings),
     };
     let maps = probes.snapshot()?;
+    // Descriptors closed while the maps were read: their records are the
+    // whole of their rows.
+    collector.closed.after_snapshot();
+    drain_closes(&mut ring, &mut collector);
     Ok((collector.finish(maps, ending), Some(probes)))
 }
 
@@ -289,7 +293,7 @@ async fn event_loop(
     collector: &mut Collector,
     stop_signals: StopSignals,
     continuous: &mut Continuous,
-) -> Result<&'static str, RunError> {
+) -> Result<(&'static str, aya::maps::RingBuf<aya::maps::MapData>), RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -366,8 +370,10 @@ async fn event_loop(
                 && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
                 drain(ring.get_mut(), collector);
             }
-            // --perfetto: reads and switches do not wake the loop either.
-            _ = timeline_drain.tick(), if collector.settings.timeline => {
+            // --perfetto: reads and switches do not wake the loop either,
+            // nor (one-off traces) most closed descriptors' records.
+            _ = timeline_drain.tick(), if collector.settings.timeline
+                || !collector.settings.continuous => {
                 drain(ring.get_mut(), collector);
             }
             // --serve, --every: the maps folded every second, a window
@@ -402,7 +408,17 @@ async fn event_loop(
             target.pid
         ));
     }
-    Ok(stopped)
+    Ok((stopped, ring.into_inner()))
+}
+
+/// After the snapshot: only the descriptors' records (the rest happened
+/// after the trace).
+fn drain_closes(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
+    while let Some(item) = ring.next() {
+        if let Ok(event @ events::Event::FdClosed { .. }) = events::decode(&item) {
+            collector.on_event(event);
+        }
+    }
 }
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {

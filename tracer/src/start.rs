@@ -35,6 +35,7 @@ pub fn load_probes(
         !args.no_children,
         collector.settings.python_rate_hz,
         collector.settings.timeline,
+        !collector.settings.continuous,
         scope.map(Scope::config).unwrap_or_default(),
         collector.settings.loop_stall_ns,
         &mut warnings,

@@ -377,3 +377,58 @@ fn text_report() {
         .unwrap_or_else(|| panic!("no /proc/self/stat row:\n{text}"));
     assert!(row.contains("4 KiB x 37"), "{row}");
 }
+
+/// A walk of 100,000 distinct small files: a row for each, with its exact
+/// figures, and nothing dropped (the kernel holds only the descriptors
+/// open now; each row is sent when its file is closed).
+#[test]
+fn a_row_for_each_of_100000_files() {
+    const FILES: usize = 100_000;
+    require_root();
+    let python = python(STATIC_PYTHON);
+    let scratch = Scratch::new("a_row_for_each_of_100000_files");
+    let data = ext4_dir(&scratch);
+    let out = scratch.path("workload.json");
+    let mut create = python_command(python, "many_files.py", &[&out, &data]);
+    create.extend([FILES.to_string(), "--create".into()]);
+    let made = std::process::Command::new(&create[0])
+        .args(&create[1..])
+        .status()
+        .unwrap();
+    assert!(made.success(), "creating the files: {made}");
+    let mut command = python_command(python, "many_files.py", &[&out, &data]);
+    command.push(FILES.to_string());
+    let report = trace_command(&scratch, &[], &command);
+    let expected = load_json(&out);
+    let pid = u64_of(&expected["pid"]);
+    // Not assert_complete: on failure it would print 100,000 rows.
+    assert_eq!(report["complete"], true, "{}", report["events"]);
+    assert_eq!(report["events"]["lost"], 0);
+    for (name, count) in report["events"]["dropped"].as_object().unwrap() {
+        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
+    }
+    let prefix = format!("{data}/");
+    let rows: BTreeMap<&str, &Value> = report["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["pid"] == pid && r["path"].as_str().unwrap().starts_with(&prefix))
+        .map(|r| (r["path"].as_str().unwrap(), r))
+        .collect();
+    let bytes = expected["bytes"].as_object().unwrap();
+    assert_eq!(bytes.len(), FILES);
+    assert_eq!(rows.len(), FILES, "one row per file");
+    let reads = u64_of(&expected["reads_per_file"]);
+    let request = expected["request"].to_string();
+    for (path, want) in bytes {
+        let row = rows
+            .get(path.as_str())
+            .unwrap_or_else(|| panic!("no row for {path}"));
+        assert_eq!(row["syscalls"], reads, "{path}: {row}");
+        assert_eq!(row["bytes"], *want, "{path}: {row}");
+        assert_eq!(row["opens"], 1, "{path}: {row}");
+        assert_eq!(row["errors"], 0, "{path}: {row}");
+        assert_eq!(row["request_sizes"], serde_json::json!({ &request: reads }));
+        assert_eq!(row["by_syscall"], serde_json::json!({ "read": reads }));
+    }
+}

@@ -741,6 +741,7 @@ mod tests {
             file_id,
             path: "/x.py".into(),
             truncated: false,
+            kernel: None,
         };
         live.on_event(opened(7, 11), None);
         live.on_event(opened(7, 12), None);

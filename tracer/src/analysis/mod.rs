@@ -5,10 +5,12 @@
 
 pub mod asyncio;
 pub mod capture;
+pub mod fd_rows;
 pub mod loops;
 pub mod metrics;
 pub mod processes;
 pub mod python;
+pub mod read_findings;
 pub mod reads;
 pub mod sched;
 pub mod signals;
@@ -121,6 +123,8 @@ pub struct Collector {
     captures: capture::Captures,
     /// Event loop stalls.
     loops: loops::Loops,
+    /// One-off traces: the read rows of closed descriptors.
+    pub closed: fd_rows::ClosedRows,
 }
 
 impl Collector {
@@ -156,6 +160,7 @@ impl Collector {
         match event {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
+            Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -358,7 +363,10 @@ impl Collector {
                 file_id,
                 path,
                 truncated,
-            } => self.files.on_opened(*tgid, *fd, *file_id, path, *truncated),
+                kernel,
+            } => self
+                .files
+                .on_opened(*tgid, *fd, *file_id, path, *truncated, *kernel),
             Event::FdDiscovered {
                 tgid,
                 fd,
@@ -486,9 +494,12 @@ impl Collector {
     }
 
     /// The report: every aggregator's section, the map snapshot merged in.
-    pub fn finish(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+    pub fn finish(mut self, mut maps: MapSnapshot, ending: Ending) -> Report {
         if self.metrics.is_some() {
             return self.finish_continuous(maps, ending);
+        }
+        if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
+            self.warnings.push(full);
         }
         let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
@@ -731,7 +742,7 @@ impl Collector {
 
 /// Everything in the report that deserves attention, section by section.
 pub fn findings(report: &Report) -> Vec<Finding> {
-    let mut all = reads::findings(&report.reads);
+    let mut all = read_findings::findings(&report.reads);
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));

@@ -2,25 +2,16 @@
 //! request size) joined with what userspace learned about each file id;
 //! many connections of one process from one peer host fold into one row.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
 use super::python::merge_stacks;
 use crate::{
     files::{self, FileInfo},
-    report::{
-        ContextSwitches, EventStack, FOLD_ABOVE, FileReads, Finding,
-        format::{bytes, duration, thousands},
-    },
+    report::{ContextSwitches, EventStack, FOLD_ABOVE, FileReads},
     sockets::{self, Socket, SocketNames, UNNAMED_SOCKETS, Unnamed},
 };
-
-/// A file read in requests smaller than this, this often, gets a finding.
-const SMALL_REQUEST: u64 = 4096;
-const MANY_SYSCALLS: u64 = 100;
-/// Reads that blocked this often get a finding (one page-cache miss does not).
-const MANY_BLOCKED: u64 = 3;
 
 #[derive(Default)]
 pub struct FileTable {
@@ -38,6 +29,7 @@ pub struct FileTable {
     /// was: every Python start on a node opens the same few dozen modules,
     /// described once rather than with two system calls each time.
     described: HashMap<(String, String), FileInfo>,
+    by_directory: files::ByDirectory,
     sockets: SocketNames,
     /// Sockets discovered and not named yet: (tgid, file id).
     pending: Vec<(u32, u64)>,
@@ -61,30 +53,48 @@ impl FileTable {
     }
 
     /// `truncated`: `path` is only the first bytes of a longer path.
-    pub fn on_opened(&mut self, tgid: u32, fd: i32, file_id: u64, path: &str, truncated: bool) {
+    /// `kernel`: what the kernel read about the file at open.
+    pub fn on_opened(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        file_id: u64,
+        path: &str,
+        truncated: bool,
+        kernel: Option<files::KernelFile>,
+    ) {
         if self.files.contains_key(&(tgid, file_id)) {
             return;
         }
         if truncated {
             self.truncated.insert((tgid, file_id));
         }
-        if let Some(root) = crate::procfs::root(tgid) {
-            self.roots.insert(tgid, root);
-        }
-        let root = self.roots.get(&tgid).map(String::as_str);
-        // A file of a regular filesystem, by its absolute path: procfs,
-        // sysfs and devices name a different thing per process or boot.
         let regular = path.starts_with('/')
             && !truncated
             && !["/proc/", "/sys/", "/dev/"]
                 .iter()
                 .any(|p| path.starts_with(p));
+        let kernel = kernel.filter(|_| regular);
+        if let Some(info) = kernel.and_then(|k| self.by_directory.get(path, &k)) {
+            self.files.insert((tgid, file_id), info);
+            return;
+        }
+        if let Some(root) = crate::procfs::root(tgid) {
+            self.roots.insert(tgid, root);
+        }
+        let root = self.roots.get(&tgid).map(String::as_str);
+        // (`regular`: a file of a regular filesystem, by its absolute
+        // path: procfs, sysfs and devices name a different thing per
+        // process or boot.)
         let key = (root.unwrap_or("/").to_owned(), path.to_owned());
         if regular && let Some(info) = self.described.get(&key) {
             self.files.insert((tgid, file_id), info.clone());
             return;
         }
         let info = files::from_open(tgid, fd, path, root);
+        if let Some(k) = kernel.filter(|_| info.fs != "unknown") {
+            self.by_directory.insert(&k, &info);
+        }
         if regular && info.fs != "unknown" {
             if self.described.len() >= MAX_DESCRIBED {
                 self.described.clear();
@@ -310,13 +320,20 @@ impl FileTable {
         rows: &[(ReadKey, ReadStats)],
         opens: &HashMap<(u32, u64), u64>,
     ) -> Vec<FileReads> {
-        let mut by_file: BTreeMap<(u32, String), FileReads> = BTreeMap::new();
+        // Rows in one vector, found by (pid, path): a million files'
+        // rows are not held twice.
+        let mut files: Vec<FileReads> = Vec::new();
+        let mut by_file: HashMap<(u32, String), usize> = HashMap::new();
         let mut counted_opens = std::collections::HashSet::new();
         for (key, stats) in rows {
             let info = self.lookup(key);
-            let entry = by_file
+            let index = *by_file
                 .entry((key.tgid, info.path.clone()))
-                .or_insert_with(|| new_row(key.tgid, &info));
+                .or_insert_with(|| {
+                    files.push(new_row(key.tgid, &info));
+                    files.len() - 1
+                });
+            let entry = &mut files[index];
             entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
@@ -330,15 +347,18 @@ impl FileTable {
             entry.kernel_ns += stats.kernel_ns;
             entry.context_switches.voluntary += stats.voluntary;
             entry.context_switches.involuntary += stats.involuntary;
-            *entry
+            entry
                 .request_sizes
-                .entry(key.request.to_string())
-                .or_default() += stats.syscalls;
+                .add(&key.request.to_string(), stats.syscalls);
             let name = ReadSyscall::from_u32(key.syscall).map_or("unknown", ReadSyscall::name);
-            *entry.by_syscall.entry(name.to_owned()).or_default() += stats.syscalls;
+            entry.by_syscall.add(name, stats.syscalls);
         }
-        let mut files: Vec<FileReads> = by_file.into_values().collect();
-        files.sort_by(|a, b| b.syscalls.cmp(&a.syscalls).then(a.path.cmp(&b.path)));
+        drop(by_file);
+        files.sort_by(|a, b| {
+            (b.syscalls.cmp(&a.syscalls))
+                .then(a.path.cmp(&b.path))
+                .then(a.pid.cmp(&b.pid))
+        });
         files
     }
 }
@@ -393,15 +413,30 @@ pub fn add_python_stacks(
     every: u32,
     stacks: HashMap<u64, Vec<EventStack>>,
 ) {
+    if stacks.is_empty() {
+        return;
+    }
+    // By path: a trace may read a million files.
+    let index: HashMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.pid == pid)
+        .map(|(i, r)| (r.path.as_str(), i))
+        .collect();
+    let mut found: Vec<(usize, Vec<EventStack>)> = Vec::new();
     for (file_id, list) in stacks {
-        let path = files.path_of(pid, file_id);
-        if let Some(row) = rows.iter_mut().find(|r| r.pid == pid && r.path == path) {
-            row.python_stacks_every = u64::from(every);
-            let merged = std::mem::take(&mut row.python_stacks)
-                .into_iter()
-                .chain(list);
-            row.python_stacks = merge_stacks(merged);
+        if let Some(&i) = index.get(files.path_of(pid, file_id).as_str()) {
+            found.push((i, list));
         }
+    }
+    drop(index);
+    for (i, list) in found {
+        let row = &mut rows[i];
+        row.python_stacks_every = u64::from(every);
+        let merged = std::mem::take(&mut row.python_stacks)
+            .into_iter()
+            .chain(list);
+        row.python_stacks = merge_stacks(merged);
     }
 }
 
@@ -414,89 +449,9 @@ pub fn total_switches(files: &[FileReads]) -> ContextSwitches {
     })
 }
 
-/// The findings about reads: one per file at most.
-pub fn findings(files: &[FileReads]) -> Vec<Finding> {
-    files.iter().filter_map(finding).collect()
-}
-
-/// The sentence a file deserves, if any: small buffered requests, or reads
-/// that kept blocking.
-fn finding(f: &FileReads) -> Option<Finding> {
-    let (size, count) = f.dominant_request()?;
-    // A socket's reads follow its peer's writes, not a buffer size.
-    if size < SMALL_REQUEST && count >= MANY_SYSCALLS && f.kind != "socket" {
-        let why = match (f.fs.as_str(), f.blksize) {
-            (fs @ ("proc" | "sysfs"), Some(blk)) if blk == size => format!(
-                "{fs} reports st_blksize {blk}, so Python's buffered reader asks for {} at a time",
-                bytes(blk)
-            ),
-            (_, Some(blk)) if blk == size => format!(
-                "st_blksize is {blk}, so a buffered reader sized from it asks for {} at a time",
-                bytes(blk)
-            ),
-            _ => format!("the program asks for {} at a time", bytes(size)),
-        };
-        let larger = SMALL_REQUEST.max(size);
-        let needed = syscalls_with_buffer(f, size, larger);
-        let message = format!(
-            "{}: {} read syscalls of {} for {}; {why}. A {} buffer (e.g. open(path, \"rb\", \
-             buffering={larger}) or os.read(fd, {larger})) would need about {} syscalls",
-            f.path,
-            thousands(count),
-            bytes(size),
-            bytes(f.bytes),
-            bytes(larger),
-            thousands(needed)
-        );
-        return Some(
-            Finding::new("small_read_requests", "reads", f.path.clone(), message)
-                .with("pid", u64::from(f.pid))
-                .with("syscalls", count)
-                .with("request_size", size)
-                .with("bytes", f.bytes)
-                .with("suggested_request_size", larger)
-                .with("syscalls_with_suggested_size", needed),
-        );
-    }
-    let cs = &f.context_switches;
-    if cs.voluntary >= MANY_BLOCKED && cs.voluntary * 2 >= f.syscalls {
-        let message = format!(
-            "{}: {} of {} reads blocked (voluntary context switches inside the read), {} waiting in \
-             the kernel in all: the process was waiting for data, not working",
-            f.path,
-            thousands(cs.voluntary),
-            thousands(f.syscalls),
-            duration(f.kernel_ns)
-        );
-        return Some(
-            Finding::new("blocked_reads", "reads", f.path.clone(), message)
-                .with("pid", u64::from(f.pid))
-                .with("syscalls", f.syscalls)
-                .with("blocked", cs.voluntary)
-                .with("kernel_ns", f.kernel_ns),
-        );
-    }
-    None
-}
-
-/// Read syscalls the same reads would take with `larger` requests instead of
-/// `size`: per opening, the data reads shrink and the end-of-file read stays.
-fn syscalls_with_buffer(f: &FileReads, size: u64, larger: u64) -> u64 {
-    if f.opens == 0 {
-        return f.bytes.div_ceil(larger).max(1).min(f.syscalls);
-    }
-    let per_open_bytes = f.bytes.div_ceil(f.opens);
-    let data_reads_now = per_open_bytes.div_ceil(size);
-    let reads_per_open = f.syscalls.div_ceil(f.opens);
-    let eof_reads = reads_per_open.saturating_sub(data_reads_now);
-    let needed = f.opens * (per_open_bytes.div_ceil(larger) + eof_reads);
-    needed.min(f.syscalls)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures;
 
     fn key(tgid: u32, fd: i32, file_id: u64, request: u64, syscall: ReadSyscall) -> ReadKey {
         ReadKey {
@@ -718,55 +673,5 @@ mod tests {
         let files = t.aggregate(&rows, &HashMap::new());
         assert_eq!(files.len(), 2);
         assert_ne!(files[0].pid, files[1].pid);
-    }
-
-    #[test]
-    fn procfs_finding_explains_blksize() {
-        // 200 opens x (2 data reads + 1 EOF read) of a 1.4 KB file.
-        let found = findings(&[fixtures::proc_status(600)]);
-        let finding = &found[0].message;
-        assert!(
-            finding.starts_with("/proc/self/status: 600 read syscalls of 1 KiB"),
-            "{finding}"
-        );
-        assert!(
-            finding.contains("proc reports st_blksize 1024"),
-            "{finding}"
-        );
-        // Per open: 1,400 bytes in one 4 KiB read plus the EOF read.
-        assert!(
-            finding.contains("would need about 400 syscalls"),
-            "{finding}"
-        );
-        assert_eq!(found[0].kind, "small_read_requests");
-        assert_eq!(found[0].subject, "/proc/self/status");
-        assert_eq!(found[0].figures["syscalls"], 600);
-        assert_eq!(found[0].figures["request_size"], 1024);
-        assert_eq!(found[0].figures["syscalls_with_suggested_size"], 400);
-    }
-
-    #[test]
-    fn blocking_reads_get_their_own_finding_and_quiet_files_none() {
-        let mut pipe = FileReads {
-            path: "pipe:[7]".into(),
-            fs: "pipe".into(),
-            syscalls: 10,
-            bytes: 10,
-            kernel_ns: 500_000_000,
-            context_switches: ContextSwitches {
-                voluntary: 10,
-                involuntary: 0,
-            },
-            ..Default::default()
-        };
-        pipe.request_sizes.insert("100".into(), 10);
-        let found = findings(&[pipe]);
-        assert!(
-            found[0].message.contains("10 of 10 reads blocked"),
-            "{found:?}"
-        );
-        assert_eq!(found[0].kind, "blocked_reads");
-        assert_eq!(found[0].figures["blocked"], 10);
-        assert!(findings(&[fixtures::proc_status(10)]).is_empty());
     }
 }

@@ -10,8 +10,8 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    FdKey, FileKey, InflightRead, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks,
-    ReadKey, ReadStats, ThreadStats, ZombieEntry, drops,
+    FdKey, FdRow, FileKey, InflightRead, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep,
+    PyTicks, ReadKey, ReadStats, ThreadStats, ZombieEntry, drops,
 };
 
 use super::{ProbeError, Probes, take_map};
@@ -113,6 +113,7 @@ impl Probes {
             python_ticks: self.python_ticks()?,
             reads: self.read_stats()?,
             opens: self.file_opens()?,
+            fd_rows: self.fd_rows()?,
             threads: self.threads()?,
             python_event_stacks: self.python_event_stacks()?,
             python_entries: self.python_entries()?,
@@ -146,6 +147,15 @@ impl Probes {
             sum.voluntary += v.voluntary;
             sum.involuntary += v.involuntary;
         })
+    }
+
+    /// One-off traces: every `FD_ROWS` row (descriptors not closed yet).
+    pub fn fd_rows(&self) -> Result<Vec<(FdKey, FdRow)>, ProbeError> {
+        const NAME: &str = "FD_ROWS";
+        let map = HashMap::<_, FdKey, FdRow>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
+        map.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
     }
 
     /// Opens per (tgid, file_id), summed across CPUs.

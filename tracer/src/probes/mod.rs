@@ -24,6 +24,7 @@ use crate::btf::{BtfError, KernelOffsets};
 fn kernel_config(
     follow_children: bool,
     timeline: bool,
+    fd_rows: bool,
     scope: ScopeConfig,
     loop_stall_ns: u64,
     warnings: &mut Vec<String>,
@@ -45,6 +46,8 @@ fn kernel_config(
         file: kernel.file,
         scope,
         loop_stall_ns,
+        fd_rows: u32::from(fd_rows),
+        _pad: 0,
     })
 }
 
@@ -275,10 +278,13 @@ impl Probes {
     /// send every read and context switch as a record (`--perfetto`).
     /// `scope`: what a node-wide trace takes in as it execs.
     /// `loop_stall_ns`: an event loop iteration this long is a stall.
+    /// `fd_rows`: count reads per descriptor, sent at close (one-off traces).
+    #[allow(clippy::too_many_arguments)]
     pub fn load(
         follow_children: bool,
         sample_rate: Option<u64>,
         timeline: bool,
+        fd_rows: bool,
         scope: ScopeConfig,
         loop_stall_ns: u64,
         warnings: &mut Vec<String>,
@@ -287,7 +293,14 @@ impl Probes {
         // whether the object needs it or not: done beside our own reading
         // of the offsets, not after it.
         let loader = std::thread::spawn(EbpfLoader::new);
-        let config = kernel_config(follow_children, timeline, scope, loop_stall_ns, warnings);
+        let config = kernel_config(
+            follow_children,
+            timeline,
+            fd_rows,
+            scope,
+            loop_stall_ns,
+            warnings,
+        );
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
         let config = config?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));

@@ -1,6 +1,17 @@
 //! JSON renderer: the `Report` as is (keys documented in docs/report-schema.md).
 
+use std::io::Write as _;
+
 use super::Report;
+
+/// The report written as it is serialised: a million rows are not held
+/// twice (as data and as text).
+pub fn write(report: &Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut out, report)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
 
 pub fn render(report: &Report) -> String {
     // Serialising plain data cannot fail; keep a readable message if it ever does.

@@ -1,0 +1,187 @@
+//! One-off traces: the descriptors' read rows the kernel sent as each was
+//! closed, summed here, and those still open at the end (from the map
+//! snapshot), merged into the snapshot's rows. The kernel holds only the
+//! descriptors open now; this holds a row per file and (syscall, request).
+
+use std::collections::{HashMap, HashSet};
+
+use tracer_common::{FdRow, MAX_FD_ROWS, ReadKey, ReadStats};
+
+use crate::events::MapSnapshot;
+
+#[derive(Default)]
+pub struct ClosedRows {
+    rows: HashMap<ReadKey, ReadStats>,
+    /// Opens per (tgid, file id).
+    opens: HashMap<(u32, u64), u64>,
+    /// After the snapshot: the openings (tgid, fd, opened_ns) closed since,
+    /// whose rows the snapshot also holds (the record is the whole).
+    late: Option<HashSet<(u32, i32, u64)>>,
+    /// Descriptors sent.
+    pub closed: u64,
+}
+
+impl ClosedRows {
+    /// A descriptor's record.
+    pub fn on_closed(&mut self, tgid: u32, fd: i32, row: &FdRow) {
+        self.closed += 1;
+        if let Some(late) = self.late.as_mut() {
+            late.insert((tgid, fd, row.opened_ns));
+        }
+        add_row(&mut self.rows, &mut self.opens, tgid, fd, row);
+    }
+
+    /// The maps were read: records from now on were in the snapshot too.
+    pub fn after_snapshot(&mut self) {
+        self.late.get_or_insert_with(HashSet::new);
+    }
+
+    /// Rows sent and rows still open, in `maps.reads` and `maps.opens`;
+    /// a warning if the kernel's table of descriptors was full at the end.
+    pub fn merge_into(self, maps: &mut MapSnapshot) -> Option<String> {
+        let full = (maps.fd_rows.len() >= MAX_FD_ROWS as usize).then(|| {
+            format!(
+                "the kernel's table of open descriptors ({MAX_FD_ROWS}) was full at the end: \
+                 reads of descriptors opened while it was are counted under \
+                 \"fd N (name lost)\" rows (see dropped.tables)"
+            )
+        });
+        let Self {
+            mut rows,
+            mut opens,
+            late,
+            ..
+        } = self;
+        let late = late.unwrap_or_default();
+        for (key, row) in std::mem::take(&mut maps.fd_rows) {
+            if !late.contains(&(key.tgid, key.fd, row.opened_ns)) {
+                add_row(&mut rows, &mut opens, key.tgid, key.fd, &row);
+            }
+        }
+        for (key, stats) in std::mem::take(&mut maps.reads) {
+            add_stats(rows.entry(key).or_default(), &stats);
+        }
+        maps.reads = rows.into_iter().collect();
+        for (file, n) in opens {
+            *maps.opens.entry(file).or_default() += n;
+        }
+        full
+    }
+}
+
+fn add_row(
+    rows: &mut HashMap<ReadKey, ReadStats>,
+    opens: &mut HashMap<(u32, u64), u64>,
+    tgid: u32,
+    fd: i32,
+    row: &FdRow,
+) {
+    if row.opens > 0 {
+        *opens.entry((tgid, row.file_id)).or_default() += row.opens;
+    }
+    for slot in &row.slots {
+        let Some((syscall, request)) = slot.unpack() else {
+            continue;
+        };
+        let key = ReadKey {
+            tgid,
+            fd,
+            file_id: row.file_id,
+            request,
+            syscall,
+            _pad: 0,
+        };
+        add_stats(rows.entry(key).or_default(), &slot.stats);
+    }
+}
+
+fn add_stats(sum: &mut ReadStats, v: &ReadStats) {
+    sum.syscalls += v.syscalls;
+    sum.bytes += v.bytes;
+    sum.errors += v.errors;
+    sum.kernel_ns += v.kernel_ns;
+    sum.voluntary += v.voluntary;
+    sum.involuntary += v.involuntary;
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{FdKey, FdSlot, ReadSyscall};
+
+    use super::*;
+
+    fn row(file_id: u64, opened_ns: u64, slots: &[(ReadSyscall, u64, u64, u64)]) -> FdRow {
+        let mut row = FdRow {
+            file_id,
+            opened_ns,
+            opens: 1,
+            ..FdRow::default()
+        };
+        for (slot, &(syscall, request, syscalls, bytes)) in row.slots.iter_mut().zip(slots) {
+            *slot = FdSlot {
+                key: FdSlot::key(syscall as u32, request).unwrap(),
+                stats: ReadStats {
+                    syscalls,
+                    bytes,
+                    ..ReadStats::default()
+                },
+            };
+        }
+        row
+    }
+
+    #[test]
+    fn slot_keys_round_trip() {
+        let key = FdSlot::key(ReadSyscall::Recvmmsg as u32, 65536).unwrap();
+        let slot = FdSlot {
+            key,
+            ..FdSlot::default()
+        };
+        assert_eq!(slot.unpack(), Some((ReadSyscall::Recvmmsg as u32, 65536)));
+        assert_eq!(FdSlot::default().unpack(), None);
+        assert_eq!(FdSlot::key(0, u64::MAX), None);
+    }
+
+    #[test]
+    fn closed_and_open_rows_add_up_and_a_late_close_is_not_counted_twice() {
+        let read = ReadSyscall::Read;
+        let mut closed = ClosedRows::default();
+        // The same path opened twice on fd 3, then a 3rd time, still open.
+        closed.on_closed(
+            10,
+            3,
+            &row(7, 100, &[(read, 4096, 2, 5000), (read, 1, 1, 0)]),
+        );
+        closed.on_closed(10, 3, &row(7, 200, &[(read, 4096, 3, 6000)]));
+        let mut maps = MapSnapshot {
+            fd_rows: vec![
+                (
+                    FdKey { tgid: 10, fd: 3 },
+                    row(7, 300, &[(read, 4096, 1, 10)]),
+                ),
+                (FdKey { tgid: 10, fd: 4 }, row(8, 400, &[(read, 64, 9, 90)])),
+            ],
+            ..MapSnapshot::default()
+        };
+        // fd 4 was closed after the snapshot read it: its record counts.
+        closed.after_snapshot();
+        closed.on_closed(10, 4, &row(8, 400, &[(read, 64, 10, 100)]));
+        assert_eq!(closed.merge_into(&mut maps), None);
+        let mut reads = maps.reads.clone();
+        reads.sort_by_key(|(k, _)| (k.fd, k.request));
+        let figures: Vec<_> = reads
+            .iter()
+            .map(|(k, s)| (k.fd, k.file_id, k.request, s.syscalls, s.bytes))
+            .collect();
+        assert_eq!(
+            figures,
+            [
+                (3, 7, 1, 1, 0),
+                (3, 7, 4096, 6, 11_010),
+                (4, 8, 64, 10, 100)
+            ]
+        );
+        assert_eq!(maps.opens[&(10, 7)], 3);
+        assert_eq!(maps.opens[&(10, 8)], 1);
+    }
+}
