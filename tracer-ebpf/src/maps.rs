@@ -42,6 +42,15 @@ pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
+/// `BPF_RB_NO_WAKEUP`: a record drained on userspace's own tick (samples,
+/// switches, reads for the timeline), so a busy trace does not wake the
+/// tracer at every record.
+pub const RB_NO_WAKEUP: u64 = 1;
+/// `BPF_RB_FORCE_WAKEUP`: a record userspace must act on while what it
+/// names is alive (a stack's code objects, a descriptor to look up),
+/// even behind records that did not wake it.
+pub const RB_FORCE_WAKEUP: u64 = 2;
+
 /// What the kernel side could not record, by `tracer_common::drops` index.
 #[map]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drops::COUNT, 0);

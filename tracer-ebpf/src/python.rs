@@ -31,7 +31,7 @@ use tracer_common::{
     PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
 };
 
-use crate::maps::{EVENTS, TRACED, config, count_drop, read_kernel};
+use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, TRACED, config, count_drop, read_kernel};
 
 /// Frame-walk offsets of each Python process's interpreter (key: tgid), set
 /// by userspace when it finds one, copied to children forked without `exec`.
@@ -66,12 +66,6 @@ static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
 /// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
 #[map]
 static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// `BPF_RB_NO_WAKEUP`: samples are drained on userspace's own tick, so a
-/// 999 Hz sampler does not wake the tracer 999 times a second.
-pub const RB_NO_WAKEUP: u64 = 1;
-/// `BPF_RB_FORCE_WAKEUP`
-const RB_FORCE_WAKEUP: u64 = 2;
 
 /// The process's tick counters (created on its first tick).
 #[inline(always)]

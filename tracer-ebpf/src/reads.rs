@@ -283,8 +283,11 @@ pub fn enter_recvmmsg(regs: *const u8) {
 /// The sum of a user `msghdr`'s iovec lengths.
 #[inline(always)]
 fn msghdr_request(msg: u64) -> u64 {
-    let field = |off: u64| unsafe { bpf_probe_read_user((msg + off) as *const u64) }.unwrap_or(0);
-    iovec_sum(field(MSGHDR_IOV), field(MSGHDR_IOVLEN))
+    // `msg_iov` and `msg_iovlen` side by side: one read for both.
+    const _: () = assert!(MSGHDR_IOVLEN == MSGHDR_IOV + 8);
+    let [iov, iovlen] =
+        unsafe { bpf_probe_read_user((msg + MSGHDR_IOV) as *const [u64; 2]) }.unwrap_or([0, 0]);
+    iovec_sum(iov, iovlen)
 }
 
 /// The sum of the first `MAX_IOVECS` lengths of a user iovec array.
@@ -466,7 +469,7 @@ fn emit_read(tgid: u32, tid: u32, read: &InflightRead, file_id: u64, ret: i64, n
     };
     // SAFETY: the reserved slot holds one ReadEvent.
     unsafe { entry.as_mut_ptr().write(event) };
-    entry.submit(crate::python::RB_NO_WAKEUP);
+    entry.submit(crate::maps::RB_NO_WAKEUP);
 }
 
 #[inline(always)]
@@ -505,7 +508,14 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
             }
         }
     }
-    entry.submit(0);
+    // A descriptor found at its first read (a socket accepted, a pipe) is
+    // named through /proc while it is open: wake the tracer now, even
+    // behind records that did not (closed descriptors' rows, samples).
+    entry.submit(if kind == EventKind::FdDiscovered {
+        crate::maps::RB_FORCE_WAKEUP
+    } else {
+        0
+    });
 }
 
 /// What the current task's descriptor `fd` is: inode number, filesystem

@@ -164,5 +164,5 @@ fn emit_switch(tgid: u32, tid: u32, flags: u32, now: u64) {
             }
         }
     }
-    entry.submit(crate::python::RB_NO_WAKEUP);
+    entry.submit(crate::maps::RB_NO_WAKEUP);
 }
