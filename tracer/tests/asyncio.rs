@@ -26,14 +26,13 @@ mod common;
 
 use std::{
     collections::BTreeMap,
-    io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
 use common::{
     Proc, Scratch, attach_tracer,
-    http::{free_port, parse_traces},
+    http::{PprofPull, free_port, parse_traces},
     load_json, require_root, say_go, spawn_until_ready_with_stdout, text, tracer,
 };
 use serde_json::Value;
@@ -449,17 +448,7 @@ fn samples_by_task(python: &str, test: &str) {
         .output()
         .expect("go (Debian's golang-go; `cargo xtask test` installs it)");
     assert!(out.status.success(), "go tool pprof: {out:?}");
-    let traces = parse_traces(&text(&out.stdout));
-    for (task, spin) in [("heavy", "heavy_spin"), ("light", "light_spin")] {
-        assert!(
-            traces
-                .iter()
-                .any(|t| t.label("task") == Some(task)
-                    && t.frames.first().is_some_and(|f| f == spin)),
-            "no {task} sample in {spin}:\n{}",
-            text(&out.stdout)
-        );
-    }
+    assert_task_labels(&text(&out.stdout));
 }
 
 /// `--serve`'s `/debug/pprof/profile`, pulled by `go tool pprof` while the
@@ -483,32 +472,22 @@ fn the_pprof_endpoint_labels_samples_with_their_task() {
     let (mut traced, mut stderr) =
         attach_tracer(pid, &["-v", "--serve", &address, "-o", &final_metrics]);
     let url = format!("http://{address}/debug/pprof/profile?seconds=2");
-    let mut go = Proc::spawn(
-        Command::new("go")
-            .args(["tool", "pprof", "-traces", &url])
-            .env("PPROF_TMPDIR", scratch.subdir("pprof"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "go tool pprof (Debian's golang-go; `cargo xtask test` installs it)",
-    );
+    let go = PprofPull::start(&url, &scratch.subdir("pprof"));
     // The tasks start once the profile's window is open.
     stderr.wait_for("pprof: profile");
     say_go(&mut workload);
-    let mut traces = String::new();
-    go.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut traces)
-        .unwrap();
-    let go_stderr = go.stderr_lines().rest();
-    assert!(go.wait().success(), "go tool pprof: {go_stderr}\n{traces}");
+    let traces = go.traces();
     stdout.wait_for("done");
     workload.wait();
     // The target is gone: the tracer stops with it.
     assert_eq!(traced.wait().code(), Some(0), "tracer: {}", stderr.rest());
-    let samples = parse_traces(&traces);
+    assert_task_labels(&traces);
+}
+
+/// `go tool pprof -traces` of the two tasks' profile: samples labelled
+/// with each task, its own spin function on top, never the other's.
+fn assert_task_labels(traces: &str) {
+    let samples = parse_traces(traces);
     for (task, spin) in [("heavy", "heavy_spin"), ("light", "light_spin")] {
         assert!(
             samples
@@ -518,12 +497,14 @@ fn the_pprof_endpoint_labels_samples_with_their_task() {
             "no {task} sample in {spin}:\n{traces}"
         );
     }
-    assert!(
-        !samples
-            .iter()
-            .any(|t| t.label("task") == Some("light") && t.frames.iter().any(|f| f == "heavy_spin")),
-        "{traces}"
-    );
+    for (task, other) in [("heavy", "light_spin"), ("light", "heavy_spin")] {
+        assert!(
+            !samples
+                .iter()
+                .any(|t| t.label("task") == Some(task) && t.frames.iter().any(|f| f == other)),
+            "{traces}"
+        );
+    }
 }
 
 #[test]

@@ -8,9 +8,8 @@
 mod common;
 
 use std::{
-    io::{Read as _, Write as _},
+    io::Write as _,
     net::{TcpListener, TcpStream},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -173,16 +172,7 @@ fn go_tool_pprof_pulls_the_next_seconds_of_samples() {
     stdout.wait_for("before done");
     // before_window has ended: the window opens after it.
     let url = format!("http://{address}/debug/pprof/profile?seconds=2");
-    let pprof_dir = scratch.subdir("pprof");
-    let mut go = Proc::spawn(
-        Command::new("go")
-            .args(["tool", "pprof", "-traces", &url])
-            .env("PPROF_TMPDIR", &pprof_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "go tool pprof (Debian's golang-go; `cargo xtask test` installs it)",
-    );
+    let go = PprofPull::start(&url, &scratch.subdir("pprof"));
     say_go(&mut workload);
     let burner: u32 = stdout
         .wait_for("burner ")
@@ -190,15 +180,7 @@ fn go_tool_pprof_pulls_the_next_seconds_of_samples() {
         .unwrap()
         .parse()
         .unwrap();
-    let mut traces = String::new();
-    go.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut traces)
-        .unwrap();
-    let go_stderr = go.stderr_lines().rest();
-    assert!(go.wait().success(), "go tool pprof: {go_stderr}\n{traces}");
+    let traces = go.traces();
     // The burner runs until the profile has been read: through the window.
     say_go(&mut workload);
     stdout.wait_for("done");

@@ -12,6 +12,40 @@ use serde_json::Value;
 
 use super::{Proc, Scratch};
 
+/// `go tool pprof -traces URL`, pulling a profile from the endpoint as
+/// Parca or Alloy would; it answers once the profile's seconds are up.
+pub struct PprofPull(Proc);
+
+impl PprofPull {
+    /// Started now; `tmp`: where pprof keeps what it fetched.
+    pub fn start(url: &str, tmp: &str) -> Self {
+        Self(Proc::spawn(
+            Command::new("go")
+                .args(["tool", "pprof", "-traces", url])
+                .env("PPROF_TMPDIR", tmp)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+            "go tool pprof (Debian's golang-go; `cargo xtask test` installs it)",
+        ))
+    }
+
+    /// Its `-traces` text, once the profile came; it must have succeeded.
+    pub fn traces(mut self) -> String {
+        let mut traces = String::new();
+        self.0
+            .child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut traces)
+            .unwrap();
+        let stderr = self.0.stderr_lines().rest();
+        assert!(self.0.wait().success(), "go tool pprof: {stderr}\n{traces}");
+        traces
+    }
+}
+
 /// A port free now on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
