@@ -78,6 +78,18 @@ pub struct ReadStats {
     pub involuntary: u64,
 }
 
+impl ReadStats {
+    /// Adds `other`'s figures (another CPU's, another descriptor's).
+    pub fn add(&mut self, other: &ReadStats) {
+        self.syscalls += other.syscalls;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        self.kernel_ns += other.kernel_ns;
+        self.voluntary += other.voluntary;
+        self.involuntary += other.involuntary;
+    }
+}
+
 /// A read that has entered the kernel and not returned yet (per thread).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

@@ -59,7 +59,7 @@ impl ClosedRows {
             }
         }
         for (key, stats) in std::mem::take(&mut maps.reads) {
-            add_stats(rows.entry(key).or_default(), &stats);
+            rows.entry(key).or_default().add(&stats);
         }
         maps.reads = rows.into_iter().collect();
         for (file, n) in opens {
@@ -91,17 +91,8 @@ fn add_row(
             syscall,
             _pad: 0,
         };
-        add_stats(rows.entry(key).or_default(), &slot.stats);
+        rows.entry(key).or_default().add(&slot.stats);
     }
-}
-
-fn add_stats(sum: &mut ReadStats, v: &ReadStats) {
-    sum.syscalls += v.syscalls;
-    sum.bytes += v.bytes;
-    sum.errors += v.errors;
-    sum.kernel_ns += v.kernel_ns;
-    sum.voluntary += v.voluntary;
-    sum.involuntary += v.involuntary;
 }
 
 #[cfg(test)]

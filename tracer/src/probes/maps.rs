@@ -139,14 +139,7 @@ impl Probes {
 
     /// Every `READ_STATS` row, summed across CPUs.
     pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, ProbeError> {
-        self.per_cpu_rows("READ_STATS", |sum: &mut ReadStats, v: &ReadStats| {
-            sum.syscalls += v.syscalls;
-            sum.bytes += v.bytes;
-            sum.errors += v.errors;
-            sum.kernel_ns += v.kernel_ns;
-            sum.voluntary += v.voluntary;
-            sum.involuntary += v.involuntary;
-        })
+        self.per_cpu_rows("READ_STATS", ReadStats::add)
     }
 
     /// One-off traces: every `FD_ROWS` row (descriptors not closed yet).
