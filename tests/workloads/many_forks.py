@@ -3,7 +3,7 @@ code i % 256. Three in four are reaped at once with os.waitpid; every
 fourth is reaped late, after the last fork, so it is a zombie across every
 fork after its own.
 
-Usage: many_forks.py OUT CHILDREN. Writes OUT ({"parent", "children":
+Usage: many_forks.py OUT [CHILDREN, 2000]. Writes OUT ({"parent", "children":
 [[pid, exit code, late]...]}) and exits.
 """
 
@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-out, count = sys.argv[1], int(sys.argv[2])
+out = sys.argv[1]
+count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 children = []
 late = []
 for i in range(count):
