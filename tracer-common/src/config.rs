@@ -172,7 +172,11 @@ pub struct Config {
     /// `FD_STATE` row and sent in one record when it is closed; 0
     /// (`--serve`, `--every`): in `READ_STATS`, folded every second.
     pub fd_rows: u32,
-    pub _pad: u32,
+    /// 1 (a one-off trace): a thread's `THREADS` row is sent in one record
+    /// at its last switch-out and removed, so the table holds the live
+    /// threads only; 0 (`--serve`, `--every`): kept, folded and forgotten
+    /// every second.
+    pub thread_rows: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the

@@ -79,6 +79,9 @@ pub enum EventKind {
     /// A descriptor's read figures, sent when it is closed (or its number
     /// reused) in a one-off trace: [`FdClosedEvent`](crate::FdClosedEvent).
     FdClosed = 20,
+    /// A traced thread's scheduling figures, sent at its last switch-out
+    /// in a one-off trace: [`ThreadExitedEvent`](crate::ThreadExitedEvent).
+    ThreadExited = 21,
 }
 
 impl EventKind {
@@ -103,6 +106,7 @@ impl EventKind {
             18 => Some(Self::Switched),
             19 => Some(Self::LoopStall),
             20 => Some(Self::FdClosed),
+            21 => Some(Self::ThreadExited),
             _ => None,
         }
     }

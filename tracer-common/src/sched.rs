@@ -23,6 +23,22 @@ pub struct ThreadStats {
 
 const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
 
+/// A one-off trace's thread ended: its row, sent at its last switch-out
+/// (the header's tgid / tid are its own).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadExitedEvent {
+    pub header: EventHeader,
+    pub stats: ThreadStats,
+}
+
+const _: () = assert!(core::mem::size_of::<ThreadExitedEvent>() == 24 + 72);
+
+/// How many live threads the kernel's `THREADS` table holds. In a one-off
+/// trace a thread's row leaves it when the thread ends, so this bounds the
+/// threads alive at once, not the threads of a trace.
+pub const MAX_THREAD_ROWS: u32 = 65_536;
+
 /// Bits of [`SwitchEvent::flags`].
 pub mod switch_flags {
     /// The thread left the CPU (else it came on).

@@ -18,7 +18,7 @@ use tracer_common::{
     MAX_FD_ROWS, drops,
 };
 
-use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, count_drop};
+use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop, lazy_wakeup};
 
 /// Descriptors open now in traced processes (and those a process still
 /// held when it exited, sent by userspace's snapshot at the end).
@@ -26,11 +26,6 @@ use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, cou
 /// row its close just removed (freed after an RCU grace period, not reused).
 #[map]
 static FD_ROWS: HashMap<FdKey, FdRow> = HashMap::with_max_entries(MAX_FD_ROWS, ALLOCATE_ON_INSERT);
-
-/// `bpf_ringbuf_query`: bytes written and not consumed yet.
-const BPF_RB_AVAIL_DATA: u64 = 0;
-/// A quarter of `EVENTS` (4 MiB).
-const WAKE_AT: u64 = 1 << 20;
 
 /// Where a new row is built before it is inserted.
 #[map]
@@ -86,14 +81,7 @@ fn send(tgid: u32, tid: u32, fd: i32, key: &FdKey, now: u64) {
     };
     // Reads that end from now on know they may be too late (see `add`).
     unsafe { xchg(&raw mut (*row).closing, 1) };
-    // Userspace is woken when a quarter of the ring waits, else drains on
-    // its 50 ms tick: a loop that opens and closes a file 100,000 times a
-    // second does not wake it 100,000 times.
-    let wake = if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKE_AT {
-        RB_FORCE_WAKEUP
-    } else {
-        RB_NO_WAKEUP
-    };
+    let wake = lazy_wakeup();
     match EVENTS.reserve::<FdClosedEvent>(0) {
         Some(mut entry) => {
             // SAFETY: the reserved slot holds one FdClosedEvent, written in

@@ -57,7 +57,8 @@ pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
 
 /// Threads asleep after a voluntary switch, with their stack (key: tid).
 #[map]
-static PY_SLEEPING: HashMap<u32, PySleep> = HashMap::with_max_entries(16384, 0);
+static PY_SLEEPING: HashMap<u32, PySleep> =
+    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
 
 /// Where a key is built (too big to build twice on the 512-byte BPF stack).
 #[map]
@@ -160,6 +161,13 @@ pub fn signal_handler_object(tgid: u32, sig: i32) -> (u64, u64) {
 #[inline(always)]
 pub fn forget_thread(tid: u32) {
     let _ = PY_THREADS.remove(&tid);
+}
+
+/// A one-off trace's thread made its last switch: the sleep it "began"
+/// there is its end, not a sleep.
+#[inline(always)]
+pub fn thread_ended(tid: u32) {
+    let _ = PY_SLEEPING.remove(&tid);
 }
 
 #[inline(always)]

@@ -25,7 +25,8 @@ use crate::{
 /// Reads that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
 #[map]
-pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(16384, 0);
+pub static INFLIGHT: HashMap<u32, InflightRead> =
+    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
 
 /// `openat` filename pointers between syscall entry and exit (key: tid; 0: idle).
 #[map]

@@ -9,18 +9,25 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PyFrameRecord, SwitchEvent, ThreadStats, drops,
-    switch_flags,
+    EventHeader, EventKind, MAX_THREAD_ROWS, PY_EVENT_DEPTH, PyFrameRecord, SwitchEvent,
+    ThreadExitedEvent, ThreadStats, drops, switch_flags,
 };
 
 use crate::{
-    maps::{EVENTS, TRACED, config, count_drop, task_pid},
+    maps::{EVENTS, TRACED, config, count_drop, lazy_wakeup, task_pid},
     reads::INFLIGHT,
 };
 
-/// Per traced thread (key: tid). Kept after the thread exits so the report has it.
+/// Per traced thread (key: tid). A one-off trace sends a thread's row at
+/// its last switch-out and removes it (`thread_rows`), so this holds the
+/// live threads; `--serve` keeps it until the fold after the thread exits.
 #[map]
-pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(16384, 0);
+pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+
+/// `TASK_DEAD` in `prev_state`: the task's last switch (do_task_dead()).
+/// A kernel constant (include/linux/sched.h, 0x80 since 4.14), not a
+/// struct offset.
+const TASK_DEAD: u32 = 0x80;
 
 /// `sched_switch(bool preempt, struct task_struct *prev, struct
 /// task_struct *next, unsigned int prev_state)`. Voluntary: `prev` was not
@@ -46,6 +53,9 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
             let prev_state: u64 = ctx.arg(3);
             let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
             switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now);
+            if prev_state as u32 & TASK_DEAD != 0 && config!(thread_rows) != 0 {
+                thread_ended(unsafe { &*thread }, tgid, tid, now);
+            }
         }
     }
 
@@ -80,6 +90,30 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
         None => {}
     }
     0
+}
+
+/// The thread's last switch: its row goes to userspace in one record and
+/// leaves the table, with its other per-thread rows. When the ring buffer
+/// is full the row stays (the snapshot at the end reads it): nothing lost.
+#[inline(never)]
+fn thread_ended(thread: &ThreadStats, tgid: u32, tid: u32, now: u64) {
+    let _ = INFLIGHT.remove(tid);
+    crate::python::thread_ended(tid);
+    let Some(mut entry) = EVENTS.reserve::<ThreadExitedEvent>(0) else {
+        return;
+    };
+    entry.write(ThreadExitedEvent {
+        header: EventHeader {
+            kind: EventKind::ThreadExited as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: now,
+        },
+        stats: *thread,
+    });
+    entry.submit(lazy_wakeup());
+    let _ = THREADS.remove(tid);
 }
 
 #[inline(always)]

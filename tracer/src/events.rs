@@ -9,8 +9,8 @@ use tracer_common::{
     FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
     PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PyStackEvent,
     ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadStats, WaitEvent,
-    drops, process_flags, switch_flags, wait_flags, wait_kind,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadExitedEvent,
+    ThreadStats, WaitEvent, drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,13 @@ pub enum Event {
         tgid: u32,
         fd: i32,
         row: Box<FdRow>,
+    },
+    /// A one-off trace's thread ended: its scheduling row, from its last
+    /// switch-out (the kernel no longer holds it).
+    ThreadExited {
+        tgid: u32,
+        tid: u32,
+        stats: ThreadStats,
     },
     /// `--perfetto`: a traced thread left (`out`) or came on a CPU.
     Switched {
@@ -496,6 +503,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             }
         }
+        EventKind::ThreadExited => {
+            let event: ThreadExitedEvent = read(bytes)?;
+            Event::ThreadExited {
+                tgid: header.tgid,
+                tid: header.tid,
+                stats: event.stats,
+            }
+        }
         EventKind::FdClosed => {
             let event: FdClosedEvent = read(bytes)?;
             Event::FdClosed {
@@ -611,6 +626,31 @@ mod tests {
             _pad: 0,
             ts_ns: 5_000,
         }
+    }
+
+    #[test]
+    fn decodes_thread_exited() {
+        let stats = ThreadStats {
+            tgid: 100,
+            voluntary: 3,
+            involuntary: 1,
+            on_cpu_ns: 7,
+            off_cpu_ns: 9,
+            ..ThreadStats::default()
+        };
+        let event = ThreadExitedEvent {
+            header: header(EventKind::ThreadExited),
+            stats,
+        };
+        assert_eq!(
+            decode(&bytes_of(&event)).unwrap(),
+            Event::ThreadExited {
+                tgid: 100,
+                tid: 101,
+                stats
+            }
+        );
+        assert!(decode(&bytes_of(&event)[..50]).is_err());
     }
 
     #[test]

@@ -193,9 +193,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         warnings: std::mem::take(&mut probes.warnings),
     };
     let maps = probes.snapshot()?;
-    // Descriptors closed while the maps were read: their records are the
-    // whole of their rows.
+    // Descriptors closed and threads ended while the maps were read: their
+    // records are the whole of their rows.
     collector.closed.after_snapshot();
+    collector.ended.after_snapshot();
     drain_closes(&mut ring, &mut collector);
     Ok((collector.finish(maps, ending), Some(probes)))
 }
@@ -411,11 +412,13 @@ async fn event_loop(
     Ok((stopped, ring.into_inner()))
 }
 
-/// After the snapshot: only the descriptors' records (the rest happened
-/// after the trace).
+/// After the snapshot: only the descriptors' and threads' rows (the rest
+/// happened after the trace).
 fn drain_closes(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
     while let Some(item) = ring.next() {
-        if let Ok(event @ events::Event::FdClosed { .. }) = events::decode(&item) {
+        if let Ok(event @ (events::Event::FdClosed { .. } | events::Event::ThreadExited { .. })) =
+            events::decode(&item)
+        {
             collector.on_event(event);
         }
     }

@@ -337,3 +337,43 @@ fn ctrl_c_reports_how_the_launched_command_ended() {
     let warnings = report["warnings"].to_string();
     assert!(!warnings.contains("still running"), "{warnings}");
 }
+
+/// 2,000 short-lived children, one in four reaped late (a zombie across
+/// every fork after its own): each child's row, exit code and zombie row
+/// with its reaper, exactly; nothing dropped.
+#[test]
+fn a_row_for_each_of_2000_forks() {
+    let run = trace("many_forks.py", "json", &[]);
+    let (report, facts) = (&run.report, &run.facts);
+    assert_eq!(report["complete"], true, "{}", report["events"]);
+    for (name, count) in report["events"]["dropped"].as_object().unwrap() {
+        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
+    }
+    assert_eq!(report["events"]["lost"], 0);
+    let parent = pid_of(&facts["parent"]);
+    let children = facts["children"].as_array().unwrap();
+    assert_eq!(children.len(), 2000);
+    let processes = report["processes"].as_array().unwrap();
+    // The parent and its children: nobody else, nobody twice.
+    assert_eq!(processes.len(), 1 + children.len());
+    let last_fork = process(report, pid_of(&children[children.len() - 1][0]));
+    let last_fork_s = last_fork["start_s"].as_f64().unwrap();
+    for child in children {
+        let (pid, code, late) = (pid_of(&child[0]), &child[1], child[2] == true);
+        let p = process(report, pid);
+        assert_eq!(p["ppid"], parent, "{p}");
+        assert_eq!(&p["exit_code"], code, "{p}");
+        let z = zombie(report, pid);
+        assert_eq!(&z["exit_code"], code, "{z}");
+        assert_eq!(z["reaped_by"], parent, "{z}");
+        assert_eq!(z["reaped_how"], "wait4", "{z}");
+        if late {
+            // Reaped after the last fork: a zombie until then at least.
+            let exit_s = z["exit_s"].as_f64().unwrap();
+            let end_s = exit_s + u64_of(&z["zombie_ns"]) as f64 / 1e9;
+            assert!(end_s > last_fork_s, "{z} ended before the last fork");
+        }
+    }
+    // Not checked here: a child's scheduling row. One or two children in
+    // 2,000 get none, with the base build too (see docs/benchmarks.md).
+}

@@ -98,3 +98,54 @@ fn no_children_leaves_the_child_out() {
         .collect();
     assert!(pids.iter().all(|p| **p == pid), "{pids:?}");
 }
+
+/// 10,000 threads in one process (half end, half stay to the end): a
+/// scheduling row for each, under its process, with its Python name for
+/// those alive at the end; nothing dropped. The kernel holds only the
+/// live threads: an ended thread's row is sent at its last switch-out.
+#[test]
+fn a_row_for_each_of_10000_threads() {
+    const THREADS: usize = 10_000;
+    require_root();
+    let scratch = Scratch::new("a_row_for_each_of_10000_threads");
+    let out = scratch.path("workload.json");
+    let mut command = python_command(python(STATIC_PYTHON), "many_threads.py", &[&out]);
+    command.push(THREADS.to_string());
+    let report = launch_until_done(&scratch, &command);
+    let facts = load_json(&out);
+    assert_eq!(report["complete"], true, "{}", report["events"]);
+    assert_eq!(report["events"]["lost"], 0);
+    for (name, count) in report["events"]["dropped"].as_object().unwrap() {
+        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
+    }
+    let pid = u64_of(&facts["pid"]);
+    let names = facts["threads"].as_object().unwrap();
+    assert_eq!(names.len(), THREADS);
+    let exited: std::collections::HashSet<String> = facts["exited"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(exited.len(), THREADS / 2);
+    let rows: std::collections::HashMap<String, &Value> = threads_of(&report, pid)
+        .into_iter()
+        .map(|t| (t["tid"].to_string(), t))
+        .collect();
+    for (tid, name) in names {
+        let row = rows
+            .get(tid)
+            .unwrap_or_else(|| panic!("no row for thread {tid} ({name})"));
+        // Each left a CPU asleep at least once: parked, or its exit.
+        assert!(u64_of(&row["voluntary"]) >= 1, "{row}");
+        if exited.contains(tid) {
+            assert_eq!(row["asleep_at_end_ns"], 0, "{row}");
+        } else {
+            // Parked to the end: named, and asleep when tracing stopped.
+            assert_eq!(&row["name"], name, "{row}");
+            assert!(u64_of(&row["asleep_at_end_ns"]) > 0, "{row}");
+        }
+    }
+    // The workload's threads and its main thread, nothing else.
+    assert_eq!(rows.len(), THREADS + 1);
+}

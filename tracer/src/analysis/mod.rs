@@ -125,6 +125,8 @@ pub struct Collector {
     loops: loops::Loops,
     /// One-off traces: the read rows of closed descriptors.
     pub closed: fd_rows::ClosedRows,
+    /// One-off traces: the scheduling rows of ended threads.
+    pub ended: sched::EndedThreads,
 }
 
 impl Collector {
@@ -161,6 +163,7 @@ impl Collector {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
             Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
+            Event::ThreadExited { tid, stats, .. } => self.ended.on_ended(tid, stats),
             Event::ProcessForked {
                 parent_tgid,
                 child,
@@ -501,6 +504,10 @@ impl Collector {
         if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
             self.warnings.push(full);
         }
+        let ended = std::mem::take(&mut self.ended).merge_into(&mut maps);
+        let dropped_switches = maps.drops[drops::THREADS as usize];
+        self.warnings
+            .extend(sched::full_warning(&maps, dropped_switches));
         let _ = self.read_signal_handlers();
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
@@ -513,7 +520,7 @@ impl Collector {
         names.extend(sched::live_names(&maps.threads));
         self.files.finish_sockets(&maps.reads);
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
-        let mut sched = sched::summarize(&maps.threads, &names, &exited, ending.end_ns);
+        let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);
         let mut python = self.python_section(&maps, &ending, &mut reads);
         for row in &mut python.processes {

@@ -47,7 +47,8 @@ fn kernel_config(
         scope,
         loop_stall_ns,
         fd_rows: u32::from(fd_rows),
-        _pad: 0,
+        // The same one-off traces: a thread's row leaves at its end too.
+        thread_rows: u32::from(fd_rows),
     })
 }
 

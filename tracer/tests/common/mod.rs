@@ -871,6 +871,9 @@ pub fn launch_with(
             stderr.wait_for(&line);
         }
     }
+    // The -v log from here on is read beside the run: a log larger than a
+    // pipe (a line per thread of 10,000) must not block the tracer.
+    let log = std::thread::spawn(move || stderr.rest());
     let mut stdin = tracer.child.stdin.take().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
@@ -879,19 +882,16 @@ pub fn launch_with(
         tracer.signal("INT");
     }
     let status = tracer.wait();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "tracer: {status:?}\n{}",
-        stderr.rest()
-    );
     drop(stdin);
-    // A workload busy in C code does not read its input: end it.
+    // A workload busy in C code does not read its input: end it (it holds
+    // the log's pipe too).
     if let Until::Done = until {
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
     }
+    let log = log.join().unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "tracer: {status:?}\n{log}");
     // The tracer's -v log beside the report, for a failure's post-mortem.
-    let _ = std::fs::write(scratch.path("tracer.log"), stderr.rest());
+    let _ = std::fs::write(scratch.path("tracer.log"), log);
     load_json(&report_path)
 }
 
