@@ -48,6 +48,9 @@ static FILE_OPENS: PerCpuHashMap<FileKey, u64> =
 #[map]
 static PATHS_SENT: LruHashMap<FileKey, u8> = LruHashMap::with_max_entries(65536, 0);
 
+/// `BPF_NOEXIST`: an insert that fails when the key is there.
+const BPF_NOEXIST: u64 = 1;
+
 /// Scratch space for a path (too big for the 512-byte BPF stack).
 #[map]
 static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> = PerCpuArray::with_max_entries(1, 0);
@@ -132,14 +135,32 @@ pub fn exit_open(ret: i64) {
         _pad: 0,
         file_id,
     };
-    if fd_rows {
+    // The path goes to userspace once per (process, path).
+    let first = if fd_rows {
         // Opens are counted in the row; the path is sent the first time
         // this process opens it (again if the LRU forgot it: harmless).
+        // One insert that fails when the key is there: no lookup first.
         fd_rows::open(tgid, tid, fd, file_id, 1, unsafe { bpf_ktime_get_ns() });
-        if unsafe { PATHS_SENT.get(key) }.is_some() {
-            return;
+        PATHS_SENT.insert(key, 0u8, BPF_NOEXIST).is_ok()
+    } else {
+        if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
+            count_drop(drops::TABLES);
         }
-        let _ = PATHS_SENT.insert(key, 0u8, 0);
+        match FILE_OPENS.get_ptr_mut(key) {
+            Some(opens) => {
+                // Per-CPU value: only this CPU writes it.
+                unsafe { *opens += 1 };
+                false
+            }
+            None => {
+                if FILE_OPENS.insert(key, 1u64, 0).is_err() {
+                    count_drop(drops::TABLES);
+                }
+                true
+            }
+        }
+    };
+    if first {
         emit_file_event(
             EventKind::FileOpened,
             tgid,
@@ -148,27 +169,7 @@ pub fn exit_open(ret: i64) {
             file_id,
             filename as *const u8,
         );
-        return;
     }
-    if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
-        count_drop(drops::TABLES);
-    }
-    if let Some(opens) = FILE_OPENS.get_ptr_mut(key) {
-        // Per-CPU value: only this CPU writes it.
-        unsafe { *opens += 1 };
-        return;
-    }
-    if FILE_OPENS.insert(key, 1u64, 0).is_err() {
-        count_drop(drops::TABLES);
-    }
-    emit_file_event(
-        EventKind::FileOpened,
-        tgid,
-        tid,
-        fd,
-        file_id,
-        filename as *const u8,
-    );
 }
 
 /// FNV-1a of the path as opened, with the top bit clear (discovered

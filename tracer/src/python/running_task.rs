@@ -24,6 +24,10 @@ use super::{
 const SEARCH_EVERY: Duration = Duration::from_millis(100);
 const SEARCH_EVERY_AT_MOST: Duration = Duration::from_secs(10);
 
+/// Task names kept per process before the cache starts over (the live
+/// tasks' names are read again on their next sample).
+const MAX_NAMES: usize = 16_384;
+
 #[derive(Default, Clone)]
 pub struct RunningTasks {
     offsets: Option<(AsyncioOffsets, ObjectOffsets)>,
@@ -81,6 +85,11 @@ impl RunningTasks {
     /// it (`None`: not readable, e.g. freed before it could be read).
     pub fn name(&mut self, interp: &Interpreter, task: u64, name: u64) -> Option<String> {
         let (aio, obj) = self.offsets?;
+        // A server makes a task per request: the names of tasks long gone
+        // must not pile up in an agent that runs for weeks.
+        if self.names.len() >= MAX_NAMES && !self.names.contains_key(&(task, name)) {
+            self.names.clear();
+        }
         self.names
             .entry((task, name))
             .or_insert_with(|| match name {

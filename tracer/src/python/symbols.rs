@@ -26,6 +26,9 @@ pub struct CodeSource<'a> {
     pub code_type: Option<u64>,
 }
 
+/// Code objects kept per process before the cache starts over.
+const MAX_CODES: usize = 65_536;
+
 /// Code objects of one process read so far.
 #[derive(Default)]
 pub struct Symbols {
@@ -173,6 +176,14 @@ impl Symbols {
             }
         };
         self.reads += 1;
+        if self.codes.len() >= MAX_CODES {
+            // A process that compiles code all its life (templates, `exec`)
+            // leaves an entry per object: start over, the live ones are
+            // read again on their next sample.
+            self.codes.clear();
+            self.positions.clear();
+            self.latest.clear();
+        }
         if info.is_some() {
             self.latest.insert(code, check);
         }
