@@ -86,6 +86,10 @@ pub struct StructOffsets {
     /// unknown (then the sampler finds no thread userspace has not
     /// published).
     pub task_fsbase: u32,
+    /// `task_struct.se.sum_exec_runtime`: a thread's CPU time by the
+    /// scheduler's count (0: unknown).
+    pub task_runtime: u32,
+    pub _pad: u32,
 }
 
 /// Where the current task's syscall number and arguments are in its saved
@@ -177,6 +181,12 @@ pub struct Config {
     /// threads only; 0 (`--serve`, `--every`): kept, folded and forgotten
     /// every second.
     pub thread_rows: u32,
+    /// 1 (a one-off trace): a Python stack behind a kernel event that
+    /// `PY_EVENT_STACKS` has no room for is sent in a record with its
+    /// counts (userspace adds it up); 0 (`--serve`, `--every`): counted in
+    /// `dropped.tables`.
+    pub stack_records: u32,
+    pub _pad: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -202,10 +212,11 @@ pub struct ScopeConfig {
 unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 30);
-const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 13);
+const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 15);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
-const _: () =
-    assert!(core::mem::size_of::<Config>() == 4 * 30 + 4 * 13 + 4 * 7 + 8 + 32 + 48 + 24 + 8 + 8);
+const _: () = assert!(
+    core::mem::size_of::<Config>() == 4 * 30 + 4 * 15 + 4 * 7 + 8 + 32 + 48 + 24 + 8 + 8 + 8
+);

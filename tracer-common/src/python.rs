@@ -125,6 +125,9 @@ pub struct PyEventValue {
 pub struct PyStackEvent {
     pub header: EventHeader,
     pub key: PyEventKey,
+    /// Zero: a stack just put in `PY_EVENT_STACKS` (its counts are there).
+    /// Else counts that table had no room for (a one-off trace).
+    pub counts: PyEventValue,
 }
 
 /// Frames kept for a fork / clone: deep enough to get past the spawning
@@ -231,7 +234,7 @@ const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 24);
 const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 24 * PY_EVENT_DEPTH);
 const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
-const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 24 * PY_EVENT_DEPTH);
+const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 24 * PY_EVENT_DEPTH + 16);
 const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 24 * PY_FORK_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 24 * PY_EVENT_DEPTH + 8);
 const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 + 24 * PY_MAX_DEPTH);

@@ -18,10 +18,15 @@ pub struct ThreadStats {
     /// When it last went on / off a CPU (0: not seen yet).
     pub last_on_ns: u64,
     pub last_off_ns: u64,
+    /// The scheduler's own total of the thread's CPU time
+    /// (`se.sum_exec_runtime`) at its last switch-out, or when its row was
+    /// made: a stretch on CPU whose switch-in was not seen is counted from
+    /// it (0 while the row has none, or the kernel's BTF lacks it).
+    pub runtime_ns: u64,
     pub comm: [u8; COMM_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 48 + COMM_LEN);
+const _: () = assert!(core::mem::size_of::<ThreadStats>() == 8 + 56 + COMM_LEN);
 
 /// A one-off trace's thread ended: its row, sent at its last switch-out
 /// (the header's tgid / tid are its own).
@@ -32,7 +37,7 @@ pub struct ThreadExitedEvent {
     pub stats: ThreadStats,
 }
 
-const _: () = assert!(core::mem::size_of::<ThreadExitedEvent>() == 24 + 72);
+const _: () = assert!(core::mem::size_of::<ThreadExitedEvent>() == 24 + 80);
 
 /// How many live threads the kernel's `THREADS` table holds. In a one-off
 /// trace a thread's row leaves it when the thread ends, so this bounds the

@@ -64,6 +64,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         if TASKS.insert(child, tgid, 0).is_err() {
             count_drop(drops::LIFECYCLE);
         }
+        crate::sched::thread_forked(child, tgid);
         emit(
             EventKind::ProcessForked,
             tgid,
@@ -82,6 +83,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         count_drop(drops::TABLES);
     }
     traced_changed();
+    crate::sched::thread_forked(child, child);
     crate::python::inherit(tgid, tid, child);
     emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
     0
@@ -132,6 +134,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     if tid != tgid {
         let _ = TASKS.remove(tid);
     }
+    crate::sched::thread_exiting(tid, tgid);
     crate::python::forget_thread(tid);
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);

@@ -526,17 +526,22 @@ fn bump(key: &PyEventKey, off_cpu_ns: u64) {
         count: 1,
         off_cpu_ns,
     };
-    if PY_EVENT_STACKS.insert(key, value, 0).is_err() {
+    if PY_EVENT_STACKS.insert(key, value, 0).is_ok() {
+        announce(key, PyEventValue::default());
+    } else if config!(stack_records) != 0 {
+        // The table is full (a walk of more files than it holds): the
+        // counts go to userspace in the record instead.
+        announce(key, value);
+    } else {
         count_drop(drops::TABLES);
-        return;
     }
-    announce(key);
 }
 
 /// Tells userspace about a stack it has not seen, so it reads the code
-/// objects while they certainly exist.
+/// objects while they certainly exist; with `counts`, events that were
+/// not counted in `PY_EVENT_STACKS`.
 #[inline(always)]
-fn announce(key: &PyEventKey) {
+fn announce(key: &PyEventKey, counts: PyEventValue) {
     let Some(mut entry) = EVENTS.reserve::<PyStackEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
@@ -551,6 +556,7 @@ fn announce(key: &PyEventKey) {
             ts_ns: bpf_ktime_get_ns(),
         });
         core::ptr::addr_of_mut!((*event).key).write(*key);
+        core::ptr::addr_of_mut!((*event).counts).write(counts);
     }
     // Forced: with un-woken samples pending, a plain submit would not wake
     // the tracer (the consumer is behind), and the thread may be gone by
@@ -610,7 +616,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     sleep.start_ns = now;
     // A new stack: symbolize it now, while the thread sleeps in it.
     if PY_EVENT_STACKS.get_ptr(&sleep.key).is_none() {
-        announce(&sleep.key);
+        announce(&sleep.key, PyEventValue::default());
     }
     if PY_SLEEPING.insert(&tid, &*sleep, 0).is_err() {
         count_drop(drops::TABLES);
@@ -773,6 +779,6 @@ pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
     announce_key.file_id = 0;
     announce_key.frames = [PyFrameRecord::default(); PY_EVENT_DEPTH];
     announce_key.frames[0].code = code;
-    announce(announce_key);
+    announce(announce_key, PyEventValue::default());
     0
 }

@@ -14,7 +14,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{EVENTS, TRACED, config, count_drop, lazy_wakeup, task_pid},
+    maps::{EVENTS, TRACED, config, count_drop, lazy_wakeup, read_kernel, task_pid},
     reads::INFLIGHT,
 };
 
@@ -43,16 +43,18 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     if tid != 0 {
         // A thread with a record keeps being counted to its last switch, even
         // after its process left TRACED on exit.
+        let prev_task: u64 = ctx.arg(1);
+        let runtime = task_runtime(prev_task);
         let thread = match THREADS.get_ptr_mut(tid) {
             Some(thread) => Some(thread),
-            None if unsafe { TRACED.get(tgid) }.is_some() => new_thread(tid, tgid, 0),
+            None if unsafe { TRACED.get(tgid) }.is_some() => new_thread(tid, tgid, 0, runtime),
             None => None,
         };
         if let Some(thread) = thread {
             let preempt: u64 = ctx.arg(0);
             let prev_state: u64 = ctx.arg(3);
             let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
-            switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now);
+            switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now, runtime);
             if prev_state as u32 & TASK_DEAD != 0 && config!(thread_rows) != 0 {
                 thread_ended(unsafe { &*thread }, tgid, tid, now);
             }
@@ -78,11 +80,11 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
                 emit_switch(thread.tgid, next, 0, now);
             }
         }
-        // First time on a CPU since it became traced: a main thread (tid ==
-        // tgid) or a thread forked while traced (its tid is in TRACED too).
-        // Its process is fixed up at its first switch-out.
+        // First time on a CPU since its process became traced (threads
+        // forked while traced have their row from the fork): the main
+        // thread, or one of its threads, fixed up at its first switch-out.
         None if unsafe { TRACED.get(next) }.is_some() => {
-            new_thread(next, next, now);
+            new_thread(next, next, now, task_runtime(next_task));
             if config!(timeline) != 0 {
                 emit_switch(next, next, 0, now);
             }
@@ -116,11 +118,45 @@ fn thread_ended(thread: &ThreadStats, tgid: u32, tid: u32, now: u64) {
     let _ = THREADS.remove(tid);
 }
 
+/// A thread or process forked by a traced thread (`tgid`: its process):
+/// its row is made now, so it is counted from its first instant even when
+/// the switch onto a CPU that starts it is not seen. That happens: on
+/// 6.18, a switch away from some tasks (this VM's init threads) does not
+/// reach the tracepoint's programs, and a short-lived child started that
+/// way had no row at all.
 #[inline(always)]
-fn new_thread(tid: u32, tgid: u32, on_cpu_since: u64) -> Option<*mut ThreadStats> {
+pub fn thread_forked(tid: u32, tgid: u32) {
+    // A new task's `sum_exec_runtime` starts at 0 (sched_fork()).
+    let _ = new_thread(tid, tgid, 0, 0);
+}
+
+/// A traced thread is exiting (`sched_process_exit`, its context): a row
+/// for it if it has none yet, so its last switch-out sends one even though
+/// its process may have left `TRACED` by then.
+#[inline(always)]
+pub fn thread_exiting(tid: u32, tgid: u32) {
+    if unsafe { THREADS.get(tid) }.is_none() {
+        let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
+        let _ = new_thread(tid, tgid, 0, task_runtime(task));
+    }
+}
+
+/// `task->se.sum_exec_runtime` (0 when the kernel's BTF did not say where).
+#[inline(always)]
+fn task_runtime(task: u64) -> u64 {
+    let offset = config!(structs.task_runtime);
+    if offset == 0 {
+        return 0;
+    }
+    read_kernel::<u64>(task, offset).unwrap_or(0)
+}
+
+#[inline(always)]
+fn new_thread(tid: u32, tgid: u32, on_cpu_since: u64, runtime: u64) -> Option<*mut ThreadStats> {
     let fresh = ThreadStats {
         tgid,
         last_on_ns: on_cpu_since,
+        runtime_ns: runtime,
         ..ThreadStats::default()
     };
     if THREADS.insert(tid, fresh, 0).is_err() {
@@ -131,7 +167,14 @@ fn new_thread(tid: u32, tgid: u32, on_cpu_since: u64) -> Option<*mut ThreadStats
 }
 
 #[inline(always)]
-fn switched_out(thread: &mut ThreadStats, tgid: u32, tid: u32, voluntary: bool, now: u64) {
+fn switched_out(
+    thread: &mut ThreadStats,
+    tgid: u32,
+    tid: u32,
+    voluntary: bool,
+    now: u64,
+    runtime: u64,
+) {
     // A thread's switches are serialised (it cannot run on two CPUs), so
     // plain updates are safe here.
     thread.tgid = tgid;
@@ -151,9 +194,14 @@ fn switched_out(thread: &mut ThreadStats, tgid: u32, tid: u32, voluntary: bool, 
     if config!(timeline) != 0 {
         emit_switch(tgid, tid, flags, now);
     }
-    if thread.last_on_ns != 0 {
+    if thread.last_on_ns > thread.last_off_ns {
         thread.on_cpu_ns += now.saturating_sub(thread.last_on_ns);
+    } else if runtime != 0 {
+        // The switch onto the CPU was not seen (see `thread_forked`): the
+        // scheduler's own count says how long this stretch ran.
+        thread.on_cpu_ns += runtime.saturating_sub(thread.runtime_ns);
     }
+    thread.runtime_ns = runtime;
     thread.last_off_ns = now;
 
     if let Some(read) = INFLIGHT.get_ptr_mut(tid) {

@@ -333,6 +333,12 @@ impl KernelOffsets {
             .member_offset("task_struct", "thread")
             .and_then(|thread| Ok(thread + btf.member_offset("thread_struct", "fsbase")?))
             .unwrap_or(0);
+        // Missing, a thread's stretch on CPU whose switch-in the tracepoint
+        // did not show is not counted (rare: see sched.rs in the kernel side).
+        let task_runtime = btf
+            .member_offset("task_struct", "se")
+            .and_then(|se| Ok(se + btf.member_offset("sched_entity", "sum_exec_runtime")?))
+            .unwrap_or(0);
         // Every kernel with the tracepoints the programs read has these
         // (and 0 is a real offset for some of them): required.
         let sa = btf.member_offset("k_sigaction", "sa")?;
@@ -350,6 +356,8 @@ impl KernelOffsets {
             ksigaction_handler: sa + btf.member_offset("sigaction", "sa_handler")?,
             ksigaction_flags: sa + btf.member_offset("sigaction", "sa_flags")?,
             task_fsbase,
+            task_runtime,
+            _pad: 0,
         };
         let pid_ns = pid_ns_offsets(btf).unwrap_or_else(|err| {
             warnings.push(format!(

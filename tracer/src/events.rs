@@ -66,9 +66,11 @@ pub enum Event {
         task: u64,
         task_name: u64,
     },
-    /// A kernel-event stack (reads, sleeps) seen for the first time.
+    /// A kernel-event stack (reads, sleeps) seen for the first time, or
+    /// (`counts` not zero) counts `PY_EVENT_STACKS` had no room for.
     PyStack {
         key: PyEventKey,
+        counts: PyEventValue,
     },
     /// The Python stack of one fork / clone by thread-group `tgid`, with
     /// the child it made (pid, or tid for a thread); innermost first.
@@ -379,7 +381,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         EventKind::PyStack => {
             let event: PyStackEvent = read(bytes)?;
-            Event::PyStack { key: event.key }
+            Event::PyStack {
+                key: event.key,
+                counts: event.counts,
+            }
         }
         EventKind::PyForkStack => {
             let event: PyForkEvent = read(bytes)?;
@@ -1112,13 +1117,20 @@ mod tests {
         event.key.tgid = 100;
         event.key.kind = tracer_common::py_event::OFF_CPU;
         event.key.frames[0].code = 0xabc;
+        event.counts.count = 3;
         let bytes = unsafe {
             std::slice::from_raw_parts(
                 (&event as *const PyStackEvent).cast::<u8>(),
                 size_of::<PyStackEvent>(),
             )
         };
-        assert_eq!(decode(bytes).unwrap(), Event::PyStack { key: event.key });
+        assert_eq!(
+            decode(bytes).unwrap(),
+            Event::PyStack {
+                key: event.key,
+                counts: event.counts
+            }
+        );
         assert!(decode(&bytes[..60]).is_err());
     }
 

@@ -384,22 +384,7 @@ fn text_report() {
 #[test]
 fn a_row_for_each_of_100000_files() {
     const FILES: usize = 100_000;
-    require_root();
-    let python = python(STATIC_PYTHON);
-    let scratch = Scratch::new("a_row_for_each_of_100000_files");
-    let data = ext4_dir(&scratch);
-    let out = scratch.path("workload.json");
-    let mut create = python_command(python, "many_files.py", &[&out, &data]);
-    create.extend([FILES.to_string(), "--create".into()]);
-    let made = std::process::Command::new(&create[0])
-        .args(&create[1..])
-        .status()
-        .unwrap();
-    assert!(made.success(), "creating the files: {made}");
-    let mut command = python_command(python, "many_files.py", &[&out, &data]);
-    command.push(FILES.to_string());
-    let report = trace_command(&scratch, &[], &command);
-    let expected = load_json(&out);
+    let (report, expected, data) = trace_many_files("a_row_for_each_of_100000_files", FILES, &[]);
     let pid = u64_of(&expected["pid"]);
     // Not assert_complete: on failure it would print 100,000 rows.
     assert_eq!(report["complete"], true, "{}", report["events"]);
@@ -431,4 +416,61 @@ fn a_row_for_each_of_100000_files() {
         assert_eq!(row["request_sizes"], serde_json::json!({ &request: reads }));
         assert_eq!(row["by_syscall"], serde_json::json!({ "read": reads }));
     }
+}
+
+/// `many_files.py` creates `files` small files, then reads each (twice:
+/// its data, then the end) under the tracer: (report, workload's own
+/// figures, the files' directory).
+fn trace_many_files(test: &str, files: usize, extra: &[&str]) -> (Value, Value, String) {
+    require_root();
+    let python = python(STATIC_PYTHON);
+    let scratch = Scratch::new(test);
+    let data = ext4_dir(&scratch);
+    let out = scratch.path("workload.json");
+    let mut create = python_command(python, "many_files.py", &[&out, &data]);
+    create.extend([files.to_string(), "--create".into()]);
+    let made = std::process::Command::new(&create[0])
+        .args(&create[1..])
+        .status()
+        .unwrap();
+    assert!(made.success(), "creating the files: {made}");
+    let mut command = python_command(python, "many_files.py", &[&out, &data]);
+    command.push(files.to_string());
+    let report = trace_command(&scratch, extra, &command);
+    (report, load_json(&out), data)
+}
+
+/// With every read's Python stack captured (`--read-stacks 1`), 20,000
+/// files need more stacks than the kernel's table holds (16,384): those
+/// past it come to userspace in records, none dropped, each file's stacks
+/// add up to its reads.
+#[test]
+fn read_stacks_past_the_kernel_table_are_all_kept() {
+    const FILES: usize = 20_000;
+    let (report, expected, data) = trace_many_files(
+        "read_stacks_past_the_kernel_table_are_all_kept",
+        FILES,
+        &["--read-stacks", "1"],
+    );
+    let pid = u64_of(&expected["pid"]);
+    assert_eq!(report["complete"], true, "{}", report["events"]);
+    for (name, count) in report["events"]["dropped"].as_object().unwrap() {
+        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
+    }
+    let prefix = format!("{data}/");
+    let reads = u64_of(&expected["reads_per_file"]);
+    let mut files = 0;
+    for row in report["reads"].as_array().unwrap() {
+        if row["pid"] != pid || !row["path"].as_str().unwrap().starts_with(&prefix) {
+            continue;
+        }
+        files += 1;
+        assert_eq!(row["python_stacks_every"], 1, "{row}");
+        let stacks = row["python_stacks"].as_array().unwrap();
+        let captured: u64 = stacks.iter().map(|s| u64_of(&s["samples"])).sum();
+        assert_eq!(captured, reads, "{row}");
+        let top = stacks[0]["frames"][0].as_str().unwrap();
+        assert!(top.contains("many_files.py"), "{row}");
+    }
+    assert_eq!(files, FILES);
 }

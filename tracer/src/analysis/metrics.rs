@@ -306,7 +306,7 @@ impl Live {
             Event::FileOpened { tgid, file_id, .. } => {
                 self.opened.entry(tgid).or_default().push(file_id);
             }
-            Event::PyStack { key } => {
+            Event::PyStack { key, .. } => {
                 self.event_stacks.entry(key.tgid).or_default().push(key);
             }
             Event::ProcessForked {
@@ -750,7 +750,13 @@ mod tests {
             tgid: 7,
             ..Default::default()
         };
-        live.on_event(Event::PyStack { key: stack }, None);
+        live.on_event(
+            Event::PyStack {
+                key: stack,
+                counts: Default::default(),
+            },
+            None,
+        );
         live.on_process(7, 1);
         live.on_exit(7, 7, true, 1_000_000_000, None);
         live.on_freed(7, 2_000_000_000);

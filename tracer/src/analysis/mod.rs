@@ -206,9 +206,9 @@ impl Collector {
                         .on_sample(t_ns, process, tid, ids, truncated, task);
                 }
             }
-            Event::PyStack { key } => {
+            Event::PyStack { key, counts } => {
                 if let Some(tree) = self.python.as_mut() {
-                    self.profile.on_new_event_stack(tree, &key);
+                    self.profile.on_new_event_stack(tree, &key, counts);
                 }
             }
             Event::PyForkStack {

@@ -80,9 +80,8 @@ pub struct Profile {
     timeline_overflowed: bool,
     /// Samples and truncated samples per pid.
     samples: BTreeMap<u32, (u64, u64)>,
-    /// Kernel-event stacks (cumulative counts in a BPF map): symbolized
-    /// when first seen, latest counts.
-    event_stacks: HashMap<PyEventKey, (Vec<Frame>, PyEventValue)>,
+    /// Kernel-event stacks: symbolized when first seen, their counts.
+    event_stacks: HashMap<PyEventKey, EventStackRow>,
     /// fork / clone calls per stack (every one: one record per fork).
     forks: HashMap<Vec<Frame>, u64>,
     /// `--count-entries`: entry-counter key -> (function, latest count).
@@ -90,6 +89,24 @@ pub struct Profile {
     /// The asyncio tasks samples ran in, in the order first seen.
     tasks: Vec<TaskKey>,
     task_index: HashMap<TaskKey, u32>,
+}
+
+/// A kernel-event stack: its frames, and its counts in `PY_EVENT_STACKS`
+/// (cumulative, the latest read) plus those that came in records (the
+/// table was full; sleeps in progress at the end).
+struct EventStackRow {
+    frames: Vec<Frame>,
+    in_map: PyEventValue,
+    spilled: PyEventValue,
+}
+
+impl EventStackRow {
+    fn counts(&self) -> PyEventValue {
+        PyEventValue {
+            count: self.in_map.count + self.spilled.count,
+            off_cpu_ns: self.in_map.off_cpu_ns + self.spilled.off_cpu_ns,
+        }
+    }
 }
 
 impl Profile {
@@ -158,8 +175,14 @@ impl Profile {
     }
 
     /// A stack the kernel side has just put in a map: symbolize it now,
-    /// while its code objects exist (counts come with the next read of the map).
-    pub fn on_new_event_stack(&mut self, tree: &mut PythonTree, key: &PyEventKey) {
+    /// while its code objects exist (counts come with the next read of the
+    /// map); or, `counts` not zero, counts the map had no room for.
+    pub fn on_new_event_stack(
+        &mut self,
+        tree: &mut PythonTree,
+        key: &PyEventKey,
+        counts: PyEventValue,
+    ) {
         if key.kind == py_event::ENTRY {
             let entry = PyEntryKey {
                 tgid: key.tgid,
@@ -169,18 +192,29 @@ impl Profile {
             if !self.entries.contains_key(&entry) {
                 self.on_entries(tree, &[(entry, 0)]);
             }
-        } else if !self.event_stacks.contains_key(key) {
-            self.on_event_stacks(tree, &[(*key, PyEventValue::default())]);
+        } else {
+            if !self.event_stacks.contains_key(key) {
+                self.on_event_stacks(tree, &[(*key, PyEventValue::default())]);
+            }
+            if let Some(row) = self.event_stacks.get_mut(key) {
+                row.spilled.count += counts.count;
+                row.spilled.off_cpu_ns += counts.off_cpu_ns;
+            }
         }
     }
 
     /// Rows of `PY_EVENT_STACKS` (cumulative counts).
     pub fn on_event_stacks(&mut self, tree: &mut PythonTree, rows: &[(PyEventKey, PyEventValue)]) {
         for (key, value) in rows {
-            if let Some(entry) = self.event_stacks.get_mut(key) {
-                entry.1 = *value;
+            if let Some(row) = self.event_stacks.get_mut(key) {
+                row.in_map = *value;
             } else if let Some(frames) = tree.frames(key.tgid, &key.frames) {
-                self.event_stacks.insert(*key, (frames, *value));
+                let row = EventStackRow {
+                    frames,
+                    in_map: *value,
+                    spilled: PyEventValue::default(),
+                };
+                self.event_stacks.insert(*key, row);
             }
         }
     }
@@ -202,9 +236,9 @@ impl Profile {
             if !self.event_stacks.contains_key(&sleep.key) {
                 self.on_event_stacks(tree, &[(sleep.key, PyEventValue::default())]);
             }
-            if let Some((_, value)) = self.event_stacks.get_mut(&sleep.key) {
-                value.count += 1;
-                value.off_cpu_ns += end_ns.saturating_sub(sleep.start_ns);
+            if let Some(row) = self.event_stacks.get_mut(&sleep.key) {
+                row.spilled.count += 1;
+                row.spilled.off_cpu_ns += end_ns.saturating_sub(sleep.start_ns);
             }
         }
     }
@@ -224,12 +258,12 @@ impl Profile {
     /// the kernel side.
     pub fn read_stacks(&self, pid: u32) -> HashMap<u64, Vec<EventStack>> {
         let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
-        for (key, (frames, value)) in &self.event_stacks {
+        for (key, row) in &self.event_stacks {
             if key.kind == py_event::READ && key.tgid == pid {
                 reads
                     .entry(key.file_id)
                     .or_default()
-                    .push(EventStack::new(frames.clone(), value.count));
+                    .push(EventStack::new(row.frames.clone(), row.counts().count));
             }
         }
         reads
@@ -409,10 +443,13 @@ impl Profile {
             self.event_stacks
                 .iter()
                 .filter(|(key, _)| key.kind == py_event::OFF_CPU)
-                .map(|(_, (frames, value))| EventStack {
-                    frames: frames.clone(),
-                    samples: value.count,
-                    off_cpu_ns: value.off_cpu_ns,
+                .map(|(_, row)| {
+                    let counts = row.counts();
+                    EventStack {
+                        frames: row.frames.clone(),
+                        samples: counts.count,
+                        off_cpu_ns: counts.off_cpu_ns,
+                    }
                 }),
         );
         off_cpu.sort_by(|a, b| {

@@ -49,6 +49,8 @@ fn kernel_config(
         fd_rows: u32::from(fd_rows),
         // The same one-off traces: a thread's row leaves at its end too.
         thread_rows: u32::from(fd_rows),
+        stack_records: u32::from(fd_rows),
+        _pad: 0,
     })
 }
 
