@@ -39,8 +39,11 @@ pub static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
 pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
 
 /// Event records for userspace (files opened, processes forked / exited).
+/// 16 MiB: a walk of a million files sends ~40,000 records a second, and
+/// on a busy machine the tracer may not run for a while; 4 MiB lost
+/// records when it was kept off the CPU for half a second.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
 /// `BPF_RB_NO_WAKEUP`: a record drained on userspace's own tick (samples,
 /// switches, reads for the timeline), so a busy trace does not wake the
@@ -192,14 +195,14 @@ pub fn current_syscall() -> u64 {
 }
 
 /// Submit flags for a record nothing waits on (a closed descriptor's row,
-/// an ended thread's): userspace is woken when a quarter of `EVENTS` waits,
+/// an ended thread's): userspace is woken when 1 MiB of `EVENTS` waits,
 /// else drains on its 50 ms tick, so 100,000 of them a second do not wake
 /// it 100,000 times.
 #[inline(always)]
 pub fn lazy_wakeup() -> u64 {
     /// `bpf_ringbuf_query`: bytes written and not consumed yet.
     const BPF_RB_AVAIL_DATA: u64 = 0;
-    /// A quarter of `EVENTS` (4 MiB).
+    /// A sixteenth of `EVENTS`: the rest is room for a tracer slow to run.
     const WAKE_AT: u64 = 1 << 20;
     if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKE_AT {
         RB_FORCE_WAKEUP

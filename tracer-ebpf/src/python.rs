@@ -558,10 +558,17 @@ fn announce(key: &PyEventKey, counts: PyEventValue) {
         core::ptr::addr_of_mut!((*event).key).write(*key);
         core::ptr::addr_of_mut!((*event).counts).write(counts);
     }
-    // Forced: with un-woken samples pending, a plain submit would not wake
-    // the tracer (the consumer is behind), and the thread may be gone by
-    // the next tick. New stacks are rare.
-    entry.submit(RB_FORCE_WAKEUP);
+    // A new stack is forced: with un-woken samples pending, a plain submit
+    // would not wake the tracer (the consumer is behind), and the thread
+    // may be gone by the next tick; new stacks are rare. Counts the table
+    // had no room for come many a second (a walk of a million files):
+    // drained like the rows (the fingerprints keep a late read honest).
+    let wake = if counts.count == 0 {
+        RB_FORCE_WAKEUP
+    } else {
+        crate::maps::lazy_wakeup()
+    };
+    entry.submit(wake);
 }
 
 /// A traced thread finished a read of `file_id`: count its Python stack,

@@ -2,7 +2,7 @@
 //! looked up through `/proc/PID/fd` while the descriptor is open, or by
 //! resolving the opened path in the process's own root and cwd after.
 
-use std::{ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
+use std::{borrow::Cow, ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
 use crate::{
     procfs,
@@ -13,11 +13,13 @@ use crate::{
 pub struct FileInfo {
     /// A socket named by its addresses has its name here (`Socket::name`).
     pub path: String,
-    /// "proc", "sysfs", "ext4", "tmpfs", "pipe", "socket"..., or "unknown".
-    pub fs: String,
+    /// "proc", "sysfs", "ext4", "tmpfs", "pipe", "socket"..., or "unknown"
+    /// (a name of the table below, held by reference: a million files).
+    pub fs: Cow<'static, str>,
     pub blksize: Option<u64>,
-    /// A socket's protocol and addresses, once named.
-    pub socket: Option<Socket>,
+    /// A socket's protocol and addresses, once named (boxed: most files
+    /// are not sockets, and a million files' table holds this).
+    pub socket: Option<Box<Socket>>,
     /// A socket left as `socket:[INODE]`: why.
     pub unnamed: Option<&'static str>,
 }
@@ -27,7 +29,7 @@ impl FileInfo {
     /// `*` (connections come and go; a series each would only churn).
     /// Sockets that could not be named share one: `socket:[*]`.
     pub fn series_name(&self) -> String {
-        match self.socket.as_ref().and_then(Socket::folded) {
+        match self.socket.as_deref().and_then(Socket::folded) {
             Some(folded) => folded.name(),
             None if self.unnamed.is_some() => UNNAMED_SOCKETS.into(),
             None => self.path.clone(),
@@ -36,7 +38,7 @@ impl FileInfo {
 }
 
 /// Names a filesystem magic number (`statfs.f_type`), as `/proc/PID/mountinfo` would.
-pub fn fs_name(magic: i64) -> String {
+pub fn fs_name(magic: i64) -> Cow<'static, str> {
     let name = match magic as u32 {
         0x9fa0 => "proc",
         0x6265_6572 => "sysfs",
@@ -61,9 +63,9 @@ pub fn fs_name(magic: i64) -> String {
         0x7363_6673 => "securityfs",
         0xf15f => "ecryptfs",
         0x2fc1_2fc1 => "zfs",
-        _ => return format!("0x{:x}", magic as u32),
+        _ => return format!("0x{:x}", magic as u32).into(),
     };
-    name.to_owned()
+    name.into()
 }
 
 fn statfs_type(path: &Path) -> Option<i64> {
@@ -75,7 +77,7 @@ fn statfs_type(path: &Path) -> Option<i64> {
 }
 
 /// Stats `path` (following links, as the process's descriptor would).
-fn describe(path: &Path) -> Option<(String, Option<u64>)> {
+fn describe(path: &Path) -> Option<(Cow<'static, str>, Option<u64>)> {
     use std::os::unix::fs::FileTypeExt;
     let fs = statfs_type(path).map(fs_name)?;
     let meta = fs::metadata(path).ok();
@@ -106,7 +108,7 @@ pub struct KernelFile {
 /// with a few `statfs` calls, not two path lookups per file.
 #[derive(Default)]
 pub struct ByDirectory {
-    seen: std::collections::HashMap<DirectoryKey, (String, Option<u64>)>,
+    seen: std::collections::HashMap<DirectoryKey, (Cow<'static, str>, Option<u64>)>,
 }
 
 /// (directory, filesystem magic, block size, file type bits).
@@ -166,7 +168,7 @@ pub fn from_kernel(fd: i32, kernel: Option<&KernelFile>) -> FileInfo {
         };
     };
     let fs = fs_name(k.fs_magic as i64);
-    let path = match fs.as_str() {
+    let path = match fs.as_ref() {
         "pipe" => format!("pipe:[{}]", k.ino),
         "socket" => format!("socket:[{}]", k.ino),
         _ => unnamed,
@@ -304,7 +306,7 @@ mod tests {
             Some("/proc/sys/vm/overcommit_memory")
         );
         let info = super::from_open(u32::MAX, -1, "/proc/4000000/status", None);
-        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+        assert_eq!((info.fs.as_ref(), info.blksize), ("proc", Some(1024)));
     }
 
     use super::*;
@@ -333,7 +335,7 @@ mod tests {
     fn names_procfs_files_of_a_process_that_is_gone() {
         let gone = u32::MAX - 1;
         let info = from_open(gone, 3, "/proc/self/status", None);
-        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+        assert_eq!((info.fs.as_ref(), info.blksize), ("proc", Some(1024)));
         let info = from_open(gone, 3, "/proc/thread-self/stat", None);
         assert_eq!(info.fs, "proc");
         // Links out of /proc/self would describe the tracer's own files.
@@ -373,7 +375,7 @@ mod tests {
         };
         let info = from_kernel(3, Some(&pipe));
         assert_eq!(
-            (info.path.as_str(), info.fs.as_str(), info.blksize),
+            (info.path.as_str(), info.fs.as_ref(), info.blksize),
             ("pipe:[358961]", "pipe", Some(4096))
         );
         let socket = KernelFile {
@@ -388,7 +390,7 @@ mod tests {
         };
         let info = from_kernel(5, Some(&ext4));
         assert_eq!(
-            (info.path.as_str(), info.fs.as_str()),
+            (info.path.as_str(), info.fs.as_ref()),
             ("fd 5 (closed before it could be named)", "ext4")
         );
         let info = from_kernel(6, None);
@@ -426,7 +428,7 @@ mod tests {
         let fd = file.as_raw_fd();
         drop(file);
         let info = from_open(me, fd, "/proc/self/status", None);
-        assert_eq!((info.fs.as_str(), info.blksize), ("proc", Some(1024)));
+        assert_eq!((info.fs.as_ref(), info.blksize), ("proc", Some(1024)));
         assert_eq!(info.path, "/proc/self/status");
     }
 }

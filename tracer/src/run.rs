@@ -260,8 +260,8 @@ const PYTHON_INTERVAL: Duration = Duration::from_millis(50);
 const PYTHON_SEARCH_INTERVAL: Duration = Duration::from_millis(5);
 /// How often samples are drained while a program starts (see `event_loop`).
 const EARLY_DRAIN_INTERVAL: Duration = Duration::from_millis(1);
-/// How often `--perfetto`'s read and switch records are drained: 4 MiB of
-/// ring buffer holds 50 ms of ~500,000 reads a second.
+/// How often `--perfetto`'s read and switch records are drained: 16 MiB
+/// of ring buffer holds 50 ms of ~2,000,000 reads a second.
 const TIMELINE_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the fast search lasts (a target that is not Python is then
 /// looked at every 50 ms, like the rest); samples are drained every 1 ms

@@ -148,4 +148,12 @@ fn a_row_for_each_of_10000_threads() {
     }
     // The workload's threads and its main thread, nothing else.
     assert_eq!(rows.len(), THREADS + 1);
+    // 5,001 threads at the end: more than the thread lists are read to,
+    // and the report says so.
+    let warned = report["warnings"].as_array().unwrap().iter().any(|w| {
+        w.as_str()
+            .unwrap()
+            .contains("more than 4,096 thread states")
+    });
+    assert!(warned, "{}", report["warnings"]);
 }

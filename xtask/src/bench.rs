@@ -75,6 +75,9 @@ pub struct BenchArgs {
     /// 1-byte reads of each kind (file, socket) per run of the reads suite.
     #[arg(long, default_value_t = 50_000)]
     reads: u64,
+    /// Distinct files the scale suite reads (the figure: 1000000).
+    #[arg(long, default_value_t = 100_000)]
+    files: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +102,9 @@ enum Suite {
     /// A file read and a socket read side by side: what the tracer (and the
     /// kernel's floor, and strace) adds to each, per read.
     Reads,
+    /// A row for everything: `--files` files read, 2,000 forks; time and
+    /// peak RSS beside untraced, each report checked (not part of `all`).
+    Scale,
     All,
 }
 
@@ -184,6 +190,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Tree | Suite::All) {
         report.push_str(&tree_suite(args, &tracer, &version)?);
+    }
+    if args.suite == Suite::Scale {
+        report.push_str(&crate::scale_bench::scale_suite(
+            &tracer, args.files, args.runs, &out_dir, &version,
+        )?);
     }
     if args.suite == Suite::Serve {
         report.push_str(&crate::serve_bench::serve_suite(

@@ -20,6 +20,7 @@ mod fuzz;
 mod node_bench;
 mod proc_bench;
 mod reads_bench;
+mod scale_bench;
 mod serve_bench;
 mod setup;
 mod util;

@@ -62,6 +62,11 @@ impl ClosedRows {
             rows.entry(key).or_default().add(&stats);
         }
         maps.reads = rows.into_iter().collect();
+        // The smaller table into the larger: a million files' opens are
+        // not held twice.
+        if maps.opens.len() < opens.len() {
+            std::mem::swap(&mut maps.opens, &mut opens);
+        }
         for (file, n) in opens {
             *maps.opens.entry(file).or_default() += n;
         }

@@ -405,10 +405,12 @@ impl Live {
             let info = files.describe(key.tgid, key.fd, key.file_id);
             let counts = self
                 .reads
-                .slot(&(key.tgid, info.series_name(), info.fs.clone()), now);
+                .slot(&(key.tgid, info.series_name(), info.fs.to_string()), now);
             counts.syscalls += syscalls;
             counts.bytes += bytes;
-            let sizes = self.request_sizes.slot(&(key.tgid, info.fs), now);
+            let sizes = self
+                .request_sizes
+                .slot(&(key.tgid, info.fs.into_owned()), now);
             if sizes.bounds.is_empty() {
                 *sizes = Histogram::new(&REQUEST_BOUNDS);
             }

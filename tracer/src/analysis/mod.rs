@@ -509,6 +509,8 @@ impl Collector {
         self.warnings
             .extend(sched::full_warning(&maps, dropped_switches));
         let _ = self.read_signal_handlers();
+        self.warnings
+            .extend(python_threads_capped(self.python.as_ref()));
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
@@ -755,4 +757,23 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(signals::changes::findings(report));
     all.extend(loops::findings(&report.event_loops));
     all
+}
+
+/// The processes whose Python thread lists were longer than the tracer
+/// reads (`threads::MAX_THREADS` thread states).
+fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String> {
+    let Some(tree) = tree else {
+        return Vec::new();
+    };
+    tree.processes()
+        .filter(|process| process.thread_lists_capped())
+        .map(|process| {
+            format!(
+                "python: pid {} had more than {} thread states: threads_at_end lists that \
+                 many (the others are sampled all the same: the kernel finds their states)",
+                process.pid(),
+                crate::report::format::thousands(crate::python::threads::MAX_THREADS as u64)
+            )
+        })
+        .collect()
 }

@@ -23,7 +23,7 @@ fn finding(f: &FileReads) -> Option<Finding> {
     let (size, count) = f.dominant_request()?;
     // A socket's reads follow its peer's writes, not a buffer size.
     if size < SMALL_REQUEST && count >= MANY_SYSCALLS && f.kind != "socket" {
-        let why = match (f.fs.as_str(), f.blksize) {
+        let why = match (f.fs.as_ref(), f.blksize) {
             (fs @ ("proc" | "sysfs"), Some(blk)) if blk == size => format!(
                 "{fs} reports st_blksize {blk}, so Python's buffered reader asks for {} at a time",
                 bytes(blk)

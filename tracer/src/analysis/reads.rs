@@ -2,6 +2,7 @@
 //! request size) joined with what userspace learned about each file id;
 //! many connections of one process from one peer host fold into one row.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
@@ -9,7 +10,7 @@ use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 use super::python::merge_stacks;
 use crate::{
     files::{self, FileInfo},
-    report::{ContextSwitches, EventStack, FOLD_ABOVE, FileReads},
+    report::{ContextSwitches, EventStack, FOLD_ABOVE, FileReads, SocketRow},
     sockets::{self, Socket, SocketNames, UNNAMED_SOCKETS, Unnamed},
 };
 
@@ -146,7 +147,7 @@ impl FileTable {
         // (a short-lived one's descriptor number may name another by now).
         let from_kernel = kernel
             .map(|k| files::from_kernel(fd, Some(&k)))
-            .filter(|info| matches!(info.fs.as_str(), "pipe" | "socket"));
+            .filter(|info| matches!(info.fs.as_ref(), "pipe" | "socket"));
         let mut info = from_kernel.unwrap_or_else(|| {
             files::from_fd(tgid, fd)
                 .map(|mut info| {
@@ -220,7 +221,7 @@ impl FileTable {
         let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
         let connections: Vec<((u32, u64), Socket)> = read
             .into_iter()
-            .filter_map(|key| Some((key, self.files.get(&key)?.socket.clone()?)))
+            .filter_map(|key| Some((key, self.files.get(&key)?.socket.as_deref()?.clone())))
             .collect();
         // First by peer host; then, if a local address still has more rows
         // than that (clients from many hosts), all of its peers in one.
@@ -251,7 +252,7 @@ impl FileTable {
                 && let Some(info) = self.files.get_mut(&(*tgid, *file_id))
             {
                 info.path = shown.name();
-                info.socket = Some(shown);
+                info.socket = Some(Box::new(shown));
             }
         }
     }
@@ -280,8 +281,16 @@ impl FileTable {
     }
 
     /// The path a (process, file) is reported under in `FileReads`.
-    pub fn path_of(&self, tgid: u32, file_id: u64) -> String {
-        self.describe(tgid, 0, file_id).path
+    pub fn path_of(&self, tgid: u32, file_id: u64) -> Cow<'_, str> {
+        let key = ReadKey {
+            tgid,
+            file_id,
+            ..ReadKey::default()
+        };
+        match self.lookup(&key) {
+            Cow::Borrowed(info) => Cow::Borrowed(&info.path),
+            Cow::Owned(info) => Cow::Owned(info.path),
+        }
     }
 
     /// What the file a read of descriptor `fd` went to is.
@@ -292,25 +301,26 @@ impl FileTable {
             file_id,
             ..ReadKey::default()
         })
+        .into_owned()
     }
 
-    fn lookup(&self, key: &ReadKey) -> FileInfo {
+    fn lookup(&self, key: &ReadKey) -> Cow<'_, FileInfo> {
         if key.file_id == 0 {
-            return FileInfo {
+            return Cow::Owned(FileInfo {
                 path: format!("fd {} (bad descriptor)", key.fd),
                 fs: "none".into(),
                 ..Default::default()
-            };
+            });
         }
-        self.files
-            .get(&(key.tgid, key.file_id))
-            .cloned()
-            .unwrap_or_else(|| FileInfo {
-                // Its event was lost: say so rather than guess.
+        match self.files.get(&(key.tgid, key.file_id)) {
+            Some(info) => Cow::Borrowed(info),
+            // Its event was lost: say so rather than guess.
+            None => Cow::Owned(FileInfo {
                 path: format!("fd {} (name lost)", key.fd),
                 fs: "unknown".into(),
                 ..Default::default()
-            })
+            }),
+        }
     }
 
     /// One `FileReads` per (process, path), busiest first. `opens` is the
@@ -320,25 +330,40 @@ impl FileTable {
         rows: &[(ReadKey, ReadStats)],
         opens: &HashMap<(u32, u64), u64>,
     ) -> Vec<FileReads> {
-        // Rows in one vector, found by (pid, path): a million files'
-        // rows are not held twice.
-        let mut files: Vec<FileReads> = Vec::new();
-        let mut by_file: HashMap<(u32, String), usize> = HashMap::new();
+        // Rows in one vector of the exact size, found by (pid, path)
+        // borrowed from the table: a million files' rows, and no path
+        // copied but into its row. First which row each kernel row adds to.
+        let mut by_file: HashMap<(u32, &str), u32> = HashMap::new();
+        let mut by_lost_name: HashMap<(u32, String), u32> = HashMap::new();
+        let mut firsts: Vec<usize> = Vec::new();
+        let mut row_of: Vec<u32> = Vec::with_capacity(rows.len());
+        for (i, (key, _)) in rows.iter().enumerate() {
+            let next = firsts.len() as u32;
+            let index = match self.lookup(key) {
+                Cow::Borrowed(info) => *by_file.entry((key.tgid, &info.path)).or_insert(next),
+                Cow::Owned(info) => *by_lost_name.entry((key.tgid, info.path)).or_insert(next),
+            };
+            if index == next {
+                firsts.push(i);
+            }
+            row_of.push(index);
+        }
+        drop((by_file, by_lost_name));
+        let mut files: Vec<FileReads> = Vec::with_capacity(firsts.len());
+        files.extend(
+            firsts
+                .iter()
+                .map(|&i| new_row(rows[i].0.tgid, &self.lookup(&rows[i].0))),
+        );
+        drop(firsts);
         let mut counted_opens = std::collections::HashSet::new();
-        for (key, stats) in rows {
-            let info = self.lookup(key);
-            let index = *by_file
-                .entry((key.tgid, info.path.clone()))
-                .or_insert_with(|| {
-                    files.push(new_row(key.tgid, &info));
-                    files.len() - 1
-                });
-            let entry = &mut files[index];
+        for ((key, stats), &index) in rows.iter().zip(&row_of) {
+            let entry = &mut files[index as usize];
             entry.path_truncated |= self.truncated.contains(&(key.tgid, key.file_id));
             if counted_opens.insert((key.tgid, key.file_id)) {
                 entry.opens += opens.get(&(key.tgid, key.file_id)).copied().unwrap_or(0);
                 if entry.kind == "socket" {
-                    entry.connections += 1;
+                    entry.socket.connections += 1;
                 }
             }
             entry.syscalls += stats.syscalls;
@@ -353,7 +378,6 @@ impl FileTable {
             let name = ReadSyscall::from_u32(key.syscall).map_or("unknown", ReadSyscall::name);
             entry.by_syscall.add(name, stats.syscalls);
         }
-        drop(by_file);
         files.sort_by(|a, b| {
             (b.syscalls.cmp(&a.syscalls))
                 .then(a.path.cmp(&b.path))
@@ -373,7 +397,7 @@ fn name(info: &mut FileInfo, result: Result<Socket, Unnamed>) {
     match result {
         Ok(socket) => {
             info.path = socket.name();
-            info.socket = Some(socket);
+            info.socket = Some(Box::new(socket));
             info.unnamed = None;
         }
         Err(Unnamed::Gone) if info.unnamed == Some(Unnamed::NotListed.reason()) => {}
@@ -383,8 +407,8 @@ fn name(info: &mut FileInfo, result: Result<Socket, Unnamed>) {
 
 /// The row of a file or socket, before its figures are added.
 fn new_row(pid: u32, info: &FileInfo) -> FileReads {
-    let socket = info.socket.as_ref();
-    FileReads {
+    let socket = info.socket.as_deref();
+    let mut row = FileReads {
         pid,
         kind: if info.fs == "socket" {
             "socket"
@@ -393,15 +417,22 @@ fn new_row(pid: u32, info: &FileInfo) -> FileReads {
         }
         .into(),
         path: info.path.clone(),
-        protocol: socket.map(|s| s.protocol.to_owned()),
-        local: socket.and_then(|s| s.local.clone()),
-        peer: socket.and_then(|s| s.peer.clone()),
-        folded: socket.is_some_and(|s| s.folded) || info.path == UNNAMED_SOCKETS,
-        unnamed: info.unnamed.map(str::to_owned),
         fs: info.fs.clone(),
         blksize: info.blksize,
         ..Default::default()
+    };
+    let folded = socket.is_some_and(|s| s.folded) || info.path == UNNAMED_SOCKETS;
+    if socket.is_some() || folded || info.unnamed.is_some() {
+        *row.socket = SocketRow {
+            protocol: socket.map(|s| s.protocol.to_owned()),
+            local: socket.and_then(|s| s.local.clone()),
+            peer: socket.and_then(|s| s.peer.clone()),
+            folded,
+            unnamed: info.unnamed.map(str::to_owned),
+            connections: 0,
+        };
     }
+    row
 }
 
 /// Puts the Python stacks behind process `pid`'s reads (per kernel file id)
@@ -425,7 +456,7 @@ pub fn add_python_stacks(
         .collect();
     let mut found: Vec<(usize, Vec<EventStack>)> = Vec::new();
     for (file_id, list) in stacks {
-        if let Some(&i) = index.get(files.path_of(pid, file_id).as_str()) {
+        if let Some(&i) = index.get(files.path_of(pid, file_id).as_ref()) {
             found.push((i, list));
         }
     }
@@ -541,7 +572,7 @@ mod tests {
             let info = FileInfo {
                 path: socket.name(),
                 fs: "socket".into(),
-                socket: Some(socket),
+                socket: Some(Box::new(socket)),
                 ..Default::default()
             };
             t.insert(10, file_id, info);
@@ -566,18 +597,22 @@ mod tests {
             format!("{} (20 connections)", folded.path)
         );
         assert_eq!(
-            (folded.kind.as_str(), folded.protocol.as_deref()),
+            (folded.kind.as_ref(), folded.socket.protocol.as_deref()),
             ("socket", Some("TCP"))
         );
-        assert_eq!(folded.peer.as_deref(), Some("127.0.0.1:*"));
-        assert!(folded.folded);
+        assert_eq!(folded.socket.peer.as_deref(), Some("127.0.0.1:*"));
+        assert!(folded.socket.folded);
         assert_eq!(
-            (folded.connections, folded.syscalls, folded.bytes),
+            (folded.socket.connections, folded.syscalls, folded.bytes),
             (20, 40, 400)
         );
         assert_eq!(folded.by_syscall["recvfrom"], 40);
         for row in &reads[1..] {
-            assert_eq!((row.connections, row.folded), (1, false), "{row:#?}");
+            assert_eq!(
+                (row.socket.connections, row.socket.folded),
+                (1, false),
+                "{row:#?}"
+            );
             assert!(row.path.starts_with("TCP 127.0.0.1:8000 <- 10.0.0.2:5000"));
         }
         // --serve's series never have a connection's ephemeral port.
@@ -596,7 +631,7 @@ mod tests {
             let info = FileInfo {
                 path: socket.name(),
                 fs: "socket".into(),
-                socket: Some(socket),
+                socket: Some(Box::new(socket)),
                 ..Default::default()
             };
             t.insert(10, 100 + host, info);
@@ -609,7 +644,10 @@ mod tests {
         let reads = t.aggregate(&rows, &HashMap::new());
         assert_eq!(reads.len(), 1, "{reads:#?}");
         assert_eq!(reads[0].path, "TCP 10.0.0.1:443 <- *");
-        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+        assert_eq!(
+            (reads[0].socket.connections, reads[0].socket.folded),
+            (17, true)
+        );
     }
 
     #[test]
@@ -634,10 +672,13 @@ mod tests {
         let reads = t.aggregate(&rows, &HashMap::new());
         assert_eq!(reads.len(), 1, "{reads:#?}");
         assert_eq!(reads[0].path, "socket:[*]");
-        assert_eq!((reads[0].connections, reads[0].folded), (17, true));
+        assert_eq!(
+            (reads[0].socket.connections, reads[0].socket.folded),
+            (17, true)
+        );
         // The process is gone: still "not listed", the first reason seen.
         assert_eq!(
-            reads[0].unnamed.as_deref(),
+            reads[0].socket.unnamed.as_deref(),
             Some(Unnamed::NotListed.reason())
         );
     }

@@ -208,7 +208,7 @@ impl Recorder {
                     .entry((read.tgid, read.file_id, read.fd))
                     .or_insert_with(|| {
                         let info = files.describe(read.tgid, read.fd, read.file_id);
-                        file_names.push((info.path, info.fs));
+                        file_names.push((info.path, info.fs.into_owned()));
                         file_names.len() - 1
                     });
                 ReadSlice {

@@ -65,6 +65,8 @@ pub struct PythonProcess {
     published: HashMap<u32, u64>,
     /// What the last read of the thread list found.
     census: Option<threads::Census>,
+    /// The most thread states one read of its lists found.
+    most_thread_states: usize,
     /// When the process appeared or last exec'd, and was last searched.
     since: Instant,
     last_search: Option<Instant>,
@@ -138,6 +140,7 @@ impl PythonProcess {
             config_published: false,
             published: HashMap::new(),
             census: None,
+            most_thread_states: 0,
             since: Instant::now(),
             last_search: None,
             patient: false,
@@ -538,6 +541,13 @@ impl PythonProcess {
         }
     }
 
+    /// A reading of its thread lists stopped at their bound: the threads
+    /// past it are sampled (the kernel finds their thread states) but are
+    /// not in `threads_at_end`.
+    pub fn thread_lists_capped(&self) -> bool {
+        self.most_thread_states >= threads::MAX_THREADS
+    }
+
     /// Why none of its threads is sampled, when that is so and known (as
     /// the last read of its thread list found).
     pub fn why_no_thread(&self) -> Option<String> {
@@ -716,6 +726,7 @@ impl PythonProcess {
             interpreter.version = version;
         }
         let (states, census) = ready.thread_states(self.pid);
+        self.most_thread_states = self.most_thread_states.max(census.states);
         self.census = Some(census);
         let current: HashMap<u32, u64> = states.iter().map(|s| (s.tid, s.tstate)).collect();
         self.pthreads = states.iter().map(|s| (s.tid, s.pthread)).collect();

@@ -6,7 +6,7 @@ use super::{layout::Offsets, memory::Memory};
 
 /// Bounds on the walks: a corrupt or racing list cannot loop forever.
 const MAX_INTERPRETERS: usize = 64;
-const MAX_THREADS: usize = 4096;
+pub const MAX_THREADS: usize = 4096;
 /// How many thread records are searched for the one that holds the pid.
 const MAX_RECORDS_SEARCHED: usize = 16;
 

@@ -34,7 +34,7 @@ pub use python::{
     Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadNow,
     TimedSample,
 };
-pub use reads::{FOLD_ABOVE, FileReads};
+pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
     Latency, MainThreadSeen, PythonHandler, SignalAction, SignalGroup, SignalLog, SignalLogEntry,

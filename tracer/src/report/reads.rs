@@ -1,8 +1,9 @@
 //! The reads section: one row per file (or socket) and process, and the
 //! Python code behind its reads.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::{ContextSwitches, EventStack};
@@ -15,10 +16,10 @@ use super::{ContextSwitches, EventStack};
 pub const FOLD_ABOVE: usize = 16;
 
 /// Name -> count, in name order; a JSON object. A row has one or a few:
-/// kept in one small vector (two `BTreeMap`s cost a million-file report
-/// ~740 bytes a row).
+/// kept in one vector sized to them, names held inline (two `BTreeMap`s
+/// cost a million-file report ~740 bytes a row; this, 32 bytes a name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts(Vec<(String, u64)>);
+pub struct Counts(Vec<(CompactString, u64)>);
 
 impl Counts {
     /// Sets `name`'s count; returns the one it had.
@@ -26,7 +27,8 @@ impl Counts {
         match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, count)),
             Err(i) => {
-                self.0.insert(i, (name, count));
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name.into(), count));
                 None
             }
         }
@@ -36,7 +38,12 @@ impl Counts {
     pub fn add(&mut self, name: &str, count: u64) {
         match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
             Ok(i) => self.0[i].1 += count,
-            Err(i) => self.0.insert(i, (name.to_owned(), count)),
+            Err(i) => {
+                // Exact: most rows have one name (a vector's first growth
+                // would make room for four).
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name.into(), count));
+            }
         }
     }
 
@@ -48,8 +55,8 @@ impl Counts {
         Some(&self.0[i].1)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &u64)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &u64)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn len(&self) -> usize {
@@ -81,7 +88,7 @@ impl Serialize for Counts {
 impl<'de> Deserialize<'de> for Counts {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let map = BTreeMap::<String, u64>::deserialize(deserializer)?;
-        Ok(Self(map.into_iter().collect()))
+        Ok(Self(map.into_iter().map(|(k, v)| (k.into(), v)).collect()))
     }
 }
 
@@ -91,37 +98,20 @@ pub struct FileReads {
     pub pid: u32,
     /// "file" or "socket".
     #[serde(default = "file_kind")]
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     /// The path it was opened by; `pipe:[INODE]` as `/proc/PID/fd` shows
     /// it for descriptors not opened by path; a socket's protocol and
     /// addresses (`TCP 127.0.0.1:8000 <- 127.0.0.1:51234`, `unix
     /// /run/x.sock`), or `socket:[INODE]` when they could not be looked up.
     pub path: String,
-    /// A named socket's "TCP", "UDP" or "unix".
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// A named socket's address (a unix path; `None`: unnamed), and its
-    /// connected peer's; a port of `*` when connections were folded.
-    #[serde(default)]
-    pub local: Option<String>,
-    #[serde(default)]
-    pub peer: Option<String>,
-    /// Sockets (connections) this row sums; 0 for a file.
-    #[serde(default)]
-    pub connections: u64,
-    /// Connections folded into one row by their ephemeral port (more than
-    /// `FOLD_ABOVE` from one peer host to one local address), or by their
-    /// peer (connections from more than `FOLD_ABOVE` hosts).
-    #[serde(default)]
-    pub folded: bool,
-    /// A socket left as `socket:[INODE]`: why.
-    #[serde(default)]
-    pub unnamed: Option<String>,
+    /// What only a socket (or the row of unnamed sockets) has.
+    #[serde(flatten)]
+    pub socket: SocketFields,
     /// `path` is only the first 255 bytes of a longer path (the kernel side
     /// captures that much); the text report shows it with "...".
     #[serde(default)]
     pub path_truncated: bool,
-    pub fs: String,
+    pub fs: Cow<'static, str>,
     pub blksize: Option<u64>,
     /// Times the process opened this path while traced (0: it was already open).
     pub opens: u64,
@@ -146,7 +136,73 @@ pub struct FileReads {
     pub python_stacks_every: u64,
 }
 
-fn file_kind() -> String {
+/// A row's socket fields, boxed: a million files' rows would carry ~100
+/// empty bytes each. Reads see the empty fields of a file through `Deref`;
+/// a write makes the box. In JSON every row has the fields (null, 0 or
+/// false for a file), as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketFields(Option<Box<SocketRow>>);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SocketRow {
+    /// A named socket's "TCP", "UDP" or "unix".
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// A named socket's address (a unix path; `None`: unnamed), and its
+    /// connected peer's; a port of `*` when connections were folded.
+    #[serde(default)]
+    pub local: Option<String>,
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Sockets (connections) this row sums; 0 for a file.
+    #[serde(default)]
+    pub connections: u64,
+    /// Connections folded into one row by their ephemeral port (more than
+    /// `FOLD_ABOVE` from one peer host to one local address), or by their
+    /// peer (connections from more than `FOLD_ABOVE` hosts).
+    #[serde(default)]
+    pub folded: bool,
+    /// A socket left as `socket:[INODE]`: why.
+    #[serde(default)]
+    pub unnamed: Option<String>,
+}
+
+static NO_SOCKET: SocketRow = SocketRow {
+    protocol: None,
+    local: None,
+    peer: None,
+    connections: 0,
+    folded: false,
+    unnamed: None,
+};
+
+impl std::ops::Deref for SocketFields {
+    type Target = SocketRow;
+    fn deref(&self) -> &SocketRow {
+        self.0.as_deref().unwrap_or(&NO_SOCKET)
+    }
+}
+
+impl std::ops::DerefMut for SocketFields {
+    fn deref_mut(&mut self) -> &mut SocketRow {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl Serialize for SocketFields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SocketFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let row = SocketRow::deserialize(deserializer)?;
+        Ok(Self((row != NO_SOCKET).then(|| Box::new(row))))
+    }
+}
+
+fn file_kind() -> Cow<'static, str> {
     "file".into()
 }
 
@@ -156,8 +212,8 @@ impl FileReads {
     pub fn shown_path(&self) -> String {
         if self.path_truncated {
             format!("{}...", self.path)
-        } else if self.connections > 1 {
-            format!("{} ({} connections)", self.path, self.connections)
+        } else if self.socket.connections > 1 {
+            format!("{} ({} connections)", self.path, self.socket.connections)
         } else {
             self.path.clone()
         }

@@ -58,7 +58,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         table.row(vec![
             f.pid.to_string(),
             f.shown_path(),
-            f.fs.clone(),
+            f.fs.to_string(),
             f.blksize.map_or("-".into(), |b| b.to_string()),
             thousands(f.syscalls),
             request_summary(f),
@@ -122,7 +122,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
 
 /// The rows that are many connections folded into one, said once.
 fn folds(out: &mut String, report: &Report) {
-    let folded: Vec<&FileReads> = report.reads.iter().filter(|f| f.folded).collect();
+    let folded: Vec<&FileReads> = report.reads.iter().filter(|f| f.socket.folded).collect();
     if folded.is_empty() {
         return;
     }
@@ -137,7 +137,7 @@ fn folds(out: &mut String, report: &Report) {
             out,
             "    pid {}: {} connections in `{}`",
             f.pid,
-            thousands(f.connections),
+            thousands(f.socket.connections),
             f.path
         );
     }
@@ -173,11 +173,10 @@ mod tests {
             kind: "socket".into(),
             path: "TCP 127.0.0.1:8000 <- 127.0.0.1:*".into(),
             fs: "socket".into(),
-            connections: 312,
-            folded: true,
             syscalls: 400,
             ..Default::default()
         };
+        (socket.socket.connections, socket.socket.folded) = (312, true);
         socket.request_sizes.insert("65536".into(), 400);
         let file = crate::report::fixtures::proc_status(600);
         let report = Report {
