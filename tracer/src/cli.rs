@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -67,11 +67,13 @@ user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 (a shell's >(...)) are used as they are.
 
 Exit status:
-  0  report written             4  no such process, container or cgroup, a kernel thread,
-                                   or command not started
-  1  other error                5  kernel lacks BPF, BTF or a tracepoint, or is too old
-  2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
+  0  report written
+  1  other error
+  2  bad command line
   3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
+  4  no such process, container or cgroup, a kernel thread, or command not started
+  5  kernel lacks BPF, BTF or a tracepoint, or is too old
+  6  the kernel rejected a BPF program (verifier log shown)
   7  an output file cannot be opened or written (checked before tracing)
   8  --serve: the address cannot be listened on (in use, not ours)";
 
@@ -81,11 +83,31 @@ pub enum Format {
     Json,
 }
 
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The man page, tracer.1 (roff)
+    Man,
+    /// A bash completion script
+    Bash,
+    /// A zsh completion script (`_tracer`)
+    Zsh,
+    /// A fish completion script
+    Fish,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tracer",
     version,
     about = "eBPF tracer for Python processes: what the kernel did to a process, and why",
+    long_about = "eBPF tracer for Python processes: what the kernel did to a process, and why.\n\n\
+        tracer attaches eBPF programs to a running process (--pid), to a command it launches \
+        (after --), or to every process of this host, of a container or of a cgroup (--all, \
+        --container, --cgroup), and says in one report what the kernel did to them and on \
+        behalf of which Python code: reads per file and socket, context switches, signals, \
+        child processes and zombies, and the hot Python functions and lines, sampled in the \
+        kernel. It needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BPF and BTF.",
     after_help = EXAMPLES,
     arg_required_else_help = true
 )]
@@ -254,6 +276,13 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// Print the man page (man) or a shell's completion script (bash, zsh,
+    /// fish) to standard output and exit; for a copy of tracer that came
+    /// without them (the static binary, the wheel):
+    /// `tracer --generate bash > /etc/bash_completion.d/tracer`
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
+
     /// Command to launch and trace (after `--`; any bytes, UTF-8 or not)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -311,6 +340,22 @@ impl Args {
             DEFAULT_RATE_HZ
         })
     }
+}
+
+/// Writes what `--generate` asks for, made from this very definition (so
+/// the man page and completions can never lag behind the options).
+pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_complete::{Generator as _, Shell};
+    let mut cmd = Args::command();
+    let shell = match kind {
+        Generate::Man => return crate::manpage::render(cmd, out),
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+    };
+    cmd.set_bin_name("tracer");
+    cmd.build();
+    shell.try_generate(&cmd, out)
 }
 
 /// A hint for a command line clap refused, when the mistake is a common one:
