@@ -13,7 +13,8 @@
 //! /proc tables; the /proc suite's variants and measurements are in
 //! `proc_bench`, the serve suite in `serve_bench`, the node suite in
 //! `node_bench`, the reads suite (a file read next to a socket read) in
-//! `reads_bench`, and what the suites
+//! `reads_bench`, the static build beside the dynamic one in `dist_bench`,
+//! and what the suites
 //! share in `bench_util`.
 
 use std::{
@@ -99,6 +100,9 @@ enum Suite {
     /// A file read and a socket read side by side: what the tracer (and the
     /// kernel's floor, and strace) adds to each, per read.
     Reads,
+    /// The static binary of `cargo xtask dist` beside the dynamic build:
+    /// size and start-up (not part of `all`: a second build of the tracer).
+    Dist,
     All,
 }
 
@@ -199,6 +203,23 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             args.node_seconds,
             &out_dir,
             &version,
+        )?);
+    }
+    if args.suite == Suite::Dist {
+        // Built unless --no-build, as the dynamic one; copied like it.
+        let built = if args.no_build {
+            target_dir()
+                .join(crate::dist::TARGET)
+                .join("release/tracer")
+        } else {
+            crate::dist::build_static()?
+        };
+        let fixed = out_dir.join("tracer-static");
+        fs::copy(&built, &fixed)
+            .with_context(|| format!("copying the static build {}", built.display()))?;
+        crate::dist::ensure_static(&fixed)?;
+        report.push_str(&crate::dist_bench::dist_suite(
+            &tracer, &fixed, args.runs, &out_dir,
         )?);
     }
     let results = out_dir.join("results.md");
