@@ -7,6 +7,8 @@
 //!   binary as a wheel's script (`pip install` puts `tracer` on PATH);
 //! * `tracer_VERSION_amd64.deb`: /usr/bin/tracer, the man page and the
 //!   bash, zsh and fish completions where Debian keeps them (dpkg-deb);
+//! * `image/`: a Containerfile `FROM scratch` with that binary alone, ready
+//!   for `podman build` / `docker build`;
 //! * `tracer.1` and `completions/`: the man page and completions alone,
 //!   printed by the binary itself (`tracer --generate KIND`, clap_mangen and
 //!   clap_complete: made from the same definition as `--help`).
@@ -53,6 +55,8 @@ pub struct Artifacts {
     pub binary: PathBuf,
     pub wheel: PathBuf,
     pub deb: PathBuf,
+    /// The image's build context: Containerfile and tracer.
+    pub image: PathBuf,
 }
 
 pub fn dist(args: &DistArgs) -> Result<()> {
@@ -109,6 +113,15 @@ pub fn build() -> Result<Artifacts> {
     let deb = dir.join(format!("tracer_{VERSION}_amd64.deb"));
     build_deb(&deb, &bytes, &man_page, &generated, &description)?;
 
+    let image = dir.join("image");
+    fs::create_dir_all(&image)?;
+    fs::hard_link(&binary, image.join("tracer"))?;
+    write(
+        &image.join("Containerfile"),
+        CONTAINERFILE.as_bytes(),
+        0o644,
+    )?;
+
     for path in [&binary, &wheel, &deb] {
         let size = fs::metadata(path)?.len();
         eprintln!(
@@ -118,17 +131,29 @@ pub fn build() -> Result<Artifacts> {
         );
     }
     eprintln!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         dir.join("tracer.1").display(),
-        dir.join("completions").display()
+        dir.join("completions").display(),
+        image.display()
     );
     Ok(Artifacts {
         dir,
         binary,
         wheel,
         deb,
+        image,
     })
 }
+
+/// The image: the static binary and nothing else (it reads the host
+/// through /proc and /sys, given by `--pid=host --privileged`).
+const CONTAINERFILE: &str = "\
+# tracer alone: podman build -t tracer target/dist/image
+# podman run --rm --privileged --pid=host tracer --pid PID --duration 30
+FROM scratch
+COPY tracer /tracer
+ENTRYPOINT [\"/tracer\"]
+";
 
 /// `cargo build --release -p tracer --target x86_64-unknown-linux-gnu` with
 /// `crt-static`; the binary is

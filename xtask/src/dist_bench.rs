@@ -1,7 +1,7 @@
 //! `cargo xtask bench --suite dist`: the static binary of `cargo xtask
 //! dist` beside the dynamic `target/release/tracer`: size on disk, and
 //! start-up (`--version`: process start alone; a trace of /bin/true: start,
-//! attach, report, detach), timed by hyperfine, interleaved.
+//! attach, report, detach), timed by hyperfine.
 
 use std::{fmt::Write as _, fs, path::Path};
 
@@ -66,7 +66,7 @@ pub fn dist_suite(dynamic: &Path, fixed: &Path, runs: u32, out_dir: &Path) -> Re
     }
     let _ = writeln!(
         md,
-        "\nMedians (and min) of {runs} runs after 3 warm-up runs, hyperfine, interleaved:\n"
+        "\nMedians (and min) of {runs} runs of each after 3 warm-up runs, timed by hyperfine:\n"
     );
     let _ = writeln!(md, "| command | median | min | static vs dynamic |");
     let _ = writeln!(md, "|---|---:|---:|---:|");

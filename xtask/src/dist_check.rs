@@ -7,6 +7,9 @@
 //!   Python 3.11 on this host;
 //! * the wheel: `pip install --no-index` into a new venv, then its `tracer`
 //!   on PATH traces Python;
+//! * the image: built from `image/` with podman, `--version`, then a trace
+//!   of Python 3.11 from inside the container (`--pid=host --privileged`,
+//!   the host's /usr given read-only for the interpreter);
 //! * the .deb: `dpkg -i` into another overlay of the bullseye root, then
 //!   `tracer` from PATH, `man tracer` (man-db with groff's warnings on),
 //!   bash and fish completing `tracer --form`, zsh's script parsed, and
@@ -58,6 +61,8 @@ pub fn check(artifacts: &Artifacts) -> Result<()> {
         "bash",
         "zsh",
         "fish",
+        "podman",
+        "runc",
     ])?;
     let bullseye = chroots::ensure_root("TRACER_PY39_ROOT")?;
     let work = artifacts.dir.join("check");
@@ -73,7 +78,7 @@ pub fn check(artifacts: &Artifacts) -> Result<()> {
     // whatever happens.
     private_mounts()?;
 
-    let checks: [(&str, &dyn Fn() -> Result<()>); 4] = [
+    let checks: [(&str, &dyn Fn() -> Result<()>); 5] = [
         ("static binary in Debian bullseye (glibc 2.31)", &|| {
             static_in_bullseye(artifacts, &bullseye, &work)
         }),
@@ -81,6 +86,7 @@ pub fn check(artifacts: &Artifacts) -> Result<()> {
             trace_checked(&artifacts.binary, &work, "host")
         }),
         ("wheel in a new venv", &|| wheel_in_venv(artifacts, &work)),
+        ("image with podman", &|| image_with_podman(artifacts, &work)),
         (".deb in Debian bullseye", &|| {
             deb_in_bullseye(artifacts, &bullseye, &work)
         }),
@@ -300,6 +306,61 @@ fn wheel_in_venv(artifacts: &Artifacts, work: &Path) -> Result<()> {
         "no man page in the venv's share/man"
     );
     trace_checked(&installed, work, "wheel")
+}
+
+/// Builds the image, runs `--version` in it and traces the workload from
+/// inside it. runc, with explicit limits: this kind of VM's hybrid cgroups
+/// are refused by crun, and its container init cannot raise rlimits.
+fn image_with_podman(artifacts: &Artifacts, work: &Path) -> Result<()> {
+    let tag = format!("localhost/tracer-dist-check:{VERSION}");
+    stdout_of(
+        Command::new("podman")
+            .args(["build", "--quiet", "-t", &tag])
+            .arg(&artifacts.image),
+    )?;
+    let run = || {
+        let mut cmd = Command::new("podman");
+        cmd.args(["--runtime", "runc", "run", "--rm"]).args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+        ]);
+        cmd
+    };
+    let result = (|| {
+        let version = stdout_of(run().arg(&tag).arg("--version"))?;
+        ensure!(
+            version == format!("tracer {VERSION}\n"),
+            "--version in the image printed {version:?}"
+        );
+        let work_mount = format!("{0}:{0}", work.display());
+        let report = work.join("report-image.json");
+        stdout_of(
+            run()
+                .args(["--privileged", "--pid=host"])
+                .args([
+                    "-v",
+                    "/usr:/usr:ro",
+                    "-v",
+                    "/lib:/lib:ro",
+                    "-v",
+                    "/lib64:/lib64:ro",
+                ])
+                .args(["-v", &work_mount])
+                .arg(&tag)
+                .args(TRACE_ARGS)
+                .arg("-o")
+                .arg(&report)
+                .arg("--")
+                .arg(PYTHON)
+                .arg(work.join("workload.py"))
+                .arg(work.join(DATA)),
+        )?;
+        check_report(&report)
+    })();
+    let _ = Command::new("podman").args(["rmi", "-f", &tag]).output();
+    result
 }
 
 /// Every file the package installs.
