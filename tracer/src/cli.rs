@@ -462,6 +462,26 @@ mod tests {
     }
 
     #[test]
+    fn generate_stands_alone_and_writes_each_kind() {
+        assert_eq!(
+            parse(&["--generate", "zsh"]).unwrap().generate,
+            Some(Generate::Zsh)
+        );
+        assert!(parse(&["--generate", "bash", "--pid", "1"]).is_err());
+        assert!(parse(&["--generate", "tcsh"]).is_err());
+        let text = |kind| {
+            let mut out = Vec::new();
+            generate(kind, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(text(Generate::Man).contains(".TH tracer 1"));
+        let bash = text(Generate::Bash);
+        assert!(bash.contains("_tracer()") && bash.contains("--loop-stall"));
+        assert!(text(Generate::Zsh).starts_with("#compdef tracer\n"));
+        assert!(text(Generate::Fish).contains("complete -c tracer -s f -l format"));
+    }
+
+    #[test]
     fn node_wide_scopes() {
         assert!(parse(&["--all"]).unwrap().validate().is_ok());
         assert!(parse(&["--container", "web"]).unwrap().validate().is_ok());

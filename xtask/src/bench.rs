@@ -218,9 +218,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         fs::copy(&built, &fixed)
             .with_context(|| format!("copying the static build {}", built.display()))?;
         crate::dist::ensure_static(&fixed)?;
-        report.push_str(&crate::dist_bench::dist_suite(
-            &tracer, &fixed, args.runs, &out_dir,
-        )?);
+        report.push_str(&crate::dist_bench::dist_suite(&tracer, &fixed, args.runs)?);
     }
     let results = out_dir.join("results.md");
     fs::write(&results, &report).with_context(|| format!("writing {}", results.display()))?;

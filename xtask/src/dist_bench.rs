@@ -1,52 +1,72 @@
 //! `cargo xtask bench --suite dist`: the static binary of `cargo xtask
 //! dist` beside the dynamic `target/release/tracer`: size on disk, and
 //! start-up (`--version`: process start alone; a trace of /bin/true: start,
-//! attach, report, detach), timed by hyperfine.
+//! attach, report, detach), the two builds run in turn.
 
-use std::{fmt::Write as _, fs, path::Path};
+use std::{
+    fmt::Write as _,
+    fs,
+    path::Path,
+    process::{Command, Stdio},
+    time::Instant,
+};
 
 use anyhow::{Context as _, Result, ensure};
 
-use crate::{
-    bench_util::{machine_line, path},
-    util::{run, tool_command},
-};
+use crate::bench_util::{machine_line, median, path};
 
-pub fn dist_suite(dynamic: &Path, fixed: &Path, runs: u32, out_dir: &Path) -> Result<String> {
+pub fn dist_suite(dynamic: &Path, fixed: &Path, runs: u32) -> Result<String> {
     let runs = runs.max(20);
     let builds = [("dynamic", dynamic), ("static", fixed)];
-    let mut commands = Vec::new();
-    for (what, args) in [
-        ("--version", "--version".to_string()),
-        (
-            "trace /bin/true",
-            "--quiet --format json -o /dev/null -- /bin/true".to_string(),
-        ),
-    ] {
-        for (build, binary) in builds {
-            commands.push((what, build, format!("{} {args}", path(binary))));
+    let forms: [&[&str]; 2] = [
+        &["--version"],
+        &[
+            "--quiet",
+            "--format",
+            "json",
+            "-o",
+            "/dev/null",
+            "--",
+            "/bin/true",
+        ],
+    ];
+    // (command line, wall times in seconds), dynamic then static per form.
+    let mut commands: Vec<(Vec<String>, Vec<f64>)> = forms
+        .iter()
+        .flat_map(|args| {
+            builds.iter().map(move |(_, binary)| {
+                let line = std::iter::once(path(binary))
+                    .chain(args.iter().map(|a| a.to_string()))
+                    .collect();
+                (line, Vec::new())
+            })
+        })
+        .collect();
+    // Interleaved, run by run, so that the machine's drift (other work on
+    // it) weighs on both builds alike; 3 warm-up rounds first.
+    for round in 0..runs + 3 {
+        for (i, (_, times)) in commands.iter_mut().enumerate() {
+            let binary = builds[i % 2].1;
+            let start = Instant::now();
+            let status = Command::new(binary)
+                .args(forms[i / 2])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .with_context(|| format!("running {}", binary.display()))?;
+            let elapsed = start.elapsed().as_secs_f64();
+            ensure!(
+                status.success(),
+                "{} {:?}: {status}",
+                binary.display(),
+                forms[i / 2]
+            );
+            if round >= 3 {
+                times.push(elapsed);
+            }
         }
     }
-    let json = out_dir.join("dist.json");
-    let mut cmd = tool_command("hyperfine");
-    cmd.args(["--shell=none", "--style", "basic", "--output", "null"])
-        .args(["--warmup", "3", "--runs", &runs.to_string()])
-        .arg("--export-json")
-        .arg(&json);
-    for (what, build, command) in &commands {
-        cmd.args(["--command-name", &format!("{build} {what}"), command]);
-    }
-    run(&mut cmd)?;
-    let exported: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?,
-    )?;
-    let results = exported["results"]
-        .as_array()
-        .context("hyperfine JSON has no `results`")?;
-    ensure!(
-        results.len() == commands.len(),
-        "hyperfine JSON: missing results"
-    );
 
     let mut md = String::new();
     let _ = writeln!(md, "## Static and dynamic builds\n");
@@ -66,23 +86,26 @@ pub fn dist_suite(dynamic: &Path, fixed: &Path, runs: u32, out_dir: &Path) -> Re
     }
     let _ = writeln!(
         md,
-        "\nMedians (and min) of {runs} runs of each after 3 warm-up runs, timed by hyperfine:\n"
+        "\nWall time from spawn to exit, medians (and min) of {runs} runs of each, \
+         interleaved run by run after 3 warm-up rounds:\n"
     );
     let _ = writeln!(md, "| command | median | min | static vs dynamic |");
     let _ = writeln!(md, "|---|---:|---:|---:|");
-    for (i, ((_, _, command), result)) in commands.iter().zip(results).enumerate() {
-        let median = result["median"].as_f64().unwrap_or(f64::NAN);
-        let min = result["min"].as_f64().unwrap_or(f64::NAN);
-        // Rows go dynamic, static per command: the ratio is on the static row.
+    let mut dynamic_median = f64::NAN;
+    for (i, (line, times)) in commands.iter_mut().enumerate() {
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let median = median(times);
+        // Rows go dynamic, static per form: the ratio is on the static row.
         let ratio = if i % 2 == 1 {
-            let dynamic = results[i - 1]["median"].as_f64().unwrap_or(f64::NAN);
-            format!("{:.2}x", median / dynamic)
+            format!("{:.2}x", median / dynamic_median)
         } else {
+            dynamic_median = median;
             String::new()
         };
         let _ = writeln!(
             md,
-            "| `{command}` | {:.2} ms | {:.2} ms | {ratio} |",
+            "| `{}` | {:.2} ms | {:.2} ms | {ratio} |",
+            line.join(" "),
             median * 1000.0,
             min * 1000.0
         );
