@@ -83,16 +83,14 @@ pub enum Format {
     Json,
 }
 
-/// What `--generate` prints.
+/// What `--generate` prints: the man page (roff) or a shell's completion
+/// script. (No doc comment per value: clap would lay the whole `--help`
+/// out in its long form for them.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
-    /// The man page, tracer.1 (roff)
     Man,
-    /// A bash completion script
     Bash,
-    /// A zsh completion script (`_tracer`)
     Zsh,
-    /// A fish completion script
     Fish,
 }
 
@@ -101,13 +99,6 @@ pub enum Generate {
     name = "tracer",
     version,
     about = "eBPF tracer for Python processes: what the kernel did to a process, and why",
-    long_about = "eBPF tracer for Python processes: what the kernel did to a process, and why.\n\n\
-        tracer attaches eBPF programs to a running process (--pid), to a command it launches \
-        (after --), or to every process of this host, of a container or of a cgroup (--all, \
-        --container, --cgroup), and says in one report what the kernel did to them and on \
-        behalf of which Python code: reads per file and socket, context switches, signals, \
-        child processes and zombies, and the hot Python functions and lines, sampled in the \
-        kernel. It needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BPF and BTF.",
     after_help = EXAMPLES,
     arg_required_else_help = true
 )]
@@ -276,10 +267,9 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Print the man page (man) or a shell's completion script (bash, zsh,
-    /// fish) to standard output and exit; for a copy of tracer that came
-    /// without them (the static binary, the wheel):
-    /// `tracer --generate bash > /etc/bash_completion.d/tracer`
+    /// Print the man page or a completion script for bash, zsh or fish and
+    /// exit (for a copy that came without them, e.g. `tracer --generate
+    /// bash > /etc/bash_completion.d/tracer`)
     #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
     pub generate: Option<Generate>,
 

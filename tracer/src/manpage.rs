@@ -8,6 +8,13 @@ use std::io::{self, Write};
 
 use roff::{Roff, bold, roman};
 
+const DESCRIPTION: &str = "tracer attaches eBPF programs to a running process (--pid), to a \
+    command it launches (after --), or to every process of this host, of a container or of a \
+    cgroup (--all, --container, --cgroup), and says in one report what the kernel did to them \
+    and on behalf of which Python code: reads per file and socket, context switches, signals, \
+    child processes and zombies, and the hot Python functions and lines, sampled in the kernel. \
+    It needs root (or CAP_BPF and CAP_PERFMON) and a kernel with BPF and BTF.";
+
 /// A part of the help text after the options, as the man page lays it out.
 #[derive(Debug, PartialEq, Eq)]
 enum Block {
@@ -25,7 +32,10 @@ pub fn render(cmd: clap::Command, out: &mut dyn Write) -> io::Result<()> {
         .or_else(|| cmd.get_after_help())
         .map(|text| text.to_string())
         .unwrap_or_default();
-    let man = clap_mangen::Man::new(cmd);
+    // DESCRIPTION: more than `about`, which the NAME line already says
+    // (here, not as clap's long_about: that would switch `--help` to its
+    // long layout).
+    let man = clap_mangen::Man::new(cmd.long_about(DESCRIPTION));
     man.render_title(out)?;
     man.render_name_section(out)?;
     man.render_synopsis_section(out)?;
