@@ -2,7 +2,7 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory as _, Parser, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -67,11 +67,13 @@ user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 (a shell's >(...)) are used as they are.
 
 Exit status:
-  0  report written             4  no such process, container or cgroup, a kernel thread,
-                                   or command not started
-  1  other error                5  kernel lacks BPF, BTF or a tracepoint, or is too old
-  2  bad command line           6  the kernel rejected a BPF program (verifier log shown)
+  0  report written
+  1  other error
+  2  bad command line
   3  not root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)
+  4  no such process, container or cgroup, a kernel thread, or command not started
+  5  kernel lacks BPF, BTF or a tracepoint, or is too old
+  6  the kernel rejected a BPF program (verifier log shown)
   7  an output file cannot be opened or written (checked before tracing)
   8  --serve: the address cannot be listened on (in use, not ours)";
 
@@ -79,6 +81,17 @@ Exit status:
 pub enum Format {
     Text,
     Json,
+}
+
+/// What `--generate` prints: the man page (roff) or a shell's completion
+/// script. (No doc comment per value: clap would lay the whole `--help`
+/// out in its long form for them.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Parser)]
@@ -254,6 +267,12 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// Print the man page or a completion script for bash, zsh or fish and
+    /// exit (for a copy that came without them, e.g. `tracer --generate
+    /// bash > /etc/bash_completion.d/tracer`)
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
+
     /// Command to launch and trace (after `--`; any bytes, UTF-8 or not)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -311,6 +330,22 @@ impl Args {
             DEFAULT_RATE_HZ
         })
     }
+}
+
+/// Writes what `--generate` asks for, made from this very definition (so
+/// the man page and completions can never lag behind the options).
+pub fn generate(kind: Generate, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_complete::{Generator as _, Shell};
+    let mut cmd = Args::command();
+    let shell = match kind {
+        Generate::Man => return crate::manpage::render(cmd, out),
+        Generate::Bash => Shell::Bash,
+        Generate::Zsh => Shell::Zsh,
+        Generate::Fish => Shell::Fish,
+    };
+    cmd.set_bin_name("tracer");
+    cmd.build();
+    shell.try_generate(&cmd, out)
 }
 
 /// A hint for a command line clap refused, when the mistake is a common one:
@@ -414,6 +449,26 @@ mod tests {
         assert_eq!(a.folded.as_deref(), Some(std::path::Path::new("s.txt")));
         assert!(!a.no_python);
         assert_eq!(parse(&["--pid", "1"]).unwrap().rate(), 99);
+    }
+
+    #[test]
+    fn generate_stands_alone_and_writes_each_kind() {
+        assert_eq!(
+            parse(&["--generate", "zsh"]).unwrap().generate,
+            Some(Generate::Zsh)
+        );
+        assert!(parse(&["--generate", "bash", "--pid", "1"]).is_err());
+        assert!(parse(&["--generate", "tcsh"]).is_err());
+        let text = |kind| {
+            let mut out = Vec::new();
+            generate(kind, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(text(Generate::Man).contains(".TH tracer 1"));
+        let bash = text(Generate::Bash);
+        assert!(bash.contains("_tracer()") && bash.contains("--loop-stall"));
+        assert!(text(Generate::Zsh).starts_with("#compdef tracer\n"));
+        assert!(text(Generate::Fish).contains("complete -c tracer -s f -l format"));
     }
 
     #[test]

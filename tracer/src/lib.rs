@@ -15,6 +15,7 @@ pub mod continuous;
 pub mod events;
 pub mod files;
 pub mod frame;
+pub mod manpage;
 pub mod output;
 pub mod preflight;
 pub mod probes;

@@ -24,6 +24,16 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code() as u8);
         }
     };
+    if let Some(kind) = args.generate {
+        let mut stdout = std::io::stdout().lock();
+        return match cli::generate(kind, &mut stdout).and_then(|()| stdout.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: writing the {kind:?} output: {err}");
+                ExitCode::from(OUTPUT_EXIT)
+            }
+        };
+    }
     if let Err(message) = args.validate() {
         eprintln!("error: {message}\n\nFor more information, try '--help'.");
         return ExitCode::from(2);

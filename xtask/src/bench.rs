@@ -13,7 +13,8 @@
 //! /proc tables; the /proc suite's variants and measurements are in
 //! `proc_bench`, the serve suite in `serve_bench`, the node suite in
 //! `node_bench`, the reads suite (a file read next to a socket read) in
-//! `reads_bench`, and what the suites
+//! `reads_bench`, the static build beside the dynamic one in `dist_bench`,
+//! and what the suites
 //! share in `bench_util`.
 
 use std::{
@@ -105,6 +106,9 @@ enum Suite {
     /// A row for everything: `--files` files read, 2,000 forks; time and
     /// peak RSS beside untraced, each report checked (not part of `all`).
     Scale,
+    /// The static binary of `cargo xtask dist` beside the dynamic build:
+    /// size and start-up (not part of `all`: a second build of the tracer).
+    Dist,
     All,
 }
 
@@ -211,6 +215,21 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             &out_dir,
             &version,
         )?);
+    }
+    if args.suite == Suite::Dist {
+        // Built unless --no-build, as the dynamic one; copied like it.
+        let built = if args.no_build {
+            target_dir()
+                .join(crate::dist::TARGET)
+                .join("release/tracer")
+        } else {
+            crate::dist::build_static()?
+        };
+        let fixed = out_dir.join("tracer-static");
+        fs::copy(&built, &fixed)
+            .with_context(|| format!("copying the static build {}", built.display()))?;
+        crate::dist::ensure_static(&fixed)?;
+        report.push_str(&crate::dist_bench::dist_suite(&tracer, &fixed, args.runs)?);
     }
     let results = out_dir.join("results.md");
     fs::write(&results, &report).with_context(|| format!("writing {}", results.display()))?;

@@ -167,6 +167,26 @@ pub fn ensure_chroots() -> Vec<Root> {
     roots
 }
 
+/// The root of the `CHROOTS` entry read from `env` (`TRACER_PY39_ROOT`...):
+/// the one given in that variable, or the cached one, made now if missing.
+/// For callers that need a single root (`cargo xtask dist --check`).
+pub fn ensure_root(env: &str) -> Result<PathBuf> {
+    let chroot = CHROOTS
+        .iter()
+        .find(|c| c.env == env)
+        .with_context(|| format!("no root is read from {env}"))?;
+    if let Some(given) = std::env::var_os(env) {
+        return Ok(PathBuf::from(given));
+    }
+    let dir = root_dir(chroot);
+    if !complete(chroot, &dir) {
+        ensure_apt(&["debootstrap"])?;
+        make_root(chroot, &dir, &debian_mirror()?)?;
+    }
+    eprintln!("ok {} root {}", chroot.package, dir.display());
+    Ok(dir)
+}
+
 /// Where the free-threaded build is installed, under the cache.
 const FREE_THREADED_PREFIX: &str = "python3.13t";
 

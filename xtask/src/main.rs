@@ -8,6 +8,8 @@
 //! * `chroots` make (or reuse) those roots only, and print their variables
 //! * `bench`  build, then compare tracer / strace / bpftrace overhead (root)
 //! * `fuzz`   run the fuzz targets of the parsers (`fuzz/`, cargo-fuzz)
+//! * `dist`   the static binary, the wheel, the .deb, the man page and
+//!   completions in `target/dist/`; `--check` installs and runs each (root)
 //!
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
 //! stdout carries only what the tracer prints (its report, in `demo`).
@@ -15,6 +17,9 @@
 mod bench;
 mod bench_util;
 mod chroots;
+mod dist;
+mod dist_bench;
+mod dist_check;
 mod floor;
 mod fuzz;
 mod node_bench;
@@ -24,6 +29,7 @@ mod scale_bench;
 mod serve_bench;
 mod setup;
 mod util;
+mod wheel;
 
 use std::process::ExitCode;
 
@@ -36,7 +42,7 @@ use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
 /// the tracer's Python support is checked against).
 pub const PYTHON: &str = "/usr/bin/python3.11";
 /// The Debian package of [`PYTHON`].
-const PYTHON_PACKAGE: &str = "python3.11";
+pub const PYTHON_PACKAGE: &str = "python3.11";
 
 #[derive(Parser)]
 #[command(
@@ -77,6 +83,9 @@ enum Command {
     /// Run the fuzz targets of every parser of untrusted bytes for a while
     /// each (cargo-fuzz, installed once) and sum up what they found.
     Fuzz(fuzz::FuzzArgs),
+    /// Build what users install into target/dist/: the tracer linked
+    /// statically, a wheel, a .deb, the man page and shell completions.
+    Dist(dist::DistArgs),
     /// (For the benchmark) run CMD with empty programs on the tracer's hooks.
     #[command(hide = true)]
     BenchFloor {
@@ -102,6 +111,7 @@ fn main() -> ExitCode {
         Command::Chroots => make_chroots(),
         Command::Bench(args) => bench::bench(&args),
         Command::Fuzz(args) => fuzz::fuzz(&args),
+        Command::Dist(args) => dist::dist(&args),
         Command::BenchFloor { command } => floor::floor(&command),
         Command::BenchBeside { words } => floor::beside(&words),
     };

@@ -1,0 +1,448 @@
+//! `cargo xtask dist`: what users install, in `target/dist/`:
+//!
+//! * `tracer`: the tracer linked statically (glibc with `crt-static`: the
+//!   only Rust target here is x86_64-unknown-linux-gnu), the BPF object
+//!   embedded as in every build; it runs on any x86_64 Linux userland;
+//! * `tracer_ebpf-VERSION-py3-none-manylinux_2_17_x86_64....whl`: that
+//!   binary as a wheel's script (`pip install` puts `tracer` on PATH);
+//! * `tracer_VERSION_amd64.deb`: /usr/bin/tracer, the man page and the
+//!   bash, zsh and fish completions where Debian keeps them (dpkg-deb);
+//! * `image/`: a Containerfile `FROM scratch` with that binary alone, ready
+//!   for `podman build` / `docker build`;
+//! * `tracer.1` and `completions/`: the man page and completions alone,
+//!   printed by the binary itself (`tracer --generate KIND`, clap_mangen and
+//!   clap_complete: made from the same definition as `--help`).
+//!
+//! `--check` then installs each one and runs it (see `dist_check`).
+
+use std::{
+    fs,
+    io::Write as _,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use crate::{
+    setup,
+    util::{repo_root, run, target_dir, tool_command},
+    wheel,
+};
+
+#[derive(Args)]
+pub struct DistArgs {
+    /// Then install and run each artifact: the binary in a Debian bullseye
+    /// root and on this host, the wheel in a new venv, the .deb in a copy
+    /// of the bullseye root (needs root)
+    #[arg(long)]
+    check: bool,
+}
+
+/// The only target installed here; `--target` keeps `crt-static` off the
+/// build scripts and proc macros (which cannot be static) and the static
+/// build apart from `target/release`.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// The version of every workspace crate, hence of the packages.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What `dist` wrote.
+pub struct Artifacts {
+    pub dir: PathBuf,
+    pub binary: PathBuf,
+    pub wheel: PathBuf,
+    pub deb: PathBuf,
+    /// The image's build context: Containerfile and tracer.
+    pub image: PathBuf,
+}
+
+pub fn dist(args: &DistArgs) -> Result<()> {
+    if args.check {
+        crate::util::require_root("dist --check", "sudo -E cargo xtask dist --check")?;
+    }
+    setup::setup()?;
+    // readelf (the static check) and dpkg-deb come with binutils and dpkg.
+    setup::ensure_apt(&["binutils", "dpkg"])?;
+    let artifacts = build()?;
+    if args.check {
+        crate::dist_check::check(&artifacts)?;
+    }
+    Ok(())
+}
+
+/// Builds the static binary and packs it; returns where everything went.
+pub fn build() -> Result<Artifacts> {
+    let built = build_static()?;
+    let dir = target_dir().join("dist");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir.join("completions"))?;
+    let binary = dir.join("tracer");
+    fs::copy(&built, &binary).with_context(|| format!("copying {}", built.display()))?;
+    ensure_static(&binary)?;
+
+    let man_page = generate(&binary, "man")?;
+    write(&dir.join("tracer.1"), &man_page, 0o644)?;
+    let completions = [
+        ("bash", "tracer", "usr/share/bash-completion/completions"),
+        ("zsh", "_tracer", "usr/share/zsh/vendor-completions"),
+        ("fish", "tracer.fish", "usr/share/fish/vendor_completions.d"),
+    ];
+    let mut generated = Vec::new();
+    for (shell, file, deb_dir) in completions {
+        let script = generate(&binary, shell)?;
+        write(&dir.join("completions").join(file), &script, 0o644)?;
+        generated.push((Path::new(deb_dir).join(file), script));
+    }
+
+    let bytes = fs::read(&binary)?;
+    let description = package_description()?;
+    let wheel = dir.join(wheel::file_name(VERSION));
+    let meta = wheel::Metadata {
+        version: VERSION,
+        summary: &description,
+        license: LICENSE,
+        description: &wheel_readme(),
+    };
+    write(&wheel, &wheel::build(&meta, &bytes, &man_page)?, 0o644)?;
+
+    let deb = dir.join(format!("tracer_{VERSION}_amd64.deb"));
+    build_deb(&deb, &bytes, &man_page, &generated, &description)?;
+
+    let image = dir.join("image");
+    fs::create_dir_all(&image)?;
+    fs::hard_link(&binary, image.join("tracer"))?;
+    write(
+        &image.join("Containerfile"),
+        CONTAINERFILE.as_bytes(),
+        0o644,
+    )?;
+
+    for path in [&binary, &wheel, &deb] {
+        let size = fs::metadata(path)?.len();
+        eprintln!(
+            "wrote {} ({:.1} MiB)",
+            path.display(),
+            size as f64 / 1048576.0
+        );
+    }
+    eprintln!(
+        "wrote {}, {} and {}",
+        dir.join("tracer.1").display(),
+        dir.join("completions").display(),
+        image.display()
+    );
+    Ok(Artifacts {
+        dir,
+        binary,
+        wheel,
+        deb,
+        image,
+    })
+}
+
+/// The image: the static binary and nothing else (it reads the host
+/// through /proc and /sys, given by `--pid=host --privileged`).
+const CONTAINERFILE: &str = "\
+# tracer alone: podman build -t tracer target/dist/image
+# podman run --rm --privileged --pid=host tracer --pid PID --duration 30
+FROM scratch
+COPY tracer /tracer
+ENTRYPOINT [\"/tracer\"]
+";
+
+/// `cargo build --release -p tracer --target x86_64-unknown-linux-gnu` with
+/// `crt-static`; the binary is
+/// `target/x86_64-unknown-linux-gnu/release/tracer`.
+pub fn build_static() -> Result<PathBuf> {
+    let mut cmd = tool_command("cargo");
+    cmd.args(["build", "--release", "-p", "tracer", "--target", TARGET])
+        .env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-C target-feature=+crt-static",
+        );
+    run(&mut cmd)?;
+    Ok(target_dir().join(TARGET).join("release/tracer"))
+}
+
+/// Fails unless `binary` asks for no interpreter and no shared library
+/// (`readelf`: no INTERP segment, no NEEDED entry; a static-pie still has a
+/// dynamic section, for its own relocations).
+pub fn ensure_static(binary: &Path) -> Result<()> {
+    let out = Command::new("readelf")
+        .args(["--wide", "--program-headers", "--dynamic"])
+        .arg(binary)
+        .output()
+        .context("running readelf (binutils)")?;
+    if !out.status.success() {
+        bail!(
+            "readelf failed on {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dynamic: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("INTERP") || l.contains("(NEEDED)"))
+        .collect();
+    if !dynamic.is_empty() {
+        bail!(
+            "{} is not static:\n{}",
+            binary.display(),
+            dynamic.join("\n")
+        );
+    }
+    eprintln!("ok {} is static (no INTERP, no NEEDED)", binary.display());
+    ensure_no_nss(binary)
+}
+
+/// glibc's name services (users, groups, hosts) load their modules with
+/// dlopen, which a static binary can do only with the shared glibc of the
+/// version it was built with: such a call must never be linked in. std
+/// and tokio call them only to resolve names, which the tracer never does
+/// (`--serve` takes a numeric address); this keeps it so.
+fn ensure_no_nss(binary: &Path) -> Result<()> {
+    const NSS: &[&str] = &[
+        "getaddrinfo",
+        "gethostbyname",
+        "gethostbyname_r",
+        "gethostbyname2_r",
+        "getpwnam",
+        "getpwnam_r",
+        "getpwuid",
+        "getpwuid_r",
+        "getgrnam_r",
+        "getgrgid_r",
+        "getgrouplist",
+        "initgroups",
+    ];
+    let out = Command::new("nm")
+        .arg("--defined-only")
+        .arg(binary)
+        .output()
+        .context("running nm (binutils)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.is_empty() {
+        bail!(
+            "nm found no symbols in {} (stripped?): cannot check it calls no name service",
+            binary.display()
+        );
+    }
+    let linked: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|name| NSS.contains(name))
+        .collect();
+    if !linked.is_empty() {
+        bail!(
+            "{} links glibc name-service calls ({}), which load modules with dlopen: \
+             unsound in a static binary (see docs/install.md)",
+            binary.display(),
+            linked.join(", ")
+        );
+    }
+    eprintln!("ok {} calls no glibc name service", binary.display());
+    Ok(())
+}
+
+/// `tracer --generate KIND`: the man page or a completion script.
+fn generate(binary: &Path, kind: &str) -> Result<Vec<u8>> {
+    let out = Command::new(binary)
+        .args(["--generate", kind])
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        bail!(
+            "`{} --generate {kind}` failed ({}): {}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
+}
+
+const LICENSE: &str = "MIT OR Apache-2.0";
+const MAINTAINER: &str = "tracer developers <tracer@localhost>";
+
+/// The tracer crate's `description`, the packages' one-line summary.
+fn package_description() -> Result<String> {
+    let manifest = repo_root().join("tracer/Cargo.toml");
+    let text = fs::read_to_string(&manifest)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("description = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .map(str::to_owned)
+        .with_context(|| format!("no description in {}", manifest.display()))
+}
+
+/// The wheel's long description (its page on a package index).
+fn wheel_readme() -> String {
+    "# tracer\n\n\
+     An eBPF kernel tracer for Python processes: every file and socket a process \
+     reads, its context switches, signals, child processes and zombies, and its \
+     hot Python functions and lines by CPU sampling in the kernel (CPython 3.8 \
+     and later, free-threaded builds too), in one report; flame graphs, pprof, \
+     Perfetto timelines and a Prometheus endpoint.\n\n\
+     This wheel carries the statically linked `tracer` binary (x86_64 Linux); \
+     `pip install tracer-ebpf` puts it on PATH. It needs root (or CAP_BPF and \
+     CAP_PERFMON) and a kernel with BPF and BTF.\n\n\
+     ```\n\
+     sudo tracer --pid 1234                # attach to a running process\n\
+     sudo tracer -- python3 app.py         # launch and trace from the first instruction\n\
+     tracer --generate bash > ~/.local/share/bash-completion/completions/tracer\n\
+     ```\n"
+        .to_owned()
+}
+
+/// Lays out the package tree and has `dpkg-deb` build it (owned by root,
+/// whoever builds it).
+fn build_deb(
+    deb: &Path,
+    binary: &[u8],
+    man_page: &[u8],
+    completions: &[(PathBuf, Vec<u8>)],
+    description: &str,
+) -> Result<()> {
+    let tree = deb.with_extension("tree");
+    if tree.exists() {
+        fs::remove_dir_all(&tree)?;
+    }
+    write(&tree.join("usr/bin/tracer"), binary, 0o755)?;
+    write(
+        &tree.join("usr/share/man/man1/tracer.1.gz"),
+        &gzip(man_page)?,
+        0o644,
+    )?;
+    for (path, script) in completions {
+        write(&tree.join(path), script, 0o644)?;
+    }
+    write(
+        &tree.join("usr/share/doc/tracer/copyright"),
+        COPYRIGHT.as_bytes(),
+        0o644,
+    )?;
+    let installed_kib = installed_size(&tree)?;
+    let control = format!(
+        "Package: tracer\n\
+         Version: {VERSION}\n\
+         Architecture: amd64\n\
+         Maintainer: {MAINTAINER}\n\
+         Installed-Size: {installed_kib}\n\
+         Section: utils\n\
+         Priority: optional\n\
+         Description: {description}\n\
+         {}",
+        debian_long_description()
+    );
+    write(&tree.join("DEBIAN/control"), control.as_bytes(), 0o644)?;
+    // write() makes directories with the umask's mode: Debian wants 0755.
+    set_dir_modes(&tree)?;
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&tree)
+        .arg(deb))?;
+    fs::remove_dir_all(&tree)?;
+    Ok(())
+}
+
+/// The control file's extended description: each line indented by a space.
+fn debian_long_description() -> String {
+    [
+        "Attaches eBPF programs to a running CPython process (or launches one)",
+        "and reports what the kernel did to it and on behalf of which Python",
+        "code: reads per file and socket, context switches, signals, child",
+        "processes and zombies, and hot Python functions and lines from CPU",
+        "sampling in the kernel. Exports flame graphs, pprof, Perfetto traces",
+        "and Prometheus metrics. Statically linked; needs a kernel with BPF",
+        "and BTF, and root (or CAP_BPF and CAP_PERFMON).",
+    ]
+    .iter()
+    .map(|line| format!(" {line}\n"))
+    .collect()
+}
+
+const COPYRIGHT: &str = "\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: tracer
+
+Files: *
+Copyright: the tracer developers
+License: MIT or Apache-2.0
+ Licensed under either of the MIT license or the Apache License, Version 2.0,
+ at your option. On Debian systems the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0.
+";
+
+/// Debian's Installed-Size: the files' sizes, in KiB rounded up.
+fn installed_size(tree: &Path) -> Result<u64> {
+    let mut bytes = 0;
+    let mut dirs = vec![tree.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                bytes += meta.len();
+            }
+        }
+    }
+    Ok(bytes.div_ceil(1024))
+}
+
+fn set_dir_modes(tree: &Path) -> Result<()> {
+    fs::set_permissions(tree, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(tree)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            set_dir_modes(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// `gzip -9n`: no name, no time stamp (Debian's man pages; reproducible).
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+/// Writes `path` (making its directories) with `mode`.
+fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_the_crate_description() {
+        let summary = package_description().unwrap();
+        assert!(
+            summary.starts_with("eBPF kernel tracer for Python"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn control_description_lines_are_indented() {
+        let text = debian_long_description();
+        assert!(text.lines().all(|l| l.starts_with(' ') && l.len() <= 80));
+    }
+}
