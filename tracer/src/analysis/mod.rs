@@ -403,9 +403,14 @@ impl Collector {
                     tree.on_exit(*tgid);
                 }
             }
-            Event::ProcessExec { tgid, ts_ns, .. } => {
+            Event::ProcessExec {
+                tgid,
+                ts_ns,
+                filename,
+                ..
+            } => {
                 if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(*tgid, *ts_ns);
+                    tree.on_exec(*tgid, *ts_ns, filename);
                     self.python_dirty = true;
                 }
             }
@@ -559,13 +564,15 @@ impl Collector {
             crate::procfs::ns_pid,
         );
         let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
-        let changes =
+        let mut changes =
             std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
                 self.python
                     .as_ref()
                     .and_then(|tree| tree.process(pid))
                     .is_some_and(|p| p.ready().is_some())
             });
+        let signal_resets_before_exec =
+            signals::exec_resets::fold(&mut changes.actions, &processes);
         let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
@@ -615,6 +622,7 @@ impl Collector {
                 total: log_total,
                 entries: log_entries,
             },
+            signal_resets_before_exec,
             signal_actions: changes.actions,
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
