@@ -690,8 +690,11 @@ impl PythonProcess {
             self.last_search = Some(Instant::now());
             self.looked_at_ns = crate::events::monotonic_ns();
             let found = find(self.pid, binaries);
-            self.exec = None;
             self.not_python = matches!(&found, Err((reason, None)) if reason.not_python);
+            // A look that could not read it (gone) leaves the program to tell.
+            if found.is_ok() || self.not_python {
+                self.exec = None;
+            }
             match found {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
