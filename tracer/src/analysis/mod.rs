@@ -23,6 +23,7 @@ use std::{
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
+use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
@@ -579,14 +580,14 @@ impl Collector {
         if self.decode_errors > 0 {
             warnings.push(format!(
                 "{} ring buffer records could not be decoded",
-                self.decode_errors
+                thousands(self.decode_errors)
             ));
         }
         if python.samples > 0 && !python.timeline_complete {
             warnings.push(format!(
                 "more Python samples than are kept in time order ({}): a speedscope profile \
                  has one entry per distinct stack instead",
-                python.samples
+                thousands(python.samples)
             ));
         }
         let target = processes::target_at_end(
