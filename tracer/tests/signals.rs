@@ -4,8 +4,90 @@
 mod common;
 
 use common::{
-    assert_complete_no_warnings as assert_complete, pid_of, signal_groups, trace, u64_of,
+    STATIC_PYTHON, Scratch, TRACER, assert_complete_no_warnings as assert_complete, assert_exit,
+    load_json, pid_of, require_root, run, signal_groups, trace, u64_of,
 };
+
+/// The demo's `spawn_workers` starts 3 children with `subprocess.Popen`;
+/// each resets SIGPIPE, SIGXFSZ and SIGINT to the default before its exec.
+/// The text says so in one line for the spawn site; the JSON keeps the 9
+/// changes, each marked, and the folded row.
+#[test]
+fn a_spawn_sites_resets_before_exec_are_one_line() {
+    require_root();
+    let scratch = Scratch::new("resets_before_exec");
+    let demo = format!("{}/../demo/service.py", env!("CARGO_MANIFEST_DIR"));
+    let text_path = scratch.path("report.txt");
+    let json_path = scratch.path("report.json");
+    for (path, format) in [(&text_path, "text"), (&json_path, "json")] {
+        let args = [
+            "--quiet",
+            "--format",
+            format,
+            "-o",
+            path,
+            "--",
+            STATIC_PYTHON,
+            &demo,
+        ];
+        let output = run(TRACER, &args.map(String::from));
+        assert_exit(&output, 0);
+    }
+    let text = std::fs::read_to_string(&text_path).unwrap();
+    let folded: Vec<&str> = text.lines().filter(|l| l.contains("before exec")).collect();
+    assert_eq!(folded.len(), 1, "{text}");
+    assert!(
+        folded[0].contains(
+            "3 children reset SIGPIPE, SIGXFSZ, SIGINT to default before exec: \
+             Popen._execute_child (/usr/lib/python3.11/subprocess.py:"
+        ),
+        "{text}"
+    );
+    assert!(folded[0].contains("<- spawn_workers ("), "{text}");
+    // No line of its own for any of the children's changes.
+    assert!(!text.contains("SIGXFSZ -> default"), "{text}");
+
+    let report = load_json(&json_path);
+    let children: Vec<u64> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["comm"] == "true")
+        .map(|p| u64_of(&p["pid"]))
+        .collect();
+    assert_eq!(children.len(), 3, "{:#}", report["processes"]);
+    let actions = report["signal_actions"].as_array().unwrap();
+    let before_exec: Vec<&serde_json::Value> = actions
+        .iter()
+        .filter(|a| a["before_exec"] == true)
+        .collect();
+    assert_eq!(before_exec.len(), 9, "{actions:#?}");
+    for a in &before_exec {
+        assert!(children.contains(&u64_of(&a["pid"])), "{a:#}");
+        assert_eq!(a["action"], "default", "{a:#}");
+    }
+    // The program's own changes (its SIGUSR1 handler) are not folded.
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["signal"] == "SIGUSR1" && a["before_exec"].is_null()),
+        "{actions:#?}"
+    );
+    let rows = report["signal_resets_before_exec"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let pids: Vec<u64> = rows[0]["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u64_of)
+        .collect();
+    assert_eq!(pids, children);
+    assert_eq!(
+        rows[0]["signals"],
+        serde_json::json!(["SIGPIPE", "SIGXFSZ", "SIGINT"])
+    );
+    assert_eq!(u64_of(&rows[0]["changes"]), 9);
+}
 
 #[test]
 fn self_sent_sigusr1_with_a_handler() {

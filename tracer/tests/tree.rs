@@ -389,3 +389,42 @@ fn a_reused_pid_is_two_processes_each_with_its_own_row() {
         .collect();
     assert_eq!(processes.len(), 2, "{:#}", report["processes"]);
 }
+
+/// A Python program whose child execs a program that is not Python (a
+/// shell that burns CPU): the child's ticks are counted as in processes
+/// that are not Python, and its row says so, instead of "not sampled".
+#[test]
+fn tree_child_that_is_not_python() {
+    require_root();
+    let scratch = Scratch::new("tree_not_python_child");
+    let burn = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
+    let code =
+        format!("import subprocess; subprocess.run(['/bin/sh', '-c', '{burn}'], check=True)");
+    let report = trace_command(
+        &scratch,
+        &["--rate", &RATE.to_string()],
+        &[STATIC_PYTHON.to_string(), "-c".into(), code],
+    );
+    let shell = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["comm"] == "sh")
+        .unwrap_or_else(|| panic!("no sh: {:#}", report["processes"]));
+    let pid = shell["pid"].as_u64().unwrap();
+    let python = &report["python"];
+    let row = process_row(python, pid);
+    assert_eq!(row["not_python"], true, "{row:#}");
+    assert_eq!(row["status"], "unavailable", "{row:#}");
+    let ticks = row["ticks_without_interpreter"].as_u64().unwrap();
+    assert!(ticks > 0, "the shell burnt CPU: {row:#}");
+    assert_eq!(
+        python["ticks_not_python"].as_u64(),
+        Some(ticks),
+        "{python:#}"
+    );
+    // The Python parent is not one of them.
+    let parent = process_row(python, report["target"]["pid"].as_u64().unwrap());
+    assert_eq!(parent["status"], "sampled", "{parent:#}");
+    assert_eq!(parent["not_python"], false, "{parent:#}");
+}

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Collector;
+use crate::report::format::thousands;
 use crate::{
     events::Event,
     python::{PythonTree, symbols::FrameId},
@@ -261,19 +262,21 @@ fn window_report(
     let mut warnings = Vec::new();
     if window.left_out > 0 {
         warnings.push(format!(
-            "{} samples left out: the window keeps its first {MAX_STACKS} distinct stacks",
-            window.left_out
+            "{} samples left out: the window keeps its first {} distinct stacks",
+            thousands(window.left_out),
+            thousands(MAX_STACKS as u64)
         ));
     }
     if window.unnamed > 0 {
         warnings.push(format!(
             "{} samples not named: their process's interpreter was not known",
-            window.unnamed
+            thousands(window.unnamed)
         ));
     }
     if samples_lost > 0 {
         warnings.push(format!(
-            "{samples_lost} samples lost in the kernel (ring buffer full)"
+            "{} samples lost in the kernel (ring buffer full)",
+            thousands(samples_lost)
         ));
     }
     if let Some(err) = sampler_error {
@@ -393,9 +396,7 @@ mod tests {
         assert_eq!(report.python.samples, MAX_STACKS as u64 + 6);
         assert_eq!(
             report.warnings,
-            [format!(
-                "5 samples left out: the window keeps its first {MAX_STACKS} distinct stacks"
-            )]
+            ["5 samples left out: the window keeps its first 10,000 distinct stacks"]
         );
         // A window closed makes room for another.
         assert!(captures.open(0, 0).is_some());

@@ -23,6 +23,7 @@ use std::{
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
+use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
@@ -403,9 +404,14 @@ impl Collector {
                     tree.on_exit(*tgid);
                 }
             }
-            Event::ProcessExec { tgid, ts_ns, .. } => {
+            Event::ProcessExec {
+                tgid,
+                ts_ns,
+                filename,
+                ..
+            } => {
                 if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(*tgid, *ts_ns);
+                    tree.on_exec(*tgid, *ts_ns, filename);
                     self.python_dirty = true;
                 }
             }
@@ -561,27 +567,29 @@ impl Collector {
             crate::procfs::ns_pid,
         );
         let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
-        let changes =
+        let mut changes =
             std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
                 self.python
                     .as_ref()
                     .and_then(|tree| tree.process(pid))
                     .is_some_and(|p| p.ready().is_some())
             });
+        let signal_resets_before_exec =
+            signals::exec_resets::fold(&mut changes.actions, &processes);
         let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
         if self.decode_errors > 0 {
             warnings.push(format!(
                 "{} ring buffer records could not be decoded",
-                self.decode_errors
+                thousands(self.decode_errors)
             ));
         }
         if python.samples > 0 && !python.timeline_complete {
             warnings.push(format!(
                 "more Python samples than are kept in time order ({}): a speedscope profile \
                  has one entry per distinct stack instead",
-                python.samples
+                thousands(python.samples)
             ));
         }
         let target = processes::target_at_end(
@@ -617,6 +625,7 @@ impl Collector {
                 total: log_total,
                 entries: log_entries,
             },
+            signal_resets_before_exec,
             signal_actions: changes.actions,
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,

@@ -19,7 +19,8 @@ use crate::{
     frame::Frame,
     procfs::FoundZombie,
     report::{
-        Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie, format::duration,
+        Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie,
+        format::{duration, thousands},
         spawned_line,
     },
 };
@@ -551,7 +552,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
         let parent = format!("{} (pid {ppid})", report.comm_of(ppid));
         let mut sentence = format!(
             "{parent} left {} {children} unreaped for up to {}",
-            zs.len(),
+            thousands(zs.len() as u64),
             duration(longest)
         );
         if waits == 0 && got_sigchld {
@@ -564,7 +565,10 @@ pub fn findings(report: &Report) -> Vec<Finding> {
             sentence.push_str("; it reaped them only later");
         }
         if still > 0 {
-            sentence.push_str(&format!(" ({still} still zombies when tracing stopped)"));
+            sentence.push_str(&format!(
+                " ({} still zombies when tracing stopped)",
+                thousands(still as u64)
+            ));
         }
         if let Some(lines) = spawned_lines(&zs) {
             sentence.push_str(&format!("; spawned from {lines}"));
@@ -599,7 +603,7 @@ fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
             let mut text: Vec<String> = more
                 .iter()
                 .take(2)
-                .map(|(line, n)| format!("{line} ({n})"))
+                .map(|(line, n)| format!("{line} ({})", thousands(*n as u64)))
                 .collect();
             if more.len() > 2 {
                 text.push("...".into());

@@ -391,6 +391,12 @@ impl Profile {
                 process_section(process, &own, ticks)
             })
             .collect();
+        section.ticks_not_python = section
+            .processes
+            .iter()
+            .filter(|row| row.not_python)
+            .map(|row| row.ticks_without_interpreter)
+            .sum();
         section.off_cpu = self.off_cpu();
         section.forks = merge_stacks(
             self.forks
@@ -530,6 +536,7 @@ fn process_section(
             }
             row.status = "unavailable".into();
             row.reason = Some(reason.clone());
+            row.not_python = process.not_python();
         }
     }
     row.version = python.version;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use crate::report::format::thousands;
 use crate::{
     events::{ReadDone, SignalDelivered, SignalGenerated},
     frame::Frame,
@@ -319,7 +320,8 @@ pub fn warnings(timeline: &Timeline) -> Vec<String> {
     if timeline.reads_every > 1 {
         warnings.push(format!(
             "the Perfetto trace has 1 in {} of the {} read syscalls (evenly), to bound its size",
-            timeline.reads_every, timeline.reads_seen
+            thousands(timeline.reads_every),
+            thousands(timeline.reads_seen)
         ));
     }
     if let Some(cut) = timeline.cpu_cut_ns {
@@ -327,21 +329,21 @@ pub fn warnings(timeline: &Timeline) -> Vec<String> {
             "the Perfetto trace's on/off-CPU slices stop at {:.3} s: {} of {} context \
              switches after it are left out, to bound its size",
             cut as f64 / 1e9,
-            timeline.switches_left_out,
-            timeline.switches_seen
+            thousands(timeline.switches_left_out),
+            thousands(timeline.switches_seen)
         ));
     }
     if timeline.switches_unpaired > 0 {
         warnings.push(format!(
             "the Perfetto trace's on/off-CPU slices have {} gaps: a context switch record \
              was missing between two of the same kind",
-            timeline.switches_unpaired
+            thousands(timeline.switches_unpaired)
         ));
     }
     if timeline.signals_left_out > 0 {
         warnings.push(format!(
             "the Perfetto trace leaves out the last {} signal events, to bound its size",
-            timeline.signals_left_out
+            thousands(timeline.signals_left_out)
         ));
     }
     warnings

@@ -495,6 +495,9 @@ pub struct Binaries {
     /// Where each interpreter file's signal handler table was found, from
     /// the start of its writable data.
     handler_tables: HashMap<String, u64>,
+    /// Exec'd programs (by path as opened) that can hold no interpreter
+    /// ([`exec_is_not_python`]): true or false.
+    exec_verdicts: HashMap<String, bool>,
 }
 
 /// Distinct files remembered in each of [`Binaries`]' tables: past this
@@ -519,6 +522,17 @@ impl Binaries {
         self.not_python.insert(file);
     }
 
+    /// [`exec_is_not_python`], each file read once.
+    pub fn exec_is_not_python(&mut self, path: &Path) -> bool {
+        let key = path.to_string_lossy().into_owned();
+        if let Some(&verdict) = self.exec_verdicts.get(&key) {
+            return verdict;
+        }
+        let verdict = exec_is_not_python(path);
+        remember(&mut self.exec_verdicts, key, verdict);
+        verdict
+    }
+
     #[cfg(test)]
     pub fn is_not_python(&self, file: &str) -> bool {
         self.not_python.contains(file)
@@ -530,6 +544,25 @@ fn remember<V>(table: &mut HashMap<String, V>, key: String, value: V) {
         table.clear();
     }
     table.insert(key, value);
+}
+
+/// Whether a program a process exec'd can hold no interpreter: an ELF file
+/// not named like Python that neither defines `_PyRuntime` nor names a
+/// `libpython` to load (a process that exits before it is looked at is
+/// told by its program: `uname`, `git`, `sh`). `false` when it cannot be
+/// told: unreadable, a script run through its `#!` line, too large.
+pub fn exec_is_not_python(path: &Path) -> bool {
+    if path.to_str().is_none_or(|p| name_hint(p).is_some()) {
+        return false;
+    }
+    let Some(data) = MappedFile::open(path) else {
+        return false;
+    };
+    let bytes = data.bytes();
+    bytes.starts_with(b"\x7fELF")
+        && bytes.len() <= MAX_SEARCHED_FILE
+        && memchr::memmem::find(bytes, b"_PyRuntime").is_none()
+        && memchr::memmem::find(bytes, b"libpython").is_none()
 }
 
 /// The interpreter is recognised by content, whatever the file is called
@@ -732,6 +765,22 @@ mod tests {
         ));
         // Searched once: the next look skips it.
         assert!(binaries.is_not_python("08:01 1 /bin/sleep"));
+    }
+
+    #[test]
+    fn exec_d_programs_that_hold_no_interpreter() {
+        assert!(exec_is_not_python(Path::new("/bin/true")));
+        assert!(exec_is_not_python(Path::new("/usr/bin/uname")));
+        // Named like Python, a script, or gone: cannot be told.
+        assert!(!exec_is_not_python(Path::new("/usr/bin/python3")));
+        assert!(!exec_is_not_python(Path::new("/usr/bin/ldd")));
+        assert!(!exec_is_not_python(Path::new("/nonexistent/uname")));
+        let dir = std::env::temp_dir().join(format!("tracer-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pythonish = dir.join("embedder");
+        std::fs::write(&pythonish, b"\x7fELF...libpython3.11.so.1.0\0").unwrap();
+        assert!(!exec_is_not_python(&pythonish));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub struct NotReady {
     pub text: String,
     /// Not found yet: keep looking (the command may not have exec'd yet).
     pub searching: bool,
+    /// Nothing mapped defines an interpreter (not Python, so far).
+    pub not_python: bool,
     /// Found, but what it holds may be an interpreter still starting: keep
     /// looking while the process is young, then refuse it.
     pub settling: bool,
@@ -190,11 +192,13 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
                 err,
                 DiscoverError::NotPython { .. } | DiscoverError::Maps { .. }
             );
+            let not_python = matches!(err, DiscoverError::NotPython { .. });
             let text = PythonError::from(err).to_string();
             return Err((
                 NotReady {
                     text,
                     searching,
+                    not_python,
                     settling: false,
                 },
                 None,
@@ -223,6 +227,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
             NotReady {
                 text,
                 searching: false,
+                not_python: false,
                 settling: false,
             },
             Some(Box::new((interpreter, place))),

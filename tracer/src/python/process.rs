@@ -108,6 +108,12 @@ pub struct PythonProcess {
     awaiting_exec: bool,
     /// The asyncio task each sample ran in (3.14+).
     tasks: RunningTasks,
+    /// What it runs holds no interpreter: the last look found none, or it
+    /// exited, never looked at, after exec'ing a program that holds none.
+    not_python: bool,
+    /// The program it exec'd, and the process it was forked from (whose
+    /// root it sees), until a look at the new program.
+    exec: Option<(String, Option<u32>)>,
 }
 
 /// While the signal handler table is not found, it is searched for again
@@ -160,6 +166,8 @@ impl PythonProcess {
             handler_table_published: true,
             awaiting_exec: false,
             tasks: RunningTasks::default(),
+            not_python: false,
+            exec: None,
         }
     }
 
@@ -236,11 +244,19 @@ impl PythonProcess {
     /// The process runs a new program: what was known no longer holds (the
     /// kernel side has dropped its offsets and the exec'ing thread's entry;
     /// the other threads are gone).
-    /// The process exec'd at `exec_ns` (CLOCK_MONOTONIC).
+    /// The process exec'd `program` (forked from `parent`) at `exec_ns`
+    /// (CLOCK_MONOTONIC).
     /// `binaries`: what is known of each mapped file (shared by the tree).
-    pub fn on_exec(&mut self, exec_ns: u64, binaries: &mut Binaries) {
+    pub fn on_exec(
+        &mut self,
+        exec_ns: u64,
+        program: (String, Option<u32>),
+        binaries: &mut Binaries,
+    ) {
         let pid = self.pid;
         self.awaiting_exec = false;
+        self.not_python = false;
+        self.exec = Some(program);
         // Looked at after the exec already (its record comes through the
         // ring buffer, the look may come first): what it found is the new
         // program. A look that began before the exec's record time may
@@ -293,10 +309,33 @@ impl PythonProcess {
         self.last_search = None;
     }
 
-    /// The process has exited (the kernel side dropped its entries).
-    pub fn on_exit(&mut self) {
+    /// The process has exited (the kernel side dropped its entries). One
+    /// that exited before its new program was looked at (a short-lived
+    /// `uname` of a Python parent) is told by that program's file.
+    pub fn on_exit(&mut self, binaries: &mut Binaries) {
         self.exited = true;
         self.published.clear();
+        if let (Discovery::Searching(_), Some((program, parent))) = (&self.discovery, &self.exec)
+            && program.starts_with('/')
+        {
+            // As its parent saw it (containers), else as the tracer does.
+            let file = parent
+                .map(|parent| crate::procfs::in_root(parent, program))
+                .filter(|path| path.exists())
+                .unwrap_or_else(|| program.into());
+            if binaries.exec_is_not_python(&file) {
+                self.not_python = true;
+                self.discovery = Discovery::Searching(format!(
+                    "process {} exec'd {program}, which holds no Python interpreter",
+                    self.pid
+                ));
+            }
+        }
+    }
+
+    /// What it ran holds no interpreter (not a Python process).
+    pub fn not_python(&self) -> bool {
+        self.not_python
     }
 
     /// The Python frames of a raw stack, innermost first, symbolized now
@@ -660,7 +699,13 @@ impl PythonProcess {
             }
             self.last_search = Some(Instant::now());
             self.looked_at_ns = crate::events::monotonic_ns();
-            match find(self.pid, binaries) {
+            let found = find(self.pid, binaries);
+            self.not_python = matches!(&found, Err((reason, None)) if reason.not_python);
+            // A look that could not read it (gone) leaves the program to tell.
+            if found.is_ok() || self.not_python {
+                self.exec = None;
+            }
+            match found {
                 Ok(ready) => {
                     let interpreter = &ready.binary.interpreter;
                     log::info!(
@@ -769,5 +814,38 @@ impl PythonProcess {
             self.read_names();
         }
         update
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child gone before its new program was looked at (a short-lived
+    /// `uname` of a Python parent) is told by the program it exec'd.
+    #[test]
+    fn a_child_gone_before_a_look_is_told_by_its_program() {
+        let mut binaries = Binaries::default();
+        // Pids no process has: nothing is read from /proc.
+        let mut uname = PythonProcess::new(u32::MAX - 1, 1);
+        uname.on_exec(1, ("/usr/bin/uname".into(), None), &mut binaries);
+        assert!(!uname.not_python());
+        uname.on_exit(&mut binaries);
+        assert!(uname.not_python());
+        let Discovery::Searching(reason) = uname.discovery() else {
+            panic!("not searching");
+        };
+        assert!(
+            reason.ends_with("exec'd /usr/bin/uname, which holds no Python interpreter"),
+            "{reason}"
+        );
+        let mut python = PythonProcess::new(u32::MAX - 2, 1);
+        python.on_exec(1, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        python.on_exit(&mut binaries);
+        assert!(!python.not_python());
+        // Never exec'd (a forked Python child): nothing to tell it by.
+        let mut forked = PythonProcess::new(u32::MAX - 3, 1);
+        forked.on_exit(&mut binaries);
+        assert!(!forked.not_python());
     }
 }

@@ -130,11 +130,13 @@ impl PythonTree {
         }
     }
 
-    /// Process `pid` exec'd at `exec_ns` (CLOCK_MONOTONIC).
-    pub fn on_exec(&mut self, pid: u32, exec_ns: u64) {
-        self.forked_from.remove(&pid);
+    /// Process `pid` exec'd `program` at `exec_ns` (CLOCK_MONOTONIC).
+    pub fn on_exec(&mut self, pid: u32, exec_ns: u64, program: &str) {
+        let parent = self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
-            Some(process) => process.on_exec(exec_ns, &mut self.binaries),
+            Some(process) => {
+                process.on_exec(exec_ns, (program.to_owned(), parent), &mut self.binaries)
+            }
             // A process taken in as it execs (node-wide): its program starts now.
             None => self.insert(PythonProcess::new(pid, self.read_stack_every)),
         }
@@ -154,7 +156,7 @@ impl PythonTree {
 
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(process) = self.processes.get_mut(&pid) {
-            process.on_exit();
+            process.on_exit(&mut self.binaries);
         }
     }
 

@@ -37,7 +37,28 @@ fn needs_escape(c: char) -> bool {
 
 /// `n` and the word for one or for several: "1 child", "3 children".
 pub fn count(n: u64, one: &str, several: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { several })
+    format!("{} {}", thousands(n), plural(n, one, several))
+}
+
+/// The word for `n`: `one` or `several`.
+pub fn plural<'a>(n: u64, one: &'a str, several: &'a str) -> &'a str {
+    if n == 1 { one } else { several }
+}
+
+/// The counts of `parts` that are not zero, each with thousands separators
+/// and its words ("43,639 reads"), as a list: "a, b and c"; `None` when
+/// every count is zero.
+pub fn nonzero(parts: &[(u64, &str)]) -> Option<String> {
+    let named: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, words)| format!("{} {words}", thousands(*n)))
+        .collect();
+    match named.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [head @ .., last] => Some(format!("{} and {last}", head.join(", "))),
+    }
 }
 
 pub fn thousands(n: u64) -> String {
@@ -137,6 +158,15 @@ mod tests {
     fn number_formats() {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(nonzero(&[(0, "events lost"), (0, "reads")]), None);
+        assert_eq!(
+            nonzero(&[(0, "events lost"), (43639, "reads"), (0, "thread records")]).as_deref(),
+            Some("43,639 reads")
+        );
+        assert_eq!(
+            nonzero(&[(1, "a"), (0, "b"), (2000, "c"), (3, "d")]).as_deref(),
+            Some("1 a, 2,000 c and 3 d")
+        );
         assert_eq!(bytes(1024), "1 KiB");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(500), "500 B");

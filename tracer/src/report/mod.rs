@@ -37,8 +37,8 @@ pub use python::{
 pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
-    Latency, MainThreadSeen, PythonHandler, SignalAction, SignalGroup, SignalLog, SignalLogEntry,
-    SignalMaskChange, SignalPeer, SignalTarget,
+    Latency, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction, SignalGroup, SignalLog,
+    SignalLogEntry, SignalMaskChange, SignalPeer, SignalTarget,
 };
 pub use timeline::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline};
 
@@ -72,6 +72,10 @@ pub struct Report {
     /// in time order: who made SIGTERM ignored, and on which line.
     #[serde(default)]
     pub signal_actions: Vec<SignalAction>,
+    /// `signal_actions` that children made between fork and exec, one row
+    /// per spawn site and action.
+    #[serde(default)]
+    pub signal_resets_before_exec: Vec<ResetsBeforeExec>,
     /// Every block / unblock by a traced thread (`rt_sigprocmask`,
     /// `pthread_sigmask`) of a signal that matters here (see the schema doc),
     /// one row per signal and change, in time order.

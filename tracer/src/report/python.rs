@@ -50,6 +50,9 @@ pub struct Python {
     /// found yet, not supported): see `processes` for which and why.
     #[serde(default)]
     pub ticks_without_interpreter: u64,
+    /// ...of which in processes that are not Python (`processes[].not_python`).
+    #[serde(default)]
+    pub ticks_not_python: u64,
     /// ...that hit a thread whose Python thread state was not known (yet).
     pub ticks_without_thread_state: u64,
     /// ...that hit a thread with no Python frame (C code outside the eval loop, startup).
@@ -106,6 +109,16 @@ pub struct Python {
     /// Why the entry counter is not running, when it was asked for.
     #[serde(default)]
     pub entries_error: Option<String>,
+}
+
+impl Python {
+    /// Ticks in processes that may run Python but were not sampled: not
+    /// found yet, not supported (`ticks_without_interpreter` less
+    /// `ticks_not_python`).
+    pub fn ticks_not_sampled(&self) -> u64 {
+        self.ticks_without_interpreter
+            .saturating_sub(self.ticks_not_python)
+    }
 }
 
 /// One sample: when (ns since tracing started) and which of `stacks`.
@@ -165,6 +178,11 @@ pub struct PythonProcess {
     pub ticks_without_interpreter: u64,
     pub ticks_without_thread_state: u64,
     pub ticks_outside_python: u64,
+    /// What it ran holds no interpreter: not a Python process (a shell, a
+    /// short-lived `uname` a Python parent ran); its ticks are in the
+    /// section's `ticks_not_python`.
+    #[serde(default)]
+    pub not_python: bool,
     /// Why none of its threads was sampled, for a process whose interpreter
     /// is known ("sampled") and that gave no sample: no interpreter started
     /// yet, no thread attached, thread states of another process's threads.

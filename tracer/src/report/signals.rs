@@ -186,6 +186,30 @@ pub struct SignalAction {
     /// The Python stack that made the call, innermost first (top 4 frames).
     #[serde(with = "crate::frame::as_text")]
     pub python_stack: Vec<Frame>,
+    /// Made by a child between its fork and its exec (`subprocess.Popen`'s
+    /// child resetting SIGPIPE, SIGXFSZ and SIGINT): in
+    /// `signal_resets_before_exec` too, one row per spawn site.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub before_exec: bool,
+}
+
+/// The disposition changes children made between their fork and their
+/// exec, one row per spawn site (the Python stack the children were forked
+/// from) and action: each change is also a row of `signal_actions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResetsBeforeExec {
+    /// The children, in the order they made their first change.
+    pub pids: Vec<u32>,
+    /// The signals changed, in the order first changed.
+    pub signals: Vec<String>,
+    /// "default", "ignore" or "handler".
+    pub action: String,
+    /// `signal_actions` rows folded here.
+    pub changes: u64,
+    /// Seconds since tracing started: the first change.
+    pub t_s: f64,
+    #[serde(with = "crate::frame::as_text")]
+    pub python_stack: Vec<Frame>,
 }
 
 /// One signal blocked or unblocked by one `rt_sigprocmask`.

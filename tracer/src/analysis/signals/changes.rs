@@ -11,7 +11,7 @@ use crate::{
     frame::Frame,
     report::{
         Finding, PythonHandler, Report, SignalAction, SignalMaskChange,
-        format::{sender_text, target_text},
+        format::{sender_text, target_text, thousands},
     },
 };
 
@@ -155,6 +155,7 @@ impl Changes {
                     set_by: set_by.into(),
                     t_s: t_s(e.ts_ns),
                     python_stack,
+                    before_exec: false,
                 }
             })
             .collect();
@@ -263,8 +264,8 @@ pub fn findings(report: &Report) -> Vec<Finding> {
                     who.clone(),
                     format!(
                         "{who}: {} of {} ignored; Python code set it to be ignored (SIG_IGN) at {:.3} s: {}",
-                        g.ignored,
-                        g.generated,
+                        thousands(g.ignored),
+                        thousands(g.generated),
                         a.t_s,
                         line(&a.python_stack)
                     ),
@@ -283,12 +284,16 @@ pub fn findings(report: &Report) -> Vec<Finding> {
                 && !m.python_stack.is_empty()
         }) {
             let what = if g.pending_at_end > 0 {
-                format!("{} of {} never delivered", g.pending_at_end, g.generated)
+                format!(
+                    "{} of {} never delivered",
+                    thousands(g.pending_at_end),
+                    thousands(g.generated)
+                )
             } else {
                 format!(
                     "{} of {} delivered, after up to {}",
-                    g.delivered,
-                    g.generated,
+                    thousands(g.delivered),
+                    thousands(g.generated),
                     crate::report::format::duration(g.latency_ns.as_ref().map_or(0, |l| l.max))
                 )
             };

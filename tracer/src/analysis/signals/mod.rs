@@ -9,6 +9,7 @@
 //! matching pending signal is the one delivered.
 
 pub mod changes;
+pub mod exec_resets;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

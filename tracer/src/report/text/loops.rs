@@ -20,7 +20,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let _ = writeln!(
         out,
         "EVENT LOOPS: {} thread{} whose loop (selector wait to selector wait) stalled for {} or more",
-        loops.len(),
+        thousands(loops.len() as u64),
         if loops.len() == 1 { "" } else { "s" },
         duration(loops[0].threshold_ns)
     );

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use super::{
     Report,
-    format::{printable, thousands},
+    format::{nonzero, printable, thousands},
 };
 
 /// The report as text, fitted to `width` terminal columns (`None`: no
@@ -215,13 +215,21 @@ fn header(out: &mut String, report: &Report) {
     );
     if !report.complete {
         let d = &report.events.dropped;
-        let _ = writeln!(
-            out,
-            "WARNING: figures are incomplete (lower bounds): {} events lost, {} reads, {} thread \
-             records, {} table entries and {} process/signal records not recorded (kernel \
-             buffers full)",
-            report.events.lost, d.reads, d.threads, d.tables, d.lifecycle
-        );
+        // Only what was lost: a list of zeros hides the figure that matters.
+        let lost = nonzero(&[(report.events.lost, "events lost")]);
+        let dropped = nonzero(&[
+            (d.reads, "reads"),
+            (d.threads, "thread records"),
+            (d.tables, "table entries"),
+            (d.lifecycle, "process/signal records"),
+        ])
+        .map(|list| format!("{list} not recorded"));
+        let what = match (lost, dropped) {
+            (Some(lost), Some(dropped)) => format!(": {lost}, {dropped} (kernel buffers full)"),
+            (Some(one), None) | (None, Some(one)) => format!(": {one} (kernel buffers full)"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(out, "WARNING: figures are incomplete (lower bounds){what}");
     }
     out.push('\n');
 }
@@ -245,7 +253,11 @@ fn findings(out: &mut String, report: &Report, concern: &str, limit: usize) {
 
 /// The line under a table cut at its first rows.
 fn more(out: &mut String, hidden: usize, what: &str) {
-    let _ = writeln!(out, "  ... {hidden} more{what} (see --format json)");
+    let _ = writeln!(
+        out,
+        "  ... {} more{what} (see --format json)",
+        thousands(hidden as u64)
+    );
 }
 
 fn notes(out: &mut String, report: &Report) {
@@ -508,7 +520,68 @@ mod tests {
         let mut report = Report::default();
         report.events.lost = 3;
         let text = render(&report, None);
-        assert!(text.contains("WARNING: figures are incomplete"), "{text}");
+        assert!(
+            text.contains(
+                "\nWARNING: figures are incomplete (lower bounds): 3 events lost (kernel buffers \
+                 full)\n"
+            ),
+            "{text}"
+        );
+        // Only what is not zero, with thousands separators.
+        report.events.lost = 0;
+        report.events.dropped.reads = 43_639;
+        report.events.dropped.tables = 13_640;
+        let text = render(&report, None);
+        assert!(
+            text.contains(
+                "\nWARNING: figures are incomplete (lower bounds): 43,639 reads and 13,640 table \
+                 entries not recorded (kernel buffers full)\n"
+            ),
+            "{text}"
+        );
+        report.events.lost = 1_234;
+        report.events.dropped.lifecycle = 5;
+        let text = render(&report, None);
+        assert!(
+            text.contains(
+                "(lower bounds): 1,234 events lost, 43,639 reads, 13,640 table entries and 5 \
+                 process/signal records not recorded (kernel buffers full)\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        let mut report = wide_report();
+        report.reads = (0..8196)
+            .map(|i| {
+                let mut f = fixtures::proc_status(2);
+                f.path = format!("/tmp/f{i}");
+                f
+            })
+            .collect();
+        report.python.ticks_without_interpreter = 12_345;
+        report.python.ticks_not_python = 2_000;
+        report.python.ticks_outside_python = 1_001;
+        report.python.unresolved_frames = 1;
+        let text = render(&report, None);
+        assert!(
+            text.contains("READS: 16,392 read syscalls on 8,196 files,"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ... 8,181 more files with 16,362 read syscalls"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  not in the figures: 2,000 ticks in processes that are not Python, 10,345 ticks \
+                 in processes not sampled, 1,001 ticks outside Python code and 1 frame unresolved \
+                 (code objects freed before they could be read)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::layout::{Column, Table, left, left_out, right};
 use crate::report::{
     Report, Zombie,
-    format::{count, duration},
+    format::{count, duration, thousands},
     spawned_line,
 };
 
@@ -36,9 +36,9 @@ pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>)
     let _ = writeln!(
         out,
         "PROCESSES: {} traced ({} exited, {} killed by a signal)",
-        procs.len(),
-        exited,
-        killed
+        thousands(procs.len() as u64),
+        thousands(exited as u64),
+        thousands(killed as u64)
     );
     if procs.is_empty() {
         out.push('\n');

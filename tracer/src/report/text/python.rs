@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report, ThreadNow,
-    format::{count, duration, thousands},
+    format::{count, duration, nonzero, plural, thousands},
 };
 
 /// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
@@ -60,8 +60,12 @@ const SHOWN_PROCESSES: usize = 8;
 /// ones that ran unsampled, with why.
 fn processes(out: &mut String, report: &Report, width: Option<usize>) {
     let p = &report.python;
-    let unsampled = p.processes.iter().filter(|row| row.status != "sampled");
-    if p.processes.len() < 2 && unsampled.clone().all(|row| row.ticks == 0) {
+    let unsampled = p
+        .processes
+        .iter()
+        .filter(|row| row.status != "sampled" && !row.not_python);
+    let python = p.processes.iter().filter(|row| !row.not_python).count();
+    if python < 2 && unsampled.clone().all(|row| row.ticks == 0) {
         return;
     }
     let mut sampled: Vec<_> = p
@@ -73,7 +77,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
     let _ = writeln!(
         out,
         "  {} Python process{} sampled, busiest first:",
-        sampled.len(),
+        thousands(sampled.len() as u64),
         if sampled.len() == 1 { "" } else { "es" }
     );
     let mut table = Table::new(
@@ -103,7 +107,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
         let _ = writeln!(
             out,
             "    ... and {} more (JSON: python.processes)",
-            sampled.len() - SHOWN_PROCESSES
+            thousands((sampled.len() - SHOWN_PROCESSES) as u64)
         );
     }
     for row in p.processes.iter().filter(|row| row.status == "sampled") {
@@ -117,6 +121,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             );
         }
     }
+    // Processes that are not Python are only counted (see above).
     for row in unsampled.filter(|row| row.ticks > 0 || row.version.is_some()) {
         let _ = writeln!(
             out,
@@ -253,23 +258,30 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         thousands(p.samples),
         p.rate_hz,
     );
-    let missed = p.ticks_without_interpreter
-        + p.ticks_without_thread_state
-        + p.ticks_outside_python
-        + p.samples_lost;
-    if missed > 0 || p.truncated > 0 || p.unresolved_frames > 0 {
-        let _ = writeln!(
-            out,
-            "  not in the figures: {} in processes not sampled, {} in threads with no Python \
-             thread state, {} outside Python code, {} lost (buffer full); {} deeper than 128 frames \
-             (cut), {} unresolved (code objects freed before they could be read)",
-            count(p.ticks_without_interpreter, "tick", "ticks"),
-            thousands(p.ticks_without_thread_state),
-            thousands(p.ticks_outside_python),
-            thousands(p.samples_lost),
-            count(p.truncated, "stack", "stacks"),
-            count(p.unresolved_frames, "frame", "frames")
-        );
+    // Only what is not zero.
+    let ticks = |n: u64, rest: &str| (n, format!("{} {rest}", plural(n, "tick", "ticks")));
+    let stacks = |n: u64, rest: &str| (n, format!("{} {rest}", plural(n, "stack", "stacks")));
+    let missed = [
+        ticks(p.ticks_not_python, "in processes that are not Python"),
+        ticks(p.ticks_not_sampled(), "in processes not sampled"),
+        ticks(
+            p.ticks_without_thread_state,
+            "in threads with no Python thread state",
+        ),
+        ticks(p.ticks_outside_python, "outside Python code"),
+        stacks(p.samples_lost, "lost (buffer full)"),
+        stacks(p.truncated, "deeper than 128 frames (cut)"),
+        (
+            p.unresolved_frames,
+            format!(
+                "{} unresolved (code objects freed before they could be read)",
+                plural(p.unresolved_frames, "frame", "frames")
+            ),
+        ),
+    ];
+    let missed: Vec<(u64, &str)> = missed.iter().map(|(n, w)| (*n, w.as_str())).collect();
+    if let Some(missed) = nonzero(&missed) {
+        let _ = writeln!(out, "  not in the figures: {missed}");
     }
     processes(out, report, width);
     // The kernel-event stacks below are there even without CPU samples
@@ -322,7 +334,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             let head = format!(
                 "  {:>10} {:>6}x  ",
                 duration(stack.off_cpu_ns),
-                stack.samples
+                thousands(stack.samples)
             );
             let room = width.map(|w| w.saturating_sub(head.len()));
             let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
@@ -331,7 +343,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if !p.forks.is_empty() {
         let _ = writeln!(out, "  fork/clone (processes and threads) by Python code:");
         for stack in p.forks.iter().take(5) {
-            let head = format!("  {:>6}x  ", stack.samples);
+            let head = format!("  {:>6}x  ", thousands(stack.samples));
             let room = width.map(|w| w.saturating_sub(head.len()));
             let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
         }
@@ -480,6 +492,57 @@ mod tests {
                 .count(),
             1,
             "{out}"
+        );
+    }
+
+    #[test]
+    fn a_child_that_is_not_python_is_only_counted() {
+        let mut report = Report::default();
+        report.target.pid = 7;
+        let p = &mut report.python;
+        p.status = "sampled".into();
+        p.pid = Some(7);
+        p.samples = 40;
+        p.ticks_without_interpreter = 3;
+        p.ticks_not_python = 1;
+        let row = |pid, status: &str, ticks| crate::report::PythonProcess {
+            pid,
+            status: status.into(),
+            ticks,
+            ticks_without_interpreter: ticks,
+            ..Default::default()
+        };
+        let mut python = row(7, "sampled", 40);
+        python.samples = 40;
+        python.ticks_without_interpreter = 0;
+        let mut uname = row(8, "unavailable", 1);
+        uname.not_python = true;
+        uname.reason =
+            Some("process 8 exec'd /usr/bin/uname, which holds no Python interpreter".into());
+        let mut starting = row(9, "unavailable", 2);
+        starting.reason = Some("process 9 exec'd a program that has not been looked at yet".into());
+        p.processes = vec![python, uname, starting];
+        let text = super::super::render(&report, None);
+        assert!(
+            text.contains(
+                "  not in the figures: 1 tick in processes that are not Python and 2 ticks in \
+                 processes not sampled\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("pid 8"), "{text}");
+        assert!(
+            text.contains("    pid 9 (?) not sampled (2 ticks): process 9 exec'd a program"),
+            "{text}"
+        );
+        // With only the not-Python child beside it, no list of processes.
+        report.python.processes.pop();
+        report.python.ticks_without_interpreter = 1;
+        let text = super::super::render(&report, None);
+        assert!(!text.contains("Python process"), "{text}");
+        assert!(
+            text.contains("  not in the figures: 1 tick in processes that are not Python\n"),
+            "{text}"
         );
     }
 }

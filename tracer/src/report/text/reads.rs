@@ -19,10 +19,11 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let total_bytes: u64 = report.reads.iter().map(|f| f.bytes).sum();
     let sockets = report.reads.iter().filter(|f| f.kind == "socket").count();
     let on = match sockets {
-        0 => format!("{} files", report.reads.len()),
+        0 => format!("{} files", thousands(report.reads.len() as u64)),
         _ => format!(
-            "{} files and {sockets} sockets",
-            report.reads.len() - sockets
+            "{} files and {} sockets",
+            thousands((report.reads.len() - sockets) as u64),
+            thousands(sockets as u64)
         ),
     };
     let _ = writeln!(
@@ -66,7 +67,8 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             duration(f.kernel_ns),
             format!(
                 "{} / {}",
-                f.context_switches.voluntary, f.context_switches.involuntary
+                thousands(f.context_switches.voluntary),
+                thousands(f.context_switches.involuntary)
             ),
         ]);
     }
@@ -85,7 +87,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         let _ = writeln!(
             out,
             "  ... {} more files with {} read syscalls and {} (see --format json)",
-            rest.len(),
+            thousands(rest.len() as u64),
             thousands(rest.iter().map(|f| f.syscalls).sum()),
             bytes(rest.iter().map(|f| f.bytes).sum())
         );
@@ -142,7 +144,11 @@ fn folds(out: &mut String, report: &Report) {
         );
     }
     if folded.len() > 3 {
-        let _ = writeln!(out, "    ... {} more (see --format json)", folded.len() - 3);
+        let _ = writeln!(
+            out,
+            "    ... {} more (see --format json)",
+            thousands(folded.len() as u64 - 3)
+        );
     }
 }
 
@@ -156,7 +162,7 @@ fn request_summary(f: &FileReads) -> String {
             "{} x {} +{}",
             bytes(size),
             thousands(count),
-            f.request_sizes.len() - 1
+            thousands(f.request_sizes.len() as u64 - 1)
         ),
         None => "-".into(),
     }

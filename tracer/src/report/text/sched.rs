@@ -62,7 +62,11 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let dropped = table.render(out, width);
     left_out(out, &dropped);
     if threads.len() > MAX_THREADS {
-        let _ = writeln!(out, "  ... {} more threads", threads.len() - MAX_THREADS);
+        let _ = writeln!(
+            out,
+            "  ... {} more threads",
+            thousands((threads.len() - MAX_THREADS) as u64)
+        );
     }
     let mut asleep: Vec<_> = s
         .threads

@@ -132,7 +132,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         let _ = writeln!(
             out,
             "\n  Log ({} of {} signal events, first and last):",
-            head.len() + tail.len(),
+            thousands((head.len() + tail.len()) as u64),
             thousands(log.total)
         );
         for entry in head {
@@ -150,6 +150,10 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
 
 /// Lines of each list of changes shown; the JSON report has them all.
 const CHANGE_LINES: usize = 10;
+/// Columns a spawn site needs beside its children's resets (else it goes
+/// under them, at this indent).
+const SPAWN_SITE_ROOM: usize = 50;
+const SPAWN_SITE_INDENT: &str = "                 ";
 
 /// Who changed a disposition or a mask, and on which line: the changes
 /// made by Python code, and those of signals sent to the process.
@@ -173,35 +177,94 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
         let room = width.map(|w| w.saturating_sub(super::layout::columns(head) + 3));
         format!("by {}", super::chain(stack, room))
     };
-    let actions: Vec<_> = report
+    // One line per change, and one per spawn site for the changes
+    // children made before their exec, in time order.
+    enum Line<'a> {
+        Change(&'a crate::report::SignalAction),
+        Children(&'a crate::report::ResetsBeforeExec),
+    }
+    let mut lines: Vec<(f64, Line)> = report
         .signal_actions
         .iter()
         // SIG32 / SIG33 are the C library's own (thread cancellation,
         // setxid), set up at the first thread start, whatever the line.
-        .filter(|a| (a.set_by == "python" && !(32..=33).contains(&a.signo)) || sent(a.pid, a.signo))
+        .filter(|a| {
+            !a.before_exec
+                && ((a.set_by == "python" && !(32..=33).contains(&a.signo)) || sent(a.pid, a.signo))
+        })
+        .map(|a| (a.t_s, Line::Change(a)))
         .collect();
-    if !actions.is_empty() {
+    lines.extend(
+        report
+            .signal_resets_before_exec
+            .iter()
+            .filter(|r| {
+                !r.python_stack.is_empty()
+                    || r.pids.iter().any(|&pid| {
+                        report
+                            .signal_actions
+                            .iter()
+                            .any(|a| a.pid == pid && a.before_exec && sent(pid, a.signo))
+                    })
+            })
+            .map(|r| (r.t_s, Line::Children(r))),
+    );
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if !lines.is_empty() {
         let _ = writeln!(
             out,
             "\n  Disposition changes (sigaction, signal.signal) by Python code or of signals sent:"
         );
-        for a in actions.iter().take(CHANGE_LINES) {
-            let head = format!(
-                "    {:>9.3} s  {}  {} -> {}  ",
-                a.t_s,
-                thread(a.pid, a.tid),
-                a.signal,
-                a.action
-            );
-            let who = match a.set_by.as_str() {
-                "interpreter start-up" => startup_default(&a.signal).to_owned(),
-                "python" => by(&a.set_by, &a.python_stack, &head),
-                other => other.to_owned(),
-            };
-            let _ = writeln!(out, "{head}{who}");
+        for (_, line) in lines.iter().take(CHANGE_LINES) {
+            match line {
+                Line::Change(a) => {
+                    let head = format!(
+                        "    {:>9.3} s  {}  {} -> {}  ",
+                        a.t_s,
+                        thread(a.pid, a.tid),
+                        a.signal,
+                        a.action
+                    );
+                    let who = match a.set_by.as_str() {
+                        "interpreter start-up" => startup_default(&a.signal).to_owned(),
+                        "python" => by(&a.set_by, &a.python_stack, &head),
+                        other => other.to_owned(),
+                    };
+                    let _ = writeln!(out, "{head}{who}");
+                }
+                Line::Children(r) => {
+                    let action = match r.action.as_str() {
+                        "default" => "to default",
+                        "ignore" => "to ignored",
+                        _ => "to a handler",
+                    };
+                    let head = format!(
+                        "    {:>9.3} s  {} reset {} {action} before exec:",
+                        r.t_s,
+                        count(r.pids.len() as u64, "child", "children"),
+                        r.signals.join(", "),
+                    );
+                    // The spawn site beside it, or under it when that
+                    // leaves it too little room.
+                    let beside = width.map(|w| w.saturating_sub(super::layout::columns(&head) + 1));
+                    let (gap, room) = match (beside, width) {
+                        (Some(beside), Some(w)) if beside < SPAWN_SITE_ROOM => (
+                            format!("\n{SPAWN_SITE_INDENT}"),
+                            Some(w.saturating_sub(SPAWN_SITE_INDENT.len())),
+                        ),
+                        _ => (" ".to_owned(), beside),
+                    };
+                    let site = if r.python_stack.is_empty() {
+                        "native code".to_owned()
+                    } else {
+                        super::chain(&r.python_stack, room)
+                    };
+                    let _ = writeln!(out, "{head}{gap}{site}");
+                }
+            }
         }
-        if actions.len() > CHANGE_LINES {
-            super::more(out, actions.len() - CHANGE_LINES, " changes");
+        if lines.len() > CHANGE_LINES {
+            super::more(out, lines.len() - CHANGE_LINES, " changes");
         }
     }
     let masks: Vec<_> = report
