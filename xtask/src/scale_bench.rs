@@ -90,7 +90,7 @@ pub fn scale_suite(
     let script = |name: &str| path(&repo_root().join("tests/workloads").join(name));
     let workloads = [
         Workload {
-            name: format!("{files} files, read twice each"),
+            name: format!("{} files, read twice each", thousands(files)),
             argv: vec![
                 PYTHON.into(),
                 script("many_files.py"),
@@ -103,7 +103,7 @@ pub fn scale_suite(
             data: data.clone(),
         },
         Workload {
-            name: format!("{FORKS} forks, each exiting at once"),
+            name: format!("{} forks, each exiting at once", thousands(FORKS)),
             argv: vec![
                 PYTHON.into(),
                 script("many_forks.py"),
@@ -172,7 +172,8 @@ pub fn scale_suite(
     writeln!(
         out,
         "\nPeak RSS: `wait4`'s `ru_maxrss`, the largest of the process and the children it \
-         waited for (traced: the tracer, larger than the workload's own shown beside it)."
+         waited for: traced, the tracer's own is at most that (the larger of the tracer \
+         and the workload, whose own untraced figure is beside it)."
     )?;
     Ok(out)
 }
@@ -199,6 +200,19 @@ fn ensure_files(dir: &Path, files: u64) -> Result<String> {
         fs::write(&done, "")?;
     }
     Ok(path(&data))
+}
+
+/// 1000000 as "1,000,000".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 fn read_json(file: &Path) -> Result<Value> {
@@ -274,4 +288,14 @@ fn check_forks(report: &Value, facts: &Value, _: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        assert_eq!(super::thousands(1_000_000), "1,000,000");
+        assert_eq!(super::thousands(2_000), "2,000");
+        assert_eq!(super::thousands(999), "999");
+    }
 }
