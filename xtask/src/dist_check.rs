@@ -216,17 +216,21 @@ const TRACE_ARGS: [&str; 5] = ["--quiet", "--format", "json", "--rate", "999"];
 /// the report (kept as `work/report-NAME.json`).
 fn trace_checked(tracer: &Path, work: &Path, name: &str) -> Result<()> {
     let report = work.join(format!("report-{name}.json"));
-    stdout_of(
-        Command::new(tracer)
-            .args(TRACE_ARGS)
-            .arg("-o")
-            .arg(&report)
-            .arg("--")
-            .arg(PYTHON)
-            .arg(work.join("workload.py"))
-            .arg(work.join(DATA)),
-    )?;
+    stdout_of(trace_workload(&mut Command::new(tracer), &report, work))?;
     check_report(&report)
+}
+
+/// The tracer's arguments (after the tracer itself) that trace the
+/// workload in `work` under `/usr/bin/python3.11` into `report`.
+fn trace_workload<'a>(command: &'a mut Command, report: &Path, work: &Path) -> &'a mut Command {
+    command
+        .args(TRACE_ARGS)
+        .arg("-o")
+        .arg(report)
+        .arg("--")
+        .arg(PYTHON)
+        .arg(work.join("workload.py"))
+        .arg(work.join(DATA))
 }
 
 /// The data file's row has the workload's 37 one-byte reads, and the
@@ -336,7 +340,7 @@ fn image_with_podman(artifacts: &Artifacts, work: &Path) -> Result<()> {
         );
         let work_mount = format!("{0}:{0}", work.display());
         let report = work.join("report-image.json");
-        stdout_of(
+        stdout_of(trace_workload(
             run()
                 .args(["--privileged", "--pid=host"])
                 .args([
@@ -348,15 +352,10 @@ fn image_with_podman(artifacts: &Artifacts, work: &Path) -> Result<()> {
                     "/lib64:/lib64:ro",
                 ])
                 .args(["-v", &work_mount])
-                .arg(&tag)
-                .args(TRACE_ARGS)
-                .arg("-o")
-                .arg(&report)
-                .arg("--")
-                .arg(PYTHON)
-                .arg(work.join("workload.py"))
-                .arg(work.join(DATA)),
-        )?;
+                .arg(&tag),
+            &report,
+            work,
+        ))?;
         check_report(&report)
     })();
     let _ = Command::new("podman").args(["rmi", "-f", &tag]).output();
