@@ -53,6 +53,8 @@ pub struct Continuous {
     windows: Option<Windows>,
     /// From `start`, in continuous mode.
     clock: Option<Clock>,
+    /// `--serve`: the endpoint's thread, and what tells it to stop.
+    serving: Option<(std::thread::JoinHandle<()>, oneshot::Sender<()>)>,
 }
 
 /// What is due in the loop: see [`Continuous::due`].
@@ -103,6 +105,7 @@ impl Continuous {
             open: Vec::new(),
             windows,
             clock: None,
+            serving: None,
         })
     }
 
@@ -123,6 +126,7 @@ impl Continuous {
             // On a thread of its own: a trace loop busy with a churning
             // host (thousands of process starts) must not leave a scrape
             // or a profile request unanswered.
+            let (stop, stopped) = oneshot::channel();
             let serving = std::thread::Builder::new()
                 .name("tracer-serve".into())
                 .spawn(move || {
@@ -130,12 +134,15 @@ impl Continuous {
                         .enable_all()
                         .build()
                     {
-                        Ok(runtime) => runtime.block_on(crate::serve::serve(listener, endpoint)),
+                        Ok(runtime) => {
+                            runtime.block_on(crate::serve::serve(listener, endpoint, stopped))
+                        }
                         Err(err) => log::warn!("serving metrics: cannot start its runtime: {err}"),
                     }
                 });
-            if let Err(err) = serving {
-                log::warn!("serving metrics: cannot start its thread: {err}");
+            match serving {
+                Ok(thread) => self.serving = Some((thread, stop)),
+                Err(err) => log::warn!("serving metrics: cannot start its thread: {err}"),
             }
             if !args.quiet
                 && let Some(addr) = args.serve
@@ -300,8 +307,15 @@ impl Continuous {
         collector: &mut Collector,
         pid: u32,
     ) -> Result<(), ContinuousError> {
-        // Profiles still open get what was sampled until the stop.
+        // Profiles still open get what was sampled until the stop, and
+        // are written before the tracer exits; requests not taken yet are
+        // refused.
         self.close_profiles(probes, collector, true)?;
+        self.profiles = None;
+        if let Some((thread, stop)) = self.serving.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
         if let Some(windows) = self.windows.as_mut() {
             fold(probes, collector)?;
             windows.write(collector, pid)?;

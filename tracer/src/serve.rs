@@ -23,6 +23,9 @@ const MAX_CONNECTIONS: usize = 32;
 /// The longest a connection may take, request and response (a profile's
 /// takes its seconds more).
 const DEADLINE: Duration = Duration::from_secs(10);
+/// At the stop, how long answers in flight (a profile's partial window,
+/// a scrape) are given to be written before the tracer exits.
+const DRAIN: Duration = Duration::from_secs(3);
 /// The longest request head read.
 const MAX_REQUEST: usize = 8192;
 /// A profile's seconds when the request does not say (Go's default), and
@@ -81,10 +84,16 @@ pub struct ProfileRequest {
     pub reply: oneshot::Sender<Result<Report, String>>,
 }
 
-/// Accepts connections until the runtime stops, answering `GET /metrics`
-/// with the latest exposition and `GET /debug/pprof/profile` with a window
-/// of samples.
-pub async fn serve(listener: std::net::TcpListener, endpoint: Endpoint) {
+/// Accepts connections until `stop`, answering `GET /metrics` with the
+/// latest exposition and `GET /debug/pprof/profile` with a window of
+/// samples; then gives the answers in flight [`DRAIN`] to be written (a
+/// profile open when the trace stopped is answered with what it has: the
+/// tracer must not exit under it).
+pub async fn serve(
+    listener: std::net::TcpListener,
+    endpoint: Endpoint,
+    mut stop: oneshot::Receiver<()>,
+) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
         Err(err) => {
@@ -96,7 +105,11 @@ pub async fn serve(listener: std::net::TcpListener, endpoint: Endpoint) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let windows = Arc::new(Semaphore::new(MAX_WINDOWS));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => break,
+        };
+        let Ok((stream, peer)) = accepted else {
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -124,6 +137,14 @@ pub async fn serve(listener: std::net::TcpListener, endpoint: Endpoint) {
             }
             drop(slot);
         });
+    }
+    drop(listener);
+    // Every connection holds a slot until it is answered (or dropped).
+    if tokio::time::timeout(DRAIN, slots.acquire_many(MAX_CONNECTIONS as u32))
+        .await
+        .is_err()
+    {
+        log::info!("metrics: connections still open {DRAIN:?} after the stop, closed");
     }
 }
 
