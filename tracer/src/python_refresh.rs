@@ -79,14 +79,22 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     if let Some(tree) = &collector.python {
         ready = tree.processes().any(|p| p.ready().is_some());
     }
-    // (--serve keeps no stacks of kernel events.)
+    // (--serve keeps no stacks of kernel events.) A new stack is named as
+    // its record comes: the maps are read again only when a record may
+    // have been lost since (a stack never told), not every time. A full
+    // table is 16,384 rows and a syscall each: a walk of a million files
+    // spent a third of the tracer's time there, and fell behind.
     if ready && !collector.settings.continuous {
-        let entries = if collector.settings.count_entries {
-            probes.python_entries()?
-        } else {
-            Vec::new()
-        };
-        collector.on_python_maps(&probes.python_event_stacks()?, &entries);
+        let unsent = probes.drops()?[tracer_common::drops::RINGBUF as usize];
+        if collector.python_maps_read_at != Some(unsent) {
+            let entries = if collector.settings.count_entries {
+                probes.python_entries()?
+            } else {
+                Vec::new()
+            };
+            collector.on_python_maps(&probes.python_event_stacks()?, &entries);
+            collector.python_maps_read_at = Some(unsent);
+        }
     }
     // After the threads are published (start-up is when a fork or a read
     // may come first): CPython's signal handler tables, which the kernel

@@ -99,6 +99,9 @@ pub struct Collector {
     pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
     pub entries_error: Option<String>,
+    /// The kernel's count of records it could not send when the
+    /// kernel-side Python maps were last read (`python_refresh`).
+    pub python_maps_read_at: Option<u64>,
     /// Signals generated and processes forked while tracing, for the status line.
     signals_seen: u64,
     processes_seen: u64,
