@@ -531,6 +531,10 @@ impl Collector {
         names.extend(sched::live_names(&maps.threads));
         self.files.finish_sockets(&maps.reads);
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
+        // The kernel's rows are in the report's rows now: a million files'
+        // are not held while the rest is built.
+        maps.reads = Vec::new();
+        maps.opens = HashMap::new();
         let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);
         let mut python = self.python_section(&maps, &ending, &mut reads);
