@@ -276,7 +276,12 @@ impl Profile {
     /// interpreter of its main process, and each process on its own.
     /// `ticks`: the sampler's counters per pid.
     pub fn section(&self, tree: &PythonTree, ticks: &[(u32, PyTicks)], rate_hz: u64) -> Python {
-        let ticks: HashMap<u32, PyTicks> = ticks.iter().copied().collect();
+        let mut ticks: HashMap<u32, PyTicks> = ticks.iter().copied().collect();
+        for (pid, t) in ticks.iter_mut() {
+            if tree.process(*pid).is_some_and(PythonProcess::not_python) {
+                *t = not_python_ticks(*t);
+            }
+        }
         let mut section = Python {
             rate_hz,
             ..Python::default()
@@ -491,6 +496,20 @@ impl Profile {
         out.sort_by(|a, b| b.entries.cmp(&a.entries).then(a.qualname.cmp(&b.qualname)));
         out.truncate(MAX_ROWS);
         out
+    }
+}
+
+/// The ticks of a process found not to be Python: those that gave no
+/// stack were outside any interpreter, whatever the kernel side made of
+/// them. (A config published for a forked child just before its exec
+/// reached userspace stays in the kernel: the new program's ticks were
+/// counted as without a thread state.)
+fn not_python_ticks(t: PyTicks) -> PyTicks {
+    PyTicks {
+        no_interpreter: t.no_interpreter + t.no_thread_state + t.no_frame,
+        no_thread_state: 0,
+        no_frame: 0,
+        ..t
     }
 }
 
@@ -915,5 +934,18 @@ mod tests {
         let merged = merge_stacks([slept(5), slept(7)]);
         assert_eq!(merged.len(), 1);
         assert_eq!((merged[0].samples, merged[0].off_cpu_ns), (2, 12));
+    }
+
+    #[test]
+    fn a_process_that_is_not_python_has_its_ticks_outside_any_interpreter() {
+        let seen = PyTicks {
+            ticks: 100,
+            no_interpreter: 3,
+            no_thread_state: 90,
+            no_frame: 2,
+        };
+        let t = not_python_ticks(seen);
+        assert_eq!((t.ticks, t.no_interpreter), (100, 95));
+        assert_eq!((t.no_thread_state, t.no_frame), (0, 0));
     }
 }
