@@ -43,14 +43,19 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     if tid != 0 {
         // A thread with a record keeps being counted to its last switch, even
         // after its process left TRACED on exit.
-        let prev_task: u64 = ctx.arg(1);
-        let runtime = task_runtime(prev_task);
         let thread = match THREADS.get_ptr_mut(tid) {
             Some(thread) => Some(thread),
-            None if unsafe { TRACED.get(tgid) }.is_some() => new_thread(tid, tgid, 0, runtime),
+            // Alive when its process became traced, its switch-in not
+            // seen: counted from now (the stretch ending now is not).
+            None if unsafe { TRACED.get(tgid) }.is_some() => {
+                new_thread(tid, tgid, 0, task_runtime(ctx.arg(1)))
+            }
             None => None,
         };
         if let Some(thread) = thread {
+            // Read for traced threads only: most switches on a machine are
+            // of threads that are not.
+            let runtime = task_runtime(ctx.arg(1));
             let preempt: u64 = ctx.arg(0);
             let prev_state: u64 = ctx.arg(3);
             let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
