@@ -1,11 +1,14 @@
 //! What the benchmark suites share: the machine line every result states,
-//! medians, and paths as the command lines show them.
+//! medians, paths as the command lines show them, JSON files read back.
 
 use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
 };
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
 
 use crate::{
     PYTHON,
@@ -60,6 +63,12 @@ pub fn machine_line() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|_| "?".into());
     format!("Machine: Linux {kernel}, {cpus} x {cpu}, {python} ({PYTHON}).")
+}
+
+/// A JSON file the bench wrote or a run left (a report, a workload's figures).
+pub fn read_json(file: &Path) -> Result<Value> {
+    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::{
     PYTHON,
-    bench_util::{machine_line, median, path, rel},
+    bench_util::{machine_line, median, path, read_json, rel},
     util::{display, repo_root},
 };
 
@@ -229,11 +229,6 @@ fn run_once(variant: &Variant) -> Result<Run> {
             .with_context(|| format!("{}: the reads are not all traced", variant.command()))?;
     }
     Ok(ns)
-}
-
-fn read_json(file: &Path) -> Result<Value> {
-    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
 }
 
 /// Every read the workload made (`counts`: per file or socket, the syscalls

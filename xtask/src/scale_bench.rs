@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::{
     PYTHON,
-    bench_util::{machine_line, median, path},
+    bench_util::{machine_line, median, path, read_json},
     util::{display, repo_root},
 };
 
@@ -225,11 +225,6 @@ fn thousands(n: u64) -> String {
         out.push(digit);
     }
     out
-}
-
-fn read_json(file: &Path) -> Result<Value> {
-    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))
 }
 
 fn complete(report: &Value) -> Result<()> {
