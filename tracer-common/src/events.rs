@@ -82,6 +82,9 @@ pub enum EventKind {
     /// A traced thread's scheduling figures, sent at its last switch-out
     /// in a one-off trace: [`ThreadExitedEvent`](crate::ThreadExitedEvent).
     ThreadExited = 21,
+    /// The names of a code object the sampler met for the first time:
+    /// [`PyCodeNames`](crate::PyCodeNames).
+    PyCodeNames = 22,
 }
 
 impl EventKind {
@@ -107,6 +110,7 @@ impl EventKind {
             19 => Some(Self::LoopStall),
             20 => Some(Self::FdClosed),
             21 => Some(Self::ThreadExited),
+            22 => Some(Self::PyCodeNames),
             _ => None,
         }
     }

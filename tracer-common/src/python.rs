@@ -68,7 +68,26 @@ pub struct PyConfig {
     /// [`PY_NO_OFFSET`]: a sample then names no task.
     pub tstate_running_task: u32,
     pub task_name: u32,
-    pub _pad: u32,
+    /// Offsets in a code object of `co_name`, `co_qualname` ([`PY_NO_OFFSET`]
+    /// before 3.11), `co_filename` and `co_firstlineno`, and in a `str` of
+    /// its length, its state word and where a compact ASCII / other compact
+    /// string's characters start: the sampler copies the names of a code
+    /// object it has not named before ([`PyCodeNames`]), so a code object
+    /// freed right after it ran (a module's `<module>`, code made by `exec`)
+    /// is still named. `code_name == PY_NO_OFFSET`: no copies.
+    pub code_name: u32,
+    pub code_qualname: u32,
+    pub code_filename: u32,
+    pub code_firstlineno: u32,
+    pub str_length: u32,
+    pub str_state: u32,
+    pub str_ascii_data: u32,
+    pub str_compact_data: u32,
+    /// Which program of the process this config is for (userspace counts
+    /// them): the sampler's memory of code objects whose names it sent is
+    /// keyed by it too, so a program exec'd in the process (whose code
+    /// objects may sit at the same addresses) gets its names sent afresh.
+    pub code_names_epoch: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -212,6 +231,68 @@ pub struct PySample {
     pub frames: [PyFrameRecord; PY_MAX_DEPTH],
 }
 
+/// Characters of a `str` a [`PyCodeNames`] record carries: the last ones
+/// of a longer string (the end of a path, of a qualified name).
+pub const PY_NAME_BYTES: usize = 128;
+
+/// One `str` object as the sampler copied it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PyStringCopy {
+    /// Its length in characters (`ob_size`).
+    pub length: u64,
+    /// Its state word (kind, compact and ascii bits), 0: not read.
+    pub state: u32,
+    /// Bytes in `bytes`: the last ones of its character data (0: none).
+    pub copied: u32,
+    pub bytes: [u8; PY_NAME_BYTES],
+}
+
+/// The names of a code object the sampler met for the first time
+/// (`EventKind::PyCodeNames`), sent just after the sample that met it:
+/// what userspace shows for its frames if the object is freed before it
+/// can be read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PyCodeNames {
+    pub header: EventHeader,
+    /// The code object (as a frame record has it) and its fingerprint.
+    pub code: u64,
+    pub check: u64,
+    pub first_line: u32,
+    pub _pad: u32,
+    pub name: PyStringCopy,
+    /// `length == 0` and `state == 0` before 3.11 (no `co_qualname`).
+    pub qualname: PyStringCopy,
+    pub filename: PyStringCopy,
+}
+
+/// Slots of `PY_NAMED_CODE`, the sampler's memory of the code objects
+/// whose names it has sent (a power of two).
+pub const PY_NAMED_SLOTS: u32 = 1 << 16;
+
+/// A slot of `PY_NAMED_CODE`: a code object of process `tgid` whose names
+/// were sent. Direct-mapped: a slot taken by another object only makes the
+/// sampler send the names again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyNamedCode {
+    pub code: u64,
+    pub check: u64,
+    pub tgid: u32,
+    /// [`PyConfig::code_names_epoch`]
+    pub epoch: u32,
+}
+
+/// The `PY_NAMED_CODE` slot of a code object of process `tgid`.
+#[inline(always)]
+pub fn named_code_slot(tgid: u32, code: u64, check: u64) -> u32 {
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mixed =
+        (check ^ code.rotate_left(17) ^ (tgid as u64).wrapping_mul(GOLDEN)).wrapping_mul(GOLDEN);
+    (mixed >> 48) as u32 & (PY_NAMED_SLOTS - 1)
+}
+
 /// Sampler ticks of one traced process (`PY_TICKS`, key: tgid, per CPU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -228,7 +309,10 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 96);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 128);
+const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
+const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
+const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 24);
@@ -248,4 +332,5 @@ mod pod {
     unsafe impl aya::Pod for PyEventKey {}
     unsafe impl aya::Pod for PyEventValue {}
     unsafe impl aya::Pod for PyEntryKey {}
+    unsafe impl aya::Pod for PyNamedCode {}
 }

@@ -7,10 +7,11 @@ use std::{collections::HashMap, mem::size_of};
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
-    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample, PyStackEvent,
-    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadExitedEvent,
-    ThreadStats, WaitEvent, drops, process_flags, switch_flags, wait_flags, wait_kind,
+    PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample,
+    PyStackEvent, PyStringCopy, ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall,
+    SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
+    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,14 @@ pub enum Event {
     PyStack {
         key: PyEventKey,
         counts: PyEventValue,
+    },
+    /// The names of a code object the sampler met for the first time
+    /// (`code`, `check`: as the sample's frame has them).
+    PyCodeNames {
+        tgid: u32,
+        code: u64,
+        check: u64,
+        names: crate::python::CopiedNames,
     },
     /// The Python stack of one fork / clone by thread-group `tgid`, with
     /// the child it made (pid, or tid for a thread); innermost first.
@@ -384,6 +393,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Event::PyStack {
                 key: event.key,
                 counts: event.counts,
+            }
+        }
+        EventKind::PyCodeNames => {
+            let event: PyCodeNames = read(bytes)?;
+            let copied = |s: &PyStringCopy| {
+                let n = (s.copied as usize).min(s.bytes.len());
+                crate::python::copied_str(s.length, s.state, &s.bytes[..n])
+            };
+            Event::PyCodeNames {
+                tgid: header.tgid,
+                code: event.code,
+                check: event.check,
+                names: crate::python::CopiedNames {
+                    name: copied(&event.name).unwrap_or_default(),
+                    qualname: copied(&event.qualname),
+                    filename: copied(&event.filename).unwrap_or_default(),
+                    first_line: event.first_line,
+                },
             }
         }
         EventKind::PyForkStack => {
@@ -1132,6 +1159,81 @@ mod tests {
             }
         );
         assert!(decode(&bytes[..60]).is_err());
+    }
+
+    /// A copied string: its length, state (compact ASCII / compact UCS-2)
+    /// and the last bytes of its characters.
+    fn copy(text: &[u8], length: u64, state: u32) -> PyStringCopy {
+        let mut copy = PyStringCopy {
+            length,
+            state,
+            copied: text.len() as u32,
+            bytes: [0xee; tracer_common::PY_NAME_BYTES],
+        };
+        copy.bytes[..text.len()].copy_from_slice(text);
+        copy
+    }
+
+    #[test]
+    fn py_code_names_carry_the_copied_strings() {
+        const ASCII: u32 = (1 << 2) | (1 << 5) | (1 << 6);
+        const UCS2: u32 = (2 << 2) | (1 << 5);
+        let long_path = format!("/srv/{}/app.py", "d".repeat(200));
+        let tail = &long_path.as_bytes()[long_path.len() - tracer_common::PY_NAME_BYTES..];
+        let event = PyCodeNames {
+            header: EventHeader {
+                tgid: 100,
+                ..header(EventKind::PyCodeNames)
+            },
+            code: 0x5000,
+            check: 0x77,
+            first_line: 12,
+            _pad: 0,
+            name: copy(b"<module>", 8, ASCII),
+            // "é1" in UCS-2.
+            qualname: copy(&[0xe9, 0, b'1', 0], 2, UCS2),
+            filename: copy(tail, long_path.len() as u64, ASCII),
+        };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&event as *const PyCodeNames).cast::<u8>(),
+                size_of::<PyCodeNames>(),
+            )
+        };
+        let Event::PyCodeNames {
+            tgid,
+            code,
+            check,
+            names,
+        } = decode(bytes).unwrap()
+        else {
+            panic!("not code names");
+        };
+        assert_eq!((tgid, code, check), (100, 0x5000, 0x77));
+        assert_eq!(names.name, "<module>");
+        assert_eq!(names.qualname.as_deref(), Some("é1"));
+        // Cut at the front: the end of a path is what tells files apart.
+        assert_eq!(
+            names.filename,
+            format!("…{}", String::from_utf8_lossy(tail))
+        );
+        assert!(names.filename.ends_with("ddd/app.py"));
+        assert_eq!(names.first_line, 12);
+        assert!(decode(&bytes[..200]).is_err());
+    }
+
+    /// Before 3.11 there is no `co_qualname`: nothing copied, no qualname.
+    #[test]
+    fn a_string_not_copied_is_none() {
+        assert_eq!(crate::python::copied_str(0, 0, &[]), None);
+        // Not compact (a legacy string): not read.
+        assert_eq!(crate::python::copied_str(3, 1 << 6, b"abc"), None);
+        // The empty string is a string.
+        let ascii = (1 << 2) | (1 << 5) | (1 << 6);
+        assert_eq!(
+            crate::python::copied_str(0, ascii, &[]).as_deref(),
+            Some("")
+        );
     }
 
     #[test]

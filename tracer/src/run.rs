@@ -424,15 +424,31 @@ fn drain_closes(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &m
     }
 }
 
+/// Records taken from the ring before they are handed on, at most.
+const DRAIN_BATCH: usize = 4096;
+
+/// Records in the ring now, in order, except that the names of code
+/// objects go first: the sampler sends them behind the sample that met
+/// the code object (it reserved the sample first), and the sample is
+/// symbolized as it comes, by them if the object is gone.
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
+    let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         match events::decode(&item) {
-            Ok(event) => collector.on_event(event),
+            Ok(event @ events::Event::PyCodeNames { .. }) => collector.on_event(event),
+            Ok(event) => batch.push(event),
             Err(err) => {
                 log::warn!("{err}");
                 collector.decode_errors += 1;
             }
         }
+        // A ring that never empties (a busy trace) is taken in batches.
+        if batch.len() >= DRAIN_BATCH {
+            batch.drain(..).for_each(|event| collector.on_event(event));
+        }
+    }
+    for event in batch {
+        collector.on_event(event);
     }
     // One read of the socket tables for the whole batch.
     collector.files.name_pending();

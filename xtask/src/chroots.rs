@@ -162,6 +162,7 @@ pub fn ensure_chroots() -> Vec<Root> {
         .and_then(|r| r.result.clone().ok());
     roots.push(free_threaded(trixie));
     roots.push(gunicorn());
+    roots.push(pytest());
     roots.push(uvicorn());
     roots.push(perfetto_bindings());
     roots
@@ -298,6 +299,26 @@ fn gunicorn() -> Root {
         &format!("gunicorn-{GUNICORN_VERSION}"),
         &["gunicorn/__init__.py"],
         &[&format!("gunicorn=={GUNICORN_VERSION}"), "packaging"],
+    )
+}
+
+/// pytest from PyPI, with what it needs on CPython 3.11: a test run imports
+/// dozens of modules and rewrites the test modules, whose `<module>` code
+/// objects are freed once imported (the sampler must name them anyway).
+const PYTEST_VERSION: &str = "9.2.0";
+
+fn pytest() -> Root {
+    pip_target(
+        "TRACER_PYTEST",
+        &format!("pytest-{PYTEST_VERSION}"),
+        &["pytest/__init__.py", "pluggy/__init__.py"],
+        &[
+            &format!("pytest=={PYTEST_VERSION}"),
+            "pluggy==1.7.0",
+            "iniconfig==2.3.1",
+            "packaging==26.3",
+            "pygments==2.21.0",
+        ],
     )
 }
 

@@ -343,6 +343,13 @@ impl Profile {
                 frames.iter().filter(|f| !f.is_resolved()).count() as u64 * count
             })
             .sum();
+        section.frames_without_line = stacks
+            .iter()
+            .map(|(_, frames, count, _)| {
+                let no_line = frames.iter().filter(|f| f.is_resolved() && f.line == 0);
+                no_line.count() as u64 * count
+            })
+            .sum();
         for &(samples, truncated) in self.samples.values() {
             section.samples += samples;
             section.truncated += truncated;

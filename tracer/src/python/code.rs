@@ -38,6 +38,10 @@ pub struct CodeInfo {
     /// those threads point into; and the bytecode's length in bytes.
     pub copies: Vec<u64>,
     pub code_bytes: u64,
+    /// Named from the sampler's copy ([`CopiedNames`]): the object was
+    /// freed before it could be read, so there is no line table: its
+    /// frames' line is unknown (0), their `def` line is known.
+    pub copied: bool,
 }
 
 /// Most per-thread bytecode copies read of one code object.
@@ -86,14 +90,71 @@ pub fn read_unicode(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<String, 
         _ => return Err(CodeError::NotCompact(addr)),
     };
     let bytes = mem.read_vec(addr.wrapping_add(o.compact_size), len as usize * width)?;
-    Ok(bytes
-        .chunks(width)
+    Ok(decode_chars(&bytes, width))
+}
+
+/// The characters of a compact string: `width` bytes each (1: Latin-1, 2:
+/// UCS-2, 4: UCS-4), little-endian.
+pub fn decode_chars(bytes: &[u8], width: usize) -> String {
+    bytes
+        .chunks_exact(width)
         .map(|c| {
             let mut v = [0u8; 4];
             v[..width].copy_from_slice(c);
             char::from_u32(u32::from_le_bytes(v)).unwrap_or('\u{fffd}')
         })
-        .collect())
+        .collect()
+}
+
+/// The names of a code object as the sampler copied them when it met it
+/// (`PyCodeNames`): what its frames are named by once it is freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedNames {
+    pub name: String,
+    /// `None` before 3.11 (no `co_qualname`).
+    pub qualname: Option<String>,
+    pub filename: String,
+    pub first_line: u32,
+}
+
+impl CopiedNames {
+    /// As a [`CodeInfo`] without a line table.
+    pub fn into_code_info(self, kind: LineTableKind) -> CodeInfo {
+        CodeInfo {
+            qualname: self.qualname.unwrap_or_else(|| self.name.clone()),
+            name: self.name,
+            filename: self.filename,
+            firstlineno: self.first_line,
+            linetable: Vec::new(),
+            kind,
+            code_start: 0,
+            copies: Vec::new(),
+            code_bytes: 0,
+            copied: true,
+        }
+    }
+}
+
+/// A string the sampler copied: its length in characters, its state word
+/// and the last bytes of its characters. A string longer than the copy
+/// starts with `…`; `None` when nothing was copied.
+pub fn copied_str(length: u64, state: u32, tail: &[u8]) -> Option<String> {
+    let compact = (state >> 5) & 1 == 1;
+    let width = if (state >> 6) & 1 == 1 {
+        1
+    } else {
+        ((state >> 2) & 7) as usize
+    };
+    if !compact || !matches!(width, 1 | 2 | 4) || (tail.is_empty() && length != 0) {
+        return None;
+    }
+    let text = if width == 1 && (state >> 6) & 1 == 1 {
+        String::from_utf8_lossy(tail).into_owned()
+    } else {
+        decode_chars(tail, width)
+    };
+    let whole = tail.len() as u64 >= length.saturating_mul(width as u64);
+    Some(if whole { text } else { format!("…{text}") })
 }
 
 pub fn read_bytes(mem: &dyn Memory, o: &Offsets, addr: u64) -> Result<Vec<u8>, CodeError> {
@@ -143,12 +204,16 @@ pub fn read_code(
         code_start,
         copies,
         code_bytes,
+        copied: false,
     })
 }
 
 impl CodeInfo {
     /// The line being executed, from a sampled frame's raw instruction value.
     pub fn line_at(&self, instr_kind: InstrKind, raw: u64) -> Option<u32> {
+        if self.copied {
+            return None;
+        }
         let raw = raw & 0x00ff_ffff_ffff_ffff;
         match instr_kind {
             InstrKind::LastiBytes => {
@@ -347,6 +412,7 @@ mod tests {
             code_start: 0x1000,
             copies: vec![0x9000, 0xa000],
             code_bytes: 8,
+            copied: false,
         };
         let line = |instr| code.line_at(InstrKind::Pointer, instr);
         assert_eq!(line(0x1000), Some(3));

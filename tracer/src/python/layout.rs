@@ -168,7 +168,16 @@ impl Offsets {
             // From `.AsyncioDebug` once found: set by the process's state.
             tstate_running_task: PY_NO_OFFSET,
             task_name: PY_NO_OFFSET,
-            _pad: 0,
+            code_name: self.code_name as u32,
+            code_qualname: off(self.code_qualname),
+            code_filename: self.code_filename as u32,
+            code_firstlineno: self.code_firstlineno as u32,
+            str_length: self.unicode_length as u32,
+            str_state: self.unicode_state as u32,
+            str_ascii_data: self.ascii_size as u32,
+            str_compact_data: self.compact_size as u32,
+            // Per program: set by the process's state.
+            code_names_epoch: 0,
         }
     }
 

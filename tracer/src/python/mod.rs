@@ -28,6 +28,7 @@ pub mod tree;
 #[cfg(test)]
 mod snapshot_tests;
 
+pub use code::{CopiedNames, copied_str};
 pub use discovery::Discovery;
 pub use process::PythonProcess;
 pub use tree::PythonTree;

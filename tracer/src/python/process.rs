@@ -13,6 +13,7 @@ use tracer_common::{PyConfig, PyFrameRecord};
 
 use super::{
     asyncio,
+    code::CopiedNames,
     discover::{self, Binaries},
     discovery::{Discovery, Place, Ready, find},
     handlers,
@@ -59,6 +60,8 @@ pub struct PythonProcess {
     read_stack_every: u32,
     discovery: Discovery,
     symbols: Symbols,
+    /// The program it runs, numbered across the trace (`PyConfig::code_names_epoch`).
+    program_epoch: u32,
     /// The kernel side has this process's offsets (`PY_CONFIG`).
     config_published: bool,
     /// tid -> tstate as last written to the BPF map.
@@ -135,6 +138,13 @@ const HANDLER_TABLE_FIRST_SEARCH_AFTER: Duration = Duration::from_millis(20);
 const NAMES_EVERY: Duration = Duration::from_millis(200);
 const NAMES_EVERY_AT_MOST: Duration = Duration::from_secs(10);
 
+/// A number for each program a process runs (at its first look, at every
+/// exec), unique across the trace.
+fn next_program_epoch() -> u32 {
+    static EPOCHS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl PythonProcess {
     pub fn new(pid: u32, read_stack_every: u32) -> Self {
         Self {
@@ -143,6 +153,7 @@ impl PythonProcess {
             read_stack_every,
             discovery: Discovery::Searching(format!("process {pid} has not been looked at yet")),
             symbols: Symbols::default(),
+            program_epoch: next_program_epoch(),
             config_published: false,
             published: HashMap::new(),
             census: None,
@@ -257,6 +268,7 @@ impl PythonProcess {
         self.awaiting_exec = false;
         self.not_python = false;
         self.exec = Some(program);
+        self.program_epoch = next_program_epoch();
         // Looked at after the exec already (its record comes through the
         // ring buffer, the look may come first): what it found is the new
         // program. A look that began before the exec's record time may
@@ -351,6 +363,15 @@ impl PythonProcess {
         };
         let source = ready.code_source();
         Some(self.symbols.frame_ids(table, &source, records))
+    }
+
+    /// The names the sampler copied of a code object it met, for its
+    /// frames if the object is freed before it is read.
+    pub fn on_copied_names(&mut self, code: u64, check: u64, names: CopiedNames) {
+        if let Discovery::Ready(ready) = &self.discovery {
+            let offsets = &ready.binary.offsets;
+            self.symbols.on_copied_names(offsets, code, check, names);
+        }
     }
 
     /// Every known thread's Python stack as it is now, innermost first,
@@ -486,18 +507,22 @@ impl PythonProcess {
             self.handler_table,
             ready,
             &self.tasks,
+            self.program_epoch,
         ))
     }
 
     /// The kernel side's view of this process: its interpreter's layout,
-    /// how often reads get a stack, and where its signal handlers are.
+    /// how often reads get a stack, where its signal handlers are, and
+    /// which program it runs.
     fn config_of(
         read_stack_every: u32,
         handler_table: Option<u64>,
         ready: &Ready,
         tasks: &RunningTasks,
+        program_epoch: u32,
     ) -> PyConfig {
         let mut config = ready.binary.offsets.bpf_config();
+        config.code_names_epoch = program_epoch;
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
         config.interpreters_head = ready
@@ -751,6 +776,7 @@ impl PythonProcess {
                 self.handler_table,
                 ready,
                 &self.tasks,
+                self.program_epoch,
             ));
             self.handler_table_published = true;
         }

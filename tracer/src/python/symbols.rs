@@ -12,7 +12,7 @@ use std::{collections::HashMap, rc::Rc};
 use tracer_common::{CODE_CHECK_WORDS, PyFrameRecord, code_check};
 
 use super::{
-    code::{self, CodeInfo},
+    code::{self, CodeInfo, CopiedNames},
     layout::Offsets,
     memory::Memory,
 };
@@ -42,6 +42,9 @@ pub struct Symbols {
     /// (code object read, instruction position) -> its frame: a line table
     /// is walked once per position, not once per sample.
     positions: HashMap<(u64, u64), FrameId>,
+    /// (address, fingerprint) -> the names the sampler copied when it met
+    /// the object: for one freed before it could be read.
+    copied: HashMap<(u64, u64), Rc<CodeInfo>>,
 }
 
 /// Every distinct frame symbolized in the trace, by [`FrameId`].
@@ -80,6 +83,29 @@ struct CodeEntry {
 }
 
 impl Symbols {
+    /// The names the sampler copied of the code object at `code` (as a
+    /// frame record has it) with fingerprint `check`.
+    pub fn on_copied_names(&mut self, o: &Offsets, code: u64, check: u64, names: CopiedNames) {
+        if self.copied.len() >= MAX_CODES {
+            self.copied.clear();
+        }
+        let code = mask_code(o, code);
+        log::debug!("code object {code:#x} ({check:#x}): the sampler copied {names:?}");
+        let info = Rc::new(names.into_code_info(o.line_table));
+        // Found freed by an earlier stack (a batch's last sample, a read's
+        // stack): named from now on.
+        if let Some(entry) = self.codes.get_mut(&(code, check))
+            && entry.info.is_none()
+        {
+            self.reads += 1;
+            *entry = CodeEntry {
+                info: Some(info.clone()),
+                read: self.reads,
+            };
+        }
+        self.copied.insert((code, check), info);
+    }
+
     /// The Python frames of a raw stack, innermost first; frames that are
     /// not Python code (C-stack entry frames, no code object) are left out.
     pub fn frame_ids(
@@ -162,7 +188,7 @@ impl Symbols {
         // Another object took the address (or none is there now): the one
         // the kernel saw was freed before it could be read.
         let alive = now.is_none_or(|now| now == check);
-        let info = match alive
+        let mut info = match alive
             .then(|| code::read_code(source.memory, source.offsets, code, source.code_type))
         {
             Some(Ok(info)) => Some(Rc::new(info)),
@@ -171,10 +197,15 @@ impl Symbols {
                 None
             }
             None => {
-                log::debug!("code object {code:#x}: freed before it was read");
+                log::debug!("code object {code:#x} ({check:#x}): freed before it was read");
                 None
             }
         };
+        if info.is_none()
+            && let Some(copied) = self.copied.get(&(code, check))
+        {
+            info = Some(copied.clone());
+        }
         self.reads += 1;
         if self.codes.len() >= MAX_CODES {
             // A process that compiles code all its life (templates, `exec`)
@@ -184,7 +215,7 @@ impl Symbols {
             self.positions.clear();
             self.latest.clear();
         }
-        if info.is_some() {
+        if info.as_ref().is_some_and(|info| !info.copied) {
             self.latest.insert(code, check);
         }
         self.codes.insert(
@@ -346,6 +377,115 @@ mod tests {
             name(&mut symbols, &app, &o, record(&app, &o, true)),
             "app_module"
         );
+    }
+
+    /// Freed before it was read, but the sampler copied its names when it
+    /// met it: named from that copy (line unknown), and only the frames of
+    /// that object (its fingerprint), not those of the one there now.
+    #[test]
+    fn a_code_object_freed_before_it_was_read_is_named_from_the_samplers_copy() {
+        let o = layout::static_offsets(11).unwrap();
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let mut app = crate::python::memory::Snapshot::default();
+        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let site_frame = record(&site, &o, true);
+        let mut symbols = Cache::default();
+        let copied = CopiedNames {
+            name: "<module>".into(),
+            qualname: Some("<module>".into()),
+            filename: "/usr/lib/python3.11/site.py".into(),
+            first_line: 1,
+        };
+        symbols
+            .0
+            .on_copied_names(&o, site_frame.code, site_frame.check, copied);
+        let ids = symbols
+            .0
+            .frame_ids(&mut symbols.1, &source(&app, &o), &[site_frame]);
+        let frame = symbols.1.get(ids[0]).clone();
+        assert_eq!(
+            (
+                frame.qualname.as_str(),
+                frame.file.as_str(),
+                frame.line,
+                frame.first_line
+            ),
+            ("<module>", "/usr/lib/python3.11/site.py", 0, 1)
+        );
+        assert_eq!(
+            name(&mut symbols, &app, &o, record(&app, &o, true)),
+            "app_module"
+        );
+    }
+
+    /// A copy that comes after the object was found freed (the last
+    /// sample of a drain's batch) names its later frames.
+    #[test]
+    fn a_copy_that_comes_late_names_the_frames_after_it() {
+        let o = layout::static_offsets(11).unwrap();
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let mut app = crate::python::memory::Snapshot::default();
+        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let site_frame = record(&site, &o, true);
+        let mut symbols = Cache::default();
+        assert!(name(&mut symbols, &app, &o, site_frame).starts_with("<code 0x"));
+        let copied = CopiedNames {
+            name: "work".into(),
+            qualname: Some("Job.work".into()),
+            filename: "/srv/job.py".into(),
+            first_line: 7,
+        };
+        symbols
+            .0
+            .on_copied_names(&o, site_frame.code, site_frame.check, copied);
+        assert_eq!(name(&mut symbols, &app, &o, site_frame), "Job.work");
+    }
+
+    /// While the object lives it is read, for the line its copy lacks.
+    #[test]
+    fn a_live_code_object_is_read_rather_than_named_from_the_copy() {
+        let o = layout::static_offsets(11).unwrap();
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let frame = record(&site, &o, true);
+        let mut symbols = Cache::default();
+        let copied = CopiedNames {
+            name: "copy".into(),
+            qualname: None,
+            filename: "copy.py".into(),
+            first_line: 1,
+        };
+        symbols
+            .0
+            .on_copied_names(&o, frame.code, frame.check, copied);
+        let ids = symbols
+            .0
+            .frame_ids(&mut symbols.1, &source(&site, &o), &[frame]);
+        let frame = symbols.1.get(ids[0]);
+        assert_eq!(
+            (frame.qualname.as_str(), frame.file.as_str()),
+            ("site_module", "site_module")
+        );
+    }
+
+    /// The sampler's slots for the code objects it has named spread: 10,000
+    /// code objects of one process (addresses 0x90 apart, as CPython
+    /// allocates them) take nearly as many slots.
+    #[test]
+    fn named_code_slots_spread() {
+        use tracer_common::{PY_NAMED_SLOTS, named_code_slot};
+        let mut slots = std::collections::HashSet::new();
+        for i in 0..10_000u64 {
+            let code = 0x7f00_0000_0000 + i * 0x90;
+            let check = code_check(&[code + 8, code + 16, 0, 0], 3);
+            let slot = named_code_slot(4242, code, check);
+            assert!(slot < PY_NAMED_SLOTS);
+            slots.insert(slot);
+        }
+        assert!(slots.len() > 9_000, "{} slots", slots.len());
+        assert_ne!(named_code_slot(1, 0x1000, 5), named_code_slot(2, 0x1000, 5));
     }
 
     /// The fingerprint reads the identifying pointers (name, filename,

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use tracer_common::PyFrameRecord;
 
 use super::{
+    code::CopiedNames,
     discover::Binaries,
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
@@ -185,6 +186,13 @@ impl PythonTree {
         self.processes
             .get_mut(&tgid)?
             .frame_ids(&mut self.frames, records)
+    }
+
+    /// The names the sampler copied of a code object of process `tgid`.
+    pub fn on_copied_names(&mut self, tgid: u32, code: u64, check: u64, names: CopiedNames) {
+        if let Some(process) = self.processes.get_mut(&tgid) {
+            process.on_copied_names(code, check, names);
+        }
     }
 
     /// The name of asyncio task `task` of process `tgid`, from the name

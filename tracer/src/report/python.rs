@@ -63,6 +63,12 @@ pub struct Python {
     pub truncated: u64,
     /// Frames whose code object could not be read (process gone, freed).
     pub unresolved_frames: u64,
+    /// Frames named, but with no line (0): mostly code objects freed
+    /// before they could be read (a module's `<module>` once imported,
+    /// code made by `exec`), named from the copy of their names the sampler
+    /// made when it met them; their `first_line` is known.
+    #[serde(default)]
+    pub frames_without_line: u64,
     /// Functions by self samples (innermost frame), highest first.
     pub hotspots: Vec<Hotspot>,
     /// Lines by self samples, highest first.

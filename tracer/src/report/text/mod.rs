@@ -565,6 +565,7 @@ mod tests {
         report.python.ticks_not_python = 2_000;
         report.python.ticks_outside_python = 1_001;
         report.python.unresolved_frames = 1;
+        report.python.frames_without_line = 2_345;
         let text = render(&report, None);
         assert!(
             text.contains("READS: 16,392 read syscalls on 8,196 files,"),
@@ -577,8 +578,10 @@ mod tests {
         assert!(
             text.contains(
                 "  not in the figures: 2,000 ticks in processes that are not Python, 10,345 ticks \
-                 in processes not sampled, 1,001 ticks outside Python code and 1 frame unresolved \
-                 (code objects freed before they could be read)\n"
+                 in processes not sampled, 1,001 ticks outside Python code, 1 frame unresolved \
+                 (code objects freed before they could be read) and 2,345 frames without their \
+                 line (code objects freed before they could be read, named from the sampler's \
+                 copy)\n"
             ),
             "{text}"
         );

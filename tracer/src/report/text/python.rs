@@ -278,6 +278,14 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 plural(p.unresolved_frames, "frame", "frames")
             ),
         ),
+        (
+            p.frames_without_line,
+            format!(
+                "{} without their line (code objects freed before they could be \
+                 read, named from the sampler's copy)",
+                plural(p.frames_without_line, "frame", "frames")
+            ),
+        ),
     ];
     let missed: Vec<(u64, &str)> = missed.iter().map(|(n, w)| (*n, w.as_str())).collect();
     if let Some(missed) = nonzero(&missed) {

@@ -31,6 +31,8 @@ use tracer_common::{
     PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
 };
 
+mod code_names;
+
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, TRACED, config, count_drop, read_kernel};
 
 /// Frame-walk offsets of each Python process's interpreter (key: tgid), set
@@ -171,7 +173,7 @@ pub fn thread_ended(tid: u32) {
 }
 
 #[inline(always)]
-fn read_u64(addr: u64) -> u64 {
+pub(super) fn read_u64(addr: u64) -> u64 {
     if addr == 0 {
         return 0;
     }
@@ -270,7 +272,15 @@ struct Walk {
     depth: u64,
     /// The last frame read.
     last: PyFrameRecord,
+    tgid: u32,
+    /// Code objects whose names this walk sent.
+    named: u32,
 }
+
+/// Code objects whose names one sample sends, at most: the first samples
+/// of a process meet every frame for the first time; the rest are named
+/// over the next samples (innermost first: code made a moment ago).
+const MAX_NAMED_PER_SAMPLE: u32 = 16;
 
 /// One step of the sampler's walk: a `bpf_loop` callback, which the
 /// verifier checks once rather than once per frame (the unrolled 128-frame
@@ -283,7 +293,15 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 1;
     }
     // SAFETY: a map value that outlives the program run.
-    let (record, back) = read_frame(unsafe { &*walk.cfg }, walk.frame, &mut walk.last);
+    let cfg = unsafe { &*walk.cfg };
+    let previous = walk.last.code;
+    let (record, back) = read_frame(cfg, walk.frame, &mut walk.last);
+    if record.code != previous
+        && walk.named < MAX_NAMED_PER_SAMPLE
+        && code_names::name_if_new(cfg, walk.tgid, &record)
+    {
+        walk.named += 1;
+    }
     // SAFETY: index < PY_MAX_DEPTH, inside the reserved record.
     unsafe { walk.frames.add(index as usize).write(record) };
     walk.depth = index + 1;
@@ -458,6 +476,8 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         frames: unsafe { core::ptr::addr_of_mut!((*sample).frames) }.cast::<PyFrameRecord>(),
         depth: 0,
         last: PyFrameRecord::default(),
+        tgid,
+        named: 0,
     };
     // SAFETY: `walk_step` is a bpf_loop callback; `walk` outlives the call.
     unsafe {

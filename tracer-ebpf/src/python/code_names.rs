@@ -1,0 +1,154 @@
+//! Names of code objects, copied by the sampler the first time it meets
+//! one: a module's `<module>` code is freed as soon as its import is done,
+//! and code made by `exec` (dataclass methods, templates) once it has run,
+//! often before userspace reads the sample (up to a drain later). Userspace
+//! names a frame from the code object itself while it lives (the line
+//! table gives the line) and from this copy once it is gone.
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated},
+    macros::map,
+    maps::Array,
+};
+use tracer_common::{
+    EventHeader, EventKind, PY_NAME_BYTES, PY_NAMED_SLOTS, PY_NO_OFFSET, PyCodeNames, PyConfig,
+    PyFrameRecord, PyNamedCode, PyStringCopy, drops, named_code_slot,
+};
+
+use super::read_u64;
+use crate::maps::{EVENTS, RB_NO_WAKEUP, count_drop};
+
+/// The code objects whose names were sent, direct-mapped by (process,
+/// address, fingerprint), with the program they belong to (`exec`): one array lookup per distinct code object on a
+/// sampled stack. A slot taken over by another object costs a second copy,
+/// never a missing name.
+#[map]
+static PY_NAMED_CODE: Array<PyNamedCode> = Array::with_max_entries(PY_NAMED_SLOTS, 0);
+
+/// Sends the names of the frame's code object unless they were sent
+/// before; true when it sent them.
+#[inline(always)]
+pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> bool {
+    if cfg.code_name == PY_NO_OFFSET || frame.check == 0 || frame.code == 0 {
+        return false;
+    }
+    let index = named_code_slot(tgid, frame.code, frame.check);
+    let Some(slot) = PY_NAMED_CODE.get_ptr_mut(index) else {
+        return false;
+    };
+    // SAFETY: a map value; another CPU writing the same slot at once can
+    // only make it match nothing (the names are sent again).
+    let slot = unsafe { &mut *slot };
+    if slot.code == frame.code
+        && slot.check == frame.check
+        && slot.tgid == tgid
+        && slot.epoch == cfg.code_names_epoch
+    {
+        return false;
+    }
+    let Some(mut entry) = EVENTS.reserve::<PyCodeNames>(0) else {
+        count_drop(drops::RINGBUF);
+        return false;
+    };
+    let code = if cfg.code_is_stackref != 0 {
+        frame.code & !7
+    } else {
+        frame.code
+    };
+    let event = entry.as_mut_ptr();
+    let first_line: u32 =
+        unsafe { bpf_probe_read_user((code + cfg.code_firstlineno as u64) as *const u32) }
+            .unwrap_or(0);
+    // SAFETY: fields of the reserved record, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyCodeNames as u32,
+            tgid,
+            tid: 0,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+        core::ptr::addr_of_mut!((*event).code).write(frame.code);
+        core::ptr::addr_of_mut!((*event).check).write(frame.check);
+        core::ptr::addr_of_mut!((*event).first_line).write(first_line);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        copy_str(
+            cfg,
+            code,
+            cfg.code_name,
+            core::ptr::addr_of_mut!((*event).name),
+        );
+        copy_str(
+            cfg,
+            code,
+            cfg.code_qualname,
+            core::ptr::addr_of_mut!((*event).qualname),
+        );
+        copy_str(
+            cfg,
+            code,
+            cfg.code_filename,
+            core::ptr::addr_of_mut!((*event).filename),
+        );
+    }
+    // Behind the sample being written (reserved first): userspace applies
+    // a drain's names before its samples.
+    entry.submit(RB_NO_WAKEUP);
+    *slot = PyNamedCode {
+        code: frame.code,
+        check: frame.check,
+        tgid,
+        epoch: cfg.code_names_epoch,
+    };
+    true
+}
+
+/// Copies the `str` the code object's field at `field` points to: its
+/// length, state and the last [`PY_NAME_BYTES`] bytes of its characters
+/// (compact strings only: every name CPython makes).
+#[inline(always)]
+unsafe fn copy_str(cfg: &PyConfig, code: u64, field: u32, out: *mut PyStringCopy) {
+    let (mut length, mut state, mut copied) = (0u64, 0u32, 0u32);
+    let object = if field == PY_NO_OFFSET {
+        0
+    } else {
+        read_u64(code + field as u64)
+    };
+    if object != 0 {
+        length = read_u64(object + cfg.str_length as u64);
+        state = unsafe { bpf_probe_read_user((object + cfg.str_state as u64) as *const u32) }
+            .unwrap_or(0);
+        let compact = (state >> 5) & 1 == 1;
+        let (data, width) = if (state >> 6) & 1 == 1 {
+            (cfg.str_ascii_data, 1)
+        } else {
+            (cfg.str_compact_data, (state >> 2) & 7)
+        };
+        // A name is never near this long: a bound for the arithmetic.
+        if compact && matches!(width, 1 | 2 | 4) && length < 1 << 20 {
+            let bytes = length * width as u64;
+            let n = if bytes < PY_NAME_BYTES as u64 {
+                bytes
+            } else {
+                PY_NAME_BYTES as u64
+            };
+            let from = object + data as u64 + (bytes - n);
+            // SAFETY: at most PY_NAME_BYTES bytes into the record's buffer.
+            let read = unsafe {
+                generated::bpf_probe_read_user(
+                    core::ptr::addr_of_mut!((*out).bytes).cast(),
+                    n as u32,
+                    from as *const core::ffi::c_void,
+                )
+            };
+            if read == 0 {
+                copied = n as u32;
+            }
+        }
+    }
+    unsafe {
+        core::ptr::addr_of_mut!((*out).length).write(length);
+        core::ptr::addr_of_mut!((*out).state).write(state);
+        core::ptr::addr_of_mut!((*out).copied).write(copied);
+    }
+}
