@@ -1,7 +1,7 @@
 //! Frames of code objects freed right after they ran are named: a real
 //! pytest run (from PyPI, cached by `cargo xtask test`) imports dozens of
-//! modules and three test modules that work at import time and make
-//! dataclasses (methods made with `exec`). Their `<module>` code objects
+//! modules and three test modules that work at import time: a loop, and
+//! dataclasses and named tuples made (methods made with `exec` / `eval`). Their `<module>` code objects
 //! are freed once imported, often before the tracer reads the samples that
 //! ran them; the sampler copies the names of each code object the first
 //! time it meets it, and those frames are named from that copy.
@@ -98,8 +98,12 @@ fn pytest_run_is_all_named(name: &str, interpreter: &str) {
         assert!(frame["first_line"].as_u64().unwrap() > 0, "{frame}");
     }
     // The test modules' own import work is in the samples, by file.
-    for i in 1..=3 {
-        let file = format!("{suite}/test_import_work_{i}.py");
+    for module in [
+        "test_module_level_work",
+        "test_dataclasses_at_import",
+        "test_namedtuples_at_import",
+    ] {
+        let file = format!("{suite}/{module}.py");
         assert!(
             frames(&report).any(|(f, _)| f["qualname"] == "<module>" && f["file"] == file.as_str()),
             "no sample in {file}'s <module>"

@@ -322,6 +322,31 @@ mod tests {
         }
     }
 
+    /// A 3.11 layout and two memories in which the code object at 0x10000
+    /// is another one: `site_module`, then (freed, its address reused)
+    /// `app_module`.
+    fn one_address_two_objects() -> (
+        Offsets,
+        crate::python::memory::Snapshot,
+        crate::python::memory::Snapshot,
+    ) {
+        let o = layout::static_offsets(11).unwrap();
+        let mut site = crate::python::memory::Snapshot::default();
+        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let mut app = crate::python::memory::Snapshot::default();
+        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        (o, site, app)
+    }
+
+    fn copied(name: &str, qualname: Option<&str>, filename: &str, first_line: u32) -> CopiedNames {
+        CopiedNames {
+            name: name.into(),
+            qualname: qualname.map(Into::into),
+            filename: filename.into(),
+            first_line,
+        }
+    }
+
     /// The symbols of one process and the trace's frame table.
     type Cache = (Symbols, FrameTable);
 
@@ -335,11 +360,7 @@ mod tests {
     /// at the address when userspace gets to it.
     #[test]
     fn a_frame_is_named_by_the_code_object_it_was_sampled_from() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::memory::Snapshot::default();
-        put_code(&mut site, 0x10000, "site_module", 0x20000);
-        let mut app = crate::python::memory::Snapshot::default();
-        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let (o, site, app) = one_address_two_objects();
         let (site_frame, app_frame) = (record(&site, &o, true), record(&app, &o, true));
         assert_ne!(site_frame.check, app_frame.check);
 
@@ -359,11 +380,7 @@ mod tests {
     /// it: unresolved, never named after the object that took its place.
     #[test]
     fn a_code_object_freed_before_it_was_read_is_unresolved() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::memory::Snapshot::default();
-        put_code(&mut site, 0x10000, "site_module", 0x20000);
-        let mut app = crate::python::memory::Snapshot::default();
-        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let (o, site, app) = one_address_two_objects();
         let mut symbols = Cache::default();
         let ids = symbols.0.frame_ids(
             &mut symbols.1,
@@ -384,19 +401,15 @@ mod tests {
     /// that object (its fingerprint), not those of the one there now.
     #[test]
     fn a_code_object_freed_before_it_was_read_is_named_from_the_samplers_copy() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::memory::Snapshot::default();
-        put_code(&mut site, 0x10000, "site_module", 0x20000);
-        let mut app = crate::python::memory::Snapshot::default();
-        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let (o, site, app) = one_address_two_objects();
         let site_frame = record(&site, &o, true);
         let mut symbols = Cache::default();
-        let copied = CopiedNames {
-            name: "<module>".into(),
-            qualname: Some("<module>".into()),
-            filename: "/usr/lib/python3.11/site.py".into(),
-            first_line: 1,
-        };
+        let copied = copied(
+            "<module>",
+            Some("<module>"),
+            "/usr/lib/python3.11/site.py",
+            1,
+        );
         symbols
             .0
             .on_copied_names(&o, site_frame.code, site_frame.check, copied);
@@ -423,20 +436,11 @@ mod tests {
     /// sample of a drain's batch) names its later frames.
     #[test]
     fn a_copy_that_comes_late_names_the_frames_after_it() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::memory::Snapshot::default();
-        put_code(&mut site, 0x10000, "site_module", 0x20000);
-        let mut app = crate::python::memory::Snapshot::default();
-        put_code(&mut app, 0x10000, "app_module", 0x30000);
+        let (o, site, app) = one_address_two_objects();
         let site_frame = record(&site, &o, true);
         let mut symbols = Cache::default();
         assert!(name(&mut symbols, &app, &o, site_frame).starts_with("<code 0x"));
-        let copied = CopiedNames {
-            name: "work".into(),
-            qualname: Some("Job.work".into()),
-            filename: "/srv/job.py".into(),
-            first_line: 7,
-        };
+        let copied = copied("work", Some("Job.work"), "/srv/job.py", 7);
         symbols
             .0
             .on_copied_names(&o, site_frame.code, site_frame.check, copied);
@@ -446,17 +450,10 @@ mod tests {
     /// While the object lives it is read, for the line its copy lacks.
     #[test]
     fn a_live_code_object_is_read_rather_than_named_from_the_copy() {
-        let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::memory::Snapshot::default();
-        put_code(&mut site, 0x10000, "site_module", 0x20000);
+        let (o, site, _) = one_address_two_objects();
         let frame = record(&site, &o, true);
         let mut symbols = Cache::default();
-        let copied = CopiedNames {
-            name: "copy".into(),
-            qualname: None,
-            filename: "copy.py".into(),
-            first_line: 1,
-        };
+        let copied = copied("copy", None, "copy.py", 1);
         symbols
             .0
             .on_copied_names(&o, frame.code, frame.check, copied);
