@@ -216,6 +216,7 @@ impl Collector {
                 if let Some(tree) = self.python.as_mut()
                     && let Some(ids) = tree.frame_ids(tgid, &frames)
                 {
+                    tree.on_sampled_thread(tgid, tid);
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
                     let process = (tgid, tree.generation(tgid));
                     let task = (task != 0).then(|| (task, tree.task_name(tgid, task, task_name)));

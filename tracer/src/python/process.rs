@@ -638,6 +638,19 @@ impl PythonProcess {
             .map(|(&tid, name)| (tid, name.as_str()))
     }
 
+    /// Thread `tid` was sampled: with no name yet, its kernel name is read
+    /// now, while it surely lives (a C thread that is in the interpreter's
+    /// list only while it calls into Python may be missed by every look;
+    /// a Python name read later still wins).
+    pub fn on_sampled_thread(&mut self, tid: u32) {
+        if self.exited || self.names.contains_key(&tid) || self.kernel_names.contains_key(&tid) {
+            return;
+        }
+        if let Some(comm) = procfs::thread_comm(self.pid, tid) {
+            self.kernel_names.insert(tid, comm);
+        }
+    }
+
     /// Reads the names of the published threads from the interpreter.
     fn read_names(&mut self) {
         let Discovery::Ready(ready) = &self.discovery else {

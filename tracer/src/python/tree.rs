@@ -188,6 +188,14 @@ impl PythonTree {
             .frame_ids(&mut self.frames, records)
     }
 
+    /// Thread `tid` of process `tgid` was sampled (see
+    /// [`PythonProcess::on_sampled_thread`]).
+    pub fn on_sampled_thread(&mut self, tgid: u32, tid: u32) {
+        if let Some(process) = self.processes.get_mut(&tgid) {
+            process.on_sampled_thread(tid);
+        }
+    }
+
     /// The names the sampler copied of a code object of process `tgid`.
     pub fn on_copied_names(&mut self, tgid: u32, code: u64, check: u64, names: CopiedNames) {
         if let Some(process) = self.processes.get_mut(&tgid) {
