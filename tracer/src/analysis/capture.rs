@@ -1,9 +1,9 @@
-//! `--serve`'s `/debug/pprof/profile?seconds=N`: the Python samples of a
-//! window of time, kept while it is open and then turned into a
+//! `--serve`'s `/debug/pprof/profile?seconds=N` and `--otlp`'s windows:
+//! the Python samples of a window of time, kept while it is open and then turned into a
 //! [`Report`] whose Python section `report::pprof` renders. A sample
 //! belongs to a window by its kernel timestamp, so what was sampled before
 //! the request (but drained after it) never counts. Bounded: at most
-//! [`MAX_WINDOWS`] open at once, [`MAX_STACKS`] distinct stacks each;
+//! [`MAX_WINDOWS`] (and `--otlp`'s) open at once, [`MAX_STACKS`] distinct stacks each;
 //! samples of a new stack past that bound are counted as left out, and the
 //! report says how many.
 
@@ -17,7 +17,8 @@ use crate::{
     report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
 };
 
-/// Windows open at once (the endpoint turns more requests away).
+/// Windows open at once for the endpoint (it turns more requests away);
+/// `--otlp`'s window is one more.
 pub const MAX_WINDOWS: usize = 4;
 /// Distinct (thread, stack) pairs a window keeps: 4 bytes a frame, at
 /// most 128 frames a stack, so about 5 MiB at most per window.
@@ -66,10 +67,11 @@ impl Captures {
         self.windows.is_empty()
     }
 
-    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] are open.
+    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] and
+    /// `--otlp`'s are open.
     /// `lost`: the kernel's count of lost Python samples now.
     pub fn open(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
-        if self.windows.len() >= MAX_WINDOWS {
+        if self.windows.len() > MAX_WINDOWS {
             return None;
         }
         self.next_id += 1;
@@ -188,6 +190,11 @@ impl Collector {
         report.target = self.target.clone();
         report.duration_s = duration_ns as f64 / 1e9;
         report.python.rate_hz = self.settings.python_rate_hz.unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        report.start_unix_ns = now.saturating_sub(duration_ns);
+        report.host_name = crate::procfs::host_name();
         Some(report)
     }
 
@@ -381,7 +388,7 @@ mod tests {
     fn windows_and_their_stacks_are_bounded_and_what_is_left_out_is_said() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let ids: Vec<u64> = (0..MAX_WINDOWS)
+        let ids: Vec<u64> = (0..=MAX_WINDOWS)
             .map(|_| captures.open(0, 0).unwrap())
             .collect();
         assert_eq!(captures.open(0, 0), None);

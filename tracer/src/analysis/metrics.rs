@@ -670,6 +670,7 @@ impl Live {
             event_loop_iterations,
             events_lost: self.events_lost,
             containers,
+            otlp: None,
         }
     }
 }
