@@ -515,6 +515,29 @@ mod tests {
     }
 
     #[test]
+    fn otlp_windows_and_its_url() {
+        let a = parse(&["--all", "--otlp", "http://c:4318"]).unwrap();
+        assert!(a.validate().is_ok());
+        assert_eq!(a.otlp.as_deref(), Some("http://c:4318"));
+        // 10 s windows by default, an agent's rate.
+        assert_eq!(a.every(), Some(DEFAULT_OTLP_EVERY));
+        assert!(a.continuous());
+        assert_eq!(a.rate(), AGENT_RATE_HZ);
+        // Without a URL: from the environment (an empty value here).
+        let a = parse(&["--all", "--otlp", "--every", "5"]).unwrap();
+        assert_eq!((a.otlp.as_deref(), a.every()), (Some(""), Some(5)));
+        assert!(a.validate().is_ok());
+        let a = parse(&["--otlp", "--", "python3"]).unwrap();
+        assert_eq!(a.otlp.as_deref(), Some(""));
+        assert_eq!(a.command, ["python3"]);
+        // --every without --otlp needs its directory.
+        assert!(parse(&["--all", "--every", "5"]).unwrap().validate().is_err());
+        assert!(parse(&["--all", "--otlp-ca", "/ca.pem"]).is_err());
+        assert!(parse(&["--all", "--otlp", "--no-python"]).is_err());
+        assert!(parse(&["--all", "--otlp", "--pprof", "p.pb.gz"]).is_err());
+    }
+
+    #[test]
     fn node_wide_scopes() {
         assert!(parse(&["--all"]).unwrap().validate().is_ok());
         assert!(parse(&["--container", "web"]).unwrap().validate().is_ok());
