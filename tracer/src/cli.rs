@@ -531,7 +531,12 @@ mod tests {
         assert_eq!(a.otlp.as_deref(), Some(""));
         assert_eq!(a.command, ["python3"]);
         // --every without --otlp needs its directory.
-        assert!(parse(&["--all", "--every", "5"]).unwrap().validate().is_err());
+        assert!(
+            parse(&["--all", "--every", "5"])
+                .unwrap()
+                .validate()
+                .is_err()
+        );
         assert!(parse(&["--all", "--otlp-ca", "/ca.pem"]).is_err());
         assert!(parse(&["--all", "--otlp", "--no-python"]).is_err());
         assert!(parse(&["--all", "--otlp", "--pprof", "p.pb.gz"]).is_err());
