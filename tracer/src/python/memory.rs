@@ -215,4 +215,19 @@ mod tests {
         };
         assert_eq!(mem.u64(&value as *const u64 as u64).unwrap(), value);
     }
+
+    /// The way a tracer in a pid namespace of its own reads (the host's
+    /// /proc mounted over its own), here on its own memory.
+    #[test]
+    fn reads_through_proc_pid_mem() {
+        let value: [u8; 8] = *b"tracer!!";
+        let mut buf = [0u8; 8];
+        assert!(read_proc_mem(
+            std::process::id(),
+            value.as_ptr() as u64,
+            &mut buf
+        ));
+        assert_eq!(buf, value);
+        assert!(!read_proc_mem(std::process::id(), 0, &mut buf));
+    }
 }
