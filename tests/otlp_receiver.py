@@ -10,7 +10,7 @@ prints "listening PORT"; answers the
 first FAIL POSTs with 503 (a collector overloaded: worth retrying), then
 decodes each POST to /v1development/profiles as an
 ExportProfilesServiceRequest and prints one JSON line per request:
-{"path", "resources": [{"attributes": {...}, "profiles": [{"sample_type",
+{"path", "bytes", "headers", "resources": [{"attributes": {...}, "profiles": [{"sample_type",
 "period_type", "period", "time_unix_nano", "duration_nano", "profile_id",
 "samples": [{"frames": [innermost first], "lines": [...], "attributes":
 {...}, "values": [...]}]}]}]} - every index resolved through the
@@ -108,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             assert self.headers["Content-Type"] == "application/x-protobuf"
             line = {
                 "path": self.path,
+                "bytes": len(body),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "resources": decode(body),
             }
