@@ -338,7 +338,7 @@ fn attribute(key: &str, value: Value) -> proto::KeyValue {
 fn resource(report: &Report, pid: u32) -> proto::Resource {
     let mut attributes = vec![attribute("process.pid", Value::IntValue(i64::from(pid)))];
     let comm = report.comm_of(pid);
-    if comm != "?" {
+    if comm != "?" && !comm.is_empty() {
         attributes.push(attribute(
             "process.executable.name",
             Value::StringValue(comm),
