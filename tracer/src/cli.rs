@@ -33,6 +33,9 @@ Examples:
                                          for 50 ms or more, and how often
   sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
+  sudo tracer --all --otlp http://otel-collector:4318
+                                         push each 10 s window's Python samples as OTLP
+                                         profiles (an OpenTelemetry Collector, Pyroscope)
 
 What it reports:
   reads       per file and socket (TCP, UDP, unix; by its addresses): read and recv
@@ -215,15 +218,37 @@ pub struct Args {
 
     /// Continuous mode: every SECS seconds, write the figures of that
     /// window (those of --serve's metrics, as JSON) to DIR/report-<start
-    /// ms>.json, DIR given with -o; with or without --serve
+    /// ms>.json, DIR given with -o; with or without --serve. With --otlp:
+    /// the windows pushed (default 10 s), -o DIR optional
     #[arg(
         long,
         value_name = "SECS",
         value_parser = clap::value_parser!(u64).range(1..),
-        requires = "output",
         conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
     )]
     pub every: Option<u64>,
+
+    /// Continuous mode: push each window's Python samples (--every SECS,
+    /// default 10) as OTLP/HTTP profiles (protobuf) to
+    /// URL/v1development/profiles: an OpenTelemetry Collector, Pyroscope.
+    /// Without URL: OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT (as is), else
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318;
+    /// OTEL_EXPORTER_OTLP_HEADERS are sent. A collector that is down is
+    /// retried with backoff; what could not wait is dropped and counted
+    /// (/metrics, the window reports)
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope", "no_python"]
+    )]
+    pub otlp: Option<String>,
+
+    /// With --otlp https://...: verify the collector's certificate against
+    /// the CA certificates (PEM) in FILE instead of the system's roots
+    #[arg(long, value_name = "FILE", requires = "otlp")]
+    pub otlp_ca: Option<PathBuf>,
 
     /// With --every: how many window reports to keep in DIR (the oldest
     /// this run wrote are removed)
@@ -298,6 +323,9 @@ pub const DEFAULT_RATE_HZ: u64 = 99;
 /// not beat with periodic work. See docs/node.md for its cost.
 pub const AGENT_RATE_HZ: u64 = 19;
 
+/// `--otlp`'s windows when `--every` does not say.
+pub const DEFAULT_OTLP_EVERY: u64 = 10;
+
 impl Args {
     /// Checks what clap cannot express: exactly one of `--pid`, a command,
     /// `--all`, `--container` and `--cgroup`.
@@ -311,8 +339,23 @@ impl Args {
                 "give what to trace: --pid PID, -- CMD ARGS..., --all, --container ID|NAME or --cgroup PATH"
                     .into(),
             ),
+            _ if self.every.is_some() && self.output.is_none() && self.otlp.is_none() => {
+                Err("--every writes its window reports to a directory: give it with -o DIR".into())
+            }
             _ => Ok(()),
         }
+    }
+
+    /// The windows' length: `--every`, or 10 s with `--otlp`.
+    pub fn every(&self) -> Option<u64> {
+        self.every
+            .or(self.otlp.is_some().then_some(DEFAULT_OTLP_EVERY))
+    }
+
+    /// `--serve`, `--every` or `--otlp`: trace until stopped with bounded
+    /// memory.
+    pub fn continuous(&self) -> bool {
+        self.serve.is_some() || self.every().is_some()
     }
 
     /// `--all`, `--container` or `--cgroup`: processes found by where they
@@ -323,7 +366,7 @@ impl Args {
 
     /// The sampling rate: `--rate`, or the default for this kind of trace.
     pub fn rate(&self) -> u64 {
-        let agent = self.node_wide() && (self.serve.is_some() || self.every.is_some());
+        let agent = self.node_wide() && self.continuous();
         self.rate.unwrap_or(if agent {
             AGENT_RATE_HZ
         } else {
@@ -469,6 +512,34 @@ mod tests {
         assert!(bash.contains("_tracer()") && bash.contains("--loop-stall"));
         assert!(text(Generate::Zsh).starts_with("#compdef tracer\n"));
         assert!(text(Generate::Fish).contains("complete -c tracer -s f -l format"));
+    }
+
+    #[test]
+    fn otlp_windows_and_its_url() {
+        let a = parse(&["--all", "--otlp", "http://c:4318"]).unwrap();
+        assert!(a.validate().is_ok());
+        assert_eq!(a.otlp.as_deref(), Some("http://c:4318"));
+        // 10 s windows by default, an agent's rate.
+        assert_eq!(a.every(), Some(DEFAULT_OTLP_EVERY));
+        assert!(a.continuous());
+        assert_eq!(a.rate(), AGENT_RATE_HZ);
+        // Without a URL: from the environment (an empty value here).
+        let a = parse(&["--all", "--otlp", "--every", "5"]).unwrap();
+        assert_eq!((a.otlp.as_deref(), a.every()), (Some(""), Some(5)));
+        assert!(a.validate().is_ok());
+        let a = parse(&["--otlp", "--", "python3"]).unwrap();
+        assert_eq!(a.otlp.as_deref(), Some(""));
+        assert_eq!(a.command, ["python3"]);
+        // --every without --otlp needs its directory.
+        assert!(
+            parse(&["--all", "--every", "5"])
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+        assert!(parse(&["--all", "--otlp-ca", "/ca.pem"]).is_err());
+        assert!(parse(&["--all", "--otlp", "--no-python"]).is_err());
+        assert!(parse(&["--all", "--otlp", "--pprof", "p.pb.gz"]).is_err());
     }
 
     #[test]

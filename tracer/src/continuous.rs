@@ -1,10 +1,11 @@
-//! The continuous mode (`--serve`, `--every`): every second the kernel
+//! The continuous mode (`--serve`, `--every`, `--otlp`): every second the kernel
 //! maps are folded into the bounded figures of `analysis::metrics` and
 //! the rows of what ended are forgotten (`Probes::forget`); `--serve`'s
 //! endpoint answers from the exposition published after each fold, and
 //! from the profile windows it asks for (opened here, closed when their
 //! seconds are up, each one's report sent back); `--every` writes each
-//! window's figures as a JSON report. The loop knows only [`Continuous`].
+//! window's figures as a JSON report; `--otlp` hands each window's samples
+//! to its exporter. The loop knows only [`Continuous`].
 
 use std::{
     sync::Arc,
@@ -20,9 +21,13 @@ use tracer_common::drops;
 use crate::{
     analysis::Collector,
     cli::Args,
+    otlp::{Exporter, OtlpError},
     output::{OutputError, WindowDir},
     probes::{ProbeError, Probes},
-    report::{Report, metrics::Metrics},
+    report::{
+        Report,
+        metrics::{Metrics, OtlpFigures},
+    },
     serve::{Endpoint, ProfileRequest, ServeError},
 };
 
@@ -37,9 +42,12 @@ pub enum ContinuousError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Probes(#[from] ProbeError),
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
 }
 
-/// `--serve` and `--every`, from before tracing to the last window.
+/// `--serve`, `--every` and `--otlp`, from before tracing to the last
+/// window.
 /// Without either, it does nothing.
 pub struct Continuous {
     /// `--serve`: the address bound before tracing, served from `start`.
@@ -51,6 +59,10 @@ pub struct Continuous {
     open: Vec<Profiling>,
     /// `--every`: the window reports.
     windows: Option<Windows>,
+    /// `--every` or `--otlp`: how long a window lasts.
+    every: Option<Duration>,
+    /// `--otlp`: the exporter, and the capture window open for it.
+    otlp: Option<Otlp>,
     /// From `start`, in continuous mode.
     clock: Option<Clock>,
     /// `--serve`: the endpoint's thread, and what tells it to stop.
@@ -61,7 +73,7 @@ pub struct Continuous {
 pub enum Due {
     /// The figures are folded from the maps (every second).
     Fold,
-    /// An `--every` window ended.
+    /// An `--every` (or `--otlp`) window ended.
     Window,
     /// The endpoint asks for a profile window.
     Profile(ProfileRequest),
@@ -76,6 +88,13 @@ struct Profiling {
     reply: oneshot::Sender<Result<Report, String>>,
 }
 
+/// `--otlp`'s exporter and its current window (`None` until the trace
+/// starts, or when it could not be opened).
+struct Otlp {
+    exporter: Exporter,
+    window: Option<u64>,
+}
+
 /// The continuous mode's tickers.
 struct Clock {
     folds: Interval,
@@ -84,14 +103,26 @@ struct Clock {
 
 impl Continuous {
     /// Before anything is loaded: `--serve`'s address is bound (a port in
-    /// use fails at once) and `--every`'s directory opened and checked
-    /// writable.
+    /// use fails at once), `--every`'s directory opened and checked
+    /// writable, and `--otlp`'s endpoint checked (its TLS roots loaded).
     pub fn open(args: &Args) -> Result<Self, ContinuousError> {
         let listener = args.serve.map(crate::serve::bind).transpose()?;
+        let otlp = match &args.otlp {
+            Some(url) => {
+                let url = (!url.is_empty()).then_some(url.as_str());
+                let endpoint = crate::otlp::endpoint(url, args.otlp_ca.as_deref(), |name| {
+                    std::env::var(name).ok()
+                })?;
+                Some(Otlp {
+                    exporter: Exporter::start(endpoint)?,
+                    window: None,
+                })
+            }
+            None => None,
+        };
         let windows = match (args.every, &args.output) {
-            (Some(every), Some(dir)) => Some(Windows {
+            (Some(_), Some(dir)) => Some(Windows {
                 dir: WindowDir::open(dir, args.keep)?,
-                every: Duration::from_secs(every),
                 started: SystemTime::now(),
                 before: Metrics::default(),
                 written: 0,
@@ -104,6 +135,8 @@ impl Continuous {
             profiles: None,
             open: Vec::new(),
             windows,
+            every: args.every().map(Duration::from_secs),
+            otlp,
             clock: None,
             serving: None,
         })
@@ -112,12 +145,12 @@ impl Continuous {
     /// Once the target is traced, just before the loop: `--serve`'s
     /// endpoint answers from the latest figures (published by
     /// [`Continuous::tick`] every second, and now), and the tickers start.
-    pub fn start(&mut self, args: &Args, collector: &Collector) {
+    pub fn start(&mut self, args: &Args, probes: &Probes, collector: &mut Collector) {
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
             // drain (a file's name before its reads).
             let (publisher, exposition) = watch::channel(Arc::new(String::new()));
-            publish(collector, &publisher);
+            publish(collector, &publisher, self.otlp_figures());
             let (profiles, requests) = mpsc::channel(crate::analysis::capture::MAX_WINDOWS);
             let endpoint = Endpoint {
                 exposition,
@@ -157,15 +190,22 @@ impl Continuous {
             self.publisher = Some(publisher);
             self.profiles = Some(requests);
         }
+        if let Some(otlp) = self.otlp.as_mut() {
+            otlp.window = open_export(probes, collector);
+            if !args.quiet {
+                eprintln!(
+                    "tracer: pushing OTLP profiles every {} s to {}",
+                    self.every.unwrap_or_default().as_secs(),
+                    otlp.exporter.url()
+                );
+            }
+        }
         if collector.metrics.is_none() {
             return;
         }
         let mut folds = tokio::time::interval(METRICS_INTERVAL);
         folds.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let every = self
-            .windows
-            .as_ref()
-            .map_or(Duration::from_secs(3600), |w| w.every);
+        let every = self.every.unwrap_or(Duration::from_secs(3600));
         let mut windows = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         windows.set_missed_tick_behavior(MissedTickBehavior::Delay);
         self.clock = Some(Clock { folds, windows });
@@ -184,7 +224,7 @@ impl Continuous {
         let profile_end = self.open.iter().map(|p| p.ends).min();
         tokio::select! {
             _ = clock.folds.tick() => Due::Fold,
-            _ = clock.windows.tick(), if self.windows.is_some() => Due::Window,
+            _ = clock.windows.tick(), if self.every.is_some() => Due::Window,
             request = next_request(&mut self.profiles) => Due::Profile(request),
             _ = tokio::time::sleep_until(profile_end.unwrap_or_else(Instant::now)),
                 if profile_end.is_some() => Due::ProfileEnd,
@@ -206,13 +246,17 @@ impl Continuous {
             Due::Fold => {
                 fold(probes, collector)?;
                 if let Some(publisher) = &self.publisher {
-                    publish(collector, publisher);
+                    publish(collector, publisher, self.otlp_figures());
                 }
             }
             Due::Window => {
                 fold(probes, collector)?;
+                if let Some(otlp) = self.otlp.as_mut() {
+                    otlp.export(probes, collector, true)?;
+                }
+                let figures = self.otlp_figures();
                 if let Some(windows) = self.windows.as_mut()
-                    && let Err(err) = windows.write(collector, pid)
+                    && let Err(err) = windows.write(collector, pid, figures)
                 {
                     log::warn!("{err}");
                 }
@@ -316,9 +360,29 @@ impl Continuous {
             let _ = stop.send(());
             let _ = thread.join();
         }
+        // The last window pushed, and what is left given its time to go:
+        // what never reached the collector is counted before the last
+        // window report says it.
+        if let Some(otlp) = self.otlp.as_mut() {
+            fold(probes, collector)?;
+            otlp.export(probes, collector, false)?;
+            let figures = otlp.exporter.finish();
+            if !args.quiet {
+                eprintln!(
+                    "tracer: {} OTLP exports ({} samples) to {}; {} failed attempts, {} windows ({} samples) dropped",
+                    figures.exports,
+                    figures.samples_exported,
+                    otlp.exporter.url(),
+                    figures.export_failures,
+                    figures.windows_dropped,
+                    figures.samples_dropped
+                );
+            }
+        }
         if let Some(windows) = self.windows.as_mut() {
             fold(probes, collector)?;
-            windows.write(collector, pid)?;
+            let figures = self.otlp.as_ref().map(|o| o.exporter.figures());
+            windows.write(collector, pid, figures)?;
             if !args.quiet {
                 eprintln!(
                     "tracer: {} window reports written to {} (the last {} kept)",
@@ -332,11 +396,52 @@ impl Continuous {
     }
 }
 
+impl Continuous {
+    /// `--otlp`'s counters now.
+    pub fn otlp_figures(&self) -> Option<OtlpFigures> {
+        self.otlp.as_ref().map(|o| o.exporter.figures())
+    }
+}
+
+impl Otlp {
+    /// The window's samples to the exporter (`next`: and the next window
+    /// opened, from now).
+    fn export(
+        &mut self,
+        probes: &Probes,
+        collector: &mut Collector,
+        next: bool,
+    ) -> Result<(), ProbeError> {
+        let lost = probes.drops()?[drops::PY_SAMPLES as usize];
+        if let Some(window) = self.window.take()
+            && let Some(report) =
+                collector.close_window(window, lost, probes.sampler_error.as_deref())
+        {
+            for warning in &report.warnings {
+                log::info!("otlp: window: {warning}");
+            }
+            self.exporter.push(report);
+        }
+        if next {
+            self.window = open_export(probes, collector);
+        }
+        Ok(())
+    }
+}
+
+/// A capture window for `--otlp` from now (none without Python sampling).
+fn open_export(probes: &Probes, collector: &mut Collector) -> Option<u64> {
+    if collector.python.is_none() || probes.sampler_error.is_some() {
+        return None;
+    }
+    let lost = probes.drops().ok()?[drops::PY_SAMPLES as usize];
+    collector.open_window(lost)
+}
+
 /// `--every`: the window reports' directory, and the figures at the
 /// start of the current window.
 struct Windows {
     dir: WindowDir,
-    every: Duration,
     started: SystemTime,
     before: Metrics,
     written: u64,
@@ -344,7 +449,12 @@ struct Windows {
 
 impl Windows {
     /// The window from `started` to now, as `report-<start ms>.json`.
-    fn write(&mut self, collector: &Collector, pid: u32) -> Result<(), OutputError> {
+    fn write(
+        &mut self,
+        collector: &Collector,
+        pid: u32,
+        otlp: Option<OtlpFigures>,
+    ) -> Result<(), OutputError> {
         let Some(live) = &collector.metrics else {
             return Ok(());
         };
@@ -353,7 +463,8 @@ impl Windows {
             t.duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64)
         };
-        let figures = live.snapshot();
+        let mut figures = live.snapshot();
+        figures.otlp = otlp;
         let report = serde_json::json!({
             "window_start_unix_ms": ms(self.started),
             "window_end_unix_ms": ms(now),
@@ -401,9 +512,15 @@ fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError
     Ok(())
 }
 
-fn publish(collector: &Collector, publisher: &watch::Sender<Arc<String>>) {
+fn publish(
+    collector: &Collector,
+    publisher: &watch::Sender<Arc<String>>,
+    otlp: Option<OtlpFigures>,
+) {
     if let Some(live) = &collector.metrics {
-        let text = crate::report::metrics::prometheus_text(&live.snapshot());
+        let mut figures = live.snapshot();
+        figures.otlp = otlp;
+        let text = crate::report::metrics::prometheus_text(&figures);
         publisher.send_replace(Arc::new(text));
     }
 }

@@ -88,6 +88,14 @@ pub fn comm(pid: u32) -> Option<String> {
     read_comm(&format!("/proc/{pid}/comm"))
 }
 
+/// This host's name (its UTS namespace's: a Kubernetes pod with
+/// `hostNetwork` has the node's).
+pub fn host_name() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// The task name of one thread.
 pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
     read_comm(&format!("/proc/{pid}/task/{tid}/comm"))

@@ -46,6 +46,8 @@ pub enum RunError {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    #[error(transparent)]
+    Otlp(#[from] crate::otlp::OtlpError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -62,6 +64,7 @@ impl RunError {
             Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
             Self::Target(_) | Self::Scope(_) => 4,
             Self::Serve(_) => 8,
+            Self::Otlp(_) => 2,
             Self::Output(_) => 7,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
             Self::Probes(ProbeError::Attach { .. }) => 5,
@@ -76,6 +79,7 @@ impl From<ContinuousError> for RunError {
             ContinuousError::Serve(err) => Self::Serve(err),
             ContinuousError::Output(err) => Self::Output(err),
             ContinuousError::Probes(err) => Self::Probes(err),
+            ContinuousError::Otlp(err) => Self::Otlp(err),
         }
     }
 }
@@ -117,7 +121,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         python_rate_hz: (!args.no_python).then_some(args.rate()),
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
-        continuous: args.serve.is_some() || args.every.is_some(),
+        continuous: args.continuous(),
         dump: false,
         loop_stall_ns: args.loop_stall * 1_000_000,
     });
@@ -162,7 +166,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     } else {
         start_target(args, &target, &mut collector, threads)?;
     }
-    continuous.start(args, &collector);
+    continuous.start(args, &probes, &mut collector);
     let trace_start = Instant::now();
     let (stopped, mut ring) = event_loop(
         args,
@@ -198,7 +202,12 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     collector.closed.after_snapshot();
     collector.ended.after_snapshot();
     drain_closes(&mut ring, &mut collector);
-    Ok((collector.finish(maps, ending), Some(probes)))
+    let mut report = collector.finish(maps, ending);
+    // --serve's final figures: --otlp's, counted to the last window.
+    if let Some(metrics) = report.metrics.as_mut() {
+        metrics.otlp = continuous.otlp_figures();
+    }
+    Ok((report, Some(probes)))
 }
 
 /// `--pid` or a command: the target as the report's root process, and

@@ -165,6 +165,7 @@ pub fn ensure_chroots() -> Vec<Root> {
     roots.push(pytest());
     roots.push(uvicorn());
     roots.push(perfetto_bindings());
+    roots.push(otlp_bindings());
     roots
 }
 
@@ -363,6 +364,27 @@ fn perfetto_bindings() -> Root {
         ],
         &[
             &format!("perfetto=={PERFETTO_VERSION}"),
+            &format!("protobuf=={PROTOBUF_VERSION}"),
+        ],
+    )
+}
+
+/// OpenTelemetry's official Python bindings of the OTLP protos (PyPI
+/// `opentelemetry-proto`, which ships the profiles' `v1development`
+/// messages) and the protobuf runtime: the `--otlp` tests' receiver
+/// decodes the requests with them.
+const OTLP_PROTO_VERSION: &str = "1.45.0";
+
+fn otlp_bindings() -> Root {
+    pip_target(
+        "TRACER_OTLP_PY",
+        &format!("opentelemetry-proto-{OTLP_PROTO_VERSION}"),
+        &[
+            "opentelemetry/proto/collector/profiles/v1development/profiles_service_pb2.py",
+            "google/protobuf/__init__.py",
+        ],
+        &[
+            &format!("opentelemetry-proto=={OTLP_PROTO_VERSION}"),
             &format!("protobuf=={PROTOBUF_VERSION}"),
         ],
     )

@@ -146,14 +146,9 @@ pub fn build() -> Result<Artifacts> {
 }
 
 /// The image: the static binary and nothing else (it reads the host
-/// through /proc and /sys, given by `--pid=host --privileged`).
-const CONTAINERFILE: &str = "\
-# tracer alone: podman build -t tracer target/dist/image
-# podman run --rm --privileged --pid=host tracer --pid PID --duration 30
-FROM scratch
-COPY tracer /tracer
-ENTRYPOINT [\"/tracer\"]
-";
+/// through /proc and /sys); deploy/Containerfile, the one the DaemonSet of
+/// deploy/kubernetes runs.
+const CONTAINERFILE: &str = include_str!("../../deploy/Containerfile");
 
 /// `cargo build --release -p tracer --target x86_64-unknown-linux-gnu` with
 /// `crt-static`; the binary is

@@ -152,6 +152,8 @@ const TEST_PACKAGES: &[&str] = &[
     // Real containers (tests/containers.rs): crun refuses hybrid cgroups, runc runs.
     "podman",
     "runc",
+    // The DaemonSet's pod template read as YAML (tests/daemonset_pod.py).
+    "python3-yaml",
 ];
 
 /// Setup, then `cargo build --release -p tracer`.

@@ -1,9 +1,9 @@
-//! `--serve`'s `/debug/pprof/profile?seconds=N`: the Python samples of a
-//! window of time, kept while it is open and then turned into a
+//! `--serve`'s `/debug/pprof/profile?seconds=N` and `--otlp`'s windows:
+//! the Python samples of a window of time, kept while it is open and then turned into a
 //! [`Report`] whose Python section `report::pprof` renders. A sample
 //! belongs to a window by its kernel timestamp, so what was sampled before
 //! the request (but drained after it) never counts. Bounded: at most
-//! [`MAX_WINDOWS`] open at once, [`MAX_STACKS`] distinct stacks each;
+//! [`MAX_WINDOWS`] (and `--otlp`'s) open at once, [`MAX_STACKS`] distinct stacks each;
 //! samples of a new stack past that bound are counted as left out, and the
 //! report says how many.
 
@@ -17,7 +17,8 @@ use crate::{
     report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
 };
 
-/// Windows open at once (the endpoint turns more requests away).
+/// Windows open at once for the endpoint (it turns more requests away);
+/// `--otlp`'s window is one more.
 pub const MAX_WINDOWS: usize = 4;
 /// Distinct (thread, stack) pairs a window keeps: 4 bytes a frame, at
 /// most 128 frames a stack, so about 5 MiB at most per window.
@@ -59,6 +60,10 @@ pub struct Captures {
     next_id: u64,
     /// A sampled process's container, for its labels (cached by id).
     containers: crate::containers::Containers,
+    /// The processes of the open windows (and of the last closed), as
+    /// [`identify`] found them alive: a process that exits before its
+    /// next window's samples are drained keeps its name and container.
+    known: HashMap<u32, ProcessInfo>,
 }
 
 impl Captures {
@@ -66,10 +71,11 @@ impl Captures {
         self.windows.is_empty()
     }
 
-    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] are open.
+    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] and
+    /// `--otlp`'s are open.
     /// `lost`: the kernel's count of lost Python samples now.
     pub fn open(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
-        if self.windows.len() >= MAX_WINDOWS {
+        if self.windows.len() > MAX_WINDOWS {
             return None;
         }
         self.next_id += 1;
@@ -149,18 +155,24 @@ impl Captures {
                 .names
                 .entry((pid, tid))
                 .or_insert_with(|| tree.thread_name(pid, tid).map(Into::into));
-            let containers = &mut self.containers;
+            let (containers, known) = (&mut self.containers, &mut self.known);
             window
                 .processes
                 .entry(pid)
-                .or_insert_with(|| identify(pid, containers));
+                .or_insert_with(|| identify(pid, containers, known));
         }
     }
 
-    /// Takes window `id` out of the open ones.
+    /// Takes window `id` out of the open ones; the processes known are
+    /// those of the windows still open and of this one.
     fn take(&mut self, id: u64) -> Option<Window> {
         let at = self.windows.iter().position(|w| w.id == id)?;
-        Some(self.windows.swap_remove(at))
+        let window = self.windows.swap_remove(at);
+        let open = &self.windows;
+        self.known.retain(|pid, _| {
+            window.processes.contains_key(pid) || open.iter().any(|w| w.processes.contains_key(pid))
+        });
+        Some(window)
     }
 }
 
@@ -185,9 +197,25 @@ impl Collector {
         let duration_ns = crate::events::monotonic_ns().saturating_sub(window.start_ns);
         let tree = self.python.as_ref()?;
         let mut report = window_report(window, tree, lost, sampler_error);
+        // Gone before it was first looked at: the container its series
+        // have (from its fork or exec).
+        if let Some(live) = &self.metrics {
+            for process in report
+                .processes
+                .iter_mut()
+                .filter(|p| p.container.is_none())
+            {
+                process.container = live.container_of(process.pid).cloned();
+            }
+        }
         report.target = self.target.clone();
         report.duration_s = duration_ns as f64 / 1e9;
         report.python.rate_hz = self.settings.python_rate_hz.unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        report.start_unix_ns = now.saturating_sub(duration_ns);
+        report.host_name = crate::procfs::host_name();
         Some(report)
     }
 
@@ -197,14 +225,28 @@ impl Collector {
     }
 }
 
-/// What a sampled process's labels come from: its name and container.
-fn identify(pid: u32, containers: &mut crate::containers::Containers) -> ProcessInfo {
-    ProcessInfo {
+/// What a sampled process's labels come from: its name and container,
+/// read now, or as they were last read if it is gone (its last samples
+/// are drained after its exit).
+fn identify(
+    pid: u32,
+    containers: &mut crate::containers::Containers,
+    known: &mut HashMap<u32, ProcessInfo>,
+) -> ProcessInfo {
+    let Some(comm) = crate::procfs::comm(pid) else {
+        return known.get(&pid).cloned().unwrap_or(ProcessInfo {
+            pid,
+            ..ProcessInfo::default()
+        });
+    };
+    let info = ProcessInfo {
         pid,
-        comm: crate::procfs::comm(pid).unwrap_or_default(),
+        comm,
         container: containers.of_pid(pid),
         ..ProcessInfo::default()
-    }
+    };
+    known.insert(pid, info.clone());
+    info
 }
 
 /// The window's samples as a report: the Python section's stacks and
@@ -381,7 +423,7 @@ mod tests {
     fn windows_and_their_stacks_are_bounded_and_what_is_left_out_is_said() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let ids: Vec<u64> = (0..MAX_WINDOWS)
+        let ids: Vec<u64> = (0..=MAX_WINDOWS)
             .map(|_| captures.open(0, 0).unwrap())
             .collect();
         assert_eq!(captures.open(0, 0), None);
@@ -413,5 +455,35 @@ mod tests {
         assert!(report.complete);
         assert_eq!(report.processes.len(), 1);
         assert_eq!(report.processes[0].comm, crate::procfs::comm(me).unwrap());
+    }
+
+    /// A process that exits before its next window's samples are drained
+    /// keeps the name it had (the container too: read at the same time).
+    #[test]
+    fn a_process_gone_by_its_next_window_keeps_its_name() {
+        let tree = PythonTree::new(1, 0);
+        let mut captures = Captures::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let first = captures.open(0, 0).unwrap();
+        captures.on_sample(&tree, 1, (pid, pid), Some(&[]), false, None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let report = window_report(captures.take(first).unwrap(), &tree, 0, None);
+        assert_eq!(report.processes[0].comm, "sleep");
+        let second = captures.open(2, 0).unwrap();
+        captures.on_sample(&tree, 3, (pid, pid), Some(&[]), false, None);
+        let report = window_report(captures.take(second).unwrap(), &tree, 0, None);
+        assert_eq!(report.processes[0].comm, "sleep");
+        // Not in the last window closed nor in an open one: forgotten.
+        let third = captures.open(4, 0).unwrap();
+        captures.take(third).unwrap();
+        let fourth = captures.open(5, 0).unwrap();
+        captures.on_sample(&tree, 6, (pid, pid), Some(&[]), false, None);
+        let report = window_report(captures.take(fourth).unwrap(), &tree, 0, None);
+        assert_eq!(report.processes[0].comm, "");
     }
 }

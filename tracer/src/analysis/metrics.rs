@@ -216,6 +216,11 @@ impl Live {
         self.set_container(pid, container);
     }
 
+    /// The container of `pid` as its series say it (`None` on the host).
+    pub fn container_of(&self, pid: u32) -> Option<&Container> {
+        self.in_containers.get(&pid)
+    }
+
     fn set_container(&mut self, pid: u32, container: Option<Container>) {
         match container {
             Some(c) => self.in_containers.insert(pid, c),
@@ -670,6 +675,7 @@ impl Live {
             event_loop_iterations,
             events_lost: self.events_lost,
             containers,
+            otlp: None,
         }
     }
 }

@@ -655,6 +655,8 @@ impl Collector {
             warnings,
             timeline: None,
             metrics: None,
+            start_unix_ns: 0,
+            host_name: None,
         };
         report.event_loops = std::mem::take(&mut self.loops).finish(
             &maps.loops,

@@ -40,6 +40,34 @@ pub struct Metrics {
     /// The container of each pid above that is in one: its series get
     /// its labels (one container per pid, so no more series).
     pub containers: BTreeMap<String, Container>,
+    /// `--otlp`: what became of the windows pushed.
+    pub otlp: Option<OtlpFigures>,
+}
+
+/// `--otlp`'s counters: windows the collector took, attempts that failed
+/// (each retry counts), and windows and samples that never reached it
+/// (the queue full, a refusal, still waiting at the stop).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OtlpFigures {
+    pub exports: u64,
+    pub export_failures: u64,
+    pub windows_dropped: u64,
+    pub samples_exported: u64,
+    pub samples_dropped: u64,
+}
+
+impl OtlpFigures {
+    fn since(&self, before: &OtlpFigures) -> OtlpFigures {
+        OtlpFigures {
+            exports: self.exports.saturating_sub(before.exports),
+            export_failures: self.export_failures.saturating_sub(before.export_failures),
+            windows_dropped: self.windows_dropped.saturating_sub(before.windows_dropped),
+            samples_exported: self
+                .samples_exported
+                .saturating_sub(before.samples_exported),
+            samples_dropped: self.samples_dropped.saturating_sub(before.samples_dropped),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -215,6 +243,9 @@ impl Metrics {
             python_samples,
             events_lost: self.events_lost.saturating_sub(before.events_lost),
             containers: self.containers.clone(),
+            otlp: self
+                .otlp
+                .map(|now| now.since(&before.otlp.unwrap_or_default())),
         }
     }
 }
@@ -290,6 +321,7 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
             process(pid, json!({"function": function, "samples": n}))
         }).collect::<Vec<_>>(),
         "events_lost": m.events_lost,
+        "otlp": m.otlp,
     })
 }
 
@@ -409,6 +441,41 @@ impl Collector for Encoded {
             MetricType::Counter,
         )?;
         ConstCounter::new(m.events_lost).encode(family)?;
+        if let Some(otlp) = &m.otlp {
+            let families = [
+                (
+                    "tracer_otlp_exports",
+                    "--otlp: windows of profiles the collector took",
+                    otlp.exports,
+                ),
+                (
+                    "tracer_otlp_export_failures",
+                    "--otlp: export attempts that failed (the collector down, refusing \
+                     or too slow; each retry counts)",
+                    otlp.export_failures,
+                ),
+                (
+                    "tracer_otlp_windows_dropped",
+                    "--otlp: windows that never reached the collector (the queue full \
+                     while it was down, refused, or still waiting at the stop)",
+                    otlp.windows_dropped,
+                ),
+                (
+                    "tracer_otlp_samples_exported",
+                    "--otlp: Python samples in the windows the collector took",
+                    otlp.samples_exported,
+                ),
+                (
+                    "tracer_otlp_samples_dropped",
+                    "--otlp: Python samples in the windows dropped",
+                    otlp.samples_dropped,
+                ),
+            ];
+            for (name, help, value) in families {
+                let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                ConstCounter::new(value).encode(family)?;
+            }
+        }
         Ok(())
     }
 }
@@ -455,6 +522,7 @@ mod tests {
             event_loop_iterations: vec![("7".into(), loops)],
             events_lost: 0,
             containers: BTreeMap::new(),
+            otlp: None,
         };
         let text = prometheus_text(&metrics);
         for line in [
@@ -488,6 +556,7 @@ mod tests {
             switches: vec![("7".into(), 5, 2), ("8".into(), 1, 0)],
             python_samples: vec![("7".into(), "burn".into(), 30)],
             containers: BTreeMap::from([("7".into(), k8s)]),
+            otlp: None,
             ..Metrics::default()
         };
         let text = prometheus_text(&metrics);
@@ -536,5 +605,47 @@ mod tests {
         assert!(window.signals.is_empty());
         assert_eq!(window.zombies, vec![("7".into(), 1)]);
         assert_eq!(window.python_samples, vec![("7".into(), "f".into(), 4)]);
+    }
+
+    #[test]
+    fn otlp_figures_are_counters_and_windows_say_their_own() {
+        let before = Metrics {
+            otlp: Some(OtlpFigures {
+                exports: 3,
+                export_failures: 1,
+                samples_exported: 300,
+                ..OtlpFigures::default()
+            }),
+            ..Metrics::default()
+        };
+        let mut now = before.clone();
+        now.otlp = Some(OtlpFigures {
+            exports: 3,
+            export_failures: 4,
+            windows_dropped: 1,
+            samples_exported: 300,
+            samples_dropped: 25,
+        });
+        let text = prometheus_text(&now);
+        for line in [
+            "tracer_otlp_exports_total 3",
+            "tracer_otlp_export_failures_total 4",
+            "tracer_otlp_windows_dropped_total 1",
+            "tracer_otlp_samples_exported_total 300",
+            "tracer_otlp_samples_dropped_total 25",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        let window = window_json(&now.since(&before));
+        assert_eq!(
+            window["otlp"],
+            serde_json::json!({
+                "exports": 0, "export_failures": 3, "windows_dropped": 1,
+                "samples_exported": 0, "samples_dropped": 25
+            })
+        );
+        // Without --otlp: no family, and null in the window reports.
+        assert!(!prometheus_text(&Metrics::default()).contains("otlp"));
+        assert!(window_json(&Metrics::default())["otlp"].is_null());
     }
 }

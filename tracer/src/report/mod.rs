@@ -8,6 +8,7 @@ pub mod flame;
 pub mod format;
 pub mod json;
 pub mod metrics;
+pub mod otlp;
 pub mod perfetto;
 pub mod pprof;
 pub mod stories;
@@ -103,6 +104,12 @@ pub struct Report {
     /// sections, which it does not keep).
     #[serde(skip)]
     pub metrics: Option<metrics::Metrics>,
+    /// A window's report for `--otlp`: when it began (Unix ns), and this
+    /// host's name (not in the JSON).
+    #[serde(skip)]
+    pub start_unix_ns: u64,
+    #[serde(skip)]
+    pub host_name: Option<String>,
 }
 
 impl Report {
