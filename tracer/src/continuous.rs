@@ -191,7 +191,7 @@ impl Continuous {
             self.profiles = Some(requests);
         }
         if let Some(otlp) = self.otlp.as_mut() {
-            otlp.window = open_export(probes, collector);
+            otlp.window = open_export(probes, collector, crate::events::monotonic_ns());
             if !args.quiet {
                 eprintln!(
                     "tracer: pushing OTLP profiles every {} s to {}",
@@ -250,9 +250,12 @@ impl Continuous {
                 }
             }
             Due::Window => {
+                // The next window starts before this one's last drain: a
+                // sample taken while this one is closed is in the next.
+                let next = crate::events::monotonic_ns();
                 fold(probes, collector)?;
                 if let Some(otlp) = self.otlp.as_mut() {
-                    otlp.export(probes, collector, true)?;
+                    otlp.export(probes, collector, Some(next))?;
                 }
                 let figures = self.otlp_figures();
                 if let Some(windows) = self.windows.as_mut()
@@ -365,7 +368,7 @@ impl Continuous {
         // window report says it.
         if let Some(otlp) = self.otlp.as_mut() {
             fold(probes, collector)?;
-            otlp.export(probes, collector, false)?;
+            otlp.export(probes, collector, None)?;
             let figures = otlp.exporter.finish();
             if !args.quiet {
                 eprintln!(
@@ -410,7 +413,7 @@ impl Otlp {
         &mut self,
         probes: &Probes,
         collector: &mut Collector,
-        next: bool,
+        next: Option<u64>,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
         if let Some(window) = self.window.take()
@@ -422,20 +425,21 @@ impl Otlp {
             }
             self.exporter.push(report);
         }
-        if next {
-            self.window = open_export(probes, collector);
+        if let Some(start_ns) = next {
+            self.window = open_export(probes, collector, start_ns);
         }
         Ok(())
     }
 }
 
-/// A capture window for `--otlp` from now (none without Python sampling).
-fn open_export(probes: &Probes, collector: &mut Collector) -> Option<u64> {
+/// A capture window for `--otlp` from `start_ns` (CLOCK_MONOTONIC; none
+/// without Python sampling).
+fn open_export(probes: &Probes, collector: &mut Collector, start_ns: u64) -> Option<u64> {
     if collector.python.is_none() || probes.sampler_error.is_some() {
         return None;
     }
     let lost = probes.drops().ok()?[drops::PY_SAMPLES as usize];
-    collector.open_window(lost)
+    collector.open_window_from(start_ns, lost)
 }
 
 /// `--every`: the window reports' directory, and the figures at the

@@ -181,7 +181,14 @@ impl Collector {
     /// [`MAX_WINDOWS`] are open. `lost`: the kernel's count of lost Python
     /// samples now.
     pub fn open_window(&mut self, lost: u64) -> Option<u64> {
-        self.captures.open(crate::events::monotonic_ns(), lost)
+        self.open_window_from(crate::events::monotonic_ns(), lost)
+    }
+
+    /// Opens a window whose samples are those taken from `start_ns` on
+    /// (CLOCK_MONOTONIC), for windows that follow one another without a
+    /// gap (`--otlp`).
+    pub fn open_window_from(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
+        self.captures.open(start_ns, lost)
     }
 
     /// Closes window `id` (every sample taken until now drained) and
