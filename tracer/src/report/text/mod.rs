@@ -579,7 +579,7 @@ mod tests {
             text.contains(
                 "  not in the figures: 2,000 ticks in processes that are not Python, 10,345 ticks \
                  in processes not sampled, 1,001 ticks outside Python code, 1 frame unresolved \
-                 (code objects freed before they could be read) and 2,345 frames without their \
+                 (code objects freed before they could be read) and 2,345 frames without a \
                  line (code objects freed before they could be read, named from the sampler's \
                  copy)\n"
             ),

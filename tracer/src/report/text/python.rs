@@ -281,7 +281,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         (
             p.frames_without_line,
             format!(
-                "{} without their line (code objects freed before they could be \
+                "{} without a line (code objects freed before they could be \
                  read, named from the sampler's copy)",
                 plural(p.frames_without_line, "frame", "frames")
             ),
