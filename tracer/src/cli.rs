@@ -33,6 +33,9 @@ Examples:
                                          for 50 ms or more, and how often
   sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
+  sudo tracer --all --serve :9464 --web-config web.yml
+                                         the same behind TLS and basic auth (node_exporter's
+                                         web config file works as it is)
 
 What it reports:
   reads       per file and socket (TCP, UDP, unix; by its addresses): read and recv
@@ -75,7 +78,8 @@ Exit status:
   5  kernel lacks BPF, BTF or a tracepoint, or is too old
   6  the kernel rejected a BPF program (verifier log shown)
   7  an output file cannot be opened or written (checked before tracing)
-  8  --serve: the address cannot be listened on (in use, not ours)";
+  8  --serve: the address cannot be listened on (in use, not ours), or --web-config is
+     malformed, names a missing or expiring certificate, or a weak bcrypt hash";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -213,6 +217,22 @@ pub struct Args {
     )]
     pub serve: Option<std::net::SocketAddr>,
 
+    /// With --serve: TLS and credentials for every path served, from a web
+    /// config file in the format of Prometheus's exporter-toolkit (as
+    /// node_exporter's --web.config.file): tls_server_config (cert_file,
+    /// key_file, client_ca_file, client_auth_type, min_version),
+    /// basic_auth_users (bcrypt hashes), http_server_config.headers. Checked
+    /// before tracing (exit status 8); read again when it changes
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    pub web_config: Option<PathBuf>,
+
+    /// Continuous mode: a file path under one of these directories is
+    /// labelled with the directory alone (`/home/alice/notes.txt` under
+    /// `/home` is `path="/home"`), in --serve's metrics and --every's
+    /// reports, for sites whose file names are sensitive
+    #[arg(long, value_name = "PREFIX", num_args = 1.., value_parser = parse_redact_prefix)]
+    pub redact_paths: Vec<String>,
+
     /// Continuous mode: every SECS seconds, write the figures of that
     /// window (those of --serve's metrics, as JSON) to DIR/report-<start
     /// ms>.json, DIR given with -o; with or without --serve
@@ -278,6 +298,16 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
+/// A `--redact-paths` prefix: an absolute path, kept without its trailing
+/// slashes (`/` alone redacts every path).
+fn parse_redact_prefix(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` is not an absolute path"));
+    }
+    let trimmed = text.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
 /// The longest `--duration`: a year.
 const MAX_DURATION_S: f64 = 365.0 * 24.0 * 3600.0;
 
@@ -311,6 +341,9 @@ impl Args {
                 "give what to trace: --pid PID, -- CMD ARGS..., --all, --container ID|NAME or --cgroup PATH"
                     .into(),
             ),
+            _ if !self.redact_paths.is_empty() && self.serve.is_none() && self.every.is_none() => {
+                Err("--redact-paths applies to the continuous mode's labels: give --serve or --every".into())
+            }
             _ => Ok(()),
         }
     }

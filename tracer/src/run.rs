@@ -120,6 +120,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         continuous: args.serve.is_some() || args.every.is_some(),
         dump: false,
         loop_stall_ns: args.loop_stall * 1_000_000,
+        redact_paths: args.redact_paths.clone(),
     });
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
@@ -162,7 +163,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     } else {
         start_target(args, &target, &mut collector, threads)?;
     }
-    continuous.start(args, &collector);
+    continuous.start(args, &mut collector);
     let trace_start = Instant::now();
     let (stopped, mut ring) = event_loop(
         args,

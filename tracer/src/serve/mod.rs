@@ -7,15 +7,31 @@
 //! it was asked for: a client that connects and never reads (or never
 //! sends) costs a slot for [`DEADLINE`] (plus a profile's seconds) and
 //! never stalls the trace.
+//!
+//! `--web-config FILE` puts every path behind TLS and credentials
+//! ([`web_config`], [`auth`]), checked per connection before the request
+//! is routed; the file is read again when it (or a file it names) changes.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+pub mod auth;
+pub mod web_config;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
     sync::{Semaphore, mpsc, oneshot, watch},
 };
 
+use self::{
+    auth::{Checker, Verdict, WebStats},
+    web_config::{Stamp, WebConfig, WebConfigError},
+};
 use crate::{analysis::capture::MAX_WINDOWS, report::Report};
 
 /// Connections served at once; more are closed at once.
@@ -35,6 +51,8 @@ const MAX_SECONDS: u64 = 300;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 const PPROF: &str = "application/octet-stream";
+/// The challenge of a 401 (RFC 7617).
+const CHALLENGE: &str = "WWW-Authenticate: Basic realm=\"tracer\", charset=\"UTF-8\"\r\n";
 const HOME: &str = "tracer: Prometheus metrics at /metrics, pprof profiles at /debug/pprof/\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +65,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
 }
 
 /// `HOST:PORT`, `[IPv6]:PORT`, or `:PORT` for every IPv4 address.
@@ -70,11 +90,119 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
     Ok(listener)
 }
 
+/// What `--serve` exposes to whoever reaches `addr` when nothing guards
+/// it: a warning for an address other than loopback (`None`: loopback, or
+/// TLS with users or client certificates required).
+pub fn exposure_warning(addr: SocketAddr, web: Option<&WebConfig>) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let (tls, users, client_certs) = web.map_or((false, false, false), |c| {
+        (
+            c.tls.is_some(),
+            !c.users.is_empty(),
+            c.client_certs_required(),
+        )
+    });
+    let guard = match web {
+        _ if tls && (users || client_certs) => return None,
+        None => "without --web-config",
+        Some(_) if !tls && !users => "with a web config that has neither TLS nor users",
+        Some(_) if !tls => "with basic auth but no TLS (the passwords cross the network in clear)",
+        Some(_) => "with TLS but neither users nor client certificates",
+    };
+    Some(format!(
+        "--serve {addr} {guard}: anyone who can reach it reads the paths of the files every \
+         traced process reads (/metrics) and the Python code it runs (/debug/pprof/profile); \
+         give --web-config FILE with tls_server_config and basic_auth_users, or serve on \
+         127.0.0.1 behind an authenticating proxy (docs/security.md)"
+    ))
+}
+
+/// `--web-config`: the config in force, read again when its files change
+/// (as exporter-toolkit does, with no restart): a config that no longer
+/// reads or checks out is said once and the last good one is kept.
+pub struct Web {
+    path: PathBuf,
+    state: Mutex<Loaded>,
+    checker: Checker,
+    pub stats: Arc<WebStats>,
+}
+
+struct Loaded {
+    config: Arc<WebConfig>,
+    stamp: Stamp,
+    /// The files as they were when they last failed to load.
+    refused: Option<Stamp>,
+}
+
+impl Web {
+    /// Reads and checks `path` now: before tracing, its errors stop the start.
+    pub fn load(path: &Path) -> Result<Self, WebConfigError> {
+        let config = WebConfig::load(path, SystemTime::now())?;
+        let stamp = Stamp::of(&config.files);
+        Ok(Self {
+            path: path.to_owned(),
+            state: Mutex::new(Loaded {
+                config: Arc::new(config),
+                stamp,
+                refused: None,
+            }),
+            checker: Checker::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The credentials of a request head against `users`, counted when
+    /// refused.
+    pub async fn check(&self, users: &auth::Users, head: &str) -> Verdict {
+        let verdict = self.checker.check(users, head).await;
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::NoCredentials => WebStats::count(&self.stats.no_credentials),
+            Verdict::Wrong => WebStats::count(&self.stats.wrong_credentials),
+        }
+        verdict
+    }
+
+    /// The config for a new connection: read again if a file changed.
+    pub fn current(&self) -> Arc<WebConfig> {
+        let Ok(mut loaded) = self.state.lock() else {
+            // A panic while holding it: no config to trust is left.
+            unreachable!("the web config lock is never held across a panic")
+        };
+        let stamp = Stamp::of(&loaded.config.files);
+        if stamp != loaded.stamp && loaded.refused.as_ref() != Some(&stamp) {
+            match WebConfig::load(&self.path, SystemTime::now()) {
+                Ok(config) => {
+                    log::warn!(
+                        "{}: changed, reloaded ({})",
+                        self.path.display(),
+                        config.describe()
+                    );
+                    loaded.stamp = Stamp::of(&config.files);
+                    loaded.config = Arc::new(config);
+                    loaded.refused = None;
+                    WebStats::count(&self.stats.reloads);
+                }
+                Err(err) => {
+                    log::warn!("{err}; the last good web config is kept");
+                    loaded.refused = Some(stamp);
+                    WebStats::count(&self.stats.reload_failures);
+                }
+            }
+        }
+        loaded.config.clone()
+    }
+}
+
 /// What the endpoint serves from: the latest exposition text the trace
 /// loop published, and the way to ask it for a profile window.
 pub struct Endpoint {
     pub exposition: watch::Receiver<Arc<String>>,
     pub profiles: mpsc::Sender<ProfileRequest>,
+    /// `--web-config`: TLS and credentials.
+    pub web: Option<Arc<Web>>,
 }
 
 /// A `/debug/pprof/profile` request, for the trace loop: a window of
@@ -119,21 +247,42 @@ pub async fn serve(
         let (endpoint, windows) = (endpoint.clone(), windows.clone());
         tokio::spawn(async move {
             let start = tokio::time::Instant::now();
-            let mut stream = stream;
-            let head = tokio::time::timeout_at(start + DEADLINE, read_head(&mut stream)).await;
-            let Ok(Some(head)) = head else {
-                log::info!("metrics: {peer} sent no whole request within {DEADLINE:?}, dropped");
-                return;
-            };
-            let route = route(&head);
-            // A profile takes its seconds, then the deadline of any request.
-            let deadline = match route {
-                Route::Profile(seconds) => start + DEADLINE + Duration::from_secs(seconds),
-                _ => start + DEADLINE,
-            };
-            let answer = answer(&mut stream, route, &endpoint, &windows);
-            if tokio::time::timeout_at(deadline, answer).await.is_err() {
-                log::info!("metrics: {peer} not served by its deadline, dropped");
+            // Read per connection: a changed web config applies to the next one.
+            let config = endpoint.web.as_ref().map(|web| web.current());
+            match config.as_ref().and_then(|c| c.tls.clone()) {
+                Some(tls) => {
+                    let accepted =
+                        tokio::time::timeout_at(start + DEADLINE, handshake(stream, tls)).await;
+                    match accepted {
+                        Ok(Ok(stream)) => {
+                            let connection = Connection {
+                                peer,
+                                start,
+                                config: config.as_deref(),
+                            };
+                            connection.serve(stream, &endpoint, &windows).await
+                        }
+                        Ok(Err(why)) => {
+                            if let Some(web) = &endpoint.web {
+                                WebStats::count(&web.stats.tls_failures);
+                            }
+                            log::info!("metrics: {peer}: TLS handshake failed: {why}");
+                        }
+                        Err(_) => {
+                            log::info!(
+                                "metrics: {peer}: no TLS handshake within {DEADLINE:?}, dropped"
+                            )
+                        }
+                    }
+                }
+                None => {
+                    let connection = Connection {
+                        peer,
+                        start,
+                        config: config.as_deref(),
+                    };
+                    connection.serve(stream, &endpoint, &windows).await
+                }
             }
             drop(slot);
         });
@@ -148,9 +297,81 @@ pub async fn serve(
     }
 }
 
+/// A TLS handshake; a client that speaks plain HTTP to the TLS port is
+/// told so in plain HTTP (as Go's server tells it), and gets nothing else.
+async fn handshake(
+    mut stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+    let mut first = [0u8; 1];
+    // A TLS connection opens with a handshake record (type 0x16).
+    if matches!(stream.peek(&mut first).await, Ok(1)) && first[0] != 0x16 {
+        // Its request read first: a close with unread data would reset it.
+        let _ = read_head(&mut stream).await;
+        let why = "Client sent an HTTP request to an HTTPS server.\n";
+        let _ = respond(&mut stream, "400 Bad Request", TEXT, "", why.as_bytes()).await;
+        return Err("plain HTTP to the TLS port".into());
+    }
+    tokio_rustls::TlsAcceptor::from(tls)
+        .accept(stream)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// One connection (TLS or not) once accepted: its request, its
+/// credentials when the web config has users, its answer.
+struct Connection<'a> {
+    peer: SocketAddr,
+    start: tokio::time::Instant,
+    config: Option<&'a WebConfig>,
+}
+
+impl Connection<'_> {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        mut stream: S,
+        endpoint: &Endpoint,
+        windows: &Semaphore,
+    ) {
+        let (peer, start) = (self.peer, self.start);
+        let head = tokio::time::timeout_at(start + DEADLINE, read_head(&mut stream)).await;
+        let Ok(Some(head)) = head else {
+            log::info!("metrics: {peer} sent no whole request within {DEADLINE:?}, dropped");
+            return;
+        };
+        let headers = self.config.map_or("", |c| c.header_lines.as_str());
+        if let (Some(web), Some(config)) = (&endpoint.web, self.config)
+            && !config.users.is_empty()
+        {
+            let verdict =
+                tokio::time::timeout_at(start + DEADLINE, web.check(&config.users, &head))
+                    .await
+                    .unwrap_or(Verdict::Wrong);
+            if verdict != Verdict::Allowed {
+                log::info!("metrics: {peer}: {verdict:?}, answered 401");
+                let challenge = format!("{headers}{CHALLENGE}");
+                let why = b"401 Unauthorized: basic credentials needed\n";
+                let answer = respond(&mut stream, "401 Unauthorized", TEXT, &challenge, why);
+                let _ = tokio::time::timeout_at(start + DEADLINE, answer).await;
+                return;
+            }
+        }
+        let route = route(&head);
+        // A profile takes its seconds, then the deadline of any request.
+        let deadline = match route {
+            Route::Profile(seconds) => start + DEADLINE + Duration::from_secs(seconds),
+            _ => start + DEADLINE,
+        };
+        let answer = answer(&mut stream, route, headers, endpoint, windows);
+        if tokio::time::timeout_at(deadline, answer).await.is_err() {
+            log::info!("metrics: {peer} not served by its deadline, dropped");
+        }
+    }
+}
+
 /// Reads one request head; `None`: the client closed, or sent too much
 /// (answered 431).
-async fn read_head(stream: &mut TcpStream) -> Option<String> {
+async fn read_head<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Option<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -160,7 +381,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
         }
         if head.len() > MAX_REQUEST {
             let status = "431 Request Header Fields Too Large";
-            let _ = respond(stream, status, TEXT, b"").await;
+            let _ = respond(stream, status, TEXT, "", b"").await;
             return None;
         }
     }
@@ -228,19 +449,27 @@ fn pprof_index() -> String {
     )
 }
 
-async fn answer(stream: &mut TcpStream, route: Route, endpoint: &Endpoint, windows: &Semaphore) {
+/// `headers`: the web config's extra response headers (head lines).
+async fn answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    route: Route,
+    headers: &str,
+    endpoint: &Endpoint,
+    windows: &Semaphore,
+) {
+    let ok = "200 OK";
     let _ = match route {
         Route::Metrics => {
             let text = endpoint.exposition.borrow().clone();
-            respond(stream, "200 OK", OPENMETRICS, text.as_bytes()).await
+            respond(stream, ok, OPENMETRICS, headers, text.as_bytes()).await
         }
-        Route::Home => respond(stream, "200 OK", TEXT, HOME.as_bytes()).await,
-        Route::PprofIndex => respond(stream, "200 OK", TEXT, pprof_index().as_bytes()).await,
+        Route::Home => respond(stream, ok, TEXT, headers, HOME.as_bytes()).await,
+        Route::PprofIndex => respond(stream, ok, TEXT, headers, pprof_index().as_bytes()).await,
         Route::Profile(seconds) => match profile(seconds, endpoint, windows).await {
-            Ok(body) => respond(stream, "200 OK", PPROF, &body).await,
-            Err((status, why)) => respond(stream, status, TEXT, why.as_bytes()).await,
+            Ok(body) => respond(stream, ok, PPROF, headers, &body).await,
+            Err((status, why)) => respond(stream, status, TEXT, headers, why.as_bytes()).await,
         },
-        Route::Refused(status, why) => respond(stream, status, TEXT, why.as_bytes()).await,
+        Route::Refused(status, why) => respond(stream, status, TEXT, headers, why.as_bytes()).await,
     };
 }
 
@@ -271,10 +500,12 @@ async fn profile(
         .map_err(|err| ("500 Internal Server Error", err + "\n"))
 }
 
-async fn respond(
-    stream: &mut TcpStream,
+/// `extra`: more head lines (each ending in CRLF).
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     status: &str,
     content_type: &str,
+    extra: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
     // A download named `profile`, as Go's endpoint sends it.
@@ -285,7 +516,7 @@ async fn respond(
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         {disposition}Connection: close\r\n\r\n",
+         {disposition}{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
