@@ -251,6 +251,14 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_nothing_secret_is_served() {
         ("tracer_web_tls_handshake_failures_total", 1.0),
     ];
     let metrics = metrics_once(&pki, port, &failures);
+    assert_eq!(
+        exposed(
+            &metrics,
+            "tracer_web_tls_certificate_not_after_timestamp_seconds"
+        ),
+        Some(not_after(&pki.path("server.pem")) as f64),
+        "{metrics}"
+    );
     for (series, want) in failures {
         assert_eq!(
             exposed(&metrics, series),

@@ -706,6 +706,7 @@ impl Live {
                 tls_failures: WebStats::get(&stats.tls_failures),
                 reloads: WebStats::get(&stats.reloads),
                 reload_failures: WebStats::get(&stats.reload_failures),
+                cert_not_after: stats.cert_not_after(),
             }),
         }
     }

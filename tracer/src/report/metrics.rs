@@ -55,6 +55,8 @@ pub struct WebFigures {
     /// The web config read again after a change, and refused then.
     pub reloads: u64,
     pub reload_failures: u64,
+    /// The serving certificate's end of validity (Unix seconds), with TLS.
+    pub cert_not_after: Option<i64>,
 }
 
 impl WebFigures {
@@ -68,6 +70,7 @@ impl WebFigures {
             tls_failures: self.tls_failures.saturating_sub(before.tls_failures),
             reloads: self.reloads.saturating_sub(before.reloads),
             reload_failures: self.reload_failures.saturating_sub(before.reload_failures),
+            cert_not_after: self.cert_not_after,
         }
     }
 }
@@ -330,6 +333,7 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
             },
             "tls_handshake_failures": web.tls_failures,
             "config_reloads": {"success": web.reloads, "failure": web.reload_failures},
+            "tls_certificate_not_after_unix_s": web.cert_not_after,
         });
     }
     json
@@ -481,6 +485,16 @@ impl Collector for Encoded {
                     .map(|(result, n)| (vec![("result", result.to_owned())], n))
                     .into_iter(),
             )?;
+            if let Some(not_after) = web.cert_not_after {
+                let family = encoder.encode_descriptor(
+                    "tracer_web_tls_certificate_not_after_timestamp_seconds",
+                    "When the certificate this endpoint serves expires (Unix seconds): \
+                     alert on it, a renewed file is read again without a restart",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                ConstGauge::new(not_after).encode(family)?;
+            }
         }
         Ok(())
     }
@@ -534,6 +548,7 @@ mod tests {
                 tls_failures: 3,
                 reloads: 1,
                 reload_failures: 0,
+                cert_not_after: Some(1_800_000_000),
             }),
         };
         let text = prometheus_text(&metrics);
@@ -543,6 +558,7 @@ mod tests {
             "tracer_web_tls_handshake_failures_total 3",
             r#"tracer_web_config_reloads_total{result="success"} 1"#,
             r#"tracer_web_config_reloads_total{result="failure"} 0"#,
+            "tracer_web_tls_certificate_not_after_timestamp_seconds 1800000000",
             r#"tracer_event_loop_iteration_seconds_bucket{le="0.1",pid="7"} 5"#,
             r#"tracer_event_loop_iteration_seconds_bucket{le="1.0",pid="7"} 7"#,
             r#"tracer_event_loop_iteration_seconds_count{pid="7"} 7"#,

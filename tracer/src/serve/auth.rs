@@ -9,7 +9,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
 };
 
@@ -192,6 +192,8 @@ pub struct WebStats {
     pub tls_failures: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// The serving certificate's end of validity (Unix seconds; 0: no TLS).
+    pub cert_not_after: AtomicI64,
 }
 
 impl WebStats {
@@ -201,6 +203,16 @@ impl WebStats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn set_cert(&self, config: &super::web_config::WebConfig) {
+        let not_after = config.cert_not_after.unwrap_or(0);
+        self.cert_not_after.store(not_after, Ordering::Relaxed);
+    }
+
+    /// The serving certificate's end of validity, when TLS is on.
+    pub fn cert_not_after(&self) -> Option<i64> {
+        Some(self.cert_not_after.load(Ordering::Relaxed)).filter(|&t| t != 0)
     }
 }
 
@@ -230,7 +242,7 @@ mod tests {
             Some(Some(("alice".into(), "pa:ss".into())))
         );
         assert_eq!(
-            credentials(&"GET / HTTP/1.1\r\nauthorization:  basic YTpi\r\n\r\n"),
+            credentials("GET / HTTP/1.1\r\nauthorization:  basic YTpi\r\n\r\n"),
             Some(Some(("a".into(), "b".into())))
         );
         assert_eq!(credentials(&head(Some("Bearer abc"))), Some(None));

@@ -481,7 +481,10 @@ fn header_lines(headers: BTreeMap<String, String>) -> Result<String, String> {
 /// What the files of a config were when it was read: any change (a
 /// rewrite, a Kubernetes Secret's symlink swapped) reloads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp(Vec<Option<(u64, u64, i64, i64, u64)>>);
+pub struct Stamp(Vec<Option<FileStamp>>);
+
+/// A file's device, inode, modification time (s, ns) and size.
+type FileStamp = (u64, u64, i64, i64, u64);
 
 impl Stamp {
     pub fn of(files: &[PathBuf]) -> Self {

@@ -141,6 +141,25 @@ impl Pki {
     }
 }
 
+/// A certificate's end of validity, Unix seconds (as openssl reads it).
+pub fn not_after(pem: &str) -> i64 {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-in", pem])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let date = text.trim().strip_prefix("notAfter=").unwrap().to_owned();
+    let output = Command::new("date")
+        .args(["-u", "-d", &date, "+%s"])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// `date -u -d WHEN +%Y%m%d%H%M%SZ`: a certificate date.
 pub fn cert_date(when: &str) -> String {
     let output = Command::new("date")
@@ -151,12 +170,17 @@ pub fn cert_date(when: &str) -> String {
 }
 
 /// A response as curl got it.
-#[derive(Debug)]
 pub struct Answer {
     pub status: u32,
     /// The head's lines after the status line.
     pub headers: Vec<String>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}\n{}", self.status, self.headers, self.text())
+    }
 }
 
 impl Answer {
