@@ -141,6 +141,8 @@ impl Web {
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
         let config = WebConfig::load(path, SystemTime::now())?;
         let stamp = Stamp::of(&config.files);
+        let stats = Arc::new(WebStats::default());
+        stats.set_cert(&config);
         Ok(Self {
             path: path.to_owned(),
             state: Mutex::new(Loaded {
@@ -149,7 +151,7 @@ impl Web {
                 refused: None,
             }),
             checker: Checker::default(),
-            stats: Arc::default(),
+            stats,
         })
     }
 
@@ -181,6 +183,7 @@ impl Web {
                         config.describe()
                     );
                     loaded.stamp = Stamp::of(&config.files);
+                    self.stats.set_cert(&config);
                     loaded.config = Arc::new(config);
                     loaded.refused = None;
                     WebStats::count(&self.stats.reloads);
