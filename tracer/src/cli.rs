@@ -505,6 +505,46 @@ mod tests {
     }
 
     #[test]
+    fn web_config_and_redact_paths() {
+        // --web-config guards --serve's endpoint: nothing without it.
+        assert!(parse(&["--pid", "1", "--web-config", "w.yml"]).is_err());
+        let a = parse(&[
+            "--pid",
+            "1",
+            "--serve",
+            ":9464",
+            "--web-config",
+            "w.yml",
+            "--redact-paths",
+            "/home/",
+            "/srv",
+        ])
+        .unwrap();
+        assert_eq!(a.web_config.as_deref(), Some(std::path::Path::new("w.yml")));
+        assert_eq!(a.redact_paths, ["/home", "/srv"]);
+        assert!(a.validate().is_ok());
+        assert!(parse(&["--pid", "1", "--serve", ":1", "--redact-paths", "home"]).is_err());
+        // Labels are the continuous mode's.
+        assert!(
+            parse(&["--pid", "1", "--redact-paths", "/home"])
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+        let every = parse(&[
+            "--pid",
+            "1",
+            "--every",
+            "5",
+            "-o",
+            "d",
+            "--redact-paths",
+            "//",
+        ]);
+        assert_eq!(every.unwrap().redact_paths, ["/"]);
+    }
+
+    #[test]
     fn node_wide_scopes() {
         assert!(parse(&["--all"]).unwrap().validate().is_ok());
         assert!(parse(&["--container", "web"]).unwrap().validate().is_ok());

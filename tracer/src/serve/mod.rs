@@ -169,10 +169,11 @@ impl Web {
 
     /// The config for a new connection: read again if a file changed.
     pub fn current(&self) -> Arc<WebConfig> {
-        let Ok(mut loaded) = self.state.lock() else {
-            // A panic while holding it: no config to trust is left.
-            unreachable!("the web config lock is never held across a panic")
-        };
+        // Nothing that holds it can panic: a poisoned lock's state is whole.
+        let mut loaded = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let stamp = Stamp::of(&loaded.config.files);
         if stamp != loaded.stamp && loaded.refused.as_ref() != Some(&stamp) {
             match WebConfig::load(&self.path, SystemTime::now()) {
