@@ -545,6 +545,28 @@ mod tests {
         assert!(parse_address("localhost").is_err());
     }
 
+    #[test]
+    fn an_unguarded_address_beyond_loopback_is_warned_about() {
+        let any: SocketAddr = "0.0.0.0:9464".parse().unwrap();
+        let warning = exposure_warning(any, None).unwrap();
+        assert!(
+            warning.starts_with("--serve 0.0.0.0:9464 without --web-config: anyone"),
+            "{warning}"
+        );
+        assert!(warning.contains("(/metrics)") && warning.contains("(/debug/pprof/profile)"));
+        for loopback in ["127.0.0.1:9464", "[::1]:9464"] {
+            assert_eq!(exposure_warning(loopback.parse().unwrap(), None), None);
+        }
+        // Users without TLS: the passwords would cross the network in clear.
+        let file = std::env::temp_dir().join(format!("users-only-{}.yml", std::process::id()));
+        let hash = bcrypt::hash("pw", web_config::MIN_BCRYPT_COST).unwrap();
+        std::fs::write(&file, format!("basic_auth_users:\n  u: '{hash}'\n")).unwrap();
+        let config = WebConfig::load(&file, SystemTime::now()).unwrap();
+        let _ = std::fs::remove_file(&file);
+        let warning = exposure_warning(any, Some(&config)).unwrap();
+        assert!(warning.contains("basic auth but no TLS"), "{warning}");
+    }
+
     fn get(target: &str) -> Route {
         route(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"))
     }
