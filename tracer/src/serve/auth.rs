@@ -2,8 +2,9 @@
 //! hashes, as exporter-toolkit checks them: the password by bcrypt's own
 //! constant-time comparison, run for an unknown user too (against a
 //! configured hash, so a wrong name takes as long as a wrong password),
-//! one bcrypt at a time off the endpoint's thread, and each outcome
-//! remembered by a digest (a scrape a second must not cost a bcrypt each).
+//! one bcrypt at a time off the endpoint's thread, and the credentials
+//! let in remembered by a digest (a scrape a second must not cost a
+//! bcrypt each, nor wait behind a client that sends wrong passwords).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::web_config::MIN_BCRYPT_COST;
 
-/// Outcomes remembered at most (then forgotten all at once).
+/// Credentials let in remembered at most (then forgotten all at once).
 const CACHE: usize = 100;
 
 pub struct Users(Vec<User>);
@@ -165,7 +166,12 @@ impl Checker {
                 })
                 .await
                 .unwrap_or(false);
-                if let Ok(mut cache) = self.cache.lock() {
+                // Only what let a client in: wrong passwords sent in a loop
+                // must not push the scraper's entry out.
+                if matches
+                    && known
+                    && let Ok(mut cache) = self.cache.lock()
+                {
                     if cache.len() >= CACHE {
                         cache.clear();
                     }
@@ -274,5 +280,7 @@ mod tests {
         assert_eq!(check(Some(basic("carol:secret"))).await, Verdict::Wrong);
         assert_eq!(check(Some(basic("alice:"))).await, Verdict::Wrong);
         assert_eq!(check(Some("Bearer x".into())).await, Verdict::Wrong);
+        // Only alice's and bob's credentials are remembered.
+        assert_eq!(checker.cache.lock().unwrap().len(), 2);
     }
 }
