@@ -506,15 +506,17 @@ impl Stamp {
 mod tests {
     use super::*;
 
+    /// `text` as a web config file of its own (tests run in parallel).
     fn load(text: &str) -> Result<WebConfig, String> {
+        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("web-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!(
-            "{:x}.yml",
-            text.len() * 31 + text.bytes().map(usize::from).sum::<usize>()
-        ));
+        let path = dir.join(format!("{n}.yml"));
         std::fs::write(&path, text).unwrap();
-        WebConfig::load(&path, SystemTime::now()).map_err(|e| e.message)
+        let loaded = WebConfig::load(&path, SystemTime::now()).map_err(|e| e.message);
+        let _ = std::fs::remove_file(&path);
+        loaded
     }
 
     #[test]
