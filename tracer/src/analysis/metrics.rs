@@ -164,7 +164,7 @@ pub struct Live {
 /// directory: `/home` covers `/home/a`, not `/homework`), else itself.
 fn redacted(path: String, prefixes: &[String]) -> String {
     let under = |prefix: &&String| {
-        prefix.as_str() == "/"
+        (prefix.as_str() == "/" && path.starts_with('/'))
             || path
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -730,6 +730,9 @@ mod tests {
             "TCP 127.0.0.1:80 <- 127.0.0.1:*"
         );
         assert_eq!(redacted("/etc/passwd".into(), &["/".into()]), "/");
+        // Sockets and pipes are not paths.
+        let socket = "TCP 127.0.0.1:80 <- 127.0.0.1:*";
+        assert_eq!(redacted(socket.into(), &["/".into()]), socket);
     }
 
     #[test]
