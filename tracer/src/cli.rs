@@ -36,6 +36,9 @@ Examples:
   sudo tracer --all --otlp http://otel-collector:4318
                                          push each 10 s window's Python samples as OTLP
                                          profiles (an OpenTelemetry Collector, Pyroscope)
+  sudo tracer --all --serve :9464 --web-config web.yml
+                                         the same behind TLS and basic auth (node_exporter's
+                                         web config file works as it is)
 
 What it reports:
   reads       per file and socket (TCP, UDP, unix; by its addresses): read and recv
@@ -78,7 +81,8 @@ Exit status:
   5  kernel lacks BPF, BTF or a tracepoint, or is too old
   6  the kernel rejected a BPF program (verifier log shown)
   7  an output file cannot be opened or written (checked before tracing)
-  8  --serve: the address cannot be listened on (in use, not ours)";
+  8  --serve: the address cannot be listened on (in use, not ours), or --web-config is
+     malformed, names a missing or expiring certificate, or a weak bcrypt hash";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -216,6 +220,22 @@ pub struct Args {
     )]
     pub serve: Option<std::net::SocketAddr>,
 
+    /// With --serve: TLS and credentials for every path served, from a web
+    /// config file in the format of Prometheus's exporter-toolkit (as
+    /// node_exporter's --web.config.file): tls_server_config (cert_file,
+    /// key_file, client_ca_file, client_auth_type, min_version),
+    /// basic_auth_users (bcrypt hashes), http_server_config.headers. Checked
+    /// before tracing (exit status 8); read again when it changes
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    pub web_config: Option<PathBuf>,
+
+    /// Continuous mode: a file path under one of these directories is
+    /// labelled with the directory alone (`/home/alice/notes.txt` under
+    /// `/home` is `path="/home"`), in --serve's metrics and --every's
+    /// reports, for sites whose file names are sensitive
+    #[arg(long, value_name = "PREFIX", num_args = 1.., value_parser = parse_redact_prefix)]
+    pub redact_paths: Vec<String>,
+
     /// Continuous mode: every SECS seconds, write the figures of that
     /// window (those of --serve's metrics, as JSON) to DIR/report-<start
     /// ms>.json, DIR given with -o; with or without --serve. With --otlp:
@@ -303,6 +323,16 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
+/// A `--redact-paths` prefix: an absolute path, kept without its trailing
+/// slashes (`/` alone redacts every path).
+fn parse_redact_prefix(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` is not an absolute path"));
+    }
+    let trimmed = text.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
 /// The longest `--duration`: a year.
 const MAX_DURATION_S: f64 = 365.0 * 24.0 * 3600.0;
 
@@ -341,6 +371,9 @@ impl Args {
             ),
             _ if self.every.is_some() && self.output.is_none() && self.otlp.is_none() => {
                 Err("--every writes its window reports to a directory: give it with -o DIR".into())
+            }
+            _ if !self.redact_paths.is_empty() && self.serve.is_none() && self.every.is_none() => {
+                Err("--redact-paths applies to the continuous mode's labels: give --serve or --every".into())
             }
             _ => Ok(()),
         }
@@ -540,6 +573,46 @@ mod tests {
         assert!(parse(&["--all", "--otlp-ca", "/ca.pem"]).is_err());
         assert!(parse(&["--all", "--otlp", "--no-python"]).is_err());
         assert!(parse(&["--all", "--otlp", "--pprof", "p.pb.gz"]).is_err());
+    }
+
+    #[test]
+    fn web_config_and_redact_paths() {
+        // --web-config guards --serve's endpoint: nothing without it.
+        assert!(parse(&["--pid", "1", "--web-config", "w.yml"]).is_err());
+        let a = parse(&[
+            "--pid",
+            "1",
+            "--serve",
+            ":9464",
+            "--web-config",
+            "w.yml",
+            "--redact-paths",
+            "/home/",
+            "/srv",
+        ])
+        .unwrap();
+        assert_eq!(a.web_config.as_deref(), Some(std::path::Path::new("w.yml")));
+        assert_eq!(a.redact_paths, ["/home", "/srv"]);
+        assert!(a.validate().is_ok());
+        assert!(parse(&["--pid", "1", "--serve", ":1", "--redact-paths", "home"]).is_err());
+        // Labels are the continuous mode's.
+        assert!(
+            parse(&["--pid", "1", "--redact-paths", "/home"])
+                .unwrap()
+                .validate()
+                .is_err()
+        );
+        let every = parse(&[
+            "--pid",
+            "1",
+            "--every",
+            "5",
+            "-o",
+            "d",
+            "--redact-paths",
+            "//",
+        ]);
+        assert_eq!(every.unwrap().redact_paths, ["/"]);
     }
 
     #[test]

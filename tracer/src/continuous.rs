@@ -28,7 +28,7 @@ use crate::{
         Report,
         metrics::{Metrics, OtlpFigures},
     },
-    serve::{Endpoint, ProfileRequest, ServeError},
+    serve::{Endpoint, ProfileRequest, ServeError, Web},
 };
 
 /// How often `--serve`'s figures are folded from the maps and published.
@@ -52,6 +52,8 @@ pub enum ContinuousError {
 pub struct Continuous {
     /// `--serve`: the address bound before tracing, served from `start`.
     listener: Option<std::net::TcpListener>,
+    /// `--web-config`: read and checked before tracing.
+    web: Option<Arc<Web>>,
     /// `--serve`: the latest exposition, for the endpoint.
     publisher: Option<watch::Sender<Arc<String>>>,
     /// `--serve`: the endpoint's profile requests, and the windows open.
@@ -102,10 +104,19 @@ struct Clock {
 }
 
 impl Continuous {
-    /// Before anything is loaded: `--serve`'s address is bound (a port in
-    /// use fails at once), `--every`'s directory opened and checked
-    /// writable, and `--otlp`'s endpoint checked (its TLS roots loaded).
+    /// Before anything is loaded: `--web-config` is read and checked,
+    /// `--serve`'s address bound (a port in use fails at once), `--every`'s
+    /// directory opened and checked writable, and `--otlp`'s endpoint
+    /// checked (its TLS roots loaded). An address other than loopback that
+    /// nothing guards is warned about.
     pub fn open(args: &Args) -> Result<Self, ContinuousError> {
+        let web = args
+            .web_config
+            .as_deref()
+            .map(Web::load)
+            .transpose()
+            .map_err(ServeError::from)?
+            .map(Arc::new);
         let listener = args.serve.map(crate::serve::bind).transpose()?;
         let otlp = match &args.otlp {
             Some(url) => {
@@ -120,6 +131,12 @@ impl Continuous {
             }
             None => None,
         };
+        if let Some(addr) = args.serve
+            && let Some(warning) =
+                crate::serve::exposure_warning(addr, web.as_deref().map(|w| w.current()).as_deref())
+        {
+            log::warn!("{warning}");
+        }
         let windows = match (args.every, &args.output) {
             (Some(_), Some(dir)) => Some(Windows {
                 dir: WindowDir::open(dir, args.keep)?,
@@ -131,6 +148,7 @@ impl Continuous {
         };
         Ok(Self {
             listener,
+            web,
             publisher: None,
             profiles: None,
             open: Vec::new(),
@@ -146,6 +164,9 @@ impl Continuous {
     /// endpoint answers from the latest figures (published by
     /// [`Continuous::tick`] every second, and now), and the tickers start.
     pub fn start(&mut self, args: &Args, probes: &Probes, collector: &mut Collector) {
+        if let (Some(web), Some(live)) = (&self.web, collector.metrics.as_mut()) {
+            live.web = Some(web.stats.clone());
+        }
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
             // drain (a file's name before its reads).
@@ -155,6 +176,7 @@ impl Continuous {
             let endpoint = Endpoint {
                 exposition,
                 profiles,
+                web: self.web.clone(),
             };
             // On a thread of its own: a trace loop busy with a churning
             // host (thousands of process starts) must not leave a scrape
@@ -180,12 +202,22 @@ impl Continuous {
             if !args.quiet
                 && let Some(addr) = args.serve
             {
+                let config = self.web.as_ref().map(|web| web.current());
+                let scheme = match config.as_ref().and_then(|c| c.tls.as_ref()) {
+                    Some(_) => "https",
+                    None => "http",
+                };
                 let profiles = if collector.python.is_some() {
-                    format!(", Python CPU profiles at http://{addr}/debug/pprof/profile?seconds=N")
+                    format!(
+                        ", Python CPU profiles at {scheme}://{addr}/debug/pprof/profile?seconds=N"
+                    )
                 } else {
                     String::new()
                 };
-                eprintln!("tracer: Prometheus metrics at http://{addr}/metrics{profiles}");
+                let guard = config.map_or(String::new(), |c| format!(" ({})", c.describe()));
+                eprintln!(
+                    "tracer: Prometheus metrics at {scheme}://{addr}/metrics{profiles}{guard}"
+                );
             }
             self.publisher = Some(publisher);
             self.profiles = Some(requests);

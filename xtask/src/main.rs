@@ -142,6 +142,9 @@ const TEST_PACKAGES: &[&str] = &[
     "procps",
     "golang-go",
     "prometheus",
+    // --web-config (tests/secure.rs): test certificates, a client over HTTPS.
+    "openssl",
+    "curl",
     // Servers and programs that embed CPython (tests/embedded.rs).
     "gcc",
     "libpython3.11-dev",

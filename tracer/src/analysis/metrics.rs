@@ -9,6 +9,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     hash::Hash,
+    sync::Arc,
 };
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
@@ -20,8 +21,9 @@ use crate::{
     python::PythonTree,
     report::{
         Container,
-        metrics::{Histogram, Metrics, OTHER, ReadSeries},
+        metrics::{Histogram, Metrics, OTHER, ReadSeries, WebFigures},
     },
+    serve::auth::WebStats,
 };
 
 /// Series per labelled family (a histogram series is its 10 lines).
@@ -152,6 +154,25 @@ pub struct Live {
     pub events_lost: u64,
     /// Python samples seen, for the status line.
     pub samples_seen: u64,
+    /// `--redact-paths`: path labels under these are the prefix alone.
+    redact: Vec<String>,
+    /// `--web-config`: what the endpoint counted (refused credentials...).
+    pub web: Option<Arc<WebStats>>,
+}
+
+/// `path` as labelled: the longest of `prefixes` it is under (a whole
+/// directory: `/home` covers `/home/a`, not `/homework`), else itself.
+fn redacted(path: String, prefixes: &[String]) -> String {
+    let under = |prefix: &&String| {
+        (prefix.as_str() == "/" && path.starts_with('/'))
+            || path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    match prefixes.iter().filter(under).max_by_key(|p| p.len()) {
+        Some(prefix) => prefix.clone(),
+        None => path,
+    }
 }
 
 /// What the kernel maps should forget: rows of exited threads and of
@@ -180,6 +201,14 @@ impl Default for Live {
 }
 
 impl Live {
+    /// `redact`: `--redact-paths`' prefixes.
+    pub fn redacting(redact: Vec<String>) -> Self {
+        Self {
+            redact,
+            ..Self::new()
+        }
+    }
+
     pub fn new() -> Self {
         Self {
             folds: 0,
@@ -198,6 +227,8 @@ impl Live {
             in_containers: HashMap::new(),
             containers: Containers::default(),
             zombies: HashMap::new(),
+            redact: Vec::new(),
+            web: None,
             zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
             exited_threads: Vec::new(),
             freed: Vec::new(),
@@ -408,9 +439,8 @@ impl Live {
         grown.sort_by_key(|&(_, syscalls, _)| std::cmp::Reverse(syscalls));
         for (key, syscalls, bytes) in grown {
             let info = files.describe(key.tgid, key.fd, key.file_id);
-            let counts = self
-                .reads
-                .slot(&(key.tgid, info.series_name(), info.fs.to_string()), now);
+            let path = redacted(info.series_name(), &self.redact);
+            let counts = self.reads.slot(&(key.tgid, path, info.fs.to_string()), now);
             counts.syscalls += syscalls;
             counts.bytes += bytes;
             let sizes = self
@@ -676,6 +706,14 @@ impl Live {
             events_lost: self.events_lost,
             containers,
             otlp: None,
+            web: self.web.as_deref().map(|stats| WebFigures {
+                no_credentials: WebStats::get(&stats.no_credentials),
+                wrong_credentials: WebStats::get(&stats.wrong_credentials),
+                tls_failures: WebStats::get(&stats.tls_failures),
+                reloads: WebStats::get(&stats.reloads),
+                reload_failures: WebStats::get(&stats.reload_failures),
+                cert_not_after: stats.cert_not_after(),
+            }),
         }
     }
 }
@@ -683,6 +721,25 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_under_a_prefix_are_the_prefix() {
+        let prefixes = ["/home".to_owned(), "/home/alice/secret".to_owned()];
+        let label = |path: &str| redacted(path.to_owned(), &prefixes);
+        assert_eq!(label("/home/bob/notes.txt"), "/home");
+        assert_eq!(label("/home"), "/home");
+        assert_eq!(label("/home/alice/secret/token"), "/home/alice/secret");
+        assert_eq!(label("/homework/x"), "/homework/x");
+        assert_eq!(label("/etc/passwd"), "/etc/passwd");
+        assert_eq!(
+            label("TCP 127.0.0.1:80 <- 127.0.0.1:*"),
+            "TCP 127.0.0.1:80 <- 127.0.0.1:*"
+        );
+        assert_eq!(redacted("/etc/passwd".into(), &["/".into()]), "/");
+        // Sockets and pipes are not paths.
+        let socket = "TCP 127.0.0.1:80 <- 127.0.0.1:*";
+        assert_eq!(redacted(socket.into(), &["/".into()]), socket);
+    }
 
     #[test]
     fn a_bounded_family_lends_idle_places_and_never_shrinks_a_series() {

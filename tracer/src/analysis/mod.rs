@@ -51,6 +51,9 @@ pub struct Settings {
     pub dump: bool,
     /// `--loop-stall`: an event loop iteration this long is a stall (0: none is).
     pub loop_stall_ns: u64,
+    /// `--redact-paths`: the continuous mode's path labels under these
+    /// are the prefix alone.
+    pub redact_paths: Vec<String>,
 }
 
 /// How the trace ended, as the run saw it.
@@ -137,7 +140,9 @@ impl Collector {
     pub fn new(settings: Settings) -> Self {
         Self {
             timeline: settings.timeline.then(timeline::Recorder::new),
-            metrics: settings.continuous.then(metrics::Live::new),
+            metrics: settings
+                .continuous
+                .then(|| metrics::Live::redacting(settings.redact_paths.clone())),
             settings,
             ..Self::default()
         }

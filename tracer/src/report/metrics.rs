@@ -42,6 +42,8 @@ pub struct Metrics {
     pub containers: BTreeMap<String, Container>,
     /// `--otlp`: what became of the windows pushed.
     pub otlp: Option<OtlpFigures>,
+    /// `--web-config`: what the endpoint refused and reloaded.
+    pub web: Option<WebFigures>,
 }
 
 /// `--otlp`'s counters: windows the collector took, attempts that failed
@@ -66,6 +68,37 @@ impl OtlpFigures {
                 .samples_exported
                 .saturating_sub(before.samples_exported),
             samples_dropped: self.samples_dropped.saturating_sub(before.samples_dropped),
+        }
+    }
+}
+
+/// The endpoint's own counters under `--web-config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WebFigures {
+    /// Requests without credentials, and with wrong ones (answered 401).
+    pub no_credentials: u64,
+    pub wrong_credentials: u64,
+    /// TLS handshakes that failed (plain HTTP to the TLS port included).
+    pub tls_failures: u64,
+    /// The web config read again after a change, and refused then.
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// The serving certificate's end of validity (Unix seconds), with TLS.
+    pub cert_not_after: Option<i64>,
+}
+
+impl WebFigures {
+    fn since(&self, before: Option<&WebFigures>) -> WebFigures {
+        let before = before.copied().unwrap_or_default();
+        WebFigures {
+            no_credentials: self.no_credentials.saturating_sub(before.no_credentials),
+            wrong_credentials: self
+                .wrong_credentials
+                .saturating_sub(before.wrong_credentials),
+            tls_failures: self.tls_failures.saturating_sub(before.tls_failures),
+            reloads: self.reloads.saturating_sub(before.reloads),
+            reload_failures: self.reload_failures.saturating_sub(before.reload_failures),
+            cert_not_after: self.cert_not_after,
         }
     }
 }
@@ -246,6 +279,7 @@ impl Metrics {
             otlp: self
                 .otlp
                 .map(|now| now.since(&before.otlp.unwrap_or_default())),
+            web: self.web.map(|web| web.since(before.web.as_ref())),
         }
     }
 }
@@ -295,7 +329,7 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
             "sum": h.sum,
         })
     };
-    json!({
+    let mut json = json!({
         "read_syscalls_and_bytes": m.reads.iter().map(|r| {
             process(&r.pid, json!({
                 "path": r.path, "fs": r.fs, "syscalls": r.syscalls, "bytes": r.bytes
@@ -322,7 +356,19 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
         }).collect::<Vec<_>>(),
         "events_lost": m.events_lost,
         "otlp": m.otlp,
-    })
+    });
+    if let Some(web) = m.web {
+        json["web"] = json!({
+            "auth_failures": {
+                "no_credentials": web.no_credentials,
+                "wrong_credentials": web.wrong_credentials,
+            },
+            "tls_handshake_failures": web.tls_failures,
+            "config_reloads": {"success": web.reloads, "failure": web.reload_failures},
+            "tls_certificate_not_after_unix_s": web.cert_not_after,
+        });
+    }
+    json
 }
 
 /// The OpenMetrics text of `metrics` (what `/metrics` serves).
@@ -476,6 +522,47 @@ impl Collector for Encoded {
                 ConstCounter::new(value).encode(family)?;
             }
         }
+        if let Some(web) = &m.web {
+            counters(
+                &mut encoder,
+                "tracer_web_auth_failures",
+                "Requests to this endpoint refused with 401: without credentials, or with \
+                 wrong ones (an unknown user, a wrong password, not basic auth)",
+                [
+                    ("no_credentials", web.no_credentials),
+                    ("wrong_credentials", web.wrong_credentials),
+                ]
+                .map(|(reason, n)| (vec![("reason", reason.to_owned())], n))
+                .into_iter(),
+            )?;
+            let family = encoder.encode_descriptor(
+                "tracer_web_tls_handshake_failures",
+                "TLS handshakes with this endpoint that failed (plain HTTP to its TLS port, \
+                 a client certificate refused, no common version or cipher suite)",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(web.tls_failures).encode(family)?;
+            counters(
+                &mut encoder,
+                "tracer_web_config_reloads",
+                "Times the --web-config file was read again after a change: success, or \
+                 failure (the last good config kept)",
+                [("success", web.reloads), ("failure", web.reload_failures)]
+                    .map(|(result, n)| (vec![("result", result.to_owned())], n))
+                    .into_iter(),
+            )?;
+            if let Some(not_after) = web.cert_not_after {
+                let family = encoder.encode_descriptor(
+                    "tracer_web_tls_certificate_not_after_timestamp_seconds",
+                    "When the certificate this endpoint serves expires (Unix seconds): \
+                     alert on it, a renewed file is read again without a restart",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                ConstGauge::new(not_after).encode(family)?;
+            }
+        }
         Ok(())
     }
 }
@@ -523,9 +610,23 @@ mod tests {
             events_lost: 0,
             containers: BTreeMap::new(),
             otlp: None,
+            web: Some(WebFigures {
+                no_credentials: 2,
+                wrong_credentials: 1,
+                tls_failures: 3,
+                reloads: 1,
+                reload_failures: 0,
+                cert_not_after: Some(1_800_000_000),
+            }),
         };
         let text = prometheus_text(&metrics);
         for line in [
+            r#"tracer_web_auth_failures_total{reason="no_credentials"} 2"#,
+            r#"tracer_web_auth_failures_total{reason="wrong_credentials"} 1"#,
+            "tracer_web_tls_handshake_failures_total 3",
+            r#"tracer_web_config_reloads_total{result="success"} 1"#,
+            r#"tracer_web_config_reloads_total{result="failure"} 0"#,
+            "tracer_web_tls_certificate_not_after_timestamp_seconds 1800000000",
             r#"tracer_event_loop_iteration_seconds_bucket{le="0.1",pid="7"} 5"#,
             r#"tracer_event_loop_iteration_seconds_bucket{le="1.0",pid="7"} 7"#,
             r#"tracer_event_loop_iteration_seconds_count{pid="7"} 7"#,

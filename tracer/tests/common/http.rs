@@ -104,12 +104,18 @@ pub fn query(prometheus: u16, expr: &str) -> Option<f64> {
 /// A real Prometheus (Debian's package) scraping `target` every second,
 /// its API on 127.0.0.1:`port`.
 pub fn prometheus(scratch: &Scratch, target: &str, port: u16) -> Proc {
+    prometheus_with(scratch, target, port, "")
+}
+
+/// [`prometheus`] with more settings for its scrape job (`job`: YAML
+/// lines indented for it: `scheme`, `tls_config`, `basic_auth`...).
+pub fn prometheus_with(scratch: &Scratch, target: &str, port: u16, job: &str) -> Proc {
     let config = scratch.path("prometheus.yml");
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
-             - job_name: tracer\n    static_configs:\n      - targets: ['{target}']\n"
+             - job_name: tracer\n{job}    static_configs:\n      - targets: ['{target}']\n"
         ),
     )
     .unwrap();

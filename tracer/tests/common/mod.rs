@@ -13,6 +13,7 @@
 pub mod calibrated;
 pub mod http;
 pub mod podman;
+pub mod tls;
 
 use std::{
     collections::BTreeMap,
