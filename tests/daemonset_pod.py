@@ -2,7 +2,7 @@
 for tracer/tests/deploy.rs to `podman kube play` (podman 4.3 plays Pods
 and Deployments, not DaemonSets):
 
-    daemonset_pod.py DAEMONSET NAME IMAGE PORT
+    daemonset_pod.py DAEMONSET NAME IMAGE PORT WEB_DIR
 
 prints the Pod (YAML) named NAME: the template's metadata and spec as
 they are, but for what this machine needs, each said below. Needs PyYAML
@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-daemonset_path, name, image, port = sys.argv[1:5]
+daemonset_path, name, image, port, web_dir = sys.argv[1:6]
 documents = list(yaml.safe_load_all(open(daemonset_path)))
 daemonset = next(d for d in documents if d and d["kind"] == "DaemonSet")
 template = daemonset["spec"]["template"]
@@ -31,7 +31,13 @@ assert container["ports"][0]["containerPort"] == 9464
 assert spec["hostNetwork"]
 del container["ports"]
 for probe in ("readinessProbe", "livenessProbe"):
-    container[probe]["httpGet"]["port"] = int(port)
+    container[probe]["tcpSocket"]["port"] = int(port)
+# The Secret with the web config, certificate and key: the test's own, from
+# a directory (podman 4.3 plays no Secret of its own making).
+(web,) = [v for v in spec["volumes"] if v["name"] == "web"]
+assert web["secret"]["secretName"] == "tracer-web"
+del web["secret"]
+web["hostPath"] = {"path": web_dir}
 # The runtimes' state directories that this host lacks are left out (not
 # made, as DirectoryOrCreate would): this host runs podman, whose graph
 # root (container names) is added.

@@ -221,7 +221,8 @@ pub struct PySample {
     pub header: EventHeader,
     /// Valid entries of `frames`.
     pub depth: u32,
-    /// 1 if the stack was deeper than [`PY_MAX_DEPTH`].
+    /// 1 if the stack was deeper than [`PY_MAX_DEPTH`]; [`PY_SAMPLE_TORN`]
+    /// if the walk met a pointer no frame or code object has.
     pub truncated: u32,
     /// The thread's running asyncio task (0: none, or not configured) and
     /// its name object then: userspace names the task from that object,
@@ -292,6 +293,11 @@ pub fn named_code_slot(tgid: u32, code: u64, check: u64) -> u32 {
         (check ^ code.rotate_left(17) ^ (tgid as u64).wrapping_mul(GOLDEN)).wrapping_mul(GOLDEN);
     (mixed >> 48) as u32 & (PY_NAMED_SLOTS - 1)
 }
+
+/// [`PySample::truncated`] of a walk that met a misaligned frame or code
+/// pointer: the frame chain was read while the interpreter changed it (a
+/// frame being pushed, a thread state being torn down).
+pub const PY_SAMPLE_TORN: u32 = 2;
 
 /// Sampler ticks of one traced process (`PY_TICKS`, key: tgid, per CPU).
 #[repr(C)]

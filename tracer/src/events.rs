@@ -6,9 +6,9 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, ProcessEvent,
-    PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PySample,
-    PyStackEvent, PyStringCopy, ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall,
+    FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, PY_SAMPLE_TORN,
+    ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord,
+    PySample, PyStackEvent, PyStringCopy, ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall,
     SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
     SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
     wait_flags, wait_kind,
@@ -62,6 +62,9 @@ pub enum Event {
         tid: u32,
         frames: Vec<PyFrameRecord>,
         truncated: bool,
+        /// The walk met a pointer no frame or code object has (read while
+        /// the interpreter changed the chain): not to be trusted.
+        torn: bool,
         /// The running asyncio task's address and its name object then
         /// (0: no task).
         task: u64,
@@ -383,7 +386,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tgid: header.tgid,
                 tid: header.tid,
                 frames: sample.frames[..depth].to_vec(),
-                truncated: sample.truncated != 0,
+                truncated: sample.truncated == 1,
+                torn: sample.truncated == PY_SAMPLE_TORN,
                 task: sample.task,
                 task_name: sample.task_name,
             }
@@ -1133,6 +1137,22 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(decode(&bytes[..100]).is_err());
+        // A torn walk: flagged, and not taken for a deep stack.
+        sample.truncated = PY_SAMPLE_TORN;
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&sample as *const PySample).cast::<u8>(),
+                size_of::<PySample>(),
+            )
+        };
+        assert!(matches!(
+            decode(bytes).unwrap(),
+            Event::PySample {
+                torn: true,
+                truncated: false,
+                ..
+            }
+        ));
     }
 
     #[test]

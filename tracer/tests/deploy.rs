@@ -3,8 +3,9 @@
 //! play` as a Pod (podman 4.3 plays no DaemonSet; tests/daemonset_pod.py
 //! makes the Pod and says what it changes for this machine): not
 //! privileged, its capabilities only, a read-only root, its memory limit;
-//! its /metrics has a podman container's Python samples with that
-//! container's id.
+//! its /metrics, behind TLS and basic auth from the web config the
+//! template mounts from a Secret, has a podman container's Python samples
+//! with that container's id, and nothing without the credentials.
 
 mod common;
 
@@ -17,8 +18,28 @@ use std::{
 use common::{
     http::*,
     podman::{Container, podman, unique_name},
+    tls::{Pki, curl},
     *,
 };
+
+const USER: &str = "prometheus";
+const PASSWORD: &str = "scrape me, and only me";
+
+/// What the Secret `tracer-web` holds, as `kubectl create secret` would
+/// lay it out: `web.yml`, `tls.crt` and `tls.key` (the test PKI's server
+/// certificate for 127.0.0.1), in a directory of its own.
+fn web_secret(scratch: &Scratch, pki: &Pki) -> String {
+    let dir = scratch.subdir("web-secret");
+    std::fs::copy(pki.path("server.pem"), format!("{dir}/tls.crt")).unwrap();
+    std::fs::copy(pki.path("server.key"), format!("{dir}/tls.key")).unwrap();
+    // The shipped example, its placeholder hash replaced.
+    let example = std::fs::read_to_string(repo("deploy/kubernetes/web.yml")).unwrap();
+    let hash = bcrypt::hash(PASSWORD, 10).unwrap();
+    let web = example.replace("REPLACE-WITH-A-BCRYPT-HASH", &format!("'{hash}'"));
+    assert_ne!(web, example, "no placeholder in deploy/kubernetes/web.yml");
+    std::fs::write(format!("{dir}/web.yml"), web).unwrap();
+    dir
+}
 
 /// The pod and the image, removed when the test ends (panics included).
 struct Played {
@@ -81,10 +102,13 @@ fn the_daemonsets_pod_serves_a_containers_python_samples_with_its_id() {
     // The Pod, played with runc and explicit ulimits (this VM's hybrid
     // cgroups; containers.conf is how kube play takes them).
     let port = free_port();
+    let pki = Pki::new(&scratch);
+    let web = web_secret(&scratch, &pki);
     let pod = Command::new("/usr/bin/python3")
         .arg(repo("tests/daemonset_pod.py"))
         .args([&repo("deploy/kubernetes/daemonset.yaml"), &name, &image])
         .arg(port.to_string())
+        .arg(&web)
         .output()
         .unwrap();
     assert!(pod.status.success(), "daemonset_pod.py: {pod:?}");
@@ -131,13 +155,19 @@ fn the_daemonsets_pod_serves_a_containers_python_samples_with_its_id() {
         "tracer_python_samples_total{{pid=\"{}\",container_id=\"{}\",container_name=\"{}\",function=\"container_burn\"}} ",
         container.pid, container.id, container.name
     );
+    let credentials = format!("{USER}:{PASSWORD}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let samples = loop {
-        let found = http_get(port, "/metrics").and_then(|(_, body)| {
-            body.lines()
-                .find_map(|l| l.strip_prefix(&series))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        });
+        let found = curl(&pki, port, "/metrics", &["-u", &credentials])
+            .ok()
+            .filter(|answer| answer.status == 200)
+            .and_then(|answer| {
+                answer
+                    .text()
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&series))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            });
         match found {
             Some(samples) if samples > 0 => break samples,
             _ if Instant::now() > deadline => {
@@ -148,6 +178,17 @@ fn the_daemonsets_pod_serves_a_containers_python_samples_with_its_id() {
         }
     };
     assert!(samples > 0);
+    // Without credentials, or in plain HTTP: none of it.
+    let refused = curl(&pki, port, "/metrics", &[]).unwrap();
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(!refused.text().contains("tracer_python_samples_total"));
+    let plain = http_get(port, "/metrics");
+    assert!(
+        plain
+            .as_ref()
+            .is_none_or(|(_, body)| !body.contains("tracer_python_samples_total")),
+        "{plain:?}"
+    );
     drop(container);
     drop(played);
 }

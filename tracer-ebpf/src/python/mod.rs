@@ -27,8 +27,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     CODE_CHECK_WORDS, EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH,
-    PY_NO_OFFSET, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord,
-    PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
+    PY_NO_OFFSET, PY_SAMPLE_TORN, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
+    PyFrameRecord, PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
 };
 
 mod code_names;
@@ -275,6 +275,10 @@ struct Walk {
     tgid: u32,
     /// Code objects whose names this walk sent.
     named: u32,
+    /// The walk met a pointer no frame or code object can have (not
+    /// 8-byte aligned): the chain was read while the interpreter was
+    /// changing it. The sample is flagged, not trusted.
+    torn: u32,
 }
 
 /// Code objects whose names one sample sends, at most: the first samples
@@ -296,6 +300,16 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let cfg = unsafe { &*walk.cfg };
     let previous = walk.last.code;
     let (record, back) = read_frame(cfg, walk.frame, &mut walk.last);
+    let code = if cfg.code_is_stackref != 0 {
+        record.code & !7
+    } else {
+        record.code
+    };
+    if code & 7 != 0 || back & 7 != 0 {
+        walk.torn = 1;
+        walk.frame = 0;
+        return 1;
+    }
     if record.code != previous
         && walk.named < MAX_NAMED_PER_SAMPLE
         && code_names::name_if_new(cfg, walk.tgid, &record)
@@ -478,6 +492,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         last: PyFrameRecord::default(),
         tgid,
         named: 0,
+        torn: 0,
     };
     // SAFETY: `walk_step` is a bpf_loop callback; `walk` outlives the call.
     unsafe {
@@ -488,7 +503,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
             0,
         )
     };
-    let (depth, frame) = (walk.depth as u32, walk.frame);
+    let (depth, frame, torn) = (walk.depth as u32, walk.frame, walk.torn);
     unsafe {
         core::ptr::addr_of_mut!((*sample).header).write(EventHeader {
             kind: EventKind::PySample as u32,
@@ -498,7 +513,12 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
             ts_ns: bpf_ktime_get_ns(),
         });
         core::ptr::addr_of_mut!((*sample).depth).write(depth);
-        core::ptr::addr_of_mut!((*sample).truncated).write(u32::from(frame != 0));
+        let truncated = if torn != 0 {
+            PY_SAMPLE_TORN
+        } else {
+            u32::from(frame != 0)
+        };
+        core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
         core::ptr::addr_of_mut!((*sample).task).write(task);
         core::ptr::addr_of_mut!((*sample).task_name).write(task_name);
     }

@@ -79,6 +79,8 @@ pub struct Collector {
     pub settings: Settings,
     pub received: u64,
     pub decode_errors: u64,
+    /// Python samples whose walk was torn (see `Event::PySample::torn`).
+    torn_samples: u64,
     pub first_event: Option<Instant>,
     /// The traced process as first seen (its name may change at exec).
     pub target: Target,
@@ -175,6 +177,11 @@ impl Collector {
             }
             return;
         }
+        // A torn walk's frames are not the program's: counted, not shown.
+        if let Event::PySample { torn: true, .. } = event {
+            self.torn_samples += 1;
+            return;
+        }
         if let Some(live) = self.metrics.as_mut() {
             self.captures.on_event(&event, self.python.as_mut());
             live.on_event(event, self.python.as_mut());
@@ -207,6 +214,7 @@ impl Collector {
                 truncated,
                 task,
                 task_name,
+                ..
             } => {
                 // A main thread holding up a Python signal handler: where.
                 if tid == tgid
@@ -782,6 +790,7 @@ impl Collector {
             );
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
+        section.samples_torn = self.torn_samples;
         section
     }
 }

@@ -61,6 +61,10 @@ pub struct Python {
     pub samples_lost: u64,
     /// Stacks deeper than the walk's bound (outermost frames cut off).
     pub truncated: u64,
+    /// Stacks the sampler read while the interpreter was changing them (a
+    /// pointer no frame or code object has): left out of the figures.
+    #[serde(default)]
+    pub samples_torn: u64,
     /// Frames whose code object could not be read (process gone, freed).
     pub unresolved_frames: u64,
     /// Frames named, but with no line (0): mostly code objects freed

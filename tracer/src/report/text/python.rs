@@ -271,6 +271,10 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         ticks(p.ticks_outside_python, "outside Python code"),
         stacks(p.samples_lost, "lost (buffer full)"),
         stacks(p.truncated, "deeper than 128 frames (cut)"),
+        stacks(
+            p.samples_torn,
+            "read while the interpreter was changing them (left out)",
+        ),
         (
             p.unresolved_frames,
             format!(
