@@ -471,7 +471,7 @@ fn open_export(probes: &Probes, collector: &mut Collector, start_ns: u64) -> Opt
         return None;
     }
     let lost = probes.drops().ok()?[drops::PY_SAMPLES as usize];
-    collector.open_window_from(start_ns, lost)
+    collector.open_export_window(start_ns, lost)
 }
 
 /// `--every`: the window reports' directory, and the figures at the

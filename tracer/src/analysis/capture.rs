@@ -3,7 +3,7 @@
 //! [`Report`] whose Python section `report::pprof` renders. A sample
 //! belongs to a window by its kernel timestamp, so what was sampled before
 //! the request (but drained after it) never counts. Bounded: at most
-//! [`MAX_WINDOWS`] (and `--otlp`'s) open at once, [`MAX_STACKS`] distinct stacks each;
+//! [`MAX_WINDOWS`] of the endpoint's (and `--otlp`'s one) open at once, [`MAX_STACKS`] distinct stacks each;
 //! samples of a new stack past that bound are counted as left out, and the
 //! report says how many.
 
@@ -17,8 +17,8 @@ use crate::{
     report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
 };
 
-/// Windows open at once for the endpoint (it turns more requests away);
-/// `--otlp`'s window is one more.
+/// The endpoint's windows open at once (it turns more requests away);
+/// `--otlp`'s window is apart.
 pub const MAX_WINDOWS: usize = 4;
 /// Distinct (thread, stack) pairs a window keeps: 4 bytes a frame, at
 /// most 128 frames a stack, so about 5 MiB at most per window.
@@ -34,6 +34,8 @@ type Task = (u64, Option<String>);
 /// One open window.
 struct Window {
     id: u64,
+    /// `--otlp`'s window, not one of the endpoint's.
+    exporter: bool,
     /// CLOCK_MONOTONIC ns when it opened: earlier samples are not its.
     start_ns: u64,
     stacks: HashMap<StackKey, u64>,
@@ -71,11 +73,17 @@ impl Captures {
         self.windows.is_empty()
     }
 
-    /// A window from `start_ns` on; `None` when [`MAX_WINDOWS`] and
-    /// `--otlp`'s are open.
+    /// A window from `start_ns` on: the endpoint's (`None` when
+    /// [`MAX_WINDOWS`] of its own are open) or, `exporter`, `--otlp`'s
+    /// (one at a time, whatever the endpoint has open).
     /// `lost`: the kernel's count of lost Python samples now.
-    pub fn open(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
-        if self.windows.len() > MAX_WINDOWS {
+    pub fn open(&mut self, start_ns: u64, lost: u64, exporter: bool) -> Option<u64> {
+        let open = self
+            .windows
+            .iter()
+            .filter(|w| w.exporter == exporter)
+            .count();
+        if open >= if exporter { 1 } else { MAX_WINDOWS } {
             return None;
         }
         self.next_id += 1;
@@ -90,6 +98,7 @@ impl Captures {
             left_out: 0,
             unnamed: 0,
             lost_at_start: lost,
+            exporter,
         });
         Some(self.next_id)
     }
@@ -181,14 +190,15 @@ impl Collector {
     /// [`MAX_WINDOWS`] are open. `lost`: the kernel's count of lost Python
     /// samples now.
     pub fn open_window(&mut self, lost: u64) -> Option<u64> {
-        self.open_window_from(crate::events::monotonic_ns(), lost)
+        self.captures
+            .open(crate::events::monotonic_ns(), lost, false)
     }
 
-    /// Opens a window whose samples are those taken from `start_ns` on
-    /// (CLOCK_MONOTONIC), for windows that follow one another without a
-    /// gap (`--otlp`).
-    pub fn open_window_from(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
-        self.captures.open(start_ns, lost)
+    /// Opens `--otlp`'s window, whose samples are those taken from
+    /// `start_ns` on (CLOCK_MONOTONIC): windows that follow one another
+    /// without a gap, whatever the endpoint has open.
+    pub fn open_export_window(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
+        self.captures.open(start_ns, lost, true)
     }
 
     /// Closes window `id` (every sample taken until now drained) and
@@ -358,10 +368,10 @@ mod tests {
     fn a_window_counts_only_what_was_sampled_while_it_was_open() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let first = captures.open(100, 0).unwrap();
+        let first = captures.open(100, 0, false).unwrap();
         captures.on_sample(&tree, 99, (7, 7), Some(&[]), false, None);
         captures.on_sample(&tree, 100, (7, 7), Some(&[]), false, None);
-        let second = captures.open(200, 3).unwrap();
+        let second = captures.open(200, 3, false).unwrap();
         captures.on_sample(&tree, 150, (7, 8), Some(&[]), true, None);
         captures.on_sample(&tree, 250, (7, 8), Some(&[]), false, None);
         captures.on_sample(&tree, 260, (7, 8), None, false, None);
@@ -403,7 +413,7 @@ mod tests {
     fn a_window_keeps_the_task_each_sample_ran_in() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let id = captures.open(0, 0).unwrap();
+        let id = captures.open(0, 0, false).unwrap();
         let heavy = Some((0x7000, Some("heavy".to_owned())));
         captures.on_sample(&tree, 1, (7, 7), Some(&[]), false, heavy.clone());
         captures.on_sample(&tree, 2, (7, 7), Some(&[]), false, heavy);
@@ -430,10 +440,13 @@ mod tests {
     fn windows_and_their_stacks_are_bounded_and_what_is_left_out_is_said() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let ids: Vec<u64> = (0..=MAX_WINDOWS)
-            .map(|_| captures.open(0, 0).unwrap())
+        let ids: Vec<u64> = (0..MAX_WINDOWS)
+            .map(|_| captures.open(0, 0, false).unwrap())
             .collect();
-        assert_eq!(captures.open(0, 0), None);
+        assert_eq!(captures.open(0, 0, false), None);
+        // `--otlp`'s window opens whatever the endpoint has open, one at a time.
+        assert!(captures.open(0, 0, true).is_some());
+        assert_eq!(captures.open(0, 0, true), None);
         for tid in 0..MAX_STACKS as u32 + 5 {
             captures.on_sample(&tree, 1, (u32::MAX, tid), Some(&[]), false, None);
         }
@@ -448,14 +461,14 @@ mod tests {
             ["5 samples left out: the window keeps its first 10,000 distinct stacks"]
         );
         // A window closed makes room for another.
-        assert!(captures.open(0, 0).is_some());
+        assert!(captures.open(0, 0, false).is_some());
     }
 
     #[test]
     fn a_sampled_process_has_its_name() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let id = captures.open(0, 0).unwrap();
+        let id = captures.open(0, 0, false).unwrap();
         let me = std::process::id();
         captures.on_sample(&tree, 1, (me, me), Some(&[]), false, None);
         let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
@@ -475,20 +488,20 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let first = captures.open(0, 0).unwrap();
+        let first = captures.open(0, 0, false).unwrap();
         captures.on_sample(&tree, 1, (pid, pid), Some(&[]), false, None);
         child.kill().unwrap();
         child.wait().unwrap();
         let report = window_report(captures.take(first).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "sleep");
-        let second = captures.open(2, 0).unwrap();
+        let second = captures.open(2, 0, false).unwrap();
         captures.on_sample(&tree, 3, (pid, pid), Some(&[]), false, None);
         let report = window_report(captures.take(second).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "sleep");
         // Not in the last window closed nor in an open one: forgotten.
-        let third = captures.open(4, 0).unwrap();
+        let third = captures.open(4, 0, false).unwrap();
         captures.take(third).unwrap();
-        let fourth = captures.open(5, 0).unwrap();
+        let fourth = captures.open(5, 0, false).unwrap();
         captures.on_sample(&tree, 6, (pid, pid), Some(&[]), false, None);
         let report = window_report(captures.take(fourth).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "");

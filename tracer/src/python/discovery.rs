@@ -210,7 +210,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
     // is set up (re-read on every refresh until it is).
     if !interpreter.version_is_exact()
         && let Some(buffer) = interpreter.version_buffer
-        && let Ok(text) = memory::Memory::read_vec(&ProcessMemory { pid }, buffer, 250)
+        && let Ok(text) = memory::Memory::read_vec(&ProcessMemory::new(pid), buffer, 250)
         && let Some(version) = discover::version_from_getversion(&text)
     {
         interpreter.version = version;
@@ -233,7 +233,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
             Some(Box::new((interpreter, place))),
         ))
     };
-    let memory = ProcessMemory { pid };
+    let memory = ProcessMemory::new(pid);
     let source = match layout::source_for(interpreter.major, interpreter.minor) {
         Ok(source) => source,
         Err(err) => return unsupported(err.into(), interpreter, place),

@@ -43,10 +43,35 @@ pub trait Memory {
 /// A live process.
 pub struct ProcessMemory {
     pub pid: u32,
+    /// `/proc/PID/mem`, opened at the first read `process_vm_readv` says
+    /// ESRCH to (the tracer in a pid namespace of its own, the host's
+    /// /proc mounted: a pod whose runtime ignores hostPID) and read from
+    /// then on, rather than failing a syscall and opening it per read.
+    proc_mem: std::sync::OnceLock<Option<std::fs::File>>,
+}
+
+impl ProcessMemory {
+    pub fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            proc_mem: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Memory for ProcessMemory {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        if let Some(Some(mem)) = self.proc_mem.get() {
+            use std::os::unix::fs::FileExt as _;
+            return mem
+                .read_exact_at(buf, addr)
+                .map_err(|err| MemoryError::Read {
+                    pid: self.pid,
+                    addr,
+                    len: buf.len(),
+                    message: err.to_string(),
+                });
+        }
         let local = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -65,9 +90,11 @@ impl Memory for ProcessMemory {
         // ESRCH for a live process: the tracer is in a pid namespace of its
         // own (a pod whose runtime ignores hostPID) with the host's /proc
         // mounted, where the process is known by this pid.
-        if n < 0 && error.raw_os_error() == Some(libc::ESRCH) && read_proc_mem(self.pid, addr, buf)
-        {
-            return Ok(());
+        if n < 0 && error.raw_os_error() == Some(libc::ESRCH) && self.proc_mem.get().is_none() {
+            let mem = std::fs::File::open(format!("/proc/{}/mem", self.pid)).ok();
+            if self.proc_mem.get_or_init(|| mem).is_some() {
+                return self.read(addr, buf);
+            }
         }
         let message = if n < 0 {
             error.to_string()
@@ -81,14 +108,6 @@ impl Memory for ProcessMemory {
             message,
         })
     }
-}
-
-/// `buf` from `/proc/PID/mem` at `addr`, whole.
-fn read_proc_mem(pid: u32, addr: u64, buf: &mut [u8]) -> bool {
-    use std::os::unix::fs::FileExt as _;
-    std::fs::File::open(format!("/proc/{pid}/mem"))
-        .and_then(|mem| mem.read_exact_at(buf, addr))
-        .is_ok()
 }
 
 #[cfg(test)]
@@ -210,9 +229,7 @@ mod tests {
     #[test]
     fn reads_own_memory() {
         let value: u64 = 0x1122334455667788;
-        let mem = ProcessMemory {
-            pid: std::process::id(),
-        };
+        let mem = ProcessMemory::new(std::process::id());
         assert_eq!(mem.u64(&value as *const u64 as u64).unwrap(), value);
     }
 
@@ -222,12 +239,11 @@ mod tests {
     fn reads_through_proc_pid_mem() {
         let value: [u8; 8] = *b"tracer!!";
         let mut buf = [0u8; 8];
-        assert!(read_proc_mem(
-            std::process::id(),
-            value.as_ptr() as u64,
-            &mut buf
-        ));
+        let mem = ProcessMemory::new(std::process::id());
+        let file = std::fs::File::open("/proc/self/mem").unwrap();
+        mem.proc_mem.set(Some(file)).unwrap();
+        assert!(mem.read(value.as_ptr() as u64, &mut buf).is_ok());
         assert_eq!(buf, value);
-        assert!(!read_proc_mem(std::process::id(), 0, &mut buf));
+        assert!(mem.read(0, &mut buf).is_err());
     }
 }

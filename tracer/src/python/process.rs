@@ -202,7 +202,7 @@ impl PythonProcess {
                 Discovery::Ready(Box::new(Ready {
                     binary: ready.binary.clone(),
                     place,
-                    memory: ProcessMemory { pid: child },
+                    memory: ProcessMemory::new(child),
                     tid_offset: ready.tid_offset,
                 }))
             }

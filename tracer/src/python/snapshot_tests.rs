@@ -393,7 +393,7 @@ fn live_interpreters_decode() {
         let pid = child.id();
         wait_until_sleeping(pid);
         let interp = discover::discover(pid, &mut Default::default()).unwrap();
-        let live = ProcessMemory { pid };
+        let live = ProcessMemory::new(pid);
         let recorder = Recorder {
             inner: &live,
             snapshot: RefCell::new(Snapshot::default()),
