@@ -295,7 +295,10 @@ mod tests {
         }
     }
 
-    fn window(stacks: &[(u32, &[(&str, u32)], u64)]) -> Report {
+    /// (tid, frames innermost first as (name, def line), samples).
+    type Stack<'a> = (u32, &'a [(&'a str, u32)], u64);
+
+    fn window(stacks: &[Stack]) -> Report {
         let mut report = Report::default();
         for &(tid, frames, samples) in stacks {
             report.python.stacks.push(PythonStack {
