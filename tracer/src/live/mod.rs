@@ -3,15 +3,21 @@
 //! seconds. It runs on a thread of its own (keys are read while the loop
 //! drains the kernel's events) and says when `q` or Ctrl-C asks to stop.
 //! The terminal is restored on every way out: the view's end (q, Ctrl-C,
-//! the target's exit, a signal to the tracer) and a panic.
+//! the target's exit, a signal to the tracer) and a panic; what the
+//! tracer writes to standard error meanwhile is held and written after.
 
 pub mod model;
 pub mod render;
 pub mod view;
 
 use std::{
-    io::{IsTerminal as _, Stdout},
-    sync::{Once, mpsc},
+    io::{IsTerminal as _, Seek as _, Stdout},
+    os::fd::FromRawFd as _,
+    sync::{
+        Once,
+        atomic::{AtomicI32, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -64,6 +70,7 @@ impl Live {
     pub fn start() -> Result<(Self, QuitRequests), LiveError> {
         restore_on_panic();
         let terminal = enter().map_err(LiveError::Terminal)?;
+        hold_stderr();
         let (snapshots, received) = mpsc::channel();
         let (quit, requests) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
@@ -138,8 +145,8 @@ fn enter() -> std::io::Result<Taken> {
     taken
 }
 
-/// Leaves the alternate screen and raw mode, shows the cursor: safe to
-/// call more than once.
+/// Leaves the alternate screen and raw mode, shows the cursor, and writes
+/// out what standard error was given meanwhile: safe to call more than once.
 fn restore() {
     let _ = terminal::disable_raw_mode();
     let _ = execute!(
@@ -147,6 +154,52 @@ fn restore() {
         LeaveAlternateScreen,
         crossterm::cursor::Show
     );
+    release_stderr();
+}
+
+/// While the view is up: standard error as it was (a duplicate), and the
+/// memory file that takes its place (-1: none).
+static SAVED_STDERR: AtomicI32 = AtomicI32::new(-1);
+static HELD_STDERR: AtomicI32 = AtomicI32::new(-1);
+
+/// What the tracer writes to standard error while the view is up (a
+/// warning, `-v`'s log) would be drawn over it: it is held in a memory
+/// file instead, and written out when the terminal is given back. Left as
+/// it is if that cannot be set up.
+fn hold_stderr() {
+    // SAFETY: plain calls on descriptors this function owns; fd 2 is
+    // replaced atomically by dup2.
+    unsafe {
+        let held = libc::memfd_create(c"tracer-live-stderr".as_ptr(), libc::MFD_CLOEXEC);
+        let saved = libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3);
+        if held < 0 || saved < 0 || libc::dup2(held, 2) < 0 {
+            for fd in [held, saved].into_iter().filter(|&fd| fd >= 0) {
+                libc::close(fd);
+            }
+            return;
+        }
+        SAVED_STDERR.store(saved, Ordering::SeqCst);
+        HELD_STDERR.store(held, Ordering::SeqCst);
+    }
+}
+
+/// Standard error back, and what was held written to it.
+fn release_stderr() {
+    let saved = SAVED_STDERR.swap(-1, Ordering::SeqCst);
+    let held = HELD_STDERR.swap(-1, Ordering::SeqCst);
+    if saved < 0 || held < 0 {
+        return;
+    }
+    // SAFETY: both descriptors were made by `hold_stderr` and are owned
+    // here alone (taken out of the statics above).
+    let mut held = unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        std::fs::File::from_raw_fd(held)
+    };
+    if held.rewind().is_ok() {
+        let _ = std::io::copy(&mut held, &mut std::io::stderr());
+    }
 }
 
 /// A panic anywhere gives the terminal back before its message is printed.
