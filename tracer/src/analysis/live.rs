@@ -24,6 +24,11 @@ use crate::{
 pub const SIGNALS_SHOWN: usize = 20;
 /// Request sizes kept per file (the most used).
 const REQUESTS_SHOWN: usize = 4;
+/// (thread, function) rows kept for the view's sums: past it, those not
+/// sampled in the last interval and least sampled in all are dropped from
+/// the view (a node-wide view of processes that come and go; the report
+/// keeps every one).
+pub const MAX_FUNCTIONS: usize = 20_000;
 
 /// What one refresh needs of the last.
 #[derive(Default)]
@@ -195,6 +200,25 @@ fn functions(report: &Report, live: &mut LiveFigures) -> Vec<FunctionRow> {
         sums.0 += own;
         sums.1 += total;
     }
+    if live.functions.len() > MAX_FUNCTIONS {
+        let mut idle: Vec<(u64, (u32, u32, String))> = live
+            .functions
+            .iter()
+            .filter(|(key, _)| !interval.contains_key(*key))
+            .map(|(key, &(_, total))| (total, key.clone()))
+            .collect();
+        idle.sort_unstable();
+        let over = live.functions.len() - MAX_FUNCTIONS;
+        for (_, key) in idle.into_iter().take(over) {
+            live.functions.remove(&key);
+        }
+        let threads: std::collections::HashSet<(u32, u32)> = live
+            .functions
+            .keys()
+            .map(|(pid, tid, _)| (*pid, *tid))
+            .collect();
+        live.thread_names.retain(|key, _| threads.contains(key));
+    }
     live.functions
         .iter()
         .map(|(key, &(own_all, total_all))| {
@@ -354,6 +378,20 @@ mod tests {
         );
         let main = row(&rows, 10, "main (app.py:1)");
         assert_eq!((main.own, main.own_all, main.total_all), (7, 17, 47));
+    }
+
+    #[test]
+    fn past_the_bound_the_least_sampled_idle_rows_go() {
+        let mut live = LiveFigures::default();
+        for i in 0..MAX_FUNCTIONS as u64 {
+            live.functions
+                .insert((10, 10, format!("f{i}")), (i + 1, i + 1));
+        }
+        let rows = functions(&window(&[(12, &[("new", 1)], 1)]), &mut live);
+        assert_eq!(rows.len(), MAX_FUNCTIONS);
+        assert!(!live.functions.contains_key(&(10, 10, "f0".into())));
+        assert!(live.functions.contains_key(&(10, 10, "f1".into())));
+        assert_eq!(row(&rows, 12, "new (app.py:1)").own, 1);
     }
 
     #[test]
