@@ -31,6 +31,9 @@ Examples:
   sudo tracer --pid $(pgrep -f uvicorn) --duration 30 --loop-stall 50
                                          an asyncio service: which code froze its event loop
                                          for 50 ms or more, and how often
+  sudo tracer --pid 1234 --live          a full-screen view, refreshed every second: hot
+                                         functions, reads per file, scheduling, signals,
+                                         processes and zombies, loop stalls (q quits)
   sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
   sudo tracer --all --otlp http://otel-collector:4318
@@ -82,7 +85,8 @@ Exit status:
   6  the kernel rejected a BPF program (verifier log shown)
   7  an output file cannot be opened or written (checked before tracing)
   8  --serve: the address cannot be listened on (in use, not ours), or --web-config is
-     malformed, names a missing or expiring certificate, or a weak bcrypt hash";
+     malformed, names a missing or expiring certificate, or a weak bcrypt hash
+  9  --live: standard output is not a terminal";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -297,6 +301,23 @@ pub struct Args {
     /// their reads, scheduling, exits and signals are reported too)
     #[arg(long)]
     pub no_children: bool,
+
+    /// A full-screen view in the terminal, refreshed every --refresh
+    /// seconds: Python functions (own and total share, by thread, process
+    /// or in all), reads per file (syscalls and bytes a second, request
+    /// sizes), scheduling, the last signals and their fate, processes and
+    /// zombies, event loop stalls. Keys: q quit, p pause, s sort, tab view,
+    /// g group, / filter. The report is written at the end as without it
+    /// (-o FILE). A launched command's output is discarded
+    #[arg(
+        long,
+        conflicts_with_all = ["dump", "serve", "every", "otlp"]
+    )]
+    pub live: bool,
+
+    /// With --live: seconds between refreshes
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, requires = "live", value_parser = parse_duration)]
+    pub refresh: f64,
 
     /// No live status line on standard error
     #[arg(long)]

@@ -15,6 +15,7 @@ pub mod continuous;
 pub mod events;
 pub mod files;
 pub mod frame;
+pub mod live;
 pub mod manpage;
 pub mod otlp;
 pub mod output;

@@ -16,10 +16,12 @@ use tokio::{
 use tracer_common::drops;
 
 use crate::{
+    analysis::live::LiveFigures,
     analysis::{Collector, Ending, Settings},
     cli::Args,
     continuous::{Continuous, ContinuousError},
     events,
+    live::{Live, LiveError, QuitRequests},
     preflight::{self, PreflightError},
     probes::{ProbeError, Probes},
     procfs,
@@ -48,6 +50,8 @@ pub enum RunError {
     Output(#[from] crate::output::OutputError),
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
     #[error("{context}: {source}")]
     Io {
         context: &'static str,
@@ -66,6 +70,8 @@ impl RunError {
             Self::Serve(_) => 8,
             Self::Otlp(_) => 2,
             Self::Output(_) => 7,
+            Self::Live(LiveError::NotATerminal) => 9,
+            Self::Live(LiveError::Terminal(_)) => 1,
             Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
             Self::Probes(ProbeError::Attach { .. }) => 5,
             Self::Probes(_) | Self::Io { .. } => 1,
@@ -102,6 +108,9 @@ fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
 /// takes a kernel grace period per tracepoint (~40 ms each here,
 /// serialised by the kernel).
 pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes>), RunError> {
+    if args.live {
+        Live::check_terminal()?;
+    }
     preflight::check()?;
     if args.dump {
         return dump(args).map(|report| (report, None));
@@ -168,6 +177,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         start_target(args, &target, &mut collector, threads)?;
     }
     continuous.start(args, &probes, &mut collector);
+    let live = match args.live {
+        true => Some(LiveView::start(&probes, &mut collector)?),
+        false => None,
+    };
     let trace_start = Instant::now();
     let (stopped, mut ring) = event_loop(
         args,
@@ -176,6 +189,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         &mut collector,
         stop_signals,
         &mut continuous,
+        live,
     )
     .await?;
     continuous.finish(args, &mut probes, &mut collector, target.pid)?;
@@ -261,6 +275,7 @@ fn dump(args: &Args) -> Result<Report, RunError> {
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 const STOPPED_BY_SIGINT: &str = "interrupted (SIGINT)";
+const STOPPED_BY_VIEW: &str = "quit from the live view";
 /// How long a launched command that got the terminal's SIGINT with the
 /// tracer is given to end before the report is written.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
@@ -277,6 +292,32 @@ const TIMELINE_DRAIN_INTERVAL: Duration = Duration::from_millis(50);
 /// looked at every 50 ms, like the rest); samples are drained every 1 ms
 /// for as long.
 const PYTHON_SEARCH_FOR: Duration = Duration::from_secs(2);
+
+/// `--live`: the view, what it needs of the last refresh, and its quit key.
+struct LiveView {
+    view: Live,
+    figures: LiveFigures,
+    quit: QuitRequests,
+}
+
+impl LiveView {
+    fn start(probes: &Probes, collector: &mut Collector) -> Result<Self, RunError> {
+        let figures = LiveFigures::start(collector, probes);
+        let (view, quit) = Live::start()?;
+        Ok(Self {
+            view,
+            figures,
+            quit,
+        })
+    }
+
+    /// A snapshot of now (every event drained), to the view.
+    fn show(&mut self, probes: &Probes, collector: &mut Collector) -> Result<(), RunError> {
+        let snapshot = collector.live_snapshot(&mut self.figures, probes)?;
+        self.view.show(snapshot);
+        Ok(())
+    }
+}
 
 /// The tracer's own SIGINT / SIGTERM: they stop tracing and produce the report.
 struct StopSignals {
@@ -304,6 +345,7 @@ async fn event_loop(
     collector: &mut Collector,
     stop_signals: StopSignals,
     continuous: &mut Continuous,
+    mut live: Option<LiveView>,
 ) -> Result<(&'static str, aya::maps::RingBuf<aya::maps::MapData>), RunError> {
     let ring = probes.take_events()?;
     // SAFETY: the AsyncFd owns the ring buffer, so its fd outlives the registration.
@@ -320,7 +362,9 @@ async fn event_loop(
     // would garble its output.
     let shares_terminal =
         target.launched && (std::io::stdout().is_terminal() || std::io::stderr().is_terminal());
-    let mut status = StatusLine::new(args.quiet, shares_terminal);
+    let mut status = StatusLine::new(args.quiet || live.is_some(), shares_terminal);
+    let mut refresh = tokio::time::interval(Duration::from_secs_f64(args.refresh));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticker = tokio::time::interval(STATUS_INTERVAL);
     let mut python_ticker = tokio::time::interval(PYTHON_SEARCH_INTERVAL);
     let mut last_python_refresh = Instant::now();
@@ -393,12 +437,25 @@ async fn event_loop(
                 drain(ring.get_mut(), collector);
                 continuous.tick(due, probes, collector, target.pid)?;
             }
+            // --live: the figures of now, to the view.
+            _ = refresh.tick(), if live.is_some() => {
+                drain(ring.get_mut(), collector);
+                if let Some(live) = live.as_mut() {
+                    live.show(probes, collector)?;
+                }
+            }
+            _ = async { live.as_mut().map(|l| &mut l.quit).expect("live").recv().await },
+                if live.is_some() => break STOPPED_BY_VIEW,
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
                 status.update(started.elapsed(), collector.progress(lost));
             }
         }
     };
+    // The terminal back first: what follows may take seconds.
+    if let Some(live) = live.take() {
+        live.view.close();
+    }
     // Everything the kernel wrote before we stopped.
     drain(ring.get_mut(), collector);
     status.clear();

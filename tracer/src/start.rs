@@ -148,7 +148,10 @@ fn adopt_processes(
 
 /// Launch mode: the command is held before `exec` until it is traced.
 pub fn launch(args: &Args, probes: &mut Probes) -> Result<Target, StartError> {
-    let mut target = Target::spawn_held(&args.command)?;
+    let mut target = match args.live {
+        true => Target::spawn_held_detached(&args.command)?,
+        false => Target::spawn_held(&args.command)?,
+    };
     probes.trace_pid(target.pid)?;
     // Held before exec: one inherited event covers every thread and child
     // it will have.

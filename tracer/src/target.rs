@@ -115,6 +115,31 @@ impl Target {
 
     /// Forks `command`; the child waits before `exec` until [`Target::release`].
     pub fn spawn_held(command: &[OsString]) -> Result<Self, TargetError> {
+        Self::spawn_held_with(command, None)
+    }
+
+    /// [`Target::spawn_held`] with standard input, output and error on
+    /// /dev/null (`--live`: the view owns the terminal).
+    pub fn spawn_held_detached(command: &[OsString]) -> Result<Self, TargetError> {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|source| TargetError::Spawn {
+                command: command
+                    .iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                source,
+            })?;
+        Self::spawn_held_with(command, Some(null.into()))
+    }
+
+    fn spawn_held_with(
+        command: &[OsString],
+        stdio: Option<std::os::fd::OwnedFd>,
+    ) -> Result<Self, TargetError> {
         let display = command
             .iter()
             .map(|a| a.to_string_lossy())
@@ -135,7 +160,7 @@ impl Target {
         let (status_read, status_write) = pipe().map_err(spawn_err)?;
         let tracer = std::process::id() as libc::pid_t;
 
-        // SAFETY: the child only calls async-signal-safe functions (close,
+        // SAFETY: the child only calls async-signal-safe functions (close, dup2,
         // prctl, getppid, poll, ioctl, execvp, write, _exit) on memory
         // prepared before the fork.
         let pid = unsafe { libc::fork() };
@@ -176,6 +201,11 @@ impl Target {
                 // Released: from here the command is traced, and it keeps
                 // running if the tracer is stopped later (like strace's).
                 libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+                if let Some(null) = &stdio {
+                    for fd in 0..3 {
+                        libc::dup2(null.as_raw_fd(), fd);
+                    }
+                }
                 libc::execvp(argv[0], argv.as_ptr());
                 let errno = *libc::__errno_location();
                 let bytes = errno.to_ne_bytes();
@@ -185,6 +215,7 @@ impl Target {
         }
         drop(hold_read);
         drop(status_write);
+        drop(stdio);
         let pid = pid as u32;
         let pidfd = pidfd_open(pid).map_err(spawn_err)?;
         Ok(Self {

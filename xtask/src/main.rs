@@ -157,6 +157,8 @@ const TEST_PACKAGES: &[&str] = &[
     "runc",
     // The DaemonSet's pod template read as YAML (tests/daemonset_pod.py).
     "python3-yaml",
+    // --live driven in a real terminal of 80x24 (tests/live.rs).
+    "tmux",
 ];
 
 /// Setup, then `cargo build --release -p tracer`.

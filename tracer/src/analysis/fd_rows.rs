@@ -31,6 +31,12 @@ impl ClosedRows {
         add_row(&mut self.rows, &mut self.opens, tgid, fd, row);
     }
 
+    /// `--live`: the rows of the descriptors closed so far (a key may be
+    /// in more than one row).
+    pub fn rows(&self) -> impl Iterator<Item = &(ReadKey, ReadStats)> {
+        self.rows.rows.iter()
+    }
+
     /// The maps were read: records from now on were in the snapshot too.
     pub fn after_snapshot(&mut self) {
         self.late.get_or_insert_with(HashSet::new);
@@ -80,10 +86,15 @@ fn add_row(
     if row.opens > 0 {
         opens.push((tgid, row.file_id), row.opens);
     }
-    for slot in &row.slots {
-        let Some((syscall, request)) = slot.unpack() else {
-            continue;
-        };
+    for (key, stats) in row_reads(tgid, fd, row) {
+        rows.push(key, stats);
+    }
+}
+
+/// A descriptor's row as read rows, one per (syscall, request).
+pub fn row_reads(tgid: u32, fd: i32, row: &FdRow) -> impl Iterator<Item = (ReadKey, ReadStats)> {
+    row.slots.iter().filter_map(move |slot| {
+        let (syscall, request) = slot.unpack()?;
         let key = ReadKey {
             tgid,
             fd,
@@ -92,8 +103,8 @@ fn add_row(
             syscall,
             _pad: 0,
         };
-        rows.push(key, slot.stats);
-    }
+        Some((key, slot.stats))
+    })
 }
 
 /// Rows added up by key, appended as they come and merged now and then:

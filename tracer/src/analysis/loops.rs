@@ -41,6 +41,21 @@ struct Stalls {
 }
 
 impl Loops {
+    /// `--live`: each thread's stalls so far.
+    pub fn live_rows(&self) -> Vec<crate::live::model::LoopRow> {
+        self.threads
+            .iter()
+            .map(|(&tid, s)| crate::live::model::LoopRow {
+                pid: s.pid,
+                tid,
+                stalls: s.count,
+                longest: std::time::Duration::from_nanos(s.max_ns),
+                total: std::time::Duration::from_nanos(s.total_ns),
+                last_s: s.windows.last().map_or(0.0, |&(_, end)| end as f64 / 1e9),
+            })
+            .collect()
+    }
+
     /// An iteration of `tid`'s loop from `start_ns` to `end_ns` (kernel
     /// clock; `base_ns`: the trace's start) was a stall; `wait_stack`: the
     /// Python stack that entered the next wait.

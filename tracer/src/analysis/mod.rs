@@ -6,6 +6,7 @@
 pub mod asyncio;
 pub mod capture;
 pub mod fd_rows;
+pub mod live;
 pub mod loops;
 pub mod metrics;
 pub mod processes;
@@ -186,6 +187,10 @@ impl Collector {
             self.captures.on_event(&event, self.python.as_mut());
             live.on_event(event, self.python.as_mut());
             return;
+        }
+        // `--live`: the interval's samples, besides the report's.
+        if !self.captures.is_empty() {
+            self.captures.on_event(&event, self.python.as_mut());
         }
         match event {
             // Kept track of above.

@@ -116,6 +116,36 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
+    /// `--live`: every process now (pid, ppid, comm, state), without
+    /// touching what the report is built from.
+    pub fn live_rows(&self, now_ns: u64) -> Vec<crate::live::model::ProcessRow> {
+        use crate::live::model::{ProcessRow, ProcessState};
+        self.procs
+            .values()
+            .map(|p| {
+                let state = match (p.exit_ns, p.reap.is_some() || p.freed_ns.is_some()) {
+                    (None, _) => ProcessState::Running,
+                    (Some(exit), false) => ProcessState::Zombie(std::time::Duration::from_nanos(
+                        now_ns.saturating_sub(exit),
+                    )),
+                    (Some(_), true) => match p.status.map(decode_status) {
+                        Some((_, Some(sig), _)) => {
+                            ProcessState::Killed(super::signals::signal_name(sig))
+                        }
+                        Some((code, _, _)) => ProcessState::Exited(code.unwrap_or(0)),
+                        None => ProcessState::Exited(0),
+                    },
+                };
+                ProcessRow {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    comm: p.comm.clone(),
+                    state,
+                }
+            })
+            .collect()
+    }
+
     /// A process traced from the start (the launched command, or `--pid`)
     /// with the threads it has besides the main one.
     pub fn add_root(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {

@@ -316,6 +316,14 @@ impl SignalTable {
         i
     }
 
+    /// `--live`: the last `n` entries of the log (oldest first), and how
+    /// many there were in all.
+    pub fn recent(&self, n: usize) -> (Vec<&SignalLogEntry>, u64) {
+        let all: Vec<&SignalLogEntry> = self.log_head.iter().chain(&self.log_tail).collect();
+        let skip = all.len().saturating_sub(n);
+        (all.into_iter().skip(skip).collect(), self.log_total)
+    }
+
     fn log(&mut self, entry: SignalLogEntry) {
         self.log_total += 1;
         if self.log_head.len() < LOG_EDGE {
