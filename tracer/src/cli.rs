@@ -172,6 +172,14 @@ pub struct Args {
     #[arg(long)]
     pub count_entries: bool,
 
+    /// Native frames under and between the Python frames of each sample:
+    /// C extensions, zlib, libc... Unwound in the kernel from tables made of
+    /// each library's .eh_frame (no ptrace, the program never stops); named
+    /// from the ELF symbols, or as library+0xADDRESS. The eval loop's frames
+    /// are replaced by the Python frames they run
+    #[arg(long)]
+    pub native: bool,
+
     /// Do not sample Python stacks (kernel sections only)
     #[arg(long)]
     pub no_python: bool,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod files;
 pub mod frame;
 pub mod manpage;
+pub mod native;
 pub mod otlp;
 pub mod output;
 pub mod preflight;

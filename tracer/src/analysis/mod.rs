@@ -21,13 +21,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops, native_end};
 
 use crate::report::format::thousands;
 use crate::{
-    events::{Event, MapSnapshot},
+    events::{Event, MapSnapshot, NativeStack},
     frame::Frame,
-    python::PythonTree,
+    native::NativeStacks,
+    python::{PythonTree, symbols as python_symbols},
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
         ThreadNow,
@@ -54,6 +55,8 @@ pub struct Settings {
     /// `--redact-paths`: the continuous mode's path labels under these
     /// are the prefix alone.
     pub redact_paths: Vec<String>,
+    /// `--native`: native frames under the Python ones.
+    pub native: bool,
 }
 
 /// How the trace ended, as the run saw it.
@@ -99,6 +102,8 @@ pub struct Collector {
     /// Every process whose Python stacks are sampled: its interpreter and
     /// symbols (`None`: `--no-python`, or the sampler could not start).
     pub python: Option<PythonTree>,
+    /// `--native`: the unwinder's tables and the names of native frames.
+    pub native: Option<NativeStacks>,
     pub profile: python::Profile,
     /// A thread or process of the tree appeared or exec'd: refresh soon.
     pub python_dirty: bool,
@@ -145,6 +150,9 @@ impl Collector {
             metrics: settings
                 .continuous
                 .then(|| metrics::Live::redacting(settings.redact_paths.clone())),
+            native: settings
+                .native
+                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS)),
             settings,
             ..Self::default()
         }
@@ -214,6 +222,7 @@ impl Collector {
                 truncated,
                 task,
                 task_name,
+                native,
                 ..
             } => {
                 // A main thread holding up a Python signal handler: where.
@@ -227,7 +236,8 @@ impl Collector {
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
                 if let Some(tree) = self.python.as_mut()
-                    && let Some(ids) = tree.frame_ids(tgid, &frames)
+                    && let Some(ids) =
+                        sample_frame_ids(tree, self.native.as_mut(), tgid, &frames, native)
                 {
                     tree.on_sampled_thread(tgid, tid);
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
@@ -791,7 +801,46 @@ impl Collector {
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;
+        section.native = self.native.as_ref().map(native_figures);
         section
+    }
+}
+
+/// A sample's frame ids: with its native stack when there is one
+/// (`--native`), else its Python frames.
+fn sample_frame_ids(
+    tree: &mut PythonTree,
+    stacks: Option<&mut NativeStacks>,
+    tgid: u32,
+    frames: &[tracer_common::PyFrameRecord],
+    native: Option<NativeStack>,
+) -> Option<Vec<python_symbols::FrameId>> {
+    match (native, stacks) {
+        (Some(native), Some(stacks)) => {
+            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, &native, stacks)?;
+            stacks.on_sample(tgid, native.end, matched);
+            Some(ids)
+        }
+        _ => tree.frame_ids(tgid, frames),
+    }
+}
+
+fn native_figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
+    let c = &stacks.counts;
+    let by_end = |end: u32| c.samples_by_end[end as usize];
+    crate::report::NativeFigures {
+        samples: c.samples_by_end.iter().sum(),
+        complete: by_end(native_end::COMPLETE),
+        stopped_outside_mappings: by_end(native_end::NO_MAPPING),
+        stopped_without_table: by_end(native_end::NO_TABLE),
+        stopped_at_unknown_rule: by_end(native_end::UNKNOWN_RULE),
+        stopped_unreadable: by_end(native_end::UNREADABLE),
+        truncated: by_end(native_end::TRUNCATED),
+        unmatched: c.unmatched,
+        binaries: c.binaries,
+        table_rows: c.rows,
+        binaries_without_table: c.binaries_without_table,
+        mappings_left_out: c.mappings_left_out,
     }
 }
 

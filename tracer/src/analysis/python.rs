@@ -340,13 +340,19 @@ impl Profile {
         section.unresolved_frames = stacks
             .iter()
             .map(|(_, frames, count, _)| {
-                frames.iter().filter(|f| !f.is_resolved()).count() as u64 * count
+                frames
+                    .iter()
+                    .filter(|f| !f.native && !f.is_resolved())
+                    .count() as u64
+                    * count
             })
             .sum();
         section.frames_without_line = stacks
             .iter()
             .map(|(_, frames, count, _)| {
-                let no_line = frames.iter().filter(|f| f.is_resolved() && f.line == 0);
+                let no_line = frames
+                    .iter()
+                    .filter(|f| !f.native && f.is_resolved() && f.line == 0);
                 no_line.count() as u64 * count
             })
             .sum();
@@ -621,7 +627,7 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 /// A function as hotspots count it: (qualname, name, file, `def` line).
-type FunctionKey = (String, String, String, u32);
+type FunctionKey = (String, String, String, u32, bool);
 
 fn function_key(f: &Frame) -> FunctionKey {
     (
@@ -629,6 +635,7 @@ fn function_key(f: &Frame) -> FunctionKey {
         f.function.clone(),
         f.file.clone(),
         f.first_line,
+        f.native,
     )
 }
 
@@ -675,11 +682,12 @@ pub(super) fn hotspots(
         > 1;
     let mut out: Vec<Hotspot> = by_fn
         .into_iter()
-        .map(|((qualname, name, file, line), counted)| Hotspot {
+        .map(|((qualname, name, file, line, native), counted)| Hotspot {
             function: name,
             qualname,
             file,
             line,
+            native,
             self_samples: counted.self_samples,
             total_samples: counted.total_samples,
             self_share: share(counted.self_samples, total),
@@ -708,7 +716,9 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     section.hotspots = hot;
     let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
     for (_, frames, count, _) in stacks {
-        if let Some(top) = frames.first() {
+        // The innermost Python line: with `--native`, the line that called
+        // into the native code below it is charged with its time.
+        if let Some(top) = frames.iter().find(|f| !f.native) {
             *lines
                 .entry((top.qualname.clone(), top.file.clone(), top.line))
                 .or_default() += count;
@@ -867,6 +877,7 @@ mod tests {
             file: "/w.py".into(),
             line,
             first_line: 1,
+            native: false,
         }
     }
 

@@ -313,7 +313,11 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 format!("{:.1}", h.self_share),
                 format!("{:.1}", h.total_share),
                 h.qualname.clone(),
-                format!("{}:{}", h.file, h.line),
+                if h.native {
+                    format!("[{}]", h.file)
+                } else {
+                    format!("{}:{}", h.file, h.line)
+                },
             ]);
         }
         table.render(out, width);
