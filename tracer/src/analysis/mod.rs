@@ -817,6 +817,7 @@ fn sample_frame_ids(
 ) -> Option<Vec<python_symbols::FrameId>> {
     match (native, stacks) {
         (Some(native), Some(stacks)) => {
+            stacks.before_sample(tgid, native.end, native.addresses.last().copied());
             let (ids, matched) = tree.mixed_frame_ids(tgid, frames, &native, stacks)?;
             stacks.on_sample(tgid, native.end, matched);
             Some(ids)

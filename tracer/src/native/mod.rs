@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSection, ObjectSegment};
 use tracer_common::{
     NATIVE_BLOCK_ROWS, NATIVE_MAX_MAPPINGS, NativeMapping, NativeMappings, NativeRow,
     NativeRowBlock, native_end,
@@ -37,8 +37,9 @@ pub const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub const TABLE_BLOCKS: u32 = 4096;
 
 /// How often a process's mappings are read again, at most, when its
-/// samples meet code outside them (a library loaded since).
-const REREAD_EVERY: Duration = Duration::from_secs(1);
+/// samples meet code outside them (a library loaded since; or the vDSO,
+/// which stays outside).
+const REREAD_EVERY: Duration = Duration::from_millis(100);
 
 /// One mapped binary, learnt once.
 #[derive(Debug)]
@@ -48,8 +49,9 @@ struct Binary {
     first_row: u32,
     rows: u32,
     symbols: Symbols,
-    /// `_PyEval_EvalFrameDefault`'s range, if it is here.
-    eval: Option<(u64, u64)>,
+    /// `_PyEval_EvalFrameDefault`'s ranges, if it is here: its symbol's,
+    /// and the parts the compiler moved out of it (`.cold`).
+    eval: Vec<(u64, u64)>,
     /// (start, end) of each function its unwind table covers, sorted.
     functions: Vec<(u64, u64)>,
     /// (file offset, size, virtual address) of each loaded segment.
@@ -88,6 +90,8 @@ pub enum Resolved {
     /// In `_PyEval_EvalFrameDefault`: Python frames go there.
     Eval,
     Frame(Frame),
+    /// In no mapping known (yet): named by the address alone.
+    Unknown(Frame),
 }
 
 /// Counts for the report.
@@ -155,6 +159,18 @@ impl NativeStacks {
             mappings.push((mapping.start, mapping.end, bias, binary));
         }
         mappings.sort_by_key(|m| m.0);
+        if let Some(known) = self.processes.get_mut(&pid)
+            && known.mappings.len() == mappings.len()
+            && known
+                .mappings
+                .iter()
+                .zip(&mappings)
+                .all(|(a, b)| (a.0, a.1, a.2) == (b.0, b.1, b.2) && Rc::ptr_eq(&a.3, &b.3))
+        {
+            known.read_at = Instant::now();
+            known.stale = false;
+            return true;
+        }
         if mappings.len() > NATIVE_MAX_MAPPINGS {
             self.counts.mappings_left_out += (mappings.len() - NATIVE_MAX_MAPPINGS) as u64;
             // The interpreter and libraries come first in the address
@@ -186,6 +202,23 @@ impl NativeStacks {
             },
         );
         true
+    }
+
+    /// A sample of process `pid` whose unwind stopped at `addr`, outside
+    /// every mapping known: its mappings are read again now (at most every
+    /// [`REREAD_EVERY`]), so that the address is named, and the kernel
+    /// gets them at the next refresh.
+    pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) {
+        if end != native_end::NO_MAPPING {
+            return;
+        }
+        let Some(process) = self.processes.get(&pid) else {
+            return;
+        };
+        let known = addr.is_some_and(|a| process.mappings.iter().any(|m| m.0 <= a && a < m.1));
+        if !known && process.read_at.elapsed() >= REREAD_EVERY {
+            self.load(pid);
+        }
     }
 
     /// A sample of process `pid` came with a native stack that ended so
@@ -243,7 +276,7 @@ impl NativeStacks {
             first_row: 0,
             rows: 0,
             symbols: Symbols::default(),
-            eval: None,
+            eval: Vec::new(),
             functions: Vec::new(),
             segments: Vec::new(),
         };
@@ -266,7 +299,6 @@ impl NativeStacks {
             })
             .collect();
         binary.symbols = Symbols::read(&file);
-        binary.eval = binary.symbols.range(EVAL_FUNCTION);
         match unwind_table(&data) {
             Ok(table) => {
                 binary.functions = table.functions;
@@ -276,6 +308,9 @@ impl NativeStacks {
                 log::info!("no unwind table for {}: {err}", mapping.path);
                 self.counts.binaries_without_table += 1;
             }
+        }
+        if let Some(range) = binary.symbols.range(EVAL_FUNCTION) {
+            binary.eval = split_parts(&file, &binary.symbols, &binary.functions, range);
         }
         binary
     }
@@ -324,12 +359,13 @@ impl NativeStacks {
             (at < m.1).then_some(m)
         });
         let Some((_, _, bias, binary)) = found else {
-            return Resolved::Frame(native_frame(format!("{addr:#x}"), "?"));
+            return Resolved::Unknown(native_frame(format!("{addr:#x}"), "?"));
         };
         let vaddr = at.wrapping_sub(*bias);
         if binary
             .eval
-            .is_some_and(|(start, end)| start <= vaddr && vaddr < end)
+            .iter()
+            .any(|&(start, end)| start <= vaddr && vaddr < end)
         {
             return Resolved::Eval;
         }
@@ -351,6 +387,50 @@ impl NativeStacks {
         };
         Resolved::Frame(native_frame(name, &binary.path))
     }
+}
+
+/// A function's range and the parts of it the compiler moved elsewhere
+/// (GCC's `-freorder-blocks-and-partition`: `NAME.cold`, which only a
+/// `.symtab` names; Debian's CPython 3.14 runs its bytecodes there): the
+/// functions of the unwind table that no symbol covers and that the
+/// function's code jumps to the start of (`jmp` / `jcc` rel32).
+fn split_parts(
+    file: &object::File<'_>,
+    symbols: &Symbols,
+    functions: &[(u64, u64)],
+    (start, end): (u64, u64),
+) -> Vec<(u64, u64)> {
+    let mut parts = vec![(start, end)];
+    let Some(code) = file.sections().find_map(|s| {
+        let (at, size) = (s.address(), s.size());
+        (at <= start && end <= at + size)
+            .then(|| s.data_range(start, end - start).ok().flatten())
+            .flatten()
+    }) else {
+        return parts;
+    };
+    let target = |at: usize, len: usize| -> Option<u64> {
+        let rel = i32::from_le_bytes(code.get(at..at + 4)?.try_into().ok()?);
+        Some((start + (at + 4) as u64).wrapping_add(rel as i64 as u64))
+            .filter(|_| len > 0)
+    };
+    for i in 0..code.len() {
+        let jump = match (code[i], code.get(i + 1)) {
+            (0xe9, _) => target(i + 1, 5),
+            (0x0f, Some(&op)) if (0x80..=0x8f).contains(&op) => target(i + 2, 6),
+            _ => None,
+        };
+        let Some(to) = jump.filter(|&to| to < start || to >= end) else {
+            continue;
+        };
+        if let Ok(at) = functions.binary_search_by_key(&to, |f| f.0)
+            && symbols.name(to).is_none()
+            && !parts.contains(&functions[at])
+        {
+            parts.push(functions[at]);
+        }
+    }
+    parts
 }
 
 fn native_frame(name: String, file: &str) -> Frame {

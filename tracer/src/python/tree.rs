@@ -223,6 +223,8 @@ impl PythonTree {
                 let slot = match stacks.resolve(tgid, addr, inner) {
                     Resolved::Eval => None,
                     Resolved::Frame(frame) => Some(self.frames.intern(frame)),
+                    // Not kept: its library may be known at the next sample.
+                    Resolved::Unknown(frame) => return Some(self.frames.intern(frame)),
                 };
                 self.native_ids
                     .insert((tgid, generation, addr, inner), slot);
