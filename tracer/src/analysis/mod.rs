@@ -236,8 +236,14 @@ impl Collector {
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
                 if let Some(tree) = self.python.as_mut()
-                    && let Some(ids) =
-                        sample_frame_ids(tree, self.native.as_mut(), tgid, &frames, native)
+                    && let Some(ids) = sample_frame_ids(
+                        tree,
+                        self.native.as_mut(),
+                        tgid,
+                        &frames,
+                        native,
+                        &mut self.python_dirty,
+                    )
                 {
                     tree.on_sampled_thread(tgid, tid);
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
@@ -808,16 +814,19 @@ impl Collector {
 
 /// A sample's frame ids: with its native stack when there is one
 /// (`--native`), else its Python frames.
+/// `reread`: set when the process's mappings were read again (a library
+/// loaded since): the kernel side is to get them at once.
 fn sample_frame_ids(
     tree: &mut PythonTree,
     stacks: Option<&mut NativeStacks>,
     tgid: u32,
     frames: &[tracer_common::PyFrameRecord],
     native: Option<NativeStack>,
+    reread: &mut bool,
 ) -> Option<Vec<python_symbols::FrameId>> {
     match (native, stacks) {
         (Some(native), Some(stacks)) => {
-            stacks.before_sample(tgid, native.end, native.addresses.last().copied());
+            *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
             let (ids, matched) = tree.mixed_frame_ids(tgid, frames, &native, stacks)?;
             stacks.on_sample(tgid, native.end, matched);
             Some(ids)

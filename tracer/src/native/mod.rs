@@ -37,9 +37,10 @@ pub const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub const TABLE_BLOCKS: u32 = 4096;
 
 /// How often a process's mappings are read again, at most, when its
-/// samples meet code outside them (a library loaded since; or the vDSO,
-/// which stays outside).
-const REREAD_EVERY: Duration = Duration::from_millis(100);
+/// samples meet code outside them (a library loaded since): an import
+/// loads one right after the interpreter is found; each sample until the
+/// kernel has it is cut short.
+const REREAD_EVERY: Duration = Duration::from_millis(5);
 
 /// One mapped binary, learnt once.
 #[derive(Debug)]
@@ -158,6 +159,27 @@ impl NativeStacks {
             };
             mappings.push((mapping.start, mapping.end, bias, binary));
         }
+        // Executable memory that is no file (the vDSO, generated code):
+        // known, without a table, so that the unwinder stops there without
+        // taking it for a library loaded since.
+        for (start, end, name) in anonymous_code(&text) {
+            let binary = self
+                .binaries
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    Rc::new(Binary {
+                        path: name.to_string(),
+                        first_row: 0,
+                        rows: 0,
+                        symbols: Symbols::default(),
+                        eval: Vec::new(),
+                        functions: Vec::new(),
+                        segments: Vec::new(),
+                    })
+                })
+                .clone();
+            mappings.push((start, end, start, binary));
+        }
         mappings.sort_by_key(|m| m.0);
         if let Some(known) = self.processes.get_mut(&pid)
             && known.mappings.len() == mappings.len()
@@ -208,17 +230,16 @@ impl NativeStacks {
     /// every mapping known: its mappings are read again now (at most every
     /// [`REREAD_EVERY`]), so that the address is named, and the kernel
     /// gets them at the next refresh.
-    pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) {
+    /// True when it read them.
+    pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) -> bool {
         if end != native_end::NO_MAPPING {
-            return;
+            return false;
         }
         let Some(process) = self.processes.get(&pid) else {
-            return;
+            return false;
         };
         let known = addr.is_some_and(|a| process.mappings.iter().any(|m| m.0 <= a && a < m.1));
-        if !known && process.read_at.elapsed() >= REREAD_EVERY {
-            self.load(pid);
-        }
+        !known && process.read_at.elapsed() >= REREAD_EVERY && self.load(pid)
     }
 
     /// A sample of process `pid` came with a native stack that ended so
@@ -389,6 +410,30 @@ impl NativeStacks {
     }
 }
 
+/// Executable mappings of `/proc/PID/maps` text that are no file:
+/// (start, end, `[vdso]` or `[anonymous]`).
+fn anonymous_code(maps: &str) -> Vec<(u64, u64, &str)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let (start, end) = parts.next()?.split_once('-')?;
+            if !parts.next()?.contains('x') {
+                return None;
+            }
+            let name = parts.nth(3).unwrap_or("[anonymous]");
+            if name.starts_with('/') {
+                return None;
+            }
+            let name = if name.starts_with('[') { name } else { "[anonymous]" };
+            Some((
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+                name,
+            ))
+        })
+        .collect()
+}
+
 /// A function's range and the parts of it the compiler moved elsewhere
 /// (GCC's `-freorder-blocks-and-partition`: `NAME.cold`, which only a
 /// `.symtab` names; Debian's CPython 3.14 runs its bytecodes there): the
@@ -483,6 +528,23 @@ pub fn splice<T>(native: Vec<Option<T>>, groups: Vec<Vec<T>>) -> (Vec<T>, bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn executable_memory_that_is_no_file_is_known() {
+        let maps = "\
+55d0c0a00000-55d0c0b00000 r-xp 00001000 fd:01 1234 /usr/bin/python3.11
+7f0000000000-7f0000001000 rwxp 00000000 00:00 0 
+7ffd5a7f2000-7ffd5a7f4000 r-xp 00000000 00:00 0                          [vdso]
+7ffd5a7f4000-7ffd5a7f6000 r--p 00000000 00:00 0                          [vvar]
+";
+        assert_eq!(
+            anonymous_code(maps),
+            vec![
+                (0x7f00_0000_0000, 0x7f00_0000_1000, "[anonymous]"),
+                (0x7ffd_5a7f_2000, 0x7ffd_5a7f_4000, "[vdso]"),
+            ]
+        );
+    }
 
     #[test]
     fn eval_frames_become_their_python_frames_and_the_root_is_python() {
