@@ -137,7 +137,15 @@ fn publish_native(
     configured: Vec<u32>,
 ) -> Result<(), ProbeError> {
     for pid in configured.into_iter().chain(native.stale()) {
-        native.load(pid);
+        let started = std::time::Instant::now();
+        if native.load(pid) {
+            log::info!(
+                "pid {pid}: native mappings read in {:?} ({} binaries, {} table rows so far)",
+                started.elapsed(),
+                native.counts.binaries,
+                native.counts.rows
+            );
+        }
     }
     let (rows, mappings) = native.take_writes();
     for (block, rows) in rows {

@@ -47,7 +47,10 @@ fn check_native_figures(report: &Value) {
     assert!(samples >= 50, "too few samples: {python:#}");
     // The first samples may come before the process's tables are loaded.
     let unwound = native["samples"].as_u64().unwrap();
-    assert!(unwound * 10 >= samples * 9, "{unwound} of {samples}: {native:#}");
+    assert!(
+        unwound * 10 >= samples * 9,
+        "{unwound} of {samples}: {native:#}"
+    );
     let complete = native["complete"].as_u64().unwrap();
     assert!(complete * 10 >= unwound * 9, "complete unwinds: {native:#}");
     assert!(native["binaries"].as_u64().unwrap() >= 2, "{native:#}");
@@ -73,7 +76,10 @@ fn zlib_under_compress_loop(name: &str, command: Vec<String>) {
     let (loop_samples, with_deflate) = under(&report, "compress_loop", |f| {
         f["function"] == "deflate" && f["file"].as_str().unwrap().contains("libz")
     });
-    assert!(loop_samples >= 50, "compress_loop sampled {loop_samples} times");
+    assert!(
+        loop_samples >= 50,
+        "compress_loop sampled {loop_samples} times"
+    );
     assert!(
         with_deflate * 2 >= loop_samples,
         "deflate under compress_loop in {with_deflate} of {loop_samples} samples: {:#}",
@@ -90,7 +96,11 @@ fn zlib_under_compress_loop(name: &str, command: Vec<String>) {
 fn deflate_is_under_compress_loop_on_debian_3_11() {
     zlib_under_compress_loop(
         "native_zlib_311",
-        python_command(python("/usr/bin/python3.11"), "native/zlib_loop.py", &["1000"]),
+        python_command(
+            python("/usr/bin/python3.11"),
+            "native/zlib_loop.py",
+            &["1000"],
+        ),
     );
 }
 
@@ -116,16 +126,15 @@ fn deflate_is_under_compress_loop_on_sid_3_14() {
     let root = std::env::var("TRACER_PY314_ROOT")
         .unwrap_or_else(|_| "/var/cache/tracer-tests/sid-python3.14".into());
     assert!(
-        std::path::Path::new(&root).join("usr/bin/python3.14").exists(),
+        std::path::Path::new(&root)
+            .join("usr/bin/python3.14")
+            .exists(),
         "no Python 3.14 root at {root}: `cargo xtask test` makes it"
     );
     // The workload, inside the root.
     let inside = "/tmp/tracer-native-zlib_loop.py";
-    std::fs::copy(
-        workload("native/zlib_loop.py"),
-        format!("{root}{inside}"),
-    )
-    .expect("copy the workload into the root");
+    std::fs::copy(workload("native/zlib_loop.py"), format!("{root}{inside}"))
+        .expect("copy the workload into the root");
     let command = ["unshare", "--pid", "--fork", "--mount", "--mount-proc"]
         .iter()
         .map(|s| s.to_string())
@@ -142,7 +151,14 @@ fn a_c_extension_is_named_by_its_symbols() {
     let module = scratch.path("spin.cpython-311-x86_64-linux-gnu.so");
     // Stripped (-s): the static function is in no symbol table.
     let built = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-O2", "-s", "-I/usr/include/python3.11", "-o"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-s",
+            "-I/usr/include/python3.11",
+            "-o",
+        ])
         .arg(&module)
         .arg(workload("native/spin.c"))
         .output()

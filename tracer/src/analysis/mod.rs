@@ -191,7 +191,12 @@ impl Collector {
             return;
         }
         if let Some(live) = self.metrics.as_mut() {
-            self.captures.on_event(&event, self.python.as_mut());
+            self.captures.on_event(
+                &event,
+                self.python.as_mut(),
+                self.native.as_mut(),
+                &mut self.python_dirty,
+            );
             live.on_event(event, self.python.as_mut());
             return;
         }
@@ -241,7 +246,7 @@ impl Collector {
                         self.native.as_mut(),
                         tgid,
                         &frames,
-                        native,
+                        native.as_ref(),
                         &mut self.python_dirty,
                     )
                 {
@@ -816,18 +821,18 @@ impl Collector {
 /// (`--native`), else its Python frames.
 /// `reread`: set when the process's mappings were read again (a library
 /// loaded since): the kernel side is to get them at once.
-fn sample_frame_ids(
+pub(crate) fn sample_frame_ids(
     tree: &mut PythonTree,
     stacks: Option<&mut NativeStacks>,
     tgid: u32,
     frames: &[tracer_common::PyFrameRecord],
-    native: Option<NativeStack>,
+    native: Option<&NativeStack>,
     reread: &mut bool,
 ) -> Option<Vec<python_symbols::FrameId>> {
     match (native, stacks) {
         (Some(native), Some(stacks)) => {
             *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
-            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, &native, stacks)?;
+            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
             stacks.on_sample(tgid, native.end, matched);
             Some(ids)
         }

@@ -424,7 +424,11 @@ fn anonymous_code(maps: &str) -> Vec<(u64, u64, &str)> {
             if name.starts_with('/') {
                 return None;
             }
-            let name = if name.starts_with('[') { name } else { "[anonymous]" };
+            let name = if name.starts_with('[') {
+                name
+            } else {
+                "[anonymous]"
+            };
             Some((
                 u64::from_str_radix(start, 16).ok()?,
                 u64::from_str_radix(end, 16).ok()?,
@@ -456,8 +460,7 @@ fn split_parts(
     };
     let target = |at: usize, len: usize| -> Option<u64> {
         let rel = i32::from_le_bytes(code.get(at..at + 4)?.try_into().ok()?);
-        Some((start + (at + 4) as u64).wrapping_add(rel as i64 as u64))
-            .filter(|_| len > 0)
+        Some((start + (at + 4) as u64).wrapping_add(rel as i64 as u64)).filter(|_| len > 0)
     };
     for i in 0..code.len() {
         let jump = match (code[i], code.get(i + 1)) {

@@ -295,6 +295,9 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if let Some(missed) = nonzero(&missed) {
         let _ = writeln!(out, "  not in the figures: {missed}");
     }
+    if let Some(native) = &p.native {
+        native_line(out, native, p.samples);
+    }
     processes(out, report, width);
     // The kernel-event stacks below are there even without CPU samples
     // (a short or mostly sleeping process).
@@ -561,4 +564,40 @@ mod tests {
             "{text}"
         );
     }
+}
+
+/// `--native`: how many samples came with a native stack, and where the
+/// unwinds that did not reach the outermost frame stopped.
+fn native_line(out: &mut String, n: &crate::report::NativeFigures, samples: u64) {
+    let _ = write!(
+        out,
+        "  native frames: {} of {} stacks unwound ({} to the outermost frame); tables of {} \
+         binaries, {} rows",
+        thousands(n.samples),
+        thousands(samples),
+        thousands(n.complete),
+        n.binaries,
+        thousands(n.table_rows),
+    );
+    let stopped = [
+        (
+            n.stopped_outside_mappings,
+            "in code loaded since the mappings were read",
+        ),
+        (n.stopped_without_table, "in code with no unwind table"),
+        (n.stopped_at_unknown_rule, "at a rule not followed"),
+        (n.stopped_unreadable, "at unreadable stack"),
+        (n.truncated, "deeper than 128 frames"),
+    ];
+    if let Some(stopped) = nonzero(&stopped) {
+        let _ = write!(out, "; stopped {stopped}");
+    }
+    if n.binaries_without_table > 0 {
+        let _ = write!(
+            out,
+            "; {} without a table",
+            plural(n.binaries_without_table, "binary", "binaries")
+        );
+    }
+    let _ = writeln!(out);
 }
