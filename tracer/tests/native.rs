@@ -194,9 +194,37 @@ fn a_c_extension_is_named_by_its_symbols() {
         "the static function in {with_hidden} of {loop_samples}: {:#}",
         report["python"]["stacks"]
     );
-    // The function view has them, marked native; the text names the binary.
-    let hotspots = report["python"]["hotspots"].as_array().unwrap();
-    let top = &hotspots[0];
+    // The native function view has them, marked native, the static
+    // function first; the Python view charges their time to spin_loop.
+    let top = &report["python"]["native_functions"][0];
     assert_eq!(top["native"], true, "{top}");
     assert!(hidden(top), "{top}");
+    assert_eq!(report["python"]["hotspots"][0]["function"], "spin_loop");
+}
+
+/// Without `--native`: Python frames only.
+#[test]
+fn without_native_python_frames_only() {
+    require_root();
+    let scratch = Scratch::new("native_off");
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/zlib_loop.py",
+        &["300"],
+    );
+    let report = trace_command(&scratch, &["--rate", "999"], &command);
+    let python = &report["python"];
+    assert!(python["native"].is_null(), "{python:#}");
+    let stacks = python["stacks"].as_array().unwrap();
+    assert!(!stacks.is_empty());
+    for stack in stacks {
+        for frame in stack["frames"].as_array().unwrap() {
+            assert!(frame.get("native").is_none(), "{frame}");
+        }
+    }
+    // The time in zlib goes to the line that called it.
+    assert_eq!(
+        python["hotspots"][0]["function"], "compress_loop",
+        "{python:#}"
+    );
 }

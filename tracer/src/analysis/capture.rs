@@ -106,7 +106,7 @@ impl Captures {
 
     /// A sample, when a window is open: named, into the windows.
     /// `native`, `reread`: `--native`'s stacks (see
-    /// [`super::sample_frame_ids`]).
+    /// [`super::native::sample_frame_ids`]).
     pub fn on_event(
         &mut self,
         event: &Event,
@@ -128,8 +128,14 @@ impl Captures {
             && !self.windows.is_empty()
             && let Some(tree) = tree
         {
-            let ids =
-                super::sample_frame_ids(tree, native, *tgid, frames, native_stack.as_ref(), reread);
+            let ids = super::native::sample_frame_ids(
+                tree,
+                native,
+                *tgid,
+                frames,
+                native_stack.as_ref(),
+                reread,
+            );
             let task = (*task != 0).then(|| (*task, tree.task_name(*tgid, *task, *task_name)));
             self.on_sample(
                 tree,

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod fd_rows;
 pub mod loops;
 pub mod metrics;
+pub mod native;
 pub mod processes;
 pub mod python;
 pub mod read_findings;
@@ -21,14 +22,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops, native_end};
+use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
 use crate::report::format::thousands;
 use crate::{
-    events::{Event, MapSnapshot, NativeStack},
+    events::{Event, MapSnapshot},
     frame::Frame,
     native::NativeStacks,
-    python::{PythonTree, symbols as python_symbols},
+    python::PythonTree,
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
         ThreadNow,
@@ -241,7 +242,7 @@ impl Collector {
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
                 if let Some(tree) = self.python.as_mut()
-                    && let Some(ids) = sample_frame_ids(
+                    && let Some(ids) = native::sample_frame_ids(
                         tree,
                         self.native.as_mut(),
                         tgid,
@@ -812,50 +813,8 @@ impl Collector {
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;
-        section.native = self.native.as_ref().map(native_figures);
+        section.native = self.native.as_ref().map(native::figures);
         section
-    }
-}
-
-/// A sample's frame ids: with its native stack when there is one
-/// (`--native`), else its Python frames.
-/// `reread`: set when the process's mappings were read again (a library
-/// loaded since): the kernel side is to get them at once.
-pub(crate) fn sample_frame_ids(
-    tree: &mut PythonTree,
-    stacks: Option<&mut NativeStacks>,
-    tgid: u32,
-    frames: &[tracer_common::PyFrameRecord],
-    native: Option<&NativeStack>,
-    reread: &mut bool,
-) -> Option<Vec<python_symbols::FrameId>> {
-    match (native, stacks) {
-        (Some(native), Some(stacks)) => {
-            *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
-            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
-            stacks.on_sample(tgid, native.end, matched);
-            Some(ids)
-        }
-        _ => tree.frame_ids(tgid, frames),
-    }
-}
-
-fn native_figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
-    let c = &stacks.counts;
-    let by_end = |end: u32| c.samples_by_end[end as usize];
-    crate::report::NativeFigures {
-        samples: c.samples_by_end.iter().sum(),
-        complete: by_end(native_end::COMPLETE),
-        stopped_outside_mappings: by_end(native_end::NO_MAPPING),
-        stopped_without_table: by_end(native_end::NO_TABLE),
-        stopped_at_unknown_rule: by_end(native_end::UNKNOWN_RULE),
-        stopped_unreadable: by_end(native_end::UNREADABLE),
-        truncated: by_end(native_end::TRUNCATED),
-        unmatched: c.unmatched,
-        binaries: c.binaries,
-        table_rows: c.rows,
-        binaries_without_table: c.binaries_without_table,
-        mappings_left_out: c.mappings_left_out,
     }
 }
 

@@ -647,10 +647,27 @@ struct Counted {
     pids: BTreeSet<u32>,
 }
 
+/// Python functions by self samples (innermost Python frame: the time of
+/// native frames below it is its own, as without them) and total.
 pub(super) fn hotspots(
     stacks: &[Row],
     thread: Option<Sampled>,
     limit: usize,
+) -> (u64, Vec<Hotspot>) {
+    functions(stacks, thread, limit, false)
+}
+
+/// `--native`: native functions by self samples (the innermost frame,
+/// when it is native) and total.
+pub(super) fn native_functions(stacks: &[Row], limit: usize) -> Vec<Hotspot> {
+    functions(stacks, None, limit, true).1
+}
+
+fn functions(
+    stacks: &[Row],
+    thread: Option<Sampled>,
+    limit: usize,
+    native: bool,
 ) -> (u64, Vec<Hotspot>) {
     let mut by_fn: BTreeMap<FunctionKey, Counted> = BTreeMap::new();
     let mut total = 0;
@@ -660,11 +677,13 @@ pub(super) fn hotspots(
         }
         total += count;
         let mut seen: Vec<FunctionKey> = Vec::new();
-        for (depth, f) in frames.iter().enumerate() {
+        let innermost = frames.first().is_some_and(|f| f.native == native);
+        let frames = frames.iter().filter(|f| f.native == native);
+        for (depth, f) in frames.enumerate() {
             let key = function_key(f);
             let entry = by_fn.entry(key.clone()).or_default();
             entry.pids.insert(at.pid);
-            if depth == 0 {
+            if depth == 0 && (innermost || !native) {
                 entry.self_samples += count;
             }
             // Recursion counts once per sample in the total.
@@ -714,6 +733,7 @@ pub(super) fn hotspots(
 fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     let (total, hot) = hotspots(stacks, None, MAX_ROWS);
     section.hotspots = hot;
+    section.native_functions = native_functions(stacks, MAX_ROWS);
     let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
     for (_, frames, count, _) in stacks {
         // The innermost Python line: with `--native`, the line that called

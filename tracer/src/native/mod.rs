@@ -380,7 +380,7 @@ impl NativeStacks {
             (at < m.1).then_some(m)
         });
         let Some((_, _, bias, binary)) = found else {
-            return Resolved::Unknown(native_frame(format!("{addr:#x}"), "?"));
+            return Resolved::Unknown(native_frame(format!("{addr:#x}"), "[unknown]"));
         };
         let vaddr = at.wrapping_sub(*bias);
         if binary

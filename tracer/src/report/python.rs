@@ -77,8 +77,13 @@ pub struct Python {
     /// `null` without it.
     #[serde(default)]
     pub native: Option<NativeFigures>,
-    /// Functions by self samples (innermost frame), highest first.
+    /// Python functions by self samples (innermost Python frame: with
+    /// native frames below it, their time is its own), highest first.
     pub hotspots: Vec<Hotspot>,
+    /// Native functions by self samples (the innermost frame, when native)
+    /// and total, highest first; empty without `--native`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_functions: Vec<Hotspot>,
     /// Lines by self samples, highest first.
     pub lines: Vec<LineHotspot>,
     pub threads: Vec<PythonThread>,
