@@ -10,6 +10,11 @@ sampler at that rate pays). Configurations are interleaved, N runs each; it
 prints the median of the work's own CPU time and wall time and the ratios to
 untraced, as a Markdown table.
 
+`--native`: the C-heavy work of tests/workloads/native/zlib_bench.py
+(zlib's deflate under one Python function) instead, with `tracer --native`
+(native frames unwound in the kernel) next to `tracer` (Python frames
+only) and `py-spy record --native` (which stops the process to unwind it).
+
 Several rates (`--rates 999,9999`) show the cost per tick: the overhead at
 9,999 Hz is ten times the per-tick cost of 999 Hz, well above the noise of a
 shared machine, so dividing it by ten gives a 999 Hz figure that noise does
@@ -35,6 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKLOAD = os.path.join(ROOT, "tests/workloads/python_bench_cpu.py")
+NATIVE_WORKLOAD = os.path.join(ROOT, "tests/workloads/native/zlib_bench.py")
 
 
 def work_time(argv):
@@ -47,7 +53,7 @@ def work_time(argv):
     raise RuntimeError(f"no result from {argv}: {proc.stdout}{proc.stderr}")
 
 
-def bpf_cost(tracer, rate, cmd):
+def bpf_cost(tracer, rate, cmd, extra=()):
     """Kernel-side cost of the sampler itself: run_time_ns / run_cnt of the
     `python_sample` program (kernel.bpf_stats_enabled), last value seen
     before the tracer unloads it, against the work's CPU time."""
@@ -58,7 +64,7 @@ def bpf_cost(tracer, rate, cmd):
         tmp = tempfile.mkdtemp(prefix="tracer-bench-")
         proc = subprocess.Popen(
             [tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "r.json"),
-             "--rate", str(rate), "--", *cmd],
+             "--rate", str(rate), *extra, "--", *cmd],
             stdout=subprocess.PIPE, text=True)
         runs = {}
         while proc.poll() is None:
@@ -91,12 +97,22 @@ def configurations(args, rate, cmd, tmp):
             "--rate", str(rate), "--", *cmd,
         ],
     }
+    if args.native:
+        configs[f"tracer --native --rate {rate}"] = [
+            args.tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "n.json"),
+            "--native", "--rate", str(rate), "--", *cmd,
+        ]
+        if shutil.which(args.py_spy):
+            configs[f"py-spy record --native --rate {rate}"] = [
+                args.py_spy, "record", "--native", "--rate", str(rate), "--format", "raw",
+                "-o", os.path.join(tmp, "sn.txt"), "--", *cmd,
+            ]
     if args.baseline:
         configs[f"tracer (baseline) --rate {rate}"] = [
             args.baseline, "--quiet", "--format", "json", "-o", os.path.join(tmp, "b.json"),
             "--rate", str(rate), "--", *cmd,
         ]
-    if shutil.which(args.py_spy):
+    if shutil.which(args.py_spy) and not args.native:
         configs[f"py-spy record --rate {rate}"] = [
             args.py_spy, "record", "--rate", str(rate), "--format", "raw",
             "-o", os.path.join(tmp, "s.txt"), "--", *cmd,
@@ -140,12 +156,14 @@ def main():
     p.add_argument("--tracer", default=os.path.join(ROOT, "target/release/tracer"))
     p.add_argument("--baseline", help="another tracer binary, timed in the same run")
     p.add_argument("--py-spy", default="py-spy")
+    p.add_argument("--native", action="store_true",
+                   help="the C-heavy work, with native frames (tracer --native, py-spy --native)")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the profilers load kernel programs / read other processes")
     rates = [int(r) for r in args.rates.split(",")]
     tmp = tempfile.mkdtemp(prefix="tracer-bench-")
-    cmd = [args.python, WORKLOAD, str(args.rounds)]
+    cmd = [args.python, NATIVE_WORKLOAD if args.native else WORKLOAD, str(args.rounds)]
     configs = {"untraced": cmd}
     for rate in rates:
         configs.update(configurations(args, rate, cmd, tmp))
@@ -158,7 +176,10 @@ def main():
         print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
     base_wall = statistics.median(r["wall_s"] for r in results["untraced"])
     base_cpu = statistics.median(r["cpu_s"] for r in results["untraced"])
-    print(f"## Python sampling overhead: fib(24) x {args.rounds}\n")
+    if args.native:
+        print(f"## Native frames: sampling overhead on zlib's deflate x {args.rounds}\n")
+    else:
+        print(f"## Python sampling overhead: fib(24) x {args.rounds}\n")
     print(f"{platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"load average {os.getloadavg()[0]:.2f}; python {args.python}\n")
     print(f"Medians of {args.runs} interleaved runs of the work's own CPU time "
@@ -176,6 +197,19 @@ def main():
     # object, repeated) and under a chain of distinct functions (a code
     # object per frame: the per-frame work), each tracer in turn.
     tracers = [("tracer", args.tracer)] + ([("baseline", args.baseline)] if args.baseline else [])
+    if args.native:
+        for rate in rates:
+            for label, extra in (("tracer", []), ("tracer --native", ["--native"])):
+                cost = bpf_cost(args.tracer, rate, cmd, extra)
+                if cost:
+                    ns, count, cpu = cost
+                    print(
+                        f"- {label}: `python_sample` at {rate} Hz on zlib's deflate "
+                        f"(kernel.bpf_stats_enabled): {ns / 1e6:.1f} ms in {count} runs, "
+                        f"{ns / max(count, 1) / 1000:.2f} µs per tick, "
+                        f"{100 * ns / 1e9 / cpu:.2f}% of the work's {cpu:.2f} s CPU"
+                    )
+        rates = []
     for rate in rates:
         for stack, work in (("fib(24)", cmd), (f"fib(24) under 24 distinct functions", cmd + ["chain"])):
             for label, tracer in tracers:
@@ -188,7 +222,8 @@ def main():
                         f"{ns / max(count, 1) / 1000:.2f} µs per tick, "
                         f"{100 * ns / 1e9 / cpu:.2f}% of the work's {cpu:.2f} s CPU"
                     )
-    print(f"\nCommand: `sudo bench/python_sampling.py --rates {args.rates} --runs {args.runs} "
+    native = " --native" if args.native else ""
+    print(f"\nCommand: `sudo bench/python_sampling.py{native} --rates {args.rates} --runs {args.runs} "
           f"--rounds {args.rounds}` (tracer: {args.tracer})")
 
 

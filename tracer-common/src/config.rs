@@ -109,7 +109,11 @@ pub struct SyscallRegs {
     pub arg2: u32,
     pub arg3: u32,
     pub arg4: u32,
-    pub _pad: u32,
+    /// `ip`, `sp`, `bp`: where a native unwind starts when the sampler
+    /// interrupted the thread in the kernel.
+    pub ip: u32,
+    pub sp: u32,
+    pub bp: u32,
 }
 
 /// Where a task's pid in its own pid namespace is, from the kernel's BTF:
@@ -213,10 +217,10 @@ unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 30);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 15);
-const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 7);
+const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 9);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
-    core::mem::size_of::<Config>() == 4 * 30 + 4 * 15 + 4 * 7 + 8 + 32 + 48 + 24 + 8 + 8 + 8
+    core::mem::size_of::<Config>() == 4 * 30 + 4 * 15 + 4 * 9 + 8 + 32 + 48 + 24 + 8 + 8 + 8
 );

@@ -85,6 +85,8 @@ pub enum EventKind {
     /// The names of a code object the sampler met for the first time:
     /// [`PyCodeNames`](crate::PyCodeNames).
     PyCodeNames = 22,
+    /// A Python sample with the native stack under it: [`crate::PyNativeSample`].
+    PyNativeSample = 23,
 }
 
 impl EventKind {
@@ -111,6 +113,7 @@ impl EventKind {
             20 => Some(Self::FdClosed),
             21 => Some(Self::ThreadExited),
             22 => Some(Self::PyCodeNames),
+            23 => Some(Self::PyNativeSample),
             _ => None,
         }
     }

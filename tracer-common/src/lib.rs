@@ -11,6 +11,7 @@
 pub mod config;
 pub mod events;
 pub mod loops;
+pub mod native;
 pub mod processes;
 pub mod python;
 pub mod reads;
@@ -20,6 +21,7 @@ pub mod signals;
 pub use config::*;
 pub use events::*;
 pub use loops::*;
+pub use native::*;
 pub use processes::*;
 pub use python::*;
 pub use reads::*;

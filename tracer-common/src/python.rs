@@ -33,6 +33,10 @@ pub struct PyConfig {
     pub frame_instr: u32,
     /// Offset of the one-byte `owner` field, or [`PY_NO_OFFSET`].
     pub frame_owner: u32,
+    /// 3.11: offset of the one-byte `is_entry` field, or [`PY_NO_OFFSET`]
+    /// (stored in bit [`PY_ENTRY_BIT`] of the record's `instr`).
+    pub frame_is_entry: u32,
+    pub _pad: u32,
     /// Capture the Python stack behind 1 in this many reads (per CPU); 0: never.
     pub read_stack_every: u32,
     /// Which argument of `_PyEval_EvalFrameDefault` is the frame (0 on 3.8:
@@ -192,6 +196,10 @@ pub struct PyFrameRecord {
     pub check: u64,
 }
 
+/// Bit of [`PyFrameRecord::instr`] set for a 3.11 frame whose `is_entry`
+/// is set (instruction pointers stay below 2^47).
+pub const PY_ENTRY_BIT: u32 = 55;
+
 /// Words of the code object folded into [`PyFrameRecord::check`]: a window
 /// of this many 8-byte words at [`PyConfig::code_check`].
 pub const CODE_CHECK_WORDS: usize = 4;
@@ -315,7 +323,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 128);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 136);
 const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
 const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
 const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);

@@ -12,6 +12,7 @@
 mod fd_rows;
 mod loops;
 mod maps;
+mod native;
 mod processes;
 mod python;
 mod reads;

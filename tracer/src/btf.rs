@@ -446,7 +446,9 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
         arg2: reg("si")?,
         arg3: reg("dx")?,
         arg4: reg("r10")?,
-        _pad: 0,
+        ip: reg("ip")?,
+        sp: reg("sp")?,
+        bp: reg("bp")?,
     })
 }
 

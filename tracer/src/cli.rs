@@ -14,6 +14,9 @@ Examples:
   sudo tracer --pid $(cat gunicorn.pid) --duration 30 --flamegraph workers.svg
                                          a pre-fork server: the master and every worker,
                                          each sampled on its own (a root frame per process)
+  sudo tracer --native --flamegraph z.svg -- python3 compress.py
+                                         where the C code under each Python line spends its time
+                                         (deflate [libz.so.1] under compress_loop)
   sudo tracer --perfetto app.pftrace -- python3 app.py
                                          also a timeline of every read, context switch,
                                          signal, fork and sample: open it at ui.perfetto.dev
@@ -55,7 +58,8 @@ What it reports:
               and the Python line that ignored, handled or blocked a signal
   python      hot functions and lines (self / total share, per thread, per process
               and in total), from CPU-clock sampling of the Python stack of every
-              Python process in the tree (CPython 3.8 and later, free-threaded too)
+              Python process in the tree (CPython 3.8 and later, free-threaded too),
+              with the native frames (C extensions, libraries) under and between them
   loops       event loops (asyncio...): iterations, and each stall of --loop-stall MS or
               more with the Python code that ran in it
 
@@ -175,6 +179,14 @@ pub struct Args {
     /// program before 3.11 can slow down several-fold
     #[arg(long)]
     pub count_entries: bool,
+
+    /// Native frames under and between the Python frames of each sample:
+    /// C extensions, zlib, libc... Unwound in the kernel from tables made of
+    /// each library's .eh_frame (no ptrace, the program never stops); named
+    /// from the ELF symbols, or as library+0xADDRESS. The eval loop's frames
+    /// are replaced by the Python frames they run
+    #[arg(long)]
+    pub native: bool,
 
     /// Do not sample Python stacks (kernel sections only)
     #[arg(long)]

@@ -6,12 +6,12 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FdClosedEvent, FdKey, FdRow, FileEvent, PATH_CAPTURE_LEN, PY_MAX_DEPTH, PY_SAMPLE_TORN,
-    ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord,
-    PySample, PyStackEvent, PyStringCopy, ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall,
-    SignalActionEvent, SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
-    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    FdClosedEvent, FdKey, FdRow, FileEvent, NATIVE_MAX_DEPTH, PATH_CAPTURE_LEN, PY_MAX_DEPTH,
+    PY_SAMPLE_TORN, ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
+    PyFrameRecord, PyNativeSample, PySample, PyStackEvent, PyStringCopy, ReadEvent, ReadKey,
+    ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent,
+    SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent,
+    drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub enum Event {
         /// (0: no task).
         task: u64,
         task_name: u64,
+        /// The native stack under it (`--native`), innermost first.
+        native: Option<NativeStack>,
     },
     /// A kernel-event stack (reads, sleeps) seen for the first time, or
     /// (`counts` not zero) counts `PY_EVENT_STACKS` had no room for.
@@ -329,6 +331,30 @@ fn frames_until_empty(frames: &[PyFrameRecord]) -> Vec<PyFrameRecord> {
     frames.iter().take_while(|f| f.code != 0).copied().collect()
 }
 
+/// A native stack as the sampler unwound it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeStack {
+    /// Instruction addresses, innermost first (then return addresses).
+    pub addresses: Vec<u64>,
+    /// Why the unwind stopped (`tracer_common::native_end`).
+    pub end: u32,
+}
+
+fn py_sample(header: &EventHeader, sample: &PySample, native: Option<NativeStack>) -> Event {
+    let depth = (sample.depth as usize).min(PY_MAX_DEPTH);
+    Event::PySample {
+        ts_ns: header.ts_ns,
+        tgid: header.tgid,
+        tid: header.tid,
+        frames: sample.frames[..depth].to_vec(),
+        truncated: sample.truncated == 1,
+        torn: sample.truncated == PY_SAMPLE_TORN,
+        task: sample.task,
+        task_name: sample.task_name,
+        native,
+    }
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes)?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
@@ -378,19 +404,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 ns_pid: (event.ns_pid != 0).then_some(event.ns_pid),
             }
         }
-        EventKind::PySample => {
-            let sample: PySample = read(bytes)?;
-            let depth = (sample.depth as usize).min(PY_MAX_DEPTH);
-            Event::PySample {
-                ts_ns: header.ts_ns,
-                tgid: header.tgid,
-                tid: header.tid,
-                frames: sample.frames[..depth].to_vec(),
-                truncated: sample.truncated == 1,
-                torn: sample.truncated == PY_SAMPLE_TORN,
-                task: sample.task,
-                task_name: sample.task_name,
-            }
+        EventKind::PySample => py_sample(&header, &read(bytes)?, None),
+        EventKind::PyNativeSample => {
+            let record: PyNativeSample = read(bytes)?;
+            let depth = (record.native_depth as usize).min(NATIVE_MAX_DEPTH);
+            let native = NativeStack {
+                addresses: record.native[..depth].to_vec(),
+                end: record.native_end,
+            };
+            py_sample(&header, &record.sample, Some(native))
         }
         EventKind::PyStack => {
             let event: PyStackEvent = read(bytes)?;

@@ -22,6 +22,10 @@ pub struct Frame {
     /// The function's `def` line (`co_firstlineno`; 0: unknown).
     #[serde(default)]
     pub first_line: u32,
+    /// A native frame (`--native`): `function` is the ELF symbol (or
+    /// `file+0xADDRESS` when none covers it), `file` the binary, no line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native: bool,
 }
 
 impl Frame {
@@ -35,6 +39,7 @@ impl Frame {
             file: UNKNOWN_FILE.into(),
             line: 0,
             first_line: 0,
+            native: false,
         }
     }
 
@@ -76,6 +81,18 @@ impl Frame {
     /// Reads the text form back (`"qualname (file:line)"`); `None` if it is
     /// not one. The `def` line is not in the text.
     pub fn parse(text: &str) -> Option<Self> {
+        // Native: `name [file]` (a Python qualname has no space).
+        if let Some((name, rest)) = text.split_once(" [")
+            && !name.contains(" (")
+        {
+            return Some(Self {
+                qualname: name.into(),
+                function: name.into(),
+                file: rest.strip_suffix(']')?.into(),
+                native: true,
+                ..Self::default()
+            });
+        }
         let (qualname, rest) = text.split_once(" (")?;
         let (file, line) = rest.strip_suffix(')')?.rsplit_once(':')?;
         Some(Self {
@@ -84,13 +101,17 @@ impl Frame {
             file: file.into(),
             line: line.parse().ok()?,
             first_line: 0,
+            native: false,
         })
     }
 }
 
-/// The text form: `qualname (file:line)`.
+/// The text form: `qualname (file:line)`; a native frame's `name [file]`.
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.native {
+            return write!(f, "{} [{}]", self.qualname, self.file);
+        }
         write!(f, "{} ({}:{})", self.qualname, self.file, self.line)
     }
 }
@@ -108,6 +129,9 @@ impl Frame {
     /// the file without its directories.
     pub fn short(&self) -> String {
         let file = self.file.rsplit('/').next().unwrap_or(&self.file);
+        if self.native {
+            return format!("{} [{file}]", self.qualname);
+        }
         format!("{} ({file}:{})", self.qualname, self.line)
     }
 }
@@ -184,6 +208,8 @@ pub mod as_stack_frames {
         line: u32,
         #[serde(default)]
         first_line: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        native: bool,
     }
 
     pub fn serialize<S: Serializer>(frames: &[Frame], s: S) -> Result<S::Ok, S::Error> {
@@ -193,6 +219,7 @@ pub mod as_stack_frames {
             file: f.file.clone(),
             line: f.line,
             first_line: f.first_line,
+            native: f.native,
         }))
     }
 
@@ -200,11 +227,16 @@ pub mod as_stack_frames {
         Ok(Vec::<StackFrame>::deserialize(d)?
             .into_iter()
             .map(|f| Frame {
-                function: f.function.rsplit('.').next().unwrap_or(&f.function).into(),
+                function: if f.native {
+                    f.function.clone()
+                } else {
+                    f.function.rsplit('.').next().unwrap_or(&f.function).into()
+                },
                 qualname: f.function,
                 file: f.file,
                 line: f.line,
                 first_line: f.first_line,
+                native: f.native,
             })
             .collect())
     }
@@ -260,6 +292,7 @@ mod tests {
             file: "/usr/lib/python3.11/subprocess.py".into(),
             line: 1883,
             first_line: 0,
+            native: false,
         };
         assert_eq!(
             frame.to_string(),
@@ -269,6 +302,18 @@ mod tests {
         let frozen = Frame::parse("<module> (<frozen os>:12)").unwrap();
         assert_eq!((frozen.file.as_str(), frozen.line), ("<frozen os>", 12));
         assert_eq!(Frame::parse("garbage"), None);
+        let native = Frame {
+            qualname: "deflate".into(),
+            function: "deflate".into(),
+            file: "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13".into(),
+            native: true,
+            ..Frame::default()
+        };
+        assert_eq!(
+            native.to_string(),
+            "deflate [/usr/lib/x86_64-linux-gnu/libz.so.1.2.13]"
+        );
+        assert_eq!(Frame::parse(&native.to_string()), Some(native));
         let unresolved = Frame::unresolved(0x55aa);
         assert_eq!(unresolved.to_string(), "<code 0x55aa> (?:0)");
         assert!(!unresolved.is_resolved());
@@ -293,6 +338,7 @@ mod tests {
             file: "/a.py".into(),
             line: 7,
             first_line: 5,
+            native: false,
         };
         let both = Both {
             text: vec![Frame {

@@ -17,6 +17,7 @@ pub mod files;
 pub mod frame;
 pub mod live;
 pub mod manpage;
+pub mod native;
 pub mod otlp;
 pub mod output;
 pub mod preflight;

@@ -7,6 +7,7 @@
 
 use crate::{
     analysis::Collector,
+    native::NativeStacks,
     probes::{ProbeError, Probes},
     procfs,
 };
@@ -21,7 +22,11 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     let updates = tree.refresh();
     let mut ready = false;
     let mut sampled = Vec::new();
+    let mut configured = Vec::new();
     for (pid, update) in updates {
+        if update.config.is_some() {
+            configured.push(pid);
+        }
         if update.config.is_some()
             && let Some(found) = tree.process(pid).and_then(|p| p.ready())
         {
@@ -76,6 +81,10 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             )),
         }
     }
+    if let Some(native) = collector.native.as_mut() {
+        publish_native(probes, native, configured)?;
+        collector.warnings.append(&mut native.warnings);
+    }
     if let Some(tree) = &collector.python {
         ready = tree.processes().any(|p| p.ready().is_some());
     }
@@ -114,5 +123,36 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         log::info!("pid {pid}: Python thread {tid} is sampled from now on");
     }
     collector.python_dirty = false;
+    Ok(())
+}
+
+/// `--native`: the mappings of each process whose interpreter was just
+/// found, and again of those whose samples met code outside them (a
+/// library loaded since), with the unwind tables of binaries not seen
+/// before, to the kernel's unwinder. Tables first: a process's mappings
+/// point into them.
+fn publish_native(
+    probes: &mut Probes,
+    native: &mut NativeStacks,
+    configured: Vec<u32>,
+) -> Result<(), ProbeError> {
+    for pid in configured.into_iter().chain(native.stale()) {
+        let started = std::time::Instant::now();
+        if native.load(pid) {
+            log::info!(
+                "pid {pid}: native mappings read in {:?} ({} binaries, {} table rows so far)",
+                started.elapsed(),
+                native.counts.binaries,
+                native.counts.rows
+            );
+        }
+    }
+    let (rows, mappings) = native.take_writes();
+    for (block, rows) in rows {
+        probes.write_native_rows(block, &rows)?;
+    }
+    for (pid, mappings) in mappings {
+        probes.set_native_mappings(pid, &mappings)?;
+    }
     Ok(())
 }

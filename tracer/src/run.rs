@@ -134,6 +134,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         dump: false,
         loop_stall_ns: args.loop_stall * 1_000_000,
         redact_paths: args.redact_paths.clone(),
+        native: args.native && !args.no_python,
     });
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());

@@ -38,6 +38,11 @@ pub fn load_probes(
         !collector.settings.continuous,
         scope.map(Scope::config).unwrap_or_default(),
         collector.settings.loop_stall_ns,
+        if collector.settings.native {
+            crate::native::TABLE_BLOCKS
+        } else {
+            0
+        },
         &mut warnings,
     )?;
     if collector.settings.count_entries

@@ -26,7 +26,8 @@ fn pytest_site() -> String {
     site
 }
 
-/// Every frame of every sampled stack.
+/// Every Python frame of every sampled stack (native frames, under them
+/// by default, are not code objects).
 fn frames(report: &Value) -> impl Iterator<Item = (&Value, u64)> {
     report["python"]["stacks"]
         .as_array()
@@ -38,6 +39,7 @@ fn frames(report: &Value) -> impl Iterator<Item = (&Value, u64)> {
                 .as_array()
                 .unwrap()
                 .iter()
+                .filter(|frame| frame.get("native").is_none())
                 .map(move |frame| (frame, samples))
         })
 }

@@ -87,6 +87,10 @@ enum Suite {
     Proc,
     /// Python sampling on a CPU-bound program: tracer vs py-spy vs the floor.
     Python,
+    /// Native frames on C-heavy work (zlib): tracer, tracer --native,
+    /// py-spy --native (which stops the process) and the kernel's floor, at
+    /// 99 Hz (the budget: 1.05x) and 999 Hz.
+    Native,
     /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
     /// cost per tick on a free-threaded build next to the GIL build.
     Tree,
@@ -180,6 +184,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Python | Suite::All) {
         report.push_str(&python_suite(args, &tracer, baseline, &version)?);
+    }
+    if matches!(args.suite, Suite::Native | Suite::All) {
+        report.push_str(&native_suite(args, &tracer, &version)?);
     }
     if matches!(args.suite, Suite::Reads | Suite::All) {
         report.push_str(&crate::reads_bench::reads_suite(
@@ -438,6 +445,21 @@ fn python_suite(
     if let Some(baseline) = &baseline {
         extra.extend(["--baseline", baseline]);
     }
+    bench_script("bench/python_sampling.py", &extra, args, tracer, version)
+}
+
+/// The native-frames figures: bench/python_sampling.py's C-heavy work.
+fn native_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
+    ensure_py_spy()?;
+    let extra = [
+        "--native",
+        "--python",
+        PYTHON_FOR_SAMPLING,
+        "--rates",
+        "99,999",
+        "--rounds",
+        "2000",
+    ];
     bench_script("bench/python_sampling.py", &extra, args, tracer, version)
 }
 

@@ -26,9 +26,10 @@ use aya_ebpf::{
     programs::{PerfEventContext, ProbeContext},
 };
 use tracer_common::{
-    CODE_CHECK_WORDS, EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_MAX_DEPTH,
-    PY_NO_OFFSET, PY_SAMPLE_TORN, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
-    PyFrameRecord, PySample, PySleep, PyStackEvent, PyTicks, code_check, drops, py_event,
+    CODE_CHECK_WORDS, EventHeader, EventKind, PY_ENTRY_BIT, PY_EVENT_DEPTH, PY_FORK_DEPTH,
+    PY_MAX_DEPTH, PY_NO_OFFSET, PY_SAMPLE_TORN, PyConfig, PyEntryKey, PyEventKey, PyEventValue,
+    PyForkEvent, PyFrameRecord, PyNativeSample, PySample, PySleep, PyStackEvent, PyTicks,
+    code_check, drops, py_event,
 };
 
 mod code_names;
@@ -112,6 +113,7 @@ pub fn inherit(tgid: u32, tid: u32, child: u32) {
     {
         count_drop(drops::TABLES);
     }
+    crate::native::inherit(tgid, child);
 }
 
 /// Process `tgid` runs a new program (thread `tid`, formerly `old_tid`):
@@ -120,6 +122,7 @@ pub fn inherit(tgid: u32, tid: u32, child: u32) {
 pub fn forget_process(tgid: u32, tid: u32, old_tid: u32) {
     let _ = PY_CONFIG.remove(&tgid);
     let _ = PY_SIGNAL_PENDING.remove(&tgid);
+    crate::native::forget_process(tgid);
     let _ = PY_THREADS.remove(&tid);
     let _ = PY_THREADS.remove(&old_tid);
 }
@@ -215,6 +218,9 @@ fn read_frame(cfg: &PyConfig, frame: u64, last: &mut PyFrameRecord) -> (PyFrameR
         if cfg.frame_owner != PY_NO_OFFSET {
             let owner = buf[(cfg.frame_owner & 0x7f) as usize];
             instr |= (owner as u64) << 56;
+        }
+        if cfg.frame_is_entry != PY_NO_OFFSET && buf[(cfg.frame_is_entry & 0x7f) as usize] != 0 {
+            instr |= 1 << PY_ENTRY_BIT;
         }
         (at(cfg.frame_code), instr, at(cfg.frame_back))
     } else {
@@ -443,7 +449,7 @@ fn running_task(cfg: &PyConfig, tstate: u64) -> (u64, u64) {
 }
 
 #[perf_event]
-pub fn python_sample(_ctx: PerfEventContext) -> u32 {
+pub fn python_sample(ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
@@ -477,20 +483,77 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         return 0;
     }
     let (task, task_name) = running_task(cfg, tstate);
-    let cfg: *const PyConfig = cfg;
+    let walked = Walked {
+        cfg,
+        frame,
+        tgid,
+        tid,
+        task,
+        task_name,
+    };
+    // A process unwound natively too: the bigger record, both stacks.
+    if let Some(mappings) = crate::native::mappings_of(tgid) {
+        let Some(mut entry) = EVENTS.reserve::<PyNativeSample>(0) else {
+            count_drop(drops::PY_SAMPLES);
+            return 0;
+        };
+        let record = entry.as_mut_ptr();
+        // SAFETY: fields of the reserved record, written in place.
+        unsafe {
+            fill_sample(
+                core::ptr::addr_of_mut!((*record).sample),
+                &walked,
+                EventKind::PyNativeSample,
+            );
+            let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
+            let (depth, end) = crate::native::unwind_user(&ctx, mappings, native);
+            core::ptr::addr_of_mut!((*record).native_depth).write(depth);
+            core::ptr::addr_of_mut!((*record).native_end).write(end);
+            // Code in no mapping the unwinder knows: a library loaded a
+            // moment ago (an import). Userspace reads the mappings again now
+            // rather than at its next look (~50 ms of cut stacks).
+            let wake = if end == tracer_common::native_end::NO_MAPPING {
+                RB_FORCE_WAKEUP
+            } else {
+                RB_NO_WAKEUP
+            };
+            entry.submit(wake);
+        }
+        return 0;
+    }
     let Some(mut entry) = EVENTS.reserve::<PySample>(0) else {
         count_drop(drops::PY_SAMPLES);
         return 0;
     };
-    let sample = entry.as_mut_ptr();
+    // SAFETY: the reserved record.
+    unsafe { fill_sample(entry.as_mut_ptr(), &walked, EventKind::PySample) };
+    entry.submit(RB_NO_WAKEUP);
+    0
+}
+
+/// What the sampler found before walking: the thread's current frame.
+struct Walked<'a> {
+    cfg: &'a PyConfig,
+    frame: u64,
+    tgid: u32,
+    tid: u32,
+    task: u64,
+    task_name: u64,
+}
+
+/// Walks the Python stack into a reserved sample record and fills its
+/// header (`kind`: the record it is part of).
+#[inline(always)]
+unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
+    let cfg: *const PyConfig = walked.cfg;
     let mut walk = Walk {
         cfg,
-        frame,
+        frame: walked.frame,
         // SAFETY: a field of the reserved record.
         frames: unsafe { core::ptr::addr_of_mut!((*sample).frames) }.cast::<PyFrameRecord>(),
         depth: 0,
         last: PyFrameRecord::default(),
-        tgid,
+        tgid: walked.tgid,
         named: 0,
         torn: 0,
     };
@@ -506,9 +569,9 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
     let (depth, frame, torn) = (walk.depth as u32, walk.frame, walk.torn);
     unsafe {
         core::ptr::addr_of_mut!((*sample).header).write(EventHeader {
-            kind: EventKind::PySample as u32,
-            tgid,
-            tid,
+            kind: kind as u32,
+            tgid: walked.tgid,
+            tid: walked.tid,
             _pad: 0,
             ts_ns: bpf_ktime_get_ns(),
         });
@@ -519,11 +582,9 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
             u32::from(frame != 0)
         };
         core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
-        core::ptr::addr_of_mut!((*sample).task).write(task);
-        core::ptr::addr_of_mut!((*sample).task_name).write(task_name);
+        core::ptr::addr_of_mut!((*sample).task).write(walked.task);
+        core::ptr::addr_of_mut!((*sample).task_name).write(walked.task_name);
     }
-    entry.submit(RB_NO_WAKEUP);
-    0
 }
 
 /// Fills `frames` with the innermost `N` frames of thread `tid`'s Python

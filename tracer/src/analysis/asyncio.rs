@@ -134,6 +134,7 @@ mod tests {
             file: "/w.py".into(),
             line: 1,
             first_line: 1,
+            native: false,
         }
     }
 

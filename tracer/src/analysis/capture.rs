@@ -13,6 +13,7 @@ use super::Collector;
 use crate::report::format::thousands;
 use crate::{
     events::Event,
+    native::NativeStacks,
     python::{PythonTree, symbols::FrameId},
     report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
 };
@@ -104,7 +105,15 @@ impl Captures {
     }
 
     /// A sample, when a window is open: named, into the windows.
-    pub fn on_event(&mut self, event: &Event, tree: Option<&mut PythonTree>) {
+    /// `native`, `reread`: `--native`'s stacks (see
+    /// [`super::native::sample_frame_ids`]).
+    pub fn on_event(
+        &mut self,
+        event: &Event,
+        tree: Option<&mut PythonTree>,
+        native: Option<&mut NativeStacks>,
+        reread: &mut bool,
+    ) {
         if let Event::PySample {
             ts_ns,
             tgid,
@@ -113,12 +122,20 @@ impl Captures {
             truncated,
             task,
             task_name,
+            native: native_stack,
             ..
         } = event
             && !self.windows.is_empty()
             && let Some(tree) = tree
         {
-            let ids = tree.frame_ids(*tgid, frames);
+            let ids = super::native::sample_frame_ids(
+                tree,
+                native,
+                *tgid,
+                frames,
+                native_stack.as_ref(),
+                reread,
+            );
             let task = (*task != 0).then(|| (*task, tree.task_name(*tgid, *task, *task_name)));
             self.on_sample(
                 tree,

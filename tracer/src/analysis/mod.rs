@@ -9,6 +9,7 @@ pub mod fd_rows;
 pub mod live;
 pub mod loops;
 pub mod metrics;
+pub mod native;
 pub mod processes;
 pub mod python;
 pub mod read_findings;
@@ -28,6 +29,7 @@ use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
+    native::NativeStacks,
     python::PythonTree,
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
@@ -55,6 +57,8 @@ pub struct Settings {
     /// `--redact-paths`: the continuous mode's path labels under these
     /// are the prefix alone.
     pub redact_paths: Vec<String>,
+    /// `--native`: native frames under the Python ones.
+    pub native: bool,
 }
 
 /// How the trace ended, as the run saw it.
@@ -100,6 +104,8 @@ pub struct Collector {
     /// Every process whose Python stacks are sampled: its interpreter and
     /// symbols (`None`: `--no-python`, or the sampler could not start).
     pub python: Option<PythonTree>,
+    /// `--native`: the unwinder's tables and the names of native frames.
+    pub native: Option<NativeStacks>,
     pub profile: python::Profile,
     /// A thread or process of the tree appeared or exec'd: refresh soon.
     pub python_dirty: bool,
@@ -146,6 +152,9 @@ impl Collector {
             metrics: settings
                 .continuous
                 .then(|| metrics::Live::redacting(settings.redact_paths.clone())),
+            native: settings
+                .native
+                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS)),
             settings,
             ..Self::default()
         }
@@ -184,7 +193,12 @@ impl Collector {
             return;
         }
         if let Some(live) = self.metrics.as_mut() {
-            self.captures.on_event(&event, self.python.as_mut());
+            self.captures.on_event(
+                &event,
+                self.python.as_mut(),
+                self.native.as_mut(),
+                &mut self.python_dirty,
+            );
             live.on_event(event, self.python.as_mut());
             return;
         }
@@ -219,6 +233,7 @@ impl Collector {
                 truncated,
                 task,
                 task_name,
+                native,
                 ..
             } => {
                 // A main thread holding up a Python signal handler: where.
@@ -232,7 +247,14 @@ impl Collector {
                 // Symbolized now: the process (and its code objects) may be
                 // gone by report time.
                 if let Some(tree) = self.python.as_mut()
-                    && let Some(ids) = tree.frame_ids(tgid, &frames)
+                    && let Some(ids) = native::sample_frame_ids(
+                        tree,
+                        self.native.as_mut(),
+                        tgid,
+                        &frames,
+                        native.as_ref(),
+                        &mut self.python_dirty,
+                    )
                 {
                     tree.on_sampled_thread(tgid, tid);
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
@@ -796,6 +818,7 @@ impl Collector {
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;
+        section.native = self.native.as_ref().map(native::figures);
         section
     }
 }

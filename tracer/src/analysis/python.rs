@@ -340,13 +340,19 @@ impl Profile {
         section.unresolved_frames = stacks
             .iter()
             .map(|(_, frames, count, _)| {
-                frames.iter().filter(|f| !f.is_resolved()).count() as u64 * count
+                frames
+                    .iter()
+                    .filter(|f| !f.native && !f.is_resolved())
+                    .count() as u64
+                    * count
             })
             .sum();
         section.frames_without_line = stacks
             .iter()
             .map(|(_, frames, count, _)| {
-                let no_line = frames.iter().filter(|f| f.is_resolved() && f.line == 0);
+                let no_line = frames
+                    .iter()
+                    .filter(|f| !f.native && f.is_resolved() && f.line == 0);
                 no_line.count() as u64 * count
             })
             .sum();
@@ -621,7 +627,7 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 /// A function as hotspots count it: (qualname, name, file, `def` line).
-type FunctionKey = (String, String, String, u32);
+type FunctionKey = (String, String, String, u32, bool);
 
 fn function_key(f: &Frame) -> FunctionKey {
     (
@@ -629,6 +635,7 @@ fn function_key(f: &Frame) -> FunctionKey {
         f.function.clone(),
         f.file.clone(),
         f.first_line,
+        f.native,
     )
 }
 
@@ -640,10 +647,27 @@ struct Counted {
     pids: BTreeSet<u32>,
 }
 
+/// Python functions by self samples (innermost Python frame: the time of
+/// native frames below it is its own, as without them) and total.
 pub(super) fn hotspots(
     stacks: &[Row],
     thread: Option<Sampled>,
     limit: usize,
+) -> (u64, Vec<Hotspot>) {
+    functions(stacks, thread, limit, false)
+}
+
+/// `--native`: native functions by self samples (the innermost frame,
+/// when it is native) and total.
+pub(super) fn native_functions(stacks: &[Row], limit: usize) -> Vec<Hotspot> {
+    functions(stacks, None, limit, true).1
+}
+
+fn functions(
+    stacks: &[Row],
+    thread: Option<Sampled>,
+    limit: usize,
+    native: bool,
 ) -> (u64, Vec<Hotspot>) {
     let mut by_fn: BTreeMap<FunctionKey, Counted> = BTreeMap::new();
     let mut total = 0;
@@ -653,11 +677,13 @@ pub(super) fn hotspots(
         }
         total += count;
         let mut seen: Vec<FunctionKey> = Vec::new();
-        for (depth, f) in frames.iter().enumerate() {
+        let innermost = frames.first().is_some_and(|f| f.native == native);
+        let frames = frames.iter().filter(|f| f.native == native);
+        for (depth, f) in frames.enumerate() {
             let key = function_key(f);
             let entry = by_fn.entry(key.clone()).or_default();
             entry.pids.insert(at.pid);
-            if depth == 0 {
+            if depth == 0 && (innermost || !native) {
                 entry.self_samples += count;
             }
             // Recursion counts once per sample in the total.
@@ -675,11 +701,12 @@ pub(super) fn hotspots(
         > 1;
     let mut out: Vec<Hotspot> = by_fn
         .into_iter()
-        .map(|((qualname, name, file, line), counted)| Hotspot {
+        .map(|((qualname, name, file, line, native), counted)| Hotspot {
             function: name,
             qualname,
             file,
             line,
+            native,
             self_samples: counted.self_samples,
             total_samples: counted.total_samples,
             self_share: share(counted.self_samples, total),
@@ -706,9 +733,12 @@ pub(super) fn hotspots(
 fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
     let (total, hot) = hotspots(stacks, None, MAX_ROWS);
     section.hotspots = hot;
+    section.native_functions = native_functions(stacks, MAX_ROWS);
     let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
     for (_, frames, count, _) in stacks {
-        if let Some(top) = frames.first() {
+        // The innermost Python line: with `--native`, the line that called
+        // into the native code below it is charged with its time.
+        if let Some(top) = frames.iter().find(|f| !f.native) {
             *lines
                 .entry((top.qualname.clone(), top.file.clone(), top.line))
                 .or_default() += count;
@@ -867,6 +897,7 @@ mod tests {
             file: "/w.py".into(),
             line,
             first_line: 1,
+            native: false,
         }
     }
 

@@ -10,8 +10,9 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    FdKey, FdRow, FileKey, InflightRead, PyConfig, PyEntryKey, PyEventKey, PyEventValue, PySleep,
-    PyTicks, ReadKey, ReadStats, ThreadStats, ZombieEntry, drops,
+    FdKey, FdRow, FileKey, InflightRead, NativeMappings, NativeRowBlock, PyConfig, PyEntryKey,
+    PyEventKey, PyEventValue, PySleep, PyTicks, ReadKey, ReadStats, ThreadStats, ZombieEntry,
+    drops,
 };
 
 use super::{ProbeError, Probes, take_map};
@@ -59,6 +60,32 @@ impl Probes {
                 map: "PY_CONFIG",
                 source,
             })
+    }
+
+    /// Gives the kernel's unwinder rows of its table (`--native`).
+    pub fn write_native_rows(
+        &mut self,
+        block: u32,
+        rows: &NativeRowBlock,
+    ) -> Result<(), ProbeError> {
+        let name = "NATIVE_ROWS";
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(ProbeError::MissingMap(name))?;
+        aya::maps::Array::<_, NativeRowBlock>::try_from(map)
+            .map_err(map_error(name))?
+            .set(block, rows, 0)
+            .map_err(map_error(name))
+    }
+
+    /// Gives the kernel's unwinder process `pid`'s executable mappings.
+    pub fn set_native_mappings(
+        &mut self,
+        pid: u32,
+        mappings: &NativeMappings,
+    ) -> Result<(), ProbeError> {
+        self.insert("NATIVE_MAPPINGS", pid, *mappings)
     }
 
     /// Applies a thread-map refresh (tid -> PyThreadState address).

@@ -282,6 +282,7 @@ impl Probes {
     /// `scope`: what a node-wide trace takes in as it execs.
     /// `loop_stall_ns`: an event loop iteration this long is a stall.
     /// `fd_rows`: count reads per descriptor, sent at close (one-off traces).
+    /// `native_blocks`: room for `--native`'s unwind tables (0: none).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         follow_children: bool,
@@ -290,6 +291,7 @@ impl Probes {
         fd_rows: bool,
         scope: ScopeConfig,
         loop_stall_ns: u64,
+        native_blocks: u32,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProbeError> {
         // aya's loader parses the kernel's BTF as it is made (~50 ms here),
@@ -309,6 +311,8 @@ impl Probes {
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = loader
             .override_global("CONFIG", &config, true)
+            // `--native`'s unwind tables; one block (unused) otherwise.
+            .map_max_entries("NATIVE_ROWS", native_blocks.max(1))
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
 

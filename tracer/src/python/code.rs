@@ -214,7 +214,7 @@ impl CodeInfo {
         if self.copied {
             return None;
         }
-        let raw = raw & 0x00ff_ffff_ffff_ffff;
+        let raw = raw & 0x007f_ffff_ffff_ffff;
         match instr_kind {
             InstrKind::LastiBytes => {
                 let lasti = (raw as u32 as i32).max(0) as u64;

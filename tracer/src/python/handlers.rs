@@ -163,6 +163,7 @@ pub fn handler(
                 file: "<built-in>".into(),
                 line: 0,
                 first_line: 0,
+                native: false,
             })
         }
         other => Handler::Python(Frame {
@@ -171,6 +172,7 @@ pub fn handler(
             file: "?".into(),
             line: 0,
             first_line: 0,
+            native: false,
         }),
     })
 }

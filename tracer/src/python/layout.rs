@@ -91,6 +91,10 @@ pub struct Offsets {
     /// frames, not Python code, and are skipped (3.12+: `FRAME_OWNED_BY_CSTACK`
     /// is 3 in 3.12/3.13; 3.14 puts `FRAME_OWNED_BY_INTERPRETER` at 3 and CSTACK at 4).
     pub owner_skip_from: Option<u8>,
+    /// 3.11's `_PyInterpreterFrame.is_entry`: the outermost frame a call of
+    /// `_PyEval_EvalFrameDefault` runs (3.12+ marks that with an entry
+    /// frame's `owner`; up to 3.10 each call runs one frame).
+    pub frame_is_entry: Option<u64>,
     pub instr_kind: InstrKind,
     /// `f_executable` is a tagged `_PyStackRef` (3.14+): mask the low bits.
     pub code_is_stackref: bool,
@@ -150,6 +154,8 @@ impl Offsets {
             frame_code: self.frame_code as u32,
             frame_instr: self.frame_instr as u32,
             frame_owner: off(self.frame_owner),
+            frame_is_entry: off(self.frame_is_entry),
+            _pad: 0,
             read_stack_every: 0,
             entry_frame_arg: u32::from(self.eval_frame_arg),
             // Needs the version: set by the process's state.
@@ -250,6 +256,7 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         frame_instr: 104, // PyFrameObject.f_lasti
         frame_owner: None,
         owner_skip_from: None,
+        frame_is_entry: None,
         instr_kind: InstrKind::LastiBytes,
         code_is_stackref: false,
         ob_type: 8,
@@ -296,6 +303,7 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
             frame_instr: 56, // _PyInterpreterFrame.prev_instr
             frame_owner: Some(69),
             owner_skip_from: None, // 3.11 has no C-stack entry frames
+            frame_is_entry: Some(68),
             instr_kind: InstrKind::Pointer,
             code_filename: 112,
             code_name: 120,
@@ -320,6 +328,7 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
             frame_instr: 56, // prev_instr
             frame_owner: Some(70),
             owner_skip_from: Some(3), // FRAME_OWNED_BY_CSTACK
+            frame_is_entry: None,
             instr_kind: InstrKind::Pointer,
             code_filename: 112,
             code_name: 120,
@@ -638,6 +647,7 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         // FRAME_OWNED_BY_CSTACK (3 in 3.13) and, from 3.14,
         // FRAME_OWNED_BY_INTERPRETER (3) / CSTACK (4): not Python code.
         owner_skip_from: Some(3),
+        frame_is_entry: None,
         instr_kind: InstrKind::Pointer,
         code_is_stackref: minor >= 14,
         ob_type,

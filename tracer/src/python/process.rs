@@ -365,6 +365,20 @@ impl PythonProcess {
         Some(self.symbols.frame_ids(table, &source, records))
     }
 
+    /// The frames of a raw stack in the groups each call of the eval loop
+    /// runs ([`super::symbols::Symbols::frame_id_groups`]).
+    pub fn frame_id_groups(
+        &mut self,
+        table: &mut FrameTable,
+        records: &[PyFrameRecord],
+    ) -> Option<Vec<Vec<FrameId>>> {
+        let Discovery::Ready(ready) = &self.discovery else {
+            return None;
+        };
+        let source = ready.code_source();
+        Some(self.symbols.frame_id_groups(table, &source, records))
+    }
+
     /// The names the sampler copied of a code object it met, for its
     /// frames if the object is freed before it is read.
     pub fn on_copied_names(&mut self, code: u64, check: u64, names: CopiedNames) {

@@ -9,7 +9,7 @@
 
 use std::{collections::HashMap, rc::Rc};
 
-use tracer_common::{CODE_CHECK_WORDS, PyFrameRecord, code_check};
+use tracer_common::{CODE_CHECK_WORDS, PY_ENTRY_BIT, PyFrameRecord, code_check};
 
 use super::{
     code::{self, CodeInfo, CopiedNames},
@@ -126,6 +126,42 @@ impl Symbols {
             .collect()
     }
 
+    /// The same frames, in the groups one call of the eval loop runs
+    /// each (innermost first): up to 3.10 a frame per call; 3.11 up to a
+    /// frame marked `is_entry`; 3.12+ up to an entry frame (its `owner`).
+    /// For `--native`, where each call's native frame is replaced by its
+    /// group.
+    pub fn frame_id_groups(
+        &mut self,
+        table: &mut FrameTable,
+        source: &CodeSource,
+        records: &[PyFrameRecord],
+    ) -> Vec<Vec<FrameId>> {
+        let o = source.offsets;
+        let mut groups: Vec<Vec<FrameId>> = vec![Vec::new()];
+        for record in records {
+            let owner = (record.instr >> 56) as u8;
+            let ends = if o.owner_skip_from.is_some_and(|skip| owner >= skip) {
+                true
+            } else if let Some((code, instr, check)) = python_frame(o, record) {
+                let id = self.frame_id(table, source, code, instr, check);
+                groups.last_mut().expect("never empty").push(id);
+                match (o.frame_is_entry, o.owner_skip_from) {
+                    (Some(_), _) => record.instr & (1 << PY_ENTRY_BIT) != 0,
+                    (None, None) => true,
+                    (None, Some(_)) => false,
+                }
+            } else {
+                false
+            };
+            if ends && groups.last().is_some_and(|g| !g.is_empty()) {
+                groups.push(Vec::new());
+            }
+        }
+        groups.retain(|g| !g.is_empty());
+        groups
+    }
+
     fn frame_id(
         &mut self,
         table: &mut FrameTable,
@@ -145,6 +181,7 @@ impl Symbols {
                 file: info.filename.clone(),
                 line: info.line_at(source.offsets.instr_kind, instr).unwrap_or(0),
                 first_line: info.firstlineno,
+                native: false,
             },
             None => Frame::unresolved(code),
         };
@@ -164,6 +201,7 @@ impl Symbols {
                 file: info.filename.clone(),
                 line: info.firstlineno,
                 first_line: info.firstlineno,
+                native: false,
             },
             None => Frame::unresolved(code),
         }
@@ -264,7 +302,8 @@ pub fn python_frame(o: &Offsets, f: &PyFrameRecord) -> Option<(u64, u64, u64)> {
         return None;
     }
     let code = mask_code(o, f.code);
-    (code != 0).then_some((code, f.instr & 0x00ff_ffff_ffff_ffff, f.check))
+    // Below the owner byte and the 3.11 entry bit: the instruction.
+    (code != 0).then_some((code, f.instr & 0x007f_ffff_ffff_ffff, f.check))
 }
 
 #[cfg(test)]

@@ -14,7 +14,11 @@ use super::{
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
 };
-use crate::frame::Frame;
+use crate::{
+    events::NativeStack,
+    frame::Frame,
+    native::{self, NativeStacks, Resolved},
+};
 
 pub struct PythonTree {
     /// The traced target (none in a node-wide trace).
@@ -36,6 +40,8 @@ pub struct PythonTree {
     /// Children forked without exec (yet): child -> parent. They share the
     /// parent's code objects at the same addresses.
     forked_from: HashMap<u32, u32>,
+    /// `--native`: each (process, address, innermost) named once.
+    native_ids: HashMap<(u32, u32, u64, bool), Option<FrameId>>,
 }
 
 impl PythonTree {
@@ -66,6 +72,7 @@ impl PythonTree {
             frames: FrameTable::default(),
             binaries: Binaries::default(),
             forked_from: Default::default(),
+            native_ids: Default::default(),
         }
     }
 
@@ -186,6 +193,45 @@ impl PythonTree {
         self.processes
             .get_mut(&tgid)?
             .frame_ids(&mut self.frames, records)
+    }
+
+    /// A sample's frames with the native stack under them (`--native`):
+    /// native frames named, each eval-loop frame replaced by the Python
+    /// frames it runs ([`crate::native::splice`]). Also whether every eval
+    /// frame met its Python frames.
+    pub fn mixed_frame_ids(
+        &mut self,
+        tgid: u32,
+        records: &[PyFrameRecord],
+        native: &NativeStack,
+        stacks: &NativeStacks,
+    ) -> Option<(Vec<FrameId>, bool)> {
+        let groups = self
+            .processes
+            .get_mut(&tgid)?
+            .frame_id_groups(&mut self.frames, records)?;
+        let generation = self.generation(tgid);
+        let slots = native
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(i, &addr)| {
+                let inner = i == 0;
+                if let Some(&slot) = self.native_ids.get(&(tgid, generation, addr, inner)) {
+                    return slot;
+                }
+                let slot = match stacks.resolve(tgid, addr, inner) {
+                    Resolved::Eval => None,
+                    Resolved::Frame(frame) => Some(self.frames.intern(frame)),
+                    // Not kept: its library may be known at the next sample.
+                    Resolved::Unknown(frame) => return Some(self.frames.intern(frame)),
+                };
+                self.native_ids
+                    .insert((tgid, generation, addr, inner), slot);
+                slot
+            })
+            .collect();
+        Some(native::splice(slots, groups))
     }
 
     /// Thread `tid` of process `tgid` was sampled (see

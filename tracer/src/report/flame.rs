@@ -166,6 +166,7 @@ mod tests {
             file: "/w.py".into(),
             line: 1,
             first_line: 1,
+            native: false,
         }
     }
 
@@ -423,6 +424,7 @@ mod speedscope_tests {
             file: "/w.py".into(),
             line,
             first_line: 1,
+            native: false,
         };
         let mut report = Report::default();
         report.python.rate_hz = 100;
@@ -483,6 +485,7 @@ mod speedscope_tests {
             file: "/w.py".into(),
             line: 1,
             first_line: 1,
+            native: false,
         };
         let stack = |f: &str, samples| PythonStack {
             pid: 7,

@@ -469,6 +469,7 @@ mod tests {
             file: "/app.py".into(),
             line,
             first_line: 1,
+            native: false,
         }
     }
 

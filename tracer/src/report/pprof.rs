@@ -335,6 +335,7 @@ mod tests {
             file: "/app.py".into(),
             line,
             first_line: 1,
+            native: false,
         }
     }
 

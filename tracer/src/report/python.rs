@@ -73,8 +73,17 @@ pub struct Python {
     /// made when it met them; their `first_line` is known.
     #[serde(default)]
     pub frames_without_line: u64,
-    /// Functions by self samples (innermost frame), highest first.
+    /// `--native`: how the native stacks under the samples were unwound;
+    /// `null` without it.
+    #[serde(default)]
+    pub native: Option<NativeFigures>,
+    /// Python functions by self samples (innermost Python frame: with
+    /// native frames below it, their time is its own), highest first.
     pub hotspots: Vec<Hotspot>,
+    /// Native functions by self samples (the innermost frame, when native)
+    /// and total, highest first; empty without `--native`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_functions: Vec<Hotspot>,
     /// Lines by self samples, highest first.
     pub lines: Vec<LineHotspot>,
     pub threads: Vec<PythonThread>,
@@ -248,6 +257,9 @@ pub struct Hotspot {
     /// The processes it was sampled in (totals over several processes only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pids: Vec<u32>,
+    /// A native function (`--native`): `file` is its binary, no line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -291,4 +303,39 @@ pub struct PythonStack {
     /// Innermost first; in JSON `{function (the qualified name), file, line}`.
     #[serde(with = "crate::frame::as_stack_frames")]
     pub frames: Vec<Frame>,
+}
+
+/// `--native`: the native stacks under the samples (in the kernel, from
+/// unwind tables compiled out of each binary's `.eh_frame`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeFigures {
+    /// Samples that came with a native stack.
+    pub samples: u64,
+    /// ...unwound to the outermost frame.
+    pub complete: u64,
+    /// ...stopped at code in no mapping the unwinder knew (a library
+    /// loaded since its mappings were read, the vDSO, generated code).
+    pub stopped_outside_mappings: u64,
+    /// ...stopped in a binary with no unwind table, or outside its table.
+    pub stopped_without_table: u64,
+    /// ...stopped at a rule the unwinder does not follow (a DWARF
+    /// expression other than a PLT's, a register other than rsp / rbp).
+    pub stopped_at_unknown_rule: u64,
+    /// ...stopped at stack memory that could not be read (paged out).
+    pub stopped_unreadable: u64,
+    /// ...deeper than 128 native frames (outermost cut off).
+    pub truncated: u64,
+    /// Samples whose eval-loop frames and Python frames did not pair up
+    /// (an unwind that stopped early: the Python frames left are put
+    /// outside the native ones).
+    pub unmatched: u64,
+    /// Binaries mapped by the sampled processes, and the rows of their
+    /// unwind tables in the kernel.
+    pub binaries: u64,
+    pub table_rows: u64,
+    /// Binaries with no table (none in the file, or the kernel's table
+    /// was full): stacks stop in them.
+    pub binaries_without_table: u64,
+    /// Executable mappings past the 64 a process can have unwound.
+    pub mappings_left_out: u64,
 }

@@ -757,6 +757,7 @@ mod tests {
                 file: "/app.py".into(),
                 line: 3,
                 first_line: 1,
+                native: false,
             }]],
             ..Timeline::default()
         }

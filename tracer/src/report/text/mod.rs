@@ -423,6 +423,7 @@ mod tests {
             self_share: share,
             total_share: share,
             pids: Vec::new(),
+            native: false,
         };
         r.python.status = "sampled".into();
         r.python.version = Some("3.11.7".into());

@@ -295,6 +295,9 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if let Some(missed) = nonzero(&missed) {
         let _ = writeln!(out, "  not in the figures: {missed}");
     }
+    if let Some(native) = &p.native {
+        native_line(out, native, p.samples);
+    }
     processes(out, report, width);
     // The kernel-event stacks below are there even without CPU samples
     // (a short or mostly sleeping process).
@@ -313,7 +316,32 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 format!("{:.1}", h.self_share),
                 format!("{:.1}", h.total_share),
                 h.qualname.clone(),
-                format!("{}:{}", h.file, h.line),
+                if h.native {
+                    format!("[{}]", h.file)
+                } else {
+                    format!("{}:{}", h.file, h.line)
+                },
+            ]);
+        }
+        table.render(out, width);
+    }
+    if !p.native_functions.is_empty() {
+        let _ = writeln!(out, "  native functions (under the Python ones above):");
+        let mut table = Table::new(
+            2,
+            vec![
+                right("self%"),
+                right("total%"),
+                left("function").shrinks_to(16),
+                left("binary").shrinks_to(16),
+            ],
+        );
+        for h in p.native_functions.iter().take(10) {
+            table.row(vec![
+                format!("{:.1}", h.self_share),
+                format!("{:.1}", h.total_share),
+                h.qualname.clone(),
+                h.file.clone(),
             ]);
         }
         table.render(out, width);
@@ -424,6 +452,42 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     }
     super::asyncio::render_by_task(out, &p.asyncio, width);
     out.push('\n');
+}
+
+/// `--native`: how many samples came with a native stack, and where the
+/// unwinds that did not reach the outermost frame stopped.
+fn native_line(out: &mut String, n: &crate::report::NativeFigures, samples: u64) {
+    let _ = write!(
+        out,
+        "  native frames: {} of {} stacks unwound ({} to the outermost frame); tables of {} \
+         binaries, {} rows",
+        thousands(n.samples),
+        thousands(samples),
+        thousands(n.complete),
+        n.binaries,
+        thousands(n.table_rows),
+    );
+    let stopped = [
+        (
+            n.stopped_outside_mappings,
+            "in code loaded since the mappings were read",
+        ),
+        (n.stopped_without_table, "in code with no unwind table"),
+        (n.stopped_at_unknown_rule, "at a rule not followed"),
+        (n.stopped_unreadable, "at unreadable stack"),
+        (n.truncated, "deeper than 128 frames"),
+    ];
+    if let Some(stopped) = nonzero(&stopped) {
+        let _ = write!(out, "; stopped {stopped}");
+    }
+    if n.binaries_without_table > 0 {
+        let _ = write!(
+            out,
+            "; {} without a table",
+            plural(n.binaries_without_table, "binary", "binaries")
+        );
+    }
+    let _ = writeln!(out);
 }
 
 #[cfg(test)]

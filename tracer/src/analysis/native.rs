@@ -1,0 +1,52 @@
+//! `--native`: a sample's frames with the native stack under them, and
+//! the unwinder's figures for the report.
+
+use tracer_common::native_end;
+
+use crate::{
+    events::NativeStack,
+    native::NativeStacks,
+    python::{PythonTree, symbols::FrameId},
+};
+
+/// A sample's frame ids: with its native stack when there is one
+/// (`--native`), else its Python frames.
+/// `reread`: set when the process's mappings were read again (a library
+/// loaded since): the kernel side is to get them at once.
+pub fn sample_frame_ids(
+    tree: &mut PythonTree,
+    stacks: Option<&mut NativeStacks>,
+    tgid: u32,
+    frames: &[tracer_common::PyFrameRecord],
+    native: Option<&NativeStack>,
+    reread: &mut bool,
+) -> Option<Vec<FrameId>> {
+    match (native, stacks) {
+        (Some(native), Some(stacks)) => {
+            *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
+            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
+            stacks.on_sample(tgid, native.end, matched);
+            Some(ids)
+        }
+        _ => tree.frame_ids(tgid, frames),
+    }
+}
+
+pub fn figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
+    let c = &stacks.counts;
+    let by_end = |end: u32| c.samples_by_end[end as usize];
+    crate::report::NativeFigures {
+        samples: c.samples_by_end.iter().sum(),
+        complete: by_end(native_end::COMPLETE),
+        stopped_outside_mappings: by_end(native_end::NO_MAPPING),
+        stopped_without_table: by_end(native_end::NO_TABLE),
+        stopped_at_unknown_rule: by_end(native_end::UNKNOWN_RULE),
+        stopped_unreadable: by_end(native_end::UNREADABLE),
+        truncated: by_end(native_end::TRUNCATED),
+        unmatched: c.unmatched,
+        binaries: c.binaries,
+        table_rows: c.rows,
+        binaries_without_table: c.binaries_without_table,
+        mappings_left_out: c.mappings_left_out,
+    }
+}

@@ -1,0 +1,230 @@
+//! `--native`: the native frames under and between the Python frames of
+//! each sample, unwound in the kernel from each binary's `.eh_frame`.
+//! A Python function that calls zlib has zlib's `deflate` under it (on
+//! Debian's static 3.11, pyenv's shared 3.12 whose zlib module is loaded
+//! after the trace starts, and sid's 3.14, whose eval loop GCC split in
+//! two); a C extension built here with gcc is named by its symbols, and a
+//! static function of it, stripped, by its file and address.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// Samples whose stack holds `python_fn`, and of those, how many have
+/// the native function `native_fn` (by name) inside it, i.e. innermore.
+fn under(report: &Value, python_fn: &str, native_fn: impl Fn(&Value) -> bool) -> (u64, u64) {
+    let mut with_python = 0;
+    let mut with_native = 0;
+    for stack in report["python"]["stacks"].as_array().expect("stacks") {
+        let samples = stack["samples"].as_u64().unwrap();
+        let frames = stack["frames"].as_array().unwrap();
+        let Some(at) = frames
+            .iter()
+            .position(|f| f["function"] == python_fn && f.get("native").is_none())
+        else {
+            continue;
+        };
+        with_python += samples;
+        if frames[..at]
+            .iter()
+            .any(|f| f["native"] == true && native_fn(f))
+        {
+            with_native += samples;
+        }
+    }
+    (with_python, with_native)
+}
+
+/// The unwinder's figures: every sample came with a native stack, and
+/// the eval frames met their Python frames in most of them.
+fn check_native_figures(report: &Value) {
+    let python = &report["python"];
+    let native = &python["native"];
+    let samples = python["samples"].as_u64().unwrap();
+    assert!(samples >= 50, "too few samples: {python:#}");
+    // The first samples may come before the process's tables are loaded.
+    let unwound = native["samples"].as_u64().unwrap();
+    assert!(
+        unwound * 10 >= samples * 9,
+        "{unwound} of {samples}: {native:#}"
+    );
+    let complete = native["complete"].as_u64().unwrap();
+    assert!(complete * 10 >= unwound * 9, "complete unwinds: {native:#}");
+    assert!(native["binaries"].as_u64().unwrap() >= 2, "{native:#}");
+    assert_eq!(native["binaries_without_table"], 0, "{native:#}");
+    // Python frames are still every one named.
+    assert_eq!(python["unresolved_frames"], 0, "{python:#}");
+}
+
+/// The line view stays Python's: the line that called into C is charged
+/// with the time below it.
+fn check_hottest_line(report: &Value, function: &str) {
+    let top = &report["python"]["lines"][0];
+    assert_eq!(top["function"], function, "{top}");
+    assert!(top["line"].as_u64().unwrap() > 0, "{top}");
+}
+
+fn zlib_under_compress_loop(name: &str, command: Vec<String>) {
+    require_root();
+    let scratch = Scratch::new(name);
+    let report = trace_command(&scratch, &["--native", "--rate", "999"], &command);
+    check_native_figures(&report);
+    check_hottest_line(&report, "compress_loop");
+    let (loop_samples, with_deflate) = under(&report, "compress_loop", |f| {
+        f["function"] == "deflate" && f["file"].as_str().unwrap().contains("libz")
+    });
+    assert!(
+        loop_samples >= 50,
+        "compress_loop sampled {loop_samples} times"
+    );
+    assert!(
+        with_deflate * 2 >= loop_samples,
+        "deflate under compress_loop in {with_deflate} of {loop_samples} samples: {:#}",
+        report["python"]["stacks"]
+    );
+    // Rooted in Python: `main`, `_start`, `Py_RunMain` are left out.
+    for stack in report["python"]["stacks"].as_array().unwrap() {
+        let outermost = stack["frames"].as_array().unwrap().last().unwrap();
+        assert!(outermost.get("native").is_none(), "{stack}");
+    }
+}
+
+#[test]
+fn deflate_is_under_compress_loop_on_debian_3_11() {
+    zlib_under_compress_loop(
+        "native_zlib_311",
+        python_command(
+            python("/usr/bin/python3.11"),
+            "native/zlib_loop.py",
+            &["1000"],
+        ),
+    );
+}
+
+/// pyenv's 3.12 links libpython and loads zlib's module after start: its
+/// library comes into the unwinder once its samples meet it.
+#[test]
+fn deflate_is_under_compress_loop_on_pyenv_3_12() {
+    zlib_under_compress_loop(
+        "native_zlib_312",
+        python_command(
+            python("/root/.pyenv/versions/3.12.1/bin/python3.12"),
+            "native/zlib_loop.py",
+            &["1000"],
+        ),
+    );
+}
+
+/// sid's 3.14 in its own root and pid namespace (as a container): GCC
+/// moved most of its eval loop out of `_PyEval_EvalFrameDefault`'s symbol
+/// into an unnamed `.cold` part.
+#[test]
+fn deflate_is_under_compress_loop_on_sid_3_14() {
+    let root = std::env::var("TRACER_PY314_ROOT")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/sid-python3.14".into());
+    assert!(
+        std::path::Path::new(&root)
+            .join("usr/bin/python3.14")
+            .exists(),
+        "no Python 3.14 root at {root}: `cargo xtask test` makes it"
+    );
+    // The workload, inside the root.
+    let inside = "/tmp/tracer-native-zlib_loop.py";
+    std::fs::copy(workload("native/zlib_loop.py"), format!("{root}{inside}"))
+        .expect("copy the workload into the root");
+    let command = ["unshare", "--pid", "--fork", "--mount", "--mount-proc"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--root={root}")])
+        .chain(["/usr/bin/python3.14", "-B", inside, "1000"].map(String::from))
+        .collect();
+    zlib_under_compress_loop("native_zlib_314", command);
+}
+
+#[test]
+fn a_c_extension_is_named_by_its_symbols() {
+    require_root();
+    let scratch = Scratch::new("native_c_extension");
+    let module = scratch.path("spin.cpython-311-x86_64-linux-gnu.so");
+    // Stripped (-s): the static function is in no symbol table.
+    let built = Command::new("gcc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-s",
+            "-I/usr/include/python3.11",
+            "-o",
+        ])
+        .arg(&module)
+        .arg(workload("native/spin.c"))
+        .output()
+        .expect("run gcc");
+    assert!(built.status.success(), "gcc: {}", text(&built.stderr));
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/spin_loop.py",
+        &[scratch.dir.to_str().unwrap(), "300"],
+    );
+    let report = trace_command(&scratch, &["--native", "--rate", "999"], &command);
+    check_native_figures(&report);
+    check_hottest_line(&report, "spin_loop");
+    let (loop_samples, outer) = under(&report, "spin_loop", |f| {
+        f["function"] == "tracer_test_spin_outer" && f["file"].as_str().unwrap().ends_with(".so")
+    });
+    assert!(loop_samples >= 50, "spin_loop sampled {loop_samples} times");
+    assert!(
+        outer * 10 >= loop_samples * 9,
+        "tracer_test_spin_outer under spin_loop in {outer} of {loop_samples} samples: {:#}",
+        report["python"]["stacks"]
+    );
+    // The static function, innermost: by its file and start address.
+    let hidden = |f: &Value| {
+        f["function"]
+            .as_str()
+            .unwrap()
+            .starts_with("spin.cpython-311-x86_64-linux-gnu.so+0x")
+    };
+    let (_, with_hidden) = under(&report, "spin_loop", hidden);
+    assert!(
+        with_hidden * 2 >= loop_samples,
+        "the static function in {with_hidden} of {loop_samples}: {:#}",
+        report["python"]["stacks"]
+    );
+    // The native function view has them, marked native, the static
+    // function first; the Python view charges their time to spin_loop.
+    let top = &report["python"]["native_functions"][0];
+    assert_eq!(top["native"], true, "{top}");
+    assert!(hidden(top), "{top}");
+    assert_eq!(report["python"]["hotspots"][0]["function"], "spin_loop");
+}
+
+/// Without `--native`: Python frames only.
+#[test]
+fn without_native_python_frames_only() {
+    require_root();
+    let scratch = Scratch::new("native_off");
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/zlib_loop.py",
+        &["300"],
+    );
+    let report = trace_command(&scratch, &["--rate", "999"], &command);
+    let python = &report["python"];
+    assert!(python["native"].is_null(), "{python:#}");
+    let stacks = python["stacks"].as_array().unwrap();
+    assert!(!stacks.is_empty());
+    for stack in stacks {
+        for frame in stack["frames"].as_array().unwrap() {
+            assert!(frame.get("native").is_none(), "{frame}");
+        }
+    }
+    // The time in zlib goes to the line that called it.
+    assert_eq!(
+        python["hotspots"][0]["function"], "compress_loop",
+        "{python:#}"
+    );
+}
