@@ -316,6 +316,7 @@ mod tests {
             file: "/srv/app.py".into(),
             line: first_line + 1,
             first_line,
+            native: false,
         }
     }
 

@@ -202,9 +202,12 @@ impl Collector {
             live.on_event(event, self.python.as_mut());
             return;
         }
-        // `--live`: the interval's samples, besides the report's.
+        // `--live`: the interval's samples, besides the report's (Python
+        // frames: the view shows Python functions; the report's path below
+        // names native frames and counts their unwinds, once).
         if !self.captures.is_empty() {
-            self.captures.on_event(&event, self.python.as_mut());
+            self.captures
+                .on_event(&event, self.python.as_mut(), None, &mut self.python_dirty);
         }
         match event {
             // Kept track of above.
