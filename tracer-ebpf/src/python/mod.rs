@@ -32,6 +32,7 @@ use tracer_common::{
 };
 
 mod code_names;
+pub mod gil;
 
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, TRACED, config, count_drop, read_kernel};
 
@@ -64,7 +65,7 @@ static PY_SLEEPING: HashMap<u32, PySleep> =
 
 /// Where a key is built (too big to build twice on the 512-byte BPF stack).
 #[map]
-static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
+pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
 
 /// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
 #[map]
@@ -88,7 +89,7 @@ fn ticks_of(tgid: u32) -> Option<&'static mut PyTicks> {
 
 /// The interpreter layout of process `tgid`, if it is known and sampled.
 #[inline(always)]
-fn config_of(tgid: u32) -> Option<&'static PyConfig> {
+pub(super) fn config_of(tgid: u32) -> Option<&'static PyConfig> {
     let cfg = unsafe { PY_CONFIG.get(&tgid) }?;
     (cfg.enabled != 0).then_some(cfg)
 }
@@ -163,6 +164,7 @@ pub fn signal_handler_object(tgid: u32, sig: i32) -> (u64, u64) {
 #[inline(always)]
 pub fn forget_thread(tid: u32) {
     let _ = PY_THREADS.remove(&tid);
+    gil::forget_thread(tid);
 }
 
 /// A one-off trace's thread made its last switch: the sleep it "began"
@@ -477,6 +479,7 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         return 0;
     }
     let (task, task_name) = running_task(cfg, tstate);
+    let gil = gil::held(cfg, tstate);
     let cfg: *const PyConfig = cfg;
     let Some(mut entry) = EVENTS.reserve::<PySample>(0) else {
         count_drop(drops::PY_SAMPLES);
@@ -521,6 +524,8 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
         core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
         core::ptr::addr_of_mut!((*sample).task).write(task);
         core::ptr::addr_of_mut!((*sample).task_name).write(task_name);
+        core::ptr::addr_of_mut!((*sample).gil).write(gil);
+        core::ptr::addr_of_mut!((*sample)._gil_pad).write(0);
     }
     entry.submit(RB_NO_WAKEUP);
     0
@@ -530,7 +535,11 @@ pub fn python_sample(_ctx: PerfEventContext) -> u32 {
 /// stack (zeroes past its end). False if the thread has no known thread
 /// state or no current frame.
 #[inline(always)]
-fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
+pub(super) fn capture_top<const N: usize>(
+    cfg: &PyConfig,
+    tid: u32,
+    frames: *mut PyFrameRecord,
+) -> bool {
     let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
         return false;
     };
@@ -554,7 +563,7 @@ fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRec
 }
 
 #[inline(always)]
-fn bump(key: &PyEventKey, off_cpu_ns: u64) {
+pub(super) fn bump(key: &PyEventKey, off_cpu_ns: u64) {
     if let Some(value) = PY_EVENT_STACKS.get_ptr_mut(key) {
         // Per-CPU value: only this CPU writes it.
         let value = unsafe { &mut *value };
@@ -650,6 +659,10 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     let Some(cfg) = config_of(tgid) else {
         return false;
     };
+    // Waiting for the GIL: counted by `gil`, apart from the other sleeps.
+    if gil::waiting(tid) {
+        return false;
+    }
     let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
         return false;
     };

@@ -32,8 +32,8 @@ pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
 pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{
-    Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadNow,
-    TimedSample,
+    Entries, Hotspot, LineHotspot, Python, PythonProcess, PythonStack, PythonThread, ThreadGil,
+    ThreadNow, TimedSample,
 };
 pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
