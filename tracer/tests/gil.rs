@@ -6,8 +6,9 @@
 //! - two threads spinning in pure Python for 1 s of CPU each wait for the
 //!   GIL about half of their time (30-70%), never longer than the kernel
 //!   says they were off CPU, and hold it in nearly all their samples;
-//! - a thread blocked in a pipe read all that time is asleep, not waiting
-//!   for the GIL;
+//! - a thread blocked in a pipe read all that time, and the main thread
+//!   blocked in `join` (a futex, but not the GIL's), are asleep, not
+//!   waiting for the GIL;
 //! - a thread spinning alone holds it in nearly all its samples, while a
 //!   thread inside `hashlib` (which drops the GIL) holds it in almost none;
 //! - the finding names the two spinners, the line they wait at and the
@@ -91,6 +92,11 @@ fn row<'a>(report: &'a Value, section: &str, facts: &Value, name: &str) -> Optio
         .find(|t| &t["tid"] == tid)
 }
 
+/// A thread's time in futex waits on the GIL, of either kind.
+fn gil_time(thread: &Value) -> u64 {
+    u64_of(&thread["gil"]["wait_ns"]) + u64_of(&thread["gil"]["handoff_ns"])
+}
+
 fn check_gil(report: &Value, facts: &Value) {
     let python = &report["python"];
     assert_eq!(python["gil"], "measured", "{python:#}");
@@ -103,20 +109,6 @@ fn check_gil(report: &Value, facts: &Value) {
         let sched = row(report, "sched", facts, name).expect("a sched row");
         u64_of(&sched["off_cpu_ns"])
     };
-    for name in ["spin0", "spin1"] {
-        let (samples, gil) = gil_of(name);
-        let share = gil["wait_share"].as_f64().unwrap();
-        assert!((30.0..=70.0).contains(&share), "{name}: {gil:#}");
-        // A wait for the GIL is off-CPU time of that thread.
-        assert!(u64_of(&gil["wait_ns"]) <= off_cpu(name), "{name}: {gil:#}");
-        assert!(u64_of(&gil["waits"]) > 0, "{name}: {gil:#}");
-        // On CPU in pure Python: holding the GIL.
-        assert!(samples > 0, "{name}");
-        assert!(
-            u64_of(&gil["held_samples"]) * 10 >= samples * 9,
-            "{name}: {samples} samples, {gil:#}"
-        );
-    }
     let (samples, gil) = gil_of("solo");
     assert!(
         u64_of(&gil["held_samples"]) * 10 >= samples * 9,
@@ -138,12 +130,44 @@ fn check_gil(report: &Value, facts: &Value) {
         asleep >= u64_of(&facts["threads"]["spin0"]["cpu_ns"]),
         "{asleep}"
     );
-    let waited =
-        row(report, "python", facts, "sleeper").map_or(0, |t| u64_of(&t["gil"]["wait_ns"]));
+    let waited = row(report, "python", facts, "sleeper").map_or(0, gil_time);
     assert!(
         waited * 20 <= asleep,
         "sleeper: {waited} ns waiting of {asleep} ns asleep"
     );
+    // The main thread sat in `join` (a futex wait on the thread's lock,
+    // not on the GIL) the whole time: a sleep, not a GIL wait.
+    let main = report["sched"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == facts["pid"])
+        .expect("the main thread's sched row");
+    let main_asleep = u64_of(&main["off_cpu_ns"]);
+    let main_waited = report["python"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == facts["pid"])
+        .map_or(0, gil_time);
+    assert!(
+        main_waited * 20 <= main_asleep,
+        "main thread: {main_waited} ns waiting of {main_asleep} ns asleep"
+    );
+    for name in ["spin0", "spin1"] {
+        let (samples, gil) = gil_of(name);
+        let share = gil["wait_share"].as_f64().unwrap();
+        assert!((30.0..=70.0).contains(&share), "{name}: {gil:#}");
+        // A wait for the GIL is off-CPU time of that thread.
+        assert!(u64_of(&gil["wait_ns"]) <= off_cpu(name), "{name}: {gil:#}");
+        assert!(u64_of(&gil["waits"]) > 0, "{name}: {gil:#}");
+        // On CPU in pure Python: holding the GIL.
+        assert!(samples > 0, "{name}");
+        assert!(
+            u64_of(&gil["held_samples"]) * 10 >= samples * 9,
+            "{name}: {samples} samples, {gil:#}"
+        );
+    }
     // Where they waited, and where it was held.
     let line = spin_line();
     let top = &python["gil_waits"][0]["frames"][0];
@@ -177,7 +201,7 @@ fn check_gil(report: &Value, facts: &Value) {
         );
     }
     assert!(
-        message.contains(&format!("spin (")) && message.contains(&format!("{WORKLOAD}:{line})")),
+        message.contains("spin (") && message.contains(&format!("{WORKLOAD}:{line})")),
         "{message}"
     );
 }

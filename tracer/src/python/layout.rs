@@ -577,6 +577,7 @@ pub fn scan_debug_layout(raw: &[u8]) -> Option<DebugLayout> {
         unicode_state: at(unicode + 8),
         unicode_length: at(unicode + 16),
         unicode_ascii_size: at(unicode + 24),
+        // Not guessed: a newer version reports no GIL figures.
         interp_ceval_gil: None,
         total: at(unicode + 32),
     })
@@ -806,6 +807,11 @@ mod tests {
         put(layout.unicode_state, 32);
         put(layout.unicode_length, 16);
         put(layout.unicode_ascii_size, 40);
+        // ceval_gil, gil_runtime_state, _enabled, _locked, _holder (3.13.0).
+        let gil = layout.interp_ceval_gil.unwrap();
+        for (i, v) in [16, 7752, 0, 7768, 7760].into_iter().enumerate() {
+            put(gil + 8 * i as u64, v);
+        }
         raw
     }
 
@@ -822,6 +828,9 @@ mod tests {
             assert_eq!(o.ascii_size, 40);
             assert_eq!(o.code_is_stackref, minor >= 14);
             assert_eq!((o.ob_type, o.var_size, o.code_tlbc), (8, 16, None));
+            let gil = o.gil.unwrap();
+            assert_eq!(gil.place, super::super::gil::GilPlace::Interpreter(16));
+            assert_eq!((gil.holder, gil.locked), (8, 16));
         }
         // A 3.14 struct read with the 3.13 layout is rejected, not misread.
         let mut raw = synthetic_debug_offsets(14);
