@@ -156,3 +156,13 @@ pub fn exit_futex() {
 pub fn forget_thread(tid: u32) {
     let _ = PY_GIL_WAITING.remove(&tid);
 }
+
+/// Thread `tid` of `tgid` exited: in the continuous modes, which report
+/// no GIL figures, its row goes (the table holds live threads only); a
+/// one-off trace keeps it for the report.
+#[inline(always)]
+pub fn thread_exited(tgid: u32, tid: u32) {
+    if config!(thread_rows) == 0 {
+        let _ = PY_GIL_WAITS.remove(&PyGilThread { tgid, tid });
+    }
+}
