@@ -187,6 +187,19 @@ fn check_gil(report: &Value, facts: &Value) {
             "{name}: {samples} samples, {gil:#}"
         );
     }
+    // The process's own rows say the same.
+    let process = &python["processes"][0];
+    assert_eq!(process["pid"], facts["pid"], "{process:#}");
+    for name in ["spin0", "spin1", "hasher"] {
+        let tid = &facts["threads"][name]["tid"];
+        let own = process["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| &t["tid"] == tid)
+            .unwrap_or_else(|| panic!("{name} in {process:#}"));
+        assert_eq!(own["gil"], gil_of(name).1, "{name}");
+    }
     // Where they waited, and where it was held.
     let line = spin_line();
     let top = &python["gil_waits"][0]["frames"][0];

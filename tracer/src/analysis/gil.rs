@@ -95,9 +95,9 @@ pub fn fill(
         .iter()
         .map(|t| ((t.pid, t.tid), t.on_cpu_ns + t.off_cpu_ns))
         .collect();
-    for thread in &mut python.threads {
+    let figures = |thread: &mut PythonThread| {
         if has_gil(tree, thread.pid) != Some(true) {
-            continue;
+            return;
         }
         let key = (thread.pid, thread.tid);
         let wait = waits.get(&key).copied().unwrap_or_default();
@@ -109,6 +109,12 @@ pub fn fill(
             handoff_ns: wait.switch_ns,
             wait_share: percent(wait.wait_ns, time),
         });
+    };
+    python.threads.iter_mut().for_each(figures);
+    // Each process's own rows too (a pid reused names two processes:
+    // the figures are per (pid, tid), as the kernel keeps them).
+    for process in &mut python.processes {
+        process.threads.iter_mut().for_each(figures);
     }
     python.gil_waits = wait_stacks;
     let held: u64 = samples.holder_tops.values().sum();
