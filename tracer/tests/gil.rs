@@ -1,6 +1,7 @@
-//! The GIL end to end, as root, on real interpreters: Debian's 3.11 (GIL in
-//! `_PyRuntime`), sid's 3.14 (the interpreter's GIL, found through
-//! `_Py_DebugOffsets`), and the free-threaded 3.13t (no GIL: the report
+//! The GIL end to end, as root, on real interpreters: Debian's 3.11 and
+//! pyenv's 3.8 (GIL in `_PyRuntime`), pyenv's 3.12 (the interpreter's GIL,
+//! from the built-in table), sid's 3.14 (the interpreter's GIL, found
+//! through `_Py_DebugOffsets`), and the free-threaded 3.13t (no GIL: the report
 //! says so, with no figures). The workload (tests/workloads/gil_threads.py)
 //! knows each thread's CPU time:
 //! - two threads spinning in pure Python for 1 s of CPU each wait for the
@@ -245,6 +246,31 @@ fn debian_3_11_two_spinners_wait_half_their_time() {
         report["python"]["version"].as_str().map(|v| &v[..5]),
         Some("3.11.")
     );
+    check_gil(&report, &facts);
+}
+
+/// pyenv's shared builds, as tests/python.rs runs them: 3.8 (the oldest
+/// table) and 3.12 (the first with the GIL behind the interpreter's
+/// `ceval.gil` pointer, from the built-in table).
+#[test]
+fn pyenv_3_8_two_spinners_wait_half_their_time() {
+    let (report, facts) = run(
+        "pyenv-3.8",
+        None,
+        "/root/.pyenv/versions/3.8.18/bin/python3.8",
+    );
+    assert_eq!(report["python"]["linkage"], "shared");
+    check_gil(&report, &facts);
+}
+
+#[test]
+fn pyenv_3_12_two_spinners_wait_half_their_time() {
+    let (report, facts) = run(
+        "pyenv-3.12",
+        None,
+        "/root/.pyenv/versions/3.12.1/bin/python3.12",
+    );
+    assert_eq!(report["python"]["linkage"], "shared");
     check_gil(&report, &facts);
 }
 

@@ -8,22 +8,38 @@
 //! waited in (`PY_EVENT_STACKS`, kind `GIL_WAIT`).
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::bpf_probe_read_user,
     macros::map,
-    maps::HashMap,
+    maps::{HashMap, PerCpuArray},
 };
 use tracer_common::{
-    MAX_THREAD_ROWS, PY_EVENT_DEPTH, PyConfig, PyGilThread, PyGilWait, PySleep, drops, py_event,
+    MAX_THREAD_ROWS, PY_EVENT_DEPTH, PyConfig, PyEventKey, PyGilThread, PyGilWait, drops, py_event,
     py_gil,
 };
 
-use super::{PY_SCRATCH, bump, capture_top, config_of, read_u64};
+use super::{bump, capture_top, config_of, read_u64};
 use crate::maps::{config, count_drop, current_if_traced, read_reg};
 
-/// Threads in a futex wait on their process's GIL (key: tid): the stack
-/// they wait in and since when; `key.file_id` 1: a hand-off (switch) wait.
+/// A thread inside a futex wait on its process's GIL.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GilWaiting {
+    /// The stack it waits in; `key.file_id` 1: a hand-off (switch) wait.
+    key: PyEventKey,
+    /// When it went off CPU inside this wait (0: on CPU).
+    off_since: u64,
+    /// Its time off CPU inside this wait so far: the wait's figure (the
+    /// syscall's own entry and exit, on CPU, are not waiting).
+    off_ns: u64,
+}
+
+/// Threads in a futex wait on their process's GIL (key: tid).
 #[map]
-static PY_GIL_WAITING: HashMap<u32, PySleep> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+static PY_GIL_WAITING: HashMap<u32, GilWaiting> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+
+/// Where an entry of `PY_GIL_WAITING` is built.
+#[map]
+static PY_GIL_SCRATCH: PerCpuArray<GilWaiting> = PerCpuArray::with_max_entries(1, 0);
 
 /// Each thread's GIL waits, summed.
 #[map]
@@ -54,11 +70,31 @@ pub fn held(cfg: &PyConfig, tstate: u64) -> u32 {
     }
 }
 
-/// Whether thread `tid` is in a futex wait on its GIL: such a sleep is
-/// counted as a GIL wait, not among the other sleeps.
+/// Thread `tid` went to sleep at `now`: true when inside a futex wait on
+/// its GIL, a sleep counted as a GIL wait and not among the other sleeps.
 #[inline(always)]
-pub fn waiting(tid: u32) -> bool {
-    unsafe { PY_GIL_WAITING.get(&tid) }.is_some()
+pub fn went_off_cpu(tid: u32, now: u64) -> bool {
+    let Some(slot) = PY_GIL_WAITING.get_ptr_mut(&tid) else {
+        return false;
+    };
+    // SAFETY: a map value only this thread's switches and syscalls write.
+    unsafe { (*slot).off_since = now };
+    true
+}
+
+/// Thread `tid` runs again at `now`: the time since it went off CPU inside
+/// a GIL wait is waiting time.
+#[inline(always)]
+pub fn back_on_cpu(tid: u32, now: u64) {
+    let Some(slot) = PY_GIL_WAITING.get_ptr_mut(&tid) else {
+        return;
+    };
+    // SAFETY: as in went_off_cpu.
+    let slot = unsafe { &mut *slot };
+    if slot.off_since != 0 {
+        slot.off_ns += now.saturating_sub(slot.off_since);
+        slot.off_since = 0;
+    }
 }
 
 /// `sys_enter` of `futex(uaddr, op, ...)`: a traced thread starts waiting
@@ -85,7 +121,7 @@ pub fn enter_futex(regs: *const u8) {
         return;
     }
     let switch = uaddr >= cfg.gil + cfg.gil_switch as u64;
-    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PY_GIL_SCRATCH.get_ptr_mut(0) else {
         return;
     };
     let wait = unsafe { &mut *scratch };
@@ -97,7 +133,8 @@ pub fn enter_futex(regs: *const u8) {
     if switch || !capture_top::<PY_EVENT_DEPTH>(cfg, tid, wait.key.frames.as_mut_ptr()) {
         wait.key.frames = Default::default();
     }
-    wait.start_ns = unsafe { bpf_ktime_get_ns() };
+    wait.off_since = 0;
+    wait.off_ns = 0;
     if PY_GIL_WAITING.insert(&tid, &*wait, 0).is_err() {
         count_drop(drops::TABLES);
     }
@@ -114,7 +151,12 @@ pub fn exit_futex() {
     };
     // SAFETY: a map value; only this thread writes its slot.
     let slot = unsafe { &*slot };
-    let waited = unsafe { bpf_ktime_get_ns() }.saturating_sub(slot.start_ns);
+    let waited = slot.off_ns;
+    if waited == 0 {
+        // It took the lock without sleeping: no wait.
+        let _ = PY_GIL_WAITING.remove(&tid);
+        return;
+    }
     let switch = slot.key.file_id != 0;
     let key = PyGilThread { tgid, tid };
     if let Some(row) = PY_GIL_WAITS.get_ptr_mut(&key) {

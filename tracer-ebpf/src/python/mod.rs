@@ -65,7 +65,7 @@ static PY_SLEEPING: HashMap<u32, PySleep> =
 
 /// Where a key is built (too big to build twice on the 512-byte BPF stack).
 #[map]
-pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
+static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
 
 /// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
 #[map]
@@ -660,7 +660,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
         return false;
     };
     // Waiting for the GIL: counted by `gil`, apart from the other sleeps.
-    if gil::waiting(tid) {
+    if gil::went_off_cpu(tid, now) {
         return false;
     }
     let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
@@ -700,6 +700,7 @@ pub fn copy_sleep_stack(frames: *mut PyFrameRecord) {
 /// A traced thread runs again: charge the time asleep to its stack.
 #[inline(always)]
 pub fn woke_up(tid: u32, now: u64) {
+    gil::back_on_cpu(tid, now);
     let Some(slot) = PY_SLEEPING.get_ptr_mut(&tid) else {
         return;
     };

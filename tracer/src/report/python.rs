@@ -295,12 +295,13 @@ pub struct PythonThread {
 pub struct ThreadGil {
     /// Its samples (CPU-clock, so on CPU) taken while it held the GIL.
     pub held_samples: u64,
-    /// Off-CPU time waiting to take the GIL, and how many waits (each
-    /// at most the switch interval, 5 ms, before the waiter asks again).
+    /// Off-CPU time inside futex waits to take the GIL, and how many of
+    /// those waits slept (each at most the switch interval, 5 ms, before
+    /// the waiter asks again).
     pub wait_ns: u64,
     pub waits: u64,
-    /// Time it held the GIL but waited, asked to drop it, until another
-    /// thread took it (the forced hand-off).
+    /// Off-CPU time it held the GIL but waited, asked to drop it, until
+    /// another thread took it (the forced hand-off).
     pub handoff_ns: u64,
     /// `wait_ns` in percent of its time in the trace (on and off CPU).
     pub wait_share: f64,
