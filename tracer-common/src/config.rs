@@ -45,6 +45,10 @@ pub struct SyscallNumbers {
     pub pselect6: u32,
     pub poll: u32,
     pub ppoll: u32,
+    /// GIL waits (`pthread_cond_timedwait` / mutex waits on the GIL's).
+    pub futex: u32,
+    /// Keeps `Config`'s later u64 fields where they were.
+    pub _pad: u32,
 }
 
 /// A syscall number no architecture uses: "this architecture has none".
@@ -215,12 +219,12 @@ pub struct ScopeConfig {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 30);
+const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 32);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 15);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 9);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
-    core::mem::size_of::<Config>() == 4 * 30 + 4 * 15 + 4 * 9 + 8 + 32 + 48 + 24 + 8 + 8 + 8
+    core::mem::size_of::<Config>() == 4 * 32 + 4 * 15 + 4 * 9 + 8 + 32 + 48 + 24 + 8 + 8 + 8
 );

@@ -92,6 +92,21 @@ pub struct PyConfig {
     /// keyed by it too, so a program exec'd in the process (whose code
     /// objects may sit at the same addresses) gets its names sent afresh.
     pub code_names_epoch: u32,
+    /// Run-time address of the process's GIL (`struct _gil_runtime_state`:
+    /// `_PyRuntime.ceval.gil` to 3.11, what the main interpreter's
+    /// `ceval.gil` points to from 3.12), 0: none (a free-threaded build) or
+    /// not known yet. The sampler reads `locked` and `last_holder` at these
+    /// offsets in it; a futex wait on an address in
+    /// `[gil + gil_take, gil + gil_switch)` (its `cond` and `mutex`) is a
+    /// wait to take it, in `[gil + gil_switch, gil + gil_end)` (`switch_cond`
+    /// and `switch_mutex`) its holder's wait for a forced hand-off.
+    pub gil: u64,
+    pub gil_holder: u32,
+    pub gil_locked: u32,
+    pub gil_take: u32,
+    pub gil_switch: u32,
+    pub gil_end: u32,
+    pub _gil_pad: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -118,6 +133,8 @@ pub mod py_event {
     /// Not a map key: announces a code object first entered through
     /// `_PyEval_EvalFrameDefault` (`frames[0].code`), to be symbolized.
     pub const ENTRY: u32 = 3;
+    /// A futex wait to take the GIL; the value carries the time waited.
+    pub const GIL_WAIT: u32 = 4;
 }
 
 /// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of
@@ -237,7 +254,42 @@ pub struct PySample {
     /// so a task freed and its address reused is not named as another.
     pub task: u64,
     pub task_name: u64,
+    /// [`py_gil`]: whether the thread held the GIL when sampled.
+    pub gil: u32,
+    pub _gil_pad: u32,
     pub frames: [PyFrameRecord; PY_MAX_DEPTH],
+}
+
+/// [`PySample::gil`]: what the sampler read of the process's GIL.
+pub mod py_gil {
+    /// No GIL known (a free-threaded build, not found yet, unreadable).
+    pub const UNKNOWN: u32 = 0;
+    /// `locked` and `last_holder` is this thread's state.
+    pub const HELD: u32 = 1;
+    /// Another thread holds it, or nobody does.
+    pub const NOT_HELD: u32 = 2;
+}
+
+/// Key of `PY_GIL_WAITS`: one thread of one process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PyGilThread {
+    pub tgid: u32,
+    pub tid: u32,
+}
+
+/// A thread's futex waits on its process's GIL (`PY_GIL_WAITS`), summed in
+/// the kernel: one map row per thread, not a record per wait.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyGilWait {
+    /// Time in futex waits on `cond` / `mutex`: waiting to take the GIL.
+    pub wait_ns: u64,
+    pub waits: u64,
+    /// Time in futex waits on `switch_cond` / `switch_mutex`: the holder,
+    /// asked to drop it, waiting until another thread took it.
+    pub switch_ns: u64,
+    pub switch_waits: u64,
 }
 
 /// Characters of a `str` a [`PyCodeNames`] record carries: the last ones
@@ -323,11 +375,12 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 136);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 168);
 const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
 const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
 const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);
 const _: () = assert!(core::mem::size_of::<PyTicks>() == 32);
+const _: () = assert!(core::mem::size_of::<PyGilWait>() == 32);
 const _: () = assert!(core::mem::size_of::<PyEntryKey>() == 16);
 const _: () = assert!(core::mem::size_of::<PyFrameRecord>() == 24);
 const _: () = assert!(core::mem::size_of::<PyEventKey>() == 16 + 24 * PY_EVENT_DEPTH);
@@ -335,7 +388,7 @@ const _: () = assert!(core::mem::size_of::<PyEventValue>() == 16);
 const _: () = assert!(core::mem::size_of::<PyStackEvent>() == 24 + 16 + 24 * PY_EVENT_DEPTH + 16);
 const _: () = assert!(core::mem::size_of::<PyForkEvent>() == 24 + 8 + 24 * PY_FORK_DEPTH);
 const _: () = assert!(core::mem::size_of::<PySleep>() == 16 + 24 * PY_EVENT_DEPTH + 8);
-const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 + 24 * PY_MAX_DEPTH);
+const _: () = assert!(core::mem::size_of::<PySample>() == 24 + 8 + 16 + 8 + 24 * PY_MAX_DEPTH);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -347,4 +400,6 @@ mod pod {
     unsafe impl aya::Pod for PyEventValue {}
     unsafe impl aya::Pod for PyEntryKey {}
     unsafe impl aya::Pod for PyNamedCode {}
+    unsafe impl aya::Pod for PyGilThread {}
+    unsafe impl aya::Pod for PyGilWait {}
 }

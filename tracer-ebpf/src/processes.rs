@@ -136,6 +136,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     }
     crate::sched::thread_exiting(tid, tgid);
     crate::python::forget_thread(tid);
+    crate::python::gil::thread_exited(tgid, tid);
     if group_dead != 0 {
         let _ = TRACED.remove(tgid);
         traced_changed();

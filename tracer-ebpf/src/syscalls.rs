@@ -2,7 +2,7 @@
 //! program see every syscall of every process and hand the few this tracer
 //! wants, picked by number, to the concern that wants them (`reads`: file
 //! and socket reads,
-//! `processes`, `signals`).
+//! `processes`, `signals`, `python::gil`: futex waits on a GIL).
 //!
 //! Why raw tracepoints and not one perf-event tracepoint per syscall: the
 //! per-event cost is the same (the kernel's syscall-tracepoint floor), but a
@@ -61,6 +61,8 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         signals::enter_rt_sigprocmask(regs);
     } else if is_selector_wait(nr) {
         loops::enter_wait(nr);
+    } else if nr == config!(syscalls.futex) as u64 {
+        crate::python::gil::enter_futex(regs);
     }
     0
 }
@@ -112,6 +114,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         processes::exit_waitid(regs, ret);
     } else if is_selector_wait(nr) {
         loops::exit_wait(nr);
+    } else if nr == config!(syscalls.futex) as u64 {
+        crate::python::gil::exit_futex();
     }
     0
 }

@@ -60,6 +60,9 @@ What it reports:
               and in total), from CPU-clock sampling of the Python stack of every
               Python process in the tree (CPython 3.8 and later, free-threaded too),
               with the native frames (C extensions, libraries) under and between them
+  gil         per thread: samples that held the GIL and time waiting for it (futex waits
+              on the interpreter's own GIL, apart from other sleeps), the lines waited
+              at and the lines that held it (free-threaded builds: no GIL, said so)
   loops       event loops (asyncio...): iterations, and each stall of --loop-stall MS or
               more with the Python code that ran in it
 

@@ -71,6 +71,8 @@ pub enum Event {
         task_name: u64,
         /// The native stack under it (`--native`), innermost first.
         native: Option<NativeStack>,
+        /// Whether the thread held the GIL (`None`: no GIL known).
+        gil_held: Option<bool>,
     },
     /// A kernel-event stack (reads, sleeps) seen for the first time, or
     /// (`counts` not zero) counts `PY_EVENT_STACKS` had no room for.
@@ -351,6 +353,11 @@ fn py_sample(header: &EventHeader, sample: &PySample, native: Option<NativeStack
         torn: sample.truncated == PY_SAMPLE_TORN,
         task: sample.task,
         task_name: sample.task_name,
+        gil_held: match sample.gil {
+            tracer_common::py_gil::HELD => Some(true),
+            tracer_common::py_gil::NOT_HELD => Some(false),
+            _ => None,
+        },
         native,
     }
 }
@@ -640,6 +647,8 @@ pub struct MapSnapshot {
     pub python_entries: Vec<(PyEntryKey, u64)>,
     /// Python threads asleep at the end, with the stack they slept in.
     pub python_sleeping: Vec<(u32, tracer_common::PySleep)>,
+    /// Each Python thread's GIL waits, summed in the kernel.
+    pub python_gil_waits: Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>,
     /// Every thread that waited in a selector: its loop's iterations (key: tid).
     pub loops: Vec<(u32, tracer_common::LoopThread)>,
 }
@@ -1123,6 +1132,8 @@ mod tests {
             truncated: 1,
             task: 0x7000,
             task_name: 0x8000,
+            gil: tracer_common::py_gil::HELD,
+            _gil_pad: 0,
             frames: [PyFrameRecord::default(); PY_MAX_DEPTH],
         };
         sample.frames[0] = PyFrameRecord {
@@ -1148,8 +1159,10 @@ mod tests {
                 truncated,
                 task,
                 task_name,
+                gil_held,
                 ..
             } => {
+                assert_eq!(gil_held, Some(true));
                 assert_eq!(tgid, 100);
                 assert_eq!(frames.len(), 2);
                 assert_eq!(frames[1].code, 0x3000);

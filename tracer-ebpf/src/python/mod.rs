@@ -33,6 +33,7 @@ use tracer_common::{
 };
 
 mod code_names;
+pub mod gil;
 
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, TRACED, config, count_drop, read_kernel};
 
@@ -89,7 +90,7 @@ fn ticks_of(tgid: u32) -> Option<&'static mut PyTicks> {
 
 /// The interpreter layout of process `tgid`, if it is known and sampled.
 #[inline(always)]
-fn config_of(tgid: u32) -> Option<&'static PyConfig> {
+pub(super) fn config_of(tgid: u32) -> Option<&'static PyConfig> {
     let cfg = unsafe { PY_CONFIG.get(&tgid) }?;
     (cfg.enabled != 0).then_some(cfg)
 }
@@ -166,6 +167,7 @@ pub fn signal_handler_object(tgid: u32, sig: i32) -> (u64, u64) {
 #[inline(always)]
 pub fn forget_thread(tid: u32) {
     let _ = PY_THREADS.remove(&tid);
+    gil::forget_thread(tid);
 }
 
 /// A one-off trace's thread made its last switch: the sleep it "began"
@@ -483,6 +485,7 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
         return 0;
     }
     let (task, task_name) = running_task(cfg, tstate);
+    let gil = gil::held(cfg, tstate);
     let walked = Walked {
         cfg,
         frame,
@@ -490,6 +493,7 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
         tid,
         task,
         task_name,
+        gil,
     };
     // A process unwound natively too: the bigger record, both stacks.
     if let Some(mappings) = crate::native::mappings_of(tgid) {
@@ -539,6 +543,8 @@ struct Walked<'a> {
     tid: u32,
     task: u64,
     task_name: u64,
+    /// Whether the thread held the GIL (`PySample::gil`).
+    gil: u32,
 }
 
 /// Walks the Python stack into a reserved sample record and fills its
@@ -584,6 +590,8 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
         core::ptr::addr_of_mut!((*sample).task).write(walked.task);
         core::ptr::addr_of_mut!((*sample).task_name).write(walked.task_name);
+        core::ptr::addr_of_mut!((*sample).gil).write(walked.gil);
+        core::ptr::addr_of_mut!((*sample)._gil_pad).write(0);
     }
 }
 
@@ -591,7 +599,11 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
 /// stack (zeroes past its end). False if the thread has no known thread
 /// state or no current frame.
 #[inline(always)]
-fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRecord) -> bool {
+pub(super) fn capture_top<const N: usize>(
+    cfg: &PyConfig,
+    tid: u32,
+    frames: *mut PyFrameRecord,
+) -> bool {
     let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
         return false;
     };
@@ -615,7 +627,7 @@ fn capture_top<const N: usize>(cfg: &PyConfig, tid: u32, frames: *mut PyFrameRec
 }
 
 #[inline(always)]
-fn bump(key: &PyEventKey, off_cpu_ns: u64) {
+pub(super) fn bump(key: &PyEventKey, off_cpu_ns: u64) {
     if let Some(value) = PY_EVENT_STACKS.get_ptr_mut(key) {
         // Per-CPU value: only this CPU writes it.
         let value = unsafe { &mut *value };
@@ -711,6 +723,10 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     let Some(cfg) = config_of(tgid) else {
         return false;
     };
+    // Waiting for the GIL: counted by `gil`, apart from the other sleeps.
+    if gil::went_off_cpu(tid, now) {
+        return false;
+    }
     let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
         return false;
     };
@@ -748,6 +764,7 @@ pub fn copy_sleep_stack(frames: *mut PyFrameRecord) {
 /// A traced thread runs again: charge the time asleep to its stack.
 #[inline(always)]
 pub fn woke_up(tid: u32, now: u64) {
+    gil::back_on_cpu(tid, now);
     let Some(slot) = PY_SLEEPING.get_ptr_mut(&tid) else {
         return;
     };

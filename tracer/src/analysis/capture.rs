@@ -331,6 +331,7 @@ fn window_report(
                 .or_else(|| names.get(&(pid, tid)).cloned().flatten()),
             samples,
             hotspots: Vec::new(),
+            gil: None,
         })
         .collect();
     let processes = window.processes.into_values().collect();

@@ -6,6 +6,7 @@
 pub mod asyncio;
 pub mod capture;
 pub mod fd_rows;
+pub mod gil;
 pub mod live;
 pub mod loops;
 pub mod metrics;
@@ -107,6 +108,8 @@ pub struct Collector {
     /// `--native`: the unwinder's tables and the names of native frames.
     pub native: Option<NativeStacks>,
     pub profile: python::Profile,
+    /// What the samples said of the GIL.
+    gil: gil::GilSamples,
     /// A thread or process of the tree appeared or exec'd: refresh soon.
     pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
@@ -237,6 +240,7 @@ impl Collector {
                 task,
                 task_name,
                 native,
+                gil_held,
                 ..
             } => {
                 // A main thread holding up a Python signal handler: where.
@@ -263,6 +267,9 @@ impl Collector {
                     let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
                     let process = (tgid, tree.generation(tgid));
                     let task = (task != 0).then(|| (task, tree.task_name(tgid, task, task_name)));
+                    // The holder's line: its innermost Python frame.
+                    let line = ids.iter().copied().find(|&id| !tree.frame(id).native);
+                    self.gil.on_sample(tgid, tid, gil_held, line);
                     self.profile
                         .on_sample(t_ns, process, tid, ids, truncated, task);
                 }
@@ -595,6 +602,19 @@ impl Collector {
         let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
         sched.inside_reads = reads::total_switches(&reads);
         let mut python = self.python_section(&maps, &ending, &mut reads);
+        if let Some(tree) = &self.python
+            && python.status != "disabled"
+        {
+            gil::fill(
+                &mut python,
+                &self.gil,
+                tree,
+                &maps.python_gil_waits,
+                self.profile.timed_stacks(tracer_common::py_event::GIL_WAIT),
+                &sched,
+                ending.end_ns.saturating_sub(self.settings.base_ns),
+            );
+        }
         for row in &mut python.processes {
             row.container = self.processes.container_of(row.pid);
         }
@@ -833,6 +853,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
     all.extend(loops::findings(&report.event_loops));
+    all.extend(gil::findings(report));
     all
 }
 

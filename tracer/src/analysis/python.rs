@@ -463,10 +463,15 @@ impl Profile {
 
     /// Voluntary switches by stack, most off-CPU time first.
     fn off_cpu(&self) -> Vec<EventStack> {
+        self.timed_stacks(py_event::OFF_CPU)
+    }
+
+    /// Events of `kind` (`OFF_CPU`, `GIL_WAIT`) by stack, most time first.
+    pub fn timed_stacks(&self, kind: u32) -> Vec<EventStack> {
         let mut off_cpu = merge_stacks(
             self.event_stacks
                 .iter()
-                .filter(|(key, _)| key.kind == py_event::OFF_CPU)
+                .filter(|(key, _)| key.kind == kind)
                 .map(|(_, row)| {
                     let counts = row.counts();
                     EventStack {
@@ -774,6 +779,7 @@ fn fill(section: &mut Python, stacks: &[Row]) -> Vec<usize> {
                 name: None,
                 samples,
                 hotspots,
+                gil: None,
             }
         })
         .collect();

@@ -145,6 +145,7 @@ impl Probes {
             python_event_stacks: self.python_event_stacks()?,
             python_entries: self.python_entries()?,
             python_sleeping: self.python_sleeping()?,
+            python_gil_waits: self.python_gil_waits()?,
             loops: self.loops()?,
         })
     }
@@ -231,6 +232,20 @@ impl Probes {
     /// Entries per (pid, code object), summed across CPUs.
     pub fn python_entries(&self) -> Result<Vec<(PyEntryKey, u64)>, ProbeError> {
         self.per_cpu_rows("PY_ENTRIES", |sum: &mut u64, v: &u64| *sum += v)
+    }
+
+    /// Each Python thread's futex waits on its process's GIL.
+    pub fn python_gil_waits(
+        &self,
+    ) -> Result<Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>, ProbeError> {
+        const NAME: &str = "PY_GIL_WAITS";
+        let map = HashMap::<_, tracer_common::PyGilThread, tracer_common::PyGilWait>::try_from(
+            self.map(NAME)?,
+        )
+        .map_err(map_error(NAME))?;
+        map.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error(NAME))
     }
 
     /// Python threads asleep after a voluntary switch, with the stack they

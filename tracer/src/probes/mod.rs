@@ -100,6 +100,8 @@ fn syscall_numbers() -> SyscallNumbers {
         #[cfg(not(target_arch = "x86_64"))]
         poll: tracer_common::NO_SYSCALL,
         ppoll: nr(libc::SYS_ppoll),
+        futex: nr(libc::SYS_futex),
+        _pad: 0,
     }
 }
 

@@ -128,6 +128,9 @@ pub struct Offsets {
     pub frame_globals: Option<u64>,
     /// How dicts and instance attributes are laid out (thread names).
     pub objects: ObjectModel,
+    /// Where its GIL is; `None`: a free-threaded build, or a version newer
+    /// than this tracer.
+    pub gil: Option<super::gil::GilLayout>,
 }
 
 /// The dict and instance-attribute layouts, which changed in 3.11
@@ -184,6 +187,8 @@ impl Offsets {
             str_compact_data: self.compact_size as u32,
             // Per program: set by the process's state.
             code_names_epoch: 0,
+            // Needs the process's memory: set by the process's state.
+            ..PyConfig::default()
         }
     }
 
@@ -278,6 +283,7 @@ pub fn static_offsets(minor: u32) -> Option<Offsets> {
         compact_size: 72,
         frame_globals: Some(48), // PyFrameObject.f_globals
         objects: ObjectModel::Py38,
+        gil: super::gil::static_gil(minor),
     };
     Some(match minor {
         8 => Offsets {
@@ -379,6 +385,9 @@ pub struct DebugLayout {
     pub unicode_state: u64,
     pub unicode_length: u64,
     pub unicode_ascii_size: u64,
+    /// `interpreter_state.ceval_gil`, followed by the GIL's other fields
+    /// ([`super::gil::debug_gil`]); `None`: not known for this layout.
+    pub interp_ceval_gil: Option<u64>,
     /// Bytes to read from the start of `_PyRuntime`.
     pub total: u64,
 }
@@ -411,6 +420,7 @@ pub const DEBUG_LAYOUT_3_13: DebugLayout = DebugLayout {
     unicode_state: 544,
     unicode_length: 552,
     unicode_ascii_size: 560,
+    interp_ceval_gil: Some(112),
     total: 584,
 };
 
@@ -445,6 +455,7 @@ pub const DEBUG_LAYOUT_3_14: DebugLayout = DebugLayout {
     unicode_state: 624,
     unicode_length: 632,
     unicode_ascii_size: 640,
+    interp_ceval_gil: Some(120),
     total: 648,
 };
 
@@ -479,6 +490,7 @@ pub const DEBUG_LAYOUT_3_15: DebugLayout = DebugLayout {
     unicode_state: 720,
     unicode_length: 728,
     unicode_ascii_size: 736,
+    interp_ceval_gil: Some(120),
     total: 744,
 };
 
@@ -574,6 +586,8 @@ pub fn scan_debug_layout(raw: &[u8]) -> Option<DebugLayout> {
         unicode_state: at(unicode + 8),
         unicode_length: at(unicode + 16),
         unicode_ascii_size: at(unicode + 24),
+        // Not guessed: a newer version reports no GIL figures.
+        interp_ceval_gil: None,
         total: at(unicode + 32),
     })
 }
@@ -676,6 +690,9 @@ pub fn decode_debug_offsets(raw: &[u8], minor: u32) -> Result<Offsets, LayoutErr
         // f_globals in 3.13-3.15; a newer one is not assumed to.
         frame_globals: known_debug_layout(minor).map(|_| 24),
         objects: ObjectModel::Py313,
+        gil: layout
+            .interp_ceval_gil
+            .and_then(|at| super::gil::debug_gil(f, at, free_threaded)),
     })
 }
 
@@ -800,6 +817,11 @@ mod tests {
         put(layout.unicode_state, 32);
         put(layout.unicode_length, 16);
         put(layout.unicode_ascii_size, 40);
+        // ceval_gil, gil_runtime_state, _enabled, _locked, _holder (3.13.0).
+        let gil = layout.interp_ceval_gil.unwrap();
+        for (i, v) in [16, 7752, 0, 7768, 7760].into_iter().enumerate() {
+            put(gil + 8 * i as u64, v);
+        }
         raw
     }
 
@@ -816,6 +838,9 @@ mod tests {
             assert_eq!(o.ascii_size, 40);
             assert_eq!(o.code_is_stackref, minor >= 14);
             assert_eq!((o.ob_type, o.var_size, o.code_tlbc), (8, 16, None));
+            let gil = o.gil.unwrap();
+            assert_eq!(gil.place, super::super::gil::GilPlace::Interpreter(16));
+            assert_eq!((gil.holder, gil.locked), (8, 16));
         }
         // A 3.14 struct read with the 3.13 layout is rejected, not misread.
         let mut raw = synthetic_debug_offsets(14);

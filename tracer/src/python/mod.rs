@@ -15,6 +15,7 @@ pub mod asyncio_offsets;
 pub mod code;
 pub mod discover;
 pub mod discovery;
+pub mod gil;
 pub mod handlers;
 pub mod layout;
 pub mod memory;

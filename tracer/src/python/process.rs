@@ -16,7 +16,7 @@ use super::{
     code::CopiedNames,
     discover::{self, Binaries},
     discovery::{Discovery, Place, Ready, find},
-    handlers,
+    gil, handlers,
     memory::{self, ProcessMemory},
     names::{self, NameCache},
     running_task::RunningTasks,
@@ -111,6 +111,9 @@ pub struct PythonProcess {
     awaiting_exec: bool,
     /// The asyncio task each sample ran in (3.14+).
     tasks: RunningTasks,
+    /// The kernel side has the GIL's address (or the build has no GIL);
+    /// false while a 3.12+ main interpreter has not made its GIL yet.
+    gil_published: bool,
     /// What it runs holds no interpreter: the last look found none, or it
     /// exited, never looked at, after exec'ing a program that holds none.
     not_python: bool,
@@ -177,6 +180,7 @@ impl PythonProcess {
             handler_table_published: true,
             awaiting_exec: false,
             tasks: RunningTasks::default(),
+            gil_published: false,
             not_python: false,
             exec: None,
         }
@@ -547,7 +551,23 @@ impl PythonProcess {
         config.function_code =
             handlers::function_code(&ready.binary.offsets, ready.binary.interpreter.minor) as u32;
         tasks.configure(&mut config);
+        if let Some((gil, at)) = Self::gil_of(ready) {
+            gil.configure(&mut config, at);
+        }
         config
+    }
+
+    /// The build's GIL and its address now, if it has one and it exists.
+    fn gil_of(ready: &Ready) -> Option<(gil::GilLayout, u64)> {
+        let offsets = &ready.binary.offsets;
+        let gil = offsets.gil?;
+        let at = gil.address(
+            &ready.memory,
+            ready.binary.interpreter.runtime,
+            offsets.runtime_interpreters_head,
+            offsets.interp_next,
+        )?;
+        Some((gil, at))
     }
 
     /// `search`: look for the table even if it was just looked for.
@@ -797,14 +817,17 @@ impl PythonProcess {
         };
         // Asyncio's offsets (3.14: once it is imported) join the config.
         let tasks_found = self.tasks.search(self.pid, &ready.asyncio_interpreter());
-        if !self.config_published || !self.handler_table_published || tasks_found {
-            update.config = Some(Self::config_of(
+        let gil_found = !self.gil_published && Self::gil_of(ready).is_some();
+        if !self.config_published || !self.handler_table_published || tasks_found || gil_found {
+            let config = Self::config_of(
                 self.read_stack_every,
                 self.handler_table,
                 ready,
                 &self.tasks,
                 self.program_epoch,
-            ));
+            );
+            self.gil_published = config.gil != 0 || ready.binary.offsets.gil.is_none();
+            update.config = Some(config);
             self.handler_table_published = true;
         }
         if !self.config_published {

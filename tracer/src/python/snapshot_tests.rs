@@ -142,6 +142,10 @@ fn scan_finds_every_recorded_layout() {
         }
         // The scan reads up to the unicode section; the tables to the end.
         found.total = known.total;
+        // A version newer than this tracer gets no GIL figures (its GIL
+        // is not guessed).
+        assert_eq!(found.interp_ceval_gil, None);
+        found.interp_ceval_gil = known.interp_ceval_gil;
         assert_eq!(found, known, "{}", rec.label);
     }
 }
@@ -429,5 +433,33 @@ fn live_interpreters_decode() {
         );
         std::fs::write(&out, serde_json::to_string_pretty(&rec).unwrap()).unwrap();
         println!("{label}: {} regions -> {out}", rec.memory.regions.len());
+    }
+}
+
+/// The GIL's place as the recorded interpreters' `_Py_DebugOffsets` give
+/// it (the values gdb and a live read agree on: `ceval.gil` at 16 in the
+/// interpreter state, `last_holder` at 8 and `locked` at 16 in the GIL);
+/// none in the free-threaded build.
+#[test]
+fn recorded_debug_offsets_place_the_gil() {
+    use super::gil::{GilLayout, GilPlace};
+    let with_gil = GilLayout {
+        place: GilPlace::Interpreter(16),
+        holder: 8,
+        locked: 16,
+    };
+    for (json, expected) in [
+        (include_str!("snapshots/3.13.0.json"), Some(with_gil)),
+        (
+            include_str!("snapshots/3.14.10-debian.json"),
+            Some(with_gil),
+        ),
+        (include_str!("snapshots/3.15.2-debian.json"), Some(with_gil)),
+        (include_str!("snapshots/3.13.5t.json"), None),
+    ] {
+        let rec: Recorded = serde_json::from_str(json).unwrap();
+        let source = layout::source_for(rec.major, rec.minor).unwrap();
+        let o = source.offsets(&rec.memory, rec.runtime).unwrap();
+        assert_eq!(o.gil, expected, "{}", rec.label);
     }
 }

@@ -105,6 +105,19 @@ pub struct Python {
     /// threads) by the top of the Python stack, every one counted.
     #[serde(default)]
     pub forks: Vec<EventStack>,
+    /// The GIL: `"measured"` (threads carry `gil`), `"none"` (every
+    /// process is a free-threaded build: no GIL, no figures), `null` (no
+    /// process whose GIL was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gil: Option<String>,
+    /// Waits to take the GIL by the top of the Python stack they waited
+    /// in (`off_cpu_ns`: the time waited), most time first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gil_waits: Vec<EventStack>,
+    /// Lines by samples that held the GIL, highest first: what the
+    /// waiters waited for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gil_holder_lines: Vec<LineHotspot>,
     /// Where every known Python thread was when tracing started (`--pid`:
     /// what an already running program was doing) and when it stopped
     /// (what it is stuck in), whether it was running or not: the stacks a
@@ -283,6 +296,27 @@ pub struct PythonThread {
     pub samples: u64,
     /// This thread's functions by self samples (top 20).
     pub hotspots: Vec<Hotspot>,
+    /// Its GIL figures; absent when its process has no GIL (free-threaded)
+    /// or it was not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gil: Option<ThreadGil>,
+}
+
+/// One thread's GIL: samples that held it, and futex waits on it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ThreadGil {
+    /// Its samples (CPU-clock, so on CPU) taken while it held the GIL.
+    pub held_samples: u64,
+    /// Off-CPU time inside futex waits to take the GIL, and how many of
+    /// those waits slept (each at most the switch interval, 5 ms, before
+    /// the waiter asks again).
+    pub wait_ns: u64,
+    pub waits: u64,
+    /// Off-CPU time it held the GIL but waited, asked to drop it, until
+    /// another thread took it (the forced hand-off).
+    pub handoff_ns: u64,
+    /// `wait_ns` in percent of its time in the trace (on and off CPU).
+    pub wait_share: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -9,6 +9,49 @@ use crate::report::{
     format::{count, duration, nonzero, plural, thousands},
 };
 
+/// The GIL: where threads waited for it and where it was held, or that
+/// the build has none.
+fn gil(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+    if p.gil.as_deref() == Some("none") {
+        let _ = writeln!(out, "  GIL: none (free-threaded build)");
+        return;
+    }
+    if !p.gil_waits.is_empty() {
+        let _ = writeln!(
+            out,
+            "  waiting for the GIL by Python code, innermost first:"
+        );
+        for stack in p.gil_waits.iter().take(5) {
+            let head = format!(
+                "  {:>10} {:>6}x  ",
+                duration(stack.off_cpu_ns),
+                thousands(stack.samples)
+            );
+            let room = width.map(|w| w.saturating_sub(head.len()));
+            let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
+        }
+    }
+    if !p.gil_holder_lines.is_empty() {
+        let _ = writeln!(out, "  GIL held at (% of the samples that held it):");
+        let mut table = Table::new(
+            2,
+            vec![
+                right("%"),
+                left("function").shrinks_to(16),
+                left("location").shrinks_to(16),
+            ],
+        );
+        for l in p.gil_holder_lines.iter().take(5) {
+            table.row(vec![
+                format!("{:.1}", l.self_share),
+                l.function.clone(),
+                format!("{}:{}", l.file, l.line),
+            ]);
+        }
+        table.render(out, width);
+    }
+}
+
 /// "CPython 3.13.5, /usr/bin/python3.13 (static, release build) in root
 /// /srv/c, pid 4242": the interpreter found, as the process sees it.
 fn interpreter_line(report: &Report) -> Option<String> {
@@ -380,6 +423,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
         }
     }
+    gil(out, p, width);
     if !p.forks.is_empty() {
         let _ = writeln!(out, "  fork/clone (processes and threads) by Python code:");
         for stack in p.forks.iter().take(5) {
@@ -424,8 +468,14 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             right("tid"),
             left("name").shrinks_to(10),
             right("samples"),
+            right("GIL held"),
+            right("GIL wait"),
             left("hottest").shrinks_keeping_start(16),
         ]);
+        let with_gil = p.threads.iter().any(|t| t.gil.is_some());
+        if !with_gil {
+            columns.drain(4..6);
+        }
         if !several {
             columns.remove(0);
         }
@@ -440,8 +490,17 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 t.tid.to_string(),
                 t.name.clone().unwrap_or_else(|| "-".into()),
                 thousands(t.samples),
-                top,
             ];
+            if with_gil {
+                cells.extend(match &t.gil {
+                    Some(g) => [
+                        thousands(g.held_samples),
+                        format!("{} ({:.0}%)", duration(g.wait_ns), g.wait_share),
+                    ],
+                    None => ["-".into(), "-".into()],
+                });
+            }
+            cells.push(top);
             if several {
                 cells.insert(0, t.pid.to_string());
             }
@@ -451,6 +510,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         left_out(out, &dropped);
     }
     super::asyncio::render_by_task(out, &p.asyncio, width);
+    super::findings(out, report, "python", 10);
     out.push('\n');
 }
 
