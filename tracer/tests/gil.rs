@@ -128,7 +128,9 @@ fn check_gil(report: &Value, facts: &Value) {
     );
     // The sleeper was blocked in its read while the spinners ran (the
     // kernel's off-CPU figure covers their CPU time), and hardly waited for
-    // the GIL (only when it started and when it woke).
+    // the GIL (only when it started and when it woke: tens of ms, up to
+    // ~150 ms on a loaded machine; without the GIL's address range, every
+    // futex sleep would be counted: all of it).
     let asleep = off_cpu("sleeper");
     assert!(
         asleep >= u64_of(&facts["threads"]["spin0"]["cpu_ns"]),
@@ -136,7 +138,7 @@ fn check_gil(report: &Value, facts: &Value) {
     );
     let waited = row(report, "python", facts, "sleeper").map_or(0, gil_time);
     assert!(
-        waited * 20 <= asleep,
+        waited * 4 <= asleep,
         "sleeper: {waited} ns waiting of {asleep} ns asleep"
     );
     // The main thread sat in `join` (a futex wait on the thread's lock,
@@ -155,7 +157,7 @@ fn check_gil(report: &Value, facts: &Value) {
         .find(|t| t["tid"] == facts["pid"])
         .map_or(0, gil_time);
     assert!(
-        main_waited * 20 <= main_asleep,
+        main_waited * 4 <= main_asleep,
         "main thread: {main_waited} ns waiting of {main_asleep} ns asleep"
     );
     for name in ["spin0", "spin1"] {
