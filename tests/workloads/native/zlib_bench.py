@@ -1,5 +1,5 @@
 """Fixed C-heavy work for the native-frames benchmark: zlib's deflate
-under one Python function, ROUNDS times.
+under one Python function (zlib_loop.py's), ROUNDS times.
 
 Prints one JSON line: the wall and CPU seconds the work itself took
 (interpreter start-up and the profiler's attach are not included).
@@ -7,20 +7,11 @@ Prints one JSON line: the wall and CPU seconds the work itself took
 Usage: zlib_bench.py [ROUNDS]
 """
 import json
-import os
 import sys
 import time
-import zlib
 
-DATA = os.urandom(1 << 15) + bytes(1 << 15)
-
-
-def compress_loop(rounds):
-    total = 0
-    for _ in range(rounds):
-        total += len(zlib.compress(DATA, 9))
-    return total
-
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from zlib_loop import compress_loop  # noqa: E402
 
 if __name__ == "__main__":
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2000

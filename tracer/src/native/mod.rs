@@ -60,6 +60,19 @@ struct Binary {
 }
 
 impl Binary {
+    /// Known by its path only: no table, no symbols (yet).
+    fn unread(path: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            first_row: 0,
+            rows: 0,
+            symbols: Symbols::default(),
+            eval: Vec::new(),
+            functions: Vec::new(),
+            segments: Vec::new(),
+        }
+    }
+
     /// What its address `addr` mapped by `mapping` is in the file.
     fn bias(&self, mapping: &Mapping) -> Option<u64> {
         let &(offset, _, vaddr) = self.segments.iter().find(|(offset, size, _)| {
@@ -166,17 +179,7 @@ impl NativeStacks {
             let binary = self
                 .binaries
                 .entry(name.to_string())
-                .or_insert_with(|| {
-                    Rc::new(Binary {
-                        path: name.to_string(),
-                        first_row: 0,
-                        rows: 0,
-                        symbols: Symbols::default(),
-                        eval: Vec::new(),
-                        functions: Vec::new(),
-                        segments: Vec::new(),
-                    })
-                })
+                .or_insert_with(|| Rc::new(Binary::unread(name)))
                 .clone();
             mappings.push((start, end, start, binary));
         }
@@ -292,15 +295,7 @@ impl NativeStacks {
     }
 
     fn learn(&mut self, pid: u32, mapping: &Mapping) -> Binary {
-        let mut binary = Binary {
-            path: mapping.path.clone(),
-            first_row: 0,
-            rows: 0,
-            symbols: Symbols::default(),
-            eval: Vec::new(),
-            functions: Vec::new(),
-            segments: Vec::new(),
-        };
+        let mut binary = Binary::unread(&mapping.path);
         // The mapped file itself, whatever the namespaces (a container's).
         let data = std::fs::read(procfs::map_file(pid, mapping.start, mapping.end))
             .or_else(|_| std::fs::read(procfs::in_root(pid, &mapping.path)));
@@ -529,8 +524,19 @@ pub fn splice<T>(native: Vec<Option<T>>, groups: Vec<Vec<T>>) -> (Vec<T>, bool) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The system's zlib, as the tests' workloads use it.
+    pub(crate) fn system_zlib() -> Vec<u8> {
+        [
+            "/lib/x86_64-linux-gnu/libz.so.1",
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .expect("zlib1g is installed (CPython needs it)")
+    }
 
     #[test]
     fn executable_memory_that_is_no_file_is_known() {
