@@ -104,6 +104,20 @@ fn deflate_is_under_compress_loop_on_debian_3_11() {
     );
 }
 
+/// A worker forked without `exec` (a pre-fork server's) is unwound and
+/// named from its first samples: the kernel gave it its parent's mappings.
+#[test]
+fn deflate_is_under_compress_loop_in_a_forked_child() {
+    zlib_under_compress_loop(
+        "native_zlib_fork",
+        python_command(
+            python("/usr/bin/python3.11"),
+            "native/zlib_loop.py",
+            &["1000", "fork"],
+        ),
+    );
+}
+
 /// pyenv's 3.12 links libpython and loads zlib's module after start: its
 /// library comes into the unwinder once its samples meet it.
 #[test]

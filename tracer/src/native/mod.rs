@@ -233,14 +233,16 @@ impl NativeStacks {
     /// every mapping known: its mappings are read again now (at most every
     /// [`REREAD_EVERY`]), so that the address is named, and the kernel
     /// gets them at the next refresh.
-    /// True when it read them.
+    /// A process unknown here (a child forked without `exec`: the kernel
+    /// gave it its parent's mappings) is read at its first sample. True
+    /// when it read them.
     pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) -> bool {
+        let Some(process) = self.processes.get(&pid) else {
+            return self.load(pid);
+        };
         if end != native_end::NO_MAPPING {
             return false;
         }
-        let Some(process) = self.processes.get(&pid) else {
-            return false;
-        };
         let known = addr.is_some_and(|a| process.mappings.iter().any(|m| m.0 <= a && a < m.1));
         !known && process.read_at.elapsed() >= REREAD_EVERY && self.load(pid)
     }
