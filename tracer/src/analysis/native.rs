@@ -28,6 +28,15 @@ pub fn sample_frame_ids(
             stacks.on_sample(tgid, native.end, matched);
             Some(ids)
         }
+        (None, Some(stacks)) => {
+            // Sampled before the kernel had its mappings (a child forked
+            // before its parent's were loaded): read them now, for the
+            // next samples.
+            if !stacks.knows(tgid) {
+                *reread |= stacks.load(tgid);
+            }
+            tree.frame_ids(tgid, frames)
+        }
         _ => tree.frame_ids(tgid, frames),
     }
 }
