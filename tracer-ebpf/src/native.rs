@@ -62,6 +62,9 @@ struct Unwind {
     bp: u64,
     depth: u32,
     end: u32,
+    /// The mapping of the frame before (`end == 0`: none yet): callers are
+    /// mostly in the same binary, and the search is skipped for them.
+    last: NativeMapping,
 }
 
 /// Steps of the searches: 2^7 = 128 > [`NATIVE_MAX_MAPPINGS`] mappings,
@@ -197,9 +200,15 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     // A return address is the instruction after the call: its row may
     // already be the next function's (a call as a function's last act).
     let pc = if index == 0 { u.pc } else { u.pc - 1 };
-    let Some(mapping) = find_mapping(mappings, pc) else {
-        u.end = native_end::NO_MAPPING;
-        return 1;
+    let mapping = if u.last.start <= pc && pc < u.last.end {
+        u.last
+    } else {
+        let Some(mapping) = find_mapping(mappings, pc) else {
+            u.end = native_end::NO_MAPPING;
+            return 1;
+        };
+        u.last = mapping;
+        mapping
     };
     let vaddr = pc.wrapping_sub(mapping.bias) as u32;
     let Some(row) = find_row(&mapping, vaddr) else {
@@ -281,6 +290,7 @@ pub fn unwind_user(ctx: &PerfEventContext, mappings: &NativeMappings, out: *mut 
         bp,
         depth: 0,
         end: native_end::TRUNCATED,
+        last: NativeMapping::default(),
     };
     // SAFETY: `unwind_step` is a bpf_loop callback; `unwind` outlives the call.
     unsafe {

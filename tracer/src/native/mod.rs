@@ -22,7 +22,7 @@ use tracer_common::{
 use crate::{
     frame::Frame,
     procfs,
-    python::discover::{Mapping, parse_maps},
+    python::discover::{Mapping, anonymous_code, parse_maps},
 };
 pub use symbols::Symbols;
 pub use table::{TableError, UnwindTable, unwind_table};
@@ -178,8 +178,8 @@ impl NativeStacks {
         for (start, end, name) in anonymous_code(&text) {
             let binary = self
                 .binaries
-                .entry(name.to_string())
-                .or_insert_with(|| Rc::new(Binary::unread(name)))
+                .entry(name.clone())
+                .or_insert_with(|| Rc::new(Binary::unread(&name)))
                 .clone();
             mappings.push((start, end, start, binary));
         }
@@ -407,34 +407,6 @@ impl NativeStacks {
     }
 }
 
-/// Executable mappings of `/proc/PID/maps` text that are no file:
-/// (start, end, `[vdso]` or `[anonymous]`).
-fn anonymous_code(maps: &str) -> Vec<(u64, u64, &str)> {
-    maps.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let (start, end) = parts.next()?.split_once('-')?;
-            if !parts.next()?.contains('x') {
-                return None;
-            }
-            let name = parts.nth(3).unwrap_or("[anonymous]");
-            if name.starts_with('/') {
-                return None;
-            }
-            let name = if name.starts_with('[') {
-                name
-            } else {
-                "[anonymous]"
-            };
-            Some((
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-                name,
-            ))
-        })
-        .collect()
-}
-
 /// A function's range and the parts of it the compiler moved elsewhere
 /// (GCC's `-freorder-blocks-and-partition`: `NAME.cold`, which only a
 /// `.symtab` names; Debian's CPython 3.14 runs its bytecodes there): the
@@ -551,8 +523,12 @@ pub(crate) mod tests {
         assert_eq!(
             anonymous_code(maps),
             vec![
-                (0x7f00_0000_0000, 0x7f00_0000_1000, "[anonymous]"),
-                (0x7ffd_5a7f_2000, 0x7ffd_5a7f_4000, "[vdso]"),
+                (
+                    0x7f00_0000_0000,
+                    0x7f00_0000_1000,
+                    "[anonymous]".to_string()
+                ),
+                (0x7ffd_5a7f_2000, 0x7ffd_5a7f_4000, "[vdso]".to_string()),
             ]
         );
     }

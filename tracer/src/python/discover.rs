@@ -63,27 +63,69 @@ impl Mapping {
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let range = parts.next()?;
-            let perms = parts.next()?;
-            let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
-            let dev = parts.next()?;
-            let inode = parts.next()?;
-            let path = parts.collect::<Vec<_>>().join(" ");
-            if !path.starts_with('/') {
+            let line = MapsLine::parse(line)?;
+            if !line.path.starts_with('/') {
                 return None;
             }
-            let (start, end) = range.split_once('-')?;
             Some(Mapping {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
-                offset,
-                executable: perms.contains('x'),
-                path,
-                file: format!("{dev} {inode}"),
+                start: line.start,
+                end: line.end,
+                offset: line.offset,
+                executable: line.perms.contains('x'),
+                file: format!("{} {}", line.dev, line.inode),
+                path: line.path,
             })
         })
         .collect()
+}
+
+/// Executable mappings that are no file (the vDSO, generated code):
+/// (start, end, `[vdso]` or `[anonymous]`).
+pub fn anonymous_code(text: &str) -> Vec<(u64, u64, String)> {
+    text.lines()
+        .filter_map(MapsLine::parse)
+        .filter(|l| l.perms.contains('x') && !l.path.starts_with('/'))
+        .map(|l| {
+            let name = if l.path.starts_with('[') {
+                l.path
+            } else {
+                "[anonymous]".to_string()
+            };
+            (l.start, l.end, name)
+        })
+        .collect()
+}
+
+/// One line of `/proc/PID/maps`.
+struct MapsLine<'a> {
+    start: u64,
+    end: u64,
+    perms: &'a str,
+    offset: u64,
+    dev: &'a str,
+    inode: &'a str,
+    /// Empty for anonymous memory.
+    path: String,
+}
+
+impl<'a> MapsLine<'a> {
+    fn parse(line: &'a str) -> Option<Self> {
+        let mut parts = line.split_whitespace();
+        let (start, end) = parts.next()?.split_once('-')?;
+        let perms = parts.next()?;
+        let offset = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let dev = parts.next()?;
+        let inode = parts.next()?;
+        Some(Self {
+            start: u64::from_str_radix(start, 16).ok()?,
+            end: u64::from_str_radix(end, 16).ok()?,
+            perms,
+            offset,
+            dev,
+            inode,
+            path: parts.collect::<Vec<_>>().join(" "),
+        })
+    }
 }
 
 /// A file name that may be a CPython interpreter, and its `major.minor` if the name says.
