@@ -11,9 +11,10 @@ prints the median of the work's own CPU time and wall time and the ratios to
 untraced, as a Markdown table.
 
 `--native`: the C-heavy work of tests/workloads/native/zlib_bench.py
-(zlib's deflate under one Python function) instead, with `tracer --native`
-(native frames unwound in the kernel) next to `tracer` (Python frames
-only) and `py-spy record --native` (which stops the process to unwind it).
+(zlib's deflate under one Python function) instead, with `tracer` (native
+frames unwound in the kernel: the default) next to `tracer --native=off`
+(Python frames only) and `py-spy record --native` (which stops the process
+to unwind it).
 
 Several rates (`--rates 999,9999`) show the cost per tick: the overhead at
 9,999 Hz is ten times the per-tick cost of 999 Hz, well above the noise of a
@@ -98,9 +99,10 @@ def configurations(args, rate, cmd, tmp):
         ],
     }
     if args.native:
-        configs[f"tracer --native --rate {rate}"] = [
+        # Native frames are the default: Python frames only is the option.
+        configs[f"tracer --native=off --rate {rate}"] = [
             args.tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "n.json"),
-            "--native", "--rate", str(rate), "--", *cmd,
+            "--native=off", "--rate", str(rate), "--", *cmd,
         ]
         if shutil.which(args.py_spy):
             configs[f"py-spy record --native --rate {rate}"] = [
@@ -199,7 +201,7 @@ def main():
     tracers = [("tracer", args.tracer)] + ([("baseline", args.baseline)] if args.baseline else [])
     if args.native:
         for rate in rates:
-            for label, extra in (("tracer", []), ("tracer --native", ["--native"])):
+            for label, extra in (("tracer --native=off", ["--native=off"]), ("tracer", [])):
                 cost = bpf_cost(args.tracer, rate, cmd, extra)
                 if cost:
                     ns, count, cpu = cost

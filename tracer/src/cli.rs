@@ -4,6 +4,8 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{CommandFactory as _, Parser, ValueEnum};
 
+use crate::native::NativeMode;
+
 const EXAMPLES: &str = "\
 Examples:
   sudo tracer --pid 1234                 trace a running process until Ctrl-C or it exits
@@ -14,9 +16,10 @@ Examples:
   sudo tracer --pid $(cat gunicorn.pid) --duration 30 --flamegraph workers.svg
                                          a pre-fork server: the master and every worker,
                                          each sampled on its own (a root frame per process)
-  sudo tracer --native --flamegraph z.svg -- python3 compress.py
+  sudo tracer --flamegraph z.svg -- python3 compress.py
                                          where the C code under each Python line spends its time
-                                         (deflate [libz.so.1] under compress_loop)
+                                         (deflate [libz.so.1] under compress_loop); add
+                                         --native=all for the interpreter's own frames too
   sudo tracer --perfetto app.pftrace -- python3 app.py
                                          also a timeline of every read, context switch,
                                          signal, fork and sample: open it at ui.perfetto.dev
@@ -183,13 +186,26 @@ pub struct Args {
     #[arg(long)]
     pub count_entries: bool,
 
-    /// Native frames under and between the Python frames of each sample:
-    /// C extensions, zlib, libc... Unwound in the kernel from tables made of
-    /// each library's .eh_frame (no ptrace, the program never stops); named
-    /// from the ELF symbols, or as library+0xADDRESS. The eval loop's frames
-    /// are replaced by the Python frames they run
-    #[arg(long)]
-    pub native: bool,
+    /// Native frames under and between the Python frames of each sample,
+    /// unwound in the kernel from tables made of each binary's .eh_frame
+    /// (no ptrace, the program never stops), named from the ELF symbols or
+    /// as binary+0xADDRESS; the eval loop's frames are replaced by the
+    /// Python frames they run. MODE `libraries` (the default; a bare
+    /// --native too): C extensions and libraries (zlib, libcrypto...), and
+    /// the C library as they call it; the interpreter's own frames are
+    /// left out, so a pure-Python function's time stays its own. `all`:
+    /// the interpreter's frames too. `off`: Python frames only
+    #[arg(
+        long,
+        value_enum,
+        hide_possible_values = true,
+        value_name = "MODE",
+        default_value_t = NativeMode::Libraries,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "libraries"
+    )]
+    pub native: NativeMode,
 
     /// Do not sample Python stacks (kernel sections only)
     #[arg(long)]

@@ -136,14 +136,26 @@ fn publish_native(
     native: &mut NativeStacks,
     configured: Vec<u32>,
 ) -> Result<(), ProbeError> {
+    // Binaries read since (on the learner's thread), and the processes
+    // that waited for them.
+    if native.poll() {
+        log::info!(
+            "native: {} binaries, {} table rows so far",
+            native.counts.binaries,
+            native.counts.rows
+        );
+    }
     for pid in configured.into_iter().chain(native.stale()) {
         let started = std::time::Instant::now();
         if native.load(pid) {
             log::info!(
-                "pid {pid}: native mappings read in {:?} ({} binaries, {} table rows so far)",
+                "pid {pid}: native mappings read in {:?}{}",
                 started.elapsed(),
-                native.counts.binaries,
-                native.counts.rows
+                if native.knows_mappings(pid) {
+                    ""
+                } else {
+                    " (binaries being read)"
+                }
             );
         }
     }

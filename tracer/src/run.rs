@@ -134,7 +134,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         dump: false,
         loop_stall_ns: args.loop_stall * 1_000_000,
         redact_paths: args.redact_paths.clone(),
-        native: args.native && !args.no_python,
+        native: if args.no_python {
+            crate::native::NativeMode::Off
+        } else {
+            args.native
+        },
     });
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());

@@ -38,7 +38,7 @@ pub fn load_probes(
         !collector.settings.continuous,
         scope.map(Scope::config).unwrap_or_default(),
         collector.settings.loop_stall_ns,
-        if collector.settings.native {
+        if collector.settings.native != crate::native::NativeMode::Off {
             crate::native::TABLE_BLOCKS
         } else {
             0

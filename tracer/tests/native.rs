@@ -4,7 +4,9 @@
 //! Debian's static 3.11, pyenv's shared 3.12 whose zlib module is loaded
 //! after the trace starts, and sid's 3.14, whose eval loop GCC split in
 //! two); a C extension built here with gcc is named by its symbols, and a
-//! static function of it, stripped, by its file and address.
+//! static function of it, stripped, by its file and address. They are
+//! on by default, the interpreter's own frames left out unless
+//! `--native=all`; `--native=off` turns them off.
 
 mod common;
 
@@ -72,7 +74,7 @@ fn check_hottest_line(report: &Value, function: &str) {
 fn zlib_under_compress_loop(name: &str, command: Vec<String>) {
     require_root();
     let scratch = Scratch::new(name);
-    let report = trace_command(&scratch, &["--native", "--rate", "999"], &command);
+    let report = trace_command(&scratch, &["--rate", "999"], &command);
     check_native_figures(&report);
     check_hottest_line(&report, "compress_loop");
     let (loop_samples, with_deflate) = under(&report, "compress_loop", |f| {
@@ -218,7 +220,72 @@ fn a_c_extension_is_named_by_its_symbols() {
     assert_eq!(report["python"]["hotspots"][0]["function"], "spin_loop");
 }
 
-/// Without `--native`: Python frames only.
+/// Samples of `report` with a native frame of `binary` in their stack.
+fn samples_with_frames_of(report: &Value, binary: &str) -> u64 {
+    report["python"]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["native"] == true && f["file"] == binary)
+        })
+        .map(|s| s["samples"].as_u64().unwrap())
+        .sum()
+}
+
+/// By default (no flag) native frames are on, the interpreter's own left
+/// out: pure-Python work reads as without native frames, its function's
+/// time its own; `--native=all` shows the interpreter's frames under it.
+#[test]
+fn the_interpreters_own_frames_are_left_out_unless_all() {
+    require_root();
+    let interpreter = "/usr/bin/python3.11";
+    let command = python_command(python(interpreter), "native/pure_loop.py", &["5000"]);
+
+    let scratch = Scratch::new("native_default");
+    let report = trace_command(&scratch, &["--rate", "999"], &command);
+    check_native_figures(&report);
+    let python = &report["python"];
+    assert_eq!(python["native"]["interpreter_frames"], false, "{python:#}");
+    assert_eq!(
+        samples_with_frames_of(&report, interpreter),
+        0,
+        "{:#}",
+        python["stacks"]
+    );
+    // Nor libc as the interpreter calls it (malloc, memcpy): no native
+    // frame at all in this program.
+    for stack in python["stacks"].as_array().unwrap() {
+        for frame in stack["frames"].as_array().unwrap() {
+            assert!(frame.get("native").is_none(), "{stack}");
+        }
+    }
+    let top = &python["hotspots"][0];
+    assert_eq!(top["function"], "crunch", "{top}");
+
+    let scratch = Scratch::new("native_all");
+    let all = trace_command(&scratch, &["--native=all", "--rate", "999"], &command);
+    check_native_figures(&all);
+    assert_eq!(all["python"]["native"]["interpreter_frames"], true);
+    let (crunch, with_interpreter) = under(&all, "crunch", |f| f["file"] == interpreter);
+    assert!(crunch >= 50, "crunch sampled {crunch} times");
+    // Integer arithmetic and list growth run in the interpreter's C
+    // functions most of the time (~half the samples here), the rest in
+    // the eval loop itself.
+    assert!(
+        with_interpreter * 5 >= crunch,
+        "interpreter frames under crunch in {with_interpreter} of {crunch}: {:#}",
+        all["python"]["stacks"]
+    );
+    // The Python view is the same: the innermost Python frame's.
+    assert_eq!(all["python"]["hotspots"][0]["function"], "crunch");
+}
+
+/// `--native=off`: Python frames only.
 #[test]
 fn without_native_python_frames_only() {
     require_root();
@@ -228,7 +295,7 @@ fn without_native_python_frames_only() {
         "native/zlib_loop.py",
         &["300"],
     );
-    let report = trace_command(&scratch, &["--rate", "999"], &command);
+    let report = trace_command(&scratch, &["--native=off", "--rate", "999"], &command);
     let python = &report["python"];
     assert!(python["native"].is_null(), "{python:#}");
     let stacks = python["stacks"].as_array().unwrap();

@@ -87,9 +87,10 @@ enum Suite {
     Proc,
     /// Python sampling on a CPU-bound program: tracer vs py-spy vs the floor.
     Python,
-    /// Native frames on C-heavy work (zlib): tracer, tracer --native,
-    /// py-spy --native (which stops the process) and the kernel's floor, at
-    /// 99 Hz (the budget: 1.05x) and 999 Hz.
+    /// Native frames on C-heavy work (zlib): tracer (native frames on, the
+    /// default), tracer --native=off, py-spy --native (which stops the
+    /// process) and the kernel's floor, at 99 Hz (the budget: 1.05x) and
+    /// 999 Hz.
     Native,
     /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
     /// cost per tick on a free-threaded build next to the GIL build.

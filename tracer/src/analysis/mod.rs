@@ -30,7 +30,7 @@ use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot},
     frame::Frame,
-    native::NativeStacks,
+    native::{NativeMode, NativeStacks},
     python::PythonTree,
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
@@ -58,8 +58,8 @@ pub struct Settings {
     /// `--redact-paths`: the continuous mode's path labels under these
     /// are the prefix alone.
     pub redact_paths: Vec<String>,
-    /// `--native`: native frames under the Python ones.
-    pub native: bool,
+    /// `--native`: which native frames go under the Python ones.
+    pub native: NativeMode,
 }
 
 /// How the trace ended, as the run saw it.
@@ -155,9 +155,8 @@ impl Collector {
             metrics: settings
                 .continuous
                 .then(|| metrics::Live::redacting(settings.redact_paths.clone())),
-            native: settings
-                .native
-                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS)),
+            native: (settings.native != NativeMode::Off)
+                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS, settings.native)),
             settings,
             ..Self::default()
         }
@@ -493,7 +492,11 @@ impl Collector {
     pub fn fold_metrics(&mut self, mut maps: metrics::MapsNow) -> Option<metrics::Forget> {
         let live = self.metrics.as_mut()?;
         maps.lost += self.decode_errors;
-        Some(live.fold_maps(maps, &mut self.files, self.python.as_mut()))
+        let forget = live.fold_maps(maps, &mut self.files, self.python.as_mut());
+        if let Some(native) = self.native.as_mut() {
+            forget.pids.iter().for_each(|&pid| native.forget(pid));
+        }
+        Some(forget)
     }
 
     /// What the live status line shows.

@@ -1,19 +1,20 @@
-//! Native frames (`--native`): what the kernel's unwinder needs of each
+//! Native frames (on unless `--native=off`): what the kernel's unwinder needs of each
 //! process (its executable mappings, each binary's unwind table compiled
 //! from `.eh_frame` once for every process that maps it), and the names
 //! of the addresses it sends back (ELF symbols, or file and address).
 //! Kernel side: `tracer-ebpf/src/native.rs`.
 
+mod learner;
 mod symbols;
 mod table;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     rc::Rc,
     time::{Duration, Instant},
 };
 
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection};
 use tracer_common::{
     NATIVE_BLOCK_ROWS, NATIVE_MAX_MAPPINGS, NativeMapping, NativeMappings, NativeRow,
     NativeRowBlock, native_end,
@@ -24,6 +25,7 @@ use crate::{
     procfs,
     python::discover::{Mapping, anonymous_code, parse_maps},
 };
+use learner::{Job, Learner, Learnt};
 pub use symbols::Symbols;
 pub use table::{TableError, UnwindTable, unwind_table};
 
@@ -31,7 +33,7 @@ pub use table::{TableError, UnwindTable, unwind_table};
 /// replaced by the Python frames each call runs.
 pub const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 
-/// Rows the kernel's table holds with `--native` (blocks of
+/// Rows the kernel's table holds with native frames on (blocks of
 /// [`NATIVE_BLOCK_ROWS`]): 1,048,576 rows, 12 MiB. CPython's static
 /// executable is ~60,000 rows, libc ~25,000.
 pub const TABLE_BLOCKS: u32 = 4096;
@@ -41,6 +43,52 @@ pub const TABLE_BLOCKS: u32 = 4096;
 /// loads one right after the interpreter is found; each sample until the
 /// kernel has it is cut short.
 const REREAD_EVERY: Duration = Duration::from_millis(5);
+
+/// Which native frames a report shows (`--native=MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeMode {
+    /// The native code a Python program calls (C extensions, libraries,
+    /// and the C library as they call it); the interpreter's own frames,
+    /// and the C library as the interpreter calls it, are left out (as
+    /// py-spy does): a pure-Python function's time stays its own.
+    #[default]
+    Libraries,
+    /// Every native frame, the interpreter's own too.
+    All,
+    /// No native unwinding: Python frames only.
+    Off,
+}
+
+/// Whose code a native frame is, for [`NativeMode::Libraries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The binary that holds the eval loop (the executable or libpython),
+    /// and executable memory that is no file (generated code).
+    Interpreter,
+    /// The C library and the kernel's vDSO: shown only as a library
+    /// calls them.
+    System,
+    /// Anything else: C extensions, libraries, an embedding server.
+    Library,
+}
+
+/// The C library's files (glibc and musl), and the vDSO.
+fn is_system(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    const PREFIXES: [&str; 9] = [
+        "libc.",
+        "libc-",
+        "libm.",
+        "libm-",
+        "libpthread",
+        "libdl",
+        "librt",
+        "ld-linux",
+        "ld-musl",
+    ];
+    path == "[vdso]" || PREFIXES.iter().any(|p| file.starts_with(p))
+}
 
 /// One mapped binary, learnt once.
 #[derive(Debug)]
@@ -70,6 +118,16 @@ impl Binary {
             eval: Vec::new(),
             functions: Vec::new(),
             segments: Vec::new(),
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        if !self.eval.is_empty() || self.path == "[anonymous]" {
+            Origin::Interpreter
+        } else if is_system(&self.path) {
+            Origin::System
+        } else {
+            Origin::Library
         }
     }
 
@@ -103,7 +161,7 @@ struct ProcessMaps {
 pub enum Resolved {
     /// In `_PyEval_EvalFrameDefault`: Python frames go there.
     Eval,
-    Frame(Frame),
+    Frame(Frame, Origin),
     /// In no mapping known (yet): named by the address alone.
     Unknown(Frame),
 }
@@ -133,6 +191,16 @@ pub struct NativeStacks {
     processes: HashMap<u32, ProcessMaps>,
     next_block: u32,
     capacity_blocks: u32,
+    /// Runs of free blocks (first, count) below `next_block`.
+    free: Vec<(u32, u32)>,
+    /// Reads binaries off the event loop.
+    learner: Option<Learner>,
+    /// Binaries the learner is reading (their cache keys).
+    pending: HashSet<String>,
+    /// Processes whose mappings wait for binaries being read.
+    waiting: HashSet<u32>,
+    /// Which frames samples show.
+    pub mode: NativeMode,
     row_writes: Vec<(u32, Box<NativeRowBlock>)>,
     mapping_writes: Vec<(u32, Box<NativeMappings>)>,
     pub counts: NativeCounts,
@@ -140,12 +208,17 @@ pub struct NativeStacks {
 }
 
 impl NativeStacks {
-    pub fn new(capacity_blocks: u32) -> Self {
+    pub fn new(capacity_blocks: u32, mode: NativeMode) -> Self {
         Self {
+            mode,
             binaries: HashMap::new(),
             processes: HashMap::new(),
             next_block: 0,
             capacity_blocks,
+            free: Vec::new(),
+            learner: None,
+            pending: HashSet::new(),
+            waiting: HashSet::new(),
             row_writes: Vec::new(),
             mapping_writes: Vec::new(),
             counts: NativeCounts::default(),
@@ -153,8 +226,22 @@ impl NativeStacks {
         }
     }
 
+    /// A process gone for good (`--serve`): its mappings are dropped (the
+    /// kernel's went with its exit). Its binaries' rows stay, for the
+    /// next process that maps them.
+    pub fn forget(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+        self.waiting.remove(&pid);
+    }
+
+    /// Whether the kernel has (or is about to get) process `pid`'s mappings.
+    pub fn knows_mappings(&self, pid: u32) -> bool {
+        self.processes.contains_key(&pid) && !self.waiting.contains(&pid)
+    }
+
+    /// Whether process `pid` was loaded, or waits for its binaries.
     pub fn knows(&self, pid: u32) -> bool {
-        self.processes.contains_key(&pid)
+        self.processes.contains_key(&pid) || self.waiting.contains(&pid)
     }
 
     /// Reads process `pid`'s executable mappings and the binaries behind
@@ -165,8 +252,12 @@ impl NativeStacks {
             return false;
         };
         let mut mappings = Vec::new();
+        let mut unread = false;
         for mapping in parse_maps(&text).into_iter().filter(|m| m.executable) {
-            let binary = self.binary(pid, &mapping);
+            let Some(binary) = self.binary(pid, &mapping) else {
+                unread = true;
+                continue;
+            };
             let Some(bias) = binary.bias(&mapping) else {
                 continue;
             };
@@ -182,6 +273,11 @@ impl NativeStacks {
                 .or_insert_with(|| Rc::new(Binary::unread(&name)))
                 .clone();
             mappings.push((start, end, start, binary));
+        }
+        // The kernel gets them once every binary is read (`poll`).
+        if unread {
+            self.waiting.insert(pid);
+            return true;
         }
         mappings.sort_by_key(|m| m.0);
         if let Some(known) = self.processes.get_mut(&pid)
@@ -237,6 +333,9 @@ impl NativeStacks {
     /// gave it its parent's mappings) is read at its first sample. True
     /// when it read them.
     pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) -> bool {
+        if self.waiting.contains(&pid) {
+            return false;
+        }
         let Some(process) = self.processes.get(&pid) else {
             return self.load(pid);
         };
@@ -285,52 +384,56 @@ impl NativeStacks {
         )
     }
 
-    /// The binary behind `mapping`: learnt now if it is new.
-    fn binary(&mut self, pid: u32, mapping: &Mapping) -> Rc<Binary> {
-        if let Some(binary) = self.binaries.get(&mapping.cache_key()) {
-            return binary.clone();
+    /// The binary behind `mapping`, if it is known; else it is read on
+    /// the learner's thread, and `None` till [`Self::poll`] has it.
+    fn binary(&mut self, pid: u32, mapping: &Mapping) -> Option<Rc<Binary>> {
+        let key = mapping.cache_key();
+        if let Some(binary) = self.binaries.get(&key) {
+            return Some(binary.clone());
         }
-        let binary = Rc::new(self.learn(pid, mapping));
-        self.counts.binaries += 1;
-        self.binaries.insert(mapping.cache_key(), binary.clone());
-        binary
+        if self.pending.insert(key.clone()) {
+            self.learner.get_or_insert_with(Learner::start).send(Job {
+                key,
+                path: mapping.path.clone(),
+                // The mapped file itself, whatever the namespaces (a
+                // container's), else by its path in the process's root.
+                sources: vec![
+                    procfs::map_file(pid, mapping.start, mapping.end),
+                    procfs::in_root(pid, &mapping.path),
+                ],
+            });
+        }
+        None
     }
 
-    fn learn(&mut self, pid: u32, mapping: &Mapping) -> Binary {
-        let mut binary = Binary::unread(&mapping.path);
-        // The mapped file itself, whatever the namespaces (a container's).
-        let data = std::fs::read(procfs::map_file(pid, mapping.start, mapping.end))
-            .or_else(|_| std::fs::read(procfs::in_root(pid, &mapping.path)));
-        let Ok(data) = data else {
-            self.counts.binaries_without_table += 1;
-            return binary;
+    /// Takes in the binaries the learner has read since, and loads again
+    /// the processes that waited for them. True when there were some.
+    pub fn poll(&mut self) -> bool {
+        let Some(learner) = &self.learner else {
+            return false;
         };
-        let Ok(file) = object::File::parse(&*data) else {
-            self.counts.binaries_without_table += 1;
-            return binary;
-        };
-        binary.segments = file
-            .segments()
-            .map(|s| {
-                let (offset, size) = s.file_range();
-                (offset, size, s.address())
-            })
-            .collect();
-        binary.symbols = Symbols::read(&file);
-        match unwind_table(&data) {
-            Ok(table) => {
-                binary.functions = table.functions;
-                self.place(&mut binary, table.rows);
-            }
-            Err(err) => {
-                log::info!("no unwind table for {}: {err}", mapping.path);
-                self.counts.binaries_without_table += 1;
-            }
+        let learnt = learner.finished();
+        if learnt.is_empty() {
+            return false;
         }
-        if let Some(range) = binary.symbols.range(EVAL_FUNCTION) {
-            binary.eval = split_parts(&file, &binary.symbols, &binary.functions, range);
+        for Learnt {
+            key,
+            mut binary,
+            rows,
+        } in learnt
+        {
+            self.pending.remove(&key);
+            self.counts.binaries += 1;
+            match rows {
+                Some(rows) => self.place(&mut binary, rows),
+                None => self.counts.binaries_without_table += 1,
+            }
+            self.binaries.insert(key, Rc::new(binary));
         }
-        binary
+        for pid in std::mem::take(&mut self.waiting) {
+            self.load(pid);
+        }
+        true
     }
 
     /// Puts `rows` in the kernel's table, from a block of their own.
@@ -339,7 +442,10 @@ impl NativeStacks {
         if rows.is_empty() {
             return;
         }
-        if self.next_block + blocks > self.capacity_blocks {
+        let Some(first_block) = self.allocate(blocks).or_else(|| {
+            self.reclaim();
+            self.allocate(blocks)
+        }) else {
             if self.counts.binaries_without_table == 0 {
                 self.warnings.push(format!(
                     "native unwind tables full ({} rows): {} and binaries learnt after it have \
@@ -350,8 +456,8 @@ impl NativeStacks {
             }
             self.counts.binaries_without_table += 1;
             return;
-        }
-        binary.first_row = self.next_block * NATIVE_BLOCK_ROWS as u32;
+        };
+        binary.first_row = first_block * NATIVE_BLOCK_ROWS as u32;
         binary.rows = rows.len() as u32;
         for (i, chunk) in rows.chunks(NATIVE_BLOCK_ROWS).enumerate() {
             // Past the last row: copies of it (never reached, the search
@@ -360,10 +466,60 @@ impl NativeStacks {
                 rows: [chunk[chunk.len() - 1]; NATIVE_BLOCK_ROWS],
             });
             block.rows[..chunk.len()].copy_from_slice(chunk);
-            self.row_writes.push((self.next_block + i as u32, block));
+            self.row_writes.push((first_block + i as u32, block));
         }
-        self.next_block += blocks;
         self.counts.rows += rows.len() as u64;
+    }
+
+    /// `blocks` blocks of the kernel's table: the first free run that
+    /// holds them, else past the last used block.
+    fn allocate(&mut self, blocks: u32) -> Option<u32> {
+        if let Some(i) = self.free.iter().position(|&(_, n)| n >= blocks) {
+            let (start, n) = self.free[i];
+            if n == blocks {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (start + blocks, n - blocks);
+            }
+            return Some(start);
+        }
+        let start = self.next_block;
+        (start + blocks <= self.capacity_blocks).then(|| {
+            self.next_block += blocks;
+            start
+        })
+    }
+
+    /// The table is full: the rows of binaries that no process known maps
+    /// any more (the processes `--serve` forgot) are freed, and those
+    /// binaries forgotten (a process that maps one again learns it anew).
+    fn reclaim(&mut self) {
+        let unused: Vec<String> = self
+            .binaries
+            .iter()
+            .filter(|(_, b)| Rc::strong_count(b) == 1 && b.rows > 0)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in unused {
+            let Some(binary) = self.binaries.remove(&key) else {
+                continue;
+            };
+            let block = binary.first_row / NATIVE_BLOCK_ROWS as u32;
+            let blocks = (binary.rows as usize).div_ceil(NATIVE_BLOCK_ROWS) as u32;
+            self.free.push((block, blocks));
+            self.counts.rows -= u64::from(binary.rows);
+            log::info!("native: rows of {} freed (no process maps it)", binary.path);
+        }
+        // Adjacent runs become one.
+        self.free.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.free.len());
+        for &(start, n) in &self.free {
+            match merged.last_mut() {
+                Some(last) if last.0 + last.1 == start => last.1 += n,
+                _ => merged.push((start, n)),
+            }
+        }
+        self.free = merged;
     }
 
     /// The name of native address `addr` of process `pid`; `inner`: the
@@ -403,7 +559,7 @@ impl NativeStacks {
                 format!("{file}+{start:#x}")
             }
         };
-        Resolved::Frame(native_frame(name, &binary.path))
+        Resolved::Frame(native_frame(name, &binary.path), binary.origin())
     }
 }
 
@@ -460,11 +616,44 @@ fn native_frame(name: String, file: &str) -> Frame {
     }
 }
 
+/// [`NativeMode::Libraries`]: a sample's native slots (innermost first;
+/// `None`: an eval-loop frame) without the interpreter's own frames, nor
+/// the C library's where the interpreter calls it. Each run of native
+/// frames is read from its caller's end: code the interpreter runs is
+/// left out up to a library's frame; what that library calls is kept.
+pub fn leave_out_interpreter<T>(slots: Vec<Option<(T, Origin)>>) -> Vec<Option<T>> {
+    let mut kept = Vec::with_capacity(slots.len());
+    let mut from_interpreter = true;
+    for slot in slots.into_iter().rev() {
+        let Some((frame, origin)) = slot else {
+            from_interpreter = true;
+            kept.push(None);
+            continue;
+        };
+        let keep = match origin {
+            Origin::Interpreter => {
+                from_interpreter = true;
+                false
+            }
+            Origin::System => !from_interpreter,
+            Origin::Library => {
+                from_interpreter = false;
+                true
+            }
+        };
+        if keep {
+            kept.push(Some(frame));
+        }
+    }
+    kept.reverse();
+    kept
+}
+
 /// A sample's native frames (innermost first) with the Python frames in
 /// place of each eval-loop frame: `groups` are the Python frames each
 /// call of the eval loop runs, innermost first. Native frames outside the
 /// outermost Python frame (`main`, `_start`, a thread's start) are left
-/// out: every stack is rooted in Python as without `--native`. Groups left
+/// out: every stack is rooted in Python as with `--native=off`. Groups left
 /// when the native stack ends (an unwind that stopped early) go outside
 /// it. Returns the frames and whether every eval frame met its group.
 pub fn splice<T>(native: Vec<Option<T>>, groups: Vec<Vec<T>>) -> (Vec<T>, bool) {
@@ -560,6 +749,107 @@ pub(crate) mod tests {
                 true
             )
         );
+    }
+
+    #[test]
+    fn the_interpreter_and_the_c_library_it_calls_are_left_out() {
+        use Origin::*;
+        // memcpy <- deflate <- zlib_compress <- eval <- PyObject_Call <- eval <- main
+        let native = vec![
+            Some(("memcpy", System)),
+            Some(("deflate", Library)),
+            Some(("zlib_compress", Interpreter)),
+            None,
+            Some(("PyObject_Call", Interpreter)),
+            None,
+            Some(("main", Library)),
+            Some(("__libc_start_main", System)),
+        ];
+        assert_eq!(
+            leave_out_interpreter(native),
+            vec![Some("memcpy"), Some("deflate"), None, None, Some("main")]
+        );
+        // A pure-Python function's leaves: the interpreter's, and libc's
+        // as the interpreter calls it.
+        let native = vec![
+            Some(("__memmove_avx_unaligned", System)),
+            Some(("list_resize", Interpreter)),
+            None,
+        ];
+        assert_eq!(leave_out_interpreter(native), vec![None]);
+        // An extension's function called straight from the eval loop
+        // keeps the C library it calls; a stop before any eval frame is
+        // read as called by the interpreter.
+        let native = vec![
+            Some(("sem_wait", System)),
+            Some(("wait_for_result", Library)),
+            None,
+            Some(("clock_gettime", System)),
+        ];
+        assert_eq!(
+            leave_out_interpreter(native),
+            vec![Some("sem_wait"), Some("wait_for_result"), None]
+        );
+    }
+
+    /// A binary of `rows` rows placed as `learn` does, and kept in the
+    /// cache under `key`.
+    fn placed(stacks: &mut NativeStacks, key: &str, rows: usize) -> Rc<Binary> {
+        let mut binary = Binary::unread(key);
+        stacks.place(&mut binary, vec![NativeRow::default(); rows]);
+        let binary = Rc::new(binary);
+        stacks.binaries.insert(key.to_string(), binary.clone());
+        binary
+    }
+
+    #[test]
+    fn a_full_table_takes_back_the_rows_no_process_maps() {
+        let mut stacks = NativeStacks::new(4, NativeMode::Libraries);
+        let a = placed(&mut stacks, "a", 2 * NATIVE_BLOCK_ROWS);
+        let b = placed(&mut stacks, "b", NATIVE_BLOCK_ROWS + 1);
+        assert_eq!(
+            (a.first_row, b.first_row),
+            (0, 2 * NATIVE_BLOCK_ROWS as u32)
+        );
+        // Full: a third binary has no table while both are in use.
+        let c = placed(&mut stacks, "c", 1);
+        assert_eq!((c.rows, stacks.counts.binaries_without_table), (0, 1));
+        stacks.binaries.remove("c");
+        // `a` is mapped by no process any more: its two blocks are reused.
+        drop(a);
+        let d = placed(&mut stacks, "d", 10);
+        let e = placed(&mut stacks, "e", NATIVE_BLOCK_ROWS);
+        assert_eq!((d.first_row, d.rows), (0, 10));
+        assert_eq!(e.first_row, NATIVE_BLOCK_ROWS as u32);
+        assert!(!stacks.binaries.contains_key("a"));
+        assert_eq!(
+            stacks.counts.rows,
+            (NATIVE_BLOCK_ROWS + 1 + 10 + NATIVE_BLOCK_ROWS) as u64
+        );
+        // All freed: their runs, adjacent, are merged into one.
+        drop((b, d, e));
+        let f = placed(&mut stacks, "f", 4 * NATIVE_BLOCK_ROWS);
+        assert_eq!((f.first_row, f.rows), (0, 4 * NATIVE_BLOCK_ROWS as u32));
+    }
+
+    #[test]
+    fn system_libraries_are_known_by_file_name() {
+        for path in [
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libm.so.6",
+            "/usr/lib64/ld-linux-x86-64.so.2",
+            "/lib/ld-musl-x86_64.so.1",
+            "[vdso]",
+        ] {
+            assert!(is_system(path), "{path}");
+        }
+        for path in [
+            "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13",
+            "/usr/lib/x86_64-linux-gnu/libcrypto.so.3",
+            "/tmp/libcurl.so.4",
+        ] {
+            assert!(!is_system(path), "{path}");
+        }
     }
 
     #[test]

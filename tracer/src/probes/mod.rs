@@ -284,7 +284,7 @@ impl Probes {
     /// `scope`: what a node-wide trace takes in as it execs.
     /// `loop_stall_ns`: an event loop iteration this long is a stall.
     /// `fd_rows`: count reads per descriptor, sent at close (one-off traces).
-    /// `native_blocks`: room for `--native`'s unwind tables (0: none).
+    /// `native_blocks`: room for the native unwind tables (0: `--native=off`).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         follow_children: bool,

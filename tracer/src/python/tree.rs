@@ -17,8 +17,12 @@ use super::{
 use crate::{
     events::NativeStack,
     frame::Frame,
-    native::{self, NativeStacks, Resolved},
+    native::{self, NativeMode, NativeStacks, Origin, Resolved},
 };
+
+/// A native address of a process (pid, generation), innermost or a
+/// return address: named once.
+type NativeKey = (u32, u32, u64, bool);
 
 pub struct PythonTree {
     /// The traced target (none in a node-wide trace).
@@ -41,7 +45,7 @@ pub struct PythonTree {
     /// parent's code objects at the same addresses.
     forked_from: HashMap<u32, u32>,
     /// `--native`: each (process, address, innermost) named once.
-    native_ids: HashMap<(u32, u32, u64, bool), Option<FrameId>>,
+    native_ids: HashMap<NativeKey, Option<(FrameId, Origin)>>,
 }
 
 impl PythonTree {
@@ -211,7 +215,7 @@ impl PythonTree {
             .get_mut(&tgid)?
             .frame_id_groups(&mut self.frames, records)?;
         let generation = self.generation(tgid);
-        let slots = native
+        let slots: Vec<_> = native
             .addresses
             .iter()
             .enumerate()
@@ -222,15 +226,21 @@ impl PythonTree {
                 }
                 let slot = match stacks.resolve(tgid, addr, inner) {
                     Resolved::Eval => None,
-                    Resolved::Frame(frame) => Some(self.frames.intern(frame)),
+                    Resolved::Frame(frame, origin) => Some((self.frames.intern(frame), origin)),
                     // Not kept: its library may be known at the next sample.
-                    Resolved::Unknown(frame) => return Some(self.frames.intern(frame)),
+                    Resolved::Unknown(frame) => {
+                        return Some((self.frames.intern(frame), Origin::Library));
+                    }
                 };
                 self.native_ids
                     .insert((tgid, generation, addr, inner), slot);
                 slot
             })
             .collect();
+        let slots = match stacks.mode {
+            NativeMode::All => slots.into_iter().map(|s| s.map(|(id, _)| id)).collect(),
+            _ => native::leave_out_interpreter(slots),
+        };
         Some(native::splice(slots, groups))
     }
 

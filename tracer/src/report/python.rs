@@ -73,7 +73,7 @@ pub struct Python {
     /// made when it met them; their `first_line` is known.
     #[serde(default)]
     pub frames_without_line: u64,
-    /// `--native`: how the native stacks under the samples were unwound;
+    /// How the native stacks under the samples were unwound (`--native`);
     /// `null` without it.
     #[serde(default)]
     pub native: Option<NativeFigures>,
@@ -81,7 +81,7 @@ pub struct Python {
     /// native frames below it, their time is its own), highest first.
     pub hotspots: Vec<Hotspot>,
     /// Native functions by self samples (the innermost frame, when native)
-    /// and total, highest first; empty without `--native`.
+    /// and total, highest first; empty with `--native=off`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_functions: Vec<Hotspot>,
     /// Lines by self samples, highest first.
@@ -343,6 +343,12 @@ pub struct PythonStack {
 /// unwind tables compiled out of each binary's `.eh_frame`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeFigures {
+    /// Whether stacks hold the interpreter's own frames (`--native=all`),
+    /// or only those of the native code Python calls (`libraries`, the
+    /// default: the interpreter's frames, and the C library's where the
+    /// interpreter calls it, are left out).
+    #[serde(default)]
+    pub interpreter_frames: bool,
     /// Samples that came with a native stack.
     pub samples: u64,
     /// ...unwound to the outermost frame.

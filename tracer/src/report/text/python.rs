@@ -547,6 +547,12 @@ fn native_line(out: &mut String, n: &crate::report::NativeFigures, samples: u64)
             plural(n.binaries_without_table, "binary", "binaries")
         );
     }
+    if !n.interpreter_frames {
+        let _ = write!(
+            out,
+            "; the interpreter's own frames left out (--native=all shows them)"
+        );
+    }
     let _ = writeln!(out);
 }
 
