@@ -3,8 +3,9 @@
 //! A Python function that calls zlib has zlib's `deflate` under it (on
 //! Debian's static 3.11, pyenv's shared 3.12 whose zlib module is loaded
 //! after the trace starts, and sid's 3.14, whose eval loop GCC split in
-//! two); a C extension built here with gcc is named by its symbols, and a
-//! static function of it, stripped, by its file and address.
+//! two); a C extension built here with gcc is named by its symbols, a
+//! static function of it, stripped, by its file and address, or by its
+//! name with a MiniDebugInfo section.
 
 mod common;
 
@@ -160,32 +161,48 @@ fn deflate_is_under_compress_loop_on_sid_3_14() {
     zlib_under_compress_loop("native_zlib_314", command);
 }
 
-#[test]
-fn a_c_extension_is_named_by_its_symbols() {
-    require_root();
-    let scratch = Scratch::new("native_c_extension");
+/// How the test's C extension is stripped.
+enum Strip {
+    /// `strip --strip-all`: its static function is in no symbol table.
+    All,
+    /// As Fedora and RHEL ship binaries: stripped, with the function
+    /// symbols `.dynsym` lacks in a MiniDebugInfo section.
+    MiniDebugInfo,
+}
+
+/// Builds `spin.c` into the scratch directory, stripped so, and traces
+/// `spin_loop` calling it; checks the exported function is under the
+/// loop and returns the report.
+fn trace_spin_extension(scratch: &Scratch, strip: Strip) -> Value {
     let module = scratch.path("spin.cpython-311-x86_64-linux-gnu.so");
-    // Stripped (-s): the static function is in no symbol table.
+    let unstripped = scratch.path("spin-unstripped.so");
     let built = Command::new("gcc")
-        .args([
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-s",
-            "-I/usr/include/python3.11",
-            "-o",
-        ])
-        .arg(&module)
+        .args(["-shared", "-fPIC", "-O2", "-I/usr/include/python3.11", "-o"])
+        .arg(&unstripped)
         .arg(workload("native/spin.c"))
         .output()
         .expect("run gcc");
     assert!(built.status.success(), "gcc: {}", text(&built.stderr));
+    let stripped = match strip {
+        Strip::All => Command::new("strip")
+            .args(["--strip-all", "-o", &module, &unstripped])
+            .output(),
+        Strip::MiniDebugInfo => Command::new("sh")
+            .args([&workload("native/mini_debuginfo.sh"), &unstripped, &module])
+            .output(),
+    }
+    .expect("run strip");
+    assert!(
+        stripped.status.success(),
+        "strip: {}",
+        text(&stripped.stderr)
+    );
     let command = python_command(
         python("/usr/bin/python3.11"),
         "native/spin_loop.py",
         &[scratch.dir.to_str().unwrap(), "300"],
     );
-    let report = trace_command(&scratch, &["--native", "--rate", "999"], &command);
+    let report = trace_command(scratch, &["--native", "--rate", "999"], &command);
     check_native_figures(&report);
     check_hottest_line(&report, "spin_loop");
     let (loop_samples, outer) = under(&report, "spin_loop", |f| {
@@ -197,6 +214,15 @@ fn a_c_extension_is_named_by_its_symbols() {
         "tracer_test_spin_outer under spin_loop in {outer} of {loop_samples} samples: {:#}",
         report["python"]["stacks"]
     );
+    report
+}
+
+#[test]
+fn a_c_extension_is_named_by_its_symbols() {
+    require_root();
+    let scratch = Scratch::new("native_c_extension");
+    let report = trace_spin_extension(&scratch, Strip::All);
+    let (loop_samples, _) = under(&report, "spin_loop", |_| true);
     // The static function, innermost: by its file and start address.
     let hidden = |f: &Value| {
         f["function"]
@@ -218,29 +244,25 @@ fn a_c_extension_is_named_by_its_symbols() {
     assert_eq!(report["python"]["hotspots"][0]["function"], "spin_loop");
 }
 
-/// Without `--native`: Python frames only.
+/// A stripped extension with MiniDebugInfo (`.gnu_debugdata`, as Fedora's
+/// and RHEL's binaries): its static function is named by its name, not
+/// by its file and address.
 #[test]
-fn without_native_python_frames_only() {
+fn a_static_function_is_named_by_mini_debuginfo() {
     require_root();
-    let scratch = Scratch::new("native_off");
-    let command = python_command(
-        python("/usr/bin/python3.11"),
-        "native/zlib_loop.py",
-        &["300"],
+    let scratch = Scratch::new("native_mini_debuginfo");
+    let report = trace_spin_extension(&scratch, Strip::MiniDebugInfo);
+    let (loop_samples, _) = under(&report, "spin_loop", |_| true);
+    let (_, with_hidden) = under(&report, "spin_loop", |f| {
+        f["function"] == "spin_hidden" && f["file"].as_str().unwrap().ends_with(".so")
+    });
+    assert!(
+        with_hidden * 2 >= loop_samples,
+        "spin_hidden in {with_hidden} of {loop_samples}: {:#}",
+        report["python"]["stacks"]
     );
-    let report = trace_command(&scratch, &["--rate", "999"], &command);
-    let python = &report["python"];
-    assert!(python["native"].is_null(), "{python:#}");
-    let stacks = python["stacks"].as_array().unwrap();
-    assert!(!stacks.is_empty());
-    for stack in stacks {
-        for frame in stack["frames"].as_array().unwrap() {
-            assert!(frame.get("native").is_none(), "{frame}");
-        }
-    }
-    // The time in zlib goes to the line that called it.
-    assert_eq!(
-        python["hotspots"][0]["function"], "compress_loop",
-        "{python:#}"
-    );
+    let top = &report["python"]["native_functions"][0];
+    assert_eq!(top["function"], "spin_hidden", "{top}");
+    assert_eq!(top["native"], true, "{top}");
+    assert_eq!(report["python"]["native"]["unreadable_debugdata"], 0);
 }

@@ -57,5 +57,6 @@ pub fn figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
         table_rows: c.rows,
         binaries_without_table: c.binaries_without_table,
         mappings_left_out: c.mappings_left_out,
+        unreadable_debugdata: c.debugdata_unreadable,
     }
 }

@@ -1,7 +1,8 @@
 //! Native frames (`--native`): what the kernel's unwinder needs of each
 //! process (its executable mappings, each binary's unwind table compiled
 //! from `.eh_frame` once for every process that maps it), and the names
-//! of the addresses it sends back (ELF symbols, or file and address).
+//! of the addresses it sends back (ELF symbols, MiniDebugInfo's too, or
+//! file and address).
 //! Kernel side: `tracer-ebpf/src/native.rs`.
 
 mod symbols;
@@ -24,7 +25,7 @@ use crate::{
     procfs,
     python::discover::{Mapping, anonymous_code, parse_maps},
 };
-pub use symbols::Symbols;
+pub use symbols::{DebugDataError, Symbols};
 pub use table::{TableError, UnwindTable, unwind_table};
 
 /// The function CPython runs Python code in: its native frames are
@@ -123,6 +124,9 @@ pub struct NativeCounts {
     pub samples_by_end: [u64; 6],
     /// Samples whose eval frames and Python frames did not pair up.
     pub unmatched: u64,
+    /// Binaries whose `.gnu_debugdata` (MiniDebugInfo) could not be read:
+    /// named from their own symbol tables only.
+    pub debugdata_unreadable: u64,
 }
 
 /// The kernel's table and every process's mappings, with the writes the
@@ -305,10 +309,19 @@ impl NativeStacks {
             self.counts.binaries_without_table += 1;
             return binary;
         };
-        let Ok(file) = object::File::parse(&*data) else {
+        if let Err(err) = self.read_elf(&mut binary, &data) {
+            log::info!("no unwind table for {}: {err}", mapping.path);
             self.counts.binaries_without_table += 1;
-            return binary;
-        };
+        }
+        binary
+    }
+
+    /// What the unwinder and the names need of the ELF file `data`: its
+    /// segments, symbols (MiniDebugInfo's too), unwind table (in the
+    /// kernel's) and eval loop. An error: no table (no ELF, no
+    /// `.eh_frame`).
+    fn read_elf(&mut self, binary: &mut Binary, data: &[u8]) -> Result<(), TableError> {
+        let file = object::File::parse(data)?;
         binary.segments = file
             .segments()
             .map(|s| {
@@ -317,20 +330,19 @@ impl NativeStacks {
             })
             .collect();
         binary.symbols = Symbols::read(&file);
-        match unwind_table(&data) {
-            Ok(table) => {
-                binary.functions = table.functions;
-                self.place(&mut binary, table.rows);
-            }
-            Err(err) => {
-                log::info!("no unwind table for {}: {err}", mapping.path);
-                self.counts.binaries_without_table += 1;
-            }
+        if let Err(err) = binary.symbols.add_debugdata(&file) {
+            log::info!("{}: {err}", binary.path);
+            self.counts.debugdata_unreadable += 1;
         }
+        let rows = unwind_table(data).map(|table| {
+            binary.functions = table.functions;
+            table.rows
+        });
         if let Some(range) = binary.symbols.range(EVAL_FUNCTION) {
             binary.eval = split_parts(&file, &binary.symbols, &binary.functions, range);
         }
-        binary
+        self.place(binary, rows?);
+        Ok(())
     }
 
     /// Puts `rows` in the kernel's table, from a block of their own.
@@ -410,8 +422,9 @@ impl NativeStacks {
 /// A function's range and the parts of it the compiler moved elsewhere
 /// (GCC's `-freorder-blocks-and-partition`: `NAME.cold`, which only a
 /// `.symtab` names; Debian's CPython 3.14 runs its bytecodes there): the
-/// functions of the unwind table that no symbol covers and that the
-/// function's code jumps to the start of (`jmp` / `jcc` rel32).
+/// functions of the unwind table that no symbol covers (or a `.cold` one
+/// of its own) and that the function's code jumps to the start of (`jmp`
+/// / `jcc` rel32).
 fn split_parts(
     file: &object::File<'_>,
     symbols: &Symbols,
@@ -440,8 +453,12 @@ fn split_parts(
         let Some(to) = jump.filter(|&to| to < start || to >= end) else {
             continue;
         };
+        // Unnamed, or named as its part by a `.symtab` (MiniDebugInfo's).
+        let part = symbols
+            .name(to)
+            .is_none_or(|name| name.starts_with(EVAL_FUNCTION) && name.ends_with(".cold"));
         if let Ok(at) = functions.binary_search_by_key(&to, |f| f.0)
-            && symbols.name(to).is_none()
+            && part
             && !parts.contains(&functions[at])
         {
             parts.push(functions[at]);
