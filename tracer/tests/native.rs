@@ -5,7 +5,8 @@
 //! after the trace starts, and sid's 3.14, whose eval loop GCC split in
 //! two); a C extension built here with gcc is named by its symbols, a
 //! static function of it, stripped, by its file and address, or by its
-//! name with a MiniDebugInfo section.
+//! name with a MiniDebugInfo section; the vDSO's `clock_gettime` is
+//! unwound through.
 
 mod common;
 
@@ -265,4 +266,74 @@ fn a_static_function_is_named_by_mini_debuginfo() {
     assert_eq!(top["function"], "spin_hidden", "{top}");
     assert_eq!(top["native"], true, "{top}");
     assert_eq!(report["python"]["native"]["unreadable_debugdata"], 0);
+}
+
+/// A loop reading the clock: most of its time is in the vDSO's
+/// `clock_gettime`, which is unwound through (the tracer's own vDSO's
+/// table) to libc and the interpreter, so nearly every stack is complete
+/// (without it, half stopped in the vDSO).
+#[test]
+fn the_vdso_is_unwound_under_a_clock_loop() {
+    require_root();
+    let scratch = Scratch::new("native_vdso");
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/clock_loop.py",
+        &["5000000"],
+    );
+    let report = trace_command(&scratch, &["--native", "--rate", "999"], &command);
+    check_native_figures(&report);
+    assert_eq!(report["python"]["native"]["stopped_without_table"], 0);
+    let in_vdso = |f: &Value| f["native"] == true && f["file"] == "[vdso]";
+    let (loop_samples, with_vdso) = under(&report, "clock_loop", in_vdso);
+    assert!(
+        with_vdso * 10 >= loop_samples,
+        "the vDSO under clock_loop in {with_vdso} of {loop_samples} samples: {:#}",
+        report["python"]["stacks"]
+    );
+    // Named from its .dynsym, and its caller is libc's clock_gettime:
+    // the unwind went on past it.
+    for stack in report["python"]["stacks"].as_array().unwrap() {
+        let frames = stack["frames"].as_array().unwrap();
+        let Some(at) = frames.iter().position(in_vdso) else {
+            continue;
+        };
+        assert_eq!(frames[at]["function"], "__vdso_clock_gettime", "{stack}");
+        let caller = &frames[at + 1];
+        assert!(
+            caller["function"]
+                .as_str()
+                .unwrap()
+                .ends_with("clock_gettime")
+                && caller["file"].as_str().unwrap().contains("libc.so"),
+            "{stack}"
+        );
+    }
+}
+
+/// Without `--native`: Python frames only.
+#[test]
+fn without_native_python_frames_only() {
+    require_root();
+    let scratch = Scratch::new("native_off");
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/zlib_loop.py",
+        &["300"],
+    );
+    let report = trace_command(&scratch, &["--rate", "999"], &command);
+    let python = &report["python"];
+    assert!(python["native"].is_null(), "{python:#}");
+    let stacks = python["stacks"].as_array().unwrap();
+    assert!(!stacks.is_empty());
+    for stack in stacks {
+        for frame in stack["frames"].as_array().unwrap() {
+            assert!(frame.get("native").is_none(), "{frame}");
+        }
+    }
+    // The time in zlib goes to the line that called it.
+    assert_eq!(
+        python["hotspots"][0]["function"], "compress_loop",
+        "{python:#}"
+    );
 }

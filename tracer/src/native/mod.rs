@@ -2,11 +2,12 @@
 //! process (its executable mappings, each binary's unwind table compiled
 //! from `.eh_frame` once for every process that maps it), and the names
 //! of the addresses it sends back (ELF symbols, MiniDebugInfo's too, or
-//! file and address).
+//! file and address); the vDSO from the tracer's own copy.
 //! Kernel side: `tracer-ebpf/src/native.rs`.
 
 mod symbols;
 mod table;
+mod vdso;
 
 use std::{
     collections::HashMap,
@@ -27,6 +28,7 @@ use crate::{
 };
 pub use symbols::{DebugDataError, Symbols};
 pub use table::{TableError, UnwindTable, unwind_table};
+use vdso::VDSO;
 
 /// The function CPython runs Python code in: its native frames are
 /// replaced by the Python frames each call runs.
@@ -76,13 +78,18 @@ impl Binary {
 
     /// What its address `addr` mapped by `mapping` is in the file.
     fn bias(&self, mapping: &Mapping) -> Option<u64> {
-        let &(offset, _, vaddr) = self.segments.iter().find(|(offset, size, _)| {
-            *offset <= mapping.offset && mapping.offset < offset + size
-        })?;
+        self.bias_at(mapping.start, mapping.offset)
+    }
+
+    /// The bias of a mapping at `start` of its file from `file_offset`.
+    fn bias_at(&self, start: u64, file_offset: u64) -> Option<u64> {
+        let &(offset, _, vaddr) = self
+            .segments
+            .iter()
+            .find(|(offset, size, _)| *offset <= file_offset && file_offset < offset + size)?;
         Some(
-            mapping
-                .start
-                .wrapping_sub(mapping.offset)
+            start
+                .wrapping_sub(file_offset)
                 .wrapping_add(offset)
                 .wrapping_sub(vaddr),
         )
@@ -134,6 +141,10 @@ pub struct NativeCounts {
 #[derive(Debug)]
 pub struct NativeStacks {
     binaries: HashMap<String, Rc<Binary>>,
+    /// The tracer's own vDSO and its size, read at the first process that
+    /// maps one (`None`: not yet; a binary without a table when it could
+    /// not be read).
+    vdso: Option<(u64, Rc<Binary>)>,
     processes: HashMap<u32, ProcessMaps>,
     next_block: u32,
     capacity_blocks: u32,
@@ -147,6 +158,7 @@ impl NativeStacks {
     pub fn new(capacity_blocks: u32) -> Self {
         Self {
             binaries: HashMap::new(),
+            vdso: None,
             processes: HashMap::new(),
             next_block: 0,
             capacity_blocks,
@@ -176,10 +188,17 @@ impl NativeStacks {
             };
             mappings.push((mapping.start, mapping.end, bias, binary));
         }
-        // Executable memory that is no file (the vDSO, generated code):
-        // known, without a table, so that the unwinder stops there without
-        // taking it for a library loaded since.
+        // Executable memory that is no file: the vDSO, unwound and named
+        // from the tracer's own; generated code (and a vDSO unlike the
+        // tracer's) known without a table, so that the unwinder stops
+        // there without taking it for a library loaded since.
         for (start, end, name) in anonymous_code(&text) {
+            if name == VDSO
+                && let Some((bias, binary)) = self.vdso_at(start, end)
+            {
+                mappings.push((start, end, bias, binary));
+                continue;
+            }
             let binary = self
                 .binaries
                 .entry(name.clone())
@@ -314,6 +333,40 @@ impl NativeStacks {
             self.counts.binaries_without_table += 1;
         }
         binary
+    }
+
+    /// The vDSO mapped at `start..end` of a process, as the tracer's own
+    /// (learnt now if it was not), with its bias; `None` when its size is
+    /// not the tracer's (another image: a 32-bit process's).
+    fn vdso_at(&mut self, start: u64, end: u64) -> Option<(u64, Rc<Binary>)> {
+        if self.vdso.is_none() {
+            let learnt = self.learn_vdso();
+            self.vdso = Some(learnt);
+        }
+        let (size, binary) = self.vdso.as_ref()?;
+        if *size != end - start {
+            return None;
+        }
+        Some((binary.bias_at(start, 0)?, binary.clone()))
+    }
+
+    /// The tracer's own vDSO and its size (0 when it could not be read).
+    /// A failure is no binary without a table in the report: the vDSO
+    /// never had one before; the log says why.
+    fn learn_vdso(&mut self) -> (u64, Rc<Binary>) {
+        let mut binary = Binary::unread(VDSO);
+        let image = match vdso::own_image() {
+            Ok(image) => image,
+            Err(err) => {
+                log::warn!("the vDSO is not unwound (native stacks stop there): {err}");
+                return (0, Rc::new(binary));
+            }
+        };
+        self.counts.binaries += 1;
+        if let Err(err) = self.read_elf(&mut binary, &image) {
+            log::warn!("the vDSO is not unwound (native stacks stop there): {err}");
+        }
+        (image.len() as u64, Rc::new(binary))
     }
 
     /// What the unwinder and the names need of the ELF file `data`: its
