@@ -450,6 +450,20 @@ pub fn maps(pid: u32) -> std::io::Result<String> {
     fs::read_to_string(format!("/proc/{pid}/maps"))
 }
 
+/// The text of the tracer's own `/proc/self/maps`.
+pub fn own_maps() -> std::io::Result<String> {
+    fs::read_to_string("/proc/self/maps")
+}
+
+/// `len` bytes of the tracer's own memory at `addr` (its vDSO), through
+/// `/proc/self/mem`: an unmapped address is an error, not a fault.
+pub fn own_memory(addr: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; len];
+    fs::File::open("/proc/self/mem")?.read_exact_at(&mut bytes, addr)?;
+    Ok(bytes)
+}
+
 /// The file mapped at `start..end`, whatever the namespaces.
 pub fn map_file(pid: u32, start: u64, end: u64) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/map_files/{start:x}-{end:x}"))

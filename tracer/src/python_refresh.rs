@@ -165,6 +165,11 @@ fn publish_native(
     }
     for (pid, mappings) in mappings {
         probes.set_native_mappings(pid, &mappings)?;
+        // (The tests' handshake waits for this line.)
+        log::info!(
+            "pid {pid}: native mappings published ({} binaries mapped)",
+            mappings.count
+        );
     }
     Ok(())
 }

@@ -145,9 +145,12 @@ const TEST_PACKAGES: &[&str] = &[
     // --web-config (tests/secure.rs): test certificates, a client over HTTPS.
     "openssl",
     "curl",
-    // Servers and programs that embed CPython (tests/embedded.rs).
+    // Servers and programs that embed CPython (tests/embedded.rs); C
+    // extensions built and stripped, with MiniDebugInfo (tests/native.rs).
     "gcc",
     "libpython3.11-dev",
+    "binutils",
+    "xz-utils",
     "uwsgi-core",
     "uwsgi-plugin-python3",
     "apache2",

@@ -32,9 +32,7 @@ pub fn sample_frame_ids(
             // Sampled before the kernel had its mappings (a child forked
             // before its parent's were loaded): read them now, for the
             // next samples.
-            if !stacks.knows(tgid) {
-                *reread |= stacks.load(tgid);
-            }
+            *reread |= stacks.before_sample_without_stack(tgid);
             tree.frame_ids(tgid, frames)
         }
         _ => tree.frame_ids(tgid, frames),
@@ -58,5 +56,6 @@ pub fn figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
         table_rows: c.rows,
         binaries_without_table: c.binaries_without_table,
         mappings_left_out: c.mappings_left_out,
+        unreadable_debugdata: c.debugdata_unreadable,
     }
 }

@@ -11,7 +11,7 @@ use std::{
 use object::{Object, ObjectSegment};
 use tracer_common::NativeRow;
 
-use super::{Binary, EVAL_FUNCTION, Symbols, split_parts, unwind_table};
+use super::{Binary, EVAL_FUNCTION, Symbols, TableError, split_parts, unwind_table};
 
 /// A binary to read: the places its file may be read from, in order (the
 /// mapped file itself, then its path in the process's root).
@@ -27,6 +27,7 @@ pub struct Learnt {
     pub key: String,
     pub binary: Binary,
     pub rows: Option<Vec<NativeRow>>,
+    pub debugdata_unreadable: bool,
 }
 
 /// The reading thread, started with the first binary to read.
@@ -45,7 +46,15 @@ impl Learner {
             .spawn(move || {
                 // Ends when the tracer drops its `Learner`.
                 for job in job_queue {
-                    if done_queue.send(learn(job)).is_err() {
+                    let started = std::time::Instant::now();
+                    let path = job.path.clone();
+                    let learnt = learn(job);
+                    log::debug!(
+                        "native: {path} read in {:?} ({} rows)",
+                        started.elapsed(),
+                        learnt.rows.as_ref().map_or(0, Vec::len)
+                    );
+                    if done_queue.send(learnt).is_err() {
                         break;
                     }
                 }
@@ -67,20 +76,47 @@ impl Learner {
 
 pub fn learn(job: Job) -> Learnt {
     let mut binary = Binary::unread(&job.path);
-    let data = job.sources.iter().find_map(|p| std::fs::read(p).ok());
-    let Some(data) = data else {
+    let Some(data) = job.sources.iter().find_map(|p| std::fs::read(p).ok()) else {
         return Learnt {
             key: job.key,
             binary,
             rows: None,
+            debugdata_unreadable: false,
         };
     };
-    let Ok(file) = object::File::parse(&*data) else {
-        return Learnt {
-            key: job.key,
-            binary,
-            rows: None,
-        };
+    let read = read_elf(&mut binary, &data);
+    let rows = read
+        .rows
+        .inspect_err(|err| log::info!("no unwind table for {}: {err}", job.path))
+        .ok();
+    Learnt {
+        key: job.key,
+        binary,
+        rows,
+        debugdata_unreadable: read.debugdata_unreadable,
+    }
+}
+
+/// What [`read_elf`] found besides `binary`'s names and ranges.
+pub struct ElfRead {
+    /// The unwind table's rows; an error: no table (no ELF, no `.eh_frame`).
+    pub rows: Result<Vec<NativeRow>, TableError>,
+    /// Its `.gnu_debugdata` could not be read: named from its own symbol
+    /// tables only.
+    pub debugdata_unreadable: bool,
+}
+
+/// What the unwinder and the names need of the ELF file `data`: its
+/// segments, symbols (MiniDebugInfo's too), unwind table and eval loop.
+pub fn read_elf(binary: &mut Binary, data: &[u8]) -> ElfRead {
+    let file = match object::File::parse(data) {
+        Ok(file) => file,
+        Err(err) => {
+            return ElfRead {
+                rows: Err(err.into()),
+                debugdata_unreadable: false,
+            };
+        }
     };
     binary.segments = file
         .segments()
@@ -90,22 +126,20 @@ pub fn learn(job: Job) -> Learnt {
         })
         .collect();
     binary.symbols = Symbols::read(&file);
-    let rows = match unwind_table(&data) {
-        Ok(table) => {
-            binary.functions = table.functions;
-            Some(table.rows)
-        }
-        Err(err) => {
-            log::info!("no unwind table for {}: {err}", job.path);
-            None
-        }
-    };
+    let debugdata_unreadable = binary
+        .symbols
+        .add_debugdata(&file)
+        .inspect_err(|err| log::info!("{}: {err}", binary.path))
+        .is_err();
+    let rows = unwind_table(data).map(|table| {
+        binary.functions = table.functions;
+        table.rows
+    });
     if let Some(range) = binary.symbols.range(EVAL_FUNCTION) {
         binary.eval = split_parts(&file, &binary.symbols, &binary.functions, range);
     }
-    Learnt {
-        key: job.key,
-        binary,
+    ElfRead {
         rows,
+        debugdata_unreadable,
     }
 }

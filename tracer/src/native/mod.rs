@@ -1,12 +1,14 @@
 //! Native frames (on unless `--native=off`): what the kernel's unwinder needs of each
 //! process (its executable mappings, each binary's unwind table compiled
 //! from `.eh_frame` once for every process that maps it), and the names
-//! of the addresses it sends back (ELF symbols, or file and address).
+//! of the addresses it sends back (ELF symbols, MiniDebugInfo's too, or
+//! file and address); the vDSO from the tracer's own copy.
 //! Kernel side: `tracer-ebpf/src/native.rs`.
 
 mod learner;
 mod symbols;
 mod table;
+mod vdso;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,8 +28,9 @@ use crate::{
     python::discover::{Mapping, anonymous_code, parse_maps},
 };
 use learner::{Job, Learner, Learnt};
-pub use symbols::Symbols;
+pub use symbols::{DebugDataError, Symbols};
 pub use table::{TableError, UnwindTable, unwind_table};
+use vdso::VDSO;
 
 /// The function CPython runs Python code in: its native frames are
 /// replaced by the Python frames each call runs.
@@ -133,13 +136,18 @@ impl Binary {
 
     /// What its address `addr` mapped by `mapping` is in the file.
     fn bias(&self, mapping: &Mapping) -> Option<u64> {
-        let &(offset, _, vaddr) = self.segments.iter().find(|(offset, size, _)| {
-            *offset <= mapping.offset && mapping.offset < offset + size
-        })?;
+        self.bias_at(mapping.start, mapping.offset)
+    }
+
+    /// The bias of a mapping at `start` of its file from `file_offset`.
+    fn bias_at(&self, start: u64, file_offset: u64) -> Option<u64> {
+        let &(offset, _, vaddr) = self
+            .segments
+            .iter()
+            .find(|(offset, size, _)| *offset <= file_offset && file_offset < offset + size)?;
         Some(
-            mapping
-                .start
-                .wrapping_sub(mapping.offset)
+            start
+                .wrapping_sub(file_offset)
                 .wrapping_add(offset)
                 .wrapping_sub(vaddr),
         )
@@ -181,6 +189,9 @@ pub struct NativeCounts {
     pub samples_by_end: [u64; 6],
     /// Samples whose eval frames and Python frames did not pair up.
     pub unmatched: u64,
+    /// Binaries whose `.gnu_debugdata` (MiniDebugInfo) could not be read:
+    /// named from their own symbol tables only.
+    pub debugdata_unreadable: u64,
 }
 
 /// The kernel's table and every process's mappings, with the writes the
@@ -188,6 +199,10 @@ pub struct NativeCounts {
 #[derive(Debug)]
 pub struct NativeStacks {
     binaries: HashMap<String, Rc<Binary>>,
+    /// The tracer's own vDSO and its size, read at the first process that
+    /// maps one (`None`: not yet; a binary without a table when it could
+    /// not be read).
+    vdso: Option<(u64, Rc<Binary>)>,
     processes: HashMap<u32, ProcessMaps>,
     next_block: u32,
     capacity_blocks: u32,
@@ -212,6 +227,7 @@ impl NativeStacks {
         Self {
             mode,
             binaries: HashMap::new(),
+            vdso: None,
             processes: HashMap::new(),
             next_block: 0,
             capacity_blocks,
@@ -239,11 +255,6 @@ impl NativeStacks {
         self.processes.contains_key(&pid) && !self.waiting.contains(&pid)
     }
 
-    /// Whether process `pid` was loaded, or waits for its binaries.
-    pub fn knows(&self, pid: u32) -> bool {
-        self.processes.contains_key(&pid) || self.waiting.contains(&pid)
-    }
-
     /// Reads process `pid`'s executable mappings and the binaries behind
     /// them not seen before; the kernel gets them with the next
     /// [`Self::take_writes`]. False when its maps cannot be read (gone).
@@ -263,10 +274,17 @@ impl NativeStacks {
             };
             mappings.push((mapping.start, mapping.end, bias, binary));
         }
-        // Executable memory that is no file (the vDSO, generated code):
-        // known, without a table, so that the unwinder stops there without
-        // taking it for a library loaded since.
+        // Executable memory that is no file: the vDSO, unwound and named
+        // from the tracer's own; generated code (and a vDSO unlike the
+        // tracer's) known without a table, so that the unwinder stops
+        // there without taking it for a library loaded since.
         for (start, end, name) in anonymous_code(&text) {
+            if name == VDSO
+                && let Some((bias, binary)) = self.vdso_at(start, end)
+            {
+                mappings.push((start, end, bias, binary));
+                continue;
+            }
             let binary = self
                 .binaries
                 .entry(name.clone())
@@ -331,10 +349,12 @@ impl NativeStacks {
     /// gets them at the next refresh.
     /// A process unknown here (a child forked without `exec`: the kernel
     /// gave it its parent's mappings) is read at its first sample. True
-    /// when it read them.
+    /// when it read them, or took in binaries it waited for.
     pub fn before_sample(&mut self, pid: u32, end: u32, addr: Option<u64>) -> bool {
         if self.waiting.contains(&pid) {
-            return false;
+            // Its binaries may be read by now: the kernel gets them at the
+            // refresh a true brings, not at the next one due.
+            return self.poll();
         }
         let Some(process) = self.processes.get(&pid) else {
             return self.load(pid);
@@ -344,6 +364,18 @@ impl NativeStacks {
         }
         let known = addr.is_some_and(|a| process.mappings.iter().any(|m| m.0 <= a && a < m.1));
         !known && process.read_at.elapsed() >= REREAD_EVERY && self.load(pid)
+    }
+
+    /// A sample of process `pid` came without a native stack: the kernel
+    /// has no mappings of it yet. A process unknown here is read now; one
+    /// waiting for its binaries gets those read by now. True when there
+    /// is something for the kernel.
+    pub fn before_sample_without_stack(&mut self, pid: u32) -> bool {
+        if self.waiting.contains(&pid) {
+            self.poll()
+        } else {
+            !self.processes.contains_key(&pid) && self.load(pid)
+        }
     }
 
     /// A sample of process `pid` came with a native stack that ended so
@@ -420,10 +452,12 @@ impl NativeStacks {
             key,
             mut binary,
             rows,
+            debugdata_unreadable,
         } in learnt
         {
             self.pending.remove(&key);
             self.counts.binaries += 1;
+            self.counts.debugdata_unreadable += u64::from(debugdata_unreadable);
             match rows {
                 Some(rows) => self.place(&mut binary, rows),
                 None => self.counts.binaries_without_table += 1,
@@ -434,6 +468,44 @@ impl NativeStacks {
             self.load(pid);
         }
         true
+    }
+
+    /// The vDSO mapped at `start..end` of a process, as the tracer's own
+    /// (learnt now if it was not), with its bias; `None` when its size is
+    /// not the tracer's (another image: a 32-bit process's).
+    fn vdso_at(&mut self, start: u64, end: u64) -> Option<(u64, Rc<Binary>)> {
+        if self.vdso.is_none() {
+            let learnt = self.learn_vdso();
+            self.vdso = Some(learnt);
+        }
+        let (size, binary) = self.vdso.as_ref()?;
+        if *size != end - start {
+            return None;
+        }
+        Some((binary.bias_at(start, 0)?, binary.clone()))
+    }
+
+    /// The tracer's own vDSO and its size (0 when it could not be read),
+    /// read here (a few KiB, no thread needed). A failure is no binary
+    /// without a table in the report: the vDSO never had one before; the
+    /// log says why.
+    fn learn_vdso(&mut self) -> (u64, Rc<Binary>) {
+        let mut binary = Binary::unread(VDSO);
+        let image = match vdso::own_image() {
+            Ok(image) => image,
+            Err(err) => {
+                log::warn!("the vDSO is not unwound (native stacks stop there): {err}");
+                return (0, Rc::new(binary));
+            }
+        };
+        self.counts.binaries += 1;
+        let read = learner::read_elf(&mut binary, &image);
+        self.counts.debugdata_unreadable += u64::from(read.debugdata_unreadable);
+        match read.rows {
+            Ok(rows) => self.place(&mut binary, rows),
+            Err(err) => log::warn!("the vDSO is not unwound (native stacks stop there): {err}"),
+        }
+        (image.len() as u64, Rc::new(binary))
     }
 
     /// Puts `rows` in the kernel's table, from a block of their own.
@@ -566,8 +638,9 @@ impl NativeStacks {
 /// A function's range and the parts of it the compiler moved elsewhere
 /// (GCC's `-freorder-blocks-and-partition`: `NAME.cold`, which only a
 /// `.symtab` names; Debian's CPython 3.14 runs its bytecodes there): the
-/// functions of the unwind table that no symbol covers and that the
-/// function's code jumps to the start of (`jmp` / `jcc` rel32).
+/// functions of the unwind table that no symbol covers (or a `.cold` one
+/// of its own) and that the function's code jumps to the start of (`jmp`
+/// / `jcc` rel32).
 fn split_parts(
     file: &object::File<'_>,
     symbols: &Symbols,
@@ -596,8 +669,12 @@ fn split_parts(
         let Some(to) = jump.filter(|&to| to < start || to >= end) else {
             continue;
         };
+        // Unnamed, or named as its part by a `.symtab` (MiniDebugInfo's).
+        let part = symbols
+            .name(to)
+            .is_none_or(|name| name.starts_with(EVAL_FUNCTION) && name.ends_with(".cold"));
         if let Ok(at) = functions.binary_search_by_key(&to, |f| f.0)
-            && symbols.name(to).is_none()
+            && part
             && !parts.contains(&functions[at])
         {
             parts.push(functions[at]);

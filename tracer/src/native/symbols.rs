@@ -1,9 +1,30 @@
 //! Function names of a binary, from its ELF symbol tables (`.symtab`
-//! when it was not stripped, `.dynsym` always): a native frame is named
-//! by the function whose range holds its address, or by the file and the
-//! address when none does (a static function of a stripped library).
+//! when it was not stripped, `.dynsym` always, and the `.symtab` of its
+//! MiniDebugInfo): a native frame is named by the function whose range
+//! holds its address, or by the file and the address when none does (a
+//! static function of a stripped library).
 
-use object::{Object, ObjectSymbol, SymbolKind};
+use std::io::{self, Write};
+
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
+/// Most a `.gnu_debugdata` is decompressed to: Fedora's largest (libxul's
+/// function symbols) are a few MiB; past this it is taken for corrupt.
+const DEBUGDATA_LIMIT: usize = 64 << 20;
+
+/// Why a binary's MiniDebugInfo was not read (it is named from its own
+/// symbol tables then).
+#[derive(Debug, thiserror::Error)]
+pub enum DebugDataError {
+    #[error(".gnu_debugdata unreadable: {0}")]
+    Section(object::Error),
+    #[error(".gnu_debugdata is not valid xz: {0}")]
+    Xz(String),
+    #[error(".gnu_debugdata decompresses to more than {0} bytes")]
+    TooLarge(usize),
+    #[error(".gnu_debugdata holds no ELF file: {0}")]
+    Elf(object::Error),
+}
 
 #[derive(Debug, Default)]
 pub struct Symbols {
@@ -12,21 +33,43 @@ pub struct Symbols {
 }
 
 impl Symbols {
+    /// The functions of `file`'s own symbol tables.
     pub fn read(file: &object::File<'_>) -> Self {
-        let mut functions: Vec<(u64, u64, String)> = file
-            .symbols()
-            .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.address() != 0)
-            .filter_map(|s| {
-                let name = s.name().ok()?;
-                // `name@@VERSION` in some tables: the name alone.
-                let name = name.split('@').next().unwrap_or(name);
-                Some((s.address(), s.address() + s.size(), demangle(name)))
-            })
-            .collect();
-        functions.sort();
-        functions.dedup_by(|b, a| a.0 == b.0);
-        Self { functions }
+        let mut symbols = Self {
+            functions: functions(file),
+        };
+        symbols.sort();
+        symbols
+    }
+
+    /// Adds the functions of `file`'s MiniDebugInfo, if it has one
+    /// (`.gnu_debugdata`: an xz-compressed ELF file whose `.symtab` holds
+    /// the functions `.dynsym` lacks, static ones; Fedora's, RHEL's and
+    /// CentOS's stripped binaries carry it). True when it had one.
+    pub fn add_debugdata(&mut self, file: &object::File<'_>) -> Result<bool, DebugDataError> {
+        let Some(section) = file.section_by_name(".gnu_debugdata") else {
+            return Ok(false);
+        };
+        let xz = section.data().map_err(DebugDataError::Section)?;
+        let elf = decompress(xz, DEBUGDATA_LIMIT)?;
+        let inner = object::File::parse(&*elf).map_err(DebugDataError::Elf)?;
+        self.functions.extend(functions(&inner));
+        self.sort();
+        Ok(true)
+    }
+
+    /// The functions of the ELF file `data`, its MiniDebugInfo's too (the
+    /// fuzz target `elf`'s way in: the bytes of any file a process maps).
+    pub fn of_file(data: &[u8]) -> Option<Self> {
+        let file = object::File::parse(data).ok()?;
+        let mut symbols = Self::read(&file);
+        let _ = symbols.add_debugdata(&file);
+        Some(symbols)
+    }
+
+    fn sort(&mut self) {
+        self.functions.sort();
+        self.functions.dedup_by(|b, a| a.0 == b.0);
     }
 
     /// The function holding binary address `vaddr`.
@@ -42,6 +85,56 @@ impl Symbols {
             .iter()
             .find(|f| f.2 == name)
             .map(|f| (f.0, f.1))
+    }
+}
+
+/// (start, end, name) of every function symbol of `file`, unsorted.
+fn functions(file: &object::File<'_>) -> Vec<(u64, u64, String)> {
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0 && s.address() != 0)
+        .filter_map(|s| {
+            let name = s.name().ok()?;
+            // `name@@VERSION` in some tables: the name alone.
+            let name = name.split('@').next().unwrap_or(name);
+            Some((s.address(), s.address() + s.size(), demangle(name)))
+        })
+        .collect()
+}
+
+/// The xz stream `xz` decompressed, if it makes at most `limit` bytes.
+fn decompress(xz: &[u8], limit: usize) -> Result<Vec<u8>, DebugDataError> {
+    let mut out = Bounded {
+        bytes: Vec::new(),
+        limit,
+        over: false,
+    };
+    match lzma_rs::xz_decompress(&mut &*xz, &mut out) {
+        Ok(()) => Ok(out.bytes),
+        Err(_) if out.over => Err(DebugDataError::TooLarge(limit)),
+        Err(err) => Err(DebugDataError::Xz(format!("{err:?}"))),
+    }
+}
+
+/// A writer that refuses to grow past `limit` bytes.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(io::Error::other("over the limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -76,6 +169,95 @@ mod tests {
         assert_eq!(symbols.name(0xfff), None);
         assert_eq!(symbols.name(0x1250), Some("inflate"));
         assert_eq!(symbols.range("inflate"), Some((0x1200, 0x1300)));
+    }
+
+    /// A library built here with gcc, its static function named only by
+    /// its MiniDebugInfo, made as distributions make it
+    /// (`tests/workloads/native/mini_debuginfo.sh`); then the same with a
+    /// `.gnu_debugdata` that is no xz: an error, its own symbols still
+    /// read.
+    #[test]
+    fn mini_debuginfo_names_a_static_function_of_a_stripped_library() {
+        use std::process::Command;
+        let dir = std::env::temp_dir().join(format!("tracer-debugdata-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("lib.c");
+        std::fs::write(
+            &source,
+            "__attribute__((noinline)) static int hidden_twice(int n) { return n * 2 + 1; }\n\
+             int exported(int n) { return hidden_twice(n) + hidden_twice(n + 1); }\n",
+        )
+        .unwrap();
+        let built = dir.join("lib.so");
+        let run = |command: &mut Command| {
+            let out = command.output().expect("run a build tool");
+            assert!(out.status.success(), "{command:?}: {out:?}");
+        };
+        run(Command::new("gcc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&built)
+            .arg(&source));
+        let mini = dir.join("lib-mini.so");
+        run(Command::new("sh")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/workloads/native/mini_debuginfo.sh"
+            ))
+            .arg(&built)
+            .arg(&mini));
+        let garbage = dir.join("garbage");
+        std::fs::write(&garbage, b"not xz at all").unwrap();
+        let corrupt = dir.join("lib-corrupt.so");
+        run(Command::new("objcopy")
+            .arg("--remove-section")
+            .arg(".gnu_debugdata")
+            .arg(format!(
+                "--add-section=.gnu_debugdata={}",
+                garbage.display()
+            ))
+            .arg(&mini)
+            .arg(&corrupt));
+        let mini = std::fs::read(&mini).unwrap();
+        let corrupt = std::fs::read(&corrupt).unwrap();
+        let unstripped = std::fs::read(&built).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Where the static function is: the unstripped library's .symtab.
+        let full = Symbols::read(&object::File::parse(&*unstripped).unwrap());
+        let (start, end) = full.range("hidden_twice").expect("gcc kept it static");
+        let file = object::File::parse(&*mini).unwrap();
+        let mut symbols = Symbols::read(&file);
+        assert_eq!(symbols.name(start), None, "stripped: {symbols:?}");
+        assert!(symbols.range("exported").is_some(), "{symbols:?}");
+        assert!(symbols.add_debugdata(&file).unwrap());
+        assert_eq!(symbols.name(start), Some("hidden_twice"));
+        assert_eq!(symbols.name(end - 1), Some("hidden_twice"));
+        assert!(symbols.range("exported").is_some());
+
+        let file = object::File::parse(&*corrupt).unwrap();
+        let mut symbols = Symbols::read(&file);
+        assert!(
+            matches!(symbols.add_debugdata(&file), Err(DebugDataError::Xz(_))),
+            "{symbols:?}"
+        );
+        assert_eq!(symbols.name(start), None);
+        assert!(symbols.range("exported").is_some());
+    }
+
+    /// A section that decompresses past the limit is refused, not read.
+    #[test]
+    fn debugdata_is_decompressed_within_a_bound() {
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &[7u8; 10_000][..], &mut xz).unwrap();
+        assert_eq!(decompress(&xz, 10_000).unwrap(), vec![7u8; 10_000]);
+        assert!(matches!(
+            decompress(&xz, 9_999),
+            Err(DebugDataError::TooLarge(9_999))
+        ));
+        assert!(matches!(
+            decompress(&xz[..xz.len() / 2], 10_000),
+            Err(DebugDataError::Xz(_))
+        ));
     }
 
     #[test]

@@ -354,7 +354,7 @@ pub struct NativeFigures {
     /// ...unwound to the outermost frame.
     pub complete: u64,
     /// ...stopped at code in no mapping the unwinder knew (a library
-    /// loaded since its mappings were read, the vDSO, generated code).
+    /// loaded since its mappings were read).
     pub stopped_outside_mappings: u64,
     /// ...stopped in a binary with no unwind table, or outside its table.
     pub stopped_without_table: u64,
@@ -378,4 +378,8 @@ pub struct NativeFigures {
     pub binaries_without_table: u64,
     /// Executable mappings past the 64 a process can have unwound.
     pub mappings_left_out: u64,
+    /// Binaries whose MiniDebugInfo (`.gnu_debugdata`) could not be read
+    /// (corrupt, or too large): named from their own symbols only.
+    #[serde(default)]
+    pub unreadable_debugdata: u64,
 }

@@ -547,6 +547,13 @@ fn native_line(out: &mut String, n: &crate::report::NativeFigures, samples: u64)
             plural(n.binaries_without_table, "binary", "binaries")
         );
     }
+    if n.unreadable_debugdata > 0 {
+        let _ = write!(
+            out,
+            "; {} with unreadable MiniDebugInfo",
+            plural(n.unreadable_debugdata, "binary", "binaries")
+        );
+    }
     if !n.interpreter_frames {
         let _ = write!(
             out,
