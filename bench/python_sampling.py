@@ -159,7 +159,8 @@ def main():
     p.add_argument("--baseline", help="another tracer binary, timed in the same run")
     p.add_argument("--py-spy", default="py-spy")
     p.add_argument("--native", action="store_true",
-                   help="the C-heavy work, with native frames (tracer --native, py-spy --native)")
+                   help="the C-heavy work: tracer (native frames, the default) next to "
+                        "tracer --native=off and py-spy --native")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the profilers load kernel programs / read other processes")
