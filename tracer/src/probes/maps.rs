@@ -147,7 +147,25 @@ impl Probes {
             python_sleeping: self.python_sleeping()?,
             python_gil_waits: self.python_gil_waits()?,
             loops: self.loops()?,
+            signal_checks: self.signal_checks()?,
         })
+    }
+
+    /// Where the signal checks are watched, and the `SIGNAL_CHECKS` counters;
+    /// `None` when neither program loaded.
+    pub fn signal_checks(&self) -> Result<Option<crate::report::SignalChecks>, ProbeError> {
+        use tracer_common::signal_checks;
+        if self.signal_watches().is_none() && self.signal_check_files().is_none() {
+            return Ok(None);
+        }
+        let hits =
+            per_cpu_totals::<{ signal_checks::COUNT as usize }>(&self.ebpf, "SIGNAL_CHECKS")?;
+        Ok(Some(crate::report::SignalChecks {
+            watched_processes: self.signal_watches().unwrap_or(0),
+            uprobe_files: self.signal_check_files().unwrap_or(0),
+            watch_hits: hits[signal_checks::WATCH as usize],
+            uprobe_hits: hits[signal_checks::UPROBE as usize],
+        }))
     }
 
     /// Every `LOOPS` row: the selector-waiting threads' iterations.

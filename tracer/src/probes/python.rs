@@ -121,10 +121,18 @@ impl Probes {
         }
     }
 
-    /// Loads (not attaches) the signal-check uprobe: when a Python-level
-    /// signal handler runs. Optional: without it, the report says handler
-    /// runs are not known.
+    /// Loads (not attaches) the watch on `is_tripped` and the signal-check
+    /// uprobe (for an interpreter whose `is_tripped` is not known, or whose
+    /// watch fails): when a Python-level signal handler runs. Optional:
+    /// without them, the report says handler runs are not known.
     pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
+        let watch = "py_signal_watch";
+        match typed_program::<PerfEvent>(&mut self.ebpf, watch)
+            .and_then(|p| p.load().map_err(|source| load_error(watch, source)))
+        {
+            Ok(()) => self.signal_watch = Some(0),
+            Err(err) => log::warn!("{err}: the signal checks get the uprobe"),
+        }
         let name = "py_signal_check";
         let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
         program.load().map_err(|source| load_error(name, source))?;
@@ -197,6 +205,58 @@ impl Probes {
             attacher.request(path, file, &new);
         }
         Ok(())
+    }
+
+    /// Watches writes to `is_tripped` (at run-time address `addr`) by the
+    /// main thread of process `pid` and what it creates from now on: a
+    /// hardware breakpoint, which costs nothing until a signal comes.
+    pub fn attach_signal_watch(&mut self, pid: u32, addr: u64) -> Result<(), ProbeError> {
+        use aya::programs::perf_event::{
+            BreakpointConfig, PerfBreakpointLength, PerfBreakpointType,
+        };
+        let name = "py_signal_watch";
+        let Some(watched) = self.signal_watch.as_mut() else {
+            return Err(ProbeError::SignalWatch {
+                pid,
+                addr,
+                source: Box::new(ProgramError::NotLoaded),
+            });
+        };
+        let link = typed_program::<PerfEvent>(&mut self.ebpf, name)?
+            .attach(
+                PerfEventConfig::Breakpoint(BreakpointConfig::Data {
+                    r#type: PerfBreakpointType::Write,
+                    address: addr,
+                    length: PerfBreakpointLength::Len4,
+                }),
+                PerfEventScope::OneProcess { pid, cpu: None },
+                SamplePolicy::Period(1),
+                true,
+            )
+            .map_err(|source| ProbeError::SignalWatch {
+                pid,
+                addr,
+                source: Box::new(source),
+            })?;
+        *watched += 1;
+        self.links.push(Link::PerfEvent(name, link));
+        Ok(())
+    }
+
+    /// Processes whose `is_tripped` is watched (`None`: the watch did not load).
+    pub fn signal_watches(&self) -> Option<u64> {
+        self.signal_watch
+    }
+
+    /// Interpreter files whose signal checks carry the uprobe (`None`: it
+    /// did not load).
+    pub fn signal_check_files(&self) -> Option<u64> {
+        self.signal_checks.as_ref().map(|done| {
+            done.iter()
+                .map(|&(dev, ino, _)| (dev, ino))
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64
+        })
     }
 
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.

@@ -173,6 +173,11 @@ pub struct Interpreter {
     /// Run-time range of the interpreter's writable data (`.data` to the end
     /// of `.bss`), where CPython keeps its signal handler table.
     pub data_range: Option<(u64, u64)>,
+    /// Run-time address of `is_tripped`, which CPython's signal check
+    /// clears right before it runs Python-level handlers
+    /// ([`super::is_tripped`]); `None`: not found, the signal checks get
+    /// the uprobe instead.
+    pub is_tripped: Option<u64>,
     /// <= 3.10: run-time address of `Py_GetVersion`'s static buffer, filled
     /// with "3.8.18 (default, ...)" when `sys` is initialised; the version
     /// literal itself is compiled into immediates, not stored as a string.
@@ -225,6 +230,8 @@ pub struct ElfInfo {
     pub signal_checks: Vec<u64>,
     /// Link-time range of `.data` .. end of `.bss`.
     pub data_range: Option<(u64, u64)>,
+    /// Link-time address of `is_tripped` ([`Interpreter::is_tripped`]).
+    pub is_tripped: Option<u64>,
     pub version_buffer: Option<u64>,
     pub py_version_hex: Option<u32>,
     pub version_string: Option<String>,
@@ -244,6 +251,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         code_type: None,
         signal_checks: Vec::new(),
         data_range: None,
+        is_tripped: None,
         version_buffer: None,
         py_version_hex: None,
         version_string: None,
@@ -344,6 +352,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         .map(|r| r.0)
         .min()
         .zip(data.iter().map(|r| r.1).max());
+    info.is_tripped = find_is_tripped(&file, &section_bytes);
     // PY_VERSION ("3.8.18") may be a string literal in .rodata (often it is
     // folded into code); only needed without Py_Version.
     if info.py_version_hex.is_none()
@@ -352,6 +361,57 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         info.version_string = find_version_string(rodata);
     }
     Ok(info)
+}
+
+/// Where `is_tripped` is ([`super::is_tripped`]): in `_PyRuntime`'s image
+/// (3.12+), by its symbol, or from the signal check's first instruction;
+/// only an address in the file's writable data is taken.
+fn find_is_tripped<'a>(
+    file: &object::File<'a>,
+    section_bytes: &dyn Fn(u64, u64) -> Option<&'a [u8]>,
+) -> Option<u64> {
+    // `.data`, `.bss`, and 3.12+'s `.PyRuntime` (where `_PyRuntime` is).
+    let writable = |addr: u64| {
+        file.sections().any(|s| {
+            let write = match s.flags() {
+                object::SectionFlags::Elf { sh_flags } => {
+                    sh_flags & u64::from(object::elf::SHF_WRITE) != 0
+                }
+                _ => false,
+            };
+            write && addr >= s.address() && addr + 4 <= s.address() + s.size()
+        })
+    };
+    let symbol = |name: &str, full: bool| {
+        let found = file
+            .dynamic_symbols()
+            .find(|s| s.address() != 0 && s.name() == Ok(name));
+        match found {
+            Some(s) => Some((s.address(), s.size())),
+            None if full => file
+                .symbols()
+                .find(|s| s.address() != 0 && s.name() == Ok(name))
+                .map(|s| (s.address(), s.size())),
+            None => None,
+        }
+    };
+    let in_runtime = symbol("_PyRuntime", true).and_then(|(addr, size)| {
+        let image = section_bytes(addr, size)?;
+        Some(addr + super::is_tripped::in_runtime_image(image)? as u64)
+    });
+    let by_name = || symbol("is_tripped", true).map(|(addr, _)| addr);
+    let by_code = || {
+        ["_PyErr_CheckSignalsTstate", "_PyErr_CheckSignals"]
+            .iter()
+            .find_map(|name| {
+                let (addr, _) = symbol(name, false)?;
+                super::is_tripped::first_rip_load(section_bytes(addr, 16)?, addr)
+            })
+    };
+    in_runtime
+        .or_else(by_name)
+        .or_else(by_code)
+        .filter(|&addr| writable(addr))
 }
 
 /// The first NUL-delimited string that is exactly a CPython version ("3.11.7", "3.13.0rc1").
@@ -730,6 +790,7 @@ pub fn discover_in(
             data_range: elf
                 .data_range
                 .map(|(a, b)| (a.wrapping_add(bias), b.wrapping_add(bias))),
+            is_tripped: elf.is_tripped.map(|a| a.wrapping_add(bias)),
             version_buffer: elf.version_buffer.map(|a| a.wrapping_add(bias)),
         });
     }
