@@ -60,7 +60,10 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         let watched = match update.signal_watch {
             Some(addr) => match probes.attach_signal_watch(pid, addr) {
                 Ok(()) => {
-                    log::info!("pid {pid}: writes to is_tripped ({addr:#x}) watched");
+                    // "signal checks of": the tests' handshake, as for the uprobe.
+                    log::info!(
+                        "signal checks of pid {pid} watched (writes to is_tripped at {addr:#x})"
+                    );
                     true
                 }
                 Err(err) => {

@@ -125,13 +125,16 @@ impl Probes {
     /// uprobe (for an interpreter whose `is_tripped` is not known, or whose
     /// watch fails): when a Python-level signal handler runs. Optional:
     /// without them, the report says handler runs are not known.
-    pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
-        let watch = "py_signal_watch";
-        match typed_program::<PerfEvent>(&mut self.ebpf, watch)
-            .and_then(|p| p.load().map_err(|source| load_error(watch, source)))
-        {
-            Ok(()) => self.signal_watch = Some(0),
-            Err(err) => log::warn!("{err}: the signal checks get the uprobe"),
+    /// `watch`: false for the uprobe only (`--signal-check-uprobe`).
+    pub fn load_signal_check(&mut self, watch: bool) -> Result<(), ProbeError> {
+        let name = "py_signal_watch";
+        if watch {
+            match typed_program::<PerfEvent>(&mut self.ebpf, name)
+                .and_then(|p| p.load().map_err(|source| load_error(name, source)))
+            {
+                Ok(()) => self.signal_watch = Some(0),
+                Err(err) => log::warn!("{err}: the signal checks get the uprobe"),
+            }
         }
         let name = "py_signal_check";
         let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
