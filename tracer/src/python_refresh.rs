@@ -57,8 +57,8 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         // own (a uprobe takes milliseconds), the loop goes on draining.
         // A process gone already (a short-lived fork) needs no probe; the
         // next process running the same file gets it.
-        let watched = match update.signal_watch {
-            Some(addr) => match probes.attach_signal_watch(pid, addr) {
+        let watched = match &update.signal_watch {
+            Some((addr, tids)) => match probes.attach_signal_watch(pid, tids, *addr) {
                 Ok(()) => {
                     // "signal checks of": the tests' handshake, as for the uprobe.
                     log::info!(

@@ -211,38 +211,40 @@ impl Probes {
     }
 
     /// Watches writes to `is_tripped` (at run-time address `addr`) by the
-    /// main thread of process `pid` and what it creates from now on: a
-    /// hardware breakpoint, which costs nothing until a signal comes.
-    pub fn attach_signal_watch(&mut self, pid: u32, addr: u64) -> Result<(), ProbeError> {
-        use aya::programs::perf_event::{
-            BreakpointConfig, PerfBreakpointLength, PerfBreakpointType,
-        };
+    /// threads `tids` of process `pid` (its main thread first) and what
+    /// they create from now on: a hardware breakpoint each, which costs
+    /// nothing until a signal comes. Fails when the main thread's fails; a
+    /// thread gone in the meantime is skipped.
+    pub fn attach_signal_watch(
+        &mut self,
+        pid: u32,
+        tids: &[u32],
+        addr: u64,
+    ) -> Result<(), ProbeError> {
+        use std::os::fd::AsFd as _;
         let name = "py_signal_watch";
-        let Some(watched) = self.signal_watch.as_mut() else {
-            return Err(ProbeError::SignalWatch {
-                pid,
-                addr,
-                source: Box::new(ProgramError::NotLoaded),
-            });
+        let err = |source| ProbeError::SignalWatch {
+            pid,
+            addr,
+            source: Box::new(source),
         };
-        let link = typed_program::<PerfEvent>(&mut self.ebpf, name)?
-            .attach(
-                PerfEventConfig::Breakpoint(BreakpointConfig::Data {
-                    r#type: PerfBreakpointType::Write,
-                    address: addr,
-                    length: PerfBreakpointLength::Len4,
-                }),
-                PerfEventScope::OneProcess { pid, cpu: None },
-                SamplePolicy::Period(1),
-                true,
-            )
-            .map_err(|source| ProbeError::SignalWatch {
-                pid,
-                addr,
-                source: Box::new(source),
-            })?;
-        *watched += 1;
-        self.links.push(Link::PerfEvent(name, link));
+        if self.signal_watch.is_none() {
+            return Err(err(ProgramError::NotLoaded));
+        }
+        let program = typed_program::<PerfEvent>(&mut self.ebpf, name)?;
+        let fd = program.fd().map_err(err)?;
+        let mut events = Vec::new();
+        for &tid in std::iter::once(&pid).chain(tids.iter().filter(|&&t| t != pid)) {
+            match crate::breakpoints::watch_writes(tid, addr, fd.as_fd()) {
+                Ok(event) => events.push(event),
+                Err(e) if tid == pid => return Err(err(ProgramError::IOError(e))),
+                Err(e) => log::info!("pid {pid}: thread {tid} not watched: {e}"),
+            }
+        }
+        self.signal_watch_events.append(&mut events);
+        if let Some(watched) = self.signal_watch.as_mut() {
+            *watched += 1;
+        }
         Ok(())
     }
 

@@ -36,9 +36,9 @@ pub struct ThreadUpdate {
     /// The same file and the offsets of its signal checks (handler runs),
     /// for the uprobe: when there is no `signal_watch`, or it fails.
     pub signal_checks: Option<(std::path::PathBuf, Vec<u64>)>,
-    /// Where to watch the process's main thread for writes to
-    /// `is_tripped` (its run-time address), instead of the uprobe.
-    pub signal_watch: Option<u64>,
+    /// Where to watch the process's threads for writes to `is_tripped`
+    /// (its run-time address, and the threads known now), instead of the uprobe.
+    pub signal_watch: Option<(u64, Vec<u32>)>,
     pub insert: Vec<(u32, u64)>,
     pub remove: Vec<u32>,
 }
@@ -892,7 +892,12 @@ impl PythonProcess {
                         interpreter.signal_checks.clone(),
                     )
                 });
-                update.signal_watch = interpreter.is_tripped;
+                // Every thread known: a thread made before the watch (as
+                // `--pid` finds them) would not inherit it, nor the children
+                // it forks.
+                update.signal_watch = interpreter
+                    .is_tripped
+                    .map(|addr| (addr, self.published.keys().copied().collect()));
                 self.signal_watched = interpreter.is_tripped.is_some();
             }
             self.signal_checks_published = true;
