@@ -321,6 +321,11 @@ impl Probes {
         open: &[(FdKey, u64)],
     ) -> Result<(), ProbeError> {
         let pids: HashSet<u32> = forget.pids.iter().copied().collect();
+        // A gone process's watches: a long `--serve` of short-lived Python
+        // processes would otherwise keep a descriptor per thread forever.
+        for pid in &pids {
+            self.signal_watch_events.remove(pid);
+        }
         let mut read_rows: Vec<ReadKey> = forget.read_rows.clone();
         read_rows.extend(
             reads

@@ -282,8 +282,10 @@ pub struct Probes {
     /// Processes given a watch on `is_tripped`; `None`: the program could
     /// not be loaded.
     signal_watch: Option<u64>,
-    /// The watches' perf events (closed at once at the end: no grace period).
-    signal_watch_events: Vec<std::os::fd::OwnedFd>,
+    /// The watches' perf events per process (closed at once: no grace
+    /// period), closed when `--serve` forgets the process (a child forked
+    /// from it loses its inherited watch then).
+    signal_watch_events: std::collections::HashMap<u32, Vec<std::os::fd::OwnedFd>>,
     /// `--serve`: gone processes whose rows of the tables searched every
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
@@ -349,7 +351,7 @@ impl Probes {
             signal_checks: None,
             signal_check_attacher: None,
             signal_watch: None,
-            signal_watch_events: Vec::new(),
+            signal_watch_events: Default::default(),
             forgetting: Default::default(),
             forgets: 0,
         })

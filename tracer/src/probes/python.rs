@@ -233,6 +233,9 @@ impl Probes {
         }
         let program = typed_program::<PerfEvent>(&mut self.ebpf, name)?;
         let fd = program.fd().map_err(err)?;
+        if self.signal_watch_events.is_empty() {
+            raise_fd_limit();
+        }
         let mut events = Vec::new();
         for &tid in std::iter::once(&pid).chain(tids.iter().filter(|&&t| t != pid)) {
             match crate::breakpoints::watch_writes(tid, addr, fd.as_fd()) {
@@ -241,7 +244,10 @@ impl Probes {
                 Err(e) => log::info!("pid {pid}: thread {tid} not watched: {e}"),
             }
         }
-        self.signal_watch_events.append(&mut events);
+        self.signal_watch_events
+            .entry(pid)
+            .or_default()
+            .append(&mut events);
         if let Some(watched) = self.signal_watch.as_mut() {
             *watched += 1;
         }
