@@ -232,6 +232,9 @@ pub struct ElfInfo {
     pub data_range: Option<(u64, u64)>,
     /// Link-time address of `is_tripped` ([`Interpreter::is_tripped`]).
     pub is_tripped: Option<u64>,
+    /// Not found, and the signal check's first byte read was a uprobe's
+    /// int3: its (link-time address, file offset), to read from the file.
+    pub is_tripped_code: Option<(u64, u64)>,
     pub version_buffer: Option<u64>,
     pub py_version_hex: Option<u32>,
     pub version_string: Option<String>,
@@ -252,6 +255,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         signal_checks: Vec::new(),
         data_range: None,
         is_tripped: None,
+        is_tripped_code: None,
         version_buffer: None,
         py_version_hex: None,
         version_string: None,
@@ -352,7 +356,9 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         .map(|r| r.0)
         .min()
         .zip(data.iter().map(|r| r.1).max());
-    info.is_tripped = find_is_tripped(&file, &section_bytes);
+    let (is_tripped, int3) = find_is_tripped(&file, &section_bytes);
+    info.is_tripped = is_tripped;
+    info.is_tripped_code = int3.and_then(|addr| Some((addr, file_offset(addr)?)));
     // PY_VERSION ("3.8.18") may be a string literal in .rodata (often it is
     // folded into code); only needed without Py_Version.
     if info.py_version_hex.is_none()
@@ -369,7 +375,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
 fn find_is_tripped<'a>(
     file: &object::File<'a>,
     section_bytes: &dyn Fn(u64, u64) -> Option<&'a [u8]>,
-) -> Option<u64> {
+) -> (Option<u64>, Option<u64>) {
     // `.data`, `.bss`, and 3.12+'s `.PyRuntime` (where `_PyRuntime` is).
     let writable = |addr: u64| {
         file.sections().any(|s| {
@@ -400,19 +406,31 @@ fn find_is_tripped<'a>(
         Some(addr + super::is_tripped::in_runtime_image(image)? as u64)
     });
     let by_name = || symbol("is_tripped", true).map(|(addr, _)| addr);
-    let by_code = || {
-        ["_PyErr_CheckSignalsTstate", "_PyErr_CheckSignals"]
-            .iter()
-            .find_map(|name| {
-                let (addr, _) = symbol(name, false)?;
-                super::is_tripped::first_rip_load(section_bytes(addr, 16)?, addr)
-            })
-    };
-    in_runtime
+    // A uprobe on the function (this tracer's fallback, another tracer's)
+    // puts an int3 over its first byte in every mapping of the file, this
+    // process's read-only one too: the caller reads those bytes again from
+    // the file itself ([`ElfInfo::is_tripped_code`]).
+    let mut int3 = None;
+    let by_code = ["_PyErr_CheckSignalsTstate", "_PyErr_CheckSignals"]
+        .iter()
+        .find_map(|name| {
+            let (addr, _) = symbol(name, false)?;
+            let code = section_bytes(addr, 16)?;
+            if code[0] == INT3 {
+                int3 = int3.or(Some(addr));
+                return None;
+            }
+            super::is_tripped::first_rip_load(code, addr)
+        });
+    let found = in_runtime
         .or_else(by_name)
-        .or_else(by_code)
-        .filter(|&addr| writable(addr))
+        .or(by_code)
+        .filter(|&addr| writable(addr));
+    (found, if found.is_none() { int3 } else { None })
 }
+
+/// The breakpoint instruction a uprobe writes over an instruction's first byte.
+const INT3: u8 = 0xcc;
 
 /// The first NUL-delimited string that is exactly a CPython version ("3.11.7", "3.13.0rc1").
 pub fn find_version_string(rodata: &[u8]) -> Option<String> {
@@ -488,6 +506,7 @@ fn read_mapped(pid: u32, mapping: &Mapping) -> Option<MappedFile> {
 struct MappedFile {
     ptr: *mut libc::c_void,
     len: usize,
+    file: std::fs::File,
 }
 
 impl MappedFile {
@@ -509,7 +528,16 @@ impl MappedFile {
                 0,
             )
         };
-        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len })
+        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len, file })
+    }
+
+    /// 16 bytes at `offset` as the file holds them (not as mapped: a
+    /// uprobe's int3 shows in every mapping of the file).
+    fn read_at(&self, offset: u64) -> Option<[u8; 16]> {
+        use std::os::unix::fs::FileExt as _;
+        let mut code = [0u8; 16];
+        self.file.read_exact_at(&mut code, offset).ok()?;
+        Some(code)
     }
 
     fn bytes(&self) -> &[u8] {
@@ -710,9 +738,15 @@ pub fn discover_in(
                     binaries.not_python(file);
                     continue;
                 }
-                let Ok(elf) = read_elf(data.bytes()) else {
+                let Ok(mut elf) = read_elf(data.bytes()) else {
                     continue;
                 };
+                if let Some((addr, offset)) = elf.is_tripped_code {
+                    elf.is_tripped = data
+                        .read_at(offset)
+                        .and_then(|code| super::is_tripped::first_rip_load(&code, addr))
+                        .filter(|&at| elf.data_range.is_some_and(|r| (r.0..r.1).contains(&at)));
+                }
                 let elf = Arc::new(elf);
                 if elf.runtime.is_some() && elf.eval_frame.is_some() {
                     remember(&mut binaries.interpreters, file.clone(), elf.clone());

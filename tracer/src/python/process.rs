@@ -899,6 +899,18 @@ impl PythonProcess {
                     .is_tripped
                     .map(|addr| (addr, self.published.keys().copied().collect()));
                 self.signal_watched = interpreter.is_tripped.is_some();
+                if interpreter.is_tripped.is_none() {
+                    log::info!(
+                        "pid {}: is_tripped not found in {}: its signal checks get the uprobe",
+                        self.pid,
+                        interpreter.path
+                    );
+                }
+            } else {
+                log::info!(
+                    "pid {}: its signal checks are watched since its fork",
+                    self.pid
+                );
             }
             self.signal_checks_published = true;
         }
