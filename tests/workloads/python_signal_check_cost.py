@@ -10,8 +10,9 @@ no signal, and that they are still seen when signals come.
 3. SIGALRM from a timer while in time.sleep(): the sleep is interrupted and
    C code's PyErr_CheckSignals() runs the handler inside the sleep.
 
-Usage: python_signal_check_cost.py OUT ROUNDS. Prints "ready PID", waits
-for a line on standard input (the tracer is watching), does 1 to 3 and
+Usage: python_signal_check_cost.py OUT ROUNDS. Sets its handlers, prints
+"ready PID", waits for a line on standard input (the tracer is watching
+and knows its handler table), does 1 to 3 and
 writes OUT: its pid, the
 crunch's result, and CLOCK_MONOTONIC times: each SIGUSR1 sent (before the
 os.kill) and its handler's first line; the timer armed and its handler's
@@ -41,11 +42,11 @@ def on_signal(signum, frame):
 
 
 out, rounds = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGUSR1, on_signal)
+signal.signal(signal.SIGALRM, on_signal)
 print("ready", os.getpid(), flush=True)
 sys.stdin.readline()
 result = crunch(rounds)
-signal.signal(signal.SIGUSR1, on_signal)
-signal.signal(signal.SIGALRM, on_signal)
 sent = []
 for _ in range(3):
     sent.append(time.monotonic())

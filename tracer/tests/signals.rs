@@ -230,7 +230,8 @@ fn sigpipe_from_a_write_to_a_closed_pipe_comes_from_the_kernel() {
 /// Runs python_signal_check_cost.py (`ROUNDS` of big-integer arithmetic,
 /// then 3 SIGUSR1 handled in the eval loop and a SIGALRM handled inside
 /// `time.sleep`) under the tracer with `extra` options, once the tracer
-/// watches its signal checks. Returns the report and the workload's facts.
+/// watches its signal checks and knows its handlers. Returns the report
+/// and the workload's facts.
 fn signal_check_cost(
     python: &str,
     test: &str,
@@ -249,7 +250,9 @@ fn signal_check_cost(
         &scratch,
         &command,
         common::Until::Exit,
-        &["signal checks of"],
+        // The watch (or the uprobe) in place, and the handler table known:
+        // a delivery names its handler from it.
+        &["signal checks of", "pid {pid}: Python signal handlers known"],
         extra,
     );
     (report, load_json(&out))
