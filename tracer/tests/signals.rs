@@ -252,7 +252,10 @@ fn signal_check_cost(
         common::Until::Exit,
         // The watch (or the uprobe) in place, and the handler table known:
         // a delivery names its handler from it.
-        &["signal checks of", "pid {pid}: Python signal handlers known"],
+        &[
+            "signal checks of",
+            "pid {pid}: Python signal handlers known",
+        ],
         extra,
     );
     (report, load_json(&out))
