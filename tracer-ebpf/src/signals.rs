@@ -197,11 +197,11 @@ pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
     0
 }
 
-/// A write to CPython's `is_tripped` (a hardware breakpoint on the main
-/// thread, inherited by the threads and processes it creates; the program
-/// runs once the write is done). Its C signal handler sets it; the signal
-/// check clears it right before it runs the Python-level handlers, and
-/// only when it was set: a program that gets no signal never comes here.
+/// A write to CPython's `is_tripped` (a hardware breakpoint on each thread
+/// of the process, inherited by the threads and processes they create; the
+/// program runs once the write is done). Its C signal handler sets it; the
+/// signal check clears it right before it runs the Python-level handlers,
+/// and only when it was set: a program that gets no signal never comes here.
 #[perf_event]
 pub fn py_signal_watch(ctx: PerfEventContext) -> u32 {
     count_check(signal_checks::WATCH);
@@ -216,7 +216,9 @@ pub fn py_signal_watch(ctx: PerfEventContext) -> u32 {
     if cfg.is_tripped == 0 || addr != cfg.is_tripped {
         return 0;
     }
-    // Set (a signal came), not cleared.
+    // Set (a signal came), not cleared. (Set again by another thread's C
+    // handler in the nanoseconds since the clear: this run is seen at the
+    // next check instead.)
     if unsafe { bpf_probe_read_user(addr as *const u32) }.map_or(true, |v| v != 0) {
         return 0;
     }

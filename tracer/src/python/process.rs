@@ -107,8 +107,8 @@ pub struct PythonProcess {
     looked_at_ns: u64,
     /// Its signal checks were handed out for the uprobe.
     signal_checks_published: bool,
-    /// Its main thread's watch on `is_tripped` was asked for, or came with
-    /// the fork that made it (the event is inherited by the threads and
+    /// Its threads' watch on `is_tripped` was asked for, or came with the
+    /// fork that made it (the event is inherited by the threads and
     /// processes a watched thread creates).
     signal_watched: bool,
     /// The kernel side has the handler table's address (or it is unknown).
