@@ -8,6 +8,7 @@
 //! which feed its parsers untrusted bytes.
 
 pub mod analysis;
+pub mod breakpoints;
 pub mod btf;
 pub mod cli;
 pub mod containers;
