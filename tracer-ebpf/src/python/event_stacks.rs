@@ -1,0 +1,300 @@
+//! The top of the Python stack on kernel events: counted per stack in
+//! `PY_EVENT_STACKS` for reads (1 in `read_stack_every`) and voluntary
+//! switches (with the time asleep), sent in a record of its own for every
+//! fork (with the child), written into the records of signal deliveries,
+//! signal checks and disposition and mask changes. Each capture reads at
+//! most `PY_EVENT_DEPTH` (`PY_FORK_DEPTH`) frames with the sampler's
+//! `read_frame`; a stack new to the table is announced, so userspace names
+//! its code objects while they live.
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+};
+use tracer_common::{
+    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET, PyConfig, PyEventKey,
+    PyEventValue, PyForkEvent, PyFrameRecord, PySleep, PyStackEvent, drops, py_event,
+};
+
+use super::{PY_THREADS, config_of, gil, read_frame, read_u64};
+use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
+
+/// Kernel events counted by the top of the Python stack they happened under
+/// (reads: sampled; voluntary context switches: all, with the time asleep).
+#[map]
+pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
+    PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
+
+/// Threads asleep after a voluntary switch, with their stack (key: tid).
+#[map]
+static PY_SLEEPING: HashMap<u32, PySleep> =
+    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
+
+/// Where a key is built (too big to build twice on the 512-byte BPF stack).
+#[map]
+pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
+
+/// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
+#[map]
+static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// A one-off trace's thread made its last switch: the sleep it "began"
+/// there is its end, not a sleep.
+#[inline(always)]
+pub fn thread_ended(tid: u32) {
+    let _ = PY_SLEEPING.remove(&tid);
+}
+
+/// Fills `frames` with the innermost `N` frames of thread `tid`'s Python
+/// stack (zeroes past its end). False if the thread has no known thread
+/// state or no current frame.
+#[inline(always)]
+pub(super) fn capture_top<const N: usize>(
+    cfg: &PyConfig,
+    tid: u32,
+    frames: *mut PyFrameRecord,
+) -> bool {
+    let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
+        return false;
+    };
+    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
+    if cfg.cframe_current_frame != PY_NO_OFFSET {
+        frame = read_u64(frame + cfg.cframe_current_frame as u64);
+    }
+    if frame == 0 {
+        return false;
+    }
+    let mut last = PyFrameRecord::default();
+    for i in 0..N {
+        let mut record = PyFrameRecord::default();
+        if frame != 0 {
+            (record, frame) = read_frame(cfg, frame, &mut last);
+        }
+        // SAFETY: i < N, inside the caller's record of N frames.
+        unsafe { frames.add(i).write(record) };
+    }
+    true
+}
+
+#[inline(always)]
+pub(super) fn bump(key: &PyEventKey, off_cpu_ns: u64) {
+    if let Some(value) = PY_EVENT_STACKS.get_ptr_mut(key) {
+        // Per-CPU value: only this CPU writes it.
+        let value = unsafe { &mut *value };
+        value.count += 1;
+        value.off_cpu_ns += off_cpu_ns;
+        return;
+    }
+    let value = PyEventValue {
+        count: 1,
+        off_cpu_ns,
+    };
+    if PY_EVENT_STACKS.insert(key, value, 0).is_ok() {
+        announce(key, PyEventValue::default());
+    } else if config!(stack_records) != 0 {
+        // The table is full (a walk of more files than it holds): the
+        // counts go to userspace in the record instead.
+        announce(key, value);
+    } else {
+        count_drop(drops::TABLES);
+    }
+}
+
+/// Tells userspace about a stack it has not seen, so it reads the code
+/// objects while they certainly exist; with `counts`, events that were
+/// not counted in `PY_EVENT_STACKS`.
+#[inline(always)]
+pub(super) fn announce(key: &PyEventKey, counts: PyEventValue) {
+    let Some(mut entry) = EVENTS.reserve::<PyStackEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyStack as u32,
+            tgid: key.tgid,
+            tid: 0,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+        core::ptr::addr_of_mut!((*event).key).write(*key);
+        core::ptr::addr_of_mut!((*event).counts).write(counts);
+    }
+    // A new stack is forced: with un-woken samples pending, a plain submit
+    // would not wake the tracer (the consumer is behind), and the thread
+    // may be gone by the next tick; new stacks are rare. Counts the table
+    // had no room for come many a second (a walk of a million files):
+    // drained like the rows (the fingerprints keep a late read honest).
+    let wake = if counts.count == 0 {
+        RB_FORCE_WAKEUP
+    } else {
+        crate::maps::lazy_wakeup()
+    };
+    entry.submit(wake);
+}
+
+/// A traced thread finished a read of `file_id`: count its Python stack,
+/// for 1 in `read_stack_every` reads on this CPU.
+#[inline(always)]
+pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
+    let Some(cfg) = config_of(tgid) else {
+        return;
+    };
+    if cfg.read_stack_every == 0 {
+        return;
+    }
+    let Some(counter) = PY_READ_COUNTER.get_ptr_mut(0) else {
+        return;
+    };
+    let seen = unsafe {
+        *counter += 1;
+        *counter
+    };
+    if seen % cfg.read_stack_every as u64 != 0 {
+        return;
+    }
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let key = unsafe { &mut (*scratch).key };
+    key.tgid = tgid;
+    key.kind = py_event::READ;
+    key.file_id = file_id;
+    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr()) {
+        bump(key, 0);
+    }
+}
+
+/// A traced thread went to sleep (voluntary switch): remember its stack.
+#[inline(always)]
+/// True when it captured the thread's stack ([`copy_sleep_stack`] has it).
+pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
+    let Some(cfg) = config_of(tgid) else {
+        return false;
+    };
+    // Waiting for the GIL: counted by `gil`, apart from the other sleeps.
+    if gil::went_off_cpu(tid, now) {
+        return false;
+    }
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    let sleep = unsafe { &mut *scratch };
+    sleep.key.tgid = tgid;
+    sleep.key.kind = py_event::OFF_CPU;
+    sleep.key.file_id = 0;
+    if !capture_top::<PY_EVENT_DEPTH>(cfg, tid, sleep.key.frames.as_mut_ptr()) {
+        return false;
+    }
+    sleep.start_ns = now;
+    // A new stack: symbolize it now, while the thread sleeps in it.
+    if PY_EVENT_STACKS.get_ptr(&sleep.key).is_none() {
+        announce(&sleep.key, PyEventValue::default());
+    }
+    if PY_SLEEPING.insert(&tid, &*sleep, 0).is_err() {
+        count_drop(drops::TABLES);
+    }
+    true
+}
+
+/// The stack the last [`went_to_sleep`] on this CPU captured, into `frames`
+/// (`PY_EVENT_DEPTH` records). Call it only after one that returned true.
+#[inline(always)]
+pub fn copy_sleep_stack(frames: *mut PyFrameRecord) {
+    let Some(scratch) = PY_SCRATCH.get_ptr(0) else {
+        return;
+    };
+    for i in 0..PY_EVENT_DEPTH {
+        // SAFETY: `frames` points at PY_EVENT_DEPTH records of a ring buffer slot.
+        unsafe { frames.add(i).write((*scratch).key.frames[i]) };
+    }
+}
+
+/// A traced thread runs again: charge the time asleep to its stack.
+#[inline(always)]
+pub fn woke_up(tid: u32, now: u64) {
+    gil::back_on_cpu(tid, now);
+    let Some(slot) = PY_SLEEPING.get_ptr_mut(&tid) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.start_ns == 0 {
+        return;
+    }
+    let asleep = now.saturating_sub(slot.start_ns);
+    slot.start_ns = 0;
+    bump(&slot.key, asleep);
+}
+
+/// A traced thread forked or cloned `child` (a pid, or a tid for a thread):
+/// sends its stack with the child in `file_id`, one record per fork (no map
+/// entry: a map keyed by child would fill up in a long-lived process that
+/// keeps spawning, and crowd out the read and off-CPU stacks). Userspace
+/// joins the child to the line that spawned it and counts forks per stack.
+#[inline(always)]
+pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
+    let Some(cfg) = config_of(tgid) else {
+        return;
+    };
+    if unsafe { PY_THREADS.get(&tid) }.is_none() {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<PyForkEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    let captured = unsafe {
+        core::ptr::addr_of_mut!((*event).child).write(child);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        capture_top::<PY_FORK_DEPTH>(
+            cfg,
+            tid,
+            core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>(),
+        )
+    };
+    if !captured {
+        entry.discard(0);
+        return;
+    }
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyForkStack as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+    }
+    // A new process wakes the tracer at once: a short script may spawn and
+    // exit before the next tick, its code objects gone. New threads (a pool
+    // may churn thousands a second) wait for the tick or the next wake-up.
+    entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
+}
+
+/// Fills `frames` (`PY_EVENT_DEPTH` records, e.g. in a reserved ring buffer
+/// record) with the top of thread `tid`'s Python stack, or zeroes them when
+/// it has none (not a known Python thread, sampling off). For
+/// `signal_deliver`: the line that was running when the signal arrived.
+/// Returns whether a stack was captured.
+#[inline(always)]
+pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord) -> bool {
+    if let Some(cfg) = config_of(tgid)
+        && capture_top::<PY_EVENT_DEPTH>(cfg, tid, frames)
+    {
+        return true;
+    }
+    for i in 0..PY_EVENT_DEPTH {
+        // SAFETY: i < PY_EVENT_DEPTH, inside the caller's record.
+        unsafe { frames.add(i).write(PyFrameRecord::default()) };
+    }
+    false
+}
+
+/// Submit flags for a record carrying a Python stack: wake the tracer even
+/// behind un-woken samples, so it symbolizes the stack while the code
+/// objects live (a signal may end the process right after).
+pub const RB_WAKE_FOR_STACK: u64 = RB_FORCE_WAKEUP;
