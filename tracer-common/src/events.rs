@@ -87,6 +87,12 @@ pub enum EventKind {
     PyCodeNames = 22,
     /// A Python sample with the native stack under it: [`crate::PyNativeSample`].
     PyNativeSample = 23,
+    /// A fork's Python stack with the native stack under it, for a process
+    /// unwound natively: [`crate::PyNativeForkEvent`].
+    PyNativeForkStack = 24,
+    /// A signal delivery with the receiving thread's native stack, for a
+    /// process unwound natively: [`crate::SignalNativeDeliverEvent`].
+    SignalNativeDelivered = 25,
 }
 
 impl EventKind {
@@ -114,6 +120,8 @@ impl EventKind {
             21 => Some(Self::ThreadExited),
             22 => Some(Self::PyCodeNames),
             23 => Some(Self::PyNativeSample),
+            24 => Some(Self::PyNativeForkStack),
+            25 => Some(Self::SignalNativeDelivered),
             _ => None,
         }
     }

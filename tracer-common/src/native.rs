@@ -1,8 +1,9 @@
 //! Native frames (`--native`): the unwind tables userspace compiles from
 //! each mapped binary's `.eh_frame`, the executable mappings of each
-//! process the sampler unwinds, and the sample that carries both stacks.
+//! process the sampler unwinds, and the records that carry both stacks (a
+//! sample's, a fork's, a signal delivery's).
 
-use crate::python::PySample;
+use crate::{python::PyForkEvent, python::PySample, signals::SignalDeliverEvent};
 
 /// Native frames a sample records, at most (innermost first).
 pub const NATIVE_MAX_DEPTH: usize = 128;
@@ -108,6 +109,34 @@ pub struct PyNativeSample {
     pub native: [u64; NATIVE_MAX_DEPTH],
 }
 
+/// A [`PyForkEvent`] of a process unwound natively
+/// (`EventKind::PyNativeForkStack`): the forking thread's native stack
+/// from its user registers at the fork (the `fork()` call and its callers).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PyNativeForkEvent {
+    pub fork: PyForkEvent,
+    /// Valid entries of `native`.
+    pub native_depth: u32,
+    /// [`native_end`]
+    pub native_end: u32,
+    /// Instruction addresses, innermost first.
+    pub native: [u64; NATIVE_MAX_DEPTH],
+}
+
+/// A [`SignalDeliverEvent`] in a process unwound natively
+/// (`EventKind::SignalNativeDelivered`): the receiving thread's native
+/// stack where the signal interrupted it (`native_depth` 0 when its
+/// Python stack was not captured either).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SignalNativeDeliverEvent {
+    pub deliver: SignalDeliverEvent,
+    pub native_depth: u32,
+    pub native_end: u32,
+    pub native: [u64; NATIVE_MAX_DEPTH],
+}
+
 const _: () = assert!(core::mem::size_of::<NativeRow>() == 12);
 const _: () = assert!(core::mem::size_of::<NativeRowBlock>() == 12 * NATIVE_BLOCK_ROWS);
 const _: () = assert!(core::mem::size_of::<NativeMapping>() == 32);
@@ -115,6 +144,14 @@ const _: () = assert!(core::mem::size_of::<NativeMappings>() == 8 + 32 * NATIVE_
 const _: () = assert!(
     core::mem::size_of::<PyNativeSample>()
         == core::mem::size_of::<PySample>() + 8 + 8 * NATIVE_MAX_DEPTH
+);
+const _: () = assert!(
+    core::mem::size_of::<PyNativeForkEvent>()
+        == core::mem::size_of::<PyForkEvent>() + 8 + 8 * NATIVE_MAX_DEPTH
+);
+const _: () = assert!(
+    core::mem::size_of::<SignalNativeDeliverEvent>()
+        == core::mem::size_of::<SignalDeliverEvent>() + 8 + 8 * NATIVE_MAX_DEPTH
 );
 
 #[cfg(feature = "user")]

@@ -267,6 +267,14 @@ fn user_registers(ctx: &PerfEventContext) -> Option<(u64, u64, u64)> {
     if cs & 3 == 3 {
         return Some((ip, sp, bp));
     }
+    saved_user_registers()
+}
+
+/// The current thread's user registers as saved at its entry into the
+/// kernel: in a fork, the `fork()` call; on a signal's way back to user
+/// mode, where the signal interrupted it.
+#[inline(always)]
+fn saved_user_registers() -> Option<(u64, u64, u64)> {
     let saved = current_regs()?;
     Some((
         read_reg(saved, config!(regs.ip))?,
@@ -276,10 +284,23 @@ fn user_registers(ctx: &PerfEventContext) -> Option<(u64, u64, u64)> {
 }
 
 /// Unwinds the current thread's user stack into `out`
-/// ([`NATIVE_MAX_DEPTH`] entries): returns (frames, [`native_end`]).
+/// ([`NATIVE_MAX_DEPTH`] entries) from the sample's registers: returns
+/// (frames, [`native_end`]).
 #[inline(always)]
 pub fn unwind_user(ctx: &PerfEventContext, mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
-    let Some((pc, sp, bp)) = user_registers(ctx) else {
+    unwind(user_registers(ctx), mappings, out)
+}
+
+/// [`unwind_user`] for a kernel event in the current thread (a fork, a
+/// signal delivery): from the user registers saved at its kernel entry.
+#[inline(always)]
+pub fn unwind_current(mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
+    unwind(saved_user_registers(), mappings, out)
+}
+
+#[inline(always)]
+fn unwind(regs: Option<(u64, u64, u64)>, mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
+    let Some((pc, sp, bp)) = regs else {
         return (0, native_end::UNREADABLE);
     };
     let mut unwind = Unwind {

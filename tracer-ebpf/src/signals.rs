@@ -1,7 +1,8 @@
 //! Signals: every `signal_generate` for or by a traced process and every
 //! `signal_deliver` in a traced thread, one ring buffer record each (signals
 //! are rare next to reads). A delivery record carries the top of the
-//! receiving thread's Python stack.
+//! receiving thread's Python stack, and in a process unwound natively
+//! (`--native`) its native stack too.
 //!
 //! `signal_generate` runs in whatever task caused the signal. A signal is
 //! "sent" by that task only while it is inside a signal-sending syscall
@@ -21,8 +22,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, UNBLOCKABLE, drops, mask_after,
-    signal_checks,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
+    UNBLOCKABLE, drops, mask_after, signal_checks,
 };
 
 use crate::{
@@ -119,23 +120,77 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let sig: u64 = ctx.arg(0);
-    let (errno, code) = siginfo_errno_code(ctx.arg(1));
-    let action: u64 = ctx.arg(2);
+    // A process unwound natively: the record with the native stack too
+    // (signals are rare; an unwind costs a few microseconds).
+    if let Some(mappings) = crate::native::mappings_of(tgid) {
+        let Some(mut entry) = EVENTS.reserve::<SignalNativeDeliverEvent>(0) else {
+            count_drop(drops::RINGBUF);
+            return 0;
+        };
+        let record = entry.as_mut_ptr();
+        // SAFETY: fields of the reserved record, written in place.
+        let with_stack = unsafe {
+            let deliver = core::ptr::addr_of_mut!((*record).deliver);
+            let with_stack =
+                fill_delivery(&ctx, deliver, tgid, tid, EventKind::SignalNativeDelivered);
+            // Runs on the thread's way back to user mode: its saved user
+            // registers are where the signal interrupted it.
+            let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
+            let (depth, end) = if with_stack {
+                crate::native::unwind_current(mappings, native)
+            } else {
+                (0, tracer_common::native_end::COMPLETE)
+            };
+            core::ptr::addr_of_mut!((*record).native_depth).write(depth);
+            core::ptr::addr_of_mut!((*record).native_end).write(end);
+            with_stack
+        };
+        entry.submit(if with_stack {
+            crate::python::RB_WAKE_FOR_STACK
+        } else {
+            0
+        });
+        return 0;
+    }
     let Some(mut entry) = EVENTS.reserve::<SignalDeliverEvent>(0) else {
         count_drop(drops::RINGBUF);
         return 0;
     };
-    // Written in place: the record carries the Python frames too, too big
-    // to build on the BPF stack first.
-    let event = entry.as_mut_ptr();
-    // SAFETY: fields of the reserved record.
+    // SAFETY: the reserved record.
     let with_stack = unsafe {
-        core::ptr::addr_of_mut!((*event).header).write(header(
-            EventKind::SignalDelivered,
+        fill_delivery(
+            &ctx,
+            entry.as_mut_ptr(),
             tgid,
             tid,
-        ));
+            EventKind::SignalDelivered,
+        )
+    };
+    entry.submit(if with_stack {
+        crate::python::RB_WAKE_FOR_STACK
+    } else {
+        0
+    });
+    0
+}
+
+/// Fills a reserved delivery record (`kind`: the record it is part of)
+/// in place: it carries the Python frames too, too big to build on the
+/// BPF stack first. Returns whether it has a Python stack.
+#[inline(always)]
+unsafe fn fill_delivery(
+    ctx: &RawTracePointContext,
+    event: *mut SignalDeliverEvent,
+    tgid: u32,
+    tid: u32,
+    kind: EventKind,
+) -> bool {
+    let sig: u64 = ctx.arg(0);
+    let (errno, code) = siginfo_errno_code(ctx.arg(1));
+    let action: u64 = ctx.arg(2);
+    // SAFETY: fields of the caller's reserved record.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(kind, tgid, tid));
         core::ptr::addr_of_mut!((*event).sig).write(sig as i32);
         core::ptr::addr_of_mut!((*event).errno).write(errno);
         core::ptr::addr_of_mut!((*event).code).write(code);
@@ -163,13 +218,7 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
         )
-    };
-    entry.submit(if with_stack {
-        crate::python::RB_WAKE_FOR_STACK
-    } else {
-        0
-    });
-    0
+    }
 }
 
 /// How often each signal-check program ran (`tracer_common::signal_checks`).

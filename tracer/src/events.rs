@@ -8,10 +8,11 @@ use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FdClosedEvent, FdKey, FdRow, FileEvent, NATIVE_MAX_DEPTH, PATH_CAPTURE_LEN, PY_MAX_DEPTH,
     PY_SAMPLE_TORN, ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
-    PyFrameRecord, PyNativeSample, PySample, PyStackEvent, PyStringCopy, ReadEvent, ReadKey,
-    ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent,
-    SignalGenerateEvent, SignalMaskEvent, SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent,
-    drops, process_flags, switch_flags, wait_flags, wait_kind,
+    PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent, PyStringCopy,
+    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
+    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +95,8 @@ pub enum Event {
         tgid: u32,
         child: u32,
         frames: Vec<PyFrameRecord>,
+        /// The forking thread's native stack (a process fork, `--native`).
+        native: Option<NativeStack>,
     },
     ProcessExec {
         tgid: u32,
@@ -254,6 +257,8 @@ pub struct SignalDelivered {
     /// The receiving thread's raw Python frames at delivery, innermost
     /// first (empty: none captured).
     pub py_frames: Vec<PyFrameRecord>,
+    /// Its native stack where the signal interrupted it (`--native`).
+    pub native: Option<NativeStack>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +347,44 @@ pub struct NativeStack {
     pub end: u32,
 }
 
+fn native_stack(depth: u32, end: u32, addresses: &[u64; NATIVE_MAX_DEPTH]) -> NativeStack {
+    let depth = (depth as usize).min(NATIVE_MAX_DEPTH);
+    NativeStack {
+        addresses: addresses[..depth].to_vec(),
+        end,
+    }
+}
+
+fn py_fork_stack(header: &EventHeader, event: &PyForkEvent, native: Option<NativeStack>) -> Event {
+    Event::PyForkStack {
+        tgid: header.tgid,
+        child: event.child,
+        frames: frames_until_empty(&event.frames),
+        native,
+    }
+}
+
+fn signal_delivered(
+    header: &EventHeader,
+    event: &SignalDeliverEvent,
+    native: Option<NativeStack>,
+) -> Event {
+    Event::SignalDelivered(SignalDelivered {
+        ts_ns: header.ts_ns,
+        tgid: header.tgid,
+        tid: header.tid,
+        sig: event.sig,
+        errno: event.errno,
+        code: event.code,
+        sa_handler: event.sa_handler,
+        sa_flags: event.sa_flags,
+        py_handler: event.py_handler,
+        py_handler_code: event.py_handler_code,
+        py_frames: frames_until_empty(&event.py_frames),
+        native,
+    })
+}
+
 fn py_sample(header: &EventHeader, sample: &PySample, native: Option<NativeStack>) -> Event {
     let depth = (sample.depth as usize).min(PY_MAX_DEPTH);
     Event::PySample {
@@ -414,11 +457,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::PySample => py_sample(&header, &read(bytes)?, None),
         EventKind::PyNativeSample => {
             let record: PyNativeSample = read(bytes)?;
-            let depth = (record.native_depth as usize).min(NATIVE_MAX_DEPTH);
-            let native = NativeStack {
-                addresses: record.native[..depth].to_vec(),
-                end: record.native_end,
-            };
+            let native = native_stack(record.native_depth, record.native_end, &record.native);
             py_sample(&header, &record.sample, Some(native))
         }
         EventKind::PyStack => {
@@ -446,18 +485,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 },
             }
         }
-        EventKind::PyForkStack => {
-            let event: PyForkEvent = read(bytes)?;
-            let depth = event
-                .frames
-                .iter()
-                .position(|f| f.code == 0)
-                .unwrap_or(event.frames.len());
-            Event::PyForkStack {
-                tgid: header.tgid,
-                child: event.child,
-                frames: event.frames[..depth].to_vec(),
-            }
+        EventKind::PyForkStack => py_fork_stack(&header, &read(bytes)?, None),
+        EventKind::PyNativeForkStack => {
+            let record: PyNativeForkEvent = read(bytes)?;
+            let native = native_stack(record.native_depth, record.native_end, &record.native);
+            py_fork_stack(&header, &record.fork, Some(native))
         }
         EventKind::ProcessFreed => {
             let event: ProcessEvent = read(bytes)?;
@@ -521,21 +553,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 },
             })
         }
-        EventKind::SignalDelivered => {
-            let event: SignalDeliverEvent = read(bytes)?;
-            Event::SignalDelivered(SignalDelivered {
-                ts_ns: header.ts_ns,
-                tgid: header.tgid,
-                tid: header.tid,
-                sig: event.sig,
-                errno: event.errno,
-                code: event.code,
-                sa_handler: event.sa_handler,
-                sa_flags: event.sa_flags,
-                py_handler: event.py_handler,
-                py_handler_code: event.py_handler_code,
-                py_frames: frames_until_empty(&event.py_frames),
-            })
+        EventKind::SignalDelivered => signal_delivered(&header, &read(bytes)?, None),
+        EventKind::SignalNativeDelivered => {
+            let record: SignalNativeDeliverEvent = read(bytes)?;
+            // No Python stack captured: no native one either.
+            let native = (record.native_depth > 0)
+                .then(|| native_stack(record.native_depth, record.native_end, &record.native));
+            signal_delivered(&header, &record.deliver, native)
         }
         EventKind::SignalAction => {
             let event: SignalActionEvent = read(bytes)?;

@@ -7,11 +7,13 @@
 //! static function of it, stripped, by its file and address, or by its
 //! name with a MiniDebugInfo section; the vDSO's `clock_gettime` is
 //! unwound through. They are on by default, the interpreter's own frames
-//! left out unless `--native=all`; `--native=off` turns them off.
+//! left out unless `--native=all`; `--native=off` turns them off. A fork
+//! made by that extension and a signal delivered while it spins carry its
+//! native frames too.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
@@ -431,5 +433,151 @@ fn without_native_python_frames_only() {
     assert_eq!(
         python["hotspots"][0]["function"], "compress_loop",
         "{python:#}"
+    );
+}
+
+/// `native_events.py` traced (`extra`: tracer options): its report and
+/// what it knows. The tracer attaches once the extension is loaded, so
+/// the mappings it gives the kernel have it (a library loaded later is
+/// learnt from the first stack that meets it), and the workload goes on
+/// once it says it is tracing.
+fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
+    use std::io::{BufRead, BufReader, Write};
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-s", "-I/usr/include/python3.11", "-o"])
+        .arg(scratch.path("spin.cpython-311-x86_64-linux-gnu.so"))
+        .arg(workload("native/spin.c"))
+        .output()
+        .expect("run gcc");
+    assert!(built.status.success(), "gcc: {}", text(&built.stderr));
+    let facts = scratch.path("facts.json");
+    let report_path = scratch.path("report.json");
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/native_events.py",
+        &[scratch.dir.to_str().unwrap(), &facts],
+    );
+    let mut target = Proc::spawn(
+        Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+        "workload",
+    );
+    let mut out = BufReader::new(target.child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), format!("ready {}", target.pid()));
+    let args = [&["--format", "json", "-o", &report_path], extra].concat();
+    let (mut tracer, _stderr) = attach_tracer(target.pid(), &args);
+    let stdin = target.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(target.wait().success());
+    assert!(tracer.wait().success());
+    (load_json(&report_path), load_json(&facts))
+}
+
+/// The fork stack of child `pid` (its `processes[].python_stacks`), and
+/// that `zombies[].spawned_from` has the same frames.
+fn spawn_stack(report: &Value, pid: &Value) -> Vec<String> {
+    let process = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == *pid)
+        .unwrap_or_else(|| panic!("no process {pid}: {:#}", report["processes"]));
+    let frames = &process["python_stacks"][0]["frames"];
+    let zombie = report["zombies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["pid"] == *pid)
+        .unwrap_or_else(|| panic!("no zombie {pid}: {:#}", report["zombies"]));
+    assert_eq!(zombie["spawned_from"], *frames, "{zombie:#}");
+    strings(frames)
+}
+
+/// The stacks SIGUSR1 was delivered in (`signals[].python_stacks`).
+fn delivery_stacks(report: &Value) -> Vec<Vec<String>> {
+    let usr1 = report["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["signal"] == "SIGUSR1")
+        .unwrap_or_else(|| panic!("no SIGUSR1: {:#}", report["signals"]));
+    assert_eq!(usr1["delivered"], 1, "{usr1:#}");
+    usr1["python_stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| strings(&s["frames"]))
+        .collect()
+}
+
+fn strings(frames: &Value) -> Vec<String> {
+    frames
+        .as_array()
+        .unwrap_or_else(|| panic!("not frames: {frames}"))
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Where `frame` (by its start) is in `stack`.
+fn at(stack: &[String], frame: &str) -> Option<usize> {
+    stack.iter().position(|f| f.starts_with(frame))
+}
+
+/// A fork made in C and a signal that interrupted C name the C function
+/// under the Python line that called it: the native stack of the forking
+/// thread at `fork()`, and of the receiving thread where the signal
+/// interrupted it (`signal_deliver`, on its way back to user mode).
+#[test]
+fn a_fork_and_a_signal_in_c_name_the_c_function() {
+    require_root();
+    let scratch = Scratch::new("native_events");
+    let (report, facts) = native_events(&scratch, &["--native"]);
+    let module = "spin.cpython-311-x86_64-linux-gnu.so]";
+
+    let forked = spawn_stack(&report, &facts["c_child"]);
+    let c = at(&forked, "tracer_test_fork_child [").unwrap_or_else(|| panic!("{forked:#?}"));
+    assert!(forked[c].ends_with(module), "{forked:#?}");
+    let line = at(&forked, "fork_in_c (").unwrap_or_else(|| panic!("{forked:#?}"));
+    assert!(c < line, "the C function is under its caller: {forked:#?}");
+    // Rooted in Python, as a sample is.
+    assert!(
+        forked.last().unwrap().starts_with("<module> ("),
+        "{forked:#?}"
+    );
+    // The Python line that forked the signal's sender: no C of the test's.
+    let sender = spawn_stack(&report, &facts["sender"]);
+    assert!(at(&sender, "spin_in_c (").is_some(), "{sender:#?}");
+    assert!(!sender.iter().any(|f| f.contains(module)), "{sender:#?}");
+
+    let delivered = delivery_stacks(&report);
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    let stack = &delivered[0];
+    let c = at(stack, "tracer_test_spin_until_signal [").unwrap_or_else(|| panic!("{stack:#?}"));
+    assert!(stack[c].ends_with(module), "{stack:#?}");
+    let line = at(stack, "spin_in_c (").unwrap_or_else(|| panic!("{stack:#?}"));
+    assert!(c < line, "the C function is under its caller: {stack:#?}");
+}
+
+/// Without native frames the same events carry the Python lines alone.
+#[test]
+fn without_native_kernel_events_have_python_frames_only() {
+    require_root();
+    let scratch = Scratch::new("native_events_off");
+    let (report, facts) = native_events(&scratch, &["--native=off"]);
+    let forked = spawn_stack(&report, &facts["c_child"]);
+    assert!(forked[0].starts_with("fork_in_c ("), "{forked:#?}");
+    assert!(!forked.iter().any(|f| f.contains(" [")), "{forked:#?}");
+    let delivered = delivery_stacks(&report);
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert!(delivered[0][0].starts_with("spin_in_c ("), "{delivered:#?}");
+    assert!(
+        !delivered[0].iter().any(|f| f.contains(" [")),
+        "{delivered:#?}"
     );
 }

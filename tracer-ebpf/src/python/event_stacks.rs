@@ -14,7 +14,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET, PyConfig, PyEventKey,
-    PyEventValue, PyForkEvent, PyFrameRecord, PySleep, PyStackEvent, drops, py_event,
+    PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep, PyStackEvent, drops,
+    py_event,
 };
 
 use super::{PY_THREADS, config_of, gil, read_frame, read_u64};
@@ -233,6 +234,10 @@ pub fn woke_up(tid: u32, now: u64) {
 /// entry: a map keyed by child would fill up in a long-lived process that
 /// keeps spawning, and crowd out the read and off-CPU stacks). Userspace
 /// joins the child to the line that spawned it and counts forks per stack.
+/// A process fork of a process unwound natively carries the native stack
+/// too (the C code that called `fork()`): forks are rare, an unwind costs
+/// a few microseconds. Thread starts (a pool may churn thousands a second)
+/// carry only the Python stack.
 #[inline(always)]
 pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     let Some(cfg) = config_of(tgid) else {
@@ -241,38 +246,79 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
     if unsafe { PY_THREADS.get(&tid) }.is_none() {
         return;
     }
+    // A new process wakes the tracer at once: a short script may spawn and
+    // exit before the next tick, its code objects gone. New threads wait
+    // for the tick or the next wake-up.
+    if !thread && let Some(mappings) = crate::native::mappings_of(tgid) {
+        let Some(mut entry) = EVENTS.reserve::<PyNativeForkEvent>(0) else {
+            count_drop(drops::RINGBUF);
+            return;
+        };
+        let record = entry.as_mut_ptr();
+        // SAFETY: fields of the reserved record, written in place.
+        unsafe {
+            let fork = core::ptr::addr_of_mut!((*record).fork);
+            if !fill_fork(fork, cfg, tgid, tid, child, EventKind::PyNativeForkStack) {
+                entry.discard(0);
+                return;
+            }
+            let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
+            let (depth, end) = crate::native::unwind_current(mappings, native);
+            core::ptr::addr_of_mut!((*record).native_depth).write(depth);
+            core::ptr::addr_of_mut!((*record).native_end).write(end);
+        }
+        entry.submit(RB_FORCE_WAKEUP);
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<PyForkEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
     };
-    let event = entry.as_mut_ptr();
-    // SAFETY: fields of the reserved record, written in place.
-    let captured = unsafe {
-        core::ptr::addr_of_mut!((*event).child).write(child);
-        core::ptr::addr_of_mut!((*event)._pad).write(0);
-        capture_top::<PY_FORK_DEPTH>(
+    // SAFETY: the reserved record.
+    if !unsafe {
+        fill_fork(
+            entry.as_mut_ptr(),
             cfg,
+            tgid,
             tid,
-            core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>(),
+            child,
+            EventKind::PyForkStack,
         )
-    };
-    if !captured {
+    } {
         entry.discard(0);
         return;
     }
+    entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
+}
+
+/// Fills a reserved fork record (`kind`: the record it is part of); false
+/// when the thread has no Python stack to send.
+#[inline(always)]
+unsafe fn fill_fork(
+    event: *mut PyForkEvent,
+    cfg: &PyConfig,
+    tgid: u32,
+    tid: u32,
+    child: u32,
+    kind: EventKind,
+) -> bool {
+    // SAFETY: fields of the caller's reserved record, written in place.
     unsafe {
+        core::ptr::addr_of_mut!((*event).child).write(child);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+        let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
+        if !capture_top::<PY_FORK_DEPTH>(cfg, tid, frames) {
+            return false;
+        }
         core::ptr::addr_of_mut!((*event).header).write(EventHeader {
-            kind: EventKind::PyForkStack as u32,
+            kind: kind as u32,
             tgid,
             tid,
             _pad: 0,
             ts_ns: bpf_ktime_get_ns(),
         });
     }
-    // A new process wakes the tracer at once: a short script may spawn and
-    // exit before the next tick, its code objects gone. New threads (a pool
-    // may churn thousands a second) wait for the tick or the next wake-up.
-    entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
+    true
 }
 
 /// Fills `frames` (`PY_EVENT_DEPTH` records, e.g. in a reserved ring buffer

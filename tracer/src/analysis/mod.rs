@@ -28,7 +28,7 @@ use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
 use crate::report::format::thousands;
 use crate::{
-    events::{Event, MapSnapshot},
+    events::{Event, MapSnapshot, NativeStack},
     frame::Frame,
     native::{NativeMode, NativeStacks},
     python::PythonTree,
@@ -173,6 +173,24 @@ impl Collector {
         (!frames.is_empty()).then_some(frames)
     }
 
+    /// A kernel event's frames: with the native stack under them when it
+    /// came with one (`--native`), else its Python frames.
+    fn event_frames(
+        &mut self,
+        tgid: u32,
+        records: &[tracer_common::PyFrameRecord],
+        native: Option<&NativeStack>,
+    ) -> Option<Vec<Frame>> {
+        if let (Some(native), Some(stacks), Some(tree)) =
+            (native, self.native.as_mut(), self.python.as_mut())
+            && let Some(frames) =
+                native::event_frames(tree, stacks, tgid, records, native, &mut self.python_dirty)
+        {
+            return Some(frames);
+        }
+        self.python_frames(tgid, records)
+    }
+
     pub fn on_event(&mut self, event: Event) {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
@@ -282,9 +300,10 @@ impl Collector {
                 tgid,
                 child,
                 frames,
+                native,
             } => {
                 // A fork's stack, just before the fork record itself.
-                if let Some(frames) = self.python_frames(tgid, &frames) {
+                if let Some(frames) = self.event_frames(tgid, &frames, native.as_ref()) {
                     self.profile.on_fork(frames.clone());
                     self.processes.on_spawn_stack(child, frames);
                 }
@@ -357,7 +376,7 @@ impl Collector {
                 let stack = if d.py_frames.is_empty() {
                     None
                 } else {
-                    self.python_frames(d.tgid, &d.py_frames)
+                    self.event_frames(d.tgid, &d.py_frames, d.native.as_ref())
                 };
                 // To a C handler: is it CPython's, for a Python function?
                 let handler = if d.sa_handler > 1 {

@@ -5,6 +5,7 @@ use tracer_common::native_end;
 
 use crate::{
     events::NativeStack,
+    frame::Frame,
     native::NativeStacks,
     python::{PythonTree, symbols::FrameId},
 };
@@ -37,6 +38,24 @@ pub fn sample_frame_ids(
         }
         _ => tree.frame_ids(tgid, frames),
     }
+}
+
+/// A kernel event's frames (a fork's, a signal delivery's) with the
+/// native stack under them: named, the Python frames in place of the eval
+/// loop's frames, as a sample's. `None`: the process's frames cannot be
+/// named (yet). Not counted in the unwinder's sample figures.
+pub fn event_frames(
+    tree: &mut PythonTree,
+    stacks: &mut NativeStacks,
+    tgid: u32,
+    frames: &[tracer_common::PyFrameRecord],
+    native: &NativeStack,
+    reread: &mut bool,
+) -> Option<Vec<Frame>> {
+    *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
+    let (ids, _) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
+    let frames: Vec<Frame> = ids.into_iter().map(|id| tree.frame(id).clone()).collect();
+    (!frames.is_empty()).then_some(frames)
 }
 
 pub fn figures(stacks: &NativeStacks) -> crate::report::NativeFigures {

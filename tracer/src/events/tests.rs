@@ -409,6 +409,7 @@ fn decodes_signal_records() {
             py_handler: 0x7f00_0000_0040,
             py_handler_code: 0x7f00_0000_0080,
             py_frames: delivered.py_frames[..2].to_vec(),
+            native: None,
         })
     );
     // No Python state: no frames.
@@ -635,7 +636,73 @@ fn py_fork_stack_carries_the_child_and_its_frames_up_to_the_first_empty() {
             tgid: 100,
             child: 4243,
             frames: event.frames[..6].to_vec(),
+            native: None,
         }
     );
     assert!(decode(&bytes[..100]).is_err());
+}
+
+/// A process unwound natively: the fork's record carries the forking
+/// thread's native stack after its Python frames, up to its depth.
+#[test]
+fn py_native_fork_stack_carries_the_native_addresses() {
+    let mut record = PyNativeForkEvent {
+        fork: PyForkEvent {
+            header: header(EventKind::PyNativeForkStack),
+            child: 4243,
+            ..PyForkEvent::default()
+        },
+        native_depth: 3,
+        native_end: tracer_common::native_end::COMPLETE,
+        native: [0; tracer_common::NATIVE_MAX_DEPTH],
+    };
+    record.fork.frames[0].code = 0x1000;
+    record.native[..4].copy_from_slice(&[0x7f00, 0x7f10, 0x5500, 0xdead]);
+    let Event::PyForkStack {
+        tgid,
+        child,
+        frames,
+        native: Some(native),
+    } = decode(&bytes_of(&record)).unwrap()
+    else {
+        panic!("not a fork stack with a native stack");
+    };
+    assert_eq!((tgid, child), (100, 4243));
+    assert_eq!(frames, record.fork.frames[..1].to_vec());
+    assert_eq!(native.addresses, vec![0x7f00, 0x7f10, 0x5500]);
+    assert_eq!(native.end, tracer_common::native_end::COMPLETE);
+    let bytes = bytes_of(&record);
+    assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+}
+
+/// A delivery in a process unwound natively: its native stack where the
+/// signal interrupted the thread; none when no Python stack was captured.
+#[test]
+fn signal_native_delivered_carries_the_native_addresses() {
+    let mut record = SignalNativeDeliverEvent {
+        deliver: SignalDeliverEvent {
+            header: header(EventKind::SignalNativeDelivered),
+            sig: 10,
+            ..SignalDeliverEvent::default()
+        },
+        native_depth: 2,
+        native_end: tracer_common::native_end::NO_MAPPING,
+        native: [0; tracer_common::NATIVE_MAX_DEPTH],
+    };
+    record.deliver.py_frames[0].code = 0x1000;
+    record.native[..2].copy_from_slice(&[0x7f00, 0x7f10]);
+    let Event::SignalDelivered(d) = decode(&bytes_of(&record)).unwrap() else {
+        panic!("wrong kind");
+    };
+    assert_eq!((d.tgid, d.tid, d.sig), (100, 101, 10));
+    assert_eq!(d.py_frames, record.deliver.py_frames[..1].to_vec());
+    let native = d.native.expect("a native stack");
+    assert_eq!(native.addresses, vec![0x7f00, 0x7f10]);
+    assert_eq!(native.end, tracer_common::native_end::NO_MAPPING);
+    record.native_depth = 0;
+    record.deliver.py_frames[0].code = 0;
+    let Event::SignalDelivered(d) = decode(&bytes_of(&record)).unwrap() else {
+        panic!("wrong kind");
+    };
+    assert!(d.py_frames.is_empty() && d.native.is_none());
 }

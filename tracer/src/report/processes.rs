@@ -140,18 +140,35 @@ const SPAWNING_MODULES: [&str; 7] = [
 
 /// The line that spawned a child, out of the frames of its fork (innermost
 /// first): the innermost frame not inside the standard library's spawning
-/// modules (`subprocess`, `threading`, `os`...) and resolved, else the
-/// innermost one.
+/// modules (`subprocess`, `threading`, `os`...) nor their native code
+/// ([`native_machinery`]) and resolved, else the innermost one. With
+/// native frames, a C extension that called `fork()` is that line.
 pub fn spawned_line(frames: &[Frame]) -> Option<&Frame> {
     frames
         .iter()
         .find(|f| {
             f.is_resolved()
+                && !native_machinery(f)
                 && !f
                     .stdlib_module()
                     .is_some_and(|m| SPAWNING_MODULES.contains(&m))
         })
         .or(frames.first())
+}
+
+/// A native frame between a spawning line and the kernel that is no
+/// program's own: the C library's (`fork`, `_Fork`, `posix_spawn`), the
+/// interpreter's (`os.fork`, a built-in `_posixsubprocess`), the standard
+/// library's extension modules (`lib-dynload`), and code in no file.
+fn native_machinery(frame: &Frame) -> bool {
+    if !frame.native {
+        return false;
+    }
+    let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    ["libc.so", "libc-", "libpthread", "python", "libpython", "["]
+        .iter()
+        .any(|p| file.starts_with(p))
+        || frame.file.contains("/lib-dynload/")
 }
 
 #[cfg(test)]
@@ -213,5 +230,36 @@ mod tests {
             Some("main (/abs/app.py:9)".into())
         );
         assert_eq!(spawned_line(&[]), None);
+    }
+
+    #[test]
+    fn a_c_extension_that_forks_is_the_spawned_line() {
+        let c = frames(&[
+            "_Fork [/usr/lib/x86_64-linux-gnu/libc.so.6]",
+            "__fork [/usr/lib/x86_64-linux-gnu/libc.so.6]",
+            "tracer_test_fork_child [/tmp/spin.cpython-311-x86_64-linux-gnu.so]",
+            "PyObject_Vectorcall [/usr/bin/python3.11]",
+            "fork_in_c (/abs/app.py:25)",
+        ]);
+        assert_eq!(
+            line(&c),
+            Some("tracer_test_fork_child [/tmp/spin.cpython-311-x86_64-linux-gnu.so]".into())
+        );
+        // os.fork() and subprocess: the interpreter's and the standard
+        // library's C code is machinery, the Python line spawned it.
+        let os_fork = frames(&[
+            "_Fork [/usr/lib/x86_64-linux-gnu/libc.so.6]",
+            "python3.11+0x673f20 [/usr/bin/python3.11]",
+            "spawn (/abs/app.py:30)",
+        ]);
+        assert_eq!(line(&os_fork), Some("spawn (/abs/app.py:30)".into()));
+        let popen = frames(&[
+            "vfork [/usr/lib/x86_64-linux-gnu/libc.so.6]",
+            "do_fork_exec [/usr/lib/python3.12/lib-dynload/_posixsubprocess.cpython-312-x86_64-linux-gnu.so]",
+            "PyObject_Vectorcall [/root/.pyenv/versions/3.12.1/lib/libpython3.12.so.1.0]",
+            "Popen._execute_child (/usr/lib/python3.12/subprocess.py:1883)",
+            "spawn (/abs/app.py:7)",
+        ]);
+        assert_eq!(line(&popen), Some("spawn (/abs/app.py:7)".into()));
     }
 }

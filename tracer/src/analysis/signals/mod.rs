@@ -819,6 +819,7 @@ mod tests {
             py_handler: 0,
             py_handler_code: 0,
             py_frames: Vec::new(),
+            native: None,
         }
     }
 
