@@ -439,8 +439,9 @@ fn without_native_python_frames_only() {
 /// `native_events.py` traced (`extra`: tracer options): its report and
 /// what it knows. The tracer attaches once the extension is loaded, so
 /// the mappings it gives the kernel have it (a library loaded later is
-/// learnt from the first stack that meets it), and the workload goes on
-/// once it says it is tracing.
+/// learnt from the first stack that meets it), the workload goes on once
+/// it says it is tracing, and the tracer is stopped while the workload
+/// still lives (its code objects readable however late the tracer is).
 fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
     use std::io::{BufRead, BufReader, Write};
     let built = Command::new("gcc")
@@ -473,8 +474,15 @@ fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
     let stdin = target.child.stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
-    assert!(target.wait().success());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    tracer.signal("INT");
     assert!(tracer.wait().success());
+    let stdin = target.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"exit\n").unwrap();
+    stdin.flush().unwrap();
+    assert!(target.wait().success());
     (load_json(&report_path), load_json(&facts))
 }
 

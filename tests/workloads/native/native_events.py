@@ -4,7 +4,9 @@ once) and a signal delivered while the extension spins
 (`spin.spin_until_signal`), sent by a child once the spinning has begun
 and handled in Python. Prints "ready PID" once the extension is loaded
 and does it all at the first line of its input (the test attaches the
-tracer in between). Writes what it knows as JSON to argv[2]."""
+tracer in between). Writes what it knows as JSON to argv[2], prints
+"done" and exits at the next line (the tracer is stopped while it lives,
+so every stack can still be read from its memory)."""
 
 import json
 import os
@@ -51,6 +53,8 @@ def main():
     sender = spin_in_c()
     with open(sys.argv[2], "w") as out:
         json.dump({"c_child": child, "sender": sender, "pid": os.getpid()}, out)
+    print("done", flush=True)
+    sys.stdin.readline()
 
 
 if __name__ == "__main__":
