@@ -6,7 +6,8 @@
 //! table row that covers it (binary search), compute the CFA from rsp or
 //! rbp, read the return address below it and the saved rbp if the row
 //! says where. Userspace names the addresses and puts the Python frames in
-//! place of the eval loop's.
+//! place of the eval loop's. A process fork and a signal delivery (rare)
+//! are unwound too, from the user registers saved at the kernel entry.
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated},
