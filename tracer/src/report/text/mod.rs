@@ -58,6 +58,14 @@ fn fit_frame(frame: &crate::frame::Frame, room: usize) -> String {
         return short;
     }
     let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
+    // A native frame is `name [binary]`: the binary's name is cut.
+    if frame.native {
+        let fixed = layout::columns(&frame.qualname) + 3;
+        if fixed + 4 <= room {
+            return format!("{} [{}]", frame.qualname, layout::fit(file, room - fixed));
+        }
+        return layout::fit(&short, room);
+    }
     let tail = format!(":{})", frame.line);
     let fixed = layout::columns(&frame.qualname) + 2 + tail.len();
     if fixed + 4 <= room {
@@ -82,9 +90,9 @@ fn frame_text(frame: &crate::frame::Frame, width: Option<usize>) -> String {
 /// A stack, innermost first, in at most `room` columns: the file names
 /// without their directories and the frames that fit, then how many more
 /// (`None`: every frame, full paths). When they do not all fit, the first
-/// frame of the program's own code (not the standard library's) is kept
-/// after the innermost: `Popen._execute_child (...) <- ... 1 more <- spawn
-/// (app.py:7) <- ... 1 more`.
+/// Python frame of the program's own code (not the standard library's,
+/// nor a native frame) is kept after the innermost: `Popen._execute_child
+/// (...) <- ... 1 more <- spawn (app.py:7) <- ... 1 more`.
 fn chain(frames: &[crate::frame::Frame], room: Option<usize>) -> String {
     let Some(room) = room else {
         return crate::frame::join(frames);
@@ -102,7 +110,7 @@ fn chain(frames: &[crate::frame::Frame], room: Option<usize>) -> String {
         .iter()
         .enumerate()
         .skip(1)
-        .find(|(_, f)| f.is_resolved() && f.stdlib_module().is_none())
+        .find(|(_, f)| f.is_resolved() && !f.native && f.stdlib_module().is_none())
         .map(|(i, _)| i);
     if let Some(i) = own {
         let skipped = if i > 1 { more(i - 1) } else { String::new() };
@@ -270,6 +278,30 @@ fn notes(out: &mut String, report: &Report) {
 mod tests {
     use super::*;
     use crate::report::{ContextSwitches, Sched, Target, ThreadSched, fixtures};
+
+    /// Native frames (a signal delivered in C, `--native`) are cut as
+    /// `name [binary]`, and the Python line that called them is kept.
+    #[test]
+    fn a_chain_with_native_frames_keeps_the_python_line() {
+        let frames: Vec<crate::frame::Frame> = [
+            "spin.cpython-311-x86_64-linux-gnu.so+0x11e0 [/tmp/x/spin.cpython-311-x86_64-linux-gnu.so]",
+            "tracer_test_spin_until_signal [/tmp/x/spin.cpython-311-x86_64-linux-gnu.so]",
+            "_PyObject_MakeTpCall [/usr/bin/python3.11]",
+            "spin_in_c (/abs/native_events.py:39)",
+            "main (/abs/native_events.py:51)",
+        ]
+        .iter()
+        .map(|f| crate::frame::Frame::parse(f).unwrap())
+        .collect();
+        let text = chain(&frames, Some(120));
+        assert!(
+            text.starts_with("spin.cpython-311-x86_64-linux-gnu.so+0x11e0 [")
+                && text
+                    .contains("] <- ... 2 more <- spin_in_c (native_events.py:39) <- ... 1 more"),
+            "{text}"
+        );
+        assert!(layout::columns(&text) <= 120, "{text}");
+    }
 
     #[test]
     fn renders_every_section() {
