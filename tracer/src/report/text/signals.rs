@@ -79,7 +79,11 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             latency,
         ]);
         for stack in g.python_stacks.iter().take(SIGNAL_STACKS) {
-            let frames = &stack.frames[..stack.frames.len().min(SIGNAL_STACK_FRAMES)];
+            // Native frames (`--native`: the C code the signal interrupted)
+            // come on top of the Python frames shown.
+            let python_at = stack.frames.iter().position(|f| !f.native).unwrap_or(0);
+            let shown = python_at + SIGNAL_STACK_FRAMES;
+            let frames = &stack.frames[..stack.frames.len().min(shown)];
             let head = format!(
                 "             delivered in Python: {}x ",
                 thousands(stack.samples)
