@@ -445,7 +445,14 @@ fn without_native_python_frames_only() {
 fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
     use std::io::{BufRead, BufReader, Write};
     let built = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-O2", "-s", "-I/usr/include/python3.11", "-o"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-s",
+            "-I/usr/include/python3.11",
+            "-o",
+        ])
         .arg(scratch.path("spin.cpython-311-x86_64-linux-gnu.so"))
         .arg(workload("native/spin.c"))
         .output()
@@ -469,8 +476,19 @@ fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), format!("ready {}", target.pid()));
-    let args = [&["--format", "json", "-o", &report_path], extra].concat();
-    let (mut tracer, _stderr) = attach_tracer(target.pid(), &args);
+    let args = [&["-v", "--format", "json", "-o", &report_path], extra].concat();
+    let (mut tracer, mut stderr) = attach_tracer(target.pid(), &args);
+    // The binaries are read on a thread of their own: go once the kernel
+    // has the process's mappings.
+    if !extra.contains(&"--native=off") {
+        let published = format!("pid {}: native mappings published", target.pid());
+        if !stderr.has_seen(&published) {
+            stderr.wait_for(&published);
+        }
+    }
+    // The -v log from here on is read beside the run (a full pipe would
+    // stop the tracer).
+    let log = std::thread::spawn(move || stderr.rest());
     let stdin = target.child.stdin.as_mut().unwrap();
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
@@ -479,6 +497,7 @@ fn native_events(scratch: &Scratch, extra: &[&str]) -> (Value, Value) {
     assert_eq!(line.trim(), "done");
     tracer.signal("INT");
     assert!(tracer.wait().success());
+    let _ = std::fs::write(scratch.path("tracer.log"), log.join().unwrap_or_default());
     let stdin = target.child.stdin.as_mut().unwrap();
     stdin.write_all(b"exit\n").unwrap();
     stdin.flush().unwrap();
