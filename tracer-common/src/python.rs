@@ -107,23 +107,6 @@ pub struct PyConfig {
     pub gil_switch: u32,
     pub gil_end: u32,
     pub _gil_pad: u32,
-    /// Run-time address of CPython's `is_tripped` (0: not found), the flag
-    /// its signal check clears right before it runs Python-level handlers:
-    /// `py_signal_watch` runs on writes to it (a hardware breakpoint) and
-    /// keeps to this address (an event inherited across `exec` watches a
-    /// stale one).
-    pub is_tripped: u64,
-}
-
-/// Indices of the `SIGNAL_CHECKS` per-CPU counters: how often the kernel
-/// side ran at CPython's signal checks, by how it is attached there.
-pub mod signal_checks {
-    /// `py_signal_check`, the uprobe on the check functions: every call.
-    pub const UPROBE: u32 = 0;
-    /// `py_signal_watch`, the hardware breakpoint on `is_tripped`: every
-    /// write (a signal tripping it, the check clearing it).
-    pub const WATCH: u32 = 1;
-    pub const COUNT: u32 = 2;
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -392,7 +375,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 176);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 168);
 const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
 const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
 const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);

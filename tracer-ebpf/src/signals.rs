@@ -16,14 +16,13 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_probe_read_kernel, bpf_probe_read_user,
     },
-    macros::{map, perf_event, raw_tracepoint, uprobe},
-    maps::PerCpuArray,
-    programs::{PerfEventContext, ProbeContext, RawTracePointContext},
+    macros::{raw_tracepoint, uprobe},
+    programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
     COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalCheckEvent,
     SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
-    UNBLOCKABLE, drops, mask_after, signal_checks,
+    UNBLOCKABLE, drops, mask_after,
 };
 
 use crate::{
@@ -221,73 +220,23 @@ unsafe fn fill_delivery(
     }
 }
 
-/// How often each signal-check program ran (`tracer_common::signal_checks`).
-#[map]
-pub static SIGNAL_CHECKS: PerCpuArray<u64> = PerCpuArray::with_max_entries(signal_checks::COUNT, 0);
-
-#[inline(always)]
-fn count_check(index: u32) {
-    if let Some(counter) = SIGNAL_CHECKS.get_ptr_mut(index) {
-        // Per-CPU slot: no other CPU writes it.
-        unsafe { *counter += 1 };
-    }
-}
-
 /// Uprobe on CPython's signal checks (`PyErr_CheckSignals`, the eval loop's
-/// `_PyErr_CheckSignalsTstate` / `_Py_HandlePending`), for an interpreter
-/// whose `is_tripped` was not found (else `py_signal_watch` is used): C
-/// code calls `PyErr_CheckSignals` in its loops (big-integer arithmetic:
-/// hundreds of thousands a second), and each call is a trap.
+/// `_PyErr_CheckSignalsTstate` / `_Py_HandlePending`): they run only now and
+/// then (the eval loop calls its own when a signal or another request is
+/// pending). In the main thread with a delivery pending, the Python-level
+/// handlers run now: one record, with the line they interrupt.
 #[uprobe]
 pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
-    count_check(signal_checks::UPROBE);
-    let pid_tgid = bpf_get_current_pid_tgid();
-    handlers_run((pid_tgid >> 32) as u32, pid_tgid as u32);
-    0
-}
-
-/// A write to CPython's `is_tripped` (a hardware breakpoint on each thread
-/// of the process, inherited by the threads and processes they create; the
-/// program runs once the write is done). Its C signal handler sets it; the
-/// signal check clears it right before it runs the Python-level handlers,
-/// and only when it was set: a program that gets no signal never comes here.
-#[perf_event]
-pub fn py_signal_watch(ctx: PerfEventContext) -> u32 {
-    count_check(signal_checks::WATCH);
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let Some(cfg) = (unsafe { crate::python::PY_CONFIG.get(&tgid) }) else {
-        return 0;
-    };
-    // SAFETY: a perf event program's context (`bpf_perf_event_data`, UAPI):
-    // `addr` is the breakpoint's address.
-    let addr = unsafe { (*ctx.ctx).addr };
-    if cfg.is_tripped == 0 || addr != cfg.is_tripped {
-        return 0;
-    }
-    // Set (a signal came), not cleared. (Set again by another thread's C
-    // handler in the nanoseconds since the clear: this run is seen at the
-    // next check instead.)
-    if unsafe { bpf_probe_read_user(addr as *const u32) }.map_or(true, |v| v != 0) {
-        return 0;
-    }
-    handlers_run(tgid, tid);
-    0
-}
-
-/// CPython checks for signals in thread `tid`: in the main thread with a
-/// delivery pending, the Python-level handlers run now: one record, with
-/// the line they interrupt.
-#[inline(always)]
-fn handlers_run(tgid: u32, tid: u32) {
     // Handlers run in the main thread only.
     if tgid != tid || unsafe { crate::python::PY_SIGNAL_PENDING.get(&tgid) }.is_none() {
-        return;
+        return 0;
     }
     let _ = crate::python::PY_SIGNAL_PENDING.remove(&tgid);
     let Some(mut entry) = EVENTS.reserve::<SignalCheckEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return;
+        return 0;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: fields of the reserved record, written in place.
@@ -300,6 +249,7 @@ fn handlers_run(tgid: u32, tid: u32) {
         );
     }
     entry.submit(crate::python::RB_WAKE_FOR_STACK);
+    0
 }
 
 /// `rt_sigaction(sig, act, oact)` with a new action (`act` set) in a traced

@@ -186,16 +186,6 @@ pub struct Args {
     #[arg(long)]
     pub count_entries: bool,
 
-    /// See when Python-level signal handlers run with a uprobe on CPython's
-    /// signal checks (PyErr_CheckSignals...: a trap per call, and C loops
-    /// such as big-integer arithmetic call it hundreds of thousands of times
-    /// a second) instead of a hardware watch on writes to its is_tripped
-    /// flag (free until a signal comes). For comparison, or hardware
-    /// breakpoints that misbehave; the uprobe is used anyway where the
-    /// watch cannot be
-    #[arg(long)]
-    pub signal_check_uprobe: bool,
-
     /// Native frames under and between the Python frames of each sample,
     /// unwound in the kernel from tables made of each binary's .eh_frame
     /// (no ptrace, the program never stops), named from the ELF symbols or

@@ -675,8 +675,6 @@ pub struct MapSnapshot {
     pub python_gil_waits: Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>,
     /// Every thread that waited in a selector: its loop's iterations (key: tid).
     pub loops: Vec<(u32, tracer_common::LoopThread)>,
-    /// Where the signal checks were watched and how often the programs ran.
-    pub signal_checks: Option<crate::report::SignalChecks>,
 }
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.

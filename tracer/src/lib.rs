@@ -8,7 +8,6 @@
 //! which feed its parsers untrusted bytes.
 
 pub mod analysis;
-pub mod breakpoints;
 pub mod btf;
 pub mod cli;
 pub mod containers;

@@ -57,24 +57,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         // own (a uprobe takes milliseconds), the loop goes on draining.
         // A process gone already (a short-lived fork) needs no probe; the
         // next process running the same file gets it.
-        let watched = match &update.signal_watch {
-            Some((addr, tids)) => match probes.attach_signal_watch(pid, tids, *addr) {
-                Ok(()) => {
-                    // "signal checks of": the tests' handshake, as for the uprobe.
-                    log::info!(
-                        "signal checks of pid {pid} watched (writes to is_tripped at {addr:#x})"
-                    );
-                    true
-                }
-                Err(err) => {
-                    log::info!("{err}: its signal checks get the uprobe");
-                    false
-                }
-            },
-            None => false,
-        };
-        if !watched
-            && let Some((path, offsets)) = &update.signal_checks
+        if let Some((path, offsets)) = &update.signal_checks
             && let Err(err) = probes.attach_signal_checks(path, offsets)
             && procfs::exists(pid)
             && !procfs::is_zombie(pid)

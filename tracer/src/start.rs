@@ -51,7 +51,7 @@ pub fn load_probes(
         collector.entries_error = Some(err.to_string());
     }
     if collector.settings.python_rate_hz.is_some()
-        && let Err(err) = probes.load_signal_check(!args.signal_check_uprobe)
+        && let Err(err) = probes.load_signal_check()
     {
         warnings.push(format!(
             "when Python signal handlers run is not traced (the uprobe did not load: {err})"

@@ -586,9 +586,8 @@ fn uprobes_are_closed_by_a_child_once_the_tracer_has_exited() {
     require_root();
     let before = bpf_program_fds();
     let output = Command::new(TRACER)
-        // The uprobe, not the watch on is_tripped (a perf event, closed at once).
-        .args(["-v", "--quiet", "--signal-check-uprobe", "--format", "json"])
-        .args(["-o", "/dev/null", "--", STATIC_PYTHON, "-c", "pass"])
+        .args(["-v", "--quiet", "--format", "json", "-o", "/dev/null", "--"])
+        .args([STATIC_PYTHON, "-c", "pass"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    SHARED_PYTHON, STATIC_PYTHON, Scratch, TRACER, assert_complete_no_warnings as assert_complete,
-    assert_exit, load_json, pid_of, require_root, run, signal_groups, trace, u64_of,
+    STATIC_PYTHON, Scratch, TRACER, assert_complete_no_warnings as assert_complete, assert_exit,
+    load_json, pid_of, require_root, run, signal_groups, trace, u64_of,
 };
 
 /// The demo's `spawn_workers` starts 3 children with `subprocess.Popen`;
@@ -225,118 +225,4 @@ fn sigpipe_from_a_write_to_a_closed_pipe_comes_from_the_kernel() {
     assert_eq!(pipe_events[0]["event"], "generate");
     assert_eq!(pipe_events[0]["context_pid"], pid);
     assert_eq!(pipe_events[0]["sender"]["kernel"], true);
-}
-
-/// Runs python_signal_check_cost.py (`ROUNDS` of big-integer arithmetic,
-/// then 3 SIGUSR1 handled in the eval loop and a SIGALRM handled inside
-/// `time.sleep`) under the tracer with `extra` options, once the tracer
-/// watches its signal checks and knows its handlers. Returns the report
-/// and the workload's facts.
-fn signal_check_cost(
-    python: &str,
-    test: &str,
-    extra: &[&str],
-) -> (serde_json::Value, serde_json::Value) {
-    const ROUNDS: &str = "50";
-    let scratch = Scratch::new(test);
-    let out = scratch.path("facts.json");
-    let command = [
-        python.to_string(),
-        common::workload("python_signal_check_cost.py"),
-        out.clone(),
-        ROUNDS.into(),
-    ];
-    let report = common::launch_with(
-        &scratch,
-        &command,
-        common::Until::Exit,
-        // The watch (or the uprobe) in place, and the handler table known:
-        // a delivery names its handler from it.
-        &[
-            "signal checks of",
-            "pid {pid}: Python signal handlers known",
-        ],
-        extra,
-    );
-    (report, load_json(&out))
-}
-
-/// The handlers of python_signal_check_cost.py were seen run, each as
-/// late as the workload allows: SIGUSR1 between its `os.kill` and the
-/// handler's first line, SIGALRM (a timer of 50 ms, never early) inside
-/// the 300 ms sleep, before the handler's first line.
-fn check_handler_runs(report: &serde_json::Value, facts: &serde_json::Value) {
-    let pid = pid_of(&facts["pid"]);
-    let secs = |v: &serde_json::Value| v.as_f64().unwrap();
-    let group = |signal: &str| {
-        let groups = signal_groups(report, signal, pid);
-        assert_eq!(groups.len(), 1, "{groups:#?}");
-        groups[0].clone()
-    };
-    let usr1 = group("SIGUSR1");
-    assert_eq!(u64_of(&usr1["python_handler_runs"]), 3, "{usr1:#}");
-    assert_eq!(u64_of(&usr1["python_handler_pending_at_end"]), 0);
-    let sent = facts["sent"].as_array().unwrap();
-    let ran = facts["ran"]["usr1"].as_array().unwrap();
-    let longest = sent
-        .iter()
-        .zip(ran)
-        .map(|(s, r)| secs(r) - secs(s))
-        .fold(0.0, f64::max);
-    let reported = secs(&usr1["python_handler_latency_ns"]["max"]) / 1e9;
-    assert!(reported <= longest, "{reported} s > {longest} s: {usr1:#}");
-    let alrm = group("SIGALRM");
-    assert_eq!(u64_of(&alrm["python_handler_runs"]), 1, "{alrm:#}");
-    let ran = secs(&facts["ran"]["alrm"][0]) - secs(&facts["armed"]);
-    assert!(ran < 0.3, "the handler ran after the sleep: {facts:#}");
-    let reported = secs(&alrm["python_handler_latency_ns"]["max"]) / 1e9;
-    assert!(reported <= ran - 0.05, "{reported} s: {alrm:#} {facts:#}");
-}
-
-/// C code that checks for signals in its loops (CPython's big-integer
-/// arithmetic calls PyErr_CheckSignals) pays nothing for seeing Python
-/// handlers run: the kernel side runs only on writes to CPython's
-/// `is_tripped` (a hardware breakpoint), twice per signal (the C handler
-/// sets it, the check clears it before the Python handler), never in the
-/// crunch. The uprobe on the check functions ran at every call (pyenv's
-/// shared build; Debian's, built with LTO, has them inlined in the
-/// arithmetic: the uprobe does not see those at all, the watch does).
-#[test]
-fn signal_checks_cost_nothing_without_a_signal() {
-    require_root();
-    for (python, test) in [
-        (SHARED_PYTHON, "signals/check-watch-shared"),
-        (STATIC_PYTHON, "signals/check-watch-static"),
-    ] {
-        let (report, facts) = signal_check_cost(python, test, &[]);
-        assert_eq!(report["target"]["exit_code"], 0, "{:#}", report["target"]);
-        let checks = &report["python"]["signal_checks"];
-        assert_eq!(checks["watched_processes"], 1, "{python}: {checks:#}");
-        assert_eq!(checks["uprobe_files"], 0, "{python}: {checks:#}");
-        assert_eq!(checks["uprobe_hits"], 0, "{python}: {checks:#}");
-        // 3 SIGUSR1 and a SIGALRM, each set and cleared once.
-        assert_eq!(checks["watch_hits"], 8, "{python}: {checks:#}");
-        check_handler_runs(&report, &facts);
-    }
-}
-
-/// `--signal-check-uprobe`, the fallback (and the way it was before the
-/// watch): the same handler runs seen, at the price of a trap at every
-/// check, many per round of the crunch.
-#[test]
-fn the_signal_check_uprobe_sees_the_same_runs_at_every_check() {
-    require_root();
-    let (report, facts) = signal_check_cost(
-        SHARED_PYTHON,
-        "signals/check-uprobe",
-        &["--signal-check-uprobe"],
-    );
-    assert_eq!(report["target"]["exit_code"], 0, "{:#}", report["target"]);
-    let checks = &report["python"]["signal_checks"];
-    assert_eq!(checks["watched_processes"], 0, "{checks:#}");
-    assert_eq!(checks["uprobe_files"], 1, "{checks:#}");
-    assert_eq!(checks["watch_hits"], 0, "{checks:#}");
-    // At least one check per big-integer operation (50 rounds x 2,000).
-    assert!(u64_of(&checks["uprobe_hits"]) >= 50 * 2000, "{checks:#}");
-    check_handler_runs(&report, &facts);
 }

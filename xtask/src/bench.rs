@@ -92,10 +92,6 @@ enum Suite {
     /// process) and the kernel's floor, at 99 Hz (the budget: 1.05x) and
     /// 999 Hz.
     Native,
-    /// C-heavy Python that gets no signal (big-integer arithmetic, which
-    /// calls PyErr_CheckSignals in its loops): untraced, traced (the watch
-    /// on is_tripped), traced with --signal-check-uprobe (a trap per check).
-    Signals,
     /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
     /// cost per tick on a free-threaded build next to the GIL build.
     Tree,
@@ -192,9 +188,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     if matches!(args.suite, Suite::Native | Suite::All) {
         report.push_str(&native_suite(args, &tracer, &version)?);
-    }
-    if matches!(args.suite, Suite::Signals | Suite::All) {
-        report.push_str(&signals_suite(args, &tracer, baseline, &version)?);
     }
     if matches!(args.suite, Suite::Reads | Suite::All) {
         report.push_str(&crate::reads_bench::reads_suite(
@@ -469,21 +462,6 @@ fn native_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String
         "2000",
     ];
     bench_script("bench/python_sampling.py", &extra, args, tracer, version)
-}
-
-/// The signal checks' cost on big-integer arithmetic (bench/signal_checks.py).
-fn signals_suite(
-    args: &BenchArgs,
-    tracer: &Path,
-    baseline: Option<&Path>,
-    version: &str,
-) -> Result<String> {
-    let baseline = baseline.map(|b| b.display().to_string());
-    let mut extra = Vec::new();
-    if let Some(baseline) = &baseline {
-        extra.extend(["--baseline", baseline]);
-    }
-    bench_script("bench/signal_checks.py", &extra, args, tracer, version)
 }
 
 /// The tree and free-threaded figures (bench/python_tree.py), with the

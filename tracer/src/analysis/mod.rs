@@ -864,7 +864,6 @@ impl Collector {
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;
         section.native = self.native.as_ref().map(native::figures);
-        section.signal_checks = maps.signal_checks.clone();
         section
     }
 }

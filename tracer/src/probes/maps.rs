@@ -147,25 +147,7 @@ impl Probes {
             python_sleeping: self.python_sleeping()?,
             python_gil_waits: self.python_gil_waits()?,
             loops: self.loops()?,
-            signal_checks: self.signal_checks()?,
         })
-    }
-
-    /// Where the signal checks are watched, and the `SIGNAL_CHECKS` counters;
-    /// `None` when neither program loaded.
-    pub fn signal_checks(&self) -> Result<Option<crate::report::SignalChecks>, ProbeError> {
-        use tracer_common::signal_checks;
-        if self.signal_watches().is_none() && self.signal_check_files().is_none() {
-            return Ok(None);
-        }
-        let hits =
-            per_cpu_totals::<{ signal_checks::COUNT as usize }>(&self.ebpf, "SIGNAL_CHECKS")?;
-        Ok(Some(crate::report::SignalChecks {
-            watched_processes: self.signal_watches().unwrap_or(0),
-            uprobe_files: self.signal_check_files().unwrap_or(0),
-            watch_hits: hits[signal_checks::WATCH as usize],
-            uprobe_hits: hits[signal_checks::UPROBE as usize],
-        }))
     }
 
     /// Every `LOOPS` row: the selector-waiting threads' iterations.
@@ -321,11 +303,6 @@ impl Probes {
         open: &[(FdKey, u64)],
     ) -> Result<(), ProbeError> {
         let pids: HashSet<u32> = forget.pids.iter().copied().collect();
-        // A gone process's watches: a long `--serve` of short-lived Python
-        // processes would otherwise keep a descriptor per thread forever.
-        for pid in &pids {
-            self.signal_watch_events.remove(pid);
-        }
         let mut read_rows: Vec<ReadKey> = forget.read_rows.clone();
         read_rows.extend(
             reads

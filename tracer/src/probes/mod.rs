@@ -152,15 +152,6 @@ pub enum ProbeError {
         source: Box<ProgramError>,
     },
     #[error(
-        "watching writes to CPython's is_tripped at {addr:#x} in process {pid} (a hardware breakpoint) failed: {source}"
-    )]
-    SignalWatch {
-        pid: u32,
-        addr: u64,
-        #[source]
-        source: Box<ProgramError>,
-    },
-    #[error(
         "attaching the Python sampler (perf_event CPU clock at {rate} Hz on CPU {cpu}) failed: {source}"
     )]
     PerfEventCpu {
@@ -279,13 +270,6 @@ pub struct Probes {
     signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
     /// Attaches the signal-check uprobe off the event loop.
     signal_check_attacher: Option<crate::uprobes::Attacher>,
-    /// Processes given a watch on `is_tripped`; `None`: the program could
-    /// not be loaded.
-    signal_watch: Option<u64>,
-    /// The watches' perf events per process (closed at once: no grace
-    /// period), closed when `--serve` forgets the process (a child forked
-    /// from it loses its inherited watch then).
-    signal_watch_events: std::collections::HashMap<u32, Vec<std::os::fd::OwnedFd>>,
     /// `--serve`: gone processes whose rows of the tables searched every
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
@@ -350,8 +334,6 @@ impl Probes {
             warnings,
             signal_checks: None,
             signal_check_attacher: None,
-            signal_watch: None,
-            signal_watch_events: Default::default(),
             forgetting: Default::default(),
             forgets: 0,
         })

@@ -121,21 +121,10 @@ impl Probes {
         }
     }
 
-    /// Loads (not attaches) the watch on `is_tripped` and the signal-check
-    /// uprobe (for an interpreter whose `is_tripped` is not known, or whose
-    /// watch fails): when a Python-level signal handler runs. Optional:
-    /// without them, the report says handler runs are not known.
-    /// `watch`: false for the uprobe only (`--signal-check-uprobe`).
-    pub fn load_signal_check(&mut self, watch: bool) -> Result<(), ProbeError> {
-        let name = "py_signal_watch";
-        if watch {
-            match typed_program::<PerfEvent>(&mut self.ebpf, name)
-                .and_then(|p| p.load().map_err(|source| load_error(name, source)))
-            {
-                Ok(()) => self.signal_watch = Some(0),
-                Err(err) => log::warn!("{err}: the signal checks get the uprobe"),
-            }
-        }
+    /// Loads (not attaches) the signal-check uprobe: when a Python-level
+    /// signal handler runs. Optional: without it, the report says handler
+    /// runs are not known.
+    pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
         let name = "py_signal_check";
         let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
         program.load().map_err(|source| load_error(name, source))?;
@@ -208,66 +197,6 @@ impl Probes {
             attacher.request(path, file, &new);
         }
         Ok(())
-    }
-
-    /// Watches writes to `is_tripped` (at run-time address `addr`) by the
-    /// threads `tids` of process `pid` (its main thread first) and what
-    /// they create from now on: a hardware breakpoint each, which costs
-    /// nothing until a signal comes. Fails when the main thread's fails; a
-    /// thread gone in the meantime is skipped.
-    pub fn attach_signal_watch(
-        &mut self,
-        pid: u32,
-        tids: &[u32],
-        addr: u64,
-    ) -> Result<(), ProbeError> {
-        use std::os::fd::AsFd as _;
-        let name = "py_signal_watch";
-        let err = |source| ProbeError::SignalWatch {
-            pid,
-            addr,
-            source: Box::new(source),
-        };
-        if self.signal_watch.is_none() {
-            return Err(err(ProgramError::NotLoaded));
-        }
-        let program = typed_program::<PerfEvent>(&mut self.ebpf, name)?;
-        let fd = program.fd().map_err(err)?;
-        if self.signal_watch_events.is_empty() {
-            raise_fd_limit();
-        }
-        let mut events = Vec::new();
-        for &tid in std::iter::once(&pid).chain(tids.iter().filter(|&&t| t != pid)) {
-            match crate::breakpoints::watch_writes(tid, addr, fd.as_fd()) {
-                Ok(event) => events.push(event),
-                Err(e) if tid == pid => return Err(err(ProgramError::IOError(e))),
-                Err(e) => log::info!("pid {pid}: thread {tid} not watched: {e}"),
-            }
-        }
-        self.signal_watch_events
-            .entry(pid)
-            .or_default()
-            .append(&mut events);
-        if let Some(watched) = self.signal_watch.as_mut() {
-            *watched += 1;
-        }
-        Ok(())
-    }
-
-    /// Processes whose `is_tripped` is watched (`None`: the watch did not load).
-    pub fn signal_watches(&self) -> Option<u64> {
-        self.signal_watch
-    }
-
-    /// Interpreter files whose signal checks carry the uprobe (`None`: it
-    /// did not load).
-    pub fn signal_check_files(&self) -> Option<u64> {
-        self.signal_checks.as_ref().map(|done| {
-            done.iter()
-                .map(|&(dev, ino, _)| (dev, ino))
-                .collect::<std::collections::HashSet<_>>()
-                .len() as u64
-        })
     }
 
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.

@@ -173,11 +173,6 @@ pub struct Interpreter {
     /// Run-time range of the interpreter's writable data (`.data` to the end
     /// of `.bss`), where CPython keeps its signal handler table.
     pub data_range: Option<(u64, u64)>,
-    /// Run-time address of `is_tripped`, which CPython's signal check
-    /// clears right before it runs Python-level handlers
-    /// ([`super::is_tripped`]); `None`: not found, the signal checks get
-    /// the uprobe instead.
-    pub is_tripped: Option<u64>,
     /// <= 3.10: run-time address of `Py_GetVersion`'s static buffer, filled
     /// with "3.8.18 (default, ...)" when `sys` is initialised; the version
     /// literal itself is compiled into immediates, not stored as a string.
@@ -230,11 +225,6 @@ pub struct ElfInfo {
     pub signal_checks: Vec<u64>,
     /// Link-time range of `.data` .. end of `.bss`.
     pub data_range: Option<(u64, u64)>,
-    /// Link-time address of `is_tripped` ([`Interpreter::is_tripped`]).
-    pub is_tripped: Option<u64>,
-    /// Not found, and the signal check's first byte read was a uprobe's
-    /// int3: its (link-time address, file offset), to read from the file.
-    pub is_tripped_code: Option<(u64, u64)>,
     pub version_buffer: Option<u64>,
     pub py_version_hex: Option<u32>,
     pub version_string: Option<String>,
@@ -254,8 +244,6 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         code_type: None,
         signal_checks: Vec::new(),
         data_range: None,
-        is_tripped: None,
-        is_tripped_code: None,
         version_buffer: None,
         py_version_hex: None,
         version_string: None,
@@ -356,9 +344,6 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
         .map(|r| r.0)
         .min()
         .zip(data.iter().map(|r| r.1).max());
-    let (is_tripped, int3) = find_is_tripped(&file, &section_bytes);
-    info.is_tripped = is_tripped;
-    info.is_tripped_code = int3.and_then(|addr| Some((addr, file_offset(addr)?)));
     // PY_VERSION ("3.8.18") may be a string literal in .rodata (often it is
     // folded into code); only needed without Py_Version.
     if info.py_version_hex.is_none()
@@ -368,69 +353,6 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
     }
     Ok(info)
 }
-
-/// Where `is_tripped` is ([`super::is_tripped`]): in `_PyRuntime`'s image
-/// (3.12+), by its symbol, or from the signal check's first instruction;
-/// only an address in the file's writable data is taken.
-fn find_is_tripped<'a>(
-    file: &object::File<'a>,
-    section_bytes: &dyn Fn(u64, u64) -> Option<&'a [u8]>,
-) -> (Option<u64>, Option<u64>) {
-    // `.data`, `.bss`, and 3.12+'s `.PyRuntime` (where `_PyRuntime` is).
-    let writable = |addr: u64| {
-        file.sections().any(|s| {
-            let write = match s.flags() {
-                object::SectionFlags::Elf { sh_flags } => {
-                    sh_flags & u64::from(object::elf::SHF_WRITE) != 0
-                }
-                _ => false,
-            };
-            write && addr >= s.address() && addr + 4 <= s.address() + s.size()
-        })
-    };
-    let symbol = |name: &str, full: bool| {
-        let found = file
-            .dynamic_symbols()
-            .find(|s| s.address() != 0 && s.name() == Ok(name));
-        match found {
-            Some(s) => Some((s.address(), s.size())),
-            None if full => file
-                .symbols()
-                .find(|s| s.address() != 0 && s.name() == Ok(name))
-                .map(|s| (s.address(), s.size())),
-            None => None,
-        }
-    };
-    let in_runtime = symbol("_PyRuntime", true).and_then(|(addr, size)| {
-        let image = section_bytes(addr, size)?;
-        Some(addr + super::is_tripped::in_runtime_image(image)? as u64)
-    });
-    let by_name = || symbol("is_tripped", true).map(|(addr, _)| addr);
-    // A uprobe on the function (this tracer's fallback, another tracer's)
-    // puts an int3 over its first byte in every mapping of the file, this
-    // process's read-only one too: the caller reads those bytes again from
-    // the file itself ([`ElfInfo::is_tripped_code`]).
-    let mut int3 = None;
-    let by_code = ["_PyErr_CheckSignalsTstate", "_PyErr_CheckSignals"]
-        .iter()
-        .find_map(|name| {
-            let (addr, _) = symbol(name, false)?;
-            let code = section_bytes(addr, 16)?;
-            if code[0] == INT3 {
-                int3 = int3.or(Some(addr));
-                return None;
-            }
-            super::is_tripped::first_rip_load(code, addr)
-        });
-    let found = in_runtime
-        .or_else(by_name)
-        .or(by_code)
-        .filter(|&addr| writable(addr));
-    (found, if found.is_none() { int3 } else { None })
-}
-
-/// The breakpoint instruction a uprobe writes over an instruction's first byte.
-const INT3: u8 = 0xcc;
 
 /// The first NUL-delimited string that is exactly a CPython version ("3.11.7", "3.13.0rc1").
 pub fn find_version_string(rodata: &[u8]) -> Option<String> {
@@ -506,7 +428,6 @@ fn read_mapped(pid: u32, mapping: &Mapping) -> Option<MappedFile> {
 struct MappedFile {
     ptr: *mut libc::c_void,
     len: usize,
-    file: std::fs::File,
 }
 
 impl MappedFile {
@@ -528,16 +449,7 @@ impl MappedFile {
                 0,
             )
         };
-        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len, file })
-    }
-
-    /// 16 bytes at `offset` as the file holds them (not as mapped: a
-    /// uprobe's int3 shows in every mapping of the file).
-    fn read_at(&self, offset: u64) -> Option<[u8; 16]> {
-        use std::os::unix::fs::FileExt as _;
-        let mut code = [0u8; 16];
-        self.file.read_exact_at(&mut code, offset).ok()?;
-        Some(code)
+        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -738,15 +650,9 @@ pub fn discover_in(
                     binaries.not_python(file);
                     continue;
                 }
-                let Ok(mut elf) = read_elf(data.bytes()) else {
+                let Ok(elf) = read_elf(data.bytes()) else {
                     continue;
                 };
-                if let Some((addr, offset)) = elf.is_tripped_code {
-                    elf.is_tripped = data
-                        .read_at(offset)
-                        .and_then(|code| super::is_tripped::first_rip_load(&code, addr))
-                        .filter(|&at| elf.data_range.is_some_and(|r| (r.0..r.1).contains(&at)));
-                }
                 let elf = Arc::new(elf);
                 if elf.runtime.is_some() && elf.eval_frame.is_some() {
                     remember(&mut binaries.interpreters, file.clone(), elf.clone());
@@ -824,7 +730,6 @@ pub fn discover_in(
             data_range: elf
                 .data_range
                 .map(|(a, b)| (a.wrapping_add(bias), b.wrapping_add(bias))),
-            is_tripped: elf.is_tripped.map(|a| a.wrapping_add(bias)),
             version_buffer: elf.version_buffer.map(|a| a.wrapping_add(bias)),
         });
     }

@@ -17,7 +17,6 @@ pub mod discover;
 pub mod discovery;
 pub mod gil;
 pub mod handlers;
-pub mod is_tripped;
 pub mod layout;
 pub mod memory;
 pub mod names;

@@ -33,12 +33,8 @@ pub struct ThreadUpdate {
     /// The interpreter just found: (ELF path to open, file offset of
     /// `_PyEval_EvalFrameDefault`) for the entry counter.
     pub eval_frame: Option<(std::path::PathBuf, u64)>,
-    /// The same file and the offsets of its signal checks (handler runs),
-    /// for the uprobe: when there is no `signal_watch`, or it fails.
+    /// The same file and the offsets of its signal checks (handler runs).
     pub signal_checks: Option<(std::path::PathBuf, Vec<u64>)>,
-    /// Where to watch the process's threads for writes to `is_tripped`
-    /// (its run-time address, and the threads known now), instead of the uprobe.
-    pub signal_watch: Option<(u64, Vec<u32>)>,
     pub insert: Vec<(u32, u64)>,
     pub remove: Vec<u32>,
 }
@@ -107,10 +103,6 @@ pub struct PythonProcess {
     looked_at_ns: u64,
     /// Its signal checks were handed out for the uprobe.
     signal_checks_published: bool,
-    /// Its threads' watch on `is_tripped` was asked for, or came with the
-    /// fork that made it (the event is inherited by the threads and
-    /// processes a watched thread creates).
-    signal_watched: bool,
     /// The kernel side has the handler table's address (or it is unknown).
     handler_table_published: bool,
     /// A launched command not looked at before its exec record: the exec
@@ -185,7 +177,6 @@ impl PythonProcess {
             handlers: HashMap::new(),
             looked_at_ns: 0,
             signal_checks_published: false,
-            signal_watched: false,
             handler_table_published: true,
             awaiting_exec: false,
             tasks: RunningTasks::default(),
@@ -224,7 +215,6 @@ impl PythonProcess {
         };
         process.name_cache = self.name_cache.clone();
         process.handler_table = self.handler_table;
-        process.signal_watched = self.signal_watched;
         process.handlers = self.handlers.clone();
         process.tasks = self.tasks.clone();
         process
@@ -321,8 +311,6 @@ impl PythonProcess {
         self.symbols = Symbols::default();
         self.config_published = false;
         self.signal_checks_published = false;
-        // An inherited watch is still on the task, at the old program's address.
-        self.signal_watched = false;
         self.handler_table_published = true;
         self.published.clear();
         self.pthreads.clear();
@@ -555,7 +543,6 @@ impl PythonProcess {
         config.code_names_epoch = program_epoch;
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
-        config.is_tripped = ready.binary.interpreter.is_tripped.unwrap_or(0);
         config.interpreters_head = ready
             .binary
             .interpreter
@@ -881,37 +868,14 @@ impl PythonProcess {
         // The signal-check uprobe takes milliseconds to attach: once the
         // sampler has the threads (at start-up a fork or a read may come
         // within milliseconds), and before any signal can reach a handler.
-        // A watch on `is_tripped` costs nothing until a signal comes; the
-        // uprobe costs every call, so it is the fallback.
         if !self.published.is_empty() && !self.signal_checks_published {
             let interpreter = &ready.binary.interpreter;
-            if !self.signal_watched {
-                update.signal_checks = (!interpreter.signal_checks.is_empty()).then(|| {
-                    (
-                        discover::openable_path(self.pid, &interpreter.path),
-                        interpreter.signal_checks.clone(),
-                    )
-                });
-                // Every thread known: a thread made before the watch (as
-                // `--pid` finds them) would not inherit it, nor the children
-                // it forks.
-                update.signal_watch = interpreter
-                    .is_tripped
-                    .map(|addr| (addr, self.published.keys().copied().collect()));
-                self.signal_watched = interpreter.is_tripped.is_some();
-                if interpreter.is_tripped.is_none() {
-                    log::info!(
-                        "pid {}: is_tripped not found in {}: its signal checks get the uprobe",
-                        self.pid,
-                        interpreter.path
-                    );
-                }
-            } else {
-                log::info!(
-                    "pid {}: its signal checks are watched since its fork",
-                    self.pid
-                );
-            }
+            update.signal_checks = (!interpreter.signal_checks.is_empty()).then(|| {
+                (
+                    discover::openable_path(self.pid, &interpreter.path),
+                    interpreter.signal_checks.clone(),
+                )
+            });
             self.signal_checks_published = true;
         }
         // A new thread is named by `threading` a moment after it starts.

@@ -33,7 +33,7 @@ pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
 pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
 pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,
-    SignalChecks, ThreadGil, ThreadNow, TimedSample,
+    ThreadGil, ThreadNow, TimedSample,
 };
 pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};

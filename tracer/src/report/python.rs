@@ -6,23 +6,6 @@ use serde::{Deserialize, Serialize};
 use super::EventStack;
 use crate::frame::Frame;
 
-/// Where the kernel side watches CPython's signal checks (when
-/// Python-level handlers run), see docs/report-schema-python.md.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct SignalChecks {
-    /// Processes whose `is_tripped` writes are watched (a hardware
-    /// breakpoint on the main thread, inherited by what it creates).
-    pub watched_processes: u64,
-    /// Interpreter files whose signal-check functions carry the uprobe
-    /// instead (`is_tripped` not found, or the watch failed).
-    pub uprobe_files: u64,
-    /// Times the watch ran: writes to `is_tripped` (about two per signal
-    /// caught by a Python-level handler).
-    pub watch_hits: u64,
-    /// Times the uprobe ran: every call of the signal checks, signal or not.
-    pub uprobe_hits: u64,
-}
-
 /// The Python section. Always present: when the target is not Python (or
 /// its interpreter cannot be read) `status` is "unavailable" and `reason`
 /// says exactly why; the kernel sections are unaffected.
@@ -94,10 +77,6 @@ pub struct Python {
     /// `null` without it.
     #[serde(default)]
     pub native: Option<NativeFigures>,
-    /// How the kernel side learns that Python-level signal handlers run,
-    /// and how often it ran there; `null` when it does not.
-    #[serde(default)]
-    pub signal_checks: Option<SignalChecks>,
     /// Python functions by self samples (innermost Python frame: with
     /// native frames below it, their time is its own), highest first.
     pub hotspots: Vec<Hotspot>,
