@@ -124,8 +124,8 @@ pub struct Collector {
     sigint_to: std::collections::HashSet<u32>,
     /// `handler` actions whose Python function is read at the next refresh
     /// (CPython fills its handler table right after `sigaction`):
-    /// (action index, pid, signal).
-    actions_to_name: Vec<(usize, u32, i32)>,
+    /// (action index, pid, signal, table reads left).
+    actions_to_name: Vec<(usize, u32, i32, u8)>,
     /// Every Python thread's stack when tracing started and stopped.
     threads_at_start: Vec<ThreadNow>,
     threads_at_end: Vec<ThreadNow>,
@@ -147,6 +147,10 @@ pub struct Collector {
     /// One-off traces: the scheduling rows of ended threads.
     pub ended: sched::EndedThreads,
 }
+
+/// Handler-table reads an action's Python handler is looked for in
+/// ([`Collector::read_signal_handlers`]: one a refresh, every 50 ms).
+const HANDLER_NAME_READS: u8 = 10;
 
 impl Collector {
     pub fn new(settings: Settings) -> Self {
@@ -363,7 +367,8 @@ impl Collector {
                 if let Some(index) = self.signal_changes.on_action(a, stack)
                     && signals::changes::is_handler(handler)
                 {
-                    self.actions_to_name.push((index, pid, sig));
+                    self.actions_to_name
+                        .push((index, pid, sig, HANDLER_NAME_READS));
                 }
             }
             Event::SignalMask(m) => {
@@ -547,15 +552,22 @@ impl Collector {
         // sets `signal`'s own handlers during start-up, before the tracer
         // may have looked).
         let signal_changes = &mut self.signal_changes;
-        self.actions_to_name.retain(|&(index, pid, sig)| {
-            if tree.handler_table_pending(pid) {
-                return true;
-            }
-            if let Some(handler) = tree.known_signal_handler(pid, sig) {
-                signal_changes.on_python_handler(index, handler);
-            }
-            false
-        });
+        self.actions_to_name
+            .retain_mut(|(index, pid, sig, reads_left)| {
+                if tree.handler_table_pending(*pid) {
+                    return true;
+                }
+                if let Some(handler) = tree.known_signal_handler(*pid, *sig) {
+                    signal_changes.on_python_handler(*index, handler);
+                    return false;
+                }
+                // Read between the `sigaction` and CPython's own write of its
+                // table (the target preempted in between, by the tracer woken
+                // for the record): the next reads will see it, while the
+                // process lives. A C handler never shows: given up on.
+                *reads_left = reads_left.saturating_sub(1);
+                *reads_left > 0 && !tree.exited(*pid)
+            });
         configs
     }
 

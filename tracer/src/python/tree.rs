@@ -349,6 +349,11 @@ impl PythonTree {
         }
     }
 
+    /// Whether process `pid` has exited (or is unknown).
+    pub fn exited(&self, pid: u32) -> bool {
+        self.processes.get(&pid).is_none_or(PythonProcess::exited)
+    }
+
     /// Whether process `pid`'s handler table may still be found (its
     /// handler changes wait for it to be named).
     pub fn handler_table_pending(&self, pid: u32) -> bool {
