@@ -77,7 +77,7 @@ pub enum Origin {
 }
 
 /// The C library's files (glibc and musl), and the vDSO.
-fn is_system(path: &str) -> bool {
+pub fn is_system(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or(path);
     const PREFIXES: [&str; 9] = [
         "libc.",

@@ -165,9 +165,10 @@ fn native_machinery(frame: &Frame) -> bool {
         return false;
     }
     let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
-    ["libc.so", "libc-", "libpthread", "python", "libpython", "["]
-        .iter()
-        .any(|p| file.starts_with(p))
+    crate::native::is_system(&frame.file)
+        || ["python", "libpython", "["]
+            .iter()
+            .any(|p| file.starts_with(p))
         || frame.file.contains("/lib-dynload/")
 }
 
