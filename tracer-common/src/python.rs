@@ -36,7 +36,10 @@ pub struct PyConfig {
     /// 3.11: offset of the one-byte `is_entry` field, or [`PY_NO_OFFSET`]
     /// (stored in bit [`PY_ENTRY_BIT`] of the record's `instr`).
     pub frame_is_entry: u32,
-    pub _pad: u32,
+    /// The first `owner` value of a frame that runs no code object (3.12+:
+    /// C-stack entry frames, whose executable is `None` from 3.13), or
+    /// [`PY_NO_OFFSET`]: every frame runs one.
+    pub owner_not_code: u32,
     /// Capture the Python stack behind 1 in this many reads (per CPU); 0: never.
     pub read_stack_every: u32,
     /// Which argument of `_PyEval_EvalFrameDefault` is the frame (0 on 3.8:
@@ -106,7 +109,15 @@ pub struct PyConfig {
     pub gil_take: u32,
     pub gil_switch: u32,
     pub gil_end: u32,
-    pub _gil_pad: u32,
+    /// Offset of `ob_type` in an object (8, or 24 free-threaded) and the
+    /// run-time address of `PyCode_Type` (0: unknown): the sampler copies
+    /// the names of a code object only while its type says it is one. A
+    /// stack read while the interpreter was linking a frame in (its stores
+    /// reordered) can reach a stale frame whose code object was freed and
+    /// its memory partly reused: its name pointers intact, its
+    /// `co_firstlineno` overwritten. Such a walk is torn, not named.
+    pub ob_type: u32,
+    pub code_type: u64,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -375,7 +386,7 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 168);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 176);
 const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
 const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
 const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);

@@ -162,7 +162,7 @@ pub struct Args {
 
     /// Write the report to FILE instead of standard output (never through a
     /// symbolic link; see "Output files" below). With --every: the
-    /// directory the window reports go to
+    /// directory the window reports go to, which must exist
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -273,7 +273,8 @@ pub struct Args {
 
     /// Continuous mode: every SECS seconds, write the figures of that
     /// window (those of --serve's metrics, as JSON) to DIR/report-<start
-    /// ms>.json, DIR given with -o; with or without --serve. With --otlp:
+    /// ms>.json, DIR (an existing directory) given with -o; with or
+    /// without --serve. With --otlp:
     /// the windows pushed (default 10 s), -o DIR optional
     #[arg(
         long,

@@ -31,6 +31,16 @@ pub enum OutputError {
          would be overwritten)"
     )]
     HardLinked { path: PathBuf, links: u64 },
+    #[error(
+        "cannot write window reports to {path}: it does not exist (with --every, -o names the \
+         directory the reports go to, and the tracer does not make it: mkdir -p {path})"
+    )]
+    NoWindowDir { path: PathBuf },
+    #[error(
+        "cannot write window reports to {path}: it is not a directory (with --every, -o names \
+         the directory the reports go to, not a file)"
+    )]
+    NotWindowDir { path: PathBuf },
     #[error("cannot open {path} for writing: {source}")]
     Open {
         path: PathBuf,
@@ -198,7 +208,15 @@ impl WindowDir {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
-            .map_err(|err| refused(path, err))?;
+            .map_err(|err| match err.raw_os_error() {
+                Some(libc::ENOENT) => OutputError::NoWindowDir {
+                    path: path.to_owned(),
+                },
+                Some(libc::ENOTDIR) => OutputError::NotWindowDir {
+                    path: path.to_owned(),
+                },
+                _ => refused(path, err),
+            })?;
         let windows = Self {
             path: path.to_owned(),
             dir,
@@ -304,6 +322,29 @@ mod tests {
         let fresh = dir.join("fresh.svg");
         Output::open(&fresh).unwrap().discard();
         assert!(!fresh.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `--every -o DIR`: a missing directory or a file says what -o is
+    /// with --every, and what to do.
+    #[test]
+    fn a_window_dir_that_is_missing_or_a_file_says_so() {
+        let dir = scratch("windows");
+        let missing = dir.join("reports");
+        let err = WindowDir::open(&missing, 2).unwrap_err();
+        assert!(matches!(err, OutputError::NoWindowDir { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("with --every, -o names the directory")
+                && message.contains(&format!("mkdir -p {}", missing.display())),
+            "{message}"
+        );
+        let file = dir.join("report.json");
+        std::fs::write(&file, "").unwrap();
+        let err = WindowDir::open(&file, 2).unwrap_err();
+        assert!(matches!(err, OutputError::NotWindowDir { .. }), "{err:?}");
+        std::fs::create_dir(&missing).unwrap();
+        assert!(WindowDir::open(&missing, 2).is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -152,8 +152,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.no_build {
         setup::setup()?;
     }
-    // bpftool: the Python suite reads the sampler's own run time (run_time_ns).
-    setup::ensure_apt(&["bpftrace", "bpftool", "hyperfine"])?;
+    setup::ensure_apt(crate::packages::BENCH)?;
     ensure_tracefs()?;
     if !args.no_build {
         build_tracer()?;

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{setup::ensure_apt, util::run};
+use crate::{packages, setup::ensure_apt, util::run};
 
 /// One interpreter in its own Debian root.
 pub struct Chroot {
@@ -96,7 +96,7 @@ pub fn ensure_chroots() -> Vec<Root> {
     let prepared = if missing.is_empty() {
         Ok(String::new())
     } else {
-        ensure_apt(&["debootstrap"])
+        ensure_apt(packages::ROOTS)
             .and_then(|()| debian_mirror())
             .map_err(|err| format!("{err:#}"))
     };
@@ -182,7 +182,7 @@ pub fn ensure_root(env: &str) -> Result<PathBuf> {
     }
     let dir = root_dir(chroot);
     if !complete(chroot, &dir) {
-        ensure_apt(&["debootstrap"])?;
+        ensure_apt(packages::ROOTS)?;
         make_root(chroot, &dir, &debian_mirror()?)?;
     }
     eprintln!("ok {} root {}", chroot.package, dir.display());
@@ -232,7 +232,7 @@ fn build_free_threaded(trixie: &Path, prefix: &Path) -> Result<()> {
         prefix.display(),
         log.display()
     );
-    ensure_apt(&["libffi-dev", "zlib1g-dev", "xz-utils"])?;
+    ensure_apt(packages::ROOTS)?;
     let output = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let logged = |command: &mut Command| -> Result<()> {
         command

@@ -64,8 +64,7 @@ pub fn dist(args: &DistArgs) -> Result<()> {
         crate::util::require_root("dist --check", "sudo -E cargo xtask dist --check")?;
     }
     setup::setup()?;
-    // readelf (the static check) and dpkg-deb come with binutils and dpkg.
-    setup::ensure_apt(&["binutils", "dpkg"])?;
+    setup::ensure_apt(crate::packages::DIST)?;
     let artifacts = build()?;
     if args.check {
         crate::dist_check::check(&artifacts)?;

@@ -52,18 +52,7 @@ const READS: u64 = 37;
 const DATA: &str = "tracer-dist-data";
 
 pub fn check(artifacts: &Artifacts) -> Result<()> {
-    // The venv module, man-db (with groff) for `man tracer`, and the shells
-    // whose completions are checked.
-    setup::ensure_apt(&[
-        crate::PYTHON_PACKAGE,
-        "python3.11-venv",
-        "man-db",
-        "bash",
-        "zsh",
-        "fish",
-        "podman",
-        "runc",
-    ])?;
+    setup::ensure_apt(crate::packages::DIST_CHECK)?;
     let bullseye = chroots::ensure_root("TRACER_PY39_ROOT")?;
     let work = artifacts.dir.join("check");
     // The last run's mounts went with its mount namespace: plain directories.

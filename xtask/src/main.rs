@@ -1,6 +1,6 @@
 //! `cargo xtask <command>`: developer tasks for the `tracer` workspace.
 //!
-//! * `setup`  install what a fresh Debian machine lacks to build the tracer
+//! * `setup`  install what a fresh Debian machine lacks (`packages.rs` lists it)
 //! * `build`  setup, then `cargo build --release -p tracer`
 //! * `demo`   build, then trace `demo/service.py` (root)
 //! * `test`   build, make the other-CPython roots (debootstrap, cached), then
@@ -23,6 +23,7 @@ mod dist_check;
 mod floor;
 mod fuzz;
 mod node_bench;
+mod packages;
 mod proc_bench;
 mod reads_bench;
 mod scale_bench;
@@ -41,8 +42,6 @@ use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
 /// The interpreter the demo and the benchmark run (Debian's static build, which
 /// the tracer's Python support is checked against).
 pub const PYTHON: &str = "/usr/bin/python3.11";
-/// The Debian package of [`PYTHON`].
-pub const PYTHON_PACKAGE: &str = "python3.11";
 
 #[derive(Parser)]
 #[command(
@@ -57,8 +56,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install what is missing to build the tracer (apt packages, nightly
-    /// + rust-src, bpf-linker). Idempotent; fast when everything is present.
+    /// Install what is missing to build, demo, test, package and benchmark
+    /// the tracer (apt packages, nightly + rust-src, bpf-linker).
+    /// Idempotent; fast when everything is present.
     Setup,
     /// Setup, then build the tracer (release).
     Build,
@@ -104,7 +104,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup => setup::setup(),
+        Command::Setup => setup::setup_all(),
         Command::Build => build(),
         Command::Demo { extra } => demo(&extra),
         Command::Test => test(),
@@ -129,41 +129,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Debian packages the end-to-end tests run, beyond the build's: the
-/// interpreter of the demo and most tests, the tools the tests start
-/// (`unshare` and `setpriv`, `script`, `kill`), the exports' official
-/// consumers (`go tool pprof`, a real Prometheus scraping `--serve`), and
-/// the servers and programs that embed CPython, and a container runtime. Most
-/// are on every Debian machine; each is checked, so a slimmer one gets them.
-const TEST_PACKAGES: &[&str] = &[
-    PYTHON_PACKAGE,
-    "util-linux",
-    "bsdutils",
-    "procps",
-    "golang-go",
-    "prometheus",
-    // --web-config (tests/secure.rs): test certificates, a client over HTTPS.
-    "openssl",
-    "curl",
-    // Servers and programs that embed CPython (tests/embedded.rs); C
-    // extensions built and stripped, with MiniDebugInfo (tests/native.rs).
-    "gcc",
-    "libpython3.11-dev",
-    "binutils",
-    "xz-utils",
-    "uwsgi-core",
-    "uwsgi-plugin-python3",
-    "apache2",
-    "libapache2-mod-wsgi-py3",
-    // Real containers (tests/containers.rs): crun refuses hybrid cgroups, runc runs.
-    "podman",
-    "runc",
-    // The DaemonSet's pod template read as YAML (tests/daemonset_pod.py).
-    "python3-yaml",
-    // --live driven in a real terminal of 80x24 (tests/live.rs).
-    "tmux",
-];
-
 /// Setup, then `cargo build --release -p tracer`.
 fn build() -> Result<()> {
     setup::setup()?;
@@ -181,7 +146,7 @@ pub fn build_tracer() -> Result<()> {
 fn demo(extra: &[String]) -> Result<()> {
     require_root("demo", "sudo -E cargo xtask demo")?;
     build()?;
-    setup::ensure_apt(&[PYTHON_PACKAGE])?;
+    setup::ensure_apt(packages::DEMO)?;
     let root = repo_root();
     let tracer = util::tracer_binary()?;
     let mut cmd = tool_command(&tracer);
@@ -195,7 +160,7 @@ fn demo(extra: &[String]) -> Result<()> {
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
-    setup::ensure_apt(TEST_PACKAGES)?;
+    setup::ensure_apt(packages::TEST)?;
     let mut cmd = tool_command("cargo");
     for root in chroots::ensure_chroots() {
         let (name, value) = root.env_var();

@@ -1,7 +1,8 @@
-//! `cargo xtask setup`: install what a fresh Debian machine lacks to build the
-//! tracer, and nothing when it is all there (then it takes well under a second).
+//! `cargo xtask setup`: install what a fresh Debian machine lacks to build,
+//! demo, test, package and benchmark the tracer, and nothing when it is all
+//! there (then it takes well under a second).
 //!
-//! * apt: LLVM 22 development files (bpf-linker links against them) and strace
+//! * apt: the packages of [`crate::packages`], `--no-install-recommends`
 //! * rustup: the `nightly` toolchain and its `rust-src` (the eBPF side is built
 //!   with `-Z build-std=core`)
 //! * cargo install: `bpf-linker` built against LLVM 22, the LLVM of rustc here
@@ -10,22 +11,24 @@ use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::packages;
 use crate::util::{cargo_bin_dir, is_root, output, path_with, run, tool_command};
 
 /// The LLVM major version rustc (stable and nightly) uses here; bpf-linker must match it.
 const LLVM_MAJOR: u32 = 22;
 
-/// Debian packages the build needs.
-const APT_PACKAGES: &[&str] = &[
-    "llvm-22-dev",
-    "libpolly-22-dev",
-    "libzstd-dev",
-    "zlib1g-dev",
-    "strace",
-];
+/// `cargo xtask setup`: every Debian package a command of the project
+/// starts (the build's, the demo's, the tests', dist's and the
+/// benchmark's), then the toolchain.
+pub fn setup_all() -> Result<()> {
+    ensure_apt(&packages::all())?;
+    setup()
+}
 
+/// What the build needs: its Debian packages, nightly with rust-src, and
+/// bpf-linker.
 pub fn setup() -> Result<()> {
-    ensure_apt(APT_PACKAGES)?;
+    ensure_apt(packages::BUILD)?;
     ensure_nightly()?;
     ensure_bpf_linker()?;
     Ok(())

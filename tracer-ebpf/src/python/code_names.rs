@@ -25,16 +25,28 @@ use crate::maps::{EVENTS, RB_NO_WAKEUP, count_drop};
 #[map]
 static PY_NAMED_CODE: Array<PyNamedCode> = Array::with_max_entries(PY_NAMED_SLOTS, 0);
 
+/// What [`name_if_new`] did with a frame's code object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// Its names went out now.
+    Sent,
+    /// Sent before, not configured, or no room in the ring buffer.
+    Skipped,
+    /// Not a code object: the frame is stale (a code object is alive while
+    /// a frame runs it), so the walk that reached it was torn.
+    NotCode,
+}
+
 /// Sends the names of the frame's code object unless they were sent
-/// before; true when it sent them.
+/// before.
 #[inline(always)]
-pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> bool {
+pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
     if cfg.code_name == PY_NO_OFFSET || frame.check == 0 || frame.code == 0 {
-        return false;
+        return Naming::Skipped;
     }
     let index = named_code_slot(tgid, frame.code, frame.check);
     let Some(slot) = PY_NAMED_CODE.get_ptr_mut(index) else {
-        return false;
+        return Naming::Skipped;
     };
     // SAFETY: a map value; another CPU writing the same slot at once can
     // only make it match nothing (the names are sent again).
@@ -44,16 +56,24 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> bool {
         && slot.tgid == tgid
         && slot.epoch == cfg.code_names_epoch
     {
-        return false;
+        return Naming::Skipped;
     }
-    let Some(mut entry) = EVENTS.reserve::<PyCodeNames>(0) else {
-        count_drop(drops::RINGBUF);
-        return false;
-    };
     let code = if cfg.code_is_stackref != 0 {
         frame.code & !7
     } else {
         frame.code
+    };
+    // Freed memory keeps the name pointers the fingerprint is made of, but
+    // not its type: the allocator writes its own links over the header.
+    if cfg.code_type != 0
+        && unsafe { bpf_probe_read_user((code + cfg.ob_type as u64) as *const u64) }.unwrap_or(0)
+            != cfg.code_type
+    {
+        return Naming::NotCode;
+    }
+    let Some(mut entry) = EVENTS.reserve::<PyCodeNames>(0) else {
+        count_drop(drops::RINGBUF);
+        return Naming::Skipped;
     };
     let event = entry.as_mut_ptr();
     let first_line: u32 =
@@ -100,7 +120,7 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> bool {
         tgid,
         epoch: cfg.code_names_epoch,
     };
-    true
+    Naming::Sent
 }
 
 /// Copies the `str` the code object's field at `field` points to: its

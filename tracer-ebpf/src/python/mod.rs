@@ -298,11 +298,18 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         walk.frame = 0;
         return 1;
     }
-    if record.code != previous
-        && walk.named < MAX_NAMED_PER_SAMPLE
-        && code_names::name_if_new(cfg, walk.tgid, &record)
-    {
-        walk.named += 1;
+    let runs_code =
+        cfg.frame_owner == PY_NO_OFFSET || ((record.instr >> 56) as u32) < cfg.owner_not_code;
+    if record.code != previous && runs_code && walk.named < MAX_NAMED_PER_SAMPLE {
+        match code_names::name_if_new(cfg, walk.tgid, &record) {
+            code_names::Naming::Sent => walk.named += 1,
+            code_names::Naming::NotCode => {
+                walk.torn = 1;
+                walk.frame = 0;
+                return 1;
+            }
+            code_names::Naming::Skipped => {}
+        }
     }
     // SAFETY: index < PY_MAX_DEPTH, inside the reserved record.
     unsafe { walk.frames.add(index as usize).write(record) };

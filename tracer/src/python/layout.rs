@@ -158,7 +158,7 @@ impl Offsets {
             frame_instr: self.frame_instr as u32,
             frame_owner: off(self.frame_owner),
             frame_is_entry: off(self.frame_is_entry),
-            _pad: 0,
+            owner_not_code: self.owner_skip_from.map_or(PY_NO_OFFSET, u32::from),
             read_stack_every: 0,
             entry_frame_arg: u32::from(self.eval_frame_arg),
             // Needs the version: set by the process's state.
@@ -187,6 +187,9 @@ impl Offsets {
             str_compact_data: self.compact_size as u32,
             // Per program: set by the process's state.
             code_names_epoch: 0,
+            ob_type: self.ob_type as u32,
+            // Per process (where its interpreter is mapped): set by its state.
+            code_type: 0,
             // Needs the process's memory: set by the process's state.
             ..PyConfig::default()
         }
@@ -778,9 +781,13 @@ mod tests {
         assert_eq!(t.ascii_size, 40);
         let c = t.bpf_config();
         assert_eq!(c.cframe_current_frame, 0);
+        // 3.12's C-stack entry frames run no code object: the sampler
+        // neither names them nor takes them for stale frames.
+        assert_eq!((c.owner_not_code, c.ob_type), (3, 8));
+        let old = static_offsets(8).unwrap().bpf_config();
         assert_eq!(
-            static_offsets(8).unwrap().bpf_config().frame_owner,
-            PY_NO_OFFSET
+            (old.frame_owner, old.owner_not_code),
+            (PY_NO_OFFSET, PY_NO_OFFSET)
         );
     }
 

@@ -541,6 +541,7 @@ impl PythonProcess {
     ) -> PyConfig {
         let mut config = ready.binary.offsets.bpf_config();
         config.code_names_epoch = program_epoch;
+        config.code_type = ready.binary.interpreter.code_type.unwrap_or(0);
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
         config.interpreters_head = ready

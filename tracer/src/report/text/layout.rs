@@ -34,6 +34,32 @@ pub fn fit(text: &str, width: usize) -> String {
     format!("...{}", tail.into_iter().collect::<String>())
 }
 
+/// A C++ or Rust name with its template arguments left out
+/// (`sort_n_vec<...>`), for a name cut to fit: the function and its scope
+/// say more than the types it was made for. `operator<` and the like keep
+/// their brackets.
+pub fn without_template_args(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut depth = 0usize;
+    for (at, c) in name.char_indices() {
+        let operator = ["operator", "operator<", "operator>", "operator-"]
+            .iter()
+            .any(|op| name[..at].ends_with(op));
+        match c {
+            '<' if !operator => {
+                if depth == 0 {
+                    out.push_str("<...>");
+                }
+                depth += 1;
+            }
+            '>' if !operator && depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// `text` cut to `width` columns, keeping its start (a command line): "head...".
 pub fn fit_start(text: &str, width: usize) -> String {
     if columns(text) <= width {
@@ -380,6 +406,23 @@ mod tests {
         // Wide characters count two columns: the numbers still line up.
         let ends: Vec<usize> = out.lines().map(columns).collect();
         assert_eq!(ends[0], ends[1], "{out}");
+    }
+
+    #[test]
+    fn template_arguments_are_left_out_to_fit() {
+        assert_eq!(
+            without_template_args(
+                "sort_n_vec<zmm_vector<double>, Comparator<zmm_vector<double>, false>, 32>"
+            ),
+            "sort_n_vec<...>"
+        );
+        assert_eq!(
+            without_template_args("std::vector<int>::push_back"),
+            "std::vector<...>::push_back"
+        );
+        assert_eq!(without_template_args("operator<<"), "operator<<");
+        assert_eq!(without_template_args("Foo::operator<"), "Foo::operator<");
+        assert_eq!(without_template_args("deflate"), "deflate");
     }
 
     #[test]

@@ -58,13 +58,19 @@ fn fit_frame(frame: &crate::frame::Frame, room: usize) -> String {
         return short;
     }
     let file = frame.file.rsplit('/').next().unwrap_or(&frame.file);
-    // A native frame is `name [binary]`: the binary's name is cut.
+    // A native frame is `name [binary]`: the binary's name is cut, and a
+    // C++ or Rust name loses its template arguments first, then its outer
+    // scopes (its own name, at the end, stays).
     if frame.native {
-        let fixed = layout::columns(&frame.qualname) + 3;
-        if fixed + 4 <= room {
-            return format!("{} [{}]", frame.qualname, layout::fit(file, room - fixed));
+        let mut name = frame.qualname.clone();
+        if layout::columns(&name) + 3 + 4 > room {
+            name = layout::without_template_args(&name);
         }
-        return layout::fit(&short, room);
+        let fixed = layout::columns(&name) + 3;
+        if fixed + 4 <= room {
+            return format!("{name} [{}]", layout::fit(file, room - fixed));
+        }
+        return layout::fit(&name, room);
     }
     let tail = format!(":{})", frame.line);
     let fixed = layout::columns(&frame.qualname) + 2 + tail.len();
