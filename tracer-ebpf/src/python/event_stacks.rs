@@ -18,7 +18,7 @@ use tracer_common::{
     py_event,
 };
 
-use super::{PY_THREADS, config_of, gil, read_frame, read_u64};
+use super::{PY_THREADS, UNFINISHED_CODE, config_of, gil, read_frame, read_u64};
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
 
 /// Kernel events counted by the top of the Python stack they happened under
@@ -71,6 +71,11 @@ pub(super) fn capture_top<const N: usize>(
         let mut record = PyFrameRecord::default();
         if frame != 0 {
             (record, frame) = read_frame(cfg, frame, &mut last);
+            // At a kernel event the thread is in a system call: its frames
+            // are linked in; an entry frame's None is no code object.
+            if record.check == UNFINISHED_CODE {
+                record.check = 0;
+            }
         }
         // SAFETY: i < N, inside the caller's record of N frames.
         unsafe { frames.add(i).write(record) };

@@ -228,9 +228,19 @@ fn read_frame(cfg: &PyConfig, frame: u64, last: &mut PyFrameRecord) -> (PyFrameR
     (*last, back)
 }
 
+/// The fingerprint [`check_code`] gives a code object that is not finished:
+/// an identifying pointer of its window is still null (CPython's
+/// `init_code` fills them in one by one). No frame runs such an object: a
+/// walk that meets one read a frame the interpreter was still linking in
+/// (its stores reordered around the sample), the stale code address of a
+/// C-stack frame not yet marked as one, and is torn. Named from such an
+/// object, a frame would carry the name but a `co_firstlineno` of 0.
+pub(super) const UNFINISHED_CODE: u64 = u64::MAX;
+
 /// The fingerprint of the code object at `code` now ([`code_check`]), 0 when
-/// unreadable or not configured: userspace names the frame only by a code
-/// object with the same fingerprint, never by one that took its address.
+/// unreadable or not configured, [`UNFINISHED_CODE`] while it is being
+/// made: userspace names the frame only by a code object with the same
+/// fingerprint, never by one that took its address.
 #[inline(always)]
 fn check_code(cfg: &PyConfig, code: u64) -> u64 {
     if cfg.code_check == PY_NO_OFFSET || code == 0 {
@@ -246,6 +256,13 @@ fn check_code(cfg: &PyConfig, code: u64) -> u64 {
     }) else {
         return 0;
     };
+    let mut i = 0;
+    while i < CODE_CHECK_WORDS {
+        if cfg.code_check_mask & (1 << i) != 0 && words[i] == 0 {
+            return UNFINISHED_CODE;
+        }
+        i += 1;
+    }
     code_check(&words, cfg.code_check_mask)
 }
 
@@ -300,6 +317,11 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     }
     let runs_code =
         cfg.frame_owner == PY_NO_OFFSET || ((record.instr >> 56) as u32) < cfg.owner_not_code;
+    if runs_code && record.check == UNFINISHED_CODE {
+        walk.torn = 1;
+        walk.frame = 0;
+        return 1;
+    }
     if record.code != previous && runs_code && walk.named < MAX_NAMED_PER_SAMPLE {
         match code_names::name_if_new(cfg, walk.tgid, &record) {
             code_names::Naming::Sent => walk.named += 1,

@@ -155,10 +155,10 @@ pub fn demangle(name: &str) -> String {
     if name.len() > MAX_MANGLED {
         return name.to_string();
     }
-    if name.starts_with("_R") || is_legacy_rust(name) {
-        if let Ok(demangled) = rustc_demangle::try_demangle(name) {
-            return format!("{demangled:#}");
-        }
+    if (name.starts_with("_R") || is_legacy_rust(name))
+        && let Ok(demangled) = rustc_demangle::try_demangle(name)
+    {
+        return format!("{demangled:#}");
     }
     if name.starts_with("_Z") {
         let parse = cpp_demangle::ParseOptions::default().recursion_limit(DEMANGLE_DEPTH);
