@@ -19,89 +19,21 @@ use crate::{
     analysis::live::LiveFigures,
     analysis::{Collector, Ending, Settings},
     cli::Args,
-    continuous::{Continuous, ContinuousError},
+    continuous::Continuous,
+    drain::{drain, drain_closes},
+    dump::dump,
     events,
-    live::{Live, LiveError, QuitRequests},
-    preflight::{self, PreflightError},
-    probes::{ProbeError, Probes},
-    procfs,
-    python::PythonTree,
+    live::{Live, QuitRequests},
+    preflight,
+    probes::Probes,
     python_refresh,
     report::Report,
-    scope::{Scope, ScopeError},
-    start::{self, StartError},
+    run_error::{RunError, io_err},
+    scope::Scope,
+    start,
     status::StatusLine,
     target::{Target, TargetError},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Preflight(#[from] PreflightError),
-    #[error(transparent)]
-    Probes(#[from] ProbeError),
-    #[error(transparent)]
-    Target(#[from] TargetError),
-    #[error(transparent)]
-    Scope(#[from] ScopeError),
-    #[error(transparent)]
-    Serve(#[from] crate::serve::ServeError),
-    #[error(transparent)]
-    Output(#[from] crate::output::OutputError),
-    #[error(transparent)]
-    Otlp(#[from] crate::otlp::OtlpError),
-    #[error(transparent)]
-    Live(#[from] LiveError),
-    #[error("{context}: {source}")]
-    Io {
-        context: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl RunError {
-    /// The documented exit status (see `tracer --help`).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Self::Preflight(PreflightError::NotPrivileged { .. }) => 3,
-            Self::Preflight(_) | Self::Probes(ProbeError::Btf(_)) => 5,
-            Self::Target(_) | Self::Scope(_) => 4,
-            Self::Serve(_) => 8,
-            Self::Otlp(_) => 2,
-            Self::Output(_) => 7,
-            Self::Live(LiveError::NotATerminal) => 9,
-            Self::Live(LiveError::Terminal(_)) => 1,
-            Self::Probes(ProbeError::Verifier { .. }) | Self::Probes(ProbeError::Load(_)) => 6,
-            Self::Probes(ProbeError::Attach { .. }) => 5,
-            Self::Probes(_) | Self::Io { .. } => 1,
-        }
-    }
-}
-
-impl From<ContinuousError> for RunError {
-    fn from(err: ContinuousError) -> Self {
-        match err {
-            ContinuousError::Serve(err) => Self::Serve(err),
-            ContinuousError::Output(err) => Self::Output(err),
-            ContinuousError::Probes(err) => Self::Probes(err),
-            ContinuousError::Otlp(err) => Self::Otlp(err),
-        }
-    }
-}
-
-impl From<StartError> for RunError {
-    fn from(err: StartError) -> Self {
-        match err {
-            StartError::Target(err) => Self::Target(err),
-            StartError::Probes(err) => Self::Probes(err),
-        }
-    }
-}
-
-fn io_err(context: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
-    move |source| RunError::Io { context, source }
-}
 
 /// Returns the report and the still-attached probes (none for `--dump`):
 /// the caller writes the report first and detaches after, since detaching
@@ -252,30 +184,6 @@ fn start_target(
         }
     }
     Ok(())
-}
-
-/// `--dump`: every Python thread's stack now, read from the processes'
-/// memory; nothing is loaded into the kernel.
-fn dump(args: &Args) -> Result<Report, RunError> {
-    let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
-    let target = Target::attach(pid)?;
-    let mut collector = Collector::new(Settings {
-        base_ns: events::monotonic_ns(),
-        dump: true,
-        ..Settings::default()
-    });
-    let mut tree = PythonTree::new(target.pid, 0);
-    if !args.no_children {
-        for pid in procfs::descendants(target.pid) {
-            tree.add(pid);
-        }
-    }
-    // The look for each interpreter, then each one's thread list.
-    tree.refresh();
-    collector.python = Some(tree);
-    collector.snapshot_threads(false);
-    start::add_root(args, &target, &mut collector, 0);
-    Ok(collector.finish_dump())
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
@@ -482,46 +390,4 @@ async fn event_loop(
         ));
     }
     Ok((stopped, ring.into_inner()))
-}
-
-/// After the snapshot: only the descriptors' and threads' rows (the rest
-/// happened after the trace).
-fn drain_closes(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
-    while let Some(item) = ring.next() {
-        if let Ok(event @ (events::Event::FdClosed { .. } | events::Event::ThreadExited { .. })) =
-            events::decode(&item)
-        {
-            collector.on_event(event);
-        }
-    }
-}
-
-/// Records taken from the ring before they are handed on, at most.
-const DRAIN_BATCH: usize = 4096;
-
-/// Records in the ring now, in order, except that the names of code
-/// objects go first: the sampler sends them behind the sample that met
-/// the code object (it reserved the sample first), and the sample is
-/// symbolized as it comes, by them if the object is gone.
-fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>, collector: &mut Collector) {
-    let mut batch = Vec::new();
-    while let Some(item) = ring.next() {
-        match events::decode(&item) {
-            Ok(event @ events::Event::PyCodeNames { .. }) => collector.on_event(event),
-            Ok(event) => batch.push(event),
-            Err(err) => {
-                log::warn!("{err}");
-                collector.decode_errors += 1;
-            }
-        }
-        // A ring that never empties (a busy trace) is taken in batches.
-        if batch.len() >= DRAIN_BATCH {
-            batch.drain(..).for_each(|event| collector.on_event(event));
-        }
-    }
-    for event in batch {
-        collector.on_event(event);
-    }
-    // One read of the socket tables for the whole batch.
-    collector.files.name_pending();
 }

@@ -1,0 +1,38 @@
+//! `--pid PID --dump`: where every Python thread of the process (and of its
+//! children) is now, read from their memory, like `py-spy dump`; nothing is
+//! loaded into the kernel.
+
+use crate::{
+    analysis::{Collector, Settings},
+    cli::Args,
+    events, procfs,
+    python::PythonTree,
+    report::Report,
+    run_error::RunError,
+    start,
+    target::{Target, TargetError},
+};
+
+/// `--dump`: every Python thread's stack now, read from the processes'
+/// memory; nothing is loaded into the kernel.
+pub fn dump(args: &Args) -> Result<Report, RunError> {
+    let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
+    let target = Target::attach(pid)?;
+    let mut collector = Collector::new(Settings {
+        base_ns: events::monotonic_ns(),
+        dump: true,
+        ..Settings::default()
+    });
+    let mut tree = PythonTree::new(target.pid, 0);
+    if !args.no_children {
+        for pid in procfs::descendants(target.pid) {
+            tree.add(pid);
+        }
+    }
+    // The look for each interpreter, then each one's thread list.
+    tree.refresh();
+    collector.python = Some(tree);
+    collector.snapshot_threads(false);
+    start::add_root(args, &target, &mut collector, 0);
+    Ok(collector.finish_dump())
+}
