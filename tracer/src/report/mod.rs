@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod otlp;
 pub mod perfetto;
 pub mod pprof;
+pub mod profile_tables;
+pub mod proto;
 pub mod stories;
 pub mod text;
 

@@ -10,157 +10,10 @@ use std::{collections::HashMap, io::Write as _};
 
 use prost::Message as _;
 
-use super::{Container, Report, flame::TRUNCATED};
+use super::{
+    Container, Report, flame::TRUNCATED, profile_tables::ProfileTables, proto::pprof as proto,
+};
 use crate::frame::Frame;
-
-/// The messages of `profile.proto` this export writes (field numbers as in
-/// github.com/google/pprof/proto/profile.proto).
-mod proto {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Profile {
-        #[prost(message, repeated, tag = "1")]
-        pub sample_type: Vec<ValueType>,
-        #[prost(message, repeated, tag = "2")]
-        pub sample: Vec<Sample>,
-        #[prost(message, repeated, tag = "4")]
-        pub location: Vec<Location>,
-        #[prost(message, repeated, tag = "5")]
-        pub function: Vec<Function>,
-        #[prost(string, repeated, tag = "6")]
-        pub string_table: Vec<String>,
-        #[prost(int64, tag = "10")]
-        pub duration_nanos: i64,
-        #[prost(message, optional, tag = "11")]
-        pub period_type: Option<ValueType>,
-        #[prost(int64, tag = "12")]
-        pub period: i64,
-        #[prost(int64, repeated, tag = "13")]
-        pub comment: Vec<i64>,
-        #[prost(int64, tag = "14")]
-        pub default_sample_type: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ValueType {
-        #[prost(int64, tag = "1")]
-        pub r#type: i64,
-        #[prost(int64, tag = "2")]
-        pub unit: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(uint64, repeated, tag = "1")]
-        pub location_id: Vec<u64>,
-        #[prost(int64, repeated, tag = "2")]
-        pub value: Vec<i64>,
-        #[prost(message, repeated, tag = "3")]
-        pub label: Vec<Label>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(int64, tag = "1")]
-        pub key: i64,
-        #[prost(int64, tag = "2")]
-        pub str: i64,
-        #[prost(int64, tag = "3")]
-        pub num: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Location {
-        #[prost(uint64, tag = "1")]
-        pub id: u64,
-        #[prost(message, repeated, tag = "4")]
-        pub line: Vec<Line>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Line {
-        #[prost(uint64, tag = "1")]
-        pub function_id: u64,
-        #[prost(int64, tag = "2")]
-        pub line: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Function {
-        #[prost(uint64, tag = "1")]
-        pub id: u64,
-        #[prost(int64, tag = "2")]
-        pub name: i64,
-        #[prost(int64, tag = "3")]
-        pub system_name: i64,
-        #[prost(int64, tag = "4")]
-        pub filename: i64,
-        #[prost(int64, tag = "5")]
-        pub start_line: i64,
-    }
-}
-
-/// Builds the string table and the function and location tables.
-#[derive(Default)]
-struct Tables {
-    strings: Vec<String>,
-    string_ids: HashMap<String, i64>,
-    functions: Vec<proto::Function>,
-    function_ids: HashMap<(String, String, u32), u64>,
-    locations: Vec<proto::Location>,
-    location_ids: HashMap<(u64, u32), u64>,
-}
-
-impl Tables {
-    fn new() -> Self {
-        let mut tables = Self::default();
-        tables.string(""); // index 0 is the empty string
-        tables
-    }
-
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&id) = self.string_ids.get(s) {
-            return id;
-        }
-        let id = self.strings.len() as i64;
-        self.strings.push(s.to_owned());
-        self.string_ids.insert(s.to_owned(), id);
-        id
-    }
-
-    fn location(&mut self, frame: &Frame) -> u64 {
-        let key = (frame.qualname.clone(), frame.file.clone(), frame.first_line);
-        let function_id = match self.function_ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                let id = self.functions.len() as u64 + 1;
-                let function = proto::Function {
-                    id,
-                    name: self.string(&frame.qualname),
-                    system_name: self.string(&frame.function),
-                    filename: self.string(&frame.file),
-                    start_line: i64::from(frame.first_line),
-                };
-                self.functions.push(function);
-                self.function_ids.insert(key, id);
-                id
-            }
-        };
-        *self
-            .location_ids
-            .entry((function_id, frame.line))
-            .or_insert_with(|| {
-                let id = self.locations.len() as u64 + 1;
-                self.locations.push(proto::Location {
-                    id,
-                    line: vec![proto::Line {
-                        function_id,
-                        line: i64::from(frame.line),
-                    }],
-                });
-                id
-            })
-    }
-}
 
 /// A label's value: a number (`pid`, `tid`) or a string.
 #[derive(Debug, PartialEq)]
@@ -241,7 +94,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
 pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let python = &report.python;
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
-    let mut tables = Tables::new();
+    let mut tables = ProfileTables::default();
     let labels = Labels::new(report);
     let truncated = Frame {
         qualname: TRUNCATED.into(),
@@ -250,9 +103,13 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     };
     let mut samples = Vec::new();
     for stack in python.stacks.iter().filter(|s| !s.frames.is_empty()) {
-        let mut location_id: Vec<u64> = stack.frames.iter().map(|f| tables.location(f)).collect();
+        let mut location_id: Vec<u64> = stack
+            .frames
+            .iter()
+            .map(|f| tables.location(f) as u64)
+            .collect();
         if stack.truncated {
-            location_id.push(tables.location(&truncated));
+            location_id.push(tables.location(&truncated) as u64);
         }
         let mut of_stack = labels.of(stack.pid, stack.tid);
         if let Some(task) = &stack.task {
@@ -261,7 +118,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         let label = of_stack
             .into_iter()
             .map(|(key, value)| {
-                let key = tables.string(key);
+                let key = tables.string(key) as i64;
                 match value {
                     Value::Num(num) => proto::Label {
                         key,
@@ -270,7 +127,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
                     },
                     Value::Str(s) => proto::Label {
                         key,
-                        str: tables.string(s),
+                        str: tables.string(s) as i64,
                         ..Default::default()
                     },
                 }
@@ -283,12 +140,12 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
             label,
         });
     }
-    let value_type = |tables: &mut Tables, kind: &str, unit: &str| proto::ValueType {
-        r#type: tables.string(kind),
-        unit: tables.string(unit),
+    let value_type = |tables: &mut ProfileTables, kind: &str, unit: &str| proto::ValueType {
+        r#type: tables.string(kind) as i64,
+        unit: tables.string(unit) as i64,
     };
     // `samples` is the default view (an index into the string table).
-    let default_sample_type = tables.string("samples");
+    let default_sample_type = tables.string("samples") as i64;
     let sample_type = vec![
         value_type(&mut tables, "samples", "count"),
         value_type(&mut tables, "cpu", "nanoseconds"),
@@ -301,13 +158,31 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         python.rate_hz
     ))
     .chain(report.warnings.iter().map(|w| format!("tracer: {w}")))
-    .map(|c| tables.string(&c))
+    .map(|c| tables.string(&c) as i64)
     .collect();
     let profile = proto::Profile {
         sample_type,
         sample: samples,
-        location: tables.locations,
-        function: tables.functions,
+        location: (1..)
+            .zip(&tables.locations)
+            .map(|(id, location)| proto::Location {
+                id,
+                line: vec![proto::Line {
+                    function_id: location.function as u64,
+                    line: i64::from(location.line),
+                }],
+            })
+            .collect(),
+        function: (1..)
+            .zip(&tables.functions)
+            .map(|(id, function)| proto::Function {
+                id,
+                name: function.name as i64,
+                system_name: function.system_name as i64,
+                filename: function.filename as i64,
+                start_line: i64::from(function.start_line),
+            })
+            .collect(),
         string_table: tables.strings,
         duration_nanos: (report.duration_s * 1e9) as i64,
         period_type,

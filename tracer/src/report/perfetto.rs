@@ -18,8 +18,7 @@ use prost::Message as _;
 use super::{Report, SignalStep, Timeline, flame::TRUNCATED};
 use crate::frame::Frame;
 
-/// The messages of `perfetto_trace.proto` this export writes.
-mod proto;
+use super::proto::perfetto as proto;
 
 /// The one writer sequence of the trace.
 const SEQUENCE: u32 = 1;
