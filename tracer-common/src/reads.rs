@@ -141,10 +141,13 @@ impl FdSlot {
 
     /// (syscall, request) of a used slot.
     pub fn unpack(&self) -> Option<(u32, u64)> {
-        (self.key != 0).then_some((
-            ((self.key >> 56) - 1) as u32,
-            self.key & (FD_SLOT_MAX_REQUEST - 1),
-        ))
+        // `then`, not `then_some`: an empty slot's key would underflow.
+        (self.key != 0).then(|| {
+            (
+                ((self.key >> 56) - 1) as u32,
+                self.key & (FD_SLOT_MAX_REQUEST - 1),
+            )
+        })
     }
 }
 

@@ -579,7 +579,12 @@ pub fn findings(report: &Report) -> Vec<Finding> {
         let got_sigchld = zs.iter().any(|z| z.sigchld.is_some());
         let waits = zs.first().map_or(0, |z| z.parent_wait_calls);
         let children = if zs.len() == 1 { "child" } else { "children" };
-        let parent = format!("{} (pid {ppid})", report.comm_of(ppid));
+        let parent = format!(
+            "{} (pid {ppid})",
+            crate::report::identity::Identities::of(report)
+                .comm(ppid)
+                .unwrap_or("?")
+        );
         let mut sentence = format!(
             "{parent} left {} {children} unreaped for up to {}",
             thousands(zs.len() as u64),

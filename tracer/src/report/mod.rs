@@ -6,6 +6,7 @@
 pub mod fixtures;
 pub mod flame;
 pub mod format;
+pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod otlp;
@@ -112,35 +113,6 @@ pub struct Report {
     pub start_unix_ns: u64,
     #[serde(skip)]
     pub host_name: Option<String>,
-}
-
-impl Report {
-    /// The container of process `pid` (its last row), `None` on the host
-    /// or when it was not traced.
-    pub fn container_of(&self, pid: u32) -> Option<&Container> {
-        let traced = self.processes.iter().rev().find(|p| p.pid == pid);
-        match traced {
-            Some(p) => p.container.as_ref(),
-            None => self
-                .python
-                .processes
-                .iter()
-                .find(|p| p.pid == pid)?
-                .container
-                .as_ref(),
-        }
-    }
-
-    /// The name of traced process `pid` (the last one with that pid), "?"
-    /// when it was not traced.
-    pub fn comm_of(&self, pid: u32) -> String {
-        self.processes
-            .iter()
-            .rev()
-            .find(|p| p.pid == pid)
-            .map(|p| p.comm.clone())
-            .unwrap_or_else(|| "?".into())
-    }
 }
 
 /// One thing in the trace that deserves attention: a sentence for people

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use prost::Message as _;
 
-use super::{Report, flame::TRUNCATED, profile_tables::ProfileTables};
+use super::{Report, flame::TRUNCATED, identity::Identities, profile_tables::ProfileTables};
 use crate::frame::Frame;
 
 pub use super::proto::otlp as proto;
@@ -135,19 +135,18 @@ fn attribute(key: &str, value: Value) -> proto::KeyValue {
 /// name), `host.name`, and in a container `container.id`,
 /// `container.name`, `k8s.pod.uid`, `k8s.pod.name`, `k8s.namespace.name`
 /// (those known).
-fn resource(report: &Report, pid: u32) -> proto::Resource {
+fn resource(report: &Report, who: &Identities, pid: u32) -> proto::Resource {
     let mut attributes = vec![attribute("process.pid", Value::IntValue(i64::from(pid)))];
-    let comm = report.comm_of(pid);
-    if comm != "?" && !comm.is_empty() {
+    if let Some(comm) = who.comm(pid) {
         attributes.push(attribute(
             "process.executable.name",
-            Value::StringValue(comm),
+            Value::StringValue(comm.to_owned()),
         ));
     }
     if let Some(host) = &report.host_name {
         attributes.push(attribute("host.name", Value::StringValue(host.clone())));
     }
-    if let Some(container) = report.container_of(pid) {
+    if let Some(container) = who.container(pid) {
         attributes.push(attribute(
             "container.id",
             Value::StringValue(container.id.clone()),
@@ -189,11 +188,7 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
         function: TRUNCATED.into(),
         ..Frame::default()
     };
-    let names: HashMap<(u32, u32), &str> = python
-        .threads
-        .iter()
-        .filter_map(|t| Some(((t.pid, t.tid), t.name.as_deref()?)))
-        .collect();
+    let who = Identities::of(report);
     let mut by_process: BTreeMap<u32, Vec<proto::Sample>> = BTreeMap::new();
     let mut samples = 0;
     for stack in exported(report) {
@@ -207,8 +202,8 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
         }
         let mut attribute_indices =
             vec![dictionary.attribute("thread.id", Value::IntValue(i64::from(stack.tid)))];
-        if let Some(name) = names.get(&(stack.pid, stack.tid)) {
-            let name = Value::StringValue((*name).to_owned());
+        if let Some(name) = who.thread_name(stack.pid, stack.tid) {
+            let name = Value::StringValue(name.to_owned());
             attribute_indices.push(dictionary.attribute("thread.name", name));
         }
         samples += stack.samples;
@@ -235,7 +230,7 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
     let resource_profiles = by_process
         .into_iter()
         .map(|(pid, samples)| proto::ResourceProfiles {
-            resource: Some(resource(report, pid)),
+            resource: Some(resource(report, &who, pid)),
             scope_profiles: vec![proto::ScopeProfiles {
                 scope: Some(scope.clone()),
                 profiles: vec![proto::Profile {

@@ -6,12 +6,13 @@
 //! first. Values: samples (count) and CPU time (samples x the sampling
 //! period).
 
-use std::{collections::HashMap, io::Write as _};
+use std::io::Write as _;
 
 use prost::Message as _;
 
 use super::{
-    Container, Report, flame::TRUNCATED, profile_tables::ProfileTables, proto::pprof as proto,
+    Report, flame::TRUNCATED, identity::Identities, profile_tables::ProfileTables,
+    proto::pprof as proto,
 };
 use crate::frame::Frame;
 
@@ -25,60 +26,22 @@ enum Value<'a> {
 /// The labels of a thread's samples: `pid`, `comm` (the process's name),
 /// `tid`, `thread_name` (Python's), and `container_id` / `pod_uid` in a
 /// container; a label whose value is not known is left out.
-struct Labels<'a> {
-    comms: HashMap<u32, &'a str>,
-    names: HashMap<(u32, u32), &'a str>,
-    containers: HashMap<u32, &'a Container>,
-}
-
-impl<'a> Labels<'a> {
-    fn new(report: &'a Report) -> Self {
-        let mut comms = HashMap::new();
-        let mut containers = HashMap::new();
-        // The last process with a pid is the one that has it now.
-        for process in &report.processes {
-            if !process.comm.is_empty() {
-                comms.insert(process.pid, process.comm.as_str());
-            }
-            if let Some(container) = &process.container {
-                containers.insert(process.pid, container);
-            }
-        }
-        for process in &report.python.processes {
-            if let Some(container) = &process.container {
-                containers.insert(process.pid, container);
-            }
-        }
-        let names = report
-            .python
-            .threads
-            .iter()
-            .filter_map(|t| Some(((t.pid, t.tid), t.name.as_deref()?)))
-            .collect();
-        Self {
-            comms,
-            names,
-            containers,
+fn labels<'a>(who: &Identities<'a>, pid: u32, tid: u32) -> Vec<(&'static str, Value<'a>)> {
+    let mut labels = vec![("pid", Value::Num(i64::from(pid)))];
+    if let Some(comm) = who.comm(pid) {
+        labels.push(("comm", Value::Str(comm)));
+    }
+    labels.push(("tid", Value::Num(i64::from(tid))));
+    if let Some(name) = who.thread_name(pid, tid) {
+        labels.push(("thread_name", Value::Str(name)));
+    }
+    if let Some(container) = who.container(pid) {
+        labels.push(("container_id", Value::Str(&container.id)));
+        if let Some(pod_uid) = &container.pod_uid {
+            labels.push(("pod_uid", Value::Str(pod_uid)));
         }
     }
-
-    fn of(&self, pid: u32, tid: u32) -> Vec<(&'static str, Value<'a>)> {
-        let mut labels = vec![("pid", Value::Num(i64::from(pid)))];
-        if let Some(comm) = self.comms.get(&pid) {
-            labels.push(("comm", Value::Str(comm)));
-        }
-        labels.push(("tid", Value::Num(i64::from(tid))));
-        if let Some(name) = self.names.get(&(pid, tid)) {
-            labels.push(("thread_name", Value::Str(name)));
-        }
-        if let Some(container) = self.containers.get(&pid) {
-            labels.push(("container_id", Value::Str(&container.id)));
-            if let Some(pod_uid) = &container.pod_uid {
-                labels.push(("pod_uid", Value::Str(pod_uid)));
-            }
-        }
-        labels
-    }
+    labels
 }
 
 /// The profile, gzipped; `Err`: nothing to write (no stack was sampled).
@@ -95,7 +58,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let python = &report.python;
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut tables = ProfileTables::default();
-    let labels = Labels::new(report);
+    let who = Identities::of(report);
     let truncated = Frame {
         qualname: TRUNCATED.into(),
         function: TRUNCATED.into(),
@@ -111,7 +74,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         if stack.truncated {
             location_id.push(tables.location(&truncated) as u64);
         }
-        let mut of_stack = labels.of(stack.pid, stack.tid);
+        let mut of_stack = labels(&who, stack.pid, stack.tid);
         if let Some(task) = &stack.task {
             of_stack.push(("task", Value::Str(task)));
         }
@@ -345,9 +308,9 @@ mod tests {
             name: Some("worker".into()),
             ..Default::default()
         }];
-        let labels = Labels::new(&report);
+        let who = Identities::of(&report);
         assert_eq!(
-            labels.of(7, 8),
+            labels(&who, 7, 8),
             [
                 ("pid", Value::Num(7)),
                 ("comm", Value::Str("python3.14")),
@@ -357,7 +320,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            labels.of(9, 10),
+            labels(&who, 9, 10),
             [
                 ("pid", Value::Num(9)),
                 ("comm", Value::Str("gunicorn")),
@@ -368,7 +331,7 @@ mod tests {
         );
         // On the host, not traced: what is known only.
         assert_eq!(
-            labels.of(11, 11),
+            labels(&who, 11, 11),
             [("pid", Value::Num(11)), ("tid", Value::Num(11))]
         );
         // And in the encoded profile, as strings.

@@ -196,8 +196,8 @@ fn header(out: &mut String, report: &Report) {
         Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
         _ => String::new(),
     };
-    let container = report
-        .container_of(t.pid)
+    let container = super::identity::Identities::of(report)
+        .container(t.pid)
         .map(|c| format!(" in container {}", c.describe()))
         .unwrap_or_default();
     match t.scope.as_deref() {

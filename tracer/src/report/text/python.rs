@@ -7,6 +7,7 @@ use super::layout::{Table, left, left_out, right};
 use crate::report::{
     Report, ThreadNow,
     format::{count, duration, nonzero, plural, thousands},
+    identity::Identities,
 };
 
 /// The GIL: where threads waited for it and where it was held, or that
@@ -90,7 +91,7 @@ fn interpreter_line(report: &Report) -> Option<String> {
         }
         _ => {}
     }
-    if let Some(c) = report.container_of(p.pid.unwrap_or(report.target.pid)) {
+    if let Some(c) = Identities::of(report).container(p.pid.unwrap_or(report.target.pid)) {
         let _ = write!(line, ", in container {}", c.describe());
     }
     Some(line)
@@ -103,6 +104,7 @@ const SHOWN_PROCESSES: usize = 8;
 /// ones that ran unsampled, with why.
 fn processes(out: &mut String, report: &Report, width: Option<usize>) {
     let p = &report.python;
+    let who = Identities::of(report);
     let unsampled = p
         .processes
         .iter()
@@ -159,7 +161,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
                 out,
                 "    pid {} ({}) has an interpreter but no thread sampled ({}): {why}",
                 row.pid,
-                report.comm_of(row.pid),
+                who.comm(row.pid).unwrap_or("?"),
                 count(row.ticks, "tick", "ticks"),
             );
         }
@@ -170,7 +172,7 @@ fn processes(out: &mut String, report: &Report, width: Option<usize>) {
             out,
             "    pid {} ({}) not sampled ({}): {}",
             row.pid,
-            report.comm_of(row.pid),
+            who.comm(row.pid).unwrap_or("?"),
             count(row.ticks, "tick", "ticks"),
             row.reason.as_deref().unwrap_or("unknown reason")
         );
