@@ -21,7 +21,7 @@ use tracer_common::drops;
 use crate::{
     analysis::Collector,
     cli::Args,
-    otlp::{Exporter, OtlpError},
+    otlp_exporter::{Exporter, OtlpError},
     output::{OutputError, WindowDir},
     probes::{ProbeError, Probes},
     report::{
@@ -121,9 +121,10 @@ impl Continuous {
         let otlp = match &args.otlp {
             Some(url) => {
                 let url = (!url.is_empty()).then_some(url.as_str());
-                let endpoint = crate::otlp::endpoint(url, args.otlp_ca.as_deref(), |name| {
-                    std::env::var(name).ok()
-                })?;
+                let endpoint =
+                    crate::otlp_exporter::endpoint(url, args.otlp_ca.as_deref(), |name| {
+                        std::env::var(name).ok()
+                    })?;
                 Some(Otlp {
                     exporter: Exporter::start(endpoint)?,
                     window: None,

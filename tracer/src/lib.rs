@@ -20,7 +20,7 @@ pub mod frame;
 pub mod live;
 pub mod manpage;
 pub mod native;
-pub mod otlp;
+pub mod otlp_exporter;
 pub mod output;
 pub mod preflight;
 pub mod probes;

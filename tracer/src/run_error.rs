@@ -22,7 +22,7 @@ pub enum RunError {
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
     #[error(transparent)]
-    Otlp(#[from] crate::otlp::OtlpError),
+    Otlp(#[from] crate::otlp_exporter::OtlpError),
     #[error(transparent)]
     Live(#[from] LiveError),
     #[error("{context}: {source}")]

@@ -70,13 +70,7 @@ impl Cgroup {
     /// cgroup or below it: by its v2 path when the v2 hierarchy has this
     /// cgroup (as the kernel's filter), else by any hierarchy's path.
     pub fn contains(&self, text: &str) -> bool {
-        text.lines().any(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (Some(hierarchy), Some(_), Some(path)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                return false;
-            };
+        crate::containers::cgroup::lines(text).any(|(hierarchy, _, path)| {
             (self.v2.is_none() || hierarchy == "0") && is_under(path, &self.path)
         })
     }

@@ -53,8 +53,9 @@ pub struct Paths {
     pub v1: Option<String>,
 }
 
-/// The (hierarchy, controllers, path) of each well-formed line.
-fn lines(text: &str) -> impl Iterator<Item = (&str, &str, &str)> {
+/// The (hierarchy, controllers, path) of each well-formed line of a
+/// `/proc/PID/cgroup` (`0::/path` for v2, `4:memory:/path` for v1).
+pub fn lines(text: &str) -> impl Iterator<Item = (&str, &str, &str)> {
     text.lines().filter_map(|line| {
         let mut parts = line.splitn(3, ':');
         let hierarchy = parts.next()?;
