@@ -2,9 +2,12 @@
 //! grouping of Python rows, and each tab as a table of cells. Pure: the
 //! renderer draws these tables as they are.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use super::model::{FunctionRow, ProcessState, Snapshot};
+use crate::report::format::compact::{
+    bytes_rate, clock, count, percent, rate, request_sizes, seconds,
+};
 
 /// The views, in `tab` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -547,88 +550,6 @@ fn loops(snapshot: &Snapshot, view: &View) -> Table {
         ],
         rows,
         empty: "no loop stalls yet (--loop-stall MS sets how long one is)".into(),
-    }
-}
-
-/// `12.3`: a share of `all`, in percent.
-pub fn percent(part: u64, all: u64) -> String {
-    if all == 0 {
-        return "0.0".into();
-    }
-    format!("{:.1}", 100.0 * part as f64 / all as f64)
-}
-
-/// `999`, `12.3k`, `4.5M`, `6.7G`... `18.4E`: at most 6 characters.
-pub fn count(n: u64) -> String {
-    if n < 1000 {
-        return n.to_string();
-    }
-    let mut value = n as f64;
-    for unit in ["k", "M", "G", "T", "P", "E"] {
-        value /= 1e3;
-        if value < 999.95 {
-            return format!("{value:.1}{unit}");
-        }
-    }
-    format!("{value:.1}E")
-}
-
-/// Events a second over `secs`.
-pub fn rate(n: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    count((n as f64 / secs).round() as u64)
-}
-
-/// `512B`, `4.0K`, `1.5M`, `2.0G` a second over `secs`: at most 7 characters.
-pub fn bytes_rate(n: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    bytes((n as f64 / secs).round() as u64)
-}
-
-/// `512B`, `4.0K`, `1.5M`, `2.0G`... `8.0E`: at most 7 characters.
-pub fn bytes(n: u64) -> String {
-    if n < 1024 {
-        return format!("{n}B");
-    }
-    let mut value = n as f64;
-    for unit in ["K", "M", "G", "T", "P", "E"] {
-        value /= 1024.0;
-        if value < 1023.95 {
-            return format!("{value:.1}{unit}");
-        }
-    }
-    format!("{value:.1}E")
-}
-
-/// The most used request sizes: `1K 4K`, `8K`.
-pub fn request_sizes(requests: &[(u64, u64)]) -> String {
-    requests
-        .iter()
-        .map(|&(size, _)| match size {
-            s if s >= 1024 && s % 1024 == 0 => format!("{}K", s / 1024),
-            s => s.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `h:mm:ss`.
-pub fn clock(elapsed: Duration) -> String {
-    let s = elapsed.as_secs();
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// `0.123 s`, `12.3 s`, `2m03s`.
-pub fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    match s {
-        s if s < 10.0 => format!("{s:.3}s"),
-        s if s < 100.0 => format!("{s:.1}s"),
-        s => format!("{}m{:02}s", s as u64 / 60, s as u64 % 60),
     }
 }
 

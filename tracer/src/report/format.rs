@@ -1,10 +1,13 @@
 //! Units and names for people, shared by the text renderer and the
 //! sentences of the findings: counts with thousands separators, sizes,
-//! durations, processes and signal peers.
+//! durations, processes and signal peers; in fixed widths for the live
+//! view ([`compact`]).
 
 use std::borrow::Cow;
 
 use super::SignalGroup;
+
+pub mod compact;
 
 /// `text` safe to print on a terminal: control characters (ESC, BEL,
 /// newline, tab...), DEL, C1 controls and bidirectional overrides, which a
