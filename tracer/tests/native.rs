@@ -282,6 +282,47 @@ fn a_c_extension_is_named_by_its_symbols() {
     assert_eq!(report["python"]["hotspots"][0]["function"], "spin_loop");
 }
 
+/// A C++ library's function template, called with ctypes, is named as
+/// C++ names it (`tracer_test::spin<double>`, its template argument kept,
+/// no parameters), never by its mangled symbol: in the JSON as in the
+/// text.
+#[test]
+fn a_cpp_function_template_is_named_demangled() {
+    require_root();
+    let scratch = Scratch::new("native_cpp_template");
+    let built = Command::new("g++")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(scratch.path("libtemplates.so"))
+        .arg(workload("native/templates.cpp"))
+        .output()
+        .expect("run g++");
+    assert!(built.status.success(), "g++: {}", text(&built.stderr));
+    let command = python_command(
+        python("/usr/bin/python3.11"),
+        "native/template_loop.py",
+        &[scratch.dir.to_str().unwrap(), "100"],
+    );
+    let report = trace_native(&scratch, &["--rate", "999"], &command);
+    check_hottest_line(&report, "template_loop");
+    let (loop_samples, in_template) = under(&report, "template_loop", |f| {
+        f["function"] == "tracer_test::spin<double>"
+            && f["file"].as_str().unwrap().ends_with("libtemplates.so")
+    });
+    assert!(
+        in_template * 2 >= loop_samples && loop_samples > 0,
+        "the template in {in_template} of {loop_samples}: {:#}",
+        report["python"]["stacks"]
+    );
+    let mangled: Vec<&Value> = report["python"]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["frames"].as_array().unwrap())
+        .filter(|f| f["function"].as_str().unwrap().starts_with("_Z"))
+        .collect();
+    assert!(mangled.is_empty(), "mangled names: {mangled:?}");
+}
+
 /// A stripped extension with MiniDebugInfo (`.gnu_debugdata`, as Fedora's
 /// and RHEL's binaries): its static function is named by its name, not
 /// by its file and address.

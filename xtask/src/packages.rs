@@ -43,8 +43,10 @@ pub const TEST: &[&str] = &[
     "openssl",
     "curl",
     // Servers and programs that embed CPython (tests/embedded.rs); C
-    // extensions built and stripped, with MiniDebugInfo (tests/native.rs).
+    // extensions built and stripped, with MiniDebugInfo, and a C++ library
+    // (tests/native.rs).
     "gcc",
+    "g++",
     "libpython3.11-dev",
     "binutils",
     "xz-utils",
