@@ -26,7 +26,7 @@ use crate::{
     probes::{ProbeError, Probes},
     report::{
         Report,
-        metrics::{Metrics, OtlpFigures},
+        metrics::{Metrics, OtlpFigures, WebFigures},
     },
     serve::{Endpoint, ProfileRequest, ServeError, Web},
 };
@@ -165,19 +165,18 @@ impl Continuous {
     /// endpoint answers from the latest figures (published by
     /// [`Continuous::tick`] every second, and now), and the tickers start.
     pub fn start(&mut self, args: &Args, probes: &Probes, collector: &mut Collector) {
-        if let (Some(web), Some(live)) = (&self.web, collector.metrics.as_mut()) {
-            live.web = Some(web.stats.clone());
-        }
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
             // drain (a file's name before its reads).
             let (publisher, exposition) = watch::channel(Arc::new(String::new()));
-            publish(collector, &publisher, self.otlp_figures());
-            let (profiles, requests) = mpsc::channel(crate::analysis::capture::MAX_WINDOWS);
+            publish(collector, &publisher, self.own_figures());
+            let max_profiles = crate::analysis::capture::MAX_WINDOWS;
+            let (profiles, requests) = mpsc::channel(max_profiles);
             let endpoint = Endpoint {
                 exposition,
                 profiles,
                 web: self.web.clone(),
+                max_profiles,
             };
             // On a thread of its own: a trace loop busy with a churning
             // host (thousands of process starts) must not leave a scrape
@@ -279,7 +278,7 @@ impl Continuous {
             Due::Fold => {
                 fold(probes, collector)?;
                 if let Some(publisher) = &self.publisher {
-                    publish(collector, publisher, self.otlp_figures());
+                    publish(collector, publisher, self.own_figures());
                 }
             }
             Due::Window => {
@@ -290,9 +289,9 @@ impl Continuous {
                 if let Some(otlp) = self.otlp.as_mut() {
                     otlp.export(probes, collector, Some(next))?;
                 }
-                let figures = self.otlp_figures();
+                let own = self.own_figures();
                 if let Some(windows) = self.windows.as_mut()
-                    && let Err(err) = windows.write(collector, pid, figures)
+                    && let Err(err) = windows.write(collector, pid, own)
                 {
                     log::warn!("{err}");
                 }
@@ -415,10 +414,10 @@ impl Continuous {
                 );
             }
         }
+        let own = self.own_figures();
         if let Some(windows) = self.windows.as_mut() {
             fold(probes, collector)?;
-            let figures = self.otlp.as_ref().map(|o| o.exporter.figures());
-            windows.write(collector, pid, figures)?;
+            windows.write(collector, pid, own)?;
             if !args.quiet {
                 eprintln!(
                     "tracer: {} window reports written to {} (the last {} kept)",
@@ -434,8 +433,13 @@ impl Continuous {
 
 impl Continuous {
     /// `--otlp`'s counters now.
-    pub fn otlp_figures(&self) -> Option<OtlpFigures> {
-        self.otlp.as_ref().map(|o| o.exporter.figures())
+    /// What the continuous mode counted itself: its OTLP pushes, and its
+    /// endpoint's refusals and reloads.
+    pub fn own_figures(&self) -> OwnFigures {
+        OwnFigures {
+            otlp: self.otlp.as_ref().map(|o| o.exporter.figures()),
+            web: self.web.as_ref().map(|web| web.stats.figures()),
+        }
     }
 }
 
@@ -490,7 +494,7 @@ impl Windows {
         &mut self,
         collector: &Collector,
         pid: u32,
-        otlp: Option<OtlpFigures>,
+        own: OwnFigures,
     ) -> Result<(), OutputError> {
         let Some(live) = &collector.metrics else {
             return Ok(());
@@ -501,7 +505,7 @@ impl Windows {
                 .map_or(0, |d| d.as_millis() as u64)
         };
         let mut figures = live.snapshot();
-        figures.otlp = otlp;
+        own.add_to(&mut figures);
         let report = serde_json::json!({
             "window_start_unix_ms": ms(self.started),
             "window_end_unix_ms": ms(now),
@@ -549,14 +553,26 @@ fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError
     Ok(())
 }
 
-fn publish(
-    collector: &Collector,
-    publisher: &watch::Sender<Arc<String>>,
-    otlp: Option<OtlpFigures>,
-) {
+/// What the continuous mode counts itself, beside the trace's figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnFigures {
+    /// `--otlp`: what became of the windows pushed.
+    pub otlp: Option<OtlpFigures>,
+    /// `--web-config`: what the endpoint refused and reloaded.
+    pub web: Option<WebFigures>,
+}
+
+impl OwnFigures {
+    pub fn add_to(self, figures: &mut Metrics) {
+        figures.otlp = self.otlp;
+        figures.web = self.web;
+    }
+}
+
+fn publish(collector: &Collector, publisher: &watch::Sender<Arc<String>>, own: OwnFigures) {
     if let Some(live) = &collector.metrics {
         let mut figures = live.snapshot();
-        figures.otlp = otlp;
+        own.add_to(&mut figures);
         let text = crate::report::metrics::prometheus_text(&figures);
         publisher.send_replace(Arc::new(text));
     }

@@ -654,6 +654,21 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
+/// What the kernel maps should forget: rows of exited threads and of
+/// processes that are gone.
+#[derive(Debug, Default, PartialEq)]
+pub struct Forget {
+    pub tids: Vec<u32>,
+    pub pids: Vec<u32>,
+    /// Read rows of descriptors closed since (their last reads folded in).
+    pub read_rows: Vec<tracer_common::ReadKey>,
+    /// The gone processes' rows of the tables keyed by more than a pid,
+    /// as their first-insert records named them: `FILE_OPENS`
+    /// (tgid, file id) and `PY_EVENT_STACKS`.
+    pub file_opens: Vec<(u32, u64)>,
+    pub event_stacks: Vec<tracer_common::PyEventKey>,
+}
+
 /// The BPF maps, read once after the event loop.
 #[derive(Debug, Default)]
 pub struct MapSnapshot {

@@ -157,7 +157,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     let mut report = collector.finish(maps, ending);
     // --serve's final figures: --otlp's, counted to the last window.
     if let Some(metrics) = report.metrics.as_mut() {
-        metrics.otlp = continuous.otlp_figures();
+        continuous.own_figures().add_to(metrics);
     }
     Ok((report, Some(probes)))
 }

@@ -6,16 +6,10 @@ use std::{
     time::Duration,
 };
 
-use crate::report::format::{count, thousands};
-
-/// What the status line says: figures a user recognises.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    pub samples: u64,
-    pub signals: u64,
-    pub processes: u64,
-    pub lost: u64,
-}
+use crate::{
+    analysis::Progress,
+    report::format::{count, thousands},
+};
 
 pub struct StatusLine {
     enabled: bool,

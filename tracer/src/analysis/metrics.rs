@@ -9,7 +9,6 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     hash::Hash,
-    sync::Arc,
 };
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
@@ -17,13 +16,12 @@ use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, Thre
 use super::{processes, reads::FileTable, signals};
 use crate::{
     containers::Containers,
-    events::Event,
+    events::{Event, Forget},
     python::PythonTree,
     report::{
         Container,
-        metrics::{Histogram, Metrics, OTHER, ReadSeries, WebFigures},
+        metrics::{Histogram, Metrics, OTHER, ReadSeries},
     },
-    serve::auth::WebStats,
 };
 
 /// Series per labelled family (a histogram series is its 10 lines).
@@ -156,8 +154,6 @@ pub struct Live {
     pub samples_seen: u64,
     /// `--redact-paths`: path labels under these are the prefix alone.
     redact: Vec<String>,
-    /// `--web-config`: what the endpoint counted (refused credentials...).
-    pub web: Option<Arc<WebStats>>,
 }
 
 /// `path` as labelled: the longest of `prefixes` it is under (a whole
@@ -173,21 +169,6 @@ fn redacted(path: String, prefixes: &[String]) -> String {
         Some(prefix) => prefix.clone(),
         None => path,
     }
-}
-
-/// What the kernel maps should forget: rows of exited threads and of
-/// processes that are gone.
-#[derive(Debug, Default, PartialEq)]
-pub struct Forget {
-    pub tids: Vec<u32>,
-    pub pids: Vec<u32>,
-    /// Read rows of descriptors closed since (their last reads folded in).
-    pub read_rows: Vec<ReadKey>,
-    /// The gone processes' rows of the tables keyed by more than a pid,
-    /// as their first-insert records named them: `FILE_OPENS`
-    /// (tgid, file id) and `PY_EVENT_STACKS`.
-    pub file_opens: Vec<(u32, u64)>,
-    pub event_stacks: Vec<tracer_common::PyEventKey>,
 }
 
 /// Folds after an exit before its rows are forgotten: its last switch-out
@@ -228,7 +209,6 @@ impl Live {
             containers: Containers::default(),
             zombies: HashMap::new(),
             redact: Vec::new(),
-            web: None,
             zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
             exited_threads: Vec::new(),
             freed: Vec::new(),
@@ -706,14 +686,8 @@ impl Live {
             events_lost: self.events_lost,
             containers,
             otlp: None,
-            web: self.web.as_deref().map(|stats| WebFigures {
-                no_credentials: WebStats::get(&stats.no_credentials),
-                wrong_credentials: WebStats::get(&stats.wrong_credentials),
-                tls_failures: WebStats::get(&stats.tls_failures),
-                reloads: WebStats::get(&stats.reloads),
-                reload_failures: WebStats::get(&stats.reload_failures),
-                cert_not_after: stats.cert_not_after(),
-            }),
+            // The continuous mode's own: set where they are counted.
+            web: None,
         }
     }
 }

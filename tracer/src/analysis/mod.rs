@@ -79,6 +79,15 @@ pub struct Ending {
     pub warnings: Vec<String>,
 }
 
+/// The trace so far in figures a user recognises (the live status line's).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub samples: u64,
+    pub signals: u64,
+    pub processes: u64,
+    pub lost: u64,
+}
+
 /// Everything learned from ring buffer events while tracing.
 #[derive(Default)]
 pub struct Collector {
@@ -513,7 +522,7 @@ impl Collector {
     /// `--serve`: folds the kernel's cumulative rows into the figures and
     /// forgets what the gone processes left; returns the rows the kernel
     /// maps should drop.
-    pub fn fold_metrics(&mut self, mut maps: metrics::MapsNow) -> Option<metrics::Forget> {
+    pub fn fold_metrics(&mut self, mut maps: metrics::MapsNow) -> Option<crate::events::Forget> {
         let live = self.metrics.as_mut()?;
         maps.lost += self.decode_errors;
         let forget = live.fold_maps(maps, &mut self.files, self.python.as_mut());
@@ -524,8 +533,8 @@ impl Collector {
     }
 
     /// What the live status line shows.
-    pub fn progress(&self, lost: u64) -> crate::status::Progress {
-        crate::status::Progress {
+    pub fn progress(&self, lost: u64) -> Progress {
+        Progress {
             samples: self.profile.samples() + self.metrics.as_ref().map_or(0, |m| m.samples_seen),
             signals: self.signals_seen,
             // The target and every process it forked.

@@ -298,7 +298,7 @@ impl Probes {
     /// [`SEARCH_EVERY`] forgets, for the rows whose record was lost.
     pub fn forget(
         &mut self,
-        forget: &crate::analysis::metrics::Forget,
+        forget: &crate::events::Forget,
         reads: &[(ReadKey, ReadStats)],
         open: &[(FdKey, u64)],
     ) -> Result<(), ProbeError> {

@@ -42,7 +42,7 @@ pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
     Latency, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction, SignalGroup, SignalLog,
-    SignalLogEntry, SignalMaskChange, SignalPeer, SignalTarget,
+    SignalLogEntry, SignalMaskChange, SignalPeer, SignalTarget, signal_name,
 };
 pub use timeline::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline};
 

@@ -530,7 +530,7 @@ fn signals(trace: &mut Trace, timeline: &Timeline) {
         }
     }
     for (i, mark) in timeline.signals.iter().enumerate() {
-        let signal = crate::analysis::signals::signal_name(mark.signo);
+        let signal = super::signal_name(mark.signo);
         let (name, detail_key) = match mark.step {
             SignalStep::Generated => (format!("{signal} generated"), "target"),
             SignalStep::Delivered => (format!("{signal} delivered"), "disposition"),

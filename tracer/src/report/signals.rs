@@ -8,6 +8,53 @@ use serde::{Deserialize, Serialize};
 use super::EventStack;
 use crate::frame::Frame;
 
+const NAMES: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// x86-64 / generic Linux signal names; real-time signals are named from
+/// glibc's SIGRTMIN (34, as Python's `signal.SIGRTMIN`).
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        1..=31 => NAMES[sig as usize - 1].to_owned(),
+        32 | 33 => format!("SIG{sig}"),
+        34 => "SIGRTMIN".to_owned(),
+        64 => "SIGRTMAX".to_owned(),
+        35..=63 => format!("SIGRTMIN+{}", sig - 34),
+        _ => format!("signal {sig}"),
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignalPeer {
     /// 0 for the kernel.
@@ -249,4 +296,20 @@ pub struct SignalLog {
     pub total: u64,
     /// The first and last ones (all of them when few).
     pub entries: Vec<SignalLogEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(10), "SIGUSR1");
+        assert_eq!(signal_name(17), "SIGCHLD");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(34), "SIGRTMIN");
+        assert_eq!(signal_name(36), "SIGRTMIN+2");
+        assert_eq!(signal_name(64), "SIGRTMAX");
+        assert_eq!(signal_name(99), "signal 99");
+    }
 }

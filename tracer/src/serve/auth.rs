@@ -18,6 +18,8 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
+use crate::report::metrics::WebFigures;
+
 use super::web_config::MIN_BCRYPT_COST;
 
 /// Credentials let in remembered at most (then forgotten all at once).
@@ -188,7 +190,7 @@ impl Checker {
     }
 }
 
-/// What the endpoint counts for `/metrics` (read by `analysis::metrics`).
+/// What the endpoint counts for `/metrics` and the report ([`WebStats::figures`]).
 #[derive(Debug, Default)]
 pub struct WebStats {
     pub no_credentials: AtomicU64,
@@ -209,6 +211,18 @@ impl WebStats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// The counters now, as `/metrics` and the report say them.
+    pub fn figures(&self) -> WebFigures {
+        WebFigures {
+            no_credentials: Self::get(&self.no_credentials),
+            wrong_credentials: Self::get(&self.wrong_credentials),
+            tls_failures: Self::get(&self.tls_failures),
+            reloads: Self::get(&self.reloads),
+            reload_failures: Self::get(&self.reload_failures),
+            cert_not_after: self.cert_not_after(),
+        }
     }
 
     pub fn set_cert(&self, config: &super::web_config::WebConfig) {

@@ -32,7 +32,7 @@ use self::{
     auth::{Checker, Verdict, WebStats},
     web_config::{Stamp, WebConfig, WebConfigError},
 };
-use crate::{analysis::capture::MAX_WINDOWS, report::Report};
+use crate::report::Report;
 
 /// Connections served at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 32;
@@ -207,6 +207,9 @@ pub struct Endpoint {
     pub profiles: mpsc::Sender<ProfileRequest>,
     /// `--web-config`: TLS and credentials.
     pub web: Option<Arc<Web>>,
+    /// Profiles taken at once, at most (the trace keeps that many windows
+    /// open; more requests are turned away with 503).
+    pub max_profiles: usize,
 }
 
 /// A `/debug/pprof/profile` request, for the trace loop: a window of
@@ -235,7 +238,7 @@ pub async fn serve(
     };
     let endpoint = Arc::new(endpoint);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let windows = Arc::new(Semaphore::new(MAX_WINDOWS));
+    let windows = Arc::new(Semaphore::new(endpoint.max_profiles));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -487,7 +490,8 @@ async fn profile(
     let unavailable = |why: String| ("503 Service Unavailable", why + "\n");
     let Ok(_window) = windows.try_acquire() else {
         return Err(unavailable(format!(
-            "{MAX_WINDOWS} profiles are being taken, the most at once; ask again when one ends"
+            "{} profiles are being taken, the most at once; ask again when one ends",
+            endpoint.max_profiles
         )));
     };
     let (reply, report) = oneshot::channel();

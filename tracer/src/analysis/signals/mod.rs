@@ -36,52 +36,7 @@ pub const RESULT_DELIVERED: u32 = 0;
 pub const RESULT_IGNORED: u32 = 1;
 pub const RESULT_LOSE_INFO: u32 = 4;
 
-const NAMES: [&str; 31] = [
-    "SIGHUP",
-    "SIGINT",
-    "SIGQUIT",
-    "SIGILL",
-    "SIGTRAP",
-    "SIGABRT",
-    "SIGBUS",
-    "SIGFPE",
-    "SIGKILL",
-    "SIGUSR1",
-    "SIGSEGV",
-    "SIGUSR2",
-    "SIGPIPE",
-    "SIGALRM",
-    "SIGTERM",
-    "SIGSTKFLT",
-    "SIGCHLD",
-    "SIGCONT",
-    "SIGSTOP",
-    "SIGTSTP",
-    "SIGTTIN",
-    "SIGTTOU",
-    "SIGURG",
-    "SIGXCPU",
-    "SIGXFSZ",
-    "SIGVTALRM",
-    "SIGPROF",
-    "SIGWINCH",
-    "SIGIO",
-    "SIGPWR",
-    "SIGSYS",
-];
-
-/// x86-64 / generic Linux signal names; real-time signals are named from
-/// glibc's SIGRTMIN (34, as Python's `signal.SIGRTMIN`).
-pub fn signal_name(sig: i32) -> String {
-    match sig {
-        1..=31 => NAMES[sig as usize - 1].to_owned(),
-        32 | 33 => format!("SIG{sig}"),
-        34 => "SIGRTMIN".to_owned(),
-        64 => "SIGRTMAX".to_owned(),
-        35..=63 => format!("SIGRTMIN+{}", sig - 34),
-        _ => format!("signal {sig}"),
-    }
-}
+pub use crate::report::signal_name;
 
 /// The signal's default action: "term", "core", "ignore", "stop" or "cont".
 pub fn default_action(sig: i32) -> &'static str {
@@ -786,6 +741,34 @@ const PYTHON_HANDLER_LATE_NS: u64 = 100_000_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(si_code_name(10, 0), "SI_USER");
+        assert_eq!(si_code_name(10, -6), "SI_TKILL");
+        assert_eq!(si_code_name(10, -1), "SI_QUEUE");
+        assert_eq!(si_code_name(13, 0x80), "SI_KERNEL");
+        assert_eq!(si_code_name(17, 1), "CLD_EXITED");
+        assert_eq!(si_code_name(17, 3), "CLD_DUMPED");
+        assert_eq!(si_code_name(11, 1), "SEGV_MAPERR");
+        assert_eq!(si_code_name(10, 7), "code 7");
+        assert_eq!(result_name(0), "delivered");
+        assert_eq!(result_name(1), "ignored");
+        assert_eq!(result_name(2), "already_pending");
+        assert_eq!(result_name(3), "overflow_fail");
+        assert_eq!(result_name(4), "lose_info");
+        assert_eq!(disposition(0), "default");
+        assert_eq!(disposition(1), "ignored");
+        assert_eq!(disposition(0x55aa), "handler");
+        assert_eq!(
+            sa_flags_names(0x0400_0000 | 0x0800_0000 | 0x4),
+            ["SA_SIGINFO", "SA_RESTORER", "SA_ONSTACK"]
+        );
+        assert_eq!(sa_flags_names(0x1_0000_0000), ["0x100000000"]);
+        assert!(sa_flags_names(0).is_empty());
+        assert!(fatal_by_default(15) && fatal_by_default(11) && fatal_by_default(9));
+        assert!(!fatal_by_default(17) && !fatal_by_default(19) && !fatal_by_default(18));
+    }
     use tracer_common::SendSyscall;
 
     fn generated(ts: u64, sender: u32, target: u32, sig: i32, result: u32) -> SignalGenerated {
@@ -821,41 +804,6 @@ mod tests {
             py_frames: Vec::new(),
             native: None,
         }
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(signal_name(10), "SIGUSR1");
-        assert_eq!(signal_name(17), "SIGCHLD");
-        assert_eq!(signal_name(31), "SIGSYS");
-        assert_eq!(signal_name(34), "SIGRTMIN");
-        assert_eq!(signal_name(36), "SIGRTMIN+2");
-        assert_eq!(signal_name(64), "SIGRTMAX");
-        assert_eq!(signal_name(99), "signal 99");
-        assert_eq!(si_code_name(10, 0), "SI_USER");
-        assert_eq!(si_code_name(10, -6), "SI_TKILL");
-        assert_eq!(si_code_name(10, -1), "SI_QUEUE");
-        assert_eq!(si_code_name(13, 0x80), "SI_KERNEL");
-        assert_eq!(si_code_name(17, 1), "CLD_EXITED");
-        assert_eq!(si_code_name(17, 3), "CLD_DUMPED");
-        assert_eq!(si_code_name(11, 1), "SEGV_MAPERR");
-        assert_eq!(si_code_name(10, 7), "code 7");
-        assert_eq!(result_name(0), "delivered");
-        assert_eq!(result_name(1), "ignored");
-        assert_eq!(result_name(2), "already_pending");
-        assert_eq!(result_name(3), "overflow_fail");
-        assert_eq!(result_name(4), "lose_info");
-        assert_eq!(disposition(0), "default");
-        assert_eq!(disposition(1), "ignored");
-        assert_eq!(disposition(0x55aa), "handler");
-        assert_eq!(
-            sa_flags_names(0x0400_0000 | 0x0800_0000 | 0x4),
-            ["SA_SIGINFO", "SA_RESTORER", "SA_ONSTACK"]
-        );
-        assert_eq!(sa_flags_names(0x1_0000_0000), ["0x100000000"]);
-        assert!(sa_flags_names(0).is_empty());
-        assert!(fatal_by_default(15) && fatal_by_default(11) && fatal_by_default(9));
-        assert!(!fatal_by_default(17) && !fatal_by_default(19) && !fatal_by_default(18));
     }
 
     #[test]
