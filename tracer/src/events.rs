@@ -654,6 +654,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
+/// What `--live` reads of the kernel maps at each refresh: the drop
+/// counters and the rows that add up to each file's and thread's figures
+/// so far (the sampler's load error, if any, with them).
+#[derive(Debug, Default)]
+pub struct LiveMaps {
+    pub drops: [u64; tracer_common::drops::COUNT as usize],
+    pub fd_rows: Vec<(tracer_common::FdKey, tracer_common::FdRow)>,
+    pub read_stats: Vec<(tracer_common::ReadKey, tracer_common::ReadStats)>,
+    pub threads: Vec<(u32, tracer_common::ThreadStats)>,
+    pub sampler_error: Option<String>,
+}
+
 /// What the kernel maps should forget: rows of exited threads and of
 /// processes that are gone.
 #[derive(Debug, Default, PartialEq)]

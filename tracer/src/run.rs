@@ -215,7 +215,8 @@ struct LiveView {
 
 impl LiveView {
     fn start(probes: &Probes, collector: &mut Collector) -> Result<Self, RunError> {
-        let figures = LiveFigures::start(collector, probes);
+        let lost = probes.drops().map_or(0, |d| d[drops::PY_SAMPLES as usize]);
+        let figures = LiveFigures::start(collector, lost);
         let (view, quit) = Live::start()?;
         Ok(Self {
             view,
@@ -226,7 +227,7 @@ impl LiveView {
 
     /// A snapshot of now (every event drained), to the view.
     fn show(&mut self, probes: &Probes, collector: &mut Collector) -> Result<(), RunError> {
-        let snapshot = collector.live_snapshot(&mut self.figures, probes)?;
+        let snapshot = collector.live_snapshot(&mut self.figures, &probes.live_maps()?);
         self.view.show(snapshot);
         Ok(())
     }

@@ -13,10 +13,10 @@ use std::{
 
 use tracer_common::{ReadKey, ReadStats, drops};
 
+use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
 use super::{Collector, fd_rows};
 use crate::{
-    live::model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow},
-    probes::{ProbeError, Probes},
+    events::LiveMaps,
     report::{Report, SignalLogEntry},
 };
 
@@ -54,10 +54,10 @@ struct FileTotals {
 }
 
 impl LiveFigures {
-    /// From the start of tracing: the first window opens now.
-    pub fn start(collector: &mut Collector, probes: &Probes) -> Self {
+    /// From the start of tracing: the first window opens now (`lost`: the
+    /// kernel's count of Python samples lost so far).
+    pub fn start(collector: &mut Collector, lost: u64) -> Self {
         let now = crate::events::monotonic_ns();
-        let lost = probes.drops().map_or(0, |d| d[drops::PY_SAMPLES as usize]);
         Self {
             window: collector.open_export_window(now, lost),
             last_ns: now,
@@ -69,15 +69,11 @@ impl LiveFigures {
 impl Collector {
     /// The snapshot of now (every event drained first): rates since the
     /// last one.
-    pub fn live_snapshot(
-        &mut self,
-        live: &mut LiveFigures,
-        probes: &Probes,
-    ) -> Result<Snapshot, ProbeError> {
+    pub fn live_snapshot(&mut self, live: &mut LiveFigures, maps: &LiveMaps) -> Snapshot {
         let now = crate::events::monotonic_ns();
         let interval = Duration::from_nanos(now.saturating_sub(live.last_ns));
         live.last_ns = now;
-        let drops = probes.drops()?;
+        let drops = maps.drops;
         let mut snapshot = Snapshot {
             target: self.live_target(),
             elapsed: Duration::from_nanos(now.saturating_sub(self.settings.base_ns)),
@@ -94,12 +90,12 @@ impl Collector {
                 snapshot.functions = functions(&report, live);
             }
         }
-        snapshot.python_note = match (&probes.sampler_error, &self.python) {
+        snapshot.python_note = match (&maps.sampler_error, &self.python) {
             (Some(err), _) => Some(format!("Python sampling failed: {err}")),
             (None, None) => Some("Python stacks are not sampled (--no-python)".into()),
             _ => None,
         };
-        snapshot.files = self.live_files(live, probes)?;
+        snapshot.files = self.live_files(live, maps);
         snapshot.processes = self.processes.live_rows(now);
         // A main thread's row has the name it had before its last exec.
         let names: HashMap<u32, &str> = snapshot
@@ -107,12 +103,12 @@ impl Collector {
             .iter()
             .map(|p| (p.pid, p.comm.as_str()))
             .collect();
-        snapshot.threads = live_threads(live, &probes.threads()?, &names);
+        snapshot.threads = live_threads(live, &maps.threads, &names);
         let (signals, total) = self.signals.recent(SIGNALS_SHOWN);
         snapshot.signals = signals.into_iter().map(signal_row).collect();
         snapshot.signals_total = total;
         snapshot.loops = self.loops.live_rows();
-        Ok(snapshot)
+        snapshot
     }
 
     fn live_target(&self) -> String {
@@ -125,11 +121,7 @@ impl Collector {
 
     /// Every file's reads since tracing began (descriptors closed, open,
     /// and the kernel's own rows), against the last snapshot's.
-    fn live_files(
-        &self,
-        live: &mut LiveFigures,
-        probes: &Probes,
-    ) -> Result<Vec<FileRow>, ProbeError> {
+    fn live_files(&self, live: &mut LiveFigures, maps: &LiveMaps) -> Vec<FileRow> {
         let mut totals: HashMap<(u32, u64), FileTotals> = HashMap::new();
         let mut add = |key: &ReadKey, stats: &ReadStats| {
             let file = totals.entry((key.tgid, key.file_id)).or_default();
@@ -138,11 +130,10 @@ impl Collector {
             *file.requests.entry(key.request).or_default() += stats.syscalls;
         };
         self.closed.rows().for_each(|(key, stats)| add(key, stats));
-        for (key, row) in probes.fd_rows()? {
-            fd_rows::row_reads(key.tgid, key.fd, &row).for_each(|(key, stats)| add(&key, &stats));
+        for (key, row) in &maps.fd_rows {
+            fd_rows::row_reads(key.tgid, key.fd, row).for_each(|(key, stats)| add(&key, &stats));
         }
-        probes
-            .read_stats()?
+        maps.read_stats
             .iter()
             .for_each(|(key, stats)| add(key, stats));
         let rows = totals
@@ -165,7 +156,7 @@ impl Collector {
             })
             .collect();
         live.files = totals;
-        Ok(rows)
+        rows
     }
 }
 

@@ -42,10 +42,10 @@ struct Stalls {
 
 impl Loops {
     /// `--live`: each thread's stalls so far.
-    pub fn live_rows(&self) -> Vec<crate::live::model::LoopRow> {
+    pub fn live_rows(&self) -> Vec<super::live_model::LoopRow> {
         self.threads
             .iter()
-            .map(|(&tid, s)| crate::live::model::LoopRow {
+            .map(|(&tid, s)| super::live_model::LoopRow {
                 pid: s.pid,
                 tid,
                 stalls: s.count,

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod fd_rows;
 pub mod gil;
 pub mod live;
+pub mod live_model;
 pub mod loops;
 pub mod metrics;
 pub mod native;

@@ -118,8 +118,8 @@ pub struct ProcessTable {
 impl ProcessTable {
     /// `--live`: every process now (pid, ppid, comm, state), without
     /// touching what the report is built from.
-    pub fn live_rows(&self, now_ns: u64) -> Vec<crate::live::model::ProcessRow> {
-        use crate::live::model::{ProcessRow, ProcessState};
+    pub fn live_rows(&self, now_ns: u64) -> Vec<super::live_model::ProcessRow> {
+        use super::live_model::{ProcessRow, ProcessState};
         self.procs
             .values()
             .map(|p| {

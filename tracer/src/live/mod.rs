@@ -1,12 +1,11 @@
 //! `--live`: a full-screen view of the trace in the terminal, refreshed
-//! from a [`model::Snapshot`] the trace loop sends every `--refresh`
+//! from a [`Snapshot`] the trace loop sends every `--refresh`
 //! seconds. It runs on a thread of its own (keys are read while the loop
 //! drains the kernel's events) and says when `q` or Ctrl-C asks to stop.
 //! The terminal is restored on every way out: the view's end (q, Ctrl-C,
 //! the target's exit, a signal to the tracer) and a panic; what the
 //! tracer writes to standard error meanwhile is held and written after.
 
-pub mod model;
 pub mod render;
 pub mod view;
 
@@ -29,7 +28,7 @@ use crossterm::{
 };
 use ratatui::{Terminal, backend::CrosstermBackend};
 
-use model::Snapshot;
+use crate::analysis::live_model::Snapshot;
 use view::{Action, Key, View};
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use ratatui::{
 };
 
 use super::view::{self, TABS, View};
-use crate::live::model::Snapshot;
+use crate::analysis::live_model::Snapshot;
 
 /// One frame of the view; `snapshot` is `None` before the first refresh.
 pub fn draw(frame: &mut Frame, snapshot: Option<&Snapshot>, view: &View) {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{FunctionRow, ProcessState, Snapshot};
+use crate::analysis::live_model::{FunctionRow, ProcessState, Snapshot};
 use crate::report::format::compact::{
     bytes_rate, clock, count, percent, rate, request_sizes, seconds,
 };
@@ -374,7 +374,7 @@ fn python(snapshot: &Snapshot, view: &View) -> Table {
 
 fn reads(snapshot: &Snapshot, view: &View) -> Table {
     let mut files: Vec<_> = snapshot.files.iter().collect();
-    let key = |f: &&super::model::FileRow| match view.sort() {
+    let key = |f: &&crate::analysis::live_model::FileRow| match view.sort() {
         "bytes/s" => (f.bytes, f.syscalls),
         "syscalls" => (f.syscalls_all, f.bytes_all),
         "bytes" => (f.bytes_all, f.syscalls_all),
@@ -411,7 +411,7 @@ fn reads(snapshot: &Snapshot, view: &View) -> Table {
 
 fn scheduling(snapshot: &Snapshot, view: &View) -> Table {
     let mut threads: Vec<_> = snapshot.threads.iter().collect();
-    let key = |t: &&super::model::ThreadRow| match view.sort() {
+    let key = |t: &&crate::analysis::live_model::ThreadRow| match view.sort() {
         "on-CPU" => (t.on_cpu.as_nanos() as u64, t.voluntary + t.involuntary),
         "switches" => (t.voluntary_all + t.involuntary_all, 0),
         _ => (t.voluntary + t.involuntary, t.on_cpu.as_nanos() as u64),
@@ -488,7 +488,7 @@ fn processes(snapshot: &Snapshot, view: &View) -> Table {
         processes.sort_by_key(|p| p.pid);
     } else {
         // Zombies first, the oldest first; then the running, then the gone.
-        let rank = |p: &&super::model::ProcessRow| match &p.state {
+        let rank = |p: &&crate::analysis::live_model::ProcessRow| match &p.state {
             ProcessState::Zombie(age) => (0, u64::MAX - age.as_nanos() as u64, p.pid),
             ProcessState::Running => (1, 0, p.pid),
             _ => (2, 0, p.pid),

@@ -134,6 +134,17 @@ impl Probes {
 /// Reading: every row, summed across CPUs where the map is per CPU.
 impl Probes {
     /// Every map the report is built from, read once after tracing stopped.
+    /// What `--live` reads at each refresh.
+    pub fn live_maps(&self) -> Result<crate::events::LiveMaps, ProbeError> {
+        Ok(crate::events::LiveMaps {
+            drops: self.drops()?,
+            fd_rows: self.fd_rows()?,
+            read_stats: self.read_stats()?,
+            threads: self.threads()?,
+            sampler_error: self.sampler_error.clone(),
+        })
+    }
+
     pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
         Ok(MapSnapshot {
             drops: self.drops()?,

@@ -3,9 +3,9 @@ use std::time::Duration;
 use ratatui::{Terminal, backend::TestBackend};
 
 use super::*;
-use crate::live::{
-    model::{FileRow, ProcessRow, ThreadRow},
-    render,
+use crate::{
+    analysis::live_model::{FileRow, ProcessRow, ThreadRow},
+    live::render,
 };
 
 fn function(pid: u32, tid: u32, name: &str, own: u64, total: u64) -> FunctionRow {
