@@ -3,7 +3,7 @@
 //! reasons some process's tasks are not listed; and the samples each task
 //! ran (`samples_by_task`).
 
-use super::python::{Row, TaskKey, hotspots};
+use super::hotspots::{Row, TaskKey, hotspots};
 use crate::{
     frame::Frame,
     python::{
@@ -125,7 +125,7 @@ pub fn section(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::python::Sampled;
+    use crate::analysis::hotspots::Sampled;
 
     fn frame(name: &str) -> Frame {
         Frame {

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use tracer_common::{PyGilThread, PyGilWait};
 
+use super::hotspots::{line_hotspots, share};
 use crate::{
-    python::{PythonTree, gil::percent, symbols::FrameId},
+    python::{PythonTree, symbols::FrameId},
     report::{
-        EventStack, Finding, LineHotspot, Python, PythonThread, Report, Sched, ThreadGil,
-        format::duration,
+        EventStack, Finding, Python, PythonThread, Report, Sched, ThreadGil, format::duration,
     },
 };
 
@@ -107,7 +107,7 @@ pub fn fill(
             wait_ns: wait.wait_ns,
             waits: wait.waits,
             handoff_ns: wait.switch_ns,
-            wait_share: percent(wait.wait_ns, time),
+            wait_share: share(wait.wait_ns, time),
         });
     };
     python.threads.iter_mut().for_each(figures);
@@ -118,29 +118,11 @@ pub fn fill(
     }
     python.gil_waits = wait_stacks;
     let held: u64 = samples.holder_tops.values().sum();
-    let mut lines: BTreeMap<(String, String, u32), u64> = BTreeMap::new();
-    for (&id, &n) in &samples.holder_tops {
-        let frame = tree.frame(id);
-        *lines
-            .entry((frame.qualname.clone(), frame.file.clone(), frame.line))
-            .or_default() += n;
-    }
-    let mut lines: Vec<LineHotspot> = lines
-        .into_iter()
-        .map(|((function, file, line), n)| LineHotspot {
-            function,
-            file,
-            line,
-            self_samples: n,
-            self_share: percent(n, held),
-        })
-        .collect();
-    lines.sort_by(|a, b| {
-        b.self_samples
-            .cmp(&a.self_samples)
-            .then(a.line.cmp(&b.line))
-    });
-    lines.truncate(MAX_HOLDER_LINES);
+    let tops = samples
+        .holder_tops
+        .iter()
+        .map(|(&id, &n)| (tree.frame(id), n));
+    let lines = line_hotspots(tops, held, MAX_HOLDER_LINES);
     python.gil_holder_lines = lines;
 }
 
@@ -231,6 +213,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::LineHotspot;
 
     fn thread(tid: u32, share: f64) -> PythonThread {
         PythonThread {

@@ -7,6 +7,7 @@ pub mod asyncio;
 pub mod capture;
 pub mod fd_rows;
 pub mod gil;
+pub mod hotspots;
 pub mod live;
 pub mod live_model;
 pub mod loops;

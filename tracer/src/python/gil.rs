@@ -124,14 +124,6 @@ pub fn debug_gil(field: impl Fn(u64) -> u64, at: u64, free_threaded: bool) -> Op
     })
 }
 
-/// The share of `part` in `whole`, in percent.
-pub fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        return 0.0;
-    }
-    part as f64 * 100.0 / whole as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
