@@ -38,7 +38,7 @@ pub struct DistArgs {
     /// root and on this host, the wheel in a new venv, the .deb in a copy
     /// of the bullseye root (needs root)
     #[arg(long)]
-    check: bool,
+    pub check: bool,
 }
 
 /// The only target installed here; `--target` keeps `crt-static` off the
@@ -59,17 +59,15 @@ pub struct Artifacts {
     pub image: PathBuf,
 }
 
-pub fn dist(args: &DistArgs) -> Result<()> {
+/// Set-up, then the artifacts built (`--check` is run on them by the
+/// caller, `dist_check`).
+pub fn dist(args: &DistArgs) -> Result<Artifacts> {
     if args.check {
         crate::util::require_root("dist --check", "sudo -E cargo xtask dist --check")?;
     }
     setup::setup()?;
     setup::ensure_apt(crate::packages::DIST)?;
-    let artifacts = build()?;
-    if args.check {
-        crate::dist_check::check(&artifacts)?;
-    }
-    Ok(())
+    build()
 }
 
 /// Builds the static binary and packs it; returns where everything went.

@@ -111,7 +111,13 @@ fn main() -> ExitCode {
         Command::Chroots => make_chroots(),
         Command::Bench(args) => bench::bench(&args),
         Command::Fuzz(args) => fuzz::fuzz(&args),
-        Command::Dist(args) => dist::dist(&args),
+        Command::Dist(args) => dist::dist(&args).and_then(|artifacts| {
+            if args.check {
+                dist_check::check(&artifacts)
+            } else {
+                Ok(())
+            }
+        }),
         Command::BenchFloor { command } => floor::floor(&command),
         Command::BenchBeside { words } => floor::beside(&words),
     };

@@ -20,7 +20,10 @@ use tokio::sync::Semaphore;
 
 use crate::report::metrics::WebFigures;
 
-use super::web_config::MIN_BCRYPT_COST;
+/// The weakest bcrypt cost accepted: Go's `bcrypt.DefaultCost`, the cost
+/// Prometheus's documentation generates hashes with (`htpasswd -nBC 10`).
+/// Apache's `htpasswd -B` defaults to 5, 32 times cheaper to guess.
+pub const MIN_BCRYPT_COST: u32 = 10;
 
 /// Credentials let in remembered at most (then forgotten all at once).
 const CACHE: usize = 100;
@@ -225,9 +228,10 @@ impl WebStats {
         }
     }
 
-    pub fn set_cert(&self, config: &super::web_config::WebConfig) {
-        let not_after = config.cert_not_after.unwrap_or(0);
-        self.cert_not_after.store(not_after, Ordering::Relaxed);
+    /// The serving certificate's end of validity (Unix seconds), if TLS.
+    pub fn set_cert(&self, not_after: Option<i64>) {
+        self.cert_not_after
+            .store(not_after.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// The serving certificate's end of validity, when TLS is on.

@@ -142,7 +142,7 @@ impl Web {
         let config = WebConfig::load(path, SystemTime::now())?;
         let stamp = Stamp::of(&config.files);
         let stats = Arc::new(WebStats::default());
-        stats.set_cert(&config);
+        stats.set_cert(config.cert_not_after);
         Ok(Self {
             path: path.to_owned(),
             state: Mutex::new(Loaded {
@@ -184,7 +184,7 @@ impl Web {
                         config.describe()
                     );
                     loaded.stamp = Stamp::of(&config.files);
-                    self.stats.set_cert(&config);
+                    self.stats.set_cert(config.cert_not_after);
                     loaded.config = Arc::new(config);
                     loaded.refused = None;
                     WebStats::count(&self.stats.reloads);
@@ -563,7 +563,7 @@ mod tests {
         }
         // Users without TLS: the passwords would cross the network in clear.
         let file = std::env::temp_dir().join(format!("users-only-{}.yml", std::process::id()));
-        let hash = bcrypt::hash("pw", web_config::MIN_BCRYPT_COST).unwrap();
+        let hash = bcrypt::hash("pw", auth::MIN_BCRYPT_COST).unwrap();
         std::fs::write(&file, format!("basic_auth_users:\n  u: '{hash}'\n")).unwrap();
         let config = WebConfig::load(&file, SystemTime::now()).unwrap();
         let _ = std::fs::remove_file(&file);

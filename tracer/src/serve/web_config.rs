@@ -23,10 +23,6 @@ use serde::Deserialize;
 
 use super::auth::Users;
 
-/// The weakest bcrypt cost accepted: Go's `bcrypt.DefaultCost`, the cost
-/// Prometheus's documentation generates hashes with (`htpasswd -nBC 10`).
-/// Apache's `htpasswd -B` defaults to 5, 32 times cheaper to guess.
-pub const MIN_BCRYPT_COST: u32 = 10;
 /// A certificate is refused once less than this much of its validity is
 /// left, or less than a tenth of its lifetime for a short-lived one (a
 /// mesh's one-hour certificate): it would fail the scrapes soon after
@@ -505,6 +501,7 @@ impl Stamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::auth::MIN_BCRYPT_COST;
 
     /// `text` as a web config file of its own (tests run in parallel).
     fn load(text: &str) -> Result<WebConfig, String> {
