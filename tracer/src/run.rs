@@ -32,7 +32,7 @@ use crate::{
     scope::Scope,
     start,
     status::StatusLine,
-    target::{Target, TargetError},
+    target::Target,
 };
 
 /// Returns the report and the still-attached probes (none for `--dump`):
@@ -111,7 +111,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
             );
         }
     } else {
-        start_target(args, &target, &mut collector, threads)?;
+        start::start_target(args, &target, &mut collector, threads)?;
     }
     continuous.start(args, &probes, &mut collector);
     let live = match args.live {
@@ -160,30 +160,6 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         continuous.own_figures().add_to(metrics);
     }
     Ok((report, Some(probes)))
-}
-
-/// `--pid` or a command: the target as the report's root process, and
-/// (`--pid`) the line that says tracing has begun.
-fn start_target(
-    args: &Args,
-    target: &Target,
-    collector: &mut Collector,
-    threads: u32,
-) -> Result<(), RunError> {
-    let comm = start::add_root(args, target, collector, threads);
-    if !target.launched {
-        if !target.is_alive() {
-            return Err(TargetError::Gone { pid: target.pid }.into());
-        }
-        // Like strace's "Process N attached": from here on nothing is missed.
-        if !args.quiet {
-            eprintln!(
-                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
-                target.pid
-            );
-        }
-    }
-    Ok(())
 }
 
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);

@@ -235,3 +235,27 @@ pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads
     };
     comm
 }
+
+/// `--pid` or a command: the target as the report's root process, and
+/// (`--pid`) the line that says tracing has begun.
+pub fn start_target(
+    args: &Args,
+    target: &Target,
+    collector: &mut Collector,
+    threads: u32,
+) -> Result<(), TargetError> {
+    let comm = add_root(args, target, collector, threads);
+    if !target.launched {
+        if !target.is_alive() {
+            return Err(TargetError::Gone { pid: target.pid });
+        }
+        // Like strace's "Process N attached": from here on nothing is missed.
+        if !args.quiet {
+            eprintln!(
+                "tracer: tracing pid {} ({comm}); Ctrl-C to stop and print the report",
+                target.pid
+            );
+        }
+    }
+    Ok(())
+}
