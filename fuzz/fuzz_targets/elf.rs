@@ -3,11 +3,11 @@
 //! symbols (MiniDebugInfo's xz too).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tracer::python::discover;
+use tracer::python::interpreter;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = discover::read_elf(data);
-    let _ = discover::find_version_string(data);
-    let _ = discover::version_from_getversion(data);
+    let _ = interpreter::read_elf(data);
+    let _ = interpreter::find_version_string(data);
+    let _ = interpreter::version_from_getversion(data);
     let _ = tracer::native::Symbols::of_file(data);
 });

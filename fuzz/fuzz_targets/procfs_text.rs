@@ -16,8 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = tracer::procfs::net::parse_inet(text, tracer::procfs::net::Transport::Tcp);
     let _ = tracer::containers::cgroup::parse(text);
     let _ = tracer::containers::cgroup::paths(text);
-    let _ = tracer::python::discover::parse_maps(text);
-    let _ = tracer::python::discover::name_hint(text);
+    let _ = tracer::python::interpreter::parse_maps(text);
+    let _ = tracer::python::interpreter::name_hint(text);
     let _ = tracer::report::format::printable(text);
     let _ = tracer::frame::Frame::parse(text);
 });

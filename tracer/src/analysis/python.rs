@@ -12,7 +12,7 @@ use super::hotspots::{Row, Sampled, TaskKey, hotspots, line_hotspots, native_fun
 use crate::{
     frame::Frame,
     python::{
-        Discovery, PythonProcess, PythonTree, discover::Interpreter, discovery::Place,
+        Discovery, PythonProcess, PythonTree, discovery::Place, interpreter::Interpreter,
         symbols::FrameId,
     },
     report::{

@@ -16,7 +16,7 @@ use super::{
         self, AsyncioOffsets, MAX_TASK_SIZE, ObjectOffsets, OffsetsError, SECTION, SECTION_SIZE,
     },
     code::{self, CodeError},
-    discover,
+    interpreter,
     layout::Offsets,
     memory::{Memory, MemoryError},
     threads,
@@ -172,7 +172,7 @@ pub fn offsets<T>(
 /// Where the `.AsyncioDebug` section is mapped in process `pid`.
 fn section<T>(pid: u32, interp: &Interpreter) -> Result<(u64, u64), Look<T>> {
     let maps = match procfs::maps(pid) {
-        Ok(text) => discover::parse_maps(&text),
+        Ok(text) => interpreter::parse_maps(&text),
         Err(err) => return Err(Look::Failed(format!("cannot read /proc/{pid}/maps: {err}"))),
     };
     let is_asyncio_module = |path: &str| {
@@ -188,8 +188,8 @@ fn section<T>(pid: u32, interp: &Interpreter) -> Result<(u64, u64), Look<T>> {
         });
     }
     // 3.14 keeps the section in the `_asyncio` module, 3.15 in the interpreter.
-    let wanted = |path: &str| is_asyncio_module(path) || discover::name_hint(path).is_some();
-    discover::mapped_section(pid, &maps, wanted, SECTION).ok_or_else(|| {
+    let wanted = |path: &str| is_asyncio_module(path) || interpreter::name_hint(path).is_some();
+    interpreter::mapped_section(pid, &maps, wanted, SECTION).ok_or_else(|| {
         if interp.minor == 14 {
             Look::NotImported
         } else {

@@ -1,5 +1,5 @@
 //! Where the search for one process's interpreter stands ([`Discovery`]),
-//! and the look itself (`find`): `discover` finds the ELF and its version,
+//! and the look itself (`find`): `interpreter` finds the ELF and its version,
 //! `layout` the structure offsets of that build, and a layout found at run
 //! time must decode the live interpreter's frames. `process` drives the
 //! search and publishes what it finds.
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::{
     PythonError, SUPPORTED,
-    discover::{self, Binaries, DiscoverError, Interpreter},
+    interpreter::{self, Binaries, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
     memory::{self, ProcessMemory},
     symbols::CodeSource,
@@ -185,7 +185,7 @@ pub struct NotReady {
 /// The interpreter of `pid`, understood; else why not, with the
 /// interpreter when one was found but is not supported.
 pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady, Option<Found>)> {
-    let interpreter = match discover::discover(pid, binaries) {
+    let interpreter = match interpreter::discover(pid, binaries) {
         Ok(interpreter) => interpreter,
         Err(err) => {
             let searching = matches!(
@@ -211,7 +211,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
     if !interpreter.version_is_exact()
         && let Some(buffer) = interpreter.version_buffer
         && let Ok(text) = memory::Memory::read_vec(&ProcessMemory::new(pid), buffer, 250)
-        && let Some(version) = discover::version_from_getversion(&text)
+        && let Some(version) = interpreter::version_from_getversion(&text)
     {
         interpreter.version = version;
     }

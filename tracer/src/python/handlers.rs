@@ -9,8 +9,8 @@
 use super::{
     layout::Offsets,
     memory::Memory,
-    names::Objects,
     symbols::{CodeSource, Symbols},
+    thread_names::Objects,
 };
 use crate::frame::Frame;
 

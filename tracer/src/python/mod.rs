@@ -1,5 +1,5 @@
 //! Python frames, as far as the process is concerned: find the interpreter
-//! in a traced process (`discover`, `layout`: which build, which structure
+//! in a traced process (`interpreter`, `layout`: which build, which structure
 //! offsets), publish its threads' `PyThreadState` addresses to the BPF
 //! sampler (`threads`), and turn sampled raw stacks (code-object pointers +
 //! instruction positions) into [`Frame`](crate::frame::Frame)s by reading
@@ -13,16 +13,16 @@
 pub mod asyncio;
 pub mod asyncio_offsets;
 pub mod code;
-pub mod discover;
 pub mod discovery;
 pub mod gil;
 pub mod handlers;
+pub mod interpreter;
 pub mod layout;
 pub mod memory;
-pub mod names;
 pub mod process;
 pub mod running_task;
 pub mod symbols;
+pub mod thread_names;
 pub mod threads;
 pub mod tree;
 
@@ -37,7 +37,7 @@ pub use tree::PythonTree;
 #[derive(Debug, thiserror::Error)]
 pub enum PythonError {
     #[error(transparent)]
-    Discover(#[from] discover::DiscoverError),
+    Discover(#[from] interpreter::DiscoverError),
     #[error(transparent)]
     Layout(#[from] layout::LayoutError),
 }

@@ -14,13 +14,13 @@ use tracer_common::{PyConfig, PyFrameRecord};
 use super::{
     asyncio,
     code::CopiedNames,
-    discover::{self, Binaries},
     discovery::{Discovery, Place, Ready, find},
     gil, handlers,
+    interpreter::{self, Binaries},
     memory::{self, ProcessMemory},
-    names::{self, NameCache},
     running_task::RunningTasks,
     symbols::{FrameId, FrameTable, Symbols},
+    thread_names::{self, NameCache},
     threads,
 };
 use crate::{frame::Frame, procfs};
@@ -697,7 +697,7 @@ impl PythonProcess {
         self.names_read = Some(Instant::now());
         let named_before = self.names.len();
         let tstates: Vec<u64> = self.published.values().copied().collect();
-        let by_ident = names::thread_names(
+        let by_ident = thread_names::thread_names(
             &ready.memory,
             &ready.binary.offsets,
             &tstates,
@@ -833,7 +833,7 @@ impl PythonProcess {
         }
         if !self.config_published {
             let interpreter = &ready.binary.interpreter;
-            let path = discover::openable_path(self.pid, &interpreter.path);
+            let path = interpreter::openable_path(self.pid, &interpreter.path);
             update.eval_frame = interpreter
                 .eval_frame_file_offset
                 .map(|offset| (path.clone(), offset));
@@ -843,7 +843,7 @@ impl PythonProcess {
         if !interpreter.version_is_exact()
             && let Some(buffer) = interpreter.version_buffer
             && let Ok(text) = memory::Memory::read_vec(&ready.memory, buffer, 250)
-            && let Some(version) = discover::version_from_getversion(&text)
+            && let Some(version) = interpreter::version_from_getversion(&text)
         {
             interpreter.version = version;
         }
@@ -873,7 +873,7 @@ impl PythonProcess {
             let interpreter = &ready.binary.interpreter;
             update.signal_checks = (!interpreter.signal_checks.is_empty()).then(|| {
                 (
-                    discover::openable_path(self.pid, &interpreter.path),
+                    interpreter::openable_path(self.pid, &interpreter.path),
                     interpreter.signal_checks.clone(),
                 )
             });

@@ -13,7 +13,7 @@ use std::{cell::RefCell, io::BufRead};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    code, discover, layout,
+    code, interpreter, layout,
     layout::Offsets,
     memory::{Memory, ProcessMemory, Recorder, Snapshot},
     symbols::python_frame,
@@ -396,7 +396,7 @@ fn live_interpreters_decode() {
         assert_eq!(line.trim(), "ready");
         let pid = child.id();
         wait_until_sleeping(pid);
-        let interp = discover::discover(pid, &mut Default::default()).unwrap();
+        let interp = interpreter::discover(pid, &mut Default::default()).unwrap();
         let live = ProcessMemory::new(pid);
         let recorder = Recorder {
             inner: &live,

@@ -10,7 +10,7 @@ use tracer_common::PyFrameRecord;
 
 use super::{
     code::CopiedNames,
-    discover::Binaries,
+    interpreter::Binaries,
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
 };

@@ -54,7 +54,7 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// The key of the file in a [`discover`] cache of files that are not Python.
+    /// The key of the file in a [`interpreter`] cache of files that are not Python.
     pub fn cache_key(&self) -> String {
         format!("{} {}", self.file, self.path)
     }
