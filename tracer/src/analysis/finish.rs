@@ -1,0 +1,302 @@
+//! `Collector::finish`: once the loop has stopped, every aggregator's
+//! section built and the maps' snapshot merged in, into the one `Report`
+//! (a one-off trace's, the continuous mode's last figures, or `--dump`'s).
+
+use super::*;
+
+impl Collector {
+    /// The report: every aggregator's section, the map snapshot merged in.
+    pub fn finish(mut self, mut maps: MapSnapshot, ending: Ending) -> Report {
+        if self.metrics.is_some() {
+            return self.finish_continuous(maps, ending);
+        }
+        if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
+            self.warnings.push(full);
+        }
+        let ended = std::mem::take(&mut self.ended).merge_into(&mut maps);
+        let dropped_switches = maps.drops[drops::THREADS as usize];
+        self.warnings
+            .extend(sched::full_warning(&maps, dropped_switches));
+        let _ = self.read_signal_handlers();
+        self.warnings
+            .extend(python_threads_capped(self.python.as_ref()));
+        self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
+        // Threads that exited: their last switch-out was their end.
+        let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
+        if let Some(tree) = self.python.as_mut() {
+            self.profile
+                .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
+        }
+        let mut names = std::mem::take(&mut self.exit_comms);
+        names.extend(sched::live_names(&maps.threads));
+        self.files.finish_sockets(&maps.reads);
+        let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
+        // The kernel's rows are in the report's rows now: a million files'
+        // are not held while the rest is built.
+        maps.reads = Vec::new();
+        maps.opens = HashMap::new();
+        let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
+        sched.inside_reads = reads::total_switches(&reads);
+        let mut python = self.python_section(&maps, &ending, &mut reads);
+        if let Some(tree) = &self.python
+            && python.status != "disabled"
+        {
+            gil::fill(
+                &mut python,
+                &self.gil,
+                tree,
+                &maps.python_gil_waits,
+                self.profile.timed_stacks(tracer_common::py_event::GIL_WAIT),
+                &sched,
+                ending.end_ns.saturating_sub(self.settings.base_ns),
+            );
+        }
+        for row in &mut python.processes {
+            row.container = self.processes.container_of(row.pid);
+        }
+        python.threads_at_start = std::mem::take(&mut self.threads_at_start);
+        python.threads_at_end = std::mem::take(&mut self.threads_at_end);
+        python.asyncio = asyncio::section(
+            std::mem::take(&mut self.tasks_at_end),
+            std::mem::take(&mut self.tasks_at_start),
+            std::mem::take(&mut self.asyncio_notes),
+            std::mem::take(&mut python.asyncio.samples_by_task),
+        );
+        if let Some(tree) = &self.python {
+            python::name_threads(&tree.thread_names(), &mut sched, &mut python);
+        }
+        python::asleep_at_end(
+            &mut python,
+            &sched,
+            ending.end_ns.saturating_sub(self.settings.base_ns),
+        );
+        let mut signals = std::mem::take(&mut self.signals);
+        for main in python.threads_at_end.iter().filter(|t| t.tid == t.pid) {
+            signals.on_main_thread(
+                main.pid,
+                ending.end_ns,
+                signals::SEEN_AT_STOP,
+                main.frames.clone(),
+            );
+        }
+        let (processes, zombies) = std::mem::take(&mut self.processes).finish(
+            ending.end_ns,
+            self.settings.base_ns,
+            |pid| signals.killer_of(pid),
+            crate::procfs::is_zombie,
+            crate::procfs::ns_pid,
+        );
+        let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
+        let mut changes =
+            std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
+                self.python
+                    .as_ref()
+                    .and_then(|tree| tree.process(pid))
+                    .is_some_and(|p| p.ready().is_some())
+            });
+        let signal_resets_before_exec =
+            signals::exec_resets::fold(&mut changes.actions, &processes);
+        let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
+        let mut warnings = ending.warnings;
+        warnings.append(&mut self.warnings);
+        if self.decode_errors > 0 {
+            warnings.push(format!(
+                "{} ring buffer records could not be decoded",
+                thousands(self.decode_errors)
+            ));
+        }
+        if python.samples > 0 && !python.timeline_complete {
+            warnings.push(format!(
+                "more Python samples than are kept in time order ({}): a speedscope profile \
+                 has one entry per distinct stack instead",
+                thousands(python.samples)
+            ));
+        }
+        let target = processes::target_at_end(
+            self.target,
+            &processes,
+            &names,
+            ending.exit_code,
+            ending.exit_signal,
+        );
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
+            target,
+            duration_s: ending.duration.as_secs_f64(),
+            events: EventCounts {
+                received: self.received,
+                lost: maps.drops[drops::RINGBUF as usize],
+                dropped: Dropped {
+                    reads: maps.drops[drops::READ_STATS as usize],
+                    threads: maps.drops[drops::THREADS as usize],
+                    tables: maps.drops[drops::TABLES as usize],
+                    lifecycle: maps.drops[drops::LIFECYCLE as usize],
+                },
+            },
+            stopped: ending.stopped.into(),
+            complete,
+            reads,
+            sched,
+            python,
+            processes,
+            zombies,
+            signals,
+            signal_log: SignalLog {
+                total: log_total,
+                entries: log_entries,
+            },
+            signal_resets_before_exec,
+            signal_actions: changes.actions,
+            signal_masks: changes.masks,
+            signal_masks_left_out: changes.masks_left_out,
+            event_loops: Vec::new(),
+            findings: Vec::new(),
+            warnings,
+            timeline: None,
+            metrics: None,
+            start_unix_ns: 0,
+            host_name: None,
+        };
+        report.event_loops = std::mem::take(&mut self.loops).finish(
+            &maps.loops,
+            self.settings.loop_stall_ns,
+            &self.profile,
+            self.python.as_ref(),
+            &report.sched,
+        );
+        report.findings = findings(&report);
+        if let Some(timeline) = self.timeline.take() {
+            let timeline = timeline.finish(
+                &self.files,
+                self.settings.base_ns,
+                ending.end_ns,
+                self.settings.base_ns + crate::events::boottime_offset_ns(),
+            );
+            report.warnings.extend(timeline::warnings(&timeline));
+            report.timeline = Some(timeline);
+        }
+        report
+    }
+
+    /// `--serve`: the final figures, with what the report says of the run.
+    fn finish_continuous(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+        let lost = maps.drops.iter().sum();
+        // Every descriptor counts as open: the last fold drops nothing.
+        let open: Vec<(tracer_common::FdKey, u64)> = maps
+            .reads
+            .iter()
+            .map(|(k, _)| {
+                let fd = tracer_common::FdKey {
+                    tgid: k.tgid,
+                    fd: k.fd,
+                };
+                (fd, k.file_id)
+            })
+            .collect();
+        self.fold_metrics(metrics::MapsNow {
+            reads: &maps.reads,
+            threads: &maps.threads,
+            open: &open,
+            loops: &maps.loops,
+            lost,
+        });
+        let metrics = self.metrics.take().map(|live| live.snapshot());
+        let mut warnings = ending.warnings;
+        warnings.append(&mut self.warnings);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target: self.target,
+            duration_s: ending.duration.as_secs_f64(),
+            events: EventCounts {
+                received: self.received,
+                lost: maps.drops[drops::RINGBUF as usize],
+                ..EventCounts::default()
+            },
+            stopped: ending.stopped.into(),
+            complete: lost == 0 && self.decode_errors == 0,
+            warnings,
+            metrics,
+            ..Report::default()
+        }
+    }
+
+    /// The report of `--dump`: the target, its interpreters and every
+    /// Python thread's stack as it is now.
+    pub fn finish_dump(mut self) -> Report {
+        let mut python = match &self.python {
+            Some(tree) => self.profile.section(tree, &[], 0),
+            None => python::disabled("no Python process"),
+        };
+        for row in &mut python.processes {
+            row.container = self.processes.container_of(row.pid);
+        }
+        python.threads_at_start = self.threads_at_start;
+        // The dump's one look is its `tasks`: the latest.
+        python.asyncio = asyncio::section(
+            self.tasks_at_start,
+            Vec::new(),
+            self.asyncio_notes,
+            Vec::new(),
+        );
+        Report {
+            schema_version: SCHEMA_VERSION,
+            target: self.target,
+            stopped: "dump".into(),
+            complete: true,
+            python,
+            ..Report::default()
+        }
+    }
+
+    /// The Python section; the read stacks go onto their files' rows.
+    fn python_section(
+        &self,
+        maps: &MapSnapshot,
+        ending: &Ending,
+        reads: &mut [crate::report::FileReads],
+    ) -> crate::report::Python {
+        if let Some(err) = &ending.sampler_error {
+            return python::disabled(&format!("Python sampling could not start: {err}"));
+        }
+        let (Some(rate_hz), Some(tree)) = (self.settings.python_rate_hz, &self.python) else {
+            return python::disabled("--no-python");
+        };
+        let mut section = self.profile.section(tree, &maps.python_ticks, rate_hz);
+        if self.settings.count_entries {
+            section.entries_from_c = self.profile.entries();
+            section.entries_error = self.entries_error.clone();
+        }
+        for process in tree.processes().filter(|p| p.ready().is_some()) {
+            reads::add_python_stacks(
+                reads,
+                &self.files,
+                process.pid(),
+                process.read_stack_every(),
+                self.profile.read_stacks(process.pid()),
+            );
+        }
+        section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
+        section.samples_torn = self.torn_samples;
+        section.native = self.native.as_ref().map(native::figures);
+        section
+    }
+}
+
+/// The processes whose Python thread lists were longer than the tracer
+/// reads (`threads::MAX_THREADS` thread states).
+fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String> {
+    let Some(tree) = tree else {
+        return Vec::new();
+    };
+    tree.processes()
+        .filter(|process| process.thread_lists_capped())
+        .map(|process| {
+            format!(
+                "python: pid {} had more than {} thread states: threads_at_end lists that \
+                 many (the others are sampled all the same: the kernel finds their states)",
+                process.pid(),
+                crate::report::format::thousands(crate::python::threads::MAX_THREADS as u64)
+            )
+        })
+        .collect()
+}
