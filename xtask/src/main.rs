@@ -29,6 +29,8 @@ mod reads_bench;
 mod scale_bench;
 mod serve_bench;
 mod setup;
+#[cfg(test)]
+mod tidy;
 mod util;
 mod wheel;
 

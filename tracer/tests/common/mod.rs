@@ -13,10 +13,11 @@
 pub mod calibrated;
 pub mod http;
 pub mod podman;
+mod report;
+mod strace;
 pub mod tls;
 
 use std::{
-    collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
     process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio},
@@ -24,7 +25,12 @@ use std::{
     time::Duration,
 };
 
+// Each test binary uses some of these: the rest are unused there.
+#[allow(unused_imports)]
+pub use report::*;
 use serde_json::Value;
+#[allow(unused_imports)]
+pub use strace::*;
 
 pub const TRACER: &str = env!("CARGO_BIN_EXE_tracer");
 /// Debian's interpreter: a static executable.
@@ -54,6 +60,18 @@ pub fn python(path: &str) -> &str {
     assert!(
         Path::new(path).exists(),
         "{path} is missing: the end-to-end tests need it"
+    );
+    path
+}
+
+/// pyenv's interpreter of `version` (3.12.1: `.../bin/python3.12`); a
+/// missing one fails the test with what to do.
+pub fn pyenv(version: &str) -> String {
+    let minor = &version[..version.rfind('.').unwrap()];
+    let path = format!("/root/.pyenv/versions/{version}/bin/python{minor}");
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: install it with pyenv"
     );
     path
 }
@@ -354,111 +372,6 @@ pub fn trace_command(scratch: &Scratch, extra: &[&str], command: &[String]) -> V
     report
 }
 
-/// Every file read has a name: none is "fd N (closed before it could be
-/// named)", "(name lost)" or "(bad descriptor)". (Launch mode once counted
-/// the tracer's own wait for the release of the command as such a read.)
-pub fn assert_all_named(report: &Value) {
-    for e in report["reads"].as_array().unwrap() {
-        let path = e["path"].as_str().unwrap();
-        assert!(!path.starts_with("fd "), "unnamed file: {e:#}");
-        assert_ne!(e["fs"], "unknown", "{e:#}");
-    }
-}
-
-/// Nothing was lost or dropped: the figures are exact, not lower bounds.
-pub fn assert_complete(report: &Value) {
-    assert_eq!(report["complete"], true, "report not complete: {report:#}");
-    assert_eq!(report["events"]["lost"], 0);
-    for (name, count) in report["events"]["dropped"].as_object().expect("dropped") {
-        assert_eq!(count, 0, "dropped {name}: {}", report["events"]);
-    }
-}
-
-/// Complete, and every program attached (optional ones add a warning when
-/// they do not).
-pub fn assert_complete_no_warnings(report: &Value) {
-    assert_complete(report);
-    assert_eq!(report["warnings"], serde_json::json!([]));
-}
-
-/// The report's reads entry for (pid, path), if any.
-pub fn find_entry<'a>(report: &'a Value, pid: u64, path: &str) -> Option<&'a Value> {
-    report["reads"]
-        .as_array()
-        .expect("reads array")
-        .iter()
-        .find(|e| e["pid"] == pid && e["path"] == path)
-}
-
-pub fn entry<'a>(report: &'a Value, pid: u64, path: &str) -> &'a Value {
-    find_entry(report, pid, path).unwrap_or_else(|| {
-        let have: Vec<String> = report["reads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| format!("{} {}", e["pid"], e["path"]))
-            .collect();
-        panic!(
-            "no reads entry for pid {pid} path {path}; the report has:\n  {}",
-            have.join("\n  ")
-        )
-    })
-}
-
-/// Every figure the workload wrote for every file it read must be in the
-/// report, identical. Returns how many files were checked.
-pub fn assert_matches_workload(report: &Value, expected: &Value) -> usize {
-    assert_matching(report, expected, |_| true)
-}
-
-pub fn assert_matching(report: &Value, expected: &Value, keep: impl Fn(&Value) -> bool) -> usize {
-    let files = expected["files"].as_array().expect("workload files");
-    let mut checked = 0;
-    for want in files.iter().filter(|w| keep(w)) {
-        let pid = want["pid"].as_u64().unwrap();
-        let path = want["path"].as_str().unwrap();
-        let got = entry(report, pid, path);
-        for (key, value) in want.as_object().unwrap() {
-            assert_eq!(
-                &got[key], value,
-                "pid {pid} {path}: `{key}` is {} in the report, the workload says {value}\n\
-                 report entry: {got:#}\nworkload: {want:#}",
-                got[key]
-            );
-        }
-        checked += 1;
-    }
-    assert!(checked > 0, "the workload recorded no files");
-    checked
-}
-
-/// `request_sizes` of an entry as a map of numbers.
-pub fn request_sizes(entry: &Value) -> BTreeMap<u64, u64> {
-    entry["request_sizes"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap()))
-        .collect()
-}
-
-pub fn u64_of(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("{value} is not a number"))
-}
-
-/// Read-family syscalls of `pid` in a report, over all its files.
-pub fn read_syscalls_of(report: &Value, pid: u64) -> u64 {
-    report["reads"]
-        .as_array()
-        .expect("reads")
-        .iter()
-        .filter(|e| e["pid"] == pid)
-        .map(|e| u64_of(&e["syscalls"]))
-        .sum()
-}
-
 /// The filesystem type of `path` as `stat -f` shows it, in hex (ef53: ext2/3/4).
 pub fn fs_magic(path: &str) -> String {
     let output = Command::new("stat")
@@ -597,134 +510,6 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-pub fn pid_of(v: &Value) -> u64 {
-    u64_of(v)
-}
-
-/// The report's signal groups matching `signal` whose target is `target_pid`.
-pub fn signal_groups<'a>(report: &'a Value, signal: &str, target_pid: u64) -> Vec<&'a Value> {
-    report["signals"]
-        .as_array()
-        .expect("signals is an array")
-        .iter()
-        .filter(|g| g["signal"] == signal && g["target"]["pid"] == target_pid)
-        .collect()
-}
-
-pub fn process(report: &Value, pid: u64) -> &Value {
-    let found: Vec<&Value> = report["processes"]
-        .as_array()
-        .expect("processes is an array")
-        .iter()
-        .filter(|p| p["pid"] == pid)
-        .collect();
-    assert_eq!(found.len(), 1, "process {pid} in {}", report["processes"]);
-    found[0]
-}
-
-pub fn zombie(report: &Value, pid: u64) -> &Value {
-    let found: Vec<&Value> = report["zombies"]
-        .as_array()
-        .expect("zombies is an array")
-        .iter()
-        .filter(|z| z["pid"] == pid)
-        .collect();
-    assert_eq!(found.len(), 1, "zombie {pid} in {}", report["zombies"]);
-    found[0]
-}
-
-/// One read-family call as strace -y shows it.
-pub struct StraceRead {
-    pub pid: u64,
-    pub syscall: String,
-    /// The file as strace -y shows it (the tracer's view: a chroot's
-    /// files with the root's path in front).
-    pub path: String,
-    pub request: u64,
-    pub ret: i64,
-}
-
-/// Parses `PID NAME(FD</path>, ...) = RET` lines of
-/// `strace -f -y -s 8 -e trace=read,pread64,readv,preadv,preadv2`.
-pub fn parse_strace(log: &str) -> Vec<StraceRead> {
-    let mut reads = Vec::new();
-    for line in log.lines() {
-        let bad = || panic!("unexpected strace line: {line}");
-        let (pid, rest) = line.split_once(' ').unwrap_or_else(bad);
-        let rest = rest.trim_start();
-        if rest.starts_with("+++") || rest.starts_with("---") {
-            continue;
-        }
-        assert!(
-            !rest.contains("unfinished") && !rest.contains("resumed"),
-            "interleaved strace output, cannot count: {line}"
-        );
-        let (syscall, args) = rest.split_once('(').unwrap_or_else(bad);
-        let (args, ret) = args.rsplit_once(") = ").unwrap_or_else(bad);
-        let ret: i64 = ret.split_whitespace().next().unwrap().parse().unwrap();
-        // Descriptor as `3</path>`; a bad descriptor has no path.
-        let path = match (args.find('<'), args.find(">, ")) {
-            (Some(open), Some(close)) if open < close => args[open + 1..close].to_owned(),
-            _ => String::new(),
-        };
-        let request = match syscall {
-            // read(fd, buf, count): count is last; pread64(fd, buf, count, pos): next to last.
-            "read" => args.rsplit(", ").next().unwrap().parse().unwrap(),
-            "pread64" => args.rsplit(", ").nth(1).unwrap().parse().unwrap(),
-            _ => args
-                .split("iov_len=")
-                .skip(1)
-                .map(|s| {
-                    s.split(|c: char| !c.is_ascii_digit())
-                        .next()
-                        .unwrap()
-                        .parse::<u64>()
-                        .unwrap()
-                })
-                .sum(),
-        };
-        reads.push(StraceRead {
-            pid: pid.parse().unwrap(),
-            syscall: syscall.to_owned(),
-            path,
-            request,
-            ret,
-        });
-    }
-    reads
-}
-
-/// Samples in `python.stacks` with `function` anywhere in the stack, over
-/// the stacks `keep` selects (by `pid`, by `tid`).
-pub fn samples_with(python: &Value, function: &str, keep: impl Fn(&Value) -> bool) -> u64 {
-    python["stacks"]
-        .as_array()
-        .expect("python.stacks")
-        .iter()
-        .filter(|s| keep(s))
-        .filter(|s| {
-            s["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["function"] == function)
-        })
-        .map(|s| u64_of(&s["samples"]))
-        .sum()
-}
-
-/// `got` samples for `cpu_ns` of CPU time at `rate` Hz: within 40% of
-/// rate x CPU time (a CPU-clock tick every 1e9 / rate ns of the thread's
-/// own CPU time; below: the first ticks before the tracer knows a thread).
-pub fn assert_sampled_at_rate(got: u64, cpu_ns: u64, rate: u64, what: &str, context: &Value) {
-    let expected = cpu_ns * rate / 1_000_000_000;
-    assert!(
-        got * 10 >= expected * 6 && got * 10 <= expected * 14,
-        "{what}: {got} samples for {cpu_ns} ns of CPU at {rate} Hz (expected about \
-         {expected})\n{context:#}"
-    );
-}
-
 /// Starts a workload that prints "ready PID" when set up and then waits
 /// for a line on its standard input; returns it and PID.
 pub fn spawn_until_ready(command: &[String]) -> (Proc, u32) {
@@ -771,45 +556,6 @@ pub fn trace_until_done(scratch: &Scratch, command: &[String]) -> Value {
     assert_eq!(status.code(), Some(0), "tracer: {}", stderr.rest());
     workload.signal("KILL");
     load_json(&report_path)
-}
-
-/// python_thread_names.py's names (`threading.Thread(name=...)`, a
-/// subclass, a CJK name, the default "Thread-N", "MainThread") are in
-/// every per-thread view: sampled threads, scheduling rows and the stacks
-/// at the stop (taken while every thread is parked).
-pub fn check_thread_names(report: &Value, facts: &Value, context: &str) {
-    let pid = u64_of(&facts["pid"]);
-    let names = facts["names"].as_object().unwrap();
-    assert_eq!(names.len(), 6, "{facts:#}");
-    assert_eq!(names[&pid.to_string()], "MainThread");
-    assert!(names.values().any(|n| n == "名前-cjk"), "{facts:#}");
-    assert!(
-        names
-            .values()
-            .any(|n| n.as_str().unwrap().starts_with("Thread-")),
-        "{facts:#}"
-    );
-    let named = |rows: &Value, what: &str| -> usize {
-        let rows = rows.as_array().unwrap();
-        for row in rows {
-            if let Some(name) = names.get(&row["tid"].to_string()) {
-                assert_eq!(&row["name"], name, "{context}: {what} {row:#}");
-            }
-        }
-        rows.iter()
-            .filter(|r| names.contains_key(&r["tid"].to_string()))
-            .count()
-    };
-    let py = &report["python"];
-    // Every thread burned 150 ms of CPU: each is sampled, under its name.
-    assert_eq!(
-        named(&py["threads"], "python.threads"),
-        6,
-        "{:#}",
-        py["threads"]
-    );
-    assert_eq!(named(&py["threads_at_end"], "threads_at_end"), 6);
-    assert_eq!(named(&report["sched"]["threads"], "sched.threads"), 6);
 }
 
 /// How a launched workload ends ([`launch_until`]).
