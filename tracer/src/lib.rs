@@ -34,6 +34,6 @@ pub mod scope;
 pub mod serve;
 pub mod sockets;
 pub mod start;
-pub mod status;
+pub mod status_line;
 pub mod target;
 pub mod uprobes;

@@ -95,14 +95,14 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     // spent a third of the tracer's time there, and fell behind.
     if ready && !collector.settings.continuous {
         let unsent = probes.drops()?[tracer_common::drops::RINGBUF as usize];
-        if collector.python_maps_read_at != Some(unsent) {
+        if collector.unsent_when_python_maps_read != Some(unsent) {
             let entries = if collector.settings.count_entries {
                 probes.python_entries()?
             } else {
                 Vec::new()
             };
             collector.on_python_maps(&probes.python_event_stacks()?, &entries);
-            collector.python_maps_read_at = Some(unsent);
+            collector.unsent_when_python_maps_read = Some(unsent);
         }
     }
     // After the threads are published (start-up is when a fork or a read

@@ -31,7 +31,7 @@ use crate::{
     run_error::{RunError, io_err},
     scope::Scope,
     start,
-    status::StatusLine,
+    status_line::StatusLine,
     target::Target,
 };
 

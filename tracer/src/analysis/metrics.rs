@@ -118,7 +118,7 @@ struct Counts {
 }
 
 /// The continuous mode's figures while tracing.
-pub struct Live {
+pub struct Aggregator {
     folds: u64,
     /// Last values seen per kernel row, to add what grew since.
     reads_seen: HashMap<ReadKey, ReadStats>,
@@ -175,13 +175,13 @@ fn redacted(path: String, prefixes: &[String]) -> String {
 /// and reads land after its exit record.
 const GRACE_FOLDS: u64 = 2;
 
-impl Default for Live {
+impl Default for Aggregator {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Live {
+impl Aggregator {
     /// `redact`: `--redact-paths`' prefixes.
     pub fn redacting(redact: Vec<String>) -> Self {
         Self {
@@ -487,7 +487,7 @@ impl Live {
         }
     }
 
-    /// [`Live::fold`] from the maps as read now, then forgets what the
+    /// [`Aggregator::fold`] from the maps as read now, then forgets what the
     /// gone left in userspace: the names of files neither open nor in a
     /// kept row, the files and Python state of gone processes. `open`: the
     /// descriptors open now (`FD_FILES`: tgid, fd, file id); `lost`:
@@ -734,7 +734,7 @@ mod tests {
     #[test]
     fn container_labels_last_as_long_as_their_series() {
         const ID: &str = "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a";
-        let mut live = Live::new();
+        let mut live = Aggregator::new();
         let roots = crate::containers::state::Roots {
             storage: Vec::new(),
             docker: "/nonexistent".into(),
@@ -772,7 +772,7 @@ mod tests {
 
     #[test]
     fn the_rows_only_a_record_named_are_forgotten_by_their_keys() {
-        let mut live = Live::new();
+        let mut live = Aggregator::new();
         let files = FileTable::default();
         let opened = |tgid, file_id| Event::FileOpened {
             tgid,
@@ -811,7 +811,7 @@ mod tests {
 
     #[test]
     fn folds_add_what_grew_and_forget_the_gone() {
-        let mut live = Live::new();
+        let mut live = Aggregator::new();
         let files = FileTable::default();
         let key = ReadKey {
             tgid: 7,

@@ -128,7 +128,7 @@ pub struct Collector {
     pub entries_error: Option<String>,
     /// The kernel's count of records it could not send when the
     /// kernel-side Python maps were last read (`python_refresh`).
-    pub python_maps_read_at: Option<u64>,
+    pub unsent_when_python_maps_read: Option<u64>,
     /// Signals generated and processes forked while tracing, for the status line.
     signals_seen: u64,
     processes_seen: u64,
@@ -149,7 +149,7 @@ pub struct Collector {
     timeline: Option<timeline::Recorder>,
     /// `--serve`: the continuous mode's figures (the report's sections are
     /// not kept then).
-    pub metrics: Option<metrics::Live>,
+    pub metrics: Option<metrics::Aggregator>,
     /// `--serve`: the open `/debug/pprof/profile` windows.
     captures: capture::Captures,
     /// Event loop stalls.
@@ -170,7 +170,7 @@ impl Collector {
             timeline: settings.timeline.then(timeline::Recorder::new),
             metrics: settings
                 .continuous
-                .then(|| metrics::Live::redacting(settings.redact_paths.clone())),
+                .then(|| metrics::Aggregator::redacting(settings.redact_paths.clone())),
             native: (settings.native != NativeMode::Off)
                 .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS, settings.native)),
             settings,

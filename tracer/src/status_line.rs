@@ -1,4 +1,4 @@
-//! The one-line live status on standard error (only when it is a terminal
+//! The one-line progress status on standard error (only when it is a terminal
 //! that no traced program writes to).
 
 use std::{
