@@ -414,9 +414,13 @@ impl Continuous {
                 );
             }
         }
+        if self.windows.is_some() {
+            fold(probes, collector)?;
+        }
+        // After the fold, as the figures: the exporter's thread may count
+        // its last drops until then.
         let own = self.own_figures();
         if let Some(windows) = self.windows.as_mut() {
-            fold(probes, collector)?;
             windows.write(collector, pid, own)?;
             if !args.quiet {
                 eprintln!(

@@ -56,6 +56,9 @@ fn pytest_run_is_all_named(name: &str, interpreter: &str) {
         .args(["--", python(interpreter), "-B", "-m", "pytest", "-q"])
         .args(["-p", "no:cacheprovider", &suite])
         .env("PYTHONPATH", &site)
+        // What the symbolizer did with each code object, said on a
+        // failure below (the copies, and the objects found freed).
+        .env("RUST_LOG", "tracer::python::symbols=debug")
         .current_dir(&scratch.dir)
         .output()
         .expect("run the tracer");
@@ -91,13 +94,20 @@ fn pytest_run_is_all_named(name: &str, interpreter: &str) {
         !copied.is_empty(),
         "no frame was named from the sampler's copy: none was freed before it was read?"
     );
+    let log = text(&output.stderr);
     for frame in &copied {
         let (qualname, file) = (
             frame["qualname"].as_str().unwrap(),
             frame["file"].as_str().unwrap(),
         );
         assert!(!qualname.is_empty() && !file.is_empty(), "{frame}");
-        assert!(frame["first_line"].as_u64().unwrap() > 0, "{frame}");
+        // On a failure: what the tracer saw of that file's code objects.
+        let seen: Vec<&str> = log.lines().filter(|l| l.contains(file)).collect();
+        assert!(
+            frame["first_line"].as_u64().unwrap() > 0,
+            "{frame}\ntorn samples: {}\n{seen:#?}",
+            python["samples_torn"]
+        );
     }
     // The test modules' own import work is in the samples, by file.
     for module in [

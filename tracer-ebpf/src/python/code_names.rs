@@ -71,14 +71,22 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
     {
         return Naming::NotCode;
     }
+    // Every code object CPython compiles starts on a line (a module on
+    // line 1): a 0 here is a read that failed or memory not (or no
+    // longer) the object's. Not copied: the next sample that meets the
+    // object tries again, rather than a name with no `def` line standing
+    // for it once it is freed.
+    let first_line: u32 =
+        unsafe { bpf_probe_read_user((code + cfg.code_firstlineno as u64) as *const u32) }
+            .unwrap_or(0);
+    if first_line == 0 {
+        return Naming::Skipped;
+    }
     let Some(mut entry) = EVENTS.reserve::<PyCodeNames>(0) else {
         count_drop(drops::RINGBUF);
         return Naming::Skipped;
     };
     let event = entry.as_mut_ptr();
-    let first_line: u32 =
-        unsafe { bpf_probe_read_user((code + cfg.code_firstlineno as u64) as *const u32) }
-            .unwrap_or(0);
     // SAFETY: fields of the reserved record, written in place.
     unsafe {
         core::ptr::addr_of_mut!((*event).header).write(EventHeader {

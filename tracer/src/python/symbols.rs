@@ -244,7 +244,19 @@ impl Symbols {
                 None
             }
         };
-        if info.is_none()
+        // Freed before it was read: the sampler's copy. Read while the
+        // process was making another object at that address (this tracer
+        // reads its memory while it runs): no `def` line yet, the copy
+        // says more.
+        let unfinished = info.as_ref().is_some_and(|info| info.firstlineno == 0);
+        if let Some(info) = info.as_ref().filter(|_| unfinished) {
+            log::debug!(
+                "code object {code:#x} ({check:#x}): read with no def line: {} {}",
+                info.qualname,
+                info.filename
+            );
+        }
+        if (info.is_none() || unfinished)
             && let Some(copied) = self.copied.get(&(code, check))
         {
             info = Some(copied.clone());
