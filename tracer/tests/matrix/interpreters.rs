@@ -299,3 +299,40 @@ pub(crate) fn line_of(script: &Path, needle: &str) -> u64 {
         .unwrap_or_else(|| panic!("no `{needle}` in {}", script.display()));
     index as u64 + 1
 }
+
+/// A workload run by the interpreter, traced from its start.
+pub(crate) struct Traced {
+    /// The JSON report: complete, and naming the interpreter.
+    pub(crate) report: Value,
+    /// What the workload wrote it did.
+    pub(crate) facts: Value,
+    pub(crate) files: Files,
+    /// The workload as the process sees it.
+    pub(crate) script: String,
+}
+
+/// `workload` (tests/workloads/) run by `interpreter` in its own mount
+/// namespace and root, launched under the tracer; the test's files are
+/// named `TEST-<interpreter>`.
+pub(crate) fn traced_from_start(interpreter: &Interpreter, test: &str, workload: &str) -> Traced {
+    require_root();
+    let test = format!("{test}-{}", slug(interpreter));
+    let scratch = Scratch::new(&format!("matrix/{test}"));
+    let files = Files::new(interpreter, &test, &scratch);
+    let script = files.script(workload);
+    let out = files.path("facts.json");
+    let report = trace_command(
+        &scratch,
+        &[],
+        &interpreter.command(Launch::MountNs, &[&script, &out]),
+    );
+    assert_complete(&report);
+    check_interpreter(&report, interpreter, &files);
+    let facts = files.load(&out);
+    Traced {
+        report,
+        facts,
+        files,
+        script,
+    }
+}

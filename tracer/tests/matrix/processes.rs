@@ -5,20 +5,12 @@ use super::*;
 /// Popen children never waited for: K zombies until the parent leaves, each
 /// spawned from the Popen line in spawn().
 pub(crate) fn zombies(interpreter: &Interpreter) {
-    require_root();
-    let test = format!("zombies-{}", slug(interpreter));
-    let scratch = Scratch::new(&format!("matrix/{test}"));
-    let files = Files::new(interpreter, &test, &scratch);
-    let script = files.script("matrix_zombies.py");
-    let out = files.path("facts.json");
-    let report = trace_command(
-        &scratch,
-        &[],
-        &interpreter.command(Launch::MountNs, &[&script, &out]),
-    );
-    assert_complete(&report);
-    check_interpreter(&report, interpreter, &files);
-    let facts = files.load(&out);
+    let Traced {
+        report,
+        facts,
+        files,
+        script,
+    } = traced_from_start(interpreter, "zombies", "matrix_zombies.py");
     let parent = pid_of(&facts["parent"]);
     let sleep_ns = u64_of(&facts["sleep_ns"]);
     let children: Vec<u64> = facts["children"]

@@ -73,20 +73,7 @@ pub(crate) fn check_proc_reads(report: &Value, facts: &Value, interpreter: &Inte
 
 /// Exact /proc read counts in the request sizes the version really uses.
 pub(crate) fn proc_reads(interpreter: &Interpreter) {
-    require_root();
-    let test = format!("proc-{}", slug(interpreter));
-    let scratch = Scratch::new(&format!("matrix/{test}"));
-    let files = Files::new(interpreter, &test, &scratch);
-    let script = files.script("matrix_proc.py");
-    let out = files.path("facts.json");
-    let report = trace_command(
-        &scratch,
-        &[],
-        &interpreter.command(Launch::MountNs, &[&script, &out]),
-    );
-    assert_complete(&report);
-    check_interpreter(&report, interpreter, &files);
-    let facts = files.load(&out);
+    let Traced { report, facts, .. } = traced_from_start(interpreter, "proc", "matrix_proc.py");
     // No pid namespace: the pid it sees is the host pid, and it is the target.
     assert_eq!(report["target"]["pid"], facts["pid"]);
     assert_eq!(report["target"]["ns_pid"], facts["pid"]);

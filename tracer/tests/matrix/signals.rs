@@ -5,20 +5,7 @@ use super::*;
 
 /// 25 SIGUSR1 by kill() and 3 by pthread_kill() to a Python handler.
 pub(crate) fn signals(interpreter: &Interpreter) {
-    require_root();
-    let test = format!("signals-{}", slug(interpreter));
-    let scratch = Scratch::new(&format!("matrix/{test}"));
-    let files = Files::new(interpreter, &test, &scratch);
-    let script = files.script("signals_self.py");
-    let out = files.path("facts.json");
-    let report = trace_command(
-        &scratch,
-        &[],
-        &interpreter.command(Launch::MountNs, &[&script, &out]),
-    );
-    assert_complete(&report);
-    check_interpreter(&report, interpreter, &files);
-    let facts = files.load(&out);
+    let Traced { report, facts, .. } = traced_from_start(interpreter, "signals", "signals_self.py");
     let pid = pid_of(&facts["pid"]);
     let (n, t) = (u64_of(&facts["sent"]), u64_of(&facts["sent_to_thread"]));
     assert_eq!((n, t), (25, 3));
