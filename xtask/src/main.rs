@@ -10,6 +10,8 @@
 //! * `fuzz`   run the fuzz targets of the parsers (`fuzz/`, cargo-fuzz)
 //! * `dist`   the static binary, the wheel, the .deb, the man page and
 //!   completions in `target/dist/`; `--check` installs and runs each (root)
+//! * `kernels` boot Debian's 5.10, 6.1, 6.12 and newest kernels in qemu and
+//!   run the static tracer in each (root)
 //!
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
 //! stdout carries only what the tracer prints (its report, in `demo`).
@@ -22,6 +24,8 @@ mod dist_bench;
 mod dist_check;
 mod floor;
 mod fuzz;
+mod kernel_images;
+mod kernels;
 mod node_bench;
 mod packages;
 mod proc_bench;
@@ -88,6 +92,11 @@ enum Command {
     /// Build what users install into target/dist/: the tracer linked
     /// statically, a wheel, a .deb, the man page and shell completions.
     Dist(dist::DistArgs),
+    /// Boot Debian's cloud kernels (bullseye's 5.10, bookworm's 6.1,
+    /// trixie's 6.12, sid's newest) in qemu, each with the static tracer
+    /// and python3.9 in its initramfs, and report what the tracer does on
+    /// each (needs root; kernels and the base initramfs are cached).
+    Kernels(kernels::KernelsArgs),
     /// (For the benchmark) run CMD with empty programs on the tracer's hooks.
     #[command(hide = true)]
     BenchFloor {
@@ -120,6 +129,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
         }),
+        Command::Kernels(args) => kernels::kernels(&args),
         Command::BenchFloor { command } => floor::floor(&command),
         Command::BenchBeside { words } => floor::beside(&words),
     };

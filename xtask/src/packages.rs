@@ -6,7 +6,7 @@
 //! machine where someone once installed with recommends hides its absence.
 //!
 //! `cargo xtask setup` installs all of them ([`ALL`]); `build`, `demo`,
-//! `test`, `dist` and `bench` each install their own group first.
+//! `test`, `dist`, `bench` and `kernels` each install their own group first.
 
 /// The interpreter the demo, the benchmark and most tests run.
 pub const PYTHON: &str = "python3.11";
@@ -102,10 +102,22 @@ pub const DIST_CHECK: &[&str] = &[
 /// Python suite reads the sampler's own run time).
 pub const BENCH: &[&str] = &["bpftrace", "bpftool", "hyperfine"];
 
+/// `cargo xtask kernels`: the emulator that boots Debian's kernels, the
+/// static busybox the initramfs' /init runs on, cpio for the initramfs,
+/// dpkg-deb to unpack a kernel package and readelf (binutils) to check
+/// that the tracer is static (the bullseye root's glibc is older).
+pub const KERNELS: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "dpkg",
+    "binutils",
+];
+
 /// Every group, each package once.
 pub fn all() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = Vec::new();
-    for group in [BUILD, DEMO, TEST, ROOTS, DIST, DIST_CHECK, BENCH] {
+    for group in [BUILD, DEMO, TEST, ROOTS, DIST, DIST_CHECK, BENCH, KERNELS] {
         for package in group {
             if !all.contains(package) {
                 all.push(package);

@@ -1,0 +1,550 @@
+//! `cargo xtask kernels`: the tracer run on Debian's other kernels, each
+//! booted in qemu as aya's CI boots its test kernels (`xtask/src/run.rs`
+//! there): the kernel's vmlinuz (`kernel_images`), an initramfs holding
+//! the bullseye root (python3.9), the static tracer and an /init that runs
+//! the checks, prints each one's output between markers on the serial
+//! console and powers off. The console is logged per kernel; what the
+//! checks printed is then read back from it and summed up.
+//!
+//! KVM does not work on this kind of VM, so qemu emulates (TCG): about
+//! 10 s a kernel, booted one after the other (each uses both cores).
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use crate::{
+    chroots, dist,
+    kernel_images::{self, KERNELS, Kernel},
+    packages, setup,
+    util::{self, run, shell_quote},
+};
+
+#[derive(Args)]
+pub struct KernelsArgs {
+    /// Boot only this kernel (repeatable): bullseye (5.10), bookworm
+    /// (6.1), trixie (6.12) or sid (the newest).
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// The static tracer to put in the VM, instead of building it.
+    #[arg(long, value_name = "PATH")]
+    pub tracer: Option<PathBuf>,
+    /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "TRACER-ARGS"
+    )]
+    pub tracer_args: Vec<String>,
+}
+
+/// How long a VM may run before it is killed (boot, checks and all).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Marks the lines of /init on the console (kernel messages interleave).
+const MARK: &str = "@@tracer-kernels";
+
+/// Where the tracer is inside the VM.
+const TRACER_IN_VM: &str = "/usr/local/bin/tracer";
+
+/// Where busybox is inside the VM (the root's own tools stay as they are).
+const BUSYBOX_IN_VM: &str = "/usr/local/bin/busybox";
+
+/// One check /init runs: a name, and a shell command (its output and
+/// exit status are reported).
+struct Check {
+    name: String,
+    script: String,
+}
+
+/// The checks, in order: the tracer starts; it traces a short Python
+/// process into a JSON report; then `tracer TRACER-ARGS` if given.
+fn checks(tracer_args: &[String]) -> Vec<Check> {
+    let mut checks = vec![
+        Check {
+            name: "version".into(),
+            script: "tracer --version".into(),
+        },
+        Check {
+            name: "trace".into(),
+            script: "tracer --format json -o /tmp/r.json -- \
+                     python3.9 -c 'open(\"/proc/self/status\").read()'"
+                .into(),
+        },
+        Check {
+            name: "report".into(),
+            script: "ls -l /tmp/r.json && head -c 300 /tmp/r.json && echo".into(),
+        },
+    ];
+    if !tracer_args.is_empty() {
+        let words: Vec<String> = tracer_args.iter().map(|a| shell_quote(a)).collect();
+        checks.push(Check {
+            name: "args".into(),
+            script: format!("tracer {}", words.join(" ")),
+        });
+    }
+    checks
+}
+
+pub fn kernels(args: &KernelsArgs) -> Result<()> {
+    util::require_root("kernels", "sudo -E cargo xtask kernels")?;
+    let chosen = chosen_kernels(&args.kernels)?;
+    setup::ensure_apt(packages::KERNELS)?;
+    let tracer = match &args.tracer {
+        Some(path) => path.clone(),
+        None => {
+            setup::setup()?;
+            dist::build_static()?
+        }
+    };
+    dist::ensure_static(&tracer)?;
+    let out_dir = util::target_dir().join("kernels");
+    fs::create_dir_all(&out_dir)?;
+    let initrd = initramfs(&tracer, &checks(&args.tracer_args), &out_dir)?;
+    let mut results = Vec::new();
+    for kernel in chosen {
+        let result = kernel_images::ensure_image(kernel)
+            .with_context(|| format!("the {} kernel could not be fetched", kernel.name))
+            .and_then(|image| boot(kernel, &image, &initrd, &out_dir));
+        let result = result.map_err(|err| format!("{err:#}"));
+        print_kernel(kernel.name, &result);
+        results.push((kernel.name, result));
+    }
+    print!("{}", summary_table(&results));
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| !r.as_ref().is_ok_and(VmRun::passed))
+        .map(|(name, _)| *name)
+        .collect();
+    if !failed.is_empty() {
+        bail!("the checks failed on {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The kernels `--kernel` names (all of them when none is named).
+fn chosen_kernels(names: &[String]) -> Result<Vec<&'static Kernel>> {
+    if names.is_empty() {
+        return Ok(KERNELS.iter().collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            KERNELS.iter().find(|k| k.name == name).with_context(|| {
+                let known: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
+                format!("no kernel {name}: choose among {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// The initramfs: the cached base (the bullseye root and busybox) with an
+/// archive of the tracer and /init appended (the kernel unpacks
+/// concatenated gzip'd cpio archives in order), so a re-run only packs
+/// the part that changes.
+fn initramfs(tracer: &Path, checks: &[Check], out_dir: &Path) -> Result<PathBuf> {
+    let base = base_initramfs()?;
+    let staging = out_dir.join("overlay");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(staging.join("usr/local/bin"))?;
+    fs::copy(tracer, staging.join(TRACER_IN_VM.trim_start_matches('/')))
+        .with_context(|| format!("copying {}", tracer.display()))?;
+    write_executable(&staging.join("init"), &init_script(checks))?;
+    let overlay = out_dir.join("overlay.cpio.gz");
+    pack_cpio(&staging, &overlay, &[])?;
+    let initrd = out_dir.join("initrd.cpio.gz");
+    let mut out = fs::File::create(&initrd)?;
+    for part in [&base, &overlay] {
+        std::io::copy(&mut fs::File::open(part)?, &mut out)
+            .with_context(|| format!("appending {}", part.display()))?;
+    }
+    Ok(initrd)
+}
+
+/// The bullseye root (python3.9) and busybox as one gzip'd cpio archive,
+/// made once (about 250 MB of files; delete it to make it again).
+fn base_initramfs() -> Result<PathBuf> {
+    let base = kernel_images::cache_dir().join("base-bullseye.cpio.gz");
+    if base.is_file() {
+        eprintln!("ok base initramfs {}", base.display());
+        return Ok(base);
+    }
+    let root = chroots::ensure_root("TRACER_PY39_ROOT")?;
+    let busybox = root.join(BUSYBOX_IN_VM.trim_start_matches('/'));
+    fs::create_dir_all(busybox.parent().expect("a path in /usr/local/bin"))?;
+    fs::copy("/bin/busybox", &busybox).context("copying busybox-static's /bin/busybox")?;
+    eprintln!("packing {} into {}", root.display(), base.display());
+    fs::create_dir_all(kernel_images::cache_dir())?;
+    let partial = base.with_extension("partial");
+    // What apt keeps (lists, .debs, the kernel download) is not needed in the VM.
+    pack_cpio(
+        &root,
+        &partial,
+        &["./tmp/*", "./var/lib/apt/lists/*", "./var/cache/apt/*"],
+    )?;
+    fs::rename(&partial, &base)?;
+    Ok(base)
+}
+
+/// `find | cpio -H newc | gzip -1` of `dir` into `out`, leaving out what
+/// matches one of the `find -path` patterns of `skip`.
+fn pack_cpio(dir: &Path, out: &Path, skip: &[&str]) -> Result<()> {
+    let mut find = String::from("find .");
+    if !skip.is_empty() {
+        let patterns: Vec<String> = skip
+            .iter()
+            .map(|p| format!("-path {}", shell_quote(p)))
+            .collect();
+        write!(find, " \\( {} \\) -prune -o", patterns.join(" -o ")).unwrap();
+    }
+    find.push_str(" -print0");
+    let script = format!(
+        "set -o pipefail; cd \"$1\" && {find} | cpio --null -o -H newc --quiet | gzip -1 > \"$2\""
+    );
+    run(Command::new("bash")
+        .args(["-c", &script, "pack"])
+        .arg(dir)
+        .arg(out))
+}
+
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The VM's /init: mounts what the tracer reads (proc, sysfs with
+/// /sys/kernel/btf, tracefs, the bpf fs, cgroup2), runs each check between
+/// markers, powers off.
+fn init_script(checks: &[Check]) -> String {
+    let mut script = format!(
+        "#!{BUSYBOX_IN_VM} sh\n\
+         export PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         bb={BUSYBOX_IN_VM}\n\
+         $bb mount -t proc proc /proc\n\
+         $bb mount -t sysfs sysfs /sys\n\
+         $bb mount -t devtmpfs devtmpfs /dev\n\
+         $bb mount -t tracefs tracefs /sys/kernel/tracing\n\
+         $bb mount -t debugfs debugfs /sys/kernel/debug\n\
+         $bb mount -t bpf bpf /sys/fs/bpf\n\
+         $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup\n\
+         $bb mount -t tmpfs tmpfs /tmp\n\
+         echo \"{MARK} uname $(uname -r)\"\n"
+    );
+    for check in checks {
+        let name = &check.name;
+        writeln!(
+            script,
+            "echo \"{MARK} begin {name}\"\n\
+             ( {} ) </dev/null 2>&1\n\
+             echo \"{MARK} end {name} $?\"",
+            check.script
+        )
+        .unwrap();
+    }
+    writeln!(
+        script,
+        "echo \"{MARK} done\"\n$bb sync\necho o > /proc/sysrq-trigger\n$bb sleep 30"
+    )
+    .unwrap();
+    script
+}
+
+/// What one VM said.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct VmRun {
+    /// `uname -r` inside.
+    release: Option<String>,
+    checks: Vec<CheckRun>,
+    /// /init reached its end (not killed by the timeout, no panic).
+    finished: bool,
+    log: PathBuf,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct CheckRun {
+    name: String,
+    /// None when the check never ended (the VM died in it).
+    status: Option<i32>,
+    output: String,
+}
+
+impl VmRun {
+    fn passed(&self) -> bool {
+        self.finished && self.checks.iter().all(|c| c.status == Some(0))
+    }
+}
+
+/// Boots `image` with `initrd`, the serial console logged to
+/// `out_dir/NAME.log`; reads the checks back from it.
+fn boot(
+    kernel: &Kernel,
+    image: &kernel_images::Image,
+    initrd: &Path,
+    out_dir: &Path,
+) -> Result<VmRun> {
+    let log = out_dir.join(format!("{}.log", kernel.name));
+    let console = fs::File::create(&log)?;
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072"])
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(&image.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 rdinit=/init"])
+        .stdin(Stdio::null())
+        .stdout(console.try_clone()?)
+        .stderr(console);
+    eprintln!(
+        "booting {} ({}; console in {})",
+        kernel.name,
+        image.package,
+        log.display()
+    );
+    eprintln!("$ {}", util::display(&qemu));
+    let started = Instant::now();
+    let mut child = qemu.spawn().context("starting qemu-system-x86_64")?;
+    let timed_out = loop {
+        if child.try_wait()?.is_some() {
+            break false;
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "{} {} after {:.1} s",
+        kernel.name,
+        if timed_out { "killed" } else { "powered off" },
+        started.elapsed().as_secs_f64()
+    );
+    let text = fs::read(&log)?;
+    let mut run = parse_console(&String::from_utf8_lossy(&text));
+    run.log = log;
+    Ok(run)
+}
+
+/// Reads /init's marked lines out of the console: the release, each
+/// check's output and status, and whether it got to the end.
+fn parse_console(console: &str) -> VmRun {
+    let mut run = VmRun::default();
+    let mut current: Option<CheckRun> = None;
+    for line in console.lines() {
+        let line = line.trim_end_matches('\r');
+        let Some(rest) = line.strip_prefix(MARK).map(str::trim) else {
+            if let Some(check) = current.as_mut() {
+                check.output.push_str(line);
+                check.output.push('\n');
+            }
+            continue;
+        };
+        let mut words = rest.splitn(2, ' ');
+        let (what, arg) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        match what {
+            "uname" => run.release = Some(arg.to_owned()),
+            "begin" => {
+                run.checks.extend(current.take());
+                current = Some(CheckRun {
+                    name: arg.to_owned(),
+                    status: None,
+                    output: String::new(),
+                });
+            }
+            "end" => {
+                if let Some(mut check) = current.take() {
+                    check.status = arg.rsplit(' ').next().and_then(|s| s.parse().ok());
+                    run.checks.push(check);
+                }
+            }
+            "done" => run.finished = true,
+            _ => {}
+        }
+    }
+    run.checks.extend(current);
+    run
+}
+
+/// One kernel's section of the output: its release, then each check.
+fn print_kernel(name: &str, result: &Result<VmRun, String>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "=== {name}");
+    match result {
+        Err(why) => {
+            let _ = writeln!(out, "error: {why}");
+        }
+        Ok(run) => {
+            let release = run.release.as_deref().unwrap_or("(did not boot to /init)");
+            let _ = writeln!(out, "kernel {release} (console: {})", run.log.display());
+            for check in &run.checks {
+                let status = check
+                    .status
+                    .map_or("did not end".to_owned(), |s| format!("exit {s}"));
+                let _ = writeln!(out, "--- {}: {status}", check.name);
+                let _ = write!(out, "{}", check.output);
+            }
+            if !run.finished {
+                let _ = writeln!(out, "the VM stopped before /init's end (see the console)");
+            }
+        }
+    }
+}
+
+/// One line per kernel: its release and each check's status.
+fn summary_table(results: &[(&str, Result<VmRun, String>)]) -> String {
+    let names: Vec<&str> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|run| run.checks.iter().map(|c| c.name.as_str()))
+        .fold(Vec::new(), |mut names, name| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        });
+    let mut rows = vec![{
+        let mut header = vec!["kernel".to_owned(), "release".to_owned()];
+        header.extend(names.iter().map(|n| n.to_string()));
+        header.push("result".to_owned());
+        header
+    }];
+    for (kernel, result) in results {
+        let mut row = vec![kernel.to_string()];
+        match result {
+            Err(_) => {
+                row.push("-".into());
+                row.extend(names.iter().map(|_| "-".to_owned()));
+                row.push("not fetched".into());
+            }
+            Ok(run) => {
+                row.push(run.release.clone().unwrap_or_else(|| "-".into()));
+                for name in &names {
+                    let status = run.checks.iter().find(|c| c.name == *name);
+                    row.push(match status.map(|c| c.status) {
+                        Some(Some(0)) => "ok".into(),
+                        Some(Some(code)) => format!("exit {code}"),
+                        Some(None) => "no end".into(),
+                        None => "-".into(),
+                    });
+                }
+                row.push(
+                    match (run.passed(), run.finished) {
+                        (true, _) => "pass",
+                        (false, true) => "FAIL",
+                        (false, false) => "FAIL (VM died)",
+                    }
+                    .into(),
+                );
+            }
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut table = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        writeln!(table, "{}", cells.join("  ").trim_end()).unwrap();
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "\
+[    0.000000] Linux version 5.10.0-32-cloud-amd64
+@@tracer-kernels uname 5.10.0-32-cloud-amd64\r
+@@tracer-kernels begin version\r
+tracer 0.1.0\r
+@@tracer-kernels end version 0\r
+@@tracer-kernels begin trace\r
+error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer reads 4\r
+@@tracer-kernels end trace 5\r
+@@tracer-kernels done\r
+[    9.1] reboot: Power down
+";
+
+    #[test]
+    fn console_is_read_back_into_checks() {
+        let run = parse_console(CONSOLE);
+        assert_eq!(run.release.as_deref(), Some("5.10.0-32-cloud-amd64"));
+        assert!(run.finished);
+        assert_eq!(run.checks.len(), 2);
+        assert_eq!(run.checks[0].name, "version");
+        assert_eq!(run.checks[0].status, Some(0));
+        assert_eq!(run.checks[0].output, "tracer 0.1.0\n");
+        assert_eq!(run.checks[1].status, Some(5));
+        assert!(run.checks[1].output.contains("'sched_switch' passes 3"));
+        assert!(!run.passed());
+    }
+
+    #[test]
+    fn a_check_cut_short_has_no_status() {
+        let run = parse_console("@@tracer-kernels begin trace\nKernel panic\n");
+        assert!(!run.finished);
+        assert_eq!(run.checks.len(), 1);
+        assert_eq!(run.checks[0].status, None);
+        assert_eq!(run.checks[0].output, "Kernel panic\n");
+    }
+
+    #[test]
+    fn summary_has_a_line_per_kernel() {
+        let results = vec![
+            ("bullseye", Ok(parse_console(CONSOLE))),
+            ("sid", Err("no package matches".to_owned())),
+        ];
+        let table = summary_table(&results);
+        assert_eq!(
+            table,
+            "\
+kernel    release                version  trace   result
+bullseye  5.10.0-32-cloud-amd64  ok       exit 5  FAIL
+sid       -                      -        -       not fetched
+"
+        );
+    }
+
+    #[test]
+    fn init_runs_every_check_between_markers_and_powers_off() {
+        let script = init_script(&checks(&["--pid".into(), "1 2".into()]));
+        assert!(script.starts_with("#!/usr/local/bin/busybox sh\n"));
+        for name in ["version", "trace", "report", "args"] {
+            assert!(script.contains(&format!("{MARK} begin {name}\"")), "{name}");
+            assert!(
+                script.contains(&format!("{MARK} end {name} $?\"")),
+                "{name}"
+            );
+        }
+        assert!(script.contains("tracer --pid '1 2'"));
+        assert!(script.contains("mount -t cgroup2 cgroup2 /sys/fs/cgroup"));
+        assert!(script.ends_with("echo o > /proc/sysrq-trigger\n$bb sleep 30\n"));
+    }
+
+    #[test]
+    fn kernels_are_chosen_by_name() {
+        assert_eq!(chosen_kernels(&[]).unwrap().len(), KERNELS.len());
+        let sid = chosen_kernels(&["sid".into()]).unwrap();
+        assert_eq!(sid.len(), 1);
+        assert_eq!(sid[0].name, "sid");
+        let err = chosen_kernels(&["buster".into()]).unwrap_err();
+        assert!(format!("{err}").contains("bullseye, bookworm, trixie, sid"));
+    }
+}
