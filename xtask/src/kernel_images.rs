@@ -149,8 +149,10 @@ impl Apt {
                 cmd
             }
         };
+        // stdout carries the command's report only: apt's chatter goes to stderr.
         cmd.args(&words[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive");
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::io::stderr());
         cmd
     }
 
@@ -162,6 +164,7 @@ impl Apt {
     fn output(&self, words: &[&str]) -> Result<String> {
         let mut cmd = self.command(words);
         let out = cmd
+            .stdout(std::process::Stdio::piped())
             .output()
             .with_context(|| format!("running {}", crate::util::display(&cmd)))?;
         if !out.status.success() {
@@ -191,7 +194,8 @@ impl Apt {
         fs::create_dir_all(&on_host)?;
         // apt-get download writes into its working directory, which chroot resets.
         let script = format!(
-            "cd {} && apt-get {} {} download -q {package}",
+            // As root: the _apt user may not write into a root-owned directory.
+            "cd {} && apt-get {} {} -o APT::Sandbox::User=root download -q {package}",
             inside.display(),
             NOT_EXPIRED[0],
             NOT_EXPIRED[1]
@@ -312,6 +316,7 @@ linux-image-6.12.107+deb13-cloud-amd64-unsigned - Linux 6.12 for x86-64 cloud
     #[test]
     fn each_kernel_has_its_own_name() {
         let mut names: Vec<&str> = KERNELS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), KERNELS.len());
         for kernel in KERNELS {
