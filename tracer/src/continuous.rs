@@ -514,7 +514,10 @@ impl Windows {
             "window_start_unix_ms": ms(self.started),
             "window_end_unix_ms": ms(now),
             "target_pid": pid,
-            "figures": crate::report::metrics::window_json(&figures.since(&self.before)),
+            "figures": crate::report::metrics::window_json(&crate::analysis::interval::metrics_since(
+                &figures,
+                &self.before,
+            )),
         });
         let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
         let name = format!("report-{}.json", ms(self.started));

@@ -164,7 +164,7 @@ impl Collector {
             self.python.as_ref(),
             &report.sched,
         );
-        report.findings = findings(&report);
+        derive(&mut report);
         if let Some(timeline) = self.timeline.take() {
             let timeline = timeline.finish(
                 &self.files,

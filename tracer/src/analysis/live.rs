@@ -14,7 +14,10 @@ use std::{
 use tracer_common::{ReadKey, ReadStats, drops};
 
 use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
-use super::{Collector, fd_rows};
+use super::{
+    Collector, fd_rows,
+    interval::{Cumulative, LastSeen},
+};
 use crate::{
     events::LiveMaps,
     report::{Report, SignalLogEntry},
@@ -41,9 +44,9 @@ pub struct LiveFigures {
     functions: HashMap<(u32, u32, String), (u64, u64)>,
     thread_names: HashMap<(u32, u32), String>,
     /// (pid, file id) -> reads since tracing began, as last seen.
-    files: HashMap<(u32, u64), FileTotals>,
+    files: LastSeen<(u32, u64), FileTotals>,
     /// tid -> (voluntary, involuntary, on-CPU ns), as last seen.
-    threads: HashMap<u32, (u64, u64, u64)>,
+    threads: LastSeen<u32, (u64, u64, u64)>,
 }
 
 #[derive(Default, Clone, PartialEq)]
@@ -51,6 +54,16 @@ struct FileTotals {
     syscalls: u64,
     bytes: u64,
     requests: BTreeMap<u64, u64>,
+}
+
+impl Cumulative for FileTotals {
+    fn grown_since(&self, before: &Self) -> Self {
+        FileTotals {
+            syscalls: self.syscalls.grown_since(&before.syscalls),
+            bytes: self.bytes.grown_since(&before.bytes),
+            requests: self.requests.grown_since(&before.requests),
+        }
+    }
 }
 
 impl LiveFigures {
@@ -136,10 +149,10 @@ impl Collector {
         maps.read_stats
             .iter()
             .for_each(|(key, stats)| add(key, stats));
-        let rows = totals
-            .iter()
-            .map(|(&(pid, file_id), now)| {
-                let before = live.files.get(&(pid, file_id)).cloned().unwrap_or_default();
+        live.files
+            .grown_all(totals)
+            .into_iter()
+            .map(|((pid, file_id), (grown, now))| {
                 let mut requests: Vec<(u64, u64)> =
                     now.requests.iter().map(|(&size, &n)| (size, n)).collect();
                 requests.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -147,16 +160,14 @@ impl Collector {
                 FileRow {
                     pid,
                     path: self.files.path_of(pid, file_id).into_owned(),
-                    syscalls: now.syscalls.saturating_sub(before.syscalls),
-                    bytes: now.bytes.saturating_sub(before.bytes),
+                    syscalls: grown.syscalls,
+                    bytes: grown.bytes,
                     syscalls_all: now.syscalls,
                     bytes_all: now.bytes,
                     requests,
                 }
             })
-            .collect();
-        live.files = totals;
-        rows
+            .collect()
     }
 }
 
@@ -244,13 +255,14 @@ fn live_threads(
     rows: &[(u32, tracer_common::ThreadStats)],
     main_names: &HashMap<u32, &str>,
 ) -> Vec<ThreadRow> {
-    let mut now = HashMap::with_capacity(rows.len());
-    let threads = rows
+    let now = rows
         .iter()
+        .map(|(tid, t)| (*tid, (t.voluntary, t.involuntary, t.on_cpu_ns)))
+        .collect();
+    let mut grown = live.threads.grown_all(now);
+    rows.iter()
         .map(|(tid, t)| {
-            let figures = (t.voluntary, t.involuntary, t.on_cpu_ns);
-            now.insert(*tid, figures);
-            let before = live.threads.get(tid).copied().unwrap_or_default();
+            let (interval, figures) = grown.remove(tid).unwrap_or_default();
             let comm_len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
             let comm = match main_names.get(tid) {
                 Some(name) if *tid == t.tgid => (*name).to_owned(),
@@ -260,16 +272,14 @@ fn live_threads(
                 pid: t.tgid,
                 tid: *tid,
                 comm,
-                voluntary: figures.0.saturating_sub(before.0),
-                involuntary: figures.1.saturating_sub(before.1),
-                on_cpu: Duration::from_nanos(figures.2.saturating_sub(before.2)),
+                voluntary: interval.0,
+                involuntary: interval.1,
+                on_cpu: Duration::from_nanos(interval.2),
                 voluntary_all: figures.0,
                 involuntary_all: figures.1,
             }
         })
-        .collect();
-    live.threads = now;
-    threads
+        .collect()
 }
 
 fn signal_row(entry: &SignalLogEntry) -> SignalRow {

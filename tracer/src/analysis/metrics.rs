@@ -13,7 +13,7 @@ use std::{
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
-use super::{processes, reads::FileTable, signals};
+use super::{interval::LastSeen, processes, reads::FileTable, signals};
 use crate::{
     containers::Containers,
     events::{Event, Forget},
@@ -121,8 +121,8 @@ struct Counts {
 pub struct Aggregator {
     folds: u64,
     /// Last values seen per kernel row, to add what grew since.
-    reads_seen: HashMap<ReadKey, ReadStats>,
-    threads_seen: HashMap<u32, (u64, u64)>,
+    reads_seen: LastSeen<ReadKey, (u64, u64)>,
+    threads_seen: LastSeen<u32, (u64, u64)>,
     reads: Bounded<(u32, String, String), Counts>,
     request_sizes: Bounded<(u32, String), Histogram>,
     switches: Bounded<u32, (u64, u64)>,
@@ -130,7 +130,7 @@ pub struct Aggregator {
     samples: Bounded<(u32, String), u64>,
     /// Per Python process: its event loops' iteration times (`LOOPS`, the
     /// last rows seen per thread).
-    loops_seen: HashMap<u32, LoopThread>,
+    loops_seen: LastSeen<u32, LoopThread>,
     loop_iterations: Bounded<u32, Histogram>,
     /// Per process: the keys of its kernel rows that only a record names
     /// (each row's first insert sends one), removed by key once it is gone.
@@ -193,14 +193,14 @@ impl Aggregator {
     pub fn new() -> Self {
         Self {
             folds: 0,
-            reads_seen: HashMap::new(),
-            threads_seen: HashMap::new(),
+            reads_seen: LastSeen::default(),
+            threads_seen: LastSeen::default(),
             reads: Bounded::new(MAX_FILE_SERIES),
             request_sizes: Bounded::new(MAX_HISTOGRAM_SERIES),
             switches: Bounded::new(MAX_PROCESS_SERIES),
             signals: BTreeMap::new(),
             samples: Bounded::new(MAX_FUNCTION_SERIES),
-            loops_seen: HashMap::new(),
+            loops_seen: LastSeen::default(),
             loop_iterations: Bounded::new(MAX_HISTOGRAM_SERIES),
             opened: HashMap::new(),
             event_stacks: HashMap::new(),
@@ -403,17 +403,15 @@ impl Aggregator {
         let mut grown: Vec<(ReadKey, u64, u64)> = Vec::new();
         let mut read_rows = Vec::new();
         for (key, stats) in reads {
-            let seen = self.reads_seen.entry(*key).or_default();
-            let syscalls = stats.syscalls.saturating_sub(seen.syscalls);
+            let (syscalls, bytes) = self.reads_seen.grown(*key, (stats.syscalls, stats.bytes));
             if syscalls > 0 {
-                grown.push((*key, syscalls, stats.bytes.saturating_sub(seen.bytes)));
+                grown.push((*key, syscalls, bytes));
             } else if !open.contains(&(key.tgid, key.fd, key.file_id)) {
                 read_rows.push(*key);
             }
-            *seen = *stats;
         }
         for key in &read_rows {
-            self.reads_seen.remove(key);
+            self.reads_seen.forget(key);
         }
         // Busiest first: they take free places before quieter files.
         grown.sort_by_key(|&(_, syscalls, _)| std::cmp::Reverse(syscalls));
@@ -432,10 +430,9 @@ impl Aggregator {
             sizes.observe(key.request as f64, syscalls);
         }
         for (tid, stats) in threads {
-            let seen = self.threads_seen.entry(*tid).or_default();
-            let voluntary = stats.voluntary.saturating_sub(seen.0);
-            let involuntary = stats.involuntary.saturating_sub(seen.1);
-            *seen = (stats.voluntary, stats.involuntary);
+            let (voluntary, involuntary) = self
+                .threads_seen
+                .grown(*tid, (stats.voluntary, stats.involuntary));
             if voluntary + involuntary > 0 {
                 let counts = self.switches.slot(&stats.tgid, now);
                 counts.0 += voluntary;
@@ -458,8 +455,8 @@ impl Aggregator {
         self.exited_threads.retain(|g| !due(g));
         self.freed.retain(|g| !due(g));
         for tid in &tids {
-            self.threads_seen.remove(tid);
-            self.loops_seen.remove(tid);
+            self.threads_seen.forget(tid);
+            self.loops_seen.forget(tid);
         }
         let gone: HashSet<u32> = pids.iter().copied().collect();
         self.reads_seen.retain(|key, _| !gone.contains(&key.tgid));
@@ -532,26 +529,18 @@ impl Aggregator {
     fn fold_loops(&mut self, loops: &[(u32, LoopThread)], python: Option<&PythonTree>) {
         let now = self.folds;
         for (tid, row) in loops {
-            let seen = self.loops_seen.entry(*tid).or_default();
-            let grown: Vec<u64> = row
-                .buckets
-                .iter()
-                .zip(&seen.buckets)
-                .map(|(n, was)| n.saturating_sub(*was))
-                .collect();
-            let busy_ns = row.busy_ns.saturating_sub(seen.busy_ns);
-            *seen = *row;
+            let grown = self.loops_seen.grown(*tid, *row);
             let is_python = python
                 .and_then(|tree| tree.process(row.tgid))
                 .is_some_and(|p| p.ready().is_some());
-            if !is_python || grown.iter().all(|&n| n == 0) {
+            if !is_python || grown.buckets.iter().all(|&n| n == 0) {
                 continue;
             }
             let histogram = self.loop_iterations.slot(&row.tgid, now);
             if histogram.bounds.is_empty() {
                 *histogram = Histogram::new(&LOOP_BOUNDS_S);
             }
-            histogram.add(&grown, busy_ns as f64 / 1e9);
+            histogram.add(&grown.buckets, grown.busy_ns as f64 / 1e9);
         }
     }
 

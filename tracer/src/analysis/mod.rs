@@ -9,6 +9,7 @@ pub mod fd_rows;
 mod finish;
 pub mod gil;
 pub mod hotspots;
+pub mod interval;
 pub mod live;
 pub mod live_model;
 pub mod loops;
@@ -614,6 +615,14 @@ impl Collector {
         self.profile.on_event_stacks(tree, event_stacks);
         self.profile.on_entries(tree, entries);
     }
+}
+
+/// What the whole report says beyond its sections' own figures: which
+/// signal changes are notable, then its findings. Run once the sections
+/// are filled (by `finish`, or by a test building a report by hand).
+pub fn derive(report: &mut Report) {
+    signals::changes::mark_notable(report);
+    report.findings = findings(report);
 }
 
 /// Everything in the report that deserves attention, section by section.

@@ -58,20 +58,6 @@ pub struct OtlpFigures {
     pub samples_dropped: u64,
 }
 
-impl OtlpFigures {
-    fn since(&self, before: &OtlpFigures) -> OtlpFigures {
-        OtlpFigures {
-            exports: self.exports.saturating_sub(before.exports),
-            export_failures: self.export_failures.saturating_sub(before.export_failures),
-            windows_dropped: self.windows_dropped.saturating_sub(before.windows_dropped),
-            samples_exported: self
-                .samples_exported
-                .saturating_sub(before.samples_exported),
-            samples_dropped: self.samples_dropped.saturating_sub(before.samples_dropped),
-        }
-    }
-}
-
 /// The endpoint's own counters under `--web-config`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WebFigures {
@@ -85,22 +71,6 @@ pub struct WebFigures {
     pub reload_failures: u64,
     /// The serving certificate's end of validity (Unix seconds), with TLS.
     pub cert_not_after: Option<i64>,
-}
-
-impl WebFigures {
-    fn since(&self, before: Option<&WebFigures>) -> WebFigures {
-        let before = before.copied().unwrap_or_default();
-        WebFigures {
-            no_credentials: self.no_credentials.saturating_sub(before.no_credentials),
-            wrong_credentials: self
-                .wrong_credentials
-                .saturating_sub(before.wrong_credentials),
-            tls_failures: self.tls_failures.saturating_sub(before.tls_failures),
-            reloads: self.reloads.saturating_sub(before.reloads),
-            reload_failures: self.reload_failures.saturating_sub(before.reload_failures),
-            cert_not_after: self.cert_not_after,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -149,18 +119,6 @@ impl Histogram {
         self.sum += value * n as f64;
     }
 
-    /// Less `before` (the same buckets, earlier), bucket by bucket.
-    fn since(&self, before: Option<&Histogram>) -> Histogram {
-        let mut delta = self.clone();
-        if let Some(before) = before.filter(|b| b.bounds == self.bounds) {
-            for (n, was) in delta.counts.iter_mut().zip(&before.counts) {
-                *n = n.saturating_sub(*was);
-            }
-            delta.sum = (delta.sum - before.sum).max(0.0);
-        }
-        delta
-    }
-
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -176,111 +134,6 @@ impl Histogram {
             .zip(self.counts.iter().copied())
             .collect();
         encoder.encode_histogram::<NoLabelSet>(self.sum, self.count(), &buckets, None)
-    }
-}
-
-impl Metrics {
-    /// What happened since `before` (an earlier snapshot of the same run):
-    /// counters and histograms less what they were then (a series new
-    /// since counts whole); the zombies gauge as it is now.
-    pub fn since(&self, before: &Metrics) -> Metrics {
-        let reads = self
-            .reads
-            .iter()
-            .map(|r| {
-                let was = before
-                    .reads
-                    .iter()
-                    .find(|b| (&b.pid, &b.path, &b.fs) == (&r.pid, &r.path, &r.fs));
-                ReadSeries {
-                    syscalls: r.syscalls - was.map_or(0, |b| b.syscalls.min(r.syscalls)),
-                    bytes: r.bytes - was.map_or(0, |b| b.bytes.min(r.bytes)),
-                    ..r.clone()
-                }
-            })
-            .filter(|r| r.syscalls > 0)
-            .collect();
-        let request_sizes = self
-            .request_sizes
-            .iter()
-            .map(|(pid, fs, h)| {
-                let was = before
-                    .request_sizes
-                    .iter()
-                    .find(|(p, f, _)| (p, f) == (pid, fs))
-                    .map(|(_, _, h)| h);
-                (pid.clone(), fs.clone(), h.since(was))
-            })
-            .filter(|(_, _, h)| h.count() > 0)
-            .collect();
-        let switches = self
-            .switches
-            .iter()
-            .map(|(pid, v, i)| {
-                let (bv, bi) = before
-                    .switches
-                    .iter()
-                    .find(|(p, _, _)| p == pid)
-                    .map_or((0, 0), |(_, v, i)| (*v, *i));
-                (pid.clone(), v.saturating_sub(bv), i.saturating_sub(bi))
-            })
-            .filter(|(_, v, i)| v + i > 0)
-            .collect();
-        let signals = self
-            .signals
-            .iter()
-            .map(|(signal, event, n)| {
-                let was = before
-                    .signals
-                    .iter()
-                    .find(|(s, e, _)| (s, e) == (signal, event))
-                    .map_or(0, |(_, _, n)| *n);
-                (signal.clone(), *event, n.saturating_sub(was))
-            })
-            .filter(|(_, _, n)| *n > 0)
-            .collect();
-        let python_samples = self
-            .python_samples
-            .iter()
-            .map(|(pid, function, n)| {
-                let was = before
-                    .python_samples
-                    .iter()
-                    .find(|(p, f, _)| (p, f) == (pid, function))
-                    .map_or(0, |(_, _, n)| *n);
-                (pid.clone(), function.clone(), n.saturating_sub(was))
-            })
-            .filter(|(_, _, n)| *n > 0)
-            .collect();
-        let event_loop_iterations = self
-            .event_loop_iterations
-            .iter()
-            .map(|(pid, h)| {
-                let was = before
-                    .event_loop_iterations
-                    .iter()
-                    .find(|(p, _)| p == pid)
-                    .map(|(_, h)| h);
-                (pid.clone(), h.since(was))
-            })
-            .filter(|(_, h)| h.count() > 0)
-            .collect();
-        Metrics {
-            reads,
-            request_sizes,
-            switches,
-            signals,
-            event_loop_iterations,
-            zombies: self.zombies.clone(),
-            zombie_seconds: self.zombie_seconds.since(Some(&before.zombie_seconds)),
-            python_samples,
-            events_lost: self.events_lost.saturating_sub(before.events_lost),
-            containers: self.containers.clone(),
-            otlp: self
-                .otlp
-                .map(|now| now.since(&before.otlp.unwrap_or_default())),
-            web: self.web.map(|web| web.since(before.web.as_ref())),
-        }
     }
 }
 
@@ -678,38 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_what_grew_since_the_last() {
-        let series = |syscalls| ReadSeries {
-            pid: "7".into(),
-            path: "/f".into(),
-            fs: "ext4".into(),
-            syscalls,
-            bytes: syscalls * 10,
-        };
-        let mut sizes = Histogram::new(&[1024.0]);
-        sizes.observe(1024.0, 3);
-        let before = Metrics {
-            reads: vec![series(3)],
-            request_sizes: vec![("7".into(), "ext4".into(), sizes.clone())],
-            signals: vec![("SIGUSR1".into(), "generated", 1)],
-            zombies: vec![("7".into(), 1)],
-            ..Metrics::default()
-        };
-        sizes.observe(1024.0, 2);
-        let mut now = before.clone();
-        now.reads = vec![series(5)];
-        now.request_sizes[0].2 = sizes;
-        now.python_samples = vec![("7".into(), "f".into(), 4)];
-        let window = now.since(&before);
-        assert_eq!((window.reads[0].syscalls, window.reads[0].bytes), (2, 20));
-        assert_eq!(window.request_sizes[0].2.count(), 2);
-        assert!(window.signals.is_empty());
-        assert_eq!(window.zombies, vec![("7".into(), 1)]);
-        assert_eq!(window.python_samples, vec![("7".into(), "f".into(), 4)]);
-    }
-
-    #[test]
-    fn otlp_figures_are_counters_and_windows_say_their_own() {
+    fn otlp_figures_are_counters() {
         let before = Metrics {
             otlp: Some(OtlpFigures {
                 exports: 3,
@@ -737,14 +559,6 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }
-        let window = window_json(&now.since(&before));
-        assert_eq!(
-            window["otlp"],
-            serde_json::json!({
-                "exports": 0, "export_failures": 3, "windows_dropped": 1,
-                "samples_exported": 0, "samples_dropped": 25
-            })
-        );
         // Without --otlp: no family, and null in the window reports.
         assert!(!prometheus_text(&Metrics::default()).contains("otlp"));
         assert!(window_json(&Metrics::default())["otlp"].is_null());

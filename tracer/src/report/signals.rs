@@ -238,6 +238,11 @@ pub struct SignalAction {
     /// `signal_resets_before_exec` too, one row per spawn site.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub before_exec: bool,
+    /// Worth a line of the text report: made by Python code (not the C
+    /// library's SIG32/SIG33 set-up) or for a signal sent to the process
+    /// while tracing; never for a `before_exec` change (its spawn site's row is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notable: bool,
 }
 
 /// The disposition changes children made between their fork and their
@@ -257,6 +262,10 @@ pub struct ResetsBeforeExec {
     pub t_s: f64,
     #[serde(with = "crate::frame::as_text")]
     pub python_stack: Vec<Frame>,
+    /// Worth a line of the text report: a spawn site known, or a child
+    /// changed a signal that was sent to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notable: bool,
 }
 
 /// One signal blocked or unblocked by one `rt_sigprocmask`.
@@ -280,6 +289,11 @@ pub struct SignalMaskChange {
     pub t_s: f64,
     #[serde(with = "crate::frame::as_text")]
     pub python_stack: Vec<Frame>,
+    /// Worth a line of the text report: set on purpose (see
+    /// [`Self::deliberate`]) by Python code or for a signal sent to the
+    /// process while tracing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notable: bool,
 }
 
 impl SignalMaskChange {

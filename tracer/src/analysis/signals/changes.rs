@@ -156,6 +156,8 @@ impl Changes {
                     t_s: t_s(e.ts_ns),
                     python_stack,
                     before_exec: false,
+                    // Marked by `mark_notable`, the report whole.
+                    notable: false,
                 }
             })
             .collect();
@@ -209,6 +211,7 @@ impl Changes {
                     held: held.get(&(i, sig)).copied().unwrap_or(0),
                     t_s: t_s(e.ts_ns),
                     python_stack: python_stack.clone(),
+                    notable: false,
                 });
             }
         }
@@ -217,6 +220,36 @@ impl Changes {
             masks,
             masks_left_out: left_out,
         }
+    }
+}
+
+/// Marks the disposition and mask changes worth a line of the report: those
+/// Python code made (not the C library's SIG32/SIG33, set up at the first
+/// thread start whatever the line) and those of a signal sent to the process
+/// while tracing; a mask only when set on purpose; the children's resets
+/// before exec by spawn site, when known or of a signal sent to a child.
+pub fn mark_notable(report: &mut Report) {
+    let sent: std::collections::HashSet<(u32, i32)> = report
+        .signals
+        .iter()
+        .map(|g| (g.target.pid, g.signo))
+        .collect();
+    let sent = |pid: u32, signo: i32| sent.contains(&(pid, signo));
+    for a in &mut report.signal_actions {
+        a.notable = !a.before_exec
+            && ((a.set_by == "python" && !(32..=33).contains(&a.signo)) || sent(a.pid, a.signo));
+    }
+    let actions = &report.signal_actions;
+    for r in &mut report.signal_resets_before_exec {
+        r.notable = !r.python_stack.is_empty()
+            || r.pids.iter().any(|&pid| {
+                actions
+                    .iter()
+                    .any(|a| a.pid == pid && a.before_exec && sent(pid, a.signo))
+            });
+    }
+    for m in &mut report.signal_masks {
+        m.notable = m.deliberate() && (!m.python_stack.is_empty() || sent(m.pid, m.signo));
     }
 }
 

@@ -349,7 +349,7 @@ mod tests {
             },
             ..Default::default()
         };
-        report.findings = crate::analysis::findings(&report);
+        crate::analysis::derive(&mut report);
         let text = render(&report, None);
         assert!(
             text.contains("tracer report for python3 (pid 5): python3 app.py"),
@@ -502,7 +502,7 @@ mod tests {
             )],
             ..Default::default()
         }];
-        r.findings = crate::analysis::findings(&r);
+        crate::analysis::derive(&mut r);
         r
     }
 
@@ -634,7 +634,7 @@ mod tests {
         let mut file = fixtures::proc_status(600);
         file.path = "/tmp/a\x1b[2Jb\nc\td".into();
         report.reads = vec![file];
-        report.findings = crate::analysis::findings(&report);
+        crate::analysis::derive(&mut report);
         let text = render(&report, None);
         assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\t'));
         assert!(

@@ -168,7 +168,7 @@ mod tests {
     use crate::report::{EventStack, fixtures, text::render};
 
     fn rendered(mut report: crate::report::Report) -> String {
-        report.findings = crate::analysis::findings(&report);
+        crate::analysis::derive(&mut report);
         render(&report, None)
     }
 

@@ -160,14 +160,8 @@ const SPAWN_SITE_ROOM: usize = 50;
 const SPAWN_SITE_INDENT: &str = "                 ";
 
 /// Who changed a disposition or a mask, and on which line: the changes
-/// made by Python code, and those of signals sent to the process.
+/// analysis marked `notable` (made by Python code, or of signals sent).
 fn changes(out: &mut String, report: &Report, width: Option<usize>) {
-    let sent = |pid: u32, signo: i32| {
-        report
-            .signals
-            .iter()
-            .any(|g| g.target.pid == pid && g.signo == signo)
-    };
     let by = |set_by: &str, stack: &[crate::frame::Frame], head: &str| -> String {
         // From the program's line: past `signal.signal`'s own frame.
         let from = stack
@@ -190,27 +184,14 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
     let mut lines: Vec<(f64, Line)> = report
         .signal_actions
         .iter()
-        // SIG32 / SIG33 are the C library's own (thread cancellation,
-        // setxid), set up at the first thread start, whatever the line.
-        .filter(|a| {
-            !a.before_exec
-                && ((a.set_by == "python" && !(32..=33).contains(&a.signo)) || sent(a.pid, a.signo))
-        })
+        .filter(|a| a.notable)
         .map(|a| (a.t_s, Line::Change(a)))
         .collect();
     lines.extend(
         report
             .signal_resets_before_exec
             .iter()
-            .filter(|r| {
-                !r.python_stack.is_empty()
-                    || r.pids.iter().any(|&pid| {
-                        report
-                            .signal_actions
-                            .iter()
-                            .any(|a| a.pid == pid && a.before_exec && sent(pid, a.signo))
-                    })
-            })
+            .filter(|r| r.notable)
             .map(|r| (r.t_s, Line::Children(r))),
     );
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -271,11 +252,7 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
             super::more(out, lines.len() - CHANGE_LINES, " changes");
         }
     }
-    let masks: Vec<_> = report
-        .signal_masks
-        .iter()
-        .filter(|m| m.deliberate() && (!m.python_stack.is_empty() || sent(m.pid, m.signo)))
-        .collect();
+    let masks: Vec<_> = report.signal_masks.iter().filter(|m| m.notable).collect();
     if !masks.is_empty() {
         let _ = writeln!(
             out,
@@ -581,7 +558,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        r.findings = crate::analysis::findings(&r);
+        crate::analysis::derive(&mut r);
         let text = render(&r, None);
         assert!(
             text.contains("SIGNALS: 7 generated: 5 delivered, 1 ignored, 1 never delivered"),
