@@ -18,11 +18,14 @@ use crate::{
 pub fn dump(args: &Args) -> Result<Report, RunError> {
     let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
     let target = Target::attach(pid)?;
-    let mut collector = Collector::new(Settings {
-        base_ns: events::monotonic_ns(),
-        dump: true,
-        ..Settings::default()
-    });
+    let mut collector = Collector::new(
+        Settings {
+            base_ns: events::monotonic_ns(),
+            dump: true,
+            ..Settings::default()
+        },
+        Box::new(crate::system::Live::default()),
+    );
     let mut tree = PythonTree::new(target.pid, 0);
     if !args.no_children {
         for pid in procfs::descendants(target.pid) {

@@ -35,5 +35,6 @@ pub mod serve;
 pub mod sockets;
 pub mod start;
 pub mod status_line;
+pub mod system;
 pub mod target;
 pub mod uprobes;

@@ -57,7 +57,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         .or_else(|| scope.as_ref().and_then(Scope::init))
         .map(Target::attach)
         .transpose()?;
-    let mut collector = Collector::new(Settings {
+    let settings = Settings {
         base_ns: events::monotonic_ns(),
         python_rate_hz: (!args.no_python).then_some(args.rate()),
         count_entries: args.count_entries && !args.no_python,
@@ -71,7 +71,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         } else {
             args.native
         },
-    });
+    };
+    let mut collector = Collector::new(settings, Box::new(crate::system::Live::default()));
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
     // Before the command starts (a terminal's Ctrl-C reaches it and the

@@ -132,11 +132,16 @@ fn adopt_processes(
         } else {
             let (comm, ppid, argv) = procfs::describe(pid);
             if let Some(live) = collector.metrics.as_mut() {
-                live.on_process(pid, ppid);
+                live.on_process(collector.system.as_mut(), pid, ppid);
             }
-            collector
-                .processes
-                .add_existing(pid, ppid, &comm, &argv, threads);
+            collector.processes.add_existing(
+                collector.system.as_mut(),
+                pid,
+                ppid,
+                &comm,
+                &argv,
+                threads,
+            );
         }
     }
     // Zombies that predate the trace: listed, and their reaping watched.
@@ -221,11 +226,16 @@ pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads
     } else {
         procfs::stat(target.pid).map_or(0, |s| s.ppid)
     };
-    collector
-        .processes
-        .add_root(target.pid, ppid, &comm, &argv, threads);
+    collector.processes.add_root(
+        collector.system.as_mut(),
+        target.pid,
+        ppid,
+        &comm,
+        &argv,
+        threads,
+    );
     if let Some(live) = collector.metrics.as_mut() {
-        live.on_process(target.pid, ppid);
+        live.on_process(collector.system.as_mut(), target.pid, ppid);
     }
     collector.target = ReportTarget {
         pid: target.pid,

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::Collector;
+use super::{Collector, system::System};
 use crate::report::format::thousands;
 use crate::{
     events::Event,
@@ -61,8 +61,6 @@ struct Window {
 pub struct Captures {
     windows: Vec<Window>,
     next_id: u64,
-    /// A sampled process's container, for its labels (cached by id).
-    containers: crate::containers::Containers,
     /// The processes of the open windows (and of the last closed), as
     /// [`identify`] found them alive: a process that exits before its
     /// next window's samples are drained keeps its name and container.
@@ -113,6 +111,7 @@ impl Captures {
         tree: Option<&mut PythonTree>,
         native: Option<&mut NativeStacks>,
         reread: &mut bool,
+        system: &mut dyn System,
     ) {
         if let Event::PySample {
             ts_ns,
@@ -138,7 +137,7 @@ impl Captures {
             );
             let task = (*task != 0).then(|| (*task, tree.task_name(*tgid, *task, *task_name)));
             self.on_sample(
-                tree,
+                (tree, system),
                 *ts_ns,
                 (*tgid, *tid),
                 ids.as_deref(),
@@ -153,7 +152,7 @@ impl Captures {
     /// at `ts_ns`.
     fn on_sample(
         &mut self,
-        tree: &PythonTree,
+        (tree, system): (&PythonTree, &mut dyn System),
         ts_ns: u64,
         (pid, tid): (u32, u32),
         ids: Option<&[FrameId]>,
@@ -181,11 +180,11 @@ impl Captures {
                 .names
                 .entry((pid, tid))
                 .or_insert_with(|| tree.thread_name(pid, tid).map(Into::into));
-            let (containers, known) = (&mut self.containers, &mut self.known);
+            let known = &mut self.known;
             window
                 .processes
                 .entry(pid)
-                .or_insert_with(|| identify(pid, containers, known));
+                .or_insert_with(|| identify(pid, system, known));
         }
     }
 
@@ -249,7 +248,7 @@ impl Collector {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         report.start_unix_ns = now.saturating_sub(duration_ns);
-        report.host_name = crate::procfs::host_name();
+        report.host_name = self.system.host_name();
         Some(report)
     }
 
@@ -264,10 +263,10 @@ impl Collector {
 /// are drained after its exit).
 fn identify(
     pid: u32,
-    containers: &mut crate::containers::Containers,
+    system: &mut dyn System,
     known: &mut HashMap<u32, ProcessInfo>,
 ) -> ProcessInfo {
-    let Some(comm) = crate::procfs::comm(pid) else {
+    let Some(comm) = system.comm(pid) else {
         return known.get(&pid).cloned().unwrap_or(ProcessInfo {
             pid,
             ..ProcessInfo::default()
@@ -276,7 +275,7 @@ fn identify(
     let info = ProcessInfo {
         pid,
         comm,
-        container: containers.of_pid(pid),
+        container: system.container(pid).flatten(),
         ..ProcessInfo::default()
     };
     known.insert(pid, info.clone());
@@ -381,18 +380,54 @@ fn window_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::system::{MadeUp, made_up};
 
     #[test]
     fn a_window_counts_only_what_was_sampled_while_it_was_open() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
         let first = captures.open(100, 0, false).unwrap();
-        captures.on_sample(&tree, 99, (7, 7), Some(&[]), false, None);
-        captures.on_sample(&tree, 100, (7, 7), Some(&[]), false, None);
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            99,
+            (7, 7),
+            Some(&[]),
+            false,
+            None,
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            100,
+            (7, 7),
+            Some(&[]),
+            false,
+            None,
+        );
         let second = captures.open(200, 3, false).unwrap();
-        captures.on_sample(&tree, 150, (7, 8), Some(&[]), true, None);
-        captures.on_sample(&tree, 250, (7, 8), Some(&[]), false, None);
-        captures.on_sample(&tree, 260, (7, 8), None, false, None);
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            150,
+            (7, 8),
+            Some(&[]),
+            true,
+            None,
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            250,
+            (7, 8),
+            Some(&[]),
+            false,
+            None,
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            260,
+            (7, 8),
+            None,
+            false,
+            None,
+        );
         let report = window_report(captures.take(first).unwrap(), &tree, 5, None);
         assert_eq!((report.python.samples, report.python.truncated), (4, 1));
         let counts: Vec<(u32, u64)> = report
@@ -433,10 +468,38 @@ mod tests {
         let mut captures = Captures::default();
         let id = captures.open(0, 0, false).unwrap();
         let heavy = Some((0x7000, Some("heavy".to_owned())));
-        captures.on_sample(&tree, 1, (7, 7), Some(&[]), false, heavy.clone());
-        captures.on_sample(&tree, 2, (7, 7), Some(&[]), false, heavy);
-        captures.on_sample(&tree, 3, (7, 7), Some(&[]), false, Some((0x8000, None)));
-        captures.on_sample(&tree, 4, (7, 7), Some(&[]), false, None);
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            1,
+            (7, 7),
+            Some(&[]),
+            false,
+            heavy.clone(),
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            2,
+            (7, 7),
+            Some(&[]),
+            false,
+            heavy,
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            3,
+            (7, 7),
+            Some(&[]),
+            false,
+            Some((0x8000, None)),
+        );
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            4,
+            (7, 7),
+            Some(&[]),
+            false,
+            None,
+        );
         let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
         let stacks: Vec<(u64, Option<&str>, Option<&str>)> = report
             .python
@@ -466,10 +529,24 @@ mod tests {
         assert!(captures.open(0, 0, true).is_some());
         assert_eq!(captures.open(0, 0, true), None);
         for tid in 0..MAX_STACKS as u32 + 5 {
-            captures.on_sample(&tree, 1, (u32::MAX, tid), Some(&[]), false, None);
+            captures.on_sample(
+                (&tree, &mut MadeUp::default()),
+                1,
+                (u32::MAX, tid),
+                Some(&[]),
+                false,
+                None,
+            );
         }
         // A stack already kept still counts.
-        captures.on_sample(&tree, 1, (u32::MAX, 0), Some(&[]), false, None);
+        captures.on_sample(
+            (&tree, &mut MadeUp::default()),
+            1,
+            (u32::MAX, 0),
+            Some(&[]),
+            false,
+            None,
+        );
         let report = window_report(captures.take(ids[0]).unwrap(), &tree, 0, None);
         assert_eq!(report.python.stacks.len(), MAX_STACKS);
         assert_eq!(report.python.stacks[0].samples, 2);
@@ -487,12 +564,22 @@ mod tests {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
         let id = captures.open(0, 0, false).unwrap();
-        let me = std::process::id();
-        captures.on_sample(&tree, 1, (me, me), Some(&[]), false, None);
+        let me = 7;
+        let mut system = MadeUp {
+            processes: [(
+                me,
+                made_up::Process {
+                    comm: "python3".into(),
+                    ..made_up::Process::default()
+                },
+            )]
+            .into(),
+        };
+        captures.on_sample((&tree, &mut system), 1, (me, me), Some(&[]), false, None);
         let report = window_report(captures.take(id).unwrap(), &tree, 0, None);
         assert!(report.complete);
         assert_eq!(report.processes.len(), 1);
-        assert_eq!(report.processes[0].comm, crate::procfs::comm(me).unwrap());
+        assert_eq!(report.processes[0].comm, "python3");
     }
 
     /// A process that exits before its next window's samples are drained
@@ -501,26 +588,32 @@ mod tests {
     fn a_process_gone_by_its_next_window_keeps_its_name() {
         let tree = PythonTree::new(1, 0);
         let mut captures = Captures::default();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
+        let pid = 9;
+        let mut system = MadeUp {
+            processes: [(
+                pid,
+                made_up::Process {
+                    comm: "sleep".into(),
+                    ..made_up::Process::default()
+                },
+            )]
+            .into(),
+        };
         let first = captures.open(0, 0, false).unwrap();
-        captures.on_sample(&tree, 1, (pid, pid), Some(&[]), false, None);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        captures.on_sample((&tree, &mut system), 1, (pid, pid), Some(&[]), false, None);
+        // It exits.
+        system.processes.clear();
         let report = window_report(captures.take(first).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "sleep");
         let second = captures.open(2, 0, false).unwrap();
-        captures.on_sample(&tree, 3, (pid, pid), Some(&[]), false, None);
+        captures.on_sample((&tree, &mut system), 3, (pid, pid), Some(&[]), false, None);
         let report = window_report(captures.take(second).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "sleep");
         // Not in the last window closed nor in an open one: forgotten.
         let third = captures.open(4, 0, false).unwrap();
         captures.take(third).unwrap();
         let fourth = captures.open(5, 0, false).unwrap();
-        captures.on_sample(&tree, 6, (pid, pid), Some(&[]), false, None);
+        captures.on_sample((&tree, &mut system), 6, (pid, pid), Some(&[]), false, None);
         let report = window_report(captures.take(fourth).unwrap(), &tree, 0, None);
         assert_eq!(report.processes[0].comm, "");
     }

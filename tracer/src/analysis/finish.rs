@@ -28,7 +28,7 @@ impl Collector {
                 .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
         }
         let mut names = std::mem::take(&mut self.exit_comms);
-        names.extend(sched::live_names(&maps.threads));
+        names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
         self.files.finish_sockets(&maps.reads);
         let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
         // The kernel's rows are in the report's rows now: a million files'
@@ -52,7 +52,7 @@ impl Collector {
             );
         }
         for row in &mut python.processes {
-            row.container = self.processes.container_of(row.pid);
+            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
         }
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
@@ -83,8 +83,8 @@ impl Collector {
             ending.end_ns,
             self.settings.base_ns,
             |pid| signals.killer_of(pid),
-            crate::procfs::is_zombie,
-            crate::procfs::ns_pid,
+            |pid| self.system.is_zombie(pid),
+            |pid| self.system.ns_pid(pid),
         );
         let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
         let mut changes =
@@ -228,7 +228,7 @@ impl Collector {
             None => python::disabled("no Python process"),
         };
         for row in &mut python.processes {
-            row.container = self.processes.container_of(row.pid);
+            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
         }
         python.threads_at_start = self.threads_at_start;
         // The dump's one look is its `tasks`: the latest.

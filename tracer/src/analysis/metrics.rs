@@ -13,9 +13,8 @@ use std::{
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
-use super::{interval::LastSeen, processes, reads::FileTable, signals};
+use super::{interval::LastSeen, processes, reads::FileTable, signals, system::System};
 use crate::{
-    containers::Containers,
     events::{Event, Forget},
     python::PythonTree,
     report::{
@@ -141,7 +140,6 @@ pub struct Aggregator {
     /// The container of each process in one, known or with a series (its
     /// labels): read when it was adopted, forked or exec'd.
     in_containers: HashMap<u32, Container>,
-    containers: Containers,
     /// Exited, not reaped: pid -> (exit time if seen, parent, its pid
     /// in its own namespace if known).
     zombies: HashMap<u32, (Option<u64>, u32, Option<u32>)>,
@@ -206,7 +204,6 @@ impl Aggregator {
             event_stacks: HashMap::new(),
             parents: HashMap::new(),
             in_containers: HashMap::new(),
-            containers: Containers::default(),
             zombies: HashMap::new(),
             redact: Vec::new(),
             zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
@@ -217,10 +214,10 @@ impl Aggregator {
         }
     }
 
-    pub fn on_process(&mut self, pid: u32, parent: u32) {
+    pub fn on_process(&mut self, system: &mut dyn System, pid: u32, parent: u32) {
         self.parents.insert(pid, parent);
         // Gone already: its parent's.
-        let container = match self.containers.read(pid) {
+        let container = match system.container(pid) {
             Some(now) => now,
             None => self.in_containers.get(&parent).cloned(),
         };
@@ -244,7 +241,8 @@ impl Aggregator {
         self.zombies.insert(pid, (None, parent, None));
     }
 
-    /// `ns_pid`: a whole process's pid in its own namespace, when known.
+    /// `ns_pid`: a whole process's pid in its own namespace, when known;
+    /// `parent_now`: its parent as the system says, for one not seen forked.
     pub fn on_exit(
         &mut self,
         tgid: u32,
@@ -252,18 +250,14 @@ impl Aggregator {
         group_dead: bool,
         ts_ns: u64,
         ns_pid: Option<u32>,
+        parent_now: Option<u32>,
     ) {
         self.exited_threads.push(Gone {
             pid: tid,
             at: self.folds,
         });
         if group_dead {
-            let parent = self
-                .parents
-                .get(&tgid)
-                .copied()
-                .or_else(|| crate::procfs::stat(tgid).map(|s| s.ppid))
-                .unwrap_or(0);
+            let parent = self.parents.get(&tgid).copied().or(parent_now).unwrap_or(0);
             self.zombies.insert(tgid, (Some(ts_ns), parent, ns_pid));
         }
     }
@@ -317,7 +311,12 @@ impl Aggregator {
 
     /// What the continuous figures need of an event; nothing that grows
     /// with the run. `python`: to name a sample's innermost function.
-    pub fn on_event(&mut self, event: Event, python: Option<&mut PythonTree>) {
+    pub fn on_event(
+        &mut self,
+        event: Event,
+        python: Option<&mut PythonTree>,
+        system: &mut dyn System,
+    ) {
         match event {
             Event::FileOpened { tgid, file_id, .. } => {
                 self.opened.entry(tgid).or_default().push(file_id);
@@ -330,11 +329,11 @@ impl Aggregator {
                 child,
                 is_thread: false,
                 ..
-            } => self.on_process(child, parent_tgid),
+            } => self.on_process(system, child, parent_tgid),
             // Taken in as it execs (node-wide): its parent from /proc.
             Event::ProcessExec { tgid, .. } if !self.parents.contains_key(&tgid) => {
-                let parent = crate::procfs::stat(tgid).map_or(0, |s| s.ppid);
-                self.on_process(tgid, parent);
+                let parent = system.parent(tgid).unwrap_or(0);
+                self.on_process(system, tgid, parent);
             }
             Event::ProcessExited {
                 tgid,
@@ -343,11 +342,17 @@ impl Aggregator {
                 ts_ns,
                 ns_pid,
                 ..
-            } => self.on_exit(tgid, tid, group_dead, ts_ns, ns_pid),
+            } => {
+                // Taken in as it exits (node-wide): its parent from /proc.
+                let parent = (group_dead && !self.parents.contains_key(&tgid))
+                    .then(|| system.parent(tgid))
+                    .flatten();
+                self.on_exit(tgid, tid, group_dead, ts_ns, ns_pid, parent);
+            }
             Event::ProcessFreed { pid, ts_ns } => self.on_freed(pid, ts_ns),
             // `podman exec`: a program that joined a container.
             Event::ProcessExec { tgid, .. } => {
-                if let Some(now) = self.containers.read(tgid) {
+                if let Some(now) = system.container(tgid) {
                     self.set_container(tgid, now);
                 }
             }
@@ -684,6 +689,7 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::system::{MadeUp, made_up};
 
     #[test]
     fn paths_under_a_prefix_are_the_prefix() {
@@ -724,17 +730,23 @@ mod tests {
     fn container_labels_last_as_long_as_their_series() {
         const ID: &str = "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a";
         let mut live = Aggregator::new();
-        let roots = crate::containers::state::Roots {
-            storage: Vec::new(),
-            docker: "/nonexistent".into(),
-            containerd: "/nonexistent".into(),
-        };
         // 500 and 501 in the container (501 gone when read: its parent's).
-        live.containers = Containers::new(roots, |pid| {
-            (pid == 500).then(|| format!("0::/system.slice/docker-{ID}.scope\n"))
-        });
-        live.on_process(500, 1);
-        live.on_process(501, 500);
+        let mut system = MadeUp {
+            processes: [(
+                500,
+                made_up::Process {
+                    container: Some(Container {
+                        id: ID.into(),
+                        runtime: "docker".into(),
+                        ..Container::default()
+                    }),
+                    ..made_up::Process::default()
+                },
+            )]
+            .into(),
+        };
+        live.on_process(&mut system, 500, 1);
+        live.on_process(&mut system, 501, 500);
         let files = FileTable::default();
         let switched = ThreadStats {
             tgid: 500,
@@ -748,7 +760,7 @@ mod tests {
         assert_eq!(metrics.containers.len(), 1);
         assert_eq!(live.in_containers[&501].id, ID);
         for pid in [500, 501] {
-            live.on_exit(pid, pid, true, 1, None);
+            live.on_exit(pid, pid, true, 1, None, None);
             live.on_freed(pid, 2);
         }
         for _ in 0..=GRACE_FOLDS {
@@ -771,9 +783,10 @@ mod tests {
             truncated: false,
             kernel: None,
         };
-        live.on_event(opened(7, 11), None);
-        live.on_event(opened(7, 12), None);
-        live.on_event(opened(8, 13), None);
+        let system = &mut MadeUp::default();
+        live.on_event(opened(7, 11), None, system);
+        live.on_event(opened(7, 12), None, system);
+        live.on_event(opened(8, 13), None, system);
         let stack = tracer_common::PyEventKey {
             tgid: 7,
             ..Default::default()
@@ -784,9 +797,10 @@ mod tests {
                 counts: Default::default(),
             },
             None,
+            system,
         );
-        live.on_process(7, 1);
-        live.on_exit(7, 7, true, 1_000_000_000, None);
+        live.on_process(&mut MadeUp::default(), 7, 1);
+        live.on_exit(7, 7, true, 1_000_000_000, None, None);
         live.on_freed(7, 2_000_000_000);
         let mut forgot = Forget::default();
         for _ in 0..=GRACE_FOLDS {
@@ -821,8 +835,8 @@ mod tests {
         assert_eq!((metrics.reads[0].syscalls, metrics.reads[0].bytes), (5, 50));
         let (_, _, sizes) = &metrics.request_sizes[0];
         assert_eq!((sizes.count(), sizes.sum), (5, 5.0 * 1024.0));
-        live.on_process(7, 1);
-        live.on_exit(7, 7, true, 1_000_000_000, None);
+        live.on_process(&mut MadeUp::default(), 7, 1);
+        live.on_exit(7, 7, true, 1_000_000_000, None, None);
         assert_eq!(live.snapshot().zombies, vec![("1".into(), 1)]);
         live.on_freed(7, 3_000_000_000);
         assert_eq!(live.zombie_seconds.count(), 1);

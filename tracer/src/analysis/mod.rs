@@ -21,6 +21,7 @@ pub mod read_findings;
 pub mod reads;
 pub mod sched;
 pub mod signals;
+pub mod system;
 pub mod timeline;
 
 use std::{
@@ -96,6 +97,8 @@ pub struct Progress {
 #[derive(Default)]
 pub struct Collector {
     pub settings: Settings,
+    /// Where processes' names, parents and containers are looked up.
+    pub system: Box<dyn system::System>,
     pub received: u64,
     pub decode_errors: u64,
     /// Python samples whose walk was torn (see `Event::PySample::torn`).
@@ -166,8 +169,9 @@ pub struct Collector {
 const HANDLER_NAME_READS: u8 = 10;
 
 impl Collector {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings, system: Box<dyn system::System>) -> Self {
         Self {
+            system,
             timeline: settings.timeline.then(timeline::Recorder::new),
             metrics: settings
                 .continuous
@@ -235,16 +239,22 @@ impl Collector {
                 self.python.as_mut(),
                 self.native.as_mut(),
                 &mut self.python_dirty,
+                self.system.as_mut(),
             );
-            live.on_event(event, self.python.as_mut());
+            live.on_event(event, self.python.as_mut(), self.system.as_mut());
             return;
         }
         // `--live`: the interval's samples, besides the report's (Python
         // frames: the view shows Python functions; the report's path below
         // names native frames and counts their unwinds, once).
         if !self.captures.is_empty() {
-            self.captures
-                .on_event(&event, self.python.as_mut(), None, &mut self.python_dirty);
+            self.captures.on_event(
+                &event,
+                self.python.as_mut(),
+                None,
+                &mut self.python_dirty,
+                self.system.as_mut(),
+            );
         }
         match event {
             // Kept track of above.
@@ -262,8 +272,14 @@ impl Collector {
             } => {
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
-                self.processes
-                    .on_fork(parent_tgid, child, is_thread, ts_ns, &comm);
+                self.processes.on_fork(
+                    self.system.as_mut(),
+                    parent_tgid,
+                    child,
+                    is_thread,
+                    ts_ns,
+                    &comm,
+                );
             }
             Event::PySample {
                 ts_ns,
@@ -352,7 +368,8 @@ impl Collector {
                 truncated,
                 ..
             } => {
-                self.processes.on_exec(tgid, ts_ns, &comm, argv, truncated);
+                self.processes
+                    .on_exec(self.system.as_mut(), tgid, ts_ns, &comm, argv, truncated);
             }
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
@@ -471,9 +488,13 @@ impl Collector {
                 path,
                 truncated,
                 kernel,
-            } => self
-                .files
-                .on_opened(*tgid, *fd, *file_id, path, *truncated, *kernel),
+            } => self.files.on_opened(
+                (*tgid, *fd, *file_id),
+                path,
+                *truncated,
+                *kernel,
+                self.system.as_ref(),
+            ),
             Event::FdDiscovered {
                 tgid,
                 fd,
@@ -590,7 +611,7 @@ impl Collector {
         let Some(tree) = self.python.as_mut() else {
             return;
         };
-        let now = python::threads_now(tree);
+        let now = python::threads_now(tree, self.system.as_ref());
         let (tasks, notes) = asyncio::tasks_now(tree, self.settings.dump);
         self.asyncio_notes.extend(notes);
         if at_end {

@@ -13,8 +13,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::{
-    analysis::signals::{self, signal_name},
-    containers::Containers,
+    analysis::{
+        signals::{self, signal_name},
+        system::System,
+    },
     events::{SignalGenerated, WaitDone, WaitSyscall},
     frame::Frame,
     procfs::FoundZombie,
@@ -112,7 +114,6 @@ pub struct ProcessTable {
     /// Child pid (or thread id) -> the Python stack that forked it, until
     /// its fork record arrives (the stack is sent just before it).
     pending_spawns: HashMap<u32, Vec<Frame>>,
-    containers: Containers,
 }
 
 impl ProcessTable {
@@ -148,16 +149,24 @@ impl ProcessTable {
 
     /// A process traced from the start (the launched command, or `--pid`)
     /// with the threads it has besides the main one.
-    pub fn add_root(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
+    pub fn add_root(
+        &mut self,
+        system: &mut dyn System,
+        pid: u32,
+        ppid: u32,
+        comm: &str,
+        argv: &[String],
+        threads: u32,
+    ) {
         let p = self.procs.entry(pid).or_insert_with(|| Proc {
             pid,
             ..Proc::default()
         });
         if p.ns_pid.is_none() {
-            p.ns_pid = crate::procfs::ns_pid(pid);
+            p.ns_pid = system.ns_pid(pid);
         }
         if p.container.is_none() {
-            p.container = self.containers.of_pid(pid);
+            p.container = system.container(pid).flatten();
         }
         p.ppid = ppid;
         p.threads += threads;
@@ -172,10 +181,10 @@ impl ProcessTable {
 
     /// The container of process `pid`: as recorded when it became known,
     /// else as /proc says now.
-    pub fn container_of(&mut self, pid: u32) -> Option<Container> {
+    pub fn container_of(&self, system: &mut dyn System, pid: u32) -> Option<Container> {
         match self.procs.get(&pid) {
             Some(p) => p.container.clone(),
-            None => self.containers.of_pid(pid),
+            None => system.container(pid).flatten(),
         }
     }
 
@@ -187,13 +196,21 @@ impl ProcessTable {
     }
 
     /// A descendant that was already running when tracing started.
-    pub fn add_existing(&mut self, pid: u32, ppid: u32, comm: &str, argv: &[String], threads: u32) {
+    pub fn add_existing(
+        &mut self,
+        system: &mut dyn System,
+        pid: u32,
+        ppid: u32,
+        comm: &str,
+        argv: &[String],
+        threads: u32,
+    ) {
         let p = self.procs.entry(pid).or_insert_with(|| Proc {
             pid,
             ..Proc::default()
         });
-        p.ns_pid = crate::procfs::ns_pid(pid);
-        p.container = self.containers.of_pid(pid);
+        p.ns_pid = system.ns_pid(pid);
+        p.container = system.container(pid).flatten();
         p.ppid = ppid;
         p.threads += threads;
         p.comm = comm.to_owned();
@@ -229,6 +246,7 @@ impl ProcessTable {
 
     pub fn on_fork(
         &mut self,
+        system: &mut dyn System,
         parent_tgid: u32,
         child: u32,
         is_thread: bool,
@@ -246,7 +264,7 @@ impl ProcessTable {
         let argv = parent.map(|p| p.argv.clone()).unwrap_or_default();
         // Usually its parent's; read, as a runtime moves its children into
         // the container's cgroup.
-        let container = match self.containers.read(child) {
+        let container = match system.container(child) {
             Some(now) => now,
             None => parent.and_then(|p| p.container.clone()),
         };
@@ -271,6 +289,7 @@ impl ProcessTable {
     /// A successful exec; `argv` is empty if it could not be read.
     pub fn on_exec(
         &mut self,
+        system: &mut dyn System,
         tgid: u32,
         ts_ns: u64,
         comm: &str,
@@ -281,14 +300,14 @@ impl ProcessTable {
         // namespace pid from /proc while it runs.
         let p = self.procs.entry(tgid).or_insert_with(|| Proc {
             pid: tgid,
-            ppid: crate::procfs::stat(tgid).map_or(0, |s| s.ppid),
-            ns_pid: crate::procfs::ns_pid(tgid),
+            ppid: system.parent(tgid).unwrap_or(0),
+            ns_pid: system.ns_pid(tgid),
             ..Proc::default()
         });
         p.comm = comm.to_owned();
         p.exec_ns = Some(ts_ns);
         // `podman exec` and `docker exec` run a program that joined the container.
-        if let Some(now) = self.containers.read(tgid) {
+        if let Some(now) = system.container(tgid) {
             p.container = now;
         }
         if !argv.is_empty() {
@@ -679,7 +698,13 @@ pub fn reap_status(w: &WaitDone) -> Option<Option<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::system::{MadeUp, made_up};
     use crate::report::fixtures;
+
+    /// A system where no process exists.
+    fn nothing() -> MadeUp {
+        MadeUp::default()
+    }
 
     fn wait(ts: u64, waiter: u32, pid: u32, status: Option<i32>) -> WaitDone {
         WaitDone {
@@ -699,7 +724,14 @@ mod tests {
 
     fn table() -> ProcessTable {
         let mut t = ProcessTable::default();
-        t.add_root(10, 1, "python3", &["python3".into(), "app.py".into()], 0);
+        t.add_root(
+            &mut nothing(),
+            10,
+            1,
+            "python3",
+            &["python3".into(), "app.py".into()],
+            0,
+        );
         t
     }
 
@@ -719,28 +751,35 @@ mod tests {
     fn each_process_keeps_the_container_it_was_read_in() {
         const ID: &str = "88f77ad080408287b4160044c306776b1ce4465b454c4b9e9a7b434e156f911a";
         // 10 on the host; 20 and 22 in the container; 21 gone when read.
-        let cgroup = |pid| match pid {
-            10 => Some("0::/\n".to_owned()),
-            20 | 22 => Some(format!("0::/libpod_parent/libpod-{ID}\n")),
-            _ => None,
+        let container = Container {
+            id: ID.into(),
+            runtime: "podman".into(),
+            ..Container::default()
         };
-        let roots = crate::containers::state::Roots {
-            storage: Vec::new(),
-            docker: "/nonexistent".into(),
-            containerd: "/nonexistent".into(),
+        let process = |container: Option<Container>| made_up::Process {
+            container,
+            ..made_up::Process::default()
         };
-        let mut t = ProcessTable {
-            containers: Containers::new(roots, cgroup),
-            ..ProcessTable::default()
+        let mut system = MadeUp {
+            processes: [
+                (10, process(None)),
+                (20, process(Some(container.clone()))),
+                (22, process(Some(container))),
+            ]
+            .into(),
         };
-        t.add_root(20, 1, "python3", &[], 0);
-        t.add_root(10, 1, "python3", &[], 0);
-        t.on_fork(20, 21, false, 5, "python3");
-        t.on_exec(21, 6, "sh", Vec::new(), false);
+        let mut t = ProcessTable::default();
+        t.add_root(&mut system, 20, 1, "python3", &[], 0);
+        t.add_root(&mut system, 10, 1, "python3", &[], 0);
+        t.on_fork(&mut system, 20, 21, false, 5, "python3");
+        t.on_exec(&mut system, 21, 6, "sh", Vec::new(), false);
         // A runtime's child, moved into the container before exec.
-        t.on_fork(10, 22, false, 7, "runc");
-        t.on_exec(10, 8, "python3", Vec::new(), false);
-        assert_eq!(t.container_of(20).map(|c| c.runtime), Some("podman".into()));
+        t.on_fork(&mut system, 10, 22, false, 7, "runc");
+        t.on_exec(&mut system, 10, 8, "python3", Vec::new(), false);
+        assert_eq!(
+            t.container_of(&mut system, 20).map(|c| c.runtime),
+            Some("podman".into())
+        );
         let (procs, _) = t.finish(100, 0, |_| None, |_| false, |_| None);
         let id = |pid| {
             let p = procs.iter().find(|p| p.pid == pid).unwrap();
@@ -757,13 +796,20 @@ mod tests {
         let mut t = table();
         for (i, child) in [20u32, 21, 22].into_iter().enumerate() {
             let ts = 1_000 + i as u64;
-            t.on_fork(10, child, false, ts, "python3");
-            t.on_exec(child, ts + 1, "true", vec!["true".into()], false);
+            t.on_fork(&mut nothing(), 10, child, false, ts, "python3");
+            t.on_exec(
+                &mut nothing(),
+                child,
+                ts + 1,
+                "true",
+                vec!["true".into()],
+                false,
+            );
             t.on_exit(child, true, ts + 10, "true", Some(0));
             t.on_sigchld(child, 10, ts + 11, "ignored");
         }
         // A thread: counted, not a process.
-        t.on_fork(10, 11, true, 1_500, "python3");
+        t.on_fork(&mut nothing(), 10, 11, true, 1_500, "python3");
         // The parent waits for each, 5 s later.
         for child in [20u32, 21, 22] {
             t.on_wait(&wait(5_000_000_000, 10, child, Some(0)));
@@ -791,9 +837,9 @@ mod tests {
     fn a_wait_inside_a_pid_namespace_names_the_child_by_its_namespace_pid() {
         // python is pid 1 of its namespace (host 500); its child is 2 there.
         let mut t = ProcessTable::default();
-        t.add_root(500, 499, "python3", &["python3".into()], 0);
+        t.add_root(&mut nothing(), 500, 499, "python3", &["python3".into()], 0);
         t.set_ns_pid(500, 1);
-        t.on_fork(500, 501, false, 10, "python3");
+        t.on_fork(&mut nothing(), 500, 501, false, 10, "python3");
         t.set_ns_pid(501, 2);
         t.on_exit(501, true, 20, "true", Some(0));
         // wait4 in the namespace returns 2, not 501; a stray 2 is not it.
@@ -812,10 +858,10 @@ mod tests {
     #[test]
     fn pid_in_namespace_from_proc_only_for_processes_still_there() {
         let mut t = table();
-        t.on_fork(10, 20, false, 100, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
         t.on_exit(20, true, 200, "true", Some(0));
-        t.on_fork(10, 21, false, 300, "python3");
-        t.on_fork(10, 22, false, 400, "python3");
+        t.on_fork(&mut nothing(), 10, 21, false, 300, "python3");
+        t.on_fork(&mut nothing(), 10, 22, false, 400, "python3");
         t.on_exit(22, true, 500, "true", Some(0));
         // 20 exited and is gone (its pid may be someone else's): not asked;
         // 21 runs, 22 is a zombie: asked.
@@ -827,7 +873,7 @@ mod tests {
     #[test]
     fn never_reaped_children_are_still_zombies_and_sigchld_unanswered() {
         let mut t = table();
-        t.on_fork(10, 20, false, 100, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
         t.on_exit(20, true, 200, "python3", Some(3 << 8));
         t.on_sigchld(20, 10, 201, "ignored");
         // A wait call *before* the SIGCHLD does not count as answering it.
@@ -844,10 +890,10 @@ mod tests {
     #[test]
     fn fork_exit_waitpid_and_killed_children() {
         let mut t = table();
-        t.on_fork(10, 20, false, 100, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
         t.on_exit(20, true, 200, "python3", Some(3 << 8));
         t.on_wait(&wait(210, 10, 20, Some(3 << 8)));
-        t.on_fork(10, 21, false, 300, "python3");
+        t.on_fork(&mut nothing(), 10, 21, false, 300, "python3");
         // Exit status unknown in the kernel: the wait status fills it in.
         t.on_exit(21, true, 400, "python3", None);
         let mut w = wait(450, 10, 21, Some(0));
@@ -856,7 +902,7 @@ mod tests {
         w.status = Some(9);
         t.on_wait(&w);
         // No status at all: the signal deliveries say what killed it.
-        t.on_fork(10, 22, false, 500, "python3");
+        t.on_fork(&mut nothing(), 10, 22, false, 500, "python3");
         t.on_exit(22, true, 600, "python3", None);
         let (procs, zombies) = t.finish(
             1_000,
@@ -881,12 +927,12 @@ mod tests {
     fn autoreap_init_and_stopped_reports() {
         let mut t = table();
         // Autoreaped: released without any wait, parent alive.
-        t.on_fork(10, 20, false, 100, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
         t.on_exit(20, true, 200, "python3", Some(0));
         t.on_freed(20, 5_000);
         // Orphan: parent 21 exits first, init (untraced) reaps with wait4.
-        t.on_fork(10, 21, false, 300, "python3");
-        t.on_fork(21, 22, false, 310, "python3");
+        t.on_fork(&mut nothing(), 10, 21, false, 300, "python3");
+        t.on_fork(&mut nothing(), 21, 22, false, 310, "python3");
         t.on_exit(21, true, 400, "python3", Some(0));
         t.on_exit(22, true, 500, "python3", Some(0));
         let mut init = wait(700, 1, 22, None);
@@ -894,7 +940,7 @@ mod tests {
         init.untraced_reaper = true;
         t.on_wait(&init);
         // A stopped child reported by WUNTRACED is not reaped.
-        t.on_fork(10, 23, false, 800, "python3");
+        t.on_fork(&mut nothing(), 10, 23, false, 800, "python3");
         t.on_wait(&wait(810, 10, 23, Some(0x137f)));
         t.on_exit(23, true, 900, "python3", Some(0));
         // WNOWAIT does not reap either.
@@ -904,7 +950,7 @@ mod tests {
         peek.options = WNOWAIT;
         t.on_wait(&peek);
         // 24: autoreaped, but its release came after tracing stopped.
-        t.on_fork(10, 24, false, 960, "python3");
+        t.on_fork(&mut nothing(), 10, 24, false, 960, "python3");
         t.on_exit(24, true, 970, "python3", Some(0));
         let (_, zombies) = t.finish(1_000, 0, |_| None, |pid| pid == 23, |_| None);
         let z = |pid| zombies.iter().find(|z| z.pid == pid).unwrap();
@@ -937,10 +983,10 @@ mod tests {
         };
         t.add_preexisting_zombie(&found, 100);
         t.on_wait(&wait(600, 10, 30, Some(0)));
-        t.on_fork(10, 40, false, 100, "a");
+        t.on_fork(&mut nothing(), 10, 40, false, 100, "a");
         t.on_exit(40, true, 200, "a", Some(0));
         t.on_wait(&wait(210, 10, 40, Some(0)));
-        t.on_fork(10, 40, false, 300, "b");
+        t.on_fork(&mut nothing(), 10, 40, false, 300, "b");
         let (procs, zombies) = t.finish(1_000, 0, |_| None, |_| false, |_| None);
         let z30 = zombies.iter().find(|z| z.pid == 30).unwrap();
         assert!(z30.pre_existing);
@@ -966,20 +1012,20 @@ mod tests {
         let mut t = table();
         // Each stack arrives just before its fork record.
         t.on_spawn_stack(20, stack(7));
-        t.on_fork(10, 20, false, 100, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
         t.on_spawn_stack(11, stack(99));
-        t.on_fork(10, 11, true, 150, "python3");
+        t.on_fork(&mut nothing(), 10, 11, true, 150, "python3");
         t.on_spawn_stack(21, stack(8));
-        t.on_fork(10, 21, false, 200, "python3");
+        t.on_fork(&mut nothing(), 10, 21, false, 200, "python3");
         // No stack known (the thread was not known yet): none invented.
-        t.on_fork(10, 22, false, 250, "python3");
+        t.on_fork(&mut nothing(), 10, 22, false, 250, "python3");
         for child in [20, 21, 22] {
             t.on_exit(child, true, 300, "true", Some(0));
         }
         // Pid 20 reused by a later child from another line.
         t.on_wait(&wait(400, 10, 20, Some(0)));
         t.on_spawn_stack(20, stack(9));
-        t.on_fork(10, 20, false, 500, "python3");
+        t.on_fork(&mut nothing(), 10, 20, false, 500, "python3");
         t.on_exit(20, true, 600, "true", Some(0));
         // Every stack was claimed, the thread's included.
         assert!(t.pending_spawns.is_empty());
@@ -1023,7 +1069,7 @@ mod tests {
         }
         assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS);
         // Threads still claim theirs.
-        t.on_fork(10, 1_000, true, 5, "python3");
+        t.on_fork(&mut nothing(), 10, 1_000, true, 5, "python3");
         assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS - 1);
     }
 

@@ -664,22 +664,18 @@ pub fn merge_stacks(stacks: impl IntoIterator<Item = EventStack>) -> Vec<EventSt
     out
 }
 
-/// Every known Python thread's stack now, with its state (from `/proc`).
-pub fn threads_now(tree: &mut PythonTree) -> Vec<ThreadNow> {
+/// Every known Python thread's stack now, with its state.
+pub fn threads_now(tree: &mut PythonTree, system: &dyn super::system::System) -> Vec<ThreadNow> {
     tree.stacks_now()
         .into_iter()
         .map(|(pid, tid, frames)| {
-            let state = crate::procfs::thread_state(pid, tid);
-            let syscall = match state {
-                Some('R') | None => None,
-                _ => crate::procfs::thread_syscall(pid, tid).map(crate::procfs::syscall_name),
-            };
+            let state = system.thread_state(pid, tid);
             ThreadNow {
                 pid,
                 tid,
                 name: tree.thread_name(pid, tid).map(Into::into),
-                state: state.map_or("gone", crate::procfs::state_name).into(),
-                syscall,
+                state: state.as_ref().map_or("gone", |s| s.state).into(),
+                syscall: state.and_then(|s| s.syscall),
                 asleep_ns: 0,
                 frames,
             }

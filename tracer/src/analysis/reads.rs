@@ -57,12 +57,11 @@ impl FileTable {
     /// `kernel`: what the kernel read about the file at open.
     pub fn on_opened(
         &mut self,
-        tgid: u32,
-        fd: i32,
-        file_id: u64,
+        (tgid, fd, file_id): (u32, i32, u64),
         path: &str,
         truncated: bool,
         kernel: Option<files::KernelFile>,
+        system: &dyn super::system::System,
     ) {
         if self.files.contains_key(&(tgid, file_id)) {
             return;
@@ -80,7 +79,7 @@ impl FileTable {
             self.files.insert((tgid, file_id), info);
             return;
         }
-        if let Some(root) = crate::procfs::root(tgid) {
+        if let Some(root) = system.root(tgid) {
             self.roots.insert(tgid, root);
         }
         let root = self.roots.get(&tgid).map(String::as_str);

@@ -104,10 +104,13 @@ pub fn summarize(
 }
 
 /// Current names of the threads still alive.
-pub fn live_names(threads: &[(u32, ThreadStats)]) -> HashMap<u32, String> {
+pub fn live_names(
+    threads: &[(u32, ThreadStats)],
+    system: &dyn super::system::System,
+) -> HashMap<u32, String> {
     threads
         .iter()
-        .filter_map(|(tid, t)| Some((*tid, crate::procfs::thread_comm(t.tgid, *tid)?)))
+        .filter_map(|(tid, t)| Some((*tid, system.thread_comm(t.tgid, *tid)?)))
         .collect()
 }
 

@@ -1,0 +1,62 @@
+//! The running system as the aggregators see it ([`analysis::system::System`]):
+//! processes and threads from `/proc`, containers from their cgroups and
+//! their runtimes' state, with one container cache for every aggregator.
+
+use crate::{
+    analysis::system::{System, ThreadState},
+    containers::Containers,
+    procfs,
+    report::Container,
+};
+
+/// This host, read as it is now.
+#[derive(Default)]
+pub struct Live {
+    containers: Containers,
+}
+
+impl System for Live {
+    fn parent(&self, pid: u32) -> Option<u32> {
+        procfs::stat(pid).map(|s| s.ppid)
+    }
+
+    fn ns_pid(&self, pid: u32) -> Option<u32> {
+        procfs::ns_pid(pid)
+    }
+
+    fn comm(&self, pid: u32) -> Option<String> {
+        procfs::comm(pid)
+    }
+
+    fn thread_comm(&self, pid: u32, tid: u32) -> Option<String> {
+        procfs::thread_comm(pid, tid)
+    }
+
+    fn is_zombie(&self, pid: u32) -> bool {
+        procfs::is_zombie(pid)
+    }
+
+    fn thread_state(&self, pid: u32, tid: u32) -> Option<ThreadState> {
+        let state = procfs::thread_state(pid, tid)?;
+        // A running thread is in no system call; a blocked one says which.
+        let syscall = (state != 'R')
+            .then(|| procfs::thread_syscall(pid, tid).map(procfs::syscall_name))
+            .flatten();
+        Some(ThreadState {
+            state: procfs::state_name(state),
+            syscall,
+        })
+    }
+
+    fn root(&self, pid: u32) -> Option<String> {
+        procfs::root(pid)
+    }
+
+    fn host_name(&self) -> Option<String> {
+        procfs::host_name()
+    }
+
+    fn container(&mut self, pid: u32) -> Option<Option<Container>> {
+        self.containers.read(pid)
+    }
+}
