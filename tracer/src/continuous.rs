@@ -19,7 +19,7 @@ use tokio::{
 use tracer_common::drops;
 
 use crate::{
-    analysis::Collector,
+    analysis::{Collector, modes::ModeFigures},
     cli::Args,
     otlp_exporter::{Exporter, OtlpError},
     output::{OutputError, WindowDir},
@@ -164,12 +164,18 @@ impl Continuous {
     /// Once the target is traced, just before the loop: `--serve`'s
     /// endpoint answers from the latest figures (published by
     /// [`Continuous::tick`] every second, and now), and the tickers start.
-    pub fn start(&mut self, args: &Args, probes: &Probes, collector: &mut Collector) {
+    pub fn start(
+        &mut self,
+        args: &Args,
+        probes: &Probes,
+        collector: &mut Collector,
+        modes: &mut ModeFigures,
+    ) {
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
             // drain (a file's name before its reads).
             let (publisher, exposition) = watch::channel(Arc::new(String::new()));
-            publish(collector, &publisher, self.own_figures());
+            publish(modes, &publisher, self.own_figures());
             let max_profiles = crate::analysis::capture::MAX_WINDOWS;
             let (profiles, requests) = mpsc::channel(max_profiles);
             let endpoint = Endpoint {
@@ -223,7 +229,7 @@ impl Continuous {
             self.profiles = Some(requests);
         }
         if let Some(otlp) = self.otlp.as_mut() {
-            otlp.window = open_export(probes, collector, crate::events::monotonic_ns());
+            otlp.window = open_export(probes, (collector, modes), crate::events::monotonic_ns());
             if !args.quiet {
                 eprintln!(
                     "tracer: pushing OTLP profiles every {} s to {}",
@@ -232,7 +238,7 @@ impl Continuous {
                 );
             }
         }
-        if collector.metrics.is_none() {
+        if modes.metrics.is_none() {
             return;
         }
         let mut folds = tokio::time::interval(METRICS_INTERVAL);
@@ -271,33 +277,33 @@ impl Continuous {
         &mut self,
         due: Due,
         probes: &mut Probes,
-        collector: &mut Collector,
+        (collector, modes): (&mut Collector, &mut ModeFigures),
         pid: u32,
     ) -> Result<(), ContinuousError> {
         match due {
             Due::Fold => {
-                fold(probes, collector)?;
+                fold(probes, collector, modes)?;
                 if let Some(publisher) = &self.publisher {
-                    publish(collector, publisher, self.own_figures());
+                    publish(modes, publisher, self.own_figures());
                 }
             }
             Due::Window => {
                 // The next window starts before this one's last drain: a
                 // sample taken while this one is closed is in the next.
                 let next = crate::events::monotonic_ns();
-                fold(probes, collector)?;
+                fold(probes, collector, modes)?;
                 if let Some(otlp) = self.otlp.as_mut() {
-                    otlp.export(probes, collector, Some(next))?;
+                    otlp.export(probes, (collector, modes), Some(next))?;
                 }
                 let own = self.own_figures();
                 if let Some(windows) = self.windows.as_mut()
-                    && let Err(err) = windows.write(collector, pid, own)
+                    && let Err(err) = windows.write(modes, pid, own)
                 {
                     log::warn!("{err}");
                 }
             }
-            Due::Profile(request) => self.open_profile(request, probes, collector)?,
-            Due::ProfileEnd => self.close_profiles(probes, collector, false)?,
+            Due::Profile(request) => self.open_profile(request, probes, collector, modes)?,
+            Due::ProfileEnd => self.close_profiles(probes, (collector, modes), false)?,
         }
         Ok(())
     }
@@ -308,7 +314,8 @@ impl Continuous {
         &mut self,
         request: ProfileRequest,
         probes: &Probes,
-        collector: &mut Collector,
+        collector: &Collector,
+        modes: &mut ModeFigures,
     ) -> Result<(), ProbeError> {
         let refused = if let Some(err) = &probes.sampler_error {
             Some(format!("Python sampling failed: {err}"))
@@ -322,7 +329,7 @@ impl Continuous {
             return Ok(());
         }
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
-        match collector.open_window(lost) {
+        match modes.open_window(lost) {
             Some(window) => {
                 log::info!("pprof: profile {window} open for {} s", request.seconds);
                 self.open.push(Profiling {
@@ -344,7 +351,7 @@ impl Continuous {
     fn close_profiles(
         &mut self,
         probes: &Probes,
-        collector: &mut Collector,
+        (collector, modes): (&Collector, &mut ModeFigures),
         stopped: bool,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
@@ -355,11 +362,16 @@ impl Continuous {
         self.open = open;
         for profiling in ended {
             if profiling.reply.is_closed() {
-                collector.discard_window(profiling.window);
+                modes.discard_window(profiling.window);
                 continue;
             }
-            let report = collector
-                .close_window(profiling.window, lost, probes.sampler_error.as_deref())
+            let report = modes
+                .close_window(
+                    profiling.window,
+                    lost,
+                    probes.sampler_error.as_deref(),
+                    collector,
+                )
                 .map(|mut report| {
                     let short = profiling.ends.saturating_duration_since(now);
                     if !short.is_zero() {
@@ -383,13 +395,13 @@ impl Continuous {
         &mut self,
         args: &Args,
         probes: &mut Probes,
-        collector: &mut Collector,
+        (collector, modes): (&mut Collector, &mut ModeFigures),
         pid: u32,
     ) -> Result<(), ContinuousError> {
         // Profiles still open get what was sampled until the stop, and
         // are written before the tracer exits; requests not taken yet are
         // refused.
-        self.close_profiles(probes, collector, true)?;
+        self.close_profiles(probes, (collector, modes), true)?;
         self.profiles = None;
         if let Some((thread, stop)) = self.serving.take() {
             let _ = stop.send(());
@@ -399,8 +411,8 @@ impl Continuous {
         // what never reached the collector is counted before the last
         // window report says it.
         if let Some(otlp) = self.otlp.as_mut() {
-            fold(probes, collector)?;
-            otlp.export(probes, collector, None)?;
+            fold(probes, collector, modes)?;
+            otlp.export(probes, (collector, modes), None)?;
             let figures = otlp.exporter.finish();
             if !args.quiet {
                 eprintln!(
@@ -415,13 +427,13 @@ impl Continuous {
             }
         }
         if self.windows.is_some() {
-            fold(probes, collector)?;
+            fold(probes, collector, modes)?;
         }
         // After the fold, as the figures: the exporter's thread may count
         // its last drops until then.
         let own = self.own_figures();
         if let Some(windows) = self.windows.as_mut() {
-            windows.write(collector, pid, own)?;
+            windows.write(modes, pid, own)?;
             if !args.quiet {
                 eprintln!(
                     "tracer: {} window reports written to {} (the last {} kept)",
@@ -453,13 +465,13 @@ impl Otlp {
     fn export(
         &mut self,
         probes: &Probes,
-        collector: &mut Collector,
+        (collector, modes): (&Collector, &mut ModeFigures),
         next: Option<u64>,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
         if let Some(window) = self.window.take()
             && let Some(report) =
-                collector.close_window(window, lost, probes.sampler_error.as_deref())
+                modes.close_window(window, lost, probes.sampler_error.as_deref(), collector)
         {
             for warning in &report.warnings {
                 log::info!("otlp: window: {warning}");
@@ -467,7 +479,7 @@ impl Otlp {
             self.exporter.push(report);
         }
         if let Some(start_ns) = next {
-            self.window = open_export(probes, collector, start_ns);
+            self.window = open_export(probes, (collector, modes), start_ns);
         }
         Ok(())
     }
@@ -475,12 +487,16 @@ impl Otlp {
 
 /// A capture window for `--otlp` from `start_ns` (CLOCK_MONOTONIC; none
 /// without Python sampling).
-fn open_export(probes: &Probes, collector: &mut Collector, start_ns: u64) -> Option<u64> {
+fn open_export(
+    probes: &Probes,
+    (collector, modes): (&Collector, &mut ModeFigures),
+    start_ns: u64,
+) -> Option<u64> {
     if collector.python.is_none() || probes.sampler_error.is_some() {
         return None;
     }
     let lost = probes.drops().ok()?[drops::PY_SAMPLES as usize];
-    collector.open_export_window(start_ns, lost)
+    modes.open_export_window(start_ns, lost)
 }
 
 /// `--every`: the window reports' directory, and the figures at the
@@ -494,13 +510,8 @@ struct Windows {
 
 impl Windows {
     /// The window from `started` to now, as `report-<start ms>.json`.
-    fn write(
-        &mut self,
-        collector: &Collector,
-        pid: u32,
-        own: OwnFigures,
-    ) -> Result<(), OutputError> {
-        let Some(live) = &collector.metrics else {
+    fn write(&mut self, modes: &ModeFigures, pid: u32, own: OwnFigures) -> Result<(), OutputError> {
+        let Some(live) = &modes.metrics else {
             return Ok(());
         };
         let now = SystemTime::now();
@@ -541,7 +552,11 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<ProfileRequest>>) -> 
 
 /// Folds the maps into the continuous figures and lets the kernel forget
 /// the gone.
-fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError> {
+fn fold(
+    probes: &mut Probes,
+    collector: &mut Collector,
+    modes: &mut ModeFigures,
+) -> Result<(), ProbeError> {
     let reads = probes.read_stats()?;
     let threads = probes.threads()?;
     let open = probes.open_files()?;
@@ -554,7 +569,7 @@ fn fold(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError
         loops: &loops,
         lost,
     };
-    if let Some(forget) = collector.fold_metrics(maps) {
+    if let Some(forget) = modes.fold(maps, collector) {
         probes.forget(&forget, &reads, &open)?;
     }
     Ok(())
@@ -576,8 +591,8 @@ impl OwnFigures {
     }
 }
 
-fn publish(collector: &Collector, publisher: &watch::Sender<Arc<String>>, own: OwnFigures) {
-    if let Some(live) = &collector.metrics {
+fn publish(modes: &ModeFigures, publisher: &watch::Sender<Arc<String>>, own: OwnFigures) {
+    if let Some(live) = &modes.metrics {
         let mut figures = live.snapshot();
         own.add_to(&mut figures);
         let text = crate::report::metrics::prometheus_text(&figures);

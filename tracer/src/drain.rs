@@ -3,16 +3,23 @@
 
 use aya::maps::{MapData, RingBuf};
 
-use crate::{analysis::Collector, events};
+use crate::{
+    analysis::{Collector, modes::ModeFigures},
+    events,
+};
 
 /// After the snapshot: only the descriptors' and threads' rows (the rest
 /// happened after the trace).
-pub fn drain_closes(ring: &mut RingBuf<MapData>, collector: &mut Collector) {
+pub fn drain_closes(
+    ring: &mut RingBuf<MapData>,
+    collector: &mut Collector,
+    modes: &mut ModeFigures,
+) {
     while let Some(item) = ring.next() {
         if let Ok(event @ (events::Event::FdClosed { .. } | events::Event::ThreadExited { .. })) =
             events::decode(&item)
         {
-            collector.on_event(event);
+            collector.on_event(event, modes);
         }
     }
 }
@@ -24,11 +31,11 @@ const DRAIN_BATCH: usize = 4096;
 /// objects go first: the sampler sends them behind the sample that met
 /// the code object (it reserved the sample first), and the sample is
 /// symbolized as it comes, by them if the object is gone.
-pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector) {
+pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) {
     let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         match events::decode(&item) {
-            Ok(event @ events::Event::PyCodeNames { .. }) => collector.on_event(event),
+            Ok(event @ events::Event::PyCodeNames { .. }) => collector.on_event(event, modes),
             Ok(event) => batch.push(event),
             Err(err) => {
                 log::warn!("{err}");
@@ -37,11 +44,13 @@ pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector) {
         }
         // A ring that never empties (a busy trace) is taken in batches.
         if batch.len() >= DRAIN_BATCH {
-            batch.drain(..).for_each(|event| collector.on_event(event));
+            batch
+                .drain(..)
+                .for_each(|event| collector.on_event(event, modes));
         }
     }
     for event in batch {
-        collector.on_event(event);
+        collector.on_event(event, modes);
     }
     // One read of the socket tables for the whole batch.
     collector.files.name_pending();

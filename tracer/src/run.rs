@@ -17,7 +17,7 @@ use tracer_common::drops;
 
 use crate::{
     analysis::live::LiveFigures,
-    analysis::{Collector, Ending, Settings},
+    analysis::{Collector, Ending, Settings, modes::ModeFigures},
     cli::Args,
     continuous::Continuous,
     drain::{drain, drain_closes},
@@ -114,9 +114,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     } else {
         start::start_target(args, &target, &mut collector, threads)?;
     }
-    continuous.start(args, &probes, &mut collector);
+    // The mode's own figures, from the processes taken in.
+    let mut modes = ModeFigures::new(&mut collector);
+    continuous.start(args, &probes, &mut collector, &mut modes);
     let live = match args.live {
-        true => Some(LiveView::start(&probes, &mut collector)?),
+        true => Some(LiveView::start(&probes, &mut modes)?),
         false => None,
     };
     let trace_start = Instant::now();
@@ -124,13 +126,13 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         args,
         &mut probes,
         &mut target,
-        &mut collector,
+        (&mut collector, &mut modes),
         stop_signals,
         &mut continuous,
         live,
     )
     .await?;
-    continuous.finish(args, &mut probes, &mut collector, target.pid)?;
+    continuous.finish(args, &mut probes, (&mut collector, &mut modes), target.pid)?;
     // Where each thread is now: what a stuck program is stuck in.
     python_refresh::refresh(&mut probes, &mut collector)?;
     collector.snapshot_threads(true);
@@ -154,8 +156,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     // records are the whole of their rows.
     collector.closed.after_snapshot();
     collector.ended.after_snapshot();
-    drain_closes(&mut ring, &mut collector);
-    let mut report = collector.finish(maps, ending);
+    drain_closes(&mut ring, &mut collector, &mut modes);
+    let mut report = collector.finish(maps, ending, modes);
     // --serve's final figures: --otlp's, counted to the last window.
     if let Some(metrics) = report.metrics.as_mut() {
         continuous.own_figures().add_to(metrics);
@@ -191,9 +193,9 @@ struct LiveView {
 }
 
 impl LiveView {
-    fn start(probes: &Probes, collector: &mut Collector) -> Result<Self, RunError> {
+    fn start(probes: &Probes, modes: &mut ModeFigures) -> Result<Self, RunError> {
         let lost = probes.drops().map_or(0, |d| d[drops::PY_SAMPLES as usize]);
-        let figures = LiveFigures::start(collector, lost);
+        let figures = LiveFigures::start(modes, lost);
         let (view, quit) = Live::start()?;
         Ok(Self {
             view,
@@ -203,8 +205,12 @@ impl LiveView {
     }
 
     /// A snapshot of now (every event drained), to the view.
-    fn show(&mut self, probes: &Probes, collector: &mut Collector) -> Result<(), RunError> {
-        let snapshot = collector.live_snapshot(&mut self.figures, &probes.live_maps()?);
+    fn show(
+        &mut self,
+        probes: &Probes,
+        (collector, modes): (&mut Collector, &mut ModeFigures),
+    ) -> Result<(), RunError> {
+        let snapshot = collector.live_snapshot(modes, &mut self.figures, &probes.live_maps()?);
         self.view.show(snapshot);
         Ok(())
     }
@@ -233,7 +239,7 @@ async fn event_loop(
     args: &Args,
     probes: &mut Probes,
     target: &mut Target,
-    collector: &mut Collector,
+    (collector, modes): (&mut Collector, &mut ModeFigures),
     stop_signals: StopSignals,
     continuous: &mut Continuous,
     mut live: Option<LiveView>,
@@ -272,12 +278,12 @@ async fn event_loop(
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(io_err("polling the ring buffer"))?;
-                drain(guard.get_inner_mut(), collector);
+                drain(guard.get_inner_mut(), collector, modes);
                 guard.clear_ready();
                 if collector.python_dirty {
                     python_refresh::refresh(probes, collector)?;
                     // What came meanwhile (samples do not wake the loop).
-                    drain(guard.get_inner_mut(), collector);
+                    drain(guard.get_inner_mut(), collector, modes);
                 }
             }
             result = &mut exited => {
@@ -296,9 +302,9 @@ async fn event_loop(
                 let searching =
                     early && collector.python.as_ref().is_some_and(|p| !p.has_threads());
                 if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
-                    drain(ring.get_mut(), collector);
+                    drain(ring.get_mut(), collector, modes);
                     python_refresh::refresh(probes, collector)?;
-                    drain(ring.get_mut(), collector);
+                    drain(ring.get_mut(), collector, modes);
                     last_python_refresh = Instant::now();
                 }
                 // Past the search: wake every 50 ms, not 200 times a second
@@ -314,32 +320,32 @@ async fn event_loop(
             // within a millisecond then, not five.
             _ = early_drain.tick(), if started.elapsed() < PYTHON_SEARCH_FOR
                 && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
-                drain(ring.get_mut(), collector);
+                drain(ring.get_mut(), collector, modes);
             }
             // --perfetto: reads and switches do not wake the loop either,
             // nor (one-off traces) most closed descriptors' records.
             _ = timeline_drain.tick(), if collector.settings.timeline
                 || !collector.settings.continuous => {
-                drain(ring.get_mut(), collector);
+                drain(ring.get_mut(), collector, modes);
             }
             // --serve, --every: the maps folded every second, a window
             // written every --every seconds.
             due = continuous.due(), if continuous.running() => {
-                drain(ring.get_mut(), collector);
-                continuous.tick(due, probes, collector, target.pid)?;
+                drain(ring.get_mut(), collector, modes);
+                continuous.tick(due, probes, (collector, modes), target.pid)?;
             }
             // --live: the figures of now, to the view.
             _ = refresh.tick(), if live.is_some() => {
-                drain(ring.get_mut(), collector);
+                drain(ring.get_mut(), collector, modes);
                 if let Some(live) = live.as_mut() {
-                    live.show(probes, collector)?;
+                    live.show(probes, (collector, modes))?;
                 }
             }
             _ = async { live.as_mut().map(|l| &mut l.quit).expect("live").recv().await },
                 if live.is_some() => break STOPPED_BY_VIEW,
             _ = ticker.tick() => {
                 let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
-                status.update(started.elapsed(), collector.progress(lost));
+                status.update(started.elapsed(), collector.progress(modes, lost));
             }
         }
     };
@@ -348,7 +354,7 @@ async fn event_loop(
         live.view.close();
     }
     // Everything the kernel wrote before we stopped.
-    drain(ring.get_mut(), collector);
+    drain(ring.get_mut(), collector, modes);
     status.clear();
     // Ctrl-C on a terminal reaches the launched command too (one
     // foreground process group): the kernel side saw its SIGINT. Let it
@@ -359,7 +365,7 @@ async fn event_loop(
         && target.is_alive()
     {
         let _ = tokio::time::timeout(INTERRUPT_GRACE, &mut exited).await;
-        drain(ring.get_mut(), collector);
+        drain(ring.get_mut(), collector, modes);
     }
     if target.launched && target.is_alive() {
         collector.warnings.push(format!(

@@ -131,9 +131,6 @@ fn adopt_processes(
             root_threads = threads;
         } else {
             let (comm, ppid, argv) = procfs::describe(pid);
-            if let Some(live) = collector.metrics.as_mut() {
-                live.on_process(collector.system.as_mut(), pid, ppid);
-            }
             collector.processes.add_existing(
                 collector.system.as_mut(),
                 pid,
@@ -148,9 +145,6 @@ fn adopt_processes(
     let now_ns = collector.settings.base_ns;
     for zombie in procfs::zombie_children(traced) {
         probes.watch_zombie(zombie.pid, now_ns)?;
-        if let Some(live) = collector.metrics.as_mut() {
-            live.on_old_zombie(zombie.pid, zombie.ppid);
-        }
         collector.processes.add_preexisting_zombie(&zombie, now_ns);
     }
     Ok(root_threads)
@@ -234,9 +228,6 @@ pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads
         &argv,
         threads,
     );
-    if let Some(live) = collector.metrics.as_mut() {
-        live.on_process(collector.system.as_mut(), target.pid, ppid);
-    }
     collector.target = ReportTarget {
         pid: target.pid,
         comm: comm.clone(),

@@ -201,60 +201,35 @@ impl Captures {
     }
 }
 
-impl Collector {
-    /// Opens a window for `/debug/pprof/profile` now; `None` when
-    /// [`MAX_WINDOWS`] are open. `lost`: the kernel's count of lost Python
-    /// samples now.
-    pub fn open_window(&mut self, lost: u64) -> Option<u64> {
-        self.captures
-            .open(crate::events::monotonic_ns(), lost, false)
-    }
-
-    /// Opens `--otlp`'s window, whose samples are those taken from
-    /// `start_ns` on (CLOCK_MONOTONIC): windows that follow one another
-    /// without a gap, whatever the endpoint has open.
-    pub fn open_export_window(&mut self, start_ns: u64, lost: u64) -> Option<u64> {
-        self.captures.open(start_ns, lost, true)
-    }
-
+impl Captures {
     /// Closes window `id` (every sample taken until now drained) and
     /// returns its report. `lost`: the kernel's count of lost Python
     /// samples now; `sampler_error`: why sampling stopped, if it did.
-    pub fn close_window(
+    pub fn close(
         &mut self,
         id: u64,
+        collector: &Collector,
         lost: u64,
         sampler_error: Option<&str>,
     ) -> Option<Report> {
-        let window = self.captures.take(id)?;
+        let window = self.take(id)?;
         let duration_ns = crate::events::monotonic_ns().saturating_sub(window.start_ns);
-        let tree = self.python.as_ref()?;
+        let tree = collector.python.as_ref()?;
         let mut report = window_report(window, tree, lost, sampler_error);
-        // Gone before it was first looked at: the container its series
-        // have (from its fork or exec).
-        if let Some(live) = &self.metrics {
-            for process in report
-                .processes
-                .iter_mut()
-                .filter(|p| p.container.is_none())
-            {
-                process.container = live.container_of(process.pid).cloned();
-            }
-        }
-        report.target = self.target.clone();
+        report.target = collector.target.clone();
         report.duration_s = duration_ns as f64 / 1e9;
-        report.python.rate_hz = self.settings.python_rate_hz.unwrap_or(0);
+        report.python.rate_hz = collector.settings.python_rate_hz.unwrap_or(0);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         report.start_unix_ns = now.saturating_sub(duration_ns);
-        report.host_name = self.system.host_name();
+        report.host_name = collector.system.host_name();
         Some(report)
     }
 
     /// Forgets window `id` (its client is gone).
-    pub fn discard_window(&mut self, id: u64) {
-        self.captures.take(id);
+    pub fn discard(&mut self, id: u64) {
+        self.take(id);
     }
 }
 

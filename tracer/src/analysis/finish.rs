@@ -5,10 +5,16 @@
 use super::*;
 
 impl Collector {
-    /// The report: every aggregator's section, the map snapshot merged in.
-    pub fn finish(mut self, mut maps: MapSnapshot, ending: Ending) -> Report {
-        if self.metrics.is_some() {
-            return self.finish_continuous(maps, ending);
+    /// The report: every aggregator's section, the map snapshot merged in
+    /// (the continuous mode's: its figures, from `modes`).
+    pub fn finish(
+        mut self,
+        mut maps: MapSnapshot,
+        ending: Ending,
+        modes: modes::ModeFigures,
+    ) -> Report {
+        if modes.metrics.is_some() {
+            return self.finish_continuous(maps, ending, modes);
         }
         if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
             self.warnings.push(full);
@@ -179,7 +185,12 @@ impl Collector {
     }
 
     /// `--serve`: the final figures, with what the report says of the run.
-    fn finish_continuous(mut self, maps: MapSnapshot, ending: Ending) -> Report {
+    fn finish_continuous(
+        mut self,
+        maps: MapSnapshot,
+        ending: Ending,
+        mut modes: modes::ModeFigures,
+    ) -> Report {
         let lost = maps.drops.iter().sum();
         // Every descriptor counts as open: the last fold drops nothing.
         let open: Vec<(tracer_common::FdKey, u64)> = maps
@@ -193,14 +204,17 @@ impl Collector {
                 (fd, k.file_id)
             })
             .collect();
-        self.fold_metrics(metrics::MapsNow {
-            reads: &maps.reads,
-            threads: &maps.threads,
-            open: &open,
-            loops: &maps.loops,
-            lost,
-        });
-        let metrics = self.metrics.take().map(|live| live.snapshot());
+        modes.fold(
+            metrics::MapsNow {
+                reads: &maps.reads,
+                threads: &maps.threads,
+                open: &open,
+                loops: &maps.loops,
+                lost,
+            },
+            &mut self,
+        );
+        let metrics = modes.metrics.map(|figures| figures.snapshot());
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
         Report {

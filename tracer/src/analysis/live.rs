@@ -17,6 +17,7 @@ use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
 use super::{
     Collector, fd_rows,
     interval::{Cumulative, LastSeen},
+    modes::ModeFigures,
 };
 use crate::{
     events::LiveMaps,
@@ -69,10 +70,10 @@ impl Cumulative for FileTotals {
 impl LiveFigures {
     /// From the start of tracing: the first window opens now (`lost`: the
     /// kernel's count of Python samples lost so far).
-    pub fn start(collector: &mut Collector, lost: u64) -> Self {
+    pub fn start(modes: &mut ModeFigures, lost: u64) -> Self {
         let now = crate::events::monotonic_ns();
         Self {
-            window: collector.open_export_window(now, lost),
+            window: modes.open_export_window(now, lost),
             last_ns: now,
             ..Self::default()
         }
@@ -82,7 +83,12 @@ impl LiveFigures {
 impl Collector {
     /// The snapshot of now (every event drained first): rates since the
     /// last one.
-    pub fn live_snapshot(&mut self, live: &mut LiveFigures, maps: &LiveMaps) -> Snapshot {
+    pub fn live_snapshot(
+        &mut self,
+        modes: &mut ModeFigures,
+        live: &mut LiveFigures,
+        maps: &LiveMaps,
+    ) -> Snapshot {
         let now = crate::events::monotonic_ns();
         let interval = Duration::from_nanos(now.saturating_sub(live.last_ns));
         live.last_ns = now;
@@ -96,8 +102,9 @@ impl Collector {
         };
         // The next window before this one closes: no sample falls between.
         if let Some(window) = live.window.take() {
-            let report = self.close_window(window, drops[drops::PY_SAMPLES as usize], None);
-            live.window = self.open_export_window(now, drops[drops::PY_SAMPLES as usize]);
+            let lost = drops[drops::PY_SAMPLES as usize];
+            let report = modes.close_window(window, lost, None, self);
+            live.window = modes.open_export_window(now, lost);
             if let Some(report) = report {
                 snapshot.samples = report.python.samples;
                 snapshot.functions = functions(&report, live);

@@ -14,6 +14,7 @@ pub mod live;
 pub mod live_model;
 pub mod loops;
 pub mod metrics;
+pub mod modes;
 pub mod native;
 pub mod processes;
 pub mod python;
@@ -151,11 +152,6 @@ pub struct Collector {
     asyncio_notes: Vec<String>,
     /// `--perfetto`: events in time order.
     timeline: Option<timeline::Recorder>,
-    /// `--serve`: the continuous mode's figures (the report's sections are
-    /// not kept then).
-    pub metrics: Option<metrics::Aggregator>,
-    /// `--serve`: the open `/debug/pprof/profile` windows.
-    captures: capture::Captures,
     /// Event loop stalls.
     loops: loops::Loops,
     /// One-off traces: the read rows of closed descriptors.
@@ -173,9 +169,6 @@ impl Collector {
         Self {
             system,
             timeline: settings.timeline.then(timeline::Recorder::new),
-            metrics: settings
-                .continuous
-                .then(|| metrics::Aggregator::redacting(settings.redact_paths.clone())),
             native: (settings.native != NativeMode::Off)
                 .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS, settings.native)),
             settings,
@@ -212,7 +205,9 @@ impl Collector {
         self.python_frames(tgid, records)
     }
 
-    pub fn on_event(&mut self, event: Event) {
+    /// `modes`: what the mode keeps besides (the continuous figures, the
+    /// capture windows): an event they take in is not the report's.
+    pub fn on_event(&mut self, event: Event, modes: &mut modes::ModeFigures) {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
         self.keep_track(&event);
@@ -233,29 +228,9 @@ impl Collector {
             self.torn_samples += 1;
             return;
         }
-        if let Some(live) = self.metrics.as_mut() {
-            self.captures.on_event(
-                &event,
-                self.python.as_mut(),
-                self.native.as_mut(),
-                &mut self.python_dirty,
-                self.system.as_mut(),
-            );
-            live.on_event(event, self.python.as_mut(), self.system.as_mut());
+        let Some(event) = modes.on_event(event, self) else {
             return;
-        }
-        // `--live`: the interval's samples, besides the report's (Python
-        // frames: the view shows Python functions; the report's path below
-        // names native frames and counts their unwinds, once).
-        if !self.captures.is_empty() {
-            self.captures.on_event(
-                &event,
-                self.python.as_mut(),
-                None,
-                &mut self.python_dirty,
-                self.system.as_mut(),
-            );
-        }
+        };
         match event {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
@@ -544,23 +519,10 @@ impl Collector {
         }
     }
 
-    /// `--serve`: folds the kernel's cumulative rows into the figures and
-    /// forgets what the gone processes left; returns the rows the kernel
-    /// maps should drop.
-    pub fn fold_metrics(&mut self, mut maps: metrics::MapsNow) -> Option<crate::events::Forget> {
-        let live = self.metrics.as_mut()?;
-        maps.lost += self.decode_errors;
-        let forget = live.fold_maps(maps, &mut self.files, self.python.as_mut());
-        if let Some(native) = self.native.as_mut() {
-            forget.pids.iter().for_each(|&pid| native.forget(pid));
-        }
-        Some(forget)
-    }
-
     /// What the live status line shows.
-    pub fn progress(&self, lost: u64) -> Progress {
+    pub fn progress(&self, modes: &modes::ModeFigures, lost: u64) -> Progress {
         Progress {
-            samples: self.profile.samples() + self.metrics.as_ref().map_or(0, |m| m.samples_seen),
+            samples: self.profile.samples() + modes.samples(),
             signals: self.signals_seen,
             // The target and every process it forked.
             processes: 1 + self.processes_seen,

@@ -179,6 +179,14 @@ impl ProcessTable {
         }
     }
 
+    /// Every process known: (pid, parent, a zombie that predates the trace).
+    pub fn known(&self) -> Vec<(u32, u32, bool)> {
+        self.procs
+            .values()
+            .map(|p| (p.pid, p.ppid, p.pre_existing.is_some()))
+            .collect()
+    }
+
     /// The container of process `pid`: as recorded when it became known,
     /// else as /proc says now.
     pub fn container_of(&self, system: &mut dyn System, pid: u32) -> Option<Container> {
