@@ -309,7 +309,7 @@ pub const PY_NAME_BYTES: usize = 128;
 
 /// One `str` object as the sampler copied it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PyStringCopy {
     /// Its length in characters (`ob_size`).
     pub length: u64,
@@ -325,7 +325,7 @@ pub struct PyStringCopy {
 /// what userspace shows for its frames if the object is freed before it
 /// can be read.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PyCodeNames {
     pub header: EventHeader,
     /// The code object (as a frame record has it) and its fingerprint.

@@ -35,7 +35,7 @@ pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut
     let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         match events::decode(&item) {
-            Ok(event @ events::Event::PyCodeNames { .. }) => collector.on_event(event, modes),
+            Ok(event @ events::Event::PyCodeNames(_)) => collector.on_event(event, modes),
             Ok(event) => batch.push(event),
             Err(err) => {
                 log::warn!("{err}");

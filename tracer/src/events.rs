@@ -8,11 +8,10 @@ use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FdClosedEvent, FdKey, FdRow, FileEvent, NATIVE_MAX_DEPTH, PATH_CAPTURE_LEN, PY_MAX_DEPTH,
     PY_SAMPLE_TORN, ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
-    PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent, PyStringCopy,
-    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
-    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent, ReadEvent, ReadKey,
+    ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent,
+    SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent, SwitchEvent, ThreadExitedEvent,
+    ThreadStats, WaitEvent, drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +80,10 @@ pub enum Event {
         key: PyEventKey,
         counts: PyEventValue,
     },
-    /// The names of a code object the sampler met for the first time
-    /// (`code`, `check`: as the sample's frame has them).
-    PyCodeNames {
-        tgid: u32,
-        code: u64,
-        check: u64,
-        names: crate::python::CopiedNames,
-    },
+    /// The names of a code object the sampler met for the first time, as
+    /// it copied them (`code`, `check`: as the sample's frame has them; the
+    /// Python layer reads the strings).
+    PyCodeNames(Box<PyCodeNames>),
     /// The Python stack of one fork / clone by thread-group `tgid`, with
     /// the child it made (pid, or tid for a thread); innermost first.
     PyForkStack {
@@ -467,24 +462,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 counts: event.counts,
             }
         }
-        EventKind::PyCodeNames => {
-            let event: PyCodeNames = read(bytes)?;
-            let copied = |s: &PyStringCopy| {
-                let n = (s.copied as usize).min(s.bytes.len());
-                crate::python::copied_str(s.length, s.state, &s.bytes[..n])
-            };
-            Event::PyCodeNames {
-                tgid: header.tgid,
-                code: event.code,
-                check: event.check,
-                names: crate::python::CopiedNames {
-                    name: copied(&event.name).unwrap_or_default(),
-                    qualname: copied(&event.qualname),
-                    filename: copied(&event.filename).unwrap_or_default(),
-                    first_line: event.first_line,
-                },
-            }
-        }
+        EventKind::PyCodeNames => Event::PyCodeNames(Box::new(read(bytes)?)),
         EventKind::PyForkStack => py_fork_stack(&header, &read(bytes)?, None),
         EventKind::PyNativeForkStack => {
             let record: PyNativeForkEvent = read(bytes)?;

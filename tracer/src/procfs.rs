@@ -12,6 +12,7 @@
 //! init). CPython records its threads by the ids they see themselves, while
 //! the kernel and the BPF maps use host ids.
 
+pub mod maps;
 pub mod net;
 
 use std::{

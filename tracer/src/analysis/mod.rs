@@ -211,15 +211,9 @@ impl Collector {
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
         self.keep_track(&event);
-        if let Event::PyCodeNames {
-            tgid,
-            code,
-            check,
-            names,
-        } = event
-        {
+        if let Event::PyCodeNames(record) = event {
             if let Some(tree) = self.python.as_mut() {
-                tree.on_copied_names(tgid, code, check, names);
+                tree.on_copied_names(&record);
             }
             return;
         }
@@ -234,7 +228,7 @@ impl Collector {
         match event {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
-            Event::PyCodeNames { .. } => {}
+            Event::PyCodeNames(_) => {}
             Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
             Event::ThreadExited { tid, stats, .. } => self.ended.on_ended(tid, stats),
             Event::ProcessForked {

@@ -1,4 +1,5 @@
 use super::*;
+use tracer_common::PyStringCopy;
 
 fn bytes_of<T>(value: &T) -> Vec<u8> {
     // SAFETY: test-only view of a plain #[repr(C)] value.
@@ -576,16 +577,11 @@ fn py_code_names_carry_the_copied_strings() {
             size_of::<PyCodeNames>(),
         )
     };
-    let Event::PyCodeNames {
-        tgid,
-        code,
-        check,
-        names,
-    } = decode(bytes).unwrap()
-    else {
+    let Event::PyCodeNames(record) = decode(bytes).unwrap() else {
         panic!("not code names");
     };
-    assert_eq!((tgid, code, check), (100, 0x5000, 0x77));
+    assert_eq!(*record, event);
+    let names = crate::python::CopiedNames::from_record(&record);
     assert_eq!(names.name, "<module>");
     assert_eq!(names.qualname.as_deref(), Some("é1"));
     // Cut at the front: the end of a path is what tells files apart.

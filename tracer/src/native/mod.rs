@@ -25,7 +25,7 @@ use tracer_common::{
 use crate::{
     frame::Frame,
     procfs,
-    python::interpreter::{Mapping, anonymous_code, parse_maps},
+    procfs::maps::{Mapping, anonymous_code, parse_maps},
 };
 use learner::{Job, Learner, Learnt};
 pub use symbols::{DebugDataError, Symbols};

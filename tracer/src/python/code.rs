@@ -118,6 +118,20 @@ pub struct CopiedNames {
 }
 
 impl CopiedNames {
+    /// The strings of the sampler's record, decoded.
+    pub fn from_record(record: &tracer_common::PyCodeNames) -> Self {
+        let copied = |s: &tracer_common::PyStringCopy| {
+            let n = (s.copied as usize).min(s.bytes.len());
+            copied_str(s.length, s.state, &s.bytes[..n])
+        };
+        CopiedNames {
+            name: copied(&record.name).unwrap_or_default(),
+            qualname: copied(&record.qualname),
+            filename: copied(&record.filename).unwrap_or_default(),
+            first_line: record.first_line,
+        }
+    }
+
     /// As a [`CodeInfo`] without a line table.
     pub fn into_code_info(self, kind: LineTableKind) -> CodeInfo {
         CodeInfo {

@@ -252,10 +252,11 @@ impl PythonTree {
         }
     }
 
-    /// The names the sampler copied of a code object of process `tgid`.
-    pub fn on_copied_names(&mut self, tgid: u32, code: u64, check: u64, names: CopiedNames) {
-        if let Some(process) = self.processes.get_mut(&tgid) {
-            process.on_copied_names(code, check, names);
+    /// The names the sampler copied of a code object.
+    pub fn on_copied_names(&mut self, record: &tracer_common::PyCodeNames) {
+        if let Some(process) = self.processes.get_mut(&record.header.tgid) {
+            let names = CopiedNames::from_record(record);
+            process.on_copied_names(record.code, record.check, names);
         }
     }
 
