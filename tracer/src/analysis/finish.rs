@@ -3,6 +3,14 @@
 //! (a one-off trace's, the continuous mode's last figures, or `--dump`'s).
 
 use super::*;
+use crate::report::{FileReads, ProcessInfo, Python, ResetsBeforeExec, Sched, SignalGroup, Zombie};
+
+/// The report's signal sections.
+struct SignalSections {
+    groups: Vec<SignalGroup>,
+    log: SignalLog,
+    resets_before_exec: Vec<ResetsBeforeExec>,
+}
 
 impl Collector {
     /// The report: every aggregator's section, the map snapshot merged in
@@ -16,92 +24,9 @@ impl Collector {
         if modes.metrics.is_some() {
             return self.finish_continuous(maps, ending, modes);
         }
-        if let Some(full) = std::mem::take(&mut self.closed).merge_into(&mut maps) {
-            self.warnings.push(full);
-        }
-        let ended = std::mem::take(&mut self.ended).merge_into(&mut maps);
-        let dropped_switches = maps.drops[drops::THREADS as usize];
-        self.warnings
-            .extend(sched::full_warning(&maps, dropped_switches));
-        let _ = self.read_signal_handlers();
-        self.warnings
-            .extend(python_threads_capped(self.python.as_ref()));
-        self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
-        // Threads that exited: their last switch-out was their end.
-        let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
-        if let Some(tree) = self.python.as_mut() {
-            self.profile
-                .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
-        }
-        let mut names = std::mem::take(&mut self.exit_comms);
-        names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
-        self.files.finish_sockets(&maps.reads);
-        let mut reads = self.files.aggregate(&maps.reads, &maps.opens);
-        // The kernel's rows are in the report's rows now: a million files'
-        // are not held while the rest is built.
-        maps.reads = Vec::new();
-        maps.opens = HashMap::new();
-        let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
-        sched.inside_reads = reads::total_switches(&reads);
-        let mut python = self.python_section(&maps, &ending, &mut reads);
-        if let Some(tree) = &self.python
-            && python.status != "disabled"
-        {
-            gil::fill(
-                &mut python,
-                &self.gil,
-                tree,
-                &maps.python_gil_waits,
-                self.profile.timed_stacks(tracer_common::py_event::GIL_WAIT),
-                &sched,
-                ending.end_ns.saturating_sub(self.settings.base_ns),
-            );
-        }
-        for row in &mut python.processes {
-            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
-        }
-        python.threads_at_start = std::mem::take(&mut self.threads_at_start);
-        python.threads_at_end = std::mem::take(&mut self.threads_at_end);
-        python.asyncio = asyncio::section(
-            std::mem::take(&mut self.tasks_at_end),
-            std::mem::take(&mut self.tasks_at_start),
-            std::mem::take(&mut self.asyncio_notes),
-            std::mem::take(&mut python.asyncio.samples_by_task),
-        );
-        if let Some(tree) = &self.python {
-            python::name_threads(&tree.thread_names(), &mut sched, &mut python);
-        }
-        python::asleep_at_end(
-            &mut python,
-            &sched,
-            ending.end_ns.saturating_sub(self.settings.base_ns),
-        );
-        let mut signals = std::mem::take(&mut self.signals);
-        for main in python.threads_at_end.iter().filter(|t| t.tid == t.pid) {
-            signals.on_main_thread(
-                main.pid,
-                ending.end_ns,
-                signals::SEEN_AT_STOP,
-                main.frames.clone(),
-            );
-        }
-        let (processes, zombies) = std::mem::take(&mut self.processes).finish(
-            ending.end_ns,
-            self.settings.base_ns,
-            |pid| signals.killer_of(pid),
-            |pid| self.system.is_zombie(pid),
-            |pid| self.system.ns_pid(pid),
-        );
-        let (signals, log_entries, log_total) = signals.finish(self.settings.base_ns);
-        let mut changes =
-            std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
-                self.python
-                    .as_ref()
-                    .and_then(|tree| tree.process(pid))
-                    .is_some_and(|p| p.ready().is_some())
-            });
-        let signal_resets_before_exec =
-            signals::exec_resets::fold(&mut changes.actions, &processes);
+        let (mut reads, mut sched, names) = self.reads_and_sched(&mut maps, &ending);
+        let python = self.python_report(&maps, &ending, &mut reads, &mut sched);
+        let (processes, zombies, signals, changes) = self.processes_and_signals(&python, &ending);
         let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
@@ -146,12 +71,9 @@ impl Collector {
             python,
             processes,
             zombies,
-            signals,
-            signal_log: SignalLog {
-                total: log_total,
-                entries: log_entries,
-            },
-            signal_resets_before_exec,
+            signals: signals.groups,
+            signal_log: signals.log,
+            signal_resets_before_exec: signals.resets_before_exec,
             signal_actions: changes.actions,
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
@@ -182,6 +104,137 @@ impl Collector {
             report.timeline = Some(timeline);
         }
         report
+    }
+
+    /// The reads per file and the scheduling per thread, from the maps
+    /// (their read rows are let go once folded), with every thread's name.
+    fn reads_and_sched(
+        &mut self,
+        maps: &mut MapSnapshot,
+        ending: &Ending,
+    ) -> (Vec<FileReads>, Sched, HashMap<u32, String>) {
+        if let Some(full) = std::mem::take(&mut self.closed).merge_into(maps) {
+            self.warnings.push(full);
+        }
+        let ended = std::mem::take(&mut self.ended).merge_into(maps);
+        let dropped_switches = maps.drops[drops::THREADS as usize];
+        self.warnings
+            .extend(sched::full_warning(maps, dropped_switches));
+        let _ = self.read_signal_handlers();
+        self.warnings
+            .extend(python_threads_capped(self.python.as_ref()));
+        self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
+        // Threads that exited: their last switch-out was their end.
+        let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
+        if let Some(tree) = self.python.as_mut() {
+            self.profile
+                .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
+        }
+        let mut names = std::mem::take(&mut self.exit_comms);
+        names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
+        self.files.finish_sockets(&maps.reads);
+        let reads = self.files.aggregate(&maps.reads, &maps.opens);
+        // The kernel's rows are in the report's rows now: a million files'
+        // are not held while the rest is built.
+        maps.reads = Vec::new();
+        maps.opens = HashMap::new();
+        let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
+        sched.inside_reads = reads::total_switches(&reads);
+        (reads, sched, names)
+    }
+
+    /// The Python section: the profile, the GIL, the threads and asyncio
+    /// tasks at the start and the end (naming the threads of `sched`).
+    fn python_report(
+        &mut self,
+        maps: &MapSnapshot,
+        ending: &Ending,
+        reads: &mut [FileReads],
+        sched: &mut Sched,
+    ) -> Python {
+        let mut python = self.python_section(maps, ending, reads);
+        if let Some(tree) = &self.python
+            && python.status != "disabled"
+        {
+            gil::fill(
+                &mut python,
+                &self.gil,
+                tree,
+                &maps.python_gil_waits,
+                self.profile.timed_stacks(tracer_common::py_event::GIL_WAIT),
+                sched,
+                ending.end_ns.saturating_sub(self.settings.base_ns),
+            );
+        }
+        for row in &mut python.processes {
+            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
+        }
+        python.threads_at_start = std::mem::take(&mut self.threads_at_start);
+        python.threads_at_end = std::mem::take(&mut self.threads_at_end);
+        python.asyncio = asyncio::section(
+            std::mem::take(&mut self.tasks_at_end),
+            std::mem::take(&mut self.tasks_at_start),
+            std::mem::take(&mut self.asyncio_notes),
+            std::mem::take(&mut python.asyncio.samples_by_task),
+        );
+        if let Some(tree) = &self.python {
+            python::name_threads(&tree.thread_names(), sched, &mut python);
+        }
+        python::asleep_at_end(
+            &mut python,
+            sched,
+            ending.end_ns.saturating_sub(self.settings.base_ns),
+        );
+        python
+    }
+
+    /// The process tree and its zombies, the signals (a main thread still
+    /// holding a Python handler up at the stop says where), and the
+    /// disposition and mask changes.
+    fn processes_and_signals(
+        &mut self,
+        python: &Python,
+        ending: &Ending,
+    ) -> (
+        Vec<ProcessInfo>,
+        Vec<Zombie>,
+        SignalSections,
+        signals::changes::Finished,
+    ) {
+        let mut signals = std::mem::take(&mut self.signals);
+        for main in python.threads_at_end.iter().filter(|t| t.tid == t.pid) {
+            signals.on_main_thread(
+                main.pid,
+                ending.end_ns,
+                signals::SEEN_AT_STOP,
+                main.frames.clone(),
+            );
+        }
+        let (processes, zombies) = std::mem::take(&mut self.processes).finish(
+            ending.end_ns,
+            self.settings.base_ns,
+            |pid| signals.killer_of(pid),
+            |pid| self.system.is_zombie(pid),
+            |pid| self.system.ns_pid(pid),
+        );
+        let (groups, log_entries, log_total) = signals.finish(self.settings.base_ns);
+        let mut changes =
+            std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
+                self.python
+                    .as_ref()
+                    .and_then(|tree| tree.process(pid))
+                    .is_some_and(|p| p.ready().is_some())
+            });
+        let resets_before_exec = signals::exec_resets::fold(&mut changes.actions, &processes);
+        let signals = SignalSections {
+            groups,
+            log: SignalLog {
+                total: log_total,
+                entries: log_entries,
+            },
+            resets_before_exec,
+        };
+        (processes, zombies, signals, changes)
     }
 
     /// `--serve`: the final figures, with what the report says of the run.

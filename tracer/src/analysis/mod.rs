@@ -5,6 +5,7 @@
 
 pub mod asyncio;
 pub mod capture;
+mod dispatch;
 pub mod fd_rows;
 mod finish;
 pub mod gil;
@@ -231,180 +232,6 @@ impl Collector {
             Event::PyCodeNames(_) => {}
             Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
             Event::ThreadExited { tid, stats, .. } => self.ended.on_ended(tid, stats),
-            Event::ProcessForked {
-                parent_tgid,
-                child,
-                is_thread,
-                ts_ns,
-                comm,
-                ..
-            } => {
-                // Its pid in its own namespace comes with its exit record, or
-                // from /proc at the end if it is still there.
-                self.processes.on_fork(
-                    self.system.as_mut(),
-                    parent_tgid,
-                    child,
-                    is_thread,
-                    ts_ns,
-                    &comm,
-                );
-            }
-            Event::PySample {
-                ts_ns,
-                tgid,
-                tid,
-                frames,
-                truncated,
-                task,
-                task_name,
-                native,
-                gil_held,
-                ..
-            } => {
-                // A main thread holding up a Python signal handler: where.
-                if tid == tgid
-                    && self.signals.handler_waits(tgid)
-                    && let Some(stack) = self.python_frames(tgid, &frames)
-                {
-                    self.signals
-                        .on_main_thread(tgid, ts_ns, signals::SEEN_SAMPLED, stack);
-                }
-                // Symbolized now: the process (and its code objects) may be
-                // gone by report time.
-                if let Some(tree) = self.python.as_mut()
-                    && let Some(ids) = native::sample_frame_ids(
-                        tree,
-                        self.native.as_mut(),
-                        tgid,
-                        &frames,
-                        native.as_ref(),
-                        &mut self.python_dirty,
-                    )
-                {
-                    tree.on_sampled_thread(tgid, tid);
-                    let t_ns = ts_ns.saturating_sub(self.settings.base_ns);
-                    let process = (tgid, tree.generation(tgid));
-                    let task = (task != 0).then(|| (task, tree.task_name(tgid, task, task_name)));
-                    // The holder's line: its innermost Python frame.
-                    let line = ids.iter().copied().find(|&id| !tree.frame(id).native);
-                    self.gil.on_sample(tgid, tid, gil_held, line);
-                    self.profile
-                        .on_sample(t_ns, process, tid, ids, truncated, task);
-                }
-            }
-            Event::PyStack { key, counts } => {
-                if let Some(tree) = self.python.as_mut() {
-                    self.profile.on_new_event_stack(tree, &key, counts);
-                }
-            }
-            Event::PyForkStack {
-                tgid,
-                child,
-                frames,
-                native,
-            } => {
-                // A fork's stack, just before the fork record itself.
-                if let Some(frames) = self.event_frames(tgid, &frames, native.as_ref()) {
-                    self.profile.on_fork(frames.clone());
-                    self.processes.on_spawn_stack(child, frames);
-                }
-            }
-            Event::ProcessExited {
-                tgid,
-                tid,
-                group_dead,
-                ts_ns,
-                comm,
-                status,
-                ns_pid,
-            } => {
-                self.processes
-                    .on_exit(tgid, group_dead, ts_ns, &comm, status);
-                if let Some(ns_pid) = ns_pid {
-                    self.processes.set_ns_pid(tgid, ns_pid);
-                }
-                if let Some(timeline) = self.timeline.as_mut() {
-                    timeline.on_thread_exit(tid, ts_ns);
-                }
-                self.exit_comms.insert(tid, comm);
-            }
-            Event::ProcessExec {
-                tgid,
-                ts_ns,
-                comm,
-                argv,
-                truncated,
-                ..
-            } => {
-                self.processes
-                    .on_exec(self.system.as_mut(), tgid, ts_ns, &comm, argv, truncated);
-            }
-            Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
-            Event::WaitDone(wait) => self.processes.on_wait(&wait),
-            Event::SignalGenerated(g) => {
-                self.processes.on_signal_generated(&g);
-                if g.sig == signals::SIGINT {
-                    self.sigint_to.insert(g.target_pid);
-                    self.sigint_to.insert(g.target_tgid);
-                }
-                let flow = self.signals.on_generate(&g, self.settings.base_ns);
-                if let Some(timeline) = self.timeline.as_mut() {
-                    timeline.on_generated(&g, flow);
-                }
-                let target = if g.target_tgid != 0 {
-                    g.target_tgid
-                } else {
-                    g.target_pid
-                };
-                self.signal_changes.on_sent(target, g.sig, g.ts_ns);
-            }
-            Event::SignalAction(a) => {
-                // Symbolized now: the caller's code objects are alive.
-                let stack = self.python_frames(a.tgid, &a.py_frames).unwrap_or_default();
-                let (pid, sig, handler) = (a.tgid, a.sig, a.handler);
-                if let Some(index) = self.signal_changes.on_action(a, stack)
-                    && signals::changes::is_handler(handler)
-                {
-                    self.actions_to_name
-                        .push((index, pid, sig, HANDLER_NAME_READS));
-                }
-            }
-            Event::SignalMask(m) => {
-                let stack = self.python_frames(m.tgid, &m.py_frames).unwrap_or_default();
-                self.signal_changes.on_mask(m, stack);
-            }
-            Event::SignalDelivered(d) => {
-                // Symbolized now: a signal may end the process (and its code
-                // objects) right after.
-                let stack = if d.py_frames.is_empty() {
-                    None
-                } else {
-                    self.event_frames(d.tgid, &d.py_frames, d.native.as_ref())
-                };
-                // To a C handler: is it CPython's, for a Python function?
-                let handler = if d.sa_handler > 1 {
-                    self.python.as_mut().and_then(|tree| {
-                        tree.python_signal_handler(d.tgid, d.sig, d.py_handler, d.py_handler_code)
-                    })
-                } else {
-                    None
-                };
-                let flow = self
-                    .signals
-                    .on_deliver(&d, self.settings.base_ns, stack, handler);
-                if let Some(timeline) = self.timeline.as_mut() {
-                    timeline.on_delivered(&d, flow);
-                }
-            }
-            Event::SignalCheck {
-                ts_ns, tgid, tid, ..
-            } => {
-                let ran = self.signals.on_signal_check(tgid, ts_ns);
-                if let Some(timeline) = self.timeline.as_mut() {
-                    timeline.on_handlers_ran(ts_ns, tgid, tid, ran);
-                }
-            }
             Event::LoopStall {
                 tgid,
                 tid,
@@ -441,6 +268,18 @@ impl Collector {
                     }
                 }
             }
+            event @ (Event::ProcessForked { .. }
+            | Event::PyForkStack { .. }
+            | Event::ProcessExited { .. }
+            | Event::ProcessExec { .. }
+            | Event::ProcessFreed { .. }
+            | Event::WaitDone(_)) => self.on_process_event(event),
+            event @ (Event::PySample { .. } | Event::PyStack { .. }) => self.on_python_event(event),
+            event @ (Event::SignalGenerated(_)
+            | Event::SignalAction(_)
+            | Event::SignalMask(_)
+            | Event::SignalDelivered(_)
+            | Event::SignalCheck { .. }) => self.on_signal_event(event),
         }
     }
 
