@@ -48,10 +48,6 @@ impl System for Live {
         })
     }
 
-    fn root(&self, pid: u32) -> Option<String> {
-        procfs::root(pid)
-    }
-
     fn host_name(&self) -> Option<String> {
         procfs::host_name()
     }

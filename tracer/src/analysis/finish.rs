@@ -132,8 +132,8 @@ impl Collector {
         }
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
-        self.files.finish_sockets(&maps.reads);
-        let reads = self.files.aggregate(&maps.reads, &maps.opens);
+        reads::fold_sockets(&mut self.files, &maps.reads);
+        let reads = reads::aggregate(&self.files, &maps.reads, &maps.opens);
         // The kernel's rows are in the report's rows now: a million files'
         // are not held while the rest is built.
         maps.reads = Vec::new();

@@ -13,7 +13,8 @@ use std::{
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
-use super::{interval::LastSeen, processes, reads::FileTable, signals, system::System};
+use super::{interval::LastSeen, processes, signals, system::System};
+use crate::files::table::FileTable;
 use crate::{
     events::{Event, Forget},
     python::PythonTree,

@@ -108,7 +108,7 @@ pub struct Collector {
     pub first_event: Option<Instant>,
     /// The traced process as first seen (its name may change at exec).
     pub target: Target,
-    pub files: reads::FileTable,
+    pub files: crate::files::table::FileTable,
     /// Task names seen at exit (key: tid): the name after `exec`, which the
     /// kernel-side per-thread record may predate.
     exit_comms: HashMap<u32, String>,
@@ -296,13 +296,9 @@ impl Collector {
                 path,
                 truncated,
                 kernel,
-            } => self.files.on_opened(
-                (*tgid, *fd, *file_id),
-                path,
-                *truncated,
-                *kernel,
-                self.system.as_ref(),
-            ),
+            } => self
+                .files
+                .on_opened((*tgid, *fd, *file_id), path, *truncated, *kernel),
             Event::FdDiscovered {
                 tgid,
                 fd,

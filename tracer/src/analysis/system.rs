@@ -28,8 +28,6 @@ pub trait System: Send {
     fn is_zombie(&self, pid: u32) -> bool;
     /// `None` when the thread is gone.
     fn thread_state(&self, pid: u32, tid: u32) -> Option<ThreadState>;
-    /// The directory a process sees as `/`, when it is not the tracer's.
-    fn root(&self, pid: u32) -> Option<String>;
     /// This host's name.
     fn host_name(&self) -> Option<String>;
     /// The container process `pid` is in now: `None` when the process is
@@ -89,9 +87,6 @@ pub mod made_up {
                 state: "sleeping",
                 syscall: None,
             })
-        }
-        fn root(&self, _pid: u32) -> Option<String> {
-            None
         }
         fn host_name(&self) -> Option<String> {
             Some("made-up".into())

@@ -13,7 +13,8 @@ use crate::{
     report::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline},
 };
 
-use super::{reads::FileTable, signals};
+use super::signals;
+use crate::files::table::FileTable;
 
 /// Reads kept (about 80 bytes each): past this, every other one kept is
 /// dropped and only 1 in twice as many is kept from then on.

@@ -2,6 +2,8 @@
 //! looked up through `/proc/PID/fd` while the descriptor is open, or by
 //! resolving the opened path in the process's own root and cwd after.
 
+pub mod table;
+
 use std::{borrow::Cow, ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
 use crate::{
