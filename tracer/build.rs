@@ -1,6 +1,9 @@
-//! Compiles `tracer-ebpf` for the BPF target with the nightly toolchain; the
-//! object is embedded in the binary (see `probes/mod.rs`). Fuzz builds
-//! (`--cfg fuzzing`) exercise the parsers only and embed an empty object.
+//! Compiles `tracer-ebpf` for the BPF target with the nightly toolchain,
+//! twice: the object for kernels with `bpf_loop` (`tracer`) and the one for
+//! older kernels (`tracer-without-bpf-loop`, its `without-bpf-loop`
+//! feature: no Python or native stack walks); both are
+//! embedded in the binary (see `probes/mod.rs`). Fuzz builds (`--cfg
+//! fuzzing`) exercise the parsers only and embed empty objects.
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
@@ -8,6 +11,10 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("CARGO_CFG_FUZZING").is_some() {
         let out = std::env::var("OUT_DIR").context("OUT_DIR")?;
         std::fs::write(std::path::Path::new(&out).join("tracer"), b"")?;
+        std::fs::write(
+            std::path::Path::new(&out).join("tracer-without-bpf-loop"),
+            b"",
+        )?;
         return Ok(());
     }
     let metadata =
@@ -26,12 +33,22 @@ fn main() -> anyhow::Result<()> {
         .and_then(|p| p.strip_suffix("/Cargo.toml"))
         .ok_or_else(|| anyhow!("tracer-ebpf package not found in cargo metadata"))?
         .to_owned();
-    aya_build::build_ebpf(
-        [Package {
-            name: "tracer-ebpf",
-            root_dir: &root_dir,
-            ..Default::default()
-        }],
-        Toolchain::default(),
-    )
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").context("OUT_DIR")?);
+    let build = |features: &[&str]| {
+        aya_build::build_ebpf(
+            [Package {
+                name: "tracer-ebpf",
+                root_dir: &root_dir,
+                features,
+                ..Default::default()
+            }],
+            Toolchain::default(),
+        )
+    };
+    // aya-build writes the object as `tracer` (the bin's name): the one
+    // without bpf_loop first, renamed, then the other.
+    build(&["without-bpf-loop"])?;
+    std::fs::rename(out.join("tracer"), out.join("tracer-without-bpf-loop"))
+        .context("renaming the without-bpf-loop object")?;
+    build(&[])
 }

@@ -93,7 +93,14 @@ pub struct StructOffsets {
     /// `task_struct.se.sum_exec_runtime`: a thread's CPU time by the
     /// scheduler's count (0: unknown).
     pub task_runtime: u32,
-    pub _pad: u32,
+    /// `task_struct.__state` (`state` before 5.14): a switched-out task's
+    /// state where `sched_switch` passes no `prev_state` (before 5.18).
+    pub task_state: u32,
+    /// `task_struct.signal`, `signal_struct.live`: the threads of a process
+    /// not yet exiting, where `sched_process_exit` passes no `group_dead`
+    /// (before 6.16).
+    pub task_signal: u32,
+    pub signal_live: u32,
 }
 
 /// Where the current task's syscall number and arguments are in its saved
@@ -118,6 +125,12 @@ pub struct SyscallRegs {
     pub ip: u32,
     pub sp: u32,
     pub bp: u32,
+    /// `task_struct.stack`: the task's kernel stack.
+    pub task_stack: u32,
+    /// 0 where the kernel has `bpf_task_pt_regs` (5.15); before, where the
+    /// saved user registers are from the kernel stack's base
+    /// (`THREAD_SIZE - sizeof(struct pt_regs)`, x86-64's `task_pt_regs()`).
+    pub stack_to_regs: u32,
 }
 
 /// Where a task's pid in its own pid namespace is, from the kernel's BTF:
@@ -220,11 +233,11 @@ pub struct ScopeConfig {
 unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 32);
-const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 15);
-const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 9);
+const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 17);
+const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 11);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
-    core::mem::size_of::<Config>() == 4 * 32 + 4 * 15 + 4 * 9 + 8 + 32 + 48 + 24 + 8 + 8 + 8
+    core::mem::size_of::<Config>() == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8
 );

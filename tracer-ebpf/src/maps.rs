@@ -3,7 +3,7 @@
 use aya_ebpf::{
     Global,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns,
         bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::map,
@@ -159,7 +159,15 @@ pub fn current_regs() -> Option<*const u8> {
     if config!(regs.valid) == 0 {
         return None;
     }
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
+    let stack_to_regs = config!(regs.stack_to_regs);
+    // A constant to the verifier (read-only data): the branch a kernel
+    // cannot run is dead code it removes, helpers unknown to it and all.
+    let regs = if stack_to_regs != 0 {
+        let task = unsafe { bpf_get_current_task() };
+        read_kernel::<u64>(task, config!(regs.task_stack))? + stack_to_regs as u64
+    } else {
+        (unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) }) as u64
+    };
     (regs != 0).then_some(regs as *const u8)
 }
 
@@ -218,3 +226,35 @@ pub fn count_drop(index: u32) {
         unsafe { *counter += 1 };
     }
 }
+
+/// `$step(i, $ctx)` for `i` in `0..$n` until it returns non-zero: the
+/// kernel's `bpf_loop` (5.17), which the verifier checks once.
+#[cfg(not(feature = "without-bpf-loop"))]
+macro_rules! repeat {
+    ($n:expr, $step:expr, $ctx:expr) => {
+        // SAFETY: `$step` is an `extern "C" fn(u64, *mut c_void) -> i64`
+        // and the caller's `$ctx` outlives the call.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_loop(
+                $n,
+                $step as *mut core::ffi::c_void,
+                ($ctx).cast(),
+                0,
+            )
+        }
+    };
+}
+
+/// No step, in the object for kernels without `bpf_loop`: the Python and
+/// native walks as bounded loops are more than their verifier takes (over a
+/// million instructions for 128 frames), so that object walks no stack and
+/// userspace asks for none (no sampler, no interpreter configured: the
+/// report says Python stacks need Linux 5.17 there).
+#[cfg(feature = "without-bpf-loop")]
+macro_rules! repeat {
+    ($n:expr, $step:expr, $ctx:expr) => {{
+        let _ = ($n, $step, $ctx);
+    }};
+}
+
+pub(crate) use repeat;

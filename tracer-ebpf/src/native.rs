@@ -10,7 +10,7 @@
 //! are unwound too, from the user registers saved at the kernel entry.
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated},
+    helpers::bpf_probe_read_user,
     macros::map,
     maps::{Array, HashMap},
     programs::PerfEventContext,
@@ -136,15 +136,8 @@ fn find_mapping(mappings: &NativeMappings, pc: u64) -> Option<NativeMapping> {
         lo: 0,
         hi: mappings.count.min(NATIVE_MAX_MAPPINGS as u32),
     };
-    // SAFETY: a bpf_loop callback; `search` outlives the call.
-    unsafe {
-        generated::bpf_loop(
-            MAPPING_STEPS,
-            mapping_step as *mut core::ffi::c_void,
-            core::ptr::addr_of_mut!(search).cast(),
-            0,
-        )
-    };
+    // ``search`` outlives the loop.
+    crate::maps::repeat!(MAPPING_STEPS, mapping_step, core::ptr::addr_of_mut!(search));
     if search.lo == 0 {
         return None;
     }
@@ -169,15 +162,8 @@ fn find_row(mapping: &NativeMapping, vaddr: u32) -> Option<NativeRow> {
         lo: 0,
         hi: mapping.rows,
     };
-    // SAFETY: a bpf_loop callback; `search` outlives the call.
-    unsafe {
-        generated::bpf_loop(
-            ROW_STEPS,
-            row_step as *mut core::ffi::c_void,
-            core::ptr::addr_of_mut!(search).cast(),
-            0,
-        )
-    };
+    // ``search`` outlives the loop.
+    crate::maps::repeat!(ROW_STEPS, row_step, core::ptr::addr_of_mut!(search));
     if search.lo == 0 {
         return None;
     }
@@ -314,14 +300,11 @@ fn unwind(regs: Option<(u64, u64, u64)>, mappings: &NativeMappings, out: *mut u6
         end: native_end::TRUNCATED,
         last: NativeMapping::default(),
     };
-    // SAFETY: `unwind_step` is a bpf_loop callback; `unwind` outlives the call.
-    unsafe {
-        generated::bpf_loop(
-            NATIVE_MAX_DEPTH as u32 + 1,
-            unwind_step as *mut core::ffi::c_void,
-            core::ptr::addr_of_mut!(unwind).cast(),
-            0,
-        )
-    };
+    // ``unwind`` outlives the loop.
+    crate::maps::repeat!(
+        NATIVE_MAX_DEPTH as u32 + 1,
+        unwind_step,
+        core::ptr::addr_of_mut!(unwind)
+    );
     (unwind.depth, unwind.end)
 }

@@ -118,9 +118,31 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let task_exit_code = config!(structs.task_exit_code);
     let group_dead_arg: u64 = ctx.arg(1);
-    let group_dead = (group_dead_arg & 0xff) as u8;
+    exiting(tgid, tid, (group_dead_arg & 0xff) as u8)
+}
+
+/// `sched_process_exit(struct task_struct *p)`: kernels before 6.16 pass
+/// no `group_dead`. `do_exit()` has counted this thread out of
+/// `p->signal->live` before the tracepoint: the group is dead when that
+/// reads 0, for the first of its threads to see it (two threads exiting
+/// at once may both read 0 after the last decrement; the process's
+/// zombie row tells the second it is not the last).
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit_no_group_dead(_ctx: RawTracePointContext) -> i32 {
+    let Some((tgid, tid)) = current_if_traced() else {
+        return 0;
+    };
+    let task = unsafe { bpf_get_current_task() };
+    let live = read_kernel::<u64>(task, config!(structs.task_signal))
+        .and_then(|signal| read_kernel::<i32>(signal, config!(structs.signal_live)));
+    let group_dead = live == Some(0) && unsafe { ZOMBIES.get(&tgid) }.is_none();
+    exiting(tgid, tid, u8::from(group_dead))
+}
+
+#[inline(always)]
+fn exiting(tgid: u32, tid: u32, group_dead: u8) -> i32 {
+    let task_exit_code = config!(structs.task_exit_code);
     let mut status = EXIT_STATUS_UNKNOWN;
     if group_dead != 0 && task_exit_code != 0 {
         // do_exit() has stored the status (group exit code, the killing

@@ -103,8 +103,10 @@ pub fn enter_open(regs: *const u8, filename_arg: u32) {
 }
 
 /// The return of `openat` / `open`: the descriptor now names the path.
+/// `FD_ROWS`: the program holds the per-descriptor rows' code (their
+/// fetching atomics, which a 5.10 kernel refuses anywhere in a program).
 #[inline(always)]
-pub fn exit_open(ret: i64) {
+pub fn exit_open<const FD_ROWS: bool>(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only traced threads have an OPENING entry: no TRACED lookup needed.
@@ -119,7 +121,7 @@ pub fn exit_open(ret: i64) {
         return;
     }
     let fd = ret as i32;
-    let fd_rows = config!(fd_rows) != 0;
+    let fd_rows = FD_ROWS && config!(fd_rows) != 0;
     // The kernel has just copied the name, so the page is resident.
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
         return;
@@ -189,14 +191,14 @@ fn path_hash(path: &[u8]) -> u64 {
 
 /// `close(fd)`: the descriptor names nothing any more.
 #[inline(always)]
-pub fn enter_close(regs: *const u8) {
+pub fn enter_close<const FD_ROWS: bool>(regs: *const u8) {
     let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
     let Some(fd) = read_reg(regs, config!(regs.arg1)) else {
         return;
     };
-    if config!(fd_rows) != 0 {
+    if FD_ROWS && config!(fd_rows) != 0 {
         fd_rows::close(tgid, tid, fd as i32, unsafe { bpf_ktime_get_ns() });
         return;
     }
@@ -350,7 +352,7 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall, msgs: u64) 
 
 /// The return of any read: one row of `READ_STATS` more.
 #[inline(always)]
-pub fn exit_read(ret: i64) {
+pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
@@ -370,7 +372,7 @@ pub fn exit_read(ret: i64) {
     };
 
     let fd_key = FdKey { tgid, fd: read.fd };
-    let fd_rows = config!(fd_rows) != 0;
+    let fd_rows = FD_ROWS && config!(fd_rows) != 0;
     let known = if fd_rows {
         fd_rows::file_of(tgid, read.fd)
     } else {

@@ -35,6 +35,24 @@ const TASK_DEAD: u32 = 0x80;
 /// tracefs record's `prev_state` tells it.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    let prev_state: u64 = ctx.arg(3);
+    switched(&ctx, prev_state as u32)
+}
+
+/// `sched_switch(bool preempt, struct task_struct *prev, struct
+/// task_struct *next)`: kernels before 5.18 pass no `prev_state`; it is
+/// `prev`'s state word (`__state`, `state` before 5.14), which `__schedule()`
+/// has not changed yet when the tracepoint fires.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch_no_prev_state(ctx: RawTracePointContext) -> i32 {
+    let prev: u64 = ctx.arg(1);
+    // The low word: `state` is a `long` before 5.14, its flags in the low bits.
+    let prev_state = read_kernel::<u32>(prev, config!(structs.task_state)).unwrap_or(0);
+    switched(&ctx, prev_state)
+}
+
+#[inline(always)]
+fn switched(ctx: &RawTracePointContext, prev_state: u32) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
 
     // The tracepoint runs in the context of `prev`, the task leaving the CPU.
@@ -57,10 +75,9 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
             // of threads that are not.
             let runtime = task_runtime(ctx.arg(1));
             let preempt: u64 = ctx.arg(0);
-            let prev_state: u64 = ctx.arg(3);
-            let voluntary = preempt & 0xff == 0 && prev_state as u32 != 0;
+            let voluntary = preempt & 0xff == 0 && prev_state != 0;
             switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now, runtime);
-            if prev_state as u32 & TASK_DEAD != 0 && config!(thread_rows) != 0 {
+            if prev_state & TASK_DEAD != 0 && config!(thread_rows) != 0 {
                 thread_ended(unsafe { &*thread }, tgid, tid, now);
             }
         }

@@ -27,6 +27,18 @@ use crate::{
 /// `sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    enter::<true>(&ctx)
+}
+
+/// Without the per-descriptor read rows (kernels without the fetching
+/// atomics they are claimed with, before 5.12): reads are counted per file.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_no_fd_rows(ctx: RawTracePointContext) -> i32 {
+    enter::<false>(&ctx)
+}
+
+#[inline(always)]
+fn enter<const FD_ROWS: bool>(ctx: &RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let nr: u64 = ctx.arg(1);
     let regs = regs as *const u8;
@@ -54,7 +66,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     } else if nr == config!(syscalls.open) as u64 {
         reads::enter_open(regs, config!(regs.arg1));
     } else if nr == config!(syscalls.close) as u64 {
-        reads::enter_close(regs);
+        reads::enter_close::<FD_ROWS>(regs);
     } else if nr == config!(syscalls.rt_sigaction) as u64 {
         signals::enter_rt_sigaction(regs);
     } else if nr == config!(syscalls.rt_sigprocmask) as u64 {
@@ -84,6 +96,17 @@ fn is_selector_wait(nr: u64) -> bool {
 /// saved `orig_ax` (x86-64).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    exit::<true>(&ctx)
+}
+
+/// Without the per-descriptor read rows (see `sys_enter_no_fd_rows`).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit_no_fd_rows(ctx: RawTracePointContext) -> i32 {
+    exit::<false>(&ctx)
+}
+
+#[inline(always)]
+fn exit<const FD_ROWS: bool>(ctx: &RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let regs = regs as *const u8;
@@ -105,9 +128,9 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if is_read {
-        reads::exit_read(ret);
+        reads::exit_read::<FD_ROWS>(ret);
     } else if is_open {
-        reads::exit_open(ret);
+        reads::exit_open::<FD_ROWS>(ret);
     } else if nr == config!(syscalls.wait4) as u64 {
         processes::exit_wait4(regs, ret);
     } else if nr == config!(syscalls.waitid) as u64 {

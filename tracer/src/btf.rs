@@ -19,8 +19,8 @@ pub enum BtfError {
     #[error("struct `{structure}` has no member `{member}` in this kernel's BTF")]
     NoMember { structure: String, member: String },
     #[error(
-        "this kernel's tracepoint `{tracepoint}` passes {found} argument(s), the tracer reads \
-         {wanted}: the kernel is older than the tracer supports"
+        "this kernel's tracepoint `{tracepoint}` passes {found} argument(s), the tracer's \
+         programs read at least {wanted}"
     )]
     TracepointArgs {
         tracepoint: String,
@@ -217,20 +217,6 @@ impl Btf {
         (proto.kind == KIND_FUNC_PROTO).then(|| proto.vlen.saturating_sub(1))
     }
 
-    /// Checks that the raw tracepoint `name` passes at least `wanted`
-    /// arguments (an older kernel may pass fewer; a program reading past
-    /// them would not attach, with a less helpful error).
-    pub fn check_tracepoint(&self, name: &str, wanted: u32) -> Result<(), BtfError> {
-        match self.tracepoint_args(name) {
-            Some(found) if found < wanted => Err(BtfError::TracepointArgs {
-                tracepoint: name.into(),
-                found,
-                wanted,
-            }),
-            _ => Ok(()),
-        }
-    }
-
     /// `sizeof(struct structure)`.
     pub fn struct_size(&self, structure: &str) -> Result<u32, BtfError> {
         self.types
@@ -287,18 +273,25 @@ pub struct KernelOffsets {
     pub structs: tracer_common::StructOffsets,
     pub pid_ns: tracer_common::PidNsOffsets,
     pub file: tracer_common::FileOffsets,
+    /// How many arguments each raw tracepoint asked about passes on this
+    /// kernel (`None`: its BTF does not say).
+    pub tracepoint_args: Vec<(&'static str, Option<u32>)>,
 }
 
 impl KernelOffsets {
-    /// Parses `/sys/kernel/btf/vmlinux` (once per trace) and checks that
-    /// each raw tracepoint in `tracepoints` passes the (name, arguments) the
-    /// programs read.
-    pub fn read(tracepoints: &[(&str, u32)], warnings: &mut Vec<String>) -> Result<Self, BtfError> {
+    /// Parses `/sys/kernel/btf/vmlinux` (once per trace): the offsets, and
+    /// how many arguments each raw tracepoint of `tracepoints` passes.
+    pub fn read(
+        tracepoints: &[&'static str],
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, BtfError> {
         let btf = vmlinux()?;
-        for &(name, wanted) in tracepoints {
-            btf.check_tracepoint(name, wanted)?;
-        }
-        Self::from_btf(&btf, warnings)
+        let mut offsets = Self::from_btf(&btf, warnings)?;
+        offsets.tracepoint_args = tracepoints
+            .iter()
+            .map(|&name| (name, btf.tracepoint_args(name)))
+            .collect();
+        Ok(offsets)
     }
 
     pub fn from_btf(btf: &Btf, warnings: &mut Vec<String>) -> Result<Self, BtfError> {
@@ -357,7 +350,12 @@ impl KernelOffsets {
             ksigaction_flags: sa + btf.member_offset("sigaction", "sa_flags")?,
             task_fsbase,
             task_runtime,
-            _pad: 0,
+            // `__state` since 5.14.
+            task_state: btf
+                .member_offset("task_struct", "__state")
+                .or_else(|_| btf.member_offset("task_struct", "state"))?,
+            task_signal: btf.member_offset("task_struct", "signal")?,
+            signal_live: btf.member_offset("signal_struct", "live")?,
         };
         let pid_ns = pid_ns_offsets(btf).unwrap_or_else(|err| {
             warnings.push(format!(
@@ -377,6 +375,7 @@ impl KernelOffsets {
             structs,
             pid_ns,
             file,
+            tracepoint_args: Vec::new(),
         })
     }
 }
@@ -449,8 +448,18 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
         ip: reg("ip")?,
         sp: reg("sp")?,
         bp: reg("bp")?,
+        task_stack: btf.member_offset("task_struct", "stack")?,
+        // x86-64's task_pt_regs(): the registers are the last thing on the
+        // task's kernel stack of THREAD_SIZE (16 KiB; 32 KiB only in KASAN
+        // builds), with no padding above them. Used only where the kernel
+        // has no bpf_task_pt_regs (before 5.15).
+        stack_to_regs: X86_64_THREAD_SIZE - btf.struct_size("pt_regs")?,
     })
 }
+
+/// x86-64's `THREAD_SIZE` (`PAGE_SIZE << THREAD_SIZE_ORDER`, order 2).
+#[cfg(target_arch = "x86_64")]
+const X86_64_THREAD_SIZE: u32 = 16 * 1024;
 
 #[cfg(not(target_arch = "x86_64"))]
 pub fn syscall_regs(_btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
@@ -601,8 +610,10 @@ mod tests {
         assert_eq!(btf.tracepoint_args("sched_switch"), Some(4));
         assert_eq!(btf.tracepoint_args("signal_generate"), Some(5));
         assert_eq!(btf.tracepoint_args("no_such_tracepoint"), None);
-        let err = btf.check_tracepoint("sched_process_free", 2).unwrap_err();
-        assert!(err.to_string().contains("passes 1 argument"), "{err}");
+        assert_eq!(btf.tracepoint_args("sched_process_free"), Some(1));
+        // __state (5.14 on), signal, live: the older kernels' variants read them.
+        assert!(kernel.structs.task_state > 0 && kernel.structs.signal_live > 0);
+        assert_ne!(kernel.structs.task_signal, kernel.structs.task_state);
         // int si_signo; int si_errno; int si_code; (not MIPS)
         assert_eq!(
             (kernel.structs.siginfo_errno, kernel.structs.siginfo_code),

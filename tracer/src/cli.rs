@@ -85,6 +85,13 @@ a symbolic link, nor as a regular file with other hard links, nor as another
 user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
 (a shell's >(...)) are used as they are.
 
+Kernels (what one lacks is said in the report):
+  5.10         the oldest supported; BTF (/sys/kernel/btf/vmlinux) required
+  before 5.12  no fetching atomics: reads are counted per file in a shared
+               table rather than per descriptor
+  before 5.17  no bpf_loop: no Python or native stacks (the kernel sections
+               are traced as usual)
+
 Exit status:
   0  report written
   1  other error

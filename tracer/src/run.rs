@@ -66,11 +66,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         dump: false,
         loop_stall_ns: args.loop_stall * 1_000_000,
         redact_paths: args.redact_paths.clone(),
-        native: if args.no_python {
-            crate::native::NativeMode::Off
-        } else {
-            args.native
-        },
+        native: start::native_mode(args),
     };
     let mut collector = Collector::new(settings, Box::new(crate::system::Live::default()));
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;

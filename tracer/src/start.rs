@@ -6,6 +6,7 @@
 use crate::{
     analysis::Collector,
     cli::Args,
+    native::NativeMode,
     probes::{ProbeError, Probes},
     procfs,
     python::PythonTree,
@@ -259,4 +260,15 @@ pub fn start_target(
         }
     }
     Ok(())
+}
+
+/// What `--native` asks for, where stacks are sampled: not with
+/// `--no-python`, nor on a kernel without `bpf_loop` (no stack is walked
+/// there; the Python section says why).
+pub fn native_mode(args: &Args) -> NativeMode {
+    if args.no_python || !crate::probes::features::bpf_loop() {
+        NativeMode::Off
+    } else {
+        args.native
+    }
 }

@@ -200,7 +200,11 @@ fn test() -> Result<()> {
         "--",
         "--test-threads=1",
     ]);
-    run_counting_tests(&mut cmd)
+    let tests = run_counting_tests(&mut cmd);
+    // The end-to-end stories again on Debian 11's, 12's and 13's kernels
+    // and the newest, each booted in qemu, whichever way the tests went.
+    let kernels = kernels::kernels(&kernels::KernelsArgs::default());
+    tests.and(kernels)
 }
 
 fn make_chroots() -> Result<()> {

@@ -131,6 +131,18 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
     Naming::Sent
 }
 
+/// `n & (PY_NAME_BYTES - 1)` computed where the verifier sees it: the
+/// compiler, which knows `n` is below, would leave the mask out.
+#[inline(always)]
+fn below_name_bytes(n: u64) -> u32 {
+    let mut n = n;
+    // SAFETY: arithmetic on a register.
+    unsafe { core::arch::asm!("{n} &= 127", n = inout(reg) n) };
+    n as u32
+}
+
+const _: () = assert!(PY_NAME_BYTES == 128);
+
 /// Copies the `str` the code object's field at `field` points to: its
 /// length, state and the last [`PY_NAME_BYTES`] bytes of its characters
 /// (compact strings only: every name CPython makes).
@@ -155,22 +167,33 @@ unsafe fn copy_str(cfg: &PyConfig, code: u64, field: u32, out: *mut PyStringCopy
         // A name is never near this long: a bound for the arithmetic.
         if compact && matches!(width, 1 | 2 | 4) && length < 1 << 20 {
             let bytes = length * width as u64;
-            let n = if bytes < PY_NAME_BYTES as u64 {
-                bytes
+            // The size the verifier sees: a constant, or masked in a
+            // register just before the call (6.1's loses the bound of a
+            // value spilled to the stack and filled back).
+            // SAFETY: `out` is the record being written.
+            let to = unsafe { core::ptr::addr_of_mut!((*out).bytes) }.cast();
+            let (n, read) = if bytes >= PY_NAME_BYTES as u64 {
+                let from = object + data as u64 + (bytes - PY_NAME_BYTES as u64);
+                // SAFETY: PY_NAME_BYTES bytes into the record's buffer.
+                let read = unsafe {
+                    generated::bpf_probe_read_user(
+                        to,
+                        PY_NAME_BYTES as u32,
+                        from as *const core::ffi::c_void,
+                    )
+                };
+                (PY_NAME_BYTES as u32, read)
             } else {
-                PY_NAME_BYTES as u64
-            };
-            let from = object + data as u64 + (bytes - n);
-            // SAFETY: at most PY_NAME_BYTES bytes into the record's buffer.
-            let read = unsafe {
-                generated::bpf_probe_read_user(
-                    core::ptr::addr_of_mut!((*out).bytes).cast(),
-                    n as u32,
-                    from as *const core::ffi::c_void,
-                )
+                let n = below_name_bytes(bytes);
+                let from = object + data as u64;
+                // SAFETY: fewer than PY_NAME_BYTES bytes into the buffer.
+                let read = unsafe {
+                    generated::bpf_probe_read_user(to, n, from as *const core::ffi::c_void)
+                };
+                (n, read)
             };
             if read == 0 {
-                copied = n as u32;
+                copied = n;
             }
         }
     }

@@ -425,15 +425,12 @@ fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         found: 0,
     };
     if interp != 0 {
-        // SAFETY: `search_step` is a bpf_loop callback; `search` outlives the call.
-        unsafe {
-            generated::bpf_loop(
-                MAX_STATES_SEARCHED,
-                search_step as *mut core::ffi::c_void,
-                core::ptr::addr_of_mut!(search).cast(),
-                0,
-            )
-        };
+        // ``search`` outlives the loop.
+        crate::maps::repeat!(
+            MAX_STATES_SEARCHED,
+            search_step,
+            core::ptr::addr_of_mut!(search)
+        );
     }
     if search.found == 0 {
         return None;
@@ -572,15 +569,12 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         named: 0,
         torn: 0,
     };
-    // SAFETY: `walk_step` is a bpf_loop callback; `walk` outlives the call.
-    unsafe {
-        generated::bpf_loop(
-            PY_MAX_DEPTH as u32,
-            walk_step as *mut core::ffi::c_void,
-            core::ptr::addr_of_mut!(walk).cast(),
-            0,
-        )
-    };
+    // ``walk`` outlives the loop.
+    crate::maps::repeat!(
+        PY_MAX_DEPTH as u32,
+        walk_step,
+        core::ptr::addr_of_mut!(walk)
+    );
     let (depth, frame, torn) = (walk.depth as u32, walk.frame, walk.torn);
     unsafe {
         core::ptr::addr_of_mut!((*sample).header).write(EventHeader {

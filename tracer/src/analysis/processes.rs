@@ -507,7 +507,9 @@ impl ProcessTable {
                     };
                     (how, Some(r.by_pid), Some(r.by_comm.clone()), r.ts_ns)
                 }
-                (None, Some(freed)) if exited_before(p.ppid, exit_ns, &self.procs) => {
+                // Orphaned before its release: reparented and reaped by init
+                // or a subreaper (its wait maybe after the trace stopped).
+                (None, Some(freed)) if exited_before(p.ppid, freed, &self.procs) => {
                     ("init", None, None, freed)
                 }
                 (None, Some(_)) => ("autoreap", None, None, exit_ns),

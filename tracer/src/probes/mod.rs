@@ -3,6 +3,7 @@
 //! and uprobes in `python`. `maps` gives typed access to the maps' rows:
 //! written, read and forgotten.
 
+pub(crate) mod features;
 mod maps;
 mod python;
 
@@ -19,7 +20,8 @@ use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
 use crate::btf::{BtfError, KernelOffsets};
 
 /// The programs' configuration for this kernel: this architecture's syscall
-/// numbers, struct offsets and saved registers from BTF. A missing optional
+/// numbers, struct offsets and saved registers from BTF; and the program
+/// chosen for each raw tracepoint ([`choose_programs`]). A missing optional
 /// offset costs some detail, said in `warnings`.
 fn kernel_config(
     follow_children: bool,
@@ -28,18 +30,19 @@ fn kernel_config(
     scope: ScopeConfig,
     loop_stall_ns: u64,
     warnings: &mut Vec<String>,
-) -> Result<Config, BtfError> {
-    // An optional one that does not fit is said when it fails to attach.
-    let tracepoints: Vec<(&str, u32)> = ATTACHMENTS
-        .iter()
-        .filter(|a| !a.optional)
-        .map(|a| (a.program, a.arguments))
-        .collect();
+) -> Result<(Config, Vec<Chosen>), BtfError> {
+    let tracepoints: Vec<&'static str> = ATTACHMENTS.iter().map(|a| a.tracepoint).collect();
     let kernel = KernelOffsets::read(&tracepoints, warnings)?;
-    Ok(Config {
+    let chosen = choose_programs(&kernel.tracepoint_args, fd_rows, warnings)?;
+    let mut regs = kernel.regs;
+    if features::task_pt_regs() {
+        // The kernel's own helper rather than the stack arithmetic.
+        regs.stack_to_regs = 0;
+    }
+    let config = Config {
         syscalls: syscall_numbers(),
         structs: kernel.structs,
-        regs: kernel.regs,
+        regs,
         follow_children: u32::from(follow_children),
         timeline: u32::from(timeline),
         pid_ns: kernel.pid_ns,
@@ -51,7 +54,64 @@ fn kernel_config(
         thread_rows: u32::from(fd_rows),
         stack_records: u32::from(fd_rows),
         _pad: 0,
-    })
+    };
+    Ok((config, chosen))
+}
+
+/// The program attached to one raw tracepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chosen {
+    tracepoint: &'static str,
+    program: &'static str,
+    optional: bool,
+}
+
+/// For each raw tracepoint, the first of its programs that reads no more
+/// arguments than this kernel passes (`args`: the count each passes, from
+/// BTF; unknown: the first program). A required tracepoint none of whose
+/// programs fits refuses the trace; an optional one is left out (and said
+/// when the report lists what is not counted).
+fn choose_programs(
+    args: &[(&'static str, Option<u32>)],
+    fd_rows: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Chosen>, BtfError> {
+    let rows = if fd_rows {
+        FdRows::With
+    } else {
+        FdRows::Without
+    };
+    let mut chosen = Vec::new();
+    for attachment in ATTACHMENTS {
+        let passed = args
+            .iter()
+            .find(|(name, _)| *name == attachment.tracepoint)
+            .and_then(|(_, n)| *n);
+        let fits = attachment.programs.iter().find(|(_, reads, holds)| {
+            passed.is_none_or(|passed| *reads <= passed) && [rows, FdRows::Either].contains(holds)
+        });
+        match (fits, passed) {
+            (Some(&(program, ..)), _) => chosen.push(Chosen {
+                tracepoint: attachment.tracepoint,
+                program,
+                optional: attachment.optional,
+            }),
+            (None, Some(found)) if !attachment.optional => {
+                return Err(BtfError::TracepointArgs {
+                    tracepoint: attachment.tracepoint.into(),
+                    found,
+                    wanted: attachment.programs.iter().map(|p| p.1).min().unwrap_or(0),
+                });
+            }
+            (None, found) => warnings.push(format!(
+                "not counted: this kernel's tracepoint `{}` passes {} argument(s), fewer than \
+                 any of the tracer's programs for it reads",
+                attachment.tracepoint,
+                found.unwrap_or(0)
+            )),
+        }
+    }
+    Ok(chosen)
 }
 
 /// This architecture's numbers of the syscalls the programs look at.
@@ -182,15 +242,29 @@ pub enum ProbeError {
     },
 }
 
-/// One program attached to the raw tracepoint of the same name (its
-/// arguments are the kernel's `TP_PROTO`). Optional ones may be missing on
-/// some kernels; the report then says what is not counted.
+/// The programs of one raw tracepoint (their arguments are the kernel's
+/// `TP_PROTO`, which grew over the versions): one of them is loaded.
+/// Optional ones may be missing on some kernels; the report then says
+/// what is not counted.
 struct Attachment {
-    program: &'static str,
-    /// How many of the tracepoint's arguments the program reads (checked
-    /// against the kernel's BTF before loading).
-    arguments: u32,
+    tracepoint: &'static str,
+    /// (program, how many of the tracepoint's arguments it reads, whether
+    /// it holds the per-descriptor read rows), the newest kernels' first:
+    /// [`choose_programs`] takes the first this kernel passes enough
+    /// arguments for, with the rows if the trace counts reads by them.
+    programs: &'static [(&'static str, u32, FdRows)],
     optional: bool,
+}
+
+/// Whether a program holds the one-off traces' per-descriptor read rows
+/// (`tracer-ebpf/src/fd_rows.rs`), whose fetching atomics a kernel before
+/// 5.12 refuses anywhere in a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdRows {
+    With,
+    Without,
+    /// Not a syscall program: the rows are not its concern.
+    Either,
 }
 
 const ATTACHMENTS: &[Attachment] = &[
@@ -198,50 +272,64 @@ const ATTACHMENTS: &[Attachment] = &[
     // closes, rt_sigaction, rt_sigprocmask, then their returns and the wait
     // returns (who reaped a zombie).
     Attachment {
-        program: "sys_enter",
-        arguments: 2,
+        tracepoint: "sys_enter",
+        programs: &[
+            ("sys_enter", 2, FdRows::With),
+            ("sys_enter_no_fd_rows", 2, FdRows::Without),
+        ],
         optional: false,
     },
     Attachment {
-        program: "sys_exit",
-        arguments: 2,
+        tracepoint: "sys_exit",
+        programs: &[
+            ("sys_exit", 2, FdRows::With),
+            ("sys_exit_no_fd_rows", 2, FdRows::Without),
+        ],
+        optional: false,
+    },
+    // `prev_state` is an argument since 5.18.
+    Attachment {
+        tracepoint: "sched_switch",
+        programs: &[
+            ("sched_switch", 4, FdRows::Either),
+            ("sched_switch_no_prev_state", 3, FdRows::Either),
+        ],
         optional: false,
     },
     Attachment {
-        program: "sched_switch",
-        arguments: 4,
+        tracepoint: "sched_process_fork",
+        programs: &[("sched_process_fork", 2, FdRows::Either)],
         optional: false,
     },
+    // `group_dead` is an argument since 6.16.
     Attachment {
-        program: "sched_process_fork",
-        arguments: 2,
-        optional: false,
-    },
-    Attachment {
-        program: "sched_process_exit",
-        arguments: 2,
+        tracepoint: "sched_process_exit",
+        programs: &[
+            ("sched_process_exit", 2, FdRows::Either),
+            ("sched_process_exit_no_group_dead", 1, FdRows::Either),
+        ],
         optional: false,
     },
     // Process lifecycle and signals: rare events, each optional (the report
     // then says what is missing).
     Attachment {
-        program: "sched_process_exec",
-        arguments: 3,
+        tracepoint: "sched_process_exec",
+        programs: &[("sched_process_exec", 3, FdRows::Either)],
         optional: true,
     },
     Attachment {
-        program: "sched_process_free",
-        arguments: 1,
+        tracepoint: "sched_process_free",
+        programs: &[("sched_process_free", 1, FdRows::Either)],
         optional: true,
     },
     Attachment {
-        program: "signal_generate",
-        arguments: 5,
+        tracepoint: "signal_generate",
+        programs: &[("signal_generate", 5, FdRows::Either)],
         optional: true,
     },
     Attachment {
-        program: "signal_deliver",
-        arguments: 3,
+        tracepoint: "signal_deliver",
+        programs: &[("signal_deliver", 3, FdRows::Either)],
         optional: true,
     },
 ];
@@ -300,6 +388,19 @@ impl Probes {
         // whether the object needs it or not: done beside our own reading
         // of the offsets, not after it.
         let loader = std::thread::spawn(EbpfLoader::new);
+        // The per-descriptor rows are claimed with the fetching atomics.
+        let fd_rows = fd_rows && {
+            let supported = features::atomic_fetch();
+            if !supported {
+                warnings.push(
+                    "this kernel's BPF has no fetching atomics (Linux 5.12): reads are counted \
+                     per file in a table of 16,384 rows rather than per descriptor; past that \
+                     many files at once, reads are dropped (counted)"
+                        .into(),
+                );
+            }
+            supported
+        };
         let config = kernel_config(
             follow_children,
             timeline,
@@ -309,8 +410,21 @@ impl Probes {
             warnings,
         );
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
-        let config = config?;
-        let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+        let (config, chosen) = config?;
+        let object: &[u8] = if features::bpf_loop() {
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"))
+        } else {
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-without-bpf-loop"))
+        };
+        // Before 6.1, tracing programs' hash maps must be preallocated.
+        let preallocated;
+        let object: &[u8] = if features::allocate_on_insert() {
+            object
+        } else {
+            preallocated = features::preallocated(object);
+            // SAFETY: the words' bytes, as many as the object's.
+            unsafe { std::slice::from_raw_parts(preallocated.as_ptr().cast(), object.len()) }
+        };
         let mut ebpf = loader
             .override_global("CONFIG", &config, true)
             // `--native`'s unwind tables; one block (unused) otherwise.
@@ -318,7 +432,17 @@ impl Probes {
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
 
-        let (links, warnings, sampler_error) = load_and_attach(&mut ebpf, sample_rate.is_some())?;
+        // Without bpf_loop the object walks no stack: no sampler to load.
+        let walks_stacks = features::bpf_loop();
+        let (links, warnings, sampler_error) =
+            load_and_attach(&mut ebpf, &chosen, sample_rate.is_some() && walks_stacks)?;
+        let sampler_error = sampler_error.or_else(|| {
+            (sample_rate.is_some() && !walks_stacks).then(|| {
+                "this kernel has no bpf_loop (Linux 5.17), which the Python stack walk needs; \
+                 the kernel sections are traced as usual"
+                    .to_owned()
+            })
+        });
         let traced = take_map(&mut ebpf, "TRACED")?;
         let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
         let py_config = take_map(&mut ebpf, "PY_CONFIG")?;
@@ -387,14 +511,15 @@ impl Probes {
     }
 }
 
-/// Loads (verifies) every program of [`ATTACHMENTS`] and (`sampler`) the
-/// CPU-clock sampler on two threads, the verifier being the slow part of
-/// start-up (~45 ms of work here), then attaches them in order. Returns the
-/// links, the warnings of optional programs that failed, and why the
-/// sampler cannot run, if so.
+/// Loads (verifies) the `chosen` program of each raw tracepoint and
+/// (`sampler`) the CPU-clock sampler on two threads, the verifier being the
+/// slow part of start-up (~45 ms of work here), then attaches them in
+/// order. Returns the links, the warnings of optional programs that failed,
+/// and why the sampler cannot run, if so.
 #[allow(clippy::type_complexity)]
 fn load_and_attach(
     ebpf: &mut Ebpf,
+    chosen: &[Chosen],
     sampler: bool,
 ) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
     type Loaded<'a> = Vec<(
@@ -407,7 +532,7 @@ fn load_and_attach(
     for (name, program) in ebpf.programs_mut() {
         if name == "python_sample" {
             sample_program = sampler.then_some(program);
-        } else if let Some(index) = ATTACHMENTS.iter().position(|a| a.program == name) {
+        } else if let Some(index) = chosen.iter().position(|c| c.program == name) {
             halves[index % 2].push((name, program, Ok(())));
         }
     }
@@ -445,13 +570,13 @@ fn load_and_attach(
     let mut loaded: Loaded = first.into_iter().chain(second).collect();
     let mut links = Vec::new();
     let mut warnings = Vec::new();
-    for attachment in ATTACHMENTS {
+    for attachment in chosen {
         let program = loaded
             .iter_mut()
             .position(|(name, ..)| *name == attachment.program)
             .map(|at| loaded.swap_remove(at));
         let attached = match program {
-            Some((_, program, Ok(()))) => attach_one(attachment.program, program, &mut links),
+            Some((_, program, Ok(()))) => attach_one(attachment, program, &mut links),
             Some((_, _, Err(err))) => Err(err),
             None => Err(ProbeError::Program {
                 program: attachment.program.into(),
@@ -490,11 +615,16 @@ fn load_error(program_name: &str, source: ProgramError) -> ProbeError {
         ProgramError::LoadError {
             io_error,
             verifier_log,
-        } => ProbeError::Verifier {
-            program: program_name.into(),
-            io_error,
-            log_tail: log_tail(&verifier_log.to_string(), VERIFIER_LOG_TAIL_LINES),
-        },
+        } => {
+            let log = verifier_log.to_string();
+            // The whole log at -v: the tail may not hold the reason.
+            log::debug!("the verifier's log of `{program_name}`:\n{log}");
+            ProbeError::Verifier {
+                program: program_name.into(),
+                io_error,
+                log_tail: log_tail(&log, VERIFIER_LOG_TAIL_LINES),
+            }
+        }
         source => ProbeError::Program {
             program: program_name.into(),
             source: Box::new(source),
@@ -521,22 +651,24 @@ fn load_raw_tracepoint(name: &str, program: &mut aya::programs::Program) -> Resu
         .map_err(|source| load_error(name, source))
 }
 
-/// Attaches the loaded program `name` to the raw tracepoint of that name.
+/// Attaches the loaded program chosen for a raw tracepoint.
 fn attach_one(
-    name: &'static str,
+    chosen: &Chosen,
     program: &mut aya::programs::Program,
     links: &mut Vec<Link>,
 ) -> Result<(), ProbeError> {
     let program: &mut RawTracePoint = program.try_into().map_err(|source| ProbeError::Program {
-        program: name.into(),
+        program: chosen.program.into(),
         source: Box::new(source),
     })?;
-    let link = program.attach(name).map_err(|source| ProbeError::Attach {
-        program: name.into(),
-        tracepoint: name,
-        source: Box::new(source),
-    })?;
-    links.push(Link::RawTracePoint(name, link));
+    let link = program
+        .attach(chosen.tracepoint)
+        .map_err(|source| ProbeError::Attach {
+            program: chosen.program.into(),
+            tracepoint: chosen.tracepoint,
+            source: Box::new(source),
+        })?;
+    links.push(Link::RawTracePoint(chosen.program, link));
     Ok(())
 }
 
@@ -562,10 +694,106 @@ mod tests {
     }
 
     #[test]
-    fn every_required_program_is_listed_once() {
-        let mut names: Vec<_> = ATTACHMENTS.iter().map(|a| a.program).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), ATTACHMENTS.len());
+    fn every_tracepoint_and_program_is_listed_once() {
+        let mut tracepoints: Vec<_> = ATTACHMENTS.iter().map(|a| a.tracepoint).collect();
+        tracepoints.sort();
+        tracepoints.dedup();
+        assert_eq!(tracepoints.len(), ATTACHMENTS.len());
+        let mut programs: Vec<_> = ATTACHMENTS
+            .iter()
+            .flat_map(|a| a.programs)
+            .map(|p| p.0)
+            .collect();
+        let count = programs.len();
+        programs.sort();
+        programs.dedup();
+        assert_eq!(programs.len(), count);
+    }
+
+    /// The argument counts of Debian's kernels' `TP_PROTO`s, from their BTF.
+    fn kernel(sched_switch: u32, sched_process_exit: u32) -> Vec<(&'static str, Option<u32>)> {
+        let mut args: Vec<_> = ATTACHMENTS
+            .iter()
+            .map(|a| (a.tracepoint, Some(a.programs[0].1)))
+            .collect();
+        for (name, n) in args.iter_mut() {
+            match *name {
+                "sched_switch" => *n = Some(sched_switch),
+                "sched_process_exit" => *n = Some(sched_process_exit),
+                _ => {}
+            }
+        }
+        args
+    }
+
+    fn program_of(chosen: &[Chosen], tracepoint: &str) -> &'static str {
+        chosen
+            .iter()
+            .find(|c| c.tracepoint == tracepoint)
+            .unwrap()
+            .program
+    }
+
+    #[test]
+    fn each_kernel_gets_the_programs_its_tracepoints_fit() {
+        let mut warnings = Vec::new();
+        // 5.10: no prev_state, no group_dead.
+        let chosen = choose_programs(&kernel(3, 1), true, &mut warnings).unwrap();
+        assert_eq!(
+            program_of(&chosen, "sched_switch"),
+            "sched_switch_no_prev_state"
+        );
+        assert_eq!(
+            program_of(&chosen, "sched_process_exit"),
+            "sched_process_exit_no_group_dead"
+        );
+        // 6.1, 6.12: prev_state, no group_dead.
+        let chosen = choose_programs(&kernel(4, 1), true, &mut warnings).unwrap();
+        assert_eq!(program_of(&chosen, "sched_switch"), "sched_switch");
+        assert_eq!(
+            program_of(&chosen, "sched_process_exit"),
+            "sched_process_exit_no_group_dead"
+        );
+        // 6.16 on: both; a BTF that does not say: the newest.
+        for args in [kernel(4, 2), Vec::new()] {
+            let chosen = choose_programs(&args, true, &mut warnings).unwrap();
+            assert_eq!(
+                program_of(&chosen, "sched_process_exit"),
+                "sched_process_exit"
+            );
+            assert_eq!(chosen.len(), ATTACHMENTS.len());
+            assert_eq!(program_of(&chosen, "sys_exit"), "sys_exit");
+        }
+        // Without the rows (--serve, or a kernel without the fetching
+        // atomics): the syscall programs that do not hold their code.
+        let chosen = choose_programs(&kernel(3, 1), false, &mut warnings).unwrap();
+        assert_eq!(program_of(&chosen, "sys_enter"), "sys_enter_no_fd_rows");
+        assert_eq!(program_of(&chosen, "sys_exit"), "sys_exit_no_fd_rows");
+        assert_eq!(
+            program_of(&chosen, "sched_switch"),
+            "sched_switch_no_prev_state"
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_tracepoint_no_program_fits_refuses_only_if_required() {
+        let mut warnings = Vec::new();
+        let err = choose_programs(&kernel(2, 1), true, &mut warnings).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "`sched_switch` passes 2 argument(s), the tracer's programs read at least 3"
+            ),
+            "{err}"
+        );
+        let mut args = kernel(4, 2);
+        args.iter_mut()
+            .find(|(name, _)| *name == "signal_deliver")
+            .unwrap()
+            .1 = Some(2);
+        let chosen = choose_programs(&args, true, &mut warnings).unwrap();
+        assert!(chosen.iter().all(|c| c.tracepoint != "signal_deliver"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("signal_deliver"));
     }
 }

@@ -1,0 +1,468 @@
+"""The end-to-end checks `cargo xtask kernels` runs inside each Debian kernel
+it boots (and so `cargo xtask test`): one story per concern, with the exact
+figures the workload knows, as the host's tests check them.
+
+    checks.py NAME [TRACER-ARGS...]
+
+NAME is one of the functions in CHECKS below. The VM is the Debian bullseye
+root (python3.9) with the static tracer on PATH; /roots/trixie holds
+trixie's python3.13 and the workloads under /checks in it. Self-contained:
+Python 3.9, no third-party module. Exit 0 when the story held, 1 (with the
+reason and the report's relevant part) when it did not.
+
+Sampled figures are checked as exactly as emulation allows: qemu without KVM
+(TCG) delivers the sampler's timer interrupts late and where it checks for
+them (between its translated blocks, often at a syscall), so CPU shares and
+sample rates are the host tests' to check; here every stack, name, file,
+line and process is checked, and the shares are printed.
+
+Each story expects what this kernel can do, by its version (Debian's kernels
+backport no BPF feature): before 5.17 (no bpf_loop) no stack is walked, and
+the report's Python section says so; before 5.12 (no fetching atomics)
+reads are counted per file rather than per descriptor, said in a warning.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+WORKLOADS = "/checks/workloads"
+TRIXIE = "/roots/trixie"
+SCRATCH = "/tmp/checks"
+RATE = 499
+KERNEL = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+# bpf_loop: Python (and native) stacks are walked in the kernel.
+STACKS = KERNEL >= (5, 17)
+NO_STACKS = "this kernel has no bpf_loop (Linux 5.17), which the Python stack walk needs"
+
+
+class Failed(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+def dump(value):
+    return json.dumps(value, indent=1, sort_keys=True)[:4000]
+
+
+def workload(name):
+    return os.path.join(WORKLOADS, name)
+
+
+def scratch(name):
+    path = os.path.join(SCRATCH, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def trace(name, command, args=()):
+    """`tracer ARGS --format json -o REPORT -- COMMAND`: the report, once the
+    tracer exited 0 with a complete report and no loss."""
+    report = os.path.join(scratch(name), "report.json")
+    argv = ["tracer", *args, "--format", "json", "-o", report, "--", *command]
+    print("$ " + " ".join(argv), flush=True)
+    done = subprocess.run(argv, stderr=subprocess.PIPE, universal_newlines=True)
+    check(done.returncode == 0, "tracer exited %d:\n%s" % (done.returncode, done.stderr))
+    with open(report) as f:
+        report = json.load(f)
+    check(report["complete"] is True, "report not complete")
+    check(report["events"]["lost"] == 0, "events lost: %s" % report["events"])
+    dropped = {k: v for k, v in report["events"]["dropped"].items() if v}
+    check(not dropped, "dropped: %s" % dropped)
+    return report
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def entry(report, pid, path):
+    for row in report["reads"]:
+        if row["pid"] == pid and row["path"] == path:
+            return row
+    have = ["%s %s" % (r["pid"], r["path"]) for r in report["reads"]]
+    raise Failed("no reads row for %d %s; the report has %s" % (pid, path, have))
+
+
+def one(rows, pid, what):
+    found = [r for r in rows if r["pid"] == pid]
+    check(len(found) == 1, "%s %d: %s" % (what, pid, dump(rows)))
+    return found[0]
+
+
+def python_said_missing(report):
+    """Before 5.17: the Python section is off, and says why."""
+    python = report["python"]
+    check(python["status"] == "disabled", dump(python))
+    check(NO_STACKS in python.get("reason", ""), dump(python))
+
+
+def line_of(path, needle):
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if needle in line:
+                return number
+    raise Failed("%r not in %s" % (needle, path))
+
+
+def reads():
+    """matrix_proc.py: 37 os.read(fd, 4096) of /proc/self/stat, and 40
+    buffered openings of /proc/self/status in 1 KiB requests (st_blksize):
+    ceil(bytes / 1024) + 1 syscalls each, exactly."""
+    out = os.path.join(scratch("reads"), "facts.json")
+    report = trace("reads", ["python3.9", workload("matrix_proc.py"), out])
+    facts = load(out)
+    pid = facts["pid"]
+    check(report["target"]["pid"] == pid, "target %s" % report["target"])
+    if STACKS:
+        check(report["python"]["version"] == facts["version"], dump(report["python"]))
+    else:
+        python_said_missing(report)
+    stat = entry(report, pid, "/proc/self/stat")
+    check(stat["syscalls"] == 37, dump(stat))
+    check(stat["request_sizes"] == {"4096": 37}, dump(stat))
+    check(stat["by_syscall"] == {"read": 37}, dump(stat))
+    check(stat["opens"] == 1 and stat["bytes"] == facts["stat_bytes"], dump(stat))
+    check((stat["fs"], stat["blksize"]) == ("proc", 1024), dump(stat))
+    status = entry(report, pid, "/proc/self/status")
+    sizes = facts["status_sizes"]
+    syscalls = sum(-(-n // 1024) + 1 for n in sizes)
+    check(status["opens"] == 40, dump(status))
+    check(status["request_sizes"] == {"1024": syscalls}, dump(status))
+    check(status["syscalls"] == syscalls and status["bytes"] == sum(sizes), dump(status))
+    print("ok /proc/self/status: %d syscalls of 1 KiB, %d bytes" % (syscalls, sum(sizes)))
+
+
+def zombies():
+    """matrix_zombies.py: 3 Popen children never waited for, zombies for the
+    parent's measured sleep, each spawned from the Popen line."""
+    out = os.path.join(scratch("zombies"), "facts.json")
+    script = workload("matrix_zombies.py")
+    report = trace("zombies", ["python3.9", script, out])
+    facts = load(out)
+    parent, children = facts["parent"], facts["children"]
+    check(len(children) == 3, facts)
+    check(len(report["processes"]) == 4, dump(report["processes"]))
+    check(len(report["zombies"]) == 3, dump(report["zombies"]))
+    popen = "spawn (%s:%d)" % (script, line_of(script, "subprocess.Popen("))
+    for child in children:
+        p = one(report["processes"], child, "process")
+        check((p["ppid"], p["comm"], p["exit_code"]) == (parent, "true", 0), dump(p))
+        z = one(report["zombies"], child, "zombie")
+        check(z["ppid"] == parent and z["exit_code"] == 0, dump(z))
+        check(z["zombie_ns"] >= facts["sleep_ns"], dump(z))
+        check(z["parent_wait_calls"] == 0 and z["sigchld_unanswered"] is True, dump(z))
+        # The parent left without waiting: init reaped them.
+        check(z["reaped_how"] in ("init", "still_zombie"), dump(z))
+        if STACKS:
+            check(popen in (z.get("spawned_from") or []), "%s not in %s" % (popen, dump(z)))
+        else:
+            check(not z.get("spawned_from"), dump(z))
+    if not STACKS:
+        python_said_missing(report)
+        popen = "(no Python stack before 5.17)"
+    print("ok 3 zombies, reaped by init, spawned from %s" % popen)
+
+
+def signals():
+    """signals_self.py: 25 kill() and 3 pthread_kill() SIGUSR1 to a Python
+    handler, each generated, delivered and handled."""
+    out = os.path.join(scratch("signals"), "facts.json")
+    report = trace("signals", ["python3.9", workload("signals_self.py"), out])
+    facts = load(out)
+    pid, n, t = facts["pid"], facts["sent"], facts["sent_to_thread"]
+    check((n, t, facts["handled"]) == (25, 3, 28), facts)
+    groups = [
+        g for g in report["signals"] if g["signal"] == "SIGUSR1" and g["target"]["pid"] == pid
+    ]
+    check(len(groups) == 2, dump(groups))
+    for code, syscall, count in (("SI_USER", "kill", n), ("SI_TKILL", "tgkill", t)):
+        g = [g for g in groups if g["code"] == code]
+        check(len(g) == 1, "no %s group: %s" % (code, dump(groups)))
+        g = g[0]
+        check(g["syscall"] == syscall and g["sender"]["pid"] == pid, dump(g))
+        check((g["generated"], g["delivered"], g["ignored"]) == (count, count, 0), dump(g))
+        check(g["disposition"] == "handler" and g["pending_at_end"] == 0, dump(g))
+    check(report["signal_log"]["total"] == 2 * (n + t), dump(report["signal_log"]))
+    print("ok SIGUSR1: 25 kill + 3 tgkill generated, delivered to the handler")
+
+
+def calibrated(name, python, root, version):
+    """python_calibrated.py: `heavy` and `inner` sampled, named with their
+    file and def line, the chains main;heavy and main;outer;inner in folded
+    output (the shares are printed beside the workload's own)."""
+    inside = "/checks/workloads/python_calibrated.py"
+    out_inside = "/tmp/calibrated.json"
+    folded = os.path.join(scratch(name), "stacks.folded")
+    command = [python, inside, out_inside, "2"]
+    if root:
+        command = ["chroot", root] + command
+    report = trace(name, command, ["--rate", str(RATE), "--folded", folded])
+    facts = load(root + out_inside)
+    if not STACKS:
+        python_said_missing(report)
+        check(report["sched"]["threads"], dump(report["sched"]))
+        print("ok no hotspots before 5.17, said; the kernel sections are there")
+        return
+    py = report["python"]
+    check(py["status"] == "sampled" and py["version"].startswith(version), dump(py))
+    check(py["samples"] >= 100 and py["samples_lost"] == 0, dump(py))
+    hotspots = {h["qualname"]: h for h in py["hotspots"]}
+    for function, def_line in (("heavy", 16), ("inner", 23)):
+        h = hotspots.get(function)
+        check(h is not None, "no hotspot %s: %s" % (function, dump(py["hotspots"])))
+        check(h["self_samples"] > 0, dump(h))
+        check((h["file"], h["line"]) == (inside, def_line), dump(h))
+    with open(folded) as f:
+        stacks = f.read()
+    for chain in (("<module>", "main", "outer", "inner"), ("<module>", "main", "heavy")):
+        chain = ";".join("%s (%s)" % (f, inside) for f in chain)
+        check(
+            any(line.rsplit(" ", 1)[0].endswith(chain) for line in stacks.splitlines()),
+            "no %s in\n%s" % (chain, stacks),
+        )
+    print(
+        "ok %s: heavy %.1f%% of samples (%.1f%% of CPU), inner %.1f%% (%.1f%%)"
+        % (
+            py["version"],
+            hotspots["heavy"]["self_share"],
+            facts["share"]["heavy"],
+            hotspots["inner"]["self_share"],
+            facts["share"]["inner"],
+        )
+    )
+
+
+def hotspots_3_9():
+    calibrated("hotspots-3.9", "python3.9", "", "3.9.")
+
+
+def hotspots_3_13():
+    calibrated("hotspots-3.13", "python3.13", TRIXIE, "3.13.")
+
+
+def samples_in(python, pid, function):
+    total = 0
+    for stack in python["stacks"]:
+        if stack["pid"] == pid and any(f["function"] == function for f in stack["frames"]):
+            total += stack["samples"]
+    return total
+
+
+def tree():
+    """python_tree.py prefork: three os.fork() workers, each burning in its
+    own serve_* function: each one a process of the tree under its parent,
+    sampled in its function, which no other process is."""
+    out = os.path.join(scratch("tree"), "facts.json")
+    report = trace(
+        "tree",
+        ["python3.9", workload("python_tree.py"), "prefork", out, "0.5"],
+        ["--rate", str(RATE)],
+    )
+    facts = load(out)
+    check(len(facts["runs"]) == 3, facts)
+    for run in facts["runs"]:
+        p = one(report["processes"], run["pid"], "process")
+        check(p["ppid"] == facts["parent"] and p["exit_code"] == 0, dump(p))
+    if not STACKS:
+        python_said_missing(report)
+        print("ok 3 forked workers under their parent; no stacks before 5.17, said")
+        return
+    python = report["python"]
+    check(python["status"] == "sampled" and python["samples_lost"] == 0, dump(python))
+    for run in facts["runs"]:
+        pid, function = run["pid"], run["function"]
+        got = samples_in(python, pid, function)
+        check(got > 0, "%s in %d: no sample: %s" % (function, pid, dump(python["stacks"])))
+        for other in facts["runs"]:
+            if other["pid"] != pid:
+                check(samples_in(python, other["pid"], function) == 0, function)
+    print("ok 3 forked workers, each sampled in its own serve_* function")
+
+
+class Tracer:
+    """A tracer running in the background, its -v log read as it comes (on
+    a thread: a full pipe would stop the tracer)."""
+
+    def __init__(self, args):
+        argv = ["tracer", "-v", *args]
+        print("$ " + " ".join(argv), flush=True)
+        self.process = subprocess.Popen(
+            argv, stderr=subprocess.PIPE, universal_newlines=True
+        )
+        self.log = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.process.stderr:
+            with self.changed:
+                self.log.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.log.append(None)
+            self.changed.notify_all()
+
+    def wait_for(self, needle, seconds=180):
+        """Until the log has a line with `needle` (maybe said before this
+        call: a process taken in at the start is said before "tracing")."""
+        deadline = time.monotonic() + seconds
+        with self.changed:
+            while not any(line is not None and needle in line for line in self.log):
+                left = deadline - time.monotonic()
+                check(None not in self.log and left > 0, "no %r in the tracer's log:\n%s" % (
+                    needle, "".join(line for line in self.log if line)[-6000:]))
+                self.changed.wait(left)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait()
+        self.reader.join()
+        log = "".join(line for line in self.log if line)
+        check(code == 0, "tracer exited %d:\n%s" % (code, log[-6000:]))
+
+
+def burner(command):
+    """node_burn.py under `command`: started, its pid read."""
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, universal_newlines=True
+    )
+    ready = child.stdout.readline().split()
+    check(ready[:1] == ["ready"], "node_burn.py said %r" % ready)
+    return child, int(ready[1])
+
+
+def node_wide():
+    """--all: a python3.9 that ran before the trace and a python3.13 in its
+    own root that started after, each in its own row, sampled in burn."""
+    report_path = os.path.join(scratch("all"), "report.json")
+    before, before_pid = burner(["python3.9", workload("node_burn.py"), "0.3"])
+    tracer = Tracer(["--all", "--format", "json", "-o", report_path])
+    tracer.wait_for("tracing")
+    after, after_pid = burner(
+        ["chroot", TRIXIE, "python3.13", "/checks/workloads/node_burn.py", "0.3"]
+    )
+    for child, pid in ((before, before_pid), (after, after_pid)):
+        if STACKS:
+            tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        check(child.stdout.readline().strip() == "done", "no done from %d" % pid)
+        child.stdin.close()
+        child.wait()
+    tracer.stop()
+    report = load(report_path)
+    check(report["target"]["scope"] == "all", dump(report["target"]))
+    if not STACKS:
+        python_said_missing(report)
+        # The one started after the trace began was taken in by the kernel.
+        one(report["processes"], after_pid, "process")
+        print("ok --all: the process started after, taken in; no stacks before 5.17, said")
+        return
+    for pid, version in ((before_pid, "3.9."), (after_pid, "3.13.")):
+        row = one(report["python"]["processes"], pid, "python.processes row")
+        check(row["status"] == "sampled" and row["version"].startswith(version), dump(row))
+        check(
+            any(h["function"] == "burn" and h["self_samples"] > 0 for h in row["hotspots"]),
+            dump(row),
+        )
+    print("ok --all: 3.9 from before the trace, 3.13 in its root started after")
+
+
+def serve():
+    """--serve: the endpoint answers /metrics with the traced process's
+    figures while it runs, in OpenMetrics text."""
+    child, pid = burner(["python3.9", workload("node_burn.py"), "0.3"])
+    address = "127.0.0.1:9464"
+    final = os.path.join(scratch("serve"), "final.prom")
+    tracer = Tracer(["--pid", str(pid), "--serve", address, "-o", final])
+    if STACKS:
+        tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
+    else:
+        tracer.wait_for("tracing")
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    check(child.stdout.readline().strip() == "done", "no done")
+    # The endpoint folds the kernel's figures every refresh: poll until the
+    # burn's samples are there (before 5.17: the switch out as it blocks
+    # again on its standard input), or a minute passed.
+    if STACKS:
+        wanted = 'tracer_python_samples_total{pid="%d",function="burn"}' % pid
+    else:
+        wanted = 'tracer_context_switches_total{pid="%d",kind="voluntary"}' % pid
+    deadline = time.monotonic() + 60
+    while True:
+        with urllib.request.urlopen("http://%s/metrics" % address, timeout=60) as answer:
+            check(answer.status == 200, answer.status)
+            body = answer.read().decode()
+        check(body.endswith("# EOF\n"), body[-2000:])
+        samples = [line for line in body.splitlines() if line.startswith(wanted)]
+        if samples and float(samples[0].rsplit(" ", 1)[1]) > 0:
+            break
+        check(time.monotonic() < deadline, "no %s after a minute:\n%s" % (wanted, body[:4000]))
+        time.sleep(0.2)
+    child.stdin.close()
+    child.wait()
+    tracer.stop()
+    print("ok --serve answered /metrics: %s" % samples[0])
+
+
+def features():
+    """What the report says this kernel lacks: exactly the features older
+    than its version, each once."""
+    report = trace("features", ["/bin/true"])
+    release = os.uname().release
+    version = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    missing = {
+        "fetching atomics": version < (5, 12),
+    }
+    for needle, expected in missing.items():
+        said = [w for w in report["warnings"] if needle in w]
+        check(len(said) == int(expected), "%s on %s: %s" % (needle, release, report["warnings"]))
+    check(
+        len(report["warnings"]) == sum(missing.values()),
+        "unexpected warnings on %s: %s" % (release, report["warnings"]),
+    )
+    for warning in report["warnings"]:
+        print("said: %s" % warning)
+    print("ok %d feature(s) said missing on %s" % (len(report["warnings"]), release))
+
+
+CHECKS = {
+    "reads": reads,
+    "zombies": zombies,
+    "signals": signals,
+    "hotspots-3.9": hotspots_3_9,
+    "hotspots-3.13": hotspots_3_13,
+    "tree": tree,
+    "all": node_wide,
+    "serve": serve,
+    "features": features,
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
+        sys.exit("usage: checks.py {%s}" % ",".join(CHECKS))
+    started = time.monotonic()
+    try:
+        CHECKS[sys.argv[1]]()
+    except Failed as failed:
+        print("FAILED: %s" % failed, flush=True)
+        sys.exit(1)
+    print("(%.1f s)" % (time.monotonic() - started))
+
+
+if __name__ == "__main__":
+    main()
