@@ -507,9 +507,17 @@ impl ProcessTable {
                     };
                     (how, Some(r.by_pid), Some(r.by_comm.clone()), r.ts_ns)
                 }
-                // Orphaned before its release: reparented and reaped by init
-                // or a subreaper (its wait maybe after the trace stopped).
-                (None, Some(freed)) if exited_before(p.ppid, freed, &self.procs) => {
+                // Orphaned before its exit: init or a subreaper reaped it.
+                (None, Some(freed)) if exited_before(p.ppid, exit_ns, &self.procs) => {
+                    ("init", None, None, freed)
+                }
+                // A zombie (its exit signalled the parent, so not autoreaped)
+                // orphaned before its release: reaped by init or a subreaper,
+                // maybe after the trace stopped. The release's own time comes
+                // after an RCU grace period, so it alone cannot tell.
+                (None, Some(freed))
+                    if p.sigchld.is_some() && exited_before(p.ppid, freed, &self.procs) =>
+                {
                     ("init", None, None, freed)
                 }
                 (None, Some(_)) => ("autoreap", None, None, exit_ns),
@@ -979,6 +987,29 @@ mod tests {
         assert_eq!(z(23).reaped_how, "still_zombie");
         // The root process itself is not listed as a zombie.
         assert!(zombies.iter().all(|z| z.pid != 10));
+    }
+
+    #[test]
+    fn a_release_after_the_parents_exit_is_init_only_for_a_zombie() {
+        let mut t = table();
+        // Autoreaped (no SIGCHLD sent), its release seen an RCU grace
+        // period later, after its parent 10 exited.
+        t.on_fork(&mut nothing(), 10, 20, false, 100, "python3");
+        t.on_exit(20, true, 200, "python3", Some(0));
+        // A zombie: its exit signalled the parent, which exited without a
+        // wait; init reaped it after the trace stopped (no release seen).
+        t.on_fork(&mut nothing(), 10, 21, false, 300, "python3");
+        t.on_exit(21, true, 400, "python3", Some(0));
+        t.on_sigchld(21, 10, 401, "ignored");
+        t.on_exit(10, true, 500, "python3", Some(0));
+        t.on_freed(20, 600);
+        let (_, zombies) = t.finish(1_000, 0, |_| None, |_| false, |_| None);
+        let z = |pid| zombies.iter().find(|z| z.pid == pid).unwrap();
+        assert_eq!(
+            (z(20).reaped_how.as_str(), z(20).zombie_ns),
+            ("autoreap", 0)
+        );
+        assert_eq!((z(21).reaped_how.as_str(), z(21).zombie_ns), ("init", 600));
     }
 
     #[test]
