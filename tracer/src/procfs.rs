@@ -465,6 +465,12 @@ pub fn own_memory(addr: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `/proc/PID/mem` opened, to read another process's memory where
+/// `process_vm_readv` cannot reach it (`python/memory.rs`).
+pub fn memory(pid: u32) -> std::io::Result<fs::File> {
+    fs::File::open(format!("/proc/{pid}/mem"))
+}
+
 /// The file mapped at `start..end`, whatever the namespaces.
 pub fn map_file(pid: u32, start: u64, end: u64) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/map_files/{start:x}-{end:x}"))

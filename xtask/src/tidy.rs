@@ -7,24 +7,217 @@
 //! * `tracer/src/run.rs` is the loop only: at most [`MAX_RUN_LINES`] lines;
 //! * `docs/architecture.md` is the code map: it names every module of
 //!   `tracer/src` (each file and folder, as `path` relative to it), and
-//!   every path it names exists.
+//!   every path it names exists where the text puts it;
+//! * analysis knows only the stages before it: `tracer/src/analysis/` uses
+//!   none of the outputs that run with the trace nor the probes, and reads
+//!   no `/proc` (a plain type of `procfs` is data, and may be used);
+//! * `/proc` is read in one place: no source of `tracer/src` outside
+//!   `procfs.rs` and `procfs/` names a `/proc` path, but for the few that
+//!   compare a traced program's paths with `/proc` ([`PROC_PREFIXES`]);
+//! * `README.md` is a front door: at most [`MAX_README_LINES`] lines, no
+//!   pasted `--help`, no code map (that is `docs/architecture.md`'s);
+//! * every relative link of `README.md` and `docs/` finds its file and
+//!   heading.
 //!
 //! Compiled for the tests only (`main.rs`: `#[cfg(test)] mod tidy`).
 
 use std::path::{Path, PathBuf};
 
-/// Lines a Rust file may have before its first `#[cfg(test)]`.
+/// Lines a Rust file may have before its tests.
 const MAX_LINES: usize = 800;
 /// Lines of `tracer/src/run.rs`.
 const MAX_RUN_LINES: usize = 400;
+/// Lines of `README.md`.
+const MAX_README_LINES: usize = 260;
 
-/// The lines of `source` before its first line that starts with
-/// `#[cfg(test)]` (all of them if it has none).
+/// What `tracer/src/analysis/` may not use: the outputs that run with the
+/// trace and the kernel side's loader; they come after analysis, or beside
+/// it, never before.
+const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "status_line", "probes"];
+
+/// The string literals naming `/proc` that a source outside `procfs` may
+/// hold, each (file relative to `tracer/src`, literal): prefixes a path is
+/// compared with, never opened.
+const PROC_PREFIXES: [(&str, &str); 6] = [
+    // What a traced program opened, looked at from outside (procfs::own_dir
+    // and friends build the outside paths).
+    ("files/mod.rs", "/proc/"),
+    ("files/mod.rs", "/proc/self/"),
+    ("files/mod.rs", "/proc/thread-self/"),
+    ("files/mod.rs", "/proc/self/{file}"),
+    // Pseudo files whose reads name no file worth a row.
+    ("files/table.rs", "/proc/"),
+    // An output path the user gave: a descriptor the shell opened.
+    ("output.rs", "/proc/self/fd/"),
+];
+
+/// The lines of `source` before its tests: its first `#[cfg(test)]` at the
+/// start of a line that an inline module (`mod tests {`) follows, other
+/// attributes between them aside. A test-only `use`, item or `mod x;` is one
+/// line among the others: it does not make the rest of the file a test.
 fn lines_before_tests(source: &str) -> usize {
-    source
-        .lines()
-        .take_while(|line| !line.starts_with("#[cfg(test)]"))
-        .count()
+    let lines: Vec<&str> = source.lines().collect();
+    (0..lines.len())
+        .find(|&i| {
+            lines[i].starts_with("#[cfg(test)]")
+                && lines[i + 1..]
+                    .iter()
+                    .find(|line| !line.starts_with("#["))
+                    .is_some_and(|line| is_inline_module(line))
+        })
+        .unwrap_or(lines.len())
+}
+
+/// `mod NAME {`, of any visibility.
+fn is_inline_module(line: &str) -> bool {
+    let line = line
+        .strip_prefix("pub(crate) ")
+        .or_else(|| line.strip_prefix("pub(super) "))
+        .or_else(|| line.strip_prefix("pub "))
+        .unwrap_or(line);
+    line.strip_prefix("mod ")
+        .is_some_and(|rest| rest.contains('{'))
+}
+
+/// Rust source split into its code (comments dropped, each string literal
+/// left as `""`) and its string literals' text (escapes as written).
+#[derive(Debug, Default, PartialEq)]
+struct Code {
+    text: String,
+    literals: Vec<String>,
+}
+
+fn split_code(source: &str) -> Code {
+    let chars: Vec<char> = source.chars().collect();
+    let mut code = Code::default();
+    let mut i = 0;
+    while i < chars.len() {
+        let rest = &chars[i..];
+        if rest.starts_with(&['/', '/']) {
+            i += rest.iter().position(|&c| c == '\n').unwrap_or(rest.len());
+        } else if rest.starts_with(&['/', '*']) {
+            i += rest
+                .windows(2)
+                .position(|w| w == ['*', '/'])
+                .map_or(rest.len(), |p| p + 2);
+        } else if let Some(hashes) = raw_string_start(rest) {
+            let open = hashes + 2;
+            let close: Vec<char> = std::iter::once('"')
+                .chain("#".repeat(hashes).chars())
+                .collect();
+            let end = rest[open..]
+                .windows(close.len())
+                .position(|w| w == close.as_slice())
+                .unwrap_or(rest.len() - open);
+            code.literals.push(rest[open..open + end].iter().collect());
+            code.text.push_str("\"\"");
+            i += open + end + close.len();
+        } else if rest[0] == '"' {
+            let mut end = 1;
+            while end < rest.len() && rest[end] != '"' {
+                end += if rest[end] == '\\' { 2 } else { 1 };
+            }
+            code.literals
+                .push(rest[1..end.min(rest.len())].iter().collect());
+            code.text.push_str("\"\"");
+            i += end + 1;
+        } else if rest[0] == '\'' && rest.get(2) == Some(&'\'') {
+            // A character literal ('"'), not a lifetime.
+            code.text.extend(&rest[..3]);
+            i += 3;
+        } else if rest.starts_with(&['\'', '\\']) {
+            let end = rest[2..]
+                .iter()
+                .position(|&c| c == '\'')
+                .map_or(rest.len(), |p| p + 3);
+            code.text.extend(&rest[..end]);
+            i += end;
+        } else {
+            code.text.push(rest[0]);
+            i += 1;
+        }
+    }
+    code
+}
+
+/// The number of `#` of a raw string (`r"`, `r#"`, `br"`...) starting here.
+fn raw_string_start(rest: &[char]) -> Option<usize> {
+    let rest = rest.strip_prefix(&['b']).unwrap_or(rest);
+    let hashes = rest
+        .strip_prefix(&['r'])?
+        .iter()
+        .take_while(|&&c| c == '#')
+        .count();
+    (rest.get(1 + hashes) == Some(&'"')).then_some(hashes)
+}
+
+/// Every path in `code` that starts with the segment `root` (`crate`,
+/// `procfs`), as `root::a::b`, a `use` tree's branches one by one
+/// (`use crate::{a, b::{c, D}}` is `crate::a`, `crate::b::c`, `crate::b::D`).
+fn paths_from(code: &str, root: &str) -> Vec<String> {
+    let chars: Vec<char> = code.chars().collect();
+    let start: Vec<char> = format!("{root}::").chars().collect();
+    let mut out = Vec::new();
+    for i in 0..chars.len() {
+        let is_word = |c: &char| c.is_alphanumeric() || *c == '_';
+        let after_path = i >= 1 && (is_word(&chars[i - 1]) || chars[i - 1] == ':');
+        if !after_path && chars[i..].starts_with(&start) {
+            let mut at = i + start.len();
+            use_tree(&chars, &mut at, root.to_string(), &mut out);
+        }
+    }
+    out
+}
+
+/// One branch of a path or `use` tree from `chars[*at..]`, after `prefix::`.
+fn use_tree(chars: &[char], at: &mut usize, prefix: String, out: &mut Vec<String>) {
+    let skip_space = |at: &mut usize| {
+        while chars.get(*at).is_some_and(|c| c.is_whitespace()) {
+            *at += 1;
+        }
+    };
+    skip_space(at);
+    if chars.get(*at) == Some(&'{') {
+        *at += 1;
+        loop {
+            skip_space(at);
+            match chars.get(*at) {
+                Some('}') | None => break,
+                Some(',') => *at += 1,
+                _ => use_tree(chars, at, prefix.clone(), out),
+            }
+        }
+        *at += 1;
+        return;
+    }
+    let segment: String = chars[*at..]
+        .iter()
+        .take_while(|c| c.is_alphanumeric() || **c == '_' || **c == '*')
+        .collect();
+    *at += segment.chars().count();
+    if segment.is_empty() {
+        return;
+    }
+    let path = format!("{prefix}::{segment}");
+    if chars[*at..].starts_with(&[':', ':']) {
+        *at += 2;
+        use_tree(chars, at, path, out);
+    } else {
+        out.push(path);
+        // `as name` is not the path's.
+        let mut alias = *at;
+        skip_space(&mut alias);
+        if chars[alias..].starts_with(&['a', 's', ' ']) {
+            *at = alias + 3;
+            skip_space(at);
+            while chars
+                .get(*at)
+                .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+            {
+                *at += 1;
+            }
+        }
+    }
 }
 
 /// The names in backquotes in `text` that look like paths of sources: a
@@ -43,12 +236,133 @@ fn named_paths(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The relative links of `markdown` (`[text](target)`), code blocks left
+/// out: each target as written, `path#anchor`, `#anchor` or `path`.
+fn relative_links(markdown: &str) -> Vec<&str> {
+    let mut links = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if fenced {
+            continue;
+        }
+        for (at, _) in line.match_indices("](") {
+            let target = &line[at + 2..];
+            let target = &target[..target.find(')').unwrap_or(target.len())];
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                links.push(target);
+            }
+        }
+    }
+    links
+}
+
+/// The anchors GitHub gives the headings of `markdown`: lower case, spaces
+/// as `-`, punctuation other than `-` and `_` dropped; a repeated one
+/// numbered (`-1`, `-2`...).
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut anchors: Vec<String> = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        let Some(heading) = line.strip_prefix('#').filter(|_| !fenced) else {
+            continue;
+        };
+        let slug: String = heading
+            .trim_start_matches('#')
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || " -_".contains(*c))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let seen = anchors.iter().filter(|a| **a == slug).count();
+        anchors.push(if seen == 0 {
+            slug.clone()
+        } else {
+            format!("{slug}-{seen}")
+        });
+    }
+    anchors
+}
+
+/// The doc's blocks a bare name is read in: a paragraph, a list item, a
+/// table row or a heading (code blocks left out).
+fn blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = vec![String::new()];
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+            blocks.push(String::new());
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let starts_a_block = line.trim().is_empty()
+            || line.starts_with("- ")
+            || line.starts_with('|')
+            || line.starts_with('#');
+        if starts_a_block {
+            blocks.push(String::new());
+        }
+        let block = blocks.last_mut().unwrap();
+        block.push_str(line);
+        block.push('\n');
+    }
+    blocks.retain(|b| !b.trim().is_empty());
+    blocks
+}
+
+/// The names of `block` that are not where the doc says: a path with a `/`
+/// is relative to `src` (`tracer/src`) or to `repo`; a bare file name is in
+/// the folder (a path ending in `/`) named last before it in its block, or
+/// in `src` when none is: `probes/` (`mod.rs`, `maps.rs`).
+fn misplaced_names(block: &str, repo: &Path, src: &Path) -> Vec<String> {
+    let mut folder: Option<PathBuf> = None;
+    let mut misplaced = Vec::new();
+    for name in named_paths(block) {
+        let trimmed = name.trim_end_matches('/');
+        if trimmed.contains('/') || name.ends_with('/') {
+            let Some(found) = [src.join(trimmed), repo.join(trimmed)]
+                .into_iter()
+                .find(|p| p.exists())
+            else {
+                misplaced.push(name.to_string());
+                continue;
+            };
+            if name.ends_with('/') {
+                folder = Some(found);
+            }
+        } else if !folder.as_deref().unwrap_or(src).join(name).exists() {
+            let place = folder.as_deref().map_or("tracer/src/".into(), |f| {
+                format!("{}/", f.strip_prefix(repo).unwrap_or(f).display())
+            });
+            misplaced.push(format!("{name} (not in {place})"));
+        }
+    }
+    misplaced
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn repo() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn src() -> PathBuf {
+        repo().join("tracer/src")
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
     }
 
     /// Every file and folder below `dir` (paths relative to `base`,
@@ -90,26 +404,78 @@ mod tests {
             .collect()
     }
 
+    /// The sources of `tracer/src` below `under` (relative to it) that the
+    /// program is built from: files declared `#[cfg(test)] mod x;` (and
+    /// what is below them) left out, and each one's code before its tests.
+    fn program_sources(under: &str) -> Vec<(String, Code)> {
+        let src = src();
+        let mut files = Vec::new();
+        walk(&src, &src, &mut files);
+        let mut test_only: Vec<String> = Vec::new();
+        for file in files.iter().filter(|f| f.ends_with(".rs")) {
+            let text = read(&src.join(file));
+            let lines: Vec<&str> = text.lines().collect();
+            for pair in lines.windows(2) {
+                let declared = pair[1]
+                    .trim_start_matches("pub ")
+                    .strip_prefix("mod ")
+                    .and_then(|rest| rest.strip_suffix(';'));
+                if let (true, Some(module)) = (pair[0].starts_with("#[cfg(test)]"), declared) {
+                    let dir = match file.rsplit_once('/') {
+                        _ if ["mod.rs", "lib.rs", "main.rs"]
+                            .iter()
+                            .any(|root| file.ends_with(root)) =>
+                        {
+                            file.rsplit_once('/').map_or("", |(dir, _)| dir).to_string()
+                        }
+                        _ => file.trim_end_matches(".rs").to_string(),
+                    };
+                    let dir = if dir.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{dir}/")
+                    };
+                    test_only.push(format!("{dir}{module}.rs"));
+                    test_only.push(format!("{dir}{module}/"));
+                }
+            }
+        }
+        files
+            .into_iter()
+            .filter(|f| f.starts_with(under) && f.ends_with(".rs"))
+            .filter(|f| {
+                !test_only
+                    .iter()
+                    .any(|t| f == t || (t.ends_with('/') && f.starts_with(t)))
+            })
+            .map(|f| {
+                let text = read(&src.join(&f));
+                let before: Vec<&str> = text.lines().take(lines_before_tests(&text)).collect();
+                (f, split_code(&before.join("\n")))
+            })
+            .collect()
+    }
+
     #[test]
     fn no_file_is_longer_than_800_lines_before_its_tests() {
         let long: Vec<String> = rust_files()
             .iter()
             .filter_map(|path| {
-                let lines = lines_before_tests(&std::fs::read_to_string(path).unwrap());
+                let lines = lines_before_tests(&read(path));
                 (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
             })
             .collect();
         assert!(
             long.is_empty(),
-            "over {MAX_LINES} lines before their tests, split each into rooms of one \
-             concern: {long:#?}"
+            "over {MAX_LINES} lines before their tests (the first `#[cfg(test)]` on a \
+             `mod tests {{`), split each into rooms of one concern: {long:#?}"
         );
     }
 
     #[test]
     fn run_rs_is_the_loop_only() {
-        let path = repo().join("tracer/src/run.rs");
-        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        let path = src().join("run.rs");
+        let lines = read(&path).lines().count();
         assert!(
             lines <= MAX_RUN_LINES,
             "{} has {lines} lines, more than {MAX_RUN_LINES}: it is the loop only; what \
@@ -120,9 +486,8 @@ mod tests {
 
     #[test]
     fn the_architecture_map_names_every_module_and_nothing_else() {
-        let repo = repo();
-        let src = repo.join("tracer/src");
-        let map = std::fs::read_to_string(repo.join("docs/architecture.md")).unwrap();
+        let (repo, src) = (repo(), src());
+        let map = read(&repo.join("docs/architecture.md"));
         let named = named_paths(&map);
         let mut modules = Vec::new();
         walk(&src, &src, &mut modules);
@@ -136,35 +501,220 @@ mod tests {
             "modules of tracer/src that docs/architecture.md does not name (one line \
              each: `path`: what it holds): {unnamed:#?}"
         );
-        // A path is relative to tracer/src or to the repository; a bare
-        // file name is one that some source file has.
-        let mut everything = Vec::new();
-        walk(&repo, &repo, &mut everything);
-        let gone: Vec<&str> = named
+        let misplaced: Vec<String> = blocks(&map)
             .iter()
-            .copied()
-            .filter(|name| {
-                let trimmed = name.trim_end_matches('/');
-                if trimmed.contains('/') {
-                    !src.join(trimmed).exists() && !repo.join(trimmed).exists()
-                } else {
-                    !everything
-                        .iter()
-                        .any(|p| p.trim_end_matches('/').rsplit('/').next() == Some(trimmed))
-                }
-            })
+            .flat_map(|block| misplaced_names(block, &repo, &src))
             .collect();
         assert!(
-            gone.is_empty(),
-            "docs/architecture.md names paths that do not exist: {gone:#?}"
+            misplaced.is_empty(),
+            "docs/architecture.md names paths that are not where it says: a path with a \
+             `/` is relative to tracer/src/ or to the repository, a bare file name is in \
+             the folder (`path/`) named last before it in its paragraph, list item or \
+             table row (or in tracer/src/ when none is); fix the name or name its folder first: \
+             {misplaced:#?}"
+        );
+    }
+
+    #[test]
+    fn the_architecture_map_maps_every_xtask_source() {
+        let repo = repo();
+        let map = read(&repo.join("docs/architecture.md"));
+        let named = named_paths(&map);
+        let mut sources = Vec::new();
+        walk(&repo, &repo.join("xtask/src"), &mut sources);
+        let unnamed: Vec<&String> = sources
+            .iter()
+            .filter(|s| s.ends_with(".rs") && !named.contains(&s.as_str()))
+            .collect();
+        assert!(
+            unnamed.is_empty(),
+            "xtask sources that docs/architecture.md's map of xtask/src does not name \
+             (one line each: `xtask/src/NAME.rs`: what it holds): {unnamed:#?}"
+        );
+    }
+
+    #[test]
+    fn analysis_uses_no_output_no_probe_and_no_proc_read() {
+        let mut wrong = Vec::new();
+        for (file, code) in program_sources("analysis/") {
+            for path in paths_from(&code.text, "crate") {
+                let module = path.split("::").nth(1).unwrap_or_default();
+                if NOT_FOR_ANALYSIS.contains(&module) {
+                    wrong.push(format!("{file}: {path}"));
+                }
+            }
+            let procfs = paths_from(&code.text, "crate")
+                .into_iter()
+                .filter_map(|p| p.strip_prefix("crate::").map(str::to_string))
+                .chain(paths_from(&code.text, "procfs"))
+                .filter(|p| p.starts_with("procfs"));
+            for path in procfs {
+                let last = path.rsplit("::").next().unwrap_or_default();
+                if !last.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    wrong.push(format!("{file}: {path}"));
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "tracer/src/analysis/ turns events and the maps' snapshot into the report: it \
+             uses none of {NOT_FOR_ANALYSIS:?} and reads no /proc (a procfs type is data \
+             and may be used, a procfs function may not). Ask the running system through \
+             analysis::system::System (system.rs answers it) or have the caller pass the \
+             figures in: {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn only_procfs_names_proc_paths() {
+        let mut wrong = Vec::new();
+        for (file, code) in program_sources("") {
+            if file == "procfs.rs" || file.starts_with("procfs/") {
+                continue;
+            }
+            for literal in &code.literals {
+                let names_proc = literal.starts_with("/proc/") || literal == "/proc";
+                if names_proc && !PROC_PREFIXES.contains(&(file.as_str(), literal.as_str())) {
+                    wrong.push(format!("{file}: \"{literal}\""));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "sources outside procfs that name a /proc path: /proc is read in one place, so \
+             add a function to tracer/src/procfs.rs (or procfs/) and call it; a prefix \
+             only compared with a traced program's paths goes in tidy.rs's PROC_PREFIXES, \
+             with why: {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn the_readme_is_a_front_door() {
+        let readme = read(&repo().join("README.md"));
+        let lines = readme.lines().count();
+        assert!(
+            lines <= MAX_README_LINES,
+            "README.md has {lines} lines, more than {MAX_README_LINES}: it is the front \
+             door (what it is, features in a line each, install, quick start, a report \
+             excerpt, links); move the rest to a page of docs/ and link it"
+        );
+        let help: Vec<&str> = readme
+            .lines()
+            .filter(|line| line.starts_with("Usage: ") || line.trim() == "Options:")
+            .collect();
+        assert!(
+            help.is_empty(),
+            "README.md holds a pasted --help ({help:?}): link docs/usage.md instead, which \
+             `tracer --help` and `man tracer` already match"
+        );
+        let map: Vec<&str> = named_paths(&readme)
+            .into_iter()
+            .filter(|name| name.ends_with(".rs") || name.contains("src/"))
+            .collect();
+        assert!(
+            map.is_empty() && !readme.contains("tracer/src/"),
+            "README.md maps the code ({map:?}): the code map is docs/architecture.md's \
+             alone; link it"
+        );
+    }
+
+    #[test]
+    fn every_relative_link_of_the_docs_resolves() {
+        let repo = repo();
+        let mut docs = vec![repo.join("README.md")];
+        let mut pages = Vec::new();
+        walk(&repo, &repo.join("docs"), &mut pages);
+        docs.extend(
+            pages
+                .iter()
+                .filter(|p| p.ends_with(".md"))
+                .map(|p| repo.join(p)),
+        );
+        let mut broken = Vec::new();
+        for doc in &docs {
+            let text = read(doc);
+            for link in relative_links(&text) {
+                let (path, anchor) = link.split_once('#').unwrap_or((link, ""));
+                let target = if path.is_empty() {
+                    doc.clone()
+                } else {
+                    doc.parent().unwrap().join(path)
+                };
+                let resolves = target.exists()
+                    && (anchor.is_empty() || anchors(&read(&target)).iter().any(|a| a == anchor));
+                if !resolves {
+                    let name = doc.strip_prefix(&repo).unwrap_or(doc).display().to_string();
+                    broken.push(format!("{name}: {link}"));
+                }
+            }
+        }
+        assert!(
+            broken.is_empty(),
+            "links of README.md and docs/ to a file or heading that is not there (a moved \
+             section keeps no anchor: link its new heading): {broken:#?}"
+        );
+    }
+
+    #[test]
+    fn links_and_anchors_are_read_as_github_does() {
+        assert_eq!(
+            relative_links("[a](x.md#b) [c](https://d)\n```\n[g](h)\n```\n"),
+            ["x.md#b"]
+        );
+        assert_eq!(
+            anchors("# A b\n## Code map of `xtask/src`\n## A b\n```\n# no\n```"),
+            ["a-b", "code-map-of-xtasksrc", "a-b-1"]
         );
     }
 
     #[test]
     fn lines_before_tests_stop_at_the_test_module() {
         assert_eq!(lines_before_tests("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+        assert_eq!(
+            lines_before_tests("a\n#[cfg(test)]\n#[allow(x)]\npub mod t {\n}"),
+            1
+        );
         assert_eq!(lines_before_tests("a\n    #[cfg(test)]\nb\n"), 3);
+        // A test-only import, item or out-of-line module is not the tests.
+        assert_eq!(lines_before_tests("#[cfg(test)]\nuse a::B;\nc\nd\n"), 4);
+        assert_eq!(
+            lines_before_tests("#[cfg(test)]\npub mod fixtures;\nc\n"),
+            3
+        );
+        assert_eq!(lines_before_tests("#[cfg(test)]\nimpl A {\n}\nc\n"), 4);
         assert_eq!(lines_before_tests(""), 0);
+    }
+
+    #[test]
+    fn code_is_split_from_comments_and_strings() {
+        let code = split_code(
+            "// a \"x\"\nlet a = \"/proc/{pid}\"; /* \"y\" */ let c = '\"';\n\
+             let b = r#\"q\"#; let d = \"e\\\"f\"; fn g<'a>() {}",
+        );
+        assert_eq!(code.literals, ["/proc/{pid}", "q", "e\\\"f"]);
+        assert_eq!(
+            code.text,
+            "\nlet a = \"\";  let c = '\"';\nlet b = \"\"; let d = \"\"; fn g<'a>() {}"
+        );
+    }
+
+    #[test]
+    fn paths_are_read_through_use_trees() {
+        let code = "use crate::{\n    a::{b, C as D},\n    e,\n};\nuse crate::f::*;\n\
+                    fn x() { crate::g::h(1); procfs::stat(2); my_crate::i(); }";
+        assert_eq!(
+            paths_from(code, "crate"),
+            [
+                "crate::a::b",
+                "crate::a::C",
+                "crate::e",
+                "crate::f::*",
+                "crate::g::h"
+            ]
+        );
+        assert_eq!(paths_from(code, "procfs"), ["procfs::stat"]);
     }
 
     #[test]
@@ -173,5 +723,25 @@ mod tests {
             named_paths("- `analysis/`: x; `run.rs` and `Collector::finish`, `a b.rs`"),
             ["analysis/", "run.rs"]
         );
+    }
+
+    #[test]
+    fn a_bare_name_is_in_the_folder_named_before_it() {
+        let (repo, src) = (repo(), src());
+        let names = |block| misplaced_names(block, &repo, &src);
+        assert!(names("`probes/` (`mod.rs`, `maps.rs`)").is_empty());
+        assert!(names("`analysis/signals/` (+ `changes.rs`)").is_empty());
+        assert!(names("`run.rs` and `procfs/` and `net.rs`").is_empty());
+        assert_eq!(
+            names("`probes/` then `run.rs`"),
+            ["run.rs (not in tracer/src/probes/)"]
+        );
+        assert_eq!(names("`changes.rs`"), ["changes.rs (not in tracer/src/)"]);
+        // A file names no folder: what follows it is read from tracer/src.
+        assert_eq!(
+            names("`analysis/signals/mod.rs` (+ `changes.rs`)"),
+            ["changes.rs (not in tracer/src/)"]
+        );
+        assert_eq!(names("`gone/x.rs`"), ["gone/x.rs"]);
     }
 }

@@ -4,6 +4,8 @@
 #[cfg(test)]
 use std::collections::BTreeMap;
 
+use crate::procfs;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MemoryError {
     #[error("cannot read {len} bytes at {addr:#x} of process {pid}: {message}")]
@@ -91,7 +93,7 @@ impl Memory for ProcessMemory {
         // own (a pod whose runtime ignores hostPID) with the host's /proc
         // mounted, where the process is known by this pid.
         if n < 0 && error.raw_os_error() == Some(libc::ESRCH) && self.proc_mem.get().is_none() {
-            let mem = std::fs::File::open(format!("/proc/{}/mem", self.pid)).ok();
+            let mem = procfs::memory(self.pid).ok();
             if self.proc_mem.get_or_init(|| mem).is_some() {
                 return self.read(addr, buf);
             }
