@@ -11,7 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Report;
+use super::{Report, profile_tables::FrameInterner};
+use crate::frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlameError {
@@ -27,7 +28,7 @@ fn clean(name: &str) -> String {
 }
 
 /// A function as a folded frame: `qualname (file)`.
-fn function_name(frame: &crate::frame::Frame) -> String {
+fn function_name(frame: &Frame) -> String {
     clean(&format!("{} ({})", frame.qualname, frame.file))
 }
 
@@ -323,7 +324,14 @@ pub fn speedscope(report: &Report) -> String {
     use std::collections::HashMap;
 
     let mut frames: Vec<serde_json::Value> = Vec::new();
-    let mut index: HashMap<(String, String, u32), usize> = HashMap::new();
+    let mut interner = FrameInterner::default();
+    let mut intern = |frame: &Frame, row: &dyn Fn() -> serde_json::Value| {
+        let (index, new) = interner.intern(frame);
+        if new {
+            frames.push(row());
+        }
+        index
+    };
     // Each distinct stack as frame indices, outermost first.
     let stacks: Vec<Vec<usize>> = report
         .python
@@ -331,21 +339,13 @@ pub fn speedscope(report: &Report) -> String {
         .iter()
         .map(|stack| {
             let task = task_frame(stack).map(|name| {
-                *index
-                    .entry((name.clone(), String::new(), 0))
-                    .or_insert_with(|| {
-                        frames.push(serde_json::json!({ "name": name }));
-                        frames.len() - 1
-                    })
+                let frame = Frame::named(&name);
+                intern(&frame, &|| serde_json::json!({ "name": name }))
             });
             task.into_iter()
                 .chain(stack.frames.iter().rev().map(|f| {
-                    let key = (f.qualname.clone(), f.file.clone(), f.line);
-                    *index.entry(key).or_insert_with(|| {
-                        frames.push(serde_json::json!({
-                            "name": f.qualname, "file": f.file, "line": f.line
-                        }));
-                        frames.len() - 1
+                    intern(f, &|| {
+                        serde_json::json!({ "name": f.qualname, "file": f.file, "line": f.line })
                     })
                 }))
                 .collect()

@@ -183,11 +183,7 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
     let python = &report.python;
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut dictionary = Dictionary::new();
-    let truncated = Frame {
-        qualname: TRUNCATED.into(),
-        function: TRUNCATED.into(),
-        ..Frame::default()
-    };
+    let truncated = Frame::named(TRUNCATED);
     let who = Identities::of(report);
     let mut by_process: BTreeMap<u32, Vec<proto::Sample>> = BTreeMap::new();
     let mut samples = 0;

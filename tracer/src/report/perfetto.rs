@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost::Message as _;
 
-use super::{Report, SignalStep, Timeline, flame::TRUNCATED};
+use super::{Report, SignalStep, Timeline, flame::TRUNCATED, profile_tables::FrameInterner};
 use crate::frame::Frame;
 
 use super::proto::perfetto as proto;
@@ -227,11 +227,7 @@ struct Callstacks {
 impl Callstacks {
     fn intern(report: &Report, timeline: &Timeline) -> Self {
         let mut tables = Tables::default();
-        let truncated = Frame {
-            qualname: TRUNCATED.into(),
-            function: TRUNCATED.into(),
-            ..Frame::default()
-        };
+        let truncated = Frame::named(TRUNCATED);
         let python = report
             .python
             .stacks
@@ -243,11 +239,7 @@ impl Callstacks {
                 }
                 // The asyncio task it ran in: the outermost frame, as in
                 // the flame graphs.
-                let task = crate::report::flame::task_frame(stack).map(|name| Frame {
-                    qualname: name.clone(),
-                    function: name,
-                    ..Frame::default()
-                });
+                let task = crate::report::flame::task_frame(stack).map(|name| Frame::named(&name));
                 frames.extend(task.as_ref());
                 tables.callstack(&frames)
             })
@@ -278,7 +270,7 @@ struct Tables {
     interned: proto::InternedData,
     names: HashMap<String, u64>,
     paths: HashMap<String, u64>,
-    frames: HashMap<(String, String, u32), u64>,
+    frames: FrameInterner,
     callstacks: HashMap<Vec<u64>, u64>,
 }
 
@@ -301,8 +293,9 @@ impl Tables {
     }
 
     fn frame(&mut self, frame: &Frame) -> u64 {
-        let key = (frame.qualname.clone(), frame.file.clone(), frame.line);
-        if let Some(&iid) = self.frames.get(&key) {
+        let (index, new) = self.frames.intern(frame);
+        let iid = index as u64 + 1;
+        if !new {
             return iid;
         }
         let name = Self::string(
@@ -317,7 +310,6 @@ impl Tables {
                 &frame.file,
             )
         });
-        let iid = self.interned.frames.len() as u64 + 1;
         self.interned.frames.push(proto::Frame {
             iid: Some(iid),
             function_name_id: Some(name),
@@ -328,7 +320,6 @@ impl Tables {
             source_path_iid: path,
             line_number: (frame.line != 0).then_some(frame.line),
         });
-        self.frames.insert(key, iid);
         iid
     }
 

@@ -59,11 +59,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut tables = ProfileTables::default();
     let who = Identities::of(report);
-    let truncated = Frame {
-        qualname: TRUNCATED.into(),
-        function: TRUNCATED.into(),
-        ..Frame::default()
-    };
+    let truncated = Frame::named(TRUNCATED);
     let mut samples = Vec::new();
     for stack in python.stacks.iter().filter(|s| !s.frames.is_empty()) {
         let mut location_id: Vec<u64> = stack
