@@ -43,6 +43,16 @@ impl Frame {
         }
     }
 
+    /// A frame an export makes up, a name alone: the asyncio task a stack
+    /// ran in, where a truncated stack was cut.
+    pub fn named(name: &str) -> Self {
+        Self {
+            qualname: name.into(),
+            function: name.into(),
+            ..Self::default()
+        }
+    }
+
     pub fn is_resolved(&self) -> bool {
         self.file != UNKNOWN_FILE
     }

@@ -19,7 +19,7 @@ use crate::{
     events::{Event, Forget},
     python::PythonTree,
     report::{
-        Container,
+        Container, identity,
         metrics::{Histogram, Metrics, OTHER, ReadSeries},
     },
 };
@@ -217,11 +217,8 @@ impl Aggregator {
 
     pub fn on_process(&mut self, system: &mut dyn System, pid: u32, parent: u32) {
         self.parents.insert(pid, parent);
-        // Gone already: its parent's.
-        let container = match system.container(pid) {
-            Some(now) => now,
-            None => self.in_containers.get(&parent).cloned(),
-        };
+        let container =
+            identity::container_when_met(system.container(pid), self.in_containers.get(&parent));
         self.set_container(pid, container);
     }
 
@@ -353,9 +350,9 @@ impl Aggregator {
             Event::ProcessFreed { pid, ts_ns } => self.on_freed(pid, ts_ns),
             // `podman exec`: a program that joined a container.
             Event::ProcessExec { tgid, .. } => {
-                if let Some(now) = system.container(tgid) {
-                    self.set_container(tgid, now);
-                }
+                let had = self.in_containers.remove(&tgid);
+                let now = identity::container_after_exec(system.container(tgid), had);
+                self.set_container(tgid, now);
             }
             Event::WaitDone(w) if processes::reap_status(&w).is_some() => {
                 self.on_wait_reaped(w.tgid, w.pid, w.ts_ns);

@@ -23,7 +23,7 @@ use crate::{
     report::{
         Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie,
         format::{duration, thousands},
-        spawned_line,
+        identity, spawned_line,
     },
 };
 
@@ -270,12 +270,10 @@ impl ProcessTable {
         }
         let parent = self.procs.get(&parent_tgid);
         let argv = parent.map(|p| p.argv.clone()).unwrap_or_default();
-        // Usually its parent's; read, as a runtime moves its children into
-        // the container's cgroup.
-        let container = match system.container(child) {
-            Some(now) => now,
-            None => parent.and_then(|p| p.container.clone()),
-        };
+        let container = identity::container_when_met(
+            system.container(child),
+            parent.and_then(|p| p.container.as_ref()),
+        );
         if let Some(old) = self.procs.remove(&child) {
             self.retired.push(old);
         }
@@ -314,10 +312,7 @@ impl ProcessTable {
         });
         p.comm = comm.to_owned();
         p.exec_ns = Some(ts_ns);
-        // `podman exec` and `docker exec` run a program that joined the container.
-        if let Some(now) = system.container(tgid) {
-            p.container = now;
-        }
+        p.container = identity::container_after_exec(system.container(tgid), p.container.take());
         if !argv.is_empty() {
             if truncated {
                 argv.push("...".into());

@@ -11,7 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Report;
+use super::{Report, identity::Identities, profile_tables::FrameInterner};
+use crate::frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlameError {
@@ -27,7 +28,7 @@ fn clean(name: &str) -> String {
 }
 
 /// A function as a folded frame: `qualname (file)`.
-fn function_name(frame: &crate::frame::Frame) -> String {
+fn function_name(frame: &Frame) -> String {
     clean(&format!("{} ({})", frame.qualname, frame.file))
 }
 
@@ -55,6 +56,7 @@ pub enum Roots {
 
 /// The root frame of each sampled process, when they are drawn apart.
 fn process_roots(report: &Report, roots: Roots) -> BTreeMap<u32, String> {
+    let who = Identities::of(report);
     let sampled: Vec<_> = report
         .python
         .processes
@@ -62,13 +64,18 @@ fn process_roots(report: &Report, roots: Roots) -> BTreeMap<u32, String> {
         .filter(|p| p.samples > 0)
         .collect();
     // One process has a root frame of its own only to say its container.
-    let in_container = sampled.iter().any(|p| p.container.is_some());
+    let in_container = sampled.iter().any(|p| who.container(p.pid).is_some());
     if roots == Roots::Merged || (sampled.len() < 2 && !in_container) {
         return BTreeMap::new();
     }
     sampled
         .iter()
-        .map(|p| (p.pid, clean(&p.label_in_container())))
+        .map(|p| {
+            (
+                p.pid,
+                clean(&format!("{}{}", p.label(), who.in_container(p.pid))),
+            )
+        })
         .collect()
 }
 
@@ -320,10 +327,15 @@ mod tests {
 /// kept in order, each distinct stack is one sample weighing all of its.
 pub fn speedscope(report: &Report) -> String {
     let roots = process_roots(report, Roots::PerProcess);
-    use std::collections::HashMap;
-
     let mut frames: Vec<serde_json::Value> = Vec::new();
-    let mut index: HashMap<(String, String, u32), usize> = HashMap::new();
+    let mut interner = FrameInterner::default();
+    let mut intern = |frame: &Frame, row: &dyn Fn() -> serde_json::Value| {
+        let (index, new) = interner.intern(frame);
+        if new {
+            frames.push(row());
+        }
+        index
+    };
     // Each distinct stack as frame indices, outermost first.
     let stacks: Vec<Vec<usize>> = report
         .python
@@ -331,21 +343,13 @@ pub fn speedscope(report: &Report) -> String {
         .iter()
         .map(|stack| {
             let task = task_frame(stack).map(|name| {
-                *index
-                    .entry((name.clone(), String::new(), 0))
-                    .or_insert_with(|| {
-                        frames.push(serde_json::json!({ "name": name }));
-                        frames.len() - 1
-                    })
+                let frame = Frame::named(&name);
+                intern(&frame, &|| serde_json::json!({ "name": name }))
             });
             task.into_iter()
                 .chain(stack.frames.iter().rev().map(|f| {
-                    let key = (f.qualname.clone(), f.file.clone(), f.line);
-                    *index.entry(key).or_insert_with(|| {
-                        frames.push(serde_json::json!({
-                            "name": f.qualname, "file": f.file, "line": f.line
-                        }));
-                        frames.len() - 1
+                    intern(f, &|| {
+                        serde_json::json!({ "name": f.qualname, "file": f.file, "line": f.line })
                     })
                 }))
                 .collect()
@@ -377,17 +381,12 @@ pub fn speedscope(report: &Report) -> String {
     let mut by_thread: Vec<_> = by_thread.into_iter().collect();
     by_thread
         .sort_by_key(|(at, (_, weights))| (std::cmp::Reverse(weights.iter().sum::<u64>()), *at));
-    let names: HashMap<u32, &str> = report
-        .python
-        .threads
-        .iter()
-        .filter_map(|t| Some((t.tid, t.name.as_deref()?)))
-        .collect();
+    let who = Identities::of(report);
     let profiles: Vec<serde_json::Value> = by_thread
         .into_iter()
         .map(|((pid, tid), (samples, weights))| {
             let total: u64 = weights.iter().sum();
-            let thread = match names.get(&tid) {
+            let thread = match who.thread_name(pid, tid) {
                 Some(name) => format!("thread {tid} \"{name}\""),
                 None => format!("thread {tid}"),
             };

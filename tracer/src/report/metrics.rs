@@ -12,7 +12,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::Container;
+use super::{
+    Container,
+    identity::{ContainerField, container_fields},
+};
 
 /// The label value of the series that gathers what does not fit the bound.
 pub const OTHER: &str = "other";
@@ -143,17 +146,15 @@ impl Histogram {
 fn process_labels(m: &Metrics, pid: &str) -> Labels {
     let mut labels: Labels = vec![("pid", pid.to_owned())];
     if let Some(c) = m.containers.get(pid) {
-        labels.push(("container_id", c.id.clone()));
-        let known = [
-            ("container_name", &c.name),
-            ("pod_uid", &c.pod_uid),
-            ("pod", &c.pod),
-            ("namespace", &c.namespace),
-        ];
-        for (label, value) in known {
-            if let Some(value) = value {
-                labels.push((label, value.clone()));
-            }
+        for (field, value) in container_fields(c) {
+            let label = match field {
+                ContainerField::Id => "container_id",
+                ContainerField::Name => "container_name",
+                ContainerField::PodUid => "pod_uid",
+                ContainerField::Pod => "pod",
+                ContainerField::Namespace => "namespace",
+            };
+            labels.push((label, value.to_owned()));
         }
     }
     labels

@@ -11,7 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use prost::Message as _;
 
-use super::{Report, flame::TRUNCATED, identity::Identities, profile_tables::ProfileTables};
+use super::{
+    Report,
+    flame::TRUNCATED,
+    identity::{ContainerField, Identities, container_fields},
+    profile_tables::ProfileTables,
+};
 use crate::frame::Frame;
 
 pub use super::proto::otlp as proto;
@@ -147,20 +152,15 @@ fn resource(report: &Report, who: &Identities, pid: u32) -> proto::Resource {
         attributes.push(attribute("host.name", Value::StringValue(host.clone())));
     }
     if let Some(container) = who.container(pid) {
-        attributes.push(attribute(
-            "container.id",
-            Value::StringValue(container.id.clone()),
-        ));
-        let known = [
-            ("container.name", &container.name),
-            ("k8s.pod.uid", &container.pod_uid),
-            ("k8s.pod.name", &container.pod),
-            ("k8s.namespace.name", &container.namespace),
-        ];
-        for (key, value) in known {
-            if let Some(value) = value {
-                attributes.push(attribute(key, Value::StringValue(value.clone())));
-            }
+        for (field, value) in container_fields(container) {
+            let key = match field {
+                ContainerField::Id => "container.id",
+                ContainerField::Name => "container.name",
+                ContainerField::PodUid => "k8s.pod.uid",
+                ContainerField::Pod => "k8s.pod.name",
+                ContainerField::Namespace => "k8s.namespace.name",
+            };
+            attributes.push(attribute(key, Value::StringValue(value.to_owned())));
         }
     }
     proto::Resource { attributes }
@@ -183,11 +183,7 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
     let python = &report.python;
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut dictionary = Dictionary::new();
-    let truncated = Frame {
-        qualname: TRUNCATED.into(),
-        function: TRUNCATED.into(),
-        ..Frame::default()
-    };
+    let truncated = Frame::named(TRUNCATED);
     let who = Identities::of(report);
     let mut by_process: BTreeMap<u32, Vec<proto::Sample>> = BTreeMap::new();
     let mut samples = 0;

@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost::Message as _;
 
-use super::{Report, SignalStep, Timeline, flame::TRUNCATED};
+use super::{
+    Report, SignalStep, Timeline, flame::TRUNCATED, identity::Identities,
+    profile_tables::FrameInterner,
+};
 use crate::frame::Frame;
 
 use super::proto::perfetto as proto;
@@ -227,11 +230,7 @@ struct Callstacks {
 impl Callstacks {
     fn intern(report: &Report, timeline: &Timeline) -> Self {
         let mut tables = Tables::default();
-        let truncated = Frame {
-            qualname: TRUNCATED.into(),
-            function: TRUNCATED.into(),
-            ..Frame::default()
-        };
+        let truncated = Frame::named(TRUNCATED);
         let python = report
             .python
             .stacks
@@ -243,11 +242,7 @@ impl Callstacks {
                 }
                 // The asyncio task it ran in: the outermost frame, as in
                 // the flame graphs.
-                let task = crate::report::flame::task_frame(stack).map(|name| Frame {
-                    qualname: name.clone(),
-                    function: name,
-                    ..Frame::default()
-                });
+                let task = crate::report::flame::task_frame(stack).map(|name| Frame::named(&name));
                 frames.extend(task.as_ref());
                 tables.callstack(&frames)
             })
@@ -278,7 +273,7 @@ struct Tables {
     interned: proto::InternedData,
     names: HashMap<String, u64>,
     paths: HashMap<String, u64>,
-    frames: HashMap<(String, String, u32), u64>,
+    frames: FrameInterner,
     callstacks: HashMap<Vec<u64>, u64>,
 }
 
@@ -301,8 +296,9 @@ impl Tables {
     }
 
     fn frame(&mut self, frame: &Frame) -> u64 {
-        let key = (frame.qualname.clone(), frame.file.clone(), frame.line);
-        if let Some(&iid) = self.frames.get(&key) {
+        let (index, new) = self.frames.intern(frame);
+        let iid = index as u64 + 1;
+        if !new {
             return iid;
         }
         let name = Self::string(
@@ -317,7 +313,6 @@ impl Tables {
                 &frame.file,
             )
         });
-        let iid = self.interned.frames.len() as u64 + 1;
         self.interned.frames.push(proto::Frame {
             iid: Some(iid),
             function_name_id: Some(name),
@@ -328,7 +323,6 @@ impl Tables {
             source_path_iid: path,
             line_number: (frame.line != 0).then_some(frame.line),
         });
-        self.frames.insert(key, iid);
         iid
     }
 
@@ -351,25 +345,23 @@ impl Tables {
 /// that appears anywhere in the report, with a child track for each
 /// thread's reads.
 fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
-    let mut processes: BTreeMap<u32, (String, Vec<String>)> = BTreeMap::new();
+    let who = Identities::of(report);
+    // pid -> (its name where the report says none, command line)
+    let mut processes: BTreeMap<u32, (&str, &[String])> = BTreeMap::new();
     for p in &report.processes {
-        let name = match &p.container {
-            Some(c) => format!("{} in container {}", p.comm, c.describe()),
-            None => p.comm.clone(),
-        };
-        processes.insert(p.pid, (name, p.argv.clone()));
+        processes.insert(p.pid, ("", &p.argv));
     }
     processes
         .entry(report.target.pid)
-        .or_insert_with(|| (report.target.comm.clone(), report.target.argv.clone()));
-    let mut threads: BTreeMap<u32, (u32, String)> = BTreeMap::new();
+        .or_insert((&report.target.comm, &report.target.argv));
+    // tid -> (pid, its name where the report says none)
+    let mut threads: BTreeMap<u32, (u32, &str)> = BTreeMap::new();
     for t in &report.sched.threads {
-        let name = t.name.clone().unwrap_or_else(|| t.comm.clone());
-        threads.insert(t.tid, (t.pid, name));
+        threads.insert(t.tid, (t.pid, ""));
     }
     for t in &report.python.threads {
-        if let Some(name) = &t.name {
-            threads.insert(t.tid, (t.pid, name.clone()));
+        if t.name.is_some() {
+            threads.insert(t.tid, (t.pid, ""));
         }
     }
     let seen = timeline
@@ -386,24 +378,28 @@ fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
         )
         .chain(report.python.stacks.iter().map(|s| (s.pid, s.tid, "")));
     for (pid, tid, comm) in seen {
-        processes
-            .entry(pid)
-            .or_insert_with(|| (comm.to_owned(), Vec::new()));
-        threads.entry(tid).or_insert_with(|| (pid, comm.to_owned()));
+        processes.entry(pid).or_insert((comm, &[]));
+        threads.entry(tid).or_insert((pid, comm));
     }
-    for (pid, (name, cmdline)) in processes {
+    for (pid, (otherwise, cmdline)) in processes {
+        // A process known only by its container is named by it alone.
+        let comm = who.comm(pid).unwrap_or(otherwise);
+        let name = format!("{comm}{}", who.in_container(pid))
+            .trim_start()
+            .to_owned();
         trace.track(proto::TrackDescriptor {
             uuid: Some(PROCESS_TRACK | u64::from(pid)),
             process: Some(proto::ProcessDescriptor {
                 pid: Some(pid as i32),
-                cmdline,
+                cmdline: cmdline.to_vec(),
                 process_name: (!name.is_empty()).then_some(name),
             }),
             ..Default::default()
         });
     }
     let reading: HashSet<u32> = timeline.reads.iter().map(|r| r.tid).collect();
-    for (tid, (pid, name)) in threads {
+    for (tid, (pid, otherwise)) in threads {
+        let name = who.thread_label(pid, tid).unwrap_or(otherwise).to_owned();
         trace.track(proto::TrackDescriptor {
             uuid: Some(THREAD_TRACK | u64::from(tid)),
             thread: Some(proto::ThreadDescriptor {
@@ -808,30 +804,44 @@ mod tests {
         assert_eq!(interned.frames[0].line_number, Some(3));
     }
 
+    /// Named as every export names it (`report/identity.rs`).
     #[test]
     fn a_process_track_names_its_container() {
         let mut report = Report {
             timeline: Some(timeline()),
             ..Report::default()
         };
-        report.processes = vec![crate::report::ProcessInfo {
+        let names = |report: &Report| -> Vec<String> {
+            packets(&render(report).unwrap())
+                .iter()
+                .filter_map(|p| {
+                    p.track_descriptor
+                        .as_ref()?
+                        .process
+                        .as_ref()?
+                        .process_name
+                        .clone()
+                })
+                .collect()
+        };
+        // Known to the sampler alone (a node-wide trace): its container.
+        report.python.processes = vec![crate::report::PythonProcess {
             pid: 7,
-            comm: "python3".into(),
             container: Some(crate::report::fixtures::container()),
             ..Default::default()
         }];
-        let names: Vec<String> = packets(&render(&report).unwrap())
-            .iter()
-            .filter_map(|p| {
-                p.track_descriptor
-                    .as_ref()?
-                    .process
-                    .as_ref()?
-                    .process_name
-                    .clone()
-            })
-            .collect();
-        assert!(names.contains(&"python3 in container tr-probe (podman 88f77ad08040)".into()));
+        assert_eq!(
+            names(&report),
+            ["in container tr-probe (podman 88f77ad08040)"]
+        );
+        report.processes = vec![crate::report::ProcessInfo {
+            pid: 7,
+            comm: "python3".into(),
+            ..Default::default()
+        }];
+        assert!(
+            names(&report).contains(&"python3 in container tr-probe (podman 88f77ad08040)".into())
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ use std::io::Write as _;
 use prost::Message as _;
 
 use super::{
-    Report, flame::TRUNCATED, identity::Identities, profile_tables::ProfileTables,
+    Report,
+    flame::TRUNCATED,
+    identity::{ContainerField, Identities, container_fields},
+    profile_tables::ProfileTables,
     proto::pprof as proto,
 };
 use crate::frame::Frame;
@@ -36,9 +39,13 @@ fn labels<'a>(who: &Identities<'a>, pid: u32, tid: u32) -> Vec<(&'static str, Va
         labels.push(("thread_name", Value::Str(name)));
     }
     if let Some(container) = who.container(pid) {
-        labels.push(("container_id", Value::Str(&container.id)));
-        if let Some(pod_uid) = &container.pod_uid {
-            labels.push(("pod_uid", Value::Str(pod_uid)));
+        for (field, value) in container_fields(container) {
+            let label = match field {
+                ContainerField::Id => "container_id",
+                ContainerField::PodUid => "pod_uid",
+                ContainerField::Name | ContainerField::Pod | ContainerField::Namespace => continue,
+            };
+            labels.push((label, Value::Str(value)));
         }
     }
     labels
@@ -59,11 +66,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let period = 1_000_000_000 / python.rate_hz.max(1) as i64;
     let mut tables = ProfileTables::default();
     let who = Identities::of(report);
-    let truncated = Frame {
-        qualname: TRUNCATED.into(),
-        function: TRUNCATED.into(),
-        ..Frame::default()
-    };
+    let truncated = Frame::named(TRUNCATED);
     let mut samples = Vec::new();
     for stack in python.stacks.iter().filter(|s| !s.frames.is_empty()) {
         let mut location_id: Vec<u64> = stack

@@ -4,10 +4,41 @@
 //! alike (string 0 is "", functions and locations from 1: pprof's ids,
 //! OTLP's indices past the zero entry of its tables), so both encoders
 //! build one of these and copy its rows into their own messages.
+//!
+//! Every export that names frames numbers them with the one
+//! [`FrameInterner`] these tables build on: speedscope's shared frames and
+//! Perfetto's interned frames are its locations, so a frame is the same
+//! frame (the same qualname, file, `def` line and line; a native frame its
+//! symbol and binary, no line) in every format.
 
 use std::collections::HashMap;
 
 use crate::frame::Frame;
+
+/// What makes two frames one location: (qualname, file, `def` line, line).
+type LocationKey = (String, String, u32, u32);
+
+/// Frames numbered from 0 in the order first met, one number per location.
+#[derive(Debug, Default)]
+pub struct FrameInterner {
+    numbers: HashMap<LocationKey, usize>,
+}
+
+impl FrameInterner {
+    /// The number of `frame`'s location, and whether it is met for the
+    /// first time (its caller then adds the format's row for it).
+    pub fn intern(&mut self, frame: &Frame) -> (usize, bool) {
+        let key = (
+            frame.qualname.clone(),
+            frame.file.clone(),
+            frame.first_line,
+            frame.line,
+        );
+        let next = self.numbers.len();
+        let number = *self.numbers.entry(key).or_insert(next);
+        (number, number == next)
+    }
+}
 
 /// A function: indices into the string table, and its `def` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +63,7 @@ pub struct ProfileTables {
     pub functions: Vec<FunctionRow>,
     function_ids: HashMap<(String, String, u32), usize>,
     pub locations: Vec<LocationRow>,
-    location_ids: HashMap<(usize, u32), usize>,
+    frames: FrameInterner,
 }
 
 impl Default for ProfileTables {
@@ -43,7 +74,7 @@ impl Default for ProfileTables {
             functions: Vec::new(),
             function_ids: HashMap::new(),
             locations: Vec::new(),
-            location_ids: HashMap::new(),
+            frames: FrameInterner::default(),
         };
         tables.string(""); // index 0 is the empty string
         tables
@@ -66,31 +97,32 @@ impl ProfileTables {
     /// when first met, its strings interned in the order name, system
     /// name, file) at its line.
     pub fn location(&mut self, frame: &Frame) -> usize {
+        let (index, new) = self.frames.intern(frame);
+        if new {
+            let function = self.function(frame);
+            self.locations.push(LocationRow {
+                function,
+                line: frame.line,
+            });
+        }
+        index + 1
+    }
+
+    /// The number (from 1) of `frame`'s function, made when first met.
+    fn function(&mut self, frame: &Frame) -> usize {
         let key = (frame.qualname.clone(), frame.file.clone(), frame.first_line);
-        let function = match self.function_ids.get(&key) {
-            Some(&number) => number,
-            None => {
-                let row = FunctionRow {
-                    name: self.string(&frame.qualname),
-                    system_name: self.string(&frame.function),
-                    filename: self.string(&frame.file),
-                    start_line: frame.first_line,
-                };
-                self.functions.push(row);
-                self.function_ids.insert(key, self.functions.len());
-                self.functions.len()
-            }
-        };
-        if let Some(&number) = self.location_ids.get(&(function, frame.line)) {
+        if let Some(&number) = self.function_ids.get(&key) {
             return number;
         }
-        self.locations.push(LocationRow {
-            function,
-            line: frame.line,
-        });
-        self.location_ids
-            .insert((function, frame.line), self.locations.len());
-        self.locations.len()
+        let row = FunctionRow {
+            name: self.string(&frame.qualname),
+            system_name: self.string(&frame.function),
+            filename: self.string(&frame.file),
+            start_line: frame.first_line,
+        };
+        self.functions.push(row);
+        self.function_ids.insert(key, self.functions.len());
+        self.functions.len()
     }
 }
 
@@ -129,5 +161,17 @@ mod tests {
             ["", "Job.run", "run", "/app.py", "main"].map(String::from)
         );
         assert_eq!(tables.string("run"), 2);
+    }
+
+    /// Two `def`s of one name in one file are two frames, even on one line.
+    #[test]
+    fn frames_are_told_apart_by_their_def_line() {
+        let mut frames = FrameInterner::default();
+        let mut redefined = frame("main", 3);
+        assert_eq!(frames.intern(&redefined), (0, true));
+        assert_eq!(frames.intern(&redefined), (0, false));
+        redefined.first_line = 2;
+        assert_eq!(frames.intern(&redefined), (1, true));
+        assert_eq!(frames.intern(&Frame::named("task: t")), (2, true));
     }
 }

@@ -244,15 +244,6 @@ impl PythonProcess {
         };
         format!("{name} (pid {})", self.pid)
     }
-
-    /// [`PythonProcess::label`] and its container, when it is in one:
-    /// `python3.14 (pid 42) in container tr-probe (podman 88f77ad08040)`.
-    pub fn label_in_container(&self) -> String {
-        match &self.container {
-            Some(c) => format!("{} in container {}", self.label(), c.describe()),
-            None => self.label(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

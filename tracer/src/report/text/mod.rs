@@ -196,10 +196,7 @@ fn header(out: &mut String, report: &Report) {
         Some(ns_pid) if ns_pid != t.pid => format!(", pid {ns_pid} in its pid namespace"),
         _ => String::new(),
     };
-    let container = super::identity::Identities::of(report)
-        .container(t.pid)
-        .map(|c| format!(" in container {}", c.describe()))
-        .unwrap_or_default();
+    let container = super::identity::Identities::of(report).in_container(t.pid);
     match t.scope.as_deref() {
         Some("all") => out.push_str("tracer report for every process on this host\n"),
         Some(scope) if t.pid == 0 => {
