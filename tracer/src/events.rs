@@ -663,6 +663,8 @@ pub struct Forget {
 #[derive(Debug, Default)]
 pub struct MapSnapshot {
     pub drops: [u64; drops::COUNT as usize],
+    /// Runs of the programs the kernel skipped: events not seen.
+    pub skipped_runs: u64,
     /// Sampler ticks per process (tgid).
     pub python_ticks: Vec<(u32, tracer_common::PyTicks)>,
     pub reads: Vec<(ReadKey, ReadStats)>,

@@ -27,7 +27,8 @@ impl Collector {
         let (mut reads, mut sched, names) = self.reads_and_sched(&mut maps, &ending);
         let python = self.python_report(&maps, &ending, &mut reads, &mut sched);
         let (processes, zombies, signals, changes) = self.processes_and_signals(&python, &ending);
-        let complete = maps.drops.iter().all(|&n| n == 0) && self.decode_errors == 0;
+        let complete =
+            maps.drops.iter().all(|&n| n == 0) && maps.skipped_runs == 0 && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
         if self.decode_errors > 0 {
@@ -62,6 +63,7 @@ impl Collector {
                     threads: maps.drops[drops::THREADS as usize],
                     tables: maps.drops[drops::TABLES as usize],
                     lifecycle: maps.drops[drops::LIFECYCLE as usize],
+                    skipped_runs: maps.skipped_runs,
                 },
             },
             stopped: ending.stopped.into(),

@@ -148,6 +148,7 @@ impl Probes {
     pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
         Ok(MapSnapshot {
             drops: self.drops()?,
+            skipped_runs: self.skipped_runs(),
             python_ticks: self.python_ticks()?,
             reads: self.read_stats()?,
             opens: self.file_opens()?,
@@ -174,6 +175,21 @@ impl Probes {
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
     pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], ProbeError> {
         per_cpu_totals::<{ drops::COUNT as usize }>(&self.ebpf, "DROPS")
+    }
+
+    /// Runs of the loaded programs the kernel skipped (one already running
+    /// on that CPU), summed; each program's said at info level.
+    pub fn skipped_runs(&self) -> u64 {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let misses = super::skipped::recursion_misses(program.fd().ok()?)?;
+                if misses > 0 {
+                    log::info!("the kernel skipped {misses} run(s) of {name}");
+                }
+                Some(misses)
+            })
+            .sum()
     }
 
     /// Every `READ_STATS` row, summed across CPUs.

@@ -6,6 +6,7 @@
 pub(crate) mod features;
 mod maps;
 mod python;
+mod skipped;
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,

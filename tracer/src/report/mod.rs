@@ -190,6 +190,10 @@ pub struct Dropped {
     pub tables: u64,
     /// Process / signal bookkeeping entries (clone flags, wait calls, zombies...).
     pub lifecycle: u64,
+    /// Runs of the tracer's programs the kernel skipped, the same program
+    /// already running on that CPU (`recursion_misses`): events not seen.
+    #[serde(default)]
+    pub skipped_runs: u64,
 }
 
 /// The top of a Python stack and how many kernel events happened under it.

@@ -235,11 +235,19 @@ fn header(out: &mut String, report: &Report) {
             (d.lifecycle, "process/signal records"),
         ])
         .map(|list| format!("{list} not recorded"));
-        let what = match (lost, dropped) {
+        let mut what = match (lost, dropped) {
             (Some(lost), Some(dropped)) => format!(": {lost}, {dropped} (kernel buffers full)"),
             (Some(one), None) | (None, Some(one)) => format!(": {one} (kernel buffers full)"),
             (None, None) => String::new(),
         };
+        if d.skipped_runs > 0 {
+            what.push_str(if what.is_empty() { ": " } else { "; " });
+            what.push_str(&format!(
+                "{} program runs skipped by the kernel (an event came while the same program \
+                 ran on that CPU)",
+                thousands(d.skipped_runs)
+            ));
+        }
         let _ = writeln!(out, "WARNING: figures are incomplete (lower bounds){what}");
     }
     out.push('\n');
