@@ -23,6 +23,7 @@ pub mod read_findings;
 pub mod reads;
 pub mod sched;
 pub mod signals;
+pub mod spawned;
 pub mod system;
 pub mod timeline;
 
@@ -430,10 +431,13 @@ impl Collector {
 }
 
 /// What the whole report says beyond its sections' own figures: which
-/// signal changes are notable, then its findings. Run once the sections
+/// signal changes are notable, the story of each signal that matters, the
+/// line that spawned each process, then its findings. Run once the sections
 /// are filled (by `finish`, or by a test building a report by hand).
 pub fn derive(report: &mut Report) {
     signals::changes::mark_notable(report);
+    signals::stories::tell(report);
+    spawned::mark(report);
     report.findings = findings(report);
 }
 
