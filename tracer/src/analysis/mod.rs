@@ -34,6 +34,7 @@ use std::{
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
+use self::native::SampleFrames;
 use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot, NativeStack},
@@ -224,7 +225,16 @@ impl Collector {
             self.torn_samples += 1;
             return;
         }
-        let Some(event) = modes.on_event(event, self) else {
+        // Symbolized now, once for every concern that takes it: the
+        // process (and its code objects) may be gone by report time.
+        let named = match &event {
+            Event::PySample { tgid, frames, .. } => self
+                .python
+                .as_mut()
+                .and_then(|tree| SampleFrames::name(tree, *tgid, frames)),
+            _ => None,
+        };
+        let Some(event) = modes.on_event(event, named.as_ref(), self) else {
             return;
         };
         match event {
@@ -275,7 +285,9 @@ impl Collector {
             | Event::ProcessExec { .. }
             | Event::ProcessFreed { .. }
             | Event::WaitDone(_)) => self.on_process_event(event),
-            event @ (Event::PySample { .. } | Event::PyStack { .. }) => self.on_python_event(event),
+            event @ (Event::PySample { .. } | Event::PyStack { .. }) => {
+                self.on_python_event(event, named)
+            }
             event @ (Event::SignalGenerated(_)
             | Event::SignalAction(_)
             | Event::SignalMask(_)
