@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Collector, system::System};
+use super::{Collector, native::SampleFrames, system::System};
 use crate::report::format::thousands;
 use crate::{
     events::Event,
@@ -102,12 +102,13 @@ impl Captures {
         Some(self.next_id)
     }
 
-    /// A sample, when a window is open: named, into the windows.
-    /// `native`, `reread`: `--native`'s stacks (see
-    /// [`super::native::sample_frame_ids`]).
+    /// A sample (`named`: its Python frames), when a window is open: its
+    /// native frames named, into the windows. `native`, `reread`:
+    /// `--native`'s stacks (see [`super::native::sample_frame_ids`]).
     pub fn on_event(
         &mut self,
         event: &Event,
+        named: Option<&SampleFrames>,
         tree: Option<&mut PythonTree>,
         native: Option<&mut NativeStacks>,
         reread: &mut bool,
@@ -117,7 +118,6 @@ impl Captures {
             ts_ns,
             tgid,
             tid,
-            frames,
             truncated,
             task,
             task_name,
@@ -131,7 +131,7 @@ impl Captures {
                 tree,
                 native,
                 *tgid,
-                frames,
+                named,
                 native_stack.as_ref(),
                 reread,
             );

@@ -76,8 +76,9 @@ impl Collector {
         }
     }
 
-    /// A Python sample or a kernel event's stack: the profile, the GIL, a handler's wait.
-    pub(super) fn on_python_event(&mut self, event: Event) {
+    /// A Python sample (`named`: its Python frames, named as it arrived)
+    /// or a kernel event's stack: the profile, the GIL, a handler's wait.
+    pub(super) fn on_python_event(&mut self, event: Event, named: Option<SampleFrames>) {
         match event {
             Event::PySample {
                 ts_ns,
@@ -94,19 +95,19 @@ impl Collector {
                 // A main thread holding up a Python signal handler: where.
                 if tid == tgid
                     && self.signals.handler_waits(tgid)
-                    && let Some(stack) = self.python_frames(tgid, &frames)
+                    && let (Some(tree), Some(named)) = (self.python.as_mut(), named.as_ref())
+                    && let stack = tree.frames_of(tgid, named.python(), &frames)
+                    && !stack.is_empty()
                 {
                     self.signals
                         .on_main_thread(tgid, ts_ns, signals::SEEN_SAMPLED, stack);
                 }
-                // Symbolized now: the process (and its code objects) may be
-                // gone by report time.
                 if let Some(tree) = self.python.as_mut()
                     && let Some(ids) = native::sample_frame_ids(
                         tree,
                         self.native.as_mut(),
                         tgid,
-                        &frames,
+                        named.as_ref(),
                         native.as_ref(),
                         &mut self.python_dirty,
                     )

@@ -43,14 +43,21 @@ pub struct TaskKey {
 /// its samples, whether it was cut at the walk's bound.
 pub type Row<'a> = (Sampled, &'a [Frame], u64, bool);
 
-/// `part` of `whole` in percent, to two decimals: every share the report
-/// gives (hotspots, lines, the GIL's waits and holders).
-pub fn share(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
+/// `part` of `whole` in percent, 0 of nothing: the one computation of a
+/// share, the report's (rounded by [`share`]) and the live view's.
+pub fn percent(part: f64, whole: f64) -> f64 {
+    if whole <= 0.0 {
         0.0
     } else {
-        (part as f64 * 10000.0 / whole as f64).round() / 100.0
+        100.0 * part / whole
     }
+}
+
+/// `part` of `whole` in percent, to two decimals: every share the report
+/// gives (hotspots, lines, the GIL's waits and holders). Counted in
+/// hundredths of a percent, so the one division is rounded once.
+pub fn share(part: u64, whole: u64) -> f64 {
+    percent(part as f64 * 100.0, whole as f64).round() / 100.0
 }
 
 /// A function as hotspots count it: (qualname, name, file, `def` line).

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::hotspots::percent;
+
 /// One refresh.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -27,6 +29,31 @@ pub struct Snapshot {
     pub signals_total: u64,
     pub processes: Vec<ProcessRow>,
     pub loops: Vec<LoopRow>,
+}
+
+impl Snapshot {
+    /// `n` events of the interval, a second; `None` over no time.
+    pub fn per_second(&self, n: u64) -> Option<f64> {
+        let secs = self.interval.as_secs_f64();
+        (secs > 0.0).then(|| n as f64 / secs)
+    }
+
+    /// Python samples a second over the interval (0 over no time).
+    pub fn samples_per_second(&self) -> f64 {
+        self.per_second(self.samples).unwrap_or(0.0)
+    }
+
+    /// The interval's Python samples that `samples` are, in percent.
+    pub fn share(&self, samples: u64) -> f64 {
+        percent(samples as f64, self.samples as f64)
+    }
+
+    /// A thread's time on a CPU in the interval, in percent of it; `None`
+    /// over no time.
+    pub fn cpu_share(&self, on_cpu: Duration) -> Option<f64> {
+        let secs = self.interval.as_secs_f64();
+        (secs > 0.0).then(|| percent(on_cpu.as_secs_f64(), secs))
+    }
 }
 
 /// One Python function in one thread.

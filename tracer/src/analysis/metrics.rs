@@ -13,7 +13,7 @@ use std::{
 
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
-use super::{interval::LastSeen, processes, signals, system::System};
+use super::{interval::LastSeen, native::SampleFrames, processes, signals, system::System};
 use crate::files::table::FileTable;
 use crate::{
     events::{Event, Forget},
@@ -308,11 +308,13 @@ impl Aggregator {
     }
 
     /// What the continuous figures need of an event; nothing that grows
-    /// with the run. `python`: to name a sample's innermost function.
+    /// with the run. `named`, `python`: a sample's Python frames, to name
+    /// its innermost function.
     pub fn on_event(
         &mut self,
         event: Event,
-        python: Option<&mut PythonTree>,
+        named: Option<&SampleFrames>,
+        python: Option<&PythonTree>,
         system: &mut dyn System,
     ) {
         match event {
@@ -369,7 +371,7 @@ impl Aggregator {
                     self.on_signal(d.sig, "ignored");
                 }
             }
-            Event::PySample { tgid, frames, .. } => {
+            Event::PySample { tgid, .. } => {
                 self.samples_seen += 1;
                 let Some(tree) = python else {
                     return;
@@ -377,9 +379,9 @@ impl Aggregator {
                 // Not named (an interpreter not understood, a code object
                 // freed): counted under one name, not lost, and no label
                 // value per address.
-                let function = tree
-                    .frame_ids(tgid, &frames)
-                    .and_then(|ids| ids.first().map(|&id| tree.frame(id)))
+                let function = named
+                    .and_then(SampleFrames::innermost)
+                    .map(|id| tree.frame(id))
                     .filter(|frame| frame.is_resolved())
                     .map_or_else(|| "[unresolved]".to_owned(), |frame| frame.qualname.clone());
                 self.on_sample(tgid, function);
@@ -782,9 +784,9 @@ mod tests {
             kernel: None,
         };
         let system = &mut MadeUp::default();
-        live.on_event(opened(7, 11), None, system);
-        live.on_event(opened(7, 12), None, system);
-        live.on_event(opened(8, 13), None, system);
+        live.on_event(opened(7, 11), None, None, system);
+        live.on_event(opened(7, 12), None, None, system);
+        live.on_event(opened(8, 13), None, None, system);
         let stack = tracer_common::PyEventKey {
             tgid: 7,
             ..Default::default()
@@ -794,6 +796,7 @@ mod tests {
                 key: stack,
                 counts: Default::default(),
             },
+            None,
             None,
             system,
         );

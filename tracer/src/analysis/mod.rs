@@ -23,6 +23,7 @@ pub mod read_findings;
 pub mod reads;
 pub mod sched;
 pub mod signals;
+pub mod spawned;
 pub mod system;
 pub mod timeline;
 
@@ -33,6 +34,7 @@ use std::{
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
+use self::native::SampleFrames;
 use crate::report::format::thousands;
 use crate::{
     events::{Event, MapSnapshot, NativeStack},
@@ -223,7 +225,16 @@ impl Collector {
             self.torn_samples += 1;
             return;
         }
-        let Some(event) = modes.on_event(event, self) else {
+        // Symbolized now, once for every concern that takes it: the
+        // process (and its code objects) may be gone by report time.
+        let named = match &event {
+            Event::PySample { tgid, frames, .. } => self
+                .python
+                .as_mut()
+                .and_then(|tree| SampleFrames::name(tree, *tgid, frames)),
+            _ => None,
+        };
+        let Some(event) = modes.on_event(event, named.as_ref(), self) else {
             return;
         };
         match event {
@@ -274,7 +285,9 @@ impl Collector {
             | Event::ProcessExec { .. }
             | Event::ProcessFreed { .. }
             | Event::WaitDone(_)) => self.on_process_event(event),
-            event @ (Event::PySample { .. } | Event::PyStack { .. }) => self.on_python_event(event),
+            event @ (Event::PySample { .. } | Event::PyStack { .. }) => {
+                self.on_python_event(event, named)
+            }
             event @ (Event::SignalGenerated(_)
             | Event::SignalAction(_)
             | Event::SignalMask(_)
@@ -430,10 +443,13 @@ impl Collector {
 }
 
 /// What the whole report says beyond its sections' own figures: which
-/// signal changes are notable, then its findings. Run once the sections
+/// signal changes are notable, the story of each signal that matters, the
+/// line that spawned each process, then its findings. Run once the sections
 /// are filled (by `finish`, or by a test building a report by hand).
 pub fn derive(report: &mut Report) {
     signals::changes::mark_notable(report);
+    signals::stories::tell(report);
+    spawned::mark(report);
     report.findings = findings(report);
 }
 

@@ -5,7 +5,7 @@
 //! to the mode's own code (`continuous.rs`, the live view), so that the
 //! [`Collector`] holds what every trace shares and a one-off trace's tables.
 
-use super::{Collector, capture::Captures, metrics};
+use super::{Collector, capture::Captures, metrics, native::SampleFrames};
 use crate::{
     events::{Event, Forget},
     report::Report,
@@ -42,10 +42,16 @@ impl ModeFigures {
         }
     }
 
-    /// An event, after the collector has kept track of it: into the open
-    /// windows and the continuous figures. Returns it when the report's
-    /// tables take it too (a one-off trace's, `--live`'s).
-    pub fn on_event(&mut self, event: Event, collector: &mut Collector) -> Option<Event> {
+    /// An event, after the collector has kept track of it (`named`: a
+    /// Python sample's frames, named once for every concern): into the
+    /// open windows and the continuous figures. Returns it when the
+    /// report's tables take it too (a one-off trace's, `--live`'s).
+    pub fn on_event(
+        &mut self,
+        event: Event,
+        named: Option<&SampleFrames>,
+        collector: &mut Collector,
+    ) -> Option<Event> {
         let Some(figures) = self.metrics.as_mut() else {
             // `--live`: the interval's samples, besides the report's (Python
             // frames: the view shows Python functions; the report's path
@@ -53,6 +59,7 @@ impl ModeFigures {
             if !self.captures.is_empty() {
                 self.captures.on_event(
                     &event,
+                    named,
                     collector.python.as_mut(),
                     None,
                     &mut collector.python_dirty,
@@ -63,12 +70,18 @@ impl ModeFigures {
         };
         self.captures.on_event(
             &event,
+            named,
             collector.python.as_mut(),
             collector.native.as_mut(),
             &mut collector.python_dirty,
             collector.system.as_mut(),
         );
-        figures.on_event(event, collector.python.as_mut(), collector.system.as_mut());
+        figures.on_event(
+            event,
+            named,
+            collector.python.as_ref(),
+            collector.system.as_mut(),
+        );
         None
     }
 

@@ -10,22 +10,56 @@ use crate::{
     python::{PythonTree, symbols::FrameId},
 };
 
-/// A sample's frame ids: with its native stack when there is one
-/// (`--native`), else its Python frames.
+/// A Python sample's frames, named once as it arrives for every concern
+/// that takes it (the profile, the capture windows, the continuous
+/// figures): in the groups each call of the eval loop runs
+/// ([`PythonTree::frame_id_groups`]). The native frames under them are
+/// named by [`sample_frame_ids`], where the unwinder's figures count them.
+pub struct SampleFrames {
+    groups: Vec<Vec<FrameId>>,
+}
+
+impl SampleFrames {
+    /// `None` when process `tgid`'s interpreter is not understood.
+    pub fn name(
+        tree: &mut PythonTree,
+        tgid: u32,
+        records: &[tracer_common::PyFrameRecord],
+    ) -> Option<Self> {
+        let groups = tree.frame_id_groups(tgid, records)?;
+        Some(Self { groups })
+    }
+
+    /// Its Python frames, innermost first ([`PythonTree::frame_ids`]).
+    pub fn python(&self) -> Vec<FrameId> {
+        self.groups.concat()
+    }
+
+    /// Its innermost Python frame.
+    pub fn innermost(&self) -> Option<FrameId> {
+        self.groups.first()?.first().copied()
+    }
+}
+
+/// A sample's frame ids (`named`: its Python frames, `None` when they
+/// could not be named): with its native stack when there is one
+/// (`--native`), else its Python frames. Counted in the unwinder's
+/// figures.
 /// `reread`: set when the process's mappings were read again (a library
 /// loaded since): the kernel side is to get them at once.
 pub fn sample_frame_ids(
     tree: &mut PythonTree,
     stacks: Option<&mut NativeStacks>,
     tgid: u32,
-    frames: &[tracer_common::PyFrameRecord],
+    named: Option<&SampleFrames>,
     native: Option<&NativeStack>,
     reread: &mut bool,
 ) -> Option<Vec<FrameId>> {
     match (native, stacks) {
         (Some(native), Some(stacks)) => {
             *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
-            let (ids, matched) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
+            let groups = named?.groups.clone();
+            let (ids, matched) = tree.mixed_frame_ids(tgid, groups, native, stacks);
             stacks.on_sample(tgid, native.end, matched);
             Some(ids)
         }
@@ -34,9 +68,9 @@ pub fn sample_frame_ids(
             // before its parent's were loaded): read them now, for the
             // next samples.
             *reread |= stacks.before_sample_without_stack(tgid);
-            tree.frame_ids(tgid, frames)
+            named.map(SampleFrames::python)
         }
-        _ => tree.frame_ids(tgid, frames),
+        _ => named.map(SampleFrames::python),
     }
 }
 
@@ -53,7 +87,8 @@ pub fn event_frames(
     reread: &mut bool,
 ) -> Option<Vec<Frame>> {
     *reread |= stacks.before_sample(tgid, native.end, native.addresses.last().copied());
-    let (ids, _) = tree.mixed_frame_ids(tgid, frames, native, stacks)?;
+    let groups = tree.frame_id_groups(tgid, frames)?;
+    let (ids, _) = tree.mixed_frame_ids(tgid, groups, native, stacks);
     let frames: Vec<Frame> = ids.into_iter().map(|id| tree.frame(id).clone()).collect();
     (!frames.is_empty()).then_some(frames)
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::{
     analysis::{
         signals::{self, signal_name},
+        spawned::spawned_line,
         system::System,
     },
     events::{SignalGenerated, WaitDone, WaitSyscall},
@@ -23,7 +24,7 @@ use crate::{
     report::{
         Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie,
         format::{duration, thousands},
-        identity, spawned_line,
+        identity,
     },
 };
 
@@ -487,6 +488,8 @@ impl ProcessTable {
                         .map(|frames| EventStack::new(frames.clone(), 1))
                         .collect(),
                     container: p.container.clone(),
+                    // Once the report is whole: `derive`.
+                    spawned_line: None,
                 });
             }
             let Some(exit_ns) = p.exit_ns else { continue };
@@ -547,6 +550,7 @@ impl ProcessTable {
                 pre_existing: p.pre_existing.is_some(),
                 age_ns: p.pre_existing.flatten(),
                 spawned_from: p.spawned_from.clone(),
+                spawned_line: None,
             });
         }
         processes.sort_by(|a, b| {
@@ -657,8 +661,10 @@ pub fn findings(report: &Report) -> Vec<Finding> {
 fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for z in zs {
-        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
-            *counts.entry(line.to_string()).or_default() += 1;
+        if let Some(frames) = z.spawned_from.as_deref()
+            && let Some(line) = spawned_line(frames)
+        {
+            *counts.entry(frames[line].to_string()).or_default() += 1;
         }
     }
     let mut lines: Vec<(String, usize)> = counts.into_iter().collect();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::analysis::live_model::{FunctionRow, ProcessState, Snapshot};
 use crate::report::format::compact::{
-    bytes_rate, clock, count, percent, rate, request_sizes, seconds,
+    bytes_rate, clock, count, fixed, percent, rate, request_sizes, seconds, whole_percent,
 };
 
 /// The views, in `tab` order.
@@ -200,18 +200,12 @@ pub struct Table {
 
 /// The header's line: target, elapsed time, samples a second, events lost.
 pub fn header(snapshot: &Snapshot, view: &View) -> String {
-    let secs = snapshot.interval.as_secs_f64();
-    let rate = if secs > 0.0 {
-        snapshot.samples as f64 / secs
-    } else {
-        0.0
-    };
     let paused = if view.paused { "  PAUSED" } else { "" };
     format!(
-        "{}  {}  {:.0} samples/s  lost {}{paused}",
+        "{}  {}  {} samples/s  lost {}{paused}",
         snapshot.target,
         clock(snapshot.elapsed),
-        rate,
+        fixed(snapshot.samples_per_second(), 0),
         count(snapshot.lost)
     )
 }
@@ -341,8 +335,8 @@ fn python(snapshot: &Snapshot, view: &View) -> Table {
         .iter()
         .map(|r| {
             let mut cells = vec![
-                percent(r.own, snapshot.samples),
-                percent(r.total, snapshot.samples),
+                percent(snapshot.share(r.own)),
+                percent(snapshot.share(r.total)),
                 count(r.own_all),
                 count(r.total_all),
             ];
@@ -381,13 +375,12 @@ fn reads(snapshot: &Snapshot, view: &View) -> Table {
         _ => (f.syscalls, f.bytes),
     };
     files.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.path.cmp(&b.path)));
-    let secs = snapshot.interval.as_secs_f64();
     let rows = files
         .iter()
         .map(|f| {
             vec![
-                rate(f.syscalls, secs),
-                bytes_rate(f.bytes, secs),
+                rate(snapshot.per_second(f.syscalls)),
+                bytes_rate(snapshot.per_second(f.bytes)),
                 count(f.syscalls_all),
                 request_sizes(&f.requests),
                 f.pid.to_string(),
@@ -417,18 +410,13 @@ fn scheduling(snapshot: &Snapshot, view: &View) -> Table {
         _ => (t.voluntary + t.involuntary, t.on_cpu.as_nanos() as u64),
     };
     threads.sort_by(|a, b| key(b).cmp(&key(a)).then(a.tid.cmp(&b.tid)));
-    let secs = snapshot.interval.as_secs_f64();
     let rows = threads
         .iter()
         .map(|t| {
             vec![
-                rate(t.voluntary, secs),
-                rate(t.involuntary, secs),
-                if secs > 0.0 {
-                    format!("{:.0}%", 100.0 * t.on_cpu.as_secs_f64() / secs)
-                } else {
-                    "-".into()
-                },
+                rate(snapshot.per_second(t.voluntary)),
+                rate(snapshot.per_second(t.involuntary)),
+                whole_percent(snapshot.cpu_share(t.on_cpu)),
                 count(t.voluntary_all),
                 count(t.involuntary_all),
                 t.pid.to_string(),
@@ -461,7 +449,7 @@ fn signals(snapshot: &Snapshot) -> Table {
         .rev()
         .map(|s| {
             vec![
-                format!("{:.3}", s.t_s),
+                fixed(s.t_s, 3),
                 s.signal.clone(),
                 s.from.clone(),
                 s.to.clone(),
@@ -533,7 +521,7 @@ fn loops(snapshot: &Snapshot, view: &View) -> Table {
                 count(l.stalls),
                 seconds(l.longest),
                 seconds(l.total),
-                format!("{:.1}", l.last_s),
+                fixed(l.last_s, 1),
                 l.pid.to_string(),
                 l.tid.to_string(),
             ]

@@ -567,4 +567,49 @@ mod tests {
             before
         );
     }
+
+    /// A sample is named once, in groups (`--native` splices them under
+    /// its eval-loop frames): flattened, they are the frames
+    /// [`Symbols::frame_ids`] names, in its order, so with the same ids.
+    #[test]
+    fn the_groups_flattened_are_the_python_frames() {
+        let mut mem = crate::python::memory::Snapshot::default();
+        put_code(&mut mem, 0x10000, "outer", 0x20000);
+        put_code(&mut mem, 0x40000, "inner", 0x50000);
+        let eleven = layout::static_offsets(11).unwrap();
+        // 3.12's C-stack entry frames: an owner byte to skip from.
+        let twelve = Offsets {
+            owner_skip_from: Some(3),
+            frame_is_entry: None,
+            ..eleven
+        };
+        let at = |code: u64| PyFrameRecord {
+            code,
+            instr: code + eleven.code_adaptive.unwrap(),
+            check: 0,
+        };
+        let entry = PyFrameRecord {
+            instr: at(0x10000).instr | (1 << PY_ENTRY_BIT),
+            ..at(0x10000)
+        };
+        let cstack = PyFrameRecord {
+            instr: at(0x40000).instr | (3 << 56),
+            ..at(0x40000)
+        };
+        let records = [at(0x40000), entry, at(0), cstack, at(0x40000), at(0x10000)];
+        for o in [eleven, twelve] {
+            let (mut grouped, mut flat) = (Cache::default(), Cache::default());
+            let source = source(&mem, &o);
+            let groups = grouped.0.frame_id_groups(&mut grouped.1, &source, &records);
+            assert!(groups.len() > 1);
+            let ids = flat.0.frame_ids(&mut flat.1, &source, &records);
+            assert_eq!(groups.concat(), ids);
+            let names = |table: &FrameTable| -> Vec<String> {
+                ids.iter()
+                    .map(|&id| table.get(id).qualname.clone())
+                    .collect()
+            };
+            assert_eq!(names(&grouped.1), names(&flat.1));
+        }
+    }
 }

@@ -199,21 +199,32 @@ impl PythonTree {
             .frame_ids(&mut self.frames, records)
     }
 
-    /// A sample's frames with the native stack under them (`--native`):
-    /// native frames named, each eval-loop frame replaced by the Python
-    /// frames it runs ([`crate::native::splice`]). Also whether every eval
-    /// frame met its Python frames.
-    pub fn mixed_frame_ids(
+    /// A raw stack of process `tgid`, symbolized now, interned, in the
+    /// groups each call of the eval loop runs
+    /// ([`super::symbols::Symbols::frame_id_groups`]): flattened, its
+    /// [`Self::frame_ids`].
+    pub fn frame_id_groups(
         &mut self,
         tgid: u32,
         records: &[PyFrameRecord],
+    ) -> Option<Vec<Vec<FrameId>>> {
+        self.processes
+            .get_mut(&tgid)?
+            .frame_id_groups(&mut self.frames, records)
+    }
+
+    /// A sample's frames with the native stack under them (`--native`):
+    /// native frames named, each eval-loop frame replaced by the Python
+    /// frames it runs (`groups`, from [`Self::frame_id_groups`];
+    /// [`crate::native::splice`]). Also whether every eval frame met its
+    /// Python frames.
+    pub fn mixed_frame_ids(
+        &mut self,
+        tgid: u32,
+        groups: Vec<Vec<FrameId>>,
         native: &NativeStack,
         stacks: &NativeStacks,
-    ) -> Option<(Vec<FrameId>, bool)> {
-        let groups = self
-            .processes
-            .get_mut(&tgid)?
-            .frame_id_groups(&mut self.frames, records)?;
+    ) -> (Vec<FrameId>, bool) {
         let generation = self.generation(tgid);
         let slots: Vec<_> = native
             .addresses
@@ -241,7 +252,7 @@ impl PythonTree {
             NativeMode::All => slots.into_iter().map(|s| s.map(|(id, _)| id)).collect(),
             _ => native::leave_out_interpreter(slots),
         };
-        Some(native::splice(slots, groups))
+        native::splice(slots, groups)
     }
 
     /// Thread `tid` of process `tgid` was sampled (see
@@ -269,10 +280,19 @@ impl PythonTree {
     /// A raw stack seen once (a kernel event's: read, sleep, fork, signal
     /// delivery) as frames, kept for the whole report.
     pub fn frames(&mut self, tgid: u32, records: &[PyFrameRecord]) -> Option<Vec<Frame>> {
-        let ids = self
-            .processes
-            .get_mut(&tgid)?
-            .frame_ids(&mut self.frames, records)?;
+        let ids = self.frame_ids(tgid, records)?;
+        Some(self.frames_of(tgid, ids, records))
+    }
+
+    /// The frames of `ids`, the Python frames of `records` (a raw stack of
+    /// process `tgid`) named already; its parent's names for them when
+    /// those name more.
+    pub fn frames_of(
+        &mut self,
+        tgid: u32,
+        ids: Vec<FrameId>,
+        records: &[PyFrameRecord],
+    ) -> Vec<Frame> {
         let mut frames: Vec<Frame> = ids.into_iter().map(|id| self.frame(id).clone()).collect();
         // A child forked without exec that is gone or has exec'd since (a
         // Popen child resetting its signals just before its exec): its
@@ -291,7 +311,7 @@ impl PythonTree {
                 frames = from_parent;
             }
         }
-        Some(frames)
+        frames
     }
 
     /// Every known Python thread's stack now: (pid, tid, frames innermost first).

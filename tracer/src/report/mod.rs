@@ -14,7 +14,6 @@ pub mod perfetto;
 pub mod pprof;
 pub mod profile_tables;
 pub mod proto;
-pub mod stories;
 pub mod text;
 
 mod asyncio;
@@ -33,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::frame::Frame;
 pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
-pub use processes::{Container, ProcessInfo, Zombie, spawned_line};
+pub use processes::{Container, ProcessInfo, Zombie};
 pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,
     ThreadGil, ThreadNow, TimedSample,
@@ -42,7 +41,7 @@ pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
     Latency, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction, SignalGroup, SignalLog,
-    SignalLogEntry, SignalMaskChange, SignalPeer, SignalTarget, signal_name,
+    SignalLogEntry, SignalMaskChange, SignalPeer, SignalStory, SignalTarget, signal_name,
 };
 pub use timeline::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline};
 

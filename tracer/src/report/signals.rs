@@ -142,6 +142,30 @@ pub struct SignalGroup {
     /// was last seen after the delivery, i.e. what held the handler up.
     #[serde(default)]
     pub python_handler_main_thread: Option<MainThreadSeen>,
+    /// Set (by analysis) for a signal that matters: see [`SignalStory`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<SignalStory>,
+}
+
+/// What became of a signal that matters to a service (SIGTERM, SIGINT,
+/// SIGHUP, SIGQUIT, SIGUSR1/2) or that killed a traced process or was
+/// ignored by one: the rows of the report's own tables that tell it, by
+/// index, so every renderer tells the same story.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignalStory {
+    /// `signal_actions[set_by]`: the disposition change of this signal in
+    /// the target in force when the first one was sent; `null`: set before
+    /// tracing started.
+    pub set_by: Option<usize>,
+    /// `signal_masks[blocked_by]`: a deliberate block of this signal in the
+    /// target that held it (in force when the first one was sent, or the
+    /// signal never delivered).
+    pub blocked_by: Option<usize>,
+    /// `processes[target]`: the target process, for what it did next.
+    pub target: Option<usize>,
+    /// The target exited after the first one was sent (when and how: its
+    /// `processes` row).
+    pub exited_after: bool,
 }
 
 impl SignalGroup {

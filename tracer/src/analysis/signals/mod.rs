@@ -10,6 +10,7 @@
 
 pub mod changes;
 pub mod exec_resets;
+pub mod stories;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -621,6 +622,8 @@ impl SignalTable {
                         .copied()
                         .unwrap_or(0),
                     python_handler_main_thread: waiting_in.remove(&i),
+                    // Once the report is whole: `derive`.
+                    story: None,
                 }
             })
             .collect();

@@ -4,12 +4,19 @@
 
 use std::time::Duration;
 
-/// `12.3`: a share of `all`, in percent.
-pub fn percent(part: u64, all: u64) -> String {
-    if all == 0 {
-        return "0.0".into();
-    }
-    format!("{:.1}", 100.0 * part as f64 / all as f64)
+/// `12.3`: a share in percent.
+pub fn percent(share: f64) -> String {
+    fixed(share, 1)
+}
+
+/// `45%`: a share in percent, whole; `-` when there is none.
+pub fn whole_percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".into(), |share| format!("{}%", fixed(share, 0)))
+}
+
+/// `1.235`: `value` with `decimals` digits after the point.
+pub fn fixed(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
 }
 
 /// `999`, `12.3k`, `4.5M`, `6.7G`... `18.4E`: at most 6 characters.
@@ -27,20 +34,15 @@ pub fn count(n: u64) -> String {
     format!("{value:.1}E")
 }
 
-/// Events a second over `secs`.
-pub fn rate(n: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    count((n as f64 / secs).round() as u64)
+/// Events a second, as [`count`]; `-` when there is no rate.
+pub fn rate(per_second: Option<f64>) -> String {
+    per_second.map_or_else(|| "-".into(), |r| count(r.round() as u64))
 }
 
-/// `512B`, `4.0K`, `1.5M`, `2.0G` a second over `secs`: at most 7 characters.
-pub fn bytes_rate(n: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    bytes((n as f64 / secs).round() as u64)
+/// `512B`, `4.0K`, `1.5M`, `2.0G` a second, as [`bytes`]; `-` when there
+/// is no rate.
+pub fn bytes_rate(per_second: Option<f64>) -> String {
+    per_second.map_or_else(|| "-".into(), |r| bytes(r.round() as u64))
 }
 
 /// `512B`, `4.0K`, `1.5M`, `2.0G`... `8.0E`: at most 7 characters.
@@ -101,9 +103,12 @@ mod tests {
             assert!(bytes(n).len() <= 7, "{}", bytes(n));
         }
         assert_eq!(clock(Duration::from_secs(3 * 3600 + 62)), "3:01:02");
-        assert_eq!(percent(1, 3), "33.3");
-        assert_eq!(percent(1, 0), "0.0");
-        assert_eq!(rate(5, 0.0), "-");
+        assert_eq!(percent(100.0 / 3.0), "33.3");
+        assert_eq!(whole_percent(Some(45.4)), "45%");
+        assert_eq!(whole_percent(None), "-");
+        assert_eq!(rate(None), "-");
+        assert_eq!(rate(Some(1234.4)), "1.2k");
+        assert_eq!(bytes_rate(Some(4096.0)), "4.0K");
         assert_eq!(seconds(Duration::from_secs(125)), "2m05s");
     }
 }

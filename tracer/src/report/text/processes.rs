@@ -8,7 +8,6 @@ use super::layout::{Column, Table, left, left_out, right};
 use crate::report::{
     Report, Zombie,
     format::{count, duration, thousands},
-    spawned_line,
 };
 
 const MAX_PROCESSES: usize = 25;
@@ -80,11 +79,7 @@ pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>)
         {
             table.detail(format!("{DETAIL_INDENT}container {}", c.describe()));
         }
-        if let Some(line) = p
-            .python_stacks
-            .first()
-            .and_then(|s| spawned_line(&s.frames))
-        {
+        if let Some(line) = p.spawning_frame() {
             table.detail(format!(
                 "{DETAIL_INDENT}spawned from {}",
                 super::frame_text(line, width)
@@ -147,7 +142,7 @@ pub fn render_zombies(out: &mut String, report: &Report, width: Option<usize>) {
             z.reaped_how.clone(),
             by,
         ]);
-        if let Some(line) = z.spawned_from.as_deref().and_then(spawned_line) {
+        if let Some(line) = z.spawning_frame() {
             table.detail(format!(
                 "{DETAIL_INDENT}spawned from {}",
                 super::frame_text(line, width)

@@ -284,7 +284,11 @@ const STORY_STACK: &str = "          ";
 /// What became of each signal that matters: sent, disposition and who set
 /// it, the block that held it, delivery, the Python handler, what next.
 fn stories(out: &mut String, report: &Report, width: Option<usize>) {
-    let stories = report.signal_stories();
+    let stories: Vec<_> = report
+        .signals
+        .iter()
+        .filter_map(|g| Some((g, g.story.as_ref()?)))
+        .collect();
     if stories.is_empty() {
         return;
     }
@@ -295,8 +299,10 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
         let room = width.map(|w| w.saturating_sub(super::layout::columns(&head)));
         let _ = writeln!(out, "{head}{}", super::chain(frames, room));
     };
-    for story in stories.iter().take(STORIES) {
-        let g = story.group;
+    for &(g, story) in stories.iter().take(STORIES) {
+        let set_by = story.set_by.and_then(|i| report.signal_actions.get(i));
+        let blocked_by = story.blocked_by.and_then(|i| report.signal_masks.get(i));
+        let target = story.target.and_then(|i| report.processes.get(i));
         let _ = writeln!(
             out,
             "    {} from {} to {}: {} at {:.3} s",
@@ -308,7 +314,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
         );
         // The disposition, and who set it.
         let handler = |h: &crate::report::PythonHandler| handler_text(h, width);
-        match story.set_by {
+        match set_by {
             None => {
                 let what = g
                     .python_handler
@@ -353,7 +359,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
                 }
             }
         }
-        if let Some(m) = story.blocked_by {
+        if let Some(m) = blocked_by {
             let _ = writeln!(
                 out,
                 "{STORY}blocked at {:.3} s in {}",
@@ -452,9 +458,13 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
                 }
             }
         }
-        let next = match story.exited_after() {
-            Some((at, how)) => format!("then the process exited at {at:.3} s ({how})"),
-            None if story.target.is_some_and(|p| p.exit_s.is_none()) => {
+        let next = match target.filter(|_| story.exited_after) {
+            Some(p) => format!(
+                "then the process exited at {:.3} s ({})",
+                p.exit_s.unwrap_or_default(),
+                exit_how(p)
+            ),
+            None if target.is_some_and(|p| p.exit_s.is_none()) => {
                 "then the process kept running (still running when tracing stopped)".to_owned()
             }
             None => "then the process kept running".to_owned(),
@@ -463,6 +473,15 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
     }
     if stories.len() > STORIES {
         super::more(out, stories.len() - STORIES, " signals");
+    }
+}
+
+/// How a process exited: "exit code 0", "killed by SIGTERM".
+fn exit_how(p: &crate::report::ProcessInfo) -> String {
+    match (&p.exit_signal, p.exit_code) {
+        (Some(signal), _) => format!("killed by {signal}"),
+        (None, Some(code)) => format!("exit code {code}"),
+        (None, None) => "exit status unknown".to_owned(),
     }
 }
 
@@ -623,6 +642,7 @@ mod tests {
             exit_s: Some(2.0),
             ..Default::default()
         });
+        crate::analysis::derive(&mut r);
         let text = render(&r, None);
         let story: Vec<&str> = text
             .lines()
