@@ -243,9 +243,10 @@ fn header(out: &mut String, report: &Report) {
         if d.skipped_runs > 0 {
             what.push_str(if what.is_empty() { ": " } else { "; " });
             what.push_str(&format!(
-                "{} program runs skipped by the kernel (an event came while the same program \
-                 ran on that CPU)",
-                thousands(d.skipped_runs)
+                "the kernel skipped {} run{} of the tracer's programs, any process's events \
+                 (the same program was running on that CPU)",
+                thousands(d.skipped_runs),
+                if d.skipped_runs == 1 { "" } else { "s" }
             ));
         }
         let _ = writeln!(out, "WARNING: figures are incomplete (lower bounds){what}");
@@ -591,6 +592,25 @@ mod tests {
                 "(lower bounds): 1,234 events lost, 43,639 reads, 13,640 table entries and 5 \
                  process/signal records not recorded (kernel buffers full)\n"
             ),
+            "{text}"
+        );
+        // Runs the kernel skipped are said apart: not a full buffer.
+        report.events.dropped.skipped_runs = 2_187;
+        report.complete = false;
+        let text = render(&report, None);
+        assert!(
+            text.contains(
+                "records not recorded (kernel buffers full); the kernel skipped 2,187 runs of the \
+                 tracer's programs, any process's events (the same program was running on that \
+                 CPU)\n"
+            ),
+            "{text}"
+        );
+        report.events = Default::default();
+        report.events.dropped.skipped_runs = 1;
+        let text = render(&report, None);
+        assert!(
+            text.contains("(lower bounds): the kernel skipped 1 run of"),
             "{text}"
         );
     }
