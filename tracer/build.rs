@@ -1,7 +1,7 @@
 //! Compiles `tracer-ebpf` for the BPF target with the nightly toolchain,
 //! twice: the object for kernels with `bpf_loop` (`tracer`) and the one for
 //! older kernels (`tracer-without-bpf-loop`, its `without-bpf-loop`
-//! feature: no Python or native stack walks); both are
+//! feature: the Python walk in tail-called pieces, no native unwind); both are
 //! embedded in the binary (see `probes/mod.rs`). Fuzz builds (`--cfg
 //! fuzzing`) exercise the parsers only and embed empty objects.
 use anyhow::{Context as _, anyhow};

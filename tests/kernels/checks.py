@@ -17,8 +17,9 @@ sample rates are the host tests' to check; here every stack, name, file,
 line and process is checked, and the shares are printed.
 
 Each story expects what this kernel can do, by its version (Debian's kernels
-backport no BPF feature): before 5.17 (no bpf_loop) no stack is walked, and
-the report's Python section says so; before 5.12 (no fetching atomics)
+backport no BPF feature): before 5.17 (no bpf_loop) the Python stacks are
+walked in tail-called pieces and checked as on newer kernels, and no native
+frame is unwound, said in a warning; before 5.12 (no fetching atomics)
 reads are counted per file rather than per descriptor, said in a warning.
 """
 
@@ -35,10 +36,6 @@ WORKLOADS = "/checks/workloads"
 TRIXIE = "/roots/trixie"
 SCRATCH = "/tmp/checks"
 RATE = 499
-KERNEL = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
-# bpf_loop: Python (and native) stacks are walked in the kernel.
-STACKS = KERNEL >= (5, 17)
-NO_STACKS = "this kernel has no bpf_loop (Linux 5.17), which the Python stack walk needs"
 
 
 class Failed(Exception):
@@ -100,13 +97,6 @@ def one(rows, pid, what):
     return found[0]
 
 
-def python_said_missing(report):
-    """Before 5.17: the Python section is off, and says why."""
-    python = report["python"]
-    check(python["status"] == "disabled", dump(python))
-    check(NO_STACKS in python.get("reason", ""), dump(python))
-
-
 def line_of(path, needle):
     with open(path) as f:
         for number, line in enumerate(f, 1):
@@ -124,10 +114,7 @@ def reads():
     facts = load(out)
     pid = facts["pid"]
     check(report["target"]["pid"] == pid, "target %s" % report["target"])
-    if STACKS:
-        check(report["python"]["version"] == facts["version"], dump(report["python"]))
-    else:
-        python_said_missing(report)
+    check(report["python"]["version"] == facts["version"], dump(report["python"]))
     stat = entry(report, pid, "/proc/self/stat")
     check(stat["syscalls"] == 37, dump(stat))
     check(stat["request_sizes"] == {"4096": 37}, dump(stat))
@@ -164,13 +151,7 @@ def zombies():
         check(z["parent_wait_calls"] == 0 and z["sigchld_unanswered"] is True, dump(z))
         # The parent left without waiting: init reaped them.
         check(z["reaped_how"] in ("init", "still_zombie"), dump(z))
-        if STACKS:
-            check(popen in (z.get("spawned_from") or []), "%s not in %s" % (popen, dump(z)))
-        else:
-            check(not z.get("spawned_from"), dump(z))
-    if not STACKS:
-        python_said_missing(report)
-        popen = "(no Python stack before 5.17)"
+        check(popen in (z.get("spawned_from") or []), "%s not in %s" % (popen, dump(z)))
     print("ok 3 zombies, reaped by init, spawned from %s" % popen)
 
 
@@ -209,11 +190,6 @@ def calibrated(name, python, root, version):
         command = ["chroot", root] + command
     report = trace(name, command, ["--rate", str(RATE), "--folded", folded])
     facts = load(root + out_inside)
-    if not STACKS:
-        python_said_missing(report)
-        check(report["sched"]["threads"], dump(report["sched"]))
-        print("ok no hotspots before 5.17, said; the kernel sections are there")
-        return
     py = report["python"]
     check(py["status"] == "sampled" and py["version"].startswith(version), dump(py))
     check(py["samples"] >= 100 and py["samples_lost"] == 0, dump(py))
@@ -274,10 +250,6 @@ def tree():
     for run in facts["runs"]:
         p = one(report["processes"], run["pid"], "process")
         check(p["ppid"] == facts["parent"] and p["exit_code"] == 0, dump(p))
-    if not STACKS:
-        python_said_missing(report)
-        print("ok 3 forked workers under their parent; no stacks before 5.17, said")
-        return
     python = report["python"]
     check(python["status"] == "sampled" and python["samples_lost"] == 0, dump(python))
     for run in facts["runs"]:
@@ -354,8 +326,7 @@ def node_wide():
         ["chroot", TRIXIE, "python3.13", "/checks/workloads/node_burn.py", "0.3"]
     )
     for child, pid in ((before, before_pid), (after, after_pid)):
-        if STACKS:
-            tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
+        tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
         child.stdin.write("go\n")
         child.stdin.flush()
         check(child.stdout.readline().strip() == "done", "no done from %d" % pid)
@@ -364,12 +335,6 @@ def node_wide():
     tracer.stop()
     report = load(report_path)
     check(report["target"]["scope"] == "all", dump(report["target"]))
-    if not STACKS:
-        python_said_missing(report)
-        # The one started after the trace began was taken in by the kernel.
-        one(report["processes"], after_pid, "process")
-        print("ok --all: the process started after, taken in; no stacks before 5.17, said")
-        return
     for pid, version in ((before_pid, "3.9."), (after_pid, "3.13.")):
         row = one(report["python"]["processes"], pid, "python.processes row")
         check(row["status"] == "sampled" and row["version"].startswith(version), dump(row))
@@ -387,20 +352,13 @@ def serve():
     address = "127.0.0.1:9464"
     final = os.path.join(scratch("serve"), "final.prom")
     tracer = Tracer(["--pid", str(pid), "--serve", address, "-o", final])
-    if STACKS:
-        tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
-    else:
-        tracer.wait_for("tracing")
+    tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
     child.stdin.write("go\n")
     child.stdin.flush()
     check(child.stdout.readline().strip() == "done", "no done")
     # The endpoint folds the kernel's figures every refresh: poll until the
-    # burn's samples are there (before 5.17: the switch out as it blocks
-    # again on its standard input), or a minute passed.
-    if STACKS:
-        wanted = 'tracer_python_samples_total{pid="%d",function="burn"}' % pid
-    else:
-        wanted = 'tracer_context_switches_total{pid="%d",kind="voluntary"}' % pid
+    # burn's samples are there, or a minute passed.
+    wanted = 'tracer_python_samples_total{pid="%d",function="burn"}' % pid
     deadline = time.monotonic() + 60
     while True:
         with urllib.request.urlopen("http://%s/metrics" % address, timeout=60) as answer:
@@ -426,6 +384,7 @@ def features():
     version = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
     missing = {
         "fetching atomics": version < (5, 12),
+        "native frames": version < (5, 17),
     }
     for needle, expected in missing.items():
         said = [w for w in report["warnings"] if needle in w]

@@ -245,11 +245,10 @@ macro_rules! repeat {
     };
 }
 
-/// No step, in the object for kernels without `bpf_loop`: the Python and
-/// native walks as bounded loops are more than their verifier takes (over a
-/// million instructions for 128 frames), so that object walks no stack and
-/// userspace asks for none (no sampler, no interpreter configured: the
-/// report says Python stacks need Linux 5.17 there).
+/// No step, in the object for kernels without `bpf_loop`: the native
+/// unwind's searches as bounded loops are more than their verifier takes,
+/// so that object unwinds no native stack (userspace asks for none, and
+/// says so). The Python walk there is `python/walk_pieces.rs`.
 #[cfg(feature = "without-bpf-loop")]
 macro_rules! repeat {
     ($n:expr, $step:expr, $ctx:expr) => {{

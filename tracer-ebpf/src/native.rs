@@ -246,6 +246,8 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// when it interrupted user code, else those saved at its entry into the
 /// kernel (a syscall, a fault).
 #[inline(always)]
+// The sampler without bpf_loop unwinds no native stack.
+#[cfg_attr(feature = "without-bpf-loop", allow(dead_code))]
 fn user_registers(ctx: &PerfEventContext) -> Option<(u64, u64, u64)> {
     let regs = ctx.ctx as *const aya_ebpf::bindings::pt_regs;
     // SAFETY: a perf event program's context starts with the pt_regs of
@@ -274,6 +276,8 @@ fn saved_user_registers() -> Option<(u64, u64, u64)> {
 /// ([`NATIVE_MAX_DEPTH`] entries) from the sample's registers: returns
 /// (frames, [`native_end`]).
 #[inline(always)]
+// The sampler without bpf_loop unwinds no native stack.
+#[cfg_attr(feature = "without-bpf-loop", allow(dead_code))]
 pub fn unwind_user(ctx: &PerfEventContext, mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
     unwind(user_registers(ctx), mappings, out)
 }

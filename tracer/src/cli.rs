@@ -89,8 +89,9 @@ Kernels (what one lacks is said in the report):
   5.10         the oldest supported; BTF (/sys/kernel/btf/vmlinux) required
   before 5.12  no fetching atomics: reads are counted per file in a shared
                table rather than per descriptor
-  before 5.17  no bpf_loop: no Python or native stacks (the kernel sections
-               are traced as usual)
+  before 5.17  no bpf_loop: Python stacks walked in tail-called pieces (a
+               thread found in the kernel among its interpreter's first
+               32); no native frames under them (--native)
 
 Exit status:
   0  report written

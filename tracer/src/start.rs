@@ -58,9 +58,18 @@ pub fn load_probes(
             "when Python signal handlers run is not traced (the uprobe did not load: {err})"
         ));
     }
+    // Asked for (by default) and sampled, but not unwound: this kernel.
+    if !args.no_python && args.native != collector.settings.native {
+        warnings.push(NATIVE_NEEDS_BPF_LOOP.into());
+    }
     probes.warnings.append(&mut warnings);
     Ok(probes)
 }
+
+/// What a kernel without `bpf_loop` lacks of the sampler: the Python
+/// frames are walked in tail-called pieces there, the native unwind not.
+const NATIVE_NEEDS_BPF_LOOP: &str = "this kernel has no bpf_loop (Linux 5.17): \
+     native frames (C extensions, libraries) are not unwound under the Python frames";
 
 /// `--pid`: traces the process, its threads and (unless `--no-children`)
 /// its descendants as they are now, and the zombies they already have.
@@ -263,8 +272,8 @@ pub fn start_target(
 }
 
 /// What `--native` asks for, where stacks are sampled: not with
-/// `--no-python`, nor on a kernel without `bpf_loop` (no stack is walked
-/// there; the Python section says why).
+/// `--no-python`, nor on a kernel without `bpf_loop` (its unwinder's
+/// searches are `bpf_loop`s; a warning says so, [`NATIVE_NEEDS_BPF_LOOP`]).
 pub fn native_mode(args: &Args) -> NativeMode {
     if args.no_python || !crate::probes::features::bpf_loop() {
         NativeMode::Off

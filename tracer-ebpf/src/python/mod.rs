@@ -27,13 +27,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     CODE_CHECK_WORDS, EventHeader, EventKind, PY_ENTRY_BIT, PY_EVENT_DEPTH, PY_MAX_DEPTH,
-    PY_NO_OFFSET, PY_SAMPLE_TORN, PyConfig, PyEntryKey, PyEventValue, PyFrameRecord,
-    PyNativeSample, PySample, PyTicks, code_check, drops, py_event,
+    PY_NO_OFFSET, PY_SAMPLE_TORN, PyConfig, PyEntryKey, PyEventValue, PyFrameRecord, PySample,
+    PyTicks, code_check, drops, py_event,
 };
 
 mod code_names;
 mod event_stacks;
 pub mod gil;
+#[cfg(feature = "without-bpf-loop")]
+mod walk_pieces;
 
 use event_stacks::{PY_SCRATCH, announce, bump, capture_top};
 pub use event_stacks::{
@@ -41,7 +43,7 @@ pub use event_stacks::{
     went_to_sleep, woke_up,
 };
 
-use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP, TRACED, config, count_drop, read_kernel};
+use crate::maps::{TRACED, config, count_drop, read_kernel};
 
 /// Frame-walk offsets of each Python process's interpreter (key: tgid), set
 /// by userspace when it finds one, copied to children forked without `exec`.
@@ -266,14 +268,15 @@ fn check_code(cfg: &PyConfig, code: u64) -> u64 {
     code_check(&words, cfg.code_check_mask)
 }
 
-/// The sampler's frame walk, on its stack, for `bpf_loop`.
+/// Where the sampler's frame walk is: on its stack for `bpf_loop`, in a
+/// per-CPU map between the pieces of the tail-call walk (`walk_pieces`).
+/// No pointer: a map value keeps none across a tail call.
 #[repr(C)]
-struct Walk {
-    cfg: *const PyConfig,
+#[derive(Clone, Copy)]
+struct Cursor {
     /// The next frame to read (0: the walk is done).
     frame: u64,
-    /// The record's frames.
-    frames: *mut PyFrameRecord,
+    /// Frames written.
     depth: u64,
     /// The last frame read.
     last: PyFrameRecord,
@@ -284,6 +287,33 @@ struct Walk {
     /// 8-byte aligned): the chain was read while the interpreter was
     /// changing it. The sample is flagged, not trusted.
     torn: u32,
+    _pad: u32,
+}
+
+impl Cursor {
+    /// At the thread's current frame, nothing walked yet.
+    #[inline(always)]
+    fn at(walked: &Walked) -> Self {
+        Self {
+            frame: walked.frame,
+            depth: 0,
+            last: PyFrameRecord::default(),
+            tgid: walked.tgid,
+            named: 0,
+            torn: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// The sampler's frame walk, on its stack, for `bpf_loop`.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[repr(C)]
+struct Walk {
+    cfg: *const PyConfig,
+    /// The record's frames.
+    frames: *mut PyFrameRecord,
+    cursor: Cursor,
 }
 
 /// Code objects whose names one sample sends, at most: the first samples
@@ -291,58 +321,94 @@ struct Walk {
 /// over the next samples (innermost first: code made a moment ago).
 const MAX_NAMED_PER_SAMPLE: u32 = 16;
 
-/// One step of the sampler's walk: a `bpf_loop` callback, which the
-/// verifier checks once rather than once per frame (the unrolled 128-frame
-/// walk took it ~90 ms at every start, the longest part of loading).
-#[inline(never)]
-extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `Walk` python_sample passed to bpf_loop.
-    let walk = unsafe { &mut *ctx.cast::<Walk>() };
-    if walk.frame == 0 || index >= PY_MAX_DEPTH as u64 {
-        return 1;
+/// One frame of the sampler's walk: the frame at `cursor.frame` read into
+/// `frames[index]` (`index`: `cursor.depth`, or `bpf_loop`'s own index,
+/// which the verifier does not follow as a constant from one step to the
+/// next, as it would the depth kept on the sampler's stack), its code
+/// object named if new. False when the walk is over (the stack's end,
+/// `PY_MAX_DEPTH` frames, or torn).
+#[inline(always)]
+fn walk_frame(cfg: &PyConfig, frames: *mut PyFrameRecord, cursor: &mut Cursor, index: u64) -> bool {
+    if cursor.frame == 0 || index >= PY_MAX_DEPTH as u64 {
+        return false;
     }
-    // SAFETY: a map value that outlives the program run.
-    let cfg = unsafe { &*walk.cfg };
-    let previous = walk.last.code;
-    let (record, back) = read_frame(cfg, walk.frame, &mut walk.last);
+    let previous = cursor.last.code;
+    let (record, back) = read_frame(cfg, cursor.frame, &mut cursor.last);
     let code = if cfg.code_is_stackref != 0 {
         record.code & !7
     } else {
         record.code
     };
     if code & 7 != 0 || back & 7 != 0 {
-        walk.torn = 1;
-        walk.frame = 0;
-        return 1;
+        cursor.torn = 1;
+        cursor.frame = 0;
+        return false;
     }
     let runs_code =
         cfg.frame_owner == PY_NO_OFFSET || ((record.instr >> 56) as u32) < cfg.owner_not_code;
     if runs_code && record.check == UNFINISHED_CODE {
-        walk.torn = 1;
-        walk.frame = 0;
-        return 1;
+        cursor.torn = 1;
+        cursor.frame = 0;
+        return false;
     }
-    if record.code != previous && runs_code && walk.named < MAX_NAMED_PER_SAMPLE {
-        match code_names::name_if_new(cfg, walk.tgid, &record) {
-            code_names::Naming::Sent => walk.named += 1,
+    if record.code != previous && runs_code && cursor.named < MAX_NAMED_PER_SAMPLE {
+        match code_names::name_if_new(cfg, cursor.tgid, &record) {
+            code_names::Naming::Sent => cursor.named += 1,
             code_names::Naming::NotCode => {
-                walk.torn = 1;
-                walk.frame = 0;
-                return 1;
+                cursor.torn = 1;
+                cursor.frame = 0;
+                return false;
             }
             code_names::Naming::Skipped => {}
         }
     }
-    // SAFETY: index < PY_MAX_DEPTH, inside the reserved record.
-    unsafe { walk.frames.add(index as usize).write(record) };
-    walk.depth = index + 1;
-    walk.frame = back;
-    0
+    // SAFETY: index < PY_MAX_DEPTH, inside the record's frames.
+    unsafe { frames.add(below_max_depth(index)).write(record) };
+    cursor.depth = index + 1;
+    cursor.frame = back;
+    true
+}
+
+/// `n & (PY_MAX_DEPTH - 1)` computed where the verifier sees it: the
+/// compiler, which knows `n` is below, would leave the mask out, and in
+/// the pieces' unrolled loop it computes the frame's address before the
+/// bound is checked (a map value plus an unbounded offset, refused).
+#[inline(always)]
+fn below_max_depth(n: u64) -> usize {
+    let mut n = n;
+    // SAFETY: arithmetic on a register.
+    unsafe { core::arch::asm!("{n} &= 127", n = inout(reg) n) };
+    n as usize
+}
+
+const _: () = assert!(PY_MAX_DEPTH == 128);
+
+/// One step of the sampler's walk: a `bpf_loop` callback, which the
+/// verifier checks once rather than once per frame (the unrolled 128-frame
+/// walk took it ~90 ms at every start, the longest part of loading).
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(never)]
+extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `Walk` python_sample passed to bpf_loop.
+    let walk = unsafe { &mut *ctx.cast::<Walk>() };
+    // SAFETY: a map value that outlives the program run.
+    let cfg = unsafe { &*walk.cfg };
+    if walk_frame(cfg, walk.frames, &mut walk.cursor, index) {
+        0
+    } else {
+        1
+    }
 }
 
 /// Thread states looked at, at most, for a thread the sampler has no entry
 /// for (all interpreters' lists, one after the other).
+#[cfg(not(feature = "without-bpf-loop"))]
 const MAX_STATES_SEARCHED: u32 = 256;
+/// Without `bpf_loop`, a plain loop the verifier walks state by state:
+/// enough for a process's usual threads; a thread further down its list
+/// is sampled once userspace publishes it (its next look).
+#[cfg(feature = "without-bpf-loop")]
+const MAX_STATES_SEARCHED: u32 = 32;
 
 /// A search of the interpreters' thread lists for the state whose
 /// `thread_id` is the current thread's TLS base.
@@ -355,28 +421,36 @@ struct Search {
     found: u64,
 }
 
-/// One step of [`current_thread_state`]'s search: a `bpf_loop` callback.
-#[inline(never)]
-extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `Search` current_thread_state passed to bpf_loop.
-    let search = unsafe { &mut *ctx.cast::<Search>() };
+/// One state (or interpreter) of [`current_thread_state`]'s search; false
+/// when the search is over.
+#[inline(always)]
+fn search_once(search: &mut Search) -> bool {
     // SAFETY: a map value that outlives the program run.
     let cfg = unsafe { &*search.cfg };
     if search.tstate == 0 {
         // This interpreter's list is done: the next interpreter's.
         search.interp = read_u64(search.interp + cfg.interp_next as u64);
         if search.interp == 0 {
-            return 1;
+            return false;
         }
         search.tstate = read_u64(search.interp + cfg.interp_threads_head as u64);
-        return 0;
+        return true;
     }
     if read_u64(search.tstate + cfg.tstate_thread_id as u64) == search.tls {
         search.found = search.tstate;
-        return 1;
+        return false;
     }
     search.tstate = read_u64(search.tstate + cfg.tstate_next as u64);
-    0
+    true
+}
+
+/// One step of [`current_thread_state`]'s search: a `bpf_loop` callback.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(never)]
+extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `Search` current_thread_state passed to bpf_loop.
+    let search = unsafe { &mut *ctx.cast::<Search>() };
+    if search_once(search) { 0 } else { 1 }
 }
 
 /// The current thread's TLS base (x86-64 `fsbase`: its `pthread_t`), 0
@@ -426,11 +500,18 @@ fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
     };
     if interp != 0 {
         // ``search`` outlives the loop.
+        #[cfg(not(feature = "without-bpf-loop"))]
         crate::maps::repeat!(
             MAX_STATES_SEARCHED,
             search_step,
             core::ptr::addr_of_mut!(search)
         );
+        #[cfg(feature = "without-bpf-loop")]
+        for _ in 0..MAX_STATES_SEARCHED {
+            if !search_once(&mut search) {
+                break;
+            }
+        }
     }
     if search.found == 0 {
         return None;
@@ -501,22 +582,37 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
         task_name,
         gil,
     };
+    // Without bpf_loop: the walk in pieces chained by tail calls, the
+    // record built in a per-CPU map (no native stacks there).
+    #[cfg(feature = "without-bpf-loop")]
+    walk_pieces::start(&ctx, &walked);
+    #[cfg(not(feature = "without-bpf-loop"))]
+    sample_in_place(&ctx, &walked);
+    0
+}
+
+/// Walks the stack straight into a ring buffer record: with `bpf_loop`.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(always)]
+fn sample_in_place(ctx: &PerfEventContext, walked: &Walked) {
+    use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP};
+    use tracer_common::PyNativeSample;
     // A process unwound natively too: the bigger record, both stacks.
-    if let Some(mappings) = crate::native::mappings_of(tgid) {
+    if let Some(mappings) = crate::native::mappings_of(walked.tgid) {
         let Some(mut entry) = EVENTS.reserve::<PyNativeSample>(0) else {
             count_drop(drops::PY_SAMPLES);
-            return 0;
+            return;
         };
         let record = entry.as_mut_ptr();
         // SAFETY: fields of the reserved record, written in place.
         unsafe {
             fill_sample(
                 core::ptr::addr_of_mut!((*record).sample),
-                &walked,
+                walked,
                 EventKind::PyNativeSample,
             );
             let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
-            let (depth, end) = crate::native::unwind_user(&ctx, mappings, native);
+            let (depth, end) = crate::native::unwind_user(ctx, mappings, native);
             core::ptr::addr_of_mut!((*record).native_depth).write(depth);
             core::ptr::addr_of_mut!((*record).native_end).write(end);
             // Code in no mapping the unwinder knows: a library loaded a
@@ -529,16 +625,15 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
             };
             entry.submit(wake);
         }
-        return 0;
+        return;
     }
     let Some(mut entry) = EVENTS.reserve::<PySample>(0) else {
         count_drop(drops::PY_SAMPLES);
-        return 0;
+        return;
     };
     // SAFETY: the reserved record.
-    unsafe { fill_sample(entry.as_mut_ptr(), &walked, EventKind::PySample) };
+    unsafe { fill_sample(entry.as_mut_ptr(), walked, EventKind::PySample) };
     entry.submit(RB_NO_WAKEUP);
-    0
 }
 
 /// What the sampler found before walking: the thread's current frame.
@@ -555,19 +650,14 @@ struct Walked<'a> {
 
 /// Walks the Python stack into a reserved sample record and fills its
 /// header (`kind`: the record it is part of).
+#[cfg(not(feature = "without-bpf-loop"))]
 #[inline(always)]
 unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
-    let cfg: *const PyConfig = walked.cfg;
     let mut walk = Walk {
-        cfg,
-        frame: walked.frame,
+        cfg: walked.cfg,
         // SAFETY: a field of the reserved record.
         frames: unsafe { core::ptr::addr_of_mut!((*sample).frames) }.cast::<PyFrameRecord>(),
-        depth: 0,
-        last: PyFrameRecord::default(),
-        tgid: walked.tgid,
-        named: 0,
-        torn: 0,
+        cursor: Cursor::at(walked),
     };
     // ``walk`` outlives the loop.
     crate::maps::repeat!(
@@ -575,7 +665,17 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         walk_step,
         core::ptr::addr_of_mut!(walk)
     );
-    let (depth, frame, torn) = (walk.depth as u32, walk.frame, walk.torn);
+    // SAFETY: the caller's record.
+    unsafe {
+        write_sample_fields(sample, walked, kind);
+        write_walk_end(sample, &walk.cursor);
+    }
+}
+
+/// The sample's header and what the sampler read before the walk.
+#[inline(always)]
+unsafe fn write_sample_fields(sample: *mut PySample, walked: &Walked, kind: EventKind) {
+    // SAFETY: fields of the caller's record, written in place.
     unsafe {
         core::ptr::addr_of_mut!((*sample).header).write(EventHeader {
             kind: kind as u32,
@@ -584,17 +684,25 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
             _pad: 0,
             ts_ns: bpf_ktime_get_ns(),
         });
-        core::ptr::addr_of_mut!((*sample).depth).write(depth);
-        let truncated = if torn != 0 {
-            PY_SAMPLE_TORN
-        } else {
-            u32::from(frame != 0)
-        };
-        core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
         core::ptr::addr_of_mut!((*sample).task).write(walked.task);
         core::ptr::addr_of_mut!((*sample).task_name).write(walked.task_name);
         core::ptr::addr_of_mut!((*sample).gil).write(walked.gil);
         core::ptr::addr_of_mut!((*sample)._gil_pad).write(0);
+    }
+}
+
+/// The sample's depth and whether the walk was cut or torn.
+#[inline(always)]
+unsafe fn write_walk_end(sample: *mut PySample, cursor: &Cursor) {
+    let truncated = if cursor.torn != 0 {
+        PY_SAMPLE_TORN
+    } else {
+        u32::from(cursor.frame != 0)
+    };
+    // SAFETY: fields of the caller's record, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*sample).depth).write(cursor.depth as u32);
+        core::ptr::addr_of_mut!((*sample).truncated).write(truncated);
     }
 }
 

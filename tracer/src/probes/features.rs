@@ -101,9 +101,10 @@ pub fn atomic_fetch() -> bool {
 }
 
 /// `bpf_loop` (Linux 5.17): the Python and native walks are its
-/// callbacks, which the verifier checks once. Without it the object that
-/// walks no stack is loaded, and no sampler. (Probed once: start-up asks
-/// in three places.)
+/// callbacks, which the verifier checks once. Without it the other object
+/// is loaded: the sampler's Python walk in pieces chained by tail calls
+/// (`python_walk`), no native unwind. (Probed once: start-up asks in
+/// several places.)
 pub fn bpf_loop() -> bool {
     use aya::{
         programs::ProgramType,

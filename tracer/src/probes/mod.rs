@@ -10,7 +10,7 @@ mod skipped;
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{HashMap, MapData},
+    maps::{HashMap, MapData, ProgramArray},
     programs::{
         PerfEvent, ProgramError, RawTracePoint, UProbe, perf_event::PerfEventLinkId,
         raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
@@ -433,16 +433,16 @@ impl Probes {
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
 
-        // Without bpf_loop the object walks no stack: no sampler to load.
-        let walks_stacks = features::bpf_loop();
         let (links, warnings, sampler_error) =
-            load_and_attach(&mut ebpf, &chosen, sample_rate.is_some() && walks_stacks)?;
+            load_and_attach(&mut ebpf, &chosen, sample_rate.is_some())?;
         let sampler_error = sampler_error.or_else(|| {
-            (sample_rate.is_some() && !walks_stacks).then(|| {
-                "this kernel has no bpf_loop (Linux 5.17), which the Python stack walk needs; \
-                 the kernel sections are traced as usual"
-                    .to_owned()
-            })
+            sample_rate
+                .filter(|_| !features::bpf_loop())
+                .and_then(|_| chain_walk_pieces(&mut ebpf).err())
+                .map(|err| {
+                    log::warn!("{err}");
+                    err.to_string()
+                })
         });
         let traced = take_map(&mut ebpf, "TRACED")?;
         let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
@@ -528,11 +528,13 @@ fn load_and_attach(
         &'a mut aya::programs::Program,
         Result<(), ProbeError>,
     )>;
-    let mut sample_program = None;
+    let mut sample_programs = Vec::new();
     let mut halves: [Loaded; 2] = [Vec::new(), Vec::new()];
     for (name, program) in ebpf.programs_mut() {
-        if name == "python_sample" {
-            sample_program = sampler.then_some(program);
+        if SAMPLER_PROGRAMS.contains(&name) {
+            if sampler {
+                sample_programs.push((name, program));
+            }
         } else if let Some(index) = chosen.iter().position(|c| c.program == name) {
             halves[index % 2].push((name, program, Ok(())));
         }
@@ -545,14 +547,14 @@ fn load_and_attach(
     let [mut first, mut second] = halves;
     let sampler_result = std::thread::scope(|scope| {
         let other = scope.spawn(|| {
-            let sampler = sample_program.map(|program| {
+            let sampler = sample_programs.into_iter().try_for_each(|(name, program)| {
                 <&mut PerfEvent>::try_from(program)
                     .map_err(|source| ProbeError::Program {
-                        program: "python_sample".into(),
+                        program: name.into(),
                         source: Box::new(source),
                     })?
                     .load()
-                    .map_err(|source| load_error("python_sample", source))
+                    .map_err(|source| load_error(name, source))
             });
             load_all(&mut second);
             sampler
@@ -561,8 +563,8 @@ fn load_and_attach(
         other.join()
     });
     let sampler_error = match sampler_result {
-        Ok(None | Some(Ok(()))) => None,
-        Ok(Some(Err(err))) => {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => {
             log::warn!("{err}");
             Some(err.to_string())
         }
@@ -594,6 +596,32 @@ fn load_and_attach(
         }
     }
     Ok((links, warnings, sampler_error))
+}
+
+/// The CPU-clock sampler's programs: the sampler, and in the object for
+/// kernels without `bpf_loop` the pieces of its walk after the first.
+const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
+
+/// Without `bpf_loop`: the sampler's walk continues in `python_walk`,
+/// reached by a tail call through `PY_WALK_PIECES` (the map keeps its
+/// slot while the object is loaded).
+fn chain_walk_pieces(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    const PIECES: &str = "PY_WALK_PIECES";
+    let program_error = |source| ProbeError::Program {
+        program: "python_walk".into(),
+        source: Box::new(source),
+    };
+    let fd = typed_program::<PerfEvent>(ebpf, "python_walk")?
+        .fd()
+        .and_then(|fd| fd.try_clone().map_err(ProgramError::IOError))
+        .map_err(program_error)?;
+    let map = ebpf.map_mut(PIECES).ok_or(ProbeError::MissingMap(PIECES))?;
+    ProgramArray::try_from(map)
+        .and_then(|mut pieces| pieces.set(0, &fd, 0))
+        .map_err(|source| ProbeError::Map {
+            map: PIECES,
+            source,
+        })
 }
 
 /// The program `name` of the object, as its type `P` (`TracePoint`, ...).
