@@ -2,7 +2,7 @@
 //! twice: the object for kernels with `bpf_loop` (`tracer`) and the one for
 //! older kernels (`tracer-without-bpf-loop`, its `without-bpf-loop`
 //! feature: the Python walk in tail-called pieces, no native unwind); both are
-//! embedded in the binary (see `probes/mod.rs`). Fuzz builds (`--cfg
+//! embedded in the binary (see `kernel/probes/mod.rs`). Fuzz builds (`--cfg
 //! fuzzing`) exercise the parsers only and embed empty objects.
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};

@@ -3,13 +3,13 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(btf) = tracer::btf::Btf::parse(data) else {
+    let Ok(btf) = tracer::kernel::btf::Btf::parse(data) else {
         return;
     };
     let _ = btf.member_offset("task_struct", "exit_code");
     let _ = btf.struct_size("upid");
-    let _ = tracer::btf::pid_ns_offsets(&btf);
-    let _ = tracer::btf::file_offsets(&btf);
+    let _ = tracer::kernel::btf::pid_ns_offsets(&btf);
+    let _ = tracer::kernel::btf::file_offsets(&btf);
     let _ = btf.tracepoint_args("sched_switch");
-    let _ = tracer::btf::KernelOffsets::from_btf(&btf, &mut Vec::new());
+    let _ = tracer::kernel::btf::KernelOffsets::from_btf(&btf, &mut Vec::new());
 });

@@ -6,9 +6,8 @@ use std::{io::Write, process::ExitCode, time::Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 use tracer::{
-    cli,
-    output::{self, Output},
-    report, run,
+    cli, report, run,
+    session::output::{self, Output},
 };
 
 fn main() -> ExitCode {

@@ -19,20 +19,20 @@ use crate::{
     analysis::live::LiveFigures,
     analysis::{Collector, Ending, Settings, modes::ModeFigures},
     cli::Args,
-    continuous::Continuous,
-    drain::{drain, drain_closes},
-    dump::dump,
     events,
+    host::scope::Scope,
+    kernel::preflight,
+    kernel::probes::Probes,
     live::{Live, QuitRequests},
-    preflight,
-    probes::Probes,
-    python_refresh,
     report::Report,
-    run_error::{RunError, io_err},
-    scope::Scope,
-    start,
-    status_line::StatusLine,
-    target::Target,
+    session::continuous::Continuous,
+    session::drain::{drain, drain_closes},
+    session::dump::dump,
+    session::python_refresh,
+    session::run_error::{RunError, io_err},
+    session::start,
+    session::status_line::StatusLine,
+    session::target::Target,
 };
 
 /// Returns the report and the still-attached probes (none for `--dump`):
@@ -68,7 +68,10 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         redact_paths: args.redact_paths.clone(),
         native: start::native_mode(args),
     };
-    let mut collector = Collector::new(settings, Box::new(crate::system::Live::default()));
+    let mut collector = Collector::new(
+        settings,
+        Box::new(crate::host::live_system::LiveSystem::default()),
+    );
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
     // Before the command starts (a terminal's Ctrl-C reaches it and the

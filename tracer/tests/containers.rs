@@ -64,15 +64,15 @@ fn a_containers_processes_carry_its_identity_in_every_output() {
         container.short_id(),
         &container.id[..4],
     ] {
-        let running =
-            tracer::containers::lookup(query).unwrap_or_else(|e| panic!("lookup {query}: {e}"));
+        let running = tracer::host::containers::lookup(query)
+            .unwrap_or_else(|e| panic!("lookup {query}: {e}"));
         assert_eq!(running.container.id, container.id, "{query}");
         assert_eq!(running.container.name.as_deref(), Some(&*container.name));
         assert!(running.pids.contains(&container.pid), "{running:?}");
         let v2 = running.cgroup_v2.unwrap_or_default();
         assert!(v2.ends_with(&container.id), "cgroup {v2}");
     }
-    let err = tracer::containers::lookup("no-such-container").unwrap_err();
+    let err = tracer::host::containers::lookup("no-such-container").unwrap_err();
     assert!(err.to_string().contains(&described(&container)), "{err}");
 
     let report_path = scratch.path("report.json");

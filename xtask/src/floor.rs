@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-/// The raw tracepoints the tracer attaches to (`tracer/src/probes/mod.rs`).
+/// The raw tracepoints the tracer attaches to (`tracer/src/kernel/probes/mod.rs`).
 pub const TRACER_HOOKS: &[&str] = &[
     "sys_enter",
     "sys_exit",

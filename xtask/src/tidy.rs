@@ -12,7 +12,7 @@
 //!   none of the outputs that run with the trace nor the probes, and reads
 //!   no `/proc` (a plain type of `procfs` is data, and may be used);
 //! * `/proc` is read in one place: no source of `tracer/src` outside
-//!   `procfs.rs` and `procfs/` names a `/proc` path, but for the few that
+//!   `host/procfs/` names a `/proc` path, but for the few that
 //!   compare a traced program's paths with `/proc` ([`PROC_PREFIXES`]);
 //! * `README.md` is a front door: at most [`MAX_README_LINES`] lines, no
 //!   pasted `--help`, no code map (that is `docs/architecture.md`'s);
@@ -33,7 +33,7 @@ const MAX_README_LINES: usize = 260;
 /// What `tracer/src/analysis/` may not use: the outputs that run with the
 /// trace and the kernel side's loader; they come after analysis, or beside
 /// it, never before.
-const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "status_line", "probes"];
+const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "session::status_line", "kernel::probes"];
 
 /// The string literals naming `/proc` that a source outside `procfs` may
 /// hold, each (file relative to `tracer/src`, literal): prefixes a path is
@@ -41,14 +41,14 @@ const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "status_line", "probes"];
 const PROC_PREFIXES: [(&str, &str); 6] = [
     // What a traced program opened, looked at from outside (procfs::own_dir
     // and friends build the outside paths).
-    ("files/mod.rs", "/proc/"),
-    ("files/mod.rs", "/proc/self/"),
-    ("files/mod.rs", "/proc/thread-self/"),
-    ("files/mod.rs", "/proc/self/{file}"),
+    ("host/files/mod.rs", "/proc/"),
+    ("host/files/mod.rs", "/proc/self/"),
+    ("host/files/mod.rs", "/proc/thread-self/"),
+    ("host/files/mod.rs", "/proc/self/{file}"),
     // Pseudo files whose reads name no file worth a row.
-    ("files/table.rs", "/proc/"),
+    ("host/files/table.rs", "/proc/"),
     // An output path the user gave: a descriptor the shell opened.
-    ("output.rs", "/proc/self/fd/"),
+    ("session/output.rs", "/proc/self/fd/"),
 ];
 
 /// The lines of `source` before its tests: its first `#[cfg(test)]` at the
@@ -322,7 +322,7 @@ fn blocks(markdown: &str) -> Vec<String> {
 /// The names of `block` that are not where the doc says: a path with a `/`
 /// is relative to `src` (`tracer/src`) or to `repo`; a bare file name is in
 /// the folder (a path ending in `/`) named last before it in its block, or
-/// in `src` when none is: `probes/` (`mod.rs`, `maps.rs`).
+/// in `src` when none is: `kernel/probes/` (`mod.rs`, `maps.rs`).
 fn misplaced_names(block: &str, repo: &Path, src: &Path) -> Vec<String> {
     let mut folder: Option<PathBuf> = None;
     let mut misplaced = Vec::new();
@@ -479,7 +479,7 @@ mod tests {
         assert!(
             lines <= MAX_RUN_LINES,
             "{} has {lines} lines, more than {MAX_RUN_LINES}: it is the loop only; what \
-             happens before the loop belongs to start.rs, a mode's work to its module",
+             happens before the loop belongs to session/start.rs, a mode's work to its module",
             path.display()
         );
     }
@@ -538,14 +538,17 @@ mod tests {
         let mut wrong = Vec::new();
         for (file, code) in program_sources("analysis/") {
             for path in paths_from(&code.text, "crate") {
-                let module = path.split("::").nth(1).unwrap_or_default();
-                if NOT_FOR_ANALYSIS.contains(&module) {
+                let module = path.strip_prefix("crate::").unwrap_or_default();
+                let banned = |m: &&str| {
+                    module == *m || module.strip_prefix(m).is_some_and(|r| r.starts_with("::"))
+                };
+                if NOT_FOR_ANALYSIS.iter().any(banned) {
                     wrong.push(format!("{file}: {path}"));
                 }
             }
             let procfs = paths_from(&code.text, "crate")
                 .into_iter()
-                .filter_map(|p| p.strip_prefix("crate::").map(str::to_string))
+                .filter_map(|p| p.strip_prefix("crate::host::").map(str::to_string))
                 .chain(paths_from(&code.text, "procfs"))
                 .filter(|p| p.starts_with("procfs"));
             for path in procfs {
@@ -562,7 +565,7 @@ mod tests {
             "tracer/src/analysis/ turns events and the maps' snapshot into the report: it \
              uses none of {NOT_FOR_ANALYSIS:?} and reads no /proc (a procfs type is data \
              and may be used, a procfs function may not). Ask the running system through \
-             analysis::system::System (system.rs answers it) or have the caller pass the \
+             analysis::system::System (host/live_system.rs answers it) or have the caller pass the \
              figures in: {wrong:#?}"
         );
     }
@@ -571,7 +574,7 @@ mod tests {
     fn only_procfs_names_proc_paths() {
         let mut wrong = Vec::new();
         for (file, code) in program_sources("") {
-            if file == "procfs.rs" || file.starts_with("procfs/") {
+            if file.starts_with("host/procfs/") {
                 continue;
             }
             for literal in &code.literals {
@@ -584,7 +587,7 @@ mod tests {
         assert!(
             wrong.is_empty(),
             "sources outside procfs that name a /proc path: /proc is read in one place, so \
-             add a function to tracer/src/procfs.rs (or procfs/) and call it; a prefix \
+             add a function to tracer/src/host/procfs/ and call it; a prefix \
              only compared with a traced program's paths goes in tidy.rs's PROC_PREFIXES, \
              with why: {wrong:#?}"
         );
@@ -729,12 +732,12 @@ mod tests {
     fn a_bare_name_is_in_the_folder_named_before_it() {
         let (repo, src) = (repo(), src());
         let names = |block| misplaced_names(block, &repo, &src);
-        assert!(names("`probes/` (`mod.rs`, `maps.rs`)").is_empty());
+        assert!(names("`kernel/probes/` (`mod.rs`, `maps.rs`)").is_empty());
         assert!(names("`analysis/signals/` (+ `changes.rs`)").is_empty());
-        assert!(names("`run.rs` and `procfs/` and `net.rs`").is_empty());
+        assert!(names("`run.rs` and `host/procfs/` and `net.rs`").is_empty());
         assert_eq!(
-            names("`probes/` then `run.rs`"),
-            ["run.rs (not in tracer/src/probes/)"]
+            names("`kernel/probes/` then `run.rs`"),
+            ["run.rs (not in tracer/src/kernel/probes/)"]
         );
         assert_eq!(names("`changes.rs`"), ["changes.rs (not in tracer/src/)"]);
         // A file names no folder: what follows it is read from tracer/src.

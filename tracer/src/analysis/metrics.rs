@@ -14,7 +14,7 @@ use std::{
 use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
 
 use super::{interval::LastSeen, native::SampleFrames, processes, signals, system::System};
-use crate::files::table::FileTable;
+use crate::host::files::table::FileTable;
 use crate::{
     events::{Event, Forget},
     python::PythonTree,

@@ -110,7 +110,7 @@ pub struct Collector {
     pub first_event: Option<Instant>,
     /// The traced process as first seen (its name may change at exec).
     pub target: Target,
-    pub files: crate::files::table::FileTable,
+    pub files: crate::host::files::table::FileTable,
     /// Task names seen at exit (key: tid): the name after `exec`, which the
     /// kernel-side per-thread record may predate.
     exit_comms: HashMap<u32, String>,

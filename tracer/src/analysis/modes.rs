@@ -2,7 +2,7 @@
 //! bounded figures (`--serve`, `--every`, `--otlp`) and the capture windows
 //! (a `/debug/pprof/profile` request's, `--otlp`'s, `--live`'s interval).
 //! Owned by the run (`run.rs`) and lent to the collector for each event and
-//! to the mode's own code (`continuous.rs`, the live view), so that the
+//! to the mode's own code (`session/continuous.rs`, the live view), so that the
 //! [`Collector`] holds what every trace shares and a one-off trace's tables.
 
 use super::{Collector, capture::Captures, metrics, native::SampleFrames};

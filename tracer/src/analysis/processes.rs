@@ -20,7 +20,7 @@ use crate::{
     },
     events::{SignalGenerated, WaitDone, WaitSyscall},
     frame::Frame,
-    procfs::FoundZombie,
+    host::procfs::FoundZombie,
     report::{
         Container, EventStack, Finding, ProcessInfo, Report, Target, Zombie,
         format::{duration, thousands},

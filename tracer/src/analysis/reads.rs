@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use tracer_common::{ReadKey, ReadStats, ReadSyscall};
 
 use super::python::merge_stacks;
-use crate::files::table::FileTable;
+use crate::host::files::table::FileTable;
 use crate::{
-    files::FileInfo,
+    host::files::FileInfo,
+    host::sockets::{Socket, UNNAMED_SOCKETS},
     report::{ContextSwitches, EventStack, FOLD_ABOVE, FileReads, SocketRow},
-    sockets::{Socket, UNNAMED_SOCKETS},
 };
 
 /// Names the sockets not named yet (`FileTable::name_remaining`) and then
@@ -220,7 +220,7 @@ pub fn total_switches(files: &[FileReads]) -> ContextSwitches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sockets::Unnamed;
+    use crate::host::sockets::Unnamed;
 
     fn key(tgid: u32, fd: i32, file_id: u64, request: u64, syscall: ReadSyscall) -> ReadKey {
         ReadKey {

@@ -14,7 +14,7 @@ use crate::{
 };
 
 use super::signals;
-use crate::files::table::FileTable;
+use crate::host::files::table::FileTable;
 
 /// Reads kept (about 80 bytes each): past this, every other one kept is
 /// dropped and only 1 in twice as many is kept from then on.

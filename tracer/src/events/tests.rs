@@ -141,7 +141,7 @@ fn decodes_fd_discovered_and_process_events() {
             tgid: 100,
             fd: 7,
             file_id: 9,
-            kernel: Some(crate::files::KernelFile {
+            kernel: Some(crate::host::files::KernelFile {
                 ino: 4242,
                 fs_magic: 0x5049_5045,
                 blksize: 4096,

@@ -24,8 +24,8 @@ use tracer_common::{
 
 use crate::{
     frame::Frame,
-    procfs,
-    procfs::maps::{Mapping, anonymous_code, parse_maps},
+    host::procfs,
+    host::procfs::maps::{Mapping, anonymous_code, parse_maps},
 };
 use learner::{Job, Learner, Learnt};
 pub use symbols::{DebugDataError, Symbols};

@@ -5,7 +5,7 @@
 //! `.dynsym`, for every process's `[vdso]` mapping. A program that reads
 //! the clock in a loop (asyncio's) is then unwound through it.
 
-use crate::procfs::{self, maps::anonymous_code};
+use crate::host::procfs::{self, maps::anonymous_code};
 
 /// Its name in `/proc/PID/maps`.
 pub const VDSO: &str = "[vdso]";

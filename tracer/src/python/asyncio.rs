@@ -21,7 +21,7 @@ use super::{
     memory::{Memory, MemoryError},
     threads,
 };
-use crate::procfs;
+use crate::host::procfs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AsyncioError {
@@ -172,7 +172,7 @@ pub fn offsets<T>(
 /// Where the `.AsyncioDebug` section is mapped in process `pid`.
 fn section<T>(pid: u32, interp: &Interpreter) -> Result<(u64, u64), Look<T>> {
     let maps = match procfs::maps(pid) {
-        Ok(text) => crate::procfs::maps::parse_maps(&text),
+        Ok(text) => crate::host::procfs::maps::parse_maps(&text),
         Err(err) => return Err(Look::Failed(format!("cannot read /proc/{pid}/maps: {err}"))),
     };
     let is_asyncio_module = |path: &str| {

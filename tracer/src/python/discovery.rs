@@ -18,7 +18,7 @@ use super::{
     symbols::CodeSource,
     threads,
 };
-use crate::procfs;
+use crate::host::procfs;
 
 /// What is true of an interpreter binary whatever process runs it: its
 /// version and build, and the structure layout the sampler walks. (The

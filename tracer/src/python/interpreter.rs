@@ -10,7 +10,7 @@ use std::{
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
-use crate::procfs::{
+use crate::host::procfs::{
     self,
     maps::{Mapping, parse_maps},
 };

@@ -4,7 +4,7 @@
 #[cfg(test)]
 use std::collections::BTreeMap;
 
-use crate::procfs;
+use crate::host::procfs;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MemoryError {

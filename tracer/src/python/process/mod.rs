@@ -23,7 +23,7 @@ use super::{
     thread_names::{self, NameCache},
     threads,
 };
-use crate::{frame::Frame, procfs};
+use crate::{frame::Frame, host::procfs};
 
 mod signal_handlers;
 
@@ -327,7 +327,7 @@ impl PythonProcess {
         {
             // As its parent saw it (containers), else as the tracer does.
             let file = parent
-                .map(|parent| crate::procfs::in_root(parent, program))
+                .map(|parent| crate::host::procfs::in_root(parent, program))
                 .filter(|path| path.exists())
                 .unwrap_or_else(|| program.into());
             if binaries.exec_is_not_python(&file) {

@@ -12,7 +12,7 @@ use std::{
 
 use tokio::io::unix::AsyncFd;
 
-use crate::procfs;
+use crate::host::procfs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {

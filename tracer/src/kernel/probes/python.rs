@@ -1,6 +1,6 @@
 //! The Python programs: the CPU-clock sampler, one perf event per thread
 //! (inherited by what it creates), the signal-check uprobe (attached off
-//! the loop by `crate::uprobes`) and `--count-entries`' entry counter.
+//! the loop by `crate::kernel::uprobes`) and `--count-entries`' entry counter.
 
 use aya::{
     Ebpf,
@@ -113,7 +113,7 @@ impl Probes {
         for _ in 0..MAX_PASSES {
             let tids: Vec<u32> = traced
                 .iter()
-                .flat_map(|&pid| crate::procfs::threads(pid))
+                .flat_map(|&pid| crate::host::procfs::threads(pid))
                 .collect();
             if self.sample_threads(&tids) == 0 {
                 return;
@@ -140,18 +140,18 @@ impl Probes {
                 program: name.into(),
                 source: Box::new(source),
             })?;
-        self.signal_check_attacher = Some(crate::uprobes::Attacher::start(fd));
+        self.signal_check_attacher = Some(crate::kernel::uprobes::Attacher::start(fd));
         self.signal_checks = Some(Default::default());
         Ok(())
     }
 
     /// Signal-check attachments finished since the last call. A file that
     /// failed may be attached again (by the next process that runs it).
-    pub fn signal_checks_attached(&mut self) -> Vec<crate::uprobes::Attached> {
+    pub fn signal_checks_attached(&mut self) -> Vec<crate::kernel::uprobes::Attached> {
         let finished = self
             .signal_check_attacher
             .as_ref()
-            .map(crate::uprobes::Attacher::finished)
+            .map(crate::kernel::uprobes::Attacher::finished)
             .unwrap_or_default();
         if let Some(done) = self.signal_checks.as_mut() {
             for failed in finished.iter().filter(|a| a.result.is_err()) {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::procfs::net::{self, NetSockets, Transport};
+use crate::host::procfs::net::{self, NetSockets, Transport};
 
 /// A socket, named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -210,7 +210,7 @@ fn index(found: &NetSockets) -> HashMap<u64, Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::net::{InetSocket, UnixSocket};
+    use crate::host::procfs::net::{InetSocket, UnixSocket};
 
     fn inet(inode: u64, transport: Transport, local: &str, peer: Option<&str>) -> InetSocket {
         InetSocket {
@@ -301,7 +301,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         use std::os::fd::AsRawFd;
         let me = std::process::id();
-        let inode = |fd: i32| inode_of(&crate::procfs::fd_target(me, fd).unwrap()).unwrap();
+        let inode = |fd: i32| inode_of(&crate::host::procfs::fd_target(me, fd).unwrap()).unwrap();
         let (server_inode, client_inode) = (inode(server.as_raw_fd()), inode(client.as_raw_fd()));
         let mut names = SocketNames::default();
         assert_eq!(names.cached(me, server_inode), None, "nothing read yet");

@@ -18,7 +18,7 @@ use aya::{
 };
 use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
 
-use crate::btf::{BtfError, KernelOffsets};
+use crate::kernel::btf::{BtfError, KernelOffsets};
 
 /// The programs' configuration for this kernel: this architecture's syscall
 /// numbers, struct offsets and saved registers from BTF; and the program
@@ -358,7 +358,7 @@ pub struct Probes {
     /// `None`: the program could not be loaded.
     signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
     /// Attaches the signal-check uprobe off the event loop.
-    signal_check_attacher: Option<crate::uprobes::Attacher>,
+    signal_check_attacher: Option<crate::kernel::uprobes::Attacher>,
     /// `--serve`: gone processes whose rows of the tables searched every
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
@@ -474,7 +474,7 @@ impl Probes {
     /// Detaches every program: raw tracepoints (~1 ms), the Python sampler's
     /// perf events, the entry-counter uprobe, and hands the signal-check
     /// uprobes to a child that closes them once this process has exited
-    /// ([`crate::uprobes::close_after_exit`]). Maps stay readable.
+    /// ([`crate::kernel::uprobes::close_after_exit`]). Maps stay readable.
     pub fn detach(&mut self) {
         // Takes a program's link out of aya, as an owned value to drop anywhere.
         macro_rules! take {
@@ -490,7 +490,7 @@ impl Probes {
         if let Some(attacher) = self.signal_check_attacher.as_mut() {
             let uprobes = attacher.stop();
             let count = uprobes.len();
-            if let Some(child) = crate::uprobes::close_after_exit(uprobes) {
+            if let Some(child) = crate::kernel::uprobes::close_after_exit(uprobes) {
                 log::info!(
                     "{count} signal-check uprobes are closed by pid {child} once this process exits \
                      (a grace period each)"

@@ -21,14 +21,14 @@ use tracer_common::drops;
 use crate::{
     analysis::{Collector, modes::ModeFigures},
     cli::Args,
+    kernel::probes::{ProbeError, Probes},
     otlp_exporter::{Exporter, OtlpError},
-    output::{OutputError, WindowDir},
-    probes::{ProbeError, Probes},
     report::{
         Report,
         metrics::{Metrics, OtlpFigures, WebFigures},
     },
     serve::{Endpoint, ProfileRequest, ServeError, Web},
+    session::output::{OutputError, WindowDir},
 };
 
 /// How often `--serve`'s figures are folded from the maps and published.

@@ -4,18 +4,18 @@
 
 use crate::{
     analysis::system::{System, ThreadState},
-    containers::Containers,
-    procfs,
+    host::containers::Containers,
+    host::procfs,
     report::Container,
 };
 
 /// This host, read as it is now.
 #[derive(Default)]
-pub struct Live {
+pub struct LiveSystem {
     containers: Containers,
 }
 
-impl System for Live {
+impl System for LiveSystem {
     fn parent(&self, pid: u32) -> Option<u32> {
         procfs::stat(pid).map(|s| s.ppid)
     }

@@ -3,8 +3,9 @@
 //! decided.
 
 use crate::{
-    continuous::ContinuousError, live::LiveError, preflight::PreflightError, probes::ProbeError,
-    scope::ScopeError, start::StartError, target::TargetError,
+    host::scope::ScopeError, kernel::preflight::PreflightError, kernel::probes::ProbeError,
+    live::LiveError, session::continuous::ContinuousError, session::start::StartError,
+    session::target::TargetError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum RunError {
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
-    Output(#[from] crate::output::OutputError),
+    Output(#[from] crate::session::output::OutputError),
     #[error(transparent)]
     Otlp(#[from] crate::otlp_exporter::OtlpError),
     #[error(transparent)]

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{procfs, report::Container};
+use crate::{host::procfs, report::Container};
 use cgroup::{Identity, Runtime};
 
 /// An id prefix shorter than this is refused (`--container 8` would pick

@@ -6,14 +6,14 @@
 use crate::{
     analysis::Collector,
     cli::Args,
+    host::procfs,
+    host::scope::Scope,
+    kernel::probes::{ProbeError, Probes},
     native::NativeMode,
-    probes::{ProbeError, Probes},
-    procfs,
     python::PythonTree,
-    python_refresh,
     report::Target as ReportTarget,
-    scope::Scope,
-    target::{Target, TargetError},
+    session::python_refresh,
+    session::target::{Target, TargetError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +275,7 @@ pub fn start_target(
 /// `--no-python`, nor on a kernel without `bpf_loop` (its unwinder's
 /// searches are `bpf_loop`s; a warning says so, [`NATIVE_NEEDS_BPF_LOOP`]).
 pub fn native_mode(args: &Args) -> NativeMode {
-    if args.no_python || !crate::probes::features::bpf_loop() {
+    if args.no_python || !crate::kernel::probes::features::bpf_loop() {
         NativeMode::Off
     } else {
         args.native

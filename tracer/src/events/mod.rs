@@ -25,7 +25,7 @@ pub enum Event {
         /// The path did not fit in the capture buffer.
         truncated: bool,
         /// What the kernel read about the file it opened.
-        kernel: Option<crate::files::KernelFile>,
+        kernel: Option<crate::host::files::KernelFile>,
     },
     /// A read on a descriptor whose opening was not seen.
     FdDiscovered {
@@ -33,7 +33,7 @@ pub enum Event {
         fd: i32,
         file_id: u64,
         /// What the kernel said the descriptor is, if it could read it.
-        kernel: Option<crate::files::KernelFile>,
+        kernel: Option<crate::host::files::KernelFile>,
     },
     ProcessForked {
         parent_tgid: u32,
@@ -319,8 +319,8 @@ pub fn split_args(bytes: &[u8]) -> Vec<String> {
 }
 
 /// What the kernel read about a record's file, if anything.
-fn kernel_file(event: &FileEvent) -> Option<crate::files::KernelFile> {
-    (event.fs_magic != 0).then_some(crate::files::KernelFile {
+fn kernel_file(event: &FileEvent) -> Option<crate::host::files::KernelFile> {
+    (event.fs_magic != 0).then_some(crate::host::files::KernelFile {
         ino: event.ino,
         fs_magic: event.fs_magic,
         blksize: event.blksize,

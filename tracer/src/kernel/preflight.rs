@@ -53,7 +53,7 @@ pub fn missing_caps(caps: u64) -> Vec<&'static str> {
 }
 
 pub fn check() -> Result<(), PreflightError> {
-    let status = crate::procfs::own_status().unwrap_or_default();
+    let status = crate::host::procfs::own_status().unwrap_or_default();
     let missing = missing_caps(effective_caps(&status));
     if !missing.is_empty() {
         return Err(PreflightError::NotPrivileged {

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use tracer_common::ReadKey;
 
 use super::{self as files, FileInfo};
-use crate::sockets::{self, Socket, SocketNames, Unnamed};
+use crate::host::sockets::{self, Socket, SocketNames, Unnamed};
 
 #[derive(Default)]
 pub struct FileTable {
@@ -77,7 +77,7 @@ impl FileTable {
             self.files.insert((tgid, file_id), info);
             return;
         }
-        if let Some(root) = crate::procfs::root(tgid) {
+        if let Some(root) = crate::host::procfs::root(tgid) {
             self.roots.insert(tgid, root);
         }
         let root = self.roots.get(&tgid).map(String::as_str);

@@ -7,8 +7,8 @@ pub mod table;
 use std::{borrow::Cow, ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
 use crate::{
-    procfs,
-    sockets::{Socket, UNNAMED_SOCKETS},
+    host::procfs,
+    host::sockets::{Socket, UNNAMED_SOCKETS},
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,12 +5,13 @@
 use crate::{
     analysis::{Collector, Settings},
     cli::Args,
-    events, procfs,
+    events,
+    host::procfs,
     python::PythonTree,
     report::Report,
-    run_error::RunError,
-    start,
-    target::{Target, TargetError},
+    session::run_error::RunError,
+    session::start,
+    session::target::{Target, TargetError},
 };
 
 /// `--dump`: every Python thread's stack now, read from the processes'
@@ -24,7 +25,7 @@ pub fn dump(args: &Args) -> Result<Report, RunError> {
             dump: true,
             ..Settings::default()
         },
-        Box::new(crate::system::Live::default()),
+        Box::new(crate::host::live_system::LiveSystem::default()),
     );
     let mut tree = PythonTree::new(target.pid, 0);
     if !args.no_children {

@@ -7,9 +7,9 @@
 
 use crate::{
     analysis::Collector,
+    host::procfs,
+    kernel::probes::{ProbeError, Probes},
     native::NativeStacks,
-    probes::{ProbeError, Probes},
-    procfs,
 };
 
 /// Looks for interpreters not found yet, re-publishes every process's

@@ -1,0 +1,8 @@
+//! What talks to the kernel's BPF: the checks made before anything is
+//! loaded, the reader of the kernel's BTF, the programs loaded and attached
+//! with their maps, and the uprobes registered off the loop's thread.
+
+pub mod btf;
+pub mod preflight;
+pub mod probes;
+pub mod uprobes;
