@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = tracer::host::procfs::net::parse_inet(text, tracer::host::procfs::net::Transport::Tcp);
     let _ = tracer::host::containers::cgroup::parse(text);
     let _ = tracer::host::containers::cgroup::paths(text);
-    let _ = tracer::python::interpreter::parse_maps(text);
+    let _ = tracer::host::procfs::maps::parse_maps(text);
     let _ = tracer::python::interpreter::name_hint(text);
     let _ = tracer::report::format::printable(text);
     let _ = tracer::frame::Frame::parse(text);
