@@ -212,19 +212,26 @@ pub fn python_tree(
 
 /// The target as the report's root process; returns its name.
 pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u32) -> String {
-    let (comm, argv) = target.describe().unwrap_or_else(|_| {
+    let launched_argv = || -> Vec<String> {
+        args.command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    };
+    let (comm, argv) = match target.describe() {
+        // A launched command that has already exited is a zombie, whose
+        // cmdline reads empty: its argv is the command launched.
+        Ok((comm, argv)) if argv.is_empty() && target.launched => (comm, launched_argv()),
+        Ok(described) => described,
         // It may already have exited; the report still has what it did.
-        (
+        Err(_) => (
             args.command
                 .first()
                 .map(|c| c.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            args.command
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
-        )
-    });
+            launched_argv(),
+        ),
+    };
     let ppid = if target.launched {
         std::process::id()
     } else {
