@@ -592,6 +592,19 @@ fn py_code_names_carry_the_copied_strings() {
     assert!(names.filename.ends_with("ddd/app.py"));
     assert_eq!(names.first_line, 12);
     assert!(decode(&bytes[..200]).is_err());
+    // A qualname copied empty was torn: the name stands in for it.
+    let torn = PyCodeNames {
+        qualname: copy(b"", 0, ASCII),
+        ..event
+    };
+    let names = crate::python::CopiedNames::from_record(&torn);
+    assert_eq!(names.qualname, None);
+    assert_eq!(
+        names
+            .into_code_info(crate::python::layout::LineTableKind::Locations)
+            .qualname,
+        "<module>"
+    );
 }
 
 /// Before 3.11 there is no `co_qualname`: nothing copied, no qualname.

@@ -126,7 +126,10 @@ impl CopiedNames {
         };
         CopiedNames {
             name: copied(&record.name).unwrap_or_default(),
-            qualname: copied(&record.qualname),
+            // No code object has an empty qualname: a copy that reads
+            // empty was torn (a 3.11 `<module>` came out nameless); its
+            // name stands in, as before 3.11.
+            qualname: copied(&record.qualname).filter(|q| !q.is_empty()),
             filename: copied(&record.filename).unwrap_or_default(),
             first_line: record.first_line,
         }
