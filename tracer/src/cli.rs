@@ -4,8 +4,6 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{CommandFactory as _, Parser, ValueEnum};
 
-use crate::native::NativeMode;
-
 const EXAMPLES: &str = "\
 Examples:
   sudo tracer --pid 1234                 trace a running process until Ctrl-C or it exits
@@ -500,6 +498,22 @@ pub fn hint(err: &clap::Error) -> Option<String> {
             "tip: to launch a command and trace it, put it after `--`: tracer [OPTIONS] -- {arg} ..."
         )
     })
+}
+
+/// Which native frames a report shows (`--native=MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeMode {
+    /// The native code a Python program calls (C extensions, libraries,
+    /// and the C library as they call it); the interpreter's own frames,
+    /// and the C library as the interpreter calls it, are left out (as
+    /// py-spy does): a pure-Python function's time stays its own.
+    #[default]
+    Libraries,
+    /// Every native frame, the interpreter's own too.
+    All,
+    /// No native unwinding: Python frames only.
+    Off,
 }
 
 #[cfg(test)]

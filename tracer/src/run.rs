@@ -70,7 +70,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     let mut collector = Collector::new(
         settings,
-        Box::new(crate::host::live_system::LiveSystem::default()),
+        Box::new(crate::session::live_system::LiveSystem::default()),
     );
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());

@@ -9,13 +9,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Collector, native::SampleFrames, system::System};
+use super::{
+    Collector,
+    hotspots::{Row, Sampled, TaskKey},
+    native::SampleFrames,
+    python::fill_sampled,
+    system::System,
+};
 use crate::report::format::thousands;
 use crate::{
     events::Event,
+    frame::Frame,
     native::NativeStacks,
     python::{PythonTree, symbols::FrameId},
-    report::{ProcessInfo, Python, PythonStack, PythonThread, Report, SCHEMA_VERSION},
+    report::{ProcessInfo, Python, Report, SCHEMA_VERSION},
 };
 
 /// The endpoint's windows open at once (it turns more requests away);
@@ -25,9 +32,10 @@ pub const MAX_WINDOWS: usize = 4;
 /// most 128 frames a stack, so about 5 MiB at most per window.
 pub const MAX_STACKS: usize = 10_000;
 
-/// A distinct sampled stack: (pid, tid), cut at the walk's bound, frames
-/// innermost first, and the asyncio task it ran in.
-type StackKey = ((u32, u32), bool, Vec<FrameId>, Option<Task>);
+/// A distinct sampled stack: where (its asyncio task an index in the
+/// window's `tasks`), cut at the walk's bound, frames innermost first; as
+/// the whole trace's profile counts them (`analysis::python`).
+type StackKey = (Sampled, bool, Vec<FrameId>);
 
 /// An asyncio task a sample ran in: its address and name (if read).
 type Task = (u64, Option<String>);
@@ -40,6 +48,8 @@ struct Window {
     /// CLOCK_MONOTONIC ns when it opened: earlier samples are not its.
     start_ns: u64,
     stacks: HashMap<StackKey, u64>,
+    /// The asyncio tasks its samples ran in, in the order first seen.
+    tasks: Vec<TaskKey>,
     /// Python thread names, as read when the thread was first sampled
     /// here (its process may be gone and forgotten by the end).
     names: HashMap<(u32, u32), Option<String>>,
@@ -90,6 +100,7 @@ impl Captures {
             id: self.next_id,
             start_ns,
             stacks: HashMap::new(),
+            tasks: Vec::new(),
             names: HashMap::new(),
             processes: BTreeMap::new(),
             samples: 0,
@@ -166,7 +177,27 @@ impl Captures {
                 window.unnamed += 1;
                 continue;
             };
-            let key = ((pid, tid), truncated, ids.to_vec(), task.clone());
+            let generation = tree.generation(pid);
+            let task = task.as_ref().map_or(0, |(address, name)| {
+                let key = TaskKey {
+                    pid,
+                    generation,
+                    address: *address,
+                    name: name.clone(),
+                };
+                let at = window.tasks.iter().position(|t| *t == key);
+                1 + at.unwrap_or_else(|| {
+                    window.tasks.push(key);
+                    window.tasks.len() - 1
+                }) as u32
+            });
+            let at = Sampled {
+                pid,
+                generation,
+                tid,
+                task,
+            };
+            let key = (at, truncated, ids.to_vec());
             if let Some(count) = window.stacks.get_mut(&key) {
                 *count += 1;
                 continue;
@@ -257,59 +288,45 @@ fn identify(
     info
 }
 
-/// The window's samples as a report: the Python section's stacks and
-/// threads, a `processes[]` row per sampled process (its name), what was
-/// left out or lost as warnings.
+/// The window's samples as a report: the Python section's tables built
+/// as the whole trace's are, threads named, a `processes[]` row per
+/// sampled process (its name), what was left out or lost as warnings.
 fn window_report(
     window: Window,
     tree: &PythonTree,
     lost: u64,
     sampler_error: Option<&str>,
 ) -> Report {
-    let mut threads: BTreeMap<(u32, u32), u64> = BTreeMap::new();
-    let mut stacks: Vec<PythonStack> = window
+    let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = window
         .stacks
         .into_iter()
-        .map(|(((pid, tid), truncated, ids, task), samples)| {
-            *threads.entry((pid, tid)).or_default() += samples;
-            let (task_id, task) = match task {
-                Some((address, name)) => (
-                    Some(super::asyncio::id(address)),
-                    Some(super::asyncio::task_label(name.as_deref()).into()),
-                ),
-                None => (None, None),
-            };
-            PythonStack {
-                pid,
-                tid,
-                samples,
-                truncated,
-                frames: ids.iter().map(|&id| tree.frame(id).clone()).collect(),
-                task,
-                task_id,
-            }
+        .map(|((at, truncated, ids), samples)| {
+            let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
+            (at, frames, samples, truncated)
         })
         .collect();
-    stacks.sort_by(|a, b| {
-        (b.samples, a.pid, a.tid, &a.frames).cmp(&(a.samples, b.pid, b.tid, &b.frames))
-    });
-    let names = window.names;
-    let threads = threads
-        .into_iter()
-        .map(|((pid, tid), samples)| PythonThread {
-            pid,
-            tid,
-            name: tree
-                .thread_name(pid, tid)
-                .map(Into::into)
-                .or_else(|| names.get(&(pid, tid)).cloned().flatten()),
-            samples,
-            hotspots: Vec::new(),
-            gil: None,
-        })
+    let rows: Vec<Row> = resolved
+        .iter()
+        .map(|(at, frames, samples, truncated)| (*at, frames.as_slice(), *samples, *truncated))
         .collect();
-    let processes = window.processes.into_values().collect();
     let samples_lost = lost.saturating_sub(window.lost_at_start);
+    let mut python = Python {
+        status: "sampled".into(),
+        samples: window.samples,
+        samples_lost,
+        truncated: window.truncated,
+        ..Python::default()
+    };
+    fill_sampled(&mut python, &rows, &window.tasks);
+    let names = window.names;
+    for thread in &mut python.threads {
+        let at = (thread.pid, thread.tid);
+        thread.name = tree
+            .thread_name(at.0, at.1)
+            .map(Into::into)
+            .or_else(|| names.get(&at).cloned().flatten());
+    }
+    let processes = window.processes.into_values().collect();
     let mut warnings = Vec::new();
     if window.left_out > 0 {
         warnings.push(format!(
@@ -337,15 +354,7 @@ fn window_report(
         schema_version: SCHEMA_VERSION,
         stopped: "window ended".into(),
         complete: warnings.is_empty(),
-        python: Python {
-            status: "sampled".into(),
-            samples: window.samples,
-            samples_lost,
-            truncated: window.truncated,
-            stacks,
-            threads,
-            ..Python::default()
-        },
+        python,
         processes,
         warnings,
         ..Report::default()

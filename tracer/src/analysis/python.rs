@@ -334,15 +334,7 @@ impl Profile {
             section.ticks_without_thread_state += t.no_thread_state;
             section.ticks_outside_python += t.no_frame;
         }
-        let position = fill(&mut section, &stacks);
-        for (row, (at, ..)) in stacks.iter().enumerate() {
-            if let Some(task) = at.task.checked_sub(1).map(|i| &self.tasks[i as usize]) {
-                let stack = &mut section.stacks[position[row]];
-                stack.task = Some(super::asyncio::task_label(task.name.as_deref()).into());
-                stack.task_id = Some(super::asyncio::id(task.address));
-            }
-        }
-        section.asyncio.samples_by_task = super::asyncio::samples_by_task(&stacks, &self.tasks);
+        let position = fill_sampled(&mut section, &stacks, &self.tasks);
         if self.timeline_overflowed {
             section.timeline_complete = false;
         } else {
@@ -589,6 +581,23 @@ fn describe(section: &mut Python, pid: u32, interpreter: &Interpreter, place: &P
     );
     section.debug_build = interpreter.debug_build;
     section.free_threaded = interpreter.free_threaded;
+}
+
+/// Fills the section's tables from the sampled `stacks` (their asyncio
+/// tasks in `tasks`), as the whole trace's section and a window's
+/// (`analysis::capture`) are built alike; returns where each row went in
+/// `section.stacks`.
+pub(super) fn fill_sampled(section: &mut Python, stacks: &[Row], tasks: &[TaskKey]) -> Vec<usize> {
+    let position = fill(section, stacks);
+    for (row, (at, ..)) in stacks.iter().enumerate() {
+        if let Some(task) = at.task.checked_sub(1).map(|i| &tasks[i as usize]) {
+            let stack = &mut section.stacks[position[row]];
+            stack.task = Some(super::asyncio::task_label(task.name.as_deref()).into());
+            stack.task_id = Some(super::asyncio::id(task.address));
+        }
+    }
+    section.asyncio.samples_by_task = super::asyncio::samples_by_task(stacks, tasks);
+    position
 }
 
 /// Fills the section's tables from `stacks`; returns where each row went

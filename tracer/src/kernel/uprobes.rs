@@ -207,7 +207,7 @@ pub fn close_after_exit(links: Vec<OwnedFd>) -> Option<u32> {
     if links.is_empty() {
         return None;
     }
-    let me = crate::session::target::pidfd_open(std::process::id()).ok()?;
+    let me = crate::host::pidfd::open(std::process::id()).ok()?;
     let mut keep: Vec<libc::c_uint> = links
         .iter()
         .map(|fd| fd.as_raw_fd() as libc::c_uint)

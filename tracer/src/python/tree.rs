@@ -15,9 +15,10 @@ use super::{
     symbols::{FrameId, FrameTable},
 };
 use crate::{
+    cli::NativeMode,
     events::NativeStack,
     frame::Frame,
-    native::{self, NativeMode, NativeStacks, Origin, Resolved},
+    native::{self, NativeStacks, Origin, Resolved},
 };
 
 /// A native address of a process (pid, generation), innermost or a

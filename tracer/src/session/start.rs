@@ -5,11 +5,10 @@
 
 use crate::{
     analysis::Collector,
-    cli::Args,
+    cli::{Args, NativeMode},
     host::procfs,
     host::scope::Scope,
     kernel::probes::{ProbeError, Probes},
-    native::NativeMode,
     python::PythonTree,
     report::Target as ReportTarget,
     session::python_refresh,
@@ -39,7 +38,7 @@ pub fn load_probes(
         !collector.settings.continuous,
         scope.map(Scope::config).unwrap_or_default(),
         collector.settings.loop_stall_ns,
-        if collector.settings.native != crate::native::NativeMode::Off {
+        if collector.settings.native != crate::cli::NativeMode::Off {
             crate::native::TABLE_BLOCKS
         } else {
             0

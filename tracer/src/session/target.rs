@@ -12,7 +12,7 @@ use std::{
 
 use tokio::io::unix::AsyncFd;
 
-use crate::host::procfs;
+use crate::host::{pidfd, procfs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -59,15 +59,6 @@ pub struct Target {
     exec_status: Option<fs::File>,
 }
 
-pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain syscall; on success it returns a new descriptor we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 fn pipe() -> std::io::Result<(fs::File, fs::File)> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid 2-element array.
@@ -86,7 +77,7 @@ impl Target {
             let comm = procfs::comm(pid).unwrap_or_default();
             return Err(TargetError::KernelThread { pid, comm });
         }
-        let pidfd = pidfd_open(pid).map_err(|source| match source.raw_os_error() {
+        let pidfd = pidfd::open(pid).map_err(|source| match source.raw_os_error() {
             Some(libc::ESRCH) => TargetError::NoSuchProcess(pid),
             _ => TargetError::Watch { pid, source },
         })?;
@@ -217,7 +208,7 @@ impl Target {
         drop(status_write);
         drop(stdio);
         let pid = pid as u32;
-        let pidfd = pidfd_open(pid).map_err(spawn_err)?;
+        let pidfd = pidfd::open(pid).map_err(spawn_err)?;
         Ok(Self {
             pid,
             launched: true,
