@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     Collector,
-    hotspots::{Row, Sampled, TaskKey},
+    hotspots::{Row, Sampled, Tasks},
     native::SampleFrames,
     python::fill_sampled,
     system::System,
@@ -48,8 +48,8 @@ struct Window {
     /// CLOCK_MONOTONIC ns when it opened: earlier samples are not its.
     start_ns: u64,
     stacks: HashMap<StackKey, u64>,
-    /// The asyncio tasks its samples ran in, in the order first seen.
-    tasks: Vec<TaskKey>,
+    /// The asyncio tasks its samples ran in.
+    tasks: Tasks,
     /// Python thread names, as read when the thread was first sampled
     /// here (its process may be gone and forgotten by the end).
     names: HashMap<(u32, u32), Option<String>>,
@@ -100,7 +100,7 @@ impl Captures {
             id: self.next_id,
             start_ns,
             stacks: HashMap::new(),
-            tasks: Vec::new(),
+            tasks: Tasks::default(),
             names: HashMap::new(),
             processes: BTreeMap::new(),
             samples: 0,
@@ -178,19 +178,7 @@ impl Captures {
                 continue;
             };
             let generation = tree.generation(pid);
-            let task = task.as_ref().map_or(0, |(address, name)| {
-                let key = TaskKey {
-                    pid,
-                    generation,
-                    address: *address,
-                    name: name.clone(),
-                };
-                let at = window.tasks.iter().position(|t| *t == key);
-                1 + at.unwrap_or_else(|| {
-                    window.tasks.push(key);
-                    window.tasks.len() - 1
-                }) as u32
-            });
+            let task = window.tasks.number((pid, generation), task.clone());
             let at = Sampled {
                 pid,
                 generation,
@@ -317,7 +305,7 @@ fn window_report(
         truncated: window.truncated,
         ..Python::default()
     };
-    fill_sampled(&mut python, &rows, &window.tasks);
+    fill_sampled(&mut python, &rows, window.tasks.keys());
     let names = window.names;
     for thread in &mut python.threads {
         let at = (thread.pid, thread.tid);

@@ -39,6 +39,46 @@ pub struct TaskKey {
     pub name: Option<String>,
 }
 
+/// The asyncio tasks samples ran in, numbered in the order first seen
+/// (the profile's and each capture window's): a sample's
+/// [`Sampled::task`] is 1 + its index in [`Tasks::keys`].
+#[derive(Default)]
+pub struct Tasks {
+    keys: Vec<TaskKey>,
+    index: std::collections::HashMap<TaskKey, u32>,
+}
+
+impl Tasks {
+    /// The number of task `(address, name)` of process `(pid, generation)`
+    /// (0: no task).
+    pub fn number(
+        &mut self,
+        (pid, generation): (u32, u32),
+        task: Option<(u64, Option<String>)>,
+    ) -> u32 {
+        let Some((address, name)) = task else {
+            return 0;
+        };
+        let key = TaskKey {
+            pid,
+            generation,
+            address,
+            name,
+        };
+        let next = self.keys.len() as u32 + 1;
+        let number = *self.index.entry(key.clone()).or_insert(next);
+        if number == next {
+            self.keys.push(key);
+        }
+        number
+    }
+
+    /// Every task, in the order first seen.
+    pub fn keys(&self) -> &[TaskKey] {
+        &self.keys
+    }
+}
+
 /// A distinct stack as the section is built from it: where, its frames,
 /// its samples, whether it was cut at the walk's bound.
 pub type Row<'a> = (Sampled, &'a [Frame], u64, bool);

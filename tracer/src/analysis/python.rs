@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, py_event};
 
-use super::hotspots::{Row, Sampled, TaskKey, hotspots, line_hotspots, native_functions};
+use super::hotspots::{Row, Sampled, TaskKey, Tasks, hotspots, line_hotspots, native_functions};
 use crate::{
     frame::Frame,
     python::{
@@ -54,9 +54,8 @@ pub struct Profile {
     forks: HashMap<Vec<Frame>, u64>,
     /// `--count-entries`: entry-counter key -> (function, latest count).
     entries: HashMap<PyEntryKey, (Frame, u64)>,
-    /// The asyncio tasks samples ran in, in the order first seen.
-    tasks: Vec<TaskKey>,
-    task_index: HashMap<TaskKey, u32>,
+    /// The asyncio tasks samples ran in.
+    tasks: Tasks,
 }
 
 /// A kernel-event stack: its frames, and its counts in `PY_EVENT_STACKS`
@@ -90,20 +89,7 @@ impl Profile {
         truncated: bool,
         task: Option<(u64, Option<String>)>,
     ) {
-        let task = task.map_or(0, |(address, name)| {
-            let key = TaskKey {
-                pid,
-                generation,
-                address,
-                name,
-            };
-            let next = self.tasks.len() as u32 + 1;
-            let index = *self.task_index.entry(key.clone()).or_insert(next);
-            if index == next {
-                self.tasks.push(key);
-            }
-            index
-        });
+        let task = self.tasks.number((pid, generation), task);
         let per_pid = self.samples.entry(pid).or_default();
         per_pid.0 += 1;
         per_pid.1 += u64::from(truncated);
@@ -334,7 +320,7 @@ impl Profile {
             section.ticks_without_thread_state += t.no_thread_state;
             section.ticks_outside_python += t.no_frame;
         }
-        let position = fill_sampled(&mut section, &stacks, &self.tasks);
+        let position = fill_sampled(&mut section, &stacks, self.tasks.keys());
         if self.timeline_overflowed {
             section.timeline_complete = false;
         } else {
