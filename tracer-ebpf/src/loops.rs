@@ -14,7 +14,8 @@ use crate::{
 
 /// Per traced thread that waits in a selector (key: tid).
 #[map]
-pub static LOOPS: HashMap<u32, LoopThread> = HashMap::with_max_entries(16384, 0);
+pub static LOOPS: HashMap<u32, LoopThread> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// A traced thread enters a selector wait: the iteration since its last
 /// wait returned ends here.
@@ -97,6 +98,7 @@ fn stalled(tgid: u32, tid: u32, start_ns: u64) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+            crate::python::Hook::SysEnter,
         );
     }
     entry.submit(crate::python::RB_WAKE_FOR_STACK);

@@ -20,23 +20,25 @@ pub static CONFIG: Global<Config> = Global::new(Config {
     ..unsafe { core::mem::zeroed() }
 });
 
-/// Flag for the per-CPU hash maps: entries allocated when first inserted.
-/// Preallocating 16,384 per-CPU values costs 10-35 ms per map at start-up
-/// (most of the tracer's map creation time); their keys are few and new keys
-/// rare (a file's first read, a process's first tick), and every hot-path
-/// update is in place.
+/// Flag for the hash maps: entries allocated when first inserted.
+/// Preallocating 16,384 per-CPU values costs 10-35 ms per map at start-up,
+/// a table of 65,536 threads ~3 ms; their keys are few and new keys rare
+/// (a file's first read, a process's first tick, a thread's first switch),
+/// and every hot-path update is in place. Kernels before 6.1 preallocate
+/// them all (`features::preallocated` clears the flag).
 pub const ALLOCATE_ON_INSERT: u32 = aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 
 /// The traced processes (key: tgid). Userspace seeds it; `sched_process_fork`
 /// adds children in the kernel so none is missed while userspace catches up.
 #[map]
-pub static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
+pub static TRACED: HashMap<u32, u8> = HashMap::with_max_entries(16384, ALLOCATE_ON_INSERT);
 
 /// Threads of traced processes other than the leader (key: tid, value: tgid).
 /// Filled from `sched_process_fork` (and by userspace for threads that existed
 /// at attach) so a signal sent to one thread can be attributed to its process.
 #[map]
-pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
+pub static TASKS: HashMap<u32, u32> =
+    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, ALLOCATE_ON_INSERT);
 
 /// Event records for userspace (files opened, processes forked / exited).
 /// 16 MiB: a walk of a million files sends ~40,000 records a second, and

@@ -29,7 +29,8 @@ pub static NATIVE_ROWS: Array<NativeRowBlock> = Array::with_max_entries(1, 0);
 
 /// Executable mappings of each process unwound (key: tgid).
 #[map]
-pub static NATIVE_MAPPINGS: HashMap<u32, NativeMappings> = HashMap::with_max_entries(4096, 0);
+pub static NATIVE_MAPPINGS: HashMap<u32, NativeMappings> =
+    HashMap::with_max_entries(4096, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Whether process `tgid` is unwound natively.
 #[inline(always)]

@@ -42,7 +42,8 @@ const SI_STATUS_OFF: usize = 24;
 /// A wait4 return in *any* process (init, a subreaper) is checked against it,
 /// so whoever reaps a traced zombie is reported.
 #[map]
-pub static ZOMBIES: HashMap<u32, ZombieEntry> = HashMap::with_max_entries(16384, 0);
+pub static ZOMBIES: HashMap<u32, ZombieEntry> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]

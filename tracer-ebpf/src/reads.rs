@@ -25,16 +25,20 @@ use crate::{
 /// Reads that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
 #[map]
-pub static INFLIGHT: HashMap<u32, InflightRead> =
-    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
+pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(
+    tracer_common::MAX_THREAD_ROWS,
+    crate::maps::ALLOCATE_ON_INSERT,
+);
 
 /// `openat` filename pointers between syscall entry and exit (key: tid; 0: idle).
 #[map]
-static OPENING: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
+static OPENING: HashMap<u32, u64> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// The file each traced descriptor names now (`file_id`, see `ReadKey`).
 #[map]
-static FD_FILES: HashMap<FdKey, u64> = HashMap::with_max_entries(65536, 0);
+static FD_FILES: HashMap<FdKey, u64> =
+    HashMap::with_max_entries(65536, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Opens per (process, path), per CPU. A path is reported to userspace the
 /// first time a CPU sees it opened: a loop that opens the same file 100,000
@@ -273,15 +277,58 @@ pub fn enter_recvmmsg(regs: *const u8) {
     ) else {
         return;
     };
-    let mut request: u64 = 0;
+    let mut sum = MmsgRequest {
+        vec,
+        vlen,
+        request: 0,
+    };
+    // With `bpf_loop` the verifier checks one message's sum, not sixteen
+    // unrolled (most of `sys_enter`'s verifying, at every start).
+    #[cfg(not(feature = "without-bpf-loop"))]
+    crate::maps::repeat!(
+        MAX_MMSGS as u32,
+        mmsg_request_step,
+        core::ptr::addr_of_mut!(sum)
+    );
+    #[cfg(feature = "without-bpf-loop")]
     for i in 0..MAX_MMSGS {
-        if i >= vlen {
+        if !sum.add(i) {
             break;
         }
-        request = request.wrapping_add(msghdr_request(vec.wrapping_add(i * MMSGHDR_SIZE)));
     }
+    let request = sum.request;
     // A null vector is an EFAULT: nothing to sum at exit either way.
     start_read(tid, fd as i32, request, ReadSyscall::Recvmmsg, vec);
+}
+
+/// The buffers a `recvmmsg` offers, summed message by message.
+#[repr(C)]
+struct MmsgRequest {
+    vec: u64,
+    vlen: u64,
+    request: u64,
+}
+
+impl MmsgRequest {
+    /// Adds message `i`'s buffers; false past the last message.
+    #[inline(always)]
+    fn add(&mut self, i: u64) -> bool {
+        if i >= self.vlen {
+            return false;
+        }
+        let msg = self.vec.wrapping_add(i * MMSGHDR_SIZE);
+        self.request = self.request.wrapping_add(msghdr_request(msg));
+        true
+    }
+}
+
+/// One message of [`enter_recvmmsg`]'s sum: a `bpf_loop` callback.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(never)]
+extern "C" fn mmsg_request_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `MmsgRequest` enter_recvmmsg passed to bpf_loop.
+    let sum = unsafe { &mut *ctx.cast::<MmsgRequest>() };
+    if sum.add(index) { 0 } else { 1 }
 }
 
 /// The sum of a user `msghdr`'s iovec lengths.
@@ -407,11 +454,19 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     if config!(timeline) != 0 {
         emit_read(tgid, tid, &read, file_id, ret, now);
     }
-    if fd_rows && file_id != 0 && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns))
-    {
+    let in_row = fd_rows
+        && file_id != 0
+        && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
+    // One call site for the stack: each is a capture more to verify.
+    if in_row || count_read(tgid, &read, file_id, ret, now) {
         crate::python::read_stack(tgid, tid, file_id);
-        return;
     }
+}
+
+/// A finished read counted in `READ_STATS` (no descriptor row for it);
+/// false when the table had no room (counted).
+#[inline(always)]
+fn count_read(tgid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) -> bool {
     let key = ReadKey {
         tgid,
         fd: read.fd,
@@ -425,11 +480,11 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
         None => {
             if READ_STATS.insert(key, ReadStats::default(), 0).is_err() {
                 count_drop(drops::READ_STATS);
-                return;
+                return false;
             }
             match READ_STATS.get_ptr_mut(key) {
                 Some(stats) => stats,
-                None => return,
+                None => return false,
             }
         }
     };
@@ -444,7 +499,7 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     stats.kernel_ns += now.saturating_sub(read.start_ns);
     stats.voluntary += read.voluntary;
     stats.involuntary += read.involuntary;
-    crate::python::read_stack(tgid, tid, file_id);
+    true
 }
 
 /// `--perfetto`: the read as a record (drained on userspace's tick).

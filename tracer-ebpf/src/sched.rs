@@ -22,7 +22,8 @@ use crate::{
 /// its last switch-out and removes it (`thread_rows`), so this holds the
 /// live threads; `--serve` keeps it until the fold after the thread exits.
 #[map]
-pub static THREADS: HashMap<u32, ThreadStats> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+pub static THREADS: HashMap<u32, ThreadStats> =
+    HashMap::with_max_entries(MAX_THREAD_ROWS, crate::maps::ALLOCATE_ON_INSERT);
 
 /// `TASK_DEAD` in `prev_state`: the task's last switch (do_task_dead()).
 /// A kernel constant (include/linux/sched.h, 0x80 since 4.14), not a

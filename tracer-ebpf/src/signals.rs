@@ -216,6 +216,7 @@ unsafe fn fill_delivery(
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+            crate::python::Hook::Other,
         )
     }
 }
@@ -246,6 +247,7 @@ pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+            crate::python::Hook::Other,
         );
     }
     entry.submit(crate::python::RB_WAKE_FOR_STACK);
@@ -288,6 +290,7 @@ pub fn enter_rt_sigaction(regs: *const u8) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+            crate::python::Hook::SysEnter,
         )
     };
     entry.submit(if with_stack {
@@ -346,6 +349,7 @@ pub fn enter_rt_sigprocmask(regs: *const u8) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
+            crate::python::Hook::SysEnter,
         )
     };
     entry.submit(if with_stack {

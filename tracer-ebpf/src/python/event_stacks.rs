@@ -18,7 +18,7 @@ use tracer_common::{
     py_event,
 };
 
-use super::{PY_THREADS, UNFINISHED_CODE, config_of, gil, read_frame, read_u64};
+use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, config_of, gil, read_frame, read_u64};
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
 
 /// Kernel events counted by the top of the Python stack they happened under
@@ -28,6 +28,9 @@ pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
     PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Threads asleep after a voluntary switch, with their stack (key: tid).
+/// Preallocated (most tables are not, ~3 ms each at start-up): a new
+/// entry at every voluntary switch of a Python thread, taken from the
+/// table's free list rather than allocated.
 #[map]
 static PY_SLEEPING: HashMap<u32, PySleep> =
     HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
@@ -55,6 +58,7 @@ pub(super) fn capture_top<const N: usize>(
     cfg: &PyConfig,
     tid: u32,
     frames: *mut PyFrameRecord,
+    hook: Hook,
 ) -> bool {
     let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
         return false;
@@ -66,21 +70,113 @@ pub(super) fn capture_top<const N: usize>(
     if frame == 0 {
         return false;
     }
-    let mut last = PyFrameRecord::default();
+    let Some(state) = CAPTURE_STATE.get_ptr_mut(hook as u32) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot for this hook (see `Hook`).
+    unsafe {
+        core::ptr::addr_of_mut!((*state).frame).write(frame);
+        core::ptr::addr_of_mut!((*state).last).write(PyFrameRecord::default());
+    };
+    let mut capture = Capture { cfg, frames, state };
+    // With `bpf_loop` the verifier checks one step, not N unrolled frames
+    // (a fork's 16 took it ~170 k instructions, a third of the start-up).
+    #[cfg(not(feature = "without-bpf-loop"))]
+    crate::maps::repeat!(
+        N as u32,
+        capture_step::<N>,
+        core::ptr::addr_of_mut!(capture)
+    );
+    #[cfg(feature = "without-bpf-loop")]
     for i in 0..N {
+        capture.step::<N>(i as u64);
+    }
+    true
+}
+
+/// A capture of the top of a stack under way, on the caller's stack (for
+/// `bpf_loop`, whose step gets a pointer to it).
+#[repr(C)]
+struct Capture {
+    cfg: *const PyConfig,
+    /// The caller's `N` records.
+    frames: *mut PyFrameRecord,
+    /// This CPU's `CAPTURE_STATE` slot for the hook.
+    state: *mut CaptureState,
+}
+
+/// Where a capture is, in a map value rather than on the BPF stack: the
+/// verifier follows a stack value exactly from one `bpf_loop` step to the
+/// next and checks the step once per value it sees (~7-14 k instructions
+/// a capture, ~60 k at every start), a map value's it does not know.
+#[repr(C)]
+struct CaptureState {
+    /// The next frame to read (0: past the stack's end).
+    frame: u64,
+    last: PyFrameRecord,
+    buf: FrameBuf,
+}
+
+/// The hook a capture runs in, each with its own `CAPTURE_STATE` slot on
+/// a CPU. The syscall hooks may be preempted where the kernel's syscall
+/// tracepoints are faultable (a program does not run again on a CPU
+/// before it finished there, but another one may); the other hooks run
+/// with preemption off and never inside one another.
+#[derive(Clone, Copy)]
+pub enum Hook {
+    SysEnter = 0,
+    SysExit = 1,
+    /// `sched_switch`, `sched_process_fork`, `signal_deliver`, the uprobes.
+    Other = 2,
+}
+
+#[map]
+static CAPTURE_STATE: PerCpuArray<CaptureState> = PerCpuArray::with_max_entries(3, 0);
+
+impl Capture {
+    /// Record `index` of `N`: the next frame's, or zeroes past the end.
+    #[inline(always)]
+    fn step<const N: usize>(&mut self, index: u64) {
+        // SAFETY: a map value that outlives the program run.
+        let cfg = unsafe { &*self.cfg };
+        // SAFETY: this CPU's slot for the running hook, which no other
+        // program on this CPU uses before this one ends.
+        let state = unsafe { &mut *self.state };
         let mut record = PyFrameRecord::default();
-        if frame != 0 {
-            (record, frame) = read_frame(cfg, frame, &mut last);
+        if state.frame != 0 {
+            (record, state.frame) = read_frame(cfg, state.frame, &mut state.last, &mut state.buf);
             // At a kernel event the thread is in a system call: its frames
             // are linked in; an entry frame's None is no code object.
             if record.check == UNFINISHED_CODE {
                 record.check = 0;
             }
         }
-        // SAFETY: i < N, inside the caller's record of N frames.
-        unsafe { frames.add(i).write(record) };
+        // SAFETY: the index masked below N (a power of two), inside the
+        // caller's N records.
+        unsafe { self.frames.add(below::<N>(index)).write(record) };
     }
-    true
+}
+
+/// `index & (N - 1)` computed where the verifier sees it (the compiler
+/// would drop a mask it can prove useless, and `bpf_loop`'s index is not
+/// bounded for the verifier).
+#[inline(always)]
+fn below<const N: usize>(index: u64) -> usize {
+    const { assert!(N.is_power_of_two()) };
+    let mut n = index;
+    // SAFETY: arithmetic on a register.
+    unsafe { core::arch::asm!("{n} &= {mask}", n = inout(reg) n, mask = const N - 1) };
+    n as usize
+}
+
+/// One step of [`capture_top`]: a `bpf_loop` callback.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(never)]
+extern "C" fn capture_step<const N: usize>(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `Capture` capture_top passed to bpf_loop.
+    let capture = unsafe { &mut *ctx.cast::<Capture>() };
+    capture.step::<N>(index);
+    0
 }
 
 #[inline(always)]
@@ -168,7 +264,7 @@ pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
     key.tgid = tgid;
     key.kind = py_event::READ;
     key.file_id = file_id;
-    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr()) {
+    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr(), Hook::SysExit) {
         bump(key, 0);
     }
 }
@@ -191,7 +287,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     sleep.key.tgid = tgid;
     sleep.key.kind = py_event::OFF_CPU;
     sleep.key.file_id = 0;
-    if !capture_top::<PY_EVENT_DEPTH>(cfg, tid, sleep.key.frames.as_mut_ptr()) {
+    if !capture_top::<PY_EVENT_DEPTH>(cfg, tid, sleep.key.frames.as_mut_ptr(), Hook::Other) {
         return false;
     }
     sleep.start_ns = now;
@@ -312,7 +408,7 @@ unsafe fn fill_fork(
         core::ptr::addr_of_mut!((*event).child).write(child);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
         let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
-        if !capture_top::<PY_FORK_DEPTH>(cfg, tid, frames) {
+        if !capture_top::<PY_FORK_DEPTH>(cfg, tid, frames, Hook::Other) {
             return false;
         }
         core::ptr::addr_of_mut!((*event).header).write(EventHeader {
@@ -332,9 +428,9 @@ unsafe fn fill_fork(
 /// `signal_deliver`: the line that was running when the signal arrived.
 /// Returns whether a stack was captured.
 #[inline(always)]
-pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord) -> bool {
+pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord, hook: Hook) -> bool {
     if let Some(cfg) = config_of(tgid)
-        && capture_top::<PY_EVENT_DEPTH>(cfg, tid, frames)
+        && capture_top::<PY_EVENT_DEPTH>(cfg, tid, frames, hook)
     {
         return true;
     }

@@ -17,7 +17,7 @@ use tracer_common::{
     py_gil,
 };
 
-use super::{bump, capture_top, config_of, read_u64};
+use super::{Hook, bump, capture_top, config_of, read_u64};
 use crate::maps::{config, count_drop, current_if_traced, read_reg};
 
 /// A thread inside a futex wait on its process's GIL.
@@ -33,7 +33,8 @@ pub struct GilWaiting {
     off_ns: u64,
 }
 
-/// Threads in a futex wait on their process's GIL (key: tid).
+/// Threads in a futex wait on their process's GIL (key: tid). Preallocated
+/// as `PY_SLEEPING` is: a new entry at every wait.
 #[map]
 static PY_GIL_WAITING: HashMap<u32, GilWaiting> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
 
@@ -44,7 +45,7 @@ static PY_GIL_SCRATCH: PerCpuArray<GilWaiting> = PerCpuArray::with_max_entries(1
 /// Each thread's GIL waits, summed.
 #[map]
 pub static PY_GIL_WAITS: HashMap<PyGilThread, PyGilWait> =
-    HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+    HashMap::with_max_entries(MAX_THREAD_ROWS, crate::maps::ALLOCATE_ON_INSERT);
 
 /// `FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME`: not part of the command.
 const FUTEX_FLAGS: u64 = 128 | 256;
@@ -130,7 +131,9 @@ pub fn enter_futex(regs: *const u8) {
     wait.key.file_id = u64::from(switch);
     // The line it waits at, for take waits (a hand-off wait is the
     // holder's, at the line it was asked to drop the GIL at).
-    if switch || !capture_top::<PY_EVENT_DEPTH>(cfg, tid, wait.key.frames.as_mut_ptr()) {
+    if switch
+        || !capture_top::<PY_EVENT_DEPTH>(cfg, tid, wait.key.frames.as_mut_ptr(), Hook::SysEnter)
+    {
         wait.key.frames = Default::default();
     }
     wait.off_since = 0;

@@ -37,23 +37,25 @@ pub mod gil;
 #[cfg(feature = "without-bpf-loop")]
 mod walk_pieces;
 
-use event_stacks::{PY_SCRATCH, announce, bump, capture_top};
 pub use event_stacks::{
-    RB_WAKE_FOR_STACK, copy_sleep_stack, fork_stack, read_stack, signal_stack, thread_ended,
+    Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fork_stack, read_stack, signal_stack, thread_ended,
     went_to_sleep, woke_up,
 };
+use event_stacks::{PY_SCRATCH, announce, bump, capture_top};
 
 use crate::maps::{TRACED, config, count_drop, read_kernel};
 
 /// Frame-walk offsets of each Python process's interpreter (key: tgid), set
 /// by userspace when it finds one, copied to children forked without `exec`.
 #[map]
-pub static PY_CONFIG: HashMap<u32, PyConfig> = HashMap::with_max_entries(16384, 0);
+pub static PY_CONFIG: HashMap<u32, PyConfig> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Native thread id -> address of its `PyThreadState`, refreshed by userspace
 /// from the interpreter's thread list.
 #[map]
-pub static PY_THREADS: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
+pub static PY_THREADS: HashMap<u32, u64> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Sampler ticks per traced process (key: tgid), and why those that gave
 /// no stack did not.
@@ -120,7 +122,8 @@ pub fn forget_process(tgid: u32, tid: u32, old_tid: u32) {
 /// Python processes with a delivery to a handler whose Python-level
 /// handler has not run yet (the main thread has not checked since).
 #[map]
-pub static PY_SIGNAL_PENDING: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+pub static PY_SIGNAL_PENDING: HashMap<u32, u32> =
+    HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 /// The process runs an interpreter this tracer understands.
 #[inline(always)]
@@ -171,27 +174,32 @@ pub(super) fn read_u64(addr: u64) -> u64 {
 /// code, instruction and `owner` fields lie in its first 120 bytes.
 const FRAME_BYTES: usize = 128;
 
+/// Where [`read_frame`] reads a frame: in a map value where the walk is a
+/// `bpf_loop` step (a step's stack adds to its caller's, and 128 bytes
+/// more went past the 512 a program has on 6.1 in `sys_exit`).
+type FrameBuf = [u8; FRAME_BYTES];
+
 /// One frame's record and its next-outer frame: a single 128-byte read of
 /// the frame instead of four (falls back to field reads if the block
 /// crosses into unreadable memory), and one of its code object's check
 /// window, unless it is `last`'s code object (recursion: one read for a
 /// run of frames of the same function). The block is not zeroed first:
 /// sixteen stores less per frame, and less work for the verifier on the
-/// walks.
+/// walks. `buf`: [`FrameBuf`] bytes to read into, contents unknown.
 #[inline(always)]
-fn read_frame(cfg: &PyConfig, frame: u64, last: &mut PyFrameRecord) -> (PyFrameRecord, u64) {
-    let mut buf = core::mem::MaybeUninit::<[u8; FRAME_BYTES]>::uninit();
+fn read_frame(
+    cfg: &PyConfig,
+    frame: u64,
+    last: &mut PyFrameRecord,
+    buf: *mut FrameBuf,
+) -> (PyFrameRecord, u64) {
     // SAFETY: the helper writes at most FRAME_BYTES bytes into `buf`.
     let filled = unsafe {
-        generated::bpf_probe_read_user(
-            buf.as_mut_ptr().cast(),
-            FRAME_BYTES as u32,
-            (frame as *const u8).cast(),
-        )
+        generated::bpf_probe_read_user(buf.cast(), FRAME_BYTES as u32, (frame as *const u8).cast())
     } == 0;
     let (code, mut instr, back) = if filled {
         // SAFETY: the helper wrote all FRAME_BYTES bytes.
-        let buf = unsafe { buf.assume_init_ref() };
+        let buf = unsafe { &*buf };
         // Masks keep every access inside `buf` for the verifier; the offsets
         // are 8-byte aligned fields (owner: one byte) below 120.
         let at = |off: u32| -> u64 {
@@ -313,8 +321,27 @@ struct Walk {
     cfg: *const PyConfig,
     /// The record's frames.
     frames: *mut PyFrameRecord,
-    cursor: Cursor,
+    /// This CPU's `PY_CURSOR`.
+    state: *mut SamplerWalk,
 }
+
+/// The `bpf_loop` walk's state, in `PY_CURSOR`.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[repr(C)]
+struct SamplerWalk {
+    cursor: Cursor,
+    buf: FrameBuf,
+}
+
+/// Where the `bpf_loop` walk is, in a map value rather than on the
+/// sampler's stack: the verifier follows a value on the stack exactly,
+/// step after step (the count of names sent, 0 to 16, made it check the
+/// step sixteen times over, ~40 k instructions at every start), and knows
+/// nothing of a map value's, so it checks the step once.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[map]
+static PY_CURSOR: aya_ebpf::maps::PerCpuArray<SamplerWalk> =
+    aya_ebpf::maps::PerCpuArray::with_max_entries(1, 0);
 
 /// Code objects whose names one sample sends, at most: the first samples
 /// of a process meet every frame for the first time; the rest are named
@@ -328,12 +355,18 @@ const MAX_NAMED_PER_SAMPLE: u32 = 16;
 /// object named if new. False when the walk is over (the stack's end,
 /// `PY_MAX_DEPTH` frames, or torn).
 #[inline(always)]
-fn walk_frame(cfg: &PyConfig, frames: *mut PyFrameRecord, cursor: &mut Cursor, index: u64) -> bool {
+fn walk_frame(
+    cfg: &PyConfig,
+    frames: *mut PyFrameRecord,
+    cursor: &mut Cursor,
+    index: u64,
+    buf: *mut FrameBuf,
+) -> bool {
     if cursor.frame == 0 || index >= PY_MAX_DEPTH as u64 {
         return false;
     }
     let previous = cursor.last.code;
-    let (record, back) = read_frame(cfg, cursor.frame, &mut cursor.last);
+    let (record, back) = read_frame(cfg, cursor.frame, &mut cursor.last, buf);
     let code = if cfg.code_is_stackref != 0 {
         record.code & !7
     } else {
@@ -393,7 +426,10 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     let walk = unsafe { &mut *ctx.cast::<Walk>() };
     // SAFETY: a map value that outlives the program run.
     let cfg = unsafe { &*walk.cfg };
-    if walk_frame(cfg, walk.frames, &mut walk.cursor, index) {
+    // SAFETY: this CPU's value, used by this sampler run only (a program
+    // does not interrupt itself on a CPU).
+    let state = unsafe { &mut *walk.state };
+    if walk_frame(cfg, walk.frames, &mut state.cursor, index, &mut state.buf) {
         0
     } else {
         1
@@ -653,11 +689,24 @@ struct Walked<'a> {
 #[cfg(not(feature = "without-bpf-loop"))]
 #[inline(always)]
 unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
+    // SAFETY: the caller's record.
+    unsafe { write_sample_fields(sample, walked, kind) };
+    let Some(state) = PY_CURSOR.get_ptr_mut(0) else {
+        // Not met (index 0 of a per-CPU array): an empty, torn record.
+        let mut torn = Cursor::at(walked);
+        torn.frame = 0;
+        torn.torn = 1;
+        // SAFETY: the caller's record.
+        unsafe { write_walk_end(sample, &torn) };
+        return;
+    };
+    // SAFETY: this CPU's value (see `walk_step`).
+    unsafe { core::ptr::addr_of_mut!((*state).cursor).write(Cursor::at(walked)) };
     let mut walk = Walk {
         cfg: walked.cfg,
         // SAFETY: a field of the reserved record.
         frames: unsafe { core::ptr::addr_of_mut!((*sample).frames) }.cast::<PyFrameRecord>(),
-        cursor: Cursor::at(walked),
+        state,
     };
     // ``walk`` outlives the loop.
     crate::maps::repeat!(
@@ -665,11 +714,8 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         walk_step,
         core::ptr::addr_of_mut!(walk)
     );
-    // SAFETY: the caller's record.
-    unsafe {
-        write_sample_fields(sample, walked, kind);
-        write_walk_end(sample, &walk.cursor);
-    }
+    // SAFETY: the caller's record; this CPU's value.
+    unsafe { write_walk_end(sample, &(*state).cursor) };
 }
 
 /// The sample's header and what the sampler read before the walk.

@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use tracer_common::{EventKind, PY_MAX_DEPTH, PyConfig, PySample, drops};
 
-use super::{Cursor, Walked, config_of, walk_frame, write_sample_fields, write_walk_end};
+use super::{Cursor, FrameBuf, Walked, config_of, walk_frame, write_sample_fields, write_walk_end};
 use crate::maps::{EVENTS, RB_NO_WAKEUP, count_drop};
 
 /// Frames read per piece: 16 pieces for `PY_MAX_DEPTH`, well inside the
@@ -80,10 +80,12 @@ pub fn python_walk(ctx: PerfEventContext) -> u32 {
 #[inline(always)]
 fn piece(ctx: &PerfEventContext, walk: &mut PieceWalk, cfg: &PyConfig) {
     let frames = walk.sample.frames.as_mut_ptr();
+    // On this piece's stack: a tail call keeps no step's frame.
+    let mut buf = core::mem::MaybeUninit::<FrameBuf>::uninit();
     let mut more = true;
     for _ in 0..FRAMES_PER_PIECE {
         let index = walk.cursor.depth;
-        more = walk_frame(cfg, frames, &mut walk.cursor, index);
+        more = walk_frame(cfg, frames, &mut walk.cursor, index, buf.as_mut_ptr());
         if !more {
             break;
         }

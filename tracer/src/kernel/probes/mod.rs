@@ -513,7 +513,7 @@ impl Probes {
 }
 
 /// Loads (verifies) the `chosen` program of each raw tracepoint and
-/// (`sampler`) the CPU-clock sampler's in parallel ([`load_in_parallel`]),
+/// (`sampler`) the CPU-clock sampler's and the signal-check uprobe in parallel ([`load_in_parallel`]),
 /// the verifier being the slow part of start-up, then attaches them in
 /// order. Returns the links, the warnings of optional programs that failed,
 /// and why the sampler cannot run, if so.
@@ -525,7 +525,7 @@ fn load_and_attach(
 ) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
     let mut jobs: Vec<LoadJob> = Vec::new();
     for (name, program) in ebpf.programs_mut() {
-        let wanted = if SAMPLER_PROGRAMS.contains(&name) {
+        let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
             sampler
         } else {
             chosen.iter().any(|c| c.program == name)
@@ -589,16 +589,16 @@ struct LoadJob<'a> {
 }
 
 /// The programs the verifier takes longest over, most first (measured on
-/// 6.18 by the verified instructions of each: the sampler's walk and the
-/// fork's Python stack copy are ~150 k each, the syscall programs ~30-40 k,
-/// the rest under 20 k): started first, they do not end the start-up
-/// alone on one thread.
-const HEAVIEST_FIRST: [&str; 6] = [
-    "python_sample",
-    "sched_process_fork",
-    "sys_enter",
+/// 6.18 by the verified instructions of each, `RUST_LOG=debug`: `sys_exit`
+/// ~18 k, the sampler ~12 k, `sys_enter` ~10 k, the rest under 7 k):
+/// started first, they do not end the start-up alone on one thread.
+const HEAVIEST_FIRST: [&str; 7] = [
     "sys_exit",
+    "python_sample",
+    "sys_enter",
+    "sched_process_fork",
     "python_walk",
+    "sched_switch",
     "signal_deliver",
 ];
 
@@ -625,7 +625,9 @@ fn load_in_parallel(mut jobs: Vec<LoadJob<'_>>) -> Vec<LoadJob<'_>> {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                     let Some(mut job) = next else { break };
+                    let started = std::time::Instant::now();
                     job.result = load_program(job.name, job.program);
+                    log_verified(job.name, job.program, started.elapsed());
                     done.lock().unwrap_or_else(|e| e.into_inner()).push(job);
                 }
             });
@@ -634,9 +636,35 @@ fn load_in_parallel(mut jobs: Vec<LoadJob<'_>>) -> Vec<LoadJob<'_>> {
     done.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the verifier made of a program (`RUST_LOG=debug`): the start-up's
+/// cost is the verifier's, and this says where it goes.
+fn log_verified(name: &str, program: &aya::programs::Program, took: std::time::Duration) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let insns = program
+        .info()
+        .ok()
+        .and_then(|info| info.verified_instruction_count());
+    log::debug!(
+        "loaded {name} in {:.1} ms: {} instructions verified",
+        took.as_secs_f64() * 1e3,
+        insns.map_or("?".into(), |n| n.to_string())
+    );
+}
+
 /// Loads one program of the object: the sampler's as perf event programs,
 /// every other as a raw tracepoint's.
 fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
+    if name == SIGNAL_CHECK_PROGRAM {
+        return <&mut UProbe>::try_from(program)
+            .map_err(|source| ProbeError::Program {
+                program: name.into(),
+                source: Box::new(source),
+            })?
+            .load()
+            .map_err(|source| load_error(name, source));
+    }
     if !SAMPLER_PROGRAMS.contains(&name) {
         return load_raw_tracepoint(name, program);
     }
@@ -652,6 +680,11 @@ fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), 
 /// The CPU-clock sampler's programs: the sampler, and in the object for
 /// kernels without `bpf_loop` the pieces of its walk after the first.
 const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
+
+/// The signal-check uprobe, loaded beside the sampler (a Python program's
+/// handlers are timed where its stacks are sampled) and attached per
+/// interpreter file as they are found ([`Probes::load_signal_check`]).
+const SIGNAL_CHECK_PROGRAM: &str = "py_signal_check";
 
 /// Without `bpf_loop`: the sampler's walk continues in `python_walk`,
 /// reached by a tail call through `PY_WALK_PIECES` (the map keeps its

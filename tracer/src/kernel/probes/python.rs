@@ -121,13 +121,17 @@ impl Probes {
         }
     }
 
-    /// Loads (not attaches) the signal-check uprobe: when a Python-level
+    /// The signal-check uprobe, loaded (not attached): when a Python-level
     /// signal handler runs. Optional: without it, the report says handler
     /// runs are not known.
     pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
-        let name = "py_signal_check";
+        let name = super::SIGNAL_CHECK_PROGRAM;
         let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
-        program.load().map_err(|source| load_error(name, source))?;
+        // Loaded with the others unless that failed: loading it again
+        // gives the error.
+        if program.fd().is_err() {
+            program.load().map_err(|source| load_error(name, source))?;
+        }
         let fd = program
             .fd()
             .and_then(|fd| {
