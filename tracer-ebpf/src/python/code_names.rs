@@ -131,18 +131,6 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
     Naming::Sent
 }
 
-/// `n & (PY_NAME_BYTES - 1)` computed where the verifier sees it: the
-/// compiler, which knows `n` is below, would leave the mask out.
-#[inline(always)]
-fn below_name_bytes(n: u64) -> u32 {
-    let mut n = n;
-    // SAFETY: arithmetic on a register.
-    unsafe { core::arch::asm!("{n} &= 127", n = inout(reg) n) };
-    n as u32
-}
-
-const _: () = assert!(PY_NAME_BYTES == 128);
-
 /// Copies the `str` the code object's field at `field` points to: its
 /// length, state and the last [`PY_NAME_BYTES`] bytes of its characters
 /// (compact strings only: every name CPython makes).
@@ -184,7 +172,7 @@ unsafe fn copy_str(cfg: &PyConfig, code: u64, field: u32, out: *mut PyStringCopy
                 };
                 (PY_NAME_BYTES as u32, read)
             } else {
-                let n = below_name_bytes(bytes);
+                let n = super::below::<PY_NAME_BYTES>(bytes) as u32;
                 let from = object + data as u64;
                 // SAFETY: fewer than PY_NAME_BYTES bytes into the buffer.
                 let read = unsafe {

@@ -18,7 +18,7 @@ use tracer_common::{
     py_event,
 };
 
-use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, config_of, gil, read_frame, read_u64};
+use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame, read_u64};
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
 
 /// Kernel events counted by the top of the Python stack they happened under
@@ -155,18 +155,6 @@ impl Capture {
         // caller's N records.
         unsafe { self.frames.add(below::<N>(index)).write(record) };
     }
-}
-
-/// `index & (N - 1)` computed where the verifier sees it (the compiler
-/// would drop a mask it can prove useless, and `bpf_loop`'s index is not
-/// bounded for the verifier).
-#[inline(always)]
-fn below<const N: usize>(index: u64) -> usize {
-    const { assert!(N.is_power_of_two()) };
-    let mut n = index;
-    // SAFETY: arithmetic on a register.
-    unsafe { core::arch::asm!("{n} &= {mask}", n = inout(reg) n, mask = const N - 1) };
-    n as usize
 }
 
 /// One step of [`capture_top`]: a `bpf_loop` callback.

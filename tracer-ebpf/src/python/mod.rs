@@ -369,25 +369,25 @@ fn walk_frame(
         }
     }
     // SAFETY: index < PY_MAX_DEPTH, inside the record's frames.
-    unsafe { frames.add(below_max_depth(index)).write(record) };
+    unsafe { frames.add(below::<PY_MAX_DEPTH>(index)).write(record) };
     cursor.depth = index + 1;
     cursor.frame = back;
     true
 }
 
-/// `n & (PY_MAX_DEPTH - 1)` computed where the verifier sees it: the
-/// compiler, which knows `n` is below, would leave the mask out, and in
-/// the pieces' unrolled loop it computes the frame's address before the
-/// bound is checked (a map value plus an unbounded offset, refused).
+/// `n & (N - 1)` computed where the verifier sees it (`N` a power of two):
+/// the compiler, which may know `n` is below, would leave the mask out,
+/// and in the pieces' unrolled loop it computes the frame's address
+/// before the bound is checked (a map value plus an unbounded offset,
+/// refused); `bpf_loop`'s index is not bounded for the verifier at all.
 #[inline(always)]
-fn below_max_depth(n: u64) -> usize {
+pub(super) fn below<const N: usize>(n: u64) -> usize {
+    const { assert!(N.is_power_of_two()) };
     let mut n = n;
     // SAFETY: arithmetic on a register.
-    unsafe { core::arch::asm!("{n} &= 127", n = inout(reg) n) };
+    unsafe { core::arch::asm!("{n} &= {mask}", n = inout(reg) n, mask = const N - 1) };
     n as usize
 }
-
-const _: () = assert!(PY_MAX_DEPTH == 128);
 
 /// Thread states looked at, at most, for a thread the sampler has no entry
 /// for (all interpreters' lists, one after the other).

@@ -357,6 +357,9 @@ pub struct Probes {
     /// uprobe (one attachment per file serves every process running it);
     /// `None`: the program could not be loaded.
     signal_checks: Option<std::collections::HashSet<(u64, u64, u64)>>,
+    /// Why the signal-check uprobe, loaded with the other programs, did not
+    /// load (taken by [`Probes::load_signal_check`]).
+    signal_check_error: Option<ProbeError>,
     /// Attaches the signal-check uprobe off the event loop.
     signal_check_attacher: Option<crate::kernel::uprobes::Attacher>,
     /// `--serve`: gone processes whose rows of the tables searched every
@@ -433,8 +436,12 @@ impl Probes {
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
 
-        let (links, warnings, sampler_error) =
-            load_and_attach(&mut ebpf, &chosen, sample_rate.is_some())?;
+        let Attached {
+            links,
+            warnings,
+            sampler_error,
+            signal_check_error,
+        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some())?;
         let sampler_error = sampler_error.or_else(|| {
             sample_rate
                 .filter(|_| !features::bpf_loop())
@@ -458,6 +465,7 @@ impl Probes {
             links,
             warnings,
             signal_checks: None,
+            signal_check_error,
             signal_check_attacher: None,
             forgetting: Default::default(),
             forgets: 0,
@@ -513,16 +521,15 @@ impl Probes {
 }
 
 /// Loads (verifies) the `chosen` program of each raw tracepoint and
-/// (`sampler`) the CPU-clock sampler's and the signal-check uprobe in parallel ([`load_in_parallel`]),
+/// (`sampler`) the CPU-clock sampler's and the signal-check uprobe in
+/// parallel ([`load_in_parallel`]),
 /// the verifier being the slow part of start-up, then attaches them in
-/// order. Returns the links, the warnings of optional programs that failed,
-/// and why the sampler cannot run, if so.
-#[allow(clippy::type_complexity)]
+/// order.
 fn load_and_attach(
     ebpf: &mut Ebpf,
     chosen: &[Chosen],
     sampler: bool,
-) -> Result<(Vec<Link>, Vec<String>, Option<String>), ProbeError> {
+) -> Result<Attached, ProbeError> {
     let mut jobs: Vec<LoadJob> = Vec::new();
     for (name, program) in ebpf.programs_mut() {
         let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
@@ -546,6 +553,11 @@ fn load_and_attach(
         log::warn!("{err}");
         Some(err.to_string())
     });
+    // Said when the signal checks are asked for (`Probes::load_signal_check`).
+    let signal_check_error = done
+        .iter()
+        .position(|job| job.name == SIGNAL_CHECK_PROGRAM)
+        .and_then(|at| done.swap_remove(at).result.err());
     let mut loaded = done;
     let mut links = Vec::new();
     let mut warnings = Vec::new();
@@ -577,7 +589,23 @@ fn load_and_attach(
             }
         }
     }
-    Ok((links, warnings, sampler_error))
+    Ok(Attached {
+        links,
+        warnings,
+        sampler_error,
+        signal_check_error,
+    })
+}
+
+/// What [`load_and_attach`] did.
+struct Attached {
+    links: Vec<Link>,
+    /// Optional programs that could not be loaded or attached.
+    warnings: Vec<String>,
+    /// Why the sampler cannot run, if so.
+    sampler_error: Option<String>,
+    /// Why the signal-check uprobe did not load, if so.
+    signal_check_error: Option<ProbeError>,
 }
 
 /// A program to load (the verifier's work, most of the start-up), and how

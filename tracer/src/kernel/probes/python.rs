@@ -125,13 +125,12 @@ impl Probes {
     /// signal handler runs. Optional: without it, the report says handler
     /// runs are not known.
     pub fn load_signal_check(&mut self) -> Result<(), ProbeError> {
-        let name = super::SIGNAL_CHECK_PROGRAM;
-        let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
-        // Loaded with the others unless that failed: loading it again
-        // gives the error.
-        if program.fd().is_err() {
-            program.load().map_err(|source| load_error(name, source))?;
+        if let Some(err) = self.signal_check_error.take() {
+            return Err(err);
         }
+        let name = super::SIGNAL_CHECK_PROGRAM;
+        // Loaded with the other programs (`load_and_attach`).
+        let program = typed_program::<UProbe>(&mut self.ebpf, name)?;
         let fd = program
             .fd()
             .and_then(|fd| {
