@@ -4,6 +4,7 @@
 //! written, read and forgotten.
 
 pub(crate) mod features;
+mod load;
 mod maps;
 mod python;
 mod skipped;
@@ -19,6 +20,7 @@ use aya::{
 use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
 
 use crate::kernel::btf::{BtfError, KernelOffsets};
+use load::{Attached, SIGNAL_CHECK_PROGRAM, load_and_attach};
 
 /// The programs' configuration for this kernel: this architecture's syscall
 /// numbers, struct offsets and saved registers from BTF; and the program
@@ -520,200 +522,6 @@ impl Probes {
     }
 }
 
-/// Loads (verifies) the `chosen` program of each raw tracepoint and
-/// (`sampler`) the CPU-clock sampler's and the signal-check uprobe in
-/// parallel ([`load_in_parallel`]),
-/// the verifier being the slow part of start-up, then attaches them in
-/// order.
-fn load_and_attach(
-    ebpf: &mut Ebpf,
-    chosen: &[Chosen],
-    sampler: bool,
-) -> Result<Attached, ProbeError> {
-    let mut jobs: Vec<LoadJob> = Vec::new();
-    for (name, program) in ebpf.programs_mut() {
-        let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
-            sampler
-        } else {
-            chosen.iter().any(|c| c.program == name)
-        };
-        if wanted {
-            jobs.push(LoadJob {
-                name,
-                program,
-                result: Ok(()),
-            });
-        }
-    }
-    let mut done = load_in_parallel(jobs);
-    // The sampler's error, its first program's first.
-    let sampler_error = SAMPLER_PROGRAMS.iter().find_map(|sampler| {
-        let at = done.iter().position(|job| job.name == *sampler)?;
-        let err = done.swap_remove(at).result.err()?;
-        log::warn!("{err}");
-        Some(err.to_string())
-    });
-    // Said when the signal checks are asked for (`Probes::load_signal_check`).
-    let signal_check_error = done
-        .iter()
-        .position(|job| job.name == SIGNAL_CHECK_PROGRAM)
-        .and_then(|at| done.swap_remove(at).result.err());
-    let mut loaded = done;
-    let mut links = Vec::new();
-    let mut warnings = Vec::new();
-    for attachment in chosen {
-        let program = loaded
-            .iter_mut()
-            .position(|job| job.name == attachment.program)
-            .map(|at| loaded.swap_remove(at));
-        let attached = match program {
-            Some(LoadJob {
-                program,
-                result: Ok(()),
-                ..
-            }) => attach_one(attachment, program, &mut links),
-            Some(LoadJob {
-                result: Err(err), ..
-            }) => Err(err),
-            None => Err(ProbeError::Program {
-                program: attachment.program.into(),
-                source: Box::new(ProgramError::NotLoaded),
-            }),
-        };
-        if let Err(err) = attached {
-            if attachment.optional {
-                log::warn!("{err}");
-                warnings.push(format!("not counted: {err}"));
-            } else {
-                return Err(err);
-            }
-        }
-    }
-    Ok(Attached {
-        links,
-        warnings,
-        sampler_error,
-        signal_check_error,
-    })
-}
-
-/// What [`load_and_attach`] did.
-struct Attached {
-    links: Vec<Link>,
-    /// Optional programs that could not be loaded or attached.
-    warnings: Vec<String>,
-    /// Why the sampler cannot run, if so.
-    sampler_error: Option<String>,
-    /// Why the signal-check uprobe did not load, if so.
-    signal_check_error: Option<ProbeError>,
-}
-
-/// A program to load (the verifier's work, most of the start-up), and how
-/// its load went.
-struct LoadJob<'a> {
-    name: &'a str,
-    program: &'a mut aya::programs::Program,
-    result: Result<(), ProbeError>,
-}
-
-/// The programs the verifier takes longest over, most first (measured on
-/// 6.18 by the verified instructions of each, `RUST_LOG=debug`: `sys_exit`
-/// ~18 k, the sampler ~12 k, `sys_enter` ~10 k, the rest under 7 k):
-/// started first, they do not end the start-up alone on one thread.
-const HEAVIEST_FIRST: [&str; 7] = [
-    "sys_exit",
-    "python_sample",
-    "sys_enter",
-    "sched_process_fork",
-    "python_walk",
-    "sched_switch",
-    "signal_deliver",
-];
-
-/// Loads `jobs` on a few threads taking the next job as each is free,
-/// heaviest first: the verifier runs one program on one CPU, so the
-/// start-up is the longest thread's share, not the sum.
-fn load_in_parallel(mut jobs: Vec<LoadJob<'_>>) -> Vec<LoadJob<'_>> {
-    let weight = |name: &str| {
-        HEAVIEST_FIRST
-            .iter()
-            .position(|heavy| name.starts_with(heavy))
-            .unwrap_or(HEAVIEST_FIRST.len())
-    };
-    // Popped from the end: the heaviest last.
-    jobs.sort_by_key(|job| std::cmp::Reverse(weight(job.name)));
-    let threads = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .clamp(2, 4);
-    let queue = std::sync::Mutex::new(jobs);
-    let done = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some(mut job) = next else { break };
-                    let started = std::time::Instant::now();
-                    job.result = load_program(job.name, job.program);
-                    log_verified(job.name, job.program, started.elapsed());
-                    done.lock().unwrap_or_else(|e| e.into_inner()).push(job);
-                }
-            });
-        }
-    });
-    done.into_inner().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What the verifier made of a program (`RUST_LOG=debug`): the start-up's
-/// cost is the verifier's, and this says where it goes.
-fn log_verified(name: &str, program: &aya::programs::Program, took: std::time::Duration) {
-    if !log::log_enabled!(log::Level::Debug) {
-        return;
-    }
-    let insns = program
-        .info()
-        .ok()
-        .and_then(|info| info.verified_instruction_count());
-    log::debug!(
-        "loaded {name} in {:.1} ms: {} instructions verified",
-        took.as_secs_f64() * 1e3,
-        insns.map_or("?".into(), |n| n.to_string())
-    );
-}
-
-/// Loads one program of the object: the sampler's as perf event programs,
-/// every other as a raw tracepoint's.
-fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
-    if name == SIGNAL_CHECK_PROGRAM {
-        return <&mut UProbe>::try_from(program)
-            .map_err(|source| ProbeError::Program {
-                program: name.into(),
-                source: Box::new(source),
-            })?
-            .load()
-            .map_err(|source| load_error(name, source));
-    }
-    if !SAMPLER_PROGRAMS.contains(&name) {
-        return load_raw_tracepoint(name, program);
-    }
-    <&mut PerfEvent>::try_from(program)
-        .map_err(|source| ProbeError::Program {
-            program: name.into(),
-            source: Box::new(source),
-        })?
-        .load()
-        .map_err(|source| load_error(name, source))
-}
-
-/// The CPU-clock sampler's programs: the sampler, and in the object for
-/// kernels without `bpf_loop` the pieces of its walk after the first.
-const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
-
-/// The signal-check uprobe, loaded beside the sampler (a Python program's
-/// handlers are timed where its stacks are sampled) and attached per
-/// interpreter file as they are found ([`Probes::load_signal_check`]).
-const SIGNAL_CHECK_PROGRAM: &str = "py_signal_check";
-
 /// Without `bpf_loop`: the sampler's walk continues in `python_walk`,
 /// reached by a tail call through `PY_WALK_PIECES` (the map keeps its
 /// slot while the object is loaded).
@@ -779,38 +587,6 @@ where
 {
     let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
     M::try_from(map).map_err(|source| ProbeError::Map { map: name, source })
-}
-
-/// Loads the raw tracepoint program `name` (the verifier runs here).
-fn load_raw_tracepoint(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
-    <&mut RawTracePoint>::try_from(program)
-        .map_err(|source| ProbeError::Program {
-            program: name.into(),
-            source: Box::new(source),
-        })?
-        .load()
-        .map_err(|source| load_error(name, source))
-}
-
-/// Attaches the loaded program chosen for a raw tracepoint.
-fn attach_one(
-    chosen: &Chosen,
-    program: &mut aya::programs::Program,
-    links: &mut Vec<Link>,
-) -> Result<(), ProbeError> {
-    let program: &mut RawTracePoint = program.try_into().map_err(|source| ProbeError::Program {
-        program: chosen.program.into(),
-        source: Box::new(source),
-    })?;
-    let link = program
-        .attach(chosen.tracepoint)
-        .map_err(|source| ProbeError::Attach {
-            program: chosen.program.into(),
-            tracepoint: chosen.tracepoint,
-            source: Box::new(source),
-        })?;
-    links.push(Link::RawTracePoint(chosen.program, link));
-    Ok(())
 }
 
 /// The last `lines` lines of a verifier log: where the rejection is explained.
