@@ -171,27 +171,31 @@ fn log_verified(name: &str, program: &aya::programs::Program, took: std::time::D
 }
 
 /// Loads one program of the object: the sampler's as perf event programs,
-/// every other as a raw tracepoint's.
+/// the signal check as a uprobe, every other as a raw tracepoint's.
 fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
     if name == SIGNAL_CHECK_PROGRAM {
-        return <&mut UProbe>::try_from(program)
-            .map_err(|source| ProbeError::Program {
-                program: name.into(),
-                source: Box::new(source),
-            })?
-            .load()
-            .map_err(|source| load_error(name, source));
+        load_as(name, program, UProbe::load)
+    } else if SAMPLER_PROGRAMS.contains(&name) {
+        load_as(name, program, PerfEvent::load)
+    } else {
+        load_as(name, program, RawTracePoint::load)
     }
-    if !SAMPLER_PROGRAMS.contains(&name) {
-        return load_raw_tracepoint(name, program);
-    }
-    <&mut PerfEvent>::try_from(program)
-        .map_err(|source| ProbeError::Program {
-            program: name.into(),
-            source: Box::new(source),
-        })?
-        .load()
-        .map_err(|source| load_error(name, source))
+}
+
+/// Loads `program` as the program type `P` (the verifier runs here).
+fn load_as<'a, P: 'a>(
+    name: &str,
+    program: &'a mut aya::programs::Program,
+    load: fn(&mut P) -> Result<(), ProgramError>,
+) -> Result<(), ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let typed: &mut P = program.try_into().map_err(|source| ProbeError::Program {
+        program: name.into(),
+        source: Box::new(source),
+    })?;
+    load(typed).map_err(|source| load_error(name, source))
 }
 
 /// The CPU-clock sampler's programs: the sampler, and in the object for
@@ -202,17 +206,6 @@ pub(super) const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
 /// handlers are timed where its stacks are sampled) and attached per
 /// interpreter file as they are found ([`Probes::load_signal_check`]).
 pub(super) const SIGNAL_CHECK_PROGRAM: &str = "py_signal_check";
-
-/// Loads the raw tracepoint program `name` (the verifier runs here).
-fn load_raw_tracepoint(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
-    <&mut RawTracePoint>::try_from(program)
-        .map_err(|source| ProbeError::Program {
-            program: name.into(),
-            source: Box::new(source),
-        })?
-        .load()
-        .map_err(|source| load_error(name, source))
-}
 
 /// Attaches the loaded program chosen for a raw tracepoint.
 fn attach_one(
