@@ -100,6 +100,9 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
         core::ptr::addr_of_mut!((*event).check).write(frame.check);
         core::ptr::addr_of_mut!((*event).first_line).write(first_line);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
+    }
+    // SAFETY: the reserved record's string fields, written in place.
+    let copied = unsafe {
         copy_str(
             cfg,
             code,
@@ -118,6 +121,14 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
             cfg.code_filename,
             core::ptr::addr_of_mut!((*event).filename),
         );
+        (*event).name.copied != 0 && (*event).filename.copied != 0
+    };
+    // A name or file not read (a page not in memory yet): not sent, and
+    // not remembered as sent, so the next sample that meets it copies
+    // again (every code object has a name and a file).
+    if !copied {
+        entry.discard(RB_NO_WAKEUP);
+        return Naming::Skipped;
     }
     // Behind the sample being written (reserved first): userspace applies
     // a drain's names before its samples.

@@ -581,7 +581,7 @@ fn py_code_names_carry_the_copied_strings() {
         panic!("not code names");
     };
     assert_eq!(*record, event);
-    let names = crate::python::CopiedNames::from_record(&record);
+    let names = crate::python::CopiedNames::from_record(&record).unwrap();
     assert_eq!(names.name, "<module>");
     assert_eq!(names.qualname.as_deref(), Some("é1"));
     // Cut at the front: the end of a path is what tells files apart.
@@ -597,7 +597,7 @@ fn py_code_names_carry_the_copied_strings() {
         qualname: copy(b"", 0, ASCII),
         ..event
     };
-    let names = crate::python::CopiedNames::from_record(&torn);
+    let names = crate::python::CopiedNames::from_record(&torn).unwrap();
     assert_eq!(names.qualname, None);
     assert_eq!(
         names
@@ -605,6 +605,21 @@ fn py_code_names_carry_the_copied_strings() {
             .qualname,
         "<module>"
     );
+    // A name or file whose characters could not be read is no copy: the
+    // frame is not named "" by it.
+    let unread_file = PyCodeNames {
+        filename: PyStringCopy {
+            copied: 0,
+            ..event.filename
+        },
+        ..event
+    };
+    assert_eq!(crate::python::CopiedNames::from_record(&unread_file), None);
+    let nameless = PyCodeNames {
+        name: copy(b"", 0, ASCII),
+        ..event
+    };
+    assert_eq!(crate::python::CopiedNames::from_record(&nameless), None);
 }
 
 /// Before 3.11 there is no `co_qualname`: nothing copied, no qualname.

@@ -118,21 +118,23 @@ pub struct CopiedNames {
 }
 
 impl CopiedNames {
-    /// The strings of the sampler's record, decoded.
-    pub fn from_record(record: &tracer_common::PyCodeNames) -> Self {
+    /// The strings of the sampler's record, decoded; `None` when its name
+    /// or file could not be read (every code object has a name and a
+    /// file): a frame is rather unnamed than named "" by a torn copy.
+    pub fn from_record(record: &tracer_common::PyCodeNames) -> Option<Self> {
         let copied = |s: &tracer_common::PyStringCopy| {
             let n = (s.copied as usize).min(s.bytes.len());
             copied_str(s.length, s.state, &s.bytes[..n])
         };
-        CopiedNames {
-            name: copied(&record.name).unwrap_or_default(),
+        Some(CopiedNames {
+            name: copied(&record.name).filter(|name| !name.is_empty())?,
             // No code object has an empty qualname: a copy that reads
             // empty was torn (a 3.11 `<module>` came out nameless); its
             // name stands in, as before 3.11.
             qualname: copied(&record.qualname).filter(|q| !q.is_empty()),
-            filename: copied(&record.filename).unwrap_or_default(),
+            filename: copied(&record.filename)?,
             first_line: record.first_line,
-        }
+        })
     }
 
     /// As a [`CodeInfo`] without a line table.
@@ -200,6 +202,11 @@ pub fn read_code(
         Some(off) => read_unicode(mem, o, mem.u64(code.wrapping_add(off))?)?,
         None => name.clone(),
     };
+    // CPython names every code object (`<module>`, `<lambda>`, ...): an
+    // empty name is memory being freed or reused, not this object.
+    if name.is_empty() || qualname.is_empty() {
+        return Err(CodeError::NotCode(code));
+    }
     let filename = read_unicode(mem, o, mem.u64(code.wrapping_add(o.code_filename))?)?;
     let firstlineno = mem.u32(code.wrapping_add(o.code_firstlineno))?;
     let linetable = read_bytes(mem, o, mem.u64(code.wrapping_add(o.code_linetable))?)?;

@@ -91,11 +91,6 @@ impl Symbols {
         }
         let code = mask_code(o, code);
         log::debug!("code object {code:#x} ({check:#x}): the sampler copied {names:?}");
-        // Every code object has a name: this was not one (a stack read
-        // while it changed).
-        if names.name.is_empty() {
-            return;
-        }
         let info = Rc::new(names.into_code_info(o.line_table));
         // Found freed by an earlier stack (a batch's last sample, a read's
         // stack): named from now on.

@@ -266,8 +266,9 @@ impl PythonTree {
 
     /// The names the sampler copied of a code object.
     pub fn on_copied_names(&mut self, record: &tracer_common::PyCodeNames) {
-        if let Some(process) = self.processes.get_mut(&record.header.tgid) {
-            let names = CopiedNames::from_record(record);
+        if let Some(process) = self.processes.get_mut(&record.header.tgid)
+            && let Some(names) = CopiedNames::from_record(record)
+        {
             process.on_copied_names(record.code, record.check, names);
         }
     }
