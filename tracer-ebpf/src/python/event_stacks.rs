@@ -27,13 +27,16 @@ use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
 pub static PY_EVENT_STACKS: PerCpuHashMap<PyEventKey, PyEventValue> =
     PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
-/// Threads asleep after a voluntary switch, with their stack (key: tid).
-/// Preallocated (most tables are not, ~3 ms each at start-up): a new
-/// entry at every voluntary switch of a Python thread, taken from the
-/// table's free list rather than allocated.
+/// Threads asleep after a voluntary switch, with their stack (key: tid):
+/// a new entry at every voluntary switch of a Python thread. Allocated on
+/// insert as the other tables are: preallocating 65,536 rows cost 5-7 ms of
+/// every start-up, an entry from the kernel's per-CPU cache costs no more
+/// per switch than the table's free list did (docs/benchmarks.md).
 #[map]
-static PY_SLEEPING: HashMap<u32, PySleep> =
-    HashMap::with_max_entries(tracer_common::MAX_THREAD_ROWS, 0);
+static PY_SLEEPING: HashMap<u32, PySleep> = HashMap::with_max_entries(
+    tracer_common::MAX_THREAD_ROWS,
+    crate::maps::ALLOCATE_ON_INSERT,
+);
 
 /// Where a key is built (too big to build twice on the 512-byte BPF stack).
 #[map]

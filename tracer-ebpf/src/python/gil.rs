@@ -33,10 +33,11 @@ pub struct GilWaiting {
     off_ns: u64,
 }
 
-/// Threads in a futex wait on their process's GIL (key: tid). Preallocated
-/// as `PY_SLEEPING` is: a new entry at every wait.
+/// Threads in a futex wait on their process's GIL (key: tid): a new entry
+/// at every wait, allocated on insert as `PY_SLEEPING`'s are.
 #[map]
-static PY_GIL_WAITING: HashMap<u32, GilWaiting> = HashMap::with_max_entries(MAX_THREAD_ROWS, 0);
+static PY_GIL_WAITING: HashMap<u32, GilWaiting> =
+    HashMap::with_max_entries(MAX_THREAD_ROWS, crate::maps::ALLOCATE_ON_INSERT);
 
 /// Where an entry of `PY_GIL_WAITING` is built.
 #[map]
