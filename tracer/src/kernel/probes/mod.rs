@@ -368,6 +368,9 @@ pub struct Probes {
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
     forgets: u64,
+    /// Keeps the kernel's per-thread perf hooks on from the start-up
+    /// ([`python::warm_task_events`]) until the sampler's events are open.
+    _task_events_warm: Option<std::os::fd::OwnedFd>,
 }
 
 impl Probes {
@@ -395,6 +398,7 @@ impl Probes {
         // of the offsets, not after it.
         let started = std::time::Instant::now();
         let loader = std::thread::spawn(EbpfLoader::new);
+        let warming = sample_rate.map(|_| std::thread::spawn(python::warm_task_events));
         // The per-descriptor rows are claimed with the fetching atomics.
         let fd_rows = fd_rows && {
             let supported = features::atomic_fetch();
@@ -470,6 +474,7 @@ impl Probes {
                     err.to_string()
                 })
         });
+        let task_events_warm = warming.and_then(|warming| warming.join().ok().flatten());
         let traced = take_map(&mut ebpf, "TRACED")?;
         let py_threads = take_map(&mut ebpf, "PY_THREADS")?;
         let py_config = take_map(&mut ebpf, "PY_CONFIG")?;
@@ -488,6 +493,7 @@ impl Probes {
             signal_check_attacher: None,
             forgetting: Default::default(),
             forgets: 0,
+            _task_events_warm: task_events_warm,
         })
     }
 

@@ -290,3 +290,57 @@ fn thread_is_gone(err: &ProbeError) -> bool {
     }
     false
 }
+
+/// Opens a disabled CPU-clock counter on the calling thread and keeps it:
+/// the first per-thread perf event the kernel has open at a time switches
+/// its context-switch hooks on and waits for an RCU grace period (10-14 ms
+/// here), which done on a thread while BTF is parsed is off the start-up's
+/// path; the sampler's own events then open at once. `None`: not opened
+/// (the sampler's attach says why, if it fails too).
+pub(super) fn warm_task_events() -> Option<std::os::fd::OwnedFd> {
+    /// `struct perf_event_attr` up to `PERF_ATTR_SIZE_VER5` (112 bytes).
+    #[repr(C)]
+    struct Attr {
+        kind: u32,
+        size: u32,
+        config: u64,
+        sample_period: u64,
+        sample_type: u64,
+        read_format: u64,
+        /// Bit 0: `disabled`.
+        flags: u64,
+        rest: [u64; 8],
+    }
+    const _: () = assert!(std::mem::size_of::<Attr>() == 112);
+    // <linux/perf_event.h>: PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK,
+    // PERF_FLAG_FD_CLOEXEC.
+    const SOFTWARE: u32 = 1;
+    const CPU_CLOCK: u64 = 0;
+    const FD_CLOEXEC: libc::c_ulong = 8;
+    let attr = Attr {
+        kind: SOFTWARE,
+        size: std::mem::size_of::<Attr>() as u32,
+        config: CPU_CLOCK,
+        sample_period: 0,
+        sample_type: 0,
+        read_format: 0,
+        flags: 1,
+        rest: [0; 8],
+    };
+    // SAFETY: perf_event_open with a valid attr for this thread (pid 0),
+    // any CPU; the returned descriptor is ours alone.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const Attr,
+            0,
+            -1,
+            -1,
+            FD_CLOEXEC,
+        )
+    };
+    (fd >= 0).then(|| {
+        // SAFETY: a descriptor just returned by the kernel, owned here.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) }
+    })
+}
