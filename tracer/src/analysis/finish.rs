@@ -27,8 +27,7 @@ impl Collector {
         let (mut reads, mut sched, names) = self.reads_and_sched(&mut maps, &ending);
         let python = self.python_report(&maps, &ending, &mut reads, &mut sched);
         let (processes, zombies, signals, changes) = self.processes_and_signals(&python, &ending);
-        let complete =
-            maps.drops.iter().all(|&n| n == 0) && maps.skipped_runs == 0 && self.decode_errors == 0;
+        let complete = maps.lost() == 0 && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
         if self.decode_errors > 0 {
@@ -246,7 +245,7 @@ impl Collector {
         ending: Ending,
         mut modes: modes::ModeFigures,
     ) -> Report {
-        let lost = maps.drops.iter().sum();
+        let lost = maps.lost();
         // Every descriptor counts as open: the last fold drops nothing.
         let open: Vec<(tracer_common::FdKey, u64)> = maps
             .reads

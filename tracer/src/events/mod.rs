@@ -684,6 +684,14 @@ pub struct MapSnapshot {
     pub loops: Vec<(u32, tracer_common::LoopThread)>,
 }
 
+impl MapSnapshot {
+    /// Events not seen or not recorded: every drop the programs counted
+    /// and every run of theirs the kernel skipped.
+    pub fn lost(&self) -> u64 {
+        self.drops.iter().sum::<u64>() + self.skipped_runs
+    }
+}
+
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)

@@ -730,3 +730,16 @@ fn signal_native_delivered_carries_the_native_addresses() {
     };
     assert!(d.py_frames.is_empty() && d.native.is_none());
 }
+
+/// What a report (and the continuous modes' `tracer_events_lost`) counts
+/// as lost: every drop and every program run the kernel skipped.
+#[test]
+fn runs_the_kernel_skipped_are_events_lost() {
+    let mut maps = MapSnapshot::default();
+    assert_eq!(maps.lost(), 0);
+    maps.drops[tracer_common::drops::RINGBUF as usize] = 3;
+    maps.drops[tracer_common::drops::TABLES as usize] = 2;
+    assert_eq!(maps.lost(), 5);
+    maps.skipped_runs = 7;
+    assert_eq!(maps.lost(), 12);
+}

@@ -336,7 +336,7 @@ impl Collector for Encoded {
         let family = encoder.encode_descriptor(
             "tracer_events_lost",
             "Events the tracer could not record (ring buffer or a kernel table full, \
-             a record not decoded)",
+             a run of its programs the kernel skipped, a record not decoded)",
             None,
             MetricType::Counter,
         )?;

@@ -561,7 +561,9 @@ fn fold(
     let threads = probes.threads()?;
     let open = probes.open_files()?;
     let loops = probes.loops()?;
-    let lost = probes.drops()?.iter().sum();
+    // Drops and the runs the kernel skipped (on kernels whose syscall
+    // programs can be preempted), as the one-off report counts them.
+    let lost = probes.drops()?.iter().sum::<u64>() + probes.skipped_runs();
     let maps = crate::analysis::metrics::MapsNow {
         reads: &reads,
         threads: &threads,

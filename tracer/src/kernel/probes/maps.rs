@@ -185,7 +185,8 @@ impl Probes {
             .filter_map(|(name, program)| {
                 let misses = super::skipped::recursion_misses(program.fd().ok()?)?;
                 if misses > 0 {
-                    log::info!("the kernel skipped {misses} run(s) of {name}");
+                    // Debug: the continuous modes ask at every fold.
+                    log::debug!("the kernel skipped {misses} run(s) of {name}");
                 }
                 Some(misses)
             })
