@@ -132,12 +132,20 @@ pub fn exit_open<const FD_ROWS: bool>(ret: i64) {
     let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
         return;
     };
+    // Zeroed first: the hash reads the whole buffer, whose bytes past the
+    // path's end would be an earlier path's.
+    for word in 0..PATH_CAPTURE_LEN / 8 {
+        // SAFETY: inside the PATH_CAPTURE_LEN-byte map value.
+        unsafe { core::ptr::write_volatile(scratch.cast::<u64>().add(word), 0) };
+    }
+    let words = scratch.cast::<u64>().cast_const();
     let scratch = unsafe { &mut *scratch };
-    let Ok(path) = (unsafe { bpf_probe_read_user_str_bytes(filename as *const u8, scratch) })
+    let Ok(len) = (unsafe { bpf_probe_read_user_str_bytes(filename as *const u8, scratch) })
+        .map(|path| path.len())
     else {
         return;
     };
-    let file_id = path_hash(path);
+    let file_id = path_hash(words, len);
     let key = FileKey {
         tgid,
         _pad: 0,
@@ -180,18 +188,26 @@ pub fn exit_open<const FD_ROWS: bool>(ret: i64) {
     }
 }
 
-/// FNV-1a of the path as opened, with the top bit clear (discovered
-/// descriptors have it set, so the two kinds never collide).
+/// A 64-bit hash of the path as opened (`path`: zeroed past its `len`
+/// bytes), with the top bit clear (discovered descriptors have it set, so
+/// the two kinds never collide). The whole buffer eight bytes a step with
+/// no branch (FNV-1a's xor-multiply on words, then a finalizer that spreads
+/// every bit over the rest): a byte a step up to the path's end was 2,565
+/// of `sys_exit`'s verified instructions.
 #[inline(always)]
-fn path_hash(path: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for i in 0..PATH_CAPTURE_LEN {
-        if i >= path.len() {
-            break;
-        }
-        hash ^= path[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+fn path_hash(path: *const u64, len: usize) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ len as u64;
+    for i in 0..PATH_CAPTURE_LEN / 8 {
+        // SAFETY: `path` is the PATH_CAPTURE_LEN-byte `PATH_SCRATCH` value.
+        let word = unsafe { core::ptr::read_volatile(path.add(i)) };
+        hash = (hash ^ word).wrapping_mul(0x0000_0100_0000_01b3);
     }
+    // The finalizer of MurmurHash3's 64-bit mix.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
     hash & !DISCOVERED_FILE_BIT
 }
 
