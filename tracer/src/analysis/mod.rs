@@ -428,6 +428,12 @@ impl Collector {
         }
     }
 
+    /// The signal-check uprobe sees process `pid`'s checks from `since_ns`:
+    /// a Python handler pending since before then may have run unseen.
+    pub fn on_signal_checks_seen(&mut self, pid: u32, since_ns: u64) {
+        self.signals.on_signal_checks_seen(pid, since_ns);
+    }
+
     /// Counts of the kernel-side Python maps read while tracing: new stacks
     /// are symbolized while the process is alive.
     pub fn on_python_maps(

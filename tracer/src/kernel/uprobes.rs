@@ -54,6 +54,8 @@ pub struct Attached {
     pub file: (u64, u64),
     pub offsets: Vec<u64>,
     pub result: Result<Duration, UprobeError>,
+    /// When the last of its uprobes was attached (CLOCK_MONOTONIC ns).
+    pub at_ns: u64,
 }
 
 impl UprobeError {
@@ -98,6 +100,7 @@ impl Attacher {
                         file: request.file,
                         offsets: request.offsets,
                         result,
+                        at_ns: crate::events::monotonic_ns(),
                     });
                 }
                 links

@@ -138,6 +138,12 @@ pub struct SignalGroup {
     /// or tracing stopped first).
     #[serde(default)]
     pub python_handler_pending_at_end: u64,
+    /// Deliveries to a Python handler before the tracer's probe of
+    /// CPython's signal checks was attached in that process (it attaches
+    /// as the interpreter is found): whether and when the handler ran is
+    /// not known.
+    #[serde(default)]
+    pub python_handler_unseen: u64,
     /// For deliveries whose Python handler never ran: where the main thread
     /// was last seen after the delivery, i.e. what held the handler up.
     #[serde(default)]

@@ -23,6 +23,8 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     let mut ready = false;
     let mut sampled = Vec::new();
     let mut configured = Vec::new();
+    // Processes whose signal checks the uprobe sees, and since when.
+    let mut checks_seen = Vec::new();
     for (pid, update) in updates {
         if update.config.is_some() {
             configured.push(pid);
@@ -57,17 +59,28 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         // own (a uprobe takes milliseconds), the loop goes on draining.
         // A process gone already (a short-lived fork) needs no probe; the
         // next process running the same file gets it.
-        if let Some((path, offsets)) = &update.signal_checks
-            && let Err(err) = probes.attach_signal_checks(path, offsets)
-            && procfs::exists(pid)
-            && !procfs::is_zombie(pid)
-        {
-            collector.warnings.push(format!(
-                "when Python signal handlers run is not traced: {err}"
-            ));
+        if let Some((path, offsets)) = &update.signal_checks {
+            match probes.attach_signal_checks(path, offsets, pid) {
+                // Its configuration was published above: the program
+                // sees its checks from now.
+                Ok(true) => checks_seen.push((pid, crate::events::monotonic_ns())),
+                Ok(false) => {}
+                Err(err) if procfs::exists(pid) && !procfs::is_zombie(pid) => {
+                    collector.warnings.push(format!(
+                        "when Python signal handlers run is not traced: {err}"
+                    ));
+                }
+                Err(_) => {}
+            }
         }
     }
-    for attached in probes.signal_checks_attached() {
+    for (pid, since_ns) in checks_seen {
+        collector.on_signal_checks_seen(pid, since_ns);
+    }
+    for (attached, pids) in probes.signal_checks_attached() {
+        for pid in pids {
+            collector.on_signal_checks_seen(pid, attached.at_ns);
+        }
         match attached.result {
             Ok(took) => log::info!(
                 "signal checks of {} probed after {took:?}",

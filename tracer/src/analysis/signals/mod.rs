@@ -259,6 +259,10 @@ pub struct SignalTable {
     /// Per process with a handler waiting: where its main thread was last
     /// seen (time, how, Python stack), for a handler that never runs.
     main_thread_seen: HashMap<u32, (u64, &'static str, Vec<Frame>)>,
+    /// Per process, since when the signal-check uprobe sees its checks
+    /// (CLOCK_MONOTONIC ns): a handler pending from before may have run
+    /// unseen.
+    checks_seen_since: HashMap<u32, u64>,
 }
 
 impl SignalTable {
@@ -515,6 +519,11 @@ impl SignalTable {
         ran
     }
 
+    /// The signal-check uprobe sees process `pid`'s checks from `since_ns`.
+    pub fn on_signal_checks_seen(&mut self, pid: u32, since_ns: u64) {
+        self.checks_seen_since.entry(pid).or_insert(since_ns);
+    }
+
     /// Process `pid` has a delivery whose Python handler has not run: where
     /// its main thread is matters ([`Self::on_main_thread`]).
     pub fn handler_waits(&self, pid: u32) -> bool {
@@ -540,11 +549,19 @@ impl SignalTable {
     /// times relative to `base_ns`.
     pub fn finish(self, base_ns: u64) -> (Vec<SignalGroup>, Vec<SignalLogEntry>, u64) {
         let mut python_pending_at_end: HashMap<usize, u64> = HashMap::new();
+        let mut python_unseen: HashMap<usize, u64> = HashMap::new();
         // Where each group's waiting handler was held up: the main thread as
         // last seen after the group's first delivery still waiting.
         let mut waiting_in: HashMap<usize, MainThreadSeen> = HashMap::new();
         for (pid, pending) in &self.python_pending {
+            let seen_since = self.checks_seen_since.get(pid);
             for &(group, delivered_ns, _) in pending {
+                // Delivered before the uprobe saw this process's checks: its
+                // handler may have run then, unseen; not "never ran".
+                if seen_since.is_none_or(|&since| since > delivered_ns) {
+                    *python_unseen.entry(group).or_default() += 1;
+                    continue;
+                }
                 *python_pending_at_end.entry(group).or_default() += 1;
                 if let Some((at, seen, frames)) = self.main_thread_seen.get(pid)
                     && *at >= delivered_ns
@@ -621,6 +638,7 @@ impl SignalTable {
                         .get(&i)
                         .copied()
                         .unwrap_or(0),
+                    python_handler_unseen: python_unseen.get(&i).copied().unwrap_or(0),
                     python_handler_main_thread: waiting_in.remove(&i),
                     // Once the report is whole: `derive`.
                     story: None,
@@ -898,6 +916,8 @@ mod tests {
     fn python_handler_runs_at_the_next_check() {
         let mut t = SignalTable::default();
         let handler = Some(Frame::from("on_usr1 (/app/main.py:12)"));
+        // The uprobe sees process 10's checks from before both deliveries.
+        t.on_signal_checks_seen(10, 500);
         t.on_generate(&generated(100, 10, 10, 10, RESULT_DELIVERED), 0);
         t.on_deliver(
             &delivered(1_000, 10, 11, 10, 0x4000),
@@ -940,6 +960,40 @@ mod tests {
         assert_eq!((waited.seen.as_str(), waited.t_s), (SEEN_SAMPLED, 0.5));
         assert_eq!(waited.python_stack, in_c);
         assert!(usr1.python_handler_main_thread.is_none());
+        assert_eq!(usr2.python_handler_unseen, 0);
+    }
+
+    /// A handler pending since before the uprobe saw the process's checks
+    /// may have run unseen: not "never ran", and no finding says so.
+    #[test]
+    fn a_handler_pending_from_before_the_probe_is_unseen_not_never_run() {
+        let mut t = SignalTable::default();
+        let handler = Some(Frame::from("on_usr1 (/app/main.py:12)"));
+        t.on_generate(&generated(100, 10, 10, 10, RESULT_DELIVERED), 0);
+        t.on_deliver(
+            &delivered(1_000, 10, 10, 10, 0x4000),
+            0,
+            None,
+            handler.clone(),
+        );
+        // Its checks are seen from 2,000 ns: the delivery at 1,000 is before.
+        t.on_signal_checks_seen(10, 2_000);
+        // A process whose checks were never seen: unseen too.
+        t.on_generate(&generated(3_000, 20, 20, 12, RESULT_DELIVERED), 0);
+        t.on_deliver(&delivered(4_000, 20, 20, 12, 0x4000), 0, None, handler);
+        let (rows, _, _) = t.finish(0);
+        for (signo, pid) in [(10, 10), (12, 20)] {
+            let row = rows.iter().find(|r| r.signo == signo).unwrap();
+            assert_eq!(
+                (
+                    row.python_handler_runs,
+                    row.python_handler_pending_at_end,
+                    row.python_handler_unseen
+                ),
+                (0, 0, 1),
+                "pid {pid}"
+            );
+        }
     }
 
     #[test]

@@ -364,6 +364,11 @@ pub struct Probes {
     signal_check_error: Option<ProbeError>,
     /// Attaches the signal-check uprobe off the event loop.
     signal_check_attacher: Option<crate::kernel::uprobes::Attacher>,
+    /// Interpreter files (device, inode) whose signal checks the uprobe
+    /// sees.
+    signal_checks_live: std::collections::HashSet<(u64, u64)>,
+    /// Processes waiting for their file's uprobe to be attached.
+    signal_checks_waiting: std::collections::HashMap<(u64, u64), Vec<u32>>,
     /// `--serve`: gone processes whose rows of the tables searched every
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
@@ -491,6 +496,8 @@ impl Probes {
             signal_checks: None,
             signal_check_error,
             signal_check_attacher: None,
+            signal_checks_live: Default::default(),
+            signal_checks_waiting: Default::default(),
             forgetting: Default::default(),
             forgets: 0,
             _task_events_warm: task_events_warm,

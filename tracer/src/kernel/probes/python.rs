@@ -148,37 +148,52 @@ impl Probes {
         Ok(())
     }
 
-    /// Signal-check attachments finished since the last call. A file that
-    /// failed may be attached again (by the next process that runs it).
-    pub fn signal_checks_attached(&mut self) -> Vec<crate::kernel::uprobes::Attached> {
+    /// Signal-check attachments finished since the last call, each with
+    /// the processes whose checks it now sees (those that asked for its file
+    /// while it was being attached). A file that failed may be attached
+    /// again (by the next process that runs it).
+    pub fn signal_checks_attached(&mut self) -> Vec<(crate::kernel::uprobes::Attached, Vec<u32>)> {
         let finished = self
             .signal_check_attacher
             .as_ref()
             .map(crate::kernel::uprobes::Attacher::finished)
             .unwrap_or_default();
-        if let Some(done) = self.signal_checks.as_mut() {
-            for failed in finished.iter().filter(|a| a.result.is_err()) {
-                for &offset in &failed.offsets {
-                    done.remove(&(failed.file.0, failed.file.1, offset));
-                }
-            }
-        }
         finished
+            .into_iter()
+            .map(|attached| {
+                let mut pids = Vec::new();
+                if attached.result.is_ok() {
+                    self.signal_checks_live.insert(attached.file);
+                    pids = self
+                        .signal_checks_waiting
+                        .remove(&attached.file)
+                        .unwrap_or_default();
+                } else if let Some(done) = self.signal_checks.as_mut() {
+                    for &offset in &attached.offsets {
+                        done.remove(&(attached.file.0, attached.file.1, offset));
+                    }
+                }
+                (attached, pids)
+            })
+            .collect()
     }
 
     /// Attaches (soon, on the attacher's thread: see
     /// [`Probes::signal_checks_attached`]) the signal-check uprobe to
     /// CPython's signal checks in the interpreter file `path` (at
     /// `offsets`), for every process running it (the program keeps to traced
-    /// ones), once per file.
+    /// ones), once per file. True when its file's probe is live already:
+    /// process `pid`'s checks are seen from now on (else from when it is
+    /// attached, said by [`Probes::signal_checks_attached`]).
     pub fn attach_signal_checks(
         &mut self,
         path: &std::path::Path,
         offsets: &[u64],
-    ) -> Result<(), ProbeError> {
+        pid: u32,
+    ) -> Result<bool, ProbeError> {
         use std::os::unix::fs::MetadataExt as _;
         if self.signal_checks.is_none() {
-            return Ok(());
+            return Ok(false);
         }
         let file = std::fs::metadata(path)
             .map(|m| (m.dev(), m.ino()))
@@ -189,7 +204,7 @@ impl Probes {
                 source: Box::new(ProgramError::IOError(source)),
             })?;
         let Some(done) = self.signal_checks.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         let new: Vec<u64> = offsets
             .iter()
@@ -199,7 +214,14 @@ impl Probes {
         if let (false, Some(attacher)) = (new.is_empty(), &self.signal_check_attacher) {
             attacher.request(path, file, &new);
         }
-        Ok(())
+        if new.is_empty() && self.signal_checks_live.contains(&file) {
+            return Ok(true);
+        }
+        self.signal_checks_waiting
+            .entry(file)
+            .or_default()
+            .push(pid);
+        Ok(false)
     }
 
     /// Loads (not attaches) the `_PyEval_EvalFrameDefault` entry counter.

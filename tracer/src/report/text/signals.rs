@@ -113,6 +113,9 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                     count(g.python_handler_pending_at_end, "delivery", "deliveries")
                 );
             }
+            if g.python_handler_unseen > 0 {
+                let _ = write!(line, "; {}", unseen(g.python_handler_unseen));
+            }
             table.detail(line);
         }
     }
@@ -433,6 +436,9 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
                 }
                 let _ = writeln!(out, "{line}");
             }
+            if g.python_handler_unseen > 0 {
+                let _ = writeln!(out, "{STORY}{}", unseen(g.python_handler_unseen));
+            }
             if g.python_handler_pending_at_end > 0 {
                 let never = format!(
                     "{STORY}Python handler never ran for {}",
@@ -543,6 +549,17 @@ fn log_line(e: &SignalLogEntry) -> String {
                 .map_or(String::new(), |ns| format!(" after {}", duration(ns)))
         ),
     }
+}
+
+/// Deliveries to a Python handler before the signal-check probe was
+/// attached in that process.
+fn unseen(n: u64) -> String {
+    format!(
+        "{} before the tracer's probe of the signal checks was attached (whether \
+         the handler ran for {} is not known)",
+        count(n, "delivery", "deliveries"),
+        if n == 1 { "it" } else { "them" }
+    )
 }
 
 #[cfg(test)]
