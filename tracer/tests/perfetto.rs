@@ -184,9 +184,13 @@ fn perfetto_trace_reads_in_the_official_bindings() {
                 .is_some_and(|frames| frames.iter().any(|f| f["function"] == "wait_for_feeder"))
         })
         .count() as u64;
+    // A gap (a switch record missing, counted as unpaired) may have taken
+    // one of those sleeps with it.
     assert!(
-        slept_in_pipe >= facts["pipe_reads"].as_u64().unwrap(),
-        "{slept_in_pipe} sleeps in wait_for_feeder: {cpu:?}"
+        slept_in_pipe + unpaired >= facts["pipe_reads"].as_u64().unwrap(),
+        "{slept_in_pipe} sleeps in wait_for_feeder, {unpaired} unpaired switches, \
+         events {}: {cpu:?}",
+        report["events"]
     );
 
     // SIGUSR1: generated, delivered, its Python handler run, one flow.
