@@ -373,8 +373,9 @@ pub struct Probes {
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
     forgets: u64,
-    /// Keeps the kernel's per-thread perf hooks on from the start-up
-    /// ([`python::warm_task_events`]) until the sampler's events are open.
+    /// Turned the kernel's per-thread perf hooks on during the start-up
+    /// ([`python::warm_task_events`]), so the sampler's events open at
+    /// once; held for the trace (a disabled counter: nothing runs for it).
     _task_events_warm: Option<std::os::fd::OwnedFd>,
 }
 
