@@ -39,7 +39,12 @@ pub struct KernelsArgs {
     /// The static tracer to put in the VM, instead of building it.
     #[arg(long, value_name = "PATH")]
     pub tracer: Option<PathBuf>,
-    /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own).
+    /// Run only this story (repeatable): reads, zombies, signals,
+    /// hotspots-3.9, hotspots-3.13, tree, all, serve or features.
+    #[arg(long = "check", value_name = "STORY", value_parser = clap::builder::PossibleValuesParser::new(STORIES))]
+    pub stories: Vec<String>,
+    /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own;
+    /// with `RUST_LOG` as set here).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -102,13 +107,17 @@ struct Check {
 }
 
 /// The checks, in order: the tracer starts; each story of
-/// tests/kernels/checks.py; then `tracer TRACER-ARGS` if given.
-fn checks(tracer_args: &[String]) -> Vec<Check> {
+/// tests/kernels/checks.py (`stories`; empty: all); then `tracer
+/// TRACER-ARGS` if given.
+fn checks(stories: &[String], tracer_args: &[String], rust_log: Option<&str>) -> Vec<Check> {
     let mut checks = vec![Check {
         name: "version".into(),
         script: "tracer --version".into(),
     }];
-    checks.extend(STORIES.iter().map(|story| Check {
+    let chosen = STORIES
+        .iter()
+        .filter(|story| stories.is_empty() || stories.iter().any(|s| s == *story));
+    checks.extend(chosen.map(|story| Check {
         name: story.to_string(),
         script: format!("python3.9 /checks/checks.py {story}"),
     }));
@@ -116,7 +125,11 @@ fn checks(tracer_args: &[String]) -> Vec<Check> {
         let words: Vec<String> = tracer_args.iter().map(|a| shell_quote(a)).collect();
         checks.push(Check {
             name: "args".into(),
-            script: format!("tracer {}", words.join(" ")),
+            // `RUST_LOG` passes on: the tracer's own account of its start.
+            script: match rust_log {
+                Some(log) => format!("RUST_LOG={} tracer {}", shell_quote(log), words.join(" ")),
+                None => format!("tracer {}", words.join(" ")),
+            },
         });
     }
     checks
@@ -136,7 +149,15 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
     dist::ensure_static(&tracer)?;
     let out_dir = util::target_dir().join("kernels");
     fs::create_dir_all(&out_dir)?;
-    let initrd = initramfs(&tracer, &checks(&args.tracer_args), &out_dir)?;
+    let initrd = initramfs(
+        &tracer,
+        &checks(
+            &args.stories,
+            &args.tracer_args,
+            std::env::var("RUST_LOG").ok().as_deref(),
+        ),
+        &out_dir,
+    )?;
     let mut results = Vec::new();
     for kernel in chosen {
         let result = kernel_images::ensure_image(kernel)
@@ -633,7 +654,7 @@ sid       -                      -        -       not fetched
 
     #[test]
     fn init_runs_every_check_between_markers_and_powers_off() {
-        let script = init_script(&checks(&["--pid".into(), "1 2".into()]));
+        let script = init_script(&checks(&[], &["--pid".into(), "1 2".into()], None));
         assert!(script.starts_with("#!/usr/local/bin/busybox sh\n"));
         for name in ["version", "reads", "hotspots-3.13", "features", "args"] {
             assert!(script.contains(&format!("{MARK} begin {name}\"")), "{name}");
@@ -647,6 +668,15 @@ sid       -                      -        -       not fetched
         assert!(script.contains("ip link set lo up"));
         assert!(script.contains("mount -t cgroup2 cgroup2 /sys/fs/cgroup"));
         assert!(script.ends_with("echo o > /proc/sysrq-trigger\n$bb sleep 30\n"));
+    }
+
+    #[test]
+    fn only_the_stories_asked_for_run_and_the_log_level_passes() {
+        let names = |checks: Vec<Check>| checks.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        let some = checks(&["tree".into(), "reads".into()], &[], None);
+        assert_eq!(names(some), ["version", "reads", "tree"]);
+        let logged = checks(&["serve".into()], &["-v".into()], Some("debug"));
+        assert_eq!(logged[2].script, "RUST_LOG=debug tracer -v");
     }
 
     #[test]
