@@ -451,6 +451,10 @@ impl Probes {
             .override_global("CONFIG", &config, true)
             // `--native`'s unwind tables; one block (unused) otherwise.
             .map_max_entries("NATIVE_ROWS", native_blocks.max(1))
+            // Reads are counted per descriptor in FD_ROWS or per file
+            // through FD_FILES, never both: the unused table is one row
+            // (its bucket array would be made at every start, ~1-2 ms).
+            .map_max_entries(if fd_rows { "FD_FILES" } else { "FD_ROWS" }, 1)
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
         let maps_made = started.elapsed();
