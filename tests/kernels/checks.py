@@ -382,9 +382,21 @@ def features():
     report = trace("features", ["/bin/true"])
     release = os.uname().release
     version = tuple(int(x) for x in release.split("-")[0].split(".")[:2])
+    # The scheduler's own word on how it preempts (debugfs is mounted
+    # here): "none voluntary full (lazy)", the current one in parentheses.
+    try:
+        with open("/sys/kernel/debug/sched/preempt") as f:
+            model = f.read().split("(")[1].split(")")[0]
+    except (OSError, IndexError):
+        model = "?"
+    print("preemption: %s" % model)
     missing = {
         "fetching atomics": version < (5, 12),
         "native frames": version < (5, 17),
+        # Syscall tracepoints may fault since 6.14: where the kernel also
+        # preempts kernel code, runs of the syscall programs may be skipped,
+        # and the report says why and what the other way costs.
+        "preempts kernel code": version >= (6, 14) and model in ("full", "lazy"),
     }
     for needle, expected in missing.items():
         said = [w for w in report["warnings"] if needle in w]

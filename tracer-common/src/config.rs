@@ -207,7 +207,9 @@ pub struct Config {
     /// counts (userspace adds it up); 0 (`--serve`, `--every`): counted in
     /// `dropped.tables`.
     pub stack_records: u32,
-    pub _pad: u32,
+    /// Perf-event hooks (where the kernel may preempt a raw tracepoint's
+    /// run): where `child_pid` is in a `sched_process_fork` record.
+    pub fork_child_pid_at: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the

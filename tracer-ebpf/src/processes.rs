@@ -13,9 +13,9 @@ use aya_ebpf::{
         bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
     },
-    macros::{map, raw_tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::HashMap,
-    programs::RawTracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
     ARGS_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent,
@@ -48,11 +48,28 @@ pub static ZOMBIES: HashMap<u32, ZombieEntry> =
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    forked(|| task_pid(ctx.arg(1)))
+}
+
+/// `sched:sched_process_fork` as a perf-event tracepoint, where the kernel
+/// may preempt a raw tracepoint's run (see `syscalls.rs`): the child's pid
+/// from the record, where userspace found it in the event's format.
+#[tracepoint]
+pub fn sched_process_fork_perf(ctx: TracePointContext) -> i32 {
+    forked(|| {
+        let at = config!(fork_child_pid_at) as usize;
+        let pid = unsafe { ctx.read_at::<i32>(at) }.ok()?;
+        (pid > 0).then_some(pid as u32)
+    })
+}
+
+#[inline(always)]
+fn forked(child: impl FnOnce() -> Option<u32>) -> i32 {
     // Runs in the parent's context.
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    let Some(child) = task_pid(ctx.arg(1)) else {
+    let Some(child) = child() else {
         return 0;
     };
     let thread = creates_thread();
@@ -131,6 +148,18 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 /// zombie row tells the second it is not the last).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit_no_group_dead(_ctx: RawTracePointContext) -> i32 {
+    exiting_group_dead_read()
+}
+
+/// `sched:sched_process_exit` as a perf-event tracepoint (see
+/// `sched_process_fork_perf`): `group_dead` read as without the argument.
+#[tracepoint]
+pub fn sched_process_exit_perf(_ctx: TracePointContext) -> i32 {
+    exiting_group_dead_read()
+}
+
+#[inline(always)]
+fn exiting_group_dead_read() -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };

@@ -10,38 +10,62 @@
 //! each perf-event tracepoint waits for an RCU grace period (~40 ms here,
 //! one after another) when the tracer exits.
 //!
+//! Where the kernel may preempt a raw tracepoint's run (7.x: lazy
+//! preemption, and syscall tracepoints that may fault), a preempted run
+//! makes every other task's syscall on that CPU skip the program for the
+//! rest of its time slice: there the same hooks run as perf-event
+//! tracepoints on `raw_syscalls` (`sys_enter_perf`, `sys_exit_perf`),
+//! whose path keeps preemption off around the run (chosen in userspace,
+//! `kernel/probes/syscall_hooks.rs`).
+//!
 //! Arguments come from the task's saved user registers (`struct pt_regs`,
 //! the tracepoint's first argument; offsets from BTF). Syscall numbers are
 //! the architecture's, from userspace; a 32-bit (compat) task's numbers
 //! differ and are not looked at.
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use tracer_common::ReadSyscall;
 
 use crate::{
     loops,
-    maps::{config, current_if_traced, read_reg},
+    maps::{config, current_if_traced, current_regs, read_reg},
     processes, reads, signals,
 };
 
 /// `sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    enter::<true>(&ctx)
+    enter::<true>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
 }
 
 /// Without the per-descriptor read rows (kernels without the fetching
 /// atomics they are claimed with, before 5.12): reads are counted per file.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter_no_fd_rows(ctx: RawTracePointContext) -> i32 {
-    enter::<false>(&ctx)
+    enter::<false>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+}
+
+/// Where the perf-event record of `raw_syscalls:sys_enter` and `sys_exit`
+/// has its `id` and then `args[6]` or `ret` (after the 8-byte common
+/// header; userspace checks the event's format before choosing these).
+const PERF_ID_AT: usize = 8;
+const PERF_VALUE_AT: usize = 16;
+
+/// `raw_syscalls:sys_enter` as a perf-event tracepoint (see the module's
+/// comment): the registers from the current task.
+#[tracepoint]
+pub fn sys_enter_perf(ctx: TracePointContext) -> i32 {
+    let (Ok(nr), Some(regs)) = (unsafe { ctx.read_at::<u64>(PERF_ID_AT) }, current_regs()) else {
+        return 0;
+    };
+    enter::<true>(regs, nr)
 }
 
 #[inline(always)]
-fn enter<const FD_ROWS: bool>(ctx: &RawTracePointContext) -> i32 {
-    let regs: u64 = ctx.arg(0);
-    let nr: u64 = ctx.arg(1);
-    let regs = regs as *const u8;
+fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
     // Every syscall on the machine comes here: a few comparisons decide
     // before any map lookup. Reads first, the most frequent.
     if nr == config!(syscalls.read) as u64 {
@@ -96,20 +120,27 @@ fn is_selector_wait(nr: u64) -> bool {
 /// saved `orig_ax` (x86-64).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    exit::<true>(&ctx)
+    exit::<true>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
 }
 
 /// Without the per-descriptor read rows (see `sys_enter_no_fd_rows`).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_no_fd_rows(ctx: RawTracePointContext) -> i32 {
-    exit::<false>(&ctx)
+    exit::<false>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+}
+
+/// `raw_syscalls:sys_exit` as a perf-event tracepoint (see `sys_enter_perf`).
+#[tracepoint]
+pub fn sys_exit_perf(ctx: TracePointContext) -> i32 {
+    let (Ok(ret), Some(regs)) = (unsafe { ctx.read_at::<i64>(PERF_VALUE_AT) }, current_regs())
+    else {
+        return 0;
+    };
+    exit::<true>(regs, ret)
 }
 
 #[inline(always)]
-fn exit<const FD_ROWS: bool>(ctx: &RawTracePointContext) -> i32 {
-    let regs: u64 = ctx.arg(0);
-    let ret: i64 = ctx.arg(1);
-    let regs = regs as *const u8;
+fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
     let Some(nr) = read_reg(regs, config!(regs.nr)) else {
         return 0;
     };

@@ -90,6 +90,11 @@ Kernels (what one lacks is said in the report):
   before 5.17  no bpf_loop: Python stacks walked in tail-called pieces (a
                thread found in the kernel among its interpreter's first
                32); no native frames under them (--native)
+  6.14+ that preempts kernel code (7.x's lazy preemption, preempt=full, RT):
+               a preempted run of the syscall, fork or exit programs makes
+               other tasks' events on its CPU skip them (counted, said);
+               TRACER_SYSCALL_HOOKS=perf runs them as perf-event tracepoints
+               (none skipped, but CPU samples landing inside them are lost)
 
 Exit status:
   0  report written

@@ -14,15 +14,20 @@ use serde_json::Value;
 /// The reads workload under `python`: every file it read matches exactly,
 /// plus the figures the issue names, stated literally.
 fn reads_exact(python_path: &str, test: &str) -> (Value, Value) {
+    reads_exact_with_env(python_path, test, &[])
+}
+
+fn reads_exact_with_env(python_path: &str, test: &str, env: &[(&str, &str)]) -> (Value, Value) {
     require_root();
     let python = python(python_path);
     let scratch = Scratch::new(test);
     let data = ext4_dir(&scratch);
     let out = scratch.path("workload.json");
-    let report = trace_command(
+    let report = trace_command_with_env(
         &scratch,
         &[],
         &python_command(python, "reads.py", &[&out, &data]),
+        env,
     );
     let expected = load_json(&out);
     let pid = u64_of(&expected["pid"]);
@@ -147,6 +152,29 @@ fn exact_reads_shared_libpython() {
         .find(|e| e["pid"] == pid && e["path"].as_str().unwrap().contains("libpython3.11.so"))
         .unwrap_or_else(|| panic!("no read of libpython3.11.so: {report:#}"));
     assert!(u64_of(&libpython["syscalls"]) >= 1);
+}
+
+/// The same exact figures with the syscall programs hooked as perf-event
+/// tracepoints (`TRACER_SYSCALL_HOOKS=perf`, for kernels that preempt a
+/// raw tracepoint's run): the same programs, the same counts, and the
+/// report says how they were hooked.
+#[test]
+fn exact_reads_through_perf_event_hooks() {
+    let (report, _) = reads_exact_with_env(
+        SHARED_PYTHON,
+        "exact_reads_through_perf_event_hooks",
+        &[("TRACER_SYSCALL_HOOKS", "perf")],
+    );
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let said = warnings[0].as_str().unwrap();
+    assert!(
+        said.starts_with(
+            "TRACER_SYSCALL_HOOKS=perf: the syscall, fork and exit programs run as perf-event \
+             tracepoints (no run skipped)"
+        ),
+        "{said}"
+    );
 }
 
 /// Blocking reads have voluntary context switches inside them; procfs reads,

@@ -231,6 +231,14 @@ impl Btf {
             .ok_or_else(|| BtfError::NoStruct(structure.into()))
     }
 
+    /// Whether `structure` has `member` (a bitfield too).
+    pub fn has_member(&self, structure: &str, member: &str) -> bool {
+        matches!(
+            self.member_offset(structure, member),
+            Ok(_) | Err(BtfError::Bitfield { .. })
+        )
+    }
+
     /// Byte offset of `structure.member`.
     pub fn member_offset(&self, structure: &str, member: &str) -> Result<u32, BtfError> {
         let candidates = self.types.iter().enumerate().filter(|(_, t)| {
@@ -276,6 +284,9 @@ pub struct KernelOffsets {
     /// How many arguments each raw tracepoint asked about passes on this
     /// kernel (`None`: its BTF does not say).
     pub tracepoint_args: Vec<(&'static str, Option<u32>)>,
+    /// Syscall tracepoints may fault (6.14): their raw tracepoint programs
+    /// run with only migration disabled (see `probes/syscall_hooks.rs`).
+    pub syscall_tracepoints_fault: bool,
 }
 
 impl KernelOffsets {
@@ -291,6 +302,7 @@ impl KernelOffsets {
             .iter()
             .map(|&name| (name, btf.tracepoint_args(name)))
             .collect();
+        offsets.syscall_tracepoints_fault = btf.has_member("tracepoint_ext", "faultable");
         Ok(offsets)
     }
 
@@ -376,6 +388,7 @@ impl KernelOffsets {
             pid_ns,
             file,
             tracepoint_args: Vec::new(),
+            syscall_tracepoints_fault: false,
         })
     }
 }

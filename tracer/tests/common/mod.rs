@@ -298,9 +298,15 @@ pub fn start_tracer(args: &[&str]) -> (Proc, Lines<ChildStderr>, String) {
 
 /// Runs a command to completion (stdin closed), output captured.
 pub fn run(program: &str, args: &[String]) -> Output {
+    run_with_env(program, args, &[])
+}
+
+/// [`run`], with these environment variables set.
+pub fn run_with_env(program: &str, args: &[String], env: &[(&str, &str)]) -> Output {
     let mut proc = Proc::spawn(
         Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
@@ -358,12 +364,25 @@ pub fn load_json(path: &str) -> Value {
 /// Launch mode: `tracer --quiet --format json -o REPORT [extra] -- COMMAND`,
 /// asserting it exits 0 after the command exited 0. Returns the report.
 pub fn trace_command(scratch: &Scratch, extra: &[&str], command: &[String]) -> Value {
+    trace_command_with_env(scratch, extra, command, &[])
+}
+
+/// [`trace_command`], the tracer run with these environment variables.
+pub fn trace_command_with_env(
+    scratch: &Scratch,
+    extra: &[&str],
+    command: &[String],
+    env: &[(&str, &str)],
+) -> Value {
     let report_path = scratch.path("report.json");
-    let mut args: Vec<&str> = vec!["--quiet", "--format", "json", "-o", &report_path];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.extend(command.iter().map(String::as_str));
-    let output = tracer(&args);
+    let mut args: Vec<String> = ["--quiet", "--format", "json", "-o", &report_path]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+    args.push("--".into());
+    args.extend(command.iter().cloned());
+    let output = run_with_env(TRACER, &args, env);
     assert_exit(&output, 0);
     let report = load_json(&report_path);
     assert_eq!(report["stopped"], "target exited", "{report:#}");

@@ -97,6 +97,17 @@ pub fn host_name() -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// The kernel's command line (`preempt=` chooses how it preempts).
+pub fn kernel_cmdline() -> Option<String> {
+    fs::read_to_string("/proc/cmdline").ok()
+}
+
+/// The running kernel's build configuration, where it publishes it
+/// (`CONFIG_IKCONFIG_PROC`), gzipped.
+pub fn kernel_config_gz() -> Option<Vec<u8>> {
+    fs::read("/proc/config.gz").ok()
+}
+
 /// The task name of one thread.
 pub fn thread_comm(pid: u32, tid: u32) -> Option<String> {
     read_comm(&format!("/proc/{pid}/task/{tid}/comm"))

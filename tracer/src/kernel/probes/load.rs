@@ -4,7 +4,7 @@
 
 use aya::{
     Ebpf,
-    programs::{PerfEvent, ProgramError, RawTracePoint, UProbe},
+    programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint, UProbe},
 };
 
 use super::{Chosen, Link, ProbeError, load_error};
@@ -171,9 +171,15 @@ fn log_verified(name: &str, program: &aya::programs::Program, took: std::time::D
 }
 
 /// Loads one program of the object: the sampler's as perf event programs,
-/// the signal check as a uprobe, every other as a raw tracepoint's.
+/// the signal check as a uprobe, the syscall programs' perf variants as
+/// tracepoints, every other as a raw tracepoint's.
 fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), ProbeError> {
-    if name == SIGNAL_CHECK_PROGRAM {
+    if super::syscall_hooks::PERF_PROGRAMS
+        .iter()
+        .any(|(_, perf, _)| *perf == name)
+    {
+        load_as(name, program, TracePoint::load)
+    } else if name == SIGNAL_CHECK_PROGRAM {
         load_as(name, program, UProbe::load)
     } else if SAMPLER_PROGRAMS.contains(&name) {
         load_as(name, program, PerfEvent::load)
@@ -207,12 +213,28 @@ pub(super) const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
 /// interpreter file as they are found ([`Probes::load_signal_check`]).
 pub(super) const SIGNAL_CHECK_PROGRAM: &str = "py_signal_check";
 
-/// Attaches the loaded program chosen for a raw tracepoint.
+/// Attaches the loaded program chosen for a raw tracepoint (or its
+/// perf-event tracepoint, `syscall_hooks`).
 fn attach_one(
     chosen: &Chosen,
     program: &mut aya::programs::Program,
     links: &mut Vec<Link>,
 ) -> Result<(), ProbeError> {
+    if let Some(id) = chosen.perf_event {
+        let attach_error = |source: std::io::Error| ProbeError::Attach {
+            program: chosen.program.into(),
+            tracepoint: chosen.tracepoint,
+            source: Box::new(ProgramError::IOError(source)),
+        };
+        use std::os::fd::AsFd as _;
+        let fd = program.fd().map_err(|source| ProbeError::Program {
+            program: chosen.program.into(),
+            source: Box::new(source),
+        })?;
+        let event = super::syscall_hooks::attach(fd.as_fd(), id).map_err(attach_error)?;
+        links.push(Link::PerfTracepoint(event));
+        return Ok(());
+    }
     let program: &mut RawTracePoint = program.try_into().map_err(|source| ProbeError::Program {
         program: chosen.program.into(),
         source: Box::new(source),

@@ -23,6 +23,9 @@ impl Probes {
     /// Adds a process to the traced set (its threads and, by default, its
     /// future children follow in the kernel).
     pub fn trace_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
+        if self.skipped_before_tracing == Some(u64::MAX) {
+            self.skipped_before_tracing = Some(self.skipped_runs_since_load());
+        }
         self.traced
             .insert(pid, 1, 0)
             .map_err(|source| ProbeError::Map {
@@ -178,8 +181,17 @@ impl Probes {
     }
 
     /// Runs of the loaded programs the kernel skipped (one already running
-    /// on that CPU), summed; each program's said at info level.
+    /// on that CPU, or on the perf path any BPF program) since the first
+    /// process was traced.
     pub fn skipped_runs(&self) -> u64 {
+        let before = self.skipped_before_tracing.filter(|&n| n != u64::MAX);
+        self.skipped_runs_since_load()
+            .saturating_sub(before.unwrap_or(0))
+    }
+
+    /// Runs the kernel skipped since the programs were loaded, summed;
+    /// each program's said at debug level.
+    fn skipped_runs_since_load(&self) -> u64 {
         self.ebpf
             .programs()
             .filter_map(|(name, program)| {

@@ -8,6 +8,7 @@ mod load;
 mod maps;
 mod python;
 mod skipped;
+mod syscall_hooks;
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -36,7 +37,18 @@ fn kernel_config(
 ) -> Result<(Config, Vec<Chosen>), BtfError> {
     let tracepoints: Vec<&'static str> = ATTACHMENTS.iter().map(|a| a.tracepoint).collect();
     let kernel = KernelOffsets::read(&tracepoints, warnings)?;
-    let chosen = choose_programs(&kernel.tracepoint_args, fd_rows, warnings)?;
+    let mut chosen = choose_programs(&kernel.tracepoint_args, fd_rows, warnings)?;
+    let hooks = syscall_hooks::choose(
+        kernel.syscall_tracepoints_fault,
+        features::atomic_fetch,
+        warnings,
+    );
+    for chosen in &mut chosen {
+        if let Some((id, program)) = hooks.perf(chosen.tracepoint) {
+            chosen.perf_event = Some(id);
+            chosen.program = program;
+        }
+    }
     let mut regs = kernel.regs;
     if features::task_pt_regs() {
         // The kernel's own helper rather than the stack arithmetic.
@@ -56,7 +68,7 @@ fn kernel_config(
         // The same one-off traces: a thread's row leaves at its end too.
         thread_rows: u32::from(fd_rows),
         stack_records: u32::from(fd_rows),
-        _pad: 0,
+        fork_child_pid_at: hooks.fork_child_pid_at(),
     };
     Ok((config, chosen))
 }
@@ -67,6 +79,8 @@ struct Chosen {
     tracepoint: &'static str,
     program: &'static str,
     optional: bool,
+    /// Hooked as this perf-event tracepoint instead (`syscall_hooks`).
+    perf_event: Option<u64>,
 }
 
 /// For each raw tracepoint, the first of its programs that reads no more
@@ -98,6 +112,7 @@ fn choose_programs(
                 tracepoint: attachment.tracepoint,
                 program,
                 optional: attachment.optional,
+                perf_event: None,
             }),
             (None, Some(found)) if !attachment.optional => {
                 return Err(BtfError::TracepointArgs {
@@ -172,6 +187,8 @@ fn syscall_numbers() -> SyscallNumbers {
 /// and drop every link (raw tracepoints, the sampler's perf events, uprobes).
 enum Link {
     RawTracePoint(&'static str, RawTracePointLinkId),
+    /// A syscall program as a perf-event tracepoint (`syscall_hooks`).
+    PerfTracepoint(std::os::fd::OwnedFd),
     PerfEvent(&'static str, PerfEventLinkId),
     UProbe(&'static str, UProbeLinkId),
 }
@@ -373,6 +390,10 @@ pub struct Probes {
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
     forgets: u64,
+    /// Runs the kernel skipped before anything was traced (the programs
+    /// did nothing for anyone then: nothing lost), and whether that count
+    /// is taken yet; `None` for a node-wide scope, traced from the start.
+    skipped_before_tracing: Option<u64>,
     /// Turned the kernel's per-thread perf hooks on during the start-up
     /// ([`python::warm_task_events`]), so the sampler's events open at
     /// once; held for the trace (a disabled counter: nothing runs for it).
@@ -505,6 +526,7 @@ impl Probes {
             signal_checks_waiting: Default::default(),
             forgetting: Default::default(),
             forgets: 0,
+            skipped_before_tracing: (scope == ScopeConfig::default()).then_some(u64::MAX),
             _task_events_warm: task_events_warm,
         })
     }
@@ -545,6 +567,8 @@ impl Probes {
         for link in self.links.drain(..) {
             owned.extend(match link {
                 Link::RawTracePoint(program, id) => take!(RawTracePoint, program, id),
+                // Its close waits for an RCU grace period: on a thread too.
+                Link::PerfTracepoint(event) => Some(Box::new(event) as Box<dyn Send>),
                 Link::PerfEvent(program, id) => take!(PerfEvent, program, id),
                 Link::UProbe(program, id) => take!(UProbe, program, id),
             });

@@ -1,0 +1,467 @@
+//! How the syscall programs are hooked. Raw tracepoints by default: the
+//! cheapest, detached in a millisecond. But since syscall tracepoints may
+//! fault (6.14: `tracepoint_ext.faultable` in BTF), the kernel runs their
+//! raw tracepoint programs with only migration disabled, and a kernel that
+//! preempts kernel code (7.x's lazy preemption, `preempt=full`, RT) can
+//! preempt a run: the program stays marked running on that CPU for the rest
+//! of the time slice, and every other task's syscall there skips it
+//! (measured in Debian sid's 7.2: thousands of skipped runs a trace).
+//! The same programs can run as perf-event tracepoints
+//! (`TRACER_SYSCALL_HOOKS=perf`): that path keeps preemption off around
+//! the run, none skipped. Its cost: a CPU sample that lands inside one of
+//! them is not taken (the kernel runs one perf-path or sampler BPF program
+//! per CPU at a time; about half the samples of a Python loop making a
+//! syscall per iteration); and each event's close waits for an RCU grace
+//! period (closed in parallel at the end). So raw tracepoints stay the
+//! default, and where runs may be skipped the report says so and why.
+
+use std::{
+    io::Read as _,
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    path::Path,
+};
+
+use crate::host::procfs;
+
+/// The environment variable that forces the hooks: `raw` or `perf`.
+pub const OVERRIDE: &str = "TRACER_SYSCALL_HOOKS";
+
+/// The raw tracepoints whose programs fire in preemptible task context,
+/// each with its perf-event program and the event's tracefs directory.
+/// (`sched_process_exec` stays raw: its program reads the `linux_binprm`
+/// the raw tracepoint passes, one exec per process.)
+pub const PERF_PROGRAMS: [(&str, &str, &str); 4] = [
+    ("sys_enter", "sys_enter_perf", "raw_syscalls/sys_enter"),
+    ("sys_exit", "sys_exit_perf", "raw_syscalls/sys_exit"),
+    (
+        "sched_process_fork",
+        "sched_process_fork_perf",
+        "sched/sched_process_fork",
+    ),
+    (
+        "sched_process_exit",
+        "sched_process_exit_perf",
+        "sched/sched_process_exit",
+    ),
+];
+
+/// How those programs are hooked on this kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hooks {
+    Raw,
+    /// Perf-event tracepoints: each raw tracepoint's event id, and where
+    /// the fork record has the child's pid.
+    Perf {
+        ids: Vec<(&'static str, u64)>,
+        fork_child_pid_at: u32,
+    },
+}
+
+impl Hooks {
+    /// The perf event id that replaces the raw tracepoint `tracepoint`,
+    /// and the program for it, if hooked that way.
+    pub fn perf(&self, tracepoint: &str) -> Option<(u64, &'static str)> {
+        let Self::Perf { ids, .. } = self else {
+            return None;
+        };
+        let id = ids.iter().find(|(name, _)| *name == tracepoint)?.1;
+        let program = PERF_PROGRAMS.iter().find(|p| p.0 == tracepoint)?.1;
+        Some((id, program))
+    }
+
+    pub fn fork_child_pid_at(&self) -> u32 {
+        match self {
+            Self::Perf {
+                fork_child_pid_at, ..
+            } => *fork_child_pid_at,
+            Self::Raw => 0,
+        }
+    }
+}
+
+/// How the kernel preempts kernel code, and who said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preemption {
+    /// `none`, `voluntary`, `full`, `lazy` or `rt`.
+    pub model: String,
+    pub source: &'static str,
+}
+
+impl Preemption {
+    /// Whether a run of kernel code may be preempted anywhere.
+    pub fn preempts(&self) -> bool {
+        matches!(self.model.as_str(), "full" | "lazy" | "rt")
+    }
+}
+
+/// The preemption model, from the first that says: the scheduler's own
+/// debugfs file (`sched_preempt`: "none voluntary full (lazy)", the
+/// current one in parentheses), the command line's `preempt=`, the build
+/// configuration.
+pub fn preemption(
+    sched_preempt: Option<&str>,
+    cmdline: Option<&str>,
+    config: Option<&str>,
+) -> Option<Preemption> {
+    let current = sched_preempt.and_then(|text| {
+        let open = text.find('(')?;
+        let close = text[open..].find(')')? + open;
+        Some(text[open + 1..close].trim().to_owned())
+    });
+    if let Some(model) = current.filter(|m| !m.is_empty()) {
+        return Some(Preemption {
+            model,
+            source: "/sys/kernel/debug/sched/preempt",
+        });
+    }
+    let asked = cmdline.and_then(|line| {
+        line.split_whitespace()
+            .filter_map(|word| word.strip_prefix("preempt="))
+            .next_back()
+            .map(str::to_owned)
+    });
+    if let Some(model) = asked {
+        return Some(Preemption {
+            model,
+            source: "the kernel's command line",
+        });
+    }
+    let config = config?;
+    let set = |option: &str| config.lines().any(|line| line == format!("{option}=y"));
+    let model = [
+        ("CONFIG_PREEMPT_RT", "rt"),
+        ("CONFIG_PREEMPT_LAZY", "lazy"),
+        ("CONFIG_PREEMPT", "full"),
+        ("CONFIG_PREEMPT_VOLUNTARY", "voluntary"),
+        ("CONFIG_PREEMPT_NONE", "none"),
+    ]
+    .into_iter()
+    .find(|(option, _)| set(option))?
+    .1;
+    Some(Preemption {
+        model: model.into(),
+        source: "the kernel's build configuration",
+    })
+}
+
+/// This kernel's preemption model, where it says.
+fn this_kernel_preemption() -> Option<Preemption> {
+    let sched_preempt = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
+    let config = procfs::kernel_config_gz()
+        .and_then(|gz| {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(gz.as_slice())
+                .read_to_string(&mut text)
+                .ok()?;
+            Some(text)
+        })
+        .or_else(|| {
+            let release = uname_release()?;
+            std::fs::read_to_string(format!("/boot/config-{release}")).ok()
+        });
+    preemption(
+        sched_preempt.as_deref(),
+        procfs::kernel_cmdline().as_deref(),
+        config.as_deref(),
+    )
+}
+
+/// `uname -r`.
+fn uname_release() -> Option<String> {
+    // SAFETY: `uname` fills the struct it is given.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return None;
+    }
+    // SAFETY: a NUL-terminated field the kernel filled.
+    let release = unsafe { std::ffi::CStr::from_ptr(name.release.as_ptr()) };
+    Some(release.to_string_lossy().into_owned())
+}
+
+/// Chooses the hooks: raw tracepoints unless `TRACER_SYSCALL_HOOKS=perf`
+/// says. Where syscall tracepoints may fault (`faultable`, from BTF) and
+/// the kernel preempts kernel code (or does not say whether), `warnings`
+/// say what that costs and what the perf path would. The perf path is not
+/// the default there: a CPU sample that lands inside one of its programs is
+/// lost, about half of them in a Python loop that makes a syscall per
+/// iteration (measured), where a raw tracepoint's skipped runs are
+/// counted. A perf path that cannot be set up falls back, said.
+pub fn choose(
+    faultable: bool,
+    fetching_atomics: impl FnOnce() -> bool,
+    warnings: &mut Vec<String>,
+) -> Hooks {
+    let forced = std::env::var(OVERRIDE).ok();
+    if forced.as_deref() != Some("perf") {
+        let preemption = faultable.then(this_kernel_preemption).flatten();
+        if faultable && forced.is_none() && preemption.as_ref().is_none_or(Preemption::preempts) {
+            let why = preemption.map_or_else(
+                || "whether it preempts kernel code is not known".to_owned(),
+                |p| format!("it preempts kernel code ({}: {})", p.source, p.model),
+            );
+            warnings.push(format!(
+                "this kernel's syscall tracepoints may fault and {why}: a run of the syscall, \
+                 fork or exit programs that is preempted makes other tasks' events on that CPU \
+                 skip them meanwhile (counted as skipped runs); {OVERRIDE}=perf runs them as \
+                 perf-event tracepoints instead, which skip none but lose the CPU samples that \
+                 land inside them"
+            ));
+        }
+        return Hooks::Raw;
+    }
+    // The perf programs are the ones with the per-descriptor rows.
+    if !fetching_atomics() {
+        warnings.push(format!(
+            "{OVERRIDE}=perf: this kernel's BPF has no fetching atomics (Linux 5.12), which the \
+             perf-event programs use: raw tracepoints are used"
+        ));
+        return Hooks::Raw;
+    }
+    match perf_events() {
+        Ok(hooks) => {
+            warnings.push(format!(
+                "{OVERRIDE}=perf: the syscall, fork and exit programs run as perf-event \
+                 tracepoints (no run skipped); a CPU sample that lands inside one of them is \
+                 not taken"
+            ));
+            hooks
+        }
+        Err(err) => {
+            warnings.push(format!(
+                "{OVERRIDE}=perf, but the perf-event tracepoints are not usable ({err}): raw \
+                 tracepoints are used, and runs the kernel skips are counted"
+            ));
+            Hooks::Raw
+        }
+    }
+}
+
+/// The perf events of [`PERF_PROGRAMS`], from tracefs (mounted where it
+/// usually is, or else in a mount namespace of a thread's own), after
+/// checking their records have what the programs read: `id` at byte 8 and
+/// `ret` at 16 for the syscalls, and where the fork's `child_pid` is.
+fn perf_events() -> Result<Hooks, String> {
+    for events in [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ] {
+        if Path::new(events).join("raw_syscalls").is_dir() {
+            return events_in(Path::new(events));
+        }
+    }
+    std::thread::spawn(|| {
+        private_tracefs()?;
+        events_in(Path::new("/sys/kernel/tracing/events"))
+    })
+    .join()
+    .map_err(|_| "the thread reading tracefs panicked".to_owned())?
+}
+
+/// Mounts tracefs at /sys/kernel/tracing in a mount namespace of this
+/// thread alone (its own file-system context first): nothing outside sees it.
+fn private_tracefs() -> Result<(), String> {
+    let os_err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: plain system calls on this thread's own context.
+    unsafe {
+        if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
+            return Err(os_err("unshare"));
+        }
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(os_err("making the mounts private"));
+        }
+        if libc::mount(
+            c"tracefs".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(os_err("mounting tracefs"));
+        }
+    }
+    Ok(())
+}
+
+fn events_in(events: &Path) -> Result<Hooks, String> {
+    let mut ids = Vec::new();
+    let mut fork_child_pid_at = 0;
+    for (tracepoint, _, event) in PERF_PROGRAMS {
+        let dir = events.join(event);
+        let read = |file: &str| {
+            std::fs::read_to_string(dir.join(file))
+                .map_err(|err| format!("{}: {err}", dir.join(file).display()))
+        };
+        let format = read("format")?;
+        let wrong = |what: &str| format!("{event}'s record has no {what}");
+        match tracepoint {
+            "sys_enter" | "sys_exit" if field_offset(&format, "id") != Some(8) => {
+                return Err(wrong("`id` at byte 8"));
+            }
+            "sys_exit" if field_offset(&format, "ret") != Some(16) => {
+                return Err(wrong("`ret` at byte 16"));
+            }
+            "sched_process_fork" => {
+                fork_child_pid_at =
+                    field_offset(&format, "child_pid").ok_or_else(|| wrong("`child_pid`"))?;
+            }
+            _ => {}
+        }
+        let id = read("id")?
+            .trim()
+            .parse()
+            .map_err(|err| format!("{}: {err}", dir.join("id").display()))?;
+        ids.push((tracepoint, id));
+    }
+    Ok(Hooks::Perf {
+        ids,
+        fork_child_pid_at,
+    })
+}
+
+/// Where a tracefs event `format` has the field `name`
+/// (`field:long id;\toffset:8;\tsize:8;\tsigned:1;`).
+fn field_offset(format: &str, name: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.trim().split(';').map(str::trim);
+        let declared = parts.next()?.strip_prefix("field:")?;
+        let last = declared.split_whitespace().next_back()?;
+        if last != name && !last.starts_with(&format!("{name}[")) {
+            return None;
+        }
+        parts.find_map(|p| p.strip_prefix("offset:")?.parse().ok())
+    })
+}
+
+// From <linux/perf_event.h>.
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1).
+const ATTR_SIZE: usize = 72;
+
+/// Runs `program` (a loaded tracepoint program) at every CPU's
+/// occurrences of the tracepoint `id`: one event (on CPU 0) puts it in
+/// the tracepoint's program list, which runs wherever the tracepoint fires.
+/// Closing the returned descriptor detaches it.
+pub fn attach(program: BorrowedFd<'_>, id: u64) -> std::io::Result<OwnedFd> {
+    let mut attr = [0u8; ATTR_SIZE];
+    attr[0..4].copy_from_slice(&PERF_TYPE_TRACEPOINT.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&id.to_ne_bytes()); // config
+    attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
+    // SAFETY: `attr` is a valid perf_event_attr prefix of the size it says.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1 as libc::pid_t,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel gave us.
+    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: plain ioctls on our own descriptors.
+    unsafe {
+        if libc::ioctl(
+            event.as_raw_fd(),
+            PERF_EVENT_IOC_SET_BPF as _,
+            program.as_raw_fd(),
+        ) != 0
+            || libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preemption_model_comes_from_the_first_that_says() {
+        let model = |p: Option<Preemption>| p.map(|p| (p.model.clone(), p.preempts()));
+        // sid's 7.2, as its debugfs says it.
+        assert_eq!(
+            model(preemption(Some("full (lazy)\n"), None, None)),
+            Some(("lazy".into(), true))
+        );
+        assert_eq!(
+            model(preemption(
+                Some("(none) voluntary full lazy\n"),
+                Some("preempt=full"),
+                None
+            )),
+            Some(("none".into(), false))
+        );
+        assert_eq!(
+            model(preemption(
+                None,
+                Some("ro preempt=lazy quiet preempt=voluntary"),
+                None
+            )),
+            Some(("voluntary".into(), false))
+        );
+        let config = "# CONFIG_PREEMPT_VOLUNTARY is not set\nCONFIG_PREEMPT_NONE=y\nCONFIG_PREEMPT_DYNAMIC=y\n";
+        assert_eq!(
+            model(preemption(None, Some("ro quiet"), Some(config))),
+            Some(("none".into(), false))
+        );
+        let lazy = "CONFIG_PREEMPT_BUILD=y\nCONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_COUNT=y\n";
+        assert_eq!(
+            model(preemption(None, None, Some(lazy))),
+            Some(("lazy".into(), true))
+        );
+        assert_eq!(
+            model(preemption(None, Some("ro"), Some("CONFIG_X=y\n"))),
+            None
+        );
+        assert_eq!(model(preemption(Some(""), None, None)), None);
+    }
+
+    #[test]
+    fn a_field_is_found_at_its_offset_in_a_tracefs_format() {
+        let format = "name: sys_enter\nID: 22\nformat:\n\
+            \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+            \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+            \tfield:long id;\toffset:8;\tsize:8;\tsigned:1;\n\
+            \tfield:unsigned long args[6];\toffset:16;\tsize:48;\tsigned:0;\n";
+        assert_eq!(field_offset(format, "id"), Some(8));
+        assert_eq!(field_offset(format, "args"), Some(16));
+        assert_eq!(field_offset(format, "common_pid"), Some(4));
+        assert_eq!(field_offset(format, "ret"), None);
+        assert_eq!(field_offset(format, "i"), None);
+    }
+
+    /// The development kernel's tracefs has every event, laid out as the
+    /// programs read them (found mounted, or mounted privately).
+    #[test]
+    fn the_perf_events_are_found() {
+        let hooks = perf_events().unwrap();
+        let ids: Vec<u64> = PERF_PROGRAMS
+            .iter()
+            .map(|p| hooks.perf(p.0).unwrap().0)
+            .collect();
+        assert!(ids.iter().all(|&id| id > 0), "{ids:?}");
+        assert_eq!(hooks.perf("sys_exit").unwrap().1, "sys_exit_perf");
+        assert!(hooks.perf("sched_switch").is_none());
+        // After the 8 bytes of `common_*` fields and the parent's.
+        let at = hooks.fork_child_pid_at();
+        assert!(at > 8 && at.is_multiple_of(4), "{hooks:?}");
+    }
+}
