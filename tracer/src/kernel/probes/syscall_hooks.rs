@@ -250,16 +250,16 @@ fn perf_events() -> Result<Hooks, String> {
         }
     }
     std::thread::spawn(|| {
-        private_tracefs()?;
+        private_tracefs(c"/sys/kernel/tracing")?;
         events_in(Path::new("/sys/kernel/tracing/events"))
     })
     .join()
     .map_err(|_| "the thread reading tracefs panicked".to_owned())?
 }
 
-/// Mounts tracefs at /sys/kernel/tracing in a mount namespace of this
-/// thread alone (its own file-system context first): nothing outside sees it.
-fn private_tracefs() -> Result<(), String> {
+/// Mounts tracefs at `dir` in a mount namespace of this thread alone (its
+/// own file-system context first): nothing outside sees it.
+fn private_tracefs(dir: &std::ffi::CStr) -> Result<(), String> {
     let os_err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
     // SAFETY: plain system calls on this thread's own context.
     unsafe {
@@ -278,7 +278,7 @@ fn private_tracefs() -> Result<(), String> {
         }
         if libc::mount(
             c"tracefs".as_ptr(),
-            c"/sys/kernel/tracing".as_ptr(),
+            dir.as_ptr(),
             c"tracefs".as_ptr(),
             0,
             std::ptr::null(),
@@ -460,6 +460,28 @@ mod tests {
         assert!(ids.iter().all(|&id| id > 0), "{ids:?}");
         assert_eq!(hooks.perf("sys_exit").unwrap().1, "sys_exit_perf");
         assert!(hooks.perf("sched_switch").is_none());
+        // Mounted privately on a thread of its own, tracefs says the same,
+        // and this process's mounts are as they were.
+        let tracefs_mounts = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .matches(" - tracefs ")
+                .count()
+        };
+        let before = tracefs_mounts();
+        let dir = std::env::temp_dir().join(format!("tracer-tracefs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let events = dir.join("events");
+        let private = std::thread::spawn(move || {
+            private_tracefs(&at)?;
+            events_in(&events)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(private.as_ref(), Ok(&hooks));
+        assert_eq!(tracefs_mounts(), before);
+        std::fs::remove_dir(&dir).unwrap();
         // After the 8 bytes of `common_*` fields and the parent's.
         let at = hooks.fork_child_pid_at();
         assert!(at > 8 && at.is_multiple_of(4), "{hooks:?}");
