@@ -9,23 +9,17 @@
 
 use std::{
     ffi::CString,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     sync::mpsc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
+use super::perf_event;
+
 /// Where the kernel publishes the uprobe PMU's type number.
 const UPROBE_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
-
-// From <linux/perf_event.h>.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1 is 72;
-/// the kernel accepts any known size and zero-fills the rest).
-const ATTR_SIZE: usize = 72;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UprobeError {
@@ -158,45 +152,12 @@ fn attach(pmu: u32, path: &Path, offset: u64, program: &OwnedFd) -> Result<Owned
     };
     let c_path = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    let mut attr = [0u8; ATTR_SIZE];
-    attr[0..4].copy_from_slice(&pmu.to_ne_bytes()); // type
-    attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes()); // size
+    let mut attr = perf_event::attr(pmu);
     // config (8..16) 0: an entry probe; config1 = uprobe_path, config2 = probe_offset.
     attr[56..64].copy_from_slice(&(c_path.as_ptr() as u64).to_ne_bytes());
     attr[64..72].copy_from_slice(&offset.to_ne_bytes());
-    // SAFETY: `attr` is a valid perf_event_attr prefix of the size it says;
-    // the path outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr.as_ptr(),
-            -1 as libc::pid_t,
-            0 as libc::c_int,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: a new descriptor the kernel gave us.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: plain ioctls on our own descriptors.
-    let rc = unsafe {
-        libc::ioctl(
-            event.as_raw_fd(),
-            PERF_EVENT_IOC_SET_BPF as _,
-            program.as_raw_fd(),
-        )
-    };
-    if rc != 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: as above.
-    if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) } != 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    Ok(event)
+    // The path outlives the call.
+    perf_event::open_with_program(&attr, program.as_fd()).map_err(err)
 }
 
 /// Closes `links` in a child process once this one has exited, and returns

@@ -17,11 +17,11 @@
 
 use std::{
     io::Read as _,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{BorrowedFd, OwnedFd},
     path::Path,
 };
 
-use crate::host::procfs;
+use crate::{host::procfs, kernel::perf_event};
 
 /// The environment variable that forces the hooks: `raw` or `perf`.
 pub const OVERRIDE: &str = "TRACER_SYSCALL_HOOKS";
@@ -340,53 +340,17 @@ fn field_offset(format: &str, name: &str) -> Option<u32> {
     })
 }
 
-// From <linux/perf_event.h>.
 const PERF_TYPE_TRACEPOINT: u32 = 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
-const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
-/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1).
-const ATTR_SIZE: usize = 72;
 
 /// Runs `program` (a loaded tracepoint program) at every CPU's
-/// occurrences of the tracepoint `id`: one event (on CPU 0) puts it in
-/// the tracepoint's program list, which runs wherever the tracepoint fires.
+/// occurrences of the tracepoint `id`: one event puts it in the
+/// tracepoint's program list, which runs wherever the tracepoint fires.
 /// Closing the returned descriptor detaches it.
 pub fn attach(program: BorrowedFd<'_>, id: u64) -> std::io::Result<OwnedFd> {
-    let mut attr = [0u8; ATTR_SIZE];
-    attr[0..4].copy_from_slice(&PERF_TYPE_TRACEPOINT.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes());
+    let mut attr = perf_event::attr(PERF_TYPE_TRACEPOINT);
     attr[8..16].copy_from_slice(&id.to_ne_bytes()); // config
     attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
-    // SAFETY: `attr` is a valid perf_event_attr prefix of the size it says.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr.as_ptr(),
-            -1 as libc::pid_t,
-            0 as libc::c_int,
-            -1 as libc::c_int,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor the kernel gave us.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: plain ioctls on our own descriptors.
-    unsafe {
-        if libc::ioctl(
-            event.as_raw_fd(),
-            PERF_EVENT_IOC_SET_BPF as _,
-            program.as_raw_fd(),
-        ) != 0
-            || libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE as _, 0) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(event)
+    perf_event::open_with_program(&attr, program)
 }
 
 #[cfg(test)]
