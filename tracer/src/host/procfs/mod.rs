@@ -102,6 +102,12 @@ pub fn kernel_cmdline() -> Option<String> {
     fs::read_to_string("/proc/cmdline").ok()
 }
 
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> Option<String> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    Some(release.trim().to_owned())
+}
+
 /// The running kernel's build configuration, where it publishes it
 /// (`CONFIG_IKCONFIG_PROC`), gzipped.
 pub fn kernel_config_gz() -> Option<Vec<u8>> {

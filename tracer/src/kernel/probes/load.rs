@@ -3,11 +3,32 @@
 //! attached in order.
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint, UProbe},
 };
 
 use super::{Chosen, Link, ProbeError, load_error};
+use crate::kernel::mount_ns;
+
+/// Makes aya's loader on a thread of its own, without the kernel's BTF.
+/// `EbpfLoader::new` parses all of `/sys/kernel/btf/vmlinux` (~35 ms here,
+/// longer than our own reading of the offsets beside it: the start-up's
+/// critical path), which aya needs only for CO-RE relocations and
+/// BTF-typed programs (fentry, `tp_btf`, LSM): our objects have neither
+/// (Rust BPF emits no relocations; `kernel::btf` reads the offsets;
+/// checked by a test). So the thread hides it, with an empty tmpfs over
+/// `/sys/kernel/btf` in a mount namespace of its own; where that cannot be
+/// done, aya parses it as usual.
+pub(super) fn loader_without_kernel_btf() -> std::thread::JoinHandle<EbpfLoader<'static>> {
+    std::thread::spawn(|| {
+        let hidden = mount_ns::make_private_to_this_thread()
+            .and_then(|()| mount_ns::mount(c"tmpfs", c"/sys/kernel/btf"));
+        if let Err(err) = hidden {
+            log::debug!("aya's loader parses the kernel's BTF: it could not be hidden ({err})");
+        }
+        EbpfLoader::new()
+    })
+}
 
 /// Loads (verifies) the `chosen` program of each raw tracepoint and
 /// (`sampler`) the CPU-clock sampler's and the signal-check uprobe in
@@ -248,4 +269,40 @@ fn attach_one(
         })?;
     links.push(Link::RawTracePoint(chosen.program, link));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aya_obj::ProgramSection;
+
+    /// What lets aya's loader go without the kernel's BTF
+    /// ([`super::loader_without_kernel_btf`]): neither object has a CO-RE
+    /// relocation or a program whose kind needs the kernel's BTF.
+    #[test]
+    fn the_objects_need_no_kernel_btf() {
+        for object in [
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")),
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-without-bpf-loop")),
+        ] {
+            let object = aya_obj::Object::parse(object).unwrap();
+            assert!(!object.has_btf_relocations());
+            assert!(object.programs.len() > 10);
+            for (name, program) in &object.programs {
+                assert!(
+                    !matches!(
+                        program.section,
+                        ProgramSection::BtfTracePoint
+                            | ProgramSection::FEntry { .. }
+                            | ProgramSection::FExit { .. }
+                            | ProgramSection::Lsm { .. }
+                            | ProgramSection::LsmCgroup
+                            | ProgramSection::Iter { .. }
+                            | ProgramSection::Extension
+                    ),
+                    "{name}: {:?}",
+                    program.section
+                );
+            }
+        }
+    }
 }

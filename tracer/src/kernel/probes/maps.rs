@@ -23,7 +23,7 @@ impl Probes {
     /// Adds a process to the traced set (its threads and, by default, its
     /// future children follow in the kernel).
     pub fn trace_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
-        if self.skipped_before_tracing == Some(u64::MAX) {
+        if !self.node_wide && self.skipped_before_tracing.is_none() {
             self.skipped_before_tracing = Some(self.skipped_runs_since_load());
         }
         self.traced
@@ -184,9 +184,8 @@ impl Probes {
     /// on that CPU, or on the perf path any BPF program) since the first
     /// process was traced.
     pub fn skipped_runs(&self) -> u64 {
-        let before = self.skipped_before_tracing.filter(|&n| n != u64::MAX);
         self.skipped_runs_since_load()
-            .saturating_sub(before.unwrap_or(0))
+            .saturating_sub(self.skipped_before_tracing.unwrap_or(0))
     }
 
     /// Runs the kernel skipped since the programs were loaded, summed;

@@ -11,7 +11,7 @@ mod skipped;
 mod syscall_hooks;
 
 use aya::{
-    Ebpf, EbpfError, EbpfLoader,
+    Ebpf, EbpfError,
     maps::{HashMap, MapData, ProgramArray},
     programs::{
         PerfEvent, ProgramError, RawTracePoint, UProbe, perf_event::PerfEventLinkId,
@@ -250,7 +250,7 @@ pub enum ProbeError {
     },
     #[error(transparent)]
     Btf(#[from] BtfError),
-    #[error("aya's loader panicked while reading the kernel's BTF")]
+    #[error("the thread making aya's loader panicked")]
     LoaderPanicked,
     #[error("the BPF object has no map `{0}` (build mismatch)")]
     MissingMap(&'static str),
@@ -390,10 +390,11 @@ pub struct Probes {
     /// few forgets are still there, and the forgets so far.
     forgetting: std::collections::HashSet<u32>,
     forgets: u64,
-    /// Runs the kernel skipped before anything was traced (the programs
-    /// did nothing for anyone then: nothing lost), and whether that count
-    /// is taken yet; `None` for a node-wide scope, traced from the start.
+    /// Runs the kernel skipped before the first process was traced (the
+    /// programs did nothing for anyone then: nothing lost); `None` until
+    /// then, and always for a node-wide scope (traced from the start).
     skipped_before_tracing: Option<u64>,
+    node_wide: bool,
     /// Turned the kernel's per-thread perf hooks on during the start-up
     /// ([`python::warm_task_events`]), so the sampler's events open at
     /// once; held for the trace (a disabled counter: nothing runs for it).
@@ -420,11 +421,9 @@ impl Probes {
         native_blocks: u32,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ProbeError> {
-        // aya's loader parses the kernel's BTF as it is made (~50 ms here),
-        // whether the object needs it or not: done beside our own reading
-        // of the offsets, not after it.
+        // aya's loader is made beside our own reading of the offsets.
         let started = std::time::Instant::now();
-        let loader = std::thread::spawn(EbpfLoader::new);
+        let loader = load::loader_without_kernel_btf();
         let warming = sample_rate.map(|_| std::thread::spawn(python::warm_task_events));
         // The per-descriptor rows are claimed with the fetching atomics.
         let fd_rows = fd_rows && {
@@ -489,7 +488,7 @@ impl Probes {
         // Where the start-up goes (`RUST_LOG=debug`), cumulative.
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         log::debug!(
-            "start-up: offsets from BTF {:.1} ms, aya's loader (its own BTF parse) {:.1} ms, \
+            "start-up: offsets from BTF {:.1} ms, aya's loader {:.1} ms, \
              maps {:.1} ms, programs verified and attached {:.1} ms",
             ms(offsets_read),
             ms(btf_read),
@@ -526,7 +525,8 @@ impl Probes {
             signal_checks_waiting: Default::default(),
             forgetting: Default::default(),
             forgets: 0,
-            skipped_before_tracing: (scope == ScopeConfig::default()).then_some(u64::MAX),
+            skipped_before_tracing: None,
+            node_wide: scope != ScopeConfig::default(),
             _task_events_warm: task_events_warm,
         })
     }

@@ -21,7 +21,10 @@ use std::{
     path::Path,
 };
 
-use crate::{host::procfs, kernel::perf_event};
+use crate::{
+    host::procfs,
+    kernel::{mount_ns, perf_event},
+};
 
 /// The environment variable that forces the hooks: `raw` or `perf`.
 pub const OVERRIDE: &str = "TRACER_SYSCALL_HOOKS";
@@ -97,11 +100,11 @@ impl Preemption {
 /// The preemption model, from the first that says: the scheduler's own
 /// debugfs file (`sched_preempt`: "none voluntary full (lazy)", the
 /// current one in parentheses), the command line's `preempt=`, the build
-/// configuration.
+/// configuration (read only when the others say nothing: it is big).
 pub fn preemption(
     sched_preempt: Option<&str>,
     cmdline: Option<&str>,
-    config: Option<&str>,
+    config: impl FnOnce() -> Option<String>,
 ) -> Option<Preemption> {
     let current = sched_preempt.and_then(|text| {
         let open = text.find('(')?;
@@ -126,7 +129,7 @@ pub fn preemption(
             source: "the kernel's command line",
         });
     }
-    let config = config?;
+    let config = config()?;
     let set = |option: &str| config.lines().any(|line| line == format!("{option}=y"));
     let model = [
         ("CONFIG_PREEMPT_RT", "rt"),
@@ -147,35 +150,25 @@ pub fn preemption(
 /// This kernel's preemption model, where it says.
 fn this_kernel_preemption() -> Option<Preemption> {
     let sched_preempt = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
-    let config = procfs::kernel_config_gz()
-        .and_then(|gz| {
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(gz.as_slice())
-                .read_to_string(&mut text)
-                .ok()?;
-            Some(text)
-        })
-        .or_else(|| {
-            let release = uname_release()?;
-            std::fs::read_to_string(format!("/boot/config-{release}")).ok()
-        });
+    let config = || {
+        procfs::kernel_config_gz()
+            .and_then(|gz| {
+                let mut text = String::new();
+                flate2::read::GzDecoder::new(gz.as_slice())
+                    .read_to_string(&mut text)
+                    .ok()?;
+                Some(text)
+            })
+            .or_else(|| {
+                let release = procfs::kernel_release()?;
+                std::fs::read_to_string(format!("/boot/config-{release}")).ok()
+            })
+    };
     preemption(
         sched_preempt.as_deref(),
         procfs::kernel_cmdline().as_deref(),
-        config.as_deref(),
+        config,
     )
-}
-
-/// `uname -r`.
-fn uname_release() -> Option<String> {
-    // SAFETY: `uname` fills the struct it is given.
-    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut name) } != 0 {
-        return None;
-    }
-    // SAFETY: a NUL-terminated field the kernel filled.
-    let release = unsafe { std::ffi::CStr::from_ptr(name.release.as_ptr()) };
-    Some(release.to_string_lossy().into_owned())
 }
 
 /// Chooses the hooks: raw tracepoints unless `TRACER_SYSCALL_HOOKS=perf`
@@ -260,34 +253,8 @@ fn perf_events() -> Result<Hooks, String> {
 /// Mounts tracefs at `dir` in a mount namespace of this thread alone (its
 /// own file-system context first): nothing outside sees it.
 fn private_tracefs(dir: &std::ffi::CStr) -> Result<(), String> {
-    let os_err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-    // SAFETY: plain system calls on this thread's own context.
-    unsafe {
-        if libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
-            return Err(os_err("unshare"));
-        }
-        if libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(os_err("making the mounts private"));
-        }
-        if libc::mount(
-            c"tracefs".as_ptr(),
-            dir.as_ptr(),
-            c"tracefs".as_ptr(),
-            0,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(os_err("mounting tracefs"));
-        }
-    }
-    Ok(())
+    mount_ns::make_private_to_this_thread()?;
+    mount_ns::mount(c"tracefs", dir)
 }
 
 fn events_in(events: &Path) -> Result<Hooks, String> {
@@ -360,16 +327,19 @@ mod tests {
     #[test]
     fn the_preemption_model_comes_from_the_first_that_says() {
         let model = |p: Option<Preemption>| p.map(|p| (p.model.clone(), p.preempts()));
+        // The configuration is not read when debugfs or the command line say.
+        let unread = || -> Option<String> { panic!("the configuration was read") };
+        let config = |text: &'static str| move || Some(text.to_owned());
         // sid's 7.2, as its debugfs says it.
         assert_eq!(
-            model(preemption(Some("full (lazy)\n"), None, None)),
+            model(preemption(Some("full (lazy)\n"), None, unread)),
             Some(("lazy".into(), true))
         );
         assert_eq!(
             model(preemption(
                 Some("(none) voluntary full lazy\n"),
                 Some("preempt=full"),
-                None
+                unread
             )),
             Some(("none".into(), false))
         );
@@ -377,25 +347,25 @@ mod tests {
             model(preemption(
                 None,
                 Some("ro preempt=lazy quiet preempt=voluntary"),
-                None
+                unread
             )),
             Some(("voluntary".into(), false))
         );
-        let config = "# CONFIG_PREEMPT_VOLUNTARY is not set\nCONFIG_PREEMPT_NONE=y\nCONFIG_PREEMPT_DYNAMIC=y\n";
+        let voluntary_off = "# CONFIG_PREEMPT_VOLUNTARY is not set\nCONFIG_PREEMPT_NONE=y\nCONFIG_PREEMPT_DYNAMIC=y\n";
         assert_eq!(
-            model(preemption(None, Some("ro quiet"), Some(config))),
+            model(preemption(None, Some("ro quiet"), config(voluntary_off))),
             Some(("none".into(), false))
         );
         let lazy = "CONFIG_PREEMPT_BUILD=y\nCONFIG_PREEMPT_LAZY=y\nCONFIG_PREEMPT_COUNT=y\n";
         assert_eq!(
-            model(preemption(None, None, Some(lazy))),
+            model(preemption(None, None, config(lazy))),
             Some(("lazy".into(), true))
         );
         assert_eq!(
-            model(preemption(None, Some("ro"), Some("CONFIG_X=y\n"))),
+            model(preemption(None, Some("ro"), config("CONFIG_X=y\n"))),
             None
         );
-        assert_eq!(model(preemption(Some(""), None, None)), None);
+        assert_eq!(model(preemption(Some(""), None, || None)), None);
     }
 
     #[test]
