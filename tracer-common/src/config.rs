@@ -210,6 +210,11 @@ pub struct Config {
     /// Perf-event hooks (where the kernel may preempt a raw tracepoint's
     /// run): where `child_pid` is in a `sched_process_fork` record.
     pub fork_child_pid_at: u32,
+    /// 1: the syscall, fork and exit programs have second copies attached
+    /// after them, which take the events the kernel skipped them for
+    /// (where it may preempt their runs); the first copies mark theirs.
+    pub second_copies: u32,
+    pub _pad: u32,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -241,5 +246,5 @@ const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
-    core::mem::size_of::<Config>() == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8
+    core::mem::size_of::<Config>() == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 8
 );

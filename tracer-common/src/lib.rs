@@ -17,6 +17,7 @@ pub mod python;
 pub mod reads;
 pub mod sched;
 pub mod signals;
+pub mod skips;
 
 pub use config::*;
 pub use events::*;

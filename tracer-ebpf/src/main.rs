@@ -18,6 +18,7 @@ mod python;
 mod reads;
 mod sched;
 mod signals;
+mod skips;
 mod syscalls;
 
 #[cfg(not(test))]

@@ -26,6 +26,7 @@ use crate::maps::{
     EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_kernel,
     read_reg, task_pid, traced_changed,
 };
+use crate::skips;
 
 const CLONE_THREAD: u64 = 0x0001_0000;
 const WNOWAIT: u32 = 0x0100_0000;
@@ -48,7 +49,15 @@ pub static ZOMBIES: HashMap<u32, ZombieEntry> =
 /// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    skips::first_ran(skips::FORK, relevant);
     forked(|| task_pid(ctx.arg(1)))
+}
+
+/// The forks and exits the hooks act on: a traced thread's; and the
+/// tracer's check of the hooks' order (`skips`).
+#[inline(always)]
+fn relevant() -> bool {
+    current_if_traced().is_some() || skips::is_order_check_thread()
 }
 
 /// `sched:sched_process_fork` as a perf-event tracepoint, where the kernel
@@ -56,6 +65,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 /// from the record, where userspace found it in the event's format.
 #[tracepoint]
 pub fn sched_process_fork_perf(ctx: TracePointContext) -> i32 {
+    if config!(second_copies) != 0 && !skips::first_skipped(skips::FORK, relevant) {
+        return 0;
+    }
     forked(|| {
         let at = config!(fork_child_pid_at) as usize;
         let pid = unsafe { ctx.read_at::<i32>(at) }.ok()?;
@@ -133,6 +145,13 @@ fn creates_thread() -> bool {
 /// `sched_process_exit(struct task_struct *p, bool group_dead)`.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    skips::first_ran(skips::EXIT, relevant);
+    skips::thread_exited();
+    exited(ctx)
+}
+
+#[inline(always)]
+fn exited(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
@@ -148,6 +167,8 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 /// zombie row tells the second it is not the last).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit_no_group_dead(_ctx: RawTracePointContext) -> i32 {
+    skips::first_ran(skips::EXIT, relevant);
+    skips::thread_exited();
     exiting_group_dead_read()
 }
 
@@ -155,6 +176,10 @@ pub fn sched_process_exit_no_group_dead(_ctx: RawTracePointContext) -> i32 {
 /// `sched_process_fork_perf`): `group_dead` read as without the argument.
 #[tracepoint]
 pub fn sched_process_exit_perf(_ctx: TracePointContext) -> i32 {
+    skips::thread_exited();
+    if config!(second_copies) != 0 && !skips::first_skipped(skips::EXIT, relevant) {
+        return 0;
+    }
     exiting_group_dead_read()
 }
 

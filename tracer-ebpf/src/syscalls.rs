@@ -32,20 +32,40 @@ use tracer_common::ReadSyscall;
 use crate::{
     loops,
     maps::{config, current_if_traced, current_regs, read_reg},
-    processes, reads, signals,
+    processes, reads, signals, skips,
 };
 
 /// `sys_enter(struct pt_regs *regs, long id)`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    enter::<true>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+    let (regs, nr) = (ctx.arg::<u64>(0) as *const u8, ctx.arg(1));
+    skips::syscall_first_ran(skips::SYS_ENTER, || enter_relevant(regs, nr));
+    enter::<true>(regs, nr)
+}
+
+/// The syscalls `enter` acts on: a traced thread's, and waits (see
+/// `exit_relevant`); and the tracer's check of the hooks' order (`skips`).
+#[inline(always)]
+fn enter_relevant(regs: *const u8, nr: u64) -> bool {
+    is_wait(nr)
+        || current_if_traced().is_some()
+        || skips::is_order_check(skips::SYS_ENTER, regs, nr)
+}
+
+/// `wait4` and `waitid`: whose returns are looked at in any process, and
+/// so their entries too (a thread's relevant events are pairs).
+#[inline(always)]
+fn is_wait(nr: u64) -> bool {
+    nr == config!(syscalls.wait4) as u64 || nr == config!(syscalls.waitid) as u64
 }
 
 /// Without the per-descriptor read rows (kernels without the fetching
 /// atomics they are claimed with, before 5.12): reads are counted per file.
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter_no_fd_rows(ctx: RawTracePointContext) -> i32 {
-    enter::<false>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+    let (regs, nr) = (ctx.arg::<u64>(0) as *const u8, ctx.arg(1));
+    skips::syscall_first_ran(skips::SYS_ENTER, || enter_relevant(regs, nr));
+    enter::<false>(regs, nr)
 }
 
 /// Where the perf-event record of `raw_syscalls:sys_enter` and `sys_exit`
@@ -61,6 +81,11 @@ pub fn sys_enter_perf(ctx: TracePointContext) -> i32 {
     let (Ok(nr), Some(regs)) = (unsafe { ctx.read_at::<u64>(PERF_ID_AT) }, current_regs()) else {
         return 0;
     };
+    if config!(second_copies) != 0
+        && !skips::syscall_first_skipped(skips::SYS_ENTER, || enter_relevant(regs, nr))
+    {
+        return 0;
+    }
     enter::<true>(regs, nr)
 }
 
@@ -120,13 +145,25 @@ fn is_selector_wait(nr: u64) -> bool {
 /// saved `orig_ax` (x86-64).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    exit::<true>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    skips::syscall_first_ran(skips::SYS_EXIT, || exit_relevant(regs));
+    exit::<true>(regs, ctx.arg(1))
+}
+
+/// The syscall returns `exit` acts on: a traced thread's, and a wait's of
+/// any process (whoever reaps a traced zombie); and the order check.
+#[inline(always)]
+fn exit_relevant(regs: *const u8) -> bool {
+    let nr = read_reg(regs, config!(regs.nr)).unwrap_or(u64::MAX);
+    is_wait(nr) || current_if_traced().is_some() || skips::is_order_check(skips::SYS_EXIT, regs, nr)
 }
 
 /// Without the per-descriptor read rows (see `sys_enter_no_fd_rows`).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit_no_fd_rows(ctx: RawTracePointContext) -> i32 {
-    exit::<false>(ctx.arg::<u64>(0) as *const u8, ctx.arg(1))
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    skips::syscall_first_ran(skips::SYS_EXIT, || exit_relevant(regs));
+    exit::<false>(regs, ctx.arg(1))
 }
 
 /// `raw_syscalls:sys_exit` as a perf-event tracepoint (see `sys_enter_perf`).
@@ -136,6 +173,11 @@ pub fn sys_exit_perf(ctx: TracePointContext) -> i32 {
     else {
         return 0;
     };
+    if config!(second_copies) != 0
+        && !skips::syscall_first_skipped(skips::SYS_EXIT, || exit_relevant(regs))
+    {
+        return 0;
+    }
     exit::<true>(regs, ret)
 }
 

@@ -177,6 +177,20 @@ fn exact_reads_through_perf_event_hooks() {
     );
 }
 
+/// The second copies, the default where the kernel may preempt the
+/// programs' runs, forced here: every event counted once (the first copies
+/// run, the second ones take their marks), the order check passed, nothing
+/// said.
+#[test]
+fn exact_reads_through_second_copies() {
+    let (report, _) = reads_exact_with_env(
+        SHARED_PYTHON,
+        "exact_reads_through_second_copies",
+        &[("TRACER_SYSCALL_HOOKS", "both")],
+    );
+    assert_eq!(report["warnings"], serde_json::json!([]));
+}
+
 /// Blocking reads have voluntary context switches inside them; procfs reads,
 /// many more syscalls, have (almost) none. Syscalls and context switches are
 /// different things and the report keeps them apart.

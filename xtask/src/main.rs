@@ -201,13 +201,11 @@ fn test() -> Result<()> {
         "--test-threads=1",
     ]);
     let tests = run_counting_tests(&mut cmd);
-    // The end-to-end stories again on Debian 11's, 12's and 13's kernels,
-    // each booted in qemu, whichever way the tests went. Not yet sid's
-    // newest: there the kernel skips some runs of the syscall programs (a
-    // run preempted on its CPU; counted in the report's skipped_runs), which
-    // `cargo xtask kernels --kernel sid` shows.
+    // The end-to-end stories again on Debian 11's, 12's and 13's kernels
+    // and the newest (sid's), each booted in qemu, whichever way the tests
+    // went.
     let kernels = kernels::kernels(&kernels::KernelsArgs {
-        kernels: ["bullseye", "bookworm", "trixie"]
+        kernels: ["bullseye", "bookworm", "trixie", "sid"]
             .map(String::from)
             .to_vec(),
         ..Default::default()

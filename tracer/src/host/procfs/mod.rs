@@ -102,6 +102,12 @@ pub fn kernel_cmdline() -> Option<String> {
     fs::read_to_string("/proc/cmdline").ok()
 }
 
+/// Whether this process's thread `tid` is still there (the kernel has not
+/// released it).
+pub fn own_thread_exists(tid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+
 /// The running kernel's release (`uname -r`).
 pub fn kernel_release() -> Option<String> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;

@@ -191,17 +191,29 @@ impl Probes {
     /// Runs the kernel skipped since the programs were loaded, summed;
     /// each program's said at debug level.
     fn skipped_runs_since_load(&self) -> u64 {
-        self.ebpf
-            .programs()
-            .filter_map(|(name, program)| {
-                let misses = super::skipped::recursion_misses(program.fd().ok()?)?;
-                if misses > 0 {
-                    // Debug: the continuous modes ask at every fold.
-                    log::debug!("the kernel skipped {misses} run(s) of {name}");
-                }
-                Some(misses)
-            })
-            .sum()
+        // Where second copies run, the syscall events both skipped.
+        let lost_both = if self.covered.is_empty() {
+            0
+        } else {
+            per_cpu_totals::<1>(&self.ebpf, "EVENTS_SKIPPED").map_or(0, |[lost]| lost)
+        };
+        if lost_both > 0 {
+            log::debug!("{lost_both} syscall event(s) of the second copies' skipped too");
+        }
+        lost_both
+            + self
+                .ebpf
+                .programs()
+                .filter_map(|(name, program)| {
+                    let misses = super::skipped::recursion_misses(program.fd().ok()?)?;
+                    if misses > 0 {
+                        // Debug: the continuous modes ask at every fold.
+                        log::debug!("the kernel skipped {misses} run(s) of {name}");
+                    }
+                    // What these skipped lost nothing, or is in `lost_both`.
+                    (!self.covered.contains(&name)).then_some(misses)
+                })
+                .sum::<u64>()
     }
 
     /// Every `READ_STATS` row, summed across CPUs.

@@ -49,6 +49,20 @@ fn kernel_config(
             chosen.program = program;
         }
     }
+    // Each second copy attached right after its first.
+    let chosen = chosen
+        .into_iter()
+        .flat_map(|first| {
+            let second = hooks
+                .second_copy(first.tracepoint)
+                .map(|(id, program)| Chosen {
+                    program,
+                    perf_event: Some(id),
+                    ..first
+                });
+            std::iter::once(first).chain(second)
+        })
+        .collect();
     let mut regs = kernel.regs;
     if features::task_pt_regs() {
         // The kernel's own helper rather than the stack arithmetic.
@@ -69,8 +83,67 @@ fn kernel_config(
         thread_rows: u32::from(fd_rows),
         stack_records: u32::from(fd_rows),
         fork_child_pid_at: hooks.fork_child_pid_at(),
+        second_copies: u32::from(matches!(
+            hooks,
+            syscall_hooks::Hooks::RawWithSecondCopies(_)
+        )),
+        _pad: 0,
     };
     Ok((config, chosen))
+}
+
+/// Where second copies are attached (`chosen` has a perf-event program
+/// beside a raw tracepoint's), checks they run after the first ones; they
+/// are detached where not (another tool's perf event there came first:
+/// said). Returns the programs whose skipped runs are not losses: the
+/// first copies, and the syscalls' second copies, whose lost events the
+/// threads' next syscalls count (`EVENTS_SKIPPED`).
+fn second_copies(
+    ebpf: &Ebpf,
+    chosen: &[Chosen],
+    links: &mut Vec<Link>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'static str>, ProbeError> {
+    let covered: Vec<&'static str> = chosen
+        .iter()
+        .filter(|first| {
+            first.perf_event.is_none()
+                && chosen
+                    .iter()
+                    .any(|c| c.perf_event.is_some() && c.tracepoint == first.tracepoint)
+        })
+        .map(|first| first.program)
+        .chain(chosen.iter().filter_map(|second| {
+            let syscall = ["sys_enter", "sys_exit"].contains(&second.tracepoint);
+            (second.perf_event.is_some() && syscall).then_some(second.program)
+        }))
+        .collect();
+    if covered.is_empty() {
+        return Ok(covered);
+    }
+    let marks: aya::maps::HashMap<&MapData, u64, u64> = ebpf
+        .map("FIRST_RAN")
+        .ok_or(ProbeError::MissingMap("FIRST_RAN"))?
+        .try_into()
+        .map_err(|source| ProbeError::Map {
+            map: "FIRST_RAN",
+            source,
+        })?;
+    let out_of_order = match syscall_hooks::check_order(|key| marks.get(&key, 0).ok()) {
+        Ok(out_of_order) if out_of_order.is_empty() => return Ok(covered),
+        Ok(out_of_order) => format!(
+            "another tool's perf event on {} runs before the tracer's programs",
+            out_of_order.join(", ")
+        ),
+        Err(err) => err,
+    };
+    links.retain(|link| !matches!(link, Link::PerfTracepoint(_)));
+    warnings.push(format!(
+        "this kernel may preempt the syscall, fork and exit programs' runs, making other \
+         tasks' events on that CPU skip them meanwhile, and their second copies, which would \
+         take those, cannot follow them ({out_of_order}): the skipped runs are counted"
+    ));
+    Ok(Vec::new())
 }
 
 /// The program attached to one raw tracepoint.
@@ -395,6 +468,9 @@ pub struct Probes {
     /// then, and always for a node-wide scope (traced from the start).
     skipped_before_tracing: Option<u64>,
     node_wide: bool,
+    /// The programs whose skipped runs their second copies take
+    /// (`syscall_hooks`): none lost.
+    covered: Vec<&'static str>,
     /// Turned the kernel's per-thread perf hooks on during the start-up
     /// ([`python::warm_task_events`]), so the sampler's events open at
     /// once; held for the trace (a disabled counter: nothing runs for it).
@@ -475,6 +551,11 @@ impl Probes {
             // through FD_FILES, never both: the unused table is one row
             // (its bucket array would be made at every start, ~1-2 ms).
             .map_max_entries(if fd_rows { "FD_FILES" } else { "FD_ROWS" }, 1)
+            // The second copies' marks, where they run (`syscall_hooks`).
+            .map_max_entries(
+                "FIRST_RAN",
+                if config.second_copies != 0 { 16384 } else { 1 },
+            )
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
         let maps_made = started.elapsed();
@@ -485,6 +566,9 @@ impl Probes {
             sampler_error,
             signal_check_error,
         } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some())?;
+        let mut links = links;
+        let mut warnings = warnings;
+        let covered = second_copies(&ebpf, &chosen, &mut links, &mut warnings)?;
         // Where the start-up goes (`RUST_LOG=debug`), cumulative.
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         log::debug!(
@@ -527,6 +611,7 @@ impl Probes {
             forgets: 0,
             skipped_before_tracing: None,
             node_wide: scope != ScopeConfig::default(),
+            covered,
             _task_events_warm: task_events_warm,
         })
     }

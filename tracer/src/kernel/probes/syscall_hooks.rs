@@ -1,19 +1,23 @@
-//! How the syscall programs are hooked. Raw tracepoints by default: the
-//! cheapest, detached in a millisecond. But since syscall tracepoints may
-//! fault (6.14: `tracepoint_ext.faultable` in BTF), the kernel runs their
+//! How the syscall, fork and exit programs are hooked. Raw tracepoints:
+//! the cheapest, detached in a millisecond. But since syscall tracepoints
+//! may fault (6.14: `tracepoint_ext.faultable` in BTF), the kernel runs
 //! raw tracepoint programs with only migration disabled, and a kernel that
 //! preempts kernel code (7.x's lazy preemption, `preempt=full`, RT) can
 //! preempt a run: the program stays marked running on that CPU for the rest
-//! of the time slice, and every other task's syscall there skips it
+//! of the time slice, and every other task's event there skips it
 //! (measured in Debian sid's 7.2: thousands of skipped runs a trace).
-//! The same programs can run as perf-event tracepoints
-//! (`TRACER_SYSCALL_HOOKS=perf`): that path keeps preemption off around
-//! the run, none skipped. Its cost: a CPU sample that lands inside one of
-//! them is not taken (the kernel runs one perf-path or sampler BPF program
-//! per CPU at a time; about half the samples of a Python loop making a
-//! syscall per iteration); and each event's close waits for an RCU grace
-//! period (closed in parallel at the end). So raw tracepoints stay the
-//! default, and where runs may be skipped the report says so and why.
+//! There the same programs are attached a second time, as perf-event
+//! tracepoints, whose path keeps preemption off around a run: second
+//! copies, which do the work only for the events the first skipped
+//! (`tracer-ebpf/src/skips.rs`). They must run after the first: the order
+//! is checked once ([`check_order`]).
+//!
+//! `TRACER_SYSCALL_HOOKS=perf` runs the programs as perf-event tracepoints
+//! alone: none skipped, but a CPU sample that lands inside one of them is
+//! not taken (the kernel runs one perf-path or sampler BPF program per CPU
+//! at a time; about half the samples of a Python loop making a syscall per
+//! iteration). `TRACER_SYSCALL_HOOKS=raw`: raw tracepoints alone, the
+//! skipped runs counted; `both`: second copies on any kernel.
 
 use std::{
     io::Read as _,
@@ -26,7 +30,8 @@ use crate::{
     kernel::{mount_ns, perf_event},
 };
 
-/// The environment variable that forces the hooks: `raw` or `perf`.
+/// The environment variable that forces the hooks: `raw`, `perf` or
+/// `both`.
 pub const OVERRIDE: &str = "TRACER_SYSCALL_HOOKS";
 
 /// The raw tracepoints whose programs fire in preemptible task context,
@@ -48,35 +53,58 @@ pub const PERF_PROGRAMS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// The perf events of the raw tracepoints' programs, from tracefs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerfEvents {
+    /// Each raw tracepoint's perf event id.
+    ids: Vec<(&'static str, u64)>,
+    /// Where the fork record has the child's pid.
+    fork_child_pid_at: u32,
+}
+
+impl PerfEvents {
+    /// The perf event id for the raw tracepoint `tracepoint`, and the
+    /// program for it.
+    fn of(&self, tracepoint: &str) -> Option<(u64, &'static str)> {
+        let id = self.ids.iter().find(|(name, _)| *name == tracepoint)?.1;
+        let program = PERF_PROGRAMS.iter().find(|p| p.0 == tracepoint)?.1;
+        Some((id, program))
+    }
+}
+
 /// How those programs are hooked on this kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hooks {
     Raw,
-    /// Perf-event tracepoints: each raw tracepoint's event id, and where
-    /// the fork record has the child's pid.
-    Perf {
-        ids: Vec<(&'static str, u64)>,
-        fork_child_pid_at: u32,
-    },
+    /// Perf-event tracepoints instead of raw ones.
+    Perf(PerfEvents),
+    /// Raw tracepoints, each followed by its perf-event program as a
+    /// second copy.
+    RawWithSecondCopies(PerfEvents),
 }
 
 impl Hooks {
     /// The perf event id that replaces the raw tracepoint `tracepoint`,
     /// and the program for it, if hooked that way.
     pub fn perf(&self, tracepoint: &str) -> Option<(u64, &'static str)> {
-        let Self::Perf { ids, .. } = self else {
-            return None;
-        };
-        let id = ids.iter().find(|(name, _)| *name == tracepoint)?.1;
-        let program = PERF_PROGRAMS.iter().find(|p| p.0 == tracepoint)?.1;
-        Some((id, program))
+        match self {
+            Self::Perf(events) => events.of(tracepoint),
+            _ => None,
+        }
+    }
+
+    /// The perf event id and program of the second copy that follows the
+    /// program of the raw tracepoint `tracepoint`, if one does.
+    pub fn second_copy(&self, tracepoint: &str) -> Option<(u64, &'static str)> {
+        match self {
+            Self::RawWithSecondCopies(events) => events.of(tracepoint),
+            _ => None,
+        }
     }
 
     pub fn fork_child_pid_at(&self) -> u32 {
         match self {
-            Self::Perf {
-                fork_child_pid_at, ..
-            } => *fork_child_pid_at,
+            Self::Perf(events) | Self::RawWithSecondCopies(events) => events.fork_child_pid_at,
             Self::Raw => 0,
         }
     }
@@ -171,36 +199,71 @@ fn this_kernel_preemption() -> Option<Preemption> {
     )
 }
 
-/// Chooses the hooks: raw tracepoints unless `TRACER_SYSCALL_HOOKS=perf`
-/// says. Where syscall tracepoints may fault (`faultable`, from BTF) and
-/// the kernel preempts kernel code (or does not say whether), `warnings`
-/// say what that costs and what the perf path would. The perf path is not
-/// the default there: a CPU sample that lands inside one of its programs is
-/// lost, about half of them in a Python loop that makes a syscall per
-/// iteration (measured), where a raw tracepoint's skipped runs are
-/// counted. A perf path that cannot be set up falls back, said.
+/// Chooses the hooks. Raw tracepoints; where syscall tracepoints may fault
+/// (`faultable`, from BTF) and the kernel preempts kernel code (or does not
+/// say whether), each with its second copy, which takes the events the
+/// kernel skips the first for. `TRACER_SYSCALL_HOOKS` forces `raw` (no
+/// copies: the skipped runs are counted, and `warnings` say why), `both`
+/// (the copies, on any kernel) or
+/// `perf` (perf-event tracepoints: none skipped, but a CPU sample that
+/// lands inside one of them is lost; measured, about half of them in a
+/// Python loop that makes a syscall per iteration). A perf path that
+/// cannot be set up falls back, said.
 pub fn choose(
     faultable: bool,
     fetching_atomics: impl FnOnce() -> bool,
     warnings: &mut Vec<String>,
 ) -> Hooks {
-    let forced = std::env::var(OVERRIDE).ok();
+    let mut forced = std::env::var(OVERRIDE).ok();
+    if let Some(other) = forced
+        .as_deref()
+        .filter(|f| !["raw", "perf", "both"].contains(f))
+    {
+        warnings.push(format!(
+            "{OVERRIDE}={other:?}: not `raw`, `perf` or `both`, ignored"
+        ));
+        forced = None;
+    }
+    let both = forced.as_deref() == Some("both");
+    if both {
+        forced = None;
+    }
     if forced.as_deref() != Some("perf") {
         let preemption = faultable.then(this_kernel_preemption).flatten();
-        if faultable && forced.is_none() && preemption.as_ref().is_none_or(Preemption::preempts) {
-            let why = preemption.map_or_else(
-                || "whether it preempts kernel code is not known".to_owned(),
-                |p| format!("it preempts kernel code ({}: {})", p.source, p.model),
-            );
-            warnings.push(format!(
-                "this kernel's syscall tracepoints may fault and {why}: a run of the syscall, \
-                 fork or exit programs that is preempted makes other tasks' events on that CPU \
-                 skip them meanwhile (counted as skipped runs); {OVERRIDE}=perf runs them as \
-                 perf-event tracepoints instead, which skip none but lose the CPU samples that \
-                 land inside them"
-            ));
+        if !both && (!faultable || preemption.as_ref().is_some_and(|p| !p.preempts())) {
+            return Hooks::Raw;
         }
-        return Hooks::Raw;
+        let why = preemption.map_or_else(
+            || "whether it preempts kernel code is not known".to_owned(),
+            |p| format!("it preempts kernel code ({}: {})", p.source, p.model),
+        );
+        if forced.is_some() {
+            warnings.push(format!(
+                "{OVERRIDE}=raw: this kernel's syscall tracepoints may fault and {why}: a run \
+                 of the syscall, fork or exit programs that is preempted makes other tasks' \
+                 events on that CPU skip them meanwhile (counted as skipped runs), which by \
+                 default second copies of them take"
+            ));
+            return Hooks::Raw;
+        }
+        return match perf_events() {
+            Ok(events) => {
+                log::debug!(
+                    "this kernel's syscall tracepoints may fault and {why}: the syscall, fork \
+                     and exit programs have second copies, for the runs the kernel skips"
+                );
+                Hooks::RawWithSecondCopies(events)
+            }
+            Err(err) => {
+                warnings.push(format!(
+                    "this kernel's syscall tracepoints may fault and {why}: a run of the \
+                     syscall, fork or exit programs that is preempted makes other tasks' events \
+                     on that CPU skip them meanwhile (counted as skipped runs), and the \
+                     perf-event tracepoints that would take them are not usable ({err})"
+                ));
+                Hooks::Raw
+            }
+        };
     }
     // The perf programs are the ones with the per-descriptor rows.
     if !fetching_atomics() {
@@ -211,13 +274,13 @@ pub fn choose(
         return Hooks::Raw;
     }
     match perf_events() {
-        Ok(hooks) => {
+        Ok(events) => {
             warnings.push(format!(
                 "{OVERRIDE}=perf: the syscall, fork and exit programs run as perf-event \
                  tracepoints (no run skipped); a CPU sample that lands inside one of them is \
                  not taken"
             ));
-            hooks
+            Hooks::Perf(events)
         }
         Err(err) => {
             warnings.push(format!(
@@ -229,11 +292,77 @@ pub fn choose(
     }
 }
 
+/// Checks that the second copies run after the first ones (the kernel
+/// runs a tracepoint's programs in the order they came, the perf-event
+/// ones at the place of the first perf event on it, maybe another
+/// tool's). A thread named `ORDER_CHECK_COMM` makes events the first
+/// copies mark and, in order, the second ones take the marks of: a
+/// `close` whose entry, then one whose exit, the syscall hooks take for a
+/// traced thread's, and a thread it starts, which ends. `mark_left`: the
+/// mark of a key, if left (for the syscalls, whose first 32 bits say the
+/// hook the first copy ran for, 0 once taken). Returns the tracepoints
+/// whose marks are left.
+pub fn check_order(
+    mark_left: impl Fn(u64) -> Option<u64> + Sync,
+) -> Result<Vec<&'static str>, String> {
+    use tracer_common::skips::{
+        EXIT, FORK, ORDER_CHECK_COMM, ORDER_CHECK_ENTER_FD, ORDER_CHECK_EXIT_FD, SYS_ENTER, mark,
+    };
+    let name = String::from_utf8_lossy(&ORDER_CHECK_COMM)
+        .trim_end_matches('\0')
+        .to_owned();
+    let syscall_hook_left = |tid: u32| mark_left(mark(SYS_ENTER, tid)).map_or(0, |m| m as u32);
+    let mut out_of_order = Vec::new();
+    let (checker, ended) = std::thread::scope(|scope| {
+        let checker = std::thread::Builder::new()
+            .name(name)
+            .spawn_scoped(scope, || {
+                // SAFETY: gettid has no arguments; close of descriptors no
+                // process can have (past any limit).
+                let tid = unsafe { libc::gettid() } as u32;
+                unsafe { libc::close(ORDER_CHECK_ENTER_FD as i32) };
+                let enter_left = syscall_hook_left(tid) != 0;
+                unsafe { libc::close(ORDER_CHECK_EXIT_FD as i32) };
+                let exit_left = syscall_hook_left(tid) != 0;
+                // Named as its starter: a thread's name is inherited.
+                let ended = std::thread::spawn(|| unsafe { libc::gettid() } as u32).join();
+                (tid, enter_left, exit_left, ended)
+            })
+            .map_err(|err| format!("starting the order check's thread: {err}"))?;
+        let (tid, enter_left, exit_left, ended) = checker
+            .join()
+            .map_err(|_| "the order check's thread panicked".to_owned())?;
+        let ended = ended.map_err(|_| "the order check's thread panicked".to_owned())?;
+        if enter_left {
+            out_of_order.push("sys_enter");
+        }
+        if exit_left {
+            out_of_order.push("sys_exit");
+        }
+        Ok::<_, String>((tid, ended))
+    })?;
+    // The thread's exit hooks have run once the kernel has released it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while procfs::own_thread_exists(ended) {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("thread {ended} of the order check did not end"));
+        }
+        std::thread::yield_now();
+    }
+    if mark_left(mark(FORK, checker)).is_some() {
+        out_of_order.push("sched_process_fork");
+    }
+    if mark_left(mark(EXIT, ended)).is_some() {
+        out_of_order.push("sched_process_exit");
+    }
+    Ok(out_of_order)
+}
+
 /// The perf events of [`PERF_PROGRAMS`], from tracefs (mounted where it
 /// usually is, or else in a mount namespace of a thread's own), after
 /// checking their records have what the programs read: `id` at byte 8 and
 /// `ret` at 16 for the syscalls, and where the fork's `child_pid` is.
-fn perf_events() -> Result<Hooks, String> {
+fn perf_events() -> Result<PerfEvents, String> {
     for events in [
         "/sys/kernel/tracing/events",
         "/sys/kernel/debug/tracing/events",
@@ -257,7 +386,7 @@ fn private_tracefs(dir: &std::ffi::CStr) -> Result<(), String> {
     mount_ns::mount(c"tracefs", dir)
 }
 
-fn events_in(events: &Path) -> Result<Hooks, String> {
+fn events_in(events: &Path) -> Result<PerfEvents, String> {
     let mut ids = Vec::new();
     let mut fork_child_pid_at = 0;
     for (tracepoint, _, event) in PERF_PROGRAMS {
@@ -287,7 +416,7 @@ fn events_in(events: &Path) -> Result<Hooks, String> {
             .map_err(|err| format!("{}: {err}", dir.join("id").display()))?;
         ids.push((tracepoint, id));
     }
-    Ok(Hooks::Perf {
+    Ok(PerfEvents {
         ids,
         fork_child_pid_at,
     })
@@ -386,14 +515,14 @@ mod tests {
     /// programs read them (found mounted, or mounted privately).
     #[test]
     fn the_perf_events_are_found() {
-        let hooks = perf_events().unwrap();
+        let events = perf_events().unwrap();
         let ids: Vec<u64> = PERF_PROGRAMS
             .iter()
-            .map(|p| hooks.perf(p.0).unwrap().0)
+            .map(|p| events.of(p.0).unwrap().0)
             .collect();
         assert!(ids.iter().all(|&id| id > 0), "{ids:?}");
-        assert_eq!(hooks.perf("sys_exit").unwrap().1, "sys_exit_perf");
-        assert!(hooks.perf("sched_switch").is_none());
+        assert_eq!(events.of("sys_exit").unwrap().1, "sys_exit_perf");
+        assert!(events.of("sched_switch").is_none());
         // Mounted privately on a thread of its own, tracefs says the same,
         // and this process's mounts are as they were.
         let tracefs_mounts = || {
@@ -406,18 +535,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tracer-tracefs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let at = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-        let events = dir.join("events");
+        let events_dir = dir.join("events");
         let private = std::thread::spawn(move || {
             private_tracefs(&at)?;
-            events_in(&events)
+            events_in(&events_dir)
         })
         .join()
         .unwrap();
-        assert_eq!(private.as_ref(), Ok(&hooks));
+        assert_eq!(private.as_ref(), Ok(&events));
         assert_eq!(tracefs_mounts(), before);
         std::fs::remove_dir(&dir).unwrap();
         // After the 8 bytes of `common_*` fields and the parent's.
-        let at = hooks.fork_child_pid_at();
-        assert!(at > 8 && at.is_multiple_of(4), "{hooks:?}");
+        let at = events.fork_child_pid_at;
+        assert!(at > 8 && at.is_multiple_of(4), "{events:?}");
     }
 }
