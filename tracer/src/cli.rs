@@ -92,9 +92,11 @@ Kernels (what one lacks is said in the report):
                32); no native frames under them (--native)
   6.14+ that preempts kernel code (7.x's lazy preemption, preempt=full, RT):
                a preempted run of the syscall, fork or exit programs makes
-               other tasks' events on its CPU skip them (counted, said);
-               TRACER_SYSCALL_HOOKS=perf runs them as perf-event tracepoints
-               (none skipped, but CPU samples landing inside them are lost)
+               other tasks' events on its CPU skip them: a second copy of
+               each, on the perf-event path, takes those (what both miss is
+               counted). TRACER_SYSCALL_HOOKS=raw: no copies (the skipped
+               runs counted); =perf: perf-event tracepoints alone (none
+               skipped, but CPU samples landing inside them are lost)
 
 Exit status:
   0  report written
