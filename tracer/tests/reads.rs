@@ -191,6 +191,66 @@ fn exact_reads_through_second_copies() {
     assert_eq!(report["warnings"], serde_json::json!([]));
 }
 
+/// Another tool's perf event on `raw_syscalls:sys_enter`, open before the
+/// trace: the kernel runs the perf-event programs there at its place,
+/// before the tracer's raw tracepoint, so the second copies would run
+/// before the first. The order check finds it: the copies are detached,
+/// the report says why, and the reads are still exact (this kernel does
+/// not preempt the first copies' runs).
+#[test]
+fn second_copies_out_of_order_are_detached_and_said() {
+    require_root();
+    let id = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mountpoint -q /sys/kernel/tracing || mount -t tracefs none /sys/kernel/tracing; \
+             cat /sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+        ])
+        .output()
+        .unwrap();
+    assert!(id.status.success(), "{id:?}");
+    let id: u64 = String::from_utf8(id.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // A counting event on CPU 0 for every task: what `perf stat -e
+    // raw_syscalls:sys_enter -a` opens.
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&2u32.to_ne_bytes()); // PERF_TYPE_TRACEPOINT
+    attr[4..8].copy_from_slice(&128u32.to_ne_bytes()); // size
+    attr[8..16].copy_from_slice(&id.to_ne_bytes()); // config
+    // SAFETY: a perf_event_attr of its stated size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1,
+            0,
+            -1,
+            8u64, // PERF_FLAG_FD_CLOEXEC
+        )
+    };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    let (report, _) = reads_exact_with_env(
+        SHARED_PYTHON,
+        "second_copies_out_of_order_are_detached_and_said",
+        &[("TRACER_SYSCALL_HOOKS", "both")],
+    );
+    // SAFETY: the descriptor opened above.
+    unsafe { libc::close(fd as i32) };
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let said = warnings[0].as_str().unwrap();
+    assert!(
+        said.contains("(another tool's perf event on sys_enter runs before the tracer's programs)")
+            && said.ends_with("the skipped runs are counted"),
+        "{said}"
+    );
+}
+
 /// Blocking reads have voluntary context switches inside them; procfs reads,
 /// many more syscalls, have (almost) none. Syscalls and context switches are
 /// different things and the report keeps them apart.
