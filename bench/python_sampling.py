@@ -162,6 +162,9 @@ def main():
                    help="the C-heavy work: tracer (native frames, the default) next to "
                         "tracer --native=off and py-spy --native")
     args = p.parse_args()
+    # Side by side or not at all: a py-spy missing is said, not skipped.
+    if not shutil.which(args.py_spy):
+        sys.exit(f"py-spy not found: {args.py_spy} (--py-spy PATH)")
     if os.geteuid() != 0:
         sys.exit("run as root: the profilers load kernel programs / read other processes")
     rates = [int(r) for r in args.rates.split(",")]

@@ -451,18 +451,30 @@ fn parse_after(stderr: &str, label: &str) -> Option<f64> {
     })
 }
 
-/// py-spy comes from PyPI: installed with the benchmark's Python when missing.
-fn ensure_py_spy() -> Result<()> {
-    if Command::new("py-spy")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Ok(());
+/// py-spy comes from PyPI: installed with the benchmark's Python when
+/// missing, beside it (pyenv's bin, not on PATH). Returns the py-spy to run.
+fn ensure_py_spy() -> Result<String> {
+    let works = |py_spy: &str| {
+        Command::new(py_spy)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let beside = Path::new(PYTHON_FOR_SAMPLING).with_file_name("py-spy");
+    let beside = beside.display().to_string();
+    for py_spy in ["py-spy", beside.as_str()] {
+        if works(py_spy) {
+            return Ok(py_spy.to_owned());
+        }
     }
     eprintln!("installing py-spy from PyPI (for the side-by-side sampling figures)");
     run(Command::new(PYTHON_FOR_SAMPLING).args(["-m", "pip", "install", "--quiet", "py-spy"]))
-        .context("pip install py-spy")
+        .context("pip install py-spy")?;
+    ensure!(
+        works(&beside),
+        "py-spy is not at {beside} after pip installed it"
+    );
+    Ok(beside)
 }
 
 /// The interpreter the sampling benchmark profiles (pyenv's shared build;
@@ -475,8 +487,15 @@ fn python_suite(
     baseline: Option<&Path>,
     version: &str,
 ) -> Result<String> {
-    ensure_py_spy()?;
-    let mut extra = vec!["--python", PYTHON_FOR_SAMPLING, "--rates", &args.rates];
+    let py_spy = ensure_py_spy()?;
+    let mut extra = vec![
+        "--python",
+        PYTHON_FOR_SAMPLING,
+        "--rates",
+        &args.rates,
+        "--py-spy",
+        &py_spy,
+    ];
     let baseline = baseline.map(|b| b.display().to_string());
     if let Some(baseline) = &baseline {
         extra.extend(["--baseline", baseline]);
@@ -486,8 +505,10 @@ fn python_suite(
 
 /// The native-frames figures: bench/python_sampling.py's C-heavy work.
 fn native_suite(args: &BenchArgs, tracer: &Path, version: &str) -> Result<String> {
-    ensure_py_spy()?;
+    let py_spy = ensure_py_spy()?;
     let extra = [
+        "--py-spy",
+        &py_spy,
         "--native",
         "--python",
         PYTHON_FOR_SAMPLING,
