@@ -93,6 +93,9 @@ pub enum EventKind {
     /// A signal delivery with the receiving thread's native stack, for a
     /// process unwound natively: [`crate::SignalNativeDeliverEvent`].
     SignalNativeDelivered = 25,
+    /// A fatal signal delivered to a thread of a Python process: the
+    /// thread's stack as it dies: [`crate::SignalFatalStackEvent`].
+    SignalFatalStack = 26,
 }
 
 impl EventKind {
@@ -122,6 +125,7 @@ impl EventKind {
             23 => Some(Self::PyNativeSample),
             24 => Some(Self::PyNativeForkStack),
             25 => Some(Self::SignalNativeDelivered),
+            26 => Some(Self::SignalFatalStack),
             _ => None,
         }
     }

@@ -132,6 +132,35 @@ pub struct SignalCheckEvent {
     pub py_frames: [PyFrameRecord; PY_EVENT_DEPTH],
 }
 
+/// Frames kept of each thread's Python stack at a fatal delivery: the
+/// post-mortem of a killed process (what every thread was doing).
+pub const PY_FATAL_DEPTH: usize = 32;
+
+/// `signal_deliver` of a signal that ends the process (SIGKILL, or one
+/// whose default action is to end it, delivered to that action), in a
+/// thread of a Python process: the thread's Python stack as it dies. Every
+/// thread of a killed process delivers one (the others a SIGKILL: the
+/// kernel's group exit), each sent after the thread's delivery record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalFatalStackEvent {
+    pub header: EventHeader,
+    pub sig: i32,
+    pub _pad: u32,
+    /// Innermost first; `code == 0` past the end.
+    pub frames: [PyFrameRecord; PY_FATAL_DEPTH],
+}
+
+/// SIGKILL.
+pub const SIGKILL: i32 = 9;
+
+/// Whether a signal's default action ends the process (terminate, or
+/// dump core): all but SIGCHLD, SIGURG, SIGWINCH (ignored), SIGCONT and
+/// the stop signals.
+pub const fn fatal_by_default(sig: i32) -> bool {
+    !matches!(sig, 17..=23 | 28)
+}
+
 /// `how` of `rt_sigprocmask`.
 pub const SIG_BLOCK: i32 = 0;
 pub const SIG_UNBLOCK: i32 = 1;
@@ -151,4 +180,6 @@ pub fn mask_after(how: i32, set: u64, before: u64) -> Option<u64> {
 }
 
 const _: () = assert!(core::mem::size_of::<SignalGenerateEvent>() == 24 + 32 + 2 * COMM_LEN);
+const _: () =
+    assert!(core::mem::size_of::<SignalFatalStackEvent>() == 24 + 8 + 24 * PY_FATAL_DEPTH);
 const _: () = assert!(core::mem::size_of::<SignalDeliverEvent>() == 24 + 48 + 24 * PY_EVENT_DEPTH);

@@ -2,7 +2,8 @@
 //! `signal_deliver` in a traced thread, one ring buffer record each (signals
 //! are rare next to reads). A delivery record carries the top of the
 //! receiving thread's Python stack, and in a process unwound natively
-//! (`--native`) its native stack too.
+//! (`--native`) its native stack too. A delivery that ends the process is
+//! followed by the thread's deeper stack (`fatal_stack`): the post-mortem.
 //!
 //! `signal_generate` runs in whatever task caused the signal. A signal is
 //! "sent" by that task only while it is inside a signal-sending syscall
@@ -20,9 +21,9 @@ use aya_ebpf::{
     programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, PyFrameRecord, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    COMM_LEN, EventKind, PyFrameRecord, SIGKILL, SendSyscall, SignalActionEvent, SignalCheckEvent,
     SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
-    UNBLOCKABLE, drops, mask_after,
+    UNBLOCKABLE, drops, fatal_by_default, mask_after,
 };
 
 use crate::{
@@ -119,19 +120,37 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
+    deliver(&ctx, tgid, tid);
+    // A signal that ends the process: the thread's stack as it dies (the
+    // post-mortem), after its delivery record.
+    let sig: u64 = ctx.arg(0);
+    let sig = sig as i32;
+    if sig == SIGKILL
+        || fatal_by_default(sig)
+            && read_kernel::<u64>(ctx.arg(2), config!(structs.ksigaction_handler)) == Some(0)
+    {
+        crate::python::fatal_stack(tgid, tid, sig);
+    }
+    0
+}
+
+/// The delivery's record, with the native stack in a process unwound
+/// natively.
+#[inline(always)]
+fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
     // A process unwound natively: the record with the native stack too
     // (signals are rare; an unwind costs a few microseconds).
     if let Some(mappings) = crate::native::mappings_of(tgid) {
         let Some(mut entry) = EVENTS.reserve::<SignalNativeDeliverEvent>(0) else {
             count_drop(drops::RINGBUF);
-            return 0;
+            return;
         };
         let record = entry.as_mut_ptr();
         // SAFETY: fields of the reserved record, written in place.
         let with_stack = unsafe {
             let deliver = core::ptr::addr_of_mut!((*record).deliver);
             let with_stack =
-                fill_delivery(&ctx, deliver, tgid, tid, EventKind::SignalNativeDelivered);
+                fill_delivery(ctx, deliver, tgid, tid, EventKind::SignalNativeDelivered);
             // Runs on the thread's way back to user mode: its saved user
             // registers are where the signal interrupted it.
             let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
@@ -149,16 +168,16 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
         } else {
             0
         });
-        return 0;
+        return;
     }
     let Some(mut entry) = EVENTS.reserve::<SignalDeliverEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return 0;
+        return;
     };
     // SAFETY: the reserved record.
     let with_stack = unsafe {
         fill_delivery(
-            &ctx,
+            ctx,
             entry.as_mut_ptr(),
             tgid,
             tid,
@@ -170,7 +189,6 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     } else {
         0
     });
-    0
 }
 
 /// Fills a reserved delivery record (`kind`: the record it is part of)

@@ -4,9 +4,11 @@
 mod common;
 
 use common::{
-    STATIC_PYTHON, Scratch, TRACER, assert_complete_no_warnings as assert_complete, assert_exit,
-    load_json, pid_of, require_root, run, signal_groups, trace, u64_of,
+    SHARED_PYTHON, STATIC_PYTHON, Scratch, TRACER, assert_complete_no_warnings as assert_complete,
+    assert_exit, load_json, pid_of, python_command, require_root, run, signal_groups, trace,
+    trace_command, u64_of, workload,
 };
+use serde_json::Value;
 
 /// The demo's `spawn_workers` starts 3 children with `subprocess.Popen`;
 /// each resets SIGPIPE, SIGXFSZ and SIGINT to the default before its exec.
@@ -225,4 +227,72 @@ fn sigpipe_from_a_write_to_a_closed_pipe_comes_from_the_kernel() {
     assert_eq!(pipe_events[0]["event"], "generate");
     assert_eq!(pipe_events[0]["context_pid"], pid);
     assert_eq!(pipe_events[0]["sender"]["kernel"], true);
+}
+
+/// A pre-fork parent kills its worker (SIGKILL), or the worker aborts
+/// itself (SIGABRT, default action: the kernel kills the other threads):
+/// the killing signal's group holds each of the worker's three threads'
+/// Python stacks as it died, at the lines the workload knows it was on.
+#[test]
+fn a_killed_workers_threads_as_they_died() {
+    require_root();
+    for how in ["KILL", "ABRT"] {
+        let scratch = Scratch::new(&format!("killed-worker-{how}"));
+        let facts_path = scratch.path("facts.json");
+        let command = python_command(SHARED_PYTHON, "killed_worker.py", &[&facts_path, how]);
+        let report = trace_command(&scratch, &[], &command);
+        let facts = load_json(&facts_path);
+        let worker = pid_of(&facts["worker"]);
+        let file = workload("killed_worker.py");
+        let signal = format!("SIG{how}");
+        assert_eq!(u64_of(&facts["signal"]), if how == "KILL" { 9 } else { 6 });
+
+        let groups = signal_groups(&report, &signal, worker);
+        assert_eq!(groups.len(), 1, "{how}: {groups:?}");
+        let g = groups[0];
+        assert_eq!(u64_of(&g["killed"]), 1, "{g:#}");
+        let threads = g["threads_at_death"].as_array().expect("threads_at_death");
+        assert_eq!(threads.len(), 3, "{g:#}");
+        let mut tids: Vec<u64> = threads.iter().map(|t| u64_of(&t["tid"])).collect();
+        tids.sort();
+        tids.dedup();
+        assert_eq!(tids.len(), 3, "{threads:?}");
+        assert!(threads.iter().all(|t| u64_of(&t["pid"]) == worker));
+        let stack_of = |t: &Value| -> Vec<String> {
+            t["python_stack"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_owned())
+                .collect()
+        };
+        // The main thread: in `serve`, in `select` or in `os.abort()`.
+        let main = threads
+            .iter()
+            .find(|t| u64_of(&t["tid"]) == worker)
+            .expect("the main thread died");
+        let line = if how == "KILL" {
+            &facts["serve_line"]
+        } else {
+            &facts["abort_line"]
+        };
+        assert_eq!(
+            stack_of(main)[0],
+            format!("serve ({file}:{line})"),
+            "{main}"
+        );
+        // `waiter`: blocked in `Event.wait` on its line.
+        let wait = format!("wait_forever ({file}:{})", facts["wait_line"]);
+        assert!(
+            threads.iter().any(|t| stack_of(t).contains(&wait)),
+            "{wait}: {threads:?}"
+        );
+        // `spinner`: computing in `spin`.
+        assert!(
+            threads
+                .iter()
+                .any(|t| stack_of(t)[0].starts_with(&format!("spin ({file}:"))),
+            "{threads:?}"
+        );
+    }
 }

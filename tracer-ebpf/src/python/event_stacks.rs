@@ -13,9 +13,9 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET, PyConfig, PyEventKey,
-    PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep, PyStackEvent, drops,
-    py_event,
+    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FATAL_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET, PyConfig,
+    PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep, PyStackEvent,
+    SignalFatalStackEvent, drops, py_event,
 };
 
 use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame, read_u64};
@@ -430,6 +430,51 @@ pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord, hook: Hook)
         unsafe { frames.add(i).write(PyFrameRecord::default()) };
     }
     false
+}
+
+/// Frames the post-mortem capture reads: with `bpf_loop` the whole record,
+/// without it (each frame unrolled for the verifier) as many as a fork's.
+#[cfg(not(feature = "without-bpf-loop"))]
+const FATAL_CAPTURE: usize = PY_FATAL_DEPTH;
+#[cfg(feature = "without-bpf-loop")]
+const FATAL_CAPTURE: usize = PY_FORK_DEPTH;
+
+/// A signal that ends the process was delivered to thread `tid` of a
+/// Python process (`signal_deliver`): its stack as it dies, deeper than a
+/// delivery's top, in a record of its own. Runs on the thread's way out:
+/// its frames are still in memory (the OOM reaper, which may unmap them,
+/// waits two seconds from 5.18 on).
+#[inline(always)]
+pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
+    let Some(cfg) = config_of(tgid) else {
+        return;
+    };
+    let Some(mut entry) = EVENTS.reserve::<SignalFatalStackEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    unsafe {
+        let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
+        if !capture_top::<FATAL_CAPTURE>(cfg, tid, frames, Hook::Other) {
+            entry.discard(0);
+            return;
+        }
+        for i in FATAL_CAPTURE..PY_FATAL_DEPTH {
+            frames.add(i).write(PyFrameRecord::default());
+        }
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::SignalFatalStack as u32,
+            tgid,
+            tid,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+        core::ptr::addr_of_mut!((*event).sig).write(sig);
+        core::ptr::addr_of_mut!((*event)._pad).write(0);
+    }
+    entry.submit(RB_WAKE_FOR_STACK);
 }
 
 /// Submit flags for a record carrying a Python stack: wake the tracer even

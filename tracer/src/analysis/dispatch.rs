@@ -50,6 +50,9 @@ impl Collector {
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
+                if group_dead {
+                    self.signals.on_process_gone(tgid);
+                }
                 if let Some(ns_pid) = ns_pid {
                     self.processes.set_ns_pid(tgid, ns_pid);
                 }
@@ -189,6 +192,19 @@ impl Collector {
                     .on_deliver(&d, self.settings.base_ns, stack, handler);
                 if let Some(timeline) = self.timeline.as_mut() {
                     timeline.on_delivered(&d, flow);
+                }
+            }
+            Event::SignalFatalStack {
+                ts_ns,
+                tgid,
+                tid,
+                py_frames,
+                ..
+            } => {
+                // Symbolized now: the process is dying.
+                if let Some(stack) = self.python_frames(tgid, &py_frames) {
+                    self.signals
+                        .on_fatal_stack(tgid, tid, ts_ns, self.settings.base_ns, stack);
                 }
             }
             Event::SignalCheck {

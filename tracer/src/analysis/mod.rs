@@ -293,7 +293,8 @@ impl Collector {
             | Event::SignalAction(_)
             | Event::SignalMask(_)
             | Event::SignalDelivered(_)
-            | Event::SignalCheck { .. }) => self.on_signal_event(event),
+            | Event::SignalCheck { .. }
+            | Event::SignalFatalStack { .. }) => self.on_signal_event(event),
         }
     }
 

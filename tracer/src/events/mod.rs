@@ -125,6 +125,16 @@ pub enum Event {
         tid: u32,
         py_frames: Vec<PyFrameRecord>,
     },
+    /// A signal that ends the process was delivered to thread `tid`: its
+    /// Python stack as it dies (raw frames, innermost first), after the
+    /// delivery's own event.
+    SignalFatalStack {
+        ts_ns: u64,
+        tgid: u32,
+        tid: u32,
+        sig: i32,
+        py_frames: Vec<PyFrameRecord>,
+    },
     /// An event loop iteration of thread `tid` took the stall threshold or
     /// more, from `start_ns` to `end_ns` (raw frames: the stack that entered
     /// the next wait).
@@ -558,6 +568,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tgid: header.tgid,
                 tid: header.tid,
                 py_frames: frames_until_empty(&event.py_frames),
+            }
+        }
+        EventKind::SignalFatalStack => {
+            let event: tracer_common::SignalFatalStackEvent = read(bytes)?;
+            Event::SignalFatalStack {
+                ts_ns: header.ts_ns,
+                tgid: header.tgid,
+                tid: header.tid,
+                sig: event.sig,
+                py_frames: frames_until_empty(&event.frames),
             }
         }
         EventKind::LoopStall => {

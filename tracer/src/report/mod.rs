@@ -40,8 +40,9 @@ pub use python::{
 pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
-    Latency, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction, SignalGroup, SignalLog,
-    SignalLogEntry, SignalMaskChange, SignalPeer, SignalStory, SignalTarget, signal_name,
+    Latency, MAX_THREADS_AT_DEATH, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction,
+    SignalGroup, SignalLog, SignalLogEntry, SignalMaskChange, SignalPeer, SignalStory,
+    SignalTarget, ThreadAtDeath, signal_name,
 };
 pub use timeline::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline};
 

@@ -151,6 +151,34 @@ pub struct SignalGroup {
     /// Set (by analysis) for a signal that matters: see [`SignalStory`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub story: Option<SignalStory>,
+    /// The post-mortem of the processes it killed: each Python thread's
+    /// stack as it died (the delivery of this signal, or the kernel's
+    /// SIGKILL to the other threads), in the order they died.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads_at_death: Vec<ThreadAtDeath>,
+    /// Threads of killed processes past the first [`MAX_THREADS_AT_DEATH`]
+    /// kept: counted, their stacks left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub threads_at_death_left_out: u64,
+}
+
+/// Threads of killed processes whose stacks a signal group keeps.
+pub const MAX_THREADS_AT_DEATH: usize = 64;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One thread of a process a signal killed, as it died.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ThreadAtDeath {
+    pub pid: u32,
+    pub tid: u32,
+    /// Seconds since tracing started.
+    pub t_s: f64,
+    /// Innermost first.
+    #[serde(with = "crate::frame::as_text")]
+    pub python_stack: Vec<Frame>,
 }
 
 /// What became of a signal that matters to a service (SIGTERM, SIGINT,

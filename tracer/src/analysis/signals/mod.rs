@@ -10,7 +10,10 @@
 
 pub mod changes;
 pub mod exec_resets;
+mod findings;
 pub mod stories;
+
+pub use findings::findings;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -19,15 +22,19 @@ use crate::{
     events::{SignalDelivered, SignalGenerated},
     frame::Frame,
     report::{
-        EventStack, Finding, Latency, MainThreadSeen, PythonHandler, SignalGroup, SignalLogEntry,
-        SignalPeer, SignalTarget,
-        format::{sender_text, target_text, thousands},
+        EventStack, Latency, MAX_THREADS_AT_DEATH, MainThreadSeen, PythonHandler, SignalGroup,
+        SignalLogEntry, SignalPeer, SignalTarget, ThreadAtDeath,
     },
 };
 
 pub const SIGKILL: i32 = 9;
 pub const SIGCHLD: i32 = 17;
 pub const SIGINT: i32 = 2;
+
+/// How the main thread was seen while a Python handler waited.
+pub const SEEN_AT_DELIVERY: &str = "delivery";
+pub const SEEN_SAMPLED: &str = "sample";
+pub const SEEN_AT_STOP: &str = "stop";
 
 /// Events kept at each end of the chronological log.
 pub const LOG_EDGE: usize = 20;
@@ -50,10 +57,8 @@ pub fn default_action(sig: i32) -> &'static str {
     }
 }
 
-/// Whether the default action ends the process.
-pub fn fatal_by_default(sig: i32) -> bool {
-    matches!(default_action(sig), "term" | "core")
-}
+/// Whether the default action ends the process (the kernel side's test too).
+pub use tracer_common::fatal_by_default;
 
 /// `si_code` by name: the generic SI_* codes, else the signal-specific ones.
 pub fn si_code_name(sig: i32, code: i32) -> String {
@@ -223,6 +228,9 @@ struct GroupAcc {
     last_ns: u64,
     /// Deliveries per Python stack of the receiving thread.
     python_stacks: HashMap<Vec<Frame>, u64>,
+    /// The threads of the processes it killed, as they died.
+    threads_at_death: Vec<ThreadAtDeath>,
+    threads_at_death_left_out: u64,
     /// The Python-level handler deliveries went to (the last one seen).
     python_handler: Option<Frame>,
     /// Its runs, and how long after the delivery each started.
@@ -263,6 +271,9 @@ pub struct SignalTable {
     /// (CLOCK_MONOTONIC ns): a handler pending from before may have run
     /// unseen.
     checks_seen_since: HashMap<u32, u64>,
+    /// Per process a signal is killing (its delivery to the default
+    /// action came): the group, until the process's last thread exits.
+    killed_by: HashMap<u32, usize>,
 }
 
 impl SignalTable {
@@ -294,6 +305,40 @@ impl SignalTable {
             self.log_tail.pop_front();
         }
         self.log_tail.push_back(entry);
+    }
+
+    /// A thread of a process a signal is killing, as it dies: its Python
+    /// stack, for the post-mortem of the group that killed it. The threads
+    /// of a process that exits on its own (`exit_group`) die the same way,
+    /// the kernel's SIGKILL, with no group: not a death to tell.
+    pub fn on_fatal_stack(
+        &mut self,
+        tgid: u32,
+        tid: u32,
+        ts_ns: u64,
+        base_ns: u64,
+        stack: Vec<Frame>,
+    ) {
+        let Some(&index) = self.killed_by.get(&tgid) else {
+            return;
+        };
+        let acc = &mut self.groups[index].1;
+        if acc.threads_at_death.len() == MAX_THREADS_AT_DEATH {
+            acc.threads_at_death_left_out += 1;
+            return;
+        }
+        acc.threads_at_death.push(ThreadAtDeath {
+            pid: tgid,
+            tid,
+            t_s: rel_s(ts_ns, base_ns),
+            python_stack: stack,
+        });
+    }
+
+    /// Process `tgid`'s last thread exited: a later process with its pid
+    /// is another one.
+    pub fn on_process_gone(&mut self, tgid: u32) {
+        self.killed_by.remove(&tgid);
     }
 
     /// Returns the generation's id (from 1), which its delivery and Python
@@ -440,13 +485,18 @@ impl SignalTable {
         if disp == "ignored" {
             acc.ignored_at_delivery += 1;
         }
-        if disp == "default" && fatal_by_default(sig) {
+        let kills = disp == "default" && fatal_by_default(sig);
+        if kills {
             acc.killed += 1;
         }
         *acc.delivered_to.entry(d.tid.to_string()).or_default() += 1;
         if let Some(ns) = latency_ns {
             acc.latencies.push(ns);
         }
+        if kills {
+            self.killed_by.insert(d.tgid, index);
+        }
+        let acc = &mut self.groups[index].1;
         let delivered_on = python_stack.clone();
         if let Some(frames) = python_stack {
             *acc.python_stacks.entry(frames).or_default() += 1;
@@ -642,6 +692,8 @@ impl SignalTable {
                     python_handler_main_thread: waiting_in.remove(&i),
                     // Once the report is whole: `derive`.
                     story: None,
+                    threads_at_death: acc.threads_at_death,
+                    threads_at_death_left_out: acc.threads_at_death_left_out,
                 }
             })
             .collect();
@@ -676,89 +728,6 @@ pub fn sender(g: &SignalGenerated) -> SignalPeer {
     }
 }
 
-/// Signals never delivered, ignored by their target, and processes a signal killed.
-pub fn findings(groups: &[SignalGroup]) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for g in groups {
-        let who = format!(
-            "{} from {} to {}",
-            g.signal,
-            sender_text(g),
-            target_text(g.target.pid, g.target.tid, &g.target.comm)
-        );
-        let finding = |kind: &str, message: String| {
-            Finding::new(kind, "signals", who.clone(), message)
-                .with("signo", g.signo as u64)
-                .with("sender_pid", u64::from(g.sender.pid))
-                .with("target_pid", u64::from(g.target.pid))
-                .with("generated", g.generated)
-        };
-        if g.killed > 0 {
-            findings.push(
-                finding(
-                    "killed_by_signal",
-                    format!("{who} killed it (default action)"),
-                )
-                .with("killed", g.killed),
-            );
-        }
-        if g.pending_at_end > 0 {
-            let message = format!(
-                "{who}: {} of {} never delivered (blocked, or still pending when the \
-                 process or the trace ended)",
-                thousands(g.pending_at_end),
-                thousands(g.generated)
-            );
-            findings
-                .push(finding("signal_never_delivered", message).with("pending", g.pending_at_end));
-        }
-        if g.generated >= 2 && g.ignored == g.generated && !g.sender.kernel {
-            let message = format!(
-                "{who}: all {} were ignored by the target (SIG_IGN)",
-                thousands(g.generated)
-            );
-            findings.push(finding("signal_ignored", message).with("ignored", g.ignored));
-        }
-        if let Some(h) = &g.python_handler {
-            let handler = format!("the Python handler {} ({}:{})", h.function, h.file, h.line);
-            if g.python_handler_pending_at_end > 0 {
-                let message = format!(
-                    "{who}: {handler} never ran for {} of {} delivered: CPython runs it in \
-                     the main thread at its next check for signals, which did not come \
-                     before the process exited or tracing stopped (a long C call or a wait \
-                     that does not return to Python)",
-                    thousands(g.python_handler_pending_at_end),
-                    thousands(g.delivered)
-                );
-                findings.push(
-                    finding("python_handler_never_ran", message)
-                        .with("pending", g.python_handler_pending_at_end),
-                );
-            }
-            if let Some(l) = &g.python_handler_latency_ns
-                && l.max >= PYTHON_HANDLER_LATE_NS
-            {
-                let message = format!(
-                    "{who}: {handler} started up to {} after delivery (p50 {}): the main \
-                     thread was in C code that does not check for signals, or waiting",
-                    crate::report::format::duration(l.max),
-                    crate::report::format::duration(l.p50)
-                );
-                findings.push(finding("python_handler_late", message).with("max_ns", l.max));
-            }
-        }
-    }
-    findings
-}
-
-/// How the main thread was seen while a Python handler waited.
-pub const SEEN_AT_DELIVERY: &str = "delivery";
-pub const SEEN_SAMPLED: &str = "sample";
-pub const SEEN_AT_STOP: &str = "stop";
-
-/// A Python handler that starts this long after the delivery is late.
-const PYTHON_HANDLER_LATE_NS: u64 = 100_000_000;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,6 +758,10 @@ mod tests {
         assert!(sa_flags_names(0).is_empty());
         assert!(fatal_by_default(15) && fatal_by_default(11) && fatal_by_default(9));
         assert!(!fatal_by_default(17) && !fatal_by_default(19) && !fatal_by_default(18));
+        for sig in 1..=64 {
+            let ends = matches!(default_action(sig), "term" | "core");
+            assert_eq!(fatal_by_default(sig), ends, "signal {sig}");
+        }
     }
     use tracer_common::SendSyscall;
 

@@ -296,6 +296,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
         return;
     }
     let _ = writeln!(out, "\n  What became of each signal that matters:");
+    let who = crate::report::identity::Identities::of(report);
     // A stack on a line of its own, under the sentence it belongs to.
     let stack = |out: &mut String, words: &str, frames: &[crate::frame::Frame]| {
         let head = format!("{STORY_STACK}{words} ");
@@ -404,6 +405,22 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
                 && g.killed == 0
             {
                 stack(out, "while in", &s.frames);
+            }
+            // The post-mortem: what each thread was doing as it died.
+            if !g.threads_at_death.is_empty() {
+                let _ = writeln!(out, "{STORY}its threads when it died:");
+                for t in &g.threads_at_death {
+                    let label = match who.thread_label(t.pid, t.tid) {
+                        Some(name) => format!("tid {} ({name})", t.tid),
+                        None => format!("tid {}", t.tid),
+                    };
+                    stack(out, &format!("{label} in"), &t.python_stack);
+                }
+                if g.threads_at_death_left_out > 0 {
+                    let n = g.threads_at_death_left_out;
+                    let threads = if n == 1 { "thread" } else { "threads" };
+                    let _ = writeln!(out, "{STORY_STACK}and {} more {threads}", thousands(n));
+                }
             }
         }
         if g.ignored > 0 {
@@ -679,6 +696,62 @@ mod tests {
                  sample (1.900 s), was",
                 "in crunch (/srv/app.py:20) <- <module> (/srv/app.py:30)",
                 "then the process exited at 2.000 s (exit code 0)",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_killed_process_story_shows_its_threads_as_they_died() {
+        let mut r = Report::default();
+        let mut g = fixtures::signal_group();
+        g.signal = "SIGKILL".into();
+        g.signo = 9;
+        g.generated = 1;
+        g.delivered = 1;
+        g.killed = 1;
+        g.delivered_to.insert("812".into(), 1);
+        g.threads_at_death = vec![
+            crate::report::ThreadAtDeath {
+                pid: 812,
+                tid: 812,
+                t_s: 1.0,
+                python_stack: vec![
+                    "serve (/srv/app.py:44)".into(),
+                    "<module> (/srv/app.py:9)".into(),
+                ],
+            },
+            crate::report::ThreadAtDeath {
+                pid: 812,
+                tid: 813,
+                t_s: 1.0,
+                python_stack: vec!["spin (/srv/app.py:36)".into()],
+            },
+        ];
+        g.threads_at_death_left_out = 2;
+        r.signals.push(g);
+        r.processes.push(crate::report::ProcessInfo {
+            pid: 812,
+            exit_signal: Some("SIGKILL".into()),
+            exit_s: Some(1.0),
+            ..Default::default()
+        });
+        crate::analysis::derive(&mut r);
+        let text = render(&r, None);
+        let story: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.contains("it killed the process"))
+            .skip(1)
+            .take(4)
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            story,
+            [
+                "its threads when it died:",
+                "tid 812 in serve (/srv/app.py:44) <- <module> (/srv/app.py:9)",
+                "tid 813 in spin (/srv/app.py:36)",
+                "and 2 more threads",
             ],
             "{text}"
         );
