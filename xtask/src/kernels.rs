@@ -94,6 +94,7 @@ const WORKLOADS: &[&str] = &[
     "matrix_proc.py",
     "matrix_zombies.py",
     "signals_self.py",
+    "killed_worker.py",
     "python_calibrated.py",
     "python_tree.py",
     "node_burn.py",
