@@ -73,7 +73,8 @@ def trace(name, command, args=()):
         report = json.load(f)
     check(report["events"]["lost"] == 0, "events lost: %s" % report["events"])
     dropped = {k: v for k, v in report["events"]["dropped"].items() if v}
-    check(not dropped, "dropped: %s" % dropped)
+    skipped = "\n".join(line for line in done.stderr.splitlines() if "skipped" in line)
+    check(not dropped, "dropped: %s\n%s" % (dropped, skipped))
     check(report["complete"] is True, "report not complete: %s" % report["warnings"])
     return report
 
@@ -176,6 +177,32 @@ def signals():
         check(g["disposition"] == "handler" and g["pending_at_end"] == 0, dump(g))
     check(report["signal_log"]["total"] == 2 * (n + t), dump(report["signal_log"]))
     print("ok SIGUSR1: 25 kill + 3 tgkill generated, delivered to the handler")
+    killed_worker()
+
+
+def killed_worker():
+    """killed_worker.py: a parent SIGKILLs its worker; the worker's three
+    threads as they died, each at the line it was on."""
+    out = os.path.join(scratch("killed"), "facts.json")
+    script = workload("killed_worker.py")
+    report = trace("killed", ["python3.9", script, out, "KILL"])
+    facts = load(out)
+    worker = facts["worker"]
+    check(facts["signal"] == 9, facts)
+    groups = [
+        g for g in report["signals"] if g["signal"] == "SIGKILL" and g["target"]["pid"] == worker
+    ]
+    check(len(groups) == 1 and groups[0]["killed"] == 1, dump(groups))
+    threads = groups[0].get("threads_at_death", [])
+    check(len({t["tid"] for t in threads}) == 3, dump(groups[0]))
+    main = [t for t in threads if t["tid"] == worker]
+    check(main and main[0]["python_stack"][0] == "serve (%s:%d)" % (script, facts["serve_line"]),
+          dump(threads))
+    wait = "wait_forever (%s:%d)" % (script, facts["wait_line"])
+    check(any(wait in t["python_stack"] for t in threads), dump(threads))
+    check(any(t["python_stack"][0].startswith("spin (%s:" % script) for t in threads),
+          dump(threads))
+    print("ok SIGKILL: the worker's 3 threads as they died")
 
 
 def calibrated(name, python, root, version):
@@ -376,6 +403,80 @@ def serve():
     print("ok --serve answered /metrics: %s" % samples[0])
 
 
+def kernel_oom_message(pid):
+    """The kernel log's "Killed process PID (...)" line, from /dev/kmsg."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    found = None
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except BrokenPipeError:
+                continue
+            if "Killed process %d (" % pid in record:
+                found = record
+    finally:
+        os.close(fd)
+    check(found, "no 'Killed process %d' in the kernel log" % pid)
+    return found
+
+
+def oom():
+    """oom_worker.py: a worker grows in a cgroup v2 limited to 200 MiB until
+    the OOM killer kills it: the kill with its cgroup, limit and the
+    worker's resident memory, the SIGKILL's sender, the line it grew on."""
+    cgroup = "/sys/fs/cgroup/tracer-oom"
+    with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+        f.write("+memory")
+    if not os.path.isdir(cgroup):
+        os.mkdir(cgroup)
+    limit = 200 << 20
+    with open(os.path.join(cgroup, "memory.max"), "w") as f:
+        f.write(str(limit))
+    if os.path.exists(os.path.join(cgroup, "memory.swap.max")):
+        with open(os.path.join(cgroup, "memory.swap.max"), "w") as f:
+            f.write("0")
+    out = os.path.join(scratch("oom"), "facts.json")
+    script = workload("oom_worker.py")
+    # Debug: which program a skipped run was of, if one was.
+    os.environ["RUST_LOG"] = "debug"
+    report = trace("oom", ["python3.9", script, out, cgroup])
+    del os.environ["RUST_LOG"]
+    os.rmdir(cgroup)
+    facts = load(out)
+    worker, held = facts["worker"], facts["chunks"] * facts["chunk_bytes"]
+    check(facts["signal"] == 9 and held > 0, facts)
+    kills = report["memory"]["oom_kills"]
+    check(len(kills) == 1, dump(kills))
+    kill = kills[0]
+    check((kill["pid"], kill["scope"], kill["cgroup"], kill["limit_bytes"])
+          == (worker, "cgroup", "/tracer-oom", limit), dump(kill))
+    check(kill["anon_rss_bytes"] >= held and kill["rss_bytes"] < limit + (64 << 20), dump(kill))
+    # The kernel's own "Killed process" line says the same, to what each
+    # CPU has not yet folded into the counters (since 6.2 they are per-CPU
+    # counters, which the kernel's message sums from 6.16 on).
+    said = kernel_oom_message(worker)
+    cpus = os.cpu_count()
+    unfolded = cpus * max(32, 2 * cpus) * 4096
+    for field, key in (("anon-rss", "anon_rss_bytes"), ("file-rss", "file_rss_bytes"),
+                       ("shmem-rss", "shmem_rss_bytes")):
+        kib = int(said.split(field + ":")[1].split("kB")[0])
+        check(abs(kib * 1024 - kill[key]) <= unfolded, "%s: %s / %s" % (key, said, dump(kill)))
+    process = [p for p in report["processes"] if p["pid"] == worker]
+    check(process and process[0].get("killed_by") == "oom_killer", dump(process))
+    groups = [
+        g for g in report["signals"] if g["signal"] == "SIGKILL" and g["target"]["pid"] == worker
+    ]
+    check(len(groups) == 1 and groups[0]["sender"].get("oom_killer"), dump(groups))
+    main = [t for t in groups[0].get("threads_at_death", []) if t["tid"] == worker]
+    grow = "grow (%s:%d)" % (script, facts["grow_line"])
+    check(main and main[0]["python_stack"][0] == grow, dump(groups[0]))
+    print("ok OOM kill: %s of %s, %d MiB resident, at %s"
+          % (kill["cgroup"], kill["limit_bytes"] >> 20, kill["rss_bytes"] >> 20, grow))
+
+
 def features():
     """What the report says this kernel lacks: exactly the features older
     than its version, each once."""
@@ -420,6 +521,7 @@ CHECKS = {
     "tree": tree,
     "all": node_wide,
     "serve": serve,
+    "oom": oom,
     "features": features,
 }
 

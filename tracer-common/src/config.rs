@@ -214,7 +214,10 @@ pub struct Config {
     /// after them, which take the events the kernel skipped them for
     /// (where it may preempt their runs); the first copies mark theirs.
     pub second_copies: u32,
-    pub _pad: u32,
+    /// 1: OOM kills are seen by `mark_victim` (no kprobe, no fentry
+    /// here); 0: by `oom_kill_process`.
+    pub oom_by_mark_victim: u32,
+    pub oom: crate::memory::OomOffsets,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -246,5 +249,6 @@ const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
-    core::mem::size_of::<Config>() == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 8
+    core::mem::size_of::<Config>()
+        == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 22
 );

@@ -96,6 +96,8 @@ pub enum EventKind {
     /// A fatal signal delivered to a thread of a Python process: the
     /// thread's stack as it dies: [`crate::SignalFatalStackEvent`].
     SignalFatalStack = 26,
+    /// The OOM killer chose a victim: [`crate::OomKillEvent`].
+    OomKill = 27,
 }
 
 impl EventKind {
@@ -126,6 +128,7 @@ impl EventKind {
             24 => Some(Self::PyNativeForkStack),
             25 => Some(Self::SignalNativeDelivered),
             26 => Some(Self::SignalFatalStack),
+            27 => Some(Self::OomKill),
             _ => None,
         }
     }

@@ -1,6 +1,6 @@
 //! Plain `#[repr(C)]` data shared by the eBPF programs and userspace, one
 //! module per concern with the same names on both sides of the ring buffer:
-//! `reads`, `sched`, `processes`, `signals`, `python`, `loops`, plus the record
+//! `reads`, `sched`, `processes`, `signals`, `python`, `loops`, `memory`, plus the record
 //! header (`events`) and the load-time configuration (`config`).
 //!
 //! Nothing here has logic: event records carried by the ring buffer, keys and
@@ -11,6 +11,7 @@
 pub mod config;
 pub mod events;
 pub mod loops;
+pub mod memory;
 pub mod native;
 pub mod processes;
 pub mod python;
@@ -22,6 +23,7 @@ pub mod skips;
 pub use config::*;
 pub use events::*;
 pub use loops::*;
+pub use memory::*;
 pub use native::*;
 pub use processes::*;
 pub use python::*;

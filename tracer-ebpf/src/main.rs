@@ -1,5 +1,5 @@
 //! Kernel side of `tracer`: one module per concern (`reads`, `sched`,
-//! `processes`, `signals`, `python`: the same names as in `tracer-common` and
+//! `processes`, `signals`, `python`, `memory`: the same names as in `tracer-common` and
 //! the userspace `analysis`), all sharing the maps in
 //! `maps.rs`. Every program starts by asking "is the current process traced?"
 //! (one hash lookup) and returns at once when it is not.
@@ -12,6 +12,7 @@
 mod fd_rows;
 mod loops;
 mod maps;
+mod memory;
 mod native;
 mod processes;
 mod python;

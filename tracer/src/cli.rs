@@ -56,7 +56,10 @@ What it reports:
   zombies     children that exited: how long each stayed a zombie, who reaped it and how
   signals     who sent which signal to whom, the kernel's result, the disposition it was
               delivered with, generation-to-delivery latency, signals never delivered,
-              and the Python line that ignored, handled or blocked a signal
+              and the Python line that ignored, handled or blocked a signal; a process
+              a signal killed: each thread's Python stack as it died
+  memory      the OOM killer's kills: the victim, the cgroup limit (or the node) it
+              hit, its resident memory at the kill; its SIGKILL said as the killer's
   python      hot functions and lines (self / total share, per thread, per process
               and in total), from CPU-clock sampling of the Python stack of every
               Python process in the tree (CPython 3.8 and later, free-threaded too),

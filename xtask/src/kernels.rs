@@ -74,8 +74,9 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 
 /// The end-to-end stories tests/kernels/checks.py checks, one VM check
 /// each: exact reads, a zombie and its reaper, signals to a Python handler,
-/// hotspots on two CPythons, a process tree, `--all`, `--serve`, and what
-/// the report says the kernel lacks.
+/// hotspots on two CPythons, a process tree, `--all`, `--serve`, a worker
+/// the OOM killer kills in a memory cgroup, and what the report says the
+/// kernel lacks.
 const STORIES: &[&str] = &[
     "reads",
     "zombies",
@@ -85,6 +86,7 @@ const STORIES: &[&str] = &[
     "tree",
     "all",
     "serve",
+    "oom",
     "features",
 ];
 
@@ -95,6 +97,7 @@ const WORKLOADS: &[&str] = &[
     "matrix_zombies.py",
     "signals_self.py",
     "killed_worker.py",
+    "oom_worker.py",
     "python_calibrated.py",
     "python_tree.py",
     "node_burn.py",

@@ -194,6 +194,14 @@ impl Collector {
                     timeline.on_delivered(&d, flow);
                 }
             }
+            // A kill of a process the trace follows, or by one's allocation.
+            Event::OomKill(kill)
+                if self.processes.knows(kill.victim_tgid)
+                    || self.processes.knows(kill.trigger_tgid) =>
+            {
+                self.oom_kills.on_oom_kill(&kill, self.settings.base_ns);
+                self.processes.on_oom_kill(kill.victim_tgid);
+            }
             Event::SignalFatalStack {
                 ts_ns,
                 tgid,

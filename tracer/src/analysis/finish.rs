@@ -79,6 +79,9 @@ impl Collector {
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
             event_loops: Vec::new(),
+            memory: crate::report::Memory {
+                oom_kills: std::mem::take(&mut self.oom_kills).finish(),
+            },
             findings: Vec::new(),
             warnings,
             timeline: None,

@@ -14,6 +14,7 @@ pub mod interval;
 pub mod live;
 pub mod live_model;
 pub mod loops;
+pub mod memory;
 pub mod metrics;
 pub mod modes;
 pub mod native;
@@ -119,6 +120,8 @@ pub struct Collector {
     pub processes: processes::ProcessTable,
     /// Signal generation / delivery pairing.
     signals: signals::SignalTable,
+    /// The OOM killer's kills of traced processes.
+    oom_kills: memory::OomKills,
     /// Disposition and mask changes.
     signal_changes: signals::changes::Changes,
     /// Notes for the report about the trace itself.
@@ -294,7 +297,8 @@ impl Collector {
             | Event::SignalMask(_)
             | Event::SignalDelivered(_)
             | Event::SignalCheck { .. }
-            | Event::SignalFatalStack { .. }) => self.on_signal_event(event),
+            | Event::SignalFatalStack { .. }
+            | Event::OomKill(_)) => self.on_signal_event(event),
         }
     }
 
@@ -458,6 +462,7 @@ pub fn derive(report: &mut Report) {
     signals::changes::mark_notable(report);
     signals::stories::tell(report);
     spawned::mark(report);
+    memory::mark_oom_kills(report);
     report.findings = findings(report);
 }
 
@@ -467,6 +472,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));
+    all.extend(memory::findings(&report.memory.oom_kills));
     all.extend(loops::findings(&report.event_loops));
     all.extend(gil::findings(report));
     all

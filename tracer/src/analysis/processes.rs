@@ -75,6 +75,8 @@ struct Proc {
     /// Read when it became known (adopted, forked, exec'd); a process gone
     /// before it could be read keeps its parent's.
     container: Option<Container>,
+    /// The OOM killer chose it.
+    oom_killed: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -352,6 +354,18 @@ impl ProcessTable {
 
     /// A signal generated: a SIGCHLD from a child's exit is its parent's
     /// to answer.
+    /// Whether the trace has met process `pid`.
+    pub fn knows(&self, pid: u32) -> bool {
+        self.procs.contains_key(&pid)
+    }
+
+    /// The OOM killer chose process `pid`.
+    pub fn on_oom_kill(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.oom_killed = true;
+        }
+    }
+
     pub fn on_signal_generated(&mut self, g: &SignalGenerated) {
         // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
         if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {
@@ -476,6 +490,8 @@ impl ProcessTable {
                     exit_code: code,
                     exit_signal: signal.map(signal_name),
                     exit_signo: signal,
+                    killed_by: (p.oom_killed && signal == Some(signals::SIGKILL))
+                        .then(|| "oom_killer".to_owned()),
                     core_dumped: core,
                     start_s: p.start_ns.map(rel),
                     exec_s: p.exec_ns.map(rel),

@@ -2,6 +2,9 @@
 //! (the only place that knows their byte layout), and the maps read at the
 //! end -> one [`MapSnapshot`].
 
+mod memory;
+pub use memory::{OomCgroup, OomKill};
+
 use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
@@ -125,6 +128,8 @@ pub enum Event {
         tid: u32,
         py_frames: Vec<PyFrameRecord>,
     },
+    /// The OOM killer chose a victim.
+    OomKill(Box<OomKill>),
     /// A signal that ends the process was delivered to thread `tid`: its
     /// Python stack as it dies (raw frames, innermost first), after the
     /// delivery's own event.
@@ -569,6 +574,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 tid: header.tid,
                 py_frames: frames_until_empty(&event.py_frames),
             }
+        }
+        EventKind::OomKill => {
+            let event: tracer_common::OomKillEvent = read(bytes)?;
+            Event::OomKill(Box::new(memory::oom_kill(&header, &event)))
         }
         EventKind::SignalFatalStack => {
             let event: tracer_common::SignalFatalStackEvent = read(bytes)?;

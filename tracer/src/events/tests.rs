@@ -743,3 +743,52 @@ fn runs_the_kernel_skipped_are_events_lost() {
     maps.skipped_runs = 7;
     assert_eq!(maps.lost(), 12);
 }
+
+#[test]
+fn decodes_oom_kills_with_their_cgroup_path_outermost_first() {
+    let name = |text: &str| {
+        let mut bytes = [0u8; tracer_common::OOM_CGROUP_NAME];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        bytes
+    };
+    let mut event = tracer_common::OomKillEvent {
+        header: header(EventKind::OomKill),
+        victim_tgid: 200,
+        victim_tid: 201,
+        totalpages: 51_200,
+        memcg_max_pages: 51_200,
+        memcg_usage_pages: 51_190,
+        memcg_id: 77,
+        rss_pages: [10, 20, 0, 3],
+        total_vm_pages: 90,
+        cgroup_depth: 2,
+        ..Default::default()
+    };
+    event.victim_comm[..7].copy_from_slice(b"python3");
+    event.cgroup_names[0] = name("worker");
+    event.cgroup_names[1] = name("app.slice");
+    let Event::OomKill(kill) = decode(&bytes_of(&event)).unwrap() else {
+        panic!("not an OOM kill");
+    };
+    assert_eq!((kill.trigger_tgid, kill.trigger_tid), (100, 101));
+    assert_eq!((kill.victim_tgid, kill.victim_tid), (200, 201));
+    assert_eq!(kill.victim_comm, "python3");
+    assert_eq!(kill.rss_pages, [10, 20, 0, 3]);
+    let cgroup = kill.cgroup.clone().expect("a cgroup's limit");
+    assert_eq!(cgroup.path, "/app.slice/worker");
+    assert_eq!(
+        (cgroup.id, cgroup.max_pages, cgroup.usage_pages),
+        (77, 51_200, 51_190)
+    );
+    // Deeper than was read: said; no cgroup: the node.
+    event.cgroup_truncated = 1;
+    let Event::OomKill(kill) = decode(&bytes_of(&event)).unwrap() else {
+        panic!("not an OOM kill");
+    };
+    assert_eq!(kill.cgroup.unwrap().path, "/.../app.slice/worker");
+    event.memcg_max_pages = u64::MAX;
+    let Event::OomKill(kill) = decode(&bytes_of(&event)).unwrap() else {
+        panic!("not an OOM kill");
+    };
+    assert_eq!(kill.cgroup, None);
+}

@@ -137,7 +137,21 @@ impl Btf {
                     }
                     12 * vlen
                 }
-                6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
+                6 => {
+                    // ENUM: (name, value) entries, kept as members whose
+                    // offset is the value.
+                    for i in 0..vlen {
+                        let m = at + i * 8;
+                        members.push(Member {
+                            name_off: u32_at(type_data, m).ok_or_else(bad)?,
+                            type_id: 0,
+                            offset: u32_at(type_data, m + 4).ok_or_else(bad)?,
+                            bitfield: false,
+                        });
+                    }
+                    8 * vlen
+                }
+                13 => 8 * vlen,       // FUNC_PROTO
                 15 | 19 => 12 * vlen, // DATASEC, ENUM64
                 other => return Err(BtfError::Malformed(other)),
             };
@@ -217,6 +231,16 @@ impl Btf {
         (proto.kind == KIND_FUNC_PROTO).then(|| proto.vlen.saturating_sub(1))
     }
 
+    /// The value of the enumerator `name` (`memory_cgrp_id`).
+    pub fn enum_value(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .filter(|t| t.kind == 6)
+            .flat_map(|t| &t.members)
+            .find(|m| self.name(m.name_off) == name.as_bytes())
+            .map(|m| m.offset)
+    }
+
     /// `sizeof(struct structure)`.
     pub fn struct_size(&self, structure: &str) -> Result<u32, BtfError> {
         self.types
@@ -281,6 +305,7 @@ pub struct KernelOffsets {
     pub structs: tracer_common::StructOffsets,
     pub pid_ns: tracer_common::PidNsOffsets,
     pub file: tracer_common::FileOffsets,
+    pub oom: tracer_common::OomOffsets,
     /// How many arguments each raw tracepoint asked about passes on this
     /// kernel (`None`: its BTF does not say).
     pub tracepoint_args: Vec<(&'static str, Option<u32>)>,
@@ -382,11 +407,19 @@ impl KernelOffsets {
             ));
             Default::default()
         });
+        let oom = oom_offsets(btf).unwrap_or_else(|err| {
+            warnings.push(format!(
+                "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
+                 resident memory: {err}"
+            ));
+            Default::default()
+        });
         Ok(Self {
             regs: syscall_regs(btf)?,
             structs,
             pid_ns,
             file,
+            oom,
             tracepoint_args: Vec::new(),
             syscall_tracepoints_fault: false,
         })
@@ -400,6 +433,59 @@ pub fn vmlinux() -> Result<Btf, BtfError> {
 /// Offset of `task_struct.exit_code`.
 pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
     btf.member_offset("task_struct", "exit_code")
+}
+
+/// Where the OOM killer's choice, the cgroup whose limit was hit and the
+/// victim's resident memory are (`oom_kill_process`'s `struct oom_control`).
+pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
+    // `struct mm_rss_stat { atomic_long_t count[4]; }` before 6.2, then
+    // `struct percpu_counter rss_stat[4]`.
+    let (rss_counter_size, rss_counter_value) = if btf.struct_size("mm_rss_stat").is_ok() {
+        (8, 0)
+    } else {
+        (
+            btf.struct_size("percpu_counter")?,
+            btf.member_offset("percpu_counter", "count")?,
+        )
+    };
+    let memory = btf.member_offset("mem_cgroup", "memory")?;
+    Ok(tracer_common::OomOffsets {
+        valid: 1,
+        oc_chosen: btf.member_offset("oom_control", "chosen")?,
+        oc_memcg: btf.member_offset("oom_control", "memcg")?,
+        oc_totalpages: btf.member_offset("oom_control", "totalpages")?,
+        oc_chosen_points: btf.member_offset("oom_control", "chosen_points")?,
+        task_tgid: btf.member_offset("task_struct", "tgid")?,
+        mm_rss_stat: btf.member_offset("mm_struct", "rss_stat")?,
+        rss_counter_size,
+        rss_counter_value,
+        mm_total_vm: btf.member_offset("mm_struct", "total_vm")?,
+        memcg_max: memory + btf.member_offset("page_counter", "max")?,
+        memcg_usage: memory + btf.member_offset("page_counter", "usage")?,
+        memcg_cgroup: btf.member_offset("mem_cgroup", "css")?
+            + btf.member_offset("cgroup_subsys_state", "cgroup")?,
+        cgroup_kn: btf.member_offset("cgroup", "kn")?,
+        kn_name: btf.member_offset("kernfs_node", "name")?,
+        // `__parent` since 6.15 (read under RCU).
+        kn_parent: btf
+            .member_offset("kernfs_node", "__parent")
+            .or_else(|_| btf.member_offset("kernfs_node", "parent"))?,
+        kn_id: btf.member_offset("kernfs_node", "id")?,
+        // A task's memory cgroup: `task->cgroups->subsys[memory_cgrp_id]`,
+        // the `css` inside its `mem_cgroup`, and the css's parent.
+        task_cgroups: btf.member_offset("task_struct", "cgroups")?,
+        css_set_memory: btf.member_offset("css_set", "subsys")?
+            + 8 * btf
+                .enum_value("memory_cgrp_id")
+                .ok_or_else(|| BtfError::NoMember {
+                    structure: "cgroup_subsys_id".into(),
+                    member: "memory_cgrp_id".into(),
+                })?,
+        memcg_css: btf.member_offset("mem_cgroup", "css")?,
+        css_parent: btf.member_offset("cgroup_subsys_state", "parent")?,
+        // 6.8 (and backports): `mark_victim(task, uid)`; before, the pid alone.
+        mark_victim_task: u32::from(btf.tracepoint_args("mark_victim") == Some(2)),
+    })
 }
 
 /// Where a task's pid in its own namespace is:

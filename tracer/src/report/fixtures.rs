@@ -88,6 +88,7 @@ pub fn signal_group() -> SignalGroup {
             tid: 812,
             comm: "python3".into(),
             kernel: false,
+            oom_killer: false,
         },
         target: SignalTarget {
             pid: 812,

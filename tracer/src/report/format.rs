@@ -125,7 +125,9 @@ pub fn peer(pid: u32, comm: &str) -> String {
 
 /// The sender of a signal group: "kernel" or "comm (pid N)".
 pub fn sender_text(g: &SignalGroup) -> String {
-    if g.sender.kernel {
+    if g.sender.oom_killer {
+        "the OOM killer".into()
+    } else if g.sender.kernel {
         "kernel".into()
     } else {
         peer(g.sender.pid, &g.sender.comm)

@@ -18,6 +18,7 @@ pub mod text;
 
 mod asyncio;
 mod loops;
+mod memory;
 mod processes;
 mod python;
 mod reads;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::frame::Frame;
 pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
+pub use memory::{Memory, OomKill};
 pub use processes::{Container, ProcessInfo, Zombie};
 pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,
@@ -95,6 +97,9 @@ pub struct Report {
     /// loop's iterations and stalls.
     #[serde(default)]
     pub event_loops: Vec<EventLoop>,
+    /// The OOM killer's kills.
+    #[serde(default)]
+    pub memory: Memory,
     /// What deserves attention, with the figures behind each sentence.
     #[serde(default)]
     pub findings: Vec<Finding>,

@@ -25,6 +25,10 @@ pub struct ProcessInfo {
     /// The signal that killed it ("SIGKILL"), if one did.
     pub exit_signal: Option<String>,
     pub exit_signo: Option<i32>,
+    /// `"oom_killer"`: the OOM killer's SIGKILL killed it (its kill is in
+    /// `memory.oom_kills`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_by: Option<String>,
     pub core_dumped: bool,
     /// Seconds since tracing started (`null`: before it started / not yet).
     pub start_s: Option<f64>,

@@ -23,7 +23,8 @@ pub fn findings(groups: &[SignalGroup]) -> Vec<Finding> {
                 .with("target_pid", u64::from(g.target.pid))
                 .with("generated", g.generated)
         };
-        if g.killed > 0 {
+        // The OOM killer's: the memory finding `oom_kill` says more.
+        if g.killed > 0 && !g.sender.oom_killer {
             findings.push(
                 finding(
                     "killed_by_signal",

@@ -652,6 +652,8 @@ impl SignalTable {
                         tid: key.sender.map_or(0, |s| s.1),
                         comm: acc.sender_comm,
                         kernel: key.sender.is_none(),
+                        // Once the report is whole: `memory::mark_oom_kills`.
+                        oom_killer: false,
                     },
                     target: SignalTarget {
                         pid: key.target_pid,
@@ -725,6 +727,7 @@ pub fn sender(g: &SignalGenerated) -> SignalPeer {
             g.comm.clone()
         },
         kernel,
+        oom_killer: false,
     }
 }
 

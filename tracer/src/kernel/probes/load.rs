@@ -4,7 +4,7 @@
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{PerfEvent, ProgramError, RawTracePoint, TracePoint, UProbe},
+    programs::{KProbe, PerfEvent, ProgramError, RawTracePoint, TracePoint, UProbe},
 };
 
 use super::{Chosen, Link, ProbeError, load_error};
@@ -39,11 +39,14 @@ pub(super) fn load_and_attach(
     ebpf: &mut Ebpf,
     chosen: &[Chosen],
     sampler: bool,
+    oom: bool,
 ) -> Result<Attached, ProbeError> {
     let mut jobs: Vec<LoadJob> = Vec::new();
     for (name, program) in ebpf.programs_mut() {
         let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
             sampler
+        } else if name == OOM_PROGRAM || name == MARK_VICTIM_PROGRAM {
+            oom && name == oom_hook().program()
         } else {
             chosen.iter().any(|c| c.program == name)
         };
@@ -68,9 +71,24 @@ pub(super) fn load_and_attach(
         .iter()
         .position(|job| job.name == SIGNAL_CHECK_PROGRAM)
         .and_then(|at| done.swap_remove(at).result.err());
-    let mut loaded = done;
     let mut links = Vec::new();
     let mut warnings = Vec::new();
+    // The OOM killer's kprobe: without it, a kill is a SIGKILL from the
+    // kernel, said as such.
+    if let Some(at) = done.iter().position(|job| job.name == oom_hook().program()) {
+        let job = done.swap_remove(at);
+        if let Err(err) = job
+            .result
+            .and_then(|()| attach_oom(job.program, &mut links))
+        {
+            log::warn!("{err}");
+            warnings.push(format!(
+                "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
+                 resident memory: {err}"
+            ));
+        }
+    }
+    let mut loaded = done;
     for attachment in chosen {
         let program = loaded
             .iter_mut()
@@ -202,6 +220,8 @@ fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), 
         load_as(name, program, TracePoint::load)
     } else if name == SIGNAL_CHECK_PROGRAM {
         load_as(name, program, UProbe::load)
+    } else if name == OOM_PROGRAM {
+        load_as(name, program, KProbe::load)
     } else if SAMPLER_PROGRAMS.contains(&name) {
         load_as(name, program, PerfEvent::load)
     } else {
@@ -223,6 +243,66 @@ where
         source: Box::new(source),
     })?;
     load(typed).map_err(|source| load_error(name, source))
+}
+
+/// The OOM killer's kprobe (`tracer-ebpf/src/memory.rs`) and the kernel
+/// function it is attached to; `mark_victim`'s program, for kernels
+/// without kprobes.
+pub(super) const OOM_PROGRAM: &str = "oom_kill";
+const OOM_FUNCTION: &str = "oom_kill_process";
+const MARK_VICTIM_PROGRAM: &str = "mark_victim";
+
+/// Where OOM kills are seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OomHook {
+    /// A kprobe on `oom_kill_process` (the kernel has the kprobe PMU).
+    KProbe,
+    /// The `mark_victim` tracepoint: kernels built without kprobes.
+    MarkVictim,
+}
+
+impl OomHook {
+    fn program(self) -> &'static str {
+        match self {
+            Self::KProbe => OOM_PROGRAM,
+            Self::MarkVictim => MARK_VICTIM_PROGRAM,
+        }
+    }
+}
+
+pub fn oom_hook() -> OomHook {
+    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        OomHook::KProbe
+    } else {
+        OomHook::MarkVictim
+    }
+}
+
+fn attach_oom(
+    program: &mut aya::programs::Program,
+    links: &mut Vec<Link>,
+) -> Result<(), ProbeError> {
+    let hook = oom_hook();
+    let error = |source| ProbeError::Program {
+        program: match hook {
+            OomHook::KProbe => format!("{OOM_PROGRAM} (kprobe on {OOM_FUNCTION})"),
+            OomHook::MarkVictim => MARK_VICTIM_PROGRAM.to_owned(),
+        },
+        source: Box::new(source),
+    };
+    match hook {
+        OomHook::KProbe => {
+            let kprobe: &mut KProbe = program.try_into().map_err(error)?;
+            let id = kprobe.attach(OOM_FUNCTION, 0).map_err(error)?;
+            links.push(Link::KProbe(OOM_PROGRAM, id));
+        }
+        OomHook::MarkVictim => {
+            let tracepoint: &mut RawTracePoint = program.try_into().map_err(error)?;
+            let id = tracepoint.attach(MARK_VICTIM_PROGRAM).map_err(error)?;
+            links.push(Link::RawTracePoint(MARK_VICTIM_PROGRAM, id));
+        }
+    }
+    Ok(())
 }
 
 /// The CPU-clock sampler's programs: the sampler, and in the object for

@@ -14,8 +14,8 @@ use aya::{
     Ebpf, EbpfError,
     maps::{HashMap, MapData, ProgramArray},
     programs::{
-        PerfEvent, ProgramError, RawTracePoint, UProbe, perf_event::PerfEventLinkId,
-        raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
+        KProbe, PerfEvent, ProgramError, RawTracePoint, UProbe, kprobe::KProbeLinkId,
+        perf_event::PerfEventLinkId, raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
     },
 };
 use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
@@ -87,7 +87,8 @@ fn kernel_config(
             hooks,
             syscall_hooks::Hooks::RawWithSecondCopies(_)
         )),
-        _pad: 0,
+        oom_by_mark_victim: u32::from(load::oom_hook() == load::OomHook::MarkVictim),
+        oom: kernel.oom,
     };
     Ok((config, chosen))
 }
@@ -264,6 +265,7 @@ enum Link {
     PerfTracepoint(std::os::fd::OwnedFd),
     PerfEvent(&'static str, PerfEventLinkId),
     UProbe(&'static str, UProbeLinkId),
+    KProbe(&'static str, KProbeLinkId),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -560,14 +562,25 @@ impl Probes {
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
         let maps_made = started.elapsed();
 
+        // Kills are seen by `mark_victim` only where it passes the task.
+        let oom_seen = config.oom.valid != 0
+            && (config.oom_by_mark_victim == 0 || config.oom.mark_victim_task != 0);
         let Attached {
             links,
             warnings,
             sampler_error,
             signal_check_error,
-        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some())?;
+        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some(), oom_seen)?;
         let mut links = links;
         let mut warnings = warnings;
+        if config.oom.valid != 0 && !oom_seen {
+            warnings.push(
+                "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
+                 resident memory: this kernel has no kprobes, and its `mark_victim` tracepoint \
+                 passes only the pid"
+                    .to_owned(),
+            );
+        }
         let covered = second_copies(&ebpf, &chosen, &mut links, &mut warnings)?;
         // Where the start-up goes (`RUST_LOG=debug`), cumulative.
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -656,6 +669,7 @@ impl Probes {
                 Link::PerfTracepoint(event) => Some(Box::new(event) as Box<dyn Send>),
                 Link::PerfEvent(program, id) => take!(PerfEvent, program, id),
                 Link::UProbe(program, id) => take!(UProbe, program, id),
+                Link::KProbe(program, id) => take!(KProbe, program, id),
             });
         }
         std::thread::scope(|scope| {

@@ -7,6 +7,7 @@
 mod asyncio;
 mod layout;
 mod loops;
+mod memory;
 mod processes;
 mod python;
 mod reads;
@@ -31,6 +32,7 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
     sched::render(&mut out, report, width);
     processes::render_processes(&mut out, report, width);
     processes::render_zombies(&mut out, report, width);
+    memory::render(&mut out, report);
     signals::render(&mut out, report, width);
     python::render(&mut out, report, width);
     loops::render(&mut out, report, width);

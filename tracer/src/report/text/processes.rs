@@ -68,7 +68,11 @@ pub fn render_processes(out: &mut String, report: &Report, width: Option<usize>)
             p.comm.clone(),
             seconds(p.start_s),
             seconds(p.exit_s),
-            exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped),
+            if p.killed_by.is_some() {
+                "OOM kill".into()
+            } else {
+                exit_text(p.exit_code, p.exit_signal.as_deref(), p.core_dumped)
+            },
             p.argv.join(" "),
         ]);
         table.row(cells);

@@ -502,6 +502,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
 /// How a process exited: "exit code 0", "killed by SIGTERM".
 fn exit_how(p: &crate::report::ProcessInfo) -> String {
     match (&p.exit_signal, p.exit_code) {
+        (Some(signal), _) if p.killed_by.is_some() => format!("killed by the OOM killer, {signal}"),
         (Some(signal), _) => format!("killed by {signal}"),
         (None, Some(code)) => format!("exit code {code}"),
         (None, None) => "exit status unknown".to_owned(),

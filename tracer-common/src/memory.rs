@@ -1,0 +1,105 @@
+//! Memory: the OOM killer's kills (whom it chose, the limit that was hit,
+//! the victim's resident memory at the kill).
+
+use crate::events::{COMM_LEN, EventHeader};
+
+/// Where the OOM killer's choice and what it weighed are, from the
+/// kernel's BTF (`oom_kill_process(struct oom_control *oc, ...)`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomOffsets {
+    /// 1 if the offsets below are known.
+    pub valid: u32,
+    /// `oom_control.chosen` (the victim task), `.memcg` (NULL: the whole
+    /// node), `.totalpages` (the memory it may use), `.chosen_points`.
+    pub oc_chosen: u32,
+    pub oc_memcg: u32,
+    pub oc_totalpages: u32,
+    pub oc_chosen_points: u32,
+    /// `task_struct.tgid`.
+    pub task_tgid: u32,
+    /// `mm_struct.rss_stat`: its counters (file, anon, swap entries, shmem
+    /// pages), `atomic_long_t` before 6.2 (size 8, value at 0), a
+    /// `percpu_counter` since (its `count`: the folded total, without
+    /// what each CPU holds back, less than a batch).
+    pub mm_rss_stat: u32,
+    pub rss_counter_size: u32,
+    pub rss_counter_value: u32,
+    /// `mm_struct.total_vm` (pages).
+    pub mm_total_vm: u32,
+    /// `mem_cgroup.memory` (a `page_counter`): its `max` and `usage` (pages).
+    pub memcg_max: u32,
+    pub memcg_usage: u32,
+    /// `mem_cgroup.css.cgroup`, `cgroup.kn`, `kernfs_node.name`, `.parent`
+    /// (`__parent` since 6.15), `.id` (the cgroup id).
+    pub memcg_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kn_name: u32,
+    pub kn_parent: u32,
+    pub kn_id: u32,
+    /// A task's memory cgroup: `task_struct.cgroups`, the memory
+    /// controller's slot of `css_set.subsys[]`, `mem_cgroup.css`, and
+    /// `cgroup_subsys_state.parent`.
+    pub task_cgroups: u32,
+    pub css_set_memory: u32,
+    pub memcg_css: u32,
+    pub css_parent: u32,
+    /// 1: the `mark_victim` tracepoint passes the victim task (6.8 and
+    /// backports), where kernels without kprobes are told of kills.
+    pub mark_victim_task: u32,
+}
+
+/// A cgroup path's components kept (innermost first) and the bytes of each.
+pub const OOM_CGROUP_DEPTH: usize = 8;
+pub const OOM_CGROUP_NAME: usize = 96;
+
+/// `rss_stat` counters, by index (`NR_MM_COUNTERS`'s order since 4.5).
+pub const MM_FILEPAGES: usize = 0;
+pub const MM_ANONPAGES: usize = 1;
+pub const MM_SWAPENTS: usize = 2;
+pub const MM_SHMEMPAGES: usize = 3;
+
+/// `oom_kill_process` (a kprobe): the OOM killer chose a victim. The
+/// header's task is the one whose allocation ran out of memory (often
+/// another process).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OomKillEvent {
+    pub header: EventHeader,
+    pub victim_tgid: u32,
+    pub victim_tid: u32,
+    pub victim_comm: [u8; COMM_LEN],
+    pub trigger_comm: [u8; COMM_LEN],
+    /// `oc->totalpages`: the memory the OOM killer measured against.
+    pub totalpages: u64,
+    /// `oc->chosen_points`: the victim's badness.
+    pub points: i64,
+    /// The cgroup whose limit was hit: `memory.max` (v1:
+    /// `memory.limit_in_bytes`) and usage, in pages; `u64::MAX`: no
+    /// cgroup, the whole node ran out.
+    pub memcg_max_pages: u64,
+    pub memcg_usage_pages: u64,
+    /// Its cgroup id (kernfs id), 0 without one.
+    pub memcg_id: u64,
+    /// The victim's `rss_stat` counters (pages), indexed by `MM_*`.
+    pub rss_pages: [u64; 4],
+    pub total_vm_pages: u64,
+    /// Components of the cgroup's path read (innermost first, each
+    /// NUL-terminated), and 1 if it has more.
+    pub cgroup_depth: u32,
+    pub cgroup_truncated: u32,
+    pub cgroup_names: [[u8; OOM_CGROUP_NAME]; OOM_CGROUP_DEPTH],
+}
+
+impl Default for OomKillEvent {
+    fn default() -> Self {
+        // SAFETY: plain integers and byte arrays, for which zero is valid.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<OomOffsets>() == 4 * 22);
+const _: () = assert!(
+    core::mem::size_of::<OomKillEvent>()
+        == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH
+);

@@ -1,0 +1,164 @@
+//! Memory: the OOM killer's kills. A kprobe on `oom_kill_process(oc,
+//! message)` sees its choice (`oc->chosen`), the cgroup whose limit was hit
+//! (`oc->memcg`; none: the whole node) and the victim's resident memory, on
+//! every kernel with kprobes (the `oom:mark_victim` tracepoint carries the
+//! figures only since 6.8 and its backports). A kernel built without
+//! kprobes is told of kills by `mark_victim`, if it passes the task. Kills are rare and always told: userspace
+//! keeps those of traced processes, or all of them node-wide.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    macros::{kprobe, raw_tracepoint},
+    programs::{ProbeContext, RawTracePointContext},
+};
+use tracer_common::{COMM_LEN, EventKind, OOM_CGROUP_DEPTH, OOM_CGROUP_NAME, OomKillEvent, drops};
+
+use crate::{
+    maps::{EVENTS, config, count_drop, read_kernel},
+    processes::header,
+};
+
+#[kprobe]
+pub fn oom_kill(ctx: ProbeContext) -> u32 {
+    if let Some(oc) = ctx.arg::<u64>(0) {
+        oom_kill_process(oc);
+    }
+    0
+}
+
+/// `mark_victim(task, uid)` (6.8+), where the kernel has no kprobes and
+/// no BPF trampolines to see `oom_kill_process` with: the victim, but not
+/// the OOM killer's measure. The cgroup whose limit was hit is found from
+/// the victim's memory cgroup up: the first with a limit its usage is at
+/// (nothing is freed yet: the kill was just sent).
+#[raw_tracepoint(tracepoint = "mark_victim")]
+pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
+    let o = config!(oom);
+    if o.valid == 0 || o.mark_victim_task == 0 || config!(oom_by_mark_victim) == 0 {
+        return 0;
+    }
+    let victim: u64 = ctx.arg(0);
+    let css_set = read_kernel::<u64>(victim, o.task_cgroups).unwrap_or(0);
+    let mut css = read_kernel::<u64>(css_set, o.css_set_memory).unwrap_or(0);
+    let mut at_limit = 0;
+    for _ in 0..OOM_CGROUP_DEPTH {
+        if css == 0 {
+            break;
+        }
+        let memcg = css - o.memcg_css as u64;
+        let max = read_kernel::<u64>(memcg, o.memcg_max).unwrap_or(UNLIMITED);
+        let usage = read_kernel::<u64>(memcg, o.memcg_usage).unwrap_or(0);
+        if max < UNLIMITED && usage.saturating_add(AT_LIMIT_PAGES) >= max {
+            at_limit = memcg;
+            break;
+        }
+        css = read_kernel::<u64>(css, o.css_parent).unwrap_or(0);
+    }
+    send(victim, at_limit, 0, 0);
+    0
+}
+
+/// A memory cgroup's limit at or above this many pages is none (the
+/// kernel's `PAGE_COUNTER_MAX` is `LONG_MAX / PAGE_SIZE`).
+const UNLIMITED: u64 = 1 << 50;
+/// A charge that fails leaves the usage within a batch (up to a huge
+/// page's 512 pages) of the limit.
+const AT_LIMIT_PAGES: u64 = 1024;
+
+/// `oom_kill_process(oc, message)` was called: its choice, sent.
+#[inline(always)]
+fn oom_kill_process(oc: u64) {
+    let o = config!(oom);
+    if o.valid == 0 {
+        return;
+    }
+    let Some(victim) = read_kernel::<u64>(oc, o.oc_chosen).filter(|&t| t != 0) else {
+        return;
+    };
+    let memcg = read_kernel::<u64>(oc, o.oc_memcg).unwrap_or(0);
+    send(
+        victim,
+        memcg,
+        read_kernel::<u64>(oc, o.oc_totalpages).unwrap_or(0),
+        read_kernel::<i64>(oc, o.oc_chosen_points).unwrap_or(0),
+    );
+}
+
+/// The record of a kill: the victim, the cgroup whose limit was hit (0:
+/// the node), the killer's measure and score (0: not known).
+#[inline(always)]
+fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
+    let o = config!(oom);
+    let Some(mut entry) = EVENTS.reserve::<OomKillEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let event = entry.as_mut_ptr();
+    // SAFETY: fields of the reserved record, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(header(
+            EventKind::OomKill,
+            (pid_tgid >> 32) as u32,
+            pid_tgid as u32,
+        ));
+        core::ptr::addr_of_mut!((*event).victim_tgid)
+            .write(read_kernel::<u32>(victim, o.task_tgid).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).victim_tid)
+            .write(read_kernel::<u32>(victim, config!(structs.task_pid)).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).victim_comm).write(
+            read_kernel::<[u8; COMM_LEN]>(victim, config!(structs.task_comm)).unwrap_or_default(),
+        );
+        core::ptr::addr_of_mut!((*event).trigger_comm)
+            .write(bpf_get_current_comm().unwrap_or_default());
+        core::ptr::addr_of_mut!((*event).totalpages).write(totalpages);
+        core::ptr::addr_of_mut!((*event).points).write(points);
+        // The victim's resident memory, as /proc/PID/status says it now.
+        let mm = read_kernel::<u64>(victim, config!(structs.task_mm)).unwrap_or(0);
+        let rss = core::ptr::addr_of_mut!((*event).rss_pages).cast::<u64>();
+        for i in 0..4u32 {
+            let at = o.mm_rss_stat + i * o.rss_counter_size + o.rss_counter_value;
+            let pages = read_kernel::<i64>(mm, at).unwrap_or(0).max(0) as u64;
+            rss.add(i as usize).write(pages);
+        }
+        core::ptr::addr_of_mut!((*event).total_vm_pages)
+            .write(read_kernel::<u64>(mm, o.mm_total_vm).unwrap_or(0));
+        let (max, usage) = if memcg == 0 {
+            (u64::MAX, 0)
+        } else {
+            (
+                read_kernel::<u64>(memcg, o.memcg_max).unwrap_or(0),
+                read_kernel::<u64>(memcg, o.memcg_usage).unwrap_or(0),
+            )
+        };
+        core::ptr::addr_of_mut!((*event).memcg_max_pages).write(max);
+        core::ptr::addr_of_mut!((*event).memcg_usage_pages).write(usage);
+        // The cgroup's path, from its kernfs node up to the hierarchy's
+        // root (which has no parent and no name of its own in the path).
+        let cgroup = read_kernel::<u64>(memcg, o.memcg_cgroup).unwrap_or(0);
+        let mut kn = read_kernel::<u64>(cgroup, o.cgroup_kn).unwrap_or(0);
+        core::ptr::addr_of_mut!((*event).memcg_id)
+            .write(read_kernel::<u64>(kn, o.kn_id).unwrap_or(0));
+        let names = core::ptr::addr_of_mut!((*event).cgroup_names).cast::<[u8; OOM_CGROUP_NAME]>();
+        let mut depth = 0u32;
+        for i in 0..OOM_CGROUP_DEPTH {
+            let parent = read_kernel::<u64>(kn, o.kn_parent).unwrap_or(0);
+            let name = read_kernel::<u64>(kn, o.kn_name).unwrap_or(0);
+            let slot = &mut *names.add(i);
+            if parent == 0 || name == 0 {
+                slot[0] = 0;
+                kn = 0;
+                continue;
+            }
+            if bpf_probe_read_kernel_str_bytes(name as *const u8, slot).is_err() {
+                slot[0] = 0;
+            }
+            depth += 1;
+            kn = parent;
+        }
+        core::ptr::addr_of_mut!((*event).cgroup_depth).write(depth);
+        let more = kn != 0 && read_kernel::<u64>(kn, o.kn_parent).unwrap_or(0) != 0;
+        core::ptr::addr_of_mut!((*event).cgroup_truncated).write(u32::from(more));
+    }
+    entry.submit(crate::maps::RB_FORCE_WAKEUP);
+}

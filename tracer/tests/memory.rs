@@ -1,0 +1,182 @@
+//! End-to-end: memory. A worker grown past its memory cgroup's limit is
+//! killed by the OOM killer, and the report says so: the limit, its
+//! resident memory, the line it was growing on. Root only.
+
+mod common;
+
+use common::{
+    SHARED_PYTHON, Scratch, pid_of, python_command, require_root, signal_groups, trace_command,
+    u64_of, workload,
+};
+use serde_json::Value;
+
+const LIMIT: u64 = 200 << 20;
+
+/// A memory cgroup of the test's own with a limit, removed when dropped:
+/// v1's memory controller where it is mounted, else cgroup v2's.
+struct MemoryCgroup {
+    dir: std::path::PathBuf,
+    /// Its path in its hierarchy, as the kernel names it.
+    path: String,
+}
+
+impl MemoryCgroup {
+    fn new(name: &str, limit: u64) -> Self {
+        let name = format!("tracer-test-{name}-{}", std::process::id());
+        let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+        let (root, limit_file) = if v1.join("memory.limit_in_bytes").exists() {
+            (v1.to_path_buf(), "memory.limit_in_bytes")
+        } else {
+            let v2 = std::path::PathBuf::from("/sys/fs/cgroup");
+            // The memory controller for the root's children.
+            std::fs::write(v2.join("cgroup.subtree_control"), "+memory")
+                .expect("enabling cgroup v2's memory controller");
+            (v2, "memory.max")
+        };
+        let dir = root.join(&name);
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir).expect("making a memory cgroup");
+        std::fs::write(dir.join(limit_file), limit.to_string()).expect("setting its limit");
+        if dir.join("memory.swap.max").exists() {
+            std::fs::write(dir.join("memory.swap.max"), "0").expect("no swap");
+        }
+        Self {
+            dir,
+            path: format!("/{name}"),
+        }
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The kernel log's "Killed process PID (...) total-vm:..kB, anon-rss:..kB,
+/// ..." line of `pid`'s OOM kill, read from /dev/kmsg (its records so far).
+fn kernel_oom_message(pid: u64) -> String {
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let mut kmsg = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .expect("opening /dev/kmsg");
+    let needle = format!("Killed process {pid} (");
+    let mut found = None;
+    let mut record = vec![0u8; 8192];
+    loop {
+        match kmsg.read(&mut record) {
+            Ok(0) => break,
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&record[..n]);
+                if text.contains(&needle) {
+                    found = Some(text.into_owned());
+                }
+            }
+            // EPIPE: records overwritten while reading; go on.
+            Err(err) if err.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    found.unwrap_or_else(|| panic!("no \"{needle}\" in the kernel log"))
+}
+
+/// `field:NkB` of a kernel message, as N.
+fn kib_in(message: &str, field: &str) -> u64 {
+    let at = message.find(&format!("{field}:")).expect(field) + field.len() + 1;
+    message[at..]
+        .split("kB")
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {message}"))
+}
+
+/// A pre-fork worker appends 8 MiB bytearrays in a 200 MiB memory cgroup
+/// until the OOM killer kills it: one `memory.oom_kills` row with the
+/// cgroup, its limit and the worker's resident memory (at least what the
+/// worker said it held), the finding, the process row and the SIGKILL's
+/// sender say the OOM killer, and the worker's main thread died on the
+/// line that grew it.
+#[test]
+fn a_worker_past_its_memory_limit_is_said_killed_by_the_oom_killer() {
+    require_root();
+    let cgroup = MemoryCgroup::new("oom", LIMIT);
+    let scratch = Scratch::new("oom-worker");
+    let facts_path = scratch.path("facts.json");
+    let cgroup_dir = cgroup.dir.to_string_lossy().into_owned();
+    let command = python_command(SHARED_PYTHON, "oom_worker.py", &[&facts_path, &cgroup_dir]);
+    let report = trace_command(&scratch, &[], &command);
+    let facts = common::load_json(&facts_path);
+    let worker = pid_of(&facts["worker"]);
+    assert_eq!(u64_of(&facts["signal"]), 9, "{facts}");
+    let held = u64_of(&facts["chunks"]) * u64_of(&facts["chunk_bytes"]);
+    assert!(held > 0, "{facts}");
+
+    let kills = report["memory"]["oom_kills"].as_array().expect("oom_kills");
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    let kill = &kills[0];
+    assert_eq!(u64_of(&kill["pid"]), worker, "{kill}");
+    assert_eq!(kill["scope"], "cgroup", "{kill}");
+    assert_eq!(kill["cgroup"], cgroup.path.as_str(), "{kill}");
+    assert_eq!(u64_of(&kill["limit_bytes"]), LIMIT, "{kill}");
+    // Memory charged before the worker moved in (the interpreter's start)
+    // is resident too, but not in the cgroup.
+    let (rss, anon) = (u64_of(&kill["rss_bytes"]), u64_of(&kill["anon_rss_bytes"]));
+    assert!(anon >= held && rss >= anon, "held {held}: {kill}");
+    assert!(rss < LIMIT + (64 << 20), "{kill}");
+    assert_eq!(u64_of(&kill["trigger_pid"]), worker, "{kill}");
+    // The kernel's own word: its "Killed process" line says the same, to
+    // what each CPU has not yet folded into the counters (per-CPU counters
+    // since 6.2, which the kernel's message sums from 6.16 on).
+    let said = kernel_oom_message(worker);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let unfolded = cpus * 32.max(2 * cpus) * 4096;
+    for (field, key) in [
+        ("anon-rss", "anon_rss_bytes"),
+        ("file-rss", "file_rss_bytes"),
+        ("shmem-rss", "shmem_rss_bytes"),
+    ] {
+        assert!(
+            (kib_in(&said, field) * 1024).abs_diff(u64_of(&kill[key])) <= unfolded,
+            "{key}: {said} / {kill}"
+        );
+    }
+
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "oom_kill")
+        .expect("an oom_kill finding");
+    assert_eq!(u64_of(&finding["figures"]["pid"]), worker);
+    assert_eq!(u64_of(&finding["figures"]["limit_bytes"]), LIMIT);
+    assert_eq!(u64_of(&finding["figures"]["rss_bytes"]), rss);
+
+    let process = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| u64_of(&p["pid"]) == worker)
+        .expect("the worker's row");
+    assert_eq!(process["killed_by"], "oom_killer", "{process}");
+    assert_eq!(process["exit_signal"], "SIGKILL", "{process}");
+
+    let groups = signal_groups(&report, "SIGKILL", worker);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = groups[0];
+    assert_eq!(g["sender"]["oom_killer"], true, "{g}");
+    assert_eq!(g["sender"]["comm"], "OOM killer", "{g}");
+    let main = g["threads_at_death"]
+        .as_array()
+        .expect("threads_at_death")
+        .iter()
+        .find(|t| u64_of(&t["tid"]) == worker)
+        .expect("the worker's main thread as it died");
+    let grow = format!(
+        "grow ({}:{})",
+        workload("oom_worker.py"),
+        facts["grow_line"]
+    );
+    assert_eq!(main["python_stack"][0], Value::from(grow), "{main}");
+}
