@@ -42,6 +42,8 @@ impl OomKills {
             limit_bytes,
             cgroup,
             cgroup_usage_bytes: usage,
+            // Once the report is whole: `mark_oom_kills`.
+            container: None,
             rss_bytes: file + anon + shmem,
             anon_rss_bytes: anon,
             file_rss_bytes: file,
@@ -59,8 +61,14 @@ impl OomKills {
 
 /// The kernel's SIGKILL to each process the OOM killer chose is the OOM
 /// killer's (sent just before `mark_victim`, just after `oom_kill_process`
-/// began: marked once the report is whole).
+/// began: marked once the report is whole); the victim's container is its
+/// process row's.
 pub fn mark_oom_kills(report: &mut Report) {
+    for kill in &mut report.memory.oom_kills {
+        if let Some(process) = report.processes.iter().rev().find(|p| p.pid == kill.pid) {
+            kill.container = process.container.clone();
+        }
+    }
     for kill in &report.memory.oom_kills {
         for g in &mut report.signals {
             if g.signo == SIGKILL && g.sender.kernel && g.target.pid == kill.pid {
@@ -191,8 +199,30 @@ mod tests {
             )
         );
         assert_eq!(found[0].figures["limit_bytes"], 51_200 * page);
+        assert_eq!(report.memory.oom_kills[0].container, None);
         // The killer's SIGKILL is not also a plain `killed_by_signal`.
         assert!(report.findings.iter().all(|f| f.kind != "killed_by_signal"));
+    }
+
+    #[test]
+    fn a_kill_names_the_victims_container() {
+        let mut kills = OomKills::default();
+        kills.on_oom_kill(&kill(None), 0);
+        let mut report = Report::default();
+        report.memory.oom_kills = kills.finish();
+        let container = crate::report::Container {
+            id: "88f77ad08040".into(),
+            runtime: "podman".into(),
+            name: Some("worker".into()),
+            ..Default::default()
+        };
+        report.processes.push(crate::report::ProcessInfo {
+            pid: 60,
+            container: Some(container.clone()),
+            ..Default::default()
+        });
+        crate::analysis::derive(&mut report);
+        assert_eq!(report.memory.oom_kills[0].container, Some(container));
     }
 
     #[test]

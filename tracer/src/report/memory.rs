@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Container;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Memory {
     /// Every kill of the OOM killer whose victim or trigger was traced,
@@ -35,6 +37,9 @@ pub struct OomKill {
     /// Its usage when the killer ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_usage_bytes: Option<u64>,
+    /// The victim's container (its `processes` row's), when it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
     /// The victim's resident memory at the kill (anonymous, file-backed
     /// and shared memory, as /proc/PID/status counts them), and its
     /// memory in swap.

@@ -12,6 +12,7 @@ pub fn render(out: &mut String, report: &Report) {
     if kills.is_empty() {
         return;
     }
+    let who = crate::report::identity::Identities::of(report);
     let what = if kills.len() == 1 {
         "process"
     } else {
@@ -33,7 +34,13 @@ pub fn render(out: &mut String, report: &Report) {
             ),
             None => format!("the node out of memory ({} in all)", bytes(k.limit_bytes)),
         };
-        let _ = writeln!(out, "  {} at {:.3} s: {limit}", peer(k.pid, &k.comm), k.t_s);
+        let _ = writeln!(
+            out,
+            "  {}{} at {:.3} s: {limit}",
+            peer(k.pid, &k.comm),
+            who.in_container(k.pid),
+            k.t_s
+        );
         let _ = writeln!(
             out,
             "    resident {} (anonymous {}, file {}, shared {}), swap {}",
@@ -80,6 +87,17 @@ mod tests {
             file_rss_bytes: 10 << 20,
             ..Default::default()
         });
+        r.processes.push(crate::report::ProcessInfo {
+            pid: 60,
+            comm: "python3".into(),
+            container: Some(crate::report::Container {
+                id: "88f77ad08040aa".into(),
+                runtime: "podman".into(),
+                name: Some("worker".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         let text = render(&r, None);
         let lines: Vec<&str> = text
             .lines()
@@ -90,7 +108,8 @@ mod tests {
             lines,
             [
                 "MEMORY: 1 process killed by the OOM killer",
-                "  python3 (pid 60) at 2.500 s: cgroup /app at its limit of 200 MiB (usage 200 MiB)",
+                "  python3 (pid 60) in container worker (podman 88f77ad08040) at 2.500 s: cgroup /app \
+                 at its limit of 200 MiB (usage 200 MiB)",
                 "    resident 150 MiB (anonymous 140 MiB, file 10 MiB, shared 0 B), swap 0 B",
                 "    the allocation that ran out: loader (pid 50) tid 51",
             ],
