@@ -214,9 +214,7 @@ pub struct Config {
     /// after them, which take the events the kernel skipped them for
     /// (where it may preempt their runs); the first copies mark theirs.
     pub second_copies: u32,
-    /// 1: OOM kills are seen by `mark_victim` (no kprobe, no fentry
-    /// here); 0: by `oom_kill_process`.
-    pub oom_by_mark_victim: u32,
+    pub _pad: u32,
     pub oom: crate::memory::OomOffsets,
 }
 

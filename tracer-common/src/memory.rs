@@ -45,7 +45,8 @@ pub struct OomOffsets {
     pub memcg_css: u32,
     pub css_parent: u32,
     /// 1: the `mark_victim` tracepoint passes the victim task (6.8 and
-    /// backports), where kernels without kprobes are told of kills.
+    /// backports), where kernels without kprobes are told of kills (read
+    /// by userspace, which attaches it only then).
     pub mark_victim_task: u32,
 }
 

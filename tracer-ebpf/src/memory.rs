@@ -3,8 +3,10 @@
 //! (`oc->memcg`; none: the whole node) and the victim's resident memory, on
 //! every kernel with kprobes (the `oom:mark_victim` tracepoint carries the
 //! figures only since 6.8 and its backports). A kernel built without
-//! kprobes is told of kills by `mark_victim`, if it passes the task. Kills are rare and always told: userspace
-//! keeps those of traced processes, or all of them node-wide.
+//! kprobes is told of kills by `mark_victim`, where it passes the task.
+//! Userspace attaches one of the two, only where its offsets were found.
+//! Kills are rare and always told: userspace keeps those of traced
+//! processes.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
@@ -34,9 +36,6 @@ pub fn oom_kill(ctx: ProbeContext) -> u32 {
 #[raw_tracepoint(tracepoint = "mark_victim")]
 pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
     let o = config!(oom);
-    if o.valid == 0 || o.mark_victim_task == 0 || config!(oom_by_mark_victim) == 0 {
-        return 0;
-    }
     let victim: u64 = ctx.arg(0);
     let css_set = read_kernel::<u64>(victim, o.task_cgroups).unwrap_or(0);
     let mut css = read_kernel::<u64>(css_set, o.css_set_memory).unwrap_or(0);
@@ -69,9 +68,6 @@ const AT_LIMIT_PAGES: u64 = 1024;
 #[inline(always)]
 fn oom_kill_process(oc: u64) {
     let o = config!(oom);
-    if o.valid == 0 {
-        return;
-    }
     let Some(victim) = read_kernel::<u64>(oc, o.oc_chosen).filter(|&t| t != 0) else {
         return;
     };

@@ -120,24 +120,23 @@ pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     let Some((tgid, tid)) = current_if_traced() else {
         return 0;
     };
-    deliver(&ctx, tgid, tid);
+    let action: u64 = ctx.arg(2);
+    let handler = read_kernel::<u64>(action, config!(structs.ksigaction_handler)).unwrap_or(0);
+    deliver(&ctx, tgid, tid, handler);
     // A signal that ends the process: the thread's stack as it dies (the
     // post-mortem), after its delivery record.
     let sig: u64 = ctx.arg(0);
     let sig = sig as i32;
-    if sig == SIGKILL
-        || fatal_by_default(sig)
-            && read_kernel::<u64>(ctx.arg(2), config!(structs.ksigaction_handler)) == Some(0)
-    {
+    if sig == SIGKILL || fatal_by_default(sig) && handler == 0 {
         crate::python::fatal_stack(tgid, tid, sig);
     }
     0
 }
 
-/// The delivery's record, with the native stack in a process unwound
-/// natively.
+/// The delivery's record (`handler`: the action's `sa_handler`), with the
+/// native stack in a process unwound natively.
 #[inline(always)]
-fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
+fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32, handler: u64) {
     // A process unwound natively: the record with the native stack too
     // (signals are rare; an unwind costs a few microseconds).
     if let Some(mappings) = crate::native::mappings_of(tgid) {
@@ -149,8 +148,13 @@ fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         // SAFETY: fields of the reserved record, written in place.
         let with_stack = unsafe {
             let deliver = core::ptr::addr_of_mut!((*record).deliver);
-            let with_stack =
-                fill_delivery(ctx, deliver, tgid, tid, EventKind::SignalNativeDelivered);
+            let with_stack = fill_delivery(
+                ctx,
+                deliver,
+                (tgid, tid),
+                handler,
+                EventKind::SignalNativeDelivered,
+            );
             // Runs on the thread's way back to user mode: its saved user
             // registers are where the signal interrupted it.
             let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
@@ -179,8 +183,8 @@ fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
         fill_delivery(
             ctx,
             entry.as_mut_ptr(),
-            tgid,
-            tid,
+            (tgid, tid),
+            handler,
             EventKind::SignalDelivered,
         )
     };
@@ -198,8 +202,8 @@ fn deliver(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
 unsafe fn fill_delivery(
     ctx: &RawTracePointContext,
     event: *mut SignalDeliverEvent,
-    tgid: u32,
-    tid: u32,
+    (tgid, tid): (u32, u32),
+    handler: u64,
     kind: EventKind,
 ) -> bool {
     let sig: u64 = ctx.arg(0);
@@ -212,15 +216,14 @@ unsafe fn fill_delivery(
         core::ptr::addr_of_mut!((*event).errno).write(errno);
         core::ptr::addr_of_mut!((*event).code).write(code);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
-        core::ptr::addr_of_mut!((*event).sa_handler)
-            .write(read_kernel::<u64>(action, config!(structs.ksigaction_handler)).unwrap_or(0));
+        core::ptr::addr_of_mut!((*event).sa_handler).write(handler);
         core::ptr::addr_of_mut!((*event).sa_flags)
             .write(read_kernel::<u64>(action, config!(structs.ksigaction_flags)).unwrap_or(0));
         // To a handler in a Python process: its Python-level handler (if
         // that is what the C handler is) runs at the main thread's next
         // signal check.
         let mut py_handler = (0, 0);
-        if (*event).sa_handler > 1 && crate::python::is_python(tgid) {
+        if handler > 1 && crate::python::is_python(tgid) {
             let _ = crate::python::PY_SIGNAL_PENDING.insert(&tgid, &1, 0);
             // Which Python function that will be: read now, the handler may
             // be changed again (and freed) before userspace looks.

@@ -352,8 +352,6 @@ impl ProcessTable {
         }
     }
 
-    /// A signal generated: a SIGCHLD from a child's exit is its parent's
-    /// to answer.
     /// Whether the trace has met process `pid`.
     pub fn knows(&self, pid: u32) -> bool {
         self.procs.contains_key(&pid)
@@ -366,6 +364,8 @@ impl ProcessTable {
         }
     }
 
+    /// A signal generated: a SIGCHLD from a child's exit is its parent's
+    /// to answer.
     pub fn on_signal_generated(&mut self, g: &SignalGenerated) {
         // CLD_EXITED, CLD_KILLED, CLD_DUMPED: a child's exit (not a stop).
         if g.sig == signals::SIGCHLD && g.syscall.is_none() && (1..=3).contains(&g.code) {

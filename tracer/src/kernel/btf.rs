@@ -34,6 +34,7 @@ pub enum BtfError {
 const MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
@@ -137,8 +138,8 @@ impl Btf {
                     }
                     12 * vlen
                 }
-                6 => {
-                    // ENUM: (name, value) entries, kept as members whose
+                KIND_ENUM => {
+                    // (name, value) entries, kept as members whose
                     // offset is the value.
                     for i in 0..vlen {
                         let m = at + i * 8;
@@ -235,7 +236,7 @@ impl Btf {
     pub fn enum_value(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .filter(|t| t.kind == 6)
+            .filter(|t| t.kind == KIND_ENUM)
             .flat_map(|t| &t.members)
             .find(|m| self.name(m.name_off) == name.as_bytes())
             .map(|m| m.offset)
@@ -449,6 +450,7 @@ pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
         )
     };
     let memory = btf.member_offset("mem_cgroup", "memory")?;
+    let memcg_css = btf.member_offset("mem_cgroup", "css")?;
     Ok(tracer_common::OomOffsets {
         valid: 1,
         oc_chosen: btf.member_offset("oom_control", "chosen")?,
@@ -462,8 +464,7 @@ pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
         mm_total_vm: btf.member_offset("mm_struct", "total_vm")?,
         memcg_max: memory + btf.member_offset("page_counter", "max")?,
         memcg_usage: memory + btf.member_offset("page_counter", "usage")?,
-        memcg_cgroup: btf.member_offset("mem_cgroup", "css")?
-            + btf.member_offset("cgroup_subsys_state", "cgroup")?,
+        memcg_cgroup: memcg_css + btf.member_offset("cgroup_subsys_state", "cgroup")?,
         cgroup_kn: btf.member_offset("cgroup", "kn")?,
         kn_name: btf.member_offset("kernfs_node", "name")?,
         // `__parent` since 6.15 (read under RCU).
@@ -481,7 +482,7 @@ pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
                     structure: "cgroup_subsys_id".into(),
                     member: "memory_cgrp_id".into(),
                 })?,
-        memcg_css: btf.member_offset("mem_cgroup", "css")?,
+        memcg_css,
         css_parent: btf.member_offset("cgroup_subsys_state", "parent")?,
         // 6.8 (and backports): `mark_victim(task, uid)`; before, the pid alone.
         mark_victim_task: u32::from(btf.tracepoint_args("mark_victim") == Some(2)),

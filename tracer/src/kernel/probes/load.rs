@@ -39,14 +39,15 @@ pub(super) fn load_and_attach(
     ebpf: &mut Ebpf,
     chosen: &[Chosen],
     sampler: bool,
-    oom: bool,
+    oom: Option<OomHook>,
 ) -> Result<Attached, ProbeError> {
+    let oom_program = oom.map(OomHook::program);
     let mut jobs: Vec<LoadJob> = Vec::new();
     for (name, program) in ebpf.programs_mut() {
         let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
             sampler
         } else if name == OOM_PROGRAM || name == MARK_VICTIM_PROGRAM {
-            oom && name == oom_hook().program()
+            oom_program == Some(name)
         } else {
             chosen.iter().any(|c| c.program == name)
         };
@@ -73,13 +74,15 @@ pub(super) fn load_and_attach(
         .and_then(|at| done.swap_remove(at).result.err());
     let mut links = Vec::new();
     let mut warnings = Vec::new();
-    // The OOM killer's kprobe: without it, a kill is a SIGKILL from the
+    // The OOM killer's hook: without it, a kill is a SIGKILL from the
     // kernel, said as such.
-    if let Some(at) = done.iter().position(|job| job.name == oom_hook().program()) {
+    if let Some(hook) = oom
+        && let Some(at) = done.iter().position(|job| job.name == hook.program())
+    {
         let job = done.swap_remove(at);
         if let Err(err) = job
             .result
-            .and_then(|()| attach_oom(job.program, &mut links))
+            .and_then(|()| attach_oom(hook, job.program, &mut links))
         {
             log::warn!("{err}");
             warnings.push(format!(
@@ -270,6 +273,7 @@ impl OomHook {
     }
 }
 
+/// A kprobe where the kernel has the kprobe PMU, else `mark_victim`.
 pub fn oom_hook() -> OomHook {
     if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
         OomHook::KProbe
@@ -279,10 +283,10 @@ pub fn oom_hook() -> OomHook {
 }
 
 fn attach_oom(
+    hook: OomHook,
     program: &mut aya::programs::Program,
     links: &mut Vec<Link>,
 ) -> Result<(), ProbeError> {
-    let hook = oom_hook();
     let error = |source| ProbeError::Program {
         program: match hook {
             OomHook::KProbe => format!("{OOM_PROGRAM} (kprobe on {OOM_FUNCTION})"),

@@ -87,7 +87,7 @@ fn kernel_config(
             hooks,
             syscall_hooks::Hooks::RawWithSecondCopies(_)
         )),
-        oom_by_mark_victim: u32::from(load::oom_hook() == load::OomHook::MarkVictim),
+        _pad: 0,
         oom: kernel.oom,
     };
     Ok((config, chosen))
@@ -562,18 +562,20 @@ impl Probes {
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
         let maps_made = started.elapsed();
 
-        // Kills are seen by `mark_victim` only where it passes the task.
-        let oom_seen = config.oom.valid != 0
-            && (config.oom_by_mark_victim == 0 || config.oom.mark_victim_task != 0);
+        // Where OOM kills are seen, if the offsets were found: `mark_victim`
+        // only where it passes the task.
+        let oom_hook = (config.oom.valid != 0)
+            .then(load::oom_hook)
+            .filter(|&hook| hook == load::OomHook::KProbe || config.oom.mark_victim_task != 0);
         let Attached {
             links,
             warnings,
             sampler_error,
             signal_check_error,
-        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some(), oom_seen)?;
+        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some(), oom_hook)?;
         let mut links = links;
         let mut warnings = warnings;
-        if config.oom.valid != 0 && !oom_seen {
+        if config.oom.valid != 0 && oom_hook.is_none() {
             warnings.push(
                 "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
                  resident memory: this kernel has no kprobes, and its `mark_victim` tracepoint \
