@@ -449,6 +449,12 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
     let Some(cfg) = config_of(tgid) else {
         return;
     };
+    // A thread userspace has not published yet (started a moment ago) is
+    // found as the sampler finds it, by its TLS base: it is the current
+    // thread here.
+    if super::current_thread_state(cfg, tid).is_none() {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<SignalFatalStackEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;

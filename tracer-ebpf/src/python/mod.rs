@@ -463,7 +463,7 @@ fn current_tls() -> u64 {
 /// as before; none is deleted here (every use checks it first; a thread's
 /// exit and userspace's refreshes clear the map).
 #[inline(always)]
-fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
+pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
     let entry = unsafe { PY_THREADS.get(&tid) }.copied();
     let tls = if cfg.interpreters_head != 0 {
         current_tls()
