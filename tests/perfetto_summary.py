@@ -2,6 +2,7 @@
 PyPI `perfetto` wheel's perfetto_trace_pb2) and prints what it holds as
 JSON for the --perfetto test: process and thread tracks, slices (with
 their duration and interned callstack), instants (with their flows),
+counter values (with their track and process),
 samples (with their frames, outermost first), whether the packets are in
 time order and whether every slice was closed.
 
@@ -29,7 +30,13 @@ for p in trace.packet:
             out["threads"].append({"pid": d.thread.pid, "tid": d.thread.tid,
                                    "name": d.thread.thread_name})
         else:
-            out["tracks"].append({"name": d.name, "parent": d.parent_uuid})
+            track = {"name": d.name, "parent": d.parent_uuid}
+            parent = tracks.get(d.parent_uuid)
+            if parent is not None and parent.HasField("process"):
+                track["pid"] = parent.process.pid
+            if d.HasField("counter"):
+                track["unit"] = pb.CounterDescriptor.Unit.Name(d.counter.unit)
+            out["tracks"].append(track)
     if p.HasField("interned_data"):
         i = p.interned_data
         for s in i.function_names: interned["functions"][s.iid] = s.str.decode()
@@ -67,6 +74,9 @@ for p in trace.packet:
             s = open_slices[e.track_uuid].pop()
             s["dur"] = p.timestamp - s["ts"]
             out["slices"].append(s)
+        elif e.type == pb.TrackEvent.TYPE_COUNTER:
+            out["counters"].append({"track": d.name, "pid": tracks[d.parent_uuid].process.pid,
+                                    "ts": p.timestamp, "value": e.counter_value})
         else:
             out["instants"].append({"name": e.name, "ts": p.timestamp, "owner": owner, "args": args,
                                     "flows": list(e.flow_ids), "ends_flows": list(e.terminating_flow_ids)})

@@ -473,8 +473,59 @@ def oom():
     main = [t for t in groups[0].get("threads_at_death", []) if t["tid"] == worker]
     grow = "grow (%s:%d)" % (script, facts["grow_line"])
     check(main and main[0]["python_stack"][0] == grow, dump(groups[0]))
-    print("ok OOM kill: %s of %s, %d MiB resident, at %s"
-          % (kill["cgroup"], kill["limit_bytes"] >> 20, kill["rss_bytes"] >> 20, grow))
+    # What grew it: the chunks charged to its line.
+    row = memory_row(report, worker)
+    line = row["lines"][0]
+    check((line["function"], line["line"]) == ("grow", facts["grow_line"])
+          and line["bytes"] >= held and row["peak_rss_bytes"] >= kill["anon_rss_bytes"], dump(row))
+    print("ok OOM kill: %s of %s, %d MiB resident, at %s, %d MiB grown there"
+          % (kill["cgroup"], kill["limit_bytes"] >> 20, kill["rss_bytes"] >> 20, grow,
+             line["bytes"] >> 20))
+
+
+def memory_row(report, pid):
+    memory = report["memory"]
+    print("memory: %s; python samples lost %s" % (
+        dump({k: v for k, v in memory.items() if k not in ("processes", "oom_kills")}),
+        report["python"].get("samples_lost")))
+    rows = [p for p in memory["processes"] if p["pid"] == pid]
+    check(len(rows) == 1, dump(memory))
+    return rows[0]
+
+
+def growth():
+    """memory_growth.py: 48 MiB kept from one line of the main thread and
+    16 MiB from one of a second thread; each line is charged what it
+    faulted in, the samples add up to the process's minor faults and its
+    peak is its ru_maxrss."""
+    out = os.path.join(scratch("growth"), "facts.json")
+    script = workload("memory_growth.py")
+    report = trace("growth", ["python3.9", script, out])
+    facts = load(out)
+    sample = report["memory"]["growth_sample_bytes"]
+    check(sample == 256 << 10, dump(report["memory"]))
+    row = memory_row(report, facts["pid"])
+    for line, kept in (("main_line", "main_bytes"), ("thread_line", "thread_bytes")):
+        charged = sum(entry["bytes"] for entry in row["lines"]
+                      if entry["line"] == facts[line] and entry["file"] == script)
+        kept = facts[kept]
+        # A sample's worth at each end of the line's run (and on 5.10 to
+        # 6.1 as much again: each thread's counts reach the process's in
+        # batches of 64 pages).
+        check(charged + 2 * sample >= kept and charged <= kept + kept // 256 + 2 * sample,
+              "%s: %d for %d: %s" % (line, charged, kept, dump(row)))
+    sampled = row["samples"] * (sample // 4096)
+    check(sampled <= facts["minflt"] + sample // 4096 and sampled * 10 >= facts["minflt"] * 9,
+          "%d of %d faults sampled: %s" % (sampled, facts["minflt"], dump(row)))
+    peak, maxrss = row["peak_rss_bytes"], facts["maxrss_bytes"]
+    check(maxrss <= peak <= maxrss + (1 << 20), "%d for %d: %s" % (peak, maxrss, dump(row)))
+    print("ok memory growth: grew %d MiB, peak %d MiB (ru_maxrss %d MiB)"
+          % (row["grown_bytes"] >> 20, peak >> 20, maxrss >> 20))
+
+
+def memory():
+    oom()
+    growth()
 
 
 def features():
@@ -521,7 +572,7 @@ CHECKS = {
     "tree": tree,
     "all": node_wide,
     "serve": serve,
-    "oom": oom,
+    "memory": memory,
     "features": features,
 }
 

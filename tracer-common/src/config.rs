@@ -215,7 +215,7 @@ pub struct Config {
     /// (where it may preempt their runs); the first copies mark theirs.
     pub second_copies: u32,
     pub _pad: u32,
-    pub oom: crate::memory::OomOffsets,
+    pub memory: crate::memory::MemoryOffsets,
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -248,5 +248,5 @@ const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
     core::mem::size_of::<Config>()
-        == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 22
+        == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 24
 );

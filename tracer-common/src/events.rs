@@ -98,6 +98,9 @@ pub enum EventKind {
     SignalFatalStack = 26,
     /// The OOM killer chose a victim: [`crate::OomKillEvent`].
     OomKill = 27,
+    /// A sampled page fault of a Python thread, with its stack:
+    /// [`crate::PyFaultSample`].
+    PyFaultSample = 28,
 }
 
 impl EventKind {
@@ -129,6 +132,7 @@ impl EventKind {
             25 => Some(Self::SignalNativeDelivered),
             26 => Some(Self::SignalFatalStack),
             27 => Some(Self::OomKill),
+            28 => Some(Self::PyFaultSample),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Memory: the OOM killer's kills (whom it chose, the limit that was hit,
-//! the victim's resident memory at the kill).
+//! the victim's resident memory at the kill) and the page faults sampled
+//! with the Python stack that took them (memory growth by Python line).
 
 use crate::events::{COMM_LEN, EventHeader};
 
@@ -7,7 +8,7 @@ use crate::events::{COMM_LEN, EventHeader};
 /// kernel's BTF (`oom_kill_process(struct oom_control *oc, ...)`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OomOffsets {
+pub struct MemoryOffsets {
     /// 1 if the offsets below are known.
     pub valid: u32,
     /// `oom_control.chosen` (the victim task), `.memcg` (NULL: the whole
@@ -48,6 +49,11 @@ pub struct OomOffsets {
     /// backports), where kernels without kprobes are told of kills (read
     /// by userspace, which attaches it only then).
     pub mark_victim_task: u32,
+    /// `task_struct.signal` and `signal_struct.maxrss`: the peak resident
+    /// memory (pages) of the process's threads gone and, once its last
+    /// thread is exiting, of the whole process (what getrusage says).
+    pub task_signal: u32,
+    pub signal_maxrss: u32,
 }
 
 /// A cgroup path's components kept (innermost first) and the bytes of each.
@@ -99,8 +105,27 @@ impl Default for OomKillEvent {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<OomOffsets>() == 4 * 22);
+const _: () = assert!(core::mem::size_of::<MemoryOffsets>() == 4 * 24);
 const _: () = assert!(
     core::mem::size_of::<OomKillEvent>()
         == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH
+);
+
+/// A sampled minor page fault of a Python thread (`EventKind::PyFaultSample`):
+/// every `Config::fault_period`-th fault of the thread (or CPU) comes with
+/// the thread's Python stack, the faulting address and the process's
+/// resident memory then.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PyFaultSample {
+    pub sample: crate::python::PySample,
+    /// The process's resident pages (file + anon + shmem) after the fault,
+    /// as `rss_stat` folds them (0: not known).
+    pub rss_pages: u64,
+    /// The address that faulted.
+    pub addr: u64,
+}
+
+const _: () = assert!(
+    core::mem::size_of::<PyFaultSample>() == core::mem::size_of::<crate::python::PySample>() + 16
 );

@@ -30,7 +30,9 @@ pub struct ProcessEvent {
     /// Exit of a whole process: its pid in its own pid namespace (1 for a
     /// container's init; the host pid outside containers); 0: unknown.
     pub ns_pid: u32,
-    pub _pad: u32,
+    /// Exit of a whole process: its peak resident memory (pages, what
+    /// getrusage's `ru_maxrss` says); 0: unknown.
+    pub peak_rss_pages: u32,
 }
 
 pub mod process_flags {

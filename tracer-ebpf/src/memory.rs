@@ -7,13 +7,26 @@
 //! Userspace attaches one of the two, only where its offsets were found.
 //! Kills are rare and always told: userspace keeps those of traced
 //! processes.
+//!
+//! Memory growth: every Nth minor page fault of a traced thread (a perf
+//! software event with that period, opened by userspace) runs
+//! [`memory_fault`], which sends the thread's Python stack with the
+//! process's resident memory then. A process's peak resident memory is
+//! read as its last thread exits ([`peak_rss_pages`]).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
-    macros::{kprobe, raw_tracepoint},
-    programs::{ProbeContext, RawTracePointContext},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_probe_read_kernel_str_bytes,
+    },
+    macros::{kprobe, map, perf_event, raw_tracepoint},
+    maps::PerCpuArray,
+    programs::{PerfEventContext, ProbeContext, RawTracePointContext},
 };
-use tracer_common::{COMM_LEN, EventKind, OOM_CGROUP_DEPTH, OOM_CGROUP_NAME, OomKillEvent, drops};
+use tracer_common::{
+    COMM_LEN, EventKind, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OOM_CGROUP_DEPTH,
+    OOM_CGROUP_NAME, OomKillEvent, drops,
+};
 
 use crate::{
     maps::{EVENTS, config, count_drop, read_kernel},
@@ -35,7 +48,7 @@ pub fn oom_kill(ctx: ProbeContext) -> u32 {
 /// (nothing is freed yet: the kill was just sent).
 #[raw_tracepoint(tracepoint = "mark_victim")]
 pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
-    let o = config!(oom);
+    let o = config!(memory);
     let victim: u64 = ctx.arg(0);
     let css_set = read_kernel::<u64>(victim, o.task_cgroups).unwrap_or(0);
     let mut css = read_kernel::<u64>(css_set, o.css_set_memory).unwrap_or(0);
@@ -67,7 +80,7 @@ const AT_LIMIT_PAGES: u64 = 1024;
 /// `oom_kill_process(oc, message)` was called: its choice, sent.
 #[inline(always)]
 fn oom_kill_process(oc: u64) {
-    let o = config!(oom);
+    let o = config!(memory);
     let Some(victim) = read_kernel::<u64>(oc, o.oc_chosen).filter(|&t| t != 0) else {
         return;
     };
@@ -84,7 +97,7 @@ fn oom_kill_process(oc: u64) {
 /// the node), the killer's measure and score (0: not known).
 #[inline(always)]
 fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
-    let o = config!(oom);
+    let o = config!(memory);
     let Some(mut entry) = EVENTS.reserve::<OomKillEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
@@ -113,9 +126,7 @@ fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
         let mm = read_kernel::<u64>(victim, config!(structs.task_mm)).unwrap_or(0);
         let rss = core::ptr::addr_of_mut!((*event).rss_pages).cast::<u64>();
         for i in 0..4u32 {
-            let at = o.mm_rss_stat + i * o.rss_counter_size + o.rss_counter_value;
-            let pages = read_kernel::<i64>(mm, at).unwrap_or(0).max(0) as u64;
-            rss.add(i as usize).write(pages);
+            rss.add(i as usize).write(rss_counter(mm, i));
         }
         core::ptr::addr_of_mut!((*event).total_vm_pages)
             .write(read_kernel::<u64>(mm, o.mm_total_vm).unwrap_or(0));
@@ -157,4 +168,83 @@ fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
         core::ptr::addr_of_mut!((*event).cgroup_truncated).write(u32::from(more));
     }
     entry.submit(crate::maps::RB_FORCE_WAKEUP);
+}
+
+/// Runs of [`memory_fault`] (slot [`FAULT_RUNS_ALL`]), and those that sent
+/// nothing (slot [`FAULT_RUNS_UNSENT`]: a process not traced, or with no
+/// interpreter known). Userspace sets them against the faults the events
+/// counted: the kernel does not run a sampling event's program when it
+/// throttles it (`perf_event_max_sample_rate`), and says so nowhere else.
+#[map]
+static FAULT_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+const FAULT_RUNS_ALL: u32 = 0;
+const FAULT_RUNS_UNSENT: u32 = 1;
+
+#[inline(always)]
+fn count_fault_run(slot: u32) {
+    if let Some(counter) = FAULT_RUNS.get_ptr_mut(slot) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// `rss_stat` counter `index` (`MM_*`) of `mm`, in pages (0: unknown).
+#[inline(always)]
+fn rss_counter(mm: u64, index: u32) -> u64 {
+    let o = config!(memory);
+    let at = o.mm_rss_stat + index * o.rss_counter_size + o.rss_counter_value;
+    read_kernel::<i64>(mm, at).unwrap_or(0).max(0) as u64
+}
+
+/// The resident pages of `mm` (file, anonymous and shared memory), as
+/// /proc/PID/statm says; 0 without the offsets or the mm.
+#[inline(always)]
+fn rss_pages(mm: u64) -> u64 {
+    if mm == 0 || config!(memory.valid) == 0 {
+        return 0;
+    }
+    rss_counter(mm, MM_FILEPAGES as u32)
+        + rss_counter(mm, MM_ANONPAGES as u32)
+        + rss_counter(mm, MM_SHMEMPAGES as u32)
+}
+
+/// The exiting process's peak resident memory (pages): what `do_exit()`
+/// kept in `signal->maxrss` for its last thread, or the resident memory
+/// now where the tracepoint comes before that (0: unknown).
+#[inline(always)]
+pub fn peak_rss_pages() -> u32 {
+    let o = config!(memory);
+    if o.valid == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let signal = read_kernel::<u64>(task, o.task_signal).unwrap_or(0);
+    let maxrss = read_kernel::<u64>(signal, o.signal_maxrss).unwrap_or(0);
+    let mm = read_kernel::<u64>(task, config!(structs.task_mm)).unwrap_or(0);
+    maxrss.max(rss_pages(mm)).min(u32::MAX as u64) as u32
+}
+
+/// Every Nth minor page fault of a traced thread: its Python stack, the
+/// address and the process's resident memory, for memory growth by line.
+/// Threads of processes with no interpreter known are not sampled.
+#[perf_event]
+pub fn memory_fault(ctx: PerfEventContext) -> u32 {
+    count_fault_run(FAULT_RUNS_ALL);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if unsafe { crate::maps::TRACED.get(&tgid) }.is_none()
+        || crate::python::config_of(tgid).is_none()
+    {
+        count_fault_run(FAULT_RUNS_UNSENT);
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let mm = read_kernel::<u64>(task, config!(structs.task_mm)).unwrap_or(0);
+    // `struct bpf_perf_event_data { regs; sample_period; addr; }`.
+    let data =
+        aya_ebpf::EbpfContext::as_ptr(&ctx) as *const aya_ebpf::bindings::bpf_perf_event_data;
+    // SAFETY: the program's context, read in place as the verifier allows.
+    let addr = unsafe { (*data).addr };
+    crate::python::fault_sample(&ctx, tgid, pid_tgid as u32, rss_pages(mm), addr);
+    0
 }

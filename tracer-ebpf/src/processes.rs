@@ -225,7 +225,11 @@ fn exiting(tgid: u32, tid: u32, group_dead: u8) -> i32 {
             count_drop(drops::LIFECYCLE);
         }
     }
-    let ns_pid = if group_dead != 0 { own_ns_pid() } else { 0 };
+    let (ns_pid, peak_rss) = if group_dead != 0 {
+        (own_ns_pid(), crate::memory::peak_rss_pages())
+    } else {
+        (0, 0)
+    };
     emit_ns(
         EventKind::ProcessExited,
         tgid,
@@ -235,6 +239,7 @@ fn exiting(tgid: u32, tid: u32, group_dead: u8) -> i32 {
         status,
         0,
         ns_pid,
+        peak_rss,
     );
     0
 }
@@ -513,7 +518,7 @@ pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
 
 #[inline(always)]
 fn emit(kind: EventKind, tgid: u32, tid: u32, pid: u32, arg: u32, status: u32, flags: u32) {
-    emit_ns(kind, tgid, tid, pid, arg, status, flags, 0);
+    emit_ns(kind, tgid, tid, pid, arg, status, flags, 0, 0);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -527,6 +532,7 @@ fn emit_ns(
     status: u32,
     flags: u32,
     ns_pid: u32,
+    peak_rss_pages: u32,
 ) {
     let Some(mut entry) = EVENTS.reserve::<ProcessEvent>(0) else {
         count_drop(drops::RINGBUF);
@@ -540,7 +546,7 @@ fn emit_ns(
         flags,
         comm: bpf_get_current_comm().unwrap_or_default(),
         ns_pid,
-        _pad: 0,
+        peak_rss_pages,
     });
     entry.submit(0);
 }

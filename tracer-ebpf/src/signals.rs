@@ -243,10 +243,10 @@ unsafe fn fill_delivery(
 }
 
 /// Uprobe on CPython's signal checks (`PyErr_CheckSignals`, the eval loop's
-/// `_PyErr_CheckSignalsTstate` / `_Py_HandlePending`): they run only now and
-/// then (the eval loop calls its own when a signal or another request is
-/// pending). In the main thread with a delivery pending, the Python-level
-/// handlers run now: one record, with the line they interrupt.
+/// `_PyErr_CheckSignalsTstate` / `_Py_HandlePending`), placed past their
+/// test of `is_tripped` (userspace's `python::signal_checks`): it runs when
+/// a signal is pending. In the main thread with a delivery pending, the
+/// Python-level handlers run now: one record, with the line they interrupt.
 #[uprobe]
 pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();

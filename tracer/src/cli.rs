@@ -18,6 +18,9 @@ Examples:
                                          where the C code under each Python line spends its time
                                          (deflate [libz.so.1] under compress_loop); add
                                          --native=all for the interpreter's own frames too
+  sudo tracer --memory-flamegraph mem.svg -- python3 etl.py
+                                         which Python lines grew its resident memory (sampled
+                                         per 256 KiB a thread faults in), and its peak RSS
   sudo tracer --perfetto app.pftrace -- python3 app.py
                                          also a timeline of every read, context switch,
                                          signal, fork and sample: open it at ui.perfetto.dev
@@ -80,7 +83,8 @@ the tracer per sample (it drains every 50 ms).
 Syscalls (user->kernel mode switches) and scheduler context switches are
 counted separately and never mixed.
 
-Output files (-o, --flamegraph, --folded, --speedscope, --pprof, --perfetto) are opened before
+Output files (-o, --flamegraph, --folded, --speedscope, --pprof, --memory-flamegraph,
+--memory-pprof, --perfetto) are opened before
 tracing starts, so a bad path fails at once. They are never written through
 a symbolic link, nor as a regular file with other hard links, nor as another
 user's FIFO or device; a new file gets mode 0644. /dev/stdout and /dev/fd/N
@@ -223,6 +227,25 @@ pub struct Args {
     )]
     pub native: NativeMode,
 
+    /// Memory growth by Python line: sample the Python stack once per KIB
+    /// each thread faults in (minor page faults: new anonymous memory, file
+    /// pages mapped, copy-on-write copies), and charge each rise of the
+    /// process's resident memory to the stack sampled at its end. What is
+    /// freed is not taken off. Rounded to whole pages; 0: off
+    #[arg(long, value_name = "KIB", default_value_t = 256)]
+    pub memory_sample: u64,
+
+    /// Also write memory growth by Python stack (bytes of resident memory
+    /// grown, see --memory-sample) as a flame graph (SVG) to FILE
+    #[arg(long, value_name = "FILE.svg")]
+    pub memory_flamegraph: Option<PathBuf>,
+
+    /// Also write memory growth by Python stack as a gzipped pprof profile
+    /// to FILE: values `space` (bytes grown, the default) and
+    /// `samples`, labelled by pid, comm (and container)
+    #[arg(long, value_name = "FILE.pb.gz")]
+    pub memory_pprof: Option<PathBuf>,
+
     /// Do not sample Python stacks (kernel sections only)
     #[arg(long)]
     pub no_python: bool,
@@ -267,7 +290,7 @@ pub struct Args {
         long,
         value_name = "ADDR",
         value_parser = crate::serve::parse_address,
-        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope", "memory_flamegraph", "memory_pprof"]
     )]
     pub serve: Option<std::net::SocketAddr>,
 
@@ -296,7 +319,7 @@ pub struct Args {
         long,
         value_name = "SECS",
         value_parser = clap::value_parser!(u64).range(1..),
-        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope"]
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope", "memory_flamegraph", "memory_pprof"]
     )]
     pub every: Option<u64>,
 
@@ -313,7 +336,7 @@ pub struct Args {
         value_name = "URL",
         num_args = 0..=1,
         default_missing_value = "",
-        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope", "no_python"]
+        conflicts_with_all = ["dump", "perfetto", "pprof", "flamegraph", "folded", "speedscope", "memory_flamegraph", "memory_pprof", "no_python"]
     )]
     pub otlp: Option<String>,
 
@@ -464,6 +487,14 @@ impl Args {
     /// run, not by descent from one process.
     pub fn node_wide(&self) -> bool {
         self.all || self.container.is_some() || self.cgroup.is_some()
+    }
+
+    /// Minor page faults per memory-growth sample (`--memory-sample`, in
+    /// pages); `None`: off (0, or `--no-python`).
+    pub fn fault_period(&self) -> Option<u64> {
+        let page_kib = (crate::analysis::memory::page_size() / 1024).max(1);
+        (!self.no_python && self.memory_sample > 0)
+            .then(|| self.memory_sample.div_ceil(page_kib).max(1))
     }
 
     /// The sampling rate: `--rate`, or the default for this kind of trace.

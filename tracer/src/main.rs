@@ -102,6 +102,8 @@ struct Outputs {
     speedscope: Option<Output>,
     flamegraph: Option<Output>,
     pprof: Option<Output>,
+    memory_flamegraph: Option<Output>,
+    memory_pprof: Option<Output>,
     perfetto: Option<Output>,
 }
 
@@ -120,6 +122,8 @@ impl Outputs {
             &args.speedscope,
             &args.flamegraph,
             &args.pprof,
+            &args.memory_flamegraph,
+            &args.memory_pprof,
             &args.perfetto,
         ] {
             match path.as_deref().map(Output::open).transpose() {
@@ -139,6 +143,8 @@ impl Outputs {
             speedscope: next(),
             flamegraph: next(),
             pprof: next(),
+            memory_flamegraph: next(),
+            memory_pprof: next(),
             perfetto: next(),
         })
     }
@@ -162,6 +168,8 @@ impl Outputs {
             self.speedscope,
             self.flamegraph,
             self.pprof,
+            self.memory_flamegraph,
+            self.memory_pprof,
             self.perfetto,
         ]
         .into_iter()
@@ -266,6 +274,16 @@ impl Outputs {
             report::flame::flamegraph(report, roots).map_err(|err| err.to_string()),
         );
         side("pprof profile", self.pprof, report::pprof::render(report));
+        side(
+            "memory flame graph",
+            self.memory_flamegraph,
+            report::memory_profile::flamegraph(report),
+        );
+        side(
+            "memory pprof profile",
+            self.memory_pprof,
+            report::memory_profile::pprof(report),
+        );
         side(
             "Perfetto trace",
             self.perfetto,

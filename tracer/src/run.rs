@@ -67,6 +67,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         loop_stall_ns: args.loop_stall * 1_000_000,
         redact_paths: args.redact_paths.clone(),
         native: start::native_mode(args),
+        fault_period: args.fault_period(),
     };
     let mut collector = Collector::new(
         settings,
@@ -148,6 +149,8 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         exit_code,
         exit_signal,
         sampler_error: probes.sampler_error.clone(),
+        fault_error: probes.fault_error.clone(),
+        faults_counted: probes.faults_counted(),
         warnings: std::mem::take(&mut probes.warnings),
     };
     let maps = probes.snapshot()?;

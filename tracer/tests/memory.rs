@@ -1,6 +1,8 @@
 //! End-to-end: memory. A worker grown past its memory cgroup's limit is
 //! killed by the OOM killer, and the report says so: the limit, its
-//! resident memory, the line it was growing on. Root only.
+//! resident memory, the line it was growing on. Memory faulted in is
+//! charged to the Python lines that did it, by the workload's own figures
+//! and getrusage's. Root only.
 
 mod common;
 
@@ -178,5 +180,92 @@ fn a_worker_past_its_memory_limit_is_said_killed_by_the_oom_killer() {
         workload("oom_worker.py"),
         facts["grow_line"]
     );
-    assert_eq!(main["python_stack"][0], Value::from(grow), "{main}");
+    assert_eq!(main["python_stack"][0], Value::from(grow.clone()), "{main}");
+
+    // What grew it: its memory row charges the chunks to the line.
+    let row = memory_row(&report, worker);
+    let line = &row["lines"][0];
+    assert_eq!(line["function"], "grow", "{row}");
+    assert_eq!(u64_of(&line["line"]), u64_of(&facts["grow_line"]), "{row}");
+    assert!(u64_of(&line["bytes"]) >= held, "held {held}: {row}");
+    let peak = u64_of(&row["peak_rss_bytes"]);
+    assert!(peak >= anon && peak < LIMIT + (64 << 20), "{row}");
+}
+
+/// `memory.processes`' row of `pid`.
+fn memory_row(report: &Value, pid: u64) -> &Value {
+    report["memory"]["processes"]
+        .as_array()
+        .expect("memory.processes")
+        .iter()
+        .find(|p| u64_of(&p["pid"]) == pid)
+        .unwrap_or_else(|| panic!("no memory row of {pid}: {}", report["memory"]))
+}
+
+/// A Python program keeps 48 MiB made on one line of its main thread and
+/// 16 MiB on one line of a second thread: each line is charged the growth
+/// of its resident memory, to two samples (512 KiB) and glibc's page of
+/// header per MiB; the samples add up to the process's own minor faults
+/// (getrusage), the kernel's count is its count, and its peak is its
+/// `ru_maxrss`.
+#[test]
+fn resident_memory_grown_is_charged_to_the_lines_that_grew_it() {
+    require_root();
+    let scratch = Scratch::new("memory-growth");
+    let facts_path = scratch.path("facts.json");
+    let command = python_command(SHARED_PYTHON, "memory_growth.py", &[&facts_path]);
+    let report = trace_command(&scratch, &[], &command);
+    let facts = common::load_json(&facts_path);
+    let memory = &report["memory"];
+    let sample = u64_of(&memory["growth_sample_bytes"]);
+    assert_eq!(sample, 256 << 10, "{memory}");
+    let row = memory_row(&report, u64_of(&facts["pid"]));
+    let line_bytes = |line: &Value| {
+        row["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["line"] == *line && l["file"] == workload("memory_growth.py").as_str())
+            .map_or(0, |l| u64_of(&l["bytes"]))
+    };
+    for (line, kept) in [("main_line", "main_bytes"), ("thread_line", "thread_bytes")] {
+        let (charged, kept) = (line_bytes(&facts[line]), u64_of(&facts[kept]));
+        // A page of malloc's header with each MiB; a sample's worth at each
+        // end of the line's run (and on 5.10 to 6.1 as much again: each
+        // thread's counts reach the process's in batches of 64 pages).
+        let most = kept + kept / 256 + 2 * sample;
+        assert!(
+            charged + 2 * sample >= kept && charged <= most,
+            "{line}: {charged} for {kept}: {row}"
+        );
+    }
+    // The kernel's count of the faults since the event opened (before the
+    // exec) is the process's own, to the few of its exit; none missed.
+    let faults = u64_of(&facts["minflt"]);
+    let counted = u64_of(&memory["faults_counted"]);
+    assert!(
+        counted.abs_diff(faults) * 100 <= faults,
+        "{counted} for {faults}: {memory}"
+    );
+    assert_eq!(u64_of(&memory["fault_samples_missed"]), 0, "{memory}");
+    // Every sample is a fault the process counted; those of its start,
+    // before its interpreter was found, are not sampled.
+    let sampled = u64_of(&row["samples"]) * (sample / 4096);
+    assert!(
+        sampled <= faults + sample / 4096 && sampled * 10 >= faults * 9,
+        "{sampled} of {faults} faults sampled: {row}"
+    );
+    // Its peak as it exited: getrusage's at its end, and the little the
+    // interpreter's exit touched since.
+    let (peak, maxrss) = (
+        u64_of(&row["peak_rss_bytes"]),
+        u64_of(&facts["maxrss_bytes"]),
+    );
+    assert!(
+        peak >= maxrss && peak <= maxrss + (1 << 20),
+        "{peak} for {maxrss}: {row}"
+    );
+    let rss = row["rss"].as_array().expect("rss points");
+    let last = rss.last().map_or(0, |p| u64_of(&p["bytes"]));
+    assert!(last >= 64 << 20 && last <= peak, "{row}");
 }

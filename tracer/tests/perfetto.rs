@@ -258,6 +258,37 @@ fn perfetto_trace_reads_in_the_official_bindings() {
         .count();
     // 0.3 s of CPU at 99 Hz: ~30 samples.
     assert!(in_burn >= 15, "{in_burn} samples in burn");
+
+    // Its resident memory: a counter track in bytes under its process,
+    // a value at each point the report has.
+    let track = summary["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["pid"] == pid && t.get("unit").is_some())
+        .expect("a counter track under the workload's process");
+    assert_eq!(track["unit"], "UNIT_SIZE_BYTES", "{track}");
+    let points: Vec<u64> = summary["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pid"] == pid)
+        .map(|c| u64_of(&c["value"]))
+        .collect();
+    let row = report["memory"]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .expect("the workload's memory row");
+    let reported: Vec<u64> = row["rss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| u64_of(&p["bytes"]))
+        .collect();
+    assert!(!points.is_empty(), "{row}");
+    assert_eq!(points, reported);
 }
 
 #[test]

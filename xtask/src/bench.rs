@@ -92,6 +92,10 @@ enum Suite {
     /// process) and the kernel's floor, at 99 Hz (the budget: 1.05x) and
     /// 999 Hz.
     Native,
+    /// Memory growth sampling (page faults with Python stacks) on an
+    /// allocation-heavy loop: untraced, tracer without it, the default,
+    /// every fault, and the kernel's floor (bpftrace on the same event).
+    Memory,
     /// Start-up on a tree of 16 Python processes x 4 threads; the sampler's
     /// cost per tick on a free-threaded build next to the GIL build.
     Tree,
@@ -196,6 +200,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             args.reads,
             args.runs,
             &out_dir,
+            &version,
+        )?);
+    }
+    if matches!(args.suite, Suite::Memory | Suite::All) {
+        report.push_str(&bench_script(
+            "bench/memory_growth.py",
+            &["--python", PYTHON_FOR_SAMPLING],
+            args,
+            &tracer,
             &version,
         )?);
     }

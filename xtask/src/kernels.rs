@@ -74,9 +74,9 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 
 /// The end-to-end stories tests/kernels/checks.py checks, one VM check
 /// each: exact reads, a zombie and its reaper, signals to a Python handler,
-/// hotspots on two CPythons, a process tree, `--all`, `--serve`, a worker
-/// the OOM killer kills in a memory cgroup, and what the report says the
-/// kernel lacks.
+/// hotspots on two CPythons, a process tree, `--all`, `--serve`, memory (a
+/// worker the OOM killer kills in a memory cgroup, memory growth by line),
+/// and what the report says the kernel lacks.
 const STORIES: &[&str] = &[
     "reads",
     "zombies",
@@ -86,7 +86,7 @@ const STORIES: &[&str] = &[
     "tree",
     "all",
     "serve",
-    "oom",
+    "memory",
     "features",
 ];
 
@@ -98,6 +98,7 @@ const WORKLOADS: &[&str] = &[
     "signals_self.py",
     "killed_worker.py",
     "oom_worker.py",
+    "memory_growth.py",
     "python_calibrated.py",
     "python_tree.py",
     "node_burn.py",

@@ -83,7 +83,7 @@ fn ticks_of(tgid: u32) -> Option<&'static mut PyTicks> {
 
 /// The interpreter layout of process `tgid`, if it is known and sampled.
 #[inline(always)]
-pub(super) fn config_of(tgid: u32) -> Option<&'static PyConfig> {
+pub(crate) fn config_of(tgid: u32) -> Option<&'static PyConfig> {
     let cfg = unsafe { PY_CONFIG.get(&tgid) }?;
     (cfg.enabled != 0).then_some(cfg)
 }
@@ -552,32 +552,76 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
         ticks.no_thread_state += 1;
         return 0;
     };
-    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
-    if cfg.cframe_current_frame != PY_NO_OFFSET {
-        frame = read_u64(frame + cfg.cframe_current_frame as u64);
-    }
-    if frame == 0 {
+    let walked = walked_from(cfg, tstate, tgid, tid);
+    if walked.frame == 0 {
         ticks.no_frame += 1;
         return 0;
     }
+    // Without bpf_loop: the walk in pieces chained by tail calls, the
+    // record built in a per-CPU map (no native stacks there).
+    #[cfg(feature = "without-bpf-loop")]
+    walk_pieces::start(&ctx, &walked, None);
+    #[cfg(not(feature = "without-bpf-loop"))]
+    walk_loop::sample_in_place(&ctx, &walked);
+    0
+}
+
+/// What the walk starts from: the thread's current frame (0: none), its
+/// running task and whether it holds the GIL.
+#[inline(always)]
+fn walked_from(cfg: &PyConfig, tstate: u64, tgid: u32, tid: u32) -> Walked<'_> {
+    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
+    if cfg.cframe_current_frame != PY_NO_OFFSET && frame != 0 {
+        frame = read_u64(frame + cfg.cframe_current_frame as u64);
+    }
     let (task, task_name) = running_task(cfg, tstate);
-    let gil = gil::held(cfg, tstate);
-    let walked = Walked {
+    Walked {
         cfg,
         frame,
         tgid,
         tid,
         task,
         task_name,
-        gil,
+        gil: gil::held(cfg, tstate),
+    }
+}
+
+/// A sampled page fault of thread `tid` (`crate::memory::memory_fault`):
+/// its Python stack (empty where it has none: a thread of no Python
+/// frame still grew the process), with the process's resident pages
+/// and the faulting address. Processes with no interpreter known: none.
+#[inline(always)]
+pub fn fault_sample(ctx: &PerfEventContext, tgid: u32, tid: u32, rss_pages: u64, addr: u64) {
+    let Some(cfg) = config_of(tgid) else {
+        return;
     };
-    // Without bpf_loop: the walk in pieces chained by tail calls, the
-    // record built in a per-CPU map (no native stacks there).
+    let walked = match current_thread_state(cfg, tid) {
+        Some(tstate) => walked_from(cfg, tstate, tgid, tid),
+        None => Walked {
+            cfg,
+            frame: 0,
+            tgid,
+            tid,
+            task: 0,
+            task_name: 0,
+            gil: 0,
+        },
+    };
+    let fault = Fault { rss_pages, addr };
     #[cfg(feature = "without-bpf-loop")]
-    walk_pieces::start(&ctx, &walked);
+    walk_pieces::start(ctx, &walked, Some(fault));
     #[cfg(not(feature = "without-bpf-loop"))]
-    walk_loop::sample_in_place(&ctx, &walked);
-    0
+    {
+        let _ = ctx;
+        walk_loop::fault_in_place(&walked, fault);
+    }
+}
+
+/// What a fault sample carries besides the stack (`PyFaultSample`).
+#[derive(Clone, Copy)]
+struct Fault {
+    rss_pages: u64,
+    addr: u64,
 }
 
 /// What the sampler found before walking: the thread's current frame.

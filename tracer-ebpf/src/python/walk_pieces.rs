@@ -14,9 +14,11 @@ use aya_ebpf::{
     maps::{PerCpuArray, ProgramArray},
     programs::PerfEventContext,
 };
-use tracer_common::{EventKind, PY_MAX_DEPTH, PyConfig, PySample, drops};
+use tracer_common::{EventKind, PY_MAX_DEPTH, PyConfig, PyFaultSample, PySample, drops};
 
-use super::{Cursor, FrameBuf, Walked, config_of, walk_frame, write_sample_fields, write_walk_end};
+use super::{
+    Cursor, Fault, FrameBuf, Walked, config_of, walk_frame, write_sample_fields, write_walk_end,
+};
 use crate::maps::{EVENTS, RB_NO_WAKEUP, count_drop};
 
 /// Frames read per piece: 16 pieces for `PY_MAX_DEPTH`, well inside the
@@ -26,9 +28,11 @@ const FRAMES_PER_PIECE: usize = 8;
 const _: () = assert!(PY_MAX_DEPTH / FRAMES_PER_PIECE < 32);
 
 /// A walk between its pieces: the record being built and where it is.
+/// A page fault's record has the sample first (`PyFaultSample`): the
+/// last piece sends the one its kind says.
 #[repr(C)]
 struct PieceWalk {
-    sample: PySample,
+    record: PyFaultSample,
     cursor: Cursor,
 }
 
@@ -43,15 +47,23 @@ static PY_WALK_PIECES: ProgramArray = ProgramArray::with_max_entries(1, 0);
 /// Starts the walk of the thread's stack at its current frame: the
 /// record's fields, then the first piece.
 #[inline(always)]
-pub(super) fn start(ctx: &PerfEventContext, walked: &Walked) {
+pub(super) fn start(ctx: &PerfEventContext, walked: &Walked, fault: Option<Fault>) {
     let Some(walk) = PY_WALK.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's value; no other program on this CPU uses it
     // before the walk's last piece.
     let walk = unsafe { &mut *walk };
+    let kind = match fault {
+        Some(fault) => {
+            walk.record.rss_pages = fault.rss_pages;
+            walk.record.addr = fault.addr;
+            EventKind::PyFaultSample
+        }
+        None => EventKind::PySample,
+    };
     // SAFETY: the map value's record.
-    unsafe { write_sample_fields(&mut walk.sample, walked, EventKind::PySample) };
+    unsafe { write_sample_fields(&mut walk.record.sample, walked, kind) };
     walk.cursor = Cursor::at(walked);
     piece(ctx, walk, walked.cfg);
 }
@@ -79,7 +91,7 @@ pub fn python_walk(ctx: PerfEventContext) -> u32 {
 /// it is, cut.
 #[inline(always)]
 fn piece(ctx: &PerfEventContext, walk: &mut PieceWalk, cfg: &PyConfig) {
-    let frames = walk.sample.frames.as_mut_ptr();
+    let frames = walk.record.sample.frames.as_mut_ptr();
     // On this piece's stack: a tail call keeps no step's frame.
     let mut buf = core::mem::MaybeUninit::<FrameBuf>::uninit();
     let mut more = true;
@@ -96,11 +108,13 @@ fn piece(ctx: &PerfEventContext, walk: &mut PieceWalk, cfg: &PyConfig) {
         unsafe { PY_WALK_PIECES.tail_call(ctx, 0) };
     }
     // SAFETY: the map value's record.
-    unsafe { write_walk_end(&mut walk.sample, &walk.cursor) };
-    if EVENTS
-        .output::<PySample>(&walk.sample, RB_NO_WAKEUP)
-        .is_err()
-    {
+    unsafe { write_walk_end(&mut walk.record.sample, &walk.cursor) };
+    let sent = if walk.record.sample.header.kind == EventKind::PyFaultSample as u32 {
+        EVENTS.output::<PyFaultSample>(&walk.record, RB_NO_WAKEUP)
+    } else {
+        EVENTS.output::<PySample>(&walk.record.sample, RB_NO_WAKEUP)
+    };
+    if sent.is_err() {
         count_drop(drops::PY_SAMPLES);
     }
 }

@@ -16,6 +16,7 @@ impl Collector {
                 comm,
                 ..
             } => {
+                self.memory_growth.on_task_created();
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
                 self.processes.on_fork(
@@ -47,11 +48,13 @@ impl Collector {
                 comm,
                 status,
                 ns_pid,
+                peak_rss_pages,
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
                 if group_dead {
                     self.signals.on_process_gone(tgid);
+                    self.memory_growth.on_exit(tgid, peak_rss_pages);
                 }
                 if let Some(ns_pid) = ns_pid {
                     self.processes.set_ns_pid(tgid, ns_pid);

@@ -81,6 +81,7 @@ impl Collector {
             event_loops: Vec::new(),
             memory: crate::report::Memory {
                 oom_kills: std::mem::take(&mut self.oom_kills).finish(),
+                ..Default::default()
             },
             findings: Vec::new(),
             warnings,
@@ -95,6 +96,13 @@ impl Collector {
             &self.profile,
             self.python.as_ref(),
             &report.sched,
+        );
+        memory_growth_report(
+            std::mem::take(&mut self.memory_growth),
+            &self.settings,
+            self.system.as_ref(),
+            &mut report,
+            (ending.fault_error, ending.faults_counted, maps.fault_runs),
         );
         derive(&mut report);
         if let Some(timeline) = self.timeline.take() {
@@ -370,4 +378,60 @@ fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String
             )
         })
         .collect()
+}
+
+/// Memory growth's rows: the processes' names from their rows. `faults`:
+/// why sampling did not start, the faults the events counted (and how
+/// many events), the sampler's runs (all, and those that sent nothing).
+fn memory_growth_report(
+    growth: memory_growth::MemoryGrowth,
+    settings: &Settings,
+    system: &dyn system::System,
+    report: &mut Report,
+    faults: (Option<String>, Option<(u64, u64)>, [u64; 2]),
+) {
+    let Some(period) = settings.fault_period else {
+        return;
+    };
+    let (fault_error, counted, [runs, _unsent]) = faults;
+    if fault_error.is_some() {
+        report.memory.growth_error = fault_error;
+        return;
+    }
+    let page = memory::page_size();
+    report.memory.growth_sample_bytes = period * page;
+    report.memory.faults_counted = counted.map(|(faults, _)| faults);
+    report.memory.fault_samples_taken = runs;
+    // Each event, and each copy a new thread or process inherited, leaves
+    // less than a period unsampled at the end; past that, samples the
+    // kernel did not take.
+    if let Some((faults, events)) = counted {
+        let expected = faults / period;
+        let missed = expected.saturating_sub(runs);
+        if missed > events + growth.tasks_created() {
+            report.memory.fault_samples_missed = missed;
+            report.warnings.push(format!(
+                "the kernel took {} of {} page-fault samples (it throttles a sampling \
+                 event whose program runs more often than kernel.perf_event_max_sample_rate \
+                 allows): memory growth is charged to fewer, coarser samples",
+                thousands(runs),
+                thousands(expected)
+            ));
+        }
+    }
+    let processes = &report.processes;
+    report.memory.processes = growth.finish(
+        period * page,
+        page,
+        settings.base_ns,
+        |pid| {
+            processes
+                .iter()
+                .rev()
+                .find(|p| p.pid == pid)
+                .map(|p| p.comm.clone())
+                .unwrap_or_default()
+        },
+        |pid| system.peak_rss(pid),
+    );
 }

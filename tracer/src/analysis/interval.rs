@@ -188,7 +188,8 @@ fn series_since<S, K: PartialEq, V: Cumulative>(
 
 /// What happened between two snapshots of the same run's figures:
 /// counters and histograms less what they were then (a series new since
-/// counts whole); the zombies gauge and the containers as they are now.
+/// counts whole); the zombies and resident-memory gauges and the
+/// containers as they are now.
 pub fn metrics_since(now: &Metrics, before: &Metrics) -> Metrics {
     let reads = series_since(
         &now.reads,
@@ -251,6 +252,7 @@ pub fn metrics_since(now: &Metrics, before: &Metrics) -> Metrics {
         zombies: now.zombies.clone(),
         zombie_seconds: now.zombie_seconds.grown_since(&before.zombie_seconds),
         python_samples,
+        resident_bytes: now.resident_bytes.clone(),
         events_lost: now.events_lost.grown_since(&before.events_lost),
         containers: now.containers.clone(),
         otlp: now

@@ -80,7 +80,7 @@ pub fn mark_oom_kills(report: &mut Report) {
 }
 
 /// The kernel's page size (its counters count pages).
-fn page_size() -> u64 {
+pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(PAGE)

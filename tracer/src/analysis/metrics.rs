@@ -128,6 +128,9 @@ pub struct Aggregator {
     switches: Bounded<u32, (u64, u64)>,
     signals: BTreeMap<(i32, &'static str), u64>,
     samples: Bounded<(u32, String), u64>,
+    /// Per live Python process: its resident memory at its last sampled
+    /// page fault (bytes); gone with the process.
+    resident: BTreeMap<u32, u64>,
     /// Per Python process: its event loops' iteration times (`LOOPS`, the
     /// last rows seen per thread).
     loops_seen: LastSeen<u32, LoopThread>,
@@ -199,6 +202,7 @@ impl Aggregator {
             switches: Bounded::new(MAX_PROCESS_SERIES),
             signals: BTreeMap::new(),
             samples: Bounded::new(MAX_FUNCTION_SERIES),
+            resident: BTreeMap::new(),
             loops_seen: LastSeen::default(),
             loop_iterations: Bounded::new(MAX_HISTOGRAM_SERIES),
             opened: HashMap::new(),
@@ -255,6 +259,7 @@ impl Aggregator {
             at: self.folds,
         });
         if group_dead {
+            self.resident.remove(&tgid);
             let parent = self.parents.get(&tgid).copied().or(parent_now).unwrap_or(0);
             self.zombies.insert(tgid, (Some(ts_ns), parent, ns_pid));
         }
@@ -385,6 +390,10 @@ impl Aggregator {
                     .filter(|frame| frame.is_resolved())
                     .map_or_else(|| "[unresolved]".to_owned(), |frame| frame.qualname.clone());
                 self.on_sample(tgid, function);
+            }
+            Event::PyFaultSample(fault) if fault.rss_pages != 0 => {
+                let page = super::memory::page_size();
+                self.resident.insert(fault.tgid, fault.rss_pages * page);
             }
             _ => {}
         }
@@ -556,7 +565,9 @@ impl Aggregator {
         let samples = self.samples.series.keys().map(|k| k.0);
         let loops = self.loop_iterations.series.keys().copied();
         let parents = self.zombies.values().map(|z| z.1);
+        let resident = self.resident.keys().copied();
         reads
+            .chain(resident)
             .chain(sizes)
             .chain(switches)
             .chain(samples)
@@ -676,6 +687,7 @@ impl Aggregator {
             zombies,
             zombie_seconds: self.zombie_seconds.clone(),
             python_samples,
+            resident_bytes: self.resident.iter().map(|(p, b)| (pid(*p), *b)).collect(),
             event_loop_iterations,
             events_lost: self.events_lost,
             containers,

@@ -15,6 +15,7 @@ pub mod live;
 pub mod live_model;
 pub mod loops;
 pub mod memory;
+pub mod memory_growth;
 pub mod metrics;
 pub mod modes;
 pub mod native;
@@ -71,6 +72,9 @@ pub struct Settings {
     pub redact_paths: Vec<String>,
     /// `--native`: which native frames go under the Python ones.
     pub native: NativeMode,
+    /// `--memory-sample`: minor page faults per memory-growth sample
+    /// (`None`: not sampled).
+    pub fault_period: Option<u64>,
 }
 
 /// How the trace ended, as the run saw it.
@@ -86,6 +90,11 @@ pub struct Ending {
     pub exit_signal: Option<i32>,
     /// Why Python sampling could not start, if it could not.
     pub sampler_error: Option<String>,
+    /// Why page faults could not be sampled (memory growth), if so.
+    pub fault_error: Option<String>,
+    /// Minor faults the per-thread fault events counted, and how many
+    /// events (`None`: node-wide, or not sampled).
+    pub faults_counted: Option<(u64, u64)>,
     /// Notes of the probes (optional programs that did not load...).
     pub warnings: Vec<String>,
 }
@@ -122,6 +131,8 @@ pub struct Collector {
     signals: signals::SignalTable,
     /// The OOM killer's kills of traced processes.
     oom_kills: memory::OomKills,
+    /// Sampled page faults: memory growth by Python line.
+    memory_growth: memory_growth::MemoryGrowth,
     /// Disposition and mask changes.
     signal_changes: signals::changes::Changes,
     /// Notes for the report about the trace itself.
@@ -299,6 +310,16 @@ impl Collector {
             | Event::SignalCheck { .. }
             | Event::SignalFatalStack { .. }
             | Event::OomKill(_)) => self.on_signal_event(event),
+            // The continuous mode keeps the gauge alone (`metrics`).
+            Event::PyFaultSample(_) if self.settings.continuous => {}
+            Event::PyFaultSample(fault) => {
+                let frames = if fault.torn {
+                    None
+                } else {
+                    self.python_frames(fault.tgid, &fault.frames)
+                };
+                self.memory_growth.on_fault(&fault, frames);
+            }
         }
     }
 

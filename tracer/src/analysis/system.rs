@@ -28,6 +28,9 @@ pub trait System: Send {
     fn is_zombie(&self, pid: u32) -> bool;
     /// `None` when the thread is gone.
     fn thread_state(&self, pid: u32, tid: u32) -> Option<ThreadState>;
+    /// A live process's peak resident memory (`VmHWM`, bytes); `None`
+    /// when it is gone.
+    fn peak_rss(&self, pid: u32) -> Option<u64>;
     /// This host's name.
     fn host_name(&self) -> Option<String>;
     /// The container process `pid` is in now: `None` when the process is
@@ -58,6 +61,7 @@ pub mod made_up {
         pub comm: String,
         pub zombie: bool,
         pub container: Option<Container>,
+        pub peak_rss: Option<u64>,
     }
 
     /// Only the processes it was given exist.
@@ -88,6 +92,10 @@ pub mod made_up {
                 syscall: None,
             })
         }
+        fn peak_rss(&self, pid: u32) -> Option<u64> {
+            self.processes.get(&pid).and_then(|p| p.peak_rss)
+        }
+
         fn host_name(&self) -> Option<String> {
             Some("made-up".into())
         }

@@ -1,4 +1,4 @@
-//! The OOM killer's kill records, decoded.
+//! The OOM killer's kill records and the sampled page faults, decoded.
 
 use tracer_common::EventHeader;
 
@@ -68,5 +68,36 @@ pub(super) fn oom_kill(header: &EventHeader, event: &tracer_common::OomKillEvent
         cgroup,
         rss_pages: event.rss_pages,
         total_vm_pages: event.total_vm_pages,
+    }
+}
+
+/// A sampled minor page fault: the thread's Python stack (innermost
+/// first; empty: no Python frame) and the process's resident memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultSample {
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub frames: Vec<tracer_common::PyFrameRecord>,
+    pub truncated: bool,
+    /// The walk met a pointer no frame has: the stack is not to be trusted.
+    pub torn: bool,
+    /// Resident pages after the fault (0: not known).
+    pub rss_pages: u64,
+    pub addr: u64,
+}
+
+pub(super) fn fault_sample(record: &tracer_common::PyFaultSample) -> FaultSample {
+    let sample = &record.sample;
+    let depth = (sample.depth as usize).min(tracer_common::PY_MAX_DEPTH);
+    FaultSample {
+        ts_ns: sample.header.ts_ns,
+        tgid: sample.header.tgid,
+        tid: sample.header.tid,
+        frames: sample.frames[..depth].to_vec(),
+        truncated: sample.truncated == 1,
+        torn: sample.truncated == tracer_common::PY_SAMPLE_TORN,
+        rss_pages: record.rss_pages,
+        addr: record.addr,
     }
 }

@@ -3,7 +3,7 @@
 //! end -> one [`MapSnapshot`].
 
 mod memory;
-pub use memory::{OomCgroup, OomKill};
+pub use memory::{FaultSample, OomCgroup, OomKill};
 
 use std::{collections::HashMap, mem::size_of};
 
@@ -57,6 +57,8 @@ pub enum Event {
         status: Option<u32>,
         /// Whole process exits: its pid in its own pid namespace, when known.
         ns_pid: Option<u32>,
+        /// Whole process exits: its peak resident memory (pages), when known.
+        peak_rss_pages: Option<u64>,
     },
     /// A CPU-clock sample of a thread's raw Python stack (innermost first).
     PySample {
@@ -77,6 +79,8 @@ pub enum Event {
         /// Whether the thread held the GIL (`None`: no GIL known).
         gil_held: Option<bool>,
     },
+    /// A sampled minor page fault of a Python thread, with its stack.
+    PyFaultSample(memory::FaultSample),
     /// A kernel-event stack (reads, sleeps) seen for the first time, or
     /// (`counts` not zero) counts `PY_EVENT_STACKS` had no room for.
     PyStack {
@@ -462,6 +466,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 comm: c_string(&event.comm),
                 status: (event.status != EXIT_STATUS_UNKNOWN).then_some(event.status),
                 ns_pid: (event.ns_pid != 0).then_some(event.ns_pid),
+                peak_rss_pages: (event.peak_rss_pages != 0).then_some(event.peak_rss_pages.into()),
             }
         }
         EventKind::PySample => py_sample(&header, &read(bytes)?, None),
@@ -470,6 +475,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let native = native_stack(record.native_depth, record.native_end, &record.native);
             py_sample(&header, &record.sample, Some(native))
         }
+        EventKind::PyFaultSample => Event::PyFaultSample(memory::fault_sample(&read(bytes)?)),
         EventKind::PyStack => {
             let event: PyStackEvent = read(bytes)?;
             Event::PyStack {
@@ -711,6 +717,8 @@ pub struct MapSnapshot {
     pub python_gil_waits: Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>,
     /// Every thread that waited in a selector: its loop's iterations (key: tid).
     pub loops: Vec<(u32, tracer_common::LoopThread)>,
+    /// Runs of the page-fault sampler, and those that sent no record.
+    pub fault_runs: [u64; 2],
 }
 
 impl MapSnapshot {

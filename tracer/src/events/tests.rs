@@ -159,7 +159,7 @@ fn decodes_fd_discovered_and_process_events() {
         flags: 0,
         comm,
         ns_pid: 1,
-        _pad: 0,
+        peak_rss_pages: 2_560,
     };
     assert_eq!(
         decode(&bytes_of(&exit)).unwrap(),
@@ -171,11 +171,13 @@ fn decodes_fd_discovered_and_process_events() {
             comm: "python3".into(),
             status: Some(0x300),
             ns_pid: Some(1),
+            peak_rss_pages: Some(2_560),
         }
     );
     let unknown = ProcessEvent {
         status: EXIT_STATUS_UNKNOWN,
         ns_pid: 0,
+        peak_rss_pages: 0,
         ..exit
     };
     assert!(matches!(
@@ -183,6 +185,7 @@ fn decodes_fd_discovered_and_process_events() {
         Event::ProcessExited {
             status: None,
             ns_pid: None,
+            peak_rss_pages: None,
             ..
         }
     ));
@@ -194,7 +197,7 @@ fn decodes_fd_discovered_and_process_events() {
         flags: 0,
         comm,
         ns_pid: 0,
-        _pad: 0,
+        peak_rss_pages: 0,
     };
     assert!(matches!(
         decode(&bytes_of(&fork)).unwrap(),

@@ -306,7 +306,7 @@ pub struct KernelOffsets {
     pub structs: tracer_common::StructOffsets,
     pub pid_ns: tracer_common::PidNsOffsets,
     pub file: tracer_common::FileOffsets,
-    pub oom: tracer_common::OomOffsets,
+    pub memory: tracer_common::MemoryOffsets,
     /// How many arguments each raw tracepoint asked about passes on this
     /// kernel (`None`: its BTF does not say).
     pub tracepoint_args: Vec<(&'static str, Option<u32>)>,
@@ -408,10 +408,11 @@ impl KernelOffsets {
             ));
             Default::default()
         });
-        let oom = oom_offsets(btf).unwrap_or_else(|err| {
+        let memory = memory_offsets(btf).unwrap_or_else(|err| {
             warnings.push(format!(
                 "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
-                 resident memory: {err}"
+                 resident memory; processes' peak and current resident memory are not \
+                 known: {err}"
             ));
             Default::default()
         });
@@ -420,7 +421,7 @@ impl KernelOffsets {
             structs,
             pid_ns,
             file,
-            oom,
+            memory,
             tracepoint_args: Vec::new(),
             syscall_tracepoints_fault: false,
         })
@@ -437,8 +438,9 @@ pub fn task_exit_code_offset(btf: &Btf) -> Result<u32, BtfError> {
 }
 
 /// Where the OOM killer's choice, the cgroup whose limit was hit and the
-/// victim's resident memory are (`oom_kill_process`'s `struct oom_control`).
-pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
+/// victim's resident memory are (`oom_kill_process`'s `struct oom_control`),
+/// and a process's peak resident memory (`signal_struct.maxrss`).
+pub fn memory_offsets(btf: &Btf) -> Result<tracer_common::MemoryOffsets, BtfError> {
     // `struct mm_rss_stat { atomic_long_t count[4]; }` before 6.2, then
     // `struct percpu_counter rss_stat[4]`.
     let (rss_counter_size, rss_counter_value) = if btf.struct_size("mm_rss_stat").is_ok() {
@@ -451,7 +453,7 @@ pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
     };
     let memory = btf.member_offset("mem_cgroup", "memory")?;
     let memcg_css = btf.member_offset("mem_cgroup", "css")?;
-    Ok(tracer_common::OomOffsets {
+    Ok(tracer_common::MemoryOffsets {
         valid: 1,
         oc_chosen: btf.member_offset("oom_control", "chosen")?,
         oc_memcg: btf.member_offset("oom_control", "memcg")?,
@@ -486,6 +488,8 @@ pub fn oom_offsets(btf: &Btf) -> Result<tracer_common::OomOffsets, BtfError> {
         css_parent: btf.member_offset("cgroup_subsys_state", "parent")?,
         // 6.8 (and backports): `mark_victim(task, uid)`; before, the pid alone.
         mark_victim_task: u32::from(btf.tracepoint_args("mark_victim") == Some(2)),
+        task_signal: btf.member_offset("task_struct", "signal")?,
+        signal_maxrss: btf.member_offset("signal_struct", "maxrss")?,
     })
 }
 

@@ -173,7 +173,8 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
     // Where Python-level signal handlers are run from: C code's
     // `PyErr_CheckSignals` and the eval loop's check (3.8
     // `_PyErr_CheckSignals`, 3.9-3.12 `_PyErr_CheckSignalsTstate`, 3.13+
-    // `_Py_HandlePending`), whichever are exported.
+    // `_Py_HandlePending`), whichever are exported: past their test of
+    // `is_tripped` (see `signal_checks`).
     let mut signal_checks: Vec<u64> = file
         .dynamic_symbols()
         .filter(|s| {
@@ -186,7 +187,7 @@ pub fn read_elf(data: &[u8]) -> Result<ElfInfo, object::Error> {
                         | "_Py_HandlePending")
                 )
         })
-        .map(|s| s.address())
+        .filter_map(|s| signal_check_probe(&file, &s))
         .collect();
     signal_checks.sort_unstable();
     signal_checks.dedup();
@@ -652,6 +653,49 @@ pub fn discover_in(
         (None, Some(path)) => Err(DiscoverError::Stripped { path }),
         (None, None) => Err(DiscoverError::NotPython { pid }),
     }
+}
+
+/// Where the signal-check uprobe goes in `symbol` (a virtual address):
+/// where its path that runs handlers starts, else its entry (see
+/// `signal_checks`).
+fn signal_check_probe(file: &object::File<'_>, symbol: &object::Symbol<'_, '_>) -> Option<u64> {
+    let name = symbol.name().ok()?;
+    let entry = symbol.address();
+    if super::signal_checks::ENTRY_PROBED.contains(&name) {
+        return Some(entry);
+    }
+    let code = |at: u64, len: usize| -> Option<Vec<u8>> {
+        file.sections().find_map(|section| {
+            let end = section.address() + section.size();
+            if at < section.address() || at >= end {
+                return None;
+            }
+            let len = (len as u64).min(end - at);
+            section
+                .data_range(at, len)
+                .ok()
+                .flatten()
+                .map(<[u8]>::to_vec)
+        })
+    };
+    // A PLT slot's function: the dynamic symbol its jump-slot relocation
+    // names, where this file defines it.
+    let plt = |slot: u64| -> Option<u64> {
+        use object::ObjectSymbolTable as _;
+        file.dynamic_relocations()?.find_map(|(offset, reloc)| {
+            let object::RelocationTarget::Symbol(index) = reloc.target() else {
+                return None;
+            };
+            (offset == slot)
+                .then(|| file.dynamic_symbol_table()?.symbol_by_index(index).ok())
+                .flatten()
+                .map(|s| s.address())
+                .filter(|&a| a != 0)
+        })
+    };
+    let path = super::signal_checks::tripped_path(entry, &code, &plt);
+    log::debug!("signal check {name} at {entry:#x}: probed at {path:#x?}");
+    Some(path.unwrap_or(entry))
 }
 
 #[cfg(test)]

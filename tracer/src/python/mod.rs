@@ -21,6 +21,7 @@ pub mod layout;
 pub mod memory;
 pub mod process;
 pub mod running_task;
+pub mod signal_checks;
 pub mod symbols;
 pub mod thread_names;
 pub mod threads;

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub zombie_seconds: Histogram,
     /// Per (pid, innermost function): Python samples.
     pub python_samples: Vec<(String, String, u64)>,
+    /// Per live Python process: its resident memory at its last sampled
+    /// page fault.
+    pub resident_bytes: Vec<(String, u64)>,
     /// Per Python process: its event loops' iteration times.
     pub event_loop_iterations: Vec<(String, Histogram)>,
     /// Everything the kernel side could not record, and records not decoded.
@@ -205,6 +208,9 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
             process(pid, json!({"zombies": n}))
         }).collect::<Vec<_>>(),
         "zombie_seconds": histogram(&m.zombie_seconds),
+        "resident_bytes_now": m.resident_bytes.iter().map(|(pid, bytes)| {
+            process(pid, json!({"bytes": bytes}))
+        }).collect::<Vec<_>>(),
         "python_samples": m.python_samples.iter().map(|(pid, function, n)| {
             process(pid, json!({"function": function, "samples": n}))
         }).collect::<Vec<_>>(),
@@ -316,6 +322,17 @@ impl Collector for Encoded {
         for (pid, n) in &m.zombies {
             let labels = process(pid, &[]);
             ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "tracer_process_resident_bytes",
+            "Resident memory of each live Python process, as of its last sampled page fault \
+             (--memory-sample)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (pid, bytes) in &m.resident_bytes {
+            let labels = process(pid, &[]);
+            ConstGauge::new(*bytes as i64).encode(family.encode_family(&labels)?)?;
         }
         let histogram = &m.zombie_seconds;
         histogram.encode(encoder.encode_descriptor(
@@ -460,6 +477,7 @@ mod tests {
             zombies: vec![("7".into(), 1)],
             zombie_seconds: Histogram::new(&[1.0]),
             python_samples: vec![("7".into(), "burn".into(), 30)],
+            resident_bytes: vec![("7".into(), 80 << 20)],
             event_loop_iterations: vec![("7".into(), loops)],
             events_lost: 0,
             containers: BTreeMap::new(),
@@ -494,6 +512,7 @@ mod tests {
             r#"tracer_zombies{pid="7"} 1"#,
             r#"tracer_zombie_seconds_count 0"#,
             r#"tracer_python_samples_total{pid="7",function="burn"} 30"#,
+            r#"tracer_process_resident_bytes{pid="7"} 83886080"#,
             "tracer_events_lost_total 0",
             "# EOF",
         ] {

@@ -19,6 +19,7 @@ pub mod text;
 mod asyncio;
 mod loops;
 mod memory;
+pub mod memory_profile;
 mod processes;
 mod python;
 mod reads;
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::frame::Frame;
 pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
-pub use memory::{Memory, OomKill};
+pub use memory::{Growth, GrowthLine, Memory, MemoryProcess, OomKill, RssPoint};
 pub use processes::{Container, ProcessInfo, Zombie};
 pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,

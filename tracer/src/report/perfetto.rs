@@ -36,6 +36,8 @@ const READS_TRACK: u64 = 3 << 40;
 const KERNEL_TRACK: u64 = 4 << 40;
 const TRACER_TRACK: u64 = 5 << 40;
 const LOOP_TRACK: u64 = 6 << 40;
+/// A process's resident memory, a counter track under the process.
+const RSS_TRACK: u64 = 7 << 40;
 
 /// The trace; `Err`: no timeline was recorded (not run with `--perfetto`).
 pub fn render(report: &Report) -> Result<Vec<u8>, String> {
@@ -52,6 +54,7 @@ pub fn render(report: &Report) -> Result<Vec<u8>, String> {
     lifecycle(&mut trace, report);
     samples(&mut trace, report, &stacks.python);
     loop_stalls(&mut trace, report);
+    resident_memory(&mut trace, report);
     info(&mut trace, report, timeline);
     Ok(trace.finish())
 }
@@ -508,6 +511,34 @@ fn loop_stalls(trace: &mut Trace, report: &Report) {
 }
 
 /// `f (file:line) <- caller (file:line) ...`, innermost first.
+/// Each Python process's resident memory at its sampled page faults
+/// (`memory.processes[].rss`), a counter track in bytes under its process.
+fn resident_memory(trace: &mut Trace, report: &Report) {
+    for p in report.memory.processes.iter().filter(|p| !p.rss.is_empty()) {
+        let uuid = RSS_TRACK | u64::from(p.pid);
+        trace.track(proto::TrackDescriptor {
+            uuid: Some(uuid),
+            parent_uuid: Some(PROCESS_TRACK | u64::from(p.pid)),
+            name: Some("resident memory (at sampled page faults)".into()),
+            counter: Some(proto::CounterDescriptor {
+                unit: Some(proto::UNIT_SIZE_BYTES),
+            }),
+            ..Default::default()
+        });
+        for point in &p.rss {
+            trace.event(
+                seconds_to_ns(point.t_s),
+                proto::TrackEvent {
+                    r#type: Some(proto::COUNTER),
+                    track_uuid: Some(uuid),
+                    counter_value: Some(point.bytes as i64),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+}
+
 fn describe_stack(frames: &[Frame]) -> String {
     frames
         .iter()

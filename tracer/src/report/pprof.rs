@@ -21,7 +21,7 @@ use crate::frame::Frame;
 
 /// A label's value: a number (`pid`, `tid`) or a string.
 #[derive(Debug, PartialEq)]
-enum Value<'a> {
+pub(super) enum Value<'a> {
     Num(i64),
     Str(&'a str),
 }
@@ -29,7 +29,11 @@ enum Value<'a> {
 /// The labels of a thread's samples: `pid`, `comm` (the process's name),
 /// `tid`, `thread_name` (Python's), and `container_id` / `pod_uid` in a
 /// container; a label whose value is not known is left out.
-fn labels<'a>(who: &Identities<'a>, pid: u32, tid: u32) -> Vec<(&'static str, Value<'a>)> {
+pub(super) fn labels<'a>(
+    who: &Identities<'a>,
+    pid: u32,
+    tid: u32,
+) -> Vec<(&'static str, Value<'a>)> {
     let mut labels = vec![("pid", Value::Num(i64::from(pid)))];
     if let Some(comm) = who.comm(pid) {
         labels.push(("comm", Value::Str(comm)));
@@ -49,6 +53,31 @@ fn labels<'a>(who: &Identities<'a>, pid: u32, tid: u32) -> Vec<(&'static str, Va
         }
     }
     labels
+}
+
+/// Labels as the profile's, their strings in its table.
+pub(super) fn proto_labels(
+    tables: &mut ProfileTables,
+    labels: Vec<(&'static str, Value<'_>)>,
+) -> Vec<proto::Label> {
+    labels
+        .into_iter()
+        .map(|(key, value)| {
+            let key = tables.string(key) as i64;
+            match value {
+                Value::Num(num) => proto::Label {
+                    key,
+                    num,
+                    ..Default::default()
+                },
+                Value::Str(s) => proto::Label {
+                    key,
+                    str: tables.string(s) as i64,
+                    ..Default::default()
+                },
+            }
+        })
+        .collect()
 }
 
 /// The profile, gzipped; `Err`: nothing to write (no stack was sampled).
@@ -81,24 +110,7 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
         if let Some(task) = &stack.task {
             of_stack.push(("task", Value::Str(task)));
         }
-        let label = of_stack
-            .into_iter()
-            .map(|(key, value)| {
-                let key = tables.string(key) as i64;
-                match value {
-                    Value::Num(num) => proto::Label {
-                        key,
-                        num,
-                        ..Default::default()
-                    },
-                    Value::Str(s) => proto::Label {
-                        key,
-                        str: tables.string(s) as i64,
-                        ..Default::default()
-                    },
-                }
-            })
-            .collect();
+        let label = proto_labels(&mut tables, of_stack);
         let count = stack.samples as i64;
         samples.push(proto::Sample {
             location_id,
@@ -129,33 +141,43 @@ pub fn encode(report: &Report) -> Result<Vec<u8>, String> {
     let profile = proto::Profile {
         sample_type,
         sample: samples,
-        location: (1..)
-            .zip(&tables.locations)
-            .map(|(id, location)| proto::Location {
-                id,
-                line: vec![proto::Line {
-                    function_id: location.function as u64,
-                    line: i64::from(location.line),
-                }],
-            })
-            .collect(),
-        function: (1..)
-            .zip(&tables.functions)
-            .map(|(id, function)| proto::Function {
-                id,
-                name: function.name as i64,
-                system_name: function.system_name as i64,
-                filename: function.filename as i64,
-                start_line: i64::from(function.start_line),
-            })
-            .collect(),
-        string_table: tables.strings,
         duration_nanos: (report.duration_s * 1e9) as i64,
         period_type,
         period,
         comment,
         default_sample_type,
+        ..Default::default()
     };
+    gzipped(profile, tables)
+}
+
+/// `profile` with the locations, functions and strings of `tables`,
+/// encoded and gzipped.
+pub(super) fn gzipped(
+    mut profile: proto::Profile,
+    tables: ProfileTables,
+) -> Result<Vec<u8>, String> {
+    profile.location = (1..)
+        .zip(&tables.locations)
+        .map(|(id, location)| proto::Location {
+            id,
+            line: vec![proto::Line {
+                function_id: location.function as u64,
+                line: i64::from(location.line),
+            }],
+        })
+        .collect();
+    profile.function = (1..)
+        .zip(&tables.functions)
+        .map(|(id, function)| proto::Function {
+            id,
+            name: function.name as i64,
+            system_name: function.system_name as i64,
+            filename: function.filename as i64,
+            start_line: i64::from(function.start_line),
+        })
+        .collect();
+    profile.string_table = tables.strings;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&profile.encode_to_vec())
         .and_then(|()| gz.finish())

@@ -48,6 +48,10 @@ impl System for LiveSystem {
         })
     }
 
+    fn peak_rss(&self, pid: u32) -> Option<u64> {
+        procfs::peak_rss(pid)
+    }
+
     fn host_name(&self) -> Option<String> {
         procfs::host_name()
     }

@@ -34,6 +34,7 @@ pub fn load_probes(
     let mut probes = Probes::load(
         !args.no_children,
         collector.settings.python_rate_hz,
+        collector.settings.fault_period,
         collector.settings.timeline,
         !collector.settings.continuous,
         scope.map(Scope::config).unwrap_or_default(),

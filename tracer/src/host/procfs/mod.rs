@@ -384,6 +384,24 @@ pub fn status(pid: u32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/status")).ok()
 }
 
+/// A process's peak resident memory in bytes (`VmHWM` of
+/// `/proc/PID/status`); `None` when it is gone or a kernel thread.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    status_kib(&status(pid)?, "VmHWM:").map(|kib| kib * 1024)
+}
+
+/// A `Name:   N kB` line of a status file, in KiB.
+fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The tracer's own `/proc/self/status` (capabilities).
 pub fn own_status() -> Option<String> {
     fs::read_to_string("/proc/self/status").ok()
@@ -502,6 +520,16 @@ pub fn map_file(pid: u32, start: u64, end: u64) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lines_in_kib() {
+        let status = "Name:\tpython3\nVmPeak:\t  30000 kB\nVmHWM:\t   10240 kB\nVmRSS:\t 9000 kB\n";
+        assert_eq!(status_kib(status, "VmHWM:"), Some(10_240));
+        assert_eq!(status_kib(status, "VmSwap:"), None);
+        assert_eq!(status_kib("VmHWM:\tlots\n", "VmHWM:"), None);
+        // Our own process has one.
+        assert!(peak_rss(std::process::id()).is_some_and(|bytes| bytes > 0));
+    }
 
     #[test]
     fn stat_with_awkward_comm() {

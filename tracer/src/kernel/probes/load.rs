@@ -39,6 +39,7 @@ pub(super) fn load_and_attach(
     ebpf: &mut Ebpf,
     chosen: &[Chosen],
     sampler: bool,
+    faults: bool,
     oom: Option<OomHook>,
 ) -> Result<Attached, ProbeError> {
     let oom_program = oom.map(OomHook::program);
@@ -46,6 +47,8 @@ pub(super) fn load_and_attach(
     for (name, program) in ebpf.programs_mut() {
         let wanted = if SAMPLER_PROGRAMS.contains(&name) || name == SIGNAL_CHECK_PROGRAM {
             sampler
+        } else if name == FAULT_PROGRAM {
+            sampler && faults
         } else if name == OOM_PROGRAM || name == MARK_VICTIM_PROGRAM {
             oom_program == Some(name)
         } else {
@@ -67,6 +70,14 @@ pub(super) fn load_and_attach(
         log::warn!("{err}");
         Some(err.to_string())
     });
+    let fault_error = done
+        .iter()
+        .position(|job| job.name == FAULT_PROGRAM)
+        .and_then(|at| done.swap_remove(at).result.err())
+        .map(|err| {
+            log::warn!("{err}");
+            err.to_string()
+        });
     // Said when the signal checks are asked for (`Probes::load_signal_check`).
     let signal_check_error = done
         .iter()
@@ -124,6 +135,7 @@ pub(super) fn load_and_attach(
         links,
         warnings,
         sampler_error,
+        fault_error,
         signal_check_error,
     })
 }
@@ -135,6 +147,8 @@ pub(super) struct Attached {
     pub(super) warnings: Vec<String>,
     /// Why the sampler cannot run, if so.
     pub(super) sampler_error: Option<String>,
+    /// Why the page-fault sampler did not load, if so.
+    pub(super) fault_error: Option<String>,
     /// Why the signal-check uprobe did not load, if so.
     pub(super) signal_check_error: Option<ProbeError>,
 }
@@ -225,7 +239,7 @@ fn load_program(name: &str, program: &mut aya::programs::Program) -> Result<(), 
         load_as(name, program, UProbe::load)
     } else if name == OOM_PROGRAM {
         load_as(name, program, KProbe::load)
-    } else if SAMPLER_PROGRAMS.contains(&name) {
+    } else if SAMPLER_PROGRAMS.contains(&name) || name == FAULT_PROGRAM {
         load_as(name, program, PerfEvent::load)
     } else {
         load_as(name, program, RawTracePoint::load)
@@ -312,6 +326,10 @@ fn attach_oom(
 /// The CPU-clock sampler's programs: the sampler, and in the object for
 /// kernels without `bpf_loop` the pieces of its walk after the first.
 pub(super) const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
+
+/// The page-fault sampler (memory growth by Python line), loaded beside
+/// the CPU-clock sampler: the same walk, run every Nth minor page fault.
+pub(super) const FAULT_PROGRAM: &str = "memory_fault";
 
 /// The signal-check uprobe, loaded beside the sampler (a Python program's
 /// handlers are timed where its stacks are sampled) and attached per

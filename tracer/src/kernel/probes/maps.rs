@@ -162,6 +162,8 @@ impl Probes {
             python_sleeping: self.python_sleeping()?,
             python_gil_waits: self.python_gil_waits()?,
             loops: self.loops()?,
+            // Only loaded with memory sampling.
+            fault_runs: per_cpu_totals::<2>(&self.ebpf, "FAULT_RUNS").unwrap_or_default(),
         })
     }
 

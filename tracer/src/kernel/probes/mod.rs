@@ -88,7 +88,7 @@ fn kernel_config(
             syscall_hooks::Hooks::RawWithSecondCopies(_)
         )),
         _pad: 0,
-        oom: kernel.oom,
+        memory: kernel.memory,
     };
     Ok((config, chosen))
 }
@@ -441,6 +441,14 @@ pub struct Probes {
     pub sampler_error: Option<String>,
     /// The sampling rate, when the sampler is loaded.
     sample_rate: Option<u64>,
+    /// Minor page faults per memory sample, when the fault sampler is
+    /// loaded (beside the CPU sampler, on the same threads or CPUs).
+    fault_period: Option<u64>,
+    /// Why memory growth is not sampled (it failed to load or attach), if so.
+    pub fault_error: Option<String>,
+    /// The page-fault events (opened here, not by aya: their counts are
+    /// read at the end), where each counts.
+    fault_events: Vec<(crate::kernel::perf_event::Counted, std::os::fd::OwnedFd)>,
     /// Threads that carry a sampling perf event of their own (their later
     /// threads and children inherit it).
     sampled_tids: std::collections::HashSet<u32>,
@@ -488,10 +496,13 @@ impl Probes {
     /// `loop_stall_ns`: an event loop iteration this long is a stall.
     /// `fd_rows`: count reads per descriptor, sent at close (one-off traces).
     /// `native_blocks`: room for the native unwind tables (0: `--native=off`).
+    /// `fault_period`: sample the Python stack every that many minor page
+    /// faults too (with the CPU sampler only).
     #[allow(clippy::too_many_arguments)]
     pub fn load(
         follow_children: bool,
         sample_rate: Option<u64>,
+        fault_period: Option<u64>,
         timeline: bool,
         fd_rows: bool,
         scope: ScopeConfig,
@@ -564,18 +575,25 @@ impl Probes {
 
         // Where OOM kills are seen, if the offsets were found: `mark_victim`
         // only where it passes the task.
-        let oom_hook = (config.oom.valid != 0)
+        let oom_hook = (config.memory.valid != 0)
             .then(load::oom_hook)
-            .filter(|&hook| hook == load::OomHook::KProbe || config.oom.mark_victim_task != 0);
+            .filter(|&hook| hook == load::OomHook::KProbe || config.memory.mark_victim_task != 0);
         let Attached {
             links,
             warnings,
             sampler_error,
+            fault_error,
             signal_check_error,
-        } = load_and_attach(&mut ebpf, &chosen, sample_rate.is_some(), oom_hook)?;
+        } = load_and_attach(
+            &mut ebpf,
+            &chosen,
+            sample_rate.is_some(),
+            fault_period.is_some(),
+            oom_hook,
+        )?;
         let mut links = links;
         let mut warnings = warnings;
-        if config.oom.valid != 0 && oom_hook.is_none() {
+        if config.memory.valid != 0 && oom_hook.is_none() {
             warnings.push(
                 "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
                  resident memory: this kernel has no kprobes, and its `mark_victim` tracepoint \
@@ -614,6 +632,9 @@ impl Probes {
             py_config,
             sampler_error,
             sample_rate,
+            fault_period: fault_period.filter(|_| sample_rate.is_some() && fault_error.is_none()),
+            fault_error,
+            fault_events: Vec::new(),
             sampled_tids: Default::default(),
             links,
             warnings,
@@ -674,6 +695,11 @@ impl Probes {
                 Link::KProbe(program, id) => take!(KProbe, program, id),
             });
         }
+        owned.extend(
+            self.fault_events
+                .drain(..)
+                .map(|(_, event)| Box::new(event) as Box<dyn Send>),
+        );
         std::thread::scope(|scope| {
             for link in owned {
                 scope.spawn(move || drop(link));

@@ -13,6 +13,7 @@ use aya::{
 };
 
 use super::{Link, ProbeError, Probes, load_error, typed_program};
+use crate::kernel::perf_event::{self, Counted};
 
 impl Probes {
     /// Attaches the CPU-clock sampler to each thread in `tids` that does not
@@ -42,6 +43,7 @@ impl Probes {
                     self.links.push(Link::PerfEvent("python_sample", link));
                     self.sampled_tids.insert(tid);
                     new += 1;
+                    self.sample_faults(Counted::Thread(tid));
                 }
                 Err(err) if thread_is_gone(&err) => {}
                 Err(err) => {
@@ -94,6 +96,7 @@ impl Probes {
                 Ok(link) => {
                     self.links.push(Link::PerfEvent("python_sample", link));
                     sampled += 1;
+                    self.sample_faults(Counted::Cpu(cpu));
                 }
                 Err(err) => {
                     log::warn!("{err}");
@@ -103,6 +106,63 @@ impl Probes {
             }
         }
         sampled
+    }
+
+    /// Memory growth: a minor-page-fault event (every `fault_period`
+    /// faults) where the CPU sampler has one, inherited the same way. The
+    /// first failure other than a thread gone stops it, said in
+    /// `fault_error`; the CPU sampler goes on.
+    fn sample_faults(&mut self, counted: Counted) {
+        let Some(period) = self.fault_period.filter(|_| self.fault_error.is_none()) else {
+            return;
+        };
+        let name = super::load::FAULT_PROGRAM;
+        let opened = typed_program::<PerfEvent>(&mut self.ebpf, name)
+            .and_then(|program| {
+                program.fd().map_err(|source| ProbeError::Program {
+                    program: name.into(),
+                    source: Box::new(source),
+                })
+            })
+            .and_then(|fd| {
+                use std::os::fd::AsFd as _;
+                perf_event::open_page_faults(counted, period, fd.as_fd()).map_err(|source| {
+                    ProbeError::Program {
+                        program: format!("{name} (perf_event minor page faults every {period})"),
+                        source: Box::new(ProgramError::IOError(source)),
+                    }
+                })
+            });
+        match opened {
+            Ok(event) => self.fault_events.push((counted, event)),
+            Err(err) if thread_is_gone(&err) => {}
+            Err(err) => {
+                log::warn!("{err}");
+                self.fault_error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Minor page faults the per-thread fault events counted (sampled or
+    /// not: see `perf_event::open_page_faults`), and the events; `None`
+    /// for a node-wide trace (its events count every process on their
+    /// CPUs) or none open.
+    pub fn faults_counted(&self) -> Option<(u64, u64)> {
+        use std::os::fd::AsFd as _;
+        if self.fault_events.is_empty()
+            || self
+                .fault_events
+                .iter()
+                .any(|(counted, _)| matches!(counted, Counted::Cpu(_)))
+        {
+            return None;
+        }
+        let counted: Option<u64> = self
+            .fault_events
+            .iter()
+            .map(|(_, event)| perf_event::count(event.as_fd()).ok())
+            .sum();
+        counted.map(|n| (n, self.fault_events.len() as u64))
     }
 
     /// Attach mode: a sampling event on every thread of the traced processes.
@@ -300,7 +360,7 @@ fn raise_fd_limit() {
 
 /// perf_event_open on a thread that has exited: ESRCH.
 fn thread_is_gone(err: &ProbeError) -> bool {
-    let ProbeError::PerfEvent { source, .. } = err else {
+    let (ProbeError::PerfEvent { source, .. } | ProbeError::Program { source, .. }) = err else {
         return false;
     };
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());

@@ -33,7 +33,18 @@ pub struct TrackDescriptor {
     pub thread: Option<ThreadDescriptor>,
     #[prost(uint64, optional, tag = "5")]
     pub parent_uuid: Option<u64>,
+    #[prost(message, optional, tag = "8")]
+    pub counter: Option<CounterDescriptor>,
 }
+
+/// A counter track's unit (`CounterDescriptor.Unit`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CounterDescriptor {
+    #[prost(int32, optional, tag = "3")]
+    pub unit: Option<i32>,
+}
+
+pub const UNIT_SIZE_BYTES: i32 = 3;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ProcessDescriptor {
@@ -71,6 +82,8 @@ pub struct TrackEvent {
     pub flow_ids: Vec<u64>,
     #[prost(fixed64, repeated, packed = "false", tag = "48")]
     pub terminating_flow_ids: Vec<u64>,
+    #[prost(int64, optional, tag = "30")]
+    pub counter_value: Option<i64>,
     #[prost(uint64, optional, tag = "56")]
     pub callstack_iid: Option<u64>,
 }
@@ -78,6 +91,7 @@ pub struct TrackEvent {
 pub const SLICE_BEGIN: i32 = 1;
 pub const SLICE_END: i32 = 2;
 pub const INSTANT: i32 = 3;
+pub const COUNTER: i32 = 4;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DebugAnnotation {

@@ -1,13 +1,83 @@
-//! MEMORY: the OOM killer's kills.
+//! MEMORY: the OOM killer's kills; MEMORY GROWTH: where Python processes
+//! faulted memory in.
 
 use std::fmt::Write;
 
 use crate::report::{
     Report,
-    format::{bytes, peer},
+    format::{bytes, peer, thousands},
 };
 
-pub fn render(out: &mut String, report: &Report) {
+/// Processes, and stacks of each, shown.
+const GROWTH_PROCESSES: usize = 5;
+const GROWTH_STACKS: usize = 5;
+/// Frames of each stack shown (the JSON report has them all).
+const GROWTH_FRAMES: usize = 6;
+
+pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
+    render_kills(out, report);
+    render_growth(out, report, width);
+}
+
+/// Each process's peak, what it faulted in, and its top stacks by bytes.
+fn render_growth(out: &mut String, report: &Report, width: Option<usize>) {
+    let memory = &report.memory;
+    if let Some(err) = &memory.growth_error {
+        let _ = writeln!(out, "MEMORY GROWTH: not sampled ({err})\n");
+        return;
+    }
+    if memory.processes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "MEMORY GROWTH: each rise of a process's resident memory, charged to the Python \
+         stack sampled at its end (a sample per {} a thread faults in; what is freed is \
+         not taken off)",
+        bytes(memory.growth_sample_bytes)
+    );
+    let who = crate::report::identity::Identities::of(report);
+    for p in memory.processes.iter().take(GROWTH_PROCESSES) {
+        let peak = p
+            .peak_rss_bytes
+            .map(|b| format!("peak resident {}, ", bytes(b)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}{}: {peak}grew {} ({} samples)",
+            peer(p.pid, &p.comm),
+            who.in_container(p.pid),
+            bytes(p.grown_bytes),
+            thousands(p.samples)
+        );
+        for g in p.growth.iter().take(GROWTH_STACKS) {
+            let head = format!("    {:>10}  ", bytes(g.bytes));
+            let stack = if g.frames.is_empty() {
+                "(no Python frame)".to_owned()
+            } else {
+                let shown = &g.frames[..g.frames.len().min(GROWTH_FRAMES)];
+                let more = g.frames.len() - shown.len();
+                let room = width.map(|w| w.saturating_sub(head.len()).max(40));
+                let mut stack = super::chain(shown, room);
+                if more > 0 && room.is_none() {
+                    stack.push_str(&format!(" <- ... {more} more"));
+                }
+                stack
+            };
+            let _ = writeln!(out, "{head}{stack}");
+        }
+    }
+    if memory.processes.len() > GROWTH_PROCESSES {
+        let _ = writeln!(
+            out,
+            "  ... {} more processes (JSON report: memory.processes)",
+            memory.processes.len() - GROWTH_PROCESSES
+        );
+    }
+    out.push('\n');
+}
+
+fn render_kills(out: &mut String, report: &Report) {
     let kills = &report.memory.oom_kills;
     if kills.is_empty() {
         return;
@@ -65,7 +135,61 @@ pub fn render(out: &mut String, report: &Report) {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{OomKill, Report, text::render};
+    use crate::report::{Growth, MemoryProcess, OomKill, Report, text::render};
+
+    #[test]
+    fn growth_says_each_processes_peak_and_top_stacks() {
+        let mut r = Report::default();
+        r.memory.growth_sample_bytes = 256 << 10;
+        let frame = |function: &str, line| crate::frame::Frame {
+            qualname: function.into(),
+            function: function.into(),
+            file: "/srv/app.py".into(),
+            line,
+            first_line: 1,
+            native: false,
+        };
+        r.memory.processes.push(MemoryProcess {
+            pid: 7,
+            comm: "python3".into(),
+            peak_rss_bytes: Some(80 << 20),
+            samples: 257,
+            grown_bytes: 257 * (256 << 10),
+            growth: vec![
+                Growth {
+                    bytes: 48 << 20,
+                    samples: 192,
+                    truncated: false,
+                    frames: vec![frame("grow_a", 8), frame("main", 17)],
+                },
+                Growth {
+                    bytes: 256 << 10,
+                    samples: 1,
+                    truncated: false,
+                    frames: Vec::new(),
+                },
+            ],
+            ..Default::default()
+        });
+        let text = render(&r, None);
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("MEMORY GROWTH"))
+            .take(4)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "MEMORY GROWTH: each rise of a process's resident memory, charged to the Python \
+                 stack sampled at its end (a sample per 256 KiB a thread faults in; what is \
+                 freed is not taken off)",
+                "  python3 (pid 7): peak resident 80 MiB, grew 64.2 MiB (257 samples)",
+                "        48 MiB  grow_a (/srv/app.py:8) <- main (/srv/app.py:17)",
+                "       256 KiB  (no Python frame)",
+            ],
+            "{text}"
+        );
+    }
 
     #[test]
     fn an_oom_kill_says_the_limit_the_memory_and_who_ran_out() {

@@ -32,7 +32,7 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
     sched::render(&mut out, report, width);
     processes::render_processes(&mut out, report, width);
     processes::render_zombies(&mut out, report, width);
-    memory::render(&mut out, report);
+    memory::render(&mut out, report, width);
     signals::render(&mut out, report, width);
     python::render(&mut out, report, width);
     loops::render(&mut out, report, width);
