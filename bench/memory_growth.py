@@ -21,61 +21,18 @@ bench --suite memory` runs it with the freshly built tracer.
 Usage: sudo bench/memory_growth.py [--python PY] [--runs 7] [--rounds 20]
 """
 import argparse
-import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from python_sampling import bpf_cost, work_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKLOAD = os.path.join(ROOT, "tests/workloads/python_bench_alloc.py")
-
-
-def work_time(argv):
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith('{"wall_s"'):
-            if proc.returncode != 0:
-                raise RuntimeError(f"{argv} exited {proc.returncode}: {proc.stderr}")
-            return json.loads(line)
-    raise RuntimeError(f"no result from {argv}: {proc.stdout}{proc.stderr}")
-
-
-def sampler_cost(tracer, cmd):
-    """run_time_ns / run_cnt of `memory_fault` (kernel.bpf_stats_enabled),
-    the last value seen before the tracer unloads it."""
-    stats_path = "/proc/sys/kernel/bpf_stats_enabled"
-    old = open(stats_path).read().strip()
-    open(stats_path, "w").write("1")
-    try:
-        tmp = tempfile.mkdtemp(prefix="tracer-bench-")
-        proc = subprocess.Popen(
-            [tracer, "--quiet", "--format", "json", "-o", os.path.join(tmp, "r.json"),
-             "--", *cmd], stdout=subprocess.PIPE, text=True)
-        seen = None
-        while proc.poll() is None:
-            out = subprocess.run(["bpftool", "-j", "prog", "show", "name", "memory_fault"],
-                                 capture_output=True, text=True).stdout
-            try:
-                progs = json.loads(out) if out.strip() else []
-            except json.JSONDecodeError:
-                progs = []
-            if isinstance(progs, dict):
-                progs = [progs]
-            for prog in progs:
-                if prog.get("run_cnt"):
-                    seen = (prog["run_time_ns"], prog["run_cnt"])
-            time.sleep(0.05)
-        stdout = proc.stdout.read()
-        work = next((json.loads(l) for l in stdout.splitlines() if l.startswith('{"wall_s"')), None)
-        return seen, work
-    finally:
-        open(stats_path, "w").write(old)
 
 
 def main():
@@ -126,12 +83,13 @@ def main():
         cpu = statistics.median(r["cpu_s"] for r in rs)
         print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.3f} | {wall:.3f} | {wall / base_wall:.3f} |")
     print()
-    seen, work = sampler_cost(args.tracer, cmd)
-    if seen and work:
-        ns, count = seen
+    # The CPU sampler's rate left as it is: only the fault sampler is read.
+    cost = bpf_cost(args.tracer, 99, cmd, program="memory_fault")
+    if cost:
+        ns, count, cpu = cost
         print(f"- `memory_fault` (kernel.bpf_stats_enabled): {ns / 1e6:.1f} ms in {count:,} "
-              f"samples, {ns / count / 1000:.2f} µs per sample, "
-              f"{100 * ns / 1e9 / work['cpu_s']:.2f}% of the work's {work['cpu_s']:.2f} s CPU")
+              f"samples, {ns / max(count, 1) / 1000:.2f} µs per sample, "
+              f"{100 * ns / 1e9 / cpu:.2f}% of the work's {cpu:.2f} s CPU")
     print(f"\nCommand: `sudo bench/memory_growth.py --runs {args.runs} --rounds {args.rounds}` "
           f"(tracer: {args.tracer})")
 

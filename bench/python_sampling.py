@@ -54,10 +54,10 @@ def work_time(argv):
     raise RuntimeError(f"no result from {argv}: {proc.stdout}{proc.stderr}")
 
 
-def bpf_cost(tracer, rate, cmd, extra=()):
+def bpf_cost(tracer, rate, cmd, extra=(), program="python_sample"):
     """Kernel-side cost of the sampler itself: run_time_ns / run_cnt of the
-    `python_sample` program (kernel.bpf_stats_enabled), last value seen
-    before the tracer unloads it, against the work's CPU time."""
+    `program` (kernel.bpf_stats_enabled), last value seen before the tracer
+    unloads it, against the work's CPU time."""
     stats_path = "/proc/sys/kernel/bpf_stats_enabled"
     old = open(stats_path).read().strip()
     open(stats_path, "w").write("1")
@@ -69,7 +69,7 @@ def bpf_cost(tracer, rate, cmd, extra=()):
             stdout=subprocess.PIPE, text=True)
         runs = {}
         while proc.poll() is None:
-            out = subprocess.run(["bpftool", "-j", "prog", "show", "name", "python_sample"],
+            out = subprocess.run(["bpftool", "-j", "prog", "show", "name", program],
                                  capture_output=True, text=True).stdout
             try:
                 progs = json.loads(out) if out.strip() else []
