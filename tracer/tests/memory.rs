@@ -213,8 +213,13 @@ fn resident_memory_grown_is_charged_to_the_lines_that_grew_it() {
     require_root();
     let scratch = Scratch::new("memory-growth");
     let facts_path = scratch.path("facts.json");
+    let (pprof, svg) = (scratch.path("memory.pb.gz"), scratch.path("memory.svg"));
     let command = python_command(SHARED_PYTHON, "memory_growth.py", &[&facts_path]);
-    let report = trace_command(&scratch, &[], &command);
+    let report = trace_command(
+        &scratch,
+        &["--memory-pprof", &pprof, "--memory-flamegraph", &svg],
+        &command,
+    );
     let facts = common::load_json(&facts_path);
     let memory = &report["memory"];
     let sample = u64_of(&memory["growth_sample_bytes"]);
@@ -268,4 +273,30 @@ fn resident_memory_grown_is_charged_to_the_lines_that_grew_it() {
     let rss = row["rss"].as_array().expect("rss points");
     let last = rss.last().map_or(0, |p| u64_of(&p["bytes"]));
     assert!(last >= 64 << 20 && last <= peak, "{row}");
+
+    // The same growth in the official consumer of pprof profiles: each
+    // line's share of the bytes, as the report has it.
+    let output = std::process::Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=space", &pprof])
+        .output()
+        .expect("go (Debian's golang-go; `cargo xtask test` installs it)");
+    assert!(output.status.success(), "go tool pprof: {output:?}");
+    let top = String::from_utf8(output.stdout).unwrap();
+    assert!(top.contains("Type: space"), "{top}");
+    let grown = u64_of(&row["grown_bytes"]) as f64;
+    for (function, line) in [("grow_main", "main_line"), ("grow_thread", "thread_line")] {
+        let flat: f64 = top
+            .lines()
+            .find(|l| l.split_whitespace().last() == Some(function))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|share| share.trim_end_matches('%').parse().ok())
+            .unwrap_or_else(|| panic!("no {function} in go tool pprof -top:\n{top}"));
+        let share = 100.0 * line_bytes(&facts[line]) as f64 / grown;
+        assert!(
+            (flat - share).abs() <= 0.5,
+            "{function}: {flat}% vs {share:.2}%\n{top}"
+        );
+    }
+    let drawn = std::fs::read_to_string(&svg).expect("the memory flame graph");
+    assert!(drawn.contains("grow_main") && drawn.contains("Resident memory grown"));
 }
