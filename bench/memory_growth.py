@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 
-from python_sampling import bpf_cost, work_time
+from python_sampling import bpf_cost, interleaved, print_medians
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -60,29 +60,14 @@ def main():
             "bpftrace", "-q", "-e", "software:minor-faults:64 /pid == cpid/ { }",
             "-c", " ".join(cmd)],
     }
-    for argv in configs.values():
-        work_time(argv)  # preflight: fails loudly before the long run
-    results = {name: [] for name in configs}
-    for run in range(args.runs):
-        for name, argv in configs.items():
-            results[name].append(work_time(argv))
-        print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
+    results = interleaved(configs, args.runs)
     base_wall = statistics.median(r["wall_s"] for r in results["untraced"])
-    base_cpu = statistics.median(r["cpu_s"] for r in results["untraced"])
     faults = statistics.median(r["minflt"] for r in results["untraced"])
     print(f"## Memory growth sampling overhead: dicts and bytearrays x {args.rounds}\n")
     print(f"{platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"load average {os.getloadavg()[0]:.2f}; python {args.python}; "
           f"{faults:,.0f} minor faults in {base_wall:.2f} s untraced\n")
-    print(f"Medians of {args.runs} interleaved runs of the work's own CPU time "
-          "(time.process_time) and wall time (time.perf_counter), start-up excluded.\n")
-    print("| configuration | CPU s | CPU vs untraced | wall s | wall vs untraced |")
-    print("|---|---:|---:|---:|---:|")
-    for name, rs in results.items():
-        wall = statistics.median(r["wall_s"] for r in rs)
-        cpu = statistics.median(r["cpu_s"] for r in rs)
-        print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.3f} | {wall:.3f} | {wall / base_wall:.3f} |")
-    print()
+    print_medians(results, args.runs)
     # The CPU sampler's rate left as it is: only the fault sampler is read.
     cost = bpf_cost(args.tracer, 99, cmd, program="memory_fault")
     if cost:

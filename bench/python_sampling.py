@@ -131,6 +131,35 @@ def configurations(args, rate, cmd, tmp):
     return configs
 
 
+def interleaved(configs, runs):
+    """Each configuration once (a preflight that fails loudly before the
+    long run), then `runs` interleaved rounds: the work's timings."""
+    for argv in configs.values():
+        work_time(argv)
+    results = {name: [] for name in configs}
+    for run in range(runs):
+        for name, argv in configs.items():
+            results[name].append(work_time(argv))
+        print(f"run {run + 1}/{runs} done", file=sys.stderr)
+    return results
+
+
+def print_medians(results, runs):
+    """The medians of the work's CPU and wall time, and their ratios to the
+    `untraced` row, as a Markdown table."""
+    base_wall = statistics.median(r["wall_s"] for r in results["untraced"])
+    base_cpu = statistics.median(r["cpu_s"] for r in results["untraced"])
+    print(f"Medians of {runs} interleaved runs of the work's own CPU time "
+          "(time.process_time) and wall time (time.perf_counter), start-up excluded.\n")
+    print("| configuration | CPU s | CPU vs untraced | wall s | wall vs untraced |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rs in results.items():
+        wall = statistics.median(r["wall_s"] for r in rs)
+        cpu = statistics.median(r["cpu_s"] for r in rs)
+        print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.3f} | {wall:.3f} | {wall / base_wall:.3f} |")
+    print()
+
+
 def print_per_tick(results, base_cpu, high, low):
     """The CPU each sampler costs per tick, from the highest rate (where it
     stands well above the run-to-run noise), and what that predicts at the
@@ -173,14 +202,7 @@ def main():
     configs = {"untraced": cmd}
     for rate in rates:
         configs.update(configurations(args, rate, cmd, tmp))
-    for name, argv in configs.items():
-        work_time(argv)  # preflight: fails loudly before the long run
-    results = {name: [] for name in configs}
-    for run in range(args.runs):
-        for name, argv in configs.items():
-            results[name].append(work_time(argv))
-        print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
-    base_wall = statistics.median(r["wall_s"] for r in results["untraced"])
+    results = interleaved(configs, args.runs)
     base_cpu = statistics.median(r["cpu_s"] for r in results["untraced"])
     if args.native:
         print(f"## Native frames: sampling overhead on zlib's deflate x {args.rounds}\n")
@@ -188,15 +210,7 @@ def main():
         print(f"## Python sampling overhead: fib(24) x {args.rounds}\n")
     print(f"{platform.node()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"load average {os.getloadavg()[0]:.2f}; python {args.python}\n")
-    print(f"Medians of {args.runs} interleaved runs of the work's own CPU time "
-          "(time.process_time) and wall time (time.perf_counter), start-up excluded.\n")
-    print("| configuration | CPU s | CPU vs untraced | wall s | wall vs untraced |")
-    print("|---|---:|---:|---:|---:|")
-    for name, rs in results.items():
-        wall = statistics.median(r["wall_s"] for r in rs)
-        cpu = statistics.median(r["cpu_s"] for r in rs)
-        print(f"| {name} | {cpu:.3f} | {cpu / base_cpu:.3f} | {wall:.3f} | {wall / base_wall:.3f} |")
-    print()
+    print_medians(results, args.runs)
     if len(rates) > 1:
         print_per_tick(results, base_cpu, max(rates), min(rates))
     # The sampler's own run time per tick, on fib's recursion (one code

@@ -112,9 +112,8 @@ const _: () = assert!(
 );
 
 /// A sampled minor page fault of a Python thread (`EventKind::PyFaultSample`):
-/// every `Config::fault_period`-th fault of the thread (or CPU) comes with
-/// the thread's Python stack, the faulting address and the process's
-/// resident memory then.
+/// every Nth fault of the thread (or CPU: the perf event's period) comes
+/// with the thread's Python stack and the process's resident memory then.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct PyFaultSample {
@@ -122,10 +121,8 @@ pub struct PyFaultSample {
     /// The process's resident pages (file + anon + shmem) after the fault,
     /// as `rss_stat` folds them (0: not known).
     pub rss_pages: u64,
-    /// The address that faulted.
-    pub addr: u64,
 }
 
 const _: () = assert!(
-    core::mem::size_of::<PyFaultSample>() == core::mem::size_of::<crate::python::PySample>() + 16
+    core::mem::size_of::<PyFaultSample>() == core::mem::size_of::<crate::python::PySample>() + 8
 );

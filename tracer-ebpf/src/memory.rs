@@ -170,23 +170,11 @@ fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
     entry.submit(crate::maps::RB_FORCE_WAKEUP);
 }
 
-/// Runs of [`memory_fault`] (slot [`FAULT_RUNS_ALL`]), and those that sent
-/// nothing (slot [`FAULT_RUNS_UNSENT`]: a process not traced, or with no
-/// interpreter known). Userspace sets them against the faults the events
-/// counted: the kernel does not run a sampling event's program when it
-/// throttles it (`perf_event_max_sample_rate`), and says so nowhere else.
+/// Runs of [`memory_fault`]. Userspace sets them against the faults the
+/// events counted: the kernel does not run a sampling event's program when
+/// it throttles it (`perf_event_max_sample_rate`), and says so nowhere else.
 #[map]
-static FAULT_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
-const FAULT_RUNS_ALL: u32 = 0;
-const FAULT_RUNS_UNSENT: u32 = 1;
-
-#[inline(always)]
-fn count_fault_run(slot: u32) {
-    if let Some(counter) = FAULT_RUNS.get_ptr_mut(slot) {
-        // Per-CPU slot: no other CPU writes it.
-        unsafe { *counter += 1 };
-    }
-}
+static FAULT_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// `rss_stat` counter `index` (`MM_*`) of `mm`, in pages (0: unknown).
 #[inline(always)]
@@ -224,27 +212,25 @@ pub fn peak_rss_pages() -> u32 {
     maxrss.max(rss_pages(mm)).min(u32::MAX as u64) as u32
 }
 
-/// Every Nth minor page fault of a traced thread: its Python stack, the
-/// address and the process's resident memory, for memory growth by line.
-/// Threads of processes with no interpreter known are not sampled.
+/// Every Nth minor page fault of a traced thread: its Python stack and the
+/// process's resident memory, for memory growth by line. Threads of
+/// processes with no interpreter known are not sampled.
 #[perf_event]
 pub fn memory_fault(ctx: PerfEventContext) -> u32 {
-    count_fault_run(FAULT_RUNS_ALL);
+    if let Some(runs) = FAULT_RUNS.get_ptr_mut(0) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *runs += 1 };
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if unsafe { crate::maps::TRACED.get(&tgid) }.is_none()
-        || crate::python::config_of(tgid).is_none()
-    {
-        count_fault_run(FAULT_RUNS_UNSENT);
+    if unsafe { crate::maps::TRACED.get(&tgid) }.is_none() {
         return 0;
     }
+    let Some(cfg) = crate::python::config_of(tgid) else {
+        return 0;
+    };
     let task = unsafe { bpf_get_current_task() };
     let mm = read_kernel::<u64>(task, config!(structs.task_mm)).unwrap_or(0);
-    // `struct bpf_perf_event_data { regs; sample_period; addr; }`.
-    let data =
-        aya_ebpf::EbpfContext::as_ptr(&ctx) as *const aya_ebpf::bindings::bpf_perf_event_data;
-    // SAFETY: the program's context, read in place as the verifier allows.
-    let addr = unsafe { (*data).addr };
-    crate::python::fault_sample(&ctx, tgid, pid_tgid as u32, rss_pages(mm), addr);
+    crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss_pages(mm));
     0
 }

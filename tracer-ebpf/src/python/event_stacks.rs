@@ -66,6 +66,17 @@ pub(super) fn capture_top<const N: usize>(
     let Some(&tstate) = (unsafe { PY_THREADS.get(&tid) }) else {
         return false;
     };
+    capture_top_of::<N>(cfg, tstate, frames, hook)
+}
+
+/// [`capture_top`] of the thread whose state is `tstate`.
+#[inline(always)]
+fn capture_top_of<const N: usize>(
+    cfg: &PyConfig,
+    tstate: u64,
+    frames: *mut PyFrameRecord,
+    hook: Hook,
+) -> bool {
     let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
     if cfg.cframe_current_frame != PY_NO_OFFSET {
         frame = read_u64(frame + cfg.cframe_current_frame as u64);
@@ -452,9 +463,9 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
     // A thread userspace has not published yet (started a moment ago) is
     // found as the sampler finds it, by its TLS base: it is the current
     // thread here.
-    if super::current_thread_state(cfg, tid).is_none() {
+    let Some(tstate) = super::current_thread_state(cfg, tid) else {
         return;
-    }
+    };
     let Some(mut entry) = EVENTS.reserve::<SignalFatalStackEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
@@ -463,7 +474,7 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
     // SAFETY: fields of the reserved record, written in place.
     unsafe {
         let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
-        if !capture_top::<FATAL_CAPTURE>(cfg, tid, frames, Hook::Other) {
+        if !capture_top_of::<FATAL_CAPTURE>(cfg, tstate, frames, Hook::Other) {
             entry.discard(0);
             return;
         }

@@ -586,15 +586,12 @@ fn walked_from(cfg: &PyConfig, tstate: u64, tgid: u32, tid: u32) -> Walked<'_> {
     }
 }
 
-/// A sampled page fault of thread `tid` (`crate::memory::memory_fault`):
-/// its Python stack (empty where it has none: a thread of no Python
-/// frame still grew the process), with the process's resident pages
-/// and the faulting address. Processes with no interpreter known: none.
+/// A sampled page fault of thread `tid` of a Python process
+/// (`crate::memory::memory_fault`): its Python stack (empty where it has
+/// none: a thread of no Python frame still grew the process), with the
+/// process's resident pages.
 #[inline(always)]
-pub fn fault_sample(ctx: &PerfEventContext, tgid: u32, tid: u32, rss_pages: u64, addr: u64) {
-    let Some(cfg) = config_of(tgid) else {
-        return;
-    };
+pub fn fault_sample(ctx: &PerfEventContext, cfg: &PyConfig, tgid: u32, tid: u32, rss_pages: u64) {
     let walked = match current_thread_state(cfg, tid) {
         Some(tstate) => walked_from(cfg, tstate, tgid, tid),
         None => Walked {
@@ -607,21 +604,13 @@ pub fn fault_sample(ctx: &PerfEventContext, tgid: u32, tid: u32, rss_pages: u64,
             gil: 0,
         },
     };
-    let fault = Fault { rss_pages, addr };
     #[cfg(feature = "without-bpf-loop")]
-    walk_pieces::start(ctx, &walked, Some(fault));
+    walk_pieces::start(ctx, &walked, Some(rss_pages));
     #[cfg(not(feature = "without-bpf-loop"))]
     {
         let _ = ctx;
-        walk_loop::fault_in_place(&walked, fault);
+        walk_loop::fault_in_place(&walked, rss_pages);
     }
-}
-
-/// What a fault sample carries besides the stack (`PyFaultSample`).
-#[derive(Clone, Copy)]
-struct Fault {
-    rss_pages: u64,
-    addr: u64,
 }
 
 /// What the sampler found before walking: the thread's current frame.

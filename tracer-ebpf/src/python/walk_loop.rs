@@ -7,7 +7,7 @@
 use aya_ebpf::{macros::map, maps::PerCpuArray, programs::PerfEventContext};
 use tracer_common::{EventKind, PY_MAX_DEPTH, PyConfig, PyFrameRecord, PySample, drops};
 
-use super::{Cursor, Fault, FrameBuf, Walked, walk_frame, write_sample_fields, write_walk_end};
+use super::{Cursor, FrameBuf, Walked, walk_frame, write_sample_fields, write_walk_end};
 use crate::maps::count_drop;
 
 /// The sampler's frame walk, on its stack, for `bpf_loop`.
@@ -98,10 +98,10 @@ pub(super) fn sample_in_place(ctx: &PerfEventContext, walked: &Walked) {
     entry.submit(RB_NO_WAKEUP);
 }
 
-/// A page fault's sample: the stack with the fault's figures (no native
-/// stack: where memory grew is told by the Python line).
+/// A page fault's sample: the stack with the process's resident pages (no
+/// native stack: where memory grew is told by the Python line).
 #[inline(always)]
-pub(super) fn fault_in_place(walked: &Walked, fault: Fault) {
+pub(super) fn fault_in_place(walked: &Walked, rss_pages: u64) {
     use crate::maps::{EVENTS, RB_NO_WAKEUP};
     use tracer_common::PyFaultSample;
     let Some(mut entry) = EVENTS.reserve::<PyFaultSample>(0) else {
@@ -116,8 +116,7 @@ pub(super) fn fault_in_place(walked: &Walked, fault: Fault) {
             walked,
             EventKind::PyFaultSample,
         );
-        core::ptr::addr_of_mut!((*record).rss_pages).write(fault.rss_pages);
-        core::ptr::addr_of_mut!((*record).addr).write(fault.addr);
+        core::ptr::addr_of_mut!((*record).rss_pages).write(rss_pages);
     }
     entry.submit(RB_NO_WAKEUP);
 }

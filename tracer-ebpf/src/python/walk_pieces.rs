@@ -16,9 +16,7 @@ use aya_ebpf::{
 };
 use tracer_common::{EventKind, PY_MAX_DEPTH, PyConfig, PyFaultSample, PySample, drops};
 
-use super::{
-    Cursor, Fault, FrameBuf, Walked, config_of, walk_frame, write_sample_fields, write_walk_end,
-};
+use super::{Cursor, FrameBuf, Walked, config_of, walk_frame, write_sample_fields, write_walk_end};
 use crate::maps::{EVENTS, RB_NO_WAKEUP, count_drop};
 
 /// Frames read per piece: 16 pieces for `PY_MAX_DEPTH`, well inside the
@@ -45,19 +43,19 @@ static PY_WALK: PerCpuArray<PieceWalk> = PerCpuArray::with_max_entries(1, 0);
 static PY_WALK_PIECES: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Starts the walk of the thread's stack at its current frame: the
-/// record's fields, then the first piece.
+/// record's fields, then the first piece. `fault_rss`: a page fault's
+/// sample, with the process's resident pages.
 #[inline(always)]
-pub(super) fn start(ctx: &PerfEventContext, walked: &Walked, fault: Option<Fault>) {
+pub(super) fn start(ctx: &PerfEventContext, walked: &Walked, fault_rss: Option<u64>) {
     let Some(walk) = PY_WALK.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's value; no other program on this CPU uses it
     // before the walk's last piece.
     let walk = unsafe { &mut *walk };
-    let kind = match fault {
-        Some(fault) => {
-            walk.record.rss_pages = fault.rss_pages;
-            walk.record.addr = fault.addr;
+    let kind = match fault_rss {
+        Some(rss_pages) => {
+            walk.record.rss_pages = rss_pages;
             EventKind::PyFaultSample
         }
         None => EventKind::PySample,

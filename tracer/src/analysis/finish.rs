@@ -382,18 +382,18 @@ fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String
 
 /// Memory growth's rows: the processes' names from their rows. `faults`:
 /// why sampling did not start, the faults the events counted (and how
-/// many events), the sampler's runs (all, and those that sent nothing).
+/// many events), the sampler's runs.
 fn memory_growth_report(
     growth: memory_growth::MemoryGrowth,
     settings: &Settings,
     system: &dyn system::System,
     report: &mut Report,
-    faults: (Option<String>, Option<(u64, u64)>, [u64; 2]),
+    faults: (Option<String>, Option<(u64, u64)>, u64),
 ) {
     let Some(period) = settings.fault_period else {
         return;
     };
-    let (fault_error, counted, [runs, _unsent]) = faults;
+    let (fault_error, counted, runs) = faults;
     if fault_error.is_some() {
         report.memory.growth_error = fault_error;
         return;
@@ -419,18 +419,20 @@ fn memory_growth_report(
             ));
         }
     }
-    let processes = &report.processes;
+    // A pid reused: its last row's name.
+    let comms: HashMap<u32, &str> = report
+        .processes
+        .iter()
+        .map(|p| (p.pid, p.comm.as_str()))
+        .collect();
     report.memory.processes = growth.finish(
         period * page,
         page,
         settings.base_ns,
         |pid| {
-            processes
-                .iter()
-                .rev()
-                .find(|p| p.pid == pid)
-                .map(|p| p.comm.clone())
-                .unwrap_or_default()
+            comms
+                .get(&pid)
+                .map_or_else(String::new, |c| (*c).to_owned())
         },
         |pid| system.peak_rss(pid),
     );

@@ -226,14 +226,7 @@ mod tests {
     use super::*;
 
     fn frame(function: &str, line: u32) -> Frame {
-        Frame {
-            qualname: function.into(),
-            function: function.into(),
-            file: "app.py".into(),
-            line,
-            first_line: 1,
-            native: false,
-        }
+        crate::report::fixtures::python_frame(function, "app.py", line)
     }
 
     fn fault(tgid: u32, ts_ns: u64, rss_pages: u64) -> FaultSample {
@@ -245,7 +238,6 @@ mod tests {
             truncated: false,
             torn: false,
             rss_pages,
-            addr: 0,
         }
     }
 

@@ -84,7 +84,6 @@ pub struct FaultSample {
     pub torn: bool,
     /// Resident pages after the fault (0: not known).
     pub rss_pages: u64,
-    pub addr: u64,
 }
 
 pub(super) fn fault_sample(record: &tracer_common::PyFaultSample) -> FaultSample {
@@ -98,6 +97,5 @@ pub(super) fn fault_sample(record: &tracer_common::PyFaultSample) -> FaultSample
         truncated: sample.truncated == 1,
         torn: sample.truncated == tracer_common::PY_SAMPLE_TORN,
         rss_pages: record.rss_pages,
-        addr: record.addr,
     }
 }

@@ -140,6 +140,19 @@ pub fn signals_report() -> Report {
     r
 }
 
+/// A Python frame of function `name` running line `line` of `file` (its
+/// `def` on line 1).
+pub fn python_frame(name: &str, file: &str, line: u32) -> crate::frame::Frame {
+    crate::frame::Frame {
+        qualname: name.into(),
+        function: name.into(),
+        file: file.into(),
+        line,
+        first_line: 1,
+        native: false,
+    }
+}
+
 /// The frames of a `subprocess.Popen` made on line `line` of /abs/wl.py.
 pub fn popen_frames(line: u32) -> Vec<crate::frame::Frame> {
     [

@@ -175,14 +175,7 @@ mod tests {
     use crate::report::{Growth, MemoryProcess};
 
     fn frame(name: &str, line: u32) -> Frame {
-        Frame {
-            qualname: name.into(),
-            function: name.into(),
-            file: "/app.py".into(),
-            line,
-            first_line: 1,
-            native: false,
-        }
+        crate::report::fixtures::python_frame(name, "/app.py", line)
     }
 
     fn report() -> Report {

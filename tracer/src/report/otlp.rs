@@ -254,14 +254,7 @@ mod tests {
     use crate::report::{Container, ProcessInfo, PythonStack, PythonThread};
 
     fn frame(name: &str, line: u32) -> Frame {
-        Frame {
-            qualname: name.into(),
-            function: name.into(),
-            file: "/app.py".into(),
-            line,
-            first_line: 1,
-            native: false,
-        }
+        crate::report::fixtures::python_frame(name, "/app.py", line)
     }
 
     fn stack(pid: u32, tid: u32, samples: u64, frames: Vec<Frame>) -> PythonStack {

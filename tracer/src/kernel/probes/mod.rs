@@ -447,8 +447,8 @@ pub struct Probes {
     /// Why memory growth is not sampled (it failed to load or attach), if so.
     pub fault_error: Option<String>,
     /// The page-fault events (opened here, not by aya: their counts are
-    /// read at the end), where each counts.
-    fault_events: Vec<(crate::kernel::perf_event::Counted, std::os::fd::OwnedFd)>,
+    /// read at the end).
+    fault_events: Vec<std::os::fd::OwnedFd>,
     /// Threads that carry a sampling perf event of their own (their later
     /// threads and children inherit it).
     sampled_tids: std::collections::HashSet<u32>,
@@ -698,7 +698,7 @@ impl Probes {
         owned.extend(
             self.fault_events
                 .drain(..)
-                .map(|(_, event)| Box::new(event) as Box<dyn Send>),
+                .map(|event| Box::new(event) as Box<dyn Send>),
         );
         std::thread::scope(|scope| {
             for link in owned {

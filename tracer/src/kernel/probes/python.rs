@@ -134,7 +134,7 @@ impl Probes {
                 })
             });
         match opened {
-            Ok(event) => self.fault_events.push((counted, event)),
+            Ok(event) => self.fault_events.push(event),
             Err(err) if thread_is_gone(&err) => {}
             Err(err) => {
                 log::warn!("{err}");
@@ -149,18 +149,13 @@ impl Probes {
     /// CPUs) or none open.
     pub fn faults_counted(&self) -> Option<(u64, u64)> {
         use std::os::fd::AsFd as _;
-        if self.fault_events.is_empty()
-            || self
-                .fault_events
-                .iter()
-                .any(|(counted, _)| matches!(counted, Counted::Cpu(_)))
-        {
+        if self.node_wide || self.fault_events.is_empty() {
             return None;
         }
         let counted: Option<u64> = self
             .fault_events
             .iter()
-            .map(|(_, event)| perf_event::count(event.as_fd()).ok())
+            .map(|event| perf_event::count(event.as_fd()).ok())
             .sum();
         counted.map(|n| (n, self.fault_events.len() as u64))
     }

@@ -141,14 +141,8 @@ mod tests {
     fn growth_says_each_processes_peak_and_top_stacks() {
         let mut r = Report::default();
         r.memory.growth_sample_bytes = 256 << 10;
-        let frame = |function: &str, line| crate::frame::Frame {
-            qualname: function.into(),
-            function: function.into(),
-            file: "/srv/app.py".into(),
-            line,
-            first_line: 1,
-            native: false,
-        };
+        let frame =
+            |function, line| crate::report::fixtures::python_frame(function, "/srv/app.py", line);
         r.memory.processes.push(MemoryProcess {
             pid: 7,
             comm: "python3".into(),
