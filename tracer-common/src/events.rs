@@ -101,6 +101,9 @@ pub enum EventKind {
     /// A sampled page fault of a Python thread, with its stack:
     /// [`crate::PyFaultSample`].
     PyFaultSample = 28,
+    /// The line table of a code object on a dying thread's stack:
+    /// [`crate::PyCodeLines`].
+    PyCodeLines = 29,
 }
 
 impl EventKind {
@@ -133,6 +136,7 @@ impl EventKind {
             26 => Some(Self::SignalFatalStack),
             27 => Some(Self::OomKill),
             28 => Some(Self::PyFaultSample),
+            29 => Some(Self::PyCodeLines),
             _ => None,
         }
     }

@@ -118,6 +118,15 @@ pub struct PyConfig {
     /// `co_firstlineno` overwritten. Such a walk is torn, not named.
     pub ob_type: u32,
     pub code_type: u64,
+    /// Offsets of `co_linetable` (`co_lnotab` before 3.10) in a code object
+    /// and of the size and the data in a `bytes` object: a thread dying of
+    /// a signal has its code objects' line tables copied
+    /// ([`PyCodeLines`]), for the process is gone before userspace reads
+    /// them. `code_linetable == PY_NO_OFFSET`: no copies.
+    pub code_linetable: u32,
+    pub bytes_size: u32,
+    pub bytes_data: u32,
+    pub _pad_lines: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.
@@ -339,6 +348,29 @@ pub struct PyCodeNames {
     pub filename: PyStringCopy,
 }
 
+/// Bytes of a line table a [`PyCodeLines`] record carries: its start (a
+/// function of a few hundred lines on 3.11+; a frame past the copy has no
+/// line).
+pub const PY_LINE_TABLE_BYTES: usize = 1024;
+
+/// The line table of a code object on the stack of a thread a signal is
+/// killing (`EventKind::PyCodeLines`), sent with its fatal stack: the
+/// process, whose memory holds the table, is gone before userspace can
+/// read it, and its frames' lines come from this copy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PyCodeLines {
+    pub header: EventHeader,
+    /// The code object (as a frame record has it) and its fingerprint.
+    pub code: u64,
+    pub check: u64,
+    /// The table's length in bytes, and how many of them `bytes` holds
+    /// (its first ones; 0: not read).
+    pub length: u32,
+    pub copied: u32,
+    pub bytes: [u8; PY_LINE_TABLE_BYTES],
+}
+
 /// Slots of `PY_NAMED_CODE`, the sampler's memory of the code objects
 /// whose names it has sent (a power of two).
 pub const PY_NAMED_SLOTS: u32 = 1 << 16;
@@ -386,7 +418,8 @@ pub struct PyTicks {
     pub no_frame: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<PyConfig>() == 176);
+const _: () = assert!(core::mem::size_of::<PyConfig>() == 192);
+const _: () = assert!(core::mem::size_of::<PyCodeLines>() == 24 + 24 + PY_LINE_TABLE_BYTES);
 const _: () = assert!(core::mem::size_of::<PyStringCopy>() == 16 + PY_NAME_BYTES);
 const _: () = assert!(core::mem::size_of::<PyCodeNames>() == 24 + 24 + 3 * (16 + PY_NAME_BYTES));
 const _: () = assert!(core::mem::size_of::<PyNamedCode>() == 24);

@@ -11,8 +11,9 @@ use aya_ebpf::{
     maps::Array,
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_NAME_BYTES, PY_NAMED_SLOTS, PY_NO_OFFSET, PyCodeNames, PyConfig,
-    PyFrameRecord, PyNamedCode, PyStringCopy, drops, named_code_slot,
+    EventHeader, EventKind, PY_LINE_TABLE_BYTES, PY_NAME_BYTES, PY_NAMED_SLOTS, PY_NO_OFFSET,
+    PyCodeLines, PyCodeNames, PyConfig, PyFrameRecord, PyNamedCode, PyStringCopy, drops,
+    named_code_slot,
 };
 
 use super::read_u64;
@@ -140,6 +141,62 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
         epoch: cfg.code_names_epoch,
     };
     Naming::Sent
+}
+
+/// Names the frame's code object if new, and sends its line table: for a
+/// thread a signal is killing, whose process is gone before userspace
+/// could read either.
+#[inline(always)]
+pub fn name_with_lines(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) {
+    if name_if_new(cfg, tgid, frame) == Naming::NotCode
+        || cfg.code_linetable == PY_NO_OFFSET
+        || frame.check == 0
+        || frame.code == 0
+    {
+        return;
+    }
+    let code = if cfg.code_is_stackref != 0 {
+        frame.code & !7
+    } else {
+        frame.code
+    };
+    let table = read_u64(code + cfg.code_linetable as u64);
+    if table == 0 {
+        return;
+    }
+    let length = read_u64(table + cfg.bytes_size as u64);
+    let Some(mut entry) = EVENTS.reserve::<PyCodeLines>(0) else {
+        count_drop(drops::RINGBUF);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: the reserved record's fields, written in place.
+    unsafe {
+        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
+            kind: EventKind::PyCodeLines as u32,
+            tgid,
+            tid: 0,
+            _pad: 0,
+            ts_ns: bpf_ktime_get_ns(),
+        });
+        core::ptr::addr_of_mut!((*event).code).write(frame.code);
+        core::ptr::addr_of_mut!((*event).check).write(frame.check);
+        let to = core::ptr::addr_of_mut!((*event).bytes).cast();
+        let from = (table + cfg.bytes_data as u64) as *const core::ffi::c_void;
+        // The size the verifier sees: a constant, or masked in a register
+        // just before the call (as `copy_str`'s).
+        let (n, read) = if length >= PY_LINE_TABLE_BYTES as u64 {
+            let n = PY_LINE_TABLE_BYTES as u32;
+            (n, generated::bpf_probe_read_user(to, n, from))
+        } else {
+            let n = super::below::<PY_LINE_TABLE_BYTES>(length) as u32;
+            (n, generated::bpf_probe_read_user(to, n, from))
+        };
+        // A table is never near 4 GiB: a length that large is no table.
+        core::ptr::addr_of_mut!((*event).length).write(length.min(u32::MAX as u64) as u32);
+        core::ptr::addr_of_mut!((*event).copied).write(if read == 0 { n } else { 0 });
+    }
+    entry.submit(RB_NO_WAKEUP);
 }
 
 /// Copies the `str` the code object's field at `field` points to: its

@@ -450,6 +450,50 @@ const FATAL_CAPTURE: usize = PY_FATAL_DEPTH;
 #[cfg(feature = "without-bpf-loop")]
 const FATAL_CAPTURE: usize = PY_FORK_DEPTH;
 
+/// Frames of a fatal stack whose code objects are named and their line
+/// tables copied: all captured with `bpf_loop`; without it (each frame
+/// unrolled for the verifier, at every start) the innermost eight.
+#[cfg(not(feature = "without-bpf-loop"))]
+const FATAL_NAMED: usize = FATAL_CAPTURE;
+#[cfg(feature = "without-bpf-loop")]
+const FATAL_NAMED: usize = 8;
+
+/// The naming of a fatal stack's code objects under way (for `bpf_loop`,
+/// whose step gets a pointer to it).
+#[repr(C)]
+struct FatalNaming {
+    cfg: *const PyConfig,
+    tgid: u32,
+    /// The fatal record's frames.
+    frames: *mut PyFrameRecord,
+}
+
+impl FatalNaming {
+    #[inline(always)]
+    fn step(&mut self, index: u64) {
+        // SAFETY: a map value that outlives the program run.
+        let cfg = unsafe { &*self.cfg };
+        // SAFETY: the index masked below FATAL_CAPTURE, inside the record.
+        let record = unsafe { self.frames.add(below::<FATAL_CAPTURE>(index)).read() };
+        // An entry frame (3.12+: owned by the C stack) runs no code object.
+        let runs_code =
+            cfg.frame_owner == PY_NO_OFFSET || ((record.instr >> 56) as u32) < cfg.owner_not_code;
+        if runs_code {
+            super::code_names::name_with_lines(cfg, self.tgid, &record);
+        }
+    }
+}
+
+/// One step of the fatal stack's naming: a `bpf_loop` callback.
+#[cfg(not(feature = "without-bpf-loop"))]
+#[inline(never)]
+extern "C" fn fatal_naming_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `FatalNaming` fatal_stack passed to bpf_loop.
+    let naming = unsafe { &mut *ctx.cast::<FatalNaming>() };
+    naming.step(index);
+    0
+}
+
 /// A signal that ends the process was delivered to thread `tid` of a
 /// Python process (`signal_deliver`): its stack as it dies, deeper than a
 /// delivery's top, in a record of its own. Runs on the thread's way out:
@@ -471,13 +515,14 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
         return;
     };
     let event = entry.as_mut_ptr();
+    // SAFETY: the reserved record's frames.
+    let frames = unsafe { core::ptr::addr_of_mut!((*event).frames) }.cast::<PyFrameRecord>();
+    if !capture_top_of::<FATAL_CAPTURE>(cfg, tstate, frames, Hook::Other) {
+        entry.discard(0);
+        return;
+    }
     // SAFETY: fields of the reserved record, written in place.
     unsafe {
-        let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
-        if !capture_top_of::<FATAL_CAPTURE>(cfg, tstate, frames, Hook::Other) {
-            entry.discard(0);
-            return;
-        }
         for i in FATAL_CAPTURE..PY_FATAL_DEPTH {
             frames.add(i).write(PyFrameRecord::default());
         }
@@ -490,6 +535,20 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
         });
         core::ptr::addr_of_mut!((*event).sig).write(sig);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
+    }
+    // The code objects' names and line tables: reserved after the stack,
+    // so userspace has them with it (the drain takes them first), for the
+    // process is gone by the time it reads the stack.
+    let mut naming = FatalNaming { cfg, tgid, frames };
+    #[cfg(not(feature = "without-bpf-loop"))]
+    crate::maps::repeat!(
+        FATAL_NAMED as u32,
+        fatal_naming_step,
+        core::ptr::addr_of_mut!(naming)
+    );
+    #[cfg(feature = "without-bpf-loop")]
+    for i in 0..FATAL_NAMED {
+        naming.step(i as u64);
     }
     entry.submit(RB_WAKE_FOR_STACK);
 }

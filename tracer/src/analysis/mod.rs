@@ -235,6 +235,12 @@ impl Collector {
             }
             return;
         }
+        if let Event::PyCodeLines(record) = event {
+            if let Some(tree) = self.python.as_mut() {
+                tree.on_copied_lines(&record);
+            }
+            return;
+        }
         // A torn walk's frames are not the program's: counted, not shown.
         if let Event::PySample { torn: true, .. } = event {
             self.torn_samples += 1;
@@ -255,7 +261,7 @@ impl Collector {
         match event {
             // Kept track of above.
             Event::FileOpened { .. } | Event::FdDiscovered { .. } => {}
-            Event::PyCodeNames(_) => {}
+            Event::PyCodeNames(_) | Event::PyCodeLines(_) => {}
             Event::FdClosed { tgid, fd, row } => self.closed.on_closed(tgid, fd, &row),
             Event::ThreadExited { tid, stats, .. } => self.ended.on_ended(tid, stats),
             Event::LoopStall {

@@ -10,11 +10,12 @@ use std::{collections::HashMap, mem::size_of};
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FdClosedEvent, FdKey, FdRow, FileEvent, NATIVE_MAX_DEPTH, PATH_CAPTURE_LEN, PY_MAX_DEPTH,
-    PY_SAMPLE_TORN, ProcessEvent, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue, PyForkEvent,
-    PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent, ReadEvent, ReadKey,
-    ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent,
-    SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent, SwitchEvent, ThreadExitedEvent,
-    ThreadStats, WaitEvent, drops, process_flags, switch_flags, wait_flags, wait_kind,
+    PY_SAMPLE_TORN, ProcessEvent, PyCodeLines, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue,
+    PyForkEvent, PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent,
+    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
+    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub enum Event {
     /// it copied them (`code`, `check`: as the sample's frame has them; the
     /// Python layer reads the strings).
     PyCodeNames(Box<PyCodeNames>),
+    /// The line table the kernel copied of a code object on the stack of a
+    /// thread dying of a signal (its process is gone before it is read).
+    PyCodeLines(Box<PyCodeLines>),
     /// The Python stack of one fork / clone by thread-group `tgid`, with
     /// the child it made (pid, or tid for a thread); innermost first.
     PyForkStack {
@@ -484,6 +488,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         EventKind::PyCodeNames => Event::PyCodeNames(Box::new(read(bytes)?)),
+        EventKind::PyCodeLines => Event::PyCodeLines(Box::new(read(bytes)?)),
         EventKind::PyForkStack => py_fork_stack(&header, &read(bytes)?, None),
         EventKind::PyNativeForkStack => {
             let record: PyNativeForkEvent = read(bytes)?;

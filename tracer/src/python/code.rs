@@ -39,9 +39,13 @@ pub struct CodeInfo {
     pub copies: Vec<u64>,
     pub code_bytes: u64,
     /// Named from the sampler's copy ([`CopiedNames`]): the object was
-    /// freed before it could be read, so there is no line table: its
-    /// frames' line is unknown (0), their `def` line is known.
+    /// freed before it could be read. Its line table is the kernel's copy
+    /// ([`CopiedLines`], a dying thread's code objects only) or none: its
+    /// frames' line is then unknown (0), their `def` line known.
     pub copied: bool,
+    /// False when `linetable` is only the start of the table (a copy): an
+    /// instruction past it has no line rather than the last one's.
+    pub table_whole: bool,
 }
 
 /// Most per-thread bytecode copies read of one code object.
@@ -150,6 +154,37 @@ impl CopiedNames {
             copies: Vec::new(),
             code_bytes: 0,
             copied: true,
+            table_whole: false,
+        }
+    }
+
+    /// As a [`CodeInfo`] with the line table the kernel copied; `code`
+    /// is the object's address (3.11+ frames point into its bytecode).
+    pub fn with_lines(self, o: &Offsets, code: u64, lines: &CopiedLines) -> CodeInfo {
+        CodeInfo {
+            linetable: lines.table.clone(),
+            table_whole: lines.whole,
+            code_start: o.code_adaptive.map_or(0, |off| code.wrapping_add(off)),
+            ..self.into_code_info(o.line_table)
+        }
+    }
+}
+
+/// The start of a code object's line table as the kernel copied it
+/// (`PyCodeLines`), when a signal killed a thread running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedLines {
+    pub table: Vec<u8>,
+    /// The copy holds the whole table.
+    pub whole: bool,
+}
+
+impl CopiedLines {
+    pub fn from_record(record: &tracer_common::PyCodeLines) -> Self {
+        let n = (record.copied as usize).min(record.bytes.len());
+        CopiedLines {
+            table: record.bytes[..n].to_vec(),
+            whole: record.copied == record.length,
         }
     }
 }
@@ -229,13 +264,14 @@ pub fn read_code(
         copies,
         code_bytes,
         copied: false,
+        table_whole: true,
     })
 }
 
 impl CodeInfo {
     /// The line being executed, from a sampled frame's raw instruction value.
     pub fn line_at(&self, instr_kind: InstrKind, raw: u64) -> Option<u32> {
-        if self.copied {
+        if self.linetable.is_empty() {
             return None;
         }
         let raw = raw & 0x007f_ffff_ffff_ffff;
@@ -249,7 +285,13 @@ impl CodeInfo {
                 self.line_for_offset(lasti * 2)
             }
             InstrKind::Pointer => {
-                let units = raw.saturating_sub(self.bytecode_of(raw)) / 2;
+                let start = self.bytecode_of(raw);
+                // A copy knows no bytecode copies (free-threaded): a
+                // pointer into one is not below the object's own.
+                if self.copied && raw < start {
+                    return None;
+                }
+                let units = raw.saturating_sub(start) / 2;
                 self.line_for_offset(units * 2)
             }
         }
@@ -271,6 +313,14 @@ impl CodeInfo {
 
     /// Line of the instruction at `offset` bytes into the bytecode.
     pub fn line_for_offset(&self, offset: u64) -> Option<u32> {
+        // `co_lnotab` says nothing of where the code ends: an offset past a
+        // copied start of it has no line (the later tables end in entries).
+        if !self.table_whole && self.kind == LineTableKind::Lnotab {
+            let covered: u64 = self.linetable.iter().step_by(2).map(|&b| b as u64).sum();
+            if offset >= covered {
+                return None;
+            }
+        }
         let line = match self.kind {
             LineTableKind::Lnotab => lnotab_line(&self.linetable, self.firstlineno, offset),
             LineTableKind::Linetable310 => {
@@ -406,6 +456,31 @@ pub fn locations_line(table: &[u8], first: u32, unit: u64) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// A copied start of a 3.8/3.9 `co_lnotab`: lines inside it, none
+    /// past it (the table does not say where the code ends).
+    #[test]
+    fn an_offset_past_a_copied_lnotab_has_no_line() {
+        let names = CopiedNames {
+            name: "f".into(),
+            qualname: None,
+            filename: "f.py".into(),
+            first_line: 5,
+        };
+        let o = crate::python::layout::static_offsets(9).unwrap();
+        // Offset 0: line 5; from byte 4: line 6; from byte 10: line 8.
+        let lines = |whole| CopiedLines {
+            table: vec![4, 1, 6, 2],
+            whole,
+        };
+        let partial = names.clone().with_lines(&o, 0x1000, &lines(false));
+        let whole = names.with_lines(&o, 0x1000, &lines(true));
+        for (offset, line) in [(0, Some(5)), (6, Some(6)), (9, Some(6)), (10, None)] {
+            assert_eq!(partial.line_for_offset(offset), line, "{offset}");
+        }
+        assert_eq!(whole.line_for_offset(10), Some(8));
+        assert_eq!(whole.line_for_offset(400), Some(8));
+    }
+
     /// A frame's code pointer is whatever the target's memory held: one
     /// near the top of the address space is an error, not an overflow.
     #[test]
@@ -437,6 +512,7 @@ mod tests {
             copies: vec![0x9000, 0xa000],
             code_bytes: 8,
             copied: false,
+            table_whole: true,
         };
         let line = |instr| code.line_at(InstrKind::Pointer, instr);
         assert_eq!(line(0x1000), Some(3));

@@ -190,6 +190,9 @@ impl Offsets {
             ob_type: self.ob_type as u32,
             // Per process (where its interpreter is mapped): set by its state.
             code_type: 0,
+            code_linetable: self.code_linetable as u32,
+            bytes_size: self.bytes_size as u32,
+            bytes_data: self.bytes_data as u32,
             // Needs the process's memory: set by the process's state.
             ..PyConfig::default()
         }

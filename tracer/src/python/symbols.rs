@@ -12,7 +12,7 @@ use std::{collections::HashMap, rc::Rc};
 use tracer_common::{CODE_CHECK_WORDS, PY_ENTRY_BIT, PyFrameRecord, code_check};
 
 use super::{
-    code::{self, CodeInfo, CopiedNames},
+    code::{self, CodeInfo, CopiedLines, CopiedNames},
     layout::Offsets,
     memory::Memory,
 };
@@ -45,6 +45,9 @@ pub struct Symbols {
     /// (address, fingerprint) -> the names the sampler copied when it met
     /// the object: for one freed before it could be read.
     copied: HashMap<(u64, u64), Rc<CodeInfo>>,
+    /// (address, fingerprint) -> the line table the kernel copied of an
+    /// object on a dying thread's stack, kept until its names come.
+    copied_lines: HashMap<(u64, u64), CopiedLines>,
 }
 
 /// Every distinct frame symbolized in the trace, by [`FrameId`].
@@ -91,7 +94,10 @@ impl Symbols {
         }
         let code = mask_code(o, code);
         log::debug!("code object {code:#x} ({check:#x}): the sampler copied {names:?}");
-        let info = Rc::new(names.into_code_info(o.line_table));
+        let info = Rc::new(match self.copied_lines.get(&(code, check)) {
+            Some(lines) => names.with_lines(o, code, lines),
+            None => names.into_code_info(o.line_table),
+        });
         // Found freed by an earlier stack (a batch's last sample, a read's
         // stack): named from now on.
         if let Some(entry) = self.codes.get_mut(&(code, check))
@@ -104,6 +110,44 @@ impl Symbols {
             };
         }
         self.copied.insert((code, check), info);
+    }
+
+    /// The line table the kernel copied of the code object at `code`
+    /// with fingerprint `check` (a dying thread's): its frames get their
+    /// lines from it once the process is gone.
+    pub fn on_copied_lines(&mut self, o: &Offsets, code: u64, check: u64, lines: CopiedLines) {
+        if self.copied_lines.len() >= MAX_CODES {
+            self.copied_lines.clear();
+        }
+        let code = mask_code(o, code);
+        log::debug!(
+            "code object {code:#x} ({check:#x}): the kernel copied {} bytes of its line table",
+            lines.table.len()
+        );
+        let key = (code, check);
+        // Named before (the sampler met it earlier): named with lines now,
+        // and so is an entry that was named from the copy.
+        if let Some(copy) = self.copied.get_mut(&key)
+            && copy.linetable.is_empty()
+        {
+            let names = CopiedNames {
+                name: copy.name.clone(),
+                qualname: Some(copy.qualname.clone()),
+                filename: copy.filename.clone(),
+                first_line: copy.firstlineno,
+            };
+            *copy = Rc::new(names.with_lines(o, code, &lines));
+            if let Some(entry) = self.codes.get_mut(&key)
+                && entry.info.as_ref().is_none_or(|info| info.copied)
+            {
+                self.reads += 1;
+                *entry = CodeEntry {
+                    info: Some(copy.clone()),
+                    read: self.reads,
+                };
+            }
+        }
+        self.copied_lines.insert(key, lines);
     }
 
     /// The Python frames of a raw stack, innermost first; frames that are
@@ -481,6 +525,62 @@ mod tests {
             name(&mut symbols, &app, &o, record(&app, &o, true)),
             "app_module"
         );
+    }
+
+    /// A thread killed by a signal: its code objects' names and line
+    /// tables as the kernel copied them, read after the process is gone.
+    /// Lines from the copy, whichever came first; a frame named from the
+    /// names alone is named again with its line once the table comes; an
+    /// instruction past a partial copy has no line, never a wrong one.
+    #[test]
+    fn a_dying_threads_frames_get_their_lines_from_the_kernels_copy() {
+        let (o, site, app) = one_address_two_objects();
+        let at_unit = |unit: u64| PyFrameRecord {
+            instr: 0x10000 + o.code_adaptive.unwrap() + 2 * unit,
+            ..record(&site, &o, true)
+        };
+        // 3.11+ entries (no columns, a line delta): unit 0 on line 14,
+        // units 1-2 on line 16 (`def` on line 10).
+        let table = vec![0x80 | 13 << 3, 8, 0x80 | 13 << 3 | 1, 4];
+        let names = || copied("work", Some("Job.work"), "/srv/job.py", 10);
+        let lines = |table: &[u8], whole| CopiedLines {
+            table: table.to_vec(),
+            whole,
+        };
+        let line = |symbols: &mut Cache, frame: PyFrameRecord| {
+            let ids = symbols
+                .0
+                .frame_ids(&mut symbols.1, &source(&app, &o), &[frame]);
+            let frame = symbols.1.get(ids[0]);
+            assert_eq!(frame.qualname, "Job.work");
+            frame.line
+        };
+        let check = at_unit(0).check;
+
+        let mut names_first = Cache::default();
+        names_first.0.on_copied_names(&o, 0x10000, check, names());
+        assert_eq!(line(&mut names_first, at_unit(1)), 0);
+        names_first
+            .0
+            .on_copied_lines(&o, 0x10000, check, lines(&table, true));
+        assert_eq!(line(&mut names_first, at_unit(1)), 16);
+        assert_eq!(line(&mut names_first, at_unit(0)), 14);
+
+        let mut lines_first = Cache::default();
+        lines_first
+            .0
+            .on_copied_lines(&o, 0x10000, check, lines(&table, true));
+        lines_first.0.on_copied_names(&o, 0x10000, check, names());
+        assert_eq!(line(&mut lines_first, at_unit(2)), 16);
+        assert_eq!(line(&mut lines_first, at_unit(3)), 0, "past the table");
+
+        let mut partial = Cache::default();
+        partial
+            .0
+            .on_copied_lines(&o, 0x10000, check, lines(&table[..2], false));
+        partial.0.on_copied_names(&o, 0x10000, check, names());
+        assert_eq!(line(&mut partial, at_unit(0)), 14);
+        assert_eq!(line(&mut partial, at_unit(1)), 0, "past the copy");
     }
 
     /// A copy that comes after the object was found freed (the last

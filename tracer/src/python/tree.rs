@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use tracer_common::PyFrameRecord;
 
 use super::{
-    code::CopiedNames,
+    code::{CopiedLines, CopiedNames},
     interpreter::Binaries,
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
@@ -270,6 +270,14 @@ impl PythonTree {
             && let Some(names) = CopiedNames::from_record(record)
         {
             process.on_copied_names(record.code, record.check, names);
+        }
+    }
+
+    /// The line table the kernel copied of a code object on a dying
+    /// thread's stack.
+    pub fn on_copied_lines(&mut self, record: &tracer_common::PyCodeLines) {
+        if let Some(process) = self.processes.get_mut(&record.header.tgid) {
+            process.on_copied_lines(record.code, record.check, CopiedLines::from_record(record));
         }
     }
 

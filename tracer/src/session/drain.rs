@@ -27,15 +27,17 @@ pub fn drain_closes(
 /// Records taken from the ring before they are handed on, at most.
 const DRAIN_BATCH: usize = 4096;
 
-/// Records in the ring now, in order, except that the names of code
-/// objects go first: the sampler sends them behind the sample that met
+/// Records in the ring now, in order, except that the names (and line
+/// tables) of code objects go first: the sampler sends them behind the sample that met
 /// the code object (it reserved the sample first), and the sample is
 /// symbolized as it comes, by them if the object is gone.
 pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) {
     let mut batch = Vec::new();
     while let Some(item) = ring.next() {
         match events::decode(&item) {
-            Ok(event @ events::Event::PyCodeNames(_)) => collector.on_event(event, modes),
+            Ok(event @ (events::Event::PyCodeNames(_) | events::Event::PyCodeLines(_))) => {
+                collector.on_event(event, modes)
+            }
             Ok(event) => batch.push(event),
             Err(err) => {
                 log::warn!("{err}");

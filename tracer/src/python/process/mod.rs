@@ -13,7 +13,7 @@ use tracer_common::{PyConfig, PyFrameRecord};
 
 use super::{
     asyncio,
-    code::CopiedNames,
+    code::{CopiedLines, CopiedNames},
     discovery::{Discovery, Place, Ready, find},
     gil, handlers,
     interpreter::{self, Binaries},
@@ -380,6 +380,15 @@ impl PythonProcess {
         if let Discovery::Ready(ready) = &self.discovery {
             let offsets = &ready.binary.offsets;
             self.symbols.on_copied_names(offsets, code, check, names);
+        }
+    }
+
+    /// The line table the kernel copied of a code object on the stack of
+    /// a thread dying of a signal.
+    pub fn on_copied_lines(&mut self, code: u64, check: u64, lines: CopiedLines) {
+        if let Discovery::Ready(ready) = &self.discovery {
+            let offsets = &ready.binary.offsets;
+            self.symbols.on_copied_lines(offsets, code, check, lines);
         }
     }
 
