@@ -10,23 +10,23 @@
 
 pub mod config;
 pub mod events;
+pub mod io;
 pub mod loops;
 pub mod memory;
 pub mod native;
 pub mod processes;
 pub mod python;
-pub mod reads;
 pub mod sched;
 pub mod signals;
 pub mod skips;
 
 pub use config::*;
 pub use events::*;
+pub use io::*;
 pub use loops::*;
 pub use memory::*;
 pub use native::*;
 pub use processes::*;
 pub use python::*;
-pub use reads::*;
 pub use sched::*;
 pub use signals::*;

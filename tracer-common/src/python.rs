@@ -165,7 +165,7 @@ pub struct PyEventKey {
     pub tgid: u32,
     /// `py_event::*`
     pub kind: u32,
-    /// `READ`: the file (as `ReadKey::file_id`); else 0.
+    /// `READ`: the file (as `IoKey::file_id`); else 0.
     pub file_id: u64,
     /// Innermost first; `code == 0` past the end.
     pub frames: [PyFrameRecord; PY_EVENT_DEPTH],

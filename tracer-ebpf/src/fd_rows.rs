@@ -2,7 +2,7 @@
 //! and the row is sent to userspace in one record when the descriptor is
 //! closed (or its number reused by an open). The kernel holds only the
 //! descriptors open now, so a trace may read any number of files; a read
-//! costs one lookup here instead of `READ_STATS`'s.
+//! costs one lookup here instead of `IO_STATS`'s.
 //!
 //! A row is shared by the process's threads (any CPU), so its figures are
 //! added atomically and a slot is claimed by compare-and-swap.
@@ -14,8 +14,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray},
 };
 use tracer_common::{
-    EventHeader, EventKind, FD_SLOTS, FdClosedEvent, FdKey, FdRow, FdSlot, InflightRead,
-    MAX_FD_ROWS, drops,
+    EventHeader, EventKind, FD_SLOTS, FdClosedEvent, FdKey, FdRow, FdSlot, InflightIo, MAX_FD_ROWS,
+    drops,
 };
 
 use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop, lazy_wakeup};
@@ -110,7 +110,7 @@ fn send(tgid: u32, tid: u32, fd: i32, key: &FdKey, now: u64) {
 /// Adds a finished read to its descriptor's row. False: the descriptor has
 /// no row, or no slot for this (syscall, request): count it elsewhere.
 #[inline(always)]
-pub fn add(tgid: u32, read: &InflightRead, ret: i64, elapsed: u64) -> bool {
+pub fn add(tgid: u32, read: &InflightIo, ret: i64, elapsed: u64) -> bool {
     let Some(row) = FD_ROWS.get_ptr_mut(FdKey { tgid, fd: read.fd }) else {
         return false;
     };

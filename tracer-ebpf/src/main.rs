@@ -10,13 +10,13 @@
 #![feature(asm_experimental_arch)]
 
 mod fd_rows;
+mod io;
 mod loops;
 mod maps;
 mod memory;
 mod native;
 mod processes;
 mod python;
-mod reads;
 mod sched;
 mod signals;
 mod skips;

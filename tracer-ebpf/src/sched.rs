@@ -14,8 +14,8 @@ use tracer_common::{
 };
 
 use crate::{
+    io::INFLIGHT,
     maps::{EVENTS, TRACED, config, count_drop, lazy_wakeup, read_kernel, task_pid},
-    reads::INFLIGHT,
 };
 
 /// Per traced thread (key: tid). A one-off trace sends a thread's row at

@@ -27,12 +27,12 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use tracer_common::ReadSyscall;
+use tracer_common::IoSyscall;
 
 use crate::{
-    loops,
+    io, loops,
     maps::{config, current_if_traced, current_regs, read_reg},
-    processes, reads, signals, skips,
+    processes, signals, skips,
 };
 
 /// `sys_enter(struct pt_regs *regs, long id)`.
@@ -94,28 +94,28 @@ fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
     // Every syscall on the machine comes here: a few comparisons decide
     // before any map lookup. Reads first, the most frequent.
     if nr == config!(syscalls.read) as u64 {
-        reads::enter_read(regs, ReadSyscall::Read);
+        io::enter_read(regs, IoSyscall::Read);
     } else if nr == config!(syscalls.pread64) as u64 {
-        reads::enter_read(regs, ReadSyscall::Pread64);
+        io::enter_read(regs, IoSyscall::Pread64);
     } else if nr == config!(syscalls.readv) as u64 {
-        reads::enter_readv(regs, ReadSyscall::Readv);
+        io::enter_readv(regs, IoSyscall::Readv);
     } else if nr == config!(syscalls.preadv) as u64 || nr == config!(syscalls.preadv2) as u64 {
         // preadv2 has preadv's arguments plus flags, and is what CPython's
         // os.preadv calls: counted as "preadv".
-        reads::enter_readv(regs, ReadSyscall::Preadv);
+        io::enter_readv(regs, IoSyscall::Preadv);
     } else if nr == config!(syscalls.recvfrom) as u64 {
         // recvfrom(fd, buf, len, ...): read's fd and size arguments.
-        reads::enter_read(regs, ReadSyscall::Recvfrom);
+        io::enter_read(regs, IoSyscall::Recvfrom);
     } else if nr == config!(syscalls.recvmsg) as u64 {
-        reads::enter_recvmsg(regs);
+        io::enter_recvmsg(regs);
     } else if nr == config!(syscalls.recvmmsg) as u64 {
-        reads::enter_recvmmsg(regs);
+        io::enter_recvmmsg(regs);
     } else if nr == config!(syscalls.openat) as u64 {
-        reads::enter_open(regs, config!(regs.arg2));
+        io::enter_open(regs, config!(regs.arg2));
     } else if nr == config!(syscalls.open) as u64 {
-        reads::enter_open(regs, config!(regs.arg1));
+        io::enter_open(regs, config!(regs.arg1));
     } else if nr == config!(syscalls.close) as u64 {
-        reads::enter_close::<FD_ROWS>(regs);
+        io::enter_close::<FD_ROWS>(regs);
     } else if nr == config!(syscalls.rt_sigaction) as u64 {
         signals::enter_rt_sigaction(regs);
     } else if nr == config!(syscalls.rt_sigprocmask) as u64 {
@@ -201,9 +201,9 @@ fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
         return 0;
     }
     if is_read {
-        reads::exit_read::<FD_ROWS>(ret);
+        io::exit_read::<FD_ROWS>(ret);
     } else if is_open {
-        reads::exit_open::<FD_ROWS>(ret);
+        io::exit_open::<FD_ROWS>(ret);
     } else if nr == config!(syscalls.wait4) as u64 {
         processes::exit_wait4(regs, ret);
     } else if nr == config!(syscalls.waitid) as u64 {

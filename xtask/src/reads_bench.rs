@@ -1,6 +1,6 @@
 //! `cargo xtask bench --suite reads`: what the tracer adds to a file read
 //! and to a socket read, side by side in one run (issue 26: "a socket read
-//! costs what a file read costs"; both go through `tracer-ebpf/src/reads.rs`).
+//! costs what a file read costs"; both go through `tracer-ebpf/src/io.rs`).
 //!
 //! Workload: `xtask/bench/reads.py`, N 1-byte reads of each kind (a regular
 //! file by `read` and `pread64`; a socketpair by `recv`, `recv_into`, `read`

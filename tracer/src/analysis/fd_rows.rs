@@ -5,13 +5,13 @@
 
 use std::collections::HashSet;
 
-use tracer_common::{FdRow, MAX_FD_ROWS, ReadKey, ReadStats};
+use tracer_common::{FdRow, IoKey, IoStats, MAX_FD_ROWS};
 
 use crate::events::MapSnapshot;
 
 #[derive(Default)]
 pub struct ClosedRows {
-    rows: Appended<ReadKey, ReadStats>,
+    rows: Appended<IoKey, IoStats>,
     /// Opens per (tgid, file id).
     opens: Appended<(u32, u64), u64>,
     /// After the snapshot: the openings (tgid, fd, opened_ns) closed since,
@@ -33,7 +33,7 @@ impl ClosedRows {
 
     /// `--live`: the rows of the descriptors closed so far (a key may be
     /// in more than one row).
-    pub fn rows(&self) -> impl Iterator<Item = &(ReadKey, ReadStats)> {
+    pub fn rows(&self) -> impl Iterator<Item = &(IoKey, IoStats)> {
         self.rows.rows.iter()
     }
 
@@ -77,7 +77,7 @@ impl ClosedRows {
 }
 
 fn add_row(
-    rows: &mut Appended<ReadKey, ReadStats>,
+    rows: &mut Appended<IoKey, IoStats>,
     opens: &mut Appended<(u32, u64), u64>,
     tgid: u32,
     fd: i32,
@@ -92,10 +92,10 @@ fn add_row(
 }
 
 /// A descriptor's row as read rows, one per (syscall, request).
-pub fn row_reads(tgid: u32, fd: i32, row: &FdRow) -> impl Iterator<Item = (ReadKey, ReadStats)> {
+pub fn row_reads(tgid: u32, fd: i32, row: &FdRow) -> impl Iterator<Item = (IoKey, IoStats)> {
     row.slots.iter().filter_map(move |slot| {
         let (syscall, request) = slot.unpack()?;
-        let key = ReadKey {
+        let key = IoKey {
             tgid,
             fd,
             file_id: row.file_id,
@@ -163,7 +163,7 @@ trait Sortable {
     fn order(&self) -> Self::Order;
 }
 
-impl Sortable for ReadKey {
+impl Sortable for IoKey {
     type Order = (u32, i32, u64, u64, u32);
     fn order(&self) -> Self::Order {
         (self.tgid, self.fd, self.file_id, self.request, self.syscall)
@@ -181,9 +181,9 @@ trait Summable {
     fn add(&mut self, other: &Self);
 }
 
-impl Summable for ReadStats {
+impl Summable for IoStats {
     fn add(&mut self, other: &Self) {
-        ReadStats::add(self, other);
+        IoStats::add(self, other);
     }
 }
 
@@ -195,11 +195,11 @@ impl Summable for u64 {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::{FdKey, FdSlot, ReadSyscall};
+    use tracer_common::{FdKey, FdSlot, IoSyscall};
 
     use super::*;
 
-    fn row(file_id: u64, opened_ns: u64, slots: &[(ReadSyscall, u64, u64, u64)]) -> FdRow {
+    fn row(file_id: u64, opened_ns: u64, slots: &[(IoSyscall, u64, u64, u64)]) -> FdRow {
         let mut row = FdRow {
             file_id,
             opened_ns,
@@ -209,10 +209,10 @@ mod tests {
         for (slot, &(syscall, request, syscalls, bytes)) in row.slots.iter_mut().zip(slots) {
             *slot = FdSlot {
                 key: FdSlot::key(syscall as u32, request).unwrap(),
-                stats: ReadStats {
+                stats: IoStats {
                     syscalls,
                     bytes,
-                    ..ReadStats::default()
+                    ..IoStats::default()
                 },
             };
         }
@@ -221,19 +221,19 @@ mod tests {
 
     #[test]
     fn slot_keys_round_trip() {
-        let key = FdSlot::key(ReadSyscall::Recvmmsg as u32, 65536).unwrap();
+        let key = FdSlot::key(IoSyscall::Recvmmsg as u32, 65536).unwrap();
         let slot = FdSlot {
             key,
             ..FdSlot::default()
         };
-        assert_eq!(slot.unpack(), Some((ReadSyscall::Recvmmsg as u32, 65536)));
+        assert_eq!(slot.unpack(), Some((IoSyscall::Recvmmsg as u32, 65536)));
         assert_eq!(FdSlot::default().unpack(), None);
         assert_eq!(FdSlot::key(0, u64::MAX), None);
     }
 
     #[test]
     fn closed_and_open_rows_add_up_and_a_late_close_is_not_counted_twice() {
-        let read = ReadSyscall::Read;
+        let read = IoSyscall::Read;
         let mut closed = ClosedRows::default();
         // The same path opened twice on fd 3, then a 3rd time, still open.
         closed.on_closed(

@@ -3,7 +3,7 @@
 //! (a one-off trace's, the continuous mode's last figures, or `--dump`'s).
 
 use super::*;
-use crate::report::{FileReads, ProcessInfo, Python, ResetsBeforeExec, Sched, SignalGroup, Zombie};
+use crate::report::{FileIo, ProcessInfo, Python, ResetsBeforeExec, Sched, SignalGroup, Zombie};
 
 /// The report's signal sections.
 struct SignalSections {
@@ -124,7 +124,7 @@ impl Collector {
         &mut self,
         maps: &mut MapSnapshot,
         ending: &Ending,
-    ) -> (Vec<FileReads>, Sched, HashMap<u32, String>) {
+    ) -> (Vec<FileIo>, Sched, HashMap<u32, String>) {
         if let Some(full) = std::mem::take(&mut self.closed).merge_into(maps) {
             self.warnings.push(full);
         }
@@ -144,14 +144,14 @@ impl Collector {
         }
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
-        reads::fold_sockets(&mut self.files, &maps.reads);
-        let reads = reads::aggregate(&self.files, &maps.reads, &maps.opens);
+        io::fold_sockets(&mut self.files, &maps.reads);
+        let reads = io::aggregate(&self.files, &maps.reads, &maps.opens);
         // The kernel's rows are in the report's rows now: a million files'
         // are not held while the rest is built.
         maps.reads = Vec::new();
         maps.opens = HashMap::new();
         let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
-        sched.inside_reads = reads::total_switches(&reads);
+        sched.inside_reads = io::total_switches(&reads);
         (reads, sched, names)
     }
 
@@ -161,7 +161,7 @@ impl Collector {
         &mut self,
         maps: &MapSnapshot,
         ending: &Ending,
-        reads: &mut [FileReads],
+        reads: &mut [FileIo],
         sched: &mut Sched,
     ) -> Python {
         let mut python = self.python_section(maps, ending, reads);
@@ -332,7 +332,7 @@ impl Collector {
         &self,
         maps: &MapSnapshot,
         ending: &Ending,
-        reads: &mut [crate::report::FileReads],
+        reads: &mut [crate::report::FileIo],
     ) -> crate::report::Python {
         if let Some(err) = &ending.sampler_error {
             return python::disabled(&format!("Python sampling could not start: {err}"));
@@ -346,7 +346,7 @@ impl Collector {
             section.entries_error = self.entries_error.clone();
         }
         for process in tree.processes().filter(|p| p.ready().is_some()) {
-            reads::add_python_stacks(
+            io::add_python_stacks(
                 reads,
                 &self.files,
                 process.pid(),

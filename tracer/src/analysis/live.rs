@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use tracer_common::{ReadKey, ReadStats, drops};
+use tracer_common::{IoKey, IoStats, drops};
 
 use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
 use super::{
@@ -143,7 +143,7 @@ impl Collector {
     /// and the kernel's own rows), against the last snapshot's.
     fn live_files(&self, live: &mut LiveFigures, maps: &LiveMaps) -> Vec<FileRow> {
         let mut totals: HashMap<(u32, u64), FileTotals> = HashMap::new();
-        let mut add = |key: &ReadKey, stats: &ReadStats| {
+        let mut add = |key: &IoKey, stats: &IoStats| {
             let file = totals.entry((key.tgid, key.file_id)).or_default();
             file.syscalls += stats.syscalls;
             file.bytes += stats.bytes;

@@ -11,7 +11,7 @@ use std::{
     hash::Hash,
 };
 
-use tracer_common::{FdKey, LOOP_BUCKETS_NS, LoopThread, ReadKey, ReadStats, ThreadStats};
+use tracer_common::{FdKey, IoKey, IoStats, LOOP_BUCKETS_NS, LoopThread, ThreadStats};
 
 use super::{interval::LastSeen, native::SampleFrames, processes, signals, system::System};
 use crate::host::files::table::FileTable;
@@ -95,7 +95,7 @@ impl<K: Eq + Hash + Clone, V: Default> Bounded<K, V> {
 
 /// The kernel's cumulative maps as one fold reads them.
 pub struct MapsNow<'a> {
-    pub reads: &'a [(ReadKey, ReadStats)],
+    pub reads: &'a [(IoKey, IoStats)],
     pub threads: &'a [(u32, ThreadStats)],
     /// The descriptors open now (`FD_FILES`: tgid, fd, file id).
     pub open: &'a [(FdKey, u64)],
@@ -121,7 +121,7 @@ struct Counts {
 pub struct Aggregator {
     folds: u64,
     /// Last values seen per kernel row, to add what grew since.
-    reads_seen: LastSeen<ReadKey, (u64, u64)>,
+    reads_seen: LastSeen<IoKey, (u64, u64)>,
     threads_seen: LastSeen<u32, (u64, u64)>,
     reads: Bounded<(u32, String, String), Counts>,
     request_sizes: Bounded<(u32, String), Histogram>,
@@ -407,14 +407,14 @@ impl Aggregator {
     /// of the same file starts again from zero.
     pub fn fold(
         &mut self,
-        reads: &[(ReadKey, ReadStats)],
+        reads: &[(IoKey, IoStats)],
         threads: &[(u32, ThreadStats)],
         files: &FileTable,
         open: &HashSet<(u32, i32, u64)>,
     ) -> Forget {
         self.folds += 1;
         let now = self.folds;
-        let mut grown: Vec<(ReadKey, u64, u64)> = Vec::new();
+        let mut grown: Vec<(IoKey, u64, u64)> = Vec::new();
         let mut read_rows = Vec::new();
         for (key, stats) in reads {
             let (syscalls, bytes) = self.reads_seen.grown(*key, (stats.syscalls, stats.bytes));
@@ -829,17 +829,17 @@ mod tests {
     fn folds_add_what_grew_and_forget_the_gone() {
         let mut live = Aggregator::new();
         let files = FileTable::default();
-        let key = ReadKey {
+        let key = IoKey {
             tgid: 7,
             fd: 3,
             file_id: 0,
             request: 1024,
-            ..ReadKey::default()
+            ..IoKey::default()
         };
-        let stats = |syscalls| ReadStats {
+        let stats = |syscalls| IoStats {
             syscalls,
             bytes: syscalls * 10,
-            ..ReadStats::default()
+            ..IoStats::default()
         };
         let open = HashSet::from([(7, 3, 0)]);
         live.fold(&[(key, stats(3))], &[], &files, &open);

@@ -2,7 +2,7 @@
 //! blocking.
 
 use crate::report::{
-    FileReads, Finding,
+    FileIo, Finding,
     format::{bytes, duration, thousands},
 };
 
@@ -13,13 +13,13 @@ const MANY_SYSCALLS: u64 = 100;
 const MANY_BLOCKED: u64 = 3;
 
 /// The findings about reads: one per file at most.
-pub fn findings(files: &[FileReads]) -> Vec<Finding> {
+pub fn findings(files: &[FileIo]) -> Vec<Finding> {
     files.iter().filter_map(finding).collect()
 }
 
 /// The sentence a file deserves, if any: small buffered requests, or reads
 /// that kept blocking.
-fn finding(f: &FileReads) -> Option<Finding> {
+fn finding(f: &FileIo) -> Option<Finding> {
     let (size, count) = f.dominant_request()?;
     // A socket's reads follow its peer's writes, not a buffer size.
     if size < SMALL_REQUEST && count >= MANY_SYSCALLS && f.kind != "socket" {
@@ -79,7 +79,7 @@ fn finding(f: &FileReads) -> Option<Finding> {
 
 /// Read syscalls the same reads would take with `larger` requests instead of
 /// `size`: per opening, the data reads shrink and the end-of-file read stays.
-fn syscalls_with_buffer(f: &FileReads, size: u64, larger: u64) -> u64 {
+fn syscalls_with_buffer(f: &FileIo, size: u64, larger: u64) -> u64 {
     if f.opens == 0 {
         return f.bytes.div_ceil(larger).max(1).min(f.syscalls);
     }
@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn blocking_reads_get_their_own_finding_and_quiet_files_none() {
-        let mut pipe = FileReads {
+        let mut pipe = FileIo {
             path: "pipe:[7]".into(),
             fs: "pipe".into(),
             syscalls: 10,

@@ -409,7 +409,7 @@ mod tests {
             end_ns: n,
             file_id: 1,
             fd: 3,
-            syscall: tracer_common::ReadSyscall::Read,
+            syscall: tracer_common::IoSyscall::Read,
             request: 1,
             ret: 1,
             voluntary: 0,

@@ -9,13 +9,13 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FdClosedEvent, FdKey, FdRow, FileEvent, NATIVE_MAX_DEPTH, PATH_CAPTURE_LEN, PY_MAX_DEPTH,
-    PY_SAMPLE_TORN, ProcessEvent, PyCodeLines, PyCodeNames, PyEntryKey, PyEventKey, PyEventValue,
-    PyForkEvent, PyFrameRecord, PyNativeForkEvent, PyNativeSample, PySample, PyStackEvent,
-    ReadEvent, ReadKey, ReadStats, ReadSyscall, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
-    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    FdClosedEvent, FdKey, FdRow, FileEvent, IoKey, IoStats, IoSyscall, NATIVE_MAX_DEPTH,
+    PATH_CAPTURE_LEN, PY_MAX_DEPTH, PY_SAMPLE_TORN, ProcessEvent, PyCodeLines, PyCodeNames,
+    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent,
+    PyNativeSample, PySample, PyStackEvent, ReadEvent, SendSyscall, SignalActionEvent,
+    SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
+    SignalNativeDeliverEvent, SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops,
+    process_flags, switch_flags, wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub struct ReadDone {
     pub end_ns: u64,
     pub file_id: u64,
     pub fd: i32,
-    pub syscall: ReadSyscall,
+    pub syscall: IoSyscall,
     pub request: u64,
     /// Bytes read, or `-errno`.
     pub ret: i64,
@@ -635,7 +635,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 end_ns: header.ts_ns,
                 file_id: event.file_id,
                 fd: event.fd,
-                syscall: ReadSyscall::from_u32(event.syscall).unwrap_or(ReadSyscall::Read),
+                syscall: IoSyscall::from_u32(event.syscall).unwrap_or(IoSyscall::Read),
                 request: event.request,
                 ret: event.ret,
                 voluntary: event.voluntary,
@@ -679,7 +679,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 pub struct LiveMaps {
     pub drops: [u64; tracer_common::drops::COUNT as usize],
     pub fd_rows: Vec<(tracer_common::FdKey, tracer_common::FdRow)>,
-    pub read_stats: Vec<(tracer_common::ReadKey, tracer_common::ReadStats)>,
+    pub read_stats: Vec<(tracer_common::IoKey, tracer_common::IoStats)>,
     pub threads: Vec<(u32, tracer_common::ThreadStats)>,
     pub sampler_error: Option<String>,
 }
@@ -691,7 +691,7 @@ pub struct Forget {
     pub tids: Vec<u32>,
     pub pids: Vec<u32>,
     /// Read rows of descriptors closed since (their last reads folded in).
-    pub read_rows: Vec<tracer_common::ReadKey>,
+    pub read_rows: Vec<tracer_common::IoKey>,
     /// The gone processes' rows of the tables keyed by more than a pid,
     /// as their first-insert records named them: `FILE_OPENS`
     /// (tgid, file id) and `PY_EVENT_STACKS`.
@@ -707,7 +707,7 @@ pub struct MapSnapshot {
     pub skipped_runs: u64,
     /// Sampler ticks per process (tgid).
     pub python_ticks: Vec<(u32, tracer_common::PyTicks)>,
-    pub reads: Vec<(ReadKey, ReadStats)>,
+    pub reads: Vec<(IoKey, IoStats)>,
     /// Opens per (tgid, file id).
     pub opens: HashMap<(u32, u64), u64>,
     /// One-off traces: the descriptors' rows not sent yet (still open, or

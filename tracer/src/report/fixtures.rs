@@ -1,12 +1,10 @@
 //! Small reports and rows that several tests build on.
 
-use super::{
-    FileReads, Latency, ProcessInfo, Report, SignalGroup, SignalPeer, SignalTarget, Zombie,
-};
+use super::{FileIo, Latency, ProcessInfo, Report, SignalGroup, SignalPeer, SignalTarget, Zombie};
 
 /// `/proc/self/status` read in 1 KiB requests: 200 opens of a 1.4 KB file.
-pub fn proc_status(syscalls: u64) -> FileReads {
-    let mut f = FileReads {
+pub fn proc_status(syscalls: u64) -> FileIo {
+    let mut f = FileIo {
         pid: 5,
         path: "/proc/self/status".into(),
         fs: "proc".into(),

@@ -22,7 +22,7 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{FileReads, Target};
+    use crate::report::{FileIo, Target};
 
     #[test]
     fn round_trips_with_stable_keys() {
@@ -37,7 +37,7 @@ mod tests {
             complete: true,
             ..Default::default()
         };
-        let mut file = FileReads {
+        let mut file = FileIo {
             pid: 7,
             path: "/proc/self/status".into(),
             fs: "proc".into(),

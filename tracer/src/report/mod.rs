@@ -17,12 +17,12 @@ pub mod proto;
 pub mod text;
 
 mod asyncio;
+mod io;
 mod loops;
 mod memory;
 pub mod memory_profile;
 mod processes;
 mod python;
-mod reads;
 mod sched;
 mod signals;
 mod timeline;
@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::frame::Frame;
 pub use asyncio::{Asyncio, Awaiter, Task as AsyncioTask, TaskSamples};
+pub use io::{FOLD_ABOVE, FileIo, SocketRow};
 pub use loops::{EventLoop, LoopBucket, MAX_STALLS_LISTED, Stall};
 pub use memory::{Growth, GrowthLine, Memory, MemoryProcess, OomKill, RssPoint};
 pub use processes::{Container, ProcessInfo, Zombie};
@@ -40,7 +41,6 @@ pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,
     ThreadGil, ThreadNow, TimedSample,
 };
-pub use reads::{FOLD_ABOVE, FileReads, SocketRow};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
     Latency, MAX_THREADS_AT_DEATH, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction,
@@ -65,7 +65,7 @@ pub struct Report {
     pub stopped: String,
     /// False when anything was lost or dropped: the figures are then lower bounds.
     pub complete: bool,
-    pub reads: Vec<FileReads>,
+    pub reads: Vec<FileIo>,
     pub sched: Sched,
     /// Every traced process (the target and its followed children), in start order.
     pub processes: Vec<ProcessInfo>,

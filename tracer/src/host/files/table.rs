@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use tracer_common::ReadKey;
+use tracer_common::IoKey;
 
 use super::{self as files, FileInfo};
 use crate::host::sockets::{self, Socket, SocketNames, Unnamed};
@@ -244,12 +244,12 @@ impl FileTable {
         self.truncated.contains(&(tgid, file_id))
     }
 
-    /// The path a (process, file) is reported under in `FileReads`.
+    /// The path a (process, file) is reported under in `FileIo`.
     pub fn path_of(&self, tgid: u32, file_id: u64) -> Cow<'_, str> {
-        let key = ReadKey {
+        let key = IoKey {
             tgid,
             file_id,
-            ..ReadKey::default()
+            ..IoKey::default()
         };
         match self.lookup(&key) {
             Cow::Borrowed(info) => Cow::Borrowed(&info.path),
@@ -259,17 +259,17 @@ impl FileTable {
 
     /// What the file a read of descriptor `fd` went to is.
     pub fn describe(&self, tgid: u32, fd: i32, file_id: u64) -> FileInfo {
-        self.lookup(&ReadKey {
+        self.lookup(&IoKey {
             tgid,
             fd,
             file_id,
-            ..ReadKey::default()
+            ..IoKey::default()
         })
         .into_owned()
     }
 
     /// What the file of a kernel row is; a lost or bad one says so.
-    pub fn lookup(&self, key: &ReadKey) -> Cow<'_, FileInfo> {
+    pub fn lookup(&self, key: &IoKey) -> Cow<'_, FileInfo> {
         if key.file_id == 0 {
             return Cow::Owned(FileInfo {
                 path: format!("fd {} (bad descriptor)", key.fd),

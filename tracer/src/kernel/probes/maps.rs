@@ -10,9 +10,8 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    FdKey, FdRow, FileKey, InflightRead, NativeMappings, NativeRowBlock, PyConfig, PyEntryKey,
-    PyEventKey, PyEventValue, PySleep, PyTicks, ReadKey, ReadStats, ThreadStats, ZombieEntry,
-    drops,
+    FdKey, FdRow, FileKey, InflightIo, IoKey, IoStats, NativeMappings, NativeRowBlock, PyConfig,
+    PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, ThreadStats, ZombieEntry, drops,
 };
 
 use super::{ProbeError, Probes, take_map};
@@ -218,9 +217,9 @@ impl Probes {
                 .sum::<u64>()
     }
 
-    /// Every `READ_STATS` row, summed across CPUs.
-    pub fn read_stats(&self) -> Result<Vec<(ReadKey, ReadStats)>, ProbeError> {
-        self.per_cpu_rows("READ_STATS", ReadStats::add)
+    /// Every `IO_STATS` row, summed across CPUs.
+    pub fn read_stats(&self) -> Result<Vec<(IoKey, IoStats)>, ProbeError> {
+        self.per_cpu_rows("IO_STATS", IoStats::add)
     }
 
     /// One-off traces: every `FD_ROWS` row (descriptors not closed yet).
@@ -342,7 +341,7 @@ impl Probes {
     /// `--serve`: drops the rows of exited threads and gone processes from
     /// the kernel's tables (after their last figures were folded in), so
     /// that a long run with many short-lived processes never fills them.
-    /// `reads` and `open`: `READ_STATS` and `FD_FILES` as this fold read
+    /// `reads` and `open`: `IO_STATS` and `FD_FILES` as this fold read
     /// them. Every row is removed by its key (one syscall each): a node
     /// starting dozens of processes a second must not walk every row of
     /// every table each second. The two tables keyed by more than a pid
@@ -352,28 +351,21 @@ impl Probes {
     pub fn forget(
         &mut self,
         forget: &crate::events::Forget,
-        reads: &[(ReadKey, ReadStats)],
+        reads: &[(IoKey, IoStats)],
         open: &[(FdKey, u64)],
     ) -> Result<(), ProbeError> {
         let pids: HashSet<u32> = forget.pids.iter().copied().collect();
-        let mut read_rows: Vec<ReadKey> = forget.read_rows.clone();
+        let mut read_rows: Vec<IoKey> = forget.read_rows.clone();
         read_rows.extend(
             reads
                 .iter()
                 .map(|(key, _)| *key)
                 .filter(|key| pids.contains(&key.tgid)),
         );
-        remove_keys!(
-            self,
-            PerCpuHashMap,
-            "READ_STATS",
-            ReadKey,
-            ReadStats,
-            read_rows
-        );
+        remove_keys!(self, PerCpuHashMap, "IO_STATS", IoKey, IoStats, read_rows);
         let tids = forget.tids.iter().copied();
         remove_keys!(self, HashMap, "THREADS", u32, ThreadStats, tids.clone());
-        remove_keys!(self, HashMap, "INFLIGHT", u32, InflightRead, tids.clone());
+        remove_keys!(self, HashMap, "INFLIGHT", u32, InflightIo, tids.clone());
         remove_keys!(self, HashMap, "PY_SLEEPING", u32, PySleep, tids.clone());
         remove_keys!(self, HashMap, "LOOPS", u32, tracer_common::LoopThread, tids);
         let fds = open

@@ -5,12 +5,12 @@
 //! and sentences.
 
 mod asyncio;
+mod io;
 mod layout;
 mod loops;
 mod memory;
 mod processes;
 mod python;
-mod reads;
 mod sched;
 mod signals;
 
@@ -28,7 +28,7 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
     let report = &shown;
     let mut out = String::new();
     header(&mut out, report);
-    reads::render(&mut out, report, width);
+    io::render(&mut out, report, width);
     sched::render(&mut out, report, width);
     processes::render_processes(&mut out, report, width);
     processes::render_zombies(&mut out, report, width);

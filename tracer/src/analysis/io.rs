@@ -6,21 +6,21 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use tracer_common::{ReadKey, ReadStats, ReadSyscall};
+use tracer_common::{IoKey, IoStats, IoSyscall};
 
 use super::python::merge_stacks;
 use crate::host::files::table::FileTable;
 use crate::{
     host::files::FileInfo,
     host::sockets::{Socket, UNNAMED_SOCKETS},
-    report::{ContextSwitches, EventStack, FOLD_ABOVE, FileReads, SocketRow},
+    report::{ContextSwitches, EventStack, FOLD_ABOVE, FileIo, SocketRow},
 };
 
 /// Names the sockets not named yet (`FileTable::name_remaining`) and then
 /// folds: the connections of each process to or from one peer host into
 /// one row when there are more than [`FOLD_ABOVE`] of them, and a local
 /// address's connections from more than that many hosts into one row too.
-pub fn fold_sockets(files: &mut FileTable, rows: &[(ReadKey, ReadStats)]) {
+pub fn fold_sockets(files: &mut FileTable, rows: &[(IoKey, IoStats)]) {
     files.name_remaining();
     let read: HashSet<(u32, u64)> = rows.iter().map(|(k, _)| (k.tgid, k.file_id)).collect();
     let connections = files.sockets_read(read);
@@ -58,7 +58,7 @@ pub fn fold_sockets(files: &mut FileTable, rows: &[(ReadKey, ReadStats)]) {
 /// More than [`FOLD_ABOVE`] sockets of one process that could not be
 /// named (short-lived connections closed before they were looked up)
 /// are one row, `socket:[*]`.
-fn fold_unnamed(files: &mut FileTable, rows: &[(ReadKey, ReadStats)]) {
+fn fold_unnamed(files: &mut FileTable, rows: &[(IoKey, IoStats)]) {
     let mut per_process: HashMap<u32, HashSet<u64>> = HashMap::new();
     for (key, _) in rows {
         if files.is_unnamed(key.tgid, key.file_id) {
@@ -75,13 +75,13 @@ fn fold_unnamed(files: &mut FileTable, rows: &[(ReadKey, ReadStats)]) {
     }
 }
 
-/// One `FileReads` per (process, path), busiest first. `opens` is the
+/// One `FileIo` per (process, path), busiest first. `opens` is the
 /// kernel's count per (tgid, file_id).
 pub fn aggregate(
     files: &FileTable,
-    rows: &[(ReadKey, ReadStats)],
+    rows: &[(IoKey, IoStats)],
     opens: &HashMap<(u32, u64), u64>,
-) -> Vec<FileReads> {
+) -> Vec<FileIo> {
     // Rows in one vector of the exact size, found by (pid, path)
     // borrowed from the table: a million files' rows, and no path
     // copied but into its row. First which row each kernel row adds to.
@@ -101,7 +101,7 @@ pub fn aggregate(
         row_of.push(index);
     }
     drop((by_file, by_lost_name));
-    let mut rows_out: Vec<FileReads> = Vec::with_capacity(firsts.len());
+    let mut rows_out: Vec<FileIo> = Vec::with_capacity(firsts.len());
     rows_out.extend(
         firsts
             .iter()
@@ -127,7 +127,7 @@ pub fn aggregate(
         entry
             .request_sizes
             .add(&key.request.to_string(), stats.syscalls);
-        let name = ReadSyscall::from_u32(key.syscall).map_or("unknown", ReadSyscall::name);
+        let name = IoSyscall::from_u32(key.syscall).map_or("unknown", IoSyscall::name);
         entry.by_syscall.add(name, stats.syscalls);
     }
     drop((row_of, counted_opens));
@@ -143,9 +143,9 @@ pub fn aggregate(
 }
 
 /// The row of a file or socket, before its figures are added.
-fn new_row(pid: u32, info: &FileInfo) -> FileReads {
+fn new_row(pid: u32, info: &FileInfo) -> FileIo {
     let socket = info.socket.as_deref();
-    let mut row = FileReads {
+    let mut row = FileIo {
         pid,
         kind: if info.fs == "socket" {
             "socket"
@@ -173,9 +173,9 @@ fn new_row(pid: u32, info: &FileInfo) -> FileReads {
 }
 
 /// Puts the Python stacks behind process `pid`'s reads (per kernel file id)
-/// on its `FileReads` rows; several file ids may name one path.
+/// on its `FileIo` rows; several file ids may name one path.
 pub fn add_python_stacks(
-    rows: &mut [FileReads],
+    rows: &mut [FileIo],
     files: &FileTable,
     pid: u32,
     every: u32,
@@ -209,7 +209,7 @@ pub fn add_python_stacks(
 }
 
 /// Summed context switches inside all reads.
-pub fn total_switches(files: &[FileReads]) -> ContextSwitches {
+pub fn total_switches(files: &[FileIo]) -> ContextSwitches {
     files.iter().fold(ContextSwitches::default(), |mut acc, f| {
         acc.voluntary += f.context_switches.voluntary;
         acc.involuntary += f.context_switches.involuntary;
@@ -222,8 +222,8 @@ mod tests {
     use super::*;
     use crate::host::sockets::Unnamed;
 
-    fn key(tgid: u32, fd: i32, file_id: u64, request: u64, syscall: ReadSyscall) -> ReadKey {
-        ReadKey {
+    fn key(tgid: u32, fd: i32, file_id: u64, request: u64, syscall: IoSyscall) -> IoKey {
+        IoKey {
             tgid,
             fd,
             file_id,
@@ -233,8 +233,8 @@ mod tests {
         }
     }
 
-    fn stats(syscalls: u64, bytes: u64, voluntary: u64) -> ReadStats {
-        ReadStats {
+    fn stats(syscalls: u64, bytes: u64, voluntary: u64) -> IoStats {
+        IoStats {
             syscalls,
             bytes,
             errors: 0,
@@ -270,18 +270,15 @@ mod tests {
     fn merges_rows_of_one_file_across_fds_sizes_and_syscalls() {
         let rows = vec![
             (
-                key(10, 3, 111, 1024, ReadSyscall::Read),
+                key(10, 3, 111, 1024, IoSyscall::Read),
                 stats(200, 200 * 1024, 0),
             ),
             (
-                key(10, 4, 111, 1024, ReadSyscall::Read),
+                key(10, 4, 111, 1024, IoSyscall::Read),
                 stats(100, 40_000, 0),
             ),
-            (
-                key(10, 3, 111, 4096, ReadSyscall::Pread64),
-                stats(5, 5000, 1),
-            ),
-            (key(10, 5, 222, 65536, ReadSyscall::Read), stats(10, 10, 10)),
+            (key(10, 3, 111, 4096, IoSyscall::Pread64), stats(5, 5000, 1)),
+            (key(10, 5, 222, 65536, IoSyscall::Read), stats(10, 10, 10)),
         ];
         let opens = HashMap::from([((10, 111), 300), ((10, 222), 1)]);
         let files = aggregate(&table(), &rows, &opens);
@@ -315,7 +312,7 @@ mod tests {
             };
             t.insert(10, file_id, info);
             rows.push((
-                key(10, 5, file_id, 64, ReadSyscall::Recvfrom),
+                key(10, 5, file_id, 64, IoSyscall::Recvfrom),
                 stats(2, 20, 0),
             ));
         };
@@ -374,7 +371,7 @@ mod tests {
             };
             t.insert(10, 100 + host, info);
             rows.push((
-                key(10, 5, 100 + host, 8, ReadSyscall::Recvmsg),
+                key(10, 5, 100 + host, 8, IoSyscall::Recvmsg),
                 stats(1, 8, 0),
             ));
         }
@@ -402,7 +399,7 @@ mod tests {
             assert_eq!(info.series_name(), UNNAMED_SOCKETS);
             t.insert(10, 300 + i, info);
             rows.push((
-                key(10, 5, 300 + i, 100, ReadSyscall::Recvfrom),
+                key(10, 5, 300 + i, 100, IoSyscall::Recvfrom),
                 stats(1, 100, 0),
             ));
         }
@@ -424,8 +421,8 @@ mod tests {
     #[test]
     fn unknown_and_bad_descriptors_are_named_not_guessed() {
         let rows = vec![
-            (key(10, 9, 0, 16, ReadSyscall::Read), stats(1, 0, 0)),
-            (key(10, 8, 777, 16, ReadSyscall::Read), stats(2, 0, 0)),
+            (key(10, 9, 0, 16, IoSyscall::Read), stats(1, 0, 0)),
+            (key(10, 8, 777, 16, IoSyscall::Read), stats(2, 0, 0)),
         ];
         let files = aggregate(&table(), &rows, &HashMap::new());
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
@@ -446,8 +443,8 @@ mod tests {
             },
         );
         let rows = vec![
-            (key(10, 3, 111, 1024, ReadSyscall::Read), stats(1, 1, 0)),
-            (key(11, 3, 111, 1024, ReadSyscall::Read), stats(1, 1, 0)),
+            (key(10, 3, 111, 1024, IoSyscall::Read), stats(1, 1, 0)),
+            (key(11, 3, 111, 1024, IoSyscall::Read), stats(1, 1, 0)),
         ];
         let files = aggregate(&t, &rows, &HashMap::new());
         assert_eq!(files.len(), 2);

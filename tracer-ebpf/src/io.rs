@@ -13,8 +13,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightRead,
-    PATH_CAPTURE_LEN, ReadEvent, ReadKey, ReadStats, ReadSyscall, drops,
+    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightIo, IoKey,
+    IoStats, IoSyscall, PATH_CAPTURE_LEN, ReadEvent, drops,
 };
 
 use crate::{
@@ -25,7 +25,7 @@ use crate::{
 /// Reads that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
 #[map]
-pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(
+pub static INFLIGHT: HashMap<u32, InflightIo> = HashMap::with_max_entries(
     tracer_common::MAX_THREAD_ROWS,
     crate::maps::ALLOCATE_ON_INSERT,
 );
@@ -35,7 +35,7 @@ pub static INFLIGHT: HashMap<u32, InflightRead> = HashMap::with_max_entries(
 static OPENING: HashMap<u32, u64> =
     HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
-/// The file each traced descriptor names now (`file_id`, see `ReadKey`).
+/// The file each traced descriptor names now (`file_id`, see `IoKey`).
 #[map]
 static FD_FILES: HashMap<FdKey, u64> =
     HashMap::with_max_entries(65536, crate::maps::ALLOCATE_ON_INSERT);
@@ -63,7 +63,7 @@ static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> = PerCpuArray::with_max
 
 /// The read figures, summed by userspace across CPUs.
 #[map]
-static READ_STATS: PerCpuHashMap<ReadKey, ReadStats> =
+static IO_STATS: PerCpuHashMap<IoKey, IoStats> =
     PerCpuHashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
 const EBADF: i64 = 9;
@@ -233,7 +233,7 @@ pub fn enter_close<const FD_ROWS: bool>(regs: *const u8) {
 /// `read(fd, buf, count)` / `pread64(fd, buf, count, pos)` /
 /// `recvfrom(fd, buf, len, flags, addr, addrlen)` (`recv` is `recvfrom`).
 #[inline(always)]
-pub fn enter_read(regs: *const u8, syscall: ReadSyscall) {
+pub fn enter_read(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -249,7 +249,7 @@ pub fn enter_read(regs: *const u8, syscall: ReadSyscall) {
 /// `readv(fd, vec, vlen)` / `preadv(fd, vec, vlen, ...)`: the request is
 /// the sum of the first iovecs' lengths.
 #[inline(always)]
-pub fn enter_readv(regs: *const u8, syscall: ReadSyscall) {
+pub fn enter_readv(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -277,7 +277,7 @@ pub fn enter_recvmsg(regs: *const u8) {
     ) else {
         return;
     };
-    start_read(tid, fd as i32, msghdr_request(msg), ReadSyscall::Recvmsg, 0);
+    start_read(tid, fd as i32, msghdr_request(msg), IoSyscall::Recvmsg, 0);
 }
 
 /// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: one syscall whose request
@@ -316,7 +316,7 @@ pub fn enter_recvmmsg(regs: *const u8) {
     }
     let request = sum.request;
     // A null vector is an EFAULT: nothing to sum at exit either way.
-    start_read(tid, fd as i32, request, ReadSyscall::Recvmmsg, vec);
+    start_read(tid, fd as i32, request, IoSyscall::Recvmmsg, vec);
 }
 
 /// The buffers a `recvmmsg` offers, summed message by message.
@@ -394,8 +394,8 @@ fn mmsg_bytes(vec: u64, count: u64) -> u64 {
 }
 
 #[inline(always)]
-fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall, msgs: u64) {
-    let inflight = InflightRead {
+fn start_read(tid: u32, fd: i32, request: u64, syscall: IoSyscall, msgs: u64) {
+    let inflight = InflightIo {
         start_ns: unsafe { bpf_ktime_get_ns() },
         request,
         fd,
@@ -415,7 +415,7 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: ReadSyscall, msgs: u64) 
     }
 }
 
-/// The return of any read: one row of `READ_STATS` more.
+/// The return of any read: one row of `IO_STATS` more.
 #[inline(always)]
 pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
@@ -481,11 +481,11 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     }
 }
 
-/// A finished read counted in `READ_STATS` (no descriptor row for it);
+/// A finished read counted in `IO_STATS` (no descriptor row for it);
 /// false when the table had no room (counted).
 #[inline(always)]
-fn count_read(tgid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) -> bool {
-    let key = ReadKey {
+fn count_read(tgid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) -> bool {
+    let key = IoKey {
         tgid,
         fd: read.fd,
         file_id,
@@ -493,14 +493,14 @@ fn count_read(tgid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) 
         syscall: read.syscall,
         _pad: 0,
     };
-    let stats = match READ_STATS.get_ptr_mut(key) {
+    let stats = match IO_STATS.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {
-            if READ_STATS.insert(key, ReadStats::default(), 0).is_err() {
+            if IO_STATS.insert(key, IoStats::default(), 0).is_err() {
                 count_drop(drops::READ_STATS);
                 return false;
             }
-            match READ_STATS.get_ptr_mut(key) {
+            match IO_STATS.get_ptr_mut(key) {
                 Some(stats) => stats,
                 None => return false,
             }
@@ -522,7 +522,7 @@ fn count_read(tgid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) 
 
 /// `--perfetto`: the read as a record (drained on userspace's tick).
 #[inline(always)]
-fn emit_read(tgid: u32, tid: u32, read: &InflightRead, file_id: u64, ret: i64, now: u64) {
+fn emit_read(tgid: u32, tid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) {
     let Some(mut entry) = EVENTS.reserve::<ReadEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;

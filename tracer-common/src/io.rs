@@ -9,7 +9,7 @@ pub const PATH_CAPTURE_LEN: usize = 256;
 /// Which read-family syscall a figure came from.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReadSyscall {
+pub enum IoSyscall {
     Read = 0,
     Pread64 = 1,
     Readv = 2,
@@ -17,12 +17,12 @@ pub enum ReadSyscall {
     /// `recv`, `recvfrom` (CPython's `sock.recv`, `recv_into`, `recvfrom`).
     Recvfrom = 4,
     Recvmsg = 5,
-    /// One call, however many messages it returned (see `InflightRead::msgs`).
+    /// One call, however many messages it returned (see `InflightIo::msgs`).
     Recvmmsg = 6,
 }
 
-impl ReadSyscall {
-    pub const ALL: [ReadSyscall; 7] = [
+impl IoSyscall {
+    pub const ALL: [IoSyscall; 7] = [
         Self::Read,
         Self::Pread64,
         Self::Readv,
@@ -52,7 +52,7 @@ impl ReadSyscall {
 /// Key of the per-CPU `READ_STATS` map: one row per open file, syscall and request size.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ReadKey {
+pub struct IoKey {
     pub tgid: u32,
     pub fd: i32,
     /// Which file: a hash of the path it was opened by, or, for a descriptor
@@ -68,7 +68,7 @@ pub struct ReadKey {
 /// Value of `READ_STATS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReadStats {
+pub struct IoStats {
     pub syscalls: u64,
     pub bytes: u64,
     pub errors: u64,
@@ -78,9 +78,9 @@ pub struct ReadStats {
     pub involuntary: u64,
 }
 
-impl ReadStats {
+impl IoStats {
     /// Adds `other`'s figures (another CPU's, another descriptor's).
-    pub fn add(&mut self, other: &ReadStats) {
+    pub fn add(&mut self, other: &IoStats) {
         self.syscalls += other.syscalls;
         self.bytes += other.bytes;
         self.errors += other.errors;
@@ -93,7 +93,7 @@ impl ReadStats {
 /// A read that has entered the kernel and not returned yet (per thread).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct InflightRead {
+pub struct InflightIo {
     pub start_ns: u64,
     pub request: u64,
     pub fd: i32,
@@ -130,7 +130,7 @@ pub const FD_SLOT_MAX_REQUEST: u64 = 1 << 56;
 pub struct FdSlot {
     /// 0: free; else `(syscall + 1) << 56 | request` (see [`FdSlot::key`]).
     pub key: u64,
-    pub stats: ReadStats,
+    pub stats: IoStats,
 }
 
 impl FdSlot {
@@ -222,7 +222,7 @@ pub struct FileEvent {
 pub struct ReadEvent {
     pub header: EventHeader,
     pub start_ns: u64,
-    /// [`ReadKey::file_id`].
+    /// [`IoKey::file_id`].
     pub file_id: u64,
     pub request: u64,
     /// Bytes read, or `-errno`.
@@ -236,18 +236,18 @@ pub struct ReadEvent {
 
 const _: () = assert!(core::mem::size_of::<ReadEvent>() == 24 + 32 + 16);
 const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 32);
-const _: () = assert!(core::mem::size_of::<ReadKey>() == 32);
-const _: () = assert!(core::mem::size_of::<ReadStats>() == 48);
+const _: () = assert!(core::mem::size_of::<IoKey>() == 32);
+const _: () = assert!(core::mem::size_of::<IoStats>() == 48);
 const _: () = assert!(core::mem::size_of::<FdRow>() == 32 + 56 * FD_SLOTS);
 const _: () = assert!(core::mem::size_of::<FdClosedEvent>() == 24 + 8 + 32 + 56 * FD_SLOTS);
 
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    unsafe impl aya::Pod for ReadKey {}
-    unsafe impl aya::Pod for ReadStats {}
+    unsafe impl aya::Pod for IoKey {}
+    unsafe impl aya::Pod for IoStats {}
     unsafe impl aya::Pod for FdKey {}
     unsafe impl aya::Pod for FileKey {}
     unsafe impl aya::Pod for FdRow {}
-    unsafe impl aya::Pod for InflightRead {}
+    unsafe impl aya::Pod for InflightIo {}
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::layout::{Table, fit, left, left_out, right};
 use crate::report::{
-    FileReads, Report,
+    FileIo, Report,
     format::{bytes, duration, thousands},
 };
 
@@ -92,7 +92,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             bytes(rest.iter().map(|f| f.bytes).sum())
         );
     }
-    let with_stacks: Vec<&FileReads> = report
+    let with_stacks: Vec<&FileIo> = report
         .reads
         .iter()
         .take(MAX_FILES)
@@ -124,7 +124,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
 
 /// The rows that are many connections folded into one, said once.
 fn folds(out: &mut String, report: &Report) {
-    let folded: Vec<&FileReads> = report.reads.iter().filter(|f| f.socket.folded).collect();
+    let folded: Vec<&FileIo> = report.reads.iter().filter(|f| f.socket.folded).collect();
     if folded.is_empty() {
         return;
     }
@@ -153,7 +153,7 @@ fn folds(out: &mut String, report: &Report) {
 }
 
 /// "1 KiB x 300" for one size, "1 KiB x 300 +2" when there are others.
-fn request_summary(f: &FileReads) -> String {
+fn request_summary(f: &FileIo) -> String {
     match f.dominant_request() {
         Some((size, count)) if f.request_sizes.len() == 1 => {
             format!("{} x {}", bytes(size), thousands(count))
@@ -170,11 +170,11 @@ fn request_summary(f: &FileReads) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{FileReads, Report};
+    use crate::report::{FileIo, Report};
 
     #[test]
     fn a_folded_row_says_how_many_connections_and_the_report_says_it_folded() {
-        let mut socket = FileReads {
+        let mut socket = FileIo {
             pid: 7,
             kind: "socket".into(),
             path: "TCP 127.0.0.1:8000 <- 127.0.0.1:*".into(),

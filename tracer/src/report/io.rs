@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for Counts {
 
 /// One file (or socket) one process read from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileReads {
+pub struct FileIo {
     pub pid: u32,
     /// "file" or "socket".
     #[serde(default = "file_kind")]
@@ -206,7 +206,7 @@ fn file_kind() -> Cow<'static, str> {
     "file".into()
 }
 
-impl FileReads {
+impl FileIo {
     /// The path as people read it: a cut path ends in "...", a row of
     /// several connections says how many.
     pub fn shown_path(&self) -> String {
@@ -255,11 +255,11 @@ mod tests {
     fn estimated_reads_never_exceed_the_exact_count() {
         let a = EventStack::new(frames(&["poll (/abs/p.py:3)"]), 38);
         let b = EventStack::new(frames(&["main (/abs/p.py:9)"]), 1);
-        let mut file = FileReads {
+        let mut file = FileIo {
             syscalls: 600,
             python_stacks_every: 16,
             python_stacks: vec![a.clone(), b.clone()],
-            ..FileReads::default()
+            ..FileIo::default()
         };
         // 39 captures x 16 = 624 > 600 exact reads: scaled to 600.
         assert_eq!(file.estimated_reads(&a), 584);
