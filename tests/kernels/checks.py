@@ -67,7 +67,11 @@ def trace(name, command, args=()):
     report = os.path.join(scratch(name), "report.json")
     argv = ["tracer", *args, "--format", "json", "-o", report, "--", *command]
     print("$ " + " ".join(argv), flush=True)
-    done = subprocess.run(argv, stderr=subprocess.PIPE, universal_newlines=True)
+    # Which program a skipped run was of, if one was (the tracer says it
+    # at debug level from its maps module).
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "warn,tracer::kernel::probes::maps=debug")
+    done = subprocess.run(argv, stderr=subprocess.PIPE, universal_newlines=True, env=env)
     check(done.returncode == 0, "tracer exited %d:\n%s" % (done.returncode, done.stderr))
     with open(report) as f:
         report = json.load(f)
@@ -129,6 +133,37 @@ def reads():
     check(status["request_sizes"] == {"1024": syscalls}, dump(status))
     check(status["syscalls"] == syscalls and status["bytes"] == sum(sizes), dump(status))
     print("ok /proc/self/status: %d syscalls of 1 KiB, %d bytes" % (syscalls, sum(sizes)))
+
+
+def writes():
+    """writes.py: 400 x 4 KiB into a pipe whose reader is slow (the writer
+    blocks), 300 line-buffered lines to a log with 30 fsyncs, 100 sends
+    of 1,000 bytes on a TCP connection closed at once (named from the
+    kernel's read of its ends), exactly."""
+    directory = scratch("writes")
+    out = os.path.join(directory, "facts.json")
+    report = trace("writes", ["python3.9", workload("writes.py"), out, directory])
+    facts = load(out)
+    pid = facts["pid"]
+    rows = [r for r in report["writes"] if r["pid"] == pid]
+    pipe = [r for r in rows if r["fs"] == "pipe"]
+    check(len(pipe) == 1, dump(rows))
+    pipe = pipe[0]
+    check((pipe["syscalls"], pipe["bytes"]) == (400, 400 * 4096), dump(pipe))
+    check(pipe["context_switches"]["voluntary"] >= 3, dump(pipe))
+    log = [r for r in rows if r["path"] == facts["log"]]
+    check(len(log) == 1, dump(rows))
+    log = log[0]
+    check(log["by_syscall"] == {"write": 300, "fsync": 30}, dump(log))
+    check(log["bytes"] == facts["log_bytes"], dump(log))
+    peer = "127.0.0.1:%d" % facts["port"]
+    tcp = [r for r in rows if r["peer"] == peer]
+    check(len(tcp) == 1, dump(rows))
+    check(tcp[0]["by_syscall"] == {"sendto": 100} and tcp[0]["bytes"] == 100000, dump(tcp))
+    kinds = {f["kind"] for f in report["findings"] if f["concern"] == "writes"}
+    check(kinds == {"blocked_writes", "write_per_line", "sync_per_record"}, kinds)
+    print("ok pipe: 400 writes, %d blocked; log: 300 writes, 30 fsyncs; TCP: 100 sends"
+          % pipe["context_switches"]["voluntary"])
 
 
 def zombies():
@@ -440,10 +475,7 @@ def oom():
             f.write("0")
     out = os.path.join(scratch("oom"), "facts.json")
     script = workload("oom_worker.py")
-    # Debug: which program a skipped run was of, if one was.
-    os.environ["RUST_LOG"] = "debug"
     report = trace("oom", ["python3.9", script, out, cgroup])
-    del os.environ["RUST_LOG"]
     os.rmdir(cgroup)
     facts = load(out)
     worker, held = facts["worker"], facts["chunks"] * facts["chunk_bytes"]
@@ -565,6 +597,7 @@ def features():
 
 CHECKS = {
     "reads": reads,
+    "writes": writes,
     "zombies": zombies,
     "signals": signals,
     "hotspots-3.9": hotspots_3_9,

@@ -19,6 +19,19 @@ pub struct SyscallNumbers {
     pub recvfrom: u32,
     pub recvmsg: u32,
     pub recvmmsg: u32,
+    /// Writes: `write`, `pwrite64`, `writev`, `pwritev` (`pwritev2`
+    /// counted as it), the socket sends, and the syncs.
+    pub write: u32,
+    pub pwrite64: u32,
+    pub writev: u32,
+    pub pwritev: u32,
+    pub pwritev2: u32,
+    pub sendto: u32,
+    pub sendmsg: u32,
+    pub sendmmsg: u32,
+    pub fsync: u32,
+    pub fdatasync: u32,
+    pub sync_file_range: u32,
     pub openat: u32,
     /// `open(2)` (x86-64: what mimalloc, hence CPython 3.13+, and older C
     /// code call); `NO_SYSCALL` where the architecture has none.
@@ -47,8 +60,6 @@ pub struct SyscallNumbers {
     pub ppoll: u32,
     /// GIL waits (`pthread_cond_timedwait` / mutex waits on the GIL's).
     pub futex: u32,
-    /// Keeps `Config`'s later u64 fields where they were.
-    pub _pad: u32,
 }
 
 /// A syscall number no architecture uses: "this architecture has none".
@@ -173,6 +184,25 @@ pub struct FileOffsets {
     pub sb_magic: u32,
     /// `inode.i_mode`: what kind of file (regular, FIFO, socket...).
     pub inode_mode: u32,
+    /// 1 if the socket offsets below are known: an inet socket's
+    /// addresses are read at its first read or write (`file.private_data`
+    /// -> `socket.sk` -> `sock_common`), so a connection closed before
+    /// userspace can look it up in `/proc/PID/net` is still named.
+    pub sockets: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub skc_family: u32,
+    /// The local port, host order; the peer's, network order.
+    pub skc_num: u32,
+    pub skc_dport: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_daddr: u32,
+    /// IPv6 addresses (`PY_NO_OFFSET`-like `u32::MAX`: no IPv6 in this
+    /// kernel, its sockets unnamed by the kernel).
+    pub skc_v6_rcv_saddr: u32,
+    pub skc_v6_daddr: u32,
+    pub sk_protocol: u32,
+    pub sk_type: u32,
     pub _pad: u32,
 }
 
@@ -240,13 +270,13 @@ pub struct ScopeConfig {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 32);
+const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 42);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 17);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 11);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
-const _: () = assert!(core::mem::size_of::<FileOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<FileOffsets>() == 96);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
     core::mem::size_of::<Config>()
-        == 4 * 32 + 4 * 17 + 4 * 11 + 8 + 32 + 48 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 24
+        == 4 * 42 + 4 * 17 + 4 * 11 + 8 + 32 + 96 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 24
 );

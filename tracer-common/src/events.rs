@@ -68,8 +68,8 @@ pub enum EventKind {
     /// [`SignalCheckEvent`].
     SignalCheck = 16,
     /// `--perfetto` only: a read syscall of a traced thread returned:
-    /// [`ReadEvent`](crate::ReadEvent), one per read.
-    ReadDone = 17,
+    /// [`IoEvent`](crate::IoEvent), one per read.
+    IoDone = 17,
     /// `--perfetto` only: a traced thread went off or on a CPU:
     /// [`SwitchEvent`](crate::SwitchEvent).
     Switched = 18,
@@ -124,7 +124,7 @@ impl EventKind {
             14 => Some(Self::SignalAction),
             15 => Some(Self::SignalMask),
             16 => Some(Self::SignalCheck),
-            17 => Some(Self::ReadDone),
+            17 => Some(Self::IoDone),
             18 => Some(Self::Switched),
             19 => Some(Self::LoopStall),
             20 => Some(Self::FdClosed),

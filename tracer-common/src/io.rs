@@ -1,28 +1,60 @@
-//! Reads: per-file read figures aggregated in the kernel, and the records
-//! that name the files (opened while traced, or discovered on first read).
+//! Reads and writes: per-file figures aggregated in the kernel, and the
+//! records that name the files (opened while traced, or discovered on
+//! first use).
 
 use crate::events::EventHeader;
 
 /// Bytes of a path captured from `openat` (longer paths are truncated and flagged).
 pub const PATH_CAPTURE_LEN: usize = 256;
 
-/// Which read-family syscall a figure came from.
+/// Which read- or write-family syscall a figure came from (the syncs
+/// count in the file's write row).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IoSyscall {
     Read = 0,
     Pread64 = 1,
     Readv = 2,
+    /// `preadv` and `preadv2` (same first three arguments).
     Preadv = 3,
     /// `recv`, `recvfrom` (CPython's `sock.recv`, `recv_into`, `recvfrom`).
     Recvfrom = 4,
     Recvmsg = 5,
     /// One call, however many messages it returned (see `InflightIo::msgs`).
     Recvmmsg = 6,
+    Write = 7,
+    Pwrite64 = 8,
+    Writev = 9,
+    /// `pwritev` and `pwritev2`.
+    Pwritev = 10,
+    /// `send`, `sendto` (CPython's `sock.send`, `sendall`, `sendto`).
+    Sendto = 11,
+    Sendmsg = 12,
+    /// One call, however many messages it sent.
+    Sendmmsg = 13,
+    Fsync = 14,
+    Fdatasync = 15,
+    SyncFileRange = 16,
+}
+
+/// How an I/O syscall's arguments give its descriptor and request size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoShape {
+    /// `(fd, buf, count, ...)`.
+    Buffer,
+    /// `(fd, iovec, iovcnt, ...)`: the request is the iovecs' sum.
+    Vector,
+    /// `(fd, msghdr, flags)`: its iovecs' sum.
+    Message,
+    /// `(fd, mmsghdr vector, vlen, ...)`: every message's; the bytes are
+    /// the `msg_len`s at exit (it returns messages).
+    Messages,
+    /// `(fd, ...)`: a sync, no request.
+    Sync,
 }
 
 impl IoSyscall {
-    pub const ALL: [IoSyscall; 7] = [
+    pub const ALL: [IoSyscall; 17] = [
         Self::Read,
         Self::Pread64,
         Self::Readv,
@@ -30,10 +62,41 @@ impl IoSyscall {
         Self::Recvfrom,
         Self::Recvmsg,
         Self::Recvmmsg,
+        Self::Write,
+        Self::Pwrite64,
+        Self::Writev,
+        Self::Pwritev,
+        Self::Sendto,
+        Self::Sendmsg,
+        Self::Sendmmsg,
+        Self::Fsync,
+        Self::Fdatasync,
+        Self::SyncFileRange,
     ];
 
     pub fn from_u32(value: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|s| *s as u32 == value)
+    }
+
+    /// A write-family syscall or a sync: the file's write row.
+    pub fn is_write(self) -> bool {
+        self as u32 >= Self::Write as u32
+    }
+
+    /// `fsync`, `fdatasync`, `sync_file_range`: no bytes, no request.
+    pub fn is_sync(self) -> bool {
+        self as u32 >= Self::Fsync as u32
+    }
+
+    pub fn shape(self) -> IoShape {
+        match self {
+            Self::Read | Self::Pread64 | Self::Recvfrom => IoShape::Buffer,
+            Self::Write | Self::Pwrite64 | Self::Sendto => IoShape::Buffer,
+            Self::Readv | Self::Preadv | Self::Writev | Self::Pwritev => IoShape::Vector,
+            Self::Recvmsg | Self::Sendmsg => IoShape::Message,
+            Self::Recvmmsg | Self::Sendmmsg => IoShape::Messages,
+            Self::Fsync | Self::Fdatasync | Self::SyncFileRange => IoShape::Sync,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -45,6 +108,16 @@ impl IoSyscall {
             Self::Recvfrom => "recvfrom",
             Self::Recvmsg => "recvmsg",
             Self::Recvmmsg => "recvmmsg",
+            Self::Write => "write",
+            Self::Pwrite64 => "pwrite64",
+            Self::Writev => "writev",
+            Self::Pwritev => "pwritev",
+            Self::Sendto => "sendto",
+            Self::Sendmsg => "sendmsg",
+            Self::Sendmmsg => "sendmmsg",
+            Self::Fsync => "fsync",
+            Self::Fdatasync => "fdatasync",
+            Self::SyncFileRange => "sync_file_range",
         }
     }
 }
@@ -213,13 +286,36 @@ pub struct FileEvent {
     /// or a socket file from a regular file.
     pub mode: u32,
     pub _pad: u32,
+    /// An inet socket's ends as the kernel had them (`family` 0: not one,
+    /// or not read).
+    pub socket: SocketEnds,
+}
+
+/// A TCP or UDP socket's addresses, read from its `sock_common`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketEnds {
+    /// `AF_INET` (2) or `AF_INET6` (10); 0: not read.
+    pub family: u16,
+    /// `IPPROTO_TCP` (6), `IPPROTO_UDP` (17).
+    pub protocol: u16,
+    /// `SOCK_STREAM`, `SOCK_DGRAM`.
+    pub sock_type: u16,
+    /// Host order.
+    pub local_port: u16,
+    /// Network order, as the kernel keeps it (0: not connected).
+    pub peer_port: u16,
+    pub _pad: [u16; 3],
+    /// IPv4 in the first 4 bytes, network order.
+    pub local: [u8; 16],
+    pub peer: [u8; 16],
 }
 
 /// `--perfetto` only: one read syscall of a traced thread, at its return
 /// (the header's time).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReadEvent {
+pub struct IoEvent {
     pub header: EventHeader,
     pub start_ns: u64,
     /// [`IoKey::file_id`].
@@ -234,8 +330,8 @@ pub struct ReadEvent {
     pub involuntary: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ReadEvent>() == 24 + 32 + 16);
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 32);
+const _: () = assert!(core::mem::size_of::<IoEvent>() == 24 + 32 + 16);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 24 + 16 + PATH_CAPTURE_LEN + 32 + 48);
 const _: () = assert!(core::mem::size_of::<IoKey>() == 32);
 const _: () = assert!(core::mem::size_of::<IoStats>() == 48);
 const _: () = assert!(core::mem::size_of::<FdRow>() == 32 + 56 * FD_SLOTS);

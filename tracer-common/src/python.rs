@@ -155,6 +155,9 @@ pub mod py_event {
     pub const ENTRY: u32 = 3;
     /// A futex wait to take the GIL; the value carries the time waited.
     pub const GIL_WAIT: u32 = 4;
+    /// A write-family syscall or a sync on `file_id` (sampled with the
+    /// reads: 1 in `read_stack_every`).
+    pub const WRITE: u32 = 5;
 }
 
 /// Key of `PY_EVENT_STACKS`: a kernel event of one process with the top of

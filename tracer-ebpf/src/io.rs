@@ -1,8 +1,11 @@
-//! Reads: `openat` (and `open`) name descriptors, `read`/`pread64`/`readv`/`preadv`
-//! and the socket reads `recvfrom`/`recvmsg`/`recvmmsg` are timed (entered and
-//! left through `syscalls.rs`) and aggregated per (file, syscall, request size) in a per-CPU map, so
-//! a read costs no ring buffer record. Context switches inside a read are
-//! added by `sched.rs` to the thread's in-flight entry.
+//! Reads and writes: `openat` (and `open`) name descriptors; the reads
+//! (`read`/`pread64`/`readv`/`preadv`, the socket reads `recvfrom`/
+//! `recvmsg`/`recvmmsg`), the writes (`write`/`pwrite64`/`writev`/
+//! `pwritev`, the sends `sendto`/`sendmsg`/`sendmmsg`) and the syncs
+//! (`fsync`/`fdatasync`/`sync_file_range`) are timed (entered and left
+//! through `syscalls.rs`) and aggregated per (file, syscall, request size)
+//! in a per-CPU map, so one costs no ring buffer record. Context switches
+//! inside one are added by `sched.rs` to the thread's in-flight entry.
 
 use aya_ebpf::{
     helpers::{
@@ -13,8 +16,8 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightIo, IoKey,
-    IoStats, IoSyscall, PATH_CAPTURE_LEN, ReadEvent, drops,
+    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightIo, IoEvent,
+    IoKey, IoShape, IoStats, IoSyscall, PATH_CAPTURE_LEN, drops,
 };
 
 use crate::{
@@ -22,7 +25,7 @@ use crate::{
     maps::{EVENTS, config, count_drop, current_if_traced, read_reg},
 };
 
-/// Reads that entered the kernel and have not returned (key: tid;
+/// Reads, writes and syncs that entered the kernel and have not returned (key: tid;
 /// `start_ns == 0` marks an idle slot).
 #[map]
 pub static INFLIGHT: HashMap<u32, InflightIo> = HashMap::with_max_entries(
@@ -230,10 +233,24 @@ pub fn enter_close<const FD_ROWS: bool>(regs: *const u8) {
     });
 }
 
-/// `read(fd, buf, count)` / `pread64(fd, buf, count, pos)` /
-/// `recvfrom(fd, buf, len, flags, addr, addrlen)` (`recv` is `recvfrom`).
+/// A read, write or sync of a traced thread enters the kernel: its
+/// descriptor and request, by the syscall's shape (one inlined copy each).
 #[inline(always)]
-pub fn enter_read(regs: *const u8, syscall: IoSyscall) {
+pub fn enter(regs: *const u8, syscall: IoSyscall) {
+    match syscall.shape() {
+        IoShape::Buffer => enter_buffer(regs, syscall),
+        IoShape::Vector => enter_vector(regs, syscall),
+        IoShape::Message => enter_message(regs, syscall),
+        IoShape::Messages => enter_messages(regs, syscall),
+        IoShape::Sync => enter_sync(regs, syscall),
+    }
+}
+
+/// `read(fd, buf, count)`, `write`, `pread64(fd, buf, count, pos)`,
+/// `pwrite64`, `recvfrom(fd, buf, len, flags, addr, addrlen)` (`recv` is
+/// `recvfrom`), `sendto` (`send`).
+#[inline(always)]
+fn enter_buffer(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -243,13 +260,13 @@ pub fn enter_read(regs: *const u8, syscall: IoSyscall) {
     ) else {
         return;
     };
-    start_read(tid, fd as i32, count, syscall, 0);
+    start_io(tid, fd as i32, count, syscall, 0);
 }
 
-/// `readv(fd, vec, vlen)` / `preadv(fd, vec, vlen, ...)`: the request is
-/// the sum of the first iovecs' lengths.
+/// `readv(fd, vec, vlen)`, `writev`, `preadv(fd, vec, vlen, ...)`,
+/// `pwritev`: the request is the sum of the first iovecs' lengths.
 #[inline(always)]
-pub fn enter_readv(regs: *const u8, syscall: IoSyscall) {
+fn enter_vector(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -261,13 +278,13 @@ pub fn enter_readv(regs: *const u8, syscall: IoSyscall) {
         return;
     };
     let request = iovec_sum(vec, vlen);
-    start_read(tid, fd as i32, request, syscall, 0);
+    start_io(tid, fd as i32, request, syscall, 0);
 }
 
-/// `recvmsg(fd, msg, flags)`: the request is the sum of the message's
-/// first iovecs' lengths, as for `readv`.
+/// `recvmsg(fd, msg, flags)`, `sendmsg`: the request is the sum of the
+/// message's first iovecs' lengths, as for `readv`.
 #[inline(always)]
-pub fn enter_recvmsg(regs: *const u8) {
+fn enter_message(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -277,14 +294,28 @@ pub fn enter_recvmsg(regs: *const u8) {
     ) else {
         return;
     };
-    start_read(tid, fd as i32, msghdr_request(msg), IoSyscall::Recvmsg, 0);
+    start_io(tid, fd as i32, msghdr_request(msg), syscall, 0);
 }
 
-/// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: one syscall whose request
-/// is every buffer offered (the first `MAX_MMSGS` messages'); its bytes are
-/// summed from the `msg_len`s at exit.
+/// `fsync(fd)`, `fdatasync(fd)`, `sync_file_range(fd, offset, nbytes,
+/// flags)`: the descriptor only (a sync asks for no bytes).
 #[inline(always)]
-pub fn enter_recvmmsg(regs: *const u8) {
+fn enter_sync(regs: *const u8, syscall: IoSyscall) {
+    let Some((_, tid)) = current_if_traced() else {
+        return;
+    };
+    let Some(fd) = read_reg(regs, config!(regs.arg1)) else {
+        return;
+    };
+    start_io(tid, fd as i32, 0, syscall, 0);
+}
+
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)`, `sendmmsg(fd, msgvec,
+/// vlen, flags)`: one syscall whose request is every buffer offered (the
+/// first `MAX_MMSGS` messages'); its bytes are summed from the `msg_len`s
+/// at exit.
+#[inline(always)]
+fn enter_messages(regs: *const u8, syscall: IoSyscall) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -316,10 +347,10 @@ pub fn enter_recvmmsg(regs: *const u8) {
     }
     let request = sum.request;
     // A null vector is an EFAULT: nothing to sum at exit either way.
-    start_read(tid, fd as i32, request, IoSyscall::Recvmmsg, vec);
+    start_io(tid, fd as i32, request, syscall, vec);
 }
 
-/// The buffers a `recvmmsg` offers, summed message by message.
+/// The buffers a `recvmmsg` (`sendmmsg`) offers, summed message by message.
 #[repr(C)]
 struct MmsgRequest {
     vec: u64,
@@ -340,11 +371,11 @@ impl MmsgRequest {
     }
 }
 
-/// One message of [`enter_recvmmsg`]'s sum: a `bpf_loop` callback.
+/// One message of [`enter_messages`]'s sum: a `bpf_loop` callback.
 #[cfg(not(feature = "without-bpf-loop"))]
 #[inline(never)]
 extern "C" fn mmsg_request_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `MmsgRequest` enter_recvmmsg passed to bpf_loop.
+    // SAFETY: `ctx` is the `MmsgRequest` enter_messages passed to bpf_loop.
     let sum = unsafe { &mut *ctx.cast::<MmsgRequest>() };
     if sum.add(index) { 0 } else { 1 }
 }
@@ -376,7 +407,8 @@ fn iovec_sum(vec: u64, vlen: u64) -> u64 {
     request
 }
 
-/// Bytes of the first `count` messages a `recvmmsg` filled (its `msg_len`s).
+/// Bytes of the first `count` messages a `recvmmsg` filled or a `sendmmsg`
+/// sent (their `msg_len`s).
 #[inline(always)]
 fn mmsg_bytes(vec: u64, count: u64) -> u64 {
     let mut bytes: u64 = 0;
@@ -394,7 +426,7 @@ fn mmsg_bytes(vec: u64, count: u64) -> u64 {
 }
 
 #[inline(always)]
-fn start_read(tid: u32, fd: i32, request: u64, syscall: IoSyscall, msgs: u64) {
+fn start_io(tid: u32, fd: i32, request: u64, syscall: IoSyscall, msgs: u64) {
     let inflight = InflightIo {
         start_ns: unsafe { bpf_ktime_get_ns() },
         request,
@@ -417,7 +449,7 @@ fn start_read(tid: u32, fd: i32, request: u64, syscall: IoSyscall, msgs: u64) {
 
 /// The return of any read: one row of `IO_STATS` more.
 #[inline(always)]
-pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
+pub fn exit_io<const FD_ROWS: bool>(ret: i64) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
@@ -429,7 +461,7 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     }
     unsafe { (*slot).start_ns = 0 };
     let now = unsafe { bpf_ktime_get_ns() };
-    // recvmmsg returns messages, not bytes: its bytes are its msg_lens.
+    // recvmmsg and sendmmsg return messages, not bytes: their msg_lens.
     let ret = if read.msgs != 0 && ret > 0 {
         mmsg_bytes(read.msgs, ret as u64) as i64
     } else {
@@ -470,21 +502,21 @@ pub fn exit_read<const FD_ROWS: bool>(ret: i64) {
     };
 
     if config!(timeline) != 0 {
-        emit_read(tgid, tid, &read, file_id, ret, now);
+        emit_io(tgid, tid, &read, file_id, ret, now);
     }
     let in_row = fd_rows
         && file_id != 0
         && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
     // One call site for the stack: each is a capture more to verify.
-    if in_row || count_read(tgid, &read, file_id, ret, now) {
-        crate::python::read_stack(tgid, tid, file_id);
+    if in_row || count_io(tgid, &read, file_id, ret, now) {
+        crate::python::io_stack(tgid, tid, file_id, read.syscall);
     }
 }
 
 /// A finished read counted in `IO_STATS` (no descriptor row for it);
 /// false when the table had no room (counted).
 #[inline(always)]
-fn count_read(tgid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) -> bool {
+fn count_io(tgid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) -> bool {
     let key = IoKey {
         tgid,
         fd: read.fd,
@@ -522,14 +554,14 @@ fn count_read(tgid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) ->
 
 /// `--perfetto`: the read as a record (drained on userspace's tick).
 #[inline(always)]
-fn emit_read(tgid: u32, tid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) {
-    let Some(mut entry) = EVENTS.reserve::<ReadEvent>(0) else {
+fn emit_io(tgid: u32, tid: u32, read: &InflightIo, file_id: u64, ret: i64, now: u64) {
+    let Some(mut entry) = EVENTS.reserve::<IoEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
     };
-    let event = ReadEvent {
+    let event = IoEvent {
         header: EventHeader {
-            kind: EventKind::ReadDone as u32,
+            kind: EventKind::IoDone as u32,
             tgid,
             tid,
             _pad: 0,
@@ -544,7 +576,7 @@ fn emit_read(tgid: u32, tid: u32, read: &InflightIo, file_id: u64, ret: i64, now
         voluntary: read.voluntary as u32,
         involuntary: read.involuntary as u32,
     };
-    // SAFETY: the reserved slot holds one ReadEvent.
+    // SAFETY: the reserved slot holds one IoEvent.
     unsafe { entry.as_mut_ptr().write(event) };
     entry.submit(crate::maps::RB_NO_WAKEUP);
 }
@@ -570,6 +602,7 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
     event.truncated = 0;
     event.mode = 0;
     event._pad = 0;
+    event.socket = tracer_common::SocketEnds::default();
     // What the file is, read here: userspace need not look it up by path.
     describe_fd(fd, event);
     if !path.is_null() {
@@ -634,4 +667,50 @@ fn describe_fd(fd: i32, event: &mut FileEvent) {
     if blkbits > 0 && blkbits < 32 {
         event.blksize = 1 << blkbits;
     }
+    if event.mode & S_IFMT == S_IFSOCK && o.sockets != 0 {
+        let sock = read_ptr(read_ptr(file, o.file_private_data), o.socket_sk);
+        if sock != 0 {
+            read_socket_ends(sock, &mut event.socket);
+        }
+    }
+}
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFSOCK: u32 = 0o140_000;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// An inet socket's protocol, ports and addresses (`struct sock` at
+/// `sock`); the family stays 0 for any other.
+#[inline(always)]
+fn read_socket_ends(sock: u64, ends: &mut tracer_common::SocketEnds) {
+    let o = config!(file);
+    let u16_at = |off: u32| -> u16 {
+        unsafe { bpf_probe_read_kernel((sock + off as u64) as *const u16) }.unwrap_or(0)
+    };
+    let family = u16_at(o.skc_family);
+    let (local, peer) = match family {
+        AF_INET => (o.skc_rcv_saddr, o.skc_daddr),
+        AF_INET6 if o.skc_v6_daddr != u32::MAX => (o.skc_v6_rcv_saddr, o.skc_v6_daddr),
+        _ => return,
+    };
+    let bytes = |off: u32| -> [u8; 16] {
+        if family == AF_INET {
+            let v4 = unsafe { bpf_probe_read_kernel((sock + off as u64) as *const [u8; 4]) }
+                .unwrap_or([0; 4]);
+            let mut out = [0u8; 16];
+            out[..4].copy_from_slice(&v4);
+            out
+        } else {
+            unsafe { bpf_probe_read_kernel((sock + off as u64) as *const [u8; 16]) }
+                .unwrap_or([0; 16])
+        }
+    };
+    ends.local = bytes(local);
+    ends.peer = bytes(peer);
+    ends.local_port = u16_at(o.skc_num);
+    ends.peer_port = u16_at(o.skc_dport);
+    ends.protocol = u16_at(o.sk_protocol);
+    ends.sock_type = u16_at(o.sk_type);
+    ends.family = family;
 }

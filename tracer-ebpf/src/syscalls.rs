@@ -1,7 +1,7 @@
 //! The two syscall hooks: one raw `sys_enter` and one raw `sys_exit`
 //! program see every syscall of every process and hand the few this tracer
-//! wants, picked by number, to the concern that wants them (`reads`: file
-//! and socket reads,
+//! wants, picked by number, to the concern that wants them (`io`: file
+//! and socket reads and writes, syncs,
 //! `processes`, `signals`, `python::gil`: futex waits on a GIL).
 //!
 //! Why raw tracepoints and not one perf-event tracepoint per syscall: the
@@ -92,24 +92,9 @@ pub fn sys_enter_perf(ctx: TracePointContext) -> i32 {
 #[inline(always)]
 fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
     // Every syscall on the machine comes here: a few comparisons decide
-    // before any map lookup. Reads first, the most frequent.
-    if nr == config!(syscalls.read) as u64 {
-        io::enter_read(regs, IoSyscall::Read);
-    } else if nr == config!(syscalls.pread64) as u64 {
-        io::enter_read(regs, IoSyscall::Pread64);
-    } else if nr == config!(syscalls.readv) as u64 {
-        io::enter_readv(regs, IoSyscall::Readv);
-    } else if nr == config!(syscalls.preadv) as u64 || nr == config!(syscalls.preadv2) as u64 {
-        // preadv2 has preadv's arguments plus flags, and is what CPython's
-        // os.preadv calls: counted as "preadv".
-        io::enter_readv(regs, IoSyscall::Preadv);
-    } else if nr == config!(syscalls.recvfrom) as u64 {
-        // recvfrom(fd, buf, len, ...): read's fd and size arguments.
-        io::enter_read(regs, IoSyscall::Recvfrom);
-    } else if nr == config!(syscalls.recvmsg) as u64 {
-        io::enter_recvmsg(regs);
-    } else if nr == config!(syscalls.recvmmsg) as u64 {
-        io::enter_recvmmsg(regs);
+    // before any map lookup. Reads and writes first, the most frequent.
+    if let Some(syscall) = io_syscall(nr) {
+        io::enter(regs, syscall);
     } else if nr == config!(syscalls.openat) as u64 {
         io::enter_open(regs, config!(regs.arg2));
     } else if nr == config!(syscalls.open) as u64 {
@@ -126,6 +111,52 @@ fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
         crate::python::gil::enter_futex(regs);
     }
     0
+}
+
+/// The read, write or sync syscall number `nr` is, if any: one field at a
+/// time, every syscall of the machine passes here (the reads first).
+#[inline(always)]
+fn io_syscall(nr: u64) -> Option<IoSyscall> {
+    let is = |number: u32| nr == number as u64;
+    Some(if is(config!(syscalls.read)) {
+        IoSyscall::Read
+    } else if is(config!(syscalls.write)) {
+        IoSyscall::Write
+    } else if is(config!(syscalls.pread64)) {
+        IoSyscall::Pread64
+    } else if is(config!(syscalls.recvfrom)) {
+        IoSyscall::Recvfrom
+    } else if is(config!(syscalls.sendto)) {
+        IoSyscall::Sendto
+    } else if is(config!(syscalls.readv)) {
+        IoSyscall::Readv
+    } else if is(config!(syscalls.writev)) {
+        IoSyscall::Writev
+    } else if is(config!(syscalls.recvmsg)) {
+        IoSyscall::Recvmsg
+    } else if is(config!(syscalls.sendmsg)) {
+        IoSyscall::Sendmsg
+    } else if is(config!(syscalls.pwrite64)) {
+        IoSyscall::Pwrite64
+    } else if is(config!(syscalls.preadv)) || is(config!(syscalls.preadv2)) {
+        // The 2 variants have the first three arguments, plus flags (what
+        // CPython's os.preadv / os.pwritev call): counted as the others.
+        IoSyscall::Preadv
+    } else if is(config!(syscalls.pwritev)) || is(config!(syscalls.pwritev2)) {
+        IoSyscall::Pwritev
+    } else if is(config!(syscalls.recvmmsg)) {
+        IoSyscall::Recvmmsg
+    } else if is(config!(syscalls.sendmmsg)) {
+        IoSyscall::Sendmmsg
+    } else if is(config!(syscalls.fsync)) {
+        IoSyscall::Fsync
+    } else if is(config!(syscalls.fdatasync)) {
+        IoSyscall::Fdatasync
+    } else if is(config!(syscalls.sync_file_range)) {
+        IoSyscall::SyncFileRange
+    } else {
+        return None;
+    })
 }
 
 /// `epoll_wait`, `select`, `poll` or a variant: an event loop's wait.
@@ -186,22 +217,15 @@ fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
     let Some(nr) = read_reg(regs, config!(regs.nr)) else {
         return 0;
     };
-    let is_read = nr == config!(syscalls.read) as u64
-        || nr == config!(syscalls.pread64) as u64
-        || nr == config!(syscalls.readv) as u64
-        || nr == config!(syscalls.preadv) as u64
-        || nr == config!(syscalls.preadv2) as u64
-        || nr == config!(syscalls.recvfrom) as u64
-        || nr == config!(syscalls.recvmsg) as u64
-        || nr == config!(syscalls.recvmmsg) as u64;
+    let is_io = io_syscall(nr).is_some();
     let is_open = nr == config!(syscalls.openat) as u64 || nr == config!(syscalls.open) as u64;
-    // Reads and opens in flight are only ever those of traced threads: the
-    // per-CPU answer spares untraced ones the in-flight lookup.
-    if (is_read || is_open) && current_if_traced().is_none() {
+    // Reads, writes and opens in flight are only ever those of traced
+    // threads: the per-CPU answer spares untraced ones the in-flight lookup.
+    if (is_io || is_open) && current_if_traced().is_none() {
         return 0;
     }
-    if is_read {
-        io::exit_read::<FD_ROWS>(ret);
+    if is_io {
+        io::exit_io::<FD_ROWS>(ret);
     } else if is_open {
         io::exit_open::<FD_ROWS>(ret);
     } else if nr == config!(syscalls.wait4) as u64 {

@@ -39,7 +39,7 @@ Examples:
                                          an asyncio service: which code froze its event loop
                                          for 50 ms or more, and how often
   sudo tracer --pid 1234 --live          a full-screen view, refreshed every second: hot
-                                         functions, reads per file, scheduling, signals,
+                                         functions, I/O per file, scheduling, signals,
                                          processes and zombies, loop stalls (q quits)
   sudo tracer --all --serve :9464        the node agent: Prometheus scrapes /metrics, Parca or
                                          `go tool pprof` pull /debug/pprof/profile?seconds=N
@@ -54,6 +54,9 @@ What it reports:
   reads       per file and socket (TCP, UDP, unix; by its addresses): read and recv
               syscalls, request sizes, bytes, time in the kernel, and the context
               switches that happened inside those reads
+  writes      the same for write and send syscalls, with each file's fsyncs; a writer
+              blocked on a full pipe or socket (and who reads the other end), a
+              write per line, an fsync per record
   scheduling  per thread: voluntary / involuntary context switches, on/off-CPU time
   processes   the target and its children (followed by default): argv, exit code or signal
   zombies     children that exited: how long each stayed a zombie, who reaped it and how
@@ -194,8 +197,9 @@ pub struct Args {
     #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rate: Option<u64>,
 
-    /// Attach the Python stack (top 4 frames) to 1 in N read syscalls, per
-    /// CPU (0: never). Every voluntary context switch gets its stack too
+    /// Attach the Python stack (top 4 frames) to 1 in N read, write and
+    /// sync syscalls, per CPU (0: never). Every voluntary context switch
+    /// gets its stack too
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub read_stacks: u32,
 
@@ -375,8 +379,8 @@ pub struct Args {
 
     /// A full-screen view in the terminal, refreshed every --refresh
     /// seconds: Python functions (own and total share, by thread, process
-    /// or in all), reads per file (syscalls and bytes a second, request
-    /// sizes), scheduling, the last signals and their fate, processes and
+    /// or in all), reads and writes per file (syscalls and bytes a second,
+    /// request sizes, syncs), scheduling, the last signals and their fate, processes and
     /// zombies, event loop stalls. Keys: q quit, p pause, s sort, tab view,
     /// g group, / filter. The report is written at the end as without it
     /// (-o FILE). A launched command's output is discarded

@@ -78,6 +78,25 @@ fn prometheus_scrapes_the_figures_a_service_knows() {
         (format!("tracer_zombies{{{p}}}"), 1.0),
         ("tracer_zombie_seconds_count".into(), 1.0),
         ("tracer_events_lost_total".into(), 0.0),
+        // The log's writes and syncs (its fs label is /tmp's).
+        (
+            format!(
+                "sum(tracer_write_syscalls_total{{{p},path={}}})",
+                facts["log"]
+            ),
+            u64_of(&facts["log_writes"]) as f64,
+        ),
+        (
+            format!("sum(tracer_write_bytes_total{{{p},path={}}})", facts["log"]),
+            (u64_of(&facts["log_writes"]) * 8) as f64,
+        ),
+        (
+            format!(
+                "sum(tracer_sync_syscalls_total{{{p},path={}}})",
+                facts["log"]
+            ),
+            u64_of(&facts["log_syncs"]) as f64,
+        ),
     ];
     // Prometheus scrapes every second: wait until it has what the service
     // knows (or say what it had at the deadline).

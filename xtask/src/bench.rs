@@ -12,8 +12,8 @@
 //! This file holds the arguments, which suites run, and the start-up and
 //! /proc tables; the /proc suite's variants and measurements are in
 //! `proc_bench`, the serve suite in `serve_bench`, the node suite in
-//! `node_bench`, the reads suite (a file read next to a socket read) in
-//! `reads_bench`, the static build beside the dynamic one in `dist_bench`,
+//! `node_bench`, the I/O suite (reads and writes of each kind side by side) in
+//! `io_bench`, the static build beside the dynamic one in `dist_bench`,
 //! and what the suites
 //! share in `bench_util`.
 
@@ -109,9 +109,11 @@ enum Suite {
     /// agent's CPU, then its memory over `--node-seconds` of 50 new Python
     /// processes a second (not part of `all`: over 15 minutes by default).
     Node,
-    /// A file read and a socket read side by side: what the tracer (and the
-    /// kernel's floor, and strace) adds to each, per read.
-    Reads,
+    /// Reads and writes of files, pipes and sockets side by side: what the
+    /// tracer (and the kernel's floor, and strace) adds to each, per call
+    /// (`reads`, its former name, still works).
+    #[value(alias = "reads")]
+    Io,
     /// A row for everything: `--files` files read, 2,000 forks; time and
     /// peak RSS beside untraced, each report checked (not part of `all`).
     Scale,
@@ -192,8 +194,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if matches!(args.suite, Suite::Native | Suite::All) {
         report.push_str(&native_suite(args, &tracer, &version)?);
     }
-    if matches!(args.suite, Suite::Reads | Suite::All) {
-        report.push_str(&crate::reads_bench::reads_suite(
+    if matches!(args.suite, Suite::Io | Suite::All) {
+        report.push_str(&crate::io_bench::io_suite(
             &tracer,
             baseline,
             !args.no_strace,

@@ -73,12 +73,14 @@ const BUSYBOX_IN_VM: &str = "/usr/local/bin/busybox";
 const TRIXIE_IN_VM: &str = "roots/trixie";
 
 /// The end-to-end stories tests/kernels/checks.py checks, one VM check
-/// each: exact reads, a zombie and its reaper, signals to a Python handler,
+/// each: exact reads, exact writes (a blocked pipe, a synced log, sends),
+/// a zombie and its reaper, signals to a Python handler,
 /// hotspots on two CPythons, a process tree, `--all`, `--serve`, memory (a
 /// worker the OOM killer kills in a memory cgroup, memory growth by line),
 /// and what the report says the kernel lacks.
 const STORIES: &[&str] = &[
     "reads",
+    "writes",
     "zombies",
     "signals",
     "hotspots-3.9",
@@ -94,6 +96,7 @@ const STORIES: &[&str] = &[
 /// /checks/workloads and in the trixie root's.
 const WORKLOADS: &[&str] = &[
     "matrix_proc.py",
+    "writes.py",
     "matrix_zombies.py",
     "signals_self.py",
     "killed_worker.py",

@@ -1,5 +1,5 @@
 //! The top of the Python stack on kernel events: counted per stack in
-//! `PY_EVENT_STACKS` for reads (1 in `read_stack_every`) and voluntary
+//! `PY_EVENT_STACKS` for reads and writes (1 in `read_stack_every`) and voluntary
 //! switches (with the time asleep), sent in a record of its own for every
 //! fork (with the child), written into the records of signal deliveries,
 //! signal checks and disposition and mask changes. Each capture reads at
@@ -13,9 +13,9 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    EventHeader, EventKind, PY_EVENT_DEPTH, PY_FATAL_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET, PyConfig,
-    PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep, PyStackEvent,
-    SignalFatalStackEvent, drops, py_event,
+    EventHeader, EventKind, IoSyscall, PY_EVENT_DEPTH, PY_FATAL_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET,
+    PyConfig, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep,
+    PyStackEvent, SignalFatalStackEvent, drops, py_event,
 };
 
 use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame, read_u64};
@@ -42,7 +42,8 @@ static PY_SLEEPING: HashMap<u32, PySleep> = HashMap::with_max_entries(
 #[map]
 pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
 
-/// Reads seen per CPU, to capture the stack of 1 in `read_stack_every`.
+/// Reads and writes seen per CPU, to capture the stack of 1 in
+/// `read_stack_every`.
 #[map]
 static PY_READ_COUNTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
@@ -239,10 +240,11 @@ pub(super) fn announce(key: &PyEventKey, counts: PyEventValue) {
     entry.submit(wake);
 }
 
-/// A traced thread finished a read of `file_id`: count its Python stack,
-/// for 1 in `read_stack_every` reads on this CPU.
+/// A traced thread finished a read, write or sync (`syscall`, an
+/// `IoSyscall`) of `file_id`: count its Python stack, for 1 in
+/// `read_stack_every` of them on this CPU.
 #[inline(always)]
-pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
+pub fn io_stack(tgid: u32, tid: u32, file_id: u64, syscall: u32) {
     let Some(cfg) = config_of(tgid) else {
         return;
     };
@@ -264,7 +266,11 @@ pub fn read_stack(tgid: u32, tid: u32, file_id: u64) {
     };
     let key = unsafe { &mut (*scratch).key };
     key.tgid = tgid;
-    key.kind = py_event::READ;
+    key.kind = if syscall >= IoSyscall::Write as u32 {
+        py_event::WRITE
+    } else {
+        py_event::READ
+    };
     key.file_id = file_id;
     if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr(), Hook::SysExit) {
         bump(key, 0);

@@ -40,7 +40,7 @@ mod walk_loop;
 mod walk_pieces;
 
 pub use event_stacks::{
-    Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fatal_stack, fork_stack, read_stack, signal_stack,
+    Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fatal_stack, fork_stack, io_stack, signal_stack,
     thread_ended, went_to_sleep, woke_up,
 };
 use event_stacks::{PY_SCRATCH, announce, bump, capture_top};

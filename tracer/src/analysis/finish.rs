@@ -3,7 +3,7 @@
 //! (a one-off trace's, the continuous mode's last figures, or `--dump`'s).
 
 use super::*;
-use crate::report::{FileIo, ProcessInfo, Python, ResetsBeforeExec, Sched, SignalGroup, Zombie};
+use crate::report::{ProcessInfo, Python, ResetsBeforeExec, Sched, SignalGroup, Zombie};
 
 /// The report's signal sections.
 struct SignalSections {
@@ -24,8 +24,8 @@ impl Collector {
         if modes.metrics.is_some() {
             return self.finish_continuous(maps, ending, modes);
         }
-        let (mut reads, mut sched, names) = self.reads_and_sched(&mut maps, &ending);
-        let python = self.python_report(&maps, &ending, &mut reads, &mut sched);
+        let (mut io, mut sched, names) = self.io_and_sched(&mut maps, &ending);
+        let python = self.python_report(&maps, &ending, &mut io, &mut sched);
         let (processes, zombies, signals, changes) = self.processes_and_signals(&python, &ending);
         let complete = maps.lost() == 0 && self.decode_errors == 0;
         let mut warnings = ending.warnings;
@@ -67,7 +67,8 @@ impl Collector {
             },
             stopped: ending.stopped.into(),
             complete,
-            reads,
+            reads: io.reads,
+            writes: io.writes,
             sched,
             python,
             processes,
@@ -118,13 +119,14 @@ impl Collector {
         report
     }
 
-    /// The reads per file and the scheduling per thread, from the maps
-    /// (their read rows are let go once folded), with every thread's name.
-    fn reads_and_sched(
+    /// The reads and writes per file and the scheduling per thread, from
+    /// the maps (their rows are let go once folded), with every thread's
+    /// name.
+    fn io_and_sched(
         &mut self,
         maps: &mut MapSnapshot,
         ending: &Ending,
-    ) -> (Vec<FileIo>, Sched, HashMap<u32, String>) {
+    ) -> (io::Rows, Sched, HashMap<u32, String>) {
         if let Some(full) = std::mem::take(&mut self.closed).merge_into(maps) {
             self.warnings.push(full);
         }
@@ -145,14 +147,18 @@ impl Collector {
         let mut names = std::mem::take(&mut self.exit_comms);
         names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
         io::fold_sockets(&mut self.files, &maps.reads);
-        let reads = io::aggregate(&self.files, &maps.reads, &maps.opens);
+        let rows = io::Rows {
+            reads: io::aggregate(&self.files, &maps.reads, &maps.opens, io::Direction::Read),
+            writes: io::aggregate(&self.files, &maps.reads, &maps.opens, io::Direction::Write),
+        };
         // The kernel's rows are in the report's rows now: a million files'
         // are not held while the rest is built.
         maps.reads = Vec::new();
         maps.opens = HashMap::new();
         let mut sched = sched::summarize(&maps.threads, &ended, &names, &exited, ending.end_ns);
-        sched.inside_reads = io::total_switches(&reads);
-        (reads, sched, names)
+        sched.inside_reads = io::total_switches(&rows.reads);
+        sched.inside_writes = io::total_switches(&rows.writes);
+        (rows, sched, names)
     }
 
     /// The Python section: the profile, the GIL, the threads and asyncio
@@ -161,10 +167,10 @@ impl Collector {
         &mut self,
         maps: &MapSnapshot,
         ending: &Ending,
-        reads: &mut [FileIo],
+        io: &mut io::Rows,
         sched: &mut Sched,
     ) -> Python {
-        let mut python = self.python_section(maps, ending, reads);
+        let mut python = self.python_section(maps, ending, io);
         if let Some(tree) = &self.python
             && python.status != "disabled"
         {
@@ -327,12 +333,13 @@ impl Collector {
         }
     }
 
-    /// The Python section; the read stacks go onto their files' rows.
+    /// The Python section; the read and write stacks go onto their files'
+    /// rows.
     fn python_section(
         &self,
         maps: &MapSnapshot,
         ending: &Ending,
-        reads: &mut [crate::report::FileIo],
+        io: &mut io::Rows,
     ) -> crate::report::Python {
         if let Some(err) = &ending.sampler_error {
             return python::disabled(&format!("Python sampling could not start: {err}"));
@@ -346,13 +353,18 @@ impl Collector {
             section.entries_error = self.entries_error.clone();
         }
         for process in tree.processes().filter(|p| p.ready().is_some()) {
-            io::add_python_stacks(
-                reads,
-                &self.files,
-                process.pid(),
-                process.read_stack_every(),
-                self.profile.read_stacks(process.pid()),
-            );
+            for (rows, kind) in [
+                (&mut io.reads, tracer_common::py_event::READ),
+                (&mut io.writes, tracer_common::py_event::WRITE),
+            ] {
+                io::add_python_stacks(
+                    rows,
+                    &self.files,
+                    process.pid(),
+                    process.read_stack_every(),
+                    self.profile.io_stacks(process.pid(), kind),
+                );
+            }
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;

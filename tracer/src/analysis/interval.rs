@@ -9,7 +9,7 @@ use std::{collections::HashMap, hash::Hash};
 
 use tracer_common::LoopThread;
 
-use crate::report::metrics::{Histogram, Metrics, OtlpFigures, ReadSeries, WebFigures};
+use crate::report::metrics::{Histogram, IoSeries, Metrics, OtlpFigures, WebFigures};
 
 /// Figures that only grow: what grew between an earlier reading and this one.
 pub trait Cumulative: Clone + Default {
@@ -191,18 +191,23 @@ fn series_since<S, K: PartialEq, V: Cumulative>(
 /// counts whole); the zombies and resident-memory gauges and the
 /// containers as they are now.
 pub fn metrics_since(now: &Metrics, before: &Metrics) -> Metrics {
-    let reads = series_since(
-        &now.reads,
-        &before.reads,
-        |r| (r.pid.clone(), r.path.clone(), r.fs.clone()),
-        |r| (r.syscalls, r.bytes),
-        |r, (syscalls, bytes)| ReadSeries {
-            syscalls,
-            bytes,
-            ..r.clone()
-        },
-        |&(syscalls, _)| syscalls > 0,
-    );
+    let io_since = |now: &[IoSeries], before: &[IoSeries]| {
+        series_since(
+            now,
+            before,
+            |r| (r.pid.clone(), r.path.clone(), r.fs.clone()),
+            |r| (r.syscalls, r.bytes, r.syncs),
+            |r, (syscalls, bytes, syncs)| IoSeries {
+                syscalls,
+                bytes,
+                syncs,
+                ..r.clone()
+            },
+            |&(syscalls, _, syncs)| syscalls + syncs > 0,
+        )
+    };
+    let reads = io_since(&now.reads, &before.reads);
+    let writes = io_since(&now.writes, &before.writes);
     let request_sizes = series_since(
         &now.request_sizes,
         &before.request_sizes,
@@ -245,6 +250,7 @@ pub fn metrics_since(now: &Metrics, before: &Metrics) -> Metrics {
     );
     Metrics {
         reads,
+        writes,
         request_sizes,
         switches,
         signals,
@@ -303,12 +309,13 @@ mod tests {
 
     #[test]
     fn a_window_is_what_grew_since_the_last() {
-        let series = |syscalls| ReadSeries {
+        let series = |syscalls| IoSeries {
             pid: "7".into(),
             path: "/f".into(),
             fs: "ext4".into(),
             syscalls,
             bytes: syscalls * 10,
+            syncs: 0,
         };
         let mut sizes = Histogram::new(&[1024.0]);
         sizes.observe(1024.0, 3);

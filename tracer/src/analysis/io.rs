@@ -1,7 +1,8 @@
-//! Read figures per file and socket: kernel rows (per file id, syscall and
-//! request size) joined with what userspace learned about each file id
-//! (`files::FileTable`); many connections of one process from one peer
-//! host fold into one row.
+//! Read and write figures per file and socket: kernel rows (per file id,
+//! syscall and request size) joined with what userspace learned about
+//! each file id (`files::FileTable`), a row per direction (the syncs in
+//! the write row); many connections of one process from one peer host
+//! fold into one row.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -75,13 +76,41 @@ fn fold_unnamed(files: &mut FileTable, rows: &[(IoKey, IoStats)]) {
     }
 }
 
-/// One `FileIo` per (process, path), busiest first. `opens` is the
-/// kernel's count per (tgid, file_id).
+/// Which of a file's rows: its reads, or its writes and syncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn of(key: &IoKey) -> Self {
+        match IoSyscall::from_u32(key.syscall) {
+            Some(syscall) if syscall.is_write() => Self::Write,
+            _ => Self::Read,
+        }
+    }
+}
+
+/// The report's `reads[]` and `writes[]`.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub reads: Vec<FileIo>,
+    pub writes: Vec<FileIo>,
+}
+
+/// One `FileIo` per (process, path) of the kernel rows of `direction`,
+/// busiest first. `opens` is the kernel's count per (tgid, file_id).
 pub fn aggregate(
     files: &FileTable,
     rows: &[(IoKey, IoStats)],
     opens: &HashMap<(u32, u64), u64>,
+    direction: Direction,
 ) -> Vec<FileIo> {
+    let rows: Vec<&(IoKey, IoStats)> = rows
+        .iter()
+        .filter(|(key, _)| Direction::of(key) == direction)
+        .collect();
     // Rows in one vector of the exact size, found by (pid, path)
     // borrowed from the table: a million files' rows, and no path
     // copied but into its row. First which row each kernel row adds to.
@@ -118,17 +147,25 @@ pub fn aggregate(
                 entry.socket.connections += 1;
             }
         }
-        entry.syscalls += stats.syscalls;
-        entry.bytes += stats.bytes;
+        let syscall = IoSyscall::from_u32(key.syscall);
         entry.errors += stats.errors;
         entry.kernel_ns += stats.kernel_ns;
         entry.context_switches.voluntary += stats.voluntary;
         entry.context_switches.involuntary += stats.involuntary;
+        if syscall.is_some_and(IoSyscall::is_sync) {
+            entry.syncs += stats.syscalls;
+            entry.sync_ns += stats.kernel_ns;
+        } else {
+            entry.syscalls += stats.syscalls;
+            entry.bytes += stats.bytes;
+            entry.requested_bytes += key.request.saturating_mul(stats.syscalls);
+            entry
+                .request_sizes
+                .add(&key.request.to_string(), stats.syscalls);
+        }
         entry
-            .request_sizes
-            .add(&key.request.to_string(), stats.syscalls);
-        let name = IoSyscall::from_u32(key.syscall).map_or("unknown", IoSyscall::name);
-        entry.by_syscall.add(name, stats.syscalls);
+            .by_syscall
+            .add(syscall.map_or("unknown", IoSyscall::name), stats.syscalls);
     }
     drop((row_of, counted_opens));
     // Unstable: no two rows are equal by this order (one per process
@@ -281,7 +318,7 @@ mod tests {
             (key(10, 5, 222, 65536, IoSyscall::Read), stats(10, 10, 10)),
         ];
         let opens = HashMap::from([((10, 111), 300), ((10, 222), 1)]);
-        let files = aggregate(&table(), &rows, &opens);
+        let files = aggregate(&table(), &rows, &opens, Direction::Read);
         assert_eq!(files.len(), 2);
         let status = &files[0];
         assert_eq!(status.opens, 300);
@@ -323,7 +360,7 @@ mod tests {
             connect(2000 + i, format!("10.0.0.2:{}", 50000 + i));
         }
         fold_sockets(&mut t, &rows);
-        let reads = aggregate(&t, &rows, &HashMap::new());
+        let reads = aggregate(&t, &rows, &HashMap::new(), Direction::Read);
         assert_eq!(reads.len(), 4, "{reads:#?}");
         let folded = &reads[0];
         assert_eq!(folded.path, "TCP 127.0.0.1:8000 <- 127.0.0.1:*");
@@ -376,7 +413,7 @@ mod tests {
             ));
         }
         fold_sockets(&mut t, &rows);
-        let reads = aggregate(&t, &rows, &HashMap::new());
+        let reads = aggregate(&t, &rows, &HashMap::new(), Direction::Read);
         assert_eq!(reads.len(), 1, "{reads:#?}");
         assert_eq!(reads[0].path, "TCP 10.0.0.1:443 <- *");
         assert_eq!(
@@ -404,7 +441,7 @@ mod tests {
             ));
         }
         fold_sockets(&mut t, &rows);
-        let reads = aggregate(&t, &rows, &HashMap::new());
+        let reads = aggregate(&t, &rows, &HashMap::new(), Direction::Read);
         assert_eq!(reads.len(), 1, "{reads:#?}");
         assert_eq!(reads[0].path, "socket:[*]");
         assert_eq!(
@@ -424,7 +461,7 @@ mod tests {
             (key(10, 9, 0, 16, IoSyscall::Read), stats(1, 0, 0)),
             (key(10, 8, 777, 16, IoSyscall::Read), stats(2, 0, 0)),
         ];
-        let files = aggregate(&table(), &rows, &HashMap::new());
+        let files = aggregate(&table(), &rows, &HashMap::new(), Direction::Read);
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["fd 8 (name lost)", "fd 9 (bad descriptor)"]);
     }
@@ -446,7 +483,7 @@ mod tests {
             (key(10, 3, 111, 1024, IoSyscall::Read), stats(1, 1, 0)),
             (key(11, 3, 111, 1024, IoSyscall::Read), stats(1, 1, 0)),
         ];
-        let files = aggregate(&t, &rows, &HashMap::new());
+        let files = aggregate(&t, &rows, &HashMap::new(), Direction::Read);
         assert_eq!(files.len(), 2);
         assert_ne!(files[0].pid, files[1].pid);
     }

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use tracer_common::{IoKey, IoStats, drops};
+use tracer_common::{IoKey, IoStats, IoSyscall, drops};
 
 use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
 use super::{
@@ -44,8 +44,9 @@ pub struct LiveFigures {
     /// (pid, tid, function) -> samples since tracing began: (own, total).
     functions: HashMap<(u32, u32, String), (u64, u64)>,
     thread_names: HashMap<(u32, u32), String>,
-    /// (pid, file id) -> reads since tracing began, as last seen.
-    files: LastSeen<(u32, u64), FileTotals>,
+    /// (pid, file id, writes) -> reads (writes) since tracing began, as
+    /// last seen.
+    files: LastSeen<(u32, u64, bool), FileTotals>,
     /// tid -> (voluntary, involuntary, on-CPU ns), as last seen.
     threads: LastSeen<u32, (u64, u64, u64)>,
 }
@@ -54,6 +55,7 @@ pub struct LiveFigures {
 struct FileTotals {
     syscalls: u64,
     bytes: u64,
+    syncs: u64,
     requests: BTreeMap<u64, u64>,
 }
 
@@ -62,6 +64,7 @@ impl Cumulative for FileTotals {
         FileTotals {
             syscalls: self.syscalls.grown_since(&before.syscalls),
             bytes: self.bytes.grown_since(&before.bytes),
+            syncs: self.syncs.grown_since(&before.syncs),
             requests: self.requests.grown_since(&before.requests),
         }
     }
@@ -139,12 +142,19 @@ impl Collector {
         }
     }
 
-    /// Every file's reads since tracing began (descriptors closed, open,
-    /// and the kernel's own rows), against the last snapshot's.
+    /// Every file's reads and writes since tracing began (descriptors
+    /// closed, open, and the kernel's own rows), against the last
+    /// snapshot's.
     fn live_files(&self, live: &mut LiveFigures, maps: &LiveMaps) -> Vec<FileRow> {
-        let mut totals: HashMap<(u32, u64), FileTotals> = HashMap::new();
+        let mut totals: HashMap<(u32, u64, bool), FileTotals> = HashMap::new();
         let mut add = |key: &IoKey, stats: &IoStats| {
-            let file = totals.entry((key.tgid, key.file_id)).or_default();
+            let syscall = IoSyscall::from_u32(key.syscall);
+            let write = syscall.is_some_and(IoSyscall::is_write);
+            let file = totals.entry((key.tgid, key.file_id, write)).or_default();
+            if syscall.is_some_and(IoSyscall::is_sync) {
+                file.syncs += stats.syscalls;
+                return;
+            }
             file.syscalls += stats.syscalls;
             file.bytes += stats.bytes;
             *file.requests.entry(key.request).or_default() += stats.syscalls;
@@ -159,7 +169,7 @@ impl Collector {
         live.files
             .grown_all(totals)
             .into_iter()
-            .map(|((pid, file_id), (grown, now))| {
+            .map(|((pid, file_id, write), (grown, now))| {
                 let mut requests: Vec<(u64, u64)> =
                     now.requests.iter().map(|(&size, &n)| (size, n)).collect();
                 requests.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -167,6 +177,8 @@ impl Collector {
                 FileRow {
                     pid,
                     path: self.files.path_of(pid, file_id).into_owned(),
+                    write,
+                    syncs_all: now.syncs,
                     syscalls: grown.syscalls,
                     bytes: grown.bytes,
                     syscalls_all: now.syscalls,

@@ -77,12 +77,16 @@ pub struct FunctionRow {
 pub struct FileRow {
     pub pid: u32,
     pub path: String,
+    /// The file's writes (and syncs) rather than its reads.
+    pub write: bool,
     /// In the interval.
     pub syscalls: u64,
     pub bytes: u64,
     /// Since tracing began.
     pub syscalls_all: u64,
     pub bytes_all: u64,
+    /// A write row's syncs since tracing began.
+    pub syncs_all: u64,
     /// Request sizes since tracing began, (bytes asked for, syscalls),
     /// most used first.
     pub requests: Vec<(u64, u64)>,

@@ -11,7 +11,7 @@ use std::{
     hash::Hash,
 };
 
-use tracer_common::{FdKey, IoKey, IoStats, LOOP_BUCKETS_NS, LoopThread, ThreadStats};
+use tracer_common::{FdKey, IoKey, IoStats, IoSyscall, LOOP_BUCKETS_NS, LoopThread, ThreadStats};
 
 use super::{interval::LastSeen, native::SampleFrames, processes, signals, system::System};
 use crate::host::files::table::FileTable;
@@ -20,7 +20,7 @@ use crate::{
     python::PythonTree,
     report::{
         Container, identity,
-        metrics::{Histogram, Metrics, OTHER, ReadSeries},
+        metrics::{Histogram, IoSeries, Metrics, OTHER},
     },
 };
 
@@ -105,6 +105,27 @@ pub struct MapsNow<'a> {
     pub lost: u64,
 }
 
+/// A read or write series per (process, file) and the other files' sum,
+/// in pid and path order.
+fn io_series(bounded: &Bounded<(u32, String, String), Counts>) -> Vec<IoSeries> {
+    let series = |pid: String, path: &str, fs: &str, c: &Counts| IoSeries {
+        pid,
+        path: path.into(),
+        fs: fs.into(),
+        syscalls: c.syscalls,
+        bytes: c.bytes,
+        syncs: c.syncs,
+    };
+    let mut all: Vec<IoSeries> = bounded
+        .series
+        .iter()
+        .map(|((p, path, fs), (c, _))| series(p.to_string(), path, fs, c))
+        .collect();
+    all.sort_by(|a, b| (&a.pid, &a.path).cmp(&(&b.pid, &b.path)));
+    all.push(series(OTHER.into(), OTHER, OTHER, &bounded.other));
+    all
+}
+
 /// What a process left behind: its pid, gone at fold number `at`.
 struct Gone {
     pid: u32,
@@ -115,6 +136,8 @@ struct Gone {
 struct Counts {
     syscalls: u64,
     bytes: u64,
+    /// A write series' syncs (`fsync`, `fdatasync`, `sync_file_range`).
+    syncs: u64,
 }
 
 /// The continuous mode's figures while tracing.
@@ -124,6 +147,8 @@ pub struct Aggregator {
     reads_seen: LastSeen<IoKey, (u64, u64)>,
     threads_seen: LastSeen<u32, (u64, u64)>,
     reads: Bounded<(u32, String, String), Counts>,
+    /// The same for writes and syncs.
+    writes: Bounded<(u32, String, String), Counts>,
     request_sizes: Bounded<(u32, String), Histogram>,
     switches: Bounded<u32, (u64, u64)>,
     signals: BTreeMap<(i32, &'static str), u64>,
@@ -198,6 +223,7 @@ impl Aggregator {
             reads_seen: LastSeen::default(),
             threads_seen: LastSeen::default(),
             reads: Bounded::new(MAX_FILE_SERIES),
+            writes: Bounded::new(MAX_FILE_SERIES),
             request_sizes: Bounded::new(MAX_HISTOGRAM_SERIES),
             switches: Bounded::new(MAX_PROCESS_SERIES),
             signals: BTreeMap::new(),
@@ -432,9 +458,22 @@ impl Aggregator {
         for (key, syscalls, bytes) in grown {
             let info = files.describe(key.tgid, key.fd, key.file_id);
             let path = redacted(info.series_name(), &self.redact);
-            let counts = self.reads.slot(&(key.tgid, path, info.fs.to_string()), now);
-            counts.syscalls += syscalls;
+            let syscall = IoSyscall::from_u32(key.syscall);
+            let series = match syscall {
+                Some(s) if s.is_write() => &mut self.writes,
+                _ => &mut self.reads,
+            };
+            let counts = series.slot(&(key.tgid, path, info.fs.to_string()), now);
+            if syscall.is_some_and(IoSyscall::is_sync) {
+                counts.syncs += syscalls;
+                continue;
+            }
             counts.bytes += bytes;
+            counts.syscalls += syscalls;
+            // Request sizes: the reads' (CPython's buffer sizes).
+            if syscall.is_some_and(IoSyscall::is_write) {
+                continue;
+            }
             let sizes = self
                 .request_sizes
                 .slot(&(key.tgid, info.fs.into_owned()), now);
@@ -560,6 +599,7 @@ impl Aggregator {
 
     fn series_pids(&self) -> HashSet<u32> {
         let reads = self.reads.series.keys().map(|k| k.0);
+        let writes = self.writes.series.keys().map(|k| k.0);
         let sizes = self.request_sizes.series.keys().map(|k| k.0);
         let switches = self.switches.series.keys().copied();
         let samples = self.samples.series.keys().map(|k| k.0);
@@ -567,6 +607,7 @@ impl Aggregator {
         let parents = self.zombies.values().map(|z| z.1);
         let resident = self.resident.keys().copied();
         reads
+            .chain(writes)
             .chain(resident)
             .chain(sizes)
             .chain(switches)
@@ -588,13 +629,14 @@ impl Aggregator {
     pub fn sizes(&self) -> String {
         format!(
             "{} read rows, {} threads, {} parents, {} in containers, {} zombies, \
-             {}+{}+{}+{} series",
+             {}+{}+{}+{}+{} series",
             self.reads_seen.len(),
             self.threads_seen.len(),
             self.parents.len(),
             self.in_containers.len(),
             self.zombies.len(),
             self.reads.series.len(),
+            self.writes.series.len(),
             self.request_sizes.series.len(),
             self.switches.series.len(),
             self.samples.series.len()
@@ -604,26 +646,8 @@ impl Aggregator {
     /// The figures now.
     pub fn snapshot(&self) -> Metrics {
         let pid = |pid: u32| pid.to_string();
-        let mut reads: Vec<ReadSeries> = self
-            .reads
-            .series
-            .iter()
-            .map(|((p, path, fs), (c, _))| ReadSeries {
-                pid: pid(*p),
-                path: path.clone(),
-                fs: fs.clone(),
-                syscalls: c.syscalls,
-                bytes: c.bytes,
-            })
-            .collect();
-        reads.sort_by(|a, b| (&a.pid, &a.path).cmp(&(&b.pid, &b.path)));
-        reads.push(ReadSeries {
-            pid: OTHER.into(),
-            path: OTHER.into(),
-            fs: OTHER.into(),
-            syscalls: self.reads.other.syscalls,
-            bytes: self.reads.other.bytes,
-        });
+        let reads = io_series(&self.reads);
+        let writes = io_series(&self.writes);
         let mut request_sizes: Vec<(String, String, Histogram)> = self
             .request_sizes
             .series
@@ -681,6 +705,7 @@ impl Aggregator {
             .collect();
         Metrics {
             reads,
+            writes,
             request_sizes,
             switches,
             signals,

@@ -28,6 +28,7 @@ pub mod signals;
 pub mod spawned;
 pub mod system;
 pub mod timeline;
+pub mod write_findings;
 
 use std::{
     collections::HashMap,
@@ -276,7 +277,7 @@ impl Collector {
                 self.loops
                     .on_stall((tgid, tid), (start_ns, end_ns), base_ns, stack);
             }
-            Event::ReadDone(read) => {
+            Event::IoDone(read) => {
                 if let Some(timeline) = self.timeline.as_mut() {
                     timeline.on_read(read);
                 }
@@ -496,6 +497,7 @@ pub fn derive(report: &mut Report) {
 /// Everything in the report that deserves attention, section by section.
 pub fn findings(report: &Report) -> Vec<Finding> {
     let mut all = read_findings::findings(&report.reads);
+    all.extend(write_findings::findings(report));
     all.extend(processes::findings(report));
     all.extend(signals::findings(&report.signals));
     all.extend(signals::changes::findings(report));

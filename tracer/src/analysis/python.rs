@@ -208,12 +208,12 @@ impl Profile {
         }
     }
 
-    /// Stacks behind the captured reads of process `pid`, per file id of
-    /// the kernel side.
-    pub fn read_stacks(&self, pid: u32) -> HashMap<u64, Vec<EventStack>> {
+    /// Stacks behind the captured reads (`kind` `py_event::READ`) or
+    /// writes (`WRITE`) of process `pid`, per file id of the kernel side.
+    pub fn io_stacks(&self, pid: u32, kind: u32) -> HashMap<u64, Vec<EventStack>> {
         let mut reads: HashMap<u64, Vec<EventStack>> = HashMap::new();
         for (key, row) in &self.event_stacks {
-            if key.kind == py_event::READ && key.tgid == pid {
+            if key.kind == kind && key.tgid == pid {
                 reads
                     .entry(key.file_id)
                     .or_default()

@@ -1,4 +1,4 @@
-//! `--perfetto`: every read syscall, context switch and signal step of
+//! `--perfetto`: every read and write syscall, context switch and signal step of
 //! the traced threads as it happened, bounded in memory whatever the run's
 //! length: reads are thinned evenly (1 in N, N doubling) past
 //! [`MAX_READS`], switches are cut past [`MAX_SWITCHES`], and the report
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::report::format::thousands;
 use crate::{
-    events::{ReadDone, SignalDelivered, SignalGenerated},
+    events::{IoDone, SignalDelivered, SignalGenerated},
     frame::Frame,
     report::{CpuSlice, ReadSlice, SignalMark, SignalStep, Timeline},
 };
@@ -35,7 +35,7 @@ struct Switch {
 
 #[derive(Default)]
 pub struct Recorder {
-    reads: Vec<ReadDone>,
+    reads: Vec<IoDone>,
     reads_seen: u64,
     reads_every: u64,
     switches: Vec<Switch>,
@@ -57,7 +57,7 @@ impl Recorder {
         }
     }
 
-    pub fn on_read(&mut self, read: ReadDone) {
+    pub fn on_read(&mut self, read: IoDone) {
         let seen = self.reads_seen;
         self.reads_seen += 1;
         if !seen.is_multiple_of(self.reads_every) {
@@ -221,6 +221,7 @@ impl Recorder {
                     file,
                     fd: read.fd,
                     syscall: read.syscall.name(),
+                    write: read.syscall.is_write(),
                     request: read.request,
                     ret: read.ret,
                     voluntary: read.voluntary,
@@ -320,7 +321,7 @@ pub fn warnings(timeline: &Timeline) -> Vec<String> {
     let mut warnings = Vec::new();
     if timeline.reads_every > 1 {
         warnings.push(format!(
-            "the Perfetto trace has 1 in {} of the {} read syscalls (evenly), to bound its size",
+            "the Perfetto trace has 1 in {} of the {} read and write syscalls (evenly), to bound its size",
             thousands(timeline.reads_every),
             thousands(timeline.reads_seen)
         ));
@@ -402,7 +403,7 @@ mod tests {
     #[test]
     fn reads_past_the_limit_are_thinned_evenly() {
         let mut recorder = Recorder::new();
-        let read = |n: u64| ReadDone {
+        let read = |n: u64| IoDone {
             tgid: 1,
             tid: 1,
             start_ns: n,

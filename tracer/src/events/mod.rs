@@ -9,13 +9,13 @@ use std::{collections::HashMap, mem::size_of};
 
 use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
-    FdClosedEvent, FdKey, FdRow, FileEvent, IoKey, IoStats, IoSyscall, NATIVE_MAX_DEPTH,
+    FdClosedEvent, FdKey, FdRow, FileEvent, IoEvent, IoKey, IoStats, IoSyscall, NATIVE_MAX_DEPTH,
     PATH_CAPTURE_LEN, PY_MAX_DEPTH, PY_SAMPLE_TORN, ProcessEvent, PyCodeLines, PyCodeNames,
     PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent,
-    PyNativeSample, PySample, PyStackEvent, ReadEvent, SendSyscall, SignalActionEvent,
-    SignalCheckEvent, SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent,
-    SignalNativeDeliverEvent, SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops,
-    process_flags, switch_flags, wait_flags, wait_kind,
+    PyNativeSample, PySample, PyStackEvent, SendSyscall, SignalActionEvent, SignalCheckEvent,
+    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
+    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
+    wait_flags, wait_kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub enum Event {
         py_frames: Vec<PyFrameRecord>,
     },
     /// `--perfetto`: one read syscall, at its return.
-    ReadDone(ReadDone),
+    IoDone(IoDone),
     /// A one-off trace's descriptor was closed (or its number reused):
     /// every read made through it since it was opened.
     FdClosed {
@@ -187,7 +187,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadDone {
+pub struct IoDone {
     pub tgid: u32,
     pub tid: u32,
     pub start_ns: u64,
@@ -348,6 +348,7 @@ fn kernel_file(event: &FileEvent) -> Option<crate::host::files::KernelFile> {
         fs_magic: event.fs_magic,
         blksize: event.blksize,
         mode: event.mode,
+        socket: crate::host::sockets::KernelSocket::from_ends(&event.socket),
     })
 }
 
@@ -626,9 +627,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 row: Box::new(event.row),
             }
         }
-        EventKind::ReadDone => {
-            let event: ReadEvent = read(bytes)?;
-            Event::ReadDone(ReadDone {
+        EventKind::IoDone => {
+            let event: IoEvent = read(bytes)?;
+            Event::IoDone(IoDone {
                 tgid: header.tgid,
                 tid: header.tid,
                 start_ns: event.start_ns,

@@ -41,22 +41,34 @@ fn decodes_thread_exited() {
     assert!(decode(&bytes_of(&event)[..50]).is_err());
 }
 
-#[test]
-fn decodes_file_opened() {
-    let mut path = [0u8; PATH_CAPTURE_LEN];
-    path[..18].copy_from_slice(b"/proc/self/status\0");
-    let event = FileEvent {
-        header: header(EventKind::FileOpened),
-        fd: 3,
-        path_len: 18,
-        file_id: 77,
-        path,
+/// A file record of `kind` with nothing read.
+fn file_event(kind: EventKind) -> FileEvent {
+    FileEvent {
+        header: header(kind),
+        fd: 0,
+        path_len: 0,
+        file_id: 0,
+        path: [0; PATH_CAPTURE_LEN],
         ino: 0,
         fs_magic: 0,
         blksize: 0,
         truncated: 0,
         mode: 0,
         _pad: 0,
+        socket: Default::default(),
+    }
+}
+
+#[test]
+fn decodes_file_opened() {
+    let mut path = [0u8; PATH_CAPTURE_LEN];
+    path[..18].copy_from_slice(b"/proc/self/status\0");
+    let event = FileEvent {
+        fd: 3,
+        path_len: 18,
+        file_id: 77,
+        path,
+        ..file_event(EventKind::FileOpened)
     };
     assert_eq!(
         decode(&bytes_of(&event)).unwrap(),
@@ -76,17 +88,11 @@ fn flags_truncated_paths() {
     let mut path = [b'a'; PATH_CAPTURE_LEN];
     path[PATH_CAPTURE_LEN - 1] = 0;
     let mut event = FileEvent {
-        header: header(EventKind::FileOpened),
         fd: 3,
         path_len: PATH_CAPTURE_LEN as u32 - 1,
         file_id: 1,
         path,
-        ino: 0,
-        fs_magic: 0,
-        blksize: 0,
-        truncated: 0,
-        mode: 0,
-        _pad: 0,
+        ..file_event(EventKind::FileOpened)
     };
     let opened = |event: &FileEvent| match decode(&bytes_of(event)).unwrap() {
         Event::FileOpened {
@@ -108,17 +114,9 @@ fn flags_truncated_paths() {
 #[test]
 fn decodes_fd_discovered_and_process_events() {
     let event = FileEvent {
-        header: header(EventKind::FdDiscovered),
         fd: 7,
-        path_len: 0,
         file_id: 9,
-        path: [0; PATH_CAPTURE_LEN],
-        ino: 0,
-        fs_magic: 0,
-        blksize: 0,
-        truncated: 0,
-        mode: 0,
-        _pad: 0,
+        ..file_event(EventKind::FdDiscovered)
     };
     assert_eq!(
         decode(&bytes_of(&event)).unwrap(),
@@ -146,6 +144,7 @@ fn decodes_fd_discovered_and_process_events() {
                 fs_magic: 0x5049_5045,
                 blksize: 4096,
                 mode: 0,
+                socket: None,
             }),
         }
     );

@@ -2,7 +2,12 @@
 //! the socket's inode (`socket:[INODE]`) in the tables of the process's
 //! network namespace (`procfs::net`), while the socket is open.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
+
+use tracer_common::SocketEnds;
 
 use crate::host::procfs::net::{self, NetSockets, Transport};
 
@@ -82,6 +87,73 @@ impl Socket {
             peer: Some(peer.into()),
             folded: false,
             ephemeral: Ephemeral::Peer,
+        }
+    }
+}
+
+/// A TCP or UDP socket's ends as the kernel read them at its first read
+/// or write: its name when the socket is closed before `/proc/PID/net`
+/// lists it (a short client connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSocket {
+    pub transport: Transport,
+    pub local: SocketAddr,
+    /// `None`: not connected.
+    pub peer: Option<SocketAddr>,
+}
+
+impl KernelSocket {
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    const IPPROTO_TCP: u16 = 6;
+    const IPPROTO_UDP: u16 = 17;
+
+    /// `None` for anything but a TCP or UDP socket over IPv4 or IPv6.
+    pub fn from_ends(ends: &SocketEnds) -> Option<Self> {
+        let transport = match ends.protocol {
+            Self::IPPROTO_TCP => Transport::Tcp,
+            Self::IPPROTO_UDP => Transport::Udp,
+            _ => return None,
+        };
+        let address = |bytes: &[u8; 16]| -> Option<IpAddr> {
+            match ends.family {
+                Self::AF_INET => Some(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()),
+                Self::AF_INET6 => Some(Ipv6Addr::from(*bytes).into()),
+                _ => None,
+            }
+        };
+        let local = SocketAddr::new(address(&ends.local)?, ends.local_port);
+        let peer_port = u16::from_be(ends.peer_port);
+        let peer = match peer_port {
+            0 => None,
+            port => Some(SocketAddr::new(address(&ends.peer)?, port)),
+        };
+        Some(KernelSocket {
+            transport,
+            local,
+            peer,
+        })
+    }
+
+    /// Named as `/proc/PID/net` would have it. Which port is the ephemeral
+    /// one (for folding) is not known from the socket alone: the higher
+    /// (an ephemeral port is above the services' usually).
+    pub fn socket(&self) -> Socket {
+        let ephemeral = match self.peer {
+            None => Ephemeral::None,
+            Some(peer) if peer.port() > self.local.port() => Ephemeral::Peer,
+            Some(peer) if peer.port() < self.local.port() => Ephemeral::Local,
+            Some(_) => Ephemeral::None,
+        };
+        Socket {
+            protocol: match self.transport {
+                Transport::Tcp => "TCP",
+                Transport::Udp => "UDP",
+            },
+            local: Some(self.local.to_string()),
+            peer: self.peer.map(|p| p.to_string()),
+            folded: false,
+            ephemeral,
         }
     }
 }
@@ -211,6 +283,50 @@ fn index(found: &NetSockets) -> HashMap<u64, Socket> {
 mod tests {
     use super::*;
     use crate::host::procfs::net::{InetSocket, UnixSocket};
+
+    /// A connection closed before `/proc/PID/net` was read: named from
+    /// the ends the kernel read, as the table would have named it.
+    #[test]
+    fn a_closed_connection_is_named_from_the_kernels_ends() {
+        let mut ends = SocketEnds {
+            family: 2,
+            protocol: 6,
+            sock_type: 1,
+            local_port: 45648,
+            peer_port: 34331u16.to_be(),
+            ..Default::default()
+        };
+        ends.local[..4].copy_from_slice(&[127, 0, 0, 1]);
+        ends.peer[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let socket = KernelSocket::from_ends(&ends).unwrap().socket();
+        assert_eq!(socket.name(), "TCP 127.0.0.1:45648 <- 10.0.0.2:34331");
+        // A client's: its own port is the ephemeral one.
+        assert_eq!(
+            socket.folded().unwrap().name(),
+            "TCP 127.0.0.1:* <- 10.0.0.2:34331"
+        );
+        let v6 = SocketEnds {
+            family: 10,
+            protocol: 17,
+            local: std::net::Ipv6Addr::LOCALHOST.octets(),
+            peer_port: 0,
+            ..ends
+        };
+        let socket = KernelSocket::from_ends(&v6).unwrap().socket();
+        assert_eq!(socket.name(), "UDP [::1]:45648");
+        // Not an inet socket (unix), or not TCP / UDP: no name from it.
+        assert_eq!(
+            KernelSocket::from_ends(&SocketEnds { family: 1, ..ends }),
+            None
+        );
+        assert_eq!(
+            KernelSocket::from_ends(&SocketEnds {
+                protocol: 1,
+                ..ends
+            }),
+            None
+        );
+    }
 
     fn inet(inode: u64, transport: Transport, local: &str, peer: Option<&str>) -> InetSocket {
         InetSocket {

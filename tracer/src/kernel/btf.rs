@@ -523,7 +523,39 @@ pub fn file_offsets(btf: &Btf) -> Result<tracer_common::FileOffsets, BtfError> {
         inode_sb: btf.member_offset("inode", "i_sb")?,
         sb_magic: btf.member_offset("super_block", "s_magic")?,
         inode_mode: btf.member_offset("inode", "i_mode")?,
-        _pad: 0,
+        ..socket_offsets(btf).unwrap_or_default()
+    })
+}
+
+/// Where an inet socket's addresses are: `file.private_data` (its
+/// `struct socket`) -> `sk` -> `__sk_common` (at the start of `struct
+/// sock`) `{skc_family, skc_num, skc_dport, skc_rcv_saddr, skc_daddr,
+/// skc_v6_*}`, `sock.{sk_protocol, sk_type}` (a bit field before 5.6:
+/// no kernel-read names there). Only the socket fields are set.
+fn socket_offsets(btf: &Btf) -> Result<tracer_common::FileOffsets, BtfError> {
+    let common = |member: &str| btf.member_offset("sock_common", member);
+    // Without IPv6 built in: IPv4 sockets only.
+    let v6 = |member: &str| common(member).unwrap_or(u32::MAX);
+    if btf.member_offset("sock", "__sk_common")? != 0 {
+        return Err(BtfError::NoMember {
+            structure: "sock".into(),
+            member: "__sk_common at 0".into(),
+        });
+    }
+    Ok(tracer_common::FileOffsets {
+        sockets: 1,
+        file_private_data: btf.member_offset("file", "private_data")?,
+        socket_sk: btf.member_offset("socket", "sk")?,
+        skc_family: common("skc_family")?,
+        skc_num: common("skc_num")?,
+        skc_dport: common("skc_dport")?,
+        skc_rcv_saddr: common("skc_rcv_saddr")?,
+        skc_daddr: common("skc_daddr")?,
+        skc_v6_rcv_saddr: v6("skc_v6_rcv_saddr"),
+        skc_v6_daddr: v6("skc_v6_daddr"),
+        sk_protocol: btf.member_offset("sock", "sk_protocol")?,
+        sk_type: btf.member_offset("sock", "sk_type")?,
+        ..Default::default()
     })
 }
 
@@ -737,5 +769,20 @@ mod tests {
         let file = file_offsets(&btf).unwrap();
         assert_eq!((file.fdt_max_fds, file.fdt_fd), (0, 8));
         assert_eq!(file.valid, 1);
+        // struct sock_common { __be32 skc_daddr, skc_rcv_saddr; unsigned
+        // int skc_hash; __be16 skc_dport; __u16 skc_num; unsigned short
+        // skc_family; ... } (in anonymous unions), at the start of a sock.
+        assert_eq!(file.sockets, 1);
+        assert_eq!(
+            (
+                file.skc_daddr,
+                file.skc_rcv_saddr,
+                file.skc_dport,
+                file.skc_num
+            ),
+            (0, 4, 12, 14)
+        );
+        assert_eq!(file.skc_family, 16);
+        assert!(file.skc_v6_daddr < u32::MAX && file.sk_protocol > file.skc_v6_daddr);
     }
 }

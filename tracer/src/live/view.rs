@@ -14,7 +14,7 @@ use crate::report::format::compact::{
 pub enum Tab {
     #[default]
     Python,
-    Reads,
+    Io,
     Scheduling,
     Signals,
     Processes,
@@ -23,7 +23,7 @@ pub enum Tab {
 
 pub const TABS: [Tab; 6] = [
     Tab::Python,
-    Tab::Reads,
+    Tab::Io,
     Tab::Scheduling,
     Tab::Signals,
     Tab::Processes,
@@ -34,7 +34,7 @@ impl Tab {
     pub fn title(self) -> &'static str {
         match self {
             Tab::Python => "Python",
-            Tab::Reads => "Reads",
+            Tab::Io => "I/O",
             Tab::Scheduling => "Scheduling",
             Tab::Signals => "Signals",
             Tab::Processes => "Processes",
@@ -46,7 +46,7 @@ impl Tab {
     pub fn sorts(self) -> &'static [&'static str] {
         match self {
             Tab::Python => &["own %", "total %", "own all", "total all"],
-            Tab::Reads => &["syscalls/s", "bytes/s", "syscalls", "bytes"],
+            Tab::Io => &["syscalls/s", "bytes/s", "syscalls", "bytes"],
             Tab::Scheduling => &["switches/s", "on-CPU", "switches"],
             Tab::Signals => &["time"],
             Tab::Processes => &["zombies first", "pid"],
@@ -237,7 +237,7 @@ pub fn footer(view: &View) -> String {
 pub fn table(snapshot: &Snapshot, view: &View, width: u16) -> Table {
     let mut table = match view.tab {
         Tab::Python => python(snapshot, view),
-        Tab::Reads => reads(snapshot, view),
+        Tab::Io => io(snapshot, view),
         Tab::Scheduling => scheduling(snapshot, view),
         Tab::Signals => signals(snapshot),
         Tab::Processes => processes(snapshot, view),
@@ -366,7 +366,9 @@ fn python(snapshot: &Snapshot, view: &View) -> Table {
     }
 }
 
-fn reads(snapshot: &Snapshot, view: &View) -> Table {
+/// Reads and writes per file, a row per direction (a write row's syncs
+/// after its sizes).
+fn io(snapshot: &Snapshot, view: &View) -> Table {
     let mut files: Vec<_> = snapshot.files.iter().collect();
     let key = |f: &&crate::analysis::live_model::FileRow| match view.sort() {
         "bytes/s" => (f.bytes, f.syscalls),
@@ -382,7 +384,11 @@ fn reads(snapshot: &Snapshot, view: &View) -> Table {
                 rate(snapshot.per_second(f.syscalls)),
                 bytes_rate(snapshot.per_second(f.bytes)),
                 count(f.syscalls_all),
-                request_sizes(&f.requests),
+                if f.write { "write" } else { "read" }.into(),
+                match f.syncs_all {
+                    0 => request_sizes(&f.requests),
+                    n => format!("{} +{} sync", request_sizes(&f.requests), count(n)),
+                },
                 f.pid.to_string(),
                 f.path.clone(),
             ]
@@ -393,12 +399,13 @@ fn reads(snapshot: &Snapshot, view: &View) -> Table {
             col("Calls/s", 8),
             col("Bytes/s", 9),
             col("Calls", 7),
+            text("R/W", Some(5)),
             text("Sizes", Some(14)),
             col("PID", 7),
             path("File"),
         ],
         rows,
-        empty: "no reads yet".into(),
+        empty: "no reads or writes yet".into(),
     }
 }
 

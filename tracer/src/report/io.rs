@@ -1,5 +1,5 @@
-//! The reads section: one row per file (or socket) and process, and the
-//! Python code behind its reads.
+//! The reads and writes sections: one row per file (or socket), process
+//! and direction, and the Python code behind its reads or writes.
 
 use std::{borrow::Cow, collections::BTreeMap};
 
@@ -92,7 +92,8 @@ impl<'de> Deserialize<'de> for Counts {
     }
 }
 
-/// One file (or socket) one process read from.
+/// One file (or socket) one process read from (a `reads[]` row) or wrote
+/// to (a `writes[]` row, whose syncs it counts too).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileIo {
     pub pid: u32,
@@ -115,20 +116,34 @@ pub struct FileIo {
     pub blksize: Option<u64>,
     /// Times the process opened this path while traced (0: it was already open).
     pub opens: u64,
-    /// Read-family syscalls (`read`, `pread64`, `readv`, `preadv`).
+    /// Read-family syscalls (`read`, `pread64`, `readv`, `preadv`, the
+    /// socket reads), or write-family ones (`write`, `pwrite64`, `writev`,
+    /// `pwritev`, the socket sends); not the syncs.
     pub syscalls: u64,
+    /// Bytes read or written (what the syscalls returned).
     pub bytes: u64,
+    /// Bytes asked for (each request size times its syscalls): a write
+    /// that wrote less than asked, or a read that got less, shows here.
+    #[serde(default)]
+    pub requested_bytes: u64,
+    /// A write row's `fsync`, `fdatasync` and `sync_file_range` calls (in
+    /// `by_syscall` by name) and their time in the kernel (part of
+    /// `kernel_ns`).
+    #[serde(default)]
+    pub syncs: u64,
+    #[serde(default)]
+    pub sync_ns: u64,
     /// Calls that returned an error.
     pub errors: u64,
-    /// Time between syscall entry and exit, summed.
+    /// Time between syscall entry and exit, summed (the syncs' too).
     pub kernel_ns: u64,
     /// Requested size in bytes -> number of syscalls.
     pub request_sizes: Counts,
     /// Syscall name -> number of calls.
     pub by_syscall: Counts,
-    /// Scheduler context switches that happened inside these reads.
+    /// Scheduler context switches that happened inside these syscalls.
     pub context_switches: ContextSwitches,
-    /// Python code behind these reads (top frames), from the reads whose
+    /// Python code behind these syscalls (top frames), from those whose
     /// stack was captured: 1 in `python_stacks_every` (0: not captured).
     #[serde(default)]
     pub python_stacks: Vec<EventStack>,
@@ -219,18 +234,25 @@ impl FileIo {
         }
     }
 
-    /// About how many of this file's reads came from `stack`, one of its
-    /// `python_stacks`: its captured count times `python_stacks_every`,
-    /// scaled down when the estimates would add up to more than the exact
-    /// syscall count they sample (never above it).
-    pub fn estimated_reads(&self, stack: &EventStack) -> u64 {
+    /// About how many of this row's syscalls (syncs included) came from
+    /// `stack`, one of its `python_stacks`: its captured count times
+    /// `python_stacks_every`, scaled down when the estimates would add up
+    /// to more than the exact count they sample (never above it).
+    pub fn estimated_calls(&self, stack: &EventStack) -> u64 {
         let every = self.python_stacks_every.max(1);
+        let calls = self.syscalls + self.syncs;
         let captured: u64 = self.python_stacks.iter().map(|s| s.samples).sum();
-        if captured.saturating_mul(every) > self.syscalls && captured > 0 {
-            stack.samples * self.syscalls / captured
+        if captured.saturating_mul(every) > calls && captured > 0 {
+            stack.samples * calls / captured
         } else {
             stack.samples * every
         }
+    }
+
+    /// Bytes asked for and not written (or read): partial calls and
+    /// errors.
+    pub fn short_bytes(&self) -> u64 {
+        self.requested_bytes.saturating_sub(self.bytes)
     }
 
     /// The request size used by most syscalls (ties: the larger size).
@@ -252,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn estimated_reads_never_exceed_the_exact_count() {
+    fn estimated_calls_never_exceed_the_exact_count() {
         let a = EventStack::new(frames(&["poll (/abs/p.py:3)"]), 38);
         let b = EventStack::new(frames(&["main (/abs/p.py:9)"]), 1);
         let mut file = FileIo {
@@ -262,14 +284,14 @@ mod tests {
             ..FileIo::default()
         };
         // 39 captures x 16 = 624 > 600 exact reads: scaled to 600.
-        assert_eq!(file.estimated_reads(&a), 584);
-        assert_eq!(file.estimated_reads(&b), 15);
+        assert_eq!(file.estimated_calls(&a), 584);
+        assert_eq!(file.estimated_calls(&b), 15);
         // A .pyc read twice, its one read captured: 2, not 16.
         file.syscalls = 2;
         file.python_stacks = vec![b.clone()];
-        assert_eq!(file.estimated_reads(&b), 2);
+        assert_eq!(file.estimated_calls(&b), 2);
         // Within the exact count: captures x every.
         file.syscalls = 100_000;
-        assert_eq!(file.estimated_reads(&b), 16);
+        assert_eq!(file.estimated_calls(&b), 16);
     }
 }

@@ -23,7 +23,9 @@ pub const OTHER: &str = "other";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
     /// Per (pid, path, fs): read syscalls and bytes.
-    pub reads: Vec<ReadSeries>,
+    pub reads: Vec<IoSeries>,
+    /// Per (process, file or socket): write-family syscalls, bytes and syncs.
+    pub writes: Vec<IoSeries>,
     /// Per (pid, fs): read request sizes.
     pub request_sizes: Vec<(String, String, Histogram)>,
     /// Per pid: (voluntary, involuntary) context switches.
@@ -80,12 +82,14 @@ pub struct WebFigures {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct ReadSeries {
+pub struct IoSeries {
     pub pid: String,
     pub path: String,
     pub fs: String,
     pub syscalls: u64,
     pub bytes: u64,
+    /// A write series' syncs (0 for reads).
+    pub syncs: u64,
 }
 
 /// Counts per bucket (not cumulative), by upper bound, then above the last.
@@ -192,6 +196,12 @@ pub fn window_json(m: &Metrics) -> serde_json::Value {
                 "path": r.path, "fs": r.fs, "syscalls": r.syscalls, "bytes": r.bytes
             }))
         }).collect::<Vec<_>>(),
+        "write_syscalls_and_bytes": m.writes.iter().map(|w| {
+            process(&w.pid, json!({
+                "path": w.path, "fs": w.fs, "syscalls": w.syscalls, "bytes": w.bytes,
+                "syncs": w.syncs
+            }))
+        }).collect::<Vec<_>>(),
         "read_request_bytes": m.request_sizes.iter().map(|(pid, fs, h)| {
             process(pid, json!({"fs": fs, "histogram": histogram(h)}))
         }).collect::<Vec<_>>(),
@@ -254,19 +264,38 @@ impl Collector for Encoded {
             labels.extend(more.iter().map(|&(k, v)| (k, v.to_owned())));
             labels
         };
-        let reads = |r: &ReadSeries| process(&r.pid, &[("path", &r.path), ("fs", &r.fs)]);
+        let io = |r: &IoSeries| process(&r.pid, &[("path", &r.path), ("fs", &r.fs)]);
         counters(
             &mut encoder,
             "tracer_read_syscalls",
             "Read-family syscalls (read, pread64, readv, preadv, recvfrom, recvmsg, recvmmsg) per process and file or socket \
              (the busiest files recently; the rest in path=\"other\")",
-            m.reads.iter().map(|r| (reads(r), r.syscalls)),
+            m.reads.iter().map(|r| (io(r), r.syscalls)),
         )?;
         counters(
             &mut encoder,
             "tracer_read_bytes",
             "Bytes returned by read-family syscalls per process and file or socket",
-            m.reads.iter().map(|r| (reads(r), r.bytes)),
+            m.reads.iter().map(|r| (io(r), r.bytes)),
+        )?;
+        counters(
+            &mut encoder,
+            "tracer_write_syscalls",
+            "Write-family syscalls (write, pwrite64, writev, pwritev, sendto, sendmsg, sendmmsg) \
+             per process and file or socket (the busiest recently; the rest in path=\"other\")",
+            m.writes.iter().map(|w| (io(w), w.syscalls)),
+        )?;
+        counters(
+            &mut encoder,
+            "tracer_write_bytes",
+            "Bytes written by write-family syscalls per process and file or socket",
+            m.writes.iter().map(|w| (io(w), w.bytes)),
+        )?;
+        counters(
+            &mut encoder,
+            "tracer_sync_syscalls",
+            "fsync, fdatasync and sync_file_range calls per process and file",
+            m.writes.iter().map(|w| (io(w), w.syncs)),
         )?;
         let mut family = encoder.encode_descriptor(
             "tracer_read_request_bytes",
@@ -464,12 +493,21 @@ mod tests {
         let mut loops = Histogram::new(&[0.1, 1.0]);
         loops.add(&[5, 2, 0], 0.9);
         let metrics = Metrics {
-            reads: vec![ReadSeries {
+            reads: vec![IoSeries {
                 pid: "7".into(),
                 path: "/proc/self/stat".into(),
                 fs: "proc".into(),
                 syscalls: 3,
                 bytes: 300,
+                syncs: 0,
+            }],
+            writes: vec![IoSeries {
+                pid: "7".into(),
+                path: "/var/log/app.log".into(),
+                fs: "ext4".into(),
+                syscalls: 300,
+                bytes: 6900,
+                syncs: 30,
             }],
             request_sizes: vec![("7".into(), "proc".into(), sizes)],
             switches: vec![("7".into(), 5, 2)],

@@ -66,6 +66,9 @@ pub struct Report {
     /// False when anything was lost or dropped: the figures are then lower bounds.
     pub complete: bool,
     pub reads: Vec<FileIo>,
+    /// The same rows for writes: write-family syscalls and syncs.
+    #[serde(default)]
+    pub writes: Vec<FileIo>,
     pub sched: Sched,
     /// Every traced process (the target and its followed children), in start order.
     pub processes: Vec<ProcessInfo>,

@@ -2,7 +2,7 @@
 //! ui.perfetto.dev and trace_processor load). A process track per process
 //! and a thread track per thread; on each thread track its on-CPU and
 //! off-CPU slices, with the signal steps as instants joined by one flow per
-//! signal (generation -> delivery -> Python handler); its read syscalls on
+//! signal (generation -> delivery -> Python handler); its read and write syscalls on
 //! a child track; fork / exec / exit instants and the zombie slice on the
 //! process track; the Python samples as `PerfSample`s with interned
 //! callstacks. Times are CLOCK_BOOTTIME, Perfetto's default clock.
@@ -38,6 +38,7 @@ const TRACER_TRACK: u64 = 5 << 40;
 const LOOP_TRACK: u64 = 6 << 40;
 /// A process's resident memory, a counter track under the process.
 const RSS_TRACK: u64 = 7 << 40;
+const WRITES_TRACK: u64 = 8 << 40;
 
 /// The trace; `Err`: no timeline was recorded (not run with `--perfetto`).
 pub fn render(report: &Report) -> Result<Vec<u8>, String> {
@@ -400,7 +401,18 @@ fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
             ..Default::default()
         });
     }
-    let reading: HashSet<u32> = timeline.reads.iter().map(|r| r.tid).collect();
+    let reading: HashSet<u32> = timeline
+        .reads
+        .iter()
+        .filter(|r| !r.write)
+        .map(|r| r.tid)
+        .collect();
+    let writing: HashSet<u32> = timeline
+        .reads
+        .iter()
+        .filter(|r| r.write)
+        .map(|r| r.tid)
+        .collect();
     for (tid, (pid, otherwise)) in threads {
         let name = who.thread_label(pid, tid).unwrap_or(otherwise).to_owned();
         trace.track(proto::TrackDescriptor {
@@ -417,6 +429,14 @@ fn tracks(trace: &mut Trace, report: &Report, timeline: &Timeline) {
                 uuid: Some(READS_TRACK | u64::from(tid)),
                 parent_uuid: Some(THREAD_TRACK | u64::from(tid)),
                 name: Some("read syscalls".into()),
+                ..Default::default()
+            });
+        }
+        if writing.contains(&tid) {
+            trace.track(proto::TrackDescriptor {
+                uuid: Some(WRITES_TRACK | u64::from(tid)),
+                parent_uuid: Some(THREAD_TRACK | u64::from(tid)),
+                name: Some("write syscalls".into()),
                 ..Default::default()
             });
         }
@@ -483,7 +503,7 @@ fn cpu_and_reads(trace: &mut Trace, timeline: &Timeline, callstacks: &[u64]) {
             annotations.push(int("voluntary_switches", i64::from(r.voluntary)));
             annotations.push(int("involuntary_switches", i64::from(r.involuntary)));
         }
-        let track = READS_TRACK | u64::from(r.tid);
+        let track = if r.write { WRITES_TRACK } else { READS_TRACK } | u64::from(r.tid);
         trace.slice(track, r.start_ns, r.end_ns, r.syscall, annotations, None);
     }
 }
@@ -747,6 +767,7 @@ mod tests {
                 file: 0,
                 fd: 3,
                 syscall: "read",
+                write: false,
                 request: 1024,
                 ret: 100,
                 voluntary: 0,

@@ -12,6 +12,9 @@ pub struct Sched {
     /// `reads[].context_switches`).
     #[serde(default)]
     pub inside_reads: ContextSwitches,
+    /// The same inside write syscalls and syncs (`writes[]`'s sum).
+    #[serde(default)]
+    pub inside_writes: ContextSwitches,
     pub threads: Vec<ThreadSched>,
 }
 

@@ -60,8 +60,11 @@ pub struct ReadSlice {
     pub file: usize,
     pub fd: i32,
     pub syscall: &'static str,
+    /// A write-family syscall or a sync (drawn on the thread's write
+    /// track).
+    pub write: bool,
     pub request: u64,
-    /// Bytes read, or `-errno`.
+    /// Bytes read or written, or `-errno`.
     pub ret: i64,
     pub voluntary: u32,
     pub involuntary: u32,

@@ -102,6 +102,8 @@ pub struct KernelFile {
     pub blksize: u32,
     /// `i_mode` (0: unknown).
     pub mode: u32,
+    /// A TCP or UDP socket's ends as the kernel had them.
+    pub socket: Option<crate::host::sockets::KernelSocket>,
 }
 
 /// What regular files were found to be, by directory and by what the
@@ -374,6 +376,7 @@ mod tests {
             fs_magic: 0x5049_5045,
             blksize: 4096,
             mode: 0,
+            socket: None,
         };
         let info = from_kernel(3, Some(&pipe));
         assert_eq!(

@@ -1,8 +1,8 @@
 //! What userspace learned of each file a traced process read: the path,
 //! filesystem and `st_blksize` behind each (process, kernel file id), from
 //! its open record, `/proc/PID/fd`, or the kernel's record of it; sockets
-//! named by their addresses from the network tables. The reads' figures
-//! are `analysis::reads`'s.
+//! named by their addresses from the network tables (or, once closed, as
+//! the kernel read them). The figures are `analysis::io`'s.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -32,6 +32,9 @@ pub struct FileTable {
     sockets: SocketNames,
     /// Sockets discovered and not named yet: (tgid, file id).
     pending: Vec<(u32, u64)>,
+    /// Their ends as the kernel read them (inet sockets): their name when
+    /// `/proc/PID/net` no longer lists them.
+    kernel_sockets: HashMap<(u32, u64), sockets::KernelSocket>,
 }
 
 /// Paths remembered in [`FileTable::described`] before it starts over.
@@ -124,6 +127,7 @@ impl FileTable {
         self.at_attach.retain(|&(pid, _), _| pid != tgid);
         self.roots.remove(&tgid);
         self.truncated.retain(|&(pid, _)| pid != tgid);
+        self.kernel_sockets.retain(|&(pid, _), _| pid != tgid);
     }
 
     /// `tgid`'s root directory, learned elsewhere (the Python interpreter's).
@@ -168,6 +172,9 @@ impl FileTable {
                     // Named with the others of this batch (`name_pending`).
                     info.unnamed = Some(NOT_LOOKED_UP);
                     self.pending.push((tgid, file_id));
+                    if let Some(socket) = kernel.and_then(|k| k.socket) {
+                        self.kernel_sockets.insert((tgid, file_id), socket);
+                    }
                 }
             }
         }
@@ -194,6 +201,13 @@ impl FileTable {
             .collect();
         let named = self.sockets.name_all(&wanted);
         for (key, result) in keys.into_iter().zip(named) {
+            // Listed: named as the table has it (which port is ephemeral
+            // known from the listening sockets). Gone: as the kernel had it.
+            let kernel = self.kernel_sockets.remove(&key);
+            let result = match (result, kernel) {
+                (Err(_), Some(socket)) => Ok(socket.socket()),
+                (result, _) => result,
+            };
             if let Some(info) = self.files.get_mut(&key) {
                 name(info, result);
             }

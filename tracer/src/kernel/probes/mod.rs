@@ -218,6 +218,17 @@ fn syscall_numbers() -> SyscallNumbers {
         recvfrom: nr(libc::SYS_recvfrom),
         recvmsg: nr(libc::SYS_recvmsg),
         recvmmsg: nr(libc::SYS_recvmmsg),
+        write: nr(libc::SYS_write),
+        pwrite64: nr(libc::SYS_pwrite64),
+        writev: nr(libc::SYS_writev),
+        pwritev: nr(libc::SYS_pwritev),
+        pwritev2: nr(libc::SYS_pwritev2),
+        sendto: nr(libc::SYS_sendto),
+        sendmsg: nr(libc::SYS_sendmsg),
+        sendmmsg: nr(libc::SYS_sendmmsg),
+        fsync: nr(libc::SYS_fsync),
+        fdatasync: nr(libc::SYS_fdatasync),
+        sync_file_range: nr(libc::SYS_sync_file_range),
         openat: nr(libc::SYS_openat),
         #[cfg(target_arch = "x86_64")]
         open: nr(libc::SYS_open),
@@ -253,7 +264,6 @@ fn syscall_numbers() -> SyscallNumbers {
         poll: tracer_common::NO_SYSCALL,
         ppoll: nr(libc::SYS_ppoll),
         futex: nr(libc::SYS_futex),
-        _pad: 0,
     }
 }
 

@@ -38,6 +38,8 @@ fn snapshot() -> Snapshot {
             FileRow {
                 pid: 100,
                 path: "/proc/self/status".into(),
+                write: false,
+                syncs_all: 0,
                 syscalls: 400,
                 bytes: 400 * 1024,
                 syscalls_all: 4000,
@@ -47,6 +49,8 @@ fn snapshot() -> Snapshot {
             FileRow {
                 pid: 100,
                 path: "/etc/app.conf".into(),
+                write: false,
+                syncs_all: 0,
                 syscalls: 2,
                 bytes: 1 << 20,
                 syscalls_all: 2,
@@ -195,7 +199,7 @@ fn tab_goes_round_the_views_and_p_pauses() {
 #[test]
 fn reads_are_by_syscalls_a_second_with_their_request_sizes() {
     let view = View {
-        tab: Tab::Reads,
+        tab: Tab::Io,
         ..View::default()
     };
     let table = table(&snapshot(), &view, 80);
@@ -208,18 +212,46 @@ fn reads_are_by_syscalls_a_second_with_their_request_sizes() {
     assert_eq!(column(&table, "Sizes"), ["1K", "8K 1024K"]);
 }
 
+/// A file's writes are a row of their own, its syncs after its sizes.
+#[test]
+fn writes_are_rows_of_their_own_with_their_syncs() {
+    let mut snapshot = snapshot();
+    snapshot.files.push(FileRow {
+        pid: 100,
+        path: "/var/log/app.log".into(),
+        write: true,
+        syscalls: 30,
+        bytes: 30 * 23,
+        syscalls_all: 300,
+        bytes_all: 300 * 23,
+        syncs_all: 30,
+        requests: vec![(23, 300)],
+    });
+    let view = View {
+        tab: Tab::Io,
+        ..View::default()
+    };
+    let table = table(&snapshot, &view, 80);
+    assert_eq!(
+        column(&table, "File"),
+        ["/proc/self/status", "/var/log/app.log", "/etc/app.conf"]
+    );
+    assert_eq!(column(&table, "R/W"), ["read", "write", "read"]);
+    assert_eq!(column(&table, "Sizes")[1], "23 +30 sync");
+}
+
 #[test]
 fn a_long_path_keeps_its_end() {
     let mut snapshot = snapshot();
     snapshot.files[0].path = format!("/srv/{}config/settings.toml", "deep/".repeat(10));
     let view = View {
-        tab: Tab::Reads,
+        tab: Tab::Io,
         ..View::default()
     };
     let table = table(&snapshot, &view, 80);
-    // 80 columns less 45 of figures and 5 gaps.
-    assert_eq!(column(&table, "File")[0], "…eep/deep/config/settings.toml");
-    assert_eq!(column(&table, "File")[0].chars().count(), 30);
+    // 80 columns less 50 of figures and 6 gaps.
+    assert_eq!(column(&table, "File")[0], "…ep/config/settings.toml");
+    assert_eq!(column(&table, "File")[0].chars().count(), 24);
     assert_eq!(keep_end("short", 30), "short");
 }
 
@@ -269,7 +301,7 @@ fn drawn_at_80_by_24() {
         .map(|y| (0..80).map(|x| buffer[(x, y)].symbol()).collect())
         .collect();
     assert!(lines[0].starts_with("pid 100 (python3)  0:01:15  100 samples/s  lost 0"));
-    assert!(lines[1].contains("Python|Reads|Scheduling"), "{}", lines[1]);
+    assert!(lines[1].contains("Python|I/O|Scheduling"), "{}", lines[1]);
     assert!(lines[2].contains("%Own"), "{}", lines[2]);
     assert!(
         lines[3].contains(" 60.0 ") && lines[3].contains("hot_function (app.py:10)"),

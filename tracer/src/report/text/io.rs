@@ -1,6 +1,6 @@
-//! READS: per file and socket, syscalls, request sizes, bytes and the
-//! context switches inside the reads; the Python code behind them; the
-//! findings.
+//! READS and WRITES: per file and socket, syscalls, request sizes, bytes
+//! and the context switches inside them (a write row's syncs beside); the
+//! Python code behind them; the findings.
 
 use std::fmt::Write as _;
 
@@ -10,53 +10,95 @@ use crate::report::{
     format::{bytes, duration, thousands},
 };
 
-/// Rows shown in the reads table; the JSON report has them all.
+/// Rows shown in each table; the JSON report has them all.
 const MAX_FILES: usize = 15;
 const MAX_FINDINGS: usize = 10;
 
+/// What tells the two sections apart.
+struct Section<'a> {
+    title: &'static str,
+    /// "read" / "write": a syscall of the section.
+    verb: &'static str,
+    /// "returned" / "written".
+    moved: &'static str,
+    /// The findings' concern.
+    concern: &'static str,
+    rows: &'a [FileIo],
+}
+
 pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
-    let total_calls: u64 = report.reads.iter().map(|f| f.syscalls).sum();
-    let total_bytes: u64 = report.reads.iter().map(|f| f.bytes).sum();
-    let sockets = report.reads.iter().filter(|f| f.kind == "socket").count();
+    let reads = Section {
+        title: "READS",
+        verb: "read",
+        moved: "returned",
+        concern: "reads",
+        rows: &report.reads,
+    };
+    section(out, report, width, &reads);
+    let writes = Section {
+        title: "WRITES",
+        verb: "write",
+        moved: "written",
+        concern: "writes",
+        rows: &report.writes,
+    };
+    section(out, report, width, &writes);
+}
+
+fn section(out: &mut String, report: &Report, width: Option<usize>, s: &Section) {
+    let rows = s.rows;
+    let total_calls: u64 = rows.iter().map(|f| f.syscalls).sum();
+    let total_bytes: u64 = rows.iter().map(|f| f.bytes).sum();
+    let total_syncs: u64 = rows.iter().map(|f| f.syncs).sum();
+    let sockets = rows.iter().filter(|f| f.kind == "socket").count();
     let on = match sockets {
-        0 => format!("{} files", thousands(report.reads.len() as u64)),
+        0 => format!("{} files", thousands(rows.len() as u64)),
         _ => format!(
             "{} files and {} sockets",
-            thousands((report.reads.len() - sockets) as u64),
+            thousands((rows.len() - sockets) as u64),
             thousands(sockets as u64)
         ),
     };
+    let syncs = match total_syncs {
+        0 => String::new(),
+        n => format!(" and {} syncs", thousands(n)),
+    };
     let _ = writeln!(
         out,
-        "READS: {} read syscalls on {on}, {} returned",
+        "{}: {} {} syscalls{syncs} on {on}, {} {}",
+        s.title,
         thousands(total_calls),
-        bytes(total_bytes)
+        s.verb,
+        bytes(total_bytes),
+        s.moved
     );
     let _ = writeln!(
         out,
         "  (a syscall is a user->kernel mode switch; \"ctx-sw\" are the scheduler context \
-         switches inside those reads, voluntary / involuntary)"
+         switches inside those {}s, voluntary / involuntary)",
+        s.verb
     );
-    if report.reads.is_empty() {
-        out.push_str("  no reads\n\n");
+    if rows.is_empty() {
+        let _ = writeln!(out, "  no {}s\n", s.verb);
         return;
     }
-    let mut table = Table::new(
-        2,
-        vec![
-            right("pid"),
-            left("file").shrinks_to(20).prefers(32),
-            left("fs").optional(3),
-            right("blksize").optional(4),
-            right("syscalls"),
-            left("request sizes").optional(1),
-            right("bytes"),
-            right("in kernel").optional(5),
-            right("ctx-sw").optional(2),
-        ],
-    );
-    for f in report.reads.iter().take(MAX_FILES) {
-        table.row(vec![
+    let mut columns = vec![
+        right("pid"),
+        left("file").shrinks_to(20).prefers(32),
+        left("fs").optional(3),
+        right("blksize").optional(4),
+        right("syscalls"),
+        left("request sizes").optional(1),
+        right("bytes"),
+        right("in kernel").optional(5),
+        right("ctx-sw").optional(2),
+    ];
+    if total_syncs > 0 {
+        columns.push(right("syncs").optional(2));
+    }
+    let mut table = Table::new(2, columns);
+    for f in rows.iter().take(MAX_FILES) {
+        let mut cells = vec![
             f.pid.to_string(),
             f.shown_path(),
             f.fs.to_string(),
@@ -70,30 +112,51 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 thousands(f.context_switches.voluntary),
                 thousands(f.context_switches.involuntary)
             ),
-        ]);
+        ];
+        if total_syncs > 0 {
+            cells.push(match f.syncs {
+                0 => "-".into(),
+                n => format!("{} in {}", thousands(n), duration(f.sync_ns)),
+            });
+        }
+        table.row(cells);
     }
     let dropped = table.render(out, width);
     left_out(out, &dropped);
-    if report.reads.iter().any(|f| f.request_sizes.len() > 1) {
+    if rows.iter().any(|f| f.request_sizes.len() > 1) {
         let _ = writeln!(
             out,
             "  request sizes: the size asked for most x how many times; +N: N other sizes \
              (all of them in --format json)"
         );
     }
-    folds(out, report);
-    if report.reads.len() > MAX_FILES {
-        let rest = &report.reads[MAX_FILES..];
+    // A write that wrote less than asked (a full non-blocking pipe or
+    // socket, a signal, a full disk) is no write of its request.
+    if s.verb == "write" {
+        for f in rows.iter().take(MAX_FILES).filter(|f| f.short_bytes() > 0) {
+            let _ = writeln!(
+                out,
+                "  {}: {} of the {} asked for not written (partial writes or errors: {})",
+                f.shown_path(),
+                bytes(f.short_bytes()),
+                bytes(f.requested_bytes),
+                thousands(f.errors)
+            );
+        }
+    }
+    folds(out, rows);
+    if rows.len() > MAX_FILES {
+        let rest = &rows[MAX_FILES..];
         let _ = writeln!(
             out,
-            "  ... {} more files with {} read syscalls and {} (see --format json)",
+            "  ... {} more files with {} {} syscalls and {} (see --format json)",
             thousands(rest.len() as u64),
             thousands(rest.iter().map(|f| f.syscalls).sum()),
+            s.verb,
             bytes(rest.iter().map(|f| f.bytes).sum())
         );
     }
-    let with_stacks: Vec<&FileIo> = report
-        .reads
+    let with_stacks: Vec<&FileIo> = rows
         .iter()
         .take(MAX_FILES)
         .filter(|f| !f.python_stacks.is_empty())
@@ -102,7 +165,8 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         let every = with_stacks[0].python_stacks_every;
         let _ = writeln!(
             out,
-            "\n  Python code behind the reads (stacks of 1 in {every} reads, innermost first):"
+            "\n  Python code behind the {verb}s (stacks of 1 in {every} {verb}s, innermost first):",
+            verb = s.verb
         );
         for f in with_stacks {
             let path = f.shown_path();
@@ -112,19 +176,23 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 width.map_or(path.clone(), |w| fit(&path, w.saturating_sub(3)))
             );
             for stack in f.python_stacks.iter().take(3) {
-                let count = format!("    ~{:>7} reads  ", thousands(f.estimated_reads(stack)));
+                let count = format!(
+                    "    ~{:>7} {}s  ",
+                    thousands(f.estimated_calls(stack)),
+                    s.verb
+                );
                 let room = width.map(|w| w.saturating_sub(count.len()));
                 let _ = writeln!(out, "{count}{}", super::chain(&stack.frames, room));
             }
         }
     }
-    super::findings(out, report, "reads", MAX_FINDINGS);
+    super::findings(out, report, s.concern, MAX_FINDINGS);
     out.push('\n');
 }
 
 /// The rows that are many connections folded into one, said once.
-fn folds(out: &mut String, report: &Report) {
-    let folded: Vec<&FileIo> = report.reads.iter().filter(|f| f.socket.folded).collect();
+fn folds(out: &mut String, rows: &[FileIo]) {
+    let folded: Vec<&FileIo> = rows.iter().filter(|f| f.socket.folded).collect();
     if folded.is_empty() {
         return;
     }

@@ -343,6 +343,7 @@ mod tests {
                     voluntary: 2,
                     involuntary: 1,
                 },
+                inside_writes: ContextSwitches::default(),
                 threads: vec![ThreadSched {
                     tid: 5,
                     pid: 5,

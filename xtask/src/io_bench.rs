@@ -1,11 +1,15 @@
-//! `cargo xtask bench --suite reads`: what the tracer adds to a file read
-//! and to a socket read, side by side in one run (issue 26: "a socket read
-//! costs what a file read costs"; both go through `tracer-ebpf/src/io.rs`).
+//! `cargo xtask bench --suite io` (or `reads`): what the tracer adds to a
+//! file read, a socket read, a file write, a pipe write and a socket send,
+//! side by side in one run (issue 26: "a socket read costs what a file read
+//! costs"; issue 47: "writes cost what reads cost per syscall"; all go
+//! through `tracer-ebpf/src/io.rs`).
 //!
-//! Workload: `xtask/bench/reads.py`, N 1-byte reads of each kind (a regular
+//! Workload: `xtask/bench/io.py`, N 1-byte reads of each kind (a regular
 //! file by `read` and `pread64`; a socketpair by `recv`, `recv_into`, `read`
-//! and `recvmsg`; loopback TCP by `recv`) and N `getppid` calls (a syscall
-//! that is not a read), in rounds that interleave the kinds, each timed by
+//! and `recvmsg`; loopback TCP by `recv`), N 1-byte writes of each kind (a
+//! regular file by `write` and `pwrite64`, a pipe by `write`, loopback TCP
+//! by `send`) and N `getppid` calls (a syscall that is neither), in rounds
+//! that interleave the kinds, each timed by
 //! the workload itself. Variants (untraced, the tracer, the kernel's floor
 //! of empty programs on the tracer's hooks, `strace -c -f`) run in turn, the
 //! order rotated every run. A figure is the median ns per read over every
@@ -41,7 +45,11 @@ const KINDS: &[(&str, &str)] = &[
     ("unix recv_into", "`sock.recv_into(buf, 1)`: recvfrom"),
     ("unix recvmsg", "`sock.recvmsg(1)`: recvmsg"),
     ("tcp recv", "`sock.recv(1)`, loopback TCP: recvfrom"),
-    ("getppid", "`os.getppid()`: not a read"),
+    ("file write", "`os.write(fd, b\"x\")`: write"),
+    ("file pwrite", "`os.pwrite(fd, b\"x\", 0)`: pwrite64"),
+    ("pipe write", "`os.write(pipe, b\"x\")`: write"),
+    ("tcp send", "`sock.send(b\"x\")`, loopback TCP: sendto"),
+    ("getppid", "`os.getppid()`: neither a read nor a write"),
 ];
 
 /// strace stops the process on every syscall (~30 µs each here): it does a
@@ -75,7 +83,7 @@ fn variants(
     dir: &Path,
     reads: u64,
 ) -> Vec<Variant> {
-    let script = repo_root().join("xtask/bench/reads.py");
+    let script = repo_root().join("xtask/bench/io.py");
     let workload = |name: &str, reads: u64, counts: Option<&Path>| {
         let mut argv = vec![
             PYTHON.to_string(),
@@ -140,7 +148,7 @@ fn variants(
             "no-read-stacks",
             tracer,
             &["--read-stacks", "0"],
-            "the same with `--read-stacks 0`: no Python stack on any read",
+            "the same with `--read-stacks 0`: no Python stack on any read or write",
         ),
     ];
     if let Some(baseline) = baseline {
@@ -231,14 +239,16 @@ fn run_once(variant: &Variant) -> Result<Run> {
     Ok(ns)
 }
 
-/// Every read the workload made (`counts`: per file or socket, the syscalls
-/// by name and the bytes) is in the tracer's `reads[]`, exactly.
+/// Every read and write the workload made (`counts`: per file or socket
+/// and direction, the syscalls by name and the bytes) is in the tracer's
+/// `reads[]` or `writes[]`, exactly.
 fn check_report(report: &Value, counts: &Value) -> Result<()> {
-    let rows = report["reads"]
-        .as_array()
-        .context("the report has no `reads`")?;
     let lost = &report["events"]["dropped"];
     for expected in counts.as_array().context("counts: not a list")? {
+        let list = expected["rows"].as_str().unwrap_or("reads");
+        let rows = report[list]
+            .as_array()
+            .with_context(|| format!("the report has no `{list}`"))?;
         let wanted = expected["match"]
             .as_object()
             .context("counts: no `match`")?;
@@ -247,7 +257,7 @@ fn check_report(report: &Value, counts: &Value) -> Result<()> {
             .find(|row| wanted.iter().all(|(key, value)| &row[key] == value))
             .with_context(|| {
                 format!(
-                    "no row of the report's reads[] is {}; dropped: {lost}",
+                    "no row of the report's {list}[] is {}; dropped: {lost}",
                     Value::Object(wanted.clone())
                 )
             })?;
@@ -264,7 +274,7 @@ fn check_report(report: &Value, counts: &Value) -> Result<()> {
     Ok(())
 }
 
-pub fn reads_suite(
+pub fn io_suite(
     tracer: &Path,
     baseline: Option<&Path>,
     strace: bool,
@@ -279,7 +289,7 @@ pub fn reads_suite(
         ROUNDS * STRACE_SHARE
     );
     let reads = reads / ROUNDS * ROUNDS;
-    let dir = out_dir.join("reads");
+    let dir = out_dir.join("io");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let load_before = loadavg();
 
@@ -304,7 +314,7 @@ pub fn reads_suite(
                 results[i].push(ns);
             }
         }
-        eprintln!("reads: run {}/{} done", run + 1, WARMUP + runs);
+        eprintln!("io: run {}/{} done", run + 1, WARMUP + runs);
     }
     let load_after = loadavg();
     Ok(render(
@@ -352,24 +362,24 @@ fn render(
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "## Reads: a file read and a socket read, side by side ({reads} 1-byte reads of each kind)\n"
+        "## I/O: reads and writes of files, pipes and sockets, side by side ({reads} 1-byte calls of each kind)\n"
     );
     let _ = writeln!(md, "{}\n", machine_line());
     let _ = writeln!(md, "Tracer: {version}.\n");
     let _ = writeln!(
         md,
         "Load average {} before, {} after. {runs} runs (after {WARMUP} warm-up run), the variants \
-         in turn; inside each run the kinds interleaved in {ROUNDS} rounds of {} reads, each \
-         round timed by the workload. ns per read: the median over the {} rounds of all runs; \
+         in turn; inside each run the kinds interleaved in {ROUNDS} rounds of {} calls, each \
+         round timed by the workload. ns per call: the median over the {} rounds of all runs; \
          *added*: a variant's median minus untraced's. Every tracer run's JSON report counted \
-         every read of every kind, exactly.\n",
+         every read and write of every kind, exactly.\n",
         load.0,
         load.1,
         reads / ROUNDS,
         u64::from(runs) * ROUNDS
     );
     let mut header = String::from(
-        "| read | call: syscall | untraced | tracer | added by the tracer | vs a file read |",
+        "| kind | call: syscall | untraced | tracer | added by the tracer | vs a file read |",
     );
     let mut rule = String::from("|---|---|---:|---:|---:|---:|");
     for &v in &others {
@@ -420,6 +430,20 @@ fn render(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn writes_are_checked_in_the_write_rows() {
+        let counts = json!([
+            {"match": {"path": "pipe:[7]"}, "rows": "writes",
+             "by_syscall": {"write": 4}, "bytes": 4}
+        ]);
+        let report = |list: &str| {
+            json!({"events": {"dropped": {}}, "reads": [], "writes": [],
+                   list: [{"path": "pipe:[7]", "by_syscall": {"write": 4}, "bytes": 4}]})
+        };
+        assert!(check_report(&report("writes"), &counts).is_ok());
+        assert!(check_report(&report("reads"), &counts).is_err());
+    }
 
     #[test]
     fn report_is_checked_against_the_workload() {
