@@ -73,13 +73,16 @@ fn write_per_line(w: &FileIo) -> Option<Finding> {
     let message = format!(
         "{}: {} writes of {} on average ({} in all): a write per line, as a line-buffered or \
          unbuffered stream makes (print(..., flush=True), a logging handler's flush, \
-         open(path, \"w\", buffering=1)); a {} buffer would need about {} writes",
+         open(path, \"w\", buffering=1)); a {} buffer would need about {}",
         w.shown_path(),
         thousands(w.syscalls),
         bytes(average),
         bytes(w.bytes),
         bytes(SUGGESTED_BUFFER),
-        thousands(needed),
+        match needed {
+            1 => "one write".to_owned(),
+            n => format!("{} writes", thousands(n)),
+        },
     );
     Some(
         Finding::new("write_per_line", "writes", w.path.clone(), message)

@@ -47,7 +47,24 @@ pub struct PythonTree {
     forked_from: HashMap<u32, u32>,
     /// `--native`: each (process, address, innermost) named once.
     native_ids: HashMap<NativeKey, Option<(FrameId, Origin)>>,
+    /// What the kernel copied of code objects (names, line tables) of a
+    /// process not known yet: a child sampled before its fork record was
+    /// handled (the drain takes the copies ahead of the records they came
+    /// with). Applied once the process is inserted.
+    early_copies: HashMap<u32, Vec<EarlyCopy>>,
+    early_count: usize,
 }
+
+/// A copy of a code object's names or line table, by (address,
+/// fingerprint), for a process not known yet.
+enum EarlyCopy {
+    Names(u64, u64, CopiedNames),
+    Lines(u64, u64, CopiedLines),
+}
+
+/// Early copies held at most (a burst of forks' first samples); past it
+/// they start over.
+const MAX_EARLY_COPIES: usize = 65_536;
 
 impl PythonTree {
     pub fn new(root: u32, read_stack_every: u32) -> Self {
@@ -78,6 +95,8 @@ impl PythonTree {
             binaries: Binaries::default(),
             forked_from: Default::default(),
             native_ids: Default::default(),
+            early_copies: Default::default(),
+            early_count: 0,
         }
     }
 
@@ -111,7 +130,25 @@ impl PythonTree {
             Some(old) => process.set_generation(old.generation()),
             None => self.order.push((pid, 0)),
         }
+        for copy in self.early_copies.remove(&pid).unwrap_or_default() {
+            self.early_count -= 1;
+            match copy {
+                EarlyCopy::Names(code, check, names) => process.on_copied_names(code, check, names),
+                EarlyCopy::Lines(code, check, lines) => process.on_copied_lines(code, check, lines),
+            }
+        }
         self.processes.insert(pid, process);
+    }
+
+    /// Keeps a copy for process `tgid`, not known yet.
+    fn keep_early(&mut self, tgid: u32, copy: EarlyCopy) {
+        if self.early_count >= MAX_EARLY_COPIES {
+            log::debug!("{} early copies of code objects let go", self.early_count);
+            self.early_copies.clear();
+            self.early_count = 0;
+        }
+        self.early_copies.entry(tgid).or_default().push(copy);
+        self.early_count += 1;
     }
 
     /// How many processes had pid `pid` before the one it names now.
@@ -266,18 +303,24 @@ impl PythonTree {
 
     /// The names the sampler copied of a code object.
     pub fn on_copied_names(&mut self, record: &tracer_common::PyCodeNames) {
-        if let Some(process) = self.processes.get_mut(&record.header.tgid)
-            && let Some(names) = CopiedNames::from_record(record)
-        {
-            process.on_copied_names(record.code, record.check, names);
+        let Some(names) = CopiedNames::from_record(record) else {
+            return;
+        };
+        let (tgid, code, check) = (record.header.tgid, record.code, record.check);
+        match self.processes.get_mut(&tgid) {
+            Some(process) => process.on_copied_names(code, check, names),
+            None => self.keep_early(tgid, EarlyCopy::Names(code, check, names)),
         }
     }
 
     /// The line table the kernel copied of a code object on a dying
     /// thread's stack.
     pub fn on_copied_lines(&mut self, record: &tracer_common::PyCodeLines) {
-        if let Some(process) = self.processes.get_mut(&record.header.tgid) {
-            process.on_copied_lines(record.code, record.check, CopiedLines::from_record(record));
+        let lines = CopiedLines::from_record(record);
+        let (tgid, code, check) = (record.header.tgid, record.code, record.check);
+        match self.processes.get_mut(&tgid) {
+            Some(process) => process.on_copied_lines(code, check, lines),
+            None => self.keep_early(tgid, EarlyCopy::Lines(code, check, lines)),
         }
     }
 
@@ -461,5 +504,65 @@ impl PythonTree {
                     .find(|p| matches!(p.discovery(), super::Discovery::Failed(_, Some(_))))
             })
             .or(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{EventHeader, EventKind, PY_NAME_BYTES, PyCodeNames, PyStringCopy};
+
+    use super::*;
+    use crate::python::layout;
+
+    fn ascii(text: &str) -> PyStringCopy {
+        let mut bytes = [0u8; PY_NAME_BYTES];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        PyStringCopy {
+            length: text.len() as u64,
+            // compact, ascii, 1 byte a character
+            state: (1 << 2) | (1 << 5) | (1 << 6),
+            copied: text.len() as u32,
+            bytes,
+        }
+    }
+
+    /// A child's first sample's copy of a code object's names, handled
+    /// before its fork record (the drain takes copies first): kept, and
+    /// given to the child the fork makes; its frames are named by it once
+    /// the object is gone.
+    #[test]
+    fn copies_for_a_child_not_known_yet_wait_for_its_fork() {
+        // Pids no process has: nothing is read from /proc.
+        let (parent, child) = (u32::MAX - 10, u32::MAX - 11);
+        let offsets = layout::static_offsets(11).unwrap();
+        let mut tree = PythonTree::empty(1);
+        tree.insert(PythonProcess::ready_for_test(parent, offsets));
+        let names = PyCodeNames {
+            header: EventHeader {
+                kind: EventKind::PyCodeNames as u32,
+                tgid: child,
+                ..Default::default()
+            },
+            code: 0x10000,
+            check: 0x77,
+            first_line: 5,
+            _pad: 0,
+            name: ascii("work"),
+            qualname: ascii("Job.work"),
+            filename: ascii("/srv/job.py"),
+        };
+        tree.on_copied_names(&names);
+        tree.on_fork(parent, child);
+        let frame = PyFrameRecord {
+            code: 0x10000,
+            instr: 0x10000 + offsets.code_adaptive.unwrap(),
+            check: 0x77,
+        };
+        let frames = tree.frames(child, &[frame]).expect("the child is known");
+        assert_eq!(
+            (frames[0].qualname.as_str(), frames[0].file.as_str()),
+            ("Job.work", "/srv/job.py")
+        );
+        assert!(tree.early_copies.is_empty() && tree.early_count == 0);
     }
 }

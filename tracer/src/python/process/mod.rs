@@ -177,6 +177,41 @@ impl PythonProcess {
         }
     }
 
+    /// A process whose interpreter is known, with `offsets`: for tests that
+    /// symbolize (its pid names no process: nothing is read from it).
+    #[cfg(test)]
+    pub fn ready_for_test(pid: u32, offsets: super::layout::Offsets) -> Self {
+        let interpreter = super::interpreter::Interpreter {
+            path: "/usr/bin/python3.11".into(),
+            file: "0:0 /usr/bin/python3.11".into(),
+            major: 3,
+            minor: 11,
+            version: "3.11.7".into(),
+            free_threaded: false,
+            shared: false,
+            debug_build: false,
+            runtime: 0,
+            eval_frame: 0,
+            eval_frame_file_offset: None,
+            code_type: None,
+            signal_checks: Vec::new(),
+            data_range: None,
+            version_buffer: None,
+        };
+        let mut process = Self::new(pid, 1);
+        process.discovery = Discovery::Ready(Box::new(Ready {
+            binary: super::discovery::Binary {
+                interpreter,
+                offsets,
+                origin: "test",
+            },
+            place: Place::default(),
+            memory: ProcessMemory::new(pid),
+            tid_offset: None,
+        }));
+        process
+    }
+
     /// Not looked at until its exec record has come (see `awaiting_exec`).
     pub fn await_exec(&mut self) {
         self.awaiting_exec = true;
