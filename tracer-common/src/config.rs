@@ -5,33 +5,11 @@
 
 /// This architecture's numbers of the syscalls the programs look at (from
 /// libc, i.e. the architecture's ABI). One raw `sys_enter` and one raw
-/// `sys_exit` program see every syscall and pick these by number.
+/// `sys_exit` program see every syscall and pick these by number (the
+/// reads, writes and syncs by [`Config::io_syscalls`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyscallNumbers {
-    pub read: u32,
-    pub pread64: u32,
-    pub readv: u32,
-    /// `preadv2` is counted as `preadv` (same first three arguments).
-    pub preadv: u32,
-    pub preadv2: u32,
-    /// Socket reads: `recv`/`recvfrom`, `recvmsg`, `recvmmsg`.
-    pub recvfrom: u32,
-    pub recvmsg: u32,
-    pub recvmmsg: u32,
-    /// Writes: `write`, `pwrite64`, `writev`, `pwritev` (`pwritev2`
-    /// counted as it), the socket sends, and the syncs.
-    pub write: u32,
-    pub pwrite64: u32,
-    pub writev: u32,
-    pub pwritev: u32,
-    pub pwritev2: u32,
-    pub sendto: u32,
-    pub sendmsg: u32,
-    pub sendmmsg: u32,
-    pub fsync: u32,
-    pub fdatasync: u32,
-    pub sync_file_range: u32,
     pub openat: u32,
     /// `open(2)` (x86-64: what mimalloc, hence CPython 3.13+, and older C
     /// code call); `NO_SYSCALL` where the architecture has none.
@@ -60,6 +38,7 @@ pub struct SyscallNumbers {
     pub ppoll: u32,
     /// GIL waits (`pthread_cond_timedwait` / mutex waits on the GIL's).
     pub futex: u32,
+    pub _pad: u32,
 }
 
 /// A syscall number no architecture uses: "this architecture has none".
@@ -246,6 +225,31 @@ pub struct Config {
     pub second_copies: u32,
     pub _pad: u32,
     pub memory: crate::memory::MemoryOffsets,
+    /// Syscall number -> the read, write or sync it is: 0 for any other,
+    /// else [`io_syscall_entry`] of it. Every syscall of the machine is
+    /// looked up here with one load, where 19 comparisons were.
+    pub io_syscalls: IoSyscallTable,
+}
+
+/// [`Config::io_syscalls`]: an entry per syscall number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoSyscallTable(pub [u8; IO_SYSCALL_NUMBERS]);
+
+impl Default for IoSyscallTable {
+    fn default() -> Self {
+        Self([0; IO_SYSCALL_NUMBERS])
+    }
+}
+
+/// Syscall numbers [`Config::io_syscalls`] covers (every architecture's
+/// I/O syscalls are below).
+pub const IO_SYSCALL_NUMBERS: usize = 512;
+
+/// An `io_syscalls` entry: the syscall (`IoSyscall as u8`, 0-16) plus one
+/// in the low 5 bits, its [`crate::IoShape`] in the top 3.
+pub const fn io_syscall_entry(syscall: crate::IoSyscall) -> u8 {
+    ((syscall.shape() as u8) << 5) | (syscall as u8 + 1)
 }
 
 /// Which processes a node-wide trace takes in as they exec, besides the
@@ -270,7 +274,7 @@ pub struct ScopeConfig {
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
 
-const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 42);
+const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 24);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 17);
 const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 11);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
@@ -278,5 +282,18 @@ const _: () = assert!(core::mem::size_of::<FileOffsets>() == 96);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
 const _: () = assert!(
     core::mem::size_of::<Config>()
-        == 4 * 42 + 4 * 17 + 4 * 11 + 8 + 32 + 96 + 24 + 8 + 8 + 8 + 4 + 4 + 4 * 24
+        == 4 * 24
+            + 4 * 17
+            + 4 * 11
+            + 8
+            + 32
+            + 96
+            + 24
+            + 8
+            + 8
+            + 8
+            + 4
+            + 4
+            + 4 * 24
+            + IO_SYSCALL_NUMBERS
 );

@@ -38,19 +38,20 @@ pub enum IoSyscall {
 }
 
 /// How an I/O syscall's arguments give its descriptor and request size.
+#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoShape {
     /// `(fd, buf, count, ...)`.
-    Buffer,
+    Buffer = 0,
     /// `(fd, iovec, iovcnt, ...)`: the request is the iovecs' sum.
-    Vector,
+    Vector = 1,
     /// `(fd, msghdr, flags)`: its iovecs' sum.
-    Message,
+    Message = 2,
     /// `(fd, mmsghdr vector, vlen, ...)`: every message's; the bytes are
     /// the `msg_len`s at exit (it returns messages).
-    Messages,
+    Messages = 3,
     /// `(fd, ...)`: a sync, no request.
-    Sync,
+    Sync = 4,
 }
 
 impl IoSyscall {
@@ -79,7 +80,7 @@ impl IoSyscall {
     }
 
     /// A write-family syscall or a sync: the file's write row.
-    pub fn is_write(self) -> bool {
+    pub const fn is_write(self) -> bool {
         self as u32 >= Self::Write as u32
     }
 
@@ -88,7 +89,7 @@ impl IoSyscall {
         self as u32 >= Self::Fsync as u32
     }
 
-    pub fn shape(self) -> IoShape {
+    pub const fn shape(self) -> IoShape {
         match self {
             Self::Read | Self::Pread64 | Self::Recvfrom => IoShape::Buffer,
             Self::Write | Self::Pwrite64 | Self::Sendto => IoShape::Buffer,

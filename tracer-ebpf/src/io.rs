@@ -9,15 +9,15 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes,
+        bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     },
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use tracer_common::{
-    DISCOVERED_FILE_BIT, EventHeader, EventKind, FdKey, FileEvent, FileKey, InflightIo, IoEvent,
-    IoKey, IoShape, IoStats, IoSyscall, PATH_CAPTURE_LEN, drops,
+    DISCOVERED_FILE_BIT, EventKind, FdKey, FileEvent, FileKey, InflightIo, IoEvent, IoKey, IoShape,
+    IoStats, PATH_CAPTURE_LEN, drops,
 };
 
 use crate::{
@@ -233,16 +233,18 @@ pub fn enter_close<const FD_ROWS: bool>(regs: *const u8) {
     });
 }
 
-/// A read, write or sync of a traced thread enters the kernel: its
-/// descriptor and request, by the syscall's shape (one inlined copy each).
+/// A read, write or sync of a traced thread enters the kernel (`entry`:
+/// its `Config::io_syscalls` entry): its descriptor and request, by the
+/// syscall's shape (one inlined copy each).
 #[inline(always)]
-pub fn enter(regs: *const u8, syscall: IoSyscall) {
-    match syscall.shape() {
-        IoShape::Buffer => enter_buffer(regs, syscall),
-        IoShape::Vector => enter_vector(regs, syscall),
-        IoShape::Message => enter_message(regs, syscall),
-        IoShape::Messages => enter_messages(regs, syscall),
-        IoShape::Sync => enter_sync(regs, syscall),
+pub fn enter(regs: *const u8, entry: u8) {
+    let syscall = u32::from(entry & 31).saturating_sub(1);
+    match entry >> 5 {
+        s if s == IoShape::Buffer as u8 => enter_buffer(regs, syscall),
+        s if s == IoShape::Vector as u8 => enter_vector(regs, syscall),
+        s if s == IoShape::Message as u8 => enter_message(regs, syscall),
+        s if s == IoShape::Messages as u8 => enter_messages(regs, syscall),
+        _ => enter_sync(regs, syscall),
     }
 }
 
@@ -250,7 +252,7 @@ pub fn enter(regs: *const u8, syscall: IoSyscall) {
 /// `pwrite64`, `recvfrom(fd, buf, len, flags, addr, addrlen)` (`recv` is
 /// `recvfrom`), `sendto` (`send`).
 #[inline(always)]
-fn enter_buffer(regs: *const u8, syscall: IoSyscall) {
+fn enter_buffer(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -266,7 +268,7 @@ fn enter_buffer(regs: *const u8, syscall: IoSyscall) {
 /// `readv(fd, vec, vlen)`, `writev`, `preadv(fd, vec, vlen, ...)`,
 /// `pwritev`: the request is the sum of the first iovecs' lengths.
 #[inline(always)]
-fn enter_vector(regs: *const u8, syscall: IoSyscall) {
+fn enter_vector(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -284,7 +286,7 @@ fn enter_vector(regs: *const u8, syscall: IoSyscall) {
 /// `recvmsg(fd, msg, flags)`, `sendmsg`: the request is the sum of the
 /// message's first iovecs' lengths, as for `readv`.
 #[inline(always)]
-fn enter_message(regs: *const u8, syscall: IoSyscall) {
+fn enter_message(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -300,7 +302,7 @@ fn enter_message(regs: *const u8, syscall: IoSyscall) {
 /// `fsync(fd)`, `fdatasync(fd)`, `sync_file_range(fd, offset, nbytes,
 /// flags)`: the descriptor only (a sync asks for no bytes).
 #[inline(always)]
-fn enter_sync(regs: *const u8, syscall: IoSyscall) {
+fn enter_sync(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -315,7 +317,7 @@ fn enter_sync(regs: *const u8, syscall: IoSyscall) {
 /// first `MAX_MMSGS` messages'); its bytes are summed from the `msg_len`s
 /// at exit.
 #[inline(always)]
-fn enter_messages(regs: *const u8, syscall: IoSyscall) {
+fn enter_messages(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
@@ -426,12 +428,12 @@ fn mmsg_bytes(vec: u64, count: u64) -> u64 {
 }
 
 #[inline(always)]
-fn start_io(tid: u32, fd: i32, request: u64, syscall: IoSyscall, msgs: u64) {
+fn start_io(tid: u32, fd: i32, request: u64, syscall: u32, msgs: u64) {
     let inflight = InflightIo {
         start_ns: unsafe { bpf_ktime_get_ns() },
         request,
         fd,
-        syscall: syscall as u32,
+        syscall,
         voluntary: 0,
         involuntary: 0,
         msgs,
@@ -504,9 +506,8 @@ pub fn exit_io<const FD_ROWS: bool>(ret: i64) {
     if config!(timeline) != 0 {
         emit_io(tgid, tid, &read, file_id, ret, now);
     }
-    let in_row = fd_rows
-        && file_id != 0
-        && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
+    let in_row =
+        fd_rows && file_id != 0 && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
     // One call site for the stack: each is a capture more to verify.
     if in_row || count_io(tgid, &read, file_id, ret, now) {
         crate::python::io_stack(tgid, tid, file_id, read.syscall);
@@ -559,25 +560,22 @@ fn emit_io(tgid: u32, tid: u32, read: &InflightIo, file_id: u64, ret: i64, now: 
         count_drop(drops::RINGBUF);
         return;
     };
-    let event = IoEvent {
-        header: EventHeader {
-            kind: EventKind::IoDone as u32,
-            tgid,
-            tid,
-            _pad: 0,
-            ts_ns: now,
-        },
-        start_ns: read.start_ns,
-        file_id,
-        request: read.request,
-        ret,
-        fd: read.fd,
-        syscall: read.syscall,
-        voluntary: read.voluntary as u32,
-        involuntary: read.involuntary as u32,
-    };
-    // SAFETY: the reserved slot holds one IoEvent.
-    unsafe { entry.as_mut_ptr().write(event) };
+    // Written in place: an `IoEvent` built first would take the stack
+    // `sys_exit` has no room for (`kernel/probes/stack_depth.rs`).
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header.kind = EventKind::IoDone as u32;
+    event.header.tgid = tgid;
+    event.header.tid = tid;
+    event.header._pad = 0;
+    event.header.ts_ns = now;
+    event.start_ns = read.start_ns;
+    event.file_id = file_id;
+    event.request = read.request;
+    event.ret = ret;
+    event.fd = read.fd;
+    event.syscall = read.syscall;
+    event.voluntary = read.voluntary as u32;
+    event.involuntary = read.involuntary as u32;
     entry.submit(crate::maps::RB_NO_WAKEUP);
 }
 
@@ -632,8 +630,7 @@ fn emit_file_event(kind: EventKind, tgid: u32, tid: u32, fd: i32, file_id: u64, 
 /// magic and block size (`current->files->fdt->fd[fd]->f_inode`).
 #[inline(always)]
 fn describe_fd(fd: i32, event: &mut FileEvent) {
-    let o = config!(file);
-    if o.valid == 0 || fd < 0 {
+    if config!(file.valid) == 0 || fd < 0 {
         return;
     }
     let read_ptr = |base: u64, off: u32| -> u64 {
@@ -643,32 +640,44 @@ fn describe_fd(fd: i32, event: &mut FileEvent) {
         unsafe { bpf_probe_read_kernel((base + off as u64) as *const u64) }.unwrap_or(0)
     };
     let task = unsafe { bpf_get_current_task() };
-    let fdt = read_ptr(read_ptr(task, o.task_files), o.files_fdt);
+    let fdt = read_ptr(
+        read_ptr(task, config!(file.task_files)),
+        config!(file.files_fdt),
+    );
     if fdt == 0 {
         return;
     }
     let max_fds =
-        unsafe { bpf_probe_read_kernel((fdt + o.fdt_max_fds as u64) as *const u32) }.unwrap_or(0);
+        unsafe { bpf_probe_read_kernel((fdt + config!(file.fdt_max_fds) as u64) as *const u32) }
+            .unwrap_or(0);
     if fd as u32 >= max_fds {
         return;
     }
-    let file = read_ptr(read_ptr(fdt, o.fdt_fd), fd as u32 * 8);
-    let inode = read_ptr(file, o.file_inode);
+    let file = read_ptr(read_ptr(fdt, config!(file.fdt_fd)), fd as u32 * 8);
+    let inode = read_ptr(file, config!(file.file_inode));
     if inode == 0 {
         return;
     }
-    event.ino = read_ptr(inode, o.inode_ino);
+    event.ino = read_ptr(inode, config!(file.inode_ino));
     event.mode = u32::from(
-        unsafe { bpf_probe_read_kernel((inode + o.inode_mode as u64) as *const u16) }.unwrap_or(0),
+        unsafe { bpf_probe_read_kernel((inode + config!(file.inode_mode) as u64) as *const u16) }
+            .unwrap_or(0),
     );
-    event.fs_magic = read_ptr(read_ptr(inode, o.inode_sb), o.sb_magic);
-    let blkbits = unsafe { bpf_probe_read_kernel((inode + o.inode_blkbits as u64) as *const u8) }
-        .unwrap_or(0);
+    event.fs_magic = read_ptr(
+        read_ptr(inode, config!(file.inode_sb)),
+        config!(file.sb_magic),
+    );
+    let blkbits =
+        unsafe { bpf_probe_read_kernel((inode + config!(file.inode_blkbits) as u64) as *const u8) }
+            .unwrap_or(0);
     if blkbits > 0 && blkbits < 32 {
         event.blksize = 1 << blkbits;
     }
-    if event.mode & S_IFMT == S_IFSOCK && o.sockets != 0 {
-        let sock = read_ptr(read_ptr(file, o.file_private_data), o.socket_sk);
+    if event.mode & S_IFMT == S_IFSOCK && config!(file.sockets) != 0 {
+        let sock = read_ptr(
+            read_ptr(file, config!(file.file_private_data)),
+            config!(file.socket_sk),
+        );
         if sock != 0 {
             read_socket_ends(sock, &mut event.socket);
         }
@@ -684,33 +693,30 @@ const AF_INET6: u16 = 10;
 /// `sock`); the family stays 0 for any other.
 #[inline(always)]
 fn read_socket_ends(sock: u64, ends: &mut tracer_common::SocketEnds) {
-    let o = config!(file);
     let u16_at = |off: u32| -> u16 {
         unsafe { bpf_probe_read_kernel((sock + off as u64) as *const u16) }.unwrap_or(0)
     };
-    let family = u16_at(o.skc_family);
+    let family = u16_at(config!(file.skc_family));
     let (local, peer) = match family {
-        AF_INET => (o.skc_rcv_saddr, o.skc_daddr),
-        AF_INET6 if o.skc_v6_daddr != u32::MAX => (o.skc_v6_rcv_saddr, o.skc_v6_daddr),
+        AF_INET => (config!(file.skc_rcv_saddr), config!(file.skc_daddr)),
+        AF_INET6 if config!(file.skc_v6_daddr) != u32::MAX => {
+            (config!(file.skc_v6_rcv_saddr), config!(file.skc_v6_daddr))
+        }
         _ => return,
     };
-    let bytes = |off: u32| -> [u8; 16] {
-        if family == AF_INET {
-            let v4 = unsafe { bpf_probe_read_kernel((sock + off as u64) as *const [u8; 4]) }
-                .unwrap_or([0; 4]);
-            let mut out = [0u8; 16];
-            out[..4].copy_from_slice(&v4);
-            out
-        } else {
-            unsafe { bpf_probe_read_kernel((sock + off as u64) as *const [u8; 16]) }
-                .unwrap_or([0; 16])
-        }
+    // Read straight into the record (zeroed by the caller): no copy on
+    // the stack.
+    let length = if family == AF_INET { 4 } else { 16 };
+    let read_into = |off: u32, out: &mut [u8; 16]| {
+        let _ = unsafe {
+            bpf_probe_read_kernel_buf((sock + off as u64) as *const u8, &mut out[..length])
+        };
     };
-    ends.local = bytes(local);
-    ends.peer = bytes(peer);
-    ends.local_port = u16_at(o.skc_num);
-    ends.peer_port = u16_at(o.skc_dport);
-    ends.protocol = u16_at(o.sk_protocol);
-    ends.sock_type = u16_at(o.sk_type);
+    read_into(local, &mut ends.local);
+    read_into(peer, &mut ends.peer);
+    ends.local_port = u16_at(config!(file.skc_num));
+    ends.peer_port = u16_at(config!(file.skc_dport));
+    ends.protocol = u16_at(config!(file.sk_protocol));
+    ends.sock_type = u16_at(config!(file.sk_type));
     ends.family = family;
 }

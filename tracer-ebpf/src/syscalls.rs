@@ -27,7 +27,7 @@ use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
-use tracer_common::IoSyscall;
+use tracer_common::IO_SYSCALL_NUMBERS;
 
 use crate::{
     io, loops,
@@ -113,50 +113,33 @@ fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
     0
 }
 
-/// The read, write or sync syscall number `nr` is, if any: one field at a
-/// time, every syscall of the machine passes here (the reads first).
+/// The read, write or sync syscall number `nr` is, if any (its
+/// `Config::io_syscalls` entry): one load for every syscall of the
+/// machine.
 #[inline(always)]
-fn io_syscall(nr: u64) -> Option<IoSyscall> {
-    let is = |number: u32| nr == number as u64;
-    Some(if is(config!(syscalls.read)) {
-        IoSyscall::Read
-    } else if is(config!(syscalls.write)) {
-        IoSyscall::Write
-    } else if is(config!(syscalls.pread64)) {
-        IoSyscall::Pread64
-    } else if is(config!(syscalls.recvfrom)) {
-        IoSyscall::Recvfrom
-    } else if is(config!(syscalls.sendto)) {
-        IoSyscall::Sendto
-    } else if is(config!(syscalls.readv)) {
-        IoSyscall::Readv
-    } else if is(config!(syscalls.writev)) {
-        IoSyscall::Writev
-    } else if is(config!(syscalls.recvmsg)) {
-        IoSyscall::Recvmsg
-    } else if is(config!(syscalls.sendmsg)) {
-        IoSyscall::Sendmsg
-    } else if is(config!(syscalls.pwrite64)) {
-        IoSyscall::Pwrite64
-    } else if is(config!(syscalls.preadv)) || is(config!(syscalls.preadv2)) {
-        // The 2 variants have the first three arguments, plus flags (what
-        // CPython's os.preadv / os.pwritev call): counted as the others.
-        IoSyscall::Preadv
-    } else if is(config!(syscalls.pwritev)) || is(config!(syscalls.pwritev2)) {
-        IoSyscall::Pwritev
-    } else if is(config!(syscalls.recvmmsg)) {
-        IoSyscall::Recvmmsg
-    } else if is(config!(syscalls.sendmmsg)) {
-        IoSyscall::Sendmmsg
-    } else if is(config!(syscalls.fsync)) {
-        IoSyscall::Fsync
-    } else if is(config!(syscalls.fdatasync)) {
-        IoSyscall::Fdatasync
-    } else if is(config!(syscalls.sync_file_range)) {
-        IoSyscall::SyncFileRange
-    } else {
+fn io_syscall(nr: u64) -> Option<u8> {
+    if nr >= IO_SYSCALL_NUMBERS as u64 {
         return None;
-    })
+    }
+    // The index masked where the verifier sees it (below the table's size).
+    let mut index = nr;
+    // SAFETY: arithmetic on a register.
+    unsafe {
+        core::arch::asm!("{i} &= {mask}", i = inout(reg) index, mask = const IO_SYSCALL_NUMBERS - 1)
+    };
+    // SAFETY: `index` is below the table's size; the table is in the
+    // configuration the loader initialized (see `config!`).
+    let entry = unsafe {
+        core::ptr::read_volatile(
+            core::ptr::addr_of!(
+                (*core::ptr::addr_of!(crate::maps::CONFIG).cast::<tracer_common::Config>())
+                    .io_syscalls
+            )
+            .cast::<u8>()
+            .add(index as usize),
+        )
+    };
+    (entry != 0).then_some(entry)
 }
 
 /// `epoll_wait`, `select`, `poll` or a variant: an event loop's wait.

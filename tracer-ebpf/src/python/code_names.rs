@@ -90,13 +90,7 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
     let event = entry.as_mut_ptr();
     // SAFETY: fields of the reserved record, written in place.
     unsafe {
-        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
-            kind: EventKind::PyCodeNames as u32,
-            tgid,
-            tid: 0,
-            _pad: 0,
-            ts_ns: bpf_ktime_get_ns(),
-        });
+        core::ptr::addr_of_mut!((*event).header).write(header(EventKind::PyCodeNames, tgid));
         core::ptr::addr_of_mut!((*event).code).write(frame.code);
         core::ptr::addr_of_mut!((*event).check).write(frame.check);
         core::ptr::addr_of_mut!((*event).first_line).write(first_line);
@@ -172,13 +166,7 @@ pub fn name_with_lines(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) {
     let event = entry.as_mut_ptr();
     // SAFETY: the reserved record's fields, written in place.
     unsafe {
-        core::ptr::addr_of_mut!((*event).header).write(EventHeader {
-            kind: EventKind::PyCodeLines as u32,
-            tgid,
-            tid: 0,
-            _pad: 0,
-            ts_ns: bpf_ktime_get_ns(),
-        });
+        core::ptr::addr_of_mut!((*event).header).write(header(EventKind::PyCodeLines, tgid));
         core::ptr::addr_of_mut!((*event).code).write(frame.code);
         core::ptr::addr_of_mut!((*event).check).write(frame.check);
         let to = core::ptr::addr_of_mut!((*event).bytes).cast();
@@ -197,6 +185,19 @@ pub fn name_with_lines(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) {
         core::ptr::addr_of_mut!((*event).copied).write(if read == 0 { n } else { 0 });
     }
     entry.submit(RB_NO_WAKEUP);
+}
+
+/// The header of a record about one of process `tgid`'s code objects.
+#[inline(always)]
+fn header(kind: EventKind, tgid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid,
+        tid: 0,
+        _pad: 0,
+        // SAFETY: a helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
 }
 
 /// Copies the `str` the code object's field at `field` points to: its

@@ -8,7 +8,10 @@ mod load;
 mod maps;
 mod python;
 mod skipped;
+#[cfg(test)]
+mod stack_depth;
 mod syscall_hooks;
+mod syscall_numbers;
 
 use aya::{
     Ebpf, EbpfError,
@@ -18,7 +21,7 @@ use aya::{
         perf_event::PerfEventLinkId, raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
     },
 };
-use tracer_common::{Config, PyConfig, ScopeConfig, SyscallNumbers};
+use tracer_common::{Config, PyConfig, ScopeConfig};
 
 use crate::kernel::btf::{BtfError, KernelOffsets};
 use load::{Attached, SIGNAL_CHECK_PROGRAM, load_and_attach};
@@ -69,7 +72,7 @@ fn kernel_config(
         regs.stack_to_regs = 0;
     }
     let config = Config {
-        syscalls: syscall_numbers(),
+        syscalls: syscall_numbers::syscall_numbers(),
         structs: kernel.structs,
         regs,
         follow_children: u32::from(follow_children),
@@ -89,6 +92,7 @@ fn kernel_config(
         )),
         _pad: 0,
         memory: kernel.memory,
+        io_syscalls: syscall_numbers::io_syscalls(),
     };
     Ok((config, chosen))
 }
@@ -204,67 +208,6 @@ fn choose_programs(
         }
     }
     Ok(chosen)
-}
-
-/// This architecture's numbers of the syscalls the programs look at.
-fn syscall_numbers() -> SyscallNumbers {
-    let nr = |n: libc::c_long| n as u32;
-    SyscallNumbers {
-        read: nr(libc::SYS_read),
-        pread64: nr(libc::SYS_pread64),
-        readv: nr(libc::SYS_readv),
-        preadv: nr(libc::SYS_preadv),
-        preadv2: nr(libc::SYS_preadv2),
-        recvfrom: nr(libc::SYS_recvfrom),
-        recvmsg: nr(libc::SYS_recvmsg),
-        recvmmsg: nr(libc::SYS_recvmmsg),
-        write: nr(libc::SYS_write),
-        pwrite64: nr(libc::SYS_pwrite64),
-        writev: nr(libc::SYS_writev),
-        pwritev: nr(libc::SYS_pwritev),
-        pwritev2: nr(libc::SYS_pwritev2),
-        sendto: nr(libc::SYS_sendto),
-        sendmsg: nr(libc::SYS_sendmsg),
-        sendmmsg: nr(libc::SYS_sendmmsg),
-        fsync: nr(libc::SYS_fsync),
-        fdatasync: nr(libc::SYS_fdatasync),
-        sync_file_range: nr(libc::SYS_sync_file_range),
-        openat: nr(libc::SYS_openat),
-        #[cfg(target_arch = "x86_64")]
-        open: nr(libc::SYS_open),
-        #[cfg(not(target_arch = "x86_64"))]
-        open: tracer_common::NO_SYSCALL,
-        close: nr(libc::SYS_close),
-        rt_sigaction: nr(libc::SYS_rt_sigaction),
-        rt_sigprocmask: nr(libc::SYS_rt_sigprocmask),
-        wait4: nr(libc::SYS_wait4),
-        waitid: nr(libc::SYS_waitid),
-        clone: nr(libc::SYS_clone),
-        clone3: nr(libc::SYS_clone3),
-        kill: nr(libc::SYS_kill),
-        tkill: nr(libc::SYS_tkill),
-        tgkill: nr(libc::SYS_tgkill),
-        rt_sigqueueinfo: nr(libc::SYS_rt_sigqueueinfo),
-        rt_tgsigqueueinfo: nr(libc::SYS_rt_tgsigqueueinfo),
-        pidfd_send_signal: nr(libc::SYS_pidfd_send_signal),
-        #[cfg(target_arch = "x86_64")]
-        epoll_wait: nr(libc::SYS_epoll_wait),
-        #[cfg(not(target_arch = "x86_64"))]
-        epoll_wait: tracer_common::NO_SYSCALL,
-        epoll_pwait: nr(libc::SYS_epoll_pwait),
-        epoll_pwait2: nr(libc::SYS_epoll_pwait2),
-        #[cfg(target_arch = "x86_64")]
-        select: nr(libc::SYS_select),
-        #[cfg(not(target_arch = "x86_64"))]
-        select: tracer_common::NO_SYSCALL,
-        pselect6: nr(libc::SYS_pselect6),
-        #[cfg(target_arch = "x86_64")]
-        poll: nr(libc::SYS_poll),
-        #[cfg(not(target_arch = "x86_64"))]
-        poll: tracer_common::NO_SYSCALL,
-        ppoll: nr(libc::SYS_ppoll),
-        futex: nr(libc::SYS_futex),
-    }
 }
 
 /// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
