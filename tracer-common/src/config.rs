@@ -103,18 +103,25 @@ pub struct StructOffsets {
 pub struct SyscallRegs {
     /// 1 if the offsets below are known (always, once loaded: required).
     pub valid: u32,
-    /// `pt_regs.orig_ax`: the syscall number (-1 outside a syscall).
+    /// `pt_regs.orig_ax` (arm64: `syscallno`): the syscall number (-1
+    /// outside a syscall).
     pub nr: u32,
-    /// The first four syscall arguments (`di`, `si`, `dx`, `r10` on x86-64).
+    /// Its size: 8 (x86-64), 4 (arm64's `s32 syscallno`, sign-extended).
+    pub nr_size: u32,
+    /// The first four syscall arguments (`di`, `si`, `dx`, `r10` on
+    /// x86-64; `regs[0..4]` on arm64, where `regs[0]` is the return value
+    /// by the syscall's exit).
     pub arg1: u32,
     pub arg2: u32,
     pub arg3: u32,
     pub arg4: u32,
-    /// `ip`, `sp`, `bp`: where a native unwind starts when the sampler
-    /// interrupted the thread in the kernel.
+    /// `ip`, `sp`, `bp` (arm64: `pc`, `sp`, `regs[29]`, and the link
+    /// register `regs[30]` in `lr`; 0 on x86-64): where a native unwind
+    /// starts when the sampler interrupted the thread in the kernel.
     pub ip: u32,
     pub sp: u32,
     pub bp: u32,
+    pub lr: u32,
     /// `task_struct.stack`: the task's kernel stack.
     pub task_stack: u32,
     /// 0 where the kernel has `bpf_task_pt_regs` (5.15); before, where the
@@ -276,7 +283,7 @@ unsafe impl aya::Pod for Config {}
 
 const _: () = assert!(core::mem::size_of::<SyscallNumbers>() == 4 * 24);
 const _: () = assert!(core::mem::size_of::<StructOffsets>() == 4 * 17);
-const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 11);
+const _: () = assert!(core::mem::size_of::<SyscallRegs>() == 4 * 13);
 const _: () = assert!(core::mem::size_of::<PidNsOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FileOffsets>() == 96);
 const _: () = assert!(core::mem::size_of::<ScopeConfig>() == 24);
@@ -284,7 +291,7 @@ const _: () = assert!(
     core::mem::size_of::<Config>()
         == 4 * 24
             + 4 * 17
-            + 4 * 11
+            + 4 * 13
             + 8
             + 32
             + 96

@@ -17,18 +17,18 @@ pub const NATIVE_MAX_MAPPINGS: usize = 64;
 /// How the canonical frame address (CFA: the caller's stack pointer) of
 /// an instruction is found ([`NativeRow::cfa_rule`]).
 pub mod cfa_rule {
-    /// `rsp + cfa_offset`.
-    pub const RSP: u8 = 0;
-    /// `rbp + cfa_offset`.
-    pub const RBP: u8 = 1;
-    /// A PLT stub (`.eh_frame`'s usual expression for it):
+    /// The stack pointer (x86-64 `rsp`, arm64 `sp`) + `cfa_offset`.
+    pub const SP: u8 = 0;
+    /// The frame pointer (x86-64 `rbp`, arm64 `x29`) + `cfa_offset`.
+    pub const FP: u8 = 1;
+    /// An x86-64 PLT stub (`.eh_frame`'s usual expression for it):
     /// `rsp + 8`, plus 8 past the stub's push (instruction byte 11 of 16).
     pub const PLT: u8 = 2;
     /// The outermost frame (the return address is undefined: `_start`,
     /// a thread's start): the stack ends here.
     pub const END: u8 = 3;
     /// Not covered by any FDE, or a rule the unwinder does not follow
-    /// (an expression, a register other than rsp / rbp).
+    /// (an expression, a register other than the stack or frame pointer).
     pub const UNKNOWN: u8 = 4;
 }
 
@@ -39,11 +39,16 @@ pub mod cfa_rule {
 pub struct NativeRow {
     pub pc: u32,
     pub cfa_offset: i32,
-    /// Where the caller's rbp was saved, from the CFA (0: rbp unchanged).
-    pub rbp_offset: i16,
+    /// Where the caller's frame pointer was saved, from the CFA (0:
+    /// unchanged).
+    pub fp_offset: i16,
     /// [`cfa_rule`]
     pub cfa_rule: u8,
-    pub _pad: u8,
+    /// Where the return address was saved, in 8-byte words from the CFA
+    /// (x86-64: always -1, the call's push); 0: still in the link register
+    /// (arm64's x30, as at a function's entry), which only the innermost
+    /// frame has: in an outer frame it means the stack ends.
+    pub ra_slot: i8,
 }
 
 /// A value of `NATIVE_ROWS`: the rows of every table, end to end.

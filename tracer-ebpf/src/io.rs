@@ -506,8 +506,9 @@ pub fn exit_io<const FD_ROWS: bool>(ret: i64) {
     if config!(timeline) != 0 {
         emit_io(tgid, tid, &read, file_id, ret, now);
     }
-    let in_row =
-        fd_rows && file_id != 0 && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
+    let in_row = fd_rows
+        && file_id != 0
+        && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
     // One call site for the stack: each is a capture more to verify.
     if in_row || count_io(tgid, &read, file_id, ret, now) {
         crate::python::io_stack(tgid, tid, file_id, read.syscall);

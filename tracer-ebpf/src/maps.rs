@@ -179,6 +179,18 @@ pub fn read_reg(regs: *const u8, off: u32) -> Option<u64> {
     read_kernel::<u64>(regs as u64, off)
 }
 
+/// The syscall number saved in `regs` (`u64::MAX` outside a syscall):
+/// 8 bytes on x86-64, arm64's `s32 syscallno` sign-extended.
+#[inline(always)]
+pub fn read_syscall_nr(regs: *const u8) -> Option<u64> {
+    // A constant to the verifier: the other branch is dead code.
+    if config!(regs.nr_size) == 4 {
+        read_kernel::<i32>(regs as u64, config!(regs.nr)).map(|nr| nr as i64 as u64)
+    } else {
+        read_reg(regs, config!(regs.nr))
+    }
+}
+
 /// A kernel value of type `T` at byte offset `off` of `base` (`None`: a
 /// null base, or the read faulted).
 #[inline(always)]
@@ -199,7 +211,7 @@ pub fn task_pid(task: u64) -> Option<u32> {
 #[inline(always)]
 pub fn current_syscall() -> u64 {
     match current_regs() {
-        Some(regs) => read_reg(regs, config!(regs.nr)).unwrap_or(u64::MAX),
+        Some(regs) => read_syscall_nr(regs).unwrap_or(u64::MAX),
         None => u64::MAX,
     }
 }

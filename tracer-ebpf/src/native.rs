@@ -3,9 +3,10 @@
 //! unwind tables userspace compiled out of each mapped binary's
 //! `.eh_frame` (`NATIVE_ROWS`) and the process's executable mappings
 //! (`NATIVE_MAPPINGS`). Each step: find the mapping of the address, the
-//! table row that covers it (binary search), compute the CFA from rsp or
-//! rbp, read the return address below it and the saved rbp if the row
-//! says where. Userspace names the addresses and puts the Python frames in
+//! table row that covers it (binary search), compute the CFA from the stack or
+//! frame pointer, read the return address where the row says (below the
+//! CFA on x86-64; on arm64 the link register until a prologue saves it),
+//! and the saved frame pointer if the row says where. Userspace names the addresses and puts the Python frames in
 //! place of the eval loop's. A process fork and a signal delivery (rare)
 //! are unwound too, from the user registers saved at the kernel entry.
 
@@ -62,6 +63,9 @@ struct Unwind {
     pc: u64,
     sp: u64,
     bp: u64,
+    /// arm64's link register at the sample (0 on x86-64): the innermost
+    /// frame's return address until its prologue saves it.
+    lr: u64,
     depth: u32,
     end: u32,
     /// The mapping of the frame before (`end == 0`: none yet): callers are
@@ -204,8 +208,8 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         return 1;
     };
     let cfa = match row.cfa_rule {
-        cfa_rule::RSP => u.sp.wrapping_add(row.cfa_offset as i64 as u64),
-        cfa_rule::RBP => u.bp.wrapping_add(row.cfa_offset as i64 as u64),
+        cfa_rule::SP => u.sp.wrapping_add(row.cfa_offset as i64 as u64),
+        cfa_rule::FP => u.bp.wrapping_add(row.cfa_offset as i64 as u64),
         cfa_rule::PLT => u.sp + 8 + if pc & 15 >= 11 { 8 } else { 0 },
         cfa_rule::END => {
             u.end = native_end::COMPLETE;
@@ -220,12 +224,27 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
             return 1;
         }
     };
-    let Ok(ra) = (unsafe { bpf_probe_read_user((cfa - 8) as *const u64) }) else {
-        u.end = native_end::UNREADABLE;
-        return 1;
+    let ra = if row.ra_slot == 0 {
+        // Still in the link register: the innermost frame's only.
+        if index != 0 || u.lr == 0 {
+            u.end = native_end::COMPLETE;
+            return 1;
+        }
+        u.lr
+    } else {
+        let at = cfa.wrapping_add((row.ra_slot as i64 * 8) as u64);
+        let Ok(ra) = (unsafe { bpf_probe_read_user(at as *const u64) }) else {
+            u.end = native_end::UNREADABLE;
+            return 1;
+        };
+        ra
     };
-    if row.rbp_offset != 0 {
-        let at = cfa.wrapping_add(row.rbp_offset as i64 as u64);
+    // arm64 signs saved return addresses (pointer authentication) in the
+    // bits above the 48-bit user address.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let ra = ra & USER_ADDRESS_MASK;
+    if row.fp_offset != 0 {
+        let at = cfa.wrapping_add(row.fp_offset as i64 as u64);
         match unsafe { bpf_probe_read_user(at as *const u64) } {
             Ok(bp) => u.bp = bp,
             Err(_) => {
@@ -243,19 +262,56 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// The interrupted thread's user registers (pc, sp, bp): the sample's own
-/// when it interrupted user code, else those saved at its entry into the
-/// kernel (a syscall, a fault).
+/// Where an unwind starts: the user registers it follows.
+#[derive(Clone, Copy)]
+struct UserRegisters {
+    pc: u64,
+    sp: u64,
+    bp: u64,
+    /// arm64's link register (x30); 0 on x86-64.
+    lr: u64,
+}
+
+/// The user address bits (48-bit virtual addresses, x86-64 and arm64).
+#[cfg(bpf_target_arch = "aarch64")]
+const USER_ADDRESS_MASK: u64 = (1 << 48) - 1;
+
+/// The interrupted thread's user registers: the sample's own when it
+/// interrupted user code, else those saved at its entry into the kernel
+/// (a syscall, a fault).
 #[inline(always)]
 // The sampler without bpf_loop unwinds no native stack.
 #[cfg_attr(feature = "without-bpf-loop", allow(dead_code))]
-fn user_registers(ctx: &PerfEventContext) -> Option<(u64, u64, u64)> {
+fn user_registers(ctx: &PerfEventContext) -> Option<UserRegisters> {
     let regs = ctx.ctx as *const aya_ebpf::bindings::pt_regs;
     // SAFETY: a perf event program's context starts with the pt_regs of
     // the interrupted context (`bpf_user_pt_regs_t`, UAPI).
-    let (ip, sp, bp, cs) = unsafe { ((*regs).rip, (*regs).rsp, (*regs).rbp, (*regs).cs) };
-    if cs & 3 == 3 {
-        return Some((ip, sp, bp));
+    #[cfg(bpf_target_arch = "x86_64")]
+    let (sample, in_user) = unsafe {
+        let r = &*regs;
+        let sample = UserRegisters {
+            pc: r.rip,
+            sp: r.rsp,
+            bp: r.rbp,
+            lr: 0,
+        };
+        (sample, r.cs & 3 == 3)
+    };
+    // arm64's `struct user_pt_regs`: x0-x30, sp, pc, pstate (EL0: the
+    // mode bits 0).
+    #[cfg(bpf_target_arch = "aarch64")]
+    let (sample, in_user) = unsafe {
+        let r = &*regs;
+        let sample = UserRegisters {
+            pc: r.pc,
+            sp: r.sp,
+            bp: r.regs[29],
+            lr: r.regs[30] & USER_ADDRESS_MASK,
+        };
+        (sample, r.pstate & 0xf == 0)
+    };
+    if in_user {
+        return Some(sample);
     }
     saved_user_registers()
 }
@@ -264,13 +320,20 @@ fn user_registers(ctx: &PerfEventContext) -> Option<(u64, u64, u64)> {
 /// kernel: in a fork, the `fork()` call; on a signal's way back to user
 /// mode, where the signal interrupted it.
 #[inline(always)]
-fn saved_user_registers() -> Option<(u64, u64, u64)> {
+fn saved_user_registers() -> Option<UserRegisters> {
     let saved = current_regs()?;
-    Some((
-        read_reg(saved, config!(regs.ip))?,
-        read_reg(saved, config!(regs.sp))?,
-        read_reg(saved, config!(regs.bp))?,
-    ))
+    let lr = match config!(regs.lr) {
+        0 => 0,
+        offset => read_reg(saved, offset)?,
+    };
+    #[cfg(bpf_target_arch = "aarch64")]
+    let lr = lr & USER_ADDRESS_MASK;
+    Some(UserRegisters {
+        pc: read_reg(saved, config!(regs.ip))?,
+        sp: read_reg(saved, config!(regs.sp))?,
+        bp: read_reg(saved, config!(regs.bp))?,
+        lr,
+    })
 }
 
 /// Unwinds the current thread's user stack into `out`
@@ -291,16 +354,17 @@ pub fn unwind_current(mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
 }
 
 #[inline(always)]
-fn unwind(regs: Option<(u64, u64, u64)>, mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
-    let Some((pc, sp, bp)) = regs else {
+fn unwind(regs: Option<UserRegisters>, mappings: &NativeMappings, out: *mut u64) -> (u32, u32) {
+    let Some(regs) = regs else {
         return (0, native_end::UNREADABLE);
     };
     let mut unwind = Unwind {
         mappings,
         out,
-        pc,
-        sp,
-        bp,
+        pc: regs.pc,
+        sp: regs.sp,
+        bp: regs.bp,
+        lr: regs.lr,
         depth: 0,
         end: native_end::TRUNCATED,
         last: NativeMapping::default(),

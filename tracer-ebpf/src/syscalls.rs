@@ -31,7 +31,7 @@ use tracer_common::IO_SYSCALL_NUMBERS;
 
 use crate::{
     io, loops,
-    maps::{config, current_if_traced, current_regs, read_reg},
+    maps::{config, current_if_traced, current_regs, read_syscall_nr},
     processes, signals, skips,
 };
 
@@ -156,7 +156,7 @@ fn is_selector_wait(nr: u64) -> bool {
 }
 
 /// `sys_exit(struct pt_regs *regs, long ret)`: the syscall number is the
-/// saved `orig_ax` (x86-64).
+/// saved `orig_ax` (x86-64), `syscallno` (arm64).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let regs = ctx.arg::<u64>(0) as *const u8;
@@ -168,7 +168,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 /// any process (whoever reaps a traced zombie); and the order check.
 #[inline(always)]
 fn exit_relevant(regs: *const u8) -> bool {
-    let nr = read_reg(regs, config!(regs.nr)).unwrap_or(u64::MAX);
+    let nr = read_syscall_nr(regs).unwrap_or(u64::MAX);
     is_wait(nr) || current_if_traced().is_some() || skips::is_order_check(skips::SYS_EXIT, regs, nr)
 }
 
@@ -197,7 +197,7 @@ pub fn sys_exit_perf(ctx: TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
-    let Some(nr) = read_reg(regs, config!(regs.nr)) else {
+    let Some(nr) = read_syscall_nr(regs) else {
         return 0;
     };
     let is_io = io_syscall(nr).is_some();

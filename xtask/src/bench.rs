@@ -242,15 +242,15 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         // Built unless --no-build, as the dynamic one; copied like it.
         let built = if args.no_build {
             target_dir()
-                .join(crate::dist::TARGET)
+                .join(crate::arch::Arch::HOST.rust_target())
                 .join("release/tracer")
         } else {
-            crate::dist::build_static()?
+            crate::dist::build_static(crate::arch::Arch::HOST)?
         };
         let fixed = out_dir.join("tracer-static");
         fs::copy(&built, &fixed)
             .with_context(|| format!("copying the static build {}", built.display()))?;
-        crate::dist::ensure_static(&fixed)?;
+        crate::dist::ensure_static(&fixed, crate::arch::Arch::HOST)?;
         report.push_str(&crate::dist_bench::dist_suite(&tracer, &fixed, args.runs)?);
     }
     let results = out_dir.join("results.md");

@@ -1,14 +1,20 @@
 //! `cargo xtask dist`: what users install, in `target/dist/`:
 //!
-//! * `tracer`: the tracer linked statically (glibc with `crt-static`: the
-//!   only Rust target here is x86_64-unknown-linux-gnu), the BPF object
-//!   embedded as in every build; it runs on any x86_64 Linux userland;
+//! * `tracer`: the tracer linked statically (glibc with `crt-static`), the
+//!   BPF object embedded as in every build; it runs on any x86_64 Linux
+//!   userland;
 //! * `tracer_ebpf-VERSION-py3-none-manylinux_2_17_x86_64....whl`: that
 //!   binary as a wheel's script (`pip install` puts `tracer` on PATH);
 //! * `tracer_VERSION_amd64.deb`: /usr/bin/tracer, the man page and the
 //!   bash, zsh and fish completions where Debian keeps them (dpkg-deb);
 //! * `image/`: a Containerfile `FROM scratch` with that binary alone, ready
 //!   for `podman build` / `docker build`;
+//! * with `--target aarch64`: the same for arm64, cross-built (Debian's
+//!   gcc-aarch64-linux-gnu links it; it must say its version under qemu's
+//!   user-mode emulator): `arm64/tracer`, the `manylinux_2_17_aarch64`
+//!   wheel, `tracer_VERSION_arm64.deb`, `image-arm64/`; and
+//!   `tracer-VERSION-image.tar`, both images under one manifest list (an
+//!   OCI archive: `podman load`, or `skopeo copy` to a registry);
 //! * `tracer.1` and `completions/`: the man page and completions alone,
 //!   printed by the binary itself (`tracer --generate KIND`, clap_mangen and
 //!   clap_complete: made from the same definition as `--help`).
@@ -27,6 +33,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use crate::{
+    arch::Arch,
     setup,
     util::{repo_root, run, target_dir, tool_command},
     wheel,
@@ -39,23 +46,36 @@ pub struct DistArgs {
     /// of the bullseye root (needs root)
     #[arg(long)]
     pub check: bool,
+    /// Also build for this architecture (repeatable): aarch64 (arm64,
+    /// cross-built). x86_64 is always built. With more than one, a
+    /// multi-arch image archive too.
+    #[arg(long = "target", value_enum, value_name = "ARCH")]
+    pub targets: Vec<Arch>,
 }
-
-/// The only target installed here; `--target` keeps `crt-static` off the
-/// build scripts and proc macros (which cannot be static) and the static
-/// build apart from `target/release`.
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// The version of every workspace crate, hence of the packages.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What `dist` wrote.
+/// What `dist` wrote: the host's artifacts, then the other architectures'.
 pub struct Artifacts {
     pub dir: PathBuf,
     pub binary: PathBuf,
     pub wheel: PathBuf,
     pub deb: PathBuf,
     /// The image's build context: Containerfile and tracer.
+    pub image: PathBuf,
+    pub others: Vec<ArchArtifacts>,
+    /// `tracer-VERSION-image.tar`: every architecture's image under one
+    /// manifest list (an OCI archive), when there is more than one.
+    pub image_archive: Option<PathBuf>,
+}
+
+/// One architecture's artifacts.
+pub struct ArchArtifacts {
+    pub arch: Arch,
+    pub binary: PathBuf,
+    pub wheel: PathBuf,
+    pub deb: PathBuf,
     pub image: PathBuf,
 }
 
@@ -67,21 +87,38 @@ pub fn dist(args: &DistArgs) -> Result<Artifacts> {
     }
     setup::setup()?;
     setup::ensure_apt(crate::packages::DIST)?;
-    build()
+    let others: Vec<Arch> = args
+        .targets
+        .iter()
+        .copied()
+        .filter(|&arch| arch != Arch::HOST)
+        .fold(Vec::new(), |mut all, arch| {
+            if !all.contains(&arch) {
+                all.push(arch);
+            }
+            all
+        });
+    if !others.is_empty() {
+        setup::ensure_apt(crate::packages::CROSS)?;
+    }
+    build(&others)
 }
 
-/// Builds the static binary and packs it; returns where everything went.
-pub fn build() -> Result<Artifacts> {
-    let built = build_static()?;
+/// Builds the static binaries and packs them; returns where everything
+/// went.
+pub fn build(others: &[Arch]) -> Result<Artifacts> {
     let dir = target_dir().join("dist");
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
     fs::create_dir_all(dir.join("completions"))?;
+    let built = build_static(Arch::HOST)?;
     let binary = dir.join("tracer");
     fs::copy(&built, &binary).with_context(|| format!("copying {}", built.display()))?;
-    ensure_static(&binary)?;
+    ensure_static(&binary, Arch::HOST)?;
 
+    // The man page and completions: the host's binary prints them (every
+    // architecture's are the same).
     let man_page = generate(&binary, "man")?;
     write(&dir.join("tracer.1"), &man_page, 0o644)?;
     let completions = [
@@ -95,38 +132,66 @@ pub fn build() -> Result<Artifacts> {
         write(&dir.join("completions").join(file), &script, 0o644)?;
         generated.push((Path::new(deb_dir).join(file), script));
     }
-
-    let bytes = fs::read(&binary)?;
     let description = package_description()?;
-    let wheel = dir.join(wheel::file_name(VERSION));
-    let meta = wheel::Metadata {
-        version: VERSION,
-        summary: &description,
-        license: LICENSE,
-        description: &wheel_readme(),
+    let pack = |arch: Arch, binary: &Path, image: &Path| -> Result<(PathBuf, PathBuf)> {
+        let bytes = fs::read(binary)?;
+        let wheel = dir.join(wheel::file_name(VERSION, arch.wheel_platform()));
+        let meta = wheel::Metadata {
+            version: VERSION,
+            platform: arch.wheel_platform(),
+            summary: &description,
+            license: LICENSE,
+            description: &wheel_readme(),
+        };
+        write(&wheel, &wheel::build(&meta, &bytes, &man_page)?, 0o644)?;
+        let deb = dir.join(format!("tracer_{VERSION}_{}.deb", arch.debian()));
+        build_deb(&deb, arch, &bytes, &man_page, &generated, &description)?;
+        fs::create_dir_all(image)?;
+        fs::hard_link(binary, image.join("tracer"))?;
+        write(
+            &image.join("Containerfile"),
+            CONTAINERFILE.as_bytes(),
+            0o644,
+        )?;
+        for path in [binary, &wheel, &deb] {
+            let size = fs::metadata(path)?.len();
+            eprintln!(
+                "wrote {} ({:.1} MiB)",
+                path.display(),
+                size as f64 / 1048576.0
+            );
+        }
+        Ok((wheel, deb))
     };
-    write(&wheel, &wheel::build(&meta, &bytes, &man_page)?, 0o644)?;
-
-    let deb = dir.join(format!("tracer_{VERSION}_amd64.deb"));
-    build_deb(&deb, &bytes, &man_page, &generated, &description)?;
-
     let image = dir.join("image");
-    fs::create_dir_all(&image)?;
-    fs::hard_link(&binary, image.join("tracer"))?;
-    write(
-        &image.join("Containerfile"),
-        CONTAINERFILE.as_bytes(),
-        0o644,
-    )?;
+    let (wheel, deb) = pack(Arch::HOST, &binary, &image)?;
 
-    for path in [&binary, &wheel, &deb] {
-        let size = fs::metadata(path)?.len();
-        eprintln!(
-            "wrote {} ({:.1} MiB)",
-            path.display(),
-            size as f64 / 1048576.0
-        );
+    let mut built_others = Vec::new();
+    for &arch in others {
+        let built = build_static(arch)?;
+        let arch_dir = dir.join(arch.debian());
+        fs::create_dir_all(&arch_dir)?;
+        let binary = arch_dir.join("tracer");
+        fs::copy(&built, &binary).with_context(|| format!("copying {}", built.display()))?;
+        ensure_static(&binary, arch)?;
+        ensure_runs(&binary, arch)?;
+        let image = dir.join(format!("image-{}", arch.debian()));
+        let (wheel, deb) = pack(arch, &binary, &image)?;
+        built_others.push(ArchArtifacts {
+            arch,
+            binary,
+            wheel,
+            deb,
+            image,
+        });
     }
+    let image_archive = if built_others.is_empty() {
+        None
+    } else {
+        let mut images = vec![(Arch::HOST, image.clone())];
+        images.extend(built_others.iter().map(|a| (a.arch, a.image.clone())));
+        Some(crate::dist_image::multi_arch_archive(&dir, &images)?)
+    };
     eprintln!(
         "wrote {}, {} and {}",
         dir.join("tracer.1").display(),
@@ -139,6 +204,8 @@ pub fn build() -> Result<Artifacts> {
         wheel,
         deb,
         image,
+        others: built_others,
+        image_archive,
     })
 }
 
@@ -147,24 +214,52 @@ pub fn build() -> Result<Artifacts> {
 /// deploy/kubernetes runs.
 const CONTAINERFILE: &str = include_str!("../../deploy/Containerfile");
 
-/// `cargo build --release -p tracer --target x86_64-unknown-linux-gnu` with
-/// `crt-static`; the binary is
-/// `target/x86_64-unknown-linux-gnu/release/tracer`.
-pub fn build_static() -> Result<PathBuf> {
+/// `cargo build --release -p tracer --target TRIPLE` with `crt-static`
+/// (and the cross linker for another architecture); the binary is
+/// `target/TRIPLE/release/tracer`. `--target` keeps `crt-static` off the
+/// build scripts and proc macros (which cannot be static) and the static
+/// build apart from `target/release`.
+pub fn build_static(arch: Arch) -> Result<PathBuf> {
+    crate::arch::ensure_rust_target(arch)?;
     let mut cmd = tool_command("cargo");
-    cmd.args(["build", "--release", "-p", "tracer", "--target", TARGET])
-        .env(
-            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
-            "-C target-feature=+crt-static",
-        );
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+        "--target",
+        arch.rust_target(),
+    ])
+    .envs(arch.cargo_env());
     run(&mut cmd)?;
-    Ok(target_dir().join(TARGET).join("release/tracer"))
+    Ok(target_dir().join(arch.rust_target()).join("release/tracer"))
+}
+
+/// A cross-built binary starts (under qemu's user-mode emulator) and says
+/// its version.
+fn ensure_runs(binary: &Path, arch: Arch) -> Result<()> {
+    let out = arch
+        .command(binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} ({arch:?})", binary.display()))?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || printed != format!("tracer {VERSION}\n") {
+        bail!(
+            "{} --version printed {printed:?} ({}): {}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("ok {} runs: {}", binary.display(), printed.trim());
+    Ok(())
 }
 
 /// Fails unless `binary` asks for no interpreter and no shared library
 /// (`readelf`: no INTERP segment, no NEEDED entry; a static-pie still has a
 /// dynamic section, for its own relocations).
-pub fn ensure_static(binary: &Path) -> Result<()> {
+pub fn ensure_static(binary: &Path, arch: Arch) -> Result<()> {
     let out = Command::new("readelf")
         .args(["--wide", "--program-headers", "--dynamic"])
         .arg(binary)
@@ -190,7 +285,7 @@ pub fn ensure_static(binary: &Path) -> Result<()> {
         );
     }
     eprintln!("ok {} is static (no INTERP, no NEEDED)", binary.display());
-    ensure_no_nss(binary)
+    ensure_no_nss(binary, arch)
 }
 
 /// glibc's name services (users, groups, hosts) load their modules with
@@ -198,7 +293,7 @@ pub fn ensure_static(binary: &Path) -> Result<()> {
 /// version it was built with: such a call must never be linked in. std
 /// and tokio call them only to resolve names, which the tracer never does
 /// (`--serve` takes a numeric address); this keeps it so.
-fn ensure_no_nss(binary: &Path) -> Result<()> {
+fn ensure_no_nss(binary: &Path, arch: Arch) -> Result<()> {
     const NSS: &[&str] = &[
         "getaddrinfo",
         "gethostbyname",
@@ -213,7 +308,7 @@ fn ensure_no_nss(binary: &Path) -> Result<()> {
         "getgrouplist",
         "initgroups",
     ];
-    let out = Command::new("nm")
+    let out = Command::new(arch.nm())
         .arg("--defined-only")
         .arg(binary)
         .output()
@@ -296,6 +391,7 @@ fn wheel_readme() -> String {
 /// whoever builds it).
 fn build_deb(
     deb: &Path,
+    arch: Arch,
     binary: &[u8],
     man_page: &[u8],
     completions: &[(PathBuf, Vec<u8>)],
@@ -323,13 +419,14 @@ fn build_deb(
     let control = format!(
         "Package: tracer\n\
          Version: {VERSION}\n\
-         Architecture: amd64\n\
+         Architecture: {}\n\
          Maintainer: {MAINTAINER}\n\
          Installed-Size: {installed_kib}\n\
          Section: utils\n\
          Priority: optional\n\
          Description: {description}\n\
          {}",
+        arch.debian(),
         debian_long_description()
     );
     write(&tree.join("DEBIAN/control"), control.as_bytes(), 0o644)?;

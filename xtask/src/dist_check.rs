@@ -80,14 +80,51 @@ pub fn check(artifacts: &Artifacts) -> Result<()> {
             deb_in_bullseye(artifacts, &bullseye, &work)
         }),
     ];
+    let mut checks: Vec<(String, &dyn Fn() -> Result<()>)> = checks
+        .into_iter()
+        .map(|(name, check)| (name.to_string(), check))
+        .collect();
+    let packed: Vec<Box<dyn Fn() -> Result<()>>> = artifacts
+        .others
+        .iter()
+        .map(|other| Box::new(move || other_arch_packages(other)) as Box<dyn Fn() -> Result<()>>)
+        .collect();
+    for (other, check) in artifacts.others.iter().zip(&packed) {
+        checks.push((
+            format!("{} wheel and .deb", other.arch.debian()),
+            check.as_ref(),
+        ));
+    }
+    let archive_check = || -> Result<()> {
+        let Some(archive) = &artifacts.image_archive else {
+            return Ok(());
+        };
+        let platforms = crate::dist_image::archive_platforms(archive)?;
+        let mut wanted = vec![format!("linux/{}", crate::arch::Arch::HOST.debian())];
+        wanted.extend(
+            artifacts
+                .others
+                .iter()
+                .map(|o| format!("linux/{}", o.arch.debian())),
+        );
+        ensure!(
+            platforms == wanted,
+            "{} lists {platforms:?}, not {wanted:?}",
+            archive.display()
+        );
+        Ok(())
+    };
+    if artifacts.image_archive.is_some() {
+        checks.push(("multi-arch image archive".to_string(), &archive_check));
+    }
     let mut failed = Vec::new();
-    for (name, check) in checks {
+    for (name, check) in &checks {
         eprintln!("check {name} ...");
         match check() {
             Ok(()) => eprintln!("check {name} ... ok"),
             Err(err) => {
                 eprintln!("check {name} ... FAILED: {err:#}");
-                failed.push(name);
+                failed.push(name.as_str());
             }
         }
     }
@@ -349,6 +386,70 @@ fn image_with_podman(artifacts: &Artifacts, work: &Path) -> Result<()> {
     })();
     let _ = Command::new("podman").args(["rmi", "-f", &tag]).output();
     result
+}
+
+/// Another architecture's wheel and .deb hold its binary (which said its
+/// version under qemu when it was built) under its platform tags and
+/// Debian architecture; the wheel as pip reads it (`pip install
+/// --platform` into a directory: the resolver checks the tags).
+fn other_arch_packages(other: &crate::dist::ArchArtifacts) -> Result<()> {
+    let binary = fs::read(&other.binary)?;
+    let deb = stdout_of(
+        Command::new("dpkg-deb")
+            .args(["--field"])
+            .arg(&other.deb)
+            .arg("Architecture"),
+    )?;
+    ensure!(
+        deb.trim() == other.arch.debian(),
+        "the .deb says Architecture: {deb}"
+    );
+    let tree = other.deb.with_extension("check");
+    if tree.exists() {
+        fs::remove_dir_all(&tree)?;
+    }
+    checked(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&other.deb)
+            .arg(&tree),
+    )?;
+    ensure!(
+        fs::read(tree.join("usr/bin/tracer"))? == binary,
+        "the .deb's /usr/bin/tracer is not {}",
+        other.binary.display()
+    );
+    let target = other.wheel.with_extension("installed");
+    if target.exists() {
+        fs::remove_dir_all(&target)?;
+    }
+    let platform = other
+        .arch
+        .wheel_platform()
+        .split('.')
+        .next()
+        .unwrap_or_default();
+    checked(
+        Command::new(crate::packages::PYTHON)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--only-binary=:all:",
+            ])
+            .args(["--platform", platform, "--target"])
+            .arg(&target)
+            .arg(&other.wheel),
+    )?;
+    ensure!(
+        fs::read(target.join("bin/tracer"))? == binary,
+        "pip installed no {} binary from {}",
+        other.arch.debian(),
+        other.wheel.display()
+    );
+    Ok(())
 }
 
 /// Every file the package installs.

@@ -151,10 +151,10 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
         Some(path) => path.clone(),
         None => {
             setup::setup()?;
-            dist::build_static()?
+            dist::build_static(crate::arch::Arch::HOST)?
         }
     };
-    dist::ensure_static(&tracer)?;
+    dist::ensure_static(&tracer, crate::arch::Arch::HOST)?;
     let out_dir = util::target_dir().join("kernels");
     fs::create_dir_all(&out_dir)?;
     let initrd = initramfs(

@@ -16,12 +16,14 @@
 //! Status lines ("ok X", "installing X", "$ command") go to stderr, so that
 //! stdout carries only what the tracer prints (its report, in `demo`).
 
+mod arch;
 mod bench;
 mod bench_util;
 mod chroots;
 mod dist;
 mod dist_bench;
 mod dist_check;
+mod dist_image;
 mod floor;
 mod fuzz;
 mod io_bench;
@@ -179,6 +181,8 @@ fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
     build()?;
     setup::ensure_apt(packages::TEST)?;
+    // The arm64 unwind-table test reads arm64's glibc.
+    setup::ensure_apt(packages::CROSS)?;
     let mut cmd = tool_command("cargo");
     for root in chroots::ensure_chroots() {
         let (name, value) = root.env_var();

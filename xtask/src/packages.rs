@@ -84,6 +84,18 @@ pub const ROOTS: &[&str] = &[
 /// `cargo xtask dist`: readelf (the static check) and dpkg-deb.
 pub const DIST: &[&str] = &["binutils", "dpkg"];
 
+/// `cargo xtask dist --target aarch64` and the arm64 checks: the cross
+/// linker and its static glibc, binutils for arm64 objects, qemu's
+/// user-mode emulator (the binary says its version under it), and podman
+/// for the multi-arch image.
+pub const CROSS: &[&str] = &[
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "binutils-aarch64-linux-gnu",
+    "qemu-user-static",
+    "podman",
+];
+
 /// `cargo xtask dist --check`: the venv module, man-db (with groff) for
 /// `man tracer`, the shells whose completions are checked, and podman for
 /// the image.
@@ -120,7 +132,7 @@ pub const KERNELS: &[&str] = &[
 /// Every group, each package once.
 pub fn all() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = Vec::new();
-    for group in [BUILD, DEMO, TEST, ROOTS, DIST, DIST_CHECK, BENCH] {
+    for group in [BUILD, DEMO, TEST, ROOTS, DIST, CROSS, DIST_CHECK, BENCH] {
         for package in group {
             if !all.contains(package) {
                 all.push(package);

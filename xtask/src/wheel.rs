@@ -14,19 +14,17 @@ use sha2::{Digest as _, Sha256};
 pub const NAME: &str = "tracer-ebpf";
 const NORMALISED: &str = "tracer_ebpf";
 
-/// The platforms it installs on. The binary is static, so it needs no
-/// particular glibc: manylinux2014 (glibc 2.17) is the oldest tag every
-/// pip since 19.3 accepts, written in both its forms as maturin does.
-const PLATFORM: &str = "manylinux_2_17_x86_64.manylinux2014_x86_64";
-
-/// The wheel's file name: `tracer_ebpf-VERSION-py3-none-PLATFORM.whl`.
-pub fn file_name(version: &str) -> String {
-    format!("{NORMALISED}-{version}-py3-none-{PLATFORM}.whl")
+/// The wheel's file name: `tracer_ebpf-VERSION-py3-none-PLATFORM.whl`
+/// (`PLATFORM`: [`crate::arch::Arch::wheel_platform`]).
+pub fn file_name(version: &str, platform: &str) -> String {
+    format!("{NORMALISED}-{version}-py3-none-{platform}.whl")
 }
 
 /// What goes in the package's METADATA (core metadata 2.4, as PyPI takes it).
 pub struct Metadata<'a> {
     pub version: &'a str,
+    /// The platform tags it installs on ([`crate::arch::Arch::wheel_platform`]).
+    pub platform: &'a str,
     pub summary: &'a str,
     pub license: &'a str,
     pub description: &'a str,
@@ -51,7 +49,11 @@ pub fn build(meta: &Metadata, binary: &[u8], man_page: &[u8]) -> Result<Vec<u8>>
             0o644,
             metadata(meta).into_bytes(),
         ),
-        (format!("{info}/WHEEL"), 0o644, wheel_file().into_bytes()),
+        (
+            format!("{info}/WHEEL"),
+            0o644,
+            wheel_file(meta.platform).into_bytes(),
+        ),
     ];
     let mut record = String::new();
     for (name, _, bytes) in &files {
@@ -98,10 +100,10 @@ fn metadata(meta: &Metadata) -> String {
     text
 }
 
-fn wheel_file() -> String {
+fn wheel_file(platform: &str) -> String {
     let mut text =
         String::from("Wheel-Version: 1.0\nGenerator: cargo xtask dist\nRoot-Is-Purelib: false\n");
-    for platform in PLATFORM.split('.') {
+    for platform in platform.split('.') {
         let _ = writeln!(text, "Tag: py3-none-{platform}");
     }
     text
@@ -220,14 +222,19 @@ mod tests {
 
     #[test]
     fn names_and_tags() {
+        use crate::arch::Arch;
         assert_eq!(
-            file_name("0.1.0"),
+            file_name("0.1.0", Arch::X86_64.wheel_platform()),
             "tracer_ebpf-0.1.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
         );
         assert_eq!(
-            wheel_file(),
+            wheel_file(Arch::X86_64.wheel_platform()),
             "Wheel-Version: 1.0\nGenerator: cargo xtask dist\nRoot-Is-Purelib: false\n\
              Tag: py3-none-manylinux_2_17_x86_64\nTag: py3-none-manylinux2014_x86_64\n"
+        );
+        assert_eq!(
+            file_name("0.1.0", Arch::Aarch64.wheel_platform()),
+            "tracer_ebpf-0.1.0-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
         );
     }
 

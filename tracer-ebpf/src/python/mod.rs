@@ -680,11 +680,15 @@ pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
     // The first / second argument register (x86-64: rdi / rsi), read with a
     // helper: a context load at a computed offset is refused by the verifier.
     let regs = ctx.regs;
+    #[cfg(bpf_target_arch = "x86_64")]
     let reg = if cfg.entry_frame_arg == 0 {
         unsafe { core::ptr::addr_of!((*regs).rdi) }
     } else {
         unsafe { core::ptr::addr_of!((*regs).rsi) }
     };
+    // arm64: x0 / x1.
+    #[cfg(bpf_target_arch = "aarch64")]
+    let reg = unsafe { core::ptr::addr_of!((*regs).regs[(cfg.entry_frame_arg & 1) as usize]) };
     let Ok(frame) = (unsafe { bpf_probe_read_kernel(reg) }) else {
         return 0;
     };

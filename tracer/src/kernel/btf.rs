@@ -358,8 +358,9 @@ impl KernelOffsets {
             "the file an exec runs is not captured",
             btf.member_offset("linux_binprm", "filename"),
         );
-        // x86-64 only (other architectures keep the TLS base elsewhere):
-        // missing, the sampler waits for userspace to publish each thread.
+        // x86-64 only (arm64's `thread.uw.tp_value` is not `pthread_self()`
+        // but past it by libc's `struct pthread`): missing, the sampler
+        // waits for userspace to publish each thread.
         let task_fsbase = btf
             .member_offset("task_struct", "thread")
             .and_then(|thread| Ok(thread + btf.member_offset("thread_struct", "fsbase")?))
@@ -577,6 +578,7 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
     Ok(tracer_common::SyscallRegs {
         valid: 1,
         nr: reg("orig_ax")?,
+        nr_size: 8,
         arg1: reg("di")?,
         arg2: reg("si")?,
         arg3: reg("dx")?,
@@ -584,6 +586,7 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
         ip: reg("ip")?,
         sp: reg("sp")?,
         bp: reg("bp")?,
+        lr: 0,
         task_stack: btf.member_offset("task_struct", "stack")?,
         // x86-64's task_pt_regs(): the registers are the last thing on the
         // task's kernel stack of THREAD_SIZE (16 KiB; 32 KiB only in KASAN
@@ -597,10 +600,41 @@ pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
 #[cfg(target_arch = "x86_64")]
 const X86_64_THREAD_SIZE: u32 = 16 * 1024;
 
-#[cfg(not(target_arch = "x86_64"))]
+/// arm64's: `regs[0..4]` hold the arguments, but `regs[0]` is the return
+/// value by the syscall's exit, so the first is `orig_x0` (saved before
+/// the entry tracepoint, kept through the exit); the number is `s32
+/// syscallno`; the frame pointer and link register are `regs[29]` and
+/// `regs[30]`.
+#[cfg(target_arch = "aarch64")]
+pub fn syscall_regs(btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
+    let reg = |name: &str| btf.member_offset("pt_regs", name);
+    let x = |n: u32| -> Result<u32, BtfError> { Ok(reg("regs")? + 8 * n) };
+    Ok(tracer_common::SyscallRegs {
+        valid: 1,
+        nr: reg("syscallno")?,
+        nr_size: 4,
+        arg1: reg("orig_x0")?,
+        arg2: x(1)?,
+        arg3: x(2)?,
+        arg4: x(3)?,
+        ip: reg("pc")?,
+        sp: reg("sp")?,
+        bp: x(29)?,
+        lr: x(30)?,
+        task_stack: btf.member_offset("task_struct", "stack")?,
+        // arm64's task_pt_regs(): the same place, THREAD_SIZE 16 KiB (4 KiB
+        // pages, no KASAN: Debian's kernels).
+        stack_to_regs: ARM64_THREAD_SIZE - btf.struct_size("pt_regs")?,
+    })
+}
+
+#[cfg(target_arch = "aarch64")]
+const ARM64_THREAD_SIZE: u32 = 16 * 1024;
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub fn syscall_regs(_btf: &Btf) -> Result<tracer_common::SyscallRegs, BtfError> {
     Err(BtfError::NoStruct(
-        "pt_regs (syscall registers are only mapped on x86-64)".into(),
+        "pt_regs (syscall registers are mapped on x86-64 and arm64 only)".into(),
     ))
 }
 
@@ -735,8 +769,22 @@ mod tests {
         let regs = syscall_regs(&btf).unwrap();
         // The saved registers are 8 bytes apart; orig_ax follows di.
         assert_eq!(regs.valid, 1);
-        assert_eq!(regs.nr, regs.arg1 + 8);
-        assert_eq!(regs.arg1, regs.arg2 + 8);
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(regs.nr, regs.arg1 + 8);
+            assert_eq!(regs.arg1, regs.arg2 + 8);
+        }
+        // x1, x2, x3 in a row; x29 and x30 at the end of regs[31], then
+        // sp and pc; orig_x0 and syscallno after pstate.
+        #[cfg(target_arch = "aarch64")]
+        {
+            assert_eq!((regs.arg3, regs.arg4), (regs.arg2 + 8, regs.arg2 + 16));
+            assert_eq!(
+                (regs.lr, regs.sp, regs.ip),
+                (regs.bp + 8, regs.bp + 16, regs.bp + 24)
+            );
+            assert_eq!((regs.arg1, regs.nr), (regs.ip + 16, regs.ip + 24));
+        }
         let mut warnings = Vec::new();
         let kernel = KernelOffsets::from_btf(&btf, &mut warnings).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");

@@ -1,13 +1,15 @@
 //! A binary's unwind table: its `.eh_frame` call frame information,
 //! compiled to one row per change of rule, in the form the kernel's
-//! unwinder follows (`tracer_common::NativeRow`): the CFA from rsp or rbp
-//! plus an offset, where rbp was saved, PLT stubs, and the end of the
-//! stack. Everything else (expressions, other registers) becomes a row
-//! the unwinder stops at.
+//! unwinder follows (`tracer_common::NativeRow`): the CFA from the stack
+//! or frame pointer plus an offset, where the frame pointer and the return
+//! address were saved (arm64: or that the return address is still in the
+//! link register), x86-64's PLT stubs, and the end of the stack.
+//! Everything else (expressions, other registers) becomes a row the
+//! unwinder stops at.
 
 use gimli::{
-    BaseAddresses, CfaRule, CieOrFde, EhFrame, LittleEndian, RegisterRule, UnwindContext,
-    UnwindSection, X86_64,
+    AArch64, BaseAddresses, CfaRule, CieOrFde, EhFrame, LittleEndian, Register, RegisterRule,
+    UnwindContext, UnwindSection, Vendor, X86_64,
 };
 use object::{Object, ObjectSection};
 use tracer_common::{NativeRow, cfa_rule};
@@ -40,8 +42,39 @@ pub struct UnwindTable {
     pub functions: Vec<(u64, u64)>,
 }
 
-/// The unwind table of the ELF file `data`.
+/// The architecture whose registers a table's rules name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The tracer's own (the kernel it runs on runs the same).
+    pub const HOST: Arch = if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+
+    /// DWARF numbers of the stack pointer, frame pointer and return
+    /// address.
+    fn registers(self) -> (Register, Register, Register) {
+        match self {
+            Arch::X86_64 => (X86_64::RSP, X86_64::RBP, X86_64::RA),
+            Arch::Aarch64 => (AArch64::SP, AArch64::X29, AArch64::X30),
+        }
+    }
+}
+
+/// The unwind table of the ELF file `data`, for this architecture.
 pub fn unwind_table(data: &[u8]) -> Result<UnwindTable, TableError> {
+    unwind_table_for(data, Arch::HOST)
+}
+
+/// The unwind table of the ELF file `data`, built for `arch`.
+pub fn unwind_table_for(data: &[u8], arch: Arch) -> Result<UnwindTable, TableError> {
+    let (sp, fp, ra) = arch.registers();
     let file = object::File::parse(data)?;
     let section = file
         .section_by_name(".eh_frame")
@@ -54,7 +87,12 @@ pub fn unwind_table(data: &[u8]) -> Result<UnwindTable, TableError> {
     if let Some(got) = file.section_by_name(".got") {
         bases = bases.set_got(got.address());
     }
-    let eh_frame = EhFrame::new(eh_data, LittleEndian);
+    let mut eh_frame = EhFrame::new(eh_data, LittleEndian);
+    if arch == Arch::Aarch64 {
+        // 0x2d is `DW_CFA_AARCH64_negate_ra_state` (return addresses
+        // signed), not SPARC's window save.
+        eh_frame.set_vendor(Vendor::AArch64);
+    }
     let mut ctx = Box::new(UnwindContext::new());
     // (start, end of its FDE, row)
     let mut spans: Vec<(u64, u64, NativeRow)> = Vec::new();
@@ -84,34 +122,49 @@ pub fn unwind_table(data: &[u8]) -> Result<UnwindTable, TableError> {
                     if i32::try_from(*offset).is_ok() =>
                 {
                     out.cfa_offset = *offset as i32;
-                    out.cfa_rule = if *register == X86_64::RSP {
-                        cfa_rule::RSP
-                    } else if *register == X86_64::RBP {
-                        cfa_rule::RBP
+                    out.cfa_rule = if *register == sp {
+                        cfa_rule::SP
+                    } else if *register == fp {
+                        cfa_rule::FP
                     } else {
                         cfa_rule::UNKNOWN
                     };
                 }
                 CfaRule::Expression(expr) => {
                     let bytes = expr.get(&eh_frame).map(|e| e.0.slice().to_vec());
-                    out.cfa_rule = if bytes.as_deref() == Ok(&PLT_EXPRESSION[..]) {
-                        cfa_rule::PLT
-                    } else {
-                        cfa_rule::UNKNOWN
-                    };
+                    out.cfa_rule =
+                        if arch == Arch::X86_64 && bytes.as_deref() == Ok(&PLT_EXPRESSION[..]) {
+                            cfa_rule::PLT
+                        } else {
+                            cfa_rule::UNKNOWN
+                        };
                 }
                 _ => out.cfa_rule = cfa_rule::UNKNOWN,
             }
             // Offset 0 from the CFA would be where the return address ends
-            // and the caller's frame starts: never a saved rbp, so it can
-            // mean "unchanged".
-            if let RegisterRule::Offset(offset) = row.register(X86_64::RBP)
+            // and the caller's frame starts: never a saved frame pointer,
+            // so it can mean "unchanged".
+            if let RegisterRule::Offset(offset) = row.register(fp)
                 && let Ok(offset) = i16::try_from(offset)
             {
-                out.rbp_offset = offset;
+                out.fp_offset = offset;
             }
-            if matches!(row.register(X86_64::RA), RegisterRule::Undefined) {
-                out.cfa_rule = cfa_rule::END;
+            match (arch, row.register(ra)) {
+                (_, RegisterRule::Offset(offset))
+                    if offset % 8 == 0 && (offset / 8) as i8 as i64 == offset / 8 =>
+                {
+                    out.ra_slot = (offset / 8) as i8
+                }
+                // x86-64's CIEs always place the return address: one
+                // undefined marks the outermost frame.
+                (Arch::X86_64, RegisterRule::Undefined) => out.cfa_rule = cfa_rule::END,
+                // arm64's is x30 until a prologue saves it (gimli cannot
+                // tell that from `.cfi_undefined x30` in `_start`: the
+                // kernel's unwinder ends an outer frame there).
+                (Arch::Aarch64, RegisterRule::Undefined | RegisterRule::SameValue) => {
+                    out.ra_slot = 0
+                }
+                _ => out.cfa_rule = cfa_rule::UNKNOWN,
             }
             if out.cfa_rule == cfa_rule::UNKNOWN {
                 // Marks a rule not followed, apart from a gap (offset 0).
@@ -171,33 +224,41 @@ fn push_row(rows: &mut Vec<NativeRow>, row: NativeRow) {
 mod tests {
     use super::*;
 
-    fn row(pc: u32, rule: u8, cfa_offset: i32, rbp_offset: i16) -> NativeRow {
+    fn row(pc: u32, rule: u8, cfa_offset: i32, fp_offset: i16) -> NativeRow {
         NativeRow {
             pc,
             cfa_offset,
-            rbp_offset,
+            fp_offset,
             cfa_rule: rule,
-            _pad: 0,
+            ra_slot: -1,
+        }
+    }
+
+    fn gap(pc: u32) -> NativeRow {
+        NativeRow {
+            pc,
+            cfa_rule: cfa_rule::UNKNOWN,
+            ..NativeRow::default()
         }
     }
 
     #[test]
     fn gaps_between_functions_stop_the_unwinder_and_repeats_go() {
         let spans = vec![
-            (0x1010, 0x1020, row(0x1010, cfa_rule::RSP, 8, 0)),
-            (0x1000, 0x1010, row(0x1000, cfa_rule::RSP, 8, 0)),
-            (0x1001, 0x1010, row(0x1001, cfa_rule::RSP, 16, 0)),
-            (0x2000, 0x2010, row(0x2000, cfa_rule::RBP, 16, -16)),
+            (0x1010, 0x1020, row(0x1010, cfa_rule::SP, 8, 0)),
+            (0x1000, 0x1010, row(0x1000, cfa_rule::SP, 8, 0)),
+            (0x1001, 0x1010, row(0x1001, cfa_rule::SP, 16, 0)),
+            (0x2000, 0x2010, row(0x2000, cfa_rule::FP, 16, -16)),
         ];
         assert_eq!(
             compact(spans),
             vec![
-                row(0x1000, cfa_rule::RSP, 8, 0),
-                row(0x1001, cfa_rule::RSP, 16, 0),
-                row(0x1010, cfa_rule::RSP, 8, 0),
-                row(0x1020, cfa_rule::UNKNOWN, 0, 0),
-                row(0x2000, cfa_rule::RBP, 16, -16),
-                row(0x2010, cfa_rule::UNKNOWN, 0, 0),
+                row(0x1000, cfa_rule::SP, 8, 0),
+                row(0x1001, cfa_rule::SP, 16, 0),
+                row(0x1010, cfa_rule::SP, 8, 0),
+                gap(0x1020),
+                row(0x2000, cfa_rule::FP, 16, -16),
+                gap(0x2010),
             ]
         );
     }
@@ -214,7 +275,50 @@ mod tests {
         assert!(rows.iter().any(|r| r.cfa_rule == cfa_rule::PLT));
         assert!(
             rows.iter()
-                .any(|r| r.cfa_rule == cfa_rule::RSP && r.cfa_offset == 56)
+                .any(|r| r.cfa_rule == cfa_rule::SP && r.cfa_offset == 56)
+        );
+    }
+
+    /// arm64's glibc (Debian's libc6-arm64-cross, which `cargo xtask test`
+    /// installs): CFAs from sp and x29, return addresses still in x30 at
+    /// functions' entries and saved beside x29 after their prologues,
+    /// `negate_ra_state` (signed return addresses) read as arm64's, no
+    /// PLT rule; and the x86-64 reading of the same file finds nothing to
+    /// follow.
+    #[test]
+    fn arm64_glibc_compiles_to_sp_and_x29_rules() {
+        let path = "/usr/aarch64-linux-gnu/lib/libc.so.6";
+        let data = std::fs::read(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (cargo xtask setup installs it)"));
+        let rows = unwind_table_for(&data, Arch::Aarch64).unwrap().rows;
+        let count = |f: &dyn Fn(&NativeRow) -> bool| rows.iter().filter(|r| f(r)).count();
+        let unknown = count(&|r| r.cfa_rule == cfa_rule::UNKNOWN && r.cfa_offset != 0);
+        eprintln!(
+            "{} rows: {} sp, {} x29, {} in x30, {} saved, {unknown} not followed",
+            rows.len(),
+            count(&|r| r.cfa_rule == cfa_rule::SP),
+            count(&|r| r.cfa_rule == cfa_rule::FP),
+            count(&|r| r.cfa_rule <= cfa_rule::FP && r.ra_slot == 0),
+            count(&|r| r.cfa_rule <= cfa_rule::FP && r.ra_slot < 0),
+        );
+        assert!(rows.len() > 1000, "{} rows", rows.len());
+        assert!(rows.windows(2).all(|w| w[0].pc < w[1].pc));
+        assert_eq!(count(&|r| r.cfa_rule == cfa_rule::PLT), 0);
+        // A function's entry: CFA = sp, the return address in x30.
+        assert!(
+            count(&|r| r.cfa_rule == cfa_rule::SP && r.cfa_offset == 0 && r.ra_slot == 0) > 500
+        );
+        // After `stp x29, x30, [sp, #-N]!`: x29 saved, x30 just above it
+        // (GCC keeps the CFA on sp).
+        assert!(
+            count(&|r| r.fp_offset != 0 && i32::from(r.fp_offset) + 8 == i32::from(r.ra_slot) * 8)
+                > 2000
+        );
+        // Expressions and other registers: 170 of 12,684 rows here.
+        assert!(
+            unknown * 50 < rows.len(),
+            "{unknown} of {} rows not followed",
+            rows.len()
         );
     }
 }

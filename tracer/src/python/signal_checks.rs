@@ -15,6 +15,8 @@
 //! at its entry, as before. Functions the
 //! eval loop calls only when a request is pending (`_PyErr_CheckSignals`
 //! of 3.8, `_Py_HandlePending` of 3.13+) are probed at their entries.
+//! The search reads x86-64 code; on arm64 every check is probed at its
+//! entry.
 
 /// Functions probed at their entry: called only when something is pending.
 pub const ENTRY_PROBED: [&str; 2] = ["_PyErr_CheckSignals", "_Py_HandlePending"];
@@ -46,6 +48,11 @@ pub fn tripped_path(
     code: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
     plt: &dyn Fn(u64) -> Option<u64>,
 ) -> Option<u64> {
+    // x86-64 machine code only: elsewhere (arm64) the probe stays at the
+    // function's entry.
+    if cfg!(not(target_arch = "x86_64")) {
+        return None;
+    }
     if let Some(path) = own_tripped_path(entry, code) {
         return Some(path);
     }

@@ -154,37 +154,48 @@ pub fn thread_syscall(pid: u32, tid: u32) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// The name of an x86-64 system call a thread may be blocked in.
+/// The name of a system call a thread may be blocked in (this
+/// architecture's numbers, from libc).
 pub fn syscall_name(nr: u64) -> String {
-    let name = match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        17 => "pread64",
-        19 => "readv",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        43 => "accept",
-        44 => "sendto",
-        45 => "recvfrom",
-        46 => "sendmsg",
-        47 => "recvmsg",
-        61 => "wait4",
-        128 => "rt_sigtimedwait",
-        130 => "rt_sigsuspend",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        247 => "waitid",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        441 => "epoll_pwait2",
-        _ => return format!("syscall {nr}"),
-    };
-    name.to_owned()
+    use libc::*;
+    let common = [
+        (SYS_read, "read"),
+        (SYS_write, "write"),
+        (SYS_pread64, "pread64"),
+        (SYS_readv, "readv"),
+        (SYS_nanosleep, "nanosleep"),
+        (SYS_accept, "accept"),
+        (SYS_sendto, "sendto"),
+        (SYS_recvfrom, "recvfrom"),
+        (SYS_sendmsg, "sendmsg"),
+        (SYS_recvmsg, "recvmsg"),
+        (SYS_wait4, "wait4"),
+        (SYS_rt_sigtimedwait, "rt_sigtimedwait"),
+        (SYS_rt_sigsuspend, "rt_sigsuspend"),
+        (SYS_futex, "futex"),
+        (SYS_clock_nanosleep, "clock_nanosleep"),
+        (SYS_waitid, "waitid"),
+        (SYS_pselect6, "pselect6"),
+        (SYS_ppoll, "ppoll"),
+        (SYS_epoll_pwait, "epoll_pwait"),
+        (SYS_accept4, "accept4"),
+        (SYS_epoll_pwait2, "epoll_pwait2"),
+    ];
+    // x86-64's older calls, which arm64's table never had.
+    #[cfg(target_arch = "x86_64")]
+    let legacy = [
+        (SYS_poll, "poll"),
+        (SYS_select, "select"),
+        (SYS_pause, "pause"),
+        (SYS_epoll_wait, "epoll_wait"),
+    ];
+    #[cfg(not(target_arch = "x86_64"))]
+    let legacy: [(c_long, &str); 0] = [];
+    common
+        .iter()
+        .chain(&legacy)
+        .find(|(number, _)| *number as u64 == nr)
+        .map_or_else(|| format!("syscall {nr}"), |(_, name)| (*name).to_owned())
 }
 
 fn read_comm(path: &str) -> Option<String> {

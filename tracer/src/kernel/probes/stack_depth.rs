@@ -141,11 +141,7 @@ fn functions(elf: &object::File) -> (Functions, Vec<(usize, u64)>) {
 
 /// The deepest chain's stack from `key` down, each frame rounded, and the
 /// chain's names.
-fn deepest_chain(
-    functions: &Functions,
-    key: (usize, u64),
-    depth: usize,
-) -> (u64, Vec<String>) {
+fn deepest_chain(functions: &Functions, key: (usize, u64), depth: usize) -> (u64, Vec<String>) {
     let function = &functions[&key];
     assert!(depth < 16, "a call cycle through {}", function.name);
     let own = function.frame.max(1).div_ceil(FRAME_ROUNDING) * FRAME_ROUNDING;
