@@ -33,6 +33,9 @@ import time
 import urllib.request
 
 WORKLOADS = "/checks/workloads"
+# The interpreter the workloads run on: the root's (python3.9 in the
+# bullseye root of the x86-64 VMs, python3.11 in arm64's bookworm root).
+PYTHON = os.environ.get("CHECKS_PYTHON", "python3.9")
 TRIXIE = "/roots/trixie"
 SCRATCH = "/tmp/checks"
 RATE = 499
@@ -115,7 +118,7 @@ def reads():
     buffered openings of /proc/self/status in 1 KiB requests (st_blksize):
     ceil(bytes / 1024) + 1 syscalls each, exactly."""
     out = os.path.join(scratch("reads"), "facts.json")
-    report = trace("reads", ["python3.9", workload("matrix_proc.py"), out])
+    report = trace("reads", [PYTHON, workload("matrix_proc.py"), out])
     facts = load(out)
     pid = facts["pid"]
     check(report["target"]["pid"] == pid, "target %s" % report["target"])
@@ -142,7 +145,7 @@ def writes():
     kernel's read of its ends), exactly."""
     directory = scratch("writes")
     out = os.path.join(directory, "facts.json")
-    report = trace("writes", ["python3.9", workload("writes.py"), out, directory])
+    report = trace("writes", [PYTHON, workload("writes.py"), out, directory])
     facts = load(out)
     pid = facts["pid"]
     rows = [r for r in report["writes"] if r["pid"] == pid]
@@ -171,7 +174,7 @@ def zombies():
     parent's measured sleep, each spawned from the Popen line."""
     out = os.path.join(scratch("zombies"), "facts.json")
     script = workload("matrix_zombies.py")
-    report = trace("zombies", ["python3.9", script, out])
+    report = trace("zombies", [PYTHON, script, out])
     facts = load(out)
     parent, children = facts["parent"], facts["children"]
     check(len(children) == 3, facts)
@@ -192,10 +195,16 @@ def zombies():
 
 
 def signals():
+    """Signals to a Python handler, then a killed worker's threads."""
+    signal_handler()
+    killed_worker()
+
+
+def signal_handler():
     """signals_self.py: 25 kill() and 3 pthread_kill() SIGUSR1 to a Python
     handler, each generated, delivered and handled."""
     out = os.path.join(scratch("signals"), "facts.json")
-    report = trace("signals", ["python3.9", workload("signals_self.py"), out])
+    report = trace("signals", [PYTHON, workload("signals_self.py"), out])
     facts = load(out)
     pid, n, t = facts["pid"], facts["sent"], facts["sent_to_thread"]
     check((n, t, facts["handled"]) == (25, 3, 28), facts)
@@ -212,7 +221,6 @@ def signals():
         check(g["disposition"] == "handler" and g["pending_at_end"] == 0, dump(g))
     check(report["signal_log"]["total"] == 2 * (n + t), dump(report["signal_log"]))
     print("ok SIGUSR1: 25 kill + 3 tgkill generated, delivered to the handler")
-    killed_worker()
 
 
 def killed_worker():
@@ -220,7 +228,7 @@ def killed_worker():
     threads as they died, each at the line it was on."""
     out = os.path.join(scratch("killed"), "facts.json")
     script = workload("killed_worker.py")
-    report = trace("killed", ["python3.9", script, out, "KILL"])
+    report = trace("killed", [PYTHON, script, out, "KILL"])
     facts = load(out)
     worker = facts["worker"]
     check(facts["signal"] == 9, facts)
@@ -289,6 +297,35 @@ def hotspots_3_13():
     calibrated("hotspots-3.13", "python3.13", TRIXIE, "3.13.")
 
 
+def hotspots_3_11():
+    calibrated("hotspots-3.11", "python3.11", "", "3.11.")
+
+
+def native():
+    """--native: zlib_loop.py spends its time in zlib's C code under
+    `compress_loop`; the native frames beneath that Python frame are
+    zlib's (`deflate`, named from libz's symbols), unwound in the kernel
+    from the binaries' unwind tables."""
+    report = trace("native", [PYTHON, workload("zlib_loop.py"), "60"], ["--native", "--rate", str(RATE)])
+    py = report["python"]
+    check(py["status"] == "sampled" and py["samples_lost"] == 0, dump(py))
+    in_loop = with_deflate = 0
+    for stack in py["stacks"]:
+        names = [f["function"] for f in stack["frames"]]
+        if "compress_loop" not in names:
+            continue
+        in_loop += stack["samples"]
+        inner = stack["frames"][: names.index("compress_loop")]
+        if any(f["function"] == "deflate" and "libz" in (f.get("file") or "") for f in inner):
+            with_deflate += stack["samples"]
+    check(in_loop >= 30, "compress_loop sampled %d times: %s" % (in_loop, dump(py["stacks"])))
+    check(
+        with_deflate * 2 >= in_loop,
+        "deflate under compress_loop in %d of %d samples: %s" % (with_deflate, in_loop, dump(py["stacks"])),
+    )
+    print("ok native: deflate under compress_loop in %d of %d samples; %s" % (with_deflate, in_loop, dump(py.get("native"))))
+
+
 def samples_in(python, pid, function):
     total = 0
     for stack in python["stacks"]:
@@ -304,7 +341,7 @@ def tree():
     out = os.path.join(scratch("tree"), "facts.json")
     report = trace(
         "tree",
-        ["python3.9", workload("python_tree.py"), "prefork", out, "0.5"],
+        [PYTHON, workload("python_tree.py"), "prefork", out, "0.5"],
         ["--rate", str(RATE)],
     )
     facts = load(out)
@@ -381,7 +418,7 @@ def node_wide():
     """--all: a python3.9 that ran before the trace and a python3.13 in its
     own root that started after, each in its own row, sampled in burn."""
     report_path = os.path.join(scratch("all"), "report.json")
-    before, before_pid = burner(["python3.9", workload("node_burn.py"), "0.3"])
+    before, before_pid = burner([PYTHON, workload("node_burn.py"), "0.3"])
     tracer = Tracer(["--all", "--format", "json", "-o", report_path])
     tracer.wait_for("tracing")
     after, after_pid = burner(
@@ -410,7 +447,7 @@ def node_wide():
 def serve():
     """--serve: the endpoint answers /metrics with the traced process's
     figures while it runs, in OpenMetrics text."""
-    child, pid = burner(["python3.9", workload("node_burn.py"), "0.3"])
+    child, pid = burner([PYTHON, workload("node_burn.py"), "0.3"])
     address = "127.0.0.1:9464"
     final = os.path.join(scratch("serve"), "final.prom")
     tracer = Tracer(["--pid", str(pid), "--serve", address, "-o", final])
@@ -475,7 +512,7 @@ def oom():
             f.write("0")
     out = os.path.join(scratch("oom"), "facts.json")
     script = workload("oom_worker.py")
-    report = trace("oom", ["python3.9", script, out, cgroup])
+    report = trace("oom", [PYTHON, script, out, cgroup])
     os.rmdir(cgroup)
     facts = load(out)
     worker, held = facts["worker"], facts["chunks"] * facts["chunk_bytes"]
@@ -532,7 +569,7 @@ def growth():
     peak is its ru_maxrss."""
     out = os.path.join(scratch("growth"), "facts.json")
     script = workload("memory_growth.py")
-    report = trace("growth", ["python3.9", script, out])
+    report = trace("growth", [PYTHON, script, out])
     facts = load(out)
     sample = report["memory"]["growth_sample_bytes"]
     check(sample == 256 << 10, dump(report["memory"]))
@@ -600,12 +637,16 @@ CHECKS = {
     "writes": writes,
     "zombies": zombies,
     "signals": signals,
+    "signal-handler": signal_handler,
     "hotspots-3.9": hotspots_3_9,
     "hotspots-3.13": hotspots_3_13,
+    "hotspots-3.11": hotspots_3_11,
+    "native": native,
     "tree": tree,
     "all": node_wide,
     "serve": serve,
     "memory": memory,
+    "oom": oom,
     "features": features,
 }
 

@@ -13,6 +13,7 @@ With argv[2] = "ABRT" the worker's main thread aborts itself
 """
 import json
 import os
+import platform
 import select
 import signal
 import sys
@@ -54,12 +55,17 @@ def worker(ready_fd, abort):
     serve(ready_fd, abort)
 
 
+# The syscalls `select.select` may block in, by number: x86-64's select,
+# pselect6 or poll; arm64's pselect6 or ppoll (it has no select).
+SELECT_NRS = {"x86_64": ("23", "270", "7"), "aarch64": ("72", "73")}[platform.machine()]
+
+
 def wait_in_select(pid):
-    """Until the worker's main thread is blocked in `select` (x86-64: select,
-    pselect6 or poll), so its line is the serve line."""
+    """Until the worker's main thread is blocked in `select`, so its line is
+    the serve line."""
     while True:
         with open(f"/proc/{pid}/syscall") as f:
-            if f.read().split()[0] in ("23", "270", "7"):
+            if f.read().split()[0] in SELECT_NRS:
                 return
 
 

@@ -126,7 +126,11 @@ pub struct PyConfig {
     pub code_linetable: u32,
     pub bytes_size: u32,
     pub bytes_data: u32,
-    pub _pad_lines: u32,
+    /// How far a thread's TLS base (`task_fsbase`) is past the
+    /// `pthread_self()` its thread state records: 0 on x86-64, glibc's
+    /// `sizeof(struct pthread)` on arm64; [`PY_NO_OFFSET`]: not known, the
+    /// TLS base is not used.
+    pub tls_to_thread: u32,
 }
 
 /// Key of `PY_ENTRIES`: entries into `_PyEval_EvalFrameDefault` per code object.

@@ -7,8 +7,9 @@
 mod common;
 
 use std::{
+    io::Write as _,
     os::fd::{FromRawFd, OwnedFd},
-    process::Command,
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -585,13 +586,30 @@ fn strings(words: &[&str]) -> Vec<String> {
 fn uprobes_are_closed_by_a_child_once_the_tracer_has_exited() {
     require_root();
     let before = bpf_program_fds();
-    let output = Command::new(TRACER)
-        .args(["-v", "--quiet", "--format", "json", "-o", "/dev/null", "--"])
-        .args([STATIC_PYTHON, "-c", "pass"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let stderr = text(&output.stderr);
+    // The interpreter waits (after_go.py) until the tracer has attached its
+    // uprobes, on a thread of its own: `python -c pass` alone may be gone
+    // before, on a loaded machine, and then there is nothing to hand over.
+    let mut tracer = Proc::spawn(
+        Command::new(TRACER)
+            .args(["-v", "--quiet", "--format", "json", "-o", "/dev/null", "--"])
+            .args([STATIC_PYTHON, &workload("native/after_go.py")])
+            .args([STATIC_PYTHON, "-c", "pass"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "tracer",
+    );
+    let mut lines = tracer.stderr_lines();
+    tracer.stdout_lines().wait_for("ready");
+    lines.wait_for("signal checks of ");
+    let log = std::thread::spawn(move || lines.rest());
+    let mut stdin = tracer.child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    let status = tracer.wait();
+    drop(stdin);
+    let stderr = log.join().unwrap();
+    assert!(status.success(), "{status:?}\n{stderr}");
     let child: u32 = stderr
         .lines()
         .find_map(|line| {

@@ -107,6 +107,37 @@ pub fn ensure_rust_target(arch: Arch) -> Result<()> {
     run(Command::new("rustup").args(["target", "add", arch.rust_target()]))
 }
 
+/// Registers qemu's user-mode emulator for `arch`'s programs with the
+/// kernel (binfmt_misc, mounted first where nothing mounted it), so that
+/// `chroot` runs them: Debian's qemu-user-static ships the registration
+/// (`/usr/lib/binfmt.d/qemu-ARCH.conf`, flag F: the emulator is opened
+/// now, so a root needs no copy of it).
+pub fn ensure_binfmt(arch: Arch) -> Result<()> {
+    let Arch::Aarch64 = arch else {
+        return Ok(());
+    };
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    if !dir.join("register").exists() {
+        run(Command::new("mount")
+            .args(["-t", "binfmt_misc", "binfmt_misc"])
+            .arg(dir))?;
+    }
+    if dir.join("qemu-aarch64").exists() {
+        return Ok(());
+    }
+    let conf = "/usr/lib/binfmt.d/qemu-aarch64.conf";
+    let text = std::fs::read_to_string(conf)
+        .with_context(|| format!("reading {conf} (Debian's qemu-user-static)"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(':'))
+        .with_context(|| format!("no registration line in {conf}"))?;
+    std::fs::write(dir.join("register"), line)
+        .with_context(|| format!("registering {conf} with binfmt_misc"))?;
+    eprintln!("ok qemu-aarch64 registered with binfmt_misc");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::{packages, setup::ensure_apt, util::run};
+use crate::{arch::Arch, packages, setup::ensure_apt, util::run};
 
 /// One interpreter in its own Debian root.
 pub struct Chroot {
@@ -25,6 +25,9 @@ pub struct Chroot {
     /// More packages, installed into the root with apt when the file that
     /// says they are there is missing: (package, file).
     pub extra: &'static [(&'static str, &'static str)],
+    /// Another architecture's root is made with `debootstrap --foreign`
+    /// and finished inside it under qemu's user-mode emulator.
+    pub arch: Arch,
 }
 
 pub const CHROOTS: &[Chroot] = &[
@@ -35,6 +38,7 @@ pub const CHROOTS: &[Chroot] = &[
         package: "python3.9",
         python: "usr/bin/python3.9",
         extra: &[],
+        arch: Arch::X86_64,
     },
     // CPython 3.13.5: _Py_DebugOffsets in a .PyRuntime section; and its
     // debug build (`python3.13d`, --with-pydebug).
@@ -44,6 +48,7 @@ pub const CHROOTS: &[Chroot] = &[
         package: "python3.13",
         python: "usr/bin/python3.13",
         extra: &[("python3.13-dbg", "usr/bin/python3.13d")],
+        arch: Arch::X86_64,
     },
     // CPython 3.14: _PyStackRef frames, 128 KiB buffered reads (gh-117151);
     // and 3.15 (its _Py_DebugOffsets moved every section after the thread state).
@@ -53,6 +58,17 @@ pub const CHROOTS: &[Chroot] = &[
         package: "python3.14",
         python: "usr/bin/python3.14",
         extra: &[("python3.15", "usr/bin/python3.15")],
+        arch: Arch::X86_64,
+    },
+    // arm64's Debian 12 (CPython 3.11.2) for the arm64 VM of `cargo xtask
+    // kernels`, with busybox for its /init.
+    Chroot {
+        env: "TRACER_ARM64_ROOT",
+        suite: "bookworm",
+        package: "python3.11",
+        python: "usr/bin/python3.11",
+        extra: &[("busybox-static", "bin/busybox")],
+        arch: Arch::Aarch64,
     },
 ];
 
@@ -82,7 +98,16 @@ pub fn cache_dir() -> PathBuf {
 
 /// The directory of `chroot` in the cache.
 pub fn root_dir(chroot: &Chroot) -> PathBuf {
-    cache_dir().join(format!("{}-{}", chroot.suite, chroot.package))
+    if chroot.arch == Arch::HOST {
+        cache_dir().join(format!("{}-{}", chroot.suite, chroot.package))
+    } else {
+        cache_dir().join(format!(
+            "{}-{}-{}",
+            chroot.suite,
+            chroot.arch.debian(),
+            chroot.package
+        ))
+    }
 }
 
 /// Makes every missing root (once: they are reused while their interpreter
@@ -97,7 +122,13 @@ pub fn ensure_chroots() -> Vec<Root> {
         Ok(String::new())
     } else {
         ensure_apt(packages::ROOTS)
-            .and_then(|()| debian_mirror())
+            .and_then(|()| {
+                // Another architecture's root runs its programs under qemu.
+                for chroot in &missing {
+                    crate::arch::ensure_binfmt(chroot.arch)?;
+                }
+                debian_mirror()
+            })
             .map_err(|err| format!("{err:#}"))
     };
     let started = std::time::Instant::now();
@@ -185,6 +216,8 @@ pub fn ensure_root(env: &str) -> Result<PathBuf> {
         ensure_apt(packages::ROOTS)?;
         make_root(chroot, &dir, &debian_mirror()?)?;
     }
+    // Its apt is run in it (a kernel's download).
+    crate::arch::ensure_binfmt(chroot.arch)?;
     eprintln!("ok {} root {}", chroot.package, dir.display());
     Ok(dir)
 }
@@ -478,7 +511,11 @@ fn make_root(chroot: &Chroot, root: &Path, mirror: &str) -> Result<()> {
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
     let output = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let foreign = chroot.arch != Arch::HOST;
     let mut debootstrap = Command::new("debootstrap");
+    if foreign {
+        debootstrap.args(["--foreign", &format!("--arch={}", chroot.arch.debian())]);
+    }
     debootstrap
         .arg("--variant=minbase")
         .arg(format!("--include={}", chroot.package))
@@ -500,6 +537,18 @@ fn make_root(chroot: &Chroot, root: &Path, mirror: &str) -> Result<()> {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     })?;
+    if foreign {
+        // The second stage runs the root's own dpkg: arm64 programs, run
+        // through binfmt_misc by qemu's user-mode emulator.
+        crate::arch::ensure_binfmt(chroot.arch)?;
+        let output = fs::OpenOptions::new().append(true).open(&log)?;
+        run(Command::new("chroot")
+            .arg(&partial)
+            .args(["/debootstrap/debootstrap", "--second-stage"])
+            .stdout(output.try_clone()?)
+            .stderr(output))
+        .with_context(|| format!("debootstrap's second stage failed (see {})", log.display()))?;
+    }
     if !partial.join(chroot.python).exists() {
         bail!(
             "debootstrap finished but {} has no {}",

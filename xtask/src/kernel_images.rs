@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{chroots, util::run};
+use crate::{arch::Arch, chroots, util::run};
 
 /// One kernel the tracer is checked on.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub struct Kernel {
     /// `apt-cache search --names-only` pattern of the package holding the
     /// vmlinuz; the newest match is taken.
     pub pattern: &'static str,
+    /// The machine qemu emulates, and the tracer built for it.
+    pub arch: Arch,
 }
 
 pub const KERNELS: &[Kernel] = &[
@@ -34,17 +36,20 @@ pub const KERNELS: &[Kernel] = &[
         name: "bullseye",
         apt_root: Some("TRACER_PY39_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
+        arch: Arch::X86_64,
     },
     // 6.1: the host's own suite.
     Kernel {
         name: "bookworm",
         apt_root: None,
         pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$",
+        arch: Arch::X86_64,
     },
     Kernel {
         name: "trixie",
         apt_root: Some("TRACER_PY313_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
+        arch: Arch::X86_64,
     },
     // The newest: sid splits the image out of linux-image-* (a meta
     // package there) into linux-binary-*.
@@ -52,6 +57,16 @@ pub const KERNELS: &[Kernel] = &[
         name: "sid",
         apt_root: Some("TRACER_PY314_ROOT"),
         pattern: "^linux-binary-[0-9].*-cloud-amd64$",
+        arch: Arch::X86_64,
+    },
+    // arm64: Debian 12's cloud kernel (6.1), fetched by the arm64 root's
+    // own apt (run under qemu's user-mode emulator), booted on qemu's
+    // `virt` machine.
+    Kernel {
+        name: "arm64",
+        apt_root: Some("TRACER_ARM64_ROOT"),
+        pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-arm64-unsigned$",
+        arch: Arch::Aarch64,
     },
 ];
 

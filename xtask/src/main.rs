@@ -29,6 +29,7 @@ mod fuzz;
 mod io_bench;
 mod kernel_images;
 mod kernels;
+mod kernels_arm64;
 mod node_bench;
 mod packages;
 mod proc_bench;
@@ -206,10 +207,10 @@ fn test() -> Result<()> {
     ]);
     let tests = run_counting_tests(&mut cmd);
     // The end-to-end stories again on Debian 11's, 12's and 13's kernels
-    // and the newest (sid's), each booted in qemu, whichever way the tests
-    // went.
+    // and the newest (sid's), and on Debian 12's arm64 kernel with the
+    // arm64 tracer, each booted in qemu, whichever way the tests went.
     let kernels = kernels::kernels(&kernels::KernelsArgs {
-        kernels: ["bullseye", "bookworm", "trixie", "sid"]
+        kernels: ["bullseye", "bookworm", "trixie", "sid", "arm64"]
             .map(String::from)
             .to_vec(),
         ..Default::default()

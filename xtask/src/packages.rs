@@ -72,6 +72,8 @@ pub const TEST: &[&str] = &[
 /// PyPI packages cached for the tests (pip of `/usr/bin/python3`).
 pub const ROOTS: &[&str] = &[
     "debootstrap",
+    // The arm64 root's second stage and apt run under qemu (binfmt_misc).
+    "qemu-user-static",
     "python3",
     "python3-pip",
     "make",
@@ -117,12 +119,13 @@ pub const BENCH: &[&str] = &["bpftrace", "bpftool", "hyperfine"];
 
 /// `cargo xtask kernels` (installed when it runs, not by `setup`: Debian
 /// bookworm's qemu-system-x86 replaces a newer qemu-utils a machine may
-/// have from backports): the emulator that boots Debian's kernels, the
+/// have from backports): the emulators that boot Debian's kernels, the
 /// static busybox the initramfs' /init runs on, cpio for the initramfs,
 /// dpkg-deb to unpack a kernel package and readelf (binutils) to check
 /// that the tracer is static (the bullseye root's glibc is older).
 pub const KERNELS: &[&str] = &[
     "qemu-system-x86",
+    "qemu-system-arm",
     "busybox-static",
     "cpio",
     "dpkg",

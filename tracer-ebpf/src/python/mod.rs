@@ -442,16 +442,22 @@ extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if search_once(search) { 0 } else { 1 }
 }
 
-/// The current thread's TLS base (x86-64 `fsbase`: its `pthread_t`), 0
-/// when the kernel's layout does not say where it is.
+/// The current thread's TLS base (x86-64 `fsbase`: its `pthread_t`; arm64
+/// `tpidr_el0`, past it by `PyConfig::tls_to_thread`), 0 when the
+/// kernel's layout does not say where it is.
+/// Returned as the thread's state records it: `pthread_self()`, the base
+/// less `past_thread`.
 #[inline(always)]
-fn current_tls() -> u64 {
+fn current_tls(past_thread: u32) -> u64 {
     let offset = config!(structs.task_fsbase);
     if offset == 0 {
         return 0;
     }
     let task = unsafe { bpf_get_current_task() };
-    read_kernel::<u64>(task, offset).unwrap_or(0)
+    match read_kernel::<u64>(task, offset) {
+        Some(base) if base != 0 => base.wrapping_sub(u64::from(past_thread)),
+        _ => 0,
+    }
 }
 
 /// The `PyThreadState` of the current thread `tid`: the entry userspace
@@ -464,19 +470,22 @@ fn current_tls() -> u64 {
 /// exit and userspace's refreshes clear the map).
 #[inline(always)]
 pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
-    let entry = unsafe { PY_THREADS.get(&tid) }.copied();
-    let tls = if cfg.interpreters_head != 0 {
-        current_tls()
+    // A plain word (0: none), not an `Option`: the verifier refuses a read
+    // of a stack slot written on one path only, which an `Option`'s
+    // value slot spilled across the search became.
+    let entry = unsafe { PY_THREADS.get(&tid) }.copied().unwrap_or(0);
+    let tls = if cfg.interpreters_head != 0 && cfg.tls_to_thread != PY_NO_OFFSET {
+        current_tls(cfg.tls_to_thread)
     } else {
         0
     };
     if tls == 0 {
-        return entry;
+        return (entry != 0).then_some(entry);
     }
-    if let Some(tstate) = entry {
-        let owner = read_u64(tstate + cfg.tstate_thread_id as u64);
+    if entry != 0 {
+        let owner = read_u64(entry + cfg.tstate_thread_id as u64);
         if owner == tls || owner == 0 {
-            return Some(tstate);
+            return Some(entry);
         }
     }
     let interp = read_u64(cfg.interpreters_head);

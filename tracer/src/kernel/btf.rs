@@ -193,13 +193,13 @@ impl Btf {
     }
 
     /// Bit offset of `member` within type `id`, looking inside anonymous
-    /// struct/union members too.
-    fn find_member(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool)> {
+    /// struct/union members too; whether it is a bit field; its type.
+    fn find_member(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool, u32)> {
         let t = self.types.get(id as usize)?;
         for m in &t.members {
             let name = self.name(m.name_off);
             if name == member {
-                return Some((m.offset, m.bitfield));
+                return Some((m.offset, m.bitfield, m.type_id));
             }
             if name.is_empty() && depth < 8 {
                 let inner = self.resolve(m.type_id);
@@ -207,11 +207,11 @@ impl Btf {
                     self.types.get(inner as usize),
                     Some(t) if t.kind == KIND_STRUCT || t.kind == KIND_UNION
                 );
-                if let Some((off, bitfield)) = aggregate
+                if let Some((off, bitfield, type_id)) = aggregate
                     .then(|| self.find_member(inner, member, depth + 1))
                     .flatten()
                 {
-                    return Some((m.offset + off, bitfield));
+                    return Some((m.offset + off, bitfield, type_id));
                 }
             }
         }
@@ -265,6 +265,38 @@ impl Btf {
     }
 
     /// Byte offset of `structure.member`.
+    /// Byte offset of `structure.path[0].path[1]...`: members of members,
+    /// whose types may have no name (`task_struct.thread.uw.tp_value`).
+    pub fn member_path_offset(&self, structure: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let missing = || BtfError::NoMember {
+            structure: structure.into(),
+            member: path.join("."),
+        };
+        let (first, rest) = path.split_first().ok_or_else(missing)?;
+        let mut offset = self.member_offset(structure, first)?;
+        let id = self.types.iter().position(|t| {
+            t.kind == KIND_STRUCT
+                && !t.members.is_empty()
+                && self.name(t.name_off) == structure.as_bytes()
+        });
+        let mut id = id.ok_or_else(missing)? as u32;
+        id = self
+            .find_member(id, first.as_bytes(), 0)
+            .ok_or_else(missing)?
+            .2;
+        for member in rest {
+            let (bits, bitfield, type_id) = self
+                .find_member(self.resolve(id), member.as_bytes(), 0)
+                .ok_or_else(missing)?;
+            if bitfield || bits % 8 != 0 {
+                return Err(missing());
+            }
+            offset += bits / 8;
+            id = type_id;
+        }
+        Ok(offset)
+    }
+
     pub fn member_offset(&self, structure: &str, member: &str) -> Result<u32, BtfError> {
         let candidates = self.types.iter().enumerate().filter(|(_, t)| {
             t.kind == KIND_STRUCT
@@ -274,7 +306,7 @@ impl Btf {
         let mut found_struct = false;
         for (id, _) in candidates {
             found_struct = true;
-            if let Some((bits, bitfield)) = self.find_member(id as u32, member.as_bytes(), 0) {
+            if let Some((bits, bitfield, _)) = self.find_member(id as u32, member.as_bytes(), 0) {
                 if bitfield || bits % 8 != 0 {
                     return Err(BtfError::Bitfield {
                         structure: structure.into(),
@@ -358,13 +390,15 @@ impl KernelOffsets {
             "the file an exec runs is not captured",
             btf.member_offset("linux_binprm", "filename"),
         );
-        // x86-64 only (arm64's `thread.uw.tp_value` is not `pthread_self()`
-        // but past it by libc's `struct pthread`): missing, the sampler
-        // waits for userspace to publish each thread.
+        // The thread's TLS base: x86-64's `fsbase` (`pthread_self()`), arm64's
+        // `tpidr_el0` as saved in `thread.uw.tp_value` (past glibc's `struct
+        // pthread`: `PyConfig::tls_to_thread`). Missing, the sampler waits
+        // for userspace to publish each thread.
         let task_fsbase = btf
-            .member_offset("task_struct", "thread")
-            .and_then(|thread| Ok(thread + btf.member_offset("thread_struct", "fsbase")?))
+            .member_path_offset("task_struct", &["thread", "fsbase"])
+            .or_else(|_| btf.member_path_offset("task_struct", &["thread", "uw", "tp_value"]))
             .unwrap_or(0);
+        log::debug!("a thread's TLS base at task_struct + {task_fsbase}");
         // Missing, a thread's stretch on CPU whose switch-in the tracepoint
         // did not show is not counted (rare: see sched.rs in the kernel side).
         let task_runtime = btf
@@ -789,6 +823,18 @@ mod tests {
         let kernel = KernelOffsets::from_btf(&btf, &mut warnings).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(kernel.structs.task_pid, pid);
+        // The TLS base through a member of a member (x86-64's fsbase, in
+        // thread_struct, itself in task_struct).
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            kernel.structs.task_fsbase,
+            btf.member_offset("task_struct", "thread").unwrap()
+                + btf.member_offset("thread_struct", "fsbase").unwrap()
+        );
+        assert!(
+            btf.member_path_offset("task_struct", &["thread", "no_such_member"])
+                .is_err()
+        );
         // The raw tracepoints' arguments, as the programs read them.
         assert_eq!(btf.tracepoint_args("sys_enter"), Some(2));
         assert_eq!(btf.tracepoint_args("sched_switch"), Some(4));

@@ -40,6 +40,8 @@ pub struct Ready {
     pub(super) memory: ProcessMemory,
     /// `struct pthread` -> tid offset (<= 3.10).
     pub(super) tid_offset: Option<u64>,
+    /// `PyConfig::tls_to_thread` (its libc's).
+    pub(super) tls_to_thread: u32,
 }
 
 /// Where the interpreter's process lives: its root directory and pid
@@ -269,6 +271,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
         place,
         memory,
         tid_offset: None,
+        tls_to_thread: super::tls::tls_to_thread(pid),
     })
 }
 

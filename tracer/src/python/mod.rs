@@ -25,6 +25,7 @@ pub mod signal_checks;
 pub mod symbols;
 pub mod thread_names;
 pub mod threads;
+pub mod tls;
 pub mod tree;
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ impl PythonProcess {
             place: Place::default(),
             memory: ProcessMemory::new(pid),
             tid_offset: None,
+            tls_to_thread: 0,
         }));
         process
     }
@@ -234,6 +235,7 @@ impl PythonProcess {
                     place,
                     memory: ProcessMemory::new(child),
                     tid_offset: ready.tid_offset,
+                    tls_to_thread: ready.tls_to_thread,
                 }))
             }
             Discovery::Failed(reason, found) => Discovery::Failed(reason.clone(), found.clone()),
@@ -496,6 +498,7 @@ impl PythonProcess {
         let mut config = ready.binary.offsets.bpf_config();
         config.code_names_epoch = program_epoch;
         config.code_type = ready.binary.interpreter.code_type.unwrap_or(0);
+        config.tls_to_thread = ready.tls_to_thread;
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
         config.interpreters_head = ready
