@@ -113,12 +113,12 @@ def line_of(path, needle):
     raise Failed("%r not in %s" % (needle, path))
 
 
-def reads():
+def reads(name="reads"):
     """matrix_proc.py: 37 os.read(fd, 4096) of /proc/self/stat, and 40
     buffered openings of /proc/self/status in 1 KiB requests (st_blksize):
     ceil(bytes / 1024) + 1 syscalls each, exactly."""
-    out = os.path.join(scratch("reads"), "facts.json")
-    report = trace("reads", [PYTHON, workload("matrix_proc.py"), out])
+    out = os.path.join(scratch(name), "facts.json")
+    report = trace(name, [PYTHON, workload("matrix_proc.py"), out])
     facts = load(out)
     pid = facts["pid"]
     check(report["target"]["pid"] == pid, "target %s" % report["target"])
@@ -136,6 +136,23 @@ def reads():
     check(status["request_sizes"] == {"1024": syscalls}, dump(status))
     check(status["syscalls"] == syscalls and status["bytes"] == sum(sizes), dump(status))
     print("ok /proc/self/status: %d syscalls of 1 KiB, %d bytes" % (syscalls, sum(sizes)))
+
+
+def contended():
+    """The reads story while three untraced processes make syscalls as fast
+    as they can on the same CPU: the syscall hooks run for them too, and
+    where the kernel preempts the hooks' runs (7.x), theirs and the traced
+    process's interleave in the hooks' per-CPU state (the cached answer to
+    "is this process traced"). The traced process's figures stay exact,
+    nothing lost."""
+    spin = "import os\nwhile True:\n    os.getppid()"
+    spinners = [subprocess.Popen([PYTHON, "-c", spin]) for _ in range(3)]
+    try:
+        reads("contended")
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def writes():
@@ -634,6 +651,7 @@ def features():
 
 CHECKS = {
     "reads": reads,
+    "contended": contended,
     "writes": writes,
     "zombies": zombies,
     "signals": signals,

@@ -93,16 +93,22 @@ pub static TRACED_CHANGED: Array<u64> = Array::with_max_entries(1, 0);
 /// Per CPU, the last answer of [`current_if_traced`]: the one syscall hook
 /// runs for every syscall of every process on the machine, and most of them
 /// come from the same untraced task as the one before on that CPU; an
-/// array slot is read for a fraction of a hash lookup.
+/// array slot is read for a fraction of a hash lookup. One word (see
+/// [`cached_answer`]), read and written by one load and one store: where
+/// the kernel preempts the hooks' runs (7.x), another task's run may come
+/// between any two instructions of one on the same CPU, and an answer
+/// written in pieces could be read half one task's and half another's.
 #[map]
-static TRACED_CACHE: PerCpuArray<TracedCache> = PerCpuArray::with_max_entries(1, 0);
+static TRACED_CACHE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TracedCache {
-    pid_tgid: u64,
-    changed: u64,
-    traced: u64,
+/// The cache's word: the tgid (`TRACED`'s key: whether a process is traced
+/// depends on it alone), whether traced, and the low 31 bits of the
+/// `TRACED_CHANGED` time it was computed under (a change whose time has
+/// the same low bits as the cached one's, one in 2^31, would keep a stale
+/// answer until the next change or another process's syscall on that CPU).
+#[inline(always)]
+fn cached_answer(tgid: u32, traced: bool, changed: u64) -> u64 {
+    u64::from(tgid) | (u64::from(traced) << 32) | ((changed & 0x7fff_ffff) << 33)
 }
 
 /// Says that `TRACED` changed (see [`TRACED_CHANGED`]).
@@ -127,17 +133,17 @@ pub fn current_if_traced() -> Option<(u32, u32)> {
     let Some(cache) = TRACED_CACHE.get_ptr_mut(0) else {
         return unsafe { TRACED.get(tgid) }.and(answer);
     };
-    // SAFETY: this CPU's slot; a program runs to its end on one CPU.
-    let cache = unsafe { &mut *cache };
-    if cache.pid_tgid == pid_tgid && cache.changed == changed {
-        return if cache.traced != 0 { answer } else { None };
+    // SAFETY: this CPU's slot, read and written whole (see `TRACED_CACHE`).
+    let cached = unsafe { core::ptr::read_volatile(cache) };
+    if cached == cached_answer(tgid, true, changed) {
+        return answer;
+    }
+    if cached == cached_answer(tgid, false, changed) {
+        return None;
     }
     let traced = unsafe { TRACED.get(tgid) }.is_some();
-    *cache = TracedCache {
-        pid_tgid,
-        changed,
-        traced: u64::from(traced),
-    };
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(cache, cached_answer(tgid, traced, changed)) };
     if traced { answer } else { None }
 }
 

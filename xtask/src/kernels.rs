@@ -86,6 +86,7 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 /// and what the report says the kernel lacks.
 const STORIES: &[&str] = &[
     "reads",
+    "contended",
     "writes",
     "zombies",
     "signals",
