@@ -628,16 +628,11 @@ impl Probes {
             };
         }
         let mut owned: Vec<Box<dyn Send>> = Vec::new();
-        if let Some(attacher) = self.signal_check_attacher.as_mut() {
-            let uprobes = attacher.stop();
-            let count = uprobes.len();
-            if let Some(child) = crate::kernel::uprobes::close_after_exit(uprobes) {
-                log::info!(
-                    "{count} signal-check uprobes are closed by pid {child} once this process exits \
-                     (a grace period each)"
-                );
-            }
-        }
+        let uprobes = self
+            .signal_check_attacher
+            .as_mut()
+            .map(|attacher| attacher.stop())
+            .unwrap_or_default();
         for link in self.links.drain(..) {
             owned.extend(match link {
                 Link::RawTracePoint(program, id) => take!(RawTracePoint, program, id),
@@ -658,6 +653,17 @@ impl Probes {
                 scope.spawn(move || drop(link));
             }
         });
+        // Forked only now: the child holds a copy of every descriptor until
+        // it closes all but the uprobes', and one of a perf event's would
+        // keep the event on its tracepoint meanwhile, where a tracer started
+        // right after would find it before its own programs.
+        let count = uprobes.len();
+        if let Some(child) = crate::kernel::uprobes::close_after_exit(uprobes) {
+            log::info!(
+                "{count} signal-check uprobes are closed by pid {child} once this process exits \
+                 (a grace period each)"
+            );
+        }
     }
 }
 
