@@ -3,12 +3,13 @@
 //! unwind tables userspace compiled out of each mapped binary's
 //! `.eh_frame` (`NATIVE_ROWS`) and the process's executable mappings
 //! (`NATIVE_MAPPINGS`). Each step: find the mapping of the address, the
-//! table row that covers it (binary search), compute the CFA from the stack or
-//! frame pointer, read the return address where the row says (below the
-//! CFA on x86-64; on arm64 the link register until a prologue saves it),
-//! and the saved frame pointer if the row says where. Userspace names the addresses and puts the Python frames in
-//! place of the eval loop's. A process fork and a signal delivery (rare)
-//! are unwound too, from the user registers saved at the kernel entry.
+//! table row that covers it (binary search), compute the CFA from the
+//! stack or frame pointer, read the return address where the row says
+//! (below the CFA on x86-64; on arm64 the link register until a prologue
+//! saves it), and the saved frame pointer if the row says where.
+//! Userspace names the addresses and puts the Python frames in place of
+//! the eval loop's. A process fork and a signal delivery (rare) are
+//! unwound too, from the user registers saved at the kernel entry.
 
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
@@ -239,8 +240,8 @@ extern "C" fn unwind_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         };
         ra
     };
-    // arm64 signs saved return addresses (pointer authentication) in the
-    // bits above the 48-bit user address.
+    // arm64 signs return addresses (pointer authentication) in the bits
+    // above the 48-bit user address: masked here, in x30 or saved.
     #[cfg(bpf_target_arch = "aarch64")]
     let ra = ra & USER_ADDRESS_MASK;
     if row.fp_offset != 0 {
@@ -268,7 +269,7 @@ struct UserRegisters {
     pc: u64,
     sp: u64,
     bp: u64,
-    /// arm64's link register (x30); 0 on x86-64.
+    /// arm64's link register (x30), as read (signed, maybe); 0 on x86-64.
     lr: u64,
 }
 
@@ -306,7 +307,7 @@ fn user_registers(ctx: &PerfEventContext) -> Option<UserRegisters> {
             pc: r.pc,
             sp: r.sp,
             bp: r.regs[29],
-            lr: r.regs[30] & USER_ADDRESS_MASK,
+            lr: r.regs[30],
         };
         (sample, r.pstate & 0xf == 0)
     };
@@ -326,8 +327,6 @@ fn saved_user_registers() -> Option<UserRegisters> {
         0 => 0,
         offset => read_reg(saved, offset)?,
     };
-    #[cfg(bpf_target_arch = "aarch64")]
-    let lr = lr & USER_ADDRESS_MASK;
     Some(UserRegisters {
         pc: read_reg(saved, config!(regs.ip))?,
         sp: read_reg(saved, config!(regs.sp))?,

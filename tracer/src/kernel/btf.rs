@@ -264,7 +264,6 @@ impl Btf {
         )
     }
 
-    /// Byte offset of `structure.member`.
     /// Byte offset of `structure.path[0].path[1]...`: members of members,
     /// whose types may have no name (`task_struct.thread.uw.tp_value`).
     pub fn member_path_offset(&self, structure: &str, path: &[&str]) -> Result<u32, BtfError> {
@@ -273,17 +272,7 @@ impl Btf {
             member: path.join("."),
         };
         let (first, rest) = path.split_first().ok_or_else(missing)?;
-        let mut offset = self.member_offset(structure, first)?;
-        let id = self.types.iter().position(|t| {
-            t.kind == KIND_STRUCT
-                && !t.members.is_empty()
-                && self.name(t.name_off) == structure.as_bytes()
-        });
-        let mut id = id.ok_or_else(missing)? as u32;
-        id = self
-            .find_member(id, first.as_bytes(), 0)
-            .ok_or_else(missing)?
-            .2;
+        let (mut offset, mut id) = self.member_at(structure, first)?;
         for member in rest {
             let (bits, bitfield, type_id) = self
                 .find_member(self.resolve(id), member.as_bytes(), 0)
@@ -297,7 +286,14 @@ impl Btf {
         Ok(offset)
     }
 
+    /// Byte offset of `structure.member`.
     pub fn member_offset(&self, structure: &str, member: &str) -> Result<u32, BtfError> {
+        self.member_at(structure, member).map(|(offset, _)| offset)
+    }
+
+    /// Byte offset and type id of `structure.member` (the first struct of
+    /// that name that has it).
+    fn member_at(&self, structure: &str, member: &str) -> Result<(u32, u32), BtfError> {
         let candidates = self.types.iter().enumerate().filter(|(_, t)| {
             t.kind == KIND_STRUCT
                 && !t.members.is_empty()
@@ -306,14 +302,16 @@ impl Btf {
         let mut found_struct = false;
         for (id, _) in candidates {
             found_struct = true;
-            if let Some((bits, bitfield, _)) = self.find_member(id as u32, member.as_bytes(), 0) {
+            if let Some((bits, bitfield, type_id)) =
+                self.find_member(id as u32, member.as_bytes(), 0)
+            {
                 if bitfield || bits % 8 != 0 {
                     return Err(BtfError::Bitfield {
                         structure: structure.into(),
                         member: member.into(),
                     });
                 }
-                return Ok(bits / 8);
+                return Ok((bits / 8, type_id));
             }
         }
         if found_struct {
