@@ -655,7 +655,6 @@ CHECKS = {
     "writes": writes,
     "zombies": zombies,
     "signals": signals,
-    "signal-handler": signal_handler,
     "hotspots-3.9": hotspots_3_9,
     "hotspots-3.13": hotspots_3_13,
     "hotspots-3.11": hotspots_3_11,
@@ -664,7 +663,6 @@ CHECKS = {
     "all": node_wide,
     "serve": serve,
     "memory": memory,
-    "oom": oom,
     "features": features,
 }
 

@@ -41,11 +41,11 @@ pub struct KernelsArgs {
     /// The static tracer to put in the VM, instead of building it.
     #[arg(long, value_name = "PATH")]
     pub tracer: Option<PathBuf>,
-    /// Run only this story (repeatable): reads, writes, zombies, signals,
-    /// hotspots-3.9, hotspots-3.13, tree, all, serve, memory or features;
-    /// on arm64 signal-handler, hotspots-3.11, native and oom in place of
-    /// signals, the hotspots, all and memory (a story the kernel's
-    /// architecture has not is not run there).
+    /// Run only this story (repeatable): reads, contended, writes,
+    /// zombies, signals, hotspots-3.9, hotspots-3.13, tree, all, serve,
+    /// memory or features; on arm64 hotspots-3.11 and native in place of
+    /// contended, the hotspots and all (a story the kernel's architecture
+    /// has not is not run there).
     #[arg(long = "check", value_name = "STORY", value_parser = clap::builder::PossibleValuesParser::new(all_stories()))]
     pub stories: Vec<String>,
     /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own;
@@ -101,21 +101,17 @@ const STORIES: &[&str] = &[
 
 /// The stories on arm64, whose root has one CPython (Debian 12's 3.11):
 /// hotspots on it, and native frames (a C library's under the Python
-/// function that called it). Of memory, the OOM kill only: growth by line
-/// charged a second thread 12-15 MiB of its 16 there (its other samples
-/// had no Python frame); of signals, the handler's only: a killed
-/// worker's post-mortem missed one of its three threads in 3 runs of 6.
-/// Neither is understood yet (docs/limitations.md).
+/// function that called it).
 const ARM64_STORIES: &[&str] = &[
     "reads",
     "writes",
     "zombies",
-    "signal-handler",
+    "signals",
     "hotspots-3.11",
     "native",
     "tree",
     "serve",
-    "oom",
+    "memory",
     "features",
 ];
 

@@ -40,8 +40,9 @@ pub struct Ready {
     pub(super) memory: ProcessMemory,
     /// `struct pthread` -> tid offset (<= 3.10).
     pub(super) tid_offset: Option<u64>,
-    /// `PyConfig::tls_to_thread` (its libc's).
-    pub(super) tls_to_thread: u32,
+    /// `PyConfig::tls_to_thread` (its libc's); `None` until its libc is
+    /// mapped (see `tls::tls_to_thread`).
+    pub(super) tls_to_thread: Option<u32>,
 }
 
 /// Where the interpreter's process lives: its root directory and pid

@@ -14,24 +14,24 @@ use tracer_common::PY_NO_OFFSET;
 
 use crate::host::procfs::{self, maps::parse_maps};
 
-/// `PyConfig::tls_to_thread` for process `pid`.
-pub fn tls_to_thread(pid: u32) -> u32 {
+/// `PyConfig::tls_to_thread` for process `pid`: `None` while it has no
+/// libc mapped (yet: the dynamic loader maps it after the kernel mapped
+/// the interpreter, which is when a process is first looked at, so the
+/// caller asks again), `PY_NO_OFFSET` where its libc does not say.
+pub fn tls_to_thread(pid: u32) -> Option<u32> {
     if cfg!(target_arch = "x86_64") {
-        return 0;
+        return Some(0);
     }
-    let size = libc_pthread_size(pid);
-    log::debug!("pid {pid}: the TLS base is pthread_self() + {size:?} (glibc's struct pthread)");
-    size.unwrap_or(PY_NO_OFFSET)
-}
-
-/// `sizeof(struct pthread)` of the glibc process `pid` has mapped.
-fn libc_pthread_size(pid: u32) -> Option<u32> {
     let maps = procfs::maps(pid).ok()?;
     let libc = parse_maps(&maps).into_iter().find(|m| {
         let name = m.path.rsplit('/').next().unwrap_or_default();
         name.starts_with("libc.so") || name.starts_with("libc-")
     })?;
-    sizeof_pthread(&std::fs::read(procfs::in_root(pid, &libc.path)).ok()?)
+    let size = std::fs::read(procfs::in_root(pid, &libc.path))
+        .ok()
+        .and_then(|data| sizeof_pthread(&data));
+    log::debug!("pid {pid}: the TLS base is pthread_self() + {size:?} (glibc's struct pthread)");
+    Some(size.unwrap_or(PY_NO_OFFSET))
 }
 
 /// The value of `_thread_db_sizeof_pthread` in the ELF file `data`.

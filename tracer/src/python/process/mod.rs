@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{PyConfig, PyFrameRecord};
+use tracer_common::{PY_NO_OFFSET, PyConfig, PyFrameRecord};
 
 use super::{
     asyncio,
@@ -208,7 +208,7 @@ impl PythonProcess {
             place: Place::default(),
             memory: ProcessMemory::new(pid),
             tid_offset: None,
-            tls_to_thread: 0,
+            tls_to_thread: Some(0),
         }));
         process
     }
@@ -498,7 +498,7 @@ impl PythonProcess {
         let mut config = ready.binary.offsets.bpf_config();
         config.code_names_epoch = program_epoch;
         config.code_type = ready.binary.interpreter.code_type.unwrap_or(0);
-        config.tls_to_thread = ready.tls_to_thread;
+        config.tls_to_thread = ready.tls_to_thread.unwrap_or(PY_NO_OFFSET);
         config.read_stack_every = read_stack_every;
         config.signal_handlers = handler_table.unwrap_or(0);
         config.interpreters_head = ready
@@ -707,7 +707,18 @@ impl PythonProcess {
         // Asyncio's offsets (3.14: once it is imported) join the config.
         let tasks_found = self.tasks.search(self.pid, &ready.asyncio_interpreter());
         let gil_found = !self.gil_published && Self::gil_of(ready).is_some();
-        if !self.config_published || !self.handler_table_published || tasks_found || gil_found {
+        // arm64: the kernel finds a new thread's state by its TLS base, told
+        // by the libc, which may be mapped after the interpreter was found.
+        let tls_found = ready.tls_to_thread.is_none() && {
+            ready.tls_to_thread = super::tls::tls_to_thread(self.pid);
+            ready.tls_to_thread.is_some()
+        };
+        if !self.config_published
+            || !self.handler_table_published
+            || tasks_found
+            || gil_found
+            || tls_found
+        {
             let config = Self::config_of(
                 self.read_stack_every,
                 self.handler_table,
@@ -736,6 +747,10 @@ impl PythonProcess {
             interpreter.version = version;
         }
         let (states, census) = ready.thread_states(self.pid);
+        if ready.tls_to_thread.is_none() && !states.is_empty() {
+            // The interpreter runs with no libc mapped: none is (static).
+            ready.tls_to_thread = Some(PY_NO_OFFSET);
+        }
         self.most_thread_states = self.most_thread_states.max(census.states);
         self.census = Some(census);
         let current: HashMap<u32, u64> = states.iter().map(|s| (s.tid, s.tstate)).collect();
