@@ -432,15 +432,22 @@ def burner(command):
 
 
 def node_wide():
-    """--all: a python3.9 that ran before the trace and a python3.13 in its
-    own root that started after, each in its own row, sampled in burn."""
+    """--all: a Python that ran before the trace and one that started after
+    (python3.13 in its own root where the VM has trixie's, else the same
+    interpreter: arm64's one CPython), each in its own row, sampled in
+    burn."""
     report_path = os.path.join(scratch("all"), "report.json")
+    version = PYTHON[len("python"):] + "."
     before, before_pid = burner([PYTHON, workload("node_burn.py"), "0.3"])
     tracer = Tracer(["--all", "--format", "json", "-o", report_path])
     tracer.wait_for("tracing")
-    after, after_pid = burner(
-        ["chroot", TRIXIE, "python3.13", "/checks/workloads/node_burn.py", "0.3"]
-    )
+    if os.path.isdir(TRIXIE):
+        command = ["chroot", TRIXIE, "python3.13", "/checks/workloads/node_burn.py", "0.3"]
+        after_version, where = "3.13.", "3.13 in its root"
+    else:
+        command = [PYTHON, workload("node_burn.py"), "0.3"]
+        after_version, where = version, "another"
+    after, after_pid = burner(command)
     for child, pid in ((before, before_pid), (after, after_pid)):
         tracer.wait_for("pid %d: Python thread %d is sampled from now on" % (pid, pid))
         child.stdin.write("go\n")
@@ -451,14 +458,14 @@ def node_wide():
     tracer.stop()
     report = load(report_path)
     check(report["target"]["scope"] == "all", dump(report["target"]))
-    for pid, version in ((before_pid, "3.9."), (after_pid, "3.13.")):
+    for pid, expected in ((before_pid, version), (after_pid, after_version)):
         row = one(report["python"]["processes"], pid, "python.processes row")
-        check(row["status"] == "sampled" and row["version"].startswith(version), dump(row))
+        check(row["status"] == "sampled" and row["version"].startswith(expected), dump(row))
         check(
             any(h["function"] == "burn" and h["self_samples"] > 0 for h in row["hotspots"]),
             dump(row),
         )
-    print("ok --all: 3.9 from before the trace, 3.13 in its root started after")
+    print("ok --all: %s from before the trace, %s started after" % (version[:-1], where))
 
 
 def serve():
