@@ -41,11 +41,11 @@ pub struct KernelsArgs {
     /// The static tracer to put in the VM, instead of building it.
     #[arg(long, value_name = "PATH")]
     pub tracer: Option<PathBuf>,
-    /// Run only this story (repeatable): reads, contended, writes,
-    /// zombies, signals, hotspots-3.9, hotspots-3.13, tree, all, serve,
-    /// memory or features; on arm64 hotspots-3.11 and native in place of
-    /// contended and the hotspots (a story the kernel's architecture has
-    /// not is not run there).
+    /// Run only this story (repeatable): reads, writes, zombies, signals,
+    /// hotspots-3.9, hotspots-3.13, tree, all, serve, memory or features;
+    /// on arm64 hotspots-3.11 and native in place of the hotspots (a story
+    /// the kernel's architecture has not is not run there); contended only
+    /// when named.
     #[arg(long = "check", value_name = "STORY", value_parser = clap::builder::PossibleValuesParser::new(all_stories()))]
     pub stories: Vec<String>,
     /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own;
@@ -86,7 +86,6 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 /// and what the report says the kernel lacks.
 const STORIES: &[&str] = &[
     "reads",
-    "contended",
     "writes",
     "zombies",
     "signals",
@@ -116,10 +115,15 @@ const ARM64_STORIES: &[&str] = &[
     "features",
 ];
 
+/// Stories run only when named (`--check`), not by `cargo xtask test`:
+/// `contended` loses events on sid's 7.2 (docs/limitations.md).
+const NAMED_ONLY_STORIES: &[&str] = &["contended"];
+
 /// Every story of one architecture or the other, each once.
 fn all_stories() -> Vec<&'static str> {
     let mut all = STORIES.to_vec();
     all.extend(ARM64_STORIES.iter().filter(|s| !STORIES.contains(s)));
+    all.extend(NAMED_ONLY_STORIES);
     all
 }
 
@@ -173,9 +177,11 @@ fn checks(
     } else {
         ARM64_STORIES
     };
+    let named = |story: &&&str| stories.iter().any(|s| s == **story);
     let chosen = all
         .iter()
-        .filter(|story| stories.is_empty() || stories.iter().any(|s| s == *story));
+        .filter(|story| stories.is_empty() || named(story))
+        .chain(NAMED_ONLY_STORIES.iter().filter(named));
     checks.extend(chosen.map(|story| Check {
         name: story.to_string(),
         script: format!("CHECKS_PYTHON={python} {python} /checks/checks.py {story}"),
@@ -780,7 +786,7 @@ sid       -                      -        -       not fetched
         // only the other has is not run.
         let arm64 = checks(
             Arch::Aarch64,
-            &["native".into(), "contended".into()],
+            &["native".into(), "hotspots-3.9".into()],
             &[],
             None,
         );
