@@ -58,8 +58,9 @@ pub struct KernelsArgs {
     pub tracer_args: Vec<String>,
 }
 
-/// How long a VM may run before it is killed (boot, checks and all: the
-/// arm64 VM, whose every instruction is translated, takes about 8 minutes).
+/// How long a VM may run before it is killed (boot, checks and all; the
+/// slowest, the arm64 VM with every instruction translated, powered off
+/// after 75-100 s here: room for a loaded machine).
 const TIMEOUT: Duration = Duration::from_secs(900);
 
 /// How long one check may run (the next one runs after it is killed;
