@@ -14,7 +14,7 @@ use tracer_common::{
     PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, ThreadStats, ZombieEntry, drops,
 };
 
-use super::{ProbeError, Probes, take_map};
+use super::{ProbeError, Probes, take_map, unpreempted::Unpreempted};
 use crate::events::MapSnapshot;
 
 /// Writing: what the kernel side is to trace and how.
@@ -22,6 +22,7 @@ impl Probes {
     /// Adds a process to the traced set (its threads and, by default, its
     /// future children follow in the kernel).
     pub fn trace_pid(&mut self, pid: u32) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         if !self.node_wide && self.skipped_before_tracing.is_none() {
             self.skipped_before_tracing = Some(self.skipped_runs_since_load());
         }
@@ -56,6 +57,7 @@ impl Probes {
 
     /// Publishes the frame-walk offsets of process `pid`'s interpreter.
     pub fn set_python_config(&mut self, pid: u32, config: PyConfig) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         self.py_config
             .insert(pid, config, 0)
             .map_err(|source| ProbeError::Map {
@@ -70,6 +72,7 @@ impl Probes {
         block: u32,
         rows: &NativeRowBlock,
     ) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         let name = "NATIVE_ROWS";
         let map = self
             .ebpf
@@ -96,6 +99,7 @@ impl Probes {
         insert: &[(u32, u64)],
         remove: &[u32],
     ) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         for (tid, tstate) in insert {
             self.py_threads
                 .insert(tid, tstate, 0)
@@ -118,6 +122,7 @@ impl Probes {
         key: K,
         value: V,
     ) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         let map = self
             .ebpf
             .map_mut(name)
@@ -133,11 +138,20 @@ impl Probes {
     }
 }
 
+impl Probes {
+    /// Held around the map syscalls: unpreemptible by the traced tasks
+    /// where the kernel preempts the syscall programs ([`Unpreempted`]).
+    fn hold_cpu(&self) -> Unpreempted {
+        Unpreempted::hold(self.unpreempted_maps)
+    }
+}
+
 /// Reading: every row, summed across CPUs where the map is per CPU.
 impl Probes {
     /// Every map the report is built from, read once after tracing stopped.
     /// What `--live` reads at each refresh.
     pub fn live_maps(&self) -> Result<crate::events::LiveMaps, ProbeError> {
+        let _cpu = self.hold_cpu();
         Ok(crate::events::LiveMaps {
             drops: self.drops()?,
             fd_rows: self.fd_rows()?,
@@ -148,6 +162,7 @@ impl Probes {
     }
 
     pub fn snapshot(&self) -> Result<MapSnapshot, ProbeError> {
+        let _cpu = self.hold_cpu();
         Ok(MapSnapshot {
             drops: self.drops()?,
             skipped_runs: self.skipped_runs(),
@@ -168,6 +183,7 @@ impl Probes {
 
     /// Every `LOOPS` row: the selector-waiting threads' iterations.
     pub fn loops(&self) -> Result<Vec<(u32, tracer_common::LoopThread)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "LOOPS";
         let map = HashMap::<_, u32, tracer_common::LoopThread>::try_from(self.map(NAME)?)
             .map_err(map_error(NAME))?;
@@ -178,6 +194,7 @@ impl Probes {
 
     /// Sums of the per-CPU `DROPS` counters, indexed by `tracer_common::drops`.
     pub fn drops(&self) -> Result<[u64; drops::COUNT as usize], ProbeError> {
+        let _cpu = self.hold_cpu();
         per_cpu_totals::<{ drops::COUNT as usize }>(&self.ebpf, "DROPS")
     }
 
@@ -192,6 +209,7 @@ impl Probes {
     /// Runs the kernel skipped since the programs were loaded, summed;
     /// each program's said at debug level.
     fn skipped_runs_since_load(&self) -> u64 {
+        let _cpu = self.hold_cpu();
         // Where second copies run, the syscall events both skipped.
         let lost_both = if self.covered.is_empty() {
             0
@@ -224,6 +242,7 @@ impl Probes {
 
     /// One-off traces: every `FD_ROWS` row (descriptors not closed yet).
     pub fn fd_rows(&self) -> Result<Vec<(FdKey, FdRow)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "FD_ROWS";
         let map = HashMap::<_, FdKey, FdRow>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
         map.iter()
@@ -242,6 +261,7 @@ impl Probes {
 
     /// Every traced thread's scheduling figures (key: tid).
     pub fn threads(&self) -> Result<Vec<(u32, ThreadStats)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "THREADS";
         let threads =
             HashMap::<_, u32, ThreadStats>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
@@ -253,6 +273,7 @@ impl Probes {
 
     /// `--serve`: the descriptors open now, as `FD_FILES` has them.
     pub fn open_files(&self) -> Result<Vec<(FdKey, u64)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "FD_FILES";
         let map = HashMap::<_, FdKey, u64>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
         map.iter()
@@ -290,6 +311,7 @@ impl Probes {
     pub fn python_gil_waits(
         &self,
     ) -> Result<Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "PY_GIL_WAITS";
         let map = HashMap::<_, tracer_common::PyGilThread, tracer_common::PyGilWait>::try_from(
             self.map(NAME)?,
@@ -303,6 +325,7 @@ impl Probes {
     /// Python threads asleep after a voluntary switch, with the stack they
     /// went to sleep in (`start_ns` 0: the slot is idle, the thread woke).
     pub fn python_sleeping(&self) -> Result<Vec<(u32, PySleep)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         const NAME: &str = "PY_SLEEPING";
         let sleeping =
             HashMap::<_, u32, PySleep>::try_from(self.map(NAME)?).map_err(map_error(NAME))?;
@@ -318,6 +341,7 @@ impl Probes {
         name: &'static str,
         add: impl Fn(&mut S, &V),
     ) -> Result<Vec<(K, S)>, ProbeError> {
+        let _cpu = self.hold_cpu();
         let map = PerCpuHashMap::<_, K, V>::try_from(self.map(name)?).map_err(map_error(name))?;
         let mut rows = Vec::new();
         for entry in map.iter() {
@@ -354,6 +378,7 @@ impl Probes {
         reads: &[(IoKey, IoStats)],
         open: &[(FdKey, u64)],
     ) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         let pids: HashSet<u32> = forget.pids.iter().copied().collect();
         let mut read_rows: Vec<IoKey> = forget.read_rows.clone();
         read_rows.extend(
@@ -407,6 +432,7 @@ impl Probes {
         name: &'static str,
         doomed: impl Fn(&K) -> bool,
     ) -> Result<(), ProbeError> {
+        let _cpu = self.hold_cpu();
         remove_doomed!(self, PerCpuHashMap, name, doomed)
     }
 }

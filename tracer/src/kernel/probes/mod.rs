@@ -12,6 +12,7 @@ mod skipped;
 mod stack_depth;
 mod syscall_hooks;
 mod syscall_numbers;
+mod unpreempted;
 
 use aya::{
     Ebpf, EbpfError,
@@ -434,6 +435,10 @@ pub struct Probes {
     /// The programs whose skipped runs their second copies take
     /// (`syscall_hooks`): none lost.
     covered: Vec<&'static str>,
+    /// Where second copies run (the kernel preempts the syscall programs'
+    /// runs), the tracer's map operations run at `SCHED_FIFO`
+    /// ([`unpreempted`]).
+    unpreempted_maps: bool,
     /// Turned the kernel's per-thread perf hooks on during the start-up
     /// ([`python::warm_task_events`]), so the sampler's events open at
     /// once; held for the trace (a disabled counter: nothing runs for it).
@@ -600,6 +605,7 @@ impl Probes {
             forgets: 0,
             skipped_before_tracing: None,
             node_wide: scope != ScopeConfig::default(),
+            unpreempted_maps: !covered.is_empty(),
             covered,
             _task_events_warm: task_events_warm,
         })
