@@ -71,6 +71,7 @@ pub const KERNELS: &[Kernel] = &[
 ];
 
 /// A kernel ready to boot.
+#[derive(Clone)]
 pub struct Image {
     pub vmlinuz: PathBuf,
     /// The Debian package it came from.

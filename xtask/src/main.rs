@@ -39,6 +39,7 @@ mod setup;
 #[cfg(test)]
 mod tidy;
 mod util;
+mod vm_run;
 mod wheel;
 
 use std::process::ExitCode;

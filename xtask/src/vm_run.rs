@@ -1,0 +1,309 @@
+//! What one VM of `cargo xtask kernels` said: /init's marked lines read
+//! back from its serial console (the release, each check's output and
+//! status, whether /init got to its end), and the summaries printed of
+//! them: a line per VM, and with `--repeat` each story's pass count.
+
+use std::{fmt::Write as _, io::Write as _, path::PathBuf};
+
+/// Marks the lines of /init on the console (kernel messages interleave).
+pub(crate) const MARK: &str = "@@tracer-kernels";
+
+/// What one VM said.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct VmRun {
+    /// `uname -r` inside.
+    pub(crate) release: Option<String>,
+    pub(crate) checks: Vec<CheckRun>,
+    /// /init reached its end (not killed by the timeout, no panic).
+    pub(crate) finished: bool,
+    pub(crate) log: PathBuf,
+    /// The checks /init was given: each must be on the console.
+    pub(crate) expected: Vec<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CheckRun {
+    pub(crate) name: String,
+    /// None when the check never ended (the VM died in it).
+    pub(crate) status: Option<i32>,
+    pub(crate) output: String,
+}
+
+impl VmRun {
+    pub(crate) fn passed(&self) -> bool {
+        self.finished
+            && self.checks.iter().all(|c| c.status == Some(0))
+            && self.expected.iter().all(|name| self.check_passed(name))
+    }
+
+    /// The check `name` is on the console and ended with status 0.
+    fn check_passed(&self, name: &str) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.name == name && c.status == Some(0))
+    }
+}
+
+/// Reads /init's marked lines out of the console: the release, each
+/// check's output and status, and whether it got to the end.
+pub(crate) fn parse_console(console: &str) -> VmRun {
+    let mut run = VmRun::default();
+    let mut current: Option<CheckRun> = None;
+    for line in console.lines() {
+        let line = line.trim_end_matches('\r');
+        let Some(rest) = line.strip_prefix(MARK).map(str::trim) else {
+            if let Some(check) = current.as_mut() {
+                check.output.push_str(line);
+                check.output.push('\n');
+            }
+            continue;
+        };
+        let mut words = rest.splitn(2, ' ');
+        let (what, arg) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        match what {
+            "uname" => run.release = Some(arg.to_owned()),
+            "begin" => {
+                run.checks.extend(current.take());
+                current = Some(CheckRun {
+                    name: arg.to_owned(),
+                    status: None,
+                    output: String::new(),
+                });
+            }
+            "end" => {
+                if let Some(mut check) = current.take() {
+                    check.status = arg.rsplit(' ').next().and_then(|s| s.parse().ok());
+                    run.checks.push(check);
+                }
+            }
+            "done" => run.finished = true,
+            _ => {}
+        }
+    }
+    run.checks.extend(current);
+    run
+}
+
+/// One kernel's section of the output: its release, then each check.
+pub(crate) fn print_kernel(name: &str, result: &Result<VmRun, String>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "=== {name}");
+    match result {
+        Err(why) => {
+            let _ = writeln!(out, "error: {why}");
+        }
+        Ok(run) => {
+            let release = run.release.as_deref().unwrap_or("(did not boot to /init)");
+            let _ = writeln!(out, "kernel {release} (console: {})", run.log.display());
+            for check in &run.checks {
+                let status = check
+                    .status
+                    .map_or("did not end".to_owned(), |s| format!("exit {s}"));
+                let _ = writeln!(out, "--- {}: {status}", check.name);
+                let _ = write!(out, "{}", check.output);
+            }
+            if !run.finished {
+                let _ = writeln!(out, "the VM stopped before /init's end (see the console)");
+            }
+        }
+    }
+}
+
+/// One line per kernel: its release and each check's status.
+pub(crate) fn summary_table(results: &[(&str, Result<VmRun, String>)]) -> String {
+    let names: Vec<&str> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|run| run.checks.iter().map(|c| c.name.as_str()))
+        .fold(Vec::new(), |mut names, name| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        });
+    let mut rows = vec![{
+        let mut header = vec!["kernel".to_owned(), "release".to_owned()];
+        header.extend(names.iter().map(|n| n.to_string()));
+        header.push("result".to_owned());
+        header
+    }];
+    for (kernel, result) in results {
+        let mut row = vec![kernel.to_string()];
+        match result {
+            Err(_) => {
+                row.push("-".into());
+                row.extend(names.iter().map(|_| "-".to_owned()));
+                row.push("not fetched".into());
+            }
+            Ok(run) => {
+                row.push(run.release.clone().unwrap_or_else(|| "-".into()));
+                for name in &names {
+                    let status = run.checks.iter().find(|c| c.name == *name);
+                    row.push(match status.map(|c| c.status) {
+                        Some(Some(0)) => "ok".into(),
+                        Some(Some(code)) => format!("exit {code}"),
+                        Some(None) => "no end".into(),
+                        None => "-".into(),
+                    });
+                }
+                row.push(
+                    match (run.passed(), run.finished) {
+                        (true, _) => "pass",
+                        (false, true) => "FAIL",
+                        (false, false) => "FAIL (VM died)",
+                    }
+                    .into(),
+                );
+            }
+        }
+        rows.push(row);
+    }
+    table(rows)
+}
+
+/// Rows as columns padded to their widest cell.
+fn table(rows: Vec<Vec<String>>) -> String {
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut table = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        writeln!(table, "{}", cells.join("  ").trim_end()).unwrap();
+    }
+    table
+}
+
+/// `--repeat`: per kernel, how many runs each story passed.
+pub(crate) fn pass_counts(results: &[(&str, Result<VmRun, String>)]) -> String {
+    let mut kernels: Vec<&str> = Vec::new();
+    let mut stories: Vec<&str> = Vec::new();
+    for (kernel, result) in results {
+        if !kernels.contains(kernel) {
+            kernels.push(kernel);
+        }
+        for name in result.iter().flat_map(|run| &run.expected) {
+            if !stories.contains(&name.as_str()) {
+                stories.push(name);
+            }
+        }
+    }
+    let mut rows = vec![{
+        let mut header = vec!["kernel".to_owned()];
+        header.extend(stories.iter().map(|s| s.to_string()));
+        header.push("runs passed".to_owned());
+        header
+    }];
+    for kernel in kernels {
+        let runs: Vec<&Result<VmRun, String>> = results
+            .iter()
+            .filter(|(k, _)| *k == kernel)
+            .map(|(_, r)| r)
+            .collect();
+        let mut row = vec![kernel.to_owned()];
+        for story in &stories {
+            let passed = runs
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(|run| run.check_passed(story)))
+                .count();
+            row.push(format!("{passed}/{}", runs.len()));
+        }
+        let passed = runs
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(VmRun::passed))
+            .count();
+        row.push(format!("{passed}/{}", runs.len()));
+        rows.push(row);
+    }
+    format!("pass counts:\n{}", table(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "\
+[    0.000000] Linux version 5.10.0-32-cloud-amd64
+@@tracer-kernels uname 5.10.0-32-cloud-amd64\r
+@@tracer-kernels begin version\r
+tracer 0.1.0\r
+@@tracer-kernels end version 0\r
+@@tracer-kernels begin trace\r
+error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer reads 4\r
+@@tracer-kernels end trace 5\r
+@@tracer-kernels done\r
+[    9.1] reboot: Power down
+";
+
+    #[test]
+    fn console_is_read_back_into_checks() {
+        let run = parse_console(CONSOLE);
+        assert_eq!(run.release.as_deref(), Some("5.10.0-32-cloud-amd64"));
+        assert!(run.finished);
+        assert_eq!(run.checks.len(), 2);
+        assert_eq!(run.checks[0].name, "version");
+        assert_eq!(run.checks[0].status, Some(0));
+        assert_eq!(run.checks[0].output, "tracer 0.1.0\n");
+        assert_eq!(run.checks[1].status, Some(5));
+        assert!(run.checks[1].output.contains("'sched_switch' passes 3"));
+        assert!(!run.passed());
+    }
+
+    #[test]
+    fn a_check_cut_short_has_no_status() {
+        let run = parse_console("@@tracer-kernels begin trace\nKernel panic\n");
+        assert!(!run.finished);
+        assert_eq!(run.checks.len(), 1);
+        assert_eq!(run.checks[0].status, None);
+        assert_eq!(run.checks[0].output, "Kernel panic\n");
+    }
+
+    #[test]
+    fn a_check_missing_from_the_console_fails_the_run() {
+        let mut run = parse_console(
+            "@@tracer-kernels begin version\n@@tracer-kernels end version 0\n@@tracer-kernels done\n",
+        );
+        run.expected = vec!["version".into()];
+        assert!(run.passed());
+        run.expected.push("reads".into());
+        assert!(!run.passed(), "reads never ran, yet the run passed");
+    }
+
+    #[test]
+    fn repeated_runs_count_each_storys_passes() {
+        let run = |reads: i32| {
+            let mut run = parse_console(&format!(
+                "@@tracer-kernels begin reads\n@@tracer-kernels end reads {reads}\n\
+                 @@tracer-kernels done\n"
+            ));
+            run.expected = vec!["reads".into(), "writes".into()];
+            Ok(run)
+        };
+        let results = vec![("sid", run(0)), ("sid", run(1)), ("sid", run(0))];
+        assert_eq!(
+            pass_counts(&results),
+            "pass counts:\nkernel  reads  writes  runs passed\nsid     2/3    0/3     0/3\n"
+        );
+    }
+
+    #[test]
+    fn summary_has_a_line_per_kernel() {
+        let results = vec![
+            ("bullseye", Ok(parse_console(CONSOLE))),
+            ("sid", Err("no package matches".to_owned())),
+        ];
+        let table = summary_table(&results);
+        assert_eq!(
+            table,
+            "\
+kernel    release                version  trace   result
+bullseye  5.10.0-32-cloud-amd64  ok       exit 5  FAIL
+sid       -                      -        -       not fetched
+"
+        );
+    }
+}
