@@ -282,6 +282,7 @@ impl Collector {
                 open: &open,
                 loops: &maps.loops,
                 lost,
+                last: true,
             },
             &mut self,
         );

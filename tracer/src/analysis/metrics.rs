@@ -103,6 +103,8 @@ pub struct MapsNow<'a> {
     pub loops: &'a [(u32, LoopThread)],
     /// Events lost so far.
     pub lost: u64,
+    /// The last fold, every event drained: no row waits for its name.
+    pub last: bool,
 }
 
 /// A read or write series per (process, file) and the other files' sum,
@@ -145,6 +147,9 @@ pub struct Aggregator {
     folds: u64,
     /// Last values seen per kernel row, to add what grew since.
     reads_seen: LastSeen<IoKey, (u64, u64)>,
+    /// Rows read while their file had no name: the fold that first read
+    /// each (see [`Aggregator::awaits_name`]).
+    unnamed: HashMap<IoKey, u64>,
     threads_seen: LastSeen<u32, (u64, u64)>,
     reads: Bounded<(u32, String, String), Counts>,
     /// The same for writes and syncs.
@@ -202,6 +207,14 @@ fn redacted(path: String, prefixes: &[String]) -> String {
 /// and reads land after its exit record.
 const GRACE_FOLDS: u64 = 2;
 
+/// Folds a row whose file has no name yet is held back for, waiting for
+/// the record that names it, before it is counted as "fd N (name lost)".
+/// Each fold drains the ring buffer first, so the record of a row read
+/// by one fold is drained by the next (unless a program that reserved an
+/// earlier record is preempted before it submits it): counted in folds,
+/// not seconds, so a tracer starved of CPU waits as many drains.
+const NAME_WAIT_FOLDS: u64 = 5;
+
 impl Default for Aggregator {
     fn default() -> Self {
         Self::new()
@@ -221,6 +234,7 @@ impl Aggregator {
         Self {
             folds: 0,
             reads_seen: LastSeen::default(),
+            unnamed: HashMap::new(),
             threads_seen: LastSeen::default(),
             reads: Bounded::new(MAX_FILE_SERIES),
             writes: Bounded::new(MAX_FILE_SERIES),
@@ -430,19 +444,34 @@ impl Aggregator {
     /// descriptors open now, as (tgid, fd, file id): a row of one closed
     /// since, that did not grow in this fold, is dropped (a service that
     /// reads a new pipe per request must not fill the table); a new row
-    /// of the same file starts again from zero.
+    /// of the same file starts again from zero. A row whose file has no
+    /// name yet waits for it (see [`Aggregator::awaits_name`]), unless
+    /// this is the `last` fold or its process is forgotten now.
     pub fn fold(
         &mut self,
         reads: &[(IoKey, IoStats)],
         threads: &[(u32, ThreadStats)],
         files: &FileTable,
         open: &HashSet<(u32, i32, u64)>,
+        last: bool,
     ) -> Forget {
         self.folds += 1;
         let now = self.folds;
+        let due = |gone: &Gone| now.saturating_sub(gone.at) > GRACE_FOLDS;
+        let pids: Vec<u32> = self
+            .freed
+            .iter()
+            .filter(|g| due(g))
+            .map(|g| g.pid)
+            .collect();
+        let gone: HashSet<u32> = pids.iter().copied().collect();
         let mut grown: Vec<(IoKey, u64, u64)> = Vec::new();
         let mut read_rows = Vec::new();
         for (key, stats) in reads {
+            let waits = !last && !gone.contains(&key.tgid);
+            if waits && self.awaits_name(key, files, now) {
+                continue;
+            }
             let (syscalls, bytes) = self.reads_seen.grown(*key, (stats.syscalls, stats.bytes));
             if syscalls > 0 {
                 grown.push((*key, syscalls, bytes));
@@ -452,6 +481,7 @@ impl Aggregator {
         }
         for key in &read_rows {
             self.reads_seen.forget(key);
+            self.unnamed.remove(key);
         }
         // Busiest first: they take free places before quieter files.
         grown.sort_by_key(|&(_, syscalls, _)| std::cmp::Reverse(syscalls));
@@ -492,15 +522,8 @@ impl Aggregator {
                 counts.1 += involuntary;
             }
         }
-        let due = |gone: &Gone| now.saturating_sub(gone.at) > GRACE_FOLDS;
         let tids: Vec<u32> = self
             .exited_threads
-            .iter()
-            .filter(|g| due(g))
-            .map(|g| g.pid)
-            .collect();
-        let pids: Vec<u32> = self
-            .freed
             .iter()
             .filter(|g| due(g))
             .map(|g| g.pid)
@@ -511,8 +534,8 @@ impl Aggregator {
             self.threads_seen.forget(tid);
             self.loops_seen.forget(tid);
         }
-        let gone: HashSet<u32> = pids.iter().copied().collect();
         self.reads_seen.retain(|key, _| !gone.contains(&key.tgid));
+        self.unnamed.retain(|key, _| !gone.contains(&key.tgid));
         if !self.in_containers.is_empty() {
             // Kept while a series has the pid: its labels must not change.
             let labelled = self.series_pids();
@@ -537,6 +560,24 @@ impl Aggregator {
         }
     }
 
+    /// Whether row `key` is held back at fold `now`: its file has no name
+    /// yet. The record naming a file (its open, or the first read of a
+    /// descriptor opened otherwise) is sent before the row's first count,
+    /// but the fold drains the records before it reads the rows: a file
+    /// opened and written in between has its row read before its name.
+    /// Counted then, its figures would be "fd N (name lost)" for good (a
+    /// series only grows); held back, they are counted whole at the fold
+    /// the name has come by. A row still unnamed after
+    /// [`NAME_WAIT_FOLDS`] folds is counted as it is (its record was lost).
+    fn awaits_name(&mut self, key: &IoKey, files: &FileTable, now: u64) -> bool {
+        if key.file_id == 0 || files.knows(key.tgid, key.file_id) {
+            self.unnamed.remove(key);
+            return false;
+        }
+        let since = *self.unnamed.entry(*key).or_insert(now);
+        now - since < NAME_WAIT_FOLDS
+    }
+
     /// [`Aggregator::fold`] from the maps as read now, then forgets what the
     /// gone left in userspace: the names of files neither open nor in a
     /// kept row, the files and Python state of gone processes. `open`: the
@@ -554,7 +595,7 @@ impl Aggregator {
             .iter()
             .map(|(k, id)| (k.tgid, k.fd, *id))
             .collect();
-        let forget = self.fold(maps.reads, maps.threads, files, &open);
+        let forget = self.fold(maps.reads, maps.threads, files, &open, maps.last);
         self.fold_loops(maps.loops, python.as_deref());
         // The names of files neither open nor in a kept row.
         let mut keep: HashSet<(u32, u64)> = self.files_read();
@@ -727,6 +768,7 @@ impl Aggregator {
 mod tests {
     use super::*;
     use crate::analysis::system::{MadeUp, made_up};
+    use crate::host::files::FileInfo;
 
     #[test]
     fn paths_under_a_prefix_are_the_prefix() {
@@ -790,7 +832,7 @@ mod tests {
             voluntary: 3,
             ..ThreadStats::default()
         };
-        live.fold(&[], &[(500, switched)], &files, &HashSet::new());
+        live.fold(&[], &[(500, switched)], &files, &HashSet::new(), false);
         let metrics = live.snapshot();
         assert_eq!(metrics.containers["500"].runtime, "docker");
         // 501 has no series: not in the figures.
@@ -801,7 +843,7 @@ mod tests {
             live.on_freed(pid, 2);
         }
         for _ in 0..=GRACE_FOLDS {
-            live.fold(&[], &[], &files, &HashSet::new());
+            live.fold(&[], &[], &files, &HashSet::new(), false);
         }
         // 500's series remains, labelled as before; 501 is forgotten.
         assert!(live.snapshot().containers.contains_key("500"));
@@ -842,12 +884,76 @@ mod tests {
         live.on_freed(7, 2_000_000_000);
         let mut forgot = Forget::default();
         for _ in 0..=GRACE_FOLDS {
-            forgot = live.fold(&[], &[], &files, &HashSet::new());
+            forgot = live.fold(&[], &[], &files, &HashSet::new(), false);
         }
         assert_eq!(forgot.file_opens, vec![(7, 11), (7, 12)]);
         assert_eq!(forgot.event_stacks, vec![stack]);
         // Process 8 lives on: its rows stay.
         assert_eq!(live.opened.get(&8), Some(&vec![13]));
+    }
+
+    /// The flake of `prometheus_scrapes_the_figures_a_service_knows`: a
+    /// log opened and written 10 times between a fold's drain and its
+    /// read of the rows had those writes counted as "fd 3 (name lost)".
+    #[test]
+    fn a_row_read_before_its_files_name_waits_for_it() {
+        let mut live = Aggregator::new();
+        let mut files = FileTable::default();
+        let write = |fd, file_id, request| IoKey {
+            tgid: 7,
+            fd,
+            file_id,
+            request,
+            syscall: IoSyscall::Write as u32,
+            _pad: 0,
+        };
+        let (log, lost) = (write(3, 0x11, 8), write(4, 0x22, 4));
+        let stats = |syscalls| IoStats {
+            syscalls,
+            bytes: syscalls * log.request,
+            ..IoStats::default()
+        };
+        let open = HashSet::from([(7, 3, 0x11), (7, 4, 0x22)]);
+        let writes = |live: &Aggregator| -> Vec<(String, u64, u64)> {
+            let metrics = live.snapshot();
+            metrics
+                .writes
+                .iter()
+                .filter(|s| s.pid != OTHER)
+                .map(|s| (s.path.clone(), s.syscalls, s.bytes))
+                .collect()
+        };
+        // Read before the log's open record: nothing counted, nothing forgotten.
+        let forgot = live.fold(&[(log, stats(10))], &[], &files, &open, false);
+        assert_eq!(forgot, Forget::default());
+        assert!(writes(&live).is_empty());
+        // The record drained before the next fold: every write under its name.
+        files.insert(
+            7,
+            0x11,
+            FileInfo {
+                path: "/tmp/app.log".into(),
+                fs: "ext4".into(),
+                ..FileInfo::default()
+            },
+        );
+        live.fold(&[(log, stats(30))], &[], &files, &open, false);
+        live.fold(&[(log, stats(40))], &[], &files, &open, false);
+        assert_eq!(writes(&live), [("/tmp/app.log".into(), 40, 320)]);
+        // A record that never comes: counted as lost once waited for.
+        for _ in 0..NAME_WAIT_FOLDS {
+            live.fold(&[(lost, stats(1))], &[], &files, &open, false);
+            assert_eq!(writes(&live).len(), 1);
+        }
+        live.fold(&[(lost, stats(2))], &[], &files, &open, false);
+        assert!(writes(&live).contains(&("fd 4 (name lost)".into(), 2, 16)));
+        // Not waited for again: it grows as it goes.
+        live.fold(&[(lost, stats(3))], &[], &files, &open, false);
+        assert!(writes(&live).contains(&("fd 4 (name lost)".into(), 3, 24)));
+        // The last fold (every record drained) holds nothing back.
+        let late = write(5, 0x33, 8);
+        live.fold(&[(late, stats(1))], &[], &files, &open, true);
+        assert!(writes(&live).contains(&("fd 5 (name lost)".into(), 1, 8)));
     }
 
     #[test]
@@ -867,8 +973,8 @@ mod tests {
             ..IoStats::default()
         };
         let open = HashSet::from([(7, 3, 0)]);
-        live.fold(&[(key, stats(3))], &[], &files, &open);
-        live.fold(&[(key, stats(5))], &[], &files, &open);
+        live.fold(&[(key, stats(3))], &[], &files, &open, false);
+        live.fold(&[(key, stats(5))], &[], &files, &open, false);
         let metrics = live.snapshot();
         assert_eq!((metrics.reads[0].syscalls, metrics.reads[0].bytes), (5, 50));
         let (_, _, sizes) = &metrics.request_sizes[0];
@@ -881,7 +987,7 @@ mod tests {
         assert!(live.snapshot().zombies.is_empty());
         let mut forgot = Forget::default();
         for _ in 0..=GRACE_FOLDS {
-            forgot = live.fold(&[(key, stats(5))], &[], &files, &open);
+            forgot = live.fold(&[(key, stats(5))], &[], &files, &open, false);
         }
         assert_eq!(
             forgot,
@@ -893,10 +999,10 @@ mod tests {
         );
         assert!(live.reads_seen.is_empty());
         // Closed, not growing: the row goes; reopened, it counts from zero.
-        live.fold(&[(key, stats(1))], &[], &files, &open);
-        let forgot = live.fold(&[(key, stats(1))], &[], &files, &HashSet::new());
+        live.fold(&[(key, stats(1))], &[], &files, &open, false);
+        let forgot = live.fold(&[(key, stats(1))], &[], &files, &HashSet::new(), false);
         assert_eq!(forgot.read_rows, vec![key]);
-        live.fold(&[(key, stats(2))], &[], &files, &open);
+        live.fold(&[(key, stats(2))], &[], &files, &open, false);
         assert_eq!(live.snapshot().reads[0].syscalls, 5 + 1 + 2);
     }
 }

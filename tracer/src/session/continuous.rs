@@ -282,7 +282,7 @@ impl Continuous {
     ) -> Result<(), ContinuousError> {
         match due {
             Due::Fold => {
-                fold(probes, collector, modes)?;
+                fold(probes, collector, modes, false)?;
                 if let Some(publisher) = &self.publisher {
                     publish(modes, publisher, self.own_figures());
                 }
@@ -291,7 +291,7 @@ impl Continuous {
                 // The next window starts before this one's last drain: a
                 // sample taken while this one is closed is in the next.
                 let next = crate::events::monotonic_ns();
-                fold(probes, collector, modes)?;
+                fold(probes, collector, modes, false)?;
                 if let Some(otlp) = self.otlp.as_mut() {
                     otlp.export(probes, (collector, modes), Some(next))?;
                 }
@@ -411,7 +411,7 @@ impl Continuous {
         // what never reached the collector is counted before the last
         // window report says it.
         if let Some(otlp) = self.otlp.as_mut() {
-            fold(probes, collector, modes)?;
+            fold(probes, collector, modes, true)?;
             otlp.export(probes, (collector, modes), None)?;
             let figures = otlp.exporter.finish();
             if !args.quiet {
@@ -427,7 +427,7 @@ impl Continuous {
             }
         }
         if self.windows.is_some() {
-            fold(probes, collector, modes)?;
+            fold(probes, collector, modes, true)?;
         }
         // After the fold, as the figures: the exporter's thread may count
         // its last drops until then.
@@ -551,11 +551,13 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<ProfileRequest>>) -> 
 }
 
 /// Folds the maps into the continuous figures and lets the kernel forget
-/// the gone.
+/// the gone. `last`: after the loop, every event drained (no row waits for
+/// the record naming its file).
 fn fold(
     probes: &mut Probes,
     collector: &mut Collector,
     modes: &mut ModeFigures,
+    last: bool,
 ) -> Result<(), ProbeError> {
     let reads = probes.read_stats()?;
     let threads = probes.threads()?;
@@ -570,6 +572,7 @@ fn fold(
         open: &open,
         loops: &loops,
         lost,
+        last,
     };
     if let Some(forget) = modes.fold(maps, collector) {
         probes.forget(&forget, &reads, &open)?;

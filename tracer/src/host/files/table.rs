@@ -253,6 +253,12 @@ impl FileTable {
         }
     }
 
+    /// Whether (process, file id) has been named (by its open record, its
+    /// discovery, or a test).
+    pub fn knows(&self, tgid: u32, file_id: u64) -> bool {
+        self.files.contains_key(&(tgid, file_id))
+    }
+
     /// Whether (process, file id)'s path was longer than the kernel copied.
     pub fn is_truncated(&self, tgid: u32, file_id: u64) -> bool {
         self.truncated.contains(&(tgid, file_id))
