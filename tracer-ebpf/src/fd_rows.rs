@@ -140,7 +140,7 @@ pub fn add(tgid: u32, read: &InflightIo, ret: i64, elapsed: u64) -> bool {
     };
     let add = |field: *mut u64, n: u64| {
         if n != 0 {
-            unsafe { add_relaxed(field, n) };
+            unsafe { crate::maps::add_relaxed(field, n) };
         }
     };
     unsafe {
@@ -165,13 +165,7 @@ pub fn add(tgid: u32, read: &InflightIo, ret: i64, elapsed: u64) -> bool {
 
 // The kernel's BPF atomics (Documentation/bpf/standardization): the
 // fetching ones (`BPF_FETCH`, `xchg`, `cmpxchg`) are fully ordered, the
-// plain add is not.
-
-/// `*dst += n`, unordered.
-#[inline(always)]
-unsafe fn add_relaxed(dst: *mut u64, n: u64) {
-    unsafe { asm!("lock *(u64 *)({dst} + 0) += {n}", dst = in(reg) dst, n = in(reg) n) };
-}
+// plain add (`crate::maps::add_relaxed`) is not.
 
 /// `*dst += n`, fully ordered; returns the old value.
 #[inline(always)]

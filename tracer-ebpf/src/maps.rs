@@ -242,9 +242,22 @@ pub fn lazy_wakeup() -> u64 {
 #[inline(always)]
 pub fn count_drop(index: u32) {
     if let Some(counter) = DROPS.get_ptr_mut(index) {
-        // Per-CPU slot: no other CPU writes it, a plain add is enough.
-        unsafe { *counter += 1 };
+        // SAFETY: this CPU's slot of a map value.
+        unsafe { add_relaxed(counter, 1) };
     }
+}
+
+/// `*dst += n` in one instruction (`BPF_XADD`, which every kernel has):
+/// a per-CPU counter is still shared by the programs of its CPU, and one
+/// may run in the middle of another's add (a syscall program preempted
+/// where the syscall tracepoints are faultable, 6.14+; any program
+/// interrupted by a perf event's), whose plain load-add-store would lose
+/// the other's count. Unordered.
+#[inline(always)]
+pub unsafe fn add_relaxed(dst: *mut u64, n: u64) {
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({dst} + 0) += {n}", dst = in(reg) dst, n = in(reg) n)
+    };
 }
 
 /// `$step(i, $ctx)` for `i` in `0..$n` until it returns non-zero: the

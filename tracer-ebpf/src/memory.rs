@@ -218,8 +218,8 @@ pub fn peak_rss_pages() -> u32 {
 #[perf_event]
 pub fn memory_fault(ctx: PerfEventContext) -> u32 {
     if let Some(runs) = FAULT_RUNS.get_ptr_mut(0) {
-        // Per-CPU slot: no other CPU writes it.
-        unsafe { *runs += 1 };
+        // SAFETY: this CPU's slot.
+        unsafe { crate::maps::add_relaxed(runs, 1) };
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;

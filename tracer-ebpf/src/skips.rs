@@ -139,7 +139,7 @@ fn syscall_seen(hook: u32, first: bool) {
     if marks.last == hook {
         if let Some(lost) = EVENTS_SKIPPED.get_ptr_mut(0) {
             // SAFETY: this CPU's slot.
-            unsafe { *lost += 1 };
+            unsafe { crate::maps::add_relaxed(lost, 1) };
         }
     }
     marks.last = hook;

@@ -100,9 +100,11 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 /// The end-to-end stories tests/kernels/checks.py checks, one VM check
 /// each: exact reads, exact writes (a blocked pipe, a synced log, sends),
 /// a zombie and its reaper, signals to a Python handler,
-/// hotspots on two CPythons, a process tree, `--all`, `--serve`, memory (a
-/// worker the OOM killer kills in a memory cgroup, memory growth by line),
-/// and what the report says the kernel lacks.
+/// hotspots on two CPythons, native frames (a C library's under the Python
+/// function that called it; said missing before 5.17), a process tree,
+/// `--all`, `--serve`, memory (a worker the OOM killer kills in a memory
+/// cgroup, memory growth by line), and what the report says the kernel
+/// lacks.
 const STORIES: &[&str] = &[
     "reads",
     "contended",
@@ -111,6 +113,7 @@ const STORIES: &[&str] = &[
     "signals",
     "hotspots-3.9",
     "hotspots-3.13",
+    "native",
     "tree",
     "all",
     "serve",

@@ -185,10 +185,12 @@ extern "C" fn capture_step<const N: usize>(index: u64, ctx: *mut core::ffi::c_vo
 #[inline(always)]
 pub(super) fn bump(key: &PyEventKey, off_cpu_ns: u64) {
     if let Some(value) = PY_EVENT_STACKS.get_ptr_mut(key) {
-        // Per-CPU value: only this CPU writes it.
-        let value = unsafe { &mut *value };
-        value.count += 1;
-        value.off_cpu_ns += off_cpu_ns;
+        // This CPU's value, which a preempted syscall program and a
+        // scheduler one may both be adding to (`add_relaxed`).
+        unsafe {
+            crate::maps::add_relaxed(core::ptr::addr_of_mut!((*value).count), 1);
+            crate::maps::add_relaxed(core::ptr::addr_of_mut!((*value).off_cpu_ns), off_cpu_ns);
+        }
         return;
     }
     let value = PyEventValue {

@@ -1,14 +1,20 @@
 //! Memory growth by Python line. Every sampled minor page fault (one in
-//! the fault period, per thread or CPU) comes with its thread's Python
-//! stack and its process's resident memory then: the growth of the
-//! resident memory since the process's previous sample is charged to that
-//! stack. A fault can map more than a page (a transparent huge page maps
-//! 2 MiB at once), so the faults are what decides when to look, the
-//! resident memory what is charged. What was freed in between is not
-//! taken off the lines that grew before (only a drop below the last
-//! figure is left uncharged).
+//! the fault period of its own thread: the event's counter is per thread)
+//! comes with its thread's Python stack and its process's resident memory
+//! then. The rises of the resident memory since the process's previous
+//! sample go to a credit, from which each sample takes what its thread's
+//! period of faults can have brought in: a period of pages (one fault maps
+//! one page). So a thread that starts right after another's unsampled
+//! tail, or samples between another's faults, is charged its own pages,
+//! not the other's. A rise beyond what the faults of the process's
+//! threads can explain (a transparent huge page maps 512 pages at once)
+//! is charged at once, past a slack of a period per thread. What is still
+//! in the credit at the end (less than a period a thread, and the
+//! counters' batches not folded yet) is charged to no line. What was freed
+//! in between is not taken off the lines that grew before (only a drop
+//! below the last figure is left uncharged).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
     events::FaultSample,
@@ -45,6 +51,10 @@ struct ProcessGrowth {
     /// Its resident memory at its last sample (`None`: none yet, or not
     /// known: then each sample is charged the fault period).
     last_rss_pages: Option<u64>,
+    /// Rises of the resident memory not charged yet (pages).
+    credit: u64,
+    /// Its threads that have had a sample (the slack: a period each).
+    threads: HashSet<u32>,
     /// Resident memory at every `stride`-th sample (`seen` so far).
     rss: Vec<(u64, u64)>,
     stride: u64,
@@ -54,17 +64,24 @@ struct ProcessGrowth {
 }
 
 impl MemoryGrowth {
-    /// A sampled fault; `frames`: its Python stack, named (`None`: none
-    /// could be named, or the thread had no Python frame).
-    pub fn on_fault(&mut self, fault: &FaultSample, frames: Option<Vec<Frame>>) {
+    /// A sampled fault, the last of `period` faults of its thread;
+    /// `frames`: its Python stack, named (`None`: none could be named, or
+    /// the thread had no Python frame).
+    pub fn on_fault(&mut self, fault: &FaultSample, frames: Option<Vec<Frame>>, period: u64) {
         let process = self.processes.entry(fault.tgid).or_default();
         process.samples += 1;
+        process.threads.insert(fault.tid);
         // The first sample of a process is where its growth is measured
         // from (a forked worker starts with its parent's memory).
-        let pages = match (fault.rss_pages, process.last_rss_pages) {
+        process.credit += match (fault.rss_pages, process.last_rss_pages) {
             (0, _) | (_, None) => 0,
             (now, Some(before)) => now.saturating_sub(before),
         };
+        let slack = period.saturating_mul(process.threads.len() as u64);
+        let own = process.credit.min(period);
+        let beyond = (process.credit - own).saturating_sub(slack);
+        let pages = own + beyond;
+        process.credit -= pages;
         if fault.rss_pages != 0 {
             process.last_rss_pages = Some(fault.rss_pages);
             process.add_rss_point(fault.ts_ns, fault.rss_pages);
@@ -230,10 +247,14 @@ mod tests {
     }
 
     fn fault(tgid: u32, ts_ns: u64, rss_pages: u64) -> FaultSample {
+        thread_fault(tgid, tgid, ts_ns, rss_pages)
+    }
+
+    fn thread_fault(tgid: u32, tid: u32, ts_ns: u64, rss_pages: u64) -> FaultSample {
         FaultSample {
             ts_ns,
             tgid,
-            tid: tgid,
+            tid,
             frames: Vec::new(),
             truncated: false,
             torn: false,
@@ -249,60 +270,141 @@ mod tests {
         let grow_b = vec![frame("grow_b", 20), frame("main", 31)];
         // The first sample sets where growth counts from: 100 pages.
         for i in 0..6 {
-            growth.on_fault(&fault(7, 1_000 + i, 100 + 64 * i), Some(grow_a.clone()));
+            growth.on_fault(&fault(7, 1_000 + i, 100 + 64 * i), Some(grow_a.clone()), 64);
         }
         // 420: freed some since (no charge), then 200 more.
-        growth.on_fault(&fault(7, 2_000, 220), Some(grow_a_other_caller.clone()));
-        growth.on_fault(&fault(7, 3_000, 420), Some(grow_a_other_caller.clone()));
+        growth.on_fault(&fault(7, 2_000, 220), Some(grow_a_other_caller.clone()), 64);
+        growth.on_fault(&fault(7, 3_000, 420), Some(grow_a_other_caller.clone()), 64);
+        growth.on_fault(&fault(7, 3_100, 484), Some(grow_a_other_caller.clone()), 64);
+        growth.on_fault(&fault(7, 3_200, 548), Some(grow_a_other_caller.clone()), 64);
         // A huge page: one fault, 512 pages.
-        growth.on_fault(&fault(7, 3_500, 932), Some(grow_b.clone()));
-        growth.on_fault(&fault(7, 3_600, 940), None);
+        growth.on_fault(&fault(7, 3_500, 1060), Some(grow_b.clone()), 64);
+        growth.on_fault(&fault(7, 3_600, 1068), None, 64);
         let torn = FaultSample {
             torn: true,
-            ..fault(7, 4_000, 950)
+            ..fault(7, 4_000, 1_078)
         };
-        growth.on_fault(&torn, Some(grow_b));
-        growth.on_exit(7, Some(1_000));
-        growth.on_fault(&fault(8, 5_000, 50), Some(grow_a.clone()));
-        growth.on_fault(&fault(8, 5_000, 70), Some(grow_a));
+        growth.on_fault(&torn, Some(grow_b), 64);
+        growth.on_exit(7, Some(1_100));
+        growth.on_fault(&fault(8, 5_000, 50), Some(grow_a.clone()), 64);
+        growth.on_fault(&fault(8, 5_000, 70), Some(grow_a), 64);
         let rows = growth.finish(64 * 4096, 4096, 1_000, |pid| format!("p{pid}"), |_| Some(1));
         assert_eq!(rows.len(), 2);
         let row = &rows[0];
         let page = 4096;
         assert_eq!((row.pid, row.comm.as_str()), (7, "p7"));
-        assert_eq!((row.samples, row.torn_samples), (11, 1));
-        assert_eq!(row.torn_bytes, 10 * page);
+        assert_eq!((row.samples, row.torn_samples), (13, 1));
+        assert_eq!(row.torn_bytes, 18 * page);
         // Every rise of the resident memory, and nothing for the drop.
-        assert_eq!(row.grown_bytes, (5 * 64 + 200 + 512 + 8 + 10) * page);
+        assert_eq!(row.grown_bytes, (5 * 64 + 200 + 128 + 512 + 8 + 10) * page);
         // At exit: the kernel's figure, not the live one.
-        assert_eq!(row.peak_rss_bytes, Some(1_000 * page));
-        assert_eq!(row.last_rss_bytes, 950 * page);
+        assert_eq!(row.peak_rss_bytes, Some(1_100 * page));
+        assert_eq!(row.last_rss_bytes, 1_078 * page);
+        // 200 pages at one sample: a period, and what is past the slack
+        // (a period: one thread) at once; the rest with the next samples.
+        // The huge page likewise: 512 at once (its credit's past period
+        // and its own 448 past the slack), a period to the next sample.
         assert_eq!(row.growth[0].bytes, 512 * page);
         assert_eq!(row.growth[0].frames[0].function, "grow_b");
-        assert_eq!(row.growth[1].bytes, 5 * 64 * page);
         // The line sums its callers; a stack with no frame has no line.
         assert_eq!(row.lines[0].function, "grow_a");
-        assert_eq!(row.lines[0].bytes, (5 * 64 + 200) * page);
-        assert_eq!(row.lines[0].samples, 8);
+        assert_eq!(row.lines[0].bytes, (5 * 64 + 136 + 64 + 64) * page);
+        assert_eq!(row.lines[0].samples, 10);
         assert_eq!(row.lines[1].function, "grow_b");
         assert_eq!(row.lines.len(), 2);
         assert!(
             row.growth
                 .iter()
-                .any(|g| g.frames.is_empty() && g.bytes == 8 * page)
+                .any(|g| g.frames.is_empty() && g.bytes == 64 * page)
         );
-        assert_eq!(row.rss.len(), 11);
+        assert_eq!(row.rss.len(), 13);
         assert_eq!(row.rss[0].t_s, 0.0);
         // Still running at the end: its VmHWM.
         assert_eq!(rows[1].peak_rss_bytes, Some(1));
         assert_eq!(rows[1].grown_bytes, 20 * page);
     }
 
+    /// Samples of `tid` in process 7 at `rss` pages, charged to `line`.
+    fn samples(growth: &mut MemoryGrowth, tid: u32, line: u32, rss: &[u64]) {
+        for &pages in rss {
+            let frames = vec![frame(&format!("line{line}"), line)];
+            growth.on_fault(&thread_fault(7, tid, 0, pages), Some(frames), 64);
+        }
+    }
+
+    fn line_pages(growth: MemoryGrowth) -> Vec<(u32, u64)> {
+        let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
+        let mut lines: Vec<(u32, u64)> = rows[0]
+            .lines
+            .iter()
+            .map(|l| (l.line, l.bytes / 4096))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn a_thread_starting_after_anothers_unsampled_tail_is_charged_its_own_pages() {
+        let mut growth = MemoryGrowth::default();
+        // Thread 7 grows 640 pages, then 40 more before it stops (fewer
+        // than a period: never sampled).
+        samples(&mut growth, 7, 1, &[1_000, 1_064, 1_128, 1_192, 1_256]);
+        samples(
+            &mut growth,
+            7,
+            1,
+            &[1_320, 1_384, 1_448, 1_512, 1_576, 1_640],
+        );
+        // Thread 8 then grows 256 pages: its first sample sees the tail too.
+        samples(&mut growth, 8, 2, &[1_744, 1_808, 1_872, 1_936]);
+        assert_eq!(line_pages(growth), vec![(1, 640), (2, 256)]);
+    }
+
+    #[test]
+    fn two_threads_faulting_at_once_are_each_charged_their_own_pages() {
+        let mut growth = MemoryGrowth::default();
+        let mut rss = 1_000;
+        samples(&mut growth, 7, 1, &[rss]);
+        // Thread 7 faults 3 pages for each of thread 8's; each is sampled
+        // at the end of its own periods of 64 faults.
+        let (mut faults_7, mut faults_8) = (0, 0);
+        for _ in 0..256 {
+            for _ in 0..3 {
+                rss += 1;
+                faults_7 += 1;
+                if faults_7 % 64 == 0 {
+                    samples(&mut growth, 7, 1, &[rss]);
+                }
+            }
+            rss += 1;
+            faults_8 += 1;
+            if faults_8 % 64 == 0 {
+                samples(&mut growth, 8, 2, &[rss]);
+            }
+        }
+        assert_eq!(line_pages(growth), vec![(1, 768), (2, 256)]);
+    }
+
+    #[test]
+    fn resident_memory_that_lags_in_batches_is_charged_as_it_arrives() {
+        let mut growth = MemoryGrowth::default();
+        // A thread's pages reach the process's figure 64 at a time: a
+        // sample may see none of its period, the next two. The last
+        // period not folded in yet is charged to no line.
+        samples(
+            &mut growth,
+            7,
+            1,
+            &[1_000, 1_000, 1_128, 1_128, 1_256, 1_320],
+        );
+        assert_eq!(line_pages(growth), vec![(1, 256)]);
+    }
+
     #[test]
     fn without_the_resident_memory_each_sample_counts_the_period() {
         let mut growth = MemoryGrowth::default();
         for _ in 0..3 {
-            growth.on_fault(&fault(7, 1, 0), Some(vec![frame("grow", 3)]));
+            growth.on_fault(&fault(7, 1, 0), Some(vec![frame("grow", 3)]), 64);
         }
         let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
         assert_eq!(rows[0].grown_bytes, 3 * 64 * 4096);
@@ -314,7 +416,7 @@ mod tests {
     fn resident_memory_points_are_thinned_evenly() {
         let mut growth = MemoryGrowth::default();
         for i in 0..10 * RSS_POINTS as u64 {
-            growth.on_fault(&fault(7, i, i + 1), None);
+            growth.on_fault(&fault(7, i, i + 1), None, 1);
         }
         let rows = growth.finish(1, 1, 0, |_| String::new(), |_| None);
         let rss = &rows[0].rss;

@@ -325,7 +325,8 @@ impl Collector {
                 } else {
                     self.python_frames(fault.tgid, &fault.frames)
                 };
-                self.memory_growth.on_fault(&fault, frames);
+                let period = self.settings.fault_period.unwrap_or(0);
+                self.memory_growth.on_fault(&fault, frames, period);
             }
         }
     }
