@@ -60,9 +60,12 @@ static PATHS_SENT: LruHashMap<FileKey, u8> = LruHashMap::with_max_entries(16384,
 /// `BPF_NOEXIST`: an insert that fails when the key is there.
 const BPF_NOEXIST: u64 = 1;
 
-/// Scratch space for a path (too big for the 512-byte BPF stack).
+/// Scratch space for a path (too big for the 512-byte BPF stack): a slot
+/// per `Hook` (an open's return in a first copy, and in a second copy
+/// preempted inside it).
 #[map]
-static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> = PerCpuArray::with_max_entries(1, 0);
+static PATH_SCRATCH: PerCpuArray<[u8; PATH_CAPTURE_LEN]> =
+    PerCpuArray::with_max_entries(crate::python::HOOKS, 0);
 
 /// The read figures, summed by userspace across CPUs.
 #[map]
@@ -115,7 +118,7 @@ pub fn enter_open(regs: *const u8, filename_arg: u32) {
 /// `FD_ROWS`: the program holds the per-descriptor rows' code (their
 /// fetching atomics, which a 5.10 kernel refuses anywhere in a program).
 #[inline(always)]
-pub fn exit_open<const FD_ROWS: bool>(ret: i64) {
+pub fn exit_open<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     // Only traced threads have an OPENING entry: no TRACED lookup needed.
@@ -132,7 +135,7 @@ pub fn exit_open<const FD_ROWS: bool>(ret: i64) {
     let fd = ret as i32;
     let fd_rows = FD_ROWS && config!(fd_rows) != 0;
     // The kernel has just copied the name, so the page is resident.
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(hook as u32) else {
         return;
     };
     // Zeroed first: the hash reads the whole buffer, whose bytes past the
@@ -451,7 +454,7 @@ fn start_io(tid: u32, fd: i32, request: u64, syscall: u32, msgs: u64) {
 
 /// The return of any read: one row of `IO_STATS` more.
 #[inline(always)]
-pub fn exit_io<const FD_ROWS: bool>(ret: i64) {
+pub fn exit_io<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
@@ -511,7 +514,7 @@ pub fn exit_io<const FD_ROWS: bool>(ret: i64) {
         && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));
     // One call site for the stack: each is a capture more to verify.
     if in_row || count_io(tgid, &read, file_id, ret, now) {
-        crate::python::io_stack(tgid, tid, file_id, read.syscall);
+        crate::python::io_stack(tgid, tid, file_id, read.syscall, hook);
     }
 }
 

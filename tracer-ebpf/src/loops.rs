@@ -20,7 +20,7 @@ pub static LOOPS: HashMap<u32, LoopThread> =
 /// A traced thread enters a selector wait: the iteration since its last
 /// wait returned ends here.
 #[inline(always)]
-pub fn enter_wait(nr: u64) {
+pub fn enter_wait(nr: u64, hook: crate::python::Hook) {
     let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
@@ -54,7 +54,7 @@ pub fn enter_wait(nr: u64) {
     }
     let threshold = config!(loop_stall_ns);
     if threshold != 0 && took >= threshold {
-        stalled(tgid, tid, start);
+        stalled(tgid, tid, start, hook);
     }
 }
 
@@ -84,7 +84,7 @@ pub fn exit_wait(nr: u64) {
     }
 }
 
-fn stalled(tgid: u32, tid: u32, start_ns: u64) {
+fn stalled(tgid: u32, tid: u32, start_ns: u64, hook: crate::python::Hook) {
     let Some(mut entry) = EVENTS.reserve::<LoopStallEvent>(0) else {
         count_drop(drops::RINGBUF);
         return;
@@ -98,7 +98,7 @@ fn stalled(tgid: u32, tid: u32, start_ns: u64) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
-            crate::python::Hook::SysEnter,
+            hook,
         );
     }
     entry.submit(crate::python::RB_WAKE_FOR_STACK);

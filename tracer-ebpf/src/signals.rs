@@ -268,7 +268,7 @@ pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
-            crate::python::Hook::Other,
+            crate::python::Hook::Uprobe,
         );
     }
     entry.submit(crate::python::RB_WAKE_FOR_STACK);
@@ -279,7 +279,7 @@ pub fn py_signal_check(_ctx: ProbeContext) -> u32 {
 /// thread: the new handler and the caller's Python stack (who set SIGTERM
 /// to be ignored). A query (`act` NULL) changes nothing and is not sent.
 #[inline(always)]
-pub fn enter_rt_sigaction(regs: *const u8) {
+pub fn enter_rt_sigaction(regs: *const u8, hook: crate::python::Hook) {
     let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
@@ -311,7 +311,7 @@ pub fn enter_rt_sigaction(regs: *const u8) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
-            crate::python::Hook::SysEnter,
+            hook,
         )
     };
     entry.submit(if with_stack {
@@ -326,7 +326,7 @@ pub fn enter_rt_sigaction(regs: *const u8) {
 /// stack (the line that blocked SIGINT). Calls that change nothing (a
 /// query, blocking what is already blocked) are not sent.
 #[inline(always)]
-pub fn enter_rt_sigprocmask(regs: *const u8) {
+pub fn enter_rt_sigprocmask(regs: *const u8, hook: crate::python::Hook) {
     let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
@@ -370,7 +370,7 @@ pub fn enter_rt_sigprocmask(regs: *const u8) {
             tgid,
             tid,
             core::ptr::addr_of_mut!((*event).py_frames).cast::<PyFrameRecord>(),
-            crate::python::Hook::SysEnter,
+            hook,
         )
     };
     entry.submit(if with_stack {

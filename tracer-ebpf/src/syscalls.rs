@@ -32,7 +32,9 @@ use tracer_common::IO_SYSCALL_NUMBERS;
 use crate::{
     io, loops,
     maps::{config, current_if_traced, current_regs, read_syscall_nr},
-    processes, signals, skips,
+    processes,
+    python::Hook,
+    signals, skips,
 };
 
 /// `sys_enter(struct pt_regs *regs, long id)`.
@@ -40,7 +42,7 @@ use crate::{
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let (regs, nr) = (ctx.arg::<u64>(0) as *const u8, ctx.arg(1));
     skips::syscall_first_ran(skips::SYS_ENTER, || enter_relevant(regs, nr));
-    enter::<true>(regs, nr)
+    enter::<true>(regs, nr, Hook::SysEnter)
 }
 
 /// The syscalls `enter` acts on: a traced thread's, and waits (see
@@ -65,7 +67,7 @@ fn is_wait(nr: u64) -> bool {
 pub fn sys_enter_no_fd_rows(ctx: RawTracePointContext) -> i32 {
     let (regs, nr) = (ctx.arg::<u64>(0) as *const u8, ctx.arg(1));
     skips::syscall_first_ran(skips::SYS_ENTER, || enter_relevant(regs, nr));
-    enter::<false>(regs, nr)
+    enter::<false>(regs, nr, Hook::SysEnter)
 }
 
 /// Where the perf-event record of `raw_syscalls:sys_enter` and `sys_exit`
@@ -86,11 +88,12 @@ pub fn sys_enter_perf(ctx: TracePointContext) -> i32 {
     {
         return 0;
     }
-    enter::<true>(regs, nr)
+    enter::<true>(regs, nr, Hook::SysEnterCopy)
 }
 
+/// `hook`: which copy runs (the scratch slots it uses).
 #[inline(always)]
-fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
+fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64, hook: Hook) -> i32 {
     // Every syscall on the machine comes here: a few comparisons decide
     // before any map lookup. Reads and writes first, the most frequent.
     if let Some(syscall) = io_syscall(nr) {
@@ -102,13 +105,13 @@ fn enter<const FD_ROWS: bool>(regs: *const u8, nr: u64) -> i32 {
     } else if nr == config!(syscalls.close) as u64 {
         io::enter_close::<FD_ROWS>(regs);
     } else if nr == config!(syscalls.rt_sigaction) as u64 {
-        signals::enter_rt_sigaction(regs);
+        signals::enter_rt_sigaction(regs, hook);
     } else if nr == config!(syscalls.rt_sigprocmask) as u64 {
-        signals::enter_rt_sigprocmask(regs);
+        signals::enter_rt_sigprocmask(regs, hook);
     } else if is_selector_wait(nr) {
-        loops::enter_wait(nr);
+        loops::enter_wait(nr, hook);
     } else if nr == config!(syscalls.futex) as u64 {
-        crate::python::gil::enter_futex(regs);
+        crate::python::gil::enter_futex(regs, hook);
     }
     0
 }
@@ -161,7 +164,7 @@ fn is_selector_wait(nr: u64) -> bool {
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let regs = ctx.arg::<u64>(0) as *const u8;
     skips::syscall_first_ran(skips::SYS_EXIT, || exit_relevant(regs));
-    exit::<true>(regs, ctx.arg(1))
+    exit::<true>(regs, ctx.arg(1), Hook::SysExit)
 }
 
 /// The syscall returns `exit` acts on: a traced thread's, and a wait's of
@@ -177,7 +180,7 @@ fn exit_relevant(regs: *const u8) -> bool {
 pub fn sys_exit_no_fd_rows(ctx: RawTracePointContext) -> i32 {
     let regs = ctx.arg::<u64>(0) as *const u8;
     skips::syscall_first_ran(skips::SYS_EXIT, || exit_relevant(regs));
-    exit::<false>(regs, ctx.arg(1))
+    exit::<false>(regs, ctx.arg(1), Hook::SysExit)
 }
 
 /// `raw_syscalls:sys_exit` as a perf-event tracepoint (see `sys_enter_perf`).
@@ -192,11 +195,12 @@ pub fn sys_exit_perf(ctx: TracePointContext) -> i32 {
     {
         return 0;
     }
-    exit::<true>(regs, ret)
+    exit::<true>(regs, ret, Hook::SysExitCopy)
 }
 
+/// `hook`: which copy runs (the scratch slots it uses).
 #[inline(always)]
-fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
+fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64, hook: Hook) -> i32 {
     let Some(nr) = read_syscall_nr(regs) else {
         return 0;
     };
@@ -208,9 +212,9 @@ fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64) -> i32 {
         return 0;
     }
     if is_io {
-        io::exit_io::<FD_ROWS>(ret);
+        io::exit_io::<FD_ROWS>(ret, hook);
     } else if is_open {
-        io::exit_open::<FD_ROWS>(ret);
+        io::exit_open::<FD_ROWS>(ret, hook);
     } else if nr == config!(syscalls.wait4) as u64 {
         processes::exit_wait4(regs, ret);
     } else if nr == config!(syscalls.waitid) as u64 {

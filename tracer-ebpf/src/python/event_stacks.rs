@@ -38,9 +38,10 @@ static PY_SLEEPING: HashMap<u32, PySleep> = HashMap::with_max_entries(
     crate::maps::ALLOCATE_ON_INSERT,
 );
 
-/// Where a key is built (too big to build twice on the 512-byte BPF stack).
+/// Where a key is built (too big to build twice on the 512-byte BPF
+/// stack): a slot per [`Hook`].
 #[map]
-pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(1, 0);
+pub(super) static PY_SCRATCH: PerCpuArray<PySleep> = PerCpuArray::with_max_entries(HOOKS, 0);
 
 /// Reads and writes seen per CPU, to capture the stack of 1 in
 /// `read_stack_every`.
@@ -132,21 +133,32 @@ struct CaptureState {
     buf: FrameBuf,
 }
 
-/// The hook a capture runs in, each with its own `CAPTURE_STATE` slot on
-/// a CPU. The syscall hooks may be preempted where the kernel's syscall
+/// The hook a program runs in, each with its own slot of a CPU's scratch
+/// (`CAPTURE_STATE`, `PY_SCRATCH`, `io`'s path, `gil`'s wait). The syscall
+/// hooks and the uprobes may be preempted where the kernel's syscall
 /// tracepoints are faultable (a program does not run again on a CPU
-/// before it finished there, but another one may); the other hooks run
-/// with preemption off and never inside one another.
+/// before it finished there, but another one may: a syscall program's
+/// second copy, the scheduler's); the others run with preemption off and
+/// never inside one another.
 #[derive(Clone, Copy)]
 pub enum Hook {
     SysEnter = 0,
     SysExit = 1,
-    /// `sched_switch`, `sched_process_fork`, `signal_deliver`, the uprobes.
+    /// `sched_switch`, `sched_process_fork`, `signal_deliver`.
     Other = 2,
+    /// The second copies of `SysEnter` and `SysExit` (`syscalls.rs`),
+    /// which run where the first was skipped, maybe preempted inside it.
+    SysEnterCopy = 3,
+    SysExitCopy = 4,
+    /// The entry counter and the signal-check uprobe.
+    Uprobe = 5,
 }
 
+/// Slots of each per-hook scratch map: one per [`Hook`].
+pub const HOOKS: u32 = 6;
+
 #[map]
-static CAPTURE_STATE: PerCpuArray<CaptureState> = PerCpuArray::with_max_entries(3, 0);
+static CAPTURE_STATE: PerCpuArray<CaptureState> = PerCpuArray::with_max_entries(HOOKS, 0);
 
 impl Capture {
     /// Record `index` of `N`: the next frame's, or zeroes past the end.
@@ -246,7 +258,7 @@ pub(super) fn announce(key: &PyEventKey, counts: PyEventValue) {
 /// `IoSyscall`) of `file_id`: count its Python stack, for 1 in
 /// `read_stack_every` of them on this CPU.
 #[inline(always)]
-pub fn io_stack(tgid: u32, tid: u32, file_id: u64, syscall: u32) {
+pub fn io_stack(tgid: u32, tid: u32, file_id: u64, syscall: u32, hook: Hook) {
     let Some(cfg) = config_of(tgid) else {
         return;
     };
@@ -263,7 +275,7 @@ pub fn io_stack(tgid: u32, tid: u32, file_id: u64, syscall: u32) {
     if seen % cfg.read_stack_every as u64 != 0 {
         return;
     }
-    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(hook as u32) else {
         return;
     };
     let key = unsafe { &mut (*scratch).key };
@@ -274,7 +286,7 @@ pub fn io_stack(tgid: u32, tid: u32, file_id: u64, syscall: u32) {
         py_event::READ
     };
     key.file_id = file_id;
-    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr(), Hook::SysExit) {
+    if capture_top::<PY_EVENT_DEPTH>(cfg, tid, key.frames.as_mut_ptr(), hook) {
         bump(key, 0);
     }
 }
@@ -290,7 +302,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
     if gil::went_off_cpu(tid, now) {
         return false;
     }
-    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(Hook::Other as u32) else {
         return false;
     };
     let sleep = unsafe { &mut *scratch };
@@ -315,7 +327,7 @@ pub fn went_to_sleep(tgid: u32, tid: u32, now: u64) -> bool {
 /// (`PY_EVENT_DEPTH` records). Call it only after one that returned true.
 #[inline(always)]
 pub fn copy_sleep_stack(frames: *mut PyFrameRecord) {
-    let Some(scratch) = PY_SCRATCH.get_ptr(0) else {
+    let Some(scratch) = PY_SCRATCH.get_ptr(Hook::Other as u32) else {
         return;
     };
     for i in 0..PY_EVENT_DEPTH {

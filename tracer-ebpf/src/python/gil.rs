@@ -17,7 +17,7 @@ use tracer_common::{
     py_gil,
 };
 
-use super::{Hook, bump, capture_top, config_of, read_u64};
+use super::{HOOKS, Hook, bump, capture_top, config_of, read_u64};
 use crate::maps::{config, count_drop, current_if_traced, read_reg};
 
 /// A thread inside a futex wait on its process's GIL.
@@ -39,9 +39,9 @@ pub struct GilWaiting {
 static PY_GIL_WAITING: HashMap<u32, GilWaiting> =
     HashMap::with_max_entries(MAX_THREAD_ROWS, crate::maps::ALLOCATE_ON_INSERT);
 
-/// Where an entry of `PY_GIL_WAITING` is built.
+/// Where an entry of `PY_GIL_WAITING` is built: a slot per [`Hook`].
 #[map]
-static PY_GIL_SCRATCH: PerCpuArray<GilWaiting> = PerCpuArray::with_max_entries(1, 0);
+static PY_GIL_SCRATCH: PerCpuArray<GilWaiting> = PerCpuArray::with_max_entries(HOOKS, 0);
 
 /// Each thread's GIL waits, summed.
 #[map]
@@ -102,7 +102,7 @@ pub fn back_on_cpu(tid: u32, now: u64) {
 /// `sys_enter` of `futex(uaddr, op, ...)`: a traced thread starts waiting
 /// on an address inside its process's GIL.
 #[inline(always)]
-pub fn enter_futex(regs: *const u8) {
+pub fn enter_futex(regs: *const u8, hook: Hook) {
     let Some((tgid, tid)) = current_if_traced() else {
         return;
     };
@@ -123,7 +123,7 @@ pub fn enter_futex(regs: *const u8) {
         return;
     }
     let switch = uaddr >= cfg.gil + cfg.gil_switch as u64;
-    let Some(scratch) = PY_GIL_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PY_GIL_SCRATCH.get_ptr_mut(hook as u32) else {
         return;
     };
     let wait = unsafe { &mut *scratch };
@@ -132,9 +132,7 @@ pub fn enter_futex(regs: *const u8) {
     wait.key.file_id = u64::from(switch);
     // The line it waits at, for take waits (a hand-off wait is the
     // holder's, at the line it was asked to drop the GIL at).
-    if switch
-        || !capture_top::<PY_EVENT_DEPTH>(cfg, tid, wait.key.frames.as_mut_ptr(), Hook::SysEnter)
-    {
+    if switch || !capture_top::<PY_EVENT_DEPTH>(cfg, tid, wait.key.frames.as_mut_ptr(), hook) {
         wait.key.frames = Default::default();
     }
     wait.off_since = 0;

@@ -40,8 +40,8 @@ mod walk_loop;
 mod walk_pieces;
 
 pub use event_stacks::{
-    Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fatal_stack, fork_stack, io_stack, signal_stack,
-    thread_ended, went_to_sleep, woke_up,
+    HOOKS, Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fatal_stack, fork_stack, io_stack,
+    signal_stack, thread_ended, went_to_sleep, woke_up,
 };
 use event_stacks::{PY_SCRATCH, announce, bump, capture_top};
 
@@ -719,7 +719,7 @@ pub fn py_eval_entry(ctx: ProbeContext) -> u32 {
         return 0;
     }
     // First entry of this code object: have userspace name it now.
-    let Some(scratch) = PY_SCRATCH.get_ptr_mut(0) else {
+    let Some(scratch) = PY_SCRATCH.get_ptr_mut(Hook::Uprobe as u32) else {
         return 0;
     };
     let announce_key = unsafe { &mut (*scratch).key };
