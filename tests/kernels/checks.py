@@ -210,15 +210,28 @@ def writes():
 
 def zombies():
     """matrix_zombies.py: 3 Popen children never waited for, zombies for the
-    parent's measured sleep, each spawned from the Popen line."""
+    parent's measured sleep, each spawned from the Popen line, then reaped
+    by the traced subreaper they were handed to. The workload forks once
+    the tracer samples it (a go-ahead on its standard input)."""
     out = os.path.join(scratch("zombies"), "facts.json")
+    report_path = os.path.join(scratch("zombies"), "report.json")
     script = workload("matrix_zombies.py")
-    report = trace("zombies", [PYTHON, script, out])
+    tracer = Tracer(["--format", "json", "-o", report_path, "--", PYTHON, script, out,
+                     "--go-on-stdin"], stdin=subprocess.PIPE)
+    tracer.wait_for("is sampled from now on")
+    tracer.process.stdin.write("go")
+    tracer.process.stdin.close()
+    log = tracer.wait()
+    report = exact(load(report_path), log)
     facts = load(out)
-    parent, children = facts["parent"], facts["children"]
+    reaper, parent, children = facts["reaper"], facts["parent"], facts["children"]
     check(len(children) == 3, facts)
-    check(len(report["processes"]) == 4, dump(report["processes"]))
-    check(len(report["zombies"]) == 3, dump(report["zombies"]))
+    check(len(report["processes"]) == 5, dump(report["processes"]))
+    # The children, and the parent for the moment before the subreaper
+    # waited for it.
+    check(len(report["zombies"]) == 4, dump(report["zombies"]))
+    z = one(report["zombies"], parent, "zombie")
+    check((z["reaped_how"], z["reaped_by"]) == ("wait4", reaper), dump(z))
     popen = "spawn (%s:%d)" % (script, line_of(script, "subprocess.Popen("))
     for child in children:
         p = one(report["processes"], child, "process")
@@ -227,10 +240,10 @@ def zombies():
         check(z["ppid"] == parent and z["exit_code"] == 0, dump(z))
         check(z["zombie_ns"] >= facts["sleep_ns"], dump(z))
         check(z["parent_wait_calls"] == 0 and z["sigchld_unanswered"] is True, dump(z))
-        # The parent left without waiting: init reaped them.
-        check(z["reaped_how"] in ("init", "still_zombie"), dump(z))
+        # The parent left without waiting: not it, the subreaper reaped them.
+        check((z["reaped_how"], z["reaped_by"]) == ("init", reaper), dump(z))
         check(popen in (z.get("spawned_from") or []), "%s not in %s" % (popen, dump(z)))
-    print("ok 3 zombies, reaped by init, spawned from %s" % popen)
+    print("ok 3 zombies, reaped by their subreaper %d, spawned from %s" % (reaper, popen))
 
 
 def signals():
@@ -430,13 +443,13 @@ class Tracer:
     """A tracer running in the background, its -v log read as it comes (on
     a thread: a full pipe would stop the tracer)."""
 
-    def __init__(self, args):
+    def __init__(self, args, stdin=None):
         argv = ["tracer", "-v", *args]
         print("$ " + " ".join(argv), flush=True)
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info," + SKIPPED_SAID)
         self.process = subprocess.Popen(
-            argv, stderr=subprocess.PIPE, universal_newlines=True, env=env
+            argv, stdin=stdin, stderr=subprocess.PIPE, universal_newlines=True, env=env
         )
         self.log = []
         self.changed = threading.Condition()
@@ -466,9 +479,14 @@ class Tracer:
     def stop(self):
         """Stops the tracer; its log, once it exited 0."""
         self.process.send_signal(signal.SIGINT)
+        return self.wait()
+
+    def wait(self):
+        """Its log, once it exited 0 (a launched command's end ends it)."""
         code = self.process.wait()
         self.reader.join()
         log = "".join(line for line in self.log if line)
+        LAST_LOG[:] = log.splitlines()
         check(code == 0, "tracer exited %d:\n%s" % (code, log[-6000:]))
         return log
 

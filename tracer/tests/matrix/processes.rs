@@ -3,7 +3,8 @@
 use super::*;
 
 /// Popen children never waited for: K zombies until the parent leaves, each
-/// spawned from the Popen line in spawn().
+/// spawned from the Popen line in spawn(), then reaped by the traced
+/// subreaper they were handed to.
 pub(crate) fn zombies(interpreter: &Interpreter) {
     let Traced {
         report,
@@ -11,7 +12,7 @@ pub(crate) fn zombies(interpreter: &Interpreter) {
         files,
         script,
     } = traced_from_start(interpreter, "zombies", "matrix_zombies.py");
-    let parent = pid_of(&facts["parent"]);
+    let (reaper, parent) = (pid_of(&facts["reaper"]), pid_of(&facts["parent"]));
     let sleep_ns = u64_of(&facts["sleep_ns"]);
     let children: Vec<u64> = facts["children"]
         .as_array()
@@ -22,15 +23,23 @@ pub(crate) fn zombies(interpreter: &Interpreter) {
     assert_eq!(children.len(), 3);
     assert_eq!(
         report["processes"].as_array().unwrap().len(),
-        1 + children.len(),
+        2 + children.len(),
         "{:#}",
         report["processes"]
     );
+    // The children, and the parent for the moment before the subreaper
+    // waited for it.
     assert_eq!(
         report["zombies"].as_array().unwrap().len(),
-        children.len(),
+        1 + children.len(),
         "{:#}",
         report["zombies"]
+    );
+    let z = zombie(&report, parent);
+    assert_eq!(
+        (&z["reaped_how"], &z["reaped_by"]),
+        (&json!("wait4"), &json!(reaper)),
+        "{z:#}"
     );
     // The Popen line, as the process sees its file.
     let line = line_of(&files.host(&script), "subprocess.Popen(");
@@ -47,8 +56,12 @@ pub(crate) fn zombies(interpreter: &Interpreter) {
         assert_eq!(u64_of(&z["parent_wait_calls"]), 0, "{z:#}");
         assert!(z["sigchld"].is_string(), "{z:#}");
         assert_eq!(z["sigchld_unanswered"], true, "{z:#}");
-        let how = z["reaped_how"].as_str().unwrap();
-        assert!(how == "still_zombie" || how == "init", "{how}");
+        // Not by their parent: by the subreaper, which waited for each.
+        assert_eq!(
+            (&z["reaped_how"], &z["reaped_by"]),
+            (&json!("init"), &json!(reaper)),
+            "{z:#}"
+        );
         // Each zombie carries the stack of its own fork: Popen's frames
         // (innermost first), then the line in spawn().
         let frames = z["spawned_from"]
