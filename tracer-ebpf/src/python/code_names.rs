@@ -142,11 +142,18 @@ pub fn name_if_new(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) -> Naming {
 /// could read either.
 #[inline(always)]
 pub fn name_with_lines(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) {
-    if name_if_new(cfg, tgid, frame) == Naming::NotCode
-        || cfg.code_linetable == PY_NO_OFFSET
-        || frame.check == 0
-        || frame.code == 0
-    {
+    if name_if_new(cfg, tgid, frame) != Naming::NotCode {
+        send_lines(cfg, tgid, frame);
+    }
+}
+
+/// Sends the line table of the frame's code object: with its names the
+/// first time a sample meets it too, since a short-lived process (or a
+/// thread's last moments in it) may exit before userspace reads the
+/// samples, and with them the code object's lines.
+#[inline(always)]
+pub fn send_lines(cfg: &PyConfig, tgid: u32, frame: &PyFrameRecord) {
+    if cfg.code_linetable == PY_NO_OFFSET || frame.check == 0 || frame.code == 0 {
         return;
     }
     let code = if cfg.code_is_stackref != 0 {

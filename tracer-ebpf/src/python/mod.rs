@@ -359,7 +359,10 @@ fn walk_frame(
     }
     if record.code != previous && runs_code && cursor.named < MAX_NAMED_PER_SAMPLE {
         match code_names::name_if_new(cfg, cursor.tgid, &record) {
-            code_names::Naming::Sent => cursor.named += 1,
+            code_names::Naming::Sent => {
+                cursor.named += 1;
+                code_names::send_lines(cfg, cursor.tgid, &record);
+            }
             code_names::Naming::NotCode => {
                 cursor.torn = 1;
                 cursor.frame = 0;
