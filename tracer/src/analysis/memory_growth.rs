@@ -306,6 +306,7 @@ mod tests {
         // and its own 448 past the slack), a period to the next sample.
         assert_eq!(row.growth[0].bytes, 512 * page);
         assert_eq!(row.growth[0].frames[0].function, "grow_b");
+        assert_eq!(row.growth[1].bytes, 5 * 64 * page);
         // The line sums its callers; a stack with no frame has no line.
         assert_eq!(row.lines[0].function, "grow_a");
         assert_eq!(row.lines[0].bytes, (5 * 64 + 136 + 64 + 64) * page);
