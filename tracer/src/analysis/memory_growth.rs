@@ -61,6 +61,9 @@ struct ProcessGrowth {
     seen: u64,
     /// Its peak resident memory (pages) as it exited.
     peak_at_exit_pages: Option<u64>,
+    /// The most resident memory a sample saw (pages): the kernel's peak
+    /// is read from counters that lag, and no drawn point may pass it.
+    highest_rss_pages: u64,
 }
 
 impl MemoryGrowth {
@@ -84,6 +87,7 @@ impl MemoryGrowth {
         process.credit -= pages;
         if fault.rss_pages != 0 {
             process.last_rss_pages = Some(fault.rss_pages);
+            process.highest_rss_pages = process.highest_rss_pages.max(fault.rss_pages);
             process.add_rss_point(fault.ts_ns, fault.rss_pages);
         }
         let charged = if fault.torn {
@@ -162,7 +166,8 @@ impl MemoryGrowth {
                     peak_rss_bytes: p
                         .peak_at_exit_pages
                         .map(|pages| pages * page)
-                        .or_else(|| live_peak(pid)),
+                        .or_else(|| live_peak(pid))
+                        .map(|peak| peak.max(p.highest_rss_pages * page)),
                     last_rss_bytes: p.last_rss_pages.unwrap_or(0) * page,
                     samples: p.samples,
                     grown_bytes,
@@ -320,8 +325,9 @@ mod tests {
         );
         assert_eq!(row.rss.len(), 13);
         assert_eq!(row.rss[0].t_s, 0.0);
-        // Still running at the end: its VmHWM.
-        assert_eq!(rows[1].peak_rss_bytes, Some(1));
+        // Still running at the end: its VmHWM, or the most a sample saw
+        // where that figure lags behind (here 70 pages to a VmHWM of 1 B).
+        assert_eq!(rows[1].peak_rss_bytes, Some(70 * page));
         assert_eq!(rows[1].grown_bytes, 20 * page);
     }
 
