@@ -52,6 +52,7 @@ impl Collector {
             } => {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
+                self.memory_growth.on_thread_exit(tgid, tid);
                 if group_dead {
                     self.signals.on_process_gone(tgid);
                     self.memory_growth.on_exit(tgid, peak_rss_pages);

@@ -112,6 +112,14 @@ impl MemoryGrowth {
         self.tasks_created
     }
 
+    /// A thread exited: it no longer widens its process's slack (and a
+    /// service's short-lived threads do not pile up).
+    pub fn on_thread_exit(&mut self, tgid: u32, tid: u32) {
+        if let Some(process) = self.processes.get_mut(&tgid) {
+            process.threads.remove(&tid);
+        }
+    }
+
     /// A process exited, with its peak resident memory (pages) when known.
     pub fn on_exit(&mut self, tgid: u32, peak_rss_pages: Option<u64>) {
         if let (Some(process), Some(peak)) = (self.processes.get_mut(&tgid), peak_rss_pages) {
@@ -365,6 +373,18 @@ mod tests {
         // Thread 8 then grows 256 pages: its first sample sees the tail too.
         samples(&mut growth, 8, 2, &[1_744, 1_808, 1_872, 1_936]);
         assert_eq!(line_pages(growth), vec![(1, 640), (2, 256)]);
+    }
+
+    #[test]
+    fn a_thread_starting_after_another_exited_is_charged_its_own_pages() {
+        let mut growth = MemoryGrowth::default();
+        samples(&mut growth, 7, 1, &[1_000, 1_064, 1_128, 1_192, 1_256]);
+        // Its 40-page tail, then its exit: the slack is thread 8's alone.
+        growth.on_thread_exit(7, 7);
+        growth.on_thread_exit(7, 9);
+        assert!(growth.processes[&7].threads.is_empty());
+        samples(&mut growth, 8, 2, &[1_360, 1_424, 1_488, 1_552]);
+        assert_eq!(line_pages(growth), vec![(1, 256), (2, 256)]);
     }
 
     #[test]
