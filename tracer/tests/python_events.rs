@@ -147,6 +147,78 @@ fn popen_line_pyenv_3_12() {
     popen_line(&pyenv("3.12.1"));
 }
 
+/// Every child has its Python line or is said to have none: new threads
+/// that spawn as their first act may fork before the sampler knows them;
+/// each such child is named in a warning, none is left without a word.
+/// The main thread's later child has its line.
+#[test]
+fn every_fork_has_its_line_or_is_said_to_have_none() {
+    require_root();
+    let dir = scratch("early-forks");
+    let (report_path, facts_path) = (dir.join("report.json"), dir.join("facts.json"));
+    let script =
+        std::fs::canonicalize(workspace().join("tests/workloads/python_early_forks.py")).unwrap();
+    let status = Command::new(TRACER)
+        .args(["--quiet", "--format", "json", "-o"])
+        .arg(&report_path)
+        .args(["--", "/usr/bin/python3.11"])
+        .arg(&script)
+        .arg(&facts_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
+    let has_line = |pid: &Value| {
+        report["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == *pid)
+            .unwrap_or_else(|| panic!("no process {pid}: {report:#}"))["python_stacks"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    };
+    let warned: Vec<u64> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| {
+            w.as_str()?
+                .split_once("no Python line: ")?
+                .1
+                .rsplit_once(": pid")
+        })
+        .flat_map(|(_, pids)| {
+            pids.trim_start_matches('s')
+                .trim()
+                .split(", ")
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let early = facts["early"].as_array().unwrap();
+    assert_eq!(early.len(), 8, "{facts}");
+    for pid in early {
+        let said = warned.contains(&pid.as_u64().unwrap());
+        assert!(
+            has_line(pid) != said,
+            "child {pid}: line {}, said {said}: {:#}",
+            has_line(pid),
+            report["warnings"]
+        );
+    }
+    assert!(has_line(&facts["late"]), "{report:#}");
+    assert!(!warned.contains(&facts["late"].as_u64().unwrap()));
+    println!(
+        "{} of {} children forked before their thread was known",
+        warned.len(),
+        early.len()
+    );
+}
+
 /// Attach mode with `--count-entries`: exact entries from C, counted by the
 /// uprobe on `_PyEval_EvalFrameDefault` (here `sorted(key=...)` calling `key`).
 fn entries_from_c(python: &str) {

@@ -10,13 +10,17 @@ impl Collector {
         match event {
             Event::ProcessForked {
                 parent_tgid,
+                parent_tid,
                 child,
                 is_thread,
                 ts_ns,
                 comm,
-                ..
             } => {
                 self.memory_growth.on_task_created();
+                if !is_thread && !self.processes.has_spawn_stack(child) {
+                    self.early_forks
+                        .on_stackless_fork(parent_tgid, parent_tid, child, ts_ns);
+                }
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
                 self.processes.on_fork(
@@ -53,7 +57,10 @@ impl Collector {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
                 self.memory_growth.on_thread_exit(tgid, tid);
+                self.early_forks.on_thread_exit(tgid, tid);
                 if group_dead {
+                    let python = self.is_python(tgid);
+                    self.early_forks.on_process_exit(tgid, python);
                     self.signals.on_process_gone(tgid);
                     self.memory_growth.on_exit(tgid, peak_rss_pages);
                 }

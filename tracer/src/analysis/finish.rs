@@ -30,6 +30,14 @@ impl Collector {
         let complete = maps.lost() == 0 && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
+        let comm = |pid: u32| {
+            processes
+                .iter()
+                .find(|p| p.pid == pid)
+                .map_or_else(String::new, |p| p.comm.clone())
+        };
+        warnings
+            .extend(std::mem::take(&mut self.early_forks).finish(|pid| self.is_python(pid), comm));
         if self.decode_errors > 0 {
             warnings.push(format!(
                 "{} ring buffer records could not be decoded",

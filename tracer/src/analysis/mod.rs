@@ -6,6 +6,7 @@
 pub mod asyncio;
 pub mod capture;
 mod dispatch;
+pub mod early_forks;
 pub mod fd_rows;
 mod finish;
 pub mod gil;
@@ -134,6 +135,8 @@ pub struct Collector {
     oom_kills: memory::OomKills,
     /// Sampled page faults: memory growth by Python line.
     memory_growth: memory_growth::MemoryGrowth,
+    /// Forks whose thread the sampler did not know yet: no Python line.
+    early_forks: early_forks::EarlyForks,
     /// Disposition and mask changes.
     signal_changes: signals::changes::Changes,
     /// Notes for the report about the trace itself.
@@ -466,6 +469,20 @@ impl Collector {
     /// a Python handler pending since before then may have run unseen.
     pub fn on_signal_checks_seen(&mut self, pid: u32, since_ns: u64) {
         self.signals.on_signal_checks_seen(pid, since_ns);
+    }
+
+    /// The sampler was given threads `tids` of `pid` at `at_ns`
+    /// (CLOCK_MONOTONIC): their forks have Python lines from then.
+    pub fn on_python_threads_known(&mut self, pid: u32, tids: &[u32], at_ns: u64) {
+        self.early_forks.on_threads_known(pid, tids, at_ns);
+    }
+
+    /// Whether the interpreter of `pid` was found.
+    fn is_python(&self, pid: u32) -> bool {
+        self.python
+            .as_ref()
+            .and_then(|tree| tree.process(pid))
+            .is_some_and(|p| p.ready().is_some())
     }
 
     /// Counts of the kernel-side Python maps read while tracing: new stacks

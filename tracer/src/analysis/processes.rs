@@ -255,6 +255,11 @@ impl ProcessTable {
         }
     }
 
+    /// Whether the Python stack of the fork that made `child` came.
+    pub fn has_spawn_stack(&self, child: u32) -> bool {
+        self.pending_spawns.contains_key(&child)
+    }
+
     pub fn on_fork(
         &mut self,
         system: &mut dyn System,

@@ -25,6 +25,8 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     let mut configured = Vec::new();
     // Processes whose signal checks the uprobe sees, and since when.
     let mut checks_seen = Vec::new();
+    // Threads given to the sampler, and when.
+    let mut known = Vec::new();
     for (pid, update) in updates {
         if update.config.is_some() {
             configured.push(pid);
@@ -54,6 +56,10 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             probes.set_python_config(pid, config)?;
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
+        if !update.insert.is_empty() {
+            let tids: Vec<u32> = update.insert.iter().map(|&(tid, _)| tid).collect();
+            known.push((pid, tids, crate::events::monotonic_ns()));
+        }
         sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
         // After the sampler has the process; attached on a thread of its
         // own (a uprobe takes milliseconds), the loop goes on draining.
@@ -73,6 +79,9 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
                 Err(_) => {}
             }
         }
+    }
+    for (pid, tids, at_ns) in known {
+        collector.on_python_threads_known(pid, &tids, at_ns);
     }
     for (pid, since_ns) in checks_seen {
         collector.on_signal_checks_seen(pid, since_ns);
