@@ -144,7 +144,7 @@ impl Collector {
             .extend(sched::full_warning(maps, dropped_switches));
         let _ = self.read_signal_handlers();
         self.warnings
-            .extend(python_threads_capped(self.python.as_ref()));
+            .extend(python_bounds_reached(self.python.as_ref()));
         self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
@@ -382,12 +382,21 @@ impl Collector {
     }
 }
 
-/// The processes whose Python thread lists were longer than the tracer
-/// reads (`threads::MAX_THREADS` thread states).
-fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String> {
+/// The Python bounds reached: processes whose thread lists were longer
+/// than the tracer reads (`threads::MAX_THREADS` thread states), and code
+/// object copies let go before their process was known.
+fn python_bounds_reached(tree: Option<&crate::python::PythonTree>) -> Vec<String> {
     let Some(tree) = tree else {
         return Vec::new();
     };
+    let let_go = tree.early_copies_let_go();
+    let let_go = (let_go > 0).then(|| {
+        format!(
+            "python: {} copies of code objects were let go before their process was known \
+             (too many waited at once): the frames they named may be unresolved",
+            crate::report::format::thousands(let_go)
+        )
+    });
     tree.processes()
         .filter(|process| process.thread_lists_capped())
         .map(|process| {
@@ -398,6 +407,7 @@ fn python_threads_capped(tree: Option<&crate::python::PythonTree>) -> Vec<String
                 crate::report::format::thousands(crate::python::threads::MAX_THREADS as u64)
             )
         })
+        .chain(let_go)
         .collect()
 }
 

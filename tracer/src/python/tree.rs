@@ -53,6 +53,8 @@ pub struct PythonTree {
     /// with). Applied once the process is inserted.
     early_copies: HashMap<u32, Vec<EarlyCopy>>,
     early_count: usize,
+    /// Early copies let go (more than [`MAX_EARLY_COPIES`] waited at once).
+    early_let_go: u64,
 }
 
 /// A copy of a code object's names or line table, by (address,
@@ -97,6 +99,7 @@ impl PythonTree {
             native_ids: Default::default(),
             early_copies: Default::default(),
             early_count: 0,
+            early_let_go: 0,
         }
     }
 
@@ -140,10 +143,17 @@ impl PythonTree {
         self.processes.insert(pid, process);
     }
 
+    /// Copies of code objects let go before their process was known (the
+    /// frames they named may show unresolved).
+    pub fn early_copies_let_go(&self) -> u64 {
+        self.early_let_go
+    }
+
     /// Keeps a copy for process `tgid`, not known yet.
     fn keep_early(&mut self, tgid: u32, copy: EarlyCopy) {
         if self.early_count >= MAX_EARLY_COPIES {
             log::debug!("{} early copies of code objects let go", self.early_count);
+            self.early_let_go += self.early_count as u64;
             self.early_copies.clear();
             self.early_count = 0;
         }
@@ -526,6 +536,25 @@ mod tests {
         }
     }
 
+    /// The kernel's copy of the names of `Job.work` (/srv/job.py, line 5),
+    /// code object `code` of process `tgid`.
+    fn job_work(tgid: u32, code: u64) -> PyCodeNames {
+        PyCodeNames {
+            header: EventHeader {
+                kind: EventKind::PyCodeNames as u32,
+                tgid,
+                ..Default::default()
+            },
+            code,
+            check: 0x77,
+            first_line: 5,
+            _pad: 0,
+            name: ascii("work"),
+            qualname: ascii("Job.work"),
+            filename: ascii("/srv/job.py"),
+        }
+    }
+
     /// A child's first sample's copy of a code object's names, handled
     /// before its fork record (the drain takes copies first): kept, and
     /// given to the child the fork makes; its frames are named by it once
@@ -537,21 +566,7 @@ mod tests {
         let offsets = layout::static_offsets(11).unwrap();
         let mut tree = PythonTree::empty(1);
         tree.insert(PythonProcess::ready_for_test(parent, offsets));
-        let names = PyCodeNames {
-            header: EventHeader {
-                kind: EventKind::PyCodeNames as u32,
-                tgid: child,
-                ..Default::default()
-            },
-            code: 0x10000,
-            check: 0x77,
-            first_line: 5,
-            _pad: 0,
-            name: ascii("work"),
-            qualname: ascii("Job.work"),
-            filename: ascii("/srv/job.py"),
-        };
-        tree.on_copied_names(&names);
+        tree.on_copied_names(&job_work(child, 0x10000));
         tree.on_fork(parent, child);
         let frame = PyFrameRecord {
             code: 0x10000,
@@ -564,5 +579,17 @@ mod tests {
             ("Job.work", "/srv/job.py")
         );
         assert!(tree.early_copies.is_empty() && tree.early_count == 0);
+    }
+
+    /// Copies for processes never known pile up to a bound, then are let
+    /// go, and the count says how many.
+    #[test]
+    fn early_copies_let_go_are_counted() {
+        let mut tree = PythonTree::empty(1);
+        for i in 0..=MAX_EARLY_COPIES as u64 {
+            tree.on_copied_names(&job_work(u32::MAX - 20, 0x10000 + 64 * i));
+        }
+        assert_eq!(tree.early_copies_let_go(), MAX_EARLY_COPIES as u64);
+        assert_eq!(tree.early_count, 1);
     }
 }
