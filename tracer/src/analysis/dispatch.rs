@@ -17,7 +17,10 @@ impl Collector {
                 comm,
             } => {
                 self.memory_growth.on_task_created();
-                if !is_thread && !self.processes.has_spawn_stack(child) {
+                if !is_thread
+                    && self.may_be_python(parent_tgid)
+                    && !self.processes.has_spawn_stack(child)
+                {
                     self.early_forks
                         .on_stackless_fork(parent_tgid, parent_tid, child, ts_ns);
                 }

@@ -19,9 +19,9 @@ const NAMED: usize = 8;
 pub struct EarlyForks {
     /// (tgid, tid) -> CLOCK_MONOTONIC ns when the sampler was given it.
     known_since: HashMap<(u32, u32), u64>,
-    /// (tgid, tid) -> (child, fork ns) forked with no stack by a thread the
+    /// tgid -> (tid, child, fork ns): forked with no stack by a thread the
     /// sampler did not know (yet).
-    pending: HashMap<(u32, u32), Vec<(u32, u64)>>,
+    pending: HashMap<u32, Vec<(u32, u32, u64)>>,
     pending_count: usize,
     /// Per Python process: the children it forked before the sampler knew
     /// the forking thread.
@@ -31,8 +31,8 @@ pub struct EarlyForks {
 }
 
 impl EarlyForks {
-    /// Thread `tid` of `tgid` forked the process `child` at `ts_ns`, and no
-    /// Python stack came with it.
+    /// Thread `tid` of `tgid` (a process that may run Python) forked the
+    /// process `child` at `ts_ns`, and no Python stack came with it.
     pub fn on_stackless_fork(&mut self, tgid: u32, tid: u32, child: u32, ts_ns: u64) {
         match self.known_since.get(&(tgid, tid)) {
             Some(&since) if since > ts_ns => self.early.entry(tgid).or_default().push(child),
@@ -40,9 +40,9 @@ impl EarlyForks {
             Some(_) => {}
             None if self.pending_count < MAX_PENDING => {
                 self.pending
-                    .entry((tgid, tid))
+                    .entry(tgid)
                     .or_default()
-                    .push((child, ts_ns));
+                    .push((tid, child, ts_ns));
                 self.pending_count += 1;
             }
             None => self.let_go += 1,
@@ -53,13 +53,21 @@ impl EarlyForks {
     pub fn on_threads_known(&mut self, tgid: u32, tids: &[u32], at_ns: u64) {
         for &tid in tids {
             self.known_since.entry((tgid, tid)).or_insert(at_ns);
-            for (child, ts_ns) in self.pending.remove(&(tgid, tid)).unwrap_or_default() {
-                self.pending_count -= 1;
-                if ts_ns < at_ns {
-                    self.early.entry(tgid).or_default().push(child);
-                }
-            }
         }
+        let Some(forks) = self.pending.get_mut(&tgid) else {
+            return;
+        };
+        let (early, count) = (&mut self.early, &mut self.pending_count);
+        forks.retain(|&(tid, child, ts_ns)| {
+            if !tids.contains(&tid) {
+                return true;
+            }
+            *count -= 1;
+            if ts_ns < at_ns {
+                early.entry(tgid).or_default().push(child);
+            }
+            false
+        });
     }
 
     /// A thread exited (its tid may name another thread later).
@@ -71,7 +79,9 @@ impl EarlyForks {
     /// the forks of threads the sampler never knew were Python's too (a
     /// thread that forked and ended between two reads of the thread list).
     pub fn on_process_exit(&mut self, tgid: u32, python: bool) {
-        self.settle(|pid| pid == tgid, |_| python);
+        if let Some(forks) = self.pending.remove(&tgid) {
+            self.settle(tgid, forks, python);
+        }
     }
 
     /// One warning per Python process with such forks (`python`: whether a
@@ -82,7 +92,9 @@ impl EarlyForks {
         python: impl Fn(u32) -> bool,
         comm: impl Fn(u32) -> String,
     ) -> Vec<String> {
-        self.settle(|_| true, python);
+        for (tgid, forks) in std::mem::take(&mut self.pending) {
+            self.settle(tgid, forks, python(tgid));
+        }
         let mut warnings: Vec<String> = self
             .early
             .iter()
@@ -119,24 +131,14 @@ impl EarlyForks {
         warnings
     }
 
-    /// The pending forks of the processes `which` picks: counted where the
-    /// process is Python, let go otherwise (not Python: a shell's forks).
-    fn settle(&mut self, which: impl Fn(u32) -> bool, python: impl Fn(u32) -> bool) {
-        let keys: Vec<(u32, u32)> = self
-            .pending
-            .keys()
-            .filter(|&&(tgid, _)| which(tgid))
-            .copied()
-            .collect();
-        for key in keys {
-            let forks = self.pending.remove(&key).unwrap_or_default();
-            self.pending_count -= forks.len();
-            if python(key.0) {
-                let early = self.early.entry(key.0).or_default();
-                early.extend(forks.into_iter().map(|(child, _)| child));
-            }
+    /// A process's pending forks, taken out: counted where it is Python,
+    /// let go otherwise (a process found not to be Python).
+    fn settle(&mut self, tgid: u32, forks: Vec<(u32, u32, u64)>, python: bool) {
+        self.pending_count -= forks.len();
+        if python {
+            let early = self.early.entry(tgid).or_default();
+            early.extend(forks.into_iter().map(|(_, child, _)| child));
         }
-        self.known_since.retain(|&(tgid, _), _| !which(tgid));
     }
 }
 

@@ -477,6 +477,16 @@ impl Collector {
         self.early_forks.on_threads_known(pid, tids, at_ns);
     }
 
+    /// Whether `pid` may run Python: sampled (`--no-python` has no lines
+    /// to miss), and not found to run a program without an interpreter
+    /// (a shell's or a node's other forks are not held for their thread).
+    fn may_be_python(&self, pid: u32) -> bool {
+        self.python
+            .as_ref()
+            .and_then(|tree| tree.process(pid))
+            .is_some_and(|p| !p.not_python())
+    }
+
     /// Whether the interpreter of `pid` was found.
     fn is_python(&self, pid: u32) -> bool {
         self.python
