@@ -28,7 +28,7 @@ use crate::{
     kernel_images::{self, KERNELS, Kernel},
     kernels_arm64, packages, setup,
     util::{self, run, shell_quote},
-    vm_run::{MARK, VmRun, parse_console, pass_counts, print_kernel, summary_table},
+    vm_run::{MARK, VmRun, failures, parse_console, pass_counts, print_kernel, summary_table},
 };
 
 #[derive(Args, Default)]
@@ -220,6 +220,7 @@ fn checks(
 
 pub fn kernels(args: &KernelsArgs) -> Result<()> {
     util::require_root("kernels", "sudo -E cargo xtask kernels")?;
+    let _ = fs::remove_file(summary_path());
     let chosen = chosen_kernels(&args.kernels)?;
     setup::ensure_apt(packages::KERNELS)?;
     let out_dir = util::target_dir().join("kernels");
@@ -304,10 +305,13 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
         .zip(done.into_inner().expect("no VM thread panics"))
         .map(|(&(_, (kernel, _)), result)| (kernel.name, result.expect("every VM ran")))
         .collect();
-    print!("{}", summary_table(&results));
+    let mut summary = summary_table(&results);
     if repeat > 1 {
-        print!("{}", pass_counts(&results));
+        summary.push_str(&pass_counts(&results));
     }
+    print!("{summary}");
+    summary.push_str(&failures(&results));
+    fs::write(summary_path(), summary)?;
     let mut failed: Vec<&str> = Vec::new();
     for (name, result) in &results {
         if !result.as_ref().is_ok_and(VmRun::passed) && !failed.contains(name) {
@@ -318,6 +322,11 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
         bail!("the checks failed on {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The last run's table and failed checks, for `cargo xtask test`'s summary.
+pub(crate) fn summary_path() -> PathBuf {
+    util::target_dir().join("kernels/summary.txt")
 }
 
 /// A kernel's image and initramfs, ready to boot (or why not).

@@ -36,6 +36,7 @@ mod proc_bench;
 mod scale_bench;
 mod serve_bench;
 mod setup;
+mod test_summary;
 #[cfg(test)]
 mod tidy;
 mod util;
@@ -47,6 +48,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::test_summary::TestTotals;
 use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
 
 /// The interpreter the demo and the benchmark run (Debian's static build, which
@@ -181,6 +183,19 @@ fn demo(extra: &[String]) -> Result<()> {
 
 fn test() -> Result<()> {
     require_root("test", "sudo -E cargo xtask test")?;
+    // CI prints the summary last: never one left from an earlier run, and
+    // one saying why when the tests never ran.
+    test_summary::remove();
+    let result = test_everything();
+    if let Err(err) = &result
+        && !test_summary::path().exists()
+    {
+        test_summary::write_stopped(err);
+    }
+    result
+}
+
+fn test_everything() -> Result<()> {
     build()?;
     setup::ensure_apt(packages::TEST)?;
     // The arm64 unwind-table test reads arm64's glibc.
@@ -206,7 +221,7 @@ fn test() -> Result<()> {
         "--",
         "--test-threads=1",
     ]);
-    let tests = run_counting_tests(&mut cmd);
+    let (totals, tests) = run_counting_tests(&mut cmd);
     // The end-to-end stories again on Debian 11's, 12's and 13's kernels
     // and the newest (sid's), and on Debian 12's arm64 kernel with the
     // arm64 tracer, each booted in qemu, whichever way the tests went.
@@ -218,6 +233,7 @@ fn test() -> Result<()> {
             .to_vec(),
         ..Default::default()
     });
+    test_summary::write(&totals, &tests, &kernels);
     tests.and(kernels)
 }
 
@@ -242,74 +258,32 @@ fn make_chroots() -> Result<()> {
 /// failed tests and one line of totals over every test binary ("tests: N
 /// passed, N failed, N ignored"), so the last line says what ran rather than
 /// the last (possibly empty) binary.
-fn run_counting_tests(cmd: &mut std::process::Command) -> Result<()> {
+fn run_counting_tests(cmd: &mut std::process::Command) -> (TestTotals, Result<()>) {
     use std::io::{BufRead, BufReader};
     let shown = util::display(cmd);
     eprintln!("$ {shown}");
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|err| anyhow::anyhow!("could not start `{shown}`: {err}"))?;
     let mut totals = TestTotals::default();
+    let mut child = match cmd.stdout(std::process::Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            return (
+                totals,
+                Err(anyhow::anyhow!("could not start `{shown}`: {err}")),
+            );
+        }
+    };
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             println!("{line}");
             totals.add_line(&line);
         }
     }
-    let status = child.wait()?;
-    if !totals.failed_names.is_empty() {
-        println!("failed tests:");
-        for name in &totals.failed_names {
-            println!("    {name}");
-        }
-    }
-    println!(
-        "tests: {} passed, {} failed, {} ignored",
-        totals.passed, totals.failed, totals.ignored
-    );
-    util::check_status(shown, status)
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct TestTotals {
-    passed: u64,
-    failed: u64,
-    ignored: u64,
-    /// The tests libtest reported as "test NAME ... FAILED", in order.
-    failed_names: Vec<String>,
-}
-
-impl TestTotals {
-    /// Adds a libtest line: a summary ("test result: ok. 7 passed; 0 failed;
-    /// 1 ignored; ...") is counted, a failed test ("test NAME ... FAILED") named.
-    fn add_line(&mut self, line: &str) {
-        if let Some(name) = line
-            .strip_prefix("test ")
-            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
-        {
-            self.failed_names.push(name.to_owned());
-            return;
-        }
-        let Some(rest) = line.strip_prefix("test result: ") else {
-            return;
-        };
-        for part in rest.split(';') {
-            let mut words = part.split_whitespace().rev();
-            let (Some(label), Some(count)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let Ok(count) = count.parse::<u64>() else {
-                continue;
-            };
-            match label {
-                "passed" => self.passed += count,
-                "failed" => self.failed += count,
-                "ignored" => self.ignored += count,
-                _ => {}
-            }
-        }
-    }
+    print!("{}", totals.summary());
+    let status = child
+        .wait()
+        .map_err(anyhow::Error::from)
+        .and_then(|status| util::check_status(shown, status));
+    (totals, status)
 }
 
 #[cfg(test)]
@@ -338,28 +312,6 @@ mod tests {
         assert_eq!(
             demo_extra(&["--", "--pid", "1", "--"]),
             ["--pid", "1", "--"]
-        );
-    }
-
-    #[test]
-    fn totals_add_up_libtest_summaries() {
-        let mut t = TestTotals::default();
-        t.add_line("test result: ok. 35 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.02s");
-        t.add_line(
-            "test result: FAILED. 5 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
-        );
-        t.add_line("running 5 tests");
-        t.add_line("test foo ... ok");
-        t.add_line("test traces_without_tracefs ... FAILED");
-        t.add_line("test bar ... ignored");
-        assert_eq!(
-            t,
-            TestTotals {
-                passed: 40,
-                failed: 1,
-                ignored: 2,
-                failed_names: vec!["traces_without_tracefs".into()],
-            }
         );
     }
 

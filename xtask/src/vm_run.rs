@@ -5,6 +5,8 @@
 
 use std::{fmt::Write as _, io::Write as _, path::PathBuf};
 
+use crate::test_summary::CHECK_TAIL_LINES;
+
 /// Marks the lines of /init on the console (kernel messages interleave).
 pub(crate) const MARK: &str = "@@tracer-kernels";
 
@@ -222,6 +224,49 @@ pub(crate) fn pass_counts(results: &[(&str, Result<VmRun, String>)]) -> String {
     format!("pass counts:\n{}", table(rows))
 }
 
+/// What failed, VM by VM: each failed check's last lines (kernel messages
+/// interleave, so an oops in a check is in its tail), each check expected but
+/// missing, a VM that died or was never booted.
+pub(crate) fn failures(results: &[(&str, Result<VmRun, String>)]) -> String {
+    let mut out = String::new();
+    for (kernel, result) in results {
+        let run = match result {
+            Err(why) => {
+                writeln!(out, "--- {kernel}: {why}").unwrap();
+                continue;
+            }
+            Ok(run) if run.passed() => continue,
+            Ok(run) => run,
+        };
+        for check in run.checks.iter().filter(|c| c.status != Some(0)) {
+            let status = check
+                .status
+                .map_or("did not end".to_owned(), |s| format!("exit {s}"));
+            writeln!(out, "--- {kernel} {}: {status}", check.name).unwrap();
+            let tail = crate::test_summary::tail(&check.output, CHECK_TAIL_LINES);
+            for line in tail {
+                writeln!(out, "    {line}").unwrap();
+            }
+        }
+        for name in run
+            .expected
+            .iter()
+            .filter(|name| !run.checks.iter().any(|c| &c.name == *name))
+        {
+            writeln!(out, "--- {kernel} {name}: not on the console").unwrap();
+        }
+        if !run.finished {
+            writeln!(
+                out,
+                "--- {kernel}: the VM stopped before /init's end (console: {})",
+                run.log.display()
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +348,29 @@ error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer 
 kernel    release                version  trace   result
 bullseye  5.10.0-32-cloud-amd64  ok       exit 5  FAIL
 sid       -                      -        -       not fetched
+"
+        );
+    }
+
+    #[test]
+    fn failures_name_each_failed_check_with_its_tail() {
+        let mut died = parse_console("@@tracer-kernels begin reads\nOops: int3\n");
+        died.expected = vec!["reads".into(), "writes".into()];
+        let results = vec![
+            ("bullseye", Ok(parse_console(CONSOLE))),
+            ("sid", Ok(died)),
+            ("trixie", Err("no package matches".to_owned())),
+        ];
+        assert_eq!(
+            failures(&results),
+            "\
+--- bullseye trace: exit 5
+    error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer reads 4
+--- sid reads: did not end
+    Oops: int3
+--- sid writes: not on the console
+--- sid: the VM stopped before /init's end (console: )
+--- trixie: no package matches
 "
         );
     }
