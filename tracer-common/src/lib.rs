@@ -1,6 +1,6 @@
 //! Plain `#[repr(C)]` data shared by the eBPF programs and userspace, one
 //! module per concern with the same names on both sides of the ring buffer:
-//! `reads`, `sched`, `processes`, `signals`, `python`, `loops`, `memory`, plus the record
+//! `io`, `sched`, `processes`, `signals`, `python`, `loops`, `memory`, `native`, plus the record
 //! header (`events`) and the load-time configuration (`config`).
 //!
 //! Nothing here has logic: event records carried by the ring buffer, keys and

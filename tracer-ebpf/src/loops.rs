@@ -7,10 +7,7 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::map, maps::HashMap};
 use tracer_common::{EventKind, LOOP_BUCKETS_NS, LoopStallEvent, LoopThread, PyFrameRecord, drops};
 
-use crate::{
-    maps::{EVENTS, config, count_drop, current_if_traced},
-    processes::header,
-};
+use crate::maps::{EVENTS, config, count_drop, current_if_traced, header};
 
 /// Per traced thread that waits in a selector (key: tid).
 #[map]

@@ -1,5 +1,5 @@
-//! Kernel side of `tracer`: one module per concern (`reads`, `sched`,
-//! `processes`, `signals`, `python`, `memory`: the same names as in `tracer-common` and
+//! Kernel side of `tracer`: one module per concern (`io`, `sched`,
+//! `processes`, `signals`, `python`, `memory`, `loops`, `native`: the same names as in `tracer-common` and
 //! the userspace `analysis`), all sharing the maps in
 //! `maps.rs`. Every program starts by asking "is the current process traced?"
 //! (one hash lookup) and returns at once when it is not.

@@ -9,7 +9,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use tracer_common::{Config, drops};
+use tracer_common::{Config, EventHeader, EventKind, drops};
 
 /// Load-time configuration (syscall numbers, kernel offsets, flags), set by userspace.
 #[unsafe(no_mangle)]
@@ -46,6 +46,19 @@ pub static TASKS: HashMap<u32, u32> =
 /// records when it was kept off the CPU for half a second.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// The header every record of [`EVENTS`] starts with: its kind, the
+/// thread it is about, and the time.
+#[inline(always)]
+pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid,
+        tid,
+        _pad: 0,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
 
 /// `BPF_RB_NO_WAKEUP`: a record drained on userspace's own tick (samples,
 /// switches, reads for the timeline), so a busy trace does not wake the

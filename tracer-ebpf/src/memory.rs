@@ -28,10 +28,7 @@ use tracer_common::{
     OOM_CGROUP_NAME, OomKillEvent, drops,
 };
 
-use crate::{
-    maps::{EVENTS, config, count_drop, read_kernel},
-    processes::header,
-};
+use crate::maps::{EVENTS, config, count_drop, header, read_kernel};
 
 #[kprobe]
 pub fn oom_kill(ctx: ProbeContext) -> u32 {

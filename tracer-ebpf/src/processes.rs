@@ -18,13 +18,13 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
-    ARGS_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent,
-    WaitEvent, ZombieEntry, drops, process_flags, wait_flags, wait_kind,
+    ARGS_LEN, EXIT_STATUS_UNKNOWN, EventKind, ExecEvent, FILENAME_LEN, ProcessEvent, WaitEvent,
+    ZombieEntry, drops, process_flags, wait_flags, wait_kind,
 };
 
 use crate::maps::{
-    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, read_kernel,
-    read_reg, task_pid, traced_changed,
+    EVENTS, TASKS, TRACED, config, count_drop, current_if_traced, current_regs, header,
+    read_kernel, read_reg, task_pid, traced_changed,
 };
 use crate::skips;
 
@@ -503,17 +503,6 @@ fn submit_wait(event: &WaitEvent) {
     };
     entry.write(*event);
     entry.submit(0);
-}
-
-#[inline(always)]
-pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
-    EventHeader {
-        kind: kind as u32,
-        tgid,
-        tid,
-        _pad: 0,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    }
 }
 
 #[inline(always)]

@@ -26,12 +26,9 @@ use tracer_common::{
     UNBLOCKABLE, drops, fatal_by_default, mask_after,
 };
 
-use crate::{
-    maps::{
-        EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, read_kernel,
-        read_reg, task_pid, traced_tgid_of,
-    },
-    processes::header,
+use crate::maps::{
+    EVENTS, TRACED, config, count_drop, current_if_traced, current_syscall, header, read_kernel,
+    read_reg, task_pid, traced_tgid_of,
 };
 
 /// The signal-sending syscall the current task is in ([`SendSyscall`]), or

@@ -4,6 +4,8 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{CommandFactory as _, Parser, ValueEnum};
 
+use crate::native::NativeMode;
+
 const EXAMPLES: &str = "\
 Examples:
   sudo tracer --pid 1234                 trace a running process until Ctrl-C or it exits
@@ -221,10 +223,10 @@ pub struct Args {
     /// the interpreter's frames too. `off`: Python frames only
     #[arg(
         long,
-        value_enum,
+        value_parser = native_mode(),
         hide_possible_values = true,
         value_name = "MODE",
-        default_value_t = NativeMode::Libraries,
+        default_value = "libraries",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "libraries"
@@ -496,7 +498,7 @@ impl Args {
     /// Minor page faults per memory-growth sample (`--memory-sample`, in
     /// pages); `None`: off (0, or `--no-python`).
     pub fn fault_period(&self) -> Option<u64> {
-        let page_kib = (crate::analysis::memory::page_size() / 1024).max(1);
+        let page_kib = (crate::host::page_size() / 1024).max(1);
         (!self.no_python && self.memory_sample > 0)
             .then(|| self.memory_sample.div_ceil(page_kib).max(1))
     }
@@ -545,20 +547,16 @@ pub fn hint(err: &clap::Error) -> Option<String> {
     })
 }
 
-/// Which native frames a report shows (`--native=MODE`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NativeMode {
-    /// The native code a Python program calls (C extensions, libraries,
-    /// and the C library as they call it); the interpreter's own frames,
-    /// and the C library as the interpreter calls it, are left out (as
-    /// py-spy does): a pure-Python function's time stays its own.
-    #[default]
-    Libraries,
-    /// Every native frame, the interpreter's own too.
-    All,
-    /// No native unwinding: Python frames only.
-    Off,
+/// `--native=MODE`: the modes by name (offered to the shells' completions).
+fn native_mode() -> impl clap::builder::TypedValueParser<Value = NativeMode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["libraries", "all", "off"]).map(|mode| {
+        match mode.as_str() {
+            "all" => NativeMode::All,
+            "off" => NativeMode::Off,
+            _ => NativeMode::Libraries,
+        }
+    })
 }
 
 #[cfg(test)]

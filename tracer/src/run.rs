@@ -51,7 +51,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     let mut continuous = Continuous::open(args)?;
     // A pid (cgroup, container) that does not exist is the most common
     // mistake: say so before loading.
-    let scope = Scope::of(args)?;
+    let scope = Scope::of(args.all, args.container.as_deref(), args.cgroup.as_deref())?;
     let adopted = args
         .pid
         .or_else(|| scope.as_ref().and_then(Scope::init))

@@ -190,7 +190,9 @@ pub fn build(others: &[Arch]) -> Result<Artifacts> {
     } else {
         let mut images = vec![(Arch::HOST, image.clone())];
         images.extend(built_others.iter().map(|a| (a.arch, a.image.clone())));
-        Some(crate::dist_image::multi_arch_archive(&dir, &images)?)
+        Some(crate::dist_image::multi_arch_archive(
+            &dir, &images, VERSION,
+        )?)
     };
     eprintln!(
         "wrote {}, {} and {}",

@@ -12,16 +12,20 @@ use std::{
 
 use anyhow::{Result, ensure};
 
-use crate::{arch::Arch, dist::VERSION, util::run};
+use crate::{arch::Arch, util::run};
 
 /// Builds `images` (architecture, build context) into
 /// `dir/tracer-VERSION-image.tar`; removes what it made in podman's store.
-pub fn multi_arch_archive(dir: &Path, images: &[(Arch, PathBuf)]) -> Result<PathBuf> {
-    let list = format!("localhost/tracer-dist:{VERSION}");
-    let archive = dir.join(format!("tracer-{VERSION}-image.tar"));
+pub fn multi_arch_archive(
+    dir: &Path,
+    images: &[(Arch, PathBuf)],
+    version: &str,
+) -> Result<PathBuf> {
+    let list = format!("localhost/tracer-dist:{version}");
+    let archive = dir.join(format!("tracer-{version}-image.tar"));
     let tags: Vec<String> = images
         .iter()
-        .map(|(arch, _)| format!("localhost/tracer-dist:{VERSION}-{}", arch.debian()))
+        .map(|(arch, _)| format!("localhost/tracer-dist:{version}-{}", arch.debian()))
         .collect();
     let podman = || Command::new("podman");
     let _ = podman().args(["manifest", "rm", &list]).output();

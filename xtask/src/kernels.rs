@@ -27,8 +27,14 @@ use crate::{
     chroots, dist,
     kernel_images::{self, KERNELS, Kernel},
     kernels_arm64, packages, setup,
-    util::{self, run, shell_quote},
-    vm_run::{MARK, VmRun, failures, parse_console, pass_counts, print_kernel, summary_table},
+    util::{self, shell_quote},
+    vm_image::{
+        BUSYBOX_IN_VM, TCG, TRACER_IN_VM, VCPUS, WORKLOADS, in_new_dir, pack_cpio, pack_cpio_as,
+        write_executable,
+    },
+    vm_run::{
+        self, MARK, VmRun, failures, parse_console, pass_counts, print_kernel, summary_table,
+    },
 };
 
 #[derive(Args, Default)]
@@ -68,18 +74,6 @@ pub struct KernelsArgs {
 /// room for a busier one).
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// Two vCPUs, so that the traced tasks, the load beside them and the
-/// tracer run at once and preempt each other as on a real node; emulated
-/// by one host thread (`thread=single`). Multi-threaded TCG runs a stale
-/// translation of kernel text another vCPU has just patched: sid's 7.2
-/// dies on the `int3` of a finished patch (`Oops: int3` at
-/// `trace_syscall_enter+0xd`, the bytes there already the final `66 90`)
-/// with no BPF at all, by turning the raw_syscalls trace events on and
-/// off beside three processes calling `getppid` (6 runs in 6 oopsed
-/// within seconds; with `thread=single`, 0 in 6: docs/development.md).
-pub(crate) const TCG: &str = "tcg,thread=single";
-pub(crate) const VCPUS: &str = "2";
-
 /// VMs booted at once: each is one host thread (`TCG`), and this kind
 /// of machine has two cores.
 const PARALLEL_VMS: usize = 2;
@@ -87,12 +81,6 @@ const PARALLEL_VMS: usize = 2;
 /// How long one check may run (the next one runs after it is killed;
 /// `timeout` then exits 143).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// Where the tracer is inside the VM.
-pub(crate) const TRACER_IN_VM: &str = "/usr/local/bin/tracer";
-
-/// Where busybox is inside the VM (the root's own tools stay as they are).
-pub(crate) const BUSYBOX_IN_VM: &str = "/usr/local/bin/busybox";
 
 /// Where trixie's root (python3.13) is inside the VM.
 const TRIXIE_IN_VM: &str = "roots/trixie";
@@ -154,22 +142,6 @@ fn checks_python(arch: Arch) -> &'static str {
     }
 }
 
-/// The workloads the stories run (from tests/workloads), put in the VM's
-/// /checks/workloads and in the trixie root's.
-pub(crate) const WORKLOADS: &[&str] = &[
-    "matrix_proc.py",
-    "writes.py",
-    "matrix_zombies.py",
-    "signals_self.py",
-    "killed_worker.py",
-    "oom_worker.py",
-    "memory_growth.py",
-    "python_calibrated.py",
-    "python_tree.py",
-    "node_burn.py",
-    "native/zlib_loop.py",
-];
-
 /// One check /init runs: a name, and a shell command (its output and
 /// exit status are reported).
 struct Check {
@@ -220,7 +192,7 @@ fn checks(
 
 pub fn kernels(args: &KernelsArgs) -> Result<()> {
     util::require_root("kernels", "sudo -E cargo xtask kernels")?;
-    let _ = fs::remove_file(summary_path());
+    let _ = fs::remove_file(vm_run::summary_path());
     let chosen = chosen_kernels(&args.kernels)?;
     setup::ensure_apt(packages::KERNELS)?;
     let out_dir = util::target_dir().join("kernels");
@@ -311,7 +283,7 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
     }
     print!("{summary}");
     summary.push_str(&failures(&results));
-    fs::write(summary_path(), summary)?;
+    fs::write(vm_run::summary_path(), summary)?;
     let mut failed: Vec<&str> = Vec::new();
     for (name, result) in &results {
         if !result.as_ref().is_ok_and(VmRun::passed) && !failed.contains(name) {
@@ -322,11 +294,6 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
         bail!("the checks failed on {}", failed.join(", "));
     }
     Ok(())
-}
-
-/// The last run's table and failed checks, for `cargo xtask test`'s summary.
-pub(crate) fn summary_path() -> PathBuf {
-    util::target_dir().join("kernels/summary.txt")
 }
 
 /// A kernel's image and initramfs, ready to boot (or why not).
@@ -455,60 +422,6 @@ fn trixie_initramfs() -> Result<PathBuf> {
     )?;
     fs::rename(&partial, &part)?;
     Ok(part)
-}
-
-/// `find | cpio -H newc | gzip -1` of `dir` into `out`, leaving out what
-/// matches one of the `find -path` patterns of `skip`.
-pub(crate) fn pack_cpio(dir: &Path, out: &Path, skip: &[&str]) -> Result<()> {
-    pack_cpio_as(dir, ".", out, skip)
-}
-
-/// [`pack_cpio`] with every name under `prefix` in the archive: cpio reads
-/// them through a symbolic link `prefix` -> `dir` in a scratch directory
-/// (the link itself is not archived; the archive before this one must
-/// make `prefix`'s directories).
-fn pack_cpio_as(dir: &Path, prefix: &str, out: &Path, skip: &[&str]) -> Result<()> {
-    let mut find = String::from("find . -mindepth 1");
-    if !skip.is_empty() {
-        let patterns: Vec<String> = skip
-            .iter()
-            .map(|p| format!("-path {}", shell_quote(p)))
-            .collect();
-        write!(find, " \\( {} \\) -prune -o", patterns.join(" -o ")).unwrap();
-    }
-    find.push_str(" -print0");
-    let dir = fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
-    let (from, names) = if prefix == "." {
-        (dir, String::new())
-    } else {
-        let scratch = out.with_extension("links");
-        let _ = fs::remove_dir_all(&scratch);
-        let link = scratch.join(prefix);
-        fs::create_dir_all(link.parent().expect("prefix has a parent"))?;
-        std::os::unix::fs::symlink(&dir, &link)?;
-        (scratch, format!(" | sed -z 's,^\\.,{prefix},'"))
-    };
-    let script = format!(
-        "set -o pipefail; cd \"$1\" && (cd \"$1/{prefix}\" && {find}){names} \
-         | cpio --null -o -H newc --quiet | gzip -1 > \"$2\""
-    );
-    run(Command::new("bash")
-        .args(["-c", &script, "pack"])
-        .arg(&from)
-        .arg(out))
-}
-
-/// `path`, its directory made: where a file is copied to.
-pub(crate) fn in_new_dir(path: PathBuf) -> Result<PathBuf> {
-    fs::create_dir_all(path.parent().expect("a file in a directory"))?;
-    Ok(path)
-}
-
-pub(crate) fn write_executable(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
-    Ok(())
 }
 
 /// The VM's /init: mounts what the tracer reads (proc, sysfs with

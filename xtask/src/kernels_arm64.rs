@@ -8,9 +8,8 @@ use std::{fs, path::Path, path::PathBuf, process::Command};
 use anyhow::{Context as _, Result};
 
 use crate::{
-    chroots, kernel_images,
-    kernels::{BUSYBOX_IN_VM, TRACER_IN_VM, WORKLOADS, in_new_dir, pack_cpio, write_executable},
-    util,
+    chroots, kernel_images, util,
+    vm_image::{BUSYBOX_IN_VM, TRACER_IN_VM, WORKLOADS, in_new_dir, pack_cpio, write_executable},
 };
 
 /// qemu for an arm64 kernel, and the console device the kernel writes to.
@@ -18,16 +17,16 @@ pub fn qemu() -> (Command, &'static str) {
     let mut qemu = Command::new("qemu-system-aarch64");
     // A Cortex-A72: `-cpu max` has pointer authentication, whose QARMA5
     // TCG emulates slowly (a boot took 33 s against 9 s). Two vCPUs on
-    // one host thread, as on x86-64 (`kernels::TCG`).
+    // one host thread, as on x86-64 (`vm_image::TCG`).
     qemu.args([
         "-M",
         "virt",
         "-accel",
-        crate::kernels::TCG,
+        crate::vm_image::TCG,
         "-cpu",
         "cortex-a72",
     ])
-    .args(["-smp", crate::kernels::VCPUS, "-m", "3072", "-nic", "none"]);
+    .args(["-smp", crate::vm_image::VCPUS, "-m", "3072", "-nic", "none"]);
     (qemu, "ttyAMA0")
 }
 

@@ -40,6 +40,7 @@ mod test_summary;
 #[cfg(test)]
 mod tidy;
 mod util;
+mod vm_image;
 mod vm_run;
 mod wheel;
 

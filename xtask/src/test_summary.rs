@@ -8,8 +8,6 @@ use std::{fmt::Write as _, path::PathBuf};
 
 /// Lines of a failed test's output kept from its panic on.
 const PANIC_LINES: usize = 14;
-/// Lines kept of the end of a failed VM check's output.
-pub(crate) const CHECK_TAIL_LINES: usize = 25;
 
 /// Where the summary is left for CI to print.
 pub(crate) fn path() -> PathBuf {
@@ -32,7 +30,7 @@ pub(crate) fn write(totals: &TestTotals, tests: &anyhow::Result<()>, kernels: &a
         writeln!(out, "cargo test: {err:#}").unwrap();
     }
     out.push_str("kernels:\n");
-    if let Ok(table) = std::fs::read_to_string(crate::kernels::summary_path()) {
+    if let Ok(table) = std::fs::read_to_string(crate::vm_run::summary_path()) {
         out.push_str(&table);
     }
     if let Err(err) = kernels {
@@ -158,12 +156,6 @@ impl TestTotals {
     }
 }
 
-/// The last `n` lines of `text`.
-pub(crate) fn tail(text: &str, n: usize) -> Vec<&str> {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,11 +220,5 @@ mod tests {
             t.add_line(&format!("line {i}"));
         }
         assert_eq!(t.panics[0].1.len(), PANIC_LINES);
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), ["b", "c"]);
-        assert_eq!(tail("a\n", 5), ["a"]);
     }
 }

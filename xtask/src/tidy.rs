@@ -35,6 +35,10 @@ const MAX_README_LINES: usize = 260;
 /// it, never before.
 const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "session::status_line", "kernel::probes"];
 
+/// The command line is the edge of the house: only these read the parsed
+/// arguments (`crate::cli`); a layer below takes its own settings as values.
+const CLI_READERS: [&str; 5] = ["cli.rs", "main.rs", "run.rs", "manpage.rs", "session/"];
+
 /// The string literals naming `/proc` that a source outside `procfs` may
 /// hold, each (file relative to `tracer/src`, literal): prefixes a path is
 /// compared with, never opened.
@@ -567,6 +571,31 @@ mod tests {
              and may be used, a procfs function may not). Ask the running system through \
              analysis::system::System (session/live_system.rs answers it) or have the caller pass the \
              figures in: {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn only_the_edge_reads_the_command_line() {
+        let mut wrong = Vec::new();
+        for (file, code) in program_sources("") {
+            let edge = CLI_READERS
+                .iter()
+                .any(|r| file == *r || (r.ends_with('/') && file.starts_with(r)));
+            if edge {
+                continue;
+            }
+            for path in paths_from(&code.text, "crate") {
+                if path == "crate::cli" || path.starts_with("crate::cli::") {
+                    wrong.push(format!("{file}: {path}"));
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "only {CLI_READERS:?} read the command line: a layer below owns its settings \
+             (a type of its own, plain values) and the edge passes them in: {wrong:#?}"
         );
     }
 

@@ -5,7 +5,13 @@
 
 use std::{fmt::Write as _, io::Write as _, path::PathBuf};
 
-use crate::test_summary::CHECK_TAIL_LINES;
+/// Lines kept of the end of a failed check's output.
+const CHECK_TAIL_LINES: usize = 25;
+
+/// The last run's table and failed checks, for `cargo xtask test`'s summary.
+pub(crate) fn summary_path() -> PathBuf {
+    crate::util::target_dir().join("kernels/summary.txt")
+}
 
 /// Marks the lines of /init on the console (kernel messages interleave).
 pub(crate) const MARK: &str = "@@tracer-kernels";
@@ -243,7 +249,7 @@ pub(crate) fn failures(results: &[(&str, Result<VmRun, String>)]) -> String {
                 .status
                 .map_or("did not end".to_owned(), |s| format!("exit {s}"));
             writeln!(out, "--- {kernel} {}: {status}", check.name).unwrap();
-            let tail = crate::test_summary::tail(&check.output, CHECK_TAIL_LINES);
+            let tail = tail(&check.output, CHECK_TAIL_LINES);
             for line in tail {
                 writeln!(out, "    {line}").unwrap();
             }
@@ -265,6 +271,12 @@ pub(crate) fn failures(results: &[(&str, Result<VmRun, String>)]) -> String {
         }
     }
     out
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
 #[cfg(test)]
@@ -350,6 +362,12 @@ bullseye  5.10.0-32-cloud-amd64  ok       exit 5  FAIL
 sid       -                      -        -       not fetched
 "
         );
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), ["b", "c"]);
+        assert_eq!(tail("a\n", 5), ["a"]);
     }
 
     #[test]

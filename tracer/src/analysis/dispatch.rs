@@ -213,7 +213,8 @@ impl Collector {
                 if self.processes.knows(kill.victim_tgid)
                     || self.processes.knows(kill.trigger_tgid) =>
             {
-                self.oom_kills.on_oom_kill(&kill, self.settings.base_ns);
+                self.oom_kills
+                    .on_oom_kill(&kill, self.settings.base_ns, self.system.page_size());
                 self.processes.on_oom_kill(kill.victim_tgid);
             }
             Event::SignalFatalStack {

@@ -429,7 +429,7 @@ fn memory_growth_report(
         report.memory.growth_error = fault_error;
         return;
     }
-    let page = memory::page_size();
+    let page = system.page_size();
     report.memory.growth_sample_bytes = period * page;
     report.memory.faults_counted = counted.map(|(faults, _)| faults);
     report.memory.fault_samples_taken = runs;

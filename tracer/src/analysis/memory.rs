@@ -10,16 +10,14 @@ use crate::{
     },
 };
 
-const PAGE: u64 = 4096;
-
 #[derive(Default)]
 pub struct OomKills {
     rows: Vec<OomKillRow>,
 }
 
 impl OomKills {
-    pub fn on_oom_kill(&mut self, k: &OomKill, base_ns: u64) {
-        let page = page_size();
+    /// A kill; `page`: the kernel's page size (its figures count pages).
+    pub fn on_oom_kill(&mut self, k: &OomKill, base_ns: u64, page: u64) {
         let [file, anon, swap, shmem] = k.rss_pages.map(|p| p.saturating_mul(page));
         let (scope, limit_bytes, cgroup, usage) = match &k.cgroup {
             Some(c) => (
@@ -77,13 +75,6 @@ pub fn mark_oom_kills(report: &mut Report) {
             }
         }
     }
-}
-
-/// The kernel's page size (its counters count pages).
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(PAGE)
 }
 
 /// One finding per kill: who, the limit that was hit, the memory it had.
@@ -147,6 +138,8 @@ mod tests {
         }
     }
 
+    const PAGE: u64 = 4096;
+
     #[test]
     fn a_kill_in_a_cgroup_is_a_row_a_finding_and_the_killers_sigkill() {
         let mut kills = OomKills::default();
@@ -158,10 +151,11 @@ mod tests {
                 usage_pages: 51_199,
             })),
             1_000_000_000,
+            PAGE,
         );
         let mut report = Report::default();
         report.memory.oom_kills = kills.finish();
-        let page = page_size();
+        let page = PAGE;
         let row = &report.memory.oom_kills[0];
         assert_eq!((row.pid, row.trigger_pid, row.t_s), (60, 50, 2.0));
         assert_eq!(row.scope, "cgroup");
@@ -207,7 +201,7 @@ mod tests {
     #[test]
     fn a_kill_names_the_victims_container() {
         let mut kills = OomKills::default();
-        kills.on_oom_kill(&kill(None), 0);
+        kills.on_oom_kill(&kill(None), 0, PAGE);
         let mut report = Report::default();
         report.memory.oom_kills = kills.finish();
         let container = crate::report::Container {
@@ -228,10 +222,10 @@ mod tests {
     #[test]
     fn a_kill_for_the_node_measures_against_its_memory() {
         let mut kills = OomKills::default();
-        kills.on_oom_kill(&kill(None), 0);
+        kills.on_oom_kill(&kill(None), 0, PAGE);
         let row = &kills.finish()[0];
         assert_eq!(row.scope, "node");
         assert_eq!(row.cgroup, None);
-        assert_eq!(row.limit_bytes, 1_000 * page_size());
+        assert_eq!(row.limit_bytes, 1_000 * PAGE);
     }
 }

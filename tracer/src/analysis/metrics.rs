@@ -432,7 +432,7 @@ impl Aggregator {
                 self.on_sample(tgid, function);
             }
             Event::PyFaultSample(fault) if fault.rss_pages != 0 => {
-                let page = super::memory::page_size();
+                let page = system.page_size();
                 self.resident.insert(fault.tgid, fault.rss_pages * page);
             }
             _ => {}

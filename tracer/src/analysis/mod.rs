@@ -41,10 +41,9 @@ use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 use self::native::SampleFrames;
 use crate::report::format::thousands;
 use crate::{
-    cli::NativeMode,
     events::{Event, MapSnapshot, NativeStack},
     frame::Frame,
-    native::NativeStacks,
+    native::{NativeMode, NativeStacks},
     python::PythonTree,
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,

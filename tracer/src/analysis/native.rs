@@ -97,7 +97,7 @@ pub fn figures(stacks: &NativeStacks) -> crate::report::NativeFigures {
     let c = &stacks.counts;
     let by_end = |end: u32| c.samples_by_end[end as usize];
     crate::report::NativeFigures {
-        interpreter_frames: stacks.mode == crate::cli::NativeMode::All,
+        interpreter_frames: stacks.mode == crate::native::NativeMode::All,
         samples: c.samples_by_end.iter().sum(),
         complete: by_end(native_end::COMPLETE),
         stopped_outside_mappings: by_end(native_end::NO_MAPPING),

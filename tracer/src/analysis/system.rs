@@ -33,6 +33,8 @@ pub trait System: Send {
     fn peak_rss(&self, pid: u32) -> Option<u64>;
     /// This host's name.
     fn host_name(&self) -> Option<String>;
+    /// The kernel's page size (its memory counters count pages).
+    fn page_size(&self) -> u64;
     /// The container process `pid` is in now: `None` when the process is
     /// gone, `Some(None)` on the host.
     fn container(&mut self, pid: u32) -> Option<Option<Container>>;
@@ -98,6 +100,9 @@ pub mod made_up {
 
         fn host_name(&self) -> Option<String> {
             Some("made-up".into())
+        }
+        fn page_size(&self) -> u64 {
+            4096
         }
         fn container(&mut self, pid: u32) -> Option<Option<Container>> {
             Some(self.processes.get(&pid)?.container.clone())

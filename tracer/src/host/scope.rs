@@ -99,15 +99,21 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The scope the arguments ask for (`None`: `--pid` or a command).
-    pub fn of(args: &crate::cli::Args) -> Result<Option<Self>, ScopeError> {
-        if args.all {
+    /// The scope asked for: every process (`all`), a container's (by name
+    /// or id) or a cgroup's (by path); `None`: none of them (`--pid` or a
+    /// command).
+    pub fn of(
+        all: bool,
+        container: Option<&str>,
+        cgroup: Option<&str>,
+    ) -> Result<Option<Self>, ScopeError> {
+        if all {
             return Ok(Some(Self::All));
         }
-        if let Some(query) = &args.container {
+        if let Some(query) = container {
             return Self::container(query).map(Some);
         }
-        match &args.cgroup {
+        match cgroup {
             Some(path) => Ok(Some(Self::Cgroup(Cgroup::resolve(path)?))),
             None => Ok(None),
         }

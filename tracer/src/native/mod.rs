@@ -23,7 +23,6 @@ use tracer_common::{
 };
 
 use crate::{
-    cli::NativeMode,
     frame::Frame,
     host::procfs,
     host::procfs::maps::{Mapping, anonymous_code, parse_maps},
@@ -47,6 +46,21 @@ pub const TABLE_BLOCKS: u32 = 4096;
 /// loads one right after the interpreter is found; each sample until the
 /// kernel has it is cut short.
 const REREAD_EVERY: Duration = Duration::from_millis(5);
+
+/// Which native frames a report shows (`--native=MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NativeMode {
+    /// The native code a Python program calls (C extensions, libraries,
+    /// and the C library as they call it); the interpreter's own frames,
+    /// and the C library as the interpreter calls it, are left out (as
+    /// py-spy does): a pure-Python function's time stays its own.
+    #[default]
+    Libraries,
+    /// Every native frame, the interpreter's own too.
+    All,
+    /// No native unwinding: Python frames only.
+    Off,
+}
 
 /// Whose code a native frame is, for [`NativeMode::Libraries`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,9 @@ use super::{
     symbols::{FrameId, FrameTable},
 };
 use crate::{
-    cli::NativeMode,
     events::NativeStack,
     frame::Frame,
-    native::{self, NativeStacks, Origin, Resolved},
+    native::{self, NativeMode, NativeStacks, Origin, Resolved},
 };
 
 /// A native address of a process (pid, generation), innermost or a

@@ -56,6 +56,10 @@ impl System for LiveSystem {
         procfs::host_name()
     }
 
+    fn page_size(&self) -> u64 {
+        crate::host::page_size()
+    }
+
     fn container(&mut self, pid: u32) -> Option<Option<Container>> {
         self.containers.read(pid)
     }

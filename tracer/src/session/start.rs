@@ -5,10 +5,11 @@
 
 use crate::{
     analysis::Collector,
-    cli::{Args, NativeMode},
+    cli::Args,
     host::procfs,
     host::scope::Scope,
-    kernel::probes::{ProbeError, Probes},
+    kernel::probes::{ProbeError, ProbeSettings, Probes},
+    native::NativeMode,
     python::PythonTree,
     report::Target as ReportTarget,
     session::python_refresh,
@@ -31,18 +32,21 @@ pub fn load_probes(
     collector: &mut Collector,
 ) -> Result<Probes, ProbeError> {
     let mut warnings = Vec::new();
+    let settings = &collector.settings;
     let mut probes = Probes::load(
-        !args.no_children,
-        collector.settings.python_rate_hz,
-        collector.settings.fault_period,
-        collector.settings.timeline,
-        !collector.settings.continuous,
-        scope.map(Scope::config).unwrap_or_default(),
-        collector.settings.loop_stall_ns,
-        if collector.settings.native != crate::cli::NativeMode::Off {
-            crate::native::TABLE_BLOCKS
-        } else {
-            0
+        &ProbeSettings {
+            follow_children: !args.no_children,
+            sample_rate: settings.python_rate_hz,
+            fault_period: settings.fault_period,
+            timeline: settings.timeline,
+            fd_rows: !settings.continuous,
+            scope: scope.map(Scope::config).unwrap_or_default(),
+            loop_stall_ns: settings.loop_stall_ns,
+            native_blocks: if settings.native != NativeMode::Off {
+                crate::native::TABLE_BLOCKS
+            } else {
+                0
+            },
         },
         &mut warnings,
     )?;

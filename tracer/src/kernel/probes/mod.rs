@@ -445,29 +445,43 @@ pub struct Probes {
     _task_events_warm: Option<std::os::fd::OwnedFd>,
 }
 
+/// What a trace asks of the kernel side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeSettings {
+    /// Trace the processes the traced ones fork (not `--no-children`).
+    pub follow_children: bool,
+    /// Load the Python CPU sampler too, for [`Probes::sample_threads`] to
+    /// attach at that frequency.
+    pub sample_rate: Option<u64>,
+    /// Sample the Python stack every that many minor page faults too
+    /// (with the CPU sampler only).
+    pub fault_period: Option<u64>,
+    /// Send every read and context switch as a record (`--perfetto`).
+    pub timeline: bool,
+    /// Count reads per descriptor, sent at close (one-off traces).
+    pub fd_rows: bool,
+    /// What a node-wide trace takes in as it execs.
+    pub scope: ScopeConfig,
+    /// An event loop iteration this long is a stall.
+    pub loop_stall_ns: u64,
+    /// Room for the native unwind tables (0: `--native=off`).
+    pub native_blocks: u32,
+}
+
 impl Probes {
     /// Reads this kernel's layout ([`kernel_config`]) and loads the
-    /// programs. `sample_rate`: load the Python CPU sampler too, for
-    /// [`Probes::sample_threads`] to attach at that frequency. `timeline`:
-    /// send every read and context switch as a record (`--perfetto`).
-    /// `scope`: what a node-wide trace takes in as it execs.
-    /// `loop_stall_ns`: an event loop iteration this long is a stall.
-    /// `fd_rows`: count reads per descriptor, sent at close (one-off traces).
-    /// `native_blocks`: room for the native unwind tables (0: `--native=off`).
-    /// `fault_period`: sample the Python stack every that many minor page
-    /// faults too (with the CPU sampler only).
-    #[allow(clippy::too_many_arguments)]
-    pub fn load(
-        follow_children: bool,
-        sample_rate: Option<u64>,
-        fault_period: Option<u64>,
-        timeline: bool,
-        fd_rows: bool,
-        scope: ScopeConfig,
-        loop_stall_ns: u64,
-        native_blocks: u32,
-        warnings: &mut Vec<String>,
-    ) -> Result<Self, ProbeError> {
+    /// programs `settings` ask for.
+    pub fn load(settings: &ProbeSettings, warnings: &mut Vec<String>) -> Result<Self, ProbeError> {
+        let ProbeSettings {
+            follow_children,
+            sample_rate,
+            fault_period,
+            timeline,
+            fd_rows,
+            scope,
+            loop_stall_ns,
+            native_blocks,
+        } = *settings;
         // aya's loader is made beside our own reading of the offsets.
         let started = std::time::Instant::now();
         let loader = load::loader_without_kernel_btf();
