@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 800;
 /// Lines of `tracer/src/run.rs`.
 const MAX_RUN_LINES: usize = 400;
+
+/// Lines of one function (its signature to its closing brace), at most:
+/// past that it does several things, each of which can have a name.
+const MAX_FUNCTION_LINES: usize = 150;
 /// Lines of `README.md`.
 const MAX_README_LINES: usize = 260;
 
@@ -89,6 +93,109 @@ fn is_inline_module(line: &str) -> bool {
 struct Code {
     text: String,
     literals: Vec<String>,
+}
+
+/// The functions of rustfmt'd `source` longer than `max` lines: each one's
+/// name, first line (1-based) and length, from its `fn` line to the `}` at
+/// the same indent.
+fn long_functions(source: &str, max: usize) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut long = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = &line[..line.len() - code.len()];
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let Some(fn_at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        let qualifiers = [
+            "pub",
+            "pub(crate)",
+            "pub(super)",
+            "const",
+            "unsafe",
+            "async",
+            "extern",
+            "\"C\"",
+        ];
+        // A declaration, or a body on the `fn` line itself.
+        let one_line = code.ends_with(';') || code.ends_with('}');
+        if !words[..fn_at].iter().all(|w| qualifiers.contains(w)) || one_line {
+            continue;
+        }
+        let name = words
+            .get(fn_at + 1)
+            .map(|w| w.split(['(', '<']).next().unwrap_or(w))
+            .unwrap_or_default();
+        let end = lines[at + 1..]
+            .iter()
+            .position(|l| l.strip_prefix(indent) == Some("}"));
+        if let Some(end) = end
+            && end + 2 > max
+        {
+            long.push((name.to_owned(), at + 1, end + 2));
+        }
+    }
+    long
+}
+
+/// The source file a `crate::a::b::item` path names, among a crate's
+/// `files` (relative to its `src/`): its deepest prefix that is a module.
+fn module_file(path: &str, files: &[String]) -> Option<String> {
+    let parts: Vec<&str> = path.split("::").skip(1).collect();
+    (1..=parts.len()).rev().find_map(|n| {
+        let module = parts[..n].join("/");
+        [format!("{module}.rs"), format!("{module}/mod.rs")]
+            .into_iter()
+            .find(|candidate| files.contains(candidate))
+    })
+}
+
+/// The circles among a crate's files, each file importing the next through
+/// `crate::` paths (`sources`: each file's code; the crate's root, which
+/// declares every module, is no file's import).
+fn import_circles(sources: &[(String, String)]) -> Vec<Vec<String>> {
+    let files: Vec<String> = sources.iter().map(|(f, _)| f.clone()).collect();
+    let imports: Vec<Vec<usize>> = sources
+        .iter()
+        .map(|(file, code)| {
+            let mut to: Vec<usize> = paths_from(code, "crate")
+                .iter()
+                .filter_map(|path| module_file(path, &files))
+                .filter_map(|target| files.iter().position(|f| *f == target))
+                .filter(|&t| {
+                    files[t] != *file && !["main.rs", "lib.rs"].contains(&files[t].as_str())
+                })
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            to
+        })
+        .collect();
+    let reach = |from: usize| {
+        let mut seen = vec![false; files.len()];
+        let mut stack = vec![from];
+        while let Some(at) = stack.pop() {
+            for &next in &imports[at] {
+                if !std::mem::replace(&mut seen[next], true) {
+                    stack.push(next);
+                }
+            }
+        }
+        seen
+    };
+    let reaches: Vec<Vec<bool>> = (0..files.len()).map(reach).collect();
+    let mut circles: Vec<Vec<String>> = Vec::new();
+    for (a, from_a) in reaches.iter().enumerate() {
+        let circle: Vec<String> = (0..files.len())
+            .filter(|&b| from_a[b] && reaches[b][a])
+            .map(|b| files[b].clone())
+            .collect();
+        if circle.len() > 1 && !circles.contains(&circle) {
+            circles.push(circle);
+        }
+    }
+    circles
 }
 
 fn split_code(source: &str) -> Code {
@@ -474,6 +581,85 @@ mod tests {
             "over {MAX_LINES} lines before their tests (the first `#[cfg(test)]` on a \
              `mod tests {{`), split each into rooms of one concern: {long:#?}"
         );
+    }
+
+    #[test]
+    fn no_function_is_longer_than_150_lines() {
+        let mut long = Vec::new();
+        // The program's code (an end-to-end test's steps read as one story).
+        let program = rust_files()
+            .into_iter()
+            .filter(|path| !path.components().any(|c| c.as_os_str() == "tests"));
+        for path in program {
+            let text = read(&path);
+            let before: Vec<&str> = text.lines().take(lines_before_tests(&text)).collect();
+            for (name, line, length) in long_functions(&before.join("\n"), MAX_FUNCTION_LINES) {
+                long.push(format!("{}:{line} {name} ({length} lines)", path.display()));
+            }
+        }
+        assert!(
+            long.is_empty(),
+            "functions over {MAX_FUNCTION_LINES} lines: give each of the things one does a \
+             function of its own, named for it: {long:#?}"
+        );
+    }
+
+    #[test]
+    fn long_functions_are_measured_from_fn_to_its_brace() {
+        let source = "impl X {\n    pub(crate) fn f(\n        a: u32,\n    ) -> u32 {\n        a\n    }\n}\nfn g() {}\nfn h() {\n    1;\n    2;\n}\n";
+        assert_eq!(
+            long_functions(source, 3),
+            [("f".to_owned(), 2, 5), ("h".to_owned(), 9, 4)]
+        );
+        assert!(long_functions(source, 5).is_empty());
+        assert!(long_functions("    fn declared(&self);\n", 0).is_empty());
+    }
+
+    #[test]
+    fn no_crate_has_an_import_circle() {
+        let repo = repo();
+        let mut found = Vec::new();
+        for crate_src in [
+            "tracer/src",
+            "tracer-ebpf/src",
+            "tracer-common/src",
+            "xtask/src",
+        ] {
+            let src = repo.join(crate_src);
+            let mut files = Vec::new();
+            walk(&src, &src, &mut files);
+            let sources: Vec<(String, String)> = files
+                .into_iter()
+                .filter(|f| f.ends_with(".rs"))
+                .map(|f| {
+                    let text = read(&src.join(&f));
+                    let before: Vec<&str> = text.lines().take(lines_before_tests(&text)).collect();
+                    let code = split_code(&before.join("\n")).text;
+                    (f, code)
+                })
+                .collect();
+            for circle in import_circles(&sources) {
+                found.push(format!("{crate_src}: {}", circle.join(" <-> ")));
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "files that import each other, in a circle: move what they share to a file \
+             both import, or take the lower one's need as a parameter: {found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_circle_of_imports_is_found() {
+        let sources = [
+            ("a.rs", "use crate::b::B;"),
+            ("b/mod.rs", "fn f() { crate::c::g(); }"),
+            ("c.rs", "use crate::a::{A, x::Y};"),
+            ("d.rs", "use crate::a::A;"),
+        ]
+        .map(|(f, c)| (f.to_owned(), c.to_owned()));
+        assert_eq!(import_circles(&sources), [["a.rs", "b/mod.rs", "c.rs"]]);
+        assert!(import_circles(&sources[1..]).is_empty());
     }
 
     #[test]

@@ -428,28 +428,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes)?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
     Ok(match kind {
-        EventKind::FileOpened | EventKind::FdDiscovered => {
-            let event: FileEvent = read(bytes)?;
-            if kind == EventKind::FdDiscovered {
-                Event::FdDiscovered {
-                    tgid: header.tgid,
-                    fd: event.fd,
-                    file_id: event.file_id,
-                    kernel: kernel_file(&event),
-                }
-            } else {
-                // path_len: the bytes copied, without the NUL.
-                let len = (event.path_len as usize).min(PATH_CAPTURE_LEN);
-                Event::FileOpened {
-                    tgid: header.tgid,
-                    fd: event.fd,
-                    file_id: event.file_id,
-                    path: c_string(&event.path[..len]),
-                    truncated: event.truncated != 0,
-                    kernel: kernel_file(&event),
-                }
-            }
-        }
+        EventKind::FileOpened | EventKind::FdDiscovered => file_event(kind, &header, bytes)?,
         EventKind::ProcessForked => {
             let event: ProcessEvent = read(bytes)?;
             Event::ProcessForked {
@@ -461,19 +440,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 comm: c_string(&event.comm[..COMM_LEN]),
             }
         }
-        EventKind::ProcessExited => {
-            let event: ProcessEvent = read(bytes)?;
-            Event::ProcessExited {
-                tgid: header.tgid,
-                tid: event.pid,
-                group_dead: event.arg != 0,
-                ts_ns: header.ts_ns,
-                comm: c_string(&event.comm),
-                status: (event.status != EXIT_STATUS_UNKNOWN).then_some(event.status),
-                ns_pid: (event.ns_pid != 0).then_some(event.ns_pid),
-                peak_rss_pages: (event.peak_rss_pages != 0).then_some(event.peak_rss_pages.into()),
-            }
-        }
+        EventKind::ProcessExited => process_exited(&header, bytes)?,
         EventKind::PySample => py_sample(&header, &read(bytes)?, None),
         EventKind::PyNativeSample => {
             let record: PyNativeSample = read(bytes)?;
@@ -503,61 +470,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 ts_ns: header.ts_ns,
             }
         }
-        EventKind::ProcessExec => {
-            let event: ExecEvent = read(bytes)?;
-            let len = (event.filename_len as usize).min(FILENAME_LEN);
-            let args_len = (event.args_len as usize).min(ARGS_LEN);
-            Event::ProcessExec {
-                tgid: header.tgid,
-                old_pid: event.old_pid,
-                ts_ns: header.ts_ns,
-                comm: c_string(&event.comm),
-                filename: c_string(&event.filename[..len]),
-                argv: split_args(&event.args[..args_len]),
-                truncated: event.args_truncated != 0,
-            }
-        }
-        EventKind::WaitDone => {
-            let event: WaitEvent = read(bytes)?;
-            Event::WaitDone(WaitDone {
-                tgid: header.tgid,
-                tid: header.tid,
-                comm: c_string(&event.comm),
-                ts_ns: header.ts_ns,
-                syscall: if event.kind == wait_kind::WAITID {
-                    WaitSyscall::Waitid
-                } else {
-                    WaitSyscall::Wait4
-                },
-                pid: event.pid,
-                ret: event.ret,
-                status: (event.flags & wait_flags::STATUS_VALID != 0).then_some(event.status),
-                code: event.code,
-                options: event.options,
-                untraced_reaper: event.flags & wait_flags::UNTRACED_REAPER != 0,
-            })
-        }
-        EventKind::SignalGenerated => {
-            let event: SignalGenerateEvent = read(bytes)?;
-            Event::SignalGenerated(SignalGenerated {
-                ts_ns: header.ts_ns,
-                tgid: header.tgid,
-                tid: header.tid,
-                comm: c_string(&event.sender_comm),
-                sig: event.sig,
-                errno: event.errno,
-                code: event.code,
-                target_pid: event.target_pid,
-                target_tgid: event.target_tgid,
-                target_comm: c_string(&event.target_comm),
-                group: event.group != 0,
-                result: event.result,
-                syscall: match SendSyscall::from_u32(event.syscall) {
-                    Some(SendSyscall::None) | None => None,
-                    some => some,
-                },
-            })
-        }
+        EventKind::ProcessExec => process_exec(&header, bytes)?,
+        EventKind::WaitDone => wait_done(&header, bytes)?,
+        EventKind::SignalGenerated => signal_generated(&header, bytes)?,
         EventKind::SignalDelivered => signal_delivered(&header, &read(bytes)?, None),
         EventKind::SignalNativeDelivered => {
             let record: SignalNativeDeliverEvent = read(bytes)?;
@@ -627,38 +542,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 row: Box::new(event.row),
             }
         }
-        EventKind::IoDone => {
-            let event: IoEvent = read(bytes)?;
-            Event::IoDone(IoDone {
-                tgid: header.tgid,
-                tid: header.tid,
-                start_ns: event.start_ns,
-                end_ns: header.ts_ns,
-                file_id: event.file_id,
-                fd: event.fd,
-                syscall: IoSyscall::from_u32(event.syscall).unwrap_or(IoSyscall::Read),
-                request: event.request,
-                ret: event.ret,
-                voluntary: event.voluntary,
-                involuntary: event.involuntary,
-            })
-        }
-        EventKind::Switched => {
-            let event: SwitchEvent = read(bytes)?;
-            let stack = event.flags & switch_flags::STACK != 0;
-            Event::Switched {
-                ts_ns: header.ts_ns,
-                tgid: header.tgid,
-                tid: header.tid,
-                out: event.flags & switch_flags::OUT != 0,
-                voluntary: event.flags & switch_flags::VOLUNTARY != 0,
-                py_frames: if stack {
-                    frames_until_empty(&event.frames)
-                } else {
-                    Vec::new()
-                },
-            }
-        }
+        EventKind::IoDone => io_done(&header, bytes)?,
+        EventKind::Switched => switched(&header, bytes)?,
         EventKind::SignalMask => {
             let event: SignalMaskEvent = read(bytes)?;
             Event::SignalMask(SignalMask {
@@ -670,6 +555,142 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 py_frames: frames_until_empty(&event.py_frames),
             })
         }
+    })
+}
+
+/// A file opened (its path as the kernel copied it), or a descriptor found open.
+fn file_event(kind: EventKind, header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: FileEvent = read(bytes)?;
+    Ok(if kind == EventKind::FdDiscovered {
+        Event::FdDiscovered {
+            tgid: header.tgid,
+            fd: event.fd,
+            file_id: event.file_id,
+            kernel: kernel_file(&event),
+        }
+    } else {
+        // path_len: the bytes copied, without the NUL.
+        let len = (event.path_len as usize).min(PATH_CAPTURE_LEN);
+        Event::FileOpened {
+            tgid: header.tgid,
+            fd: event.fd,
+            file_id: event.file_id,
+            path: c_string(&event.path[..len]),
+            truncated: event.truncated != 0,
+            kernel: kernel_file(&event),
+        }
+    })
+}
+
+/// A thread (or, `group_dead`, the whole process) exited.
+fn process_exited(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: ProcessEvent = read(bytes)?;
+    Ok(Event::ProcessExited {
+        tgid: header.tgid,
+        tid: event.pid,
+        group_dead: event.arg != 0,
+        ts_ns: header.ts_ns,
+        comm: c_string(&event.comm),
+        status: (event.status != EXIT_STATUS_UNKNOWN).then_some(event.status),
+        ns_pid: (event.ns_pid != 0).then_some(event.ns_pid),
+        peak_rss_pages: (event.peak_rss_pages != 0).then_some(event.peak_rss_pages.into()),
+    })
+}
+
+/// A process replaced its program.
+fn process_exec(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: ExecEvent = read(bytes)?;
+    let len = (event.filename_len as usize).min(FILENAME_LEN);
+    let args_len = (event.args_len as usize).min(ARGS_LEN);
+    Ok(Event::ProcessExec {
+        tgid: header.tgid,
+        old_pid: event.old_pid,
+        ts_ns: header.ts_ns,
+        comm: c_string(&event.comm),
+        filename: c_string(&event.filename[..len]),
+        argv: split_args(&event.args[..args_len]),
+        truncated: event.args_truncated != 0,
+    })
+}
+
+/// A `wait4`/`waitid` returned.
+fn wait_done(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: WaitEvent = read(bytes)?;
+    Ok(Event::WaitDone(WaitDone {
+        tgid: header.tgid,
+        tid: header.tid,
+        comm: c_string(&event.comm),
+        ts_ns: header.ts_ns,
+        syscall: if event.kind == wait_kind::WAITID {
+            WaitSyscall::Waitid
+        } else {
+            WaitSyscall::Wait4
+        },
+        pid: event.pid,
+        ret: event.ret,
+        status: (event.flags & wait_flags::STATUS_VALID != 0).then_some(event.status),
+        code: event.code,
+        options: event.options,
+        untraced_reaper: event.flags & wait_flags::UNTRACED_REAPER != 0,
+    }))
+}
+
+/// A signal sent (or refused, or ignored at once).
+fn signal_generated(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: SignalGenerateEvent = read(bytes)?;
+    Ok(Event::SignalGenerated(SignalGenerated {
+        ts_ns: header.ts_ns,
+        tgid: header.tgid,
+        tid: header.tid,
+        comm: c_string(&event.sender_comm),
+        sig: event.sig,
+        errno: event.errno,
+        code: event.code,
+        target_pid: event.target_pid,
+        target_tgid: event.target_tgid,
+        target_comm: c_string(&event.target_comm),
+        group: event.group != 0,
+        result: event.result,
+        syscall: match SendSyscall::from_u32(event.syscall) {
+            Some(SendSyscall::None) | None => None,
+            some => some,
+        },
+    }))
+}
+
+/// One read or write, with its time (`--perfetto`).
+fn io_done(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: IoEvent = read(bytes)?;
+    Ok(Event::IoDone(IoDone {
+        tgid: header.tgid,
+        tid: header.tid,
+        start_ns: event.start_ns,
+        end_ns: header.ts_ns,
+        file_id: event.file_id,
+        fd: event.fd,
+        syscall: IoSyscall::from_u32(event.syscall).unwrap_or(IoSyscall::Read),
+        request: event.request,
+        ret: event.ret,
+        voluntary: event.voluntary,
+        involuntary: event.involuntary,
+    }))
+}
+
+/// A context switch of a traced thread (`--perfetto`), with its stack.
+fn switched(header: &EventHeader, bytes: &[u8]) -> Result<Event, DecodeError> {
+    let event: SwitchEvent = read(bytes)?;
+    let stack = event.flags & switch_flags::STACK != 0;
+    Ok(Event::Switched {
+        ts_ns: header.ts_ns,
+        tgid: header.tgid,
+        tid: header.tid,
+        out: event.flags & switch_flags::OUT != 0,
+        voluntary: event.flags & switch_flags::VOLUNTARY != 0,
+        py_frames: if stack {
+            frames_until_empty(&event.frames)
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -259,212 +259,237 @@ type Labels = Vec<(&'static str, String)>;
 impl Collector for Encoded {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let m = &self.0;
-        let process = |pid: &str, more: &[(&'static str, &str)]| -> Labels {
-            let mut labels = process_labels(m, pid);
-            labels.extend(more.iter().map(|&(k, v)| (k, v.to_owned())));
-            labels
-        };
-        let io = |r: &IoSeries| process(&r.pid, &[("path", &r.path), ("fs", &r.fs)]);
-        counters(
-            &mut encoder,
-            "tracer_read_syscalls",
-            "Read-family syscalls (read, pread64, readv, preadv, recvfrom, recvmsg, recvmmsg) per process and file or socket \
-             (the busiest files recently; the rest in path=\"other\")",
-            m.reads.iter().map(|r| (io(r), r.syscalls)),
-        )?;
-        counters(
-            &mut encoder,
-            "tracer_read_bytes",
-            "Bytes returned by read-family syscalls per process and file or socket",
-            m.reads.iter().map(|r| (io(r), r.bytes)),
-        )?;
-        counters(
-            &mut encoder,
-            "tracer_write_syscalls",
-            "Write-family syscalls (write, pwrite64, writev, pwritev, sendto, sendmsg, sendmmsg) \
-             per process and file or socket (the busiest recently; the rest in path=\"other\")",
-            m.writes.iter().map(|w| (io(w), w.syscalls)),
-        )?;
-        counters(
-            &mut encoder,
-            "tracer_write_bytes",
-            "Bytes written by write-family syscalls per process and file or socket",
-            m.writes.iter().map(|w| (io(w), w.bytes)),
-        )?;
-        counters(
-            &mut encoder,
-            "tracer_sync_syscalls",
-            "fsync, fdatasync and sync_file_range calls per process and file",
-            m.writes.iter().map(|w| (io(w), w.syncs)),
-        )?;
-        let mut family = encoder.encode_descriptor(
-            "tracer_read_request_bytes",
-            "Bytes asked for per read-family syscall (CPython reads procfs 1 KiB at a time)",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (pid, fs, histogram) in &m.request_sizes {
-            let labels = process(pid, &[("fs", fs)]);
-            histogram.encode(family.encode_family(&labels)?)?;
+        io_families(&mut encoder, m)?;
+        process_families(&mut encoder, m)?;
+        own_families(&mut encoder, m)
+    }
+}
+
+/// A process's labels, then `more`.
+fn labels(m: &Metrics, pid: &str, more: &[(&'static str, &str)]) -> Labels {
+    let mut labels = process_labels(m, pid);
+    labels.extend(more.iter().map(|&(k, v)| (k, v.to_owned())));
+    labels
+}
+
+/// A file's or socket's series: its process, path and file system.
+fn io_labels(m: &Metrics, r: &IoSeries) -> Labels {
+    labels(m, &r.pid, &[("path", &r.path), ("fs", &r.fs)])
+}
+
+/// Reads and writes per process and file, and the reads' request sizes.
+fn io_families(encoder: &mut DescriptorEncoder, m: &Metrics) -> Result<(), std::fmt::Error> {
+    counters(
+        encoder,
+        "tracer_read_syscalls",
+        "Read-family syscalls (read, pread64, readv, preadv, recvfrom, recvmsg, recvmmsg) per process and file or socket \
+         (the busiest files recently; the rest in path=\"other\")",
+        m.reads.iter().map(|r| (io_labels(m, r), r.syscalls)),
+    )?;
+    counters(
+        encoder,
+        "tracer_read_bytes",
+        "Bytes returned by read-family syscalls per process and file or socket",
+        m.reads.iter().map(|r| (io_labels(m, r), r.bytes)),
+    )?;
+    counters(
+        encoder,
+        "tracer_write_syscalls",
+        "Write-family syscalls (write, pwrite64, writev, pwritev, sendto, sendmsg, sendmmsg) \
+         per process and file or socket (the busiest recently; the rest in path=\"other\")",
+        m.writes.iter().map(|w| (io_labels(m, w), w.syscalls)),
+    )?;
+    counters(
+        encoder,
+        "tracer_write_bytes",
+        "Bytes written by write-family syscalls per process and file or socket",
+        m.writes.iter().map(|w| (io_labels(m, w), w.bytes)),
+    )?;
+    counters(
+        encoder,
+        "tracer_sync_syscalls",
+        "fsync, fdatasync and sync_file_range calls per process and file",
+        m.writes.iter().map(|w| (io_labels(m, w), w.syncs)),
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "tracer_read_request_bytes",
+        "Bytes asked for per read-family syscall (CPython reads procfs 1 KiB at a time)",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (pid, fs, histogram) in &m.request_sizes {
+        let labels = labels(m, pid, &[("fs", fs)]);
+        histogram.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Per process: event loops, context switches, zombies, resident memory,
+/// Python samples; signals by name.
+fn process_families(encoder: &mut DescriptorEncoder, m: &Metrics) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "tracer_event_loop_iteration_seconds",
+        "Iterations of the event loops (asyncio...) of each Python process: from a \
+         selector wait's return (epoll_wait, select, poll) to its next wait; a long one \
+         froze every other request of that loop",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (pid, histogram) in &m.event_loop_iterations {
+        histogram.encode(family.encode_family(&labels(m, pid, &[]))?)?;
+    }
+    counters(
+        encoder,
+        "tracer_context_switches",
+        "Scheduler context switches of the traced threads per process: voluntary \
+         (it slept) or involuntary (it was preempted)",
+        m.switches.iter().flat_map(|(pid, voluntary, involuntary)| {
+            [
+                (labels(m, pid, &[("kind", "voluntary")]), *voluntary),
+                (labels(m, pid, &[("kind", "involuntary")]), *involuntary),
+            ]
+        }),
+    )?;
+    counters(
+        encoder,
+        "tracer_signals",
+        "Signals generated for or by traced processes, delivered to them, or \
+         ignored (at generation or delivery)",
+        m.signals.iter().map(|(signal, event, n)| {
+            (
+                vec![("signal", signal.clone()), ("event", (*event).to_owned())],
+                *n,
+            )
+        }),
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "tracer_zombies",
+        "Zombie children of each traced process now (exited, not reaped yet)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (pid, n) in &m.zombies {
+        let labels = labels(m, pid, &[]);
+        ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "tracer_process_resident_bytes",
+        "Resident memory of each live Python process, as of its last sampled page fault \
+         (--memory-sample)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (pid, bytes) in &m.resident_bytes {
+        let labels = labels(m, pid, &[]);
+        ConstGauge::new(*bytes as i64).encode(family.encode_family(&labels)?)?;
+    }
+    let histogram = &m.zombie_seconds;
+    histogram.encode(encoder.encode_descriptor(
+        "tracer_zombie_seconds",
+        "How long each reaped child stayed a zombie, from its exit to its reaping",
+        None,
+        MetricType::Histogram,
+    )?)?;
+    counters(
+        encoder,
+        "tracer_python_samples",
+        "CPU samples of Python stacks per process and innermost function \
+         (the busiest recently; the rest in function=\"other\")",
+        m.python_samples
+            .iter()
+            .map(|(pid, function, n)| (labels(m, pid, &[("function", function)]), *n)),
+    )?;
+    Ok(())
+}
+
+/// The tracer's own: what it lost, `--otlp`'s exports, the endpoint's
+/// authentication, TLS and configuration.
+fn own_families(encoder: &mut DescriptorEncoder, m: &Metrics) -> Result<(), std::fmt::Error> {
+    let family = encoder.encode_descriptor(
+        "tracer_events_lost",
+        "Events the tracer could not record (ring buffer or a kernel table full, \
+         a run of its programs the kernel skipped, a record not decoded)",
+        None,
+        MetricType::Counter,
+    )?;
+    ConstCounter::new(m.events_lost).encode(family)?;
+    if let Some(otlp) = &m.otlp {
+        let families = [
+            (
+                "tracer_otlp_exports",
+                "--otlp: windows of profiles the collector took",
+                otlp.exports,
+            ),
+            (
+                "tracer_otlp_export_failures",
+                "--otlp: export attempts that failed (the collector down, refusing \
+                 or too slow; each retry counts)",
+                otlp.export_failures,
+            ),
+            (
+                "tracer_otlp_windows_dropped",
+                "--otlp: windows that never reached the collector (the queue full \
+                 while it was down, refused, or still waiting at the stop)",
+                otlp.windows_dropped,
+            ),
+            (
+                "tracer_otlp_samples_exported",
+                "--otlp: Python samples in the windows the collector took",
+                otlp.samples_exported,
+            ),
+            (
+                "tracer_otlp_samples_dropped",
+                "--otlp: Python samples in the windows dropped",
+                otlp.samples_dropped,
+            ),
+        ];
+        for (name, help, value) in families {
+            let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(family)?;
         }
-        let mut family = encoder.encode_descriptor(
-            "tracer_event_loop_iteration_seconds",
-            "Iterations of the event loops (asyncio...) of each Python process: from a \
-             selector wait's return (epoll_wait, select, poll) to its next wait; a long one \
-             froze every other request of that loop",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (pid, histogram) in &m.event_loop_iterations {
-            histogram.encode(family.encode_family(&process(pid, &[]))?)?;
-        }
+    }
+    if let Some(web) = &m.web {
         counters(
-            &mut encoder,
-            "tracer_context_switches",
-            "Scheduler context switches of the traced threads per process: voluntary \
-             (it slept) or involuntary (it was preempted)",
-            m.switches.iter().flat_map(|(pid, voluntary, involuntary)| {
-                [
-                    (process(pid, &[("kind", "voluntary")]), *voluntary),
-                    (process(pid, &[("kind", "involuntary")]), *involuntary),
-                ]
-            }),
-        )?;
-        counters(
-            &mut encoder,
-            "tracer_signals",
-            "Signals generated for or by traced processes, delivered to them, or \
-             ignored (at generation or delivery)",
-            m.signals.iter().map(|(signal, event, n)| {
-                (
-                    vec![("signal", signal.clone()), ("event", (*event).to_owned())],
-                    *n,
-                )
-            }),
-        )?;
-        let mut family = encoder.encode_descriptor(
-            "tracer_zombies",
-            "Zombie children of each traced process now (exited, not reaped yet)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (pid, n) in &m.zombies {
-            let labels = process(pid, &[]);
-            ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "tracer_process_resident_bytes",
-            "Resident memory of each live Python process, as of its last sampled page fault \
-             (--memory-sample)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (pid, bytes) in &m.resident_bytes {
-            let labels = process(pid, &[]);
-            ConstGauge::new(*bytes as i64).encode(family.encode_family(&labels)?)?;
-        }
-        let histogram = &m.zombie_seconds;
-        histogram.encode(encoder.encode_descriptor(
-            "tracer_zombie_seconds",
-            "How long each reaped child stayed a zombie, from its exit to its reaping",
-            None,
-            MetricType::Histogram,
-        )?)?;
-        counters(
-            &mut encoder,
-            "tracer_python_samples",
-            "CPU samples of Python stacks per process and innermost function \
-             (the busiest recently; the rest in function=\"other\")",
-            m.python_samples
-                .iter()
-                .map(|(pid, function, n)| (process(pid, &[("function", function)]), *n)),
+            encoder,
+            "tracer_web_auth_failures",
+            "Requests to this endpoint refused with 401: without credentials, or with \
+             wrong ones (an unknown user, a wrong password, not basic auth)",
+            [
+                ("no_credentials", web.no_credentials),
+                ("wrong_credentials", web.wrong_credentials),
+            ]
+            .map(|(reason, n)| (vec![("reason", reason.to_owned())], n))
+            .into_iter(),
         )?;
         let family = encoder.encode_descriptor(
-            "tracer_events_lost",
-            "Events the tracer could not record (ring buffer or a kernel table full, \
-             a run of its programs the kernel skipped, a record not decoded)",
+            "tracer_web_tls_handshake_failures",
+            "TLS handshakes with this endpoint that failed (plain HTTP to its TLS port, \
+             a client certificate refused, no common version or cipher suite)",
             None,
             MetricType::Counter,
         )?;
-        ConstCounter::new(m.events_lost).encode(family)?;
-        if let Some(otlp) = &m.otlp {
-            let families = [
-                (
-                    "tracer_otlp_exports",
-                    "--otlp: windows of profiles the collector took",
-                    otlp.exports,
-                ),
-                (
-                    "tracer_otlp_export_failures",
-                    "--otlp: export attempts that failed (the collector down, refusing \
-                     or too slow; each retry counts)",
-                    otlp.export_failures,
-                ),
-                (
-                    "tracer_otlp_windows_dropped",
-                    "--otlp: windows that never reached the collector (the queue full \
-                     while it was down, refused, or still waiting at the stop)",
-                    otlp.windows_dropped,
-                ),
-                (
-                    "tracer_otlp_samples_exported",
-                    "--otlp: Python samples in the windows the collector took",
-                    otlp.samples_exported,
-                ),
-                (
-                    "tracer_otlp_samples_dropped",
-                    "--otlp: Python samples in the windows dropped",
-                    otlp.samples_dropped,
-                ),
-            ];
-            for (name, help, value) in families {
-                let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                ConstCounter::new(value).encode(family)?;
-            }
-        }
-        if let Some(web) = &m.web {
-            counters(
-                &mut encoder,
-                "tracer_web_auth_failures",
-                "Requests to this endpoint refused with 401: without credentials, or with \
-                 wrong ones (an unknown user, a wrong password, not basic auth)",
-                [
-                    ("no_credentials", web.no_credentials),
-                    ("wrong_credentials", web.wrong_credentials),
-                ]
-                .map(|(reason, n)| (vec![("reason", reason.to_owned())], n))
+        ConstCounter::new(web.tls_failures).encode(family)?;
+        counters(
+            encoder,
+            "tracer_web_config_reloads",
+            "Times the --web-config file was read again after a change: success, or \
+             failure (the last good config kept)",
+            [("success", web.reloads), ("failure", web.reload_failures)]
+                .map(|(result, n)| (vec![("result", result.to_owned())], n))
                 .into_iter(),
-            )?;
+        )?;
+        if let Some(not_after) = web.cert_not_after {
             let family = encoder.encode_descriptor(
-                "tracer_web_tls_handshake_failures",
-                "TLS handshakes with this endpoint that failed (plain HTTP to its TLS port, \
-                 a client certificate refused, no common version or cipher suite)",
+                "tracer_web_tls_certificate_not_after_timestamp_seconds",
+                "When the certificate this endpoint serves expires (Unix seconds): \
+                 alert on it, a renewed file is read again without a restart",
                 None,
-                MetricType::Counter,
+                MetricType::Gauge,
             )?;
-            ConstCounter::new(web.tls_failures).encode(family)?;
-            counters(
-                &mut encoder,
-                "tracer_web_config_reloads",
-                "Times the --web-config file was read again after a change: success, or \
-                 failure (the last good config kept)",
-                [("success", web.reloads), ("failure", web.reload_failures)]
-                    .map(|(result, n)| (vec![("result", result.to_owned())], n))
-                    .into_iter(),
-            )?;
-            if let Some(not_after) = web.cert_not_after {
-                let family = encoder.encode_descriptor(
-                    "tracer_web_tls_certificate_not_after_timestamp_seconds",
-                    "When the certificate this endpoint serves expires (Unix seconds): \
-                     alert on it, a renewed file is read again without a restart",
-                    None,
-                    MetricType::Gauge,
-                )?;
-                ConstGauge::new(not_after).encode(family)?;
-            }
+            ConstGauge::new(not_after).encode(family)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// One counter family (`name` gets its `_total`).

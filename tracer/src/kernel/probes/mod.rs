@@ -445,6 +445,21 @@ pub struct Probes {
     _task_events_warm: Option<std::os::fd::OwnedFd>,
 }
 
+/// The per-descriptor rows are claimed with the fetching atomics: without
+/// them, reads are counted per file (said in `warnings`).
+fn fd_rows_supported(warnings: &mut Vec<String>) -> bool {
+    let supported = features::atomic_fetch();
+    if !supported {
+        warnings.push(
+            "this kernel's BPF has no fetching atomics (Linux 5.12): reads are counted per \
+             file in a table of 16,384 rows rather than per descriptor; past that many files \
+             at once, reads are dropped (counted)"
+                .into(),
+        );
+    }
+    supported
+}
+
 /// What a trace asks of the kernel side.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProbeSettings {
@@ -486,19 +501,7 @@ impl Probes {
         let started = std::time::Instant::now();
         let loader = load::loader_without_kernel_btf();
         let warming = sample_rate.map(|_| std::thread::spawn(python::warm_task_events));
-        // The per-descriptor rows are claimed with the fetching atomics.
-        let fd_rows = fd_rows && {
-            let supported = features::atomic_fetch();
-            if !supported {
-                warnings.push(
-                    "this kernel's BPF has no fetching atomics (Linux 5.12): reads are counted \
-                     per file in a table of 16,384 rows rather than per descriptor; past that \
-                     many files at once, reads are dropped (counted)"
-                        .into(),
-                );
-            }
-            supported
-        };
+        let fd_rows = fd_rows && fd_rows_supported(warnings);
         let config = kernel_config(
             follow_children,
             timeline,

@@ -262,6 +262,32 @@ pub fn render_dump(out: &mut String, report: &Report) {
 
 pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     let p = &report.python;
+    if !summary(out, report) {
+        return;
+    }
+    if let Some(native) = &p.native {
+        native_line(out, native, p.samples);
+    }
+    processes(out, report, width);
+    // The kernel-event stacks below are there even without CPU samples
+    // (a short or mostly sleeping process).
+    hot_tables(out, p, width);
+    stack_lists(out, p, width);
+    entries(out, p, width);
+    threads_now(out, "when tracing started", &p.threads_at_start, width);
+    threads_now(out, "when tracing stopped", &p.threads_at_end, width);
+    super::asyncio::render(out, &p.asyncio, width);
+    per_thread(out, p, width);
+    super::asyncio::render_by_task(out, &p.asyncio, width);
+    super::findings(out, report, "python", 10);
+    out.push('\n');
+}
+
+/// The section's first lines: the interpreter, the rate and the layout's
+/// source, what is not in the figures; `false` (after saying why) when
+/// nothing was sampled.
+fn summary(out: &mut String, report: &Report) -> bool {
+    let p = &report.python;
     if p.status != "sampled" {
         match interpreter_line(report) {
             Some(found) => {
@@ -280,7 +306,7 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
                 );
             }
         }
-        return;
+        return false;
     }
     let _ = writeln!(
         out,
@@ -340,12 +366,11 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
     if let Some(missed) = nonzero(&missed) {
         let _ = writeln!(out, "  not in the figures: {missed}");
     }
-    if let Some(native) = &p.native {
-        native_line(out, native, p.samples);
-    }
-    processes(out, report, width);
-    // The kernel-event stacks below are there even without CPU samples
-    // (a short or mostly sleeping process).
+    true
+}
+
+/// The hottest functions (Python, then native) and lines.
+fn hot_tables(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
     if !p.hotspots.is_empty() {
         let mut table = Table::new(
             2,
@@ -410,6 +435,10 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         }
         table.render(out, width);
     }
+}
+
+/// Off-CPU time, the GIL and forks, each by Python stack.
+fn stack_lists(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
     if !p.off_cpu.is_empty() {
         let _ = writeln!(
             out,
@@ -434,6 +463,10 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
             let _ = writeln!(out, "{head}{}", super::chain(&stack.frames, room));
         }
     }
+}
+
+/// `--count-entries`: entries into the eval loop, or why it did not run.
+fn entries(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
     if let Some(err) = &p.entries_error {
         let _ = writeln!(out, "  entry counting (--count-entries) did not run: {err}");
     }
@@ -459,61 +492,60 @@ pub fn render(out: &mut String, report: &Report, width: Option<usize>) {
         }
         table.render(out, width);
     }
-    threads_now(out, "when tracing started", &p.threads_at_start, width);
-    threads_now(out, "when tracing stopped", &p.threads_at_end, width);
-    super::asyncio::render(out, &p.asyncio, width);
-    if p.threads.len() > 1 {
-        let _ = writeln!(out, "  per thread:");
-        let several = p.processes.len() > 1;
-        let mut columns = vec![right("pid")];
-        columns.extend([
-            right("tid"),
-            left("name").shrinks_to(10),
-            right("samples"),
-            right("GIL held"),
-            right("GIL wait"),
-            left("hottest").shrinks_keeping_start(16),
-        ]);
-        let with_gil = p.threads.iter().any(|t| t.gil.is_some());
-        if !with_gil {
-            columns.drain(4..6);
-        }
-        if !several {
-            columns.remove(0);
-        }
-        let mut table = Table::new(4, columns);
-        for t in &p.threads {
-            let top = t
-                .hotspots
-                .first()
-                .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
-                .unwrap_or_default();
-            let mut cells = vec![
-                t.tid.to_string(),
-                t.name.clone().unwrap_or_else(|| "-".into()),
-                thousands(t.samples),
-            ];
-            if with_gil {
-                cells.extend(match &t.gil {
-                    Some(g) => [
-                        thousands(g.held_samples),
-                        format!("{} ({:.0}%)", duration(g.wait_ns), g.wait_share),
-                    ],
-                    None => ["-".into(), "-".into()],
-                });
-            }
-            cells.push(top);
-            if several {
-                cells.insert(0, t.pid.to_string());
-            }
-            table.row(cells);
-        }
-        let dropped = table.render(out, width);
-        left_out(out, &dropped);
+}
+
+/// One line per thread (with several): samples, the GIL, its hottest function.
+fn per_thread(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+    if p.threads.len() <= 1 {
+        return;
     }
-    super::asyncio::render_by_task(out, &p.asyncio, width);
-    super::findings(out, report, "python", 10);
-    out.push('\n');
+    let _ = writeln!(out, "  per thread:");
+    let several = p.processes.len() > 1;
+    let mut columns = vec![right("pid")];
+    columns.extend([
+        right("tid"),
+        left("name").shrinks_to(10),
+        right("samples"),
+        right("GIL held"),
+        right("GIL wait"),
+        left("hottest").shrinks_keeping_start(16),
+    ]);
+    let with_gil = p.threads.iter().any(|t| t.gil.is_some());
+    if !with_gil {
+        columns.drain(4..6);
+    }
+    if !several {
+        columns.remove(0);
+    }
+    let mut table = Table::new(4, columns);
+    for t in &p.threads {
+        let top = t
+            .hotspots
+            .first()
+            .map(|h| format!("{} ({:.1}% self)", h.qualname, h.self_share))
+            .unwrap_or_default();
+        let mut cells = vec![
+            t.tid.to_string(),
+            t.name.clone().unwrap_or_else(|| "-".into()),
+            thousands(t.samples),
+        ];
+        if with_gil {
+            cells.extend(match &t.gil {
+                Some(g) => [
+                    thousands(g.held_samples),
+                    format!("{} ({:.0}%)", duration(g.wait_ns), g.wait_share),
+                ],
+                None => ["-".into(), "-".into()],
+            });
+        }
+        cells.push(top);
+        if several {
+            cells.insert(0, t.pid.to_string());
+        }
+        table.row(cells);
+    }
+    let dropped = table.render(out, width);
+    left_out(out, &dropped);
 }
 
 /// `--native`: how many samples came with a native stack, and where the

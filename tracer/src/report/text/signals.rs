@@ -297,15 +297,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
     }
     let _ = writeln!(out, "\n  What became of each signal that matters:");
     let who = crate::report::identity::Identities::of(report);
-    // A stack on a line of its own, under the sentence it belongs to.
-    let stack = |out: &mut String, words: &str, frames: &[crate::frame::Frame]| {
-        let head = format!("{STORY_STACK}{words} ");
-        let room = width.map(|w| w.saturating_sub(super::layout::columns(&head)));
-        let _ = writeln!(out, "{head}{}", super::chain(frames, room));
-    };
     for &(g, story) in stories.iter().take(STORIES) {
-        let set_by = story.set_by.and_then(|i| report.signal_actions.get(i));
-        let blocked_by = story.blocked_by.and_then(|i| report.signal_masks.get(i));
         let target = story.target.and_then(|i| report.processes.get(i));
         let _ = writeln!(
             out,
@@ -316,113 +308,11 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
             count(g.generated, "sent", "sent"),
             g.first_s
         );
-        // The disposition, and who set it.
-        let handler = |h: &crate::report::PythonHandler| handler_text(h, width);
-        match set_by {
-            None => {
-                let what = g
-                    .python_handler
-                    .as_ref()
-                    .map(handler)
-                    .or_else(|| g.disposition.clone())
-                    .unwrap_or_else(|| "-".into());
-                let _ = writeln!(
-                    out,
-                    "{STORY}disposition: {what} (set before tracing started)"
-                );
-            }
-            Some(a) => {
-                let what = match a.action.as_str() {
-                    "ignore" => "ignored".to_owned(),
-                    "default" => "default action".to_owned(),
-                    "handler" => a
-                        .python_handler
-                        .as_ref()
-                        .or(g.python_handler.as_ref())
-                        .map(handler)
-                        .unwrap_or_else(|| "a C handler".into()),
-                    other => other.to_owned(),
-                };
-                let _ = writeln!(out, "{STORY}disposition: {what}, set at {:.3} s", a.t_s);
-                match a.set_by.as_str() {
-                    "interpreter start-up" => {
-                        let _ = writeln!(out, "{STORY_STACK}by {}", startup_default(&a.signal));
-                    }
-                    "python" => {
-                        // From the program's line: past `signal.signal`'s own frame.
-                        let from = a
-                            .python_stack
-                            .iter()
-                            .position(|f| f.stdlib_module() != Some("signal"))
-                            .unwrap_or(0);
-                        stack(out, "by", &a.python_stack[from..]);
-                    }
-                    other => {
-                        let _ = writeln!(out, "{STORY_STACK}by {other}");
-                    }
-                }
-            }
+        disposition(out, report, g, story, width);
+        if let Some(m) = story.blocked_by.and_then(|i| report.signal_masks.get(i)) {
+            blocked(out, m, width);
         }
-        if let Some(m) = blocked_by {
-            let _ = writeln!(
-                out,
-                "{STORY}blocked at {:.3} s in {}",
-                m.t_s,
-                thread(m.pid, m.tid)
-            );
-            if m.python_stack.is_empty() {
-                let _ = writeln!(out, "{STORY_STACK}by native code");
-            } else {
-                stack(out, "by", &m.python_stack);
-            }
-        }
-        // What the kernel did with it.
-        if g.delivered > 0 {
-            let threads: Vec<String> = g
-                .delivered_to
-                .keys()
-                .map(|tid| {
-                    if *tid == g.target.pid.to_string() {
-                        format!("{tid} (main thread)")
-                    } else {
-                        tid.clone()
-                    }
-                })
-                .collect();
-            let mut line = format!(
-                "{STORY}delivered {} to tid {}",
-                count(g.delivered, "time", "times"),
-                threads.join(", ")
-            );
-            if let Some(l) = &g.latency_ns {
-                let _ = write!(line, ", {} after it was sent", duration(l.max));
-            }
-            if g.killed > 0 {
-                line.push_str(": it killed the process (default action)");
-            }
-            let _ = writeln!(out, "{line}");
-            if let Some(s) = g.python_stacks.first()
-                && g.killed == 0
-            {
-                stack(out, "while in", &s.frames);
-            }
-            // The post-mortem: what each thread was doing as it died.
-            if !g.threads_at_death.is_empty() {
-                let _ = writeln!(out, "{STORY}its threads when it died:");
-                for t in &g.threads_at_death {
-                    let label = match who.thread_label(t.pid, t.tid) {
-                        Some(name) => format!("tid {} ({name})", t.tid),
-                        None => format!("tid {}", t.tid),
-                    };
-                    stack(out, &format!("{label} in"), &t.python_stack);
-                }
-                if g.threads_at_death_left_out > 0 {
-                    let n = g.threads_at_death_left_out;
-                    let threads = if n == 1 { "thread" } else { "threads" };
-                    let _ = writeln!(out, "{STORY_STACK}and {} more {threads}", thousands(n));
-                }
-            }
-        }
+        delivery(out, g, &who, width);
         if g.ignored > 0 {
             let _ = writeln!(
                 out,
@@ -438,49 +328,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
                 thousands(g.pending_at_end)
             );
         }
-        // When the Python handler ran, or what held it up.
-        if g.python_handler.is_some() {
-            if g.python_handler_runs > 0 {
-                let mut line = format!(
-                    "{STORY}Python handler started {} in the main thread",
-                    count(g.python_handler_runs, "time", "times")
-                );
-                if let Some(l) = &g.python_handler_latency_ns {
-                    let _ = write!(line, ", {} after delivery", duration(l.max));
-                    if g.python_handler_runs > 1 {
-                        let _ = write!(line, " at most (p50 {})", duration(l.p50));
-                    }
-                }
-                let _ = writeln!(out, "{line}");
-            }
-            if g.python_handler_unseen > 0 {
-                let _ = writeln!(out, "{STORY}{}", unseen(g.python_handler_unseen));
-            }
-            if g.python_handler_pending_at_end > 0 {
-                let never = format!(
-                    "{STORY}Python handler never ran for {}",
-                    count(g.python_handler_pending_at_end, "delivery", "deliveries")
-                );
-                match &g.python_handler_main_thread {
-                    Some(main) => {
-                        let seen = match main.seen.as_str() {
-                            "stop" => "when tracing stopped",
-                            "sample" => "at its last sample",
-                            _ => "at the delivery",
-                        };
-                        let _ = writeln!(
-                            out,
-                            "{never}: the main thread, as seen {seen} ({:.3} s), was",
-                            main.t_s
-                        );
-                        stack(out, "in", &main.python_stack);
-                    }
-                    None => {
-                        let _ = writeln!(out, "{never}");
-                    }
-                }
-            }
-        }
+        python_handler(out, g, width);
         let next = match target.filter(|_| story.exited_after) {
             Some(p) => format!(
                 "then the process exited at {:.3} s ({})",
@@ -496,6 +344,188 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
     }
     if stories.len() > STORIES {
         super::more(out, stories.len() - STORIES, " signals");
+    }
+}
+
+/// A stack on a line of its own, under the sentence it belongs to.
+fn stack(out: &mut String, width: Option<usize>, words: &str, frames: &[crate::frame::Frame]) {
+    let head = format!("{STORY_STACK}{words} ");
+    let room = width.map(|w| w.saturating_sub(super::layout::columns(&head)));
+    let _ = writeln!(out, "{head}{}", super::chain(frames, room));
+}
+
+/// A story's disposition, and who set it (the action that set it, its
+/// Python line).
+fn disposition(
+    out: &mut String,
+    report: &Report,
+    g: &crate::report::SignalGroup,
+    story: &crate::report::SignalStory,
+    width: Option<usize>,
+) {
+    let set_by = story.set_by.and_then(|i| report.signal_actions.get(i));
+    let handler = |h: &crate::report::PythonHandler| handler_text(h, width);
+    match set_by {
+        None => {
+            let what = g
+                .python_handler
+                .as_ref()
+                .map(handler)
+                .or_else(|| g.disposition.clone())
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "{STORY}disposition: {what} (set before tracing started)"
+            );
+        }
+        Some(a) => {
+            let what = match a.action.as_str() {
+                "ignore" => "ignored".to_owned(),
+                "default" => "default action".to_owned(),
+                "handler" => a
+                    .python_handler
+                    .as_ref()
+                    .or(g.python_handler.as_ref())
+                    .map(handler)
+                    .unwrap_or_else(|| "a C handler".into()),
+                other => other.to_owned(),
+            };
+            let _ = writeln!(out, "{STORY}disposition: {what}, set at {:.3} s", a.t_s);
+            match a.set_by.as_str() {
+                "interpreter start-up" => {
+                    let _ = writeln!(out, "{STORY_STACK}by {}", startup_default(&a.signal));
+                }
+                "python" => {
+                    // From the program's line: past `signal.signal`'s own frame.
+                    let from = a
+                        .python_stack
+                        .iter()
+                        .position(|f| f.stdlib_module() != Some("signal"))
+                        .unwrap_or(0);
+                    stack(out, width, "by", &a.python_stack[from..]);
+                }
+                other => {
+                    let _ = writeln!(out, "{STORY_STACK}by {other}");
+                }
+            }
+        }
+    }
+}
+
+/// The mask that held a story's signal, and where it was set.
+fn blocked(out: &mut String, m: &crate::report::SignalMaskChange, width: Option<usize>) {
+    let _ = writeln!(
+        out,
+        "{STORY}blocked at {:.3} s in {}",
+        m.t_s,
+        thread(m.pid, m.tid)
+    );
+    if m.python_stack.is_empty() {
+        let _ = writeln!(out, "{STORY_STACK}by native code");
+    } else {
+        stack(out, width, "by", &m.python_stack);
+    }
+}
+
+/// What the kernel did with a story's signal: the deliveries, and the
+/// threads of a process it killed as they died.
+fn delivery(
+    out: &mut String,
+    g: &crate::report::SignalGroup,
+    who: &crate::report::identity::Identities<'_>,
+    width: Option<usize>,
+) {
+    if g.delivered > 0 {
+        let threads: Vec<String> = g
+            .delivered_to
+            .keys()
+            .map(|tid| {
+                if *tid == g.target.pid.to_string() {
+                    format!("{tid} (main thread)")
+                } else {
+                    tid.clone()
+                }
+            })
+            .collect();
+        let mut line = format!(
+            "{STORY}delivered {} to tid {}",
+            count(g.delivered, "time", "times"),
+            threads.join(", ")
+        );
+        if let Some(l) = &g.latency_ns {
+            let _ = write!(line, ", {} after it was sent", duration(l.max));
+        }
+        if g.killed > 0 {
+            line.push_str(": it killed the process (default action)");
+        }
+        let _ = writeln!(out, "{line}");
+        if let Some(s) = g.python_stacks.first()
+            && g.killed == 0
+        {
+            stack(out, width, "while in", &s.frames);
+        }
+        // The post-mortem: what each thread was doing as it died.
+        if !g.threads_at_death.is_empty() {
+            let _ = writeln!(out, "{STORY}its threads when it died:");
+            for t in &g.threads_at_death {
+                let label = match who.thread_label(t.pid, t.tid) {
+                    Some(name) => format!("tid {} ({name})", t.tid),
+                    None => format!("tid {}", t.tid),
+                };
+                stack(out, width, &format!("{label} in"), &t.python_stack);
+            }
+            if g.threads_at_death_left_out > 0 {
+                let n = g.threads_at_death_left_out;
+                let threads = if n == 1 { "thread" } else { "threads" };
+                let _ = writeln!(out, "{STORY_STACK}and {} more {threads}", thousands(n));
+            }
+        }
+    }
+}
+
+/// When the Python handler ran, or what held it up.
+fn python_handler(out: &mut String, g: &crate::report::SignalGroup, width: Option<usize>) {
+    if g.python_handler.is_some() {
+        if g.python_handler_runs > 0 {
+            let mut line = format!(
+                "{STORY}Python handler started {} in the main thread",
+                count(g.python_handler_runs, "time", "times")
+            );
+            if let Some(l) = &g.python_handler_latency_ns {
+                let _ = write!(line, ", {} after delivery", duration(l.max));
+                if g.python_handler_runs > 1 {
+                    let _ = write!(line, " at most (p50 {})", duration(l.p50));
+                }
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        if g.python_handler_unseen > 0 {
+            let _ = writeln!(out, "{STORY}{}", unseen(g.python_handler_unseen));
+        }
+        if g.python_handler_pending_at_end > 0 {
+            let never = format!(
+                "{STORY}Python handler never ran for {}",
+                count(g.python_handler_pending_at_end, "delivery", "deliveries")
+            );
+            match &g.python_handler_main_thread {
+                Some(main) => {
+                    let seen = match main.seen.as_str() {
+                        "stop" => "when tracing stopped",
+                        "sample" => "at its last sample",
+                        _ => "at the delivery",
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{never}: the main thread, as seen {seen} ({:.3} s), was",
+                        main.t_s
+                    );
+                    stack(out, width, "in", &main.python_stack);
+                }
+                None => {
+                    let _ = writeln!(out, "{never}");
+                }
+            }
+        }
     }
 }
 
