@@ -1,5 +1,5 @@
 """The end-to-end checks `cargo xtask kernels` runs inside each Debian kernel
-it boots (and so `cargo xtask test`): one story per concern, with the exact
+it boots (and so `cargo xtask test`): one scenario per concern, with the exact
 figures the workload knows, as the host's tests check them.
 
     checks.py NAME [TRACER-ARGS...]
@@ -7,7 +7,7 @@ figures the workload knows, as the host's tests check them.
 NAME is one of the functions in CHECKS below. The VM is the Debian bullseye
 root (python3.9) with the static tracer on PATH; /roots/trixie holds
 trixie's python3.13 and the workloads under /checks in it. Self-contained:
-Python 3.9, no third-party module. Exit 0 when the story held, 1 (with the
+Python 3.9, no third-party module. Exit 0 when the scenario held, 1 (with the
 reason and the report's relevant part) when it did not.
 
 Sampled figures are checked as exactly as emulation allows: qemu without KVM
@@ -16,7 +16,7 @@ them (between its translated blocks, often at a syscall), so CPU shares and
 sample rates are the host tests' to check; here every stack, name, file,
 line and process is checked, and the shares are printed.
 
-Each story expects what this kernel can do, by its version (Debian's kernels
+Each scenario expects what this kernel can do, by its version (Debian's kernels
 backport no BPF feature): before 5.17 (no bpf_loop) the Python stacks are
 walked in tail-called pieces and checked as on newer kernels, and no native
 frame is unwound, said in a warning; before 5.12 (no fetching atomics)
@@ -161,7 +161,7 @@ def reads(name="reads"):
 
 
 def contended():
-    """The reads story while three untraced processes make syscalls as fast
+    """The reads scenario while three untraced processes make syscalls as fast
     as they can on the same CPU: the syscall hooks run for them too, and
     where the kernel preempts the hooks' runs (7.x), theirs and the traced
     process's interleave in the hooks' per-CPU state (the cached answer to
@@ -716,7 +716,7 @@ def features():
         "native frames": version < (5, 17),
         # Syscall tracepoints may fault since 6.14: where the kernel also
         # preempts kernel code, the runs the kernel skips of the syscall
-        # programs are taken by second copies (the other stories say none
+        # programs are taken by second copies (the other scenarios say none
         # is lost), nothing missing.
         "preempts kernel code": False,
     }

@@ -47,15 +47,15 @@ pub struct KernelsArgs {
     /// The static tracer to put in the VM, instead of building it.
     #[arg(long, value_name = "PATH")]
     pub tracer: Option<PathBuf>,
-    /// Run only this story (repeatable): reads, contended, writes,
+    /// Run only this scenario (repeatable): reads, contended, writes,
     /// zombies, signals, hotspots-3.9, hotspots-3.13, tree, all, serve,
     /// memory or features; on arm64 hotspots-3.11 and native in place of
-    /// the hotspots (a story the kernel's architecture has not is not run
+    /// the hotspots (a scenario the kernel's architecture has not is not run
     /// there).
-    #[arg(long = "check", value_name = "STORY", value_parser = clap::builder::PossibleValuesParser::new(all_stories()))]
-    pub stories: Vec<String>,
+    #[arg(long = "check", value_name = "SCENARIO", value_parser = clap::builder::PossibleValuesParser::new(all_scenarios()))]
+    pub scenarios: Vec<String>,
     /// Boot each kernel this many times and print how many runs each
-    /// story passed (a story that fails on some runs is a bug to find).
+    /// scenario passed (a scenario that fails on some runs is a bug to find).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Also run `tracer TRACER-ARGS...` in each VM (a check of its own;
@@ -85,7 +85,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(240);
 /// Where trixie's root (python3.13) is inside the VM.
 const TRIXIE_IN_VM: &str = "roots/trixie";
 
-/// The end-to-end stories tests/kernels/checks.py checks, one VM check
+/// The end-to-end scenarios tests/kernels/checks.py checks, one VM check
 /// each: exact reads, exact writes (a blocked pipe, a synced log, sends),
 /// a zombie and its reaper, signals to a Python handler,
 /// hotspots on two CPythons, native frames (a C library's under the Python
@@ -93,7 +93,7 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 /// `--all`, `--serve`, memory (a worker the OOM killer kills in a memory
 /// cgroup, memory growth by line), and what the report says the kernel
 /// lacks.
-const STORIES: &[&str] = &[
+const SCENARIOS: &[&str] = &[
     "reads",
     "contended",
     "writes",
@@ -109,10 +109,10 @@ const STORIES: &[&str] = &[
     "features",
 ];
 
-/// The stories on arm64, whose root has one CPython (Debian 12's 3.11):
+/// The scenarios on arm64, whose root has one CPython (Debian 12's 3.11):
 /// hotspots on it, and native frames (a C library's under the Python
 /// function that called it).
-const ARM64_STORIES: &[&str] = &[
+const ARM64_SCENARIOS: &[&str] = &[
     "reads",
     "contended",
     "writes",
@@ -127,10 +127,10 @@ const ARM64_STORIES: &[&str] = &[
     "features",
 ];
 
-/// Every story of one architecture or the other, each once.
-fn all_stories() -> Vec<&'static str> {
-    let mut all = STORIES.to_vec();
-    all.extend(ARM64_STORIES.iter().filter(|s| !STORIES.contains(s)));
+/// Every scenario of one architecture or the other, each once.
+fn all_scenarios() -> Vec<&'static str> {
+    let mut all = SCENARIOS.to_vec();
+    all.extend(ARM64_SCENARIOS.iter().filter(|s| !SCENARIOS.contains(s)));
     all
 }
 
@@ -149,12 +149,12 @@ struct Check {
     script: String,
 }
 
-/// The checks, in order: the tracer starts; each story of
-/// tests/kernels/checks.py (`stories`; empty: all); then `tracer
+/// The checks, in order: the tracer starts; each scenario of
+/// tests/kernels/checks.py (`scenarios`; empty: all); then `tracer
 /// TRACER-ARGS` if given.
 fn checks(
     arch: Arch,
-    stories: &[String],
+    scenarios: &[String],
     tracer_args: &[String],
     rust_log: Option<&str>,
 ) -> Vec<Check> {
@@ -164,17 +164,17 @@ fn checks(
     }];
     let python = checks_python(arch);
     let all = if arch == Arch::X86_64 {
-        STORIES
+        SCENARIOS
     } else {
-        ARM64_STORIES
+        ARM64_SCENARIOS
     };
-    let named = |story: &&&str| stories.iter().any(|s| s == **story);
+    let named = |scenario: &&&str| scenarios.iter().any(|s| s == **scenario);
     let chosen = all
         .iter()
-        .filter(|story| stories.is_empty() || named(story));
-    checks.extend(chosen.map(|story| Check {
-        name: story.to_string(),
-        script: format!("CHECKS_PYTHON={python} {python} /checks/checks.py {story}"),
+        .filter(|scenario| scenarios.is_empty() || named(scenario));
+    checks.extend(chosen.map(|scenario| Check {
+        name: scenario.to_string(),
+        script: format!("CHECKS_PYTHON={python} {python} /checks/checks.py {scenario}"),
     }));
     if !tracer_args.is_empty() {
         let words: Vec<String> = tracer_args.iter().map(|a| shell_quote(a)).collect();
@@ -216,7 +216,7 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
         dist::ensure_static(&tracer, arch)?;
         let checks = checks(
             arch,
-            &args.stories,
+            &args.scenarios,
             &args.tracer_args,
             std::env::var("RUST_LOG").ok().as_deref(),
         );
@@ -260,7 +260,7 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
                     };
                     let result = ready.clone().and_then(|(image, initrd)| {
                         let expected =
-                            expected_checks(kernel.arch, &args.stories, &args.tracer_args);
+                            expected_checks(kernel.arch, &args.scenarios, &args.tracer_args);
                         boot(kernel, &image, &initrd, &out_dir, round)
                             .map(|run| VmRun { expected, ..run })
                             .map_err(|err| format!("{err:#}"))
@@ -302,8 +302,8 @@ type Prepared = Result<(kernel_images::Image, PathBuf), String>;
 /// The checks a VM of `arch` must report, each ending with status 0: a
 /// check missing from its console (the VM died before it, or its markers
 /// were garbled) fails the run.
-fn expected_checks(arch: Arch, stories: &[String], tracer_args: &[String]) -> Vec<String> {
-    checks(arch, stories, tracer_args, None)
+fn expected_checks(arch: Arch, scenarios: &[String], tracer_args: &[String]) -> Vec<String> {
+    checks(arch, scenarios, tracer_args, None)
         .into_iter()
         .map(|check| check.name)
         .collect()
@@ -579,7 +579,7 @@ mod tests {
             Some("debug"),
         );
         assert_eq!(logged[2].script, "RUST_LOG=debug tracer -v");
-        // arm64 runs its own stories, on its root's python3.11: a story
+        // arm64 runs its own scenarios, on its root's python3.11: a scenario
         // only the other has is not run.
         let arm64 = checks(
             Arch::Aarch64,
@@ -589,7 +589,7 @@ mod tests {
         );
         assert_eq!(
             names(checks(Arch::Aarch64, &[], &[], None)).len(),
-            1 + ARM64_STORIES.len()
+            1 + ARM64_SCENARIOS.len()
         );
         assert_eq!(arm64.len(), 2);
         assert_eq!(

@@ -223,7 +223,7 @@ fn test_everything() -> Result<()> {
         "--test-threads=1",
     ]);
     let (totals, tests) = run_counting_tests(&mut cmd);
-    // The end-to-end stories again on Debian 11's, 12's and 13's kernels
+    // The end-to-end scenarios again on Debian 11's, 12's and 13's kernels
     // and the newest (sid's), and on Debian 12's arm64 kernel with the
     // arm64 tracer, each booted in qemu, whichever way the tests went.
     // The x86-64 ones longest first (5.10 ~420 s, 6.1 ~340, 7.x ~320,

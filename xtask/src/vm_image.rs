@@ -31,7 +31,7 @@ pub(crate) const TRACER_IN_VM: &str = "/usr/local/bin/tracer";
 /// Where busybox is inside the VM (the root's own tools stay as they are).
 pub(crate) const BUSYBOX_IN_VM: &str = "/usr/local/bin/busybox";
 
-/// The workloads the stories run (from tests/workloads), put in the VM's
+/// The workloads the scenarios run (from tests/workloads), put in the VM's
 /// /checks/workloads and in the trixie root's.
 pub(crate) const WORKLOADS: &[&str] = &[
     "matrix_proc.py",

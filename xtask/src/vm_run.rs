@@ -1,7 +1,7 @@
 //! What one VM of `cargo xtask kernels` said: /init's marked lines read
 //! back from its serial console (the release, each check's output and
 //! status, whether /init got to its end), and the summaries printed of
-//! them: a line per VM, and with `--repeat` each story's pass count.
+//! them: a line per VM, and with `--repeat` each scenario's pass count.
 
 use std::{fmt::Write as _, io::Write as _, path::PathBuf};
 
@@ -186,23 +186,23 @@ fn table(rows: Vec<Vec<String>>) -> String {
     table
 }
 
-/// `--repeat`: per kernel, how many runs each story passed.
+/// `--repeat`: per kernel, how many runs each scenario passed.
 pub(crate) fn pass_counts(results: &[(&str, Result<VmRun, String>)]) -> String {
     let mut kernels: Vec<&str> = Vec::new();
-    let mut stories: Vec<&str> = Vec::new();
+    let mut scenarios: Vec<&str> = Vec::new();
     for (kernel, result) in results {
         if !kernels.contains(kernel) {
             kernels.push(kernel);
         }
         for name in result.iter().flat_map(|run| &run.expected) {
-            if !stories.contains(&name.as_str()) {
-                stories.push(name);
+            if !scenarios.contains(&name.as_str()) {
+                scenarios.push(name);
             }
         }
     }
     let mut rows = vec![{
         let mut header = vec!["kernel".to_owned()];
-        header.extend(stories.iter().map(|s| s.to_string()));
+        header.extend(scenarios.iter().map(|s| s.to_string()));
         header.push("runs passed".to_owned());
         header
     }];
@@ -213,10 +213,10 @@ pub(crate) fn pass_counts(results: &[(&str, Result<VmRun, String>)]) -> String {
             .map(|(_, r)| r)
             .collect();
         let mut row = vec![kernel.to_owned()];
-        for story in &stories {
+        for scenario in &scenarios {
             let passed = runs
                 .iter()
-                .filter(|r| r.as_ref().is_ok_and(|run| run.check_passed(story)))
+                .filter(|r| r.as_ref().is_ok_and(|run| run.check_passed(scenario)))
                 .count();
             row.push(format!("{passed}/{}", runs.len()));
         }

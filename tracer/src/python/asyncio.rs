@@ -18,7 +18,7 @@ use super::{
     code::{self, CodeError},
     interpreter,
     layout::Offsets,
-    memory::{Memory, MemoryError},
+    process_memory::{Memory, MemoryError},
     threads,
 };
 use crate::host::procfs;

@@ -4,7 +4,7 @@
 
 use super::{
     layout::{InstrKind, LineTableKind, Offsets},
-    memory::{Memory, MemoryError},
+    process_memory::{Memory, MemoryError},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -485,7 +485,7 @@ mod tests {
     /// near the top of the address space is an error, not an overflow.
     #[test]
     fn a_wild_code_pointer_is_an_error() {
-        let mem = crate::python::memory::Snapshot::default();
+        let mem = crate::python::process_memory::Snapshot::default();
         let o = crate::python::layout::static_offsets(11).unwrap();
         for code in [u64::MAX, u64::MAX - 8, 1u64 << 63] {
             assert!(read_code(&mem, &o, code, Some(0x1000)).is_err());
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn bytecode_copies_come_from_co_tlbc() {
-        use super::super::memory::Snapshot;
+        use super::super::process_memory::Snapshot;
         let mut mem = Snapshot::default();
         // _PyCodeArray: size 3; entry 0 is co_code_adaptive itself, entry 2 unused.
         let mut array = 3u64.to_le_bytes().to_vec();

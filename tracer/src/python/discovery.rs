@@ -14,7 +14,7 @@ use super::{
     PythonError, SUPPORTED,
     interpreter::{self, Binaries, DiscoverError, Interpreter},
     layout::{self, LayoutError, Offsets},
-    memory::{self, ProcessMemory},
+    process_memory::{self, ProcessMemory},
     symbols::CodeSource,
     threads,
 };
@@ -213,7 +213,7 @@ pub(super) fn find(pid: u32, binaries: &mut Binaries) -> Result<Ready, (NotReady
     // is set up (re-read on every refresh until it is).
     if !interpreter.version_is_exact()
         && let Some(buffer) = interpreter.version_buffer
-        && let Ok(text) = memory::Memory::read_vec(&ProcessMemory::new(pid), buffer, 250)
+        && let Ok(text) = process_memory::Memory::read_vec(&ProcessMemory::new(pid), buffer, 250)
         && let Some(version) = interpreter::version_from_getversion(&text)
     {
         interpreter.version = version;
@@ -289,7 +289,7 @@ fn runtime_is_plausible(
     offsets: &Offsets,
     runtime: u64,
 ) -> Result<(), LayoutError> {
-    use super::memory::Memory as _;
+    use super::process_memory::Memory as _;
     let head = memory.read_vec(runtime + offsets.runtime_interpreters_head, 8)?;
     let head = u64::from_ne_bytes(head.try_into().unwrap_or_default());
     if head != 0 && memory.read_vec(head, 8).is_err() {

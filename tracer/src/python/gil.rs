@@ -13,7 +13,7 @@
 
 use tracer_common::PyConfig;
 
-use super::memory::Memory;
+use super::process_memory::Memory;
 
 /// How to find the GIL from `_PyRuntime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

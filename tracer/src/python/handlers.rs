@@ -8,7 +8,7 @@
 
 use super::{
     layout::Offsets,
-    memory::Memory,
+    process_memory::Memory,
     symbols::{CodeSource, Symbols},
     thread_names::Objects,
 };
@@ -204,7 +204,7 @@ mod tests {
                 &self,
                 addr: u64,
                 buf: &mut [u8],
-            ) -> Result<(), super::super::memory::MemoryError> {
+            ) -> Result<(), super::super::process_memory::MemoryError> {
                 let at = (addr - 0x1000) as usize;
                 buf.copy_from_slice(&self.0[at..at + buf.len()]);
                 Ok(())

@@ -14,7 +14,7 @@
 
 use tracer_common::{CODE_CHECK_WORDS, PY_NO_OFFSET, PyConfig};
 
-use super::memory::{Memory, MemoryError};
+use super::process_memory::{Memory, MemoryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {

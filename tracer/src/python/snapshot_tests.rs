@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     code, interpreter, layout,
     layout::Offsets,
-    memory::{Memory, ProcessMemory, Recorder, Snapshot},
+    process_memory::{Memory, ProcessMemory, Recorder, Snapshot},
     symbols::python_frame,
     threads,
 };

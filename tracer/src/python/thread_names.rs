@@ -14,7 +14,7 @@ use std::{cell::RefCell, collections::HashMap};
 use super::{
     code::read_unicode,
     layout::{ObjectModel, Offsets},
-    memory::Memory,
+    process_memory::Memory,
     threads::frame_addresses,
 };
 

@@ -2,7 +2,7 @@
 //! -> next`, each `PyThreadState` with its kernel thread id. BPF gets the
 //! resulting tid -> tstate map and reads each thread's current frame itself.
 
-use super::{layout::Offsets, memory::Memory};
+use super::{layout::Offsets, process_memory::Memory};
 
 /// Bounds on the walks: a corrupt or racing list cannot loop forever.
 const MAX_INTERPRETERS: usize = 64;
@@ -214,7 +214,7 @@ pub fn resolve_tids(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::memory::Snapshot;
+    use crate::python::process_memory::Snapshot;
 
     /// Memory of a few libc thread records: `struct pthread` at `base`,
     /// its kernel tid at 0x2d0 (glibc's place).

@@ -518,7 +518,7 @@ pub fn own_memory(addr: u64, len: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// `/proc/PID/mem` opened, to read another process's memory where
-/// `process_vm_readv` cannot reach it (`python/memory.rs`).
+/// `process_vm_readv` cannot reach it (`python/process_memory.rs`).
 pub fn memory(pid: u32) -> std::io::Result<fs::File> {
     fs::File::open(format!("/proc/{pid}/mem"))
 }

@@ -17,7 +17,7 @@ use super::{
     discovery::{Discovery, Place, Ready, find},
     gil, handlers,
     interpreter::{self, Binaries},
-    memory::{self, ProcessMemory},
+    process_memory::{self, ProcessMemory},
     running_task::RunningTasks,
     symbols::{FrameId, FrameTable, Symbols},
     thread_names::{self, NameCache},
@@ -741,7 +741,7 @@ impl PythonProcess {
         let interpreter = &mut ready.binary.interpreter;
         if !interpreter.version_is_exact()
             && let Some(buffer) = interpreter.version_buffer
-            && let Ok(text) = memory::Memory::read_vec(&ready.memory, buffer, 250)
+            && let Ok(text) = process_memory::Memory::read_vec(&ready.memory, buffer, 250)
             && let Some(version) = interpreter::version_from_getversion(&text)
         {
             interpreter.version = version;
