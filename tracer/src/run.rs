@@ -71,7 +71,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     };
     let mut collector = Collector::new(
         settings,
-        Box::new(crate::session::live_system::LiveSystem::default()),
+        Box::new(crate::session::host_system::HostSystem::default()),
     );
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());

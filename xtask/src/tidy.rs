@@ -755,7 +755,7 @@ mod tests {
             "tracer/src/analysis/ turns events and the maps' snapshot into the report: it \
              uses none of {NOT_FOR_ANALYSIS:?} and reads no /proc (a procfs type is data \
              and may be used, a procfs function may not). Ask the running system through \
-             analysis::system::System (session/live_system.rs answers it) or have the caller pass the \
+             analysis::system::System (session/host_system.rs answers it) or have the caller pass the \
              figures in: {wrong:#?}"
         );
     }

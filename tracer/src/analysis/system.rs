@@ -1,6 +1,6 @@
 //! What the aggregators ask of the running system: a process's name,
 //! parent, namespace pid and container, a thread's state. Analysis reads
-//! no `/proc` itself: the layer that owns I/O answers (`crate::session::live_system`,
+//! no `/proc` itself: the layer that owns I/O answers (`crate::session::host_system`,
 //! from `/proc` and the container runtimes' state, with the one container
 //! cache every aggregator shares); tests answer with made-up processes.
 

@@ -25,7 +25,7 @@ pub fn dump(args: &Args) -> Result<Report, RunError> {
             dump: true,
             ..Settings::default()
         },
-        Box::new(crate::session::live_system::LiveSystem::default()),
+        Box::new(crate::session::host_system::HostSystem::default()),
     );
     let mut tree = PythonTree::new(target.pid, 0);
     if !args.no_children {

@@ -6,7 +6,7 @@
 pub mod continuous;
 pub mod drain;
 pub mod dump;
-pub mod live_system;
+pub mod host_system;
 pub mod output;
 pub mod python_refresh;
 pub mod run_error;

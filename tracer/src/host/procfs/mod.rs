@@ -290,7 +290,7 @@ pub fn threads(pid: u32) -> Vec<u32> {
     numbered_entries(&format!("/proc/{pid}/task"))
 }
 
-/// Every live descendant of `pid`, from a scan of every process's parent
+/// Every descendant of `pid` now, from a scan of every process's parent
 /// (finds children forked before we attached, whatever their thread).
 pub fn descendants(pid: u32) -> Vec<u32> {
     let parents: Vec<(u32, u32)> = pids()
@@ -306,29 +306,6 @@ pub fn descendants(pid: u32) -> Vec<u32> {
                 frontier.push(child);
             }
         }
-    }
-    found
-}
-
-/// The live descendants of `pid`, children before grandchildren, from the
-/// kernel's `/proc/PID/task/TID/children` lists (cheap: no scan of /proc).
-pub fn live_descendants(pid: u32) -> Vec<u32> {
-    let mut found: Vec<u32> = Vec::new();
-    let mut next = 0;
-    let mut parent = Some(pid);
-    while let Some(p) = parent {
-        for tid in threads(p) {
-            let Ok(list) = fs::read_to_string(format!("/proc/{p}/task/{tid}/children")) else {
-                continue;
-            };
-            for child in list.split_whitespace().filter_map(|c| c.parse().ok()) {
-                if !found.contains(&child) && child != pid {
-                    found.push(child);
-                }
-            }
-        }
-        parent = found.get(next).copied();
-        next += 1;
     }
     found
 }
@@ -635,7 +612,7 @@ mod tests {
 
     #[test]
     fn descendants_of_a_running_shell() {
-        // sh -> sleep: the grandchild is found through the children lists.
+        // sh -> sleep: the grandchild is found through its parent.
         let mut child = std::process::Command::new("/bin/sh")
             .args(["-c", "/bin/sleep 30 & echo $!; wait"])
             .stdout(std::process::Stdio::piped())
@@ -648,13 +625,9 @@ mod tests {
         )
         .unwrap();
         let sleep: u32 = line.trim().parse().unwrap();
-        let me = std::process::id();
-        let found = live_descendants(me);
+        let found = descendants(std::process::id());
         assert!(found.contains(&child.id()), "{found:?}");
         assert!(found.contains(&sleep), "{found:?}");
-        let at = |p: u32| found.iter().position(|&f| f == p).unwrap();
-        assert!(at(child.id()) < at(sleep));
-        assert_eq!(live_descendants(child.id()), vec![sleep]);
         let scanned = descendants(child.id());
         assert_eq!(scanned, vec![sleep]);
         let _ = std::process::Command::new("kill")

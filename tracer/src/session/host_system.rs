@@ -11,11 +11,11 @@ use crate::{
 
 /// This host, read as it is now.
 #[derive(Default)]
-pub struct LiveSystem {
+pub struct HostSystem {
     containers: Containers,
 }
 
-impl System for LiveSystem {
+impl System for HostSystem {
     fn parent(&self, pid: u32) -> Option<u32> {
         procfs::stat(pid).map(|s| s.ppid)
     }
