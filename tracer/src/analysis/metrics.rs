@@ -308,15 +308,12 @@ impl Aggregator {
     /// Process `waiter` reaped its child `pid` (as the waiter's pid
     /// namespace numbers it) at `ts_ns`.
     pub fn on_wait_reaped(&mut self, waiter: u32, pid: u32, ts_ns: u64) {
-        let child = if self.zombies.contains_key(&pid) {
-            Some(pid)
-        } else {
-            // A container's child, numbered in the container's namespace.
-            self.zombies
-                .iter()
-                .find(|(_, (_, parent, ns_pid))| *parent == waiter && *ns_pid == Some(pid))
-                .map(|(&child, _)| child)
-        };
+        let exited = self
+            .zombies
+            .iter()
+            .map(|(&child, &(_, parent, ns_pid))| (child, parent, ns_pid));
+        let child = processes::reported_child(waiter, pid, exited)
+            .or_else(|| self.zombies.contains_key(&pid).then_some(pid));
         if let Some(child) = child {
             self.on_reaped(child, ts_ns);
         }

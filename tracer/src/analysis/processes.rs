@@ -424,22 +424,16 @@ impl ProcessTable {
         });
     }
 
-    /// The host pid of the child a wait call in `waiter` reported as `pid`:
-    /// inside a pid namespace wait4/waitid return the child's pid in that
-    /// namespace, not the host pid the table is keyed by.
+    /// The host pid of the child a wait call in `waiter` reported as `pid`
+    /// ([`reported_child`]), or `pid` itself when it is a process the trace
+    /// met.
     fn reported_child(&self, waiter: u32, pid: u32) -> Option<u32> {
-        let child_of_waiter =
-            |p: &&Proc| p.ppid == waiter && p.exit_ns.is_some() && p.reap.is_none();
-        if self.procs.get(&pid).is_some_and(|p| child_of_waiter(&p)) {
-            return Some(pid);
-        }
-        let by_ns = self
+        let exited = self
             .procs
             .values()
-            .filter(child_of_waiter)
-            .find(|p| p.ns_pid == Some(pid) && p.ns_pid != Some(p.pid))
-            .map(|p| p.pid);
-        by_ns.or_else(|| self.procs.contains_key(&pid).then_some(pid))
+            .filter(|p| p.exit_ns.is_some() && p.reap.is_none())
+            .map(|p| (p.pid, p.ppid, p.ns_pid));
+        reported_child(waiter, pid, exited).or_else(|| self.procs.contains_key(&pid).then_some(pid))
     }
 
     /// `killer`: the signal that killed a process according to the signal
@@ -707,6 +701,28 @@ fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
     }
 }
 
+/// The host pid of the child that a wait call in process `waiter`
+/// reported as `pid`, among `exited` (the exited children not reaped yet:
+/// host pid, parent, pid in its own namespace): inside a pid namespace
+/// wait4 and waitid return the child's pid there, not the host pid the
+/// tables are keyed by. `None`: none of them is that child.
+pub fn reported_child(
+    waiter: u32,
+    pid: u32,
+    exited: impl Iterator<Item = (u32, u32, Option<u32>)>,
+) -> Option<u32> {
+    let mut by_ns = None;
+    for (host, parent, ns_pid) in exited.filter(|&(_, parent, _)| parent == waiter) {
+        if host == pid {
+            return Some(pid);
+        }
+        if ns_pid == Some(pid) && by_ns.is_none() {
+            by_ns = Some(host);
+        }
+    }
+    by_ns
+}
+
 /// `Some(status)` when the wait reaped the child it reports (its wait
 /// status when known): only a termination reaps; stopped / continued
 /// reports, `WNOWAIT` and a wait that found nothing do not.
@@ -738,6 +754,20 @@ pub fn reap_status(w: &WaitDone) -> Option<Option<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_names_its_child_by_host_pid_or_by_its_namespace_pid() {
+        // (host pid, parent, pid in its namespace): 40 and 41 are children
+        // of 7, 41 in a container where it is pid 2; 50 is 9's, also pid 2.
+        let exited = [(40, 7, Some(40)), (41, 7, Some(2)), (50, 9, Some(2))];
+        let reported = |waiter, pid| reported_child(waiter, pid, exited.into_iter());
+        assert_eq!(reported(7, 40), Some(40));
+        assert_eq!(reported(7, 2), Some(41));
+        assert_eq!(reported(9, 2), Some(50));
+        // Not the waiter's child, under either number.
+        assert_eq!(reported(9, 40), None);
+        assert_eq!(reported(8, 2), None);
+    }
     use crate::analysis::system::{MadeUp, made_up};
     use crate::report::fixtures;
 
