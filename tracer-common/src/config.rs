@@ -209,9 +209,10 @@ pub struct Config {
     pub scope: ScopeConfig,
     /// An event loop iteration this long (ns) or longer is a stall.
     pub loop_stall_ns: u64,
-    /// 1 (a one-off trace): reads are counted in their descriptor's
-    /// `FD_STATE` row and sent in one record when it is closed; 0
-    /// (`--serve`, `--every`): in `READ_STATS`, folded every second.
+    /// 1 (a one-off trace, on a kernel with fetching atomics, 5.12+): reads
+    /// are counted in their descriptor's `FD_STATE` row and sent in one
+    /// record when it is closed; 0 (`--serve`, `--every`, or an older
+    /// kernel): in `READ_STATS`, folded every second or read at the end.
     pub fd_rows: u32,
     /// 1 (a one-off trace): a thread's `THREADS` row is sent in one record
     /// at its last switch-out and removed, so the table holds the live

@@ -712,7 +712,7 @@ pub fn reported_child(
     exited: impl Iterator<Item = (u32, u32, Option<u32>)>,
 ) -> Option<u32> {
     let mut by_ns = None;
-    for (host, parent, ns_pid) in exited.filter(|&(_, parent, _)| parent == waiter) {
+    for (host, _, ns_pid) in exited.filter(|&(_, parent, _)| parent == waiter) {
         if host == pid {
             return Some(pid);
         }

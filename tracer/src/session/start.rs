@@ -39,7 +39,7 @@ pub fn load_probes(
             sample_rate: settings.python_rate_hz,
             fault_period: settings.fault_period,
             timeline: settings.timeline,
-            fd_rows: !settings.continuous,
+            one_off: !settings.continuous,
             scope: scope.map(Scope::config).unwrap_or_default(),
             loop_stall_ns: settings.loop_stall_ns,
             native_blocks: if settings.native != NativeMode::Off {

@@ -34,6 +34,7 @@ use load::{Attached, SIGNAL_CHECK_PROGRAM, load_and_attach};
 fn kernel_config(
     follow_children: bool,
     timeline: bool,
+    one_off: bool,
     fd_rows: bool,
     scope: ScopeConfig,
     loop_stall_ns: u64,
@@ -83,9 +84,11 @@ fn kernel_config(
         scope,
         loop_stall_ns,
         fd_rows: u32::from(fd_rows),
-        // The same one-off traces: a thread's row leaves at its end too.
-        thread_rows: u32::from(fd_rows),
-        stack_records: u32::from(fd_rows),
+        // The mode alone, whatever the kernel: a one-off trace's thread
+        // rows leave at their thread's end, its stacks past the table's
+        // room come as records.
+        thread_rows: u32::from(one_off),
+        stack_records: u32::from(one_off),
         fork_child_pid_at: hooks.fork_child_pid_at(),
         second_copies: u32::from(matches!(
             hooks,
@@ -473,8 +476,10 @@ pub struct ProbeSettings {
     pub fault_period: Option<u64>,
     /// Send every read and context switch as a record (`--perfetto`).
     pub timeline: bool,
-    /// Count reads per descriptor, sent at close (one-off traces).
-    pub fd_rows: bool,
+    /// A one-off trace: rows are sent as their descriptor, thread or stack
+    /// ends (reads per descriptor where the kernel has fetching atomics),
+    /// not folded every second (`--serve`, `--every`).
+    pub one_off: bool,
     /// What a node-wide trace takes in as it execs.
     pub scope: ScopeConfig,
     /// An event loop iteration this long is a stall.
@@ -492,7 +497,7 @@ impl Probes {
             sample_rate,
             fault_period,
             timeline,
-            fd_rows,
+            one_off,
             scope,
             loop_stall_ns,
             native_blocks,
@@ -501,10 +506,12 @@ impl Probes {
         let started = std::time::Instant::now();
         let loader = load::loader_without_kernel_btf();
         let warming = sample_rate.map(|_| std::thread::spawn(python::warm_task_events));
-        let fd_rows = fd_rows && fd_rows_supported(warnings);
+        // Reads per descriptor: the mode, and a kernel that can claim rows.
+        let fd_rows = one_off && fd_rows_supported(warnings);
         let config = kernel_config(
             follow_children,
             timeline,
+            one_off,
             fd_rows,
             scope,
             loop_stall_ns,
