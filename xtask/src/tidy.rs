@@ -39,6 +39,56 @@ const MAX_README_LINES: usize = 260;
 /// it, never before.
 const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "session::status_line", "kernel::probes"];
 
+/// The layers of tracer/src, from the bottom up: each top-level module and
+/// the others it may import (`crate::` paths in its program code). Data
+/// flows one way (kernel -> events -> analysis -> report -> outputs); the
+/// edge (`run`, `session`, `cli`) may import anything below it. A new
+/// module gets its row here, placed where it belongs.
+const LAYERS: [(&str, &[&str]); 17] = [
+    ("frame", &[]),
+    ("report", &["frame"]),
+    ("host", &["report"]),
+    ("native", &["frame", "host"]),
+    ("events", &["host"]),
+    ("python", &["events", "frame", "host", "native"]),
+    ("kernel", &["events", "host"]),
+    (
+        "analysis",
+        &["events", "frame", "host", "native", "python", "report"],
+    ),
+    ("otlp_exporter", &["report"]),
+    ("serve", &["report"]),
+    ("live", &["analysis", "report"]),
+    ("manpage", &["cli"]),
+    ("cli", &["host", "manpage", "native", "serve"]),
+    (
+        "session",
+        &[
+            "analysis",
+            "cli",
+            "events",
+            "frame",
+            "host",
+            "kernel",
+            "live",
+            "native",
+            "otlp_exporter",
+            "python",
+            "report",
+            "serve",
+        ],
+    ),
+    (
+        "run",
+        &[
+            "analysis", "cli", "events", "frame", "host", "kernel", "live", "native", "python",
+            "report", "serve", "session",
+        ],
+    ),
+    ("lib", &[]),
+    ("main", &[]),
+];
+
 /// The command line is the edge of the house: only these read the parsed
 /// arguments (`crate::cli`); a layer below takes its own settings as values.
 const CLI_READERS: [&str; 5] = ["cli.rs", "main.rs", "run.rs", "manpage.rs", "session/"];
@@ -782,6 +832,31 @@ mod tests {
             wrong.is_empty(),
             "only {CLI_READERS:?} read the command line: a layer below owns its settings \
              (a type of its own, plain values) and the edge passes them in: {wrong:#?}"
+        );
+    }
+
+    #[test]
+    fn every_module_imports_only_the_layers_below_it() {
+        let mut wrong = Vec::new();
+        for (file, code) in program_sources("") {
+            let module = file.split(['/', '.']).next().unwrap_or_default();
+            let Some((_, allowed)) = LAYERS.iter().find(|(m, _)| *m == module) else {
+                wrong.push(format!("{file}: its module {module} has no row in LAYERS"));
+                continue;
+            };
+            for path in paths_from(&code.text, "crate") {
+                let used = path.split("::").nth(1).unwrap_or_default();
+                if used != module && !allowed.contains(&used) && !used.is_empty() {
+                    wrong.push(format!("{file}: {path}"));
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(
+            wrong.is_empty(),
+            "imports against the layers of tidy.rs's LAYERS (data flows one way: a layer \
+             takes what is below it as parameters or types, never reaches up): {wrong:#?}"
         );
     }
 
