@@ -258,7 +258,13 @@ impl Collector {
                 .and_then(|tree| SampleFrames::name(tree, *tgid, frames)),
             _ => None,
         };
-        let Some(event) = modes.on_event(event, named.as_ref(), self) else {
+        let lent = modes::Lent {
+            python: self.python.as_mut(),
+            native: self.native.as_mut(),
+            python_dirty: &mut self.python_dirty,
+            system: self.system.as_mut(),
+        };
+        let Some(event) = modes.on_event(event, named.as_ref(), lent) else {
             return;
         };
         match event {

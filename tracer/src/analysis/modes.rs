@@ -5,11 +5,23 @@
 //! to the mode's own code (`session/continuous.rs`, the live view), so that the
 //! [`Collector`] holds what every trace shares and a one-off trace's tables.
 
-use super::{Collector, capture::Captures, metrics, native::SampleFrames};
+use super::{Collector, capture::Captures, metrics, native::SampleFrames, system::System};
 use crate::{
     events::{Event, Forget},
+    native::NativeStacks,
+    python::PythonTree,
     report::Report,
 };
+
+/// What the collector lends a mode for one event: the Python tree (to name
+/// and re-read), the native tables, its "re-read the threads" flag, the
+/// running system.
+pub struct Lent<'a> {
+    pub python: Option<&'a mut PythonTree>,
+    pub native: Option<&'a mut NativeStacks>,
+    pub python_dirty: &'a mut bool,
+    pub system: &'a mut dyn System,
+}
 
 #[derive(Default)]
 pub struct ModeFigures {
@@ -44,44 +56,41 @@ impl ModeFigures {
 
     /// An event, after the collector has kept track of it (`named`: a
     /// Python sample's frames, named once for every concern): into the
-    /// open windows and the continuous figures. Returns it when the
-    /// report's tables take it too (a one-off trace's, `--live`'s).
+    /// open windows and the continuous figures, with what the collector
+    /// lends them (`lent`). Returns it when the report's tables take it
+    /// too (a one-off trace's, `--live`'s).
     pub fn on_event(
         &mut self,
         event: Event,
         named: Option<&SampleFrames>,
-        collector: &mut Collector,
+        lent: Lent<'_>,
     ) -> Option<Event> {
+        let Lent {
+            python,
+            native,
+            python_dirty,
+            system,
+        } = lent;
         let Some(figures) = self.metrics.as_mut() else {
             // `--live`: the interval's samples, besides the report's (Python
             // frames: the view shows Python functions; the report's path
             // names native frames and counts their unwinds, once).
             if !self.captures.is_empty() {
-                self.captures.on_event(
-                    &event,
-                    named,
-                    collector.python.as_mut(),
-                    None,
-                    &mut collector.python_dirty,
-                    collector.system.as_mut(),
-                );
+                self.captures
+                    .on_event(&event, named, python, None, python_dirty, system);
             }
             return Some(event);
         };
+        let mut python = python;
         self.captures.on_event(
             &event,
             named,
-            collector.python.as_mut(),
-            collector.native.as_mut(),
-            &mut collector.python_dirty,
-            collector.system.as_mut(),
+            python.as_deref_mut(),
+            native,
+            python_dirty,
+            &mut *system,
         );
-        figures.on_event(
-            event,
-            named,
-            collector.python.as_ref(),
-            collector.system.as_mut(),
-        );
+        figures.on_event(event, named, python.as_deref(), system);
         None
     }
 
