@@ -49,6 +49,23 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 
 /// The header every record of [`EVENTS`] starts with: its kind, the
 /// thread it is about, and the time.
+/// Zeroes `*at` a word at a time, each store volatile: LLVM turns a few
+/// zeroed fields in a row into a call to `memset`, and a program that
+/// tail-calls may call no function on arm64 before 6.0 (the sampler's
+/// pieces on Debian 11's 5.10; `probes::stack_depth`'s test checks it).
+///
+/// # Safety
+/// `at` is valid for writes of a `T`, 8-byte aligned.
+#[inline(always)]
+pub unsafe fn zero_words<T>(at: *mut T) {
+    const { assert!(core::mem::size_of::<T>() % 8 == 0 && core::mem::align_of::<T>() >= 8) };
+    let words = at.cast::<u64>();
+    for i in 0..core::mem::size_of::<T>() / 8 {
+        // SAFETY: within `*at` (the caller's promise).
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    }
+}
+
 #[inline(always)]
 pub fn header(kind: EventKind, tgid: u32, tid: u32) -> EventHeader {
     EventHeader {

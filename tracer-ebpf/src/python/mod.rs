@@ -72,7 +72,13 @@ fn ticks_of(tgid: u32) -> Option<&'static mut PyTicks> {
         // Per-CPU value: only this CPU writes it.
         return Some(unsafe { &mut *ticks });
     }
-    if PY_TICKS.insert(&tgid, &PyTicks::default(), 0).is_err() {
+    let mut zero = core::mem::MaybeUninit::<PyTicks>::uninit();
+    // SAFETY: the stack value's own words; every field is a u64.
+    let zero = unsafe {
+        crate::maps::zero_words(zero.as_mut_ptr());
+        zero.assume_init_ref()
+    };
+    if PY_TICKS.insert(&tgid, zero, 0).is_err() {
         count_drop(drops::TABLES);
         return None;
     }
@@ -312,6 +318,22 @@ impl Cursor {
             named: 0,
             torn: 0,
             _pad: 0,
+        }
+    }
+
+    /// [`Cursor::at`], written in place (a map value's), without the
+    /// `memset` call a program that tail-calls may not make
+    /// ([`crate::maps::zero_words`]).
+    ///
+    /// # Safety
+    /// `cursor` is valid for writes.
+    #[inline(always)]
+    unsafe fn start(cursor: *mut Cursor, walked: &Walked) {
+        // SAFETY: the caller's cursor.
+        unsafe {
+            crate::maps::zero_words(cursor);
+            core::ptr::addr_of_mut!((*cursor).frame).write(walked.frame);
+            core::ptr::addr_of_mut!((*cursor).tgid).write(walked.tgid);
         }
     }
 }

@@ -137,7 +137,7 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         return;
     };
     // SAFETY: this CPU's value (see `walk_step`).
-    unsafe { core::ptr::addr_of_mut!((*state).cursor).write(Cursor::at(walked)) };
+    unsafe { Cursor::start(core::ptr::addr_of_mut!((*state).cursor), walked) };
     let mut walk = Walk {
         cfg: walked.cfg,
         // SAFETY: a field of the reserved record.

@@ -62,7 +62,8 @@ pub(super) fn start(ctx: &PerfEventContext, walked: &Walked, fault_rss: Option<u
     };
     // SAFETY: the map value's record.
     unsafe { write_sample_fields(&mut walk.record.sample, walked, kind) };
-    walk.cursor = Cursor::at(walked);
+    // SAFETY: the map value's cursor.
+    unsafe { Cursor::start(&mut walk.cursor, walked) };
     piece(ctx, walk, walked.cfg);
 }
 

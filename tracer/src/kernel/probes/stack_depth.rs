@@ -19,13 +19,18 @@ const STACK_LIMIT: u64 = 512;
 const FRAME_ROUNDING: u64 = 32;
 const INSN: usize = 8;
 
-/// One function: where it is, how deep its frame goes, and which functions
-/// it calls or passes as callbacks, as (section, offset).
+/// One function: where it is, how deep its frame goes, which functions
+/// it calls or passes as callbacks, as (section, offset), and whether it
+/// tail-calls (`bpf_tail_call`).
 struct Function {
     name: String,
     frame: u64,
     callees: Vec<(usize, u64)>,
+    tail_calls: bool,
 }
+
+/// `bpf_tail_call`'s helper number.
+const BPF_TAIL_CALL: i64 = 12;
 
 /// Functions by (section index, offset).
 type Functions = BTreeMap<(usize, u64), Function>;
@@ -52,6 +57,7 @@ fn functions(elf: &object::File) -> (Functions, Vec<(usize, u64)>) {
             let end = start + symbol.size() as usize;
             let mut frame = 0;
             let mut callees = Vec::new();
+            let mut tail_calls = false;
             // Registers holding `r10 + offset`: the frame's addresses taken.
             let mut from_r10: [Option<i64>; 11] = [None; 11];
             let mut at = start;
@@ -101,6 +107,7 @@ fn functions(elf: &object::File) -> (Functions, Vec<(usize, u64)>) {
                     _ => None,
                 };
                 callees.extend(callee);
+                tail_calls |= opcode == 0x85 && src == 0 && imm == BPF_TAIL_CALL;
                 match opcode {
                     // mov64 dst, r10
                     0xbf if src == 10 => from_r10[dst] = Some(0),
@@ -132,6 +139,7 @@ fn functions(elf: &object::File) -> (Functions, Vec<(usize, u64)>) {
                     name,
                     frame,
                     callees,
+                    tail_calls,
                 },
             );
         }
@@ -184,6 +192,42 @@ fn every_program_fits_the_bpf_stack_of_the_oldest_verifiers() {
             too_deep.join("\n")
         );
     }
+}
+
+/// arm64 before 6.0 (Debian 11's 5.10) refuses a program that both
+/// tail-calls and calls a function ("tail_calls are not allowed in
+/// non-JITed programs with bpf-to-bpf calls": only x86-64's JIT mixed them
+/// then). The sampler's pieces, which tail-call on the kernels without
+/// `bpf_loop`, must call none: not even the `memset` LLVM emits as a call
+/// for a few zeroed fields in a row.
+#[test]
+fn no_program_that_tail_calls_calls_a_function_before_bpf_loop() {
+    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-without-bpf-loop"));
+    let elf = object::File::parse(object).unwrap();
+    let (functions, programs) = functions(&elf);
+    let tail_calling: Vec<&Function> = programs
+        .iter()
+        .map(|key| &functions[key])
+        .filter(|f| f.tail_calls)
+        .collect();
+    assert!(
+        tail_calling.iter().any(|f| f.name == "python_sample"),
+        "the sampler's first piece no longer tail-calls: {:?}",
+        tail_calling.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
+    let calling: Vec<String> = tail_calling
+        .iter()
+        .filter(|f| !f.callees.is_empty())
+        .map(|f| {
+            let callees: Vec<&str> = f
+                .callees
+                .iter()
+                .map(|c| functions[c].name.as_str())
+                .collect();
+            format!("{} calls {}", f.name, callees.join(", "))
+        })
+        .collect();
+    assert!(calling.is_empty(), "{}", calling.join("\n"));
 }
 
 /// The reading itself: a program known to have a frame and a `bpf_loop`
