@@ -28,7 +28,32 @@ pub struct Kernel {
     pub pattern: &'static str,
     /// The machine qemu emulates, and the tracer built for it.
     pub arch: Arch,
+    /// `arch` is not the apt root's own: an arm64 kernel fetched by an
+    /// x86-64 root's apt, with lists of its own.
+    pub foreign: bool,
+    /// The scenarios run on it; `None`: every scenario of its architecture.
+    pub scenarios: Option<&'static [&'static str]>,
 }
+
+/// The scenarios of the arm64 kernels beside Debian 12's, whose code
+/// differs by kernel (the syscall hooks, the signal hooks and the exited
+/// threads' rows, the sampler and the thread's TLS, native unwinding or
+/// its absence before 5.17, the features probed): each arm64 VM is
+/// emulated instruction by instruction, and every scenario on each would
+/// not fit `cargo xtask test` in 45 minutes on a fresh machine.
+const ARM64_PORTABILITY: &[&str] = &["reads", "signals", "hotspots-3.11", "native", "features"];
+
+/// On 5.10, memory growth by line too: its fault samples are walked in
+/// tail-called pieces there, which arm64's JIT of that time let call no
+/// function.
+const ARM64_5_10: &[&str] = &[
+    "reads",
+    "signals",
+    "hotspots-3.11",
+    "native",
+    "memory",
+    "features",
+];
 
 pub const KERNELS: &[Kernel] = &[
     // 5.10: no `prev_state` in sched_switch (5.18), no bpf_loop (5.17).
@@ -37,6 +62,8 @@ pub const KERNELS: &[Kernel] = &[
         apt_root: Some("TRACER_PY39_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
+        foreign: false,
+        scenarios: None,
     },
     // 6.1: the host's own suite.
     Kernel {
@@ -44,12 +71,16 @@ pub const KERNELS: &[Kernel] = &[
         apt_root: None,
         pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
+        foreign: false,
+        scenarios: None,
     },
     Kernel {
         name: "trixie",
         apt_root: Some("TRACER_PY313_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
+        foreign: false,
+        scenarios: None,
     },
     // The newest: sid splits the image out of linux-image-* (a meta
     // package there) into linux-binary-*.
@@ -58,6 +89,8 @@ pub const KERNELS: &[Kernel] = &[
         apt_root: Some("TRACER_PY314_ROOT"),
         pattern: "^linux-binary-[0-9].*-cloud-amd64$",
         arch: Arch::X86_64,
+        foreign: false,
+        scenarios: None,
     },
     // arm64: Debian 12's cloud kernel (6.1), fetched by the arm64 root's
     // own apt (run under qemu's user-mode emulator), booted on qemu's
@@ -67,6 +100,27 @@ pub const KERNELS: &[Kernel] = &[
         apt_root: Some("TRACER_ARM64_ROOT"),
         pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-arm64-unsigned$",
         arch: Arch::Aarch64,
+        foreign: false,
+        scenarios: None,
+    },
+    // Debian 11's and 13's arm64 cloud kernels (5.10, 6.12), fetched by
+    // the x86-64 roots' apt as arm64 packages, booted with the same arm64
+    // root as Debian 12's.
+    Kernel {
+        name: "bullseye-arm64",
+        apt_root: Some("TRACER_PY39_ROOT"),
+        pattern: "^linux-image-[0-9].*-cloud-arm64-unsigned$",
+        arch: Arch::Aarch64,
+        foreign: true,
+        scenarios: Some(ARM64_5_10),
+    },
+    Kernel {
+        name: "trixie-arm64",
+        apt_root: Some("TRACER_PY313_ROOT"),
+        pattern: "^linux-image-[0-9].*-cloud-arm64-unsigned$",
+        arch: Arch::Aarch64,
+        foreign: true,
+        scenarios: Some(ARM64_PORTABILITY),
     },
 ];
 
@@ -97,7 +151,7 @@ pub fn ensure_image(kernel: &Kernel) -> Result<Image> {
     }
     let apt = Apt::for_kernel(kernel)?;
     apt.update()?;
-    let listed = apt.output(&["apt-cache", "search", "--names-only", kernel.pattern])?;
+    let listed = apt.search(kernel.pattern)?;
     let Some(package) = newest_package(&listed) else {
         bail!(
             "no package matches {} in the apt of {} (apt-cache search found none)",
@@ -130,36 +184,61 @@ pub fn ensure_image(kernel: &Kernel) -> Result<Image> {
 /// sid's Release is past its Valid-Until (the mirror is a snapshot).
 const NOT_EXPIRED: [&str; 2] = ["-o", "Acquire::Check-Valid-Until=false"];
 
-/// The apt a kernel is fetched with: the host's or a root's (chroot).
-enum Apt {
-    Host,
-    Root(PathBuf),
+/// Where a root's apt keeps the lists and caches of a foreign
+/// architecture's packages (apart from its own, which tests may use; not
+/// packed into the VMs' initramfs, as `/var/cache/apt` is left out).
+const FOREIGN_APT_DIR: &str = "/var/cache/apt/foreign";
+
+/// The apt a kernel is fetched with: the host's or a root's (chroot), for
+/// its own architecture or a foreign one.
+struct Apt {
+    root: Option<PathBuf>,
+    /// Options every apt command takes: `NOT_EXPIRED`, and a foreign
+    /// architecture's with its own lists.
+    options: Vec<String>,
 }
 
 impl Apt {
     fn for_kernel(kernel: &Kernel) -> Result<Apt> {
-        let Some(env) = kernel.apt_root else {
-            return Ok(Apt::Host);
+        let mut options: Vec<String> = NOT_EXPIRED.iter().map(|&o| o.to_owned()).collect();
+        let root = match kernel.apt_root {
+            None => None,
+            Some(env) => {
+                let root = chroots::ensure_root(env)?;
+                // The root's apt resolves the mirror with the host's resolver.
+                fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"))
+                    .with_context(|| format!("copying /etc/resolv.conf into {}", root.display()))?;
+                Some(root)
+            }
         };
-        let root = chroots::ensure_root(env)?;
-        // The root's apt resolves the mirror with the host's resolver.
-        fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"))
-            .with_context(|| format!("copying /etc/resolv.conf into {}", root.display()))?;
-        Ok(Apt::Root(root))
+        if kernel.foreign {
+            let arch = kernel.arch.debian();
+            let dir = format!("{FOREIGN_APT_DIR}/{arch}");
+            let on_host = match &root {
+                Some(root) => root.join(dir.trim_start_matches('/')),
+                None => PathBuf::from(&dir),
+            };
+            for sub in ["lists/partial", "archives/partial"] {
+                fs::create_dir_all(on_host.join(sub))
+                    .with_context(|| format!("creating {}", on_host.join(sub).display()))?;
+            }
+            options.extend(foreign_options(arch, &dir));
+        }
+        Ok(Apt { root, options })
     }
 
     fn describe(&self) -> String {
-        match self {
-            Apt::Host => "the host".to_owned(),
-            Apt::Root(root) => root.display().to_string(),
+        match &self.root {
+            None => "the host".to_owned(),
+            Some(root) => root.display().to_string(),
         }
     }
 
     /// `words` run on the host, or inside the root (chroot).
     fn command(&self, words: &[&str]) -> Command {
-        let mut cmd = match self {
-            Apt::Host => Command::new(words[0]),
-            Apt::Root(root) => {
+        let mut cmd = match &self.root {
+            None => Command::new(words[0]),
+            Some(root) => {
                 let mut cmd = Command::new("chroot");
                 cmd.arg(root).arg(words[0]);
                 cmd
@@ -172,13 +251,21 @@ impl Apt {
         cmd
     }
 
+    /// `apt-get`/`apt-cache` `words`, with the options.
+    fn apt(&self, tool: &str, words: &[&str]) -> Command {
+        let mut all: Vec<&str> = vec![tool];
+        all.extend(self.options.iter().map(String::as_str));
+        all.extend(words);
+        self.command(&all)
+    }
+
     fn update(&self) -> Result<()> {
-        run(&mut self.command(&["apt-get", NOT_EXPIRED[0], NOT_EXPIRED[1], "update", "-q"]))
+        run(&mut self.apt("apt-get", &["update", "-q"]))
             .with_context(|| format!("apt-get update in {} failed", self.describe()))
     }
 
-    fn output(&self, words: &[&str]) -> Result<String> {
-        let mut cmd = self.command(words);
+    fn search(&self, pattern: &str) -> Result<String> {
+        let mut cmd = self.apt("apt-cache", &["search", "--names-only", pattern]);
         let out = cmd
             .stdout(std::process::Stdio::piped())
             .output()
@@ -196,12 +283,12 @@ impl Apt {
     /// Downloads `package`'s .deb; returns its path on the host.
     fn download(&self, package: &str) -> Result<PathBuf> {
         // Into a directory of its own, so that the .deb is the only file there.
-        let (inside, on_host) = match self {
-            Apt::Host => {
+        let (inside, on_host) = match &self.root {
+            None => {
                 let dir = cache_dir().join("download");
                 (dir.clone(), dir)
             }
-            Apt::Root(root) => (
+            Some(root) => (
                 PathBuf::from("/tmp/tracer-kernel"),
                 root.join("tmp/tracer-kernel"),
             ),
@@ -211,10 +298,9 @@ impl Apt {
         // apt-get download writes into its working directory, which chroot resets.
         let script = format!(
             // As root: the _apt user may not write into a root-owned directory.
-            "cd {} && apt-get {} {} -o APT::Sandbox::User=root download -q {package}",
+            "cd {} && apt-get {} -o APT::Sandbox::User=root download -q {package}",
             inside.display(),
-            NOT_EXPIRED[0],
-            NOT_EXPIRED[1]
+            self.options.join(" ")
         );
         run(&mut self.command(&["sh", "-c", &script]))
             .with_context(|| format!("apt-get download {package} in {} failed", self.describe()))?;
@@ -224,6 +310,20 @@ impl Apt {
             .with_context(|| format!("apt-get download left no .deb in {}", on_host.display()))?;
         Ok(deb)
     }
+}
+
+/// apt's options for `arch`'s packages alone, with lists and caches in
+/// `dir` (the root's own lists stay as they are).
+fn foreign_options(arch: &str, dir: &str) -> Vec<String> {
+    [
+        format!("APT::Architecture={arch}"),
+        format!("APT::Architectures::={arch}"),
+        format!("Dir::State::Lists={dir}/lists"),
+        format!("Dir::Cache={dir}"),
+    ]
+    .into_iter()
+    .flat_map(|option| ["-o".to_owned(), option])
+    .collect()
 }
 
 /// The vmlinuz in an unpacked kernel package: `boot/vmlinuz-*`, or
@@ -327,6 +427,21 @@ linux-image-6.12.107+deb13-cloud-amd64-unsigned - Linux 6.12 for x86-64 cloud
         assert_eq!(compare_versions("7.2.13", "7.2.13"), Ordering::Equal);
         assert_eq!(compare_versions("6.12", "6.12.1"), Ordering::Less);
         assert_eq!(compare_versions("6.9", "6.12"), Ordering::Less);
+    }
+
+    #[test]
+    fn a_foreign_architecture_has_lists_of_its_own() {
+        let options = foreign_options("arm64", "/var/cache/apt/foreign/arm64");
+        assert_eq!(
+            options.join(" "),
+            "-o APT::Architecture=arm64 -o APT::Architectures::=arm64 \
+             -o Dir::State::Lists=/var/cache/apt/foreign/arm64/lists \
+             -o Dir::Cache=/var/cache/apt/foreign/arm64"
+        );
+        // A foreign kernel is fetched by a root of the host's architecture.
+        for kernel in KERNELS.iter().filter(|k| k.foreign) {
+            assert_ne!(kernel.arch, Arch::HOST, "{}", kernel.name);
+        }
     }
 
     #[test]

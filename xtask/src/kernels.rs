@@ -40,8 +40,9 @@ use crate::{
 #[derive(Args, Default)]
 pub struct KernelsArgs {
     /// Boot only this kernel (repeatable): bullseye (5.10), bookworm
-    /// (6.1), trixie (6.12), sid (the newest) or arm64 (bookworm's arm64
-    /// 6.1, with the arm64 tracer).
+    /// (6.1), trixie (6.12), sid (the newest), arm64 (bookworm's arm64
+    /// 6.1, with the arm64 tracer), bullseye-arm64 (5.10) or trixie-arm64
+    /// (6.12; these two run the scenarios whose code differs by kernel).
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
     /// The static tracer to put in the VM, instead of building it.
@@ -259,9 +260,9 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
                         break;
                     };
                     let result = ready.clone().and_then(|(image, initrd)| {
-                        let expected =
-                            expected_checks(kernel.arch, &args.scenarios, &args.tracer_args);
-                        boot(kernel, &image, &initrd, &out_dir, round)
+                        let expected = expected_checks(kernel, &args.scenarios, &args.tracer_args);
+                        let only = kernel.scenarios.map(|_| expected.join(","));
+                        boot(kernel, &image, &initrd, &out_dir, round, only.as_deref())
                             .map(|run| VmRun { expected, ..run })
                             .map_err(|err| format!("{err:#}"))
                     });
@@ -299,13 +300,20 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
 /// A kernel's image and initramfs, ready to boot (or why not).
 type Prepared = Result<(kernel_images::Image, PathBuf), String>;
 
-/// The checks a VM of `arch` must report, each ending with status 0: a
+/// The checks `kernel`'s VM must report, each ending with status 0: a
 /// check missing from its console (the VM died before it, or its markers
-/// were garbled) fails the run.
-fn expected_checks(arch: Arch, scenarios: &[String], tracer_args: &[String]) -> Vec<String> {
-    checks(arch, scenarios, tracer_args, None)
+/// were garbled) fails the run. Those of its architecture's initramfs,
+/// but only its own scenarios when it has a list (`Kernel::scenarios`).
+fn expected_checks(kernel: &Kernel, scenarios: &[String], tracer_args: &[String]) -> Vec<String> {
+    let its_own = |name: &str| {
+        kernel
+            .scenarios
+            .is_none_or(|only| only.contains(&name) || !all_scenarios().contains(&name))
+    };
+    checks(kernel.arch, scenarios, tracer_args, None)
         .into_iter()
         .map(|check| check.name)
+        .filter(|name| its_own(name))
         .collect()
 }
 
@@ -442,15 +450,18 @@ fn init_script(checks: &[Check]) -> String {
          $bb mount -t tmpfs tmpfs /tmp\n\
          $bb ip link set lo up\n\
          echo \"{MARK} uname $(uname -r)\"\n\
+         {ONLY}\
          {LOAD}"
     );
     for check in checks {
         let name = &check.name;
         writeln!(
             script,
-            "echo \"{MARK} begin {name}\"\n\
+            "case \"${{only:-,{name},}}\" in *,{name},*)\n\
+             echo \"{MARK} begin {name}\"\n\
              $bb timeout {} $bb sh -c {} </dev/null 2>&1\n\
-             echo \"{MARK} end {name} $?\"",
+             echo \"{MARK} end {name} $?\";;\n\
+             esac",
             CHECK_TIMEOUT.as_secs(),
             shell_quote(&check.script)
         )
@@ -464,6 +475,14 @@ fn init_script(checks: &[Check]) -> String {
     script
 }
 
+/// The checks a kernel runs of those in the initramfs (shared by the
+/// kernels of an architecture), when not all: `tracer.checks=A,B` on its
+/// command line (`Kernel::scenarios`).
+const ONLY: &str = "only=\n\
+     for word in $($bb cat /proc/cmdline); do\n\
+     case $word in tracer.checks=*) only=\",${word#tracer.checks=},\";; esac\n\
+     done\n";
+
 /// The load beside every check: an untraced process opening and reading
 /// a /proc file in a loop (busybox's shell: no fork), so that the syscall
 /// hooks run for others too and the checks' tasks are preempted, as on a
@@ -472,13 +491,15 @@ const LOAD: &str =
     "$bb sh -c 'while :; do read -r x </proc/self/stat; done' </dev/null >/dev/null 2>&1 &\n";
 
 /// Boots `image` with `initrd`, the serial console logged to
-/// `out_dir/NAME.log`; reads the checks back from it.
+/// `out_dir/NAME.log`; reads the checks back from it. `only`: the checks
+/// it runs, when not every one in `initrd` (comma-separated).
 fn boot(
     kernel: &Kernel,
     image: &kernel_images::Image,
     initrd: &Path,
     out_dir: &Path,
     round: u32,
+    only: Option<&str>,
 ) -> Result<VmRun> {
     let log = match round {
         1 => out_dir.join(format!("{}.log", kernel.name)),
@@ -493,14 +514,15 @@ fn boot(
         }
         Arch::Aarch64 => kernels_arm64::qemu(),
     };
+    let mut command_line = format!("console={console_device} panic=-1 rdinit=/init");
+    if let Some(only) = only {
+        write!(command_line, " tracer.checks={only}")?;
+    }
     qemu.args(["-nographic", "-no-reboot", "-kernel"])
         .arg(&image.vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args([
-            "-append",
-            &format!("console={console_device} panic=-1 rdinit=/init"),
-        ])
+        .args(["-append", &command_line])
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
         .stderr(console);
@@ -562,6 +584,9 @@ mod tests {
         assert!(script.contains(
             "sh -c 'CHECKS_PYTHON=python3.9 python3.9 /checks/checks.py hotspots-3.13' </dev/null"
         ));
+        // Every check runs unless the command line names those to run.
+        assert!(script.contains("tracer.checks=*) only="));
+        assert!(script.contains("case \"${only:-,reads,}\" in *,reads,*)\n"));
         assert!(script.contains("ip link set lo up"));
         assert!(script.contains("mount -t cgroup2 cgroup2 /sys/fs/cgroup"));
         assert!(script.ends_with("echo o > /proc/sysrq-trigger\n$bb sleep 30\n"));
@@ -595,6 +620,27 @@ mod tests {
         assert_eq!(
             arm64[1].script,
             "CHECKS_PYTHON=python3.11 python3.11 /checks/checks.py native"
+        );
+    }
+
+    #[test]
+    fn a_kernel_with_a_list_of_scenarios_expects_only_those() {
+        let bullseye_arm64 = chosen_kernels(&["bullseye-arm64".into()]).unwrap()[0];
+        let only = bullseye_arm64.scenarios.expect("a list");
+        assert!(only.iter().all(|s| ARM64_SCENARIOS.contains(s)), "{only:?}");
+        let expected = expected_checks(bullseye_arm64, &[], &["-V".into()]);
+        assert_eq!(expected.len(), 2 + only.len(), "{expected:?}");
+        assert_eq!(expected[0], "version");
+        assert_eq!(expected.last().map(String::as_str), Some("args"));
+        assert!(!expected.contains(&"tree".to_owned()));
+        // Those asked for, of its own.
+        let asked = expected_checks(bullseye_arm64, &["tree".into(), "reads".into()], &[]);
+        assert_eq!(asked, ["version", "reads"]);
+        // A kernel without a list runs every scenario of its architecture.
+        let arm64 = chosen_kernels(&["arm64".into()]).unwrap()[0];
+        assert_eq!(
+            expected_checks(arm64, &[], &[]).len(),
+            1 + ARM64_SCENARIOS.len()
         );
     }
 
