@@ -18,7 +18,10 @@ use tracer_common::{
     drops,
 };
 
-use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop, lazy_wakeup};
+use crate::{
+    maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop, lazy_wakeup},
+    python::{HOOKS, Hook},
+};
 
 /// Descriptors open now in traced processes (and those a process still
 /// held when it exited, sent by userspace's snapshot at the end).
@@ -27,23 +30,27 @@ use crate::maps::{ALLOCATE_ON_INSERT, EVENTS, count_drop, lazy_wakeup};
 #[map]
 static FD_ROWS: HashMap<FdKey, FdRow> = HashMap::with_max_entries(MAX_FD_ROWS, ALLOCATE_ON_INSERT);
 
-/// Where a new row is built before it is inserted.
+/// Where a new row is built before it is inserted: a slot per `Hook` (an
+/// open's return in a first copy, and in a second copy that runs while
+/// the first is preempted inside it, on the kernels whose syscall programs
+/// can be preempted, would otherwise build their rows in one place).
 #[map]
-static ROW_SCRATCH: PerCpuArray<FdRow> = PerCpuArray::with_max_entries(1, 0);
+static ROW_SCRATCH: PerCpuArray<FdRow> = PerCpuArray::with_max_entries(HOOKS, 0);
 
 /// A new row for descriptor `fd`: opened by path (`opens` 1) or discovered
 /// at its first read (`opens` 0). A row still there for that number (a
 /// descriptor closed without `close`: `dup2`, `exec`'s close-on-exec) is
-/// sent first. False: the table is full (counted).
+/// sent first. False: the table is full (counted). `hook`: the program
+/// running (its scratch slot).
 #[inline(always)]
-pub fn open(tgid: u32, tid: u32, fd: i32, file_id: u64, opens: u64, now: u64) -> bool {
+pub fn open(tgid: u32, tid: u32, fd: i32, file_id: u64, opens: u64, now: u64, hook: Hook) -> bool {
     let key = FdKey { tgid, fd };
     send(tgid, tid, fd, &key, now);
     // Built in scratch space: a row is half the BPF stack.
-    let Some(row) = ROW_SCRATCH.get_ptr_mut(0) else {
+    let Some(row) = ROW_SCRATCH.get_ptr_mut(hook as u32) else {
         return false;
     };
-    // SAFETY: this CPU's slot, for the length of this program.
+    // SAFETY: this CPU's slot for the running hook, for the length of this program.
     let row = unsafe { &mut *row };
     row.file_id = file_id;
     row.opened_ns = now;

@@ -162,7 +162,15 @@ pub fn exit_open<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
         // Opens are counted in the row; the path is sent the first time
         // this process opens it (again if the LRU forgot it: harmless).
         // One insert that fails when the key is there: no lookup first.
-        fd_rows::open(tgid, tid, fd, file_id, 1, unsafe { bpf_ktime_get_ns() });
+        fd_rows::open(
+            tgid,
+            tid,
+            fd,
+            file_id,
+            1,
+            unsafe { bpf_ktime_get_ns() },
+            hook,
+        );
         PATHS_SENT.insert(key, 0u8, BPF_NOEXIST).is_ok()
     } else {
         if FD_FILES.insert(FdKey { tgid, fd }, file_id, 0).is_err() {
@@ -490,7 +498,7 @@ pub fn exit_io<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
             // it through /proc/PID/fd while it is still open.
             let file_id = read.start_ns | DISCOVERED_FILE_BIT;
             if fd_rows {
-                fd_rows::open(tgid, tid, read.fd, file_id, 0, read.start_ns);
+                fd_rows::open(tgid, tid, read.fd, file_id, 0, read.start_ns, hook);
             } else if FD_FILES.insert(fd_key, file_id, 0).is_err() {
                 count_drop(drops::TABLES);
             }

@@ -307,23 +307,9 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// At the thread's current frame, nothing walked yet.
-    #[inline(always)]
-    fn at(walked: &Walked) -> Self {
-        Self {
-            frame: walked.frame,
-            depth: 0,
-            last: PyFrameRecord::default(),
-            tgid: walked.tgid,
-            named: 0,
-            torn: 0,
-            _pad: 0,
-        }
-    }
-
-    /// [`Cursor::at`], written in place (a map value's), without the
-    /// `memset` call a program that tail-calls may not make
-    /// ([`crate::maps::zero_words`]).
+    /// At the thread's current frame, nothing walked yet; written in place
+    /// (a map value's), without the `memset` call a program that
+    /// tail-calls may not make ([`crate::maps::zero_words`]).
     ///
     /// # Safety
     /// `cursor` is valid for writes.

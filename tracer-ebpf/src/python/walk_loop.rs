@@ -129,7 +129,12 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
     unsafe { write_sample_fields(sample, walked, kind) };
     let Some(state) = PY_CURSOR.get_ptr_mut(0) else {
         // Not met (index 0 of a per-CPU array): an empty, torn record.
-        let mut torn = Cursor::at(walked);
+        let mut torn = core::mem::MaybeUninit::<Cursor>::uninit();
+        // SAFETY: the stack value, every field then written.
+        let mut torn = unsafe {
+            Cursor::start(torn.as_mut_ptr(), walked);
+            torn.assume_init()
+        };
         torn.frame = 0;
         torn.torn = 1;
         // SAFETY: the caller's record.
