@@ -49,6 +49,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::arch::Arch;
 use crate::test_summary::TestTotals;
 use crate::util::{CommandFailed, repo_root, require_root, run, tool_command};
 
@@ -197,7 +198,7 @@ fn test() -> Result<()> {
 }
 
 fn test_everything() -> Result<()> {
-    build()?;
+    setup::setup()?;
     setup::ensure_apt(packages::TEST)?;
     // The arm64 unwind-table test reads arm64's glibc.
     setup::ensure_apt(packages::CROSS)?;
@@ -206,22 +207,27 @@ fn test_everything() -> Result<()> {
         let (name, value) = root.env_var();
         cmd.env(name, value);
     }
-    // Release: the end-to-end tests run the tracer users run (built just
-    // above), at its speed; a debug build is several times slower on the
-    // paths that race a short-lived process (reading its memory before it
-    // exits).
+    // Release, static, for the host's target: the end-to-end tests run the
+    // tracer users install (`cargo xtask dist`'s binary), at its speed (a
+    // debug build is several times slower on the paths that race a
+    // short-lived process); and the x86-64 VMs below boot that same build,
+    // so the tracer and its dependencies are compiled once, not twice.
     // --no-fail-fast: every test binary runs even when one fails, so one
     // failure does not hide the state of the others.
+    arch::ensure_rust_target(Arch::HOST)?;
     cmd.args([
         "test",
         "--release",
+        "--target",
+        Arch::HOST.rust_target(),
         "--no-fail-fast",
         "--workspace",
         "--exclude",
         "tracer-ebpf",
         "--",
         "--test-threads=1",
-    ]);
+    ])
+    .envs(Arch::HOST.cargo_env());
     let (totals, tests) = run_counting_tests(&mut cmd);
     // The end-to-end scenarios again on Debian 11's, 12's and 13's kernels
     // and the newest (sid's), and on Debian 11's, 12's and 13's arm64
