@@ -662,6 +662,12 @@ def memory_row(report, pid):
     return rows[0]
 
 
+def thp_collapses():
+    """Huge pages khugepaged has made on the node (/proc/vmstat)."""
+    with open("/proc/vmstat") as f:
+        return sum(int(row.split()[1]) for row in f if row.startswith("thp_collapse_alloc "))
+
+
 def growth():
     """memory_growth.py: 48 MiB kept from one line of the main thread and
     16 MiB from one of a second thread; each line is charged what it
@@ -669,11 +675,18 @@ def growth():
     peak is its ru_maxrss."""
     out = os.path.join(scratch("growth"), "facts.json")
     script = workload("memory_growth.py")
+    collapses = thp_collapses()
     report = trace("growth", [PYTHON, script, out])
+    collapses = thp_collapses() - collapses
     facts = load(out)
     sample = report["memory"]["growth_sample_bytes"]
     check(sample == 256 << 10, dump(report["memory"]))
     row = memory_row(report, facts["pid"])
+    # Pages khugepaged collapsed in are no line's, and only where it did.
+    print("huge pages: %s; khugepaged collapsed %d during the trace, %d KiB of the report's"
+          % (dump(facts["huge_pages"]), collapses, row["collapsed_bytes"] >> 10))
+    check(row["collapsed_bytes"] == 0 or collapses > 0, dump(row))
+    print("lines: %s" % dump([(e["function"], e["line"], e["bytes"], e["samples"]) for e in row["lines"]][:8]))
     for line, kept in (("main_line", "main_bytes"), ("thread_line", "thread_bytes")):
         charged = sum(entry["bytes"] for entry in row["lines"]
                       if entry["line"] == facts[line] and entry["file"] == script)

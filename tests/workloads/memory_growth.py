@@ -3,8 +3,10 @@
 The main thread keeps 48 1-MiB bytearrays made in `grow_main`, a second
 thread 16 made in `grow_thread` (each written to at its creation, so
 faulted in there). Then it writes {"pid", "main_line", "thread_line",
-"main_bytes", "thread_bytes", "maxrss_bytes", "minflt"} to argv[1]: the
-lines, what each kept, and the process's own getrusage figures at its end.
+"main_bytes", "thread_bytes", "maxrss_bytes", "minflt", "huge_pages"} to
+argv[1]: the lines, what each kept, the process's own getrusage figures at
+its end, and the kernel's transparent huge page counts over its run with
+the mappings its huge pages are in (a huge page maps 512 pages at once).
 """
 import json
 import os
@@ -32,8 +34,33 @@ def grow_thread(mib):
         KEEP.append(bytearray(MIB))  # thread-line
 
 
+def huge_pages():
+    """The node's THP counters (/proc/vmstat), and this process's mappings
+    holding huge pages (/proc/self/smaps)."""
+    counters = {}
+    with open("/proc/vmstat") as f:
+        for row in f:
+            name, value = row.split()
+            if name.startswith("thp_fault") or name.startswith("thp_collapse"):
+                counters[name] = int(value)
+    mappings, mapping = [], None
+    with open("/proc/self/smaps") as f:
+        for row in f:
+            fields = row.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                mapping = row.strip()
+            elif fields[0] == "AnonHugePages:" and fields[1] != "0":
+                mappings.append("%s: %s kB" % (mapping, fields[1]))
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        mode = f.read().split("[")[1].split("]")[0]
+    with open("/proc/self/status") as f:
+        rss = [row.split(":")[0] + row.split(":")[1].strip() for row in f if row.startswith("Rss")]
+    return {"mode": mode, "counters": counters, "mappings": mappings, "rss": rss}
+
+
 def main():
     out = sys.argv[1]
+    before = huge_pages()["counters"]
     lines = line_of("# main-line"), line_of("# thread-line")
     grow_main(48)
     thread = threading.Thread(target=grow_thread, args=(16,))
@@ -51,6 +78,9 @@ def main():
         usage = resource.getrusage(resource.RUSAGE_SELF)
         facts["maxrss_bytes"] = usage.ru_maxrss * 1024
         facts["minflt"] = usage.ru_minflt
+        huge = huge_pages()
+        huge["counters"] = {k: v - before.get(k, 0) for k, v in huge["counters"].items()}
+        facts["huge_pages"] = huge
         f.write(json.dumps(facts))
 
 

@@ -104,6 +104,9 @@ pub enum EventKind {
     /// The line table of a code object on a dying thread's stack:
     /// [`crate::PyCodeLines`].
     PyCodeLines = 29,
+    /// khugepaged (or `MADV_COLLAPSE`) collapsed a traced process's small
+    /// pages into a huge page: [`crate::HugePageCollapsedEvent`].
+    HugePageCollapsed = 30,
 }
 
 impl EventKind {
@@ -137,6 +140,7 @@ impl EventKind {
             27 => Some(Self::OomKill),
             28 => Some(Self::PyFaultSample),
             29 => Some(Self::PyCodeLines),
+            30 => Some(Self::HugePageCollapsed),
             _ => None,
         }
     }

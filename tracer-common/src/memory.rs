@@ -111,6 +111,23 @@ const _: () = assert!(
         == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH
 );
 
+/// `mm_khugepaged_scan_pmd` after a collapse that succeeded: the small
+/// pages of a traced process (the header's tgid, found from its `mm`; the
+/// tid is the collapsing thread, khugepaged's) were collapsed into a huge
+/// page, which maps the pages that were not there too: its resident
+/// memory rose by `pages` with no fault of its own threads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HugePageCollapsedEvent {
+    pub header: EventHeader,
+    /// Pages the huge page mapped where none (or the zero page) was.
+    pub pages: u64,
+    /// The process's resident pages after it (0: not known).
+    pub rss_pages: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<HugePageCollapsedEvent>() == 24 + 16);
+
 /// A sampled minor page fault of a Python thread (`EventKind::PyFaultSample`):
 /// every Nth fault of the thread (or CPU: the perf event's period) comes
 /// with the thread's Python stack and the process's resident memory then.

@@ -13,6 +13,15 @@
 //! [`memory_fault`], which sends the thread's Python stack with the
 //! process's resident memory then. A process's peak resident memory is
 //! read as its last thread exits ([`peak_rss_pages`]).
+//!
+//! Huge pages collapsed: khugepaged (or `MADV_COLLAPSE`) replaces a
+//! traced process's small pages with a huge page, mapping the pages that
+//! were not there too, with no fault of the process's own threads: its
+//! resident memory rises by up to 511 pages at once, and would be charged
+//! to whichever thread's sample came next. [`huge_page_collapse`] notes a
+//! collapse that succeeded; [`huge_page_scanned`], just after, tells
+//! userspace how many pages it added ([`HugePageCollapsedEvent`]), to be
+//! charged to no line.
 
 use aya_ebpf::{
     helpers::{
@@ -20,12 +29,12 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes,
     },
     macros::{kprobe, map, perf_event, raw_tracepoint},
-    maps::PerCpuArray,
+    maps::{LruHashMap, PerCpuArray},
     programs::{PerfEventContext, ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, OOM_CGROUP_DEPTH,
-    OOM_CGROUP_NAME, OomKillEvent, drops,
+    COMM_LEN, EventKind, HugePageCollapsedEvent, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
+    OOM_CGROUP_DEPTH, OOM_CGROUP_NAME, OomKillEvent, drops,
 };
 
 use crate::maps::{EVENTS, config, count_drop, header, read_kernel};
@@ -228,6 +237,65 @@ pub fn memory_fault(ctx: PerfEventContext) -> u32 {
     };
     let task = unsafe { bpf_get_current_task() };
     let mm = read_kernel::<u64>(task, config!(structs.task_mm)).unwrap_or(0);
+    if mm != 0 && unsafe { MM_OWNERS.get(&mm) } != Some(&tgid) {
+        let _ = MM_OWNERS.insert(&mm, &tgid, 0);
+    }
     crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss_pages(mm));
+    0
+}
+
+/// The process of each `mm` whose faults were sampled: a collapse names
+/// the `mm` alone (khugepaged runs as itself).
+#[map]
+static MM_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
+
+/// The threads whose collapse just succeeded (khugepaged's, or a caller
+/// of `MADV_COLLAPSE`), until the scan's tracepoint right after it.
+#[map]
+static COLLAPSED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(256, 0);
+
+/// `SCAN_SUCCEED` of the kernel's `enum scan_result` (second since 4.8).
+const SCAN_SUCCEED: i32 = 1;
+
+/// `mm_collapse_huge_page(mm, isolated, status)`: the end of a collapse.
+#[raw_tracepoint(tracepoint = "mm_collapse_huge_page")]
+pub fn huge_page_collapse(ctx: RawTracePointContext) -> i32 {
+    let status = ctx.arg::<u64>(2) as i32;
+    if status == SCAN_SUCCEED {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = COLLAPSED.insert(&tid, &1, 0);
+    }
+    0
+}
+
+/// `mm_khugepaged_scan_pmd(mm, page, writable, referenced, none_or_zero,
+/// status, unmapped)`: the end of a range's scan, after its collapse
+/// (`none_or_zero`: the pages the huge page maps where none was).
+#[raw_tracepoint(tracepoint = "mm_khugepaged_scan_pmd")]
+pub fn huge_page_scanned(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    if unsafe { COLLAPSED.get(&tid) }.is_none() {
+        return 0;
+    }
+    let _ = COLLAPSED.remove(&tid);
+    let mm: u64 = ctx.arg(0);
+    let Some(&tgid) = (unsafe { MM_OWNERS.get(&mm) }) else {
+        return 0;
+    };
+    let pages = (ctx.arg::<u64>(4) as i32).max(0) as u64;
+    if pages == 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<HugePageCollapsedEvent>(0) else {
+        count_drop(drops::RINGBUF);
+        return 0;
+    };
+    entry.write(HugePageCollapsedEvent {
+        header: header(EventKind::HugePageCollapsed, tgid, tid),
+        pages,
+        rss_pages: rss_pages(mm),
+    });
+    entry.submit(0);
     0
 }

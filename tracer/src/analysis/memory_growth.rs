@@ -10,7 +10,9 @@
 //! threads can explain (a transparent huge page maps 512 pages at once)
 //! is charged at once, past a slack of a period per thread. What is still
 //! in the credit at the end (less than a period a thread, and the
-//! counters' batches not folded yet) is charged to no line. What was freed
+//! counters' batches not folded yet) is charged to no line, and so are the
+//! pages khugepaged's collapses into huge pages mapped (told by the kernel
+//! as they happen: no thread of the process faulted them). What was freed
 //! in between is not taken off the lines that grew before (only a drop
 //! below the last figure is left uncharged).
 
@@ -42,10 +44,13 @@ struct Charged {
     pages: u64,
 }
 
+/// A stack, innermost first, and whether it was cut.
+type StackKey = (Vec<Frame>, bool);
+
 #[derive(Default)]
 struct ProcessGrowth {
     /// Per stack (innermost first) and whether it was cut.
-    stacks: HashMap<(Vec<Frame>, bool), Charged>,
+    stacks: HashMap<StackKey, Charged>,
     samples: u64,
     torn: Charged,
     /// Its resident memory at its last sample (`None`: none yet, or not
@@ -53,6 +58,14 @@ struct ProcessGrowth {
     last_rss_pages: Option<u64>,
     /// Rises of the resident memory not charged yet (pages).
     credit: u64,
+    /// Pages khugepaged's collapses mapped since its last sample, and all
+    /// so far (charged to no line).
+    collapsed_pending: u64,
+    collapsed: u64,
+    /// What its last sample was charged past its own period, and where
+    /// (`None`: torn): a collapse told after that sample saw its pages
+    /// is taken back from there.
+    last_beyond: Option<(Option<StackKey>, u64)>,
     /// Its threads that have had a sample (the slack: a period each).
     threads: HashSet<u32>,
     /// Resident memory at every `stride`-th sample (`seen` so far).
@@ -80,6 +93,13 @@ impl MemoryGrowth {
             (0, _) | (_, None) => 0,
             (now, Some(before)) => now.saturating_sub(before),
         };
+        // What a collapse mapped is no thread's. A collapse told before
+        // its pages reached the figure (the sample read it first) is
+        // not carried over: it would take the next sample's own pages.
+        let collapsed = process.credit.min(process.collapsed_pending);
+        process.credit -= collapsed;
+        process.collapsed += collapsed;
+        process.collapsed_pending = 0;
         let slack = period.saturating_mul(process.threads.len() as u64);
         let own = process.credit.min(period);
         let beyond = (process.credit - own).saturating_sub(slack);
@@ -90,16 +110,49 @@ impl MemoryGrowth {
             process.highest_rss_pages = process.highest_rss_pages.max(fault.rss_pages);
             process.add_rss_point(fault.ts_ns, fault.rss_pages);
         }
-        let charged = if fault.torn {
-            &mut process.torn
-        } else {
-            process
-                .stacks
-                .entry((frames.unwrap_or_default(), fault.truncated))
-                .or_default()
+        let key = (!fault.torn).then(|| (frames.unwrap_or_default(), fault.truncated));
+        process.last_beyond = (beyond > 0).then(|| (key.clone(), beyond));
+        let charged = match key {
+            None => &mut process.torn,
+            Some(key) => process.stacks.entry(key).or_default(),
         };
         charged.samples += 1;
         charged.pages += pages;
+    }
+
+    /// khugepaged collapsed pages of `tgid` into a huge page, mapping
+    /// `pages` that were not there, leaving it `rss_pages` resident
+    /// (before its first sample: part of where its growth is measured
+    /// from). Told after a sample that saw them (it read the figure
+    /// between the collapse and this), they are taken back from what that
+    /// sample left in the credit, then from what it was charged past its
+    /// period.
+    pub fn on_huge_page_collapsed(&mut self, tgid: u32, pages: u64, rss_pages: u64) {
+        let Some(process) = self.processes.get_mut(&tgid) else {
+            return;
+        };
+        let Some(last) = process.last_rss_pages else {
+            return;
+        };
+        if rss_pages == 0 || last.saturating_add(pages / 2) < rss_pages {
+            process.collapsed_pending += pages;
+            return;
+        }
+        let from_credit = process.credit.min(pages);
+        process.credit -= from_credit;
+        let mut taken = from_credit;
+        if let Some((key, beyond)) = process.last_beyond.take() {
+            let charged = match key {
+                None => Some(&mut process.torn),
+                Some(key) => process.stacks.get_mut(&key),
+            };
+            if let Some(charged) = charged {
+                let back = beyond.min(pages - from_credit).min(charged.pages);
+                charged.pages -= back;
+                taken += back;
+            }
+        }
+        process.collapsed += taken;
     }
 
     /// A thread or process was created.
@@ -181,6 +234,7 @@ impl MemoryGrowth {
                     grown_bytes,
                     torn_samples: p.torn.samples,
                     torn_bytes,
+                    collapsed_bytes: if rss_known { p.collapsed * page } else { 0 },
                     lines,
                     growth: stacks,
                     growth_left_out_bytes: left_out,
@@ -373,6 +427,31 @@ mod tests {
         // Thread 8 then grows 256 pages: its first sample sees the tail too.
         samples(&mut growth, 8, 2, &[1_744, 1_808, 1_872, 1_936]);
         assert_eq!(line_pages(growth), vec![(1, 640), (2, 256)]);
+    }
+
+    #[test]
+    fn pages_khugepaged_collapsed_in_are_no_threads() {
+        let mut growth = MemoryGrowth::default();
+        // Before the first sample: part of where growth counts from.
+        growth.on_huge_page_collapsed(7, 300, 900);
+        samples(&mut growth, 7, 1, &[1_000, 1_064, 1_128]);
+        // Thread 8 starts; thread 7 waits for it. While 8 faults its first
+        // period, khugepaged fills 391 pages of a huge page.
+        growth.on_huge_page_collapsed(7, 391, 1_128 + 20 + 391);
+        samples(&mut growth, 8, 2, &[1_128 + 64 + 391, 1_647, 1_711]);
+        // Told after the sample that saw its pages (thread 8's 64 and
+        // 400 collapsed): taken back from that sample, not from the next.
+        samples(&mut growth, 8, 2, &[1_775 + 400]);
+        growth.on_huge_page_collapsed(7, 400, 1_775 + 400);
+        samples(&mut growth, 8, 2, &[2_239]);
+        let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
+        assert_eq!(rows[0].collapsed_bytes, 791 * 4096);
+        let lines: Vec<(u32, u64)> = rows[0]
+            .lines
+            .iter()
+            .map(|l| (l.line, l.bytes / 4096))
+            .collect();
+        assert_eq!(lines, vec![(2, 5 * 64), (1, 128)]);
     }
 
     #[test]

@@ -326,7 +326,16 @@ impl Collector {
             | Event::SignalFatalStack { .. }
             | Event::OomKill(_)) => self.on_signal_event(event),
             // The continuous mode keeps the gauge alone (`metrics`).
-            Event::PyFaultSample(_) if self.settings.continuous => {}
+            Event::PyFaultSample(_) | Event::HugePageCollapsed { .. }
+                if self.settings.continuous => {}
+            Event::HugePageCollapsed {
+                tgid,
+                pages,
+                rss_pages,
+            } => {
+                self.memory_growth
+                    .on_huge_page_collapsed(tgid, pages, rss_pages);
+            }
             Event::PyFaultSample(fault) => {
                 let frames = if fault.torn {
                     None

@@ -82,6 +82,13 @@ pub enum Event {
     },
     /// A sampled minor page fault of a Python thread, with its stack.
     PyFaultSample(memory::FaultSample),
+    /// khugepaged collapsed pages of process `tgid` into a huge page,
+    /// mapping `pages` that were not there; its resident pages after.
+    HugePageCollapsed {
+        tgid: u32,
+        pages: u64,
+        rss_pages: u64,
+    },
     /// A kernel-event stack (reads, sleeps) seen for the first time, or
     /// (`counts` not zero) counts `PY_EVENT_STACKS` had no room for.
     PyStack {
@@ -448,6 +455,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             py_sample(&header, &record.sample, Some(native))
         }
         EventKind::PyFaultSample => Event::PyFaultSample(memory::fault_sample(&read(bytes)?)),
+        EventKind::HugePageCollapsed => {
+            let event: tracer_common::HugePageCollapsedEvent = read(bytes)?;
+            Event::HugePageCollapsed {
+                tgid: event.header.tgid,
+                pages: event.pages,
+                rss_pages: event.rss_pages,
+            }
+        }
         EventKind::PyStack => {
             let event: PyStackEvent = read(bytes)?;
             Event::PyStack {

@@ -65,6 +65,11 @@ pub struct MemoryProcess {
     pub torn_samples: u64,
     #[serde(default)]
     pub torn_bytes: u64,
+    /// What khugepaged's collapses of its pages into huge pages mapped
+    /// where no page was: a rise of its resident memory no fault of its
+    /// own made, charged to no line (not in `grown_bytes`).
+    #[serde(default)]
+    pub collapsed_bytes: u64,
     /// Its Python lines (the innermost Python frame of each sample) by
     /// bytes grown, highest first (top 20).
     pub lines: Vec<GrowthLine>,

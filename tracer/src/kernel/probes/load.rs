@@ -49,6 +49,8 @@ pub(super) fn load_and_attach(
             sampler
         } else if name == FAULT_PROGRAM {
             sampler && faults
+        } else if COLLAPSE_PROGRAMS.contains(&name) {
+            sampler && faults && huge_pages_collapse()
         } else if name == OOM_PROGRAM || name == MARK_VICTIM_PROGRAM {
             oom_program == Some(name)
         } else {
@@ -99,6 +101,31 @@ pub(super) fn load_and_attach(
             warnings.push(format!(
                 "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
                  resident memory: {err}"
+            ));
+        }
+    }
+    // Huge pages collapsed: without them, a collapse's pages are charged
+    // to the sample after it.
+    for (program, tracepoint) in COLLAPSE_PROGRAMS.iter().zip(COLLAPSE_TRACEPOINTS) {
+        let Some(at) = done.iter().position(|job| job.name == *program) else {
+            continue;
+        };
+        let job = done.swap_remove(at);
+        let attached = job.result.and_then(|()| {
+            let error = |source| ProbeError::Program {
+                program: (*program).into(),
+                source: Box::new(source),
+            };
+            let raw: &mut RawTracePoint = job.program.try_into().map_err(error)?;
+            let id = raw.attach(tracepoint).map_err(error)?;
+            links.push(Link::RawTracePoint(program, id));
+            Ok(())
+        });
+        if let Err(err) = attached {
+            log::warn!("{err}");
+            warnings.push(format!(
+                "memory growth: the pages of huge pages khugepaged collapses are charged to \
+                 the line sampled after them: {err}"
             ));
         }
     }
@@ -330,6 +357,16 @@ pub(super) const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
 /// The page-fault sampler (memory growth by Python line), loaded beside
 /// the CPU-clock sampler: the same walk, run every Nth minor page fault.
 pub(super) const FAULT_PROGRAM: &str = "memory_fault";
+
+/// Huge pages collapsed (`tracer-ebpf/src/memory.rs`), beside the
+/// page-fault sampler: a collapse's end, then its range's scan's.
+pub(super) const COLLAPSE_PROGRAMS: [&str; 2] = ["huge_page_collapse", "huge_page_scanned"];
+const COLLAPSE_TRACEPOINTS: [&str; 2] = ["mm_collapse_huge_page", "mm_khugepaged_scan_pmd"];
+
+/// Whether the kernel has transparent huge pages (and so khugepaged).
+fn huge_pages_collapse() -> bool {
+    std::path::Path::new("/sys/kernel/mm/transparent_hugepage/khugepaged").exists()
+}
 
 /// The signal-check uprobe, loaded beside the sampler (a Python program's
 /// handlers are timed where its stacks are sampled) and attached per

@@ -42,9 +42,13 @@ fn render_growth(out: &mut String, report: &Report, width: Option<usize>) {
             .peak_rss_bytes
             .map(|b| format!("peak resident {}, ", bytes(b)))
             .unwrap_or_default();
+        let collapsed = match p.collapsed_bytes {
+            0 => String::new(),
+            b => format!("; {} more by khugepaged's huge pages, no line's", bytes(b)),
+        };
         let _ = writeln!(
             out,
-            "  {}{}: {peak}grew {} ({} samples)",
+            "  {}{}: {peak}grew {} ({} samples){collapsed}",
             peer(p.pid, &p.comm),
             who.in_container(p.pid),
             bytes(p.grown_bytes),
@@ -183,6 +187,10 @@ mod tests {
             ],
             "{text}"
         );
+        r.memory.processes[0].collapsed_bytes = 2 << 20;
+        assert!(render(&r, None).contains(
+            "grew 64.2 MiB (257 samples); 2 MiB more by khugepaged's huge pages, no line's\n"
+        ));
     }
 
     #[test]
