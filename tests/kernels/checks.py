@@ -705,9 +705,44 @@ def growth():
           % (row["grown_bytes"] >> 20, peak >> 20, maxrss >> 20))
 
 
+def collapse():
+    """huge_page_collapse.py: khugepaged collapses a range the workload
+    touched one page of, mapping the other 511: they are the report's
+    collapsed_bytes, not the line's whose samples come next."""
+    knob = "/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs"
+    with open(knob) as f:
+        was = f.read().strip()
+    out = os.path.join(scratch("collapse"), "facts.json")
+    script = workload("huge_page_collapse.py")
+    # khugepaged scans every 10 s by default: every 10 ms while it runs.
+    with open(knob, "w") as f:
+        f.write("10")
+    try:
+        report = trace("collapse", [PYTHON, script, out])
+    finally:
+        with open(knob, "w") as f:
+            f.write(was)
+    facts = load(out)
+    check(facts["collapsed"], "khugepaged did not collapse the range: %s" % dump(facts))
+    row = memory_row(report, facts["pid"])
+    page = facts["page"]
+    collapsed = row["collapsed_bytes"] // page
+    check(collapsed >= 511, "%d pages collapsed in: %s" % (collapsed, dump(row)))
+    # The line faulting after it is charged its own pages, as in growth().
+    sample = report["memory"]["growth_sample_bytes"]
+    after = sum(entry["bytes"] for entry in row["lines"]
+                if entry["line"] == facts["after_line"] and entry["file"] == script)
+    kept = facts["after_bytes"]
+    check(after + 2 * sample >= kept and after <= kept + 2 * sample,
+          "after_line: %d for %d: %s" % (after, kept, dump(row)))
+    print("ok huge page collapsed: %d pages no line's; the line after it charged %d KiB for %d"
+          % (collapsed, after >> 10, kept >> 10))
+
+
 def memory():
     oom()
     growth()
+    collapse()
 
 
 def features():

@@ -302,6 +302,6 @@ const _: () = assert!(
             + 8
             + 4
             + 4
-            + 4 * 24
+            + 4 * 26
             + IO_SYSCALL_NUMBERS
 );

@@ -49,6 +49,11 @@ pub struct MemoryOffsets {
     /// backports), where kernels without kprobes are told of kills (read
     /// by userspace, which attaches it only then).
     pub mark_victim_task: u32,
+    /// `mm_khugepaged_scan_pmd`'s `none_or_zero` argument: 4th of 7
+    /// (`writable` before it, through 6.x), 3rd of 6 since (0: another
+    /// layout, its collapses not told); `SCAN_SUCCEED`'s value.
+    pub scan_none_or_zero_arg: u32,
+    pub scan_succeed: u32,
     /// `task_struct.signal` and `signal_struct.maxrss`: the peak resident
     /// memory (pages) of the process's threads gone and, once its last
     /// thread is exiting, of the whole process (what getrusage says).
@@ -105,7 +110,7 @@ impl Default for OomKillEvent {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<MemoryOffsets>() == 4 * 24);
+const _: () = assert!(core::mem::size_of::<MemoryOffsets>() == 4 * 26);
 const _: () = assert!(
     core::mem::size_of::<OomKillEvent>()
         == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH

@@ -18,12 +18,14 @@
 //! traced process's small pages with a huge page, mapping the pages that
 //! were not there too, with no fault of the process's own threads: its
 //! resident memory rises by up to 511 pages at once, and would be charged
-//! to whichever thread's sample came next. [`huge_page_collapse`] notes a
+//! to whichever thread's sample came next (a collapse a thread of the
+//! process asked for, `MADV_COLLAPSE`, is its own). [`huge_page_collapse`] notes a
 //! collapse that succeeded; [`huge_page_scanned`], just after, tells
 //! userspace how many pages it added ([`HugePageCollapsedEvent`]), to be
 //! charged to no line.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_probe_read_kernel_str_bytes,
@@ -254,23 +256,20 @@ static MM_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 #[map]
 static COLLAPSED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(256, 0);
 
-/// `SCAN_SUCCEED` of the kernel's `enum scan_result` (second since 4.8).
-const SCAN_SUCCEED: i32 = 1;
-
 /// `mm_collapse_huge_page(mm, isolated, status)`: the end of a collapse.
 #[raw_tracepoint(tracepoint = "mm_collapse_huge_page")]
 pub fn huge_page_collapse(ctx: RawTracePointContext) -> i32 {
-    let status = ctx.arg::<u64>(2) as i32;
-    if status == SCAN_SUCCEED {
+    let status = ctx.arg::<u64>(2) as u32;
+    if status == config!(memory.scan_succeed) {
         let tid = bpf_get_current_pid_tgid() as u32;
         let _ = COLLAPSED.insert(&tid, &1, 0);
     }
     0
 }
 
-/// `mm_khugepaged_scan_pmd(mm, page, writable, referenced, none_or_zero,
-/// status, unmapped)`: the end of a range's scan, after its collapse
-/// (`none_or_zero`: the pages the huge page maps where none was).
+/// `mm_khugepaged_scan_pmd(mm, page, [writable,] referenced,
+/// none_or_zero, status, unmapped)`: the end of a range's scan, after its
+/// collapse (`none_or_zero`: the pages the huge page maps where none was).
 #[raw_tracepoint(tracepoint = "mm_khugepaged_scan_pmd")]
 pub fn huge_page_scanned(ctx: RawTracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -283,7 +282,27 @@ pub fn huge_page_scanned(ctx: RawTracePointContext) -> i32 {
     let Some(&tgid) = (unsafe { MM_OWNERS.get(&mm) }) else {
         return 0;
     };
-    let pages = (ctx.arg::<u64>(4) as i32).max(0) as u64;
+    // `MADV_COLLAPSE` by one of its own threads: that thread's growth,
+    // charged to it at its next sample.
+    if (pid_tgid >> 32) as u32 == tgid {
+        return 0;
+    }
+    // A raw tracepoint's arguments are read at constant offsets only:
+    // both, volatile (LLVM would load through a selected pointer).
+    let args = ctx.as_ptr() as *const u64;
+    // SAFETY: the tracepoint passes 6 or 7 arguments (checked by userspace).
+    let (third, fourth) = unsafe {
+        (
+            core::ptr::read_volatile(args.add(3)),
+            core::ptr::read_volatile(args.add(4)),
+        )
+    };
+    let none_or_zero = match config!(memory.scan_none_or_zero_arg) {
+        3 => third,
+        4 => fourth,
+        _ => 0,
+    };
+    let pages = (none_or_zero as i32).max(0) as u64;
     if pages == 0 {
         return 0;
     }

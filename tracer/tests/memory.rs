@@ -2,7 +2,8 @@
 //! killed by the OOM killer, and the report says so: the limit, its
 //! resident memory, the line it was growing on. Memory faulted in is
 //! charged to the Python lines that did it, by the workload's own figures
-//! and getrusage's. Root only.
+//! and getrusage's; the pages khugepaged collapses in are no line's. Root
+//! only.
 
 mod common;
 
@@ -301,4 +302,64 @@ fn resident_memory_grown_is_charged_to_the_lines_that_grew_it() {
     }
     let drawn = std::fs::read_to_string(&svg).expect("the memory flame graph");
     assert!(drawn.contains("grow_main") && drawn.contains("Resident memory grown"));
+}
+
+/// khugepaged's scan interval, set for a test and put back when dropped.
+struct KhugepagedScanning {
+    was: String,
+}
+
+const SCAN_SLEEP: &str = "/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs";
+
+impl KhugepagedScanning {
+    fn every(ms: u32) -> Self {
+        let was = std::fs::read_to_string(SCAN_SLEEP).expect("khugepaged's scan interval");
+        std::fs::write(SCAN_SLEEP, ms.to_string()).expect("setting khugepaged's scan interval");
+        Self { was }
+    }
+}
+
+impl Drop for KhugepagedScanning {
+    fn drop(&mut self) {
+        let _ = std::fs::write(SCAN_SLEEP, self.was.trim());
+    }
+}
+
+/// khugepaged collapses a 2 MiB range the program touched one page of into
+/// a huge page, mapping the other 511 pages with no fault of the program's:
+/// the report says them (`collapsed_bytes`), and the line whose samples
+/// come next (1 MiB faulted in) is charged its own pages, not those.
+#[test]
+fn pages_khugepaged_collapsed_in_are_no_lines() {
+    require_root();
+    let scratch = Scratch::new("memory-collapse");
+    let facts_path = scratch.path("facts.json");
+    let command = python_command(SHARED_PYTHON, "huge_page_collapse.py", &[&facts_path]);
+    let report = {
+        let _scanning = KhugepagedScanning::every(10);
+        trace_command(&scratch, &[], &command)
+    };
+    let facts = common::load_json(&facts_path);
+    assert_eq!(
+        facts["collapsed"], true,
+        "khugepaged did not collapse it: {facts}"
+    );
+    let row = memory_row(&report, u64_of(&facts["pid"]));
+    let page = u64_of(&facts["page"]);
+    assert!(u64_of(&row["collapsed_bytes"]) >= 511 * page, "{row}");
+    let sample = u64_of(&report["memory"]["growth_sample_bytes"]);
+    let after = row["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["line"] == facts["after_line"]
+                && l["file"] == workload("huge_page_collapse.py").as_str()
+        })
+        .map_or(0, |l| u64_of(&l["bytes"]));
+    let kept = u64_of(&facts["after_bytes"]);
+    assert!(
+        after + 2 * sample >= kept && after <= kept + 2 * sample,
+        "after_line: {after} for {kept}: {row}"
+    );
 }

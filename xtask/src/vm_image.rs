@@ -41,6 +41,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "killed_worker.py",
     "oom_worker.py",
     "memory_growth.py",
+    "huge_page_collapse.py",
     "python_calibrated.py",
     "python_tree.py",
     "node_burn.py",

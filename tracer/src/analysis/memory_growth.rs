@@ -58,8 +58,8 @@ struct ProcessGrowth {
     last_rss_pages: Option<u64>,
     /// Rises of the resident memory not charged yet (pages).
     credit: u64,
-    /// Pages khugepaged's collapses mapped since its last sample, and all
-    /// so far (charged to no line).
+    /// Pages khugepaged's collapses mapped since its last sample (to be
+    /// kept from the next one's charge), and all so far (no line's).
     collapsed_pending: u64,
     collapsed: u64,
     /// What its last sample was charged past its own period, and where
@@ -96,9 +96,7 @@ impl MemoryGrowth {
         // What a collapse mapped is no thread's. A collapse told before
         // its pages reached the figure (the sample read it first) is
         // not carried over: it would take the next sample's own pages.
-        let collapsed = process.credit.min(process.collapsed_pending);
-        process.credit -= collapsed;
-        process.collapsed += collapsed;
+        process.credit -= process.credit.min(process.collapsed_pending);
         process.collapsed_pending = 0;
         let slack = period.saturating_mul(process.threads.len() as u64);
         let own = process.credit.min(period);
@@ -134,25 +132,22 @@ impl MemoryGrowth {
         let Some(last) = process.last_rss_pages else {
             return;
         };
+        process.collapsed += pages;
         if rss_pages == 0 || last.saturating_add(pages / 2) < rss_pages {
             process.collapsed_pending += pages;
             return;
         }
         let from_credit = process.credit.min(pages);
         process.credit -= from_credit;
-        let mut taken = from_credit;
         if let Some((key, beyond)) = process.last_beyond.take() {
             let charged = match key {
                 None => Some(&mut process.torn),
                 Some(key) => process.stacks.get_mut(&key),
             };
             if let Some(charged) = charged {
-                let back = beyond.min(pages - from_credit).min(charged.pages);
-                charged.pages -= back;
-                taken += back;
+                charged.pages -= beyond.min(pages - from_credit).min(charged.pages);
             }
         }
-        process.collapsed += taken;
     }
 
     /// A thread or process was created.

@@ -40,6 +40,7 @@ pub(super) fn load_and_attach(
     chosen: &[Chosen],
     sampler: bool,
     faults: bool,
+    collapses: bool,
     oom: Option<OomHook>,
 ) -> Result<Attached, ProbeError> {
     let oom_program = oom.map(OomHook::program);
@@ -50,7 +51,7 @@ pub(super) fn load_and_attach(
         } else if name == FAULT_PROGRAM {
             sampler && faults
         } else if COLLAPSE_PROGRAMS.contains(&name) {
-            sampler && faults && huge_pages_collapse()
+            sampler && faults && collapses
         } else if name == OOM_PROGRAM || name == MARK_VICTIM_PROGRAM {
             oom_program == Some(name)
         } else {
@@ -364,7 +365,7 @@ pub(super) const COLLAPSE_PROGRAMS: [&str; 2] = ["huge_page_collapse", "huge_pag
 const COLLAPSE_TRACEPOINTS: [&str; 2] = ["mm_collapse_huge_page", "mm_khugepaged_scan_pmd"];
 
 /// Whether the kernel has transparent huge pages (and so khugepaged).
-fn huge_pages_collapse() -> bool {
+pub(super) fn huge_pages_collapse() -> bool {
     std::path::Path::new("/sys/kernel/mm/transparent_hugepage/khugepaged").exists()
 }
 

@@ -388,6 +388,27 @@ const ATTACHMENTS: &[Attachment] = &[
 
 const VERIFIER_LOG_TAIL_LINES: usize = 25;
 
+/// Whether khugepaged's collapses are told: the kernel has them, and the
+/// tracer knows its scan's arguments (and the memory offsets).
+fn collapses_told(memory: &tracer_common::MemoryOffsets) -> bool {
+    memory.valid != 0 && memory.scan_none_or_zero_arg != 0 && load::huge_pages_collapse()
+}
+
+/// What the report says where memory growth is sampled and the kernel
+/// collapses huge pages, but the tracer does not know its scan's arguments.
+fn collapses_not_told(memory: &tracer_common::MemoryOffsets, faults: bool) -> Option<String> {
+    (faults
+        && memory.valid != 0
+        && memory.scan_none_or_zero_arg == 0
+        && load::huge_pages_collapse())
+    .then(|| {
+        "memory growth: the pages of huge pages khugepaged collapses are charged to the line \
+             sampled after them: this kernel's `mm_khugepaged_scan_pmd` passes arguments the \
+             tracer does not know"
+            .to_owned()
+    })
+}
+
 /// The loaded programs and their maps. Dropping it detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
@@ -571,10 +592,12 @@ impl Probes {
             &chosen,
             sample_rate.is_some(),
             fault_period.is_some(),
+            collapses_told(&config.memory),
             oom_hook,
         )?;
         let mut links = links;
         let mut warnings = warnings;
+        warnings.extend(collapses_not_told(&config.memory, fault_period.is_some()));
         if config.memory.valid != 0 && oom_hook.is_none() {
             warnings.push(
                 "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
