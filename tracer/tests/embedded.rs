@@ -391,7 +391,7 @@ fn uwsgi_workers_are_sampled() {
     for (name, options, threads_per_worker) in cases {
         let scratch = Scratch::new(&format!("uwsgi_{name}"));
         let app = app_dir(&scratch.dir, "app.py", None);
-        let socket = scratch.path("uwsgi.sock");
+        let socket = format!("{}/uwsgi.sock", scratch.socket_dir());
         let report_path = scratch.path("report.json");
         let mut server = Proc::spawn(
             Command::new("/usr/bin/uwsgi")

@@ -40,7 +40,7 @@ fn gunicorn_workers_are_sampled() {
     );
     let scratch = Scratch::new("gunicorn_workers");
     let out_dir = scratch.subdir("out");
-    let socket = scratch.path("gunicorn.sock");
+    let socket = format!("{}/gunicorn.sock", scratch.socket_dir());
     let pidfile = scratch.path("gunicorn.pid");
     let report_path = scratch.path("report.json");
     let app = workload("gunicorn_app.py");

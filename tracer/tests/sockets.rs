@@ -19,7 +19,7 @@ fn socket_reads_exact() {
     let python = python(STATIC_PYTHON);
     let scratch = Scratch::new("socket_reads_exact");
     let out = scratch.path("workload.json");
-    let dir = scratch.subdir("unix");
+    let dir = scratch.socket_dir();
     let command = python_command(python, "sockets.py", &[&out, &dir, "--wait"]);
     // Every read's Python stack (1 in 1), so each line's count is exact.
     let report = launch_with(
@@ -128,7 +128,7 @@ fn socket_reads_agree_with_strace() {
     );
     let scratch = Scratch::new("socket_reads_agree_with_strace");
     let out = scratch.path("workload.json");
-    let dir = scratch.subdir("unix");
+    let dir = scratch.socket_dir();
     let log = scratch.path("strace.log");
     let mut command: Vec<String> = [
         "/usr/bin/strace",

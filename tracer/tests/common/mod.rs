@@ -97,6 +97,7 @@ pub fn python_command(python: &str, name: &str, args: &[&str]) -> Vec<String> {
 /// filesystem (a regular disk filesystem). Kept after the test for a look.
 pub struct Scratch {
     pub dir: PathBuf,
+    test: String,
 }
 
 impl Scratch {
@@ -109,7 +110,22 @@ impl Scratch {
         }
         std::fs::create_dir_all(&dir).expect("creating the scratch directory");
         let dir = dir.canonicalize().unwrap();
-        Self { dir }
+        Self {
+            dir,
+            test: test.to_owned(),
+        }
+    }
+
+    /// A fresh directory for the test's unix sockets, under /tmp: a
+    /// socket's path holds 107 bytes, fewer than a checkout's target
+    /// directory may take (`target/x86_64-unknown-linux-gnu/tmp/e2e/...`).
+    pub fn socket_dir(&self) -> String {
+        let dir = Path::new("/tmp/tracer-e2e-sockets").join(&self.test);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("clearing the socket directory");
+        }
+        std::fs::create_dir_all(&dir).expect("creating the socket directory");
+        dir.to_string_lossy().into_owned()
     }
 
     pub fn path(&self, name: &str) -> String {
