@@ -681,12 +681,18 @@ def growth():
     facts = load(out)
     sample = report["memory"]["growth_sample_bytes"]
     check(sample == 256 << 10, dump(report["memory"]))
+    # Held by its exec until its interpreter (in the executable) was
+    # known: every fault of its program is sampled with it, from the first.
+    check(report["memory"]["fault_samples_without_interpreter"] == 0, dump(report["memory"]))
     row = memory_row(report, facts["pid"])
     # Pages khugepaged collapsed in are no line's, and only where it did.
     print("huge pages: %s; khugepaged collapsed %d during the trace, %d KiB of the report's"
           % (dump(facts["huge_pages"]), collapses, row["collapsed_bytes"] >> 10))
     check(row["collapsed_bytes"] == 0 or collapses > 0, dump(row))
     print("lines: %s" % dump([(e["function"], e["line"], e["bytes"], e["samples"]) for e in row["lines"]][:8]))
+    first = row["rss"][0] if row["rss"] else None
+    print("resident at the workload's start %d KiB, at the first sample %s"
+          % (facts["resident_at_start"] >> 10, first and "%d KiB (%.3f s)" % (first["bytes"] >> 10, first["t_s"])))
     for line, kept in (("main_line", "main_bytes"), ("thread_line", "thread_bytes")):
         charged = sum(entry["bytes"] for entry in row["lines"]
                       if entry["line"] == facts[line] and entry["file"] == script)

@@ -3,7 +3,8 @@
 The main thread keeps 48 1-MiB bytearrays made in `grow_main`, a second
 thread 16 made in `grow_thread` (each written to at its creation, so
 faulted in there). Then it writes {"pid", "main_line", "thread_line",
-"main_bytes", "thread_bytes", "maxrss_bytes", "minflt", "huge_pages"} to
+"main_bytes", "thread_bytes", "resident_at_start", "maxrss_bytes", "minflt",
+"huge_pages"} to
 argv[1]: the lines, what each kept, the process's own getrusage figures at
 its end, and the kernel's transparent huge page counts over its run with
 the mappings its huge pages are in (a huge page maps 512 pages at once).
@@ -61,6 +62,8 @@ def huge_pages():
 def main():
     out = sys.argv[1]
     before = huge_pages()["counters"]
+    with open("/proc/self/statm") as f:
+        resident_at_start = int(f.read().split()[1]) * resource.getpagesize()
     lines = line_of("# main-line"), line_of("# thread-line")
     grow_main(48)
     thread = threading.Thread(target=grow_thread, args=(16,))
@@ -72,6 +75,7 @@ def main():
         "thread_line": lines[1],
         "main_bytes": 48 * MIB,
         "thread_bytes": 16 * MIB,
+        "resident_at_start": resident_at_start,
     }
     # Written first, then the figures: the file's own pages are in them.
     with open(out, "w") as f:

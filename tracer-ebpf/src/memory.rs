@@ -178,11 +178,13 @@ fn send(victim: u64, memcg: u64, totalpages: u64, points: i64) {
     entry.submit(crate::maps::RB_FORCE_WAKEUP);
 }
 
-/// Runs of [`memory_fault`]. Userspace sets them against the faults the
-/// events counted: the kernel does not run a sampling event's program when
-/// it throttles it (`perf_event_max_sample_rate`), and says so nowhere else.
+/// Runs of [`memory_fault`] (slot 0), and those in a traced process with no
+/// interpreter known (slot 1: not Python, or not found yet; nothing sent).
+/// Userspace sets the runs against the faults the events counted: the
+/// kernel does not run a sampling event's program when it throttles it
+/// (`perf_event_max_sample_rate`), and says so nowhere else.
 #[map]
-static FAULT_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static FAULT_RUNS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 /// `rss_stat` counter `index` (`MM_*`) of `mm`, in pages (0: unknown).
 #[inline(always)]
@@ -235,6 +237,10 @@ pub fn memory_fault(ctx: PerfEventContext) -> u32 {
         return 0;
     }
     let Some(cfg) = crate::python::config_of(tgid) else {
+        if let Some(runs) = FAULT_RUNS.get_ptr_mut(1) {
+            // SAFETY: this CPU's slot.
+            unsafe { crate::maps::add_relaxed(runs, 1) };
+        }
         return 0;
     };
     let task = unsafe { bpf_get_current_task() };

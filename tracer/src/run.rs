@@ -92,13 +92,18 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         }
         (None, None) => (start::launch(args, &mut probes)?, 0, None),
     };
-    start::python_tree(
+    let looked_at = start::python_tree(
         args,
         &target,
         in_scope.as_deref(),
         &mut probes,
         &mut collector,
-    )?;
+    );
+    let looked_at =
+        looked_at.and_then(|()| start::hold_until_loaded(&mut target, &mut probes, &mut collector));
+    // Its interpreter published, the command runs.
+    target.let_go();
+    looked_at?;
     if let (Some(scope), Some(pids)) = (&scope, &in_scope) {
         if target.pid != 0 {
             start::add_root(args, &target, &mut collector, threads);

@@ -254,8 +254,14 @@ fn resident_memory_grown_is_charged_to_the_lines_that_grew_it() {
         "{counted} for {faults}: {memory}"
     );
     assert_eq!(u64_of(&memory["fault_samples_missed"]), 0, "{memory}");
-    // Every sample is a fault the process counted; those of its start,
-    // before its interpreter was found, are not sampled.
+    // Held by its exec until its interpreter (in the executable) was
+    // known: every fault of its program is sampled with it, from the first.
+    assert_eq!(
+        u64_of(&memory["fault_samples_without_interpreter"]),
+        0,
+        "{memory}"
+    );
+    // Every sample is a fault the process counted.
     let sampled = u64_of(&row["samples"]) * (sample / 4096);
     assert!(
         sampled <= faults + sample / 4096 && sampled * 10 >= faults * 9,

@@ -419,12 +419,12 @@ fn memory_growth_report(
     settings: &Settings,
     system: &dyn system::System,
     report: &mut Report,
-    faults: (Option<String>, Option<(u64, u64)>, u64),
+    faults: (Option<String>, Option<(u64, u64)>, [u64; 2]),
 ) {
     let Some(period) = settings.fault_period else {
         return;
     };
-    let (fault_error, counted, runs) = faults;
+    let (fault_error, counted, [runs, without_interpreter]) = faults;
     if fault_error.is_some() {
         report.memory.growth_error = fault_error;
         return;
@@ -433,6 +433,7 @@ fn memory_growth_report(
     report.memory.growth_sample_bytes = period * page;
     report.memory.faults_counted = counted.map(|(faults, _)| faults);
     report.memory.fault_samples_taken = runs;
+    report.memory.fault_samples_without_interpreter = without_interpreter;
     // Each event, and each copy a new thread or process inherited, leaves
     // less than a period unsampled at the end; past that, samples the
     // kernel did not take.

@@ -229,6 +229,15 @@ impl Collector {
     /// `modes`: what the mode keeps besides (the continuous figures, the
     /// capture windows): an event they take in is not the report's.
     pub fn on_event(&mut self, event: Event, modes: &mut modes::ModeFigures) {
+        // The tracer's own ptrace stops of a launched command (held by its
+        // exec, stepped through its loader) tell the tracer by SIGCHLD:
+        // nothing the program did.
+        if let Event::SignalGenerated(g) = &event
+            && (g.sig, g.code) == (libc::SIGCHLD, libc::CLD_TRAPPED)
+            && g.target_pid == std::process::id()
+        {
+            return;
+        }
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
         self.keep_track(&event);

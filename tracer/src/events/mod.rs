@@ -759,8 +759,9 @@ pub struct MapSnapshot {
     pub python_gil_waits: Vec<(tracer_common::PyGilThread, tracer_common::PyGilWait)>,
     /// Every thread that waited in a selector: its loop's iterations (key: tid).
     pub loops: Vec<(u32, tracer_common::LoopThread)>,
-    /// Runs of the page-fault sampler.
-    pub fault_runs: u64,
+    /// Runs of the page-fault sampler, and of those the ones in a traced
+    /// process with no interpreter known (nothing sent).
+    pub fault_runs: [u64; 2],
 }
 
 impl MapSnapshot {

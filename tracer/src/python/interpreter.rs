@@ -522,6 +522,18 @@ pub fn exec_is_not_python(path: &Path) -> bool {
         && memchr::memmem::find(bytes, b"libpython").is_none()
 }
 
+/// Whether an ELF executable names a `libpython` (a shared build's
+/// `python3.X`, a program embedding Python): the dynamic loader maps it
+/// after the exec.
+pub fn names_libpython(path: &Path) -> bool {
+    MappedFile::open(path).is_some_and(|data| {
+        let bytes = data.bytes();
+        bytes.starts_with(b"\x7fELF")
+            && bytes.len() <= MAX_SEARCHED_FILE
+            && memchr::memmem::find(bytes, b"libpython").is_some()
+    })
+}
+
 /// The interpreter is recognised by content, whatever the file is called
 /// (embedded runtimes and container images rename `python3.X`): the ELF
 /// mapped executable that defines `_PyRuntime`. Files named like Python

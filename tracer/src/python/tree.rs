@@ -189,6 +189,22 @@ impl PythonTree {
         }
     }
 
+    /// The launched root is stopped by its exec: looked at now, its exec's
+    /// record (still to come) changes nothing.
+    pub fn held_at_exec(&mut self, pid: u32) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.held_at_exec();
+        }
+    }
+
+    /// The launched root is held while its loader maps libpython, or no
+    /// longer: no look refuses what it finds meanwhile.
+    pub fn set_loading(&mut self, pid: u32, loading: bool) {
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.set_loading(loading);
+        }
+    }
+
     /// Process `pid` exec'd `program` at `exec_ns` (CLOCK_MONOTONIC).
     pub fn on_exec(&mut self, pid: u32, exec_ns: u64, program: &str) {
         let parent = self.forked_from.remove(&pid);

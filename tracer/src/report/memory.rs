@@ -34,6 +34,10 @@ pub struct Memory {
     /// stack sent, or not: a process with no interpreter known).
     #[serde(default)]
     pub fault_samples_taken: u64,
+    /// ...of which in processes with no interpreter known then (not
+    /// Python, or before the tracer found it): their growth is no line's.
+    #[serde(default)]
+    pub fault_samples_without_interpreter: u64,
     /// Python processes whose faults were sampled, by bytes grown (highest
     /// first).
     #[serde(default)]

@@ -10,7 +10,7 @@ use crate::{
     host::scope::Scope,
     kernel::probes::{ProbeError, ProbeSettings, Probes},
     native::NativeMode,
-    python::PythonTree,
+    python::{PythonTree, discovery::Discovery, interpreter},
     report::Target as ReportTarget,
     session::python_refresh,
     session::target::{Target, TargetError},
@@ -174,8 +174,69 @@ pub fn launch(args: &Args, probes: &mut Probes) -> Result<Target, StartError> {
     // Held before exec: one inherited event covers every thread and child
     // it will have.
     probes.sample_threads(&[target.pid]);
+    // And by its exec, until its interpreter is looked for (`python_tree`).
+    if !args.no_python {
+        target.hold_at_exec();
+    }
     target.release()?;
+    target.wait_for_exec_stop();
     Ok(target)
+}
+
+/// Stops of a command stepped while its loader maps libpython (the loader
+/// makes a few dozen system calls before that, two stops each).
+const LOADER_STOPS: u32 = 2_000;
+
+/// Launch mode, the command stopped by its exec and its interpreter not
+/// found: an executable that names a libpython has it mapped by the
+/// dynamic loader after the exec, so the command is stepped a system call
+/// at a time until the library's data is mapped and its interpreter is
+/// known (at most [`LOADER_STOPS`] stops). The stops come before and after
+/// each system call's traced run: none is timed longer.
+pub fn hold_until_loaded(
+    target: &mut Target,
+    probes: &mut Probes,
+    collector: &mut Collector,
+) -> Result<(), ProbeError> {
+    let pid = target.pid;
+    let searching = |collector: &Collector| {
+        collector
+            .python
+            .as_ref()
+            .and_then(|tree| tree.process(pid))
+            .is_some_and(|p| matches!(p.discovery(), Discovery::Searching(_)))
+    };
+    if !target.stopped_at_exec()
+        || !searching(collector)
+        || !procfs::exe(pid).is_some_and(|exe| interpreter::names_libpython(exe.as_ref()))
+    {
+        return Ok(());
+    }
+    let set_loading = |collector: &mut Collector, loading: bool| {
+        if let Some(tree) = collector.python.as_mut() {
+            tree.set_loading(pid, loading);
+        }
+    };
+    set_loading(collector, true);
+    let mut stops = 0;
+    let mut looked = Ok(());
+    while stops < LOADER_STOPS && target.step_to_syscall() {
+        stops += 1;
+        let mapped = procfs::maps(pid).is_ok_and(|maps| {
+            maps.lines()
+                .any(|line| line.contains(" rw-p ") && line.contains("libpython"))
+        });
+        if mapped {
+            looked = python_refresh::refresh(probes, collector);
+            if looked.is_err() || !searching(collector) {
+                break;
+            }
+        }
+    }
+    set_loading(collector, false);
+    looked?;
+    log::info!("pid {pid}: stepped through {stops} system call stops while its loader ran");
+    Ok(())
 }
 
 /// Unless `--no-python` (or the sampler could not load): the Python
@@ -200,8 +261,14 @@ pub fn python_tree(
         }
         None => PythonTree::new(target.pid, args.read_stacks),
     };
+    // Stopped by its exec, the kernel side has dropped what it had: its new
+    // program is looked at now. Else its exec's record is waited for (a look
+    // before it would publish what the exec then drops).
     if target.launched && probes.sees_exec() {
-        tree.await_exec(target.pid);
+        match target.stopped_at_exec() {
+            true => tree.held_at_exec(target.pid),
+            false => tree.await_exec(target.pid),
+        }
     }
     if !target.launched && !args.no_children && in_scope.is_none() {
         for pid in procfs::descendants(target.pid) {

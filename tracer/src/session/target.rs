@@ -1,6 +1,9 @@
 //! The process being traced: attach to a running one, or launch a command
 //! held just before `exec` until its pid is in the traced set, so nothing it
-//! does is missed. A pidfd tells when it exits.
+//! does is missed, and held again by its `exec` (a ptrace stop, invisible
+//! to it) until its new program has been looked at: an interpreter in the
+//! executable is known before its first instruction runs. A pidfd tells
+//! when it exits.
 
 use std::{
     ffi::{CString, OsString},
@@ -57,6 +60,20 @@ pub struct Target {
     release: Option<fs::File>,
     /// Launch mode: CLOEXEC pipe carrying `errno` if `exec` fails.
     exec_status: Option<fs::File>,
+    /// Launch mode: where the hold at its `exec` stands.
+    exec_hold: ExecHold,
+    /// Its wait status, when a wait for its exec stop reaped it instead.
+    reaped: Option<i32>,
+}
+
+/// The ptrace hold of a launched command at its `exec` (`PTRACE_EVENT_EXEC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExecHold {
+    None,
+    /// Seized: its exec will stop it.
+    Armed,
+    /// Stopped by its exec, since then.
+    Stopped(std::time::Instant),
 }
 
 fn pipe() -> std::io::Result<(fs::File, fs::File)> {
@@ -88,6 +105,8 @@ impl Target {
             pidfd: Some(pidfd),
             release: None,
             exec_status: None,
+            exec_hold: ExecHold::None,
+            reaped: None,
         })
     }
 
@@ -101,6 +120,8 @@ impl Target {
             pidfd: None,
             release: None,
             exec_status: None,
+            exec_hold: ExecHold::None,
+            reaped: None,
         }
     }
 
@@ -216,7 +237,141 @@ impl Target {
             pidfd: Some(pidfd),
             release: Some(hold_write),
             exec_status: Some(status_read),
+            exec_hold: ExecHold::None,
+            reaped: None,
         })
+    }
+
+    /// Launch mode, before [`Target::release`]: its `exec` will stop it
+    /// (a ptrace stop: no signal, nothing it can see) until
+    /// [`Target::let_go`], so its new program can be looked at before it
+    /// runs. Where ptrace is refused (a seccomp profile, Yama's
+    /// `ptrace_scope` 3), the command runs on unheld, as it would without.
+    pub fn hold_at_exec(&mut self) {
+        if self.release.is_none() {
+            return;
+        }
+        // SAFETY: our own child, held in poll(2) before its exec.
+        let seized = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SEIZE,
+                self.pid as libc::pid_t,
+                std::ptr::null_mut::<libc::c_void>(),
+                (libc::PTRACE_O_TRACEEXEC | libc::PTRACE_O_TRACESYSGOOD) as usize
+                    as *mut libc::c_void,
+            )
+        };
+        match seized {
+            0 => self.exec_hold = ExecHold::Armed,
+            _ => log::info!(
+                "`{}` is not held at its exec ({}): its first moments may run before \
+                 its interpreter is known",
+                self.command,
+                std::io::Error::last_os_error()
+            ),
+        }
+    }
+
+    /// Launch mode, after [`Target::release`]: waits for the stop of its
+    /// exec; whether it is stopped there now. Any other stop first (a
+    /// signal on its way) lets it go with its signal.
+    pub fn wait_for_exec_stop(&mut self) -> bool {
+        if self.exec_hold != ExecHold::Armed {
+            return false;
+        }
+        // Its exec (release() saw it) stops it, next or already.
+        let Some(status) = self.wait_stopped() else {
+            return false;
+        };
+        self.exec_hold = ExecHold::None;
+        if status >> 8 == libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8) {
+            self.exec_hold = ExecHold::Stopped(std::time::Instant::now());
+            return true;
+        }
+        // A signal-delivery stop gives the signal back; a group stop is
+        // kept by the detach.
+        let signal = match status >> 16 {
+            0 => libc::WSTOPSIG(status),
+            _ => 0,
+        };
+        detach(self.pid as libc::pid_t, signal);
+        false
+    }
+
+    /// Launch mode, stopped by its exec (or since at a system call): runs
+    /// it to its next system call's entry or exit; whether it is stopped
+    /// there. A signal on its way goes with it; any other stop, or its
+    /// end, ends the hold.
+    pub fn step_to_syscall(&mut self) -> bool {
+        let ExecHold::Stopped(since) = self.exec_hold else {
+            return false;
+        };
+        let pid = self.pid as libc::pid_t;
+        let mut signal = 0;
+        loop {
+            if resume(libc::PTRACE_SYSCALL, pid, signal).is_err() {
+                self.exec_hold = ExecHold::None;
+                return false;
+            }
+            let Some(status) = self.wait_stopped() else {
+                return false;
+            };
+            if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
+                self.exec_hold = ExecHold::Stopped(since);
+                return true;
+            }
+            match status >> 16 {
+                // A signal-delivery stop: on with its signal.
+                0 => signal = libc::WSTOPSIG(status),
+                _ => {
+                    detach(pid, 0);
+                    self.exec_hold = ExecHold::None;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Waits for the command's next ptrace stop: its status; `None` when
+    /// it ended instead (its status kept for [`Target::reap`]).
+    fn wait_stopped(&mut self) -> Option<i32> {
+        let pid = self.pid as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: our own child.
+        let rc = loop {
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+            if rc >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break rc;
+            }
+        };
+        if rc != pid {
+            self.exec_hold = ExecHold::None;
+            return None;
+        }
+        if !libc::WIFSTOPPED(status) {
+            self.reaped = Some(status);
+            self.exec_hold = ExecHold::None;
+            return None;
+        }
+        Some(status)
+    }
+
+    /// Launch mode: whether the command is stopped by its exec now.
+    pub fn stopped_at_exec(&self) -> bool {
+        matches!(self.exec_hold, ExecHold::Stopped(_))
+    }
+
+    /// Launch mode: lets a command stopped by its exec run on.
+    pub fn let_go(&mut self) {
+        if let ExecHold::Stopped(since) = self.exec_hold {
+            detach(self.pid as libc::pid_t, 0);
+            log::info!(
+                "`{}` held at its exec for {:?}",
+                self.command,
+                since.elapsed()
+            );
+        }
+        self.exec_hold = ExecHold::None;
     }
 
     /// Launch mode: lets the held child `exec`, and waits until it has (or failed to).
@@ -285,12 +440,18 @@ impl Target {
         if !self.launched || self.is_alive() {
             return (None, None);
         }
-        let mut status = 0;
-        // SAFETY: our own child; it has exited, so this does not block.
-        let rc = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
-        if rc != self.pid as i32 {
-            return (None, None);
-        }
+        let status = match self.reaped {
+            Some(status) => status,
+            None => {
+                let mut status = 0;
+                // SAFETY: our own child; it has exited, so this does not block.
+                let rc = unsafe { libc::waitpid(self.pid as i32, &mut status, 0) };
+                if rc != self.pid as i32 {
+                    return (None, None);
+                }
+                status
+            }
+        };
         if libc::WIFEXITED(status) {
             (Some(libc::WEXITSTATUS(status)), None)
         } else if libc::WIFSIGNALED(status) {
@@ -306,6 +467,40 @@ impl Target {
         let comm = procfs::comm(self.pid).ok_or_else(gone)?;
         let argv = procfs::cmdline(self.pid).ok_or_else(gone)?;
         Ok((comm, argv))
+    }
+}
+
+impl Drop for Target {
+    /// A command still stopped by its exec runs on (an error before the
+    /// trace began must not leave it stopped while the tracer exits).
+    fn drop(&mut self) {
+        self.let_go();
+    }
+}
+
+/// Ends the ptrace of `pid`, giving it `signal` (0: none).
+fn detach(pid: libc::pid_t, signal: i32) {
+    if let Err(err) = resume(libc::PTRACE_DETACH, pid, signal) {
+        log::debug!("pid {pid}: ptrace detach: {err}");
+    }
+}
+
+/// Runs on `pid`, a process this tracer seized and that is in a ptrace
+/// stop, by `request` (`PTRACE_SYSCALL`, `PTRACE_DETACH`), giving it
+/// `signal` (0: none).
+fn resume(request: libc::c_uint, pid: libc::pid_t, signal: i32) -> std::io::Result<()> {
+    // SAFETY: no memory is passed; the kernel checks the stop and the tracer.
+    let rc = unsafe {
+        libc::ptrace(
+            request,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            signal as usize as *mut libc::c_void,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -338,18 +533,39 @@ mod tests {
         ));
     }
 
+    /// Waits for the target's exit (through its pidfd): its reaped status.
+    fn ran_to_its_end(target: &Target) -> (Option<i32>, Option<i32>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(target.exited()).unwrap();
+        target.reap()
+    }
+
     #[test]
     fn held_child_runs_only_after_release() {
         let mut target = Target::spawn_held(&["/bin/true".into()]).unwrap();
         assert!(target.is_alive());
         target.release().unwrap();
         // exec happened; wait for exit through the pidfd.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(target.exited()).unwrap();
-        assert_eq!(target.reap(), (Some(0), None));
+        assert_eq!(ran_to_its_end(&target), (Some(0), None));
+    }
+
+    /// A held command's exec stops it, in ptrace's exec stop (not a
+    /// signal), until it is let go; then it runs to its end.
+    #[test]
+    fn held_command_stops_at_its_exec_until_let_go() {
+        let mut target = Target::spawn_held(&["/bin/true".into()]).unwrap();
+        target.hold_at_exec();
+        target.release().unwrap();
+        assert!(target.wait_for_exec_stop());
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", target.pid)).unwrap();
+        let state = stat.rsplit(')').next().unwrap().split_whitespace().next();
+        assert_eq!(state, Some("t"), "{stat}");
+        assert!(procfs::cmdline(target.pid).unwrap()[0].ends_with("true"));
+        target.let_go();
+        assert_eq!(ran_to_its_end(&target), (Some(0), None));
     }
 
     #[test]

@@ -177,7 +177,7 @@ impl Probes {
             python_gil_waits: self.python_gil_waits()?,
             loops: self.loops()?,
             // Only loaded with memory sampling.
-            fault_runs: per_cpu_totals::<1>(&self.ebpf, "FAULT_RUNS").map_or(0, |[runs]| runs),
+            fault_runs: per_cpu_totals::<2>(&self.ebpf, "FAULT_RUNS").unwrap_or_default(),
         })
     }
 

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{frame::Frame, host::procfs};
 
+mod program;
 mod signal_handlers;
 
 /// What the tracer must change in the BPF maps after a refresh.
@@ -111,6 +112,13 @@ pub struct PythonProcess {
     /// drops what the kernel side was given, and may come after a look that
     /// already saw the new program.
     awaiting_exec: bool,
+    /// A launched command looked at while stopped by its exec: that exec's
+    /// record, still to come, is of the program already looked at.
+    held_at_exec: bool,
+    /// Held while its loader maps libpython: what a look finds there may
+    /// be the file's bytes where the library's zeroed data will be, so no
+    /// look refuses it yet.
+    loading: bool,
     /// The asyncio task each sample ran in (3.14+).
     tasks: RunningTasks,
     /// The kernel side has the GIL's address (or the build has no GIL);
@@ -170,6 +178,8 @@ impl PythonProcess {
             signal_checks_published: false,
             handler_table_published: true,
             awaiting_exec: false,
+            held_at_exec: false,
+            loading: false,
             tasks: RunningTasks::default(),
             gil_published: false,
             not_python: false,
@@ -211,11 +221,6 @@ impl PythonProcess {
             tls_to_thread: Some(0),
         }));
         process
-    }
-
-    /// Not looked at until its exec record has come (see `awaiting_exec`).
-    pub fn await_exec(&mut self) {
-        self.awaiting_exec = true;
     }
 
     /// The process `child`, forked (without `exec`) by this one: the same
@@ -282,104 +287,6 @@ impl PythonProcess {
     /// True once at least one Python thread has been published to the sampler.
     pub fn has_threads(&self) -> bool {
         !self.published.is_empty()
-    }
-
-    /// The process runs a new program: what was known no longer holds (the
-    /// kernel side has dropped its offsets and the exec'ing thread's entry;
-    /// the other threads are gone).
-    /// The process exec'd `program` (forked from `parent`) at `exec_ns`
-    /// (CLOCK_MONOTONIC).
-    /// `binaries`: what is known of each mapped file (shared by the tree).
-    pub fn on_exec(
-        &mut self,
-        exec_ns: u64,
-        program: (String, Option<u32>),
-        binaries: &mut Binaries,
-    ) {
-        let pid = self.pid;
-        self.awaiting_exec = false;
-        self.not_python = false;
-        self.exec = Some(program);
-        self.program_epoch = next_program_epoch();
-        // Looked at after the exec already (its record comes through the
-        // ring buffer, the look may come first): what it found is the new
-        // program. A look that began before the exec's record time may
-        // still have seen the new program (the exec maps it before the
-        // record), so that one is checked by looking again now: the same
-        // interpreter at the same address is the new program's. The kernel
-        // side dropped its config and threads at the exec: publish again.
-        if let Discovery::Ready(ready) = &self.discovery {
-            let runtime = ready.binary.interpreter.runtime;
-            let path = ready.binary.interpreter.path.clone();
-            // (A child forked from a Python process holds a copy of its
-            // parent's: never looked at itself, it is looked at afresh.)
-            let kept = self.looked_at_ns > exec_ns
-                || self.looked_at_ns != 0
-                    && find(pid, binaries).is_ok_and(|now| {
-                        now.binary.interpreter.runtime == runtime
-                            && now.binary.interpreter.path == path
-                    });
-            if kept {
-                log::info!(
-                    "pid {pid}: exec'd, and the look that found its interpreter saw the new program"
-                );
-                self.config_published = false;
-                self.published.clear();
-                return;
-            }
-            log::info!("pid {pid}: exec'd, its interpreter is looked for again");
-        }
-        // Not Python before either: what the last look found stands until
-        // the new program is looked at (it may exit first).
-        if !matches!(self.discovery, Discovery::Searching(_)) {
-            self.discovery = Discovery::Searching(format!(
-                "process {pid} exec'd a program that has not been looked at yet"
-            ));
-        }
-        self.symbols = Symbols::default();
-        self.config_published = false;
-        self.signal_checks_published = false;
-        self.handler_table_published = true;
-        self.published.clear();
-        self.pthreads.clear();
-        self.name_cache = NameCache::default();
-        self.names_every = NAMES_EVERY;
-        self.handler_table = None;
-        self.handler_table_searched = None;
-        self.handler_table_searches = 0;
-        self.handlers.clear();
-        self.tasks = RunningTasks::default();
-        self.since = Instant::now();
-        self.last_search = None;
-    }
-
-    /// The process has exited (the kernel side dropped its entries). One
-    /// that exited before its new program was looked at (a short-lived
-    /// `uname` of a Python parent) is told by that program's file.
-    pub fn on_exit(&mut self, binaries: &mut Binaries) {
-        self.exited = true;
-        self.published.clear();
-        if let (Discovery::Searching(_), Some((program, parent))) = (&self.discovery, &self.exec)
-            && program.starts_with('/')
-        {
-            // As its parent saw it (containers), else as the tracer does.
-            let file = parent
-                .map(|parent| crate::host::procfs::in_root(parent, program))
-                .filter(|path| path.exists())
-                .unwrap_or_else(|| program.into());
-            if binaries.exec_is_not_python(&file) {
-                self.not_python = true;
-                self.discovery = Discovery::Searching(format!(
-                    "process {} exec'd {program}, which holds no Python interpreter",
-                    self.pid
-                ));
-            }
-        }
-    }
-
-    /// What it ran holds no interpreter (not a Python process).
-    pub fn not_python(&self) -> bool {
-        self.not_python
     }
 
     /// The Python frames of a raw stack, innermost first, symbolized now
@@ -689,7 +596,10 @@ impl PythonProcess {
                     self.discovery = Discovery::Searching(reason.text);
                     return update;
                 }
-                Err((reason, _)) if reason.settling && self.since.elapsed() < EAGER_SEARCH_FOR => {
+                Err((reason, _))
+                    if self.loading
+                        || reason.settling && self.since.elapsed() < EAGER_SEARCH_FOR =>
+                {
                     log::info!("pid {}: not Python yet: {}", self.pid, reason.text);
                     self.discovery = Discovery::Searching(reason.text);
                     return update;
@@ -827,5 +737,25 @@ mod tests {
         let mut forked = PythonProcess::new(u32::MAX - 3, 1);
         forked.on_exit(&mut binaries);
         assert!(!forked.not_python());
+    }
+
+    /// A launched command looked at while its exec held it: the record of
+    /// that exec, come later, leaves what was found and published (and the
+    /// program's number) as they are; an exec after it starts afresh.
+    #[test]
+    fn the_exec_it_was_held_by_changes_nothing() {
+        let mut binaries = Binaries::default();
+        let offsets = super::super::layout::static_offsets(11).unwrap();
+        // A pid no process has: nothing is read from /proc.
+        let mut python = PythonProcess::ready_for_test(u32::MAX - 4, offsets);
+        python.held_at_exec();
+        python.config_published = true;
+        let epoch = python.program_epoch;
+        python.on_exec(1, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        assert!(python.ready().is_some() && python.config_published);
+        assert_eq!(python.program_epoch, epoch);
+        python.on_exec(2, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        assert!(python.ready().is_none() && !python.config_published);
+        assert_ne!(python.program_epoch, epoch);
     }
 }

@@ -36,6 +36,15 @@ fn render_growth(out: &mut String, report: &Report, width: Option<usize>) {
          not taken off)",
         bytes(memory.growth_sample_bytes)
     );
+    if memory.fault_samples_without_interpreter > 0 {
+        let _ = writeln!(
+            out,
+            "  {} samples (about {}) in processes with no interpreter known then (not \
+             Python, or before it was found): no line's",
+            thousands(memory.fault_samples_without_interpreter),
+            bytes(memory.fault_samples_without_interpreter * memory.growth_sample_bytes)
+        );
+    }
     let who = crate::report::identity::Identities::of(report);
     for p in memory.processes.iter().take(GROWTH_PROCESSES) {
         let peak = p
@@ -190,6 +199,11 @@ mod tests {
         r.memory.processes[0].collapsed_bytes = 2 << 20;
         assert!(render(&r, None).contains(
             "grew 64.2 MiB (257 samples); 2 MiB more by khugepaged's huge pages, no line's\n"
+        ));
+        r.memory.fault_samples_without_interpreter = 3;
+        assert!(render(&r, None).contains(
+            "freed is not taken off)\n  3 samples (about 768 KiB) in processes with no \
+             interpreter known then (not Python, or before it was found): no line's\n"
         ));
     }
 
