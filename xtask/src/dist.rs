@@ -223,6 +223,12 @@ const CONTAINERFILE: &str = include_str!("../../deploy/Containerfile");
 /// build apart from `target/release`.
 pub fn build_static(arch: Arch) -> Result<PathBuf> {
     crate::arch::ensure_rust_target(arch)?;
+    run(&mut static_build(arch))?;
+    Ok(target_dir().join(arch.rust_target()).join("release/tracer"))
+}
+
+/// `cargo build --release -p tracer --target ARCH`, statically linked.
+fn static_build(arch: Arch) -> Command {
     let mut cmd = tool_command("cargo");
     cmd.args([
         "build",
@@ -233,8 +239,42 @@ pub fn build_static(arch: Arch) -> Result<PathBuf> {
         arch.rust_target(),
     ])
     .envs(arch.cargo_env());
-    run(&mut cmd)?;
-    Ok(target_dir().join(arch.rust_target()).join("release/tracer"))
+    cmd
+}
+
+/// [`build_static`] beside other work, its output in
+/// `target/static-ARCH.log`: says in one line how it went. A failure is
+/// only said here: the caller builds again where it needs the binary, and
+/// that build's error is the one that counts.
+pub fn build_static_in_background(arch: Arch) {
+    let log = target_dir().join(format!("static-{}.log", arch.rust_target()));
+    eprintln!(
+        "building the static {} tracer beside the tests (log {})",
+        arch.rust_target(),
+        log.display()
+    );
+    let started = std::time::Instant::now();
+    let built = crate::arch::ensure_rust_target(arch).and_then(|()| {
+        let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let status = static_build(arch)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .status()?;
+        anyhow::ensure!(status.success(), "{status}: see {}", log.display());
+        Ok(())
+    });
+    match built {
+        Ok(()) => eprintln!(
+            "built the static {} tracer beside the tests in {:.0} s",
+            arch.rust_target(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(err) => eprintln!(
+            "note: the static {} tracer could not be built beside the tests ({err:#}); \
+             it is built again before its VMs",
+            arch.rust_target()
+        ),
+    }
 }
 
 /// A cross-built binary starts (under qemu's user-mode emulator) and says

@@ -228,7 +228,26 @@ fn test_everything() -> Result<()> {
         "--test-threads=1",
     ])
     .envs(Arch::HOST.cargo_env());
-    let (totals, tests) = run_counting_tests(&mut cmd);
+    // The arm64 VMs' tracer is cross-built while the host tests run: they
+    // leave about one of this kind's two CPUs idle, and the build would
+    // otherwise stand alone between them and the VMs (5-6 minutes on a
+    // fresh machine). `cargo test` holds no lock once its binaries run;
+    // the VMs' own build below then finds it done (or waits for it).
+    let (compiled, tests_running) = std::sync::mpsc::channel::<()>();
+    let (totals, tests) = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if tests_running.recv().is_ok() {
+                // What the VMs need from apt (qemu), while at it.
+                if let Err(err) = setup::ensure_apt(packages::KERNELS) {
+                    eprintln!("note: {err:#} (tried again before the VMs)");
+                }
+                dist::build_static_in_background(Arch::Aarch64);
+            }
+        });
+        run_counting_tests(&mut cmd, move || {
+            let _ = compiled.send(());
+        })
+    });
     // The end-to-end scenarios again on Debian 11's, 12's and 13's kernels
     // and the newest (sid's), and on Debian 11's, 12's and 13's arm64
     // kernels with the arm64 tracer, each booted in qemu, whichever way the
@@ -277,7 +296,10 @@ fn make_chroots() -> Result<()> {
 /// failed tests and one line of totals over every test binary ("tests: N
 /// passed, N failed, N ignored"), so the last line says what ran rather than
 /// the last (possibly empty) binary.
-fn run_counting_tests(cmd: &mut std::process::Command) -> (TestTotals, Result<()>) {
+fn run_counting_tests(
+    cmd: &mut std::process::Command,
+    on_first_test: impl FnOnce(),
+) -> (TestTotals, Result<()>) {
     use std::io::{BufRead, BufReader};
     let shown = util::display(cmd);
     eprintln!("$ {shown}");
@@ -291,8 +313,15 @@ fn run_counting_tests(cmd: &mut std::process::Command) -> (TestTotals, Result<()
             );
         }
     };
+    let mut on_first_test = Some(on_first_test);
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest's "running N tests": cargo has compiled everything.
+            if line.starts_with("running ")
+                && let Some(call) = on_first_test.take()
+            {
+                call();
+            }
             println!("{line}");
             totals.add_line(&line);
         }
@@ -316,6 +345,25 @@ mod tests {
         names.sort_unstable();
         booted.sort_unstable();
         assert_eq!(booted, names);
+    }
+
+    /// The static build after the tests (`cargo build -p tracer`) reuses
+    /// what they compiled only if every crate has the same features in
+    /// both; `cargo test --workspace` turns a member's `default` feature
+    /// on, a dependency's `default-features = false` leaves it off.
+    #[test]
+    fn the_tracers_own_libraries_declare_no_default_feature() {
+        let manifest = std::fs::read_to_string(util::repo_root().join("tracer-common/Cargo.toml"))
+            .expect("tracer-common's manifest");
+        let declared = manifest.lines().any(|line| {
+            line.split('=')
+                .next()
+                .is_some_and(|key| key.trim() == "default")
+        });
+        assert!(
+            !declared,
+            "tracer-common declares a `default` feature: the tracer would be compiled twice"
+        );
     }
 
     fn demo_extra(args: &[&str]) -> Vec<String> {
