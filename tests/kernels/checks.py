@@ -745,12 +745,6 @@ def collapse():
           % (collapsed, after >> 10, kept >> 10))
 
 
-def memory():
-    oom()
-    growth()
-    collapse()
-
-
 def features():
     """What the report says this kernel lacks: exactly the features older
     than its version, each once."""
@@ -799,7 +793,9 @@ CHECKS = {
     "tree": tree,
     "all": node_wide,
     "serve": serve,
-    "memory": memory,
+    "oom": oom,
+    "growth": growth,
+    "collapse": collapse,
     "features": features,
 }
 

@@ -50,7 +50,7 @@ pub struct KernelsArgs {
     pub tracer: Option<PathBuf>,
     /// Run only this scenario (repeatable): reads, contended, writes,
     /// zombies, signals, hotspots-3.9, hotspots-3.13, tree, all, serve,
-    /// memory or features; on arm64 hotspots-3.11 and native in place of
+    /// oom, growth, collapse or features; on arm64 hotspots-3.11 and native in place of
     /// the hotspots (a scenario the kernel's architecture has not is not run
     /// there).
     #[arg(long = "check", value_name = "SCENARIO", value_parser = clap::builder::PossibleValuesParser::new(all_scenarios()))]
@@ -92,8 +92,10 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 /// hotspots on two CPythons, native frames (a C library's under the Python
 /// function that called it; said missing before 5.17), a process tree,
 /// `--all`, `--serve`, memory (a worker the OOM killer kills in a memory
-/// cgroup, memory growth by line), and what the report says the kernel
-/// lacks.
+/// cgroup; memory growth by line; a huge page khugepaged collapses, each
+/// a scenario of its own, so that khugepaged's wait on a slow emulated CPU
+/// does not eat the other two's time), and what the report says the
+/// kernel lacks.
 const SCENARIOS: &[&str] = &[
     "reads",
     "contended",
@@ -106,7 +108,9 @@ const SCENARIOS: &[&str] = &[
     "tree",
     "all",
     "serve",
-    "memory",
+    "oom",
+    "growth",
+    "collapse",
     "features",
 ];
 
@@ -124,7 +128,9 @@ const ARM64_SCENARIOS: &[&str] = &[
     "tree",
     "all",
     "serve",
-    "memory",
+    "oom",
+    "growth",
+    "collapse",
     "features",
 ];
 
