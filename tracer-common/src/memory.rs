@@ -49,10 +49,11 @@ pub struct MemoryOffsets {
     /// backports), where kernels without kprobes are told of kills (read
     /// by userspace, which attaches it only then).
     pub mark_victim_task: u32,
-    /// `mm_khugepaged_scan_pmd`'s `none_or_zero` argument: 4th of 7
-    /// (`writable` before it, through 6.x), 3rd of 6 since (0: another
-    /// layout, its collapses not told); `SCAN_SUCCEED`'s value.
-    pub scan_none_or_zero_arg: u32,
+    /// How many arguments `mm_collapse_huge_page_isolate` passes (4 to 6:
+    /// `writable` went and an order may come; 0: no such tracepoint, or
+    /// another layout: collapses not told), of which the tracer reads the
+    /// 2nd, `none_or_zero`; `SCAN_SUCCEED`'s value (a collapse's status).
+    pub isolate_args: u32,
     pub scan_succeed: u32,
     /// `task_struct.signal` and `signal_struct.maxrss`: the peak resident
     /// memory (pages) of the process's threads gone and, once its last
@@ -116,7 +117,7 @@ const _: () = assert!(
         == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH
 );
 
-/// `mm_khugepaged_scan_pmd` after a collapse that succeeded: the small
+/// `mm_collapse_huge_page` of a collapse that succeeded: the small
 /// pages of a traced process (the header's tgid, found from its `mm`; the
 /// tid is the collapsing thread, khugepaged's) were collapsed into a huge
 /// page, which maps the pages that were not there too: its resident
@@ -141,9 +142,16 @@ const _: () = assert!(core::mem::size_of::<HugePageCollapsedEvent>() == 24 + 16)
 pub struct PyFaultSample {
     pub sample: crate::python::PySample,
     /// The process's resident pages (file + anon + shmem) after the fault,
-    /// as `rss_stat` folds them (0: not known).
+    /// as `rss_stat` folds them (0: not known), with
+    /// [`RSS_COLLAPSE_IN_FLIGHT`] set when a huge page collapse was under
+    /// way on the node.
     pub rss_pages: u64,
 }
+
+/// [`PyFaultSample::rss_pages`]'s top bit: a collapse was under way when
+/// the sample was taken, so its resident memory may hold pages whose
+/// collapse is told after it.
+pub const RSS_COLLAPSE_IN_FLIGHT: u64 = 1 << 63;
 
 const _: () = assert!(
     core::mem::size_of::<PyFaultSample>() == core::mem::size_of::<crate::python::PySample>() + 8

@@ -19,10 +19,12 @@
 //! were not there too, with no fault of the process's own threads: its
 //! resident memory rises by up to 511 pages at once, and would be charged
 //! to whichever thread's sample came next (a collapse a thread of the
-//! process asked for, `MADV_COLLAPSE`, is its own). [`huge_page_collapse`] notes a
-//! collapse that succeeded; [`huge_page_scanned`], just after, tells
-//! userspace how many pages it added ([`HugePageCollapsedEvent`]), to be
-//! charged to no line.
+//! process asked for, `MADV_COLLAPSE`, is its own). [`huge_page_isolated`]
+//! marks a collapse under way before it maps anything, and
+//! [`huge_page_collapse`], at its end, tells userspace how many pages it
+//! added ([`HugePageCollapsedEvent`]), to be charged to no line. Fault
+//! samples taken in between are marked, for userspace to hold until it
+//! knows whether their rise holds a collapse.
 
 use aya_ebpf::{
     EbpfContext,
@@ -31,12 +33,12 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes,
     },
     macros::{kprobe, map, perf_event, raw_tracepoint},
-    maps::{LruHashMap, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
     programs::{PerfEventContext, ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
     COMM_LEN, EventKind, HugePageCollapsedEvent, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES,
-    OOM_CGROUP_DEPTH, OOM_CGROUP_NAME, OomKillEvent, drops,
+    OOM_CGROUP_DEPTH, OOM_CGROUP_NAME, OomKillEvent, RSS_COLLAPSE_IN_FLIGHT, drops,
 };
 
 use crate::maps::{EVENTS, config, count_drop, header, read_kernel};
@@ -248,7 +250,14 @@ pub fn memory_fault(ctx: PerfEventContext) -> u32 {
     if mm != 0 && unsafe { MM_OWNERS.get(&mm) } != Some(&tgid) {
         let _ = MM_OWNERS.insert(&mm, &tgid, 0);
     }
-    crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss_pages(mm));
+    // The mark is read after the resident memory: a collapse whose pages
+    // that read holds had begun its flight before it, so it is either
+    // still under way now (marked) or told already (its record comes
+    // before this one).
+    let rss = rss_pages(mm);
+    let in_flight = COLLAPSES_IN_FLIGHT.get(0).is_some_and(|n| *n != 0);
+    let mark = if in_flight { RSS_COLLAPSE_IN_FLIGHT } else { 0 };
+    crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss | mark);
     0
 }
 
@@ -257,70 +266,84 @@ pub fn memory_fault(ctx: PerfEventContext) -> u32 {
 #[map]
 static MM_OWNERS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 
-/// The threads whose collapse just succeeded (khugepaged's, or a caller
-/// of `MADV_COLLAPSE`), until the scan's tracepoint right after it.
+/// Collapses under way: each thread's (khugepaged's, or a caller of
+/// `MADV_COLLAPSE`) from the isolation of its range's pages, before the
+/// collapse changes any counter, to the collapse's end, where it is told:
+/// the pages the huge page will map where none was (`none_or_zero`).
 #[map]
-static COLLAPSED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(256, 0);
+static COLLAPSING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(256, 0);
 
-/// `mm_collapse_huge_page(mm, isolated, status)`: the end of a collapse.
+/// How many collapses are under way on the node. A fault sample taken
+/// meanwhile is marked ([`RSS_COLLAPSE_IN_FLIGHT`]): the resident memory
+/// it read may hold pages whose collapse is told after it (on a
+/// preemptible kernel khugepaged, nice 19, can be kept off its CPU for
+/// seconds in between), and userspace holds such samples until it knows.
+#[map]
+static COLLAPSES_IN_FLIGHT: Array<u64> = Array::with_max_entries(1, 0);
+
+/// `mm_collapse_huge_page_isolate(page or folio, none_or_zero, ...)`: a
+/// collapse has isolated its range, under the `mm`'s write lock, and has
+/// not yet mapped anything. Its status is not read (the last argument,
+/// whose place differs by kernel): whatever it is, the collapse ends in
+/// [`huge_page_collapse`], which ends the flight.
+#[raw_tracepoint(tracepoint = "mm_collapse_huge_page_isolate")]
+pub fn huge_page_isolated(ctx: RawTracePointContext) -> i32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let none_or_zero = (ctx.arg::<u64>(1) as i32).max(0) as u64;
+    if unsafe { COLLAPSING.get(&tid) }.is_none() {
+        if let Some(count) = COLLAPSES_IN_FLIGHT.get_ptr_mut(0) {
+            // SAFETY: a map value, added to atomically.
+            unsafe { crate::maps::add_relaxed(count, 1) };
+        }
+    }
+    let _ = COLLAPSING.insert(&tid, &none_or_zero, 0);
+    0
+}
+
+/// `mm_collapse_huge_page(mm, isolated, status)`: the end of a collapse
+/// (every path after the isolation passes here). One that succeeded is
+/// told now, then the flight ends: a sample not marked comes after this
+/// record in the ring buffer.
 #[raw_tracepoint(tracepoint = "mm_collapse_huge_page")]
 pub fn huge_page_collapse(ctx: RawTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let Some(&pages) = (unsafe { COLLAPSING.get(&tid) }) else {
+        return 0;
+    };
     let status = ctx.arg::<u64>(2) as u32;
-    if status == config!(memory.scan_succeed) {
-        let tid = bpf_get_current_pid_tgid() as u32;
-        let _ = COLLAPSED.insert(&tid, &1, 0);
+    let mm: u64 = ctx.arg(0);
+    if status == config!(memory.scan_succeed) && pages != 0 {
+        tell_collapse(pid_tgid, mm, pages);
+    }
+    let _ = COLLAPSING.remove(&tid);
+    if let Some(count) = COLLAPSES_IN_FLIGHT.get_ptr_mut(0) {
+        // SAFETY: a map value, added to atomically (-1).
+        unsafe { crate::maps::add_relaxed(count, u64::MAX) };
     }
     0
 }
 
-/// `mm_khugepaged_scan_pmd(mm, page, [writable,] referenced,
-/// none_or_zero, status, unmapped)`: the end of a range's scan, after its
-/// collapse (`none_or_zero`: the pages the huge page maps where none was).
-#[raw_tracepoint(tracepoint = "mm_khugepaged_scan_pmd")]
-pub fn huge_page_scanned(ctx: RawTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tid = pid_tgid as u32;
-    if unsafe { COLLAPSED.get(&tid) }.is_none() {
-        return 0;
-    }
-    let _ = COLLAPSED.remove(&tid);
-    let mm: u64 = ctx.arg(0);
+/// A collapse by `pid_tgid` mapped `pages` more into `mm`: told when the
+/// `mm` is a traced process's and the collapse is not its own thread's
+/// (`MADV_COLLAPSE`: that thread's growth, charged to it at its next
+/// sample).
+#[inline(always)]
+fn tell_collapse(pid_tgid: u64, mm: u64, pages: u64) {
     let Some(&tgid) = (unsafe { MM_OWNERS.get(&mm) }) else {
-        return 0;
+        return;
     };
-    // `MADV_COLLAPSE` by one of its own threads: that thread's growth,
-    // charged to it at its next sample.
     if (pid_tgid >> 32) as u32 == tgid {
-        return 0;
-    }
-    // A raw tracepoint's arguments are read at constant offsets only:
-    // both, volatile (LLVM would load through a selected pointer).
-    let args = ctx.as_ptr() as *const u64;
-    // SAFETY: the tracepoint passes 6 or 7 arguments (checked by userspace).
-    let (third, fourth) = unsafe {
-        (
-            core::ptr::read_volatile(args.add(3)),
-            core::ptr::read_volatile(args.add(4)),
-        )
-    };
-    let none_or_zero = match config!(memory.scan_none_or_zero_arg) {
-        3 => third,
-        4 => fourth,
-        _ => 0,
-    };
-    let pages = (none_or_zero as i32).max(0) as u64;
-    if pages == 0 {
-        return 0;
+        return;
     }
     let Some(mut entry) = EVENTS.reserve::<HugePageCollapsedEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return 0;
+        return;
     };
     entry.write(HugePageCollapsedEvent {
-        header: header(EventKind::HugePageCollapsed, tgid, tid),
+        header: header(EventKind::HugePageCollapsed, tgid, pid_tgid as u32),
         pages,
         rss_pages: rss_pages(mm),
     });
     entry.submit(0);
-    0
 }

@@ -12,7 +12,12 @@
 //! in the credit at the end (less than a period a thread, and the
 //! counters' batches not folded yet) is charged to no line, and so are the
 //! pages khugepaged's collapses into huge pages mapped (told by the kernel
-//! as they happen: no thread of the process faulted them). What was freed
+//! as they end: no thread of the process faulted them). A sample taken
+//! while a collapse was under way may hold pages told only after it (on a
+//! preemptible kernel khugepaged can be kept off its CPU between its
+//! collapse and its word): such samples are held until the collapse is
+//! told, or a sample taken with none under way comes, and charged then.
+//! What was freed
 //! in between is not taken off the lines that grew before (only a drop
 //! below the last figure is left uncharged).
 
@@ -28,6 +33,9 @@ use crate::{
 const TOP_STACKS: usize = 50;
 const TOP_LINES: usize = 20;
 const RSS_POINTS: usize = 2_000;
+/// Samples held per process while collapses are under way (past it, they
+/// are charged as they come).
+const MAX_HELD: usize = 4_096;
 
 #[derive(Default)]
 pub struct MemoryGrowth {
@@ -47,6 +55,13 @@ struct Charged {
 /// A stack, innermost first, and whether it was cut.
 type StackKey = (Vec<Frame>, bool);
 
+/// A sample [`MemoryGrowth::on_fault`] holds, as it came.
+struct Held {
+    fault: FaultSample,
+    frames: Option<Vec<Frame>>,
+    period: u64,
+}
+
 #[derive(Default)]
 struct ProcessGrowth {
     /// Per stack (innermost first) and whether it was cut.
@@ -58,10 +73,16 @@ struct ProcessGrowth {
     last_rss_pages: Option<u64>,
     /// Rises of the resident memory not charged yet (pages).
     credit: u64,
-    /// Pages khugepaged's collapses mapped since its last sample (to be
-    /// kept from the next one's charge), and all so far (no line's).
+    /// Pages khugepaged's collapses mapped and no sample's rise has held
+    /// yet (kept from the next rises), until a sample sees the resident
+    /// memory the last collapse left (`pending_until_pages`); and all so
+    /// far (no line's).
     collapsed_pending: u64,
+    pending_until_pages: u64,
     collapsed: u64,
+    /// Samples taken while a collapse was under way, in order, not charged
+    /// yet.
+    held: Vec<Held>,
     /// What its last sample was charged past its own period, and where
     /// (`None`: torn): a collapse told after that sample saw its pages
     /// is taken back from there.
@@ -85,37 +106,17 @@ impl MemoryGrowth {
     /// the thread had no Python frame).
     pub fn on_fault(&mut self, fault: &FaultSample, frames: Option<Vec<Frame>>, period: u64) {
         let process = self.processes.entry(fault.tgid).or_default();
-        process.samples += 1;
-        process.threads.insert(fault.tid);
-        // The first sample of a process is where its growth is measured
-        // from (a forked worker starts with its parent's memory).
-        process.credit += match (fault.rss_pages, process.last_rss_pages) {
-            (0, _) | (_, None) => 0,
-            (now, Some(before)) => now.saturating_sub(before),
-        };
-        // What a collapse mapped is no thread's. A collapse told before
-        // its pages reached the figure (the sample read it first) is
-        // not carried over: it would take the next sample's own pages.
-        process.credit -= process.credit.min(process.collapsed_pending);
-        process.collapsed_pending = 0;
-        let slack = period.saturating_mul(process.threads.len() as u64);
-        let own = process.credit.min(period);
-        let beyond = (process.credit - own).saturating_sub(slack);
-        let pages = own + beyond;
-        process.credit -= pages;
-        if fault.rss_pages != 0 {
-            process.last_rss_pages = Some(fault.rss_pages);
-            process.highest_rss_pages = process.highest_rss_pages.max(fault.rss_pages);
-            process.add_rss_point(fault.ts_ns, fault.rss_pages);
+        if fault.collapse_in_flight && process.held.len() < MAX_HELD {
+            process.held.push(Held {
+                fault: fault.clone(),
+                frames,
+                period,
+            });
+            return;
         }
-        let key = (!fault.torn).then(|| (frames.unwrap_or_default(), fault.truncated));
-        process.last_beyond = (beyond > 0).then(|| (key.clone(), beyond));
-        let charged = match key {
-            None => &mut process.torn,
-            Some(key) => process.stacks.entry(key).or_default(),
-        };
-        charged.samples += 1;
-        charged.pages += pages;
+        // None under way: a collapse these samples saw was told before.
+        process.release_held();
+        process.charge(fault, frames, period);
     }
 
     /// khugepaged collapsed pages of `tgid` into a huge page, mapping
@@ -129,12 +130,20 @@ impl MemoryGrowth {
         let Some(process) = self.processes.get_mut(&tgid) else {
             return;
         };
+        if !process.held.is_empty() {
+            // Its samples taken while it was under way, charged now
+            // without its pages.
+            process.collapsed += pages;
+            process.keep_from_rises(pages, rss_pages);
+            process.release_held();
+            return;
+        }
         let Some(last) = process.last_rss_pages else {
             return;
         };
         process.collapsed += pages;
         if rss_pages == 0 || last.saturating_add(pages / 2) < rss_pages {
-            process.collapsed_pending += pages;
+            process.keep_from_rises(pages, rss_pages);
             return;
         }
         let from_credit = process.credit.min(pages);
@@ -190,7 +199,9 @@ impl MemoryGrowth {
         let mut rows: Vec<MemoryProcess> = self
             .processes
             .into_iter()
-            .map(|(pid, p)| {
+            .map(|(pid, mut p)| {
+                // Samples still held: no collapse was told for them.
+                p.release_held();
                 let rss_known = p.last_rss_pages.is_some();
                 let bytes = |c: Charged| match rss_known {
                     true => c.pages * page,
@@ -250,6 +261,62 @@ impl MemoryGrowth {
 }
 
 impl ProcessGrowth {
+    /// Charges one sample: what its thread's period of faults can have
+    /// brought in of the rises not charged yet, and what is past the
+    /// process's slack.
+    fn charge(&mut self, fault: &FaultSample, frames: Option<Vec<Frame>>, period: u64) {
+        self.samples += 1;
+        self.threads.insert(fault.tid);
+        // The first sample of a process is where its growth is measured
+        // from (a forked worker starts with its parent's memory).
+        let rise = match (fault.rss_pages, self.last_rss_pages) {
+            (0, _) | (_, None) => 0,
+            (now, Some(before)) => now.saturating_sub(before),
+        };
+        // What a collapse mapped is no thread's: kept from the rises
+        // until a sample sees the memory it left (the counters fold in
+        // batches, so the rise that holds it may hold a little less).
+        let kept = rise.min(self.collapsed_pending);
+        self.collapsed_pending -= kept;
+        if fault.rss_pages >= self.pending_until_pages {
+            self.collapsed_pending = 0;
+        }
+        self.credit += rise - kept;
+        let slack = period.saturating_mul(self.threads.len() as u64);
+        let own = self.credit.min(period);
+        let beyond = (self.credit - own).saturating_sub(slack);
+        let pages = own + beyond;
+        self.credit -= pages;
+        if fault.rss_pages != 0 {
+            self.last_rss_pages = Some(fault.rss_pages);
+            self.highest_rss_pages = self.highest_rss_pages.max(fault.rss_pages);
+            self.add_rss_point(fault.ts_ns, fault.rss_pages);
+        }
+        let key = (!fault.torn).then(|| (frames.unwrap_or_default(), fault.truncated));
+        self.last_beyond = (beyond > 0).then(|| (key.clone(), beyond));
+        let charged = match key {
+            None => &mut self.torn,
+            Some(key) => self.stacks.entry(key).or_default(),
+        };
+        charged.samples += 1;
+        charged.pages += pages;
+    }
+
+    /// A collapse's `pages`, told before a sample charged saw them, are
+    /// kept from the rises to come, until one sees `rss_pages` (the
+    /// memory it left; 0: unknown, the next sample).
+    fn keep_from_rises(&mut self, pages: u64, rss_pages: u64) {
+        self.collapsed_pending += pages;
+        self.pending_until_pages = rss_pages;
+    }
+
+    /// Charges the samples held while collapses were under way, in order.
+    fn release_held(&mut self) {
+        for held in std::mem::take(&mut self.held) {
+            self.charge(&held.fault, held.frames, held.period);
+        }
+    }
+
     /// Keeps every `stride`-th point; past twice the points kept, every
     /// other one goes and the stride doubles (evenly thinned, bounded).
     fn add_rss_point(&mut self, ts_ns: u64, pages: u64) {
@@ -321,6 +388,7 @@ mod tests {
             truncated: false,
             torn: false,
             rss_pages,
+            collapse_in_flight: false,
         }
     }
 
@@ -447,6 +515,46 @@ mod tests {
             .map(|l| (l.line, l.bytes / 4096))
             .collect();
         assert_eq!(lines, vec![(2, 5 * 64), (1, 128)]);
+    }
+
+    /// What sid's 7.2 did under load: khugepaged, kept off its CPU between
+    /// a collapse and its word, told it after every sample that saw its
+    /// pages, even after the process's exit.
+    #[test]
+    fn samples_taken_while_a_collapse_was_under_way_wait_for_its_word() {
+        let marked = |rss: u64| FaultSample {
+            collapse_in_flight: true,
+            ..fault(7, 0, rss)
+        };
+        let mut growth = MemoryGrowth::default();
+        samples(&mut growth, 7, 1, &[1_000, 1_064, 1_128]);
+        // 511 pages collapsed in, then line 2's own four periods.
+        for rss in [1_703, 1_767, 1_831, 1_895] {
+            growth.on_fault(&marked(rss), Some(vec![frame("after", 2)]), 64);
+        }
+        growth.on_exit(7, Some(1_895));
+        growth.on_huge_page_collapsed(7, 511, 1_128 + 511 + 20);
+        let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
+        assert_eq!(rows[0].collapsed_bytes, 511 * 4096);
+        assert_eq!(line_pages_of(&rows[0]), vec![(2, 4 * 64), (1, 128)]);
+
+        // A collapse of another process's: the held samples are charged
+        // as they were when a sample taken with none under way comes.
+        let mut growth = MemoryGrowth::default();
+        samples(&mut growth, 7, 1, &[1_000, 1_064]);
+        for rss in [1_128, 1_192] {
+            growth.on_fault(&marked(rss), Some(vec![frame("after", 2)]), 64);
+        }
+        samples(&mut growth, 7, 3, &[1_256]);
+        let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
+        assert_eq!(rows[0].collapsed_bytes, 0);
+        let mut lines = line_pages_of(&rows[0]);
+        lines.sort_unstable();
+        assert_eq!(lines, vec![(1, 64), (2, 128), (3, 64)]);
+    }
+
+    fn line_pages_of(row: &MemoryProcess) -> Vec<(u32, u64)> {
+        row.lines.iter().map(|l| (l.line, l.bytes / 4096)).collect()
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct FaultSample {
     pub torn: bool,
     /// Resident pages after the fault (0: not known).
     pub rss_pages: u64,
+    /// A huge page collapse was under way on the node: `rss_pages` may
+    /// hold pages whose collapse is told after this sample.
+    pub collapse_in_flight: bool,
 }
 
 pub(super) fn fault_sample(record: &tracer_common::PyFaultSample) -> FaultSample {
@@ -96,6 +99,7 @@ pub(super) fn fault_sample(record: &tracer_common::PyFaultSample) -> FaultSample
         frames: sample.frames[..depth].to_vec(),
         truncated: sample.truncated == 1,
         torn: sample.truncated == tracer_common::PY_SAMPLE_TORN,
-        rss_pages: record.rss_pages,
+        rss_pages: record.rss_pages & !tracer_common::RSS_COLLAPSE_IN_FLIGHT,
+        collapse_in_flight: record.rss_pages & tracer_common::RSS_COLLAPSE_IN_FLIGHT != 0,
     }
 }

@@ -521,11 +521,10 @@ pub fn memory_offsets(btf: &Btf) -> Result<tracer_common::MemoryOffsets, BtfErro
         css_parent: btf.member_offset("cgroup_subsys_state", "parent")?,
         // 6.8 (and backports): `mark_victim(task, uid)`; before, the pid alone.
         mark_victim_task: u32::from(btf.tracepoint_args("mark_victim") == Some(2)),
-        scan_none_or_zero_arg: match btf.tracepoint_args("mm_khugepaged_scan_pmd") {
-            Some(7) => 4,
-            Some(6) => 3,
-            _ => 0,
-        },
+        isolate_args: btf
+            .tracepoint_args("mm_collapse_huge_page_isolate")
+            .filter(|n| (4..=6).contains(n))
+            .unwrap_or_default(),
         scan_succeed: btf.enum_value("SCAN_SUCCEED").unwrap_or(1),
         task_signal: btf.member_offset("task_struct", "signal")?,
         signal_maxrss: btf.member_offset("signal_struct", "maxrss")?,

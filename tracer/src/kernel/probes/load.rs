@@ -360,9 +360,9 @@ pub(super) const SAMPLER_PROGRAMS: [&str; 2] = ["python_sample", "python_walk"];
 pub(super) const FAULT_PROGRAM: &str = "memory_fault";
 
 /// Huge pages collapsed (`tracer-ebpf/src/memory.rs`), beside the
-/// page-fault sampler: a collapse's end, then its range's scan's.
-pub(super) const COLLAPSE_PROGRAMS: [&str; 2] = ["huge_page_collapse", "huge_page_scanned"];
-const COLLAPSE_TRACEPOINTS: [&str; 2] = ["mm_collapse_huge_page", "mm_khugepaged_scan_pmd"];
+/// page-fault sampler: a collapse's isolation of its range, then its end.
+pub(super) const COLLAPSE_PROGRAMS: [&str; 2] = ["huge_page_isolated", "huge_page_collapse"];
+const COLLAPSE_TRACEPOINTS: [&str; 2] = ["mm_collapse_huge_page_isolate", "mm_collapse_huge_page"];
 
 /// Whether the kernel has transparent huge pages (and so khugepaged).
 pub(super) fn huge_pages_collapse() -> bool {

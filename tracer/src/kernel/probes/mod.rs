@@ -389,24 +389,22 @@ const ATTACHMENTS: &[Attachment] = &[
 const VERIFIER_LOG_TAIL_LINES: usize = 25;
 
 /// Whether khugepaged's collapses are told: the kernel has them, and the
-/// tracer knows its scan's arguments (and the memory offsets).
+/// tracer knows its isolation's arguments (and the memory offsets).
 fn collapses_told(memory: &tracer_common::MemoryOffsets) -> bool {
-    memory.valid != 0 && memory.scan_none_or_zero_arg != 0 && load::huge_pages_collapse()
+    memory.valid != 0 && memory.isolate_args != 0 && load::huge_pages_collapse()
 }
 
 /// What the report says where memory growth is sampled and the kernel
 /// collapses huge pages, but the tracer does not know its scan's arguments.
 fn collapses_not_told(memory: &tracer_common::MemoryOffsets, faults: bool) -> Option<String> {
-    (faults
-        && memory.valid != 0
-        && memory.scan_none_or_zero_arg == 0
-        && load::huge_pages_collapse())
-    .then(|| {
-        "memory growth: the pages of huge pages khugepaged collapses are charged to the line \
-             sampled after them: this kernel's `mm_khugepaged_scan_pmd` passes arguments the \
-             tracer does not know"
-            .to_owned()
-    })
+    (faults && memory.valid != 0 && memory.isolate_args == 0 && load::huge_pages_collapse()).then(
+        || {
+            "memory growth: the pages of huge pages khugepaged collapses are charged to the line \
+             sampled after them: this kernel's `mm_collapse_huge_page_isolate` passes arguments \
+             the tracer does not know"
+                .to_owned()
+        },
+    )
 }
 
 /// The loaded programs and their maps. Dropping it detaches everything.
