@@ -27,7 +27,6 @@
 //! knows whether their rise holds a collapse.
 
 use aya_ebpf::{
-    EbpfContext,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_probe_read_kernel_str_bytes,
