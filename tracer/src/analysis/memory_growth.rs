@@ -466,11 +466,7 @@ mod tests {
 
     fn line_pages(growth: MemoryGrowth) -> Vec<(u32, u64)> {
         let rows = growth.finish(64 * 4096, 4096, 0, |_| String::new(), |_| None);
-        let mut lines: Vec<(u32, u64)> = rows[0]
-            .lines
-            .iter()
-            .map(|l| (l.line, l.bytes / 4096))
-            .collect();
+        let mut lines = line_pages_of(&rows[0]);
         lines.sort();
         lines
     }
