@@ -16,7 +16,13 @@ Usage: python_signal_handler.py OUT. Prints "ready PID", waits for a line
 on standard input, does 1 and 2, writes OUT (CLOCK_MONOTONIC times: when
 each signal was sent, when each handler's first line ran, when the C call
 of 1 returned; the worker's tid; the line of the C call of 3), then does 3
-and exits with status 0 from the sending thread."""
+and exits with status 0 from the sending thread.
+
+The times bound what the tracer may report for 1, generation to the
+handler's start: the kernel generates the signal between "sending" and
+"sent"; the main thread checks for signals before the handler's first line
+("ran"), and after the C call's CPU time ("ran_cpu" minus
+"c_call_started_cpu", thread CPU clock) has passed since "c_call_started"."""
 
 import hashlib
 import json
@@ -27,11 +33,14 @@ import threading
 import time
 
 ran = {"usr1": [], "usr2": []}
+ran_cpu = {"usr1": []}
+sending = {}
 sent = {}
 
 
 def on_usr1(signum, frame):
     ran["usr1"].append(time.monotonic())
+    ran_cpu["usr1"].append(time.thread_time())
 
 
 def on_usr2(signum, frame):
@@ -42,6 +51,7 @@ def send_when(go, sig, key, then=None):
     go.wait()
     # The main thread has let go of the GIL inside its C call: this runs
     # while it computes.
+    sending[key] = time.monotonic()
     os.kill(os.getpid(), sig)
     sent[key] = time.monotonic()
     if then:
@@ -83,6 +93,8 @@ go = threading.Event()
 sender = threading.Thread(target=send_when, args=(go, signal.SIGUSR1, "usr1"))
 sender.start()
 go.set()
+c_call_started = time.monotonic()
+c_call_started_cpu = time.thread_time()
 in_c_for(400_000)
 c_call_returned = time.monotonic()
 sender.join()
@@ -107,8 +119,12 @@ with open(sys.argv[1], "w") as f:
     json.dump(
         {
             "pid": os.getpid(),
+            "sending": sending,
             "sent": sent,
             "ran": ran,
+            "ran_cpu": ran_cpu,
+            "c_call_started": c_call_started,
+            "c_call_started_cpu": c_call_started_cpu,
             "c_call_returned": c_call_returned,
             "worker_tid": worker_tid[0],
         },

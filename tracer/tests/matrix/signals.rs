@@ -213,12 +213,31 @@ pub(crate) fn signal_handler_runs(interpreter: &Interpreter) {
         "{name}: {late:#}"
     );
     assert_eq!(late["python_handler_runs"], 1, "{name}: {late:#}");
-    let seen_ns = (secs(&facts["ran"]["usr1"][0]) - secs(&facts["sent"]["usr1"])) * 1e9;
-    let waited_ns = (secs(&facts["c_call_returned"]) - secs(&facts["sent"]["usr1"])) * 1e9;
-    let reported = late["python_handler_latency_ns"]["max"].as_f64().unwrap();
+    // The report splits generation -> start in two: to the delivery (late
+    // when the main thread waited for a CPU), then to the handler. Their sum
+    // is bounded by what the workload saw (see the workload's docstring):
+    // at most from before the kill to the handler's first line; at least
+    // from after the kill to the C call's CPU time past its start, less the
+    // CPU the interpreter spends from its check to that first line.
+    assert_eq!(
+        (late["generated"].as_u64(), late["delivered"].as_u64()),
+        (Some(1), Some(1)),
+        "{name}: {late:#}"
+    );
+    let reported = late["latency_ns"]["max"].as_f64().unwrap()
+        + late["python_handler_latency_ns"]["max"].as_f64().unwrap();
+    let ran = secs(&facts["ran"]["usr1"][0]);
+    let at_most_ns = (ran - secs(&facts["sending"]["usr1"])) * 1e9;
+    const CHECK_TO_FIRST_LINE_CPU_NS: f64 = 1e6;
+    let c_call_cpu = secs(&facts["ran_cpu"]["usr1"][0]) - secs(&facts["c_call_started_cpu"]);
+    let at_least_ns = (secs(&facts["c_call_started"]) + c_call_cpu - secs(&facts["sent"]["usr1"]))
+        * 1e9
+        - CHECK_TO_FIRST_LINE_CPU_NS;
     assert!(
-        (reported - seen_ns).abs() < 10e6 && reported >= waited_ns * 0.9,
-        "{name}: reported {reported} ns, the workload saw {seen_ns} ns (C call {waited_ns} ns)"
+        // (1 µs: the seconds as floats round.)
+        reported <= at_most_ns + 1e3 && reported >= at_least_ns,
+        "{name}: reported {reported} ns from generation to the handler, the workload saw \
+         {at_least_ns}..={at_most_ns} ns: {late:#}"
     );
     // 2. Delivered to the worker, run by the main thread.
     let to_worker = group("SIGUSR1", "SI_TKILL");
