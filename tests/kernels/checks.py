@@ -46,6 +46,12 @@ SKIPPED_SAID = "tracer::kernel::probes::maps=debug"
 PYTHON_SAID = "tracer::python=info"
 # The last trace's stderr.
 LAST_LOG = []
+# Where the running `trace` logs.
+LOG_FILE = []
+# The `Tracer` running in the background, if one is.
+RUNNING = []
+# When the check started (monotonic seconds).
+STARTED = []
 
 
 class Failed(Exception):
@@ -58,7 +64,26 @@ def check(condition, message):
 
 
 def dump(value):
-    return json.dumps(value, indent=1, sort_keys=True)[:4000]
+    """`value` as a failure shows it (4000 characters). Made on every check,
+    failing or not, so only a head of each long list or dict is encoded:
+    the whole of a report's stacks took a minute each under arm64's TCG."""
+    return json.dumps(head(value), indent=1, sort_keys=True)[:4000]
+
+
+def head(value, room=30):
+    """`value` with each list or dict cut to its first `room` items (and a
+    word on how many were left out)."""
+    if isinstance(value, list):
+        kept = [head(v) for v in value[:room]]
+        if len(value) > room:
+            kept.append("... %d more" % (len(value) - room))
+        return kept
+    if isinstance(value, dict):
+        kept = {k: head(v) for k, v in list(value.items())[:room]}
+        if len(value) > room:
+            kept["..."] = "%d more" % (len(value) - room)
+        return kept
+    return value
 
 
 def workload(name):
@@ -81,15 +106,82 @@ def trace(name, command, args=()):
     # at debug level from its maps module).
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn,%s,%s" % (SKIPPED_SAID, PYTHON_SAID))
-    done = subprocess.run(argv, stderr=subprocess.PIPE, universal_newlines=True, env=env)
-    LAST_LOG[:] = done.stderr.splitlines()
-    check(done.returncode == 0, "tracer exited %d:\n%s" % (done.returncode, done.stderr))
+    # Its log goes to a file, so that a check killed at its time limit can
+    # still print it (`on_time_limit`).
+    LOG_FILE[:] = [os.path.join(scratch(name), "tracer.log")]
+    RUNNING.clear()
+    started = time.monotonic()
+    with open(LOG_FILE[0], "w") as log_file:
+        code = subprocess.run(argv, stderr=log_file, env=env).returncode
+    took = time.monotonic() - started
+    size = os.path.getsize(report) >> 10 if os.path.exists(report) else -1
+    print("(tracer: %.1f s, report %d KiB)" % (took, size), flush=True)
+    stderr = read_log()
+    LAST_LOG[:] = stderr.splitlines()
+    check(code == 0, "tracer exited %d:\n%s" % (code, stderr))
     # What the kernel skipped (each copy's runs), said even when nothing
     # was lost: on a preempting kernel, the second copies' work.
-    for line in done.stderr.splitlines():
+    for line in stderr.splitlines():
         if "skipped" in line:
             print("said: %s" % line.strip())
-    return exact(load(report), done.stderr)
+    return exact(load(report), stderr)
+
+
+def read_log():
+    """What the running or last `trace` or `Tracer` logged so far."""
+    if RUNNING:
+        return "".join(line for line in list(RUNNING[0].log) if line)
+    if not LOG_FILE:
+        return ""
+    with open(LOG_FILE[0], errors="replace") as f:
+        return f.read()
+
+
+class TimeLimit(Exception):
+    pass
+
+
+def on_time_limit(signum, frame):
+    """`timeout` ends a check at its limit with SIGTERM: say where every
+    process was (a hang shows there) while the tracer still runs, then fail
+    with the tracer's log (`main`)."""
+    print("FAILED: killed at the check's time limit after %.1f s; where everyone was:"
+          % (time.monotonic() - STARTED[0]), flush=True)
+    for line in where_everyone_is():
+        print("ps: %s" % line)
+    sys.stdout.flush()
+    raise TimeLimit()
+
+
+def where_everyone_is():
+    """Each process and thread but the kernel's: state, wchan, and the
+    tracer's and the workloads' kernel stacks."""
+    lines = []
+    for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int):
+        for tid in sorted(os.listdir("/proc/%s/task" % pid) if os.path.isdir(
+                "/proc/%s/task" % pid) else [], key=int):
+            base = "/proc/%s/task/%s/" % (pid, tid)
+            try:
+                with open(base + "stat") as f:
+                    stat = f.read()
+                with open(base + "wchan") as f:
+                    wchan = f.read()
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if not cmdline:
+                continue  # a kernel thread
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            state = stat[stat.rindex(")") + 2:].split()[0]
+            lines.append("%s/%s %s %s wchan=%s  %s" % (pid, tid, comm, state, wchan, cmdline[:100]))
+            if "tracer" in cmdline or "python" in cmdline and "checks.py" not in cmdline:
+                try:
+                    with open(base + "stack") as f:
+                        lines.extend("    " + l for l in f.read().splitlines()[:12])
+                except OSError:
+                    pass
+    return lines
 
 
 def exact(report, log):
@@ -455,6 +547,7 @@ class Tracer:
         self.changed = threading.Condition()
         self.reader = threading.Thread(target=self.read, daemon=True)
         self.reader.start()
+        RUNNING[:] = [self]
 
     def read(self):
         for line in self.process.stderr:
@@ -485,6 +578,7 @@ class Tracer:
         """Its log, once it exited 0 (a launched command's end ends it)."""
         code = self.process.wait()
         self.reader.join()
+        RUNNING.clear()
         log = "".join(line for line in self.log if line)
         LAST_LOG[:] = log.splitlines()
         check(code == 0, "tracer exited %d:\n%s" % (code, log[-6000:]))
@@ -686,8 +780,10 @@ def growth():
     check(report["memory"]["fault_samples_without_interpreter"] == 0, dump(report["memory"]))
     row = memory_row(report, facts["pid"])
     # Pages khugepaged collapsed in are no line's, and only where it did.
-    print("huge pages: %s; khugepaged collapsed %d during the trace, %d KiB of the report's"
-          % (dump(facts["huge_pages"]), collapses, row["collapsed_bytes"] >> 10))
+    print("huge pages: %s; as the thread ended: %s; khugepaged collapsed %d during the trace, "
+          "%d KiB of the report's" % (dump(facts["huge_pages"]),
+                                     dump(facts["huge_pages_in_thread"]),
+                                     collapses, row["collapsed_bytes"] >> 10))
     check(row["collapsed_bytes"] == 0 or collapses > 0, dump(row))
     print("lines: %s" % dump([(e["function"], e["line"], e["bytes"], e["samples"]) for e in row["lines"]][:8]))
     first = row["rss"][0] if row["rss"] else None
@@ -804,6 +900,8 @@ def main():
     if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
         sys.exit("usage: checks.py {%s}" % ",".join(CHECKS))
     started = time.monotonic()
+    STARTED[:] = [started]
+    signal.signal(signal.SIGTERM, on_time_limit)
     try:
         CHECKS[sys.argv[1]]()
     except Failed as failed:
@@ -811,6 +909,11 @@ def main():
         for line in LAST_LOG[-80:]:
             print("log: %s" % line)
         sys.exit(1)
+    except TimeLimit:
+        for line in (read_log().splitlines() or LAST_LOG)[-120:]:
+            print("log: %s" % line)
+        sys.stdout.flush()
+        sys.exit(143)
     print("(%.1f s)" % (time.monotonic() - started))
 
 
