@@ -4,10 +4,11 @@ The main thread keeps 48 1-MiB bytearrays made in `grow_main`, a second
 thread 16 made in `grow_thread` (each written to at its creation, so
 faulted in there). Then it writes {"pid", "main_line", "thread_line",
 "main_bytes", "thread_bytes", "resident_at_start", "maxrss_bytes", "minflt",
-"huge_pages"} to
+"huge_pages", "huge_pages_in_thread"} to
 argv[1]: the lines, what each kept, the process's own getrusage figures at
 its end, and the kernel's transparent huge page counts over its run with
-the mappings its huge pages are in (a huge page maps 512 pages at once).
+the mappings its huge pages are in (a huge page maps 512 pages at once),
+at its end and as the second thread ended its growth.
 """
 import json
 import os
@@ -17,6 +18,7 @@ import threading
 
 MIB = 1 << 20
 KEEP = []
+IN_THREAD = {}
 
 
 def line_of(marker):
@@ -33,6 +35,8 @@ def grow_main(mib):
 def grow_thread(mib):
     for _ in range(mib):
         KEEP.append(bytearray(MIB))  # thread-line
+    # Before the thread's stack and arena go (with any huge page in them).
+    IN_THREAD.update(huge_pages())
 
 
 def huge_pages():
@@ -85,6 +89,7 @@ def main():
         huge = huge_pages()
         huge["counters"] = {k: v - before.get(k, 0) for k, v in huge["counters"].items()}
         facts["huge_pages"] = huge
+        facts["huge_pages_in_thread"] = IN_THREAD
         f.write(json.dumps(facts))
 
 
