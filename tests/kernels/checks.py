@@ -44,6 +44,8 @@ RATE = 499
 SKIPPED_SAID = "tracer::kernel::probes::maps=debug"
 # What the tracer found of each Python process (printed if a check fails).
 PYTHON_SAID = "tracer::python=info"
+# What the native unwinder read and published, and when (`native`).
+NATIVE_SAID = "tracer::native=debug,tracer::session::python_refresh=info,tracer::session::target=info"
 # The last trace's stderr.
 LAST_LOG = []
 # Where the running `trace` logs.
@@ -96,16 +98,17 @@ def scratch(name):
     return path
 
 
-def trace(name, command, args=()):
+def trace(name, command, args=(), log=None):
     """`tracer ARGS --format json -o REPORT -- COMMAND`: the report, once the
-    tracer exited 0 with a complete report and no loss."""
+    tracer exited 0 with a complete report and no loss. `log`: more of the
+    tracer's modules to log (printed if the check fails)."""
     report = os.path.join(scratch(name), "report.json")
     argv = ["tracer", *args, "--format", "json", "-o", report, "--", *command]
     print("$ " + " ".join(argv), flush=True)
     # Which program a skipped run was of, if one was (the tracer says it
     # at debug level from its maps module).
     env = dict(os.environ)
-    env.setdefault("RUST_LOG", "warn,%s,%s" % (SKIPPED_SAID, PYTHON_SAID))
+    env.setdefault("RUST_LOG", ",".join(["warn", SKIPPED_SAID, PYTHON_SAID] + ([log] if log else [])))
     # Its log goes to a file, so that a check killed at its time limit can
     # still print it (`on_time_limit`).
     LOG_FILE[:] = [os.path.join(scratch(name), "tracer.log")]
@@ -459,7 +462,8 @@ def native():
     zlib's (`deflate`, named from libz's symbols), unwound in the kernel
     from the binaries' unwind tables. Before 5.17 (no bpf_loop) native
     frames are said missing, and no sample has one."""
-    report = trace("native", [PYTHON, workload("zlib_loop.py"), "60"], ["--native", "--rate", str(RATE)])
+    report = trace("native", [PYTHON, workload("zlib_loop.py"), "60"], ["--native", "--rate", str(RATE)],
+                   log=NATIVE_SAID)
     py = report["python"]
     check(py["status"] == "sampled" and py["samples_lost"] == 0, dump(py))
     if kernel_version() < (5, 17):
@@ -485,8 +489,8 @@ def native():
         inner = stack["frames"][: names.index("compress_loop")]
         if any(f["function"] == "deflate" and "libz" in (f.get("file") or "") for f in inner):
             with_deflate += stack["samples"]
-    check(unwound >= 30, "compress_loop sampled %d times with a native stack (of %d): %s"
-          % (unwound, in_loop, dump(py["stacks"])))
+    check(unwound >= 30, "compress_loop sampled %d times with a native stack (of %d); unwinder: %s; %s"
+          % (unwound, in_loop, dump(py.get("native")), dump(py["stacks"])))
     check(
         with_deflate * 2 >= unwound,
         "deflate under compress_loop in %d of %d samples: %s" % (with_deflate, unwound, dump(py["stacks"])),

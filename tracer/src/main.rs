@@ -37,6 +37,10 @@ fn main() -> ExitCode {
         eprintln!("error: {message}\n\nFor more information, try '--help'.");
         return ExitCode::from(2);
     }
+    // `RUST_LOG` set: someone reading the tracer's own account, who needs
+    // to know when each line was said (a learner late by seconds, a map
+    // write after an exec); `-v` alone stays terse.
+    let timestamps = std::env::var_os("RUST_LOG").map(|_| env_logger::TimestampPrecision::Millis);
     env_logger::Builder::new()
         .filter_level(if args.verbose {
             log::LevelFilter::Info
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
         })
         .parse_default_env()
         .format_target(false)
-        .format_timestamp(None)
+        .format_timestamp(timestamps)
         .init();
 
     // Every output is opened before tracing: a bad path fails now, not

@@ -16,6 +16,9 @@ use super::{Binary, EVAL_FUNCTION, Symbols, TableError, split_parts, unwind_tabl
 /// A binary to read: the places its file may be read from, in order (the
 /// mapped file itself, then its path in the process's root).
 pub struct Job {
+    /// When it was sent: said with its time read (a learner late to start
+    /// leaves the first samples without native frames).
+    pub sent: std::time::Instant,
     pub key: String,
     pub path: String,
     pub sources: Vec<PathBuf>,
@@ -48,10 +51,12 @@ impl Learner {
                 for job in job_queue {
                     let started = std::time::Instant::now();
                     let path = job.path.clone();
+                    let sent = job.sent;
                     let learnt = learn(job);
                     log::debug!(
-                        "native: {path} read in {:?} ({} rows)",
+                        "native: {path} read in {:?}, {:?} after it was asked for ({} rows)",
                         started.elapsed(),
+                        sent.elapsed(),
                         learnt.rows.as_ref().map_or(0, Vec::len)
                     );
                     if done_queue.send(learnt).is_err() {
@@ -76,7 +81,11 @@ impl Learner {
 
 pub fn learn(job: Job) -> Learnt {
     let mut binary = Binary::unread(&job.path);
-    let Some(data) = job.sources.iter().find_map(|p| std::fs::read(p).ok()) else {
+    let Some(data) = job.sources.iter().find_map(|p| {
+        std::fs::read(p)
+            .inspect_err(|err| log::debug!("native: {}: {err}", p.display()))
+            .ok()
+    }) else {
         return Learnt {
             key: job.key,
             binary,

@@ -291,6 +291,12 @@ impl NativeStacks {
                 .clone();
             mappings.push((start, end, start, binary));
         }
+        log::debug!(
+            "pid {pid}: {} executable mappings{} ({} bytes of maps)",
+            mappings.len(),
+            if unread { ", binaries being read" } else { "" },
+            text.len()
+        );
         // The kernel gets them once every binary is read (`poll`).
         if unread {
             self.waiting.insert(pid);
@@ -424,6 +430,7 @@ impl NativeStacks {
         }
         if self.pending.insert(key.clone()) {
             self.learner.get_or_insert_with(Learner::start).send(Job {
+                sent: Instant::now(),
                 key,
                 path: mapping.path.clone(),
                 // The mapped file itself, whatever the namespaces (a
