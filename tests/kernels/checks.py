@@ -44,6 +44,8 @@ RATE = 499
 SKIPPED_SAID = "tracer::kernel::probes::maps=debug"
 # What the tracer found of each Python process (printed if a check fails).
 PYTHON_SAID = "tracer::python=info"
+# How each huge page collapse's pages were kept from the lines (`growth`).
+GROWTH_SAID = "tracer::analysis::memory_growth=debug"
 # What the native unwinder read and published, and when (`native`).
 NATIVE_SAID = "tracer::native=debug,tracer::session::python_refresh=info,tracer::session::target=info"
 # The last trace's stderr.
@@ -774,7 +776,7 @@ def growth():
     out = os.path.join(scratch("growth"), "facts.json")
     script = workload("memory_growth.py")
     collapses = thp_collapses()
-    report = trace("growth", [PYTHON, script, out])
+    report = trace("growth", [PYTHON, script, out], log=GROWTH_SAID)
     collapses = thp_collapses() - collapses
     facts = load(out)
     sample = report["memory"]["growth_sample_bytes"]

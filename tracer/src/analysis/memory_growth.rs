@@ -82,6 +82,9 @@ struct ProcessGrowth {
     /// far (no line's).
     collapsed_pending: u64,
     pending_until_pages: u64,
+    /// Samples still to say at debug level after a collapse (how its
+    /// pages were kept is only seen in the rises that follow).
+    said_after_collapse: u8,
     collapsed: u64,
     /// Samples taken while a collapse was under way, in order, not charged
     /// yet.
@@ -154,6 +157,13 @@ impl MemoryGrowth {
                     rise >= pages / 2
                 })
                 .unwrap_or(held.len());
+            log::debug!(
+                "pid {tgid}: collapse of {pages} pages (rss {rss_pages}, last sample's {:?}): \
+                 {} samples held, the first to show it: {showed}",
+                process.last_rss_pages,
+                held.len()
+            );
+            process.said_after_collapse = 4;
             let mut held = held.into_iter();
             for h in held.by_ref().take(showed) {
                 process.charge(&h.fault, h.frames, h.period);
@@ -173,6 +183,18 @@ impl MemoryGrowth {
         // left in the credit, then from what it was charged past its
         // period.
         let beyond = process.last_beyond.as_ref().map_or(0, |(_, b)| *b);
+        log::debug!(
+            "pid {tgid}: collapse of {pages} pages (rss {rss_pages}, last sample's {:?}), none \
+             held: credit {}, last charged {beyond} past its period: {}",
+            process.last_rss_pages,
+            process.credit,
+            if process.credit + beyond < pages / 2 {
+                "kept from the rises to come"
+            } else {
+                "taken back"
+            }
+        );
+        process.said_after_collapse = 4;
         if process.credit + beyond < pages / 2 {
             process.keep_from_rises(pages, rss_pages);
             return;
@@ -318,6 +340,18 @@ impl ProcessGrowth {
         let beyond = (self.credit - own).saturating_sub(slack);
         let pages = own + beyond;
         self.credit -= pages;
+        if self.said_after_collapse > 0 {
+            self.said_after_collapse -= 1;
+            log::debug!(
+                "tid {}: rss {} rise {rise}, {kept} kept for a collapse ({} more pending until \
+                 {}), charged {pages} ({beyond} past its period of {period}), credit {}",
+                fault.tid,
+                fault.rss_pages,
+                self.collapsed_pending,
+                self.pending_until_pages,
+                self.credit
+            );
+        }
         if fault.rss_pages != 0 {
             self.last_rss_pages = Some(fault.rss_pages);
             self.highest_rss_pages = self.highest_rss_pages.max(fault.rss_pages);
