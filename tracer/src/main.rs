@@ -38,8 +38,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     // `RUST_LOG` set: someone reading the tracer's own account, who needs
-    // to know when each line was said (a learner late by seconds, a map
-    // write after an exec); `-v` alone stays terse.
+    // to know when each line was said (a binary's tables read seconds
+    // late); `-v` alone stays terse.
     let timestamps = std::env::var_os("RUST_LOG").map(|_| env_logger::TimestampPrecision::Millis);
     env_logger::Builder::new()
         .filter_level(if args.verbose {

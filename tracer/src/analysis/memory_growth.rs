@@ -40,6 +40,10 @@ const RSS_POINTS: usize = 2_000;
 /// are charged as they come).
 const MAX_HELD: usize = 4_096;
 
+/// Samples said at debug level after each collapse: the rises that show
+/// (or not) how its pages were kept.
+const SAID_AFTER_COLLAPSE: u8 = 4;
+
 #[derive(Default)]
 pub struct MemoryGrowth {
     processes: BTreeMap<u32, ProcessGrowth>,
@@ -163,7 +167,7 @@ impl MemoryGrowth {
                 process.last_rss_pages,
                 held.len()
             );
-            process.said_after_collapse = 4;
+            process.said_after_collapse = SAID_AFTER_COLLAPSE;
             let mut held = held.into_iter();
             for h in held.by_ref().take(showed) {
                 process.charge(&h.fault, h.frames, h.period);
@@ -183,19 +187,20 @@ impl MemoryGrowth {
         // left in the credit, then from what it was charged past its
         // period.
         let beyond = process.last_beyond.as_ref().map_or(0, |(_, b)| *b);
+        let not_shown_yet = process.credit + beyond < pages / 2;
         log::debug!(
             "pid {tgid}: collapse of {pages} pages (rss {rss_pages}, last sample's {:?}), none \
              held: credit {}, last charged {beyond} past its period: {}",
             process.last_rss_pages,
             process.credit,
-            if process.credit + beyond < pages / 2 {
+            if not_shown_yet {
                 "kept from the rises to come"
             } else {
                 "taken back"
             }
         );
-        process.said_after_collapse = 4;
-        if process.credit + beyond < pages / 2 {
+        process.said_after_collapse = SAID_AFTER_COLLAPSE;
+        if not_shown_yet {
             process.keep_from_rises(pages, rss_pages);
             return;
         }
