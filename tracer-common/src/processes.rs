@@ -38,6 +38,15 @@ pub struct ProcessEvent {
 pub mod process_flags {
     /// The fork created a thread (`CLONE_THREAD`), not a process.
     pub const THREAD: u32 = 1;
+    /// The forking thread's Python stack came in the record before.
+    pub const PY_STACK_SENT: u32 = 2;
+    /// The process's interpreter is known to the sampler, the forking
+    /// thread's state is not (a thread of a moment ago, not found by its
+    /// TLS base): its stack could not be taken.
+    pub const NO_PY_THREAD: u32 = 4;
+    /// The forking thread's state is known and no Python frame was
+    /// running (start-up, shut-down, a C thread).
+    pub const NO_PY_FRAME: u32 = 8;
 }
 
 /// `sched_process_exec` of a traced process.

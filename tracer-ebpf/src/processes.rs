@@ -89,7 +89,7 @@ fn forked(child: impl FnOnce() -> Option<u32>) -> i32 {
     // `subprocess.Popen(...)` / `Thread.start()` line), followed or not,
     // with the child it made. Sent before the fork record, so userspace has
     // the stack when it learns of the child.
-    crate::python::fork_stack(tgid, tid, child, thread);
+    let stack = crate::python::fork_stack(tgid, tid, child, thread);
     if thread {
         if TASKS.insert(child, tgid, 0).is_err() {
             count_drop(drops::LIFECYCLE);
@@ -102,7 +102,7 @@ fn forked(child: impl FnOnce() -> Option<u32>) -> i32 {
             child,
             tgid,
             0,
-            process_flags::THREAD,
+            process_flags::THREAD | stack,
         );
         return 0;
     }
@@ -115,7 +115,7 @@ fn forked(child: impl FnOnce() -> Option<u32>) -> i32 {
     traced_changed();
     crate::sched::thread_forked(child, child);
     crate::python::inherit(tgid, tid, child);
-    emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, 0);
+    emit(EventKind::ProcessForked, tgid, tid, child, tgid, 0, stack);
     0
 }
 

@@ -219,6 +219,46 @@ fn every_fork_has_its_line_or_is_said_to_have_none() {
     );
 }
 
+/// A launcher that forks helpers and then execs Python (a pyenv shim, a
+/// shell script): its forks were the shell's, not Python's, and are not
+/// said to have a Python line missing. The kernel side said it had no
+/// interpreter then; the exec settles them as the old program's.
+#[test]
+fn a_launchers_forks_before_it_execs_python_are_not_pythons() {
+    require_root();
+    let dir = scratch("launcher");
+    let report_path = dir.join("report.json");
+    // Two execs, as pyenv's shim makes (the shim execs `pyenv`, which
+    // forks and execs Python): a new program is looked at afresh, and the
+    // forks before that look may be Python's as far as the tracer knows.
+    let script = "exec /bin/sh -c '/bin/true; /bin/true; exec /usr/bin/python3.11 -c \
+                  \"import subprocess; subprocess.run([\\\"/bin/true\\\"])\"'";
+    let status = Command::new(TRACER)
+        .args(["--quiet", "--format", "json", "-o"])
+        .arg(&report_path)
+        .args(["--", "/bin/sh", "-c", script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_complete(&report);
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report:#}");
+    // The shell's two children, and Python's one with its line.
+    let trues: Vec<&Value> = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["comm"] == "true")
+        .collect();
+    assert_eq!(trues.len(), 3, "{report:#}");
+    let with_line = trues
+        .iter()
+        .filter(|p| p["python_stacks"].as_array().is_some_and(|s| !s.is_empty()))
+        .count();
+    assert_eq!(with_line, 1, "{report:#}");
+}
+
 /// Attach mode with `--count-entries`: exact entries from C, counted by the
 /// uprobe on `_PyEval_EvalFrameDefault` (here `sorted(key=...)` calling `key`).
 fn entries_from_c(python: &str) {

@@ -15,7 +15,7 @@ use aya_ebpf::{
 use tracer_common::{
     EventHeader, EventKind, IoSyscall, PY_EVENT_DEPTH, PY_FATAL_DEPTH, PY_FORK_DEPTH, PY_NO_OFFSET,
     PyConfig, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent, PySleep,
-    PyStackEvent, SignalFatalStackEvent, drops, py_event,
+    PyStackEvent, SignalFatalStackEvent, drops, process_flags, py_event,
 };
 
 use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame, read_u64};
@@ -361,29 +361,36 @@ pub fn woke_up(tid: u32, now: u64) {
 /// too (the C code that called `fork()`): forks are rare, an unwind costs
 /// a few microseconds. Thread starts (a pool may churn thousands a second)
 /// carry only the Python stack.
+///
+/// Returns the fork record's `process_flags` on the stack: sent, or why
+/// not (0: the process runs no interpreter the sampler was given).
 #[inline(always)]
-pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
+pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) -> u32 {
     let Some(cfg) = config_of(tgid) else {
-        return;
+        return 0;
     };
-    if unsafe { PY_THREADS.get(&tid) }.is_none() {
-        return;
-    }
+    // A thread userspace has not published yet (the process's first
+    // milliseconds, a thread started a moment ago) is found as the
+    // sampler finds it, by its TLS base: it is the current thread here.
+    let Some(tstate) = super::current_thread_state(cfg, tid) else {
+        return process_flags::NO_PY_THREAD;
+    };
     // A new process wakes the tracer at once: a short script may spawn and
     // exit before the next tick, its code objects gone. New threads wait
     // for the tick or the next wake-up.
     if !thread && let Some(mappings) = crate::native::mappings_of(tgid) {
         let Some(mut entry) = EVENTS.reserve::<PyNativeForkEvent>(0) else {
             count_drop(drops::RINGBUF);
-            return;
+            return 0;
         };
         let record = entry.as_mut_ptr();
         // SAFETY: fields of the reserved record, written in place.
         unsafe {
             let fork = core::ptr::addr_of_mut!((*record).fork);
-            if !fill_fork(fork, cfg, tgid, tid, child, EventKind::PyNativeForkStack) {
+            let kind = EventKind::PyNativeForkStack;
+            if !fill_fork(fork, cfg, tstate, (tgid, tid), child, kind) {
                 entry.discard(0);
-                return;
+                return process_flags::NO_PY_FRAME;
             }
             let native = core::ptr::addr_of_mut!((*record).native).cast::<u64>();
             let (depth, end) = crate::native::unwind_current(mappings, native);
@@ -391,37 +398,39 @@ pub fn fork_stack(tgid: u32, tid: u32, child: u32, thread: bool) {
             core::ptr::addr_of_mut!((*record).native_end).write(end);
         }
         entry.submit(RB_FORCE_WAKEUP);
-        return;
+        return process_flags::PY_STACK_SENT;
     }
     let Some(mut entry) = EVENTS.reserve::<PyForkEvent>(0) else {
         count_drop(drops::RINGBUF);
-        return;
+        return 0;
     };
     // SAFETY: the reserved record.
     if !unsafe {
         fill_fork(
             entry.as_mut_ptr(),
             cfg,
-            tgid,
-            tid,
+            tstate,
+            (tgid, tid),
             child,
             EventKind::PyForkStack,
         )
     } {
         entry.discard(0);
-        return;
+        return process_flags::NO_PY_FRAME;
     }
     entry.submit(if thread { 0 } else { RB_FORCE_WAKEUP });
+    process_flags::PY_STACK_SENT
 }
 
-/// Fills a reserved fork record (`kind`: the record it is part of); false
-/// when the thread has no Python stack to send.
+/// Fills a reserved fork record (`kind`: the record it is part of) with
+/// the stack of the thread whose state is `tstate`; false when it has no
+/// Python frame running.
 #[inline(always)]
 unsafe fn fill_fork(
     event: *mut PyForkEvent,
     cfg: &PyConfig,
-    tgid: u32,
-    tid: u32,
+    tstate: u64,
+    (tgid, tid): (u32, u32),
     child: u32,
     kind: EventKind,
 ) -> bool {
@@ -430,7 +439,7 @@ unsafe fn fill_fork(
         core::ptr::addr_of_mut!((*event).child).write(child);
         core::ptr::addr_of_mut!((*event)._pad).write(0);
         let frames = core::ptr::addr_of_mut!((*event).frames).cast::<PyFrameRecord>();
-        if !capture_top::<PY_FORK_DEPTH>(cfg, tid, frames, Hook::Other) {
+        if !capture_top_of::<PY_FORK_DEPTH>(cfg, tstate, frames, Hook::Other) {
             return false;
         }
         core::ptr::addr_of_mut!((*event).header).write(EventHeader {

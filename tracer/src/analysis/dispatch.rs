@@ -15,14 +15,22 @@ impl Collector {
                 is_thread,
                 ts_ns,
                 comm,
+                stack,
             } => {
                 self.memory_growth.on_task_created();
                 if !is_thread
                     && self.may_be_python(parent_tgid)
                     && !self.processes.has_spawn_stack(child)
                 {
+                    let python = self.is_python(parent_tgid);
+                    if python {
+                        log::info!(
+                            "pid {parent_tgid}: its fork of {child} (thread {parent_tid}) has \
+                             no Python line: {stack:?}"
+                        );
+                    }
                     self.early_forks
-                        .on_stackless_fork(parent_tgid, parent_tid, child, ts_ns);
+                        .on_fork_without_line(parent_tgid, child, stack, python);
                 }
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
@@ -60,7 +68,6 @@ impl Collector {
                 self.processes
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
                 self.memory_growth.on_thread_exit(tgid, tid);
-                self.early_forks.on_thread_exit(tgid, tid);
                 if group_dead {
                     let python = self.is_python(tgid);
                     self.early_forks.on_process_exit(tgid, python);

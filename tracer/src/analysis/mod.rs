@@ -412,6 +412,9 @@ impl Collector {
                 filename,
                 ..
             } => {
+                // Its forks waiting for a thread were the old program's.
+                let python = self.is_python(*tgid);
+                self.early_forks.on_exec(*tgid, python);
                 if let Some(tree) = self.python.as_mut() {
                     tree.on_exec(*tgid, *ts_ns, filename);
                     self.python_dirty = true;
@@ -494,10 +497,9 @@ impl Collector {
         self.signals.on_signal_checks_seen(pid, since_ns);
     }
 
-    /// The sampler was given threads `tids` of `pid` at `at_ns`
-    /// (CLOCK_MONOTONIC): their forks have Python lines from then.
-    pub fn on_python_threads_known(&mut self, pid: u32, tids: &[u32], at_ns: u64) {
-        self.early_forks.on_threads_known(pid, tids, at_ns);
+    /// The sampler was given threads of `pid`: it runs Python.
+    pub fn on_python_threads_known(&mut self, pid: u32) {
+        self.early_forks.on_threads_known(pid);
     }
 
     /// Whether `pid` may run Python: sampled (`--no-python` has no lines

@@ -18,6 +18,34 @@ use tracer_common::{
     wait_flags, wait_kind,
 };
 
+/// The Python stack of a fork, as the kernel side took it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkStack {
+    /// Sent in the record before the fork's.
+    Sent,
+    /// The sampler was not given the process's interpreter (yet): it may
+    /// or may not run Python.
+    NoInterpreter,
+    /// The interpreter was known, the forking thread's state was not.
+    NoThread,
+    /// The thread's state was known, and no Python frame was running.
+    NoFrame,
+}
+
+impl ForkStack {
+    fn of(flags: u32) -> Self {
+        if flags & process_flags::PY_STACK_SENT != 0 {
+            Self::Sent
+        } else if flags & process_flags::NO_PY_THREAD != 0 {
+            Self::NoThread
+        } else if flags & process_flags::NO_PY_FRAME != 0 {
+            Self::NoFrame
+        } else {
+            Self::NoInterpreter
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A traced process opened `path` (first time for this process and path).
@@ -47,6 +75,8 @@ pub enum Event {
         is_thread: bool,
         ts_ns: u64,
         comm: String,
+        /// Whether the forking thread's Python stack came before, or why not.
+        stack: ForkStack,
     },
     ProcessExited {
         tgid: u32,
@@ -445,6 +475,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 is_thread: event.flags & process_flags::THREAD != 0,
                 ts_ns: header.ts_ns,
                 comm: c_string(&event.comm[..COMM_LEN]),
+                stack: ForkStack::of(event.flags),
             }
         }
         EventKind::ProcessExited => process_exited(&header, bytes)?,

@@ -25,7 +25,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     let mut configured = Vec::new();
     // Processes whose signal checks the uprobe sees, and since when.
     let mut checks_seen = Vec::new();
-    // Threads given to the sampler, and when.
+    // Processes whose threads were given to the sampler.
     let mut known = Vec::new();
     for (pid, update) in updates {
         if update.config.is_some() {
@@ -57,8 +57,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
         if !update.insert.is_empty() {
-            let tids: Vec<u32> = update.insert.iter().map(|&(tid, _)| tid).collect();
-            known.push((pid, tids, crate::events::monotonic_ns()));
+            known.push(pid);
         }
         sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
         // After the sampler has the process; attached on a thread of its
@@ -80,8 +79,8 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             }
         }
     }
-    for (pid, tids, at_ns) in known {
-        collector.on_python_threads_known(pid, &tids, at_ns);
+    for pid in known {
+        collector.on_python_threads_known(pid);
     }
     for (pid, since_ns) in checks_seen {
         collector.on_signal_checks_seen(pid, since_ns);
