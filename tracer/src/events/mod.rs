@@ -2,7 +2,10 @@
 //! (the only place that knows their byte layout), and the maps read at the
 //! end -> one [`MapSnapshot`].
 
+mod fork_stack;
 mod memory;
+pub use fork_stack::ForkStack;
+use fork_stack::py_fork_stack;
 pub use memory::{FaultSample, OomCgroup, OomKill};
 
 use std::{collections::HashMap, mem::size_of};
@@ -11,40 +14,11 @@ use tracer_common::{
     ARGS_LEN, COMM_LEN, EXIT_STATUS_UNKNOWN, EventHeader, EventKind, ExecEvent, FILENAME_LEN,
     FdClosedEvent, FdKey, FdRow, FileEvent, IoEvent, IoKey, IoStats, IoSyscall, NATIVE_MAX_DEPTH,
     PATH_CAPTURE_LEN, PY_MAX_DEPTH, PY_SAMPLE_TORN, ProcessEvent, PyCodeLines, PyCodeNames,
-    PyEntryKey, PyEventKey, PyEventValue, PyForkEvent, PyFrameRecord, PyNativeForkEvent,
-    PyNativeSample, PySample, PyStackEvent, SendSyscall, SignalActionEvent, SignalCheckEvent,
-    SignalDeliverEvent, SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent,
-    SwitchEvent, ThreadExitedEvent, ThreadStats, WaitEvent, drops, process_flags, switch_flags,
-    wait_flags, wait_kind,
+    PyEntryKey, PyEventKey, PyEventValue, PyFrameRecord, PyNativeForkEvent, PyNativeSample,
+    PySample, PyStackEvent, SendSyscall, SignalActionEvent, SignalCheckEvent, SignalDeliverEvent,
+    SignalGenerateEvent, SignalMaskEvent, SignalNativeDeliverEvent, SwitchEvent, ThreadExitedEvent,
+    ThreadStats, WaitEvent, drops, process_flags, switch_flags, wait_flags, wait_kind,
 };
-
-/// The Python stack of a fork, as the kernel side took it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ForkStack {
-    /// Sent in the record before the fork's.
-    Sent,
-    /// The sampler was not given the process's interpreter (yet): it may
-    /// or may not run Python.
-    NoInterpreter,
-    /// The interpreter was known, the forking thread's state was not.
-    NoThread,
-    /// The thread's state was known, and no Python frame was running.
-    NoFrame,
-}
-
-impl ForkStack {
-    fn of(flags: u32) -> Self {
-        if flags & process_flags::PY_STACK_SENT != 0 {
-            Self::Sent
-        } else if flags & process_flags::NO_PY_THREAD != 0 {
-            Self::NoThread
-        } else if flags & process_flags::NO_PY_FRAME != 0 {
-            Self::NoFrame
-        } else {
-            Self::NoInterpreter
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -408,15 +382,6 @@ fn native_stack(depth: u32, end: u32, addresses: &[u64; NATIVE_MAX_DEPTH]) -> Na
     NativeStack {
         addresses: addresses[..depth].to_vec(),
         end,
-    }
-}
-
-fn py_fork_stack(header: &EventHeader, event: &PyForkEvent, native: Option<NativeStack>) -> Event {
-    Event::PyForkStack {
-        tgid: header.tgid,
-        child: event.child,
-        frames: frames_until_empty(&event.frames),
-        native,
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use tracer_common::PyStringCopy;
+use tracer_common::{PyForkEvent, PyStringCopy};
 
 fn bytes_of<T>(value: &T) -> Vec<u8> {
     // SAFETY: test-only view of a plain #[repr(C)] value.
