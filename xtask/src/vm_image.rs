@@ -46,6 +46,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "python_tree.py",
     "node_burn.py",
     "native/zlib_loop.py",
+    "native/after_go.py",
 ];
 
 /// `find | cpio -H newc | gzip -1` of `dir` into `out`, leaving out what

@@ -426,6 +426,12 @@ fn py_sample(header: &EventHeader, sample: &PySample, native: Option<NativeStack
     }
 }
 
+/// A record's common header (its kind, task and time), undecoded.
+pub fn header(bytes: &[u8]) -> Option<(Option<EventKind>, EventHeader)> {
+    let header: EventHeader = read(bytes).ok()?;
+    Some((EventKind::from_u32(header.kind), header))
+}
+
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes)?;
     let kind = EventKind::from_u32(header.kind).ok_or(DecodeError::UnknownKind(header.kind))?;
