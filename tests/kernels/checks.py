@@ -127,11 +127,7 @@ def trace(name, command, args=(), log=None):
     stderr = read_log()
     LAST_LOG[:] = stderr.splitlines()
     check(code == 0, "tracer exited %d:\n%s" % (code, stderr))
-    # What the kernel skipped (each copy's runs), said even when nothing
-    # was lost: on a preempting kernel, the second copies' work.
-    for line in stderr.splitlines():
-        if "skipped" in line or "ring:" in line:
-            print("said: %s" % line.strip())
+    print_said(stderr)
     return exact(load(report), stderr)
 
 
@@ -155,10 +151,17 @@ def trace_after_go(name, command, args, log, ready):
     stderr = tracer.wait()
     size = os.path.getsize(report) >> 10 if os.path.exists(report) else -1
     print("(tracer: %.1f s, report %d KiB)" % (time.monotonic() - started, size), flush=True)
-    for line in stderr.splitlines():
+    print_said(stderr)
+    return exact(load(report), stderr)
+
+
+def print_said(log):
+    """What the kernel skipped (each copy's runs) and the records the
+    tracer handled late, printed even when nothing was lost: on a
+    preempting kernel, the second copies' work; a held loop or ring."""
+    for line in log.splitlines():
         if "skipped" in line or "ring:" in line:
             print("said: %s" % line.strip())
-    return exact(load(report), stderr)
 
 
 def where_if_exec_late(tracer, seconds=3):

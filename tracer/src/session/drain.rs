@@ -39,9 +39,12 @@ const DRAIN_BATCH: usize = 4096;
 /// symbolized as it comes, by them if the object is gone.
 pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) {
     let mut batch = Vec::new();
-    let mut late = Late::default();
+    let mut first = None;
     while let Some(item) = ring.next() {
-        late.see(&item);
+        // The oldest record of the drain: the ring keeps them in order.
+        if first.is_none() {
+            first = Some(events::header(&item));
+        }
         match events::decode(&item) {
             Ok(event @ (events::Event::PyCodeNames(_) | events::Event::PyCodeLines(_))) => {
                 collector.on_event(event, modes)
@@ -64,79 +67,62 @@ pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut
     }
     // One read of the socket tables for the whole batch.
     collector.files.name_pending();
-    late.say();
+    say_if_late(first);
 }
 
 /// A record handled this long after the kernel wrote it is said.
 const LATE: Duration = Duration::from_millis(500);
 
+/// What the drains of this thread (the loop's) saw lately.
+#[derive(Clone, Copy, Default)]
+struct Watch {
+    /// When a drain last found records.
+    found_at: Option<Instant>,
+    /// Drains since then that found none.
+    empty: u32,
+    /// When a late record was last said (once a second at most).
+    said_at: Option<Instant>,
+}
+
 thread_local! {
-    /// When a drain last found records, the drains since that found none,
-    /// and when a late drain was last said.
-    static WATCH: Cell<(Option<Instant>, u32, Option<Instant>)> = const { Cell::new((None, 0, None)) };
+    static WATCH: Cell<Watch> = Cell::new(Watch::default());
 }
 
-/// What one drain tells of the ring's lag: the first record it found and
-/// the latest one. A record reserved and not yet committed holds back
-/// every record behind it (drains find nothing meanwhile); a loop held
-/// elsewhere drains seldom. The log line tells the two apart, once a second
-/// at most.
-#[derive(Default)]
-struct Late {
-    first: Option<(Option<EventKind>, EventHeader)>,
-    lag_ns: u64,
-    latest: Option<(Option<EventKind>, EventHeader)>,
-}
-
-impl Late {
-    fn see(&mut self, item: &[u8]) {
-        let Some(header) = events::header(item) else {
+/// Says (`-v`) a drain whose first record came late, with the drains that
+/// found nothing meanwhile: many, a record reserved and not yet committed
+/// held back every record behind it; none, the loop was held elsewhere.
+/// `first`: the drain's first record's header (`None`: the ring was empty).
+fn say_if_late(first: Option<Option<(Option<EventKind>, EventHeader)>>) {
+    WATCH.with(|watch| {
+        let mut seen = watch.get();
+        let Some(first) = first else {
+            seen.empty = seen.empty.saturating_add(1);
+            watch.set(seen);
             return;
         };
-        let lag_ns = events::monotonic_ns().saturating_sub(header.1.ts_ns);
-        if self.first.is_none() {
-            self.first = Some(header);
-        }
-        if lag_ns > self.lag_ns {
-            self.lag_ns = lag_ns;
-            self.latest = Some(header);
-        }
-    }
-
-    fn say(self) {
-        WATCH.with(|watch| {
-            let (last, empty, said) = watch.get();
-            let Some((first_kind, first)) = self.first else {
-                watch.set((last, empty.saturating_add(1), said));
-                return;
-            };
-            let now = Instant::now();
-            let mut said_at = said;
-            if Duration::from_nanos(self.lag_ns) > LATE
-                && said.is_none_or(|at| now - at > Duration::from_secs(1))
-                && let Some((late_kind, latest)) = self.latest
+        let now = Instant::now();
+        if let Some((kind, header)) = first {
+            let lag = Duration::from_nanos(events::monotonic_ns().saturating_sub(header.ts_ns));
+            if lag > LATE
+                && seen
+                    .said_at
+                    .is_none_or(|at| now - at > Duration::from_secs(1))
             {
-                let kind = |kind: Option<EventKind>, header: &EventHeader| match kind {
-                    Some(kind) => format!("{kind:?}"),
-                    None => format!("kind {}", header.kind),
-                };
                 log::info!(
-                    "ring: a {} record of {}/{} handled {:?} after the kernel wrote it \
-                     (records found {}, {empty} drains since found none); this drain's \
-                     first: {} of {}/{}, written {:?} before",
-                    kind(late_kind, &latest),
-                    latest.tgid,
-                    latest.tid,
-                    Duration::from_nanos(self.lag_ns),
-                    last.map_or("never before".into(), |at| format!("{:?} before", now - at)),
-                    kind(first_kind, &first),
-                    first.tgid,
-                    first.tid,
-                    Duration::from_nanos(events::monotonic_ns().saturating_sub(first.ts_ns)),
+                    "ring: a {} record of {}/{} handled {lag:?} after the kernel wrote it \
+                     (records found {}, {} drains since found none)",
+                    kind.map_or(format!("kind {}", header.kind), |kind| format!("{kind:?}")),
+                    header.tgid,
+                    header.tid,
+                    seen.found_at
+                        .map_or("never before".into(), |at| format!("{:?} before", now - at)),
+                    seen.empty,
                 );
-                said_at = Some(now);
+                seen.said_at = Some(now);
             }
-            watch.set((Some(now), 0, said_at));
-        });
-    }
+        }
+        seen.found_at = Some(now);
+        seen.empty = 0;
+        watch.set(seen);
+    });
 }
