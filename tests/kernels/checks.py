@@ -157,10 +157,11 @@ def trace_after_go(name, command, args, log, ready):
 
 def print_said(log):
     """What the kernel skipped (each copy's runs) and the records the
-    tracer handled late, printed even when nothing was lost: on a
-    preempting kernel, the second copies' work; a held loop or ring."""
+    tracer handled late and the steps that held its loop, printed even
+    when nothing was lost: on a preempting kernel, the second copies'
+    work; a held loop or ring."""
     for line in log.splitlines():
-        if "skipped" in line or "ring:" in line:
+        if "skipped" in line or "ring:" in line or "loop:" in line:
             print("said: %s" % line.strip())
 
 

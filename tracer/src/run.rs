@@ -28,6 +28,7 @@ use crate::{
     session::continuous::Continuous,
     session::drain::{drain, drain_closes},
     session::dump::dump,
+    session::loop_watch::{LoopWatch, timed},
     session::python_refresh,
     session::run_error::{RunError, io_err},
     session::start,
@@ -44,6 +45,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         Live::check_terminal()?;
     }
     preflight::check()?;
+    crate::host::keep_small_pages();
     if args.dump {
         return dump(args).map(|report| (report, None));
     }
@@ -278,6 +280,7 @@ async fn event_loop(
     early_drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     python_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
+    let _watch = LoopWatch::start();
     let exited = target.exited();
     tokio::pin!(exited);
 
@@ -288,7 +291,7 @@ async fn event_loop(
                 drain(guard.get_inner_mut(), collector, modes);
                 guard.clear_ready();
                 if collector.python_dirty {
-                    python_refresh::refresh(probes, collector)?;
+                    timed("python: a refresh", || python_refresh::refresh(probes, collector))?;
                     // What came meanwhile (samples do not wake the loop).
                     drain(guard.get_inner_mut(), collector, modes);
                 }
@@ -310,7 +313,7 @@ async fn event_loop(
                     early && collector.python.as_ref().is_some_and(|p| !p.has_threads());
                 if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
                     drain(ring.get_mut(), collector, modes);
-                    python_refresh::refresh(probes, collector)?;
+                    timed("python: a refresh", || python_refresh::refresh(probes, collector))?;
                     drain(ring.get_mut(), collector, modes);
                     last_python_refresh = Instant::now();
                 }
@@ -339,20 +342,22 @@ async fn event_loop(
             // written every --every seconds.
             due = continuous.due(), if continuous.running() => {
                 drain(ring.get_mut(), collector, modes);
-                continuous.tick(due, probes, (collector, modes), target.pid)?;
+                timed("a window", || continuous.tick(due, probes, (collector, modes), target.pid))?;
             }
             // --live: the figures of now, to the view.
             _ = refresh.tick(), if live.is_some() => {
                 drain(ring.get_mut(), collector, modes);
                 if let Some(live) = live.as_mut() {
-                    live.show(probes, (collector, modes))?;
+                    timed("the live view", || live.show(probes, (collector, modes)))?;
                 }
             }
             _ = async { live.as_mut().map(|l| &mut l.quit).expect("live").recv().await },
                 if live.is_some() => break STOPPED_BY_VIEW,
             _ = ticker.tick() => {
-                let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
-                status.update(started.elapsed(), collector.progress(modes, lost));
+                timed("the status line", || {
+                    let lost = probes.drops().map(|d| d[drops::RINGBUF as usize]).unwrap_or(0);
+                    status.update(started.elapsed(), collector.progress(modes, lost));
+                });
             }
         }
     };

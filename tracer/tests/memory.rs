@@ -369,3 +369,39 @@ fn pages_khugepaged_collapsed_in_are_no_lines() {
         "after_line: {after} for {kept}: {row}"
     );
 }
+
+/// The tracer's own memory is kept out of khugepaged's reach (a collapse
+/// holds the tracer's memory map locked, its loop's page faults waiting);
+/// the launched command's is as it would be untraced.
+#[test]
+fn the_tracer_keeps_small_pages_and_the_command_its_own() {
+    require_root();
+    let scratch = Scratch::new("small_pages");
+    let report = scratch.path("report.txt");
+    let read = "import os\n\
+        def thp(pid):\n\
+        \x20   for line in open('/proc/%s/status' % pid):\n\
+        \x20       if line.startswith('THP_enabled:'):\n\
+        \x20           return line.split()[1]\n\
+        print('command', thp('self'), 'tracer', thp(os.getppid()))";
+    let out = common::tracer(&[
+        "--quiet",
+        "--no-python",
+        "-o",
+        &report,
+        "--",
+        common::python(common::STATIC_PYTHON),
+        "-c",
+        read,
+    ]);
+    common::assert_exit(&out, 0);
+    let untraced = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_owned()))
+        .expect("THP_enabled in /proc/self/status (5.0 and later)");
+    assert_eq!(
+        common::text(&out.stdout).trim(),
+        format!("command {untraced} tracer 0")
+    );
+}

@@ -9,6 +9,7 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tracer_common::{EventHeader, EventKind};
 
+use super::loop_watch::timed_with;
 use crate::{
     analysis::{Collector, modes::ModeFigures},
     events,
@@ -38,6 +39,16 @@ const DRAIN_BATCH: usize = 4096;
 /// the code object (it reserved the sample first), and the sample is
 /// symbolized as it comes, by them if the object is gone.
 pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) {
+    timed_with(
+        "a drain",
+        || take(ring, collector, modes),
+        |records| format!("{records} records"),
+    );
+}
+
+/// [`drain`]: the records taken.
+fn take(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) -> usize {
+    let mut records = 0usize;
     let mut batch = Vec::new();
     let mut first = None;
     while let Some(item) = ring.next() {
@@ -45,6 +56,7 @@ pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut
         if first.is_none() {
             first = Some(events::header(&item));
         }
+        records += 1;
         match events::decode(&item) {
             Ok(event @ (events::Event::PyCodeNames(_) | events::Event::PyCodeLines(_))) => {
                 collector.on_event(event, modes)
@@ -68,6 +80,7 @@ pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut
     // One read of the socket tables for the whole batch.
     collector.files.name_pending();
     say_if_late(first);
+    records
 }
 
 /// A record handled this long after the kernel wrote it is said.

@@ -7,6 +7,7 @@ pub mod continuous;
 pub mod drain;
 pub mod dump;
 pub mod host_system;
+pub mod loop_watch;
 pub mod output;
 pub mod python_refresh;
 pub mod run_error;

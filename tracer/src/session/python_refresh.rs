@@ -5,6 +5,7 @@
 //! counter, and the new stacks of the kernel-side Python maps are named
 //! while their processes are alive.
 
+use super::loop_watch::timed;
 use crate::{
     analysis::Collector,
     host::procfs,
@@ -19,7 +20,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     let Some(tree) = collector.python.as_mut() else {
         return Ok(());
     };
-    let updates = tree.refresh();
+    let updates = timed("python: the processes looked at", || tree.refresh());
     let mut ready = false;
     let mut sampled = Vec::new();
     let mut configured = Vec::new();
@@ -41,7 +42,9 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         if let Some((path, offset)) = &update.eval_frame
             && collector.settings.count_entries
             && collector.entries_error.is_none()
-            && let Err(err) = probes.attach_entry_counter(path, *offset, pid)
+            && let Err(err) = timed("python: the entry counter attached", || {
+                probes.attach_entry_counter(path, *offset, pid)
+            })
         {
             // With the cause (e.g. the process has already exited).
             let mut message = err.to_string();
@@ -65,7 +68,9 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         // A process gone already (a short-lived fork) needs no probe; the
         // next process running the same file gets it.
         if let Some((path, offsets)) = &update.signal_checks {
-            match probes.attach_signal_checks(path, offsets, pid) {
+            match timed("python: the signal checks attached", || {
+                probes.attach_signal_checks(path, offsets, pid)
+            }) {
                 // Its configuration was published above: the program
                 // sees its checks from now.
                 Ok(true) => checks_seen.push((pid, crate::events::monotonic_ns())),
@@ -103,7 +108,9 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         }
     }
     if let Some(native) = collector.native.as_mut() {
-        publish_native(probes, native, configured)?;
+        timed("native: published", || {
+            publish_native(probes, native, configured)
+        })?;
         collector.warnings.append(&mut native.warnings);
     }
     if let Some(tree) = &collector.python {
@@ -122,14 +129,20 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             } else {
                 Vec::new()
             };
-            collector.on_python_maps(&probes.python_event_stacks()?, &entries);
+            let stacks = timed("python: the stacks' maps read", || {
+                probes.python_event_stacks()
+            })?;
+            collector.on_python_maps(&stacks, &entries);
             collector.unsent_when_python_maps_read = Some(unsent);
         }
     }
     // After the threads are published (start-up is when a fork or a read
     // may come first): CPython's signal handler tables, which the kernel
     // side reads each delivery's handler from.
-    for (pid, config) in collector.read_signal_handlers() {
+    let handlers = timed("python: the signal handlers read", || {
+        collector.read_signal_handlers()
+    });
+    for (pid, config) in handlers {
         probes.set_python_config(pid, config)?;
         // Said once the kernel side has it: a handler fired from now on is
         // named from the table (the tests' handshake waits for this line).

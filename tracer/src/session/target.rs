@@ -213,6 +213,7 @@ impl Target {
                 // Released: from here the command is traced, and it keeps
                 // running if the tracer is stopped later (like strace's).
                 libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+                crate::host::allow_huge_pages();
                 if let Some(null) = &stdio {
                     for fd in 0..3 {
                         libc::dup2(null.as_raw_fd(), fd);

@@ -108,6 +108,42 @@ pub fn own_thread_exists(tid: u32) -> bool {
     std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
 }
 
+/// Where one of the tracer's own threads is, as the scheduler sees it.
+#[derive(Debug, Clone, Default)]
+pub struct OwnThread {
+    /// `/proc` state letter.
+    pub state: char,
+    /// The kernel function it sleeps in (`0`: none, it runs or is runnable).
+    pub wchan: String,
+    /// Nanoseconds on a CPU and waiting for one, since it started.
+    pub on_cpu_ns: u64,
+    pub runnable_ns: u64,
+    /// Its kernel stack, innermost first (empty where the kernel hides it).
+    pub stack: Vec<String>,
+}
+
+/// This process's thread `tid` now, `None` when it is gone.
+pub fn own_thread(tid: u32) -> Option<OwnThread> {
+    let dir = format!("/proc/self/task/{tid}");
+    let state = parse_stat(&fs::read_to_string(format!("{dir}/stat")).ok()?)?.state;
+    let wchan = fs::read_to_string(format!("{dir}/wchan")).unwrap_or_default();
+    let schedstat = fs::read_to_string(format!("{dir}/schedstat")).unwrap_or_default();
+    let mut figures = schedstat.split_whitespace().map(|n| n.parse().unwrap_or(0));
+    let stack = fs::read_to_string(format!("{dir}/stack")).unwrap_or_default();
+    Some(OwnThread {
+        state,
+        wchan,
+        on_cpu_ns: figures.next().unwrap_or(0),
+        runnable_ns: figures.next().unwrap_or(0),
+        // "[<0>] do_epoll_wait+0x4a0/0x5e0": the function's name.
+        stack: stack
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .map(|frame| frame.split('+').next().unwrap_or(frame).to_owned())
+            .collect(),
+    })
+}
+
 /// The running kernel's release (`uname -r`).
 pub fn kernel_release() -> Option<String> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
