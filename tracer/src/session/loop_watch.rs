@@ -125,7 +125,9 @@ fn watch(tid: u32, stop: &AtomicBool) {
                 Duration::from_millis(beat_ms.saturating_sub(ended.beat_ms))
             );
         }
-        if age < LOOK_EVERY {
+        // (A loop with nothing to do beats at least every 250 ms: the
+        // status line's tick.)
+        if age < HELD_LONG / 2 {
             continue;
         }
         let hold = hold.get_or_insert_with(|| Hold {
