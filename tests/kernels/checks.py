@@ -48,7 +48,7 @@ RING_SAID = "tracer::session::drain=info"
 # What the tracer found of each Python process (printed if a check fails).
 PYTHON_SAID = "tracer::python=info"
 # How each huge page collapse's pages were kept from the lines (`growth`).
-GROWTH_SAID = "tracer::analysis::memory_growth=debug"
+GROWTH_SAID = "tracer::analysis::memory_growth=trace"
 # What the native unwinder read and published, and when (`native`).
 NATIVE_SAID = "tracer::native=debug,tracer::session::python_refresh=info,tracer::session::target=info"
 # The last trace's stderr.
@@ -594,7 +594,9 @@ def tree():
         check(got > 0, "%s in %d: no sample: %s" % (function, pid, dump(python["stacks"])))
         for other in facts["runs"]:
             if other["pid"] != pid:
-                check(samples_in(python, other["pid"], function) == 0, function)
+                check(samples_in(python, other["pid"], function) == 0, "%s in %d, not its own: %s" % (
+                    function, other["pid"], dump([s for s in python["stacks"] if s["pid"] == other["pid"]
+                                                  and any(f["function"] == function for f in s["frames"])])))
     print("ok 3 forked workers, each sampled in its own serve_* function")
 
 

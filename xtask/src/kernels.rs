@@ -33,7 +33,8 @@ use crate::{
         write_executable,
     },
     vm_run::{
-        self, MARK, VmRun, failures, parse_console, pass_counts, print_kernel, summary_table,
+        self, MARK, VmRun, failures, parse_console, pass_counts, print_kernel, seconds_table,
+        summary_table,
     },
 };
 
@@ -288,6 +289,7 @@ pub fn kernels(args: &KernelsArgs) -> Result<()> {
     if repeat > 1 {
         summary.push_str(&pass_counts(&results));
     }
+    summary.push_str(&seconds_table(&results));
     print!("{summary}");
     summary.push_str(&failures(&results));
     fs::write(vm_run::summary_path(), summary)?;
@@ -464,9 +466,9 @@ fn init_script(checks: &[Check]) -> String {
         writeln!(
             script,
             "case \"${{only:-,{name},}}\" in *,{name},*)\n\
-             echo \"{MARK} begin {name}\"\n\
+             read up _ </proc/uptime; echo \"{MARK} begin {name} $up\"\n\
              $bb timeout {} $bb sh -c {} </dev/null 2>&1\n\
-             echo \"{MARK} end {name} $?\";;\n\
+             status=$?; read up _ </proc/uptime; echo \"{MARK} end {name} $status $up\";;\n\
              esac",
             CHECK_TIMEOUT.as_secs(),
             shell_quote(&check.script)
@@ -563,6 +565,7 @@ fn boot(
     let text = fs::read(&log)?;
     let mut run = parse_console(&String::from_utf8_lossy(&text));
     run.log = log;
+    run.wall = Some(started.elapsed());
     Ok(run)
 }
 
@@ -580,9 +583,12 @@ mod tests {
         ));
         assert!(script.starts_with("#!/usr/local/bin/busybox sh\n"));
         for name in ["version", "reads", "hotspots-3.13", "features", "args"] {
-            assert!(script.contains(&format!("{MARK} begin {name}\"")), "{name}");
             assert!(
-                script.contains(&format!("{MARK} end {name} $?\"")),
+                script.contains(&format!("{MARK} begin {name} $up\"")),
+                "{name}"
+            );
+            assert!(
+                script.contains(&format!("{MARK} end {name} $status $up\"")),
                 "{name}"
             );
         }

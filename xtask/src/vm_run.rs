@@ -3,7 +3,7 @@
 //! status, whether /init got to its end), and the summaries printed of
 //! them: a line per VM, and with `--repeat` each scenario's pass count.
 
-use std::{fmt::Write as _, io::Write as _, path::PathBuf};
+use std::{fmt::Write as _, io::Write as _, path::PathBuf, time::Duration};
 
 /// Lines kept of the end of a failed check's output.
 const CHECK_TAIL_LINES: usize = 25;
@@ -27,6 +27,11 @@ pub(crate) struct VmRun {
     pub(crate) log: PathBuf,
     /// The checks /init was given: each must be on the console.
     pub(crate) expected: Vec<String>,
+    /// The guest's uptime when /init began its first check: the kernel's
+    /// boot and the initramfs's unpacking.
+    pub(crate) first_check_at: Option<Duration>,
+    /// From qemu's start to its exit, as the host's clock saw it.
+    pub(crate) wall: Option<Duration>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +40,21 @@ pub(crate) struct CheckRun {
     /// None when the check never ended (the VM died in it).
     pub(crate) status: Option<i32>,
     pub(crate) output: String,
+    /// The guest's uptime at its begin and end markers.
+    pub(crate) began: Option<Duration>,
+    pub(crate) ended: Option<Duration>,
+}
+
+impl CheckRun {
+    /// How long the check ran, by the guest's clock.
+    pub(crate) fn took(&self) -> Option<Duration> {
+        self.ended?.checked_sub(self.began?)
+    }
+}
+
+/// `/proc/uptime`'s first field, as /init's markers give it.
+fn uptime(word: Option<&str>) -> Option<Duration> {
+    Duration::try_from_secs_f64(word?.parse().ok()?).ok()
 }
 
 impl VmRun {
@@ -70,17 +90,27 @@ pub(crate) fn parse_console(console: &str) -> VmRun {
         let (what, arg) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         match what {
             "uname" => run.release = Some(arg.to_owned()),
+            // `begin NAME UPTIME`
             "begin" => {
                 run.checks.extend(current.take());
+                let mut words = arg.split(' ');
+                let name = words.next().unwrap_or("").to_owned();
+                let began = uptime(words.next());
+                run.first_check_at = run.first_check_at.or(began);
                 current = Some(CheckRun {
-                    name: arg.to_owned(),
+                    name,
                     status: None,
                     output: String::new(),
+                    began,
+                    ended: None,
                 });
             }
+            // `end NAME STATUS UPTIME`
             "end" => {
                 if let Some(mut check) = current.take() {
-                    check.status = arg.rsplit(' ').next().and_then(|s| s.parse().ok());
+                    let mut words = arg.split(' ').skip(1);
+                    check.status = words.next().and_then(|s| s.parse().ok());
+                    check.ended = uptime(words.next());
                     run.checks.push(check);
                 }
             }
@@ -119,16 +149,7 @@ pub(crate) fn print_kernel(name: &str, result: &Result<VmRun, String>) {
 
 /// One line per kernel: its release and each check's status.
 pub(crate) fn summary_table(results: &[(&str, Result<VmRun, String>)]) -> String {
-    let names: Vec<&str> = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .flat_map(|run| run.checks.iter().map(|c| c.name.as_str()))
-        .fold(Vec::new(), |mut names, name| {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-            names
-        });
+    let names = check_names(results);
     let mut rows = vec![{
         let mut header = vec!["kernel".to_owned(), "release".to_owned()];
         header.extend(names.iter().map(|n| n.to_string()));
@@ -167,6 +188,43 @@ pub(crate) fn summary_table(results: &[(&str, Result<VmRun, String>)]) -> String
         rows.push(row);
     }
     table(rows)
+}
+
+/// Every check on some VM's console, in their order, each once.
+fn check_names<'a>(results: &'a [(&str, Result<VmRun, String>)]) -> Vec<&'a str> {
+    results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|run| run.checks.iter().map(|c| c.name.as_str()))
+        .fold(Vec::new(), |mut names, name| {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            names
+        })
+}
+
+/// Where each VM's time went, in whole seconds: qemu from start to exit
+/// (host clock), the boot up to /init's first check, and each check (the
+/// guest's clock). CI's time is mostly these VMs', so this is where it
+/// is read.
+pub(crate) fn seconds_table(results: &[(&str, Result<VmRun, String>)]) -> String {
+    let names = check_names(results);
+    let mut header = vec!["kernel".to_owned(), "qemu".to_owned(), "boot".to_owned()];
+    header.extend(names.iter().map(|n| n.to_string()));
+    let mut rows = vec![header];
+    let secs =
+        |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.0}", d.as_secs_f64()));
+    for (kernel, result) in results {
+        let Ok(run) = result else { continue };
+        let mut row = vec![kernel.to_string(), secs(run.wall), secs(run.first_check_at)];
+        for name in &names {
+            let check = run.checks.iter().find(|c| c.name == *name);
+            row.push(secs(check.and_then(CheckRun::took)));
+        }
+        rows.push(row);
+    }
+    format!("seconds:\n{}", table(rows))
 }
 
 /// Rows as columns padded to their widest cell.
@@ -214,6 +272,14 @@ pub(crate) fn pass_counts(results: &[(&str, Result<VmRun, String>)]) -> String {
             .collect();
         let mut row = vec![kernel.to_owned()];
         for scenario in &scenarios {
+            let its_own = runs.iter().any(|r| {
+                r.as_ref()
+                    .is_ok_and(|run| run.expected.iter().any(|e| e == scenario))
+            });
+            if !its_own {
+                row.push("-".to_owned());
+                continue;
+            }
             let passed = runs
                 .iter()
                 .filter(|r| r.as_ref().is_ok_and(|run| run.check_passed(scenario)))
@@ -286,12 +352,12 @@ mod tests {
     const CONSOLE: &str = "\
 [    0.000000] Linux version 5.10.0-32-cloud-amd64
 @@tracer-kernels uname 5.10.0-32-cloud-amd64\r
-@@tracer-kernels begin version\r
+@@tracer-kernels begin version 4.25 0.01\r
 tracer 0.1.0\r
-@@tracer-kernels end version 0\r
-@@tracer-kernels begin trace\r
+@@tracer-kernels end version 0 5.50\r
+@@tracer-kernels begin trace 5.51\r
 error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer reads 4\r
-@@tracer-kernels end trace 5\r
+@@tracer-kernels end trace 5 67.01\r
 @@tracer-kernels done\r
 [    9.1] reboot: Power down
 ";
@@ -308,6 +374,25 @@ error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer 
         assert_eq!(run.checks[1].status, Some(5));
         assert!(run.checks[1].output.contains("'sched_switch' passes 3"));
         assert!(!run.passed());
+    }
+
+    #[test]
+    fn each_check_is_timed_by_the_guests_clock() {
+        let mut run = parse_console(CONSOLE);
+        assert_eq!(run.first_check_at, Some(Duration::from_millis(4250)));
+        assert_eq!(run.checks[0].took(), Some(Duration::from_millis(1250)));
+        assert_eq!(run.checks[1].took(), Some(Duration::from_millis(61500)));
+        run.wall = Some(Duration::from_secs(70));
+        let died = parse_console("@@tracer-kernels begin version 3.0\nKernel panic\n");
+        assert_eq!(died.checks[0].took(), None, "a check that never ended");
+        let results = vec![("bullseye", Ok(run)), ("sid", Ok(died))];
+        assert_eq!(
+            seconds_table(&results),
+            "seconds:\n\
+             kernel    qemu  boot  version  trace\n\
+             bullseye  70    4     1        62\n\
+             sid       -     3     -        -\n"
+        );
     }
 
     #[test]
@@ -340,10 +425,23 @@ error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer 
             run.expected = vec!["reads".into(), "writes".into()];
             Ok(run)
         };
-        let results = vec![("sid", run(0)), ("sid", run(1)), ("sid", run(0))];
+        let only_reads = || {
+            let mut run = run(0)?;
+            run.expected = vec!["reads".into()];
+            Ok::<_, String>(run)
+        };
+        let results = vec![
+            ("sid", run(0)),
+            ("sid", run(1)),
+            ("sid", run(0)),
+            ("trixie-arm64", only_reads()),
+        ];
         assert_eq!(
             pass_counts(&results),
-            "pass counts:\nkernel  reads  writes  runs passed\nsid     2/3    0/3     0/3\n"
+            "pass counts:\n\
+             kernel        reads  writes  runs passed\n\
+             sid           2/3    0/3     0/3\n\
+             trixie-arm64  1/1    -       1/1\n"
         );
     }
 

@@ -138,6 +138,7 @@ impl MemoryGrowth {
     /// fold per CPU, and on sid's 7.2 it read a third of its own pages.
     pub fn on_huge_page_collapsed(&mut self, tgid: u32, pages: u64, rss_pages: u64) {
         let Some(process) = self.processes.get_mut(&tgid) else {
+            log::trace!("collapse of {pages} pages of pid {tgid}, no sample of it yet");
             return;
         };
         if !process.held.is_empty() {
@@ -345,6 +346,15 @@ impl ProcessGrowth {
         let beyond = (self.credit - own).saturating_sub(slack);
         let pages = own + beyond;
         self.credit -= pages;
+        // Every sample's account, for a check that failed (`trace`).
+        log::trace!(
+            "tid {} at {}: rss {} rise {rise}, kept {kept}, charged {pages} ({beyond} past its \
+             period), credit {}",
+            fault.tid,
+            fault.ts_ns,
+            fault.rss_pages,
+            self.credit
+        );
         if self.said_after_collapse > 0 {
             self.said_after_collapse -= 1;
             log::debug!(
