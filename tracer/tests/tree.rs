@@ -247,12 +247,20 @@ fn tree_shell_that_execs_python() {
     )
     .join(" ");
     let script = format!("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exec {python_args}");
-    let report = trace_command(
+    let (report, log) = trace_command_logged(
         &scratch,
         &["--rate", &rate],
         &["/bin/sh".to_string(), "-c".into(), script],
     );
     let known = load_json(&out);
+    // The exec'd interpreter was found (CI once saw it never looked for
+    // again after the shell's look: its log says which exec record came
+    // when).
+    assert_eq!(
+        report["python"]["status"], "sampled",
+        "{:#}\ntracer's log:\n{log}",
+        report["python"]["processes"]
+    );
     check_runs(&report, &known);
     let pid = known["runs"][0]["pid"].as_u64().unwrap();
     assert_eq!(report["target"]["pid"], pid, "the shell exec'd python");

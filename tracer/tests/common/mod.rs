@@ -390,6 +390,28 @@ pub fn trace_command_with_env(
     command: &[String],
     env: &[(&str, &str)],
 ) -> Value {
+    trace_command_output(scratch, extra, command, env).0
+}
+
+/// [`trace_command`], with the tracer's log of what it found of each
+/// Python process and when (its looks, each exec's record): to print when
+/// a check of the report fails.
+pub fn trace_command_logged(
+    scratch: &Scratch,
+    extra: &[&str],
+    command: &[String],
+) -> (Value, String) {
+    let env = [("RUST_LOG", "warn,tracer::python=debug,tracer::session=info")];
+    let (report, output) = trace_command_output(scratch, extra, command, &env);
+    (report, text(&output.stderr))
+}
+
+fn trace_command_output(
+    scratch: &Scratch,
+    extra: &[&str],
+    command: &[String],
+    env: &[(&str, &str)],
+) -> (Value, Output) {
     let report_path = scratch.path("report.json");
     let mut args: Vec<String> = ["--quiet", "--format", "json", "-o", &report_path]
         .iter()
@@ -404,7 +426,7 @@ pub fn trace_command_with_env(
     assert_eq!(report["stopped"], "target exited", "{report:#}");
     assert_eq!(report["target"]["exit_code"], 0, "{report:#}");
     assert_all_named(&report);
-    report
+    (report, output)
 }
 
 /// The filesystem type of `path` as `stat -f` shows it, in hex (ef53: ext2/3/4).

@@ -43,6 +43,14 @@ impl PythonProcess {
         binaries: &mut Binaries,
     ) {
         let pid = self.pid;
+        log::debug!(
+            "pid {pid}: exec record of {} (held by its exec: {}, awaited: {}, last look at {} ns, \
+             exec at {exec_ns} ns)",
+            program.0,
+            self.held_at_exec,
+            self.awaiting_exec,
+            self.looked_at_ns
+        );
         self.awaiting_exec = false;
         if std::mem::take(&mut self.held_at_exec) {
             // Looked at after this exec, before its program ran: what was
