@@ -825,6 +825,10 @@ def memory_row(report, pid):
     return rows[0]
 
 
+def hex_value(text):
+    return int(text, 16)
+
+
 def thp_collapses():
     """Huge pages khugepaged has made on the node (/proc/vmstat)."""
     with open("/proc/vmstat") as f:
@@ -854,19 +858,26 @@ def growth():
                                      dump(facts["huge_pages_in_thread"]),
                                      collapses, row["collapsed_bytes"] >> 10))
     check(row["collapsed_bytes"] == 0 or collapses > 0, dump(row))
+    spans = ["%s's %s..%s" % (thread, min(at, key=hex_value), max(at, key=hex_value))
+             for thread, at in facts["arrays"].items()]
+    print("the thread's run mapped %d KiB of huge pages outside the arrays; arrays: %s"
+          % (facts["thread_huge_bytes"] >> 10, ", ".join(spans)))
     print("lines: %s" % dump([(e["function"], e["line"], e["bytes"], e["samples"]) for e in row["lines"]][:8]))
     first = row["rss"][0] if row["rss"] else None
     print("resident at the workload's start %d KiB, at the first sample %s"
           % (facts["resident_at_start"] >> 10, first and "%d KiB (%.3f s)" % (first["bytes"] >> 10, first["t_s"])))
-    for line, kept in (("main_line", "main_bytes"), ("thread_line", "thread_bytes")):
+    # The huge page a thread's stack got on some runs (before 6.7) is the
+    # resident memory its line grew too.
+    for line, kept, huge in (("main_line", "main_bytes", 0),
+                             ("thread_line", "thread_bytes", facts["thread_huge_bytes"])):
         charged = sum(entry["bytes"] for entry in row["lines"]
                       if entry["line"] == facts[line] and entry["file"] == script)
         kept = facts[kept]
         # A sample's worth at each end of the line's run (and on 5.10 to
         # 6.1 as much again: each thread's counts reach the process's in
         # batches of 64 pages).
-        check(charged + 2 * sample >= kept and charged <= kept + kept // 256 + 2 * sample,
-              "%s: %d for %d: %s" % (line, charged, kept, dump(row)))
+        check(charged + 2 * sample >= kept and charged <= kept + kept // 256 + 2 * sample + huge,
+              "%s: %d for %d and %d of huge pages: %s" % (line, charged, kept, huge, dump(row)))
     sampled = row["samples"] * (sample // 4096)
     check(sampled <= facts["minflt"] + sample // 4096 and sampled * 10 >= facts["minflt"] * 9,
           "%d of %d faults sampled: %s" % (sampled, facts["minflt"], dump(row)))
