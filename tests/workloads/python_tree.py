@@ -4,7 +4,8 @@
         multiprocessing.Pool(2): each worker runs worker_burn(SECONDS).
     python_tree.py prefork OUT SECONDS [--wait]
         A pre-fork server: the parent forks three workers (os.fork, no
-        exec), each burns SECONDS of CPU in its own serve_* function. With
+        exec), each burns SECONDS of CPU in its own serve_* function and
+        exits holding 64 MiB (unmapped as it exits). With
         --wait the workers are forked first, the parent prints "ready PID"
         and everyone waits for a line on stdin (a tracer attaches by --pid).
     python_tree.py other OUT SECONDS CHILD_OUT CHILD_COMMAND...
@@ -79,6 +80,14 @@ def pool(method, seconds):
         return workers.map(pool_task, [seconds, seconds])
 
 
+def held_memory():
+    """64 MiB written, as a server's caches: its exit unmaps them after its
+    memory is gone from it (slow under emulation, and preemptible), while
+    its siblings still run: a sampler must not take their stacks for its
+    own, as on 5.10 it can from the page tables its CPU had loaded."""
+    return bytearray(64 << 20)
+
+
 def prefork(seconds, wait):
     runs = []
     children = []
@@ -89,6 +98,7 @@ def prefork(seconds, wait):
         if pid == 0:
             os.close(reader)
             os.close(go_writer)
+            held = held_memory()  # unmapped by its exit
             os.read(go_reader, 1)  # the parent says go
             run = measured(serve, seconds)
             os.write(writer, json.dumps(run).encode())

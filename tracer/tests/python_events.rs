@@ -226,22 +226,17 @@ fn every_fork_has_its_line_or_is_said_to_have_none() {
 #[test]
 fn a_launchers_forks_before_it_execs_python_are_not_pythons() {
     require_root();
-    let dir = scratch("launcher");
-    let report_path = dir.join("report.json");
+    let scratch = common::Scratch::new("python_launcher");
     // Two execs, as pyenv's shim makes (the shim execs `pyenv`, which
     // forks and execs Python): a new program is looked at afresh, and the
     // forks before that look may be Python's as far as the tracer knows.
+    // Python forks once the tracer knows its thread (its go): a fork
+    // before that has no line, and says so (CI saw it once).
     let script = "exec /bin/sh -c '/bin/true; /bin/true; exec /usr/bin/python3.11 -c \
-                  \"import subprocess; subprocess.run([\\\"/bin/true\\\"])\"'";
-    let status = Command::new(TRACER)
-        .args(["--quiet", "--format", "json", "-o"])
-        .arg(&report_path)
-        .args(["--", "/bin/sh", "-c", script])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+                  \"import os, subprocess, sys; print(sys.argv[1], os.getpid(), flush=True); \
+                  sys.stdin.readline(); subprocess.run(sys.argv[2:])\" ready /bin/true'";
+    let command = ["/bin/sh", "-c", script].map(String::from);
+    let report = common::launch_until(&scratch, &command, common::Until::Exit, &[]);
     assert_complete(&report);
     assert_eq!(report["warnings"], serde_json::json!([]), "{report:#}");
     // The shell's two children, and Python's one with its line.

@@ -479,8 +479,12 @@ fn current_tls(past_thread: u32) -> u64 {
 /// read (0: a faulted read, which a perf event cannot page in) is trusted
 /// as before; none is deleted here (every use checks it first; a thread's
 /// exit and userspace's refreshes clear the map).
+/// None for a thread past `exit_mm()` (see [`has_own_memory`]).
 #[inline(always)]
 pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
+    if !has_own_memory() {
+        return None;
+    }
     // A plain word (0: none), not an `Option`: the verifier refuses a read
     // of a stack slot written on one path only, which an `Option`'s
     // value slot spilled across the search became.
@@ -631,6 +635,22 @@ pub fn fault_sample(ctx: &PerfEventContext, cfg: &PyConfig, tgid: u32, tid: u32,
         let _ = ctx;
         walk_loop::fault_in_place(&walked, rss_pages);
     }
+}
+
+/// Whether the current thread still has its memory. One past
+/// `exit_mm()` (exiting) runs on the page tables its CPU had loaded (lazy
+/// TLB): maybe a forked sibling's, with the same layout, whose stack a walk
+/// would take for this thread's (bullseye's 5.10 reads user memory there:
+/// its `tree` check saw a prefork worker, past its own function, sampled
+/// in a sibling's). Offset unknown: taken as yes.
+#[inline(always)]
+fn has_own_memory() -> bool {
+    let offset = config!(structs.task_mm);
+    if offset == 0 {
+        return true;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    read_kernel::<u64>(task, offset).unwrap_or(0) != 0
 }
 
 /// What the sampler found before walking: the thread's current frame.

@@ -181,6 +181,38 @@ pub struct Collector {
     pub ended: sched::EndedThreads,
 }
 
+/// Where each Python sample is logged at trace level, as it came (its
+/// code objects' addresses) and as its process named them: for a check
+/// that found a sample in another process's function.
+pub const SAMPLES_SAID: &str = "tracer::samples";
+
+/// A Python sample's record and names (`SAMPLES_SAID`).
+fn log_sample(tree: &PythonTree, event: &Event, named: Option<&SampleFrames>) {
+    let Event::PySample {
+        ts_ns,
+        tgid,
+        tid,
+        frames,
+        ..
+    } = event
+    else {
+        return;
+    };
+    let codes: Vec<String> = frames.iter().map(|f| format!("{:x}", f.code)).collect();
+    let names: Vec<String> = named
+        .map(|n| n.python())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| tree.frame(id).function.clone())
+        .collect();
+    log::trace!(
+        target: SAMPLES_SAID,
+        "{tgid}/{tid} at {ts_ns}: codes {} named {}",
+        codes.join(" "),
+        names.join(" ")
+    );
+}
+
 /// Handler-table reads an action's Python handler is looked for in
 /// ([`Collector::read_signal_handlers`]: one a refresh, every 50 ms).
 const HANDLER_NAME_READS: u8 = 10;
@@ -267,6 +299,11 @@ impl Collector {
                 .and_then(|tree| SampleFrames::name(tree, *tgid, frames)),
             _ => None,
         };
+        if let (Event::PySample { .. }, Some(tree)) = (&event, self.python.as_ref())
+            && log::log_enabled!(target: SAMPLES_SAID, log::Level::Trace)
+        {
+            log_sample(tree, &event, named.as_ref());
+        }
         let lent = modes::Lent {
             python: self.python.as_mut(),
             native: self.native.as_mut(),

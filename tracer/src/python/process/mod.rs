@@ -749,13 +749,33 @@ mod tests {
         // A pid no process has: nothing is read from /proc.
         let mut python = PythonProcess::ready_for_test(u32::MAX - 4, offsets);
         python.held_at_exec();
+        python.looked_at_ns = 10;
         python.config_published = true;
         let epoch = python.program_epoch;
-        python.on_exec(1, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        python.on_exec(5, ("/usr/bin/python3.11".into(), None), &mut binaries);
         assert!(python.ready().is_some() && python.config_published);
         assert_eq!(python.program_epoch, epoch);
-        python.on_exec(2, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        python.on_exec(20, ("/usr/bin/python3.11".into(), None), &mut binaries);
         assert!(python.ready().is_none() && !python.config_published);
         assert_ne!(python.program_epoch, epoch);
+    }
+
+    /// The held look found no interpreter (a shell), and the first exec
+    /// record handled is of the program the shell exec'd after it (the
+    /// held exec's record handled before the hold was noted): that program
+    /// is looked for, not taken for the shell.
+    #[test]
+    fn an_exec_after_the_held_look_is_a_new_program() {
+        let mut binaries = Binaries::default();
+        let mut python = PythonProcess::new(u32::MAX - 4, 0);
+        python.discovery = Discovery::Failed(
+            "no libpython or python executable with _PyRuntime".into(),
+            None,
+        );
+        python.held_at_exec();
+        python.looked_at_ns = 10;
+        python.on_exec(20, ("/usr/bin/python3.11".into(), None), &mut binaries);
+        assert!(matches!(python.discovery, Discovery::Searching(_)));
+        assert!(!python.held_at_exec);
     }
 }

@@ -52,7 +52,10 @@ impl PythonProcess {
             self.looked_at_ns
         );
         self.awaiting_exec = false;
-        if std::mem::take(&mut self.held_at_exec) {
+        // The exec it was held by is the one before the look: a later one
+        // (its record handled first, or the held one's never) is a new
+        // program, which a shell's `exec python` must not be taken for.
+        if std::mem::take(&mut self.held_at_exec) && exec_ns < self.looked_at_ns {
             // Looked at after this exec, before its program ran: what was
             // found (and published) stands; a program the look could not
             // tell is told by its file if it exits before the next look.
