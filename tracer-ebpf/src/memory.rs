@@ -253,10 +253,12 @@ pub fn memory_fault(ctx: PerfEventContext) -> u32 {
     // that read holds had begun its flight before it, so it is either
     // still under way now (marked) or told already (its record comes
     // before this one).
-    let rss = rss_pages(mm);
-    let in_flight = COLLAPSES_IN_FLIGHT.get(0).is_some_and(|n| *n != 0);
-    let mark = if in_flight { RSS_COLLAPSE_IN_FLIGHT } else { 0 };
-    crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss | mark);
+    let rss_and_mark = || {
+        let rss = rss_pages(mm);
+        let in_flight = COLLAPSES_IN_FLIGHT.get(0).is_some_and(|n| *n != 0);
+        rss | if in_flight { RSS_COLLAPSE_IN_FLIGHT } else { 0 }
+    };
+    crate::python::fault_sample(&ctx, cfg, tgid, pid_tgid as u32, rss_and_mark);
     0
 }
 

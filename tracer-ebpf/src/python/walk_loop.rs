@@ -98,10 +98,11 @@ pub(super) fn sample_in_place(ctx: &PerfEventContext, walked: &Walked) {
     entry.submit(RB_NO_WAKEUP);
 }
 
-/// A page fault's sample: the stack with the process's resident pages (no
-/// native stack: where memory grew is told by the Python line).
+/// A page fault's sample: the stack with the process's resident pages,
+/// read after the walk (no native stack: where memory grew is told by the
+/// Python line).
 #[inline(always)]
-pub(super) fn fault_in_place(walked: &Walked, rss_pages: u64) {
+pub(super) fn fault_in_place(walked: &Walked, rss_pages: impl FnOnce() -> u64) {
     use crate::maps::{EVENTS, RB_NO_WAKEUP};
     use tracer_common::PyFaultSample;
     let Some(mut entry) = EVENTS.reserve::<PyFaultSample>(0) else {
@@ -116,7 +117,7 @@ pub(super) fn fault_in_place(walked: &Walked, rss_pages: u64) {
             walked,
             EventKind::PyFaultSample,
         );
-        core::ptr::addr_of_mut!((*record).rss_pages).write(rss_pages);
+        core::ptr::addr_of_mut!((*record).rss_pages).write(rss_pages());
     }
     entry.submit(RB_NO_WAKEUP);
 }
