@@ -231,7 +231,6 @@ pub struct Config {
     /// after them, which take the events the kernel skipped them for
     /// (where it may preempt their runs); the first copies mark theirs.
     pub second_copies: u32,
-    pub _pad: u32,
     pub memory: crate::memory::MemoryOffsets,
     /// Syscall number -> the read, write or sync it is: 0 for any other,
     /// else [`io_syscall_entry`] of it. Every syscall of the machine is

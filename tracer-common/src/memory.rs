@@ -60,6 +60,11 @@ pub struct MemoryOffsets {
     /// thread is exiting, of the whole process (what getrusage says).
     pub task_signal: u32,
     pub signal_maxrss: u32,
+    /// `task_struct.rss_stat.count` (before 6.2; 0: none): the pages a
+    /// thread's faults added that its process's counters do not hold yet
+    /// (`int`s, by `MM_*`; folded in every 64 faults or so, and as it
+    /// exits).
+    pub task_rss_cached: u32,
 }
 
 /// A cgroup path's components kept (innermost first) and the bytes of each.
@@ -111,7 +116,7 @@ impl Default for OomKillEvent {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<MemoryOffsets>() == 4 * 26);
+const _: () = assert!(core::mem::size_of::<MemoryOffsets>() == 4 * 27);
 const _: () = assert!(
     core::mem::size_of::<OomKillEvent>()
         == 24 + 8 + 2 * COMM_LEN + 8 * 5 + 8 * 4 + 8 + 8 + OOM_CGROUP_NAME * OOM_CGROUP_DEPTH

@@ -528,6 +528,12 @@ pub fn memory_offsets(btf: &Btf) -> Result<tracer_common::MemoryOffsets, BtfErro
         scan_succeed: btf.enum_value("SCAN_SUCCEED").unwrap_or(1),
         task_signal: btf.member_offset("task_struct", "signal")?,
         signal_maxrss: btf.member_offset("signal_struct", "maxrss")?,
+        // `struct task_rss_stat { int events; int count[4]; }` before 6.2
+        // (`SPLIT_RSS_COUNTING`), gone with the per-CPU counters.
+        task_rss_cached: btf
+            .member_offset("task_struct", "rss_stat")
+            .and_then(|at| Ok(at + btf.member_offset("task_rss_stat", "count")?))
+            .unwrap_or(0),
     })
 }
 

@@ -94,7 +94,6 @@ fn kernel_config(
             hooks,
             syscall_hooks::Hooks::RawWithSecondCopies(_)
         )),
-        _pad: 0,
         memory: kernel.memory,
         io_syscalls: syscall_numbers::io_syscalls(),
     };
