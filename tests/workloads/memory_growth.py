@@ -152,3 +152,7 @@ def main():
 
 
 main()
+# Gone without freeing its 64 arrays one by one: on emulated arm64 each
+# munmap's page-by-page TLB flushes made that take 88 s (the process's
+# exit drops the whole address space at once).
+os._exit(0)
