@@ -51,7 +51,7 @@ struct Member {
     bitfield: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Type {
     name_off: u32,
     kind: u32,
@@ -59,12 +59,22 @@ struct Type {
     type_id: u32,
     /// Members, parameters or entries.
     vlen: u32,
-    members: Vec<Member>,
+    /// Where its records follow it in the type section (struct or union
+    /// members, enum entries), and whether its members' offsets hold a
+    /// bitfield size (`kind_flag`).
+    records_at: u32,
+    kind_flag: bool,
 }
 
-/// The parsed types of one BTF blob (id 0 is `void`).
+/// One BTF blob (id 0 is `void`): its types indexed, their names and
+/// members read in place. (Copies of the string section and of the
+/// members, each under 2 MiB, were freed page by page at every start,
+/// with a TLB flush each: seconds on an emulated arm64 CPU.)
 pub struct Btf {
-    strings: Vec<u8>,
+    data: Vec<u8>,
+    /// The type and string sections, in `data`.
+    types_at: usize,
+    strings: std::ops::Range<usize>,
     types: Vec<Type>,
 }
 
@@ -78,34 +88,35 @@ impl Btf {
             path: path.display().to_string(),
             message: err.to_string(),
         })?;
-        Self::parse(&data)
+        Self::parse(data)
     }
 
-    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+    pub fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
         if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != MAGIC {
             return Err(BtfError::BadHeader);
         }
-        let field = |at| u32_at(data, at).ok_or(BtfError::BadHeader);
+        let field = |at| u32_at(&data, at).ok_or(BtfError::BadHeader);
         let hdr_len = field(4)? as usize;
         let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
         let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
         let types_at = hdr_len + type_off;
-        let strings_at = hdr_len + str_off;
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
         let type_data = data
             .get(types_at..types_at + type_len)
             .ok_or(BtfError::BadHeader)?;
-        let strings = data
-            .get(strings_at..strings_at + str_len)
-            .ok_or(BtfError::BadHeader)?
-            .to_vec();
+        data.get(strings.clone()).ok_or(BtfError::BadHeader)?;
 
-        let mut types = vec![Type {
+        // Each type takes 12 bytes or more: sized once (grown by doubling,
+        // each step would move the old pages).
+        let mut types = Vec::with_capacity(type_len / 12 + 1);
+        types.push(Type {
             name_off: 0,
             kind: 0,
             type_id: 0,
             vlen: 0,
-            members: Vec::new(),
-        }];
+            records_at: 0,
+            kind_flag: false,
+        });
         let mut at = 0usize;
         while at < type_data.len() {
             let bad = || BtfError::Malformed(0);
@@ -115,63 +126,76 @@ impl Btf {
             at += 12;
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 != 0;
-            let mut members = Vec::new();
             let extra = match kind {
                 1 | 14 | 17 => 4,                            // INT, VAR, DECL_TAG
                 2 | 7 | 8 | 9 | 10 | 11 | 12 | 16 | 18 => 0, // PTR, FWD, modifiers, FUNC, FLOAT
                 3 => 12,                                     // ARRAY
-                KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let offset = u32_at(type_data, m + 8).ok_or_else(bad)?;
-                        members.push(Member {
-                            name_off: u32_at(type_data, m).ok_or_else(bad)?,
-                            type_id: u32_at(type_data, m + 4).ok_or_else(bad)?,
-                            offset: if kind_flag {
-                                offset & 0x00ff_ffff
-                            } else {
-                                offset
-                            },
-                            bitfield: kind_flag && offset >> 24 != 0,
-                        });
-                    }
-                    12 * vlen
-                }
-                KIND_ENUM => {
-                    // (name, value) entries, kept as members whose
-                    // offset is the value.
-                    for i in 0..vlen {
-                        let m = at + i * 8;
-                        members.push(Member {
-                            name_off: u32_at(type_data, m).ok_or_else(bad)?,
-                            type_id: 0,
-                            offset: u32_at(type_data, m + 4).ok_or_else(bad)?,
-                            bitfield: false,
-                        });
-                    }
-                    8 * vlen
-                }
-                13 => 8 * vlen,       // FUNC_PROTO
-                15 | 19 => 12 * vlen, // DATASEC, ENUM64
+                KIND_STRUCT | KIND_UNION => 12 * vlen,       // members
+                KIND_ENUM => 8 * vlen,                       // (name, value) entries
+                13 => 8 * vlen,                              // FUNC_PROTO
+                15 | 19 => 12 * vlen,                        // DATASEC, ENUM64
                 other => return Err(BtfError::Malformed(other)),
             };
-            at += extra;
+            if at + extra > type_data.len() {
+                return Err(bad());
+            }
             types.push(Type {
                 name_off,
                 kind,
                 type_id: size_or_type,
                 vlen: vlen as u32,
-                members,
+                records_at: at as u32,
+                kind_flag: info >> 31 != 0,
             });
+            at += extra;
         }
-        Ok(Self { strings, types })
+        Ok(Self {
+            data,
+            types_at,
+            strings,
+            types,
+        })
     }
 
     fn name(&self, off: u32) -> &[u8] {
-        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        let strings = &self.data[self.strings.clone()];
+        let rest = strings.get(off as usize..).unwrap_or_default();
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         &rest[..end]
+    }
+
+    /// A struct's or union's members, or an enum's entries (as members
+    /// whose offset is the value); none for any other kind.
+    fn members(&self, t: &Type) -> impl Iterator<Item = Member> + '_ {
+        let (count, size) = match t.kind {
+            KIND_STRUCT | KIND_UNION => (t.vlen as usize, 12),
+            KIND_ENUM => (t.vlen as usize, 8),
+            _ => (0, 0),
+        };
+        let at = self.types_at + t.records_at as usize;
+        let kind_flag = t.kind_flag && size == 12;
+        (0..count).map(move |i| {
+            let word = |n: usize| u32_at(&self.data, at + i * size + 4 * n).unwrap_or(0);
+            if size == 8 {
+                return Member {
+                    name_off: word(0),
+                    type_id: 0,
+                    offset: word(1),
+                    bitfield: false,
+                };
+            }
+            let offset = word(2);
+            Member {
+                name_off: word(0),
+                type_id: word(1),
+                offset: if kind_flag {
+                    offset & 0x00ff_ffff
+                } else {
+                    offset
+                },
+                bitfield: kind_flag && offset >> 24 != 0,
+            }
+        })
     }
 
     /// Follows typedefs and qualifiers to the underlying type id.
@@ -196,7 +220,7 @@ impl Btf {
     /// struct/union members too; whether it is a bit field; its type.
     fn find_member(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool, u32)> {
         let t = self.types.get(id as usize)?;
-        for m in &t.members {
+        for m in self.members(t) {
             let name = self.name(m.name_off);
             if name == member {
                 return Some((m.offset, m.bitfield, m.type_id));
@@ -237,7 +261,7 @@ impl Btf {
         self.types
             .iter()
             .filter(|t| t.kind == KIND_ENUM)
-            .flat_map(|t| &t.members)
+            .flat_map(|t| self.members(t))
             .find(|m| self.name(m.name_off) == name.as_bytes())
             .map(|m| m.offset)
     }
@@ -248,7 +272,7 @@ impl Btf {
             .iter()
             .find(|t| {
                 t.kind == KIND_STRUCT
-                    && !t.members.is_empty()
+                    && t.vlen != 0
                     && self.name(t.name_off) == structure.as_bytes()
             })
             // A struct's `size_or_type` is its size.
@@ -295,9 +319,7 @@ impl Btf {
     /// that name that has it).
     fn member_at(&self, structure: &str, member: &str) -> Result<(u32, u32), BtfError> {
         let candidates = self.types.iter().enumerate().filter(|(_, t)| {
-            t.kind == KIND_STRUCT
-                && !t.members.is_empty()
-                && self.name(t.name_off) == structure.as_bytes()
+            t.kind == KIND_STRUCT && t.vlen != 0 && self.name(t.name_off) == structure.as_bytes()
         });
         let mut found_struct = false;
         for (id, _) in candidates {
@@ -759,7 +781,7 @@ mod tests {
 
     #[test]
     fn finds_members_of_a_synthetic_struct() {
-        let btf = Btf::parse(&blob()).unwrap();
+        let btf = Btf::parse(blob()).unwrap();
         assert_eq!(btf.member_offset("task", "x"), Ok(0));
         assert_eq!(btf.member_offset("task", "y"), Ok(8));
         // Inside an anonymous union.
@@ -783,12 +805,12 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert_eq!(
-            Btf::parse(b"not btf at all, no").err(),
+            Btf::parse(b"not btf at all, no".to_vec()).err(),
             Some(BtfError::BadHeader)
         );
         let mut truncated = blob();
         truncated.truncate(40);
-        assert!(Btf::parse(&truncated).is_err());
+        assert!(Btf::parse(truncated).is_err());
     }
 
     #[test]
