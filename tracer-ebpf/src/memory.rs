@@ -219,8 +219,9 @@ fn own_rss_pages(task: u64, mm: u64) -> u64 {
     if rss == 0 || at == 0 {
         return rss;
     }
-    let held = |index: usize| read_kernel::<i32>(task, at + 4 * index as u32).unwrap_or(0) as i64;
-    let held = held(MM_FILEPAGES) + held(MM_ANONPAGES) + held(MM_SHMEMPAGES);
+    // The four counters in one read (`int count[NR_MM_COUNTERS]`).
+    let held = read_kernel::<[i32; 4]>(task, at).unwrap_or_default();
+    let held = held[MM_FILEPAGES] as i64 + held[MM_ANONPAGES] as i64 + held[MM_SHMEMPAGES] as i64;
     (rss as i64 + held).max(0) as u64
 }
 
