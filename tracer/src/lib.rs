@@ -3,14 +3,16 @@
 //!
 //! Data flows one way: kernel programs -> ring buffer and maps -> `events`
 //! decoder -> `analysis` aggregators -> one `report::Report` -> renderers
-//! (see docs/architecture.md). The binary (`main.rs`) is the edge: options,
-//! outputs, exit codes. The library also serves the fuzz targets (`fuzz/`),
+//! (see docs/architecture.md). The report and its renderers are the crate
+//! below this one, `tracer-report`, named `report` here (and its `Frame`,
+//! `frame`): the compiler keeps them from reaching the kernel, the host or
+//! the analysis. The binary (`main.rs`) is the edge: options, outputs, exit
+//! codes. The library also serves the fuzz targets (`fuzz/`),
 //! which feed its parsers untrusted bytes.
 
 pub mod analysis;
 pub mod cli;
 pub mod events;
-pub mod frame;
 pub mod host;
 pub mod kernel;
 pub mod live;
@@ -18,7 +20,9 @@ pub mod manpage;
 pub mod native;
 pub mod otlp_exporter;
 pub mod python;
-pub mod report;
 pub mod run;
 pub mod serve;
 pub mod session;
+
+pub use tracer_report as report;
+pub use tracer_report::frame;

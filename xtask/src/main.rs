@@ -353,17 +353,20 @@ mod tests {
     /// on, a dependency's `default-features = false` leaves it off.
     #[test]
     fn the_tracers_own_libraries_declare_no_default_feature() {
-        let manifest = std::fs::read_to_string(util::repo_root().join("tracer-common/Cargo.toml"))
-            .expect("tracer-common's manifest");
-        let declared = manifest.lines().any(|line| {
-            line.split('=')
-                .next()
-                .is_some_and(|key| key.trim() == "default")
-        });
-        assert!(
-            !declared,
-            "tracer-common declares a `default` feature: the tracer would be compiled twice"
-        );
+        for library in ["tracer-common", "tracer-report"] {
+            let path = util::repo_root().join(library).join("Cargo.toml");
+            let manifest = std::fs::read_to_string(&path)
+                .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+            let declared = manifest.lines().any(|line| {
+                line.split('=')
+                    .next()
+                    .is_some_and(|key| key.trim() == "default")
+            });
+            assert!(
+                !declared,
+                "{library} declares a `default` feature: the tracer would be compiled twice"
+            );
+        }
     }
 
     fn demo_extra(args: &[&str]) -> Vec<String> {

@@ -5,6 +5,8 @@
 
 pub mod asyncio;
 pub mod capture;
+#[cfg(test)]
+mod derived_in_text;
 mod dispatch;
 pub mod early_forks;
 pub mod fd_rows;

@@ -1158,7 +1158,10 @@ mod tests {
         let mut t = table();
         // --no-children: stacks of process forks never claimed.
         for child in 0..(MAX_PENDING_SPAWNS as u32 + 10) {
-            t.on_spawn_stack(1_000 + child, vec!["f (/a.py:1)".into()]);
+            t.on_spawn_stack(
+                1_000 + child,
+                vec![crate::report::fixtures::frame("f (/a.py:1)")],
+            );
         }
         assert_eq!(t.pending_spawns.len(), MAX_PENDING_SPAWNS);
         // Threads still claim theirs.

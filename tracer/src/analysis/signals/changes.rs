@@ -364,7 +364,10 @@ mod tests {
                 flags: 0,
                 py_frames: Vec::new(),
             },
-            stack.iter().map(|&f| Frame::from(f)).collect(),
+            stack
+                .iter()
+                .map(|&f| crate::report::fixtures::frame(f))
+                .collect(),
         )
     }
 
@@ -427,7 +430,7 @@ mod tests {
         // A line blocks SIGINT; SIGALRM (14) was sent to the process.
         changes.on_mask(
             mask(0, bit(SIGINT) | bit(14)),
-            vec![Frame::from("critical (/app/main.py:40)")],
+            vec![crate::report::fixtures::frame("critical (/app/main.py:40)")],
         );
         changes.on_sent(7, 14, 1_000_000_000);
         // A SIGINT comes while the line's block holds.

@@ -59,7 +59,10 @@ mod tests {
             action: "default".into(),
             set_by: "python".into(),
             t_s,
-            python_stack: stack.iter().map(|&f| f.into()).collect(),
+            python_stack: stack
+                .iter()
+                .map(|&f| crate::report::fixtures::frame(f))
+                .collect(),
             ..SignalAction::default()
         }
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{Table, fit, left, left_out, right};
-use crate::report::{
+use crate::{
     FileIo, Report,
     format::{bytes, duration, thousands},
 };
@@ -200,7 +200,7 @@ fn folds(out: &mut String, rows: &[FileIo]) {
         out,
         "  connections folded: more than {n} from one peer host to one local address make one \
          row (the ephemeral port shown as *), and so do clients from more than {n} hosts (<- *):",
-        n = crate::report::FOLD_ABOVE
+        n = crate::FOLD_ABOVE
     );
     for f in folded.iter().take(3) {
         let _ = writeln!(
@@ -238,7 +238,7 @@ fn request_summary(f: &FileIo) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{FileIo, Report};
+    use crate::{FileIo, Report};
 
     #[test]
     fn a_folded_row_says_how_many_connections_and_the_report_says_it_folded() {
@@ -252,7 +252,7 @@ mod tests {
         };
         (socket.socket.connections, socket.socket.folded) = (312, true);
         socket.request_sizes.insert("65536".into(), 400);
-        let file = crate::report::fixtures::proc_status(600);
+        let file = crate::fixtures::proc_status(600);
         let report = Report {
             reads: vec![file, socket],
             ..Report::default()

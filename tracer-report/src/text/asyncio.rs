@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{Table, left, left_out, right};
-use crate::report::{Asyncio, AsyncioTask, format::thousands};
+use crate::{Asyncio, AsyncioTask, format::thousands};
 
 /// Frames of a coroutine stack shown on a task's line in the trace report.
 const TASK_FRAMES: usize = 4;

@@ -22,7 +22,7 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{FileIo, Target};
+    use crate::{FileIo, Target};
 
     #[test]
     fn round_trips_with_stable_keys() {

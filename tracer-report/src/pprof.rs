@@ -189,10 +189,10 @@ mod tests {
     use std::io::Read as _;
 
     use super::*;
-    use crate::report::PythonStack;
+    use crate::PythonStack;
 
     fn frame(name: &str, line: u32) -> Frame {
-        crate::report::fixtures::python_frame(name, "/app.py", line)
+        crate::fixtures::python_frame(name, "/app.py", line)
     }
 
     #[test]
@@ -220,7 +220,7 @@ mod tests {
                 frames: vec![frame("other", 4), frame("main", 9)],
             },
         ];
-        report.python.threads = vec![crate::report::PythonThread {
+        report.python.threads = vec![crate::PythonThread {
             pid: 7,
             tid: 8,
             name: Some("MainThread".into()),
@@ -289,38 +289,40 @@ mod tests {
 
     #[test]
     fn labels_name_the_process_the_thread_and_the_container() {
-        let container = |id: &str, pod_uid: Option<&str>| crate::report::Container {
+        let container = |id: &str, pod_uid: Option<&str>| crate::Container {
             id: id.into(),
             runtime: "podman".into(),
             pod_uid: pod_uid.map(Into::into),
             ..Default::default()
         };
-        let mut report = Report::default();
-        report.processes = vec![
-            crate::report::ProcessInfo {
-                pid: 7,
-                comm: "old".into(),
-                ..Default::default()
-            },
-            crate::report::ProcessInfo {
-                pid: 7,
-                comm: "python3.14".into(),
-                container: Some(container("c0ffee", None)),
-                ..Default::default()
-            },
-            crate::report::ProcessInfo {
-                pid: 9,
-                comm: "gunicorn".into(),
-                ..Default::default()
-            },
-        ];
+        let mut report = Report {
+            processes: vec![
+                crate::ProcessInfo {
+                    pid: 7,
+                    comm: "old".into(),
+                    ..Default::default()
+                },
+                crate::ProcessInfo {
+                    pid: 7,
+                    comm: "python3.14".into(),
+                    container: Some(container("c0ffee", None)),
+                    ..Default::default()
+                },
+                crate::ProcessInfo {
+                    pid: 9,
+                    comm: "gunicorn".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
         // A Python row's container is as good as a process row's.
-        report.python.processes = vec![crate::report::PythonProcess {
+        report.python.processes = vec![crate::PythonProcess {
             pid: 9,
             container: Some(container("beef", Some("pod-1"))),
             ..Default::default()
         }];
-        report.python.threads = vec![crate::report::PythonThread {
+        report.python.threads = vec![crate::PythonThread {
             pid: 7,
             tid: 8,
             name: Some("worker".into()),

@@ -246,7 +246,7 @@ impl Callstacks {
                 }
                 // The asyncio task it ran in: the outermost frame, as in
                 // the flame graphs.
-                let task = crate::report::flame::task_frame(stack).map(|name| Frame::named(&name));
+                let task = crate::flame::task_frame(stack).map(|name| Frame::named(&name));
                 frames.extend(task.as_ref());
                 tables.callstack(&frames)
             })
@@ -723,7 +723,7 @@ fn info(trace: &mut Trace, report: &Report, timeline: &Timeline) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{CpuSlice, ReadSlice, SignalMark};
+    use crate::{CpuSlice, ReadSlice, SignalMark};
 
     /// Splits a trace into its packets.
     fn packets(bytes: &[u8]) -> Vec<proto::TracePacket> {
@@ -877,16 +877,16 @@ mod tests {
                 .collect()
         };
         // Known to the sampler alone (a node-wide trace): its container.
-        report.python.processes = vec![crate::report::PythonProcess {
+        report.python.processes = vec![crate::PythonProcess {
             pid: 7,
-            container: Some(crate::report::fixtures::container()),
+            container: Some(crate::fixtures::container()),
             ..Default::default()
         }];
         assert_eq!(
             names(&report),
             ["in container tr-probe (podman 88f77ad08040)"]
         );
-        report.processes = vec![crate::report::ProcessInfo {
+        report.processes = vec![crate::ProcessInfo {
             pid: 7,
             comm: "python3".into(),
             ..Default::default()

@@ -251,10 +251,10 @@ pub fn encode(report: &Report, id: [u8; 16]) -> (Vec<u8>, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Container, ProcessInfo, PythonStack, PythonThread};
+    use crate::{Container, ProcessInfo, PythonStack, PythonThread};
 
     fn frame(name: &str, line: u32) -> Frame {
-        crate::report::fixtures::python_frame(name, "/app.py", line)
+        crate::fixtures::python_frame(name, "/app.py", line)
     }
 
     fn stack(pid: u32, tid: u32, samples: u64, frames: Vec<Frame>) -> PythonStack {

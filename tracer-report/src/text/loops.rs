@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{Table, left, left_out, right};
-use crate::report::{
+use crate::{
     Report,
     format::{duration, thousands},
 };

@@ -164,7 +164,7 @@ pub fn flamegraph(report: &Report, roots: Roots) -> Result<Vec<u8>, FlameError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Frame, PythonStack};
+    use crate::{Frame, PythonStack};
 
     fn frame(f: &str) -> Frame {
         Frame {
@@ -279,7 +279,7 @@ mod tests {
             frames: vec![frame("work"), frame("main")],
         };
         report.python.stacks = vec![stack(10, 3), stack(11, 2)];
-        let process = |pid, version: &str, free_threaded| crate::report::PythonProcess {
+        let process = |pid, version: &str, free_threaded| crate::PythonProcess {
             pid,
             version: Some(version.into()),
             free_threaded,
@@ -303,7 +303,7 @@ mod tests {
             "main (/w.py);work (/w.py) 5\n"
         );
         // Unless it is in a container: the root frame says which.
-        report.python.processes[0].container = Some(crate::report::fixtures::container());
+        report.python.processes[0].container = Some(crate::fixtures::container());
         assert_eq!(
             folded(&report, Roots::PerProcess),
             "main (/w.py);work (/w.py) 2\n\
@@ -413,7 +413,7 @@ pub fn speedscope(report: &Report) -> String {
 #[cfg(test)]
 mod speedscope_tests {
     use super::*;
-    use crate::report::{Frame, PythonStack};
+    use crate::{Frame, PythonStack};
 
     #[test]
     fn speedscope_profile_per_thread() {
@@ -465,7 +465,7 @@ mod speedscope_tests {
         // The busiest thread's profile comes first (speedscope opens it),
         // named after the thread's Python name when known.
         report.python.stacks[1].samples = 9;
-        report.python.threads = vec![crate::report::PythonThread {
+        report.python.threads = vec![crate::PythonThread {
             pid: 7,
             tid: 8,
             name: Some("worker".into()),
@@ -500,7 +500,7 @@ mod speedscope_tests {
         report.python.stacks = vec![stack("b", 2), stack("a", 1)];
         report.python.timeline = [(10, 0), (20, 1), (30, 0)]
             .into_iter()
-            .map(|(t_ns, stack)| crate::report::TimedSample { t_ns, stack })
+            .map(|(t_ns, stack)| crate::TimedSample { t_ns, stack })
             .collect();
         report.python.timeline_complete = true;
         let v: serde_json::Value = serde_json::from_str(&speedscope(&report)).unwrap();

@@ -5,13 +5,14 @@
 use std::fmt::Write as _;
 
 use super::layout::{Column, Table, left, left_out, right};
-use crate::report::{
+use crate::{
     Report, Zombie,
     format::{count, duration, thousands},
 };
 
 const MAX_PROCESSES: usize = 25;
-const MAX_ZOMBIES: usize = 25;
+/// The zombie rows shown (the longest-lived); the rest are counted.
+pub const MAX_ZOMBIES: usize = 25;
 /// Indent of the detail line under a process or zombie row (the comm column).
 const DETAIL_INDENT: &str = "                   ";
 
@@ -160,64 +161,4 @@ pub fn render_zombies(out: &mut String, report: &Report, width: Option<usize>) {
     }
     super::findings(out, report, "processes", usize::MAX);
     out.push('\n');
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::report::{EventStack, fixtures, text::render};
-
-    fn rendered(mut report: crate::report::Report) -> String {
-        crate::analysis::derive(&mut report);
-        render(&report, None)
-    }
-
-    #[test]
-    fn the_parent_that_never_waits_is_called_out() {
-        let text = rendered(fixtures::worker_report());
-        assert!(
-            text.contains("PROCESSES: 2 traced (1 exited, 1 killed by a signal)"),
-            "{text}"
-        );
-        assert!(text.contains("SIGKILL"), "{text}");
-        assert!(
-            text.contains(
-                "ZOMBIES: 38 children exited, 37 still zombies at the end, longest zombie 12.40 s"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "\n  Findings:\n  - python3 (pid 812) left 37 children unreaped for up to 12.40 s"
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn zombies_and_children_show_the_line_that_spawned_them() {
-        let mut r = fixtures::worker_report();
-        r.processes[1].python_stacks = vec![EventStack::new(fixtures::popen_frames(7), 1)];
-        for (i, z) in r.zombies.iter_mut().enumerate() {
-            z.spawned_from = Some(fixtures::popen_frames(if i < 30 { 7 } else { 8 }));
-        }
-        let text = rendered(r);
-        let lines: Vec<&str> = text.lines().collect();
-        let spawned = "                   spawned from spawn (/abs/wl.py:7)";
-        // Under the child's process row...
-        let child = lines
-            .iter()
-            .position(|l| l.trim_start().starts_with("900 "))
-            .unwrap();
-        assert_eq!(lines[child + 1], spawned, "{text}");
-        // ...and under each zombie row shown (the 25 longest: all from line 7).
-        assert_eq!(
-            lines.iter().filter(|l| **l == spawned).count(),
-            1 + super::MAX_ZOMBIES,
-            "{text}"
-        );
-        assert!(
-            text.contains("spawned from spawn (/abs/wl.py:7) (30), spawn (/abs/wl.py:8) (7)"),
-            "{text}"
-        );
-    }
 }

@@ -149,7 +149,7 @@ pub fn container_fields(container: &Container) -> impl Iterator<Item = (Containe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ProcessInfo, PythonProcess};
+    use crate::{ProcessInfo, PythonProcess};
 
     /// A reused pid is the last process's; a container known only to the
     /// sampler is still said; a traced process's own record comes first.
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn a_thread_is_named_as_python_names_it_else_as_the_kernel_does() {
         let mut report = Report::default();
-        let thread = |tid, comm: &str, name: Option<&str>| crate::report::ThreadSched {
+        let thread = |tid, comm: &str, name: Option<&str>| crate::ThreadSched {
             pid: 7,
             tid,
             comm: comm.into(),
@@ -212,7 +212,7 @@ mod tests {
             thread(8, "python3", Some("pool-1")),
             thread(9, "", None),
         ];
-        report.python.threads = vec![crate::report::PythonThread {
+        report.python.threads = vec![crate::PythonThread {
             pid: 7,
             tid: 7,
             name: Some("MainThread".into()),

@@ -172,10 +172,10 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::report::{Growth, MemoryProcess};
+    use crate::{Growth, MemoryProcess};
 
     fn frame(name: &str, line: u32) -> Frame {
-        crate::report::fixtures::python_frame(name, "/app.py", line)
+        crate::fixtures::python_frame(name, "/app.py", line)
     }
 
     fn report() -> Report {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{Table, left, left_out, right};
-use crate::report::{
+use crate::{
     Report, ThreadNow,
     format::{count, duration, nonzero, plural, thousands},
     identity::Identities,
@@ -12,7 +12,7 @@ use crate::report::{
 
 /// The GIL: where threads waited for it and where it was held, or that
 /// the build has none.
-fn gil(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+fn gil(out: &mut String, p: &crate::Python, width: Option<usize>) {
     if p.gil.as_deref() == Some("none") {
         let _ = writeln!(out, "  GIL: none (free-threaded build)");
         return;
@@ -370,7 +370,7 @@ fn summary(out: &mut String, report: &Report) -> bool {
 }
 
 /// The hottest functions (Python, then native) and lines.
-fn hot_tables(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+fn hot_tables(out: &mut String, p: &crate::Python, width: Option<usize>) {
     if !p.hotspots.is_empty() {
         let mut table = Table::new(
             2,
@@ -438,7 +438,7 @@ fn hot_tables(out: &mut String, p: &crate::report::Python, width: Option<usize>)
 }
 
 /// Off-CPU time, the GIL and forks, each by Python stack.
-fn stack_lists(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+fn stack_lists(out: &mut String, p: &crate::Python, width: Option<usize>) {
     if !p.off_cpu.is_empty() {
         let _ = writeln!(
             out,
@@ -466,7 +466,7 @@ fn stack_lists(out: &mut String, p: &crate::report::Python, width: Option<usize>
 }
 
 /// `--count-entries`: entries into the eval loop, or why it did not run.
-fn entries(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+fn entries(out: &mut String, p: &crate::Python, width: Option<usize>) {
     if let Some(err) = &p.entries_error {
         let _ = writeln!(out, "  entry counting (--count-entries) did not run: {err}");
     }
@@ -495,7 +495,7 @@ fn entries(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
 }
 
 /// One line per thread (with several): samples, the GIL, its hottest function.
-fn per_thread(out: &mut String, p: &crate::report::Python, width: Option<usize>) {
+fn per_thread(out: &mut String, p: &crate::Python, width: Option<usize>) {
     if p.threads.len() <= 1 {
         return;
     }
@@ -550,7 +550,7 @@ fn per_thread(out: &mut String, p: &crate::report::Python, width: Option<usize>)
 
 /// `--native`: how many samples came with a native stack, and where the
 /// unwinds that did not reach the outermost frame stopped.
-fn native_line(out: &mut String, n: &crate::report::NativeFigures, samples: u64) {
+fn native_line(out: &mut String, n: &crate::NativeFigures, samples: u64) {
     let _ = write!(
         out,
         "  native frames: {} of {} stacks unwound ({} to the outermost frame); tables of {} \
@@ -643,7 +643,7 @@ mod tests {
             "{text}"
         );
         // Nothing found: only the reason.
-        report.python = crate::report::Python {
+        report.python = crate::Python {
             status: "unavailable".into(),
             reason: Some("no libpython".into()),
             ..Default::default()
@@ -654,7 +654,7 @@ mod tests {
     #[test]
     fn processes_say_their_container_where_they_are_not_all_in_one() {
         let mut report = Report::default();
-        let row = |pid, container| crate::report::PythonProcess {
+        let row = |pid, container| crate::PythonProcess {
             pid,
             status: "sampled".into(),
             version: Some("3.14.1".into()),
@@ -662,7 +662,7 @@ mod tests {
             container,
             ..Default::default()
         };
-        let podman = crate::report::fixtures::container();
+        let podman = crate::fixtures::container();
         report.python.processes = vec![row(7, Some(podman.clone())), row(8, Some(podman))];
         let mut out = String::new();
         processes(&mut out, &report, None);
@@ -688,7 +688,7 @@ mod tests {
         p.samples = 40;
         p.ticks_without_interpreter = 3;
         p.ticks_not_python = 1;
-        let row = |pid, status: &str, ticks| crate::report::PythonProcess {
+        let row = |pid, status: &str, ticks| crate::PythonProcess {
             pid,
             status: status.into(),
             ticks,

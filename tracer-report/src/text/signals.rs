@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{Table, left, left_out, right};
-use crate::report::{
+use crate::{
     Report, SignalLogEntry,
     format::{count, duration, peer, sender_text, target_text, thousands},
 };
@@ -181,8 +181,8 @@ fn changes(out: &mut String, report: &Report, width: Option<usize>) {
     // One line per change, and one per spawn site for the changes
     // children made before their exec, in time order.
     enum Line<'a> {
-        Change(&'a crate::report::SignalAction),
-        Children(&'a crate::report::ResetsBeforeExec),
+        Change(&'a crate::SignalAction),
+        Children(&'a crate::ResetsBeforeExec),
     }
     let mut lines: Vec<(f64, Line)> = report
         .signal_actions
@@ -296,7 +296,7 @@ fn stories(out: &mut String, report: &Report, width: Option<usize>) {
         return;
     }
     let _ = writeln!(out, "\n  What became of each signal that matters:");
-    let who = crate::report::identity::Identities::of(report);
+    let who = crate::identity::Identities::of(report);
     for &(g, story) in stories.iter().take(STORIES) {
         let target = story.target.and_then(|i| report.processes.get(i));
         let _ = writeln!(
@@ -359,12 +359,12 @@ fn stack(out: &mut String, width: Option<usize>, words: &str, frames: &[crate::f
 fn disposition(
     out: &mut String,
     report: &Report,
-    g: &crate::report::SignalGroup,
-    story: &crate::report::SignalStory,
+    g: &crate::SignalGroup,
+    story: &crate::SignalStory,
     width: Option<usize>,
 ) {
     let set_by = story.set_by.and_then(|i| report.signal_actions.get(i));
-    let handler = |h: &crate::report::PythonHandler| handler_text(h, width);
+    let handler = |h: &crate::PythonHandler| handler_text(h, width);
     match set_by {
         None => {
             let what = g
@@ -413,7 +413,7 @@ fn disposition(
 }
 
 /// The mask that held a story's signal, and where it was set.
-fn blocked(out: &mut String, m: &crate::report::SignalMaskChange, width: Option<usize>) {
+fn blocked(out: &mut String, m: &crate::SignalMaskChange, width: Option<usize>) {
     let _ = writeln!(
         out,
         "{STORY}blocked at {:.3} s in {}",
@@ -431,8 +431,8 @@ fn blocked(out: &mut String, m: &crate::report::SignalMaskChange, width: Option<
 /// threads of a process it killed as they died.
 fn delivery(
     out: &mut String,
-    g: &crate::report::SignalGroup,
-    who: &crate::report::identity::Identities<'_>,
+    g: &crate::SignalGroup,
+    who: &crate::identity::Identities<'_>,
     width: Option<usize>,
 ) {
     if g.delivered > 0 {
@@ -484,7 +484,7 @@ fn delivery(
 }
 
 /// When the Python handler ran, or what held it up.
-fn python_handler(out: &mut String, g: &crate::report::SignalGroup, width: Option<usize>) {
+fn python_handler(out: &mut String, g: &crate::SignalGroup, width: Option<usize>) {
     if g.python_handler.is_some() {
         if g.python_handler_runs > 0 {
             let mut line = format!(
@@ -530,7 +530,7 @@ fn python_handler(out: &mut String, g: &crate::report::SignalGroup, width: Optio
 }
 
 /// How a process exited: "exit code 0", "killed by SIGTERM".
-fn exit_how(p: &crate::report::ProcessInfo) -> String {
+fn exit_how(p: &crate::ProcessInfo) -> String {
     match (&p.exit_signal, p.exit_code) {
         (Some(signal), _) if p.killed_by.is_some() => format!("killed by the OOM killer, {signal}"),
         (Some(signal), _) => format!("killed by {signal}"),
@@ -541,7 +541,7 @@ fn exit_how(p: &crate::report::ProcessInfo) -> String {
 
 /// "Python handler on_term (app.py:7)", or "(built-in)" for CPython's own;
 /// fitted to a width, the file without its directories.
-fn handler_text(h: &crate::report::PythonHandler, width: Option<usize>) -> String {
+fn handler_text(h: &crate::PythonHandler, width: Option<usize>) -> String {
     if h.file == "<built-in>" {
         return format!("Python handler {} (built-in)", h.function);
     }
@@ -612,188 +612,14 @@ fn unseen(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{
-        Report, SignalLog, SignalLogEntry, SignalPeer, SignalTarget, fixtures, text::render,
-    };
-
-    #[test]
-    fn signals_table_findings_and_log() {
-        let mut r = fixtures::signals_report();
-        r.signal_log = SignalLog {
-            total: 1,
-            entries: vec![SignalLogEntry {
-                t_s: 0.5,
-                event: "generate".into(),
-                signal: "SIGPIPE".into(),
-                signo: 13,
-                sender: Some(SignalPeer {
-                    comm: "kernel".into(),
-                    kernel: true,
-                    ..Default::default()
-                }),
-                context_pid: 812,
-                target: SignalTarget {
-                    pid: 812,
-                    tid: None,
-                    comm: "python3".into(),
-                },
-                code: "SI_USER".into(),
-                result: Some("ignored".into()),
-                ..Default::default()
-            }],
-        };
-        crate::analysis::derive(&mut r);
-        let text = render(&r, None);
-        assert!(
-            text.contains("SIGNALS: 7 generated: 5 delivered, 1 ignored, 1 never delivered"),
-            "{text}"
-        );
-        assert!(text.contains("1.0 us/2.0 us/3.0 us"), "{text}");
-        assert!(
-            text.contains("\n  Findings:\n  - SIGTERM from systemd (pid 1) to python3 (pid 812): 1 of 1 never delivered"),
-            "{text}"
-        );
-        assert!(
-            text.contains("kernel (in pid 812) -> python3 (pid 812) SI_USER ignored"),
-            "{text}"
-        );
-        assert!(!text.contains("delivered in Python"), "{text}");
-    }
-
-    /// A handler that never ran: the story says who set it, where it was
-    /// delivered, where the main thread was, and that the process exited.
-    #[test]
-    fn the_story_of_a_handler_that_never_ran() {
-        use crate::report::{MainThreadSeen, ProcessInfo, PythonHandler, SignalAction};
-        let mut r = Report::default();
-        let mut g = crate::report::fixtures::signal_group();
-        g.signal = "SIGTERM".into();
-        g.signo = 15;
-        g.generated = 1;
-        g.delivered = 1;
-        g.first_s = 1.5;
-        g.delivered_to.insert("812".into(), 1);
-        let on_term = PythonHandler {
-            function: "on_term".into(),
-            file: "/srv/app.py".into(),
-            line: 7,
-        };
-        g.python_handler = Some(on_term.clone());
-        g.python_handler_pending_at_end = 1;
-        g.python_handler_main_thread = Some(MainThreadSeen {
-            seen: "sample".into(),
-            t_s: 1.9,
-            python_stack: vec![
-                "crunch (/srv/app.py:20)".into(),
-                "<module> (/srv/app.py:30)".into(),
-            ],
-        });
-        r.signals.push(g);
-        r.signal_actions.push(SignalAction {
-            pid: 812,
-            tid: 812,
-            signal: "SIGTERM".into(),
-            signo: 15,
-            action: "handler".into(),
-            python_handler: Some(on_term),
-            set_by: "python".into(),
-            t_s: 0.25,
-            python_stack: vec!["<module> (/srv/app.py:9)".into()],
-            ..Default::default()
-        });
-        r.processes.push(ProcessInfo {
-            pid: 812,
-            exit_code: Some(0),
-            exit_s: Some(2.0),
-            ..Default::default()
-        });
-        crate::analysis::derive(&mut r);
-        let text = render(&r, None);
-        let story: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.contains("What became of each signal"))
-            .skip(1)
-            .take(7)
-            .map(str::trim)
-            .collect();
-        assert_eq!(
-            story,
-            [
-                "SIGTERM from python3 (pid 812) to python3 (pid 812): 1 sent at 1.500 s",
-                "disposition: Python handler on_term (/srv/app.py:7), set at 0.250 s",
-                "by <module> (/srv/app.py:9)",
-                "delivered 1 time to tid 812 (main thread), 3.0 us after it was sent",
-                "Python handler never ran for 1 delivery: the main thread, as seen at its last \
-                 sample (1.900 s), was",
-                "in crunch (/srv/app.py:20) <- <module> (/srv/app.py:30)",
-                "then the process exited at 2.000 s (exit code 0)",
-            ],
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn a_killed_process_story_shows_its_threads_as_they_died() {
-        let mut r = Report::default();
-        let mut g = fixtures::signal_group();
-        g.signal = "SIGKILL".into();
-        g.signo = 9;
-        g.generated = 1;
-        g.delivered = 1;
-        g.killed = 1;
-        g.delivered_to.insert("812".into(), 1);
-        g.threads_at_death = vec![
-            crate::report::ThreadAtDeath {
-                pid: 812,
-                tid: 812,
-                t_s: 1.0,
-                python_stack: vec![
-                    "serve (/srv/app.py:44)".into(),
-                    "<module> (/srv/app.py:9)".into(),
-                ],
-            },
-            crate::report::ThreadAtDeath {
-                pid: 812,
-                tid: 813,
-                t_s: 1.0,
-                python_stack: vec!["spin (/srv/app.py:36)".into()],
-            },
-        ];
-        g.threads_at_death_left_out = 2;
-        r.signals.push(g);
-        r.processes.push(crate::report::ProcessInfo {
-            pid: 812,
-            exit_signal: Some("SIGKILL".into()),
-            exit_s: Some(1.0),
-            ..Default::default()
-        });
-        crate::analysis::derive(&mut r);
-        let text = render(&r, None);
-        let story: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.contains("it killed the process"))
-            .skip(1)
-            .take(4)
-            .map(str::trim)
-            .collect();
-        assert_eq!(
-            story,
-            [
-                "its threads when it died:",
-                "tid 812 in serve (/srv/app.py:44) <- <module> (/srv/app.py:9)",
-                "tid 813 in spin (/srv/app.py:36)",
-                "and 2 more threads",
-            ],
-            "{text}"
-        );
-    }
+    use crate::{Report, fixtures, text::render};
 
     #[test]
     fn signal_rows_show_the_python_line_they_were_delivered_on() {
         let mut r = Report::default();
         let mut g = fixtures::signal_group();
         g.python_stacks = vec![
-            crate::report::EventStack {
+            crate::EventStack {
                 frames: vec![
                     "wait_here (/abs/s.py:9)".into(),
                     "main (/abs/s.py:20)".into(),
@@ -802,7 +628,7 @@ mod tests {
                 samples: 4,
                 off_cpu_ns: 0,
             },
-            crate::report::EventStack {
+            crate::EventStack {
                 frames: vec!["main (/abs/s.py:21)".into()],
                 samples: 1,
                 off_cpu_ns: 0,

@@ -14,6 +14,9 @@ mod python;
 mod sched;
 mod signals;
 
+pub use layout::columns;
+pub use processes::MAX_ZOMBIES;
+
 use std::fmt::Write as _;
 
 use super::{
@@ -291,7 +294,6 @@ fn notes(out: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ContextSwitches, Sched, Target, ThreadSched, fixtures};
 
     /// Native frames (a signal delivered in C, `--native`) are cut as
     /// `name [binary]`, and the Python line that called them is kept.
@@ -318,94 +320,26 @@ mod tests {
     }
 
     #[test]
-    fn renders_every_section() {
-        let mut report = Report {
-            target: Target {
-                pid: 5,
-                ns_pid: Some(5),
-                comm: "python3".into(),
-                argv: vec!["python3".into(), "app.py".into()],
-                exit_code: Some(0),
-                exit_signal: None,
-                exit_signo: None,
-                scope: None,
-            },
-            duration_s: 1.25,
-            stopped: "target exited".into(),
-            complete: true,
-            reads: vec![fixtures::proc_status(600)],
-            sched: Sched {
-                voluntary: 3,
-                involuntary: 1,
-                on_cpu_ns: 1_000_000,
-                off_cpu_ns: 2_000_000,
-                inside_reads: ContextSwitches {
-                    voluntary: 2,
-                    involuntary: 1,
-                },
-                inside_writes: ContextSwitches::default(),
-                threads: vec![ThreadSched {
-                    tid: 5,
-                    pid: 5,
-                    comm: "python3".into(),
-                    name: None,
-                    voluntary: 3,
-                    involuntary: 1,
-                    on_cpu_ns: 1_000_000,
-                    off_cpu_ns: 2_000_000,
-                    asleep_at_end_ns: 0,
-                }],
-            },
-            ..Default::default()
-        };
-        crate::analysis::derive(&mut report);
-        let text = render(&report, None);
-        assert!(
-            text.contains("tracer report for python3 (pid 5): python3 app.py"),
-            "{text}"
-        );
-        assert!(text.contains("exited with code 0"), "{text}");
-        assert!(
-            text.contains("READS: 600 read syscalls on 1 files"),
-            "{text}"
-        );
-        assert!(text.contains("1 KiB x 600"), "{text}");
-        assert!(
-            text.contains("SCHEDULING: 4 context switches (3 voluntary"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  inside read syscalls: 2 voluntary, 1 involuntary"),
-            "{text}"
-        );
-        assert!(
-            text.contains("\n  Findings:\n  - /proc/self/status: 600 read syscalls of 1 KiB"),
-            "{text}"
-        );
-        assert!(!text.contains("WARNING"), "{text}");
-    }
-
-    #[test]
     fn a_process_in_a_pid_namespace_shows_both_pids() {
         let mut report = Report::default();
         report.target.pid = 4242;
         report.target.ns_pid = Some(1);
         report.target.comm = "python3.13".into();
         report.processes = vec![
-            crate::report::ProcessInfo {
+            crate::ProcessInfo {
                 pid: 4242,
                 ns_pid: Some(1),
                 ppid: 4241,
                 comm: "python3.13".into(),
-                container: Some(crate::report::fixtures::container()),
+                container: Some(crate::fixtures::container()),
                 ..Default::default()
             },
-            crate::report::ProcessInfo {
+            crate::ProcessInfo {
                 pid: 4250,
                 ns_pid: None,
                 ppid: 4242,
                 comm: "true".into(),
-                container: Some(crate::report::fixtures::container()),
+                container: Some(crate::fixtures::container()),
                 ..Default::default()
             },
         ];
@@ -437,130 +371,6 @@ mod tests {
         let text = render(&report, None);
         assert!(text.contains("(pid 4242)\n"), "{text}");
         assert!(!text.contains("ns pid"), "{text}");
-    }
-
-    /// A report with every section, long paths, long stacks, a wide
-    /// request summary and a CJK function name.
-    fn wide_report() -> Report {
-        let mut r = fixtures::worker_report();
-        r.processes[1].python_stacks =
-            vec![crate::report::EventStack::new(fixtures::popen_frames(7), 1)];
-        r.signals = fixtures::signals_report().signals;
-        r.signals[0].python_stacks =
-            vec![crate::report::EventStack::new(fixtures::popen_frames(9), 5)];
-        let mut wide = fixtures::proc_status(150_003);
-        wide.path = "/srv/application/releases/2026-11-22/var/cache/some-long-file-name.bin".into();
-        wide.request_sizes.clear();
-        wide.request_sizes.insert("1".into(), 150_001);
-        wide.request_sizes.insert("2".into(), 1);
-        wide.request_sizes.insert("3".into(), 1);
-        r.reads = vec![fixtures::proc_status(600), wide];
-        r.reads[0].python_stacks = vec![crate::report::EventStack::new(
-            fixtures::popen_frames(11),
-            37,
-        )];
-        r.reads[0].python_stacks_every = 16;
-        let hot = |name: &str, file: &str, share: f64| crate::report::Hotspot {
-            function: name.into(),
-            qualname: name.into(),
-            file: file.into(),
-            line: 12,
-            self_samples: 10,
-            total_samples: 10,
-            self_share: share,
-            total_share: share,
-            pids: Vec::new(),
-            native: false,
-        };
-        r.python.status = "sampled".into();
-        r.python.version = Some("3.11.7".into());
-        r.python.rate_hz = 99;
-        r.python.hotspots = vec![
-            hot(
-                "計算する",
-                "/srv/application/releases/2026-11-22/src/計算.py",
-                60.0,
-            ),
-            hot(
-                "Handler.process_request",
-                "/usr/lib/python3.11/socketserver.py",
-                40.0,
-            ),
-        ];
-        r.python.off_cpu = vec![crate::report::EventStack::new(
-            fixtures::popen_frames(13),
-            4,
-        )];
-        r.event_loops = vec![crate::report::EventLoop {
-            pid: 7,
-            tid: 7,
-            comm: "uvicorn".into(),
-            name: Some("MainThread".into()),
-            kind: "asyncio".into(),
-            iterations: 12_345,
-            busy_ns: 9_000_000_000,
-            threshold_ns: 100_000_000,
-            stalls: 42,
-            stall_max_ns: 812_000_000,
-            stall_total_ns: 7_400_000_000,
-            samples_in_stalls: 700,
-            hotspots: vec![hot(
-                "render_rows",
-                "/srv/application/releases/2026-11-22/src/service/views/reports.py",
-                89.7,
-            )],
-            ..Default::default()
-        }];
-        crate::analysis::derive(&mut r);
-        r
-    }
-
-    #[test]
-    fn every_section_fits_80_and_160_columns() {
-        let report = wide_report();
-        for width in [80, 160] {
-            let text = render(&report, Some(width));
-            for line in text.lines() {
-                assert!(
-                    layout::columns(line) <= width,
-                    "{} columns at width {width}: {line}\n{text}",
-                    layout::columns(line)
-                );
-            }
-            // The figures a user came for are still there.
-            for needed in [
-                "1 KiB x 600",
-                "1 B x 150,001 +2",
-                "SIGUSR1",
-                "計算する",
-                "EVENT LOOPS",
-                "render_rows",
-                "812.0 ms",
-            ] {
-                assert!(text.contains(needed), "no {needed} at {width}:\n{text}");
-            }
-            // Wide characters take two columns: the hot-function table's
-            // location column starts at the same column on every row.
-            let location = |function: &str| {
-                let line = text
-                    .lines()
-                    .find(|l| l.contains(function) && l.contains(":12"))
-                    .unwrap();
-                let cut = line.rfind("  ").unwrap() + 2;
-                layout::columns(&line[..cut])
-            };
-            assert_eq!(
-                location("計算する"),
-                location("Handler.process_request"),
-                "{text}"
-            );
-        }
-        // At 160 nothing a table has is left out; at 80 what is left out is said.
-        assert!(!render(&report, Some(160)).contains("not shown at this width"));
-        assert!(render(&report, Some(80)).contains("not shown at this width"));
-        // Without a width (a file, a pipe): full paths, whole stacks.
-        let full = render(&report, None);
-        assert!(full.contains("/usr/lib/python3.11/subprocess.py:1883) <- Popen.__init__"));
     }
 
     #[test]
@@ -616,74 +426,5 @@ mod tests {
             text.contains("(lower bounds): the kernel skipped 1 run of"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn counts_have_thousands_separators() {
-        let mut report = wide_report();
-        report.reads = (0..8196)
-            .map(|i| {
-                let mut f = fixtures::proc_status(2);
-                f.path = format!("/tmp/f{i}");
-                f
-            })
-            .collect();
-        report.python.ticks_without_interpreter = 12_345;
-        report.python.ticks_not_python = 2_000;
-        report.python.ticks_outside_python = 1_001;
-        report.python.unresolved_frames = 1;
-        report.python.frames_without_line = 2_345;
-        let text = render(&report, None);
-        assert!(
-            text.contains("READS: 16,392 read syscalls on 8,196 files,"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  ... 8,181 more files with 16,362 read syscalls"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "  not in the figures: 2,000 ticks in processes that are not Python, 10,345 ticks \
-                 in processes not sampled, 1,001 ticks outside Python code, 1 frame unresolved \
-                 (code objects freed before they could be read) and 2,345 frames without a \
-                 line (code objects freed before they could be read, named from the sampler's \
-                 copy)\n"
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn strings_the_target_controls_cannot_act_on_the_terminal() {
-        let mut report = Report::default();
-        report.target.comm = "evil\x1b]0;owned\x07".into();
-        report.target.argv = vec!["python3".into(), "-c\nprint()".into()];
-        let mut file = fixtures::proc_status(600);
-        file.path = "/tmp/a\x1b[2Jb\nc\td".into();
-        report.reads = vec![file];
-        crate::analysis::derive(&mut report);
-        let text = render(&report, None);
-        assert!(!text.contains('\x1b') && !text.contains('\x07') && !text.contains('\t'));
-        assert!(
-            text.contains(
-                "tracer report for evil\\x1b]0;owned\\x07 (pid 0): python3 -c\\nprint()\n"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("- /tmp/a\\x1b[2Jb\\nc\\td: 600 read syscalls"),
-            "{text}"
-        );
-        // One row per file: the newline in the name did not start a line.
-        assert_eq!(
-            text.lines().filter(|l| l.contains("/tmp/a")).count(),
-            2,
-            "{text}"
-        );
-        // JSON keeps the exact bytes.
-        let json = crate::report::json::render(&report);
-        let back: Report = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.reads[0].path, "/tmp/a\x1b[2Jb\nc\td");
     }
 }

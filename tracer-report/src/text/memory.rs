@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{
+use crate::{
     Report,
     format::{bytes, peer, thousands},
 };
@@ -45,7 +45,7 @@ fn render_growth(out: &mut String, report: &Report, width: Option<usize>) {
             bytes(memory.fault_samples_without_interpreter * memory.growth_sample_bytes)
         );
     }
-    let who = crate::report::identity::Identities::of(report);
+    let who = crate::identity::Identities::of(report);
     for p in memory.processes.iter().take(GROWTH_PROCESSES) {
         let peak = p
             .peak_rss_bytes
@@ -95,7 +95,7 @@ fn render_kills(out: &mut String, report: &Report) {
     if kills.is_empty() {
         return;
     }
-    let who = crate::report::identity::Identities::of(report);
+    let who = crate::identity::Identities::of(report);
     let what = if kills.len() == 1 {
         "process"
     } else {
@@ -148,14 +148,13 @@ fn render_kills(out: &mut String, report: &Report) {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{Growth, MemoryProcess, OomKill, Report, text::render};
+    use crate::{Growth, MemoryProcess, OomKill, Report, text::render};
 
     #[test]
     fn growth_says_each_processes_peak_and_top_stacks() {
         let mut r = Report::default();
         r.memory.growth_sample_bytes = 256 << 10;
-        let frame =
-            |function, line| crate::report::fixtures::python_frame(function, "/srv/app.py", line);
+        let frame = |function, line| crate::fixtures::python_frame(function, "/srv/app.py", line);
         r.memory.processes.push(MemoryProcess {
             pid: 7,
             comm: "python3".into(),
@@ -227,10 +226,10 @@ mod tests {
             file_rss_bytes: 10 << 20,
             ..Default::default()
         });
-        r.processes.push(crate::report::ProcessInfo {
+        r.processes.push(crate::ProcessInfo {
             pid: 60,
             comm: "python3".into(),
-            container: Some(crate::report::Container {
+            container: Some(crate::Container {
                 id: "88f77ad08040aa".into(),
                 runtime: "podman".into(),
                 name: Some("worker".into()),

@@ -1,11 +1,16 @@
-//! The report: plain serde data built once by the aggregators. Renderers take
-//! `&Report` and nothing else, so every view shows the same figures.
-//! The JSON keys are a stable interface, documented in docs/report-schema.md.
+//! `tracer-report`: the report, plain serde data built once by the tracer's
+//! aggregators, and its renderers. Renderers take `&Report` and nothing
+//! else, so every view shows the same figures; this crate knows no kernel,
+//! host or analysis, so none can compute one. The JSON keys are a stable
+//! interface, documented in docs/report-schema.md.
 
-#[cfg(test)]
+/// Small reports and rows that the renderers' tests, and the tracer's
+/// tests of what `analysis::derive` adds, build on.
+#[doc(hidden)]
 pub mod fixtures;
 pub mod flame;
 pub mod format;
+pub mod frame;
 pub mod identity;
 pub mod json;
 pub mod metrics;

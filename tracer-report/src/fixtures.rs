@@ -1,6 +1,8 @@
 //! Small reports and rows that several tests build on.
 
-use super::{FileIo, Latency, ProcessInfo, Report, SignalGroup, SignalPeer, SignalTarget, Zombie};
+use super::{
+    FileIo, Frame, Latency, ProcessInfo, Report, SignalGroup, SignalPeer, SignalTarget, Zombie,
+};
 
 /// `/proc/self/status` read in 1 KiB requests: 200 opens of a 1.4 KB file.
 pub fn proc_status(syscalls: u64) -> FileIo {
@@ -160,6 +162,11 @@ pub fn popen_frames(line: u32) -> Vec<crate::frame::Frame> {
         "<module> (/abs/wl.py:20)".to_owned(),
     ]
     .iter()
-    .map(|f| crate::frame::Frame::from(f.as_str()))
+    .map(|f| frame(f))
     .collect()
+}
+
+/// A frame from its text form (as `Frame`'s `Display` writes it).
+pub fn frame(text: &str) -> Frame {
+    Frame::parse(text).unwrap_or_else(|| panic!("not a frame: {text}"))
 }
