@@ -605,7 +605,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_stories_asked_for_run_and_the_log_level_passes() {
+    fn only_the_scenarios_asked_for_run_and_the_log_level_passes() {
         let names = |checks: Vec<Check>| checks.into_iter().map(|c| c.name).collect::<Vec<_>>();
         let some = checks(Arch::X86_64, &["tree".into(), "reads".into()], &[], None);
         assert_eq!(names(some), ["version", "reads", "tree"]);

@@ -416,7 +416,7 @@ error: this kernel's tracepoint 'sched_switch' passes 3 argument(s), the tracer 
     }
 
     #[test]
-    fn repeated_runs_count_each_storys_passes() {
+    fn repeated_runs_count_each_scenarios_passes() {
         let run = |reads: i32| {
             let mut run = parse_console(&format!(
                 "@@tracer-kernels begin reads\n@@tracer-kernels end reads {reads}\n\

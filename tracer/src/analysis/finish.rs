@@ -153,7 +153,7 @@ impl Collector {
                 .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
         }
         let mut names = std::mem::take(&mut self.exit_comms);
-        names.extend(sched::live_names(&maps.threads, self.system.as_ref()));
+        names.extend(sched::running_names(&maps.threads, self.system.as_ref()));
         io::fold_sockets(&mut self.files, &maps.reads);
         let rows = io::Rows {
             reads: io::aggregate(&self.files, &maps.reads, &maps.opens, io::Direction::Read),

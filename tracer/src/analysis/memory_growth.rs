@@ -245,7 +245,7 @@ impl MemoryGrowth {
 
     /// The rows, by bytes grown. `sample_bytes`: what a sample stands for
     /// where the resident memory is not known; `page`: the page size;
-    /// `comm`, `live_peak`: a process's name, and a live process's peak
+    /// `comm`, `running_peak`: a process's name, and a running process's peak
     /// resident memory (bytes).
     pub fn finish(
         self,
@@ -253,7 +253,7 @@ impl MemoryGrowth {
         page: u64,
         base_ns: u64,
         comm: impl Fn(u32) -> String,
-        live_peak: impl Fn(u32) -> Option<u64>,
+        running_peak: impl Fn(u32) -> Option<u64>,
     ) -> Vec<MemoryProcess> {
         let mut rows: Vec<MemoryProcess> = self
             .processes
@@ -292,7 +292,7 @@ impl MemoryGrowth {
                     peak_rss_bytes: p
                         .peak_at_exit_pages
                         .map(|pages| pages * page)
-                        .or_else(|| live_peak(pid))
+                        .or_else(|| running_peak(pid))
                         .map(|peak| peak.max(p.highest_rss_pages * page)),
                     last_rss_bytes: p.last_rss_pages.unwrap_or(0) * page,
                     samples: p.samples,

@@ -104,7 +104,7 @@ pub fn summarize(
 }
 
 /// Current names of the threads still alive.
-pub fn live_names(
+pub fn running_names(
     threads: &[(u32, ThreadStats)],
     system: &dyn super::system::System,
 ) -> HashMap<u32, String> {

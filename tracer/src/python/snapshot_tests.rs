@@ -4,9 +4,9 @@
 //!
 //! Each recording is `tests/workloads/python_snapshot.py` stopped in
 //! `time.sleep` at `<module>:14 -> outer:11 -> inner:7`; the expected stack
-//! comes from that script, not from the recording. `live_interpreters_decode`
+//! comes from that script, not from the recording. `running_interpreters_decode`
 //! checks the same against the live interpreters on every run; re-record (as
-//! root) with `TRACER_RECORD_SNAPSHOTS=1 cargo test -p tracer live_interpreters_decode`.
+//! root) with `TRACER_RECORD_SNAPSHOTS=1 cargo test -p tracer running_interpreters_decode`.
 
 use std::{cell::RefCell, io::BufRead};
 
@@ -313,7 +313,7 @@ fn wait_until_sleeping(pid: u32) {
 /// its live memory; with TRACER_RECORD_SNAPSHOTS=1 also records
 /// `snapshots/*.json` from them.
 #[test]
-fn live_interpreters_decode() {
+fn running_interpreters_decode() {
     let record = std::env::var_os("TRACER_RECORD_SNAPSHOTS").is_some();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),

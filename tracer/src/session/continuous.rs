@@ -511,7 +511,7 @@ struct Windows {
 impl Windows {
     /// The window from `started` to now, as `report-<start ms>.json`.
     fn write(&mut self, modes: &ModeFigures, pid: u32, own: OwnFigures) -> Result<(), OutputError> {
-        let Some(live) = &modes.metrics else {
+        let Some(metrics) = &modes.metrics else {
             return Ok(());
         };
         let now = SystemTime::now();
@@ -519,7 +519,7 @@ impl Windows {
             t.duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64)
         };
-        let mut figures = live.snapshot();
+        let mut figures = metrics.snapshot();
         own.add_to(&mut figures);
         let report = serde_json::json!({
             "window_start_unix_ms": ms(self.started),
@@ -597,8 +597,8 @@ impl OwnFigures {
 }
 
 fn publish(modes: &ModeFigures, publisher: &watch::Sender<Arc<String>>, own: OwnFigures) {
-    if let Some(live) = &modes.metrics {
-        let mut figures = live.snapshot();
+    if let Some(metrics) = &modes.metrics {
+        let mut figures = metrics.snapshot();
         own.add_to(&mut figures);
         let text = crate::report::metrics::prometheus_text(&figures);
         publisher.send_replace(Arc::new(text));

@@ -441,7 +441,7 @@ pub struct Probes {
     signal_check_attacher: Option<crate::kernel::uprobes::Attacher>,
     /// Interpreter files (device, inode) whose signal checks the uprobe
     /// sees.
-    signal_checks_live: std::collections::HashSet<(u64, u64)>,
+    signal_checks_attached: std::collections::HashSet<(u64, u64)>,
     /// Processes waiting for their file's uprobe to be attached.
     signal_checks_waiting: std::collections::HashMap<(u64, u64), Vec<u32>>,
     /// `--serve`: gone processes whose rows of the tables searched every
@@ -643,7 +643,7 @@ impl Probes {
             signal_checks: None,
             signal_check_error,
             signal_check_attacher: None,
-            signal_checks_live: Default::default(),
+            signal_checks_attached: Default::default(),
             signal_checks_waiting: Default::default(),
             forgetting: Default::default(),
             forgets: 0,

@@ -218,7 +218,7 @@ impl Probes {
             .map(|attached| {
                 let mut pids = Vec::new();
                 if attached.result.is_ok() {
-                    self.signal_checks_live.insert(attached.file);
+                    self.signal_checks_attached.insert(attached.file);
                     pids = self
                         .signal_checks_waiting
                         .remove(&attached.file)
@@ -269,7 +269,7 @@ impl Probes {
         if let (false, Some(attacher)) = (new.is_empty(), &self.signal_check_attacher) {
             attacher.request(path, file, &new);
         }
-        if new.is_empty() && self.signal_checks_live.contains(&file) {
+        if new.is_empty() && self.signal_checks_attached.contains(&file) {
             return Ok(true);
         }
         self.signal_checks_waiting
