@@ -53,7 +53,8 @@ def grow_thread(mib):
 
 def huge_blocks(mappings):
     """The 2 MiB blocks of `mappings` (smaps rows) a huge page maps: their
-    first page's frame is flagged THP (/proc/kpageflags; root only)."""
+    first page's frame is flagged THP (/proc/kpageflags; root only), and
+    why they could not all be read (None when they could)."""
     blocks, huge = [], 2 * MIB
     try:
         with open("/proc/self/pagemap", "rb") as pagemap, open("/proc/kpageflags", "rb") as flags:
@@ -69,8 +70,8 @@ def huge_blocks(mappings):
                             blocks.append("%x" % block)
                     block += huge
     except OSError as e:
-        blocks.append(str(e))
-    return blocks
+        return blocks, str(e)
+    return blocks, None
 
 
 def huge_pages():
@@ -94,8 +95,9 @@ def huge_pages():
         mode = f.read().split("[")[1].split("]")[0]
     with open("/proc/self/status") as f:
         rss = [row.split(":")[0] + row.split(":")[1].strip() for row in f if row.startswith("Rss")]
+    blocks, blocks_error = huge_blocks(mappings)
     return {"mode": mode, "counters": counters, "mappings": mappings,
-            "blocks": huge_blocks(mappings), "rss": rss}
+            "blocks": blocks, "blocks_error": blocks_error, "rss": rss}
 
 
 def huge_beside(blocks, before, arrays):
