@@ -352,6 +352,7 @@ pub fn findings(report: &Report) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixtures::frame;
 
     fn action(sig: i32, handler: u64, stack: &[&str]) -> (ActionEvent, Vec<Frame>) {
         (
@@ -364,10 +365,7 @@ mod tests {
                 flags: 0,
                 py_frames: Vec::new(),
             },
-            stack
-                .iter()
-                .map(|&f| crate::report::fixtures::frame(f))
-                .collect(),
+            stack.iter().map(|&f| frame(f)).collect(),
         )
     }
 
@@ -430,7 +428,7 @@ mod tests {
         // A line blocks SIGINT; SIGALRM (14) was sent to the process.
         changes.on_mask(
             mask(0, bit(SIGINT) | bit(14)),
-            vec![crate::report::fixtures::frame("critical (/app/main.py:40)")],
+            vec![frame("critical (/app/main.py:40)")],
         );
         changes.on_sent(7, 14, 1_000_000_000);
         // A SIGINT comes while the line's block holds.

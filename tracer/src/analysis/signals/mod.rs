@@ -734,6 +734,7 @@ pub fn sender(g: &SignalGenerated) -> SignalPeer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixtures::frame;
 
     #[test]
     fn names() {
@@ -891,7 +892,7 @@ mod tests {
     #[test]
     fn python_handler_runs_at_the_next_check() {
         let mut t = SignalTable::default();
-        let handler = Some(crate::report::fixtures::frame("on_usr1 (/app/main.py:12)"));
+        let handler = Some(frame("on_usr1 (/app/main.py:12)"));
         // The uprobe sees process 10's checks from before both deliveries.
         t.on_signal_checks_seen(10, 500);
         t.on_generate(&generated(100, 10, 10, 10, RESULT_DELIVERED), 0);
@@ -909,13 +910,13 @@ mod tests {
         // Where the main thread was while the handler waited: its last
         // sample after the delivery.
         assert!(t.handler_waits(10) && !t.handler_waits(99));
-        let in_c = vec![crate::report::fixtures::frame("in_c (/app/main.py:40)")];
+        let in_c = vec![frame("in_c (/app/main.py:40)")];
         t.on_main_thread(10, 500_000_000, SEEN_SAMPLED, in_c.clone());
         t.on_main_thread(
             10,
             400_000_000,
             SEEN_SAMPLED,
-            vec![crate::report::fixtures::frame("older (/app/main.py:1)")],
+            vec![frame("older (/app/main.py:1)")],
         );
         let (rows, _, _) = t.finish(0);
         let usr1 = rows.iter().find(|r| r.signo == 10).unwrap();
@@ -944,7 +945,7 @@ mod tests {
     #[test]
     fn a_handler_pending_from_before_the_probe_is_unseen_not_never_run() {
         let mut t = SignalTable::default();
-        let handler = Some(crate::report::fixtures::frame("on_usr1 (/app/main.py:12)"));
+        let handler = Some(frame("on_usr1 (/app/main.py:12)"));
         t.on_generate(&generated(100, 10, 10, 10, RESULT_DELIVERED), 0);
         t.on_deliver(
             &delivered(1_000, 10, 10, 10, 0x4000),
