@@ -47,6 +47,8 @@ SKIPPED_SAID = "tracer::kernel::probes::maps=debug"
 RING_SAID = "tracer::session::drain=info"
 # What the tracer found of each Python process (printed if a check fails).
 PYTHON_SAID = "tracer::python=info"
+# How many threads' rows came as the threads ended (`analysis/sched.rs`).
+ROWS_SAID = "tracer::thread_rows=debug"
 # How each huge page collapse's pages were kept from the lines (`growth`).
 GROWTH_SAID = "tracer::analysis::memory_growth=trace"
 # Each Python sample as the kernel sent it (code objects' addresses) and as
@@ -329,6 +331,34 @@ def contended():
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+def threads():
+    """matrix_threads.py: 300 threads, each ended while traced: a scheduling
+    row for every one under its process, and for nothing else, each having
+    left a CPU asleep at least once (its exit). These are the rows the
+    kernel sends as a thread ends (a one-off trace's `thread_rows`, which
+    follow the mode alone: on 5.10, which counts reads per file, as on 7.x)."""
+    out = os.path.join(scratch("threads"), "facts.json")
+    report = trace("threads", [PYTHON, workload("matrix_threads.py"), out], log=ROWS_SAID)
+    facts = load(out)
+    pid = facts["pid"]
+    tids = set(facts["threads"])
+    check(len(tids) == 300, "the workload's threads: %d" % len(tids))
+    # Every row of the report was sent as its thread ended: none was left
+    # for the table read at the end (which alone would give the same rows).
+    said = [line for line in LAST_LOG if "rows came as the threads ended" in line]
+    ended = "%d threads' rows came" % len(report["sched"]["threads"])
+    check(len(said) == 1 and ended in said[0] and "the table held 0 at the end" in said[0],
+          "\n".join(said) or "\n".join(LAST_LOG[-20:]))
+    rows = {t["tid"]: t for t in report["sched"]["threads"] if t["pid"] == pid}
+    missing = sorted(tids - set(rows))
+    check(not missing, "no row for %d thread(s), e.g. %s" % (len(missing), missing[:10]))
+    check(set(rows) == tids | {pid}, "rows of other threads: %s" % sorted(set(rows) - tids - {pid}))
+    for tid in tids:
+        row = rows[tid]
+        check(row["voluntary"] >= 1 and row["asleep_at_end_ns"] == 0, dump(row))
+    print("ok %d threads' rows, each sent as its thread ended" % len(tids))
 
 
 def writes():
@@ -980,6 +1010,7 @@ def features():
 CHECKS = {
     "reads": reads,
     "contended": contended,
+    "threads": threads,
     "writes": writes,
     "zombies": zombies,
     "signals": signals,

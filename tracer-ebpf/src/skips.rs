@@ -1,15 +1,11 @@
-//! Runs the kernel skips, taken by second copies. Where syscall
-//! tracepoints may fault and the kernel preempts kernel code (7.x's lazy
-//! preemption), a raw tracepoint's program runs with only migration
-//! disabled: a run that is preempted keeps the program marked running on
-//! its CPU, and every other task's event there skips it until that run
-//! resumes (for the rest of a time slice). There the same programs are
-//! attached a second time, as perf-event tracepoints, whose path keeps
-//! preemption off around a run (so none is left marked running): the raw
-//! tracepoint's copy, the first, marks each event it runs for (of the
-//! threads whose events matter), the second takes the mark away, and does
-//! the work itself where there was none. A mark is a thread's, so it says
-//! exactly whether the first ran for that event, wherever either ran.
+//! Runs the kernel skips, taken by second copies. Why a kernel skips
+//! runs, and where the second copies are attached, is said once, in
+//! `tracer/src/kernel/probes/syscall_hooks.rs`. Here is how the two copies
+//! share the work: the raw tracepoint's copy, the first, marks each event
+//! it runs for (of the threads whose events matter), the second takes the
+//! mark away, and does the work itself where there was none. A mark is a
+//! thread's, so it says exactly whether the first ran for that event,
+//! wherever either ran.
 //!
 //! An event is lost when the kernel skips both copies (the second is
 //! skipped while another BPF program, or a map operation of a process,

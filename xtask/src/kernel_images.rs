@@ -20,6 +20,8 @@ use crate::{arch::Arch, chroots, util::run};
 pub struct Kernel {
     /// What `--kernel` takes, and the cache directory's name.
     pub name: &'static str,
+    /// The Debian release whose kernel it is, as the docs name it.
+    pub debian: &'static str,
     /// The Debian root whose apt fetches the package (the `CHROOTS`
     /// variable naming it), or `None` for the host's apt.
     pub apt_root: Option<&'static str>,
@@ -41,13 +43,21 @@ pub struct Kernel {
 /// its absence before 5.17, the features probed): each arm64 VM is
 /// emulated instruction by instruction, and every scenario on each would
 /// not fit `cargo xtask test` in 45 minutes on a fresh machine.
-const ARM64_PORTABILITY: &[&str] = &["reads", "signals", "hotspots-3.11", "native", "features"];
+const ARM64_PORTABILITY: &[&str] = &[
+    "reads",
+    "threads",
+    "signals",
+    "hotspots-3.11",
+    "native",
+    "features",
+];
 
 /// On 5.10, the memory scenarios too: its fault samples are walked in
 /// tail-called pieces there, which arm64's JIT of that time let call no
 /// function.
 const ARM64_5_10: &[&str] = &[
     "reads",
+    "threads",
     "signals",
     "hotspots-3.11",
     "native",
@@ -61,6 +71,7 @@ pub const KERNELS: &[Kernel] = &[
     // 5.10: no `prev_state` in sched_switch (5.18), no bpf_loop (5.17).
     Kernel {
         name: "bullseye",
+        debian: "11",
         apt_root: Some("TRACER_PY39_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
@@ -70,6 +81,7 @@ pub const KERNELS: &[Kernel] = &[
     // 6.1: the host's own suite.
     Kernel {
         name: "bookworm",
+        debian: "12",
         apt_root: None,
         pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
@@ -78,6 +90,7 @@ pub const KERNELS: &[Kernel] = &[
     },
     Kernel {
         name: "trixie",
+        debian: "13",
         apt_root: Some("TRACER_PY313_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-amd64-unsigned$",
         arch: Arch::X86_64,
@@ -88,6 +101,7 @@ pub const KERNELS: &[Kernel] = &[
     // package there) into linux-binary-*.
     Kernel {
         name: "sid",
+        debian: "sid",
         apt_root: Some("TRACER_PY314_ROOT"),
         pattern: "^linux-binary-[0-9].*-cloud-amd64$",
         arch: Arch::X86_64,
@@ -99,6 +113,7 @@ pub const KERNELS: &[Kernel] = &[
     // `virt` machine.
     Kernel {
         name: "arm64",
+        debian: "12",
         apt_root: Some("TRACER_ARM64_ROOT"),
         pattern: "^linux-image-6\\.1\\.0-[0-9]+-cloud-arm64-unsigned$",
         arch: Arch::Aarch64,
@@ -110,6 +125,7 @@ pub const KERNELS: &[Kernel] = &[
     // root as Debian 12's.
     Kernel {
         name: "bullseye-arm64",
+        debian: "11",
         apt_root: Some("TRACER_PY39_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-arm64-unsigned$",
         arch: Arch::Aarch64,
@@ -118,6 +134,7 @@ pub const KERNELS: &[Kernel] = &[
     },
     Kernel {
         name: "trixie-arm64",
+        debian: "13",
         apt_root: Some("TRACER_PY313_ROOT"),
         pattern: "^linux-image-[0-9].*-cloud-arm64-unsigned$",
         arch: Arch::Aarch64,

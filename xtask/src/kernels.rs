@@ -100,6 +100,7 @@ const TRIXIE_IN_VM: &str = "roots/trixie";
 const SCENARIOS: &[&str] = &[
     "reads",
     "contended",
+    "threads",
     "writes",
     "zombies",
     "signals",
@@ -121,6 +122,7 @@ const SCENARIOS: &[&str] = &[
 const ARM64_SCENARIOS: &[&str] = &[
     "reads",
     "contended",
+    "threads",
     "writes",
     "zombies",
     "signals",
@@ -535,8 +537,9 @@ fn boot(
         .stdout(console.try_clone()?)
         .stderr(console);
     eprintln!(
-        "booting {} ({}; console in {})",
+        "booting {} (Debian {}'s {}; console in {})",
         kernel.name,
+        kernel.debian,
         image.package,
         log.display()
     );

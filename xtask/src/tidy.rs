@@ -926,6 +926,80 @@ mod tests {
         );
     }
 
+    /// The platforms the README promises are the ones docs/limitations.md
+    /// states and `cargo xtask kernels` checks: the same architectures in
+    /// the requirements and in both lists of limitations, and the Debian
+    /// kernels arm64 is checked on (every scenario on which of them).
+    #[test]
+    fn the_readme_and_the_limitations_name_the_same_platforms() {
+        use crate::{arch::Arch, kernel_images::KERNELS};
+        let flat = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let readme = flat(read(&repo().join("README.md")));
+        let limitations = flat(read(&repo().join("docs/limitations.md")));
+        let mut arches: Vec<&str> = KERNELS
+            .iter()
+            .map(|k| match k.arch {
+                Arch::X86_64 => "x86_64",
+                Arch::Aarch64 => "arm64",
+            })
+            .collect();
+        arches.dedup();
+        assert_eq!(arches, ["x86_64", "arm64"], "the kernels' architectures");
+        for (doc, text, sentence) in [
+            (
+                "README.md",
+                &readme,
+                "**Linux on x86_64 or arm64, 5.10 or newer**",
+            ),
+            ("README.md", &readme, "- x86_64 and arm64 only."),
+            ("docs/limitations.md", &limitations, "x86-64 and arm64 only"),
+        ] {
+            assert!(text.contains(sentence), "{doc} no longer says {sentence:?}");
+        }
+        let arm64: Vec<&crate::kernel_images::Kernel> =
+            KERNELS.iter().filter(|k| k.arch == Arch::Aarch64).collect();
+        let every: Vec<&str> = arm64
+            .iter()
+            .filter(|k| k.scenarios.is_none())
+            .map(|k| k.debian)
+            .collect();
+        let mut releases: Vec<&str> = arm64.iter().map(|k| k.debian).collect();
+        releases.sort();
+        let [every] = every[..] else {
+            panic!("arm64 kernels with every scenario: {every:?}")
+        };
+        let said = match &releases[..] {
+            [first @ .., last] => format!(
+                "arm64 is checked on Debian {}'s and {last}'s kernels, with every scenario on \
+                 {every}'s only",
+                first.join("'s, ")
+            ),
+            [] => unreachable!(),
+        };
+        assert!(readme.contains(&said), "README.md does not say {said:?}");
+        let bullet = limitations
+            .split(" - ")
+            .find(|item| item.starts_with("arm64 ("))
+            .expect("docs/limitations.md's arm64 item");
+        // Each release once: "Debian 12's 3.11" names the CPython's too.
+        let named: Vec<&str> = bullet
+            .split(' ')
+            .filter_map(|word| word.strip_suffix("'s"))
+            .filter(|word| word.bytes().all(|b| b.is_ascii_digit()))
+            .collect();
+        let mut named = named;
+        named.sort();
+        named.dedup();
+        assert_eq!(
+            named, releases,
+            "docs/limitations.md's arm64 kernels: {bullet}"
+        );
+        assert!(
+            bullet.contains(&format!("every scenario on Debian {every}'s arm64")),
+            "docs/limitations.md's arm64 item: {bullet}"
+        );
+    }
+
     #[test]
     fn every_relative_link_of_the_docs_resolves() {
         let repo = repo();

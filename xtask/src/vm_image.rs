@@ -35,6 +35,7 @@ pub(crate) const BUSYBOX_IN_VM: &str = "/usr/local/bin/busybox";
 /// /checks/workloads and in the trixie root's.
 pub(crate) const WORKLOADS: &[&str] = &[
     "matrix_proc.py",
+    "matrix_threads.py",
     "writes.py",
     "matrix_zombies.py",
     "signals_self.py",

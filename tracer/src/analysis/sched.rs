@@ -11,6 +11,10 @@ use crate::{
     report::{Sched, ThreadSched},
 };
 
+/// Where the count of rows sent as threads ended is said, at debug level:
+/// for a check that those rows come that way on every kernel.
+pub const ROWS_SAID: &str = "tracer::thread_rows";
+
 /// One-off traces: the rows of the threads that ended, each sent by the
 /// kernel at the thread's last switch-out (and removed from its table).
 #[derive(Default)]
@@ -36,6 +40,12 @@ impl EndedThreads {
     /// whole (the same process, no figure smaller: the row it grew into,
     /// not a new thread that reused the number).
     pub fn merge_into(self, maps: &mut MapSnapshot) -> Vec<(u32, ThreadStats)> {
+        log::debug!(
+            target: ROWS_SAID,
+            "{} threads' rows came as the threads ended; the table held {} at the end",
+            self.rows.len(),
+            maps.threads.len()
+        );
         let late = &self.rows[self.late_from.unwrap_or(self.rows.len())..];
         maps.threads.retain(|(tid, live)| {
             !late.iter().any(|(ended, t)| {

@@ -353,7 +353,7 @@ pub fn start_target(
 /// `--no-python`, nor on a kernel without `bpf_loop` (its unwinder's
 /// searches are `bpf_loop`s; a warning says so, [`NATIVE_NEEDS_BPF_LOOP`]).
 pub fn native_mode(args: &Args) -> NativeMode {
-    if args.no_python || !crate::kernel::probes::features::bpf_loop() {
+    if args.no_python || !crate::kernel::probes::Features::of_this_kernel().bpf_loop {
         NativeMode::Off
     } else {
         args.native

@@ -1,9 +1,54 @@
-//! What this kernel's BPF can do beyond the 5.10 floor, probed once at
-//! start by loading a tiny program (the way libbpf and aya probe helpers),
-//! never guessed from the version number: a backported feature counts, a
-//! feature configured out does not.
+//! What this kernel can do beyond the 5.10 floor, probed once at start by
+//! loading a tiny program (the way libbpf and aya probe helpers) or looking
+//! for a file, never guessed from the version number: a backported feature
+//! counts, a feature configured out does not. What the tracer does with
+//! each is decided in `profile.rs`, and nowhere else.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+
+/// This kernel's features, each a few microseconds to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `bpf_loop` (Linux 5.17): the Python and native walks are its
+    /// callbacks, which the verifier checks once. Without it the other
+    /// object is loaded: the Python walk in pieces chained by tail calls
+    /// (`python_walk`), no native unwind.
+    pub bpf_loop: bool,
+    /// The fetching atomics (`atomic_fetch_add`, `xchg`, `cmpxchg`: Linux
+    /// 5.12), which claim the per-descriptor read rows a process's threads
+    /// share.
+    pub fetching_atomics: bool,
+    /// `bpf_task_pt_regs` (Linux 5.15, with `bpf_get_current_task_btf` of
+    /// 5.11): where a task's saved user registers are. Without it the
+    /// programs find them at the top of the task's kernel stack.
+    pub task_pt_regs: bool,
+    /// Hash maps whose entries are allocated on insert, read from tracing
+    /// programs (Linux 6.1, with the BPF memory allocator). Before, a
+    /// perf_event program may not use one and the other tracing programs
+    /// print a kernel warning for each: the maps are made preallocated.
+    pub allocate_on_insert: bool,
+    /// The kprobe PMU: OOM kills are seen at `oom_kill_process`, else at
+    /// the `mark_victim` tracepoint (kernels built without kprobes).
+    pub kprobes: bool,
+    /// Transparent huge pages, and so khugepaged's collapses.
+    pub huge_pages: bool,
+}
+
+impl Features {
+    /// Probed at the first call (start-up asks in more than one place).
+    pub fn of_this_kernel() -> Self {
+        static PROBED: std::sync::OnceLock<Features> = std::sync::OnceLock::new();
+        *PROBED.get_or_init(|| Self {
+            bpf_loop: bpf_loop(),
+            fetching_atomics: atomic_fetch(),
+            task_pt_regs: task_pt_regs(),
+            allocate_on_insert: allocate_on_insert(),
+            kprobes: std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists(),
+            huge_pages: std::path::Path::new("/sys/kernel/mm/transparent_hugepage/khugepaged")
+                .exists(),
+        })
+    }
+}
 
 /// `struct bpf_insn`.
 #[repr(C)]
@@ -81,10 +126,8 @@ fn loads_as(prog_type: u32, program: &[Insn]) -> bool {
     true
 }
 
-/// The fetching atomics (`atomic_fetch_add`, `xchg`, `cmpxchg`: Linux
-/// 5.12): the one-off traces' per-descriptor read rows are shared by a
-/// process's threads and claimed with them.
-pub fn atomic_fetch() -> bool {
+/// The fetching atomics ([`Features::fetching_atomics`]).
+fn atomic_fetch() -> bool {
     const BPF_ATOMIC_DW_STX: u8 = 0xdb;
     const BPF_ADD_FETCH: i32 = 0x01;
     loads(&[
@@ -100,26 +143,17 @@ pub fn atomic_fetch() -> bool {
     ])
 }
 
-/// `bpf_loop` (Linux 5.17): the Python and native walks are its
-/// callbacks, which the verifier checks once. Without it the other object
-/// is loaded: the sampler's Python walk in pieces chained by tail calls
-/// (`python_walk`), no native unwind. (Probed once: start-up asks in
-/// several places.)
-pub fn bpf_loop() -> bool {
+/// `bpf_loop` ([`Features::bpf_loop`]).
+fn bpf_loop() -> bool {
     use aya::{
         programs::ProgramType,
         sys::{BpfHelper, is_helper_supported},
     };
-    static PROBED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PROBED.get_or_init(|| {
-        is_helper_supported(ProgramType::RawTracePoint, BpfHelper::BPF_FUNC_loop).unwrap_or(false)
-    })
+    is_helper_supported(ProgramType::RawTracePoint, BpfHelper::BPF_FUNC_loop).unwrap_or(false)
 }
 
-/// `bpf_task_pt_regs` (Linux 5.15, with `bpf_get_current_task_btf` of
-/// 5.11): where a task's saved user registers are. Without it the programs
-/// find them at the top of the task's kernel stack.
-pub fn task_pt_regs() -> bool {
+/// `bpf_task_pt_regs` ([`Features::task_pt_regs`]).
+fn task_pt_regs() -> bool {
     use aya::{
         programs::ProgramType,
         sys::{BpfHelper, is_helper_supported},
@@ -132,7 +166,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
 /// `BPF_F_NO_PREALLOC`.
-pub const NO_PREALLOC: u32 = 1;
+const NO_PREALLOC: u32 = 1;
 
 /// The head of `union bpf_attr` for `BPF_MAP_CREATE`, the rest zero.
 #[repr(C)]
@@ -145,12 +179,9 @@ struct MapCreate {
     rest: [u8; 108],
 }
 
-/// Hash maps whose entries are allocated on insert, read from tracing
-/// programs (Linux 6.1, with the BPF memory allocator). Before, a
-/// perf_event program may not use one and the other tracing programs
-/// print a kernel warning for each: their maps are made preallocated.
-/// Probed with a perf_event program, which the kernel refuses quietly.
-pub fn allocate_on_insert() -> bool {
+/// Hash maps allocated on insert ([`Features::allocate_on_insert`]),
+/// probed with a perf_event program, which the kernel refuses quietly.
+fn allocate_on_insert() -> bool {
     let attr = MapCreate {
         map_type: BPF_MAP_TYPE_HASH,
         key_size: 4,
@@ -242,6 +273,8 @@ mod tests {
         ]));
         assert!(allocate_on_insert());
         assert!(bpf_loop());
+        let features = Features::of_this_kernel();
+        assert!(features.bpf_loop && features.fetching_atomics && features.allocate_on_insert);
     }
 
     #[test]

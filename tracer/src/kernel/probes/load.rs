@@ -315,15 +315,6 @@ impl OomHook {
     }
 }
 
-/// A kprobe where the kernel has the kprobe PMU, else `mark_victim`.
-pub fn oom_hook() -> OomHook {
-    if std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
-        OomHook::KProbe
-    } else {
-        OomHook::MarkVictim
-    }
-}
-
 fn attach_oom(
     hook: OomHook,
     program: &mut aya::programs::Program,
@@ -363,11 +354,6 @@ pub(super) const FAULT_PROGRAM: &str = "memory_fault";
 /// page-fault sampler: a collapse's isolation of its range, then its end.
 pub(super) const COLLAPSE_PROGRAMS: [&str; 2] = ["huge_page_isolated", "huge_page_collapse"];
 const COLLAPSE_TRACEPOINTS: [&str; 2] = ["mm_collapse_huge_page_isolate", "mm_collapse_huge_page"];
-
-/// Whether the kernel has transparent huge pages (and so khugepaged).
-pub(super) fn huge_pages_collapse() -> bool {
-    std::path::Path::new("/sys/kernel/mm/transparent_hugepage/khugepaged").exists()
-}
 
 /// The signal-check uprobe, loaded beside the sampler (a Python program's
 /// handlers are timed where its stacks are sampled) and attached per

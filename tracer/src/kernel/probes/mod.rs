@@ -1,11 +1,13 @@
 //! Loads the embedded BPF object, writes the configuration into it and
 //! attaches every program: the raw tracepoints here, the Python sampler
-//! and uprobes in `python`. `maps` gives typed access to the maps' rows:
-//! written, read and forgotten.
+//! and uprobes in `python`. What differs by kernel is decided in
+//! `profile` ([`Variant`]); this module does what it says. `maps` gives
+//! typed access to the maps' rows: written, read and forgotten.
 
-pub(crate) mod features;
+mod features;
 mod load;
 mod maps;
+mod profile;
 mod python;
 mod skipped;
 #[cfg(test)]
@@ -22,83 +24,12 @@ use aya::{
         perf_event::PerfEventLinkId, raw_trace_point::RawTracePointLinkId, uprobe::UProbeLinkId,
     },
 };
-use tracer_common::{Config, PyConfig, ScopeConfig};
+use tracer_common::{PyConfig, ScopeConfig};
 
-use crate::kernel::btf::{BtfError, KernelOffsets};
+use crate::kernel::btf::BtfError;
+pub use features::Features;
 use load::{Attached, SIGNAL_CHECK_PROGRAM, load_and_attach};
-
-/// The programs' configuration for this kernel: this architecture's syscall
-/// numbers, struct offsets and saved registers from BTF; and the program
-/// chosen for each raw tracepoint ([`choose_programs`]). A missing optional
-/// offset costs some detail, said in `warnings`.
-fn kernel_config(
-    follow_children: bool,
-    timeline: bool,
-    one_off: bool,
-    fd_rows: bool,
-    scope: ScopeConfig,
-    loop_stall_ns: u64,
-    warnings: &mut Vec<String>,
-) -> Result<(Config, Vec<Chosen>), BtfError> {
-    let tracepoints: Vec<&'static str> = ATTACHMENTS.iter().map(|a| a.tracepoint).collect();
-    let kernel = KernelOffsets::read(&tracepoints, warnings)?;
-    let mut chosen = choose_programs(&kernel.tracepoint_args, fd_rows, warnings)?;
-    let hooks = syscall_hooks::choose(
-        kernel.syscall_tracepoints_fault,
-        features::atomic_fetch,
-        warnings,
-    );
-    for chosen in &mut chosen {
-        if let Some((id, program)) = hooks.perf(chosen.tracepoint) {
-            chosen.perf_event = Some(id);
-            chosen.program = program;
-        }
-    }
-    // Each second copy attached right after its first.
-    let chosen = chosen
-        .into_iter()
-        .flat_map(|first| {
-            let second = hooks
-                .second_copy(first.tracepoint)
-                .map(|(id, program)| Chosen {
-                    program,
-                    perf_event: Some(id),
-                    ..first
-                });
-            std::iter::once(first).chain(second)
-        })
-        .collect();
-    let mut regs = kernel.regs;
-    if features::task_pt_regs() {
-        // The kernel's own helper rather than the stack arithmetic.
-        regs.stack_to_regs = 0;
-    }
-    let config = Config {
-        syscalls: syscall_numbers::syscall_numbers(),
-        structs: kernel.structs,
-        regs,
-        follow_children: u32::from(follow_children),
-        timeline: u32::from(timeline),
-        pid_ns: kernel.pid_ns,
-        file: kernel.file,
-        scope,
-        loop_stall_ns,
-        fd_rows: u32::from(fd_rows),
-        // The mode alone, whatever the kernel: a one-off trace's thread
-        // rows leave at their thread's end, its stacks past the table's
-        // room come as records.
-        thread_rows: u32::from(one_off),
-        stack_records: u32::from(one_off),
-        fork_child_pid_at: hooks.fork_child_pid_at(),
-        second_copies: u32::from(matches!(
-            hooks,
-            syscall_hooks::Hooks::RawWithSecondCopies(_)
-        )),
-        memory: kernel.memory,
-        io_syscalls: syscall_numbers::io_syscalls(),
-    };
-    Ok((config, chosen))
-}
+use profile::{Chosen, KernelProfile, Variant};
 
 /// Where second copies are attached (`chosen` has a perf-event program
 /// beside a raw tracepoint's), checks they run after the first ones; they
@@ -152,65 +83,6 @@ fn second_copies(
          take those, cannot follow them ({out_of_order}): the skipped runs are counted"
     ));
     Ok(Vec::new())
-}
-
-/// The program attached to one raw tracepoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Chosen {
-    tracepoint: &'static str,
-    program: &'static str,
-    optional: bool,
-    /// Hooked as this perf-event tracepoint instead (`syscall_hooks`).
-    perf_event: Option<u64>,
-}
-
-/// For each raw tracepoint, the first of its programs that reads no more
-/// arguments than this kernel passes (`args`: the count each passes, from
-/// BTF; unknown: the first program). A required tracepoint none of whose
-/// programs fits refuses the trace; an optional one is left out (and said
-/// when the report lists what is not counted).
-fn choose_programs(
-    args: &[(&'static str, Option<u32>)],
-    fd_rows: bool,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Chosen>, BtfError> {
-    let rows = if fd_rows {
-        FdRows::With
-    } else {
-        FdRows::Without
-    };
-    let mut chosen = Vec::new();
-    for attachment in ATTACHMENTS {
-        let passed = args
-            .iter()
-            .find(|(name, _)| *name == attachment.tracepoint)
-            .and_then(|(_, n)| *n);
-        let fits = attachment.programs.iter().find(|(_, reads, holds)| {
-            passed.is_none_or(|passed| *reads <= passed) && [rows, FdRows::Either].contains(holds)
-        });
-        match (fits, passed) {
-            (Some(&(program, ..)), _) => chosen.push(Chosen {
-                tracepoint: attachment.tracepoint,
-                program,
-                optional: attachment.optional,
-                perf_event: None,
-            }),
-            (None, Some(found)) if !attachment.optional => {
-                return Err(BtfError::TracepointArgs {
-                    tracepoint: attachment.tracepoint.into(),
-                    found,
-                    wanted: attachment.programs.iter().map(|p| p.1).min().unwrap_or(0),
-                });
-            }
-            (None, found) => warnings.push(format!(
-                "not counted: this kernel's tracepoint `{}` passes {} argument(s), fewer than \
-                 any of the tracer's programs for it reads",
-                attachment.tracepoint,
-                found.unwrap_or(0)
-            )),
-        }
-    }
-    Ok(chosen)
 }
 
 /// One attachment made by [`Probes`], kept so [`Probes::detach`] can take
@@ -293,118 +165,7 @@ pub enum ProbeError {
     },
 }
 
-/// The programs of one raw tracepoint (their arguments are the kernel's
-/// `TP_PROTO`, which grew over the versions): one of them is loaded.
-/// Optional ones may be missing on some kernels; the report then says
-/// what is not counted.
-struct Attachment {
-    tracepoint: &'static str,
-    /// (program, how many of the tracepoint's arguments it reads, whether
-    /// it holds the per-descriptor read rows), the newest kernels' first:
-    /// [`choose_programs`] takes the first this kernel passes enough
-    /// arguments for, with the rows if the trace counts reads by them.
-    programs: &'static [(&'static str, u32, FdRows)],
-    optional: bool,
-}
-
-/// Whether a program holds the one-off traces' per-descriptor read rows
-/// (`tracer-ebpf/src/fd_rows.rs`), whose fetching atomics a kernel before
-/// 5.12 refuses anywhere in a program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FdRows {
-    With,
-    Without,
-    /// Not a syscall program: the rows are not its concern.
-    Either,
-}
-
-const ATTACHMENTS: &[Attachment] = &[
-    // Every syscall, picked by number in the program: reads, opens,
-    // closes, rt_sigaction, rt_sigprocmask, then their returns and the wait
-    // returns (who reaped a zombie).
-    Attachment {
-        tracepoint: "sys_enter",
-        programs: &[
-            ("sys_enter", 2, FdRows::With),
-            ("sys_enter_no_fd_rows", 2, FdRows::Without),
-        ],
-        optional: false,
-    },
-    Attachment {
-        tracepoint: "sys_exit",
-        programs: &[
-            ("sys_exit", 2, FdRows::With),
-            ("sys_exit_no_fd_rows", 2, FdRows::Without),
-        ],
-        optional: false,
-    },
-    // `prev_state` is an argument since 5.18.
-    Attachment {
-        tracepoint: "sched_switch",
-        programs: &[
-            ("sched_switch", 4, FdRows::Either),
-            ("sched_switch_no_prev_state", 3, FdRows::Either),
-        ],
-        optional: false,
-    },
-    Attachment {
-        tracepoint: "sched_process_fork",
-        programs: &[("sched_process_fork", 2, FdRows::Either)],
-        optional: false,
-    },
-    // `group_dead` is an argument since 6.16.
-    Attachment {
-        tracepoint: "sched_process_exit",
-        programs: &[
-            ("sched_process_exit", 2, FdRows::Either),
-            ("sched_process_exit_no_group_dead", 1, FdRows::Either),
-        ],
-        optional: false,
-    },
-    // Process lifecycle and signals: rare events, each optional (the report
-    // then says what is missing).
-    Attachment {
-        tracepoint: "sched_process_exec",
-        programs: &[("sched_process_exec", 3, FdRows::Either)],
-        optional: true,
-    },
-    Attachment {
-        tracepoint: "sched_process_free",
-        programs: &[("sched_process_free", 1, FdRows::Either)],
-        optional: true,
-    },
-    Attachment {
-        tracepoint: "signal_generate",
-        programs: &[("signal_generate", 5, FdRows::Either)],
-        optional: true,
-    },
-    Attachment {
-        tracepoint: "signal_deliver",
-        programs: &[("signal_deliver", 3, FdRows::Either)],
-        optional: true,
-    },
-];
-
 const VERIFIER_LOG_TAIL_LINES: usize = 25;
-
-/// Whether khugepaged's collapses are told: the kernel has them, and the
-/// tracer knows its isolation's arguments (and the memory offsets).
-fn collapses_told(memory: &tracer_common::MemoryOffsets) -> bool {
-    memory.valid != 0 && memory.isolate_args != 0 && load::huge_pages_collapse()
-}
-
-/// What the report says where memory growth is sampled and the kernel
-/// collapses huge pages, but the tracer does not know its scan's arguments.
-fn collapses_not_told(memory: &tracer_common::MemoryOffsets, faults: bool) -> Option<String> {
-    (faults && memory.valid != 0 && memory.isolate_args == 0 && load::huge_pages_collapse()).then(
-        || {
-            "memory growth: the pages of huge pages khugepaged collapses are charged to the line \
-             sampled after them: this kernel's `mm_collapse_huge_page_isolate` passes arguments \
-             the tracer does not know"
-                .to_owned()
-        },
-    )
-}
 
 /// The loaded programs and their maps. Dropping it detaches everything.
 pub struct Probes {
@@ -466,21 +227,6 @@ pub struct Probes {
     _task_events_warm: Option<std::os::fd::OwnedFd>,
 }
 
-/// The per-descriptor rows are claimed with the fetching atomics: without
-/// them, reads are counted per file (said in `warnings`).
-fn fd_rows_supported(warnings: &mut Vec<String>) -> bool {
-    let supported = features::atomic_fetch();
-    if !supported {
-        warnings.push(
-            "this kernel's BPF has no fetching atomics (Linux 5.12): reads are counted per \
-             file in a table of 16,384 rows rather than per descriptor; past that many files \
-             at once, reads are dropped (counted)"
-                .into(),
-        );
-    }
-    supported
-}
-
 /// What a trace asks of the kernel side.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProbeSettings {
@@ -507,103 +253,64 @@ pub struct ProbeSettings {
 }
 
 impl Probes {
-    /// Reads this kernel's layout ([`kernel_config`]) and loads the
-    /// programs `settings` ask for.
+    /// Reads what this kernel has ([`KernelProfile`]) and loads the
+    /// programs of the variant `settings` get on it ([`Variant`]).
     pub fn load(settings: &ProbeSettings, warnings: &mut Vec<String>) -> Result<Self, ProbeError> {
-        let ProbeSettings {
-            follow_children,
-            sample_rate,
-            fault_period,
-            timeline,
-            one_off,
-            scope,
-            loop_stall_ns,
-            native_blocks,
-        } = *settings;
-        // aya's loader is made beside our own reading of the offsets.
+        // aya's loader is made beside our own reading of the kernel.
         let started = std::time::Instant::now();
         let loader = load::loader_without_kernel_btf();
-        let warming = sample_rate.map(|_| std::thread::spawn(python::warm_task_events));
-        // Reads per descriptor: the mode, and a kernel that can claim rows.
-        let fd_rows = one_off && fd_rows_supported(warnings);
-        let config = kernel_config(
-            follow_children,
-            timeline,
-            one_off,
-            fd_rows,
-            scope,
-            loop_stall_ns,
-            warnings,
-        );
+        let warming = settings
+            .sample_rate
+            .map(|_| std::thread::spawn(python::warm_task_events));
+        let profile = KernelProfile::read(warnings);
         let offsets_read = started.elapsed();
         // aya probes the kernel's BPF features once, at the first load:
         // done here while its loader is still parsing BTF, not after.
         let _ = aya::features();
         let mut loader = loader.join().map_err(|_| ProbeError::LoaderPanicked)?;
         let btf_read = started.elapsed();
-        let (config, chosen) = config?;
-        let object: &[u8] = if features::bpf_loop() {
+        let mut variant = Variant::of(&profile?, settings)?;
+        log::debug!("{}", variant.summary());
+        warnings.append(&mut variant.warnings);
+        let object: &[u8] = if variant.bpf_loop {
             aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"))
         } else {
             aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-without-bpf-loop"))
         };
-        // Before 6.1, tracing programs' hash maps must be preallocated.
         let preallocated;
-        let object: &[u8] = if features::allocate_on_insert() {
-            object
-        } else {
+        let object: &[u8] = if variant.preallocated {
             preallocated = features::preallocated(object);
             // SAFETY: the words' bytes, as many as the object's.
             unsafe { std::slice::from_raw_parts(preallocated.as_ptr().cast(), object.len()) }
+        } else {
+            object
         };
+        loader.override_global("CONFIG", &variant.config, true);
+        for &(map, rows) in &variant.map_sizes {
+            loader.map_max_entries(map, rows);
+        }
         let mut ebpf = loader
-            .override_global("CONFIG", &config, true)
-            // `--native`'s unwind tables; one block (unused) otherwise.
-            .map_max_entries("NATIVE_ROWS", native_blocks.max(1))
-            // Reads are counted per descriptor in FD_ROWS or per file
-            // through FD_FILES, never both: the unused table is one row
-            // (its bucket array would be made at every start, ~1-2 ms).
-            .map_max_entries(if fd_rows { "FD_FILES" } else { "FD_ROWS" }, 1)
-            // The second copies' marks, where they run (`syscall_hooks`).
-            .map_max_entries(
-                "FIRST_RAN",
-                if config.second_copies != 0 { 16384 } else { 1 },
-            )
             .load(object)
             .map_err(|err| ProbeError::Load(Box::new(err)))?;
         let maps_made = started.elapsed();
 
-        // Where OOM kills are seen, if the offsets were found: `mark_victim`
-        // only where it passes the task.
-        let oom_hook = (config.memory.valid != 0)
-            .then(load::oom_hook)
-            .filter(|&hook| hook == load::OomHook::KProbe || config.memory.mark_victim_task != 0);
+        let sample_rate = settings.sample_rate;
+        let fault_period = settings.fault_period;
         let Attached {
-            links,
-            warnings,
+            mut links,
+            mut warnings,
             sampler_error,
             fault_error,
             signal_check_error,
         } = load_and_attach(
             &mut ebpf,
-            &chosen,
+            &variant.programs,
             sample_rate.is_some(),
             fault_period.is_some(),
-            collapses_told(&config.memory),
-            oom_hook,
+            variant.collapses,
+            variant.oom_hook,
         )?;
-        let mut links = links;
-        let mut warnings = warnings;
-        warnings.extend(collapses_not_told(&config.memory, fault_period.is_some()));
-        if config.memory.valid != 0 && oom_hook.is_none() {
-            warnings.push(
-                "OOM kills are said as a SIGKILL from the kernel, without the limit and the \
-                 resident memory: this kernel has no kprobes, and its `mark_victim` tracepoint \
-                 passes only the pid"
-                    .to_owned(),
-            );
-        }
-        let covered = second_copies(&ebpf, &chosen, &mut links, &mut warnings)?;
+        let covered = second_copies(&ebpf, &variant.programs, &mut links, &mut warnings)?;
         // Where the start-up goes (`RUST_LOG=debug`), cumulative.
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         log::debug!(
@@ -616,7 +323,7 @@ impl Probes {
         );
         let sampler_error = sampler_error.or_else(|| {
             sample_rate
-                .filter(|_| !features::bpf_loop())
+                .filter(|_| !variant.bpf_loop)
                 .and_then(|_| chain_walk_pieces(&mut ebpf).err())
                 .map(|err| {
                     log::warn!("{err}");
@@ -648,7 +355,7 @@ impl Probes {
             forgetting: Default::default(),
             forgets: 0,
             skipped_before_tracing: None,
-            node_wide: scope != ScopeConfig::default(),
+            node_wide: settings.scope != ScopeConfig::default(),
             unpreempted_maps: !covered.is_empty(),
             covered,
             _task_events_warm: task_events_warm,
@@ -803,109 +510,5 @@ mod tests {
         let tail = log_tail(&log, 3);
         assert_eq!(tail, "line 98\nline 99\nline 100");
         assert_eq!(log_tail("a\n\nb\n", 10), "a\nb");
-    }
-
-    #[test]
-    fn every_tracepoint_and_program_is_listed_once() {
-        let mut tracepoints: Vec<_> = ATTACHMENTS.iter().map(|a| a.tracepoint).collect();
-        tracepoints.sort();
-        tracepoints.dedup();
-        assert_eq!(tracepoints.len(), ATTACHMENTS.len());
-        let mut programs: Vec<_> = ATTACHMENTS
-            .iter()
-            .flat_map(|a| a.programs)
-            .map(|p| p.0)
-            .collect();
-        let count = programs.len();
-        programs.sort();
-        programs.dedup();
-        assert_eq!(programs.len(), count);
-    }
-
-    /// The argument counts of Debian's kernels' `TP_PROTO`s, from their BTF.
-    fn kernel(sched_switch: u32, sched_process_exit: u32) -> Vec<(&'static str, Option<u32>)> {
-        let mut args: Vec<_> = ATTACHMENTS
-            .iter()
-            .map(|a| (a.tracepoint, Some(a.programs[0].1)))
-            .collect();
-        for (name, n) in args.iter_mut() {
-            match *name {
-                "sched_switch" => *n = Some(sched_switch),
-                "sched_process_exit" => *n = Some(sched_process_exit),
-                _ => {}
-            }
-        }
-        args
-    }
-
-    fn program_of(chosen: &[Chosen], tracepoint: &str) -> &'static str {
-        chosen
-            .iter()
-            .find(|c| c.tracepoint == tracepoint)
-            .unwrap()
-            .program
-    }
-
-    #[test]
-    fn each_kernel_gets_the_programs_its_tracepoints_fit() {
-        let mut warnings = Vec::new();
-        // 5.10: no prev_state, no group_dead.
-        let chosen = choose_programs(&kernel(3, 1), true, &mut warnings).unwrap();
-        assert_eq!(
-            program_of(&chosen, "sched_switch"),
-            "sched_switch_no_prev_state"
-        );
-        assert_eq!(
-            program_of(&chosen, "sched_process_exit"),
-            "sched_process_exit_no_group_dead"
-        );
-        // 6.1, 6.12: prev_state, no group_dead.
-        let chosen = choose_programs(&kernel(4, 1), true, &mut warnings).unwrap();
-        assert_eq!(program_of(&chosen, "sched_switch"), "sched_switch");
-        assert_eq!(
-            program_of(&chosen, "sched_process_exit"),
-            "sched_process_exit_no_group_dead"
-        );
-        // 6.16 on: both; a BTF that does not say: the newest.
-        for args in [kernel(4, 2), Vec::new()] {
-            let chosen = choose_programs(&args, true, &mut warnings).unwrap();
-            assert_eq!(
-                program_of(&chosen, "sched_process_exit"),
-                "sched_process_exit"
-            );
-            assert_eq!(chosen.len(), ATTACHMENTS.len());
-            assert_eq!(program_of(&chosen, "sys_exit"), "sys_exit");
-        }
-        // Without the rows (--serve, or a kernel without the fetching
-        // atomics): the syscall programs that do not hold their code.
-        let chosen = choose_programs(&kernel(3, 1), false, &mut warnings).unwrap();
-        assert_eq!(program_of(&chosen, "sys_enter"), "sys_enter_no_fd_rows");
-        assert_eq!(program_of(&chosen, "sys_exit"), "sys_exit_no_fd_rows");
-        assert_eq!(
-            program_of(&chosen, "sched_switch"),
-            "sched_switch_no_prev_state"
-        );
-        assert!(warnings.is_empty(), "{warnings:?}");
-    }
-
-    #[test]
-    fn a_tracepoint_no_program_fits_refuses_only_if_required() {
-        let mut warnings = Vec::new();
-        let err = choose_programs(&kernel(2, 1), true, &mut warnings).unwrap_err();
-        assert!(
-            err.to_string().contains(
-                "`sched_switch` passes 2 argument(s), the tracer's programs read at least 3"
-            ),
-            "{err}"
-        );
-        let mut args = kernel(4, 2);
-        args.iter_mut()
-            .find(|(name, _)| *name == "signal_deliver")
-            .unwrap()
-            .1 = Some(2);
-        let chosen = choose_programs(&args, true, &mut warnings).unwrap();
-        assert!(chosen.iter().all(|c| c.tracepoint != "signal_deliver"));
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("signal_deliver"));
     }
 }

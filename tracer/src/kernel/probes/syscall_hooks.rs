@@ -63,6 +63,18 @@ pub struct PerfEvents {
 }
 
 impl PerfEvents {
+    /// Events with these ids, in `PERF_PROGRAMS`' order (tests).
+    #[cfg(test)]
+    pub fn numbered(first_id: u64, fork_child_pid_at: u32) -> Self {
+        Self {
+            ids: (first_id..)
+                .zip(PERF_PROGRAMS)
+                .map(|(id, (tracepoint, ..))| (tracepoint, id))
+                .collect(),
+            fork_child_pid_at,
+        }
+    }
+
     /// The perf event id for the raw tracepoint `tracepoint`, and the
     /// program for it.
     fn of(&self, tracepoint: &str) -> Option<(u64, &'static str)> {
@@ -209,11 +221,7 @@ fn this_kernel_preemption() -> Option<Preemption> {
 /// lands inside one of them is lost; measured, about half of them in a
 /// Python loop that makes a syscall per iteration). A perf path that
 /// cannot be set up falls back, said.
-pub fn choose(
-    faultable: bool,
-    fetching_atomics: impl FnOnce() -> bool,
-    warnings: &mut Vec<String>,
-) -> Hooks {
+pub fn choose(faultable: bool, fetching_atomics: bool, warnings: &mut Vec<String>) -> Hooks {
     let mut forced = std::env::var(OVERRIDE).ok();
     if let Some(other) = forced
         .as_deref()
@@ -266,7 +274,7 @@ pub fn choose(
         };
     }
     // The perf programs are the ones with the per-descriptor rows.
-    if !fetching_atomics() {
+    if !fetching_atomics {
         warnings.push(format!(
             "{OVERRIDE}=perf: this kernel's BPF has no fetching atomics (Linux 5.12), which the \
              perf-event programs use: raw tracepoints are used"
