@@ -17,7 +17,7 @@ use tracer_common::drops;
 
 use crate::{
     analysis::live::LiveFigures,
-    analysis::{Collector, Ending, Settings, modes::ModeFigures},
+    analysis::{Collector, Ending, Settings, World, modes::ModeFigures},
     cli::Args,
     events,
     host::scope::Scope,
@@ -71,10 +71,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         native: start::native_mode(args),
         fault_period: args.fault_period(),
     };
-    let mut collector = Collector::new(
-        settings,
+    let mut world = World::new(
+        &settings,
         Box::new(crate::session::host_system::HostSystem::default()),
     );
+    let mut collector = Collector::new(settings);
     let mut probes = start::load_probes(args, scope.as_ref(), &mut collector)?;
     log::info!("programs attached after {:?}", started.elapsed());
     // Before the command starts (a terminal's Ctrl-C reaches it and the
@@ -84,12 +85,13 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     let stop_signals = StopSignals::install()?;
     let (mut target, threads, in_scope) = match (&scope, adopted) {
         (Some(scope), init) => {
-            let pids = start::adopt_scope(scope, &mut probes, &mut collector)?;
+            let pids = start::adopt_scope(scope, &mut probes, (&mut collector, &mut world))?;
             // `--container`: its init's exit ends the trace.
             (init.unwrap_or_else(Target::none), 0, Some(pids))
         }
         (None, Some(target)) => {
-            let (target, threads) = start::adopt(args, &mut probes, &mut collector, target)?;
+            let (target, threads) =
+                start::adopt(args, &mut probes, (&mut collector, &mut world), target)?;
             (target, threads, None)
         }
         (None, None) => (start::launch(args, &mut probes)?, 0, None),
@@ -99,18 +101,19 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         &target,
         in_scope.as_deref(),
         &mut probes,
-        &mut collector,
+        (&mut collector, &mut world),
     );
-    let looked_at =
-        looked_at.and_then(|()| start::hold_until_loaded(&mut target, &mut probes, &mut collector));
+    let looked_at = looked_at.and_then(|()| {
+        start::hold_until_loaded(&mut target, &mut probes, (&mut collector, &mut world))
+    });
     // Its interpreter published, the command runs.
     target.let_go();
     looked_at?;
     if let (Some(scope), Some(pids)) = (&scope, &in_scope) {
         if target.pid != 0 {
-            start::add_root(args, &target, &mut collector, threads);
+            start::add_root(args, &target, (&mut collector, &mut world), threads);
         }
-        collector.target.scope = Some(scope.describe());
+        collector.set_scope(scope.describe());
         if !args.quiet {
             eprintln!(
                 "tracer: tracing {} ({} processes now); Ctrl-C to stop and print the report",
@@ -119,11 +122,11 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
             );
         }
     } else {
-        start::start_target(args, &target, &mut collector, threads)?;
+        start::start_target(args, &target, (&mut collector, &mut world), threads)?;
     }
     // The mode's own figures, from the processes taken in.
-    let mut modes = ModeFigures::new(&mut collector);
-    continuous.start(args, &probes, &mut collector, &mut modes);
+    let mut modes = ModeFigures::new(&collector, &mut world);
+    continuous.start(args, &probes, (&world, &mut modes));
     let live = match args.live {
         true => Some(LiveView::start(&probes, &mut modes)?),
         false => None,
@@ -133,19 +136,24 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         args,
         &mut probes,
         &mut target,
-        (&mut collector, &mut modes),
+        (&mut collector, &mut world, &mut modes),
         stop_signals,
         &mut continuous,
         live,
     )
     .await?;
-    continuous.finish(args, &mut probes, (&mut collector, &mut modes), target.pid)?;
+    continuous.finish(
+        args,
+        &mut probes,
+        (&mut collector, &mut world, &mut modes),
+        target.pid,
+    )?;
     // Where each thread is now: what a stuck program is stuck in.
-    python_refresh::refresh(&mut probes, &mut collector)?;
-    collector.snapshot_threads(true);
+    python_refresh::refresh(&mut probes, &mut collector, &mut world)?;
+    collector.snapshot_threads(&mut world, true);
     let duration = trace_start.elapsed();
     let end_ns = events::monotonic_ns();
-    if let Some(first) = collector.first_event {
+    if let Some(first) = collector.first_event() {
         log::info!("first event after {} ms", (first - started).as_millis());
     }
     let (exit_code, exit_signal) = target.reap();
@@ -163,10 +171,9 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     let maps = probes.snapshot()?;
     // Descriptors closed and threads ended while the maps were read: their
     // records are the whole of their rows.
-    collector.closed.after_snapshot();
-    collector.ended.after_snapshot();
-    drain_closes(&mut ring, &mut collector, &mut modes);
-    let mut report = collector.finish(maps, ending, modes);
+    collector.after_snapshot();
+    drain_closes(&mut ring, (&mut collector, &mut world, &mut modes));
+    let mut report = collector.finish(&mut world, maps, ending, modes);
     // --serve's final figures: --otlp's, counted to the last window.
     if let Some(metrics) = report.metrics.as_mut() {
         continuous.own_figures().add_to(metrics);
@@ -217,9 +224,10 @@ impl LiveView {
     fn show(
         &mut self,
         probes: &Probes,
-        (collector, modes): (&mut Collector, &mut ModeFigures),
+        (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
     ) -> Result<(), RunError> {
-        let snapshot = collector.live_snapshot(modes, &mut self.figures, &probes.live_maps()?);
+        let snapshot =
+            collector.live_snapshot(world, modes, &mut self.figures, &probes.live_maps()?);
         self.view.show(snapshot);
         Ok(())
     }
@@ -248,7 +256,7 @@ async fn event_loop(
     args: &Args,
     probes: &mut Probes,
     target: &mut Target,
-    (collector, modes): (&mut Collector, &mut ModeFigures),
+    (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
     stop_signals: StopSignals,
     continuous: &mut Continuous,
     mut live: Option<LiveView>,
@@ -288,12 +296,12 @@ async fn event_loop(
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(io_err("polling the ring buffer"))?;
-                drain(guard.get_inner_mut(), collector, modes);
+                drain(guard.get_inner_mut(), (collector, world, modes));
                 guard.clear_ready();
-                if collector.python_dirty {
-                    timed("python: a refresh", || python_refresh::refresh(probes, collector))?;
+                if world.python_dirty {
+                    timed("python: a refresh", || python_refresh::refresh(probes, collector, world))?;
                     // What came meanwhile (samples do not wake the loop).
-                    drain(guard.get_inner_mut(), collector, modes);
+                    drain(guard.get_inner_mut(), (collector, world, modes));
                 }
             }
             result = &mut exited => {
@@ -304,17 +312,17 @@ async fn event_loop(
             _ = terminate.recv() => break "terminated (SIGTERM)",
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await },
                 if deadline.is_some() => break "duration elapsed",
-            _ = python_ticker.tick(), if collector.python.is_some() => {
+            _ = python_ticker.tick(), if world.python.is_some() => {
                 // Every 5 ms until the interpreter's first thread is known
                 // (a launched script may fork or read within its first tens
                 // of ms), then every 50 ms.
                 let early = started.elapsed() < PYTHON_SEARCH_FOR;
                 let searching =
-                    early && collector.python.as_ref().is_some_and(|p| !p.has_threads());
+                    early && world.python.as_ref().is_some_and(|p| !p.has_threads());
                 if searching || last_python_refresh.elapsed() >= PYTHON_INTERVAL {
-                    drain(ring.get_mut(), collector, modes);
-                    timed("python: a refresh", || python_refresh::refresh(probes, collector))?;
-                    drain(ring.get_mut(), collector, modes);
+                    drain(ring.get_mut(), (collector, world, modes));
+                    timed("python: a refresh", || python_refresh::refresh(probes, collector, world))?;
+                    drain(ring.get_mut(), (collector, world, modes));
                     last_python_refresh = Instant::now();
                 }
                 // Past the search: wake every 50 ms, not 200 times a second
@@ -329,26 +337,26 @@ async fn event_loop(
             // the next ones. Samples (which do not wake the loop) are named
             // within a millisecond then, not five.
             _ = early_drain.tick(), if started.elapsed() < PYTHON_SEARCH_FOR
-                && collector.python.as_ref().is_some_and(|p| p.has_threads()) => {
-                drain(ring.get_mut(), collector, modes);
+                && world.python.as_ref().is_some_and(|p| p.has_threads()) => {
+                drain(ring.get_mut(), (collector, world, modes));
             }
             // --perfetto: reads and switches do not wake the loop either,
             // nor (one-off traces) most closed descriptors' records.
-            _ = timeline_drain.tick(), if collector.settings.timeline
-                || !collector.settings.continuous => {
-                drain(ring.get_mut(), collector, modes);
+            _ = timeline_drain.tick(), if collector.settings().timeline
+                || !collector.settings().continuous => {
+                drain(ring.get_mut(), (collector, world, modes));
             }
             // --serve, --every: the maps folded every second, a window
             // written every --every seconds.
             due = continuous.due(), if continuous.running() => {
-                drain(ring.get_mut(), collector, modes);
-                timed("a window", || continuous.tick(due, probes, (collector, modes), target.pid))?;
+                drain(ring.get_mut(), (collector, world, modes));
+                timed("a window", || continuous.tick(due, probes, (collector, world, modes), target.pid))?;
             }
             // --live: the figures of now, to the view.
             _ = refresh.tick(), if live.is_some() => {
-                drain(ring.get_mut(), collector, modes);
+                drain(ring.get_mut(), (collector, world, modes));
                 if let Some(live) = live.as_mut() {
-                    timed("the live view", || live.show(probes, (collector, modes)))?;
+                    timed("the live view", || live.show(probes, (collector, world, modes)))?;
                 }
             }
             _ = async { live.as_mut().map(|l| &mut l.quit).expect("live").recv().await },
@@ -366,7 +374,7 @@ async fn event_loop(
         live.view.close();
     }
     // Everything the kernel wrote before we stopped.
-    drain(ring.get_mut(), collector, modes);
+    drain(ring.get_mut(), (collector, world, modes));
     status.clear();
     // Ctrl-C on a terminal reaches the launched command too (one
     // foreground process group): the kernel side saw its SIGINT. Let it
@@ -377,10 +385,10 @@ async fn event_loop(
         && target.is_alive()
     {
         let _ = tokio::time::timeout(INTERRUPT_GRACE, &mut exited).await;
-        drain(ring.get_mut(), collector, modes);
+        drain(ring.get_mut(), (collector, world, modes));
     }
     if target.launched && target.is_alive() {
-        collector.warnings.push(format!(
+        collector.warn(format!(
             "the launched command (pid {}) is still running; tracing stopped before it exited",
             target.pid
         ));

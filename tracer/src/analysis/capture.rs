@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    Collector,
+    Collector, World,
     hotspots::{Row, Sampled, Tasks},
     native::SampleFrames,
     python::fill_sampled,
@@ -227,13 +227,13 @@ impl Captures {
     pub fn close(
         &mut self,
         id: u64,
-        collector: &Collector,
+        (collector, world): (&Collector, &World),
         lost: u64,
         sampler_error: Option<&str>,
     ) -> Option<Report> {
         let window = self.take(id)?;
         let duration_ns = crate::events::monotonic_ns().saturating_sub(window.start_ns);
-        let tree = collector.python.as_ref()?;
+        let tree = world.python.as_ref()?;
         let mut report = window_report(window, tree, lost, sampler_error);
         report.target = collector.target.clone();
         report.duration_s = duration_ns as f64 / 1e9;
@@ -242,7 +242,7 @@ impl Captures {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         report.start_unix_ns = now.saturating_sub(duration_ns);
-        report.host_name = collector.system.host_name();
+        report.host_name = world.system.host_name();
         Some(report)
     }
 

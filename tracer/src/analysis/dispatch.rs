@@ -6,7 +6,7 @@ use super::*;
 
 impl Collector {
     /// Forks, execs, exits, reaps: the process tree and its zombies.
-    pub(super) fn on_process_event(&mut self, event: Event) {
+    pub(super) fn on_process_event(&mut self, event: Event, world: &mut World) {
         match event {
             Event::ProcessForked {
                 parent_tgid,
@@ -19,10 +19,10 @@ impl Collector {
             } => {
                 self.memory_growth.on_task_created();
                 if !is_thread
-                    && self.may_be_python(parent_tgid)
+                    && world.may_be_python(parent_tgid)
                     && !self.processes.has_spawn_stack(child)
                 {
-                    let python = self.is_python(parent_tgid);
+                    let python = world.is_python(parent_tgid);
                     if python {
                         log::info!(
                             "pid {parent_tgid}: its fork of {child} (thread {parent_tid}) has \
@@ -35,7 +35,7 @@ impl Collector {
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
                 self.processes.on_fork(
-                    self.system.as_mut(),
+                    world.system.as_mut(),
                     parent_tgid,
                     child,
                     is_thread,
@@ -50,7 +50,7 @@ impl Collector {
                 native,
             } => {
                 // A fork's stack, just before the fork record itself.
-                if let Some(frames) = self.event_frames(tgid, &frames, native.as_ref()) {
+                if let Some(frames) = world.event_frames(tgid, &frames, native.as_ref()) {
                     self.profile.on_fork(frames.clone());
                     self.processes.on_spawn_stack(child, frames);
                 }
@@ -69,7 +69,7 @@ impl Collector {
                     .on_exit(tgid, group_dead, ts_ns, &comm, status);
                 self.memory_growth.on_thread_exit(tgid, tid);
                 if group_dead {
-                    let python = self.is_python(tgid);
+                    let python = world.is_python(tgid);
                     self.early_forks.on_process_exit(tgid, python);
                     self.signals.on_process_gone(tgid);
                     self.memory_growth.on_exit(tgid, peak_rss_pages);
@@ -91,7 +91,7 @@ impl Collector {
                 ..
             } => {
                 self.processes
-                    .on_exec(self.system.as_mut(), tgid, ts_ns, &comm, argv, truncated);
+                    .on_exec(world.system.as_mut(), tgid, ts_ns, &comm, argv, truncated);
             }
             Event::ProcessFreed { pid, ts_ns } => self.processes.on_freed(pid, ts_ns),
             Event::WaitDone(wait) => self.processes.on_wait(&wait),
@@ -102,7 +102,12 @@ impl Collector {
 
     /// A Python sample (`named`: its Python frames, named as it arrived)
     /// or a kernel event's stack: the profile, the GIL, a handler's wait.
-    pub(super) fn on_python_event(&mut self, event: Event, named: Option<SampleFrames>) {
+    pub(super) fn on_python_event(
+        &mut self,
+        event: Event,
+        named: Option<SampleFrames>,
+        world: &mut World,
+    ) {
         match event {
             Event::PySample {
                 ts_ns,
@@ -119,21 +124,21 @@ impl Collector {
                 // A main thread holding up a Python signal handler: where.
                 if tid == tgid
                     && self.signals.handler_waits(tgid)
-                    && let (Some(tree), Some(named)) = (self.python.as_mut(), named.as_ref())
+                    && let (Some(tree), Some(named)) = (world.python.as_mut(), named.as_ref())
                     && let stack = tree.frames_of(tgid, named.python(), &frames)
                     && !stack.is_empty()
                 {
                     self.signals
                         .on_main_thread(tgid, ts_ns, signals::SEEN_SAMPLED, stack);
                 }
-                if let Some(tree) = self.python.as_mut()
+                if let Some(tree) = world.python.as_mut()
                     && let Some(ids) = native::sample_frame_ids(
                         tree,
-                        self.native.as_mut(),
+                        world.native.as_mut(),
                         tgid,
                         named.as_ref(),
                         native.as_ref(),
-                        &mut self.python_dirty,
+                        &mut world.python_dirty,
                     )
                 {
                     tree.on_sampled_thread(tgid, tid);
@@ -148,7 +153,7 @@ impl Collector {
                 }
             }
             Event::PyStack { key, counts } => {
-                if let Some(tree) = self.python.as_mut() {
+                if let Some(tree) = world.python.as_mut() {
                     self.profile.on_new_event_stack(tree, &key, counts);
                 }
             }
@@ -158,7 +163,7 @@ impl Collector {
     }
 
     /// Signals sent, delivered and handled, and disposition and mask changes.
-    pub(super) fn on_signal_event(&mut self, event: Event) {
+    pub(super) fn on_signal_event(&mut self, event: Event, world: &mut World) {
         match event {
             Event::SignalGenerated(g) => {
                 self.processes.on_signal_generated(&g);
@@ -179,7 +184,9 @@ impl Collector {
             }
             Event::SignalAction(a) => {
                 // Symbolized now: the caller's code objects are alive.
-                let stack = self.python_frames(a.tgid, &a.py_frames).unwrap_or_default();
+                let stack = world
+                    .python_frames(a.tgid, &a.py_frames)
+                    .unwrap_or_default();
                 let (pid, sig, handler) = (a.tgid, a.sig, a.handler);
                 if let Some(index) = self.signal_changes.on_action(a, stack)
                     && signals::changes::is_handler(handler)
@@ -189,7 +196,9 @@ impl Collector {
                 }
             }
             Event::SignalMask(m) => {
-                let stack = self.python_frames(m.tgid, &m.py_frames).unwrap_or_default();
+                let stack = world
+                    .python_frames(m.tgid, &m.py_frames)
+                    .unwrap_or_default();
                 self.signal_changes.on_mask(m, stack);
             }
             Event::SignalDelivered(d) => {
@@ -198,11 +207,11 @@ impl Collector {
                 let stack = if d.py_frames.is_empty() {
                     None
                 } else {
-                    self.event_frames(d.tgid, &d.py_frames, d.native.as_ref())
+                    world.event_frames(d.tgid, &d.py_frames, d.native.as_ref())
                 };
                 // To a C handler: is it CPython's, for a Python function?
                 let handler = if d.sa_handler > 1 {
-                    self.python.as_mut().and_then(|tree| {
+                    world.python.as_mut().and_then(|tree| {
                         tree.python_signal_handler(d.tgid, d.sig, d.py_handler, d.py_handler_code)
                     })
                 } else {
@@ -221,7 +230,7 @@ impl Collector {
                     || self.processes.knows(kill.trigger_tgid) =>
             {
                 self.oom_kills
-                    .on_oom_kill(&kill, self.settings.base_ns, self.system.page_size());
+                    .on_oom_kill(&kill, self.settings.base_ns, world.system.page_size());
                 self.processes.on_oom_kill(kill.victim_tgid);
             }
             Event::SignalFatalStack {
@@ -232,7 +241,7 @@ impl Collector {
                 ..
             } => {
                 // Symbolized now: the process is dying.
-                if let Some(stack) = self.python_frames(tgid, &py_frames) {
+                if let Some(stack) = world.python_frames(tgid, &py_frames) {
                     self.signals
                         .on_fatal_stack(tgid, tid, ts_ns, self.settings.base_ns, stack);
                 }

@@ -17,16 +17,18 @@ impl Collector {
     /// (the continuous mode's: its figures, from `modes`).
     pub fn finish(
         mut self,
+        world: &mut World,
         mut maps: MapSnapshot,
         ending: Ending,
         modes: modes::ModeFigures,
     ) -> Report {
         if modes.metrics.is_some() {
-            return self.finish_continuous(maps, ending, modes);
+            return self.finish_continuous(world, maps, ending, modes);
         }
-        let (mut io, mut sched, names) = self.io_and_sched(&mut maps, &ending);
-        let python = self.python_report(&maps, &ending, &mut io, &mut sched);
-        let (processes, zombies, signals, changes) = self.processes_and_signals(&python, &ending);
+        let (mut io, mut sched, names) = self.io_and_sched(world, &mut maps, &ending);
+        let python = self.python_report(world, &maps, &ending, &mut io, &mut sched);
+        let (processes, zombies, signals, changes) =
+            self.processes_and_signals(world, &python, &ending);
         let complete = maps.lost() == 0 && self.decode_errors == 0;
         let mut warnings = ending.warnings;
         warnings.append(&mut self.warnings);
@@ -37,7 +39,7 @@ impl Collector {
                 .map_or_else(String::new, |p| p.comm.clone())
         };
         warnings
-            .extend(std::mem::take(&mut self.early_forks).finish(|pid| self.is_python(pid), comm));
+            .extend(std::mem::take(&mut self.early_forks).finish(|pid| world.is_python(pid), comm));
         if self.decode_errors > 0 {
             warnings.push(format!(
                 "{} ring buffer records could not be decoded",
@@ -103,20 +105,20 @@ impl Collector {
             &maps.loops,
             self.settings.loop_stall_ns,
             &self.profile,
-            self.python.as_ref(),
+            world.python.as_ref(),
             &report.sched,
         );
         memory_growth_report(
             std::mem::take(&mut self.memory_growth),
             &self.settings,
-            self.system.as_ref(),
+            world.system.as_ref(),
             &mut report,
             (ending.fault_error, ending.faults_counted, maps.fault_runs),
         );
         derive(&mut report);
         if let Some(timeline) = self.timeline.take() {
             let timeline = timeline.finish(
-                &self.files,
+                &world.files,
                 self.settings.base_ns,
                 ending.end_ns,
                 self.settings.base_ns + crate::events::boottime_offset_ns(),
@@ -132,6 +134,7 @@ impl Collector {
     /// name.
     fn io_and_sched(
         &mut self,
+        world: &mut World,
         maps: &mut MapSnapshot,
         ending: &Ending,
     ) -> (io::Rows, Sched, HashMap<u32, String>) {
@@ -142,22 +145,22 @@ impl Collector {
         let dropped_switches = maps.drops[drops::THREADS as usize];
         self.warnings
             .extend(sched::full_warning(maps, dropped_switches));
-        let _ = self.read_signal_handlers();
+        let _ = self.read_signal_handlers(world);
         self.warnings
-            .extend(python_bounds_reached(self.python.as_ref()));
-        self.on_python_maps(&maps.python_event_stacks, &maps.python_entries);
+            .extend(python_bounds_reached(world.python.as_ref()));
+        self.on_python_maps(world, &maps.python_event_stacks, &maps.python_entries);
         // Threads that exited: their last switch-out was their end.
         let exited: std::collections::HashSet<u32> = self.exit_comms.keys().copied().collect();
-        if let Some(tree) = self.python.as_mut() {
+        if let Some(tree) = world.python.as_mut() {
             self.profile
                 .on_sleeps_in_progress(tree, &maps.python_sleeping, ending.end_ns, &exited);
         }
         let mut names = std::mem::take(&mut self.exit_comms);
-        names.extend(sched::running_names(&maps.threads, self.system.as_ref()));
-        io::fold_sockets(&mut self.files, &maps.reads);
+        names.extend(sched::running_names(&maps.threads, world.system.as_ref()));
+        io::fold_sockets(&mut world.files, &maps.reads);
         let rows = io::Rows {
-            reads: io::aggregate(&self.files, &maps.reads, &maps.opens, io::Direction::Read),
-            writes: io::aggregate(&self.files, &maps.reads, &maps.opens, io::Direction::Write),
+            reads: io::aggregate(&world.files, &maps.reads, &maps.opens, io::Direction::Read),
+            writes: io::aggregate(&world.files, &maps.reads, &maps.opens, io::Direction::Write),
         };
         // The kernel's rows are in the report's rows now: a million files'
         // are not held while the rest is built.
@@ -173,13 +176,14 @@ impl Collector {
     /// tasks at the start and the end (naming the threads of `sched`).
     fn python_report(
         &mut self,
+        world: &mut World,
         maps: &MapSnapshot,
         ending: &Ending,
         io: &mut io::Rows,
         sched: &mut Sched,
     ) -> Python {
-        let mut python = self.python_section(maps, ending, io);
-        if let Some(tree) = &self.python
+        let mut python = self.python_section(world, maps, ending, io);
+        if let Some(tree) = &world.python
             && python.status != "disabled"
         {
             gil::fill(
@@ -193,7 +197,7 @@ impl Collector {
             );
         }
         for row in &mut python.processes {
-            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
+            row.container = self.processes.container_of(world.system.as_mut(), row.pid);
         }
         python.threads_at_start = std::mem::take(&mut self.threads_at_start);
         python.threads_at_end = std::mem::take(&mut self.threads_at_end);
@@ -203,7 +207,7 @@ impl Collector {
             std::mem::take(&mut self.asyncio_notes),
             std::mem::take(&mut python.asyncio.samples_by_task),
         );
-        if let Some(tree) = &self.python {
+        if let Some(tree) = &world.python {
             python::name_threads(&tree.thread_names(), sched, &mut python);
         }
         python::asleep_at_end(
@@ -219,6 +223,7 @@ impl Collector {
     /// disposition and mask changes.
     fn processes_and_signals(
         &mut self,
+        world: &mut World,
         python: &Python,
         ending: &Ending,
     ) -> (
@@ -240,17 +245,12 @@ impl Collector {
             ending.end_ns,
             self.settings.base_ns,
             |pid| signals.killer_of(pid),
-            |pid| self.system.is_zombie(pid),
-            |pid| self.system.ns_pid(pid),
+            |pid| world.system.is_zombie(pid),
+            |pid| world.system.ns_pid(pid),
         );
         let (groups, log_entries, log_total) = signals.finish(self.settings.base_ns);
-        let mut changes =
-            std::mem::take(&mut self.signal_changes).finish(self.settings.base_ns, |pid| {
-                self.python
-                    .as_ref()
-                    .and_then(|tree| tree.process(pid))
-                    .is_some_and(|p| p.ready().is_some())
-            });
+        let mut changes = std::mem::take(&mut self.signal_changes)
+            .finish(self.settings.base_ns, |pid| world.is_python(pid));
         let resets_before_exec = signals::exec_resets::fold(&mut changes.actions, &processes);
         let signals = SignalSections {
             groups,
@@ -266,6 +266,7 @@ impl Collector {
     /// `--serve`: the final figures, with what the report says of the run.
     fn finish_continuous(
         mut self,
+        world: &mut World,
         maps: MapSnapshot,
         ending: Ending,
         mut modes: modes::ModeFigures,
@@ -292,7 +293,8 @@ impl Collector {
                 lost,
                 last: true,
             },
-            &mut self,
+            &self,
+            world,
         );
         let metrics = modes.metrics.map(|figures| figures.snapshot());
         let mut warnings = ending.warnings;
@@ -316,13 +318,13 @@ impl Collector {
 
     /// The report of `--dump`: the target, its interpreters and every
     /// Python thread's stack as it is now.
-    pub fn finish_dump(mut self) -> Report {
-        let mut python = match &self.python {
+    pub fn finish_dump(self, world: &mut World) -> Report {
+        let mut python = match &world.python {
             Some(tree) => self.profile.section(tree, &[], 0),
             None => python::disabled("no Python process"),
         };
         for row in &mut python.processes {
-            row.container = self.processes.container_of(self.system.as_mut(), row.pid);
+            row.container = self.processes.container_of(world.system.as_mut(), row.pid);
         }
         python.threads_at_start = self.threads_at_start;
         // The dump's one look is its `tasks`: the latest.
@@ -346,6 +348,7 @@ impl Collector {
     /// rows.
     fn python_section(
         &self,
+        world: &World,
         maps: &MapSnapshot,
         ending: &Ending,
         io: &mut io::Rows,
@@ -353,7 +356,7 @@ impl Collector {
         if let Some(err) = &ending.sampler_error {
             return python::disabled(&format!("Python sampling could not start: {err}"));
         }
-        let (Some(rate_hz), Some(tree)) = (self.settings.python_rate_hz, &self.python) else {
+        let (Some(rate_hz), Some(tree)) = (self.settings.python_rate_hz, &world.python) else {
             return python::disabled("--no-python");
         };
         let mut section = self.profile.section(tree, &maps.python_ticks, rate_hz);
@@ -368,7 +371,7 @@ impl Collector {
             ] {
                 io::add_python_stacks(
                     rows,
-                    &self.files,
+                    &world.files,
                     process.pid(),
                     process.read_stack_every(),
                     self.profile.io_stacks(process.pid(), kind),
@@ -377,7 +380,7 @@ impl Collector {
         }
         section.samples_lost = maps.drops[drops::PY_SAMPLES as usize];
         section.samples_torn = self.torn_samples;
-        section.native = self.native.as_ref().map(native::figures);
+        section.native = world.native.as_ref().map(native::figures);
         section
     }
 }

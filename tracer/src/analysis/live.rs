@@ -15,7 +15,7 @@ use tracer_common::{IoKey, IoStats, IoSyscall, drops};
 
 use super::live_model::{FileRow, FunctionRow, SignalRow, Snapshot, ThreadRow};
 use super::{
-    Collector, fd_rows,
+    Collector, World, fd_rows,
     interval::{Cumulative, LastSeen},
     modes::ModeFigures,
 };
@@ -88,6 +88,7 @@ impl Collector {
     /// last one.
     pub fn live_snapshot(
         &mut self,
+        world: &World,
         modes: &mut ModeFigures,
         live: &mut LiveFigures,
         maps: &LiveMaps,
@@ -106,19 +107,19 @@ impl Collector {
         // The next window before this one closes: no sample falls between.
         if let Some(window) = live.window.take() {
             let lost = drops[drops::PY_SAMPLES as usize];
-            let report = modes.close_window(window, lost, None, self);
+            let report = modes.close_window(window, lost, None, (self, world));
             live.window = modes.open_export_window(now, lost);
             if let Some(report) = report {
                 snapshot.samples = report.python.samples;
                 snapshot.functions = functions(&report, live);
             }
         }
-        snapshot.python_note = match (&maps.sampler_error, &self.python) {
+        snapshot.python_note = match (&maps.sampler_error, &world.python) {
             (Some(err), _) => Some(format!("Python sampling failed: {err}")),
             (None, None) => Some("Python stacks are not sampled (--no-python)".into()),
             _ => None,
         };
-        snapshot.files = self.live_files(live, maps);
+        snapshot.files = self.live_files(world, live, maps);
         snapshot.processes = self.processes.live_rows(now);
         // A main thread's row has the name it had before its last exec.
         let names: HashMap<u32, &str> = snapshot
@@ -145,7 +146,7 @@ impl Collector {
     /// Every file's reads and writes since tracing began (descriptors
     /// closed, open, and the kernel's own rows), against the last
     /// snapshot's.
-    fn live_files(&self, live: &mut LiveFigures, maps: &LiveMaps) -> Vec<FileRow> {
+    fn live_files(&self, world: &World, live: &mut LiveFigures, maps: &LiveMaps) -> Vec<FileRow> {
         let mut totals: HashMap<(u32, u64, bool), FileTotals> = HashMap::new();
         let mut add = |key: &IoKey, stats: &IoStats| {
             let syscall = IoSyscall::from_u32(key.syscall);
@@ -176,7 +177,7 @@ impl Collector {
                 requests.truncate(REQUESTS_SHOWN);
                 FileRow {
                     pid,
-                    path: self.files.path_of(pid, file_id).into_owned(),
+                    path: world.files.path_of(pid, file_id).into_owned(),
                     write,
                     syncs_all: now.syncs,
                     syscalls: grown.syscalls,

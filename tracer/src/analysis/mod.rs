@@ -31,6 +31,7 @@ pub mod signals;
 pub mod spawned;
 pub mod system;
 pub mod timeline;
+pub mod world;
 pub mod write_findings;
 
 use std::{
@@ -41,11 +42,11 @@ use std::{
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, drops};
 
 use self::native::SampleFrames;
+pub use self::world::World;
 use crate::report::format::thousands;
 use crate::{
-    events::{Event, MapSnapshot, NativeStack},
-    frame::Frame,
-    native::{NativeMode, NativeStacks},
+    events::{Event, MapSnapshot},
+    native::NativeMode,
     python::PythonTree,
     report::{
         AsyncioTask, Dropped, EventCounts, Finding, Report, SCHEMA_VERSION, SignalLog, Target,
@@ -111,25 +112,23 @@ pub struct Progress {
     pub lost: u64,
 }
 
-/// Everything learned from ring buffer events while tracing.
+/// Everything learned from ring buffer events while tracing, in the
+/// concerns' tables; what they name it by is the [`World`]'s.
 #[derive(Default)]
 pub struct Collector {
-    pub settings: Settings,
-    /// Where processes' names, parents and containers are looked up.
-    pub system: Box<dyn system::System>,
-    pub received: u64,
-    pub decode_errors: u64,
+    settings: Settings,
+    received: u64,
+    decode_errors: u64,
     /// Python samples whose walk was torn (see `Event::PySample::torn`).
     torn_samples: u64,
-    pub first_event: Option<Instant>,
+    first_event: Option<Instant>,
     /// The traced process as first seen (its name may change at exec).
-    pub target: Target,
-    pub files: crate::host::files::table::FileTable,
+    target: Target,
     /// Task names seen at exit (key: tid): the name after `exec`, which the
     /// kernel-side per-thread record may predate.
     exit_comms: HashMap<u32, String>,
     /// Process tree and zombie lifecycle.
-    pub processes: processes::ProcessTable,
+    processes: processes::ProcessTable,
     /// Signal generation / delivery pairing.
     signals: signals::SignalTable,
     /// The OOM killer's kills of traced processes.
@@ -141,22 +140,12 @@ pub struct Collector {
     /// Disposition and mask changes.
     signal_changes: signals::changes::Changes,
     /// Notes for the report about the trace itself.
-    pub warnings: Vec<String>,
-    /// Every process whose Python stacks are sampled: its interpreter and
-    /// symbols (`None`: `--no-python`, or the sampler could not start).
-    pub python: Option<PythonTree>,
-    /// `--native`: the unwinder's tables and the names of native frames.
-    pub native: Option<NativeStacks>,
-    pub profile: python::Profile,
+    warnings: Vec<String>,
+    profile: python::Profile,
     /// What the samples said of the GIL.
     gil: gil::GilSamples,
-    /// A thread or process of the tree appeared or exec'd: refresh soon.
-    pub python_dirty: bool,
     /// Why `--count-entries` is not running, if it failed.
-    pub entries_error: Option<String>,
-    /// The kernel's count of records it could not send when the
-    /// kernel-side Python maps were last read (`python_refresh`).
-    pub unsent_when_python_maps_read: Option<u64>,
+    entries_error: Option<String>,
     /// Signals generated and processes forked while tracing, for the status line.
     signals_seen: u64,
     processes_seen: u64,
@@ -178,9 +167,9 @@ pub struct Collector {
     /// Event loop stalls.
     loops: loops::Loops,
     /// One-off traces: the read rows of closed descriptors.
-    pub closed: fd_rows::ClosedRows,
+    closed: fd_rows::ClosedRows,
     /// One-off traces: the scheduling rows of ended threads.
-    pub ended: sched::EndedThreads,
+    ended: sched::EndedThreads,
 }
 
 /// Where each Python sample is logged at trace level, as it came (its
@@ -220,49 +209,19 @@ fn log_sample(tree: &PythonTree, event: &Event, named: Option<&SampleFrames>) {
 const HANDLER_NAME_READS: u8 = 10;
 
 impl Collector {
-    pub fn new(settings: Settings, system: Box<dyn system::System>) -> Self {
+    pub fn new(settings: Settings) -> Self {
         Self {
-            system,
             timeline: settings.timeline.then(timeline::Recorder::new),
-            native: (settings.native != NativeMode::Off)
-                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS, settings.native)),
             settings,
             ..Self::default()
         }
     }
 
-    /// The Python frames of a raw stack of process `tgid`, when its
-    /// interpreter is known and at least one Python frame was captured.
-    fn python_frames(
-        &mut self,
-        tgid: u32,
-        records: &[tracer_common::PyFrameRecord],
-    ) -> Option<Vec<Frame>> {
-        let frames = self.python.as_mut()?.frames(tgid, records)?;
-        (!frames.is_empty()).then_some(frames)
-    }
-
-    /// A kernel event's frames: with the native stack under them when it
-    /// came with one (`--native`), else its Python frames.
-    fn event_frames(
-        &mut self,
-        tgid: u32,
-        records: &[tracer_common::PyFrameRecord],
-        native: Option<&NativeStack>,
-    ) -> Option<Vec<Frame>> {
-        if let (Some(native), Some(stacks), Some(tree)) =
-            (native, self.native.as_mut(), self.python.as_mut())
-            && let Some(frames) =
-                native::event_frames(tree, stacks, tgid, records, native, &mut self.python_dirty)
-        {
-            return Some(frames);
-        }
-        self.python_frames(tgid, records)
-    }
-
-    /// `modes`: what the mode keeps besides (the continuous figures, the
-    /// capture windows): an event they take in is not the report's.
-    pub fn on_event(&mut self, event: Event, modes: &mut modes::ModeFigures) {
+    /// `world`: what names the event (files, Python processes), which it
+    /// may tell of first. `modes`: what the mode keeps besides (the
+    /// continuous figures, the capture windows): an event they take in is
+    /// not the report's.
+    pub fn on_event(&mut self, event: Event, world: &mut World, modes: &mut modes::ModeFigures) {
         // The tracer's own ptrace stops of a launched command (held by its
         // exec, stepped through its loader) tell the tracer by SIGCHLD:
         // nothing the program did.
@@ -274,17 +233,8 @@ impl Collector {
         }
         self.received += 1;
         self.first_event.get_or_insert_with(Instant::now);
-        self.keep_track(&event);
-        if let Event::PyCodeNames(record) = event {
-            if let Some(tree) = self.python.as_mut() {
-                tree.on_copied_names(&record);
-            }
-            return;
-        }
-        if let Event::PyCodeLines(record) = event {
-            if let Some(tree) = self.python.as_mut() {
-                tree.on_copied_lines(&record);
-            }
+        self.keep_track(&event, world);
+        if let Event::PyCodeNames(_) | Event::PyCodeLines(_) = event {
             return;
         }
         // A torn walk's frames are not the program's: counted, not shown.
@@ -295,24 +245,18 @@ impl Collector {
         // Symbolized now, once for every concern that takes it: the
         // process (and its code objects) may be gone by report time.
         let named = match &event {
-            Event::PySample { tgid, frames, .. } => self
+            Event::PySample { tgid, frames, .. } => world
                 .python
                 .as_mut()
                 .and_then(|tree| SampleFrames::name(tree, *tgid, frames)),
             _ => None,
         };
-        if let (Event::PySample { .. }, Some(tree)) = (&event, self.python.as_ref())
+        if let (Event::PySample { .. }, Some(tree)) = (&event, world.python.as_ref())
             && log::log_enabled!(target: SAMPLES_SAID, log::Level::Trace)
         {
             log_sample(tree, &event, named.as_ref());
         }
-        let lent = modes::Lent {
-            python: self.python.as_mut(),
-            native: self.native.as_mut(),
-            python_dirty: &mut self.python_dirty,
-            system: self.system.as_mut(),
-        };
-        let Some(event) = modes.on_event(event, named.as_ref(), lent) else {
+        let Some(event) = modes.on_event(event, named.as_ref(), world) else {
             return;
         };
         match event {
@@ -328,7 +272,7 @@ impl Collector {
                 end_ns,
                 py_frames,
             } => {
-                let stack = self.python_frames(tgid, &py_frames);
+                let stack = world.python_frames(tgid, &py_frames);
                 let base_ns = self.settings.base_ns;
                 self.loops
                     .on_stall((tgid, tid), (start_ns, end_ns), base_ns, stack);
@@ -350,7 +294,7 @@ impl Collector {
                     let stack = if py_frames.is_empty() {
                         None
                     } else {
-                        self.python_frames(tgid, &py_frames)
+                        world.python_frames(tgid, &py_frames)
                     };
                     if let Some(timeline) = self.timeline.as_mut() {
                         timeline.on_switch(ts_ns, tgid, tid, out, voluntary, stack);
@@ -362,9 +306,9 @@ impl Collector {
             | Event::ProcessExited { .. }
             | Event::ProcessExec { .. }
             | Event::ProcessFreed { .. }
-            | Event::WaitDone(_)) => self.on_process_event(event),
+            | Event::WaitDone(_)) => self.on_process_event(event, world),
             event @ (Event::PySample { .. } | Event::PyStack { .. }) => {
-                self.on_python_event(event, named)
+                self.on_python_event(event, named, world)
             }
             event @ (Event::SignalGenerated(_)
             | Event::SignalAction(_)
@@ -372,7 +316,7 @@ impl Collector {
             | Event::SignalDelivered(_)
             | Event::SignalCheck { .. }
             | Event::SignalFatalStack { .. }
-            | Event::OomKill(_)) => self.on_signal_event(event),
+            | Event::OomKill(_)) => self.on_signal_event(event, world),
             // The continuous mode keeps the gauge alone (`metrics`).
             Event::PyFaultSample(_) | Event::HugePageCollapsed { .. }
                 if self.settings.continuous => {}
@@ -388,7 +332,7 @@ impl Collector {
                 let frames = if fault.torn {
                     None
                 } else {
-                    self.python_frames(fault.tgid, &fault.frames)
+                    world.python_frames(fault.tgid, &fault.frames)
                 };
                 let period = self.settings.fault_period.unwrap_or(0);
                 self.memory_growth.on_fault(&fault, frames, period);
@@ -396,72 +340,95 @@ impl Collector {
         }
     }
 
-    /// What every mode needs of an event: the files' names, the Python
-    /// processes to look at (a new thread or child: re-read the thread
-    /// lists soon; a child runs its parent's interpreter until it execs;
-    /// a new program is looked at afresh).
-    fn keep_track(&mut self, event: &Event) {
+    /// What every mode counts of an event, then what the world learns
+    /// from it (after: a process's forks held for a Python line are its old
+    /// program's when it execs).
+    fn keep_track(&mut self, event: &Event, world: &mut World) {
         match event {
-            Event::FileOpened {
-                tgid,
-                fd,
-                file_id,
-                path,
-                truncated,
-                kernel,
-            } => self
-                .files
-                .on_opened((*tgid, *fd, *file_id), path, *truncated, *kernel),
-            Event::FdDiscovered {
-                tgid,
-                fd,
-                file_id,
-                kernel,
-            } => self.files.on_discovered(*tgid, *fd, *file_id, *kernel),
-            Event::ProcessForked {
-                parent_tgid,
-                child,
-                is_thread,
-                ..
-            } => {
-                if !is_thread {
-                    self.processes_seen += 1;
-                }
-                if let Some(tree) = self.python.as_mut()
-                    && tree.contains(*parent_tgid)
-                {
-                    if !is_thread {
-                        tree.on_fork(*parent_tgid, *child);
-                    }
-                    self.python_dirty = true;
-                }
-            }
-            Event::ProcessExited {
-                tgid,
-                group_dead: true,
-                ..
-            } => {
-                if let Some(tree) = self.python.as_mut() {
-                    tree.on_exit(*tgid);
-                }
-            }
-            Event::ProcessExec {
-                tgid,
-                ts_ns,
-                filename,
-                ..
-            } => {
-                // Its forks waiting for a thread were the old program's.
-                let python = self.is_python(*tgid);
-                self.early_forks.on_exec(*tgid, python);
-                if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(*tgid, *ts_ns, filename);
-                    self.python_dirty = true;
-                }
+            Event::ProcessForked { is_thread, .. } if !is_thread => self.processes_seen += 1,
+            Event::ProcessExec { tgid, .. } => {
+                self.early_forks.on_exec(*tgid, world.is_python(*tgid));
             }
             Event::SignalGenerated(_) => self.signals_seen += 1,
             _ => {}
         }
+        world.keep_track(event);
+    }
+
+    /// What the run asked for.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// When the first event came, if one did.
+    pub fn first_event(&self) -> Option<Instant> {
+        self.first_event
+    }
+
+    /// A ring buffer record that did not decode: counted, and the report
+    /// says it is not complete.
+    pub fn on_undecodable(&mut self) {
+        self.decode_errors += 1;
+    }
+
+    /// A note for the report about the trace itself.
+    pub fn warn(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
+    /// Why `--count-entries` is not running, once it failed.
+    pub fn entries_error(&self) -> Option<&str> {
+        self.entries_error.as_deref()
+    }
+
+    pub fn set_entries_error(&mut self, error: String) {
+        self.entries_error = Some(error);
+    }
+
+    /// The traced process as the report's target (its name may change at
+    /// exec), with what it ran.
+    pub fn set_target(&mut self, target: Target) {
+        self.target = target;
+    }
+
+    /// A node-wide trace's scope, as the report names it.
+    pub fn set_scope(&mut self, scope: String) {
+        self.target.scope = Some(scope);
+    }
+
+    /// A process traced from before the trace began: `root`, the target
+    /// (the launched command, or `--pid`); else a descendant, or one of a
+    /// node-wide trace's. `threads`: besides its main thread.
+    pub fn add_process(
+        &mut self,
+        world: &mut World,
+        (pid, ppid): (u32, u32),
+        (comm, argv): (&str, &[String]),
+        threads: u32,
+        root: bool,
+    ) {
+        let system = world.system.as_mut();
+        match root {
+            true => self
+                .processes
+                .add_root(system, pid, ppid, comm, argv, threads),
+            false => self
+                .processes
+                .add_existing(system, pid, ppid, comm, argv, threads),
+        }
+    }
+
+    /// A child that was a zombie before tracing started.
+    pub fn add_zombie(&mut self, zombie: &crate::host::procfs::FoundZombie) {
+        self.processes
+            .add_preexisting_zombie(zombie, self.settings.base_ns);
+    }
+
+    /// The kernel's maps were read: the descriptors' and threads' records
+    /// from now on may be in the snapshot too.
+    pub fn after_snapshot(&mut self) {
+        self.closed.after_snapshot();
+        self.ended.after_snapshot();
     }
 
     /// What the live status line shows.
@@ -484,8 +451,11 @@ impl Collector {
     /// since the last read), then names the Python functions that the
     /// `handler` actions seen since the last call installed.
     /// Returns the sampler configs to publish again (a table just found).
-    pub fn read_signal_handlers(&mut self) -> Vec<(u32, tracer_common::PyConfig)> {
-        let Some(tree) = self.python.as_mut() else {
+    pub fn read_signal_handlers(
+        &mut self,
+        world: &mut World,
+    ) -> Vec<(u32, tracer_common::PyConfig)> {
+        let Some(tree) = world.python.as_mut() else {
             return Vec::new();
         };
         let configs = tree.read_signal_handlers();
@@ -514,11 +484,11 @@ impl Collector {
 
     /// Every known Python thread's stack now, with its state: at the start
     /// of tracing, then (`at_end`) when it stops, before anything is detached.
-    pub fn snapshot_threads(&mut self, at_end: bool) {
-        let Some(tree) = self.python.as_mut() else {
+    pub fn snapshot_threads(&mut self, world: &mut World, at_end: bool) {
+        let Some(tree) = world.python.as_mut() else {
             return;
         };
-        let now = python::threads_now(tree, self.system.as_ref());
+        let now = python::threads_now(tree, world.system.as_ref());
         let (tasks, notes) = asyncio::tasks_now(tree, self.settings.dump);
         self.asyncio_notes.extend(notes);
         if at_end {
@@ -541,32 +511,15 @@ impl Collector {
         self.early_forks.on_threads_known(pid);
     }
 
-    /// Whether `pid` may run Python: sampled (`--no-python` has no lines
-    /// to miss), and not found to run a program without an interpreter
-    /// (a shell's or a node's other forks are not held for their thread).
-    fn may_be_python(&self, pid: u32) -> bool {
-        self.python
-            .as_ref()
-            .and_then(|tree| tree.process(pid))
-            .is_some_and(|p| !p.not_python())
-    }
-
-    /// Whether the interpreter of `pid` was found.
-    fn is_python(&self, pid: u32) -> bool {
-        self.python
-            .as_ref()
-            .and_then(|tree| tree.process(pid))
-            .is_some_and(|p| p.ready().is_some())
-    }
-
     /// Counts of the kernel-side Python maps read while tracing: new stacks
     /// are symbolized while the process is alive.
     pub fn on_python_maps(
         &mut self,
+        world: &mut World,
         event_stacks: &[(PyEventKey, PyEventValue)],
         entries: &[(PyEntryKey, u64)],
     ) {
-        let Some(tree) = self.python.as_mut() else {
+        let Some(tree) = world.python.as_mut() else {
             return;
         };
         self.profile.on_event_stacks(tree, event_stacks);

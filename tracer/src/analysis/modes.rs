@@ -5,23 +5,11 @@
 //! to the mode's own code (`session/continuous.rs`, the live view), so that the
 //! [`Collector`] holds what every trace shares and a one-off trace's tables.
 
-use super::{Collector, capture::Captures, metrics, native::SampleFrames, system::System};
+use super::{Collector, World, capture::Captures, metrics, native::SampleFrames};
 use crate::{
     events::{Event, Forget},
-    native::NativeStacks,
-    python::PythonTree,
     report::Report,
 };
-
-/// What the collector lends a mode for one event: the Python tree (to name
-/// and re-read), the native tables, its "re-read the threads" flag, the
-/// running system.
-pub struct Lent<'a> {
-    pub python: Option<&'a mut PythonTree>,
-    pub native: Option<&'a mut NativeStacks>,
-    pub python_dirty: &'a mut bool,
-    pub system: &'a mut dyn System,
-}
 
 #[derive(Default)]
 pub struct ModeFigures {
@@ -35,7 +23,7 @@ impl ModeFigures {
     /// For the run the collector's settings describe, once its processes
     /// are taken in: the continuous figures start from the processes (and
     /// the zombies that predate the trace) the collector knows.
-    pub fn new(collector: &mut Collector) -> Self {
+    pub fn new(collector: &Collector, world: &mut World) -> Self {
         let settings = &collector.settings;
         let mut metrics = settings
             .continuous
@@ -44,7 +32,7 @@ impl ModeFigures {
             for (pid, ppid, old_zombie) in collector.processes.known() {
                 match old_zombie {
                     true => figures.on_old_zombie(pid, ppid),
-                    false => figures.on_process(collector.system.as_mut(), pid, ppid),
+                    false => figures.on_process(world.system.as_mut(), pid, ppid),
                 }
             }
         }
@@ -54,43 +42,43 @@ impl ModeFigures {
         }
     }
 
-    /// An event, after the collector has kept track of it (`named`: a
-    /// Python sample's frames, named once for every concern): into the
-    /// open windows and the continuous figures, with what the collector
-    /// lends them (`lent`). Returns it when the report's tables take it
-    /// too (a one-off trace's, `--live`'s).
+    /// An event, after the world has kept track of it (`named`: a Python
+    /// sample's frames, named once for every concern): into the open
+    /// windows and the continuous figures. Returns it when the report's
+    /// tables take it too (a one-off trace's, `--live`'s).
     pub fn on_event(
         &mut self,
         event: Event,
         named: Option<&SampleFrames>,
-        lent: Lent<'_>,
+        world: &mut World,
     ) -> Option<Event> {
-        let Lent {
+        let World {
             python,
             native,
             python_dirty,
             system,
-        } = lent;
+            ..
+        } = world;
+        let system = system.as_mut();
         let Some(figures) = self.metrics.as_mut() else {
             // `--live`: the interval's samples, besides the report's (Python
             // frames: the view shows Python functions; the report's path
             // names native frames and counts their unwinds, once).
             if !self.captures.is_empty() {
                 self.captures
-                    .on_event(&event, named, python, None, python_dirty, system);
+                    .on_event(&event, named, python.as_mut(), None, python_dirty, system);
             }
             return Some(event);
         };
-        let mut python = python;
         self.captures.on_event(
             &event,
             named,
-            python.as_deref_mut(),
-            native,
+            python.as_mut(),
+            native.as_mut(),
             python_dirty,
             &mut *system,
         );
-        figures.on_event(event, named, python.as_deref(), system);
+        figures.on_event(event, named, python.as_ref(), system);
         None
     }
 
@@ -100,12 +88,13 @@ impl ModeFigures {
     pub fn fold(
         &mut self,
         mut maps: metrics::MapsNow,
-        collector: &mut Collector,
+        collector: &Collector,
+        world: &mut World,
     ) -> Option<Forget> {
         let figures = self.metrics.as_mut()?;
         maps.lost += collector.decode_errors;
-        let forget = figures.fold_maps(maps, &mut collector.files, collector.python.as_mut());
-        if let Some(native) = collector.native.as_mut() {
+        let forget = figures.fold_maps(maps, &mut world.files, world.python.as_mut());
+        if let Some(native) = world.native.as_mut() {
             forget.pids.iter().for_each(|&pid| native.forget(pid));
         }
         Some(forget)
@@ -139,9 +128,11 @@ impl ModeFigures {
         id: u64,
         lost: u64,
         sampler_error: Option<&str>,
-        collector: &Collector,
+        (collector, world): (&Collector, &World),
     ) -> Option<Report> {
-        let mut report = self.captures.close(id, collector, lost, sampler_error)?;
+        let mut report = self
+            .captures
+            .close(id, (collector, world), lost, sampler_error)?;
         // Gone before it was first looked at: the container its series
         // have (from its fork or exec).
         if let Some(figures) = &self.metrics {

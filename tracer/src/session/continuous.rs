@@ -19,7 +19,7 @@ use tokio::{
 use tracer_common::drops;
 
 use crate::{
-    analysis::{Collector, modes::ModeFigures},
+    analysis::{Collector, World, modes::ModeFigures},
     cli::Args,
     kernel::probes::{ProbeError, Probes},
     otlp_exporter::{Exporter, OtlpError},
@@ -168,8 +168,7 @@ impl Continuous {
         &mut self,
         args: &Args,
         probes: &Probes,
-        collector: &mut Collector,
-        modes: &mut ModeFigures,
+        (world, modes): (&World, &mut ModeFigures),
     ) {
         if let Some(listener) = self.listener.take() {
             // Nothing folded yet: the first fold comes after the first
@@ -213,7 +212,7 @@ impl Continuous {
                     Some(_) => "https",
                     None => "http",
                 };
-                let profiles = if collector.python.is_some() {
+                let profiles = if world.python.is_some() {
                     format!(
                         ", Python CPU profiles at {scheme}://{addr}/debug/pprof/profile?seconds=N"
                     )
@@ -229,7 +228,7 @@ impl Continuous {
             self.profiles = Some(requests);
         }
         if let Some(otlp) = self.otlp.as_mut() {
-            otlp.window = open_export(probes, (collector, modes), crate::events::monotonic_ns());
+            otlp.window = open_export(probes, (world, modes), crate::events::monotonic_ns());
             if !args.quiet {
                 eprintln!(
                     "tracer: pushing OTLP profiles every {} s to {}",
@@ -277,12 +276,12 @@ impl Continuous {
         &mut self,
         due: Due,
         probes: &mut Probes,
-        (collector, modes): (&mut Collector, &mut ModeFigures),
+        (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
         pid: u32,
     ) -> Result<(), ContinuousError> {
         match due {
             Due::Fold => {
-                fold(probes, collector, modes, false)?;
+                fold(probes, (collector, world, modes), false)?;
                 if let Some(publisher) = &self.publisher {
                     publish(modes, publisher, self.own_figures());
                 }
@@ -291,9 +290,9 @@ impl Continuous {
                 // The next window starts before this one's last drain: a
                 // sample taken while this one is closed is in the next.
                 let next = crate::events::monotonic_ns();
-                fold(probes, collector, modes, false)?;
+                fold(probes, (collector, world, modes), false)?;
                 if let Some(otlp) = self.otlp.as_mut() {
-                    otlp.export(probes, (collector, modes), Some(next))?;
+                    otlp.export(probes, (collector, world, modes), Some(next))?;
                 }
                 let own = self.own_figures();
                 if let Some(windows) = self.windows.as_mut()
@@ -302,8 +301,8 @@ impl Continuous {
                     log::warn!("{err}");
                 }
             }
-            Due::Profile(request) => self.open_profile(request, probes, collector, modes)?,
-            Due::ProfileEnd => self.close_profiles(probes, (collector, modes), false)?,
+            Due::Profile(request) => self.open_profile(request, probes, world, modes)?,
+            Due::ProfileEnd => self.close_profiles(probes, (collector, world, modes), false)?,
         }
         Ok(())
     }
@@ -314,12 +313,12 @@ impl Continuous {
         &mut self,
         request: ProfileRequest,
         probes: &Probes,
-        collector: &Collector,
+        world: &World,
         modes: &mut ModeFigures,
     ) -> Result<(), ProbeError> {
         let refused = if let Some(err) = &probes.sampler_error {
             Some(format!("Python sampling failed: {err}"))
-        } else if collector.python.is_none() {
+        } else if world.python.is_none() {
             Some("Python stacks are not sampled in this trace (--no-python)".to_owned())
         } else {
             None
@@ -351,7 +350,7 @@ impl Continuous {
     fn close_profiles(
         &mut self,
         probes: &Probes,
-        (collector, modes): (&Collector, &mut ModeFigures),
+        (collector, world, modes): (&Collector, &World, &mut ModeFigures),
         stopped: bool,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
@@ -370,7 +369,7 @@ impl Continuous {
                     profiling.window,
                     lost,
                     probes.sampler_error.as_deref(),
-                    collector,
+                    (collector, world),
                 )
                 .map(|mut report| {
                     let short = profiling.ends.saturating_duration_since(now);
@@ -395,13 +394,13 @@ impl Continuous {
         &mut self,
         args: &Args,
         probes: &mut Probes,
-        (collector, modes): (&mut Collector, &mut ModeFigures),
+        (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
         pid: u32,
     ) -> Result<(), ContinuousError> {
         // Profiles still open get what was sampled until the stop, and
         // are written before the tracer exits; requests not taken yet are
         // refused.
-        self.close_profiles(probes, (collector, modes), true)?;
+        self.close_profiles(probes, (collector, world, modes), true)?;
         self.profiles = None;
         if let Some((thread, stop)) = self.serving.take() {
             let _ = stop.send(());
@@ -411,8 +410,8 @@ impl Continuous {
         // what never reached the collector is counted before the last
         // window report says it.
         if let Some(otlp) = self.otlp.as_mut() {
-            fold(probes, collector, modes, true)?;
-            otlp.export(probes, (collector, modes), None)?;
+            fold(probes, (collector, world, modes), true)?;
+            otlp.export(probes, (collector, world, modes), None)?;
             let figures = otlp.exporter.finish();
             if !args.quiet {
                 eprintln!(
@@ -427,7 +426,7 @@ impl Continuous {
             }
         }
         if self.windows.is_some() {
-            fold(probes, collector, modes, true)?;
+            fold(probes, (collector, world, modes), true)?;
         }
         // After the fold, as the figures: the exporter's thread may count
         // its last drops until then.
@@ -465,13 +464,17 @@ impl Otlp {
     fn export(
         &mut self,
         probes: &Probes,
-        (collector, modes): (&Collector, &mut ModeFigures),
+        (collector, world, modes): (&Collector, &World, &mut ModeFigures),
         next: Option<u64>,
     ) -> Result<(), ProbeError> {
         let lost = probes.drops()?[drops::PY_SAMPLES as usize];
         if let Some(window) = self.window.take()
-            && let Some(report) =
-                modes.close_window(window, lost, probes.sampler_error.as_deref(), collector)
+            && let Some(report) = modes.close_window(
+                window,
+                lost,
+                probes.sampler_error.as_deref(),
+                (collector, world),
+            )
         {
             for warning in &report.warnings {
                 log::info!("otlp: window: {warning}");
@@ -479,7 +482,7 @@ impl Otlp {
             self.exporter.push(report);
         }
         if let Some(start_ns) = next {
-            self.window = open_export(probes, (collector, modes), start_ns);
+            self.window = open_export(probes, (world, modes), start_ns);
         }
         Ok(())
     }
@@ -489,10 +492,10 @@ impl Otlp {
 /// without Python sampling).
 fn open_export(
     probes: &Probes,
-    (collector, modes): (&Collector, &mut ModeFigures),
+    (world, modes): (&World, &mut ModeFigures),
     start_ns: u64,
 ) -> Option<u64> {
-    if collector.python.is_none() || probes.sampler_error.is_some() {
+    if world.python.is_none() || probes.sampler_error.is_some() {
         return None;
     }
     let lost = probes.drops().ok()?[drops::PY_SAMPLES as usize];
@@ -555,8 +558,7 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<ProfileRequest>>) -> 
 /// the record naming its file).
 fn fold(
     probes: &mut Probes,
-    collector: &mut Collector,
-    modes: &mut ModeFigures,
+    (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
     last: bool,
 ) -> Result<(), ProbeError> {
     let reads = probes.read_stats()?;
@@ -574,7 +576,7 @@ fn fold(
         lost,
         last,
     };
-    if let Some(forget) = modes.fold(maps, collector) {
+    if let Some(forget) = modes.fold(maps, collector, world) {
         probes.forget(&forget, &reads, &open)?;
     }
     Ok(())

@@ -11,7 +11,7 @@ use tracer_common::{EventHeader, EventKind};
 
 use super::loop_watch::timed_with;
 use crate::{
-    analysis::{Collector, modes::ModeFigures},
+    analysis::{Collector, World, modes::ModeFigures},
     events,
 };
 
@@ -19,14 +19,13 @@ use crate::{
 /// happened after the trace).
 pub fn drain_closes(
     ring: &mut RingBuf<MapData>,
-    collector: &mut Collector,
-    modes: &mut ModeFigures,
+    (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
 ) {
     while let Some(item) = ring.next() {
         if let Ok(event @ (events::Event::FdClosed { .. } | events::Event::ThreadExited { .. })) =
             events::decode(&item)
         {
-            collector.on_event(event, modes);
+            collector.on_event(event, world, modes);
         }
     }
 }
@@ -38,16 +37,22 @@ const DRAIN_BATCH: usize = 4096;
 /// tables) of code objects go first: the sampler sends them behind the sample that met
 /// the code object (it reserved the sample first), and the sample is
 /// symbolized as it comes, by them if the object is gone.
-pub fn drain(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) {
+pub fn drain(
+    ring: &mut RingBuf<MapData>,
+    (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
+) {
     timed_with(
         "a drain",
-        || take(ring, collector, modes),
+        || take(ring, (collector, world, modes)),
         |records| format!("{records} records"),
     );
 }
 
 /// [`drain`]: the records taken.
-fn take(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut ModeFigures) -> usize {
+fn take(
+    ring: &mut RingBuf<MapData>,
+    (collector, world, modes): (&mut Collector, &mut World, &mut ModeFigures),
+) -> usize {
     let mut records = 0usize;
     let mut batch = Vec::new();
     let mut first = None;
@@ -59,26 +64,26 @@ fn take(ring: &mut RingBuf<MapData>, collector: &mut Collector, modes: &mut Mode
         records += 1;
         match events::decode(&item) {
             Ok(event @ (events::Event::PyCodeNames(_) | events::Event::PyCodeLines(_))) => {
-                collector.on_event(event, modes)
+                collector.on_event(event, world, modes)
             }
             Ok(event) => batch.push(event),
             Err(err) => {
                 log::warn!("{err}");
-                collector.decode_errors += 1;
+                collector.on_undecodable();
             }
         }
         // A ring that never empties (a busy trace) is taken in batches.
         if batch.len() >= DRAIN_BATCH {
             batch
                 .drain(..)
-                .for_each(|event| collector.on_event(event, modes));
+                .for_each(|event| collector.on_event(event, world, modes));
         }
     }
     for event in batch {
-        collector.on_event(event, modes);
+        collector.on_event(event, world, modes);
     }
     // One read of the socket tables for the whole batch.
-    collector.files.name_pending();
+    world.files.name_pending();
     say_if_late(first);
     records
 }

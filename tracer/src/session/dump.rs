@@ -3,7 +3,7 @@
 //! loaded into the kernel.
 
 use crate::{
-    analysis::{Collector, Settings},
+    analysis::{Collector, Settings, World},
     cli::Args,
     events,
     host::procfs,
@@ -19,14 +19,16 @@ use crate::{
 pub fn dump(args: &Args) -> Result<Report, RunError> {
     let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
     let target = Target::attach(pid)?;
-    let mut collector = Collector::new(
-        Settings {
-            base_ns: events::monotonic_ns(),
-            dump: true,
-            ..Settings::default()
-        },
+    let settings = Settings {
+        base_ns: events::monotonic_ns(),
+        dump: true,
+        ..Settings::default()
+    };
+    let mut world = World::new(
+        &settings,
         Box::new(crate::session::host_system::HostSystem::default()),
     );
+    let mut collector = Collector::new(settings);
     let mut tree = PythonTree::new(target.pid, 0);
     if !args.no_children {
         for pid in procfs::descendants(target.pid) {
@@ -35,8 +37,8 @@ pub fn dump(args: &Args) -> Result<Report, RunError> {
     }
     // The look for each interpreter, then each one's thread list.
     tree.refresh();
-    collector.python = Some(tree);
-    collector.snapshot_threads(false);
-    start::add_root(args, &target, &mut collector, 0);
-    Ok(collector.finish_dump())
+    world.python = Some(tree);
+    collector.snapshot_threads(&mut world, false);
+    start::add_root(args, &target, (&mut collector, &mut world), 0);
+    Ok(collector.finish_dump(&mut world))
 }

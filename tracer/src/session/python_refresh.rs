@@ -7,7 +7,7 @@
 
 use super::loop_watch::timed;
 use crate::{
-    analysis::Collector,
+    analysis::{Collector, World},
     host::procfs,
     kernel::probes::{ProbeError, Probes},
     native::NativeStacks,
@@ -16,8 +16,12 @@ use crate::{
 /// Looks for interpreters not found yet, re-publishes every process's
 /// tid -> thread state map, and symbolizes the new stacks of the
 /// kernel-side Python maps.
-pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), ProbeError> {
-    let Some(tree) = collector.python.as_mut() else {
+pub fn refresh(
+    probes: &mut Probes,
+    collector: &mut Collector,
+    world: &mut World,
+) -> Result<(), ProbeError> {
+    let Some(tree) = world.python.as_mut() else {
         return Ok(());
     };
     let updates = timed("python: the processes looked at", || tree.refresh());
@@ -37,11 +41,11 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
         {
             // Its files can then be described after it exits, inside its root.
             let root = found.place.root.as_deref().unwrap_or("/");
-            collector.files.note_root(pid, root);
+            world.files.note_root(pid, root);
         }
         if let Some((path, offset)) = &update.eval_frame
-            && collector.settings.count_entries
-            && collector.entries_error.is_none()
+            && collector.settings().count_entries
+            && collector.entries_error().is_none()
             && let Err(err) = timed("python: the entry counter attached", || {
                 probes.attach_entry_counter(path, *offset, pid)
             })
@@ -53,7 +57,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
                 message.push_str(&format!(": {cause}"));
                 source = cause.source();
             }
-            collector.entries_error = Some(message);
+            collector.set_entries_error(message);
         }
         if let Some(config) = update.config {
             probes.set_python_config(pid, config)?;
@@ -76,7 +80,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
                 Ok(true) => checks_seen.push((pid, crate::events::monotonic_ns())),
                 Ok(false) => {}
                 Err(err) if procfs::exists(pid) && !procfs::is_zombie(pid) => {
-                    collector.warnings.push(format!(
+                    collector.warn(format!(
                         "when Python signal handlers run is not traced: {err}"
                     ));
                 }
@@ -102,18 +106,21 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             // Seen through a process gone already (a short-lived fork): the
             // next process running the file gets the probe.
             Err(err) if err.file_gone() => log::info!("{err}"),
-            Err(err) => collector.warnings.push(format!(
+            Err(err) => collector.warn(format!(
                 "when Python signal handlers run is not traced: {err}"
             )),
         }
     }
-    if let Some(native) = collector.native.as_mut() {
+    if let Some(native) = world.native.as_mut() {
         timed("native: published", || {
             publish_native(probes, native, configured)
         })?;
-        collector.warnings.append(&mut native.warnings);
+        native
+            .warnings
+            .drain(..)
+            .for_each(|warning| collector.warn(warning));
     }
-    if let Some(tree) = &collector.python {
+    if let Some(tree) = &world.python {
         ready = tree.processes().any(|p| p.ready().is_some());
     }
     // (--serve keeps no stacks of kernel events.) A new stack is named as
@@ -121,10 +128,10 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     // have been lost since (a stack never told), not every time. A full
     // table is 16,384 rows and a syscall each: a walk of a million files
     // spent a third of the tracer's time there, and fell behind.
-    if ready && !collector.settings.continuous {
+    if ready && !collector.settings().continuous {
         let unsent = probes.drops()?[tracer_common::drops::RINGBUF as usize];
-        if collector.unsent_when_python_maps_read != Some(unsent) {
-            let entries = if collector.settings.count_entries {
+        if world.unsent_when_python_maps_read != Some(unsent) {
+            let entries = if collector.settings().count_entries {
                 probes.python_entries()?
             } else {
                 Vec::new()
@@ -132,15 +139,15 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
             let stacks = timed("python: the stacks' maps read", || {
                 probes.python_event_stacks()
             })?;
-            collector.on_python_maps(&stacks, &entries);
-            collector.unsent_when_python_maps_read = Some(unsent);
+            collector.on_python_maps(world, &stacks, &entries);
+            world.unsent_when_python_maps_read = Some(unsent);
         }
     }
     // After the threads are published (start-up is when a fork or a read
     // may come first): CPython's signal handler tables, which the kernel
     // side reads each delivery's handler from.
     let handlers = timed("python: the signal handlers read", || {
-        collector.read_signal_handlers()
+        collector.read_signal_handlers(world)
     });
     for (pid, config) in handlers {
         probes.set_python_config(pid, config)?;
@@ -156,7 +163,7 @@ pub fn refresh(probes: &mut Probes, collector: &mut Collector) -> Result<(), Pro
     for (pid, tid) in sampled {
         log::info!("pid {pid}: Python thread {tid} is sampled from now on");
     }
-    collector.python_dirty = false;
+    world.python_dirty = false;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! for its Python processes, and the target as the report's root process.
 
 use crate::{
-    analysis::Collector,
+    analysis::{Collector, World},
     cli::Args,
     host::procfs,
     host::scope::Scope,
@@ -32,7 +32,7 @@ pub fn load_probes(
     collector: &mut Collector,
 ) -> Result<Probes, ProbeError> {
     let mut warnings = Vec::new();
-    let settings = &collector.settings;
+    let settings = collector.settings();
     let mut probes = Probes::load(
         &ProbeSettings {
             follow_children: !args.no_children,
@@ -50,12 +50,12 @@ pub fn load_probes(
         },
         &mut warnings,
     )?;
-    if collector.settings.count_entries
+    if collector.settings().count_entries
         && let Err(err) = probes.load_entry_counter()
     {
-        collector.entries_error = Some(err.to_string());
+        collector.set_entries_error(err.to_string());
     }
-    if collector.settings.python_rate_hz.is_some()
+    if collector.settings().python_rate_hz.is_some()
         && let Err(err) = probes.load_signal_check()
     {
         warnings.push(format!(
@@ -63,7 +63,7 @@ pub fn load_probes(
         ));
     }
     // Asked for (by default) and sampled, but not unwound: this kernel.
-    if !args.no_python && args.native != collector.settings.native {
+    if !args.no_python && args.native != collector.settings().native {
         warnings.push(NATIVE_NEEDS_BPF_LOOP.into());
     }
     probes.warnings.append(&mut warnings);
@@ -81,15 +81,15 @@ const NATIVE_NEEDS_BPF_LOOP: &str = "this kernel has no bpf_loop (Linux 5.17): \
 pub fn adopt(
     args: &Args,
     probes: &mut Probes,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
     target: Target,
 ) -> Result<(Target, u32), ProbeError> {
     let mut traced = vec![target.pid];
     if !args.no_children {
         traced.extend(procfs::descendants(target.pid));
     }
-    let root_threads = adopt_processes(probes, collector, &traced, Some(target.pid))?;
-    collector.files.remember_open_fds(target.pid);
+    let root_threads = adopt_processes(probes, (collector, world), &traced, Some(target.pid))?;
+    world.files.remember_open_fds(target.pid);
     probes.sample_existing_threads(&traced);
     Ok((target, root_threads))
 }
@@ -101,7 +101,7 @@ pub fn adopt(
 pub fn adopt_scope(
     scope: &Scope,
     probes: &mut Probes,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
 ) -> Result<Vec<u32>, ProbeError> {
     const MAX_LOOKS: usize = 8;
     let mut traced: Vec<u32> = Vec::new();
@@ -115,7 +115,7 @@ pub fn adopt_scope(
         if new.is_empty() {
             break;
         }
-        adopt_processes(probes, collector, &new, None)?;
+        adopt_processes(probes, (collector, world), &new, None)?;
         traced.extend(new);
     }
     probes.sample_cpus();
@@ -127,7 +127,7 @@ pub fn adopt_scope(
 /// of `root` besides its main thread.
 fn adopt_processes(
     probes: &mut Probes,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
     traced: &[u32],
     root: Option<u32>,
 ) -> Result<u32, ProbeError> {
@@ -145,21 +145,13 @@ fn adopt_processes(
             root_threads = threads;
         } else {
             let (comm, ppid, argv) = procfs::describe(pid);
-            collector.processes.add_existing(
-                collector.system.as_mut(),
-                pid,
-                ppid,
-                &comm,
-                &argv,
-                threads,
-            );
+            collector.add_process(world, (pid, ppid), (&comm, &argv), threads, false);
         }
     }
     // Zombies that predate the trace: listed, and their reaping watched.
-    let now_ns = collector.settings.base_ns;
     for zombie in procfs::zombie_children(traced) {
-        probes.watch_zombie(zombie.pid, now_ns)?;
-        collector.processes.add_preexisting_zombie(&zombie, now_ns);
+        probes.watch_zombie(zombie.pid, collector.settings().base_ns)?;
+        collector.add_zombie(&zombie);
     }
     Ok(root_threads)
 }
@@ -196,28 +188,28 @@ const LOADER_STOPS: u32 = 2_000;
 pub fn hold_until_loaded(
     target: &mut Target,
     probes: &mut Probes,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
 ) -> Result<(), ProbeError> {
     let pid = target.pid;
-    let searching = |collector: &Collector| {
-        collector
+    let searching = |world: &World| {
+        world
             .python
             .as_ref()
             .and_then(|tree| tree.process(pid))
             .is_some_and(|p| matches!(p.discovery(), Discovery::Searching(_)))
     };
     if !target.stopped_at_exec()
-        || !searching(collector)
+        || !searching(world)
         || !procfs::exe(pid).is_some_and(|exe| interpreter::names_libpython(exe.as_ref()))
     {
         return Ok(());
     }
-    let set_loading = |collector: &mut Collector, loading: bool| {
-        if let Some(tree) = collector.python.as_mut() {
+    let set_loading = |world: &mut World, loading: bool| {
+        if let Some(tree) = world.python.as_mut() {
             tree.set_loading(pid, loading);
         }
     };
-    set_loading(collector, true);
+    set_loading(world, true);
     let mut stops = 0;
     let mut looked = Ok(());
     while stops < LOADER_STOPS && target.step_to_syscall() {
@@ -227,13 +219,13 @@ pub fn hold_until_loaded(
                 .any(|line| line.contains(" rw-p ") && line.contains("libpython"))
         });
         if mapped {
-            looked = python_refresh::refresh(probes, collector);
-            if looked.is_err() || !searching(collector) {
+            looked = python_refresh::refresh(probes, collector, world);
+            if looked.is_err() || !searching(world) {
                 break;
             }
         }
     }
-    set_loading(collector, false);
+    set_loading(world, false);
     looked?;
     log::info!("pid {pid}: stepped through {stops} system call stops while its loader ran");
     Ok(())
@@ -248,7 +240,7 @@ pub fn python_tree(
     target: &Target,
     in_scope: Option<&[u32]>,
     probes: &mut Probes,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
 ) -> Result<(), ProbeError> {
     if args.no_python || probes.sampler_error.is_some() {
         return Ok(());
@@ -275,14 +267,19 @@ pub fn python_tree(
             tree.add(pid);
         }
     }
-    collector.python = Some(tree);
-    python_refresh::refresh(probes, collector)?;
-    collector.snapshot_threads(false);
+    world.python = Some(tree);
+    python_refresh::refresh(probes, collector, world)?;
+    collector.snapshot_threads(world, false);
     Ok(())
 }
 
 /// The target as the report's root process; returns its name.
-pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads: u32) -> String {
+pub fn add_root(
+    args: &Args,
+    target: &Target,
+    (collector, world): (&mut Collector, &mut World),
+    threads: u32,
+) -> String {
     let launched_argv = || -> Vec<String> {
         args.command
             .iter()
@@ -308,20 +305,13 @@ pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads
     } else {
         procfs::stat(target.pid).map_or(0, |s| s.ppid)
     };
-    collector.processes.add_root(
-        collector.system.as_mut(),
-        target.pid,
-        ppid,
-        &comm,
-        &argv,
-        threads,
-    );
-    collector.target = ReportTarget {
+    collector.add_process(world, (target.pid, ppid), (&comm, &argv), threads, true);
+    collector.set_target(ReportTarget {
         pid: target.pid,
         comm: comm.clone(),
         argv,
         ..ReportTarget::default()
-    };
+    });
     comm
 }
 
@@ -330,10 +320,10 @@ pub fn add_root(args: &Args, target: &Target, collector: &mut Collector, threads
 pub fn start_target(
     args: &Args,
     target: &Target,
-    collector: &mut Collector,
+    (collector, world): (&mut Collector, &mut World),
     threads: u32,
 ) -> Result<(), TargetError> {
-    let comm = add_root(args, target, collector, threads);
+    let comm = add_root(args, target, (collector, world), threads);
     if !target.launched {
         if !target.is_alive() {
             return Err(TargetError::Gone { pid: target.pid });
