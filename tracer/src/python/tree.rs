@@ -374,8 +374,15 @@ impl PythonTree {
         let mut frames: Vec<Frame> = ids.into_iter().map(|id| self.frame(id).clone()).collect();
         // A child forked without exec that is gone or has exec'd since (a
         // Popen child resetting its signals just before its exec): its
-        // parent holds the same code objects at the same addresses.
-        let resolved = |frames: &[Frame]| frames.iter().filter(|f| f.is_resolved()).count();
+        // parent holds the same code objects at the same addresses. A frame
+        // named from the kernel's copy of its names, with no line (its line
+        // table was in the child's memory), is not resolved yet either.
+        let resolved = |frames: &[Frame]| {
+            frames
+                .iter()
+                .filter(|f| f.is_resolved() && f.line != 0)
+                .count()
+        };
         if resolved(&frames) < frames.len()
             && let Some(&parent) = self.forked_from.get(&tgid)
             && let Some(ids) = self
