@@ -334,7 +334,7 @@ def contended():
 
 
 def threads():
-    """matrix_threads.py: 300 threads, each ended while traced: a scheduling
+    """matrix_threads.py: 100 threads, each ended while traced: a scheduling
     row for every one under its process, and for nothing else, each having
     left a CPU asleep at least once (its exit). These are the rows the
     kernel sends as a thread ends (a one-off trace's `thread_rows`, which
@@ -344,7 +344,7 @@ def threads():
     facts = load(out)
     pid = facts["pid"]
     tids = set(facts["threads"])
-    check(len(tids) == 300, "the workload's threads: %d" % len(tids))
+    check(len(tids) == 100, "the workload's threads: %d" % len(tids))
     # Every row of the report was sent as its thread ended: none was left
     # for the table read at the end (which alone would give the same rows).
     said = [line for line in LAST_LOG if "rows came as the threads ended" in line]

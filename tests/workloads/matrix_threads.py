@@ -1,4 +1,4 @@
-"""matrix_threads.py OUT [THREADS]: THREADS threads (300), started in
+"""matrix_threads.py OUT [THREADS]: THREADS threads (100), started in
 waves of 50, each waiting until its whole wave has started, then ending.
 Every one ends while traced, so its scheduling row is the one the kernel
 sends at the thread's last switch-out, which a one-off trace asks for on
@@ -13,7 +13,7 @@ import sys
 import threading
 
 out = sys.argv[1]
-count = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+count = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 WAVE = 50
 threading.stack_size(256 * 1024)
 
