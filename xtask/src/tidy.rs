@@ -968,26 +968,23 @@ mod tests {
         let [every] = every[..] else {
             panic!("arm64 kernels with every scenario: {every:?}")
         };
-        let said = match &releases[..] {
-            [first @ .., last] => format!(
-                "arm64 is checked on Debian {}'s and {last}'s kernels, with every scenario on \
-                 {every}'s only",
-                first.join("'s, ")
-            ),
-            [] => unreachable!(),
-        };
+        let (last, first) = releases.split_last().expect("arm64 kernels");
+        let said = format!(
+            "arm64 is checked on Debian {}'s and {last}'s kernels, with every scenario on \
+             {every}'s only",
+            first.join("'s, ")
+        );
         assert!(readme.contains(&said), "README.md does not say {said:?}");
         let bullet = limitations
             .split(" - ")
             .find(|item| item.starts_with("arm64 ("))
             .expect("docs/limitations.md's arm64 item");
         // Each release once: "Debian 12's 3.11" names the CPython's too.
-        let named: Vec<&str> = bullet
+        let mut named: Vec<&str> = bullet
             .split(' ')
             .filter_map(|word| word.strip_suffix("'s"))
             .filter(|word| word.bytes().all(|b| b.is_ascii_digit()))
             .collect();
-        let mut named = named;
         named.sort();
         named.dedup();
         assert_eq!(

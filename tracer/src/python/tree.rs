@@ -371,32 +371,30 @@ impl PythonTree {
         ids: Vec<FrameId>,
         records: &[PyFrameRecord],
     ) -> Vec<Frame> {
-        let mut frames: Vec<Frame> = ids.into_iter().map(|id| self.frame(id).clone()).collect();
         // A child forked without exec that is gone or has exec'd since (a
         // Popen child resetting its signals just before its exec): its
         // parent holds the same code objects at the same addresses. A frame
         // named from the kernel's copy of its names, with no line (its line
         // table was in the child's memory), is not resolved yet either.
-        let resolved = |frames: &[Frame]| {
-            frames
-                .iter()
+        // Counted on the ids: the frames are cloned once, those kept.
+        let resolved = |tree: &Self, ids: &[FrameId]| {
+            ids.iter()
+                .map(|&id| tree.frame(id))
                 .filter(|f| f.is_resolved() && f.line != 0)
                 .count()
         };
-        if resolved(&frames) < frames.len()
+        let mut ids = ids;
+        if resolved(self, &ids) < ids.len()
             && let Some(&parent) = self.forked_from.get(&tgid)
-            && let Some(ids) = self
+            && let Some(from_parent) = self
                 .processes
                 .get_mut(&parent)
                 .and_then(|p| p.frame_ids(&mut self.frames, records))
+            && resolved(self, &from_parent) > resolved(self, &ids)
         {
-            let from_parent: Vec<Frame> =
-                ids.into_iter().map(|id| self.frame(id).clone()).collect();
-            if resolved(&from_parent) > resolved(&frames) {
-                frames = from_parent;
-            }
+            ids = from_parent;
         }
-        frames
+        ids.into_iter().map(|id| self.frame(id).clone()).collect()
     }
 
     /// Every known Python thread's stack now: (pid, tid, frames innermost first).

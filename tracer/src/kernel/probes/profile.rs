@@ -167,12 +167,10 @@ impl Variant {
             warnings,
         })
     }
-}
 
-impl Variant {
     /// What was picked, in a line (`-v`).
     pub fn summary(&self) -> String {
-        let second_copies = self.programs.iter().filter(|c| c.perf_event.is_some());
+        let perf_hooks = self.programs.iter().filter(|c| c.perf_event.is_some());
         format!(
             "this kernel's variant: the object {}{}; reads counted per {}; {} programs on \
              tracepoints, {} of them perf-event hooks{}",
@@ -192,7 +190,7 @@ impl Variant {
                 "file"
             },
             self.programs.len(),
-            second_copies.count(),
+            perf_hooks.count(),
             if self.config.second_copies != 0 {
                 " (second copies)"
             } else {
