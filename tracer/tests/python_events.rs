@@ -158,19 +158,26 @@ fn every_fork_has_its_line_or_is_said_to_have_none() {
     let (report_path, facts_path) = (dir.join("report.json"), dir.join("facts.json"));
     let script =
         std::fs::canonicalize(workspace().join("tests/workloads/python_early_forks.py")).unwrap();
-    let status = Command::new(TRACER)
+    // What the tracer said of each fork without a line (its ForkStack),
+    // kept for the failure message.
+    let output = Command::new(TRACER)
         .args(["--quiet", "--format", "json", "-o"])
         .arg(&report_path)
         .args(["--", "/usr/bin/python3.11"])
         .arg(&script)
         .arg(&facts_path)
-        .status()
+        .env("RUST_LOG", "tracer=info,tracer::analysis::dispatch=debug")
+        .stderr(Stdio::piped())
+        .output()
         .unwrap();
-    assert!(status.success());
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let facts: Value =
         serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
+    // A fork record lost would leave a child without a line or a word.
+    assert_complete(&report);
     let has_line = |pid: &Value| {
         report["processes"]
             .as_array()
@@ -203,11 +210,18 @@ fn every_fork_has_its_line_or_is_said_to_have_none() {
     assert_eq!(early.len(), 8, "{facts}");
     for pid in early {
         let said = warned.contains(&pid.as_u64().unwrap());
+        let row = report["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == *pid);
+        let forks: Vec<&str> = log.lines().filter(|l| l.contains("fork")).collect();
         assert!(
             has_line(pid) != said,
-            "child {pid}: line {}, said {said}: {:#}",
+            "child {pid}: line {}, said {said}: {:#}\nits row: {row:#?}\nthe tracer's forks:\n{}",
             has_line(pid),
-            report["warnings"]
+            report["warnings"],
+            forks.join("\n")
         );
     }
     assert!(has_line(&facts["late"]), "{report:#}");

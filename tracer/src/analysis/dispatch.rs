@@ -18,19 +18,24 @@ impl Collector {
                 stack,
             } => {
                 self.memory_growth.on_task_created();
-                if !is_thread
-                    && world.may_be_python(parent_tgid)
-                    && !self.processes.has_spawn_stack(child)
-                {
+                if !is_thread && !self.processes.has_spawn_stack(child) {
                     let python = world.is_python(parent_tgid);
-                    if python {
-                        log::info!(
-                            "pid {parent_tgid}: its fork of {child} (thread {parent_tid}) has \
-                             no Python line: {stack:?}"
-                        );
+                    let held = world.may_be_python(parent_tgid);
+                    let level = if python {
+                        log::Level::Info
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
+                        level,
+                        "pid {parent_tgid}: its fork of {child} (thread {parent_tid}) has no \
+                         Python line: {stack:?} (interpreter found: {python}, may run Python: \
+                         {held})"
+                    );
+                    if held {
+                        self.early_forks
+                            .on_fork_without_line(parent_tgid, child, stack, python);
                     }
-                    self.early_forks
-                        .on_fork_without_line(parent_tgid, child, stack, python);
                 }
                 // Its pid in its own namespace comes with its exit record, or
                 // from /proc at the end if it is still there.
