@@ -13,7 +13,13 @@ use std::{
 
 use tracer_common::{FdKey, IoKey, IoStats, IoSyscall, LOOP_BUCKETS_NS, LoopThread, ThreadStats};
 
-use super::{interval::LastSeen, native::SampleFrames, processes, signals, system::System};
+use super::{
+    interval::LastSeen,
+    native::SampleFrames,
+    processes, signals,
+    system::System,
+    zombies::{Exited, Zombies},
+};
 use crate::host::files::table::FileTable;
 use crate::{
     events::{Event, Forget},
@@ -174,9 +180,8 @@ pub struct Aggregator {
     /// The container of each process in one, known or with a series (its
     /// labels): read when it was adopted, forked or exec'd.
     in_containers: HashMap<u32, Container>,
-    /// Exited, not reaped: pid -> (exit time if seen, parent, its pid
-    /// in its own namespace if known).
-    zombies: HashMap<u32, (Option<u64>, u32, Option<u32>)>,
+    /// Exited, not reaped (by a wait, or released without one).
+    zombies: Zombies,
     zombie_seconds: Histogram,
     /// Threads and processes that exited, forgotten a few folds later.
     exited_threads: Vec<Gone>,
@@ -249,7 +254,7 @@ impl Aggregator {
             event_stacks: HashMap::new(),
             parents: HashMap::new(),
             in_containers: HashMap::new(),
-            zombies: HashMap::new(),
+            zombies: Zombies::default(),
             redact: Vec::new(),
             zombie_seconds: Histogram::new(&ZOMBIE_BOUNDS),
             exited_threads: Vec::new(),
@@ -280,7 +285,12 @@ impl Aggregator {
 
     /// A child that was a zombie before tracing started.
     pub fn on_old_zombie(&mut self, pid: u32, parent: u32) {
-        self.zombies.insert(pid, (None, parent, None));
+        let exited = Exited {
+            exit_ns: None,
+            parent,
+            ns_pid: None,
+        };
+        self.zombies.on_exit(pid, exited);
     }
 
     /// `ns_pid`: a whole process's pid in its own namespace, when known;
@@ -301,20 +311,19 @@ impl Aggregator {
         if group_dead {
             self.resident.remove(&tgid);
             let parent = self.parents.get(&tgid).copied().or(parent_now).unwrap_or(0);
-            self.zombies.insert(tgid, (Some(ts_ns), parent, ns_pid));
+            let exited = Exited {
+                exit_ns: Some(ts_ns),
+                parent,
+                ns_pid,
+            };
+            self.zombies.on_exit(tgid, exited);
         }
     }
 
     /// Process `waiter` reaped its child `pid` (as the waiter's pid
     /// namespace numbers it) at `ts_ns`.
     pub fn on_wait_reaped(&mut self, waiter: u32, pid: u32, ts_ns: u64) {
-        let exited = self
-            .zombies
-            .iter()
-            .map(|(&child, &(_, parent, ns_pid))| (child, parent, ns_pid));
-        let child = processes::reported_child(waiter, pid, exited)
-            .or_else(|| self.zombies.contains_key(&pid).then_some(pid));
-        if let Some(child) = child {
+        if let Some(child) = self.zombies.reported_child(waiter, pid) {
             self.on_reaped(child, ts_ns);
         }
     }
@@ -322,8 +331,10 @@ impl Aggregator {
     /// `pid` was reaped (by a wait, or released without one) at `ts_ns`:
     /// what is kept about it is forgotten a few folds later.
     fn on_reaped(&mut self, pid: u32, ts_ns: u64) {
-        if let Some((exit, _, _)) = self.zombies.remove(&pid)
-            && let Some(exit) = exit
+        if let Some(Exited {
+            exit_ns: Some(exit),
+            ..
+        }) = self.zombies.reap(pid)
         {
             let seconds = ts_ns.saturating_sub(exit) as f64 / 1e9;
             self.zombie_seconds.observe(seconds, 1);
@@ -538,7 +549,7 @@ impl Aggregator {
             let labelled = self.series_pids();
             let (parents, zombies) = (&self.parents, &self.zombies);
             self.in_containers.retain(|pid, _| {
-                parents.contains_key(pid) || zombies.contains_key(pid) || labelled.contains(pid)
+                parents.contains_key(pid) || zombies.contains(*pid) || labelled.contains(pid)
             });
         }
         let mut file_opens = Vec::new();
@@ -642,7 +653,7 @@ impl Aggregator {
         let switches = self.switches.series.keys().copied();
         let samples = self.samples.series.keys().map(|k| k.0);
         let loops = self.loop_iterations.series.keys().copied();
-        let parents = self.zombies.values().map(|z| z.1);
+        let parents = self.zombies.parents();
         let resident = self.resident.keys().copied();
         reads
             .chain(writes)
@@ -711,11 +722,12 @@ impl Aggregator {
             .iter()
             .map(|(&(signo, event), &n)| (super::signals::signal_name(signo), event, n))
             .collect();
-        let mut per_parent: BTreeMap<u32, u64> = BTreeMap::new();
-        for (_, parent, _) in self.zombies.values() {
-            *per_parent.entry(*parent).or_default() += 1;
-        }
-        let zombies = per_parent.into_iter().map(|(p, n)| (pid(p), n)).collect();
+        let zombies = self
+            .zombies
+            .per_parent()
+            .into_iter()
+            .map(|(p, n)| (pid(p), n))
+            .collect();
         let mut python_samples: Vec<(String, String, u64)> = self
             .samples
             .series

@@ -33,6 +33,7 @@ pub mod system;
 pub mod timeline;
 pub mod world;
 pub mod write_findings;
+pub mod zombies;
 
 use std::{
     collections::HashMap,

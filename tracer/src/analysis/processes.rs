@@ -17,6 +17,7 @@ use crate::{
         signals::{self, signal_name},
         spawned::spawned_line,
         system::System,
+        zombies::{Exited, Zombies},
     },
     events::{SignalGenerated, WaitDone, WaitSyscall},
     frame::Frame,
@@ -117,9 +118,32 @@ pub struct ProcessTable {
     /// Child pid (or thread id) -> the Python stack that forked it, until
     /// its fork record arrives (the stack is sent just before it).
     pending_spawns: HashMap<u32, Vec<Frame>>,
+    /// The rows exited and not reaped by a wait (released or not: the
+    /// release may come before the wait's record), which a wait's report
+    /// is matched against. Kept by [`Self::index`].
+    zombies: Zombies,
 }
 
 impl ProcessTable {
+    /// Keeps row `pid` in the zombies index exactly while it has exited
+    /// and no wait reaped it, with its parent and namespace pid as the row
+    /// says now: called after every change to those.
+    fn index(&mut self, pid: u32) {
+        match self.procs.get(&pid) {
+            Some(p) if p.exit_ns.is_some() && p.reap.is_none() => {
+                let exited = Exited {
+                    exit_ns: p.exit_ns.filter(|_| p.pre_existing.is_none()),
+                    parent: p.ppid,
+                    ns_pid: p.ns_pid,
+                };
+                self.zombies.on_exit(pid, exited);
+            }
+            _ => {
+                self.zombies.reap(pid);
+            }
+        }
+    }
+
     /// `--live`: every process now (pid, ppid, comm, state), without
     /// touching what the report is built from.
     pub fn live_rows(&self, now_ns: u64) -> Vec<super::live_model::ProcessRow> {
@@ -180,6 +204,7 @@ impl ProcessTable {
         if p.argv.is_empty() {
             p.argv = argv.to_vec();
         }
+        self.index(pid);
     }
 
     /// Every process known: (pid, parent, a zombie that predates the trace).
@@ -204,6 +229,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.ns_pid = Some(ns_pid);
         }
+        self.index(pid);
     }
 
     /// A descendant that was already running when tracing started.
@@ -226,6 +252,7 @@ impl ProcessTable {
         p.threads += threads;
         p.comm = comm.to_owned();
         p.argv = argv.to_vec();
+        self.index(pid);
     }
 
     /// A child that was a zombie before tracing started (`age_ns`: time since
@@ -243,6 +270,7 @@ impl ProcessTable {
                 ..Proc::default()
             },
         );
+        self.index(z.pid);
     }
 
     /// The Python stack (innermost first) of the fork that made `child`,
@@ -298,6 +326,7 @@ impl ProcessTable {
                 ..Proc::default()
             },
         );
+        self.index(child);
     }
 
     /// A successful exec; `argv` is empty if it could not be read.
@@ -349,6 +378,7 @@ impl ProcessTable {
         if status.is_some() {
             p.status = status;
         }
+        self.index(tgid);
     }
 
     pub fn on_freed(&mut self, pid: u32, ts_ns: u64) {
@@ -404,7 +434,7 @@ impl ProcessTable {
         let Some(status) = reap_status(w) else {
             return;
         };
-        let Some(pid) = self.reported_child(w.tgid, w.pid) else {
+        let Some(pid) = self.zombies.reported_child(w.tgid, w.pid) else {
             return;
         };
         let Some(p) = self.procs.get_mut(&pid) else {
@@ -422,18 +452,7 @@ impl ProcessTable {
             by_comm: w.comm.clone(),
             syscall: w.syscall,
         });
-    }
-
-    /// The host pid of the child a wait call in `waiter` reported as `pid`
-    /// ([`reported_child`]), or `pid` itself when it is a process the trace
-    /// met.
-    fn reported_child(&self, waiter: u32, pid: u32) -> Option<u32> {
-        let exited = self
-            .procs
-            .values()
-            .filter(|p| p.exit_ns.is_some() && p.reap.is_none())
-            .map(|p| (p.pid, p.ppid, p.ns_pid));
-        reported_child(waiter, pid, exited).or_else(|| self.procs.contains_key(&pid).then_some(pid))
+        self.index(pid);
     }
 
     /// `killer`: the signal that killed a process according to the signal
@@ -701,28 +720,6 @@ fn spawned_lines(zs: &[&Zombie]) -> Option<String> {
     }
 }
 
-/// The host pid of the child that a wait call in process `waiter`
-/// reported as `pid`, among `exited` (the exited children not reaped yet:
-/// host pid, parent, pid in its own namespace): inside a pid namespace
-/// wait4 and waitid return the child's pid there, not the host pid the
-/// tables are keyed by. `None`: none of them is that child.
-pub fn reported_child(
-    waiter: u32,
-    pid: u32,
-    exited: impl Iterator<Item = (u32, u32, Option<u32>)>,
-) -> Option<u32> {
-    let mut by_ns = None;
-    for (host, _, ns_pid) in exited.filter(|&(_, parent, _)| parent == waiter) {
-        if host == pid {
-            return Some(pid);
-        }
-        if ns_pid == Some(pid) && by_ns.is_none() {
-            by_ns = Some(host);
-        }
-    }
-    by_ns
-}
-
 /// `Some(status)` when the wait reaped the child it reports (its wait
 /// status when known): only a termination reaps; stopped / continued
 /// reports, `WNOWAIT` and a wait that found nothing do not.
@@ -755,19 +752,6 @@ pub fn reap_status(w: &WaitDone) -> Option<Option<u32>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_wait_names_its_child_by_host_pid_or_by_its_namespace_pid() {
-        // (host pid, parent, pid in its namespace): 40 and 41 are children
-        // of 7, 41 in a container where it is pid 2; 50 is 9's, also pid 2.
-        let exited = [(40, 7, Some(40)), (41, 7, Some(2)), (50, 9, Some(2))];
-        let reported = |waiter, pid| reported_child(waiter, pid, exited.into_iter());
-        assert_eq!(reported(7, 40), Some(40));
-        assert_eq!(reported(7, 2), Some(41));
-        assert_eq!(reported(9, 2), Some(50));
-        // Not the waiter's child, under either number.
-        assert_eq!(reported(9, 40), None);
-        assert_eq!(reported(8, 2), None);
-    }
     use crate::analysis::system::{MadeUp, made_up};
     use crate::report::fixtures;
 
