@@ -79,10 +79,7 @@ fn capture_top_of<const N: usize>(
     frames: *mut PyFrameRecord,
     hook: Hook,
 ) -> bool {
-    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
-    if cfg.cframe_current_frame != PY_NO_OFFSET {
-        frame = read_u64(frame + cfg.cframe_current_frame as u64);
-    }
+    let frame = super::current_frame(cfg, tstate);
     if frame == 0 {
         return false;
     }

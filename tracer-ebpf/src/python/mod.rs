@@ -411,14 +411,21 @@ const MAX_STATES_SEARCHED: u32 = 256;
 const MAX_STATES_SEARCHED: u32 = 32;
 
 /// A search of the interpreters' thread lists for the state whose
-/// `thread_id` is the current thread's TLS base.
+/// `thread_id` is the current thread's TLS base. Several may have it:
+/// CPython 3.8-3.11 give a state made for a thread to come (`Thread.start`
+/// before the new thread runs, a C extension's `PyThreadState_New`) its
+/// maker's id until that thread binds it, and the list is newest first.
+/// The one running a frame is the thread's; none running one, the first.
 #[repr(C)]
 struct Search {
     cfg: *const PyConfig,
     tls: u64,
     interp: u64,
     tstate: u64,
+    /// The state with the thread's id that runs a frame.
     found: u64,
+    /// The first state with the thread's id.
+    first: u64,
 }
 
 /// One state (or interpreter) of [`current_thread_state`]'s search; false
@@ -428,7 +435,11 @@ fn search_once(search: &mut Search) -> bool {
     // SAFETY: a map value that outlives the program run.
     let cfg = unsafe { &*search.cfg };
     if search.tstate == 0 {
-        // This interpreter's list is done: the next interpreter's.
+        // This interpreter's list is done: the state it held, else the
+        // next interpreter's list.
+        if search.first != 0 {
+            return false;
+        }
         search.interp = read_u64(search.interp + cfg.interp_next as u64);
         if search.interp == 0 {
             return false;
@@ -437,11 +448,27 @@ fn search_once(search: &mut Search) -> bool {
         return true;
     }
     if read_u64(search.tstate + cfg.tstate_thread_id as u64) == search.tls {
-        search.found = search.tstate;
-        return false;
+        if search.first == 0 {
+            search.first = search.tstate;
+        }
+        if current_frame(cfg, search.tstate) != 0 {
+            search.found = search.tstate;
+            return false;
+        }
     }
     search.tstate = read_u64(search.tstate + cfg.tstate_next as u64);
     true
+}
+
+/// The frame thread state `tstate` runs now (0: none).
+#[inline(always)]
+pub(super) fn current_frame(cfg: &PyConfig, tstate: u64) -> u64 {
+    let frame = read_u64(tstate + cfg.tstate_frame as u64);
+    if cfg.cframe_current_frame == PY_NO_OFFSET || frame == 0 {
+        return frame;
+    }
+    // 3.11's `cframe` first, then its `current_frame`.
+    read_u64(frame + cfg.cframe_current_frame as u64)
 }
 
 /// One step of [`current_thread_state`]'s search: a `bpf_loop` callback.
@@ -510,6 +537,7 @@ pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         interp,
         tstate: read_u64(interp + cfg.interp_threads_head as u64),
         found: 0,
+        first: 0,
     };
     if interp != 0 {
         // ``search`` outlives the loop.
@@ -527,7 +555,10 @@ pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         }
     }
     if search.found == 0 {
-        return None;
+        // Not entered: the thread's own state may be another, running no
+        // frame yet; the next event searches again, until userspace
+        // publishes the thread.
+        return (search.first != 0).then_some(search.first);
     }
     if PY_THREADS.insert(&tid, &search.found, 0).is_err() {
         count_drop(drops::TABLES);
@@ -594,10 +625,7 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
 /// running task and whether it holds the GIL.
 #[inline(always)]
 fn walked_from(cfg: &PyConfig, tstate: u64, tgid: u32, tid: u32) -> Walked<'_> {
-    let mut frame = read_u64(tstate + cfg.tstate_frame as u64);
-    if cfg.cframe_current_frame != PY_NO_OFFSET && frame != 0 {
-        frame = read_u64(frame + cfg.cframe_current_frame as u64);
-    }
+    let frame = current_frame(cfg, tstate);
     let (task, task_name) = running_task(cfg, tstate);
     Walked {
         cfg,
