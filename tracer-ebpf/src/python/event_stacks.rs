@@ -18,7 +18,7 @@ use tracer_common::{
     PyStackEvent, SignalFatalStackEvent, drops, process_flags, py_event,
 };
 
-use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame, read_u64};
+use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame};
 use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
 
 /// Kernel events counted by the top of the Python stack they happened under

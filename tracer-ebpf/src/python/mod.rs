@@ -416,16 +416,27 @@ const MAX_STATES_SEARCHED: u32 = 32;
 /// before the new thread runs, a C extension's `PyThreadState_New`) its
 /// maker's id until that thread binds it, and the list is newest first.
 /// The one running a frame is the thread's; none running one, the first.
+///
+/// Five words: with a sixth LLVM zeroes the struct with a call to `memset`,
+/// which a program that tail-calls must not make on arm64's 5.10
+/// (`stack_depth.rs` checks it). So the search ends on the state running a
+/// frame with `tstate` at it and `interp` at 0, which no other end has
+/// (the lists done: `tstate` 0; the steps done: `interp` not 0).
 #[repr(C)]
 struct Search {
     cfg: *const PyConfig,
     tls: u64,
     interp: u64,
     tstate: u64,
-    /// The state with the thread's id that runs a frame.
-    found: u64,
     /// The first state with the thread's id.
     first: u64,
+}
+
+impl Search {
+    /// The state running a frame the search ended on.
+    fn found(&self) -> u64 {
+        if self.interp == 0 { self.tstate } else { 0 }
+    }
 }
 
 /// One state (or interpreter) of [`current_thread_state`]'s search; false
@@ -452,7 +463,7 @@ fn search_once(search: &mut Search) -> bool {
             search.first = search.tstate;
         }
         if current_frame(cfg, search.tstate) != 0 {
-            search.found = search.tstate;
+            search.interp = 0;
             return false;
         }
     }
@@ -536,7 +547,6 @@ pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         tls,
         interp,
         tstate: read_u64(interp + cfg.interp_threads_head as u64),
-        found: 0,
         first: 0,
     };
     if interp != 0 {
@@ -554,16 +564,17 @@ pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
             }
         }
     }
-    if search.found == 0 {
+    let found = search.found();
+    if found == 0 {
         // Not entered: the thread's own state may be another, running no
         // frame yet; the next event searches again, until userspace
         // publishes the thread.
         return (search.first != 0).then_some(search.first);
     }
-    if PY_THREADS.insert(&tid, &search.found, 0).is_err() {
+    if PY_THREADS.insert(&tid, &found, 0).is_err() {
         count_drop(drops::TABLES);
     }
-    Some(search.found)
+    Some(found)
 }
 
 /// The thread's running asyncio task and its name object now ((0, 0):
