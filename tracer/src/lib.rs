@@ -6,14 +6,15 @@
 //! (see docs/architecture.md). The report and its renderers are the crate
 //! below this one, `tracer-report`, named `report` here (and its `Frame`,
 //! `frame`): the compiler keeps them from reaching the kernel, the host or
-//! the analysis. The binary (`main.rs`) is the edge: options, outputs, exit
+//! the analysis. What reads the running system (`/proc`, files, sockets,
+//! containers) is `tracer-host`, named `host` here: it cannot reach the
+//! kernel side, the events or the analysis either. The binary (`main.rs`) is the edge: options, outputs, exit
 //! codes. The library also serves the fuzz targets (`fuzz/`),
 //! which feed its parsers untrusted bytes.
 
 pub mod analysis;
 pub mod cli;
 pub mod events;
-pub mod host;
 pub mod kernel;
 pub mod live;
 pub mod manpage;
@@ -24,5 +25,6 @@ pub mod run;
 pub mod serve;
 pub mod session;
 
+pub use tracer_host as host;
 pub use tracer_report as report;
 pub use tracer_report::frame;

@@ -11,9 +11,10 @@
 //! * analysis knows only the stages before it: `tracer/src/analysis/` uses
 //!   none of the outputs that run with the trace nor the probes, and reads
 //!   no `/proc` (a plain type of `procfs` is data, and may be used);
-//! * `/proc` is read in one place: no source of `tracer/src` outside
-//!   `host/procfs/` names a `/proc` path, but for the few that
-//!   compare a traced program's paths with `/proc` ([`PROC_PREFIXES`]);
+//! * `/proc` is read in one place: no source of `tracer/src` or
+//!   `tracer-host/src` outside `tracer-host/src/procfs/` names a `/proc`
+//!   path, but for the few that compare a traced program's paths with
+//!   `/proc` ([`PROC_PREFIXES`]);
 //! * `README.md` is a front door: at most [`MAX_README_LINES`] lines, no
 //!   pasted `--help`, no code map (that is `docs/architecture.md`'s);
 //! * every relative link of `README.md` and `docs/` finds its file and
@@ -43,13 +44,13 @@ const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "session::status_line", "k
 /// the others it may import (`crate::` paths in its program code). Data
 /// flows one way (kernel -> events -> analysis -> report -> outputs); the
 /// edge (`run`, `session`, `cli`) may import anything below it. A new
-/// module gets its row here, placed where it belongs. `frame` and `report`
-/// are the crate below, `tracer-report`, by the names tracer gives it: the
-/// compiler keeps that crate from importing any of the rows above them.
-const LAYERS: [(&str, &[&str]); 17] = [
+/// module gets its row here, placed where it belongs. `frame`, `report`
+/// and `host` are the crates below, `tracer-report` and `tracer-host`, by
+/// the names tracer gives them: the compiler keeps those crates from
+/// importing any of the rows above them (`host` names `report` only).
+const LAYERS: [(&str, &[&str]); 16] = [
     ("frame", &[]),
     ("report", &["frame"]),
-    ("host", &["report"]),
     ("native", &["frame", "host"]),
     ("events", &["host"]),
     ("python", &["events", "frame", "host", "native"]),
@@ -96,8 +97,8 @@ const LAYERS: [(&str, &[&str]); 17] = [
 const CLI_READERS: [&str; 5] = ["cli.rs", "main.rs", "run.rs", "manpage.rs", "session/"];
 
 /// The string literals naming `/proc` that a source outside `procfs` may
-/// hold, each (file relative to `tracer/src`, literal): prefixes a path is
-/// compared with, never opened.
+/// hold, each (file relative to `tracer/src`, `tracer-host/src`'s as
+/// `host/...`, literal): prefixes a path is compared with, never opened.
 const PROC_PREFIXES: [(&str, &str); 6] = [
     // What a traced program opened, looked at from outside (procfs::own_dir
     // and friends build the outside paths).
@@ -562,6 +563,7 @@ mod tests {
             "tracer",
             "tracer-common",
             "tracer-ebpf",
+            "tracer-host",
             "tracer-report",
             "xtask",
             "fuzz",
@@ -578,9 +580,21 @@ mod tests {
     /// program is built from: files declared `#[cfg(test)] mod x;` (and
     /// what is below them) left out, and each one's code before its tests.
     fn program_sources(under: &str) -> Vec<(String, Code)> {
-        let src = src();
+        program_sources_of(&src(), under)
+    }
+
+    /// [`program_sources`] of `tracer/src` and of the host crate's
+    /// `tracer-host/src`, the latter named `host/...` (as tracer names it).
+    fn program_and_host_sources() -> Vec<(String, Code)> {
+        let host = program_sources_of(&repo().join("tracer-host/src"), "")
+            .into_iter()
+            .map(|(file, code)| (format!("host/{file}"), code));
+        program_sources("").into_iter().chain(host).collect()
+    }
+
+    fn program_sources_of(src: &Path, under: &str) -> Vec<(String, Code)> {
         let mut files = Vec::new();
-        walk(&src, &src, &mut files);
+        walk(src, src, &mut files);
         let mut test_only: Vec<String> = Vec::new();
         for file in files.iter().filter(|f| f.ends_with(".rs")) {
             let text = read(&src.join(file));
@@ -682,6 +696,7 @@ mod tests {
             "tracer/src",
             "tracer-ebpf/src",
             "tracer-common/src",
+            "tracer-host/src",
             "tracer-report/src",
             "xtask/src",
         ] {
@@ -741,9 +756,11 @@ mod tests {
         let named = named_paths(&map);
         let mut modules = Vec::new();
         walk(&src, &src, &mut modules);
-        // The report crate's, by their paths from the repository.
-        modules.push("tracer-report/src/".to_owned());
-        walk(&repo, &repo.join("tracer-report/src"), &mut modules);
+        // The report and host crates', by their paths from the repository.
+        for crate_src in ["tracer-report/src", "tracer-host/src"] {
+            modules.push(format!("{crate_src}/"));
+            walk(&repo, &repo.join(crate_src), &mut modules);
+        }
         let unnamed: Vec<&String> = modules
             .iter()
             .filter(|m| m.ends_with(".rs") || m.ends_with('/'))
@@ -751,7 +768,7 @@ mod tests {
             .collect();
         assert!(
             unnamed.is_empty(),
-            "modules of tracer/src and tracer-report/src that docs/architecture.md does \
+            "modules of tracer/src, tracer-host/src and tracer-report/src that docs/architecture.md does \
              not name (one line each: `path`: what it holds): {unnamed:#?}"
         );
         let misplaced: Vec<String> = blocks(&map)
@@ -876,7 +893,7 @@ mod tests {
     #[test]
     fn only_procfs_names_proc_paths() {
         let mut wrong = Vec::new();
-        for (file, code) in program_sources("") {
+        for (file, code) in program_and_host_sources() {
             if file.starts_with("host/procfs/") {
                 continue;
             }
@@ -890,7 +907,7 @@ mod tests {
         assert!(
             wrong.is_empty(),
             "sources outside procfs that name a /proc path: /proc is read in one place, so \
-             add a function to tracer/src/host/procfs/ and call it; a prefix \
+             add a function to tracer-host/src/procfs/ and call it; a prefix \
              only compared with a traced program's paths goes in tidy.rs's PROC_PREFIXES, \
              with why: {wrong:#?}"
         );
@@ -1108,7 +1125,7 @@ mod tests {
         let names = |block| misplaced_names(block, &repo, &src);
         assert!(names("`kernel/probes/` (`mod.rs`, `maps.rs`)").is_empty());
         assert!(names("`analysis/signals/` (+ `changes.rs`)").is_empty());
-        assert!(names("`run.rs` and `host/procfs/` and `net.rs`").is_empty());
+        assert!(names("`run.rs` and `python/process/` and `program.rs`").is_empty());
         assert_eq!(
             names("`kernel/probes/` then `run.rs`"),
             ["run.rs (not in tracer/src/kernel/probes/)"]

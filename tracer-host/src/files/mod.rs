@@ -7,8 +7,8 @@ pub mod table;
 use std::{borrow::Cow, ffi::CString, fs, os::unix::fs::MetadataExt, path::Path};
 
 use crate::{
-    host::procfs,
-    host::sockets::{Socket, UNNAMED_SOCKETS},
+    procfs,
+    sockets::{Socket, UNNAMED_SOCKETS},
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,7 +103,7 @@ pub struct KernelFile {
     /// `i_mode` (0: unknown).
     pub mode: u32,
     /// A TCP or UDP socket's ends as the kernel had them.
-    pub socket: Option<crate::host::sockets::KernelSocket>,
+    pub socket: Option<crate::sockets::KernelSocket>,
 }
 
 /// What regular files were found to be, by directory and by what the

@@ -16,7 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{host::procfs, report::Container};
+use tracer_report::Container;
+
+use crate::procfs;
 use cgroup::{Identity, Runtime};
 
 /// An id prefix shorter than this is refused (`--container 8` would pick

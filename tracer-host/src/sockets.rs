@@ -9,7 +9,7 @@ use std::{
 
 use tracer_common::SocketEnds;
 
-use crate::host::procfs::net::{self, NetSockets, Transport};
+use crate::procfs::net::{self, NetSockets, Transport};
 
 /// A socket, named.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,7 +77,7 @@ impl Socket {
     }
 }
 
-#[cfg(test)]
+/// For tests (see `FileTable::insert`).
 impl Socket {
     /// A TCP connection accepted on `local` from `peer`.
     pub fn accepted(local: &str, peer: &str) -> Self {
@@ -282,7 +282,7 @@ fn index(found: &NetSockets) -> HashMap<u64, Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::procfs::net::{InetSocket, UnixSocket};
+    use crate::procfs::net::{InetSocket, UnixSocket};
 
     /// A connection closed before `/proc/PID/net` was read: named from
     /// the ends the kernel read, as the table would have named it.
@@ -417,7 +417,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         use std::os::fd::AsRawFd;
         let me = std::process::id();
-        let inode = |fd: i32| inode_of(&crate::host::procfs::fd_target(me, fd).unwrap()).unwrap();
+        let inode = |fd: i32| inode_of(&crate::procfs::fd_target(me, fd).unwrap()).unwrap();
         let (server_inode, client_inode) = (inode(server.as_raw_fd()), inode(client.as_raw_fd()));
         let mut names = SocketNames::default();
         assert_eq!(names.cached(me, server_inode), None, "nothing read yet");

@@ -9,8 +9,8 @@ use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 use tracer_common::ScopeConfig;
 
 use crate::{
-    host::containers::{self, ContainerError, Running},
-    host::procfs,
+    containers::{self, ContainerError, Running},
+    procfs,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,7 @@ impl Cgroup {
     /// cgroup or below it: by its v2 path when the v2 hierarchy has this
     /// cgroup (as the kernel's filter), else by any hierarchy's path.
     pub fn contains(&self, text: &str) -> bool {
-        crate::host::containers::cgroup::lines(text).any(|(hierarchy, _, path)| {
+        crate::containers::cgroup::lines(text).any(|(hierarchy, _, path)| {
             (self.v2.is_none() || hierarchy == "0") && is_under(path, &self.path)
         })
     }

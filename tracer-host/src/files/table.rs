@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use tracer_common::IoKey;
 
 use super::{self as files, FileInfo};
-use crate::host::sockets::{self, Socket, SocketNames, Unnamed};
+use crate::sockets::{self, Socket, SocketNames, Unnamed};
 
 #[derive(Default)]
 pub struct FileTable {
@@ -41,8 +41,9 @@ pub struct FileTable {
 const MAX_DESCRIBED: usize = 8192;
 
 impl FileTable {
-    /// A file as a test knows it.
-    #[cfg(test)]
+    /// A file as a test knows it (the unit tests of this crate and of the
+    /// layers above: not behind a feature, which `cargo test --workspace`
+    /// would turn on and the static build off, compiling the tracer twice).
     pub fn insert(&mut self, tgid: u32, file_id: u64, info: FileInfo) {
         self.files.insert((tgid, file_id), info);
     }
@@ -80,7 +81,7 @@ impl FileTable {
             self.files.insert((tgid, file_id), info);
             return;
         }
-        if let Some(root) = crate::host::procfs::root(tgid) {
+        if let Some(root) = crate::procfs::root(tgid) {
             self.roots.insert(tgid, root);
         }
         let root = self.roots.get(&tgid).map(String::as_str);
