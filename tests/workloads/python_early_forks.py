@@ -25,7 +25,7 @@ children = []
 
 if made_states:
     api = ctypes.pythonapi
-    api.PyInterpreterState_Get.restype = ctypes.c_void_p
+    api.PyInterpreterState_Main.restype = ctypes.c_void_p
     api.PyThreadState_New.argtypes = [ctypes.c_void_p]
     api.PyThreadState_New.restype = ctypes.c_void_p
     api.PyThreadState_Clear.argtypes = [ctypes.c_void_p]
@@ -33,7 +33,7 @@ if made_states:
 
 
 def spawn():
-    made = made_states and api.PyThreadState_New(api.PyInterpreterState_Get())
+    made = made_states and api.PyThreadState_New(api.PyInterpreterState_Main())
     child = subprocess.Popen(["true"])
     if made:
         api.PyThreadState_Clear(made)

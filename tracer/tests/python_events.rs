@@ -153,21 +153,28 @@ fn popen_line_pyenv_3_12() {
 /// The main thread's later child has its line.
 #[test]
 fn every_fork_has_its_line_or_is_said_to_have_none() {
-    early_forks("early-forks", &[]);
+    early_forks("early-forks", "/usr/bin/python3.11", &[]);
 }
 
 /// The same when each thread first made a thread state for a thread to
-/// come (`PyThreadState_New`), which CPython 3.11 gives its maker's
+/// come (`PyThreadState_New`), which CPython 3.8-3.11 give their maker's
 /// thread id: the kernel's search for a thread not published yet found
 /// that newer, empty state first and the fork had no frame, no line and
-/// no word (5 of 5 runs, 5 to 8 of the 8 children). The search takes the
-/// oldest state with the thread's id, its own.
+/// no word (5 of 5 runs, 2 to 8 of the 8 children). The search takes the
+/// state with the thread's id that runs a frame, its own.
 #[test]
 fn a_thread_that_made_a_state_for_another_has_its_forks_lines() {
-    early_forks("made-states", &["8", "made-states"]);
+    early_forks("made-states", "/usr/bin/python3.11", &["8", "made-states"]);
 }
 
-fn early_forks(name: &str, options: &[&str]) {
+/// The same on 3.8, whose thread state holds its frame itself (3.11
+/// holds it through `cframe`).
+#[test]
+fn a_thread_that_made_a_state_for_another_has_its_forks_lines_3_8() {
+    early_forks("made-states-3.8", &pyenv("3.8.18"), &["8", "made-states"]);
+}
+
+fn early_forks(name: &str, python: &str, options: &[&str]) {
     require_root();
     let dir = scratch(name);
     let (report_path, facts_path) = (dir.join("report.json"), dir.join("facts.json"));
@@ -178,7 +185,7 @@ fn early_forks(name: &str, options: &[&str]) {
     let output = Command::new(TRACER)
         .args(["--quiet", "--format", "json", "-o"])
         .arg(&report_path)
-        .args(["--", "/usr/bin/python3.11"])
+        .args(["--", python])
         .arg(&script)
         .arg(&facts_path)
         .args(options)
