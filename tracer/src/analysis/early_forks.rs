@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::{events::ForkStack, report::format::thousands};
 
-/// Forks of processes not known to be Python or not held until that is
-/// known (the process is found to be Python, exits or execs); past it
-/// they are counted as let go.
+/// Forks of processes not known to be Python held until their program is
+/// known to be Python or not (the process exits or execs, or the trace
+/// ends); past it they are counted as let go.
 const MAX_PENDING: usize = 4_096;
 /// Children named per process in a warning.
 const NAMED: usize = 8;
@@ -19,7 +19,10 @@ const NAMED: usize = 8;
 #[derive(Default)]
 pub struct EarlyForks {
     /// tgid -> children forked before the sampler was given its
-    /// interpreter, while it was not known to be Python.
+    /// interpreter, while it was not known to be Python. Held past the
+    /// look that finds the interpreter: that look may come after an exec
+    /// whose record (and the forks' program) is not handled yet, as a
+    /// launcher's helpers forked just before it execs Python.
     pending: HashMap<u32, Vec<u32>>,
     pending_count: usize,
     /// Per Python process: the children it forked before the sampler knew
@@ -51,13 +54,6 @@ impl EarlyForks {
         }
     }
 
-    /// The sampler was given threads of `tgid`: it runs Python.
-    pub fn on_threads_known(&mut self, tgid: u32) {
-        if let Some(forks) = self.pending.remove(&tgid) {
-            self.settle(tgid, forks, true);
-        }
-    }
-
     /// Process `tgid` ended. `python`: its interpreter had been found.
     pub fn on_process_exit(&mut self, tgid: u32, python: bool) {
         if let Some(forks) = self.pending.remove(&tgid) {
@@ -66,7 +62,8 @@ impl EarlyForks {
     }
 
     /// Process `tgid` exec'd. `python`: the program it ran until then was
-    /// Python (its interpreter had been found). Its forks still waiting
+    /// Python (its interpreter had been found by a look before the exec,
+    /// not one after it that saw the new program). Its forks still waiting
     /// were that program's: a launcher (a pyenv shim, a shell script) that
     /// execs Python forks its helpers before, and they are not Python's.
     pub fn on_exec(&mut self, tgid: u32, python: bool) {
@@ -177,8 +174,8 @@ mod tests {
         // A Python process's forks before its interpreter was found.
         forks.on_fork_without_line(10, 20, ForkStack::NoInterpreter, false);
         forks.on_process_exit(10, true);
+        // One found to be Python by the end.
         forks.on_fork_without_line(11, 21, ForkStack::NoInterpreter, false);
-        forks.on_threads_known(11);
         // A shell's forks: never Python.
         forks.on_fork_without_line(50, 51, ForkStack::NoInterpreter, false);
         forks.on_fork_without_line(50, 52, ForkStack::NoInterpreter, false);
@@ -186,7 +183,7 @@ mod tests {
         // A live shell and a live Python process at the end.
         forks.on_fork_without_line(60, 62, ForkStack::NoInterpreter, false);
         forks.on_fork_without_line(50, 53, ForkStack::NoInterpreter, false);
-        assert_eq!(forks.pending_count, 2);
+        assert_eq!(forks.pending_count, 3);
         let said = warned(forks);
         assert_eq!(said.len(), 3, "{said:?}");
         assert!(said[0].starts_with("pid 10 (p10): 1 process it forked has no Python line"));
@@ -198,10 +195,10 @@ mod tests {
     fn forks_before_an_exec_are_the_old_programs() {
         let mut forks = EarlyForks::default();
         // A shell launcher forks helpers, then execs Python, which is
-        // found: the helpers are not Python's.
+        // found (before or after the exec's record): the helpers are not
+        // Python's.
         forks.on_fork_without_line(10, 11, ForkStack::NoInterpreter, false);
         forks.on_exec(10, false);
-        forks.on_threads_known(10);
         // A Python program forks before it was found and execs another.
         forks.on_fork_without_line(20, 21, ForkStack::NoInterpreter, false);
         forks.on_exec(20, true);

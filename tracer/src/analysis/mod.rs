@@ -341,14 +341,20 @@ impl Collector {
         }
     }
 
-    /// What every mode counts of an event, then what the world learns
-    /// from it (after: a process's forks held for a Python line are its old
-    /// program's when it execs).
+    /// What every mode counts of an event, and what the world learns from
+    /// it (an exec: whether the program before it was Python, which a
+    /// process's forks held for a Python line were).
     fn keep_track(&mut self, event: &Event, world: &mut World) {
         match event {
             Event::ProcessForked { is_thread, .. } if !is_thread => self.processes_seen += 1,
-            Event::ProcessExec { tgid, .. } => {
-                self.early_forks.on_exec(*tgid, world.is_python(*tgid));
+            Event::ProcessExec {
+                tgid,
+                ts_ns,
+                filename,
+                ..
+            } => {
+                let python = world.on_exec(*tgid, *ts_ns, filename);
+                self.early_forks.on_exec(*tgid, python);
             }
             Event::SignalGenerated(_) => self.signals_seen += 1,
             _ => {}
@@ -505,11 +511,6 @@ impl Collector {
     /// a Python handler pending since before then may have run unseen.
     pub fn on_signal_checks_seen(&mut self, pid: u32, since_ns: u64) {
         self.signals.on_signal_checks_seen(pid, since_ns);
-    }
-
-    /// The sampler was given threads of `pid`: it runs Python.
-    pub fn on_python_threads_known(&mut self, pid: u32) {
-        self.early_forks.on_threads_known(pid);
     }
 
     /// Counts of the kernel-side Python maps read while tracing: new stacks

@@ -90,17 +90,8 @@ impl World {
                     tree.on_exit(*tgid);
                 }
             }
-            Event::ProcessExec {
-                tgid,
-                ts_ns,
-                filename,
-                ..
-            } => {
-                if let Some(tree) = self.python.as_mut() {
-                    tree.on_exec(*tgid, *ts_ns, filename);
-                    self.python_dirty = true;
-                }
-            }
+            // Its caller needs an answer: see `on_exec`.
+            Event::ProcessExec { .. } => {}
             Event::PyCodeNames(record) => {
                 if let Some(tree) = self.python.as_mut() {
                     tree.on_copied_names(record);
@@ -152,6 +143,18 @@ impl World {
             .as_ref()
             .and_then(|tree| tree.process(pid))
             .is_some_and(|p| !p.not_python())
+    }
+
+    /// Process `pid` exec'd `program` at `exec_ns`. Returns whether the
+    /// program it ran before was Python: the look that found an interpreter
+    /// may have come after the exec, before its record (a launcher's
+    /// helpers forked before it exec'd Python are not Python's).
+    pub fn on_exec(&mut self, pid: u32, exec_ns: u64, program: &str) -> bool {
+        let Some(tree) = self.python.as_mut() else {
+            return false;
+        };
+        self.python_dirty = true;
+        tree.on_exec(pid, exec_ns, program)
     }
 
     /// Whether the interpreter of `pid` was found.

@@ -206,14 +206,18 @@ impl PythonTree {
     }
 
     /// Process `pid` exec'd `program` at `exec_ns` (CLOCK_MONOTONIC).
-    pub fn on_exec(&mut self, pid: u32, exec_ns: u64, program: &str) {
+    /// Returns whether the program it ran before was found to be Python.
+    pub fn on_exec(&mut self, pid: u32, exec_ns: u64, program: &str) -> bool {
         let parent = self.forked_from.remove(&pid);
         match self.processes.get_mut(&pid) {
             Some(process) => {
                 process.on_exec(exec_ns, (program.to_owned(), parent), &mut self.binaries)
             }
             // A process taken in as it execs (node-wide): its program starts now.
-            None => self.insert(PythonProcess::new(pid, self.read_stack_every)),
+            None => {
+                self.insert(PythonProcess::new(pid, self.read_stack_every));
+                false
+            }
         }
     }
 

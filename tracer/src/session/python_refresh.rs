@@ -30,8 +30,6 @@ pub fn refresh(
     let mut configured = Vec::new();
     // Processes whose signal checks the uprobe sees, and since when.
     let mut checks_seen = Vec::new();
-    // Processes whose threads were given to the sampler.
-    let mut known = Vec::new();
     for (pid, update) in updates {
         if update.config.is_some() {
             configured.push(pid);
@@ -63,9 +61,6 @@ pub fn refresh(
             probes.set_python_config(pid, config)?;
         }
         probes.update_python_threads(&update.insert, &update.remove)?;
-        if !update.insert.is_empty() {
-            known.push(pid);
-        }
         sampled.extend(update.insert.iter().map(|&(tid, _)| (pid, tid)));
         // After the sampler has the process; attached on a thread of its
         // own (a uprobe takes milliseconds), the loop goes on draining.
@@ -87,9 +82,6 @@ pub fn refresh(
                 Err(_) => {}
             }
         }
-    }
-    for pid in known {
-        collector.on_python_threads_known(pid);
     }
     for (pid, since_ns) in checks_seen {
         collector.on_signal_checks_seen(pid, since_ns);

@@ -760,6 +760,28 @@ mod tests {
         assert_ne!(python.program_epoch, epoch);
     }
 
+    /// A look that found the interpreter after an exec whose record is
+    /// handled later (a launcher that forked helpers, then exec'd Python)
+    /// saw the new program: the exec says the program before it was not
+    /// Python. One found by a look before the exec was.
+    #[test]
+    fn an_exec_says_whether_the_program_before_it_was_python() {
+        let mut binaries = Binaries::default();
+        let offsets = super::super::layout::static_offsets(11).unwrap();
+        let exec = || ("/usr/bin/python3.11".to_owned(), None);
+        // A pid no process has: nothing is read from /proc.
+        let mut python = PythonProcess::ready_for_test(u32::MAX - 4, offsets);
+        python.looked_at_ns = 30;
+        assert!(!python.on_exec(20, exec(), &mut binaries));
+        assert!(python.ready().is_some());
+        let mut python = PythonProcess::ready_for_test(u32::MAX - 4, offsets);
+        python.looked_at_ns = 10;
+        assert!(python.on_exec(20, exec(), &mut binaries));
+        assert!(python.ready().is_none());
+        let mut shell = PythonProcess::new(u32::MAX - 4, 0);
+        assert!(!shell.on_exec(20, exec(), &mut binaries));
+    }
+
     /// The held look found no interpreter (a shell), and the first exec
     /// record handled is of the program the shell exec'd after it (the
     /// held exec's record handled before the hold was noted): that program

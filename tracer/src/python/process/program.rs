@@ -36,12 +36,14 @@ impl PythonProcess {
     /// The process exec'd `program` (forked from `parent`) at `exec_ns`
     /// (CLOCK_MONOTONIC).
     /// `binaries`: what is known of each mapped file (shared by the tree).
+    /// Returns whether the program it ran before was Python: its
+    /// interpreter was found, by a look that did not see the new one.
     pub fn on_exec(
         &mut self,
         exec_ns: u64,
         program: (String, Option<u32>),
         binaries: &mut Binaries,
-    ) {
+    ) -> bool {
         let pid = self.pid;
         log::debug!(
             "pid {pid}: exec record of {} (held by its exec: {}, awaited: {}, last look at {} ns, \
@@ -62,7 +64,8 @@ impl PythonProcess {
             if matches!(self.discovery, Discovery::Searching(_)) && !self.not_python {
                 self.exec = Some(program);
             }
-            return;
+            // Before it: the tracer's own child, stopped.
+            return false;
         }
         self.not_python = false;
         self.exec = Some(program);
@@ -91,10 +94,11 @@ impl PythonProcess {
                 );
                 self.config_published = false;
                 self.published.clear();
-                return;
+                return false;
             }
             log::info!("pid {pid}: exec'd, its interpreter is looked for again");
         }
+        let was_python = matches!(self.discovery, Discovery::Ready(_));
         // Not Python before either: what the last look found stands until
         // the new program is looked at (it may exit first).
         if !matches!(self.discovery, Discovery::Searching(_)) {
@@ -117,6 +121,7 @@ impl PythonProcess {
         self.tasks = RunningTasks::default();
         self.since = Instant::now();
         self.last_search = None;
+        was_python
     }
 
     /// The process has exited (the kernel side dropped its entries). One
