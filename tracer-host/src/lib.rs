@@ -1,7 +1,8 @@
-//! What reads the running system: `/proc`, the files and sockets a
+//! What reads the running system: its clocks, `/proc`, the files and sockets a
 //! descriptor names, containers, a process's pidfd and the scope of a
 //! node-wide trace.
 
+pub mod clock;
 pub mod containers;
 pub mod files;
 pub mod pidfd;

@@ -19,8 +19,7 @@ use crate::{
     analysis::live::LiveFigures,
     analysis::{Collector, Ending, Settings, World, modes::ModeFigures},
     cli::Args,
-    events,
-    host::scope::Scope,
+    host::{self, scope::Scope},
     kernel::preflight,
     kernel::probes::Probes,
     live::{Live, QuitRequests},
@@ -60,7 +59,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
         .map(Target::attach)
         .transpose()?;
     let settings = Settings {
-        base_ns: events::monotonic_ns(),
+        base_ns: host::clock::monotonic_ns(),
         python_rate_hz: (!args.no_python).then_some(args.rate()),
         count_entries: args.count_entries && !args.no_python,
         timeline: args.perfetto.is_some(),
@@ -152,7 +151,7 @@ pub async fn run(args: &Args, started: Instant) -> Result<(Report, Option<Probes
     python_refresh::refresh(&mut probes, &mut collector, &mut world)?;
     collector.snapshot_threads(&mut world, true);
     let duration = trace_start.elapsed();
-    let end_ns = events::monotonic_ns();
+    let end_ns = host::clock::monotonic_ns();
     if let Some(first) = collector.first_event() {
         log::info!("first event after {} ms", (first - started).as_millis());
     }

@@ -53,7 +53,7 @@ const LAYERS: [(&str, &[&str]); 16] = [
     ("report", &["frame"]),
     ("native", &["frame", "host"]),
     ("events", &["host"]),
-    ("python", &["events", "frame", "host", "native"]),
+    ("python", &["frame", "host"]),
     ("kernel", &["events", "host"]),
     (
         "analysis",

@@ -20,7 +20,6 @@ use crate::report::format::thousands;
 use crate::{
     events::Event,
     frame::Frame,
-    native::NativeStacks,
     python::{PythonTree, symbols::FrameId},
     report::{ProcessInfo, Python, Report, SCHEMA_VERSION},
 };
@@ -121,7 +120,7 @@ impl Captures {
         event: &Event,
         named: Option<&SampleFrames>,
         tree: Option<&mut PythonTree>,
-        native: Option<&mut NativeStacks>,
+        native: Option<&mut super::native::Native>,
         reread: &mut bool,
         system: &mut dyn System,
     ) {
@@ -232,7 +231,7 @@ impl Captures {
         sampler_error: Option<&str>,
     ) -> Option<Report> {
         let window = self.take(id)?;
-        let duration_ns = crate::events::monotonic_ns().saturating_sub(window.start_ns);
+        let duration_ns = crate::host::clock::monotonic_ns().saturating_sub(window.start_ns);
         let tree = world.python.as_ref()?;
         let mut report = window_report(window, tree, lost, sampler_error);
         report.target = collector.target.clone();

@@ -121,7 +121,7 @@ impl Collector {
                 &world.files,
                 self.settings.base_ns,
                 ending.end_ns,
-                self.settings.base_ns + crate::events::boottime_offset_ns(),
+                self.settings.base_ns + crate::host::clock::boottime_offset_ns(),
             );
             report.warnings.extend(timeline::warnings(&timeline));
             report.timeline = Some(timeline);

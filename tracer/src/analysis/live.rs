@@ -74,7 +74,7 @@ impl LiveFigures {
     /// From the start of tracing: the first window opens now (`lost`: the
     /// kernel's count of Python samples lost so far).
     pub fn start(modes: &mut ModeFigures, lost: u64) -> Self {
-        let now = crate::events::monotonic_ns();
+        let now = crate::host::clock::monotonic_ns();
         Self {
             window: modes.open_export_window(now, lost),
             last_ns: now,
@@ -93,7 +93,7 @@ impl Collector {
         live: &mut LiveFigures,
         maps: &LiveMaps,
     ) -> Snapshot {
-        let now = crate::events::monotonic_ns();
+        let now = crate::host::clock::monotonic_ns();
         let interval = Duration::from_nanos(now.saturating_sub(live.last_ns));
         live.last_ns = now;
         let drops = maps.drops;

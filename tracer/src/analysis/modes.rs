@@ -95,7 +95,7 @@ impl ModeFigures {
         maps.lost += collector.decode_errors;
         let forget = figures.fold_maps(maps, &mut world.files, world.python.as_mut());
         if let Some(native) = world.native.as_mut() {
-            forget.pids.iter().for_each(|&pid| native.forget(pid));
+            native.forget(&forget.pids);
         }
         Some(forget)
     }
@@ -110,7 +110,7 @@ impl ModeFigures {
     /// lost Python samples now.
     pub fn open_window(&mut self, lost: u64) -> Option<u64> {
         self.captures
-            .open(crate::events::monotonic_ns(), lost, false)
+            .open(crate::host::clock::monotonic_ns(), lost, false)
     }
 
     /// Opens `--otlp`'s (or `--live`'s) window, whose samples are those

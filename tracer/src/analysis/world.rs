@@ -6,7 +6,11 @@
 //! lends it for each event, to the collector and to the mode's figures,
 //! and to the session for its refreshes.
 
-use super::{Settings, native, system::System};
+use super::{
+    Settings,
+    native::{self, Native},
+    system::System,
+};
 use crate::{
     events::{Event, NativeStack},
     frame::Frame,
@@ -23,7 +27,7 @@ pub struct World {
     /// symbols (`None`: `--no-python`, or the sampler could not start).
     pub python: Option<PythonTree>,
     /// `--native`: the unwinder's tables and the names of native frames.
-    pub native: Option<NativeStacks>,
+    pub native: Option<Native>,
     /// A thread or process of the tree appeared or exec'd: refresh soon.
     pub python_dirty: bool,
     /// The kernel's count of records it could not send when the
@@ -37,8 +41,12 @@ impl World {
             system,
             files: FileTable::default(),
             python: None,
-            native: (settings.native != NativeMode::Off)
-                .then(|| NativeStacks::new(crate::native::TABLE_BLOCKS, settings.native)),
+            native: (settings.native != NativeMode::Off).then(|| {
+                Native::new(NativeStacks::new(
+                    crate::native::TABLE_BLOCKS,
+                    settings.native,
+                ))
+            }),
             python_dirty: false,
             unsent_when_python_maps_read: None,
         }

@@ -94,7 +94,7 @@ impl Attacher {
                         file: request.file,
                         offsets: request.offsets,
                         result,
-                        at_ns: crate::events::monotonic_ns(),
+                        at_ns: crate::host::clock::monotonic_ns(),
                     });
                 }
                 links

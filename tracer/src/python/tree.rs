@@ -14,15 +14,7 @@ use super::{
     process::{PythonProcess, ThreadUpdate},
     symbols::{FrameId, FrameTable},
 };
-use crate::{
-    events::NativeStack,
-    frame::Frame,
-    native::{self, NativeMode, NativeStacks, Origin, Resolved},
-};
-
-/// A native address of a process (pid, generation), innermost or a
-/// return address: named once.
-type NativeKey = (u32, u32, u64, bool);
+use crate::frame::Frame;
 
 pub struct PythonTree {
     /// The traced target (none in a node-wide trace).
@@ -44,8 +36,6 @@ pub struct PythonTree {
     /// Children forked without exec (yet): child -> parent. They share the
     /// parent's code objects at the same addresses.
     forked_from: HashMap<u32, u32>,
-    /// `--native`: each (process, address, innermost) named once.
-    native_ids: HashMap<NativeKey, Option<(FrameId, Origin)>>,
     /// What the kernel copied of code objects (names, line tables) of a
     /// process not known yet: a child sampled before its fork record was
     /// handled (the drain takes the copies ahead of the records they came
@@ -95,7 +85,6 @@ impl PythonTree {
             frames: FrameTable::default(),
             binaries: Binaries::default(),
             forked_from: Default::default(),
-            native_ids: Default::default(),
             early_copies: Default::default(),
             early_count: 0,
             early_let_go: 0,
@@ -280,46 +269,9 @@ impl PythonTree {
             .frame_id_groups(&mut self.frames, records)
     }
 
-    /// A sample's frames with the native stack under them (`--native`):
-    /// native frames named, each eval-loop frame replaced by the Python
-    /// frames it runs (`groups`, from [`Self::frame_id_groups`];
-    /// [`crate::native::splice`]). Also whether every eval frame met its
-    /// Python frames.
-    pub fn mixed_frame_ids(
-        &mut self,
-        tgid: u32,
-        groups: Vec<Vec<FrameId>>,
-        native: &NativeStack,
-        stacks: &NativeStacks,
-    ) -> (Vec<FrameId>, bool) {
-        let generation = self.generation(tgid);
-        let slots: Vec<_> = native
-            .addresses
-            .iter()
-            .enumerate()
-            .map(|(i, &addr)| {
-                let inner = i == 0;
-                if let Some(&slot) = self.native_ids.get(&(tgid, generation, addr, inner)) {
-                    return slot;
-                }
-                let slot = match stacks.resolve(tgid, addr, inner) {
-                    Resolved::Eval => None,
-                    Resolved::Frame(frame, origin) => Some((self.frames.intern(frame), origin)),
-                    // Not kept: its library may be known at the next sample.
-                    Resolved::Unknown(frame) => {
-                        return Some((self.frames.intern(frame), Origin::Library));
-                    }
-                };
-                self.native_ids
-                    .insert((tgid, generation, addr, inner), slot);
-                slot
-            })
-            .collect();
-        let slots = match stacks.mode {
-            NativeMode::All => slots.into_iter().map(|s| s.map(|(id, _)| id)).collect(),
-            _ => native::leave_out_interpreter(slots),
-        };
-        native::splice(slots, groups)
+    /// `frame` (a native frame, `--native`) in the trace's frame table.
+    pub fn intern(&mut self, frame: Frame) -> FrameId {
+        self.frames.intern(frame)
     }
 
     /// Thread `tid` of process `tgid` was sampled (see

@@ -228,7 +228,7 @@ impl Continuous {
             self.profiles = Some(requests);
         }
         if let Some(otlp) = self.otlp.as_mut() {
-            otlp.window = open_export(probes, (world, modes), crate::events::monotonic_ns());
+            otlp.window = open_export(probes, (world, modes), crate::host::clock::monotonic_ns());
             if !args.quiet {
                 eprintln!(
                     "tracer: pushing OTLP profiles every {} s to {}",
@@ -289,7 +289,7 @@ impl Continuous {
             Due::Window => {
                 // The next window starts before this one's last drain: a
                 // sample taken while this one is closed is in the next.
-                let next = crate::events::monotonic_ns();
+                let next = crate::host::clock::monotonic_ns();
                 fold(probes, (collector, world, modes), false)?;
                 if let Some(otlp) = self.otlp.as_mut() {
                     otlp.export(probes, (collector, world, modes), Some(next))?;

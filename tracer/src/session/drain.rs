@@ -120,7 +120,9 @@ fn say_if_late(first: Option<Option<(Option<EventKind>, EventHeader)>>) {
         };
         let now = Instant::now();
         if let Some((kind, header)) = first {
-            let lag = Duration::from_nanos(events::monotonic_ns().saturating_sub(header.ts_ns));
+            let lag = Duration::from_nanos(
+                crate::host::clock::monotonic_ns().saturating_sub(header.ts_ns),
+            );
             if lag > LATE
                 && seen
                     .said_at

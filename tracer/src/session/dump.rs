@@ -5,8 +5,7 @@
 use crate::{
     analysis::{Collector, Settings, World},
     cli::Args,
-    events,
-    host::procfs,
+    host::{self, procfs},
     python::PythonTree,
     report::Report,
     session::run_error::RunError,
@@ -20,7 +19,7 @@ pub fn dump(args: &Args) -> Result<Report, RunError> {
     let pid = args.pid.ok_or(TargetError::DumpWithoutPid)?;
     let target = Target::attach(pid)?;
     let settings = Settings {
-        base_ns: events::monotonic_ns(),
+        base_ns: host::clock::monotonic_ns(),
         dump: true,
         ..Settings::default()
     };

@@ -72,7 +72,7 @@ pub fn refresh(
             }) {
                 // Its configuration was published above: the program
                 // sees its checks from now.
-                Ok(true) => checks_seen.push((pid, crate::events::monotonic_ns())),
+                Ok(true) => checks_seen.push((pid, crate::host::clock::monotonic_ns())),
                 Ok(false) => {}
                 Err(err) if procfs::exists(pid) && !procfs::is_zombie(pid) => {
                     collector.warn(format!(
@@ -105,9 +105,10 @@ pub fn refresh(
     }
     if let Some(native) = world.native.as_mut() {
         timed("native: published", || {
-            publish_native(probes, native, configured)
+            publish_native(probes, &mut native.stacks, configured)
         })?;
         native
+            .stacks
             .warnings
             .drain(..)
             .for_each(|warning| collector.warn(warning));

@@ -40,7 +40,7 @@ impl Probes {
             .ok_or(ProbeError::MissingMap(name))?;
         aya::maps::Array::<_, u64>::try_from(map)
             .map_err(map_error(name))?
-            .set(0, crate::events::monotonic_ns(), 0)
+            .set(0, crate::host::clock::monotonic_ns(), 0)
             .map_err(map_error(name))
     }
 

@@ -566,7 +566,7 @@ impl PythonProcess {
                 return update;
             }
             self.last_search = Some(Instant::now());
-            self.looked_at_ns = crate::events::monotonic_ns();
+            self.looked_at_ns = crate::host::clock::monotonic_ns();
             let found = find(self.pid, binaries);
             self.not_python = matches!(&found, Err((reason, None)) if reason.not_python);
             // A look that could not read it (gone) leaves the program to tell.
