@@ -353,7 +353,12 @@ mod tests {
     /// on, a dependency's `default-features = false` leaves it off.
     #[test]
     fn the_tracers_own_libraries_declare_no_default_feature() {
-        for library in ["tracer-common", "tracer-host", "tracer-report"] {
+        for library in [
+            "tracer-common",
+            "tracer-host",
+            "tracer-python",
+            "tracer-report",
+        ] {
             let path = util::repo_root().join(library).join("Cargo.toml");
             let manifest = std::fs::read_to_string(&path)
                 .unwrap_or_else(|err| panic!("{}: {err}", path.display()));

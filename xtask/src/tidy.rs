@@ -11,8 +11,9 @@
 //! * analysis knows only the stages before it: `tracer/src/analysis/` uses
 //!   none of the outputs that run with the trace nor the probes, and reads
 //!   no `/proc` (a plain type of `procfs` is data, and may be used);
-//! * `/proc` is read in one place: no source of `tracer/src` or
-//!   `tracer-host/src` outside `tracer-host/src/procfs/` names a `/proc`
+//! * `/proc` is read in one place: no source of `tracer/src`,
+//!   `tracer-host/src` or `tracer-python/src` outside
+//!   `tracer-host/src/procfs/` names a `/proc`
 //!   path, but for the few that compare a traced program's paths with
 //!   `/proc` ([`PROC_PREFIXES`]);
 //! * `README.md` is a front door: at most [`MAX_README_LINES`] lines, no
@@ -44,16 +45,16 @@ const NOT_FOR_ANALYSIS: [&str; 4] = ["live", "serve", "session::status_line", "k
 /// the others it may import (`crate::` paths in its program code). Data
 /// flows one way (kernel -> events -> analysis -> report -> outputs); the
 /// edge (`run`, `session`, `cli`) may import anything below it. A new
-/// module gets its row here, placed where it belongs. `frame`, `report`
-/// and `host` are the crates below, `tracer-report` and `tracer-host`, by
-/// the names tracer gives them: the compiler keeps those crates from
-/// importing any of the rows above them (`host` names `report` only).
-const LAYERS: [(&str, &[&str]); 16] = [
+/// module gets its row here, placed where it belongs. `frame`, `report`,
+/// `host` and `python` are the crates below, `tracer-report`,
+/// `tracer-host` and `tracer-python`, by the names tracer gives them: the
+/// compiler keeps those crates from importing any of the rows above them
+/// (`host` names `report` only, `python` `host` and `report`).
+const LAYERS: [(&str, &[&str]); 15] = [
     ("frame", &[]),
     ("report", &["frame"]),
     ("native", &["frame", "host"]),
     ("events", &["host"]),
-    ("python", &["frame", "host"]),
     ("kernel", &["events", "host"]),
     (
         "analysis",
@@ -98,7 +99,7 @@ const CLI_READERS: [&str; 5] = ["cli.rs", "main.rs", "run.rs", "manpage.rs", "se
 
 /// The string literals naming `/proc` that a source outside `procfs` may
 /// hold, each (file relative to `tracer/src`, `tracer-host/src`'s as
-/// `host/...`, literal): prefixes a path is compared with, never opened.
+/// `host/...` and `tracer-python/src`'s as `python/...`, literal): prefixes a path is compared with, never opened.
 const PROC_PREFIXES: [(&str, &str); 6] = [
     // What a traced program opened, looked at from outside (procfs::own_dir
     // and friends build the outside paths).
@@ -564,6 +565,7 @@ mod tests {
             "tracer-common",
             "tracer-ebpf",
             "tracer-host",
+            "tracer-python",
             "tracer-report",
             "xtask",
             "fuzz",
@@ -583,13 +585,20 @@ mod tests {
         program_sources_of(&src(), under)
     }
 
-    /// [`program_sources`] of `tracer/src` and of the host crate's
-    /// `tracer-host/src`, the latter named `host/...` (as tracer names it).
-    fn program_and_host_sources() -> Vec<(String, Code)> {
-        let host = program_sources_of(&repo().join("tracer-host/src"), "")
-            .into_iter()
-            .map(|(file, code)| (format!("host/{file}"), code));
-        program_sources("").into_iter().chain(host).collect()
+    /// [`program_sources`] of `tracer/src` and of the crates below it that
+    /// read the system, `tracer-host/src` and `tracer-python/src`, named
+    /// `host/...` and `python/...` (as tracer names them).
+    fn program_and_lower_sources() -> Vec<(String, Code)> {
+        let mut all = program_sources("");
+        for (crate_src, name) in [("tracer-host/src", "host"), ("tracer-python/src", "python")] {
+            let sources = program_sources_of(&repo().join(crate_src), "");
+            all.extend(
+                sources
+                    .into_iter()
+                    .map(|(file, code)| (format!("{name}/{file}"), code)),
+            );
+        }
+        all
     }
 
     fn program_sources_of(src: &Path, under: &str) -> Vec<(String, Code)> {
@@ -697,6 +706,7 @@ mod tests {
             "tracer-ebpf/src",
             "tracer-common/src",
             "tracer-host/src",
+            "tracer-python/src",
             "tracer-report/src",
             "xtask/src",
         ] {
@@ -756,8 +766,8 @@ mod tests {
         let named = named_paths(&map);
         let mut modules = Vec::new();
         walk(&src, &src, &mut modules);
-        // The report and host crates', by their paths from the repository.
-        for crate_src in ["tracer-report/src", "tracer-host/src"] {
+        // The crates below tracer's, by their paths from the repository.
+        for crate_src in ["tracer-report/src", "tracer-host/src", "tracer-python/src"] {
             modules.push(format!("{crate_src}/"));
             walk(&repo, &repo.join(crate_src), &mut modules);
         }
@@ -768,8 +778,8 @@ mod tests {
             .collect();
         assert!(
             unnamed.is_empty(),
-            "modules of tracer/src, tracer-host/src and tracer-report/src that docs/architecture.md does \
-             not name (one line each: `path`: what it holds): {unnamed:#?}"
+            "modules of tracer/src, tracer-host/src, tracer-python/src and tracer-report/src that \
+             docs/architecture.md does not name (one line each: `path`: what it holds): {unnamed:#?}"
         );
         let misplaced: Vec<String> = blocks(&map)
             .iter()
@@ -893,7 +903,7 @@ mod tests {
     #[test]
     fn only_procfs_names_proc_paths() {
         let mut wrong = Vec::new();
-        for (file, code) in program_and_host_sources() {
+        for (file, code) in program_and_lower_sources() {
             if file.starts_with("host/procfs/") {
                 continue;
             }
@@ -1125,7 +1135,7 @@ mod tests {
         let names = |block| misplaced_names(block, &repo, &src);
         assert!(names("`kernel/probes/` (`mod.rs`, `maps.rs`)").is_empty());
         assert!(names("`analysis/signals/` (+ `changes.rs`)").is_empty());
-        assert!(names("`run.rs` and `python/process/` and `program.rs`").is_empty());
+        assert!(names("`run.rs` and `session/` and `drain.rs`").is_empty());
         assert_eq!(
             names("`kernel/probes/` then `run.rs`"),
             ["run.rs (not in tracer/src/kernel/probes/)"]

@@ -427,10 +427,7 @@ fn running_interpreters_decode() {
             code_type: interp.code_type,
             memory: recorder.snapshot.into_inner(),
         };
-        let out = format!(
-            "{}/src/python/snapshots/{label}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let out = format!("{}/src/snapshots/{label}.json", env!("CARGO_MANIFEST_DIR"));
         std::fs::write(&out, serde_json::to_string_pretty(&rec).unwrap()).unwrap();
         println!("{label}: {} regions -> {out}", rec.memory.regions.len());
     }

@@ -360,16 +360,11 @@ pub fn python_frame(o: &Offsets, f: &PyFrameRecord) -> Option<(u64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::layout;
+    use crate::layout;
 
     /// A synthetic 3.11 code object named `name` at `addr` in `mem`.
     /// Its name and line table live at `strings` (another object's elsewhere).
-    fn put_code(
-        mem: &mut crate::python::process_memory::Snapshot,
-        addr: u64,
-        name: &str,
-        strings: u64,
-    ) {
+    fn put_code(mem: &mut crate::process_memory::Snapshot, addr: u64, name: &str, strings: u64) {
         let o = layout::static_offsets(11).unwrap();
         let string = strings;
         let mut s = vec![0u8; 48];
@@ -406,7 +401,7 @@ mod tests {
     /// The frame of the code object at 0x10000 as the kernel would record
     /// it from `mem`: with its fingerprint, or with none.
     fn record(
-        mem: &crate::python::process_memory::Snapshot,
+        mem: &crate::process_memory::Snapshot,
         o: &Offsets,
         fingerprint: bool,
     ) -> PyFrameRecord {
@@ -427,13 +422,13 @@ mod tests {
     /// `app_module`.
     fn one_address_two_objects() -> (
         Offsets,
-        crate::python::process_memory::Snapshot,
-        crate::python::process_memory::Snapshot,
+        crate::process_memory::Snapshot,
+        crate::process_memory::Snapshot,
     ) {
         let o = layout::static_offsets(11).unwrap();
-        let mut site = crate::python::process_memory::Snapshot::default();
+        let mut site = crate::process_memory::Snapshot::default();
         put_code(&mut site, 0x10000, "site_module", 0x20000);
-        let mut app = crate::python::process_memory::Snapshot::default();
+        let mut app = crate::process_memory::Snapshot::default();
         put_code(&mut app, 0x10000, "app_module", 0x30000);
         (o, site, app)
     }
@@ -657,10 +652,10 @@ mod tests {
             }
         }
         let o = layout::static_offsets(11).unwrap();
-        let mut mem = crate::python::process_memory::Snapshot::default();
+        let mut mem = crate::process_memory::Snapshot::default();
         put_code(&mut mem, 0x10000, "a", 0x20000);
         let before = fingerprint_now(&source(&mem, &o), 0x10000).unwrap();
-        let mut other = crate::python::process_memory::Snapshot::default();
+        let mut other = crate::process_memory::Snapshot::default();
         put_code(&mut other, 0x10000, "a", 0x28000);
         assert_ne!(
             fingerprint_now(&source(&other, &o), 0x10000).unwrap(),
@@ -673,7 +668,7 @@ mod tests {
     /// [`Symbols::frame_ids`] names, in its order, so with the same ids.
     #[test]
     fn the_groups_flattened_are_the_python_frames() {
-        let mut mem = crate::python::process_memory::Snapshot::default();
+        let mut mem = crate::process_memory::Snapshot::default();
         put_code(&mut mem, 0x10000, "outer", 0x20000);
         put_code(&mut mem, 0x40000, "inner", 0x50000);
         let eleven = layout::static_offsets(11).unwrap();

@@ -7,8 +7,13 @@
 //! tasks (`asyncio_offsets`: the offsets CPython 3.14+ publishes for them;
 //! `running_task`: the task each sample ran in). `discovery` is where the search
 //! for a process's interpreter stands, `process` holds one process's
-//! state, `tree` every Python process of the trace. Counting and the report section are `analysis::python`'s: nothing
-//! here knows the report.
+//! state, `tree` every Python process of the trace. Counting and the report
+//! section are the tracer's `analysis::python`'s: nothing here knows the
+//! report, the kernel programs, the events or the native unwinder.
+//!
+//! A crate below the tracer's (which names it `python`): it reads `/proc`
+//! through `tracer-host` (named `host` here) and makes `tracer-report`'s
+//! `Frame` (named `frame`).
 
 pub mod asyncio;
 pub mod asyncio_offsets;
@@ -34,6 +39,8 @@ mod snapshot_tests;
 pub use code::{CopiedNames, copied_str};
 pub use discovery::Discovery;
 pub use process::PythonProcess;
+use tracer_host as host;
+use tracer_report::frame;
 pub use tree::PythonTree;
 
 #[derive(Debug, thiserror::Error)]

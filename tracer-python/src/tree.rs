@@ -498,7 +498,7 @@ mod tests {
     use tracer_common::{EventHeader, EventKind, PY_NAME_BYTES, PyCodeNames, PyStringCopy};
 
     use super::*;
-    use crate::python::layout;
+    use crate::layout;
 
     fn ascii(text: &str) -> PyStringCopy {
         let mut bytes = [0u8; PY_NAME_BYTES];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tracer_common::PyConfig;
 
 use super::PythonProcess;
-use crate::python::{discovery::Discovery, handlers, interpreter::Binaries};
+use crate::{discovery::Discovery, handlers, interpreter::Binaries};
 
 /// While the signal handler table is not found, it is searched for again
 /// at most this often (the `signal` module sets it up during start-up):

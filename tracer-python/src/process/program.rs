@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::{NAMES_EVERY, PythonProcess, next_program_epoch};
-use crate::python::{
+use crate::{
     discovery::{Discovery, find},
     interpreter::Binaries,
     running_task::RunningTasks,

@@ -214,7 +214,7 @@ pub fn resolve_tids(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python::process_memory::Snapshot;
+    use crate::process_memory::Snapshot;
 
     /// Memory of a few libc thread records: `struct pthread` at `base`,
     /// its kernel tid at 0x2d0 (glibc's place).

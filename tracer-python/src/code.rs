@@ -466,7 +466,7 @@ mod tests {
             filename: "f.py".into(),
             first_line: 5,
         };
-        let o = crate::python::layout::static_offsets(9).unwrap();
+        let o = crate::layout::static_offsets(9).unwrap();
         // Offset 0: line 5; from byte 4: line 6; from byte 10: line 8.
         let lines = |whole| CopiedLines {
             table: vec![4, 1, 6, 2],
@@ -485,8 +485,8 @@ mod tests {
     /// near the top of the address space is an error, not an overflow.
     #[test]
     fn a_wild_code_pointer_is_an_error() {
-        let mem = crate::python::process_memory::Snapshot::default();
-        let o = crate::python::layout::static_offsets(11).unwrap();
+        let mem = crate::process_memory::Snapshot::default();
+        let o = crate::layout::static_offsets(11).unwrap();
         for code in [u64::MAX, u64::MAX - 8, 1u64 << 63] {
             assert!(read_code(&mem, &o, code, Some(0x1000)).is_err());
             assert!(read_code(&mem, &o, code, None).is_err());
