@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     Collector, World,
-    hotspots::{Row, Sampled, Tasks},
+    hotspots::Row,
     native::SampleFrames,
     python::fill_sampled,
+    sample_counts::{Counted, SampleCounts},
     system::System,
 };
 use crate::report::format::thousands;
 use crate::{
     events::Event,
-    frame::Frame,
     python::{PythonTree, symbols::FrameId},
     report::{ProcessInfo, Python, Report, SCHEMA_VERSION},
 };
@@ -31,11 +31,6 @@ pub const MAX_WINDOWS: usize = 4;
 /// most 128 frames a stack, so about 5 MiB at most per window.
 pub const MAX_STACKS: usize = 10_000;
 
-/// A distinct sampled stack: where (its asyncio task an index in the
-/// window's `tasks`), cut at the walk's bound, frames innermost first; as
-/// the whole trace's profile counts them (`analysis::python`).
-type StackKey = (Sampled, bool, Vec<FrameId>);
-
 /// An asyncio task a sample ran in: its address and name (if read).
 type Task = (u64, Option<String>);
 
@@ -46,9 +41,9 @@ struct Window {
     exporter: bool,
     /// CLOCK_MONOTONIC ns when it opened: earlier samples are not its.
     start_ns: u64,
-    stacks: HashMap<StackKey, u64>,
-    /// The asyncio tasks its samples ran in.
-    tasks: Tasks,
+    /// Its samples by distinct stack, as the whole trace's profile counts
+    /// them (`analysis::python`).
+    stacks: SampleCounts,
     /// Python thread names, as read when the thread was first sampled
     /// here (its process may be gone and forgotten by the end).
     names: HashMap<(u32, u32), Option<String>>,
@@ -98,8 +93,7 @@ impl Captures {
         self.windows.push(Window {
             id: self.next_id,
             start_ns,
-            stacks: HashMap::new(),
-            tasks: Tasks::default(),
+            stacks: SampleCounts::default(),
             names: HashMap::new(),
             processes: BTreeMap::new(),
             samples: 0,
@@ -177,23 +171,21 @@ impl Captures {
                 continue;
             };
             let generation = tree.generation(pid);
-            let task = window.tasks.number((pid, generation), task.clone());
-            let at = Sampled {
-                pid,
-                generation,
+            let counted = window.stacks.count(
+                (pid, generation),
                 tid,
-                task,
-            };
-            let key = (at, truncated, ids.to_vec());
-            if let Some(count) = window.stacks.get_mut(&key) {
-                *count += 1;
-                continue;
+                (ids.to_vec(), truncated),
+                task.clone(),
+                MAX_STACKS,
+            );
+            match counted {
+                Some(Counted { new: true, .. }) => {}
+                Some(Counted { new: false, .. }) => continue,
+                None => {
+                    window.left_out += 1;
+                    continue;
+                }
             }
-            if window.stacks.len() >= MAX_STACKS {
-                window.left_out += 1;
-                continue;
-            }
-            window.stacks.insert(key, 1);
             window
                 .names
                 .entry((pid, tid))
@@ -284,14 +276,7 @@ fn window_report(
     lost: u64,
     sampler_error: Option<&str>,
 ) -> Report {
-    let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = window
-        .stacks
-        .into_iter()
-        .map(|((at, truncated, ids), samples)| {
-            let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
-            (at, frames, samples, truncated)
-        })
-        .collect();
+    let resolved = window.stacks.named(tree);
     let rows: Vec<Row> = resolved
         .iter()
         .map(|(at, frames, samples, truncated)| (*at, frames.as_slice(), *samples, *truncated))
@@ -304,7 +289,7 @@ fn window_report(
         truncated: window.truncated,
         ..Python::default()
     };
-    fill_sampled(&mut python, &rows, window.tasks.keys());
+    fill_sampled(&mut python, &rows, window.stacks.tasks());
     let names = window.names;
     for thread in &mut python.threads {
         let at = (thread.pid, thread.tid);

@@ -26,6 +26,7 @@ pub mod native;
 pub mod processes;
 pub mod python;
 pub mod read_findings;
+pub mod sample_counts;
 pub mod sched;
 pub mod signals;
 pub mod spawned;

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tracer_common::{PyEntryKey, PyEventKey, PyEventValue, PySleep, PyTicks, py_event};
 
-use super::hotspots::{Row, Sampled, TaskKey, Tasks, hotspots, line_hotspots, native_functions};
+use super::{
+    hotspots::{Row, Sampled, TaskKey, hotspots, line_hotspots, native_functions},
+    sample_counts::{Counted, NamedStack, SampleCounts},
+};
 use crate::{
     frame::Frame,
     python::{
@@ -25,10 +28,6 @@ use crate::{
 const MAX_ROWS: usize = 100;
 const MAX_THREAD_ROWS: usize = 20;
 
-/// One distinct sampled stack: where, whether cut at the walk's bound,
-/// frames innermost first.
-type StackKey = (Sampled, bool, Vec<FrameId>);
-
 /// Samples kept in time order for the exports: 16 MB at most, about 28 h
 /// of one thread at 99 Hz. Later samples are still counted in the stacks;
 /// the time order is then dropped and the report says so.
@@ -37,11 +36,9 @@ const MAX_TIMELINE: usize = 1_000_000;
 /// Everything counted for the sampled Python processes.
 #[derive(Default)]
 pub struct Profile {
-    /// Distinct stacks -> index in `counts`.
-    stacks: HashMap<StackKey, usize>,
-    /// Samples of each distinct stack, in the order first seen.
-    counts: Vec<u64>,
-    /// (time since the start, index in `counts`) of every sample, in the
+    /// Samples by distinct stack, in the order first seen.
+    stacks: SampleCounts,
+    /// (time since the start, index in `stacks`) of every sample, in the
     /// order taken (the ring buffer is drained in order per CPU; sorted at
     /// the end), while there are at most `MAX_TIMELINE`.
     timeline: Vec<(u64, usize)>,
@@ -54,8 +51,6 @@ pub struct Profile {
     forks: HashMap<Vec<Frame>, u64>,
     /// `--count-entries`: entry-counter key -> (function, latest count).
     entries: HashMap<PyEntryKey, (Frame, u64)>,
-    /// The asyncio tasks samples ran in.
-    tasks: Tasks,
 }
 
 /// A kernel-event stack: its frames, and its counts in `PY_EVENT_STACKS`
@@ -89,28 +84,18 @@ impl Profile {
         truncated: bool,
         task: Option<(u64, Option<String>)>,
     ) {
-        let task = self.tasks.number((pid, generation), task);
         let per_pid = self.samples.entry(pid).or_default();
         per_pid.0 += 1;
         per_pid.1 += u64::from(truncated);
-        let next = self.counts.len();
-        let index = *self
-            .stacks
-            .entry((
-                Sampled {
-                    pid,
-                    generation,
-                    tid,
-                    task,
-                },
-                truncated,
-                frames,
-            ))
-            .or_insert(next);
-        if index == next {
-            self.counts.push(0);
-        }
-        self.counts[index] += 1;
+        let Some(Counted { index, .. }) = self.stacks.count(
+            (pid, generation),
+            tid,
+            (frames, truncated),
+            task,
+            usize::MAX,
+        ) else {
+            return;
+        };
         if self.timeline.len() < MAX_TIMELINE {
             self.timeline.push((t_ns, index));
         } else {
@@ -278,15 +263,7 @@ impl Profile {
                 section.layout = Some(ready.binary.origin.into());
             }
         }
-        let mut keys: Vec<(&StackKey, usize)> = self.stacks.iter().map(|(k, &i)| (k, i)).collect();
-        keys.sort_unstable_by_key(|&(_, index)| index);
-        let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = keys
-            .into_iter()
-            .map(|((at, truncated, ids), index)| {
-                let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
-                (*at, frames, self.counts[index], *truncated)
-            })
-            .collect();
+        let resolved = self.stacks.named(tree);
         let stacks: Vec<Row> = resolved
             .iter()
             .map(|(at, frames, count, truncated)| (*at, frames.as_slice(), *count, *truncated))
@@ -320,7 +297,7 @@ impl Profile {
             section.ticks_without_thread_state += t.no_thread_state;
             section.ticks_outside_python += t.no_frame;
         }
-        let position = fill_sampled(&mut section, &stacks, self.tasks.keys());
+        let position = fill_sampled(&mut section, &stacks, self.stacks.tasks());
         if self.timeline_overflowed {
             section.timeline_complete = false;
         } else {
@@ -374,10 +351,7 @@ impl Profile {
     /// from the trace's start, in time order) as a section of their own:
     /// `samples`, `hotspots`, `lines`, `stacks`.
     pub fn section_in(&self, tree: &PythonTree, tid: u32, windows: &[(u64, u64)]) -> Python {
-        let mut keys: Vec<Option<&StackKey>> = vec![None; self.counts.len()];
-        for (key, &index) in &self.stacks {
-            keys[index] = Some(key);
-        }
+        let keys = self.stacks.keys();
         let inside = |t: u64| {
             // The last window starting at or before t.
             let at = windows.partition_point(|&(start, _)| start <= t);
@@ -385,16 +359,16 @@ impl Profile {
         };
         let mut counts: HashMap<usize, u64> = HashMap::new();
         for &(t_ns, index) in &self.timeline {
-            if keys[index].is_some_and(|(at, _, _)| at.tid == tid) && inside(t_ns) {
+            if keys[index].0.tid == tid && inside(t_ns) {
                 *counts.entry(index).or_default() += 1;
             }
         }
-        let resolved: Vec<(Sampled, Vec<Frame>, u64, bool)> = counts
+        let resolved: Vec<NamedStack> = counts
             .into_iter()
-            .filter_map(|(index, count)| {
-                let (at, truncated, ids) = keys[index]?;
+            .map(|(index, count)| {
+                let (at, truncated, ids) = keys[index];
                 let frames = ids.iter().map(|&id| tree.frame(id).clone()).collect();
-                Some((*at, frames, count, *truncated))
+                (*at, frames, count, *truncated)
             })
             .collect();
         let rows: Vec<Row> = resolved
