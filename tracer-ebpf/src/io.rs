@@ -346,18 +346,7 @@ fn enter_messages(regs: *const u8, syscall: u32) {
     };
     // With `bpf_loop` the verifier checks one message's sum, not sixteen
     // unrolled (most of `sys_enter`'s verifying, at every start).
-    #[cfg(not(feature = "without-bpf-loop"))]
-    crate::maps::repeat!(
-        MAX_MMSGS as u32,
-        mmsg_request_step,
-        core::ptr::addr_of_mut!(sum)
-    );
-    #[cfg(feature = "without-bpf-loop")]
-    for i in 0..MAX_MMSGS {
-        if !sum.add(i) {
-            break;
-        }
-    }
+    crate::steps::repeat::<{ MAX_MMSGS as usize }, _>(&mut sum);
     let request = sum.request;
     // A null vector is an EFAULT: nothing to sum at exit either way.
     start_io(tid, fd as i32, request, syscall, vec);
@@ -371,10 +360,10 @@ struct MmsgRequest {
     request: u64,
 }
 
-impl MmsgRequest {
+impl crate::steps::Step for MmsgRequest {
     /// Adds message `i`'s buffers; false past the last message.
     #[inline(always)]
-    fn add(&mut self, i: u64) -> bool {
+    fn step(&mut self, i: u64) -> bool {
         if i >= self.vlen {
             return false;
         }
@@ -382,15 +371,6 @@ impl MmsgRequest {
         self.request = self.request.wrapping_add(msghdr_request(msg));
         true
     }
-}
-
-/// One message of [`enter_messages`]'s sum: a `bpf_loop` callback.
-#[cfg(not(feature = "without-bpf-loop"))]
-#[inline(never)]
-extern "C" fn mmsg_request_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `MmsgRequest` enter_messages passed to bpf_loop.
-    let sum = unsafe { &mut *ctx.cast::<MmsgRequest>() };
-    if sum.add(index) { 0 } else { 1 }
 }
 
 /// The sum of a user `msghdr`'s iovec lengths.

@@ -20,6 +20,7 @@ mod python;
 mod sched;
 mod signals;
 mod skips;
+mod steps;
 mod syscalls;
 
 #[cfg(not(test))]

@@ -289,34 +289,3 @@ pub unsafe fn add_relaxed(dst: *mut u64, n: u64) {
         core::arch::asm!("lock *(u64 *)({dst} + 0) += {n}", dst = in(reg) dst, n = in(reg) n)
     };
 }
-
-/// `$step(i, $ctx)` for `i` in `0..$n` until it returns non-zero: the
-/// kernel's `bpf_loop` (5.17), which the verifier checks once.
-#[cfg(not(feature = "without-bpf-loop"))]
-macro_rules! repeat {
-    ($n:expr, $step:expr, $ctx:expr) => {
-        // SAFETY: `$step` is an `extern "C" fn(u64, *mut c_void) -> i64`
-        // and the caller's `$ctx` outlives the call.
-        unsafe {
-            aya_ebpf::helpers::generated::bpf_loop(
-                $n,
-                $step as *mut core::ffi::c_void,
-                ($ctx).cast(),
-                0,
-            )
-        }
-    };
-}
-
-/// No step, in the object for kernels without `bpf_loop`: the native
-/// unwind's searches as bounded loops are more than their verifier takes,
-/// so that object unwinds no native stack (userspace asks for none, and
-/// says so). The Python walk there is `python/walk_pieces.rs`.
-#[cfg(feature = "without-bpf-loop")]
-macro_rules! repeat {
-    ($n:expr, $step:expr, $ctx:expr) => {{
-        let _ = ($n, $step, $ctx);
-    }};
-}
-
-pub(crate) use repeat;

@@ -143,7 +143,11 @@ fn find_mapping(mappings: &NativeMappings, pc: u64) -> Option<NativeMapping> {
         hi: mappings.count.min(NATIVE_MAX_MAPPINGS as u32),
     };
     // ``search`` outlives the loop.
-    crate::maps::repeat!(MAPPING_STEPS, mapping_step, core::ptr::addr_of_mut!(search));
+    crate::steps::repeat_with_bpf_loop!(
+        MAPPING_STEPS,
+        mapping_step,
+        core::ptr::addr_of_mut!(search)
+    );
     if search.lo == 0 {
         return None;
     }
@@ -169,7 +173,7 @@ fn find_row(mapping: &NativeMapping, vaddr: u32) -> Option<NativeRow> {
         hi: mapping.rows,
     };
     // ``search`` outlives the loop.
-    crate::maps::repeat!(ROW_STEPS, row_step, core::ptr::addr_of_mut!(search));
+    crate::steps::repeat_with_bpf_loop!(ROW_STEPS, row_step, core::ptr::addr_of_mut!(search));
     if search.lo == 0 {
         return None;
     }
@@ -369,7 +373,7 @@ fn unwind(regs: Option<UserRegisters>, mappings: &NativeMappings, out: *mut u64)
         last: NativeMapping::default(),
     };
     // ``unwind`` outlives the loop.
-    crate::maps::repeat!(
+    crate::steps::repeat_with_bpf_loop!(
         NATIVE_MAX_DEPTH as u32 + 1,
         unwind_step,
         core::ptr::addr_of_mut!(unwind)

@@ -19,7 +19,10 @@ use tracer_common::{
 };
 
 use super::{FrameBuf, PY_THREADS, UNFINISHED_CODE, below, config_of, gil, read_frame};
-use crate::maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop};
+use crate::{
+    maps::{EVENTS, RB_FORCE_WAKEUP, config, count_drop},
+    steps::{BPF_LOOP, Step, repeat},
+};
 
 /// Kernel events counted by the top of the Python stack they happened under
 /// (reads: sampled; voluntary context switches: all, with the time asleep).
@@ -91,26 +94,17 @@ fn capture_top_of<const N: usize>(
         core::ptr::addr_of_mut!((*state).frame).write(frame);
         core::ptr::addr_of_mut!((*state).last).write(PyFrameRecord::default());
     };
-    let mut capture = Capture { cfg, frames, state };
+    let mut capture = Capture::<N> { cfg, frames, state };
     // With `bpf_loop` the verifier checks one step, not N unrolled frames
     // (a fork's 16 took it ~170 k instructions, a third of the start-up).
-    #[cfg(not(feature = "without-bpf-loop"))]
-    crate::maps::repeat!(
-        N as u32,
-        capture_step::<N>,
-        core::ptr::addr_of_mut!(capture)
-    );
-    #[cfg(feature = "without-bpf-loop")]
-    for i in 0..N {
-        capture.step::<N>(i as u64);
-    }
+    repeat::<N, _>(&mut capture);
     true
 }
 
 /// A capture of the top of a stack under way, on the caller's stack (for
 /// `bpf_loop`, whose step gets a pointer to it).
 #[repr(C)]
-struct Capture {
+struct Capture<const N: usize> {
     cfg: *const PyConfig,
     /// The caller's `N` records.
     frames: *mut PyFrameRecord,
@@ -157,10 +151,10 @@ pub const HOOKS: u32 = 6;
 #[map]
 static CAPTURE_STATE: PerCpuArray<CaptureState> = PerCpuArray::with_max_entries(HOOKS, 0);
 
-impl Capture {
+impl<const N: usize> Step for Capture<N> {
     /// Record `index` of `N`: the next frame's, or zeroes past the end.
     #[inline(always)]
-    fn step<const N: usize>(&mut self, index: u64) {
+    fn step(&mut self, index: u64) -> bool {
         // SAFETY: a map value that outlives the program run.
         let cfg = unsafe { &*self.cfg };
         // SAFETY: this CPU's slot for the running hook, which no other
@@ -178,17 +172,8 @@ impl Capture {
         // SAFETY: the index masked below N (a power of two), inside the
         // caller's N records.
         unsafe { self.frames.add(below::<N>(index)).write(record) };
+        true
     }
-}
-
-/// One step of [`capture_top`]: a `bpf_loop` callback.
-#[cfg(not(feature = "without-bpf-loop"))]
-#[inline(never)]
-extern "C" fn capture_step<const N: usize>(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `Capture` capture_top passed to bpf_loop.
-    let capture = unsafe { &mut *ctx.cast::<Capture>() };
-    capture.step::<N>(index);
-    0
 }
 
 #[inline(always)]
@@ -471,18 +456,16 @@ pub fn signal_stack(tgid: u32, tid: u32, frames: *mut PyFrameRecord, hook: Hook)
 
 /// Frames the post-mortem capture reads: with `bpf_loop` the whole record,
 /// without it (each frame unrolled for the verifier) as many as a fork's.
-#[cfg(not(feature = "without-bpf-loop"))]
-const FATAL_CAPTURE: usize = PY_FATAL_DEPTH;
-#[cfg(feature = "without-bpf-loop")]
-const FATAL_CAPTURE: usize = PY_FORK_DEPTH;
+const FATAL_CAPTURE: usize = if BPF_LOOP {
+    PY_FATAL_DEPTH
+} else {
+    PY_FORK_DEPTH
+};
 
 /// Frames of a fatal stack whose code objects are named and their line
 /// tables copied: all captured with `bpf_loop`; without it (each frame
 /// unrolled for the verifier, at every start) the innermost eight.
-#[cfg(not(feature = "without-bpf-loop"))]
-const FATAL_NAMED: usize = FATAL_CAPTURE;
-#[cfg(feature = "without-bpf-loop")]
-const FATAL_NAMED: usize = 8;
+const FATAL_NAMED: usize = if BPF_LOOP { FATAL_CAPTURE } else { 8 };
 
 /// The naming of a fatal stack's code objects under way (for `bpf_loop`,
 /// whose step gets a pointer to it).
@@ -494,9 +477,9 @@ struct FatalNaming {
     frames: *mut PyFrameRecord,
 }
 
-impl FatalNaming {
+impl Step for FatalNaming {
     #[inline(always)]
-    fn step(&mut self, index: u64) {
+    fn step(&mut self, index: u64) -> bool {
         // SAFETY: a map value that outlives the program run.
         let cfg = unsafe { &*self.cfg };
         // SAFETY: the index masked below FATAL_CAPTURE, inside the record.
@@ -507,17 +490,8 @@ impl FatalNaming {
         if runs_code {
             super::code_names::name_with_lines(cfg, self.tgid, &record);
         }
+        true
     }
-}
-
-/// One step of the fatal stack's naming: a `bpf_loop` callback.
-#[cfg(not(feature = "without-bpf-loop"))]
-#[inline(never)]
-extern "C" fn fatal_naming_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `FatalNaming` fatal_stack passed to bpf_loop.
-    let naming = unsafe { &mut *ctx.cast::<FatalNaming>() };
-    naming.step(index);
-    0
 }
 
 /// A signal that ends the process was delivered to thread `tid` of a
@@ -566,16 +540,7 @@ pub fn fatal_stack(tgid: u32, tid: u32, sig: i32) {
     // so userspace has them with it (the drain takes them first), for the
     // process is gone by the time it reads the stack.
     let mut naming = FatalNaming { cfg, tgid, frames };
-    #[cfg(not(feature = "without-bpf-loop"))]
-    crate::maps::repeat!(
-        FATAL_NAMED as u32,
-        fatal_naming_step,
-        core::ptr::addr_of_mut!(naming)
-    );
-    #[cfg(feature = "without-bpf-loop")]
-    for i in 0..FATAL_NAMED {
-        naming.step(i as u64);
-    }
+    repeat::<FATAL_NAMED, _>(&mut naming);
     entry.submit(RB_WAKE_FOR_STACK);
 }
 

@@ -35,10 +35,16 @@ mod code_names;
 mod event_stacks;
 pub mod gil;
 mod thread_state;
+// The walk, one for each object (see `steps.rs`): with `bpf_loop`
+// straight into a ring buffer record, with native stacks; without it in
+// pieces chained by tail calls, the record built in a per-CPU map (no
+// native stacks there).
 #[cfg(not(feature = "without-bpf-loop"))]
-mod walk_loop;
+#[path = "walk_loop.rs"]
+mod walk;
 #[cfg(feature = "without-bpf-loop")]
-mod walk_pieces;
+#[path = "walk_pieces.rs"]
+mod walk;
 
 pub use event_stacks::{
     HOOKS, Hook, RB_WAKE_FOR_STACK, copy_sleep_stack, fatal_stack, fork_stack, io_stack,
@@ -448,12 +454,7 @@ pub fn python_sample(ctx: PerfEventContext) -> u32 {
         ticks.no_frame += 1;
         return 0;
     }
-    // Without bpf_loop: the walk in pieces chained by tail calls, the
-    // record built in a per-CPU map (no native stacks there).
-    #[cfg(feature = "without-bpf-loop")]
-    walk_pieces::start(&ctx, &walked, None);
-    #[cfg(not(feature = "without-bpf-loop"))]
-    walk_loop::sample_in_place(&ctx, &walked);
+    walk::sample(&ctx, &walked);
     0
 }
 
@@ -501,13 +502,7 @@ pub fn fault_sample(
             gil: 0,
         },
     };
-    #[cfg(feature = "without-bpf-loop")]
-    walk_pieces::start(ctx, &walked, Some(rss_pages()));
-    #[cfg(not(feature = "without-bpf-loop"))]
-    {
-        let _ = ctx;
-        walk_loop::fault_in_place(&walked, rss_pages);
-    }
+    walk::fault(ctx, &walked, rss_pages);
 }
 
 /// Whether the current thread still has its memory. One past

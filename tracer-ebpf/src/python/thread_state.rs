@@ -7,17 +7,17 @@ use aya_ebpf::helpers::bpf_get_current_task;
 use tracer_common::{PY_NO_OFFSET, PyConfig, drops};
 
 use super::{PY_THREADS, has_own_memory, read_u64};
-use crate::maps::{config, count_drop, read_kernel};
+use crate::{
+    maps::{config, count_drop, read_kernel},
+    steps::{BPF_LOOP, Step, repeat},
+};
 
 /// Thread states looked at, at most, for a thread the sampler has no entry
-/// for (all interpreters' lists, one after the other).
-#[cfg(not(feature = "without-bpf-loop"))]
-const MAX_STATES_SEARCHED: u32 = 256;
-/// Without `bpf_loop`, a plain loop the verifier walks state by state:
-/// enough for a process's usual threads; a thread further down its list
-/// is sampled once userspace publishes it (its next look).
-#[cfg(feature = "without-bpf-loop")]
-const MAX_STATES_SEARCHED: u32 = 32;
+/// for (all interpreters' lists, one after the other). Without `bpf_loop`,
+/// a plain loop the verifier walks state by state: 32, enough for a
+/// process's usual threads; a thread further down its list is sampled
+/// once userspace publishes it (its next look).
+const MAX_STATES_SEARCHED: usize = if BPF_LOOP { 256 } else { 32 };
 
 /// A search of the interpreters' thread lists for the state whose
 /// `thread_id` is the current thread's TLS base. Several may have it:
@@ -48,8 +48,15 @@ impl Search {
     }
 }
 
-/// One state (or interpreter) of [`current_thread_state`]'s search; false
-/// when the search is over.
+impl Step for Search {
+    /// One state (or interpreter) of [`current_thread_state`]'s search;
+    /// false when the search is over.
+    #[inline(always)]
+    fn step(&mut self, _index: u64) -> bool {
+        search_once(self)
+    }
+}
+
 #[inline(always)]
 fn search_once(search: &mut Search) -> bool {
     // SAFETY: a map value that outlives the program run.
@@ -89,15 +96,6 @@ pub(super) fn current_frame(cfg: &PyConfig, tstate: u64) -> u64 {
     }
     // 3.11's `cframe` first, then its `current_frame`.
     read_u64(frame + cfg.cframe_current_frame as u64)
-}
-
-/// One step of [`current_thread_state`]'s search: a `bpf_loop` callback.
-#[cfg(not(feature = "without-bpf-loop"))]
-#[inline(never)]
-extern "C" fn search_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `Search` current_thread_state passed to bpf_loop.
-    let search = unsafe { &mut *ctx.cast::<Search>() };
-    if search_once(search) { 0 } else { 1 }
 }
 
 /// The current thread's TLS base (x86-64 `fsbase`: its `pthread_t`; arm64
@@ -159,19 +157,7 @@ pub(super) fn current_thread_state(cfg: &PyConfig, tid: u32) -> Option<u64> {
         first: 0,
     };
     if interp != 0 {
-        // ``search`` outlives the loop.
-        #[cfg(not(feature = "without-bpf-loop"))]
-        crate::maps::repeat!(
-            MAX_STATES_SEARCHED,
-            search_step,
-            core::ptr::addr_of_mut!(search)
-        );
-        #[cfg(feature = "without-bpf-loop")]
-        for _ in 0..MAX_STATES_SEARCHED {
-            if !search_once(&mut search) {
-                break;
-            }
-        }
+        repeat::<MAX_STATES_SEARCHED, _>(&mut search);
     }
     let found = search.found();
     if found == 0 {

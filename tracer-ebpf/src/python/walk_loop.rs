@@ -56,7 +56,7 @@ extern "C" fn walk_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 
 /// Walks the stack straight into a ring buffer record: with `bpf_loop`.
 #[inline(always)]
-pub(super) fn sample_in_place(ctx: &PerfEventContext, walked: &Walked) {
+pub(super) fn sample(ctx: &PerfEventContext, walked: &Walked) {
     use crate::maps::{EVENTS, RB_FORCE_WAKEUP, RB_NO_WAKEUP};
     use tracer_common::PyNativeSample;
     // A process unwound natively too: the bigger record, both stacks.
@@ -102,7 +102,7 @@ pub(super) fn sample_in_place(ctx: &PerfEventContext, walked: &Walked) {
 /// read after the walk (no native stack: where memory grew is told by the
 /// Python line).
 #[inline(always)]
-pub(super) fn fault_in_place(walked: &Walked, rss_pages: impl FnOnce() -> u64) {
+pub(super) fn fault(_ctx: &PerfEventContext, walked: &Walked, rss_pages: impl FnOnce() -> u64) {
     use crate::maps::{EVENTS, RB_NO_WAKEUP};
     use tracer_common::PyFaultSample;
     let Some(mut entry) = EVENTS.reserve::<PyFaultSample>(0) else {
@@ -151,7 +151,7 @@ unsafe fn fill_sample(sample: *mut PySample, walked: &Walked, kind: EventKind) {
         state,
     };
     // ``walk`` outlives the loop.
-    crate::maps::repeat!(
+    crate::steps::repeat_with_bpf_loop!(
         PY_MAX_DEPTH as u32,
         walk_step,
         core::ptr::addr_of_mut!(walk)

@@ -42,11 +42,23 @@ static PY_WALK: PerCpuArray<PieceWalk> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static PY_WALK_PIECES: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+/// A sample's walk: see [`start`].
+#[inline(always)]
+pub(super) fn sample(ctx: &PerfEventContext, walked: &Walked) {
+    start(ctx, walked, None);
+}
+
+/// A page fault's sample: the stack with the process's resident pages.
+#[inline(always)]
+pub(super) fn fault(ctx: &PerfEventContext, walked: &Walked, rss_pages: impl FnOnce() -> u64) {
+    start(ctx, walked, Some(rss_pages()));
+}
+
 /// Starts the walk of the thread's stack at its current frame: the
 /// record's fields, then the first piece. `fault_rss`: a page fault's
 /// sample, with the process's resident pages.
 #[inline(always)]
-pub(super) fn start(ctx: &PerfEventContext, walked: &Walked, fault_rss: Option<u64>) {
+fn start(ctx: &PerfEventContext, walked: &Walked, fault_rss: Option<u64>) {
     let Some(walk) = PY_WALK.get_ptr_mut(0) else {
         return;
     };

@@ -245,7 +245,9 @@ fn frames_and_callbacks_are_read() {
         .map(|c| functions[c].name.as_str())
         .collect();
     assert!(
-        callees.iter().any(|name| name.contains("capture_step")),
+        callees
+            .iter()
+            .any(|name| name.contains("step_of") && name.contains("Capture")),
         "{callees:?}"
     );
 }
