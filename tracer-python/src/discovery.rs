@@ -143,14 +143,28 @@ impl Ready {
             &mut states,
             &mut self.tid_offset,
         );
-        let known: Vec<KnownThread> = states
+        let named: Vec<(u32, &threads::ThreadState)> = states
             .iter()
-            .filter_map(|s| {
-                Some(KnownThread {
-                    tid: *host_of.get(&s.tid?)?,
-                    tstate: s.tstate,
-                    pthread: s.pthread,
-                })
+            .filter_map(|s| Some((*host_of.get(&s.tid?)?, s)))
+            .collect();
+        // Whether a state runs a frame is read only where several name
+        // one thread (one read more each).
+        let mut naming: HashMap<u32, usize> = HashMap::new();
+        named
+            .iter()
+            .for_each(|&(tid, _)| *naming.entry(tid).or_default() += 1);
+        let (memory, offsets) = (&self.memory, &self.binary.offsets);
+        let candidates = named.into_iter().map(|(tid, s)| {
+            let runs_frame = naming[&tid] > 1
+                && !threads::frame_addresses(memory, offsets, s.tstate, 1).is_empty();
+            (tid, s, (s.native, runs_frame))
+        });
+        let known: Vec<KnownThread> = threads::one_per_thread(candidates)
+            .into_iter()
+            .map(|(tid, s)| KnownThread {
+                tid,
+                tstate: s.tstate,
+                pthread: s.pthread,
             })
             .collect();
         let census = threads::Census {

@@ -17,6 +17,9 @@ pub struct ThreadState {
     pub pthread: u64,
     /// Kernel tid, when known.
     pub tid: Option<u32>,
+    /// `tid` is the state's own `native_thread_id`, one of this process's
+    /// threads (not read from libc's record of its `pthread`).
+    pub native: bool,
 }
 
 /// Every thread state of every interpreter. Stops quietly at unreadable
@@ -48,6 +51,7 @@ pub fn thread_states(mem: &dyn Memory, o: &Offsets, runtime: u64) -> Vec<ThreadS
                 tstate,
                 pthread,
                 tid,
+                native: false,
             });
             tstate = mem.u64(tstate.wrapping_add(o.tstate_next)).unwrap_or(0);
         }
@@ -151,6 +155,37 @@ pub fn frame_record(mem: &dyn Memory, o: &Offsets, frame: u64) -> tracer_common:
     }
 }
 
+/// One state per thread, where several name it (`candidates`: each
+/// thread's id, the state, and whether its id is its own native id and
+/// whether it runs a frame). The states made for a thread to come carry
+/// their maker's ids (3.8-3.11) until it binds them, and a state a C
+/// extension leaked when its thread ended carries that thread's `pthread`,
+/// which libc gives the next thread it starts. So a state that names the
+/// thread by its own native id wins over one named through its
+/// `pthread`, then one running a frame over one that is not; among
+/// equals the last (the oldest: the lists are newest first). In the
+/// order each thread was first named.
+pub fn one_per_thread<T>(
+    candidates: impl IntoIterator<Item = (u32, T, (bool, bool))>,
+) -> Vec<(u32, T)> {
+    let mut chosen: Vec<(u32, T, (bool, bool))> = Vec::new();
+    let mut at: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    for (tid, state, rank) in candidates {
+        match at.get(&tid) {
+            Some(&i) if chosen[i].2 > rank => {}
+            Some(&i) => chosen[i] = (tid, state, rank),
+            None => {
+                at.insert(tid, chosen.len());
+                chosen.push((tid, state, rank));
+            }
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(tid, state, _)| (tid, state))
+        .collect()
+}
+
 /// glibc's `struct pthread` holds the kernel tid at a fixed offset (0x2d0 on
 /// x86-64 glibc 2.x). Rather than trust one libc, find it: the main thread's
 /// `struct pthread` holds the process id. Returns the offset.
@@ -188,8 +223,10 @@ pub fn resolve_tids(
     states: &mut [ThreadState],
     tid_offset: &mut Option<u64>,
 ) {
-    let own_native = |s: &ThreadState| s.tid.is_some_and(&is_own);
-    if states.iter().all(own_native) {
+    for state in states.iter_mut() {
+        state.native = state.tid.is_some_and(&is_own);
+    }
+    if states.iter().all(|s| s.native) {
         return;
     }
     if tid_offset.is_none() {
@@ -203,7 +240,7 @@ pub fn resolve_tids(
             .find_map(|s| find_pthread_tid_offset(mem, s.pthread, pid));
     }
     let offset = *tid_offset;
-    for state in states.iter_mut().filter(|s| !own_native(s)) {
+    for state in states.iter_mut().filter(|s| !s.native) {
         state.tid = offset
             .filter(|_| state.pthread != 0)
             .and_then(|off| mem.u32(state.pthread.wrapping_add(off)).ok())
@@ -233,7 +270,33 @@ mod tests {
             tstate: pthread + 0x10,
             pthread,
             tid: native,
+            native: false,
         }
+    }
+
+    /// Thread 10's own state, newer than a leaked one of a dead thread
+    /// whose `pthread` it reuses; thread 11 with a state made for a
+    /// thread to come (its ids, newest) before its own.
+    #[test]
+    fn a_threads_own_state_wins_over_one_that_only_carries_its_ids() {
+        let candidates = [
+            (11, "made", (true, false)),
+            (10, "own", (true, true)),
+            (11, "own 11", (true, true)),
+            (10, "leaked", (false, false)),
+            (12, "a", (false, false)),
+            (12, "b", (false, false)),
+        ];
+        assert_eq!(
+            one_per_thread(candidates),
+            [(11, "own 11"), (10, "own"), (12, "b")]
+        );
+        // Not running a frame now: its native id still says it.
+        let idle = [(10, "own", (true, false)), (10, "leaked", (false, false))];
+        assert_eq!(one_per_thread(idle), [(10, "own")]);
+        // 3.8-3.10 (no native id): the one running a frame.
+        let old = [(10, "leaked", (false, false)), (10, "own", (false, true))];
+        assert_eq!(one_per_thread(old), [(10, "own")]);
     }
 
     #[test]
@@ -243,6 +306,7 @@ mod tests {
         let mut offset = None;
         resolve_tids(&mem, 10, |t| t == 10 || t == 11, &mut states, &mut offset);
         assert_eq!(states.map(|s| s.tid), [Some(11), Some(10)]);
+        assert_eq!(states.map(|s| s.native), [true, true]);
         assert_eq!(offset, None, "no record read");
     }
 
@@ -259,6 +323,7 @@ mod tests {
         resolve_tids(&mem, worker, |t| t == worker, &mut states, &mut offset);
         assert_eq!(offset, Some(0x2d0));
         assert_eq!(states.map(|s| s.tid), [None, Some(worker)]);
+        assert_eq!(states.map(|s| s.native), [false, false]);
     }
 
     /// The fork was made by a thread other than the main one: its record,
