@@ -193,61 +193,53 @@ fn a_thread_whose_pthread_a_leaked_state_carries_has_its_forks_lines_3_8() {
 
 fn leaked_states(name: &str, python: &str) {
     require_root();
-    let dir = scratch(name);
-    let (report_path, facts_path) = (dir.join("report.json"), dir.join("facts.json"));
-    let script =
-        std::fs::canonicalize(workspace().join("tests/workloads/python_leaked_states.py")).unwrap();
-    let mut tracer = Proc::spawn(
-        Command::new(TRACER)
-            .args(["-v", "--quiet", "--format", "json", "-o"])
-            .arg(&report_path)
-            .args(["--", python])
-            .arg(&script)
-            .arg(&facts_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        "tracer",
+    let scratch = common::Scratch::new(&format!("python_{name}"));
+    let facts_path = scratch.path("facts.json");
+    let script = workspace().join("tests/workloads/python_leaked_states.py");
+    let script = std::fs::canonicalize(script).unwrap();
+    let command = [
+        python.into(),
+        script.to_string_lossy().into(),
+        facts_path.clone(),
+    ];
+    let mut servers = 0;
+    let report = common::launch_handshake(
+        &scratch,
+        &command,
+        common::Until::Exit,
+        &[],
+        &mut |stdout, stderr| {
+            // Each new thread, then the process once they all wait.
+            let mut threads = Vec::new();
+            let pid = loop {
+                let line = stdout.next_line().expect("the workload's `ready PID`");
+                if let Some(tid) = line.strip_prefix("thread ") {
+                    assert!(tid.parse::<u32>().is_ok(), "not `thread TID`: {line}");
+                    threads.push(tid.to_owned());
+                } else if let Some(pid) = line.strip_prefix("ready ") {
+                    break pid.to_owned();
+                }
+            };
+            servers = threads.len();
+            // Every new thread is published to the sampler before it forks.
+            for tid in &threads {
+                let line = format!("pid {pid}: Python thread {tid} is sampled from now on");
+                if !stderr.has_seen(&line) {
+                    stderr.wait_for(&line);
+                }
+            }
+            pid
+        },
     );
-    let mut stdout = tracer.stdout_lines();
-    let mut stderr = tracer.stderr_lines();
-    // Each new thread, then the process once they all wait.
-    let mut threads = Vec::new();
-    let pid = loop {
-        let line = stdout.next_line().expect("the workload's `ready PID`");
-        if let Some(tid) = line.strip_prefix("thread ") {
-            assert!(tid.parse::<u32>().is_ok(), "not `thread TID`: {line}");
-            threads.push(tid.to_owned());
-        } else if let Some(pid) = line.strip_prefix("ready ") {
-            break pid.to_owned();
-        }
-    };
-    // Every new thread is published to the sampler before it forks.
-    for tid in &threads {
-        let line = format!("pid {pid}: Python thread {tid} is sampled from now on");
-        if !stderr.has_seen(&line) {
-            stderr.wait_for(&line);
-        }
-    }
-    let log = std::thread::spawn(move || stderr.rest());
-    let mut stdin = tracer.child.stdin.take().unwrap();
-    stdin.write_all(b"go\n").unwrap();
-    stdin.flush().unwrap();
-    let status = tracer.wait();
-    drop(stdin);
-    let log = log.join().unwrap_or_default();
-    assert_eq!(status.code(), Some(0), "tracer: {status:?}\n{log}");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
     let facts: Value =
         serde_json::from_str(&std::fs::read_to_string(&facts_path).unwrap()).unwrap();
     assert_complete(&report);
     // The workload made the case: some new thread has a leaked state's
     // `pthread` (glibc reuses the ended threads' stacks).
     assert!(facts["reused"].as_u64().unwrap() >= 1, "{facts}");
-    let children = facts["children"].as_array().unwrap();
-    assert_eq!(children.len(), threads.len(), "{facts}");
     let processes = report["processes"].as_array().unwrap();
+    let children = facts["children"].as_array().unwrap();
+    assert_eq!(children.len(), servers, "{facts}");
     for pid in children {
         let row = processes
             .iter()

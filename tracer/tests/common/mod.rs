@@ -646,6 +646,39 @@ pub fn launch_with(
     also: &[&str],
     extra: &[&str],
 ) -> Value {
+    launch_handshake(scratch, command, until, extra, &mut |stdout, stderr| {
+        let ready = stdout.wait_for("ready");
+        let pid = ready
+            .strip_prefix("ready ")
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("not `ready PID`: {ready}"))
+            .to_owned();
+        stderr.wait_for(&format!(
+            "pid {pid}: Python thread {pid} is sampled from now on"
+        ));
+        for line in also {
+            let line = line.replace("{pid}", &pid);
+            if !stderr.has_seen(&line) {
+                stderr.wait_for(&line);
+            }
+        }
+        pid
+    })
+}
+
+/// What a test waits for before it says go, from the workload's output and
+/// the tracer's `-v` log: returns the workload's pid.
+pub type Handshake<'a> =
+    &'a mut dyn FnMut(&mut Lines<ChildStdout>, &mut Lines<ChildStderr>) -> String;
+
+/// [`launch_with`], with the test's own `handshake` before go.
+pub fn launch_handshake(
+    scratch: &Scratch,
+    command: &[String],
+    until: Until,
+    extra: &[&str],
+    handshake: Handshake,
+) -> Value {
     let report_path = scratch.path("report.json");
     let mut tracer = Proc::spawn(
         Command::new(TRACER)
@@ -660,21 +693,7 @@ pub fn launch_with(
     );
     let mut stderr = tracer.stderr_lines();
     let mut stdout = tracer.stdout_lines();
-    let ready = stdout.wait_for("ready");
-    let pid = ready
-        .strip_prefix("ready ")
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("not `ready PID`: {ready}"))
-        .to_owned();
-    stderr.wait_for(&format!(
-        "pid {pid}: Python thread {pid} is sampled from now on"
-    ));
-    for line in also {
-        let line = line.replace("{pid}", &pid);
-        if !stderr.has_seen(&line) {
-            stderr.wait_for(&line);
-        }
-    }
+    let pid = handshake(&mut stdout, &mut stderr);
     // The -v log from here on is read beside the run: a log larger than a
     // pipe (a line per thread of 10,000) must not block the tracer.
     let log = std::thread::spawn(move || stderr.rest());
