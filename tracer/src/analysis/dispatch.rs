@@ -34,7 +34,7 @@ impl Collector {
                     );
                     if held {
                         self.early_forks
-                            .on_fork_without_line(parent_tgid, child, stack, python);
+                            .on_fork_without_line(parent_tgid, child, stack);
                     }
                 }
                 // Its pid in its own namespace comes with its exit record, or

@@ -37,15 +37,16 @@ pub struct EarlyForks {
 
 impl EarlyForks {
     /// Process `tgid` forked `child` and no Python line was joined to it:
-    /// `stack` is what the kernel side said of its stack, `python` whether
-    /// `tgid`'s interpreter has been found.
-    pub fn on_fork_without_line(&mut self, tgid: u32, child: u32, stack: ForkStack, python: bool) {
+    /// `stack` is what the kernel side said of its stack. A fork before the
+    /// kernel side had the interpreter waits, even where it is found by now:
+    /// the look that found it may have seen a program exec'd after the
+    /// fork, whose exec record comes after the fork's.
+    pub fn on_fork_without_line(&mut self, tgid: u32, child: u32, stack: ForkStack) {
         match stack {
             // It had no Python frame running then (start-up, shut-down, C).
             ForkStack::NoFrame => {}
             ForkStack::Sent => self.unnamed += 1,
             ForkStack::NoThread => self.early.entry(tgid).or_default().push(child),
-            ForkStack::NoInterpreter if python => self.early.entry(tgid).or_default().push(child),
             ForkStack::NoInterpreter if self.pending_count < MAX_PENDING => {
                 self.pending.entry(tgid).or_default().push(child);
                 self.pending_count += 1;
@@ -149,14 +150,16 @@ mod tests {
     fn forks_are_counted_by_what_the_kernel_said() {
         let mut forks = EarlyForks::default();
         // Its interpreter was known, the thread not: early.
-        forks.on_fork_without_line(10, 20, ForkStack::NoThread, true);
+        forks.on_fork_without_line(10, 20, ForkStack::NoThread);
         // Known, no Python frame running: not counted.
-        forks.on_fork_without_line(10, 21, ForkStack::NoFrame, true);
-        // Before the sampler had the interpreter, found since.
-        forks.on_fork_without_line(10, 22, ForkStack::NoInterpreter, true);
+        forks.on_fork_without_line(10, 21, ForkStack::NoFrame);
+        // Before the sampler had the interpreter: it waits for the
+        // program's end (its exec, its exit, the trace's), found or not.
+        forks.on_fork_without_line(10, 22, ForkStack::NoInterpreter);
         // A stack came and could not be named.
-        forks.on_fork_without_line(10, 23, ForkStack::Sent, true);
-        assert_eq!(forks.early[&10], vec![20, 22]);
+        forks.on_fork_without_line(10, 23, ForkStack::Sent);
+        assert_eq!(forks.early[&10], vec![20]);
+        assert_eq!(forks.pending[&10], vec![22]);
         let said = warned(forks);
         assert_eq!(said.len(), 2, "{said:?}");
         assert!(said[0].starts_with("pid 10 (p10): 2 processes it forked have no Python line"));
@@ -172,17 +175,17 @@ mod tests {
     fn a_process_not_known_yet_counts_only_if_python() {
         let mut forks = EarlyForks::default();
         // A Python process's forks before its interpreter was found.
-        forks.on_fork_without_line(10, 20, ForkStack::NoInterpreter, false);
+        forks.on_fork_without_line(10, 20, ForkStack::NoInterpreter);
         forks.on_process_exit(10, true);
         // One found to be Python by the end.
-        forks.on_fork_without_line(11, 21, ForkStack::NoInterpreter, false);
+        forks.on_fork_without_line(11, 21, ForkStack::NoInterpreter);
         // A shell's forks: never Python.
-        forks.on_fork_without_line(50, 51, ForkStack::NoInterpreter, false);
-        forks.on_fork_without_line(50, 52, ForkStack::NoInterpreter, false);
+        forks.on_fork_without_line(50, 51, ForkStack::NoInterpreter);
+        forks.on_fork_without_line(50, 52, ForkStack::NoInterpreter);
         forks.on_process_exit(50, false);
         // A live shell and a live Python process at the end.
-        forks.on_fork_without_line(60, 62, ForkStack::NoInterpreter, false);
-        forks.on_fork_without_line(50, 53, ForkStack::NoInterpreter, false);
+        forks.on_fork_without_line(60, 62, ForkStack::NoInterpreter);
+        forks.on_fork_without_line(50, 53, ForkStack::NoInterpreter);
         assert_eq!(forks.pending_count, 3);
         let said = warned(forks);
         assert_eq!(said.len(), 3, "{said:?}");
@@ -195,12 +198,12 @@ mod tests {
     fn forks_before_an_exec_are_the_old_programs() {
         let mut forks = EarlyForks::default();
         // A shell launcher forks helpers, then execs Python, which is
-        // found (before or after the exec's record): the helpers are not
-        // Python's.
-        forks.on_fork_without_line(10, 11, ForkStack::NoInterpreter, false);
+        // found (before or after the exec's record, or even the forks'
+        // records): the helpers are not Python's.
+        forks.on_fork_without_line(10, 11, ForkStack::NoInterpreter);
         forks.on_exec(10, false);
         // A Python program forks before it was found and execs another.
-        forks.on_fork_without_line(20, 21, ForkStack::NoInterpreter, false);
+        forks.on_fork_without_line(20, 21, ForkStack::NoInterpreter);
         forks.on_exec(20, true);
         assert_eq!(forks.pending_count, 0);
         let said = warned(forks);
@@ -216,7 +219,7 @@ mod tests {
     fn pending_forks_are_bounded_and_those_let_go_are_said() {
         let mut forks = EarlyForks::default();
         for child in 0..MAX_PENDING as u32 + 3 {
-            forks.on_fork_without_line(50, 1_000 + child, ForkStack::NoInterpreter, false);
+            forks.on_fork_without_line(50, 1_000 + child, ForkStack::NoInterpreter);
         }
         assert_eq!((forks.pending_count, forks.let_go), (MAX_PENDING, 3));
         let said = warned(forks);
