@@ -75,11 +75,24 @@ fn switched(ctx: &RawTracePointContext, prev_state: u32) -> i32 {
             // Read for traced threads only: most switches on a machine are
             // of threads that are not.
             let runtime = task_runtime(ctx.arg(1));
+            let thread = unsafe { &mut *thread };
+            if thread.last_off_ns != 0 && thread.last_on_ns <= thread.last_off_ns && runtime != 0 {
+                // It was switched out and runs now, but the switch that put
+                // it back on a CPU never reached this program: on 6.18 (this
+                // VM kind) a switch away from some tasks does not (the
+                // sandbox's agent threads: a bpftrace probe misses the same
+                // ones). Its switch-in is made here, when the scheduler's
+                // own count says it began: a sleep it woke from is charged,
+                // not left open until its thread ends.
+                let ran = runtime.saturating_sub(thread.runtime_ns);
+                let on_since = now.saturating_sub(ran).max(thread.last_off_ns);
+                switched_in(thread, tid, on_since);
+            }
             let preempt: u64 = ctx.arg(0);
             let voluntary = preempt & 0xff == 0 && prev_state != 0;
-            switched_out(unsafe { &mut *thread }, tgid, tid, voluntary, now, runtime);
+            switched_out(thread, tgid, tid, voluntary, now, runtime);
             if prev_state & TASK_DEAD != 0 && config!(thread_rows) != 0 {
-                thread_ended(unsafe { &*thread }, tgid, tid, now);
+                thread_ended(thread, tgid, tid, now);
             }
         }
     }
@@ -92,17 +105,7 @@ fn switched(ctx: &RawTracePointContext, prev_state: u32) -> i32 {
         return 0;
     }
     match THREADS.get_ptr_mut(next) {
-        Some(thread) => {
-            let thread = unsafe { &mut *thread };
-            if thread.last_off_ns != 0 {
-                thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
-            }
-            thread.last_on_ns = now;
-            crate::python::woke_up(next, now);
-            if config!(timeline) != 0 {
-                emit_switch(thread.tgid, next, 0, now);
-            }
-        }
+        Some(thread) => switched_in(unsafe { &mut *thread }, next, now),
         // First time on a CPU since its process became traced (threads
         // forked while traced have their row from the fork): the main
         // thread, or one of its threads, fixed up at its first switch-out.
@@ -115,6 +118,21 @@ fn switched(ctx: &RawTracePointContext, prev_state: u32) -> i32 {
         None => {}
     }
     0
+}
+
+/// Thread `tid` went on a CPU at `now`: the time since its switch-out was
+/// off CPU, and a sleep it was in has ended. A call, not inlined: the
+/// switch-in is made in two places (see `switched`).
+#[inline(never)]
+fn switched_in(thread: &mut ThreadStats, tid: u32, now: u64) {
+    if thread.last_off_ns != 0 {
+        thread.off_cpu_ns += now.saturating_sub(thread.last_off_ns);
+    }
+    thread.last_on_ns = now;
+    crate::python::woke_up(tid, now);
+    if config!(timeline) != 0 {
+        emit_switch(thread.tgid, tid, 0, now);
+    }
 }
 
 /// The thread's last switch: its row goes to userspace in one record and
