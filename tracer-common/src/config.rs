@@ -231,6 +231,12 @@ pub struct Config {
     /// after them, which take the events the kernel skipped them for
     /// (where it may preempt their runs); the first copies mark theirs.
     pub second_copies: u32,
+    /// 1: the reads and writes of discovered descriptors (accepted
+    /// connections) are looked at for HTTP/1.x request and status lines,
+    /// and a connection that carried one sends its reads, writes and close
+    /// ([`crate::RequestIoEvent`]).
+    pub requests: u32,
+    pub _pad: u32,
     pub memory: crate::memory::MemoryOffsets,
     /// Syscall number -> the read, write or sync it is: 0 for any other,
     /// else [`io_syscall_entry`] of it. Every syscall of the machine is
@@ -301,6 +307,7 @@ const _: () = assert!(
             + 8
             + 4
             + 4
+            + 8
             + 4 * 26
             + IO_SYSCALL_NUMBERS
 );

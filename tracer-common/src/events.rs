@@ -107,6 +107,9 @@ pub enum EventKind {
     /// khugepaged (or `MADV_COLLAPSE`) collapsed a traced process's small
     /// pages into a huge page: [`crate::HugePageCollapsedEvent`].
     HugePageCollapsed = 30,
+    /// A read or write on a connection that carried an HTTP request, or its
+    /// close: [`crate::RequestIoEvent`].
+    RequestIo = 31,
 }
 
 impl EventKind {
@@ -141,6 +144,7 @@ impl EventKind {
             28 => Some(Self::PyFaultSample),
             29 => Some(Self::PyCodeLines),
             30 => Some(Self::HugePageCollapsed),
+            31 => Some(Self::RequestIo),
             _ => None,
         }
     }

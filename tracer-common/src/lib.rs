@@ -1,6 +1,6 @@
 //! Plain `#[repr(C)]` data shared by the eBPF programs and userspace, one
 //! module per concern with the same names on both sides of the ring buffer:
-//! `io`, `sched`, `processes`, `signals`, `python`, `loops`, `memory`, `native`, plus the record
+//! `io`, `sched`, `processes`, `signals`, `python`, `loops`, `memory`, `native`, `requests`, plus the record
 //! header (`events`) and the load-time configuration (`config`).
 //!
 //! Nothing here has logic: event records carried by the ring buffer, keys and
@@ -16,6 +16,7 @@ pub mod memory;
 pub mod native;
 pub mod processes;
 pub mod python;
+pub mod requests;
 pub mod sched;
 pub mod signals;
 pub mod skips;
@@ -28,5 +29,6 @@ pub use memory::*;
 pub use native::*;
 pub use processes::*;
 pub use python::*;
+pub use requests::*;
 pub use sched::*;
 pub use signals::*;

@@ -1,5 +1,5 @@
 //! Kernel side of `tracer`: one module per concern (`io`, `sched`,
-//! `processes`, `signals`, `python`, `memory`, `loops`, `native`: the same names as in `tracer-common` and
+//! `processes`, `signals`, `python`, `memory`, `loops`, `native`, `requests`: the same names as in `tracer-common` and
 //! the userspace `analysis`), all sharing the maps in
 //! `maps.rs`. Every program starts by asking "is the current process traced?"
 //! (one hash lookup) and returns at once when it is not.
@@ -17,6 +17,7 @@ mod memory;
 mod native;
 mod processes;
 mod python;
+mod requests;
 mod sched;
 mod signals;
 mod skips;

@@ -28,6 +28,7 @@ mod memory;
 pub mod memory_profile;
 mod processes;
 mod python;
+mod requests;
 mod sched;
 mod signals;
 mod timeline;
@@ -46,6 +47,7 @@ pub use python::{
     Entries, Hotspot, LineHotspot, NativeFigures, Python, PythonProcess, PythonStack, PythonThread,
     ThreadGil, ThreadNow, TimedSample,
 };
+pub use requests::{MAX_ROUTES, MAX_SLOWEST, Request, RequestLatency, Requests, RouteRequests};
 pub use sched::{ContextSwitches, Sched, ThreadSched};
 pub use signals::{
     Latency, MAX_THREADS_AT_DEATH, MainThreadSeen, PythonHandler, ResetsBeforeExec, SignalAction,
@@ -106,6 +108,10 @@ pub struct Report {
     /// loop's iterations and stalls.
     #[serde(default)]
     pub event_loops: Vec<EventLoop>,
+    /// HTTP/1.x requests the traced servers answered, seen from their
+    /// sockets: per route, and the slowest.
+    #[serde(default)]
+    pub requests: Requests,
     /// The OOM killer's kills.
     #[serde(default)]
     pub memory: Memory,

@@ -77,6 +77,9 @@ What it reports:
               at and the lines that held it (free-threaded builds: no GIL, said so)
   loops       event loops (asyncio...): iterations, and each stall of --loop-stall MS or
               more with the Python code that ran in it
+  requests    the HTTP/1.x requests a traced server answered, from its sockets (no code
+              in the process): per route (ids folded: /orders/{id}) count, 5xx, 4xx,
+              latency p50/p95/p99/max, bytes; the slowest one by one
 
 Python sampling: a CPU-clock perf_event on each thread of the target
 (inherited by the threads and children it starts; other processes and idle

@@ -29,15 +29,7 @@ fn get(socket: &str) {
 #[test]
 fn gunicorn_workers_are_sampled() {
     require_root();
-    let site = std::env::var("TRACER_GUNICORN")
-        .unwrap_or_else(|_| "/var/cache/tracer-tests/gunicorn-23.0.0".into());
-    if let Ok(why) = std::env::var("TRACER_GUNICORN_ERROR") {
-        panic!("`cargo xtask test` could not install gunicorn: {why}");
-    }
-    assert!(
-        std::path::Path::new(&site).join("gunicorn").exists(),
-        "no gunicorn in {site}: `cargo xtask test` installs it"
-    );
+    let site = gunicorn_site();
     let scratch = Scratch::new("gunicorn_workers");
     let out_dir = scratch.subdir("out");
     let socket = format!("{}/gunicorn.sock", scratch.socket_dir());
@@ -73,14 +65,7 @@ fn gunicorn_workers_are_sampled() {
             });
         }
     });
-    let master: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // A graceful stop: the master stops its workers and exits; so does the trace.
-    assert_eq!(unsafe { libc::kill(master, libc::SIGTERM) }, 0);
-    assert!(tracer.wait().success());
+    let master = stop_gunicorn(&pidfile, &mut tracer);
 
     let report = load_json(&report_path);
     assert_eq!(report["stopped"], "target exited");

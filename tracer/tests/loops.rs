@@ -143,20 +143,6 @@ fn a_loop_that_only_awaits_has_no_stall() {
     );
 }
 
-/// uvicorn and starlette's site (`cargo xtask test` installs it).
-fn uvicorn_site() -> String {
-    if let Ok(why) = std::env::var("TRACER_UVICORN_ERROR") {
-        panic!("`cargo xtask test` could not install uvicorn: {why}");
-    }
-    let site = std::env::var("TRACER_UVICORN")
-        .unwrap_or_else(|_| "/var/cache/tracer-tests/uvicorn-0.54.0-starlette-1.10.0".into());
-    assert!(
-        std::path::Path::new(&site).join("uvicorn").exists(),
-        "no uvicorn in {site}: `cargo xtask test` installs it"
-    );
-    site
-}
-
 /// uvicorn_app.py launched under `tracer --loop-stall 150`; `requests`
 /// runs once it serves. Returns the report (after SIGINT stopped the
 /// service) and what the app measured.

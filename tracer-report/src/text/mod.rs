@@ -11,6 +11,7 @@ mod loops;
 mod memory;
 mod processes;
 mod python;
+mod requests;
 mod sched;
 mod signals;
 
@@ -39,6 +40,7 @@ pub fn render(report: &Report, width: Option<usize>) -> String {
     signals::render(&mut out, report, width);
     python::render(&mut out, report, width);
     loops::render(&mut out, report, width);
+    requests::render(&mut out, report, width);
     notes(&mut out, report);
     // A net under the one above: nothing but newlines acts on the terminal.
     // Prose longer than the width is wrapped under its own indent.

@@ -90,6 +90,7 @@ impl Collector {
             signal_masks: changes.masks,
             signal_masks_left_out: changes.masks_left_out,
             event_loops: Vec::new(),
+            requests: std::mem::take(&mut self.requests).finish(self.settings.base_ns),
             memory: crate::report::Memory {
                 oom_kills: std::mem::take(&mut self.oom_kills).finish(),
                 ..Default::default()

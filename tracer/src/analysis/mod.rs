@@ -26,6 +26,7 @@ pub mod native;
 pub mod processes;
 pub mod python;
 pub mod read_findings;
+pub mod requests;
 pub mod sample_counts;
 pub mod sched;
 pub mod signals;
@@ -168,6 +169,8 @@ pub struct Collector {
     timeline: Option<timeline::Recorder>,
     /// Event loop stalls.
     loops: loops::Loops,
+    /// HTTP requests, from their connections' records.
+    requests: requests::Requests,
     /// One-off traces: the read rows of closed descriptors.
     closed: fd_rows::ClosedRows,
     /// One-off traces: the scheduling rows of ended threads.
@@ -279,6 +282,7 @@ impl Collector {
                 self.loops
                     .on_stall((tgid, tid), (start_ns, end_ns), base_ns, stack);
             }
+            Event::RequestIo(io) => self.requests.on_io(&io, self.settings.base_ns),
             Event::IoDone(read) => {
                 if let Some(timeline) = self.timeline.as_mut() {
                     timeline.on_read(read);

@@ -171,6 +171,9 @@ pub enum Event {
     },
     /// `--perfetto`: one read syscall, at its return.
     IoDone(IoDone),
+    /// A read or write on a connection that carried an HTTP/1.x request
+    /// line, or its close (`requests`).
+    RequestIo(tracer_common::RequestIoEvent),
     /// A one-off trace's descriptor was closed (or its number reused):
     /// every read made through it since it was opened.
     FdClosed {
@@ -560,6 +563,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
         }
         EventKind::IoDone => io_done(&header, bytes)?,
+        EventKind::RequestIo => Event::RequestIo(read(bytes)?),
         EventKind::Switched => switched(&header, bytes)?,
         EventKind::SignalMask => {
             let event: SignalMaskEvent = read(bytes)?;

@@ -737,3 +737,46 @@ pub fn perfetto_summary(path: &str) -> Value {
     assert!(output.status.success(), "perfetto_summary.py: {output:?}");
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// The site directory `cargo xtask test` installed gunicorn (from PyPI)
+/// into, for `PYTHONPATH`.
+pub fn gunicorn_site() -> String {
+    let site = std::env::var("TRACER_GUNICORN")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/gunicorn-23.0.0".into());
+    if let Ok(why) = std::env::var("TRACER_GUNICORN_ERROR") {
+        panic!("`cargo xtask test` could not install gunicorn: {why}");
+    }
+    assert!(
+        Path::new(&site).join("gunicorn").exists(),
+        "no gunicorn in {site}: `cargo xtask test` installs it"
+    );
+    site
+}
+
+/// uvicorn and starlette's site (`cargo xtask test` installs it).
+pub fn uvicorn_site() -> String {
+    if let Ok(why) = std::env::var("TRACER_UVICORN_ERROR") {
+        panic!("`cargo xtask test` could not install uvicorn: {why}");
+    }
+    let site = std::env::var("TRACER_UVICORN")
+        .unwrap_or_else(|_| "/var/cache/tracer-tests/uvicorn-0.54.0-starlette-1.10.0".into());
+    assert!(
+        Path::new(&site).join("uvicorn").exists(),
+        "no uvicorn in {site}: `cargo xtask test` installs it"
+    );
+    site
+}
+
+/// A graceful stop of a gunicorn launched under `tracer`: SIGTERM to its
+/// master (`pidfile`'s), which stops its workers and exits; so does the
+/// trace. The master's pid.
+pub fn stop_gunicorn(pidfile: &str, tracer: &mut Proc) -> i32 {
+    let master: i32 = std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(unsafe { libc::kill(master, libc::SIGTERM) }, 0);
+    assert!(tracer.wait().success());
+    master
+}

@@ -118,6 +118,10 @@ impl Variant {
             stack_records: u32::from(settings.one_off),
             fork_child_pid_at: hooks.fork_child_pid_at(),
             second_copies: u32::from(second_copies),
+            // The report's requests section (the continuous modes keep no
+            // requests yet).
+            requests: u32::from(settings.one_off),
+            _pad: 0,
             memory: kernel.memory,
             io_syscalls: syscall_numbers::io_syscalls(),
         };
