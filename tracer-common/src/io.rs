@@ -177,13 +177,6 @@ pub struct InflightIo {
     /// `recvmmsg` only: the user address of its `mmsghdr` array (0
     /// otherwise), whose `msg_len`s are the bytes received, read at exit.
     pub msgs: u64,
-    /// Where the data is, by `shape`: the buffer (`Buffer`), the iovec
-    /// array (`Vector`) or the `msghdr` (`Message`); 0 otherwise. Read at
-    /// exit only on a connection (`requests`).
-    pub data: u64,
-    /// The syscall's [`IoShape`].
-    pub shape: u32,
-    pub _pad: u32,
 }
 
 /// Key of `FD_FILES`: which opening of a descriptor is current.

@@ -268,14 +268,13 @@ fn enter_buffer(regs: *const u8, syscall: u32) {
     let Some((_, tid)) = current_if_traced() else {
         return;
     };
-    let (Some(fd), Some(buf), Some(count)) = (
+    let (Some(fd), Some(count)) = (
         read_reg(regs, config!(regs.arg1)),
-        read_reg(regs, config!(regs.arg2)),
         read_reg(regs, config!(regs.arg3)),
     ) else {
         return;
     };
-    start_io(tid, fd as i32, count, syscall, (0, buf, IoShape::Buffer));
+    start_io(tid, fd as i32, count, syscall, 0);
 }
 
 /// `readv(fd, vec, vlen)`, `writev`, `preadv(fd, vec, vlen, ...)`,
@@ -293,7 +292,7 @@ fn enter_vector(regs: *const u8, syscall: u32) {
         return;
     };
     let request = iovec_sum(vec, vlen);
-    start_io(tid, fd as i32, request, syscall, (0, vec, IoShape::Vector));
+    start_io(tid, fd as i32, request, syscall, 0);
 }
 
 /// `recvmsg(fd, msg, flags)`, `sendmsg`: the request is the sum of the
@@ -309,8 +308,7 @@ fn enter_message(regs: *const u8, syscall: u32) {
     ) else {
         return;
     };
-    let request = msghdr_request(msg);
-    start_io(tid, fd as i32, request, syscall, (0, msg, IoShape::Message));
+    start_io(tid, fd as i32, msghdr_request(msg), syscall, 0);
 }
 
 /// `fsync(fd)`, `fdatasync(fd)`, `sync_file_range(fd, offset, nbytes,
@@ -323,7 +321,7 @@ fn enter_sync(regs: *const u8, syscall: u32) {
     let Some(fd) = read_reg(regs, config!(regs.arg1)) else {
         return;
     };
-    start_io(tid, fd as i32, 0, syscall, (0, 0, IoShape::Sync));
+    start_io(tid, fd as i32, 0, syscall, 0);
 }
 
 /// `recvmmsg(fd, msgvec, vlen, flags, timeout)`, `sendmmsg(fd, msgvec,
@@ -352,13 +350,7 @@ fn enter_messages(regs: *const u8, syscall: u32) {
     crate::steps::repeat::<{ MAX_MMSGS as usize }, _>(&mut sum);
     let request = sum.request;
     // A null vector is an EFAULT: nothing to sum at exit either way.
-    start_io(
-        tid,
-        fd as i32,
-        request,
-        syscall,
-        (vec, 0, IoShape::Messages),
-    );
+    start_io(tid, fd as i32, request, syscall, vec);
 }
 
 /// The buffers a `recvmmsg` (`sendmmsg`) offers, summed message by message.
@@ -428,13 +420,7 @@ fn mmsg_bytes(vec: u64, count: u64) -> u64 {
 }
 
 #[inline(always)]
-fn start_io(
-    tid: u32,
-    fd: i32,
-    request: u64,
-    syscall: u32,
-    (msgs, data, shape): (u64, u64, IoShape),
-) {
+fn start_io(tid: u32, fd: i32, request: u64, syscall: u32, msgs: u64) {
     let inflight = InflightIo {
         start_ns: unsafe { bpf_ktime_get_ns() },
         request,
@@ -443,9 +429,6 @@ fn start_io(
         voluntary: 0,
         involuntary: 0,
         msgs,
-        data,
-        shape: shape as u32,
-        _pad: 0,
     };
     // Reused in place (start_ns 0 = idle), see OPENING.
     match INFLIGHT.get_ptr_mut(tid) {
@@ -460,7 +443,7 @@ fn start_io(
 
 /// The return of any read: one row of `IO_STATS` more.
 #[inline(always)]
-pub fn exit_io<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
+pub fn exit_io<const FD_ROWS: bool>(regs: *const u8, ret: i64, hook: crate::python::Hook) {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let Some(slot) = INFLIGHT.get_ptr_mut(tid) else {
@@ -515,7 +498,7 @@ pub fn exit_io<const FD_ROWS: bool>(ret: i64, hook: crate::python::Hook) {
     if config!(timeline) != 0 {
         emit_io(tgid, tid, &read, file_id, ret, now);
     }
-    crate::requests::io_done(tgid, tid, &read, file_id, ret);
+    crate::requests::io_done(regs, (tgid, tid), &read, file_id, ret);
     let in_row = fd_rows
         && file_id != 0
         && fd_rows::add(tgid, &read, ret, now.saturating_sub(read.start_ns));

@@ -7,14 +7,14 @@
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_probe_read_user as probe_read_user},
     macros::map,
-    maps::HashMap,
+    maps::{Array, HashMap},
 };
 use tracer_common::{
-    DISCOVERED_FILE_BIT, EventKind, FdKey, InflightIo, IoShape, IoSyscall, REQUEST_LINE_LEN,
-    RequestIoEvent, drops, request_io,
+    DISCOVERED_FILE_BIT, EventKind, FdKey, InflightIo, IoSyscall, REQUEST_LINE_LEN, RequestIoEvent,
+    drops, request_io,
 };
 
-use crate::maps::{EVENTS, config, count_drop, header};
+use crate::maps::{EVENTS, config, count_drop, header, read_reg};
 
 /// The connections that carried a request line: (process, descriptor) ->
 /// the connection's file id (a descriptor number reused for another
@@ -23,30 +23,43 @@ use crate::maps::{EVENTS, config, count_drop, header};
 static HTTP_CONNS: HashMap<FdKey, u64> =
     HashMap::with_max_entries(16384, crate::maps::ALLOCATE_ON_INSERT);
 
+/// Non-zero once a connection was marked: until then a read or write
+/// costs no `HTTP_CONNS` lookup (an array's value is a load).
+#[map]
+static ANY_MARKED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// The shortest request line (`GET / HTTP/1.0`) and status line
 /// (`HTTP/1.0 200 `) are longer.
 const SHORTEST_LINE: i64 = 14;
 
 /// A read or write of a traced thread returned `ret` bytes from or to
 /// `file_id`: a request line marks its connection; a marked connection's
-/// every read and write is sent.
+/// every read and write is sent. The data's address is read from the
+/// saved registers here (the syscall left them as they were), only where
+/// a line may begin.
 #[inline(always)]
-pub fn io_done(tgid: u32, tid: u32, io: &InflightIo, file_id: u64, ret: i64) {
+pub fn io_done(regs: *const u8, (tgid, tid): (u32, u32), io: &InflightIo, file_id: u64, ret: i64) {
     if config!(requests) == 0 || file_id & DISCOVERED_FILE_BIT == 0 || ret <= 0 {
         return;
     }
-    let write = io.syscall >= IoSyscall::Write as u32;
     if io.syscall > IoSyscall::Sendmmsg as u32 {
         return; // a sync
     }
+    let write = io.syscall >= IoSyscall::Write as u32;
     let key = FdKey { tgid, fd: io.fd };
-    let known = unsafe { HTTP_CONNS.get(&key) }.copied() == Some(file_id);
-    // A response is looked for on a connection that carried a request only.
-    if write && !known {
+    let any_marked = ANY_MARKED.get(0).is_some_and(|&marked| marked != 0);
+    let known = any_marked && unsafe { HTTP_CONNS.get(&key) }.copied() == Some(file_id);
+    // A response is looked for on a connection that carried a request only;
+    // a request line is longer.
+    if !known && (write || ret < SHORTEST_LINE) {
         return;
     }
-    let (data, room) = first_segment(io, ret as u64);
-    let line = ret >= SHORTEST_LINE && room >= 8 && {
+    let (data, room) = if ret >= SHORTEST_LINE {
+        first_segment(regs, io.syscall, ret as u64)
+    } else {
+        (0, 0)
+    };
+    let line = room >= 8 && {
         let head: u64 = unsafe { bpf_probe_read_user(data as *const u64) }.unwrap_or(0);
         if write {
             is_status_line(head)
@@ -61,6 +74,9 @@ pub fn io_done(tgid: u32, tid: u32, io: &InflightIo, file_id: u64, ret: i64) {
         if HTTP_CONNS.insert(&key, &file_id, 0).is_err() {
             count_drop(drops::TABLES);
             return;
+        }
+        if !any_marked && let Some(marked) = ANY_MARKED.get_ptr_mut(0) {
+            unsafe { *marked = 1 };
         }
     }
     let kind = if write {
@@ -135,10 +151,11 @@ fn send(
     entry.submit(0);
 }
 
-/// The first buffer of the data a syscall read or wrote, and how many of
-/// its bytes hold data (`ret` at most).
+/// The first buffer of the data syscall `syscall` read or wrote (its
+/// second argument is the buffer, the iovec array or the `msghdr`), and how
+/// many of its bytes hold data (`ret` at most).
 #[inline(always)]
-fn first_segment(io: &InflightIo, ret: u64) -> (u64, u64) {
+fn first_segment(regs: *const u8, syscall: u32, ret: u64) -> (u64, u64) {
     #[repr(C)]
     struct Iovec {
         base: u64,
@@ -146,11 +163,28 @@ fn first_segment(io: &InflightIo, ret: u64) -> (u64, u64) {
     }
     /// `msg_iov` in the user ABI's `struct msghdr` (64-bit).
     const MSGHDR_IOV: u64 = 16;
-    let iovecs = match io.shape {
-        s if s == IoShape::Buffer as u32 => return (io.data, ret),
-        s if s == IoShape::Vector as u32 => io.data,
-        s if s == IoShape::Message as u32 => {
-            unsafe { bpf_probe_read_user((io.data + MSGHDR_IOV) as *const u64) }.unwrap_or(0)
+    let Some(arg) = read_reg(regs, config!(regs.arg2)) else {
+        return (0, 0);
+    };
+    let iovecs = match syscall {
+        s if s == IoSyscall::Read as u32
+            || s == IoSyscall::Pread64 as u32
+            || s == IoSyscall::Recvfrom as u32
+            || s == IoSyscall::Write as u32
+            || s == IoSyscall::Pwrite64 as u32
+            || s == IoSyscall::Sendto as u32 =>
+        {
+            return (arg, ret);
+        }
+        s if s == IoSyscall::Readv as u32
+            || s == IoSyscall::Preadv as u32
+            || s == IoSyscall::Writev as u32
+            || s == IoSyscall::Pwritev as u32 =>
+        {
+            arg
+        }
+        s if s == IoSyscall::Recvmsg as u32 || s == IoSyscall::Sendmsg as u32 => {
+            unsafe { bpf_probe_read_user((arg + MSGHDR_IOV) as *const u64) }.unwrap_or(0)
         }
         _ => return (0, 0),
     };

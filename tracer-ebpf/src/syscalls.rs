@@ -212,7 +212,7 @@ fn exit<const FD_ROWS: bool>(regs: *const u8, ret: i64, hook: Hook) -> i32 {
         return 0;
     }
     if is_io {
-        io::exit_io::<FD_ROWS>(ret, hook);
+        io::exit_io::<FD_ROWS>(regs, ret, hook);
     } else if is_open {
         io::exit_open::<FD_ROWS>(ret, hook);
     } else if nr == config!(syscalls.wait4) as u64 {
